@@ -1,0 +1,2 @@
+export { PortcullisError, ErrorCode, errorMessage } from './errors.ts';
+export { createLogger, type Logger, type LoggerOptions } from './logger.ts';

@@ -1,0 +1,9 @@
+import type { AllowList } from './allow-list.ts';
+
+/** Who is calling: the virtual key a request authenticated with, and what it may do. */
+export interface Principal {
+  readonly keyId: string;
+  readonly keyName: string;
+  readonly teamId: string | undefined;
+  readonly allowList: AllowList;
+}
