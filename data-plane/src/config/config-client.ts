@@ -1,0 +1,176 @@
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { credentials, Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
+import { errorMessage, type Logger } from '../../../common/src/index.ts';
+import {
+  ConfigServiceClient,
+  Snapshot,
+  type ConnectRequest,
+  type ConnectResponse,
+  type UpstreamReport,
+} from '../../../proto/gen/portcullis/v1/config.ts';
+import { AppliedConfig } from './applied-config.ts';
+
+export interface ConfigClientOptions {
+  /** host:port of the control plane's gRPC server. */
+  address: string;
+  nodeToken: string;
+  nodeId: string;
+  softwareVersion: string;
+  mcpUrl: string;
+  /** Where the last accepted snapshot is kept, so a restart during an outage still serves. */
+  cacheFile: string | undefined;
+  logger: Logger;
+  /** Called after a snapshot was accepted and swapped in. */
+  onApplied: (config: AppliedConfig, previous: AppliedConfig | undefined) => void;
+}
+
+const RECONNECT_BASE_MS = 100;
+const RECONNECT_MAX_MS = 5_000;
+
+/**
+ * The node's end of the configuration stream. It keeps one Connect stream open (reconnecting
+ * with backoff), applies each snapshot atomically (validate, index, swap) and ACKs it, or NACKs
+ * with the reason and keeps the last good one. Upstream reports are sent as they happen and the
+ * latest of each is re-sent after a reconnect, so the control plane always converges.
+ */
+export class ConfigClient {
+  private readonly options: ConfigClientOptions;
+  private readonly client: ConfigServiceClient;
+  private stream: ClientDuplexStream<ConnectRequest, ConnectResponse> | undefined;
+  private applied: AppliedConfig | undefined;
+  private readonly reports = new Map<string, UpstreamReport>();
+  private attempts = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private saving: Promise<void> = Promise.resolve();
+
+  constructor(options: ConfigClientOptions) {
+    this.options = options;
+    this.client = new ConfigServiceClient(options.address, credentials.createInsecure(), {
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 1,
+    });
+  }
+
+  /** The configuration being served, or undefined before the first snapshot. */
+  get config(): AppliedConfig | undefined {
+    return this.applied;
+  }
+
+  /** Loads the cached snapshot if there is one, then connects. Does not wait for the control plane. */
+  async start(): Promise<void> {
+    await this.loadCache();
+    this.connect();
+  }
+
+  /** Sends (or queues for the next connection) an upstream report; only the latest per upstream is kept. */
+  report(report: UpstreamReport): void {
+    this.reports.set(report.upstreamId, report);
+    this.stream?.write({ kind: { $case: 'upstream', value: report } });
+  }
+
+  /** Forgets reports of upstreams no longer configured. */
+  retainReports(upstreamIds: ReadonlySet<string>): void {
+    for (const id of this.reports.keys()) if (!upstreamIds.has(id)) this.reports.delete(id);
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    this.stream?.cancel();
+    this.stream = undefined;
+    this.client.close();
+  }
+
+  private connect(): void {
+    if (this.closed) return;
+    const metadata = new Metadata();
+    metadata.set('authorization', `Bearer ${this.options.nodeToken}`);
+    const stream = this.client.connect(metadata);
+    this.stream = stream;
+    stream.write({
+      kind: {
+        $case: 'hello',
+        value: {
+          nodeId: this.options.nodeId,
+          softwareVersion: this.options.softwareVersion,
+          mcpUrl: this.options.mcpUrl,
+          appliedVersion: this.applied?.version ?? '',
+        },
+      },
+    });
+    for (const report of this.reports.values()) stream.write({ kind: { $case: 'upstream', value: report } });
+    stream.on('data', (message: ConnectResponse) => {
+      this.attempts = 0;
+      if (message.kind?.$case === 'snapshot') this.onSnapshot(stream, message.kind.value);
+    });
+    stream.on('error', (error: Error) => this.onDisconnected(stream, error));
+    stream.on('end', () => this.onDisconnected(stream, new Error('stream ended')));
+  }
+
+  private onSnapshot(stream: ClientDuplexStream<ConnectRequest, ConnectResponse>, snapshot: Snapshot): void {
+    const previous = this.applied;
+    if (previous && BigInt(snapshot.version) <= BigInt(previous.version) && snapshot.version !== previous.version) {
+      // An older revision (e.g. from a lagging replica): keep the newer one, but say so.
+      stream.write({ kind: { $case: 'ack', value: { version: snapshot.version, accepted: false, error: `node already runs newer version ${previous.version}` } } });
+      return;
+    }
+    let next: AppliedConfig;
+    try {
+      next = AppliedConfig.fromSnapshot(snapshot);
+    } catch (error) {
+      const reason = errorMessage(error);
+      this.options.logger.error({ version: snapshot.version, err: reason }, 'snapshot refused; keeping the last good one');
+      stream.write({ kind: { $case: 'ack', value: { version: snapshot.version, accepted: false, error: reason } } });
+      return;
+    }
+    this.applied = next;
+    this.options.onApplied(next, previous);
+    stream.write({ kind: { $case: 'ack', value: { version: snapshot.version, accepted: true, error: '' } } });
+    this.options.logger.debug({ version: snapshot.version }, 'snapshot applied');
+    this.saving = this.saving.then(() => this.saveCache(snapshot));
+  }
+
+  private onDisconnected(stream: ClientDuplexStream<ConnectRequest, ConnectResponse>, error: Error): void {
+    if (this.stream !== stream) return;
+    this.stream = undefined;
+    if (this.closed) return;
+    const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** this.attempts) * (0.5 + Math.random() / 2);
+    this.attempts += 1;
+    this.options.logger.warn({ err: error.message, retryInMs: Math.round(delay) }, 'control plane stream lost; serving the last snapshot');
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+    this.retryTimer.unref();
+  }
+
+  private async loadCache(): Promise<void> {
+    const file = this.options.cacheFile;
+    if (!file) return;
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(file);
+    } catch {
+      return; // no cache yet
+    }
+    try {
+      const config = AppliedConfig.fromSnapshot(Snapshot.decode(bytes));
+      this.applied = config;
+      this.options.onApplied(config, undefined);
+      this.options.logger.info({ version: config.version, file }, 'serving the cached snapshot until the control plane answers');
+    } catch (error) {
+      this.options.logger.warn({ file, err: errorMessage(error) }, 'ignoring an unreadable snapshot cache');
+    }
+  }
+
+  private async saveCache(snapshot: Snapshot): Promise<void> {
+    const file = this.options.cacheFile;
+    if (!file) return;
+    try {
+      // Write then rename, so a crash mid-write never leaves a torn cache.
+      await writeFile(`${file}.tmp`, Snapshot.encode(snapshot).finish(), { mode: 0o600 });
+      await rename(`${file}.tmp`, file);
+    } catch (error) {
+      this.options.logger.warn({ file, err: errorMessage(error) }, 'could not write the snapshot cache');
+    }
+  }
+}
