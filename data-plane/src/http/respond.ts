@@ -1,0 +1,20 @@
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { errorBody, type RpcId } from '../mcp/json-rpc.ts';
+
+const JSON_TYPE = 'application/json';
+
+/** Sends a serialized JSON body with its length (no chunked encoding, one write). */
+export function sendJson(res: ServerResponse, status: number, body: string, headers?: OutgoingHttpHeaders): void {
+  res.writeHead(status, { ...headers, 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+/** A JSON-RPC error response at the HTTP level (ladder and transport refusals). */
+export function sendRpcError(res: ServerResponse, status: number, code: number, message: string, options?: { data?: unknown; id?: RpcId; headers?: OutgoingHttpHeaders }): void {
+  sendJson(res, status, errorBody(options?.id ?? null, code, message, options?.data), options?.headers);
+}
+
+export function sendEmpty(res: ServerResponse, status: number, headers?: OutgoingHttpHeaders): void {
+  res.writeHead(status, { ...headers, 'content-length': 0 });
+  res.end();
+}

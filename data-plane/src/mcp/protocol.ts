@@ -1,0 +1,66 @@
+import {
+  CLIENT_CAPABILITIES_META_KEY,
+  CLIENT_INFO_META_KEY,
+  LATEST_PROTOCOL_VERSION,
+  PROTOCOL_VERSION_META_KEY,
+  ProtocolErrorCode,
+  SERVER_INFO_META_KEY,
+  SUPPORTED_PROTOCOL_VERSIONS,
+} from '@modelcontextprotocol/server';
+
+export { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY, SERVER_INFO_META_KEY };
+
+/** The stateless revisions served (requests carry their own `_meta` envelope; no session). */
+export const MODERN_PROTOCOL_VERSIONS: readonly string[] = ['2026-07-28'];
+
+/** The 2025-era revisions an `initialize` may negotiate, newest first (the SDK's own list). */
+export const LEGACY_PROTOCOL_VERSIONS: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS;
+
+/** What an `initialize` asking for an unknown revision is answered with. */
+export const LATEST_LEGACY_PROTOCOL_VERSION: string = LATEST_PROTOCOL_VERSION;
+
+/** Whether a revision belongs to the stateless (2026-07-28+) era; ISO dates order lexicographically. */
+export function isModernProtocolVersion(version: string): boolean {
+  return version >= '2026-07-28';
+}
+
+/**
+ * JSON-RPC error codes the gateway answers with. The spec and SDK codes are the SDK's own
+ * constants; the transport codes are what the SDK's HTTP transports answer with; the gateway's
+ * own codes sit in the implementation-defined server range.
+ */
+export const RpcErrorCode = {
+  ParseError: ProtocolErrorCode.ParseError,
+  InvalidRequest: ProtocolErrorCode.InvalidRequest,
+  MethodNotFound: ProtocolErrorCode.MethodNotFound,
+  InvalidParams: ProtocolErrorCode.InvalidParams,
+  InternalError: ProtocolErrorCode.InternalError,
+  /** 2026-07-28: the request names a protocol revision this server does not serve (data: supported, requested). */
+  UnsupportedProtocolVersion: ProtocolErrorCode.UnsupportedProtocolVersion,
+  /** HTTP-level refusals (406, 415, 413, 405, missing session header, bad protocol header): the SDK transports' code. */
+  TransportError: -32000,
+  /** The `Mcp-Session-Id` is not (or no longer) valid: the client must initialize again (HTTP 404). */
+  SessionNotFound: -32001,
+  /** 2026-07-28: the standard `MCP-Protocol-Version` / `Mcp-Method` / `Mcp-Name` headers disagree with the body. */
+  HeaderMismatch: -32020,
+  /** No valid virtual key was presented (HTTP 401). */
+  Unauthenticated: -32040,
+  /** The node has no configuration snapshot yet (HTTP 503). */
+  NotReady: -32041,
+  /** The tool's upstream could not answer (unavailable, failed); data names the upstream. */
+  UpstreamUnavailable: -32043,
+} as const;
+export type RpcErrorCode = (typeof RpcErrorCode)[keyof typeof RpcErrorCode];
+
+/** Largest JSON-RPC batch accepted (2025 era), as in the SDK's HTTP transport. */
+export const MAX_BATCH_SIZE = 100;
+
+/** What the gateway advertises: tools only, with list_changed notifications. */
+export const SERVER_CAPABILITIES = Object.freeze({ tools: Object.freeze({ listChanged: true }) });
+
+/** Cache hints of list results on 2026-07-28: lists depend on the key, so private; TTL 0 as the SDK's default. */
+export const LIST_CACHE_TTL_MS = 0;
+export const LIST_CACHE_SCOPE = 'private';
+
+/** The request `_meta` keys that belong to the agent↔gateway exchange and are not forwarded upstream. */
+export const ENVELOPE_META_KEYS: ReadonlySet<string> = new Set([PROTOCOL_VERSION_META_KEY, CLIENT_INFO_META_KEY, CLIENT_CAPABILITIES_META_KEY]);

@@ -1,0 +1,62 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
+
+/**
+ * What a 2025-era session negotiated, carried inside its `Mcp-Session-Id`. Any node holding the
+ * session keys verifies it without a lookup: nothing about a session lives in one node's memory.
+ */
+export interface SessionClaims {
+  /** The virtual key the session was opened with; later requests must authenticate as the same key. */
+  readonly keyId: string;
+  readonly protocolVersion: string;
+  readonly clientInfo: unknown;
+  readonly clientCapabilities: unknown;
+  /** Seconds since the epoch. */
+  readonly issuedAt: number;
+  /** Id of the session key that signed the token. */
+  readonly signingKeyId: string;
+}
+
+export type SessionVerification =
+  | { readonly ok: true; readonly claims: SessionClaims }
+  | { readonly ok: false; readonly reason: 'malformed' | 'unknown-signing-key' | 'bad-signature' };
+
+/** Tokens longer than this are refused before any parsing (headers are bounded anyway). */
+const MAX_TOKEN_LENGTH = 8192;
+const MAC_BYTES = 32;
+
+function mac(secret: Uint8Array, payload: string): Buffer {
+  return createHmac('sha256', secret).update(payload).digest();
+}
+
+/** `base64url(JSON claims).base64url(HMAC-SHA256(first part))`, signed with `keys[0]`. */
+export function signSessionToken(claims: Omit<SessionClaims, 'signingKeyId'>, keys: readonly SigningKey[]): string {
+  const key = keys[0];
+  if (key === undefined) throw new Error('no session key to sign with');
+  const full: SessionClaims = { ...claims, signingKeyId: key.id };
+  const payload = Buffer.from(JSON.stringify(full)).toString('base64url');
+  return `${payload}.${mac(key.secret, payload).toString('base64url')}`;
+}
+
+/** Verifies a presented session id against every current session key (the first signs, all verify). */
+export function verifySessionToken(token: string, keys: readonly SigningKey[]): SessionVerification {
+  if (token.length > MAX_TOKEN_LENGTH) return { ok: false, reason: 'malformed' };
+  const dot = token.indexOf('.');
+  if (dot <= 0 || dot !== token.lastIndexOf('.')) return { ok: false, reason: 'malformed' };
+  const payload = token.slice(0, dot);
+  const signature = Buffer.from(token.slice(dot + 1), 'base64url');
+  if (signature.length !== MAC_BYTES) return { ok: false, reason: 'malformed' };
+  let claims: SessionClaims;
+  try {
+    claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as SessionClaims;
+  } catch {
+    return { ok: false, reason: 'malformed' };
+  }
+  if (claims === null || typeof claims !== 'object' || typeof claims.signingKeyId !== 'string' || typeof claims.keyId !== 'string' || typeof claims.protocolVersion !== 'string') {
+    return { ok: false, reason: 'malformed' };
+  }
+  const key = keys.find((k) => k.id === claims.signingKeyId);
+  if (key === undefined) return { ok: false, reason: 'unknown-signing-key' };
+  if (!timingSafeEqual(mac(key.secret, payload), signature)) return { ok: false, reason: 'bad-signature' };
+  return { ok: true, claims };
+}
