@@ -1,0 +1,125 @@
+import { EventEmitter } from 'node:events';
+import pg from 'pg';
+import type { EntityManager } from 'typeorm';
+import { errorMessage, type Logger } from '../../../common/src/index.ts';
+
+/** The Postgres channel config changes are announced on; the payload names the schema. */
+export const CONFIG_CHANNEL = 'portcullis_config';
+
+/**
+ * Tells every control-plane process sharing the database that the configuration revision moved.
+ * Listeners get the new version, or `undefined` when changes may have been missed (after the
+ * listening connection was lost) and the revision must be re-read.
+ */
+export interface ConfigChangeBus {
+  /** Inside the committing transaction: announce to other replicas (delivered only on commit). */
+  announce(manager: EntityManager, version: string): Promise<void>;
+  /** After the commit: tell this process at once. */
+  committed(version: string): void;
+  onChange(listener: (version: string | undefined) => void): () => void;
+  close(): Promise<void>;
+}
+
+abstract class EmitterBus {
+  protected readonly emitter = new EventEmitter();
+
+  committed(version: string): void {
+    this.emitter.emit('change', version);
+  }
+
+  onChange(listener: (version: string | undefined) => void): () => void {
+    this.emitter.on('change', listener);
+    return () => this.emitter.off('change', listener);
+  }
+}
+
+/** For the embedded database (one process owns it; NOTIFY does not cross its connections). */
+export class InProcessChangeBus extends EmitterBus implements ConfigChangeBus {
+  async announce(): Promise<void> {}
+
+  async close(): Promise<void> {
+    this.emitter.removeAllListeners();
+  }
+}
+
+export interface PgNotifyChangeBusOptions {
+  url: string;
+  schema: string;
+  logger: Logger;
+  /** Delay before re-listening after the connection is lost. */
+  reconnectDelayMs?: number;
+}
+
+/** For a real Postgres server: NOTIFY in the committing transaction, LISTEN on a dedicated connection. */
+export class PgNotifyChangeBus extends EmitterBus implements ConfigChangeBus {
+  private client: pg.Client | undefined;
+  private closed = false;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+
+  private constructor(private readonly options: PgNotifyChangeBusOptions) {
+    super();
+  }
+
+  static async start(options: PgNotifyChangeBusOptions): Promise<PgNotifyChangeBus> {
+    const bus = new PgNotifyChangeBus(options);
+    await bus.listen();
+    return bus;
+  }
+
+  async announce(manager: EntityManager, version: string): Promise<void> {
+    await manager.query(`SELECT pg_notify($1, $2)`, [CONFIG_CHANNEL, JSON.stringify({ schema: this.options.schema, version })]);
+  }
+
+  private async listen(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.options.url, application_name: 'portcullis-config-listener' });
+    client.on('notification', (message) => {
+      if (message.channel !== CONFIG_CHANNEL || message.payload === undefined) return;
+      try {
+        const payload = JSON.parse(message.payload) as { schema?: unknown; version?: unknown };
+        if (payload.schema === this.options.schema && typeof payload.version === 'string' && /^\d+$/.test(payload.version)) {
+          this.emitter.emit('change', payload.version);
+        }
+      } catch {
+        this.options.logger.warn({ channel: CONFIG_CHANNEL }, 'ignored a malformed config notification');
+      }
+    });
+    client.on('error', (error) => this.lost(client, error));
+    client.on('end', () => this.lost(client, new Error('connection ended')));
+    await client.connect();
+    await client.query(`LISTEN ${CONFIG_CHANNEL}`);
+    this.client = client;
+  }
+
+  private lost(client: pg.Client, error: unknown): void {
+    if (this.closed || this.client !== client) return;
+    this.client = undefined;
+    this.options.logger.warn({ err: errorMessage(error) }, 'config listener connection lost; reconnecting');
+    client.end().catch(() => undefined);
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closed) return;
+    this.reconnectTimer = setTimeout(() => {
+      this.listen().then(
+        // Changes may have been committed while nobody listened: make listeners re-read.
+        () => this.emitter.emit('change', undefined),
+        (error: unknown) => {
+          this.options.logger.warn({ err: errorMessage(error) }, 'config listener reconnect failed');
+          this.scheduleReconnect();
+        },
+      );
+    }, this.options.reconnectDelayMs ?? 1000);
+    this.reconnectTimer.unref();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.reconnectTimer);
+    this.emitter.removeAllListeners();
+    const client = this.client;
+    this.client = undefined;
+    await client?.end().catch(() => undefined);
+  }
+}

@@ -1,0 +1,116 @@
+import type { DataSource } from 'typeorm';
+import { errorMessage, type Logger } from '../../../common/src/index.ts';
+import type { Snapshot } from '../../../proto/gen/portcullis/v1/config.ts';
+import type { ConfigChangeBus } from './change-bus.ts';
+import { buildSnapshot } from './snapshot-builder.ts';
+
+export interface SnapshotPublisherOptions {
+  dataSource: DataSource;
+  changes: ConfigChangeBus;
+  logger: Logger;
+  /** Safety net: how often the revision is re-read in case an announcement was lost. 0 = never. */
+  pollIntervalMs?: number;
+}
+
+/**
+ * Holds the newest snapshot and hands it to every subscribed node stream. One snapshot is built per
+ * revision (never one per node); announcements arriving while a build runs coalesce into one rebuild.
+ */
+export class SnapshotPublisher {
+  private latest: Snapshot | undefined;
+  private readonly subscribers = new Set<(snapshot: Snapshot) => void>();
+  private building: Promise<void> | undefined;
+  private rebuildRequested = false;
+  private unsubscribeChanges: (() => void) | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly options: SnapshotPublisherOptions) {}
+
+  /** Builds the first snapshot and starts following changes. */
+  async start(): Promise<void> {
+    this.unsubscribeChanges = this.options.changes.onChange((version) => {
+      if (version !== undefined && this.latest !== undefined && BigInt(version) <= BigInt(this.latest.version)) return;
+      this.refresh();
+    });
+    this.refresh();
+    await this.settled();
+    if (!this.latest) throw new Error('the first configuration snapshot could not be built');
+    const interval = this.options.pollIntervalMs ?? 5000;
+    if (interval > 0) {
+      this.pollTimer = setInterval(() => this.poll(), interval);
+      this.pollTimer.unref();
+    }
+  }
+
+  /** The newest snapshot. */
+  current(): Snapshot {
+    if (!this.latest) throw new Error('SnapshotPublisher.start() has not completed');
+    return this.latest;
+  }
+
+  /** Calls `listener` with every snapshot newer than the current one. Returns an unsubscribe function. */
+  subscribe(listener: (snapshot: Snapshot) => void): () => void {
+    this.subscribers.add(listener);
+    return () => this.subscribers.delete(listener);
+  }
+
+  /** Resolves when no build is running or queued. */
+  async settled(): Promise<void> {
+    while (this.building) await this.building;
+  }
+
+  /** Requests a rebuild; coalesces with one already running. */
+  refresh(): void {
+    if (this.closed) return;
+    if (this.building) {
+      this.rebuildRequested = true;
+      return;
+    }
+    this.building = this.buildLoop().finally(() => {
+      this.building = undefined;
+    });
+  }
+
+  private async buildLoop(): Promise<void> {
+    do {
+      this.rebuildRequested = false;
+      try {
+        const started = performance.now();
+        const snapshot = await buildSnapshot(this.options.dataSource);
+        if (this.closed) return;
+        if (this.latest === undefined || BigInt(snapshot.version) > BigInt(this.latest.version)) {
+          this.latest = snapshot;
+          this.options.logger.debug(
+            { version: snapshot.version, upstreams: snapshot.upstreams.length, keys: snapshot.virtualKeys.length, ms: Math.round(performance.now() - started) },
+            'config snapshot built',
+          );
+          for (const subscriber of this.subscribers) subscriber(snapshot);
+        }
+      } catch (error) {
+        if (this.closed) return;
+        this.options.logger.error({ err: errorMessage(error) }, 'config snapshot build failed; keeping the previous snapshot');
+      }
+    } while (this.rebuildRequested && !this.closed);
+  }
+
+  private poll(): void {
+    this.options.dataSource
+      .query(`SELECT version FROM config_revision WHERE id = 1`)
+      .then((rows: Array<{ version: string }>) => {
+        const version = rows[0]?.version;
+        if (version !== undefined && this.latest && BigInt(version) > BigInt(this.latest.version)) this.refresh();
+      })
+      .catch((error: unknown) => {
+        if (!this.closed) this.options.logger.warn({ err: errorMessage(error) }, 'config revision poll failed');
+      });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.pollTimer);
+    this.unsubscribeChanges?.();
+    this.subscribers.clear();
+    await this.building?.catch(() => undefined);
+  }
+}

@@ -1,0 +1,16 @@
+import { nodeResolvers } from './nodes.ts';
+import { DateTimeScalar } from './scalars.ts';
+import { teamResolvers } from './teams.ts';
+import { upstreamResolvers } from './upstreams.ts';
+import { virtualKeyResolvers } from './virtual-keys.ts';
+
+/** Resolvers of every domain, merged into one map for Apollo. */
+export const resolvers = {
+  DateTime: DateTimeScalar,
+  Query: { ...upstreamResolvers.Query, ...virtualKeyResolvers.Query, ...teamResolvers.Query, ...nodeResolvers.Query },
+  Mutation: { ...upstreamResolvers.Mutation, ...virtualKeyResolvers.Mutation, ...teamResolvers.Mutation },
+  Upstream: upstreamResolvers.Upstream,
+  Tool: upstreamResolvers.Tool,
+  UpstreamNodeStatus: upstreamResolvers.UpstreamNodeStatus,
+  VirtualKey: virtualKeyResolvers.VirtualKey,
+};

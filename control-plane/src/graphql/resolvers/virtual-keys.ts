@@ -1,0 +1,16 @@
+import type { VirtualKeyView } from '../../services/virtual-keys.ts';
+import type { GraphqlContext } from '../context.ts';
+
+export const virtualKeyResolvers = {
+  Query: {
+    virtualKeys: (_: unknown, __: unknown, ctx: GraphqlContext) => ctx.services.virtualKeys.list(),
+  },
+  Mutation: {
+    createVirtualKey: (_: unknown, args: { input: unknown }, ctx: GraphqlContext) => ctx.services.virtualKeys.create(args.input),
+    revokeVirtualKey: (_: unknown, args: { id: string }, ctx: GraphqlContext) => ctx.services.virtualKeys.revoke(args.id),
+  },
+  VirtualKey: {
+    team: (key: VirtualKeyView, _: unknown, ctx: GraphqlContext) => (key.teamId ? ctx.loaders.team.load(key.teamId) : null),
+    revoked: (key: VirtualKeyView) => key.revokedAt !== null,
+  },
+};

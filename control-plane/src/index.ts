@@ -1,0 +1,142 @@
+import { join } from 'node:path';
+import type { DataSource } from 'typeorm';
+import { z } from 'zod';
+import { PortcullisError, ErrorCode, type Logger } from '../../common/src/index.ts';
+import { loadOrCreateAdminToken } from './admin-token.ts';
+import { InProcessChangeBus, PgNotifyChangeBus, type ConfigChangeBus } from './config/change-bus.ts';
+import { SnapshotPublisher } from './config/snapshot-publisher.ts';
+import { openDatabase } from './db/data-source.ts';
+import { startEmbeddedDatabase } from './db/embedded.ts';
+import { startGraphqlServer } from './graphql/server.ts';
+import { ConfigStreamService } from './grpc/config-service.ts';
+import { startGrpcServer } from './grpc/server.ts';
+import { createServices } from './services/index.ts';
+import { ensureSessionKeys } from './services/settings.ts';
+
+export interface ControlPlaneOptions {
+  /** `postgres://…` of a real server. Omitted: an embedded database under `dataDir`. */
+  databaseUrl?: string;
+  /** Postgres schema for every table (created when missing). Default `public`. */
+  databaseSchema?: string;
+  /** The embedded database (`<dataDir>/pg`) and the generated admin token live here. */
+  dataDir: string;
+  graphqlHost: string;
+  /** 0: OS-assigned (see `ControlPlane.graphqlUrl`). */
+  graphqlPort: number;
+  grpcHost: string;
+  /** 0: OS-assigned (see `ControlPlane.grpcAddress`). */
+  grpcPort: number;
+  /** Omitted: generated once and kept in `<dataDir>/admin-token` (mode 0600). */
+  adminToken?: string;
+  /** Shared secret data-plane nodes present on the config stream. */
+  nodeToken: string;
+  logger: Logger;
+  /** Port of the embedded database's Postgres socket on 127.0.0.1; 0 (default) = OS-assigned. */
+  embeddedDatabasePort?: number;
+  /** How often the revision is re-read as a safety net for lost announcements (ms). Default 5000. */
+  snapshotPollIntervalMs?: number;
+}
+
+export interface ControlPlane {
+  /** `http://host:port/graphql` */
+  readonly graphqlUrl: string;
+  /** `host:port` of the gRPC ConfigService. */
+  readonly grpcAddress: string;
+  /** The admin token in force (given, or read from / generated into `<dataDir>/admin-token`). */
+  readonly adminToken: string;
+  /** The database URL in use (the embedded one when no databaseUrl was given). */
+  readonly databaseUrl: string;
+  close(): Promise<void>;
+}
+
+const port = z.number().int('must be an integer port').min(0, 'must be 0 (OS-assigned) to 65535').max(65535, 'must be 0 (OS-assigned) to 65535');
+const optionsSchema = z.object({
+  databaseUrl: z
+    .string()
+    .refine((value) => URL.canParse(value) && /^postgres(ql)?:$/.test(new URL(value).protocol), 'must be a postgres:// URL, e.g. postgres://user@127.0.0.1:5432/portcullis')
+    .optional(),
+  databaseSchema: z.string().optional(),
+  dataDir: z.string().min(1, 'is empty; give a directory for the embedded database and generated secrets, e.g. ./.portcullis/data'),
+  graphqlHost: z.string().min(1, 'is empty; e.g. 127.0.0.1'),
+  graphqlPort: port,
+  grpcHost: z.string().min(1, 'is empty; e.g. 127.0.0.1'),
+  grpcPort: port,
+  adminToken: z.string().min(16, 'is shorter than 16 characters; use a long random token (or omit it to have one generated)').optional(),
+  nodeToken: z.string().min(16, 'is shorter than 16 characters; use a long random token shared with the data-plane nodes'),
+  embeddedDatabasePort: port.optional(),
+  snapshotPollIntervalMs: z.number().int().min(0).optional(),
+});
+
+/** Starts the control plane: database (and migrations), config stream, GraphQL API. */
+export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
+  const parsed = optionsSchema.safeParse(options);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue?.path.map(String).join('.') ?? 'options';
+    throw new PortcullisError(ErrorCode.BAD_CONFIG, `control plane option ${field}: ${issue?.message ?? 'is invalid'}`, { field });
+  }
+  const started = performance.now();
+  const logger = options.logger.child({ plane: 'control' });
+  const cleanups: Array<() => Promise<void>> = [];
+  const closeAll = async () => {
+    for (const cleanup of cleanups.reverse()) {
+      try {
+        await cleanup();
+      } catch (error) {
+        logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'control plane shutdown step failed');
+      }
+    }
+    cleanups.length = 0;
+  };
+
+  try {
+    const adminToken = options.adminToken ?? (await loadOrCreateAdminToken(options.dataDir));
+    const schema = options.databaseSchema ?? 'public';
+
+    let databaseUrl = options.databaseUrl;
+    const embedded = databaseUrl === undefined;
+    if (databaseUrl === undefined) {
+      const database = await startEmbeddedDatabase({ dataDir: join(options.dataDir, 'pg'), port: options.embeddedDatabasePort ?? 0 });
+      cleanups.push(() => database.close());
+      databaseUrl = database.url;
+    }
+
+    const dataSource: DataSource = await openDatabase({ url: databaseUrl, schema, poolSize: embedded ? 1 : 10, embedded });
+    cleanups.push(() => dataSource.destroy());
+    await ensureSessionKeys(dataSource);
+
+    const changes: ConfigChangeBus = embedded ? new InProcessChangeBus() : await PgNotifyChangeBus.start({ url: databaseUrl, schema, logger });
+    cleanups.push(() => changes.close());
+
+    const services = createServices(dataSource, changes, logger);
+    const publisher = new SnapshotPublisher({ dataSource, changes, logger, pollIntervalMs: options.snapshotPollIntervalMs ?? 5000 });
+    cleanups.push(() => publisher.close());
+    await publisher.start();
+
+    const streams = new ConfigStreamService({ nodeToken: options.nodeToken, publisher, nodes: services.nodes, catalog: services.catalog, logger });
+    const grpc = await startGrpcServer(streams, options.grpcHost, options.grpcPort);
+    cleanups.push(() => grpc.close());
+
+    const graphql = await startGraphqlServer({ host: options.graphqlHost, port: options.graphqlPort, adminToken, services, logger });
+    cleanups.push(() => graphql.close());
+
+    logger.info(
+      { graphqlUrl: graphql.url, grpcAddress: grpc.address, database: embedded ? 'embedded' : 'postgres', schema, configVersion: publisher.current().version, ms: Math.round(performance.now() - started) },
+      'control plane ready',
+    );
+    let closing: Promise<void> | undefined;
+    return {
+      graphqlUrl: graphql.url,
+      grpcAddress: grpc.address,
+      adminToken,
+      databaseUrl,
+      close() {
+        closing ??= closeAll().then(() => logger.info('control plane stopped'));
+        return closing;
+      },
+    };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}

@@ -1,0 +1,32 @@
+import type { DataSource } from 'typeorm';
+import type { Logger } from '../../../common/src/index.ts';
+import type { ConfigChangeBus } from '../config/change-bus.ts';
+import { CatalogService } from './catalog.ts';
+import { NodeService } from './nodes.ts';
+import { TeamService } from './teams.ts';
+import { UpstreamService } from './upstreams.ts';
+import { VirtualKeyService } from './virtual-keys.ts';
+import { currentRevision } from './config-change.ts';
+
+/** Every domain service of the control plane, over one data source. */
+export interface ControlPlaneServices {
+  upstreams: UpstreamService;
+  virtualKeys: VirtualKeyService;
+  teams: TeamService;
+  nodes: NodeService;
+  catalog: CatalogService;
+  /** The newest committed configuration revision. */
+  configVersion(): Promise<string>;
+}
+
+export function createServices(dataSource: DataSource, changes: ConfigChangeBus, logger: Logger): ControlPlaneServices {
+  const store = { dataSource, changes };
+  return {
+    upstreams: new UpstreamService(store),
+    virtualKeys: new VirtualKeyService(store),
+    teams: new TeamService(store),
+    nodes: new NodeService(dataSource),
+    catalog: new CatalogService(dataSource, logger),
+    configVersion: () => currentRevision(dataSource.manager),
+  };
+}

@@ -1,0 +1,116 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
+import { Team, VirtualKey } from '../db/entities.ts';
+import { withConfigChange, type ConfigStore } from './config-change.ts';
+import { UPSTREAM_NAME_PATTERN } from './upstreams.ts';
+import { badInput, parseId, parseInput } from './validation.ts';
+
+export const SECRET_PREFIX = 'pcs_';
+/** Characters of the secret kept to tell keys apart: "pcs_" plus 8 of the 43 random ones. */
+const SHOWN_PREFIX_LENGTH = 12;
+const TOOL_NAME = /^[A-Za-z0-9_-]+$/;
+const MAX_EXPOSED_NAME = 64;
+
+/** Why `pattern` is not a valid allow-list entry, or undefined when it is. */
+export function allowedToolProblem(pattern: string): string | undefined {
+  if (pattern === '*') return undefined;
+  const separator = pattern.indexOf('__');
+  const fix = 'use "*", "<upstream>__*" or "<upstream>__<tool>" (letters, digits, "_" and "-")';
+  if (separator <= 0) return `"${pattern}" has no "<upstream>__" prefix; ${fix}`;
+  const upstream = pattern.slice(0, separator);
+  const tool = pattern.slice(separator + 2);
+  if (!UPSTREAM_NAME_PATTERN.test(upstream)) return `"${upstream}" in "${pattern}" is not a valid upstream name; ${fix}`;
+  if (tool === '*') return undefined;
+  if (!TOOL_NAME.test(tool)) return `"${pattern}" is not a valid tool name or wildcard; ${fix}`;
+  if (pattern.length > MAX_EXPOSED_NAME) return `"${pattern}" is longer than ${MAX_EXPOSED_NAME} characters, which no exposed tool name can be`;
+  return undefined;
+}
+
+const createVirtualKeySchema = z.object({
+  name: z.string().trim().min(1, 'is empty; give the key a name people recognize, e.g. "ci-bot"').max(128, 'is longer than 128 characters; shorten it'),
+  teamId: z.string().nullish(),
+  allowedTools: z
+    .array(
+      z.string().superRefine((pattern, ctx) => {
+        const problem = allowedToolProblem(pattern);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }),
+    )
+    .max(1000, 'has more than 1000 patterns; use "<upstream>__*" wildcards')
+    .nullish(),
+});
+
+export interface VirtualKeyView {
+  id: string;
+  name: string;
+  prefix: string;
+  teamId: string | null;
+  allowedTools: string[];
+  revokedAt: Date | null;
+  createdAt: Date;
+}
+
+export function toVirtualKeyView(key: VirtualKey): VirtualKeyView {
+  return {
+    id: key.id,
+    name: key.name,
+    prefix: key.prefix,
+    teamId: key.teamId,
+    allowedTools: key.allowedTools,
+    revokedAt: key.revokedAt,
+    createdAt: key.createdAt,
+  };
+}
+
+/** SHA-256 of a secret: the only form in which it is stored. */
+export function hashSecret(secret: string): Buffer {
+  return createHash('sha256').update(secret, 'utf8').digest();
+}
+
+export class VirtualKeyService {
+  constructor(private readonly store: ConfigStore) {}
+
+  /** Creates a key. The secret is returned here once and never stored. */
+  async create(rawInput: unknown): Promise<{ key: VirtualKeyView; secret: string }> {
+    const input = parseInput(createVirtualKeySchema, rawInput, 'input');
+    const teamId = input.teamId ? parseId(input.teamId, 'input.teamId') : null;
+    const secret = SECRET_PREFIX + randomBytes(32).toString('base64url');
+    const key = Object.assign(new VirtualKey(), {
+      id: randomUUID(),
+      name: input.name,
+      prefix: secret.slice(0, SHOWN_PREFIX_LENGTH),
+      secretSha256: hashSecret(secret),
+      teamId,
+      allowedTools: input.allowedTools ? [...new Set(input.allowedTools)] : ['*'],
+      revokedAt: null,
+      createdAt: new Date(),
+    });
+    await withConfigChange(this.store, async (manager) => {
+      if (teamId && !(await manager.existsBy(Team, { id: teamId }))) {
+        throw badInput('input.teamId', `no team has id "${teamId}"; create one with createTeam or leave teamId out`);
+      }
+      await manager.insert(VirtualKey, key);
+      return { result: undefined, changed: true };
+    });
+    return { key: toVirtualKeyView(key), secret };
+  }
+
+  /** Revokes a key; revoking a revoked key changes nothing and returns it as it is. */
+  async revoke(rawId: string): Promise<VirtualKeyView> {
+    const id = parseId(rawId, 'id');
+    return withConfigChange(this.store, async (manager) => {
+      const key = await manager.findOne(VirtualKey, { where: { id }, lock: { mode: 'pessimistic_write' } });
+      if (!key) throw new PortcullisError(ErrorCode.NOT_FOUND, `id: no virtual key has id "${id}"; list them with the virtualKeys query`, { field: 'id' });
+      if (key.revokedAt) return { result: toVirtualKeyView(key), changed: false };
+      key.revokedAt = new Date();
+      await manager.update(VirtualKey, { id }, { revokedAt: key.revokedAt });
+      return { result: toVirtualKeyView(key), changed: true };
+    });
+  }
+
+  async list(): Promise<VirtualKeyView[]> {
+    const keys = await this.store.dataSource.getRepository(VirtualKey).find({ order: { createdAt: 'ASC', id: 'ASC' } });
+    return keys.map(toVirtualKeyView);
+  }
+}

@@ -1,0 +1,60 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+
+/** The real PostgreSQL tests run against (one schema per test). */
+export const TEST_DATABASE_URL = process.env['PORTCULLIS_TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+export interface TestSchema {
+  /** Connection URL of the test database. */
+  readonly url: string;
+  /** The schema's name (lower case, unique per call). */
+  readonly name: string;
+  /** Runs SQL with `search_path` set to the schema. */
+  query<R extends pg.QueryResultRow = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]>;
+  /** Drops the schema and everything in it (idempotent). */
+  drop(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/**
+ * Creates a fresh, empty schema on the real server. Call `drop()` (or `await using`) when done;
+ * the schema and everything in it is dropped with CASCADE.
+ */
+export async function createTestSchema(prefix = 'test'): Promise<TestSchema> {
+  const name = `${prefix.toLowerCase().replace(/[^a-z0-9_]/g, '_')}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE SCHEMA "${name}"`);
+  } finally {
+    await admin.end();
+  }
+  let dropped: Promise<void> | undefined;
+  const drop = () => {
+    dropped ??= (async () => {
+      const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+      await client.connect();
+      try {
+        await client.query(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
+      } finally {
+        await client.end();
+      }
+    })();
+    return dropped;
+  };
+  return {
+    url: TEST_DATABASE_URL,
+    name,
+    async query<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []) {
+      const client = new pg.Client({ connectionString: TEST_DATABASE_URL, options: `-c search_path="${name}"` });
+      await client.connect();
+      try {
+        return (await client.query<R>(sql, params)).rows;
+      } finally {
+        await client.end();
+      }
+    },
+    drop,
+    [Symbol.asyncDispose]: drop,
+  };
+}
