@@ -72,6 +72,17 @@ test('transport refusals: 406 Accept, 415 Content-Type, 413 size, 400 parse and 
     assert.equal(tooBig.status, 413);
     assert.equal(tooBig.json.error.message, 'Payload Too Large: Request body must not exceed 1024 bytes');
 
+    const streamed = await new Promise<number>((resolve, reject) => {
+      const req = request(server.url, { method: 'POST', headers: { ...auth, ...JSON_HEADERS, 'transfer-encoding': 'chunked' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      for (let i = 0; i < 8; i += 1) req.write('x'.repeat(256));
+      req.end();
+    });
+    assert.equal(streamed, 413, 'a body without Content-Length is cut off at the limit too');
+
     const malformed = await call(server, { headers: { ...auth, ...JSON_HEADERS }, body: '{"jsonrpc": "2.0", "id": 1, ' });
     assert.equal(malformed.status, 400);
     assert.equal(malformed.json.error.code, -32700);
