@@ -44,7 +44,7 @@ test('health, readiness and unknown paths', async () => {
 
 test('401 for a missing, unknown or malformed key, with a challenge and a JSON-RPC body saying what to send', async () => {
   await withServer(async (server) => {
-    for (const headers of [{}, { authorization: 'Bearer pcs_wrong' }, { 'x-portcullis-key': 'pcs_wrong' }, { authorization: `Basic ${key.secret}` }]) {
+    for (const headers of [{}, { authorization: 'Bearer pcs_wrong' }, { 'x-portcullis-key': 'pcs_wrong' }, { authorization: `Basic ${key.secret}` }] as Record<string, string>[]) {
       const response = await call(server, { headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(PING) });
       assert.equal(response.status, 401, JSON.stringify(headers));
       assert.match(response.headers.get('www-authenticate') ?? '', /^Bearer/);
