@@ -1,0 +1,163 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, stat, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { DataSource } from 'typeorm';
+import { buildSnapshot } from '../../control-plane/src/config/snapshot-builder.ts';
+import { MIGRATIONS, openDatabase } from '../../control-plane/src/db/data-source.ts';
+import { startEmbeddedDatabase } from '../../control-plane/src/db/embedded.ts';
+import { startControlPlane } from '../../control-plane/src/index.ts';
+import { ensureSessionKeys } from '../../control-plane/src/services/settings.ts';
+import { createTestSchema, type TestSchema } from '../support/database.ts';
+import { NODE_TOKEN, TestNode, gql, gqlOk, testLogger } from './control-plane-harness.ts';
+
+const TABLES = ['config_revision', 'data_plane_nodes', 'migrations', 'settings', 'teams', 'tools', 'upstream_node_status', 'upstreams', 'virtual_keys'];
+
+async function tablesOf(dataSource: DataSource, schema: string): Promise<string[]> {
+  const rows: Array<{ table_name: string }> = await dataSource.query(
+    `SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name`,
+    [schema],
+  );
+  return rows.map((row) => row.table_name);
+}
+
+describe('migrations on the real PostgreSQL', () => {
+  let schema: TestSchema;
+  before(async () => {
+    schema = await createTestSchema('migrate');
+  });
+  after(async () => {
+    await schema?.drop();
+  });
+
+  it('creates every table in the given schema, once, and generates ids in the database', async () => {
+    const first = await openDatabase({ url: schema.url, schema: schema.name, poolSize: 2, embedded: false });
+    try {
+      assert.deepEqual(await tablesOf(first, schema.name), TABLES);
+      assert.deepEqual(await first.query(`SELECT version FROM config_revision`), [{ version: '1' }]);
+      const [team] = await first.query(`INSERT INTO teams (name) VALUES ('db-default') RETURNING id`);
+      assert.match(team.id, /^[0-9a-f-]{36}$/);
+    } finally {
+      await first.destroy();
+    }
+    // Two replicas starting together: the advisory lock makes the second find everything applied.
+    const [a, b] = await Promise.all([0, 1].map(() => openDatabase({ url: schema.url, schema: schema.name, poolSize: 1, embedded: false })));
+    try {
+      assert.equal((await a!.query(`SELECT * FROM migrations`)).length, MIGRATIONS.length);
+      assert.equal((await b!.query(`SELECT count(*)::int AS n FROM teams`))[0].n, 1, 'reopening keeps the data');
+    } finally {
+      await Promise.all([a!.destroy(), b!.destroy()]);
+    }
+  });
+
+  it('creates a missing schema and refuses unsafe schema names', async () => {
+    const name = `${schema.name}_new`;
+    const dataSource = await openDatabase({ url: schema.url, schema: name, poolSize: 1, embedded: false });
+    try {
+      assert.deepEqual(await tablesOf(dataSource, name), TABLES);
+    } finally {
+      await dataSource.query(`DROP SCHEMA "${name}" CASCADE`);
+      await dataSource.destroy();
+    }
+    await assert.rejects(openDatabase({ url: schema.url, schema: 'x"; DROP TABLE y; --', poolSize: 1, embedded: false }), /databaseSchema .* is not a plain lower-case identifier/);
+  });
+
+  it('builds a snapshot of 10,000 keys quickly, with only the keys not revoked', async () => {
+    const dataSource = await openDatabase({ url: schema.url, schema: schema.name, poolSize: 2, embedded: false });
+    try {
+      await ensureSessionKeys(dataSource);
+      await dataSource.query(
+        `INSERT INTO virtual_keys (name, prefix, secret_sha256, allowed_tools, revoked_at)
+         SELECT 'k' || i, 'pcs_' || i, sha256(('secret' || i)::bytea), '["*"]', CASE WHEN i % 10 = 0 THEN now() END
+         FROM generate_series(1, 10000) AS i`,
+      );
+      await buildSnapshot(dataSource); // warm up
+      const started = performance.now();
+      const snapshot = await buildSnapshot(dataSource);
+      const elapsed = performance.now() - started;
+      assert.equal(snapshot.virtualKeys.length, 9000);
+      assert.ok(snapshot.virtualKeys.every((key) => key.secretSha256.length === 32));
+      assert.ok(elapsed < 1000, `snapshot of 10k keys took ${elapsed.toFixed(1)} ms`);
+      console.log(`snapshot build, 9,000 live keys of 10,000: ${elapsed.toFixed(1)} ms`);
+    } finally {
+      await dataSource.destroy();
+    }
+  });
+});
+
+describe('embedded database (PGlite)', () => {
+  let dataDir: string;
+  before(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'portcullis-cp-'));
+  });
+  after(async () => {
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('runs the migrations on PGlite over its socket', async () => {
+    const database = await startEmbeddedDatabase({ dataDir: join(dataDir, 'pg') });
+    try {
+      assert.match(database.url, /^postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres$/);
+      const dataSource = await openDatabase({ url: database.url, poolSize: 1, embedded: true });
+      try {
+        assert.deepEqual(await tablesOf(dataSource, 'public'), TABLES);
+        const [team] = await dataSource.query(`INSERT INTO teams (name) VALUES ('pglite') RETURNING id`);
+        assert.match(team.id, /^[0-9a-f-]{36}$/);
+      } finally {
+        await dataSource.destroy();
+      }
+    } finally {
+      await database.close();
+      await database.close();
+    }
+  });
+
+  it('starts the control plane on it, generates and keeps the admin token, and pushes changes in-process', async () => {
+    const options = {
+      dataDir,
+      graphqlHost: '127.0.0.1',
+      graphqlPort: 0,
+      grpcHost: '127.0.0.1',
+      grpcPort: 0,
+      nodeToken: NODE_TOKEN,
+      logger: testLogger(),
+    };
+    const started = performance.now();
+    const plane = await startControlPlane(options);
+    const startupMs = performance.now() - started;
+    let node: TestNode | undefined;
+    try {
+      console.log(`control plane startup on an existing embedded database: ${startupMs.toFixed(0)} ms`);
+      assert.match(plane.adminToken, /^pca_[A-Za-z0-9_-]{43}$/);
+      const tokenFile = join(dataDir, 'admin-token');
+      assert.equal((await stat(tokenFile)).mode & 0o777, 0o600);
+      assert.equal((await readFile(tokenFile, 'utf8')).trim(), plane.adminToken);
+      assert.equal((await gql(plane, '{ teams { name } }', {}, 'wrong')).status, 401);
+      assert.deepEqual((await gqlOk(plane, '{ teams { name } }', {}, plane.adminToken)).teams, [{ name: 'pglite' }]);
+
+      node = new TestNode(plane.grpcAddress, NODE_TOKEN);
+      node.hello('embedded-node');
+      const first = await node.snapshot();
+      const name = `up${randomBytes(3).toString('hex')}`;
+      await gqlOk(plane, 'mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { id } }', { input: { name, transport: 'STDIO', command: 'node' } }, plane.adminToken);
+      const pushed = await node.snapshot((s) => s.upstreams.some((u) => u.name === name), 2000);
+      assert.ok(BigInt(pushed.version) > BigInt(first.version));
+    } finally {
+      node?.close();
+      await plane.close();
+      await plane.close();
+    }
+
+    const again = await startControlPlane(options);
+    try {
+      assert.equal(again.adminToken, plane.adminToken, 'the generated admin token is reused');
+      const upstreams = (await gqlOk(again, '{ upstreams { name } nodes { id connected } }', {}, again.adminToken));
+      assert.equal(upstreams.upstreams.length, 1);
+      assert.deepEqual(upstreams.nodes, [{ id: 'embedded-node', connected: false }]);
+    } finally {
+      await again.close();
+    }
+  });
+});

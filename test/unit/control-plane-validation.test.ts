@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { bearerMatches } from '../../control-plane/src/auth.ts';
+import { checkSnapshotConsistency } from '../../control-plane/src/config/snapshot-builder.ts';
+import { upstreamConfigHash } from '../../control-plane/src/config/upstream-hash.ts';
+import { parseNodeMessage } from '../../control-plane/src/grpc/messages.ts';
+import { allowedToolProblem } from '../../control-plane/src/services/virtual-keys.ts';
+import { Transport, UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
+
+describe('allowedTools patterns', () => {
+  it('accepts "*", upstream wildcards and exact exposed names', () => {
+    for (const pattern of ['*', 'files__*', 'files__read_file', 'my-server__tool-1', 'a__b_c']) {
+      assert.equal(allowedToolProblem(pattern), undefined, pattern);
+    }
+  });
+  it('refuses everything else with a reason and the fix', () => {
+    for (const pattern of ['', 'files', '__tool', 'files__', 'files__*x', 'fi.les__x', 'files__a b', `${'u'.repeat(33)}__x`, `files__${'t'.repeat(60)}`, '**']) {
+      const problem = allowedToolProblem(pattern);
+      assert.ok(problem, `"${pattern}" must be refused`);
+      assert.match(problem, /use "\*", "<upstream>__\*" or "<upstream>__<tool>"|longer than 64/);
+    }
+  });
+});
+
+describe('bearerMatches', () => {
+  it('matches only the exact token after "Bearer"', () => {
+    assert.equal(bearerMatches('Bearer s3cret-token', 's3cret-token'), true);
+    assert.equal(bearerMatches('bearer s3cret-token', 's3cret-token'), true);
+    for (const header of [undefined, '', 'Bearer', 'Bearer ', 's3cret-token', 'Basic s3cret-token', 'Bearer s3cret-tokeN', 'Bearer s3cret-token2']) {
+      assert.equal(bearerMatches(header, 's3cret-token'), false, String(header));
+    }
+    assert.equal(bearerMatches('Bearer ', ''), false, 'an empty expected token never matches');
+  });
+});
+
+describe('upstreamConfigHash', () => {
+  const base = { transport: 'STDIO' as const, command: 'node', args: ['a'], env: [{ name: 'K', value: 'v' }], url: null, headers: [] };
+  it('is stable and changes with every connection setting', () => {
+    const hash = upstreamConfigHash(base);
+    assert.match(hash, /^[0-9a-f]{64}$/);
+    assert.equal(upstreamConfigHash({ ...base, args: ['a'] }), hash);
+    for (const changed of [{ command: 'deno' }, { args: ['b'] }, { env: [{ name: 'K', value: 'w' }] }, { transport: 'SSE' as const }, { url: 'http://x' }, { headers: [{ name: 'H', value: '' }] }]) {
+      assert.notEqual(upstreamConfigHash({ ...base, ...changed }), hash, JSON.stringify(changed));
+    }
+  });
+});
+
+describe('checkSnapshotConsistency', () => {
+  const upstream = { id: '1', name: 'a', transport: Transport.TRANSPORT_STDIO, command: 'x', args: [], env: [], url: '', headers: [], configHash: '' };
+  const sessionKeys = [{ id: 's', secret: Buffer.alloc(32) }];
+  it('refuses duplicate upstream names, bad key hashes and a missing session key', () => {
+    assert.doesNotThrow(() => checkSnapshotConsistency({ version: '1', upstreams: [upstream], virtualKeys: [], sessionKeys }));
+    assert.throws(() => checkSnapshotConsistency({ version: '1', upstreams: [upstream, { ...upstream, id: '2' }], virtualKeys: [], sessionKeys }), /two upstreams are named "a"/);
+    assert.throws(
+      () => checkSnapshotConsistency({ version: '1', upstreams: [], virtualKeys: [{ id: 'k', name: 'k', secretSha256: Buffer.alloc(31), teamId: '', allowedTools: [] }], sessionKeys }),
+      /31 bytes/,
+    );
+    assert.throws(() => checkSnapshotConsistency({ version: '1', upstreams: [], virtualKeys: [], sessionKeys: [] }), /no session signing key/);
+  });
+});
+
+describe('parseNodeMessage', () => {
+  it('accepts well-formed messages and maps states', () => {
+    const parsed = parseNodeMessage({
+      kind: { $case: 'upstream', value: { upstreamId: '00000000-0000-4000-8000-000000000000', configHash: '', state: UpstreamState.UPSTREAM_STATE_DOWN, error: 'refused', hasCatalog: false, tools: [], serverName: '', serverVersion: '', protocolVersion: '' } },
+    });
+    assert.equal(parsed.kind === 'upstream' && parsed.report.state, 'DOWN');
+  });
+  it('names the offending field', () => {
+    assert.throws(() => parseNodeMessage({}), /^Error: kind: must be one of hello, ack or upstream|kind: must be one of hello, ack or upstream/);
+    assert.throws(() => parseNodeMessage({ kind: { $case: 'ack', value: { version: 'v1', accepted: true, error: '' } } }), /ack\.version: must be the decimal version/);
+    assert.throws(
+      () => parseNodeMessage({ kind: { $case: 'upstream', value: { upstreamId: 'x', configHash: '', state: UpstreamState.UPSTREAM_STATE_READY, error: '', hasCatalog: false, tools: [], serverName: '', serverVersion: '', protocolVersion: '' } } }),
+      /upstream\.upstreamId: must be the id of an upstream/,
+    );
+    assert.throws(
+      () => parseNodeMessage({ kind: { $case: 'upstream', value: { upstreamId: '00000000-0000-4000-8000-000000000000', configHash: '', state: UpstreamState.UPSTREAM_STATE_UNSPECIFIED, error: '', hasCatalog: false, tools: [], serverName: '', serverVersion: '', protocolVersion: '' } } }),
+      /upstream\.state: must be CONNECTING, READY, DEGRADED, DOWN or DISABLED/,
+    );
+  });
+});
