@@ -161,6 +161,15 @@ describe('config stream (gRPC)', () => {
     assert.equal((await schema.query('SELECT * FROM upstream_node_status')).length, 0, 'statuses go with their upstream');
   });
 
+  it('refuses to start on a port in use, naming the option', async () => {
+    const graphqlPort = Number(new URL(plane.graphqlUrl).port);
+    await assert.rejects(startOnSchema(schema, { graphqlPort }), (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'BAD_CONFIG');
+      assert.match(error.message, /^graphqlHost\/graphqlPort: 127\.0\.0\.1:\d+ is already in use; choose another/);
+      return true;
+    });
+  });
+
   it('delivers a change made through one replica to a node on another (LISTEN/NOTIFY)', async () => {
     const other = await startOnSchema(schema, { snapshotPollIntervalMs: 0 });
     try {

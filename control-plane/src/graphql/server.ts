@@ -5,6 +5,7 @@ import fastifyApollo, { fastifyApolloDrainPlugin } from '@as-integrations/fastif
 import Fastify from 'fastify';
 import { buildSchema, GraphQLError } from 'graphql';
 import type { Logger } from '../../../common/src/index.ts';
+import { listenError } from '../listen-error.ts';
 import { bearerMatches } from '../auth.ts';
 import type { ControlPlaneServices } from '../services/index.ts';
 import { createContext, type GraphqlContext } from './context.ts';
@@ -59,7 +60,7 @@ export async function startGraphqlServer(options: GraphqlServerOptions): Promise
     await app.listen({ host: options.host, port: options.port });
   } catch (error) {
     await apollo.stop().catch(() => undefined);
-    throw error;
+    throw listenError(error, 'graphqlHost/graphqlPort', `${options.host}:${options.port}`);
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;

@@ -1,6 +1,7 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { ConfigStreamService } from './config-service.ts';
 import { configServiceDefinition } from './config-service.ts';
+import { listenError } from '../listen-error.ts';
 
 export interface GrpcServerHandle {
   /** host:port actually bound. */
@@ -14,7 +15,12 @@ export async function startGrpcServer(service: ConfigStreamService, host: string
   server.addService(configServiceDefinition, service.implementation);
   const bindHost = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
   const boundPort = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${bindHost}:${port}`, ServerCredentials.createInsecure(), (error, actualPort) => (error ? reject(error) : resolve(actualPort)));
+    server.bindAsync(`${bindHost}:${port}`, ServerCredentials.createInsecure(), (error, actualPort) =>
+      error ? reject(listenError(error, 'grpcHost/grpcPort', `${bindHost}:${port}`)) : resolve(actualPort),
+    );
+  }).catch((error: unknown) => {
+    server.forceShutdown();
+    throw error;
   });
   let closing: Promise<void> | undefined;
   return {
