@@ -1,0 +1,45 @@
+/** What the benchmark asks of a load-generator child process, and what it sends back over IPC. */
+
+export type DriverKind = 'lean' | 'sdk';
+
+export type LoadTarget =
+  /** A Streamable HTTP endpoint (a server, a proxy or the gateway), with any extra request headers. */
+  | { transport: 'http'; url: string; headers: Record<string, string> }
+  /** A stdio server the load generator spawns itself (its pid is reported back for CPU sampling). */
+  | { transport: 'stdio'; command: string; args: string[] };
+
+export interface LoadJob {
+  driver: DriverKind;
+  target: LoadTarget;
+  /** MCP tool called on every request, with `{ message }` as arguments. */
+  tool: string;
+  concurrency: number;
+  /** Calls made first and not counted. */
+  warmupCalls: number;
+  /** Calls measured. */
+  calls: number;
+  /** Protocol version the lean driver asks for in `initialize` (the SDK negotiates its own). */
+  protocolVersion: string;
+}
+
+export interface LoadResult {
+  calls: number;
+  errors: number;
+  /** The first error seen, to show why a row has errors. */
+  firstError?: string;
+  wallMs: number;
+  /** Per-call latencies in ms, in completion order. */
+  latenciesMs: number[];
+  /** CPU the load generator itself spent in the measured phase. */
+  clientCpuMs: number;
+  /** Protocol version the session ended up on. */
+  protocolVersion?: string;
+}
+
+export type ChildMessage =
+  /** Session set up and warm-up done; `serverPid` is set when the child spawned the server. */
+  | { type: 'ready'; serverPid?: number }
+  | { type: 'result'; result: LoadResult }
+  | { type: 'failed'; error: string };
+
+export type ParentMessage = { type: 'go' };

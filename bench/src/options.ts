@@ -1,0 +1,61 @@
+/** Command-line options and the request counts of a run (`--quick` cuts them for a run under a minute). */
+
+export interface Profile {
+  quick: boolean;
+  /** Measured calls per row, by driver and concurrency. */
+  calls: { lean: { c1: number; c32: number }; sdk: { c1: number; c32: number } };
+  /** Warm-up calls before each row, not counted. */
+  warmup: { c1: number; c32: number };
+  concurrencies: readonly number[];
+  /** A single row may take at most this long. */
+  rowTimeoutMs: number;
+}
+
+export interface Options {
+  profile: Profile;
+  /** Skip the Portcullis rows (e.g. while the gateway does not start). */
+  skipGateway: boolean;
+  outFile: string | undefined;
+}
+
+const FULL: Profile = {
+  quick: false,
+  calls: { lean: { c1: 3_000, c32: 16_000 }, sdk: { c1: 1_500, c32: 6_000 } },
+  warmup: { c1: 300, c32: 2_000 },
+  concurrencies: [1, 32],
+  rowTimeoutMs: 90_000,
+};
+
+const QUICK: Profile = {
+  quick: true,
+  calls: { lean: { c1: 500, c32: 3_000 }, sdk: { c1: 300, c32: 1_000 } },
+  warmup: { c1: 100, c32: 500 },
+  concurrencies: [1, 32],
+  rowTimeoutMs: 30_000,
+};
+
+export const USAGE = `Usage: npm run bench [-- options]
+  --quick          fewer calls per row (under a minute)
+  --no-gateway     measure only the direct path and the peer proxies
+  --out <file>     where to write the JSON results (default bench/results/latest.json)
+  --help           this text`;
+
+export function parseOptions(argv: readonly string[]): Options | 'help' {
+  let quick = false;
+  let skipGateway = false;
+  let outFile: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--quick') quick = true;
+    else if (arg === '--no-gateway') skipGateway = true;
+    else if (arg === '--out') outFile = argv[++i];
+    else if (arg === '--help' || arg === '-h') return 'help';
+    else throw new Error(`unknown option ${arg}\n${USAGE}`);
+  }
+  return { profile: quick ? QUICK : FULL, skipGateway, outFile };
+}
+
+export function callsFor(profile: Profile, driver: 'lean' | 'sdk', concurrency: number): { calls: number; warmup: number } {
+  const c1 = concurrency === 1;
+  return { calls: profile.calls[driver][c1 ? 'c1' : 'c32'], warmup: profile.warmup[c1 ? 'c1' : 'c32'] };
+}

@@ -1,0 +1,79 @@
+import type { RoundTripRow, RunResults } from '../results.ts';
+
+/** The stdout view of a run: one aligned table of round trips, then notes and targets. */
+
+const f = (v: number | undefined, digits: number): string => (v === undefined || !Number.isFinite(v) ? '' : v.toFixed(digits));
+
+interface Column {
+  title: string;
+  right?: boolean;
+  cell(row: RoundTripRow): string;
+}
+
+const COLUMNS: Column[] = [
+  { title: 'upstream', cell: (r) => r.upstream },
+  { title: 'path', cell: (r) => r.path },
+  { title: 'client', cell: (r) => r.driver },
+  { title: 'c', right: true, cell: (r) => String(r.concurrency) },
+  { title: 'p50 ms', right: true, cell: (r) => f(r.p50Ms, 3) },
+  { title: 'p99 ms', right: true, cell: (r) => f(r.p99Ms, 3) },
+  { title: 'calls/s', right: true, cell: (r) => f(r.callsPerSec, 0) },
+  { title: 'cpu/call ms', right: true, cell: (r) => f(r.cpuPerCallMs, 3) },
+  { title: '+child cpu', right: true, cell: (r) => (r.childrenCpuPerCallMs ? f(r.childrenCpuPerCallMs, 3) : '') },
+  { title: 'load cpu', right: true, cell: (r) => f(r.clientCpuPerCallMs, 3) },
+  { title: 'p50/direct', right: true, cell: (r) => (r.path === 'direct' ? '' : f(r.p50VsDirect, 2)) },
+  { title: 'tput/direct', right: true, cell: (r) => (r.path === 'direct' ? '' : f(r.throughputVsDirect, 2)) },
+  { title: 'errors', right: true, cell: (r) => (r.failed ? `FAILED: ${r.failed}` : r.errors ? String(r.errors) : '') },
+];
+
+export function renderTable(rows: RoundTripRow[]): string {
+  const cells = rows.map((row) => COLUMNS.map((c) => c.cell(row)));
+  const widths = COLUMNS.map((c, i) => Math.max(c.title.length, ...cells.map((r) => (i === COLUMNS.length - 1 ? 0 : r[i]!.length))));
+  const line = (values: string[]) =>
+    values
+      .map((v, i) => (i === COLUMNS.length - 1 ? v : COLUMNS[i]!.right ? v.padStart(widths[i]!) : v.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  const out = [line(COLUMNS.map((c) => c.title)), line(widths.map((w) => '-'.repeat(w)))];
+  let previousGroup = '';
+  for (let i = 0; i < rows.length; i++) {
+    const group = `${rows[i]!.upstream}/${rows[i]!.driver}/${rows[i]!.concurrency}`;
+    if (previousGroup && group !== previousGroup) out.push('');
+    previousGroup = group;
+    out.push(line(cells[i]!));
+  }
+  return out.join('\n');
+}
+
+export function renderReport(results: RunResults): string {
+  const out: string[] = [];
+  out.push('Tool-call round trips (server-everything `echo`); cpu/call = process under test (server, proxy or gateway);');
+  out.push('+child cpu = its stdio upstream; load cpu = the load generator; ratios against the direct row of the same group.');
+  out.push('');
+  out.push(renderTable(results.rows));
+  const extras = results.rows.filter((r) => r.extra && Object.keys(r.extra).length);
+  if (extras.length) {
+    out.push('', 'Probes:');
+    for (const r of extras) {
+      const values = Object.entries(r.extra!).map(([k, v]) => `${k}=${typeof v === 'number' ? v.toFixed(3) : v}`);
+      out.push(`  ${r.upstream} via ${r.path}, ${r.driver}, c=${r.concurrency}: ${values.join(', ')}`);
+    }
+  }
+  for (const [name, rows] of Object.entries(results.sections)) {
+    out.push('', `${name}:`);
+    for (const row of rows) out.push(`  ${JSON.stringify(row)}`);
+  }
+  if (results.notes.length) {
+    out.push('', 'Notes:');
+    for (const note of results.notes) out.push(`  - ${note}`);
+  }
+  if (results.targets.length) {
+    out.push('', 'Targets:');
+    for (const t of results.targets) {
+      const verdict = t.met === undefined ? 'not measured' : t.met ? 'met' : 'MISSED';
+      const figure = t.measured === undefined ? '' : `: ${t.measured.toFixed(3)} ${t.unit}`;
+      out.push(`  [${verdict}] ${t.target}${figure}${t.why ? ` (${t.why})` : ''}`);
+    }
+  }
+  return out.join('\n');
+}

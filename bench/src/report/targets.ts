@@ -1,0 +1,45 @@
+import type { RoundTripRow, TargetCheck } from '../results.ts';
+
+/** The issue's performance targets, checked against the rows of this run (never against anything else). */
+
+type Find = Pick<RoundTripRow, 'upstream' | 'path' | 'driver' | 'concurrency'>;
+
+function row(rows: RoundTripRow[], want: Find): RoundTripRow | undefined {
+  return rows.find(
+    (r) => !r.failed && r.upstream === want.upstream && r.path === want.path && r.driver === want.driver && r.concurrency === want.concurrency,
+  );
+}
+
+function check(target: string, unit: string, measured: number | undefined, ok: (v: number) => boolean, why?: string): TargetCheck {
+  const out: TargetCheck = { target, unit };
+  if (measured !== undefined && Number.isFinite(measured)) {
+    out.measured = measured;
+    out.met = ok(measured);
+  }
+  if (why) out.why = why;
+  return out;
+}
+
+export function checkTargets(rows: RoundTripRow[], gatewayMissing: string | undefined): TargetCheck[] {
+  const gw = (upstream: 'stdio' | 'http', driver: 'lean' | 'sdk', concurrency: number) => row(rows, { upstream, path: 'portcullis', driver, concurrency });
+  const why = gatewayMissing ? `gateway not available: ${gatewayMissing}` : undefined;
+  const checks: TargetCheck[] = [
+    check('gateway CPU per proxied call at c=32 (stdio upstream, lean load) <= 0.08 ms', 'ms', gw('stdio', 'lean', 32)?.cpuPerCallMs, (v) => v <= 0.08, why),
+    check('stdio upstream, lean keep-alive load, c=32 >= 8000 calls/s', 'calls/s', gw('stdio', 'lean', 32)?.callsPerSec, (v) => v >= 8000, why),
+    check('stdio upstream, lean keep-alive load, c=1 p50 <= 0.5 ms', 'ms', gw('stdio', 'lean', 1)?.p50Ms, (v) => v <= 0.5, why),
+    check('HTTP upstream, SDK client, c=1 p50 <= 1.1x direct', 'x direct', gw('http', 'sdk', 1)?.p50VsDirect, (v) => v <= 1.1, why),
+    check('HTTP upstream, SDK client, c=32 throughput >= 0.9x direct', 'x direct', gw('http', 'sdk', 32)?.throughputVsDirect, (v) => v >= 0.9, why),
+  ];
+  // The peers cannot front an HTTP upstream, so "ahead of both peers" is compared where all three
+  // can be measured alike: the stdio upstream, SDK client, c=32.
+  const mine = gw('stdio', 'sdk', 32)?.callsPerSec;
+  for (const peer of ['mcp-proxy', 'supergateway'] as const) {
+    const theirs = row(rows, { upstream: 'stdio', path: peer, driver: 'sdk', concurrency: 32 })?.callsPerSec;
+    const ratio = mine !== undefined && theirs ? mine / theirs : undefined;
+    checks.push(
+      check(`SDK client c=32 throughput ahead of ${peer} (stdio upstream; peers cannot front HTTP)`, `x ${peer}`, ratio, (v) => v > 1, why ?? (theirs ? undefined : `${peer} row missing`)),
+    );
+  }
+  checks.push(check('key revocation reaching 16 nodes with 10,000 keys: p99 < 25 ms', 'ms', undefined, () => false, 'not measured by this harness yet (needs the control plane)'));
+  return checks;
+}

@@ -1,0 +1,62 @@
+/** The shape of everything a run produces; the table and the JSON file are both views of it. */
+
+export type UpstreamKind = 'stdio' | 'http';
+export type PathKind = 'direct' | 'portcullis' | 'mcp-proxy' | 'supergateway';
+
+export interface RoundTripRow {
+  upstream: UpstreamKind;
+  path: PathKind;
+  driver: 'lean' | 'sdk';
+  concurrency: number;
+  /** Set when the row could not be measured; no figures then. */
+  failed?: string;
+  calls?: number;
+  errors?: number;
+  firstError?: string;
+  p50Ms?: number;
+  p99Ms?: number;
+  meanMs?: number;
+  callsPerSec?: number;
+  /** CPU per call of the process under test: the server (direct), the proxy or the gateway. */
+  cpuPerCallMs?: number;
+  /** CPU per call of its descendants (a proxy's or gateway's stdio upstream). */
+  childrenCpuPerCallMs?: number;
+  clientCpuPerCallMs?: number;
+  protocolVersion?: string;
+  /** p50 of this row over p50 of the direct row with the same upstream, driver and concurrency. */
+  p50VsDirect?: number;
+  /** Throughput of this row over the direct row's. */
+  throughputVsDirect?: number;
+  /** Extra figures from probes (e.g. the gateway's own added time from its histogram). */
+  extra?: Record<string, number | string>;
+}
+
+export interface TargetCheck {
+  target: string;
+  /** The measured figure in the unit of the target, or undefined when it was not measured. */
+  measured?: number;
+  unit: string;
+  met?: boolean;
+  why?: string;
+}
+
+export interface RunResults {
+  rows: RoundTripRow[];
+  /** Other measured sections (tools/list, propagation, snapshots) as they land: name → rows. */
+  sections: Record<string, unknown[]>;
+  /** Lines explaining what was not measured and how things were run. */
+  notes: string[];
+  targets: TargetCheck[];
+}
+
+/** Fills in the ratios to the direct path. */
+export function addRatios(rows: RoundTripRow[]): void {
+  for (const row of rows) {
+    const direct = rows.find(
+      (d) => d.path === 'direct' && d.upstream === row.upstream && d.driver === row.driver && d.concurrency === row.concurrency && !d.failed,
+    );
+    if (!direct || row.failed) continue;
+    if (row.p50Ms !== undefined && direct.p50Ms) row.p50VsDirect = row.p50Ms / direct.p50Ms;
+    if (row.callsPerSec !== undefined && direct.callsPerSec) row.throughputVsDirect = row.callsPerSec / direct.callsPerSec;
+  }
+}

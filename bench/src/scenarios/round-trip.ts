@@ -1,0 +1,68 @@
+import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
+import type { LoadTarget } from '../load/protocol.ts';
+import { runLoad, type Probe } from '../load/run-load.ts';
+import { callsFor, type Profile } from '../options.ts';
+import type { PathKind, RoundTripRow, UpstreamKind } from '../results.ts';
+
+/**
+ * Tool-call round trips against one target (the upstream itself, a peer proxy or the gateway): each
+ * driver at each concurrency, a fixed number of calls after a warm-up, in a separate load process.
+ */
+
+export interface RoundTripTarget {
+  upstream: UpstreamKind;
+  path: PathKind;
+  load: LoadTarget;
+  /** Tool name as this target exposes it (`echo` direct, `ev__echo` through the gateway). */
+  tool: string;
+  /** Process under test; unset for stdio targets, where the load process spawns the server itself. */
+  pid?: number;
+  probes?: Probe[];
+}
+
+export type Progress = (line: string) => void;
+
+export async function measureRoundTrips(target: RoundTripTarget, profile: Profile, progress: Progress): Promise<RoundTripRow[]> {
+  const rows: RoundTripRow[] = [];
+  for (const driver of ['sdk', 'lean'] as const) {
+    for (const concurrency of profile.concurrencies) {
+      const { calls, warmup } = callsFor(profile, driver, concurrency);
+      const row: RoundTripRow = { upstream: target.upstream, path: target.path, driver, concurrency };
+      const label = `${target.upstream} upstream via ${target.path}, ${driver} client, c=${concurrency}`;
+      try {
+        const m = await runLoad(
+          {
+            driver,
+            target: target.load,
+            tool: target.tool,
+            concurrency,
+            warmupCalls: warmup,
+            calls,
+            protocolVersion: LATEST_PROTOCOL_VERSION,
+          },
+          { ...(target.pid === undefined ? {} : { pid: target.pid }), probes: target.probes ?? [], timeoutMs: profile.rowTimeoutMs },
+        );
+        Object.assign(row, {
+          calls: m.calls,
+          errors: m.errors,
+          p50Ms: m.latency.p50Ms,
+          p99Ms: m.latency.p99Ms,
+          meanMs: m.latency.meanMs,
+          callsPerSec: m.callsPerSec,
+          clientCpuPerCallMs: m.clientCpuPerCallMs,
+        });
+        if (m.firstError !== undefined) row.firstError = m.firstError;
+        if (m.cpuPerCallMs !== undefined) row.cpuPerCallMs = m.cpuPerCallMs;
+        if (m.childrenCpuPerCallMs !== undefined) row.childrenCpuPerCallMs = m.childrenCpuPerCallMs;
+        if (m.protocolVersion !== undefined) row.protocolVersion = m.protocolVersion;
+        if (Object.keys(m.probes).length) row.extra = m.probes;
+        progress(`  ${label}: p50 ${m.latency.p50Ms.toFixed(3)} ms, ${Math.round(m.callsPerSec)} calls/s${m.errors ? `, ${m.errors} errors (${m.firstError})` : ''}`);
+      } catch (error) {
+        row.failed = error instanceof Error ? error.message.split('\n')[0]! : String(error);
+        progress(`  ${label}: FAILED: ${row.failed}`);
+      }
+      rows.push(row);
+    }
+  }
+  return rows;
+}

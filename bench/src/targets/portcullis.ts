@@ -1,0 +1,190 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ManagedProcess, REPO_ROOT, freePort } from '../processes.ts';
+import type { RoundTripTarget } from '../scenarios/round-trip.ts';
+import { histogramProbe } from './histogram-probe.ts';
+import { EVERYTHING_TOOL, everythingStdio } from './upstream.ts';
+
+/**
+ * The Portcullis rows' plug-in point. `startPortcullis` runs the gateway as a user would (the CLI's
+ * `dev` command: control plane and one data-plane node in one process, embedded Postgres, key,
+ * allow-list, audit and metrics on) and configures it through GraphQL; `portcullisTargets` turns a
+ * started gateway into round-trip targets measured by exactly the same drivers as the direct path and
+ * the peers. When the gateway cannot be started, `GatewayUnavailable` says why and no figure is printed.
+ */
+
+export const CLI_MAIN = resolve(REPO_ROOT, 'cli/src/main.ts');
+
+/** Upstream names registered in the gateway; agents see `<name>__echo`. */
+export const STDIO_UPSTREAM = 'ev';
+export const HTTP_UPSTREAM = 'evh';
+
+/**
+ * The data-plane histogram of the gateway's own time per proxied call (total minus the upstream's part).
+ * Whoever lands the metrics: export it under this name, or change it here.
+ */
+export const GATEWAY_OVERHEAD_HISTOGRAM = 'portcullis_gateway_overhead_seconds';
+
+export class GatewayUnavailable extends Error {}
+
+/** A started gateway, as the drivers need it. */
+export interface GatewayUnderTest {
+  /** The agents' MCP endpoint. */
+  mcpUrl: string;
+  /** A virtual key allowed to call the bench tools. */
+  secret: string;
+  /** The process whose CPU is "the gateway's". */
+  pid: number;
+  /** Prometheus endpoint of the data-plane node. */
+  metricsUrl: string;
+  /** Tool names by upstream kind, as agents see them; a kind is absent when that upstream is not registered. */
+  tools: Partial<Record<'stdio' | 'http', string>>;
+}
+
+export interface RunningGateway {
+  gateway: GatewayUnderTest;
+  stop(): Promise<void>;
+}
+
+/** Round-trip targets for a started gateway: the same drivers, the same calls, the key on every request. */
+export function portcullisTargets(gateway: GatewayUnderTest): RoundTripTarget[] {
+  const targets: RoundTripTarget[] = [];
+  for (const upstream of ['stdio', 'http'] as const) {
+    const tool = gateway.tools[upstream];
+    if (!tool) continue;
+    targets.push({
+      upstream,
+      path: 'portcullis',
+      load: { transport: 'http', url: gateway.mcpUrl, headers: { authorization: `Bearer ${gateway.secret}` } },
+      tool,
+      pid: gateway.pid,
+      probes: [histogramProbe(gateway.metricsUrl, GATEWAY_OVERHEAD_HISTOGRAM, 'gatewayAdded')],
+    });
+  }
+  return targets;
+}
+
+async function graphql<T>(url: string, adminToken: string, query: string): Promise<T> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` },
+    body: JSON.stringify({ query }),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const body = (await response.json().catch(() => ({}))) as { data?: T; errors?: Array<{ message: string }> };
+  if (!response.ok || body.errors?.length || !body.data) {
+    throw new GatewayUnavailable(`GraphQL ${response.status}: ${body.errors?.map((e) => e.message).join('; ') ?? 'no data'}`);
+  }
+  return body.data;
+}
+
+/**
+ * Starts `portcullis dev` on free loopback ports in a fresh data dir, registers server-everything over
+ * stdio (`ev`) and, when given, over Streamable HTTP (`evh`), creates a key allowed to call both echo
+ * tools, and waits until a call through the gateway succeeds.
+ */
+export async function startPortcullis(httpUpstreamUrl: string | undefined): Promise<RunningGateway> {
+  if (!existsSync(CLI_MAIN)) throw new GatewayUnavailable(`${CLI_MAIN} does not exist`);
+  const dataDir = mkdtempSync(join(tmpdir(), 'portcullis-bench-'));
+  const [port, graphqlPort, grpcPort] = [await freePort(), await freePort(), await freePort()];
+  const proc = new ManagedProcess(
+    'portcullis dev',
+    process.execPath,
+    [
+      '--import', 'tsx', CLI_MAIN, 'dev',
+      '--data-dir', dataDir,
+      '--graphql-port', String(graphqlPort),
+      '--grpc-port', String(grpcPort),
+      '--port', String(port),
+    ],
+    { keepStdout: true },
+  );
+  const stop = async () => {
+    await proc.stop(5_000);
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    let adminToken: string;
+    let mcpUrl: string;
+    try {
+      adminToken = (await proc.waitForOutput(/Admin token:\s+(\S+)/, 60_000))[1]!;
+      mcpUrl = (await proc.waitForOutput(/MCP endpoint \(agents\):\s+(\S+)/, 5_000))[1]!;
+    } catch (error) {
+      throw new GatewayUnavailable(`\`portcullis dev\` did not start: ${firstLines(error)}`);
+    }
+    const graphqlUrl = `http://127.0.0.1:${graphqlPort}/graphql`;
+    const stdio = everythingStdio();
+    await graphql(
+      graphqlUrl,
+      adminToken,
+      `mutation { createUpstream(input: {name: ${JSON.stringify(STDIO_UPSTREAM)}, transport: STDIO, command: ${JSON.stringify(stdio.command)}, args: ${JSON.stringify(stdio.args)}}) { id } }`,
+    );
+    const tools: GatewayUnderTest['tools'] = { stdio: `${STDIO_UPSTREAM}__${EVERYTHING_TOOL}` };
+    if (httpUpstreamUrl) {
+      await graphql(
+        graphqlUrl,
+        adminToken,
+        `mutation { createUpstream(input: {name: ${JSON.stringify(HTTP_UPSTREAM)}, transport: STREAMABLE_HTTP, url: ${JSON.stringify(httpUpstreamUrl)}}) { id } }`,
+      );
+      tools.http = `${HTTP_UPSTREAM}__${EVERYTHING_TOOL}`;
+    }
+    const created = await graphql<{ createVirtualKey: { secret: string } }>(
+      graphqlUrl,
+      adminToken,
+      `mutation { createVirtualKey(input: {name: "bench", allowedTools: ${JSON.stringify(Object.values(tools))}}) { secret key { id } } }`,
+    );
+    const gateway: GatewayUnderTest = {
+      mcpUrl,
+      secret: created.createVirtualKey.secret,
+      pid: proc.pid,
+      metricsUrl: new URL('/metrics', mcpUrl).href,
+      tools,
+    };
+    for (const tool of Object.values(tools)) await waitUntilCallable(gateway, tool);
+    return { gateway, stop };
+  } catch (error) {
+    await stop();
+    if (error instanceof GatewayUnavailable) throw error;
+    throw new GatewayUnavailable(firstLines(error));
+  }
+}
+
+/** Polls a raw `tools/call` (2025 handshake) until the snapshot with the key and upstream has arrived. */
+async function waitUntilCallable(gateway: GatewayUnderTest, tool: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const headers = {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${gateway.secret}`,
+      };
+      const init = await fetch(gateway.mcpUrl, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bench-probe', version: '0' } } }),
+      });
+      const session = init.headers.get('mcp-session-id');
+      await init.text();
+      const call = await fetch(gateway.mcpUrl, {
+        method: 'POST',
+        headers: { ...headers, 'mcp-protocol-version': '2025-06-18', ...(session ? { 'mcp-session-id': session } : {}) },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: tool, arguments: { message: 'ready?' } } }),
+      });
+      const text = await call.text();
+      if (call.ok && text.includes('"result"') && !text.includes('"isError":true')) return;
+      last = `HTTP ${call.status}: ${text.slice(0, 200)}`;
+    } catch (error) {
+      last = firstLines(error);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new GatewayUnavailable(`${tool} not callable through the gateway within ${timeoutMs} ms: ${last}`);
+}
+
+function firstLines(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.split('\n').slice(0, 4).join(' | ');
+}
