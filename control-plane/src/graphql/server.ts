@@ -38,6 +38,9 @@ export async function startGraphqlServer(options: GraphqlServerOptions): Promise
     resolvers,
     formatError: createErrorFormatter(buildSchema(typeDefs), options.logger),
     includeStacktraceInErrorResponses: false,
+    // The process owner (the CLI) handles signals and closes every part in order; Apollo's own
+    // handler would stop only GraphQL and then re-raise the signal.
+    stopOnTerminationSignals: false,
     plugins: [fastifyApolloDrainPlugin(app), ApolloServerPluginLandingPageDisabled()],
   });
   await apollo.start();

@@ -1,0 +1,17 @@
+import { createLogger } from '../../../common/src/index.ts';
+import { startControlPlane } from '../../../control-plane/src/index.ts';
+import { helpText, readOptions } from '../options.ts';
+import { closeOnSignals } from './lifecycle.ts';
+import { controlPlaneSettings, logLevel, nodeToken } from './settings.ts';
+
+const table = { ...controlPlaneSettings, nodeToken, logLevel };
+
+export const controlPlaneHelp = helpText('Usage: portcullis control-plane [options]', 'Runs the control plane: the GraphQL API over PostgreSQL and the gRPC config stream data-plane nodes follow.', table);
+
+export async function runControlPlane(argv: readonly string[]): Promise<void> {
+  const options = readOptions(table, argv, process.env);
+  const logger = createLogger({ level: options.logLevel });
+  const plane = await startControlPlane({ ...options, logger });
+  process.stdout.write(`Portcullis control plane\n  GraphQL:     ${plane.graphqlUrl}\n  gRPC:        ${plane.grpcAddress}\n  Admin token: ${options.adminToken ? '(as given in --admin-token / PORTCULLIS_ADMIN_TOKEN)' : plane.adminToken}\n`);
+  closeOnSignals(() => plane.close(), logger);
+}

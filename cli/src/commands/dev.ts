@@ -1,0 +1,64 @@
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { z } from 'zod';
+import { createLogger } from '../../../common/src/index.ts';
+import { startControlPlane } from '../../../control-plane/src/index.ts';
+import { startDataPlane } from '../../../data-plane/src/index.ts';
+import { helpText, readOptions } from '../options.ts';
+import { persistentSecret } from '../secrets.ts';
+import { closeOnSignals } from './lifecycle.ts';
+import { controlPlaneSettings, dataPlaneSettings, logLevel, nodeToken } from './settings.ts';
+
+const table = {
+  ...controlPlaneSettings,
+  ...dataPlaneSettings,
+  nodeToken: { ...nodeToken, schema: nodeToken.schema.optional(), description: `${nodeToken.description}; generated once and kept in the data dir when unset` },
+  logLevel: { ...logLevel, schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('warn'), defaultLabel: 'warn' },
+};
+
+export const devHelp = helpText(
+  'Usage: portcullis dev [options]',
+  'Runs a whole gateway in one process: the control plane (GraphQL, gRPC) and one data-plane node (MCP). Without DATABASE_URL it keeps an embedded PostgreSQL in the data dir. This is what `npm start` runs.',
+  table,
+);
+
+export async function runDev(argv: readonly string[]): Promise<void> {
+  const started = performance.now();
+  const options = readOptions(table, argv, process.env);
+  const logger = createLogger({ level: options.logLevel });
+  const token = options.nodeToken ?? (await persistentSecret(join(options.dataDir, 'node-token'), 'pcn_'));
+  const controlPlane = await startControlPlane({ ...options, nodeToken: token, logger });
+  const grpcPort = controlPlane.grpcAddress.slice(controlPlane.grpcAddress.lastIndexOf(':') + 1);
+  const dataPlane = await startDataPlane({
+    controlPlaneAddress: `127.0.0.1:${grpcPort}`,
+    nodeToken: token,
+    nodeId: options.nodeId ?? `${hostname()}-${options.port}`,
+    host: options.host,
+    port: options.port,
+    maxBodyBytes: options.maxBodyBytes,
+    snapshotCache: options.snapshotCache,
+    upstreamConnectTimeoutMs: options.upstreamConnectTimeoutMs,
+    upstreamCallTimeoutMs: options.upstreamCallTimeoutMs,
+    logger,
+  });
+  const database = options.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `embedded PostgreSQL in ${join(options.dataDir, 'pg')}`;
+  process.stdout.write(
+    [
+      `Portcullis is running (ready in ${Math.round(performance.now() - started)} ms)`,
+      `  MCP endpoint (agents):  ${dataPlane.mcpUrl}`,
+      `  GraphQL API (admin):    ${controlPlane.graphqlUrl}`,
+      `  gRPC config stream:     ${controlPlane.grpcAddress}`,
+      `  Database:               ${database}`,
+      `  Admin token:            ${controlPlane.adminToken}`,
+      '',
+      'Register an upstream and create a key with GraphQL (see README.md), then point an MCP client',
+      `at ${dataPlane.mcpUrl} with "Authorization: Bearer <key>". Ctrl-C stops.`,
+      '',
+    ].join('\n'),
+  );
+  closeOnSignals(async () => {
+    await dataPlane.close();
+    await controlPlane.close();
+  }, logger);
+}

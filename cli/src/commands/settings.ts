@@ -1,0 +1,91 @@
+import { z } from 'zod';
+import { host, port, type OptionTable } from '../options.ts';
+
+/** Settings shared by the commands, so each flag and variable is defined once. */
+
+export const logLevel = {
+  flag: 'log-level',
+  env: 'PORTCULLIS_LOG_LEVEL',
+  description: 'log level: trace, debug, info, warn, error, fatal or silent',
+  schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  defaultLabel: 'info',
+} as const;
+
+export const controlPlaneSettings = {
+  databaseUrl: {
+    flag: 'database-url',
+    env: 'DATABASE_URL',
+    description: 'PostgreSQL URL; without it an embedded database is kept in the data dir',
+    schema: z.string().refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be a postgres:// URL').optional(),
+  },
+  databaseSchema: {
+    flag: 'database-schema',
+    env: 'PORTCULLIS_DATABASE_SCHEMA',
+    description: 'PostgreSQL schema to keep the tables in',
+    schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier').default('public'),
+    defaultLabel: 'public',
+  },
+  dataDir: {
+    flag: 'data-dir',
+    env: 'PORTCULLIS_DATA_DIR',
+    description: 'where the embedded database and generated secrets live',
+    schema: z.string().min(1).default('./.portcullis/data'),
+    defaultLabel: './.portcullis/data',
+  },
+  graphqlHost: { flag: 'graphql-host', env: 'PORTCULLIS_GRAPHQL_HOST', description: 'GraphQL listen address', schema: host('127.0.0.1'), defaultLabel: '127.0.0.1' },
+  graphqlPort: { flag: 'graphql-port', env: 'PORTCULLIS_GRAPHQL_PORT', description: 'GraphQL listen port', schema: port(4000), defaultLabel: '4000' },
+  grpcHost: { flag: 'grpc-host', env: 'PORTCULLIS_GRPC_HOST', description: 'gRPC config-stream listen address', schema: host('127.0.0.1'), defaultLabel: '127.0.0.1' },
+  grpcPort: { flag: 'grpc-port', env: 'PORTCULLIS_GRPC_PORT', description: 'gRPC config-stream listen port', schema: port(4001), defaultLabel: '4001' },
+  adminToken: {
+    flag: 'admin-token',
+    env: 'PORTCULLIS_ADMIN_TOKEN',
+    description: 'bearer token for the GraphQL API; generated once and kept in the data dir when unset',
+    schema: z.string().min(16, 'must be at least 16 characters').optional(),
+  },
+} satisfies OptionTable;
+
+export const nodeToken = {
+  flag: 'node-token',
+  env: 'PORTCULLIS_NODE_TOKEN',
+  description: 'shared secret data-plane nodes present to the control plane',
+  schema: z.string().min(16, 'must be at least 16 characters'),
+} as const;
+
+export const dataPlaneSettings = {
+  host: { flag: 'host', env: 'PORTCULLIS_HOST', description: 'MCP listen address', schema: host('127.0.0.1'), defaultLabel: '127.0.0.1' },
+  port: { flag: 'port', env: 'PORTCULLIS_PORT', description: 'MCP listen port', schema: port(8080), defaultLabel: '8080' },
+  nodeId: {
+    flag: 'node-id',
+    env: 'PORTCULLIS_NODE_ID',
+    description: 'stable name of this node, shown in GraphQL nodes',
+    schema: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, ".", "_" or "-"').optional(),
+    defaultLabel: '<hostname>-<port>',
+  },
+  maxBodyBytes: {
+    flag: 'max-body-bytes',
+    env: 'PORTCULLIS_MAX_BODY_BYTES',
+    description: 'largest request body accepted on /mcp',
+    schema: z.coerce.number({ error: 'must be a number of bytes' }).int().min(1024, 'must be at least 1024').default(4 * 1024 * 1024),
+    defaultLabel: '4194304',
+  },
+  snapshotCache: {
+    flag: 'snapshot-cache',
+    env: 'PORTCULLIS_SNAPSHOT_CACHE',
+    description: 'file keeping the last good config snapshot, so a restart during a control-plane outage still serves',
+    schema: z.string().min(1).optional(),
+  },
+  upstreamConnectTimeoutMs: {
+    flag: 'upstream-connect-timeout-ms',
+    env: 'PORTCULLIS_UPSTREAM_CONNECT_TIMEOUT_MS',
+    description: 'how long connecting to an upstream may take',
+    schema: z.coerce.number({ error: 'must be a number of milliseconds' }).int().positive().default(30_000),
+    defaultLabel: '30000',
+  },
+  upstreamCallTimeoutMs: {
+    flag: 'upstream-call-timeout-ms',
+    env: 'PORTCULLIS_UPSTREAM_CALL_TIMEOUT_MS',
+    description: 'how long one upstream call may take',
+    schema: z.coerce.number({ error: 'must be a number of milliseconds' }).int().positive().default(60_000),
+    defaultLabel: '60000',
+  },
+} satisfies OptionTable;

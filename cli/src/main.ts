@@ -1,0 +1,46 @@
+import 'reflect-metadata';
+import { errorMessage, PortcullisError } from '../../common/src/index.ts';
+import { controlPlaneHelp, runControlPlane } from './commands/control-plane.ts';
+import { dataPlaneHelp, runDataPlane } from './commands/data-plane.ts';
+import { devHelp, runDev } from './commands/dev.ts';
+
+const commands: Record<string, { run: (argv: readonly string[]) => Promise<void>; help: string }> = {
+  dev: { run: runDev, help: devHelp },
+  'control-plane': { run: runControlPlane, help: controlPlaneHelp },
+  'data-plane': { run: runDataPlane, help: dataPlaneHelp },
+};
+
+const usage = `Usage: portcullis <command> [options]
+
+Commands:
+  dev             control plane and one data-plane node in one process (npm start)
+  control-plane   the GraphQL API, database and config stream
+  data-plane      one MCP gateway node
+
+Run "portcullis <command> --help" for a command's options.
+`;
+
+async function main(argv: readonly string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage);
+    return;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`portcullis: unknown command "${name}"\n\n${usage}`);
+    process.exitCode = 2;
+    return;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(command.help);
+    return;
+  }
+  await command.run(rest);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  const prefix = error instanceof PortcullisError ? '' : 'unexpected error: ';
+  process.stderr.write(`portcullis: ${prefix}${errorMessage(error)}\n`);
+  process.exit(error instanceof PortcullisError ? 2 : 1);
+});

@@ -1,0 +1,118 @@
+import { randomBytes } from 'node:crypto';
+import { freePort, startCli, waitForHttp, type RunningProcess } from './processes.ts';
+
+/** A control plane running as its own process, on ports fixed up front so it can be restarted in place. */
+export class ControlPlaneProcess {
+  process: RunningProcess | undefined;
+  readonly adminToken = `adm_${randomBytes(16).toString('hex')}`;
+  readonly nodeToken = `node_${randomBytes(16).toString('hex')}`;
+
+  private constructor(
+    readonly databaseUrl: string,
+    readonly schema: string,
+    readonly graphqlPort: number,
+    readonly grpcPort: number,
+  ) {}
+
+  static async start(databaseUrl: string, schema: string): Promise<ControlPlaneProcess> {
+    const plane = new ControlPlaneProcess(databaseUrl, schema, await freePort(), await freePort());
+    await plane.restart();
+    return plane;
+  }
+
+  get graphqlUrl(): string {
+    return `http://127.0.0.1:${this.graphqlPort}/graphql`;
+  }
+
+  get grpcAddress(): string {
+    return `127.0.0.1:${this.grpcPort}`;
+  }
+
+  /** Starts (again) on the same ports and database; resolves when GraphQL answers. */
+  async restart(): Promise<void> {
+    this.process = startCli('control plane', [
+      'control-plane',
+      '--database-url', this.databaseUrl,
+      '--database-schema', this.schema,
+      '--graphql-port', String(this.graphqlPort),
+      '--grpc-port', String(this.grpcPort),
+      '--admin-token', this.adminToken,
+      '--node-token', this.nodeToken,
+      '--log-level', 'warn',
+    ]);
+    await this.process.waitFor(/GraphQL:/);
+    await waitForHttp(`http://127.0.0.1:${this.graphqlPort}/healthz`);
+  }
+
+  async stop(): Promise<void> {
+    await this.process?.stop();
+  }
+}
+
+/** A data-plane node running as its own process. */
+export class DataPlaneProcess {
+  private constructor(
+    readonly process: RunningProcess,
+    readonly nodeId: string,
+    readonly port: number,
+  ) {}
+
+  static async start(controlPlane: ControlPlaneProcess, nodeId: string, extraArgs: readonly string[] = []): Promise<DataPlaneProcess> {
+    const port = await freePort();
+    const child = startCli(`data plane ${nodeId}`, [
+      'data-plane',
+      '--control-plane', controlPlane.grpcAddress,
+      '--node-token', controlPlane.nodeToken,
+      '--node-id', nodeId,
+      '--port', String(port),
+      '--log-level', 'warn',
+      ...extraArgs,
+    ]);
+    await child.waitFor(/MCP endpoint:/);
+    await waitForHttp(`http://127.0.0.1:${port}/readyz`);
+    return new DataPlaneProcess(child, nodeId, port);
+  }
+
+  get mcpUrl(): string {
+    return `http://127.0.0.1:${this.port}/mcp`;
+  }
+
+  async stop(): Promise<void> {
+    await this.process.stop();
+  }
+}
+
+/** Polls `check` every 20 ms until it returns true; fails with `what` after `timeoutMs`. */
+export async function eventually(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    if (await check()) return Date.now() - started;
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A raw JSON-RPC POST to /mcp, as an agent without an SDK would send it. */
+export async function postMcp(mcpUrl: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(mcpUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+/** A 2025-era initialize request: the cheapest authenticated MCP request. */
+export const INITIALIZE = {
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'probe', version: '1' } },
+};
+
+/** Whether the node accepts this key right now (200 to an initialize; 401 means refused). */
+export async function accepts(mcpUrl: string, key: string): Promise<boolean> {
+  const response = await postMcp(mcpUrl, INITIALIZE, { authorization: `Bearer ${key}` });
+  await response.body?.cancel();
+  if (response.status !== 200 && response.status !== 401) throw new Error(`unexpected status ${response.status}`);
+  return response.status === 200;
+}

@@ -1,0 +1,99 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+
+export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
+export const EVERYTHING_SERVER = resolve(REPO_ROOT, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
+
+/** A port that was free a moment ago (the OS picked it). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  server.close();
+  await once(server, 'close');
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+/** A child process whose output is kept, so a test can wait for a line and show it on failure. */
+export class RunningProcess {
+  readonly child: ChildProcess;
+  private output = '';
+  private readonly exited: Promise<number | null>;
+
+  constructor(readonly name: string, command: string, args: readonly string[], env: NodeJS.ProcessEnv = {}) {
+    this.child = spawn(command, args, { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
+    this.child.stderr?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
+    this.exited = new Promise((done) => this.child.on('exit', (code) => done(code)));
+  }
+
+  get log(): string {
+    return this.output;
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Resolves with the first match of `pattern` in the output; rejects on exit or timeout. */
+  async waitFor(pattern: RegExp, timeoutMs = 20_000): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const match = this.output.match(pattern);
+      if (match) return match;
+      if (!this.running) throw new Error(`${this.name} exited before printing ${pattern}:\n${this.output}`);
+      if (Date.now() > deadline) throw new Error(`${this.name} did not print ${pattern} within ${timeoutMs} ms:\n${this.output}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  /** SIGTERM, then SIGKILL if it has not exited after `graceMs`. Resolves with the exit code. */
+  async stop(graceMs = 5_000): Promise<number | null> {
+    if (this.running) {
+      this.child.kill('SIGTERM');
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+      const code = await this.exited;
+      clearTimeout(timer);
+      return code;
+    }
+    return this.exited;
+  }
+
+  /** Kills at once, like a crash. */
+  async kill(): Promise<void> {
+    if (this.running) this.child.kill('SIGKILL');
+    await this.exited;
+  }
+}
+
+/** Runs the portcullis CLI from source, as `npm start` does. */
+export function startCli(name: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): RunningProcess {
+  return new RunningProcess(name, process.execPath, ['--import', 'tsx', resolve(REPO_ROOT, 'cli/src/main.ts'), ...args], env);
+}
+
+/** server-everything over Streamable HTTP on a free port; resolves once it listens. */
+export async function startEverythingHttp(): Promise<{ process: RunningProcess; url: string }> {
+  const port = await freePort();
+  const server = new RunningProcess('server-everything (http)', process.execPath, [EVERYTHING_SERVER, 'streamableHttp'], { PORT: String(port) });
+  await server.waitFor(/listening on port/);
+  return { process: server, url: `http://127.0.0.1:${port}/mcp` };
+}
+
+/** Polls `url` until it answers 2xx. */
+export async function waitForHttp(url: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const response = await fetch(url);
+      if (response.ok) return;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not answer within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
