@@ -1,10 +1,9 @@
-import { hostname } from 'node:os';
 import { z } from 'zod';
 import { createLogger } from '../../../common/src/index.ts';
 import { startDataPlane } from '../../../data-plane/src/index.ts';
 import { helpText, readOptions } from '../options.ts';
 import { closeOnSignals } from './lifecycle.ts';
-import { dataPlaneSettings, logLevel, nodeToken } from './settings.ts';
+import { dataPlaneOptions, dataPlaneSettings, logLevel, nodeToken } from './settings.ts';
 
 const table = {
   controlPlane: {
@@ -24,18 +23,7 @@ export const dataPlaneHelp = helpText('Usage: portcullis data-plane [options]', 
 export async function runDataPlane(argv: readonly string[]): Promise<void> {
   const options = readOptions(table, argv, process.env);
   const logger = createLogger({ level: options.logLevel });
-  const node = await startDataPlane({
-    controlPlaneAddress: options.controlPlane,
-    nodeToken: options.nodeToken,
-    nodeId: options.nodeId ?? `${hostname()}-${options.port}`,
-    host: options.host,
-    port: options.port,
-    maxBodyBytes: options.maxBodyBytes,
-    snapshotCache: options.snapshotCache,
-    upstreamConnectTimeoutMs: options.upstreamConnectTimeoutMs,
-    upstreamCallTimeoutMs: options.upstreamCallTimeoutMs,
-    logger,
-  });
+  const node = await startDataPlane(dataPlaneOptions(options, { controlPlaneAddress: options.controlPlane, nodeToken: options.nodeToken }, logger));
   process.stdout.write(`Portcullis data plane ${node.nodeId}\n  MCP endpoint: ${node.mcpUrl}\n`);
   closeOnSignals(() => node.close(), logger);
 }

@@ -1,4 +1,3 @@
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { z } from 'zod';
@@ -8,7 +7,7 @@ import { startDataPlane } from '../../../data-plane/src/index.ts';
 import { helpText, readOptions } from '../options.ts';
 import { persistentSecret } from '../secrets.ts';
 import { closeOnSignals } from './lifecycle.ts';
-import { controlPlaneSettings, dataPlaneSettings, logLevel, nodeToken } from './settings.ts';
+import { controlPlaneSettings, dataPlaneOptions, dataPlaneSettings, logLevel, nodeToken } from './settings.ts';
 
 const table = {
   ...controlPlaneSettings,
@@ -30,18 +29,7 @@ export async function runDev(argv: readonly string[]): Promise<void> {
   const token = options.nodeToken ?? (await persistentSecret(join(options.dataDir, 'node-token'), 'pcn_'));
   const controlPlane = await startControlPlane({ ...options, nodeToken: token, logger });
   const grpcPort = controlPlane.grpcAddress.slice(controlPlane.grpcAddress.lastIndexOf(':') + 1);
-  const dataPlane = await startDataPlane({
-    controlPlaneAddress: `127.0.0.1:${grpcPort}`,
-    nodeToken: token,
-    nodeId: options.nodeId ?? `${hostname()}-${options.port}`,
-    host: options.host,
-    port: options.port,
-    maxBodyBytes: options.maxBodyBytes,
-    snapshotCache: options.snapshotCache,
-    upstreamConnectTimeoutMs: options.upstreamConnectTimeoutMs,
-    upstreamCallTimeoutMs: options.upstreamCallTimeoutMs,
-    logger,
-  });
+  const dataPlane = await startDataPlane(dataPlaneOptions(options, { controlPlaneAddress: `127.0.0.1:${grpcPort}`, nodeToken: token }, logger));
   const database = options.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `embedded PostgreSQL in ${join(options.dataDir, 'pg')}`;
   process.stdout.write(
     [

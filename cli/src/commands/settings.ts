@@ -1,5 +1,8 @@
+import { hostname } from 'node:os';
 import { z } from 'zod';
-import { host, port, type OptionTable } from '../options.ts';
+import type { Logger } from '../../../common/src/index.ts';
+import type { DataPlaneOptions } from '../../../data-plane/src/index.ts';
+import { host, port, type OptionTable, type ParsedOptions } from '../options.ts';
 
 /** Settings shared by the commands, so each flag and variable is defined once. */
 
@@ -89,3 +92,22 @@ export const dataPlaneSettings = {
     defaultLabel: '60000',
   },
 } satisfies OptionTable;
+
+/** The data-plane node's options from its parsed settings. */
+export function dataPlaneOptions(
+  settings: ParsedOptions<typeof dataPlaneSettings>,
+  connection: { controlPlaneAddress: string; nodeToken: string },
+  logger: Logger,
+): DataPlaneOptions {
+  return {
+    ...connection,
+    nodeId: settings.nodeId ?? `${hostname()}-${settings.port}`,
+    host: settings.host,
+    port: settings.port,
+    maxBodyBytes: settings.maxBodyBytes,
+    snapshotCache: settings.snapshotCache,
+    upstreamConnectTimeoutMs: settings.upstreamConnectTimeoutMs,
+    upstreamCallTimeoutMs: settings.upstreamCallTimeoutMs,
+    logger,
+  };
+}
