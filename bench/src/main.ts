@@ -4,6 +4,7 @@ import { renderReport } from './report/table.ts';
 import { checkTargets } from './report/targets.ts';
 import { DEFAULT_RESULTS_FILE, startContext, writeResults } from './report/json.ts';
 import { addRatios, type RoundTripRow, type RunResults } from './results.ts';
+import { LoadGenerator } from './load/run-load.ts';
 import { measureRoundTrips, type RoundTripTarget } from './scenarios/round-trip.ts';
 import { PEERS, PEERS_FRONTING_HTTP_NOTE } from './targets/peers.ts';
 import { GatewayUnavailable, portcullisTargets, startPortcullis, type RunningGateway } from './targets/portcullis.ts';
@@ -43,9 +44,10 @@ async function main(): Promise<void> {
     results.notes.push(`the machine was busy when the run started (1-minute load average ${machine.loadAverage1m.toFixed(2)} on ${machine.cores} cores): figures are noisier and lower than on an idle machine`);
   }
 
+  const load = new LoadGenerator();
   const measure = async (target: RoundTripTarget) => {
     progress(`${target.upstream} upstream via ${target.path}:`);
-    results.rows.push(...(await measureRoundTrips(target, options.profile, progress)));
+    results.rows.push(...(await measureRoundTrips(load, target, options.profile, progress)));
   };
 
   let httpServer: HttpServer | undefined;
@@ -98,6 +100,7 @@ async function main(): Promise<void> {
       'not measured yet: tools/list with 10/100/1,000 upstream tools and 10,000 keys; config propagation to 1/4/16 nodes; snapshot build and apply at 1k/10k/100k keys',
     );
   } finally {
+    await load.stop();
     await gateway?.stop().catch(() => {});
     await httpServer?.proc.stop().catch(() => {});
   }

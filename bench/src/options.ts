@@ -7,7 +7,11 @@ export interface Profile {
   /** Warm-up calls before each row, not counted. */
   warmup: { c1: number; c32: number };
   concurrencies: readonly number[];
-  /** A single row may take at most this long. */
+  /** The measured phase of a row stops after this long even if its calls are not all made (marked truncated). */
+  maxMeasureMs: number;
+  /** Likewise for a row's warm-up. */
+  maxWarmupMs: number;
+  /** A row that has not finished after this long fails (a hung target). */
   rowTimeoutMs: number;
 }
 
@@ -18,20 +22,26 @@ export interface Options {
   outFile: string | undefined;
 }
 
+// Counts sized so that on an idle 2-core machine almost every row makes all its calls; the time caps
+// keep a run bounded on a slow or busy one.
 const FULL: Profile = {
   quick: false,
   calls: { lean: { c1: 3_000, c32: 16_000 }, sdk: { c1: 1_500, c32: 6_000 } },
-  warmup: { c1: 300, c32: 2_000 },
+  warmup: { c1: 200, c32: 1_000 },
   concurrencies: [1, 32],
-  rowTimeoutMs: 90_000,
+  maxMeasureMs: 8_000,
+  maxWarmupMs: 2_000,
+  rowTimeoutMs: 60_000,
 };
 
 const QUICK: Profile = {
   quick: true,
-  calls: { lean: { c1: 500, c32: 3_000 }, sdk: { c1: 300, c32: 1_000 } },
-  warmup: { c1: 100, c32: 500 },
+  calls: { lean: { c1: 500, c32: 2_000 }, sdk: { c1: 300, c32: 800 } },
+  warmup: { c1: 50, c32: 200 },
   concurrencies: [1, 32],
-  rowTimeoutMs: 30_000,
+  maxMeasureMs: 1_200,
+  maxWarmupMs: 400,
+  rowTimeoutMs: 20_000,
 };
 
 export const USAGE = `Usage: npm run bench [-- options]

@@ -11,6 +11,8 @@ export interface RoundTripRow {
   /** Set when the row could not be measured; no figures then. */
   failed?: string;
   calls?: number;
+  /** The time cap stopped the measured phase before the profile's call count. */
+  truncated?: boolean;
   errors?: number;
   firstError?: string;
   p50Ms?: number;

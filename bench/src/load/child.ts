@@ -6,12 +6,34 @@ import { runCalls } from './run-calls.ts';
 import { openSdk } from './sdk.ts';
 
 /**
- * Entry point of a load-generator child process (forked by run-load.ts). The job comes as JSON in
- * argv[2]. The child opens a session, warms up, reports `ready`, waits for `go` (so the parent can take
- * its CPU samples at the edge of the measured phase), measures, reports the result and exits.
+ * Entry point of the load-generator process (forked by run-load.ts), kept for the whole run so the
+ * SDK is loaded once. For each `job`: open a session, warm up, report `ready`, wait for `go` (the
+ * parent samples the CPU of the process under test at the edges of the measured phase), measure,
+ * report the result, wait for `release`, close the session.
  */
 
 const send = (message: ChildMessage) => new Promise<void>((done) => process.send!(message, () => done()));
+
+const inbox: ParentMessage[] = [];
+const waiters: Array<() => void> = [];
+process.on('message', (m: ParentMessage) => {
+  inbox.push(m);
+  waiters.splice(0).forEach((wake) => wake());
+});
+process.on('disconnect', () => process.exit(0));
+
+async function next<T extends ParentMessage['type']>(type: T, timeoutMs?: number): Promise<Extract<ParentMessage, { type: T }> | undefined> {
+  const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+  for (;;) {
+    const index = inbox.findIndex((m) => m.type === type);
+    if (index >= 0) return inbox.splice(index, 1)[0] as Extract<ParentMessage, { type: T }>;
+    if (Date.now() >= deadline) return undefined;
+    await new Promise<void>((wake) => {
+      waiters.push(wake);
+      if (deadline !== Infinity) setTimeout(wake, deadline - Date.now());
+    });
+  }
+}
 
 async function open(job: LoadJob): Promise<Driver> {
   if (job.driver === 'sdk') return openSdk(job.target, job.tool);
@@ -19,24 +41,23 @@ async function open(job: LoadJob): Promise<Driver> {
   return openLeanStdio(job.target.command, job.target.args, job.tool, job.protocolVersion);
 }
 
-async function main(): Promise<void> {
-  const job = JSON.parse(process.argv[2] ?? '') as LoadJob;
+async function runJob(job: LoadJob): Promise<void> {
   const driver = await open(job);
   try {
     if (job.warmupCalls > 0) {
-      const warm = await runCalls(job.warmupCalls, job.concurrency, (seq) => driver.call(seq));
-      if (warm.errors === job.warmupCalls) throw new Error(`every warm-up call failed: ${warm.firstError}`);
+      const warm = await runCalls(job.warmupCalls, job.concurrency, job.maxWarmupMs, (seq) => driver.call(seq));
+      if (warm.errors === warm.completed) throw new Error(`every warm-up call failed: ${warm.firstError}`);
     }
-    const go = new Promise<void>((done) => process.once('message', (m: ParentMessage) => m.type === 'go' && done()));
     await send({ type: 'ready', ...(driver.serverPid === undefined ? {} : { serverPid: driver.serverPid }) });
-    await go;
+    await next('go');
     const cpuBefore = process.cpuUsage();
-    const run = await runCalls(job.calls, job.concurrency, (seq) => driver.call(job.warmupCalls + seq));
+    const run = await runCalls(job.calls, job.concurrency, job.maxMeasureMs, (seq) => driver.call(job.warmupCalls + seq));
     const cpu = process.cpuUsage(cpuBefore);
     await send({
       type: 'result',
       result: {
-        calls: job.calls,
+        calls: run.completed,
+        truncated: run.truncated,
         errors: run.errors,
         ...(run.firstError === undefined ? {} : { firstError: run.firstError }),
         wallMs: run.wallMs,
@@ -45,15 +66,22 @@ async function main(): Promise<void> {
         ...(driver.protocolVersion === undefined ? {} : { protocolVersion: driver.protocolVersion }),
       },
     });
+    // Closing the session may stop the server (a proxy's per-session stdio child), so wait until the
+    // parent has taken its after-samples.
+    await next('release', 10_000);
   } finally {
     await driver.close().catch(() => {});
   }
 }
 
-main().then(
-  () => process.exit(0),
-  async (error: unknown) => {
-    await send({ type: 'failed', error: error instanceof Error ? error.message : String(error) }).catch(() => {});
-    process.exit(1);
-  },
-);
+for (;;) {
+  const message = await next('job');
+  if (!message) continue;
+  try {
+    await runJob(message.job);
+  } catch (error) {
+    await send({ type: 'failed', error: error instanceof Error ? error.message : String(error) });
+  }
+  // Drop what was meant for the finished job; a next job may already be waiting.
+  for (let i = inbox.length - 1; i >= 0; i--) if (inbox[i]!.type !== 'job') inbox.splice(i, 1);
+}

@@ -18,12 +18,18 @@ export interface LoadJob {
   warmupCalls: number;
   /** Calls measured. */
   calls: number;
+  /** The measured phase stops taking new calls after this long (the row is then marked truncated). */
+  maxMeasureMs: number;
+  /** Likewise for the warm-up. */
+  maxWarmupMs: number;
   /** Protocol version the lean driver asks for in `initialize` (the SDK negotiates its own). */
   protocolVersion: string;
 }
 
 export interface LoadResult {
+  /** Calls measured: the job's count, or fewer when the time cap stopped the phase. */
   calls: number;
+  truncated: boolean;
   errors: number;
   /** The first error seen, to show why a row has errors. */
   firstError?: string;
@@ -42,4 +48,8 @@ export type ChildMessage =
   | { type: 'result'; result: LoadResult }
   | { type: 'failed'; error: string };
 
-export type ParentMessage = { type: 'go' };
+/**
+ * `job` starts a job (the child opens a session and warms up); `go` starts its measured phase;
+ * `release` lets the child close the session once the parent has taken its after-samples.
+ */
+export type ParentMessage = { type: 'job'; job: LoadJob } | { type: 'go' } | { type: 'release' };

@@ -5,9 +5,9 @@ import { summarize, type LatencySummary } from '../stats.ts';
 import type { ChildMessage, LoadJob, LoadResult } from './protocol.ts';
 
 /**
- * Runs one load job in its own child process, so the process under test never shares a CPU budget
- * or an event loop with the load, and samples the CPU of the process under test (and of its
- * descendants) exactly around the measured phase.
+ * The load generator: one child process, kept for the whole run, so the process under test never
+ * shares a CPU budget or an event loop with the load. Each job's measured phase is bracketed by CPU
+ * samples of the process under test (and of its descendants) and by any probes.
  */
 
 const CHILD = resolve(import.meta.dirname, 'child.ts');
@@ -25,6 +25,8 @@ export interface Measurement {
   job: LoadJob;
   latency: LatencySummary;
   calls: number;
+  /** The time cap stopped the measured phase before the job's call count. */
+  truncated: boolean;
   errors: number;
   firstError?: string;
   wallMs: number;
@@ -39,71 +41,93 @@ export interface Measurement {
   probes: Record<string, number | string>;
 }
 
-export interface RunLoadOptions {
+export interface RunOptions {
   /** Pid of the process under test; for stdio targets the child reports the server it spawned. */
   pid?: number;
   probes?: Probe[];
   timeoutMs: number;
 }
 
-export async function runLoad(job: LoadJob, options: RunLoadOptions): Promise<Measurement> {
-  const proc = new ManagedProcess(`load generator (${job.driver}, c=${job.concurrency})`, process.execPath, ['--import', TSX, CHILD, JSON.stringify(job)], {
-    ipc: true,
-  });
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    const outcome = await new Promise<{ result: LoadResult; cpu: ReturnType<typeof cpuBetween> | undefined; probes: Record<string, number | string> }>(
-      (resolveRun, reject) => {
-        timer = setTimeout(() => reject(new Error(`load job timed out after ${options.timeoutMs} ms`)), options.timeoutMs);
-        let pid = options.pid;
-        let before: CpuSample | undefined;
-        let reported = false;
-        proc.child.on('message', (message: ChildMessage) => {
-          if (message.type !== 'ready') reported = true;
-          void (async () => {
-            if (message.type === 'ready') {
-              pid ??= message.serverPid;
-              for (const probe of options.probes ?? []) await probe.before();
-              before = pid === undefined ? undefined : sampleCpu(pid);
-              proc.child.send({ type: 'go' });
-            } else if (message.type === 'result') {
-              const cpu = pid !== undefined && before ? cpuBetween(before, sampleCpu(pid)) : undefined;
-              const probes: Record<string, number | string> = {};
-              for (const probe of options.probes ?? []) {
-                try {
-                  Object.assign(probes, await probe.after(message.result.calls));
-                } catch (error) {
-                  probes[probe.name] = `unavailable: ${error instanceof Error ? error.message : String(error)}`;
+export class LoadGenerator {
+  private proc: ManagedProcess | undefined;
+
+  private spawn(): ManagedProcess {
+    this.proc ??= new ManagedProcess('load generator', process.execPath, ['--import', TSX, CHILD], { ipc: true });
+    return this.proc;
+  }
+
+  async stop(): Promise<void> {
+    const proc = this.proc;
+    this.proc = undefined;
+    await proc?.stop(1_000);
+  }
+
+  async run(job: LoadJob, options: RunOptions): Promise<Measurement> {
+    const proc = this.spawn();
+    let timer: NodeJS.Timeout | undefined;
+    let onMessage: ((message: ChildMessage) => void) | undefined;
+    let onExit: (() => void) | undefined;
+    try {
+      const outcome = await new Promise<{ result: LoadResult; cpu: ReturnType<typeof cpuBetween> | undefined; probes: Record<string, number | string> }>(
+        (resolveRun, reject) => {
+          timer = setTimeout(() => reject(new Error(`load job timed out after ${options.timeoutMs} ms`)), options.timeoutMs);
+          let pid = options.pid;
+          let before: CpuSample | undefined;
+          onMessage = (message: ChildMessage) => {
+            void (async () => {
+              if (message.type === 'ready') {
+                pid ??= message.serverPid;
+                for (const probe of options.probes ?? []) await probe.before();
+                before = pid === undefined ? undefined : sampleCpu(pid);
+                proc.child.send({ type: 'go' });
+              } else if (message.type === 'result') {
+                const cpu = pid !== undefined && before ? cpuBetween(before, sampleCpu(pid)) : undefined;
+                proc.child.send({ type: 'release' });
+                const probes: Record<string, number | string> = {};
+                for (const probe of options.probes ?? []) {
+                  try {
+                    Object.assign(probes, await probe.after(message.result.calls));
+                  } catch (error) {
+                    probes[probe.name] = `unavailable: ${error instanceof Error ? error.message : String(error)}`;
+                  }
                 }
+                resolveRun({ result: message.result, cpu, probes });
+              } else if (message.type === 'failed') {
+                reject(new Error(message.error));
               }
-              resolveRun({ result: message.result, cpu, probes });
-            } else if (message.type === 'failed') {
-              reject(new Error(message.error));
-            }
-          })().catch(reject);
-        });
-        proc.child.once('exit', (code) => !reported && reject(new Error(`load generator exited (${code}) before reporting:\n${proc.output}`)));
-      },
-    );
-    const { result, cpu } = outcome;
-    const latency = summarize(Float64Array.from(result.latenciesMs));
-    const measurement: Measurement = {
-      job,
-      latency,
-      calls: result.calls,
-      errors: result.errors,
-      wallMs: result.wallMs,
-      callsPerSec: (result.calls / result.wallMs) * 1000,
-      clientCpuPerCallMs: result.clientCpuMs / result.calls,
-      probes: outcome.probes,
-    };
-    if (result.firstError !== undefined) measurement.firstError = result.firstError;
-    if (result.protocolVersion !== undefined) measurement.protocolVersion = result.protocolVersion;
-    if (cpu?.selfMs !== undefined) measurement.cpuPerCallMs = cpu.selfMs / result.calls;
-    if (cpu) measurement.childrenCpuPerCallMs = cpu.childrenMs / result.calls;
-    return measurement;
-  } finally {
-    clearTimeout(timer);
-    await proc.stop(1_000);
+            })().catch(reject);
+          };
+          onExit = () => reject(new Error(`load generator exited:\n${proc.output}`));
+          proc.child.on('message', onMessage);
+          proc.child.once('exit', onExit);
+          proc.child.send({ type: 'job', job });
+        },
+      );
+      const { result, cpu } = outcome;
+      const measurement: Measurement = {
+        job,
+        latency: summarize(Float64Array.from(result.latenciesMs)),
+        calls: result.calls,
+        truncated: result.truncated,
+        errors: result.errors,
+        wallMs: result.wallMs,
+        callsPerSec: (result.calls / result.wallMs) * 1000,
+        clientCpuPerCallMs: result.clientCpuMs / result.calls,
+        probes: outcome.probes,
+      };
+      if (result.firstError !== undefined) measurement.firstError = result.firstError;
+      if (result.protocolVersion !== undefined) measurement.protocolVersion = result.protocolVersion;
+      if (cpu?.selfMs !== undefined) measurement.cpuPerCallMs = cpu.selfMs / result.calls;
+      if (cpu) measurement.childrenCpuPerCallMs = cpu.childrenMs / result.calls;
+      return measurement;
+    } catch (error) {
+      // The child may be stuck in the job: start a fresh one for the next.
+      await this.stop();
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      if (onMessage) proc.child.off('message', onMessage);
+      if (onExit) proc.child.off('exit', onExit);
+    }
   }
 }

@@ -15,6 +15,7 @@ const COLUMNS: Column[] = [
   { title: 'path', cell: (r) => r.path },
   { title: 'client', cell: (r) => r.driver },
   { title: 'c', right: true, cell: (r) => String(r.concurrency) },
+  { title: 'calls', right: true, cell: (r) => (r.calls === undefined ? '' : `${r.calls}${r.truncated ? '*' : ''}`) },
   { title: 'p50 ms', right: true, cell: (r) => f(r.p50Ms, 3) },
   { title: 'p99 ms', right: true, cell: (r) => f(r.p99Ms, 3) },
   { title: 'calls/s', right: true, cell: (r) => f(r.callsPerSec, 0) },
@@ -49,6 +50,7 @@ export function renderReport(results: RunResults): string {
   const out: string[] = [];
   out.push('Tool-call round trips (server-everything `echo`); cpu/call = process under test (server, proxy or gateway);');
   out.push('+child cpu = its stdio upstream; load cpu = the load generator; ratios against the direct row of the same group.');
+  out.push('calls marked * were cut short by the time cap.');
   out.push('');
   out.push(renderTable(results.rows));
   const extras = results.rows.filter((r) => r.extra && Object.keys(r.extra).length);

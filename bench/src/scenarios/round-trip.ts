@@ -1,6 +1,6 @@
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import type { LoadTarget } from '../load/protocol.ts';
-import { runLoad, type Probe } from '../load/run-load.ts';
+import type { LoadGenerator, Probe } from '../load/run-load.ts';
 import { callsFor, type Profile } from '../options.ts';
 import type { PathKind, RoundTripRow, UpstreamKind } from '../results.ts';
 
@@ -22,7 +22,7 @@ export interface RoundTripTarget {
 
 export type Progress = (line: string) => void;
 
-export async function measureRoundTrips(target: RoundTripTarget, profile: Profile, progress: Progress): Promise<RoundTripRow[]> {
+export async function measureRoundTrips(load: LoadGenerator, target: RoundTripTarget, profile: Profile, progress: Progress): Promise<RoundTripRow[]> {
   const rows: RoundTripRow[] = [];
   for (const driver of ['sdk', 'lean'] as const) {
     for (const concurrency of profile.concurrencies) {
@@ -30,7 +30,7 @@ export async function measureRoundTrips(target: RoundTripTarget, profile: Profil
       const row: RoundTripRow = { upstream: target.upstream, path: target.path, driver, concurrency };
       const label = `${target.upstream} upstream via ${target.path}, ${driver} client, c=${concurrency}`;
       try {
-        const m = await runLoad(
+        const m = await load.run(
           {
             driver,
             target: target.load,
@@ -38,12 +38,15 @@ export async function measureRoundTrips(target: RoundTripTarget, profile: Profil
             concurrency,
             warmupCalls: warmup,
             calls,
+            maxMeasureMs: profile.maxMeasureMs,
+            maxWarmupMs: profile.maxWarmupMs,
             protocolVersion: LATEST_PROTOCOL_VERSION,
           },
           { ...(target.pid === undefined ? {} : { pid: target.pid }), probes: target.probes ?? [], timeoutMs: profile.rowTimeoutMs },
         );
         Object.assign(row, {
           calls: m.calls,
+          truncated: m.truncated,
           errors: m.errors,
           p50Ms: m.latency.p50Ms,
           p99Ms: m.latency.p99Ms,
@@ -56,7 +59,7 @@ export async function measureRoundTrips(target: RoundTripTarget, profile: Profil
         if (m.childrenCpuPerCallMs !== undefined) row.childrenCpuPerCallMs = m.childrenCpuPerCallMs;
         if (m.protocolVersion !== undefined) row.protocolVersion = m.protocolVersion;
         if (Object.keys(m.probes).length) row.extra = m.probes;
-        progress(`  ${label}: p50 ${m.latency.p50Ms.toFixed(3)} ms, ${Math.round(m.callsPerSec)} calls/s${m.errors ? `, ${m.errors} errors (${m.firstError})` : ''}`);
+        progress(`  ${label}: p50 ${m.latency.p50Ms.toFixed(3)} ms, ${Math.round(m.callsPerSec)} calls/s, ${m.calls} calls${m.truncated ? ' (time cap)' : ''}${m.errors ? `, ${m.errors} errors (${m.firstError})` : ''}`);
       } catch (error) {
         row.failed = error instanceof Error ? error.message.split('\n')[0]! : String(error);
         progress(`  ${label}: FAILED: ${row.failed}`);
