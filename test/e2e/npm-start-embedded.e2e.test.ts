@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectLegacyAgent, connectModernAgent, firstText } from '../support/agents.ts';
-import { eventually } from '../support/gateway.ts';
+import { accepts, eventually } from '../support/gateway.ts';
 import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from '../support/graphql.ts';
 import { EVERYTHING_SERVER, freePort, startCli, type RunningProcess } from '../support/processes.ts';
 
@@ -48,6 +48,7 @@ describe('npm start: both planes in one process on the embedded database', () =>
     await graphqlOk(gql, running.adminToken, CREATE_UPSTREAM, { input: { name: 'ev', transport: 'STDIO', command: process.execPath, args: [EVERYTHING_SERVER, 'stdio'] } });
     const created = await graphqlOk<{ createVirtualKey: { secret: string } }>(gql, running.adminToken, CREATE_KEY, { input: { name: 'dev', allowedTools: ['ev__*'] } });
     const secret = created.createVirtualKey.secret;
+    await eventually('the key reached the node', () => accepts(mcp, secret), 2_000);
 
     const { client } = await connectLegacyAgent(mcp, secret);
     try {

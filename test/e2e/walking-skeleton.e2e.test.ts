@@ -45,6 +45,7 @@ describe('walking skeleton: control plane on PostgreSQL, two data-plane nodes, s
     assert.match(created.createVirtualKey.secret, /^pcs_[A-Za-z0-9_-]{43}$/);
     assert.deepEqual(created.createVirtualKey.key.allowedTools, allowed);
     key = { id: created.createVirtualKey.key.id, secret: created.createVirtualKey.secret };
+    await eventually('the key reached both nodes', async () => (await accepts(nodeA.mcpUrl, key.secret)) && (await accepts(nodeB.mcpUrl, key.secret)), 2_000);
   });
 
   test('a 2026-07-28 agent (SDK v2) sees exactly the allowed tools of both upstreams and calls them', async () => {
