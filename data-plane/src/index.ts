@@ -43,7 +43,7 @@ function toReport(connection: UpstreamConnection): UpstreamReport {
     state: status.state,
     error: status.error ?? '',
     hasCatalog: status.tools !== undefined,
-    tools: (status.tools ?? []).map((tool) => ({ name: tool.name, definitionJson: JSON.stringify(tool) })),
+    tools: (status.tools ?? []).map((tool) => ({ name: tool.name, definitionJson: JSON.stringify(tool), definitionSha256: '' })),
     serverName: status.serverName ?? '',
     serverVersion: status.serverVersion ?? '',
     protocolVersion: status.protocolVersion ?? '',

@@ -121,8 +121,8 @@ describe('config stream (gRPC)', () => {
     node.hello('node-c');
     const snapshot = await node.snapshot((s) => s.upstreams.some((u) => u.id === upstream.id));
     const configHash = snapshot.upstreams.find((u) => u.id === upstream.id)!.configHash;
-    const tool = (name: string, description: string) => ({ name, definitionJson: JSON.stringify({ name, description, inputSchema: { type: 'object', properties: { text: { type: 'string' } } } }) });
-    const report = (tools: Array<{ name: string; definitionJson: string }>, state = UpstreamState.UPSTREAM_STATE_READY, id = upstream.id, hash = configHash) =>
+    const tool = (name: string, description: string) => ({ name, definitionSha256: '', definitionJson: JSON.stringify({ name, description, inputSchema: { type: 'object', properties: { text: { type: 'string' } } } }) });
+    const report = (tools: Array<{ name: string; definitionJson: string; definitionSha256: string }>, state = UpstreamState.UPSTREAM_STATE_READY, id = upstream.id, hash = configHash) =>
       node.send({ kind: { $case: 'upstream', value: { upstreamId: id, configHash: hash, state, error: '', hasCatalog: true, tools, serverName: 'test-server', serverVersion: '1.2.3', protocolVersion: '2025-11-25' } } });
     const query = `query ($id: ID!) { upstream(id: $id) { tools { name exposedName description inputSchema upstream { name } firstSeenAt lastSeenAt } status { nodeId state error serverName serverVersion protocolVersion updatedAt } } }`;
 

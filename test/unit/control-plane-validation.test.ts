@@ -5,7 +5,7 @@ import { checkSnapshotConsistency } from '../../control-plane/src/config/snapsho
 import { upstreamConfigHash } from '../../control-plane/src/config/upstream-hash.ts';
 import { parseNodeMessage } from '../../control-plane/src/grpc/messages.ts';
 import { allowedToolProblem } from '../../control-plane/src/services/virtual-keys.ts';
-import { Transport, UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
+import { Transport, UpstreamConfig, UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
 
 describe('allowedTools patterns', () => {
   it('accepts "*", upstream wildcards and exact exposed names', () => {
@@ -46,7 +46,7 @@ describe('upstreamConfigHash', () => {
 });
 
 describe('checkSnapshotConsistency', () => {
-  const upstream = { id: '1', name: 'a', transport: Transport.TRANSPORT_STDIO, command: 'x', args: [], env: [], url: '', headers: [], configHash: '' };
+  const upstream = UpstreamConfig.fromPartial({ id: '1', name: 'a', transport: Transport.TRANSPORT_STDIO, command: 'x' });
   const sessionKeys = [{ id: 's', secret: Buffer.alloc(32) }];
   it('refuses duplicate upstream names, bad key hashes and a missing session key', () => {
     assert.doesNotThrow(() => checkSnapshotConsistency({ version: '1', upstreams: [upstream], virtualKeys: [], sessionKeys }));

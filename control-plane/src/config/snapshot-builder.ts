@@ -66,6 +66,16 @@ function toUpstreamConfig(row: UpstreamRow): UpstreamConfig {
     url: row.url ?? '',
     headers: row.headers.map((pair) => ({ name: pair.name, value: pair.value })),
     configHash: upstreamConfigHash(row),
+    // Per-upstream settings and tool pinning are not configurable yet: the nodes' defaults apply.
+    cwd: '',
+    connectTimeoutMs: 0,
+    callTimeoutMs: 0,
+    healthIntervalMs: 0,
+    healthFailureThreshold: 0,
+    disabled: false,
+    pinToolDefinitions: false,
+    pinnedTools: [],
+    exposeUnprefixed: false,
   };
 }
 

@@ -189,6 +189,38 @@ export interface UpstreamConfig {
    * reconnect only the upstreams that changed.
    */
   configHash: string;
+  /** STDIO: working directory of the server process; empty = the node's own. */
+  cwd: string;
+  /** Per-upstream timeouts; 0 = the node's defaults. */
+  connectTimeoutMs: number;
+  callTimeoutMs: number;
+  /**
+   * Health checks: a ping every interval; after this many consecutive failures the upstream is
+   * DOWN and reconnected. 0 = the node's defaults.
+   */
+  healthIntervalMs: number;
+  healthFailureThreshold: number;
+  /** An operator switched the upstream off: nodes hold no connection and report DISABLED. */
+  disabled: boolean;
+  /**
+   * Tool-definition pinning: when on, a tool whose definition no longer matches its pinned
+   * hash is held back from agents until an operator accepts the change.
+   */
+  pinToolDefinitions: boolean;
+  pinnedTools: PinnedTool[];
+  /**
+   * Expose this upstream's tool and prompt names without the "<name>__" prefix (the control
+   * plane refuses it when names would collide).
+   */
+  exposeUnprefixed: boolean;
+}
+
+/** The accepted definition of one tool. */
+export interface PinnedTool {
+  /** The upstream's own tool name. */
+  name: string;
+  /** definition_sha256 of the accepted definition, as the node reported it. */
+  definitionSha256: string;
 }
 
 export interface VirtualKeyConfig {
@@ -227,6 +259,8 @@ export interface ToolDefinition {
   name: string;
   /** The whole MCP Tool object as the upstream listed it, as JSON. */
   definitionJson: string;
+  /** Hex SHA-256 of the tool's canonical definition (what pinning compares), computed by the node. */
+  definitionSha256: string;
 }
 
 function createBaseConnectRequest(): ConnectRequest {
@@ -876,7 +910,26 @@ export const KeyValue: MessageFns<KeyValue> = {
 };
 
 function createBaseUpstreamConfig(): UpstreamConfig {
-  return { id: "", name: "", transport: 0, command: "", args: [], env: [], url: "", headers: [], configHash: "" };
+  return {
+    id: "",
+    name: "",
+    transport: 0,
+    command: "",
+    args: [],
+    env: [],
+    url: "",
+    headers: [],
+    configHash: "",
+    cwd: "",
+    connectTimeoutMs: 0,
+    callTimeoutMs: 0,
+    healthIntervalMs: 0,
+    healthFailureThreshold: 0,
+    disabled: false,
+    pinToolDefinitions: false,
+    pinnedTools: [],
+    exposeUnprefixed: false,
+  };
 }
 
 export const UpstreamConfig: MessageFns<UpstreamConfig> = {
@@ -907,6 +960,33 @@ export const UpstreamConfig: MessageFns<UpstreamConfig> = {
     }
     if (message.configHash !== "") {
       writer.uint32(74).string(message.configHash);
+    }
+    if (message.cwd !== "") {
+      writer.uint32(82).string(message.cwd);
+    }
+    if (message.connectTimeoutMs !== 0) {
+      writer.uint32(88).uint32(message.connectTimeoutMs);
+    }
+    if (message.callTimeoutMs !== 0) {
+      writer.uint32(96).uint32(message.callTimeoutMs);
+    }
+    if (message.healthIntervalMs !== 0) {
+      writer.uint32(104).uint32(message.healthIntervalMs);
+    }
+    if (message.healthFailureThreshold !== 0) {
+      writer.uint32(112).uint32(message.healthFailureThreshold);
+    }
+    if (message.disabled !== false) {
+      writer.uint32(120).bool(message.disabled);
+    }
+    if (message.pinToolDefinitions !== false) {
+      writer.uint32(128).bool(message.pinToolDefinitions);
+    }
+    for (const v of message.pinnedTools) {
+      PinnedTool.encode(v!, writer.uint32(138).fork()).join();
+    }
+    if (message.exposeUnprefixed !== false) {
+      writer.uint32(144).bool(message.exposeUnprefixed);
     }
     return writer;
   },
@@ -996,6 +1076,78 @@ export const UpstreamConfig: MessageFns<UpstreamConfig> = {
             message.configHash = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.cwd = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.connectTimeoutMs = reader.uint32();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.callTimeoutMs = reader.uint32();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.healthIntervalMs = reader.uint32();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.healthFailureThreshold = reader.uint32();
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.disabled = reader.bool();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.pinToolDefinitions = reader.bool();
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.pinnedTools.push(PinnedTool.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.exposeUnprefixed = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1023,6 +1175,43 @@ export const UpstreamConfig: MessageFns<UpstreamConfig> = {
         : isSet(object.config_hash)
         ? globalThis.String(object.config_hash)
         : "",
+      cwd: isSet(object.cwd) ? globalThis.String(object.cwd) : "",
+      connectTimeoutMs: isSet(object.connectTimeoutMs)
+        ? globalThis.Number(object.connectTimeoutMs)
+        : isSet(object.connect_timeout_ms)
+        ? globalThis.Number(object.connect_timeout_ms)
+        : 0,
+      callTimeoutMs: isSet(object.callTimeoutMs)
+        ? globalThis.Number(object.callTimeoutMs)
+        : isSet(object.call_timeout_ms)
+        ? globalThis.Number(object.call_timeout_ms)
+        : 0,
+      healthIntervalMs: isSet(object.healthIntervalMs)
+        ? globalThis.Number(object.healthIntervalMs)
+        : isSet(object.health_interval_ms)
+        ? globalThis.Number(object.health_interval_ms)
+        : 0,
+      healthFailureThreshold: isSet(object.healthFailureThreshold)
+        ? globalThis.Number(object.healthFailureThreshold)
+        : isSet(object.health_failure_threshold)
+        ? globalThis.Number(object.health_failure_threshold)
+        : 0,
+      disabled: isSet(object.disabled) ? globalThis.Boolean(object.disabled) : false,
+      pinToolDefinitions: isSet(object.pinToolDefinitions)
+        ? globalThis.Boolean(object.pinToolDefinitions)
+        : isSet(object.pin_tool_definitions)
+        ? globalThis.Boolean(object.pin_tool_definitions)
+        : false,
+      pinnedTools: globalThis.Array.isArray(object?.pinnedTools)
+        ? object.pinnedTools.map((e: any) => PinnedTool.fromJSON(e))
+        : globalThis.Array.isArray(object?.pinned_tools)
+        ? object.pinned_tools.map((e: any) => PinnedTool.fromJSON(e))
+        : [],
+      exposeUnprefixed: isSet(object.exposeUnprefixed)
+        ? globalThis.Boolean(object.exposeUnprefixed)
+        : isSet(object.expose_unprefixed)
+        ? globalThis.Boolean(object.expose_unprefixed)
+        : false,
     };
   },
 
@@ -1055,6 +1244,33 @@ export const UpstreamConfig: MessageFns<UpstreamConfig> = {
     if (message.configHash !== "") {
       obj.configHash = message.configHash;
     }
+    if (message.cwd !== "") {
+      obj.cwd = message.cwd;
+    }
+    if (message.connectTimeoutMs !== 0) {
+      obj.connectTimeoutMs = Math.round(message.connectTimeoutMs);
+    }
+    if (message.callTimeoutMs !== 0) {
+      obj.callTimeoutMs = Math.round(message.callTimeoutMs);
+    }
+    if (message.healthIntervalMs !== 0) {
+      obj.healthIntervalMs = Math.round(message.healthIntervalMs);
+    }
+    if (message.healthFailureThreshold !== 0) {
+      obj.healthFailureThreshold = Math.round(message.healthFailureThreshold);
+    }
+    if (message.disabled !== false) {
+      obj.disabled = message.disabled;
+    }
+    if (message.pinToolDefinitions !== false) {
+      obj.pinToolDefinitions = message.pinToolDefinitions;
+    }
+    if (message.pinnedTools?.length) {
+      obj.pinnedTools = message.pinnedTools.map((e) => PinnedTool.toJSON(e));
+    }
+    if (message.exposeUnprefixed !== false) {
+      obj.exposeUnprefixed = message.exposeUnprefixed;
+    }
     return obj;
   },
 
@@ -1072,6 +1288,104 @@ export const UpstreamConfig: MessageFns<UpstreamConfig> = {
     message.url = object.url ?? "";
     message.headers = object.headers?.map((e) => KeyValue.fromPartial(e)) || [];
     message.configHash = object.configHash ?? "";
+    message.cwd = object.cwd ?? "";
+    message.connectTimeoutMs = object.connectTimeoutMs ?? 0;
+    message.callTimeoutMs = object.callTimeoutMs ?? 0;
+    message.healthIntervalMs = object.healthIntervalMs ?? 0;
+    message.healthFailureThreshold = object.healthFailureThreshold ?? 0;
+    message.disabled = object.disabled ?? false;
+    message.pinToolDefinitions = object.pinToolDefinitions ?? false;
+    message.pinnedTools = object.pinnedTools?.map((e) => PinnedTool.fromPartial(e)) || [];
+    message.exposeUnprefixed = object.exposeUnprefixed ?? false;
+    return message;
+  },
+};
+
+function createBasePinnedTool(): PinnedTool {
+  return { name: "", definitionSha256: "" };
+}
+
+export const PinnedTool: MessageFns<PinnedTool> = {
+  encode(message: PinnedTool, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.definitionSha256 !== "") {
+      writer.uint32(18).string(message.definitionSha256);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PinnedTool {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePinnedTool();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.definitionSha256 = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PinnedTool {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      definitionSha256: isSet(object.definitionSha256)
+        ? globalThis.String(object.definitionSha256)
+        : isSet(object.definition_sha256)
+        ? globalThis.String(object.definition_sha256)
+        : "",
+    };
+  },
+
+  toJSON(message: PinnedTool): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.definitionSha256 !== "") {
+      obj.definitionSha256 = message.definitionSha256;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PinnedTool>, I>>(base?: I): PinnedTool {
+    return PinnedTool.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PinnedTool>, I>>(object: I): PinnedTool {
+    const message = createBasePinnedTool();
+    message.name = object.name ?? "";
+    message.definitionSha256 = object.definitionSha256 ?? "";
     return message;
   },
 };
@@ -1540,7 +1854,7 @@ export const UpstreamReport: MessageFns<UpstreamReport> = {
 };
 
 function createBaseToolDefinition(): ToolDefinition {
-  return { name: "", definitionJson: "" };
+  return { name: "", definitionJson: "", definitionSha256: "" };
 }
 
 export const ToolDefinition: MessageFns<ToolDefinition> = {
@@ -1550,6 +1864,9 @@ export const ToolDefinition: MessageFns<ToolDefinition> = {
     }
     if (message.definitionJson !== "") {
       writer.uint32(18).string(message.definitionJson);
+    }
+    if (message.definitionSha256 !== "") {
+      writer.uint32(26).string(message.definitionSha256);
     }
     return writer;
   },
@@ -1583,6 +1900,14 @@ export const ToolDefinition: MessageFns<ToolDefinition> = {
             message.definitionJson = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.definitionSha256 = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1603,6 +1928,11 @@ export const ToolDefinition: MessageFns<ToolDefinition> = {
         : isSet(object.definition_json)
         ? globalThis.String(object.definition_json)
         : "",
+      definitionSha256: isSet(object.definitionSha256)
+        ? globalThis.String(object.definitionSha256)
+        : isSet(object.definition_sha256)
+        ? globalThis.String(object.definition_sha256)
+        : "",
     };
   },
 
@@ -1614,6 +1944,9 @@ export const ToolDefinition: MessageFns<ToolDefinition> = {
     if (message.definitionJson !== "") {
       obj.definitionJson = message.definitionJson;
     }
+    if (message.definitionSha256 !== "") {
+      obj.definitionSha256 = message.definitionSha256;
+    }
     return obj;
   },
 
@@ -1624,6 +1957,7 @@ export const ToolDefinition: MessageFns<ToolDefinition> = {
     const message = createBaseToolDefinition();
     message.name = object.name ?? "";
     message.definitionJson = object.definitionJson ?? "";
+    message.definitionSha256 = object.definitionSha256 ?? "";
     return message;
   },
 };
