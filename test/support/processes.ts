@@ -6,16 +6,29 @@ import { resolve } from 'node:path';
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
 export const EVERYTHING_SERVER = resolve(REPO_ROOT, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
 
-/** A port that was free a moment ago (the OS picked it). */
+/**
+ * A port that was free a moment ago. Chosen below the kernel's ephemeral range (32768 and up here),
+ * so an outgoing connection cannot take it between now and when a process we start binds it.
+ */
 export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const candidate = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await canListen(candidate)) return candidate;
+  }
+  throw new Error('no free port found in 20000-31999');
+}
+
+async function canListen(port: number): Promise<boolean> {
   const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
+  server.listen(port, '127.0.0.1');
+  try {
+    await Promise.race([once(server, 'listening'), once(server, 'error').then(([error]) => Promise.reject(error))]);
+  } catch {
+    return false;
+  }
   server.close();
   await once(server, 'close');
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
+  return true;
 }
 
 /** A child process whose output is kept, so a test can wait for a line and show it on failure. */
