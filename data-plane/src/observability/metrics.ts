@@ -1,0 +1,79 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Buckets for in-gateway time: the interesting range is tens of microseconds to a few milliseconds. */
+const OVERHEAD_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05];
+/** Buckets for whole tool calls: sub-millisecond stdio calls up to long-running tools. */
+const CALL_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60];
+
+export type CallOutcome = 'ok' | 'tool_error' | 'rpc_error' | 'unavailable' | 'refused';
+
+interface CallSeries {
+  readonly duration: ReturnType<Histogram<'upstream' | 'outcome'>['labels']>;
+  readonly overhead: ReturnType<Histogram<'upstream'>['labels']>;
+}
+
+/**
+ * The data plane's Prometheus metrics. Label children are cached per (upstream, outcome), so an
+ * observation on the hot path is a map lookup and two bucket increments.
+ */
+export class DataPlaneMetrics {
+  readonly registry: Registry;
+  private readonly requests: Counter<'method' | 'status'>;
+  private readonly callDuration: Histogram<'upstream' | 'outcome'>;
+  private readonly callOverhead: Histogram<'upstream'>;
+  private readonly configVersion: Gauge;
+  private readonly upstreamUp: Gauge<'upstream' | 'state'>;
+  private readonly series = new Map<string, CallSeries>();
+
+  constructor(registry: Registry = new Registry()) {
+    this.registry = registry;
+    this.requests = new Counter({ name: 'portcullis_mcp_requests_total', help: 'MCP requests answered, by method and HTTP status', labelNames: ['method', 'status'], registers: [registry] });
+    this.callDuration = new Histogram({
+      name: 'portcullis_tool_call_duration_seconds',
+      help: 'Tool calls as the agent sees them (gateway and upstream), by upstream and outcome',
+      labelNames: ['upstream', 'outcome'],
+      buckets: CALL_BUCKETS,
+      registers: [registry],
+    });
+    this.callOverhead = new Histogram({
+      name: 'portcullis_gateway_overhead_seconds',
+      help: "Time a tool call spends in the gateway itself (the call's duration minus the upstream's)",
+      labelNames: ['upstream'],
+      buckets: OVERHEAD_BUCKETS,
+      registers: [registry],
+    });
+    this.configVersion = new Gauge({ name: 'portcullis_config_version', help: 'The configuration snapshot version this node serves', registers: [registry] });
+    this.upstreamUp = new Gauge({ name: 'portcullis_upstream_state', help: '1 for the state each upstream is in', labelNames: ['upstream', 'state'], registers: [registry] });
+  }
+
+  /** One finished tool call: its whole duration and the part spent upstream, in seconds. */
+  toolCall(upstream: string, outcome: CallOutcome, totalSeconds: number, upstreamSeconds: number): void {
+    const key = `${upstream}\u0000${outcome}`;
+    let series = this.series.get(key);
+    if (series === undefined) {
+      series = { duration: this.callDuration.labels(upstream, outcome), overhead: this.callOverhead.labels(upstream) };
+      this.series.set(key, series);
+    }
+    series.duration.observe(totalSeconds);
+    series.overhead.observe(Math.max(0, totalSeconds - upstreamSeconds));
+  }
+
+  request(method: string, status: number): void {
+    this.requests.inc({ method, status: String(status) });
+  }
+
+  configApplied(version: string): void {
+    this.configVersion.set(Number(version));
+  }
+
+  upstreamState(upstream: string, state: string): void {
+    for (const candidate of ['connecting', 'ready', 'degraded', 'down', 'disabled']) {
+      this.upstreamUp.set({ upstream, state: candidate }, candidate === state ? 1 : 0);
+    }
+  }
+
+  /** The Prometheus text exposition. */
+  async exposition(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
