@@ -1,14 +1,6 @@
 import 'reflect-metadata';
 import { errorMessage, PortcullisError } from '../../common/src/index.ts';
-import { controlPlaneHelp, runControlPlane } from './commands/control-plane.ts';
-import { dataPlaneHelp, runDataPlane } from './commands/data-plane.ts';
-import { devHelp, runDev } from './commands/dev.ts';
-
-const commands: Record<string, { run: (argv: readonly string[]) => Promise<void>; help: string }> = {
-  dev: { run: runDev, help: devHelp },
-  'control-plane': { run: runControlPlane, help: controlPlaneHelp },
-  'data-plane': { run: runDataPlane, help: dataPlaneHelp },
-};
+import { commands } from './commands/index.ts';
 
 const usage = `Usage: portcullis <command> [options]
 
@@ -26,7 +18,7 @@ async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(usage);
     return;
   }
-  const command = commands[name];
+  const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (!command) {
     process.stderr.write(`portcullis: unknown command "${name}"\n\n${usage}`);
     process.exitCode = 2;

@@ -4,12 +4,12 @@ import { helpText, readOptions } from '../options.ts';
 import { closeOnSignals } from './lifecycle.ts';
 import { controlPlaneSettings, logLevel, nodeToken } from './settings.ts';
 
-const table = { ...controlPlaneSettings, nodeToken, logLevel };
+export const controlPlaneOptionTable = { ...controlPlaneSettings, nodeToken, logLevel };
 
-export const controlPlaneHelp = helpText('Usage: portcullis control-plane [options]', 'Runs the control plane: the GraphQL API over PostgreSQL and the gRPC config stream data-plane nodes follow.', table);
+export const controlPlaneHelp = helpText('Usage: portcullis control-plane [options]', 'Runs the control plane: the GraphQL API over PostgreSQL and the gRPC config stream data-plane nodes follow.', controlPlaneOptionTable);
 
 export async function runControlPlane(argv: readonly string[]): Promise<void> {
-  const options = readOptions(table, argv, process.env);
+  const options = readOptions(controlPlaneOptionTable, argv, process.env);
   const logger = createLogger({ level: options.logLevel });
   const plane = await startControlPlane({ ...options, logger });
   process.stdout.write(`Portcullis control plane\n  GraphQL:     ${plane.graphqlUrl}\n  gRPC:        ${plane.grpcAddress}\n  Admin token: ${options.adminToken ? '(as given in --admin-token / PORTCULLIS_ADMIN_TOKEN)' : plane.adminToken}\n`);

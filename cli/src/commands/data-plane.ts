@@ -5,7 +5,7 @@ import { helpText, readOptions } from '../options.ts';
 import { closeOnSignals } from './lifecycle.ts';
 import { dataPlaneOptions, dataPlaneSettings, logLevel, nodeToken } from './settings.ts';
 
-const table = {
+export const dataPlaneOptionTable = {
   controlPlane: {
     flag: 'control-plane',
     env: 'PORTCULLIS_CONTROL_PLANE',
@@ -18,10 +18,10 @@ const table = {
   logLevel,
 };
 
-export const dataPlaneHelp = helpText('Usage: portcullis data-plane [options]', 'Runs one data-plane node: the MCP endpoint agents connect to. It follows the control plane\'s config stream and keeps serving its last snapshot when the control plane is away.', table);
+export const dataPlaneHelp = helpText('Usage: portcullis data-plane [options]', 'Runs one data-plane node: the MCP endpoint agents connect to. It follows the control plane\'s config stream and keeps serving its last snapshot when the control plane is away.', dataPlaneOptionTable);
 
 export async function runDataPlane(argv: readonly string[]): Promise<void> {
-  const options = readOptions(table, argv, process.env);
+  const options = readOptions(dataPlaneOptionTable, argv, process.env);
   const logger = createLogger({ level: options.logLevel });
   const node = await startDataPlane(dataPlaneOptions(options, { controlPlaneAddress: options.controlPlane, nodeToken: options.nodeToken }, logger));
   process.stdout.write(`Portcullis data plane ${node.nodeId}\n  MCP endpoint: ${node.mcpUrl}\n`);

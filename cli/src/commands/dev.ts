@@ -9,7 +9,7 @@ import { persistentSecret } from '../secrets.ts';
 import { closeOnSignals } from './lifecycle.ts';
 import { controlPlaneSettings, dataPlaneOptions, dataPlaneSettings, logLevel, nodeToken } from './settings.ts';
 
-const table = {
+export const devOptionTable = {
   ...controlPlaneSettings,
   ...dataPlaneSettings,
   nodeToken: { ...nodeToken, schema: nodeToken.schema.optional(), description: `${nodeToken.description}; generated once and kept in the data dir when unset` },
@@ -19,12 +19,12 @@ const table = {
 export const devHelp = helpText(
   'Usage: portcullis dev [options]',
   'Runs a whole gateway in one process: the control plane (GraphQL, gRPC) and one data-plane node (MCP). Without DATABASE_URL it keeps an embedded PostgreSQL in the data dir. This is what `npm start` runs.',
-  table,
+  devOptionTable,
 );
 
 export async function runDev(argv: readonly string[]): Promise<void> {
   const started = performance.now();
-  const options = readOptions(table, argv, process.env);
+  const options = readOptions(devOptionTable, argv, process.env);
   const logger = createLogger({ level: options.logLevel });
   const token = options.nodeToken ?? (await persistentSecret(join(options.dataDir, 'node-token'), 'pcn_'));
   const controlPlane = await startControlPlane({ ...options, nodeToken: token, logger });
