@@ -5,10 +5,11 @@ import { checkTargets } from './report/targets.ts';
 import { DEFAULT_RESULTS_FILE, startContext, writeResults } from './report/json.ts';
 import { addRatios, type RoundTripRow, type RunResults } from './results.ts';
 import { LoadGenerator } from './load/run-load.ts';
-import { measureRoundTrips, type RoundTripTarget } from './scenarios/round-trip.ts';
+import { measureTarget, type MeasureTarget } from './scenarios/measure.ts';
+import { TOOL_COUNTS, directToolsListTargets, gatewayToolsListTargets, seedKeys } from './scenarios/tools-list.ts';
 import { PEERS, PEERS_FRONTING_HTTP_NOTE } from './targets/peers.ts';
 import { GatewayUnavailable, portcullisTargets, startPortcullis, type RunningGateway } from './targets/portcullis.ts';
-import { EVERYTHING_TOOL, everythingStdioTarget, startEverythingHttp, type HttpServer } from './targets/upstream.ts';
+import { ECHO, everythingStdioTarget, startEverythingHttp, type HttpServer } from './targets/upstream.ts';
 
 /**
  * `npm run bench [-- --quick]`: tool-call round trips to server-everything directly, through the peer
@@ -21,6 +22,8 @@ const PATH_ORDER = ['direct', 'portcullis', 'mcp-proxy', 'supergateway'];
 function sortRows(rows: RoundTripRow[]): RoundTripRow[] {
   return [...rows].sort(
     (a, b) =>
+      a.method.localeCompare(b.method) ||
+      (a.upstreamTools ?? 0) - (b.upstreamTools ?? 0) ||
       a.upstream.localeCompare(b.upstream) * -1 || // stdio first
       a.driver.localeCompare(b.driver) || // lean, then sdk
       a.concurrency - b.concurrency ||
@@ -45,9 +48,9 @@ async function main(): Promise<void> {
   }
 
   const load = new LoadGenerator();
-  const measure = async (target: RoundTripTarget) => {
-    progress(`${target.upstream} upstream via ${target.path}:`);
-    results.rows.push(...(await measureRoundTrips(load, target, options.profile, progress)));
+  const measure = async (target: MeasureTarget, concurrencies?: readonly number[]) => {
+    progress(`${target.operation.method}: ${target.upstream} upstream via ${target.path}:`);
+    results.rows.push(...(await measureTarget(load, target, options.profile, progress, concurrencies)));
   };
 
   let httpServer: HttpServer | undefined;
@@ -55,7 +58,7 @@ async function main(): Promise<void> {
   let gatewayMissing: string | undefined;
   try {
     // stdio upstream: the SDK client / lean driver spawn server-everything themselves.
-    await measure({ upstream: 'stdio', path: 'direct', load: everythingStdioTarget(), tool: EVERYTHING_TOOL });
+    await measure({ upstream: 'stdio', path: 'direct', load: everythingStdioTarget(), operation: ECHO });
     for (const peer of PEERS) {
       let server: HttpServer | undefined;
       try {
@@ -63,9 +66,9 @@ async function main(): Promise<void> {
         results.notes.push(`${peer.name}: ${peer.mode}`);
         await measure({
           upstream: 'stdio',
-          path: peer.name as RoundTripTarget['path'],
+          path: peer.name as MeasureTarget['path'],
           load: { transport: 'http', url: server.url, headers: {} },
-          tool: EVERYTHING_TOOL,
+          operation: ECHO,
           pid: server.proc.pid,
         });
       } catch (error) {
@@ -77,7 +80,7 @@ async function main(): Promise<void> {
 
     // Streamable HTTP upstream: server-everything stays up, since the gateway's HTTP rows call it too.
     httpServer = await startEverythingHttp();
-    await measure({ upstream: 'http', path: 'direct', load: { transport: 'http', url: httpServer.url, headers: {} }, tool: EVERYTHING_TOOL, pid: httpServer.proc.pid });
+    await measure({ upstream: 'http', path: 'direct', load: { transport: 'http', url: httpServer.url, headers: {} }, operation: ECHO, pid: httpServer.proc.pid });
     results.notes.push(PEERS_FRONTING_HTTP_NOTE);
 
     // Portcullis: the same drivers against one data-plane node with a key, allow-list, audit and metrics.
@@ -96,9 +99,27 @@ async function main(): Promise<void> {
       }
     }
     if (gatewayMissing) results.notes.push(`gateway not available: ${gatewayMissing} (no Portcullis rows)`);
-    results.notes.push(
-      'not measured yet: tools/list with 10/100/1,000 upstream tools and 10,000 keys; config propagation to 1/4/16 nodes; snapshot build and apply at 1k/10k/100k keys',
-    );
+
+    // tools/list with 10, 100 and 1,000 upstream tools: direct, then through the gateway with keys seeded.
+    for (const target of directToolsListTargets()) await measure(target, [1]);
+    if (gateway && !gatewayMissing) {
+      try {
+        const { seedKeys: wanted, seedBudgetMs } = options.profile;
+        progress(`seeding up to ${wanted} virtual keys (at most ${Math.round(seedBudgetMs / 1000)} s)…`);
+        const started = Date.now();
+        const seeded = wanted > 0 ? await seedKeys(gateway.gateway, wanted, seedBudgetMs) : 0;
+        const keys = seeded + 1 + TOOL_COUNTS.length; // + the round-trip key + one key per tool count
+        results.notes.push(
+          `tools/list via portcullis measured with ${keys} virtual keys configured (${seeded} seeded through GraphQL in ${((Date.now() - started) / 1000).toFixed(1)} s${seeded < wanted ? `; the issue asks for ${wanted}: the seeding budget ran out` : ''})`,
+        );
+        for (const target of await gatewayToolsListTargets(gateway.gateway)) await measure({ ...target, keysConfigured: keys }, [1]);
+      } catch (error) {
+        const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
+        results.notes.push(`tools/list via portcullis not measured: ${reason}`);
+        progress(`tools/list via portcullis not measured: ${reason}`);
+      }
+    }
+    results.notes.push('not measured yet: config propagation to 1/4/16 nodes; snapshot build and apply at 1k/10k/100k keys (they need control-plane hooks)');
   } finally {
     await load.stop();
     await gateway?.stop().catch(() => {});

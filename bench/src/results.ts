@@ -4,6 +4,11 @@ export type UpstreamKind = 'stdio' | 'http';
 export type PathKind = 'direct' | 'portcullis' | 'mcp-proxy' | 'supergateway';
 
 export interface RoundTripRow {
+  method: 'tools/call' | 'tools/list';
+  /** For tools/list rows: how many tools the upstream offers. */
+  upstreamTools?: number;
+  /** For gateway rows where it matters: virtual keys configured while measured. */
+  keysConfigured?: number;
   upstream: UpstreamKind;
   path: PathKind;
   driver: 'lean' | 'sdk';
@@ -25,7 +30,7 @@ export interface RoundTripRow {
   childrenCpuPerCallMs?: number;
   clientCpuPerCallMs?: number;
   protocolVersion?: string;
-  /** p50 of this row over p50 of the direct row with the same upstream, driver and concurrency. */
+  /** p50 of this row over p50 of the direct row with the same method, upstream, driver and concurrency. */
   p50VsDirect?: number;
   /** Throughput of this row over the direct row's. */
   throughputVsDirect?: number;
@@ -55,7 +60,14 @@ export interface RunResults {
 export function addRatios(rows: RoundTripRow[]): void {
   for (const row of rows) {
     const direct = rows.find(
-      (d) => d.path === 'direct' && d.upstream === row.upstream && d.driver === row.driver && d.concurrency === row.concurrency && !d.failed,
+      (d) =>
+        d.path === 'direct' &&
+        d.method === row.method &&
+        d.upstreamTools === row.upstreamTools &&
+        d.upstream === row.upstream &&
+        d.driver === row.driver &&
+        d.concurrency === row.concurrency &&
+        !d.failed,
     );
     if (!direct || row.failed) continue;
     if (row.p50Ms !== undefined && direct.p50Ms) row.p50VsDirect = row.p50Ms / direct.p50Ms;

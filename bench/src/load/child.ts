@@ -36,9 +36,9 @@ async function next<T extends ParentMessage['type']>(type: T, timeoutMs?: number
 }
 
 async function open(job: LoadJob): Promise<Driver> {
-  if (job.driver === 'sdk') return openSdk(job.target, job.tool);
-  if (job.target.transport === 'http') return openLeanHttp(job.target.url, job.target.headers, job.concurrency, job.tool, job.protocolVersion);
-  return openLeanStdio(job.target.command, job.target.args, job.tool, job.protocolVersion);
+  if (job.driver === 'sdk') return openSdk(job.target, job.operation);
+  if (job.target.transport === 'http') return openLeanHttp(job.target.url, job.target.headers, job.concurrency, job.operation, job.protocolVersion);
+  return openLeanStdio(job.target.command, job.target.args, job.operation, job.protocolVersion);
 }
 
 async function runJob(job: LoadJob): Promise<void> {

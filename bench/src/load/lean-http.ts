@@ -1,6 +1,8 @@
 import http from 'node:http';
 import type { Driver } from './driver.ts';
 import { CLIENT_INFO } from './driver.ts';
+import { checkResult, requestPrefix } from './operation.ts';
+import type { Operation } from './protocol.ts';
 import type { CallOutcome } from './run-calls.ts';
 
 /**
@@ -19,7 +21,7 @@ export async function openLeanHttp(
   url: string,
   extraHeaders: Record<string, string>,
   concurrency: number,
-  tool: string,
+  operation: Operation,
   protocolVersion: string,
 ): Promise<Driver> {
   const target = new URL(url);
@@ -67,7 +69,7 @@ export async function openLeanHttp(
   const initialized = await post(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }), headers);
   if (initialized.status >= 300) throw new Error(`notifications/initialized: HTTP ${initialized.status}: ${initialized.body.slice(0, 300)}`);
 
-  const prefix = `{"jsonrpc":"2.0","method":"tools/call","params":{"name":${JSON.stringify(tool)},"arguments":{"message":"hello"}},"id":`;
+  const prefix = requestPrefix(operation);
   return {
     protocolVersion: negotiated,
     async call(seq: number): Promise<CallOutcome> {
@@ -77,8 +79,7 @@ export async function openLeanHttp(
       const response = findResponse(reply, id);
       if (!response) return { ok: false, error: `no response for id ${id}: ${reply.body.slice(0, 200)}` };
       if ('error' in response) return { ok: false, error: `JSON-RPC error: ${JSON.stringify(response.error).slice(0, 200)}` };
-      if ((response.result as { isError?: boolean } | undefined)?.isError) return { ok: false, error: `tool error: ${JSON.stringify(response.result).slice(0, 200)}` };
-      return { ok: true };
+      return checkResult(operation, response.result);
     },
     async close(): Promise<void> {
       if (typeof sessionId === 'string') {

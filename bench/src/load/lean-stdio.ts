@@ -1,37 +1,51 @@
 import { spawn } from 'node:child_process';
 import type { Driver } from './driver.ts';
 import { CLIENT_INFO } from './driver.ts';
+import { checkResult, requestPrefix } from './operation.ts';
+import type { Operation } from './protocol.ts';
 import type { CallOutcome } from './run-calls.ts';
 
 /**
  * The lean load generator over stdio: spawns the server, writes newline-delimited JSON-RPC to its
  * stdin and matches responses on its stdout by id. Requests are pipelined up to the concurrency.
  */
-export async function openLeanStdio(command: string, args: string[], tool: string, protocolVersion: string): Promise<Driver> {
+export async function openLeanStdio(command: string, args: string[], operation: Operation, protocolVersion: string): Promise<Driver> {
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'ignore'] });
   const pending = new Map<number, (message: Record<string, unknown>) => void>();
-  let buffered = '';
+  // Partial line so far, as chunks: a big reply (tools/list of 1,000 tools) arrives in many chunks,
+  // and re-scanning one growing string for the newline would cost quadratic time in the load process.
+  let partial: string[] = [];
   let exitReason: string | undefined;
+  const onLine = (line: string) => {
+    if (!line.trim()) return;
+    let message: Record<string, unknown>;
+    try {
+      message = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    if (typeof message.id === 'number' && ('result' in message || 'error' in message)) {
+      const done = pending.get(message.id);
+      pending.delete(message.id);
+      done?.(message);
+    }
+  };
   child.stdout.setEncoding('utf8');
   child.stdout.on('data', (chunk: string) => {
-    buffered += chunk;
+    let start = 0;
     let newline: number;
-    while ((newline = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, newline);
-      buffered = buffered.slice(newline + 1);
-      if (!line.trim()) continue;
-      let message: Record<string, unknown>;
-      try {
-        message = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        continue;
+    while ((newline = chunk.indexOf('\n', start)) >= 0) {
+      const piece = chunk.slice(start, newline);
+      if (partial.length) {
+        partial.push(piece);
+        onLine(partial.join(''));
+        partial = [];
+      } else {
+        onLine(piece);
       }
-      if (typeof message.id === 'number' && ('result' in message || 'error' in message)) {
-        const done = pending.get(message.id);
-        pending.delete(message.id);
-        done?.(message);
-      }
+      start = newline + 1;
     }
+    if (start < chunk.length) partial.push(chunk.slice(start));
   });
   child.on('exit', (code, signal) => {
     exitReason = `server exited (${code ?? signal})`;
@@ -55,7 +69,7 @@ export async function openLeanStdio(command: string, args: string[], tool: strin
   child.stdin.write(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) + '\n');
   const negotiated = String((init.result as { protocolVersion?: string }).protocolVersion ?? protocolVersion);
 
-  const prefix = `{"jsonrpc":"2.0","method":"tools/call","params":{"name":${JSON.stringify(tool)},"arguments":{"message":"hello"}},"id":`;
+  const prefix = requestPrefix(operation);
   return {
     ...(child.pid === undefined ? {} : { serverPid: child.pid }),
     protocolVersion: negotiated,
@@ -63,8 +77,7 @@ export async function openLeanStdio(command: string, args: string[], tool: strin
       const id = seq + 1;
       const response = await request(id, prefix + id + '}\n');
       if ('error' in response) return { ok: false, error: `JSON-RPC error: ${JSON.stringify(response.error).slice(0, 200)}` };
-      if ((response.result as { isError?: boolean } | undefined)?.isError) return { ok: false, error: 'tool error' };
-      return { ok: true };
+      return checkResult(operation, response.result);
     },
     async close(): Promise<void> {
       child.stdin.end();

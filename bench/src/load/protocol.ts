@@ -8,11 +8,17 @@ export type LoadTarget =
   /** A stdio server the load generator spawns itself (its pid is reported back for CPU sampling). */
   | { transport: 'stdio'; command: string; args: string[] };
 
+export type Operation =
+  /** `tools/call` of `tool` with `{ message: 'hello' }`; a result with isError counts as an error. */
+  | { method: 'tools/call'; tool: string }
+  /** `tools/list`; a reply with a different number of tools than `expectTools` counts as an error. */
+  | { method: 'tools/list'; expectTools: number };
+
 export interface LoadJob {
   driver: DriverKind;
   target: LoadTarget;
-  /** MCP tool called on every request, with `{ message }` as arguments. */
-  tool: string;
+  /** What every request does. */
+  operation: Operation;
   concurrency: number;
   /** Calls made first and not counted. */
   warmupCalls: number;

@@ -3,7 +3,8 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Driver } from './driver.ts';
 import { CLIENT_INFO } from './driver.ts';
-import type { LoadTarget } from './protocol.ts';
+import { checkResult } from './operation.ts';
+import type { LoadTarget, Operation } from './protocol.ts';
 import type { CallOutcome } from './run-calls.ts';
 
 /**
@@ -17,7 +18,7 @@ const fetchWithoutSharedSignal: typeof fetch = (input, init) => {
   return fetch(input, rest);
 };
 
-export async function openSdk(target: LoadTarget, tool: string): Promise<Driver> {
+export async function openSdk(target: LoadTarget, operation: Operation): Promise<Driver> {
   const client = new Client(CLIENT_INFO);
   let serverPid: number | undefined;
   if (target.transport === 'http') {
@@ -36,9 +37,8 @@ export async function openSdk(target: LoadTarget, tool: string): Promise<Driver>
     ...(serverPid === undefined ? {} : { serverPid }),
     ...(protocolVersion === undefined ? {} : { protocolVersion }),
     async call(): Promise<CallOutcome> {
-      const result = await client.callTool({ name: tool, arguments: { message: 'hello' } });
-      if (result.isError) return { ok: false, error: `tool error: ${JSON.stringify(result.content).slice(0, 200)}` };
-      return { ok: true };
+      if (operation.method === 'tools/list') return checkResult(operation, await client.listTools());
+      return checkResult(operation, await client.callTool({ name: operation.tool, arguments: { message: 'hello' } }));
     },
     async close(): Promise<void> {
       const transport = client.transport;

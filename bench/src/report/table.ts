@@ -10,7 +10,12 @@ interface Column {
   cell(row: RoundTripRow): string;
 }
 
-const COLUMNS: Column[] = [
+const LIST_COLUMNS: Column[] = [
+  { title: 'tools', right: true, cell: (r) => String(r.upstreamTools ?? '') },
+  { title: 'keys', right: true, cell: (r) => String(r.keysConfigured ?? '') },
+];
+
+const BASE_COLUMNS: Column[] = [
   { title: 'upstream', cell: (r) => r.upstream },
   { title: 'path', cell: (r) => r.path },
   { title: 'client', cell: (r) => r.driver },
@@ -27,7 +32,8 @@ const COLUMNS: Column[] = [
   { title: 'errors', right: true, cell: (r) => (r.failed ? `FAILED: ${r.failed}` : r.errors ? String(r.errors) : '') },
 ];
 
-export function renderTable(rows: RoundTripRow[]): string {
+export function renderTable(rows: RoundTripRow[], leading: Column[] = []): string {
+  const COLUMNS = [...leading, ...BASE_COLUMNS];
   const cells = rows.map((row) => COLUMNS.map((c) => c.cell(row)));
   const widths = COLUMNS.map((c, i) => Math.max(c.title.length, ...cells.map((r) => (i === COLUMNS.length - 1 ? 0 : r[i]!.length))));
   const line = (values: string[]) =>
@@ -38,7 +44,7 @@ export function renderTable(rows: RoundTripRow[]): string {
   const out = [line(COLUMNS.map((c) => c.title)), line(widths.map((w) => '-'.repeat(w)))];
   let previousGroup = '';
   for (let i = 0; i < rows.length; i++) {
-    const group = `${rows[i]!.upstream}/${rows[i]!.driver}/${rows[i]!.concurrency}`;
+    const group = `${rows[i]!.upstreamTools}/${rows[i]!.upstream}/${rows[i]!.driver}/${rows[i]!.concurrency}`;
     if (previousGroup && group !== previousGroup) out.push('');
     previousGroup = group;
     out.push(line(cells[i]!));
@@ -52,14 +58,23 @@ export function renderReport(results: RunResults): string {
   out.push('+child cpu = its stdio upstream; load cpu = the load generator; ratios against the direct row of the same group.');
   out.push('calls marked * were cut short by the time cap.');
   out.push('');
-  out.push(renderTable(results.rows));
+  out.push(renderTable(results.rows.filter((r) => r.method === 'tools/call')));
+  const lists = results.rows.filter((r) => r.method === 'tools/list');
+  if (lists.length) {
+    out.push('', 'tools/list (c=1) against an upstream offering that many tools; keys = virtual keys configured in the gateway:', '');
+    out.push(renderTable(lists, LIST_COLUMNS));
+  }
   const extras = results.rows.filter((r) => r.extra && Object.keys(r.extra).length);
   if (extras.length) {
-    out.push('', 'Probes:');
-    for (const r of extras) {
+    out.push('', 'Probes (gatewayAdded = the gateway\'s own time per call, from its histogram):');
+    const lines = extras.map((r) => {
       const values = Object.entries(r.extra!).map(([k, v]) => `${k}=${typeof v === 'number' ? v.toFixed(3) : v}`);
-      out.push(`  ${r.upstream} via ${r.path}, ${r.driver}, c=${r.concurrency}: ${values.join(', ')}`);
-    }
+      const numeric = Object.values(r.extra!).some((v) => typeof v === 'number');
+      return { where: `${r.method} ${r.upstream} via ${r.path}, ${r.driver}, c=${r.concurrency}`, what: values.join(', '), numeric };
+    });
+    // The same message on every row (e.g. "not exported") is printed once.
+    if (lines.every((l) => !l.numeric && l.what === lines[0]!.what)) out.push(`  every gateway row: ${lines[0]!.what}`);
+    else for (const l of lines) out.push(`  ${l.where}: ${l.what}`);
   }
   for (const [name, rows] of Object.entries(results.sections)) {
     out.push('', `${name}:`);

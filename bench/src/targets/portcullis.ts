@@ -1,8 +1,11 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
+import { openLeanHttp } from '../load/lean-http.ts';
+import type { Operation } from '../load/protocol.ts';
 import { ManagedProcess, REPO_ROOT, freePort } from '../processes.ts';
-import type { RoundTripTarget } from '../scenarios/round-trip.ts';
+import type { MeasureTarget } from '../scenarios/measure.ts';
 import { histogramProbe } from './histogram-probe.ts';
 import { EVERYTHING_TOOL, everythingStdio } from './upstream.ts';
 
@@ -40,6 +43,9 @@ export interface GatewayUnderTest {
   metricsUrl: string;
   /** Tool names by upstream kind, as agents see them; a kind is absent when that upstream is not registered. */
   tools: Partial<Record<'stdio' | 'http', string>>;
+  /** Control-plane access, for scenarios that configure more (tools/list upstreams, keys). */
+  graphqlUrl: string;
+  adminToken: string;
 }
 
 export interface RunningGateway {
@@ -48,8 +54,8 @@ export interface RunningGateway {
 }
 
 /** Round-trip targets for a started gateway: the same drivers, the same calls, the key on every request. */
-export function portcullisTargets(gateway: GatewayUnderTest): RoundTripTarget[] {
-  const targets: RoundTripTarget[] = [];
+export function portcullisTargets(gateway: GatewayUnderTest): MeasureTarget[] {
+  const targets: MeasureTarget[] = [];
   for (const upstream of ['stdio', 'http'] as const) {
     const tool = gateway.tools[upstream];
     if (!tool) continue;
@@ -57,7 +63,7 @@ export function portcullisTargets(gateway: GatewayUnderTest): RoundTripTarget[] 
       upstream,
       path: 'portcullis',
       load: { transport: 'http', url: gateway.mcpUrl, headers: { authorization: `Bearer ${gateway.secret}` } },
-      tool,
+      operation: { method: 'tools/call', tool },
       pid: gateway.pid,
       probes: [histogramProbe(gateway.metricsUrl, GATEWAY_OVERHEAD_HISTOGRAM, 'gatewayAdded')],
     });
@@ -65,7 +71,7 @@ export function portcullisTargets(gateway: GatewayUnderTest): RoundTripTarget[] 
   return targets;
 }
 
-async function graphql<T>(url: string, adminToken: string, query: string): Promise<T> {
+export async function graphql<T>(url: string, adminToken: string, query: string): Promise<T> {
   const response = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` },
@@ -140,8 +146,10 @@ export async function startPortcullis(httpUpstreamUrl: string | undefined): Prom
       pid: proc.pid,
       metricsUrl: new URL('/metrics', mcpUrl).href,
       tools,
+      graphqlUrl,
+      adminToken,
     };
-    for (const tool of Object.values(tools)) await waitUntilCallable(gateway, tool);
+    for (const tool of Object.values(tools)) await waitUntilServed(gateway, { method: 'tools/call', tool });
     return { gateway, stop };
   } catch (error) {
     await stop();
@@ -150,38 +158,29 @@ export async function startPortcullis(httpUpstreamUrl: string | undefined): Prom
   }
 }
 
-/** Polls a raw `tools/call` (2025 handshake) until the snapshot with the key and upstream has arrived. */
-async function waitUntilCallable(gateway: GatewayUnderTest, tool: string, timeoutMs = 30_000): Promise<void> {
+/**
+ * Polls one request (a fresh 2025-handshake session each time, from this process; not a measurement)
+ * until it succeeds: the snapshot with the key and upstream has reached the node and the upstream is up.
+ */
+export async function waitUntilServed(gateway: GatewayUnderTest, operation: Operation, secret = gateway.secret, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
     try {
-      const headers = {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        authorization: `Bearer ${gateway.secret}`,
-      };
-      const init = await fetch(gateway.mcpUrl, {
-        method: 'POST',
-        headers,
-        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bench-probe', version: '0' } } }),
-      });
-      const session = init.headers.get('mcp-session-id');
-      await init.text();
-      const call = await fetch(gateway.mcpUrl, {
-        method: 'POST',
-        headers: { ...headers, 'mcp-protocol-version': '2025-06-18', ...(session ? { 'mcp-session-id': session } : {}) },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: tool, arguments: { message: 'ready?' } } }),
-      });
-      const text = await call.text();
-      if (call.ok && text.includes('"result"') && !text.includes('"isError":true')) return;
-      last = `HTTP ${call.status}: ${text.slice(0, 200)}`;
+      const driver = await openLeanHttp(gateway.mcpUrl, { authorization: `Bearer ${secret}` }, 1, operation, LATEST_PROTOCOL_VERSION);
+      try {
+        const outcome = await driver.call(0);
+        if (outcome.ok) return;
+        last = outcome.error ?? 'failed';
+      } finally {
+        await driver.close();
+      }
     } catch (error) {
       last = firstLines(error);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new GatewayUnavailable(`${tool} not callable through the gateway within ${timeoutMs} ms: ${last}`);
+  throw new GatewayUnavailable(`${operation.method} not served through the gateway within ${timeoutMs} ms: ${last}`);
 }
 
 function firstLines(error: unknown): string {

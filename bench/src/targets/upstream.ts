@@ -1,11 +1,12 @@
 import { resolve } from 'node:path';
-import type { LoadTarget } from '../load/protocol.ts';
+import type { LoadTarget, Operation } from '../load/protocol.ts';
 import { LOOPBACK_PRELOAD, ManagedProcess, REPO_ROOT, freePort, waitForPort } from '../processes.ts';
 
 /** The real upstream every row calls: `@modelcontextprotocol/server-everything`, tool `echo`. */
 
 export const EVERYTHING = resolve(REPO_ROOT, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
 export const EVERYTHING_TOOL = 'echo';
+export const ECHO: Operation = { method: 'tools/call', tool: EVERYTHING_TOOL };
 
 /** The command line that runs server-everything over stdio. */
 export function everythingStdio(): { command: string; args: string[] } {

@@ -1,20 +1,24 @@
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
-import type { LoadTarget } from '../load/protocol.ts';
+import type { LoadTarget, Operation } from '../load/protocol.ts';
 import type { LoadGenerator, Probe } from '../load/run-load.ts';
 import { callsFor, type Profile } from '../options.ts';
 import type { PathKind, RoundTripRow, UpstreamKind } from '../results.ts';
 
 /**
- * Tool-call round trips against one target (the upstream itself, a peer proxy or the gateway): each
- * driver at each concurrency, a fixed number of calls after a warm-up, in a separate load process.
+ * One target (the upstream itself, a peer proxy or the gateway) measured with each driver at each
+ * concurrency: a fixed number of requests after a warm-up, from the separate load process.
  */
 
-export interface RoundTripTarget {
+export interface MeasureTarget {
   upstream: UpstreamKind;
   path: PathKind;
   load: LoadTarget;
-  /** Tool name as this target exposes it (`echo` direct, `ev__echo` through the gateway). */
-  tool: string;
+  /** What each request does, with names as this target exposes them (`echo` direct, `ev__echo` through the gateway). */
+  operation: Operation;
+  /** Tools the upstream offers, for the tools/list rows. */
+  upstreamTools?: number;
+  /** Virtual keys configured in the gateway while measured (gateway rows). */
+  keysConfigured?: number;
   /** Process under test; unset for stdio targets, where the load process spawns the server itself. */
   pid?: number;
   probes?: Probe[];
@@ -22,19 +26,28 @@ export interface RoundTripTarget {
 
 export type Progress = (line: string) => void;
 
-export async function measureRoundTrips(load: LoadGenerator, target: RoundTripTarget, profile: Profile, progress: Progress): Promise<RoundTripRow[]> {
+export async function measureTarget(
+  load: LoadGenerator,
+  target: MeasureTarget,
+  profile: Profile,
+  progress: Progress,
+  concurrencies: readonly number[] = profile.concurrencies,
+): Promise<RoundTripRow[]> {
   const rows: RoundTripRow[] = [];
   for (const driver of ['sdk', 'lean'] as const) {
-    for (const concurrency of profile.concurrencies) {
-      const { calls, warmup } = callsFor(profile, driver, concurrency);
-      const row: RoundTripRow = { upstream: target.upstream, path: target.path, driver, concurrency };
-      const label = `${target.upstream} upstream via ${target.path}, ${driver} client, c=${concurrency}`;
+    for (const concurrency of concurrencies) {
+      const { calls, warmup } = callsFor(profile, driver, concurrency, target.operation.method);
+      const row: RoundTripRow = { method: target.operation.method, upstream: target.upstream, path: target.path, driver, concurrency };
+      if (target.upstreamTools !== undefined) row.upstreamTools = target.upstreamTools;
+      if (target.keysConfigured !== undefined) row.keysConfigured = target.keysConfigured;
+      const tools = target.upstreamTools === undefined ? '' : ` (${target.upstreamTools} tools)`;
+      const label = `${target.operation.method}${tools}, ${target.upstream} upstream via ${target.path}, ${driver} client, c=${concurrency}`;
       try {
         const m = await load.run(
           {
             driver,
             target: target.load,
-            tool: target.tool,
+            operation: target.operation,
             concurrency,
             warmupCalls: warmup,
             calls,
