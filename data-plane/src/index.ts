@@ -1,12 +1,11 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../common/src/index.ts';
-import type { UpstreamReport } from '../../proto/gen/portcullis/v1/config.ts';
 import { ConfigClient } from './config/config-client.ts';
 import type { AppliedConfig } from './config/applied-config.ts';
 import { createDataPlaneServer } from './http/server.ts';
-import type { UpstreamConnection } from './upstream/upstream-connection.ts';
 import { UpstreamPool } from './upstream/upstream-pool.ts';
+import { DEFAULT_HEALTH_FAILURE_THRESHOLD, DEFAULT_HEALTH_INTERVAL_MS } from './upstream/upstream-settings.ts';
 
 export const SOFTWARE_VERSION = '0.1.0';
 
@@ -23,6 +22,10 @@ export interface DataPlaneOptions {
   snapshotCache: string | undefined;
   upstreamConnectTimeoutMs: number;
   upstreamCallTimeoutMs: number;
+  /** How often each upstream is pinged, unless its snapshot says otherwise (default 15 s). */
+  upstreamHealthIntervalMs?: number;
+  /** Consecutive failed pings after which an upstream is DOWN and reconnected (default 3). */
+  upstreamHealthFailureThreshold?: number;
   logger: Logger;
 }
 
@@ -35,21 +38,6 @@ export interface DataPlane {
   close(): Promise<void>;
 }
 
-function toReport(connection: UpstreamConnection): UpstreamReport {
-  const status = connection.current;
-  return {
-    upstreamId: connection.config.id,
-    configHash: connection.config.configHash,
-    state: status.state,
-    error: status.error ?? '',
-    hasCatalog: status.tools !== undefined,
-    tools: (status.tools ?? []).map((tool) => ({ name: tool.name, definitionJson: JSON.stringify(tool), definitionSha256: '' })),
-    serverName: status.serverName ?? '',
-    serverVersion: status.serverVersion ?? '',
-    protocolVersion: status.protocolVersion ?? '',
-  };
-}
-
 /**
  * Starts one data-plane node: it listens for agents at once (answering 503 until it has a
  * snapshot), follows the control plane's config stream, and keeps its upstream pool in step
@@ -60,9 +48,14 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
   let configClient: ConfigClient | undefined;
   const pool = new UpstreamPool({
     clientInfo: { name: 'portcullis', version: SOFTWARE_VERSION },
-    timeouts: { connectMs: options.upstreamConnectTimeoutMs, callMs: options.upstreamCallTimeoutMs },
+    defaults: {
+      connectTimeoutMs: options.upstreamConnectTimeoutMs,
+      callTimeoutMs: options.upstreamCallTimeoutMs,
+      healthIntervalMs: options.upstreamHealthIntervalMs ?? DEFAULT_HEALTH_INTERVAL_MS,
+      healthFailureThreshold: options.upstreamHealthFailureThreshold ?? DEFAULT_HEALTH_FAILURE_THRESHOLD,
+    },
     logger,
-    onStatus: (connection) => configClient?.report(toReport(connection)),
+    onReport: (report) => configClient?.report(report),
   });
   const http = createDataPlaneServer({
     getConfig: () => configClient?.config,

@@ -1,23 +1,62 @@
-import { Client, ProtocolError, SSEClientTransport, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { Client, ProtocolError, SSEClientTransport, StreamableHTTPClientTransport, type ClientCapabilities } from '@modelcontextprotocol/client';
 import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotocol/client/stdio';
 import { z } from 'zod';
 import { PortcullisError, errorMessage, type Logger } from '../../../common/src/index.ts';
 import { Transport, UpstreamState, type UpstreamConfig } from '../../../proto/gen/portcullis/v1/config.ts';
-import { UpstreamRpcError, type CallToolOptions, type ToolDefinitionJson } from './tool-router.ts';
+import { UpstreamRpcError } from './tool-router.ts';
+import { RpcCode, UpstreamErrorCode, classifyFailure, describeFailure, isSessionExpired, relayError } from './upstream-errors.ts';
+import type { CatalogKind, RelayOptions, RpcMessage } from './upstream-router.ts';
+import { effectiveSettings, type UpstreamDefaults, type UpstreamSettings } from './upstream-settings.ts';
 
 /** Any JSON object: results are relayed as the upstream sent them, not re-shaped by a schema. */
 const PassthroughResult = z.looseObject({});
-const ListToolsPage = z.looseObject({ tools: z.array(z.looseObject({ name: z.string() })), nextCursor: z.string().optional() });
 
-export interface UpstreamTimeouts {
-  connectMs: number;
-  callMs: number;
-}
+export type CatalogItem = Readonly<Record<string, unknown>>;
+/** One upstream's catalogs; a kind is absent when the upstream does not declare that capability. */
+export type UpstreamCatalogs = Partial<Record<CatalogKind, readonly CatalogItem[]>>;
+
+export const CATALOG_KINDS: readonly CatalogKind[] = ['tools', 'prompts', 'resources', 'resourceTemplates'];
+
+/** How each catalog is listed: method, result field, the capability that offers it, the field naming an entry. */
+const LISTING: Record<CatalogKind, { method: string; field: string; capability: string; key: string }> = {
+  tools: { method: 'tools/list', field: 'tools', capability: 'tools', key: 'name' },
+  prompts: { method: 'prompts/list', field: 'prompts', capability: 'prompts', key: 'name' },
+  resources: { method: 'resources/list', field: 'resources', capability: 'resources', key: 'uri' },
+  resourceTemplates: { method: 'resources/templates/list', field: 'resourceTemplates', capability: 'resources', key: 'uriTemplate' },
+};
+
+/** Which catalogs a `notifications/…/list_changed` refreshes. */
+const LIST_CHANGED: Record<string, readonly CatalogKind[]> = {
+  'notifications/tools/list_changed': ['tools'],
+  'notifications/prompts/list_changed': ['prompts'],
+  'notifications/resources/list_changed': ['resources', 'resourceTemplates'],
+};
+
+/** What the gateway offers upstream servers, so they offer their sampling, elicitation and roots features. */
+const CLIENT_CAPABILITIES: ClientCapabilities = { sampling: {}, elicitation: { form: {}, url: {} }, roots: { listChanged: true } };
+const SERVER_REQUESTS = ['sampling/createMessage', 'elicitation/create', 'roots/list'] as const;
+
+/** Requests that may be sent again after a transparent re-initialization (they change nothing upstream). */
+const SAFE_TO_RETRY = new Set(['ping', 'server/discover', 'tools/list', 'prompts/list', 'prompts/get', 'resources/list', 'resources/templates/list', 'resources/read', 'resources/subscribe', 'resources/unsubscribe', 'completion/complete', 'logging/setLevel']);
+
+const MAX_LIST_PAGES = 1_000;
+const TRANSIENT_BACKOFF_BASE_MS = 250;
+const TRANSIENT_BACKOFF_MAX_MS = 30_000;
+/** Auth and config failures (401/403, command not found) are retried slowly: 30 s doubling to 5 min. */
+const FATAL_BACKOFF_BASE_MS = 30_000;
+const FATAL_BACKOFF_MAX_MS = 5 * 60_000;
+/** A connection that stayed up this long resets the backoff; a crash loop keeps backing off. */
+const STABLE_AFTER_MS = 10_000;
+const STDERR_TAIL_BYTES = 1_024;
 
 export interface UpstreamStatus {
   readonly state: UpstreamState;
+  /** Why the upstream is DOWN or DEGRADED (or, while READY, the last failure of a catalog refresh). */
   readonly error: string | undefined;
-  readonly tools: readonly ToolDefinitionJson[] | undefined;
+  /** Undefined until the upstream has been listed once. */
+  readonly catalogs: UpstreamCatalogs | undefined;
+  readonly capabilities: Readonly<Record<string, unknown>> | undefined;
   readonly serverName: string | undefined;
   readonly serverVersion: string | undefined;
   readonly protocolVersion: string | undefined;
@@ -25,173 +64,552 @@ export interface UpstreamStatus {
 
 export interface UpstreamConnectionOptions {
   config: UpstreamConfig;
+  defaults: UpstreamDefaults;
   clientInfo: { name: string; version: string };
-  timeouts: UpstreamTimeouts;
   logger: Logger;
-  /** Called on every state or catalog change. */
-  onStatus: (connection: UpstreamConnection) => void;
+  /** Called on every state change and catalog refresh (with the catalogs that changed). */
+  onStatus: (connection: UpstreamConnection, changed: readonly CatalogKind[]) => void;
+  /** Notifications the upstream sent outside any relayed request. */
+  onNotification: (connection: UpstreamConnection, notification: RpcMessage) => void;
 }
 
-const BACKOFF_BASE_MS = 250;
-const BACKOFF_MAX_MS = 30_000;
+/** The relayed request a server-to-client message belongs to, carried through the SDK's async work. */
+interface CallContext {
+  readonly connection: UpstreamConnection;
+  readonly options: RelayOptions;
+}
+const currentCall = new AsyncLocalStorage<CallContext>();
+
+interface Opened {
+  client: Client;
+  catalogs: UpstreamCatalogs;
+}
+
+const STATE_NAMES: Record<number, string> = {
+  [UpstreamState.UPSTREAM_STATE_CONNECTING]: 'connecting',
+  [UpstreamState.UPSTREAM_STATE_READY]: 'ready',
+  [UpstreamState.UPSTREAM_STATE_DEGRADED]: 'degraded',
+  [UpstreamState.UPSTREAM_STATE_DOWN]: 'down',
+  [UpstreamState.UPSTREAM_STATE_DISABLED]: 'disabled',
+};
+
+export function stateName(state: UpstreamState): string {
+  return STATE_NAMES[state] ?? 'unknown';
+}
 
 /**
  * One upstream MCP server as a node holds it: a single SDK client shared by every agent on the
- * node, its tool catalog, and its state. It reconnects with exponential backoff and jitter
- * when the connection fails or closes, and refreshes its catalog on `tools/list_changed`.
+ * node, its catalogs, its health, and its state. It reconnects with exponential backoff and
+ * jitter when the connection fails, closes or stops answering pings, re-initializes transparently
+ * when an HTTP upstream forgets its session, and refreshes its catalogs on `list_changed`.
  */
 export class UpstreamConnection {
-  readonly config: UpstreamConfig;
+  private configValue: UpstreamConfig;
+  private settingsValue: UpstreamSettings;
   private readonly options: UpstreamConnectionOptions;
   private readonly logger: Logger;
   private client: Client | undefined;
-  private status: UpstreamStatus = { state: UpstreamState.UPSTREAM_STATE_CONNECTING, error: undefined, tools: undefined, serverName: undefined, serverVersion: undefined, protocolVersion: undefined };
+  private opening: Client | undefined;
+  private status: UpstreamStatus = { state: UpstreamState.UPSTREAM_STATE_CONNECTING, error: undefined, catalogs: undefined, capabilities: undefined, serverName: undefined, serverVersion: undefined, protocolVersion: undefined };
   private attempts = 0;
+  private readySince = 0;
   private retryTimer: NodeJS.Timeout | undefined;
+  private healthTimer: NodeJS.Timeout | undefined;
+  private healthFailures = 0;
+  private checking = false;
+  private reinitializing: Promise<void> | undefined;
   private stopped = false;
+  private stderrTail = '';
+  private readonly inflight = new Set<CallContext>();
+  private readonly refreshing = new Set<CatalogKind>();
+  private readonly refreshAgain = new Set<CatalogKind>();
 
   constructor(options: UpstreamConnectionOptions) {
     this.options = options;
-    this.config = options.config;
+    this.configValue = options.config;
+    this.settingsValue = effectiveSettings(options.config, options.defaults);
     this.logger = options.logger.child({ upstream: options.config.name });
   }
 
   get name(): string {
-    return this.config.name;
+    return this.configValue.name;
+  }
+
+  get config(): UpstreamConfig {
+    return this.configValue;
+  }
+
+  get settings(): UpstreamSettings {
+    return this.settingsValue;
   }
 
   get current(): UpstreamStatus {
     return this.status;
   }
 
-  /** Starts connecting in the background; progress is reported through `onStatus`. */
+  /** Requests relayed right now. */
+  get inflightCount(): number {
+    return this.inflight.size;
+  }
+
+  /** Starts connecting in the background (or reports DISABLED); progress is reported through `onStatus`. */
   start(): void {
+    if (this.configValue.disabled) {
+      this.setStatus({ state: UpstreamState.UPSTREAM_STATE_DISABLED, error: undefined });
+      return;
+    }
     void this.connect();
   }
 
-  /** Closes the connection for good (the upstream was removed or changed). */
+  /**
+   * Takes settings that need no reconnect (timeouts, health, pins, unprefixed names) from a newer
+   * snapshot of the same upstream.
+   */
+  update(config: UpstreamConfig): void {
+    const before = this.settingsValue;
+    this.configValue = config;
+    this.settingsValue = effectiveSettings(config, this.options.defaults);
+    if (this.healthTimer && before.healthIntervalMs !== this.settingsValue.healthIntervalMs) this.startHealth();
+  }
+
+  /** Closes the connection for good (the upstream was removed or changed); calls in flight fail at once. */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
-    const client = this.client;
+    clearInterval(this.healthTimer);
+    const clients = [this.client, this.opening].filter((c): c is Client => c !== undefined);
     this.client = undefined;
-    await client?.close().catch(() => undefined);
+    this.opening = undefined;
+    await Promise.all(
+      clients.map((client) => {
+        client.onclose = undefined;
+        return client.close().catch(() => undefined);
+      }),
+    );
   }
 
-  /** Calls a tool by its upstream name and resolves with the upstream's result, unchanged. */
-  async callTool(toolName: string, args: Record<string, unknown> | undefined, options: CallToolOptions = {}): Promise<Record<string, unknown>> {
-    const client = this.client;
-    if (!client || this.status.state !== UpstreamState.UPSTREAM_STATE_READY) {
-      throw new PortcullisError('UPSTREAM_UNAVAILABLE', `upstream "${this.name}" is not connected${this.status.error ? `: ${this.status.error}` : ''}`);
+  /**
+   * Relays one request and resolves with the upstream's result JSON, unchanged. A request that
+   * meets an expired session re-initializes the connection and is sent again once, if it is safe
+   * to repeat.
+   */
+  async request(message: RpcMessage, options: RelayOptions = {}): Promise<Record<string, unknown>> {
+    const timeoutMs = options.timeoutMs ?? this.settingsValue.callTimeoutMs;
+    for (let retried = false; ; retried = true) {
+      if (this.reinitializing) await this.reinitializing.catch(() => undefined);
+      const client = this.usableClient();
+      const hadSession = client.transport?.sessionId !== undefined;
+      try {
+        return await this.send(client, message, options, timeoutMs);
+      } catch (error) {
+        const aborted = options.signal?.aborted ?? false;
+        if (!retried && !aborted && isSessionExpired(error, hadSession)) {
+          await this.reinitialize(client, error).catch(() => undefined);
+          if (this.isSafeToRetry(message)) continue;
+          throw new PortcullisError(UpstreamErrorCode.UNAVAILABLE, `upstream "${this.name}" lost its session; the connection was re-initialized, but ${describeRequest(message)} is not safe to send twice`, { upstream: this.name });
+        }
+        const relayed = relayError(this.name, message.method, error, { aborted, timeoutMs });
+        if (relayed instanceof PortcullisError && relayed.code === UpstreamErrorCode.UNAVAILABLE) this.checkSoon();
+        throw relayed;
+      }
     }
-    const params: Record<string, unknown> = { name: toolName };
-    if (args !== undefined) params['arguments'] = args;
-    if (options.meta !== undefined) params['_meta'] = options.meta;
+  }
+
+  /** Sends a notification (e.g. `notifications/roots/list_changed`). */
+  async notify(message: RpcMessage): Promise<void> {
+    const client = this.usableClient();
     try {
-      return await client.request({ method: 'tools/call', params }, PassthroughResult, { signal: options.signal, timeout: this.options.timeouts.callMs });
+      await client.notification({ method: message.method, ...(message.params ? { params: message.params } : {}) });
     } catch (error) {
-      throw this.translateCallError(error);
+      throw relayError(this.name, message.method, error, { aborted: false, timeoutMs: 0 });
     }
   }
 
-  private translateCallError(error: unknown): Error {
-    if (error instanceof ProtocolError) return new UpstreamRpcError(error.code, error.message, error.data);
-    if (error instanceof PortcullisError) return error;
-    return new PortcullisError('UPSTREAM_ERROR', `upstream "${this.name}" failed: ${errorMessage(error)}`, undefined, { cause: error });
+  /** The tool with this upstream name, as last listed. */
+  tool(name: string): CatalogItem | undefined {
+    return this.status.catalogs?.tools?.find((t) => t['name'] === name);
+  }
+
+  private isSafeToRetry(message: RpcMessage): boolean {
+    if (SAFE_TO_RETRY.has(message.method)) return true;
+    if (message.method !== 'tools/call') return false;
+    const annotations = this.tool(String(message.params?.['name']))?.['annotations'] as Record<string, unknown> | undefined;
+    return annotations?.['readOnlyHint'] === true || annotations?.['idempotentHint'] === true;
+  }
+
+  private usableClient(): Client {
+    const state = this.status.state;
+    if (this.client && (state === UpstreamState.UPSTREAM_STATE_READY || state === UpstreamState.UPSTREAM_STATE_DEGRADED)) return this.client;
+    const why = this.status.error ? `: ${this.status.error}` : '';
+    throw new PortcullisError(UpstreamErrorCode.UNAVAILABLE, state === UpstreamState.UPSTREAM_STATE_DISABLED ? `upstream "${this.name}" is disabled` : `upstream "${this.name}" is not connected (${stateName(state)}${why})`, { upstream: this.name });
+  }
+
+  private async send(client: Client, message: RpcMessage, options: RelayOptions, timeoutMs: number): Promise<Record<string, unknown>> {
+    const call: CallContext = { connection: this, options };
+    const { params, agentProgressToken } = relayParams(message.params, options.meta);
+    const onProgress = options.onProgress;
+    const onprogress =
+      agentProgressToken !== undefined && onProgress
+        ? (progress: Record<string, unknown>) => onProgress({ ...progress, progressToken: agentProgressToken })
+        : undefined;
+    this.inflight.add(call);
+    try {
+      return await currentCall.run(call, () =>
+        client.request({ method: message.method, ...(params ? { params } : {}) }, PassthroughResult, {
+          signal: options.signal,
+          timeout: timeoutMs,
+          resetTimeoutOnProgress: true,
+          ...(onprogress ? { onprogress } : {}),
+        }),
+      );
+    } finally {
+      this.inflight.delete(call);
+    }
   }
 
   private async connect(): Promise<void> {
+    this.retryTimer = undefined;
     if (this.stopped) return;
     this.setStatus({ state: UpstreamState.UPSTREAM_STATE_CONNECTING });
-    const client = new Client(this.options.clientInfo, { versionNegotiation: { mode: 'auto' } });
-    client.setNotificationHandler('notifications/tools/list_changed', () => void this.refreshTools(client));
+    let opened: Opened;
     try {
-      await client.connect(this.createTransport(), { timeout: this.options.timeouts.connectMs });
-      if (this.stopped) {
-        await client.close();
-        return;
+      opened = await this.open();
+    } catch (error) {
+      this.fail(error);
+      return;
+    }
+    if (this.stopped) {
+      await opened.client.close().catch(() => undefined);
+      return;
+    }
+    this.adopt(opened);
+  }
+
+  /** A new client, connected, with its catalogs listed. Runs outside any relayed call's context. */
+  private open(): Promise<Opened> {
+    return currentCall.exit(async () => {
+      const client: Client = new Client(this.options.clientInfo, {
+        versionNegotiation: { mode: 'auto' },
+        capabilities: CLIENT_CAPABILITIES,
+        listChanged: {
+          tools: { autoRefresh: false, debounceMs: 0, onChanged: () => this.refresh(client, ['tools']) },
+          prompts: { autoRefresh: false, debounceMs: 0, onChanged: () => this.refresh(client, ['prompts']) },
+          resources: { autoRefresh: false, debounceMs: 0, onChanged: () => this.refresh(client, ['resources', 'resourceTemplates']) },
+        },
+      });
+      for (const method of SERVER_REQUESTS) {
+        client.setRequestHandler(method, ((request: { params?: Record<string, unknown> }) => this.serverRequest(method, request.params)) as never);
       }
-      this.client = client;
-      client.onclose = () => this.onClosed(client);
-      const tools = await this.listAllTools(client);
-      const server = client.getServerVersion();
-      this.attempts = 0;
-      this.setStatus({
+      client.fallbackNotificationHandler = async (notification) => this.onUpstreamNotification(client, notification);
+      client.onerror = (error) => this.logger.debug({ err: errorMessage(error) }, 'upstream transport error');
+      this.opening = client;
+      try {
+        await client.connect(this.createTransport(), { timeout: this.settingsValue.connectTimeoutMs });
+        const catalogs = await this.listCatalogs(client);
+        return { client, catalogs };
+      } catch (error) {
+        client.onclose = undefined;
+        await client.close().catch(() => undefined);
+        throw error;
+      } finally {
+        if (this.opening === client) this.opening = undefined;
+      }
+    });
+  }
+
+  private adopt({ client, catalogs }: Opened): void {
+    this.client = client;
+    this.readySince = Date.now();
+    this.healthFailures = 0;
+    client.onclose = () => this.onClosed(client);
+    const server = client.getServerVersion();
+    this.setStatus(
+      {
         state: UpstreamState.UPSTREAM_STATE_READY,
         error: undefined,
-        tools,
+        catalogs,
+        capabilities: client.getServerCapabilities() as Record<string, unknown> | undefined,
         serverName: server?.name,
         serverVersion: server?.version,
         protocolVersion: client.getNegotiatedProtocolVersion(),
-      });
-      this.logger.info({ tools: tools.length, protocolVersion: client.getNegotiatedProtocolVersion() }, 'upstream ready');
-    } catch (error) {
-      await client.close().catch(() => undefined);
-      if (this.client === client) this.client = undefined;
-      this.fail(error);
-    }
+      },
+      CATALOG_KINDS,
+    );
+    this.startHealth();
+    this.logger.info({ protocolVersion: client.getNegotiatedProtocolVersion(), tools: catalogs.tools?.length ?? 0 }, 'upstream ready');
   }
 
   private createTransport() {
-    const config = this.config;
+    const config = this.configValue;
     switch (config.transport) {
-      case Transport.TRANSPORT_STDIO:
-        return new StdioClientTransport({
+      case Transport.TRANSPORT_STDIO: {
+        this.stderrTail = '';
+        const transport = new StdioClientTransport({
           command: config.command,
           args: config.args,
           env: { ...getDefaultEnvironment(), ...Object.fromEntries(config.env.map((e) => [e.name, e.value])) },
-          stderr: 'ignore',
+          ...(config.cwd ? { cwd: config.cwd } : {}),
+          stderr: 'pipe',
         });
+        transport.stderr?.on('data', (chunk: Buffer) => {
+          this.stderrTail = (this.stderrTail + chunk.toString()).slice(-STDERR_TAIL_BYTES);
+        });
+        return transport;
+      }
       case Transport.TRANSPORT_STREAMABLE_HTTP:
-        return new StreamableHTTPClientTransport(new URL(config.url), { requestInit: { headers: Object.fromEntries(config.headers.map((h) => [h.name, h.value])) } });
+        return new StreamableHTTPClientTransport(new URL(config.url), { requestInit: { headers: this.headers() } });
       case Transport.TRANSPORT_SSE:
-        return new SSEClientTransport(new URL(config.url), { requestInit: { headers: Object.fromEntries(config.headers.map((h) => [h.name, h.value])) } });
+        return new SSEClientTransport(new URL(config.url), { requestInit: { headers: this.headers() } });
       default:
         throw new PortcullisError('BAD_CONFIG', `upstream "${config.name}" has no transport`);
     }
   }
 
-  private async listAllTools(client: Client): Promise<ToolDefinitionJson[]> {
-    const tools: ToolDefinitionJson[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await client.request({ method: 'tools/list', params: cursor ? { cursor } : {} }, ListToolsPage, { timeout: this.options.timeouts.callMs });
-      tools.push(...page.tools);
-      cursor = page.nextCursor;
-    } while (cursor);
-    return tools;
+  private headers(): Record<string, string> {
+    return Object.fromEntries(this.configValue.headers.filter((h) => h.name !== '').map((h) => [h.name, h.value]));
   }
 
-  private async refreshTools(client: Client): Promise<void> {
-    try {
-      const tools = await this.listAllTools(client);
-      if (this.client === client) this.setStatus({ tools });
-    } catch (error) {
-      this.logger.warn({ err: errorMessage(error) }, 'refreshing the tool list failed');
+  /** Lists every catalog the upstream declares, all pages. A kind the upstream answers with an error is left empty. */
+  private async listCatalogs(client: Client): Promise<UpstreamCatalogs> {
+    const capabilities = (client.getServerCapabilities() ?? {}) as Record<string, unknown>;
+    const kinds = CATALOG_KINDS.filter((kind) => capabilities[LISTING[kind].capability] !== undefined);
+    const lists = await Promise.all(
+      kinds.map(async (kind) => {
+        try {
+          return await this.listAll(client, kind);
+        } catch (error) {
+          if (!(error instanceof ProtocolError)) throw error;
+          this.logger.warn({ err: error.message, kind }, 'upstream refused to list a catalog it declares; treating it as empty');
+          return [];
+        }
+      }),
+    );
+    return Object.fromEntries(kinds.map((kind, i) => [kind, lists[i]])) as UpstreamCatalogs;
+  }
+
+  private async listAll(client: Client, kind: CatalogKind): Promise<CatalogItem[]> {
+    const { method, field, key } = LISTING[kind];
+    const items: CatalogItem[] = [];
+    const cursors = new Set<string>();
+    let cursor: string | undefined;
+    for (let page = 0; ; page++) {
+      if (page === MAX_LIST_PAGES) throw new Error(`${method} did not end after ${MAX_LIST_PAGES} pages`);
+      const result = await client.request({ method, params: cursor === undefined ? {} : { cursor } }, PassthroughResult, { timeout: this.settingsValue.callTimeoutMs });
+      const list = result[field];
+      if (!Array.isArray(list)) throw new Error(`${method} answered without a "${field}" array`);
+      for (const item of list) {
+        if (isPlainObject(item) && typeof item[key] === 'string') items.push(item);
+        else this.logger.warn({ kind }, `upstream listed an entry without a "${key}"; skipped`);
+      }
+      const next = result['nextCursor'];
+      if (typeof next !== 'string' || next === '') return items;
+      if (cursors.has(next)) throw new Error(`${method} repeated the cursor ${JSON.stringify(next)}`);
+      cursors.add(next);
+      cursor = next;
     }
+  }
+
+  /** Re-lists the given catalogs; a change arriving while one is being listed lists it again afterwards. */
+  private refresh(client: Client, kinds: readonly CatalogKind[]): void {
+    for (const kind of kinds) {
+      if (this.refreshing.has(kind)) {
+        this.refreshAgain.add(kind);
+        continue;
+      }
+      this.refreshing.add(kind);
+      void currentCall.exit(async () => {
+        try {
+          do {
+            this.refreshAgain.delete(kind);
+            const items = await this.listAll(client, kind);
+            if (this.client !== client) return;
+            this.setStatus({ catalogs: { ...this.status.catalogs, [kind]: items } }, [kind]);
+          } while (this.refreshAgain.has(kind));
+        } catch (error) {
+          this.logger.warn({ err: errorMessage(error), kind }, 'refreshing a catalog failed');
+        } finally {
+          this.refreshing.delete(kind);
+          this.refreshAgain.delete(kind);
+        }
+      });
+    }
+  }
+
+  private onUpstreamNotification(client: Client, notification: { method: string; params?: Record<string, unknown> }): void {
+    const refreshes = LIST_CHANGED[notification.method];
+    if (refreshes) {
+      this.refresh(client, refreshes);
+      return;
+    }
+    if (notification.method === 'notifications/cancelled' || notification.method === 'notifications/progress') return;
+    const message: RpcMessage = notification.params === undefined ? { method: notification.method } : { method: notification.method, params: notification.params };
+    const call = currentCall.getStore();
+    if (call?.connection === this && call.options.onNotification) {
+      call.options.onNotification(message);
+      return;
+    }
+    this.options.onNotification(this, message);
+  }
+
+  /**
+   * A server-to-client request (sampling, elicitation, roots): answered by the relayed call that
+   * caused it. Over Streamable HTTP (and in the 2026-07-28 era) the SDK delivers it in that call's
+   * async context; over stdio and SSE the protocol does not say, so it goes to the only request in
+   * flight on this upstream, and is refused when there are several or none.
+   */
+  private async serverRequest(method: string, params: Record<string, unknown> | undefined): Promise<Record<string, unknown>> {
+    const call = this.relatedCall();
+    if (!call) {
+      throw new ProtocolError(RpcCode.METHOD_NOT_FOUND, `Method not found: the gateway cannot relate ${method} to an agent's request (${this.inflight.size} requests in flight on upstream "${this.name}")`);
+    }
+    const onRequest = call.options.onRequest;
+    if (!onRequest) throw new ProtocolError(RpcCode.METHOD_NOT_FOUND, `Method not found: the agent cannot answer ${method}`);
+    try {
+      return await onRequest(params === undefined ? { method } : { method, params });
+    } catch (error) {
+      if (error instanceof UpstreamRpcError) throw new ProtocolError(error.code, error.message, error.data);
+      if (error instanceof ProtocolError) throw error;
+      throw new ProtocolError(RpcCode.INTERNAL_ERROR, `the agent could not answer ${method}: ${errorMessage(error)}`);
+    }
+  }
+
+  private relatedCall(): CallContext | undefined {
+    const call = currentCall.getStore();
+    if (call?.connection === this) return call;
+    if (this.inflight.size === 1) return this.inflight.values().next().value;
+    return undefined;
+  }
+
+  private startHealth(): void {
+    clearInterval(this.healthTimer);
+    this.healthTimer = setInterval(() => currentCall.exit(() => void this.checkHealth()), this.settingsValue.healthIntervalMs);
+    this.healthTimer.unref();
+  }
+
+  /** A relayed request found the upstream unreachable: check now rather than at the next interval. */
+  private checkSoon(): void {
+    setImmediate(() => currentCall.exit(() => void this.checkHealth()));
+  }
+
+  /** One health probe: `ping` (2025 era) or `server/discover` (2026-07-28, which has no ping). */
+  private async checkHealth(): Promise<void> {
+    const client = this.client;
+    if (!client || this.checking || this.reinitializing || this.stopped) return;
+    this.checking = true;
+    const threshold = this.settingsValue.healthFailureThreshold;
+    try {
+      const timeout = Math.min(this.settingsValue.callTimeoutMs, Math.max(1_000, this.settingsValue.healthIntervalMs));
+      if (client.getProtocolEra() === 'modern') await client.discover({ timeout });
+      else await client.ping({ timeout });
+      if (this.client !== client) return;
+      this.healthFailures = 0;
+      if (this.status.state === UpstreamState.UPSTREAM_STATE_DEGRADED) {
+        this.logger.info('upstream answers pings again');
+        this.setStatus({ state: UpstreamState.UPSTREAM_STATE_READY, error: undefined });
+      }
+    } catch (error) {
+      if (this.client !== client) return;
+      if (isSessionExpired(error, client.transport?.sessionId !== undefined)) {
+        await this.reinitialize(client, error).catch(() => undefined);
+        return;
+      }
+      this.healthFailures += 1;
+      const reason = `health check failed ${this.healthFailures}/${threshold}: ${describeFailure(error)}`;
+      if (this.healthFailures >= threshold) this.drop(client, new Error(reason));
+      else if (this.status.state === UpstreamState.UPSTREAM_STATE_READY || this.status.state === UpstreamState.UPSTREAM_STATE_DEGRADED) {
+        this.logger.warn({ err: reason }, 'upstream degraded');
+        this.setStatus({ state: UpstreamState.UPSTREAM_STATE_DEGRADED, error: reason });
+      }
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  /** The upstream forgot the session: open a new connection in its place (once, however many callers noticed). */
+  private reinitialize(old: Client, cause: unknown): Promise<void> {
+    if (this.client !== old) return this.reinitializing ?? Promise.resolve();
+    this.reinitializing ??= currentCall.exit(async () => {
+      this.logger.warn({ err: errorMessage(cause) }, 'upstream session expired; re-initializing');
+      try {
+        const opened = await this.open();
+        if (this.stopped || this.client !== old) {
+          await opened.client.close().catch(() => undefined);
+          return;
+        }
+        old.onclose = undefined;
+        void old.close().catch(() => undefined);
+        this.adopt(opened);
+      } catch (error) {
+        if (this.client === old) this.drop(old, error);
+        throw error;
+      } finally {
+        this.reinitializing = undefined;
+      }
+    });
+    return this.reinitializing;
+  }
+
+  /** Gives up on a live client (pings failing, re-initialization failed) and reconnects. */
+  private drop(client: Client, error: unknown): void {
+    if (this.client !== client) return;
+    this.client = undefined;
+    clearInterval(this.healthTimer);
+    client.onclose = undefined;
+    void client.close().catch(() => undefined);
+    this.fail(error, true);
   }
 
   private onClosed(client: Client): void {
     if (this.client !== client) return;
     this.client = undefined;
-    this.fail(new Error('connection closed'));
+    clearInterval(this.healthTimer);
+    const tail = this.stderrTail.trim().split('\n').slice(-3).join(' | ');
+    const what = this.configValue.transport === Transport.TRANSPORT_STDIO ? 'the server process exited' : 'the connection closed';
+    this.fail(new Error(tail ? `${what}; its last output: ${tail}` : what), true);
   }
 
-  /** Records the failure and schedules the next attempt with exponential backoff and full jitter. */
-  private fail(error: unknown): void {
+  /** Records the failure and schedules the next attempt: fast exponential backoff with jitter, slow for auth/config errors. */
+  private fail(error: unknown, wasLive = false): void {
     if (this.stopped) return;
-    const message = errorMessage(error);
-    this.setStatus({ state: UpstreamState.UPSTREAM_STATE_DOWN, error: message });
-    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** this.attempts);
+    if (wasLive && Date.now() - this.readySince >= STABLE_AFTER_MS) this.attempts = 0;
+    const fatal = classifyFailure(error) === 'fatal';
+    const reason = describeFailure(error);
+    const ceiling = fatal ? Math.min(FATAL_BACKOFF_MAX_MS, FATAL_BACKOFF_BASE_MS * 2 ** Math.min(this.attempts, 16)) : Math.min(TRANSIENT_BACKOFF_MAX_MS, TRANSIENT_BACKOFF_BASE_MS * 2 ** Math.min(this.attempts, 16));
     this.attempts += 1;
     const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
-    this.logger.warn({ err: message, retryInMs: delay }, 'upstream unavailable');
-    this.retryTimer = setTimeout(() => void this.connect(), delay);
+    this.setStatus({ state: UpstreamState.UPSTREAM_STATE_DOWN, error: reason });
+    this.logger.warn({ err: reason, retryInMs: delay, fatal }, 'upstream unavailable');
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => currentCall.exit(() => void this.connect()), delay);
     this.retryTimer.unref();
   }
 
-  private setStatus(change: Partial<UpstreamStatus>): void {
+  private setStatus(change: Partial<UpstreamStatus>, catalogs: readonly CatalogKind[] = []): void {
     this.status = { ...this.status, ...change };
-    this.options.onStatus(this);
+    this.options.onStatus(this, catalogs);
   }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describeRequest(message: RpcMessage): string {
+  return message.method === 'tools/call' ? `tools/call ${String(message.params?.['name'])}` : message.method;
+}
+
+/**
+ * The params to send upstream: the agent's `_meta` merged in, minus its progress token, which the
+ * SDK replaces with its own (the relay maps progress back to the agent's token).
+ */
+function relayParams(params: Record<string, unknown> | undefined, meta: Record<string, unknown> | undefined): { params: Record<string, unknown> | undefined; agentProgressToken: unknown } {
+  const ownMeta = isPlainObject(params?.['_meta']) ? params['_meta'] : undefined;
+  if (!ownMeta && !meta) return { params, agentProgressToken: undefined };
+  const merged: Record<string, unknown> = { ...ownMeta, ...meta };
+  const agentProgressToken = merged['progressToken'];
+  delete merged['progressToken'];
+  const out: Record<string, unknown> = { ...params };
+  if (Object.keys(merged).length > 0) out['_meta'] = merged;
+  else delete out['_meta'];
+  return { params: out, agentProgressToken };
 }

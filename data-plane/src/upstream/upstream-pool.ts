@@ -1,78 +1,113 @@
 import { EventEmitter } from 'node:events';
-import type { Logger } from '../../../common/src/index.ts';
-import type { UpstreamConfig } from '../../../proto/gen/portcullis/v1/config.ts';
-import { NAME_SEPARATOR } from '../policy/allow-list.ts';
-import { UpstreamConnection, type UpstreamTimeouts } from './upstream-connection.ts';
-import type { CallToolOptions, ExposedTool, ToolRouter } from './tool-router.ts';
+import { PortcullisError, type Logger } from '../../../common/src/index.ts';
+import { UpstreamState, type UpstreamConfig, type UpstreamReport } from '../../../proto/gen/portcullis/v1/config.ts';
+import { UpstreamRpcError, type CallToolOptions, type ExposedTool } from './tool-router.ts';
+import { mergeCatalogs, routeResource, toolHash, type CatalogSource, type MergedCatalog } from './upstream-catalog.ts';
+import { CATALOG_KINDS, UpstreamConnection } from './upstream-connection.ts';
+import { UpstreamErrorCode } from './upstream-errors.ts';
+import type { CatalogEntry, CatalogKind, RelayOptions, RpcMessage, UpstreamInfo, UpstreamRouter } from './upstream-router.ts';
+import { connectionKey, type UpstreamDefaults } from './upstream-settings.ts';
+
+/** JSON-RPC "invalid params": how an unknown tool is answered (the SDK server's wording). */
+const INVALID_PARAMS = -32602;
 
 export interface UpstreamPoolOptions {
   clientInfo: { name: string; version: string };
-  timeouts: UpstreamTimeouts;
+  /** What an upstream's snapshot leaves at 0. */
+  defaults: UpstreamDefaults;
   logger: Logger;
-  /** Called whenever an upstream's state or catalog changes (to report it to the control plane). */
-  onStatus?: (connection: UpstreamConnection) => void;
+  /** Called whenever what the node would report about an upstream changes (to send it to the control plane). */
+  onReport?: (report: UpstreamReport) => void;
+}
+
+function serving(state: UpstreamState): boolean {
+  return state === UpstreamState.UPSTREAM_STATE_READY || state === UpstreamState.UPSTREAM_STATE_DEGRADED;
 }
 
 /**
  * The node's upstream connections, one per configured upstream, shared by every agent, and the
- * merged tool catalog over them. `apply` reconciles with a snapshot: new upstreams connect,
- * removed ones close, changed ones (by config hash) reconnect; unchanged ones are left alone.
+ * merged catalogs over them. `apply` reconciles with a snapshot: new upstreams connect, removed
+ * ones close, ones whose connection settings changed reconnect, and the rest take their new
+ * settings (timeouts, health, pins, unprefixed names) in place.
  */
-export class UpstreamPool implements ToolRouter {
+export class UpstreamPool implements UpstreamRouter {
   private readonly options: UpstreamPoolOptions;
   private connections: UpstreamConnection[] = [];
-  private merged: readonly ExposedTool[] = [];
-  private byName: ReadonlyMap<string, ExposedTool> = new Map();
-  private signature = '[]';
+  private byName = new Map<string, UpstreamConnection>();
+  private readonly keys = new WeakMap<UpstreamConnection, string>();
+  private merged: MergedCatalog = mergeCatalogs([]);
+  private heldBack = new Set<string>();
+  private readonly signatures = new Map<CatalogKind, string>(CATALOG_KINDS.map((k) => [k, '[]']));
+  private readonly reportedNotes = new Map<UpstreamConnection, string>();
   private readonly events = new EventEmitter();
+  private closed = false;
 
   constructor(options: UpstreamPoolOptions) {
     this.options = options;
+    this.events.setMaxListeners(0);
   }
 
-  get upstreams(): readonly UpstreamConnection[] {
+  /** The live connections, in configured order. */
+  get connectionList(): readonly UpstreamConnection[] {
     return this.connections;
   }
 
   apply(configs: readonly UpstreamConfig[]): void {
+    if (this.closed) return;
     const existing = new Map(this.connections.map((c) => [c.config.id, c]));
     const next: UpstreamConnection[] = [];
     const fresh: UpstreamConnection[] = [];
+    const updated: UpstreamConnection[] = [];
     for (const config of configs) {
+      const key = connectionKey(config);
       const current = existing.get(config.id);
-      if (current && current.config.configHash === config.configHash && current.config.name === config.name) {
+      if (current && this.keys.get(current) === key) {
+        current.update(config);
         next.push(current);
+        updated.push(current);
         existing.delete(config.id);
         continue;
       }
       const connection = new UpstreamConnection({
         config,
+        defaults: this.options.defaults,
         clientInfo: this.options.clientInfo,
-        timeouts: this.options.timeouts,
         logger: this.options.logger,
-        onStatus: (c) => this.onStatus(c),
+        onStatus: (c, changed) => this.onStatus(c, changed),
+        onNotification: (c, notification) => {
+          if (this.byName.get(c.name) === c) this.events.emit('notification', c.name, notification);
+        },
       });
+      this.keys.set(connection, key);
       next.push(connection);
       fresh.push(connection);
     }
     this.connections = next;
-    for (const stale of existing.values()) void stale.stop();
+    this.byName = new Map(next.map((c) => [c.name, c]));
+    for (const stale of existing.values()) {
+      this.reportedNotes.delete(stale);
+      void stale.stop();
+    }
     for (const connection of fresh) connection.start();
     this.rebuild();
+    // Pins or unprefixed names may have changed what an unchanged connection exposes; its report carries the config hash.
+    for (const connection of updated) this.emitReport(connection);
   }
 
+  // ToolRouter
+
   listTools(): readonly ExposedTool[] {
-    return this.merged;
+    return this.merged.tools;
   }
 
   findTool(exposedName: string): ExposedTool | undefined {
-    return this.byName.get(exposedName);
+    return this.merged.index.tools.get(exposedName) as ExposedTool | undefined;
   }
 
-  callTool(tool: ExposedTool, args: Record<string, unknown> | undefined, options?: CallToolOptions): Promise<Record<string, unknown>> {
-    const connection = this.connections.find((c) => c.name === tool.upstreamName);
-    if (!connection) return Promise.reject(new Error(`upstream "${tool.upstreamName}" is not configured`));
-    return connection.callTool(tool.toolName, args, options);
+  callTool(tool: ExposedTool, args: Record<string, unknown> | undefined, options: CallToolOptions = {}): Promise<Record<string, unknown>> {
+    const params: Record<string, unknown> = { name: tool.toolName };
+    if (args !== undefined) params['arguments'] = args;
+    return this.request(tool.upstreamName, { method: 'tools/call', params }, { signal: options.signal, meta: options.meta });
   }
 
   onToolsChanged(listener: () => void): () => void {
@@ -80,33 +115,137 @@ export class UpstreamPool implements ToolRouter {
     return () => this.events.off('tools', listener);
   }
 
+  // UpstreamRouter
+
+  upstreams(): readonly UpstreamInfo[] {
+    return this.connections
+      .filter((c) => serving(c.current.state))
+      .map((c) => ({ name: c.name, exposeUnprefixed: c.config.exposeUnprefixed, capabilities: c.current.capabilities, protocolVersion: c.current.protocolVersion }));
+  }
+
+  catalog(kind: CatalogKind): readonly CatalogEntry[] {
+    return this.merged.entries[kind];
+  }
+
+  find(kind: CatalogKind, key: string): CatalogEntry | undefined {
+    return this.merged.index[kind].get(key);
+  }
+
+  routeResource(uri: string): string | undefined {
+    return routeResource(this.merged, uri);
+  }
+
+  request(upstreamName: string, message: RpcMessage, options?: RelayOptions): Promise<Record<string, unknown>> {
+    const connection = this.byName.get(upstreamName);
+    if (!connection) return Promise.reject(new PortcullisError(UpstreamErrorCode.UNAVAILABLE, `upstream "${upstreamName}" is not configured`, { upstream: upstreamName }));
+    if (message.method === 'tools/call' && this.heldBack.has(heldBackKey(upstreamName, String(message.params?.['name'])))) {
+      return Promise.reject(new UpstreamRpcError(INVALID_PARAMS, `Tool ${String(message.params?.['name'])} is held back: its definition changed since it was pinned`));
+    }
+    return connection.request(message, options);
+  }
+
+  notify(upstreamName: string, message: RpcMessage): Promise<void> {
+    const connection = this.byName.get(upstreamName);
+    if (!connection) return Promise.reject(new PortcullisError(UpstreamErrorCode.UNAVAILABLE, `upstream "${upstreamName}" is not configured`, { upstream: upstreamName }));
+    return connection.notify(message);
+  }
+
+  onCatalogChanged(listener: (kind: CatalogKind) => void): () => void {
+    this.events.on('catalog', listener);
+    return () => this.events.off('catalog', listener);
+  }
+
+  onUpstreamNotification(listener: (upstreamName: string, notification: RpcMessage) => void): () => void {
+    this.events.on('notification', listener);
+    return () => this.events.off('notification', listener);
+  }
+
+  /** What the node reports to the control plane about one upstream. */
+  report(connection: UpstreamConnection): UpstreamReport {
+    const status = connection.current;
+    const notes = this.merged.notes.get(connection.name) ?? [];
+    const tools = status.catalogs?.tools;
+    return {
+      upstreamId: connection.config.id,
+      configHash: connection.config.configHash,
+      state: status.state,
+      error: [status.error, ...notes].filter((s) => s !== undefined && s !== '').join('; '),
+      hasCatalog: tools !== undefined,
+      tools: (tools ?? []).map((tool) => ({ name: tool['name'] as string, definitionJson: JSON.stringify(tool), definitionSha256: toolHash(tool) })),
+      serverName: status.serverName ?? '',
+      serverVersion: status.serverVersion ?? '',
+      protocolVersion: status.protocolVersion ?? '',
+    };
+  }
+
   async close(): Promise<void> {
+    this.closed = true;
     const connections = this.connections;
     this.connections = [];
+    this.byName = new Map();
     await Promise.all(connections.map((c) => c.stop()));
   }
 
-  private onStatus(connection: UpstreamConnection): void {
-    if (!this.connections.includes(connection)) return;
-    this.options.onStatus?.(connection);
-    this.rebuild();
+  private onStatus(connection: UpstreamConnection, _changed: readonly CatalogKind[]): void {
+    if (this.byName.get(connection.name) !== connection) return;
+    this.rebuild(connection);
+    this.emitReport(connection);
   }
 
-  /** Recomputes the merged catalog; tells listeners only when the exposed tools changed. */
-  private rebuild(): void {
-    const merged: ExposedTool[] = [];
-    for (const connection of this.connections) {
-      for (const definition of connection.current.tools ?? []) {
-        const exposedName = `${connection.name}${NAME_SEPARATOR}${definition.name}`;
-        merged.push({ exposedName, upstreamName: connection.name, toolName: definition.name, definition: { ...definition, name: exposedName } });
+  private emitReport(connection: UpstreamConnection): void {
+    this.reportedNotes.set(connection, (this.merged.notes.get(connection.name) ?? []).join('\n'));
+    this.options.onReport?.(this.report(connection));
+  }
+
+  /**
+   * Recomputes the merged catalogs; tells listeners which kinds changed, and re-reports other
+   * upstreams whose notes changed (a collision or a pin moved with this change).
+   */
+  private rebuild(reporting?: UpstreamConnection): void {
+    const sources: CatalogSource[] = this.connections.map((c) => ({
+      upstreamName: c.name,
+      exposeUnprefixed: c.config.exposeUnprefixed,
+      pinToolDefinitions: c.config.pinToolDefinitions,
+      pinnedTools: new Map(c.config.pinnedTools.map((p) => [p.name, p.definitionSha256])),
+      catalogs: serving(c.current.state) ? c.current.catalogs : undefined,
+    }));
+    const merged = mergeCatalogs(sources);
+    const heldBack = new Set<string>();
+    for (const source of sources) {
+      if (!source.pinToolDefinitions) continue;
+      for (const tool of source.catalogs?.tools ?? []) {
+        const pinned = source.pinnedTools.get(tool['name'] as string);
+        if (pinned !== undefined && pinned !== toolHash(tool)) heldBack.add(heldBackKey(source.upstreamName, tool['name'] as string));
       }
     }
-    // Status changes are rare (connects, catalog refreshes), so a serialized comparison is cheap enough.
-    const signature = JSON.stringify(merged.map((t) => t.definition));
-    if (signature === this.signature) return;
-    this.signature = signature;
     this.merged = merged;
-    this.byName = new Map(merged.map((t) => [t.exposedName, t]));
-    this.events.emit('tools');
+    this.heldBack = heldBack;
+    // Status changes are rare (connects, refreshes), so a serialized comparison is cheap enough.
+    for (const kind of CATALOG_KINDS) {
+      const signature = JSON.stringify(merged.entries[kind].map((e) => [e.upstreamName, e.definition]));
+      if (signature === this.signatures.get(kind)) continue;
+      this.signatures.set(kind, signature);
+      this.events.emit('catalog', kind);
+      if (kind === 'tools') this.events.emit('tools');
+    }
+    for (const connection of this.connections) {
+      if (connection === reporting) continue;
+      const notes = (merged.notes.get(connection.name) ?? []).join('\n');
+      if ((this.reportedNotes.get(connection) ?? '') !== notes) this.emitReport(connection);
+    }
+    for (const [upstream, notes] of merged.notes) this.logNotes(upstream, notes);
   }
+
+  private readonly loggedNotes = new Map<string, string>();
+
+  private logNotes(upstream: string, notes: readonly string[]): void {
+    const text = notes.join('\n');
+    if (this.loggedNotes.get(upstream) === text) return;
+    this.loggedNotes.set(upstream, text);
+    for (const note of notes) this.options.logger.warn({ upstream }, note);
+  }
+}
+
+function heldBackKey(upstream: string, tool: string): string {
+  return `${upstream}\u0000${tool}`;
 }
