@@ -88,9 +88,9 @@ async function main(): Promise<void> {
       gatewayMissing = 'skipped (--no-gateway)';
     } else {
       try {
-        progress('starting portcullis dev…');
+        progress('starting portcullis (control plane + one data-plane node)…');
         gateway = await startPortcullis(httpServer.url);
-        results.notes.push('portcullis: `portcullis dev` (control plane, embedded Postgres and one data-plane node in one process, so its CPU per call includes audit ingestion)');
+        results.notes.push('portcullis: `portcullis control-plane` (embedded Postgres) and one `portcullis data-plane` node, separate processes; cpu/call is the node\'s');
         for (const target of portcullisTargets(gateway.gateway)) await measure(target);
       } catch (error) {
         if (!(error instanceof GatewayUnavailable)) throw error;

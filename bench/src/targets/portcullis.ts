@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -10,9 +11,9 @@ import { histogramProbe } from './histogram-probe.ts';
 import { EVERYTHING_TOOL, everythingStdio } from './upstream.ts';
 
 /**
- * The Portcullis rows' plug-in point. `startPortcullis` runs the gateway as a user would (the CLI's
- * `dev` command: control plane and one data-plane node in one process, embedded Postgres, key,
- * allow-list, audit and metrics on) and configures it through GraphQL; `portcullisTargets` turns a
+ * The Portcullis rows' plug-in point. `startPortcullis` runs the gateway as a user would in production
+ * (`portcullis control-plane` on its embedded Postgres and one `portcullis data-plane` node, each its
+ * own process; a key with an allow-list; metrics on) and configures it through GraphQL; `portcullisTargets` turns a
  * started gateway into round-trip targets measured by exactly the same drivers as the direct path and
  * the peers. When the gateway cannot be started, `GatewayUnavailable` says why and no figure is printed.
  */
@@ -86,7 +87,7 @@ export async function graphql<T>(url: string, adminToken: string, query: string)
 }
 
 /**
- * Starts `portcullis dev` on free loopback ports in a fresh data dir, registers server-everything over
+ * Starts the control plane and one data-plane node on free loopback ports in a fresh data dir, registers server-everything over
  * stdio (`ev`) and, when given, over Streamable HTTP (`evh`), creates a key allowed to call both echo
  * tools, and waits until a call through the gateway succeeds.
  */
@@ -94,30 +95,35 @@ export async function startPortcullis(httpUpstreamUrl: string | undefined): Prom
   if (!existsSync(CLI_MAIN)) throw new GatewayUnavailable(`${CLI_MAIN} does not exist`);
   const dataDir = mkdtempSync(join(tmpdir(), 'portcullis-bench-'));
   const [port, graphqlPort, grpcPort] = [await freePort(), await freePort(), await freePort()];
-  const proc = new ManagedProcess(
-    'portcullis dev',
+  const adminToken = `bench-admin-${randomBytes(16).toString('hex')}`;
+  const nodeToken = `bench-node-${randomBytes(16).toString('hex')}`;
+  // The planes run as separate processes, as in production, so the node's CPU per call is its own
+  // (with `dev` it would include the control plane and the embedded database).
+  const controlPlane = new ManagedProcess(
+    'portcullis control-plane',
     process.execPath,
-    [
-      '--import', 'tsx', CLI_MAIN, 'dev',
-      '--data-dir', dataDir,
-      '--graphql-port', String(graphqlPort),
-      '--grpc-port', String(grpcPort),
-      '--port', String(port),
-    ],
+    ['--import', 'tsx', CLI_MAIN, 'control-plane', '--data-dir', dataDir, '--graphql-port', String(graphqlPort), '--grpc-port', String(grpcPort), '--admin-token', adminToken, '--node-token', nodeToken, '--log-level', 'warn'],
     { keepStdout: true },
   );
+  let node: ManagedProcess | undefined;
   const stop = async () => {
-    await proc.stop(5_000);
+    await node?.stop(5_000);
+    await controlPlane.stop(5_000);
     rmSync(dataDir, { recursive: true, force: true });
   };
   try {
-    let adminToken: string;
     let mcpUrl: string;
     try {
-      adminToken = (await proc.waitForOutput(/Admin token:\s+(\S+)/, 60_000))[1]!;
-      mcpUrl = (await proc.waitForOutput(/MCP endpoint \(agents\):\s+(\S+)/, 5_000))[1]!;
+      await controlPlane.waitForOutput(/GraphQL:/, 60_000);
+      node = new ManagedProcess(
+        'portcullis data-plane',
+        process.execPath,
+        ['--import', 'tsx', CLI_MAIN, 'data-plane', '--control-plane', `127.0.0.1:${grpcPort}`, '--node-token', nodeToken, '--node-id', 'bench', '--port', String(port), '--log-level', 'warn'],
+        { keepStdout: true },
+      );
+      mcpUrl = (await node.waitForOutput(/MCP endpoint:\s+(\S+)/, 30_000))[1]!;
     } catch (error) {
-      throw new GatewayUnavailable(`\`portcullis dev\` did not start: ${firstLines(error)}`);
+      throw new GatewayUnavailable(`the gateway did not start: ${firstLines(error)}`);
     }
     const graphqlUrl = `http://127.0.0.1:${graphqlPort}/graphql`;
     const stdio = everythingStdio();
@@ -143,7 +149,7 @@ export async function startPortcullis(httpUpstreamUrl: string | undefined): Prom
     const gateway: GatewayUnderTest = {
       mcpUrl,
       secret: created.createVirtualKey.secret,
-      pid: proc.pid,
+      pid: node.pid,
       metricsUrl: new URL('/metrics', mcpUrl).href,
       tools,
       graphqlUrl,
