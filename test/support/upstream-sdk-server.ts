@@ -23,10 +23,12 @@ export interface FixtureState {
   bumps: number;
   /** The headers of every HTTP request, lower-cased names. */
   headers: Record<string, string>[];
+  /** While set, `ping` requests are answered HTTP 503 (a sick server). */
+  failPings: boolean;
 }
 
 export function newFixtureState(): FixtureState {
-  return { echoDescription: 'Echoes its message', extraTools: [], cancelled: 0, bumps: 0, headers: [] };
+  return { echoDescription: 'Echoes its message', extraTools: [], cancelled: 0, bumps: 0, headers: [], failPings: false };
 }
 
 interface BuiltServer {
@@ -202,6 +204,10 @@ export class SdkHttpFixture {
     const abort = new AbortController();
     res.on('close', () => abort.abort());
     const body = chunks.length > 0 ? Buffer.concat(chunks) : undefined;
+    if (this.state.failPings && body && /"method"\s*:\s*"ping"/.test(body.toString())) {
+      res.writeHead(503).end('sick');
+      return;
+    }
     try {
       const response = await this.handle(new Request(`http://127.0.0.1:${this.portValue}${req.url ?? '/'}`, { method: req.method, headers, body, signal: abort.signal }));
       res.writeHead(response.status, Object.fromEntries(response.headers));

@@ -147,6 +147,12 @@ export class UpstreamConnection {
     return this.status;
   }
 
+  /** The server process of a connected stdio upstream. */
+  get pid(): number | undefined {
+    const transport = this.client?.transport;
+    return transport instanceof StdioClientTransport ? (transport.pid ?? undefined) : undefined;
+  }
+
   /** Requests relayed right now. */
   get inflightCount(): number {
     return this.inflight.size;
