@@ -179,7 +179,7 @@ test('2025 era: notifications get 202, unknown methods -32601, batches are answe
     const headers = { 'x-portcullis-key': key.secret, 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': '2025-03-26' };
     const initialized = await rawPost(server, headers, { jsonrpc: '2.0', method: 'notifications/initialized' });
     assert.equal(initialized.status, 202);
-    const unknown = await rawPost(server, headers, { jsonrpc: '2.0', id: 5, method: 'resources/list' });
+    const unknown = await rawPost(server, headers, { jsonrpc: '2.0', id: 5, method: 'foo/bar' });
     assert.equal(unknown.status, 200);
     assert.deepEqual(unknown.json, { jsonrpc: '2.0', id: 5, error: { code: -32601, message: 'Method not found' } });
     const discover = await rawPost(server, headers, { jsonrpc: '2.0', id: 6, method: 'server/discover' });

@@ -1,4 +1,8 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AppliedConfig } from '../config/applied-config.ts';
+import { RpcErrorCode } from '../mcp/protocol.ts';
+import type { Principal } from '../policy/principal.ts';
+import { sendRpcError } from './respond.ts';
 
 const BEARER = /^bearer[ \t]+(.+)$/i;
 
@@ -13,4 +17,35 @@ export function presentedKey(req: IncomingMessage): string | undefined {
   const header = req.headers['x-portcullis-key'];
   const secret = (Array.isArray(header) ? header[0] : header)?.trim();
   return secret ? secret : undefined;
+}
+
+/** What the authenticate step hands on. */
+export interface Authenticated {
+  readonly config: AppliedConfig;
+  readonly principal: Principal;
+  readonly secret: string;
+}
+
+const NO_KEY_MESSAGE = 'Unauthorized: send a Portcullis virtual key as "Authorization: Bearer <key>" or "x-portcullis-key: <key>"';
+const BAD_KEY_MESSAGE = 'Unauthorized: the presented key is unknown or revoked; send a valid Portcullis virtual key as "Authorization: Bearer <key>" or "x-portcullis-key: <key>"';
+const CHALLENGE = { 'www-authenticate': 'Bearer realm="portcullis"' };
+
+/** The ready and authenticate steps: answers 503 / 401 itself, or hands on the snapshot and the caller. */
+export function authenticateRequest(getConfig: () => AppliedConfig | undefined, req: IncomingMessage, res: ServerResponse): Authenticated | undefined {
+  const config = getConfig();
+  if (config === undefined) {
+    sendRpcError(res, 503, RpcErrorCode.NotReady, 'Service Unavailable: this node has not received its configuration yet; retry shortly', { headers: { 'retry-after': '1' } });
+    return undefined;
+  }
+  const secret = presentedKey(req);
+  if (secret === undefined) {
+    sendRpcError(res, 401, RpcErrorCode.Unauthenticated, NO_KEY_MESSAGE, { headers: CHALLENGE });
+    return undefined;
+  }
+  const principal = config.authenticate(secret);
+  if (principal === undefined) {
+    sendRpcError(res, 401, RpcErrorCode.Unauthenticated, BAD_KEY_MESSAGE, { headers: { 'www-authenticate': 'Bearer realm="portcullis", error="invalid_token"' } });
+    return undefined;
+  }
+  return { config, principal, secret };
 }

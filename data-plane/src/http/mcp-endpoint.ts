@@ -2,39 +2,43 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { classifyInboundRequest, isJsonContentType, type InboundClassificationOutcome } from '@modelcontextprotocol/server';
 import type { Logger } from 'pino';
 import type { AppliedConfig } from '../config/applied-config.ts';
-import type { McpDispatcher, RpcRequest } from '../mcp/dispatcher.ts';
-import { echoableId, type RpcReply } from '../mcp/json-rpc.ts';
+import type { LogLevels, ResourceSubscriptions } from '../mcp/agent-state.ts';
+import type { DispatchContext, McpDispatcher, RpcRequest } from '../mcp/dispatcher.ts';
+import { echoableId, isPlainObject } from '../mcp/json-rpc.ts';
 import { LEGACY_PROTOCOL_VERSIONS, MAX_BATCH_SIZE, MODERN_PROTOCOL_VERSIONS, RpcErrorCode, isModernProtocolVersion } from '../mcp/protocol.ts';
+import { ServerRequests } from '../mcp/server-requests.ts';
 import { verifySessionToken, type SessionClaims } from '../mcp/session-token.ts';
 import { checkStandardHeaders, stripOws } from '../mcp/standard-headers.ts';
-import type { Principal } from '../policy/principal.ts';
-import { presentedKey } from './authenticate.ts';
-import type { NotificationStreams } from './notification-streams.ts';
+import type { AgentStreams } from './agent-streams.ts';
+import { authenticateRequest, type Authenticated } from './authenticate.ts';
+import { InFlightRequests, RequestAbort } from './in-flight.ts';
+import { serveListen } from './listen.ts';
 import { readBody } from './request-body.ts';
 import { sendEmpty, sendJson, sendRpcError } from './respond.ts';
+import { ResponseChannel } from './response-channel.ts';
 
 type InboundModernRoute = Extract<InboundClassificationOutcome, { kind: 'modern' }>;
 type InboundLegacyRoute = Extract<InboundClassificationOutcome, { kind: 'legacy' }>;
 
+/** The node-wide pieces both MCP transports (Streamable HTTP and legacy HTTP+SSE) share. */
+export interface McpServices {
+  readonly dispatcher: McpDispatcher;
+  readonly streams: AgentStreams;
+  readonly subscriptions: ResourceSubscriptions;
+  readonly logLevels: LogLevels;
+  readonly serverRequests: ServerRequests;
+  readonly inFlight: InFlightRequests;
+}
+
 export interface McpEndpointOptions {
   readonly getConfig: () => AppliedConfig | undefined;
-  readonly dispatcher: McpDispatcher;
-  readonly streams: NotificationStreams;
+  readonly services: McpServices;
   readonly maxBodyBytes: number;
   readonly logger: Logger;
 }
 
-/** What the authenticate step hands on. */
-interface Authenticated {
-  readonly config: AppliedConfig;
-  readonly principal: Principal;
-  readonly secret: string;
-}
 
 const UNSUPPORTED_LEGACY_VERSION_HINT = `supported versions: ${LEGACY_PROTOCOL_VERSIONS.join(', ')}`;
-const NO_KEY_MESSAGE = 'Unauthorized: send a Portcullis virtual key as "Authorization: Bearer <key>" or "x-portcullis-key: <key>"';
-const BAD_KEY_MESSAGE = 'Unauthorized: the presented key is unknown or revoked; send a valid Portcullis virtual key as "Authorization: Bearer <key>" or "x-portcullis-key: <key>"';
-const CHALLENGE = { 'www-authenticate': 'Bearer realm="portcullis"' };
 
 function header(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
@@ -47,27 +51,9 @@ function header(req: IncomingMessage, name: string): string | undefined {
  * which either answers the request or hands on what the next one needs.
  */
 export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
-  const { getConfig, dispatcher, streams, maxBodyBytes, logger } = options;
+  const { getConfig, services, maxBodyBytes, logger } = options;
+  const { dispatcher, streams } = services;
   const tooLargeMessage = `Payload Too Large: Request body must not exceed ${maxBodyBytes} bytes`;
-
-  function authenticate(req: IncomingMessage, res: ServerResponse): Authenticated | undefined {
-    const config = getConfig();
-    if (config === undefined) {
-      sendRpcError(res, 503, RpcErrorCode.NotReady, 'Service Unavailable: this node has not received its configuration yet; retry shortly', { headers: { 'retry-after': '1' } });
-      return undefined;
-    }
-    const secret = presentedKey(req);
-    if (secret === undefined) {
-      sendRpcError(res, 401, RpcErrorCode.Unauthenticated, NO_KEY_MESSAGE, { headers: CHALLENGE });
-      return undefined;
-    }
-    const principal = config.authenticate(secret);
-    if (principal === undefined) {
-      sendRpcError(res, 401, RpcErrorCode.Unauthenticated, BAD_KEY_MESSAGE, { headers: { 'www-authenticate': 'Bearer realm="portcullis", error="invalid_token"' } });
-      return undefined;
-    }
-    return { config, principal, secret };
-  }
 
   /** 2025 era: the signed session id must be present (400), valid under a current session key and issued to this key (404). */
   function session(req: IncomingMessage, res: ServerResponse, auth: Authenticated): { claims: SessionClaims; token: string } | undefined {
@@ -77,7 +63,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
       return undefined;
     }
     const verified = verifySessionToken(token, auth.config.sessionKeys);
-    if (!verified.ok || verified.claims.keyId !== auth.principal.keyId) {
+    if (!verified.ok || verified.claims.keyId !== auth.principal.keyId || verified.claims.streamId !== undefined) {
       logger.debug({ keyId: auth.principal.keyId, reason: verified.ok ? 'other-key' : verified.reason }, 'session refused');
       sendRpcError(res, 404, RpcErrorCode.SessionNotFound, 'Session not found');
       return undefined;
@@ -88,24 +74,6 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
       return undefined;
     }
     return { claims: verified.claims, token };
-  }
-
-  /** Aborts when the agent's connection closes before its answer was written; made only when asked for. */
-  function connectionSignal(req: IncomingMessage, res: ServerResponse): () => AbortSignal {
-    let controller: AbortController | undefined;
-    return () => {
-      if (controller === undefined) {
-        const created = new AbortController();
-        controller = created;
-        if (req.socket.destroyed) created.abort();
-        else res.once('close', () => (res.writableFinished ? undefined : created.abort()));
-      }
-      return controller.signal;
-    };
-  }
-
-  function reply(res: ServerResponse, answer: RpcReply): void {
-    if (!res.writableEnded && !res.destroyed) sendJson(res, answer.status, answer.body);
   }
 
   async function post(req: IncomingMessage, res: ServerResponse, auth: Authenticated): Promise<void> {
@@ -173,8 +141,14 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
       sendRpcError(res, 400, RpcErrorCode.HeaderMismatch, rejection.message, { data: rejection.data, id });
       return;
     }
-    const answer = await dispatcher.dispatch(message as RpcRequest, { principal: auth.principal, era: 'modern', signal: connectionSignal(req, res) });
-    reply(res, answer);
+    if (message.method === 'subscriptions/listen') {
+      await serveListen(res, message as RpcRequest, auth, services, logger);
+      return;
+    }
+    const abort = new RequestAbort(req, res);
+    const channel = new ResponseChannel(res, undefined, undefined);
+    const context: DispatchContext = { principal: auth.principal, era: 'modern', signal: () => abort.signal(), sessionKeys: auth.config.sessionKeys, channel };
+    channel.finish(await dispatcher.dispatch(message as RpcRequest, context));
   }
 
   async function postLegacy(req: IncomingMessage, res: ServerResponse, auth: Authenticated, route: InboundLegacyRoute, body: unknown): Promise<void> {
@@ -183,31 +157,73 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
       sendJson(res, answer.status, answer.body, answer.sessionId === undefined ? undefined : { 'mcp-session-id': answer.sessionId });
       return;
     }
-    if (session(req, res, auth) === undefined) return;
-    const context = { principal: auth.principal, era: 'legacy' as const, signal: connectionSignal(req, res) };
+    const opened = session(req, res, auth);
+    if (opened === undefined) return;
+    const sessionId = opened.token;
     switch (route.reason) {
-      case 'no-claim':
-        reply(res, await dispatcher.dispatch(body as RpcRequest, context));
+      case 'no-claim': {
+        const request = body as RpcRequest;
+        const abort = new RequestAbort(req, res);
+        const channel = new ResponseChannel(res, undefined, services.serverRequests);
+        const context: DispatchContext = { principal: auth.principal, era: 'legacy', signal: () => abort.signal(), sessionKeys: auth.config.sessionKeys, sessionId, channel };
+        const key = services.inFlight.register(sessionId, request.id, abort);
+        try {
+          channel.finish(await dispatcher.dispatch(request, context));
+        } finally {
+          services.inFlight.done(key, abort);
+        }
         return;
+      }
       case 'batch': {
         const messages = body as Array<{ id?: unknown; method?: unknown }>;
         if (messages.some((m) => m.method === 'initialize')) {
           sendRpcError(res, 400, RpcErrorCode.InvalidRequest, 'Invalid Request: Only one initialization request is allowed');
           return;
         }
-        const requests = messages.filter((m): m is RpcRequest => typeof m.method === 'string' && m.id !== undefined);
+        const requests: RpcRequest[] = [];
+        for (const m of messages) {
+          if (typeof m.method === 'string' && m.id !== undefined) requests.push(m as RpcRequest);
+          else if (typeof m.method === 'string') clientNotification(m, sessionId);
+          else clientResponse(m);
+        }
         if (requests.length === 0) {
           sendEmpty(res, 202);
           return;
         }
+        // A batch is answered as one JSON array: related notifications have nowhere to go and are dropped.
+        const abort = new RequestAbort(req, res);
+        const context: DispatchContext = { principal: auth.principal, era: 'legacy', signal: () => abort.signal(), sessionKeys: auth.config.sessionKeys, sessionId };
         const answers = await Promise.all(requests.map((m) => dispatcher.dispatch(m, context)));
-        reply(res, { status: 200, body: `[${answers.map((a) => a.body).join(',')}]` });
+        if (!res.writableEnded && !res.destroyed) sendJson(res, 200, `[${answers.map((a) => a.body).join(',')}]`);
         return;
       }
+      case 'notification':
+        clientNotification(body, sessionId);
+        sendEmpty(res, 202);
+        return;
+      case 'response':
+        clientResponse(body);
+        sendEmpty(res, 202);
+        return;
       default:
-        // Notifications and posted responses: nothing to act on (no server-to-client requests are in flight).
         sendEmpty(res, 202);
     }
+  }
+
+  /** A 2025-era notification from the agent: a cancel aborts its request in flight here; others need no action. */
+  function clientNotification(message: unknown, sessionId: string): void {
+    if (!isPlainObject(message) || message['method'] !== 'notifications/cancelled') return;
+    const params = message['params'];
+    if (!isPlainObject(params)) return;
+    const found = services.inFlight.cancel(sessionId, params['requestId'], params['reason'] ?? 'cancelled by the agent');
+    if (!found) logger.debug({ requestId: params['requestId'] }, 'notifications/cancelled for a request not in flight on this node');
+  }
+
+  /** The agent's answer to a server-to-client request (elicitation, sampling, roots). */
+  function clientResponse(message: unknown): void {
+    if (services.serverRequests.settle(message)) return;
+    const id = isPlainObject(message) ? message['id'] : undefined;
+    if (ServerRequests.isServerRequestId(id)) logger.warn({ id }, 'reply to a server-to-client request of another node dropped (cross-node relay is not implemented)');
   }
 
   /** 2025 era: the standalone notification stream. The stateless era has none (the SDK answers 405). */
@@ -219,13 +235,24 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
     if (refuseModern(req, res)) return;
     const opened = session(req, res, auth);
     if (opened === undefined) return;
-    streams.open(res, { secret: auth.secret, keyId: auth.principal.keyId, signingKeyId: opened.claims.signingKeyId, allowList: auth.principal.allowList, sessionId: opened.token });
+    // No event ids are attached (no per-node event store on stateless nodes), so a Last-Event-ID has nothing to resume: a fresh stream opens.
+    streams.open(res, {
+      secret: auth.secret,
+      keyId: auth.principal.keyId,
+      signingKeyId: opened.claims.signingKeyId,
+      allowList: auth.principal.allowList,
+      holder: opened.token,
+      headers: { 'mcp-session-id': opened.token },
+    });
   }
 
-  /** 2025 era: ending a session. Nothing is stored, so there is nothing to forget. */
+  /** 2025 era: ending a session. What this node holds for it (resource subscriptions, log level) is dropped. */
   function del(req: IncomingMessage, res: ServerResponse, auth: Authenticated): void {
     if (refuseModern(req, res)) return;
-    if (session(req, res, auth) === undefined) return;
+    const opened = session(req, res, auth);
+    if (opened === undefined) return;
+    services.subscriptions.forget(opened.token);
+    services.logLevels.forget(opened.token);
     sendEmpty(res, 200);
   }
 
@@ -241,7 +268,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
       sendRpcError(res, 405, RpcErrorCode.TransportError, 'Method not allowed.', { headers: { allow: 'GET, POST, DELETE' } });
       return;
     }
-    const auth = authenticate(req, res);
+    const auth = authenticateRequest(getConfig, req, res);
     if (auth === undefined) return;
     if (req.method === 'POST') await post(req, res, auth);
     else if (req.method === 'GET') get(req, res, auth);

@@ -1,18 +1,30 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { AppliedConfig } from '../config/applied-config.ts';
+import { LogLevels, ResourceSubscriptions } from '../mcp/agent-state.ts';
+import { CatalogViews } from '../mcp/catalog-views.ts';
 import { McpDispatcher, type ServerInfo } from '../mcp/dispatcher.ts';
-import { RpcErrorCode } from '../mcp/protocol.ts';
-import { ToolViews } from '../mcp/tool-views.ts';
+import { LIST_CACHE_TTL_MS, RpcErrorCode } from '../mcp/protocol.ts';
+import { ServerRequests } from '../mcp/server-requests.ts';
+import { ToolsOnlyRouter, isUpstreamRouter } from '../mcp/tools-only-router.ts';
 import type { ToolRouter } from '../upstream/tool-router.ts';
-import { createMcpEndpoint } from './mcp-endpoint.ts';
-import { DEFAULT_SSE_KEEP_ALIVE_MS, NotificationStreams } from './notification-streams.ts';
+import type { UpstreamRouter } from '../upstream/upstream-router.ts';
+import { AgentStreams } from './agent-streams.ts';
+import { InFlightRequests } from './in-flight.ts';
+import { createLegacySseEndpoints } from './legacy-sse.ts';
+import { createMcpEndpoint, type McpServices } from './mcp-endpoint.ts';
 import { sendJson, sendRpcError } from './respond.ts';
 
 export interface DataPlaneServerOptions {
   /** The snapshot being served right now, or undefined before the first one arrived. */
   readonly getConfig: () => AppliedConfig | undefined;
-  readonly tools: ToolRouter;
+  /** The merged upstreams (UpstreamPool): catalogs, relay, notifications. */
+  readonly upstreams?: UpstreamRouter;
+  /**
+   * Deprecated spelling of `upstreams`; a tools-only ToolRouter is wrapped (tools work, the other
+   * capabilities are empty). One of the two is required.
+   */
+  readonly tools?: ToolRouter | UpstreamRouter;
   readonly logger: Logger;
   /** Largest accepted request body; larger ones get 413. */
   readonly maxBodyBytes: number;
@@ -20,6 +32,10 @@ export interface DataPlaneServerOptions {
   readonly serverInfo: ServerInfo;
   /** Interval of SSE keep-alive comments on GET streams (default 15 s, as the SDK). */
   readonly sseKeepAliveMs?: number;
+  /** Entries per page of tools/prompts/resources/templates lists; 0 (default) lists everything on one page, since many agents never follow nextCursor. */
+  readonly listPageSize?: number;
+  /** `ttlMs` of 2026-07-28 list results (default 0). */
+  readonly listTtlMs?: number;
 }
 
 /** The data plane's HTTP server and the hooks the node wiring calls. */
@@ -27,13 +43,15 @@ export interface DataPlaneServer {
   /** The node:http server, not listening yet: the caller picks host and port. */
   readonly server: Server;
   /**
-   * Call after a new snapshot was swapped in (getConfig() now returns it): notification streams
-   * are re-authenticated, ended when their key was revoked or their session key rotated out, and
-   * sent `notifications/tools/list_changed` when their key's view of the tools changed.
+   * Call after a new snapshot was swapped in (getConfig() now returns it): agent streams are
+   * re-authenticated, ended when their key was revoked or their session key rotated out, and sent
+   * `list_changed` for each catalog whose view changed for their key.
    */
   configChanged(): void;
-  /** How many 2025-era GET notification streams this node holds. */
+  /** How many 2025-era notification streams (GET /mcp and legacy GET /sse) this node holds. */
   readonly notificationStreamCount: number;
+  /** How many 2026-07-28 `subscriptions/listen` streams this node holds. */
+  readonly listenStreamCount: number;
   /** Ends the notification streams, stops listening and resolves once every connection is gone. */
   close(): Promise<void>;
 }
@@ -41,7 +59,7 @@ export interface DataPlaneServer {
 const HEALTHY = JSON.stringify({ status: 'ok' });
 const READY = JSON.stringify({ status: 'ready' });
 const NOT_READY = JSON.stringify({ status: 'not_ready', reason: 'no configuration snapshot yet' });
-const NOT_FOUND = JSON.stringify({ error: { code: 'NOT_FOUND', message: 'Not found: the MCP endpoint is /mcp' } });
+const NOT_FOUND = JSON.stringify({ error: { code: 'NOT_FOUND', message: 'Not found: the MCP endpoint is /mcp (legacy HTTP+SSE: GET /sse, POST /messages)' } });
 
 /**
  * Creates (without listening) the HTTP server agents talk to: `POST/GET/DELETE /mcp`, `GET /healthz`,
@@ -50,12 +68,20 @@ const NOT_FOUND = JSON.stringify({ error: { code: 'NOT_FOUND', message: 'Not fou
  * streams it holds open.
  */
 export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlaneServer {
-  const { getConfig, tools, logger } = options;
-  const views = new ToolViews(tools);
-  const streams = new NotificationStreams(views, logger, options.sseKeepAliveMs ?? DEFAULT_SSE_KEEP_ALIVE_MS);
-  const unsubscribe = views.onChanged(() => streams.toolsChanged());
-  const dispatcher = new McpDispatcher({ tools, views, serverInfo: options.serverInfo, logger });
-  const mcp = createMcpEndpoint({ getConfig, dispatcher, streams, maxBodyBytes: options.maxBodyBytes, logger });
+  const { getConfig, logger } = options;
+  const given = options.upstreams ?? options.tools;
+  if (given === undefined) throw new TypeError('createDataPlaneServer needs `upstreams` (an UpstreamRouter)');
+  const router = isUpstreamRouter(given) ? given : new ToolsOnlyRouter(given);
+  const views = new CatalogViews(router, options.listPageSize ?? 0);
+  const subscriptions = new ResourceSubscriptions(router, logger);
+  const logLevels = new LogLevels();
+  const streams = new AgentStreams({ views, subscriptions, logLevels, logger, serverInfo: options.serverInfo, keepAliveMs: options.sseKeepAliveMs });
+  const dispatcher = new McpDispatcher({ router, views, subscriptions, logLevels, serverInfo: options.serverInfo, logger, listTtlMs: options.listTtlMs ?? LIST_CACHE_TTL_MS });
+  const services: McpServices = { dispatcher, streams, subscriptions, logLevels, serverRequests: new ServerRequests(), inFlight: new InFlightRequests() };
+  const unsubscribeViews = views.onChanged((kind) => streams.catalogChanged(kind));
+  const unsubscribeNotifications = router.onUpstreamNotification((upstream, notification) => streams.upstreamNotification(upstream, notification));
+  const mcp = createMcpEndpoint({ getConfig, services, maxBodyBytes: options.maxBodyBytes, logger });
+  const legacySse = createLegacySseEndpoints({ getConfig, services, maxBodyBytes: options.maxBodyBytes, logger });
 
   function route(req: IncomingMessage, res: ServerResponse): void {
     const url = req.url ?? '/';
@@ -64,6 +90,14 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     if (path === '/mcp') {
       mcp(req, res).catch((error: unknown) => {
         logger.error({ err: error }, 'MCP request failed');
+        if (!res.headersSent) sendRpcError(res, 500, RpcErrorCode.InternalError, 'Internal error');
+        else res.destroy();
+      });
+      return;
+    }
+    if (path === '/sse' || path === '/messages') {
+      legacySse(req, res, path, url.slice(path.length)).catch((error: unknown) => {
+        logger.error({ err: error }, 'legacy SSE request failed');
         if (!res.headersSent) sendRpcError(res, 500, RpcErrorCode.InternalError, 'Internal error');
         else res.destroy();
       });
@@ -80,11 +114,15 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     server,
     configChanged: () => streams.configChanged(getConfig()),
     get notificationStreamCount() {
-      return streams.size;
+      return streams.count('session');
+    },
+    get listenStreamCount() {
+      return streams.count('listen');
     },
     close() {
       closing ??= new Promise<void>((resolve) => {
-        unsubscribe();
+        unsubscribeViews();
+        unsubscribeNotifications();
         views.close();
         streams.closeAll();
         if (!server.listening) return resolve();

@@ -2,22 +2,25 @@ import { CallToolRequestParamsSchema, InitializeRequestParamsSchema } from '@mod
 import type { Logger } from 'pino';
 import { PortcullisError } from '../../../common/src/index.ts';
 import type { SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
+import type { AllowList } from '../policy/allow-list.ts';
 import type { Principal } from '../policy/principal.ts';
-import { UpstreamRpcError, type ToolRouter } from '../upstream/tool-router.ts';
+import { UpstreamRpcError } from '../upstream/tool-router.ts';
+import type { CatalogKind, RelayOptions, RpcMessage, UpstreamRouter } from '../upstream/upstream-router.ts';
+import type { LogLevels, ResourceSubscriptions } from './agent-state.ts';
+import { decodeCursor, LIST_FIELD, type CatalogViews } from './catalog-views.ts';
 import { errorBody, isPlainObject, resultBody, type RpcId, type RpcReply } from './json-rpc.ts';
 import {
   ENVELOPE_META_KEYS,
   LATEST_LEGACY_PROTOCOL_VERSION,
   LEGACY_PROTOCOL_VERSIONS,
   LIST_CACHE_SCOPE,
-  LIST_CACHE_TTL_MS,
   MODERN_PROTOCOL_VERSIONS,
   RpcErrorCode,
-  SERVER_CAPABILITIES,
   SERVER_INFO_META_KEY,
+  mergeUpstreamCapabilities,
 } from './protocol.ts';
 import { signSessionToken } from './session-token.ts';
-import type { ToolViews } from './tool-views.ts';
+import { unwrapTaskId, wrapTaskId } from './task-ids.ts';
 
 export type ProtocolEra = 'modern' | 'legacy';
 
@@ -28,16 +31,37 @@ export interface RpcRequest {
   readonly params?: Record<string, unknown> | undefined;
 }
 
+/**
+ * The back channel of one request: notifications related to it (progress, log messages) and
+ * server-to-client requests, sent on its SSE response (or, on the legacy HTTP+SSE transport, on
+ * the session's stream).
+ */
+export interface RequestChannel {
+  notify(method: string, params: Record<string, unknown> | undefined): void;
+  /** Whether the agent can be asked on this channel (2025 era); 2026-07-28 agents cannot (input_required is issue 6). */
+  readonly canRequest: boolean;
+  /** Asks the agent (elicitation, sampling, roots) and resolves with its result; rejects with UpstreamRpcError for its error. */
+  request(message: RpcMessage, signal: AbortSignal | undefined): Promise<Record<string, unknown>>;
+}
+
 export interface DispatchContext {
   readonly principal: Principal;
   readonly era: ProtocolEra;
-  /** Aborts when the agent's connection goes away; created only by the calls that need it. */
+  /** Aborts when the agent's connection goes away or it cancels; created only by the calls that need it. */
   readonly signal: () => AbortSignal;
+  /** The session keys of the snapshot being served (task ids are signed with them). */
+  readonly sessionKeys: readonly SigningKey[];
+  /** 2025 era: the session's id (resource subscriptions and log level live under it on this node). */
+  readonly sessionId?: string;
+  /** Absent where the transport cannot stream an answer (batches): related notifications are dropped there. */
+  readonly channel?: RequestChannel;
 }
 
 export interface InitializeReply extends RpcReply {
   /** The signed session id to send as `Mcp-Session-Id` (absent when the request was refused). */
   readonly sessionId?: string;
+  /** The negotiated revision (absent when refused). */
+  readonly protocolVersion?: string;
 }
 
 export interface ServerInfo {
@@ -46,40 +70,66 @@ export interface ServerInfo {
 }
 
 export interface McpDispatcherOptions {
-  readonly tools: ToolRouter;
-  readonly views: ToolViews;
+  readonly router: UpstreamRouter;
+  readonly views: CatalogViews;
+  readonly subscriptions: ResourceSubscriptions;
+  readonly logLevels: LogLevels;
   readonly serverInfo: ServerInfo;
   readonly logger: Logger;
+  /** `ttlMs` of 2026-07-28 list results. */
+  readonly listTtlMs: number;
 }
 
 const OK = 200;
 /** The SDK answers an unknown method on the 2026-07-28 path from its validation ladder, with HTTP 404. */
 const MODERN_METHOD_NOT_FOUND_STATUS = 404;
 
+const LIST_METHODS: Readonly<Record<string, CatalogKind>> = {
+  'tools/list': 'tools',
+  'prompts/list': 'prompts',
+  'resources/list': 'resources',
+  'resources/templates/list': 'resourceTemplates',
+};
+
+/** Methods removed in 2026-07-28 (the SDK answers them there as unknown methods). */
+const LEGACY_ONLY_METHODS: ReadonlySet<string> = new Set(['ping', 'logging/setLevel', 'resources/subscribe', 'resources/unsubscribe']);
+
 /**
  * Answers MCP requests for both protocol eras without an SDK server: the responses are built
- * from pre-serialized fragments (tool lists per allow-list, server identity, capabilities) so
- * the hot path does one JSON.stringify of the upstream result and nothing else.
+ * from pre-serialized fragments (catalog pages per allow-list, server identity, capabilities) so
+ * the hot path does one JSON.stringify of the upstream result and nothing else. Requests for one
+ * upstream are relayed to it with names un-prefixed; progress, related notifications and
+ * server-to-client requests travel on the request's channel.
  */
 export class McpDispatcher {
-  private readonly tools: ToolRouter;
-  private readonly views: ToolViews;
+  private readonly router: UpstreamRouter;
+  private readonly views: CatalogViews;
+  private readonly subscriptions: ResourceSubscriptions;
+  private readonly logLevels: LogLevels;
   private readonly logger: Logger;
   private readonly serverInfo: ServerInfo;
-  /** `,"resultType":"complete","_meta":{serverInfo}` etc., appended to modern results. */
+  private readonly serverMeta: string;
+  /** `,"resultType":"complete","ttlMs":…,"cacheScope":"private","_meta":{serverInfo}`, appended to modern list results. */
   private readonly modernListSuffix: string;
-  private readonly discoverJson: string;
-  private readonly initializeResultTail: string;
+  private readonly modernSuffix: string;
+  private readonly serverInfoJson: string;
 
   constructor(options: McpDispatcherOptions) {
-    this.tools = options.tools;
+    this.router = options.router;
     this.views = options.views;
+    this.subscriptions = options.subscriptions;
+    this.logLevels = options.logLevels;
     this.logger = options.logger;
     this.serverInfo = { name: options.serverInfo.name, version: options.serverInfo.version };
-    const serverMeta = JSON.stringify({ [SERVER_INFO_META_KEY]: this.serverInfo });
-    this.modernListSuffix = `,"resultType":"complete","ttlMs":${LIST_CACHE_TTL_MS},"cacheScope":"${LIST_CACHE_SCOPE}","_meta":${serverMeta}`;
-    this.discoverJson = `{"supportedVersions":${JSON.stringify(MODERN_PROTOCOL_VERSIONS)},"capabilities":${JSON.stringify(SERVER_CAPABILITIES)}${this.modernListSuffix}}`;
-    this.initializeResultTail = `,"capabilities":${JSON.stringify(SERVER_CAPABILITIES)},"serverInfo":${JSON.stringify(this.serverInfo)}}`;
+    this.serverInfoJson = JSON.stringify(this.serverInfo);
+    this.serverMeta = JSON.stringify({ [SERVER_INFO_META_KEY]: this.serverInfo });
+    this.modernSuffix = `,"resultType":"complete","_meta":${this.serverMeta}`;
+    this.modernListSuffix = `,"resultType":"complete","ttlMs":${options.listTtlMs},"cacheScope":"${LIST_CACHE_SCOPE}","_meta":${this.serverMeta}`;
+  }
+
+  /** What the gateway advertises right now: the merged upstreams' capabilities. */
+  capabilities(era: ProtocolEra): Record<string, unknown> {
+    return mergeUpstreamCapabilities(this.router.upstreams(), era);
   }
 
   /** A 2025-era `initialize`: negotiates the revision and hands out a signed, self-contained session id. */
@@ -100,30 +150,64 @@ export class McpDispatcher {
       },
       sessionKeys,
     );
-    return { status: OK, body: resultBody(request.id, `{"protocolVersion":${JSON.stringify(protocolVersion)}${this.initializeResultTail}`), sessionId };
+    const result = `{"protocolVersion":${JSON.stringify(protocolVersion)},"capabilities":${JSON.stringify(this.capabilities('legacy'))},"serverInfo":${this.serverInfoJson}}`;
+    return { status: OK, body: resultBody(request.id, result), sessionId, protocolVersion };
   }
 
   /** Any other request, of either era. */
   async dispatch(request: RpcRequest, context: DispatchContext): Promise<RpcReply> {
     const modern = context.era === 'modern';
-    switch (request.method) {
-      case 'tools/list': {
-        const view = this.views.viewFor(context.principal.allowList);
-        return { status: OK, body: resultBody(request.id, `{"tools":${view.json}${modern ? this.modernListSuffix : ''}}`) };
-      }
+    const method = request.method;
+    const listKind = LIST_METHODS[method];
+    if (listKind !== undefined) return this.list(request, context, listKind);
+    if (modern && LEGACY_ONLY_METHODS.has(method)) return methodNotFound(request.id, modern);
+    switch (method) {
       case 'tools/call':
         return this.callTool(request, context);
+      case 'prompts/get':
+        return this.getPrompt(request, context);
+      case 'resources/read':
+        return this.readResource(request, context);
+      case 'completion/complete':
+        return this.complete(request, context);
       case 'server/discover':
-        if (modern) return { status: OK, body: resultBody(request.id, this.discoverJson) };
+        if (modern) return { status: OK, body: resultBody(request.id, this.discoverJson()) };
         break;
       case 'ping':
-        // Removed in 2026-07-28: the SDK answers it there as an unknown method.
-        if (!modern) return { status: OK, body: resultBody(request.id, '{}') };
-        break;
+        return { status: OK, body: resultBody(request.id, '{}') };
+      case 'logging/setLevel':
+        return this.setLevel(request, context);
+      case 'resources/subscribe':
+      case 'resources/unsubscribe':
+        return this.subscription(request, context);
+      case 'tasks/get':
+      case 'tasks/result':
+      case 'tasks/cancel':
+        return this.taskRequest(request, context);
+      case 'tasks/list':
+        return this.listTasks(request, context);
       default:
         break;
     }
-    return { status: modern ? MODERN_METHOD_NOT_FOUND_STATUS : OK, body: errorBody(request.id, RpcErrorCode.MethodNotFound, 'Method not found') };
+    return methodNotFound(request.id, modern);
+  }
+
+  private discoverJson(): string {
+    return `{"supportedVersions":${JSON.stringify(MODERN_PROTOCOL_VERSIONS)},"capabilities":${JSON.stringify(this.capabilities('modern'))}${this.modernListSuffix}}`;
+  }
+
+  private list(request: RpcRequest, context: DispatchContext, kind: CatalogKind): RpcReply {
+    const cursor = request.params?.['cursor'];
+    let offset = 0;
+    if (cursor !== undefined) {
+      const decoded = typeof cursor === 'string' ? decodeCursor(cursor) : undefined;
+      if (decoded === undefined) return { status: OK, body: errorBody(request.id, RpcErrorCode.InvalidParams, 'Invalid params: unknown cursor') };
+      offset = decoded;
+    }
+    const page = this.views.page(context.principal.allowList, kind, offset);
+    if (page === undefined) return { status: OK, body: errorBody(request.id, RpcErrorCode.InvalidParams, 'Invalid params: unknown cursor') };
+    const next = page.nextCursor === undefined ? '' : `,"nextCursor":"${page.nextCursor}"`;
+    return { status: OK, body: resultBody(request.id, `{"${LIST_FIELD[kind]}":${page.json}${next}${context.era === 'modern' ? this.modernListSuffix : ''}}`) };
   }
 
   private async callTool(request: RpcRequest, context: DispatchContext): Promise<RpcReply> {
@@ -132,33 +216,224 @@ export class McpDispatcher {
     if (!checked.success) return { status: OK, body: errorBody(id, RpcErrorCode.InvalidParams, `Invalid tools/call request: ${checked.error.message}`) };
     const params = request.params as Record<string, unknown>;
     const name = params['name'] as string;
-    const tool = this.views.findAllowed(context.principal.allowList, name);
+    const tool = this.views.findAllowed(context.principal.allowList, 'tools', name);
     // Unknown and forbidden are answered identically: a key cannot learn what exists beyond its allow-list.
     if (tool === undefined) return { status: OK, body: toolNotFound(id, name) };
-
-    const args = params['arguments'] as Record<string, unknown> | undefined;
-    const meta = forwardableMeta(params['_meta']);
+    const upstream = tool.upstreamName;
     try {
-      const result = await this.tools.callTool(tool, args, { meta, signal: context.signal() });
-      return { status: OK, body: resultBody(id, JSON.stringify(context.era === 'modern' ? this.completeModernResult(result) : result)) };
+      let result = await this.router.request(upstream, { method: 'tools/call', params: forwardParams(withName(params, 'name', tool.upstreamKey)) }, this.relayOptions(params, context, upstream));
+      // Task-augmented call: the upstream answered CreateTaskResult; its task id is wrapped to name the upstream.
+      if (params['task'] !== undefined && isPlainObject(result['task'])) result = this.wrapTask(result, upstream, context);
+      return { status: OK, body: resultBody(id, this.finish(result, context)) };
     } catch (error) {
-      return { status: OK, body: this.callFailure(id, tool.upstreamName, name, error) };
+      return { status: OK, body: this.failure(id, upstream, name, error) };
     }
   }
 
-  /** 2026-07-28 results carry `resultType` and the server's identity in `_meta`. */
-  private completeModernResult(result: Record<string, unknown>): Record<string, unknown> {
-    const meta = isPlainObject(result['_meta']) ? result['_meta'] : undefined;
-    return { ...result, resultType: 'complete', _meta: { ...meta, [SERVER_INFO_META_KEY]: this.serverInfo } };
+  private async getPrompt(request: RpcRequest, context: DispatchContext): Promise<RpcReply> {
+    const params = request.params;
+    const name = params?.['name'];
+    if (typeof name !== 'string') return invalidParams(request.id, 'Invalid prompts/get request: name must be a string');
+    const prompt = this.views.findAllowed(context.principal.allowList, 'prompts', name);
+    if (prompt === undefined) return invalidParams(request.id, `Prompt ${name} not found`);
+    return this.relay(request, context, prompt.upstreamName, withName(params!, 'name', prompt.upstreamKey), name);
   }
 
-  private callFailure(id: RpcId, upstream: string, tool: string, error: unknown): string {
+  private async readResource(request: RpcRequest, context: DispatchContext): Promise<RpcReply> {
+    const uri = request.params?.['uri'];
+    if (typeof uri !== 'string') return invalidParams(request.id, 'Invalid resources/read request: uri must be a string');
+    const upstream = this.resourceUpstream(uri, context);
+    if (upstream === undefined) return resourceNotFound(request.id, uri);
+    const params = request.params!;
+    try {
+      const result = await this.router.request(upstream, { method: 'resources/read', params: forwardParams(params) }, this.relayOptions(params, context, upstream));
+      if (context.era !== 'modern') return { status: OK, body: resultBody(request.id, JSON.stringify(result)) };
+      // 2026-07-28 reads are cacheable: private (what a key may read depends on the key), the upstream's TTL if it gave one.
+      const ttl = typeof result['ttlMs'] === 'number' ? result['ttlMs'] : 0;
+      return { status: OK, body: resultBody(request.id, this.finish({ ...result, ttlMs: ttl, cacheScope: LIST_CACHE_SCOPE }, context)) };
+    } catch (error) {
+      return { status: OK, body: this.failure(request.id, upstream, uri, error) };
+    }
+  }
+
+  private async complete(request: RpcRequest, context: DispatchContext): Promise<RpcReply> {
+    const params = request.params;
+    const ref = params?.['ref'];
+    if (!isPlainObject(ref)) return invalidParams(request.id, 'Invalid completion/complete request: ref is required');
+    if (ref['type'] === 'ref/prompt' && typeof ref['name'] === 'string') {
+      const prompt = this.views.findAllowed(context.principal.allowList, 'prompts', ref['name']);
+      if (prompt === undefined) return invalidParams(request.id, `Prompt ${ref['name']} not found`);
+      return this.relay(request, context, prompt.upstreamName, { ...params, ref: { ...ref, name: prompt.upstreamKey } }, ref['name']);
+    }
+    if (ref['type'] === 'ref/resource' && typeof ref['uri'] === 'string') {
+      const uri = ref['uri'];
+      const template = this.router.find('resourceTemplates', uri);
+      const upstream = template !== undefined && this.views.mayUseUpstream(context.principal.allowList, template.upstreamName) ? template.upstreamName : this.resourceUpstream(uri, context);
+      if (upstream === undefined) return invalidParams(request.id, `Resource template ${uri} not found`);
+      return this.relay(request, context, upstream, params!, uri);
+    }
+    return invalidParams(request.id, 'Invalid completion/complete request: ref must be ref/prompt or ref/resource');
+  }
+
+  private setLevel(request: RpcRequest, context: DispatchContext): RpcReply {
+    const level = request.params?.['level'];
+    if (typeof level !== 'string' || context.sessionId === undefined || !this.logLevels.set(context.sessionId, level)) {
+      return invalidParams(request.id, `Invalid logging/setLevel request: unknown level ${String(level)}`);
+    }
+    return { status: OK, body: resultBody(request.id, '{}') };
+  }
+
+  private async subscription(request: RpcRequest, context: DispatchContext): Promise<RpcReply> {
+    const uri = request.params?.['uri'];
+    if (typeof uri !== 'string') return invalidParams(request.id, `Invalid ${request.method} request: uri must be a string`);
+    const sessionId = context.sessionId;
+    if (sessionId === undefined) return methodNotFound(request.id, false);
+    if (request.method === 'resources/unsubscribe') {
+      this.subscriptions.unsubscribe(sessionId, uri);
+      return { status: OK, body: resultBody(request.id, '{}') };
+    }
+    const upstream = this.resourceUpstream(uri, context);
+    if (upstream === undefined) return resourceNotFound(request.id, uri);
+    try {
+      await this.subscriptions.subscribe(sessionId, uri, upstream, forwardableMeta(request.params?.['_meta']));
+      return { status: OK, body: resultBody(request.id, '{}') };
+    } catch (error) {
+      if (error instanceof RangeError) return invalidParams(request.id, error.message);
+      return { status: OK, body: this.failure(request.id, upstream, uri, error) };
+    }
+  }
+
+  private async taskRequest(request: RpcRequest, context: DispatchContext): Promise<RpcReply> {
+    const wrapped = request.params?.['taskId'];
+    const task = typeof wrapped === 'string' ? unwrapTaskId(wrapped, context.principal.keyId, context.sessionKeys) : undefined;
+    if (task === undefined || !this.views.mayUseUpstream(context.principal.allowList, task.upstream)) {
+      return invalidParams(request.id, `Task not found: ${String(wrapped)}`);
+    }
+    const params = { ...request.params, taskId: task.taskId };
+    try {
+      let result = await this.router.request(task.upstream, { method: request.method, params: forwardParams(params) }, this.relayOptions(params, context, task.upstream));
+      result = this.rewriteTaskIds(result, task.upstream, context);
+      return { status: OK, body: resultBody(request.id, this.finish(result, context)) };
+    } catch (error) {
+      return { status: OK, body: this.failure(request.id, task.upstream, request.method, error) };
+    }
+  }
+
+  /**
+   * `tasks/list` over every upstream declaring `tasks.list` the key may use, merged (first page of
+   * each). Upstream connections are shared, so only tasks this key created are returned: the
+   * upstream's ids are re-wrapped for the key and kept when the key created them on this node.
+   */
+  private async listTasks(request: RpcRequest, context: DispatchContext): Promise<RpcReply> {
+    const allowList = context.principal.allowList;
+    const upstreams = this.router.upstreams().filter((u) => {
+      const tasks = u.capabilities?.['tasks'];
+      return isPlainObject(tasks) && tasks['list'] !== undefined && this.views.mayUseUpstream(allowList, u.name);
+    });
+    const owned = this.createdTasks.get(context.principal.keyId);
+    const tasks: unknown[] = [];
+    for (const upstream of upstreams) {
+      try {
+        const result = await this.router.request(upstream.name, { method: 'tasks/list', params: {} }, { signal: context.signal() });
+        for (const task of Array.isArray(result['tasks']) ? result['tasks'] : []) {
+          if (!isPlainObject(task) || typeof task['taskId'] !== 'string') continue;
+          const wrapped = wrapTaskId({ upstream: upstream.name, taskId: task['taskId'] }, context.principal.keyId, context.sessionKeys);
+          if (owned?.has(wrapped)) tasks.push({ ...task, taskId: wrapped });
+        }
+      } catch (error) {
+        this.logger.debug({ err: error, upstream: upstream.name }, 'tasks/list failed on one upstream');
+      }
+    }
+    return { status: OK, body: resultBody(request.id, this.finish({ tasks }, context)) };
+  }
+
+  /** Wrapped ids of the tasks each key created through this node (bounded), for tasks/list. */
+  private readonly createdTasks = new Map<string, Set<string>>();
+
+  private wrapTask(result: Record<string, unknown>, upstream: string, context: DispatchContext): Record<string, unknown> {
+    const rewritten = this.rewriteTaskIds(result, upstream, context);
+    const taskId = (rewritten['task'] as Record<string, unknown>)['taskId'];
+    if (typeof taskId === 'string') {
+      let owned = this.createdTasks.get(context.principal.keyId);
+      if (owned === undefined) this.createdTasks.set(context.principal.keyId, (owned = new Set()));
+      owned.add(taskId);
+      if (owned.size > 1000) owned.delete(owned.values().next().value!);
+    }
+    return rewritten;
+  }
+
+  /** Wraps the upstream task ids in a result (`task.taskId`, `taskId`, related-task `_meta`). */
+  rewriteTaskIds(result: Record<string, unknown>, upstream: string, context: { principal: Principal; sessionKeys: readonly SigningKey[] }): Record<string, unknown> {
+    const wrap = (taskId: unknown) => (typeof taskId === 'string' ? wrapTaskId({ upstream, taskId }, context.principal.keyId, context.sessionKeys) : taskId);
+    let out = result;
+    if (isPlainObject(result['task'])) out = { ...out, task: { ...result['task'], taskId: wrap(result['task']['taskId']) } };
+    if (typeof result['taskId'] === 'string') out = { ...out, taskId: wrap(result['taskId']) };
+    const meta = result['_meta'];
+    const related = isPlainObject(meta) ? meta['io.modelcontextprotocol/related-task'] : undefined;
+    if (isPlainObject(meta) && isPlainObject(related)) out = { ...out, _meta: { ...meta, 'io.modelcontextprotocol/related-task': { ...related, taskId: wrap(related['taskId']) } } };
+    return out;
+  }
+
+  /** Relays a request to one upstream and answers with its result as it came. */
+  private async relay(request: RpcRequest, context: DispatchContext, upstream: string, params: Record<string, unknown>, subject: string): Promise<RpcReply> {
+    try {
+      const result = await this.router.request(upstream, { method: request.method, params: forwardParams(params) }, this.relayOptions(params, context, upstream));
+      return { status: OK, body: resultBody(request.id, this.finish(result, context)) };
+    } catch (error) {
+      return { status: OK, body: this.failure(request.id, upstream, subject, error) };
+    }
+  }
+
+  /** The upstream serving `uri`, if the key may use it. */
+  private resourceUpstream(uri: string, context: DispatchContext): string | undefined {
+    return this.visibleResourceUpstream(uri, context.principal.allowList);
+  }
+
+  /** The upstream serving `uri`, if this allow-list may use it. */
+  visibleResourceUpstream(uri: string, allowList: AllowList): string | undefined {
+    const upstream = this.router.routeResource(uri);
+    return upstream !== undefined && this.views.mayUseUpstream(allowList, upstream) ? upstream : undefined;
+  }
+
+  /** Relay options: the agent's `_meta`, abort, and the back channel for what the upstream sends meanwhile. */
+  private relayOptions(params: Record<string, unknown>, context: DispatchContext, upstream: string): RelayOptions {
+    const meta = forwardableMeta(params['_meta']);
+    const options: RelayOptions = { signal: context.signal() };
+    if (meta !== undefined) options.meta = meta;
+    const channel = context.channel;
+    if (channel === undefined) return options;
+    if (meta?.['progressToken'] !== undefined) options.onProgress = (progress) => channel.notify('notifications/progress', progress);
+    options.onNotification = (notification) => this.relatedNotification(notification, upstream, context, channel);
+    if (channel.canRequest) options.onRequest = (message) => channel.request(message, options.signal);
+    return options;
+  }
+
+  private relatedNotification(notification: RpcMessage, upstream: string, context: DispatchContext, channel: RequestChannel): void {
+    if (notification.method === 'notifications/message' && !this.logLevels.allows(context.sessionId, notification.params?.['level'], true)) return;
+    if (notification.method === 'notifications/tasks/status' && notification.params !== undefined) {
+      channel.notify(notification.method, this.rewriteTaskIds(notification.params, upstream, context));
+      return;
+    }
+    channel.notify(notification.method, notification.params);
+  }
+
+  /** The result serialized, with 2026-07-28's `resultType` and server identity when modern. */
+  private finish(result: Record<string, unknown>, context: DispatchContext): string {
+    if (context.era !== 'modern') return JSON.stringify(result);
+    const meta = result['_meta'];
+    if (isPlainObject(meta)) return JSON.stringify({ ...result, resultType: 'complete', _meta: { ...meta, [SERVER_INFO_META_KEY]: this.serverInfo } });
+    const json = JSON.stringify(result);
+    // Splice the constant suffix in rather than copying the result object.
+    return json === '{}' ? `{${this.modernSuffix.slice(1)}}` : `${json.slice(0, -1)}${this.modernSuffix}}`;
+  }
+
+  private failure(id: RpcId, upstream: string, subject: string, error: unknown): string {
     if (error instanceof UpstreamRpcError) return errorBody(id, error.code, error.message, error.data);
     if (error instanceof PortcullisError) {
-      return errorBody(id, RpcErrorCode.UpstreamUnavailable, `Upstream "${upstream}" could not run ${tool}: ${error.message}`, { upstream, reason: error.code });
+      return errorBody(id, RpcErrorCode.UpstreamUnavailable, `Upstream "${upstream}" could not answer for ${subject}: ${error.message}`, { upstream, reason: error.code });
     }
-    this.logger.error({ err: error, tool }, 'tool call failed unexpectedly');
-    return errorBody(id, RpcErrorCode.InternalError, `Internal error calling ${tool}`);
+    this.logger.error({ err: error, upstream, subject }, 'relayed request failed unexpectedly');
+    return errorBody(id, RpcErrorCode.InternalError, `Internal error relaying to upstream "${upstream}"`);
   }
 }
 
@@ -167,9 +442,37 @@ export function toolNotFound(id: RpcId, name: string): string {
   return errorBody(id, RpcErrorCode.InvalidParams, `Tool ${name} not found`);
 }
 
-/** The agent's request `_meta` minus the agent↔gateway envelope keys, or undefined when nothing is left. */
+function methodNotFound(id: RpcId, modern: boolean): RpcReply {
+  return { status: modern ? MODERN_METHOD_NOT_FOUND_STATUS : OK, body: errorBody(id, RpcErrorCode.MethodNotFound, 'Method not found') };
+}
+
+function invalidParams(id: RpcId, message: string): RpcReply {
+  return { status: OK, body: errorBody(id, RpcErrorCode.InvalidParams, message) };
+}
+
+/** The SDK server's answer for an unknown resource (on every revision). */
+function resourceNotFound(id: RpcId, uri: string): RpcReply {
+  return { status: OK, body: errorBody(id, RpcErrorCode.InvalidParams, `Resource not found: ${uri}`, { uri }) };
+}
+
+/** `params` with `field` replaced (the exposed name un-prefixed). */
+function withName(params: Record<string, unknown>, field: string, value: string): Record<string, unknown> {
+  return { ...params, [field]: value };
+}
+
+/** `params` as the upstream must see them: without `_meta`, which travels as RelayOptions.meta (the object is reused when there is none). */
+function forwardParams(params: Record<string, unknown>): Record<string, unknown> {
+  if (params['_meta'] === undefined) return params;
+  const { _meta: _, ...rest } = params;
+  return rest;
+}
+
+/** The agent's request `_meta` minus the agent↔gateway envelope keys (the same object when none is there), or undefined when nothing is left. */
 function forwardableMeta(meta: unknown): Record<string, unknown> | undefined {
   if (!isPlainObject(meta)) return undefined;
+  let envelope = false;
+  for (const key in meta) if (ENVELOPE_META_KEYS.has(key)) envelope = true;
+  if (!envelope) return meta;
   let out: Record<string, unknown> | undefined;
   for (const key of Object.keys(meta)) {
     if (ENVELOPE_META_KEYS.has(key)) continue;

@@ -2,13 +2,15 @@ import {
   CLIENT_CAPABILITIES_META_KEY,
   CLIENT_INFO_META_KEY,
   LATEST_PROTOCOL_VERSION,
+  LOG_LEVEL_META_KEY,
   PROTOCOL_VERSION_META_KEY,
   ProtocolErrorCode,
   SERVER_INFO_META_KEY,
+  SUBSCRIPTION_ID_META_KEY,
   SUPPORTED_PROTOCOL_VERSIONS,
 } from '@modelcontextprotocol/server';
 
-export { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY, SERVER_INFO_META_KEY };
+export { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, LOG_LEVEL_META_KEY, PROTOCOL_VERSION_META_KEY, SERVER_INFO_META_KEY, SUBSCRIPTION_ID_META_KEY };
 
 /** The stateless revisions served (requests carry their own `_meta` envelope; no session). */
 export const MODERN_PROTOCOL_VERSIONS: readonly string[] = ['2026-07-28'];
@@ -55,12 +57,73 @@ export type RpcErrorCode = (typeof RpcErrorCode)[keyof typeof RpcErrorCode];
 /** Largest JSON-RPC batch accepted (2025 era), as in the SDK's HTTP transport. */
 export const MAX_BATCH_SIZE = 100;
 
-/** What the gateway advertises: tools only, with list_changed notifications. */
+/** What the gateway advertises with no upstream connected: tools, with list_changed notifications. */
 export const SERVER_CAPABILITIES = Object.freeze({ tools: Object.freeze({ listChanged: true }) });
 
-/** Cache hints of list results on 2026-07-28: lists depend on the key, so private; TTL 0 as the SDK's default. */
+/**
+ * Cache hints of list results on 2026-07-28: lists depend on the key, so private. The TTL defaults
+ * to 0 (as the SDK's): a key's view changes with any snapshot and any upstream catalog, and the
+ * gateway announces those changes on `subscriptions/listen` streams rather than promising a lifetime.
+ */
 export const LIST_CACHE_TTL_MS = 0;
 export const LIST_CACHE_SCOPE = 'private';
 
+/** The 2025-era Tasks extension's request methods (task ids are wrapped to name their upstream). */
+export const TASK_METHODS: ReadonlySet<string> = new Set(['tasks/get', 'tasks/result', 'tasks/cancel', 'tasks/list']);
+
+/** RFC 5424 severities as MCP names them, least severe first. */
+export const LOGGING_LEVELS: readonly string[] = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
+
+/**
+ * The capabilities the gateway advertises: what the merged upstreams offer. Tools always (the
+ * gateway raises tools list_changed itself); prompts, resources (subscribe when any upstream
+ * can), completions, logging and (2025 era) tasks when at least one upstream declares them;
+ * extensions and experimental entries are passed through, the first upstream naming one wins.
+ */
+export function mergeUpstreamCapabilities(upstreams: readonly { readonly capabilities: Readonly<Record<string, unknown>> | undefined }[], era: 'modern' | 'legacy'): Record<string, unknown> {
+  const merged: Record<string, unknown> = { tools: { listChanged: true } };
+  let prompts = false;
+  let resources = false;
+  let subscribe = false;
+  let completions = false;
+  let logging = false;
+  let tasks: Record<string, unknown> | undefined;
+  let extensions: Record<string, unknown> | undefined;
+  let experimental: Record<string, unknown> | undefined;
+  for (const upstream of upstreams) {
+    const c = upstream.capabilities;
+    if (c === undefined) continue;
+    if (isObject(c['prompts'])) prompts = true;
+    if (isObject(c['resources'])) {
+      resources = true;
+      if (c['resources']['subscribe'] === true) subscribe = true;
+    }
+    if (isObject(c['completions'])) completions = true;
+    if (isObject(c['logging'])) logging = true;
+    if (isObject(c['tasks'])) tasks = mergeDeep(tasks ?? {}, c['tasks']);
+    if (isObject(c['extensions'])) extensions = { ...c['extensions'], ...extensions };
+    if (isObject(c['experimental'])) experimental = { ...c['experimental'], ...experimental };
+  }
+  if (prompts) merged['prompts'] = { listChanged: true };
+  if (resources) merged['resources'] = subscribe ? { subscribe: true, listChanged: true } : { listChanged: true };
+  if (completions) merged['completions'] = {};
+  if (logging) merged['logging'] = {};
+  if (tasks !== undefined && era === 'legacy') merged['tasks'] = tasks;
+  if (extensions !== undefined) merged['extensions'] = extensions;
+  if (experimental !== undefined) merged['experimental'] = experimental;
+  return merged;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** The union of two capability objects (`{}` leaves kept, nested objects merged). */
+function mergeDeep(into: Record<string, unknown>, from: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...into };
+  for (const [key, value] of Object.entries(from)) out[key] = isObject(value) && isObject(out[key]) ? mergeDeep(out[key], value) : isObject(out[key]) ? out[key] : value;
+  return out;
+}
+
 /** The request `_meta` keys that belong to the agent↔gateway exchange and are not forwarded upstream. */
-export const ENVELOPE_META_KEYS: ReadonlySet<string> = new Set([PROTOCOL_VERSION_META_KEY, CLIENT_INFO_META_KEY, CLIENT_CAPABILITIES_META_KEY]);
+export const ENVELOPE_META_KEYS: ReadonlySet<string> = new Set([PROTOCOL_VERSION_META_KEY, CLIENT_INFO_META_KEY, CLIENT_CAPABILITIES_META_KEY, LOG_LEVEL_META_KEY]);

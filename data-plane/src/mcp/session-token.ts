@@ -15,6 +15,11 @@ export interface SessionClaims {
   readonly issuedAt: number;
   /** Id of the session key that signed the token. */
   readonly signingKeyId: string;
+  /**
+   * Legacy HTTP+SSE transport sessions only: the id of the `GET /sse` stream on the node holding it
+   * (`POST /messages?sessionId=` must reach that node). Such tokens are refused as `Mcp-Session-Id`.
+   */
+  readonly streamId?: string;
 }
 
 export type SessionVerification =

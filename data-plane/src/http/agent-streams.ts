@@ -1,0 +1,230 @@
+import type { ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { AppliedConfig } from '../config/applied-config.ts';
+import type { LogLevels, ResourceSubscriptions } from '../mcp/agent-state.ts';
+import type { CatalogViews } from '../mcp/catalog-views.ts';
+import { isPlainObject, type RpcId } from '../mcp/json-rpc.ts';
+import { SERVER_INFO_META_KEY, SUBSCRIPTION_ID_META_KEY } from '../mcp/protocol.ts';
+import type { AllowList } from '../policy/allow-list.ts';
+import type { CatalogKind, RpcMessage } from '../upstream/upstream-router.ts';
+import { SSE_HEADERS, notificationJson, sseEvent } from './response-channel.ts';
+
+/** Same interval as the SDK's SSE keep-alive comments. */
+export const DEFAULT_SSE_KEEP_ALIVE_MS = 15_000;
+
+const KINDS: readonly CatalogKind[] = ['tools', 'prompts', 'resources', 'resourceTemplates'];
+
+const LIST_CHANGED_METHOD: Readonly<Record<CatalogKind, string>> = {
+  tools: 'notifications/tools/list_changed',
+  prompts: 'notifications/prompts/list_changed',
+  resources: 'notifications/resources/list_changed',
+  resourceTemplates: 'notifications/resources/list_changed',
+};
+
+/** Which change notifications a stream takes (2025-era streams take them all; listen streams what was honored). */
+export interface StreamFilter {
+  readonly tools: boolean;
+  readonly prompts: boolean;
+  readonly resources: boolean;
+}
+
+const ALL: StreamFilter = Object.freeze({ tools: true, prompts: true, resources: true });
+
+export interface OpenStreamOptions {
+  /** The presented secret, to re-authenticate the stream against a new snapshot. Never logged. */
+  readonly secret: string;
+  readonly keyId: string;
+  /** 2025 era: the session key that signed the session (the stream ends when it is rotated out). */
+  readonly signingKeyId?: string;
+  readonly allowList: AllowList;
+  /**
+   * Who holds resource subscriptions for this stream: the 2025-era session id (subscriptions made
+   * by POSTs of that session land here) or a listen stream's own id.
+   */
+  readonly holder: string;
+  /** 2026-07-28 listen streams: the subscription id stamped on every notification, and the honored filter. */
+  readonly subscriptionId?: RpcId;
+  readonly filter?: StreamFilter;
+  /** Headers to add when this call writes the response head (e.g. Mcp-Session-Id). */
+  readonly headers?: Record<string, string>;
+  /** The head was already written by the caller (legacy HTTP+SSE transport). */
+  readonly headWritten?: boolean;
+  /** Called once when the stream ends for any reason. */
+  readonly onClose?: () => void;
+}
+
+export interface AgentStream {
+  readonly res: ServerResponse;
+  readonly options: OpenStreamOptions;
+  allowList: AllowList;
+  /** The serialized view of each catalog this stream's agent last could see. */
+  readonly lastViews: Partial<Record<CatalogKind, string>>;
+  readonly keepAlive: NodeJS.Timeout;
+  /** Writes one JSON-RPC message as an SSE event (stamping the subscription id on listen streams). */
+  send(method: string, params: Record<string, unknown> | undefined): void;
+  /** Writes a serialized JSON-RPC message as is. */
+  write(json: string): void;
+}
+
+export interface AgentStreamsOptions {
+  readonly views: CatalogViews;
+  readonly subscriptions: ResourceSubscriptions;
+  readonly logLevels: LogLevels;
+  readonly logger: Logger;
+  readonly serverInfo: { name: string; version: string };
+  readonly keepAliveMs?: number;
+}
+
+/**
+ * The long-lived SSE streams this node holds for agents: 2025-era `GET /mcp` notification streams,
+ * legacy HTTP+SSE transport streams, and 2026-07-28 `subscriptions/listen` streams. Each remembers
+ * the catalogs its key could last see and is sent `list_changed` when one of them changes (be it
+ * through an upstream catalog or a new snapshot); `resources/updated` reaches the streams whose
+ * holder subscribed the URI; unsolicited upstream log messages reach 2025-era sessions that set a
+ * level with `logging/setLevel` and may use that upstream. A stream whose key is revoked (or whose
+ * session key was rotated out) is ended.
+ */
+export class AgentStreams {
+  private readonly streams = new Set<AgentStream>();
+  private readonly byHolder = new Map<string, Set<AgentStream>>();
+  private readonly views: CatalogViews;
+  private readonly subscriptions: ResourceSubscriptions;
+  private readonly logLevels: LogLevels;
+  private readonly logger: Logger;
+  private readonly serverInfo: { name: string; version: string };
+  private readonly keepAliveMs: number;
+
+  constructor(options: AgentStreamsOptions) {
+    this.views = options.views;
+    this.subscriptions = options.subscriptions;
+    this.logLevels = options.logLevels;
+    this.logger = options.logger;
+    this.serverInfo = options.serverInfo;
+    this.keepAliveMs = options.keepAliveMs ?? DEFAULT_SSE_KEEP_ALIVE_MS;
+  }
+
+  get size(): number {
+    return this.streams.size;
+  }
+
+  /** How many streams of each kind (listen streams carry a subscription id). */
+  count(kind: 'session' | 'listen'): number {
+    let n = 0;
+    for (const stream of this.streams) if ((stream.options.subscriptionId !== undefined) === (kind === 'listen')) n += 1;
+    return n;
+  }
+
+  open(res: ServerResponse, options: OpenStreamOptions): AgentStream {
+    if (options.headWritten !== true) {
+      res.writeHead(200, options.headers === undefined ? SSE_HEADERS : { ...SSE_HEADERS, ...options.headers });
+      res.flushHeaders();
+    }
+    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), this.keepAliveMs);
+    keepAlive.unref();
+    const lastViews: Partial<Record<CatalogKind, string>> = {};
+    const filter = options.filter ?? ALL;
+    for (const kind of KINDS) if (wants(filter, kind)) lastViews[kind] = this.views.view(options.allowList, kind).json;
+    const subscriptionId = options.subscriptionId;
+    const stream: AgentStream = {
+      res,
+      options,
+      allowList: options.allowList,
+      lastViews,
+      keepAlive,
+      write: (json) => {
+        if (!res.writableEnded && !res.destroyed) res.write(sseEvent(json));
+      },
+      send: (method, params) => {
+        const stamped = subscriptionId === undefined ? params : { ...params, _meta: { ...(isPlainObject(params?.['_meta']) ? params['_meta'] : undefined), [SUBSCRIPTION_ID_META_KEY]: subscriptionId } };
+        stream.write(notificationJson(method, stamped));
+      },
+    };
+    this.streams.add(stream);
+    let holders = this.byHolder.get(options.holder);
+    if (holders === undefined) this.byHolder.set(options.holder, (holders = new Set()));
+    holders.add(stream);
+    res.on('close', () => this.forget(stream));
+    return stream;
+  }
+
+  /** A merged catalog changed: tell each stream whose visible list of that kind changed. */
+  catalogChanged(kind: CatalogKind): void {
+    for (const stream of this.streams) this.refresh(stream, kind);
+  }
+
+  /** A new snapshot is being served: re-authenticate every stream and tell those whose views changed. */
+  configChanged(config: AppliedConfig | undefined): void {
+    for (const stream of this.streams) {
+      const principal = config?.authenticate(stream.options.secret);
+      const signingKeyId = stream.options.signingKeyId;
+      const stillSigned = signingKeyId === undefined || (config?.sessionKeys.some((k) => k.id === signingKeyId) ?? false);
+      if (principal === undefined || principal.keyId !== stream.options.keyId || !stillSigned) {
+        this.logger.info({ keyId: stream.options.keyId }, 'closing agent stream: key or session no longer valid');
+        this.end(stream, false);
+        continue;
+      }
+      stream.allowList = principal.allowList;
+      for (const kind of KINDS) this.refresh(stream, kind);
+    }
+  }
+
+  /** A notification an upstream sent outside any request. */
+  upstreamNotification(upstream: string, notification: RpcMessage): void {
+    if (notification.method === 'notifications/resources/updated') {
+      const uri = notification.params?.['uri'];
+      if (typeof uri !== 'string') return;
+      const holders = this.subscriptions.holdersOf(upstream, uri);
+      if (holders === undefined) return;
+      for (const holder of holders) {
+        for (const stream of this.byHolder.get(holder) ?? []) {
+          if (this.views.mayUseUpstream(stream.allowList, upstream)) stream.send(notification.method, notification.params);
+        }
+      }
+      return;
+    }
+    if (notification.method === 'notifications/message') {
+      for (const stream of this.streams) {
+        if (stream.options.subscriptionId !== undefined) continue;
+        if (!this.logLevels.allows(stream.options.holder, notification.params?.['level'], false)) continue;
+        if (this.views.mayUseUpstream(stream.allowList, upstream)) stream.send(notification.method, notification.params);
+      }
+    }
+    // Other unsolicited notifications (task status on a shared connection, etc.) cannot be attributed to one agent: dropped.
+  }
+
+  /** Ends every stream: listen streams with their graceful-close result, as the SDK does on shutdown. */
+  closeAll(): void {
+    for (const stream of this.streams) this.end(stream, true);
+  }
+
+  private refresh(stream: AgentStream, kind: CatalogKind): void {
+    const last = stream.lastViews[kind];
+    if (last === undefined) return;
+    const view = this.views.view(stream.allowList, kind).json;
+    if (view === last) return;
+    stream.lastViews[kind] = view;
+    stream.send(LIST_CHANGED_METHOD[kind], undefined);
+  }
+
+  private end(stream: AgentStream, graceful: boolean): void {
+    const id = stream.options.subscriptionId;
+    if (graceful && id !== undefined) {
+      stream.write(JSON.stringify({ jsonrpc: '2.0', id, result: { resultType: 'complete', _meta: { [SUBSCRIPTION_ID_META_KEY]: id, [SERVER_INFO_META_KEY]: this.serverInfo } } }));
+    }
+    this.forget(stream);
+    stream.res.end();
+  }
+
+  private forget(stream: AgentStream): void {
+    if (!this.streams.delete(stream)) return;
+    clearInterval(stream.keepAlive);
+    const holders = this.byHolder.get(stream.options.holder);
+    holders?.delete(stream);
+    if (holders?.size === 0) this.byHolder.delete(stream.options.holder);
+    stream.options.onClose?.();
+  }
+}
+
+function wants(filter: StreamFilter, kind: CatalogKind): boolean {
+  return kind === 'tools' ? filter.tools : kind === 'prompts' ? filter.prompts : filter.resources;
+}

@@ -1,0 +1,66 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/**
+ * Aborts a request's upstream work when the agent's connection closes before its answer was
+ * written, or when the agent cancels it; the AbortController is made only when asked for.
+ */
+export class RequestAbort {
+  private controller: AbortController | undefined;
+  private cancelled = false;
+
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+  ) {}
+
+  signal(): AbortSignal {
+    let controller = this.controller;
+    if (controller === undefined) {
+      const created = (controller = this.controller = new AbortController());
+      if (this.cancelled || this.req.socket.destroyed) created.abort();
+      else this.res.once('close', () => (this.res.writableFinished ? undefined : created.abort()));
+    }
+    return controller.signal;
+  }
+
+  /** The agent cancelled (2025 era `notifications/cancelled`). */
+  cancel(reason: unknown): void {
+    this.cancelled = true;
+    this.controller?.abort(reason);
+  }
+}
+
+/**
+ * The 2025-era requests in flight on this node, by session and JSON-RPC id, so that an agent's
+ * `notifications/cancelled` aborts the upstream call. Nodes are stateless: a cancel that lands on
+ * another node than the call finds nothing there and is ignored (the call completes, or is aborted
+ * when the agent closes the call's connection, which the SDK clients do on cancel as well).
+ */
+export class InFlightRequests {
+  private readonly requests = new Map<string, RequestAbort>();
+
+  register(sessionId: string, id: string | number, abort: RequestAbort): string {
+    const key = `${typeof id}:${id}\n${sessionId}`;
+    this.requests.set(key, abort);
+    return key;
+  }
+
+  done(key: string, abort: RequestAbort): void {
+    if (this.requests.get(key) === abort) this.requests.delete(key);
+  }
+
+  /** Aborts the request `id` of `sessionId`; false when it is not in flight on this node. */
+  cancel(sessionId: string, id: unknown, reason: unknown): boolean {
+    if (typeof id !== 'string' && typeof id !== 'number') return false;
+    const key = `${typeof id}:${id}\n${sessionId}`;
+    const abort = this.requests.get(key);
+    if (abort === undefined) return false;
+    this.requests.delete(key);
+    abort.cancel(reason);
+    return true;
+  }
+
+  get size(): number {
+    return this.requests.size;
+  }
+}

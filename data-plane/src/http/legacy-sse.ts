@@ -1,0 +1,185 @@
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isJsonContentType } from '@modelcontextprotocol/server';
+import type { Logger } from 'pino';
+import type { AppliedConfig } from '../config/applied-config.ts';
+import type { DispatchContext, RequestChannel, RpcRequest } from '../mcp/dispatcher.ts';
+import { errorBody, isPlainObject } from '../mcp/json-rpc.ts';
+import { LATEST_LEGACY_PROTOCOL_VERSION, RpcErrorCode } from '../mcp/protocol.ts';
+import { signSessionToken, verifySessionToken } from '../mcp/session-token.ts';
+import type { RpcMessage } from '../upstream/upstream-router.ts';
+import type { AgentStream } from './agent-streams.ts';
+import { authenticateRequest, type Authenticated } from './authenticate.ts';
+import { InFlightRequests, RequestAbort } from './in-flight.ts';
+import type { McpServices } from './mcp-endpoint.ts';
+import { readBody } from './request-body.ts';
+import { sendEmpty, sendRpcError } from './respond.ts';
+import { SSE_HEADERS, notificationJson } from './response-channel.ts';
+
+export interface LegacySseOptions {
+  readonly getConfig: () => AppliedConfig | undefined;
+  readonly services: McpServices;
+  readonly maxBodyBytes: number;
+  readonly logger: Logger;
+}
+
+/** One `GET /sse` stream this node holds. */
+interface SseSession {
+  readonly token: string;
+  readonly keyId: string;
+  readonly stream: AgentStream;
+  readonly req: IncomingMessage;
+  readonly inFlight: InFlightRequests;
+}
+
+const NOT_HERE =
+  'Session not found: this node does not hold the SSE stream of that session. POST /messages must reach the node that holds GET /sse (route by the sessionId query parameter, or use sticky sessions); otherwise open a new GET /sse';
+
+/**
+ * The legacy MCP HTTP+SSE transport (protocol 2024-11-05) for older clients: `GET /sse` opens the
+ * session's stream and names the endpoint to POST to (`/messages?sessionId=<token>`, the token a
+ * signed self-contained session id like `Mcp-Session-Id`, plus the id of the stream); each
+ * `POST /messages` is answered 202 and its response travels on the stream, as do progress,
+ * server-to-client requests and list_changed. The stream lives on one node: a POST that lands on
+ * another node is refused with 404 and an explanation (relaying it is a follow-up).
+ */
+export function createLegacySseEndpoints(options: LegacySseOptions): (req: IncomingMessage, res: ServerResponse, path: string, query: string) => Promise<void> {
+  const { getConfig, services, maxBodyBytes, logger } = options;
+  const sessions = new Map<string, SseSession>();
+
+  function open(req: IncomingMessage, res: ServerResponse, auth: Authenticated): void {
+    if (!(req.headers.accept ?? 'text/event-stream').includes('text/event-stream')) {
+      sendRpcError(res, 406, RpcErrorCode.TransportError, 'Not Acceptable: Client must accept text/event-stream');
+      return;
+    }
+    const streamId = randomBytes(12).toString('base64url');
+    const token = signSessionToken(
+      { keyId: auth.principal.keyId, protocolVersion: LATEST_LEGACY_PROTOCOL_VERSION, clientInfo: undefined, clientCapabilities: undefined, issuedAt: Math.floor(Date.now() / 1000), streamId },
+      auth.config.sessionKeys,
+    );
+    res.writeHead(200, SSE_HEADERS);
+    res.write(`event: endpoint\ndata: /messages?sessionId=${encodeURIComponent(token)}\n\n`);
+    const stream = services.streams.open(res, {
+      secret: auth.secret,
+      keyId: auth.principal.keyId,
+      signingKeyId: auth.config.sessionKeys[0]?.id,
+      allowList: auth.principal.allowList,
+      holder: token,
+      headWritten: true,
+      onClose: () => {
+        sessions.delete(streamId);
+        services.subscriptions.forget(token);
+        services.logLevels.forget(token);
+      },
+    });
+    sessions.set(streamId, { token, keyId: auth.principal.keyId, stream, req, inFlight: new InFlightRequests() });
+  }
+
+  async function post(req: IncomingMessage, res: ServerResponse, auth: Authenticated, query: string): Promise<void> {
+    const token = new URLSearchParams(query.startsWith('?') ? query.slice(1) : query).get('sessionId');
+    if (token === null || token === '') {
+      sendRpcError(res, 400, RpcErrorCode.TransportError, 'Bad Request: the sessionId query parameter is required');
+      return;
+    }
+    const verified = verifySessionToken(token, auth.config.sessionKeys);
+    const streamId = verified.ok ? verified.claims.streamId : undefined;
+    const session = streamId === undefined ? undefined : sessions.get(streamId);
+    if (!verified.ok || verified.claims.keyId !== auth.principal.keyId || streamId === undefined) {
+      sendRpcError(res, 404, RpcErrorCode.SessionNotFound, 'Session not found');
+      return;
+    }
+    if (session === undefined || session.token !== token) {
+      sendRpcError(res, 404, RpcErrorCode.SessionNotFound, NOT_HERE);
+      return;
+    }
+    if (!isJsonContentType(req.headers['content-type'] ?? null)) {
+      sendRpcError(res, 415, RpcErrorCode.TransportError, 'Unsupported Media Type: Content-Type must be application/json');
+      return;
+    }
+    const read = await readBody(req, maxBodyBytes);
+    if (!read.ok) {
+      if (read.reason === 'too-large') sendRpcError(res, 413, RpcErrorCode.TransportError, `Payload Too Large: Request body must not exceed ${maxBodyBytes} bytes`, { headers: { connection: 'close' } });
+      else res.destroy();
+      return;
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(read.text);
+    } catch {
+      sendRpcError(res, 400, RpcErrorCode.ParseError, 'Parse error: Invalid JSON');
+      return;
+    }
+    const messages = Array.isArray(body) ? body : [body];
+    if (!messages.every((m) => isPlainObject(m) && m['jsonrpc'] === '2.0')) {
+      sendRpcError(res, 400, RpcErrorCode.InvalidRequest, 'Invalid Request: not a JSON-RPC 2.0 message');
+      return;
+    }
+    sendEmpty(res, 202);
+    for (const message of messages as Record<string, unknown>[]) handle(message, session, auth);
+  }
+
+  function handle(message: Record<string, unknown>, session: SseSession, auth: Authenticated): void {
+    const method = message['method'];
+    const id = message['id'];
+    if (typeof method !== 'string') {
+      services.serverRequests.settle(message);
+      return;
+    }
+    if (id === undefined) {
+      if (method === 'notifications/cancelled' && isPlainObject(message['params'])) session.inFlight.cancel(session.token, message['params']['requestId'], message['params']['reason'] ?? 'cancelled by the agent');
+      return;
+    }
+    if (typeof id !== 'string' && typeof id !== 'number') {
+      session.stream.write(errorBody(null, RpcErrorCode.InvalidRequest, 'Invalid Request: id must be a string or a number'));
+      return;
+    }
+    const request = message as unknown as RpcRequest;
+    if (method === 'initialize') {
+      const answer = services.dispatcher.initialize(request, auth.principal, auth.config.sessionKeys);
+      session.stream.write(answer.body);
+      return;
+    }
+    const abort = new RequestAbort(session.req, session.stream.res);
+    const channel = new StreamChannel(session.stream, services);
+    const context: DispatchContext = { principal: auth.principal, era: 'legacy', signal: () => abort.signal(), sessionKeys: auth.config.sessionKeys, sessionId: session.token, channel };
+    const key = session.inFlight.register(session.token, id, abort);
+    services.dispatcher
+      .dispatch(request, context)
+      .then((answer) => session.stream.write(answer.body))
+      .catch((error: unknown) => {
+        logger.error({ err: error }, 'legacy SSE request failed');
+        session.stream.write(errorBody(id, RpcErrorCode.InternalError, 'Internal error'));
+      })
+      .finally(() => session.inFlight.done(key, abort));
+  }
+
+  return async function legacySse(req, res, path, query) {
+    const wanted = path === '/sse' ? 'GET' : 'POST';
+    if (req.method !== wanted) {
+      sendRpcError(res, 405, RpcErrorCode.TransportError, 'Method not allowed.', { headers: { allow: wanted } });
+      return;
+    }
+    const auth = authenticateRequest(getConfig, req, res);
+    if (auth === undefined) return;
+    if (path === '/sse') open(req, res, auth);
+    else await post(req, res, auth, query);
+  };
+}
+
+/** A request's back channel on the legacy transport: the session's one stream. */
+class StreamChannel implements RequestChannel {
+  readonly canRequest = true;
+
+  constructor(
+    private readonly stream: AgentStream,
+    private readonly services: McpServices,
+  ) {}
+
+  notify(method: string, params: Record<string, unknown> | undefined): void {
+    this.stream.write(notificationJson(method, params));
+  }
+
+  request(message: RpcMessage, signal: AbortSignal | undefined): Promise<Record<string, unknown>> {
+    return this.services.serverRequests.send((json) => this.stream.write(json), message, signal);
+  }
+}
