@@ -41,7 +41,7 @@ export interface RunningServer {
 }
 
 /** Starts a data-plane server on 127.0.0.1:0 serving `config` (mutable: assign and call gateway.configChanged()). */
-export async function startServer(router: MemoryToolRouter, config: AppliedConfig | undefined, options: { maxBodyBytes?: number } = {}): Promise<RunningServer> {
+export async function startServer(router: MemoryToolRouter, config: AppliedConfig | undefined, options: { maxBodyBytes?: number; listPageSize?: number; sseKeepAliveMs?: number } = {}): Promise<RunningServer> {
   const running = {
     config,
     gateway: undefined as unknown as DataPlaneServer,
@@ -50,7 +50,9 @@ export async function startServer(router: MemoryToolRouter, config: AppliedConfi
   };
   running.gateway = createDataPlaneServer({
     getConfig: () => running.config,
-    tools: router,
+    upstreams: router,
+    listPageSize: options.listPageSize,
+    sseKeepAliveMs: options.sseKeepAliveMs,
     logger: createLogger({ level: 'silent' }),
     maxBodyBytes: options.maxBodyBytes ?? 64 * 1024,
     serverInfo: { name: 'portcullis-test', version: '0.0.0' },
