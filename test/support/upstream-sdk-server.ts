@@ -84,6 +84,20 @@ function buildServer(state: FixtureState, name: string): BuiltServer {
       return text(result.action === 'accept' ? `colour: ${String(result.content?.['colour'])}` : `declined: ${result.action}`);
     }),
   );
+  tools.set(
+    'log',
+    server.registerTool('log', { description: 'Logs a line while it runs (a notification related to the call)', inputSchema: z.object({}) }, async (_args, ctx) => {
+      await ctx.mcpReq.log('info', 'working on it');
+      return text('logged');
+    }),
+  );
+  tools.set(
+    'announce',
+    server.registerTool('announce', { description: 'Logs a line outside the call (an unrelated notification)', inputSchema: z.object({}) }, async () => {
+      await server.server.notification({ method: 'notifications/message', params: { level: 'info', data: 'broadcast' } });
+      return text('announced');
+    }),
+  );
   for (const extra of state.extraTools) tools.set(extra, server.registerTool(extra, { description: `Added at run time: ${extra}` }, async () => text(extra)));
   return { server, tools };
 }
