@@ -10,6 +10,7 @@ import { startEmbeddedDatabase } from './db/embedded.ts';
 import { startGraphqlServer } from './graphql/server.ts';
 import { ConfigStreamService } from './grpc/config-service.ts';
 import { startGrpcServer } from './grpc/server.ts';
+import { loadSecretBox, sealPlaintextAndCheck } from './secrets/index.ts';
 import { createServices } from './services/index.ts';
 import { ensureSessionKeys } from './services/settings.ts';
 
@@ -28,6 +29,15 @@ export interface ControlPlaneOptions {
   grpcPort: number;
   /** Omitted: generated once and kept in `<dataDir>/admin-token` (mode 0600). */
   adminToken?: string;
+  /**
+   * PORTCULLIS_SECRET_KEY: the AES-256-GCM key sealing upstream credentials at rest, 32 bytes as 64
+   * hex characters or base64, optionally `<kid>:<key>` (without a kid, the id is the first 8 hex
+   * characters of the key's SHA-256). Every replica needs the same key. Omitted (development):
+   * generated once and kept in `<dataDir>/secret-key` (mode 0600).
+   */
+  secretKey?: string;
+  /** PORTCULLIS_SECRET_KEYS_PREVIOUS (comma-separated): earlier keys, same forms; they still decrypt, never encrypt. */
+  previousSecretKeys?: string[];
   /** Shared secret data-plane nodes present on the config stream. */
   nodeToken: string;
   logger: Logger;
@@ -46,6 +56,8 @@ export interface ControlPlane {
   readonly adminToken: string;
   /** The database URL in use (the embedded one when no databaseUrl was given). */
   readonly databaseUrl: string;
+  /** Id of the secret key sealing new credentials (never the key). */
+  readonly secretKeyId: string;
   close(): Promise<void>;
 }
 
@@ -62,6 +74,8 @@ const optionsSchema = z.object({
   grpcHost: z.string().min(1, 'is empty; e.g. 127.0.0.1'),
   grpcPort: port,
   adminToken: z.string().min(16, 'is shorter than 16 characters; use a long random token (or omit it to have one generated)').optional(),
+  secretKey: z.string().min(1, 'is empty; give 32 bytes as hex or base64 (openssl rand -base64 32), or omit it to have one generated').optional(),
+  previousSecretKeys: z.array(z.string().min(1, 'is empty; remove the empty entry')).optional(),
   nodeToken: z.string().min(16, 'is shorter than 16 characters; use a long random token shared with the data-plane nodes'),
   embeddedDatabasePort: port.optional(),
   snapshotPollIntervalMs: z.number().int().min(0).optional(),
@@ -91,6 +105,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 
   try {
     const adminToken = options.adminToken ?? (await loadOrCreateAdminToken(options.dataDir));
+    const { box, generatedPath } = await loadSecretBox(options);
     const schema = options.databaseSchema ?? 'public';
 
     let databaseUrl = options.databaseUrl;
@@ -104,12 +119,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const dataSource: DataSource = await openDatabase({ url: databaseUrl, schema, poolSize: embedded ? 1 : 10, embedded });
     cleanups.push(() => dataSource.destroy());
     await ensureSessionKeys(dataSource);
+    const secrets = await sealPlaintextAndCheck(dataSource.manager, box);
+    if (generatedPath !== undefined && !embedded) {
+      logger.warn({ path: generatedPath, kid: box.currentKid }, 'no secretKey given: upstream credentials are encrypted with a key generated into the data directory; set PORTCULLIS_SECRET_KEY (the same on every replica) in production');
+    }
+    if (secrets.sealed > 0) logger.info({ count: secrets.sealed, kid: box.currentKid }, 'encrypted upstream credentials stored in plaintext by an earlier version');
+    if (secrets.underPreviousKeys > 0) logger.info({ count: secrets.underPreviousKeys, kid: box.currentKid }, 'some upstream credentials are under previous secret keys; run the rotateSecrets mutation to re-encrypt them under the current one');
 
     const changes: ConfigChangeBus = embedded ? new InProcessChangeBus() : await PgNotifyChangeBus.start({ url: databaseUrl, schema, logger });
     cleanups.push(() => changes.close());
 
-    const services = createServices(dataSource, changes, logger);
-    const publisher = new SnapshotPublisher({ dataSource, changes, logger, pollIntervalMs: options.snapshotPollIntervalMs ?? 5000 });
+    const services = createServices(dataSource, changes, box, logger);
+    const publisher = new SnapshotPublisher({ dataSource, changes, box, logger, pollIntervalMs: options.snapshotPollIntervalMs ?? 5000 });
     cleanups.push(() => publisher.close());
     await publisher.start();
 
@@ -130,6 +151,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       grpcAddress: grpc.address,
       adminToken,
       databaseUrl,
+      secretKeyId: box.currentKid,
       close() {
         closing ??= closeAll().then(() => logger.info('control plane stopped'));
         return closing;

@@ -153,8 +153,8 @@ describe('config stream (gRPC)', () => {
     report([tool('stale', 'x')], UpstreamState.UPSTREAM_STATE_READY, upstream.id, '0'.repeat(64));
     node.ack(snapshot.version);
     await eventually('later ACK processed', async () => (await nodeRow('node-c'))?.appliedVersion === snapshot.version);
-    const tools = await schema.query<{ name: string }>('SELECT name FROM tools ORDER BY name');
-    assert.deepEqual(tools.map((t) => t.name), ['echo']);
+    const tools = await schema.query<{ name: string; listed: boolean }>('SELECT name, listed FROM tools ORDER BY name');
+    assert.deepEqual(tools, [{ name: 'add', listed: false }, { name: 'echo', listed: true }], 'an unlisted tool keeps its row (and pin), shown nowhere');
 
     await gqlOk(plane, 'mutation ($id: ID!) { deleteUpstream(id: $id) }', { id: upstream.id });
     assert.equal((await schema.query('SELECT * FROM tools')).length, 0, 'tools go with their upstream');

@@ -9,11 +9,12 @@ import { buildSnapshot } from '../../control-plane/src/config/snapshot-builder.t
 import { MIGRATIONS, openDatabase } from '../../control-plane/src/db/data-source.ts';
 import { startEmbeddedDatabase } from '../../control-plane/src/db/embedded.ts';
 import { startControlPlane } from '../../control-plane/src/index.ts';
+import { SecretBox, parseSecretKey } from '../../control-plane/src/secrets/index.ts';
 import { ensureSessionKeys } from '../../control-plane/src/services/settings.ts';
 import { createTestSchema, type TestSchema } from '../support/database.ts';
 import { NODE_TOKEN, TestNode, gql, gqlOk, testLogger } from './control-plane-harness.ts';
 
-const TABLES = ['config_revision', 'data_plane_nodes', 'migrations', 'settings', 'teams', 'tools', 'upstream_node_status', 'upstreams', 'virtual_keys'];
+const TABLES = ['config_revision', 'data_plane_nodes', 'migrations', 'settings', 'teams', 'tool_definition_changes', 'tools', 'upstream_node_status', 'upstreams', 'virtual_keys'];
 
 async function tablesOf(dataSource: DataSource, schema: string): Promise<string[]> {
   const rows: Array<{ table_name: string }> = await dataSource.query(
@@ -73,9 +74,10 @@ describe('migrations on the real PostgreSQL', () => {
          SELECT 'k' || i, 'pcs_' || i, sha256(('secret' || i)::bytea), '["*"]', CASE WHEN i % 10 = 0 THEN now() END
          FROM generate_series(1, 10000) AS i`,
       );
-      await buildSnapshot(dataSource); // warm up
+      const box = new SecretBox(parseSecretKey('11'.repeat(32), 'secretKey'));
+      await buildSnapshot(dataSource, box); // warm up
       const started = performance.now();
-      const snapshot = await buildSnapshot(dataSource);
+      const snapshot = await buildSnapshot(dataSource, box);
       const elapsed = performance.now() - started;
       assert.equal(snapshot.virtualKeys.length, 9000);
       assert.ok(snapshot.virtualKeys.every((key) => key.secretSha256.length === 32));

@@ -8,6 +8,8 @@ import type { TestSchema } from '../support/database.ts';
 
 export const NODE_TOKEN = 'node-token-for-tests-0123456789';
 export const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
+/** 32 bytes, hex: the secret key tests seal upstream credentials with. */
+export const SECRET_KEY = '4f'.repeat(32);
 
 export function testLogger() {
   return createLogger({ level: process.env['PORTCULLIS_LOG_LEVEL'] ?? 'silent' });
@@ -25,6 +27,7 @@ export async function startOnSchema(schema: TestSchema, overrides: Partial<Contr
     grpcPort: 0,
     adminToken: ADMIN_TOKEN,
     nodeToken: NODE_TOKEN,
+    secretKey: SECRET_KEY,
     logger: testLogger(),
     ...overrides,
   });

@@ -34,12 +34,18 @@ describe('bearerMatches', () => {
 });
 
 describe('upstreamConfigHash', () => {
-  const base = { transport: 'STDIO' as const, command: 'node', args: ['a'], env: [{ name: 'K', value: 'v' }], url: null, headers: [] };
+  const base = {
+    transport: 'STDIO' as const, command: 'node', args: ['a'], cwd: null, envNames: ['K'], url: null, headerNames: [],
+    hasBearerToken: false, secretsVersion: '00000000-0000-4000-8000-000000000001', enabled: true,
+  };
   it('is stable and changes with every connection setting', () => {
     const hash = upstreamConfigHash(base);
     assert.match(hash, /^[0-9a-f]{64}$/);
     assert.equal(upstreamConfigHash({ ...base, args: ['a'] }), hash);
-    for (const changed of [{ command: 'deno' }, { args: ['b'] }, { env: [{ name: 'K', value: 'w' }] }, { transport: 'SSE' as const }, { url: 'http://x' }, { headers: [{ name: 'H', value: '' }] }]) {
+    for (const changed of [
+      { command: 'deno' }, { args: ['b'] }, { cwd: '/srv' }, { envNames: ['L'] }, { transport: 'SSE' as const }, { url: 'http://x' }, { headerNames: ['H'] },
+      { hasBearerToken: true }, { secretsVersion: '00000000-0000-4000-8000-000000000002' }, { enabled: false },
+    ]) {
       assert.notEqual(upstreamConfigHash({ ...base, ...changed }), hash, JSON.stringify(changed));
     }
   });

@@ -1,12 +1,15 @@
 import type { DataSource } from 'typeorm';
 import { errorMessage, type Logger } from '../../../common/src/index.ts';
 import type { Snapshot } from '../../../proto/gen/portcullis/v1/config.ts';
+import type { SecretBox } from '../secrets/index.ts';
 import type { ConfigChangeBus } from './change-bus.ts';
 import { buildSnapshot } from './snapshot-builder.ts';
 
 export interface SnapshotPublisherOptions {
   dataSource: DataSource;
   changes: ConfigChangeBus;
+  /** Opens the stored upstream credentials that go into the snapshot. */
+  box: SecretBox;
   logger: Logger;
   /** Safety net: how often the revision is re-read in case an announcement was lost. 0 = never. */
   pollIntervalMs?: number;
@@ -77,7 +80,7 @@ export class SnapshotPublisher {
       this.rebuildRequested = false;
       try {
         const started = performance.now();
-        const snapshot = await buildSnapshot(this.options.dataSource);
+        const snapshot = await buildSnapshot(this.options.dataSource, this.options.box);
         if (this.closed) return;
         if (this.latest === undefined || BigInt(snapshot.version) > BigInt(this.latest.version)) {
           this.latest = snapshot;

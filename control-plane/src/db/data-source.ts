@@ -4,9 +4,10 @@ import { DataSource } from 'typeorm';
 import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
 import { ENTITIES } from './entities.ts';
 import { Initial1732500000000 } from './migrations/1732500000000-initial.ts';
+import { UpstreamSettingsAndPinning1733000000000 } from './migrations/1733000000000-upstream-settings-and-pinning.ts';
 
 /** Versioned migrations, in order. Append; never edit one that has shipped. */
-export const MIGRATIONS = [Initial1732500000000];
+export const MIGRATIONS = [Initial1732500000000, UpstreamSettingsAndPinning1733000000000];
 
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
 

@@ -13,6 +13,14 @@ export interface KeyValuePair {
   value: string;
 }
 
+/** How an env variable or header is stored: the value sealed (secrets/secret-box.ts), or '' when empty. */
+export interface StoredSecretPair {
+  name: string;
+  secret: string;
+}
+
+export type ToolChangeKind = 'ADDED' | 'CHANGED' | 'HELD_BACK' | 'REVERTED' | 'ACCEPTED' | 'REMOVED';
+
 @Entity({ name: 'teams' })
 export class Team {
   @PrimaryColumn({ type: 'uuid' })
@@ -42,17 +50,55 @@ export class Upstream {
   @Column({ type: 'jsonb' })
   args!: string[];
 
+  /** Values sealed. */
   @Column({ type: 'jsonb' })
-  env!: KeyValuePair[];
+  env!: StoredSecretPair[];
 
   @Column({ type: 'text', nullable: true })
   url!: string | null;
 
+  /** Values sealed. */
   @Column({ type: 'jsonb' })
-  headers!: KeyValuePair[];
+  headers!: StoredSecretPair[];
+
+  @Column({ type: 'text', nullable: true })
+  cwd!: string | null;
+
+  /** Sealed; sent to HTTP upstreams as `Authorization: Bearer <token>`. */
+  @Column({ name: 'bearer_token', type: 'text', nullable: true })
+  bearerToken!: string | null;
+
+  /** null: the node's default. */
+  @Column({ name: 'connect_timeout_ms', type: 'integer', nullable: true })
+  connectTimeoutMs!: number | null;
+
+  @Column({ name: 'call_timeout_ms', type: 'integer', nullable: true })
+  callTimeoutMs!: number | null;
+
+  @Column({ name: 'health_interval_ms', type: 'integer', nullable: true })
+  healthIntervalMs!: number | null;
+
+  @Column({ name: 'health_failure_threshold', type: 'integer', nullable: true })
+  healthFailureThreshold!: number | null;
+
+  @Column({ type: 'boolean' })
+  enabled!: boolean;
+
+  @Column({ name: 'pin_tool_definitions', type: 'boolean' })
+  pinToolDefinitions!: boolean;
+
+  @Column({ name: 'expose_unprefixed', type: 'boolean' })
+  exposeUnprefixed!: boolean;
+
+  /** Replaced whenever a secret value changes, so the config hash moves without hashing secrets. */
+  @Column({ name: 'secrets_version', type: 'uuid' })
+  secretsVersion!: string;
 
   @Column({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
+
+  @Column({ name: 'updated_at', type: 'timestamptz' })
+  updatedAt!: Date;
 }
 
 @Entity({ name: 'tools' })
@@ -69,15 +115,65 @@ export class Tool {
   @Column({ type: 'text', nullable: true })
   description!: string | null;
 
-  /** The whole MCP Tool object as the upstream listed it. */
+  /** The whole MCP Tool object as the upstream listed it (the accepted one while a change is held back). */
   @Column({ type: 'jsonb' })
   definition!: Record<string, unknown>;
+
+  /** definition_sha256 (as the node computed it) of `definition`: the pin. */
+  @Column({ name: 'pinned_sha256', type: 'text', nullable: true })
+  pinnedSha256!: string | null;
+
+  /** A changed definition held back until an operator accepts it. */
+  @Column({ name: 'pending_definition', type: 'jsonb', nullable: true })
+  pendingDefinition!: Record<string, unknown> | null;
+
+  @Column({ name: 'pending_sha256', type: 'text', nullable: true })
+  pendingSha256!: string | null;
+
+  /** Whether the upstream's latest catalog lists the tool (unlisted tools keep their pin). */
+  @Column({ type: 'boolean' })
+  listed!: boolean;
 
   @Column({ name: 'first_seen_at', type: 'timestamptz' })
   firstSeenAt!: Date;
 
   @Column({ name: 'last_seen_at', type: 'timestamptz' })
   lastSeenAt!: Date;
+}
+
+@Entity({ name: 'tool_definition_changes' })
+export class ToolDefinitionChange {
+  @PrimaryColumn({ type: 'uuid' })
+  id!: string;
+
+  @Column({ name: 'upstream_id', type: 'uuid' })
+  upstreamId!: string;
+
+  @Column({ name: 'tool_id', type: 'uuid' })
+  toolId!: string;
+
+  @Column({ name: 'tool_name', type: 'text' })
+  toolName!: string;
+
+  @Column({ type: 'text' })
+  kind!: ToolChangeKind;
+
+  @Column({ name: 'old_sha256', type: 'text', nullable: true })
+  oldSha256!: string | null;
+
+  @Column({ name: 'new_sha256', type: 'text', nullable: true })
+  newSha256!: string | null;
+
+  /** The definition the change is about (the new one; null for REMOVED). */
+  @Column({ type: 'jsonb', nullable: true })
+  definition!: Record<string, unknown> | null;
+
+  /** The node whose report showed the change; null for an operator's ACCEPTED. */
+  @Column({ name: 'node_id', type: 'text', nullable: true })
+  nodeId!: string | null;
+
+  @Column({ name: 'changed_at', type: 'timestamptz' })
+  changedAt!: Date;
 }
 
 @Entity({ name: 'virtual_keys' })
@@ -188,4 +284,4 @@ export class ConfigRevision {
   version!: string;
 }
 
-export const ENTITIES = [Team, Upstream, Tool, VirtualKey, DataPlaneNode, UpstreamNodeStatus, Setting, ConfigRevision];
+export const ENTITIES = [Team, Upstream, Tool, ToolDefinitionChange, VirtualKey, DataPlaneNode, UpstreamNodeStatus, Setting, ConfigRevision];

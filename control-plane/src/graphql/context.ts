@@ -1,4 +1,4 @@
-import type { Team, Tool, UpstreamNodeStatus } from '../db/entities.ts';
+import type { Team, Tool, ToolDefinitionChange, UpstreamNodeStatus } from '../db/entities.ts';
 import type { ControlPlaneServices } from '../services/index.ts';
 import type { UpstreamView } from '../services/upstreams.ts';
 import { BatchLoader, groupBy } from './batch-loader.ts';
@@ -9,8 +9,12 @@ export interface GraphqlContext {
   loaders: {
     toolsOfUpstream: BatchLoader<string, Tool[]>;
     statusOfUpstream: BatchLoader<string, UpstreamNodeStatus[]>;
+    statusOfNode: BatchLoader<string, UpstreamNodeStatus[]>;
+    changesOfTool: BatchLoader<string, ToolDefinitionChange[]>;
     upstream: BatchLoader<string, UpstreamView | null>;
     team: BatchLoader<string, Team | null>;
+    /** Name collisions of every upstream, computed once per request. */
+    collisions: BatchLoader<string, { message: string; names: string[] } | null>;
   };
 }
 
@@ -20,8 +24,11 @@ export function createContext(services: ControlPlaneServices): GraphqlContext {
     loaders: {
       toolsOfUpstream: new BatchLoader(async (ids) => groupBy(await services.catalog.toolsOf(ids), (tool) => tool.upstreamId), []),
       statusOfUpstream: new BatchLoader(async (ids) => groupBy(await services.catalog.statusOf(ids), (row) => row.upstreamId), []),
+      statusOfNode: new BatchLoader(async (ids) => groupBy(await services.catalog.statusOfNodes(ids), (row) => row.nodeId), []),
+      changesOfTool: new BatchLoader(async (ids) => groupBy(await services.catalog.changesOf(ids), (row) => row.toolId), []),
       upstream: new BatchLoader((ids) => services.upstreams.getMany(ids), null),
       team: new BatchLoader((ids) => services.teams.getMany(ids), null),
+      collisions: new BatchLoader(() => services.catalog.collisions(), null),
     },
   };
 }

@@ -2,6 +2,7 @@ import type { GraphQLFormattedError, GraphQLSchema } from 'graphql';
 import { isEnumType } from 'graphql';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { PortcullisError, ErrorCode, errorMessage, type Logger } from '../../../common/src/index.ts';
+import { SECRET_UNREADABLE } from '../secrets/index.ts';
 
 /** Codes whose messages are safe and useful to show; everything else is masked. */
 const PUBLIC_CODES = new Set<string>([
@@ -10,6 +11,8 @@ const PUBLIC_CODES = new Set<string>([
   ErrorCode.CONFLICT,
   ErrorCode.UNAUTHENTICATED,
   ErrorCode.FORBIDDEN,
+  // Names the key id and the field, never a value: the operator must fix the control plane's keys.
+  SECRET_UNREADABLE,
   'GRAPHQL_PARSE_FAILED',
   'GRAPHQL_VALIDATION_FAILED',
   'PERSISTED_QUERY_NOT_FOUND',

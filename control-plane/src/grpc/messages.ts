@@ -41,7 +41,15 @@ const reportSchema = z.object({
   }),
   error: text(8192),
   hasCatalog: z.boolean(),
-  tools: z.array(z.object({ name: z.string().min(1).max(128), definitionJson: z.string().max(1_000_000) })).max(10_000),
+  tools: z
+    .array(
+      z.object({
+        name: z.string().min(1).max(128),
+        definitionJson: z.string().max(1_000_000),
+        definitionSha256: z.string().regex(/^([0-9a-f]{64})?$/, 'must be the lower-case hex SHA-256 of the canonical tool definition, or empty'),
+      }),
+    )
+    .max(10_000),
   serverName: text(256),
   serverVersion: text(256),
   protocolVersion: text(64),

@@ -1,6 +1,7 @@
 import type { DataSource } from 'typeorm';
 import type { Logger } from '../../../common/src/index.ts';
 import type { ConfigChangeBus } from '../config/change-bus.ts';
+import type { SecretBox } from '../secrets/index.ts';
 import { CatalogService } from './catalog.ts';
 import { NodeService } from './nodes.ts';
 import { TeamService } from './teams.ts';
@@ -19,14 +20,14 @@ export interface ControlPlaneServices {
   configVersion(): Promise<string>;
 }
 
-export function createServices(dataSource: DataSource, changes: ConfigChangeBus, logger: Logger): ControlPlaneServices {
+export function createServices(dataSource: DataSource, changes: ConfigChangeBus, box: SecretBox, logger: Logger): ControlPlaneServices {
   const store = { dataSource, changes };
   return {
-    upstreams: new UpstreamService(store),
+    upstreams: new UpstreamService(store, box),
     virtualKeys: new VirtualKeyService(store),
     teams: new TeamService(store),
     nodes: new NodeService(dataSource),
-    catalog: new CatalogService(dataSource, logger),
+    catalog: new CatalogService(store, logger),
     configVersion: () => currentRevision(dataSource.manager),
   };
 }

@@ -1,14 +1,19 @@
 import { randomUUID } from 'node:crypto';
+import type { EntityManager } from 'typeorm';
 import { z } from 'zod';
 import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
-import { Upstream, type KeyValuePair, type TransportName } from '../db/entities.ts';
+import { Upstream, type KeyValuePair, type StoredSecretPair, type TransportName } from '../db/entities.ts';
+import { openBearer, openPairs, resealAll, sealBearer, sealPairs, type SecretBox } from '../secrets/index.ts';
 import { withConfigChange, type ConfigStore } from './config-change.ts';
-import { isUniqueViolation, parseId, parseInput } from './validation.ts';
+import { collisionsOf, describeCollisions } from './exposed-names.ts';
+import { badInput, isUniqueViolation, parseId, parseInput } from './validation.ts';
 
 /** Upstream names become tool prefixes (`<name>__<tool>`), so they are short and plain. */
 export const UPSTREAM_NAME_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Headers the node's MCP transport sets itself; an upstream may not override them. */
+const RESERVED_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id']);
 
 export const upstreamNameSchema = z
   .string()
@@ -19,8 +24,14 @@ function pairsSchema(kind: 'environment variable' | 'header', pattern: RegExp) {
   return z
     .array(
       z.object({
-        name: z.string().regex(pattern, kind === 'header' ? 'use a valid HTTP header name (letters, digits and !#$%&\'*+.^_`|~-)' : 'use letters, digits and "_", not starting with a digit'),
-        value: z.string().max(65536, 'is longer than 64 KiB; shorten it'),
+        name: z
+          .string()
+          .regex(pattern, kind === 'header' ? 'use a valid HTTP header name (letters, digits and !#$%&\'*+.^_`|~-)' : 'use letters, digits and "_", not starting with a digit')
+          .refine((name) => kind !== 'header' || !RESERVED_HEADERS.has(name.toLowerCase()), 'is set by the gateway\'s MCP transport itself; remove this header'),
+        value: z
+          .string()
+          .max(65536, 'is longer than 64 KiB; shorten it')
+          .refine((value) => kind !== 'header' || !/[\r\n\0]/.test(value), 'must not contain line breaks or NUL characters'),
       }),
     )
     .max(100, `has more than 100 entries; pass fewer`)
@@ -33,30 +44,77 @@ const httpUrl = z.string().refine((value) => {
   return protocol === 'http:' || protocol === 'https:';
 }, 'must be an absolute http:// or https:// URL, e.g. https://mcp.example.com/mcp');
 
-const createUpstreamSchema = z
-  .object({
-    name: upstreamNameSchema,
-    transport: z.enum(['STDIO', 'STREAMABLE_HTTP', 'SSE'], 'must be one of STDIO, STREAMABLE_HTTP, SSE'),
-    command: z.string().trim().min(1, 'is empty; give the program to run, e.g. "npx"').max(4096).nullish(),
-    args: z.array(z.string().max(65536)).max(256, 'has more than 256 arguments').nullish(),
-    env: pairsSchema('environment variable', ENV_NAME).nullish(),
-    url: httpUrl.nullish(),
-    headers: pairsSchema('header', HEADER_NAME).nullish(),
-  })
-  .superRefine((input, ctx) => {
-    if (input.transport === 'STDIO') {
-      if (!input.command) ctx.addIssue({ code: 'custom', path: ['command'], message: 'is required for a STDIO upstream; give the program to run, e.g. "npx"' });
-      if (input.url != null) ctx.addIssue({ code: 'custom', path: ['url'], message: 'is only for STREAMABLE_HTTP and SSE upstreams; remove it or change the transport' });
-      if (input.headers != null) ctx.addIssue({ code: 'custom', path: ['headers'], message: 'are only for STREAMABLE_HTTP and SSE upstreams; remove them or change the transport' });
-    } else {
-      if (!input.url) ctx.addIssue({ code: 'custom', path: ['url'], message: `is required for a ${input.transport} upstream; give the server's http(s) URL` });
-      for (const field of ['command', 'args', 'env'] as const) {
-        if (input[field] != null) ctx.addIssue({ code: 'custom', path: [field], message: `is only for STDIO upstreams; remove it or set transport: STDIO` });
-      }
-    }
-  });
+function millis(min: number, max: number, what: string) {
+  return z
+    .number()
+    .int('must be a whole number of milliseconds')
+    .min(min, `must be at least ${min} ms (${what}); omit it or pass null for the node's default`)
+    .max(max, `must be at most ${max} ms (${what})`);
+}
+
+const settingsFields = {
+  command: z.string().trim().min(1, 'is empty; give the program to run, e.g. "npx"').max(4096).nullish(),
+  args: z.array(z.string().max(65536)).max(256, 'has more than 256 arguments').nullish(),
+  env: pairsSchema('environment variable', ENV_NAME).nullish(),
+  cwd: z
+    .string()
+    .max(4096, 'is longer than 4096 characters')
+    .refine((cwd) => /^(\/|[A-Za-z]:[\\/])/.test(cwd) && !cwd.includes('\0'), 'must be an absolute directory path on the data-plane nodes, e.g. /srv/mcp')
+    .nullish(),
+  url: httpUrl.nullish(),
+  headers: pairsSchema('header', HEADER_NAME).nullish(),
+  bearerToken: z
+    .string()
+    .min(1, 'is empty; give the token, or null to remove it')
+    .max(8192, 'is longer than 8192 characters')
+    .refine((token) => /^[\x21-\x7e]+$/.test(token), 'must be printable ASCII without spaces (it is sent as "Authorization: Bearer <token>")')
+    .nullish(),
+  connectTimeoutMs: millis(100, 600_000, 'connecting and the MCP handshake').nullish(),
+  callTimeoutMs: millis(100, 86_400_000, 'one call').nullish(),
+  healthIntervalMs: millis(1000, 86_400_000, 'between health pings').nullish(),
+  healthFailureThreshold: z.number().int('must be a whole number').min(1, 'must be at least 1; omit it or pass null for the node\'s default').max(1000, 'must be at most 1000').nullish(),
+  enabled: z.boolean().nullish(),
+  pinToolDefinitions: z.boolean().nullish(),
+  exposeUnprefixed: z.boolean().nullish(),
+};
+const transportSchema = z.enum(['STDIO', 'STREAMABLE_HTTP', 'SSE'], 'must be one of STDIO, STREAMABLE_HTTP, SSE');
+
+const createUpstreamSchema = z.object({ name: upstreamNameSchema, transport: transportSchema, ...settingsFields });
+const updateUpstreamSchema = z.object({ transport: transportSchema.nullish(), ...settingsFields });
 
 export type CreateUpstreamInput = z.input<typeof createUpstreamSchema>;
+export type UpdateUpstreamInput = z.input<typeof updateUpstreamSchema>;
+
+/** The settings an upstream ends up with, checked as a whole (after an update merged them). */
+interface ResolvedSettings {
+  transport: TransportName;
+  command: string | null;
+  args: readonly string[];
+  envNames: readonly string[];
+  cwd: string | null;
+  url: string | null;
+  headerNames: readonly string[];
+  hasBearerToken: boolean;
+}
+
+/** Transport-dependent rules; throws BAD_USER_INPUT naming the field under `input.`. */
+function checkTransportFields(settings: ResolvedSettings): void {
+  if (settings.transport === 'STDIO') {
+    if (!settings.command) throw badInput('input.command', 'is required for a STDIO upstream; give the program to run, e.g. "npx"');
+    if (settings.url !== null) throw badInput('input.url', 'is only for STREAMABLE_HTTP and SSE upstreams; remove it (null) or change the transport');
+    if (settings.headerNames.length > 0) throw badInput('input.headers', 'are only for STREAMABLE_HTTP and SSE upstreams; remove them ([]) or change the transport');
+    if (settings.hasBearerToken) throw badInput('input.bearerToken', 'is only for STREAMABLE_HTTP and SSE upstreams; pass secrets to a STDIO server in env instead');
+    return;
+  }
+  if (!settings.url) throw badInput('input.url', `is required for a ${settings.transport} upstream; give the server's http(s) URL`);
+  if (settings.command !== null) throw badInput('input.command', 'is only for STDIO upstreams; remove it (null) or set transport: STDIO');
+  if (settings.args.length > 0) throw badInput('input.args', 'is only for STDIO upstreams; remove it ([]) or set transport: STDIO');
+  if (settings.envNames.length > 0) throw badInput('input.env', 'is only for STDIO upstreams; remove it ([]) or set transport: STDIO');
+  if (settings.cwd !== null) throw badInput('input.cwd', 'is only for STDIO upstreams; remove it (null) or set transport: STDIO');
+  if (settings.hasBearerToken && settings.headerNames.some((name) => name.toLowerCase() === 'authorization')) {
+    throw badInput('input.headers', 'names Authorization while a bearerToken is set; give the token in one of them');
+  }
+}
 
 export interface UpstreamView {
   id: string;
@@ -66,14 +124,24 @@ export interface UpstreamView {
   args: string[];
   /** Names only: values are write-only. */
   env: Array<{ name: string; isSet: boolean }>;
+  cwd: string | null;
   url: string | null;
   headers: Array<{ name: string; isSet: boolean }>;
+  hasBearerToken: boolean;
+  connectTimeoutMs: number | null;
+  callTimeoutMs: number | null;
+  healthIntervalMs: number | null;
+  healthFailureThreshold: number | null;
+  enabled: boolean;
+  pinToolDefinitions: boolean;
+  exposeUnprefixed: boolean;
   createdAt: Date;
+  updatedAt: Date;
 }
 
-/** What the API may show of an upstream: never the values of env or headers. */
+/** What the API may show of an upstream: never the values of env, headers or the bearer token. */
 export function toUpstreamView(upstream: Upstream): UpstreamView {
-  const names = (pairs: KeyValuePair[]) => pairs.map((pair) => ({ name: pair.name, isSet: pair.value.length > 0 }));
+  const names = (pairs: StoredSecretPair[]) => pairs.map((pair) => ({ name: pair.name, isSet: pair.secret.length > 0 }));
   return {
     id: upstream.id,
     name: upstream.name,
@@ -81,28 +149,73 @@ export function toUpstreamView(upstream: Upstream): UpstreamView {
     command: upstream.command,
     args: upstream.args,
     env: names(upstream.env),
+    cwd: upstream.cwd,
     url: upstream.url,
     headers: names(upstream.headers),
+    hasBearerToken: upstream.bearerToken !== null,
+    connectTimeoutMs: upstream.connectTimeoutMs,
+    callTimeoutMs: upstream.callTimeoutMs,
+    healthIntervalMs: upstream.healthIntervalMs,
+    healthFailureThreshold: upstream.healthFailureThreshold,
+    enabled: upstream.enabled,
+    pinToolDefinitions: upstream.pinToolDefinitions,
+    exposeUnprefixed: upstream.exposeUnprefixed,
     createdAt: upstream.createdAt,
+    updatedAt: upstream.updatedAt,
   };
 }
 
+const samePairs = (a: readonly KeyValuePair[], b: readonly KeyValuePair[]) =>
+  a.length === b.length && a.every((pair, index) => pair.name === b[index]!.name && pair.value === b[index]!.value);
+
+/** Columns compared to tell whether an update changed anything (secrets are compared as plaintext separately). */
+const COMPARED: Array<keyof Upstream> = [
+  'transport', 'command', 'args', 'cwd', 'url', 'connectTimeoutMs', 'callTimeoutMs', 'healthIntervalMs', 'healthFailureThreshold',
+  'enabled', 'pinToolDefinitions', 'exposeUnprefixed',
+];
+
 export class UpstreamService {
-  constructor(private readonly store: ConfigStore) {}
+  constructor(
+    private readonly store: ConfigStore,
+    private readonly box: SecretBox,
+  ) {}
 
   async create(rawInput: unknown): Promise<UpstreamView> {
     const input = parseInput(createUpstreamSchema, rawInput, 'input');
+    checkTransportFields({
+      transport: input.transport,
+      command: input.command ?? null,
+      args: input.args ?? [],
+      envNames: (input.env ?? []).map((pair) => pair.name),
+      cwd: input.cwd ?? null,
+      url: input.url ?? null,
+      headerNames: (input.headers ?? []).map((pair) => pair.name),
+      hasBearerToken: Boolean(input.bearerToken),
+    });
+    const id = randomUUID();
+    const now = new Date();
     const upstream = Object.assign(new Upstream(), {
-      id: randomUUID(),
+      id,
       name: input.name,
       transport: input.transport,
       command: input.command ?? null,
       args: input.args ?? [],
-      env: input.env ?? [],
+      env: sealPairs(this.box, id, 'env', input.env ?? []),
       url: input.url ?? null,
-      headers: input.headers ?? [],
-      createdAt: new Date(),
-    });
+      headers: sealPairs(this.box, id, 'header', input.headers ?? []),
+      cwd: input.cwd ?? null,
+      bearerToken: sealBearer(this.box, id, input.bearerToken ?? null),
+      connectTimeoutMs: input.connectTimeoutMs ?? null,
+      callTimeoutMs: input.callTimeoutMs ?? null,
+      healthIntervalMs: input.healthIntervalMs ?? null,
+      healthFailureThreshold: input.healthFailureThreshold ?? null,
+      enabled: input.enabled ?? true,
+      pinToolDefinitions: input.pinToolDefinitions ?? true,
+      exposeUnprefixed: input.exposeUnprefixed ?? false,
+      secretsVersion: randomUUID(),
+      createdAt: now,
+      updatedAt: now,
+    } satisfies Upstream);
     try {
       await withConfigChange(this.store, async (manager) => {
         await manager.insert(Upstream, upstream);
@@ -121,6 +234,87 @@ export class UpstreamService {
     return toUpstreamView(upstream);
   }
 
+  /**
+   * Changes the given settings and keeps the rest. `env` and `headers` replace the whole list when
+   * given; an omitted `bearerToken` is kept, null removes it. The revision moves only when
+   * something changed (re-sending the same secret values changes nothing).
+   */
+  async update(rawId: string, rawInput: unknown): Promise<UpstreamView> {
+    const id = parseId(rawId, 'id');
+    const input = parseInput(updateUpstreamSchema, rawInput, 'input');
+    return withConfigChange(this.store, async (manager) => {
+      const current = await this.lockUpstream(manager, id);
+      const next: Upstream = Object.assign(new Upstream(), current);
+      const given = <K extends keyof typeof input>(key: K) => input[key] !== undefined;
+      if (input.transport != null) next.transport = input.transport;
+      if (given('command')) next.command = input.command ?? null;
+      if (given('args')) next.args = input.args ?? [];
+      if (given('cwd')) next.cwd = input.cwd ?? null;
+      if (given('url')) next.url = input.url ?? null;
+      for (const key of ['connectTimeoutMs', 'callTimeoutMs', 'healthIntervalMs', 'healthFailureThreshold'] as const) {
+        if (given(key)) next[key] = input[key] ?? null;
+      }
+      if (input.enabled != null) next.enabled = input.enabled;
+      if (input.pinToolDefinitions != null) next.pinToolDefinitions = input.pinToolDefinitions;
+      if (input.exposeUnprefixed != null) next.exposeUnprefixed = input.exposeUnprefixed;
+
+      let secretsChanged = false;
+      if (given('env')) {
+        const env = input.env ?? [];
+        if (!samePairs(openPairs(this.box, id, 'env', current.env), env)) {
+          next.env = sealPairs(this.box, id, 'env', env);
+          secretsChanged = true;
+        }
+      }
+      if (given('headers')) {
+        const headers = input.headers ?? [];
+        if (!samePairs(openPairs(this.box, id, 'header', current.headers), headers)) {
+          next.headers = sealPairs(this.box, id, 'header', headers);
+          secretsChanged = true;
+        }
+      }
+      if (given('bearerToken')) {
+        const token = input.bearerToken ?? null;
+        if (openBearer(this.box, id, current.bearerToken) !== token) {
+          next.bearerToken = sealBearer(this.box, id, token);
+          secretsChanged = true;
+        }
+      }
+      checkTransportFields({
+        transport: next.transport,
+        command: next.command,
+        args: next.args,
+        envNames: next.env.map((pair) => pair.name),
+        cwd: next.cwd,
+        url: next.url,
+        headerNames: next.headers.map((pair) => pair.name),
+        hasBearerToken: next.bearerToken !== null,
+      });
+      const changed = secretsChanged || COMPARED.some((key) => JSON.stringify(next[key]) !== JSON.stringify(current[key]));
+      if (!changed) return { result: toUpstreamView(current), changed: false };
+
+      if (next.exposeUnprefixed && !current.exposeUnprefixed) await this.refuseCollisions(manager, next);
+      if (current.pinToolDefinitions && !next.pinToolDefinitions) await releaseHeldBackTools(manager, id);
+      if (secretsChanged) next.secretsVersion = randomUUID();
+      next.updatedAt = new Date();
+      await manager.save(Upstream, next);
+      return { result: toUpstreamView(next), changed: true };
+    });
+  }
+
+  /** Switches an upstream on or off; nodes hold no connection to a disabled upstream. */
+  async setEnabled(rawId: string, enabled: boolean): Promise<UpstreamView> {
+    const id = parseId(rawId, 'id');
+    return withConfigChange(this.store, async (manager) => {
+      const current = await this.lockUpstream(manager, id);
+      if (current.enabled === enabled) return { result: toUpstreamView(current), changed: false };
+      current.enabled = enabled;
+      current.updatedAt = new Date();
+      await manager.update(Upstream, { id }, { enabled, updatedAt: current.updatedAt });
+      return { result: toUpstreamView(current), changed: true };
+    });
+  }
+
   /** Deletes an upstream with its tools and statuses. False when no such upstream exists. */
   async delete(rawId: string): Promise<boolean> {
     const id = parseId(rawId, 'id');
@@ -129,6 +323,15 @@ export class UpstreamService {
       const deleted = (result.affected ?? 0) > 0;
       return { result: deleted, changed: deleted };
     });
+  }
+
+  /**
+   * Re-encrypts every stored credential not under the current secret key (after a key rotation, so
+   * that the previous key can be retired). Returns how many values were re-encrypted. Nodes see no
+   * change: the values are the same.
+   */
+  async rotateSecrets(): Promise<number> {
+    return resealAll(this.store.dataSource.manager, this.box);
   }
 
   async list(): Promise<UpstreamView[]> {
@@ -147,4 +350,30 @@ export class UpstreamService {
     const upstreams = await this.store.dataSource.getRepository(Upstream).createQueryBuilder('u').where('u.id IN (:...ids)', { ids: [...ids] }).getMany();
     return new Map(upstreams.map((upstream) => [upstream.id, toUpstreamView(upstream)]));
   }
+
+  private async lockUpstream(manager: EntityManager, id: string): Promise<Upstream> {
+    const upstream = await manager.findOne(Upstream, { where: { id }, lock: { mode: 'pessimistic_write' } });
+    if (!upstream) throw new PortcullisError(ErrorCode.NOT_FOUND, `id: no upstream has id "${id}"; list them with the upstreams query`, { field: 'id' });
+    return upstream;
+  }
+
+  private async refuseCollisions(manager: EntityManager, upstream: Upstream): Promise<void> {
+    const collisions = await collisionsOf(manager, upstream, true);
+    if (collisions.length === 0) return;
+    throw new PortcullisError(
+      ErrorCode.CONFLICT,
+      `input.exposeUnprefixed: unprefixed, this upstream's tool names would collide with names other upstreams expose: ${describeCollisions(collisions)}; keep the prefix (exposeUnprefixed: false) or remove the collision`,
+      { field: 'input.exposeUnprefixed', names: collisions.map((c) => c.name) },
+    );
+  }
+}
+
+/** Pinning switched off: held-back definitions become the tools' definitions (nodes serve them now). */
+async function releaseHeldBackTools(manager: EntityManager, upstreamId: string): Promise<void> {
+  await manager.query(
+    `UPDATE tools SET definition = pending_definition, description = pending_definition->>'description', pinned_sha256 = pending_sha256,
+       pending_definition = NULL, pending_sha256 = NULL
+     WHERE upstream_id = $1 AND pending_definition IS NOT NULL`,
+    [upstreamId],
+  );
 }

@@ -11,6 +11,8 @@ export const resolvers = {
   Mutation: { ...upstreamResolvers.Mutation, ...virtualKeyResolvers.Mutation, ...teamResolvers.Mutation },
   Upstream: upstreamResolvers.Upstream,
   Tool: upstreamResolvers.Tool,
+  ToolDefinitionChange: upstreamResolvers.ToolDefinitionChange,
+  DataPlaneNode: nodeResolvers.DataPlaneNode,
   UpstreamNodeStatus: upstreamResolvers.UpstreamNodeStatus,
   VirtualKey: virtualKeyResolvers.VirtualKey,
 };
