@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PortcullisError } from '../../common/src/index.ts';
+import { UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
 import { UpstreamErrorCode } from '../../data-plane/src/upstream/upstream-errors.ts';
 import { EVERYTHING_SERVER, RunningProcess, freePort, startEverythingHttp } from '../support/processes.ts';
 import {
@@ -51,7 +52,7 @@ describe('upstream transports, eras and real servers', () => {
     return harness;
   }
 
-  test('UP-STDIO-CONNECT UP-ERA-2025 UP-CATALOGS UP-RELAY-UNCHANGED: a stdio server-everything with env is listed (all kinds, all pages) and called, results unchanged', async () => {
+  test('UP-STDIO-CONNECT UP-ERA-2025 UP-CATALOGS UP-RELAY-UNCHANGED UP-REPORT: a stdio server-everything with env is listed (all kinds, all pages) and called, results unchanged, and reported', async () => {
     const h = pool([everythingStdio('every', { env: [{ name: 'PORTCULLIS_PROBE', value: 'from-config' }] })]);
     await h.waitForState('every', READY);
     const status = h.connection('every').current;
@@ -74,6 +75,14 @@ describe('upstream transports, eras and real servers', () => {
     const report = h.lastReport('every');
     assert.equal(report?.hasCatalog, true);
     assert.equal(report?.protocolVersion, '2025-11-25');
+    assert.equal(report?.state, READY);
+    assert.equal(report?.error, '');
+    assert.equal(report?.configHash, 'h1');
+    assert.equal(report?.upstreamId, h.connection('every').config.id);
+    assert.ok(report?.serverName && report.serverVersion, 'server identity reported');
+    assert.deepEqual(report?.tools.map((t) => t.name), status.catalogs?.tools?.map((t) => t['name']));
+    assert.deepEqual(JSON.parse(report!.tools[0]!.definitionJson), status.catalogs!.tools![0]);
+    assert.deepEqual(h.reports.map((r) => r.state).slice(0, 1), [UpstreamState.UPSTREAM_STATE_CONNECTING], 'CONNECTING is reported first');
     assert.ok(report?.tools.every((t) => /^[0-9a-f]{64}$/.test(t.definitionSha256)), 'every reported tool carries its hash');
   });
 

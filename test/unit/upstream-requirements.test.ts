@@ -1,0 +1,25 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO_ROOT } from '../support/processes.ts';
+import { UPSTREAM_REQUIREMENTS } from '../support/upstream-requirements.ts';
+
+/** The names of the tests in a file: the first string argument of each test(…) / it(…). */
+function testNames(source: string): string[] {
+  const names: string[] = [];
+  for (const match of source.matchAll(/\b(?:test|it)\(\s*(['"`])((?:\\.|(?!\1).)*)\1/g)) names.push(match[2]!);
+  return names;
+}
+
+test('UP-REQUIREMENTS: every upstream requirement id is named by at least one test', () => {
+  const files = [
+    ...readdirSync(join(REPO_ROOT, 'test/unit')).filter((f) => /^upstream-.*\.test\.ts$/.test(f)).map((f) => join(REPO_ROOT, 'test/unit', f)),
+    ...readdirSync(join(REPO_ROOT, 'test/e2e')).filter((f) => /^upstream-.*\.e2e\.test\.ts$/.test(f)).map((f) => join(REPO_ROOT, 'test/e2e', f)),
+  ];
+  const names = files.flatMap((file) => testNames(readFileSync(file, 'utf8')));
+  const untested = Object.keys(UPSTREAM_REQUIREMENTS).filter((id) => !names.some((name) => new RegExp(`(^|\\s)${id}(\\s|:|$)`).test(name)));
+  assert.deepEqual(untested, [], `requirements without a test naming them: ${untested.join(', ')}`);
+  const unknown = [...new Set(names.flatMap((name) => name.match(/\bUP-[A-Z0-9-]+\b/g) ?? []))].filter((id) => id !== 'UP-REQUIREMENTS' && !(id in UPSTREAM_REQUIREMENTS));
+  assert.deepEqual(unknown, [], `tests name requirement ids that are not listed: ${unknown.join(', ')}`);
+});
