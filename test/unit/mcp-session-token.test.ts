@@ -10,7 +10,10 @@ test('a token signed with the first key verifies under any list holding that key
   const token = signSessionToken(claims, [first, sessionKey('second')]);
   const verified = verifySessionToken(token, [sessionKey('newer'), first]);
   assert.ok(verified.ok);
-  assert.deepEqual(verified.claims, { ...claims, signingKeyId: 'first' });
+  const { nonce, ...rest } = verified.claims;
+  assert.deepEqual(rest, { ...claims, signingKeyId: 'first' });
+  assert.equal(typeof nonce, 'string');
+  assert.notEqual(signSessionToken(claims, [first]), signSessionToken(claims, [first]), 'two sessions opened in the same second differ');
 });
 
 test('unknown signing keys, altered payloads or signatures and junk are refused with a reason', () => {

@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
 
 /**
@@ -13,6 +13,8 @@ export interface SessionClaims {
   readonly clientCapabilities: unknown;
   /** Seconds since the epoch. */
   readonly issuedAt: number;
+  /** Random, so that two sessions of one key opened in the same second get distinct ids. */
+  readonly nonce?: string;
   /** Id of the session key that signed the token. */
   readonly signingKeyId: string;
   /**
@@ -38,7 +40,7 @@ function mac(secret: Uint8Array, payload: string): Buffer {
 export function signSessionToken(claims: Omit<SessionClaims, 'signingKeyId'>, keys: readonly SigningKey[]): string {
   const key = keys[0];
   if (key === undefined) throw new Error('no session key to sign with');
-  const full: SessionClaims = { ...claims, signingKeyId: key.id };
+  const full: SessionClaims = { nonce: randomBytes(9).toString('base64url'), ...claims, signingKeyId: key.id };
   const payload = Buffer.from(JSON.stringify(full)).toString('base64url');
   return `${payload}.${mac(key.secret, payload).toString('base64url')}`;
 }
