@@ -26,6 +26,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connectLegacyAgent } from '../test/support/agents.ts';
 import {
+  GATEWAY_ANONYMOUS_KEY_FLAG,
+  GATEWAY_UNPREFIXED_UPSTREAM_INPUT,
   SUITES,
   conformanceFixtureStdioCommand,
   conformanceSuiteInstalled,
@@ -39,24 +41,10 @@ import { eventually } from '../test/support/gateway.ts';
 import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from '../test/support/graphql.ts';
 import { freePort, startCli, type RunningProcess } from '../test/support/processes.ts';
 
-// ---------------------------------------------------------------------------------------------------
-// What the gateway does not have yet. Each is a one-line change once the gateway has it.
-// ---------------------------------------------------------------------------------------------------
-
-/**
- * The data-plane option that maps requests without credentials to one designated virtual key
- * (anonymous access, off by default). The suite's client sends no credentials, so without it every
- * request through the gateway is answered 401. When the gateway has the option, set its flag here
- * (e.g. '--anonymous-key'): the runner then restarts the gateway with `<flag> <key id>`.
- */
-const ANONYMOUS_KEY_FLAG: string | undefined = undefined;
-
-/**
- * Extra `CreateUpstreamInput` fields that make the gateway expose the upstream's names unprefixed.
- * The suite calls bare names (`test_simple_text`, `test_simple_prompt`); the gateway exposes
- * `<upstream>__<name>`. When GraphQL has the field, put it here (e.g. `{ exposeUnprefixed: true }`).
- */
-const UNPREFIXED_UPSTREAM_INPUT: Record<string, unknown> = {};
+// What the gateway does not have yet lives in test/support/conformance.ts (GATEWAY_ANONYMOUS_KEY_FLAG,
+// GATEWAY_UNPREFIXED_UPSTREAM_INPUT): one-line changes once the gateway has them.
+const ANONYMOUS_KEY_FLAG = GATEWAY_ANONYMOUS_KEY_FLAG;
+const UNPREFIXED_UPSTREAM_INPUT = GATEWAY_UNPREFIXED_UPSTREAM_INPUT;
 
 /** The upstream's name in the gateway (its tool prefix while names are prefixed). */
 const UPSTREAM_NAME = 'conformance';

@@ -19,6 +19,27 @@ export const FIXTURE_MAIN = resolve(REPO_ROOT, 'test/fixtures/conformance-server
 /** The tsx loader as an absolute URL, so a child started from any working directory can run TypeScript. */
 export const TSX_LOADER = import.meta.resolve('tsx');
 
+/**
+ * The data-plane option that maps requests without credentials to one designated virtual key
+ * (anonymous access, off by default). The suite's client sends no credentials (its server mode has no
+ * header or auth option), so without it every request through the gateway is answered 401. When the
+ * gateway has the option, set its flag here (e.g. '--anonymous-key'): `npm run conformance` then
+ * restarts the gateway with `<flag> <key id>`, and the through-gateway e2e test stops skipping.
+ */
+export const GATEWAY_ANONYMOUS_KEY_FLAG: string | undefined = undefined;
+
+/**
+ * Extra `CreateUpstreamInput` fields that make the gateway expose the upstream's names unprefixed.
+ * The suite calls bare names (`test_simple_text`, `test_simple_prompt`); the gateway exposes
+ * `<upstream>__<name>`. When GraphQL has the field, put it here (e.g. `{ exposeUnprefixed: true }`).
+ */
+export const GATEWAY_UNPREFIXED_UPSTREAM_INPUT: Record<string, unknown> = {};
+
+/** Whether the gateway has what the suite needs to be run through it (see the two constants above). */
+export function gatewayConformanceReady(): boolean {
+  return GATEWAY_ANONYMOUS_KEY_FLAG !== undefined && Object.keys(GATEWAY_UNPREFIXED_UPSTREAM_INPUT).length > 0;
+}
+
 /** One suite selection of the CLI: what `npm run conformance` runs for every target. */
 export interface SuiteSpec {
   name: string;
