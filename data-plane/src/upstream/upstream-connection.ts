@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { Client, ProtocolError, SSEClientTransport, StreamableHTTPClientTransport, type ClientCapabilities } from '@modelcontextprotocol/client';
+import { Client, ProtocolError, SSEClientTransport, StreamableHTTPClientTransport, type ClientCapabilities, type PriorDiscovery } from '@modelcontextprotocol/client';
 import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotocol/client/stdio';
 import { z } from 'zod';
 import { PortcullisError, errorMessage, type Logger } from '../../../common/src/index.ts';
@@ -120,6 +120,12 @@ export class UpstreamConnection {
   private reinitializing: Promise<void> | undefined;
   private stopped = false;
   private stderrTail = '';
+  /**
+   * The era verdict of the last successful connect, reused when reconnecting the same config so a
+   * restart skips the negotiation probe (for stdio that probe spawns the server an extra time:
+   * ~1 s instead of ~0.35 s for server-everything). Cleared when a connect fails.
+   */
+  private prior: PriorDiscovery | undefined;
   private readonly inflight = new Set<CallContext>();
   private readonly refreshing = new Set<CatalogKind>();
   private readonly refreshAgain = new Set<CatalogKind>();
@@ -310,10 +316,13 @@ export class UpstreamConnection {
       client.onerror = (error) => this.logger.debug({ err: errorMessage(error) }, 'upstream transport error');
       this.opening = client;
       try {
-        await client.connect(this.createTransport(), { timeout: this.settingsValue.connectTimeoutMs });
+        await client.connect(this.createTransport(), { timeout: this.settingsValue.connectTimeoutMs, ...(this.prior ? { prior: this.prior } : {}) });
         const catalogs = await this.listCatalogs(client);
+        const discover = client.getDiscoverResult();
+        this.prior = client.getProtocolEra() === 'modern' && discover ? { kind: 'modern', discover } : { kind: 'legacy' };
         return { client, catalogs };
       } catch (error) {
+        this.prior = undefined;
         client.onclose = undefined;
         await client.close().catch(() => undefined);
         throw error;
