@@ -38,7 +38,8 @@ const isLegacyPair = (pair: StoredSecretPair | KeyValuePair): pair is KeyValuePa
 
 /**
  * Startup step: seals every plaintext value still stored in the format before encryption
- * (`{name, value}` pairs), then checks that every stored ciphertext names a key this box holds.
+ * (`{name, value}` pairs), then checks that every stored ciphertext names a key this box holds and
+ * opens (so a wrong key or an altered value stops the start with the key id, not a later snapshot).
  * Returns how many plaintext values were sealed and how many ciphertexts are under a previous key.
  */
 export async function sealPlaintextAndCheck(manager: EntityManager, box: SecretBox): Promise<{ sealed: number; underPreviousKeys: number }> {
@@ -47,17 +48,18 @@ export async function sealPlaintextAndCheck(manager: EntityManager, box: SecretB
     let sealed = 0;
     let underPreviousKeys = 0;
     const unknown = new Set<string>();
-    const check = (value: string) => {
-      if (value === '') return;
-      const kid = sealedKeyId(value) ?? '(none)';
-      if (!box.canOpen(kid)) unknown.add(kid);
-      else if (kid !== box.currentKid) underPreviousKeys++;
-    };
     for (const row of rows) {
+      const check = (value: string, context: string) => {
+        if (value === '') return;
+        const kid = sealedKeyId(value) ?? '(none)';
+        if (!box.canOpen(kid)) return unknown.add(kid);
+        box.open(value, context);
+        if (kid !== box.currentKid) underPreviousKeys++;
+      };
       const convert = (field: 'env' | 'header', pairs: SecretRow['env']) =>
         pairs.map((pair): StoredSecretPair => {
           if (!isLegacyPair(pair)) {
-            check(pair.secret);
+            check(pair.secret, secretContext(row.id, field, pair.name));
             return pair;
           }
           if (pair.value !== '') sealed++;
@@ -66,7 +68,7 @@ export async function sealPlaintextAndCheck(manager: EntityManager, box: SecretB
       const legacy = row.env.some(isLegacyPair) || row.headers.some(isLegacyPair);
       const env = convert('env', row.env);
       const headers = convert('header', row.headers);
-      if (row.bearer_token !== null) check(row.bearer_token);
+      if (row.bearer_token !== null) check(row.bearer_token, secretContext(row.id, 'bearer'));
       if (legacy) await tx.query(`UPDATE upstreams SET env = $2, headers = $3 WHERE id = $1`, [row.id, JSON.stringify(env), JSON.stringify(headers)]);
     }
     if (unknown.size > 0) {

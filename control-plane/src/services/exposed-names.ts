@@ -55,26 +55,32 @@ export function describeCollisions(collisions: readonly NameCollision[]): string
 
 /**
  * Every unprefixed upstream's names that another upstream also exposes, judged by the catalogs
- * nodes last reported (computed when asked, so it is never stale). Prefixed names are unique by
- * construction, so a collision always involves an unprefixed upstream; it is charged to that one
- * (nodes hide its colliding tools).
+ * nodes last reported (computed when asked, so it is never stale). Which side loses a name is
+ * decided as nodes decide it: a prefixed name wins over an unprefixed one, and between two
+ * unprefixed upstreams the first in snapshot order (created first) keeps it. A collision is charged
+ * to the upstream that loses the name.
  */
 export async function nameCollisions(manager: EntityManager): Promise<Map<string, NameCollision[]>> {
   const tools = await listedTools(manager);
-  const claims = new Map<string, Array<{ id: string; name: string }>>();
+  const order = new Map<string, number>();
+  const claims = new Map<string, Array<{ id: string; name: string; unprefixed: boolean }>>();
   for (const tool of tools) {
+    if (!order.has(tool.upstream_id)) order.set(tool.upstream_id, order.size);
     const name = exposedName(tool.upstream_name, tool.name, tool.expose_unprefixed);
     const list = claims.get(name) ?? [];
-    if (!list.some((claim) => claim.id === tool.upstream_id)) list.push({ id: tool.upstream_id, name: tool.upstream_name });
+    if (!list.some((claim) => claim.id === tool.upstream_id)) list.push({ id: tool.upstream_id, name: tool.upstream_name, unprefixed: tool.expose_unprefixed });
     claims.set(name, list);
   }
   const problems = new Map<string, NameCollision[]>();
   for (const tool of tools) {
     if (!tool.expose_unprefixed) continue;
-    const others = (claims.get(tool.name) ?? []).filter((claim) => claim.id !== tool.upstream_id);
-    if (others.length === 0) continue;
+    const rank = order.get(tool.upstream_id)!;
+    const winner = (claims.get(tool.name) ?? []).find(
+      (claim) => claim.id !== tool.upstream_id && (!claim.unprefixed || order.get(claim.id)! < rank),
+    );
+    if (!winner) continue;
     const list = problems.get(tool.upstream_id) ?? [];
-    list.push({ name: tool.name, otherUpstream: others[0]!.name });
+    list.push({ name: tool.name, otherUpstream: winner.name });
     problems.set(tool.upstream_id, list);
   }
   return problems;
@@ -82,5 +88,5 @@ export async function nameCollisions(manager: EntityManager): Promise<Map<string
 
 /** The operator-facing description of an upstream's collisions. */
 export function collisionError(collisions: readonly NameCollision[]): string {
-  return `unprefixed tool names collide with names other upstreams expose: ${describeCollisions(collisions)}; nodes hide the colliding tools of this upstream. Rename them upstream, or set exposeUnprefixed: false`;
+  return `unprefixed tool names collide with names other upstreams expose: ${describeCollisions(collisions)}; nodes do not expose these tools of this upstream. Rename them upstream, or set exposeUnprefixed: false`;
 }
