@@ -14,7 +14,6 @@ import { firstText } from '../support/agents.ts';
 import {
   SUITES,
   conformanceFixtureStdioCommand,
-  conformanceSuiteInstalled,
   runSuite,
   startConformanceFixtureHttp,
   type SuiteRun,
@@ -28,13 +27,11 @@ const EXPECTED: Record<string, { scenarios: number; passed: number }> = {
   'draft 2026-07-28': { scenarios: 19, passed: 103 },
 };
 
-const installed = conformanceSuiteInstalled();
-
 function describeFailures(run: SuiteRun): string {
   return run.failures.map((f) => `${f.scenario} ${f.id}: ${f.message}`).join('\n') || run.output.slice(-3000);
 }
 
-describe('the conformance upstream passes the MCP conformance suite directly', { skip: !installed && 'conformance suite not installed' }, () => {
+describe('the conformance upstream passes the MCP conformance suite directly', () => {
   let fixture: { process: RunningProcess; url: string };
 
   before(async () => {
