@@ -37,14 +37,16 @@ describe('upstream relay: progress, cancellation, server requests, notifications
     const server = await fixture();
     const h = pool([httpUpstream('prog', server.url)]);
     await h.waitForState('prog', READY);
+    await h.pool.request('prog', { method: 'tools/call', params: { name: 'echo', arguments: { message: 'warm up' } } });
     const seen: Record<string, unknown>[] = [];
     const result = await h.pool.request(
       'prog',
-      { method: 'tools/call', params: { name: 'slow', arguments: { steps: 6 } } },
-      { meta: { progressToken: 'agent-token-7', traceTag: 'kept' }, onProgress: (p) => seen.push(p), timeoutMs: 70 },
+      { method: 'tools/call', params: { name: 'slow', arguments: { steps: 12 } } },
+      // 12 steps of 20 ms outlast the 150 ms timeout; each progress notification resets it.
+      { meta: { progressToken: 'agent-token-7', traceTag: 'kept' }, onProgress: (p) => seen.push(p), timeoutMs: 150 },
     );
-    assert.equal(firstText(result), 'done after 6 steps');
-    assert.deepEqual(seen.map((p) => [p['progressToken'], p['progress'], p['total']]), [1, 2, 3, 4, 5, 6].map((i) => ['agent-token-7', i, 6]));
+    assert.equal(firstText(result), 'done after 12 steps');
+    assert.deepEqual(seen.map((p) => [p['progressToken'], p['progress'], p['total']]), Array.from({ length: 12 }, (_, i) => ['agent-token-7', i + 1, 12]));
     assert.equal(seen[0]!['message'], 'step 1');
   });
 
@@ -81,7 +83,7 @@ describe('upstream relay: progress, cancellation, server requests, notifications
     assert.ok(Array.isArray(bystander['content']));
   });
 
-  test('UP-RELAY-SERVER-REQUEST: over stdio the request goes to the only call in flight; with no handler the upstream is answered with an error', async () => {
+  test('UP-RELAY-SERVER-REQUEST: over stdio the request goes to the only call in flight; with no handler, or several calls in flight, the upstream is answered with an error', async () => {
     const h = pool([everythingStdio('local')]);
     await h.waitForState('local', READY);
     await until('elicitation tool offered', () => h.pool.find('tools', 'local__trigger-elicitation-request') !== undefined);
@@ -94,8 +96,17 @@ describe('upstream relay: progress, cancellation, server requests, notifications
     });
     assert.deepEqual(methods, ['elicitation/create']);
     assert.match(JSON.stringify(result), /declined|decline/i);
-    const refused = await h.pool.request('local', { method: 'tools/call', params: { name: 'trigger-elicitation-request', arguments: {} } }).catch((e: Error) => e);
-    assert.match(JSON.stringify(refused instanceof Error ? refused.message : refused), /Method not found|cannot answer|error/i);
+    const refused = await h.pool.request('local', { method: 'tools/call', params: { name: 'trigger-elicitation-request', arguments: {} } });
+    assert.equal(refused['isError'], true);
+    assert.match(firstText(refused), /-32601: Method not found: the agent cannot answer elicitation\/create/);
+    // Two calls in flight over stdio: the protocol does not say which one asked, so the upstream is refused rather than guessed.
+    const asked: string[] = [];
+    const [ambiguous] = await Promise.all([
+      h.pool.request('local', { method: 'tools/call', params: { name: 'trigger-elicitation-request', arguments: {} } }, { onRequest: async (r) => (asked.push(r.method), { action: 'decline' }) }),
+      h.pool.request('local', { method: 'tools/call', params: { name: 'trigger-long-running-operation', arguments: { duration: 0.3, steps: 2 } } }, { onRequest: async (r) => (asked.push(r.method), { action: 'decline' }) }),
+    ]);
+    assert.deepEqual(asked.filter((m) => m !== 'roots/list'), []);
+    assert.match(firstText(ambiguous), /cannot relate elicitation\/create to an agent's request \(2 requests in flight/);
   });
 
   test('UP-RELAY-SERVER-REQUEST UP-ERA-2026: a 2026-07-28 upstream\'s input_required elicitation is answered through the call\'s onRequest', async () => {
