@@ -5,7 +5,7 @@ import { createLogger } from '../../common/src/index.ts';
 import { AppliedConfig, hashSecret } from '../../data-plane/src/config/applied-config.ts';
 import { createDataPlaneServer, type DataPlaneServer } from '../../data-plane/src/http/server.ts';
 import type { Snapshot, SigningKey } from '../../proto/gen/portcullis/v1/config.ts';
-import { MemoryToolRouter } from './memory-tool-router.ts';
+import type { UpstreamRouter } from '../../data-plane/src/upstream/upstream-router.ts';
 
 export interface TestKey {
   readonly id: string;
@@ -41,7 +41,7 @@ export interface RunningServer {
 }
 
 /** Starts a data-plane server on 127.0.0.1:0 serving `config` (mutable: assign and call gateway.configChanged()). */
-export async function startServer(router: MemoryToolRouter, config: AppliedConfig | undefined, options: { maxBodyBytes?: number; listPageSize?: number; sseKeepAliveMs?: number } = {}): Promise<RunningServer> {
+export async function startServer(router: UpstreamRouter, config: AppliedConfig | undefined, options: { maxBodyBytes?: number; listPageSize?: number; sseKeepAliveMs?: number } = {}): Promise<RunningServer> {
   const running = {
     config,
     gateway: undefined as unknown as DataPlaneServer,

@@ -145,7 +145,8 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
     const key = session.inFlight.register(session.token, id, abort);
     services.dispatcher
       .dispatch(request, context)
-      .then((answer) => session.stream.write(answer.body))
+      // One macrotask first, as on Streamable HTTP: a notification sent just before the result lands before it.
+      .then((answer) => setImmediate(() => session.stream.write(answer.body)))
       .catch((error: unknown) => {
         logger.error({ err: error }, 'legacy SSE request failed');
         session.stream.write(errorBody(id, RpcErrorCode.InternalError, 'Internal error'));

@@ -58,7 +58,11 @@ export class ResponseChannel implements RequestChannel {
       sendJson(res, reply.status, reply.body, this.headers);
       return;
     }
-    res.end(sseEvent(reply.body));
+    // Upstream clients may deliver a notification sent just before the result a tick after the
+    // result resolved: one macrotask lets it land on the stream before the result closes it.
+    setImmediate(() => {
+      if (!res.writableEnded && !res.destroyed) res.end(sseEvent(reply.body));
+    });
   }
 
   private write(json: string): void {
