@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, stat, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,8 @@ import { startControlPlane } from '../../control-plane/src/index.ts';
 import { SecretBox, parseSecretKey } from '../../control-plane/src/secrets/index.ts';
 import { ensureSessionKeys } from '../../control-plane/src/services/settings.ts';
 import { createTestSchema, type TestSchema } from '../support/database.ts';
-import { NODE_TOKEN, TestNode, gql, gqlOk, testLogger } from './control-plane-harness.ts';
+import { UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
+import { NODE_TOKEN, TestNode, eventually, gql, gqlOk, testLogger } from './control-plane-harness.ts';
 
 const TABLES = ['config_revision', 'data_plane_nodes', 'migrations', 'settings', 'teams', 'tool_definition_changes', 'tools', 'upstream_node_status', 'upstreams', 'virtual_keys'];
 
@@ -135,6 +136,7 @@ describe('embedded database (PGlite)', () => {
       assert.match(plane.adminToken, /^pca_[A-Za-z0-9_-]{43}$/);
       const tokenFile = join(dataDir, 'admin-token');
       assert.equal((await stat(tokenFile)).mode & 0o777, 0o600);
+      assert.equal((await stat(join(dataDir, 'secret-key'))).mode & 0o777, 0o600, 'the development secret key is generated beside it');
       assert.equal((await readFile(tokenFile, 'utf8')).trim(), plane.adminToken);
       assert.equal((await gql(plane, '{ teams { name } }', {}, 'wrong')).status, 401);
       assert.deepEqual((await gqlOk(plane, '{ teams { name } }', {}, plane.adminToken)).teams, [{ name: 'pglite' }]);
@@ -146,6 +148,24 @@ describe('embedded database (PGlite)', () => {
       await gqlOk(plane, 'mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { id } }', { input: { name, transport: 'STDIO', command: 'node' } }, plane.adminToken);
       const pushed = await node.snapshot((s) => s.upstreams.some((u) => u.name === name), 2000);
       assert.ok(BigInt(pushed.version) > BigInt(first.version));
+
+      // Sealed credentials, catalog reports with pins and an accepted change, in PGlite's single session.
+      const sealed = (await gqlOk(plane, 'mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { id } }', { input: { name: `${name}s`, transport: 'STDIO', command: 'node', env: [{ name: 'T', value: 'embedded-secret' }] } }, plane.adminToken)).createUpstream;
+      const withSealed = await node.snapshot((s) => s.upstreams.some((u) => u.id === sealed.id), 2000);
+      const config = withSealed.upstreams.find((u) => u.id === sealed.id)!;
+      assert.deepEqual(config.env, [{ name: 'T', value: 'embedded-secret' }]);
+      const definition = (description: string) => JSON.stringify({ name: 'echo', description, inputSchema: { type: 'object' } });
+      const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+      const send = (description: string) =>
+        node!.send({ kind: { $case: 'upstream', value: { upstreamId: sealed.id, configHash: config.configHash, state: UpstreamState.UPSTREAM_STATE_READY, error: '', hasCatalog: true, tools: [{ name: 'echo', definitionJson: definition(description), definitionSha256: sha(definition(description)) }], serverName: '', serverVersion: '', protocolVersion: '' } } });
+      send('v1');
+      await node.snapshot((s) => s.upstreams.some((u) => u.id === sealed.id && u.pinnedTools.length === 1), 2000);
+      send('v2');
+      const toolQuery = `{ upstream(id: "${sealed.id}") { tools { id heldBack pendingSha256 } } }`;
+      const held = await eventually('held back', async () => (await gqlOk(plane, toolQuery, {}, plane.adminToken)).upstream.tools.find((t: { heldBack: boolean }) => t.heldBack));
+      await gqlOk(plane, 'mutation ($id: ID!) { acceptToolDefinition(toolId: $id) { id } }', { id: held.id }, plane.adminToken);
+      await node.snapshot((s) => s.upstreams.some((u) => u.id === sealed.id && u.pinnedTools[0]?.definitionSha256 === sha(definition('v2'))), 2000);
+      assert.equal((await gqlOk(plane, 'mutation { rotateSecrets }', {}, plane.adminToken)).rotateSecrets, 0);
     } finally {
       node?.close();
       await plane.close();
@@ -155,8 +175,9 @@ describe('embedded database (PGlite)', () => {
     const again = await startControlPlane(options);
     try {
       assert.equal(again.adminToken, plane.adminToken, 'the generated admin token is reused');
+      assert.equal(again.secretKeyId, plane.secretKeyId, 'and so is the generated secret key');
       const upstreams = (await gqlOk(again, '{ upstreams { name } nodes { id connected } }', {}, again.adminToken));
-      assert.equal(upstreams.upstreams.length, 1);
+      assert.equal(upstreams.upstreams.length, 2);
       assert.deepEqual(upstreams.nodes, [{ id: 'embedded-node', connected: false }]);
     } finally {
       await again.close();

@@ -62,6 +62,10 @@ describe('checkSnapshotConsistency', () => {
       /31 bytes/,
     );
     assert.throws(() => checkSnapshotConsistency({ version: '1', upstreams: [], virtualKeys: [], sessionKeys: [] }), /no session signing key/);
+    const twice = { ...upstream, headers: [{ name: 'X-A', value: '1' }, { name: 'x-a', value: '2' }] };
+    assert.throws(() => checkSnapshotConsistency({ version: '1', upstreams: [twice], virtualKeys: [], sessionKeys }), /sends the header "x-a" twice/);
+    const badPin = { ...upstream, pinnedTools: [{ name: 't', definitionSha256: 'abc' }] };
+    assert.throws(() => checkSnapshotConsistency({ version: '1', upstreams: [badPin], virtualKeys: [], sessionKeys }), /pins tool "t" to "abc"/);
   });
 });
 

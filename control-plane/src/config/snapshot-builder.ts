@@ -129,6 +129,15 @@ export function checkSnapshotConsistency(snapshot: Snapshot): void {
     if (names.has(upstream.name)) throw inconsistent(`two upstreams are named "${upstream.name}"`);
     names.add(upstream.name);
     if (upstream.transport === Transport.TRANSPORT_UNSPECIFIED) throw inconsistent(`upstream "${upstream.name}" has no transport`);
+    const headerNames = new Set<string>();
+    for (const header of upstream.headers) {
+      const key = header.name.toLowerCase();
+      if (headerNames.has(key)) throw inconsistent(`upstream "${upstream.name}" sends the header "${header.name}" twice`);
+      headerNames.add(key);
+    }
+    for (const pin of upstream.pinnedTools) {
+      if (!/^[0-9a-f]{64}$/.test(pin.definitionSha256)) throw inconsistent(`upstream "${upstream.name}" pins tool "${pin.name}" to "${pin.definitionSha256}", not a hex SHA-256`);
+    }
   }
   for (const key of snapshot.virtualKeys) {
     if (key.secretSha256.length !== 32) throw inconsistent(`virtual key ${key.id} has a hash of ${key.secretSha256.length} bytes, not 32`);
