@@ -18,6 +18,7 @@ const SnapshotSchema = z.object({
         transport: z.enum(Transport).refine((t) => t !== Transport.TRANSPORT_UNSPECIFIED && t !== Transport.UNRECOGNIZED, 'transport is required'),
         command: z.string(),
         url: z.string(),
+        pinnedTools: z.array(z.object({ name: z.string().min(1, 'a pinned tool needs a name'), definitionSha256: z.string().regex(/^[0-9a-f]{64}$/, 'a pinned definition_sha256 must be 64 lower-case hex digits') })),
       })
       .loose()
       .refine((u) => u.transport !== Transport.TRANSPORT_STDIO || u.command.length > 0, { message: 'a STDIO upstream needs a command', path: ['command'] })
