@@ -4,10 +4,20 @@ import type { Logger } from '../../common/src/index.ts';
 import { ConfigClient } from './config/config-client.ts';
 import type { AppliedConfig } from './config/applied-config.ts';
 import { createDataPlaneServer } from './http/server.ts';
+import { DataPlaneMetrics } from './observability/metrics.ts';
+import { UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
 import { UpstreamPool } from './upstream/upstream-pool.ts';
 import { DEFAULT_HEALTH_FAILURE_THRESHOLD, DEFAULT_HEALTH_INTERVAL_MS } from './upstream/upstream-settings.ts';
 
 export const SOFTWARE_VERSION = '0.1.0';
+
+const STATE_NAMES: Partial<Record<UpstreamState, string>> = {
+  [UpstreamState.UPSTREAM_STATE_CONNECTING]: 'connecting',
+  [UpstreamState.UPSTREAM_STATE_READY]: 'ready',
+  [UpstreamState.UPSTREAM_STATE_DEGRADED]: 'degraded',
+  [UpstreamState.UPSTREAM_STATE_DOWN]: 'down',
+  [UpstreamState.UPSTREAM_STATE_DISABLED]: 'disabled',
+};
 
 export interface DataPlaneOptions {
   /** host:port of the control plane's gRPC config stream. */
@@ -35,6 +45,8 @@ export interface DataPlane {
   readonly mcpUrl: string;
   /** The configuration being served, if any. */
   readonly config: AppliedConfig | undefined;
+  /** Resolves once the node serves a configuration (at once when it already does); false on timeout. */
+  whenConfigured(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -46,6 +58,10 @@ export interface DataPlane {
 export async function startDataPlane(options: DataPlaneOptions): Promise<DataPlane> {
   const logger = options.logger.child({ plane: 'data', node: options.nodeId });
   let configClient: ConfigClient | undefined;
+  const metrics = new DataPlaneMetrics();
+  const upstreamNames = new Map<string, string>();
+  let configured: () => void = () => undefined;
+  const firstConfig = new Promise<void>((resolve) => (configured = resolve));
   const pool = new UpstreamPool({
     clientInfo: { name: 'portcullis', version: SOFTWARE_VERSION },
     defaults: {
@@ -55,11 +71,16 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
       healthFailureThreshold: options.upstreamHealthFailureThreshold ?? DEFAULT_HEALTH_FAILURE_THRESHOLD,
     },
     logger,
-    onReport: (report) => configClient?.report(report),
+    onReport: (report) => {
+      configClient?.report(report);
+      const name = upstreamNames.get(report.upstreamId);
+      if (name !== undefined) metrics.upstreamState(name, STATE_NAMES[report.state] ?? 'connecting');
+    },
   });
   const http = createDataPlaneServer({
     getConfig: () => configClient?.config,
-    tools: pool,
+    upstreams: pool,
+    metrics,
     logger,
     maxBodyBytes: options.maxBodyBytes,
     serverInfo: { name: 'portcullis', version: SOFTWARE_VERSION },
@@ -78,7 +99,10 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     cacheFile: options.snapshotCache,
     logger,
     onApplied: (config) => {
+      for (const upstream of config.upstreams) upstreamNames.set(upstream.id, upstream.name);
       pool.apply(config.upstreams);
+      metrics.configApplied(config.version);
+      configured();
       configClient?.retainReports(new Set(config.upstreams.map((u) => u.id)));
       http.configChanged();
     },
@@ -92,6 +116,13 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     mcpUrl,
     get config() {
       return configClient?.config;
+    },
+    async whenConfigured(timeoutMs) {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+      const result = await Promise.race([firstConfig.then(() => true), timedOut]);
+      clearTimeout(timer);
+      return result;
     },
     close() {
       closing ??= (async () => {

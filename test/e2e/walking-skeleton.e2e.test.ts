@@ -86,6 +86,17 @@ describe('walking skeleton: control plane on PostgreSQL, two data-plane nodes, s
     }
   });
 
+  test('each node serves Prometheus metrics: tool calls, the time the gateway added, the config version', async () => {
+    const response = await fetch(nodeA.mcpUrl.replace('/mcp', '/metrics'));
+    assert.equal(response.status, 200);
+    const text = await response.text();
+    const count = Number(/portcullis_tool_call_duration_seconds_count\{upstream="ev",outcome="ok"\} (\d+)/.exec(text)?.[1] ?? 0);
+    assert.ok(count >= 2, `node A counted the calls through it (${count})`);
+    assert.match(text, /portcullis_gateway_overhead_seconds_count\{upstream="ev"\} \d+/);
+    assert.match(text, /portcullis_config_version [1-9]\d*/);
+    assert.match(text, /portcullis_upstream_state\{upstream="ev",state="ready"\} 1/);
+  });
+
   test('a tool outside the allow-list is refused exactly like a tool that does not exist', async () => {
     const agent = await connectModernAgent(nodeA.mcpUrl, key.secret);
     try {

@@ -30,6 +30,8 @@ export async function runDev(argv: readonly string[]): Promise<void> {
   const controlPlane = await startControlPlane({ ...options, nodeToken: token, logger });
   const grpcPort = controlPlane.grpcAddress.slice(controlPlane.grpcAddress.lastIndexOf(':') + 1);
   const dataPlane = await startDataPlane(dataPlaneOptions(options, { controlPlaneAddress: `127.0.0.1:${grpcPort}`, nodeToken: token }, logger));
+  // "Running" should mean an agent can connect: wait (briefly) for the node's first configuration.
+  await dataPlane.whenConfigured(10_000);
   const database = options.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `embedded PostgreSQL in ${join(options.dataDir, 'pg')}`;
   process.stdout.write(
     [

@@ -39,6 +39,21 @@ export const controlPlaneSettings = {
   graphqlPort: { flag: 'graphql-port', env: 'PORTCULLIS_GRAPHQL_PORT', description: 'GraphQL listen port', schema: port(4000), defaultLabel: '4000' },
   grpcHost: { flag: 'grpc-host', env: 'PORTCULLIS_GRPC_HOST', description: 'gRPC config-stream listen address', schema: host('127.0.0.1'), defaultLabel: '127.0.0.1' },
   grpcPort: { flag: 'grpc-port', env: 'PORTCULLIS_GRPC_PORT', description: 'gRPC config-stream listen port', schema: port(4001), defaultLabel: '4001' },
+  secretKey: {
+    flag: 'secret-key',
+    env: 'PORTCULLIS_SECRET_KEY',
+    description: 'key encrypting upstream credentials at rest: 32 bytes as hex or base64, optionally "<kid>:<key>"; the same on every replica; generated once into the data dir when unset',
+    schema: z.string().min(1).optional(),
+  },
+  previousSecretKeys: {
+    flag: 'previous-secret-keys',
+    env: 'PORTCULLIS_SECRET_KEYS_PREVIOUS',
+    description: 'comma-separated older keys that still decrypt (after a rotation)',
+    schema: z
+      .string()
+      .transform((v) => v.split(',').map((k) => k.trim()).filter((k) => k.length > 0))
+      .optional(),
+  },
   adminToken: {
     flag: 'admin-token',
     env: 'PORTCULLIS_ADMIN_TOKEN',

@@ -24,6 +24,8 @@ export interface Authenticated {
   readonly config: AppliedConfig;
   readonly principal: Principal;
   readonly secret: string;
+  /** performance.now() when the request was taken up: the start of the gateway's own time. */
+  readonly receivedAt: number;
 }
 
 const NO_KEY_MESSAGE = 'Unauthorized: send a Portcullis virtual key as "Authorization: Bearer <key>" or "x-portcullis-key: <key>"';
@@ -32,6 +34,7 @@ const CHALLENGE = { 'www-authenticate': 'Bearer realm="portcullis"' };
 
 /** The ready and authenticate steps: answers 503 / 401 itself, or hands on the snapshot and the caller. */
 export function authenticateRequest(getConfig: () => AppliedConfig | undefined, req: IncomingMessage, res: ServerResponse): Authenticated | undefined {
+  const receivedAt = performance.now();
   const config = getConfig();
   if (config === undefined) {
     sendRpcError(res, 503, RpcErrorCode.NotReady, 'Service Unavailable: this node has not received its configuration yet; retry shortly', { headers: { 'retry-after': '1' } });
@@ -47,5 +50,5 @@ export function authenticateRequest(getConfig: () => AppliedConfig | undefined, 
     sendRpcError(res, 401, RpcErrorCode.Unauthenticated, BAD_KEY_MESSAGE, { headers: { 'www-authenticate': 'Bearer realm="portcullis", error="invalid_token"' } });
     return undefined;
   }
-  return { config, principal, secret };
+  return { config, principal, secret, receivedAt };
 }

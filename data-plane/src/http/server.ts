@@ -13,6 +13,7 @@ import { AgentStreams } from './agent-streams.ts';
 import { InFlightRequests } from './in-flight.ts';
 import { createLegacySseEndpoints } from './legacy-sse.ts';
 import { createMcpEndpoint, type McpServices } from './mcp-endpoint.ts';
+import type { DataPlaneMetrics } from '../observability/metrics.ts';
 import { sendJson, sendRpcError } from './respond.ts';
 
 export interface DataPlaneServerOptions {
@@ -36,6 +37,8 @@ export interface DataPlaneServerOptions {
   readonly listPageSize?: number;
   /** `ttlMs` of 2026-07-28 list results (default 0). */
   readonly listTtlMs?: number;
+  /** Served at `GET /metrics` and fed by tool calls; absent, /metrics is 404. */
+  readonly metrics?: DataPlaneMetrics;
 }
 
 /** The data plane's HTTP server and the hooks the node wiring calls. */
@@ -76,7 +79,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
   const subscriptions = new ResourceSubscriptions(router, logger);
   const logLevels = new LogLevels();
   const streams = new AgentStreams({ views, subscriptions, logLevels, logger, serverInfo: options.serverInfo, keepAliveMs: options.sseKeepAliveMs });
-  const dispatcher = new McpDispatcher({ router, views, subscriptions, logLevels, serverInfo: options.serverInfo, logger, listTtlMs: options.listTtlMs ?? LIST_CACHE_TTL_MS });
+  const dispatcher = new McpDispatcher({ router, views, subscriptions, logLevels, serverInfo: options.serverInfo, logger, listTtlMs: options.listTtlMs ?? LIST_CACHE_TTL_MS, metrics: options.metrics });
   const services: McpServices = { dispatcher, streams, subscriptions, logLevels, serverRequests: new ServerRequests(), inFlight: new InFlightRequests() };
   const unsubscribeViews = views.onChanged((kind) => streams.catalogChanged(kind));
   const unsubscribeNotifications = router.onUpstreamNotification((upstream, notification) => streams.upstreamNotification(upstream, notification));
@@ -104,6 +107,20 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
       return;
     }
     if (req.method === 'GET' && path === '/healthz') return sendJson(res, 200, HEALTHY);
+    if (req.method === 'GET' && path === '/metrics' && options.metrics) {
+      const metrics = options.metrics;
+      metrics.exposition().then(
+        ({ contentType, body }) => {
+          res.writeHead(200, { 'content-type': contentType });
+          res.end(body);
+        },
+        (error: unknown) => {
+          logger.error({ err: error }, 'metrics exposition failed');
+          sendJson(res, 500, JSON.stringify({ error: { code: 'INTERNAL', message: 'metrics unavailable' } }));
+        },
+      );
+      return;
+    }
     if (req.method === 'GET' && path === '/readyz') return getConfig() === undefined ? sendJson(res, 503, NOT_READY) : sendJson(res, 200, READY);
     sendJson(res, 404, NOT_FOUND);
   }

@@ -1,3 +1,4 @@
+import type { DataPlaneMetrics } from '../observability/metrics.ts';
 import { CallToolRequestParamsSchema, InitializeRequestParamsSchema } from '@modelcontextprotocol/core';
 import type { Logger } from 'pino';
 import { PortcullisError } from '../../../common/src/index.ts';
@@ -55,6 +56,8 @@ export interface DispatchContext {
   readonly sessionId?: string;
   /** Absent where the transport cannot stream an answer (batches): related notifications are dropped there. */
   readonly channel?: RequestChannel;
+  /** performance.now() when the HTTP request was taken up (for the gateway-overhead histogram). */
+  readonly receivedAt?: number;
 }
 
 export interface InitializeReply extends RpcReply {
@@ -78,6 +81,8 @@ export interface McpDispatcherOptions {
   readonly logger: Logger;
   /** `ttlMs` of 2026-07-28 list results. */
   readonly listTtlMs: number;
+  /** Where tool calls are measured; absent, nothing is. */
+  readonly metrics?: DataPlaneMetrics;
 }
 
 const OK = 200;
@@ -107,6 +112,7 @@ export class McpDispatcher {
   private readonly subscriptions: ResourceSubscriptions;
   private readonly logLevels: LogLevels;
   private readonly logger: Logger;
+  private readonly metrics: DataPlaneMetrics | undefined;
   private readonly serverInfo: ServerInfo;
   private readonly serverMeta: string;
   /** `,"resultType":"complete","ttlMs":…,"cacheScope":"private","_meta":{serverInfo}`, appended to modern list results. */
@@ -120,6 +126,7 @@ export class McpDispatcher {
     this.subscriptions = options.subscriptions;
     this.logLevels = options.logLevels;
     this.logger = options.logger;
+    this.metrics = options.metrics;
     this.serverInfo = { name: options.serverInfo.name, version: options.serverInfo.version };
     this.serverInfoJson = JSON.stringify(this.serverInfo);
     this.serverMeta = JSON.stringify({ [SERVER_INFO_META_KEY]: this.serverInfo });
@@ -220,13 +227,22 @@ export class McpDispatcher {
     // Unknown and forbidden are answered identically: a key cannot learn what exists beyond its allow-list.
     if (tool === undefined) return { status: OK, body: toolNotFound(id, name) };
     const upstream = tool.upstreamName;
+    const started = context.receivedAt ?? performance.now();
+    const upstreamStarted = performance.now();
+    let upstreamMs = 0;
     try {
       let result = await this.router.request(upstream, { method: 'tools/call', params: forwardParams(withName(params, 'name', tool.upstreamKey)) }, this.relayOptions(params, context, upstream));
+      upstreamMs = performance.now() - upstreamStarted;
       // Task-augmented call: the upstream answered CreateTaskResult; its task id is wrapped to name the upstream.
       if (params['task'] !== undefined && isPlainObject(result['task'])) result = this.wrapTask(result, upstream, context);
-      return { status: OK, body: resultBody(id, this.finish(result, context)) };
+      const body = resultBody(id, this.finish(result, context));
+      this.metrics?.toolCall(upstream, result['isError'] === true ? 'tool_error' : 'ok', (performance.now() - started) / 1000, upstreamMs / 1000);
+      return { status: OK, body };
     } catch (error) {
-      return { status: OK, body: this.failure(id, upstream, name, error) };
+      if (upstreamMs === 0) upstreamMs = performance.now() - upstreamStarted;
+      const body = this.failure(id, upstream, name, error);
+      this.metrics?.toolCall(upstream, error instanceof UpstreamRpcError ? 'rpc_error' : 'unavailable', (performance.now() - started) / 1000, upstreamMs / 1000);
+      return { status: OK, body };
     }
   }
 
