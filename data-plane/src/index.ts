@@ -5,19 +5,11 @@ import { ConfigClient } from './config/config-client.ts';
 import type { AppliedConfig } from './config/applied-config.ts';
 import { createDataPlaneServer } from './http/server.ts';
 import { DataPlaneMetrics } from './observability/metrics.ts';
-import { UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
+import { upstreamStateToJSON } from '../../proto/gen/portcullis/v1/config.ts';
 import { UpstreamPool } from './upstream/upstream-pool.ts';
 import { DEFAULT_HEALTH_FAILURE_THRESHOLD, DEFAULT_HEALTH_INTERVAL_MS } from './upstream/upstream-settings.ts';
 
 export const SOFTWARE_VERSION = '0.1.0';
-
-const STATE_NAMES: Partial<Record<UpstreamState, string>> = {
-  [UpstreamState.UPSTREAM_STATE_CONNECTING]: 'connecting',
-  [UpstreamState.UPSTREAM_STATE_READY]: 'ready',
-  [UpstreamState.UPSTREAM_STATE_DEGRADED]: 'degraded',
-  [UpstreamState.UPSTREAM_STATE_DOWN]: 'down',
-  [UpstreamState.UPSTREAM_STATE_DISABLED]: 'disabled',
-};
 
 export interface DataPlaneOptions {
   /** host:port of the control plane's gRPC config stream. */
@@ -74,7 +66,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     onReport: (report) => {
       configClient?.report(report);
       const name = upstreamNames.get(report.upstreamId);
-      if (name !== undefined) metrics.upstreamState(name, STATE_NAMES[report.state] ?? 'connecting');
+      if (name !== undefined) metrics.upstreamState(name, upstreamStateToJSON(report.state).replace('UPSTREAM_STATE_', '').toLowerCase());
     },
   });
   const http = createDataPlaneServer({
