@@ -4,6 +4,7 @@ import type { Logger } from '../../common/src/index.ts';
 import { ConfigClient } from './config/config-client.ts';
 import type { AppliedConfig } from './config/applied-config.ts';
 import { createDataPlaneServer } from './http/server.ts';
+import { effectiveAllowedHosts, type AllowedHost } from './http/host-guard.ts';
 import { DataPlaneMetrics } from './observability/metrics.ts';
 import { upstreamStateToJSON } from '../../proto/gen/portcullis/v1/config.ts';
 import { UpstreamPool } from './upstream/upstream-pool.ts';
@@ -28,6 +29,13 @@ export interface DataPlaneOptions {
   upstreamHealthIntervalMs?: number;
   /** Consecutive failed pings after which an upstream is DOWN and reconnected (default 3). */
   upstreamHealthFailureThreshold?: number;
+  /** Anonymous access (off when undefined): requests without credentials act as this virtual key id. */
+  anonymousKeyId?: string;
+  /**
+   * Accepted `Host`/`Origin` hosts (DNS-rebinding protection). Undefined or empty: the loopback names
+   * when `host` is a loopback address, else no check.
+   */
+  allowedHosts?: readonly AllowedHost[];
   logger: Logger;
 }
 
@@ -76,7 +84,10 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     logger,
     maxBodyBytes: options.maxBodyBytes,
     serverInfo: { name: 'portcullis', version: SOFTWARE_VERSION },
+    anonymousKeyId: options.anonymousKeyId,
+    allowedHosts: effectiveAllowedHosts(options.host, options.allowedHosts),
   });
+  if (options.anonymousKeyId !== undefined) logger.warn({ keyId: options.anonymousKeyId }, 'anonymous access is on: requests without credentials act as this virtual key');
   http.server.listen(options.port, options.host);
   await once(http.server, 'listening');
   const address = http.server.address() as AddressInfo;

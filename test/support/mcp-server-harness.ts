@@ -6,6 +6,7 @@ import { AppliedConfig, hashSecret } from '../../data-plane/src/config/applied-c
 import { createDataPlaneServer, type DataPlaneServer } from '../../data-plane/src/http/server.ts';
 import type { Snapshot, SigningKey } from '../../proto/gen/portcullis/v1/config.ts';
 import type { UpstreamRouter } from '../../data-plane/src/upstream/upstream-router.ts';
+import type { AllowedHost } from '../../data-plane/src/http/host-guard.ts';
 
 export interface TestKey {
   readonly id: string;
@@ -41,7 +42,7 @@ export interface RunningServer {
 }
 
 /** Starts a data-plane server on 127.0.0.1:0 serving `config` (mutable: assign and call gateway.configChanged()). */
-export async function startServer(router: UpstreamRouter, config: AppliedConfig | undefined, options: { maxBodyBytes?: number; listPageSize?: number; sseKeepAliveMs?: number } = {}): Promise<RunningServer> {
+export async function startServer(router: UpstreamRouter, config: AppliedConfig | undefined, options: { maxBodyBytes?: number; listPageSize?: number; sseKeepAliveMs?: number; anonymousKeyId?: string; allowedHosts?: readonly AllowedHost[] } = {}): Promise<RunningServer> {
   const running = {
     config,
     gateway: undefined as unknown as DataPlaneServer,
@@ -53,6 +54,8 @@ export async function startServer(router: UpstreamRouter, config: AppliedConfig 
     upstreams: router,
     listPageSize: options.listPageSize,
     sseKeepAliveMs: options.sseKeepAliveMs,
+    anonymousKeyId: options.anonymousKeyId,
+    allowedHosts: options.allowedHosts,
     logger: createLogger({ level: 'silent' }),
     maxBodyBytes: options.maxBodyBytes ?? 64 * 1024,
     serverInfo: { name: 'portcullis-test', version: '0.0.0' },

@@ -27,3 +27,20 @@ test('--help lists every flag with its variable and default', () => {
   assert.match(help, /--port <value>\s+listen port \[env X_PORT\] \(default: 8080\)/);
   assert.match(help, /--token <value>\s+the token \[env X_TOKEN\]/);
 });
+
+test('data-plane settings: --anonymous-key and --allowed-hosts (and their variables) reach the node options', async () => {
+  const { dataPlaneOptions, dataPlaneSettings } = await import('../../cli/src/commands/settings.ts');
+  const { createLogger } = await import('../../common/src/index.ts');
+  const connection = { controlPlaneAddress: '127.0.0.1:4001', nodeToken: 'x'.repeat(16) };
+  const logger = createLogger({ level: 'silent' });
+  const defaults = dataPlaneOptions(readOptions(dataPlaneSettings, [], {}), connection, logger);
+  assert.equal(defaults.anonymousKeyId, undefined, 'anonymous access is off by default');
+  assert.equal(defaults.allowedHosts, undefined);
+  const set = dataPlaneOptions(readOptions(dataPlaneSettings, ['--anonymous-key', 'vk_1', '--allowed-hosts', 'gw.example:8443,localhost'], {}), connection, logger);
+  assert.equal(set.anonymousKeyId, 'vk_1');
+  assert.deepEqual(set.allowedHosts, [{ hostname: 'gw.example', port: '8443' }, { hostname: 'localhost' }]);
+  const fromEnv = dataPlaneOptions(readOptions(dataPlaneSettings, [], { PORTCULLIS_ANONYMOUS_KEY: 'vk_2', PORTCULLIS_ALLOWED_HOSTS: '[::1]' }), connection, logger);
+  assert.equal(fromEnv.anonymousKeyId, 'vk_2');
+  assert.deepEqual(fromEnv.allowedHosts, [{ hostname: '[::1]' }]);
+  assert.throws(() => readOptions(dataPlaneSettings, ['--allowed-hosts', 'http://x'], {}), /--allowed-hosts.*not a host/);
+});

@@ -137,3 +137,18 @@ test('the call is aborted when the agent hangs up before the answer', async () =
     assert.ok(reason instanceof Error);
   });
 });
+
+test('error ids: refusals after the body is parsed echo its id; refusals before it (401, 403, 503) carry id null', async () => {
+  await withServer(async (server) => {
+    const auth = { authorization: `Bearer ${key.secret}` };
+    const noSession = await call(server, { headers: { ...JSON_HEADERS, ...auth }, body: JSON.stringify({ jsonrpc: '2.0', id: 'list-1', method: 'tools/list' }) });
+    assert.equal(noSession.status, 400);
+    assert.equal(noSession.json.id, 'list-1');
+    const badSession = await call(server, { headers: { ...JSON_HEADERS, ...auth, 'mcp-session-id': 'nope' }, body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list' }) });
+    assert.equal(badSession.status, 404);
+    assert.equal(badSession.json.id, 9);
+    const unauthenticated = await call(server, { headers: JSON_HEADERS, body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/list' }) });
+    assert.equal(unauthenticated.status, 401);
+    assert.equal(unauthenticated.json.id, null);
+  });
+});

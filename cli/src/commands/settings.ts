@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import type { Logger } from '../../../common/src/index.ts';
 import type { DataPlaneOptions } from '../../../data-plane/src/index.ts';
+import { parseAllowedHosts } from '../../../data-plane/src/http/host-guard.ts';
 import { host, port, type OptionTable, type ParsedOptions } from '../options.ts';
 
 /** Settings shared by the commands, so each flag and variable is defined once. */
@@ -106,6 +107,31 @@ export const dataPlaneSettings = {
     schema: z.coerce.number({ error: 'must be a number of milliseconds' }).int().positive().default(60_000),
     defaultLabel: '60000',
   },
+  anonymousKey: {
+    flag: 'anonymous-key',
+    env: 'PORTCULLIS_ANONYMOUS_KEY',
+    description:
+      'anonymous access (off by default): requests to /mcp and /sse without credentials act as the virtual key with this id (its allow-list applies); a wrong key is still refused, and while the key is revoked or unknown requests without credentials get 401',
+    schema: z.string().trim().min(1, 'must be a virtual key id').optional(),
+  },
+  allowedHosts: {
+    flag: 'allowed-hosts',
+    env: 'PORTCULLIS_ALLOWED_HOSTS',
+    description:
+      'comma-separated host[:port] list (no port: any port) accepted as Host, and as Origin when sent, on /mcp, /sse and /messages, else 403 (DNS-rebinding protection); it replaces the default: when listening on a loopback address, localhost, 127.0.0.1 and [::1] on any port; on any other address no check',
+    schema: z
+      .string()
+      .transform((v, ctx) => {
+        try {
+          return parseAllowedHosts(v);
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', message: (error as Error).message });
+          return z.NEVER;
+        }
+      })
+      .optional(),
+    defaultLabel: 'loopback names when --host is loopback, else no check',
+  },
 } satisfies OptionTable;
 
 /** The data-plane node's options from its parsed settings. */
@@ -123,6 +149,8 @@ export function dataPlaneOptions(
     snapshotCache: settings.snapshotCache,
     upstreamConnectTimeoutMs: settings.upstreamConnectTimeoutMs,
     upstreamCallTimeoutMs: settings.upstreamCallTimeoutMs,
+    anonymousKeyId: settings.anonymousKey,
+    allowedHosts: settings.allowedHosts,
     logger,
   };
 }

@@ -49,21 +49,26 @@ export class AppliedConfig {
   readonly upstreams: readonly UpstreamConfig[];
   readonly sessionKeys: readonly SigningKey[];
   private readonly principals: ReadonlyMap<string, Principal>;
+  private readonly principalsByKeyId: ReadonlyMap<string, Principal>;
 
   private constructor(snapshot: Snapshot) {
     this.version = snapshot.version;
     this.upstreams = snapshot.upstreams;
     this.sessionKeys = snapshot.sessionKeys;
     const principals = new Map<string, Principal>();
+    const byKeyId = new Map<string, Principal>();
     for (const key of snapshot.virtualKeys) {
-      principals.set(Buffer.from(key.secretSha256).toString('hex'), {
+      const principal: Principal = {
         keyId: key.id,
         keyName: key.name,
         teamId: key.teamId || undefined,
         allowList: new AllowList(key.allowedTools),
-      });
+      };
+      principals.set(Buffer.from(key.secretSha256).toString('hex'), principal);
+      byKeyId.set(key.id, principal);
     }
     this.principals = principals;
+    this.principalsByKeyId = byKeyId;
   }
 
   /** Validates a snapshot and indexes it; throws BAD_CONFIG naming the offending field. */
@@ -85,5 +90,10 @@ export class AppliedConfig {
   /** The principal for a presented key secret, or undefined when it is unknown or revoked. */
   authenticate(secret: string): Principal | undefined {
     return this.principals.get(hashSecret(secret));
+  }
+
+  /** The principal of a virtual key by its id (no secret involved), or undefined when it is revoked or not in this snapshot. */
+  principalByKeyId(keyId: string): Principal | undefined {
+    return this.principalsByKeyId.get(keyId);
   }
 }

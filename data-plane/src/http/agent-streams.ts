@@ -31,8 +31,11 @@ export interface StreamFilter {
 const ALL: StreamFilter = Object.freeze({ tools: true, prompts: true, resources: true });
 
 export interface OpenStreamOptions {
-  /** The presented secret, to re-authenticate the stream against a new snapshot. Never logged. */
-  readonly secret: string;
+  /**
+   * The presented secret, to re-authenticate the stream against a new snapshot. Never logged.
+   * Undefined for an anonymous-access stream: it is re-checked by `keyId` (ended when that key is revoked).
+   */
+  readonly secret: string | undefined;
   readonly keyId: string;
   /** 2025 era: the session key that signed the session (the stream ends when it is rotated out). */
   readonly signingKeyId?: string;
@@ -155,7 +158,8 @@ export class AgentStreams {
   /** A new snapshot is being served: re-authenticate every stream and tell those whose views changed. */
   configChanged(config: AppliedConfig | undefined): void {
     for (const stream of this.streams) {
-      const principal = config?.authenticate(stream.options.secret);
+      const secret = stream.options.secret;
+      const principal = secret === undefined ? config?.principalByKeyId(stream.options.keyId) : config?.authenticate(secret);
       const signingKeyId = stream.options.signingKeyId;
       const stillSigned = signingKeyId === undefined || (config?.sessionKeys.some((k) => k.id === signingKeyId) ?? false);
       if (principal === undefined || principal.keyId !== stream.options.keyId || !stillSigned) {

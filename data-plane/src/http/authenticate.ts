@@ -23,21 +23,39 @@ export function presentedKey(req: IncomingMessage): string | undefined {
 export interface Authenticated {
   readonly config: AppliedConfig;
   readonly principal: Principal;
-  readonly secret: string;
+  /** The presented secret; undefined when the request carried no credentials and was mapped to the anonymous-access key. */
+  readonly secret: string | undefined;
   /** performance.now() when the request was taken up: the start of the gateway's own time. */
   readonly receivedAt: number;
 }
 
 const NO_KEY_MESSAGE = 'Unauthorized: send a Portcullis virtual key as "Authorization: Bearer <key>" or "x-portcullis-key: <key>"';
 const BAD_KEY_MESSAGE = 'Unauthorized: the presented key is unknown or revoked; send a valid Portcullis virtual key as "Authorization: Bearer <key>" or "x-portcullis-key: <key>"';
+const ANONYMOUS_GONE_MESSAGE =
+  'Unauthorized: no key was presented and the anonymous-access key configured on this node is revoked or not in its configuration; send a Portcullis virtual key as "Authorization: Bearer <key>" or "x-portcullis-key: <key>"';
 const CHALLENGE = { 'www-authenticate': 'Bearer realm="portcullis"' };
 
-/** The ready and authenticate steps: answers 503 / 401 itself, or hands on the snapshot and the caller. */
-export function authenticateRequest(getConfig: () => AppliedConfig | undefined, req: IncomingMessage, res: ServerResponse): Authenticated | undefined {
+/** Whether the request carries any credential header at all (even a malformed one: that is refused, never treated as anonymous). */
+function presentsCredentials(req: IncomingMessage): boolean {
+  return req.headers.authorization !== undefined || req.headers['x-portcullis-key'] !== undefined;
+}
+
+/**
+ * The ready and authenticate steps: answers 503 / 401 itself, or hands on the snapshot and the caller.
+ * With `anonymousKeyId` (off by default), a request carrying no credential header at all acts as that
+ * virtual key (its allow-list applies) while the key is in the snapshot; a wrong key is still 401.
+ */
+export function authenticateRequest(getConfig: () => AppliedConfig | undefined, req: IncomingMessage, res: ServerResponse, anonymousKeyId?: string): Authenticated | undefined {
   const receivedAt = performance.now();
   const config = getConfig();
   if (config === undefined) {
     sendRpcError(res, 503, RpcErrorCode.NotReady, 'Service Unavailable: this node has not received its configuration yet; retry shortly', { headers: { 'retry-after': '1' } });
+    return undefined;
+  }
+  if (anonymousKeyId !== undefined && !presentsCredentials(req)) {
+    const principal = config.principalByKeyId(anonymousKeyId);
+    if (principal !== undefined) return { config, principal, secret: undefined, receivedAt };
+    sendRpcError(res, 401, RpcErrorCode.Unauthenticated, ANONYMOUS_GONE_MESSAGE, { headers: CHALLENGE });
     return undefined;
   }
   const secret = presentedKey(req);

@@ -4,7 +4,7 @@ import { isJsonContentType } from '@modelcontextprotocol/server';
 import type { Logger } from 'pino';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import type { DispatchContext, RequestChannel, RpcRequest } from '../mcp/dispatcher.ts';
-import { errorBody, isPlainObject } from '../mcp/json-rpc.ts';
+import { echoableId, errorBody, isPlainObject } from '../mcp/json-rpc.ts';
 import { LATEST_LEGACY_PROTOCOL_VERSION, RpcErrorCode } from '../mcp/protocol.ts';
 import { signSessionToken, verifySessionToken } from '../mcp/session-token.ts';
 import type { RpcMessage } from '../upstream/upstream-router.ts';
@@ -21,6 +21,8 @@ export interface LegacySseOptions {
   readonly services: McpServices;
   readonly maxBodyBytes: number;
   readonly logger: Logger;
+  /** Anonymous access: requests without credentials act as this virtual key (off when undefined). */
+  readonly anonymousKeyId?: string;
 }
 
 /** One `GET /sse` stream this node holds. */
@@ -44,7 +46,7 @@ const NOT_HERE =
  * another node is refused with 404 and an explanation (relaying it is a follow-up).
  */
 export function createLegacySseEndpoints(options: LegacySseOptions): (req: IncomingMessage, res: ServerResponse, path: string, query: string) => Promise<void> {
-  const { getConfig, services, maxBodyBytes, logger } = options;
+  const { getConfig, services, maxBodyBytes, logger, anonymousKeyId } = options;
   const sessions = new Map<string, SseSession>();
 
   function open(req: IncomingMessage, res: ServerResponse, auth: Authenticated): void {
@@ -111,7 +113,7 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
     }
     const messages = Array.isArray(body) ? body : [body];
     if (!messages.every((m) => isPlainObject(m) && m['jsonrpc'] === '2.0')) {
-      sendRpcError(res, 400, RpcErrorCode.InvalidRequest, 'Invalid Request: not a JSON-RPC 2.0 message');
+      sendRpcError(res, 400, RpcErrorCode.InvalidRequest, 'Invalid Request: not a JSON-RPC 2.0 message', { id: echoableId(body) });
       return;
     }
     sendEmpty(res, 202);
@@ -160,7 +162,7 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
       sendRpcError(res, 405, RpcErrorCode.TransportError, 'Method not allowed.', { headers: { allow: wanted } });
       return;
     }
-    const auth = authenticateRequest(getConfig, req, res);
+    const auth = authenticateRequest(getConfig, req, res, anonymousKeyId);
     if (auth === undefined) return;
     if (path === '/sse') open(req, res, auth);
     else await post(req, res, auth, query);

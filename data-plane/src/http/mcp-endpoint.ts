@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import type { LogLevels, ResourceSubscriptions } from '../mcp/agent-state.ts';
 import type { DispatchContext, McpDispatcher, RpcRequest } from '../mcp/dispatcher.ts';
-import { echoableId, isPlainObject } from '../mcp/json-rpc.ts';
+import { echoableId, isPlainObject, type RpcId } from '../mcp/json-rpc.ts';
 import { LEGACY_PROTOCOL_VERSIONS, MAX_BATCH_SIZE, MODERN_PROTOCOL_VERSIONS, RpcErrorCode, isModernProtocolVersion } from '../mcp/protocol.ts';
 import { ServerRequests } from '../mcp/server-requests.ts';
 import { verifySessionToken, type SessionClaims } from '../mcp/session-token.ts';
@@ -35,6 +35,8 @@ export interface McpEndpointOptions {
   readonly services: McpServices;
   readonly maxBodyBytes: number;
   readonly logger: Logger;
+  /** Anonymous access: requests without credentials act as this virtual key (off when undefined). */
+  readonly anonymousKeyId?: string;
 }
 
 
@@ -51,26 +53,29 @@ function header(req: IncomingMessage, name: string): string | undefined {
  * which either answers the request or hands on what the next one needs.
  */
 export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
-  const { getConfig, services, maxBodyBytes, logger } = options;
+  const { getConfig, services, maxBodyBytes, logger, anonymousKeyId } = options;
   const { dispatcher, streams } = services;
   const tooLargeMessage = `Payload Too Large: Request body must not exceed ${maxBodyBytes} bytes`;
 
-  /** 2025 era: the signed session id must be present (400), valid under a current session key and issued to this key (404). */
-  function session(req: IncomingMessage, res: ServerResponse, auth: Authenticated): { claims: SessionClaims; token: string } | undefined {
+  /**
+   * 2025 era: the signed session id must be present (400), valid under a current session key and issued to this key (404).
+   * `id`: the parsed request's id, echoed in the refusal (null on GET/DELETE, which have no body).
+   */
+  function session(req: IncomingMessage, res: ServerResponse, auth: Authenticated, id: RpcId = null): { claims: SessionClaims; token: string } | undefined {
     const token = header(req, 'mcp-session-id');
     if (token === undefined || token === '') {
-      sendRpcError(res, 400, RpcErrorCode.TransportError, 'Bad Request: Mcp-Session-Id header is required');
+      sendRpcError(res, 400, RpcErrorCode.TransportError, 'Bad Request: Mcp-Session-Id header is required', { id });
       return undefined;
     }
     const verified = verifySessionToken(token, auth.config.sessionKeys);
     if (!verified.ok || verified.claims.keyId !== auth.principal.keyId || verified.claims.streamId !== undefined) {
       logger.debug({ keyId: auth.principal.keyId, reason: verified.ok ? 'other-key' : verified.reason }, 'session refused');
-      sendRpcError(res, 404, RpcErrorCode.SessionNotFound, 'Session not found');
+      sendRpcError(res, 404, RpcErrorCode.SessionNotFound, 'Session not found', { id });
       return undefined;
     }
     const version = header(req, 'mcp-protocol-version');
     if (version !== undefined && !LEGACY_PROTOCOL_VERSIONS.includes(version)) {
-      sendRpcError(res, 400, RpcErrorCode.TransportError, `Bad Request: Unsupported protocol version: ${version} (${UNSUPPORTED_LEGACY_VERSION_HINT})`);
+      sendRpcError(res, 400, RpcErrorCode.TransportError, `Bad Request: Unsupported protocol version: ${version} (${UNSUPPORTED_LEGACY_VERSION_HINT})`, { id });
       return undefined;
     }
     return { claims: verified.claims, token };
@@ -157,7 +162,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
       sendJson(res, answer.status, answer.body, answer.sessionId === undefined ? undefined : { 'mcp-session-id': answer.sessionId });
       return;
     }
-    const opened = session(req, res, auth);
+    const opened = session(req, res, auth, echoableId(body));
     if (opened === undefined) return;
     const sessionId = opened.token;
     switch (route.reason) {
@@ -268,7 +273,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
       sendRpcError(res, 405, RpcErrorCode.TransportError, 'Method not allowed.', { headers: { allow: 'GET, POST, DELETE' } });
       return;
     }
-    const auth = authenticateRequest(getConfig, req, res);
+    const auth = authenticateRequest(getConfig, req, res, anonymousKeyId);
     if (auth === undefined) return;
     if (req.method === 'POST') await post(req, res, auth);
     else if (req.method === 'GET') get(req, res, auth);

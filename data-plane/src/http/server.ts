@@ -15,6 +15,7 @@ import { createLegacySseEndpoints } from './legacy-sse.ts';
 import { createMcpEndpoint, type McpServices } from './mcp-endpoint.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
 import { sendJson, sendRpcError } from './respond.ts';
+import { checkHost, type AllowedHost } from './host-guard.ts';
 
 export interface DataPlaneServerOptions {
   /** The snapshot being served right now, or undefined before the first one arrived. */
@@ -39,6 +40,16 @@ export interface DataPlaneServerOptions {
   readonly listTtlMs?: number;
   /** Served at `GET /metrics` and fed by tool calls; absent, /metrics is 404. */
   readonly metrics?: DataPlaneMetrics;
+  /**
+   * Anonymous access (off by default): requests to /mcp, /sse and /messages that carry no credentials
+   * act as this virtual key while it is in the snapshot; otherwise they get 401 as without it.
+   */
+  readonly anonymousKeyId?: string;
+  /**
+   * DNS-rebinding protection on /mcp, /sse and /messages: the accepted `Host` (and `Origin`, when sent)
+   * hosts; undefined, no check. The node wiring passes `effectiveAllowedHosts(listen address, list)`.
+   */
+  readonly allowedHosts?: readonly AllowedHost[];
 }
 
 /** The data plane's HTTP server and the hooks the node wiring calls. */
@@ -83,14 +94,17 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
   const services: McpServices = { dispatcher, streams, subscriptions, logLevels, serverRequests: new ServerRequests(), inFlight: new InFlightRequests() };
   const unsubscribeViews = views.onChanged((kind) => streams.catalogChanged(kind));
   const unsubscribeNotifications = router.onUpstreamNotification((upstream, notification) => streams.upstreamNotification(upstream, notification));
-  const mcp = createMcpEndpoint({ getConfig, services, maxBodyBytes: options.maxBodyBytes, logger });
-  const legacySse = createLegacySseEndpoints({ getConfig, services, maxBodyBytes: options.maxBodyBytes, logger });
+  const endpointOptions = { getConfig, services, maxBodyBytes: options.maxBodyBytes, logger, anonymousKeyId: options.anonymousKeyId };
+  const mcp = createMcpEndpoint(endpointOptions);
+  const legacySse = createLegacySseEndpoints(endpointOptions);
+  const allowedHosts = options.allowedHosts;
 
   function route(req: IncomingMessage, res: ServerResponse): void {
     const url = req.url ?? '/';
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
     if (path === '/mcp') {
+      if (!checkHost(allowedHosts, req, res)) return;
       mcp(req, res).catch((error: unknown) => {
         logger.error({ err: error }, 'MCP request failed');
         if (!res.headersSent) sendRpcError(res, 500, RpcErrorCode.InternalError, 'Internal error');
@@ -99,6 +113,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
       return;
     }
     if (path === '/sse' || path === '/messages') {
+      if (!checkHost(allowedHosts, req, res)) return;
       legacySse(req, res, path, url.slice(path.length)).catch((error: unknown) => {
         logger.error({ err: error }, 'legacy SSE request failed');
         if (!res.headersSent) sendRpcError(res, 500, RpcErrorCode.InternalError, 'Internal error');

@@ -49,6 +49,8 @@ export const RpcErrorCode = {
   Unauthenticated: -32040,
   /** The node has no configuration snapshot yet (HTTP 503). */
   NotReady: -32041,
+  /** The `Host` or `Origin` header is not an allowed host of this node (HTTP 403, DNS-rebinding protection); data names the header. */
+  Forbidden: -32042,
   /** The tool's upstream could not answer (unavailable, failed); data names the upstream. */
   UpstreamUnavailable: -32043,
 } as const;
