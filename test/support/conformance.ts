@@ -26,14 +26,14 @@ export const TSX_LOADER = import.meta.resolve('tsx');
  * gateway has the option, set its flag here (e.g. '--anonymous-key'): `npm run conformance` then
  * restarts the gateway with `<flag> <key id>`, and the through-gateway e2e test stops skipping.
  */
-export const GATEWAY_ANONYMOUS_KEY_FLAG: string | undefined = undefined;
+export const GATEWAY_ANONYMOUS_KEY_FLAG: string | undefined = '--anonymous-key';
 
 /**
  * Extra `CreateUpstreamInput` fields that make the gateway expose the upstream's names unprefixed.
  * The suite calls bare names (`test_simple_text`, `test_simple_prompt`); the gateway exposes
  * `<upstream>__<name>`. When GraphQL has the field, put it here (e.g. `{ exposeUnprefixed: true }`).
  */
-export const GATEWAY_UNPREFIXED_UPSTREAM_INPUT: Record<string, unknown> = {};
+export const GATEWAY_UNPREFIXED_UPSTREAM_INPUT: Record<string, unknown> = { exposeUnprefixed: true };
 
 /** Whether the gateway has what the suite needs to be run through it (see the two constants above). */
 export function gatewayConformanceReady(): boolean {
