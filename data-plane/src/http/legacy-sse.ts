@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isJsonContentType } from '@modelcontextprotocol/server';
 import type { Logger } from 'pino';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import type { DispatchContext, RequestChannel, RpcRequest } from '../mcp/dispatcher.ts';
@@ -12,7 +11,7 @@ import type { AgentStream } from './agent-streams.ts';
 import { authenticateRequest, type Authenticated } from './authenticate.ts';
 import { InFlightRequests, RequestAbort } from './in-flight.ts';
 import type { McpServices } from './mcp-endpoint.ts';
-import { readBody } from './request-body.ts';
+import { readJsonBody } from './request-body.ts';
 import { sendEmpty, sendRpcError } from './respond.ts';
 import { SSE_HEADERS, notificationJson } from './response-channel.ts';
 
@@ -94,23 +93,9 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
       sendRpcError(res, 404, RpcErrorCode.SessionNotFound, NOT_HERE);
       return;
     }
-    if (!isJsonContentType(req.headers['content-type'] ?? null)) {
-      sendRpcError(res, 415, RpcErrorCode.TransportError, 'Unsupported Media Type: Content-Type must be application/json');
-      return;
-    }
-    const read = await readBody(req, maxBodyBytes);
-    if (!read.ok) {
-      if (read.reason === 'too-large') sendRpcError(res, 413, RpcErrorCode.TransportError, `Payload Too Large: Request body must not exceed ${maxBodyBytes} bytes`, { headers: { connection: 'close' } });
-      else res.destroy();
-      return;
-    }
-    let body: unknown;
-    try {
-      body = JSON.parse(read.text);
-    } catch {
-      sendRpcError(res, 400, RpcErrorCode.ParseError, 'Parse error: Invalid JSON');
-      return;
-    }
+    const parsed = await readJsonBody(req, res, maxBodyBytes);
+    if (parsed === undefined) return;
+    const body = parsed.body;
     const messages = Array.isArray(body) ? body : [body];
     if (!messages.every((m) => isPlainObject(m) && m['jsonrpc'] === '2.0')) {
       sendRpcError(res, 400, RpcErrorCode.InvalidRequest, 'Invalid Request: not a JSON-RPC 2.0 message', { id: echoableId(body) });

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { classifyInboundRequest, isJsonContentType, type InboundClassificationOutcome } from '@modelcontextprotocol/server';
+import { classifyInboundRequest, type InboundClassificationOutcome } from '@modelcontextprotocol/server';
 import type { Logger } from 'pino';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import type { LogLevels, ResourceSubscriptions } from '../mcp/agent-state.ts';
@@ -13,7 +13,7 @@ import type { AgentStreams } from './agent-streams.ts';
 import { authenticateRequest, type Authenticated } from './authenticate.ts';
 import { InFlightRequests, RequestAbort } from './in-flight.ts';
 import { serveListen } from './listen.ts';
-import { readBody } from './request-body.ts';
+import { readJsonBody } from './request-body.ts';
 import { sendEmpty, sendJson, sendRpcError } from './respond.ts';
 import { ResponseChannel } from './response-channel.ts';
 
@@ -55,7 +55,6 @@ function header(req: IncomingMessage, name: string): string | undefined {
 export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const { getConfig, services, maxBodyBytes, logger, anonymousKeyId } = options;
   const { dispatcher, streams } = services;
-  const tooLargeMessage = `Payload Too Large: Request body must not exceed ${maxBodyBytes} bytes`;
 
   /**
    * 2025 era: the signed session id must be present (400), valid under a current session key and issued to this key (404).
@@ -87,23 +86,9 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
       sendRpcError(res, 406, RpcErrorCode.TransportError, 'Not Acceptable: Client must accept both application/json and text/event-stream');
       return;
     }
-    if (!isJsonContentType(req.headers['content-type'] ?? null)) {
-      sendRpcError(res, 415, RpcErrorCode.TransportError, 'Unsupported Media Type: Content-Type must be application/json');
-      return;
-    }
-    const read = await readBody(req, maxBodyBytes);
-    if (!read.ok) {
-      if (read.reason === 'too-large') sendRpcError(res, 413, RpcErrorCode.TransportError, tooLargeMessage, { headers: { connection: 'close' } });
-      else res.destroy();
-      return;
-    }
-    let body: unknown;
-    try {
-      body = JSON.parse(read.text);
-    } catch {
-      sendRpcError(res, 400, RpcErrorCode.ParseError, 'Parse error: Invalid JSON');
-      return;
-    }
+    const parsed = await readJsonBody(req, res, maxBodyBytes);
+    if (parsed === undefined) return;
+    const body = parsed.body;
     if (Array.isArray(body) && body.length > MAX_BATCH_SIZE) {
       sendRpcError(res, 400, RpcErrorCode.InvalidRequest, `Invalid Request: Batch must not exceed ${MAX_BATCH_SIZE} messages`);
       return;

@@ -1,4 +1,7 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isJsonContentType } from '@modelcontextprotocol/server';
+import { RpcErrorCode } from '../mcp/protocol.ts';
+import { sendRpcError } from './respond.ts';
 
 export type BodyRead = { readonly ok: true; readonly text: string } | { readonly ok: false; readonly reason: 'too-large' | 'aborted' };
 
@@ -26,4 +29,27 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<BodyRe
     req.once('end', () => resolve({ ok: true, text: chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, size).toString('utf8') }));
     req.once('error', () => resolve({ ok: false, reason: 'aborted' }));
   });
+}
+
+/**
+ * The JSON body of a POST: checks the content type (415), reads within `maxBytes` (413), parses (400
+ * parse error). Answers those refusals itself and resolves undefined; otherwise with the parsed body.
+ */
+export async function readJsonBody(req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<{ readonly body: unknown } | undefined> {
+  if (!isJsonContentType(req.headers['content-type'] ?? null)) {
+    sendRpcError(res, 415, RpcErrorCode.TransportError, 'Unsupported Media Type: Content-Type must be application/json');
+    return undefined;
+  }
+  const read = await readBody(req, maxBytes);
+  if (!read.ok) {
+    if (read.reason === 'too-large') sendRpcError(res, 413, RpcErrorCode.TransportError, `Payload Too Large: Request body must not exceed ${maxBytes} bytes`, { headers: { connection: 'close' } });
+    else res.destroy();
+    return undefined;
+  }
+  try {
+    return { body: JSON.parse(read.text) as unknown };
+  } catch {
+    sendRpcError(res, 400, RpcErrorCode.ParseError, 'Parse error: Invalid JSON');
+    return undefined;
+  }
 }
