@@ -77,6 +77,24 @@ describe('GraphQL API', () => {
     assert.equal(defaulted.key.team, null);
   });
 
+  it('creates many keys in one call and one configuration revision, all or none', async () => {
+    const CREATE_KEYS = 'mutation ($inputs: [CreateVirtualKeyInput!]!) { createVirtualKeys(inputs: $inputs) { secret key { id name allowedTools } } }';
+    const versionBefore = BigInt((await gqlOk(plane, '{ config { version } }')).config.version);
+    const keysBefore = (await gqlOk(plane, '{ virtualKeys { id } }')).virtualKeys.length;
+    const inputs = Array.from({ length: 750 }, (_, i) => ({ name: `bulk-${i}`, allowedTools: ['files__*'] }));
+    const created = (await gqlOk(plane, CREATE_KEYS, { inputs })).createVirtualKeys as { secret: string; key: { name: string; allowedTools: string[] } }[];
+    assert.equal(created.length, 750);
+    assert.equal(new Set(created.map((c) => c.secret)).size, 750, 'every key has its own secret');
+    assert.equal(created[749]!.key.name, 'bulk-749');
+    assert.deepEqual(created[749]!.key.allowedTools, ['files__*']);
+    assert.equal(BigInt((await gqlOk(plane, '{ config { version } }')).config.version), versionBefore + 1n, 'one revision for the whole batch');
+
+    const refused = await gql(plane, CREATE_KEYS, { inputs: [{ name: 'fine' }, { name: 'bad', allowedTools: ['no-prefix'] }] });
+    assert.equal(refused.errors?.[0]?.extensions?.code, 'BAD_USER_INPUT');
+    assert.match(refused.errors?.[0]?.message ?? '', /inputs\.1\.allowedTools/);
+    assert.equal((await gqlOk(plane, '{ virtualKeys { id } }')).virtualKeys.length, keysBefore + 750, 'nothing of a refused batch is created');
+  });
+
   it('revokes a key idempotently', async () => {
     const created = (await gqlOk(plane, CREATE_KEY, { input: { name: 'to-revoke' } })).createVirtualKey;
     const version = (await gqlOk(plane, '{ config { version } }')).config.version;

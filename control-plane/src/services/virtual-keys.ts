@@ -1,4 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { In } from 'typeorm';
 import { z } from 'zod';
 import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
 import { Team, VirtualKey } from '../db/entities.ts';
@@ -11,6 +12,10 @@ export const SECRET_PREFIX = 'pcs_';
 const SHOWN_PREFIX_LENGTH = 12;
 const TOOL_NAME = /^[A-Za-z0-9_-]+$/;
 const MAX_EXPOSED_NAME = 64;
+/** Keys one createVirtualKeys call may create. */
+export const MAX_KEYS_PER_BATCH = 1000;
+/** Rows per INSERT statement (keeps the statement's parameters well under Postgres' limit). */
+const INSERT_CHUNK = 500;
 
 /** Why `pattern` is not a valid allow-list entry, or undefined when it is. */
 export function allowedToolProblem(pattern: string): string | undefined {
@@ -73,27 +78,50 @@ export class VirtualKeyService {
 
   /** Creates a key. The secret is returned here once and never stored. */
   async create(rawInput: unknown): Promise<{ key: VirtualKeyView; secret: string }> {
-    const input = parseInput(createVirtualKeySchema, rawInput, 'input');
-    const teamId = input.teamId ? parseId(input.teamId, 'input.teamId') : null;
-    const secret = SECRET_PREFIX + randomBytes(32).toString('base64url');
-    const key = Object.assign(new VirtualKey(), {
-      id: randomUUID(),
-      name: input.name,
-      prefix: secret.slice(0, SHOWN_PREFIX_LENGTH),
-      secretSha256: hashSecret(secret),
-      teamId,
-      allowedTools: input.allowedTools ? [...new Set(input.allowedTools)] : ['*'],
-      revokedAt: null,
-      createdAt: new Date(),
+    const [created] = await this.createKeys([rawInput], 'input');
+    return created!;
+  }
+
+  /**
+   * Creates up to MAX_KEYS_PER_BATCH keys in one transaction and one configuration revision (one
+   * snapshot for the nodes, not one per key). All or none: a bad entry names its index.
+   */
+  async createMany(rawInputs: readonly unknown[]): Promise<Array<{ key: VirtualKeyView; secret: string }>> {
+    if (rawInputs.length === 0) throw badInput('inputs', 'is empty; give at least one key to create');
+    if (rawInputs.length > MAX_KEYS_PER_BATCH) throw badInput('inputs', `has ${rawInputs.length} entries; create at most ${MAX_KEYS_PER_BATCH} keys per call`);
+    return this.createKeys(rawInputs, 'inputs');
+  }
+
+  private async createKeys(rawInputs: readonly unknown[], field: string): Promise<Array<{ key: VirtualKeyView; secret: string }>> {
+    const single = field === 'input';
+    const prepared = rawInputs.map((raw, index) => {
+      const where = single ? field : `${field}.${index}`;
+      const input = parseInput(createVirtualKeySchema, raw, where);
+      const teamId = input.teamId ? parseId(input.teamId, `${where}.teamId`) : null;
+      const secret = SECRET_PREFIX + randomBytes(32).toString('base64url');
+      const key = Object.assign(new VirtualKey(), {
+        id: randomUUID(),
+        name: input.name,
+        prefix: secret.slice(0, SHOWN_PREFIX_LENGTH),
+        secretSha256: hashSecret(secret),
+        teamId,
+        allowedTools: input.allowedTools ? [...new Set(input.allowedTools)] : ['*'],
+        revokedAt: null,
+        createdAt: new Date(),
+      });
+      return { key, secret, where };
     });
     await withConfigChange(this.store, async (manager) => {
-      if (teamId && !(await manager.existsBy(Team, { id: teamId }))) {
-        throw badInput('input.teamId', `no team has id "${teamId}"; create one with createTeam or leave teamId out`);
+      const teamIds = [...new Set(prepared.flatMap((p) => (p.key.teamId ? [p.key.teamId] : [])))];
+      const known = new Set((teamIds.length ? await manager.findBy(Team, { id: In(teamIds) }) : []).map((team) => team.id));
+      const unknown = prepared.find((p) => p.key.teamId && !known.has(p.key.teamId));
+      if (unknown) throw badInput(`${unknown.where}.teamId`, `no team has id "${unknown.key.teamId}"; create one with createTeam or leave teamId out`);
+      for (let i = 0; i < prepared.length; i += INSERT_CHUNK) {
+        await manager.insert(VirtualKey, prepared.slice(i, i + INSERT_CHUNK).map((p) => p.key));
       }
-      await manager.insert(VirtualKey, key);
       return { result: undefined, changed: true };
     });
-    return { key: toVirtualKeyView(key), secret };
+    return prepared.map(({ key, secret }) => ({ key: toVirtualKeyView(key), secret }));
   }
 
   /** Revokes a key; revoking a revoked key changes nothing and returns it as it is. */

@@ -7,6 +7,7 @@ export const virtualKeyResolvers = {
   },
   Mutation: {
     createVirtualKey: (_: unknown, args: { input: unknown }, ctx: GraphqlContext) => ctx.services.virtualKeys.create(args.input),
+    createVirtualKeys: (_: unknown, args: { inputs: unknown[] }, ctx: GraphqlContext) => ctx.services.virtualKeys.createMany(args.inputs),
     revokeVirtualKey: (_: unknown, args: { id: string }, ctx: GraphqlContext) => ctx.services.virtualKeys.revoke(args.id),
   },
   VirtualKey: {
