@@ -22,9 +22,8 @@ export const TSX_LOADER = import.meta.resolve('tsx');
 /**
  * The data-plane option that maps requests without credentials to one designated virtual key
  * (anonymous access, off by default). The suite's client sends no credentials (its server mode has no
- * header or auth option), so without it every request through the gateway is answered 401. When the
- * gateway has the option, set its flag here (e.g. '--anonymous-key'): `npm run conformance` then
- * restarts the gateway with `<flag> <key id>`, and the through-gateway e2e test stops skipping.
+ * header or auth option), so without it every request through the gateway is answered 401;
+ * `npm run conformance` starts the gateway's node with `<flag> <key id>`.
  */
 export const GATEWAY_ANONYMOUS_KEY_FLAG: string | undefined = '--anonymous-key';
 
