@@ -8,7 +8,8 @@ import { LoadGenerator } from './load/run-load.ts';
 import { measureTarget, type MeasureTarget } from './scenarios/measure.ts';
 import { TOOL_COUNTS, directToolsListTargets, gatewayToolsListTargets, seedKeys } from './scenarios/tools-list.ts';
 import { PEERS, PEERS_FRONTING_HTTP_NOTE } from './targets/peers.ts';
-import { GatewayUnavailable, portcullisTargets, startPortcullis, type RunningGateway } from './targets/portcullis.ts';
+import { GatewayUnavailable, graphql, portcullisTargets, startPortcullis, type RunningGateway } from './targets/portcullis.ts';
+import { measurePropagation, type PropagationRow } from './scenarios/propagation.ts';
 import { ECHO, everythingStdioTarget, startEverythingHttp, type HttpServer } from './targets/upstream.ts';
 
 /**
@@ -41,6 +42,7 @@ async function main(): Promise<void> {
   const context = startContext(options.profile.quick);
   const progress = (line: string) => process.stderr.write(line + '\n');
   const results: RunResults = { rows: [], sections: {}, notes: [], targets: [] };
+  let propagation: PropagationRow[] | undefined;
   const { machine } = context;
   progress(`bench (${options.profile.quick ? 'quick' : 'full'}): ${machine.cpuModel}, ${machine.cores} cores, Node ${process.version}`);
   if (machine.loadAverage1m > machine.cores * 0.5) {
@@ -119,7 +121,18 @@ async function main(): Promise<void> {
         progress(`tools/list via portcullis not measured: ${reason}`);
       }
     }
-    results.notes.push('not measured yet: config propagation to 1/4/16 nodes; snapshot build and apply at 1k/10k/100k keys (they need control-plane hooks)');
+    if (gateway && !gatewayMissing) {
+      try {
+        const keys = Number((await graphql<{ virtualKeys: unknown[] }>(gateway.gateway.graphqlUrl, gateway.gateway.adminToken, '{ virtualKeys { id } }')).virtualKeys.length);
+        const rows = await measurePropagation(gateway.gateway, options.profile.propagationNodes, options.profile.propagationRounds, keys, progress);
+        results.sections['config propagation (revoke mutation sent → every node refuses the key; each node its own process)'] = rows;
+        propagation = rows;
+      } catch (error) {
+        const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
+        results.notes.push(`config propagation not measured: ${reason}`);
+      }
+    }
+    results.notes.push('not measured yet: snapshot build and apply at 1k/10k/100k keys');
   } finally {
     await load.stop();
     await gateway?.stop().catch(() => {});
@@ -128,7 +141,7 @@ async function main(): Promise<void> {
 
   results.rows = sortRows(results.rows);
   addRatios(results.rows);
-  results.targets = checkTargets(results.rows, gatewayMissing);
+  results.targets = checkTargets(results.rows, gatewayMissing, propagation);
   process.stdout.write(renderReport(results) + '\n');
   const file = options.outFile ?? DEFAULT_RESULTS_FILE;
   writeResults(file, context, results);

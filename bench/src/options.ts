@@ -18,6 +18,9 @@ export interface Profile {
   maxWarmupMs: number;
   /** A row that has not finished after this long fails (a hung target). */
   rowTimeoutMs: number;
+  /** Config propagation: node counts measured, and revocations per count. */
+  propagationNodes: readonly number[];
+  propagationRounds: number;
 }
 
 export interface Options {
@@ -40,6 +43,8 @@ const FULL: Profile = {
   maxMeasureMs: 8_000,
   maxWarmupMs: 2_000,
   rowTimeoutMs: 60_000,
+  propagationNodes: [1, 4, 16],
+  propagationRounds: 20,
 };
 
 const QUICK: Profile = {
@@ -53,6 +58,8 @@ const QUICK: Profile = {
   maxMeasureMs: 1_000,
   maxWarmupMs: 300,
   rowTimeoutMs: 20_000,
+  propagationNodes: [1, 4],
+  propagationRounds: 5,
 };
 
 export const USAGE = `Usage: npm run bench [-- options]

@@ -47,6 +47,9 @@ export interface GatewayUnderTest {
   /** Control-plane access, for scenarios that configure more (tools/list upstreams, keys). */
   graphqlUrl: string;
   adminToken: string;
+  /** Where more data-plane nodes connect (config propagation). */
+  grpcAddress: string;
+  nodeToken: string;
 }
 
 export interface RunningGateway {
@@ -154,6 +157,8 @@ export async function startPortcullis(httpUpstreamUrl: string | undefined): Prom
       tools,
       graphqlUrl,
       adminToken,
+      grpcAddress: `127.0.0.1:${grpcPort}`,
+      nodeToken,
     };
     for (const tool of Object.values(tools)) await waitUntilServed(gateway, { method: 'tools/call', tool });
     return { gateway, stop };
