@@ -124,7 +124,7 @@ async function main(): Promise<void> {
     if (gateway && !gatewayMissing) {
       try {
         const keys = Number((await graphql<{ virtualKeys: unknown[] }>(gateway.gateway.graphqlUrl, gateway.gateway.adminToken, '{ virtualKeys { id } }')).virtualKeys.length);
-        const rows = await measurePropagation(gateway.gateway, options.profile.propagationNodes, options.profile.propagationRounds, keys, progress);
+        const rows = await measurePropagation(gateway.gateway, options.profile.propagationNodes, options.profile.propagationRounds, keys, progress, (reason) => results.notes.push(reason));
         results.sections['config propagation (revoke mutation sent → every node refuses the key; each node its own process)'] = rows;
         propagation = rows;
       } catch (error) {

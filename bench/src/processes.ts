@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { once } from 'node:events';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -119,17 +118,9 @@ export class ManagedProcess {
   }
 }
 
-/** A port that was free a moment ago (the OS picked it). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  await once(server, 'close');
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
+// Ports are chosen below the kernel's ephemeral range, exactly as the tests choose them, so that an
+// outgoing connection cannot take a port between choosing it and a started process binding it.
+export { freePort } from '../../test/support/processes.ts';
 
 /** Resolves once 127.0.0.1:`port` accepts a TCP connection. */
 export async function waitForPort(port: number, proc: ManagedProcess, timeoutMs = 30_000): Promise<void> {
