@@ -4,7 +4,7 @@ import { credentials, Metadata, type ClientDuplexStream, type ServiceError } fro
 import { createLogger } from '../../common/src/index.ts';
 import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../control-plane/src/index.ts';
 import { ConfigServiceClient, type ConnectRequest, type ConnectResponse, type Snapshot } from '../../proto/gen/portcullis/v1/config.ts';
-import type { TestSchema } from '../support/database.ts';
+import { createTestSchema, type TestSchema } from '../support/database.ts';
 
 export const NODE_TOKEN = 'node-token-for-tests-0123456789';
 export const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
@@ -127,4 +127,31 @@ export async function eventually<T>(what: string, check: () => Promise<T> | T, t
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last value ${JSON.stringify(last)}`);
+}
+
+/** A control plane on a fresh schema with one test node connected that has received its first snapshot. */
+export interface PlaneWithNode {
+  schema: TestSchema;
+  plane: ControlPlane;
+  node: TestNode;
+  /** Closes the node and the control plane, then drops the schema. */
+  close(): Promise<void>;
+}
+
+export async function startPlaneWithNode(schemaPrefix: string, nodeId: string): Promise<PlaneWithNode> {
+  const schema = await createTestSchema(schemaPrefix);
+  const plane = await startOnSchema(schema);
+  const node = new TestNode(plane.grpcAddress, NODE_TOKEN);
+  node.hello(nodeId);
+  await node.snapshot();
+  return {
+    schema,
+    plane,
+    node,
+    async close() {
+      node.close();
+      await plane.close();
+      await schema.drop();
+    },
+  };
 }

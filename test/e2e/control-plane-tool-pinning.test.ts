@@ -3,8 +3,8 @@ import { createHash } from 'node:crypto';
 import { after, afterEach, before, describe, it } from 'node:test';
 import type { ControlPlane } from '../../control-plane/src/index.ts';
 import { UpstreamState, type Snapshot } from '../../proto/gen/portcullis/v1/config.ts';
-import { createTestSchema, type TestSchema } from '../support/database.ts';
-import { NODE_TOKEN, TestNode, eventually, gql, gqlOk, startOnSchema } from './control-plane-harness.ts';
+import type { TestSchema } from '../support/database.ts';
+import { NODE_TOKEN, TestNode, eventually, gql, gqlOk, startPlaneWithNode, type PlaneWithNode } from './control-plane-harness.ts';
 
 const CREATE = `mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { id name } }`;
 const UPDATE = `mutation ($id: ID!, $input: UpdateUpstreamInput!) { updateUpstream(id: $id, input: $input) { id exposeUnprefixed pinToolDefinitions } }`;
@@ -44,20 +44,16 @@ describe('tool-definition pinning and unprefixed names (node reports → GraphQL
     await eventually('report processed', async () => (await schema.query<{ last_error: string }>('SELECT last_error FROM data_plane_nodes WHERE last_error LIKE $1', [`%${marker}%`])).length === 1);
   }
 
+  let env: PlaneWithNode | undefined;
   before(async () => {
-    schema = await createTestSchema('pinning');
-    plane = await startOnSchema(schema);
-    node = new TestNode(plane.grpcAddress, NODE_TOKEN);
-    node.hello('pin-node');
-    await node.snapshot();
+    env = await startPlaneWithNode('pinning', 'pin-node');
+    ({ schema, plane, node } = env);
   });
   afterEach(async () => {
     await schema.query('DELETE FROM upstreams');
   });
   after(async () => {
-    node?.close();
-    await plane?.close();
-    await schema?.drop();
+    await env?.close();
   });
 
   it('pins first-seen definitions, holds back a changed one until accepted, and records every change', async () => {

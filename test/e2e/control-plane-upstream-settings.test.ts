@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import type { ControlPlane } from '../../control-plane/src/index.ts';
 import type { Snapshot, UpstreamConfig } from '../../proto/gen/portcullis/v1/config.ts';
-import { createTestSchema, type TestSchema } from '../support/database.ts';
-import { NODE_TOKEN, TestNode, gql, gqlOk, startOnSchema } from './control-plane-harness.ts';
+import type { TestSchema } from '../support/database.ts';
+import { TestNode, gql, gqlOk, startPlaneWithNode, type PlaneWithNode } from './control-plane-harness.ts';
 
 const FIELDS = `id name transport command args env { name isSet } cwd url headers { name isSet } hasBearerToken connectTimeoutMs callTimeoutMs
   healthIntervalMs healthFailureThreshold enabled pinToolDefinitions exposeUnprefixed createdAt updatedAt`;
@@ -31,20 +31,16 @@ describe('upstream settings (GraphQL → snapshot)', () => {
     assert.match(error.message, pattern);
   }
 
+  let env: PlaneWithNode | undefined;
   before(async () => {
-    schema = await createTestSchema('settings');
-    plane = await startOnSchema(schema);
-    node = new TestNode(plane.grpcAddress, NODE_TOKEN);
-    node.hello('settings-node');
-    await node.snapshot();
+    env = await startPlaneWithNode('settings', 'settings-node');
+    ({ schema, plane, node } = env);
   });
   afterEach(async () => {
     await schema.query('DELETE FROM upstreams');
   });
   after(async () => {
-    node?.close();
-    await plane?.close();
-    await schema?.drop();
+    await env?.close();
   });
 
   it('creates an upstream with every setting and sends them to nodes', async () => {
