@@ -67,3 +67,23 @@ export async function startServer(router: UpstreamRouter, config: AppliedConfig 
   return running;
 }
 
+
+/**
+ * A raw 2026-07-28 request as an SDK client sends it (the per-request `_meta` envelope and the
+ * standard headers), for tests that look at the wire itself. `extra` adds or overrides headers.
+ */
+export async function postModern(
+  url: string | URL,
+  secret: string,
+  method: string,
+  params: Record<string, unknown>,
+  extra: Record<string, string> = {},
+): Promise<{ status: number; contentType: string | null; body: { result: Record<string, unknown> } }> {
+  const envelope = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} };
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${secret}`, 'mcp-protocol-version': '2026-07-28', 'mcp-method': method, ...extra },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 7, method, params: { ...params, _meta: envelope } }),
+  });
+  return { status: response.status, contentType: response.headers.get('content-type'), body: (await response.json()) as { result: Record<string, unknown> } };
+}

@@ -4,7 +4,7 @@ import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/cli
 import { ProtocolError } from '@modelcontextprotocol/server';
 import { UpstreamRpcError } from '../../data-plane/src/upstream/tool-router.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
-import { buildConfig, sessionKey, startServer, testKey, type RunningServer, type TestKey } from '../support/mcp-server-harness.ts';
+import { buildConfig, postModern, sessionKey, startServer, testKey, type RunningServer, type TestKey } from '../support/mcp-server-harness.ts';
 
 const MODERN = '2026-07-28';
 
@@ -109,15 +109,10 @@ test('2026-07-28: upstream JSON-RPC errors are relayed; an unavailable upstream 
 test('2026-07-28: server/discover, cache fields and resultType on the wire', async () => {
   const key = testKey('k1', ['everything__echo']);
   await withServer([key], async (server) => {
-    const envelope = { 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} };
     const post = async (method: string, params: Record<string, unknown>, extra: Record<string, string> = {}) => {
-      const response = await fetch(server.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${key.secret}`, 'mcp-protocol-version': MODERN, 'mcp-method': method, ...extra },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 7, method, params: { ...params, _meta: envelope } }),
-      });
-      assert.equal(response.headers.get('content-type'), 'application/json');
-      return { status: response.status, body: (await response.json()) as { result: Record<string, unknown> } };
+      const response = await postModern(server.url, key.secret, method, params, extra);
+      assert.equal(response.contentType, 'application/json');
+      return response;
     };
     const discover = await post('server/discover', {});
     assert.equal(discover.status, 200);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { ProtocolError } from '@modelcontextprotocol/client';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
-import { buildConfig, sessionKey, startServer, testKey, type RunningServer, type TestKey } from '../support/mcp-server-harness.ts';
+import { buildConfig, postModern, sessionKey, startServer, testKey, type RunningServer, type TestKey } from '../support/mcp-server-harness.ts';
 import { MODERN, legacyAgent, modernAgent, sseAgent } from '../support/protocol-agents.ts';
 
 const UI_META = { ui: { resourceUri: 'ui://everything/app.html' } };
@@ -196,15 +196,7 @@ test('DN-PAGINATION: every list pages across upstreams with an opaque cursor; a 
 
 test('DN-CACHE-HINTS: 2026-07-28 lists and reads carry private cache hints and resultType', async () => {
   await withServer([key], async (server) => {
-    const envelope = { 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} };
-    const post = async (method: string, params: Record<string, unknown>, extra: Record<string, string> = {}) => {
-      const response = await fetch(server.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${key.secret}`, 'mcp-protocol-version': MODERN, 'mcp-method': method, ...extra },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: { ...params, _meta: envelope } }),
-      });
-      return ((await response.json()) as { result: Record<string, unknown> }).result;
-    };
+    const post = async (method: string, params: Record<string, unknown>, extra: Record<string, string> = {}) => (await postModern(server.url, key.secret, method, params, extra)).body.result;
     for (const method of ['prompts/list', 'resources/list', 'resources/templates/list']) {
       const result = await post(method, {});
       assert.equal(result['cacheScope'], 'private', method);
