@@ -86,6 +86,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     serverInfo: { name: 'portcullis', version: SOFTWARE_VERSION },
     anonymousKeyId: options.anonymousKeyId,
     allowedHosts: effectiveAllowedHosts(options.host, options.allowedHosts),
+    nodeId: options.nodeId,
   });
   if (options.anonymousKeyId !== undefined) logger.warn({ keyId: options.anonymousKeyId }, 'anonymous access is on: requests without credentials act as this virtual key');
   http.server.listen(options.port, options.host);

@@ -34,4 +34,5 @@ export const PROTOCOL_REQUIREMENTS: Readonly<Record<string, string>> = {
   'DN-TASKS': 'Tasks extension: task-augmented tools/call and tasks/get|result|list|cancel pass through with task ids that name their upstream (signed, per key).',
   'DN-APPS-META': 'MCP Apps: ui:// resources and the tool _meta that points at them are relayed unchanged.',
   'DN-META-PASSTHROUGH': 'Request _meta the gateway does not own reaches the upstream; the 2026-07-28 envelope does not.',
+  'DN-INPUT-REQUIRED': '2026-07-28: an upstream needing input during tools/call or prompts/get (a 2025 server-to-client request, or a 2026 input_required) answers the agent input_required with request state signed by the gateway (key, node, expiry); the retry with inputResponses completes the waiting upstream call.',
 };

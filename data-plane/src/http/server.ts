@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import { LogLevels, ResourceSubscriptions } from '../mcp/agent-state.ts';
 import { CatalogViews } from '../mcp/catalog-views.ts';
-import { McpDispatcher, type ServerInfo } from '../mcp/dispatcher.ts';
+import { McpDispatcher, type McpDispatcherOptions, type ServerInfo } from '../mcp/dispatcher.ts';
 import { LIST_CACHE_TTL_MS, RpcErrorCode } from '../mcp/protocol.ts';
 import { ServerRequests } from '../mcp/server-requests.ts';
 import { ToolsOnlyRouter, isUpstreamRouter } from '../mcp/tools-only-router.ts';
@@ -50,6 +50,10 @@ export interface DataPlaneServerOptions {
    * hosts; undefined, no check. The node wiring passes `effectiveAllowedHosts(listen address, list)`.
    */
   readonly allowedHosts?: readonly AllowedHost[];
+  /** This node's name: 2026-07-28 `input_required` request states name the node holding the waiting call. */
+  readonly nodeId?: string;
+  /** How long calls wait for a 2026-07-28 agent's retry with input, and the like (defaults in input-required.ts). */
+  readonly inputExchanges?: McpDispatcherOptions['inputExchanges'];
 }
 
 /** The data plane's HTTP server and the hooks the node wiring calls. */
@@ -90,7 +94,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
   const subscriptions = new ResourceSubscriptions(router, logger);
   const logLevels = new LogLevels();
   const streams = new AgentStreams({ views, subscriptions, logLevels, logger, serverInfo: options.serverInfo, keepAliveMs: options.sseKeepAliveMs });
-  const dispatcher = new McpDispatcher({ router, views, subscriptions, logLevels, serverInfo: options.serverInfo, logger, listTtlMs: options.listTtlMs ?? LIST_CACHE_TTL_MS, metrics: options.metrics });
+  const dispatcher = new McpDispatcher({ router, views, subscriptions, logLevels, serverInfo: options.serverInfo, logger, listTtlMs: options.listTtlMs ?? LIST_CACHE_TTL_MS, metrics: options.metrics, nodeId: options.nodeId, inputExchanges: options.inputExchanges });
   const services: McpServices = { dispatcher, streams, subscriptions, logLevels, serverRequests: new ServerRequests(), inFlight: new InFlightRequests() };
   const unsubscribeViews = views.onChanged((kind) => streams.catalogChanged(kind));
   const unsubscribeNotifications = router.onUpstreamNotification((upstream, notification) => streams.upstreamNotification(upstream, notification));

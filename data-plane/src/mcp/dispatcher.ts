@@ -1,4 +1,5 @@
-import type { DataPlaneMetrics } from '../observability/metrics.ts';
+import { randomBytes } from 'node:crypto';
+import type { CallOutcome, DataPlaneMetrics } from '../observability/metrics.ts';
 import { CallToolRequestParamsSchema, InitializeRequestParamsSchema } from '@modelcontextprotocol/core';
 import type { Logger } from 'pino';
 import { PortcullisError } from '../../../common/src/index.ts';
@@ -8,6 +9,7 @@ import type { Principal } from '../policy/principal.ts';
 import { UpstreamRpcError } from '../upstream/tool-router.ts';
 import type { CatalogKind, RelayOptions, RpcMessage, UpstreamRouter } from '../upstream/upstream-router.ts';
 import type { LogLevels, ResourceSubscriptions } from './agent-state.ts';
+import { InputExchange, InputExchanges, type ExchangeOutcome, type InputExchangesOptions } from './input-required.ts';
 import { decodeCursor, LIST_FIELD, type CatalogViews } from './catalog-views.ts';
 import { errorBody, isPlainObject, resultBody, type RpcId, type RpcReply } from './json-rpc.ts';
 import {
@@ -39,7 +41,7 @@ export interface RpcRequest {
  */
 export interface RequestChannel {
   notify(method: string, params: Record<string, unknown> | undefined): void;
-  /** Whether the agent can be asked on this channel (2025 era); 2026-07-28 agents cannot (input_required is issue 6). */
+  /** Whether the agent can be asked on this channel (2025 era); 2026-07-28 agents are answered `input_required` instead. */
   readonly canRequest: boolean;
   /** Asks the agent (elicitation, sampling, roots) and resolves with its result; rejects with UpstreamRpcError for its error. */
   request(message: RpcMessage, signal: AbortSignal | undefined): Promise<Record<string, unknown>>;
@@ -83,6 +85,10 @@ export interface McpDispatcherOptions {
   readonly listTtlMs: number;
   /** Where tool calls are measured; absent, nothing is. */
   readonly metrics?: DataPlaneMetrics;
+  /** This node's name, put in the request state of `input_required` results (default: a random tag). */
+  readonly nodeId?: string;
+  /** How calls waiting for a 2026-07-28 agent's input are held (defaults: DEFAULT_INPUT_EXCHANGE_OPTIONS). */
+  readonly inputExchanges?: Partial<Omit<InputExchangesOptions, 'nodeId'>>;
 }
 
 const OK = 200;
@@ -119,8 +125,11 @@ export class McpDispatcher {
   private readonly modernListSuffix: string;
   private readonly modernSuffix: string;
   private readonly serverInfoJson: string;
+  /** Calls parked on this node until a 2026-07-28 agent retries with the input they need. */
+  readonly exchanges: InputExchanges;
 
   constructor(options: McpDispatcherOptions) {
+    this.exchanges = new InputExchanges({ ...options.inputExchanges, nodeId: options.nodeId ?? `node-${randomBytes(4).toString('hex')}` });
     this.router = options.router;
     this.views = options.views;
     this.subscriptions = options.subscriptions;
@@ -229,6 +238,13 @@ export class McpDispatcher {
     const upstream = tool.upstreamName;
     const started = context.receivedAt ?? performance.now();
     const upstreamStarted = performance.now();
+    if (context.era === 'modern') {
+      const measure = (outcome: CallOutcome) => this.metrics?.toolCall(upstream, outcome, (performance.now() - started) / 1000, (performance.now() - upstreamStarted) / 1000);
+      return this.relayWithInput(request, context, upstream, { method: 'tools/call', params: forwardParams(withName(params, 'name', tool.upstreamKey)) }, name, (result) => {
+        measure(result['isError'] === true ? 'tool_error' : 'ok');
+        return this.finish(params['task'] !== undefined && isPlainObject(result['task']) ? this.wrapTask(result, upstream, context) : result, context);
+      }, (error) => measure(error instanceof UpstreamRpcError ? 'rpc_error' : 'unavailable'));
+    }
     let upstreamMs = 0;
     try {
       let result = await this.router.request(upstream, { method: 'tools/call', params: forwardParams(withName(params, 'name', tool.upstreamKey)) }, this.relayOptions(params, context, upstream));
@@ -252,6 +268,10 @@ export class McpDispatcher {
     if (typeof name !== 'string') return invalidParams(request.id, 'Invalid prompts/get request: name must be a string');
     const prompt = this.views.findAllowed(context.principal.allowList, 'prompts', name);
     if (prompt === undefined) return invalidParams(request.id, `Prompt ${name} not found`);
+    if (context.era === 'modern') {
+      const message = { method: request.method, params: forwardParams(withName(params!, 'name', prompt.upstreamKey)) };
+      return this.relayWithInput(request, context, prompt.upstreamName, message, name, (result) => this.finish(result, context));
+    }
     return this.relay(request, context, prompt.upstreamName, withName(params!, 'name', prompt.upstreamKey), name);
   }
 
@@ -261,12 +281,15 @@ export class McpDispatcher {
     const upstream = this.resourceUpstream(uri, context);
     if (upstream === undefined) return resourceNotFound(request.id, uri);
     const params = request.params!;
+    if (context.era === 'modern') {
+      // 2026-07-28 reads are cacheable: private (what a key may read depends on the key), the upstream's TTL if it gave one.
+      return this.relayWithInput(request, context, upstream, { method: 'resources/read', params: forwardParams(params) }, uri, (result) =>
+        this.finish({ ...result, ttlMs: typeof result['ttlMs'] === 'number' ? result['ttlMs'] : 0, cacheScope: LIST_CACHE_SCOPE }, context),
+      );
+    }
     try {
       const result = await this.router.request(upstream, { method: 'resources/read', params: forwardParams(params) }, this.relayOptions(params, context, upstream));
-      if (context.era !== 'modern') return { status: OK, body: resultBody(request.id, JSON.stringify(result)) };
-      // 2026-07-28 reads are cacheable: private (what a key may read depends on the key), the upstream's TTL if it gave one.
-      const ttl = typeof result['ttlMs'] === 'number' ? result['ttlMs'] : 0;
-      return { status: OK, body: resultBody(request.id, this.finish({ ...result, ttlMs: ttl, cacheScope: LIST_CACHE_SCOPE }, context)) };
+      return { status: OK, body: resultBody(request.id, JSON.stringify(result)) };
     } catch (error) {
       return { status: OK, body: this.failure(request.id, upstream, uri, error) };
     }
@@ -409,6 +432,70 @@ export class McpDispatcher {
   visibleResourceUpstream(uri: string, allowList: AllowList): string | undefined {
     const upstream = this.router.routeResource(uri);
     return upstream !== undefined && this.views.mayUseUpstream(allowList, upstream) ? upstream : undefined;
+  }
+
+  /**
+   * A 2026-07-28 request relayed to one upstream, which may need the agent's input on the way
+   * (see input-required.ts). Without `requestState` it starts the upstream call; with one it is a
+   * retry: its `inputResponses` complete the parked requests of the call that state names. Either
+   * way the agent is answered with the call's next outcome: `complete(result)`, an error (after
+   * `failed(error)`), or `input_required` with a new request state.
+   */
+  private async relayWithInput(
+    request: RpcRequest,
+    context: DispatchContext,
+    upstream: string,
+    message: RpcMessage,
+    subject: string,
+    complete: (result: Record<string, unknown>) => string,
+    failed?: (error: unknown) => void,
+  ): Promise<RpcReply> {
+    const params = request.params ?? {};
+    let exchange: InputExchange;
+    if (params['requestState'] !== undefined) {
+      const resumed = this.exchanges.resume(params['requestState'], context.principal.keyId, request.method, subject, context.sessionKeys);
+      if (!(resumed instanceof InputExchange)) return { status: OK, body: errorBody(request.id, resumed.code, resumed.message, resumed.data) };
+      exchange = resumed;
+      exchange.answer(params['inputResponses']);
+    } else {
+      exchange = this.exchanges.start(context.principal.keyId, request.method, subject, upstream, context.sessionKeys);
+      exchange.attach(this.router.request(upstream, message, this.exchangeRelayOptions(params, context, upstream, exchange)));
+    }
+    const meta = params['_meta'];
+    const outcome = await exchange.next(context.signal(), context.channel, isPlainObject(meta) ? meta['progressToken'] : undefined);
+    if (outcome.kind === 'input') return { status: OK, body: resultBody(request.id, this.inputRequiredJson(outcome)) };
+    if (outcome.kind === 'result') return { status: OK, body: resultBody(request.id, complete(outcome.result)) };
+    failed?.(outcome.error);
+    return { status: OK, body: this.failure(request.id, exchange.upstream, subject, outcome.error) };
+  }
+
+  /**
+   * Relay options of a call that may be parked: aborted by the exchange (not by the first HTTP
+   * request, which ends with `input_required`), and whatever the upstream sends meanwhile goes to
+   * the agent request waiting at that moment, progress under that request's token.
+   */
+  private exchangeRelayOptions(params: Record<string, unknown>, context: DispatchContext, upstream: string, exchange: InputExchange): RelayOptions {
+    const options: RelayOptions = {
+      signal: exchange.signal,
+      onRequest: exchange.onRequest,
+      onProgress: (progress) => {
+        const channel = exchange.channel;
+        const token = exchange.progressToken;
+        if (channel !== undefined && token !== undefined) channel.notify('notifications/progress', { ...progress, progressToken: token });
+      },
+      onNotification: (notification) => {
+        const channel = exchange.channel;
+        if (channel !== undefined) this.relatedNotification(notification, upstream, context, channel);
+      },
+    };
+    const meta = forwardableMeta(params['_meta']);
+    if (meta !== undefined) options.meta = meta;
+    return options;
+  }
+
+  /** A 2026-07-28 `InputRequiredResult`: the parked requests as embedded requests, the signed state, server identity. */
+  private inputRequiredJson(outcome: Extract<ExchangeOutcome, { kind: 'input' }>): string {
+    return `{"resultType":"input_required","inputRequests":${JSON.stringify(outcome.inputRequests)},"requestState":${JSON.stringify(outcome.requestState)},"_meta":${this.serverMeta}}`;
   }
 
   /** Relay options: the agent's `_meta`, abort, and the back channel for what the upstream sends meanwhile. */

@@ -53,6 +53,10 @@ export const RpcErrorCode = {
   Forbidden: -32042,
   /** The tool's upstream could not answer (unavailable, failed); data names the upstream. */
   UpstreamUnavailable: -32043,
+  /** 2026-07-28: a retry's requestState can no longer be answered (expired, already answered, or its call is gone); data says why. */
+  InputNotAwaited: -32044,
+  /** 2026-07-28: a retry's requestState names another gateway node, which holds the waiting call; data names it. */
+  InputOnOtherNode: -32045,
 } as const;
 export type RpcErrorCode = (typeof RpcErrorCode)[keyof typeof RpcErrorCode];
 

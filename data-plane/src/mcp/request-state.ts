@@ -1,0 +1,98 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
+import type { SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
+
+/**
+ * The `requestState` the gateway hands a 2026-07-28 agent with an `input_required` result:
+ * `pcrs1.<base64url(JSON claims)>.<base64url(HMAC-SHA256)>`, signed with the session keys every
+ * node has in its snapshot (the first signs, all verify, so a rotation keeps states in flight
+ * valid). The MAC covers a domain label as well, so neither a session id nor a task id (signed
+ * with the same keys) can pass for a request state. The claims are readable by the agent on
+ * purpose: they hold nothing it does not know, except which node holds its waiting call.
+ */
+export interface RequestStateClaims {
+  /** The virtual key that made the call; a retry under another key is refused. */
+  readonly keyId: string;
+  /** The node holding the waiting upstream call (a retry must reach it). */
+  readonly node: string;
+  /** The waiting call's id on that node. */
+  readonly exchange: string;
+  /** Which input round this state answers; a state answers one round once. */
+  readonly round: number;
+  /** The agent's request method (tools/call, prompts/get, resources/read). */
+  readonly method: string;
+  /** The tool or prompt name or resource URI as the agent named it; the retry must name the same. */
+  readonly subject: string;
+  /** Milliseconds since the epoch after which the state is refused. */
+  readonly expiresAt: number;
+}
+
+export type RequestStateVerification =
+  | { readonly ok: true; readonly claims: RequestStateClaims }
+  | { readonly ok: false; readonly reason: 'malformed' | 'unknown-signing-key' | 'bad-signature' | 'other-key' | 'expired' };
+
+const PREFIX = 'pcrs1.';
+const DOMAIN = 'portcullis/request-state/v1\n';
+/** States longer than this are refused before any parsing. */
+const MAX_LENGTH = 4096;
+const MAC_BYTES = 32;
+
+/** The payload's wire shape: short names, since the agent echoes the state on every retry. */
+const Payload = z.object({
+  k: z.string(),
+  n: z.string(),
+  x: z.string(),
+  r: z.number().int().nonnegative(),
+  m: z.string(),
+  s: z.string(),
+  e: z.number(),
+  /** Id of the session key that signed it. */
+  sk: z.string(),
+});
+type Payload = z.infer<typeof Payload>;
+
+function mac(secret: Uint8Array, payload: string): Buffer {
+  return createHmac('sha256', secret).update(DOMAIN).update(payload).digest();
+}
+
+/** Whether a presented state is of the gateway's format at all (anything else is refused as tampered). */
+export function isGatewayRequestState(value: string): boolean {
+  return value.startsWith(PREFIX);
+}
+
+/** Signs the claims with `keys[0]`. */
+export function signRequestState(claims: RequestStateClaims, keys: readonly SigningKey[]): string {
+  const key = keys[0];
+  if (key === undefined) throw new Error('no session key to sign with');
+  const payload: Payload = { k: claims.keyId, n: claims.node, x: claims.exchange, r: claims.round, m: claims.method, s: claims.subject, e: claims.expiresAt, sk: key.id };
+  const encoded = Buffer.from(JSON.stringify(payload)).toString('base64url');
+  return `${PREFIX}${encoded}.${mac(key.secret, encoded).toString('base64url')}`;
+}
+
+/**
+ * Verifies a presented state: format, signature under a current session key, the calling key,
+ * and expiry (in that order, so a forged state learns nothing about the others).
+ */
+export function verifyRequestState(state: string, keyId: string, keys: readonly SigningKey[], now = Date.now()): RequestStateVerification {
+  if (state.length > MAX_LENGTH || !state.startsWith(PREFIX)) return { ok: false, reason: 'malformed' };
+  const body = state.slice(PREFIX.length);
+  const dot = body.indexOf('.');
+  if (dot <= 0 || dot !== body.lastIndexOf('.')) return { ok: false, reason: 'malformed' };
+  const encoded = body.slice(0, dot);
+  const signature = Buffer.from(body.slice(dot + 1), 'base64url');
+  if (signature.length !== MAC_BYTES) return { ok: false, reason: 'malformed' };
+  let payload: Payload;
+  try {
+    const parsed = Payload.safeParse(JSON.parse(Buffer.from(encoded, 'base64url').toString('utf8')));
+    if (!parsed.success) return { ok: false, reason: 'malformed' };
+    payload = parsed.data;
+  } catch {
+    return { ok: false, reason: 'malformed' };
+  }
+  const key = keys.find((k) => k.id === payload.sk);
+  if (key === undefined) return { ok: false, reason: 'unknown-signing-key' };
+  if (!timingSafeEqual(mac(key.secret, encoded), signature)) return { ok: false, reason: 'bad-signature' };
+  if (payload.k !== keyId) return { ok: false, reason: 'other-key' };
+  if (payload.e <= now) return { ok: false, reason: 'expired' };
+  return { ok: true, claims: { keyId: payload.k, node: payload.n, exchange: payload.x, round: payload.r, method: payload.m, subject: payload.s, expiresAt: payload.e } };
+}
