@@ -35,4 +35,10 @@ export const PROTOCOL_REQUIREMENTS: Readonly<Record<string, string>> = {
   'DN-APPS-META': 'MCP Apps: ui:// resources and the tool _meta that points at them are relayed unchanged.',
   'DN-META-PASSTHROUGH': 'Request _meta the gateway does not own reaches the upstream; the 2026-07-28 envelope does not.',
   'DN-INPUT-REQUIRED': '2026-07-28: an upstream needing input during tools/call or prompts/get (a 2025 server-to-client request, or a 2026 input_required) answers the agent input_required with request state signed by the gateway (key, node, expiry); the retry with inputResponses completes the waiting upstream call.',
+  'DN-INPUT-REQUIRED-ROUNDS': '2026-07-28: several input requests go out in one input_required round, a call may need several rounds (each with new state), and a request the retry left unanswered is asked again.',
+  'DN-INPUT-STATE-REFUSED': '2026-07-28: request state that is tampered with, not minted by the gateway, issued to another key or for another request is refused with -32602, without spending it.',
+  'DN-INPUT-STATE-ENDED': '2026-07-28: a retry whose state was already answered, or came after the parked call was abandoned (expiry), is refused with -32044 saying which.',
+  'DN-INPUT-UPSTREAM-GONE': '2026-07-28: when the upstream dies while its call waits for input, the retry gets a JSON-RPC error naming the upstream.',
+  'DN-INPUT-OTHER-NODE': '2026-07-28: a retry landing on another node than the one holding the waiting call is refused with -32045 naming that node (relaying it there is a follow-up).',
+  'DN-INPUT-LEGACY-AGENT': '2025 era: a 2026-07-28 upstream answering input_required reaches the agent as server-to-client requests on the call stream, and its answers complete the call.',
 };

@@ -9,10 +9,11 @@ import type { Principal } from '../policy/principal.ts';
 import { UpstreamRpcError } from '../upstream/tool-router.ts';
 import type { CatalogKind, RelayOptions, RpcMessage, UpstreamRouter } from '../upstream/upstream-router.ts';
 import type { LogLevels, ResourceSubscriptions } from './agent-state.ts';
-import { InputExchange, InputExchanges, type ExchangeOutcome, type InputExchangesOptions } from './input-required.ts';
+import { InputExchange, InputExchanges, type InputExchangesOptions } from './input-required.ts';
 import { decodeCursor, LIST_FIELD, type CatalogViews } from './catalog-views.ts';
 import { errorBody, isPlainObject, resultBody, type RpcId, type RpcReply } from './json-rpc.ts';
 import {
+  CLIENT_CAPABILITIES_META_KEY,
   ENVELOPE_META_KEYS,
   LATEST_LEGACY_PROTOCOL_VERSION,
   LEGACY_PROTOCOL_VERSIONS,
@@ -20,6 +21,7 @@ import {
   MODERN_PROTOCOL_VERSIONS,
   RpcErrorCode,
   SERVER_INFO_META_KEY,
+  isModernProtocolVersion,
   mergeUpstreamCapabilities,
 } from './protocol.ts';
 import { signSessionToken } from './session-token.ts';
@@ -60,6 +62,17 @@ export interface DispatchContext {
   readonly channel?: RequestChannel;
   /** performance.now() when the HTTP request was taken up (for the gateway-overhead histogram). */
   readonly receivedAt?: number;
+}
+
+/** How relayWithInput starts, resumes and finishes one kind of request. */
+interface InputRelay {
+  /** The upstream and message of a new upstream call with these params, or the refusal when the key may not make it. */
+  target(params: Record<string, unknown>): { readonly upstream: string; readonly message: RpcMessage } | RpcReply;
+  /** Undefined when the key may still use `upstream` for this subject; else the refusal (as for an unknown subject). */
+  mayResume(upstream: string): RpcReply | undefined;
+  /** The serialized result. */
+  complete(result: Record<string, unknown>, upstream: string): string;
+  failed?(error: unknown, upstream: string): void;
 }
 
 export interface InitializeReply extends RpcReply {
@@ -232,19 +245,28 @@ export class McpDispatcher {
     if (!checked.success) return { status: OK, body: errorBody(id, RpcErrorCode.InvalidParams, `Invalid tools/call request: ${checked.error.message}`) };
     const params = request.params as Record<string, unknown>;
     const name = params['name'] as string;
+    const started = context.receivedAt ?? performance.now();
+    const upstreamStarted = performance.now();
+    if (context.era === 'modern') {
+      const measure = (upstream: string, outcome: CallOutcome) => this.metrics?.toolCall(upstream, outcome, (performance.now() - started) / 1000, (performance.now() - upstreamStarted) / 1000);
+      return this.relayWithInput(request, context, name, {
+        target: (forward) => {
+          const tool = this.views.findAllowed(context.principal.allowList, 'tools', name);
+          if (tool === undefined) return { status: OK, body: toolNotFound(id, name) };
+          return { upstream: tool.upstreamName, message: { method: 'tools/call', params: forwardParams(withName(forward, 'name', tool.upstreamKey)) } };
+        },
+        mayResume: (upstream) => (context.principal.allowList.allows(name, upstream) ? undefined : { status: OK, body: toolNotFound(id, name) }),
+        complete: (result, upstream) => {
+          measure(upstream, result['isError'] === true ? 'tool_error' : 'ok');
+          return this.finish(params['task'] !== undefined && isPlainObject(result['task']) ? this.wrapTask(result, upstream, context) : result, context);
+        },
+        failed: (error, upstream) => measure(upstream, error instanceof UpstreamRpcError ? 'rpc_error' : 'unavailable'),
+      });
+    }
     const tool = this.views.findAllowed(context.principal.allowList, 'tools', name);
     // Unknown and forbidden are answered identically: a key cannot learn what exists beyond its allow-list.
     if (tool === undefined) return { status: OK, body: toolNotFound(id, name) };
     const upstream = tool.upstreamName;
-    const started = context.receivedAt ?? performance.now();
-    const upstreamStarted = performance.now();
-    if (context.era === 'modern') {
-      const measure = (outcome: CallOutcome) => this.metrics?.toolCall(upstream, outcome, (performance.now() - started) / 1000, (performance.now() - upstreamStarted) / 1000);
-      return this.relayWithInput(request, context, upstream, { method: 'tools/call', params: forwardParams(withName(params, 'name', tool.upstreamKey)) }, name, (result) => {
-        measure(result['isError'] === true ? 'tool_error' : 'ok');
-        return this.finish(params['task'] !== undefined && isPlainObject(result['task']) ? this.wrapTask(result, upstream, context) : result, context);
-      }, (error) => measure(error instanceof UpstreamRpcError ? 'rpc_error' : 'unavailable'));
-    }
     let upstreamMs = 0;
     try {
       let result = await this.router.request(upstream, { method: 'tools/call', params: forwardParams(withName(params, 'name', tool.upstreamKey)) }, this.relayOptions(params, context, upstream));
@@ -266,27 +288,39 @@ export class McpDispatcher {
     const params = request.params;
     const name = params?.['name'];
     if (typeof name !== 'string') return invalidParams(request.id, 'Invalid prompts/get request: name must be a string');
+    if (context.era === 'modern') {
+      return this.relayWithInput(request, context, name, {
+        target: (forward) => {
+          const prompt = this.views.findAllowed(context.principal.allowList, 'prompts', name);
+          if (prompt === undefined) return invalidParams(request.id, `Prompt ${name} not found`);
+          return { upstream: prompt.upstreamName, message: { method: request.method, params: forwardParams(withName(forward, 'name', prompt.upstreamKey)) } };
+        },
+        mayResume: (upstream) => (context.principal.allowList.allows(name, upstream) ? undefined : invalidParams(request.id, `Prompt ${name} not found`)),
+        complete: (result) => this.finish(result, context),
+      });
+    }
     const prompt = this.views.findAllowed(context.principal.allowList, 'prompts', name);
     if (prompt === undefined) return invalidParams(request.id, `Prompt ${name} not found`);
-    if (context.era === 'modern') {
-      const message = { method: request.method, params: forwardParams(withName(params!, 'name', prompt.upstreamKey)) };
-      return this.relayWithInput(request, context, prompt.upstreamName, message, name, (result) => this.finish(result, context));
-    }
     return this.relay(request, context, prompt.upstreamName, withName(params!, 'name', prompt.upstreamKey), name);
   }
 
   private async readResource(request: RpcRequest, context: DispatchContext): Promise<RpcReply> {
     const uri = request.params?.['uri'];
     if (typeof uri !== 'string') return invalidParams(request.id, 'Invalid resources/read request: uri must be a string');
-    const upstream = this.resourceUpstream(uri, context);
-    if (upstream === undefined) return resourceNotFound(request.id, uri);
     const params = request.params!;
     if (context.era === 'modern') {
-      // 2026-07-28 reads are cacheable: private (what a key may read depends on the key), the upstream's TTL if it gave one.
-      return this.relayWithInput(request, context, upstream, { method: 'resources/read', params: forwardParams(params) }, uri, (result) =>
-        this.finish({ ...result, ttlMs: typeof result['ttlMs'] === 'number' ? result['ttlMs'] : 0, cacheScope: LIST_CACHE_SCOPE }, context),
-      );
+      return this.relayWithInput(request, context, uri, {
+        target: (forward) => {
+          const upstream = this.resourceUpstream(uri, context);
+          return upstream === undefined ? resourceNotFound(request.id, uri) : { upstream, message: { method: 'resources/read', params: forwardParams(forward) } };
+        },
+        mayResume: (upstream) => (this.views.mayUseUpstream(context.principal.allowList, upstream) ? undefined : resourceNotFound(request.id, uri)),
+        // 2026-07-28 reads are cacheable: private (what a key may read depends on the key), the upstream's TTL if it gave one.
+        complete: (result) => this.finish({ ...result, ttlMs: typeof result['ttlMs'] === 'number' ? result['ttlMs'] : 0, cacheScope: LIST_CACHE_SCOPE }, context),
+      });
     }
+    const upstream = this.resourceUpstream(uri, context);
+    if (upstream === undefined) return resourceNotFound(request.id, uri);
     try {
       const result = await this.router.request(upstream, { method: 'resources/read', params: forwardParams(params) }, this.relayOptions(params, context, upstream));
       return { status: OK, body: resultBody(request.id, JSON.stringify(result)) };
@@ -436,37 +470,56 @@ export class McpDispatcher {
 
   /**
    * A 2026-07-28 request relayed to one upstream, which may need the agent's input on the way
-   * (see input-required.ts). Without `requestState` it starts the upstream call; with one it is a
-   * retry: its `inputResponses` complete the parked requests of the call that state names. Either
-   * way the agent is answered with the call's next outcome: `complete(result)`, an error (after
-   * `failed(error)`), or `input_required` with a new request state.
+   * (see input-required.ts). Without `requestState` it starts the upstream call on `how.target()`;
+   * with one it is a retry: its `inputResponses` complete the parked requests of the call that
+   * state names, whose upstream the key must still be allowed to use (`how.mayResume`) even if
+   * that upstream has gone from the catalog since. Either way the agent is answered with the
+   * call's next outcome: `how.complete(result)`, an error (after `how.failed`), or
+   * `input_required` with a new request state.
    */
-  private async relayWithInput(
-    request: RpcRequest,
-    context: DispatchContext,
-    upstream: string,
-    message: RpcMessage,
-    subject: string,
-    complete: (result: Record<string, unknown>) => string,
-    failed?: (error: unknown) => void,
-  ): Promise<RpcReply> {
+  private async relayWithInput(request: RpcRequest, context: DispatchContext, subject: string, how: InputRelay): Promise<RpcReply> {
     const params = request.params ?? {};
-    let exchange: InputExchange;
+    let forward = params;
+    let roundOf: string | undefined;
     if (params['requestState'] !== undefined) {
       const resumed = this.exchanges.resume(params['requestState'], context.principal.keyId, request.method, subject, context.sessionKeys);
-      if (!(resumed instanceof InputExchange)) return { status: OK, body: errorBody(request.id, resumed.code, resumed.message, resumed.data) };
-      exchange = resumed;
-      exchange.answer(params['inputResponses']);
-    } else {
-      exchange = this.exchanges.start(context.principal.keyId, request.method, subject, upstream, context.sessionKeys);
-      exchange.attach(this.router.request(upstream, message, this.exchangeRelayOptions(params, context, upstream, exchange)));
+      if ('code' in resumed) return { status: OK, body: errorBody(request.id, resumed.code, resumed.message, resumed.data) };
+      const refused = how.mayResume(resumed.upstream);
+      if (refused !== undefined) return refused;
+      if (resumed instanceof InputExchange) {
+        resumed.answer(params['inputResponses']);
+        return this.nextOutcome(request, context, subject, how, resumed);
+      }
+      // A 2026-07-28 upstream's own round: call it again with its state (the responses go as they came).
+      const { requestState: _, ...rest } = params;
+      forward = resumed.upstreamState === undefined ? rest : { ...rest, requestState: resumed.upstreamState };
+      roundOf = resumed.upstream;
     }
-    const meta = params['_meta'];
+    const target = how.target(forward);
+    if ('body' in target) return target;
+    if (roundOf !== undefined && target.upstream !== roundOf) {
+      return { status: OK, body: errorBody(request.id, RpcErrorCode.InputNotAwaited, `requestState can no longer be answered: ${subject} is served by another upstream now; call again without it`, { reason: 'moved' }) };
+    }
+    const exchange = this.exchanges.start(context.principal.keyId, request.method, subject, target.upstream, context.sessionKeys);
+    exchange.attach(this.router.request(target.upstream, target.message, this.exchangeRelayOptions(forward, context, target.upstream, exchange)));
+    return this.nextOutcome(request, context, subject, how, exchange);
+  }
+
+  /** Answers the agent request with what the exchange does next (see relayWithInput). */
+  private async nextOutcome(request: RpcRequest, context: DispatchContext, subject: string, how: InputRelay, exchange: InputExchange): Promise<RpcReply> {
+    const meta = request.params?.['_meta'];
     const outcome = await exchange.next(context.signal(), context.channel, isPlainObject(meta) ? meta['progressToken'] : undefined);
-    if (outcome.kind === 'input') return { status: OK, body: resultBody(request.id, this.inputRequiredJson(outcome)) };
-    if (outcome.kind === 'result') return { status: OK, body: resultBody(request.id, complete(outcome.result)) };
-    failed?.(outcome.error);
-    return { status: OK, body: this.failure(request.id, exchange.upstream, subject, outcome.error) };
+    if (outcome.kind === 'input') return { status: OK, body: resultBody(request.id, this.inputRequiredJson(outcome.inputRequests, outcome.requestState)) };
+    if (outcome.kind === 'error') {
+      how.failed?.(outcome.error, exchange.upstream);
+      return { status: OK, body: this.failure(request.id, exchange.upstream, subject, outcome.error) };
+    }
+    const result = outcome.result;
+    if (result['resultType'] !== 'input_required') return { status: OK, body: resultBody(request.id, how.complete(result, exchange.upstream)) };
+    // A 2026-07-28 upstream's input_required: passed on as it came, its own state inside the gateway's.
+    const upstreamState = typeof result['requestState'] === 'string' ? result['requestState'] : undefined;
+    const requestState = this.exchanges.upstreamRoundState(context.principal.keyId, request.method, subject, exchange.upstream, upstreamState, context.sessionKeys);
+    return { status: OK, body: resultBody(request.id, this.inputRequiredJson(isPlainObject(result['inputRequests']) ? result['inputRequests'] : undefined, requestState)) };
   }
 
   /**
@@ -478,6 +531,7 @@ export class McpDispatcher {
     const options: RelayOptions = {
       signal: exchange.signal,
       onRequest: exchange.onRequest,
+      returnInputRequired: true,
       onProgress: (progress) => {
         const channel = exchange.channel;
         const token = exchange.progressToken;
@@ -488,14 +542,24 @@ export class McpDispatcher {
         if (channel !== undefined) this.relatedNotification(notification, upstream, context, channel);
       },
     };
-    const meta = forwardableMeta(params['_meta']);
-    if (meta !== undefined) options.meta = meta;
+    const agentMeta = params['_meta'];
+    const meta = forwardableMeta(agentMeta);
+    // A 2026-07-28 upstream asks only for input the agent can give: it sees the agent's client capabilities, not the gateway's.
+    const capabilities = isPlainObject(agentMeta) ? agentMeta[CLIENT_CAPABILITIES_META_KEY] : undefined;
+    if (capabilities !== undefined && this.isModernUpstream(upstream)) options.meta = { ...meta, [CLIENT_CAPABILITIES_META_KEY]: capabilities };
+    else if (meta !== undefined) options.meta = meta;
     return options;
   }
 
-  /** A 2026-07-28 `InputRequiredResult`: the parked requests as embedded requests, the signed state, server identity. */
-  private inputRequiredJson(outcome: Extract<ExchangeOutcome, { kind: 'input' }>): string {
-    return `{"resultType":"input_required","inputRequests":${JSON.stringify(outcome.inputRequests)},"requestState":${JSON.stringify(outcome.requestState)},"_meta":${this.serverMeta}}`;
+  private isModernUpstream(upstream: string): boolean {
+    const version = this.router.upstreams().find((u) => u.name === upstream)?.protocolVersion;
+    return version !== undefined && isModernProtocolVersion(version);
+  }
+
+  /** A 2026-07-28 `InputRequiredResult`: the embedded requests (when there are any), the gateway's signed state, server identity. */
+  private inputRequiredJson(inputRequests: Readonly<Record<string, unknown>> | undefined, requestState: string): string {
+    const requests = inputRequests === undefined ? '' : `"inputRequests":${JSON.stringify(inputRequests)},`;
+    return `{"resultType":"input_required",${requests}"requestState":${JSON.stringify(requestState)},"_meta":${this.serverMeta}}`;
   }
 
   /** Relay options: the agent's `_meta`, abort, and the back channel for what the upstream sends meanwhile. */

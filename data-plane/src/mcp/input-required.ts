@@ -23,6 +23,10 @@ import { signRequestState, verifyRequestState } from './request-state.ts';
  *
  * The request state names this node: the waiting call lives here. A retry that lands elsewhere is
  * refused with an error naming the issuing node (relaying it there is a follow-up).
+ *
+ * A 2026-07-28 upstream answering a 2026-07-28 agent needs none of that: its `input_required` is
+ * passed on as it came (keys intact), with the upstream's own state wrapped in the gateway's
+ * signed state, and the retry is a new upstream call on whichever node it reaches.
  */
 
 /** What the agent is answered with, round by round. */
@@ -30,6 +34,13 @@ export type ExchangeOutcome =
   | { readonly kind: 'result'; readonly result: Record<string, unknown> }
   | { readonly kind: 'error'; readonly error: unknown }
   | { readonly kind: 'input'; readonly inputRequests: Record<string, RpcMessage>; readonly requestState: string };
+
+/** A retry of a 2026-07-28 upstream's own round: sent to that upstream again, with its state. */
+export interface UpstreamRound {
+  readonly kind: 'upstream-round';
+  readonly upstream: string;
+  readonly upstreamState: string | undefined;
+}
 
 /** A retry the node cannot serve: the JSON-RPC error to answer it with. */
 export interface ResumeRefusal {
@@ -90,7 +101,7 @@ export class InputExchanges {
    * learns nothing more); an expired one, one of another node, one already answered, or one whose
    * call is gone is refused saying so.
    */
-  resume(state: unknown, keyId: string, method: string, subject: string, sessionKeys: readonly SigningKey[]): InputExchange | ResumeRefusal {
+  resume(state: unknown, keyId: string, method: string, subject: string, sessionKeys: readonly SigningKey[]): InputExchange | UpstreamRound | ResumeRefusal {
     if (typeof state !== 'string') return invalidState('requestState must be a string');
     const verified = verifyRequestState(state, keyId, sessionKeys);
     if (!verified.ok) {
@@ -99,6 +110,8 @@ export class InputExchanges {
     }
     const claims = verified.claims;
     if (claims.method !== method || claims.subject !== subject) return invalidState(`requestState belongs to ${claims.method} ${JSON.stringify(claims.subject)}, not to this request`);
+    if (claims.upstream !== undefined) return { kind: 'upstream-round', upstream: claims.upstream, upstreamState: claims.upstreamState };
+    if (claims.node === undefined || claims.exchange === undefined) return invalidState('requestState names no call');
     if (claims.node !== this.options.nodeId) {
       return {
         code: RpcErrorCode.InputOnOtherNode,
@@ -115,6 +128,12 @@ export class InputExchanges {
     if (claims.round !== exchange.round) return { code: RpcErrorCode.InputNotAwaited, message: 'requestState was already answered: retry with the requestState of the latest input_required result', data: { node: this.options.nodeId, reason: 'answered' } };
     if (exchange.serving) return { code: RpcErrorCode.InputNotAwaited, message: 'a retry with this requestState is already being served', data: { node: this.options.nodeId, reason: 'in-progress' } };
     return exchange;
+  }
+
+  /** The state handed out with a 2026-07-28 upstream's own `input_required` (wrapping the upstream's state, if it gave one). */
+  upstreamRoundState(keyId: string, method: string, subject: string, upstream: string, upstreamState: string | undefined, sessionKeys: readonly SigningKey[]): string {
+    const claims = { keyId, method, subject, upstream, expiresAt: Date.now() + this.options.ttlMs };
+    return signRequestState(upstreamState === undefined ? claims : { ...claims, upstreamState }, sessionKeys);
   }
 
   get size(): number {

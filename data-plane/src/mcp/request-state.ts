@@ -9,16 +9,25 @@ import type { SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
  * valid). The MAC covers a domain label as well, so neither a session id nor a task id (signed
  * with the same keys) can pass for a request state. The claims are readable by the agent on
  * purpose: they hold nothing it does not know, except which node holds its waiting call.
+ *
+ * A state is one of two kinds. A parked call's (`node`, `exchange`, `round`): the upstream call
+ * waits on that node. A 2026-07-28 upstream's own round (`upstream`, `upstreamState`): nothing
+ * waits anywhere, the retry is a new upstream call carrying the upstream's state, so any node can
+ * serve it.
  */
 export interface RequestStateClaims {
   /** The virtual key that made the call; a retry under another key is refused. */
   readonly keyId: string;
-  /** The node holding the waiting upstream call (a retry must reach it). */
-  readonly node: string;
-  /** The waiting call's id on that node. */
-  readonly exchange: string;
-  /** Which input round this state answers; a state answers one round once. */
-  readonly round: number;
+  /** Parked call: the node holding the waiting upstream call (a retry must reach it). */
+  readonly node?: string;
+  /** Parked call: the waiting call's id on that node. */
+  readonly exchange?: string;
+  /** Parked call: which input round this state answers; a state answers one round once. */
+  readonly round?: number;
+  /** Upstream's round: the upstream that answered `input_required`. */
+  readonly upstream?: string;
+  /** Upstream's round: the upstream's own `requestState`, echoed to it on the retry. */
+  readonly upstreamState?: string;
   /** The agent's request method (tools/call, prompts/get, resources/read). */
   readonly method: string;
   /** The tool or prompt name or resource URI as the agent named it; the retry must name the same. */
@@ -33,16 +42,18 @@ export type RequestStateVerification =
 
 const PREFIX = 'pcrs1.';
 const DOMAIN = 'portcullis/request-state/v1\n';
-/** States longer than this are refused before any parsing. */
-const MAX_LENGTH = 4096;
+/** States longer than this are refused before any parsing (an upstream's own state rides inside). */
+const MAX_LENGTH = 256 * 1024;
 const MAC_BYTES = 32;
 
 /** The payload's wire shape: short names, since the agent echoes the state on every retry. */
 const Payload = z.object({
   k: z.string(),
-  n: z.string(),
-  x: z.string(),
-  r: z.number().int().nonnegative(),
+  n: z.string().optional(),
+  x: z.string().optional(),
+  r: z.number().int().nonnegative().optional(),
+  u: z.string().optional(),
+  us: z.string().optional(),
   m: z.string(),
   s: z.string(),
   e: z.number(),
@@ -64,7 +75,7 @@ export function isGatewayRequestState(value: string): boolean {
 export function signRequestState(claims: RequestStateClaims, keys: readonly SigningKey[]): string {
   const key = keys[0];
   if (key === undefined) throw new Error('no session key to sign with');
-  const payload: Payload = { k: claims.keyId, n: claims.node, x: claims.exchange, r: claims.round, m: claims.method, s: claims.subject, e: claims.expiresAt, sk: key.id };
+  const payload: Payload = { k: claims.keyId, n: claims.node, x: claims.exchange, r: claims.round, u: claims.upstream, us: claims.upstreamState, m: claims.method, s: claims.subject, e: claims.expiresAt, sk: key.id };
   const encoded = Buffer.from(JSON.stringify(payload)).toString('base64url');
   return `${PREFIX}${encoded}.${mac(key.secret, encoded).toString('base64url')}`;
 }
@@ -94,5 +105,13 @@ export function verifyRequestState(state: string, keyId: string, keys: readonly 
   if (!timingSafeEqual(mac(key.secret, encoded), signature)) return { ok: false, reason: 'bad-signature' };
   if (payload.k !== keyId) return { ok: false, reason: 'other-key' };
   if (payload.e <= now) return { ok: false, reason: 'expired' };
-  return { ok: true, claims: { keyId: payload.k, node: payload.n, exchange: payload.x, round: payload.r, method: payload.m, subject: payload.s, expiresAt: payload.e } };
+  const claims: RequestStateClaims = { keyId: payload.k, method: payload.m, subject: payload.s, expiresAt: payload.e };
+  return { ok: true, claims: { ...claims, ...definedOnly({ node: payload.n, exchange: payload.x, round: payload.r, upstream: payload.u, upstreamState: payload.us }) } };
+}
+
+/** The entries whose value is defined (optional claims are absent, not undefined). */
+function definedOnly<T extends Record<string, unknown>>(entries: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const key of Object.keys(entries) as (keyof T)[]) if (entries[key] !== undefined) out[key] = entries[key];
+  return out;
 }

@@ -272,6 +272,7 @@ export class UpstreamConnection {
           timeout: timeoutMs,
           resetTimeoutOnProgress: true,
           ...(onprogress ? { onprogress } : {}),
+          ...(options.returnInputRequired ? { allowInputRequired: true } : {}),
         }),
       );
     } finally {

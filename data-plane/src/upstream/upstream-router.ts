@@ -47,6 +47,11 @@ export interface RelayOptions {
    * answer with an error. Absent: the relay answers "method not found".
    */
   onRequest?: (request: RpcMessage) => Promise<Record<string, unknown>>;
+  /**
+   * A 2026-07-28 upstream's `input_required` result is resolved with as it came (for a 2026-07-28
+   * agent to answer, keys and request state intact) instead of being fulfilled through `onRequest`.
+   */
+  returnInputRequired?: boolean;
 }
 
 /** What an upstream told the node about itself. */
