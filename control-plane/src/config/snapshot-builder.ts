@@ -1,10 +1,18 @@
 import type { DataSource } from 'typeorm';
+import { z } from 'zod';
 import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
-import { Transport, type Snapshot, type UpstreamConfig, type VirtualKeyConfig } from '../../../proto/gen/portcullis/v1/config.ts';
-import type { StoredSecretPair, TransportName } from '../db/entities.ts';
+import {
+  Transport,
+  type SigningKey,
+  type Snapshot,
+  type SnapshotDelta,
+  type UpstreamConfig,
+  type VirtualKeyConfig,
+} from '../../../proto/gen/portcullis/v1/config.ts';
+import type { TransportName } from '../db/entities.ts';
 import { openBearer, openPairs, type SecretBox } from '../secrets/index.ts';
-import { readSessionKeys } from '../services/settings.ts';
-import { UPSTREAM_HASH_COLUMNS, upstreamRowHash } from './upstream-hash.ts';
+import { SESSION_KEYS_SETTING } from '../services/settings.ts';
+import { upstreamRowHash } from './upstream-hash.ts';
 
 const TRANSPORTS: Record<TransportName, Transport> = {
   STDIO: Transport.TRANSPORT_STDIO,
@@ -12,81 +20,211 @@ const TRANSPORTS: Record<TransportName, Transport> = {
   SSE: Transport.TRANSPORT_SSE,
 };
 
-interface UpstreamRow {
-  id: string;
-  name: string;
-  transport: TransportName;
-  command: string | null;
-  args: string[];
-  env: StoredSecretPair[];
-  url: string | null;
-  headers: StoredSecretPair[];
-  cwd: string | null;
-  bearer_token: string | null;
-  secrets_version: string;
-  enabled: boolean;
-  connect_timeout_ms: number | null;
-  call_timeout_ms: number | null;
-  health_interval_ms: number | null;
-  health_failure_threshold: number | null;
-  pin_tool_definitions: boolean;
-  expose_unprefixed: boolean;
-}
+const storedPair = z.object({ name: z.string(), secret: z.string() });
+const nullableInt = z.number().int().nullable();
 
-interface PinRow {
-  upstream_id: string;
-  name: string;
-  pinned_sha256: string;
-}
+/** The rows the build reads, as the database returns them (JSON); checked, since a snapshot is built from them. */
+const upstreamRow = z.object({
+  id: z.string(),
+  name: z.string(),
+  transport: z.enum(['STDIO', 'STREAMABLE_HTTP', 'SSE']),
+  command: z.string().nullable(),
+  args: z.array(z.string()),
+  env: z.array(storedPair),
+  url: z.string().nullable(),
+  headers: z.array(storedPair),
+  cwd: z.string().nullable(),
+  bearer_token: z.string().nullable(),
+  secrets_version: z.string(),
+  enabled: z.boolean(),
+  connect_timeout_ms: nullableInt,
+  call_timeout_ms: nullableInt,
+  health_interval_ms: nullableInt,
+  health_failure_threshold: nullableInt,
+  pin_tool_definitions: z.boolean(),
+  expose_unprefixed: z.boolean(),
+});
+type UpstreamRow = z.output<typeof upstreamRow>;
+
+const readResult = z.object({
+  version: z.string().regex(/^\d+$/),
+  upstreams: z.array(upstreamRow),
+  pins: z.array(z.object({ upstream_id: z.string(), name: z.string(), pinned_sha256: z.string() })),
+  session_keys: z.string().nullable(),
+  /** Checked one by one in `toVirtualKeyConfig` (there may be 100,000 of them). */
+  keys: z.array(z.unknown()),
+  tombstones: z.array(z.string()),
+});
+
+const sessionKeysValue = z.array(z.object({ id: z.string(), secret: z.string() }));
 
 interface KeyRow {
   id: string;
   name: string;
-  secret_sha256: Buffer;
+  /** Hex. */
+  secret_sha256: string;
   team_id: string | null;
   allowed_tools: string[];
+  revoked: boolean;
+}
+
+/** Where the time of one build went (ms), and whether it read only what changed. */
+export interface BuildTimings {
+  readMs: number;
+  assembleMs: number;
+  totalMs: number;
+  incremental: boolean;
+  /** Keys read from the database in this build (all of them, or only those changed). */
+  keysRead: number;
+  /** Upstreams whose credentials had to be decrypted (the others came from the cache). */
+  upstreamsOpened: number;
+}
+
+export interface SnapshotBuild {
+  /** The whole snapshot of the revision read (frozen). */
+  snapshot: Snapshot;
+  /** The changes from the previous build's snapshot to this one; absent on the first build. */
+  delta: SnapshotDelta | undefined;
+  timings: BuildTimings;
 }
 
 /**
- * Reads the whole configuration in one consistent read (REPEATABLE READ: the version and the rows
- * belong together) with one query per table, and returns it as an immutable snapshot. Credentials
- * are decrypted here: nodes need them, and the stream they travel on is node-token authenticated.
+ * One consistent read of everything a snapshot holds. A single statement sees one database
+ * snapshot, so the revision and the rows belong together without a transaction (and cost one round
+ * trip, which matters on the embedded database). Incremental: only keys stamped after the revision
+ * in $2 are read, revoked ones included, plus the tombstones of keys deleted since.
  */
-export async function buildSnapshot(dataSource: DataSource, box: SecretBox): Promise<Snapshot> {
-  const snapshot = await dataSource.transaction('REPEATABLE READ', async (manager) => {
-    const revision: Array<{ version: string }> = await manager.query(`SELECT version FROM config_revision WHERE id = 1`);
-    const upstreams: UpstreamRow[] = await manager.query(
-      `SELECT id, name, ${UPSTREAM_HASH_COLUMNS}, connect_timeout_ms, call_timeout_ms, health_interval_ms, health_failure_threshold,
-         pin_tool_definitions, expose_unprefixed
-       FROM upstreams ORDER BY created_at, name`,
-    );
-    // Pins of unlisted tools stay: a tool that disappears and comes back changed is still held back.
-    const pins: PinRow[] = await manager.query(
-      `SELECT t.upstream_id, t.name, t.pinned_sha256 FROM tools t JOIN upstreams u ON u.id = t.upstream_id
-       WHERE u.pin_tool_definitions AND t.pinned_sha256 IS NOT NULL ORDER BY t.upstream_id, t.name`,
-    );
-    const keys: KeyRow[] = await manager.query(
-      `SELECT id, name, secret_sha256, team_id, allowed_tools FROM virtual_keys WHERE revoked_at IS NULL ORDER BY created_at, id`,
-    );
-    const sessionKeys = await readSessionKeys(manager);
-    const pinsByUpstream = new Map<string, PinRow[]>();
-    for (const pin of pins) {
+function readStatement(incremental: boolean): string {
+  const keyFilter = incremental ? 'k.config_version > $2' : 'k.revoked_at IS NULL';
+  const tombstones = incremental ? `(SELECT coalesce(json_agg(t.id::text), '[]') FROM virtual_key_tombstones t WHERE t.config_version > $2)` : `'[]'::json`;
+  return `
+    SELECT
+      (SELECT version::text FROM config_revision WHERE id = 1) AS version,
+      (SELECT coalesce(json_agg(u ORDER BY u.created_at, u.name), '[]') FROM (
+         SELECT id, name, transport, command, args, env, url, headers, cwd, bearer_token, secrets_version::text AS secrets_version,
+           enabled, connect_timeout_ms, call_timeout_ms, health_interval_ms, health_failure_threshold, pin_tool_definitions,
+           expose_unprefixed, created_at
+         FROM upstreams) u) AS upstreams,
+      (SELECT coalesce(json_agg(json_build_object('upstream_id', t.upstream_id, 'name', t.name, 'pinned_sha256', t.pinned_sha256) ORDER BY t.upstream_id, t.name), '[]')
+         FROM tools t JOIN upstreams u ON u.id = t.upstream_id
+         WHERE u.pin_tool_definitions AND t.pinned_sha256 IS NOT NULL) AS pins,
+      (SELECT value FROM settings WHERE key = $1) AS session_keys,
+      (SELECT coalesce(json_agg(json_build_object('id', k.id, 'name', k.name, 'secret_sha256', encode(k.secret_sha256, 'hex'), 'team_id', k.team_id,
+           'allowed_tools', k.allowed_tools, 'revoked', k.revoked_at IS NOT NULL) ORDER BY k.created_at, k.id), '[]')
+         FROM virtual_keys k WHERE ${keyFilter}) AS keys,
+      ${tombstones} AS tombstones`;
+}
+
+/**
+ * Builds the versioned snapshots nodes are sent (as go-control-plane's snapshot cache: build, check
+ * consistency, publish by version). The first build reads every live key; each later one reads only
+ * the keys stamped after the revision it built last (see migration 1733500000000) and yields both
+ * the whole snapshot and the delta from the previous one. Upstream credentials are decrypted only
+ * when the stored upstream changed. Not safe for concurrent `build()` calls: the publisher runs one
+ * at a time.
+ */
+export class SnapshotBuilder {
+  private previous: Snapshot | undefined;
+  /** The live keys of `previous`, by id, in snapshot order. */
+  private keys = new Map<string, VirtualKeyConfig>();
+  /** Decrypted upstream configs by id, with the fingerprint of the stored rows they came from. */
+  private upstreamCache = new Map<string, { fingerprint: string; config: UpstreamConfig }>();
+
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly box: SecretBox,
+  ) {}
+
+  /** Forgets everything: the next build reads every key again. */
+  reset(): void {
+    this.previous = undefined;
+    this.keys = new Map();
+    this.upstreamCache = new Map();
+  }
+
+  async build(): Promise<SnapshotBuild> {
+    const started = performance.now();
+    const previous = this.previous;
+    const incremental = previous !== undefined;
+    const params: unknown[] = [SESSION_KEYS_SETTING];
+    if (incremental) params.push(previous.version);
+    const rows: unknown[] = await this.dataSource.query(readStatement(incremental), params);
+    const read = performance.now();
+    const checked = readResult.safeParse(rows[0]);
+    if (!checked.success) {
+      const issue = checked.error.issues[0];
+      throw inconsistent(`the stored configuration could not be read: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);
+    }
+    const result = checked.data;
+    const timings = (keysRead: number, upstreamsOpened: number): BuildTimings => {
+      const done = performance.now();
+      return { readMs: read - started, assembleMs: done - read, totalMs: done - started, incremental, keysRead, upstreamsOpened };
+    };
+    if (previous !== undefined && BigInt(result.version) <= BigInt(previous.version)) {
+      return { snapshot: previous, delta: undefined, timings: timings(result.keys.length, 0) };
+    }
+
+    const pinsByUpstream = new Map<string, Array<{ name: string; pinned_sha256: string }>>();
+    for (const pin of result.pins) {
       const list = pinsByUpstream.get(pin.upstream_id) ?? [];
       list.push(pin);
       pinsByUpstream.set(pin.upstream_id, list);
     }
-    return {
-      version: String(revision[0]?.version ?? '0'),
-      upstreams: upstreams.map((row) => toUpstreamConfig(row, pinsByUpstream.get(row.id) ?? [], box)),
-      virtualKeys: keys.map(toVirtualKeyConfig),
-      sessionKeys: sessionKeys.map((key) => ({ id: key.id, secret: key.secret })),
-    } satisfies Snapshot;
-  });
-  checkSnapshotConsistency(snapshot);
-  return Object.freeze(snapshot);
+    const upstreamCache = new Map<string, { fingerprint: string; config: UpstreamConfig }>();
+    let upstreamsOpened = 0;
+    const upstreams = result.upstreams.map((row) => {
+      const pins = pinsByUpstream.get(row.id) ?? [];
+      const fingerprint = JSON.stringify([row, pins]);
+      let cached = this.upstreamCache.get(row.id);
+      if (cached?.fingerprint !== fingerprint) {
+        cached = { fingerprint, config: toUpstreamConfig(row, pins, this.box) };
+        upstreamsOpened++;
+      }
+      upstreamCache.set(row.id, cached);
+      return cached.config;
+    });
+    const sessionKeys: SigningKey[] = result.session_keys === null ? [] : sessionKeysValue.parse(JSON.parse(result.session_keys)).map((key) => ({ id: key.id, secret: Buffer.from(key.secret, 'base64') }));
+
+    // Work out and check the key changes before touching the state, so a refused build leaves it as it was.
+    const upserted: VirtualKeyConfig[] = [];
+    const removed = new Set<string>();
+    for (const raw of result.keys) {
+      const row = raw as KeyRow;
+      if (row.revoked) {
+        if (this.keys.has(row.id)) removed.add(row.id);
+      } else {
+        upserted.push(toVirtualKeyConfig(row));
+      }
+    }
+    for (const id of result.tombstones) if (this.keys.has(id)) removed.add(id);
+    checkSnapshotConsistency({ version: result.version, upstreams, virtualKeys: upserted, sessionKeys });
+
+    const keys = incremental ? this.keys : new Map<string, VirtualKeyConfig>();
+    for (const id of removed) keys.delete(id);
+    for (const key of upserted) keys.set(key.id, key);
+    const snapshot: Snapshot = Object.freeze({ version: result.version, upstreams, virtualKeys: [...keys.values()], sessionKeys });
+
+    const delta: SnapshotDelta | undefined = previous && {
+      version: result.version,
+      baseVersion: previous.version,
+      upstreams,
+      sessionKeys,
+      upsertedKeys: upserted,
+      removedKeyIds: [...removed],
+    };
+    this.previous = snapshot;
+    this.keys = keys;
+    this.upstreamCache = upstreamCache;
+    return { snapshot, delta, timings: timings(result.keys.length, upstreamsOpened) };
+  }
 }
 
-function toUpstreamConfig(row: UpstreamRow, pins: readonly PinRow[], box: SecretBox): UpstreamConfig {
+/** A one-off full build (no state kept). */
+export async function buildSnapshot(dataSource: DataSource, box: SecretBox): Promise<Snapshot> {
+  return (await new SnapshotBuilder(dataSource, box).build()).snapshot;
+}
+
+function toUpstreamConfig(row: UpstreamRow, pins: ReadonlyArray<{ name: string; pinned_sha256: string }>, box: SecretBox): UpstreamConfig {
   const headers = openPairs(box, row.id, 'header', row.headers);
   const bearer = openBearer(box, row.id, row.bearer_token);
   if (bearer !== null) headers.push({ name: 'Authorization', value: `Bearer ${bearer}` });
@@ -113,16 +251,22 @@ function toUpstreamConfig(row: UpstreamRow, pins: readonly PinRow[], box: Secret
 }
 
 function toVirtualKeyConfig(row: KeyRow): VirtualKeyConfig {
+  if (typeof row.id !== 'string' || typeof row.name !== 'string' || typeof row.secret_sha256 !== 'string' || !Array.isArray(row.allowed_tools)) {
+    throw inconsistent(`virtual key ${String(row.id)} is stored malformed`);
+  }
   return {
     id: row.id,
     name: row.name,
-    secretSha256: row.secret_sha256,
+    secretSha256: Buffer.from(row.secret_sha256, 'hex'),
     teamId: row.team_id ?? '',
     allowedTools: row.allowed_tools,
   };
 }
 
-/** Refuses a snapshot no node should be sent (as go-control-plane's `Consistent()`). */
+/**
+ * Refuses a snapshot no node should be sent (as go-control-plane's `Consistent()`). An incremental
+ * build passes the keys changed since a snapshot that passed as `virtualKeys`: only they are new.
+ */
 export function checkSnapshotConsistency(snapshot: Snapshot): void {
   const names = new Set<string>();
   for (const upstream of snapshot.upstreams) {
