@@ -3,7 +3,7 @@
 import { credentials, Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { createLogger } from '../../common/src/index.ts';
 import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../control-plane/src/index.ts';
-import { ConfigServiceClient, type ConnectRequest, type ConnectResponse, type Snapshot } from '../../proto/gen/portcullis/v1/config.ts';
+import { ConfigServiceClient, type ConnectRequest, type ConnectResponse, type Snapshot, type SnapshotDelta } from '../../proto/gen/portcullis/v1/config.ts';
 import { createTestSchema, type TestSchema } from '../support/database.ts';
 
 export const NODE_TOKEN = 'node-token-for-tests-0123456789';
@@ -57,6 +57,9 @@ export async function gqlOk<T = any>(plane: { graphqlUrl: string }, query: strin
 /** A data-plane node's side of the config stream, driven by hand. */
 export class TestNode {
   readonly snapshots: Snapshot[] = [];
+  readonly deltas: SnapshotDelta[] = [];
+  /** Every message received, in order. */
+  readonly received: ConnectResponse[] = [];
   /** The status the stream ended with, once it ended. */
   readonly ended: Promise<{ code: number; details: string }>;
   private readonly waiters = new Set<() => void>();
@@ -69,7 +72,9 @@ export class TestNode {
     metadata.set('authorization', `Bearer ${token}`);
     this.call = this.client.connect(metadata);
     this.call.on('data', (response: ConnectResponse) => {
+      this.received.push(response);
       if (response.kind?.$case === 'snapshot') this.snapshots.push(response.kind.value);
+      if (response.kind?.$case === 'delta') this.deltas.push(response.kind.value);
       for (const waiter of this.waiters) waiter();
     });
     this.ended = new Promise((resolve) => {
@@ -82,8 +87,23 @@ export class TestNode {
     this.call.write(message);
   }
 
-  hello(nodeId: string, extra: Partial<{ mcpUrl: string; softwareVersion: string; appliedVersion: string }> = {}): void {
-    this.send({ kind: { $case: 'hello', value: { nodeId, mcpUrl: extra.mcpUrl ?? 'http://127.0.0.1:1/mcp', softwareVersion: extra.softwareVersion ?? 'test', appliedVersion: extra.appliedVersion ?? '' } } });
+  hello(nodeId: string, extra: Partial<{ mcpUrl: string; softwareVersion: string; appliedVersion: string; acceptsDeltas: boolean }> = {}): void {
+    this.send({
+      kind: {
+        $case: 'hello',
+        value: { nodeId, mcpUrl: extra.mcpUrl ?? 'http://127.0.0.1:1/mcp', softwareVersion: extra.softwareVersion ?? 'test', appliedVersion: extra.appliedVersion ?? '', acceptsDeltas: extra.acceptsDeltas ?? false },
+      },
+    });
+  }
+
+  /** Resolves with the first received delta matching `predicate` (already received or future). */
+  async delta(predicate: (delta: SnapshotDelta) => boolean = () => true, timeoutMs = 5000): Promise<SnapshotDelta> {
+    return this.waitFor(() => this.deltas.find(predicate), timeoutMs, () => `no matching delta within ${timeoutMs} ms; received ${this.describeReceived()}`);
+  }
+
+  /** What arrived so far, e.g. "snapshot 3, delta 4". */
+  describeReceived(): string {
+    return this.received.map((r) => `${r.kind?.$case ?? 'nothing'} ${r.kind?.value.version ?? ''}`).join(', ') || 'nothing';
   }
 
   ack(version: string, accepted = true, error = ''): void {
@@ -92,20 +112,23 @@ export class TestNode {
 
   /** Resolves with the first received snapshot matching `predicate` (already received or future). */
   async snapshot(predicate: (snapshot: Snapshot) => boolean = () => true, timeoutMs = 5000): Promise<Snapshot> {
-    const found = () => this.snapshots.find(predicate);
+    return this.waitFor(() => this.snapshots.find(predicate), timeoutMs, () => `no matching snapshot within ${timeoutMs} ms; received versions ${this.snapshots.map((s) => s.version).join(', ') || 'none'}`);
+  }
+
+  private async waitFor<T>(found: () => T | undefined, timeoutMs: number, failure: () => string): Promise<T> {
     const existing = found();
     if (existing) return existing;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters.delete(check);
-        reject(new Error(`no matching snapshot within ${timeoutMs} ms; received versions ${this.snapshots.map((s) => s.version).join(', ') || 'none'}`));
+        reject(new Error(failure()));
       }, timeoutMs);
       const check = () => {
-        const snapshot = found();
-        if (!snapshot) return;
+        const value = found();
+        if (!value) return;
         clearTimeout(timer);
         this.waiters.delete(check);
-        resolve(snapshot);
+        resolve(value);
       };
       this.waiters.add(check);
     });

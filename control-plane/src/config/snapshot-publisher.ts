@@ -1,9 +1,9 @@
 import type { DataSource } from 'typeorm';
 import { errorMessage, type Logger } from '../../../common/src/index.ts';
-import type { Snapshot } from '../../../proto/gen/portcullis/v1/config.ts';
+import type { Snapshot, SnapshotDelta } from '../../../proto/gen/portcullis/v1/config.ts';
 import type { SecretBox } from '../secrets/index.ts';
 import type { ConfigChangeBus } from './change-bus.ts';
-import { buildSnapshot } from './snapshot-builder.ts';
+import { SnapshotBuilder } from './snapshot-builder.ts';
 
 export interface SnapshotPublisherOptions {
   dataSource: DataSource;
@@ -15,20 +15,31 @@ export interface SnapshotPublisherOptions {
   pollIntervalMs?: number;
 }
 
+/** A published revision: the whole snapshot, and the changes from the one published before it. */
+export interface Publication {
+  snapshot: Snapshot;
+  /** From the previously published snapshot (`delta.baseVersion`) to this one; absent for the first. */
+  delta: SnapshotDelta | undefined;
+}
+
 /**
- * Holds the newest snapshot and hands it to every subscribed node stream. One snapshot is built per
- * revision (never one per node); announcements arriving while a build runs coalesce into one rebuild.
+ * Holds the newest snapshot and hands it to every subscribed node stream. One snapshot (and one
+ * delta) is built per revision, never one per node, reading only what changed since the last;
+ * announcements arriving while a build runs coalesce into one rebuild.
  */
 export class SnapshotPublisher {
   private latest: Snapshot | undefined;
-  private readonly subscribers = new Set<(snapshot: Snapshot) => void>();
+  private readonly builder: SnapshotBuilder;
+  private readonly subscribers = new Set<(publication: Publication) => void>();
   private building: Promise<void> | undefined;
   private rebuildRequested = false;
   private unsubscribeChanges: (() => void) | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
-  constructor(private readonly options: SnapshotPublisherOptions) {}
+  constructor(private readonly options: SnapshotPublisherOptions) {
+    this.builder = new SnapshotBuilder(options.dataSource, options.box);
+  }
 
   /** Builds the first snapshot and starts following changes. */
   async start(): Promise<void> {
@@ -53,7 +64,7 @@ export class SnapshotPublisher {
   }
 
   /** Calls `listener` with every snapshot newer than the current one. Returns an unsubscribe function. */
-  subscribe(listener: (snapshot: Snapshot) => void): () => void {
+  subscribe(listener: (publication: Publication) => void): () => void {
     this.subscribers.add(listener);
     return () => this.subscribers.delete(listener);
   }
@@ -79,20 +90,35 @@ export class SnapshotPublisher {
     do {
       this.rebuildRequested = false;
       try {
-        const started = performance.now();
-        const snapshot = await buildSnapshot(this.options.dataSource, this.options.box);
+        const { snapshot, delta, timings } = await this.builder.build();
         if (this.closed) return;
         if (this.latest === undefined || BigInt(snapshot.version) > BigInt(this.latest.version)) {
+          // A delta is only good against the snapshot published just before; anything else goes whole.
+          const publication: Publication = { snapshot, delta: delta && delta.baseVersion === this.latest?.version ? delta : undefined };
           this.latest = snapshot;
+          const publishing = performance.now();
+          for (const subscriber of this.subscribers) subscriber(publication);
           this.options.logger.debug(
-            { version: snapshot.version, upstreams: snapshot.upstreams.length, keys: snapshot.virtualKeys.length, ms: Math.round(performance.now() - started) },
-            'config snapshot built',
+            {
+              version: snapshot.version,
+              upstreams: snapshot.upstreams.length,
+              keys: snapshot.virtualKeys.length,
+              incremental: timings.incremental,
+              keysRead: timings.keysRead,
+              upstreamsOpened: timings.upstreamsOpened,
+              readMs: round(timings.readMs),
+              assembleMs: round(timings.assembleMs),
+              sendMs: round(performance.now() - publishing),
+              streams: this.subscribers.size,
+            },
+            'config snapshot published',
           );
-          for (const subscriber of this.subscribers) subscriber(snapshot);
         }
       } catch (error) {
         if (this.closed) return;
         this.options.logger.error({ err: errorMessage(error) }, 'config snapshot build failed; keeping the previous snapshot');
+        // Read everything again next time rather than trust state a failed build may have seen half of.
+        this.builder.reset();
       }
     } while (this.rebuildRequested && !this.closed);
   }
@@ -117,3 +143,5 @@ export class SnapshotPublisher {
     await this.building?.catch(() => undefined);
   }
 }
+
+const round = (ms: number) => Math.round(ms * 100) / 100;

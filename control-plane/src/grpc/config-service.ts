@@ -6,9 +6,10 @@ import {
   ConnectResponse,
   type ConnectRequest,
   type Snapshot,
+  type SnapshotDelta,
 } from '../../../proto/gen/portcullis/v1/config.ts';
 import { bearerMatches } from '../auth.ts';
-import type { SnapshotPublisher } from '../config/snapshot-publisher.ts';
+import type { Publication, SnapshotPublisher } from '../config/snapshot-publisher.ts';
 import type { CatalogService } from '../services/catalog.ts';
 import type { NodeService } from '../services/nodes.ts';
 import { parseNodeMessage, type NodeMessage } from './messages.ts';
@@ -23,28 +24,31 @@ export interface ConfigServiceDeps {
 
 type ConnectCall = ServerDuplexStream<ConnectRequest, ConnectResponse>;
 
-/** Encoded once per snapshot and shared by every stream that sends it. */
-const encodedSnapshots = new WeakMap<Snapshot, Buffer>();
+/** Encoded once per snapshot or delta and shared by every stream that sends it. */
+const encodedMessages = new WeakMap<Snapshot | SnapshotDelta, Buffer>();
 
 /**
- * ConfigService's definition with a response serializer that encodes each snapshot once, however
- * many nodes it is sent to.
+ * ConfigService's definition with a response serializer that encodes each snapshot and delta once,
+ * however many nodes it is sent to.
  */
 export const configServiceDefinition = {
   connect: {
     ...ConfigServiceService.connect,
     responseSerialize(value: ConnectResponse): Buffer {
-      const snapshot = value.kind?.$case === 'snapshot' ? value.kind.value : undefined;
-      if (!snapshot) return Buffer.from(ConnectResponse.encode(value).finish());
-      let encoded = encodedSnapshots.get(snapshot);
+      const payload = value.kind?.value;
+      if (!payload) return Buffer.from(ConnectResponse.encode(value).finish());
+      let encoded = encodedMessages.get(payload);
       if (!encoded) {
         encoded = Buffer.from(ConnectResponse.encode(value).finish());
-        encodedSnapshots.set(snapshot, encoded);
+        encodedMessages.set(payload, encoded);
       }
       return encoded;
     },
   },
 };
+
+/** Sent versions a node has not answered yet, kept per stream at most (older ones are forgotten). */
+const MAX_UNANSWERED = 1024;
 
 const GRPC_STATUS: Record<string, status> = {
   [ErrorCode.BAD_USER_INPUT]: status.INVALID_ARGUMENT,
@@ -89,11 +93,22 @@ function endWithError(call: ConnectCall, error: unknown): void {
   call.emit('error', serviceError);
 }
 
-/** One node's stream: hello, snapshots out, ACKs and upstream reports in. */
+/**
+ * One node's stream: hello, snapshots (or deltas) out, ACKs and upstream reports in. A node that
+ * accepts deltas gets the whole snapshot first and then deltas against what it was last sent; when
+ * it NACKs a delta (it does not run the delta's base), it is sent the whole current snapshot.
+ */
 class NodeStream {
   private readonly streamId = randomUUID();
   private nodeId: string | undefined;
+  private acceptsDeltas = false;
   private lastSentVersion: bigint | undefined;
+  /** The version the node runs if it applied everything sent; undefined after a NACK (unknown). */
+  private nodeRuns: string | undefined;
+  /** Versions sent and not answered yet, and whether each went as a delta. */
+  private readonly unanswered = new Map<string, 'delta' | 'snapshot'>();
+  /** The newest version re-sent whole after a refused delta: later refusals up to it are answered already. */
+  private resentWhole: bigint | undefined;
   private unsubscribe: (() => void) | undefined;
   /** Messages are handled one at a time, in order. */
   private queue: Promise<void> = Promise.resolve();
@@ -124,10 +139,12 @@ class NodeStream {
     switch (message.kind) {
       case 'hello':
         return this.hello(message.hello);
-      case 'ack':
+      case 'ack': {
+        const sentAs = this.answered(message.ack.version);
+        if (!message.ack.accepted) this.refused(message.ack.version, sentAs, message.ack.error);
         await this.deps.nodes.acknowledged(this.nodeId!, message.ack.version, message.ack.accepted, message.ack.error);
-        if (!message.ack.accepted) this.logger.warn({ node: this.nodeId, version: message.ack.version, reason: message.ack.error }, 'node refused a config snapshot');
         return;
+      }
       case 'upstream': {
         const outcome = await this.deps.catalog.applyReport(this.nodeId!, message.report);
         if (outcome !== 'stored') this.logger.debug({ node: this.nodeId, upstreamId: message.report.upstreamId, outcome }, 'ignored an upstream report');
@@ -141,18 +158,45 @@ class NodeStream {
       throw new PortcullisError(ErrorCode.BAD_USER_INPUT, 'hello: a stream carries one hello; open a new stream to reconnect', { field: 'hello' });
     }
     this.nodeId = hello.nodeId;
+    this.acceptsDeltas = hello.acceptsDeltas;
     await this.deps.nodes.connected(hello, this.streamId);
-    this.logger.info({ node: hello.nodeId, softwareVersion: hello.softwareVersion, appliedVersion: hello.appliedVersion }, 'node connected');
+    this.logger.info({ node: hello.nodeId, softwareVersion: hello.softwareVersion, appliedVersion: hello.appliedVersion, acceptsDeltas: hello.acceptsDeltas }, 'node connected');
     if (this.ended) return;
-    this.unsubscribe = this.deps.publisher.subscribe((snapshot) => this.send(snapshot));
-    this.send(this.deps.publisher.current());
+    this.unsubscribe = this.deps.publisher.subscribe((publication) => this.send(publication));
+    this.send({ snapshot: this.deps.publisher.current(), delta: undefined });
   }
 
-  private send(snapshot: Snapshot): void {
+  /** Sends a newer revision: as a delta when the node takes them and runs its base, else whole. */
+  private send({ snapshot, delta }: Publication, again = false): void {
     const version = BigInt(snapshot.version);
-    if (this.ended || (this.lastSentVersion !== undefined && version <= this.lastSentVersion)) return;
+    if (this.ended || (!again && this.lastSentVersion !== undefined && version <= this.lastSentVersion)) return;
     this.lastSentVersion = version;
-    this.call.write({ kind: { $case: 'snapshot', value: snapshot } });
+    const asDelta = this.acceptsDeltas && delta !== undefined && !again && this.nodeRuns === delta.baseVersion;
+    if (this.unanswered.size >= MAX_UNANSWERED) this.unanswered.delete(this.unanswered.keys().next().value!);
+    this.unanswered.set(snapshot.version, asDelta ? 'delta' : 'snapshot');
+    this.nodeRuns = snapshot.version;
+    this.call.write(asDelta ? { kind: { $case: 'delta', value: delta } } : { kind: { $case: 'snapshot', value: snapshot } });
+  }
+
+  /** How `version` was sent, forgetting it and everything before it (a node answers in order). */
+  private answered(version: string): 'delta' | 'snapshot' | undefined {
+    const sentAs = this.unanswered.get(version);
+    if (sentAs === undefined) return undefined;
+    for (const sent of this.unanswered.keys()) {
+      this.unanswered.delete(sent);
+      if (sent === version) break;
+    }
+    return sentAs;
+  }
+
+  /** A NACK: what the node runs is unknown now; a refused delta is answered with the whole snapshot. */
+  private refused(version: string, sentAs: 'delta' | 'snapshot' | undefined, reason: string): void {
+    this.nodeRuns = undefined;
+    this.logger.warn({ node: this.nodeId, version, sentAs, reason }, 'node refused a config snapshot');
+    if (sentAs !== 'delta' || (this.resentWhole !== undefined && BigInt(version) <= this.resentWhole)) return;
+    const current = this.deps.publisher.current();
+    this.resentWhole = BigInt(current.version);
+    this.send({ snapshot: current, delta: undefined }, true);
   }
 
   private fail(error: unknown): void {

@@ -20,6 +20,7 @@ const helloSchema = z.object({
   softwareVersion: text(128),
   mcpUrl: text(2048),
   appliedVersion: z.string().regex(/^\d*$/, 'must be a decimal version or empty'),
+  acceptsDeltas: z.boolean(),
 });
 
 const ackSchema = z.object({

@@ -1,39 +1,68 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
-import { Transport, type Snapshot, type UpstreamConfig, type SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
-import { AllowList } from '../policy/allow-list.ts';
+import { Transport, type Snapshot, type SnapshotDelta, type UpstreamConfig, type SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
 import type { Principal } from '../policy/principal.ts';
+import { KeyIndex, keyEntry } from './key-index.ts';
 
 const UPSTREAM_NAME = /^[A-Za-z0-9_-]{1,32}$/;
 
+const upstreamSchema = z
+  .object({
+    id: z.string().min(1),
+    name: z.string().regex(UPSTREAM_NAME, 'upstream name must be 1-32 letters, digits, _ or -').refine((n) => !n.includes('__'), 'upstream name must not contain "__"'),
+    transport: z.enum(Transport).refine((t) => t !== Transport.TRANSPORT_UNSPECIFIED && t !== Transport.UNRECOGNIZED, 'transport is required'),
+    command: z.string(),
+    url: z.string(),
+    pinnedTools: z.array(z.object({ name: z.string().min(1, 'a pinned tool needs a name'), definitionSha256: z.string().regex(/^[0-9a-f]{64}$/, 'a pinned definition_sha256 must be 64 lower-case hex digits') })),
+  })
+  .loose()
+  .refine((u) => u.transport !== Transport.TRANSPORT_STDIO || u.command.length > 0, { message: 'a STDIO upstream needs a command', path: ['command'] })
+  .refine((u) => u.transport === Transport.TRANSPORT_STDIO || URL.canParse(u.url), { message: 'an HTTP upstream needs a valid url', path: ['url'] });
+
+const keySchema = z
+  .object({
+    id: z.string().min(1),
+    secretSha256: z.instanceof(Uint8Array).refine((b) => b.length === 32, 'secretSha256 must be 32 bytes'),
+  })
+  .loose();
+
+const sessionKeysSchema = z.array(z.object({ id: z.string().min(1), secret: z.instanceof(Uint8Array).refine((b) => b.length >= 32, 'session key must be at least 32 bytes') })).min(1, 'at least one session key is required');
+const version = z.string().regex(/^\d+$/, 'version must be a decimal revision');
+
 /** What a snapshot must satisfy before a node serves it; anything else is NACKed with the reason. */
 const SnapshotSchema = z.object({
-  version: z.string().regex(/^\d+$/, 'version must be a decimal revision'),
-  upstreams: z.array(
-    z
-      .object({
-        id: z.string().min(1),
-        name: z.string().regex(UPSTREAM_NAME, 'upstream name must be 1-32 letters, digits, _ or -').refine((n) => !n.includes('__'), 'upstream name must not contain "__"'),
-        transport: z.enum(Transport).refine((t) => t !== Transport.TRANSPORT_UNSPECIFIED && t !== Transport.UNRECOGNIZED, 'transport is required'),
-        command: z.string(),
-        url: z.string(),
-        pinnedTools: z.array(z.object({ name: z.string().min(1, 'a pinned tool needs a name'), definitionSha256: z.string().regex(/^[0-9a-f]{64}$/, 'a pinned definition_sha256 must be 64 lower-case hex digits') })),
-      })
-      .loose()
-      .refine((u) => u.transport !== Transport.TRANSPORT_STDIO || u.command.length > 0, { message: 'a STDIO upstream needs a command', path: ['command'] })
-      .refine((u) => u.transport === Transport.TRANSPORT_STDIO || URL.canParse(u.url), { message: 'an HTTP upstream needs a valid url', path: ['url'] }),
-  ),
-  virtualKeys: z.array(
-    z
-      .object({
-        id: z.string().min(1),
-        secretSha256: z.instanceof(Uint8Array).refine((b) => b.length === 32, 'secretSha256 must be 32 bytes'),
-      })
-      .loose(),
-  ),
-  sessionKeys: z.array(z.object({ id: z.string().min(1), secret: z.instanceof(Uint8Array).refine((b) => b.length >= 32, 'session key must be at least 32 bytes') })).min(1, 'at least one session key is required'),
+  version,
+  upstreams: z.array(upstreamSchema),
+  virtualKeys: z.array(keySchema),
+  sessionKeys: sessionKeysSchema,
 });
+
+/** What a delta must satisfy; it is applied only on top of the snapshot of its base version. */
+const DeltaSchema = z.object({
+  version,
+  baseVersion: z.string().regex(/^\d+$/, 'base_version must be a decimal revision'),
+  upstreams: z.array(upstreamSchema),
+  sessionKeys: sessionKeysSchema,
+  upsertedKeys: z.array(keySchema),
+  removedKeyIds: z.array(z.string().min(1, 'a removed key id must not be empty')),
+});
+
+function check(schema: z.ZodType, value: unknown, version: string, what: string): void {
+  const checked = schema.safeParse(value);
+  if (checked.success) return;
+  const issue = checked.error.issues[0];
+  const where = issue?.path.join('.') ?? '';
+  throw new PortcullisError(ErrorCode.BAD_CONFIG, `${what} ${version}: ${where}: ${issue?.message ?? 'invalid'}`);
+}
+
+function checkUpstreamNames(upstreams: readonly UpstreamConfig[], version: string, what: string): void {
+  const names = new Set<string>();
+  for (const upstream of upstreams) {
+    if (names.has(upstream.name)) throw new PortcullisError(ErrorCode.BAD_CONFIG, `${what} ${version}: duplicate upstream name "${upstream.name}"`);
+    names.add(upstream.name);
+  }
+}
 
 /** SHA-256 of a presented secret, hex encoded: the form keys are indexed by. */
 export function hashSecret(secret: string): string {
@@ -42,58 +71,62 @@ export function hashSecret(secret: string): string {
 
 /**
  * The configuration a node serves: one accepted snapshot plus the indexes the hot path needs.
- * Immutable; a new snapshot yields a new instance, swapped in atomically.
+ * Immutable; a new snapshot (or a delta on this one) yields a new instance, swapped in atomically.
  */
 export class AppliedConfig {
-  readonly version: string;
-  readonly upstreams: readonly UpstreamConfig[];
-  readonly sessionKeys: readonly SigningKey[];
-  private readonly principals: ReadonlyMap<string, Principal>;
-  private readonly principalsByKeyId: ReadonlyMap<string, Principal>;
-
-  private constructor(snapshot: Snapshot) {
-    this.version = snapshot.version;
-    this.upstreams = snapshot.upstreams;
-    this.sessionKeys = snapshot.sessionKeys;
-    const principals = new Map<string, Principal>();
-    const byKeyId = new Map<string, Principal>();
-    for (const key of snapshot.virtualKeys) {
-      const principal: Principal = {
-        keyId: key.id,
-        keyName: key.name,
-        teamId: key.teamId || undefined,
-        allowList: new AllowList(key.allowedTools),
-      };
-      principals.set(Buffer.from(key.secretSha256).toString('hex'), principal);
-      byKeyId.set(key.id, principal);
-    }
-    this.principals = principals;
-    this.principalsByKeyId = byKeyId;
-  }
+  private constructor(
+    readonly version: string,
+    readonly upstreams: readonly UpstreamConfig[],
+    readonly sessionKeys: readonly SigningKey[],
+    private readonly keys: KeyIndex,
+  ) {}
 
   /** Validates a snapshot and indexes it; throws BAD_CONFIG naming the offending field. */
   static fromSnapshot(snapshot: Snapshot): AppliedConfig {
-    const checked = SnapshotSchema.safeParse(snapshot);
-    if (!checked.success) {
-      const issue = checked.error.issues[0];
-      const where = issue?.path.join('.') ?? '';
-      throw new PortcullisError(ErrorCode.BAD_CONFIG, `snapshot ${snapshot.version}: ${where}: ${issue?.message ?? 'invalid'}`);
+    check(SnapshotSchema, snapshot, snapshot.version, 'snapshot');
+    checkUpstreamNames(snapshot.upstreams, snapshot.version, 'snapshot');
+    return new AppliedConfig(snapshot.version, snapshot.upstreams, snapshot.sessionKeys, KeyIndex.of(snapshot.virtualKeys.map(keyEntry)));
+  }
+
+  /**
+   * Validates a delta and applies it to this configuration, which must be the delta's base; the
+   * result shares this one's key index and copies only what changed. Throws BAD_CONFIG naming the
+   * field (or the version mismatch); this configuration is left as it was.
+   */
+  applyDelta(delta: SnapshotDelta): AppliedConfig {
+    if (delta.baseVersion !== this.version) {
+      throw new PortcullisError(ErrorCode.BAD_CONFIG, `delta ${delta.version}: base_version ${delta.baseVersion} is not the version this node runs (${this.version}); send the whole snapshot`);
     }
-    const names = new Set<string>();
-    for (const upstream of snapshot.upstreams) {
-      if (names.has(upstream.name)) throw new PortcullisError(ErrorCode.BAD_CONFIG, `snapshot ${snapshot.version}: duplicate upstream name "${upstream.name}"`);
-      names.add(upstream.name);
+    check(DeltaSchema, delta, delta.version, 'delta');
+    if (BigInt(delta.version) <= BigInt(this.version)) {
+      throw new PortcullisError(ErrorCode.BAD_CONFIG, `delta ${delta.version}: version is not newer than its base ${delta.baseVersion}`);
     }
-    return new AppliedConfig(snapshot);
+    checkUpstreamNames(delta.upstreams, delta.version, 'delta');
+    return new AppliedConfig(delta.version, delta.upstreams, delta.sessionKeys, this.keys.with(delta.upsertedKeys.map(keyEntry), delta.removedKeyIds));
+  }
+
+  /** How many virtual keys are configured. */
+  get keyCount(): number {
+    return this.keys.size;
+  }
+
+  /** The whole snapshot this configuration holds (for the restart cache). */
+  toSnapshot(): Snapshot {
+    return {
+      version: this.version,
+      upstreams: [...this.upstreams],
+      virtualKeys: Array.from(this.keys.entries(), (entry) => entry.config),
+      sessionKeys: [...this.sessionKeys],
+    };
   }
 
   /** The principal for a presented key secret, or undefined when it is unknown or revoked. */
   authenticate(secret: string): Principal | undefined {
-    return this.principals.get(hashSecret(secret));
+    return this.keys.byHash(hashSecret(secret))?.principal;
   }
 
   /** The principal of a virtual key by its id (no secret involved), or undefined when it is revoked or not in this snapshot. */
   principalByKeyId(keyId: string): Principal | undefined {
-    return this.principalsByKeyId.get(keyId);
+    return this.keys.byId(keyId)?.principal;
   }
 }

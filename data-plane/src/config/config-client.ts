@@ -4,6 +4,7 @@ import { errorMessage, type Logger } from '../../../common/src/index.ts';
 import {
   ConfigServiceClient,
   Snapshot,
+  type SnapshotDelta,
   type ConnectRequest,
   type ConnectResponse,
   type UpstreamReport,
@@ -29,9 +30,11 @@ const RECONNECT_MAX_MS = 5_000;
 
 /**
  * The node's end of the configuration stream. It keeps one Connect stream open (reconnecting
- * with backoff), applies each snapshot atomically (validate, index, swap) and ACKs it, or NACKs
- * with the reason and keeps the last good one. Upstream reports are sent as they happen and the
- * latest of each is re-sent after a reconnect, so the control plane always converges.
+ * with backoff), applies each snapshot or delta atomically (validate, index, swap) and ACKs it, or
+ * NACKs with the reason and keeps the last good one (a delta on another base than the version it
+ * runs is NACKed, and the control plane answers with the whole snapshot). Upstream reports are sent
+ * as they happen and the latest of each is re-sent after a reconnect, so the control plane always
+ * converges.
  */
 export class ConfigClient {
   private readonly options: ConfigClientOptions;
@@ -42,7 +45,9 @@ export class ConfigClient {
   private attempts = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
-  private saving: Promise<void> = Promise.resolve();
+  /** The cache write in progress, and whether a newer configuration waits to be written after it. */
+  private saving: Promise<void> | undefined;
+  private saveAgain = false;
 
   constructor(options: ConfigClientOptions) {
     this.options = options;
@@ -97,6 +102,7 @@ export class ConfigClient {
           softwareVersion: this.options.softwareVersion,
           mcpUrl: this.options.mcpUrl,
           appliedVersion: this.applied?.version ?? '',
+          acceptsDeltas: true,
         },
       },
     });
@@ -104,6 +110,7 @@ export class ConfigClient {
     stream.on('data', (message: ConnectResponse) => {
       this.attempts = 0;
       if (message.kind?.$case === 'snapshot') this.onSnapshot(stream, message.kind.value);
+      else if (message.kind?.$case === 'delta') this.onDelta(stream, message.kind.value);
     });
     stream.on('error', (error: Error) => this.onDisconnected(stream, error));
     stream.on('end', () => this.onDisconnected(stream, new Error('stream ended')));
@@ -116,20 +123,54 @@ export class ConfigClient {
       stream.write({ kind: { $case: 'ack', value: { version: snapshot.version, accepted: false, error: `node already runs newer version ${previous.version}` } } });
       return;
     }
+    this.apply(stream, snapshot.version, () => AppliedConfig.fromSnapshot(snapshot));
+  }
+
+  private onDelta(stream: ClientDuplexStream<ConnectRequest, ConnectResponse>, delta: SnapshotDelta): void {
+    const base = this.applied;
+    this.apply(stream, delta.version, () => {
+      if (base === undefined) throw new Error(`delta ${delta.version}: this node runs no configuration yet; send the whole snapshot`);
+      return base.applyDelta(delta);
+    });
+  }
+
+  /** Builds the next configuration; swaps it in and ACKs, or keeps the current one and NACKs with the reason. */
+  private apply(stream: ClientDuplexStream<ConnectRequest, ConnectResponse>, version: string, build: () => AppliedConfig): void {
+    const previous = this.applied;
     let next: AppliedConfig;
     try {
-      next = AppliedConfig.fromSnapshot(snapshot);
+      next = build();
     } catch (error) {
       const reason = errorMessage(error);
-      this.options.logger.error({ version: snapshot.version, err: reason }, 'snapshot refused; keeping the last good one');
-      stream.write({ kind: { $case: 'ack', value: { version: snapshot.version, accepted: false, error: reason } } });
+      this.options.logger.error({ version, err: reason }, 'configuration refused; keeping the last good one');
+      stream.write({ kind: { $case: 'ack', value: { version, accepted: false, error: reason } } });
       return;
     }
     this.applied = next;
     this.options.onApplied(next, previous);
-    stream.write({ kind: { $case: 'ack', value: { version: snapshot.version, accepted: true, error: '' } } });
-    this.options.logger.debug({ version: snapshot.version }, 'snapshot applied');
-    this.saving = this.saving.then(() => this.saveCache(snapshot));
+    stream.write({ kind: { $case: 'ack', value: { version, accepted: true, error: '' } } });
+    this.options.logger.debug({ version }, 'configuration applied');
+    this.scheduleSave();
+  }
+
+  /** Writes the configuration being served to the cache file, once at a time, always the newest. */
+  private scheduleSave(): void {
+    if (!this.options.cacheFile) return;
+    if (this.saving) {
+      this.saveAgain = true;
+      return;
+    }
+    this.saving = (async () => {
+      do {
+        this.saveAgain = false;
+        // Off the path of the ACK: the encoding of a large configuration waits for the next turn.
+        await new Promise((resolve) => setImmediate(resolve));
+        const config = this.applied;
+        if (config) await this.saveCache(config.toSnapshot());
+      } while (this.saveAgain && !this.closed);
+    })().finally(() => {
+      this.saving = undefined;
+    });
   }
 
   private onDisconnected(stream: ClientDuplexStream<ConnectRequest, ConnectResponse>, error: Error): void {

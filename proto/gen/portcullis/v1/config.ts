@@ -142,6 +142,8 @@ export interface NodeHello {
   mcpUrl: string;
   /** The snapshot version the node already runs (from a restart cache), or empty. */
   appliedVersion: string;
+  /** The node applies SnapshotDelta messages; without it every revision is sent whole. */
+  acceptsDeltas: boolean;
 }
 
 /** A node's answer to a snapshot. */
@@ -154,7 +156,7 @@ export interface SnapshotAck {
 
 /** What the control plane sends on a node's stream. */
 export interface ConnectResponse {
-  kind?: { $case: "snapshot"; value: Snapshot } | undefined;
+  kind?: { $case: "snapshot"; value: Snapshot } | { $case: "delta"; value: SnapshotDelta } | undefined;
 }
 
 /** Everything a node needs to serve, immutable and versioned. */
@@ -165,6 +167,25 @@ export interface Snapshot {
   virtualKeys: VirtualKeyConfig[];
   /** HMAC keys for self-contained MCP session ids; the first signs, all verify. */
   sessionKeys: SigningKey[];
+}
+
+/**
+ * The changes that turn the snapshot of base_version into the snapshot of version. A node that
+ * does not run base_version must refuse it (NACK) and is then sent the whole snapshot.
+ */
+export interface SnapshotDelta {
+  /** Monotonic configuration revision this delta produces, as a decimal string. */
+  version: string;
+  /** The revision the delta applies to. */
+  baseVersion: string;
+  /** Every upstream of the new revision (the whole list, as in Snapshot). */
+  upstreams: UpstreamConfig[];
+  /** Every session signing key of the new revision (the whole list, as in Snapshot). */
+  sessionKeys: SigningKey[];
+  /** Virtual keys added or changed since base_version (whole entries). */
+  upsertedKeys: VirtualKeyConfig[];
+  /** Ids of virtual keys revoked or deleted since base_version. */
+  removedKeyIds: string[];
 }
 
 export interface KeyValue {
@@ -386,7 +407,7 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
 };
 
 function createBaseNodeHello(): NodeHello {
-  return { nodeId: "", softwareVersion: "", mcpUrl: "", appliedVersion: "" };
+  return { nodeId: "", softwareVersion: "", mcpUrl: "", appliedVersion: "", acceptsDeltas: false };
 }
 
 export const NodeHello: MessageFns<NodeHello> = {
@@ -402,6 +423,9 @@ export const NodeHello: MessageFns<NodeHello> = {
     }
     if (message.appliedVersion !== "") {
       writer.uint32(34).string(message.appliedVersion);
+    }
+    if (message.acceptsDeltas !== false) {
+      writer.uint32(40).bool(message.acceptsDeltas);
     }
     return writer;
   },
@@ -451,6 +475,14 @@ export const NodeHello: MessageFns<NodeHello> = {
             message.appliedVersion = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.acceptsDeltas = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -485,6 +517,11 @@ export const NodeHello: MessageFns<NodeHello> = {
         : isSet(object.applied_version)
         ? globalThis.String(object.applied_version)
         : "",
+      acceptsDeltas: isSet(object.acceptsDeltas)
+        ? globalThis.Boolean(object.acceptsDeltas)
+        : isSet(object.accepts_deltas)
+        ? globalThis.Boolean(object.accepts_deltas)
+        : false,
     };
   },
 
@@ -502,6 +539,9 @@ export const NodeHello: MessageFns<NodeHello> = {
     if (message.appliedVersion !== "") {
       obj.appliedVersion = message.appliedVersion;
     }
+    if (message.acceptsDeltas !== false) {
+      obj.acceptsDeltas = message.acceptsDeltas;
+    }
     return obj;
   },
 
@@ -514,6 +554,7 @@ export const NodeHello: MessageFns<NodeHello> = {
     message.softwareVersion = object.softwareVersion ?? "";
     message.mcpUrl = object.mcpUrl ?? "";
     message.appliedVersion = object.appliedVersion ?? "";
+    message.acceptsDeltas = object.acceptsDeltas ?? false;
     return message;
   },
 };
@@ -629,6 +670,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       case "snapshot":
         Snapshot.encode(message.kind.value, writer.uint32(10).fork()).join();
         break;
+      case "delta":
+        SnapshotDelta.encode(message.kind.value, writer.uint32(18).fork()).join();
+        break;
     }
     return writer;
   },
@@ -654,6 +698,14 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
             message.kind = { $case: "snapshot", value: Snapshot.decode(reader, reader.uint32()) };
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = { $case: "delta", value: SnapshotDelta.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -668,7 +720,11 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
 
   fromJSON(object: any): ConnectResponse {
     return {
-      kind: isSet(object.snapshot) ? { $case: "snapshot", value: Snapshot.fromJSON(object.snapshot) } : undefined,
+      kind: isSet(object.snapshot)
+        ? { $case: "snapshot", value: Snapshot.fromJSON(object.snapshot) }
+        : isSet(object.delta)
+        ? { $case: "delta", value: SnapshotDelta.fromJSON(object.delta) }
+        : undefined,
     };
   },
 
@@ -676,6 +732,8 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
     const obj: any = {};
     if (message.kind?.$case === "snapshot") {
       obj.snapshot = Snapshot.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "delta") {
+      obj.delta = SnapshotDelta.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -689,6 +747,12 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       case "snapshot": {
         if (object.kind?.value !== undefined && object.kind?.value !== null) {
           message.kind = { $case: "snapshot", value: Snapshot.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "delta": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "delta", value: SnapshotDelta.fromPartial(object.kind.value) };
         }
         break;
       }
@@ -820,6 +884,173 @@ export const Snapshot: MessageFns<Snapshot> = {
     message.upstreams = object.upstreams?.map((e) => UpstreamConfig.fromPartial(e)) || [];
     message.virtualKeys = object.virtualKeys?.map((e) => VirtualKeyConfig.fromPartial(e)) || [];
     message.sessionKeys = object.sessionKeys?.map((e) => SigningKey.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseSnapshotDelta(): SnapshotDelta {
+  return { version: "", baseVersion: "", upstreams: [], sessionKeys: [], upsertedKeys: [], removedKeyIds: [] };
+}
+
+export const SnapshotDelta: MessageFns<SnapshotDelta> = {
+  encode(message: SnapshotDelta, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== "") {
+      writer.uint32(10).string(message.version);
+    }
+    if (message.baseVersion !== "") {
+      writer.uint32(18).string(message.baseVersion);
+    }
+    for (const v of message.upstreams) {
+      UpstreamConfig.encode(v!, writer.uint32(26).fork()).join();
+    }
+    for (const v of message.sessionKeys) {
+      SigningKey.encode(v!, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.upsertedKeys) {
+      VirtualKeyConfig.encode(v!, writer.uint32(42).fork()).join();
+    }
+    for (const v of message.removedKeyIds) {
+      writer.uint32(50).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotDelta {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshotDelta();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.baseVersion = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.upstreams.push(UpstreamConfig.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.sessionKeys.push(SigningKey.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.upsertedKeys.push(VirtualKeyConfig.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.removedKeyIds.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SnapshotDelta {
+    return {
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      baseVersion: isSet(object.baseVersion)
+        ? globalThis.String(object.baseVersion)
+        : isSet(object.base_version)
+        ? globalThis.String(object.base_version)
+        : "",
+      upstreams: globalThis.Array.isArray(object?.upstreams)
+        ? object.upstreams.map((e: any) => UpstreamConfig.fromJSON(e))
+        : [],
+      sessionKeys: globalThis.Array.isArray(object?.sessionKeys)
+        ? object.sessionKeys.map((e: any) => SigningKey.fromJSON(e))
+        : globalThis.Array.isArray(object?.session_keys)
+        ? object.session_keys.map((e: any) => SigningKey.fromJSON(e))
+        : [],
+      upsertedKeys: globalThis.Array.isArray(object?.upsertedKeys)
+        ? object.upsertedKeys.map((e: any) => VirtualKeyConfig.fromJSON(e))
+        : globalThis.Array.isArray(object?.upserted_keys)
+        ? object.upserted_keys.map((e: any) => VirtualKeyConfig.fromJSON(e))
+        : [],
+      removedKeyIds: globalThis.Array.isArray(object?.removedKeyIds)
+        ? object.removedKeyIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.removed_key_ids)
+        ? object.removed_key_ids.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: SnapshotDelta): unknown {
+    const obj: any = {};
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.baseVersion !== "") {
+      obj.baseVersion = message.baseVersion;
+    }
+    if (message.upstreams?.length) {
+      obj.upstreams = message.upstreams.map((e) => UpstreamConfig.toJSON(e));
+    }
+    if (message.sessionKeys?.length) {
+      obj.sessionKeys = message.sessionKeys.map((e) => SigningKey.toJSON(e));
+    }
+    if (message.upsertedKeys?.length) {
+      obj.upsertedKeys = message.upsertedKeys.map((e) => VirtualKeyConfig.toJSON(e));
+    }
+    if (message.removedKeyIds?.length) {
+      obj.removedKeyIds = message.removedKeyIds;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SnapshotDelta>, I>>(base?: I): SnapshotDelta {
+    return SnapshotDelta.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SnapshotDelta>, I>>(object: I): SnapshotDelta {
+    const message = createBaseSnapshotDelta();
+    message.version = object.version ?? "";
+    message.baseVersion = object.baseVersion ?? "";
+    message.upstreams = object.upstreams?.map((e) => UpstreamConfig.fromPartial(e)) || [];
+    message.sessionKeys = object.sessionKeys?.map((e) => SigningKey.fromPartial(e)) || [];
+    message.upsertedKeys = object.upsertedKeys?.map((e) => VirtualKeyConfig.fromPartial(e)) || [];
+    message.removedKeyIds = object.removedKeyIds?.map((e) => e) || [];
     return message;
   },
 };
@@ -1970,6 +2201,12 @@ export const ToolDefinition: MessageFns<ToolDefinition> = {
  * answers with the current Snapshot and pushes every newer one as it is committed. The node
  * applies each snapshot atomically and answers with a SnapshotAck (accepted or not, with the
  * reason); on a NACK it keeps serving the last snapshot it accepted. Modelled on Envoy's xDS.
+ *
+ * A node that says `accepts_deltas` in its hello gets the whole Snapshot first and then, for each
+ * newer revision, a SnapshotDelta against the version last sent to it: virtual keys (many) as
+ * changes, upstreams and session keys (few) whole. A delta is ACKed or NACKed by its version like a
+ * snapshot; a NACKed delta (e.g. the node does not run its base version) is answered with the whole
+ * current snapshot.
  */
 export type ConfigServiceService = typeof ConfigServiceService;
 export const ConfigServiceService = {
