@@ -137,8 +137,8 @@ interface WireReply {
 }
 
 /** A raw 2026-07-28 request (envelope in `_meta`, standard headers), as an agent without an SDK sends it. */
-async function post(url: URL, secret: string, method: string, params: Record<string, unknown>): Promise<WireReply> {
-  const envelope = { 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': { elicitation: {}, sampling: {}, roots: {} } };
+async function post(url: URL, secret: string, method: string, params: Record<string, unknown>, capabilities: Record<string, unknown> = { elicitation: {}, sampling: {}, roots: {} }): Promise<WireReply> {
+  const envelope = { 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': capabilities };
   const name: Record<string, string> = typeof params['name'] === 'string' ? { 'mcp-name': params['name'] } : {};
   const response = await fetch(url, {
     method: 'POST',
@@ -374,5 +374,16 @@ test('DN-INPUT-LEGACY-AGENT: a 2026-07-28 upstream\'s input_required reaches a 2
     assert.deepEqual(asked, ['What is your name?', 'What is your name?']);
   } finally {
     await client.close();
+  }
+});
+
+test('DN-INPUT-CAPABILITIES: a 2026-07-28 upstream sees the agent\'s client capabilities (not the gateway\'s), so it asks only for input the agent can give; its -32021 refusal keeps HTTP 400', async () => {
+  for (const upstream of ['conf', 'confweb']) {
+    const samplingOnly = await post(nodeA.url, key.secret, 'tools/call', { name: `${upstream}__test_input_required_result_capabilities`, arguments: {} }, { sampling: {} });
+    assert.equal(samplingOnly.result?.['resultType'], 'input_required', JSON.stringify(samplingOnly));
+    assert.deepEqual(Object.values(samplingOnly.result['inputRequests'] as Record<string, { method: string }>).map((r) => r.method), ['sampling/createMessage'], upstream);
+    const none = await post(nodeA.url, key.secret, 'tools/call', { name: `${upstream}__test_missing_capability`, arguments: {} }, {});
+    assert.equal(none.error?.code, RpcErrorCode.MissingRequiredClientCapability, JSON.stringify(none));
+    assert.equal(none.status, 400);
   }
 });

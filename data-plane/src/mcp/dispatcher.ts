@@ -105,6 +105,7 @@ export interface McpDispatcherOptions {
 }
 
 const OK = 200;
+const BAD_REQUEST = 400;
 /** The SDK answers an unknown method on the 2026-07-28 path from its validation ladder, with HTTP 404. */
 const MODERN_METHOD_NOT_FOUND_STATUS = 404;
 
@@ -512,7 +513,9 @@ export class McpDispatcher {
     if (outcome.kind === 'input') return { status: OK, body: resultBody(request.id, this.inputRequiredJson(outcome.inputRequests, outcome.requestState)) };
     if (outcome.kind === 'error') {
       how.failed?.(outcome.error, exchange.upstream);
-      return { status: OK, body: this.failure(request.id, exchange.upstream, subject, outcome.error) };
+      // The spec ties HTTP 400 to this code itself (an upstream's input_required asking for what the agent did not declare).
+      const status = outcome.error instanceof UpstreamRpcError && outcome.error.code === RpcErrorCode.MissingRequiredClientCapability ? BAD_REQUEST : OK;
+      return { status, body: this.failure(request.id, exchange.upstream, subject, outcome.error) };
     }
     const result = outcome.result;
     if (result['resultType'] !== 'input_required') return { status: OK, body: resultBody(request.id, how.complete(result, exchange.upstream)) };

@@ -39,6 +39,8 @@ export const RpcErrorCode = {
   InternalError: ProtocolErrorCode.InternalError,
   /** 2026-07-28: the request names a protocol revision this server does not serve (data: supported, requested). */
   UnsupportedProtocolVersion: ProtocolErrorCode.UnsupportedProtocolVersion,
+  /** 2026-07-28: the request needs a client capability the client did not declare; answered with HTTP 400 wherever it comes from. */
+  MissingRequiredClientCapability: ProtocolErrorCode.MissingRequiredClientCapability,
   /** HTTP-level refusals (406, 415, 413, 405, missing session header, bad protocol header): the SDK transports' code. */
   TransportError: -32000,
   /** The `Mcp-Session-Id` is not (or no longer) valid: the client must initialize again (HTTP 404). */
