@@ -502,14 +502,14 @@ export class McpDispatcher {
       return { status: OK, body: errorBody(request.id, RpcErrorCode.InputNotAwaited, `requestState can no longer be answered: ${subject} is served by another upstream now; call again without it`, { reason: 'moved' }) };
     }
     const exchange = this.exchanges.start(context.principal.keyId, request.method, subject, target.upstream, context.sessionKeys);
+    exchange.bind(context.channel, progressTokenOf(params));
     exchange.attach(this.router.request(target.upstream, target.message, this.exchangeRelayOptions(forward, context, target.upstream, exchange)));
     return this.nextOutcome(request, context, subject, how, exchange);
   }
 
   /** Answers the agent request with what the exchange does next (see relayWithInput). */
   private async nextOutcome(request: RpcRequest, context: DispatchContext, subject: string, how: InputRelay, exchange: InputExchange): Promise<RpcReply> {
-    const meta = request.params?.['_meta'];
-    const outcome = await exchange.next(context.signal(), context.channel, isPlainObject(meta) ? meta['progressToken'] : undefined);
+    const outcome = await exchange.next(context.signal(), context.channel, progressTokenOf(request.params));
     if (outcome.kind === 'input') return { status: OK, body: resultBody(request.id, this.inputRequiredJson(outcome.inputRequests, outcome.requestState)) };
     if (outcome.kind === 'error') {
       how.failed?.(outcome.error, exchange.upstream);
@@ -623,6 +623,12 @@ function invalidParams(id: RpcId, message: string): RpcReply {
 /** The SDK server's answer for an unknown resource (on every revision). */
 function resourceNotFound(id: RpcId, uri: string): RpcReply {
   return { status: OK, body: errorBody(id, RpcErrorCode.InvalidParams, `Resource not found: ${uri}`, { uri }) };
+}
+
+/** The agent's progress token in a request's `_meta`, if any. */
+function progressTokenOf(params: Record<string, unknown> | undefined): unknown {
+  const meta = params?.['_meta'];
+  return isPlainObject(meta) ? meta['progressToken'] : undefined;
 }
 
 /** `params` with `field` replaced (the exposed name un-prefixed). */

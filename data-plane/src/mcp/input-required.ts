@@ -227,6 +227,12 @@ export class InputExchange {
     return this.progressTokenValue;
   }
 
+  /** Where what the upstream sends meanwhile goes: the agent request being served (set before the call starts, as progress may come at once). */
+  bind(channel: RequestChannel | undefined, progressToken: unknown): void {
+    this.channelValue = channel;
+    this.progressTokenValue = progressToken;
+  }
+
   /** Follows the upstream call: its settling is the exchange's final outcome. */
   attach(call: Promise<Record<string, unknown>>): void {
     call.then(
@@ -272,8 +278,7 @@ export class InputExchange {
    */
   next(signal: AbortSignal, channel: RequestChannel | undefined, progressToken: unknown): Promise<ExchangeOutcome> {
     clearTimeout(this.expiryTimer);
-    this.channelValue = channel;
-    this.progressTokenValue = progressToken;
+    this.bind(channel, progressToken);
     if (this.settled !== undefined) return Promise.resolve(this.finish(this.settled));
     if (this.pending.size > 0 && this.round > 0) return Promise.resolve(this.inputRound());
     return new Promise((resolve) => {
