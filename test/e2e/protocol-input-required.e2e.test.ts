@@ -132,23 +132,30 @@ function textOf(result: unknown): string {
 
 interface WireReply {
   status: number;
+  notifications?: Record<string, unknown>[];
   result?: Record<string, unknown>;
   error?: { code: number; message: string; data?: Record<string, unknown> };
 }
 
 /** A raw 2026-07-28 request (envelope in `_meta`, standard headers), as an agent without an SDK sends it. */
-async function post(url: URL, secret: string, method: string, params: Record<string, unknown>, capabilities: Record<string, unknown> = { elicitation: {}, sampling: {}, roots: {} }): Promise<WireReply> {
-  const envelope = { 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': capabilities };
+async function post(url: URL, secret: string, method: string, params: Record<string, unknown>, capabilities: Record<string, unknown> = { elicitation: {}, sampling: {}, roots: {} }, signal?: AbortSignal): Promise<WireReply> {
+  const envelope = { ...(isObject(params['_meta']) ? params['_meta'] : {}), 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': capabilities };
   const name: Record<string, string> = typeof params['name'] === 'string' ? { 'mcp-name': params['name'] } : {};
   const response = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${secret}`, 'mcp-protocol-version': MODERN, 'mcp-method': method, ...name },
     body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: { ...params, _meta: envelope } }),
+    ...(signal ? { signal } : {}),
   });
   const text = await response.text();
-  // A streamed answer (text/event-stream) ends with the response as its last data line.
-  const json = response.headers.get('content-type')?.includes('text/event-stream') ? text.split('\n').filter((l) => l.startsWith('data: ')).at(-1)!.slice(6) : text;
-  return { status: response.status, ...(JSON.parse(json) as Omit<WireReply, 'status'>) };
+  // A streamed answer (text/event-stream): notifications first, the response as the last data line.
+  if (!response.headers.get('content-type')?.includes('text/event-stream')) return { status: response.status, ...(JSON.parse(text) as Omit<WireReply, 'status'>) };
+  const messages = text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)) as Record<string, unknown>);
+  return { status: response.status, ...(messages.at(-1) as Omit<WireReply, 'status'>), notifications: messages.slice(0, -1) };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** A first call that must come back `input_required`; its single input request key, method and state. */
@@ -386,4 +393,29 @@ test('DN-INPUT-CAPABILITIES: a 2026-07-28 upstream sees the agent\'s client capa
     assert.equal(none.error?.code, RpcErrorCode.MissingRequiredClientCapability, JSON.stringify(none));
     assert.equal(none.status, 400);
   }
+});
+
+test('DN-INPUT-PROGRESS: what the upstream sends while a parked call runs goes to the agent request waiting at that moment, progress under that request\'s token', async () => {
+  const first = await post(nodeA.url, key.secret, 'tools/call', { name: 'v1__ask_twice', arguments: {}, _meta: { progressToken: 'first' } });
+  const [firstKey] = Object.keys(first.result?.['inputRequests'] as object);
+  const second = await post(nodeA.url, key.secret, 'tools/call', { name: 'v1__ask_twice', arguments: {}, inputResponses: { [firstKey!]: NAME }, requestState: first.result?.['requestState'], _meta: { progressToken: 'second' } });
+  assert.equal(second.result?.['resultType'], 'input_required', JSON.stringify(second));
+  assert.deepEqual(second.notifications, [{ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 'second', progress: 1, total: 2, message: 'got Bob' } }]);
+  // Finish the call: a 2025 stdio upstream cannot tell which call a request belongs to while two are in flight.
+  const [secondKey] = Object.keys(second.result['inputRequests'] as object);
+  const done = await post(nodeA.url, key.secret, 'tools/call', { name: 'v1__ask_twice', arguments: {}, inputResponses: { [secondKey!]: { action: 'accept', content: { colour: 'red' } } }, requestState: second.result['requestState'] });
+  assert.equal(textOf(done.result), 'name=Bob colour=red');
+});
+
+test('DN-INPUT-CANCEL: the agent going away while its retry waits cancels the parked upstream call; its state is then refused saying so', async () => {
+  const first = await firstRound(nodeA.url, 'v1__ask_then_work');
+  const abort = new AbortController();
+  const waiting = post(nodeA.url, key.secret, 'tools/call', { name: 'v1__ask_then_work', arguments: {}, inputResponses: { [first.key]: NAME }, requestState: first.requestState }, undefined, abort.signal);
+  await new Promise((r) => setTimeout(r, 300));
+  abort.abort();
+  await assert.rejects(waiting);
+  await until('the upstream saw the cancellation', async () => textOf((await post(nodeA.url, key.secret, 'tools/call', { name: 'v1__cancellations', arguments: {} })).result) === '1');
+  const late = await post(nodeA.url, key.secret, 'tools/call', { name: 'v1__ask_then_work', arguments: {}, inputResponses: { [first.key]: NAME }, requestState: first.requestState });
+  assert.equal(late.error?.code, RpcErrorCode.InputNotAwaited, JSON.stringify(late));
+  assert.match(late.error.message, /went away/);
 });

@@ -41,5 +41,7 @@ export const PROTOCOL_REQUIREMENTS: Readonly<Record<string, string>> = {
   'DN-INPUT-UPSTREAM-GONE': '2026-07-28: when the upstream dies while its call waits for input, the retry gets a JSON-RPC error naming the upstream.',
   'DN-INPUT-OTHER-NODE': '2026-07-28: a retry landing on another node than the one holding the waiting call is refused with -32045 naming that node (relaying it there is a follow-up).',
   'DN-INPUT-CAPABILITIES': '2026-07-28: a 2026 upstream sees the agent\'s client capabilities (not the gateway\'s), so it asks only for input the agent can give; its -32021 refusal is relayed with HTTP 400.',
+  'DN-INPUT-PROGRESS': '2026-07-28: progress and log messages an upstream sends while a parked call runs go to the agent request waiting at that moment, progress under that request\'s token.',
+  'DN-INPUT-CANCEL': '2026-07-28: the agent going away while its request (first call or retry) waits cancels the parked upstream call; its state is then refused saying so.',
   'DN-INPUT-LEGACY-AGENT': '2025 era: a 2026-07-28 upstream answering input_required reaches the agent as server-to-client requests on the call stream, and its answers complete the call.',
 };
