@@ -163,9 +163,9 @@ async function readFailures(outputDir: string): Promise<FailedCheck[]> {
   return failures.sort((a, b) => a.scenario.localeCompare(b.scenario) || a.id.localeCompare(b.id));
 }
 
-/** The conformance upstream over Streamable HTTP on a free port; resolves once it listens. */
-export async function startConformanceFixtureHttp(env: NodeJS.ProcessEnv = {}): Promise<{ process: RunningProcess; url: string }> {
-  const port = await freePort();
+/** The conformance upstream over Streamable HTTP on a free port (or `fixedPort`, to restart one); resolves once it listens. */
+export async function startConformanceFixtureHttp(env: NodeJS.ProcessEnv = {}, fixedPort?: number): Promise<{ process: RunningProcess; url: string }> {
+  const port = fixedPort ?? (await freePort());
   const child = new RunningProcess('conformance upstream (http)', process.execPath, ['--import', TSX_LOADER, FIXTURE_MAIN, '--http', String(port)], env);
   const [, url] = await child.waitFor(/listening on (http:\/\/\S+)/, 30_000);
   return { process: child, url: url! };

@@ -19,6 +19,8 @@ export const UPSTREAM_REQUIREMENTS = {
   'UP-SESSION-REINIT': 'An expired upstream session (HTTP 404) is re-initialized transparently; safe requests are retried once, unsafe ones are not.',
   'UP-HEALTH': 'A periodic ping per upstream: failures make it DEGRADED, then DOWN at the threshold (reconnected); passing pings make it READY.',
   'UP-CATALOGS': 'Tools, prompts, resources and templates are kept per upstream, all pages, only for declared capabilities.',
+  'UP-SUBSCRIBE-2026': 'A resource subscription to a 2026-07-28 upstream (which has no resources/subscribe) is held as one subscriptions/listen stream naming every subscribed URI; its updates reach the subscribed agents of both eras.',
+  'UP-SUBSCRIBE-RESTORE': 'After an upstream reconnects (process restarted, HTTP server restarted), the node makes its resource subscriptions again in the upstream\'s era.',
   'UP-LIST-CHANGED': 'list_changed from an upstream refreshes that catalog and fires onCatalogChanged/onToolsChanged; the next report carries it.',
   'UP-ROUTE-RESOURCE': 'routeResource: listed URIs first (first upstream wins, collisions noted), then RFC 6570 templates in upstream order.',
   'UP-RELAY-UNCHANGED': "Relayed results are the upstream's JSON, unchanged.",

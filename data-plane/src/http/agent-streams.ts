@@ -179,9 +179,10 @@ export class AgentStreams {
       if (typeof uri !== 'string') return;
       const holders = this.subscriptions.holdersOf(upstream, uri);
       if (holders === undefined) return;
+      const params = withoutUpstreamSubscriptionId(notification.params);
       for (const holder of holders) {
         for (const stream of this.byHolder.get(holder) ?? []) {
-          if (this.views.mayUseUpstream(stream.allowList, upstream)) stream.send(notification.method, notification.params);
+          if (this.views.mayUseUpstream(stream.allowList, upstream)) stream.send(notification.method, params);
         }
       }
       return;
@@ -231,4 +232,15 @@ export class AgentStreams {
 
 function wants(filter: StreamFilter, kind: CatalogKind): boolean {
   return kind === 'tools' ? filter.tools : kind === 'prompts' ? filter.prompts : filter.resources;
+}
+
+/**
+ * A 2026-07-28 upstream stamps updates with the id of the gateway's own listen stream to it; that
+ * id means nothing to agents (listen streams get theirs stamped instead), so it is dropped.
+ */
+function withoutUpstreamSubscriptionId(params: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  const meta = params?.['_meta'];
+  if (!isPlainObject(meta) || !(SUBSCRIPTION_ID_META_KEY in meta)) return params;
+  const { [SUBSCRIPTION_ID_META_KEY]: _dropped, ...rest } = meta;
+  return Object.keys(rest).length === 0 ? Object.fromEntries(Object.entries(params ?? {}).filter(([k]) => k !== '_meta')) : { ...params, _meta: rest };
 }

@@ -7,6 +7,7 @@ import { Transport, UpstreamState, type UpstreamConfig } from '../../../proto/ge
 import { UpstreamRpcError } from './tool-router.ts';
 import { RpcCode, UpstreamErrorCode, classifyFailure, describeFailure, isSessionExpired, relayError } from './upstream-errors.ts';
 import type { CatalogKind, RelayOptions, RpcMessage } from './upstream-router.ts';
+import { UpstreamSubscriptions, isModernConnection } from './upstream-subscriptions.ts';
 import { effectiveSettings, type UpstreamDefaults, type UpstreamSettings } from './upstream-settings.ts';
 
 /** Any JSON object: results are relayed as the upstream sent them, not re-shaped by a schema. */
@@ -128,6 +129,7 @@ export class UpstreamConnection {
   private prior: PriorDiscovery | undefined;
   private readonly inflight = new Set<CallContext>();
   private readonly refreshing = new Set<CatalogKind>();
+  private readonly subscriptions: UpstreamSubscriptions;
   private readonly refreshAgain = new Set<CatalogKind>();
 
   constructor(options: UpstreamConnectionOptions) {
@@ -135,6 +137,7 @@ export class UpstreamConnection {
     this.configValue = options.config;
     this.settingsValue = effectiveSettings(options.config, options.defaults);
     this.logger = options.logger.child({ upstream: options.config.name });
+    this.subscriptions = new UpstreamSubscriptions(options.config.name, this.logger);
   }
 
   get name(): string {
@@ -187,6 +190,7 @@ export class UpstreamConnection {
   /** Closes the connection for good (the upstream was removed or changed); calls in flight fail at once. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.subscriptions.close();
     clearTimeout(this.retryTimer);
     clearInterval(this.healthTimer);
     const clients = [this.client, this.opening].filter((c): c is Client => c !== undefined);
@@ -206,6 +210,31 @@ export class UpstreamConnection {
    * to repeat.
    */
   async request(message: RpcMessage, options: RelayOptions = {}): Promise<Record<string, unknown>> {
+    if (message.method === 'resources/subscribe' || message.method === 'resources/unsubscribe') return this.changeSubscription(message.method, message, options);
+    return this.relay(message, options);
+  }
+
+  /**
+   * Resource subscriptions are remembered so a reconnect can make them again; a 2026-07-28 upstream,
+   * which has no `resources/subscribe`, is subscribed through one `subscriptions/listen` stream.
+   */
+  private async changeSubscription(method: 'resources/subscribe' | 'resources/unsubscribe', message: RpcMessage, options: RelayOptions): Promise<Record<string, unknown>> {
+    const uri = message.params?.['uri'];
+    if (typeof uri !== 'string') throw new UpstreamRpcError(RpcCode.INVALID_PARAMS, `Invalid params: ${method} needs a string uri`);
+    const client = this.usableClient();
+    if (isModernConnection(client)) {
+      try {
+        return await (method === 'resources/subscribe' ? this.subscriptions.listenFor(client, uri) : this.subscriptions.stopListeningFor(client, uri));
+      } catch (error) {
+        throw error instanceof UpstreamRpcError ? error : relayError(this.name, 'subscriptions/listen', error, { aborted: false, timeoutMs: this.settingsValue.callTimeoutMs });
+      }
+    }
+    const result = await this.relay(message, options);
+    this.subscriptions.record(method, uri);
+    return result;
+  }
+
+  private async relay(message: RpcMessage, options: RelayOptions): Promise<Record<string, unknown>> {
     const timeoutMs = options.timeoutMs ?? this.settingsValue.callTimeoutMs;
     for (let retried = false; ; retried = true) {
       if (this.reinitializing) await this.reinitializing.catch(() => undefined);
@@ -352,6 +381,7 @@ export class UpstreamConnection {
       CATALOG_KINDS,
     );
     this.startHealth();
+    this.subscriptions.restore(client, isModernConnection(client));
     this.logger.info({ protocolVersion: client.getNegotiatedProtocolVersion(), tools: catalogs.tools?.length ?? 0 }, 'upstream ready');
   }
 

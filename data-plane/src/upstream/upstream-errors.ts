@@ -17,6 +17,7 @@ export const UpstreamErrorCode = {
 /** JSON-RPC codes the relay itself answers with (named, never bare numbers). */
 export const RpcCode = {
   METHOD_NOT_FOUND: -32601,
+  INVALID_PARAMS: -32602,
   INTERNAL_ERROR: -32603,
 } as const;
 
