@@ -31,6 +31,8 @@ export interface DataPlaneOptions {
   upstreamHealthFailureThreshold?: number;
   /** Anonymous access (off when undefined): requests without credentials act as this virtual key id. */
   anonymousKeyId?: string;
+  /** How long a 2025-era session id is honoured after it was issued (default 24 h). */
+  sessionMaxAgeMs?: number;
   /**
    * Accepted `Host`/`Origin` hosts (DNS-rebinding protection). Undefined or empty: the loopback names
    * when `host` is a loopback address, else no check.
@@ -85,6 +87,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     maxBodyBytes: options.maxBodyBytes,
     serverInfo: { name: 'portcullis', version: SOFTWARE_VERSION },
     anonymousKeyId: options.anonymousKeyId,
+    sessionMaxAgeMs: options.sessionMaxAgeMs,
     allowedHosts: effectiveAllowedHosts(options.host, options.allowedHosts),
     nodeId: options.nodeId,
   });

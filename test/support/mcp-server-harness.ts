@@ -42,7 +42,7 @@ export interface RunningServer {
 }
 
 /** Starts a data-plane server on 127.0.0.1:0 serving `config` (mutable: assign and call gateway.configChanged()). */
-export async function startServer(router: UpstreamRouter, config: AppliedConfig | undefined, options: { maxBodyBytes?: number; listPageSize?: number; sseKeepAliveMs?: number; anonymousKeyId?: string; allowedHosts?: readonly AllowedHost[] } = {}): Promise<RunningServer> {
+export async function startServer(router: UpstreamRouter, config: AppliedConfig | undefined, options: { maxBodyBytes?: number; listPageSize?: number; sseKeepAliveMs?: number; anonymousKeyId?: string; allowedHosts?: readonly AllowedHost[]; sessionMaxAgeMs?: number } = {}): Promise<RunningServer> {
   const running = {
     config,
     gateway: undefined as unknown as DataPlaneServer,
@@ -55,6 +55,7 @@ export async function startServer(router: UpstreamRouter, config: AppliedConfig 
     listPageSize: options.listPageSize,
     sseKeepAliveMs: options.sseKeepAliveMs,
     anonymousKeyId: options.anonymousKeyId,
+    sessionMaxAgeMs: options.sessionMaxAgeMs,
     allowedHosts: options.allowedHosts,
     logger: createLogger({ level: 'silent' }),
     maxBodyBytes: options.maxBodyBytes ?? 64 * 1024,

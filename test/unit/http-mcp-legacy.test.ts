@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { signSessionToken, type SessionClaims } from '../../data-plane/src/mcp/session-token.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
 import { buildConfig, sessionKey, startServer, testKey, type RunningServer, type TestKey } from '../support/mcp-server-harness.ts';
 
@@ -252,6 +253,39 @@ test('list_changed reaches the v1 client on its GET stream when the catalog or i
     server.gateway.configChanged();
     assert.equal(server.gateway.notificationStreamCount, 0);
     await client.close();
+  } finally {
+    await server.close();
+  }
+});
+
+test('DN-TRANSPORT-DELETE DN-SESSION-MAX-AGE: an ended session id is refused (404) on POST, GET and DELETE, its GET stream closes, other sessions go on; an id past its maximum age is refused', async () => {
+  const key = testKey('k1', ['everything__echo']);
+  const signing = sessionKey('s1');
+  const server = await startServer(router(), buildConfig([key], [signing]), { sessionMaxAgeMs: 60 * 60 * 1000 });
+  try {
+    const open = async () => (await rawPost(server, { 'x-portcullis-key': key.secret }, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } })).headers.get('mcp-session-id')!;
+    const as = (session: string) => ({ 'x-portcullis-key': key.secret, 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' });
+    const ping = { jsonrpc: '2.0', id: 2, method: 'ping' };
+    const ended = await open();
+    const other = await open();
+    const stream = await fetch(server.url, { headers: { ...as(ended), accept: 'text/event-stream' } });
+    assert.equal(stream.status, 200);
+    const streamEnded = stream.text();
+
+    assert.equal((await fetch(server.url, { method: 'DELETE', headers: as(ended) })).status, 200);
+    assert.equal(await streamEnded, '', 'the GET stream of the ended session is closed');
+    const refused = await rawPost(server, as(ended), ping);
+    assert.equal(refused.status, 404);
+    assert.equal(refused.json.error.code, -32001);
+    assert.equal((await fetch(server.url, { headers: { ...as(ended), accept: 'text/event-stream' } })).status, 404);
+    assert.equal((await fetch(server.url, { method: 'DELETE', headers: as(ended) })).status, 404);
+    assert.equal((await rawPost(server, as(other), ping)).status, 200, 'another session of the same key goes on');
+
+    const claims = JSON.parse(Buffer.from(other.split('.')[0]!, 'base64url').toString()) as Omit<SessionClaims, 'signingKeyId'>;
+    const old = signSessionToken({ ...claims, issuedAt: Math.floor(Date.now() / 1000) - 2 * 60 * 60 }, [signing]);
+    assert.equal((await rawPost(server, as(old), ping)).status, 404, 'issued two hours ago, with a one-hour maximum age');
+    const young = signSessionToken({ ...claims, issuedAt: Math.floor(Date.now() / 1000) - 30 * 60 }, [signing]);
+    assert.equal((await rawPost(server, as(young), ping)).status, 200);
   } finally {
     await server.close();
   }

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { EndedSessions } from '../../data-plane/src/mcp/ended-sessions.ts';
 import { signSessionToken, verifySessionToken } from '../../data-plane/src/mcp/session-token.ts';
 import { sessionKey } from '../support/mcp-server-harness.ts';
 
@@ -28,4 +29,24 @@ test('unknown signing keys, altered payloads or signatures and junk are refused 
     assert.equal(verifySessionToken(junk, [key]).ok, false, junk.slice(0, 40));
   }
   assert.throws(() => signSessionToken(claims, []));
+});
+
+test('DN-SESSION-MAX-AGE: ended sessions are remembered until they would have expired, then swept, so the table stays bounded', async () => {
+  let now = 1_000_000_000_000;
+  const maxAgeMs = 60_000;
+  const ended = new EndedSessions(maxAgeMs, () => now);
+  const claimsAt = (issuedAtMs: number) => ({ keyId: 'k', protocolVersion: '2025-11-25', clientInfo: {}, clientCapabilities: {}, issuedAt: Math.floor(issuedAtMs / 1000), signingKeyId: 's' });
+  const fresh = claimsAt(now);
+  assert.equal(ended.expired(fresh), false);
+  assert.equal(ended.expired(claimsAt(now - maxAgeMs)), true);
+  for (let i = 0; i < 5_000; i += 1) ended.end(`payload${i}.sig${i}`, claimsAt(now));
+  assert.equal(ended.has('payload7.sig7'), true);
+  assert.equal(ended.has('other-payload.sig7'), true, 'keyed by the signature');
+  assert.equal(ended.has('payload7.sig7x'), false);
+  assert.equal(ended.size, 5_000, 'nothing expired yet, nothing swept');
+  now += maxAgeMs + 1_000;
+  for (let i = 0; i < 6_000; i += 1) ended.end(`late${i}.late-sig${i}`, claimsAt(now));
+  assert.ok(ended.size <= 6_000, `the expired entries were swept (size ${ended.size})`);
+  assert.equal(ended.has('payload7.sig7'), false);
+  assert.equal(ended.has('late5999.late-sig5999'), true);
 });

@@ -114,6 +114,13 @@ export const dataPlaneSettings = {
       'anonymous access (off by default): requests to /mcp and /sse without credentials act as the virtual key with this id (its allow-list applies); a wrong key is still refused, and while the key is revoked or unknown requests without credentials get 401',
     schema: z.string().trim().min(1, 'must be a virtual key id').optional(),
   },
+  sessionMaxAgeSeconds: {
+    flag: 'session-max-age-seconds',
+    env: 'PORTCULLIS_SESSION_MAX_AGE_SECONDS',
+    description: 'how long a 2025-era MCP session id is honoured after it was issued; the agent then gets 404 and initializes a new session (ended sessions are remembered this long)',
+    schema: z.coerce.number({ error: 'must be a number of seconds' }).int('must be a whole number of seconds').min(60, 'must be at least 60').max(30 * 24 * 3600, 'must be at most 2592000 (30 days)').default(24 * 3600),
+    defaultLabel: '86400 (24 h)',
+  },
   allowedHosts: {
     flag: 'allowed-hosts',
     env: 'PORTCULLIS_ALLOWED_HOSTS',
@@ -150,6 +157,7 @@ export function dataPlaneOptions(
     upstreamConnectTimeoutMs: settings.upstreamConnectTimeoutMs,
     upstreamCallTimeoutMs: settings.upstreamCallTimeoutMs,
     anonymousKeyId: settings.anonymousKey,
+    sessionMaxAgeMs: settings.sessionMaxAgeSeconds * 1000,
     allowedHosts: settings.allowedHosts,
     logger,
   };

@@ -197,6 +197,11 @@ export class AgentStreams {
     // Other unsolicited notifications (task status on a shared connection, etc.) cannot be attributed to one agent: dropped.
   }
 
+  /** Ends the streams of one holder (its session was ended). */
+  endHolder(holder: string): void {
+    for (const stream of [...(this.byHolder.get(holder) ?? [])]) this.end(stream, false);
+  }
+
   /** Ends every stream: listen streams with their graceful-close result, as the SDK does on shutdown. */
   closeAll(): void {
     for (const stream of this.streams) this.end(stream, true);

@@ -7,6 +7,7 @@ import type { DispatchContext, McpDispatcher, RpcRequest } from '../mcp/dispatch
 import { echoableId, isPlainObject, type RpcId } from '../mcp/json-rpc.ts';
 import { LEGACY_PROTOCOL_VERSIONS, MAX_BATCH_SIZE, MODERN_PROTOCOL_VERSIONS, RpcErrorCode, isModernProtocolVersion } from '../mcp/protocol.ts';
 import { ServerRequests } from '../mcp/server-requests.ts';
+import type { EndedSessions } from '../mcp/ended-sessions.ts';
 import { verifySessionToken, type SessionClaims } from '../mcp/session-token.ts';
 import { checkStandardHeaders, stripOws } from '../mcp/standard-headers.ts';
 import type { AgentStreams } from './agent-streams.ts';
@@ -28,6 +29,8 @@ export interface McpServices {
   readonly logLevels: LogLevels;
   readonly serverRequests: ServerRequests;
   readonly inFlight: InFlightRequests;
+  /** 2025-era sessions ended here (DELETE), and how long any session lives. */
+  readonly endedSessions: EndedSessions;
 }
 
 export interface McpEndpointOptions {
@@ -57,7 +60,8 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
   const { dispatcher, streams } = services;
 
   /**
-   * 2025 era: the signed session id must be present (400), valid under a current session key and issued to this key (404).
+   * 2025 era: the signed session id must be present (400), valid under a current session key, issued to this key,
+   * not ended and not past its maximum age (404, which tells the agent to initialize a new session).
    * `id`: the parsed request's id, echoed in the refusal (null on GET/DELETE, which have no body).
    */
   function session(req: IncomingMessage, res: ServerResponse, auth: Authenticated, id: RpcId = null): { claims: SessionClaims; token: string } | undefined {
@@ -67,8 +71,9 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
       return undefined;
     }
     const verified = verifySessionToken(token, auth.config.sessionKeys);
-    if (!verified.ok || verified.claims.keyId !== auth.principal.keyId || verified.claims.streamId !== undefined) {
-      logger.debug({ keyId: auth.principal.keyId, reason: verified.ok ? 'other-key' : verified.reason }, 'session refused');
+    const refused = !verified.ok ? verified.reason : verified.claims.keyId !== auth.principal.keyId || verified.claims.streamId !== undefined ? 'other-key' : services.endedSessions.has(token) ? 'ended' : services.endedSessions.expired(verified.claims) ? 'expired' : undefined;
+    if (refused !== undefined || !verified.ok) {
+      logger.debug({ keyId: auth.principal.keyId, reason: refused }, 'session refused');
       sendRpcError(res, 404, RpcErrorCode.SessionNotFound, 'Session not found', { id });
       return undefined;
     }
@@ -236,11 +241,16 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
     });
   }
 
-  /** 2025 era: ending a session. What this node holds for it (resource subscriptions, log level) is dropped. */
+  /**
+   * 2025 era: ending a session. Its id is refused from now on (404) on this node, and what this node
+   * holds for it (notification streams, resource subscriptions, log level) is dropped.
+   */
   function del(req: IncomingMessage, res: ServerResponse, auth: Authenticated): void {
     if (refuseModern(req, res)) return;
     const opened = session(req, res, auth);
     if (opened === undefined) return;
+    services.endedSessions.end(opened.token, opened.claims);
+    streams.endHolder(opened.token);
     services.subscriptions.forget(opened.token);
     services.logLevels.forget(opened.token);
     sendEmpty(res, 200);

@@ -5,6 +5,7 @@ import { LogLevels, ResourceSubscriptions } from '../mcp/agent-state.ts';
 import { CatalogViews } from '../mcp/catalog-views.ts';
 import { McpDispatcher, type McpDispatcherOptions, type ServerInfo } from '../mcp/dispatcher.ts';
 import { LIST_CACHE_TTL_MS, RpcErrorCode } from '../mcp/protocol.ts';
+import { EndedSessions } from '../mcp/ended-sessions.ts';
 import { ServerRequests } from '../mcp/server-requests.ts';
 import { ToolsOnlyRouter, isUpstreamRouter } from '../mcp/tools-only-router.ts';
 import type { ToolRouter } from '../upstream/tool-router.ts';
@@ -50,6 +51,8 @@ export interface DataPlaneServerOptions {
    * hosts; undefined, no check. The node wiring passes `effectiveAllowedHosts(listen address, list)`.
    */
   readonly allowedHosts?: readonly AllowedHost[];
+  /** How long a 2025-era session id is honoured after it was issued (default 24 h); agents then get 404 and initialize again. */
+  readonly sessionMaxAgeMs?: number;
   /** This node's name: 2026-07-28 `input_required` request states name the node holding the waiting call. */
   readonly nodeId?: string;
   /** How long calls wait for a 2026-07-28 agent's retry with input, and the like (defaults in input-required.ts). */
@@ -95,7 +98,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
   const logLevels = new LogLevels();
   const streams = new AgentStreams({ views, subscriptions, logLevels, logger, serverInfo: options.serverInfo, keepAliveMs: options.sseKeepAliveMs });
   const dispatcher = new McpDispatcher({ router, views, subscriptions, logLevels, serverInfo: options.serverInfo, logger, listTtlMs: options.listTtlMs ?? LIST_CACHE_TTL_MS, metrics: options.metrics, nodeId: options.nodeId, inputExchanges: options.inputExchanges });
-  const services: McpServices = { dispatcher, streams, subscriptions, logLevels, serverRequests: new ServerRequests(), inFlight: new InFlightRequests() };
+  const services: McpServices = { dispatcher, streams, subscriptions, logLevels, serverRequests: new ServerRequests(), inFlight: new InFlightRequests(), endedSessions: new EndedSessions(options.sessionMaxAgeMs) };
   const unsubscribeViews = views.onChanged((kind) => streams.catalogChanged(kind));
   const unsubscribeNotifications = router.onUpstreamNotification((upstream, notification) => streams.upstreamNotification(upstream, notification));
   const endpointOptions = { getConfig, services, maxBodyBytes: options.maxBodyBytes, logger, anonymousKeyId: options.anonymousKeyId };

@@ -1,0 +1,58 @@
+import type { SessionClaims } from './session-token.ts';
+
+/** How long a 2025-era session id is honoured after it was issued, unless the node is told otherwise. */
+export const DEFAULT_SESSION_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+
+/** Never sweep a smaller table: below this, expired entries cost less than the sweep. */
+const MIN_SWEEP_SIZE = 1_024;
+
+/**
+ * The 2025-era sessions ended on this node (`DELETE /mcp`). Session ids are self-contained signed
+ * tokens, valid anywhere until they expire, so ending one means remembering it until the moment it
+ * would have expired anyway: that bound (`maxAgeMs` after issue) is what keeps this table small.
+ * Entries are keyed by the token's signature, which is unique per token.
+ */
+export class EndedSessions {
+  private readonly ended = new Map<string, number>();
+  private sweepAt = MIN_SWEEP_SIZE;
+
+  constructor(
+    readonly maxAgeMs: number = DEFAULT_SESSION_MAX_AGE_MS,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Whether the session is past its maximum age. */
+  expired(claims: SessionClaims): boolean {
+    return this.now() >= this.expiresAt(claims);
+  }
+
+  /** Whether the session was ended here. */
+  has(token: string): boolean {
+    return this.ended.has(signatureOf(token));
+  }
+
+  /** Ends the session for good: its id is refused from now until it would have expired. */
+  end(token: string, claims: SessionClaims): void {
+    this.ended.set(signatureOf(token), this.expiresAt(claims));
+    if (this.ended.size >= this.sweepAt) this.sweep();
+  }
+
+  get size(): number {
+    return this.ended.size;
+  }
+
+  private expiresAt(claims: SessionClaims): number {
+    return claims.issuedAt * 1000 + this.maxAgeMs;
+  }
+
+  /** Drops entries whose session expired anyway; the next sweep waits until the table doubles. */
+  private sweep(): void {
+    const now = this.now();
+    for (const [signature, expiresAt] of this.ended) if (expiresAt <= now) this.ended.delete(signature);
+    this.sweepAt = Math.max(MIN_SWEEP_SIZE, this.ended.size * 2);
+  }
+}
+
+function signatureOf(token: string): string {
+  return token.slice(token.indexOf('.') + 1);
+}
