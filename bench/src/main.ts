@@ -10,12 +10,14 @@ import { TOOL_COUNTS, directToolsListTargets, gatewayToolsListTargets, seedKeys 
 import { PEERS, PEERS_FRONTING_HTTP_NOTE } from './targets/peers.ts';
 import { GatewayUnavailable, graphql, portcullisTargets, startPortcullis, type RunningGateway } from './targets/portcullis.ts';
 import { measurePropagation, type PropagationRow } from './scenarios/propagation.ts';
+import { measureSnapshots } from './scenarios/snapshots.ts';
 import { ECHO, everythingStdioTarget, startEverythingHttp, type HttpServer } from './targets/upstream.ts';
 
 /**
  * `npm run bench [-- --quick]`: tool-call round trips to server-everything directly, through the peer
- * proxies and through Portcullis, in one run on this machine; a table on stdout (progress on stderr)
- * and every figure in bench/results/latest.json. Every process it starts is stopped at the end.
+ * proxies and through Portcullis, tools/list with many tools and keys, config propagation to N nodes
+ * and snapshot build/apply at 1k–100k keys, in one run on this machine; a table on stdout (progress
+ * on stderr) and every figure in bench/results/latest.json. Every process it starts is stopped at the end.
  */
 
 const PATH_ORDER = ['direct', 'portcullis', 'mcp-proxy', 'supergateway'];
@@ -58,81 +60,101 @@ async function main(): Promise<void> {
   let httpServer: HttpServer | undefined;
   let gateway: RunningGateway | undefined;
   let gatewayMissing: string | undefined;
+  const { sections } = options;
+  const note = (line: string) => results.notes.push(line);
   try {
-    // stdio upstream: the SDK client / lean driver spawn server-everything themselves.
-    await measure({ upstream: 'stdio', path: 'direct', load: everythingStdioTarget(), operation: ECHO });
-    for (const peer of PEERS) {
-      let server: HttpServer | undefined;
-      try {
-        server = await peer.start();
-        results.notes.push(`${peer.name}: ${peer.mode}`);
-        await measure({
-          upstream: 'stdio',
-          path: peer.name as MeasureTarget['path'],
-          load: { transport: 'http', url: server.url, headers: {} },
-          operation: ECHO,
-          pid: server.proc.pid,
-        });
-      } catch (error) {
-        results.notes.push(`${peer.name} not measured: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
-      } finally {
-        await server?.proc.stop();
+    if (sections.has('calls') || sections.has('tools-list')) {
+      // stdio upstream: the SDK client / lean driver spawn server-everything themselves.
+      if (sections.has('calls')) await measure({ upstream: 'stdio', path: 'direct', load: everythingStdioTarget(), operation: ECHO });
+      for (const peer of sections.has('calls') ? PEERS : []) {
+        let server: HttpServer | undefined;
+        try {
+          server = await peer.start();
+          results.notes.push(`${peer.name}: ${peer.mode}`);
+          await measure({
+            upstream: 'stdio',
+            path: peer.name as MeasureTarget['path'],
+            load: { transport: 'http', url: server.url, headers: {} },
+            operation: ECHO,
+            pid: server.proc.pid,
+          });
+        } catch (error) {
+          results.notes.push(`${peer.name} not measured: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+        } finally {
+          await server?.proc.stop();
+        }
       }
-    }
 
-    // Streamable HTTP upstream: server-everything stays up, since the gateway's HTTP rows call it too.
-    httpServer = await startEverythingHttp();
-    await measure({ upstream: 'http', path: 'direct', load: { transport: 'http', url: httpServer.url, headers: {} }, operation: ECHO, pid: httpServer.proc.pid });
-    results.notes.push(PEERS_FRONTING_HTTP_NOTE);
+      // Streamable HTTP upstream: server-everything stays up, since the gateway's HTTP rows call it too.
+      httpServer = await startEverythingHttp();
+      if (sections.has('calls')) {
+        await measure({ upstream: 'http', path: 'direct', load: { transport: 'http', url: httpServer.url, headers: {} }, operation: ECHO, pid: httpServer.proc.pid });
+        results.notes.push(PEERS_FRONTING_HTTP_NOTE);
+      }
 
-    // Portcullis: the same drivers against one data-plane node with a key, allow-list, audit and metrics.
-    if (options.skipGateway) {
-      gatewayMissing = 'skipped (--no-gateway)';
-    } else {
-      try {
-        progress('starting portcullis (control plane + one data-plane node)…');
-        gateway = await startPortcullis(httpServer.url);
-        results.notes.push('portcullis: `portcullis control-plane` (embedded Postgres) and one `portcullis data-plane` node, separate processes; cpu/call is the node\'s');
-        for (const target of portcullisTargets(gateway.gateway)) await measure(target);
-      } catch (error) {
-        if (!(error instanceof GatewayUnavailable)) throw error;
-        gatewayMissing = error.message;
-        progress(`gateway not available: ${error.message}`);
+      // Portcullis: the same drivers against one data-plane node with a key, allow-list, audit and metrics.
+      if (options.skipGateway) {
+        gatewayMissing = 'skipped (--no-gateway)';
+      } else {
+        try {
+          progress('starting portcullis (control plane + one data-plane node)…');
+          gateway = await startPortcullis(httpServer.url);
+          results.notes.push('portcullis: `portcullis control-plane` (embedded Postgres) and one `portcullis data-plane` node, separate processes; cpu/call is the node\'s');
+          if (sections.has('calls')) for (const target of portcullisTargets(gateway.gateway)) await measure(target);
+        } catch (error) {
+          if (!(error instanceof GatewayUnavailable)) throw error;
+          gatewayMissing = error.message;
+          progress(`gateway not available: ${error.message}`);
+        }
       }
-    }
-    if (gatewayMissing) results.notes.push(`gateway not available: ${gatewayMissing} (no Portcullis rows)`);
+      if (gatewayMissing) results.notes.push(`gateway not available: ${gatewayMissing} (no Portcullis rows)`);
 
-    // tools/list with 10, 100 and 1,000 upstream tools: direct, then through the gateway with keys seeded.
-    for (const target of directToolsListTargets()) await measure(target, [1]);
-    if (gateway && !gatewayMissing) {
-      try {
-        const { seedKeys: wanted, seedBudgetMs } = options.profile;
-        progress(`seeding up to ${wanted} virtual keys (at most ${Math.round(seedBudgetMs / 1000)} s)…`);
-        const started = Date.now();
-        const seeded = wanted > 0 ? await seedKeys(gateway.gateway, wanted, seedBudgetMs) : 0;
-        const keys = seeded + 1 + TOOL_COUNTS.length; // + the round-trip key + one key per tool count
-        results.notes.push(
-          `tools/list via portcullis measured with ${keys} virtual keys configured (${seeded} seeded through GraphQL in ${((Date.now() - started) / 1000).toFixed(1)} s${seeded < wanted ? `; the issue asks for ${wanted}: the seeding budget ran out` : ''})`,
-        );
-        for (const target of await gatewayToolsListTargets(gateway.gateway)) await measure({ ...target, keysConfigured: keys }, [1]);
-      } catch (error) {
-        const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
-        results.notes.push(`tools/list via portcullis not measured: ${reason}`);
-        progress(`tools/list via portcullis not measured: ${reason}`);
+      // tools/list with 10, 100 and 1,000 upstream tools: direct, then through the gateway with keys seeded.
+      if (sections.has('tools-list')) for (const target of directToolsListTargets()) await measure(target, [1]);
+      if (sections.has('tools-list') && gateway && !gatewayMissing) {
+        try {
+          const { seedKeys: wanted, seedBudgetMs } = options.profile;
+          progress(`seeding up to ${wanted} virtual keys (at most ${Math.round(seedBudgetMs / 1000)} s)…`);
+          const started = Date.now();
+          const seeded = wanted > 0 ? await seedKeys(gateway.gateway, wanted, seedBudgetMs) : 0;
+          const keys = seeded + 1 + TOOL_COUNTS.length; // + the round-trip key + one key per tool count
+          results.notes.push(
+            `tools/list via portcullis measured with ${keys} virtual keys configured (${seeded} seeded through GraphQL in ${((Date.now() - started) / 1000).toFixed(1)} s${seeded < wanted ? `; the issue asks for ${wanted}: the seeding budget ran out` : ''})`,
+          );
+          for (const target of await gatewayToolsListTargets(gateway.gateway)) await measure({ ...target, keysConfigured: keys }, [1]);
+        } catch (error) {
+          const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
+          results.notes.push(`tools/list via portcullis not measured: ${reason}`);
+          progress(`tools/list via portcullis not measured: ${reason}`);
+        }
       }
     }
-    if (gateway && !gatewayMissing) {
-      try {
-        const keys = Number((await graphql<{ virtualKeys: unknown[] }>(gateway.gateway.graphqlUrl, gateway.gateway.adminToken, '{ virtualKeys { id } }')).virtualKeys.length);
-        const rows = await measurePropagation(gateway.gateway, options.profile.propagationNodes, options.profile.propagationRounds, keys, progress, (reason) => results.notes.push(reason));
-        results.sections['config propagation (revoke mutation sent → every node refuses the key; each node its own process)'] = rows;
-        propagation = rows;
-      } catch (error) {
-        const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
-        results.notes.push(`config propagation not measured: ${reason}`);
-      }
+    // The gateway and its upstreams are not needed any more: stop them before the sections below,
+    // which start processes of their own and measure timing that idle neighbours would disturb.
+    await gateway?.stop().catch(() => {});
+    gateway = undefined;
+    await httpServer?.proc.stop().catch(() => {});
+    httpServer = undefined;
+
+    // Config propagation and snapshots start their own control planes (no upstreams), on each database.
+    if (sections.has('propagation')) {
+      const { propagationDatabases: databases, propagationNodes: nodeCounts, propagationRounds: rounds, propagationKeys: keys } = options.profile;
+      const rows = await measurePropagation({ databases, postgresUrl: options.postgresUrl, nodeCounts, rounds, keys }, progress, note);
+      results.sections['config propagation (revoke mutation sent → every node refuses the key; each node its own process)'] = rows;
+      propagation = rows;
+      note(
+        'config propagation: a control plane of its own (no upstreams) per database and N `portcullis data-plane` processes; the bench holds a notification stream open per node with the key and takes the time the last node closes it ' +
+          '(a node closes it in the turn it swaps in the configuration without the key; no polling), then checks every node answers 401; warm-up rounds excluded',
+      );
     }
-    results.notes.push('not measured yet: snapshot build and apply at 1k/10k/100k keys');
+    if (sections.has('snapshots')) {
+      const { snapshotDatabases: databases, snapshotKeys: keyCounts, snapshotWholeReps: wholeReps, snapshotChangeReps: changeReps } = options.profile;
+      const rows = await measureSnapshots({ databases, postgresUrl: options.postgresUrl, keyCounts, wholeReps, changeReps }, progress, note);
+      results.sections['snapshot build (control plane) and apply (node) by keys configured; ms are p50'] = rows;
+      note(
+        'snapshots: measured in the bench process against its own database (embedded PGlite in-process, or a schema on the real PostgreSQL); "build change" and "apply delta" are what each change costs (one key revoked), "whole" what a starting control plane or a connecting node pays',
+      );
+    }
   } finally {
     await load.stop();
     await gateway?.stop().catch(() => {});

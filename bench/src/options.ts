@@ -1,5 +1,7 @@
 /** Command-line options and the request counts of a run (`--quick` cuts them for a run under a minute). */
 
+import type { DatabaseKind } from './scenarios/propagation.ts';
+
 export interface Profile {
   quick: boolean;
   /** Measured calls per row, by driver and concurrency. */
@@ -18,16 +20,31 @@ export interface Profile {
   maxWarmupMs: number;
   /** A row that has not finished after this long fails (a hung target). */
   rowTimeoutMs: number;
-  /** Config propagation: node counts measured, and revocations per count. */
+  /** Config propagation: databases, node counts measured, revocations per count, keys configured. */
+  propagationDatabases: readonly DatabaseKind[];
   propagationNodes: readonly number[];
   propagationRounds: number;
+  propagationKeys: number;
+  /** Snapshot build and apply: databases, key counts, repetitions of whole builds and of per-change ones. */
+  snapshotDatabases: readonly DatabaseKind[];
+  snapshotKeys: readonly number[];
+  snapshotWholeReps: number;
+  snapshotChangeReps: number;
 }
+
+/** The parts of a run, in the order they run. */
+export const SECTIONS = ['calls', 'tools-list', 'propagation', 'snapshots'] as const;
+export type Section = (typeof SECTIONS)[number];
 
 export interface Options {
   profile: Profile;
   /** Skip the Portcullis rows (e.g. while the gateway does not start). */
   skipGateway: boolean;
   outFile: string | undefined;
+  /** The sections to run (all by default). */
+  sections: ReadonlySet<Section>;
+  /** The real PostgreSQL for the database-backed rows (a schema is created per run and dropped). */
+  postgresUrl: string;
 }
 
 // Counts sized so that on an idle 2-core machine almost every row makes all its calls; the time caps
@@ -43,8 +60,14 @@ const FULL: Profile = {
   maxMeasureMs: 8_000,
   maxWarmupMs: 2_000,
   rowTimeoutMs: 60_000,
+  propagationDatabases: ['embedded', 'postgres'],
   propagationNodes: [1, 4, 16],
-  propagationRounds: 20,
+  propagationRounds: 30,
+  propagationKeys: 10_000,
+  snapshotDatabases: ['embedded', 'postgres'],
+  snapshotKeys: [1_000, 10_000, 100_000],
+  snapshotWholeReps: 3,
+  snapshotChangeReps: 10,
 };
 
 const QUICK: Profile = {
@@ -58,15 +81,27 @@ const QUICK: Profile = {
   maxMeasureMs: 1_000,
   maxWarmupMs: 300,
   rowTimeoutMs: 20_000,
+  propagationDatabases: ['embedded'],
   propagationNodes: [1, 4],
   propagationRounds: 5,
+  propagationKeys: 1_000,
+  snapshotDatabases: ['embedded'],
+  snapshotKeys: [1_000, 10_000, 100_000],
+  snapshotWholeReps: 1,
+  snapshotChangeReps: 3,
 };
+
+const DEFAULT_POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';
 
 export const USAGE = `Usage: npm run bench [-- options]
   --quick          fewer calls per row (under a minute)
   --no-gateway     measure only the direct path and the peer proxies
   --keys <n>       virtual keys to configure for the tools/list rows (default 10,000 within 40 s; 0 with --quick)
   --out <file>     where to write the JSON results (default bench/results/latest.json)
+  --only <list>    run only these sections, comma-separated: ${SECTIONS.join(', ')}
+  --database-url <url>
+                   the real PostgreSQL for the propagation and snapshot rows (default: DATABASE_URL,
+                   else ${DEFAULT_POSTGRES_URL}); a schema is created for the run and dropped
   --help           this text`;
 
 export function parseOptions(argv: readonly string[]): Options | 'help' {
@@ -74,9 +109,20 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
   let skipGateway = false;
   let outFile: string | undefined;
   let keys: number | undefined;
+  let sections: Set<Section> = new Set(SECTIONS);
+  let postgresUrl = process.env['DATABASE_URL'] || DEFAULT_POSTGRES_URL;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--quick') quick = true;
+    else if (arg === '--only') {
+      const wanted = (argv[++i] ?? '').split(',').filter((name) => name !== '');
+      const unknown = wanted.filter((name) => !(SECTIONS as readonly string[]).includes(name));
+      if (wanted.length === 0 || unknown.length > 0) throw new Error(`--only takes a comma-separated list of ${SECTIONS.join(', ')}${unknown.length ? `, not ${unknown.join(', ')}` : ''}\n${USAGE}`);
+      sections = new Set(wanted as Section[]);
+    } else if (arg === '--database-url') {
+      postgresUrl = argv[++i] ?? '';
+      if (!/^postgres(ql)?:\/\//.test(postgresUrl)) throw new Error(`--database-url needs a postgres:// URL\n${USAGE}`);
+    }
     else if (arg === '--no-gateway') skipGateway = true;
     else if (arg === '--out') outFile = argv[++i];
     else if (arg === '--keys') {
@@ -89,7 +135,7 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
   const profile = { ...(quick ? QUICK : FULL) };
   // An explicit key count is created in full, however long that takes (up to 10 minutes).
   if (keys !== undefined) Object.assign(profile, { seedKeys: keys, seedBudgetMs: 600_000 });
-  return { profile, skipGateway, outFile };
+  return { profile, skipGateway, outFile, sections, postgresUrl };
 }
 
 export function callsFor(profile: Profile, driver: 'lean' | 'sdk', concurrency: number, method: 'tools/call' | 'tools/list'): { calls: number; warmup: number } {

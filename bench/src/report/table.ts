@@ -52,13 +52,30 @@ export function renderTable(rows: RoundTripRow[], leading: Column[] = []): strin
   return out.join('\n');
 }
 
+/** Rows of flat records as an aligned table, one column per field, numbers right-aligned. */
+export function renderRecords(rows: readonly unknown[]): string {
+  const records = rows.filter((row): row is Record<string, unknown> => row !== null && typeof row === 'object');
+  const titles = [...new Set(records.flatMap((record) => Object.keys(record)))];
+  const cell = (value: unknown): string => {
+    if (typeof value !== 'number') return value === undefined ? '' : String(value);
+    if (Number.isInteger(value)) return String(value);
+    return value.toFixed(Math.abs(value) >= 100 ? 0 : Math.abs(value) >= 1 ? 1 : 3);
+  };
+  const cells = records.map((record) => titles.map((title) => cell(record[title])));
+  const numeric = titles.map((title) => records.every((record) => record[title] === undefined || typeof record[title] === 'number'));
+  const widths = titles.map((title, i) => Math.max(title.length, ...cells.map((row) => row[i]!.length)));
+  const line = (values: string[]) => values.map((v, i) => (numeric[i] ? v.padStart(widths[i]!) : v.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(titles), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
+}
+
 export function renderReport(results: RunResults): string {
   const out: string[] = [];
   out.push('Tool-call round trips (server-everything `echo`); cpu/call = process under test (server, proxy or gateway);');
   out.push('+child cpu = its stdio upstream; load cpu = the load generator; ratios against the direct row of the same group.');
   out.push('calls marked * were cut short by the time cap.');
   out.push('');
-  out.push(renderTable(results.rows.filter((r) => r.method === 'tools/call')));
+  const calls = results.rows.filter((r) => r.method === 'tools/call');
+  out.push(calls.length ? renderTable(calls) : '(not measured in this run)');
   const lists = results.rows.filter((r) => r.method === 'tools/list');
   if (lists.length) {
     out.push('', 'tools/list (c=1) against an upstream offering that many tools; keys = virtual keys configured in the gateway:', '');
@@ -77,8 +94,8 @@ export function renderReport(results: RunResults): string {
     else for (const l of lines) out.push(`  ${l.where}: ${l.what}`);
   }
   for (const [name, rows] of Object.entries(results.sections)) {
-    out.push('', `${name}:`);
-    for (const row of rows) out.push(`  ${JSON.stringify(row)}`);
+    out.push('', `${name}:`, '');
+    out.push(rows.length ? renderRecords(rows) : '  (no rows: see the notes)');
   }
   if (results.notes.length) {
     out.push('', 'Notes:');

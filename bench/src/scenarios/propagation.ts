@@ -1,20 +1,33 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import { CLI_MAIN, graphql, type GatewayUnderTest } from '../targets/portcullis.ts';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { CLI_MAIN } from '../targets/portcullis.ts';
 import { ManagedProcess, freePort } from '../processes.ts';
 import { percentile } from '../stats.ts';
 
 /**
- * Config propagation: the time from sending a GraphQL mutation that revokes a key to the moment every
- * one of N data-plane nodes refuses that key, with whatever keys the gateway holds. Each node is its
- * own `portcullis data-plane` process; the bench polls every node about every millisecond over
- * keep-alive connections. The figure includes the mutation's own processing and the polling interval,
- * so it is an upper bound of the stream's latency.
+ * Config propagation: the time from sending the GraphQL mutation that revokes a key to the moment
+ * every one of N data-plane nodes refuses that key, with many keys configured. A control plane of
+ * its own (on the embedded database, or on a fresh schema of the real PostgreSQL) and N
+ * `portcullis data-plane` processes, no upstreams. No polling: before each revocation the bench
+ * holds one 2025-era notification stream per node open with the key (GET /mcp), and a node closes
+ * it in the same turn as it swaps in the configuration without the key; the figure is the last
+ * close. Afterwards every node is asked once more and must answer 401.
  */
 
+export type DatabaseKind = 'embedded' | 'postgres';
+
 export interface PropagationRow {
+  database: DatabaseKind;
   nodes: number;
-  rounds: number;
+  /** Node processes (each node its own process). */
+  processes: number;
+  /** Keys configured besides the round's own (seeded through GraphQL; always there). */
   keysConfigured: number;
+  rounds: number;
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
@@ -22,60 +35,133 @@ export interface PropagationRow {
   mutationP50Ms: number;
 }
 
-const INITIALIZE = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'bench', version: '1' } } });
+export interface PropagationOptions {
+  databases: readonly DatabaseKind[];
+  /** `postgres://…` of the real server (a schema is created for the run and dropped after). */
+  postgresUrl: string;
+  nodeCounts: readonly number[];
+  rounds: number;
+  /** Virtual keys configured (created through GraphQL) before measuring. */
+  keys: number;
+}
+
+const WARMUP_ROUNDS = 2;
+const NODE_START_WAVE = 4;
+const PROTOCOL = '2025-11-25';
+const INITIALIZE = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: PROTOCOL, capabilities: {}, clientInfo: { name: 'bench', version: '1' } } });
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
-/** The HTTP status a node answers an initialize with this key (200 accepted, 401 refused). */
-function probe(port: number, secret: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { agent, host: '127.0.0.1', port, path: '/mcp', method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${secret}` } },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      },
-    );
-    req.on('error', reject);
-    req.end(INITIALIZE);
+interface ControlPlaneUnderTest {
+  graphqlUrl: string;
+  grpcAddress: string;
+  adminToken: string;
+  nodeToken: string;
+  stop(): Promise<void>;
+}
+
+async function gql<T>(plane: ControlPlaneUnderTest, query: string, variables: Record<string, unknown> = {}): Promise<T> {
+  const response = await fetch(plane.graphqlUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${plane.adminToken}` },
+    body: JSON.stringify({ query, variables }),
+    signal: AbortSignal.timeout(60_000),
   });
+  const body = (await response.json().catch(() => ({}))) as { data?: T; errors?: Array<{ message: string }> };
+  if (!response.ok || body.errors?.length || !body.data) throw new Error(`GraphQL ${response.status}: ${body.errors?.map((e) => e.message).join('; ') ?? 'no data'}`);
+  return body.data;
 }
 
-/** Resolves with the time (ms since `since`) at which every node answered `status`. */
-async function allAnswer(ports: readonly number[], secret: string, status: number, since: number, timeoutMs: number): Promise<number> {
-  const times = await Promise.all(
-    ports.map(async (port) => {
-      for (;;) {
-        if ((await probe(port, secret)) === status) return performance.now() - since;
-        if (performance.now() - since > timeoutMs) throw new Error(`node on port ${port} did not answer ${status} within ${timeoutMs} ms`);
-        await new Promise((r) => setTimeout(r, 1));
-      }
-    }),
+async function startControlPlane(database: DatabaseKind, postgresUrl: string): Promise<ControlPlaneUnderTest> {
+  const [graphqlPort, grpcPort] = [await freePort(), await freePort()];
+  const adminToken = `bench-admin-${randomBytes(16).toString('hex')}`;
+  const nodeToken = `bench-node-${randomBytes(16).toString('hex')}`;
+  const dataDir = mkdtempSync(join(tmpdir(), 'portcullis-bench-propagation-'));
+  const schema = `bench_propagation_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  const databaseArgs = database === 'postgres' ? ['--database-url', postgresUrl, '--database-schema', schema] : [];
+  if (database === 'postgres') await adminQuery(postgresUrl, `CREATE SCHEMA "${schema}"`);
+  const process_ = new ManagedProcess(
+    `portcullis control-plane (${database})`,
+    process.execPath,
+    ['--import', 'tsx', CLI_MAIN, 'control-plane', '--data-dir', dataDir, ...databaseArgs, '--graphql-port', String(graphqlPort), '--grpc-port', String(grpcPort), '--admin-token', adminToken, '--node-token', nodeToken, '--log-level', 'warn'],
+    // The embedded rows must not pick up a DATABASE_URL from the environment.
+    { keepStdout: true, env: { DATABASE_URL: undefined } },
   );
-  return Math.max(...times);
+  const stop = async () => {
+    await process_.stop(5_000);
+    rmSync(dataDir, { recursive: true, force: true });
+    if (database === 'postgres') await adminQuery(postgresUrl, `DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => undefined);
+  };
+  try {
+    await process_.waitForOutput(/GraphQL:/, 60_000);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { graphqlUrl: `http://127.0.0.1:${graphqlPort}/graphql`, grpcAddress: `127.0.0.1:${grpcPort}`, adminToken, nodeToken, stop };
 }
 
-async function startNodes(gateway: GatewayUnderTest, count: number): Promise<{ ports: number[]; stop: () => Promise<void> }> {
+async function adminQuery(url: string, sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Whether the real PostgreSQL answers (why not, otherwise). */
+export async function postgresProblem(url: string): Promise<string | undefined> {
+  try {
+    await adminQuery(url, 'SELECT 1');
+    return undefined;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
+/** Creates `count` keys through GraphQL (1,000 a request); returns their ids and secrets. */
+async function createKeys(plane: ControlPlaneUnderTest, count: number, prefix: string): Promise<Array<{ id: string; secret: string }>> {
+  const created: Array<{ id: string; secret: string }> = [];
+  while (created.length < count) {
+    const batch = Math.min(1000, count - created.length);
+    const inputs = Array.from({ length: batch }, (_, i) => ({ name: `${prefix}-${created.length + i}`, allowedTools: ['ev__echo'] }));
+    const data = await gql<{ createVirtualKeys: Array<{ secret: string; key: { id: string } }> }>(
+      plane,
+      `mutation ($inputs: [CreateVirtualKeyInput!]!) { createVirtualKeys(inputs: $inputs) { secret key { id } } }`,
+      { inputs },
+    );
+    for (const entry of data.createVirtualKeys) created.push({ id: entry.key.id, secret: entry.secret });
+  }
+  return created;
+}
+
+async function startNodes(plane: ControlPlaneUnderTest, count: number): Promise<{ ports: number[]; stop: () => Promise<void> }> {
   const nodes: ManagedProcess[] = [];
   const ports: number[] = [];
   const stop = async () => {
     await Promise.all(nodes.map((n) => n.stop(3_000)));
   };
   try {
-    for (let i = 0; i < count; i++) {
-      const port = await freePort();
-      ports.push(port);
-      nodes.push(
-        new ManagedProcess(`propagation node ${i}`, process.execPath, [
+    // In waves: sixteen Node processes compiling TypeScript at once on two cores time each other out.
+    for (let first = 0; first < count; first += NODE_START_WAVE) {
+      const wave: ManagedProcess[] = [];
+      for (let i = first; i < Math.min(count, first + NODE_START_WAVE); i++) {
+        const port = await freePort();
+        ports.push(port);
+        const node = new ManagedProcess(`propagation node ${i}`, process.execPath, [
           '--import', 'tsx', CLI_MAIN, 'data-plane',
-          '--control-plane', gateway.grpcAddress,
-          '--node-token', gateway.nodeToken,
+          '--control-plane', plane.grpcAddress,
+          '--node-token', plane.nodeToken,
           '--node-id', `bench-propagation-${i}`,
           '--port', String(port),
           '--log-level', 'warn',
-        ], { keepStdout: true }),
-      );
+        ], { keepStdout: true });
+        nodes.push(node);
+        wave.push(node);
+      }
+      for (const node of wave) await node.waitForOutput(/MCP endpoint:/, 90_000);
     }
-    for (const node of nodes) await node.waitForOutput(/MCP endpoint:/, 60_000);
     return { ports, stop };
   } catch (error) {
     await stop();
@@ -83,49 +169,133 @@ async function startNodes(gateway: GatewayUnderTest, count: number): Promise<{ p
   }
 }
 
+function request(port: number, method: 'POST' | 'GET', headers: Record<string, string>, body?: string): Promise<http.IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ agent: method === 'POST' ? agent : false, host: '127.0.0.1', port, path: '/mcp', method, headers }, resolve);
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Initializes a 2025-era session with this key: the HTTP status, and the session id when accepted. */
+async function initialize(port: number, secret: string): Promise<{ status: number; sessionId: string | undefined }> {
+  const res = await request(port, 'POST', { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${secret}` }, INITIALIZE);
+  res.resume();
+  await new Promise((resolve) => res.on('end', resolve));
+  const sessionId = res.headers['mcp-session-id'];
+  return { status: res.statusCode ?? 0, sessionId: typeof sessionId === 'string' ? sessionId : undefined };
+}
+
 /**
- * Measures revocation reaching N nodes, `rounds` times for each N. A node count that cannot be measured
- * (a node does not start) is reported through `skipped` and the other counts still are.
+ * Opens a notification stream on one node with this key, once the node accepts the key (polled
+ * every 5 ms: not measured). Resolves with a promise of the time at which the node closes it
+ * (wrapped: an async function returning a bare promise would wait for it).
  */
-export async function measurePropagation(
-  gateway: GatewayUnderTest,
-  nodeCounts: readonly number[],
-  rounds: number,
-  keysConfigured: number,
-  progress: (line: string) => void,
-  skipped: (reason: string) => void,
-): Promise<PropagationRow[]> {
+async function openStream(port: number, secret: string, timeoutMs: number): Promise<{ closed: Promise<number> }> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const { status, sessionId } = await initialize(port, secret);
+    if (status === 200 && sessionId) {
+      const res = await request(port, 'GET', { accept: 'text/event-stream', authorization: `Bearer ${secret}`, 'mcp-session-id': sessionId, 'mcp-protocol-version': PROTOCOL });
+      if (res.statusCode !== 200) throw new Error(`node on port ${port} answered the notification stream with ${res.statusCode}`);
+      res.resume();
+      return { closed: new Promise((resolve) => res.once('close', () => resolve(performance.now()))) };
+    }
+    if (performance.now() > deadline) throw new Error(`node on port ${port} did not accept a new key within ${timeoutMs} ms (last status ${status})`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Revokes the key and resolves with [ms until every node closed its stream, ms the mutation took]. */
+async function revokeRound(plane: ControlPlaneUnderTest, ports: readonly number[], key: { id: string; secret: string }): Promise<[number, number]> {
+  const streams = await Promise.all(ports.map((port) => openStream(port, key.secret, 30_000)));
+  const sent = performance.now();
+  const mutation = gql(plane, `mutation ($id: ID!) { revokeVirtualKey(id: $id) { id } }`, { id: key.id }).then(() => performance.now() - sent);
+  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('a node kept serving a revoked key for 10 s')), 10_000).unref());
+  const closed = await Promise.race([Promise.all(streams.map((stream) => stream.closed)), timeout]);
+  const mutationMs = await mutation;
+  for (const port of ports) {
+    const { status } = await initialize(port, key.secret);
+    if (status !== 401) throw new Error(`node on port ${port} closed the stream but still answers ${status} for the revoked key`);
+  }
+  return [Math.max(...closed) - sent, mutationMs];
+}
+
+/**
+ * Measures revocation reaching N nodes, `rounds` times for each N, for each database. A database or
+ * node count that cannot be measured is reported through `note` and the others still are.
+ */
+export async function measurePropagation(options: PropagationOptions, progress: (line: string) => void, note: (line: string) => void): Promise<PropagationRow[]> {
   const rows: PropagationRow[] = [];
-  for (const count of nodeCounts) {
-    progress(`config propagation: starting ${count} data-plane node(s)…`);
-    let fleet: Awaited<ReturnType<typeof startNodes>>;
+  for (const database of options.databases) {
+    if (database === 'postgres') {
+      const problem = await postgresProblem(options.postgresUrl);
+      if (problem) {
+        note(`config propagation on the real PostgreSQL not measured: ${options.postgresUrl} did not answer (${problem})`);
+        continue;
+      }
+    }
+    let plane: ControlPlaneUnderTest;
     try {
-      fleet = await startNodes(gateway, count);
+      plane = await startControlPlane(database, options.postgresUrl);
     } catch (error) {
-      skipped(`config propagation to ${count} nodes not measured: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+      note(`config propagation (${database}) not measured: the control plane did not start: ${firstLine(error)}`);
       continue;
     }
     try {
-      const samples: number[] = [];
-      const mutations: number[] = [];
-      for (let round = 0; round < rounds; round++) {
-        const created = await graphql<{ createVirtualKey: { secret: string; key: { id: string } } }>(gateway.graphqlUrl, gateway.adminToken, `mutation { createVirtualKey(input: {name: "propagation-${count}-${round}"}) { secret key { id } } }`);
-        const { secret, key } = created.createVirtualKey;
-        await allAnswer(fleet.ports, secret, 200, performance.now(), 30_000);
-        const sent = performance.now();
-        await graphql(gateway.graphqlUrl, gateway.adminToken, `mutation { revokeVirtualKey(id: "${key.id}") { id } }`);
-        mutations.push(performance.now() - sent);
-        samples.push(await allAnswer(fleet.ports, secret, 401, sent, 10_000));
+      const seeded = performance.now();
+      await createKeys(plane, options.keys, 'seed');
+      progress(`config propagation (${database}): ${options.keys} keys created through GraphQL in ${((performance.now() - seeded) / 1000).toFixed(1)} s`);
+      for (const count of options.nodeCounts) {
+        progress(`config propagation (${database}): starting ${count} data-plane node process(es)…`);
+        let fleet: Awaited<ReturnType<typeof startNodes>>;
+        try {
+          fleet = await startNodes(plane, count);
+        } catch (error) {
+          note(`config propagation (${database}) to ${count} nodes not measured: ${firstLine(error)}`);
+          continue;
+        }
+        try {
+          const keys = await createKeys(plane, WARMUP_ROUNDS + options.rounds, `revoke-${count}`);
+          const samples: number[] = [];
+          const mutations: number[] = [];
+          for (const [round, key] of keys.entries()) {
+            const [ms, mutationMs] = await revokeRound(plane, fleet.ports, key);
+            if (round < WARMUP_ROUNDS) continue;
+            samples.push(ms);
+            mutations.push(mutationMs);
+          }
+          samples.sort((a, b) => a - b);
+          mutations.sort((a, b) => a - b);
+          const row: PropagationRow = {
+            database,
+            nodes: count,
+            processes: count,
+            keysConfigured: options.keys,
+            rounds: options.rounds,
+            p50Ms: percentile(samples, 50),
+            p99Ms: percentile(samples, 99),
+            maxMs: samples[samples.length - 1]!,
+            mutationP50Ms: percentile(mutations, 50),
+          };
+          rows.push(row);
+          progress(`config propagation (${database}) to ${count} node(s): p50 ${row.p50Ms.toFixed(1)} ms, p99 ${row.p99Ms.toFixed(1)} ms (the mutation itself: p50 ${row.mutationP50Ms.toFixed(1)} ms)`);
+        } catch (error) {
+          note(`config propagation (${database}) to ${count} nodes failed: ${firstLine(error)}`);
+        } finally {
+          await fleet.stop();
+        }
       }
-      samples.sort((a, b) => a - b);
-      mutations.sort((a, b) => a - b);
-      const row: PropagationRow = { nodes: count, rounds, keysConfigured, p50Ms: percentile(samples, 50), p99Ms: percentile(samples, 99), maxMs: samples[samples.length - 1]!, mutationP50Ms: percentile(mutations, 50) };
-      rows.push(row);
-      progress(`config propagation to ${count} node(s): p50 ${row.p50Ms.toFixed(1)} ms, p99 ${row.p99Ms.toFixed(1)} ms (the mutation itself: p50 ${row.mutationP50Ms.toFixed(1)} ms)`);
+    } catch (error) {
+      note(`config propagation (${database}) not measured: ${firstLine(error)}`);
     } finally {
-      await fleet.stop();
+      await plane.stop();
     }
   }
   agent.destroy();
   return rows;
+}
+
+function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
 }
