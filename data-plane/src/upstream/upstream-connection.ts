@@ -1,9 +1,13 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Client, ProtocolError, SSEClientTransport, StreamableHTTPClientTransport, type ClientCapabilities, type PriorDiscovery } from '@modelcontextprotocol/client';
-import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotocol/client/stdio';
+import { getDefaultEnvironment } from '@modelcontextprotocol/client/stdio';
 import { z } from 'zod';
 import { PortcullisError, errorMessage, type Logger } from '../../../common/src/index.ts';
 import { Transport, UpstreamState, type UpstreamConfig } from '../../../proto/gen/portcullis/v1/config.ts';
+import { RedirectedError } from './http-channel.ts';
+import type { LeanRelay } from './lean-relay.ts';
+import { attachLeanRelay } from './relay-wiring.ts';
+import { StdioPipeTransport } from './stdio-transport.ts';
 import { UpstreamRpcError } from './tool-router.ts';
 import { RpcCode, UpstreamErrorCode, classifyFailure, describeFailure, isSessionExpired, relayError } from './upstream-errors.ts';
 import type { CatalogKind, RelayOptions, RpcMessage } from './upstream-router.ts';
@@ -128,6 +132,8 @@ export class UpstreamConnection {
    */
   private prior: PriorDiscovery | undefined;
   private readonly inflight = new Set<CallContext>();
+  /** The lean relay beside each connected 2025-era client (see lean-relay.ts); absent: the SDK's path. */
+  private readonly leanRelays = new WeakMap<Client, LeanRelay>();
   private readonly refreshing = new Set<CatalogKind>();
   private readonly subscriptions: UpstreamSubscriptions;
   private readonly refreshAgain = new Set<CatalogKind>();
@@ -159,7 +165,7 @@ export class UpstreamConnection {
   /** The server process of a connected stdio upstream. */
   get pid(): number | undefined {
     const transport = this.client?.transport;
-    return transport instanceof StdioClientTransport ? (transport.pid ?? undefined) : undefined;
+    return transport instanceof StdioPipeTransport ? transport.pid : undefined;
   }
 
   /** Requests relayed right now. */
@@ -295,6 +301,17 @@ export class UpstreamConnection {
         : undefined;
     this.inflight.add(call);
     try {
+      const lean = this.leanRelays.get(client);
+      if (lean?.carries(message.method)) {
+        try {
+          return await lean.request(message.method, params, { signal: options.signal, timeoutMs, onProgress: onprogress, inContext: (deliver) => currentCall.run(call, deliver) });
+        } catch (error) {
+          if (!(error instanceof RedirectedError)) throw error;
+          // The upstream redirects its endpoint: its requests go through the SDK's transport, which follows redirects.
+          this.leanRelays.delete(client);
+          this.logger.info({ status: error.status }, 'upstream redirects relayed requests; relaying through the SDK transport');
+        }
+      }
       return await currentCall.run(call, () =>
         client.request({ method: message.method, ...(params ? { params } : {}) }, PassthroughResult, {
           signal: options.signal,
@@ -348,6 +365,8 @@ export class UpstreamConnection {
       try {
         await client.connect(this.createTransport(), { timeout: this.settingsValue.connectTimeoutMs, ...(this.prior ? { prior: this.prior } : {}) });
         const catalogs = await this.listCatalogs(client);
+        const lean = attachLeanRelay(client, { upstream: this.name, url: this.configValue.url, headers: this.headers() });
+        if (lean) this.leanRelays.set(client, lean);
         const discover = client.getDiscoverResult();
         this.prior = client.getProtocolEra() === 'modern' && discover ? { kind: 'modern', discover } : { kind: 'legacy' };
         return { client, catalogs };
@@ -390,17 +409,16 @@ export class UpstreamConnection {
     switch (config.transport) {
       case Transport.TRANSPORT_STDIO: {
         this.stderrTail = '';
-        const transport = new StdioClientTransport({
+        return new StdioPipeTransport({
           command: config.command,
           args: config.args,
           env: { ...getDefaultEnvironment(), ...Object.fromEntries(config.env.map((e) => [e.name, e.value])) },
           ...(config.cwd ? { cwd: config.cwd } : {}),
           stderr: 'pipe',
+          onStderr: (chunk) => {
+            this.stderrTail = (this.stderrTail + chunk.toString()).slice(-STDERR_TAIL_BYTES);
+          },
         });
-        transport.stderr?.on('data', (chunk: Buffer) => {
-          this.stderrTail = (this.stderrTail + chunk.toString()).slice(-STDERR_TAIL_BYTES);
-        });
-        return transport;
       }
       case Transport.TRANSPORT_STREAMABLE_HTTP:
         return new StreamableHTTPClientTransport(new URL(config.url), { requestInit: { headers: this.headers() } });
