@@ -121,7 +121,7 @@ export async function startPortcullis(httpUpstreamUrl: string | undefined): Prom
       node = new ManagedProcess(
         'portcullis data-plane',
         process.execPath,
-        ['--import', 'tsx', CLI_MAIN, 'data-plane', '--control-plane', `127.0.0.1:${grpcPort}`, '--node-token', nodeToken, '--node-id', 'bench', '--port', String(port), '--log-level', 'warn'],
+        [...nodeFlags(), '--import', 'tsx', CLI_MAIN, 'data-plane', '--control-plane', `127.0.0.1:${grpcPort}`, '--node-token', nodeToken, '--node-id', 'bench', '--port', String(port), '--log-level', 'warn'],
         { keepStdout: true },
       );
       mcpUrl = (await node.waitForOutput(/MCP endpoint:\s+(\S+)/, 30_000))[1]!;
@@ -192,6 +192,14 @@ export async function waitUntilServed(gateway: GatewayUnderTest, operation: Oper
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new GatewayUnavailable(`${operation.method} not served through the gateway within ${timeoutMs} ms: ${last}`);
+}
+
+/**
+ * Extra Node flags for the data-plane node only, from PORTCULLIS_BENCH_NODE_FLAGS (space-separated),
+ * e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the hot path under the bench's load.
+ */
+function nodeFlags(): string[] {
+  return (process.env['PORTCULLIS_BENCH_NODE_FLAGS'] ?? '').split(' ').filter((flag) => flag !== '');
 }
 
 function firstLines(error: unknown): string {
