@@ -2,14 +2,17 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import type { DataSource } from 'typeorm';
+import { PgNotifyChangeBus } from '../../control-plane/src/config/change-bus.ts';
 import { SnapshotBuilder, buildSnapshot } from '../../control-plane/src/config/snapshot-builder.ts';
+import { SnapshotPublisher } from '../../control-plane/src/config/snapshot-publisher.ts';
 import { openDatabase } from '../../control-plane/src/db/data-source.ts';
 import type { ControlPlane } from '../../control-plane/src/index.ts';
 import { SecretBox, parseSecretKey } from '../../control-plane/src/secrets/index.ts';
 import { ensureSessionKeys } from '../../control-plane/src/services/settings.ts';
+import { VirtualKeyService } from '../../control-plane/src/services/virtual-keys.ts';
 import type { Snapshot, SnapshotDelta, VirtualKeyConfig } from '../../proto/gen/portcullis/v1/config.ts';
 import { createTestSchema, type TestSchema } from '../support/database.ts';
-import { NODE_TOKEN, SECRET_KEY, TestNode, gqlOk, startOnSchema } from './control-plane-harness.ts';
+import { NODE_TOKEN, SECRET_KEY, TestNode, eventually, gqlOk, startOnSchema, testLogger } from './control-plane-harness.ts';
 
 const CREATE_KEY = `mutation ($input: CreateVirtualKeyInput!) { createVirtualKey(input: $input) { key { id } } }`;
 const CREATE_KEYS = `mutation ($inputs: [CreateVirtualKeyInput!]!) { createVirtualKeys(inputs: $inputs) { key { id } } }`;
@@ -215,6 +218,39 @@ describe('incremental snapshot builder', () => {
       assert.deepEqual(after.delta?.upsertedKeys.map((key) => key.name), ['unbumped']);
     } finally {
       await dataSource.destroy();
+    }
+  });
+});
+
+describe('snapshot publisher', () => {
+  it('builds once per commit, though each commit is announced twice (in process, then by NOTIFY)', async () => {
+    const schema = await createTestSchema('publisher');
+    const dataSource = await openDatabase({ url: schema.url, schema: schema.name, poolSize: 4, embedded: false });
+    const bus = await PgNotifyChangeBus.start({ url: schema.url, schema: schema.name, logger: testLogger() });
+    const publisher = new SnapshotPublisher({ dataSource, changes: bus, box: boxForTests(), logger: testLogger(), pollIntervalMs: 0 });
+    try {
+      await ensureSessionKeys(dataSource);
+      await publisher.start();
+      const announcements = new Map<string, number>();
+      bus.onChange((version) => {
+        if (version !== undefined) announcements.set(version, (announcements.get(version) ?? 0) + 1);
+      });
+      const keys = new VirtualKeyService({ dataSource, changes: bus });
+      const before = publisher.builds;
+      const changes = 6;
+      for (let i = 0; i < changes; i++) {
+        await keys.create({ name: `announced-${i}` });
+        const version = publisher.current().version;
+        await eventually(`revision ${i} announced twice`, () => [...announcements.values()].filter((count) => count === 2).length === i + 1);
+        await publisher.settled();
+        assert.ok(BigInt(publisher.current().version) >= BigInt(version));
+      }
+      assert.equal(publisher.builds - before, changes, 'one build per commit');
+    } finally {
+      await publisher.close();
+      await bus.close();
+      await dataSource.destroy();
+      await schema.drop();
     }
   });
 });

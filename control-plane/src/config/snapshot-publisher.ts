@@ -33,6 +33,10 @@ export class SnapshotPublisher {
   private readonly subscribers = new Set<(publication: Publication) => void>();
   private building: Promise<void> | undefined;
   private rebuildRequested = false;
+  /** The newest revision announced, and the newest the running build is sure to see (announced before it started). */
+  private announced = 0n;
+  private coveredByBuild = 0n;
+  private buildCount = 0;
   private unsubscribeChanges: (() => void) | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -43,10 +47,7 @@ export class SnapshotPublisher {
 
   /** Builds the first snapshot and starts following changes. */
   async start(): Promise<void> {
-    this.unsubscribeChanges = this.options.changes.onChange((version) => {
-      if (version !== undefined && this.latest !== undefined && BigInt(version) <= BigInt(this.latest.version)) return;
-      this.refresh();
-    });
+    this.unsubscribeChanges = this.options.changes.onChange((version) => this.announcement(version));
     this.refresh();
     await this.settled();
     if (!this.latest) throw new Error('the first configuration snapshot could not be built');
@@ -55,6 +56,25 @@ export class SnapshotPublisher {
       this.pollTimer = setInterval(() => this.poll(), interval);
       this.pollTimer.unref();
     }
+  }
+
+  /** How many builds ran (each reads the database once). */
+  get builds(): number {
+    return this.buildCount;
+  }
+
+  /**
+   * A revision was committed (undefined: changes may have been missed). The same commit is often
+   * announced twice (in process, then by NOTIFY): a build that started after the first already
+   * sees it, so the second asks for nothing.
+   */
+  private announcement(version: string | undefined): void {
+    if (version === undefined) return this.refresh();
+    const announced = BigInt(version);
+    if (announced > this.announced) this.announced = announced;
+    if (this.latest !== undefined && announced <= BigInt(this.latest.version)) return;
+    if (this.building && announced <= this.coveredByBuild) return;
+    this.refresh();
   }
 
   /** The newest snapshot. */
@@ -89,6 +109,8 @@ export class SnapshotPublisher {
   private async buildLoop(): Promise<void> {
     do {
       this.rebuildRequested = false;
+      this.coveredByBuild = this.announced;
+      this.buildCount++;
       try {
         const { snapshot, delta, timings } = await this.builder.build();
         if (this.closed) return;
