@@ -127,6 +127,24 @@ describe('config stream deltas', () => {
     assert.equal(node.snapshots.length, 2);
   });
 
+  it('records the answers of many nodes arriving at once, each as it would be alone', async () => {
+    const fleet = Array.from({ length: 6 }, (_, i) => connect(true, `ack-node-${i}`));
+    const snapshots = await Promise.all(fleet.map((node) => node.snapshot()));
+    // Node 1 refuses first and then accepts: once its version shows, both answers were processed.
+    fleet[1]!.ack('999998', false, 'refused, then accepted');
+    fleet.forEach((node, i) => node.ack(snapshots[i]!.version));
+    fleet[0]!.ack('999999', false, 'refused on purpose');
+    const rows = await eventually('every answer recorded', async () => {
+      const all: Array<{ id: string; appliedVersion: string | null; lastError: string | null }> = (await gqlOk(plane, '{ nodes { id appliedVersion lastError } }')).nodes;
+      const mine = all.filter((row) => row.id.startsWith('ack-node-')).sort((a, b) => a.id.localeCompare(b.id));
+      return mine.length === 6 && mine.every((row) => row.appliedVersion !== null) && mine[0]!.lastError ? mine : undefined;
+    });
+    rows.forEach((row, i) => assert.equal(row.appliedVersion, snapshots[i]!.version, row.id));
+    assert.match(rows[0]!.lastError!, /version 999999 refused: refused on purpose/);
+    assert.equal(rows[1]!.lastError, null, 'an ACK after the NACK cleared it');
+    for (const row of rows.slice(2)) assert.equal(row.lastError, null);
+  });
+
   it('misses no change made by concurrent transactions, and removes keys deleted outright', async () => {
     const node = connect(true, 'concurrent-node');
     await node.snapshot();

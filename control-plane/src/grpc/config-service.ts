@@ -12,6 +12,7 @@ import { bearerMatches } from '../auth.ts';
 import type { Publication, SnapshotPublisher } from '../config/snapshot-publisher.ts';
 import type { CatalogService } from '../services/catalog.ts';
 import type { NodeService } from '../services/nodes.ts';
+import { AckBatcher } from './ack-batcher.ts';
 import { parseNodeMessage, type NodeMessage } from './messages.ts';
 
 export interface ConfigServiceDeps {
@@ -61,8 +62,11 @@ const GRPC_STATUS: Record<string, status> = {
 /** The ConfigService: one long-lived Connect stream per data-plane node. */
 export class ConfigStreamService {
   private readonly streams = new Set<NodeStream>();
+  private readonly acks: AckBatcher;
 
-  constructor(private readonly deps: ConfigServiceDeps) {}
+  constructor(private readonly deps: ConfigServiceDeps) {
+    this.acks = new AckBatcher(deps.nodes);
+  }
 
   readonly implementation = {
     connect: (call: ConnectCall) => this.connect(call),
@@ -75,7 +79,7 @@ export class ConfigStreamService {
       endWithError(call, new PortcullisError(ErrorCode.UNAUTHENTICATED, 'the node token is missing or wrong; send metadata "authorization: Bearer <node token>" with the token the control plane was started with'));
       return;
     }
-    const stream = new NodeStream(call, this.deps, () => this.streams.delete(stream));
+    const stream = new NodeStream(call, this.deps, this.acks, () => this.streams.delete(stream));
     this.streams.add(stream);
   }
 
@@ -120,6 +124,7 @@ class NodeStream {
   constructor(
     private readonly call: ConnectCall,
     private readonly deps: ConfigServiceDeps,
+    private readonly acks: AckBatcher,
     private readonly onFinished: () => void,
   ) {
     this.logger = deps.logger.child({ stream: this.streamId });
@@ -142,7 +147,7 @@ class NodeStream {
       case 'ack': {
         const sentAs = this.answered(message.ack.version);
         if (!message.ack.accepted) this.refused(message.ack.version, sentAs, message.ack.error);
-        await this.deps.nodes.acknowledged(this.nodeId!, message.ack.version, message.ack.accepted, message.ack.error);
+        await this.acks.record(this.nodeId!, message.ack.version, message.ack.accepted, message.ack.error);
         return;
       }
       case 'upstream': {

@@ -34,6 +34,21 @@ export class NodeService {
     }
   }
 
+  /**
+   * Records the answers of several nodes in one statement (one commit). Each entry is what a node's
+   * answers since the last write add up to (see `AckBatcher`): the version it now runs, if it accepted
+   * one, and its last refusal, if its newest answer was one (null clears the error).
+   */
+  async recordAnswers(answers: ReadonlyArray<{ nodeId: string; appliedVersion: string | null; lastError: string | null }>): Promise<void> {
+    if (answers.length === 0) return;
+    await this.dataSource.query(
+      `UPDATE data_plane_nodes n SET applied_version = coalesce(a.applied_version, n.applied_version), last_error = a.last_error, last_seen_at = now()
+       FROM unnest($1::text[], $2::text[], $3::text[]) AS a(node_id, applied_version, last_error)
+       WHERE n.id = a.node_id`,
+      [answers.map((a) => a.nodeId), answers.map((a) => a.appliedVersion), answers.map((a) => (a.lastError === null ? null : a.lastError.slice(0, 4096)))],
+    );
+  }
+
   /** The stream ended; a newer stream of the same node (perhaps on another replica) is left alone. */
   async disconnected(nodeId: string, streamId: string): Promise<void> {
     await this.dataSource.query(`UPDATE data_plane_nodes SET connected = false, last_seen_at = now() WHERE id = $1 AND stream_id = $2`, [nodeId, streamId]);
