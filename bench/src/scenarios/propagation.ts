@@ -84,7 +84,7 @@ async function startControlPlane(database: DatabaseKind, postgresUrl: string): P
   const process_ = new ManagedProcess(
     `portcullis control-plane (${database})`,
     process.execPath,
-    ['--import', 'tsx', CLI_MAIN, 'control-plane', '--data-dir', dataDir, ...databaseArgs, '--graphql-port', String(graphqlPort), '--grpc-port', String(grpcPort), '--admin-token', adminToken, '--node-token', nodeToken, '--log-level', 'warn'],
+    [...flagsFrom('PORTCULLIS_BENCH_CONTROL_PLANE_FLAGS'), '--import', 'tsx', CLI_MAIN, 'control-plane', '--data-dir', dataDir, ...databaseArgs, '--graphql-port', String(graphqlPort), '--grpc-port', String(grpcPort), '--admin-token', adminToken, '--node-token', nodeToken, '--log-level', 'warn'],
     // The embedded rows must not pick up a DATABASE_URL from the environment.
     { keepStdout: true, env: { DATABASE_URL: undefined } },
   );
@@ -152,6 +152,7 @@ async function startNodes(plane: ControlPlaneUnderTest, count: number): Promise<
         const port = await freePort();
         ports.push(port);
         const node = new ManagedProcess(`propagation node ${i}`, process.execPath, [
+          ...flagsFrom('PORTCULLIS_BENCH_NODE_FLAGS'),
           '--import', 'tsx', CLI_MAIN, 'data-plane',
           '--control-plane', plane.grpcAddress,
           '--node-token', plane.nodeToken,
@@ -298,6 +299,15 @@ export async function measurePropagation(options: PropagationOptions, progress: 
   }
   agent.destroy();
   return rows;
+}
+
+/**
+ * Extra Node flags from an environment variable (space-separated), e.g.
+ * PORTCULLIS_BENCH_CONTROL_PLANE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the control
+ * plane; PORTCULLIS_BENCH_NODE_FLAGS does the same for every node.
+ */
+function flagsFrom(variable: string): string[] {
+  return (process.env[variable] ?? '').split(' ').filter((flag) => flag !== '');
 }
 
 function firstLine(error: unknown): string {
