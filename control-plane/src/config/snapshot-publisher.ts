@@ -133,7 +133,7 @@ export class SnapshotPublisher {
               sendMs: round(performance.now() - publishing),
               streams: this.subscribers.size,
             },
-            'config snapshot published',
+            'config snapshot built',
           );
         }
       } catch (error) {
