@@ -1,6 +1,6 @@
 /** Command-line options and the request counts of a run (`--quick` cuts them for a run under a minute). */
 
-import type { DatabaseKind } from './scenarios/propagation.ts';
+import type { DatabaseKind } from './scenarios/databases.ts';
 
 export interface Profile {
   quick: boolean;

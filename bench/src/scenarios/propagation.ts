@@ -3,10 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { CLI_MAIN } from '../targets/portcullis.ts';
 import { ManagedProcess, freePort } from '../processes.ts';
 import { percentile } from '../stats.ts';
+import { adminQuery, freshSchemaName, postgresProblem, type DatabaseKind } from './databases.ts';
 
 /**
  * Config propagation: the time from sending the GraphQL mutation that revokes a key to the moment
@@ -18,7 +18,7 @@ import { percentile } from '../stats.ts';
  * close. Afterwards every node is asked once more and must answer 401.
  */
 
-export type DatabaseKind = 'embedded' | 'postgres';
+export type { DatabaseKind } from './databases.ts';
 
 export interface PropagationRow {
   database: DatabaseKind;
@@ -78,7 +78,7 @@ async function startControlPlane(database: DatabaseKind, postgresUrl: string): P
   const adminToken = `bench-admin-${randomBytes(16).toString('hex')}`;
   const nodeToken = `bench-node-${randomBytes(16).toString('hex')}`;
   const dataDir = mkdtempSync(join(tmpdir(), 'portcullis-bench-propagation-'));
-  const schema = `bench_propagation_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  const schema = freshSchemaName('bench_propagation');
   const databaseArgs = database === 'postgres' ? ['--database-url', postgresUrl, '--database-schema', schema] : [];
   if (database === 'postgres') await adminQuery(postgresUrl, `CREATE SCHEMA "${schema}"`);
   const process_ = new ManagedProcess(
@@ -100,26 +100,6 @@ async function startControlPlane(database: DatabaseKind, postgresUrl: string): P
     throw error;
   }
   return { graphqlUrl: `http://127.0.0.1:${graphqlPort}/graphql`, grpcAddress: `127.0.0.1:${grpcPort}`, adminToken, nodeToken, stop };
-}
-
-async function adminQuery(url: string, sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
-/** Whether the real PostgreSQL answers (why not, otherwise). */
-export async function postgresProblem(url: string): Promise<string | undefined> {
-  try {
-    await adminQuery(url, 'SELECT 1');
-    return undefined;
-  } catch (error) {
-    return error instanceof Error ? error.message : String(error);
-  }
 }
 
 /** Creates `count` keys through GraphQL (1,000 a request); returns their ids and secrets. */

@@ -2,7 +2,6 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import type { DataSource } from 'typeorm';
 import { SnapshotBuilder } from '../../../control-plane/src/config/snapshot-builder.ts';
 import { openDatabase } from '../../../control-plane/src/db/data-source.ts';
@@ -13,7 +12,7 @@ import { ensureSessionKeys } from '../../../control-plane/src/services/settings.
 import { AppliedConfig } from '../../../data-plane/src/config/applied-config.ts';
 import { ConnectResponse, type Snapshot, type SnapshotDelta } from '../../../proto/gen/portcullis/v1/config.ts';
 import { percentile } from '../stats.ts';
-import { postgresProblem, type DatabaseKind } from './propagation.ts';
+import { adminQuery, freshSchemaName, postgresProblem, type DatabaseKind } from './databases.ts';
 
 /**
  * Snapshot build and apply at 1k, 10k and 100k keys, in this process (nothing else is measured
@@ -197,16 +196,8 @@ async function open(database: DatabaseKind, postgresUrl: string): Promise<Opened
       throw error;
     }
   }
-  const schema = `bench_snapshots_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
-  const admin = async (sql: string) => {
-    const client = new pg.Client({ connectionString: postgresUrl });
-    await client.connect();
-    try {
-      await client.query(sql);
-    } finally {
-      await client.end();
-    }
-  };
+  const schema = freshSchemaName('bench_snapshots');
+  const admin = (sql: string) => adminQuery(postgresUrl, sql);
   await admin(`CREATE SCHEMA "${schema}"`);
   try {
     const dataSource = await openDatabase({ url: postgresUrl, schema, poolSize: 2, embedded: false });
