@@ -61,8 +61,8 @@ const sessionKeysValue = z.array(z.object({ id: z.string(), secret: z.string() }
 interface KeyRow {
   id: string;
   name: string;
-  /** Hex. */
-  secret_sha256: string;
+  /** Hex (from the JSON of an incremental read) or bytes (from the rows of a whole one). */
+  secret_sha256: string | Buffer;
   team_id: string | null;
   allowed_tools: string[];
   revoked: boolean;
@@ -89,13 +89,19 @@ export interface SnapshotBuild {
 }
 
 /**
- * One consistent read of everything a snapshot holds. A single statement sees one database
- * snapshot, so the revision and the rows belong together without a transaction (and cost one round
- * trip, which matters on the embedded database). Incremental: only keys stamped after the revision
- * in $2 are read, revoked ones included, plus the tombstones of keys deleted since.
+ * One consistent read of everything a snapshot holds but the keys of a whole build. A single
+ * statement sees one database snapshot, so the revision and the rows belong together without a
+ * transaction (and cost one round trip, which matters on the embedded database). Incremental: only
+ * keys stamped after the revision in $2 are read, revoked ones included, plus the tombstones of
+ * keys deleted since. Whole: no keys here; `WHOLE_KEYS` reads them as rows in the same transaction
+ * (one JSON value of 100,000 keys costs Postgres and the driver several times what rows do).
  */
 function readStatement(incremental: boolean): string {
-  const keyFilter = incremental ? 'k.config_version > $2' : 'k.revoked_at IS NULL';
+  const keys = incremental
+    ? `(SELECT coalesce(json_agg(json_build_object('id', k.id, 'name', k.name, 'secret_sha256', encode(k.secret_sha256, 'hex'), 'team_id', k.team_id,
+           'allowed_tools', k.allowed_tools, 'revoked', k.revoked_at IS NOT NULL) ORDER BY k.created_at, k.id), '[]')
+         FROM virtual_keys k WHERE k.config_version > $2)`
+    : `'[]'::json`;
   const tombstones = incremental ? `(SELECT coalesce(json_agg(t.id::text), '[]') FROM virtual_key_tombstones t WHERE t.config_version > $2)` : `'[]'::json`;
   return `
     SELECT
@@ -109,11 +115,11 @@ function readStatement(incremental: boolean): string {
          FROM tools t JOIN upstreams u ON u.id = t.upstream_id
          WHERE u.pin_tool_definitions AND t.pinned_sha256 IS NOT NULL) AS pins,
       (SELECT value FROM settings WHERE key = $1) AS session_keys,
-      (SELECT coalesce(json_agg(json_build_object('id', k.id, 'name', k.name, 'secret_sha256', encode(k.secret_sha256, 'hex'), 'team_id', k.team_id,
-           'allowed_tools', k.allowed_tools, 'revoked', k.revoked_at IS NOT NULL) ORDER BY k.created_at, k.id), '[]')
-         FROM virtual_keys k WHERE ${keyFilter}) AS keys,
+      ${keys} AS keys,
       ${tombstones} AS tombstones`;
 }
+
+const WHOLE_KEYS = `SELECT id, name, secret_sha256, team_id, allowed_tools, false AS revoked FROM virtual_keys WHERE revoked_at IS NULL ORDER BY created_at, id`;
 
 /**
  * Builds the versioned snapshots nodes are sent (as go-control-plane's snapshot cache: build, check
@@ -148,7 +154,16 @@ export class SnapshotBuilder {
     const incremental = previous !== undefined;
     const params: unknown[] = [SESSION_KEYS_SETTING];
     if (incremental) params.push(previous.version);
-    const rows: unknown[] = await this.dataSource.query(readStatement(incremental), params);
+    let rows: unknown[];
+    let wholeKeys: unknown[] = [];
+    if (incremental) {
+      rows = await this.dataSource.query(readStatement(true), params);
+    } else {
+      [rows, wholeKeys] = await this.dataSource.transaction('REPEATABLE READ', async (manager) => [
+        await manager.query(readStatement(false), params),
+        await manager.query(WHOLE_KEYS),
+      ]);
+    }
     const read = performance.now();
     const checked = readResult.safeParse(rows[0]);
     if (!checked.success) {
@@ -156,6 +171,7 @@ export class SnapshotBuilder {
       throw inconsistent(`the stored configuration could not be read: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);
     }
     const result = checked.data;
+    if (!incremental) result.keys = wholeKeys;
     const timings = (keysRead: number, upstreamsOpened: number): BuildTimings => {
       const done = performance.now();
       return { readMs: read - started, assembleMs: done - read, totalMs: done - started, incremental, keysRead, upstreamsOpened };
@@ -251,13 +267,13 @@ function toUpstreamConfig(row: UpstreamRow, pins: ReadonlyArray<{ name: string; 
 }
 
 function toVirtualKeyConfig(row: KeyRow): VirtualKeyConfig {
-  if (typeof row.id !== 'string' || typeof row.name !== 'string' || typeof row.secret_sha256 !== 'string' || !Array.isArray(row.allowed_tools)) {
+  if (typeof row.id !== 'string' || typeof row.name !== 'string' || !Array.isArray(row.allowed_tools)) {
     throw inconsistent(`virtual key ${String(row.id)} is stored malformed`);
   }
   return {
     id: row.id,
     name: row.name,
-    secretSha256: Buffer.from(row.secret_sha256, 'hex'),
+    secretSha256: typeof row.secret_sha256 === 'string' ? Buffer.from(row.secret_sha256, 'hex') : row.secret_sha256,
     teamId: row.team_id ?? '',
     allowedTools: row.allowed_tools,
   };
