@@ -151,6 +151,7 @@ async function main(): Promise<void> {
       const { snapshotDatabases: databases, snapshotKeys: keyCounts, snapshotWholeReps: wholeReps, snapshotChangeReps: changeReps } = options.profile;
       const rows = await measureSnapshots({ databases, postgresUrl: options.postgresUrl, keyCounts, wholeReps, changeReps }, progress, note);
       results.sections['snapshot build (control plane) and apply (node) by keys configured; ms are p50'] = rows;
+      if (options.profile.quick) note('--quick: snapshots at 1k and 10k keys on the embedded database only; the full run adds 100k keys and the real PostgreSQL');
       note(
         'snapshots: measured in the bench process against its own database (embedded PGlite in-process, or a schema on the real PostgreSQL); "build change" and "apply delta" are what each change costs (one key revoked), "whole" what a starting control plane or a connecting node pays',
       );
