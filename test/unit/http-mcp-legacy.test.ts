@@ -4,6 +4,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { signSessionToken, type SessionClaims } from '../../data-plane/src/mcp/session-token.ts';
+import { prefersEventStream } from '../../data-plane/src/http/response-channel.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
 import { buildConfig, sessionKey, startServer, testKey, type RunningServer, type TestKey } from '../support/mcp-server-harness.ts';
 
@@ -286,6 +287,33 @@ test('DN-TRANSPORT-DELETE DN-SESSION-MAX-AGE: an ended session id is refused (40
     assert.equal((await rawPost(server, as(old), ping)).status, 404, 'issued two hours ago, with a one-hour maximum age');
     const young = signSessionToken({ ...claims, issuedAt: Math.floor(Date.now() / 1000) - 30 * 60 }, [signing]);
     assert.equal((await rawPost(server, as(young), ping)).status, 200);
+  } finally {
+    await server.close();
+  }
+});
+
+test('DN-TRANSPORT-SSE-RESPONSE: a 2025 agent that ranks text/event-stream first in Accept gets its answer as an event stream; JSON first (as the SDK clients send) gets plain JSON', async () => {
+  assert.equal(prefersEventStream('application/json, text/event-stream'), false);
+  assert.equal(prefersEventStream('text/event-stream, application/json'), true);
+  assert.equal(prefersEventStream('application/json;q=0.5, text/event-stream'), true);
+  assert.equal(prefersEventStream('text/event-stream;q=0.2, application/json'), false);
+  const key = testKey('k1', ['everything__echo']);
+  const server = await startServer(router(), buildConfig([key], [sessionKey('s1')]));
+  try {
+    const init = await rawPost(server, { 'x-portcullis-key': key.secret }, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+    const headers = { 'content-type': 'application/json', 'x-portcullis-key': key.secret, 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': '2025-11-25' };
+    const list = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list' });
+    const streamed = await fetch(server.url, { method: 'POST', headers: { ...headers, accept: 'text/event-stream, application/json' }, body: list });
+    assert.equal(streamed.status, 200);
+    assert.equal(streamed.headers.get('content-type'), 'text/event-stream');
+    const event = await streamed.text();
+    assert.match(event, /^event: message\ndata: /);
+    const message = JSON.parse(event.slice(event.indexOf('data: ') + 6)) as { id: number; result: { tools: { name: string }[] } };
+    assert.equal(message.id, 7);
+    assert.deepEqual(message.result.tools.map((t) => t.name), ['everything__echo']);
+    const plain = await fetch(server.url, { method: 'POST', headers: { ...headers, accept: 'application/json, text/event-stream' }, body: list });
+    assert.match(plain.headers.get('content-type') ?? '', /^application\/json/);
+    assert.equal(((await plain.json()) as { id: number }).id, 7);
   } finally {
     await server.close();
   }

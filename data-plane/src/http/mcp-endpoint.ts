@@ -16,7 +16,7 @@ import { InFlightRequests, RequestAbort } from './in-flight.ts';
 import { serveListen } from './listen.ts';
 import { readJsonBody } from './request-body.ts';
 import { sendEmpty, sendJson, sendRpcError } from './respond.ts';
-import { ResponseChannel } from './response-channel.ts';
+import { ResponseChannel, prefersEventStream } from './response-channel.ts';
 
 type InboundModernRoute = Extract<InboundClassificationOutcome, { kind: 'modern' }>;
 type InboundLegacyRoute = Extract<InboundClassificationOutcome, { kind: 'legacy' }>;
@@ -159,7 +159,8 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
       case 'no-claim': {
         const request = body as RpcRequest;
         const abort = new RequestAbort(req, res);
-        const channel = new ResponseChannel(res, undefined, services.serverRequests);
+        // As the SDK's 2025-era servers, which answer on an event stream, when the agent ranks it first.
+        const channel = new ResponseChannel(res, undefined, services.serverRequests, prefersEventStream(req.headers.accept ?? ''));
         const context: DispatchContext = { principal: auth.principal, era: 'legacy', signal: () => abort.signal(), sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, sessionId, channel };
         const key = services.inFlight.register(sessionId, request.id, abort);
         try {
