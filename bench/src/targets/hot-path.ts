@@ -5,7 +5,7 @@
  * (no peers, no tools/list, no propagation). It is a development tool, not the published bench:
  * the figures that count come from `npm run bench`.
  *
- *   tsx bench/src/targets/hot-path.ts [--rounds N] [--calls N] [--only stdio|http] [--driver lean|sdk]
+ *   tsx bench/src/targets/hot-path.ts [--rounds N] [--calls N] [--only stdio|http] [--driver lean|sdk] [--concurrency 1|32]
  *
  * Set PORTCULLIS_BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the node.
  */
@@ -22,10 +22,11 @@ interface Args {
   calls: number;
   only: 'stdio' | 'http' | undefined;
   driver: DriverKind | undefined;
+  concurrency: number | undefined;
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { rounds: 2, calls: 8_000, only: undefined, driver: undefined };
+  const args: Args = { rounds: 2, calls: 8_000, only: undefined, driver: undefined, concurrency: undefined };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = argv[i + 1];
@@ -33,6 +34,7 @@ function parseArgs(argv: readonly string[]): Args {
     else if (flag === '--calls') args.calls = Number(value);
     else if (flag === '--only' && (value === 'stdio' || value === 'http')) args.only = value;
     else if (flag === '--driver' && (value === 'lean' || value === 'sdk')) args.driver = value;
+    else if (flag === '--concurrency' && (value === '1' || value === '32')) args.concurrency = Number(value);
     else throw new Error(`unknown option ${flag}`);
     i++;
   }
@@ -56,7 +58,7 @@ async function main(): Promise<void> {
         const tool = gateway.tools[upstream];
         if (!tool) continue;
         for (const driver of drivers) {
-          for (const concurrency of [1, 32]) {
+          for (const concurrency of args.concurrency ? [args.concurrency] : [1, 32]) {
             const calls = driver === 'sdk' || concurrency === 1 ? Math.ceil(args.calls / 4) : args.calls;
             const m = await load.run(
               {
