@@ -5,7 +5,8 @@ import { UpstreamErrorCode } from '../../data-plane/src/upstream/upstream-errors
 import type { CatalogKind, RpcMessage } from '../../data-plane/src/upstream/upstream-router.ts';
 import type { RunningProcess } from '../support/processes.ts';
 import { startEverythingHttp } from '../support/processes.ts';
-import { PoolHarness, READY, everythingStdio, firstText, httpUpstream, until } from '../support/upstream-pool-harness.ts';
+import { conformanceFixtureStdioCommand } from '../support/conformance.ts';
+import { PoolHarness, READY, everythingStdio, firstText, httpUpstream, stdioUpstream, until } from '../support/upstream-pool-harness.ts';
 import { SdkHttpFixture } from '../support/upstream-sdk-server.ts';
 
 describe('upstream relay: progress, cancellation, server requests, notifications, list changes, pinning, names', () => {
@@ -48,6 +49,19 @@ describe('upstream relay: progress, cancellation, server requests, notifications
     assert.equal(firstText(result), 'done after 12 steps');
     assert.deepEqual(seen.map((p) => [p['progressToken'], p['progress'], p['total']]), Array.from({ length: 12 }, (_, i) => ['agent-token-7', i + 1, 12]));
     assert.equal(seen[0]!['message'], 'step 1');
+  });
+
+  test('UP-RELAY-PROGRESS-ORDER: a 2026-07-28 upstream over stdio, whose last progress arrives in one read with its result: every progress reaches the caller', async () => {
+    const { command, args } = conformanceFixtureStdioCommand();
+    const h = pool([stdioUpstream('conf', command, args)]);
+    await h.waitForState('conf', READY, 30_000);
+    assert.equal(h.connection('conf').current.protocolVersion, '2026-07-28', 'relayed on the SDK client\'s path');
+    // The SDK client alone dropped the last of the three in most calls; ten calls in a row show it.
+    for (let call = 0; call < 10; call += 1) {
+      const seen: unknown[] = [];
+      await h.pool.request('conf', { method: 'tools/call', params: { name: 'test_tool_with_progress', arguments: {} } }, { meta: { progressToken: `agent-${call}` }, onProgress: (p) => void seen.push([p['progressToken'], p['progress']]) });
+      assert.deepEqual(seen, [[`agent-${call}`, 0], [`agent-${call}`, 50], [`agent-${call}`, 100]], `call ${call}`);
+    }
   });
 
   test('UP-RELAY-CANCEL: aborting a relayed call rejects it at once and tells the upstream (notifications/cancelled)', async () => {

@@ -7,6 +7,7 @@ import { Transport, UpstreamState, type UpstreamConfig } from '../../../proto/ge
 import { RedirectedError } from './http-channel.ts';
 import type { LeanRelay } from './lean-relay.ts';
 import { attachLeanRelay } from './relay-wiring.ts';
+import { ProgressTap, type ProgressRoute } from './progress-tap.ts';
 import { StdioPipeTransport } from './stdio-transport.ts';
 import { UpstreamRpcError } from './tool-router.ts';
 import { RpcCode, UpstreamErrorCode, classifyFailure, describeFailure, isSessionExpired, relayError } from './upstream-errors.ts';
@@ -82,8 +83,11 @@ export interface UpstreamConnectionOptions {
 interface CallContext {
   readonly connection: UpstreamConnection;
   readonly options: RelayOptions;
+  /** Where the call's progress goes when it is relayed on the SDK's path (see progress-tap.ts). */
+  progress?: ProgressRoute;
 }
 const currentCall = new AsyncLocalStorage<CallContext>();
+const ignoreProgress = (): void => undefined;
 
 interface Opened {
   client: Client;
@@ -136,6 +140,10 @@ export class UpstreamConnection {
   private readonly leanRelays = new WeakMap<Client, LeanRelay>();
   private readonly refreshing = new Set<CatalogKind>();
   private readonly subscriptions: UpstreamSubscriptions;
+  private readonly progressTap = new ProgressTap(() => {
+    const call = currentCall.getStore();
+    return call?.connection === this ? call.progress : undefined;
+  });
   private readonly refreshAgain = new Set<CatalogKind>();
 
   constructor(options: UpstreamConnectionOptions) {
@@ -312,17 +320,20 @@ export class UpstreamConnection {
           this.logger.info({ status: error.status }, 'upstream redirects relayed requests; relaying through the SDK transport');
         }
       }
+      // The tap delivers progress in wire order; the SDK's own callback only keeps the timeout reset by it.
+      if (onprogress) call.progress = { sink: onprogress, tokens: new Set() };
       return await currentCall.run(call, () =>
         client.request({ method: message.method, ...(params ? { params } : {}) }, PassthroughResult, {
           signal: options.signal,
           timeout: timeoutMs,
           resetTimeoutOnProgress: true,
-          ...(onprogress ? { onprogress } : {}),
+          ...(onprogress ? { onprogress: ignoreProgress } : {}),
           ...(options.returnInputRequired ? { allowInputRequired: true } : {}),
         }),
       );
     } finally {
       this.inflight.delete(call);
+      if (call.progress) this.progressTap.release(call.progress);
     }
   }
 
@@ -365,6 +376,7 @@ export class UpstreamConnection {
       try {
         await client.connect(this.createTransport(), { timeout: this.settingsValue.connectTimeoutMs, ...(this.prior ? { prior: this.prior } : {}) });
         const catalogs = await this.listCatalogs(client);
+        this.progressTap.attach(client);
         const lean = attachLeanRelay(client, { upstream: this.name, url: this.configValue.url, headers: this.headers() });
         if (lean) this.leanRelays.set(client, lean);
         const discover = client.getDiscoverResult();
