@@ -24,7 +24,6 @@ import { createServer, request as httpRequest, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { connectLegacyAgent } from '../test/support/agents.ts';
 import {
   GATEWAY_ANONYMOUS_KEY_FLAG,
   GATEWAY_UNPREFIXED_UPSTREAM_INPUT,
@@ -33,13 +32,12 @@ import {
   conformanceSuiteInstalled,
   conformanceVersion,
   runSuite,
+  startConformanceGateway,
   startConformanceFixtureHttp,
   type SuiteRun,
   type SuiteSpec,
 } from '../test/support/conformance.ts';
-import { eventually } from '../test/support/gateway.ts';
-import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from '../test/support/graphql.ts';
-import { freePort, startCli, type RunningProcess } from '../test/support/processes.ts';
+import { freePort } from '../test/support/processes.ts';
 
 // What the gateway does not have yet lives in test/support/conformance.ts (GATEWAY_ANONYMOUS_KEY_FLAG,
 // GATEWAY_UNPREFIXED_UPSTREAM_INPUT): one-line changes once the gateway has them.
@@ -160,7 +158,7 @@ async function startTarget(name: TargetName): Promise<Target> {
   const upstream = fixture
     ? { name: UPSTREAM_NAME, transport: 'STREAMABLE_HTTP', url: fixture.url, ...UNPREFIXED_UPSTREAM_INPUT }
     : { name: UPSTREAM_NAME, transport: 'STDIO', command: stdio.command, args: stdio.args, ...UNPREFIXED_UPSTREAM_INPUT };
-  const gateway = await startGateway(upstream);
+  const gateway = await startConformanceGateway(upstream);
   const notes: string[] = [];
   let url = gateway.mcpUrl;
   let proxy: Server | undefined;
@@ -188,61 +186,6 @@ async function startTarget(name: TargetName): Promise<Target> {
       await fixture?.process.stop();
     },
   };
-}
-
-/**
- * `portcullis dev` on a fresh data dir with the conformance upstream and one virtual key; resolves when
- * the upstream's tools are listed through the gateway. With ANONYMOUS_KEY_FLAG, restarts the gateway
- * (same data dir and ports) so credential-less requests act as that key.
- */
-async function startGateway(upstream: Record<string, unknown>): Promise<{ mcpUrl: string; mcpPort: number; secret: string; stop(): Promise<void> }> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'portcullis-conformance-gw-'));
-  const ports = { graphql: await freePort(), grpc: await freePort(), mcp: await freePort() };
-  const start = async (extra: string[]): Promise<{ process: RunningProcess; adminToken: string }> => {
-    const child = startCli(
-      'portcullis dev',
-      ['dev', '--data-dir', dataDir, '--graphql-port', String(ports.graphql), '--grpc-port', String(ports.grpc), '--port', String(ports.mcp), '--log-level', 'warn', ...extra],
-      { DATABASE_URL: '', PORTCULLIS_ADMIN_TOKEN: '' },
-    );
-    const [, adminToken] = await child.waitFor(/Admin token:\s+(\S+)/, 60_000);
-    await child.waitFor(/MCP endpoint \(agents\):/, 30_000);
-    return { process: child, adminToken: adminToken! };
-  };
-  let running = await start([]);
-  const graphqlUrl = `http://127.0.0.1:${ports.graphql}/graphql`;
-  const mcpUrl = `http://127.0.0.1:${ports.mcp}/mcp`;
-  try {
-    await graphqlOk(graphqlUrl, running.adminToken, CREATE_UPSTREAM, { input: upstream });
-    const created = await graphqlOk<{ createVirtualKey: { secret: string; key: { id: string } } }>(graphqlUrl, running.adminToken, CREATE_KEY, {
-      input: { name: 'conformance-suite' },
-    });
-    const { secret, key } = created.createVirtualKey;
-    if (ANONYMOUS_KEY_FLAG !== undefined) {
-      await running.process.stop();
-      running = await start([ANONYMOUS_KEY_FLAG, key.id]);
-    }
-    await eventually('the conformance upstream is listed through the gateway', async () => {
-      const { client } = await connectLegacyAgent(mcpUrl, secret).catch(() => ({ client: undefined }));
-      if (!client) return false;
-      try {
-        return (await client.listTools()).tools.some((tool) => tool.name.endsWith('test_simple_text'));
-      } finally {
-        await client.close();
-      }
-    }, 60_000);
-    return {
-      mcpUrl,
-      mcpPort: ports.mcp,
-      secret,
-      stop: async () => {
-        await running.process.stop();
-        await rm(dataDir, { recursive: true, force: true });
-      },
-    };
-  } catch (error) {
-    await running.process.stop();
-    throw new Error(`gateway setup failed: ${error instanceof Error ? error.message : String(error)}\n${running.process.log}`);
-  }
 }
 
 /** Forwards every request to the gateway unchanged (Host and Origin included) plus the key. Diagnostic only. */

@@ -13,6 +13,7 @@ import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/typ
 import { firstText } from '../support/agents.ts';
 import {
   SUITES,
+  SUITE_COUNTS,
   conformanceFixtureStdioCommand,
   runSuite,
   startConformanceFixtureHttp,
@@ -20,12 +21,7 @@ import {
 } from '../support/conformance.ts';
 import type { RunningProcess } from '../support/processes.ts';
 
-/** What @modelcontextprotocol/conformance 0.2.0-alpha.12 runs in each suite (scenarios, checks). */
-const EXPECTED: Record<string, { scenarios: number; passed: number }> = {
-  'active 2025': { scenarios: 31, passed: 73 },
-  'active 2026-07-28': { scenarios: 20, passed: 41 },
-  'draft 2026-07-28': { scenarios: 19, passed: 103 },
-};
+const EXPECTED = SUITE_COUNTS;
 
 function describeFailures(run: SuiteRun): string {
   return run.failures.map((f) => `${f.scenario} ${f.id}: ${f.message}`).join('\n') || run.output.slice(-3000);

