@@ -7,6 +7,7 @@ import { createDataPlaneServer, type DataPlaneServer } from '../../data-plane/sr
 import type { Snapshot, SigningKey } from '../../proto/gen/portcullis/v1/config.ts';
 import type { UpstreamRouter } from '../../data-plane/src/upstream/upstream-router.ts';
 import type { AllowedHost } from '../../data-plane/src/http/host-guard.ts';
+import type { EventStoreOptions } from '../../data-plane/src/http/event-store.ts';
 
 export interface TestKey {
   readonly id: string;
@@ -42,7 +43,7 @@ export interface RunningServer {
 }
 
 /** Starts a data-plane server on 127.0.0.1:0 serving `config` (mutable: assign and call gateway.configChanged()). */
-export async function startServer(router: UpstreamRouter, config: AppliedConfig | undefined, options: { maxBodyBytes?: number; listPageSize?: number; sseKeepAliveMs?: number; anonymousKeyId?: string; allowedHosts?: readonly AllowedHost[]; sessionMaxAgeMs?: number } = {}): Promise<RunningServer> {
+export async function startServer(router: UpstreamRouter, config: AppliedConfig | undefined, options: { maxBodyBytes?: number; listPageSize?: number; sseKeepAliveMs?: number; anonymousKeyId?: string; allowedHosts?: readonly AllowedHost[]; sessionMaxAgeMs?: number; eventStore?: EventStoreOptions } = {}): Promise<RunningServer> {
   const running = {
     config,
     gateway: undefined as unknown as DataPlaneServer,
@@ -56,6 +57,7 @@ export async function startServer(router: UpstreamRouter, config: AppliedConfig 
     sseKeepAliveMs: options.sseKeepAliveMs,
     anonymousKeyId: options.anonymousKeyId,
     sessionMaxAgeMs: options.sessionMaxAgeMs,
+    eventStore: options.eventStore,
     allowedHosts: options.allowedHosts,
     logger: createLogger({ level: 'silent' }),
     maxBodyBytes: options.maxBodyBytes ?? 64 * 1024,

@@ -45,4 +45,10 @@ export const PROTOCOL_REQUIREMENTS: Readonly<Record<string, string>> = {
   'DN-INPUT-PROGRESS': '2026-07-28: progress and log messages an upstream sends while a parked call runs go to the agent request waiting at that moment, progress under that request\'s token.',
   'DN-INPUT-CANCEL': '2026-07-28: the agent going away while its request (first call or retry) waits cancels the parked upstream call; its state is then refused saying so.',
   'DN-INPUT-LEGACY-AGENT': '2025 era: a 2026-07-28 upstream answering input_required reaches the agent as server-to-client requests on the call stream, and its answers complete the call.',
+  'DN-SSE-EVENT-IDS': '2025 era: every event of a session\'s SSE streams (POST answers and the GET stream) carries an id, unique within the session and naming the node and stream it came from; 2025-11-25 sessions get a priming event (id, empty data, retry) first; answers with nothing before the result stay plain JSON.',
+  'DN-SSE-RESUME-GET': '2025 era: GET /mcp with the Last-Event-ID of a GET stream this node holds replays the events after it (those sent while the agent was away included) and carries the stream on.',
+  'DN-SSE-RESUME-POST': '2025 era: GET /mcp with the Last-Event-ID of a dropped POST stream delivers the rest of that call (progress, the result) on the GET, which ends after the result.',
+  'DN-SSE-RESUME-FRESH': 'A Last-Event-ID of another node\'s stream, of another session, unknown, malformed or expired gets a fresh stream with nothing replayed, never an error.',
+  'DN-SSE-DISCONNECT-GRACE': '2025 era: a dropped resumable POST stream does not cancel its call; the call is cancelled upstream when no agent resumed the stream within the resume window (or the session ended). A dropped plain-JSON answer, which cannot be resumed, cancels at once.',
+  'DN-SSE-EVENT-STORE-BOUNDS': 'The per-node event store is bounded: events and bytes per stream, streams and bytes in all, and time (a stream idle longer than the resume window is dropped).',
 };

@@ -307,8 +307,9 @@ test('DN-TRANSPORT-SSE-RESPONSE: a 2025 agent that ranks text/event-stream first
     assert.equal(streamed.status, 200);
     assert.equal(streamed.headers.get('content-type'), 'text/event-stream');
     const event = await streamed.text();
-    assert.match(event, /^event: message\ndata: /);
-    const message = JSON.parse(event.slice(event.indexOf('data: ') + 6)) as { id: number; result: { tools: { name: string }[] } };
+    // A 2025-11-25 stream opens with a priming event (id, retry, empty data); every event has an id.
+    assert.match(event, /^id: \S+\nretry: \d+\ndata: \n\nid: \S+\nevent: message\ndata: /);
+    const message = JSON.parse(event.slice(event.lastIndexOf('data: ') + 6)) as { id: number; result: { tools: { name: string }[] } };
     assert.equal(message.id, 7);
     assert.deepEqual(message.result.tools.map((t) => t.name), ['everything__echo']);
     const plain = await fetch(server.url, { method: 'POST', headers: { ...headers, accept: 'application/json, text/event-stream' }, body: list });

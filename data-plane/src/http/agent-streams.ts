@@ -7,10 +7,13 @@ import { isPlainObject, type RpcId } from '../mcp/json-rpc.ts';
 import { SERVER_INFO_META_KEY, SUBSCRIPTION_ID_META_KEY } from '../mcp/protocol.ts';
 import type { AllowList } from '../policy/allow-list.ts';
 import type { CatalogKind, RpcMessage } from '../upstream/upstream-router.ts';
+import type { ResumableStream } from './event-store.ts';
 import { SSE_HEADERS, notificationJson, sseEvent } from './response-channel.ts';
 
 /** Same interval as the SDK's SSE keep-alive comments. */
 export const DEFAULT_SSE_KEEP_ALIVE_MS = 15_000;
+
+const KEEP_ALIVE = ': keep-alive\n\n';
 
 const KINDS: readonly CatalogKind[] = ['tools', 'prompts', 'resources', 'resourceTemplates'];
 
@@ -54,10 +57,17 @@ export interface OpenStreamOptions {
   readonly headWritten?: boolean;
   /** Called once when the stream ends for any reason. */
   readonly onClose?: () => void;
+  /**
+   * 2025-era `GET /mcp` streams: events carry ids and are recorded here, and the stream outlives its
+   * connection (until the store drops it) so that a GET with `Last-Event-ID` resumes it.
+   */
+  readonly resumable?: { readonly stream: ResumableStream; readonly priming: boolean };
 }
 
 export interface AgentStream {
+  /** The response that opened the stream (a resumed stream delivers on a later one: see `resumable`). */
   readonly res: ServerResponse;
+  readonly resumable: ResumableStream | undefined;
   readonly options: OpenStreamOptions;
   allowList: AllowList;
   /** The serialized view of each catalog this stream's agent last could see. */
@@ -113,7 +123,10 @@ export class AgentStreams {
   /** How many streams of each kind (listen streams carry a subscription id). */
   count(kind: 'session' | 'listen'): number {
     let n = 0;
-    for (const stream of this.streams) if ((stream.options.subscriptionId !== undefined) === (kind === 'listen')) n += 1;
+    for (const stream of this.streams) {
+      if (stream.resumable?.connected === false) continue;
+      if ((stream.options.subscriptionId !== undefined) === (kind === 'listen')) n += 1;
+    }
     return n;
   }
 
@@ -122,7 +135,13 @@ export class AgentStreams {
       res.writeHead(200, options.headers === undefined ? SSE_HEADERS : { ...SSE_HEADERS, ...options.headers });
       res.flushHeaders();
     }
-    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), this.keepAliveMs);
+    const resumable = options.resumable?.stream;
+    if (resumable !== undefined) {
+      // The agent opened a fresh stream rather than resuming: its dropped ones will never be resumed.
+      for (const other of [...(this.byHolder.get(options.holder) ?? [])]) if (other.resumable?.connected === false) this.end(other, false);
+      resumable.start(res, options.resumable?.priming === true);
+    }
+    const keepAlive = setInterval(() => (resumable === undefined ? res.write(KEEP_ALIVE) : resumable.comment(KEEP_ALIVE)), this.keepAliveMs);
     keepAlive.unref();
     const lastViews: Partial<Record<CatalogKind, string>> = {};
     const filter = options.filter ?? ALL;
@@ -130,12 +149,14 @@ export class AgentStreams {
     const subscriptionId = options.subscriptionId;
     const stream: AgentStream = {
       res,
+      resumable,
       options,
       allowList: options.allowList,
       lastViews,
       keepAlive,
       write: (json) => {
-        if (!res.writableEnded && !res.destroyed) res.write(sseEvent(json));
+        if (resumable !== undefined) resumable.send(json);
+        else if (!res.writableEnded && !res.destroyed) res.write(sseEvent(json));
       },
       send: (method, params) => {
         const stamped = subscriptionId === undefined ? params : { ...params, _meta: { ...(isPlainObject(params?.['_meta']) ? params['_meta'] : undefined), [SUBSCRIPTION_ID_META_KEY]: subscriptionId } };
@@ -146,7 +167,9 @@ export class AgentStreams {
     let holders = this.byHolder.get(options.holder);
     if (holders === undefined) this.byHolder.set(options.holder, (holders = new Set()));
     holders.add(stream);
-    res.on('close', () => this.forget(stream));
+    // A resumable stream outlives its connection; it is forgotten when the store gives it up.
+    if (resumable === undefined) res.on('close', () => this.forget(stream));
+    else resumable.onAbandoned = () => this.forget(stream);
     return stream;
   }
 
@@ -222,7 +245,8 @@ export class AgentStreams {
       stream.write(JSON.stringify({ jsonrpc: '2.0', id, result: { resultType: 'complete', _meta: { [SUBSCRIPTION_ID_META_KEY]: id, [SERVER_INFO_META_KEY]: this.serverInfo } } }));
     }
     this.forget(stream);
-    stream.res.end();
+    if (stream.resumable !== undefined) stream.resumable.close();
+    else stream.res.end();
   }
 
   private forget(stream: AgentStream): void {

@@ -3,10 +3,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 /**
  * Aborts a request's upstream work when the agent's connection closes before its answer was
  * written, or when the agent cancels it; the AbortController is made only when asked for.
+ *
+ * A 2025-era call whose answer is a resumable event stream outlives its connection (the spec: a
+ * disconnection is not a cancellation): `keepRunningWhile` says when, and the stream's owner cancels the
+ * call with `cancel` if the agent does not resume the stream in time.
  */
 export class RequestAbort {
   private controller: AbortController | undefined;
   private cancelled = false;
+  private outlives: { readonly outlivesConnection: boolean } | undefined;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -18,12 +23,17 @@ export class RequestAbort {
     if (controller === undefined) {
       const created = (controller = this.controller = new AbortController());
       if (this.cancelled || this.req.socket.destroyed) created.abort();
-      else this.res.once('close', () => (this.res.writableFinished ? undefined : created.abort()));
+      else this.res.once('close', () => (this.res.writableFinished || this.outlives?.outlivesConnection === true ? undefined : created.abort()));
     }
     return controller.signal;
   }
 
-  /** The agent cancelled (2025 era `notifications/cancelled`). */
+  /** When the connection closes while `channel.outlivesConnection` holds, the call goes on. */
+  keepRunningWhile(channel: { readonly outlivesConnection: boolean }): void {
+    this.outlives = channel;
+  }
+
+  /** The agent cancelled (2025 era `notifications/cancelled`), or gave up its dropped stream. */
   cancel(reason: unknown): void {
     this.cancelled = true;
     this.controller?.abort(reason);

@@ -16,7 +16,8 @@ import { InFlightRequests, RequestAbort } from './in-flight.ts';
 import { serveListen } from './listen.ts';
 import { readJsonBody } from './request-body.ts';
 import { sendEmpty, sendJson, sendRpcError } from './respond.ts';
-import { ResponseChannel, prefersEventStream } from './response-channel.ts';
+import type { EventStore } from './event-store.ts';
+import { ResponseChannel, SSE_HEADERS, prefersEventStream } from './response-channel.ts';
 
 type InboundModernRoute = Extract<InboundClassificationOutcome, { kind: 'modern' }>;
 type InboundLegacyRoute = Extract<InboundClassificationOutcome, { kind: 'legacy' }>;
@@ -31,6 +32,8 @@ export interface McpServices {
   readonly inFlight: InFlightRequests;
   /** 2025-era sessions ended here (DELETE), and how long any session lives. */
   readonly endedSessions: EndedSessions;
+  /** The recent events of the 2025-era SSE streams this node holds, for `Last-Event-ID` resumption. */
+  readonly eventStore: EventStore;
 }
 
 export interface McpEndpointOptions {
@@ -42,6 +45,14 @@ export interface McpEndpointOptions {
   readonly anonymousKeyId?: string;
 }
 
+
+/**
+ * Priming events (an id and empty data, SEP-1699) go to agents of 2025-11-25 and later only, as the
+ * SDK's servers do: older clients try to parse the empty data as a message.
+ */
+function primes(protocolVersion: string): boolean {
+  return protocolVersion >= '2025-11-25';
+}
 
 const UNSUPPORTED_LEGACY_VERSION_HINT = `supported versions: ${LEGACY_PROTOCOL_VERSIONS.join(', ')}`;
 
@@ -160,7 +171,10 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
         const request = body as RpcRequest;
         const abort = new RequestAbort(req, res);
         // As the SDK's 2025-era servers, which answer on an event stream, when the agent ranks it first.
-        const channel = new ResponseChannel(res, undefined, services.serverRequests, prefersEventStream(req.headers.accept ?? ''));
+        // If the answer becomes a stream, it is resumable, and a dropped connection does not cancel the call.
+        const resumable = { store: services.eventStore, holder: sessionId, priming: primes(opened.claims.protocolVersion), abort };
+        const channel = new ResponseChannel(res, undefined, services.serverRequests, prefersEventStream(req.headers.accept ?? ''), resumable);
+        abort.keepRunningWhile(channel);
         const context: DispatchContext = { principal: auth.principal, era: 'legacy', signal: () => abort.signal(), sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, sessionId, channel };
         const key = services.inFlight.register(sessionId, request.id, abort);
         try {
@@ -231,7 +245,8 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
     if (refuseModern(req, res)) return;
     const opened = session(req, res, auth);
     if (opened === undefined) return;
-    // No event ids are attached (no per-node event store on stateless nodes), so a Last-Event-ID has nothing to resume: a fresh stream opens.
+    const lastEventId = header(req, 'last-event-id');
+    if (lastEventId !== undefined && lastEventId !== '' && resume(res, lastEventId, opened.token)) return;
     streams.open(res, {
       secret: auth.secret,
       keyId: auth.principal.keyId,
@@ -239,7 +254,29 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
       allowList: auth.principal.allowList,
       holder: opened.token,
       headers: { 'mcp-session-id': opened.token },
+      resumable: { stream: services.eventStore.create(opened.token), priming: primes(opened.claims.protocolVersion) },
     });
+  }
+
+  /**
+   * `GET /mcp` with `Last-Event-ID` naming a stream this node holds for this session (a GET stream,
+   * or a POST stream whose call may still be running): the events after that id are replayed on this
+   * response, which then carries the stream on (a POST stream ends after its result). Anything else
+   * (an id of another node, which alone holds that stream's events; an expired or unknown id) gets a
+   * fresh stream with nothing replayed, never an error: false.
+   */
+  function resume(res: ServerResponse, lastEventId: string, holder: string): boolean {
+    const found = services.eventStore.find(lastEventId, holder);
+    if (!found.ok) {
+      logger.debug({ lastEventId, reason: found.reason }, 'Last-Event-ID names no stream held on this node: a fresh stream opens, nothing replayed');
+      return false;
+    }
+    res.writeHead(200, { ...SSE_HEADERS, 'mcp-session-id': holder });
+    res.flushHeaders();
+    const { replayed, gap } = found.stream.attach(res, found.afterSeq);
+    if (gap) logger.debug({ lastEventId }, 'stream resumed: some events after Last-Event-ID had already been dropped by the event store bounds');
+    logger.debug({ lastEventId, replayed }, 'stream resumed');
+    return true;
   }
 
   /**
@@ -252,6 +289,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
     if (opened === undefined) return;
     services.endedSessions.end(opened.token, opened.claims);
     streams.endHolder(opened.token);
+    services.eventStore.endHolder(opened.token);
     services.subscriptions.forget(opened.token);
     services.logLevels.forget(opened.token);
     sendEmpty(res, 200);

@@ -3,6 +3,7 @@ import type { RequestChannel } from '../mcp/dispatcher.ts';
 import type { RpcReply } from '../mcp/json-rpc.ts';
 import type { ServerRequests } from '../mcp/server-requests.ts';
 import type { RpcMessage } from '../upstream/upstream-router.ts';
+import type { EventStore, ResumableStream } from './event-store.ts';
 import { sendJson } from './respond.ts';
 
 export const SSE_HEADERS: Readonly<OutgoingHttpHeaders> = Object.freeze({
@@ -39,15 +40,33 @@ export function prefersEventStream(accept: string): boolean {
   return sse.q > json.q || (sse.q === json.q && sse.at < json.at);
 }
 
+/** What a 2025-era session's POST response streams need to be resumable (see event-store.ts). */
+export interface ResumableResponse {
+  readonly store: EventStore;
+  /** The session id: only this session may resume the stream. */
+  readonly holder: string;
+  /** Send the priming event (id, empty data, retry) first: agents of 2025-11-25 and later. */
+  readonly priming: boolean;
+  /** Cancels the call when its dropped stream is given up (not resumed in time, evicted, session ended). */
+  readonly abort: { cancel(reason: unknown): void };
+}
+
+const NOT_RESUMED = 'the agent did not resume the dropped stream in time';
+
 /**
  * The answer to one POSTed request: plain JSON when nothing but the result is sent (the common
  * case, one write), switching to a `text/event-stream` response as soon as the upstream sends
  * something related first (progress, a log message, a server-to-client request), with the result
  * as the last event. The spec lets the server pick either per request. An agent that ranks the event
  * stream first in `Accept` gets its successful answers as a stream even when nothing precedes them.
+ *
+ * A 2025-era session's stream is resumable: its events carry ids and are recorded, and when the
+ * connection drops the stream goes on (the call keeps running) for a GET with `Last-Event-ID` to
+ * pick up. Nothing of this is set up for plain JSON answers.
  */
 export class ResponseChannel implements RequestChannel {
   private streaming = false;
+  private stream: ResumableStream | undefined;
 
   constructor(
     private readonly res: ServerResponse,
@@ -56,10 +75,19 @@ export class ResponseChannel implements RequestChannel {
     private readonly requests: ServerRequests | undefined,
     /** Answer a successful request as an event stream even when nothing else is sent on it. */
     private readonly preferStream = false,
+    private readonly resumable: ResumableResponse | undefined = undefined,
   ) {}
 
   get canRequest(): boolean {
     return this.requests !== undefined;
+  }
+
+  /**
+   * Whether the call should outlive its connection: its stream has ids the agent can resume from and
+   * has not ended. A plain JSON answer (or a stream without ids) cannot be resumed.
+   */
+  get outlivesConnection(): boolean {
+    return this.stream?.resumable === true;
   }
 
   notify(method: string, params: Record<string, unknown> | undefined): void {
@@ -74,32 +102,47 @@ export class ResponseChannel implements RequestChannel {
   /** Sends the final answer: as JSON, or as the stream's last event. */
   finish(reply: RpcReply): void {
     const res = this.res;
-    if (res.writableEnded || res.destroyed) return;
+    const stream = this.stream;
+    if (stream === undefined && (res.writableEnded || res.destroyed)) return;
     if (!this.streaming && !(this.preferStream && reply.status === 200)) {
       sendJson(res, reply.status, reply.body, this.headers);
       return;
     }
     if (!this.streaming) {
       this.startStream();
-      res.end(sseEvent(reply.body));
+      this.endStream(reply.body);
       return;
     }
     // Upstream clients may deliver a notification sent just before the result a tick after the
     // result resolved: one macrotask lets it land on the stream before the result closes it.
-    setImmediate(() => {
-      if (!res.writableEnded && !res.destroyed) res.end(sseEvent(reply.body));
-    });
+    setImmediate(() => this.endStream(reply.body));
   }
 
   private startStream(): void {
     this.streaming = true;
     this.res.writeHead(200, this.headers === undefined ? SSE_HEADERS : { ...this.headers, ...SSE_HEADERS });
+    const resumable = this.resumable;
+    if (resumable === undefined) return;
+    const stream = (this.stream = resumable.store.create(resumable.holder));
+    stream.onAbandoned = () => resumable.abort.cancel(NOT_RESUMED);
+    stream.start(this.res, resumable.priming);
+  }
+
+  private endStream(json: string): void {
+    const stream = this.stream;
+    if (stream !== undefined) return stream.end(json);
+    const res = this.res;
+    if (!res.writableEnded && !res.destroyed) res.end(sseEvent(json));
   }
 
   private write(json: string): void {
+    if (!this.streaming) {
+      if (this.res.writableEnded || this.res.destroyed) return;
+      this.startStream();
+    }
+    const stream = this.stream;
+    if (stream !== undefined) return stream.send(json);
     const res = this.res;
-    if (res.writableEnded || res.destroyed) return;
-    if (!this.streaming) this.startStream();
-    res.write(sseEvent(json));
+    if (!res.writableEnded && !res.destroyed) res.write(sseEvent(json));
   }
 }

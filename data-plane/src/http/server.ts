@@ -11,6 +11,7 @@ import { ToolsOnlyRouter, isUpstreamRouter } from '../mcp/tools-only-router.ts';
 import type { ToolRouter } from '../upstream/tool-router.ts';
 import type { UpstreamRouter } from '../upstream/upstream-router.ts';
 import { AgentStreams } from './agent-streams.ts';
+import { EventStore, type EventStoreOptions } from './event-store.ts';
 import { InFlightRequests } from './in-flight.ts';
 import { createLegacySseEndpoints } from './legacy-sse.ts';
 import { createMcpEndpoint, type McpServices } from './mcp-endpoint.ts';
@@ -57,6 +58,8 @@ export interface DataPlaneServerOptions {
   readonly nodeId?: string;
   /** How long calls wait for a 2026-07-28 agent's retry with input, and the like (defaults in input-required.ts). */
   readonly inputExchanges?: McpDispatcherOptions['inputExchanges'];
+  /** Bounds of the per-node store of 2025-era SSE events (resumption with `Last-Event-ID`), the resume window and the SSE `retry` (defaults in event-store.ts). */
+  readonly eventStore?: EventStoreOptions;
 }
 
 /** The data plane's HTTP server and the hooks the node wiring calls. */
@@ -98,7 +101,8 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
   const logLevels = new LogLevels();
   const streams = new AgentStreams({ views, subscriptions, logLevels, logger, serverInfo: options.serverInfo, keepAliveMs: options.sseKeepAliveMs });
   const dispatcher = new McpDispatcher({ router, views, subscriptions, logLevels, serverInfo: options.serverInfo, logger, listTtlMs: options.listTtlMs ?? LIST_CACHE_TTL_MS, metrics: options.metrics, nodeId: options.nodeId, inputExchanges: options.inputExchanges });
-  const services: McpServices = { dispatcher, streams, subscriptions, logLevels, serverRequests: new ServerRequests(), inFlight: new InFlightRequests(), endedSessions: new EndedSessions(options.sessionMaxAgeMs) };
+  const eventStore = new EventStore(options.eventStore);
+  const services: McpServices = { dispatcher, streams, subscriptions, logLevels, serverRequests: new ServerRequests(), inFlight: new InFlightRequests(), endedSessions: new EndedSessions(options.sessionMaxAgeMs), eventStore };
   const unsubscribeViews = views.onChanged((kind) => streams.catalogChanged(kind));
   const unsubscribeNotifications = router.onUpstreamNotification((upstream, notification) => streams.upstreamNotification(upstream, notification));
   const endpointOptions = { getConfig, services, maxBodyBytes: options.maxBodyBytes, logger, anonymousKeyId: options.anonymousKeyId };
@@ -164,6 +168,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
         unsubscribeNotifications();
         views.close();
         streams.closeAll();
+        eventStore.close();
         if (!server.listening) return resolve();
         server.close(() => resolve());
         server.closeIdleConnections();

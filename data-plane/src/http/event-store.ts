@@ -1,0 +1,341 @@
+import { randomBytes } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+
+/**
+ * Resumable SSE streams of 2025-era sessions (Streamable HTTP "Resumability and Redelivery").
+ *
+ * Every event of a session's POST response streams and GET stream carries an id
+ * `<node>.<stream>_<seq>`: `node` is random per process, so ids are unique within a session even
+ * when its streams are spread over many nodes (and over restarts), and an id names the node and
+ * stream it came from. Each node keeps the recent events of the streams it holds, bounded by count
+ * and bytes per stream, by the number of streams and the bytes of all of them, and by time: a stream
+ * that lost its connection (or ended) is dropped `windowMs` later. No database, no I/O: a node that
+ * did not hold a stream (stateless nodes) or no longer holds it cannot replay it, and the agent gets
+ * a fresh stream.
+ */
+
+export interface EventStoreOptions {
+  /** How long a stream stays resumable after it lost its connection or ended; also how long a call whose stream dropped keeps running without an agent (default 30 s). */
+  readonly windowMs?: number;
+  /** Events kept per stream (oldest dropped first; default 1,000). */
+  readonly maxEventsPerStream?: number;
+  /** Bytes of events kept per stream (the newest event is always kept; default 1 MiB). */
+  readonly maxBytesPerStream?: number;
+  /** Streams held at once (the oldest is dropped first; default 10,000). */
+  readonly maxStreams?: number;
+  /** Bytes of events held over all streams (the oldest streams are dropped first; default 64 MiB). */
+  readonly maxBytes?: number;
+  /** The SSE `retry` (ms) sent with priming events: how long agents wait before they reconnect (default 1 s). */
+  readonly retryMs?: number;
+  /** A fixed node part of the ids (tests); random per process by default. */
+  readonly nodeTag?: string;
+}
+
+export const DEFAULT_RESUME_WINDOW_MS = 30_000;
+export const DEFAULT_SSE_RETRY_MS = 1_000;
+
+/** Why a `Last-Event-ID` found nothing to resume here. */
+export type ResumeMiss = 'malformed' | 'other-node' | 'unknown-or-expired' | 'other-session';
+
+export type ResumeLookup = { readonly ok: true; readonly stream: ResumableStream; readonly afterSeq: number } | { readonly ok: false; readonly reason: ResumeMiss };
+
+interface StoredEvent {
+  readonly seq: number;
+  readonly frame: string;
+  readonly at: number;
+}
+
+/** One SSE event carrying one JSON-RPC message, with its id. */
+function frame(id: string, json: string): string {
+  return `id: ${id}\nevent: message\ndata: ${json}\n\n`;
+}
+
+/**
+ * One resumable stream: the events it sent (bounded), and the connection delivering it now, if any.
+ * A stream outlives its connection: what is sent while no connection is attached is only recorded,
+ * and a GET with `Last-Event-ID` attaches a new connection, which gets the events after that id and
+ * then the stream's further events.
+ */
+export class ResumableStream {
+  private seq = 0;
+  private events: StoredEvent[] = [];
+  private bytes = 0;
+  private sink: ServerResponse | undefined;
+  /** The stream sent its last event (a POST stream's result); a resume replays and ends. */
+  private ended = false;
+  /** Dropped from the store (expired, evicted, its session ended): events are no longer recorded. */
+  private dropped = false;
+  /** When the stream last lost its connection or ended (or was made); undefined while connected. */
+  idleSince: number | undefined = Date.now();
+  /**
+   * Called once when the store drops the stream before it ended (nobody resumed it in time, it was
+   * evicted, or its session ended): a POST stream cancels its call, a GET stream is forgotten.
+   */
+  onAbandoned: (() => void) | undefined;
+
+  constructor(
+    readonly id: string,
+    /** The 2025-era session id this stream belongs to: only that session may resume it. */
+    readonly holder: string,
+    private readonly store: EventStore,
+  ) {}
+
+  get connected(): boolean {
+    return this.sink !== undefined;
+  }
+
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
+  /**
+   * Starts delivering on `res` (its head already written): the priming event (an id and empty data,
+   * SEP-1699) when asked, for agents of 2025-11-25 and later, whose clients skip events without data.
+   */
+  start(res: ServerResponse, priming: boolean): void {
+    if (priming) res.write(`id: ${this.id}_0\nretry: ${this.store.retryMs}\ndata: \n\n`);
+    this.attach(res, 0);
+  }
+
+  /** Sends one JSON-RPC message as the stream's next event. */
+  send(json: string): void {
+    if (this.ended) return;
+    const text = this.record(json);
+    const sink = this.sink;
+    if (sink !== undefined && !sink.writableEnded && !sink.destroyed) sink.write(text);
+  }
+
+  /** Sends the stream's last event (the POST's result) and ends the connection delivering it. */
+  end(json: string): void {
+    if (this.ended) return;
+    const text = this.record(json);
+    this.ended = true;
+    this.idleSince = Date.now();
+    const sink = this.sink;
+    this.sink = undefined;
+    if (sink !== undefined && !sink.writableEnded && !sink.destroyed) sink.end(text);
+  }
+
+  /** Writes an SSE comment (keep-alive) on the connection, if any. */
+  comment(text: string): void {
+    const sink = this.sink;
+    if (sink !== undefined && !sink.writableEnded && !sink.destroyed) sink.write(text);
+  }
+
+  /**
+   * Delivers the stream on `res` from `afterSeq` on: the recorded events after it, then what comes.
+   * A connection still attached (the agent reconnected before this node saw the old one close) is
+   * ended: one stream, one connection. Returns how many events were replayed, and whether some
+   * after `afterSeq` had already been dropped by the bounds.
+   */
+  attach(res: ServerResponse, afterSeq: number): { replayed: number; gap: boolean } {
+    const previous = this.sink;
+    this.sink = undefined;
+    if (previous !== undefined && previous !== res && !previous.writableEnded) previous.end();
+    const first = this.events[0];
+    const gap = first !== undefined ? first.seq > afterSeq + 1 : this.seq > afterSeq;
+    let replayed = 0;
+    for (const event of this.events) {
+      if (event.seq <= afterSeq) continue;
+      res.write(event.frame);
+      replayed += 1;
+    }
+    if (this.ended) {
+      res.end();
+      return { replayed, gap };
+    }
+    this.sink = res;
+    this.idleSince = undefined;
+    res.once('close', () => {
+      if (this.sink !== res) return;
+      this.sink = undefined;
+      this.idleSince = Date.now();
+      // Evicted while connected: with its connection gone, nobody can resume it any more.
+      if (this.dropped && !this.ended) this.onAbandoned?.();
+    });
+    return { replayed, gap };
+  }
+
+  /** Ends the stream for good (session ended, key revoked, shutdown): ends its connection and leaves the store. */
+  close(): void {
+    const sink = this.sink;
+    this.sink = undefined;
+    this.ended = true;
+    this.store.remove(this);
+    if (sink !== undefined && !sink.writableEnded) sink.end();
+  }
+
+  /** Whether a dropped connection can still be resumed (the stream is held and has not ended). */
+  get resumable(): boolean {
+    return !this.dropped && !this.ended;
+  }
+
+  /**
+   * The store let go of the stream. It is abandoned when it had neither ended nor a connection;
+   * one still connected goes on delivering, without recording (and is abandoned when that connection closes).
+   */
+  drop(): { abandoned: boolean } {
+    if (this.dropped) return { abandoned: false };
+    this.dropped = true;
+    this.store.release(this.bytes);
+    this.events = [];
+    this.bytes = 0;
+    return { abandoned: !this.ended && this.sink === undefined };
+  }
+
+  /** Drops events older than `before` (the time bound on long-lived streams). */
+  trimOlderThan(before: number): void {
+    let n = 0;
+    while (n < this.events.length - 1 && this.events[n]!.at < before) n += 1;
+    if (n > 0) this.shift(n);
+  }
+
+  private record(json: string): string {
+    this.seq += 1;
+    const text = frame(`${this.id}_${this.seq}`, json);
+    if (this.dropped) return text;
+    this.events.push({ seq: this.seq, frame: text, at: Date.now() });
+    this.bytes += text.length;
+    let n = 0;
+    let bytes = this.bytes;
+    while (this.events.length - n > 1 && (this.events.length - n > this.store.maxEventsPerStream || bytes > this.store.maxBytesPerStream)) {
+      bytes -= this.events[n]!.frame.length;
+      n += 1;
+    }
+    if (n > 0) this.shift(n);
+    this.store.reserve(text.length, this);
+    return text;
+  }
+
+  private shift(n: number): void {
+    let freed = 0;
+    for (let i = 0; i < n; i += 1) freed += this.events[i]!.frame.length;
+    this.events.splice(0, n);
+    this.bytes -= freed;
+    this.store.release(freed);
+  }
+}
+
+/**
+ * The node's resumable streams, by id. A sweep every few seconds drops the streams that have been
+ * without a connection (or ended) for longer than the window; a stream dropped before it ended is
+ * abandoned (its owner's `onAbandoned` runs: a POST stream's call is cancelled upstream).
+ */
+export class EventStore {
+  readonly windowMs: number;
+  readonly retryMs: number;
+  readonly maxEventsPerStream: number;
+  readonly maxBytesPerStream: number;
+  private readonly maxStreams: number;
+  private readonly maxBytes: number;
+  private readonly node: string;
+  private readonly streams = new Map<string, ResumableStream>();
+  private counter = 0;
+  private bytes = 0;
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(options: EventStoreOptions = {}) {
+    this.windowMs = options.windowMs ?? DEFAULT_RESUME_WINDOW_MS;
+    this.retryMs = options.retryMs ?? DEFAULT_SSE_RETRY_MS;
+    this.maxEventsPerStream = Math.max(1, options.maxEventsPerStream ?? 1_000);
+    this.maxBytesPerStream = options.maxBytesPerStream ?? 1024 * 1024;
+    this.maxStreams = Math.max(1, options.maxStreams ?? 10_000);
+    this.maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
+    this.node = options.nodeTag ?? randomBytes(4).toString('hex');
+  }
+
+  /** Streams held (connected or waiting to be resumed). */
+  get size(): number {
+    return this.streams.size;
+  }
+
+  /** Bytes of events held over all streams. */
+  get heldBytes(): number {
+    return this.bytes;
+  }
+
+  /** A new stream of session `holder`; the oldest stream is dropped when the store is full. */
+  create(holder: string): ResumableStream {
+    while (this.streams.size >= this.maxStreams) this.evictOldest(undefined);
+    this.counter += 1;
+    const stream = new ResumableStream(`${this.node}.${this.counter.toString(36)}`, holder, this);
+    this.streams.set(stream.id, stream);
+    this.sweeper ??= this.startSweeper();
+    return stream;
+  }
+
+  /** The stream a `Last-Event-ID` names, if this node holds it for this session, and the cursor in it. */
+  find(lastEventId: string, holder: string): ResumeLookup {
+    const at = lastEventId.lastIndexOf('_');
+    const seqText = lastEventId.slice(at + 1);
+    const seq = Number(seqText);
+    if (at <= 0 || seqText === '' || !Number.isSafeInteger(seq) || seq < 0) return { ok: false, reason: 'malformed' };
+    const streamId = lastEventId.slice(0, at);
+    if (!streamId.startsWith(`${this.node}.`)) return { ok: false, reason: 'other-node' };
+    const stream = this.streams.get(streamId);
+    if (stream === undefined) return { ok: false, reason: 'unknown-or-expired' };
+    if (stream.holder !== holder) return { ok: false, reason: 'other-session' };
+    return { ok: true, stream, afterSeq: seq };
+  }
+
+  /** Drops the streams of an ended session (their calls are cancelled, their GET streams forgotten). */
+  endHolder(holder: string): void {
+    for (const stream of [...this.streams.values()]) if (stream.holder === holder) this.drop(stream);
+  }
+
+  /** Drops every stream (shutdown): nothing is left running for an agent that can no longer resume. */
+  close(): void {
+    if (this.sweeper !== undefined) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+    for (const stream of [...this.streams.values()]) this.drop(stream);
+  }
+
+  /** Drops the streams idle for longer than the window, and events older than it. */
+  sweep(now = Date.now()): void {
+    const before = now - this.windowMs;
+    for (const stream of [...this.streams.values()]) {
+      if (stream.idleSince !== undefined && stream.idleSince <= before) this.drop(stream);
+      else stream.trimOlderThan(before);
+    }
+  }
+
+  /** @internal A stream leaves without being abandoned (it was closed on purpose). */
+  remove(stream: ResumableStream): void {
+    if (this.streams.get(stream.id) !== stream) return;
+    this.streams.delete(stream.id);
+    stream.drop();
+  }
+
+  /** @internal Accounts for `n` bytes recorded by `by`; drops the oldest other streams while over the total bound. */
+  reserve(n: number, by: ResumableStream): void {
+    this.bytes += n;
+    while (this.bytes > this.maxBytes && this.evictOldest(by)) {
+      // evictOldest released the bytes of one stream
+    }
+  }
+
+  /** @internal */
+  release(n: number): void {
+    this.bytes -= n;
+  }
+
+  private evictOldest(keep: ResumableStream | undefined): boolean {
+    for (const stream of this.streams.values()) {
+      if (stream === keep) continue;
+      this.drop(stream);
+      return true;
+    }
+    return false;
+  }
+
+  private drop(stream: ResumableStream): void {
+    if (this.streams.get(stream.id) === stream) this.streams.delete(stream.id);
+    if (stream.drop().abandoned) stream.onAbandoned?.();
+  }
+
+  private startSweeper(): NodeJS.Timeout {
+    const timer = setInterval(() => this.sweep(), Math.max(50, Math.min(5_000, Math.floor(this.windowMs / 4))));
+    timer.unref();
+    return timer;
+  }
+}
