@@ -134,7 +134,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     cleanups.push(() => publisher.close());
     await publisher.start();
 
-    const streams = new ConfigStreamService({ nodeToken: options.nodeToken, publisher, nodes: services.nodes, catalog: services.catalog, logger });
+    const streams = new ConfigStreamService({ nodeToken: options.nodeToken, publisher, nodes: services.nodes, catalog: services.catalog, logger, relayBus: changes });
     const grpc = await startGrpcServer(streams, options.grpcHost, options.grpcPort);
     cleanups.push(() => grpc.close());
 

@@ -105,6 +105,9 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     mcpUrl,
     cacheFile: options.snapshotCache,
     logger,
+    nodeTag: http.relay.nodeTag,
+    onRelay: (envelope) => http.relay.receive(envelope),
+    onConnected: () => http.relay.announceEnded(),
     onApplied: (config) => {
       for (const upstream of config.upstreams) upstreamNames.set(upstream.id, upstream.name);
       pool.apply(config.upstreams);
@@ -114,6 +117,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
       http.configChanged();
     },
   });
+  http.relay.connect((envelope) => configClient?.relay(envelope) ?? false);
   await configClient.start();
   logger.info({ mcpUrl }, 'data plane listening');
 

@@ -87,11 +87,11 @@ export class TestNode {
     this.call.write(message);
   }
 
-  hello(nodeId: string, extra: Partial<{ mcpUrl: string; softwareVersion: string; appliedVersion: string; acceptsDeltas: boolean }> = {}): void {
+  hello(nodeId: string, extra: Partial<{ mcpUrl: string; softwareVersion: string; appliedVersion: string; acceptsDeltas: boolean; nodeTag: string }> = {}): void {
     this.send({
       kind: {
         $case: 'hello',
-        value: { nodeId, mcpUrl: extra.mcpUrl ?? 'http://127.0.0.1:1/mcp', softwareVersion: extra.softwareVersion ?? 'test', appliedVersion: extra.appliedVersion ?? '', acceptsDeltas: extra.acceptsDeltas ?? false },
+        value: { nodeId, mcpUrl: extra.mcpUrl ?? 'http://127.0.0.1:1/mcp', softwareVersion: extra.softwareVersion ?? 'test', appliedVersion: extra.appliedVersion ?? '', acceptsDeltas: extra.acceptsDeltas ?? false, nodeTag: extra.nodeTag ?? '' },
       },
     });
   }
@@ -103,7 +103,7 @@ export class TestNode {
 
   /** What arrived so far, e.g. "snapshot 3, delta 4". */
   describeReceived(): string {
-    return this.received.map((r) => `${r.kind?.$case ?? 'nothing'} ${r.kind?.value.version ?? ''}`).join(', ') || 'nothing';
+    return this.received.map((r) => `${r.kind?.$case ?? 'nothing'} ${r.kind !== undefined && 'version' in r.kind.value ? r.kind.value.version : ''}`).join(', ') || 'nothing';
   }
 
   ack(version: string, accepted = true, error = ''): void {

@@ -51,4 +51,7 @@ export const PROTOCOL_REQUIREMENTS: Readonly<Record<string, string>> = {
   'DN-SSE-RESUME-FRESH': 'A Last-Event-ID of another node\'s stream, of another session, unknown, malformed or expired gets a fresh stream with nothing replayed, never an error.',
   'DN-SSE-DISCONNECT-GRACE': '2025 era: a dropped resumable POST stream does not cancel its call; the call is cancelled upstream when no agent resumed the stream within the resume window (or the session ended). A dropped plain-JSON answer, which cannot be resumed, cancels at once.',
   'DN-SSE-EVENT-STORE-BOUNDS': 'The per-node event store is bounded: events and bytes per stream, streams and bytes in all, and time (a stream idle longer than the resume window is dropped).',
+  'DN-RELAY-SERVER-REPLY': '2025 era: an agent\'s reply to a server-to-client request (elicitation, sampling, roots) that lands on another node than the one that asked is relayed there through the control plane and completes the call; it settles only a request sent to the same session and key.',
+  'DN-RELAY-CANCEL': '2025 era: notifications/cancelled for a request in flight on another node is relayed to every node through the control plane, and the node running it aborts the upstream call (after checking the session is that key\'s).',
+  'DN-RELAY-SESSION-ENDED': '2025 era: a session ended with DELETE on one node is refused (404) on every node within a second, including nodes that connect later while the id would still be valid (the control plane keeps ended sessions until they would expire).',
 };

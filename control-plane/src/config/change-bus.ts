@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { EntityManager } from 'typeorm';
@@ -6,12 +7,31 @@ import { errorMessage, type Logger } from '../../../common/src/index.ts';
 /** The Postgres channel config changes are announced on; the payload names the schema. */
 export const CONFIG_CHANNEL = 'portcullis_config';
 
+/** The Postgres channel node-to-node relay envelopes cross replicas on; the payload names the schema. */
+export const RELAY_CHANNEL = 'portcullis_relay';
+
+/** NOTIFY payloads must stay below 8000 bytes: the relayed message (base64) gets what the JSON wrapper leaves. */
+export const MAX_RELAY_NOTIFY_CHARS = 7_600;
+
+/**
+ * Carries relay envelopes (node-to-node messages) between control-plane replicas sharing the
+ * database, for nodes connected to another replica. Best effort, like the nodes' own streams: what
+ * is published while the listening connection is down is lost.
+ */
+export interface RelayBus {
+  /** This replica's id: its own publications come back to it and are told apart by it. */
+  readonly replicaId: string;
+  /** Sends `payload` (base64 of an encoded envelope) to every replica; false when it could not be sent. */
+  publishRelay(payload: string): Promise<boolean>;
+  onRelay(listener: (payload: string, fromReplica: string) => void): () => void;
+}
+
 /**
  * Tells every control-plane process sharing the database that the configuration revision moved.
  * Listeners get the new version, or `undefined` when changes may have been missed (after the
  * listening connection was lost) and the revision must be re-read.
  */
-export interface ConfigChangeBus {
+export interface ConfigChangeBus extends RelayBus {
   /** Inside the committing transaction: announce to other replicas (delivered only on commit). */
   announce(manager: EntityManager, version: string): Promise<void>;
   /** After the commit: tell this process at once. */
@@ -22,6 +42,12 @@ export interface ConfigChangeBus {
 
 abstract class EmitterBus {
   protected readonly emitter = new EventEmitter();
+  readonly replicaId = randomUUID();
+
+  onRelay(listener: (payload: string, fromReplica: string) => void): () => void {
+    this.emitter.on('relay', listener);
+    return () => this.emitter.off('relay', listener);
+  }
 
   committed(version: string): void {
     this.emitter.emit('change', version);
@@ -36,6 +62,11 @@ abstract class EmitterBus {
 /** For the embedded database (one process owns it; NOTIFY does not cross its connections). */
 export class InProcessChangeBus extends EmitterBus implements ConfigChangeBus {
   async announce(): Promise<void> {}
+
+  /** One process owns the embedded database: there are no other replicas. */
+  async publishRelay(): Promise<boolean> {
+    return true;
+  }
 
   async close(): Promise<void> {
     this.emitter.removeAllListeners();
@@ -70,9 +101,25 @@ export class PgNotifyChangeBus extends EmitterBus implements ConfigChangeBus {
     await manager.query(`SELECT pg_notify($1, $2)`, [CONFIG_CHANNEL, JSON.stringify({ schema: this.options.schema, version })]);
   }
 
+  async publishRelay(payload: string): Promise<boolean> {
+    const client = this.client;
+    if (client === undefined || payload.length > MAX_RELAY_NOTIFY_CHARS) return false;
+    try {
+      await client.query(`SELECT pg_notify($1, $2)`, [RELAY_CHANNEL, JSON.stringify({ schema: this.options.schema, replica: this.replicaId, envelope: payload })]);
+      return true;
+    } catch (error) {
+      this.options.logger.warn({ err: errorMessage(error) }, 'could not publish a relay envelope to the other replicas');
+      return false;
+    }
+  }
+
   private async listen(): Promise<void> {
     const client = new pg.Client({ connectionString: this.options.url, application_name: 'portcullis-config-listener' });
     client.on('notification', (message) => {
+      if (message.channel === RELAY_CHANNEL && message.payload !== undefined) {
+        this.relayed(message.payload);
+        return;
+      }
       if (message.channel !== CONFIG_CHANNEL || message.payload === undefined) return;
       try {
         const payload = JSON.parse(message.payload) as { schema?: unknown; version?: unknown };
@@ -87,7 +134,19 @@ export class PgNotifyChangeBus extends EmitterBus implements ConfigChangeBus {
     client.on('end', () => this.lost(client, new Error('connection ended')));
     await client.connect();
     await client.query(`LISTEN ${CONFIG_CHANNEL}`);
+    await client.query(`LISTEN ${RELAY_CHANNEL}`);
     this.client = client;
+  }
+
+  private relayed(raw: string): void {
+    try {
+      const payload = JSON.parse(raw) as { schema?: unknown; replica?: unknown; envelope?: unknown };
+      if (payload.schema !== this.options.schema || typeof payload.replica !== 'string' || typeof payload.envelope !== 'string') return;
+      if (payload.replica === this.replicaId) return;
+      this.emitter.emit('relay', payload.envelope, payload.replica);
+    } catch {
+      this.options.logger.warn({ channel: RELAY_CHANNEL }, 'ignored a malformed relay notification');
+    }
   }
 
   private lost(client: pg.Client, error: unknown): void {

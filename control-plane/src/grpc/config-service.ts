@@ -5,6 +5,7 @@ import {
   ConfigServiceService,
   ConnectResponse,
   type ConnectRequest,
+  type RelayEnvelope,
   type Snapshot,
   type SnapshotDelta,
 } from '../../../proto/gen/portcullis/v1/config.ts';
@@ -14,6 +15,8 @@ import type { CatalogService } from '../services/catalog.ts';
 import type { NodeService } from '../services/nodes.ts';
 import { AckBatcher } from './ack-batcher.ts';
 import { parseNodeMessage, type NodeMessage } from './messages.ts';
+import type { RelayBus } from '../config/change-bus.ts';
+import { RelayHub, type RelayTarget } from './relay-hub.ts';
 
 export interface ConfigServiceDeps {
   nodeToken: string;
@@ -21,12 +24,14 @@ export interface ConfigServiceDeps {
   nodes: NodeService;
   catalog: CatalogService;
   logger: Logger;
+  /** Reaches nodes connected to other control-plane replicas; without it, relays reach this replica's nodes only. */
+  relayBus?: RelayBus;
 }
 
 type ConnectCall = ServerDuplexStream<ConnectRequest, ConnectResponse>;
 
 /** Encoded once per snapshot or delta and shared by every stream that sends it. */
-const encodedMessages = new WeakMap<Snapshot | SnapshotDelta, Buffer>();
+const encodedMessages = new WeakMap<Snapshot | SnapshotDelta | RelayEnvelope, Buffer>();
 
 /**
  * ConfigService's definition with a response serializer that encodes each snapshot and delta once,
@@ -63,9 +68,12 @@ const GRPC_STATUS: Record<string, status> = {
 export class ConfigStreamService {
   private readonly streams = new Set<NodeStream>();
   private readonly acks: AckBatcher;
+  /** Forwards node-to-node messages (replies, cancels, ended sessions) and keeps the ended sessions. */
+  readonly relays: RelayHub;
 
   constructor(private readonly deps: ConfigServiceDeps) {
     this.acks = new AckBatcher(deps.nodes);
+    this.relays = new RelayHub(deps.relayBus, deps.logger);
   }
 
   readonly implementation = {
@@ -79,13 +87,14 @@ export class ConfigStreamService {
       endWithError(call, new PortcullisError(ErrorCode.UNAUTHENTICATED, 'the node token is missing or wrong; send metadata "authorization: Bearer <node token>" with the token the control plane was started with'));
       return;
     }
-    const stream = new NodeStream(call, this.deps, this.acks, () => this.streams.delete(stream));
+    const stream = new NodeStream(call, this.deps, this.acks, this.relays, () => this.streams.delete(stream));
     this.streams.add(stream);
   }
 
   /** Waits for every stream's bookkeeping (marking nodes disconnected) after the server went down. */
   async drain(): Promise<void> {
     await Promise.all([...this.streams].map((stream) => stream.finished));
+    this.relays.close();
   }
 }
 
@@ -102,9 +111,11 @@ function endWithError(call: ConnectCall, error: unknown): void {
  * accepts deltas gets the whole snapshot first and then deltas against what it was last sent; when
  * it NACKs a delta (it does not run the delta's base), it is sent the whole current snapshot.
  */
-class NodeStream {
+class NodeStream implements RelayTarget {
   private readonly streamId = randomUUID();
-  private nodeId: string | undefined;
+  private nodeId_: string | undefined;
+  nodeTag = '';
+  private leaveRelays: (() => void) | undefined;
   private acceptsDeltas = false;
   private lastSentVersion: bigint | undefined;
   /** The version the node runs if it applied everything sent; undefined after a NACK (unknown). */
@@ -125,6 +136,7 @@ class NodeStream {
     private readonly call: ConnectCall,
     private readonly deps: ConfigServiceDeps,
     private readonly acks: AckBatcher,
+    private readonly relays: RelayHub,
     private readonly onFinished: () => void,
   ) {
     this.logger = deps.logger.child({ stream: this.streamId });
@@ -136,9 +148,18 @@ class NodeStream {
     call.on('error', () => this.finish(false));
   }
 
+  get nodeId(): string {
+    return this.nodeId_ ?? '';
+  }
+
+  /** Sends a relayed message to this node. */
+  deliver(envelope: RelayEnvelope): void {
+    if (!this.ended) this.call.write({ kind: { $case: 'relay', value: envelope } });
+  }
+
   private async handle(raw: ConnectRequest): Promise<void> {
     const message = parseNodeMessage(raw);
-    if (this.nodeId === undefined && message.kind !== 'hello') {
+    if (this.nodeId_ === undefined && message.kind !== 'hello') {
       throw new PortcullisError(ErrorCode.BAD_USER_INPUT, `kind: the first message on a stream must be hello, not ${message.kind}; send NodeHello first`, { field: 'kind' });
     }
     switch (message.kind) {
@@ -147,28 +168,35 @@ class NodeStream {
       case 'ack': {
         const sentAs = this.answered(message.ack.version);
         if (!message.ack.accepted) this.refused(message.ack.version, sentAs, message.ack.error);
-        await this.acks.record(this.nodeId!, message.ack.version, message.ack.accepted, message.ack.error);
+        await this.acks.record(this.nodeId, message.ack.version, message.ack.accepted, message.ack.error);
         return;
       }
       case 'upstream': {
-        const outcome = await this.deps.catalog.applyReport(this.nodeId!, message.report);
+        const outcome = await this.deps.catalog.applyReport(this.nodeId, message.report);
         if (outcome !== 'stored') this.logger.debug({ node: this.nodeId, upstreamId: message.report.upstreamId, outcome }, 'ignored an upstream report');
         return;
       }
+      case 'relay':
+        this.relays.fromNode(this, message.relay);
+        return;
     }
   }
 
   private async hello(hello: Extract<NodeMessage, { kind: 'hello' }>['hello']): Promise<void> {
-    if (this.nodeId !== undefined) {
+    if (this.nodeId_ !== undefined) {
       throw new PortcullisError(ErrorCode.BAD_USER_INPUT, 'hello: a stream carries one hello; open a new stream to reconnect', { field: 'hello' });
     }
-    this.nodeId = hello.nodeId;
+    this.nodeId_ = hello.nodeId;
+    this.nodeTag = hello.nodeTag;
     this.acceptsDeltas = hello.acceptsDeltas;
     await this.deps.nodes.connected(hello, this.streamId);
     this.logger.info({ node: hello.nodeId, softwareVersion: hello.softwareVersion, appliedVersion: hello.appliedVersion, acceptsDeltas: hello.acceptsDeltas }, 'node connected');
     if (this.ended) return;
     this.unsubscribe = this.deps.publisher.subscribe((publication) => this.send(publication));
     this.send({ snapshot: this.deps.publisher.current(), delta: undefined });
+    // After the snapshot (the node verifies ended session ids with its session keys): what ended while it was away.
+    for (const envelope of this.relays.liveEndedSessions()) this.deliver(envelope);
+    this.leaveRelays = this.relays.join(this);
   }
 
   /** Sends a newer revision: as a delta when the node takes them and runs its base, else whole. */
@@ -219,8 +247,9 @@ class NodeStream {
     if (this.ended) return;
     this.ended = true;
     this.unsubscribe?.();
+    this.leaveRelays?.();
     if (clientEnded) this.call.end();
-    const nodeId = this.nodeId;
+    const nodeId = this.nodeId_;
     this.queue
       .then(async () => {
         if (nodeId === undefined) return;

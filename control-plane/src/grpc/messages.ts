@@ -21,6 +21,7 @@ const helloSchema = z.object({
   mcpUrl: text(2048),
   appliedVersion: z.string().regex(/^\d*$/, 'must be a decimal version or empty'),
   acceptsDeltas: z.boolean(),
+  nodeTag: z.string().regex(/^([A-Za-z0-9_-]{1,32})?$/, 'must be 1-32 base64url characters (the tag in the node\'s server-request ids), or empty'),
 });
 
 const ackSchema = z.object({
@@ -56,10 +57,31 @@ const reportSchema = z.object({
   protocolVersion: text(64),
 });
 
+/** Largest relayed JSON (a reply to an elicitation or sampling request); a node refuses to relay larger ones. */
+export const MAX_RELAY_JSON_CHARS = 256 * 1024;
+/** Ended sessions are kept until their id would expire; nothing is kept longer than this from now. */
+export const MAX_ENDED_SESSION_AGE_MS = 31 * 24 * 60 * 60 * 1000;
+
+const relaySchema = z
+  .object({
+    toNodeTag: z.string().regex(/^([A-Za-z0-9_-]{1,32})?$/, 'must be the node_tag of the target node\'s hello, or empty for every other node'),
+    keyId: z.string().min(1, 'must be the virtual key id of the agent that sent the message').max(128),
+    sessionId: z.string().min(1, 'must be the agent\'s Mcp-Session-Id').max(8192),
+    kind: z.discriminatedUnion('$case', [
+      z.object({ $case: z.literal('reply'), value: z.object({ responseJson: z.string().min(2).max(MAX_RELAY_JSON_CHARS, `is longer than ${MAX_RELAY_JSON_CHARS} characters`) }) }),
+      z.object({ $case: z.literal('cancel'), value: z.object({ requestIdJson: z.string().min(1).max(1024), reason: text(1024) }) }),
+      z.object({ $case: z.literal('ended'), value: z.object({ expiresAtMs: z.number().int().positive('must be when the session id expires, in ms since the epoch') }) }),
+    ], { error: 'must be one of reply, cancel or ended' }),
+  })
+  .refine((envelope) => envelope.kind.$case !== 'reply' || envelope.toNodeTag !== '', { message: 'a reply must name the node_tag of the node that issued the request', path: ['toNodeTag'] });
+
+export type RelayMessage = z.output<typeof relaySchema>;
+
 export type NodeMessage =
   | { kind: 'hello'; hello: z.output<typeof helloSchema> }
   | { kind: 'ack'; ack: z.output<typeof ackSchema> }
-  | { kind: 'upstream'; report: z.output<typeof reportSchema> };
+  | { kind: 'upstream'; report: z.output<typeof reportSchema> }
+  | { kind: 'relay'; relay: RelayMessage };
 
 /** Validates a decoded ConnectRequest; throws BAD_USER_INPUT naming the field. */
 export function parseNodeMessage(message: ConnectRequest): NodeMessage {
@@ -70,7 +92,14 @@ export function parseNodeMessage(message: ConnectRequest): NodeMessage {
       return { kind: 'ack', ack: parseInput(ackSchema, message.kind.value, 'ack') };
     case 'upstream':
       return { kind: 'upstream', report: parseInput(reportSchema, message.kind.value, 'upstream') };
+    case 'relay':
+      return { kind: 'relay', relay: parseRelayMessage(message.kind.value) };
     default:
-      return parseInput(z.never('must be one of hello, ack or upstream'), undefined, 'kind');
+      return parseInput(z.never('must be one of hello, ack, upstream or relay'), undefined, 'kind');
   }
+}
+
+/** Validates a relay envelope (from a node, or from another replica); throws BAD_USER_INPUT naming the field. */
+export function parseRelayMessage(value: unknown): RelayMessage {
+  return parseInput(relaySchema, value, 'relay');
 }

@@ -7,6 +7,7 @@ import {
   type SnapshotDelta,
   type ConnectRequest,
   type ConnectResponse,
+  type RelayEnvelope,
   type UpstreamReport,
 } from '../../../proto/gen/portcullis/v1/config.ts';
 import { AppliedConfig } from './applied-config.ts';
@@ -23,6 +24,12 @@ export interface ConfigClientOptions {
   logger: Logger;
   /** Called after a snapshot was accepted and swapped in. */
   onApplied: (config: AppliedConfig, previous: AppliedConfig | undefined) => void;
+  /** The tag in this process's server-request ids, announced in the hello so that replies are relayed here. */
+  nodeTag?: string;
+  /** A message another node relayed to this one (not validated yet). */
+  onRelay?: (envelope: RelayEnvelope) => void;
+  /** After each (re)connect's hello: what the node re-announces (e.g. the sessions it knows ended). */
+  onConnected?: () => void;
 }
 
 const RECONNECT_BASE_MS = 100;
@@ -75,6 +82,17 @@ export class ConfigClient {
     this.stream?.write({ kind: { $case: 'upstream', value: report } });
   }
 
+  /**
+   * Sends a message for another node through the control plane; false when the stream is down (the
+   * message is not queued: a relayed reply or cancel is only useful now).
+   */
+  relay(envelope: RelayEnvelope): boolean {
+    const stream = this.stream;
+    if (stream === undefined) return false;
+    stream.write({ kind: { $case: 'relay', value: envelope } });
+    return true;
+  }
+
   /** Forgets reports of upstreams no longer configured. */
   retainReports(upstreamIds: ReadonlySet<string>): void {
     for (const id of this.reports.keys()) if (!upstreamIds.has(id)) this.reports.delete(id);
@@ -103,14 +121,17 @@ export class ConfigClient {
           mcpUrl: this.options.mcpUrl,
           appliedVersion: this.applied?.version ?? '',
           acceptsDeltas: true,
+          nodeTag: this.options.nodeTag ?? '',
         },
       },
     });
     for (const report of this.reports.values()) stream.write({ kind: { $case: 'upstream', value: report } });
+    this.options.onConnected?.();
     stream.on('data', (message: ConnectResponse) => {
       this.attempts = 0;
       if (message.kind?.$case === 'snapshot') this.onSnapshot(stream, message.kind.value);
       else if (message.kind?.$case === 'delta') this.onDelta(stream, message.kind.value);
+      else if (message.kind?.$case === 'relay') this.options.onRelay?.(message.kind.value);
     });
     stream.on('error', (error: Error) => this.onDisconnected(stream, error));
     stream.on('end', () => this.onDisconnected(stream, new Error('stream ended')));

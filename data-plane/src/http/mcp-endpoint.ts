@@ -8,6 +8,7 @@ import { echoableId, isPlainObject, type RpcId } from '../mcp/json-rpc.ts';
 import { LEGACY_PROTOCOL_VERSIONS, MAX_BATCH_SIZE, MODERN_PROTOCOL_VERSIONS, RpcErrorCode, isModernProtocolVersion } from '../mcp/protocol.ts';
 import { ServerRequests } from '../mcp/server-requests.ts';
 import type { EndedSessions } from '../mcp/ended-sessions.ts';
+import type { NodeRelay } from '../relay/node-relay.ts';
 import { verifySessionToken, type SessionClaims } from '../mcp/session-token.ts';
 import { checkStandardHeaders, stripOws } from '../mcp/standard-headers.ts';
 import type { AgentStreams } from './agent-streams.ts';
@@ -34,6 +35,8 @@ export interface McpServices {
   readonly endedSessions: EndedSessions;
   /** The recent events of the 2025-era SSE streams this node holds, for `Last-Event-ID` resumption. */
   readonly eventStore: EventStore;
+  /** Messages for other nodes (replies to their server requests, cancels, ended sessions), through the control plane. */
+  readonly relay: NodeRelay;
 }
 
 export interface McpEndpointOptions {
@@ -143,8 +146,9 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
       message.params,
       revision,
     );
-    if (rejection !== undefined) {
-      sendRpcError(res, 400, RpcErrorCode.HeaderMismatch, rejection.message, { data: rejection.data, id });
+    const paramRejection = rejection ?? dispatcher.paramHeaderMismatch(message as RpcRequest, auth.principal.allowList, (name) => stripOws(header(req, name.toLowerCase())));
+    if (paramRejection !== undefined) {
+      sendRpcError(res, 400, RpcErrorCode.HeaderMismatch, paramRejection.message, { data: paramRejection.data, id });
       return;
     }
     if (message.method === 'subscriptions/listen') {
@@ -173,7 +177,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
         // As the SDK's 2025-era servers, which answer on an event stream, when the agent ranks it first.
         // If the answer becomes a stream, it is resumable, and a dropped connection does not cancel the call.
         const resumable = { store: services.eventStore, holder: sessionId, priming: primes(opened.claims.protocolVersion), abort };
-        const channel = new ResponseChannel(res, undefined, services.serverRequests, prefersEventStream(req.headers.accept ?? ''), resumable);
+        const channel = new ResponseChannel(res, undefined, services.serverRequests.forSession({ sessionId, keyId: auth.principal.keyId }), prefersEventStream(req.headers.accept ?? ''), resumable);
         abort.keepRunningWhile(channel);
         const context: DispatchContext = { principal: auth.principal, era: 'legacy', signal: () => abort.signal(), sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, sessionId, channel };
         const key = services.inFlight.register(sessionId, request.id, abort);
@@ -193,8 +197,8 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
         const requests: RpcRequest[] = [];
         for (const m of messages) {
           if (typeof m.method === 'string' && m.id !== undefined) requests.push(m as RpcRequest);
-          else if (typeof m.method === 'string') clientNotification(m, sessionId);
-          else clientResponse(m);
+          else if (typeof m.method === 'string') clientNotification(m, sessionId, auth.principal.keyId);
+          else clientResponse(m, sessionId, auth.principal.keyId);
         }
         if (requests.length === 0) {
           sendEmpty(res, 202);
@@ -208,11 +212,11 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
         return;
       }
       case 'notification':
-        clientNotification(body, sessionId);
+        clientNotification(body, sessionId, auth.principal.keyId);
         sendEmpty(res, 202);
         return;
       case 'response':
-        clientResponse(body);
+        clientResponse(body, sessionId, auth.principal.keyId);
         sendEmpty(res, 202);
         return;
       default:
@@ -220,20 +224,31 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
     }
   }
 
-  /** A 2025-era notification from the agent: a cancel aborts its request in flight here; others need no action. */
-  function clientNotification(message: unknown, sessionId: string): void {
+  /**
+   * A 2025-era notification from the agent: a cancel aborts its request in flight here, or, when it
+   * is not in flight here, is relayed to every other node (the one running it aborts it); others need no action.
+   */
+  function clientNotification(message: unknown, sessionId: string, keyId: string): void {
     if (!isPlainObject(message) || message['method'] !== 'notifications/cancelled') return;
     const params = message['params'];
     if (!isPlainObject(params)) return;
     const found = services.inFlight.cancel(sessionId, params['requestId'], params['reason'] ?? 'cancelled by the agent');
-    if (!found) logger.debug({ requestId: params['requestId'] }, 'notifications/cancelled for a request not in flight on this node');
+    if (found) return;
+    const relayed = services.relay.cancel({ sessionId, keyId }, params['requestId'], params['reason']);
+    logger.debug({ requestId: params['requestId'], relayed }, 'notifications/cancelled for a request not in flight on this node: relayed to the other nodes');
   }
 
-  /** The agent's answer to a server-to-client request (elicitation, sampling, roots). */
-  function clientResponse(message: unknown): void {
-    if (services.serverRequests.settle(message)) return;
-    const id = isPlainObject(message) ? message['id'] : undefined;
-    if (ServerRequests.isServerRequestId(id)) logger.warn({ id }, 'reply to a server-to-client request of another node dropped (cross-node relay is not implemented)');
+  /**
+   * The agent's answer to a server-to-client request (elicitation, sampling, roots): settles it when
+   * this node sent it to this session, or is relayed to the node its id names.
+   */
+  function clientResponse(message: unknown, sessionId: string, keyId: string): void {
+    const owner = { sessionId, keyId };
+    if (services.serverRequests.settle(message, owner)) return;
+    const outcome = services.relay.reply(message, owner);
+    if (outcome !== 'relayed' && outcome !== 'not-a-server-request') {
+      logger.warn({ id: isPlainObject(message) ? message['id'] : undefined, outcome }, 'reply to a server-to-client request dropped: no request of this session waits for it');
+    }
   }
 
   /** 2025 era: the standalone notification stream. The stateless era has none (the SDK answers 405). */
@@ -280,14 +295,15 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
   }
 
   /**
-   * 2025 era: ending a session. Its id is refused from now on (404) on this node, and what this node
-   * holds for it (notification streams, resource subscriptions, log level) is dropped.
+   * 2025 era: ending a session. Its id is refused from now on (404) on this node and, told through
+   * the control plane, on every other; what this node holds for it (notification streams, resource
+   * subscriptions, log level) is dropped (other nodes drop theirs when they are told).
    */
   function del(req: IncomingMessage, res: ServerResponse, auth: Authenticated): void {
     if (refuseModern(req, res)) return;
     const opened = session(req, res, auth);
     if (opened === undefined) return;
-    services.endedSessions.end(opened.token, opened.claims);
+    services.relay.endSession(opened.token, opened.claims);
     streams.endHolder(opened.token);
     services.eventStore.endHolder(opened.token);
     services.subscriptions.forget(opened.token);

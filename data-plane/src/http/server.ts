@@ -7,6 +7,7 @@ import { McpDispatcher, type McpDispatcherOptions, type ServerInfo } from '../mc
 import { LIST_CACHE_TTL_MS, RpcErrorCode } from '../mcp/protocol.ts';
 import { EndedSessions } from '../mcp/ended-sessions.ts';
 import { ServerRequests } from '../mcp/server-requests.ts';
+import { NodeRelay } from '../relay/node-relay.ts';
 import { ToolsOnlyRouter, isUpstreamRouter } from '../mcp/tools-only-router.ts';
 import type { ToolRouter } from '../upstream/tool-router.ts';
 import type { UpstreamRouter } from '../upstream/upstream-router.ts';
@@ -58,6 +59,8 @@ export interface DataPlaneServerOptions {
   readonly nodeId?: string;
   /** How long calls wait for a 2026-07-28 agent's retry with input, and the like (defaults in input-required.ts). */
   readonly inputExchanges?: McpDispatcherOptions['inputExchanges'];
+  /** The tag in this node's server-request ids (`pcn-<tag>-<n>`); random when not given. */
+  readonly nodeTag?: string;
   /** Bounds of the per-node store of 2025-era SSE events (resumption with `Last-Event-ID`), the resume window and the SSE `retry` (defaults in event-store.ts). */
   readonly eventStore?: EventStoreOptions;
 }
@@ -66,6 +69,8 @@ export interface DataPlaneServerOptions {
 export interface DataPlaneServer {
   /** The node:http server, not listening yet: the caller picks host and port. */
   readonly server: Server;
+  /** Node-to-node messages through the control plane: connect it to the config stream. */
+  readonly relay: NodeRelay;
   /**
    * Call after a new snapshot was swapped in (getConfig() now returns it): agent streams are
    * re-authenticated, ended when their key was revoked or their session key rotated out, and sent
@@ -102,7 +107,23 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
   const streams = new AgentStreams({ views, subscriptions, logLevels, logger, serverInfo: options.serverInfo, keepAliveMs: options.sseKeepAliveMs });
   const dispatcher = new McpDispatcher({ router, views, subscriptions, logLevels, serverInfo: options.serverInfo, logger, listTtlMs: options.listTtlMs ?? LIST_CACHE_TTL_MS, metrics: options.metrics, nodeId: options.nodeId, inputExchanges: options.inputExchanges });
   const eventStore = new EventStore(options.eventStore);
-  const services: McpServices = { dispatcher, streams, subscriptions, logLevels, serverRequests: new ServerRequests(), inFlight: new InFlightRequests(), endedSessions: new EndedSessions(options.sessionMaxAgeMs), eventStore };
+  const serverRequests = new ServerRequests(options.nodeTag);
+  const inFlight = new InFlightRequests();
+  const endedSessions = new EndedSessions(options.sessionMaxAgeMs);
+  const relay = new NodeRelay({
+    serverRequests,
+    inFlight,
+    endedSessions,
+    getConfig,
+    logger,
+    onSessionEnded: (sessionId) => {
+      streams.endHolder(sessionId);
+      eventStore.endHolder(sessionId);
+      subscriptions.forget(sessionId);
+      logLevels.forget(sessionId);
+    },
+  });
+  const services: McpServices = { dispatcher, streams, subscriptions, logLevels, serverRequests, inFlight, endedSessions, eventStore, relay };
   const unsubscribeViews = views.onChanged((kind) => streams.catalogChanged(kind));
   const unsubscribeNotifications = router.onUpstreamNotification((upstream, notification) => streams.upstreamNotification(upstream, notification));
   const endpointOptions = { getConfig, services, maxBodyBytes: options.maxBodyBytes, logger, anonymousKeyId: options.anonymousKeyId };
@@ -155,6 +176,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
   let closing: Promise<void> | undefined;
   return {
     server,
+    relay,
     configChanged: () => streams.configChanged(getConfig()),
     get notificationStreamCount() {
       return streams.count('session');

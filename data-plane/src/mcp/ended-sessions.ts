@@ -6,14 +6,23 @@ export const DEFAULT_SESSION_MAX_AGE_MS = 24 * 60 * 60 * 1000;
 /** Never sweep a smaller table: below this, expired entries cost less than the sweep. */
 const MIN_SWEEP_SIZE = 1_024;
 
+/** An ended session still within its maximum age, as nodes tell each other about it. */
+export interface EndedSession {
+  readonly token: string;
+  readonly keyId: string;
+  /** When the id would have expired anyway (ms since the epoch). */
+  readonly expiresAt: number;
+}
+
 /**
- * The 2025-era sessions ended on this node (`DELETE /mcp`). Session ids are self-contained signed
+ * The 2025-era sessions ended (`DELETE /mcp`) on this node or, relayed through the control plane,
+ * on any other. Session ids are self-contained signed
  * tokens, valid anywhere until they expire, so ending one means remembering it until the moment it
  * would have expired anyway: that bound (`maxAgeMs` after issue) is what keeps this table small.
  * Entries are keyed by the token's signature, which is unique per token.
  */
 export class EndedSessions {
-  private readonly ended = new Map<string, number>();
+  private readonly ended = new Map<string, EndedSession>();
   private sweepAt = MIN_SWEEP_SIZE;
 
   constructor(
@@ -26,15 +35,29 @@ export class EndedSessions {
     return this.now() >= this.expiresAt(claims);
   }
 
-  /** Whether the session was ended here. */
+  /** Whether the session was ended (here or on another node that told this one). */
   has(token: string): boolean {
     return this.ended.has(signatureOf(token));
   }
 
-  /** Ends the session for good: its id is refused from now until it would have expired. */
-  end(token: string, claims: SessionClaims): void {
-    this.ended.set(signatureOf(token), this.expiresAt(claims));
+  /**
+   * Ends the session for good: its id is refused from now until it would have expired. Undefined
+   * when it was ended already or is past its age (nothing to tell other nodes).
+   */
+  end(token: string, claims: SessionClaims): EndedSession | undefined {
+    const signature = signatureOf(token);
+    const expiresAt = this.expiresAt(claims);
+    if (this.ended.has(signature) || expiresAt <= this.now()) return undefined;
+    const entry = { token, keyId: claims.keyId, expiresAt };
+    this.ended.set(signature, entry);
     if (this.ended.size >= this.sweepAt) this.sweep();
+    return entry;
+  }
+
+  /** The ended sessions that have not expired yet. */
+  *live(): IterableIterator<EndedSession> {
+    const now = this.now();
+    for (const entry of this.ended.values()) if (entry.expiresAt > now) yield entry;
   }
 
   get size(): number {
@@ -48,7 +71,7 @@ export class EndedSessions {
   /** Drops entries whose session expired anyway; the next sweep waits until the table doubles. */
   private sweep(): void {
     const now = this.now();
-    for (const [signature, expiresAt] of this.ended) if (expiresAt <= now) this.ended.delete(signature);
+    for (const [signature, entry] of this.ended) if (entry.expiresAt <= now) this.ended.delete(signature);
     this.sweepAt = Math.max(MIN_SWEEP_SIZE, this.ended.size * 2);
   }
 }

@@ -129,7 +129,9 @@ export interface ConnectRequest {
   kind?: { $case: "hello"; value: NodeHello } | { $case: "ack"; value: SnapshotAck } | {
     $case: "upstream";
     value: UpstreamReport;
-  } | undefined;
+  } | //
+  /** A message for another node (or every other node), forwarded by the control plane. */
+  { $case: "relay"; value: RelayEnvelope } | undefined;
 }
 
 /** The first message of every stream. */
@@ -144,6 +146,11 @@ export interface NodeHello {
   appliedVersion: string;
   /** The node applies SnapshotDelta messages; without it every revision is sent whole. */
   acceptsDeltas: boolean;
+  /**
+   * The tag this node process puts in the ids of its server-to-client requests ("pcn-<tag>-<n>"),
+   * so that relayed replies can be addressed to it. New for every process start.
+   */
+  nodeTag: string;
 }
 
 /** A node's answer to a snapshot. */
@@ -156,7 +163,57 @@ export interface SnapshotAck {
 
 /** What the control plane sends on a node's stream. */
 export interface ConnectResponse {
-  kind?: { $case: "snapshot"; value: Snapshot } | { $case: "delta"; value: SnapshotDelta } | undefined;
+  kind?: { $case: "snapshot"; value: Snapshot } | { $case: "delta"; value: SnapshotDelta } | //
+  /**
+   * A message another node relayed to this one; right after a hello (after the snapshot), the
+   * control plane also sends every ended session it knows that has not expired yet.
+   */
+  { $case: "relay"; value: RelayEnvelope } | undefined;
+}
+
+/**
+ * A message between data-plane nodes, forwarded by the control plane (to another replica through
+ * Postgres LISTEN/NOTIFY when the target node is connected there). Nodes are stateless, but some
+ * 2025-era agent messages must reach the node holding what they refer to. The receiving node checks
+ * key_id and session_id against its own state before it acts.
+ */
+export interface RelayEnvelope {
+  /** The node the message is for, by the tag of its hello; empty = every other node. */
+  toNodeTag: string;
+  /** The sending node's id; set by the control plane (what a node writes here is ignored). */
+  fromNodeId: string;
+  /** The virtual key id of the agent that sent the message. */
+  keyId: string;
+  /** The agent's 2025-era session id (the signed token). */
+  sessionId: string;
+  kind?: { $case: "reply"; value: RelayedReply } | { $case: "cancel"; value: RelayedCancel } | {
+    $case: "ended";
+    value: EndedSession;
+  } | undefined;
+}
+
+/**
+ * An agent's JSON-RPC response to a server-to-client request (elicitation, sampling, roots) the
+ * target node issued; its id is "pcn-<to_node_tag>-<n>".
+ */
+export interface RelayedReply {
+  responseJson: string;
+}
+
+/**
+ * An agent's notifications/cancelled for a request not in flight on the node that received it.
+ * Sent to every other node; the one running the request aborts it.
+ */
+export interface RelayedCancel {
+  /** The JSON-RPC id of the cancelled request, as JSON (a string or a number). */
+  requestIdJson: string;
+  reason: string;
+}
+
+/** The session was ended (DELETE /mcp): every node refuses its id until it would have expired. */
+export interface EndedSession {
+  /** When the session id would have expired anyway (ms since the epoch); kept until then. */
+  expiresAtMs: number;
 }
 
 /** Everything a node needs to serve, immutable and versioned. */
@@ -300,6 +357,9 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       case "upstream":
         UpstreamReport.encode(message.kind.value, writer.uint32(26).fork()).join();
         break;
+      case "relay":
+        RelayEnvelope.encode(message.kind.value, writer.uint32(34).fork()).join();
+        break;
     }
     return writer;
   },
@@ -341,6 +401,14 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
             message.kind = { $case: "upstream", value: UpstreamReport.decode(reader, reader.uint32()) };
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.kind = { $case: "relay", value: RelayEnvelope.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -361,6 +429,8 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         ? { $case: "ack", value: SnapshotAck.fromJSON(object.ack) }
         : isSet(object.upstream)
         ? { $case: "upstream", value: UpstreamReport.fromJSON(object.upstream) }
+        : isSet(object.relay)
+        ? { $case: "relay", value: RelayEnvelope.fromJSON(object.relay) }
         : undefined,
     };
   },
@@ -373,6 +443,8 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       obj.ack = SnapshotAck.toJSON(message.kind.value);
     } else if (message.kind?.$case === "upstream") {
       obj.upstream = UpstreamReport.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "relay") {
+      obj.relay = RelayEnvelope.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -401,13 +473,19 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         }
         break;
       }
+      case "relay": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "relay", value: RelayEnvelope.fromPartial(object.kind.value) };
+        }
+        break;
+      }
     }
     return message;
   },
 };
 
 function createBaseNodeHello(): NodeHello {
-  return { nodeId: "", softwareVersion: "", mcpUrl: "", appliedVersion: "", acceptsDeltas: false };
+  return { nodeId: "", softwareVersion: "", mcpUrl: "", appliedVersion: "", acceptsDeltas: false, nodeTag: "" };
 }
 
 export const NodeHello: MessageFns<NodeHello> = {
@@ -426,6 +504,9 @@ export const NodeHello: MessageFns<NodeHello> = {
     }
     if (message.acceptsDeltas !== false) {
       writer.uint32(40).bool(message.acceptsDeltas);
+    }
+    if (message.nodeTag !== "") {
+      writer.uint32(50).string(message.nodeTag);
     }
     return writer;
   },
@@ -483,6 +564,14 @@ export const NodeHello: MessageFns<NodeHello> = {
             message.acceptsDeltas = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.nodeTag = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -522,6 +611,11 @@ export const NodeHello: MessageFns<NodeHello> = {
         : isSet(object.accepts_deltas)
         ? globalThis.Boolean(object.accepts_deltas)
         : false,
+      nodeTag: isSet(object.nodeTag)
+        ? globalThis.String(object.nodeTag)
+        : isSet(object.node_tag)
+        ? globalThis.String(object.node_tag)
+        : "",
     };
   },
 
@@ -542,6 +636,9 @@ export const NodeHello: MessageFns<NodeHello> = {
     if (message.acceptsDeltas !== false) {
       obj.acceptsDeltas = message.acceptsDeltas;
     }
+    if (message.nodeTag !== "") {
+      obj.nodeTag = message.nodeTag;
+    }
     return obj;
   },
 
@@ -555,6 +652,7 @@ export const NodeHello: MessageFns<NodeHello> = {
     message.mcpUrl = object.mcpUrl ?? "";
     message.appliedVersion = object.appliedVersion ?? "";
     message.acceptsDeltas = object.acceptsDeltas ?? false;
+    message.nodeTag = object.nodeTag ?? "";
     return message;
   },
 };
@@ -673,6 +771,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       case "delta":
         SnapshotDelta.encode(message.kind.value, writer.uint32(18).fork()).join();
         break;
+      case "relay":
+        RelayEnvelope.encode(message.kind.value, writer.uint32(26).fork()).join();
+        break;
     }
     return writer;
   },
@@ -706,6 +807,14 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
             message.kind = { $case: "delta", value: SnapshotDelta.decode(reader, reader.uint32()) };
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.kind = { $case: "relay", value: RelayEnvelope.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -724,6 +833,8 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         ? { $case: "snapshot", value: Snapshot.fromJSON(object.snapshot) }
         : isSet(object.delta)
         ? { $case: "delta", value: SnapshotDelta.fromJSON(object.delta) }
+        : isSet(object.relay)
+        ? { $case: "relay", value: RelayEnvelope.fromJSON(object.relay) }
         : undefined,
     };
   },
@@ -734,6 +845,8 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       obj.snapshot = Snapshot.toJSON(message.kind.value);
     } else if (message.kind?.$case === "delta") {
       obj.delta = SnapshotDelta.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "relay") {
+      obj.relay = RelayEnvelope.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -756,7 +869,450 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         }
         break;
       }
+      case "relay": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "relay", value: RelayEnvelope.fromPartial(object.kind.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseRelayEnvelope(): RelayEnvelope {
+  return { toNodeTag: "", fromNodeId: "", keyId: "", sessionId: "", kind: undefined };
+}
+
+export const RelayEnvelope: MessageFns<RelayEnvelope> = {
+  encode(message: RelayEnvelope, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.toNodeTag !== "") {
+      writer.uint32(10).string(message.toNodeTag);
+    }
+    if (message.fromNodeId !== "") {
+      writer.uint32(18).string(message.fromNodeId);
+    }
+    if (message.keyId !== "") {
+      writer.uint32(26).string(message.keyId);
+    }
+    if (message.sessionId !== "") {
+      writer.uint32(34).string(message.sessionId);
+    }
+    switch (message.kind?.$case) {
+      case "reply":
+        RelayedReply.encode(message.kind.value, writer.uint32(42).fork()).join();
+        break;
+      case "cancel":
+        RelayedCancel.encode(message.kind.value, writer.uint32(50).fork()).join();
+        break;
+      case "ended":
+        EndedSession.encode(message.kind.value, writer.uint32(58).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RelayEnvelope {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRelayEnvelope();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.toNodeTag = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.fromNodeId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.sessionId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.kind = { $case: "reply", value: RelayedReply.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.kind = { $case: "cancel", value: RelayedCancel.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.kind = { $case: "ended", value: EndedSession.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RelayEnvelope {
+    return {
+      toNodeTag: isSet(object.toNodeTag)
+        ? globalThis.String(object.toNodeTag)
+        : isSet(object.to_node_tag)
+        ? globalThis.String(object.to_node_tag)
+        : "",
+      fromNodeId: isSet(object.fromNodeId)
+        ? globalThis.String(object.fromNodeId)
+        : isSet(object.from_node_id)
+        ? globalThis.String(object.from_node_id)
+        : "",
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      sessionId: isSet(object.sessionId)
+        ? globalThis.String(object.sessionId)
+        : isSet(object.session_id)
+        ? globalThis.String(object.session_id)
+        : "",
+      kind: isSet(object.reply)
+        ? { $case: "reply", value: RelayedReply.fromJSON(object.reply) }
+        : isSet(object.cancel)
+        ? { $case: "cancel", value: RelayedCancel.fromJSON(object.cancel) }
+        : isSet(object.ended)
+        ? { $case: "ended", value: EndedSession.fromJSON(object.ended) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: RelayEnvelope): unknown {
+    const obj: any = {};
+    if (message.toNodeTag !== "") {
+      obj.toNodeTag = message.toNodeTag;
+    }
+    if (message.fromNodeId !== "") {
+      obj.fromNodeId = message.fromNodeId;
+    }
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.sessionId !== "") {
+      obj.sessionId = message.sessionId;
+    }
+    if (message.kind?.$case === "reply") {
+      obj.reply = RelayedReply.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "cancel") {
+      obj.cancel = RelayedCancel.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "ended") {
+      obj.ended = EndedSession.toJSON(message.kind.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RelayEnvelope>, I>>(base?: I): RelayEnvelope {
+    return RelayEnvelope.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RelayEnvelope>, I>>(object: I): RelayEnvelope {
+    const message = createBaseRelayEnvelope();
+    message.toNodeTag = object.toNodeTag ?? "";
+    message.fromNodeId = object.fromNodeId ?? "";
+    message.keyId = object.keyId ?? "";
+    message.sessionId = object.sessionId ?? "";
+    switch (object.kind?.$case) {
+      case "reply": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "reply", value: RelayedReply.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "cancel": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "cancel", value: RelayedCancel.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "ended": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "ended", value: EndedSession.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseRelayedReply(): RelayedReply {
+  return { responseJson: "" };
+}
+
+export const RelayedReply: MessageFns<RelayedReply> = {
+  encode(message: RelayedReply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.responseJson !== "") {
+      writer.uint32(10).string(message.responseJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RelayedReply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRelayedReply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.responseJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RelayedReply {
+    return {
+      responseJson: isSet(object.responseJson)
+        ? globalThis.String(object.responseJson)
+        : isSet(object.response_json)
+        ? globalThis.String(object.response_json)
+        : "",
+    };
+  },
+
+  toJSON(message: RelayedReply): unknown {
+    const obj: any = {};
+    if (message.responseJson !== "") {
+      obj.responseJson = message.responseJson;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RelayedReply>, I>>(base?: I): RelayedReply {
+    return RelayedReply.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RelayedReply>, I>>(object: I): RelayedReply {
+    const message = createBaseRelayedReply();
+    message.responseJson = object.responseJson ?? "";
+    return message;
+  },
+};
+
+function createBaseRelayedCancel(): RelayedCancel {
+  return { requestIdJson: "", reason: "" };
+}
+
+export const RelayedCancel: MessageFns<RelayedCancel> = {
+  encode(message: RelayedCancel, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestIdJson !== "") {
+      writer.uint32(10).string(message.requestIdJson);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RelayedCancel {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRelayedCancel();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requestIdJson = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RelayedCancel {
+    return {
+      requestIdJson: isSet(object.requestIdJson)
+        ? globalThis.String(object.requestIdJson)
+        : isSet(object.request_id_json)
+        ? globalThis.String(object.request_id_json)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: RelayedCancel): unknown {
+    const obj: any = {};
+    if (message.requestIdJson !== "") {
+      obj.requestIdJson = message.requestIdJson;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RelayedCancel>, I>>(base?: I): RelayedCancel {
+    return RelayedCancel.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RelayedCancel>, I>>(object: I): RelayedCancel {
+    const message = createBaseRelayedCancel();
+    message.requestIdJson = object.requestIdJson ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseEndedSession(): EndedSession {
+  return { expiresAtMs: 0 };
+}
+
+export const EndedSession: MessageFns<EndedSession> = {
+  encode(message: EndedSession, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.expiresAtMs !== 0) {
+      writer.uint32(8).uint64(message.expiresAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EndedSession {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEndedSession();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.expiresAtMs = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EndedSession {
+    return {
+      expiresAtMs: isSet(object.expiresAtMs)
+        ? globalThis.Number(object.expiresAtMs)
+        : isSet(object.expires_at_ms)
+        ? globalThis.Number(object.expires_at_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: EndedSession): unknown {
+    const obj: any = {};
+    if (message.expiresAtMs !== 0) {
+      obj.expiresAtMs = Math.round(message.expiresAtMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<EndedSession>, I>>(base?: I): EndedSession {
+    return EndedSession.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EndedSession>, I>>(object: I): EndedSession {
+    const message = createBaseEndedSession();
+    message.expiresAtMs = object.expiresAtMs ?? 0;
     return message;
   },
 };
@@ -2260,6 +2816,17 @@ export type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 export type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;

@@ -1,0 +1,139 @@
+import { errorMessage, type Logger } from '../../../common/src/index.ts';
+import { RelayEnvelope } from '../../../proto/gen/portcullis/v1/config.ts';
+import type { RelayBus } from '../config/change-bus.ts';
+import { MAX_ENDED_SESSION_AGE_MS, parseRelayMessage, type RelayMessage } from './messages.ts';
+
+/** A node stream connected to this replica, as the hub sees it. */
+export interface RelayTarget {
+  readonly nodeId: string;
+  /** The tag of the node's hello (its server-request ids are "pcn-<tag>-<n>"); empty if it sent none. */
+  readonly nodeTag: string;
+  deliver(envelope: RelayEnvelope): void;
+}
+
+/** Never sweep a smaller table: below this, expired entries cost less than the sweep. */
+const MIN_SWEEP_SIZE = 1_024;
+/** Node ids are checked the same way as in the hello. */
+const NODE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * Forwards relay envelopes between data-plane nodes: to the node whose tag an envelope names, or
+ * to every other node when it names none. A node connected to another control-plane replica is
+ * reached through the RelayBus (Postgres LISTEN/NOTIFY): an envelope whose target is not connected
+ * here, and every broadcast, is published there once, and each replica delivers what it receives to
+ * its own streams (never publishing it again).
+ *
+ * Ended sessions are kept in memory until their ids would have expired anyway, so that a node that
+ * (re)connects to any replica is sent the live list after its snapshot. They are not in the
+ * database: after a restart of every replica the list is rebuilt from the nodes, which re-announce
+ * the ended sessions they know whenever they reconnect (the hub forwards only those it did not know).
+ */
+export class RelayHub {
+  private readonly targets = new Set<RelayTarget>();
+  private readonly byTag = new Map<string, RelayTarget>();
+  /** Ended sessions by session id, with the time they expire. */
+  private readonly ended = new Map<string, { envelope: RelayEnvelope; expiresAt: number }>();
+  private sweepAt = MIN_SWEEP_SIZE;
+  private readonly unsubscribe: (() => void) | undefined;
+
+  constructor(
+    private readonly bus: RelayBus | undefined,
+    private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.unsubscribe = bus?.onRelay((payload, replica) => this.fromReplica(payload, replica));
+  }
+
+  /** A node stream joins once its hello was accepted; the returned function removes it. */
+  join(target: RelayTarget): () => void {
+    this.targets.add(target);
+    if (target.nodeTag !== '') {
+      const previous = this.byTag.get(target.nodeTag);
+      if (previous !== undefined && previous.nodeId !== target.nodeId) this.logger.warn({ nodeTag: target.nodeTag, node: target.nodeId, previous: previous.nodeId }, 'two nodes announced the same node tag; relays go to the newer');
+      this.byTag.set(target.nodeTag, target);
+    }
+    return () => {
+      this.targets.delete(target);
+      if (this.byTag.get(target.nodeTag) === target) this.byTag.delete(target.nodeTag);
+    };
+  }
+
+  /** The ended sessions that have not expired yet, to send to a node that just connected. */
+  liveEndedSessions(): RelayEnvelope[] {
+    const now = this.now();
+    const live: RelayEnvelope[] = [];
+    for (const [sessionId, entry] of this.ended) {
+      if (entry.expiresAt > now) live.push(entry.envelope);
+      else this.ended.delete(sessionId);
+    }
+    return live;
+  }
+
+  get endedCount(): number {
+    return this.ended.size;
+  }
+
+  /** An envelope a node sent on its stream (validated already). */
+  fromNode(from: RelayTarget, message: RelayMessage): void {
+    const envelope = toEnvelope(message, from.nodeId);
+    if (!this.deliverLocally(envelope, from)) return;
+    if (envelope.toNodeTag !== '' && this.byTag.has(envelope.toNodeTag)) return;
+    const payload = Buffer.from(RelayEnvelope.encode(envelope).finish()).toString('base64');
+    this.bus?.publishRelay(payload).then(
+      (sent) => {
+        if (!sent) this.logger.warn({ kind: envelope.kind?.$case, node: from.nodeId, toNodeTag: envelope.toNodeTag, bytes: payload.length }, 'a relay envelope could not reach the other control-plane replicas (too large for NOTIFY, or the listener connection is down)');
+      },
+      (error: unknown) => this.logger.warn({ err: errorMessage(error) }, 'could not publish a relay envelope'),
+    );
+  }
+
+  close(): void {
+    this.unsubscribe?.();
+  }
+
+  private fromReplica(payload: string, replica: string): void {
+    let envelope: RelayEnvelope;
+    try {
+      const decoded = RelayEnvelope.decode(Buffer.from(payload, 'base64'));
+      if (!NODE_ID.test(decoded.fromNodeId)) throw new Error('relay.fromNodeId: must name the sending node');
+      envelope = toEnvelope(parseRelayMessage(decoded), decoded.fromNodeId);
+    } catch (error) {
+      this.logger.warn({ replica, err: errorMessage(error) }, 'ignored a malformed relay envelope from another replica');
+      return;
+    }
+    this.deliverLocally(envelope, undefined);
+  }
+
+  /**
+   * Delivers to the streams of this replica: the named node, or every node but the sender. An
+   * ended session is recorded, and forwarded only when it is news (false: nothing more to do).
+   */
+  private deliverLocally(envelope: RelayEnvelope, from: RelayTarget | undefined): boolean {
+    if (envelope.kind?.$case === 'ended' && !this.recordEnded(envelope, envelope.kind.value.expiresAtMs)) return false;
+    if (envelope.toNodeTag !== '') {
+      const target = this.byTag.get(envelope.toNodeTag);
+      if (target !== undefined) target.deliver(envelope);
+      else if (from === undefined) return false;
+      else this.logger.debug({ toNodeTag: envelope.toNodeTag, node: from.nodeId }, 'relay target not connected to this replica; publishing to the others');
+      return true;
+    }
+    for (const target of this.targets) if (target !== from) target.deliver(envelope);
+    return true;
+  }
+
+  private recordEnded(envelope: RelayEnvelope, expiresAtMs: number): boolean {
+    const now = this.now();
+    const expiresAt = Math.min(expiresAtMs, now + MAX_ENDED_SESSION_AGE_MS);
+    if (expiresAt <= now || this.ended.has(envelope.sessionId)) return false;
+    this.ended.set(envelope.sessionId, { envelope, expiresAt });
+    if (this.ended.size >= this.sweepAt) {
+      for (const [sessionId, entry] of this.ended) if (entry.expiresAt <= now) this.ended.delete(sessionId);
+      this.sweepAt = Math.max(MIN_SWEEP_SIZE, this.ended.size * 2);
+    }
+    return true;
+  }
+}
+
+function toEnvelope(message: RelayMessage, fromNodeId: string): RelayEnvelope {
+  return { toNodeTag: message.toNodeTag, fromNodeId, keyId: message.keyId, sessionId: message.sessionId, kind: message.kind };
+}
