@@ -5,7 +5,7 @@ import { UpstreamErrorCode } from '../../data-plane/src/upstream/upstream-errors
 import type { CatalogKind, RpcMessage } from '../../data-plane/src/upstream/upstream-router.ts';
 import type { RunningProcess } from '../support/processes.ts';
 import { startEverythingHttp } from '../support/processes.ts';
-import { conformanceFixtureStdioCommand } from '../support/conformance.ts';
+import { conformanceFixtureStdioCommand, startConformanceFixtureHttp } from '../support/conformance.ts';
 import { PoolHarness, READY, everythingStdio, firstText, httpUpstream, stdioUpstream, until } from '../support/upstream-pool-harness.ts';
 import { SdkHttpFixture } from '../support/upstream-sdk-server.ts';
 
@@ -61,6 +61,18 @@ describe('upstream relay: progress, cancellation, server requests, notifications
       const seen: unknown[] = [];
       await h.pool.request('conf', { method: 'tools/call', params: { name: 'test_tool_with_progress', arguments: {} } }, { meta: { progressToken: `agent-${call}` }, onProgress: (p) => void seen.push([p['progressToken'], p['progress']]) });
       assert.deepEqual(seen, [[`agent-${call}`, 0], [`agent-${call}`, 50], [`agent-${call}`, 100]], `call ${call}`);
+    }
+  });
+
+  test('UP-PARAM-HEADERS: a tools/call to a 2026-07-28 upstream carries the Mcp-Param-* headers its tool declares, so the upstream accepts it', async () => {
+    const upstream = await startConformanceFixtureHttp();
+    cleanups.push(() => upstream.process.stop());
+    const h = pool([httpUpstream('conf', upstream.url)]);
+    await h.waitForState('conf', READY, 30_000);
+    // The fixture (an SDK v2 server) refuses the call with -32020 when Mcp-Param-Region is missing or differs.
+    for (const region of ['eu-west', 'Zürich', ' padded ']) {
+      const result = await h.pool.request('conf', { method: 'tools/call', params: { name: 'test_custom_headers', arguments: { region, query: 'q' } } });
+      assert.equal(firstText(result), `Custom header tool called with: ${JSON.stringify({ region, query: 'q' })}`);
     }
   });
 

@@ -211,7 +211,7 @@ export async function startConformanceGateway(upstream: Record<string, unknown>)
       ['dev', '--data-dir', dataDir, '--graphql-port', String(ports.graphql), '--grpc-port', String(ports.grpc), '--port', String(ports.mcp), '--log-level', 'warn', ...extra],
       { DATABASE_URL: '', PORTCULLIS_ADMIN_TOKEN: '' },
     );
-    const [, adminToken] = await child.waitFor(/Admin token:\s+(\S+)/, 60_000);
+    const [, adminToken] = await child.waitFor(/Admin token:\s+(\S+)/, 120_000);
     await child.waitFor(/MCP endpoint \(agents\):/, 30_000);
     return { process: child, adminToken: adminToken! };
   };

@@ -53,5 +53,6 @@ export const PROTOCOL_REQUIREMENTS: Readonly<Record<string, string>> = {
   'DN-SSE-EVENT-STORE-BOUNDS': 'The per-node event store is bounded: events and bytes per stream, streams and bytes in all, and time (a stream idle longer than the resume window is dropped).',
   'DN-RELAY-SERVER-REPLY': '2025 era: an agent\'s reply to a server-to-client request (elicitation, sampling, roots) that lands on another node than the one that asked is relayed there through the control plane and completes the call; it settles only a request sent to the same session and key.',
   'DN-RELAY-CANCEL': '2025 era: notifications/cancelled for a request in flight on another node is relayed to every node through the control plane, and the node running it aborts the upstream call (after checking the session is that key\'s).',
+  'DN-PARAM-HEADERS': '2026-07-28: a tools/call carries the Mcp-Param-* headers its tool declares (x-mcp-header, SEP-2243), matching its arguments (plain or Base64 sentinel), else HTTP 400 -32020.',
   'DN-RELAY-SESSION-ENDED': '2025 era: a session ended with DELETE on one node is refused (404) on every node within a second, including nodes that connect later while the id would still be valid (the control plane keeps ended sessions until they would expire).',
 };

@@ -32,6 +32,7 @@ export const UPSTREAM_REQUIREMENTS = {
   'UP-RELAY-CANCEL': 'Aborting a relayed request sends notifications/cancelled upstream and rejects at once.',
   'UP-RELAY-SERVER-REQUEST': "Sampling, elicitation and roots requests from an upstream go to the onRequest of the call that caused them; unroutable ones are answered with an error.",
   'UP-RELAY-PROGRESS-ORDER': "Progress of a request relayed on the SDK client's path reaches the caller in wire order, including a last progress read together with the result.",
+  'UP-PARAM-HEADERS': "A tools/call to a 2026-07-28 upstream carries the Mcp-Param-* headers (SEP-2243) that the upstream's tool declares with x-mcp-header.",
   'UP-RELAY-NOTIFICATIONS': 'Notifications related to a call go to its onNotification; others to onUpstreamNotification.',
   'UP-NAMES': 'Exposed names are <upstream>__<name> or bare (unprefixed); invalid or colliding names are left out and reported.',
   'UP-HASH': 'definition_sha256 is the hex SHA-256 of the canonical JSON (sorted keys) of name, title, description, inputSchema, outputSchema, annotations.',

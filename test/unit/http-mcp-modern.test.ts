@@ -186,3 +186,35 @@ test('2026-07-28: a missing or unknown key is refused with 401 before anything e
     });
   });
 });
+
+test('DN-PARAM-HEADERS: a 2026-07-28 tools/call must carry the Mcp-Param-* headers its tool declares (x-mcp-header), matching the arguments (plain or Base64 sentinel), else HTTP 400 -32020', async () => {
+  const routed = new MemoryToolRouter([
+    {
+      upstream: 'geo',
+      name: 'route',
+      inputSchema: { type: 'object', properties: { region: { type: 'string', 'x-mcp-header': 'Region' }, count: { type: 'integer', 'x-mcp-header': 'Count' }, note: { type: 'string' } } },
+      handler: (args) => ({ content: [{ type: 'text', text: `routed ${JSON.stringify(args)}` }] }),
+    },
+  ]);
+  const key = testKey('k1', ['geo__route']);
+  const server = await startServer(routed, buildConfig([key], [sessionKey('s1')]));
+  const call = (args: Record<string, unknown>, headers: Record<string, string>) => postModern(server.url, key.secret, 'tools/call', { name: 'geo__route', arguments: args }, { 'mcp-name': 'geo__route', ...headers });
+  const refused = (reply: { status: number; body: unknown }) => reply.status === 400 && (reply.body as { error?: { code: number } }).error?.code === -32020;
+  const zurich = `=?base64?${Buffer.from('Zürich').toString('base64')}?=`;
+  try {
+    assert.equal((await call({ region: 'eu-west', count: 3 }, { 'mcp-param-region': 'eu-west', 'mcp-param-count': '3' })).status, 200);
+    assert.equal((await call({ region: 'Zürich' }, { 'Mcp-Param-Region': zurich })).status, 200, 'a Base64 sentinel value is decoded');
+    assert.equal((await call({ region: 'eu', count: 42 }, { 'mcp-param-region': '  eu ', 'mcp-param-count': '42.0' })).status, 200, 'numbers compare numerically; OWS is stripped');
+    assert.equal((await call({ note: 'no declared values' }, { 'mcp-param-region': 'ignored' })).status, 200, 'a header without a body value is ignored');
+    const missing = await call({ region: 'eu' }, {});
+    assert.ok(refused(missing), JSON.stringify(missing.body));
+    assert.match((missing.body as { error: { message: string } }).error.message, /Mcp-Param-Region header is absent/);
+    assert.ok(refused(await call({ region: 'eu' }, { 'mcp-param-region': 'us' })), 'a mismatch');
+    assert.ok(refused(await call({ region: 'Hello' }, { 'mcp-param-region': '=?base64?SGVsbG8?=' })), 'invalid Base64 padding');
+    assert.ok(refused(await call({ region: 'Hello' }, { 'mcp-param-region': '=?base64?SGVs!!!bG8=?=' })), 'characters outside the Base64 alphabet');
+    assert.equal((await call({ region: '=?base64?SGVsbG8=' }, { 'mcp-param-region': '=?base64?SGVsbG8=' })).status, 200, 'without the ?= suffix the value is literal');
+    assert.equal(routed.calls.length, 5, 'refused calls never reach the upstream');
+  } finally {
+    await server.close();
+  }
+});

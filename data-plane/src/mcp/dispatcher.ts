@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { PortcullisError } from '../../../common/src/index.ts';
 import type { SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
 import type { AllowList } from '../policy/allow-list.ts';
+import { checkParamHeaders, paramHeaderDeclarations, type ParamHeaderMismatch } from './param-headers.ts';
 import type { Principal } from '../policy/principal.ts';
 import { UpstreamRpcError } from '../upstream/tool-router.ts';
 import type { CatalogKind, RelayOptions, RpcMessage, UpstreamRouter } from '../upstream/upstream-router.ts';
@@ -160,6 +161,19 @@ export class McpDispatcher {
   /** What the gateway advertises right now: the merged upstreams' capabilities. */
   capabilities(era: ProtocolEra): Record<string, unknown> {
     return mergeUpstreamCapabilities(this.router.upstreams(), era);
+  }
+
+  /**
+   * A 2026-07-28 `tools/call` whose `Mcp-Param-*` headers disagree with its arguments (SEP-2243), as
+   * the tool the key may call declares them: the rejection, else undefined. `header` reads a request header.
+   */
+  paramHeaderMismatch(request: RpcRequest, allowList: AllowList, header: (name: string) => string | undefined): ParamHeaderMismatch | undefined {
+    if (request.method !== 'tools/call') return undefined;
+    const name = request.params?.['name'];
+    const tool = typeof name === 'string' ? this.views.findAllowed(allowList, 'tools', name) : undefined;
+    if (tool === undefined) return undefined;
+    const declarations = paramHeaderDeclarations(tool.definition['inputSchema']);
+    return declarations.length === 0 ? undefined : checkParamHeaders(declarations, request.params?.['arguments'], header);
   }
 
   /** A 2025-era `initialize`: negotiates the revision and hands out a signed, self-contained session id. */

@@ -1,4 +1,5 @@
 import { isPlainObject } from './json-rpc.ts';
+import { decodeValue } from './param-headers.ts';
 
 /**
  * The 2026-07-28 standard request headers (SEP-2243) as the SDK's HTTP entry checks them after
@@ -27,11 +28,6 @@ const MCP_NAME_SOURCE: Readonly<Record<string, string>> = {
   'tasks/cancel': 'taskId',
 };
 
-const BASE64_SENTINEL_PREFIX = '=?base64?';
-const BASE64_SENTINEL_SUFFIX = '?=';
-const BASE64_CANONICAL = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 function mismatch(header: string, body: string): HeaderMismatch {
   return { message: `Bad Request: the request headers and body disagree: ${body}`, data: { mismatch: { header, body } } };
 }
@@ -39,18 +35,6 @@ function mismatch(header: string, body: string): HeaderMismatch {
 /** Strips RFC 9110 optional whitespace (SP / HTAB). */
 export function stripOws(value: string | undefined): string | undefined {
   return value === undefined ? undefined : value.replace(/^[ \t]+|[ \t]+$/g, '');
-}
-
-/** A header value as sent, or the `=?base64?…?=` sentinel decoded; undefined when the sentinel is invalid. */
-function decodeHeaderValue(value: string): string | undefined {
-  if (!(value.startsWith(BASE64_SENTINEL_PREFIX) && value.endsWith(BASE64_SENTINEL_SUFFIX))) return value;
-  const b64 = value.slice(BASE64_SENTINEL_PREFIX.length, value.length - BASE64_SENTINEL_SUFFIX.length);
-  if (!BASE64_CANONICAL.test(b64)) return undefined;
-  try {
-    return utf8.decode(Buffer.from(b64, 'base64'));
-  } catch {
-    return undefined;
-  }
 }
 
 /** The rejection for a modern request whose standard headers are missing or disagree with its body, if any. */
@@ -72,7 +56,7 @@ export function checkStandardHeaders(headers: StandardHeaders, method: string, p
     if (bodyValue === undefined) return undefined;
     return mismatch('(missing)', `the body carries params.${field}="${bodyValue}" but the required Mcp-Name header is absent`);
   }
-  const decoded = decodeHeaderValue(headers.name);
+  const decoded = decodeValue(headers.name);
   if (decoded === undefined) return mismatch(headers.name, 'the Mcp-Name header carries an invalid Base64 sentinel value');
   if (bodyValue !== undefined && decoded !== bodyValue) return mismatch(headers.name, `the body carries params.${field}="${bodyValue}" but the Mcp-Name header names "${decoded}"`);
   return undefined;

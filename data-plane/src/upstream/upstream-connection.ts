@@ -7,6 +7,7 @@ import { Transport, UpstreamState, type UpstreamConfig } from '../../../proto/ge
 import { RedirectedError } from './http-channel.ts';
 import type { LeanRelay } from './lean-relay.ts';
 import { attachLeanRelay } from './relay-wiring.ts';
+import { paramHeaderDeclarations, paramHeaders } from '../mcp/param-headers.ts';
 import { ProgressTap, type ProgressRoute } from './progress-tap.ts';
 import { StdioPipeTransport } from './stdio-transport.ts';
 import { UpstreamRpcError } from './tool-router.ts';
@@ -329,12 +330,26 @@ export class UpstreamConnection {
           resetTimeoutOnProgress: true,
           ...(onprogress ? { onprogress: ignoreProgress } : {}),
           ...(options.returnInputRequired ? { allowInputRequired: true } : {}),
+          ...this.paramHeadersFor(client, message.method, params),
         }),
       );
     } finally {
       this.inflight.delete(call);
       if (call.progress) this.progressTap.release(call.progress);
     }
+  }
+
+  /**
+   * A 2026-07-28 upstream's `tools/call` carries the `Mcp-Param-*` headers its tool declares
+   * (SEP-2243), as the SDK's `callTool` would send them; the upstream rejects a call without them.
+   */
+  private paramHeadersFor(client: Client, method: string, params: Record<string, unknown> | undefined): { headers?: Record<string, string> } {
+    if (method !== 'tools/call' || !isModernConnection(client)) return {};
+    const name = params?.['name'];
+    const declarations = typeof name === 'string' ? paramHeaderDeclarations(this.tool(name)?.['inputSchema']) : [];
+    if (declarations.length === 0) return {};
+    const headers = paramHeaders(declarations, params?.['arguments']);
+    return Object.keys(headers).length === 0 ? {} : { headers };
   }
 
   private async connect(): Promise<void> {
