@@ -208,7 +208,7 @@ test('DN-PARAM-HEADERS: a 2026-07-28 tools/call must carry the Mcp-Param-* heade
     assert.equal((await call({ note: 'no declared values' }, { 'mcp-param-region': 'ignored' })).status, 200, 'a header without a body value is ignored');
     const missing = await call({ region: 'eu' }, {});
     assert.ok(refused(missing), JSON.stringify(missing.body));
-    assert.match((missing.body as { error: { message: string } }).error.message, /Mcp-Param-Region header is absent/);
+    assert.match((missing.body as unknown as { error: { message: string } }).error.message, /Mcp-Param-Region header is absent/);
     assert.ok(refused(await call({ region: 'eu' }, { 'mcp-param-region': 'us' })), 'a mismatch');
     assert.ok(refused(await call({ region: 'Hello' }, { 'mcp-param-region': '=?base64?SGVsbG8?=' })), 'invalid Base64 padding');
     assert.ok(refused(await call({ region: 'Hello' }, { 'mcp-param-region': '=?base64?SGVs!!!bG8=?=' })), 'characters outside the Base64 alphabet');
