@@ -151,3 +151,47 @@ describe('relays between data-plane nodes through the control plane', () => {
     }
   });
 });
+
+describe('relays across control-plane replicas (Postgres LISTEN/NOTIFY)', () => {
+  let schema: TestSchema;
+  let replica1: ControlPlaneProcess;
+  let replica2: ControlPlaneProcess;
+  let nodeA: DataPlaneProcess;
+  let nodeB: DataPlaneProcess;
+  let key: { id: string; secret: string };
+
+  before(async () => {
+    schema = await createTestSchema();
+    replica1 = await ControlPlaneProcess.start(schema.url, schema.name);
+    replica2 = await ControlPlaneProcess.start(schema.url, schema.name);
+    [nodeA, nodeB] = await Promise.all([DataPlaneProcess.start(replica1, 'node-a'), DataPlaneProcess.start(replica2, 'node-b')]);
+    await graphqlOk(replica1.graphqlUrl, replica1.adminToken, CREATE_UPSTREAM, { input: { name: 'ev', transport: 'STDIO', command: process.execPath, args: [EVERYTHING_SERVER, 'stdio'] } });
+    const created = await graphqlOk<{ createVirtualKey: { secret: string; key: { id: string } } }>(replica1.graphqlUrl, replica1.adminToken, CREATE_KEY, { input: { name: 'agent', allowedTools: ['ev__*'] } });
+    key = { id: created.createVirtualKey.key.id, secret: created.createVirtualKey.secret };
+    await eventually('the key reached both nodes', async () => (await accepts(nodeA.mcpUrl, key.secret)) && (await accepts(nodeB.mcpUrl, key.secret)), 5_000);
+  });
+
+  after(async () => {
+    await Promise.allSettled([nodeA?.stop(), nodeB?.stop()]);
+    await Promise.allSettled([replica1?.stop(), replica2?.stop()]);
+    await schema?.drop();
+  });
+
+  test('DN-RELAY-SERVER-REPLY DN-RELAY-SESSION-ENDED: a reply and an ended session reach a node connected to another replica', async () => {
+    const moved: string[] = [];
+    const { client, transport } = await legacyAgent(nodeA.mcpUrl, key.secret, { fetch: splitFetch(nodeB.mcpUrl, moved) });
+    const sessionId = transport.sessionId!;
+    try {
+      await eventually('server-everything listed on node A', async () => (await client.listTools()).tools.some((t) => t.name === 'ev__trigger-elicitation-request'), 30_000);
+      client.setRequestHandler(ElicitRequestSchema, async () => ({ action: 'accept', content: { name: 'Across Replicas' } }));
+      const result = await client.callTool({ name: 'ev__trigger-elicitation-request', arguments: {} });
+      assert.match(JSON.stringify(result.content), /Across Replicas/);
+      assert.ok(moved.length > 0 && moved.every((m) => m === 'response'), `answers were posted to node B: ${moved.join(', ')}`);
+      await transport.terminateSession();
+    } finally {
+      await client.close();
+    }
+    const headers = { authorization: `Bearer ${key.secret}`, 'mcp-session-id': sessionId };
+    await eventually('node B (on the other replica) refuses the ended session', async () => (await postMcp(nodeB.mcpUrl, PING, headers)).status === 404, 1_000);
+  });
+});
