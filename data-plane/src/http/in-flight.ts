@@ -43,8 +43,8 @@ export class RequestAbort {
 /**
  * The 2025-era requests in flight on this node, by session and JSON-RPC id, so that an agent's
  * `notifications/cancelled` aborts the upstream call. Nodes are stateless: a cancel that lands on
- * another node than the call finds nothing there and is ignored (the call completes, or is aborted
- * when the agent closes the call's connection, which the SDK clients do on cancel as well).
+ * another node than the call is relayed to every node through the control plane (relay/), and the
+ * node holding the call aborts it here.
  */
 export class InFlightRequests {
   private readonly requests = new Map<string, RequestAbort>();
