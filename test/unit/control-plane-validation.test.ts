@@ -77,7 +77,7 @@ describe('parseNodeMessage', () => {
     assert.equal(parsed.kind === 'upstream' && parsed.report.state, 'DOWN');
   });
   it('names the offending field', () => {
-    assert.throws(() => parseNodeMessage({}), /^Error: kind: must be one of hello, ack or upstream|kind: must be one of hello, ack or upstream/);
+    assert.throws(() => parseNodeMessage({}), /kind: must be one of hello, ack, upstream or relay/);
     assert.throws(() => parseNodeMessage({ kind: { $case: 'ack', value: { version: 'v1', accepted: true, error: '' } } }), /ack\.version: must be the decimal version/);
     assert.throws(
       () => parseNodeMessage({ kind: { $case: 'upstream', value: { upstreamId: 'x', configHash: '', state: UpstreamState.UPSTREAM_STATE_READY, error: '', hasCatalog: false, tools: [], serverName: '', serverVersion: '', protocolVersion: '' } } }),
