@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EndedSessions } from '../../data-plane/src/mcp/ended-sessions.ts';
-import { signSessionToken, verifySessionToken } from '../../data-plane/src/mcp/session-token.ts';
+import { VerifiedSessionTokens, signSessionToken, verifySessionToken } from '../../data-plane/src/mcp/session-token.ts';
 import { sessionKey } from '../support/mcp-server-harness.ts';
 
 const claims = { keyId: 'k1', protocolVersion: '2025-11-25', clientInfo: { name: 'a', version: '1' }, clientCapabilities: {}, issuedAt: 1_700_000_000 };
@@ -49,4 +49,21 @@ test('DN-SESSION-MAX-AGE: ended sessions are remembered until they would have ex
   assert.ok(ended.size <= 6_000, `the expired entries were swept (size ${ended.size})`);
   assert.equal(ended.has('payload7.sig7'), false);
   assert.equal(ended.has('late5999.late-sig5999'), true);
+});
+
+test('verified session ids are remembered per key set: a hit needs the exact token, and a new key set (rotation) is verified afresh', () => {
+  const cache = new VerifiedSessionTokens(2);
+  const old = sessionKey('old');
+  const claims = { keyId: 'k1', protocolVersion: '2025-11-25', clientInfo: {}, clientCapabilities: {}, issuedAt: 1 };
+  const token = signSessionToken(claims, [old]);
+  const keys = [old];
+  const first = cache.verify(token, keys);
+  assert.ok(first.ok);
+  const again = cache.verify(token, keys);
+  assert.ok(again.ok && again.claims.keyId === 'k1');
+  const [payload, mac] = token.split('.') as [string, string];
+  const altered = `${payload}.${mac.slice(0, -2)}${mac.endsWith('AA') ? 'BB' : 'AA'}`;
+  assert.deepEqual(cache.verify(altered, keys), { ok: false, reason: 'bad-signature' }, 'an altered id misses the cache');
+  assert.deepEqual(cache.verify(token, [sessionKey('new')]), { ok: false, reason: 'unknown-signing-key' }, 'once the key is rotated out the id is refused, cached or not');
+  for (let i = 0; i < 3; i += 1) assert.ok(cache.verify(signSessionToken({ ...claims, issuedAt: i + 2 }, [old]), keys).ok, 'beyond its capacity the cache still verifies');
 });

@@ -9,7 +9,7 @@ import { LEGACY_PROTOCOL_VERSIONS, MAX_BATCH_SIZE, MODERN_PROTOCOL_VERSIONS, Rpc
 import { ServerRequests } from '../mcp/server-requests.ts';
 import type { EndedSessions } from '../mcp/ended-sessions.ts';
 import type { NodeRelay } from '../relay/node-relay.ts';
-import { verifySessionToken, type SessionClaims } from '../mcp/session-token.ts';
+import { VerifiedSessionTokens, type SessionClaims } from '../mcp/session-token.ts';
 import { checkStandardHeaders, stripOws } from '../mcp/standard-headers.ts';
 import type { AgentStreams } from './agent-streams.ts';
 import { authenticateRequest, type Authenticated } from './authenticate.ts';
@@ -72,6 +72,7 @@ function header(req: IncomingMessage, name: string): string | undefined {
 export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const { getConfig, services, maxBodyBytes, logger, anonymousKeyId } = options;
   const { dispatcher, streams } = services;
+  const verifiedTokens = new VerifiedSessionTokens();
 
   /**
    * 2025 era: the signed session id must be present (400), valid under a current session key, issued to this key,
@@ -84,7 +85,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
       sendRpcError(res, 400, RpcErrorCode.TransportError, 'Bad Request: Mcp-Session-Id header is required', { id });
       return undefined;
     }
-    const verified = verifySessionToken(token, auth.config.sessionKeys);
+    const verified = verifiedTokens.verify(token, auth.config.sessionKeys);
     const refused = !verified.ok ? verified.reason : verified.claims.keyId !== auth.principal.keyId || verified.claims.streamId !== undefined ? 'other-key' : services.endedSessions.has(token) ? 'ended' : services.endedSessions.expired(verified.claims) ? 'expired' : undefined;
     if (refused !== undefined || !verified.ok) {
       logger.debug({ keyId: auth.principal.keyId, reason: refused }, 'session refused');
