@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { PortcullisError } from '../../common/src/index.ts';
 import { UpstreamErrorCode } from '../../data-plane/src/upstream/upstream-errors.ts';
 import { REPO_ROOT } from '../support/processes.ts';
-import { PoolHarness, READY, everythingStdio, firstText, httpUpstream, stdioUpstream } from '../support/upstream-pool-harness.ts';
+import { PoolScope, READY, everythingStdio, firstText, httpUpstream, stdioUpstream } from '../support/upstream-pool-harness.ts';
 import { EXOTIC_RESULT } from '../fixtures/raw-stdio-upstream.ts';
 
 /**
@@ -93,17 +93,10 @@ async function startRawHttp(): Promise<RawHttp> {
 }
 
 describe('upstream lean relay: what the SDK client did for relayed requests, kept', () => {
-  const cleanups: (() => Promise<unknown> | unknown)[] = [];
+  const scope = new PoolScope();
+  const { cleanups, pool } = scope;
 
-  after(async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup();
-  });
-
-  function pool(...args: Parameters<typeof PoolHarness.start>): PoolHarness {
-    const harness = PoolHarness.start(...args);
-    cleanups.push(() => harness.close());
-    return harness;
-  }
+  after(() => scope.close());
 
   async function rawHttp(): Promise<RawHttp> {
     const started = await startRawHttp();

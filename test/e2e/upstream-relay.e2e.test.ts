@@ -6,11 +6,12 @@ import type { CatalogKind, RpcMessage } from '../../data-plane/src/upstream/upst
 import type { RunningProcess } from '../support/processes.ts';
 import { startEverythingHttp } from '../support/processes.ts';
 import { conformanceFixtureStdioCommand, startConformanceFixtureHttp } from '../support/conformance.ts';
-import { PoolHarness, READY, everythingStdio, firstText, httpUpstream, stdioUpstream, until } from '../support/upstream-pool-harness.ts';
+import { PoolScope, READY, everythingStdio, firstText, httpUpstream, stdioUpstream, until } from '../support/upstream-pool-harness.ts';
 import { SdkHttpFixture } from '../support/upstream-sdk-server.ts';
 
 describe('upstream relay: progress, cancellation, server requests, notifications, list changes, pinning, names', () => {
-  const cleanups: (() => Promise<unknown> | unknown)[] = [];
+  const scope = new PoolScope();
+  const { cleanups, pool } = scope;
   let everythingHttp: { process: RunningProcess; url: string };
 
   before(async () => {
@@ -18,15 +19,7 @@ describe('upstream relay: progress, cancellation, server requests, notifications
     cleanups.push(() => everythingHttp.process.stop());
   });
 
-  after(async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup();
-  });
-
-  function pool(...args: Parameters<typeof PoolHarness.start>): PoolHarness {
-    const harness = PoolHarness.start(...args);
-    cleanups.push(() => harness.close());
-    return harness;
-  }
+  after(() => scope.close());
 
   async function fixture(kind: 'sessionful-2025' | 'modern-2026' = 'sessionful-2025'): Promise<SdkHttpFixture> {
     const started = await SdkHttpFixture.start(kind);

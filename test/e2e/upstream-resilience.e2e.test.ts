@@ -3,20 +3,13 @@ import assert from 'node:assert/strict';
 import { PortcullisError } from '../../common/src/index.ts';
 import { UpstreamErrorCode } from '../../data-plane/src/upstream/upstream-errors.ts';
 import { freePort } from '../support/processes.ts';
-import { DEGRADED, DOWN, PoolHarness, READY, everythingStdio, firstText, httpUpstream, until } from '../support/upstream-pool-harness.ts';
+import { DEGRADED, DOWN, PoolScope, READY, everythingStdio, firstText, httpUpstream, until } from '../support/upstream-pool-harness.ts';
 import { SdkHttpFixture } from '../support/upstream-sdk-server.ts';
 
 describe('upstream resilience: crashes, restarts, expired sessions, health', () => {
-  const cleanups: (() => Promise<unknown> | unknown)[] = [];
-  after(async () => {
-    for (const cleanup of cleanups.reverse()) await cleanup();
-  });
-
-  function pool(...args: Parameters<typeof PoolHarness.start>): PoolHarness {
-    const harness = PoolHarness.start(...args);
-    cleanups.push(() => harness.close());
-    return harness;
-  }
+  const scope = new PoolScope();
+  const { cleanups, pool } = scope;
+  after(() => scope.close());
 
   async function fixture(kind: 'sessionful-2025' | 'modern-2026', port?: number): Promise<SdkHttpFixture> {
     const started = await SdkHttpFixture.start(kind, port === undefined ? {} : { port });

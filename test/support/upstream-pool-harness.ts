@@ -86,6 +86,22 @@ export class PoolHarness {
   }
 }
 
+/** What a describe block starts (pools, servers, processes), closed in reverse order by its `after(() => scope.close())`. */
+export class PoolScope {
+  readonly cleanups: (() => Promise<unknown> | unknown)[] = [];
+
+  /** A started pool, closed with the scope. */
+  readonly pool = (...args: Parameters<typeof PoolHarness.start>): PoolHarness => {
+    const harness = PoolHarness.start(...args);
+    this.cleanups.push(() => harness.close());
+    return harness;
+  };
+
+  async close(): Promise<void> {
+    for (const cleanup of this.cleanups.splice(0).reverse()) await cleanup();
+  }
+}
+
 export const READY = UpstreamState.UPSTREAM_STATE_READY;
 export const DOWN = UpstreamState.UPSTREAM_STATE_DOWN;
 export const DEGRADED = UpstreamState.UPSTREAM_STATE_DEGRADED;
