@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import type { SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
+import { splitSignedToken } from './session-token.ts';
 
 /**
  * The `requestState` the gateway hands a 2026-07-28 agent with an `input_required` result:
@@ -44,7 +45,6 @@ const PREFIX = 'pcrs1.';
 const DOMAIN = 'portcullis/request-state/v1\n';
 /** States longer than this are refused before any parsing (an upstream's own state rides inside). */
 const MAX_LENGTH = 256 * 1024;
-const MAC_BYTES = 32;
 
 /** The payload's wire shape: short names, since the agent echoes the state on every retry. */
 const Payload = z.object({
@@ -86,12 +86,9 @@ export function signRequestState(claims: RequestStateClaims, keys: readonly Sign
  */
 export function verifyRequestState(state: string, keyId: string, keys: readonly SigningKey[], now = Date.now()): RequestStateVerification {
   if (state.length > MAX_LENGTH || !state.startsWith(PREFIX)) return { ok: false, reason: 'malformed' };
-  const body = state.slice(PREFIX.length);
-  const dot = body.indexOf('.');
-  if (dot <= 0 || dot !== body.lastIndexOf('.')) return { ok: false, reason: 'malformed' };
-  const encoded = body.slice(0, dot);
-  const signature = Buffer.from(body.slice(dot + 1), 'base64url');
-  if (signature.length !== MAC_BYTES) return { ok: false, reason: 'malformed' };
+  const parts = splitSignedToken(state.slice(PREFIX.length));
+  if (parts === undefined) return { ok: false, reason: 'malformed' };
+  const { payload: encoded, signature } = parts;
   let payload: Payload;
   try {
     const parsed = Payload.safeParse(JSON.parse(Buffer.from(encoded, 'base64url').toString('utf8')));

@@ -45,14 +45,20 @@ export function signSessionToken(claims: Omit<SessionClaims, 'signingKeyId'>, ke
   return `${payload}.${mac(key.secret, payload).toString('base64url')}`;
 }
 
+/** `base64url(payload).base64url(HMAC-SHA256)` split into its parts; undefined when it is not that shape. */
+export function splitSignedToken(token: string): { payload: string; signature: Buffer } | undefined {
+  const dot = token.indexOf('.');
+  if (dot <= 0 || dot !== token.lastIndexOf('.')) return undefined;
+  const signature = Buffer.from(token.slice(dot + 1), 'base64url');
+  return signature.length === MAC_BYTES ? { payload: token.slice(0, dot), signature } : undefined;
+}
+
 /** Verifies a presented session id against every current session key (the first signs, all verify). */
 export function verifySessionToken(token: string, keys: readonly SigningKey[]): SessionVerification {
   if (token.length > MAX_TOKEN_LENGTH) return { ok: false, reason: 'malformed' };
-  const dot = token.indexOf('.');
-  if (dot <= 0 || dot !== token.lastIndexOf('.')) return { ok: false, reason: 'malformed' };
-  const payload = token.slice(0, dot);
-  const signature = Buffer.from(token.slice(dot + 1), 'base64url');
-  if (signature.length !== MAC_BYTES) return { ok: false, reason: 'malformed' };
+  const parts = splitSignedToken(token);
+  if (parts === undefined) return { ok: false, reason: 'malformed' };
+  const { payload, signature } = parts;
   let claims: SessionClaims;
   try {
     claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as SessionClaims;
