@@ -1,7 +1,7 @@
-import { SSEClientTransport, StreamableHTTPClientTransport, parseJSONRPCMessage, type Client, type JSONRPCMessage, type MessageExtraInfo } from '@modelcontextprotocol/client';
+import { SSEClientTransport, StreamableHTTPClientTransport, type Client, type JSONRPCMessage, type MessageExtraInfo } from '@modelcontextprotocol/client';
 import { SseChannel, StreamableHttpChannel } from './http-channel.ts';
 import { LeanRelay, type RelayChannel } from './lean-relay.ts';
-import { StdioPipeTransport } from './stdio-transport.ts';
+import { StdioPipeTransport, deliverValidated } from './stdio-transport.ts';
 
 export interface LeanRelayTarget {
   upstream: string;
@@ -25,16 +25,7 @@ export function attachLeanRelay(client: Client, target: LeanRelayTarget): LeanRe
   const sdkOnMessage = transport.onmessage;
   const toSdk = (message: JSONRPCMessage, extra?: MessageExtraInfo) => sdkOnMessage?.(message, extra);
   // A message from the relay's own HTTP stream that is not its answer goes to the client, validated as the SDK's transport would.
-  const handOn = (json: unknown) => {
-    let message: JSONRPCMessage;
-    try {
-      message = parseJSONRPCMessage(json);
-    } catch (error) {
-      transport.onerror?.(error instanceof Error ? error : new Error(String(error)));
-      return;
-    }
-    toSdk(message);
-  };
+  const handOn = (json: unknown) => deliverValidated(json, { onmessage: (message) => toSdk(message), onerror: (error) => transport.onerror?.(error) });
   let channel: RelayChannel;
   if (transport instanceof StdioPipeTransport) {
     channel = { send: (call) => transport.write(JSON.stringify(call.request)), notify: (message) => transport.send(message) };

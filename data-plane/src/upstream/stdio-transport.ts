@@ -203,13 +203,18 @@ export class StdioPipeTransport implements Transport {
       return; // not JSON-RPC (a server logging to stdout); skipped as the SDK's transport does
     }
     if (this.intercept?.(json)) return;
-    let message: JSONRPCMessage;
-    try {
-      message = parseJSONRPCMessage(json);
-    } catch (error) {
-      this.onerror?.(error instanceof Error ? error : new Error(String(error)));
-      return;
-    }
-    this.onmessage?.(message);
+    deliverValidated(json, this);
   }
+}
+
+/** Hands parsed JSON to a transport's client as a JSON-RPC message validated with the SDK's schema, as the SDK's transports do; a message that is not one goes to `onerror`. */
+export function deliverValidated(json: unknown, to: { onmessage?: (message: JSONRPCMessage) => void; onerror?: (error: Error) => void }): void {
+  let message: JSONRPCMessage;
+  try {
+    message = parseJSONRPCMessage(json);
+  } catch (error) {
+    to.onerror?.(error instanceof Error ? error : new Error(String(error)));
+    return;
+  }
+  to.onmessage?.(message);
 }
