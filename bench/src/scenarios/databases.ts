@@ -25,6 +25,17 @@ export async function postgresProblem(url: string): Promise<string | undefined> 
   }
 }
 
+/** The databases of `wanted` that can be measured: the real PostgreSQL only when it answers (else `note` says why, naming `what`). */
+export async function measurableDatabases(wanted: readonly DatabaseKind[], postgresUrl: string, what: string, note: (line: string) => void): Promise<DatabaseKind[]> {
+  const usable: DatabaseKind[] = [];
+  for (const database of wanted) {
+    const problem = database === 'postgres' ? await postgresProblem(postgresUrl) : undefined;
+    if (problem) note(`${what} on the real PostgreSQL not measured: ${postgresUrl} did not answer (${problem})`);
+    else usable.push(database);
+  }
+  return usable;
+}
+
 /** A schema name of its own for one run (created by the caller, dropped afterwards). */
 export function freshSchemaName(prefix: string): string {
   return `${prefix}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { CLI_MAIN } from '../targets/portcullis.ts';
 import { ManagedProcess, freePort } from '../processes.ts';
 import { percentile } from '../stats.ts';
-import { adminQuery, freshSchemaName, postgresProblem, type DatabaseKind } from './databases.ts';
+import { adminQuery, freshSchemaName, measurableDatabases, type DatabaseKind } from './databases.ts';
 
 /**
  * Config propagation: the time from sending the GraphQL mutation that revokes a key to the moment
@@ -210,14 +210,7 @@ async function revokeRound(plane: ControlPlaneUnderTest, ports: readonly number[
  */
 export async function measurePropagation(options: PropagationOptions, progress: (line: string) => void, note: (line: string) => void): Promise<PropagationRow[]> {
   const rows: PropagationRow[] = [];
-  for (const database of options.databases) {
-    if (database === 'postgres') {
-      const problem = await postgresProblem(options.postgresUrl);
-      if (problem) {
-        note(`config propagation on the real PostgreSQL not measured: ${options.postgresUrl} did not answer (${problem})`);
-        continue;
-      }
-    }
+  for (const database of await measurableDatabases(options.databases, options.postgresUrl, 'config propagation', note)) {
     let plane: ControlPlaneUnderTest;
     try {
       plane = await startControlPlane(database, options.postgresUrl);

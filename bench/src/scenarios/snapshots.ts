@@ -12,7 +12,7 @@ import { ensureSessionKeys } from '../../../control-plane/src/services/settings.
 import { AppliedConfig } from '../../../data-plane/src/config/applied-config.ts';
 import { ConnectResponse, type Snapshot, type SnapshotDelta } from '../../../proto/gen/portcullis/v1/config.ts';
 import { percentile } from '../stats.ts';
-import { adminQuery, freshSchemaName, postgresProblem, type DatabaseKind } from './databases.ts';
+import { adminQuery, freshSchemaName, measurableDatabases, type DatabaseKind } from './databases.ts';
 
 /**
  * Snapshot build and apply at 1k, 10k and 100k keys, in this process (nothing else is measured
@@ -216,14 +216,7 @@ async function open(database: DatabaseKind, postgresUrl: string): Promise<Opened
 
 export async function measureSnapshots(options: SnapshotOptions, progress: (line: string) => void, note: (line: string) => void): Promise<SnapshotRow[]> {
   const rows: SnapshotRow[] = [];
-  for (const database of options.databases) {
-    if (database === 'postgres') {
-      const problem = await postgresProblem(options.postgresUrl);
-      if (problem) {
-        note(`snapshot build and apply on the real PostgreSQL not measured: ${options.postgresUrl} did not answer (${problem})`);
-        continue;
-      }
-    }
+  for (const database of await measurableDatabases(options.databases, options.postgresUrl, 'snapshot build and apply', note)) {
     let opened: OpenedDatabase;
     try {
       opened = await open(database, options.postgresUrl);
