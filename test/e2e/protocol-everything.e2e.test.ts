@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CallToolResultSchema, CreateTaskResultSchema, GetTaskResultSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolResultSchema, CreateTaskResultSchema, ElicitRequestSchema, GetTaskResultSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
 import { buildConfig, sessionKey, startServer, testKey, type RunningServer } from '../support/mcp-server-harness.ts';
 import { legacyAgent, modernAgent, sseAgent } from '../support/protocol-agents.ts';
@@ -98,6 +98,46 @@ test('DN-CANCEL: cancelling a long-running call aborts it upstream; the session 
   assert.ok(Date.now() - started < 5000);
   assert.deepEqual((await client.callTool({ name: 'everything__echo', arguments: { message: 'still here' } })).content, [{ type: 'text', text: 'Echo: still here' }]);
   await client.close();
+});
+
+/** A v1 agent that declines every elicitation, counting them. */
+async function decliningAgent(): Promise<{ client: Awaited<ReturnType<typeof legacyAgent>>['client']; asked: () => number }> {
+  const { client } = await legacyAgent(server.url, key.secret, { capabilities: { elicitation: {} } });
+  let asked = 0;
+  client.setRequestHandler(ElicitRequestSchema, async () => {
+    asked += 1;
+    return { action: 'decline' };
+  });
+  return { client, asked: () => asked };
+}
+
+/** Starts a long call on the stdio upstream; resolves once it is running there (its first progress arrived), with the call. */
+async function longCallInFlight(client: Awaited<ReturnType<typeof legacyAgent>>['client']): Promise<{ done: Promise<unknown> }> {
+  let running!: () => void;
+  const started = new Promise<void>((resolve) => (running = resolve));
+  const call = client.callTool({ name: 'everything__trigger-long-running-operation', arguments: { duration: 1, steps: 5 } }, undefined, { onprogress: () => running() });
+  await started;
+  // Wrapped: an async function returning the promise itself would wait for it.
+  return { done: call };
+}
+
+test('DN-SERVER-REQUEST: over a stdio upstream, an elicitation raised while only one session\'s calls are in flight is asked on that session; with another session\'s call in flight it is refused, not guessed', async () => {
+  const own = await decliningAgent();
+  const long = await longCallInFlight(own.client);
+  const elicited = await own.client.callTool({ name: 'everything__trigger-elicitation-request', arguments: {} });
+  assert.equal(elicited.isError ?? false, false, JSON.stringify(elicited));
+  assert.match(JSON.stringify(elicited.content), /decline/i);
+  assert.equal(own.asked(), 1);
+  await long.done;
+
+  const other = await decliningAgent();
+  const othersLong = await longCallInFlight(other.client);
+  const refused = await own.client.callTool({ name: 'everything__trigger-elicitation-request', arguments: {} });
+  assert.match(JSON.stringify(refused), /cannot relate elicitation\/create to an agent's request \(2 requests of different agents in flight/);
+  assert.deepEqual([own.asked(), other.asked()], [1, 0]);
+  await othersLong.done;
+  await own.client.close();
+  await other.client.close();
 });
 
 test('DN-TRANSPORT-LEGACY-SSE: the v1 SSEClientTransport calls server-everything through GET /sse + POST /messages', async () => {

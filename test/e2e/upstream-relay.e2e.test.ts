@@ -102,7 +102,7 @@ describe('upstream relay: progress, cancellation, server requests, notifications
     assert.ok(Array.isArray(bystander['content']));
   });
 
-  test('UP-RELAY-SERVER-REQUEST: over stdio the request goes to the only call in flight; with no handler, or several calls in flight, the upstream is answered with an error', async () => {
+  test('UP-RELAY-SERVER-REQUEST: over stdio the request goes to the only call in flight, or to the oldest when all in flight are one agent\'s; with no handler, or calls of several agents in flight, the upstream is answered with an error', async () => {
     const h = pool([everythingStdio('local')]);
     await h.waitForState('local', READY);
     await until('elicitation tool offered', () => h.pool.find('tools', 'local__trigger-elicitation-request') !== undefined);
@@ -125,7 +125,16 @@ describe('upstream relay: progress, cancellation, server requests, notifications
       h.pool.request('local', { method: 'tools/call', params: { name: 'trigger-long-running-operation', arguments: { duration: 0.3, steps: 2 } } }, { onRequest: async (r) => (asked.push(r.method), { action: 'decline' }) }),
     ]);
     assert.deepEqual(asked.filter((m) => m !== 'roots/list'), []);
-    assert.match(firstText(ambiguous), /cannot relate elicitation\/create to an agent's request \(2 requests in flight/);
+    assert.match(firstText(ambiguous), /cannot relate elicitation\/create to an agent's request \(2 requests of different agents in flight/);
+    // The same two calls from one agent: whichever asked, that agent answers; the oldest call's handler is asked.
+    const mine: string[] = [];
+    const theirs: string[] = [];
+    const [answered] = await Promise.all([
+      h.pool.request('local', { method: 'tools/call', params: { name: 'trigger-elicitation-request', arguments: {} } }, { agent: 'session-1', onRequest: async (r) => (mine.push(r.method), { action: 'decline' }) }),
+      h.pool.request('local', { method: 'tools/call', params: { name: 'trigger-long-running-operation', arguments: { duration: 0.3, steps: 2 } } }, { agent: 'session-1', onRequest: async (r) => (theirs.push(r.method), { action: 'decline' }) }),
+    ]);
+    assert.deepEqual([...mine, ...theirs].filter((m) => m !== 'roots/list'), ['elicitation/create']);
+    assert.match(JSON.stringify(answered), /decline/i);
   });
 
   test('UP-RELAY-SERVER-REQUEST UP-ERA-2026: a 2026-07-28 upstream\'s input_required elicitation is answered through the call\'s onRequest', async () => {

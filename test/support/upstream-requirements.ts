@@ -30,7 +30,7 @@ export const UPSTREAM_REQUIREMENTS = {
   'UP-RELAY-CONCURRENT': 'Many requests in flight on one upstream connection each get their own answer (ids remapped per call).',
   'UP-RELAY-PROGRESS': "Progress reaches the caller under the agent's own progress token, and resets the call timeout.",
   'UP-RELAY-CANCEL': 'Aborting a relayed request sends notifications/cancelled upstream and rejects at once.',
-  'UP-RELAY-SERVER-REQUEST': "Sampling, elicitation and roots requests from an upstream go to the onRequest of the call that caused them; unroutable ones are answered with an error.",
+  'UP-RELAY-SERVER-REQUEST': "Sampling, elicitation and roots requests from an upstream go to the onRequest of the call that caused them (over stdio and SSE, which do not say: the only call in flight, or the oldest when every call in flight is one agent's); unroutable ones are answered with an error.",
   'UP-RELAY-PROGRESS-ORDER': "Progress of a request relayed on the SDK client's path reaches the caller in wire order, including a last progress read together with the result.",
   'UP-PARAM-HEADERS': "A tools/call to a 2026-07-28 upstream carries the Mcp-Param-* headers (SEP-2243) that the upstream's tool declares with x-mcp-header.",
   'UP-RELAY-NOTIFICATIONS': 'Notifications related to a call go to its onNotification; others to onUpstreamNotification.',

@@ -584,6 +584,7 @@ export class McpDispatcher {
     const meta = forwardableMeta(params['_meta']);
     const options: RelayOptions = { signal: context.signal() };
     if (meta !== undefined) options.meta = meta;
+    if (context.sessionId !== undefined) options.agent = context.sessionId;
     const channel = context.channel;
     if (channel === undefined) return options;
     if (meta?.['progressToken'] !== undefined) options.onProgress = (progress) => channel.notify('notifications/progress', progress);

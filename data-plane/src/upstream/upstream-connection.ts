@@ -546,12 +546,14 @@ export class UpstreamConnection {
    * A server-to-client request (sampling, elicitation, roots): answered by the relayed call that
    * caused it. Over Streamable HTTP (and in the 2026-07-28 era) the SDK delivers it in that call's
    * async context; over stdio and SSE the protocol does not say, so it goes to the only request in
-   * flight on this upstream, and is refused when there are several or none.
+   * flight on this upstream, or, when several are, to the oldest of them if they all come from one
+   * agent (`RelayOptions.agent`): whichever call asked, that agent is the one to answer. Requests of
+   * different agents in flight, or none, refuse it rather than ask an agent another agent's question.
    */
   private async serverRequest(method: string, params: Record<string, unknown> | undefined): Promise<Record<string, unknown>> {
     const call = this.relatedCall();
     if (!call) {
-      throw new ProtocolError(RpcCode.METHOD_NOT_FOUND, `Method not found: the gateway cannot relate ${method} to an agent's request (${this.inflight.size} requests in flight on upstream "${this.name}")`);
+      throw new ProtocolError(RpcCode.METHOD_NOT_FOUND, `Method not found: the gateway cannot relate ${method} to an agent's request (${this.inflight.size} requests ${this.inflight.size === 0 ? '' : 'of different agents '}in flight on upstream "${this.name}")`);
     }
     const onRequest = call.options.onRequest;
     if (!onRequest) throw new ProtocolError(RpcCode.METHOD_NOT_FOUND, `Method not found: the agent cannot answer ${method}`);
@@ -567,8 +569,13 @@ export class UpstreamConnection {
   private relatedCall(): CallContext | undefined {
     const call = currentCall.getStore();
     if (call?.connection === this) return call;
-    if (this.inflight.size === 1) return this.inflight.values().next().value;
-    return undefined;
+    // A Set iterates in insertion order: the first is the oldest call in flight.
+    const [oldest, ...others] = this.inflight;
+    if (oldest === undefined) return undefined;
+    if (others.length === 0) return oldest;
+    const agent = oldest.options.agent;
+    if (agent === undefined || others.some((other) => other.options.agent !== agent)) return undefined;
+    return oldest.options.onRequest ? oldest : (others.find((other) => other.options.onRequest) ?? oldest);
   }
 
   private startHealth(): void {

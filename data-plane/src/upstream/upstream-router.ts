@@ -33,6 +33,12 @@ export interface RpcMessage {
 export interface RelayOptions {
   /** Aborting sends `notifications/cancelled` upstream and rejects. */
   signal?: AbortSignal;
+  /**
+   * Who is asking (a 2025-era agent's session id): over stdio and SSE, where the protocol does not
+   * relate a server-to-client request to a call, a request raised while only this agent's calls are
+   * in flight can still go to it. Absent: the call shares that with no other.
+   */
+  agent?: string;
   /** Overrides the upstream's call timeout. */
   timeoutMs?: number;
   /** The agent's request `_meta`, minus what the gateway owns (progress tokens are mapped by the relay). */
