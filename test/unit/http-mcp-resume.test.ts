@@ -327,6 +327,8 @@ test('DN-SSE-RESUME-GET: a dropped GET stream resumed with Last-Event-ID replays
 
     const resumed = await session.get(priming.id);
     try {
+      const reprimed = await resumed.reader.event();
+      assert.deepEqual({ id: reprimed.id, data: reprimed.data, retry: reprimed.retry }, { id: priming.id, data: '', retry: 50 }, 'a resumed stream is primed again with the agent\'s cursor');
       const missed = await resumed.reader.event();
       assert.equal(message(missed).method, 'notifications/tools/list_changed', 'the notification sent while disconnected');
       assert.deepEqual(splitId(missed.id), { stream: splitId(priming.id).stream, seq: 1 });
@@ -391,7 +393,8 @@ test('DN-SSE-RESUME-POST: a POST stream dropped mid-call and resumed by GET with
     await new Promise((r) => setTimeout(r, 20));
     up.release.open();
     const resumed = await session.get(first.id);
-    const rest = await resumed.reader.rest();
+    const [reprimed, ...rest] = await resumed.reader.rest();
+    assert.deepEqual({ id: reprimed?.id, data: reprimed?.data }, { id: first.id, data: '' }, 'primed again with the agent\'s cursor');
     assert.deepEqual(rest.map((e) => message(e).method ?? 'result'), ['notifications/progress', 'notifications/progress', 'result']);
     assert.deepEqual(rest.map((e) => splitId(e.id)), [2, 3, 4].map((seq) => ({ stream: splitId(first.id).stream, seq })));
     assert.equal(message(rest[2]!).id, 2);
