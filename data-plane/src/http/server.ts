@@ -81,6 +81,8 @@ export interface DataPlaneServer {
   readonly notificationStreamCount: number;
   /** How many 2026-07-28 `subscriptions/listen` streams this node holds. */
   readonly listenStreamCount: number;
+  /** How many SSE connections this node closed for SSE polling (`maxConnectionMs`), their streams going on. */
+  readonly polledSseConnections: number;
   /** Ends the notification streams, stops listening and resolves once every connection is gone. */
   close(): Promise<void>;
 }
@@ -183,6 +185,9 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     },
     get listenStreamCount() {
       return streams.count('listen');
+    },
+    get polledSseConnections() {
+      return eventStore.polledConnections;
     },
     close() {
       closing ??= new Promise<void>((resolve) => {
