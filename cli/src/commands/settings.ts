@@ -111,7 +111,7 @@ export const sseSettings = {
     flag: 'sse-max-stream-seconds',
     env: 'PORTCULLIS_SSE_MAX_STREAM_SECONDS',
     description:
-      'SSE polling (SEP-1699), off by default: the node closes each SSE connection of a 2025-11-25 session (POST answer or GET stream) after this long, the call going on; the agent reconnects with Last-Event-ID after the retry and gets the rest. For proxies that cut long connections; sessions of older revisions are never closed this way',
+      'SSE polling (SEP-1699), off by default: the node closes each SSE connection of a 2025-11-25 session (POST answer or GET stream) after this long, the call going on; the agent reconnects with Last-Event-ID after the retry and gets the rest. For proxies that cut long connections; sessions of older revisions are never closed this way. With several nodes, route a session to one node (by Mcp-Session-Id): only the node that held a stream can resume it',
     schema: count('seconds', 1, 86_400).optional(),
     defaultLabel: 'off',
   },
