@@ -542,6 +542,21 @@ test('DN-SSE-POLLING: with a maximum connection time, a 2025-11-25 POST stream a
   });
 });
 
+test('DN-SSE-POLLING DN-SSE-DISCONNECT-GRACE: a stream closed by polling that nobody resumes is given up after the resume window, its call cancelled upstream', async () => {
+  await withServer({ maxConnectionMs: 100, windowMs: 300 }, async (server, up) => {
+    const session = await rawSession(server);
+    const answer = new SseReader((await session.call('everything__stuck', 2)).body!);
+    await answer.event(); // priming
+    await answer.event(); // progress
+    assert.equal(await answer.next(1000), undefined, 'closed by the node');
+    const closedAt = Date.now();
+    await new Promise((r) => setTimeout(r, 150));
+    assert.equal(up.aborted.value, false, 'the call goes on while the agent may still resume');
+    await until(() => up.aborted.value, 'the call to be cancelled once nobody resumed it', 2000);
+    assert.ok(Date.now() - closedAt >= 290, 'not before the window');
+  });
+});
+
 // ---------------------------------------------------------------------------------------------------
 // The store's bounds, replayed over a real HTTP response
 
