@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../common/src/index.ts';
 import { ConfigClient } from './config/config-client.ts';
 import type { AppliedConfig } from './config/applied-config.ts';
+import type { EventStoreOptions } from './http/event-store.ts';
 import { createDataPlaneServer } from './http/server.ts';
 import { effectiveAllowedHosts, type AllowedHost } from './http/host-guard.ts';
 import { DataPlaneMetrics } from './observability/metrics.ts';
@@ -38,6 +39,11 @@ export interface DataPlaneOptions {
    * when `host` is a loopback address, else no check.
    */
   allowedHosts?: readonly AllowedHost[];
+  /**
+   * 2025-era SSE streams: the resume window, the bounds of the event store, the `retry` sent to
+   * agents and SSE polling (closing connections after `maxConnectionMs`); defaults in event-store.ts.
+   */
+  sse?: EventStoreOptions;
   logger: Logger;
 }
 
@@ -90,6 +96,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     sessionMaxAgeMs: options.sessionMaxAgeMs,
     allowedHosts: effectiveAllowedHosts(options.host, options.allowedHosts),
     nodeId: options.nodeId,
+    eventStore: options.sse,
   });
   if (options.anonymousKeyId !== undefined) logger.warn({ keyId: options.anonymousKeyId }, 'anonymous access is on: requests without credentials act as this virtual key');
   http.server.listen(options.port, options.host);

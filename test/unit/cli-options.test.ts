@@ -44,3 +44,57 @@ test('data-plane settings: --anonymous-key and --allowed-hosts (and their variab
   assert.deepEqual(fromEnv.allowedHosts, [{ hostname: '[::1]' }]);
   assert.throws(() => readOptions(dataPlaneSettings, ['--allowed-hosts', 'http://x'], {}), /--allowed-hosts.*not a host/);
 });
+
+test('data-plane settings: the SSE resume window, event-store bounds, retry and polling (flags and variables) reach the node options; bad values name the flag', async () => {
+  const { dataPlaneOptions, dataPlaneSettings } = await import('../../cli/src/commands/settings.ts');
+  const { devOptionTable } = await import('../../cli/src/commands/dev.ts');
+  const { createLogger } = await import('../../common/src/index.ts');
+  const connection = { controlPlaneAddress: '127.0.0.1:4001', nodeToken: 'x'.repeat(16) };
+  const logger = createLogger({ level: 'silent' });
+  const defaults = dataPlaneOptions(readOptions(dataPlaneSettings, [], {}), connection, logger);
+  assert.deepEqual(defaults.sse, { windowMs: 30_000, retryMs: 1000, maxConnectionMs: undefined, maxEventsPerStream: 1000, maxBytesPerStream: 1024 * 1024, maxStreams: 10_000, maxBytes: 64 * 1024 * 1024 }, 'today\'s bounds, polling off');
+  const flags = [
+    '--sse-resume-window-seconds', '60',
+    '--sse-retry-ms', '250',
+    '--sse-max-stream-seconds', '20',
+    '--sse-max-events-per-stream', '50',
+    '--sse-max-bytes-per-stream', '65536',
+    '--sse-max-streams', '500',
+    '--sse-max-bytes', '1048576',
+  ];
+  const expected = { windowMs: 60_000, retryMs: 250, maxConnectionMs: 20_000, maxEventsPerStream: 50, maxBytesPerStream: 65_536, maxStreams: 500, maxBytes: 1_048_576 };
+  assert.deepEqual(dataPlaneOptions(readOptions(dataPlaneSettings, flags, {}), connection, logger).sse, expected);
+  // `portcullis dev` reads the same settings.
+  assert.deepEqual(dataPlaneOptions(readOptions(devOptionTable, flags, {}), connection, logger).sse, expected);
+  const env = {
+    PORTCULLIS_SSE_RESUME_WINDOW_SECONDS: '60',
+    PORTCULLIS_SSE_RETRY_MS: '250',
+    PORTCULLIS_SSE_MAX_STREAM_SECONDS: '20',
+    PORTCULLIS_SSE_MAX_EVENTS_PER_STREAM: '50',
+    PORTCULLIS_SSE_MAX_BYTES_PER_STREAM: '65536',
+    PORTCULLIS_SSE_MAX_STREAMS: '500',
+    PORTCULLIS_SSE_MAX_BYTES: '1048576',
+  };
+  assert.deepEqual(dataPlaneOptions(readOptions(dataPlaneSettings, [], env), connection, logger).sse, expected);
+
+  assert.throws(() => readOptions(dataPlaneSettings, ['--sse-resume-window-seconds', '0'], {}), /--sse-resume-window-seconds: must be at least 1/);
+  assert.throws(() => readOptions(dataPlaneSettings, ['--sse-max-stream-seconds', '1.5'], {}), /--sse-max-stream-seconds: must be a whole number of seconds/);
+  assert.throws(() => readOptions(dataPlaneSettings, [], { PORTCULLIS_SSE_MAX_STREAMS: 'many' }), /PORTCULLIS_SSE_MAX_STREAMS: must be a number of streams/);
+  assert.throws(() => readOptions(dataPlaneSettings, ['--sse-max-bytes-per-stream', '10'], {}), /--sse-max-bytes-per-stream: must be at least 1024/);
+  assert.throws(() => readOptions(dataPlaneSettings, ['--sse-max-events-per-stream', '0'], {}), /--sse-max-events-per-stream: must be at least 1/);
+  assert.throws(() => readOptions(dataPlaneSettings, ['--sse-retry-ms', '5'], {}), /--sse-retry-ms: must be at least 10/);
+  // What one flag alone cannot say: agents must be able to come back within the window; one stream must fit in the total.
+  assert.throws(() => dataPlaneOptions(readOptions(dataPlaneSettings, ['--sse-retry-ms', '2000', '--sse-resume-window-seconds', '2'], {}), connection, logger), /--sse-retry-ms \(2000\) must be below --sse-resume-window-seconds \(2 s\)/);
+  assert.throws(() => dataPlaneOptions(readOptions(dataPlaneSettings, ['--sse-max-bytes', '2048', '--sse-max-bytes-per-stream', '4096'], {}), connection, logger), /--sse-max-bytes \(2048\) must be at least --sse-max-bytes-per-stream \(4096\)/);
+});
+
+test('--help of data-plane and dev lists the SSE settings with their variables and defaults', async () => {
+  const { dataPlaneHelp } = await import('../../cli/src/commands/data-plane.ts');
+  const { devHelp } = await import('../../cli/src/commands/dev.ts');
+  for (const help of [dataPlaneHelp, devHelp]) {
+    assert.match(help, /--sse-resume-window-seconds <value>.*\[env PORTCULLIS_SSE_RESUME_WINDOW_SECONDS\] \(default: 30\)/);
+    assert.match(help, /--sse-max-stream-seconds <value>.*SEP-1699.*\[env PORTCULLIS_SSE_MAX_STREAM_SECONDS\] \(default: off\)/);
+    assert.match(help, /--sse-retry-ms <value>.*\[env PORTCULLIS_SSE_RETRY_MS\] \(default: 1000\)/);
+    for (const env of ['PORTCULLIS_SSE_MAX_EVENTS_PER_STREAM', 'PORTCULLIS_SSE_MAX_BYTES_PER_STREAM', 'PORTCULLIS_SSE_MAX_STREAMS', 'PORTCULLIS_SSE_MAX_BYTES']) assert.match(help, new RegExp(`\\[env ${env}\\]`));
+  }
+});

@@ -327,6 +327,8 @@ test('DN-SSE-RESUME-GET: a dropped GET stream resumed with Last-Event-ID replays
 
     const resumed = await session.get(priming.id);
     try {
+      const reprimed = await resumed.reader.event();
+      assert.deepEqual({ id: reprimed.id, data: reprimed.data, retry: reprimed.retry }, { id: priming.id, data: '', retry: 50 }, 'a resumed stream is primed again with the agent\'s cursor');
       const missed = await resumed.reader.event();
       assert.equal(message(missed).method, 'notifications/tools/list_changed', 'the notification sent while disconnected');
       assert.deepEqual(splitId(missed.id), { stream: splitId(priming.id).stream, seq: 1 });
@@ -391,7 +393,8 @@ test('DN-SSE-RESUME-POST: a POST stream dropped mid-call and resumed by GET with
     await new Promise((r) => setTimeout(r, 20));
     up.release.open();
     const resumed = await session.get(first.id);
-    const rest = await resumed.reader.rest();
+    const [reprimed, ...rest] = await resumed.reader.rest();
+    assert.deepEqual({ id: reprimed?.id, data: reprimed?.data }, { id: first.id, data: '' }, 'primed again with the agent\'s cursor');
     assert.deepEqual(rest.map((e) => message(e).method ?? 'result'), ['notifications/progress', 'notifications/progress', 'result']);
     assert.deepEqual(rest.map((e) => splitId(e.id)), [2, 3, 4].map((seq) => ({ stream: splitId(first.id).stream, seq })));
     assert.equal(message(rest[2]!).id, 2);
@@ -475,6 +478,82 @@ test('DN-SSE-DISCONNECT-GRACE DN-CANCEL-DISCONNECT: a dropped 2025 POST stream k
     const ended = await fetch(server.url, { method: 'DELETE', headers: session.headers });
     assert.equal(ended.status, 200);
     await until(() => up.aborted.value, 'the ended session\'s call to be cancelled', 150);
+  });
+});
+
+test('DN-SSE-POLLING: with a maximum connection time, a 2025-11-25 POST stream and GET stream are closed by the node, the call going on; Last-Event-ID carries on (primed again, closed again); older revisions are never closed', async () => {
+  await withServer({ maxConnectionMs: 150 }, async (server, up) => {
+    const session = await rawSession(server);
+    const started = Date.now();
+    const answer = new SseReader((await session.call('everything__gated', 2)).body!);
+    const priming = await answer.event();
+    assert.equal(priming.data, '');
+    const first = await answer.event();
+    assert.equal(message(first).params?.['progress'], 1);
+    assert.equal(await answer.next(1000), undefined, 'the node ends the POST connection before the result');
+    assert.ok(Date.now() - started >= 140, 'not before the maximum connection time');
+    assert.equal(server.gateway.polledSseConnections, 1);
+    assert.equal(up.aborted.value, false);
+
+    // The resuming GET is primed again and, while the call still waits, closed again.
+    const resumed = await session.get(first.id);
+    const reprimed = await resumed.reader.event();
+    assert.deepEqual({ id: reprimed.id, data: reprimed.data, retry: reprimed.retry }, { id: first.id, data: '', retry: 50 });
+    assert.equal(await resumed.reader.next(1000), undefined, 'the resumed connection is closed too');
+    assert.equal(server.gateway.polledSseConnections, 2);
+
+    // The call kept running: released now, its rest arrives on the next resume.
+    up.release.open();
+    await new Promise((r) => setTimeout(r, 20));
+    const last = await session.get(reprimed.id);
+    const [, ...rest] = await last.reader.rest();
+    assert.deepEqual(rest.map((e) => message(e).method ?? 'result'), ['notifications/progress', 'notifications/progress', 'result']);
+    assert.deepEqual(message(rest[2]!).result?.['content'], [{ type: 'text', text: 'done after the drop' }]);
+
+    // The GET notification stream is polled the same way and loses nothing.
+    const notifications = await session.get();
+    const getPriming = await notifications.reader.event();
+    assert.equal(await notifications.reader.next(1000), undefined, 'the GET connection is closed');
+    up.router.add({ upstream: 'everything', name: 'while-polling' });
+    await new Promise((r) => setTimeout(r, 20));
+    const again = await session.get(getPriming.id);
+    await again.reader.event(); // primed again
+    const missed = await again.reader.event();
+    assert.equal(message(missed).method, 'notifications/tools/list_changed');
+    assert.deepEqual(splitId(missed.id), { stream: splitId(getPriming.id).stream, seq: 1 });
+    quietly(again.controller);
+    await until(() => server.gateway.notificationStreamCount === 0, 'the node to see the drop');
+    const polled = server.gateway.polledSseConnections;
+    assert.ok(polled >= 3);
+
+    // Before 2025-11-25 clients cannot take a priming event, so they could not resume: never closed.
+    up.release = gate();
+    const older = await rawSession(server, '2025-06-18');
+    const olderAnswer = new SseReader((await older.call('everything__gated', 3)).body!);
+    assert.equal(message(await olderAnswer.event()).params?.['progress'], 1);
+    assert.equal(await olderAnswer.next(400), TIMEOUT, 'the older session\'s POST stream stays open');
+    up.release.open();
+    const olderRest = await olderAnswer.rest();
+    assert.equal(message(olderRest.at(-1)!).id, 3);
+    const olderGet = await older.get();
+    assert.equal(await olderGet.reader.next(400), TIMEOUT, 'the older session\'s GET stream stays open');
+    quietly(olderGet.controller);
+    assert.equal(server.gateway.polledSseConnections, polled);
+  });
+});
+
+test('DN-SSE-POLLING DN-SSE-DISCONNECT-GRACE: a stream closed by polling that nobody resumes is given up after the resume window, its call cancelled upstream', async () => {
+  await withServer({ maxConnectionMs: 100, windowMs: 300 }, async (server, up) => {
+    const session = await rawSession(server);
+    const answer = new SseReader((await session.call('everything__stuck', 2)).body!);
+    await answer.event(); // priming
+    await answer.event(); // progress
+    assert.equal(await answer.next(1000), undefined, 'closed by the node');
+    const closedAt = Date.now();
+    await new Promise((r) => setTimeout(r, 150));
+    assert.equal(up.aborted.value, false, 'the call goes on while the agent may still resume');
+    await until(() => up.aborted.value, 'the call to be cancelled once nobody resumed it', 2000);
+    assert.ok(Date.now() - closedAt >= 290, 'not before the window');
   });
 });
 

@@ -1,5 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { EventStore } from '../../data-plane/src/http/event-store.ts';
 import { DataPlaneMetrics } from '../../data-plane/src/observability/metrics.ts';
 
 test('a tool call is recorded as its duration and the time the gateway added', async () => {
@@ -20,4 +24,31 @@ test('an upstream is in exactly one state at a time', async () => {
   const { body } = await metrics.exposition();
   assert.match(body, /portcullis_upstream_state\{upstream="ev",state="ready"\} 1/);
   assert.match(body, /portcullis_upstream_state\{upstream="ev",state="connecting"\} 0/);
+});
+
+test('the SSE event store is reported at scrape time: streams and bytes held, connections closed by SSE polling', async () => {
+  const store = new EventStore({ maxConnectionMs: 50 });
+  const metrics = new DataPlaneMetrics();
+  metrics.eventStore(store);
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    store.create('holder').start(res, true);
+  });
+  try {
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const idle = store.create('holder');
+    idle.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { data: 'x'.repeat(100) } }));
+    // A primed stream over a real connection, which the node closes after 50 ms.
+    const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+    await response.text();
+    const { body } = await metrics.exposition();
+    assert.match(body, /^portcullis_sse_resumable_streams 2$/m);
+    assert.match(body, new RegExp(`^portcullis_sse_event_store_bytes ${store.heldBytes}$`, 'm'));
+    assert.ok(store.heldBytes > 100);
+    assert.match(body, /^portcullis_sse_polled_connections_total 1$/m);
+  } finally {
+    store.close();
+    server.close();
+  }
 });

@@ -7,7 +7,7 @@ import { startDataPlane } from '../../../data-plane/src/index.ts';
 import { helpText, readOptions } from '../options.ts';
 import { persistentSecret } from '../secrets.ts';
 import { closeOnSignals } from './lifecycle.ts';
-import { controlPlaneSettings, dataPlaneOptions, dataPlaneSettings, logLevel, nodeToken } from './settings.ts';
+import { controlPlaneSettings, dataPlaneOptions, dataPlaneSettings, logLevel, nodeToken, sseOptions } from './settings.ts';
 
 export const devOptionTable = {
   ...controlPlaneSettings,
@@ -25,6 +25,8 @@ export const devHelp = helpText(
 export async function runDev(argv: readonly string[]): Promise<void> {
   const started = performance.now();
   const options = readOptions(devOptionTable, argv, process.env);
+  // Settings that only make sense together are checked before anything starts.
+  sseOptions(options);
   const logger = createLogger({ level: options.logLevel });
   const token = options.nodeToken ?? (await persistentSecret(join(options.dataDir, 'node-token'), 'pcn_'));
   const controlPlane = await startControlPlane({ ...options, nodeToken: token, logger });

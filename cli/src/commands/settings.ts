@@ -1,7 +1,16 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import type { Logger } from '../../../common/src/index.ts';
+import { ErrorCode, PortcullisError, type Logger } from '../../../common/src/index.ts';
 import type { DataPlaneOptions } from '../../../data-plane/src/index.ts';
+import {
+  DEFAULT_MAX_BYTES_PER_STREAM,
+  DEFAULT_MAX_EVENTS_PER_STREAM,
+  DEFAULT_MAX_STORE_BYTES,
+  DEFAULT_MAX_STREAMS,
+  DEFAULT_RESUME_WINDOW_MS,
+  DEFAULT_SSE_RETRY_MS,
+  type EventStoreOptions,
+} from '../../../data-plane/src/http/event-store.ts';
 import { parseAllowedHosts } from '../../../data-plane/src/http/host-guard.ts';
 import { host, port, type OptionTable, type ParsedOptions } from '../options.ts';
 
@@ -69,6 +78,98 @@ export const nodeToken = {
   description: 'shared secret data-plane nodes present to the control plane',
   schema: z.string().min(16, 'must be at least 16 characters'),
 } as const;
+
+/** A whole number within bounds, with errors saying what is expected. */
+function count(unit: string, min: number, max: number) {
+  return z.coerce
+    .number({ error: `must be a number of ${unit}` })
+    .int(`must be a whole number of ${unit}`)
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`);
+}
+
+/**
+ * 2025-era SSE streams: how long and how much of them the node keeps for `Last-Event-ID`
+ * resumption, and SSE polling (SEP-1699).
+ */
+export const sseSettings = {
+  sseResumeWindowSeconds: {
+    flag: 'sse-resume-window-seconds',
+    env: 'PORTCULLIS_SSE_RESUME_WINDOW_SECONDS',
+    description: 'how long a 2025-era SSE stream stays resumable with Last-Event-ID after its connection dropped or ended; a call whose answer stream dropped keeps running this long without an agent, then is cancelled upstream',
+    schema: count('seconds', 1, 3600).default(DEFAULT_RESUME_WINDOW_MS / 1000),
+    defaultLabel: String(DEFAULT_RESUME_WINDOW_MS / 1000),
+  },
+  sseRetryMs: {
+    flag: 'sse-retry-ms',
+    env: 'PORTCULLIS_SSE_RETRY_MS',
+    description: 'the SSE retry sent in priming events (2025-11-25 sessions): how long agents wait before they reconnect to a closed stream; must be below the resume window',
+    schema: count('milliseconds', 10, 60_000).default(DEFAULT_SSE_RETRY_MS),
+    defaultLabel: String(DEFAULT_SSE_RETRY_MS),
+  },
+  sseMaxStreamSeconds: {
+    flag: 'sse-max-stream-seconds',
+    env: 'PORTCULLIS_SSE_MAX_STREAM_SECONDS',
+    description:
+      'SSE polling (SEP-1699), off by default: the node closes each SSE connection of a 2025-11-25 session (POST answer or GET stream) after this long, the call going on; the agent reconnects with Last-Event-ID after the retry and gets the rest. For proxies that cut long connections; sessions of older revisions are never closed this way. With several nodes, route a session to one node (by Mcp-Session-Id): only the node that held a stream can resume it',
+    schema: count('seconds', 1, 86_400).optional(),
+    defaultLabel: 'off',
+  },
+  sseMaxEventsPerStream: {
+    flag: 'sse-max-events-per-stream',
+    env: 'PORTCULLIS_SSE_MAX_EVENTS_PER_STREAM',
+    description: 'events kept per SSE stream for resumption (the oldest dropped first)',
+    schema: count('events', 1, 1_000_000).default(DEFAULT_MAX_EVENTS_PER_STREAM),
+    defaultLabel: String(DEFAULT_MAX_EVENTS_PER_STREAM),
+  },
+  sseMaxBytesPerStream: {
+    flag: 'sse-max-bytes-per-stream',
+    env: 'PORTCULLIS_SSE_MAX_BYTES_PER_STREAM',
+    description: 'bytes of events kept per SSE stream for resumption (the newest event is always kept)',
+    schema: count('bytes', 1024, 2 ** 40).default(DEFAULT_MAX_BYTES_PER_STREAM),
+    defaultLabel: `${DEFAULT_MAX_BYTES_PER_STREAM} (1 MiB)`,
+  },
+  sseMaxStreams: {
+    flag: 'sse-max-streams',
+    env: 'PORTCULLIS_SSE_MAX_STREAMS',
+    description: 'SSE streams a node keeps resumable at once (the oldest is dropped first; a dropped call stream cancels its call)',
+    schema: count('streams', 1, 10_000_000).default(DEFAULT_MAX_STREAMS),
+    defaultLabel: String(DEFAULT_MAX_STREAMS),
+  },
+  sseMaxBytes: {
+    flag: 'sse-max-bytes',
+    env: 'PORTCULLIS_SSE_MAX_BYTES',
+    description: 'bytes of events a node keeps over all SSE streams (the oldest streams are dropped first); at least --sse-max-bytes-per-stream',
+    schema: count('bytes', 1024, 2 ** 40).default(DEFAULT_MAX_STORE_BYTES),
+    defaultLabel: `${DEFAULT_MAX_STORE_BYTES} (64 MiB)`,
+  },
+} satisfies OptionTable;
+
+/**
+ * The event store's options from the SSE settings, checking what one flag alone cannot: agents must
+ * be able to come back within the window, and one stream's bound must fit in the total.
+ */
+export function sseOptions(settings: ParsedOptions<typeof sseSettings>): EventStoreOptions {
+  const windowMs = settings.sseResumeWindowSeconds * 1000;
+  if (settings.sseRetryMs >= windowMs) {
+    throw new PortcullisError(
+      ErrorCode.BAD_USER_INPUT,
+      `--sse-retry-ms (${settings.sseRetryMs}) must be below --sse-resume-window-seconds (${settings.sseResumeWindowSeconds} s): agents reconnect after the retry, and a stream nobody resumed within the window is given up`,
+    );
+  }
+  if (settings.sseMaxBytes < settings.sseMaxBytesPerStream) {
+    throw new PortcullisError(ErrorCode.BAD_USER_INPUT, `--sse-max-bytes (${settings.sseMaxBytes}) must be at least --sse-max-bytes-per-stream (${settings.sseMaxBytesPerStream})`);
+  }
+  return {
+    windowMs,
+    retryMs: settings.sseRetryMs,
+    maxConnectionMs: settings.sseMaxStreamSeconds === undefined ? undefined : settings.sseMaxStreamSeconds * 1000,
+    maxEventsPerStream: settings.sseMaxEventsPerStream,
+    maxBytesPerStream: settings.sseMaxBytesPerStream,
+    maxStreams: settings.sseMaxStreams,
+    maxBytes: settings.sseMaxBytes,
+  };
+}
 
 export const dataPlaneSettings = {
   host: { flag: 'host', env: 'PORTCULLIS_HOST', description: 'MCP listen address', schema: host('127.0.0.1'), defaultLabel: '127.0.0.1' },
@@ -139,6 +240,7 @@ export const dataPlaneSettings = {
       .optional(),
     defaultLabel: 'loopback names when --host is loopback, else no check',
   },
+  ...sseSettings,
 } satisfies OptionTable;
 
 /** The data-plane node's options from its parsed settings. */
@@ -159,6 +261,7 @@ export function dataPlaneOptions(
     anonymousKeyId: settings.anonymousKey,
     sessionMaxAgeMs: settings.sessionMaxAgeSeconds * 1000,
     allowedHosts: settings.allowedHosts,
+    sse: sseOptions(settings),
     logger,
   };
 }

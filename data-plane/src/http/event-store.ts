@@ -27,12 +27,23 @@ export interface EventStoreOptions {
   readonly maxBytes?: number;
   /** The SSE `retry` (ms) sent with priming events: how long agents wait before they reconnect (default 1 s). */
   readonly retryMs?: number;
+  /**
+   * SSE polling (SEP-1699), off when undefined: a connection delivering a stream that was primed
+   * (2025-11-25 and later) is closed by the node after this long, the stream going on; the agent
+   * reconnects after `retryMs` with `Last-Event-ID` and picks it up. Long calls thus outlive proxies
+   * that cut connections after a while.
+   */
+  readonly maxConnectionMs?: number;
   /** A fixed node part of the ids (tests); random per process by default. */
   readonly nodeTag?: string;
 }
 
 export const DEFAULT_RESUME_WINDOW_MS = 30_000;
 export const DEFAULT_SSE_RETRY_MS = 1_000;
+export const DEFAULT_MAX_EVENTS_PER_STREAM = 1_000;
+export const DEFAULT_MAX_BYTES_PER_STREAM = 1024 * 1024;
+export const DEFAULT_MAX_STREAMS = 10_000;
+export const DEFAULT_MAX_STORE_BYTES = 64 * 1024 * 1024;
 
 /** Why a `Last-Event-ID` found nothing to resume here. */
 export type ResumeMiss = 'malformed' | 'other-node' | 'unknown-or-expired' | 'other-session';
@@ -50,6 +61,11 @@ function frame(id: string, json: string): string {
   return `id: ${id}\nevent: message\ndata: ${json}\n\n`;
 }
 
+/** A priming event (SEP-1699): an id to resume from, the reconnection delay, and empty data, which clients skip. */
+function primingFrame(id: string, retryMs: number): string {
+  return `id: ${id}\nretry: ${retryMs}\ndata: \n\n`;
+}
+
 /**
  * One resumable stream: the events it sent (bounded), and the connection delivering it now, if any.
  * A stream outlives its connection: what is sent while no connection is attached is only recorded,
@@ -63,6 +79,8 @@ export class ResumableStream {
   private sink: ServerResponse | undefined;
   /** The stream sent its last event (a POST stream's result); a resume replays and ends. */
   private ended = false;
+  /** Its agent takes priming events (2025-11-25 and later), so it may be closed and resumed at will. */
+  private primed = false;
   /** Dropped from the store (expired, evicted, its session ended): events are no longer recorded. */
   private dropped = false;
   /** When the stream last lost its connection or ended (or was made); undefined while connected. */
@@ -93,8 +111,9 @@ export class ResumableStream {
    * SEP-1699) when asked, for agents of 2025-11-25 and later, whose clients skip events without data.
    */
   start(res: ServerResponse, priming: boolean): void {
-    if (priming) res.write(`id: ${this.id}_0\nretry: ${this.store.retryMs}\ndata: \n\n`);
-    this.attach(res, 0);
+    this.primed = priming;
+    if (priming) res.write(primingFrame(`${this.id}_0`, this.store.retryMs));
+    this.connect(res, 0);
   }
 
   /** Sends one JSON-RPC message as the stream's next event. */
@@ -123,12 +142,22 @@ export class ResumableStream {
   }
 
   /**
-   * Delivers the stream on `res` from `afterSeq` on: the recorded events after it, then what comes.
-   * A connection still attached (the agent reconnected before this node saw the old one close) is
-   * ended: one stream, one connection. Returns how many events were replayed, and whether some
-   * after `afterSeq` had already been dropped by the bounds.
+   * Resumes the stream on `res` (a GET with `Last-Event-ID`): the recorded events after `afterSeq`,
+   * then what comes. A primed stream is primed again with the agent's own cursor, so that the agent
+   * holds an id to resume from even when this connection is closed before anything new was sent.
+   * Returns how many events were replayed, and whether some after `afterSeq` had already been
+   * dropped by the bounds.
    */
   attach(res: ServerResponse, afterSeq: number): { replayed: number; gap: boolean } {
+    if (this.primed) res.write(primingFrame(`${this.id}_${Math.min(afterSeq, this.seq)}`, this.store.retryMs));
+    return this.connect(res, afterSeq);
+  }
+
+  /**
+   * Delivers the stream on `res` from `afterSeq` on. A connection still attached (the agent
+   * reconnected before this node saw the old one close) is ended: one stream, one connection.
+   */
+  private connect(res: ServerResponse, afterSeq: number): { replayed: number; gap: boolean } {
     const previous = this.sink;
     this.sink = undefined;
     if (previous !== undefined && previous !== res && !previous.writableEnded) previous.end();
@@ -146,7 +175,11 @@ export class ResumableStream {
     }
     this.sink = res;
     this.idleSince = undefined;
+    const poll = this.primed ? this.store.maxConnectionMs : undefined;
+    const cut = poll === undefined ? undefined : setTimeout(() => this.cut(res), poll);
+    cut?.unref();
     res.once('close', () => {
+      if (cut !== undefined) clearTimeout(cut);
       if (this.sink !== res) return;
       this.sink = undefined;
       this.idleSince = Date.now();
@@ -154,6 +187,19 @@ export class ResumableStream {
       if (this.dropped && !this.ended) this.onAbandoned?.();
     });
     return { replayed, gap };
+  }
+
+  /**
+   * SSE polling: ends the connection `res` while the stream goes on (its call keeps running); the
+   * agent reconnects with `Last-Event-ID` after the `retry` it was sent. A stream the store no
+   * longer holds could not be resumed, so its connection is left alone.
+   */
+  private cut(res: ServerResponse): void {
+    if (this.sink !== res || !this.resumable) return;
+    this.sink = undefined;
+    this.idleSince = Date.now();
+    this.store.notePolled();
+    if (!res.writableEnded) res.end();
   }
 
   /** Ends the stream for good (session ended, key revoked, shutdown): ends its connection and leaves the store. */
@@ -226,27 +272,35 @@ export class EventStore {
   readonly retryMs: number;
   readonly maxEventsPerStream: number;
   readonly maxBytesPerStream: number;
+  readonly maxConnectionMs: number | undefined;
   private readonly maxStreams: number;
   private readonly maxBytes: number;
   private readonly node: string;
   private readonly streams = new Map<string, ResumableStream>();
   private counter = 0;
   private bytes = 0;
+  private polls = 0;
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(options: EventStoreOptions = {}) {
     this.windowMs = options.windowMs ?? DEFAULT_RESUME_WINDOW_MS;
     this.retryMs = options.retryMs ?? DEFAULT_SSE_RETRY_MS;
-    this.maxEventsPerStream = Math.max(1, options.maxEventsPerStream ?? 1_000);
-    this.maxBytesPerStream = options.maxBytesPerStream ?? 1024 * 1024;
-    this.maxStreams = Math.max(1, options.maxStreams ?? 10_000);
-    this.maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
+    this.maxEventsPerStream = Math.max(1, options.maxEventsPerStream ?? DEFAULT_MAX_EVENTS_PER_STREAM);
+    this.maxBytesPerStream = options.maxBytesPerStream ?? DEFAULT_MAX_BYTES_PER_STREAM;
+    this.maxStreams = Math.max(1, options.maxStreams ?? DEFAULT_MAX_STREAMS);
+    this.maxBytes = options.maxBytes ?? DEFAULT_MAX_STORE_BYTES;
+    this.maxConnectionMs = options.maxConnectionMs;
     this.node = options.nodeTag ?? randomBytes(4).toString('hex');
   }
 
   /** Streams held (connected or waiting to be resumed). */
   get size(): number {
     return this.streams.size;
+  }
+
+  /** How many connections SSE polling closed while their streams went on. */
+  get polledConnections(): number {
+    return this.polls;
   }
 
   /** Bytes of events held over all streams. */
@@ -312,6 +366,11 @@ export class EventStore {
     while (this.bytes > this.maxBytes && this.evictOldest(by)) {
       // evictOldest released the bytes of one stream
     }
+  }
+
+  /** @internal A connection was closed by SSE polling. */
+  notePolled(): void {
+    this.polls += 1;
   }
 
   /** @internal */

@@ -61,7 +61,7 @@ export interface DataPlaneServerOptions {
   readonly inputExchanges?: McpDispatcherOptions['inputExchanges'];
   /** The tag in this node's server-request ids (`pcn-<tag>-<n>`); random when not given. */
   readonly nodeTag?: string;
-  /** Bounds of the per-node store of 2025-era SSE events (resumption with `Last-Event-ID`), the resume window and the SSE `retry` (defaults in event-store.ts). */
+  /** Bounds of the per-node store of 2025-era SSE events (resumption with `Last-Event-ID`), the resume window, the SSE `retry` and SSE polling (defaults in event-store.ts). */
   readonly eventStore?: EventStoreOptions;
 }
 
@@ -81,6 +81,8 @@ export interface DataPlaneServer {
   readonly notificationStreamCount: number;
   /** How many 2026-07-28 `subscriptions/listen` streams this node holds. */
   readonly listenStreamCount: number;
+  /** How many SSE connections this node closed for SSE polling (`maxConnectionMs`), their streams going on. */
+  readonly polledSseConnections: number;
   /** Ends the notification streams, stops listening and resolves once every connection is gone. */
   close(): Promise<void>;
 }
@@ -107,6 +109,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
   const streams = new AgentStreams({ views, subscriptions, logLevels, logger, serverInfo: options.serverInfo, keepAliveMs: options.sseKeepAliveMs });
   const dispatcher = new McpDispatcher({ router, views, subscriptions, logLevels, serverInfo: options.serverInfo, logger, listTtlMs: options.listTtlMs ?? LIST_CACHE_TTL_MS, metrics: options.metrics, nodeId: options.nodeId, inputExchanges: options.inputExchanges });
   const eventStore = new EventStore(options.eventStore);
+  options.metrics?.eventStore(eventStore);
   const serverRequests = new ServerRequests(options.nodeTag);
   const inFlight = new InFlightRequests();
   const endedSessions = new EndedSessions(options.sessionMaxAgeMs);
@@ -183,6 +186,9 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     },
     get listenStreamCount() {
       return streams.count('listen');
+    },
+    get polledSseConnections() {
+      return eventStore.polledConnections;
     },
     close() {
       closing ??= new Promise<void>((resolve) => {

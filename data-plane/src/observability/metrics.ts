@@ -7,6 +7,13 @@ const CALL_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 
 export type CallOutcome = 'ok' | 'tool_error' | 'rpc_error' | 'unavailable' | 'refused';
 
+/** What the SSE event store reports at scrape time (read then, so nothing is counted per event). */
+export interface EventStoreStats {
+  readonly size: number;
+  readonly heldBytes: number;
+  readonly polledConnections: number;
+}
+
 interface CallSeries {
   readonly duration: ReturnType<Histogram<'upstream' | 'outcome'>['labels']>;
   readonly overhead: ReturnType<Histogram<'upstream'>['labels']>;
@@ -70,6 +77,17 @@ export class DataPlaneMetrics {
     for (const candidate of ['connecting', 'ready', 'degraded', 'down', 'disabled']) {
       this.upstreamUp.set({ upstream, state: candidate }, candidate === state ? 1 : 0);
     }
+  }
+
+  /**
+   * The 2025-era SSE event store: streams and bytes held (to size --sse-max-streams and
+   * --sse-max-bytes) and connections closed by SSE polling, read from `stats` at each scrape.
+   */
+  eventStore(stats: EventStoreStats): void {
+    const registers = [this.registry];
+    new Gauge({ name: 'portcullis_sse_resumable_streams', help: '2025-era SSE streams held for Last-Event-ID resumption', registers, collect() { this.set(stats.size); } });
+    new Gauge({ name: 'portcullis_sse_event_store_bytes', help: 'Bytes of SSE events held for resumption over all streams', registers, collect() { this.set(stats.heldBytes); } });
+    new Counter({ name: 'portcullis_sse_polled_connections_total', help: 'SSE connections the node closed for SSE polling (--sse-max-stream-seconds), their streams going on', registers, collect() { this.reset(); this.inc(stats.polledConnections); } });
   }
 
   /** The Prometheus text exposition. */

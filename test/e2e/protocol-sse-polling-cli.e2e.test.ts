@@ -1,0 +1,61 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { firstText } from '../support/agents.ts';
+import { createTestSchema, type TestSchema } from '../support/database.ts';
+import { ControlPlaneProcess, DataPlaneProcess, accepts, eventually } from '../support/gateway.ts';
+import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from '../support/graphql.ts';
+import { EVERYTHING_SERVER } from '../support/processes.ts';
+import { sseWire, streamOf } from '../support/sse-wire.ts';
+
+/**
+ * The SSE flags on a real `portcullis data-plane` process (control plane on the machine's
+ * PostgreSQL, server-everything over stdio registered through GraphQL): `--sse-max-stream-seconds`
+ * and `--sse-retry-ms` reach the node, and the official v1 client rides a long call through its closes.
+ */
+let schema: TestSchema;
+let controlPlane: ControlPlaneProcess;
+let node: DataPlaneProcess;
+let secret: string;
+
+before(async () => {
+  schema = await createTestSchema();
+  controlPlane = await ControlPlaneProcess.start(schema.url, schema.name);
+  node = await DataPlaneProcess.start(controlPlane, 'polling-node', ['--sse-max-stream-seconds', '1', '--sse-retry-ms', '120', '--sse-resume-window-seconds', '5']);
+  await graphqlOk(controlPlane.graphqlUrl, controlPlane.adminToken, CREATE_UPSTREAM, { input: { name: 'ev', transport: 'STDIO', command: process.execPath, args: [EVERYTHING_SERVER, 'stdio'] } });
+  const created = await graphqlOk<{ createVirtualKey: { secret: string } }>(controlPlane.graphqlUrl, controlPlane.adminToken, CREATE_KEY, { input: { name: 'polled', allowedTools: ['ev__*'] } });
+  secret = created.createVirtualKey.secret;
+  await eventually('the key reached the node', () => accepts(node.mcpUrl, secret), 5_000);
+});
+
+after(async () => {
+  await Promise.allSettled([node?.stop(), controlPlane?.stop()]);
+  await schema?.drop();
+});
+
+test('DN-SSE-POLLING: `portcullis data-plane --sse-max-stream-seconds 1 --sse-retry-ms 120` closes a long call\'s stream every second; the v1 client resumes after 120 ms and gets every progress and the result', async () => {
+  const wire = sseWire();
+  const client = new Client({ name: 'polled-cli', version: '1.0.0' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(node.mcpUrl), { requestInit: { headers: { authorization: `Bearer ${secret}` } }, fetch: wire.fetch }));
+  try {
+    await eventually('the upstream\'s tools on the node', async () => (await client.listTools()).tools.some((t) => t.name === 'ev__trigger-long-running-operation'));
+    const seen: number[] = [];
+    let callStream: string | undefined;
+    const result = await client.callTool({ name: 'ev__trigger-long-running-operation', arguments: { duration: 3, steps: 3 } }, undefined, {
+      onprogress: (p) => void seen.push(p.progress),
+      onresumptiontoken: (id) => void (callStream ??= streamOf(id)),
+    });
+    assert.equal(firstText(result), 'Long running operation completed. Duration: 3 seconds, Steps: 3.');
+    assert.deepEqual(wire.progress, [1, 2, 3], 'every progress on the wire, once, in order');
+    // The SDK client may drop a last progress read together with the result (directly too): only that one.
+    assert.ok(seen.length >= 2, `progress at the client: ${JSON.stringify(seen)}`);
+    assert.deepEqual(seen, [1, 2, 3].slice(0, seen.length));
+    assert.ok(callStream !== undefined);
+    const resumes = wire.resumes.filter((id) => streamOf(id) === callStream).length;
+    assert.ok(resumes >= 2, `the call stream was closed and resumed ${resumes} times`);
+    assert.ok(wire.retries.length > 0 && wire.retries.every((r) => r === 120), `--sse-retry-ms on the wire: ${JSON.stringify(wire.retries)}`);
+  } finally {
+    await client.close();
+  }
+});
