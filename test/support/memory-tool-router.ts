@@ -167,10 +167,10 @@ export class MemoryToolRouter implements UpstreamRouter {
     return this.catalogs[kind].find((e) => e.key === key);
   }
 
-  routeResource(uri: string): string | undefined {
-    const listed = this.find('resources', uri);
+  routeResource(uri: string, usable: (upstream: string) => boolean = () => true): string | undefined {
+    const listed = this.catalogs.resources.find((e) => e.key === uri && usable(e.upstreamName));
     if (listed !== undefined) return listed.upstreamName;
-    return this.catalogs.resourceTemplates.find((t) => new UriTemplate(t.key).match(uri) !== null)?.upstreamName;
+    return this.catalogs.resourceTemplates.find((t) => usable(t.upstreamName) && new UriTemplate(t.key).match(uri) !== null)?.upstreamName;
   }
 
   async request(upstreamName: string, message: RpcMessage, options: RelayOptions = {}): Promise<Record<string, unknown>> {

@@ -23,7 +23,7 @@ export const UPSTREAM_REQUIREMENTS = {
   'UP-SUBSCRIBE-2026': 'A resource subscription to a 2026-07-28 upstream (which has no resources/subscribe) is held as one subscriptions/listen stream naming every subscribed URI; its updates reach the subscribed agents of both eras.',
   'UP-SUBSCRIBE-RESTORE': 'After an upstream reconnects (process restarted, HTTP server restarted), the node makes its resource subscriptions again in the upstream\'s era.',
   'UP-LIST-CHANGED': 'list_changed from an upstream refreshes that catalog and fires onCatalogChanged/onToolsChanged; the next report carries it.',
-  'UP-ROUTE-RESOURCE': 'routeResource: listed URIs first (first upstream wins, collisions noted), then RFC 6570 templates in upstream order.',
+  'UP-ROUTE-RESOURCE': 'routeResource: listed URIs first (the first upstream the asking key may use wins, collisions noted), then RFC 6570 templates in upstream order (likewise among the key\'s upstreams).',
   'UP-RELAY-UNCHANGED': "Relayed results are the upstream's JSON, unchanged.",
   'UP-RELAY-MALFORMED': 'A relayed request answered with a malformed JSON-RPC response fails at once as UPSTREAM_ERROR naming the upstream, not by timing out.',
   'UP-RELAY-STREAM-END': 'An HTTP answer stream that ends without the response (and cannot be resumed) fails the call at once as UPSTREAM_UNAVAILABLE.',

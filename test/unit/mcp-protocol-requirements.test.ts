@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROTOCOL_REQUIREMENTS } from '../support/protocol-requirements.ts';
+import { matrixTestNames } from '../support/transport-matrix.ts';
 
 /** Test names (the first string argument of `test(`) in the protocol test files. */
 function testNames(): string[] {
@@ -15,6 +16,8 @@ function testNames(): string[] {
     if (file.endsWith('mcp-protocol-requirements.test.ts')) continue;
     for (const match of readFileSync(file, 'utf8').matchAll(/\btest\(\s*(['`"])(.*?)\1/g)) names.push(match[2]!);
   }
+  // The transport matrix generates its tests' names from its plan (test/e2e/protocol-transport-matrix.e2e.test.ts).
+  names.push(...matrixTestNames());
   return names;
 }
 

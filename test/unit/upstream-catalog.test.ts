@@ -68,8 +68,14 @@ test('UP-ROUTE-RESOURCE: listed URIs route first (the first upstream wins, the c
   assert.equal(routeResource(merged, 'docs://pages/42'), 'docs');
   assert.equal(routeResource(merged, 'file:///other.txt'), 'files');
   assert.equal(routeResource(merged, 'unknown://x'), undefined);
-  assert.deepEqual(merged.entries.resources.map((r) => [r.key, r.upstreamName]), [['file:///readme.md', 'files'], ['docs://index', 'docs']]);
-  assert.deepEqual(merged.notes.get('docs'), ['resource "file:///readme.md" is also listed by upstream "files", which serves it']);
+  // A key that may not use "files" is served by the next upstream listing the URI (or matching it by template), not refused.
+  const docsOnly = (upstream: string) => upstream === 'docs';
+  assert.equal(routeResource(merged, 'file:///readme.md', docsOnly), 'docs');
+  assert.equal(routeResource(merged, 'file:///other.txt', docsOnly), 'docs');
+  assert.equal(routeResource(merged, 'file:///readme.md', () => false), undefined);
+  assert.deepEqual(merged.entries.resources.map((r) => [r.key, r.upstreamName]), [['file:///readme.md', 'files'], ['file:///readme.md', 'docs'], ['docs://index', 'docs']]);
+  assert.equal(merged.index.resources.get('file:///readme.md')?.upstreamName, 'files');
+  assert.deepEqual(merged.notes.get('docs'), ['resource "file:///readme.md" is also listed by upstream "files", which serves it to keys that may use both']);
   assert.equal(merged.entries.resourceTemplates.length, 3);
   assert.equal(merged.index.resourceTemplates.get('file:///{path}')?.upstreamName, 'files');
 });

@@ -82,6 +82,15 @@ export class CatalogViews {
       else {
         const usable = this.usableUpstreams(allowList, views);
         entries = all.filter((e) => usable.has(e.upstreamName));
+        // A URI listed by several upstreams is listed once, by the first this key may use (the one reads route to).
+        if (kind === 'resources') {
+          const seen = new Set<string>();
+          entries = entries.filter((e) => {
+            if (seen.has(e.key)) return false;
+            seen.add(e.key);
+            return true;
+          });
+        }
       }
       view = { entries, json: JSON.stringify(entries.map((e) => e.definition)), pages: new Map() };
       views.views[kind] = view;

@@ -479,8 +479,7 @@ export class McpDispatcher {
 
   /** The upstream serving `uri`, if this allow-list may use it. */
   visibleResourceUpstream(uri: string, allowList: AllowList): string | undefined {
-    const upstream = this.router.routeResource(uri);
-    return upstream !== undefined && this.views.mayUseUpstream(allowList, upstream) ? upstream : undefined;
+    return this.router.routeResource(uri, (upstream) => this.views.mayUseUpstream(allowList, upstream));
   }
 
   /**

@@ -29,6 +29,8 @@ export interface MergedCatalog {
   readonly index: Readonly<Record<CatalogKind, ReadonlyMap<string, CatalogEntry>>>;
   readonly tools: readonly ToolEntry[];
   readonly templates: readonly { readonly upstreamName: string; readonly template: UriTemplate }[];
+  /** Per listed resource URI, every upstream listing it, in upstream order (the first serves keys that may use it). */
+  readonly resourceUpstreams: ReadonlyMap<string, readonly string[]>;
   /** Per upstream: what an operator should know (names refused, collisions, tools held back). */
   readonly notes: ReadonlyMap<string, readonly string[]>;
 }
@@ -53,7 +55,9 @@ export function exposedName(source: Pick<CatalogSource, 'upstreamName' | 'expose
  * Merges the upstreams' catalogs in upstream order. Tools and prompts get their exposed names;
  * an entry whose exposed name is invalid or already taken by an earlier upstream is left out and
  * noted; a pinned tool whose definition changed is held back and noted; a resource URI listed by
- * two upstreams stays with the first.
+ * two upstreams is noted and served by the first of them that the asking key may use (so an
+ * upstream a key cannot see never hides another's resources from it): `entries.resources` holds
+ * every upstream's entry, `index.resources` the first.
  */
 export function mergeCatalogs(sources: readonly CatalogSource[]): MergedCatalog {
   const notes = new Map<string, string[]>();
@@ -66,6 +70,7 @@ export function mergeCatalogs(sources: readonly CatalogSource[]): MergedCatalog 
   const index: Record<CatalogKind, Map<string, CatalogEntry>> = { tools: new Map(), prompts: new Map(), resources: new Map(), resourceTemplates: new Map() };
   const tools: ToolEntry[] = [];
   const templates: { upstreamName: string; template: UriTemplate }[] = [];
+  const resourceUpstreams = new Map<string, string[]>();
 
   for (const source of sources) {
     const catalogs = source.catalogs;
@@ -110,13 +115,16 @@ export function mergeCatalogs(sources: readonly CatalogSource[]): MergedCatalog 
 
     for (const item of catalogs.resources ?? []) {
       const uri = item['uri'] as string;
-      const taken = index.resources.get(uri);
-      if (taken) {
-        if (taken.upstreamName !== upstreamName) note(upstreamName, `resource "${uri}" is also listed by upstream "${taken.upstreamName}", which serves it`);
-        continue;
-      }
+      const listedBy = resourceUpstreams.get(uri);
+      if (listedBy?.includes(upstreamName)) continue;
       const entry: CatalogEntry = { upstreamName, key: uri, upstreamKey: uri, definition: item };
       entries.resources.push(entry);
+      if (listedBy) {
+        note(upstreamName, `resource "${uri}" is also listed by upstream "${listedBy[0]}", which serves it to keys that may use both`);
+        listedBy.push(upstreamName);
+        continue;
+      }
+      resourceUpstreams.set(uri, [upstreamName]);
       index.resources.set(uri, entry);
     }
 
@@ -132,14 +140,18 @@ export function mergeCatalogs(sources: readonly CatalogSource[]): MergedCatalog 
       }
     }
   }
-  return { entries, index, tools, templates, notes };
+  return { entries, index, tools, templates, resourceUpstreams, notes };
 }
 
-/** The upstream serving `uri`: the first listing it, else the first whose template matches it. */
-export function routeResource(merged: MergedCatalog, uri: string): string | undefined {
-  const listed = merged.index.resources.get(uri);
-  if (listed) return listed.upstreamName;
+/**
+ * The upstream serving `uri` among those `usable` admits (all by default): the first listing it,
+ * else the first whose template matches it.
+ */
+export function routeResource(merged: MergedCatalog, uri: string, usable: (upstream: string) => boolean = () => true): string | undefined {
+  const listed = merged.resourceUpstreams.get(uri)?.find(usable);
+  if (listed !== undefined) return listed;
   for (const { upstreamName, template } of merged.templates) {
+    if (!usable(upstreamName)) continue;
     try {
       if (template.match(uri) !== null) return upstreamName;
     } catch {

@@ -131,8 +131,8 @@ export class UpstreamPool implements UpstreamRouter {
     return this.merged.index[kind].get(key);
   }
 
-  routeResource(uri: string): string | undefined {
-    return routeResource(this.merged, uri);
+  routeResource(uri: string, usable?: (upstream: string) => boolean): string | undefined {
+    return routeResource(this.merged, uri, usable);
   }
 
   request(upstreamName: string, message: RpcMessage, options?: RelayOptions): Promise<Record<string, unknown>> {

@@ -77,10 +77,11 @@ export interface UpstreamRouter extends ToolRouter {
   /** The catalog entry with this exposed name/URI, or undefined. */
   find(kind: CatalogKind, key: string): CatalogEntry | undefined;
   /**
-   * The upstream that serves `uri`: the first upstream listing it, else the first whose resource
-   * template matches it (upstream order), else undefined.
+   * The upstream that serves `uri` among those `usable` admits (the asking key's; all when
+   * omitted): the first upstream listing it, else the first whose resource template matches it
+   * (upstream order), else undefined.
    */
-  routeResource(uri: string): string | undefined;
+  routeResource(uri: string, usable?: (upstream: string) => boolean): string | undefined;
   /**
    * Relays one request to the named upstream (method and params as the upstream must see them:
    * names already un-prefixed) and resolves with its result JSON unchanged. Rejects with
