@@ -10,6 +10,8 @@ import { createTestSchema, type TestSchema } from '../support/database.ts';
 import { ControlPlaneProcess, DataPlaneProcess, accepts, eventually, postMcp } from '../support/gateway.ts';
 import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from '../support/graphql.ts';
 import { EVERYTHING_SERVER, REPO_ROOT } from '../support/processes.ts';
+import { MODERN, modernAgent } from '../support/protocol-agents.ts';
+import { RpcErrorCode } from '../../data-plane/src/mcp/protocol.ts';
 
 /**
  * Relays between data-plane nodes through the control plane (ConfigService.Connect, RelayEnvelope):
@@ -35,6 +37,48 @@ function splitFetch(other: string, moved: string[]): typeof fetch {
     }
     return fetch(input, init);
   };
+}
+
+/** The agent's fetch: retries after input_required (a body with params.requestState) go to `other`, as a load balancer may send them. */
+function retriesTo(other: string, moved: string[]): typeof fetch {
+  return async (input, init) => {
+    const body = typeof init?.body === 'string' ? (JSON.parse(init.body) as { method?: string; params?: { requestState?: unknown } }) : undefined;
+    if (init?.method === 'POST' && body?.params?.requestState !== undefined) {
+      moved.push(String(body.method));
+      return fetch(other, init);
+    }
+    return fetch(input, init);
+  };
+}
+
+interface ModernReply {
+  status: number;
+  notifications: Record<string, unknown>[];
+  result?: Record<string, unknown>;
+  error?: { code: number; message: string; data?: Record<string, unknown> };
+}
+
+/** A raw 2026-07-28 tools/call (envelope in `_meta`, standard headers); a streamed answer is split into its notifications and the response. */
+async function callModern(url: string, secret: string, params: Record<string, unknown>, signal?: AbortSignal): Promise<ModernReply> {
+  const meta = { ...(params['_meta'] as object | undefined), 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } };
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${secret}`, 'mcp-protocol-version': MODERN, 'mcp-method': 'tools/call', 'mcp-name': String(params['name']) },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { ...params, _meta: meta } }),
+    ...(signal ? { signal } : {}),
+  });
+  const text = await response.text();
+  if (!response.headers.get('content-type')?.includes('text/event-stream')) return { status: response.status, notifications: [], ...(JSON.parse(text) as object) };
+  const messages = text.split('\n').filter((l) => l.startsWith('data: ') && l.length > 6).map((l) => JSON.parse(l.slice(6)) as Record<string, unknown>);
+  return { status: response.status, notifications: messages.filter((m) => m['method'] !== undefined), ...(messages.find((m) => m['method'] === undefined) as object) };
+}
+
+/** The first input round of a raw call: the key of its one input request and its request state. */
+async function firstRound(url: string, secret: string, name: string): Promise<{ key: string; requestState: string }> {
+  const reply = await callModern(url, secret, { name, arguments: {} });
+  assert.equal(reply.result?.['resultType'], 'input_required', JSON.stringify(reply));
+  const [key] = Object.keys(reply.result['inputRequests'] as object);
+  return { key: key!, requestState: String(reply.result['requestState']) };
 }
 
 async function legacyAgent(url: string, secret: string, options: { fetch?: typeof fetch; sessionId?: string } = {}): Promise<{ client: ClientV1; transport: TransportV1 }> {
@@ -123,6 +167,79 @@ describe('relays between data-plane nodes through the control plane', () => {
       assert.ok(moved.includes('notifications/cancelled'), 'the cancel was posted to node B');
     } finally {
       await client.close();
+    }
+  });
+
+  test('DN-INPUT-OTHER-NODE: a 2026-07-28 agent\'s retries after a 2025 upstream\'s elicitation land on the other node, are relayed to the node holding the call and complete it, progress included', async () => {
+    const moved: string[] = [];
+    const client = await modernAgent(new URL(nodeA.mcpUrl), key.secret, { capabilities: { elicitation: { form: {} } } }, retriesTo(nodeB.mcpUrl, moved));
+    try {
+      const asked: string[] = [];
+      client.setRequestHandler('elicitation/create', async (request) => {
+        asked.push(String(request.params.message));
+        const fields = Object.keys((request.params as { requestedSchema?: { properties?: object } }).requestedSchema?.properties ?? {});
+        return { action: 'accept', content: { [fields[0]!]: fields[0] === 'colour' ? 'teal' : 'Ada' } };
+      });
+      await eventually('v1 tools listed on node A', async () => (await client.listTools()).tools.some((t) => t.name === 'v1__ask_twice'), 30_000);
+      const progress: string[] = [];
+      const result = await client.callTool({ name: 'v1__ask_twice', arguments: {} }, { onprogress: (p) => void progress.push(String(p.message)) });
+      assert.equal(firstText(result as never), 'name=Ada colour=teal');
+      assert.deepEqual(asked, ['Step 1: your name?', 'Step 2: Ada, your colour?']);
+      assert.deepEqual(moved, ['tools/call', 'tools/call'], 'both retries were sent to node B');
+      // The SDK reports its own rounds as progress too ("Fulfilling input required …"); the upstream's comes from node A.
+      assert.deepEqual(progress.filter((m) => !m.startsWith('Fulfilling')), ['got Ada'], 'the progress node A sent while serving the relayed retry reached the agent on node B');
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('DN-INPUT-OTHER-NODE: node A checks a relayed retry as its own (one-shot, key binding, signature); an agent leaving node B cancels the call on node A', async () => {
+    const other = await graphqlOk<{ createVirtualKey: { secret: string } }>(controlPlane.graphqlUrl, controlPlane.adminToken, CREATE_KEY, { input: { name: 'other-agent', allowedTools: ['v1__*'] } });
+    await eventually('the other key reached node B', () => accepts(nodeB.mcpUrl, other.createVirtualKey.secret), 5_000);
+    const first = await firstRound(nodeA.mcpUrl, key.secret, 'v1__ask_twice');
+    const answer = { [first.key]: { action: 'accept', content: { name: 'Bo' } } };
+    const foreign = await callModern(nodeB.mcpUrl, other.createVirtualKey.secret, { name: 'v1__ask_twice', arguments: {}, inputResponses: answer, requestState: first.requestState });
+    assert.equal(foreign.error?.code, RpcErrorCode.InvalidParams, JSON.stringify(foreign));
+    const tampered = await callModern(nodeB.mcpUrl, key.secret, { name: 'v1__ask_twice', arguments: {}, inputResponses: answer, requestState: `${first.requestState.slice(0, -4)}AAAA` });
+    assert.equal(tampered.error?.code, RpcErrorCode.InvalidParams, JSON.stringify(tampered));
+    const second = await callModern(nodeB.mcpUrl, key.secret, { name: 'v1__ask_twice', arguments: {}, inputResponses: answer, requestState: first.requestState });
+    assert.equal(second.result?.['resultType'], 'input_required', JSON.stringify(second));
+    const replayed = await callModern(nodeB.mcpUrl, key.secret, { name: 'v1__ask_twice', arguments: {}, inputResponses: answer, requestState: first.requestState });
+    assert.equal(replayed.error?.code, RpcErrorCode.InputNotAwaited, JSON.stringify(replayed));
+    assert.equal(replayed.error.data?.['reason'], 'answered');
+    const [secondKey] = Object.keys(second.result['inputRequests'] as object);
+    const done = await callModern(nodeB.mcpUrl, key.secret, { name: 'v1__ask_twice', arguments: {}, inputResponses: { [secondKey!]: { action: 'accept', content: { colour: 'red' } } }, requestState: second.result['requestState'] });
+    assert.equal((done.result?.['content'] as { text: string }[] | undefined)?.[0]?.text, 'name=Bo colour=red', JSON.stringify(done));
+
+    const cancelled = async () => Number(((await callModern(nodeA.mcpUrl, key.secret, { name: 'v1__cancellations', arguments: {} })).result?.['content'] as { text: string }[])[0]!.text);
+    const before = await cancelled();
+    const work = await firstRound(nodeA.mcpUrl, key.secret, 'v1__ask_then_work');
+    const abort = new AbortController();
+    const waiting = callModern(nodeB.mcpUrl, key.secret, { name: 'v1__ask_then_work', arguments: {}, inputResponses: { [work.key]: { action: 'accept', content: { name: 'W' } } }, requestState: work.requestState }, abort.signal);
+    await new Promise((r) => setTimeout(r, 300));
+    abort.abort();
+    await assert.rejects(waiting);
+    // The upstream works for 10 s unless cancelled.
+    await eventually('the call on node A was cancelled', async () => (await cancelled()) === before + 1, 4_000);
+  });
+
+  test('DN-INPUT-OTHER-NODE-UNREACHABLE: a retry whose node has gone is answered -32045 naming that node once it stays silent', async () => {
+    const nodeD = await DataPlaneProcess.start(controlPlane, 'node-d');
+    let stopped = false;
+    try {
+      await eventually('the key reached node D', () => accepts(nodeD.mcpUrl, key.secret), 5_000);
+      await eventually('v1 ready on node D', async () => (await callModern(nodeD.mcpUrl, key.secret, { name: 'v1__cancellations', arguments: {} })).result !== undefined, 30_000);
+      const first = await firstRound(nodeD.mcpUrl, key.secret, 'v1__ask_twice');
+      await nodeD.stop();
+      stopped = true;
+      const started = Date.now();
+      const retry = await callModern(nodeB.mcpUrl, key.secret, { name: 'v1__ask_twice', arguments: {}, inputResponses: { [first.key]: { action: 'decline' } }, requestState: first.requestState });
+      assert.equal(retry.error?.code, RpcErrorCode.InputOnOtherNode, JSON.stringify(retry));
+      assert.equal(retry.error.data?.['node'], 'node-d');
+      assert.match(retry.error.message, /"node-d"/);
+      assert.ok(Date.now() - started < 10_000);
+    } finally {
+      if (!stopped) await nodeD.stop();
     }
   });
 

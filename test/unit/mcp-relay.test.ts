@@ -38,8 +38,8 @@ function pair() {
   const a = node('tagA');
   const b = node('tagB');
   const sent: RelayEnvelope[] = [];
-  a.relay.connect((envelope) => (sent.push(envelope), b.relay.receive({ ...envelope, fromNodeId: 'node-a' }), true));
-  b.relay.connect((envelope) => (sent.push(envelope), a.relay.receive({ ...envelope, fromNodeId: 'node-b' }), true));
+  a.relay.connect((envelope) => (sent.push(envelope), b.relay.receive({ ...envelope, fromNodeId: 'node-a', fromNodeTag: 'tagA' }), true));
+  b.relay.connect((envelope) => (sent.push(envelope), a.relay.receive({ ...envelope, fromNodeId: 'node-b', fromNodeTag: 'tagB' }), true));
   return { a, b, sent };
 }
 
@@ -110,10 +110,10 @@ test('DN-RELAY-SESSION-ENDED: an ended session is recorded and dropped on the ot
 
   // An ended session another key claims is not recorded.
   const other = node('tagC');
-  other.relay.receive({ toNodeTag: '', fromNodeId: 'node-x', keyId: 'k2', sessionId: token('k1'), kind: { $case: 'ended', value: { expiresAtMs: Date.now() + 60_000 } } });
+  other.relay.receive({ toNodeTag: '', fromNodeId: 'node-x', fromNodeTag: '', keyId: 'k2', sessionId: token('k1'), kind: { $case: 'ended', value: { expiresAtMs: Date.now() + 60_000 } } });
   assert.equal(other.endedSessions.size, 0);
   // Malformed envelopes are ignored.
-  other.relay.receive({ toNodeTag: 'bad tag!', fromNodeId: '', keyId: '', sessionId: '', kind: undefined });
+  other.relay.receive({ toNodeTag: 'bad tag!', fromNodeId: '', fromNodeTag: '', keyId: '', sessionId: '', kind: undefined });
   assert.equal(other.endedSessions.size, 0);
 
   a.relay.announceEnded();
