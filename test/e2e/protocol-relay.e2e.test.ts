@@ -10,7 +10,7 @@ import { createTestSchema, type TestSchema } from '../support/database.ts';
 import { ControlPlaneProcess, DataPlaneProcess, accepts, eventually, postMcp } from '../support/gateway.ts';
 import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from '../support/graphql.ts';
 import { EVERYTHING_SERVER, REPO_ROOT } from '../support/processes.ts';
-import { MODERN, modernAgent } from '../support/protocol-agents.ts';
+import { MODERN, modernAgent, sseAgent } from '../support/protocol-agents.ts';
 import { RpcErrorCode } from '../../data-plane/src/mcp/protocol.ts';
 
 /**
@@ -46,6 +46,18 @@ function retriesTo(other: string, moved: string[]): typeof fetch {
     if (init?.method === 'POST' && body?.params?.requestState !== undefined) {
       moved.push(String(body.method));
       return fetch(other, init);
+    }
+    return fetch(input, init);
+  };
+}
+
+/** A legacy HTTP+SSE agent's POST fetch: every POST /messages goes to `other` (same path and query), as a load balancer without sticky sessions may send it. */
+function messagesTo(other: string, moved: string[]): typeof fetch {
+  return async (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    if (init?.method === 'POST' && url.pathname === '/messages') {
+      moved.push(url.pathname);
+      return fetch(new URL(`${url.pathname}${url.search}`, other), init);
     }
     return fetch(input, init);
   };
@@ -223,15 +235,53 @@ describe('relays between data-plane nodes through the control plane', () => {
     await eventually('the call on node A was cancelled', async () => (await cancelled()) === before + 1, 4_000);
   });
 
-  test('DN-INPUT-OTHER-NODE-UNREACHABLE: a retry whose node has gone is answered -32045 naming that node once it stays silent', async () => {
+  test('DN-TRANSPORT-LEGACY-SSE-OTHER-NODE: a legacy HTTP+SSE agent whose every POST /messages lands on node B works against its stream on node A (tools, progress, elicitation answers); another key cannot use the session', async () => {
+    const moved: string[] = [];
+    const { client, transport } = await sseAgent(new URL(nodeA.mcpUrl), key.secret, { capabilities: { elicitation: {} } }, messagesTo(nodeB.mcpUrl, moved));
+    try {
+      client.setRequestHandler(ElicitRequestSchema, async (request) => {
+        const field = 'requestedSchema' in request.params && Object.keys(request.params.requestedSchema.properties).includes('colour') ? 'colour' : 'name';
+        return { action: 'accept', content: { [field]: field === 'colour' ? 'amber' : 'Sse' } };
+      });
+      await toolsReady(client, ['v1__ask_twice', 'ev__echo']);
+      assert.equal(firstText(await client.callTool({ name: 'ev__echo', arguments: { message: 'hi' } })), 'Echo: hi');
+      const progress: number[] = [];
+      const twice = await client.callTool({ name: 'v1__ask_twice', arguments: {} }, undefined, { onprogress: (p) => void progress.push(p.progress) });
+      assert.equal(firstText(twice), 'name=Sse colour=amber');
+      assert.deepEqual(progress, [1]);
+      assert.ok(moved.length >= 5, `the initialize, lists, calls and answers were posted to node B (${moved.length})`);
+
+      const endpoint = (transport as unknown as { _endpoint: URL })._endpoint;
+      const other = await graphqlOk<{ createVirtualKey: { secret: string } }>(controlPlane.graphqlUrl, controlPlane.adminToken, CREATE_KEY, { input: { name: 'sse-intruder', allowedTools: ['ev__*'] } });
+      await eventually('the intruder key reached node B', () => accepts(nodeB.mcpUrl, other.createVirtualKey.secret), 5_000);
+      const intruded = await fetch(new URL(`/messages${endpoint.search}`, nodeB.mcpUrl), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${other.createVirtualKey.secret}` },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 99, method: 'tools/call', params: { name: 'ev__echo', arguments: { message: 'intruder' } } }),
+      });
+      assert.equal(intruded.status, 404, 'a session is bound to its key on every node');
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('DN-INPUT-OTHER-NODE-UNREACHABLE DN-TRANSPORT-LEGACY-SSE-OTHER-NODE-UNREACHABLE: a retry, and a legacy POST /messages, whose node has gone are answered (-32045 naming that node; 404) once it stays silent', async () => {
     const nodeD = await DataPlaneProcess.start(controlPlane, 'node-d');
     let stopped = false;
     try {
       await eventually('the key reached node D', () => accepts(nodeD.mcpUrl, key.secret), 5_000);
       await eventually('v1 ready on node D', async () => (await callModern(nodeD.mcpUrl, key.secret, { name: 'v1__cancellations', arguments: {} })).result !== undefined, 30_000);
       const first = await firstRound(nodeD.mcpUrl, key.secret, 'v1__ask_twice');
+      const sse = await sseAgent(new URL(nodeD.mcpUrl), key.secret);
+      const endpoint = (sse.transport as unknown as { _endpoint: URL })._endpoint;
       await nodeD.stop();
       stopped = true;
+      const postStarted = Date.now();
+      const post = await fetch(new URL(`/messages${endpoint.search}`, nodeB.mcpUrl), { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key.secret}` }, body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'ping' }) });
+      assert.equal(post.status, 404);
+      assert.match(((await post.json()) as { error: { message: string } }).error.message, /could not be reached \(no word from it for 5000 ms/);
+      assert.ok(Date.now() - postStarted < 10_000);
+      await sse.client.close().catch(() => undefined);
       const started = Date.now();
       const retry = await callModern(nodeB.mcpUrl, key.secret, { name: 'v1__ask_twice', arguments: {}, inputResponses: { [first.key]: { action: 'decline' } }, requestState: first.requestState });
       assert.equal(retry.error?.code, RpcErrorCode.InputOnOtherNode, JSON.stringify(retry));
