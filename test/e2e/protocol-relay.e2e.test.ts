@@ -361,4 +361,25 @@ describe('relays across control-plane replicas (Postgres LISTEN/NOTIFY)', () => 
     const headers = { authorization: `Bearer ${key.secret}`, 'mcp-session-id': sessionId };
     await eventually('node B (on the other replica) refuses the ended session', async () => (await postMcp(nodeB.mcpUrl, PING, headers)).status === 404, 1_000);
   });
+
+  test('DN-INPUT-OTHER-NODE: a retry landing on a node of the other replica is relayed across (NOTIFY); a retry too large for NOTIFY is refused at once, -32045 naming the node and saying why', async () => {
+    const moved: string[] = [];
+    let name = 'Across';
+    const client = await modernAgent(new URL(nodeA.mcpUrl), key.secret, { capabilities: { elicitation: { form: {} } } }, retriesTo(nodeB.mcpUrl, moved));
+    try {
+      client.setRequestHandler('elicitation/create', async () => ({ action: 'accept', content: { name } }));
+      await eventually('server-everything listed on node A', async () => (await client.listTools()).tools.some((t) => t.name === 'ev__trigger-elicitation-request'), 30_000);
+      const result = await client.callTool({ name: 'ev__trigger-elicitation-request', arguments: {} });
+      assert.match(JSON.stringify(result.content), /Across/);
+      assert.deepEqual(moved, ['tools/call']);
+      // 6,000 characters of input make an envelope above what NOTIFY carries (base64, 7,600): the hub says so at once, no timeout.
+      name = 'x'.repeat(6_000);
+      const started = Date.now();
+      await assert.rejects(client.callTool({ name: 'ev__trigger-elicitation-request', arguments: {} }), /"node-a".*NOTIFY carries at most 7600/);
+      assert.ok(Date.now() - started < 3_000);
+      assert.deepEqual(moved, ['tools/call', 'tools/call']);
+    } finally {
+      await client.close();
+    }
+  });
 });
