@@ -10,6 +10,8 @@ import { createTestSchema, type TestSchema } from '../support/database.ts';
 import { ControlPlaneProcess, DataPlaneProcess, accepts, eventually, postMcp } from '../support/gateway.ts';
 import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from '../support/graphql.ts';
 import { EVERYTHING_SERVER, REPO_ROOT } from '../support/processes.ts';
+import { MODERN, modernAgent, sseAgent } from '../support/protocol-agents.ts';
+import { RpcErrorCode } from '../../data-plane/src/mcp/protocol.ts';
 
 /**
  * Relays between data-plane nodes through the control plane (ConfigService.Connect, RelayEnvelope):
@@ -35,6 +37,60 @@ function splitFetch(other: string, moved: string[]): typeof fetch {
     }
     return fetch(input, init);
   };
+}
+
+/** The agent's fetch: retries after input_required (a body with params.requestState) go to `other`, as a load balancer may send them. */
+function retriesTo(other: string, moved: string[]): typeof fetch {
+  return async (input, init) => {
+    const body = typeof init?.body === 'string' ? (JSON.parse(init.body) as { method?: string; params?: { requestState?: unknown } }) : undefined;
+    if (init?.method === 'POST' && body?.params?.requestState !== undefined) {
+      moved.push(String(body.method));
+      return fetch(other, init);
+    }
+    return fetch(input, init);
+  };
+}
+
+/** A legacy HTTP+SSE agent's POST fetch: every POST /messages goes to `other` (same path and query), as a load balancer without sticky sessions may send it. */
+function messagesTo(other: string, moved: string[]): typeof fetch {
+  return async (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    if (init?.method === 'POST' && url.pathname === '/messages') {
+      moved.push(url.pathname);
+      return fetch(new URL(`${url.pathname}${url.search}`, other), init);
+    }
+    return fetch(input, init);
+  };
+}
+
+interface ModernReply {
+  status: number;
+  notifications: Record<string, unknown>[];
+  result?: Record<string, unknown>;
+  error?: { code: number; message: string; data?: Record<string, unknown> };
+}
+
+/** A raw 2026-07-28 tools/call (envelope in `_meta`, standard headers); a streamed answer is split into its notifications and the response. */
+async function callModern(url: string, secret: string, params: Record<string, unknown>, signal?: AbortSignal): Promise<ModernReply> {
+  const meta = { ...(params['_meta'] as object | undefined), 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } };
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${secret}`, 'mcp-protocol-version': MODERN, 'mcp-method': 'tools/call', 'mcp-name': String(params['name']) },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { ...params, _meta: meta } }),
+    ...(signal ? { signal } : {}),
+  });
+  const text = await response.text();
+  if (!response.headers.get('content-type')?.includes('text/event-stream')) return { status: response.status, notifications: [], ...(JSON.parse(text) as object) };
+  const messages = text.split('\n').filter((l) => l.startsWith('data: ') && l.length > 6).map((l) => JSON.parse(l.slice(6)) as Record<string, unknown>);
+  return { status: response.status, notifications: messages.filter((m) => m['method'] !== undefined), ...(messages.find((m) => m['method'] === undefined) as object) };
+}
+
+/** The first input round of a raw call: the key of its one input request and its request state. */
+async function firstRound(url: string, secret: string, name: string): Promise<{ key: string; requestState: string }> {
+  const reply = await callModern(url, secret, { name, arguments: {} });
+  assert.equal(reply.result?.['resultType'], 'input_required', JSON.stringify(reply));
+  const [key] = Object.keys(reply.result['inputRequests'] as object);
+  return { key: key!, requestState: String(reply.result['requestState']) };
 }
 
 async function legacyAgent(url: string, secret: string, options: { fetch?: typeof fetch; sessionId?: string } = {}): Promise<{ client: ClientV1; transport: TransportV1 }> {
@@ -126,6 +182,117 @@ describe('relays between data-plane nodes through the control plane', () => {
     }
   });
 
+  test('DN-INPUT-OTHER-NODE: a 2026-07-28 agent\'s retries after a 2025 upstream\'s elicitation land on the other node, are relayed to the node holding the call and complete it, progress included', async () => {
+    const moved: string[] = [];
+    const client = await modernAgent(new URL(nodeA.mcpUrl), key.secret, { capabilities: { elicitation: { form: {} } } }, retriesTo(nodeB.mcpUrl, moved));
+    try {
+      const asked: string[] = [];
+      client.setRequestHandler('elicitation/create', async (request) => {
+        asked.push(String(request.params.message));
+        const fields = Object.keys((request.params as { requestedSchema?: { properties?: object } }).requestedSchema?.properties ?? {});
+        return { action: 'accept', content: { [fields[0]!]: fields[0] === 'colour' ? 'teal' : 'Ada' } };
+      });
+      await eventually('v1 tools listed on node A', async () => (await client.listTools()).tools.some((t) => t.name === 'v1__ask_twice'), 30_000);
+      const progress: string[] = [];
+      const result = await client.callTool({ name: 'v1__ask_twice', arguments: {} }, { onprogress: (p) => void progress.push(String(p.message)) });
+      assert.equal(firstText(result as never), 'name=Ada colour=teal');
+      assert.deepEqual(asked, ['Step 1: your name?', 'Step 2: Ada, your colour?']);
+      assert.deepEqual(moved, ['tools/call', 'tools/call'], 'both retries were sent to node B');
+      // The SDK reports its own rounds as progress too ("Fulfilling input required …"); the upstream's comes from node A.
+      assert.deepEqual(progress.filter((m) => !m.startsWith('Fulfilling')), ['got Ada'], 'the progress node A sent while serving the relayed retry reached the agent on node B');
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('DN-INPUT-OTHER-NODE: node A checks a relayed retry as its own (one-shot, key binding, signature); an agent leaving node B cancels the call on node A', async () => {
+    const other = await graphqlOk<{ createVirtualKey: { secret: string } }>(controlPlane.graphqlUrl, controlPlane.adminToken, CREATE_KEY, { input: { name: 'other-agent', allowedTools: ['v1__*'] } });
+    await eventually('the other key reached node B', () => accepts(nodeB.mcpUrl, other.createVirtualKey.secret), 5_000);
+    const first = await firstRound(nodeA.mcpUrl, key.secret, 'v1__ask_twice');
+    const answer = { [first.key]: { action: 'accept', content: { name: 'Bo' } } };
+    const foreign = await callModern(nodeB.mcpUrl, other.createVirtualKey.secret, { name: 'v1__ask_twice', arguments: {}, inputResponses: answer, requestState: first.requestState });
+    assert.equal(foreign.error?.code, RpcErrorCode.InvalidParams, JSON.stringify(foreign));
+    const tampered = await callModern(nodeB.mcpUrl, key.secret, { name: 'v1__ask_twice', arguments: {}, inputResponses: answer, requestState: `${first.requestState.slice(0, -4)}AAAA` });
+    assert.equal(tampered.error?.code, RpcErrorCode.InvalidParams, JSON.stringify(tampered));
+    const second = await callModern(nodeB.mcpUrl, key.secret, { name: 'v1__ask_twice', arguments: {}, inputResponses: answer, requestState: first.requestState });
+    assert.equal(second.result?.['resultType'], 'input_required', JSON.stringify(second));
+    const replayed = await callModern(nodeB.mcpUrl, key.secret, { name: 'v1__ask_twice', arguments: {}, inputResponses: answer, requestState: first.requestState });
+    assert.equal(replayed.error?.code, RpcErrorCode.InputNotAwaited, JSON.stringify(replayed));
+    assert.equal(replayed.error.data?.['reason'], 'answered');
+    const [secondKey] = Object.keys(second.result['inputRequests'] as object);
+    const done = await callModern(nodeB.mcpUrl, key.secret, { name: 'v1__ask_twice', arguments: {}, inputResponses: { [secondKey!]: { action: 'accept', content: { colour: 'red' } } }, requestState: second.result['requestState'] });
+    assert.equal((done.result?.['content'] as { text: string }[] | undefined)?.[0]?.text, 'name=Bo colour=red', JSON.stringify(done));
+
+    const cancelled = async () => Number(((await callModern(nodeA.mcpUrl, key.secret, { name: 'v1__cancellations', arguments: {} })).result?.['content'] as { text: string }[])[0]!.text);
+    const before = await cancelled();
+    const work = await firstRound(nodeA.mcpUrl, key.secret, 'v1__ask_then_work');
+    const abort = new AbortController();
+    const waiting = callModern(nodeB.mcpUrl, key.secret, { name: 'v1__ask_then_work', arguments: {}, inputResponses: { [work.key]: { action: 'accept', content: { name: 'W' } } }, requestState: work.requestState }, abort.signal);
+    await new Promise((r) => setTimeout(r, 300));
+    abort.abort();
+    await assert.rejects(waiting);
+    // The upstream works for 10 s unless cancelled.
+    await eventually('the call on node A was cancelled', async () => (await cancelled()) === before + 1, 4_000);
+  });
+
+  test('DN-TRANSPORT-LEGACY-SSE-OTHER-NODE: a legacy HTTP+SSE agent whose every POST /messages lands on node B works against its stream on node A (tools, progress, elicitation answers); another key cannot use the session', async () => {
+    const moved: string[] = [];
+    const { client, transport } = await sseAgent(new URL(nodeA.mcpUrl), key.secret, { capabilities: { elicitation: {} } }, messagesTo(nodeB.mcpUrl, moved));
+    try {
+      client.setRequestHandler(ElicitRequestSchema, async (request) => {
+        const field = 'requestedSchema' in request.params && Object.keys(request.params.requestedSchema.properties).includes('colour') ? 'colour' : 'name';
+        return { action: 'accept', content: { [field]: field === 'colour' ? 'amber' : 'Sse' } };
+      });
+      await toolsReady(client, ['v1__ask_twice', 'ev__echo']);
+      assert.equal(firstText(await client.callTool({ name: 'ev__echo', arguments: { message: 'hi' } })), 'Echo: hi');
+      const progress: number[] = [];
+      const twice = await client.callTool({ name: 'v1__ask_twice', arguments: {} }, undefined, { onprogress: (p) => void progress.push(p.progress) });
+      assert.equal(firstText(twice), 'name=Sse colour=amber');
+      assert.deepEqual(progress, [1]);
+      assert.ok(moved.length >= 5, `the initialize, lists, calls and answers were posted to node B (${moved.length})`);
+
+      const endpoint = (transport as unknown as { _endpoint: URL })._endpoint;
+      const other = await graphqlOk<{ createVirtualKey: { secret: string } }>(controlPlane.graphqlUrl, controlPlane.adminToken, CREATE_KEY, { input: { name: 'sse-intruder', allowedTools: ['ev__*'] } });
+      await eventually('the intruder key reached node B', () => accepts(nodeB.mcpUrl, other.createVirtualKey.secret), 5_000);
+      const intruded = await fetch(new URL(`/messages${endpoint.search}`, nodeB.mcpUrl), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${other.createVirtualKey.secret}` },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 99, method: 'tools/call', params: { name: 'ev__echo', arguments: { message: 'intruder' } } }),
+      });
+      assert.equal(intruded.status, 404, 'a session is bound to its key on every node');
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('DN-INPUT-OTHER-NODE-UNREACHABLE DN-TRANSPORT-LEGACY-SSE-OTHER-NODE-UNREACHABLE: a retry, and a legacy POST /messages, whose node has gone are answered (-32045 naming that node; 404) once it stays silent', async () => {
+    const nodeD = await DataPlaneProcess.start(controlPlane, 'node-d');
+    let stopped = false;
+    try {
+      await eventually('the key reached node D', () => accepts(nodeD.mcpUrl, key.secret), 5_000);
+      await eventually('v1 ready on node D', async () => (await callModern(nodeD.mcpUrl, key.secret, { name: 'v1__cancellations', arguments: {} })).result !== undefined, 30_000);
+      const first = await firstRound(nodeD.mcpUrl, key.secret, 'v1__ask_twice');
+      const sse = await sseAgent(new URL(nodeD.mcpUrl), key.secret);
+      const endpoint = (sse.transport as unknown as { _endpoint: URL })._endpoint;
+      await nodeD.stop();
+      stopped = true;
+      const postStarted = Date.now();
+      const post = await fetch(new URL(`/messages${endpoint.search}`, nodeB.mcpUrl), { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key.secret}` }, body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'ping' }) });
+      assert.equal(post.status, 404);
+      assert.match(((await post.json()) as { error: { message: string } }).error.message, /could not be reached \(no word from it for 5000 ms/);
+      assert.ok(Date.now() - postStarted < 10_000);
+      await sse.client.close().catch(() => undefined);
+      const started = Date.now();
+      const retry = await callModern(nodeB.mcpUrl, key.secret, { name: 'v1__ask_twice', arguments: {}, inputResponses: { [first.key]: { action: 'decline' } }, requestState: first.requestState });
+      assert.equal(retry.error?.code, RpcErrorCode.InputOnOtherNode, JSON.stringify(retry));
+      assert.equal(retry.error.data?.['node'], 'node-d');
+      assert.match(retry.error.message, /"node-d"/);
+      assert.ok(Date.now() - started < 10_000);
+    } finally {
+      if (!stopped) await nodeD.stop();
+    }
+  });
+
   test('DN-RELAY-SESSION-ENDED: a session DELETEd on node A gets 404 on node B within a second, and on a node started afterwards', async () => {
     const { client, transport } = await legacyAgent(nodeA.mcpUrl, key.secret);
     const sessionId = transport.sessionId;
@@ -193,5 +360,26 @@ describe('relays across control-plane replicas (Postgres LISTEN/NOTIFY)', () => 
     }
     const headers = { authorization: `Bearer ${key.secret}`, 'mcp-session-id': sessionId };
     await eventually('node B (on the other replica) refuses the ended session', async () => (await postMcp(nodeB.mcpUrl, PING, headers)).status === 404, 1_000);
+  });
+
+  test('DN-INPUT-OTHER-NODE: a retry landing on a node of the other replica is relayed across (NOTIFY); a retry too large for NOTIFY is refused at once, -32045 naming the node and saying why', async () => {
+    const moved: string[] = [];
+    let name = 'Across';
+    const client = await modernAgent(new URL(nodeA.mcpUrl), key.secret, { capabilities: { elicitation: { form: {} } } }, retriesTo(nodeB.mcpUrl, moved));
+    try {
+      client.setRequestHandler('elicitation/create', async () => ({ action: 'accept', content: { name } }));
+      await eventually('server-everything listed on node A', async () => (await client.listTools()).tools.some((t) => t.name === 'ev__trigger-elicitation-request'), 30_000);
+      const result = await client.callTool({ name: 'ev__trigger-elicitation-request', arguments: {} });
+      assert.match(JSON.stringify(result.content), /Across/);
+      assert.deepEqual(moved, ['tools/call']);
+      // 6,000 characters of input make an envelope above what NOTIFY carries (base64, 7,600): the hub says so at once, no timeout.
+      name = 'x'.repeat(6_000);
+      const started = Date.now();
+      await assert.rejects(client.callTool({ name: 'ev__trigger-elicitation-request', arguments: {} }), /"node-a".*NOTIFY carries at most 7600/);
+      assert.ok(Date.now() - started < 3_000);
+      assert.deepEqual(moved, ['tools/call', 'tools/call']);
+    } finally {
+      await client.close();
+    }
   });
 });

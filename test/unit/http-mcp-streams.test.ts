@@ -270,7 +270,7 @@ test('DN-TRANSPORT-DELETE DN-TRANSPORT-JSON: DELETE ends a 2025 session and drop
   });
 });
 
-test('DN-TRANSPORT-LEGACY-SSE DN-TRANSPORT-LEGACY-SSE-OTHER-NODE: GET /sse + POST /messages with a signed session token; a POST on a node without the stream is refused with an explanation', async () => {
+test('DN-TRANSPORT-LEGACY-SSE DN-TRANSPORT-LEGACY-SSE-OTHER-NODE-UNREACHABLE: GET /sse + POST /messages with a signed session token; a POST on a node that cannot reach the stream\'s node is refused 404 saying so', async () => {
   const keys = [sessionKey('s1')];
   const upstreams = router({ value: false });
   const first = await startServer(upstreams, buildConfig([key], keys));
@@ -290,7 +290,7 @@ test('DN-TRANSPORT-LEGACY-SSE DN-TRANSPORT-LEGACY-SSE-OTHER-NODE: GET /sse + POS
       body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'ping' }),
     });
     assert.equal(elsewhere.status, 404);
-    assert.match(((await elsewhere.json()) as { error: { message: string } }).error.message, /must reach the node that holds GET \/sse/);
+    assert.match(((await elsewhere.json()) as { error: { message: string } }).error.message, /could not be reached \(this node is not connected to the control plane/);
     const forged = await fetch(new URL(`/messages?sessionId=${encodeURIComponent(token.slice(0, -3))}abc`, first.url), {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${key.secret}` },

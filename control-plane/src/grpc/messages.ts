@@ -57,23 +57,52 @@ const reportSchema = z.object({
   protocolVersion: text(64),
 });
 
-/** Largest relayed JSON (a reply to an elicitation or sampling request); a node refuses to relay larger ones. */
+/** Largest relayed JSON (a reply to an elicitation or sampling request, a relayed request); a node refuses to relay larger ones. */
 export const MAX_RELAY_JSON_CHARS = 256 * 1024;
+/** Largest relayed answer (a tool result going back to the node whose agent waits for it). */
+export const MAX_RELAY_ANSWER_CHARS = 1024 * 1024;
 /** Ended sessions are kept until their id would expire; nothing is kept longer than this from now. */
 export const MAX_ENDED_SESSION_AGE_MS = 31 * 24 * 60 * 60 * 1000;
+
+const callId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be the 1-64 base64url characters the calling node chose');
+
+const callSchema = z.object({
+  callId,
+  request: z.discriminatedUnion('$case', [
+    z.object({ $case: z.literal('inputRetryJson'), value: z.string().min(2).max(MAX_RELAY_JSON_CHARS, `is longer than ${MAX_RELAY_JSON_CHARS} characters`) }),
+    z.object({ $case: z.literal('sseMessagesJson'), value: z.string().min(2).max(MAX_RELAY_JSON_CHARS, `is longer than ${MAX_RELAY_JSON_CHARS} characters`) }),
+  ], { error: 'must be one of input_retry_json or sse_messages_json' }),
+});
+
+const callUpdateSchema = z.object({
+  callId,
+  update: z.discriminatedUnion('$case', [
+    z.object({ $case: z.literal('accepted'), value: z.boolean() }),
+    z.object({ $case: z.literal('notificationJson'), value: z.string().min(2).max(MAX_RELAY_JSON_CHARS, `is longer than ${MAX_RELAY_JSON_CHARS} characters`) }),
+    z.object({ $case: z.literal('answer'), value: z.object({ status: z.number().int().min(200).max(599), bodyJson: z.string().max(MAX_RELAY_ANSWER_CHARS, `is longer than ${MAX_RELAY_ANSWER_CHARS} characters`) }) }),
+    z.object({ $case: z.literal('cancelled'), value: text(1024) }),
+    z.object({ $case: z.literal('undeliverable'), value: text(1024) }),
+  ], { error: 'must be one of accepted, notification_json, answer, cancelled or undeliverable' }),
+});
+
+/** Kinds about a 2025-era session (they must carry its id); calls and their updates may be of a 2026-07-28 agent, which has none. */
+const SESSION_KINDS: ReadonlySet<string> = new Set(['reply', 'cancel', 'ended']);
 
 const relaySchema = z
   .object({
     toNodeTag: z.string().regex(/^([A-Za-z0-9_-]{1,32})?$/, 'must be the node_tag of the target node\'s hello, or empty for every other node'),
     keyId: z.string().min(1, 'must be the virtual key id of the agent that sent the message').max(128),
-    sessionId: z.string().min(1, 'must be the agent\'s Mcp-Session-Id').max(8192),
+    sessionId: z.string().max(8192),
     kind: z.discriminatedUnion('$case', [
       z.object({ $case: z.literal('reply'), value: z.object({ responseJson: z.string().min(2).max(MAX_RELAY_JSON_CHARS, `is longer than ${MAX_RELAY_JSON_CHARS} characters`) }) }),
       z.object({ $case: z.literal('cancel'), value: z.object({ requestIdJson: z.string().min(1).max(1024), reason: text(1024) }) }),
       z.object({ $case: z.literal('ended'), value: z.object({ expiresAtMs: z.number().int().positive('must be when the session id expires, in ms since the epoch') }) }),
-    ], { error: 'must be one of reply, cancel or ended' }),
+      z.object({ $case: z.literal('call'), value: callSchema }),
+      z.object({ $case: z.literal('callUpdate'), value: callUpdateSchema }),
+    ], { error: 'must be one of reply, cancel, ended, call or call_update' }),
   })
-  .refine((envelope) => envelope.kind.$case !== 'reply' || envelope.toNodeTag !== '', { message: 'a reply must name the node_tag of the node that issued the request', path: ['toNodeTag'] });
+  .refine((envelope) => !SESSION_KINDS.has(envelope.kind.$case) || envelope.sessionId !== '', { message: 'must be the agent\'s Mcp-Session-Id', path: ['sessionId'] })
+  .refine((envelope) => (envelope.kind.$case !== 'reply' && envelope.kind.$case !== 'call' && envelope.kind.$case !== 'callUpdate') || envelope.toNodeTag !== '', { message: 'a reply, call or call update must name the node_tag of the node it is for', path: ['toNodeTag'] });
 
 export type RelayMessage = z.output<typeof relaySchema>;
 

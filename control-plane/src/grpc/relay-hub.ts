@@ -1,6 +1,6 @@
 import { errorMessage, type Logger } from '../../../common/src/index.ts';
 import { RelayEnvelope } from '../../../proto/gen/portcullis/v1/config.ts';
-import type { RelayBus } from '../config/change-bus.ts';
+import { MAX_RELAY_NOTIFY_CHARS, type RelayBus } from '../config/change-bus.ts';
 import { MAX_ENDED_SESSION_AGE_MS, parseRelayMessage, type RelayMessage } from './messages.ts';
 
 /** A node stream connected to this replica, as the hub sees it. */
@@ -15,6 +15,7 @@ export interface RelayTarget {
 const MIN_SWEEP_SIZE = 1_024;
 /** Node ids are checked the same way as in the hello. */
 const NODE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const NODE_TAG = /^([A-Za-z0-9_-]{1,32})?$/;
 
 /**
  * Forwards relay envelopes between data-plane nodes: to the node whose tag an envelope names, or
@@ -75,16 +76,35 @@ export class RelayHub {
 
   /** An envelope a node sent on its stream (validated already). */
   fromNode(from: RelayTarget, message: RelayMessage): void {
-    const envelope = toEnvelope(message, from.nodeId);
+    const envelope = toEnvelope(message, from.nodeId, from.nodeTag);
     if (!this.deliverLocally(envelope, from)) return;
     if (envelope.toNodeTag !== '' && this.byTag.has(envelope.toNodeTag)) return;
     const payload = Buffer.from(RelayEnvelope.encode(envelope).finish()).toString('base64');
-    this.bus?.publishRelay(payload).then(
+    if (this.bus === undefined) return this.undeliverable(from, envelope, 'the target node is not connected to the control plane');
+    this.bus.publishRelay(payload).then(
       (sent) => {
-        if (!sent) this.logger.warn({ kind: envelope.kind?.$case, node: from.nodeId, toNodeTag: envelope.toNodeTag, bytes: payload.length }, 'a relay envelope could not reach the other control-plane replicas (too large for NOTIFY, or the listener connection is down)');
+        if (sent) return;
+        this.logger.warn({ kind: envelope.kind?.$case, node: from.nodeId, toNodeTag: envelope.toNodeTag, bytes: payload.length }, 'a relay envelope could not reach the other control-plane replicas (too large for NOTIFY, or the listener connection is down)');
+        this.undeliverable(from, envelope, `the target node is not connected to this control-plane replica, and the message (${payload.length} base64 characters) could not be passed to the others (NOTIFY carries at most ${MAX_RELAY_NOTIFY_CHARS}, or the listener connection is down)`);
       },
-      (error: unknown) => this.logger.warn({ err: errorMessage(error) }, 'could not publish a relay envelope'),
+      (error: unknown) => {
+        this.logger.warn({ err: errorMessage(error) }, 'could not publish a relay envelope');
+        this.undeliverable(from, envelope, 'the message could not be passed to the other control-plane replicas');
+      },
     );
+  }
+
+  /**
+   * A relayed call, or an update of one, that cannot go on: the sender is told at once (with the
+   * call id), so that its agent gets an answer now rather than after a timeout. Other kinds are
+   * only useful now and are dropped; so is news about an undeliverable or cancelled call.
+   */
+  private undeliverable(from: RelayTarget, envelope: RelayEnvelope, why: string): void {
+    const kind = envelope.kind;
+    const callId = kind?.$case === 'call' ? kind.value.callId : kind?.$case === 'callUpdate' && (kind.value.update?.$case === 'answer' || kind.value.update?.$case === 'notificationJson') ? kind.value.callId : undefined;
+    if (callId === undefined) return;
+    this.logger.debug({ node: from.nodeId, toNodeTag: envelope.toNodeTag, kind: kind?.$case, why }, 'relayed call undeliverable; the sender is told');
+    from.deliver({ toNodeTag: from.nodeTag, fromNodeId: '', fromNodeTag: envelope.toNodeTag, keyId: envelope.keyId, sessionId: envelope.sessionId, kind: { $case: 'callUpdate', value: { callId, update: { $case: 'undeliverable', value: why } } } });
   }
 
   close(): void {
@@ -96,7 +116,8 @@ export class RelayHub {
     try {
       const decoded = RelayEnvelope.decode(Buffer.from(payload, 'base64'));
       if (!NODE_ID.test(decoded.fromNodeId)) throw new Error('relay.fromNodeId: must name the sending node');
-      envelope = toEnvelope(parseRelayMessage(decoded), decoded.fromNodeId);
+      if (!NODE_TAG.test(decoded.fromNodeTag)) throw new Error('relay.fromNodeTag: must be the sending node\'s tag, or empty');
+      envelope = toEnvelope(parseRelayMessage(decoded), decoded.fromNodeId, decoded.fromNodeTag);
     } catch (error) {
       this.logger.warn({ replica, err: errorMessage(error) }, 'ignored a malformed relay envelope from another replica');
       return;
@@ -134,6 +155,6 @@ export class RelayHub {
   }
 }
 
-function toEnvelope(message: RelayMessage, fromNodeId: string): RelayEnvelope {
-  return { toNodeTag: message.toNodeTag, fromNodeId, keyId: message.keyId, sessionId: message.sessionId, kind: message.kind };
+function toEnvelope(message: RelayMessage, fromNodeId: string, fromNodeTag: string): RelayEnvelope {
+  return { toNodeTag: message.toNodeTag, fromNodeId, fromNodeTag, keyId: message.keyId, sessionId: message.sessionId, kind: message.kind };
 }

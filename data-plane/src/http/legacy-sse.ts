@@ -12,7 +12,8 @@ import { authenticateRequest, type Authenticated } from './authenticate.ts';
 import { InFlightRequests, RequestAbort } from './in-flight.ts';
 import type { McpServices } from './mcp-endpoint.ts';
 import { readJsonBody } from './request-body.ts';
-import { sendEmpty, sendRpcError } from './respond.ts';
+import { sendEmpty, sendJson, sendRpcError } from './respond.ts';
+import { MAX_RELAY_JSON_CHARS } from '../relay/node-relay.ts';
 import { SSE_HEADERS, notificationJson } from './response-channel.ts';
 
 export interface LegacySseOptions {
@@ -41,8 +42,8 @@ const NOT_HERE =
  * session's stream and names the endpoint to POST to (`/messages?sessionId=<token>`, the token a
  * signed self-contained session id like `Mcp-Session-Id`, plus the id of the stream); each
  * `POST /messages` is answered 202 and its response travels on the stream, as do progress,
- * server-to-client requests and list_changed. The stream lives on one node: a POST that lands on
- * another node is refused with 404 and an explanation (relaying it is a follow-up).
+ * server-to-client requests and list_changed. The stream lives on one node, which the token names
+ * by its tag: a POST that lands on another node is relayed there through the control plane.
  */
 export function createLegacySseEndpoints(options: LegacySseOptions): (req: IncomingMessage, res: ServerResponse, path: string, query: string) => Promise<void> {
   const { getConfig, services, maxBodyBytes, logger, anonymousKeyId } = options;
@@ -55,7 +56,7 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
     }
     const streamId = randomBytes(12).toString('base64url');
     const token = signSessionToken(
-      { keyId: auth.principal.keyId, protocolVersion: LATEST_LEGACY_PROTOCOL_VERSION, clientInfo: undefined, clientCapabilities: undefined, issuedAt: Math.floor(Date.now() / 1000), streamId },
+      { keyId: auth.principal.keyId, protocolVersion: LATEST_LEGACY_PROTOCOL_VERSION, clientInfo: undefined, clientCapabilities: undefined, issuedAt: Math.floor(Date.now() / 1000), streamId, nodeTag: services.relay.nodeTag },
       auth.config.sessionKeys,
     );
     res.writeHead(200, SSE_HEADERS);
@@ -89,21 +90,70 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
       sendRpcError(res, 404, RpcErrorCode.SessionNotFound, 'Session not found');
       return;
     }
-    if (session === undefined || session.token !== token) {
+    const holder = verified.claims.nodeTag;
+    const elsewhere = session === undefined && holder !== undefined && holder !== services.relay.nodeTag;
+    if (!elsewhere && (session === undefined || session.token !== token)) {
       sendRpcError(res, 404, RpcErrorCode.SessionNotFound, NOT_HERE);
       return;
     }
     const parsed = await readJsonBody(req, res, maxBodyBytes);
     if (parsed === undefined) return;
-    const body = parsed.body;
-    const messages = Array.isArray(body) ? body : [body];
-    if (!messages.every((m) => isPlainObject(m) && m['jsonrpc'] === '2.0')) {
-      sendRpcError(res, 400, RpcErrorCode.InvalidRequest, 'Invalid Request: not a JSON-RPC 2.0 message', { id: echoableId(body) });
+    const messages = jsonRpcMessages(parsed.body);
+    if (messages === undefined) {
+      sendRpcError(res, 400, RpcErrorCode.InvalidRequest, 'Invalid Request: not a JSON-RPC 2.0 message', { id: echoableId(parsed.body) });
+      return;
+    }
+    if (session === undefined) {
+      await relayPost(res, holder!, token, auth.principal.keyId, parsed.body);
       return;
     }
     sendEmpty(res, 202);
-    for (const message of messages as Record<string, unknown>[]) handle(message, session, auth);
+    for (const message of messages) handle(message, session, auth);
   }
+
+  /**
+   * A POST for a stream another node holds (the token names its tag): relayed there through the
+   * control plane, which handles it as if posted there (the responses go on its stream); answered
+   * 202 once that node accepted it, or 404 saying why when it refused it or could not be reached.
+   */
+  async function relayPost(res: ServerResponse, holder: string, token: string, keyId: string, body: unknown): Promise<void> {
+    const json = JSON.stringify(body);
+    if (json.length > MAX_RELAY_JSON_CHARS) {
+      sendRpcError(res, 413, RpcErrorCode.InvalidRequest, `Payload Too Large: the node holding this session's stream is another one, and messages relayed to it may be at most ${MAX_RELAY_JSON_CHARS} characters`);
+      return;
+    }
+    const outcome = await services.relay.calls.call({ toNodeTag: holder, keyId, sessionId: token }, { $case: 'sseMessagesJson', value: json }, undefined);
+    if (outcome.kind === 'failed') {
+      logger.debug({ holder, reason: outcome.reason }, 'POST /messages for a stream on another node could not be relayed');
+      sendRpcError(res, 404, RpcErrorCode.SessionNotFound, `Session not found: the node holding the SSE stream of that session could not be reached (${outcome.message}); open a new GET /sse`, { data: { reason: outcome.reason } });
+      return;
+    }
+    if (outcome.status === 202) sendEmpty(res, 202);
+    else sendJson(res, outcome.status, outcome.body);
+  }
+
+  /** What another node relayed here: a POST for a stream this node holds, checked as a local one (the token must name that stream and the key). */
+  services.relay.calls.handle('sseMessagesJson', async (call) => {
+    const config = getConfig();
+    const principal = config?.principalByKeyId(call.keyId);
+    const verified = config === undefined ? undefined : verifySessionToken(call.sessionId, config.sessionKeys);
+    const streamId = verified?.ok === true && verified.claims.keyId === call.keyId ? verified.claims.streamId : undefined;
+    const session = streamId === undefined ? undefined : sessions.get(streamId);
+    if (config === undefined || principal === undefined || session === undefined || session.token !== call.sessionId || session.keyId !== call.keyId) {
+      return { answer: { status: 404, bodyJson: errorBody(null, RpcErrorCode.SessionNotFound, 'Session not found: the node named by the session does not hold its SSE stream any more; open a new GET /sse') } };
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(call.json);
+    } catch {
+      body = undefined;
+    }
+    const messages = jsonRpcMessages(body);
+    if (messages === undefined) return { answer: { status: 400, bodyJson: errorBody(echoableId(body), RpcErrorCode.InvalidRequest, 'Invalid Request: not a JSON-RPC 2.0 message') } };
+    const auth: Authenticated = { config, principal, secret: undefined, receivedAt: performance.now() };
+    for (const message of messages) handle(message, session, auth);
+    return { answer: { status: 202, bodyJson: '' } };
+  });
 
   function handle(message: Record<string, unknown>, session: SseSession, auth: Authenticated): void {
     const method = message['method'];
@@ -152,6 +202,12 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
     if (path === '/sse') open(req, res, auth);
     else await post(req, res, auth, query);
   };
+}
+
+/** The POSTed message or batch as JSON-RPC 2.0 messages, or undefined when it is not that. */
+function jsonRpcMessages(body: unknown): Record<string, unknown>[] | undefined {
+  const messages = Array.isArray(body) ? body : [body];
+  return messages.every((m) => isPlainObject(m) && m['jsonrpc'] === '2.0') ? (messages as Record<string, unknown>[]) : undefined;
 }
 
 /** A request's back channel on the legacy transport: the session's one stream. */

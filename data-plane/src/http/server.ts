@@ -7,7 +7,8 @@ import { McpDispatcher, type McpDispatcherOptions, type ServerInfo } from '../mc
 import { LIST_CACHE_TTL_MS, RpcErrorCode } from '../mcp/protocol.ts';
 import { EndedSessions } from '../mcp/ended-sessions.ts';
 import { ServerRequests } from '../mcp/server-requests.ts';
-import { NodeRelay } from '../relay/node-relay.ts';
+import { NodeRelay, type NodeRelayOptions } from '../relay/node-relay.ts';
+import { relayInputRetries } from '../relay/input-retry-relay.ts';
 import { ToolsOnlyRouter, isUpstreamRouter } from '../mcp/tools-only-router.ts';
 import type { ToolRouter } from '../upstream/tool-router.ts';
 import type { UpstreamRouter } from '../upstream/upstream-router.ts';
@@ -61,6 +62,8 @@ export interface DataPlaneServerOptions {
   readonly inputExchanges?: McpDispatcherOptions['inputExchanges'];
   /** The tag in this node's server-request ids (`pcn-<tag>-<n>`); random when not given. */
   readonly nodeTag?: string;
+  /** Timeouts of requests relayed to other nodes (defaults in relay/relayed-calls.ts). */
+  readonly relayedCalls?: NodeRelayOptions['calls'];
   /** Bounds of the per-node store of 2025-era SSE events (resumption with `Last-Event-ID`), the resume window, the SSE `retry` and SSE polling (defaults in event-store.ts). */
   readonly eventStore?: EventStoreOptions;
 }
@@ -107,10 +110,10 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
   const subscriptions = new ResourceSubscriptions(router, logger);
   const logLevels = new LogLevels();
   const streams = new AgentStreams({ views, subscriptions, logLevels, logger, serverInfo: options.serverInfo, keepAliveMs: options.sseKeepAliveMs });
-  const dispatcher = new McpDispatcher({ router, views, subscriptions, logLevels, serverInfo: options.serverInfo, logger, listTtlMs: options.listTtlMs ?? LIST_CACHE_TTL_MS, metrics: options.metrics, nodeId: options.nodeId, inputExchanges: options.inputExchanges });
+  const serverRequests = new ServerRequests(options.nodeTag);
+  const dispatcher = new McpDispatcher({ router, views, subscriptions, logLevels, serverInfo: options.serverInfo, logger, listTtlMs: options.listTtlMs ?? LIST_CACHE_TTL_MS, metrics: options.metrics, nodeId: options.nodeId, nodeTag: serverRequests.nodeTag, inputExchanges: options.inputExchanges });
   const eventStore = new EventStore(options.eventStore);
   options.metrics?.eventStore(eventStore);
-  const serverRequests = new ServerRequests(options.nodeTag);
   const inFlight = new InFlightRequests();
   const endedSessions = new EndedSessions(options.sessionMaxAgeMs);
   const relay = new NodeRelay({
@@ -125,7 +128,9 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
       subscriptions.forget(sessionId);
       logLevels.forget(sessionId);
     },
+    ...(options.relayedCalls === undefined ? {} : { calls: options.relayedCalls }),
   });
+  dispatcher.relayRetriesWith(relayInputRetries({ relay, dispatcher, getConfig, logger, nodeId: dispatcher.exchanges.options.nodeId }));
   const services: McpServices = { dispatcher, streams, subscriptions, logLevels, serverRequests, inFlight, endedSessions, eventStore, relay };
   const unsubscribeViews = views.onChanged((kind) => streams.catalogChanged(kind));
   const unsubscribeNotifications = router.onUpstreamNotification((upstream, notification) => streams.upstreamNotification(upstream, notification));
@@ -197,6 +202,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
         views.close();
         streams.closeAll();
         eventStore.close();
+        relay.calls.close();
         if (!server.listening) return resolve();
         server.close(() => resolve());
         server.closeIdleConnections();

@@ -10,7 +10,7 @@ import type { Principal } from '../policy/principal.ts';
 import { UpstreamRpcError } from '../upstream/tool-router.ts';
 import type { CatalogKind, RelayOptions, RpcMessage, UpstreamRouter } from '../upstream/upstream-router.ts';
 import type { LogLevels, ResourceSubscriptions } from './agent-state.ts';
-import { InputExchange, InputExchanges, type InputExchangesOptions } from './input-required.ts';
+import { InputExchange, InputExchanges, otherNodeRefusal, type InputExchangesOptions, type OtherNode } from './input-required.ts';
 import { decodeCursor, LIST_FIELD, type CatalogViews } from './catalog-views.ts';
 import { errorBody, isPlainObject, resultBody, type RpcId, type RpcReply } from './json-rpc.ts';
 import {
@@ -63,7 +63,12 @@ export interface DispatchContext {
   readonly channel?: RequestChannel;
   /** performance.now() when the HTTP request was taken up (for the gateway-overhead histogram). */
   readonly receivedAt?: number;
+  /** The request was relayed here by another node: it is served here or refused, never relayed on. */
+  readonly relayed?: boolean;
 }
+
+/** Relays a 2026-07-28 retry to the node holding its parked call and answers with what that node answered. */
+export type RetryForwarder = (request: RpcRequest, context: DispatchContext, other: OtherNode) => Promise<RpcReply>;
 
 /** How relayWithInput starts, resumes and finishes one kind of request. */
 interface InputRelay {
@@ -101,6 +106,8 @@ export interface McpDispatcherOptions {
   readonly metrics?: DataPlaneMetrics;
   /** This node's name, put in the request state of `input_required` results (default: a random tag). */
   readonly nodeId?: string;
+  /** This node process's tag (of its hello), put there too, so that other nodes relay retries here. */
+  readonly nodeTag?: string;
   /** How calls waiting for a 2026-07-28 agent's input are held (defaults: DEFAULT_INPUT_EXCHANGE_OPTIONS). */
   readonly inputExchanges?: Partial<Omit<InputExchangesOptions, 'nodeId'>>;
 }
@@ -142,9 +149,11 @@ export class McpDispatcher {
   private readonly serverInfoJson: string;
   /** Calls parked on this node until a 2026-07-28 agent retries with the input they need. */
   readonly exchanges: InputExchanges;
+  /** Where retries of calls parked on other nodes go; unset, they are refused naming that node. */
+  private forwardRetry: RetryForwarder | undefined;
 
   constructor(options: McpDispatcherOptions) {
-    this.exchanges = new InputExchanges({ ...options.inputExchanges, nodeId: options.nodeId ?? `node-${randomBytes(4).toString('hex')}` });
+    this.exchanges = new InputExchanges({ ...options.inputExchanges, nodeId: options.nodeId ?? `node-${randomBytes(4).toString('hex')}`, ...(options.nodeTag === undefined ? {} : { nodeTag: options.nodeTag }) });
     this.router = options.router;
     this.views = options.views;
     this.subscriptions = options.subscriptions;
@@ -156,6 +165,11 @@ export class McpDispatcher {
     this.serverMeta = JSON.stringify({ [SERVER_INFO_META_KEY]: this.serverInfo });
     this.modernSuffix = `,"resultType":"complete","_meta":${this.serverMeta}`;
     this.modernListSuffix = `,"resultType":"complete","ttlMs":${options.listTtlMs},"cacheScope":"${LIST_CACHE_SCOPE}","_meta":${this.serverMeta}`;
+  }
+
+  /** Retries of calls parked on other nodes are relayed there with `forward` (set once the relay exists). */
+  relayRetriesWith(forward: RetryForwarder): void {
+    this.forwardRetry = forward;
   }
 
   /** What the gateway advertises right now: the merged upstreams' capabilities. */
@@ -498,6 +512,7 @@ export class McpDispatcher {
     if (params['requestState'] !== undefined) {
       const resumed = this.exchanges.resume(params['requestState'], context.principal.keyId, request.method, subject, context.sessionKeys);
       if ('code' in resumed) return { status: OK, body: errorBody(request.id, resumed.code, resumed.message, resumed.data) };
+      if (!(resumed instanceof InputExchange) && resumed.kind === 'other-node') return this.retryElsewhere(request, context, resumed);
       const refused = how.mayResume(resumed.upstream);
       if (refused !== undefined) return refused;
       if (resumed instanceof InputExchange) {
@@ -518,6 +533,19 @@ export class McpDispatcher {
     exchange.bind(context.channel, progressTokenOf(params));
     exchange.attach(this.router.request(target.upstream, target.message, this.exchangeRelayOptions(forward, context, target.upstream, exchange)));
     return this.nextOutcome(request, context, subject, how, exchange);
+  }
+
+  /**
+   * A retry of a call parked on another node: relayed there, which checks it as its own (key,
+   * signature, expiry, one-shot) and answers; refused naming that node when it cannot be relayed.
+   */
+  private retryElsewhere(request: RpcRequest, context: DispatchContext, other: OtherNode): Promise<RpcReply> | RpcReply {
+    const why = context.relayed ? 'the retry was relayed here from another node already' : this.forwardRetry === undefined ? 'this node relays no retries' : other.nodeTag === undefined ? 'the requestState does not name that node\'s process' : undefined;
+    if (why !== undefined || this.forwardRetry === undefined) {
+      const refusal = otherNodeRefusal(other, this.exchanges.options.nodeId, why ?? '');
+      return { status: OK, body: errorBody(request.id, refusal.code, refusal.message, refusal.data) };
+    }
+    return this.forwardRetry(request, context, other);
   }
 
   /** Answers the agent request with what the exchange does next (see relayWithInput). */

@@ -21,8 +21,9 @@ import { signRequestState, verifyRequestState } from './request-state.ts';
  * signs, and completes the parked requests with the `inputResponses` of the agent's retry. The
  * retry then gets the upstream's next outcome: the final result, or another round of input.
  *
- * The request state names this node: the waiting call lives here. A retry that lands elsewhere is
- * refused with an error naming the issuing node (relaying it there is a follow-up).
+ * The request state names this node (its id and process tag): the waiting call lives here. A retry
+ * that lands on another node is relayed here through the control plane (the dispatcher does that,
+ * see OtherNode) and checked here exactly as a local one.
  *
  * A 2026-07-28 upstream answering a 2026-07-28 agent needs none of that: its `input_required` is
  * passed on as it came (keys intact), with the upstream's own state wrapped in the gateway's
@@ -42,6 +43,15 @@ export interface UpstreamRound {
   readonly upstreamState: string | undefined;
 }
 
+/** A retry of a call parked on another node: it must be relayed there. */
+export interface OtherNode {
+  readonly kind: 'other-node';
+  /** The id of the node holding the call. */
+  readonly node: string;
+  /** Its process tag, to relay the retry by; undefined in states minted before tags were (refused then). */
+  readonly nodeTag: string | undefined;
+}
+
 /** A retry the node cannot serve: the JSON-RPC error to answer it with. */
 export interface ResumeRefusal {
   readonly code: number;
@@ -52,6 +62,8 @@ export interface ResumeRefusal {
 export interface InputExchangesOptions {
   /** The name of this node, put in every request state it mints. */
   readonly nodeId: string;
+  /** This node process's tag (of its hello), put in every request state it mints, so other nodes can relay retries here. */
+  readonly nodeTag?: string;
   /** How long a parked call waits for the agent's retry (and how long its request state is valid). */
   readonly ttlMs: number;
   /** Input requests arriving within this quiet period are sent to the agent in one round. */
@@ -101,7 +113,7 @@ export class InputExchanges {
    * learns nothing more); an expired one, one of another node, one already answered, or one whose
    * call is gone is refused saying so.
    */
-  resume(state: unknown, keyId: string, method: string, subject: string, sessionKeys: readonly SigningKey[]): InputExchange | UpstreamRound | ResumeRefusal {
+  resume(state: unknown, keyId: string, method: string, subject: string, sessionKeys: readonly SigningKey[]): InputExchange | UpstreamRound | OtherNode | ResumeRefusal {
     if (typeof state !== 'string') return invalidState('requestState must be a string');
     const verified = verifyRequestState(state, keyId, sessionKeys);
     if (!verified.ok) {
@@ -112,13 +124,9 @@ export class InputExchanges {
     if (claims.method !== method || claims.subject !== subject) return invalidState(`requestState belongs to ${claims.method} ${JSON.stringify(claims.subject)}, not to this request`);
     if (claims.upstream !== undefined) return { kind: 'upstream-round', upstream: claims.upstream, upstreamState: claims.upstreamState };
     if (claims.node === undefined || claims.exchange === undefined) return invalidState('requestState names no call');
-    if (claims.node !== this.options.nodeId) {
-      return {
-        code: RpcErrorCode.InputOnOtherNode,
-        message: `requestState names gateway node "${claims.node}", which holds the waiting call; this node is "${this.options.nodeId}" (relaying retries between nodes is not implemented yet: route the retry to that node)`,
-        data: { node: claims.node },
-      };
-    }
+    if (claims.node !== this.options.nodeId) return { kind: 'other-node', node: claims.node, nodeTag: claims.nodeTag };
+    // This node's name, an earlier process's tag: the node restarted since, and its parked calls are gone.
+    if (claims.nodeTag !== undefined && claims.nodeTag !== this.options.nodeTag) return { code: RpcErrorCode.InputNotAwaited, message: 'requestState can no longer be answered: this node restarted since it was issued, and the waiting call is gone; call again without it', data: { node: this.options.nodeId, reason: 'restarted' } };
     const exchange = this.parked.get(claims.exchange);
     if (exchange === undefined) {
       const reason = this.ended.get(claims.exchange);
@@ -161,6 +169,15 @@ export class InputExchanges {
     this.ended.set(exchange.id, reason);
     if (this.ended.size > MAX_TOMBSTONES) this.ended.delete(this.ended.keys().next().value!);
   }
+}
+
+/** A retry of a call on another node that cannot be relayed there: the refusal, naming that node and why. */
+export function otherNodeRefusal(other: OtherNode, thisNode: string, why: string): ResumeRefusal {
+  return {
+    code: RpcErrorCode.InputOnOtherNode,
+    message: `requestState names gateway node "${other.node}", which holds the waiting call; this node ("${thisNode}") could not relay the retry there: ${why}`,
+    data: { node: other.node },
+  };
 }
 
 function invalidState(why: string): ResumeRefusal {
@@ -327,11 +344,11 @@ export class InputExchange {
   /** A new round: every unanswered request, under a new request state; the call waits `ttlMs` for the retry. */
   private inputRound(): ExchangeOutcome {
     this.round += 1;
-    const { nodeId, ttlMs } = this.exchanges.options;
+    const { nodeId, nodeTag, ttlMs } = this.exchanges.options;
     const inputRequests: Record<string, RpcMessage> = {};
     for (const [key, parked] of this.pending) inputRequests[key] = parked.message.params === undefined ? { method: parked.message.method } : { method: parked.message.method, params: parked.message.params };
     const requestState = signRequestState(
-      { keyId: this.keyId, node: nodeId, exchange: this.id, round: this.round, method: this.method, subject: this.subject, expiresAt: Date.now() + ttlMs },
+      { keyId: this.keyId, node: nodeId, ...(nodeTag === undefined ? {} : { nodeTag }), exchange: this.id, round: this.round, method: this.method, subject: this.subject, expiresAt: Date.now() + ttlMs },
       this.sessionKeys,
     );
     this.channelValue = undefined;

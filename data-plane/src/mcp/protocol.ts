@@ -57,7 +57,7 @@ export const RpcErrorCode = {
   UpstreamUnavailable: -32043,
   /** 2026-07-28: a retry's requestState can no longer be answered (expired, already answered, or its call is gone); data says why. */
   InputNotAwaited: -32044,
-  /** 2026-07-28: a retry's requestState names another gateway node, which holds the waiting call; data names it. */
+  /** 2026-07-28: a retry's requestState names another gateway node, which holds the waiting call, and the retry could not be relayed there; data names it. */
   InputOnOtherNode: -32045,
 } as const;
 export type RpcErrorCode = (typeof RpcErrorCode)[keyof typeof RpcErrorCode];

@@ -21,6 +21,8 @@ export interface RequestStateClaims {
   readonly keyId: string;
   /** Parked call: the node holding the waiting upstream call (a retry must reach it). */
   readonly node?: string;
+  /** Parked call: that node process's tag (of its hello), by which a retry landing elsewhere is relayed to it. */
+  readonly nodeTag?: string;
   /** Parked call: the waiting call's id on that node. */
   readonly exchange?: string;
   /** Parked call: which input round this state answers; a state answers one round once. */
@@ -50,6 +52,7 @@ const MAX_LENGTH = 256 * 1024;
 const Payload = z.object({
   k: z.string(),
   n: z.string().optional(),
+  t: z.string().optional(),
   x: z.string().optional(),
   r: z.number().int().nonnegative().optional(),
   u: z.string().optional(),
@@ -75,7 +78,7 @@ export function isGatewayRequestState(value: string): boolean {
 export function signRequestState(claims: RequestStateClaims, keys: readonly SigningKey[]): string {
   const key = keys[0];
   if (key === undefined) throw new Error('no session key to sign with');
-  const payload: Payload = { k: claims.keyId, n: claims.node, x: claims.exchange, r: claims.round, u: claims.upstream, us: claims.upstreamState, m: claims.method, s: claims.subject, e: claims.expiresAt, sk: key.id };
+  const payload: Payload = { k: claims.keyId, n: claims.node, t: claims.nodeTag, x: claims.exchange, r: claims.round, u: claims.upstream, us: claims.upstreamState, m: claims.method, s: claims.subject, e: claims.expiresAt, sk: key.id };
   const encoded = Buffer.from(JSON.stringify(payload)).toString('base64url');
   return `${PREFIX}${encoded}.${mac(key.secret, encoded).toString('base64url')}`;
 }
@@ -103,7 +106,7 @@ export function verifyRequestState(state: string, keyId: string, keys: readonly 
   if (payload.k !== keyId) return { ok: false, reason: 'other-key' };
   if (payload.e <= now) return { ok: false, reason: 'expired' };
   const claims: RequestStateClaims = { keyId: payload.k, method: payload.m, subject: payload.s, expiresAt: payload.e };
-  return { ok: true, claims: { ...claims, ...definedOnly({ node: payload.n, exchange: payload.x, round: payload.r, upstream: payload.u, upstreamState: payload.us }) } };
+  return { ok: true, claims: { ...claims, ...definedOnly({ node: payload.n, nodeTag: payload.t, exchange: payload.x, round: payload.r, upstream: payload.u, upstreamState: payload.us }) } };
 }
 
 /** The entries whose value is defined (optional claims are absent, not undefined). */

@@ -22,6 +22,11 @@ export interface SessionClaims {
    * (`POST /messages?sessionId=` must reach that node). Such tokens are refused as `Mcp-Session-Id`.
    */
   readonly streamId?: string;
+  /**
+   * Legacy HTTP+SSE transport sessions only: the tag (of its hello) of the node process holding the
+   * stream, so that a POST landing on another node is relayed there through the control plane.
+   */
+  readonly nodeTag?: string;
 }
 
 export type SessionVerification =

@@ -7,24 +7,54 @@ import type { EndedSessions } from '../mcp/ended-sessions.ts';
 import { isPlainObject } from '../mcp/json-rpc.ts';
 import { ServerRequests, type ServerRequestOwner } from '../mcp/server-requests.ts';
 import { verifySessionToken, type SessionClaims } from '../mcp/session-token.ts';
+import { RelayedCalls, type RelayedCallsOptions } from './relayed-calls.ts';
 
 /** Largest relayed JSON-RPC response (the control plane refuses larger ones too). */
 export const MAX_RELAY_JSON_CHARS = 256 * 1024;
 
 const TAG = /^([A-Za-z0-9_-]{1,32})?$/;
 
+/** Largest relayed answer (the control plane refuses larger ones too). */
+export const MAX_RELAY_ANSWER_CHARS = 1024 * 1024;
+
+const relayJson = z.string().min(2).max(MAX_RELAY_JSON_CHARS);
+const callId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be a call id');
+
+/** Kinds about a 2025-era session, which must carry its id (calls may be of a 2026-07-28 agent, which has none). */
+const SESSION_KINDS: ReadonlySet<string> = new Set(['reply', 'cancel', 'ended']);
+
 /** What a node accepts from the control plane: checked again here, the control plane is not trusted blindly. */
-const envelopeSchema = z.object({
-  toNodeTag: z.string().regex(TAG, 'must be a node tag or empty'),
-  fromNodeId: z.string().max(128),
-  keyId: z.string().min(1, 'must name the virtual key of the agent').max(128),
-  sessionId: z.string().min(1, 'must be the agent\'s session id').max(8192),
-  kind: z.discriminatedUnion('$case', [
-    z.object({ $case: z.literal('reply'), value: z.object({ responseJson: z.string().min(2).max(MAX_RELAY_JSON_CHARS) }) }),
-    z.object({ $case: z.literal('cancel'), value: z.object({ requestIdJson: z.string().min(1).max(1024), reason: z.string().max(1024) }) }),
-    z.object({ $case: z.literal('ended'), value: z.object({ expiresAtMs: z.number().int().positive() }) }),
-  ]),
-});
+const envelopeSchema = z
+  .object({
+    toNodeTag: z.string().regex(TAG, 'must be a node tag or empty'),
+    fromNodeId: z.string().max(128),
+    fromNodeTag: z.string().regex(TAG, 'must be a node tag or empty'),
+    keyId: z.string().min(1, 'must name the virtual key of the agent').max(128),
+    sessionId: z.string().max(8192),
+    kind: z.discriminatedUnion('$case', [
+      z.object({ $case: z.literal('reply'), value: z.object({ responseJson: relayJson }) }),
+      z.object({ $case: z.literal('cancel'), value: z.object({ requestIdJson: z.string().min(1).max(1024), reason: z.string().max(1024) }) }),
+      z.object({ $case: z.literal('ended'), value: z.object({ expiresAtMs: z.number().int().positive() }) }),
+      z.object({
+        $case: z.literal('call'),
+        value: z.object({ callId, request: z.discriminatedUnion('$case', [z.object({ $case: z.literal('inputRetryJson'), value: relayJson }), z.object({ $case: z.literal('sseMessagesJson'), value: relayJson })]) }),
+      }),
+      z.object({
+        $case: z.literal('callUpdate'),
+        value: z.object({
+          callId,
+          update: z.discriminatedUnion('$case', [
+            z.object({ $case: z.literal('accepted'), value: z.boolean() }),
+            z.object({ $case: z.literal('notificationJson'), value: relayJson }),
+            z.object({ $case: z.literal('answer'), value: z.object({ status: z.number().int().min(200).max(599), bodyJson: z.string().max(MAX_RELAY_ANSWER_CHARS) }) }),
+            z.object({ $case: z.literal('cancelled'), value: z.string().max(1024) }),
+            z.object({ $case: z.literal('undeliverable'), value: z.string().max(1024) }),
+          ]),
+        }),
+      }),
+    ]),
+  })
+  .refine((envelope) => !SESSION_KINDS.has(envelope.kind.$case) || envelope.sessionId !== '', { message: 'must be the agent\'s session id', path: ['sessionId'] });
 
 /** A JSON-RPC response to a server-to-client request: its id, and a result or an error. */
 const responseSchema = z.looseObject({
@@ -42,6 +72,8 @@ export interface NodeRelayOptions {
   readonly logger: Logger;
   /** Drops what this node holds for a session another node ended (its streams, subscriptions, log level). */
   readonly onSessionEnded: (sessionId: string) => void;
+  /** Timeouts of calls relayed to other nodes (defaults in relayed-calls.ts). */
+  readonly calls?: Omit<RelayedCallsOptions, 'logger'>;
 }
 
 /** How a reply that is not this node's fared. */
@@ -58,8 +90,12 @@ export type ReplyOutcome = 'relayed' | 'own' | 'not-a-server-request' | 'too-lar
  */
 export class NodeRelay {
   private transport: (envelope: RelayEnvelope) => boolean = () => false;
+  /** Requests relayed to the node that can serve them, and those relayed here (see relayed-calls.ts). */
+  readonly calls: RelayedCalls;
 
-  constructor(private readonly options: NodeRelayOptions) {}
+  constructor(private readonly options: NodeRelayOptions) {
+    this.calls = new RelayedCalls((envelope) => this.send(envelope), { ...options.calls, logger: options.logger });
+  }
 
   /** The tag this node's server-request ids carry (announced in the hello). */
   get nodeTag(): string {
@@ -138,6 +174,12 @@ export class NodeRelay {
           if (this.options.endedSessions.end(envelope.sessionId, claims) !== undefined) this.options.onSessionEnded(envelope.sessionId);
           return;
         }
+        case 'call':
+          if (envelope.toNodeTag !== this.nodeTag) return log.debug({ toNodeTag: envelope.toNodeTag }, 'relayed call for another node tag ignored');
+          return this.calls.serve(envelope.fromNodeTag, { keyId: envelope.keyId, sessionId: envelope.sessionId }, envelope.kind.value.callId, envelope.kind.value.request);
+        case 'callUpdate':
+          if (envelope.toNodeTag !== this.nodeTag) return log.debug({ toNodeTag: envelope.toNodeTag }, 'relayed call update for another node tag ignored');
+          return this.calls.update(envelope.fromNodeTag, envelope.keyId, envelope.kind.value.callId, envelope.kind.value.update);
       }
     } catch (error) {
       log.warn({ from: envelope.fromNodeId, kind: envelope.kind.$case, err: errorMessage(error) }, 'ignored a relay envelope that could not be applied');
@@ -156,9 +198,9 @@ export class NodeRelay {
     this.send({ toNodeTag: '', keyId, sessionId, kind: { $case: 'ended', value: { expiresAtMs: expiresAt } } });
   }
 
-  private send(envelope: Omit<RelayEnvelope, 'fromNodeId'>): boolean {
+  private send(envelope: Omit<RelayEnvelope, 'fromNodeId' | 'fromNodeTag'>): boolean {
     try {
-      return this.transport({ ...envelope, fromNodeId: '' });
+      return this.transport({ ...envelope, fromNodeId: '', fromNodeTag: '' });
     } catch (error) {
       this.options.logger.warn({ kind: envelope.kind?.$case, err: errorMessage(error) }, 'could not relay a message to the control plane');
       return false;

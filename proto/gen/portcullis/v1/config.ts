@@ -184,12 +184,77 @@ export interface RelayEnvelope {
   fromNodeId: string;
   /** The virtual key id of the agent that sent the message. */
   keyId: string;
-  /** The agent's 2025-era session id (the signed token). */
+  /** The agent's 2025-era session id (the signed token); empty for a 2026-07-28 agent's call. */
   sessionId: string;
-  kind?: { $case: "reply"; value: RelayedReply } | { $case: "cancel"; value: RelayedCancel } | {
-    $case: "ended";
-    value: EndedSession;
-  } | undefined;
+  kind?:
+    | { $case: "reply"; value: RelayedReply }
+    | { $case: "cancel"; value: RelayedCancel }
+    | { $case: "ended"; value: EndedSession }
+    | { $case: "call"; value: RelayedCall }
+    | { $case: "callUpdate"; value: RelayedCallUpdate }
+    | undefined;
+  /**
+   * The sending node's tag (of its hello); set by the control plane, like from_node_id. The
+   * updates of a RelayedCall go back to it.
+   */
+  fromNodeTag: string;
+}
+
+/**
+ * An agent's request relayed to the node holding what it refers to (to_node_tag); that node
+ * answers with RelayedCallUpdate messages addressed to from_node_tag, carrying call_id.
+ */
+export interface RelayedCall {
+  /** Chosen by the calling node, unique there. */
+  callId: string;
+  request?:
+    | //
+    /**
+     * A 2026-07-28 agent's retry (tools/call or prompts/get with requestState and inputResponses)
+     * of a call parked on the target node, as its JSON-RPC request.
+     */
+    { $case: "inputRetryJson"; value: string }
+    | //
+    /**
+     * What a legacy HTTP+SSE agent POSTed to /messages (a message or a batch), as JSON; session_id
+     * is its session token, whose stream the target node holds.
+     */
+    { $case: "sseMessagesJson"; value: string }
+    | undefined;
+}
+
+/** News about a RelayedCall, from the node serving it to the caller, or (cancelled) back. */
+export interface RelayedCallUpdate {
+  callId: string;
+  update?:
+    | //
+    /**
+     * The target took the call up; repeated every few seconds while it works, so the caller can
+     * tell a node that went away from one that is busy.
+     */
+    { $case: "accepted"; value: boolean }
+    | //
+    /** A notification for the waiting agent request (progress, a log message), as JSON-RPC JSON. */
+    { $case: "notificationJson"; value: string }
+    | //
+    /** The final answer to give the agent. */
+    { $case: "answer"; value: RelayedAnswer }
+    | //
+    /** The caller's agent went away: the target cancels the call (caller to target). */
+    { $case: "cancelled"; value: string }
+    | //
+    /**
+     * Set by the control plane: the previous message of this call could not be delivered (the
+     * target is not connected, or the message is too large to cross replicas), and why.
+     */
+    { $case: "undeliverable"; value: string }
+    | undefined;
+}
+
+/** The HTTP status and body (JSON-RPC, or empty for 202) the caller answers its agent with. */
+export interface RelayedAnswer {
+  status: number;
+  bodyJson: string;
 }
 
 /**
@@ -881,7 +946,7 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
 };
 
 function createBaseRelayEnvelope(): RelayEnvelope {
-  return { toNodeTag: "", fromNodeId: "", keyId: "", sessionId: "", kind: undefined };
+  return { toNodeTag: "", fromNodeId: "", keyId: "", sessionId: "", kind: undefined, fromNodeTag: "" };
 }
 
 export const RelayEnvelope: MessageFns<RelayEnvelope> = {
@@ -908,6 +973,15 @@ export const RelayEnvelope: MessageFns<RelayEnvelope> = {
       case "ended":
         EndedSession.encode(message.kind.value, writer.uint32(58).fork()).join();
         break;
+      case "call":
+        RelayedCall.encode(message.kind.value, writer.uint32(66).fork()).join();
+        break;
+      case "callUpdate":
+        RelayedCallUpdate.encode(message.kind.value, writer.uint32(74).fork()).join();
+        break;
+    }
+    if (message.fromNodeTag !== "") {
+      writer.uint32(82).string(message.fromNodeTag);
     }
     return writer;
   },
@@ -981,6 +1055,30 @@ export const RelayEnvelope: MessageFns<RelayEnvelope> = {
             message.kind = { $case: "ended", value: EndedSession.decode(reader, reader.uint32()) };
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.kind = { $case: "call", value: RelayedCall.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.kind = { $case: "callUpdate", value: RelayedCallUpdate.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.fromNodeTag = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1021,7 +1119,18 @@ export const RelayEnvelope: MessageFns<RelayEnvelope> = {
         ? { $case: "cancel", value: RelayedCancel.fromJSON(object.cancel) }
         : isSet(object.ended)
         ? { $case: "ended", value: EndedSession.fromJSON(object.ended) }
+        : isSet(object.call)
+        ? { $case: "call", value: RelayedCall.fromJSON(object.call) }
+        : isSet(object.callUpdate)
+        ? { $case: "callUpdate", value: RelayedCallUpdate.fromJSON(object.callUpdate) }
+        : isSet(object.call_update)
+        ? { $case: "callUpdate", value: RelayedCallUpdate.fromJSON(object.call_update) }
         : undefined,
+      fromNodeTag: isSet(object.fromNodeTag)
+        ? globalThis.String(object.fromNodeTag)
+        : isSet(object.from_node_tag)
+        ? globalThis.String(object.from_node_tag)
+        : "",
     };
   },
 
@@ -1045,6 +1154,13 @@ export const RelayEnvelope: MessageFns<RelayEnvelope> = {
       obj.cancel = RelayedCancel.toJSON(message.kind.value);
     } else if (message.kind?.$case === "ended") {
       obj.ended = EndedSession.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "call") {
+      obj.call = RelayedCall.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "callUpdate") {
+      obj.callUpdate = RelayedCallUpdate.toJSON(message.kind.value);
+    }
+    if (message.fromNodeTag !== "") {
+      obj.fromNodeTag = message.fromNodeTag;
     }
     return obj;
   },
@@ -1077,7 +1193,420 @@ export const RelayEnvelope: MessageFns<RelayEnvelope> = {
         }
         break;
       }
+      case "call": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "call", value: RelayedCall.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "callUpdate": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "callUpdate", value: RelayedCallUpdate.fromPartial(object.kind.value) };
+        }
+        break;
+      }
     }
+    message.fromNodeTag = object.fromNodeTag ?? "";
+    return message;
+  },
+};
+
+function createBaseRelayedCall(): RelayedCall {
+  return { callId: "", request: undefined };
+}
+
+export const RelayedCall: MessageFns<RelayedCall> = {
+  encode(message: RelayedCall, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    switch (message.request?.$case) {
+      case "inputRetryJson":
+        writer.uint32(18).string(message.request.value);
+        break;
+      case "sseMessagesJson":
+        writer.uint32(26).string(message.request.value);
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RelayedCall {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRelayedCall();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.request = { $case: "inputRetryJson", value: reader.string() };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.request = { $case: "sseMessagesJson", value: reader.string() };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RelayedCall {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      request: isSet(object.inputRetryJson)
+        ? { $case: "inputRetryJson", value: globalThis.String(object.inputRetryJson) }
+        : isSet(object.input_retry_json)
+        ? { $case: "inputRetryJson", value: globalThis.String(object.input_retry_json) }
+        : isSet(object.sseMessagesJson)
+        ? { $case: "sseMessagesJson", value: globalThis.String(object.sseMessagesJson) }
+        : isSet(object.sse_messages_json)
+        ? { $case: "sseMessagesJson", value: globalThis.String(object.sse_messages_json) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: RelayedCall): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.request?.$case === "inputRetryJson") {
+      obj.inputRetryJson = message.request.value;
+    } else if (message.request?.$case === "sseMessagesJson") {
+      obj.sseMessagesJson = message.request.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RelayedCall>, I>>(base?: I): RelayedCall {
+    return RelayedCall.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RelayedCall>, I>>(object: I): RelayedCall {
+    const message = createBaseRelayedCall();
+    message.callId = object.callId ?? "";
+    switch (object.request?.$case) {
+      case "inputRetryJson": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = { $case: "inputRetryJson", value: object.request.value };
+        }
+        break;
+      }
+      case "sseMessagesJson": {
+        if (object.request?.value !== undefined && object.request?.value !== null) {
+          message.request = { $case: "sseMessagesJson", value: object.request.value };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseRelayedCallUpdate(): RelayedCallUpdate {
+  return { callId: "", update: undefined };
+}
+
+export const RelayedCallUpdate: MessageFns<RelayedCallUpdate> = {
+  encode(message: RelayedCallUpdate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.callId !== "") {
+      writer.uint32(10).string(message.callId);
+    }
+    switch (message.update?.$case) {
+      case "accepted":
+        writer.uint32(16).bool(message.update.value);
+        break;
+      case "notificationJson":
+        writer.uint32(26).string(message.update.value);
+        break;
+      case "answer":
+        RelayedAnswer.encode(message.update.value, writer.uint32(34).fork()).join();
+        break;
+      case "cancelled":
+        writer.uint32(42).string(message.update.value);
+        break;
+      case "undeliverable":
+        writer.uint32(50).string(message.update.value);
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RelayedCallUpdate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRelayedCallUpdate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.callId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.update = { $case: "accepted", value: reader.bool() };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.update = { $case: "notificationJson", value: reader.string() };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.update = { $case: "answer", value: RelayedAnswer.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.update = { $case: "cancelled", value: reader.string() };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.update = { $case: "undeliverable", value: reader.string() };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RelayedCallUpdate {
+    return {
+      callId: isSet(object.callId)
+        ? globalThis.String(object.callId)
+        : isSet(object.call_id)
+        ? globalThis.String(object.call_id)
+        : "",
+      update: isSet(object.accepted)
+        ? { $case: "accepted", value: globalThis.Boolean(object.accepted) }
+        : isSet(object.notificationJson)
+        ? { $case: "notificationJson", value: globalThis.String(object.notificationJson) }
+        : isSet(object.notification_json)
+        ? { $case: "notificationJson", value: globalThis.String(object.notification_json) }
+        : isSet(object.answer)
+        ? { $case: "answer", value: RelayedAnswer.fromJSON(object.answer) }
+        : isSet(object.cancelled)
+        ? { $case: "cancelled", value: globalThis.String(object.cancelled) }
+        : isSet(object.undeliverable)
+        ? { $case: "undeliverable", value: globalThis.String(object.undeliverable) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: RelayedCallUpdate): unknown {
+    const obj: any = {};
+    if (message.callId !== "") {
+      obj.callId = message.callId;
+    }
+    if (message.update?.$case === "accepted") {
+      obj.accepted = message.update.value;
+    } else if (message.update?.$case === "notificationJson") {
+      obj.notificationJson = message.update.value;
+    } else if (message.update?.$case === "answer") {
+      obj.answer = RelayedAnswer.toJSON(message.update.value);
+    } else if (message.update?.$case === "cancelled") {
+      obj.cancelled = message.update.value;
+    } else if (message.update?.$case === "undeliverable") {
+      obj.undeliverable = message.update.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RelayedCallUpdate>, I>>(base?: I): RelayedCallUpdate {
+    return RelayedCallUpdate.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RelayedCallUpdate>, I>>(object: I): RelayedCallUpdate {
+    const message = createBaseRelayedCallUpdate();
+    message.callId = object.callId ?? "";
+    switch (object.update?.$case) {
+      case "accepted": {
+        if (object.update?.value !== undefined && object.update?.value !== null) {
+          message.update = { $case: "accepted", value: object.update.value };
+        }
+        break;
+      }
+      case "notificationJson": {
+        if (object.update?.value !== undefined && object.update?.value !== null) {
+          message.update = { $case: "notificationJson", value: object.update.value };
+        }
+        break;
+      }
+      case "answer": {
+        if (object.update?.value !== undefined && object.update?.value !== null) {
+          message.update = { $case: "answer", value: RelayedAnswer.fromPartial(object.update.value) };
+        }
+        break;
+      }
+      case "cancelled": {
+        if (object.update?.value !== undefined && object.update?.value !== null) {
+          message.update = { $case: "cancelled", value: object.update.value };
+        }
+        break;
+      }
+      case "undeliverable": {
+        if (object.update?.value !== undefined && object.update?.value !== null) {
+          message.update = { $case: "undeliverable", value: object.update.value };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseRelayedAnswer(): RelayedAnswer {
+  return { status: 0, bodyJson: "" };
+}
+
+export const RelayedAnswer: MessageFns<RelayedAnswer> = {
+  encode(message: RelayedAnswer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.status !== 0) {
+      writer.uint32(8).uint32(message.status);
+    }
+    if (message.bodyJson !== "") {
+      writer.uint32(18).string(message.bodyJson);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RelayedAnswer {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRelayedAnswer();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.status = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.bodyJson = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RelayedAnswer {
+    return {
+      status: isSet(object.status) ? globalThis.Number(object.status) : 0,
+      bodyJson: isSet(object.bodyJson)
+        ? globalThis.String(object.bodyJson)
+        : isSet(object.body_json)
+        ? globalThis.String(object.body_json)
+        : "",
+    };
+  },
+
+  toJSON(message: RelayedAnswer): unknown {
+    const obj: any = {};
+    if (message.status !== 0) {
+      obj.status = Math.round(message.status);
+    }
+    if (message.bodyJson !== "") {
+      obj.bodyJson = message.bodyJson;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RelayedAnswer>, I>>(base?: I): RelayedAnswer {
+    return RelayedAnswer.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RelayedAnswer>, I>>(object: I): RelayedAnswer {
+    const message = createBaseRelayedAnswer();
+    message.status = object.status ?? 0;
+    message.bodyJson = object.bodyJson ?? "";
     return message;
   },
 };
