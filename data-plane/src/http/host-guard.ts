@@ -77,14 +77,32 @@ function refuse(res: ServerResponse, header: 'Host' | 'Origin', value: string | 
 }
 
 /**
+ * `Host` values already accepted, per list: an agent sends the same one on every request, so the
+ * parse is paid once. Only accepted values are kept, and at most MAX_REMEMBERED_HOSTS of them.
+ */
+const acceptedHosts = new WeakMap<readonly AllowedHost[], Set<string>>();
+const MAX_REMEMBERED_HOSTS = 64;
+
+function hostAllowed(list: readonly AllowedHost[], hostHeader: string | undefined): boolean {
+  if (hostHeader === undefined) return false;
+  let accepted = acceptedHosts.get(list);
+  if (accepted?.has(hostHeader)) return true;
+  const host = parseHostPort(hostHeader);
+  if (host === undefined || !allowed(list, { hostname: host.hostname, port: host.port ?? '80' })) return false;
+  if (accepted === undefined) acceptedHosts.set(list, (accepted = new Set()));
+  if (accepted.size >= MAX_REMEMBERED_HOSTS) accepted.clear();
+  accepted.add(hostHeader);
+  return true;
+}
+
+/**
  * DNS-rebinding protection for the MCP endpoints: the `Host` header must name an allowed host, and
  * an `Origin` header, when present, too. Answers 403 itself and returns false when refused.
  */
 export function checkHost(list: readonly AllowedHost[] | undefined, req: IncomingMessage, res: ServerResponse): boolean {
   if (list === undefined) return true;
   const hostHeader = req.headers.host;
-  const host = hostHeader === undefined ? undefined : parseHostPort(hostHeader);
-  if (host === undefined || !allowed(list, { hostname: host.hostname, port: host.port ?? '80' })) {
+  if (!hostAllowed(list, hostHeader)) {
     refuse(res, 'Host', hostHeader);
     return false;
   }

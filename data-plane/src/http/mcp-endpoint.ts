@@ -1,11 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { classifyInboundRequest, type InboundClassificationOutcome } from '@modelcontextprotocol/server';
+import type { InboundClassificationOutcome } from '@modelcontextprotocol/server';
 import type { Logger } from 'pino';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import type { LogLevels, ResourceSubscriptions } from '../mcp/agent-state.ts';
 import type { DispatchContext, McpDispatcher, RpcRequest } from '../mcp/dispatcher.ts';
 import { echoableId, isPlainObject, type RpcId } from '../mcp/json-rpc.ts';
 import { LEGACY_PROTOCOL_VERSIONS, MAX_BATCH_SIZE, MODERN_PROTOCOL_VERSIONS, RpcErrorCode, isModernProtocolVersion } from '../mcp/protocol.ts';
+import { classifyInbound } from '../mcp/inbound-classification.ts';
 import { ServerRequests } from '../mcp/server-requests.ts';
 import type { EndedSessions } from '../mcp/ended-sessions.ts';
 import type { NodeRelay } from '../relay/node-relay.ts';
@@ -113,7 +114,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
       sendRpcError(res, 400, RpcErrorCode.InvalidRequest, `Invalid Request: Batch must not exceed ${MAX_BATCH_SIZE} messages`);
       return;
     }
-    const route = classifyInboundRequest({
+    const route = classifyInbound({
       httpMethod: 'POST',
       protocolVersionHeader: header(req, 'mcp-protocol-version'),
       mcpMethodHeader: header(req, 'mcp-method'),

@@ -26,7 +26,7 @@ export function notificationJson(method: string, params: Record<string, unknown>
  * Whether an `Accept` header ranks `text/event-stream` above `application/json`: by q-value, then
  * by order. (Both must be listed for a POST to be accepted at all.)
  */
-export function prefersEventStream(accept: string): boolean {
+function ranksEventStreamFirst(accept: string): boolean {
   let json: { q: number; at: number } | undefined;
   let sse: { q: number; at: number } | undefined;
   accept.split(',').forEach((range, at) => {
@@ -38,6 +38,24 @@ export function prefersEventStream(accept: string): boolean {
   });
   if (json === undefined || sse === undefined) return sse !== undefined;
   return sse.q > json.q || (sse.q === json.q && sse.at < json.at);
+}
+
+/** Answers by `Accept` value: an agent sends the same one on every request. Bounded (cleared when full). */
+const preferenceByAccept = new Map<string, boolean>();
+const MAX_REMEMBERED_ACCEPTS = 64;
+
+/**
+ * Whether an `Accept` header ranks `text/event-stream` above `application/json` (see
+ * ranksEventStreamFirst), remembered per header value.
+ */
+export function prefersEventStream(accept: string): boolean {
+  let prefers = preferenceByAccept.get(accept);
+  if (prefers === undefined) {
+    prefers = ranksEventStreamFirst(accept);
+    if (preferenceByAccept.size >= MAX_REMEMBERED_ACCEPTS) preferenceByAccept.clear();
+    preferenceByAccept.set(accept, prefers);
+  }
+  return prefers;
 }
 
 /** What a 2025-era session's POST response streams need to be resumable (see event-store.ts). */

@@ -25,6 +25,7 @@ import {
   isModernProtocolVersion,
   mergeUpstreamCapabilities,
 } from './protocol.ts';
+import { isPlainCallToolParams } from './sdk-shapes.ts';
 import { signSessionToken } from './session-token.ts';
 import { unwrapTaskId, wrapTaskId } from './task-ids.ts';
 
@@ -270,8 +271,8 @@ export class McpDispatcher {
 
   private async callTool(request: RpcRequest, context: DispatchContext): Promise<RpcReply> {
     const id = request.id;
-    const checked = CallToolRequestParamsSchema.safeParse(request.params);
-    if (!checked.success) return { status: OK, body: errorBody(id, RpcErrorCode.InvalidParams, `Invalid tools/call request: ${checked.error.message}`) };
+    const checked = isPlainCallToolParams(request.params) ? undefined : CallToolRequestParamsSchema.safeParse(request.params);
+    if (checked?.success === false) return { status: OK, body: errorBody(id, RpcErrorCode.InvalidParams, `Invalid tools/call request: ${checked.error.message}`) };
     const params = request.params as Record<string, unknown>;
     const name = params['name'] as string;
     const started = context.receivedAt ?? performance.now();
