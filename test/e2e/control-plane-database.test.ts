@@ -15,7 +15,7 @@ import { createTestSchema, type TestSchema } from '../support/database.ts';
 import { UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
 import { NODE_TOKEN, TestNode, eventually, gql, gqlOk, testLogger } from './control-plane-harness.ts';
 
-const TABLES = ['config_revision', 'data_plane_nodes', 'migrations', 'settings', 'teams', 'tool_definition_changes', 'tools', 'upstream_node_status', 'upstreams', 'virtual_key_tombstones', 'virtual_keys'];
+const TABLES = ['config_revision', 'data_plane_nodes', 'ended_sessions', 'migrations', 'settings', 'teams', 'tool_definition_changes', 'tools', 'upstream_node_status', 'upstreams', 'virtual_key_tombstones', 'virtual_keys'];
 
 async function tablesOf(dataSource: DataSource, schema: string): Promise<string[]> {
   const rows: Array<{ table_name: string }> = await dataSource.query(

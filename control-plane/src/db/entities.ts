@@ -273,6 +273,30 @@ export class Setting {
   value!: string;
 }
 
+/** A 2025-era session ended with DELETE /mcp, kept until its id would have expired anyway. */
+@Entity({ name: 'ended_sessions' })
+export class EndedSession {
+  /** SHA-256 of `sessionId` (ids are too long for a btree key). */
+  @PrimaryColumn({ name: 'session_sha256', type: 'bytea' })
+  sessionSha256!: Buffer;
+
+  @Column({ name: 'session_id', type: 'text' })
+  sessionId!: string;
+
+  @Column({ name: 'key_id', type: 'text' })
+  keyId!: string;
+
+  /** The node that received the DELETE. */
+  @Column({ name: 'from_node_id', type: 'text' })
+  fromNodeId!: string;
+
+  @Column({ name: 'expires_at', type: 'timestamptz' })
+  expiresAt!: Date;
+
+  @Column({ name: 'ended_at', type: 'timestamptz' })
+  endedAt!: Date;
+}
+
 /** The single-row configuration revision, bumped in the same transaction as every config change. */
 @Entity({ name: 'config_revision' })
 export class ConfigRevision {
@@ -284,4 +308,4 @@ export class ConfigRevision {
   version!: string;
 }
 
-export const ENTITIES = [Team, Upstream, Tool, ToolDefinitionChange, VirtualKey, DataPlaneNode, UpstreamNodeStatus, Setting, ConfigRevision];
+export const ENTITIES = [Team, Upstream, Tool, ToolDefinitionChange, VirtualKey, DataPlaneNode, UpstreamNodeStatus, Setting, ConfigRevision, EndedSession];
