@@ -12,6 +12,7 @@ import { ConfigStreamService } from './grpc/config-service.ts';
 import { startGrpcServer } from './grpc/server.ts';
 import { loadSecretBox, sealPlaintextAndCheck } from './secrets/index.ts';
 import { createServices } from './services/index.ts';
+import { EndedSessionStore } from './services/ended-sessions.ts';
 import { ensureSessionKeys } from './services/settings.ts';
 
 export interface ControlPlaneOptions {
@@ -45,6 +46,8 @@ export interface ControlPlaneOptions {
   embeddedDatabasePort?: number;
   /** How often the revision is re-read as a safety net for lost announcements (ms). Default 5000. */
   snapshotPollIntervalMs?: number;
+  /** How often ended sessions past their expiry are deleted from the database (ms). Default 600000. */
+  endedSessionPruneIntervalMs?: number;
 }
 
 export interface ControlPlane {
@@ -79,6 +82,7 @@ const optionsSchema = z.object({
   nodeToken: z.string().min(16, 'is shorter than 16 characters; use a long random token shared with the data-plane nodes'),
   embeddedDatabasePort: port.optional(),
   snapshotPollIntervalMs: z.number().int().min(0).optional(),
+  endedSessionPruneIntervalMs: z.number().int().min(1, 'must be at least 1 ms').optional(),
 });
 
 /** Starts the control plane: database (and migrations), config stream, GraphQL API. */
@@ -134,7 +138,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     cleanups.push(() => publisher.close());
     await publisher.start();
 
-    const streams = new ConfigStreamService({ nodeToken: options.nodeToken, publisher, nodes: services.nodes, catalog: services.catalog, logger, relayBus: changes });
+    const endedSessions = await EndedSessionStore.start(dataSource, logger, options.endedSessionPruneIntervalMs === undefined ? {} : { pruneIntervalMs: options.endedSessionPruneIntervalMs });
+    cleanups.push(() => endedSessions.close());
+
+    const streams = new ConfigStreamService({ nodeToken: options.nodeToken, publisher, nodes: services.nodes, catalog: services.catalog, logger, relayBus: changes, endedSessions });
     const grpc = await startGrpcServer(streams, options.grpcHost, options.grpcPort);
     cleanups.push(() => grpc.close());
 

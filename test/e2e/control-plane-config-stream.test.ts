@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { after, afterEach, before, describe, it } from 'node:test';
 import type { ControlPlane } from '../../control-plane/src/index.ts';
-import { Transport, UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
+import { UpstreamReport, Transport, UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
 import { createTestSchema, type TestSchema } from '../support/database.ts';
 import { NODE_TOKEN, TestNode, eventually, gqlOk, startOnSchema } from './control-plane-harness.ts';
 
@@ -123,7 +123,7 @@ describe('config stream (gRPC)', () => {
     const configHash = snapshot.upstreams.find((u) => u.id === upstream.id)!.configHash;
     const tool = (name: string, description: string) => ({ name, definitionSha256: '', definitionJson: JSON.stringify({ name, description, inputSchema: { type: 'object', properties: { text: { type: 'string' } } } }) });
     const report = (tools: Array<{ name: string; definitionJson: string; definitionSha256: string }>, state = UpstreamState.UPSTREAM_STATE_READY, id = upstream.id, hash = configHash) =>
-      node.send({ kind: { $case: 'upstream', value: { upstreamId: id, configHash: hash, state, error: '', hasCatalog: true, tools, serverName: 'test-server', serverVersion: '1.2.3', protocolVersion: '2025-11-25' } } });
+      node.send({ kind: { $case: 'upstream', value: UpstreamReport.fromPartial({ upstreamId: id, configHash: hash, state, error: '', hasCatalog: true, tools, serverName: 'test-server', serverVersion: '1.2.3', protocolVersion: '2025-11-25' }) } });
     const query = `query ($id: ID!) { upstream(id: $id) { tools { name exposedName description inputSchema upstream { name } firstSeenAt lastSeenAt } status { nodeId state error serverName serverVersion protocolVersion updatedAt } } }`;
 
     report([tool('echo', 'Echoes'), tool('add', 'Adds')]);

@@ -12,10 +12,10 @@ import { startControlPlane } from '../../control-plane/src/index.ts';
 import { SecretBox, parseSecretKey } from '../../control-plane/src/secrets/index.ts';
 import { ensureSessionKeys } from '../../control-plane/src/services/settings.ts';
 import { createTestSchema, type TestSchema } from '../support/database.ts';
-import { UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
+import { UpstreamReport, UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
 import { NODE_TOKEN, TestNode, eventually, gql, gqlOk, testLogger } from './control-plane-harness.ts';
 
-const TABLES = ['config_revision', 'data_plane_nodes', 'migrations', 'settings', 'teams', 'tool_definition_changes', 'tools', 'upstream_node_status', 'upstreams', 'virtual_key_tombstones', 'virtual_keys'];
+const TABLES = ['config_revision', 'data_plane_nodes', 'ended_sessions', 'migrations', 'settings', 'teams', 'tool_definition_changes', 'tools', 'upstream_catalog_lists', 'upstream_node_status', 'upstreams', 'virtual_key_tombstones', 'virtual_keys'];
 
 async function tablesOf(dataSource: DataSource, schema: string): Promise<string[]> {
   const rows: Array<{ table_name: string }> = await dataSource.query(
@@ -157,7 +157,7 @@ describe('embedded database (PGlite)', () => {
       const definition = (description: string) => JSON.stringify({ name: 'echo', description, inputSchema: { type: 'object' } });
       const sha = (text: string) => createHash('sha256').update(text).digest('hex');
       const send = (description: string) =>
-        node!.send({ kind: { $case: 'upstream', value: { upstreamId: sealed.id, configHash: config.configHash, state: UpstreamState.UPSTREAM_STATE_READY, error: '', hasCatalog: true, tools: [{ name: 'echo', definitionJson: definition(description), definitionSha256: sha(definition(description)) }], serverName: '', serverVersion: '', protocolVersion: '' } } });
+        node!.send({ kind: { $case: 'upstream', value: UpstreamReport.fromPartial({ upstreamId: sealed.id, configHash: config.configHash, state: UpstreamState.UPSTREAM_STATE_READY, error: '', hasCatalog: true, tools: [{ name: 'echo', definitionJson: definition(description), definitionSha256: sha(definition(description)) }], serverName: '', serverVersion: '', protocolVersion: '' }) } });
       send('v1');
       await node.snapshot((s) => s.upstreams.some((u) => u.id === sealed.id && u.pinnedTools.length === 1), 2000);
       send('v2');

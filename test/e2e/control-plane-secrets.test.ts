@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { deriveKeyId, parseSecretKey } from '../../control-plane/src/secrets/index.ts';
-import { UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
+import { UpstreamReport, UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
 import { createTestSchema, type TestSchema } from '../support/database.ts';
 import { NODE_TOKEN, SECRET_KEY, TestNode, eventually, gql, gqlOk, startOnSchema } from './control-plane-harness.ts';
 
@@ -236,7 +236,7 @@ describe('upstream credentials at rest', () => {
       await gql(plane, CREATE, { input: { name: 'bad name!', transport: 'STDIO', command: 'x', env: [{ name: 'T', value: values[0] }] } });
       await gql(plane, UPDATE, { id: stdio.id, input: { bearerToken: values[4] } });
       const last = await node.snapshot((s) => s.upstreams.some((u) => u.headers.some((h) => h.value === `Bearer ${values[4]}`)));
-      node.send({ kind: { $case: 'upstream', value: { upstreamId: http.id, configHash: last.upstreams.find((u) => u.id === http.id)!.configHash, state: UpstreamState.UPSTREAM_STATE_DOWN, error: 'connect ECONNREFUSED', hasCatalog: false, tools: [], serverName: '', serverVersion: '', protocolVersion: '' } } });
+      node.send({ kind: { $case: 'upstream', value: UpstreamReport.fromPartial({ upstreamId: http.id, configHash: last.upstreams.find((u) => u.id === http.id)!.configHash, state: UpstreamState.UPSTREAM_STATE_DOWN, error: 'connect ECONNREFUSED', hasCatalog: false, tools: [], serverName: '', serverVersion: '', protocolVersion: '' }) } });
       await eventually('report stored', async () => (await own.query('SELECT * FROM upstream_node_status')).length === 1);
       await gqlOk(plane, 'mutation { rotateSecrets }');
       node.close();

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, afterEach, before, describe, it } from 'node:test';
 import type { ControlPlane } from '../../control-plane/src/index.ts';
-import { UpstreamState, type Snapshot } from '../../proto/gen/portcullis/v1/config.ts';
+import { UpstreamReport, UpstreamState, type Snapshot } from '../../proto/gen/portcullis/v1/config.ts';
 import type { TestSchema } from '../support/database.ts';
 import { NODE_TOKEN, TestNode, eventually, gql, gqlOk, startPlaneWithNode, type PlaneWithNode } from './control-plane-harness.ts';
 
@@ -37,7 +37,7 @@ describe('tool-definition pinning and unprefixed names (node reports → GraphQL
     const via = options.via ?? node;
     const snapshot = await current();
     const configHash = snapshot.upstreams.find((u) => u.id === upstreamId)!.configHash;
-    via.send({ kind: { $case: 'upstream', value: { upstreamId, configHash, state: options.state ?? UpstreamState.UPSTREAM_STATE_READY, error: options.error ?? '', hasCatalog: true, tools, serverName: 's', serverVersion: '1', protocolVersion: '2025-11-25' } } });
+    via.send({ kind: { $case: 'upstream', value: UpstreamReport.fromPartial({ upstreamId, configHash, state: options.state ?? UpstreamState.UPSTREAM_STATE_READY, error: options.error ?? '', hasCatalog: true, tools, serverName: 's', serverVersion: '1', protocolVersion: '2025-11-25' }) } });
     // Messages on a stream are handled in order: once a later ACK is recorded, the report was.
     const marker = `${Date.now()}${Math.floor(Math.random() * 1000)}`;
     via.ack(marker, false, 'marker');

@@ -383,3 +383,68 @@ describe('relays across control-plane replicas (Postgres LISTEN/NOTIFY)', () => 
     }
   });
 });
+
+describe('ended sessions across a restart of the control plane and every node', () => {
+  let schema: TestSchema;
+  let controlPlane: ControlPlaneProcess;
+  let node: DataPlaneProcess | undefined;
+  let key: { id: string; secret: string };
+
+  before(async () => {
+    schema = await createTestSchema();
+    controlPlane = await ControlPlaneProcess.start(schema.url, schema.name);
+    node = await DataPlaneProcess.start(controlPlane, 'node-a');
+    const created = await graphqlOk<{ createVirtualKey: { secret: string; key: { id: string } } }>(controlPlane.graphqlUrl, controlPlane.adminToken, CREATE_KEY, { input: { name: 'agent', allowedTools: ['*'] } });
+    key = { id: created.createVirtualKey.key.id, secret: created.createVirtualKey.secret };
+    await eventually('the key reached the node', () => accepts(node!.mcpUrl, key.secret), 5_000);
+  });
+
+  after(async () => {
+    await node?.stop();
+    await controlPlane?.stop();
+    await schema?.drop();
+  });
+
+  const endedRows = () => schema.query<{ key_id: string; from_node_id: string; expires_at: Date }>(`SELECT key_id, from_node_id, expires_at FROM ended_sessions`);
+
+  test('DN-RELAY-SESSION-ENDED-DURABLE: a DELETEd session is still refused after the control plane and the node restart together; other sessions are served', async () => {
+    const ended = await legacyAgent(node!.mcpUrl, key.secret);
+    const kept = await legacyAgent(node!.mcpUrl, key.secret);
+    const endedHeaders = { authorization: `Bearer ${key.secret}`, 'mcp-session-id': ended.transport.sessionId! };
+    const keptHeaders = { authorization: `Bearer ${key.secret}`, 'mcp-session-id': kept.transport.sessionId! };
+    await kept.client.close();
+    await ended.transport.terminateSession();
+    await ended.client.close();
+    assert.equal((await postMcp(node!.mcpUrl, PING, endedHeaders)).status, 404);
+    await eventually('the control plane stored the ended session', async () => (await endedRows()).length === 1, 5_000);
+    const [row] = await endedRows();
+    assert.equal(row!.key_id, key.id);
+    assert.equal(row!.from_node_id, 'node-a');
+    // Kept until the id would expire anyway: issue time + the node's 24 h maximum age, not longer.
+    const untilExpiry = row!.expires_at.getTime() - Date.now();
+    assert.ok(untilExpiry > 23 * 3_600_000 && untilExpiry <= 24 * 3_600_000, `expires in ${untilExpiry} ms`);
+
+    await node!.stop();
+    node = undefined;
+    await controlPlane.stop();
+    await controlPlane.restart();
+    node = await DataPlaneProcess.start(controlPlane, 'node-a');
+    await eventually('the key reached the restarted node', () => accepts(node!.mcpUrl, key.secret), 5_000);
+    assert.equal((await postMcp(node.mcpUrl, PING, keptHeaders)).status, 200, 'a session that was not ended is still valid after the restart');
+    assert.equal((await postMcp(node.mcpUrl, PING, endedHeaders)).status, 404, 'the ended session stays refused after the restart');
+  });
+
+  test('DN-RELAY-SESSION-ENDED-DURABLE: rows past their expiry are pruned when the control plane starts; live ones are kept', async () => {
+    await schema.query(
+      `INSERT INTO ended_sessions (session_sha256, session_id, key_id, from_node_id, expires_at)
+       VALUES (decode(md5('expired'), 'hex'), 'expired.x', $1, 'node-x', now() - interval '1 second'),
+              (decode(md5('live'), 'hex'), 'live.x', $1, 'node-x', now() + interval '1 hour')`,
+      [key.id],
+    );
+    await controlPlane.stop();
+    await controlPlane.restart();
+    const ids = (await schema.query<{ session_id: string }>(`SELECT session_id FROM ended_sessions ORDER BY session_id`)).map((r) => r.session_id);
+    assert.ok(!ids.includes('expired.x'), `the expired row was pruned: ${ids.join(', ')}`);
+    assert.ok(ids.includes('live.x'), 'the live row is kept');
+  });
+});

@@ -61,4 +61,5 @@ export const PROTOCOL_REQUIREMENTS: Readonly<Record<string, string>> = {
   'DN-RELAY-CANCEL': '2025 era: notifications/cancelled for a request in flight on another node is relayed to every node through the control plane, and the node running it aborts the upstream call (after checking the session is that key\'s).',
   'DN-PARAM-HEADERS': '2026-07-28: a tools/call carries the Mcp-Param-* headers its tool declares (x-mcp-header, SEP-2243), matching its arguments (plain or Base64 sentinel), else HTTP 400 -32020.',
   'DN-RELAY-SESSION-ENDED': '2025 era: a session ended with DELETE on one node is refused (404) on every node within a second, including nodes that connect later while the id would still be valid (the control plane keeps ended sessions until they would expire).',
+  'DN-RELAY-SESSION-ENDED-DURABLE': '2025 era: an ended session stays refused (404) after the control plane and every node restart together: the control plane keeps ended sessions in Postgres, shared by its replicas, until they would have expired, and prunes rows past expiry at start and periodically.',
 };

@@ -5,7 +5,7 @@ import { checkSnapshotConsistency } from '../../control-plane/src/config/snapsho
 import { upstreamConfigHash } from '../../control-plane/src/config/upstream-hash.ts';
 import { parseNodeMessage } from '../../control-plane/src/grpc/messages.ts';
 import { allowedToolProblem } from '../../control-plane/src/services/virtual-keys.ts';
-import { Transport, UpstreamConfig, UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
+import { UpstreamReport, Transport, UpstreamConfig, UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
 
 describe('allowedTools patterns', () => {
   it('accepts "*", upstream wildcards and exact exposed names', () => {
@@ -72,7 +72,7 @@ describe('checkSnapshotConsistency', () => {
 describe('parseNodeMessage', () => {
   it('accepts well-formed messages and maps states', () => {
     const parsed = parseNodeMessage({
-      kind: { $case: 'upstream', value: { upstreamId: '00000000-0000-4000-8000-000000000000', configHash: '', state: UpstreamState.UPSTREAM_STATE_DOWN, error: 'refused', hasCatalog: false, tools: [], serverName: '', serverVersion: '', protocolVersion: '' } },
+      kind: { $case: 'upstream', value: UpstreamReport.fromPartial({ upstreamId: '00000000-0000-4000-8000-000000000000', configHash: '', state: UpstreamState.UPSTREAM_STATE_DOWN, error: 'refused', hasCatalog: false, tools: [], serverName: '', serverVersion: '', protocolVersion: '' }) },
     });
     assert.equal(parsed.kind === 'upstream' && parsed.report.state, 'DOWN');
   });
@@ -80,11 +80,11 @@ describe('parseNodeMessage', () => {
     assert.throws(() => parseNodeMessage({}), /kind: must be one of hello, ack, upstream or relay/);
     assert.throws(() => parseNodeMessage({ kind: { $case: 'ack', value: { version: 'v1', accepted: true, error: '' } } }), /ack\.version: must be the decimal version/);
     assert.throws(
-      () => parseNodeMessage({ kind: { $case: 'upstream', value: { upstreamId: 'x', configHash: '', state: UpstreamState.UPSTREAM_STATE_READY, error: '', hasCatalog: false, tools: [], serverName: '', serverVersion: '', protocolVersion: '' } } }),
+      () => parseNodeMessage({ kind: { $case: 'upstream', value: UpstreamReport.fromPartial({ upstreamId: 'x', configHash: '', state: UpstreamState.UPSTREAM_STATE_READY, error: '', hasCatalog: false, tools: [], serverName: '', serverVersion: '', protocolVersion: '' }) } }),
       /upstream\.upstreamId: must be the id of an upstream/,
     );
     assert.throws(
-      () => parseNodeMessage({ kind: { $case: 'upstream', value: { upstreamId: '00000000-0000-4000-8000-000000000000', configHash: '', state: UpstreamState.UPSTREAM_STATE_UNSPECIFIED, error: '', hasCatalog: false, tools: [], serverName: '', serverVersion: '', protocolVersion: '' } } }),
+      () => parseNodeMessage({ kind: { $case: 'upstream', value: UpstreamReport.fromPartial({ upstreamId: '00000000-0000-4000-8000-000000000000', configHash: '', state: UpstreamState.UPSTREAM_STATE_UNSPECIFIED, error: '', hasCatalog: false, tools: [], serverName: '', serverVersion: '', protocolVersion: '' }) } }),
       /upstream\.state: must be CONNECTING, READY, DEGRADED, DOWN or DISABLED/,
     );
   });

@@ -19,6 +19,34 @@ export interface StoredSecretPair {
   secret: string;
 }
 
+export type CatalogListKind = 'PROMPTS' | 'RESOURCES' | 'RESOURCE_TEMPLATES';
+
+export interface PromptSummaryJson {
+  name: string;
+  title: string;
+  description: string;
+  arguments: Array<{ name: string; description: string; required: boolean }>;
+}
+
+export interface ResourceSummaryJson {
+  uri: string;
+  name: string;
+  title: string;
+  description: string;
+  mimeType: string;
+  size: number;
+}
+
+export interface ResourceTemplateSummaryJson {
+  uriTemplate: string;
+  name: string;
+  title: string;
+  description: string;
+  mimeType: string;
+}
+
+export type CatalogSummaryJson = PromptSummaryJson | ResourceSummaryJson | ResourceTemplateSummaryJson;
+
 export type ToolChangeKind = 'ADDED' | 'CHANGED' | 'HELD_BACK' | 'REVERTED' | 'ACCEPTED' | 'REMOVED';
 
 @Entity({ name: 'teams' })
@@ -273,6 +301,71 @@ export class Setting {
   value!: string;
 }
 
+/** One of an upstream's prompts, resources or resource templates lists, as a node last reported it. */
+@Entity({ name: 'upstream_catalog_lists' })
+export class UpstreamCatalogList {
+  @PrimaryColumn({ name: 'upstream_id', type: 'uuid' })
+  upstreamId!: string;
+
+  @PrimaryColumn({ type: 'text' })
+  kind!: CatalogListKind;
+
+  /** Summaries in the upstream's order (at most the node's cap). */
+  @Column({ type: 'jsonb' })
+  entries!: CatalogSummaryJson[];
+
+  /** How many the upstream listed in all (more than `entries` when the node capped the report). */
+  @Column({ type: 'integer' })
+  total!: number;
+
+  @Column({ name: 'content_sha256', type: 'text' })
+  contentSha256!: string;
+
+  /** Keys (prompt names, URIs, URI templates) the last change added, removed or altered; capped. */
+  @Column({ type: 'jsonb' })
+  added!: string[];
+
+  @Column({ type: 'jsonb' })
+  removed!: string[];
+
+  @Column({ type: 'jsonb' })
+  changed!: string[];
+
+  /** The node whose report showed the last change. */
+  @Column({ name: 'node_id', type: 'text', nullable: true })
+  nodeId!: string | null;
+
+  @Column({ name: 'changed_at', type: 'timestamptz' })
+  changedAt!: Date;
+
+  @Column({ name: 'reported_at', type: 'timestamptz' })
+  reportedAt!: Date;
+}
+
+/** A 2025-era session ended with DELETE /mcp, kept until its id would have expired anyway. */
+@Entity({ name: 'ended_sessions' })
+export class EndedSession {
+  /** SHA-256 of `sessionId` (ids are too long for a btree key). */
+  @PrimaryColumn({ name: 'session_sha256', type: 'bytea' })
+  sessionSha256!: Buffer;
+
+  @Column({ name: 'session_id', type: 'text' })
+  sessionId!: string;
+
+  @Column({ name: 'key_id', type: 'text' })
+  keyId!: string;
+
+  /** The node that received the DELETE. */
+  @Column({ name: 'from_node_id', type: 'text' })
+  fromNodeId!: string;
+
+  @Column({ name: 'expires_at', type: 'timestamptz' })
+  expiresAt!: Date;
+
+  @Column({ name: 'ended_at', type: 'timestamptz' })
+  endedAt!: Date;
+}
+
 /** The single-row configuration revision, bumped in the same transaction as every config change. */
 @Entity({ name: 'config_revision' })
 export class ConfigRevision {
@@ -284,4 +377,4 @@ export class ConfigRevision {
   version!: string;
 }
 
-export const ENTITIES = [Team, Upstream, Tool, ToolDefinitionChange, VirtualKey, DataPlaneNode, UpstreamNodeStatus, Setting, ConfigRevision];
+export const ENTITIES = [Team, Upstream, Tool, ToolDefinitionChange, VirtualKey, DataPlaneNode, UpstreamNodeStatus, Setting, ConfigRevision, EndedSession, UpstreamCatalogList];

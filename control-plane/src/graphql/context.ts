@@ -1,4 +1,4 @@
-import type { Team, Tool, ToolDefinitionChange, UpstreamNodeStatus } from '../db/entities.ts';
+import type { Team, Tool, ToolDefinitionChange, UpstreamCatalogList, UpstreamNodeStatus } from '../db/entities.ts';
 import type { ControlPlaneServices } from '../services/index.ts';
 import type { UpstreamView } from '../services/upstreams.ts';
 import { BatchLoader, groupBy } from './batch-loader.ts';
@@ -8,6 +8,7 @@ export interface GraphqlContext {
   services: ControlPlaneServices;
   loaders: {
     toolsOfUpstream: BatchLoader<string, Tool[]>;
+    catalogListsOfUpstream: BatchLoader<string, UpstreamCatalogList[]>;
     statusOfUpstream: BatchLoader<string, UpstreamNodeStatus[]>;
     statusOfNode: BatchLoader<string, UpstreamNodeStatus[]>;
     changesOfTool: BatchLoader<string, ToolDefinitionChange[]>;
@@ -23,6 +24,7 @@ export function createContext(services: ControlPlaneServices): GraphqlContext {
     services,
     loaders: {
       toolsOfUpstream: new BatchLoader(async (ids) => groupBy(await services.catalog.toolsOf(ids), (tool) => tool.upstreamId), []),
+      catalogListsOfUpstream: new BatchLoader(async (ids) => groupBy(await services.catalog.catalogListsOf(ids), (row) => row.upstreamId), []),
       statusOfUpstream: new BatchLoader(async (ids) => groupBy(await services.catalog.statusOf(ids), (row) => row.upstreamId), []),
       statusOfNode: new BatchLoader(async (ids) => groupBy(await services.catalog.statusOfNodes(ids), (row) => row.nodeId), []),
       changesOfTool: new BatchLoader(async (ids) => groupBy(await services.catalog.changesOf(ids), (row) => row.toolId), []),

@@ -17,6 +17,7 @@ import { AckBatcher } from './ack-batcher.ts';
 import { parseNodeMessage, type NodeMessage } from './messages.ts';
 import type { RelayBus } from '../config/change-bus.ts';
 import { RelayHub, type RelayTarget } from './relay-hub.ts';
+import type { EndedSessionStore } from '../services/ended-sessions.ts';
 
 export interface ConfigServiceDeps {
   nodeToken: string;
@@ -26,6 +27,8 @@ export interface ConfigServiceDeps {
   logger: Logger;
   /** Reaches nodes connected to other control-plane replicas; without it, relays reach this replica's nodes only. */
   relayBus?: RelayBus;
+  /** Keeps ended sessions in the database (across restarts, for every replica); without it, in memory only. */
+  endedSessions?: EndedSessionStore;
 }
 
 type ConnectCall = ServerDuplexStream<ConnectRequest, ConnectResponse>;
@@ -73,7 +76,7 @@ export class ConfigStreamService {
 
   constructor(private readonly deps: ConfigServiceDeps) {
     this.acks = new AckBatcher(deps.nodes);
-    this.relays = new RelayHub(deps.relayBus, deps.logger);
+    this.relays = new RelayHub(deps.relayBus, deps.logger, Date.now, deps.endedSessions);
   }
 
   readonly implementation = {
@@ -195,7 +198,9 @@ class NodeStream implements RelayTarget {
     this.unsubscribe = this.deps.publisher.subscribe((publication) => this.send(publication));
     this.send({ snapshot: this.deps.publisher.current(), delta: undefined });
     // After the snapshot (the node verifies ended session ids with its session keys): what ended while it was away.
-    for (const envelope of this.relays.liveEndedSessions()) this.deliver(envelope);
+    const ended = await this.relays.liveEndedSessions();
+    if (this.ended) return;
+    for (const envelope of ended) this.deliver(envelope);
     this.leaveRelays = this.relays.join(this);
   }
 

@@ -30,6 +30,34 @@ const ackSchema = z.object({
   error: text(8192),
 });
 
+/** The node caps each list at this many entries (data-plane catalog-summary.ts); more is refused. */
+export const MAX_REPORTED_CATALOG_ENTRIES = 1_000;
+
+const summaryText = text(1_024);
+const promptSummarySchema = z.object({
+  name: z.string().min(1, 'must be the prompt\'s name').max(256),
+  title: text(256),
+  description: summaryText,
+  arguments: z.array(z.object({ name: z.string().min(1).max(256), description: summaryText, required: z.boolean() })).max(32),
+});
+const resourceSummarySchema = z.object({
+  uri: z.string().min(1, 'must be the resource\'s URI').max(2_048),
+  name: text(256),
+  title: text(256),
+  description: summaryText,
+  mimeType: text(128),
+  size: z.number().int().min(0),
+});
+const resourceTemplateSummarySchema = z.object({
+  uriTemplate: z.string().min(1, 'must be the template\'s URI template').max(2_048),
+  name: text(256),
+  title: text(256),
+  description: summaryText,
+  mimeType: text(128),
+});
+const listOf = <T extends z.ZodType>(item: T) => z.array(item).max(MAX_REPORTED_CATALOG_ENTRIES, `has more than ${MAX_REPORTED_CATALOG_ENTRIES} entries; the node reports the first ${MAX_REPORTED_CATALOG_ENTRIES} and the total`);
+const total = z.number().int().min(0);
+
 const reportSchema = z.object({
   upstreamId: z.uuid('must be the id of an upstream from the snapshot'),
   configHash: z.string().regex(/^[0-9a-f]{0,64}$/, 'must be the config_hash from the snapshot, or empty'),
@@ -55,7 +83,18 @@ const reportSchema = z.object({
   serverName: text(256),
   serverVersion: text(256),
   protocolVersion: text(64),
+  hasPrompts: z.boolean(),
+  prompts: listOf(promptSummarySchema),
+  promptsTotal: total,
+  hasResources: z.boolean(),
+  resources: listOf(resourceSummarySchema),
+  resourcesTotal: total,
+  hasResourceTemplates: z.boolean(),
+  resourceTemplates: listOf(resourceTemplateSummarySchema),
+  resourceTemplatesTotal: total,
 });
+
+export type UpstreamReportMessage = z.output<typeof reportSchema>;
 
 /** Largest relayed JSON (a reply to an elicitation or sampling request, a relayed request); a node refuses to relay larger ones. */
 export const MAX_RELAY_JSON_CHARS = 256 * 1024;

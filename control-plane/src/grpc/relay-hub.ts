@@ -1,6 +1,7 @@
 import { errorMessage, type Logger } from '../../../common/src/index.ts';
 import { RelayEnvelope } from '../../../proto/gen/portcullis/v1/config.ts';
 import { MAX_RELAY_NOTIFY_CHARS, type RelayBus } from '../config/change-bus.ts';
+import type { EndedSessionRecord, EndedSessionStore } from '../services/ended-sessions.ts';
 import { MAX_ENDED_SESSION_AGE_MS, parseRelayMessage, type RelayMessage } from './messages.ts';
 
 /** A node stream connected to this replica, as the hub sees it. */
@@ -24,10 +25,12 @@ const NODE_TAG = /^([A-Za-z0-9_-]{1,32})?$/;
  * here, and every broadcast, is published there once, and each replica delivers what it receives to
  * its own streams (never publishing it again).
  *
- * Ended sessions are kept in memory until their ids would have expired anyway, so that a node that
- * (re)connects to any replica is sent the live list after its snapshot. They are not in the
- * database: after a restart of every replica the list is rebuilt from the nodes, which re-announce
- * the ended sessions they know whenever they reconnect (the hub forwards only those it did not know).
+ * Ended sessions are kept until their ids would have expired anyway, so that a node that
+ * (re)connects to any replica is sent the live list after its snapshot: in memory, and in the
+ * database through the EndedSessionStore (written in the background), which every replica reads
+ * at a node's hello, so the list survives a restart of every replica and every node together.
+ * Nodes also re-announce the ended sessions they know whenever they reconnect (the hub forwards and
+ * stores only those it did not know), which covers what a replica held but had not written yet.
  */
 export class RelayHub {
   private readonly targets = new Set<RelayTarget>();
@@ -41,6 +44,7 @@ export class RelayHub {
     private readonly bus: RelayBus | undefined,
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
+    private readonly store?: EndedSessionStore,
   ) {
     this.unsubscribe = bus?.onRelay((payload, replica) => this.fromReplica(payload, replica));
   }
@@ -59,8 +63,19 @@ export class RelayHub {
     };
   }
 
-  /** The ended sessions that have not expired yet, to send to a node that just connected. */
-  liveEndedSessions(): RelayEnvelope[] {
+  /**
+   * The ended sessions that have not expired yet, to send to a node that just connected: those of
+   * the database (ended through any replica, before any restart) and those this replica knows.
+   * Without the database (an outage), what this replica knows.
+   */
+  async liveEndedSessions(): Promise<RelayEnvelope[]> {
+    if (this.store !== undefined) {
+      try {
+        for (const record of await this.store.live()) this.remember(record);
+      } catch (error) {
+        this.logger.warn({ err: errorMessage(error) }, 'could not read the ended sessions from the database; sending the node those this replica knows');
+      }
+    }
     const now = this.now();
     const live: RelayEnvelope[] = [];
     for (const [sessionId, entry] of this.ended) {
@@ -130,7 +145,7 @@ export class RelayHub {
    * ended session is recorded, and forwarded only when it is news (false: nothing more to do).
    */
   private deliverLocally(envelope: RelayEnvelope, from: RelayTarget | undefined): boolean {
-    if (envelope.kind?.$case === 'ended' && !this.recordEnded(envelope, envelope.kind.value.expiresAtMs)) return false;
+    if (envelope.kind?.$case === 'ended' && !this.recordEnded(envelope, envelope.kind.value.expiresAtMs, from !== undefined)) return false;
     if (envelope.toNodeTag !== '') {
       const target = this.byTag.get(envelope.toNodeTag);
       if (target !== undefined) target.deliver(envelope);
@@ -142,16 +157,30 @@ export class RelayHub {
     return true;
   }
 
-  private recordEnded(envelope: RelayEnvelope, expiresAtMs: number): boolean {
+  /** An ended session read from the database: known from now on, not written again. */
+  private remember(record: EndedSessionRecord): void {
+    if (this.ended.has(record.sessionId)) return;
+    const envelope = RelayEnvelope.fromPartial({ fromNodeId: record.fromNodeId, keyId: record.keyId, sessionId: record.sessionId, kind: { $case: 'ended', value: { expiresAtMs: record.expiresAt } } });
+    this.keep(envelope, Math.min(record.expiresAt, this.now() + MAX_ENDED_SESSION_AGE_MS));
+  }
+
+  /** `fromNode`: the replica a node told writes it; the others learn of it over the bus, or from the table. */
+  private recordEnded(envelope: RelayEnvelope, expiresAtMs: number, fromNode: boolean): boolean {
     const now = this.now();
     const expiresAt = Math.min(expiresAtMs, now + MAX_ENDED_SESSION_AGE_MS);
     if (expiresAt <= now || this.ended.has(envelope.sessionId)) return false;
+    this.keep(envelope, expiresAt);
+    if (fromNode) this.store?.record({ sessionId: envelope.sessionId, keyId: envelope.keyId, fromNodeId: envelope.fromNodeId, expiresAt });
+    return true;
+  }
+
+  private keep(envelope: RelayEnvelope, expiresAt: number): void {
+    const now = this.now();
     this.ended.set(envelope.sessionId, { envelope, expiresAt });
     if (this.ended.size >= this.sweepAt) {
       for (const [sessionId, entry] of this.ended) if (entry.expiresAt <= now) this.ended.delete(sessionId);
       this.sweepAt = Math.max(MIN_SWEEP_SIZE, this.ended.size * 2);
     }
-    return true;
   }
 }
 

@@ -2,7 +2,19 @@ import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
 import { z } from 'zod';
 import { PortcullisError, ErrorCode, type Logger } from '../../../common/src/index.ts';
-import { Tool, ToolDefinitionChange, UpstreamNodeStatus, type ToolChangeKind, type TransportName, type UpstreamStateName } from '../db/entities.ts';
+import {
+  Tool,
+  ToolDefinitionChange,
+  UpstreamNodeStatus,
+  type PromptSummaryJson,
+  type ResourceSummaryJson,
+  type ResourceTemplateSummaryJson,
+  type ToolChangeKind,
+  type TransportName,
+  type UpstreamCatalogList,
+  type UpstreamStateName,
+} from '../db/entities.ts';
+import { applyCatalogLists, catalogListsOf, type ReportedCatalogList } from './catalog-lists.ts';
 import { UPSTREAM_HASH_COLUMNS, upstreamRowHash } from '../config/upstream-hash.ts';
 import { withConfigChange, type ConfigStore } from './config-change.ts';
 import { collisionError, collisionsOf, describeCollisions, nameCollisions, type NameCollision } from './exposed-names.ts';
@@ -18,6 +30,25 @@ export interface UpstreamReportInput {
   serverName: string;
   serverVersion: string;
   protocolVersion: string;
+  /** The other catalogs, summarized; a kind is stored only when its has* flag is set. Omitted: none. */
+  hasPrompts?: boolean;
+  prompts?: PromptSummaryJson[];
+  promptsTotal?: number;
+  hasResources?: boolean;
+  resources?: ResourceSummaryJson[];
+  resourcesTotal?: number;
+  hasResourceTemplates?: boolean;
+  resourceTemplates?: ResourceTemplateSummaryJson[];
+  resourceTemplatesTotal?: number;
+}
+
+/** The prompts, resources and templates lists a report carries. */
+function reportedLists(report: UpstreamReportInput): ReportedCatalogList[] {
+  const lists: ReportedCatalogList[] = [];
+  if (report.hasPrompts) lists.push({ kind: 'PROMPTS', entries: report.prompts ?? [], total: report.promptsTotal ?? 0 });
+  if (report.hasResources) lists.push({ kind: 'RESOURCES', entries: report.resources ?? [], total: report.resourcesTotal ?? 0 });
+  if (report.hasResourceTemplates) lists.push({ kind: 'RESOURCE_TEMPLATES', entries: report.resourceTemplates ?? [], total: report.resourceTemplatesTotal ?? 0 });
+  return lists;
 }
 
 /** An MCP Tool object as an upstream lists it (extra fields kept). */
@@ -91,9 +122,10 @@ export class CatalogService {
    */
   async applyReport(nodeId: string, report: UpstreamReportInput): Promise<ReportOutcome> {
     const tools = report.hasCatalog ? this.parseTools(report) : [];
+    const lists = reportedLists(report);
     return withConfigChange(this.store, async (manager) => {
       const rows: Array<Parameters<typeof upstreamRowHash>[0] & { name: string; pin_tool_definitions: boolean; expose_unprefixed: boolean }> = await manager.query(
-        `SELECT name, pin_tool_definitions, expose_unprefixed, ${UPSTREAM_HASH_COLUMNS} FROM upstreams WHERE id = $1 ${report.hasCatalog ? 'FOR NO KEY UPDATE' : 'FOR SHARE'}`,
+        `SELECT name, pin_tool_definitions, expose_unprefixed, ${UPSTREAM_HASH_COLUMNS} FROM upstreams WHERE id = $1 ${report.hasCatalog || lists.length > 0 ? 'FOR NO KEY UPDATE' : 'FOR SHARE'}`,
         [report.upstreamId],
       );
       const upstream = rows[0];
@@ -106,6 +138,8 @@ export class CatalogService {
            server_version = EXCLUDED.server_version, protocol_version = EXCLUDED.protocol_version, updated_at = now()`,
         [report.upstreamId, nodeId, report.state, report.error || null, report.serverName || null, report.serverVersion || null, report.protocolVersion || null],
       );
+      const changedLists = await applyCatalogLists(manager, report.upstreamId, nodeId, lists);
+      if (changedLists.length > 0) this.logger.debug({ node: nodeId, upstream: upstream.name, lists: changedLists }, 'upstream catalog lists changed');
       if (!report.hasCatalog) return { result: 'stored' as const, changed: false };
       const applied = await this.applyCatalog(manager, report.upstreamId, upstream.pin_tool_definitions, nodeId, tools);
       if (applied.added && applied.changes > 0) {
@@ -311,6 +345,11 @@ export class CatalogService {
       .where('c.toolId IN (:...ids)', { ids: [...toolIds] })
       .orderBy('c.changedAt', 'DESC')
       .getMany();
+  }
+
+  /** Each upstream's prompts, resources and templates lists, as last reported. */
+  async catalogListsOf(upstreamIds: readonly string[]): Promise<UpstreamCatalogList[]> {
+    return catalogListsOf(this.store.dataSource, upstreamIds);
   }
 
   async statusOf(upstreamIds: readonly string[]): Promise<UpstreamNodeStatus[]> {

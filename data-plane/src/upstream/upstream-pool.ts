@@ -3,7 +3,8 @@ import { PortcullisError, type Logger } from '../../../common/src/index.ts';
 import { UpstreamState, type UpstreamConfig, type UpstreamReport } from '../../../proto/gen/portcullis/v1/config.ts';
 import { UpstreamRpcError, type CallToolOptions, type ExposedTool } from './tool-router.ts';
 import { mergeCatalogs, routeResource, toolHash, type CatalogSource, type MergedCatalog } from './upstream-catalog.ts';
-import { CATALOG_KINDS, UpstreamConnection } from './upstream-connection.ts';
+import { promptSummary, resourceSummary, resourceTemplateSummary, summarize } from './catalog-summary.ts';
+import { CATALOG_KINDS, UpstreamConnection, type UpstreamCatalogs } from './upstream-connection.ts';
 import { UpstreamErrorCode } from './upstream-errors.ts';
 import type { CatalogEntry, CatalogKind, RelayOptions, RpcMessage, UpstreamInfo, UpstreamRouter } from './upstream-router.ts';
 import { connectionKey, type UpstreamDefaults } from './upstream-settings.ts';
@@ -18,6 +19,24 @@ export interface UpstreamPoolOptions {
   logger: Logger;
   /** Called whenever what the node would report about an upstream changes (to send it to the control plane). */
   onReport?: (report: UpstreamReport) => void;
+}
+
+/** The prompts, resources and templates part of a report, summarized and capped (catalog-summary.ts). */
+function otherCatalogs(catalogs: UpstreamCatalogs | undefined): Pick<UpstreamReport, 'hasPrompts' | 'prompts' | 'promptsTotal' | 'hasResources' | 'resources' | 'resourcesTotal' | 'hasResourceTemplates' | 'resourceTemplates' | 'resourceTemplatesTotal'> {
+  const prompts = summarize(catalogs?.prompts ?? [], promptSummary);
+  const resources = summarize(catalogs?.resources ?? [], resourceSummary);
+  const templates = summarize(catalogs?.resourceTemplates ?? [], resourceTemplateSummary);
+  return {
+    hasPrompts: catalogs?.prompts !== undefined,
+    prompts: prompts.items,
+    promptsTotal: prompts.total,
+    hasResources: catalogs?.resources !== undefined,
+    resources: resources.items,
+    resourcesTotal: resources.total,
+    hasResourceTemplates: catalogs?.resourceTemplates !== undefined,
+    resourceTemplates: templates.items,
+    resourceTemplatesTotal: templates.total,
+  };
 }
 
 function serving(state: UpstreamState): boolean {
@@ -175,6 +194,7 @@ export class UpstreamPool implements UpstreamRouter {
       serverName: status.serverName ?? '',
       serverVersion: status.serverVersion ?? '',
       protocolVersion: status.protocolVersion ?? '',
+      ...otherCatalogs(status.catalogs),
     };
   }
 

@@ -1,7 +1,35 @@
-import type { Tool, ToolDefinitionChange, UpstreamNodeStatus } from '../../db/entities.ts';
+import type {
+  CatalogListKind,
+  CatalogSummaryJson,
+  PromptSummaryJson,
+  ResourceSummaryJson,
+  ResourceTemplateSummaryJson,
+  Tool,
+  ToolDefinitionChange,
+  UpstreamCatalogList,
+  UpstreamNodeStatus,
+} from '../../db/entities.ts';
 import { exposedName } from '../../services/exposed-names.ts';
 import type { UpstreamView } from '../../services/upstreams.ts';
 import type { GraphqlContext } from '../context.ts';
+
+/** Reported text left empty by the upstream reads as null. */
+const orNull = (value: string) => (value === '' ? null : value);
+
+async function listEntries(upstream: UpstreamView, kind: CatalogListKind, ctx: GraphqlContext): Promise<CatalogSummaryJson[]> {
+  const lists = await ctx.loaders.catalogListsOfUpstream.load(upstream.id);
+  return lists.find((list) => list.kind === kind)?.entries ?? [];
+}
+
+/** A prompt with the upstream it belongs to (for its exposed name). */
+interface PromptView extends PromptSummaryJson {
+  upstream: UpstreamView;
+}
+
+const summaryFields = {
+  title: (entry: { title: string }) => orNull(entry.title),
+  description: (entry: { description: string }) => orNull(entry.description),
+};
 
 export const upstreamResolvers = {
   Query: {
@@ -20,6 +48,11 @@ export const upstreamResolvers = {
   },
   Upstream: {
     tools: (upstream: UpstreamView, _: unknown, ctx: GraphqlContext) => ctx.loaders.toolsOfUpstream.load(upstream.id),
+    prompts: async (upstream: UpstreamView, _: unknown, ctx: GraphqlContext): Promise<PromptView[]> =>
+      ((await listEntries(upstream, 'PROMPTS', ctx)) as PromptSummaryJson[]).map((prompt) => ({ ...prompt, upstream })),
+    resources: (upstream: UpstreamView, _: unknown, ctx: GraphqlContext) => listEntries(upstream, 'RESOURCES', ctx),
+    resourceTemplates: (upstream: UpstreamView, _: unknown, ctx: GraphqlContext) => listEntries(upstream, 'RESOURCE_TEMPLATES', ctx),
+    catalogLists: (upstream: UpstreamView, _: unknown, ctx: GraphqlContext) => ctx.loaders.catalogListsOfUpstream.load(upstream.id),
     status: (upstream: UpstreamView, _: unknown, ctx: GraphqlContext) => ctx.loaders.statusOfUpstream.load(upstream.id),
     catalogError: async (upstream: UpstreamView, _: unknown, ctx: GraphqlContext) => (await ctx.loaders.collisions.load(upstream.id))?.message ?? null,
     collidingNames: async (upstream: UpstreamView, _: unknown, ctx: GraphqlContext) => (await ctx.loaders.collisions.load(upstream.id))?.names ?? [],
@@ -35,6 +68,26 @@ export const upstreamResolvers = {
     heldBack: (tool: Tool) => tool.pendingSha256 !== null,
     pendingDefinition: (tool: Tool) => (tool.pendingDefinition === null ? null : JSON.stringify(tool.pendingDefinition)),
     changes: (tool: Tool, _: unknown, ctx: GraphqlContext) => ctx.loaders.changesOfTool.load(tool.id),
+  },
+  UpstreamPrompt: {
+    ...summaryFields,
+    exposedName: (prompt: PromptView) => exposedName(prompt.upstream.name, prompt.name, prompt.upstream.exposeUnprefixed),
+  },
+  UpstreamPromptArgument: { description: (argument: { description: string }) => orNull(argument.description) },
+  UpstreamResource: {
+    ...summaryFields,
+    name: (resource: ResourceSummaryJson) => orNull(resource.name),
+    mimeType: (resource: ResourceSummaryJson) => orNull(resource.mimeType),
+    size: (resource: ResourceSummaryJson) => (resource.size > 0 ? resource.size : null),
+  },
+  UpstreamResourceTemplate: {
+    ...summaryFields,
+    name: (template: ResourceTemplateSummaryJson) => orNull(template.name),
+    mimeType: (template: ResourceTemplateSummaryJson) => orNull(template.mimeType),
+  },
+  UpstreamCatalogList: {
+    count: (list: UpstreamCatalogList) => list.entries.length,
+    truncated: (list: UpstreamCatalogList) => list.total > list.entries.length,
   },
   ToolDefinitionChange: {
     definition: (change: ToolDefinitionChange) => (change.definition === null ? null : JSON.stringify(change.definition)),

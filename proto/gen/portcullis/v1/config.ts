@@ -395,6 +395,54 @@ export interface UpstreamReport {
   serverName: string;
   serverVersion: string;
   protocolVersion: string;
+  /**
+   * The other catalogs, summarized for operators (never the content): each is present (has_*) when
+   * the upstream declares the capability and was listed; at most the node's cap of entries is sent
+   * (1,000 a kind, and 256 KiB of text), `*_total` says how many the upstream listed in all.
+   */
+  hasPrompts: boolean;
+  prompts: PromptSummary[];
+  promptsTotal: number;
+  hasResources: boolean;
+  resources: ResourceSummary[];
+  resourcesTotal: number;
+  hasResourceTemplates: boolean;
+  resourceTemplates: ResourceTemplateSummary[];
+  resourceTemplatesTotal: number;
+}
+
+/** A prompt as an upstream lists it, without its messages. Text fields are cut to the node's limits. */
+export interface PromptSummary {
+  /** The upstream's own prompt name (without the gateway prefix). */
+  name: string;
+  title: string;
+  description: string;
+  arguments: PromptArgumentSummary[];
+}
+
+export interface PromptArgumentSummary {
+  name: string;
+  description: string;
+  required: boolean;
+}
+
+/** A resource as an upstream lists it, without its contents. */
+export interface ResourceSummary {
+  uri: string;
+  name: string;
+  title: string;
+  description: string;
+  mimeType: string;
+  /** The size in bytes, when the upstream gave one (0: not given). */
+  size: number;
+}
+
+export interface ResourceTemplateSummary {
+  uriTemplate: string;
+  name: string;
+  title: string;
+  description: string;
+  mimeType: string;
 }
 
 export interface ToolDefinition {
@@ -2947,6 +2995,15 @@ function createBaseUpstreamReport(): UpstreamReport {
     serverName: "",
     serverVersion: "",
     protocolVersion: "",
+    hasPrompts: false,
+    prompts: [],
+    promptsTotal: 0,
+    hasResources: false,
+    resources: [],
+    resourcesTotal: 0,
+    hasResourceTemplates: false,
+    resourceTemplates: [],
+    resourceTemplatesTotal: 0,
   };
 }
 
@@ -2978,6 +3035,33 @@ export const UpstreamReport: MessageFns<UpstreamReport> = {
     }
     if (message.protocolVersion !== "") {
       writer.uint32(74).string(message.protocolVersion);
+    }
+    if (message.hasPrompts !== false) {
+      writer.uint32(80).bool(message.hasPrompts);
+    }
+    for (const v of message.prompts) {
+      PromptSummary.encode(v!, writer.uint32(90).fork()).join();
+    }
+    if (message.promptsTotal !== 0) {
+      writer.uint32(96).uint32(message.promptsTotal);
+    }
+    if (message.hasResources !== false) {
+      writer.uint32(104).bool(message.hasResources);
+    }
+    for (const v of message.resources) {
+      ResourceSummary.encode(v!, writer.uint32(114).fork()).join();
+    }
+    if (message.resourcesTotal !== 0) {
+      writer.uint32(120).uint32(message.resourcesTotal);
+    }
+    if (message.hasResourceTemplates !== false) {
+      writer.uint32(128).bool(message.hasResourceTemplates);
+    }
+    for (const v of message.resourceTemplates) {
+      ResourceTemplateSummary.encode(v!, writer.uint32(138).fork()).join();
+    }
+    if (message.resourceTemplatesTotal !== 0) {
+      writer.uint32(144).uint32(message.resourceTemplatesTotal);
     }
     return writer;
   },
@@ -3067,6 +3151,78 @@ export const UpstreamReport: MessageFns<UpstreamReport> = {
             message.protocolVersion = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.hasPrompts = reader.bool();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.prompts.push(PromptSummary.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.promptsTotal = reader.uint32();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.hasResources = reader.bool();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.resources.push(ResourceSummary.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.resourcesTotal = reader.uint32();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.hasResourceTemplates = reader.bool();
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.resourceTemplates.push(ResourceTemplateSummary.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.resourceTemplatesTotal = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3116,6 +3272,47 @@ export const UpstreamReport: MessageFns<UpstreamReport> = {
         : isSet(object.protocol_version)
         ? globalThis.String(object.protocol_version)
         : "",
+      hasPrompts: isSet(object.hasPrompts)
+        ? globalThis.Boolean(object.hasPrompts)
+        : isSet(object.has_prompts)
+        ? globalThis.Boolean(object.has_prompts)
+        : false,
+      prompts: globalThis.Array.isArray(object?.prompts)
+        ? object.prompts.map((e: any) => PromptSummary.fromJSON(e))
+        : [],
+      promptsTotal: isSet(object.promptsTotal)
+        ? globalThis.Number(object.promptsTotal)
+        : isSet(object.prompts_total)
+        ? globalThis.Number(object.prompts_total)
+        : 0,
+      hasResources: isSet(object.hasResources)
+        ? globalThis.Boolean(object.hasResources)
+        : isSet(object.has_resources)
+        ? globalThis.Boolean(object.has_resources)
+        : false,
+      resources: globalThis.Array.isArray(object?.resources)
+        ? object.resources.map((e: any) => ResourceSummary.fromJSON(e))
+        : [],
+      resourcesTotal: isSet(object.resourcesTotal)
+        ? globalThis.Number(object.resourcesTotal)
+        : isSet(object.resources_total)
+        ? globalThis.Number(object.resources_total)
+        : 0,
+      hasResourceTemplates: isSet(object.hasResourceTemplates)
+        ? globalThis.Boolean(object.hasResourceTemplates)
+        : isSet(object.has_resource_templates)
+        ? globalThis.Boolean(object.has_resource_templates)
+        : false,
+      resourceTemplates: globalThis.Array.isArray(object?.resourceTemplates)
+        ? object.resourceTemplates.map((e: any) => ResourceTemplateSummary.fromJSON(e))
+        : globalThis.Array.isArray(object?.resource_templates)
+        ? object.resource_templates.map((e: any) => ResourceTemplateSummary.fromJSON(e))
+        : [],
+      resourceTemplatesTotal: isSet(object.resourceTemplatesTotal)
+        ? globalThis.Number(object.resourceTemplatesTotal)
+        : isSet(object.resource_templates_total)
+        ? globalThis.Number(object.resource_templates_total)
+        : 0,
     };
   },
 
@@ -3148,6 +3345,33 @@ export const UpstreamReport: MessageFns<UpstreamReport> = {
     if (message.protocolVersion !== "") {
       obj.protocolVersion = message.protocolVersion;
     }
+    if (message.hasPrompts !== false) {
+      obj.hasPrompts = message.hasPrompts;
+    }
+    if (message.prompts?.length) {
+      obj.prompts = message.prompts.map((e) => PromptSummary.toJSON(e));
+    }
+    if (message.promptsTotal !== 0) {
+      obj.promptsTotal = Math.round(message.promptsTotal);
+    }
+    if (message.hasResources !== false) {
+      obj.hasResources = message.hasResources;
+    }
+    if (message.resources?.length) {
+      obj.resources = message.resources.map((e) => ResourceSummary.toJSON(e));
+    }
+    if (message.resourcesTotal !== 0) {
+      obj.resourcesTotal = Math.round(message.resourcesTotal);
+    }
+    if (message.hasResourceTemplates !== false) {
+      obj.hasResourceTemplates = message.hasResourceTemplates;
+    }
+    if (message.resourceTemplates?.length) {
+      obj.resourceTemplates = message.resourceTemplates.map((e) => ResourceTemplateSummary.toJSON(e));
+    }
+    if (message.resourceTemplatesTotal !== 0) {
+      obj.resourceTemplatesTotal = Math.round(message.resourceTemplatesTotal);
+    }
     return obj;
   },
 
@@ -3165,6 +3389,529 @@ export const UpstreamReport: MessageFns<UpstreamReport> = {
     message.serverName = object.serverName ?? "";
     message.serverVersion = object.serverVersion ?? "";
     message.protocolVersion = object.protocolVersion ?? "";
+    message.hasPrompts = object.hasPrompts ?? false;
+    message.prompts = object.prompts?.map((e) => PromptSummary.fromPartial(e)) || [];
+    message.promptsTotal = object.promptsTotal ?? 0;
+    message.hasResources = object.hasResources ?? false;
+    message.resources = object.resources?.map((e) => ResourceSummary.fromPartial(e)) || [];
+    message.resourcesTotal = object.resourcesTotal ?? 0;
+    message.hasResourceTemplates = object.hasResourceTemplates ?? false;
+    message.resourceTemplates = object.resourceTemplates?.map((e) => ResourceTemplateSummary.fromPartial(e)) || [];
+    message.resourceTemplatesTotal = object.resourceTemplatesTotal ?? 0;
+    return message;
+  },
+};
+
+function createBasePromptSummary(): PromptSummary {
+  return { name: "", title: "", description: "", arguments: [] };
+}
+
+export const PromptSummary: MessageFns<PromptSummary> = {
+  encode(message: PromptSummary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.title !== "") {
+      writer.uint32(18).string(message.title);
+    }
+    if (message.description !== "") {
+      writer.uint32(26).string(message.description);
+    }
+    for (const v of message.arguments) {
+      PromptArgumentSummary.encode(v!, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PromptSummary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePromptSummary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.title = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.arguments.push(PromptArgumentSummary.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PromptSummary {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      title: isSet(object.title) ? globalThis.String(object.title) : "",
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+      arguments: globalThis.Array.isArray(object?.arguments)
+        ? object.arguments.map((e: any) => PromptArgumentSummary.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: PromptSummary): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.title !== "") {
+      obj.title = message.title;
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
+    if (message.arguments?.length) {
+      obj.arguments = message.arguments.map((e) => PromptArgumentSummary.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PromptSummary>, I>>(base?: I): PromptSummary {
+    return PromptSummary.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PromptSummary>, I>>(object: I): PromptSummary {
+    const message = createBasePromptSummary();
+    message.name = object.name ?? "";
+    message.title = object.title ?? "";
+    message.description = object.description ?? "";
+    message.arguments = object.arguments?.map((e) => PromptArgumentSummary.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBasePromptArgumentSummary(): PromptArgumentSummary {
+  return { name: "", description: "", required: false };
+}
+
+export const PromptArgumentSummary: MessageFns<PromptArgumentSummary> = {
+  encode(message: PromptArgumentSummary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.description !== "") {
+      writer.uint32(18).string(message.description);
+    }
+    if (message.required !== false) {
+      writer.uint32(24).bool(message.required);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PromptArgumentSummary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePromptArgumentSummary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.required = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PromptArgumentSummary {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+      required: isSet(object.required) ? globalThis.Boolean(object.required) : false,
+    };
+  },
+
+  toJSON(message: PromptArgumentSummary): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
+    if (message.required !== false) {
+      obj.required = message.required;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PromptArgumentSummary>, I>>(base?: I): PromptArgumentSummary {
+    return PromptArgumentSummary.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PromptArgumentSummary>, I>>(object: I): PromptArgumentSummary {
+    const message = createBasePromptArgumentSummary();
+    message.name = object.name ?? "";
+    message.description = object.description ?? "";
+    message.required = object.required ?? false;
+    return message;
+  },
+};
+
+function createBaseResourceSummary(): ResourceSummary {
+  return { uri: "", name: "", title: "", description: "", mimeType: "", size: 0 };
+}
+
+export const ResourceSummary: MessageFns<ResourceSummary> = {
+  encode(message: ResourceSummary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.uri !== "") {
+      writer.uint32(10).string(message.uri);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.title !== "") {
+      writer.uint32(26).string(message.title);
+    }
+    if (message.description !== "") {
+      writer.uint32(34).string(message.description);
+    }
+    if (message.mimeType !== "") {
+      writer.uint32(42).string(message.mimeType);
+    }
+    if (message.size !== 0) {
+      writer.uint32(48).uint64(message.size);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResourceSummary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResourceSummary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.uri = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.title = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.mimeType = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.size = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResourceSummary {
+    return {
+      uri: isSet(object.uri) ? globalThis.String(object.uri) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      title: isSet(object.title) ? globalThis.String(object.title) : "",
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+      mimeType: isSet(object.mimeType)
+        ? globalThis.String(object.mimeType)
+        : isSet(object.mime_type)
+        ? globalThis.String(object.mime_type)
+        : "",
+      size: isSet(object.size) ? globalThis.Number(object.size) : 0,
+    };
+  },
+
+  toJSON(message: ResourceSummary): unknown {
+    const obj: any = {};
+    if (message.uri !== "") {
+      obj.uri = message.uri;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.title !== "") {
+      obj.title = message.title;
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
+    if (message.mimeType !== "") {
+      obj.mimeType = message.mimeType;
+    }
+    if (message.size !== 0) {
+      obj.size = Math.round(message.size);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResourceSummary>, I>>(base?: I): ResourceSummary {
+    return ResourceSummary.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResourceSummary>, I>>(object: I): ResourceSummary {
+    const message = createBaseResourceSummary();
+    message.uri = object.uri ?? "";
+    message.name = object.name ?? "";
+    message.title = object.title ?? "";
+    message.description = object.description ?? "";
+    message.mimeType = object.mimeType ?? "";
+    message.size = object.size ?? 0;
+    return message;
+  },
+};
+
+function createBaseResourceTemplateSummary(): ResourceTemplateSummary {
+  return { uriTemplate: "", name: "", title: "", description: "", mimeType: "" };
+}
+
+export const ResourceTemplateSummary: MessageFns<ResourceTemplateSummary> = {
+  encode(message: ResourceTemplateSummary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.uriTemplate !== "") {
+      writer.uint32(10).string(message.uriTemplate);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.title !== "") {
+      writer.uint32(26).string(message.title);
+    }
+    if (message.description !== "") {
+      writer.uint32(34).string(message.description);
+    }
+    if (message.mimeType !== "") {
+      writer.uint32(42).string(message.mimeType);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ResourceTemplateSummary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseResourceTemplateSummary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.uriTemplate = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.title = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.description = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.mimeType = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ResourceTemplateSummary {
+    return {
+      uriTemplate: isSet(object.uriTemplate)
+        ? globalThis.String(object.uriTemplate)
+        : isSet(object.uri_template)
+        ? globalThis.String(object.uri_template)
+        : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      title: isSet(object.title) ? globalThis.String(object.title) : "",
+      description: isSet(object.description) ? globalThis.String(object.description) : "",
+      mimeType: isSet(object.mimeType)
+        ? globalThis.String(object.mimeType)
+        : isSet(object.mime_type)
+        ? globalThis.String(object.mime_type)
+        : "",
+    };
+  },
+
+  toJSON(message: ResourceTemplateSummary): unknown {
+    const obj: any = {};
+    if (message.uriTemplate !== "") {
+      obj.uriTemplate = message.uriTemplate;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.title !== "") {
+      obj.title = message.title;
+    }
+    if (message.description !== "") {
+      obj.description = message.description;
+    }
+    if (message.mimeType !== "") {
+      obj.mimeType = message.mimeType;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ResourceTemplateSummary>, I>>(base?: I): ResourceTemplateSummary {
+    return ResourceTemplateSummary.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ResourceTemplateSummary>, I>>(object: I): ResourceTemplateSummary {
+    const message = createBaseResourceTemplateSummary();
+    message.uriTemplate = object.uriTemplate ?? "";
+    message.name = object.name ?? "";
+    message.title = object.title ?? "";
+    message.description = object.description ?? "";
+    message.mimeType = object.mimeType ?? "";
     return message;
   },
 };
