@@ -84,6 +84,15 @@ describe('upstream transports, eras and real servers', () => {
     assert.deepEqual(JSON.parse(report!.tools[0]!.definitionJson), status.catalogs!.tools![0]);
     assert.deepEqual(h.reports.map((r) => r.state).slice(0, 1), [UpstreamState.UPSTREAM_STATE_CONNECTING], 'CONNECTING is reported first');
     assert.ok(report?.tools.every((t) => /^[0-9a-f]{64}$/.test(t.definitionSha256)), 'every reported tool carries its hash');
+    assert.equal(report?.hasPrompts, true);
+    assert.deepEqual(report?.prompts.map((p) => p.name), status.catalogs?.prompts?.map((p) => p['name']));
+    assert.equal(report?.promptsTotal, status.catalogs?.prompts?.length);
+    assert.equal(report?.hasResources, true);
+    assert.deepEqual(report?.resources.map((r) => r.uri), status.catalogs?.resources?.map((r) => r['uri']));
+    assert.equal(report?.resourcesTotal, status.catalogs?.resources?.length);
+    assert.equal(report?.hasResourceTemplates, true);
+    assert.deepEqual(report?.resourceTemplates.map((t) => t.uriTemplate), status.catalogs?.resourceTemplates?.map((t) => t['uriTemplate']));
+    assert.ok(!JSON.stringify(report?.resources).includes('"text"'), 'no resource content is reported');
   });
 
   test('UP-HTTP-CONNECT: a Streamable HTTP server-everything is listed and called', async () => {

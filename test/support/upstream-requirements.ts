@@ -37,7 +37,9 @@ export const UPSTREAM_REQUIREMENTS = {
   'UP-NAMES': 'Exposed names are <upstream>__<name> or bare (unprefixed); invalid or colliding names are left out and reported.',
   'UP-HASH': 'definition_sha256 is the hex SHA-256 of the canonical JSON (sorted keys) of name, title, description, inputSchema, outputSchema, annotations.',
   'UP-PINNING': 'With pinning on, a tool whose hash differs from its pin is held back (not listed, not callable) until a snapshot pins the new hash; unpinned tools are exposed.',
-  'UP-REPORT': 'UpstreamReport carries state, error, catalog with hashes, server identity and protocol version, and is re-sent when any of them changes.',
+  'UP-REPORT': 'UpstreamReport carries state, error, catalog with hashes, server identity and protocol version, summaries of the prompts, resources and resource templates (names/URIs, titles, descriptions, arguments, MIME types; never content), and is re-sent when any of them changes.',
+  'UP-REPORT-CAP': 'The prompts, resources and templates in a report are capped (1,000 entries and 256 KiB of text a kind, texts cut to their limits, over-long names/URIs left out), with the total listed reported beside.',
+  'UP-REPORT-LIST-CHANGED': 'A list_changed of prompts or resources from an upstream reaches the control plane: GraphQL shows the new list, when it changed and what was added.',
   'UP-REAL-SERVERS': 'server-memory and server-filesystem are listed and called.',
 } as const;
 

@@ -87,5 +87,14 @@ describe('parseNodeMessage', () => {
       () => parseNodeMessage({ kind: { $case: 'upstream', value: UpstreamReport.fromPartial({ upstreamId: '00000000-0000-4000-8000-000000000000', configHash: '', state: UpstreamState.UPSTREAM_STATE_UNSPECIFIED, error: '', hasCatalog: false, tools: [], serverName: '', serverVersion: '', protocolVersion: '' }) } }),
       /upstream\.state: must be CONNECTING, READY, DEGRADED, DOWN or DISABLED/,
     );
+    const resources = Array.from({ length: 1_001 }, (_, i) => ({ uri: `test://r/${i}`, name: '', title: '', description: '', mimeType: '', size: 0 }));
+    assert.throws(
+      () => parseNodeMessage({ kind: { $case: 'upstream', value: UpstreamReport.fromPartial({ upstreamId: '00000000-0000-4000-8000-000000000000', state: UpstreamState.UPSTREAM_STATE_READY, hasResources: true, resources, resourcesTotal: 1_001 }) } }),
+      /upstream\.resources: has more than 1000 entries/,
+    );
+    assert.throws(
+      () => parseNodeMessage({ kind: { $case: 'upstream', value: UpstreamReport.fromPartial({ upstreamId: '00000000-0000-4000-8000-000000000000', state: UpstreamState.UPSTREAM_STATE_READY, hasPrompts: true, prompts: [{ name: '' }] }) } }),
+      /upstream\.prompts\.0\.name: must be the prompt's name/,
+    );
   });
 });

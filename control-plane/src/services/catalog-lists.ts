@@ -67,14 +67,14 @@ export async function applyCatalogLists(manager: EntityManager, upstreamId: stri
     const sha = contentHash(list);
     const row = byKind.get(list.kind);
     if (row?.content_sha256 === sha) {
-      await manager.query(`UPDATE upstream_catalog_lists SET reported_at = now() WHERE upstream_id = $1 AND kind = $2`, [upstreamId, list.kind]);
+      await manager.query(`UPDATE upstream_catalog_lists SET reported_at = clock_timestamp() WHERE upstream_id = $1 AND kind = $2`, [upstreamId, list.kind]);
       continue;
     }
     changedKinds.push(list.kind);
     const diff = diffLists(row?.entries ?? [], list.entries);
     await manager.query(
       `INSERT INTO upstream_catalog_lists (upstream_id, kind, entries, total, content_sha256, added, removed, changed, node_id, changed_at, reported_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, clock_timestamp(), now())
+       SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, t.at, t.at FROM (SELECT clock_timestamp() AS at) AS t
        ON CONFLICT (upstream_id, kind) DO UPDATE SET entries = EXCLUDED.entries, total = EXCLUDED.total, content_sha256 = EXCLUDED.content_sha256,
          added = EXCLUDED.added, removed = EXCLUDED.removed, changed = EXCLUDED.changed, node_id = EXCLUDED.node_id,
          changed_at = EXCLUDED.changed_at, reported_at = EXCLUDED.reported_at`,
