@@ -37,10 +37,12 @@ async function body(req: IncomingMessage): Promise<string> {
 /**
  * A hand-written 2025-era Streamable HTTP server (JSON answers, session `s-1`). `POST /old` is
  * redirected (307) to `/mcp`. Tools: `good` answers; `vanish` opens an SSE answer and ends it
- * without a response.
+ * without a response; `reset-once` drops the connection under its first call (as a server closing
+ * a kept-alive connection at that instant does) and answers the next; `reset-always` drops it every time.
  */
 async function startRawHttp(): Promise<RawHttp> {
   const requests: RawHttp['requests'] = [];
+  let resets = 0;
   const server: Server = createServer((req, res) => {
     void (async () => {
       if (req.url === '/old') {
@@ -64,12 +66,16 @@ async function startRawHttp(): Promise<RawHttp> {
         case 'initialize':
           return json({ result: { protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'raw-http', version: '1.0.0' } } }, { 'mcp-session-id': 's-1' });
         case 'tools/list':
-          return json({ result: { tools: ['good', 'vanish'].map((name) => ({ name, inputSchema: { type: 'object' } })) } });
+          return json({ result: { tools: ['good', 'vanish', 'reset-once', 'reset-always'].map((name) => ({ name, inputSchema: { type: 'object' } })) } });
         case 'ping':
           return json({ result: {} });
         case 'tools/call':
           if (message.params?.name === 'vanish') {
             res.writeHead(200, { 'content-type': 'text/event-stream' }).end();
+            return;
+          }
+          if (message.params?.name === 'reset-always' || (message.params?.name === 'reset-once' && resets++ === 0)) {
+            req.socket.resetAndDestroy();
             return;
           }
           return json({ result: { content: [{ type: 'text', text: 'good' }] } });
@@ -147,6 +153,26 @@ describe('upstream lean relay: what the SDK client did for relayed requests, kep
       h.pool.request('raw', { method: 'tools/call', params: { name: 'vanish', arguments: {} } }),
       (e: PortcullisError) => e.code === UpstreamErrorCode.UNAVAILABLE && /"raw"/.test(e.message) && /closed the connection before answering tools\/call/.test(e.message),
     );
+  });
+
+  test('UP-HTTP-RESET-RETRY: a relayed POST whose connection is dropped before any answer is sent once more, on a new connection, and answered', async () => {
+    const server = await rawHttp();
+    const h = pool([httpUpstream('raw', server.url)]);
+    await h.waitForState('raw', READY);
+    assert.equal(firstText(await h.pool.request('raw', { method: 'tools/call', params: { name: 'good', arguments: {} } })), 'good');
+    assert.equal(firstText(await h.pool.request('raw', { method: 'tools/call', params: { name: 'reset-once', arguments: {} } })), 'good');
+    assert.equal(server.requests.filter((r) => r.method === 'tools/call').length, 3);
+  });
+
+  test('UP-HTTP-RESET-ONCE: a POST dropped again on its second attempt fails the call as unavailable, sent no third time', async () => {
+    const server = await rawHttp();
+    const h = pool([httpUpstream('raw', server.url, { callTimeoutMs: 10_000 })]);
+    await h.waitForState('raw', READY);
+    await assert.rejects(
+      h.pool.request('raw', { method: 'tools/call', params: { name: 'reset-always', arguments: {} } }),
+      (e: PortcullisError) => e.code === UpstreamErrorCode.UNAVAILABLE && /"raw"/.test(e.message),
+    );
+    assert.equal(server.requests.filter((r) => r.method === 'tools/call').length, 2);
   });
 
   test('UP-HTTP-REDIRECT: an upstream whose endpoint redirects (307, same origin) is still relayed to, through the SDK transport that follows it', async () => {
