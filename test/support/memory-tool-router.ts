@@ -2,7 +2,7 @@ import { UriTemplate } from '@modelcontextprotocol/server';
 import { PortcullisError } from '../../common/src/index.ts';
 import { NAME_SEPARATOR } from '../../data-plane/src/policy/allow-list.ts';
 import { UpstreamRpcError, type CallToolOptions, type ExposedTool } from '../../data-plane/src/upstream/tool-router.ts';
-import type { CatalogEntry, CatalogKind, RelayOptions, RpcMessage, UpstreamInfo, UpstreamRouter } from '../../data-plane/src/upstream/upstream-router.ts';
+import { relaySignal, type CatalogEntry, type CatalogKind, type RelayOptions, type RpcMessage, type UpstreamInfo, type UpstreamRouter } from '../../data-plane/src/upstream/upstream-router.ts';
 
 /** What a fake tool does when called: returns a CallToolResult, or throws (UpstreamRpcError, PortcullisError…). */
 export type MemoryToolHandler = (args: Record<string, unknown> | undefined, options: RelayOptions) => Promise<Record<string, unknown>> | Record<string, unknown>;
@@ -173,7 +173,10 @@ export class MemoryToolRouter implements UpstreamRouter {
     return this.catalogs.resourceTemplates.find((t) => usable(t.upstreamName) && new UriTemplate(t.key).match(uri) !== null)?.upstreamName;
   }
 
-  async request(upstreamName: string, message: RpcMessage, options: RelayOptions = {}): Promise<Record<string, unknown>> {
+  async request(upstreamName: string, message: RpcMessage, given: RelayOptions = {}): Promise<Record<string, unknown>> {
+    // As a real upstream would: the call's cancellation as the AbortSignal its handlers listen to.
+    const signal = relaySignal(given);
+    const options: RelayOptions = signal === undefined ? given : { ...given, signal };
     this.requests.push({ upstream: upstreamName, message, options });
     const params = message.params ?? {};
     if (message.method === 'tools/call') {

@@ -9,6 +9,8 @@ export const UPSTREAM_REQUIREMENTS = {
   'UP-SSE-CONNECT': 'A legacy HTTP+SSE upstream is connected, listed and called.',
   'UP-HTTP-HEADERS': "An HTTP upstream's static headers and bearer token go with every request.",
   'UP-HTTP-REDIRECT': 'An HTTP upstream whose endpoint redirects within its origin (307/308) is still called (relayed requests fall back to the SDK transport, which follows).',
+  'UP-HTTP-RESET-RETRY': 'A relayed POST whose kept-alive connection the upstream drops before answering is sent once more, on a new connection.',
+  'UP-HTTP-RESET-ONCE': 'A POST dropped again on its second attempt fails as unavailable; it is never sent a third time.',
   'UP-ERA-2025': 'A 2025-era server is spoken to in its revision (initialize handshake).',
   'UP-ERA-2026': 'A 2026-07-28 server is spoken to in 2026-07-28 (server/discover), including health checks and input_required.',
   'UP-TIMEOUTS': "Per-upstream connect and call timeouts apply; 0 takes the node's defaults; a call past its timeout fails naming the upstream.",

@@ -1,16 +1,20 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { defaultAbortReason, type Cancellation } from '../upstream/cancellation.ts';
 
 /**
  * Aborts a request's upstream work when the agent's connection closes before its answer was
- * written, or when the agent cancels it; the AbortController is made only when asked for.
+ * written, or when the agent cancels it. A Cancellation: the lean relay is told through a plain
+ * listener, and an AbortController is made only for the paths that ask for a signal.
  *
  * A 2025-era call whose answer is a resumable event stream outlives its connection (the spec: a
  * disconnection is not a cancellation): `keepRunningWhile` says when, and the stream's owner cancels the
  * call with `cancel` if the agent does not resume the stream in time.
  */
-export class RequestAbort {
+export class RequestAbort implements Cancellation {
   private controller: AbortController | undefined;
-  private cancelled = false;
+  private listeners: (() => void)[] | undefined;
+  private watching = false;
+  private abortedWith: { readonly reason: unknown } | undefined;
   private outlives: { readonly outlivesConnection: boolean } | undefined;
 
   constructor(
@@ -18,12 +22,33 @@ export class RequestAbort {
     private readonly res: ServerResponse,
   ) {}
 
+  get aborted(): boolean {
+    this.watch();
+    return this.abortedWith !== undefined;
+  }
+
+  get reason(): unknown {
+    return this.abortedWith?.reason;
+  }
+
+  onAbort(listener: () => void): void {
+    this.watch();
+    if (this.abortedWith === undefined) (this.listeners ??= []).push(listener);
+  }
+
+  offAbort(listener: () => void): void {
+    const listeners = this.listeners;
+    if (listeners === undefined) return;
+    const at = listeners.indexOf(listener);
+    if (at !== -1) listeners.splice(at, 1);
+  }
+
   signal(): AbortSignal {
     let controller = this.controller;
     if (controller === undefined) {
-      const created = (controller = this.controller = new AbortController());
-      if (this.cancelled || this.req.socket.destroyed) created.abort();
-      else this.res.once('close', () => (this.res.writableFinished || this.outlives?.outlivesConnection === true ? undefined : created.abort()));
+      controller = this.controller = new AbortController();
+      this.watch();
+      if (this.abortedWith !== undefined) controller.abort(this.abortedWith.reason);
     }
     return controller.signal;
   }
@@ -35,8 +60,24 @@ export class RequestAbort {
 
   /** The agent cancelled (2025 era `notifications/cancelled`), or gave up its dropped stream. */
   cancel(reason: unknown): void {
-    this.cancelled = true;
+    this.abort(reason);
+  }
+
+  /** Starts watching the connection, once something wants to know (most answers are written before anything asks). */
+  private watch(): void {
+    if (this.watching) return;
+    this.watching = true;
+    if (this.req.socket.destroyed) this.abort(defaultAbortReason());
+    else this.res.once('close', () => (this.res.writableFinished || this.outlives?.outlivesConnection === true ? undefined : this.abort(defaultAbortReason())));
+  }
+
+  private abort(reason: unknown): void {
+    if (this.abortedWith !== undefined) return;
+    this.abortedWith = { reason };
     this.controller?.abort(reason);
+    const listeners = this.listeners;
+    this.listeners = undefined;
+    if (listeners !== undefined) for (const listener of listeners) listener();
   }
 }
 

@@ -178,7 +178,7 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
     }
     const abort = new RequestAbort(session.req, session.stream.res);
     const channel = new StreamChannel(session.stream, services);
-    const context: DispatchContext = { principal: auth.principal, era: 'legacy', signal: () => abort.signal(), sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, sessionId: session.token, channel };
+    const context: DispatchContext = { principal: auth.principal, era: 'legacy', cancellation: abort, sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, sessionId: session.token, channel };
     const key = session.inFlight.register(session.token, id, abort);
     services.dispatcher
       .dispatch(request, context)

@@ -159,7 +159,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
     }
     const abort = new RequestAbort(req, res);
     const channel = new ResponseChannel(res, undefined, undefined);
-    const context: DispatchContext = { principal: auth.principal, era: 'modern', signal: () => abort.signal(), sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, channel };
+    const context: DispatchContext = { principal: auth.principal, era: 'modern', cancellation: abort, sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, channel };
     channel.finish(await dispatcher.dispatch(message as RpcRequest, context));
   }
 
@@ -181,7 +181,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
         const resumable = { store: services.eventStore, holder: sessionId, priming: primes(opened.claims.protocolVersion), abort };
         const channel = new ResponseChannel(res, undefined, services.serverRequests.forSession({ sessionId, keyId: auth.principal.keyId }), prefersEventStream(req.headers.accept ?? ''), resumable);
         abort.keepRunningWhile(channel);
-        const context: DispatchContext = { principal: auth.principal, era: 'legacy', signal: () => abort.signal(), sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, sessionId, channel };
+        const context: DispatchContext = { principal: auth.principal, era: 'legacy', cancellation: abort, sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, sessionId, channel };
         const key = services.inFlight.register(sessionId, request.id, abort);
         try {
           channel.finish(await dispatcher.dispatch(request, context));
@@ -208,7 +208,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
         }
         // A batch is answered as one JSON array: related notifications have nowhere to go and are dropped.
         const abort = new RequestAbort(req, res);
-        const context: DispatchContext = { principal: auth.principal, era: 'legacy', signal: () => abort.signal(), sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, sessionId };
+        const context: DispatchContext = { principal: auth.principal, era: 'legacy', cancellation: abort, sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, sessionId };
         const answers = await Promise.all(requests.map((m) => dispatcher.dispatch(m, context)));
         if (!res.writableEnded && !res.destroyed) sendJson(res, 200, `[${answers.map((a) => a.body).join(',')}]`);
         return;

@@ -8,6 +8,7 @@ import type { AllowList } from '../policy/allow-list.ts';
 import { checkParamHeaders, paramHeaderDeclarations, type ParamHeaderMismatch } from './param-headers.ts';
 import type { Principal } from '../policy/principal.ts';
 import { UpstreamRpcError } from '../upstream/tool-router.ts';
+import type { Cancellation } from '../upstream/cancellation.ts';
 import type { CatalogKind, RelayOptions, RpcMessage, UpstreamRouter } from '../upstream/upstream-router.ts';
 import type { LogLevels, ResourceSubscriptions } from './agent-state.ts';
 import { InputExchange, InputExchanges, otherNodeRefusal, type InputExchangesOptions, type OtherNode } from './input-required.ts';
@@ -54,8 +55,8 @@ export interface RequestChannel {
 export interface DispatchContext {
   readonly principal: Principal;
   readonly era: ProtocolEra;
-  /** Aborts when the agent's connection goes away or it cancels; created only by the calls that need it. */
-  readonly signal: () => AbortSignal;
+  /** Aborts when the agent's connection goes away or it cancels (`signal()` makes an AbortSignal for the calls that need one). */
+  readonly cancellation: Cancellation;
   /** The session keys of the snapshot being served (task ids are signed with them). */
   readonly sessionKeys: readonly SigningKey[];
   /** 2025 era: the session's id (resource subscriptions and log level live under it on this node). */
@@ -437,7 +438,7 @@ export class McpDispatcher {
     const tasks: unknown[] = [];
     for (const upstream of upstreams) {
       try {
-        const result = await this.router.request(upstream.name, { method: 'tasks/list', params: {} }, { signal: context.signal() });
+        const result = await this.router.request(upstream.name, { method: 'tasks/list', params: {} }, { cancellation: context.cancellation });
         for (const task of Array.isArray(result['tasks']) ? result['tasks'] : []) {
           if (!isPlainObject(task) || typeof task['taskId'] !== 'string') continue;
           const wrapped = wrapTaskId({ upstream: upstream.name, taskId: task['taskId'] }, context.principal.keyId, context.sessionKeys);
@@ -551,7 +552,7 @@ export class McpDispatcher {
 
   /** Answers the agent request with what the exchange does next (see relayWithInput). */
   private async nextOutcome(request: RpcRequest, context: DispatchContext, subject: string, how: InputRelay, exchange: InputExchange): Promise<RpcReply> {
-    const outcome = await exchange.next(context.signal(), context.channel, progressTokenOf(request.params));
+    const outcome = await exchange.next(context.cancellation.signal(), context.channel, progressTokenOf(request.params));
     if (outcome.kind === 'input') return { status: OK, body: resultBody(request.id, this.inputRequiredJson(outcome.inputRequests, outcome.requestState)) };
     if (outcome.kind === 'error') {
       how.failed?.(outcome.error, exchange.upstream);
@@ -610,14 +611,14 @@ export class McpDispatcher {
   /** Relay options: the agent's `_meta`, abort, and the back channel for what the upstream sends meanwhile. */
   private relayOptions(params: Record<string, unknown>, context: DispatchContext, upstream: string): RelayOptions {
     const meta = forwardableMeta(params['_meta']);
-    const options: RelayOptions = { signal: context.signal() };
+    const options: RelayOptions = { cancellation: context.cancellation };
     if (meta !== undefined) options.meta = meta;
     if (context.sessionId !== undefined) options.agent = context.sessionId;
     const channel = context.channel;
     if (channel === undefined) return options;
     if (meta?.['progressToken'] !== undefined) options.onProgress = (progress) => channel.notify('notifications/progress', progress);
     options.onNotification = (notification) => this.relatedNotification(notification, upstream, context, channel);
-    if (channel.canRequest) options.onRequest = (message) => channel.request(message, options.signal);
+    if (channel.canRequest) options.onRequest = (message) => channel.request(message, context.cancellation.signal());
     return options;
   }
 

@@ -9,6 +9,7 @@ import type { RpcMessage } from '../upstream/upstream-router.ts';
 import { UpstreamRpcError } from '../upstream/tool-router.ts';
 import { MAX_RELAY_ANSWER_CHARS, MAX_RELAY_JSON_CHARS, type NodeRelay } from './node-relay.ts';
 import type { IncomingCall, ServedAnswer } from './relayed-calls.ts';
+import { signalCancellation } from '../upstream/cancellation.ts';
 
 /** A relayed retry as the serving node accepts it: a 2026-07-28 request of a kind that parks calls, with a request state. */
 const retrySchema = z.object({
@@ -53,7 +54,7 @@ export function relayInputRetries(options: InputRetryRelayOptions): RetryForward
     const json = JSON.stringify({ jsonrpc: '2.0', id: request.id, method: request.method, params: request.params });
     if (json.length > MAX_RELAY_JSON_CHARS) return refuse(`the retry (${json.length} characters) is larger than the ${MAX_RELAY_JSON_CHARS} relayed between nodes`, 'too-large');
     const channel = context.channel;
-    const outcome = await relay.calls.call({ toNodeTag: other.nodeTag!, keyId: context.principal.keyId, sessionId: '' }, { $case: 'inputRetryJson', value: json }, context.signal(), (notification) => {
+    const outcome = await relay.calls.call({ toNodeTag: other.nodeTag!, keyId: context.principal.keyId, sessionId: '' }, { $case: 'inputRetryJson', value: json }, context.cancellation.signal(), (notification) => {
       const parsed = notificationSchema.safeParse(safeJson(notification));
       if (parsed.success) channel?.notify(parsed.data.method, parsed.data.params);
       else logger.debug({ node: other.node }, 'ignored a relayed notification that is not JSON-RPC');
@@ -82,7 +83,7 @@ async function serveRetry(call: IncomingCall, options: InputRetryRelayOptions): 
     notify: (method, params) => call.notify(JSON.stringify(params === undefined ? { jsonrpc: '2.0', method } : { jsonrpc: '2.0', method, params })),
     request: (_message: RpcMessage) => Promise.reject(new UpstreamRpcError(RpcErrorCode.InternalError, 'a 2026-07-28 agent cannot be asked on its call')),
   };
-  const reply = await options.dispatcher.dispatch(request, { principal, era: 'modern', signal: () => call.signal, sessionKeys: config.sessionKeys, channel, relayed: true });
+  const reply = await options.dispatcher.dispatch(request, { principal, era: 'modern', cancellation: signalCancellation(call.signal), sessionKeys: config.sessionKeys, channel, relayed: true });
   const lost = errorBody(request.id, RpcErrorCode.InternalError, `The answer from gateway node "${options.nodeId}", which held the call, could not be relayed back (too large to pass between control-plane replicas); the call has completed there`);
   if (reply.body.length > MAX_RELAY_ANSWER_CHARS) {
     return answer(200, errorBody(request.id, RpcErrorCode.InternalError, `The answer from gateway node "${options.nodeId}", which held the call, is ${reply.body.length} characters, more than the ${MAX_RELAY_ANSWER_CHARS} relayed between nodes; the call has completed there`));

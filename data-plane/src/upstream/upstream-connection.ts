@@ -12,7 +12,7 @@ import { ProgressTap, type ProgressRoute } from './progress-tap.ts';
 import { StdioPipeTransport } from './stdio-transport.ts';
 import { UpstreamRpcError } from './tool-router.ts';
 import { RpcCode, UpstreamErrorCode, classifyFailure, describeFailure, isSessionExpired, relayError } from './upstream-errors.ts';
-import type { CatalogKind, RelayOptions, RpcMessage } from './upstream-router.ts';
+import { relayCancellation, relaySignal, type CatalogKind, type RelayOptions, type RpcMessage } from './upstream-router.ts';
 import { UpstreamSubscriptions, isModernConnection } from './upstream-subscriptions.ts';
 import { effectiveSettings, type UpstreamDefaults, type UpstreamSettings } from './upstream-settings.ts';
 
@@ -258,7 +258,7 @@ export class UpstreamConnection {
       try {
         return await this.send(client, message, options, timeoutMs);
       } catch (error) {
-        const aborted = options.signal?.aborted ?? false;
+        const aborted = (options.cancellation ?? options.signal)?.aborted ?? false;
         if (!retried && !aborted && isSessionExpired(error, hadSession)) {
           await this.reinitialize(client, error).catch(() => undefined);
           if (this.isSafeToRetry(message)) continue;
@@ -313,7 +313,7 @@ export class UpstreamConnection {
       const lean = this.leanRelays.get(client);
       if (lean?.carries(message.method)) {
         try {
-          return await lean.request(message.method, params, { signal: options.signal, timeoutMs, onProgress: onprogress, inContext: (deliver) => currentCall.run(call, deliver) });
+          return await lean.request(message.method, params, { cancellation: relayCancellation(options), timeoutMs, onProgress: onprogress, inContext: (deliver) => currentCall.run(call, deliver) });
         } catch (error) {
           if (!(error instanceof RedirectedError)) throw error;
           // The upstream redirects its endpoint: its requests go through the SDK's transport, which follows redirects.
@@ -325,7 +325,7 @@ export class UpstreamConnection {
       if (onprogress) call.progress = { sink: onprogress, tokens: new Set() };
       return await currentCall.run(call, () =>
         client.request({ method: message.method, ...(params ? { params } : {}) }, PassthroughResult, {
-          signal: options.signal,
+          signal: relaySignal(options),
           timeout: timeoutMs,
           resetTimeoutOnProgress: true,
           ...(onprogress ? { onprogress: ignoreProgress } : {}),

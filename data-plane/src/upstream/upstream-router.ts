@@ -1,3 +1,4 @@
+import { signalCancellation, type Cancellation } from './cancellation.ts';
 import type { ToolRouter } from './tool-router.ts';
 
 /**
@@ -33,6 +34,8 @@ export interface RpcMessage {
 export interface RelayOptions {
   /** Aborting sends `notifications/cancelled` upstream and rejects. */
   signal?: AbortSignal;
+  /** The same as `signal`, which it takes precedence over, without an AbortSignal made for paths that need none. */
+  cancellation?: Cancellation;
   /**
    * Who is asking (a 2025-era agent's session id): over stdio and SSE, where the protocol does not
    * relate a server-to-client request to a call, a request raised while only this agent's calls are
@@ -98,4 +101,14 @@ export interface UpstreamRouter extends ToolRouter {
    * `notifications/message`). Returns an unsubscribe function.
    */
   onUpstreamNotification(listener: (upstreamName: string, notification: RpcMessage) => void): () => void;
+}
+
+/** The call's cancellation, from whichever of `cancellation` and `signal` it was given. */
+export function relayCancellation(options: RelayOptions): Cancellation | undefined {
+  return options.cancellation ?? (options.signal === undefined ? undefined : signalCancellation(options.signal));
+}
+
+/** An AbortSignal for the call, for the APIs that take one. */
+export function relaySignal(options: RelayOptions): AbortSignal | undefined {
+  return options.cancellation?.signal() ?? options.signal;
 }
