@@ -152,3 +152,25 @@ test('error ids: refusals after the body is parsed echo its id; refusals before 
     assert.equal(unauthenticated.json.id, null);
   });
 });
+
+test('DN-INTERNAL-ERROR: a request whose handling throws is answered 500 with a JSON-RPC internal error, and the node goes on serving', async () => {
+  await withServer(async (server) => {
+    const config = server.config;
+    let broken = true;
+    Object.defineProperty(server, 'config', {
+      get: () => {
+        if (broken) throw new Error('a bug');
+        return config;
+      },
+      configurable: true,
+    });
+    const failed = await call(server, { headers: { ...JSON_HEADERS, authorization: `Bearer ${key.secret}` }, body: JSON.stringify(PING) });
+    assert.equal(failed.status, 500);
+    assert.equal(failed.json.jsonrpc, '2.0');
+    assert.equal(failed.json.error.code, -32603);
+    assert.equal(failed.json.error.message, 'Internal error');
+    broken = false;
+    const health = await call(server, { method: 'GET', path: '/healthz' });
+    assert.equal(health.status, 200);
+  });
+});

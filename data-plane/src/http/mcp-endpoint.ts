@@ -17,7 +17,7 @@ import { authenticateRequest, type Authenticated } from './authenticate.ts';
 import { InFlightRequests, RequestAbort } from './in-flight.ts';
 import { serveListen } from './listen.ts';
 import { readJsonBody } from './request-body.ts';
-import { sendEmpty, sendJson, sendRpcError } from './respond.ts';
+import { answerFailure, sendEmpty, sendJson, sendRpcError } from './respond.ts';
 import type { EventStore } from './event-store.ts';
 import { ResponseChannel, SSE_HEADERS, prefersEventStream } from './response-channel.ts';
 
@@ -70,6 +70,7 @@ function header(req: IncomingMessage, name: string): string | undefined {
  * (ready → authenticate → negotiate the transport → parse → classify → session → dispatch), each of
  * which either answers the request or hands on what the next one needs.
  */
+/** The handler never rejects: a request that throws is answered 500 (or its connection cut) and logged. */
 export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const { getConfig, services, maxBodyBytes, logger, anonymousKeyId } = options;
   const { dispatcher, streams } = services;
@@ -320,7 +321,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
     return true;
   }
 
-  return async function mcpEndpoint(req, res) {
+  async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method !== 'POST' && req.method !== 'GET' && req.method !== 'DELETE') {
       sendRpcError(res, 405, RpcErrorCode.TransportError, 'Method not allowed.', { headers: { allow: 'GET, POST, DELETE' } });
       return;
@@ -330,6 +331,14 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
     if (req.method === 'POST') await post(req, res, auth);
     else if (req.method === 'GET') get(req, res, auth);
     else del(req, res, auth);
+  }
+
+  // Failures are answered here rather than by a `.catch` closure per request on the caller's side (the hot path).
+  return async function mcpEndpoint(req, res) {
+    try {
+      await serve(req, res);
+    } catch (error) {
+      answerFailure(res, logger, error, 'MCP request failed');
+    }
   };
 }
-

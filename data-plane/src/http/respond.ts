@@ -1,5 +1,7 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
 import { errorBody, type RpcId } from '../mcp/json-rpc.ts';
+import { RpcErrorCode } from '../mcp/protocol.ts';
 
 const JSON_TYPE = 'application/json';
 
@@ -17,4 +19,11 @@ export function sendRpcError(res: ServerResponse, status: number, code: number, 
 export function sendEmpty(res: ServerResponse, status: number, headers?: OutgoingHttpHeaders): void {
   res.writeHead(status, { ...headers, 'content-length': 0 });
   res.end();
+}
+
+/** A request whose handler threw: 500 when nothing was sent yet, else the connection is cut; logged as `what`. */
+export function answerFailure(res: ServerResponse, logger: Logger, error: unknown, what: string): void {
+  logger.error({ err: error }, what);
+  if (!res.headersSent) sendRpcError(res, 500, RpcErrorCode.InternalError, 'Internal error');
+  else res.destroy();
 }

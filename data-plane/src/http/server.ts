@@ -4,7 +4,7 @@ import type { AppliedConfig } from '../config/applied-config.ts';
 import { LogLevels, ResourceSubscriptions } from '../mcp/agent-state.ts';
 import { CatalogViews } from '../mcp/catalog-views.ts';
 import { McpDispatcher, type McpDispatcherOptions, type ServerInfo } from '../mcp/dispatcher.ts';
-import { LIST_CACHE_TTL_MS, RpcErrorCode } from '../mcp/protocol.ts';
+import { LIST_CACHE_TTL_MS } from '../mcp/protocol.ts';
 import { EndedSessions } from '../mcp/ended-sessions.ts';
 import { ServerRequests } from '../mcp/server-requests.ts';
 import { NodeRelay, type NodeRelayOptions } from '../relay/node-relay.ts';
@@ -18,7 +18,7 @@ import { InFlightRequests } from './in-flight.ts';
 import { createLegacySseEndpoints } from './legacy-sse.ts';
 import { createMcpEndpoint, type McpServices } from './mcp-endpoint.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
-import { sendJson, sendRpcError } from './respond.ts';
+import { answerFailure, sendJson } from './respond.ts';
 import { checkHost, type AllowedHost } from './host-guard.ts';
 
 export interface DataPlaneServerOptions {
@@ -145,20 +145,12 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     const path = query === -1 ? url : url.slice(0, query);
     if (path === '/mcp') {
       if (!checkHost(allowedHosts, req, res)) return;
-      mcp(req, res).catch((error: unknown) => {
-        logger.error({ err: error }, 'MCP request failed');
-        if (!res.headersSent) sendRpcError(res, 500, RpcErrorCode.InternalError, 'Internal error');
-        else res.destroy();
-      });
+      void mcp(req, res);
       return;
     }
     if (path === '/sse' || path === '/messages') {
       if (!checkHost(allowedHosts, req, res)) return;
-      legacySse(req, res, path, url.slice(path.length)).catch((error: unknown) => {
-        logger.error({ err: error }, 'legacy SSE request failed');
-        if (!res.headersSent) sendRpcError(res, 500, RpcErrorCode.InternalError, 'Internal error');
-        else res.destroy();
-      });
+      legacySse(req, res, path, url.slice(path.length)).catch((error: unknown) => answerFailure(res, logger, error, 'legacy SSE request failed'));
       return;
     }
     if (req.method === 'GET' && path === '/healthz') return sendJson(res, 200, HEALTHY);
