@@ -7,6 +7,7 @@ import { addRatios, type RoundTripRow, type RunResults } from './results.ts';
 import { LoadGenerator } from './load/run-load.ts';
 import { measureTarget, type MeasureTarget } from './scenarios/measure.ts';
 import { TOOL_COUNTS, directToolsListTargets, gatewayToolsListTargets, seedKeys } from './scenarios/tools-list.ts';
+import { FLOOR_PROXY_NOTE, startFloorProxy } from './targets/floor-proxy.ts';
 import { PEERS, PEERS_FRONTING_HTTP_NOTE } from './targets/peers.ts';
 import { GatewayUnavailable, graphql, portcullisTargets, startPortcullis, type RunningGateway } from './targets/portcullis.ts';
 import { measurePropagation, type PropagationRow } from './scenarios/propagation.ts';
@@ -20,7 +21,7 @@ import { ECHO, everythingStdioTarget, startEverythingHttp, type HttpServer } fro
  * on stderr) and every figure in bench/results/latest.json. Every process it starts is stopped at the end.
  */
 
-const PATH_ORDER = ['direct', 'portcullis', 'mcp-proxy', 'supergateway'];
+const PATH_ORDER = ['direct', 'floor-proxy', 'portcullis', 'mcp-proxy', 'supergateway'];
 
 function sortRows(rows: RoundTripRow[]): RoundTripRow[] {
   return [...rows].sort(
@@ -90,6 +91,13 @@ async function main(): Promise<void> {
       if (sections.has('calls')) {
         await measure({ upstream: 'http', path: 'direct', load: { transport: 'http', url: httpServer.url, headers: {} }, operation: ECHO, pid: httpServer.proc.pid });
         results.notes.push(PEERS_FRONTING_HTTP_NOTE);
+        const floor = await startFloorProxy(httpServer.url);
+        try {
+          await measure({ upstream: 'http', path: 'floor-proxy', load: { transport: 'http', url: floor.url, headers: {} }, operation: ECHO, pid: floor.proc.pid });
+          results.notes.push(FLOOR_PROXY_NOTE);
+        } finally {
+          await floor.proc.stop();
+        }
       }
 
       // Portcullis: the same drivers against one data-plane node with a key, allow-list, audit and metrics.

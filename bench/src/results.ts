@@ -1,7 +1,8 @@
 /** The shape of everything a run produces; the table and the JSON file are both views of it. */
 
 export type UpstreamKind = 'stdio' | 'http';
-export type PathKind = 'direct' | 'portcullis' | 'mcp-proxy' | 'supergateway';
+/** `floor-proxy`: a byte-forwarding proxy doing nothing else (targets/floor-proxy.ts), the floor for any Node proxy in front of an HTTP upstream. */
+export type PathKind = 'direct' | 'floor-proxy' | 'portcullis' | 'mcp-proxy' | 'supergateway';
 
 export interface RoundTripRow {
   method: 'tools/call' | 'tools/list';
@@ -45,6 +46,8 @@ export interface TargetCheck {
   unit: string;
   met?: boolean;
   why?: string;
+  /** The same figure for a reference measured in the same run (the floor proxy), for reading the target against. */
+  reference?: string;
 }
 
 export interface RunResults {

@@ -106,7 +106,7 @@ export function renderReport(results: RunResults): string {
     for (const t of results.targets) {
       const verdict = t.met === undefined ? 'not measured' : t.met ? 'met' : 'MISSED';
       const figure = t.measured === undefined ? '' : `: ${t.measured.toFixed(3)} ${t.unit}`;
-      out.push(`  [${verdict}] ${t.target}${figure}${t.why ? ` (${t.why})` : ''}`);
+      out.push(`  [${verdict}] ${t.target}${figure}${t.why ? ` (${t.why})` : ''}${t.reference ? `; ${t.reference}` : ''}`);
     }
   }
   return out.join('\n');

@@ -16,7 +16,18 @@ import { LoadGenerator } from '../load/run-load.ts';
 import type { DriverKind, LoadTarget } from '../load/protocol.ts';
 import { LOOPBACK_PRELOAD, ManagedProcess, freePort, installCleanupHooks, waitForPort } from '../processes.ts';
 import { startPortcullis } from './portcullis.ts';
-import { startEverythingHttp } from './upstream.ts';
+import { startEverythingHttp, type HttpServer } from './upstream.ts';
+
+export const FLOOR_PROXY_NOTE =
+  'floor-proxy: a byte-forwarding proxy in front of the Streamable HTTP upstream (node:http server, undici client; nothing parsed, checked or recorded), the floor for any Node proxy: what a second HTTP hop costs here before a gateway does anything';
+
+/** Starts the floor proxy (its own process) in front of `upstreamUrl`; its URL has the upstream's path. */
+export async function startFloorProxy(upstreamUrl: string): Promise<HttpServer> {
+  const port = await freePort();
+  const proc = new ManagedProcess('floor proxy', process.execPath, ['--import', LOOPBACK_PRELOAD, '--import', 'tsx', import.meta.filename, 'serve', upstreamUrl, String(port)]);
+  await waitForPort(port, proc);
+  return { proc, url: `http://127.0.0.1:${port}${new URL(upstreamUrl).pathname}` };
+}
 
 /** Hop-by-hop headers a proxy does not forward. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'host', 'content-length']);
@@ -52,15 +63,12 @@ function serve(upstream: URL, port: number): void {
 async function measure(args: { rounds: number; calls: number }): Promise<void> {
   installCleanupHooks();
   const http = await startEverythingHttp();
-  const proxyPort = await freePort();
-  const upstreamPath = new URL(http.url).pathname;
-  const proxy = new ManagedProcess('floor proxy', process.execPath, ['--import', LOOPBACK_PRELOAD, '--import', 'tsx', import.meta.filename, 'serve', http.url, String(proxyPort)]);
-  await waitForPort(proxyPort, proxy);
+  const floor = await startFloorProxy(http.url);
   const running = await startPortcullis(http.url);
   const load = new LoadGenerator();
   const targets: { name: string; target: LoadTarget; pid: number }[] = [
     { name: 'direct', target: { transport: 'http', url: http.url, headers: {} }, pid: http.proc.pid },
-    { name: 'floor proxy', target: { transport: 'http', url: `http://127.0.0.1:${proxyPort}${upstreamPath}`, headers: {} }, pid: proxy.pid },
+    { name: 'floor proxy', target: { transport: 'http', url: floor.url, headers: {} }, pid: floor.proc.pid },
     { name: 'portcullis', target: { transport: 'http', url: running.gateway.mcpUrl, headers: { authorization: `Bearer ${running.gateway.secret}` } }, pid: running.gateway.pid },
   ];
   try {
@@ -100,14 +108,14 @@ async function measure(args: { rounds: number; calls: number }): Promise<void> {
   } finally {
     await load.stop();
     await running.stop();
-    await proxy.stop();
+    await floor.proc.stop();
     await http.proc.stop();
   }
 }
 
-const argv = process.argv.slice(2);
-if (argv[0] === 'serve') serve(new URL(argv[1]!), Number(argv[2]));
-else {
+/** Run as a script (the dev tool, or the proxy process itself); imported by the bench, it only exports. */
+async function main(argv: readonly string[]): Promise<void> {
+  if (argv[0] === 'serve') return serve(new URL(argv[1]!), Number(argv[2]));
   const args = { rounds: 1, calls: 6_000 };
   for (let i = 0; i < argv.length; i += 2) {
     if (argv[i] === '--rounds') args.rounds = Number(argv[i + 1]);
@@ -116,3 +124,5 @@ else {
   }
   await measure(args);
 }
+
+if (process.argv[1] === import.meta.filename) await main(process.argv.slice(2));
