@@ -6,8 +6,16 @@ export interface Profile {
   quick: boolean;
   /** Measured calls per row, by driver and concurrency. */
   calls: { lean: { c1: number; c32: number }; sdk: { c1: number; c32: number } };
-  /** Warm-up calls before each row, not counted. */
+  /** Warm-up calls before each row, not counted; tool-call rows go on warming up for at least `minWarmupMs` (in rounds of that many calls). */
   warmup: { c1: number; c32: number };
+  /**
+   * A freshly started process is not yet in its steady state: a data-plane node's CPU per call at
+   * c=32 fell from 0.074 to 0.048 ms over its first 50,000 calls here (JIT tiers, heap sizing), and
+   * its upstream and the load generator warm up too. Each tool-call row, whatever its target,
+   * therefore warms up for this long before it is measured; the time-based rule treats fast and
+   * slow targets alike.
+   */
+  minWarmupMs: { c1: number; c32: number };
   concurrencies: readonly number[];
   /** tools/list requests per row (c=1 only). */
   listCalls: { lean: number; sdk: number };
@@ -53,12 +61,13 @@ const FULL: Profile = {
   quick: false,
   calls: { lean: { c1: 3_000, c32: 16_000 }, sdk: { c1: 1_500, c32: 6_000 } },
   warmup: { c1: 200, c32: 1_000 },
+  minWarmupMs: { c1: 1_000, c32: 3_000 },
   concurrencies: [1, 32],
   listCalls: { lean: 1_000, sdk: 400 },
   seedKeys: 10_000,
   seedBudgetMs: 40_000,
   maxMeasureMs: 8_000,
-  maxWarmupMs: 2_000,
+  maxWarmupMs: 4_000,
   rowTimeoutMs: 60_000,
   propagationDatabases: ['embedded', 'postgres'],
   propagationNodes: [1, 4, 16],
@@ -74,6 +83,7 @@ const QUICK: Profile = {
   quick: true,
   calls: { lean: { c1: 500, c32: 2_000 }, sdk: { c1: 300, c32: 800 } },
   warmup: { c1: 50, c32: 200 },
+  minWarmupMs: { c1: 0, c32: 0 },
   concurrencies: [1, 32],
   listCalls: { lean: 150, sdk: 60 },
   seedKeys: 0,
@@ -138,9 +148,9 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
   return { profile, skipGateway, outFile, sections, postgresUrl };
 }
 
-export function callsFor(profile: Profile, driver: 'lean' | 'sdk', concurrency: number, method: 'tools/call' | 'tools/list'): { calls: number; warmup: number } {
+export function callsFor(profile: Profile, driver: 'lean' | 'sdk', concurrency: number, method: 'tools/call' | 'tools/list'): { calls: number; warmup: number; minWarmupMs: number } {
   const c1 = concurrency === 1;
   const warmup = profile.warmup[c1 ? 'c1' : 'c32'];
-  if (method === 'tools/list') return { calls: profile.listCalls[driver], warmup: Math.min(warmup, Math.ceil(profile.listCalls[driver] / 5)) };
-  return { calls: profile.calls[driver][c1 ? 'c1' : 'c32'], warmup };
+  if (method === 'tools/list') return { calls: profile.listCalls[driver], warmup: Math.min(warmup, Math.ceil(profile.listCalls[driver] / 5)), minWarmupMs: 0 };
+  return { calls: profile.calls[driver][c1 ? 'c1' : 'c32'], warmup, minWarmupMs: profile.minWarmupMs[c1 ? 'c1' : 'c32'] };
 }

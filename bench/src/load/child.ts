@@ -44,14 +44,20 @@ async function open(job: LoadJob): Promise<Driver> {
 async function runJob(job: LoadJob): Promise<void> {
   const driver = await open(job);
   try {
+    let seq = 0;
     if (job.warmupCalls > 0) {
-      const warm = await runCalls(job.warmupCalls, job.concurrency, job.maxWarmupMs, (seq) => driver.call(seq));
-      if (warm.errors === warm.completed) throw new Error(`every warm-up call failed: ${warm.firstError}`);
+      const started = performance.now();
+      const elapsed = () => performance.now() - started;
+      do {
+        const warm = await runCalls(job.warmupCalls, job.concurrency, job.maxWarmupMs - elapsed(), (n) => driver.call(seq + n));
+        seq += warm.completed;
+        if (warm.errors === warm.completed) throw new Error(`every warm-up call failed: ${warm.firstError}`);
+      } while (elapsed() < (job.minWarmupMs ?? 0) && elapsed() < job.maxWarmupMs);
     }
     await send({ type: 'ready', ...(driver.serverPid === undefined ? {} : { serverPid: driver.serverPid }) });
     await next('go');
     const cpuBefore = process.cpuUsage();
-    const run = await runCalls(job.calls, job.concurrency, job.maxMeasureMs, (seq) => driver.call(job.warmupCalls + seq));
+    const run = await runCalls(job.calls, job.concurrency, job.maxMeasureMs, (n) => driver.call(seq + n));
     const cpu = process.cpuUsage(cpuBefore);
     await send({
       type: 'result',

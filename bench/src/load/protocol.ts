@@ -22,6 +22,8 @@ export interface LoadJob {
   concurrency: number;
   /** Calls made first and not counted. */
   warmupCalls: number;
+  /** The warm-up goes on (in rounds of `warmupCalls`) until it has run this long, within `maxWarmupMs`. */
+  minWarmupMs?: number;
   /** Calls measured. */
   calls: number;
   /** The measured phase stops taking new calls after this long (the row is then marked truncated). */

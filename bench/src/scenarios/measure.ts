@@ -36,7 +36,7 @@ export async function measureTarget(
   const rows: RoundTripRow[] = [];
   for (const driver of ['sdk', 'lean'] as const) {
     for (const concurrency of concurrencies) {
-      const { calls, warmup } = callsFor(profile, driver, concurrency, target.operation.method);
+      const { calls, warmup, minWarmupMs } = callsFor(profile, driver, concurrency, target.operation.method);
       const row: RoundTripRow = { method: target.operation.method, upstream: target.upstream, path: target.path, driver, concurrency };
       if (target.upstreamTools !== undefined) row.upstreamTools = target.upstreamTools;
       if (target.keysConfigured !== undefined) row.keysConfigured = target.keysConfigured;
@@ -50,6 +50,7 @@ export async function measureTarget(
             operation: target.operation,
             concurrency,
             warmupCalls: warmup,
+            minWarmupMs,
             calls,
             maxMeasureMs: profile.maxMeasureMs,
             maxWarmupMs: profile.maxWarmupMs,
