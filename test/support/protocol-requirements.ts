@@ -34,6 +34,8 @@ export const PROTOCOL_REQUIREMENTS: Readonly<Record<string, string>> = {
   'DN-LIST-CHANGED': 'list_changed for tools, prompts and resources reaches connected agents whose view changed.',
   'DN-PROGRESS': 'Upstream progress for an agent progress token reaches the agent.',
   'DN-CANCEL': '2025 era: notifications/cancelled from the agent aborts the upstream call in flight (on this node; DN-RELAY-CANCEL for another node).',
+  'DN-CANCEL-LISTENER': "A request's cancellation (connection closed before its answer, or the agent's cancel) reaches the relay as a listener without an AbortSignal made; a finished call stops watching its connection.",
+  'DN-INTERNAL-ERROR': 'A request whose handling throws is answered HTTP 500 with a JSON-RPC internal error (-32603), and the node goes on serving.',
   'DN-CANCEL-DISCONNECT': 'The agent closing the HTTP connection aborts the upstream call: at once for 2026-07-28 requests and plain-JSON answers; after the resumption grace (DN-DISCONNECT-GRACE) for 2025-era answer streams.',
   'DN-SERVER-REQUEST': '2025 era: upstream elicitation/sampling/roots requests during a call are sent to the agent on the call stream and its reply returned upstream; over a stdio or SSE upstream (which do not relate a request to a call) also while several calls of that one session are in flight, and refused while calls of other agents are.',
   'DN-TASKS': 'Tasks extension: task-augmented tools/call and tasks/get|result|list|cancel pass through with task ids that name their upstream (signed, per key).',

@@ -14,6 +14,7 @@ export class RequestAbort implements Cancellation {
   private controller: AbortController | undefined;
   private listeners: (() => void)[] | undefined;
   private watching = false;
+  private onClose: (() => void) | undefined;
   private abortedWith: { readonly reason: unknown } | undefined;
   private outlives: { readonly outlivesConnection: boolean } | undefined;
 
@@ -67,8 +68,19 @@ export class RequestAbort implements Cancellation {
   private watch(): void {
     if (this.watching) return;
     this.watching = true;
-    if (this.req.socket.destroyed) this.abort(defaultAbortReason());
-    else this.res.once('close', () => (this.res.writableFinished || this.outlives?.outlivesConnection === true ? undefined : this.abort(defaultAbortReason())));
+    if (this.req.socket.destroyed) return this.abort(defaultAbortReason());
+    this.onClose = () => (this.res.writableFinished || this.outlives?.outlivesConnection === true ? undefined : this.abort(defaultAbortReason()));
+    this.res.once('close', this.onClose);
+  }
+
+  /**
+   * The call is over: stop watching its connection. On the legacy HTTP+SSE transport that
+   * connection is the session's long-lived stream, which would otherwise collect a listener per call.
+   */
+  release(): void {
+    if (this.onClose !== undefined) this.res.off('close', this.onClose);
+    this.onClose = undefined;
+    this.listeners = undefined;
   }
 
   private abort(reason: unknown): void {
@@ -98,6 +110,7 @@ export class InFlightRequests {
 
   done(key: string, abort: RequestAbort): void {
     if (this.requests.get(key) === abort) this.requests.delete(key);
+    abort.release();
   }
 
   /** Aborts the request `id` of `sessionId`; false when it is not in flight on this node. */

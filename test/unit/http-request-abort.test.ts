@@ -67,3 +67,17 @@ test('DN-CANCEL-LISTENER: a cancel reaches listeners and the signal with its rea
   gone.socket.destroyed = true;
   assert.equal(gone.abort.aborted, true, 'a request whose socket is already gone is aborted when first asked');
 });
+
+test('DN-CANCEL-LISTENER: a finished call stops watching its connection (a legacy SSE stream serves many calls and must not collect a listener for each)', () => {
+  const socket = { destroyed: false };
+  const stream = Object.assign(new EventEmitter(), { writableFinished: false });
+  const before = stream.listenerCount('close');
+  const calls = Array.from({ length: 50 }, () => new RequestAbort({ socket } as unknown as IncomingMessage, stream as unknown as ServerResponse));
+  let told = 0;
+  for (const call of calls) call.onAbort(() => (told += 1));
+  assert.equal(stream.listenerCount('close'), before + 50);
+  for (const call of calls.slice(1)) call.release();
+  assert.equal(stream.listenerCount('close'), before + 1);
+  stream.emit('close');
+  assert.equal(told, 1, 'only the call still running is aborted when the stream closes');
+});
