@@ -155,7 +155,8 @@ export class VirtualKeyService {
          SELECT * FROM revoked`,
         [id],
       );
-      if (rows.length > 0) return { result: viewOfRow(revokedRow.parse(rows[0])), changed: true };
+      // The whole of this transaction's effect on the configuration: the key is no longer live.
+      if (rows.length > 0) return { result: viewOfRow(revokedRow.parse(rows[0])), changed: true, known: { removedKeyIds: [id] } };
       const key = await manager.findOneBy(VirtualKey, { id });
       if (!key) throw new PortcullisError(ErrorCode.NOT_FOUND, `id: no virtual key has id "${id}"; list them with the virtualKeys query`, { field: 'id' });
       return { result: toVirtualKeyView(key), changed: false };
