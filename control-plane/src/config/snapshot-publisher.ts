@@ -25,7 +25,8 @@ export interface Publication {
 /**
  * Holds the newest snapshot and hands it to every subscribed node stream. One snapshot (and one
  * delta) is built per revision, never one per node, reading only what changed since the last;
- * announcements arriving while a build runs coalesce into one rebuild.
+ * announcements arriving while a build runs coalesce into one rebuild. A revocation this process
+ * committed on top of the newest snapshot is published without a read, in the turn it commits.
  */
 export class SnapshotPublisher {
   private latest: Snapshot | undefined;
@@ -58,7 +59,7 @@ export class SnapshotPublisher {
     }
   }
 
-  /** How many builds ran (each reads the database once). */
+  /** How many builds ran: each read the database once, but those of a known change, which read nothing. */
   get builds(): number {
     return this.buildCount;
   }
