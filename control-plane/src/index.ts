@@ -48,6 +48,8 @@ export interface ControlPlaneOptions {
   snapshotPollIntervalMs?: number;
   /** How often ended sessions past their expiry are deleted from the database (ms). Default 600000. */
   endedSessionPruneIntervalMs?: number;
+  /** How long nodes' ACKs wait to be stored together (ms). Default ACK_WINDOW_MS (25). */
+  ackWindowMs?: number;
 }
 
 export interface ControlPlane {
@@ -83,6 +85,7 @@ const optionsSchema = z.object({
   embeddedDatabasePort: port.optional(),
   snapshotPollIntervalMs: z.number().int().min(0).optional(),
   endedSessionPruneIntervalMs: z.number().int().min(1, 'must be at least 1 ms').optional(),
+  ackWindowMs: z.number().int().min(0).max(60_000, 'must be at most 60000 ms: an ACK is stored at most this late').optional(),
 });
 
 /** Starts the control plane: database (and migrations), config stream, GraphQL API. */
@@ -141,7 +144,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const endedSessions = await EndedSessionStore.start(dataSource, logger, options.endedSessionPruneIntervalMs === undefined ? {} : { pruneIntervalMs: options.endedSessionPruneIntervalMs });
     cleanups.push(() => endedSessions.close());
 
-    const streams = new ConfigStreamService({ nodeToken: options.nodeToken, publisher, nodes: services.nodes, catalog: services.catalog, logger, relayBus: changes, endedSessions });
+    const streams = new ConfigStreamService({ nodeToken: options.nodeToken, publisher, nodes: services.nodes, catalog: services.catalog, logger, relayBus: changes, endedSessions, ackWindowMs: options.ackWindowMs });
     const grpc = await startGrpcServer(streams, options.grpcHost, options.grpcPort);
     cleanups.push(() => grpc.close());
 

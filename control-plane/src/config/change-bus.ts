@@ -27,6 +27,15 @@ export interface RelayBus {
 }
 
 /**
+ * What a committed revision changed, when the committing code knows it exactly and it is nothing but
+ * this: the keys with these ids stopped being live (revoked). This process can then publish the
+ * revision without reading it back; other replicas only hear the version and read it.
+ */
+export interface KnownChange {
+  readonly removedKeyIds: readonly string[];
+}
+
+/**
  * Tells every control-plane process sharing the database that the configuration revision moved.
  * Listeners get the new version, or `undefined` when changes may have been missed (after the
  * listening connection was lost) and the revision must be re-read.
@@ -34,9 +43,9 @@ export interface RelayBus {
 export interface ConfigChangeBus extends RelayBus {
   /** Inside the committing transaction: announce to other replicas (delivered only on commit). */
   announce(manager: EntityManager, version: string): Promise<void>;
-  /** After the commit: tell this process at once. */
-  committed(version: string): void;
-  onChange(listener: (version: string | undefined) => void): () => void;
+  /** After the commit: tell this process at once (with what changed, when that is known exactly). */
+  committed(version: string, change?: KnownChange): void;
+  onChange(listener: (version: string | undefined, change?: KnownChange) => void): () => void;
   close(): Promise<void>;
 }
 
@@ -49,11 +58,11 @@ abstract class EmitterBus {
     return () => this.emitter.off('relay', listener);
   }
 
-  committed(version: string): void {
-    this.emitter.emit('change', version);
+  committed(version: string, change?: KnownChange): void {
+    this.emitter.emit('change', version, change);
   }
 
-  onChange(listener: (version: string | undefined) => void): () => void {
+  onChange(listener: (version: string | undefined, change?: KnownChange) => void): () => void {
     this.emitter.on('change', listener);
     return () => this.emitter.off('change', listener);
   }

@@ -233,6 +233,26 @@ export class SnapshotBuilder {
     this.upstreamCache = upstreamCache;
     return { snapshot, delta, timings: timings(result.keys.length, upstreamsOpened) };
   }
+
+  /**
+   * The build of `version` when it is the previous build's version plus one and differs from it
+   * only by the keys `removedKeyIds` no longer being live (a revocation, whose transaction knows
+   * this exactly): nothing is read, so the revision can go out the moment it is committed.
+   * Undefined when the previous build is of another version (anything else may have changed since:
+   * read it with `build`).
+   */
+  withKeysRemoved(version: string, removedKeyIds: readonly string[]): SnapshotBuild | undefined {
+    const started = performance.now();
+    const previous = this.previous;
+    if (previous === undefined || BigInt(previous.version) + 1n !== BigInt(version)) return undefined;
+    const removed = removedKeyIds.filter((id) => this.keys.has(id));
+    for (const id of removed) this.keys.delete(id);
+    const snapshot: Snapshot = Object.freeze({ version, upstreams: previous.upstreams, virtualKeys: [...this.keys.values()], sessionKeys: previous.sessionKeys });
+    const delta: SnapshotDelta = { version, baseVersion: previous.version, upstreams: previous.upstreams, sessionKeys: previous.sessionKeys, upsertedKeys: [], removedKeyIds: removed };
+    this.previous = snapshot;
+    const totalMs = performance.now() - started;
+    return { snapshot, delta, timings: { readMs: 0, assembleMs: totalMs, totalMs, incremental: true, keysRead: 0, upstreamsOpened: 0 } };
+  }
 }
 
 /** A one-off full build (no state kept). */

@@ -2,8 +2,8 @@ import type { DataSource } from 'typeorm';
 import { errorMessage, type Logger } from '../../../common/src/index.ts';
 import type { Snapshot, SnapshotDelta } from '../../../proto/gen/portcullis/v1/config.ts';
 import type { SecretBox } from '../secrets/index.ts';
-import type { ConfigChangeBus } from './change-bus.ts';
-import { SnapshotBuilder } from './snapshot-builder.ts';
+import type { ConfigChangeBus, KnownChange } from './change-bus.ts';
+import { SnapshotBuilder, type SnapshotBuild } from './snapshot-builder.ts';
 
 export interface SnapshotPublisherOptions {
   dataSource: DataSource;
@@ -25,7 +25,8 @@ export interface Publication {
 /**
  * Holds the newest snapshot and hands it to every subscribed node stream. One snapshot (and one
  * delta) is built per revision, never one per node, reading only what changed since the last;
- * announcements arriving while a build runs coalesce into one rebuild.
+ * announcements arriving while a build runs coalesce into one rebuild. A revocation this process
+ * committed on top of the newest snapshot is published without a read, in the turn it commits.
  */
 export class SnapshotPublisher {
   private latest: Snapshot | undefined;
@@ -47,7 +48,7 @@ export class SnapshotPublisher {
 
   /** Builds the first snapshot and starts following changes. */
   async start(): Promise<void> {
-    this.unsubscribeChanges = this.options.changes.onChange((version) => this.announcement(version));
+    this.unsubscribeChanges = this.options.changes.onChange((version, change) => this.announcement(version, change));
     this.refresh();
     await this.settled();
     if (!this.latest) throw new Error('the first configuration snapshot could not be built');
@@ -58,7 +59,7 @@ export class SnapshotPublisher {
     }
   }
 
-  /** How many builds ran (each reads the database once). */
+  /** How many builds ran: each read the database once, but those of a known change, which read nothing. */
   get builds(): number {
     return this.buildCount;
   }
@@ -66,15 +67,40 @@ export class SnapshotPublisher {
   /**
    * A revision was committed (undefined: changes may have been missed). The same commit is often
    * announced twice (in process, then by NOTIFY): a build that started after the first already
-   * sees it, so the second asks for nothing.
+   * sees it, so the second asks for nothing. A change known exactly (a revocation committed by this
+   * process) on top of the newest snapshot is published at once, without a read.
    */
-  private announcement(version: string | undefined): void {
+  private announcement(version: string | undefined, change?: KnownChange): void {
     if (version === undefined) return this.refresh();
     const announced = BigInt(version);
     if (announced > this.announced) this.announced = announced;
     if (this.latest !== undefined && announced <= BigInt(this.latest.version)) return;
     if (this.building && announced <= this.coveredByBuild) return;
+    if (change !== undefined && this.publishKnown(version, change)) return;
     this.refresh();
+  }
+
+  /**
+   * Publishes a known change in this turn: the revocation reaches the nodes before the mutation's
+   * answer is even written, with no read in between. Only when nothing is being built (a running
+   * build moves the builder on under it) and the change is the next revision after the newest
+   * snapshot (then nothing else can be in it: every change moves the revision by one, under the
+   * revision row's lock); otherwise false, and it is read like any other.
+   */
+  private publishKnown(version: string, change: KnownChange): boolean {
+    if (this.closed || this.building || this.latest === undefined) return false;
+    try {
+      const built = this.builder.withKeysRemoved(version, change.removedKeyIds);
+      if (built === undefined) return false;
+      this.buildCount++;
+      this.publish(built);
+      return true;
+    } catch (error) {
+      // Runs in the committing mutation's turn: a failure here must not fail the committed mutation.
+      this.options.logger.error({ err: errorMessage(error), version }, 'publishing a revocation failed; reading the revision instead');
+      this.builder.reset();
+      return false;
+    }
   }
 
   /** The newest snapshot. */
@@ -112,30 +138,9 @@ export class SnapshotPublisher {
       this.coveredByBuild = this.announced;
       this.buildCount++;
       try {
-        const { snapshot, delta, timings } = await this.builder.build();
+        const built = await this.builder.build();
         if (this.closed) return;
-        if (this.latest === undefined || BigInt(snapshot.version) > BigInt(this.latest.version)) {
-          // A delta is only good against the snapshot published just before; anything else goes whole.
-          const publication: Publication = { snapshot, delta: delta && delta.baseVersion === this.latest?.version ? delta : undefined };
-          this.latest = snapshot;
-          const publishing = performance.now();
-          for (const subscriber of this.subscribers) subscriber(publication);
-          this.options.logger.debug(
-            {
-              version: snapshot.version,
-              upstreams: snapshot.upstreams.length,
-              keys: snapshot.virtualKeys.length,
-              incremental: timings.incremental,
-              keysRead: timings.keysRead,
-              upstreamsOpened: timings.upstreamsOpened,
-              readMs: round(timings.readMs),
-              assembleMs: round(timings.assembleMs),
-              sendMs: round(performance.now() - publishing),
-              streams: this.subscribers.size,
-            },
-            'config snapshot built',
-          );
-        }
+        this.publish(built);
       } catch (error) {
         if (this.closed) return;
         this.options.logger.error({ err: errorMessage(error) }, 'config snapshot build failed; keeping the previous snapshot');
@@ -143,6 +148,31 @@ export class SnapshotPublisher {
         this.builder.reset();
       }
     } while (this.rebuildRequested && !this.closed);
+  }
+
+  /** Hands a build newer than the newest snapshot to every subscriber. */
+  private publish({ snapshot, delta, timings }: SnapshotBuild): void {
+    if (this.latest !== undefined && BigInt(snapshot.version) <= BigInt(this.latest.version)) return;
+    // A delta is only good against the snapshot published just before; anything else goes whole.
+    const publication: Publication = { snapshot, delta: delta && delta.baseVersion === this.latest?.version ? delta : undefined };
+    this.latest = snapshot;
+    const publishing = performance.now();
+    for (const subscriber of this.subscribers) subscriber(publication);
+    this.options.logger.debug(
+      {
+        version: snapshot.version,
+        upstreams: snapshot.upstreams.length,
+        keys: snapshot.virtualKeys.length,
+        incremental: timings.incremental,
+        keysRead: timings.keysRead,
+        upstreamsOpened: timings.upstreamsOpened,
+        readMs: round(timings.readMs),
+        assembleMs: round(timings.assembleMs),
+        sendMs: round(performance.now() - publishing),
+        streams: this.subscribers.size,
+      },
+      'config snapshot built',
+    );
   }
 
   private poll(): void {

@@ -29,6 +29,8 @@ export interface ConfigServiceDeps {
   relayBus?: RelayBus;
   /** Keeps ended sessions in the database (across restarts, for every replica); without it, in memory only. */
   endedSessions?: EndedSessionStore;
+  /** How long ACKs wait to be stored together (default ACK_WINDOW_MS). */
+  ackWindowMs?: number;
 }
 
 type ConnectCall = ServerDuplexStream<ConnectRequest, ConnectResponse>;
@@ -75,7 +77,7 @@ export class ConfigStreamService {
   readonly relays: RelayHub;
 
   constructor(private readonly deps: ConfigServiceDeps) {
-    this.acks = new AckBatcher(deps.nodes);
+    this.acks = new AckBatcher(deps.nodes, deps.ackWindowMs);
     this.relays = new RelayHub(deps.relayBus, deps.logger, Date.now, deps.endedSessions);
   }
 
@@ -97,6 +99,8 @@ export class ConfigStreamService {
   /** Waits for every stream's bookkeeping (marking nodes disconnected) after the server went down. */
   async drain(): Promise<void> {
     await Promise.all([...this.streams].map((stream) => stream.finished));
+    // Answers still in their batching window are written before the database goes away.
+    await this.acks.flush().catch((error: unknown) => this.deps.logger.warn({ err: errorMessage(error) }, 'could not store the last node answers'));
     this.relays.close();
   }
 }
@@ -171,7 +175,10 @@ class NodeStream implements RelayTarget {
       case 'ack': {
         const sentAs = this.answered(message.ack.version);
         if (!message.ack.accepted) this.refused(message.ack.version, sentAs, message.ack.error);
-        await this.acks.record(this.nodeId, message.ack.version, message.ack.accepted, message.ack.error);
+        // Not awaited: the answer is stored with the others of its batch, and the node's later
+        // messages (relayed replies an agent waits for) must not wait for that. A failed write
+        // still ends the stream, as it did when awaited: the node reconnects and says what it runs.
+        this.acks.record(this.nodeId, message.ack.version, message.ack.accepted, message.ack.error).catch((error: unknown) => this.fail(error));
         return;
       }
       case 'upstream': {

@@ -1,5 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
-import type { ConfigChangeBus } from '../config/change-bus.ts';
+import type { ConfigChangeBus, KnownChange } from '../config/change-bus.ts';
 
 /** What every config-changing service needs. */
 export interface ConfigStore {
@@ -29,20 +29,23 @@ export async function currentRevision(manager: EntityManager): Promise<string> {
 /**
  * Runs `change` in a transaction that, when `change` reports `changed`, also bumps the revision and
  * announces it; this process is told once the transaction committed. Nothing changed: no bump.
+ * `known`, when given, must be the whole of what the transaction changed in the configuration
+ * (see `KnownChange`): this process publishes it without reading it back.
  */
 export async function withConfigChange<T>(
   store: ConfigStore,
-  change: (manager: EntityManager) => Promise<{ result: T; changed: boolean }>,
+  change: (manager: EntityManager) => Promise<{ result: T; changed: boolean; known?: KnownChange }>,
 ): Promise<T> {
-  let committedVersion: string | undefined;
+  let committed: { version: string; known: KnownChange | undefined } | undefined;
   const result = await store.dataSource.transaction(async (manager) => {
     const outcome = await change(manager);
     if (outcome.changed) {
-      committedVersion = await bumpRevision(manager);
-      await store.changes.announce(manager, committedVersion);
+      const version = await bumpRevision(manager);
+      await store.changes.announce(manager, version);
+      committed = { version, known: outcome.known };
     }
     return outcome.result;
   });
-  if (committedVersion !== undefined) store.changes.committed(committedVersion);
+  if (committed !== undefined) store.changes.committed(committed.version, committed.known);
   return result;
 }

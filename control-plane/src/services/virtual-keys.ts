@@ -56,6 +56,21 @@ export interface VirtualKeyView {
   createdAt: Date;
 }
 
+/** A key row as the revoking UPDATE returns it (checked: it is read with raw SQL, not through the entity). */
+const revokedRow = z.object({
+  id: z.string(),
+  name: z.string(),
+  prefix: z.string(),
+  team_id: z.string().nullable(),
+  allowed_tools: z.array(z.string()),
+  revoked_at: z.date(),
+  created_at: z.date(),
+});
+
+function viewOfRow(row: z.output<typeof revokedRow>): VirtualKeyView {
+  return { id: row.id, name: row.name, prefix: row.prefix, teamId: row.team_id, allowedTools: row.allowed_tools, revokedAt: row.revoked_at, createdAt: row.created_at };
+}
+
 export function toVirtualKeyView(key: VirtualKey): VirtualKeyView {
   return {
     id: key.id,
@@ -124,16 +139,27 @@ export class VirtualKeyService {
     return prepared.map(({ key, secret }) => ({ key: toVirtualKeyView(key), secret }));
   }
 
-  /** Revokes a key; revoking a revoked key changes nothing and returns it as it is. */
+  /**
+   * Revokes a key; revoking a revoked key changes nothing and returns it as it is. One UPDATE takes
+   * the row lock, checks and revokes (a find with a lock and then an update cost two round trips and
+   * TypeORM's query building, all before the commit every node waits for); only when it matches
+   * nothing is the key looked up, to tell a revoked key from a missing one.
+   */
   async revoke(rawId: string): Promise<VirtualKeyView> {
     const id = parseId(rawId, 'id');
     return withConfigChange(this.store, async (manager) => {
-      const key = await manager.findOne(VirtualKey, { where: { id }, lock: { mode: 'pessimistic_write' } });
+      // Through a CTE: TypeORM returns [rows, count] for a bare UPDATE … RETURNING, plain rows for a SELECT.
+      const rows: unknown[] = await manager.query(
+        `WITH revoked AS (UPDATE virtual_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL
+           RETURNING id, name, prefix, team_id, allowed_tools, revoked_at, created_at)
+         SELECT * FROM revoked`,
+        [id],
+      );
+      // The whole of this transaction's effect on the configuration: the key is no longer live.
+      if (rows.length > 0) return { result: viewOfRow(revokedRow.parse(rows[0])), changed: true, known: { removedKeyIds: [id] } };
+      const key = await manager.findOneBy(VirtualKey, { id });
       if (!key) throw new PortcullisError(ErrorCode.NOT_FOUND, `id: no virtual key has id "${id}"; list them with the virtualKeys query`, { field: 'id' });
-      if (key.revokedAt) return { result: toVirtualKeyView(key), changed: false };
-      key.revokedAt = new Date();
-      await manager.update(VirtualKey, { id }, { revokedAt: key.revokedAt });
-      return { result: toVirtualKeyView(key), changed: true };
+      return { result: toVirtualKeyView(key), changed: false };
     });
   }
 

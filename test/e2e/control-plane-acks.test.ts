@@ -1,0 +1,96 @@
+// How the control plane stores nodes' answers (ACK/NACK): batched in one write per burst, without
+// holding up the rest of a node's stream, and never lost when the control plane stops.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import type { DataSource } from 'typeorm';
+import { openDatabase } from '../../control-plane/src/db/data-source.ts';
+import { ACK_WINDOW_MS, AckBatcher } from '../../control-plane/src/grpc/ack-batcher.ts';
+import { NodeService } from '../../control-plane/src/services/nodes.ts';
+import { createTestSchema, type TestSchema } from '../support/database.ts';
+import { NODE_TOKEN, TestNode, eventually, startOnSchema } from './control-plane-harness.ts';
+
+const NODES = 16;
+
+describe('storing node answers', () => {
+  let schema: TestSchema;
+  let dataSource: DataSource;
+  let nodes: NodeService;
+
+  before(async () => {
+    schema = await createTestSchema('acks');
+    dataSource = await openDatabase({ url: schema.url, schema: schema.name, poolSize: 2, embedded: false });
+    nodes = new NodeService(dataSource);
+    for (let i = 0; i < NODES; i++) await nodes.connected({ nodeId: `n${i}`, softwareVersion: 'test', mcpUrl: '', appliedVersion: '' }, randomUUID());
+  });
+  after(async () => {
+    await dataSource?.destroy();
+    await schema?.drop();
+  });
+
+  const applied = async () => (await schema.query<{ id: string; applied_version: string | null }>(`SELECT id, applied_version FROM data_plane_nodes ORDER BY id`)).map((row) => row.applied_version);
+
+  it('stores the answers of a revision arriving one by one over a few ms in one write', async () => {
+    const writes: number[] = [];
+    const batcher = new AckBatcher({ recordAnswers: (answers) => (writes.push(answers.length), nodes.recordAnswers(answers)) });
+    const stored: Array<Promise<void>> = [];
+    // As sixteen nodes answer: one every ms or so, each after the previous write could have finished.
+    for (let i = 0; i < NODES; i++) {
+      stored.push(batcher.record(`n${i}`, '7', true, ''));
+      await sleep(1);
+    }
+    await Promise.all(stored);
+    assert.ok(NODES < ACK_WINDOW_MS, 'the answers arrive within the window');
+    assert.deepEqual(writes, [NODES], 'one write for the whole burst');
+    assert.deepEqual(await applied(), Array(NODES).fill('7'));
+  });
+
+  it('writes what waits in its window at once when flushed', async () => {
+    const batcher = new AckBatcher(nodes, 60_000);
+    const stored = batcher.record('n3', '8', true, '');
+    const started = performance.now();
+    await batcher.flush();
+    await stored;
+    assert.ok(performance.now() - started < 5_000, 'flush did not wait for the window');
+    const [row] = await schema.query<{ applied_version: string | null }>(`SELECT applied_version FROM data_plane_nodes WHERE id = 'n3'`);
+    assert.equal(row?.applied_version, '8');
+  });
+});
+
+describe('a node\'s stream while its ACK waits to be stored', () => {
+  let schema: TestSchema;
+
+  before(async () => {
+    schema = await createTestSchema('acks_stream');
+  });
+  after(async () => {
+    await schema?.drop();
+  });
+
+  it('relays the node\'s next message at once, and stores the ACK when the control plane stops', async () => {
+    // A window far longer than the test: the ACK is only stored by the flush at shutdown.
+    const plane = await startOnSchema(schema, { ackWindowMs: 60_000 });
+    const sender = new TestNode(plane.grpcAddress, NODE_TOKEN);
+    const receiver = new TestNode(plane.grpcAddress, NODE_TOKEN);
+    let version = '';
+    try {
+      receiver.hello('receiver', { nodeTag: 'rcv' });
+      await receiver.snapshot();
+      sender.hello('sender', { nodeTag: 'snd' });
+      version = (await sender.snapshot()).version;
+      sender.ack(version);
+      sender.send({ kind: { $case: 'relay', value: { toNodeTag: '', fromNodeId: '', fromNodeTag: '', keyId: 'k1', sessionId: 's1', kind: { $case: 'cancel', value: { requestIdJson: '1', reason: 'test' } } } } });
+      const relayed = await eventually('the relayed cancel', () => receiver.received.find((message) => message.kind?.$case === 'relay'), 5_000);
+      assert.equal(relayed.kind?.$case === 'relay' && relayed.kind.value.fromNodeId, 'sender');
+      const [row] = await schema.query<{ applied_version: string | null }>(`SELECT applied_version FROM data_plane_nodes WHERE id = 'sender'`);
+      assert.equal(row?.applied_version, null, 'the ACK still waits in its window');
+    } finally {
+      sender.close();
+      receiver.close();
+      await plane.close();
+    }
+    const [stored] = await schema.query<{ applied_version: string | null }>(`SELECT applied_version FROM data_plane_nodes WHERE id = 'sender'`);
+    assert.equal(stored?.applied_version, version, 'the ACK was stored when the control plane stopped');
+  });
+});
