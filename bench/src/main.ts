@@ -2,7 +2,7 @@ import { parseOptions, USAGE } from './options.ts';
 import { installCleanupHooks, killAllSync } from './processes.ts';
 import { renderReport } from './report/table.ts';
 import { checkTargets } from './report/targets.ts';
-import { DEFAULT_RESULTS_FILE, startContext, writeResults } from './report/json.ts';
+import { DEFAULT_RESULTS_FILE, runStealPercent, startContext, writeResults } from './report/json.ts';
 import { addRatios, type RoundTripRow, type RunResults } from './results.ts';
 import { LoadGenerator } from './load/run-load.ts';
 import { measureTarget, type MeasureTarget } from './scenarios/measure.ts';
@@ -170,6 +170,10 @@ async function main(): Promise<void> {
     await httpServer?.proc.stop().catch(() => {});
   }
 
+  const steal = runStealPercent(context);
+  if (steal !== undefined && steal >= 5) {
+    results.notes.push(`the hypervisor gave ${steal.toFixed(1)}% of this machine's CPU time to other guests during the run (steal time): every figure is slower than on a machine of its own, the direct and peer rows as much as Portcullis's`);
+  }
   results.rows = sortRows(results.rows);
   addRatios(results.rows);
   results.targets = checkTargets(results.rows, gatewayMissing, propagation);

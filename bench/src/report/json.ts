@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { gitCommit, machineInfo, type MachineInfo } from '../machine.ts';
+import { cpuTimes, gitCommit, machineInfo, stealPercent, type CpuTimes, type MachineInfo } from '../machine.ts';
 import { packageVersion } from '../packages.ts';
 import { REPO_ROOT } from '../processes.ts';
 import type { RunResults } from '../results.ts';
@@ -13,10 +13,12 @@ export interface RunContext {
   startedAt: Date;
   quick: boolean;
   machine: MachineInfo;
+  /** CPU times at the start, for the steal time over the run. */
+  cpuAtStart: CpuTimes | undefined;
 }
 
 export function startContext(quick: boolean): RunContext {
-  return { startedAt: new Date(), quick, machine: machineInfo() };
+  return { startedAt: new Date(), quick, machine: machineInfo(), cpuAtStart: cpuTimes() };
 }
 
 export function writeResults(file: string, context: RunContext, results: RunResults): void {
@@ -27,7 +29,7 @@ export function writeResults(file: string, context: RunContext, results: RunResu
     finishedAt: finished.toISOString(),
     durationMs: finished.getTime() - context.startedAt.getTime(),
     mode: context.quick ? 'quick' : 'full',
-    machine: { ...context.machine, loadAverage1mAtEnd: machineInfo().loadAverage1m },
+    machine: { ...context.machine, loadAverage1mAtEnd: machineInfo().loadAverage1m, stealPercent: runStealPercent(context) ?? null },
     node: process.version,
     git: gitCommit() ?? null,
     packages: Object.fromEntries(
@@ -37,4 +39,9 @@ export function writeResults(file: string, context: RunContext, results: RunResu
   };
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, JSON.stringify(document, null, 2) + '\n');
+}
+
+/** How much of the machine's CPU the hypervisor gave to other guests during the run (undefined off Linux). */
+export function runStealPercent(context: RunContext): number | undefined {
+  return stealPercent(context.cpuAtStart, cpuTimes());
 }
