@@ -33,15 +33,18 @@ describe('storing node answers', () => {
 
   it('stores the answers of a revision arriving one by one over a few ms in one write', async () => {
     const writes: number[] = [];
-    const batcher = new AckBatcher({ recordAnswers: (answers) => (writes.push(answers.length), nodes.recordAnswers(answers)) });
+    // A window wider than the default, so that a busy test machine still delivers the burst inside it.
+    const windowMs = 40 * ACK_WINDOW_MS;
+    const batcher = new AckBatcher({ recordAnswers: (answers) => (writes.push(answers.length), nodes.recordAnswers(answers)) }, windowMs);
     const stored: Array<Promise<void>> = [];
+    const started = performance.now();
     // As sixteen nodes answer: one every ms or so, each after the previous write could have finished.
     for (let i = 0; i < NODES; i++) {
       stored.push(batcher.record(`n${i}`, '7', true, ''));
       await sleep(1);
     }
+    assert.ok(performance.now() - started < windowMs, 'the answers arrived within the window');
     await Promise.all(stored);
-    assert.ok(NODES < ACK_WINDOW_MS, 'the answers arrive within the window');
     assert.deepEqual(writes, [NODES], 'one write for the whole burst');
     assert.deepEqual(await applied(), Array(NODES).fill('7'));
   });
