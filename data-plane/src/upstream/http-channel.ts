@@ -194,7 +194,9 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
   }
 
   private onEvent(event: string, data: string): void {
-    if (event !== '' && event !== 'message') return;
+    // An empty `data` is a priming event (SEP-1699), sent before every answer: nothing to parse (a
+    // thrown and caught JSON.parse('') was about 7% of the node's CPU on an HTTP upstream).
+    if ((event !== '' && event !== 'message') || data === '') return;
     let message: unknown;
     try {
       message = JSON.parse(data);
