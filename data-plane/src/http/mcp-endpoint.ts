@@ -68,9 +68,9 @@ function header(req: IncomingMessage, name: string): string | undefined {
 /**
  * `POST/GET/DELETE /mcp`: MCP Streamable HTTP for both protocol eras, as a chain of small steps
  * (ready → authenticate → negotiate the transport → parse → classify → session → dispatch), each of
- * which either answers the request or hands on what the next one needs.
+ * which either answers the request or hands on what the next one needs. The handler never rejects:
+ * a request that throws is answered 500 (or its connection cut) and logged.
  */
-/** The handler never rejects: a request that throws is answered 500 (or its connection cut) and logged. */
 export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const { getConfig, services, maxBodyBytes, logger, anonymousKeyId } = options;
   const { dispatcher, streams } = services;

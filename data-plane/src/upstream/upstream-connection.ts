@@ -258,7 +258,7 @@ export class UpstreamConnection {
       try {
         return await this.send(client, message, options, timeoutMs);
       } catch (error) {
-        const aborted = (options.cancellation ?? options.signal)?.aborted ?? false;
+        const aborted = relayCancellation(options)?.aborted ?? false;
         if (!retried && !aborted && isSessionExpired(error, hadSession)) {
           await this.reinitialize(client, error).catch(() => undefined);
           if (this.isSafeToRetry(message)) continue;
