@@ -4,6 +4,7 @@ import {
   CancelTaskResultSchema,
   CreateTaskResultSchema,
   ElicitRequestSchema,
+  type JSONRPCMessage,
   GetTaskResultSchema,
   ListTasksResultSchema,
   LoggingMessageNotificationSchema,
@@ -156,6 +157,44 @@ test('DN-SERVER-REQUEST: an upstream elicitation during a call is sent to the 20
     const declined = await sse.client.callTool({ name: 'everything__ask', arguments: {} });
     assert.deepEqual(declined.content, [{ type: 'text', text: 'hello {"action":"decline"}' }]);
     await sse.client.close();
+  });
+});
+
+/** The methods of the requests `transport` delivers to its client from now on. */
+function requestsSeen(transport: { onmessage?: ((message: JSONRPCMessage, extra?: never) => void) | undefined }): string[] {
+  const seen: string[] = [];
+  const deliver = transport.onmessage!;
+  transport.onmessage = (message, extra) => {
+    if ('method' in message && 'id' in message) seen.push(message.method);
+    deliver(message, extra);
+  };
+  return seen;
+}
+
+test('DN-SERVER-REQUEST-CAPABILITY: an agent that did not declare elicitation is never asked; the upstream hears -32601 (v1 Streamable HTTP, legacy SSE, v2 2026-07-28)', async () => {
+  await withServer([key], async (server) => {
+    const open: Array<{ close(): Promise<void> }> = [];
+    try {
+      const { client, transport } = await legacyAgent(server.url, key.secret, { capabilities: { sampling: {} } });
+      open.push(client);
+      const seen = requestsSeen(transport as never);
+      const result = await client.callTool({ name: 'everything__ask', arguments: {} });
+      assert.deepEqual(result.content, [{ type: 'text', text: 'agent said -32601' }]);
+      assert.deepEqual(seen, [], 'no elicitation/create reached the agent');
+
+      const sse = await sseAgent(server.url, key.secret, { capabilities: {} });
+      open.push(sse.client);
+      const sseSeen = requestsSeen(sse.transport as never);
+      assert.deepEqual((await sse.client.callTool({ name: 'everything__ask', arguments: {} })).content, [{ type: 'text', text: 'agent said -32601' }]);
+      assert.deepEqual(sseSeen, [], 'no elicitation/create reached the legacy SSE agent');
+
+      const modern = await modernAgent(server.url, key.secret, { capabilities: {} });
+      open.push(modern);
+      assert.deepEqual((await modern.callTool({ name: 'everything__ask', arguments: {} })).content, [{ type: 'text', text: 'agent said -32601' }]);
+    } finally {
+      // An SSE stream left open would hold the server's close.
+      await Promise.allSettled(open.map((c) => c.close()));
+    }
   });
 });
 

@@ -32,6 +32,8 @@ interface SseSession {
   readonly stream: AgentStream;
   readonly req: IncomingMessage;
   readonly inFlight: InFlightRequests;
+  /** What the agent declared at `initialize` (undefined before it): server-to-client requests are sent only for those. */
+  capabilities?: unknown;
 }
 
 const NOT_HERE =
@@ -172,13 +174,14 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
     }
     const request = message as unknown as RpcRequest;
     if (method === 'initialize') {
+      session.capabilities = isPlainObject(request.params) ? request.params['capabilities'] : undefined;
       const answer = services.dispatcher.initialize(request, auth.principal, auth.config.sessionKeys);
       session.stream.write(answer.body);
       return;
     }
     const abort = new RequestAbort(session.req, session.stream.res);
     const channel = new StreamChannel(session.stream, services);
-    const context: DispatchContext = { principal: auth.principal, era: 'legacy', cancellation: abort, sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, sessionId: session.token, channel };
+    const context: DispatchContext = { principal: auth.principal, era: 'legacy', cancellation: abort, sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, sessionId: session.token, agentCapabilities: session.capabilities, channel };
     const key = session.inFlight.register(session.token, id, abort);
     services.dispatcher
       .dispatch(request, context)

@@ -182,7 +182,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
         const resumable = { store: services.eventStore, holder: sessionId, priming: primes(opened.claims.protocolVersion), abort };
         const channel = new ResponseChannel(res, undefined, services.serverRequests.forSession({ sessionId, keyId: auth.principal.keyId }), prefersEventStream(req.headers.accept ?? ''), resumable);
         abort.keepRunningWhile(channel);
-        const context: DispatchContext = { principal: auth.principal, era: 'legacy', cancellation: abort, sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, sessionId, channel };
+        const context: DispatchContext = { principal: auth.principal, era: 'legacy', cancellation: abort, sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, sessionId, agentCapabilities: opened.claims.clientCapabilities, channel };
         const key = services.inFlight.register(sessionId, request.id, abort);
         try {
           channel.finish(await dispatcher.dispatch(request, context));

@@ -13,6 +13,7 @@ import type { CatalogKind, RelayOptions, RpcMessage, UpstreamRouter } from '../u
 import type { LogLevels, ResourceSubscriptions } from './agent-state.ts';
 import { InputExchange, InputExchanges, otherNodeRefusal, type InputExchangesOptions, type OtherNode } from './input-required.ts';
 import { decodeCursor, LIST_FIELD, type CatalogViews } from './catalog-views.ts';
+import { askingOnlyWhatWasDeclared } from './agent-capabilities.ts';
 import { errorBody, isPlainObject, resultBody, type RpcId, type RpcReply } from './json-rpc.ts';
 import {
   CLIENT_CAPABILITIES_META_KEY,
@@ -61,6 +62,8 @@ export interface DispatchContext {
   readonly sessionKeys: readonly SigningKey[];
   /** 2025 era: the session's id (resource subscriptions and log level live under it on this node). */
   readonly sessionId?: string;
+  /** 2025 era: the client capabilities the agent declared at `initialize`, when known (server-to-client requests are sent only for those). */
+  readonly agentCapabilities?: unknown;
   /** Absent where the transport cannot stream an answer (batches): related notifications are dropped there. */
   readonly channel?: RequestChannel;
   /** performance.now() when the HTTP request was taken up (for the gateway-overhead histogram). */
@@ -574,9 +577,11 @@ export class McpDispatcher {
    * the agent request waiting at that moment, progress under that request's token.
    */
   private exchangeRelayOptions(params: Record<string, unknown>, context: DispatchContext, upstream: string, exchange: InputExchange): RelayOptions {
+    const agentMeta = params['_meta'];
+    const capabilities = isPlainObject(agentMeta) ? agentMeta[CLIENT_CAPABILITIES_META_KEY] : undefined;
     const options: RelayOptions = {
       signal: exchange.signal,
-      onRequest: exchange.onRequest,
+      onRequest: askingOnlyWhatWasDeclared(capabilities, exchange.onRequest),
       returnInputRequired: true,
       onProgress: (progress) => {
         const channel = exchange.channel;
@@ -588,10 +593,8 @@ export class McpDispatcher {
         if (channel !== undefined) this.relatedNotification(notification, upstream, context, channel);
       },
     };
-    const agentMeta = params['_meta'];
     const meta = forwardableMeta(agentMeta);
     // A 2026-07-28 upstream asks only for input the agent can give: it sees the agent's client capabilities, not the gateway's.
-    const capabilities = isPlainObject(agentMeta) ? agentMeta[CLIENT_CAPABILITIES_META_KEY] : undefined;
     if (capabilities !== undefined && this.isModernUpstream(upstream)) options.meta = { ...meta, [CLIENT_CAPABILITIES_META_KEY]: capabilities };
     else if (meta !== undefined) options.meta = meta;
     return options;
@@ -618,7 +621,7 @@ export class McpDispatcher {
     if (channel === undefined) return options;
     if (meta?.['progressToken'] !== undefined) options.onProgress = (progress) => channel.notify('notifications/progress', progress);
     options.onNotification = (notification) => this.relatedNotification(notification, upstream, context, channel);
-    if (channel.canRequest) options.onRequest = (message) => channel.request(message, context.cancellation.signal());
+    if (channel.canRequest) options.onRequest = askingOnlyWhatWasDeclared(context.agentCapabilities, (message) => channel.request(message, context.cancellation.signal()));
     return options;
   }
 
