@@ -146,12 +146,12 @@ async function main(): Promise<void> {
 
     // Config propagation and snapshots start their own control planes (no upstreams), on each database.
     if (sections.has('propagation')) {
-      const { propagationDatabases: databases, propagationNodes: nodeCounts, propagationRounds: rounds, propagationKeys: keys } = options.profile;
-      const rows = await measurePropagation({ databases, postgresUrl: options.postgresUrl, nodeCounts, rounds, keys }, progress, note);
-      results.sections['config propagation (revoke mutation sent → every node refuses the key; each node its own process)'] = rows;
+      const { propagationDatabases: databases, propagationFleets: fleets, propagationRounds: rounds, propagationKeys: keys } = options.profile;
+      const rows = await measurePropagation({ databases, postgresUrl: options.postgresUrl, fleets, rounds, keys }, progress, note);
+      results.sections['config propagation (revoke mutation sent → every node refuses the key)'] = rows;
       propagation = rows;
       note(
-        'config propagation: a control plane of its own (no upstreams) per database and N `portcullis data-plane` processes; the bench holds a notification stream open per node with the key and takes the time the last node closes it ' +
+        'config propagation: a control plane of its own (no upstreams) per database and N data-plane nodes, each its own `portcullis data-plane` process, or (processes < nodes) several nodes to a process (bench/src/scenarios/node-group.ts; the issue allows it for N = 16); the bench holds a notification stream open per node with the key and takes the time the last node closes it ' +
           '(a node closes it in the turn it swaps in the configuration without the key; no polling), then checks every node answers 401; warm-up rounds excluded',
       );
     }

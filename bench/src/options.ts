@@ -1,6 +1,7 @@
 /** Command-line options and the request counts of a run (`--quick` cuts them for a run under a minute). */
 
 import type { DatabaseKind } from './scenarios/databases.ts';
+import type { PropagationFleet } from './scenarios/propagation.ts';
 
 export interface Profile {
   quick: boolean;
@@ -28,9 +29,9 @@ export interface Profile {
   maxWarmupMs: number;
   /** A row that has not finished after this long fails (a hung target). */
   rowTimeoutMs: number;
-  /** Config propagation: databases, node counts measured, revocations per count, keys configured. */
+  /** Config propagation: databases, fleets measured (nodes and the processes they run in), revocations per fleet, keys configured. */
   propagationDatabases: readonly DatabaseKind[];
-  propagationNodes: readonly number[];
+  propagationFleets: readonly PropagationFleet[];
   propagationRounds: number;
   propagationKeys: number;
   /** Snapshot build and apply: databases, key counts, repetitions of whole builds and of per-change ones. */
@@ -70,8 +71,10 @@ const FULL: Profile = {
   maxWarmupMs: 4_000,
   rowTimeoutMs: 60_000,
   propagationDatabases: ['embedded', 'postgres'],
-  propagationNodes: [1, 4, 16],
-  propagationRounds: 30,
+  // 16 nodes twice: each its own process, and four to a process (16 processes on 2 cores mostly measure the scheduler).
+  propagationFleets: [{ nodes: 1, processes: 1 }, { nodes: 4, processes: 4 }, { nodes: 16, processes: 16 }, { nodes: 16, processes: 4 }],
+  // Enough rounds that p99 is not simply the slowest one.
+  propagationRounds: 100,
   propagationKeys: 10_000,
   snapshotDatabases: ['embedded', 'postgres'],
   snapshotKeys: [1_000, 10_000, 100_000],
@@ -92,7 +95,7 @@ const QUICK: Profile = {
   maxWarmupMs: 300,
   rowTimeoutMs: 20_000,
   propagationDatabases: ['embedded'],
-  propagationNodes: [1, 4],
+  propagationFleets: [{ nodes: 1, processes: 1 }, { nodes: 4, processes: 4 }],
   propagationRounds: 5,
   propagationKeys: 1_000,
   snapshotDatabases: ['embedded'],

@@ -52,10 +52,10 @@ export function renderTable(rows: RoundTripRow[], leading: Column[] = []): strin
   return out.join('\n');
 }
 
-/** Rows of flat records as an aligned table, one column per field, numbers right-aligned. */
+/** Rows of flat records as an aligned table, one column per field, numbers right-aligned; lists (raw samples) are left to latest.json. */
 export function renderRecords(rows: readonly unknown[]): string {
   const records = rows.filter((row): row is Record<string, unknown> => row !== null && typeof row === 'object');
-  const titles = [...new Set(records.flatMap((record) => Object.keys(record)))];
+  const titles = [...new Set(records.flatMap((record) => Object.keys(record).filter((key) => !Array.isArray(record[key]))))];
   const cell = (value: unknown): string => {
     if (typeof value !== 'number') return value === undefined ? '' : String(value);
     if (Number.isInteger(value)) return String(value);

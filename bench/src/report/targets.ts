@@ -49,12 +49,17 @@ export function checkTargets(rows: RoundTripRow[], gatewayMissing: string | unde
     );
   }
   for (const database of ['embedded', 'postgres'] as const) {
-    const sixteen = propagation?.find((p) => p.nodes === 16 && p.database === database);
+    // The issue lets the 16 nodes share processes: the target is read on the fewest processes measured,
+    // and the row with each node its own process is shown beside it.
+    const sixteens = (propagation ?? []).filter((p) => p.nodes === 16 && p.database === database).sort((a, b) => a.processes - b.processes);
+    const sixteen = sixteens[0];
+    const ownProcesses = sixteens.find((p) => p.processes === 16);
     const enoughKeys = sixteen !== undefined && sixteen.keysConfigured >= 10_000;
     const missing = sixteen ? `only ${sixteen.keysConfigured} keys configured` : propagation === undefined ? 'not measured in this run' : `no 16-node row on the ${database} database in this run (--quick measures 1 and 4 nodes on the embedded one)`;
-    checks.push(
-      check(`key revocation reaching 16 nodes with 10,000 keys (${database === 'embedded' ? 'embedded PGlite' : 'real PostgreSQL'}): p99 < 25 ms`, 'ms', enoughKeys ? sixteen.p99Ms : undefined, (v) => v < 25, enoughKeys ? undefined : missing),
-    );
+    const where = sixteen === undefined ? '' : sixteen.processes === 16 ? ', each node its own process' : `, ${sixteen.nodes / sixteen.processes} nodes to a process`;
+    const target = check(`key revocation reaching 16 nodes with 10,000 keys (${database === 'embedded' ? 'embedded PGlite' : 'real PostgreSQL'}${where}): p99 < 25 ms`, 'ms', enoughKeys ? sixteen.p99Ms : undefined, (v) => v < 25, enoughKeys ? undefined : missing);
+    if (ownProcesses !== undefined && ownProcesses !== sixteen) target.reference = `each node its own process: p99 ${ownProcesses.p99Ms.toFixed(1)} ms`;
+    checks.push(target);
   }
   return checks;
 }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { CLI_MAIN } from '../targets/portcullis.ts';
 import { ManagedProcess, freePort } from '../processes.ts';
 import { percentile } from '../stats.ts';
@@ -23,7 +23,7 @@ export type { DatabaseKind } from './databases.ts';
 export interface PropagationRow {
   database: DatabaseKind;
   nodes: number;
-  /** Node processes (each node its own process). */
+  /** Node processes: each node its own, or several nodes to a process (node-group.ts). */
   processes: number;
   /** Keys configured besides the round's own (seeded through GraphQL; always there). */
   keysConfigured: number;
@@ -35,13 +35,21 @@ export interface PropagationRow {
   mutationP50Ms: number;
   /** When the first node refused the key (p50): the rest of p50Ms is the fan-out to the others. */
   firstNodeP50Ms: number;
+  /** Every round's figure, ascending (in latest.json, not in the table). */
+  samplesMs: number[];
+}
+
+/** N nodes, run in `processes` processes (equal: each node its own `portcullis data-plane`). */
+export interface PropagationFleet {
+  nodes: number;
+  processes: number;
 }
 
 export interface PropagationOptions {
   databases: readonly DatabaseKind[];
   /** `postgres://…` of the real server (a schema is created for the run and dropped after). */
   postgresUrl: string;
-  nodeCounts: readonly number[];
+  fleets: readonly PropagationFleet[];
   rounds: number;
   /** Virtual keys configured (created through GraphQL) before measuring. */
   keys: number;
@@ -118,32 +126,37 @@ async function createKeys(plane: ControlPlaneUnderTest, count: number, prefix: s
   return created;
 }
 
-async function startNodes(plane: ControlPlaneUnderTest, count: number): Promise<{ ports: number[]; stop: () => Promise<void> }> {
-  const nodes: ManagedProcess[] = [];
+const NODE_GROUP = resolve(import.meta.dirname, 'node-group.ts');
+
+/**
+ * Starts `count` nodes in `processes` processes: each node its own `portcullis data-plane` process
+ * when they are equal, else `count / processes` nodes to a process (node-group.ts).
+ */
+async function startNodes(plane: ControlPlaneUnderTest, count: number, processes: number): Promise<{ ports: number[]; stop: () => Promise<void> }> {
+  const procs: ManagedProcess[] = [];
   const ports: number[] = [];
   const stop = async () => {
-    await Promise.all(nodes.map((n) => n.stop(3_000)));
+    await Promise.all(procs.map((n) => n.stop(3_000)));
   };
+  const shared = ['--control-plane', plane.grpcAddress, '--node-token', plane.nodeToken, '--log-level', 'warn'];
+  const perProcess = Math.ceil(count / processes);
   try {
     // In waves: sixteen Node processes compiling TypeScript at once on two cores time each other out.
-    for (let first = 0; first < count; first += NODE_START_WAVE) {
-      const wave: ManagedProcess[] = [];
-      for (let i = first; i < Math.min(count, first + NODE_START_WAVE); i++) {
-        const port = await freePort();
-        ports.push(port);
-        const node = new ManagedProcess(`propagation node ${i}`, process.execPath, [
-          ...flagsFrom('PORTCULLIS_BENCH_NODE_FLAGS'),
-          '--import', 'tsx', CLI_MAIN, 'data-plane',
-          '--control-plane', plane.grpcAddress,
-          '--node-token', plane.nodeToken,
-          '--node-id', `bench-propagation-${i}`,
-          '--port', String(port),
-          '--log-level', 'warn',
-        ], { keepStdout: true });
-        nodes.push(node);
-        wave.push(node);
+    for (let first = 0; first < processes; first += NODE_START_WAVE) {
+      const wave: Array<{ proc: ManagedProcess; lastId: string }> = [];
+      for (let p = first; p < Math.min(processes, first + NODE_START_WAVE); p++) {
+        const nodes: Array<{ id: string; port: number }> = [];
+        for (let i = p * perProcess; i < Math.min(count, (p + 1) * perProcess); i++) nodes.push({ id: `bench-propagation-${i}`, port: await freePort() });
+        ports.push(...nodes.map((n) => n.port));
+        const args =
+          processes === count
+            ? ['--import', 'tsx', CLI_MAIN, 'data-plane', ...shared, '--node-id', nodes[0]!.id, '--port', String(nodes[0]!.port)]
+            : ['--import', 'tsx', NODE_GROUP, ...shared, ...nodes.flatMap((n) => ['--node', `${n.id}:${n.port}`])];
+        const proc = new ManagedProcess(`propagation node process ${p}`, process.execPath, [...flagsFrom('PORTCULLIS_BENCH_NODE_FLAGS'), ...args], { keepStdout: true });
+        procs.push(proc);
+        wave.push({ proc, lastId: nodes.at(-1)!.id });
       }
-      for (const node of wave) await node.waitForOutput(/MCP endpoint:/, 90_000);
+      for (const { proc, lastId } of wave) await proc.waitForOutput(new RegExp(`${lastId}\\n\\s+MCP endpoint:`), 90_000);
     }
     return { ports, stop };
   } catch (error) {
@@ -222,17 +235,17 @@ export async function measurePropagation(options: PropagationOptions, progress: 
       const seeded = performance.now();
       await createKeys(plane, options.keys, 'seed');
       progress(`config propagation (${database}): ${options.keys} keys created through GraphQL in ${((performance.now() - seeded) / 1000).toFixed(1)} s`);
-      for (const count of options.nodeCounts) {
-        progress(`config propagation (${database}): starting ${count} data-plane node process(es)…`);
+      for (const { nodes: count, processes } of options.fleets) {
+        progress(`config propagation (${database}): starting ${count} data-plane node(s) in ${processes} process(es)…`);
         let fleet: Awaited<ReturnType<typeof startNodes>>;
         try {
-          fleet = await startNodes(plane, count);
+          fleet = await startNodes(plane, count, processes);
         } catch (error) {
-          note(`config propagation (${database}) to ${count} nodes not measured: ${firstLine(error)}`);
+          note(`config propagation (${database}) to ${count} nodes in ${processes} process(es) not measured: ${firstLine(error)}`);
           continue;
         }
         try {
-          const keys = await createKeys(plane, WARMUP_ROUNDS + options.rounds, `revoke-${count}`);
+          const keys = await createKeys(plane, WARMUP_ROUNDS + options.rounds, `revoke-${count}-${processes}`);
           const samples: number[] = [];
           const mutations: number[] = [];
           const firsts: number[] = [];
@@ -247,7 +260,7 @@ export async function measurePropagation(options: PropagationOptions, progress: 
           const row: PropagationRow = {
             database,
             nodes: count,
-            processes: count,
+            processes,
             keysConfigured: options.keys,
             rounds: options.rounds,
             p50Ms: percentile(samples, 50),
@@ -255,11 +268,12 @@ export async function measurePropagation(options: PropagationOptions, progress: 
             maxMs: samples[samples.length - 1]!,
             mutationP50Ms: percentile(mutations, 50),
             firstNodeP50Ms: percentile(firsts, 50),
+            samplesMs: samples.map((ms) => Math.round(ms * 10) / 10),
           };
           rows.push(row);
-          progress(`config propagation (${database}) to ${count} node(s): p50 ${row.p50Ms.toFixed(1)} ms, p99 ${row.p99Ms.toFixed(1)} ms (first node p50 ${row.firstNodeP50Ms.toFixed(1)} ms; the mutation itself: p50 ${row.mutationP50Ms.toFixed(1)} ms)`);
+          progress(`config propagation (${database}) to ${count} node(s) in ${processes} process(es): p50 ${row.p50Ms.toFixed(1)} ms, p99 ${row.p99Ms.toFixed(1)} ms (first node p50 ${row.firstNodeP50Ms.toFixed(1)} ms; the mutation itself: p50 ${row.mutationP50Ms.toFixed(1)} ms)`);
         } catch (error) {
-          note(`config propagation (${database}) to ${count} nodes failed: ${firstLine(error)}`);
+          note(`config propagation (${database}) to ${count} nodes in ${processes} process(es) failed: ${firstLine(error)}`);
         } finally {
           await fleet.stop();
         }

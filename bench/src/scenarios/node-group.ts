@@ -1,0 +1,49 @@
+/**
+ * Several data-plane nodes in one process, for the config-propagation rows that share processes
+ * (the issue allows it for N = 16 when documented): each node is what `portcullis data-plane`
+ * starts (its own port, node id, config stream and HTTP server), only the event loop is shared.
+ *
+ *   tsx bench/src/scenarios/node-group.ts --control-plane host:port --node-token T --log-level warn --node <id>:<port> [--node <id>:<port> …]
+ *
+ * Prints `MCP endpoint: <url>` per node as each one listens, as the CLI does.
+ */
+import { createLogger } from '../../../common/src/index.ts';
+import { dataPlaneOptionTable } from '../../../cli/src/commands/data-plane.ts';
+import { dataPlaneOptions } from '../../../cli/src/commands/settings.ts';
+import { readOptions } from '../../../cli/src/options.ts';
+import { startDataPlane, type DataPlane } from '../../../data-plane/src/index.ts';
+
+function parse(argv: readonly string[]): { shared: string[]; nodes: Array<{ id: string; port: string }> } {
+  const shared: string[] = [];
+  const nodes: Array<{ id: string; port: string }> = [];
+  for (let i = 0; i < argv.length; i += 2) {
+    const flag = argv[i]!;
+    const value = argv[i + 1];
+    if (value === undefined) throw new Error(`${flag} needs a value`);
+    if (flag !== '--node') {
+      shared.push(flag, value);
+      continue;
+    }
+    const [id, port] = value.split(':');
+    if (!id || !port) throw new Error(`--node ${value}: expected <id>:<port>`);
+    nodes.push({ id, port });
+  }
+  if (nodes.length === 0) throw new Error('at least one --node <id>:<port> is required');
+  return { shared, nodes };
+}
+
+const { shared, nodes } = parse(process.argv.slice(2));
+const running: DataPlane[] = [];
+for (const node of nodes) {
+  const options = readOptions(dataPlaneOptionTable, [...shared, '--node-id', node.id, '--port', node.port], {});
+  const logger = createLogger({ level: options.logLevel });
+  const started = await startDataPlane(dataPlaneOptions(options, { controlPlaneAddress: options.controlPlane, nodeToken: options.nodeToken }, logger));
+  running.push(started);
+  process.stdout.write(`Portcullis data plane ${started.nodeId}\n  MCP endpoint: ${started.mcpUrl}\n`);
+}
+
+const stop = () => {
+  void Promise.allSettled(running.map((node) => node.close())).then(() => process.exit(0));
+};
+process.once('SIGTERM', stop);
+process.once('SIGINT', stop);
