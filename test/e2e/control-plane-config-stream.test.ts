@@ -181,6 +181,14 @@ describe('config stream (gRPC)', () => {
       const pushed = await node.snapshot((s) => s.upstreams.some((u) => u.id === upstream.id), 2000);
       assert.ok(BigInt(pushed.version) > BigInt(first.version));
       assert.ok(performance.now() - started < 1000);
+      // A revocation is one statement that announces itself: the other replica hears it too.
+      const key = (await gqlOk(plane, CREATE_KEY, { input: { name: 'replicated-key', allowedTools: ['replicated__*'] } })).createVirtualKey;
+      const withKey = await node.snapshot((s) => s.virtualKeys.some((k) => k.id === key.key.id), 2000);
+      const revoked = (await gqlOk(plane, 'mutation ($id: ID!) { revokeVirtualKey(id: $id) { id revoked } }', { id: key.key.id })).revokeVirtualKey;
+      assert.deepEqual(revoked, { id: key.key.id, revoked: true });
+      const without = await node.snapshot((s) => BigInt(s.version) > BigInt(withKey.version), 2000);
+      assert.ok(!without.virtualKeys.some((k) => k.id === key.key.id), 'the next revision is without the key');
+      assert.equal(BigInt(without.version), BigInt(withKey.version) + 1n, `the revocation bumped the revision once: ${node.snapshots.map((s) => s.version).join(',')}`);
     } finally {
       await other.close();
     }

@@ -43,6 +43,12 @@ export interface KnownChange {
 export interface ConfigChangeBus extends RelayBus {
   /** Inside the committing transaction: announce to other replicas (delivered only on commit). */
   announce(manager: EntityManager, version: string): Promise<void>;
+  /**
+   * The same announcement as an SQL expression over `versionSql` (a text expression), for a change
+   * made in one statement; its parameters are numbered from `$firstParam`. Undefined when there is
+   * nobody to tell (the embedded database has no other replicas).
+   */
+  announcementSql(versionSql: string, firstParam: number): { sql: string; params: unknown[] } | undefined;
   /** After the commit: tell this process at once (with what changed, when that is known exactly). */
   committed(version: string, change?: KnownChange): void;
   onChange(listener: (version: string | undefined, change?: KnownChange) => void): () => void;
@@ -71,6 +77,10 @@ abstract class EmitterBus {
 /** For the embedded database (one process owns it; NOTIFY does not cross its connections). */
 export class InProcessChangeBus extends EmitterBus implements ConfigChangeBus {
   async announce(): Promise<void> {}
+
+  announcementSql(): undefined {
+    return undefined;
+  }
 
   /** One process owns the embedded database: there are no other replicas. */
   async publishRelay(): Promise<boolean> {
@@ -108,6 +118,11 @@ export class PgNotifyChangeBus extends EmitterBus implements ConfigChangeBus {
 
   async announce(manager: EntityManager, version: string): Promise<void> {
     await manager.query(`SELECT pg_notify($1, $2)`, [CONFIG_CHANNEL, JSON.stringify({ schema: this.options.schema, version })]);
+  }
+
+  announcementSql(versionSql: string, firstParam: number): { sql: string; params: unknown[] } {
+    // The payload the listener parses: {"schema": …, "version": "…"}.
+    return { sql: `pg_notify($${firstParam}, json_build_object('schema', $${firstParam + 1}::text, 'version', ${versionSql})::text)`, params: [CONFIG_CHANNEL, this.options.schema] };
   }
 
   async publishRelay(payload: string): Promise<boolean> {

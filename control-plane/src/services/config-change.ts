@@ -49,3 +49,30 @@ export async function withConfigChange<T>(
   if (committed !== undefined) store.changes.committed(committed.version, committed.known);
   return result;
 }
+
+/**
+ * A config change made by one data-modifying statement, committed on its own (a single statement is
+ * atomic: no BEGIN/COMMIT round trips, and the revision is bumped and announced in the same
+ * statement, so the whole change costs one round trip before every node is told). `changeCte` is a
+ * data-modifying statement whose RETURNING rows are the change (it may use `$1…$n` from `params`);
+ * no rows: nothing changed, nothing bumped. Resolves with those rows, each with the new `version`
+ * (the revision bumped once, whatever the number of rows), and tells this process after the commit.
+ */
+export async function singleStatementChange(
+  store: ConfigStore,
+  changeCte: string,
+  params: readonly unknown[],
+  known: (rows: readonly Record<string, unknown>[]) => KnownChange | undefined,
+): Promise<Array<Record<string, unknown>>> {
+  const announcement = store.changes.announcementSql('b.version::text', params.length + 1);
+  const rows: Array<Record<string, unknown>> = await store.dataSource.query(
+    `WITH changed AS (${changeCte}),
+          bumped AS (UPDATE config_revision SET version = version + 1 WHERE id = 1 AND EXISTS (SELECT 1 FROM changed) RETURNING version)
+     SELECT c.*, b.version::text AS version${announcement ? `, ${announcement.sql} AS announced` : ''}
+     FROM changed c CROSS JOIN bumped b`,
+    [...params, ...(announcement?.params ?? [])],
+  );
+  const version = rows[0]?.['version'];
+  if (typeof version === 'string') store.changes.committed(version, known(rows));
+  return rows;
+}
