@@ -5,7 +5,7 @@ import { checkTargets } from './report/targets.ts';
 import { DEFAULT_RESULTS_FILE, runStealPercent, startContext, writeResults } from './report/json.ts';
 import { addRatios, type RoundTripRow, type RunResults } from './results.ts';
 import { LoadGenerator } from './load/run-load.ts';
-import { measureTarget, type MeasureTarget } from './scenarios/measure.ts';
+import { measureInTurns, measureTarget, type MeasureTarget } from './scenarios/measure.ts';
 import { TOOL_COUNTS, directToolsListTargets, gatewayToolsListTargets, seedKeys } from './scenarios/tools-list.ts';
 import { FLOOR_PROXY_NOTE, startFloorProxy } from './targets/floor-proxy.ts';
 import { PEERS, PEERS_FRONTING_HTTP_NOTE } from './targets/peers.ts';
@@ -88,32 +88,42 @@ async function main(): Promise<void> {
 
       // Streamable HTTP upstream: server-everything stays up, since the gateway's HTTP rows call it too.
       httpServer = await startEverythingHttp();
-      if (sections.has('calls')) {
-        await measure({ upstream: 'http', path: 'direct', load: { transport: 'http', url: httpServer.url, headers: {} }, operation: ECHO, pid: httpServer.proc.pid });
-        results.notes.push(PEERS_FRONTING_HTTP_NOTE);
-        const floor = await startFloorProxy(httpServer.url);
-        try {
-          await measure({ upstream: 'http', path: 'floor-proxy', load: { transport: 'http', url: floor.url, headers: {} }, operation: ECHO, pid: floor.proc.pid });
-          results.notes.push(FLOOR_PROXY_NOTE);
-        } finally {
-          await floor.proc.stop();
+      const floor = sections.has('calls') ? await startFloorProxy(httpServer.url) : undefined;
+      try {
+        // Portcullis: the same drivers against one data-plane node with a key, allow-list, audit and metrics.
+        if (options.skipGateway) {
+          gatewayMissing = 'skipped (--no-gateway)';
+        } else {
+          try {
+            progress('starting portcullis (control plane + one data-plane node)…');
+            gateway = await startPortcullis(httpServer.url);
+            results.notes.push('portcullis: `portcullis control-plane` (embedded Postgres) and one `portcullis data-plane` node, separate processes; cpu/call is the node\'s');
+          } catch (error) {
+            if (!(error instanceof GatewayUnavailable)) throw error;
+            gatewayMissing = error.message;
+            progress(`gateway not available: ${error.message}`);
+          }
         }
-      }
-
-      // Portcullis: the same drivers against one data-plane node with a key, allow-list, audit and metrics.
-      if (options.skipGateway) {
-        gatewayMissing = 'skipped (--no-gateway)';
-      } else {
-        try {
-          progress('starting portcullis (control plane + one data-plane node)…');
-          gateway = await startPortcullis(httpServer.url);
-          results.notes.push('portcullis: `portcullis control-plane` (embedded Postgres) and one `portcullis data-plane` node, separate processes; cpu/call is the node\'s');
-          if (sections.has('calls')) for (const target of portcullisTargets(gateway.gateway)) await measure(target);
-        } catch (error) {
-          if (!(error instanceof GatewayUnavailable)) throw error;
-          gatewayMissing = error.message;
-          progress(`gateway not available: ${error.message}`);
+        if (sections.has('calls') && floor) {
+          const gatewayTargets = gateway && !gatewayMissing ? portcullisTargets(gateway.gateway) : [];
+          const http: MeasureTarget[] = [
+            { upstream: 'http', path: 'direct', load: { transport: 'http', url: httpServer.url, headers: {} }, operation: ECHO, pid: httpServer.proc.pid },
+            { upstream: 'http', path: 'floor-proxy', load: { transport: 'http', url: floor.url, headers: {} }, operation: ECHO, pid: floor.proc.pid },
+            ...gatewayTargets.filter((t) => t.upstream === 'http'),
+          ];
+          const passes = options.profile.passes;
+          progress(`tools/call: http upstream via ${http.map((t) => t.path).join(', ')}, taking turns (${passes} pass${passes === 1 ? '' : 'es'}):`);
+          results.rows.push(...(await measureInTurns(load, http, options.profile, progress, options.profile.passes)));
+          results.notes.push(PEERS_FRONTING_HTTP_NOTE, FLOOR_PROXY_NOTE);
+          results.notes.push(
+            passes === 1
+              ? 'Streamable HTTP rows: the paths take turns for each driver and concurrency (direct, floor proxy, portcullis), so that their rows are measured close together'
+              : `Streamable HTTP rows: each row's calls in ${passes} passes, the paths taking turns (direct, floor proxy, portcullis, direct, …) so that a slow spell of the machine falls on all of them; a row is its passes merged (latencies pooled, calls, time and CPU summed, probe figures weighted by calls)`,
+          );
+          for (const target of gatewayTargets.filter((t) => t.upstream !== 'http')) await measure(target);
         }
+      } finally {
+        await floor?.proc.stop();
       }
       if (gatewayMissing) results.notes.push(`gateway not available: ${gatewayMissing} (no Portcullis rows)`);
 

@@ -24,6 +24,8 @@ export interface Probe {
 export interface Measurement {
   job: LoadJob;
   latency: LatencySummary;
+  /** Every measured call's latency, in completion order (for merging passes). */
+  latenciesMs: Float64Array;
   calls: number;
   /** The time cap stopped the measured phase before the job's call count. */
   truncated: boolean;
@@ -104,9 +106,11 @@ export class LoadGenerator {
         },
       );
       const { result, cpu } = outcome;
+      const latenciesMs = Float64Array.from(result.latenciesMs);
       const measurement: Measurement = {
         job,
-        latency: summarize(Float64Array.from(result.latenciesMs)),
+        latency: summarize(latenciesMs),
+        latenciesMs,
         calls: result.calls,
         truncated: result.truncated,
         errors: result.errors,
@@ -130,4 +134,50 @@ export class LoadGenerator {
       if (onExit) proc.child.off('exit', onExit);
     }
   }
+}
+
+/**
+ * Several measurements of one row (passes taken in turns with other targets) as one: latencies
+ * pooled, calls, time and CPU summed, probe figures averaged weighted by calls (exact for means; for
+ * a probe's percentiles, the weighted mean of each pass's).
+ */
+export function mergeMeasurements(parts: readonly Measurement[]): Measurement {
+  const [first] = parts;
+  if (first === undefined) throw new Error('nothing to merge');
+  if (parts.length === 1) return first;
+  const calls = parts.reduce((sum, m) => sum + m.calls, 0);
+  const wallMs = parts.reduce((sum, m) => sum + m.wallMs, 0);
+  const latenciesMs = new Float64Array(parts.reduce((sum, m) => sum + m.latenciesMs.length, 0));
+  let offset = 0;
+  for (const m of parts) {
+    latenciesMs.set(m.latenciesMs, offset);
+    offset += m.latenciesMs.length;
+  }
+  const perCall = (pick: (m: Measurement) => number | undefined): number | undefined =>
+    parts.every((m) => pick(m) !== undefined) ? parts.reduce((sum, m) => sum + pick(m)! * m.calls, 0) / calls : undefined;
+  const probes: Record<string, number | string> = {};
+  for (const name of new Set(parts.flatMap((m) => Object.keys(m.probes)))) {
+    const values = parts.map((m) => m.probes[name]);
+    probes[name] = values.every((v) => typeof v === 'number') ? parts.reduce((sum, m, i) => sum + (values[i] as number) * m.calls, 0) / calls : String(values.find((v) => typeof v === 'string') ?? '');
+  }
+  const merged: Measurement = {
+    job: { ...first.job, calls: parts.reduce((sum, m) => sum + m.job.calls, 0) },
+    latency: summarize(latenciesMs),
+    latenciesMs,
+    calls,
+    truncated: parts.some((m) => m.truncated),
+    errors: parts.reduce((sum, m) => sum + m.errors, 0),
+    wallMs,
+    callsPerSec: (calls / wallMs) * 1000,
+    clientCpuPerCallMs: perCall((m) => m.clientCpuPerCallMs)!,
+    probes,
+  };
+  const firstError = parts.find((m) => m.firstError !== undefined)?.firstError;
+  if (firstError !== undefined) merged.firstError = firstError;
+  if (first.protocolVersion !== undefined) merged.protocolVersion = first.protocolVersion;
+  const cpu = perCall((m) => m.cpuPerCallMs);
+  if (cpu !== undefined) merged.cpuPerCallMs = cpu;
+  const children = perCall((m) => m.childrenCpuPerCallMs);
+  if (children !== undefined) merged.childrenCpuPerCallMs = children;
+  return merged;
 }
