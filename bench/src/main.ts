@@ -106,6 +106,9 @@ async function main(): Promise<void> {
         }
         if (sections.has('calls') && floor) {
           const gatewayTargets = gateway && !gatewayMissing ? portcullisTargets(gateway.gateway) : [];
+          // The stdio rows first: a freshly started node is not in its steady state (its CPU per call
+          // falls over its first tens of thousands of calls), and the HTTP rows are read as ratios.
+          for (const target of gatewayTargets.filter((t) => t.upstream !== 'http')) await measure(target);
           const http: MeasureTarget[] = [
             { upstream: 'http', path: 'direct', load: { transport: 'http', url: httpServer.url, headers: {} }, operation: ECHO, pid: httpServer.proc.pid },
             { upstream: 'http', path: 'floor-proxy', load: { transport: 'http', url: floor.url, headers: {} }, operation: ECHO, pid: floor.proc.pid },
@@ -120,7 +123,6 @@ async function main(): Promise<void> {
               ? 'Streamable HTTP rows: the paths take turns for each driver and concurrency (direct, floor proxy, portcullis), so that their rows are measured close together'
               : `Streamable HTTP rows: each row's calls in ${passes} passes, the paths taking turns (direct, floor proxy, portcullis, direct, …) so that a slow spell of the machine falls on all of them; a row is its passes merged (latencies pooled, calls, time and CPU summed, probe figures weighted by calls)`,
           );
-          for (const target of gatewayTargets.filter((t) => t.upstream !== 'http')) await measure(target);
         }
       } finally {
         await floor?.proc.stop();
