@@ -5,7 +5,7 @@ import { checkTargets } from './report/targets.ts';
 import { DEFAULT_RESULTS_FILE, runStealPercent, startContext, writeResults } from './report/json.ts';
 import { addRatios, type RoundTripRow, type RunResults } from './results.ts';
 import { LoadGenerator } from './load/run-load.ts';
-import { measureInTurns, measureTarget, type MeasureTarget } from './scenarios/measure.ts';
+import { measureInTurns, measureTarget, warmUpGateway, type MeasureTarget } from './scenarios/measure.ts';
 import { TOOL_COUNTS, directToolsListTargets, gatewayToolsListTargets, seedKeys } from './scenarios/tools-list.ts';
 import { FLOOR_PROXY_NOTE, startFloorProxy } from './targets/floor-proxy.ts';
 import { PEERS, PEERS_FRONTING_HTTP_NOTE } from './targets/peers.ts';
@@ -108,6 +108,7 @@ async function main(): Promise<void> {
           const gatewayTargets = gateway && !gatewayMissing ? portcullisTargets(gateway.gateway) : [];
           // The stdio rows first: a freshly started node is not in its steady state (its CPU per call
           // falls over its first tens of thousands of calls), and the HTTP rows are read as ratios.
+          await warmUpGateway(load, gatewayTargets, options.profile, progress);
           for (const target of gatewayTargets.filter((t) => t.upstream !== 'http')) await measure(target);
           const http: MeasureTarget[] = [
             { upstream: 'http', path: 'direct', load: { transport: 'http', url: httpServer.url, headers: {} }, operation: ECHO, pid: httpServer.proc.pid },

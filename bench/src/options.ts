@@ -18,6 +18,8 @@ export interface Profile {
    */
   minWarmupMs: { c1: number; c32: number };
   concurrencies: readonly number[];
+  /** Unmeasured lean c=32 load on each gateway target after the gateway starts, before its first row. */
+  gatewayWarmupMs: number;
   /** Streamable HTTP rows (direct, floor proxy, gateway) are measured in this many passes taken in turns. */
   passes: number;
   /** tools/list requests per row (c=1 only). */
@@ -66,6 +68,7 @@ const FULL: Profile = {
   warmup: { c1: 200, c32: 1_000 },
   minWarmupMs: { c1: 1_000, c32: 3_000 },
   concurrencies: [1, 32],
+  gatewayWarmupMs: 4_000,
   passes: 2,
   listCalls: { lean: 1_000, sdk: 400 },
   seedKeys: 10_000,
@@ -91,6 +94,7 @@ const QUICK: Profile = {
   warmup: { c1: 50, c32: 200 },
   minWarmupMs: { c1: 0, c32: 0 },
   concurrencies: [1, 32],
+  gatewayWarmupMs: 0,
   passes: 1,
   listCalls: { lean: 150, sdk: 60 },
   seedKeys: 0,

@@ -138,3 +138,19 @@ function rowOf(target: MeasureTarget, driver: 'sdk' | 'lean', concurrency: numbe
   progress(`  ${label}: p50 ${m.latency.p50Ms.toFixed(3)} ms, ${Math.round(m.callsPerSec)} calls/s, ${m.calls} calls${passes}${m.truncated ? ' (time cap)' : ''}${m.errors ? `, ${m.errors} errors (${m.firstError})` : ''}`);
   return row;
 }
+
+/**
+ * Unmeasured load on a freshly started gateway before its first row: its CPU per call keeps falling
+ * over its first tens of thousands of calls (JIT tiers), far longer than a row's warm-up, whereas the
+ * direct servers have served rows before theirs. Lean c=32 on each target for `profile.gatewayWarmupMs`.
+ */
+export async function warmUpGateway(load: LoadGenerator, targets: readonly MeasureTarget[], profile: Profile, progress: Progress): Promise<void> {
+  if (profile.gatewayWarmupMs <= 0) return;
+  progress(`warming the gateway up (${targets.length} × ${profile.gatewayWarmupMs} ms of lean c=32 calls, not measured)…`);
+  for (const target of targets) {
+    await load.run(
+      { driver: 'lean', target: target.load, operation: target.operation, concurrency: 32, warmupCalls: 1_000, minWarmupMs: profile.gatewayWarmupMs, maxWarmupMs: profile.gatewayWarmupMs, calls: 1, maxMeasureMs: 1_000, protocolVersion: LATEST_PROTOCOL_VERSION },
+      { timeoutMs: profile.rowTimeoutMs },
+    );
+  }
+}
