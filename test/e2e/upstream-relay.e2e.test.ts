@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PortcullisError } from '../../common/src/index.ts';
+import { signalCancellation } from '../../data-plane/src/upstream/cancellation.ts';
 import { UpstreamErrorCode } from '../../data-plane/src/upstream/upstream-errors.ts';
 import type { CatalogKind, RpcMessage } from '../../data-plane/src/upstream/upstream-router.ts';
 import type { RunningProcess } from '../support/processes.ts';
@@ -74,7 +75,7 @@ describe('upstream relay: progress, cancellation, server requests, notifications
     const h = pool([httpUpstream('cancel', server.url)]);
     await h.waitForState('cancel', READY);
     const abort = new AbortController();
-    const call = h.pool.request('cancel', { method: 'tools/call', params: { name: 'slow', arguments: { steps: 200 } } }, { signal: abort.signal });
+    const call = h.pool.request('cancel', { method: 'tools/call', params: { name: 'slow', arguments: { steps: 200 } } }, { cancellation: signalCancellation(abort.signal) });
     setTimeout(() => abort.abort(), 100);
     await assert.rejects(call, (e: PortcullisError) => e.code === UpstreamErrorCode.CANCELLED && /"cancel"/.test(e.message));
     await until('the upstream saw the cancellation', () => server.state.cancelled === 1, 3_000);

@@ -4,11 +4,14 @@ import { NAME_SEPARATOR } from '../../data-plane/src/policy/allow-list.ts';
 import { UpstreamRpcError, type CallToolOptions, type ExposedTool } from '../../data-plane/src/upstream/tool-router.ts';
 import { relaySignal, type CatalogEntry, type CatalogKind, type RelayOptions, type RpcMessage, type UpstreamInfo, type UpstreamRouter } from '../../data-plane/src/upstream/upstream-router.ts';
 
+/** The relay options as a fake upstream's handlers see them: the call's cancellation also as an AbortSignal, as a real upstream's SDK hands it on. */
+export type HandlerOptions = RelayOptions & { readonly signal?: AbortSignal };
+
 /** What a fake tool does when called: returns a CallToolResult, or throws (UpstreamRpcError, PortcullisError…). */
-export type MemoryToolHandler = (args: Record<string, unknown> | undefined, options: RelayOptions) => Promise<Record<string, unknown>> | Record<string, unknown>;
+export type MemoryToolHandler = (args: Record<string, unknown> | undefined, options: HandlerOptions) => Promise<Record<string, unknown>> | Record<string, unknown>;
 
 /** What a fake upstream answers to one relayed request (params as the upstream sees them). */
-export type MemoryRequestHandler = (params: Record<string, unknown>, options: RelayOptions) => Promise<Record<string, unknown>> | Record<string, unknown>;
+export type MemoryRequestHandler = (params: Record<string, unknown>, options: HandlerOptions) => Promise<Record<string, unknown>> | Record<string, unknown>;
 
 export interface MemoryTool {
   readonly upstream: string;
@@ -49,13 +52,13 @@ export interface MemoryTemplate {
 export interface RecordedCall {
   readonly exposedName: string;
   readonly args: Record<string, unknown> | undefined;
-  readonly options: CallToolOptions & RelayOptions;
+  readonly options: CallToolOptions & HandlerOptions;
 }
 
 export interface RecordedRequest {
   readonly upstream: string;
   readonly message: RpcMessage;
-  readonly options: RelayOptions;
+  readonly options: HandlerOptions;
 }
 
 /** An echo of the `text` argument, like server-everything's `echo`. */
@@ -176,7 +179,7 @@ export class MemoryToolRouter implements UpstreamRouter {
   async request(upstreamName: string, message: RpcMessage, given: RelayOptions = {}): Promise<Record<string, unknown>> {
     // As a real upstream would: the call's cancellation as the AbortSignal its handlers listen to.
     const signal = relaySignal(given);
-    const options: RelayOptions = signal === undefined ? given : { ...given, signal };
+    const options: HandlerOptions = signal === undefined ? given : { ...given, signal };
     this.requests.push({ upstream: upstreamName, message, options });
     const params = message.params ?? {};
     if (message.method === 'tools/call') {

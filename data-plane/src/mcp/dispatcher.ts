@@ -8,7 +8,7 @@ import type { AllowList } from '../policy/allow-list.ts';
 import { checkParamHeaders, paramHeaderDeclarations, type ParamHeaderMismatch } from './param-headers.ts';
 import type { Principal } from '../policy/principal.ts';
 import { UpstreamRpcError } from '../upstream/tool-router.ts';
-import type { Cancellation } from '../upstream/cancellation.ts';
+import { signalCancellation, type Cancellation } from '../upstream/cancellation.ts';
 import type { CatalogKind, RelayOptions, RpcMessage, UpstreamRouter } from '../upstream/upstream-router.ts';
 import type { LogLevels, ResourceSubscriptions } from './agent-state.ts';
 import { InputExchange, InputExchanges, otherNodeRefusal, type InputExchangesOptions, type OtherNode } from './input-required.ts';
@@ -580,7 +580,7 @@ export class McpDispatcher {
     const agentMeta = params['_meta'];
     const capabilities = isPlainObject(agentMeta) ? agentMeta[CLIENT_CAPABILITIES_META_KEY] : undefined;
     const options: RelayOptions = {
-      signal: exchange.signal,
+      cancellation: signalCancellation(exchange.signal),
       onRequest: askingOnlyWhatWasDeclared(capabilities, exchange.onRequest),
       returnInputRequired: true,
       onProgress: (progress) => {

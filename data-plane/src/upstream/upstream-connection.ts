@@ -12,7 +12,7 @@ import { ProgressTap, type ProgressRoute } from './progress-tap.ts';
 import { StdioPipeTransport } from './stdio-transport.ts';
 import { UpstreamRpcError } from './tool-router.ts';
 import { RpcCode, UpstreamErrorCode, classifyFailure, describeFailure, isSessionExpired, relayError } from './upstream-errors.ts';
-import { relayCancellation, relaySignal, type CatalogKind, type RelayOptions, type RpcMessage } from './upstream-router.ts';
+import { relaySignal, type CatalogKind, type RelayOptions, type RpcMessage } from './upstream-router.ts';
 import { UpstreamSubscriptions, isModernConnection } from './upstream-subscriptions.ts';
 import { effectiveSettings, type UpstreamDefaults, type UpstreamSettings } from './upstream-settings.ts';
 
@@ -258,7 +258,7 @@ export class UpstreamConnection {
       try {
         return await this.send(client, message, options, timeoutMs);
       } catch (error) {
-        const aborted = relayCancellation(options)?.aborted ?? false;
+        const aborted = options.cancellation?.aborted ?? false;
         if (!retried && !aborted && isSessionExpired(error, hadSession)) {
           await this.reinitialize(client, error).catch(() => undefined);
           if (this.isSafeToRetry(message)) continue;
@@ -313,7 +313,7 @@ export class UpstreamConnection {
       const lean = this.leanRelays.get(client);
       if (lean?.carries(message.method)) {
         try {
-          return await lean.request(message.method, params, { cancellation: relayCancellation(options), timeoutMs, onProgress: onprogress, inContext: (deliver) => currentCall.run(call, deliver) });
+          return await lean.request(message.method, params, { cancellation: options.cancellation, timeoutMs, onProgress: onprogress, inContext: (deliver) => currentCall.run(call, deliver) });
         } catch (error) {
           if (!(error instanceof RedirectedError)) throw error;
           // The upstream redirects its endpoint: its requests go through the SDK's transport, which follows redirects.

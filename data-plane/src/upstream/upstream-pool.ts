@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { PortcullisError, type Logger } from '../../../common/src/index.ts';
 import { UpstreamState, type UpstreamConfig, type UpstreamReport } from '../../../proto/gen/portcullis/v1/config.ts';
+import { signalCancellation } from './cancellation.ts';
 import { UpstreamRpcError, type CallToolOptions, type ExposedTool } from './tool-router.ts';
 import { mergeCatalogs, routeResource, toolHash, type CatalogSource, type MergedCatalog } from './upstream-catalog.ts';
 import { promptSummary, resourceSummary, resourceTemplateSummary, summarize } from './catalog-summary.ts';
@@ -126,7 +127,7 @@ export class UpstreamPool implements UpstreamRouter {
   callTool(tool: ExposedTool, args: Record<string, unknown> | undefined, options: CallToolOptions = {}): Promise<Record<string, unknown>> {
     const params: Record<string, unknown> = { name: tool.toolName };
     if (args !== undefined) params['arguments'] = args;
-    return this.request(tool.upstreamName, { method: 'tools/call', params }, { signal: options.signal, meta: options.meta });
+    return this.request(tool.upstreamName, { method: 'tools/call', params }, { ...(options.signal === undefined ? {} : { cancellation: signalCancellation(options.signal) }), meta: options.meta });
   }
 
   onToolsChanged(listener: () => void): () => void {

@@ -1,4 +1,4 @@
-import { signalCancellation, type Cancellation } from './cancellation.ts';
+import type { Cancellation } from './cancellation.ts';
 import type { ToolRouter } from './tool-router.ts';
 
 /**
@@ -32,9 +32,7 @@ export interface RpcMessage {
 }
 
 export interface RelayOptions {
-  /** Aborting sends `notifications/cancelled` upstream and rejects. */
-  signal?: AbortSignal;
-  /** The same as `signal`, which it takes precedence over, without an AbortSignal made for paths that need none. */
+  /** Aborting sends `notifications/cancelled` upstream and rejects (`signalCancellation` wraps an AbortSignal). */
   cancellation?: Cancellation;
   /**
    * Who is asking (a 2025-era agent's session id): over stdio and SSE, where the protocol does not
@@ -103,12 +101,7 @@ export interface UpstreamRouter extends ToolRouter {
   onUpstreamNotification(listener: (upstreamName: string, notification: RpcMessage) => void): () => void;
 }
 
-/** The call's cancellation, from whichever of `cancellation` and `signal` it was given. */
-export function relayCancellation(options: RelayOptions): Cancellation | undefined {
-  return options.cancellation ?? (options.signal === undefined ? undefined : signalCancellation(options.signal));
-}
-
-/** An AbortSignal for the call, for the APIs that take one. */
+/** An AbortSignal for the call, for the APIs that take one (made only then). */
 export function relaySignal(options: RelayOptions): AbortSignal | undefined {
-  return options.cancellation?.signal() ?? options.signal;
+  return options.cancellation?.signal();
 }
