@@ -198,6 +198,25 @@ test('DN-SERVER-REQUEST-CAPABILITY: an agent that did not declare elicitation is
   });
 });
 
+test('DN-CANCEL-LISTENER: a legacy SSE session with a dozen calls in flight (each watching the stream) raises no listener-leak warning', async () => {
+  await withServer([key], async (server) => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => void warnings.push(`${warning.name}: ${warning.message}`);
+    process.on('warning', onWarning);
+    const sse = await sseAgent(server.url, key.secret);
+    try {
+      // A progress token makes each call watch its connection (it may be cancelled by the stream closing).
+      const results = await Promise.all(Array.from({ length: 12 }, () => sse.client.callTool({ name: 'everything__slow', arguments: {} }, undefined, { onprogress: () => undefined })));
+      assert.equal(results.length, 12);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning')), []);
+    } finally {
+      process.off('warning', onWarning);
+      await sse.client.close();
+    }
+  });
+});
+
 test('DN-RESOURCES-SUBSCRIBE: resources/subscribe is relayed once to the owning upstream; updates reach the subscribed 2025 agent on its GET stream', async () => {
   await withServer([key], async (server, upstreams) => {
     const { client } = await legacyAgent(server.url, key.secret);

@@ -71,6 +71,7 @@ test('DN-CANCEL-LISTENER: a cancel reaches listeners and the signal with its rea
 test('DN-CANCEL-LISTENER: a finished call stops watching its connection (a legacy SSE stream serves many calls and must not collect a listener for each)', () => {
   const socket = { destroyed: false };
   const stream = Object.assign(new EventEmitter(), { writableFinished: false });
+  stream.setMaxListeners(0); // as the legacy SSE endpoint sets on its stream: one listener per call in flight
   const before = stream.listenerCount('close');
   const calls = Array.from({ length: 50 }, () => new RequestAbort({ socket } as unknown as IncomingMessage, stream as unknown as ServerResponse));
   let told = 0;

@@ -61,6 +61,9 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
       { keyId: auth.principal.keyId, protocolVersion: LATEST_LEGACY_PROTOCOL_VERSION, clientInfo: undefined, clientCapabilities: undefined, issuedAt: Math.floor(Date.now() / 1000), streamId, nodeTag: services.relay.nodeTag },
       auth.config.sessionKeys,
     );
+    // Every call in flight on this session watches the stream's close (RequestAbort, released when the
+    // call ends): as many listeners as calls in flight, which is no leak, so no warning past ten.
+    res.setMaxListeners(0);
     res.writeHead(200, SSE_HEADERS);
     res.write(`event: endpoint\ndata: /messages?sessionId=${encodeURIComponent(token)}\n\n`);
     const stream = services.streams.open(res, {
