@@ -2,7 +2,7 @@ import { UriTemplate } from '@modelcontextprotocol/server';
 import { PortcullisError } from '../../common/src/index.ts';
 import { NAME_SEPARATOR } from '../../data-plane/src/policy/allow-list.ts';
 import { UpstreamRpcError, type CallToolOptions, type ExposedTool } from '../../data-plane/src/upstream/tool-router.ts';
-import { relaySignal, type CatalogEntry, type CatalogKind, type RelayOptions, type RpcMessage, type UpstreamInfo, type UpstreamRouter } from '../../data-plane/src/upstream/upstream-router.ts';
+import type { CatalogEntry, CatalogKind, RelayOptions, RpcMessage, UpstreamInfo, UpstreamRouter } from '../../data-plane/src/upstream/upstream-router.ts';
 
 /** The relay options as a fake upstream's handlers see them: the call's cancellation also as an AbortSignal, as a real upstream's SDK hands it on. */
 export type HandlerOptions = RelayOptions & { readonly signal?: AbortSignal };
@@ -178,7 +178,7 @@ export class MemoryToolRouter implements UpstreamRouter {
 
   async request(upstreamName: string, message: RpcMessage, given: RelayOptions = {}): Promise<Record<string, unknown>> {
     // As a real upstream would: the call's cancellation as the AbortSignal its handlers listen to.
-    const signal = relaySignal(given);
+    const signal = given.cancellation?.signal();
     const options: HandlerOptions = signal === undefined ? given : { ...given, signal };
     this.requests.push({ upstream: upstreamName, message, options });
     const params = message.params ?? {};

@@ -56,13 +56,14 @@ export async function withConfigChange<T>(
  * statement, so the whole change costs one round trip before every node is told). `changeCte` is a
  * data-modifying statement whose RETURNING rows are the change (it may use `$1…$n` from `params`);
  * no rows: nothing changed, nothing bumped. Resolves with those rows, each with the new `version`
- * (the revision bumped once, whatever the number of rows), and tells this process after the commit.
+ * (the revision bumped once, whatever the number of rows), and tells this process after the commit,
+ * with `known` when that is the whole of what the statement changed (see KnownChange).
  */
 export async function singleStatementChange(
   store: ConfigStore,
   changeCte: string,
   params: readonly unknown[],
-  known: (rows: readonly Record<string, unknown>[]) => KnownChange | undefined,
+  known: KnownChange | undefined,
 ): Promise<Array<Record<string, unknown>>> {
   const announcement = store.changes.announcementSql('b.version::text', params.length + 1);
   const rows: Array<Record<string, unknown>> = await store.dataSource.query(
@@ -73,6 +74,6 @@ export async function singleStatementChange(
     [...params, ...(announcement?.params ?? [])],
   );
   const version = rows[0]?.['version'];
-  if (typeof version === 'string') store.changes.committed(version, known(rows));
+  if (typeof version === 'string') store.changes.committed(version, known);
   return rows;
 }

@@ -152,7 +152,7 @@ export class VirtualKeyService {
       `UPDATE virtual_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id, name, prefix, team_id, allowed_tools, revoked_at, created_at`,
       [id],
       // The whole of this statement's effect on the configuration: the key is no longer live.
-      () => ({ removedKeyIds: [id] }),
+      { removedKeyIds: [id] },
     );
     if (rows.length > 0) return viewOfRow(revokedRow.parse(rows[0]));
     const key = await this.store.dataSource.getRepository(VirtualKey).findOneBy({ id });

@@ -1,6 +1,6 @@
 import { UpstreamRpcError, type ExposedTool, type ToolRouter } from '../upstream/tool-router.ts';
 import { RpcErrorCode } from './protocol.ts';
-import { relaySignal, type CatalogEntry, type CatalogKind, type RelayOptions, type RpcMessage, type UpstreamInfo, type UpstreamRouter } from '../upstream/upstream-router.ts';
+import type { CatalogEntry, CatalogKind, RelayOptions, RpcMessage, UpstreamInfo, UpstreamRouter } from '../upstream/upstream-router.ts';
 
 /** Whether a router implements the whole UpstreamRouter contract (not only tools). */
 export function isUpstreamRouter(router: ToolRouter | UpstreamRouter): router is UpstreamRouter {
@@ -70,7 +70,7 @@ export class ToolsOnlyRouter implements UpstreamRouter {
     const tool = this.byName.get(`${upstreamName}\n${name}`) ?? this.tools.listTools().find((t) => t.upstreamName === upstreamName && t.toolName === name);
     if (tool === undefined) throw new Error(`tool ${name} of upstream ${upstreamName} is gone`);
     const callOptions: { signal?: AbortSignal; meta?: Record<string, unknown> } = {};
-    const signal = relaySignal(options);
+    const signal = options.cancellation?.signal();
     if (signal !== undefined) callOptions.signal = signal;
     if (options.meta !== undefined) callOptions.meta = options.meta;
     return this.tools.callTool(tool, message.params?.['arguments'] as Record<string, unknown> | undefined, callOptions);

@@ -12,7 +12,7 @@ import { ProgressTap, type ProgressRoute } from './progress-tap.ts';
 import { StdioPipeTransport } from './stdio-transport.ts';
 import { UpstreamRpcError } from './tool-router.ts';
 import { RpcCode, UpstreamErrorCode, classifyFailure, describeFailure, isSessionExpired, relayError } from './upstream-errors.ts';
-import { relaySignal, type CatalogKind, type RelayOptions, type RpcMessage } from './upstream-router.ts';
+import type { CatalogKind, RelayOptions, RpcMessage } from './upstream-router.ts';
 import { UpstreamSubscriptions, isModernConnection } from './upstream-subscriptions.ts';
 import { effectiveSettings, type UpstreamDefaults, type UpstreamSettings } from './upstream-settings.ts';
 
@@ -325,7 +325,7 @@ export class UpstreamConnection {
       if (onprogress) call.progress = { sink: onprogress, tokens: new Set() };
       return await currentCall.run(call, () =>
         client.request({ method: message.method, ...(params ? { params } : {}) }, PassthroughResult, {
-          signal: relaySignal(options),
+          signal: options.cancellation?.signal(),
           timeout: timeoutMs,
           resetTimeoutOnProgress: true,
           ...(onprogress ? { onprogress: ignoreProgress } : {}),

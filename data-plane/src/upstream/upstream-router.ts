@@ -101,7 +101,3 @@ export interface UpstreamRouter extends ToolRouter {
   onUpstreamNotification(listener: (upstreamName: string, notification: RpcMessage) => void): () => void;
 }
 
-/** An AbortSignal for the call, for the APIs that take one (made only then). */
-export function relaySignal(options: RelayOptions): AbortSignal | undefined {
-  return options.cancellation?.signal();
-}
