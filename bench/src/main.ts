@@ -106,8 +106,8 @@ async function main(): Promise<void> {
         }
         if (sections.has('calls') && floor) {
           const gatewayTargets = gateway && !gatewayMissing ? portcullisTargets(gateway.gateway) : [];
-          // The stdio rows first: a freshly started node is not in its steady state (its CPU per call
-          // falls over its first tens of thousands of calls), and the HTTP rows are read as ratios.
+          // A freshly started node is not in its steady state (its CPU per call falls over its first tens
+          // of thousands of calls): warmed up, then its stdio rows, then the HTTP rows read as ratios.
           await warmUpGateway(load, gatewayTargets, options.profile, progress);
           for (const target of gatewayTargets.filter((t) => t.upstream !== 'http')) await measure(target);
           const http: MeasureTarget[] = [
@@ -117,7 +117,7 @@ async function main(): Promise<void> {
           ];
           const passes = options.profile.passes;
           progress(`tools/call: http upstream via ${http.map((t) => t.path).join(', ')}, taking turns (${passes} pass${passes === 1 ? '' : 'es'}):`);
-          results.rows.push(...(await measureInTurns(load, http, options.profile, progress, options.profile.passes)));
+          results.rows.push(...(await measureInTurns(load, http, options.profile, progress)));
           results.notes.push(PEERS_FRONTING_HTTP_NOTE, FLOOR_PROXY_NOTE);
           results.notes.push(
             passes === 1

@@ -50,7 +50,7 @@ export async function measureTarget(
 }
 
 /**
- * Targets of one upstream measured in turns: each row's calls are split into `passes` runs, and the
+ * Targets of one upstream measured in turns: each row's calls are split into `profile.passes` runs, and the
  * targets take them round-robin (direct, floor, gateway, direct, …), so a slow spell of a shared,
  * noisy machine falls on all of them rather than on whichever row it happened to meet; each row is
  * its passes merged. Every pass opens its own session and warms it up with the row's warm-up calls.
@@ -60,8 +60,8 @@ export async function measureInTurns(
   targets: readonly MeasureTarget[],
   profile: Profile,
   progress: Progress,
-  passes: number,
 ): Promise<RoundTripRow[]> {
+  const passes = profile.passes;
   const rows = new Map<MeasureTarget, RoundTripRow[]>(targets.map((t) => [t, []]));
   for (const driver of ['sdk', 'lean'] as const) {
     for (const concurrency of profile.concurrencies) {
