@@ -39,6 +39,7 @@ export const PROTOCOL_REQUIREMENTS: Readonly<Record<string, string>> = {
   'DN-CANCEL-DISCONNECT': 'The agent closing the HTTP connection aborts the upstream call: at once for 2026-07-28 requests and plain-JSON answers; after the resumption grace (DN-DISCONNECT-GRACE) for 2025-era answer streams.',
   'DN-SERVER-REQUEST': '2025 era: upstream elicitation/sampling/roots requests during a call are sent to the agent on the call stream and its reply returned upstream; over a stdio or SSE upstream (which do not relate a request to a call) also while several calls of that one session are in flight, and refused while calls of other agents are.',
   'DN-SERVER-REQUEST-CAPABILITY': 'An upstream request for input the agent did not declare the capability for (elicitation, sampling, roots; URL-mode elicitation needs elicitation.url) is never sent to the agent: the upstream is answered -32601 at once, in every agent transport.',
+  'DN-SERVER-IDENTITY': "2025-era agents never see a 2026-07-28 upstream's own serverInfo in result _meta (the gateway is their server); 2026-07-28 agents see the gateway's.",
   'DN-TASKS': 'Tasks extension: task-augmented tools/call and tasks/get|result|list|cancel pass through with task ids that name their upstream (signed, per key).',
   'DN-APPS-META': 'MCP Apps: ui:// resources and the tool _meta that points at them are relayed unchanged.',
   'DN-META-PASSTHROUGH': 'Request _meta the gateway does not own reaches the upstream; the 2026-07-28 envelope does not.',

@@ -210,6 +210,25 @@ test('DN-CACHE-HINTS: 2026-07-28 lists and reads carry private cache hints and r
   });
 });
 
+test("DN-SERVER-IDENTITY: a 2026-07-28 upstream's serverInfo in result _meta never reaches 2025 agents; 2026-07-28 agents see the gateway's", async () => {
+  const upstreamIdentity = { 'io.modelcontextprotocol/serverInfo': { name: 'internal-billing-upstream', version: '9.9.9' } };
+  await withServer([key], async (server, upstreams) => {
+    upstreams.handle('everything', 'tools/call', () => ({ content: [{ type: 'text', text: 'ok' }], _meta: { ...upstreamIdentity, trace: 't-1' } }));
+    upstreams.handle('everything', 'resources/read', (params) => ({ contents: [{ uri: String(params['uri']), text: 'one' }], _meta: upstreamIdentity }));
+    const { client } = await legacyAgent(server.url, key.secret);
+    const called = await client.callTool({ name: 'everything__echo', arguments: {} });
+    assert.deepEqual(called._meta, { trace: 't-1' }, 'the upstream\'s other _meta stays');
+    const read = await client.readResource({ uri: 'test://static/resource/1' });
+    assert.equal(read._meta, undefined, 'an _meta left empty goes');
+    await client.close();
+    const sse = await sseAgent(server.url, key.secret);
+    assert.deepEqual((await sse.client.callTool({ name: 'everything__echo', arguments: {} }))._meta, { trace: 't-1' });
+    await sse.client.close();
+    const modern = await postModern(server.url, key.secret, 'tools/call', { name: 'everything__echo', arguments: {} }, { 'mcp-name': 'everything__echo' });
+    assert.deepEqual((modern.body.result['_meta'] as Record<string, unknown>)['io.modelcontextprotocol/serverInfo'], { name: 'portcullis-test', version: '0.0.0' });
+  });
+});
+
 test('DN-VERSION-NEGOTIATION: clients of 2024-11-05 … 2025-11-25 (v1, incl. the legacy SSE transport) and 2026-07-28 (v2) all connect and call', async () => {
   await withServer([key], async (server) => {
     for (const version of ['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25']) {

@@ -357,7 +357,7 @@ export class McpDispatcher {
     if (upstream === undefined) return resourceNotFound(request.id, uri);
     try {
       const result = await this.router.request(upstream, { method: 'resources/read', params: forwardParams(params) }, this.relayOptions(params, context, upstream));
-      return { status: OK, body: resultBody(request.id, JSON.stringify(result)) };
+      return { status: OK, body: resultBody(request.id, this.finish(result, context)) };
     } catch (error) {
       return { status: OK, body: this.failure(request.id, upstream, uri, error) };
     }
@@ -636,8 +636,8 @@ export class McpDispatcher {
 
   /** The result serialized, with 2026-07-28's `resultType` and server identity when modern. */
   private finish(result: Record<string, unknown>, context: DispatchContext): string {
-    if (context.era !== 'modern') return JSON.stringify(result);
     const meta = result['_meta'];
+    if (context.era !== 'modern') return JSON.stringify(isPlainObject(meta) && SERVER_INFO_META_KEY in meta ? withoutUpstreamIdentity(result, meta) : result);
     if (isPlainObject(meta)) return JSON.stringify({ ...result, resultType: 'complete', _meta: { ...meta, [SERVER_INFO_META_KEY]: this.serverInfo } });
     const json = JSON.stringify(result);
     // Splice the constant suffix in rather than copying the result object.
@@ -657,6 +657,17 @@ export class McpDispatcher {
 /** The one answer for a tool that does not exist or may not be called (the SDK server's wording). */
 export function toolNotFound(id: RpcId, name: string): string {
   return errorBody(id, RpcErrorCode.InvalidParams, `Tool ${name} not found`);
+}
+
+/**
+ * A 2025-era result without the `_meta` key in which a 2026-07-28 upstream names itself: to the agent
+ * the server is the gateway (it said so at initialize), and which upstream serves a tool is not the
+ * agent's to learn. `_meta` goes when nothing else is left in it.
+ */
+function withoutUpstreamIdentity(result: Record<string, unknown>, meta: Record<string, unknown>): Record<string, unknown> {
+  const { [SERVER_INFO_META_KEY]: _upstream, ...rest } = meta;
+  const { _meta: _dropped, ...bare } = result;
+  return Object.keys(rest).length === 0 ? bare : { ...bare, _meta: rest };
 }
 
 function methodNotFound(id: RpcId, modern: boolean): RpcReply {
