@@ -1,34 +1,26 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectLegacyAgent, firstText } from '../support/agents.ts';
-import { createTestSchema, type TestSchema } from '../support/database.ts';
-import { ControlPlaneProcess, DataPlaneProcess, accepts, eventually, postMcp } from '../support/gateway.ts';
-import { CREATE_KEY, CREATE_UPSTREAM, graphql, graphqlOk } from '../support/graphql.ts';
-import { EVERYTHING_SERVER } from '../support/processes.ts';
+import { startEverythingGateway, type EverythingGateway } from '../support/everything-gateway.ts';
+import { eventually, postMcp, type ControlPlaneProcess, type DataPlaneProcess } from '../support/gateway.ts';
+import { CREATE_UPSTREAM, graphql, graphqlOk } from '../support/graphql.ts';
 
 const MAX_BODY = 4096;
 
 describe('bad input is refused clearly and breaks nothing', () => {
-  let schema: TestSchema;
+  let gateway: EverythingGateway;
   let controlPlane: ControlPlaneProcess;
   let node: DataPlaneProcess;
   let secret: string;
 
   before(async () => {
-    schema = await createTestSchema();
-    controlPlane = await ControlPlaneProcess.start(schema.url, schema.name);
-    node = await DataPlaneProcess.start(controlPlane, 'node-bad-input', ['--max-body-bytes', String(MAX_BODY)]);
-    await graphqlOk(controlPlane.graphqlUrl, controlPlane.adminToken, CREATE_UPSTREAM, {
-      input: { name: 'ev', transport: 'STDIO', command: process.execPath, args: [EVERYTHING_SERVER, 'stdio'] },
-    });
-    const created = await graphqlOk<{ createVirtualKey: { secret: string } }>(controlPlane.graphqlUrl, controlPlane.adminToken, CREATE_KEY, { input: { name: 'k' } });
-    secret = created.createVirtualKey.secret;
-    await eventually('the node knows the key', () => accepts(node.mcpUrl, secret));
+    gateway = await startEverythingGateway({ nodes: [{ id: 'node-bad-input', args: ['--max-body-bytes', String(MAX_BODY)] }], key: { name: 'k' } });
+    ({ controlPlane, key: { secret } } = gateway);
+    node = gateway.nodes[0]!;
   });
 
   after(async () => {
-    await Promise.allSettled([node?.stop(), controlPlane?.stop()]);
-    await schema?.drop();
+    await gateway?.stop();
   });
 
   const auth = () => ({ authorization: `Bearer ${secret}` });

@@ -3,10 +3,8 @@ import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { firstText } from '../support/agents.ts';
-import { createTestSchema, type TestSchema } from '../support/database.ts';
-import { ControlPlaneProcess, DataPlaneProcess, accepts, eventually } from '../support/gateway.ts';
-import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from '../support/graphql.ts';
-import { EVERYTHING_SERVER } from '../support/processes.ts';
+import { startEverythingGateway, type EverythingGateway } from '../support/everything-gateway.ts';
+import { eventually, type DataPlaneProcess } from '../support/gateway.ts';
 import { sseWire, streamOf } from '../support/sse-wire.ts';
 
 /**
@@ -14,24 +12,18 @@ import { sseWire, streamOf } from '../support/sse-wire.ts';
  * PostgreSQL, server-everything over stdio registered through GraphQL): `--sse-max-stream-seconds`
  * and `--sse-retry-ms` reach the node, and the official v1 client rides a long call through its closes.
  */
-let schema: TestSchema;
-let controlPlane: ControlPlaneProcess;
+let gateway: EverythingGateway;
 let node: DataPlaneProcess;
 let secret: string;
 
 before(async () => {
-  schema = await createTestSchema();
-  controlPlane = await ControlPlaneProcess.start(schema.url, schema.name);
-  node = await DataPlaneProcess.start(controlPlane, 'polling-node', ['--sse-max-stream-seconds', '1', '--sse-retry-ms', '120', '--sse-resume-window-seconds', '5']);
-  await graphqlOk(controlPlane.graphqlUrl, controlPlane.adminToken, CREATE_UPSTREAM, { input: { name: 'ev', transport: 'STDIO', command: process.execPath, args: [EVERYTHING_SERVER, 'stdio'] } });
-  const created = await graphqlOk<{ createVirtualKey: { secret: string } }>(controlPlane.graphqlUrl, controlPlane.adminToken, CREATE_KEY, { input: { name: 'polled', allowedTools: ['ev__*'] } });
-  secret = created.createVirtualKey.secret;
-  await eventually('the key reached the node', () => accepts(node.mcpUrl, secret), 5_000);
+  gateway = await startEverythingGateway({ nodes: [{ id: 'polling-node', args: ['--sse-max-stream-seconds', '1', '--sse-retry-ms', '120', '--sse-resume-window-seconds', '5'] }], key: { name: 'polled', allowedTools: ['ev__*'] } });
+  node = gateway.nodes[0]!;
+  secret = gateway.key.secret;
 });
 
 after(async () => {
-  await Promise.allSettled([node?.stop(), controlPlane?.stop()]);
-  await schema?.drop();
+  await gateway?.stop();
 });
 
 test('DN-SSE-POLLING: `portcullis data-plane --sse-max-stream-seconds 1 --sse-retry-ms 120` closes a long call\'s stream every second; the v1 client resumes after 120 ms and gets every progress and the result', async () => {
