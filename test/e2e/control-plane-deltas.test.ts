@@ -241,11 +241,12 @@ describe('incremental snapshot builder', () => {
 });
 
 describe('snapshot publisher', () => {
-  it('builds once per commit, though each commit is announced twice (in process, then by NOTIFY)', async () => {
+  it('builds once per commit: its own commits are told in process, and their NOTIFY echo is ignored (another replica hears it)', async () => {
     const schema = await createTestSchema('publisher');
     const dataSource = await openDatabase({ url: schema.url, schema: schema.name, poolSize: 4, embedded: false });
     const bus = await PgNotifyChangeBus.start({ url: schema.url, schema: schema.name, logger: testLogger() });
     const publisher = new SnapshotPublisher({ dataSource, changes: bus, box: boxForTests(), logger: testLogger(), pollIntervalMs: 0 });
+    const otherReplica = await PgNotifyChangeBus.start({ url: schema.url, schema: schema.name, logger: testLogger() });
     try {
       await ensureSessionKeys(dataSource);
       await publisher.start();
@@ -253,19 +254,26 @@ describe('snapshot publisher', () => {
       bus.onChange((version) => {
         if (version !== undefined) announcements.set(version, (announcements.get(version) ?? 0) + 1);
       });
+      const heardElsewhere = new Set<string>();
+      otherReplica.onChange((version) => void (version !== undefined && heardElsewhere.add(version)));
       const keys = new VirtualKeyService({ dataSource, changes: bus });
       const before = publisher.builds;
       const changes = 6;
       for (let i = 0; i < changes; i++) {
         await keys.create({ name: `announced-${i}` });
-        const version = publisher.current().version;
-        await eventually(`revision ${i} announced twice`, () => [...announcements.values()].filter((count) => count === 2).length === i + 1);
+        // Told in process before create() returned.
+        const version = [...announcements.keys()].at(-1)!;
+        assert.equal(announcements.size, i + 1);
+        // Once the other replica heard the NOTIFY, this one has had it too, and ignored it.
+        await eventually(`revision ${version} heard by the other replica`, () => heardElsewhere.has(version));
         await publisher.settled();
+        assert.equal(announcements.get(version), 1, `revision ${version} announced once here`);
         assert.ok(BigInt(publisher.current().version) >= BigInt(version));
       }
       assert.equal(publisher.builds - before, changes, 'one build per commit');
     } finally {
       await publisher.close();
+      await otherReplica.close();
       await bus.close();
       await dataSource.destroy();
       await schema.drop();

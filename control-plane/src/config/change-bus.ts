@@ -117,12 +117,14 @@ export class PgNotifyChangeBus extends EmitterBus implements ConfigChangeBus {
   }
 
   async announce(manager: EntityManager, version: string): Promise<void> {
-    await manager.query(`SELECT pg_notify($1, $2)`, [CONFIG_CHANNEL, JSON.stringify({ schema: this.options.schema, version })]);
+    const { sql, params } = this.announcementSql('$1::text', 2);
+    await manager.query(`SELECT ${sql}`, [version, ...params]);
   }
 
   announcementSql(versionSql: string, firstParam: number): { sql: string; params: unknown[] } {
-    // The payload the listener parses: {"schema": …, "version": "…"}.
-    return { sql: `pg_notify($${firstParam}, json_build_object('schema', $${firstParam + 1}::text, 'version', ${versionSql})::text)`, params: [CONFIG_CHANNEL, this.options.schema] };
+    // The payload the listener parses: {"schema": …, "version": "…", "replica": …}.
+    const [channel, schema, replica] = [firstParam, firstParam + 1, firstParam + 2].map((n) => `$${n}`);
+    return { sql: `pg_notify(${channel}, json_build_object('schema', ${schema}::text, 'version', ${versionSql}, 'replica', ${replica}::text)::text)`, params: [CONFIG_CHANNEL, this.options.schema, this.replicaId] };
   }
 
   async publishRelay(payload: string): Promise<boolean> {
@@ -146,7 +148,10 @@ export class PgNotifyChangeBus extends EmitterBus implements ConfigChangeBus {
       }
       if (message.channel !== CONFIG_CHANNEL || message.payload === undefined) return;
       try {
-        const payload = JSON.parse(message.payload) as { schema?: unknown; version?: unknown };
+        const payload = JSON.parse(message.payload) as { schema?: unknown; version?: unknown; replica?: unknown };
+        // This replica's own commits: it was told in process (committed()) in the turn each returned; hearing
+        // one again could only start a read racing that (and a revocation's read-free publication).
+        if (payload.replica === this.replicaId) return;
         if (payload.schema === this.options.schema && typeof payload.version === 'string' && /^\d+$/.test(payload.version)) {
           this.emitter.emit('change', payload.version);
         }
