@@ -7,12 +7,13 @@ export interface ConfigStore {
   readonly changes: ConfigChangeBus;
 }
 
+/** The statement that moves the configuration revision on; every config change runs it once. */
+const BUMP_REVISION = `UPDATE config_revision SET version = version + 1 WHERE id = 1`;
+
 /** Bumps the configuration revision; call only inside the transaction that makes the change. */
 export async function bumpRevision(manager: EntityManager): Promise<string> {
   // Through a CTE: TypeORM returns [rows, count] for a bare UPDATE, plain rows for a SELECT.
-  const rows: Array<{ version: string }> = await manager.query(
-    `WITH bumped AS (UPDATE config_revision SET version = version + 1 WHERE id = 1 RETURNING version) SELECT version FROM bumped`,
-  );
+  const rows: Array<{ version: string }> = await manager.query(`WITH bumped AS (${BUMP_REVISION} RETURNING version) SELECT version FROM bumped`);
   const version = rows[0]?.version;
   if (version === undefined) throw new Error('config_revision row is missing; the migrations did not run');
   return String(version);
@@ -68,7 +69,7 @@ export async function singleStatementChange(
   const announcement = store.changes.announcementSql('b.version::text', params.length + 1);
   const rows: Array<Record<string, unknown>> = await store.dataSource.query(
     `WITH changed AS (${changeCte}),
-          bumped AS (UPDATE config_revision SET version = version + 1 WHERE id = 1 AND EXISTS (SELECT 1 FROM changed) RETURNING version)
+          bumped AS (${BUMP_REVISION} AND EXISTS (SELECT 1 FROM changed) RETURNING version)
      SELECT c.*, b.version::text AS version${announcement ? `, ${announcement.sql} AS announced` : ''}
      FROM changed c CROSS JOIN bumped b`,
     [...params, ...(announcement?.params ?? [])],
