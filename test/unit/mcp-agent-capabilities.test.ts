@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { askingOnlyWhatWasDeclared, undeclaredCapability } from '../../data-plane/src/mcp/agent-capabilities.ts';
+import { askIfDeclared, undeclaredCapability } from '../../data-plane/src/mcp/agent-capabilities.ts';
 import { UpstreamRpcError } from '../../data-plane/src/upstream/tool-router.ts';
 
 test('DN-SERVER-REQUEST-CAPABILITY: each server-to-client request needs its capability; URL elicitation needs elicitation.url; unknown capabilities let all through', () => {
@@ -22,10 +22,11 @@ test('DN-SERVER-REQUEST-CAPABILITY: each server-to-client request needs its capa
 
 test('DN-SERVER-REQUEST-CAPABILITY: a request ruled out is answered -32601 without asking; others are asked', async () => {
   const asked: string[] = [];
-  const ask = askingOnlyWhatWasDeclared({ sampling: {} }, async (request) => {
+  const agent = async (request: { method: string }) => {
     asked.push(request.method);
     return { ok: true };
-  });
+  };
+  const ask = (request: { method: string }) => askIfDeclared({ sampling: {} }, request, agent);
   assert.deepEqual(await ask({ method: 'sampling/createMessage' }), { ok: true });
   await assert.rejects(ask({ method: 'roots/list' }), (error: unknown) => error instanceof UpstreamRpcError && error.code === -32601 && /did not declare the roots capability/.test(error.message));
   assert.deepEqual(asked, ['sampling/createMessage']);

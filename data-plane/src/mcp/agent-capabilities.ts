@@ -22,15 +22,12 @@ export function undeclaredCapability(capabilities: unknown, request: RpcMessage)
 }
 
 /**
- * `ask`, unless the agent did not declare the capability the request needs: then the upstream is
- * answered -32601 at once, as the agent's SDK would have answered, and the agent is never sent a
- * request its capabilities rule out (MCP: servers send only what the client declared).
+ * `ask(request)`, unless the agent did not declare the capability the request needs: then the
+ * upstream is answered -32601 at once, as the agent's SDK would have answered, and the agent is never
+ * sent a request its capabilities rule out (MCP: servers send only what the client declared).
  */
-export function askingOnlyWhatWasDeclared(capabilities: unknown, ask: (request: RpcMessage) => Promise<Record<string, unknown>>): (request: RpcMessage) => Promise<Record<string, unknown>> {
-  if (capabilities === undefined) return ask;
-  return (request) => {
-    const missing = undeclaredCapability(capabilities, request);
-    if (missing === undefined) return ask(request);
-    return Promise.reject(new UpstreamRpcError(RpcErrorCode.MethodNotFound, `Method not found: the agent did not declare the ${missing} capability, so the gateway does not send it ${request.method}`));
-  };
+export function askIfDeclared(capabilities: unknown, request: RpcMessage, ask: (request: RpcMessage) => Promise<Record<string, unknown>>): Promise<Record<string, unknown>> {
+  const missing = undeclaredCapability(capabilities, request);
+  if (missing === undefined) return ask(request);
+  return Promise.reject(new UpstreamRpcError(RpcErrorCode.MethodNotFound, `Method not found: the agent did not declare the ${missing} capability, so the gateway does not send it ${request.method}`));
 }

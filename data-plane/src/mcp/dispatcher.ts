@@ -8,12 +8,12 @@ import type { AllowList } from '../policy/allow-list.ts';
 import { checkParamHeaders, paramHeaderDeclarations, type ParamHeaderMismatch } from './param-headers.ts';
 import type { Principal } from '../policy/principal.ts';
 import { UpstreamRpcError } from '../upstream/tool-router.ts';
-import { signalCancellation, type Cancellation } from '../upstream/cancellation.ts';
+import type { Cancellation } from '../upstream/cancellation.ts';
 import type { CatalogKind, RelayOptions, RpcMessage, UpstreamRouter } from '../upstream/upstream-router.ts';
 import type { LogLevels, ResourceSubscriptions } from './agent-state.ts';
 import { InputExchange, InputExchanges, otherNodeRefusal, type InputExchangesOptions, type OtherNode } from './input-required.ts';
 import { decodeCursor, LIST_FIELD, type CatalogViews } from './catalog-views.ts';
-import { askingOnlyWhatWasDeclared } from './agent-capabilities.ts';
+import { askIfDeclared } from './agent-capabilities.ts';
 import { errorBody, isPlainObject, resultBody, type RpcId, type RpcReply } from './json-rpc.ts';
 import {
   CLIENT_CAPABILITIES_META_KEY,
@@ -580,8 +580,8 @@ export class McpDispatcher {
     const agentMeta = params['_meta'];
     const capabilities = isPlainObject(agentMeta) ? agentMeta[CLIENT_CAPABILITIES_META_KEY] : undefined;
     const options: RelayOptions = {
-      cancellation: signalCancellation(exchange.signal),
-      onRequest: askingOnlyWhatWasDeclared(capabilities, exchange.onRequest),
+      cancellation: exchange.cancellation,
+      onRequest: (request) => askIfDeclared(capabilities, request, exchange.onRequest),
       returnInputRequired: true,
       onProgress: (progress) => {
         const channel = exchange.channel;
@@ -621,7 +621,8 @@ export class McpDispatcher {
     if (channel === undefined) return options;
     if (meta?.['progressToken'] !== undefined) options.onProgress = (progress) => channel.notify('notifications/progress', progress);
     options.onNotification = (notification) => this.relatedNotification(notification, upstream, context, channel);
-    if (channel.canRequest) options.onRequest = askingOnlyWhatWasDeclared(context.agentCapabilities, (message) => channel.request(message, context.cancellation.signal()));
+    // The inner arrow is made only when the upstream asks, not on every request.
+    if (channel.canRequest) options.onRequest = (message) => askIfDeclared(context.agentCapabilities, message, (asked) => channel.request(asked, context.cancellation.signal()));
     return options;
   }
 

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { CreateMessageResultSchema, CreateMessageResultWithToolsSchema, ElicitResultSchema, ListRootsResultSchema } from '@modelcontextprotocol/core';
 import type { z } from 'zod';
 import type { SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
+import { signalCancellation, type Cancellation } from '../upstream/cancellation.ts';
 import { UpstreamRpcError } from '../upstream/tool-router.ts';
 import type { RpcMessage } from '../upstream/upstream-router.ts';
 import type { RequestChannel } from './dispatcher.ts';
@@ -225,9 +226,9 @@ export class InputExchange {
     return (this.idValue ??= randomBytes(12).toString('base64url'));
   }
 
-  /** Aborts the upstream call; give it to the relay. */
-  get signal(): AbortSignal {
-    return this.controller.signal;
+  /** Aborts the upstream call; give it to the relay (RelayOptions.cancellation). */
+  get cancellation(): Cancellation {
+    return signalCancellation(this.controller.signal);
   }
 
   /** Whether an agent request is waiting on this exchange now. */
