@@ -5,13 +5,11 @@
  *
  *   tsx bench/src/scenarios/node-group.ts --control-plane host:port --node-token T --log-level warn --node <id>:<port> [--node <id>:<port> …]
  *
- * Prints `MCP endpoint: <url>` per node as each one listens, as the CLI does.
+ * Each node prints `MCP endpoint: <url>` as it listens, as the CLI does (the same function starts it).
  */
-import { createLogger } from '../../../common/src/index.ts';
-import { dataPlaneOptionTable } from '../../../cli/src/commands/data-plane.ts';
-import { dataPlaneOptions } from '../../../cli/src/commands/settings.ts';
-import { readOptions } from '../../../cli/src/options.ts';
-import { startDataPlane, type DataPlane } from '../../../data-plane/src/index.ts';
+import { startDataPlaneFromArgs } from '../../../cli/src/commands/data-plane.ts';
+import { closeOnSignals } from '../../../cli/src/commands/lifecycle.ts';
+import type { DataPlane } from '../../../data-plane/src/index.ts';
 
 function parse(argv: readonly string[]): { shared: string[]; nodes: Array<{ id: string; port: string }> } {
   const shared: string[] = [];
@@ -35,15 +33,7 @@ function parse(argv: readonly string[]): { shared: string[]; nodes: Array<{ id: 
 const { shared, nodes } = parse(process.argv.slice(2));
 const running: DataPlane[] = [];
 for (const node of nodes) {
-  const options = readOptions(dataPlaneOptionTable, [...shared, '--node-id', node.id, '--port', node.port], {});
-  const logger = createLogger({ level: options.logLevel });
-  const started = await startDataPlane(dataPlaneOptions(options, { controlPlaneAddress: options.controlPlane, nodeToken: options.nodeToken }, logger));
+  const { node: started, logger } = await startDataPlaneFromArgs([...shared, '--node-id', node.id, '--port', node.port], {});
   running.push(started);
-  process.stdout.write(`Portcullis data plane ${started.nodeId}\n  MCP endpoint: ${started.mcpUrl}\n`);
+  if (running.length === 1) closeOnSignals(async () => void (await Promise.allSettled(running.map((n) => n.close()))), logger);
 }
-
-const stop = () => {
-  void Promise.allSettled(running.map((node) => node.close())).then(() => process.exit(0));
-};
-process.once('SIGTERM', stop);
-process.once('SIGINT', stop);
