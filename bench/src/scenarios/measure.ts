@@ -26,45 +26,34 @@ export interface MeasureTarget {
 
 export type Progress = (line: string) => void;
 
-export async function measureTarget(
+/** One target, each row in one pass. */
+export function measureTarget(
   load: LoadGenerator,
   target: MeasureTarget,
   profile: Profile,
   progress: Progress,
   concurrencies: readonly number[] = profile.concurrencies,
 ): Promise<RoundTripRow[]> {
-  const rows: RoundTripRow[] = [];
-  for (const driver of ['sdk', 'lean'] as const) {
-    for (const concurrency of concurrencies) {
-      const { calls } = callsFor(profile, driver, concurrency, target.operation.method);
-      let outcome: Measurement[] | Error;
-      try {
-        outcome = [await runPass(load, target, profile, driver, concurrency, calls)];
-      } catch (error) {
-        outcome = error instanceof Error ? error : new Error(String(error));
-      }
-      rows.push(rowOf(target, driver, concurrency, outcome, progress));
-    }
-  }
-  return rows;
+  return measureInTurns(load, [target], profile, progress, { passes: 1, concurrencies });
 }
 
 /**
- * Targets of one upstream measured in turns: each row's calls are split into `profile.passes` runs, and the
- * targets take them round-robin (direct, floor, gateway, direct, …), so a slow spell of a shared,
- * noisy machine falls on all of them rather than on whichever row it happened to meet; each row is
- * its passes merged. Every pass opens its own session and warms it up with the row's warm-up calls.
+ * Targets of one upstream measured in turns: each row's calls are split into `passes` runs (the
+ * profile's, unless given), and the targets take them round-robin (direct, floor, gateway, direct, …),
+ * so a slow spell of a shared, noisy machine falls on all of them rather than on whichever row it
+ * happened to meet; each row is its passes merged. Every pass opens its own session and warms it
+ * up with the row's warm-up calls.
  */
 export async function measureInTurns(
   load: LoadGenerator,
   targets: readonly MeasureTarget[],
   profile: Profile,
   progress: Progress,
+  { passes = profile.passes, concurrencies = profile.concurrencies }: { passes?: number; concurrencies?: readonly number[] } = {},
 ): Promise<RoundTripRow[]> {
-  const passes = profile.passes;
   const rows = new Map<MeasureTarget, RoundTripRow[]>(targets.map((t) => [t, []]));
   for (const driver of ['sdk', 'lean'] as const) {
-    for (const concurrency of profile.concurrencies) {
+    for (const concurrency of concurrencies) {
       const parts = new Map<MeasureTarget, Measurement[] | Error>(targets.map((t) => [t, []]));
       for (let pass = 0; pass < passes; pass++) {
         for (const target of targets) {
