@@ -7,6 +7,7 @@ import { McpDispatcher, type McpDispatcherOptions, type ServerInfo } from '../mc
 import { LIST_CACHE_TTL_MS } from '../mcp/protocol.ts';
 import type { RunOperation } from '../pipeline/pipeline.ts';
 import { EndedSessions } from '../mcp/ended-sessions.ts';
+import { SessionGuard } from '../mcp/session-guard.ts';
 import { ServerRequests } from '../mcp/server-requests.ts';
 import { NodeRelay, type NodeRelayOptions } from '../relay/node-relay.ts';
 import { relayInputRetries } from '../relay/input-retry-relay.ts';
@@ -115,10 +116,12 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
   options.metrics?.eventStore(eventStore);
   const inFlight = new InFlightRequests();
   const endedSessions = new EndedSessions(options.sessionMaxAgeMs);
+  const sessionGuard = new SessionGuard(endedSessions);
   const relay = new NodeRelay({
     serverRequests,
     inFlight,
     endedSessions,
+    sessionGuard,
     getConfig,
     logger,
     onSessionEnded: (sessionId) => {
@@ -130,7 +133,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     ...(options.relayedCalls === undefined ? {} : { calls: options.relayedCalls }),
   });
   dispatcher.relayRetriesWith(relayInputRetries({ relay, dispatcher, getConfig, logger, nodeId: dispatcher.exchanges.options.nodeId }));
-  const services: McpServices = { dispatcher, streams, subscriptions, logLevels, serverRequests, inFlight, endedSessions, eventStore, relay };
+  const services: McpServices = { dispatcher, streams, subscriptions, logLevels, serverRequests, inFlight, endedSessions, sessionGuard, eventStore, relay };
   const unsubscribeViews = views.onChanged((kind) => streams.catalogChanged(kind));
   const unsubscribeNotifications = router.onUpstreamNotification((upstream, notification) => streams.upstreamNotification(upstream, notification));
   const endpointOptions = { getConfig, services, maxBodyBytes: options.maxBodyBytes, logger, anonymousKeyId: options.anonymousKeyId };
