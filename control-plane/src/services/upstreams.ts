@@ -6,6 +6,7 @@ import { Upstream, type KeyValuePair, type StoredSecretPair, type TransportName 
 import { openBearer, openPairs, resealAll, sealBearer, sealPairs, type SecretBox } from '../secrets/index.ts';
 import { withConfigChange, type ConfigStore } from './config-change.ts';
 import { collisionsOf, describeCollisions } from './exposed-names.ts';
+import { MAX_PAGE_SIZE, unknownCursor, type Page } from './pagination.ts';
 import { badInput, isUniqueViolation, parseId, parseInput } from './validation.ts';
 
 /** Upstream names become tool prefixes (`<name>__<tool>`), so they are short and plain. */
@@ -334,9 +335,17 @@ export class UpstreamService {
     return resealAll(this.store.dataSource.manager, this.box);
   }
 
-  async list(): Promise<UpstreamView[]> {
-    const upstreams = await this.store.dataSource.getRepository(Upstream).find({ order: { name: 'ASC' } });
-    return upstreams.map(toUpstreamView);
+  /** Upstreams by name, one page (see `Page`). */
+  async list(page: Page = { first: MAX_PAGE_SIZE, after: null }): Promise<UpstreamView[]> {
+    const repository = this.store.dataSource.getRepository(Upstream);
+    const query = repository.createQueryBuilder('u').orderBy('u.name', 'ASC').take(page.first);
+    if (page.after !== null) {
+      const after = parseId(page.after, 'after');
+      const cursor = await repository.findOne({ where: { id: after }, select: { id: true, name: true } });
+      if (!cursor) throw unknownCursor('upstream', after);
+      query.where('u.name > :name', { name: cursor.name });
+    }
+    return (await query.getMany()).map(toUpstreamView);
   }
 
   async get(rawId: string): Promise<UpstreamView | null> {
