@@ -19,10 +19,15 @@ describe('upstream name collisions: refused where the catalog is known, visible 
   let plane: ControlPlane;
 
   async function upstream(name: string, tools: string[], input: Record<string, unknown> = {}): Promise<string> {
-    const id = (await gqlOk(plane, CREATE, { input: { name, transport: 'STDIO', command: 'node', ...input } })).createUpstream.id as string;
+    const id = (await gqlOk(plane, CREATE, { input: { name, transport: 'STDIO', command: 'node', ...input } }))
+      .createUpstream.id as string;
     // The catalog a node reported (as CatalogService.applyReport stores it).
     for (const tool of tools) {
-      await schema.query(`INSERT INTO tools (upstream_id, name, definition, listed) VALUES ($1, $2, $3, true)`, [id, tool, { name: tool }]);
+      await schema.query(`INSERT INTO tools (upstream_id, name, definition, listed) VALUES ($1, $2, $3, true)`, [
+        id,
+        tool,
+        { name: tool },
+      ]);
     }
     return id;
   }
@@ -60,20 +65,30 @@ describe('upstream name collisions: refused where the catalog is known, visible 
     const error = refused.errors?.[0];
     assert.equal(error?.extensions?.['code'], 'CONFLICT', JSON.stringify(refused));
     assert.equal(error?.extensions?.['field'], 'enabled');
-    assert.match(error!.message, /upstream "alpha" would expose tool names another enabled upstream already exposes: "echo" \(also upstream "beta"\)/);
+    assert.match(
+      error!.message,
+      /upstream "alpha" would expose tool names another enabled upstream already exposes: "echo" \(also upstream "beta"\)/,
+    );
     assert.ok(!error!.message.includes('"other"'));
     assert.equal((await state(first)).enabled, false, 'still disabled');
     const viaUpdate = await gql(plane, UPDATE, { id: first, input: { enabled: true } });
     assert.equal(viaUpdate.errors?.[0]?.extensions?.['field'], 'input.enabled');
     // Prefixed, "alpha__echo" collides with nothing: enabling is fine.
-    assert.equal((await gqlOk(plane, UPDATE, { id: first, input: { enabled: true, exposeUnprefixed: false } })).updateUpstream.enabled, true);
+    assert.equal(
+      (await gqlOk(plane, UPDATE, { id: first, input: { enabled: true, exposeUnprefixed: false } })).updateUpstream
+        .enabled,
+      true,
+    );
     assert.equal((await state(second)).catalogError, null);
   });
 
   it('lets an upstream expose names unprefixed when only a disabled upstream has them', async () => {
     const off = await upstream('off', ['sum'], { exposeUnprefixed: true, enabled: false });
     const on = await upstream('on', ['sum']);
-    assert.equal((await gqlOk(plane, UPDATE, { id: on, input: { exposeUnprefixed: true } })).updateUpstream.exposeUnprefixed, true);
+    assert.equal(
+      (await gqlOk(plane, UPDATE, { id: on, input: { exposeUnprefixed: true } })).updateUpstream.exposeUnprefixed,
+      true,
+    );
     // …and then the disabled one cannot come back without colliding.
     assert.equal((await gql(plane, ENABLE, { id: off, enabled: true })).errors?.[0]?.extensions?.['code'], 'CONFLICT');
   });
@@ -90,7 +105,9 @@ describe('upstream name collisions: refused where the catalog is known, visible 
     });
     const again = await startOnSchema(schema, { logger: pino({ level: 'warn' }, sink) });
     await again.close();
-    const warnings = lines.map((line) => JSON.parse(line) as { msg: string; upstream?: string; collisions?: string[] }).filter((line) => line.collisions);
+    const warnings = lines
+      .map((line) => JSON.parse(line) as { msg: string; upstream?: string; collisions?: string[] })
+      .filter((line) => line.collisions);
     assert.equal(warnings.length, 1, lines.join('\n'));
     assert.equal(warnings[0]!.upstream, 'newer');
     assert.deepEqual(warnings[0]!.collisions, ['echo']);
