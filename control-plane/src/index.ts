@@ -140,6 +140,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     cleanups.push(() => changes.close());
 
     const services = createServices(dataSource, changes, box, logger);
+    // Tools that nodes do not expose because another upstream took their names: say so at startup too.
+    await services.catalog.warnCollisions();
     const publisher = new SnapshotPublisher({ dataSource, changes, box, logger, pollIntervalMs: options.snapshotPollIntervalMs ?? 5000 });
     cleanups.push(() => publisher.close());
     await publisher.start();
