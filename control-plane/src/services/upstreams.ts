@@ -6,6 +6,7 @@ import { Upstream, type KeyValuePair, type StoredSecretPair, type TransportName 
 import { openBearer, openPairs, resealAll, sealBearer, sealPairs, type SecretBox } from '../secrets/index.ts';
 import { withConfigChange, type ConfigStore } from './config-change.ts';
 import { collisionsOf, describeCollisions } from './exposed-names.ts';
+import { MAX_PAGE_SIZE, unknownCursor, type Page } from './pagination.ts';
 import { badInput, isUniqueViolation, parseId, parseInput } from './validation.ts';
 
 /** Upstream names become tool prefixes (`<name>__<tool>`), so they are short and plain. */
@@ -38,11 +39,45 @@ function pairsSchema(kind: 'environment variable' | 'header', pattern: RegExp) {
     .refine((pairs) => new Set(pairs.map((pair) => pair.name.toLowerCase())).size === pairs.length, `names a ${kind} twice; give each name once`);
 }
 
-const httpUrl = z.string().refine((value) => {
-  if (!URL.canParse(value)) return false;
-  const protocol = new URL(value).protocol;
-  return protocol === 'http:' || protocol === 'https:';
-}, 'must be an absolute http:// or https:// URL, e.g. https://mcp.example.com/mcp');
+/**
+ * Query parameter names that carry a credential, compared lower-case without "-" and "_": an
+ * exact name, or one containing a word that only credentials use. URLs are stored and shown in
+ * clear (GraphQL `url`, logs, node reports), so a secret must come as bearerToken or headers,
+ * which are encrypted at rest and write-only.
+ */
+const SECRET_PARAM_NAMES = new Set(['key', 'sig', 'auth', 'pass', 'jwt', 'hmac']);
+const SECRET_PARAM_WORDS = ['token', 'secret', 'password', 'passwd', 'pwd', 'apikey', 'accesskey', 'signature', 'credential', 'authorization', 'privatekey', 'sessionid'];
+
+/** The first query parameter of `url` whose name looks like a credential, if any. */
+export function secretLookingParam(url: URL): string | undefined {
+  for (const name of url.searchParams.keys()) {
+    const plain = name.toLowerCase().replace(/[-_]/g, '');
+    if (SECRET_PARAM_NAMES.has(plain) || SECRET_PARAM_WORDS.some((word) => plain.includes(word))) return name;
+  }
+  return undefined;
+}
+
+const httpUrl = z
+  .string()
+  .max(8192, 'is longer than 8192 characters')
+  .refine((value) => {
+    if (!URL.canParse(value)) return false;
+    const protocol = new URL(value).protocol;
+    return protocol === 'http:' || protocol === 'https:';
+  }, 'must be an absolute http:// or https:// URL, e.g. https://mcp.example.com/mcp')
+  .refine((value) => {
+    const url = new URL(value);
+    return url.username === '' && url.password === '';
+  }, 'must not carry credentials (user:password@host): URLs are stored and shown in clear; give the credential as bearerToken or in headers, which are encrypted and never returned')
+  .superRefine((value, ctx) => {
+    const param = secretLookingParam(new URL(value));
+    if (param === undefined) return;
+    ctx.addIssue({
+      code: 'custom',
+      // The name only: the value is the secret.
+      message: `has a query parameter "${param}" that looks like a credential: URLs are stored and shown in clear; send it as a header (headers) or bearerToken, which are encrypted and never returned`,
+    });
+  });
 
 function millis(min: number, max: number, what: string) {
   return z
@@ -280,6 +315,7 @@ export class UpstreamService {
           secretsChanged = true;
         }
       }
+      refuseKeptCredentials(current, next, input);
       checkTransportFields({
         transport: next.transport,
         command: next.command,
@@ -334,9 +370,17 @@ export class UpstreamService {
     return resealAll(this.store.dataSource.manager, this.box);
   }
 
-  async list(): Promise<UpstreamView[]> {
-    const upstreams = await this.store.dataSource.getRepository(Upstream).find({ order: { name: 'ASC' } });
-    return upstreams.map(toUpstreamView);
+  /** Upstreams by name, one page (see `Page`). */
+  async list(page: Page = { first: MAX_PAGE_SIZE, after: null }): Promise<UpstreamView[]> {
+    const repository = this.store.dataSource.getRepository(Upstream);
+    const query = repository.createQueryBuilder('u').orderBy('u.name', 'ASC').take(page.first);
+    if (page.after !== null) {
+      const after = parseId(page.after, 'after');
+      const cursor = await repository.findOne({ where: { id: after }, select: { id: true, name: true } });
+      if (!cursor) throw unknownCursor('upstream', after);
+      query.where('u.name > :name', { name: cursor.name });
+    }
+    return (await query.getMany()).map(toUpstreamView);
   }
 
   async get(rawId: string): Promise<UpstreamView | null> {
@@ -366,6 +410,33 @@ export class UpstreamService {
       { field: 'input.exposeUnprefixed', names: collisions.map((c) => c.name) },
     );
   }
+}
+
+/** What an upstream connects to: changing it sends its stored credentials somewhere new. */
+function targetOf(upstream: Pick<Upstream, 'transport' | 'url' | 'command' | 'args'>): string {
+  return JSON.stringify([upstream.transport, upstream.url, upstream.command, upstream.args]);
+}
+
+/**
+ * An update that changes the target (transport, url, command or args) must say what becomes of
+ * each stored credential (headers, bearerToken, env): give it again or clear it. Otherwise the
+ * credentials meant for one server would be sent to another, which an admin who cannot read
+ * them back might not intend (or might intend too well: it would reveal a token GraphQL never shows).
+ */
+function refuseKeptCredentials(current: Upstream, next: Upstream, input: UpdateUpstreamInput): void {
+  if (targetOf(current) === targetOf(next)) return;
+  const kept: Array<{ field: string; what: string; clear: string }> = [];
+  if (current.headers.length > 0 && input.headers === undefined) kept.push({ field: 'headers', what: 'headers', clear: '[]' });
+  if (current.bearerToken !== null && input.bearerToken === undefined) kept.push({ field: 'bearerToken', what: 'bearer token', clear: 'null' });
+  if (current.env.length > 0 && input.env === undefined) kept.push({ field: 'env', what: 'environment variables', clear: '[]' });
+  const first = kept[0];
+  if (!first) return;
+  const changed = (['transport', 'url', 'command', 'args'] as const).filter((key) => JSON.stringify(current[key]) !== JSON.stringify(next[key]));
+  throw badInput(
+    `input.${first.field}`,
+    `the update changes ${changed.join(', ')}, and this upstream's stored ${kept.map((k) => k.what).join(', ')} would go to the new target; ` +
+      `give ${kept.map((k) => k.field).join(', ')} again in the same update, or clear ${kept.map((k) => `${k.field}: ${k.clear}`).join(', ')}`,
+  );
 }
 
 /** Pinning switched off: held-back definitions become the tools' definitions (nodes serve them now). */
