@@ -28,7 +28,15 @@ function argumentSizeLimit(maxBytes: number, seen: Operation[]): Step {
       if (operation.method !== 'tools/call') return next(operation);
       const bytes = Buffer.byteLength(JSON.stringify(operation.params['arguments'] ?? {}));
       if (bytes <= maxBytes) return next(operation);
-      return Promise.resolve(refused(new GatewayError(RpcErrorCode.InvalidParams, `Arguments of ${String(operation.params['name'])} are ${bytes} bytes, more than the ${maxBytes} allowed`, { limit: maxBytes, bytes })));
+      return Promise.resolve(
+        refused(
+          new GatewayError(
+            RpcErrorCode.InvalidParams,
+            `Arguments of ${String(operation.params['name'])} are ${bytes} bytes, more than the ${maxBytes} allowed`,
+            { limit: maxBytes, bytes },
+          ),
+        ),
+      );
     },
   };
 }
@@ -72,9 +80,18 @@ test('13 a step inserted into the pipeline, without editing any other module, ap
     const modern = await modernAgent(url, key.secret);
     const sse = await sseAgent(url, key.secret);
     const callers: ReadonlyArray<readonly [string, (args: Record<string, string>) => Promise<Got>]> = [
-      ['2025 agent (SDK v1, Streamable HTTP)', (args) => legacy.client.callTool({ name: 'everything__echo', arguments: args }).then(fromResult, fromError)],
-      ['2026-07-28 agent (SDK v2, pinned)', (args) => modern.callTool({ name: 'everything__echo', arguments: args }).then(fromResult, fromError)],
-      ['legacy SSE agent (SDK v1, HTTP+SSE)', (args) => sse.client.callTool({ name: 'everything__echo', arguments: args }).then(fromResult, fromError)],
+      [
+        '2025 agent (SDK v1, Streamable HTTP)',
+        (args) => legacy.client.callTool({ name: 'everything__echo', arguments: args }).then(fromResult, fromError),
+      ],
+      [
+        '2026-07-28 agent (SDK v2, pinned)',
+        (args) => modern.callTool({ name: 'everything__echo', arguments: args }).then(fromResult, fromError),
+      ],
+      [
+        'legacy SSE agent (SDK v1, HTTP+SSE)',
+        (args) => sse.client.callTool({ name: 'everything__echo', arguments: args }).then(fromResult, fromError),
+      ],
       [
         'nested call (a script, straight into the pipeline)',
         async (args) => {
@@ -95,7 +112,10 @@ test('13 a step inserted into the pipeline, without editing any other module, ap
         },
       ],
     ];
-    const refusal = { code: RpcErrorCode.InvalidParams, message: `Arguments of everything__echo are ${JSON.stringify(large).length} bytes, more than the ${MAX_ARGUMENT_BYTES} allowed` };
+    const refusal = {
+      code: RpcErrorCode.InvalidParams,
+      message: `Arguments of everything__echo are ${JSON.stringify(large).length} bytes, more than the ${MAX_ARGUMENT_BYTES} allowed`,
+    };
     for (const [who, call] of callers) {
       assert.deepEqual(await call(small), { text: 'Echo: hi' }, who);
       assert.deepEqual(await call(large), refusal, who);
@@ -105,13 +125,21 @@ test('13 a step inserted into the pipeline, without editing any other module, ap
     // The step saw every call, the nested one with its parent (and its principal, resolved by authenticate from its key).
     const calls = seen.filter((operation) => operation.method === 'tools/call');
     assert.equal(calls.length, 2 * callers.length);
-    assert.deepEqual(calls.filter((operation) => operation.parentId !== undefined).map((operation) => [operation.parentId, operation.principal?.keyId]), [
-      ['run_script-call-1', key.id],
-      ['run_script-call-1', key.id],
-    ]);
+    assert.deepEqual(
+      calls
+        .filter((operation) => operation.parentId !== undefined)
+        .map((operation) => [operation.parentId, operation.principal?.keyId]),
+      [
+        ['run_script-call-1', key.id],
+        ['run_script-call-1', key.id],
+      ],
+    );
     // Record wraps the steps: it saw the four refusals too.
     const exposition = (await metrics.exposition()).body;
-    assert.match(exposition, /portcullis_tool_call_duration_seconds_count\{upstream="everything",outcome="refused"\} 4/);
+    assert.match(
+      exposition,
+      /portcullis_tool_call_duration_seconds_count\{upstream="everything",outcome="refused"\} 4/,
+    );
     assert.match(exposition, /portcullis_tool_call_duration_seconds_count\{upstream="everything",outcome="ok"\} 4/);
     await legacy.client.close();
     await modern.close();
