@@ -7,15 +7,7 @@ import { RpcErrorCode } from '../../mcp/protocol.ts';
 import { wrapTaskId } from '../../mcp/task-ids.ts';
 import type { RpcMessage, UpstreamRouter } from '../../upstream/upstream-router.ts';
 import { GatewayError } from '../gateway-error.ts';
-import {
-  refused,
-  type Operation,
-  type Outcome,
-  type Step,
-  type Target,
-  type UpstreamAnswer,
-  type UpstreamCaller,
-} from '../operation.ts';
+import { refused, type Operation, type Outcome, type Step, type Target, type UpstreamAnswer } from '../operation.ts';
 import type { TaskIds } from '../task-wrapping.ts';
 import { upstreamFailureResult } from '../tool-results.ts';
 import { directRelayOptions, forwardParams, forwardableMeta, type RelayContext } from '../upstream-relay.ts';
@@ -41,11 +33,6 @@ const UNKNOWN_CURSOR: Outcome = refused(GatewayError.invalidParams('Invalid para
  */
 export function executeStep(options: ExecuteOptions): Step {
   const relay: RelayContext = { logLevels: options.logLevels, tasks: options.tasks };
-  const direct: UpstreamCaller = async (operation, upstream, message) => ({
-    kind: 'result',
-    result: await options.router.request(upstream, message, directRelayOptions(operation, upstream, relay)),
-  });
-
   async function relayed(operation: Operation, target: Extract<Target, { kind: 'upstream' }>): Promise<Outcome> {
     const { upstream, subject } = target;
     operation.upstreamStartedAt = performance.now();
@@ -60,10 +47,21 @@ export function executeStep(options: ExecuteOptions): Step {
         return EMPTY_RESULT;
       }
       const message: RpcMessage = { method: operation.method, params: forwardParams(target.params) };
-      const answer: UpstreamAnswer = await (operation.callUpstream ?? direct)(operation, upstream, message);
+      let result: Record<string, unknown>;
+      const caller = operation.callUpstream;
+      // Without an era's caller the request is relayed directly (no caller closure, no answer object on the hot path).
+      if (caller === undefined) {
+        result = await options.router.request(upstream, message, directRelayOptions(operation, upstream, relay));
+      } else {
+        const answer: UpstreamAnswer = await caller(operation, upstream, message);
+        if (answer.kind === 'input') {
+          operation.upstreamEndedAt = performance.now();
+          return answer;
+        }
+        result = answer.result;
+      }
       operation.upstreamEndedAt = performance.now();
-      if (answer.kind === 'input') return answer;
-      return { kind: 'result', result: withTaskIds(operation, upstream, answer.result) };
+      return { kind: 'result', result: withTaskIds(operation, upstream, result) };
     } catch (error) {
       operation.upstreamEndedAt = performance.now();
       if (error instanceof RangeError && operation.method === 'resources/subscribe')
