@@ -74,7 +74,7 @@ export const MATRIX_REQUIREMENTS = {
     ids: (c) => [c.downstream === 'v2-http' ? 'DN-LISTEN' : 'DN-LIST-CHANGED', 'UP-LIST-CHANGED'],
   },
   'MX-KILL-MID-CALL': {
-    text: 'the upstream process killed mid-call: the call fails at once with a JSON-RPC error naming the upstream; restarted, calls work again',
+    text: 'the upstream process killed mid-call: the call fails at once with an isError result naming the upstream; restarted, calls work again',
     ids: (c) => (UPSTREAMS[c.upstream].transport === 'stdio' ? ['UP-STDIO-KILL-INFLIGHT', 'UP-STDIO-RESTART'] : ['UP-STDIO-KILL-INFLIGHT', 'UP-HTTP-RECONNECT']),
   },
   'MX-SSE-RESUME': {
