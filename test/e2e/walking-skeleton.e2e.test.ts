@@ -4,7 +4,7 @@ import { connectLegacyAgent, connectModernAgent, firstText } from '../support/ag
 import { createTestSchema, type TestSchema } from '../support/database.ts';
 import { ControlPlaneProcess, DataPlaneProcess, INITIALIZE, accepts, eventually, postMcp } from '../support/gateway.ts';
 import { CREATE_KEY, CREATE_UPSTREAM, NODES, REVOKE_KEY, graphqlOk } from '../support/graphql.ts';
-import { EVERYTHING_SERVER, startEverythingHttp, type RunningProcess } from '../support/processes.ts';
+import { EVERYTHING_SERVER, freePort, startEverythingHttp, type RunningProcess } from '../support/processes.ts';
 
 describe('walking skeleton: control plane on PostgreSQL, two data-plane nodes, stdio and HTTP upstreams', () => {
   let schema: TestSchema;
@@ -20,7 +20,7 @@ describe('walking skeleton: control plane on PostgreSQL, two data-plane nodes, s
     schema = await createTestSchema();
     controlPlane = await ControlPlaneProcess.start(schema.url, schema.name);
     [nodeA, nodeB, httpUpstream] = await Promise.all([
-      DataPlaneProcess.start(controlPlane, 'node-a'),
+      DataPlaneProcess.start(controlPlane, 'node-a', ['--metrics-listen', `127.0.0.1:${await freePort()}`]),
       DataPlaneProcess.start(controlPlane, 'node-b'),
       startEverythingHttp(),
     ]);
@@ -86,8 +86,9 @@ describe('walking skeleton: control plane on PostgreSQL, two data-plane nodes, s
     }
   });
 
-  test('each node serves Prometheus metrics: tool calls, the time the gateway added, the config version', async () => {
-    const response = await fetch(nodeA.mcpUrl.replace('/mcp', '/metrics'));
+  test('each node serves Prometheus metrics on its metrics address: tool calls, the time the gateway added, the config version', async () => {
+    assert.ok(nodeA.metricsUrl, 'node A printed its metrics address');
+    const response = await fetch(nodeA.metricsUrl);
     assert.equal(response.status, 200);
     const text = await response.text();
     const count = Number(/portcullis_tool_call_duration_seconds_count\{upstream="ev",outcome="ok"\} (\d+)/.exec(text)?.[1] ?? 0);
@@ -95,6 +96,8 @@ describe('walking skeleton: control plane on PostgreSQL, two data-plane nodes, s
     assert.match(text, /portcullis_gateway_overhead_seconds_count\{upstream="ev"\} \d+/);
     assert.match(text, /portcullis_config_version [1-9]\d*/);
     assert.match(text, /portcullis_upstream_state\{upstream="ev",state="ready"\} 1/);
+    assert.match(text, /^portcullis_config_age_seconds 0$/m, 'connected: the configuration is current');
+    assert.match(text, /^portcullis_control_plane_connected 1$/m);
   });
 
   test('a tool outside the allow-list is refused exactly like a tool that does not exist', async () => {
