@@ -1,3 +1,4 @@
+import { createSecureContext } from 'node:tls';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { ConfigStreamService } from './config-service.ts';
 import { configServiceDefinition } from './config-service.ts';
@@ -24,6 +25,8 @@ export interface GrpcServerHandle {
 
 function serverCredentials(tls: GrpcTls | undefined): ServerCredentials {
   if (tls === undefined) return ServerCredentials.createInsecure();
+  // grpc-js reads the PEM only when binding, and reports a bad one as a listen failure: check it here.
+  createSecureContext({ cert: tls.certChain, key: tls.privateKey, ...(tls.clientCa === undefined ? {} : { ca: tls.clientCa }) });
   return ServerCredentials.createSsl(tls.clientCa ?? null, [{ cert_chain: tls.certChain, private_key: tls.privateKey }], tls.clientCa !== undefined);
 }
 
