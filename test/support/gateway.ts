@@ -42,8 +42,10 @@ export class ControlPlaneProcess {
       '--log-level', 'warn',
       ...(this.extra.args ?? []),
     ], { PORTCULLIS_NODE_TOKEN: this.nodeToken, ...this.extra.env });
-    await this.process.waitFor(/GraphQL:/);
-    await waitForHttp(`http://127.0.0.1:${this.graphqlPort}/healthz`);
+    await ready(this.process, async (child) => {
+      await child.waitFor(/GraphQL:/);
+      await waitForHttp(`http://127.0.0.1:${this.graphqlPort}/healthz`);
+    });
   }
 
   async stop(): Promise<void> {
@@ -61,7 +63,12 @@ export class DataPlaneProcess {
     readonly metricsUrl: string | undefined,
   ) {}
 
-  static async start(controlPlane: ControlPlaneProcess, nodeId: string, extraArgs: readonly string[] = [], env: NodeJS.ProcessEnv = {}): Promise<DataPlaneProcess> {
+  static async start(
+    controlPlane: Pick<ControlPlaneProcess, 'grpcAddress' | 'nodeToken'>,
+    nodeId: string,
+    extraArgs: readonly string[] = [],
+    env: NodeJS.ProcessEnv = {},
+  ): Promise<DataPlaneProcess> {
     const port = await freePort();
     const child = startCli(`data plane ${nodeId}`, [
       'data-plane',
@@ -71,8 +78,10 @@ export class DataPlaneProcess {
       '--log-level', 'warn',
       ...extraArgs,
     ], { PORTCULLIS_NODE_TOKEN: controlPlane.nodeToken, ...env });
-    await child.waitFor(/MCP endpoint:/);
-    await waitForHttp(`http://127.0.0.1:${port}/readyz`);
+    await ready(child, async () => {
+      await child.waitFor(/MCP endpoint:/);
+      await waitForHttp(`http://127.0.0.1:${port}/readyz`);
+    });
     return new DataPlaneProcess(child, nodeId, port, /Metrics:\s+(\S+)/.exec(child.log)?.[1]);
   }
 
@@ -82,6 +91,16 @@ export class DataPlaneProcess {
 
   async stop(): Promise<void> {
     await this.process.stop();
+  }
+}
+
+/** Waits until `child` is ready; a child that never gets there is stopped, not left running past the test. */
+async function ready(child: RunningProcess, until: (child: RunningProcess) => Promise<void>): Promise<void> {
+  try {
+    await until(child);
+  } catch (error) {
+    await child.kill();
+    throw error;
   }
 }
 

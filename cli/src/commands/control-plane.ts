@@ -2,7 +2,7 @@ import { createLogger } from '../../../common/src/index.ts';
 import { startControlPlane } from '../../../control-plane/src/index.ts';
 import { helpText, readOptions } from '../options.ts';
 import { closeOnSignals } from './lifecycle.ts';
-import { controlPlaneSettings, logLevel } from './settings.ts';
+import { controlPlaneSettings, graphqlLimits, logLevel } from './settings.ts';
 import { grpcTlsSettings, nodeTokenSettings, readGrpcTls, readNodeToken } from './stream-settings.ts';
 
 export const controlPlaneOptionTable = { ...controlPlaneSettings, ...nodeTokenSettings, ...grpcTlsSettings, logLevel };
@@ -14,7 +14,7 @@ export async function runControlPlane(argv: readonly string[]): Promise<void> {
   const grpcTls = readGrpcTls(options);
   const nodeToken = readNodeToken(options, grpcTls?.clientCa === undefined);
   const logger = createLogger({ level: options.logLevel });
-  const plane = await startControlPlane({ ...options, nodeToken, grpcTls, logger });
+  const plane = await startControlPlane({ ...options, graphqlLimits: graphqlLimits(options), nodeToken, grpcTls, logger });
   process.stdout.write(`Portcullis control plane\n  GraphQL:     ${plane.graphqlUrl}\n  gRPC:        ${plane.grpcAddress}${grpcTls === undefined ? ' (plaintext)' : grpcTls.clientCa === undefined ? ' (TLS)' : ' (mTLS)'}\n  Admin token: ${options.adminToken ? '(as given in --admin-token / PORTCULLIS_ADMIN_TOKEN)' : plane.adminToken}\n`);
   closeOnSignals(() => plane.close(), logger);
 }

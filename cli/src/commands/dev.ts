@@ -7,7 +7,7 @@ import { startDataPlane } from '../../../data-plane/src/index.ts';
 import { helpText, readOptions } from '../options.ts';
 import { persistentSecret } from '../secrets.ts';
 import { closeOnSignals } from './lifecycle.ts';
-import { controlPlaneSettings, dataPlaneOptions, dataPlaneSettings, logLevel, sseOptions } from './settings.ts';
+import { controlPlaneSettings, graphqlLimits, dataPlaneOptions, dataPlaneSettings, logLevel, sseOptions } from './settings.ts';
 import { nodeTokenSettings, readNodeToken } from './stream-settings.ts';
 
 export const devOptionTable = {
@@ -31,7 +31,7 @@ export async function runDev(argv: readonly string[]): Promise<void> {
   sseOptions(options);
   const logger = createLogger({ level: options.logLevel });
   const token = readNodeToken(options, false) ?? (await persistentSecret(join(options.dataDir, 'node-token'), 'pcn_'));
-  const controlPlane = await startControlPlane({ ...options, nodeToken: token, logger });
+  const controlPlane = await startControlPlane({ ...options, graphqlLimits: graphqlLimits(options), nodeToken: token, logger });
   const grpcPort = controlPlane.grpcAddress.slice(controlPlane.grpcAddress.lastIndexOf(':') + 1);
   // Plaintext on loopback: both ends are this process, the stream never leaves the host, and nothing
   // but root (who can read this process's memory anyway) can watch loopback traffic. The token

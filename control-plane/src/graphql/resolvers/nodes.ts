@@ -1,5 +1,6 @@
 import type { DataPlaneNode } from '../../db/entities.ts';
-import type { GraphqlContext } from '../context.ts';
+import { parsePage } from '../../services/pagination.ts';
+import type { GraphqlContext, PageArgs } from '../context.ts';
 
 /** The newest configuration version, read once per request however many nodes are listed. */
 const versionOfRequest = new WeakMap<GraphqlContext, Promise<string>>();
@@ -14,7 +15,7 @@ function currentVersion(ctx: GraphqlContext): Promise<string> {
 
 export const nodeResolvers = {
   Query: {
-    nodes: (_: unknown, __: unknown, ctx: GraphqlContext) => ctx.services.nodes.list(),
+    nodes: (_: unknown, args: PageArgs, ctx: GraphqlContext) => ctx.services.nodes.list(parsePage(args)),
     config: async (_: unknown, __: unknown, ctx: GraphqlContext) => ({ version: await ctx.services.configVersion() }),
   },
   DataPlaneNode: {
