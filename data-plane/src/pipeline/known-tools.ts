@@ -36,19 +36,25 @@ export class KnownTools {
     const serving = new Set(this.router.upstreams().map((u) => u.name));
     const remembered = this.byName.get(name);
     if (remembered !== undefined)
-      return serving.has(remembered) || !this.configured(remembered) ? undefined : remembered;
+      return serving.has(remembered) || !this.configured(remembered, true) ? undefined : remembered;
     const at = name.indexOf(NAME_SEPARATOR);
     if (at <= 0) return undefined;
     const prefix = name.slice(0, at);
-    return !serving.has(prefix) && !this.byUpstream.has(prefix) && this.configured(prefix) ? prefix : undefined;
+    return !serving.has(prefix) && !this.byUpstream.has(prefix) && this.configured(prefix, false) ? prefix : undefined;
   }
 
   close(): void {
     this.unsubscribe();
   }
 
-  private configured(upstream: string): boolean {
-    return this.getConfig()?.upstreams.some((u) => u.name === upstream && !u.disabled) === true;
+  /**
+   * Whether the snapshot configures the upstream, enabled. A snapshot that lists no upstreams at all
+   * (an embedder feeding the router itself) leaves the router as the judge: an upstream it served counts.
+   */
+  private configured(upstream: string, served: boolean): boolean {
+    const upstreams = this.getConfig()?.upstreams;
+    if (upstreams === undefined || upstreams.length === 0) return served;
+    return upstreams.some((u) => u.name === upstream && !u.disabled);
   }
 
   /** Takes the catalog of every serving upstream; an absent upstream keeps what it offered last. */
@@ -58,9 +64,12 @@ export class KnownTools {
     for (const entry of this.router.catalog('tools')) fresh.get(entry.upstreamName)?.push(entry.key);
     for (const [upstream, names] of fresh) this.byUpstream.set(upstream, names);
     const config = this.getConfig();
-    if (config !== undefined)
-      for (const upstream of [...this.byUpstream.keys()])
+    // Upstreams gone from the snapshot are forgotten (a snapshot listing none leaves the router as the judge).
+    if (config !== undefined && config.upstreams.length > 0) {
+      for (const upstream of [...this.byUpstream.keys()]) {
         if (!config.upstreams.some((u) => u.name === upstream)) this.byUpstream.delete(upstream);
+      }
+    }
     const byName = new Map<string, string>();
     for (const [upstream, names] of this.byUpstream) for (const name of names) byName.set(name, upstream);
     this.byName = byName;
