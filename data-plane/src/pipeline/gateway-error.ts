@@ -47,7 +47,8 @@ export class GatewayError extends Error {
    */
   static fromUpstream(error: unknown, upstream: string, subject: string): GatewayError | undefined {
     if (error instanceof GatewayError) return error;
-    if (error instanceof UpstreamRpcError) return new GatewayError(error.code, error.message, error.data);
+    // An upstream's own error keeps HTTP 200 (the 2026-07-28 adapter applies the spec's 400 for a missing capability).
+    if (error instanceof UpstreamRpcError) return new GatewayError(error.code, error.message, error.data, 200);
     if (error instanceof PortcullisError) {
       return new GatewayError(
         RpcErrorCode.UpstreamUnavailable,
