@@ -35,6 +35,15 @@ class CountingLogger implements TypeOrmLogger {
   log(): void {}
 }
 
+/**
+ * What "fast" means on a shared machine: the time of a trivial query just before, times 5, plus
+ * 500 ms (on a quiet machine the refusals take 60-250 ms; the unbounded query crashed the process).
+ */
+async function fastBound(target: { graphqlUrl: string }): Promise<number> {
+  const { ms } = await timed(() => gql(target, '{ config { version } }'));
+  return 500 + 5 * ms;
+}
+
 async function timed<T>(run: () => Promise<T>): Promise<{ result: T; ms: number }> {
   const started = performance.now();
   const result = await run();
@@ -102,13 +111,14 @@ describe('finding 3: GraphQL depth, cost, alias, token, list and body limits', (
   it('refuses the five-level upstreams/tools query before it runs: fast, QUERY_LIMIT_EXCEEDED, and the process stays small', async () => {
     assert.ok(Buffer.byteLength(DEEP) < 149);
     const rssBefore = process.memoryUsage().rss;
+    const bound = await fastBound(plane);
     const { result, ms } = await timed(() => gql(plane, DEEP));
     assert.equal(result.status, 400);
     assert.equal(result.data, undefined);
     assert.equal(result.errors?.[0]?.extensions?.['code'], 'QUERY_LIMIT_EXCEEDED', JSON.stringify(result.errors));
     assert.equal(result.errors?.[0]?.extensions?.['limit'], 'maxDepth');
     assert.match(result.errors![0]!.message, /Query depth limit of 8 exceeded, found 11\..*--graphql-max-depth/);
-    assert.ok(ms < 1000, `refused in ${ms.toFixed(0)} ms`);
+    assert.ok(ms < bound, `refused in ${ms.toFixed(0)} ms (bound ${bound.toFixed(0)} ms)`);
     const grownMb = (process.memoryUsage().rss - rssBefore) / 2 ** 20;
     assert.ok(grownMb < 64, `the process grew ${grownMb.toFixed(0)} MB`);
     // Not crashed, still serving.
@@ -125,7 +135,8 @@ describe('finding 3: GraphQL depth, cost, alias, token, list and body limits', (
     assert.equal(result.errors?.[0]?.extensions?.['code'], 'RESULT_TOO_LARGE', JSON.stringify(result.errors));
     assert.equal(result.errors?.[0]?.extensions?.['limit'], 50_000);
     assert.match(result.errors![0]!.message, /more than 50000 list items .*first\/after.*--graphql-max-list-items/);
-    assert.ok(ms < 5000, `refused in ${ms.toFixed(0)} ms`);
+    // It builds up to 50,000 items first: 1.2-3.9 s here, more when the machine is shared.
+    assert.ok(ms < 30_000, `refused in ${ms.toFixed(0)} ms`);
     // Up to the budget's 50,000 items are built before it runs out (measured: 84 MB of RSS here,
     // against 4.5 GB and a crash for the unbounded five-level query).
     const grownMb = (process.memoryUsage().rss - rssBefore) / 2 ** 20;
@@ -143,6 +154,8 @@ describe('finding 3: GraphQL depth, cost, alias, token, list and body limits', (
   it('refuses 20,000 aliases while parsing, fast and without one SQL statement; 31 aliases by the alias limit', async () => {
     const aliases = Array.from({ length: 20_000 }, (_, i) => `a${i}: upstreams { id }`).join(' ');
     sql.statements = [];
+    const bound = await fastBound(counted);
+    sql.statements = [];
     const { result, ms } = await timed(() => gql(counted, `{ ${aliases} }`));
     assert.equal(
       result.errors?.[0]?.extensions?.['code'],
@@ -151,7 +164,7 @@ describe('finding 3: GraphQL depth, cost, alias, token, list and body limits', (
     );
     assert.equal(result.errors?.[0]?.extensions?.['limit'], 'maxTokens');
     assert.match(result.errors![0]!.message, /Token limit of 2000 exceeded.*--graphql-max-tokens/);
-    assert.ok(ms < 1000, `refused in ${ms.toFixed(0)} ms`);
+    assert.ok(ms < bound, `refused in ${ms.toFixed(0)} ms (bound ${bound.toFixed(0)} ms)`);
     assert.deepEqual(sql.statements, [], 'no database work for a refused query');
 
     const some = Array.from({ length: 31 }, (_, i) => `a${i}: config { version }`).join(' ');

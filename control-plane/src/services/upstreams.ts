@@ -66,11 +66,13 @@ const httpUrl = z
     return protocol === 'http:' || protocol === 'https:';
   }, 'must be an absolute http:// or https:// URL, e.g. https://mcp.example.com/mcp')
   .refine((value) => {
-    const url = new URL(value);
-    return url.username === '' && url.password === '';
+    // An unparsable URL is refused above (zod runs every check); here it only must not throw.
+    const url = URL.parse(value);
+    return url === null || (url.username === '' && url.password === '');
   }, 'must not carry credentials (user:password@host): URLs are stored and shown in clear; give the credential as bearerToken or in headers, which are encrypted and never returned')
   .superRefine((value, ctx) => {
-    const param = secretLookingParam(new URL(value));
+    const url = URL.parse(value);
+    const param = url === null ? undefined : secretLookingParam(url);
     if (param === undefined) return;
     ctx.addIssue({
       code: 'custom',
