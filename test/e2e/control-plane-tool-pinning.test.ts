@@ -200,7 +200,7 @@ describe('tool-definition pinning and unprefixed names (node reports → GraphQL
     await report(three.id, [tool('echo', 'Another echo'), tool('unique', 'Only here')]);
     const flagged = await upstreamOf(three.id);
     assert.deepEqual(flagged.collidingNames, ['echo']);
-    assert.match(flagged.catalogError, /unprefixed tool names collide with names other upstreams expose: "echo" \(also upstream "two"\).*set exposeUnprefixed: false/);
+    assert.match(flagged.catalogError, /tool names collide with names upstreams created earlier expose: "echo" \(also upstream "two"\).*set exposeUnprefixed: false/);
     const first = await upstreamOf(two.id);
     assert.equal(first.catalogError, null, 'the first upstream keeps the name');
     assert.deepEqual(first.collidingNames, []);

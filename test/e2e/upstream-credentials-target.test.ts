@@ -44,8 +44,14 @@ describe('finding 9: changing an upstream target needs its credentials again; no
     const error = refused.errors?.[0];
     assert.equal(error?.extensions?.['code'], 'BAD_USER_INPUT', JSON.stringify(refused));
     assert.equal(error?.extensions?.['field'], 'input.headers');
-    assert.match(error!.message, /changes url, and this upstream's stored headers, bearer token would go to the new target/);
-    assert.match(error!.message, /give headers, bearerToken again in the same update, or clear headers: \[\], bearerToken: null/);
+    assert.match(
+      error!.message,
+      /changes url, and this upstream's stored headers, bearer token would go to the new target/,
+    );
+    assert.match(
+      error!.message,
+      /give headers, bearerToken again in the same update, or clear headers: \[\], bearerToken: null/,
+    );
     const kept = (await gqlOk(plane, READ, { id })).upstream;
     assert.equal(kept.url, 'https://mcp.example.com/mcp', 'nothing changed');
     // Naming only one of the two is not enough.
@@ -55,27 +61,73 @@ describe('finding 9: changing an upstream target needs its credentials again; no
 
   it('accepts a target change that gives the credentials again or clears them', async () => {
     const id = await http();
-    const given = (await gqlOk(plane, UPDATE, { id, input: { url: 'https://new.example.com/mcp', bearerToken: 'new-token', headers: [{ name: 'X-Api-Key', value: 'new' }] } })).updateUpstream;
+    const given = (
+      await gqlOk(plane, UPDATE, {
+        id,
+        input: {
+          url: 'https://new.example.com/mcp',
+          bearerToken: 'new-token',
+          headers: [{ name: 'X-Api-Key', value: 'new' }],
+        },
+      })
+    ).updateUpstream;
     assert.equal(given.url, 'https://new.example.com/mcp');
     assert.equal(given.hasBearerToken, true);
-    const cleared = (await gqlOk(plane, UPDATE, { id, input: { url: 'https://other.example.com/mcp', bearerToken: null, headers: [] } })).updateUpstream;
-    assert.deepEqual([cleared.url, cleared.hasBearerToken, cleared.headers], ['https://other.example.com/mcp', false, []]);
+    const cleared = (
+      await gqlOk(plane, UPDATE, {
+        id,
+        input: { url: 'https://other.example.com/mcp', bearerToken: null, headers: [] },
+      })
+    ).updateUpstream;
+    assert.deepEqual(
+      [cleared.url, cleared.hasBearerToken, cleared.headers],
+      ['https://other.example.com/mcp', false, []],
+    );
     // Without credentials stored, a target change needs nothing more; nor does a change that keeps the target.
-    assert.equal((await gqlOk(plane, UPDATE, { id, input: { url: 'https://third.example.com/mcp' } })).updateUpstream.url, 'https://third.example.com/mcp');
+    assert.equal(
+      (await gqlOk(plane, UPDATE, { id, input: { url: 'https://third.example.com/mcp' } })).updateUpstream.url,
+      'https://third.example.com/mcp',
+    );
     const other = await http();
-    assert.equal((await gqlOk(plane, UPDATE, { id: other, input: { callTimeoutMs: 5000, url: 'https://mcp.example.com/mcp' } })).updateUpstream.hasBearerToken, true);
+    assert.equal(
+      (await gqlOk(plane, UPDATE, { id: other, input: { callTimeoutMs: 5000, url: 'https://mcp.example.com/mcp' } }))
+        .updateUpstream.hasBearerToken,
+      true,
+    );
   });
 
   it('refuses a command or args change of a STDIO upstream with stored env unless env is given', async () => {
-    const id = (await gqlOk(plane, CREATE, { input: { name: 'local', transport: 'STDIO', command: 'npx', args: ['server-a'], env: [{ name: 'API_TOKEN', value: 'env-secret' }] } })).createUpstream.id;
+    const id = (
+      await gqlOk(plane, CREATE, {
+        input: {
+          name: 'local',
+          transport: 'STDIO',
+          command: 'npx',
+          args: ['server-a'],
+          env: [{ name: 'API_TOKEN', value: 'env-secret' }],
+        },
+      })
+    ).createUpstream.id;
     for (const input of [{ command: 'node' }, { args: ['server-b'] }]) {
       const refused = await gql(plane, UPDATE, { id, input });
       assert.equal(refused.errors?.[0]?.extensions?.['field'], 'input.env', JSON.stringify(refused));
-      assert.match(refused.errors![0]!.message, /stored environment variables would go to the new target; give env again .* or clear env: \[\]/);
+      assert.match(
+        refused.errors![0]!.message,
+        /stored environment variables would go to the new target; give env again .* or clear env: \[\]/,
+      );
     }
-    const moved = (await gqlOk(plane, UPDATE, { id, input: { args: ['server-b'], env: [{ name: 'API_TOKEN', value: 'env-secret-b' }] } })).updateUpstream;
+    const moved = (
+      await gqlOk(plane, UPDATE, {
+        id,
+        input: { args: ['server-b'], env: [{ name: 'API_TOKEN', value: 'env-secret-b' }] },
+      })
+    ).updateUpstream;
     assert.deepEqual([moved.args, moved.env], [['server-b'], [{ name: 'API_TOKEN' }]]);
-    assert.deepEqual((await gqlOk(plane, UPDATE, { id, input: { cwd: '/srv' } })).updateUpstream.env, [{ name: 'API_TOKEN' }], 'not a target change');
+    assert.deepEqual(
+      (await gqlOk(plane, UPDATE, { id, input: { cwd: '/srv' } })).updateUpstream.env,
+      [{ name: 'API_TOKEN' }],
+      'not a target change',
+    );
   });
 
   it('refuses URLs carrying user:password@ or credential-looking query parameters, without echoing the secret', async () => {
@@ -98,10 +150,15 @@ describe('finding 9: changing an upstream target needs its credentials again; no
       assert.ok(!/hunter2|abc123/.test(JSON.stringify(refused)), 'the secret is not echoed');
     }
     const id = await http();
-    const update = await gql(plane, UPDATE, { id, input: { url: 'https://mcp.example.com/mcp?token=abc123-secret', bearerToken: null, headers: [] } });
+    const update = await gql(plane, UPDATE, {
+      id,
+      input: { url: 'https://mcp.example.com/mcp?token=abc123-secret', bearerToken: null, headers: [] },
+    });
     assert.equal(update.errors?.[0]?.extensions?.['field'], 'input.url');
     assert.ok(!/abc123/.test(JSON.stringify(update)));
-    const fine = await gqlOk(plane, CREATE, { input: { name: 'plain', transport: 'SSE', url: 'https://mcp.example.com/sse?tenant=acme&version=2&keyword=x' } });
+    const fine = await gqlOk(plane, CREATE, {
+      input: { name: 'plain', transport: 'SSE', url: 'https://mcp.example.com/sse?tenant=acme&version=2&keyword=x' },
+    });
     assert.ok(fine.createUpstream.id);
   });
 });

@@ -387,7 +387,21 @@ export class CatalogService {
       .getMany();
   }
 
-  /** Unprefixed names colliding with other upstreams', per upstream (see `nameCollisions`). */
+  /**
+   * Logs a warning for each upstream losing exposed names to another (at startup: collisions
+   * that arose while this control plane was down, or before the mutations refused them).
+   */
+  async warnCollisions(): Promise<number> {
+    const all = await nameCollisions(this.store.dataSource.manager);
+    const names = await this.store.dataSource.manager.query(`SELECT id, name FROM upstreams WHERE id = ANY($1::uuid[])`, [[...all.keys()]]);
+    const nameOf = new Map((names as Array<{ id: string; name: string }>).map((row) => [row.id, row.name]));
+    for (const [id, list] of all) {
+      this.logger.warn({ upstream: nameOf.get(id) ?? id, collisions: list.map((c) => c.name) }, `upstream ${nameOf.get(id) ?? id}: ${collisionError(list)}`);
+    }
+    return all.size;
+  }
+
+  /** Exposed names each upstream loses to an earlier one, per upstream (see `nameCollisions`). */
   async collisions(): Promise<Map<string, { message: string; names: string[] }>> {
     const all = await nameCollisions(this.store.dataSource.manager);
     return new Map([...all].map(([id, list]: [string, NameCollision[]]) => [id, { message: collisionError(list), names: list.map((c) => c.name) }]));

@@ -5,7 +5,7 @@ import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
 import { Upstream, type KeyValuePair, type StoredSecretPair, type TransportName } from '../db/entities.ts';
 import { openBearer, openPairs, resealAll, sealBearer, sealPairs, type SecretBox } from '../secrets/index.ts';
 import { withConfigChange, type ConfigStore } from './config-change.ts';
-import { collisionsOf, describeCollisions } from './exposed-names.ts';
+import { collisionsOf, describeCollisions, lockExposedNames } from './exposed-names.ts';
 import { MAX_PAGE_SIZE, unknownCursor, type Page } from './pagination.ts';
 import { badInput, isUniqueViolation, parseId, parseInput } from './validation.ts';
 
@@ -329,7 +329,9 @@ export class UpstreamService {
       const changed = secretsChanged || COMPARED.some((key) => JSON.stringify(next[key]) !== JSON.stringify(current[key]));
       if (!changed) return { result: toUpstreamView(current), changed: false };
 
-      if (next.exposeUnprefixed && !current.exposeUnprefixed) await this.refuseCollisions(manager, next);
+      const unprefixing = next.exposeUnprefixed && !current.exposeUnprefixed;
+      const enabling = next.enabled && !current.enabled;
+      if (next.enabled && (unprefixing || enabling)) await refuseCollisions(manager, next, unprefixing ? 'input.exposeUnprefixed' : 'input.enabled');
       if (current.pinToolDefinitions && !next.pinToolDefinitions) await releaseHeldBackTools(manager, id);
       if (secretsChanged) next.secretsVersion = randomUUID();
       next.updatedAt = new Date();
@@ -344,6 +346,7 @@ export class UpstreamService {
     return withConfigChange(this.store, async (manager) => {
       const current = await this.lockUpstream(manager, id);
       if (current.enabled === enabled) return { result: toUpstreamView(current), changed: false };
+      if (enabled) await refuseCollisions(manager, current, 'enabled');
       current.enabled = enabled;
       current.updatedAt = new Date();
       await manager.update(Upstream, { id }, { enabled, updatedAt: current.updatedAt });
@@ -401,15 +404,28 @@ export class UpstreamService {
     return upstream;
   }
 
-  private async refuseCollisions(manager: EntityManager, upstream: Upstream): Promise<void> {
-    const collisions = await collisionsOf(manager, upstream, true);
-    if (collisions.length === 0) return;
-    throw new PortcullisError(
-      ErrorCode.CONFLICT,
-      `input.exposeUnprefixed: unprefixed, this upstream's tool names would collide with names other upstreams expose: ${describeCollisions(collisions)}; keep the prefix (exposeUnprefixed: false) or remove the collision`,
-      { field: 'input.exposeUnprefixed', names: collisions.map((c) => c.name) },
-    );
-  }
+}
+
+/**
+ * Refuses to expose names another enabled upstream already exposes (judged by the catalogs nodes
+ * reported): one of the two would lose its tool on every node without an error. `field` is what
+ * the caller changed: exposing the names unprefixed, or enabling the upstream.
+ */
+async function refuseCollisions(manager: EntityManager, upstream: Upstream, field: string): Promise<void> {
+  await lockExposedNames(manager);
+  const collisions = await collisionsOf(manager, upstream, upstream.exposeUnprefixed);
+  if (collisions.length === 0) return;
+  const fix =
+    field === 'input.exposeUnprefixed'
+      ? 'keep the prefix (exposeUnprefixed: false) or remove the collision'
+      : `disable the other upstream first, or set exposeUnprefixed: false on whichever of the two is unprefixed`;
+  const change = field === 'input.exposeUnprefixed' ? 'unprefixed' : 'enabled';
+  throw new PortcullisError(
+    ErrorCode.CONFLICT,
+    `${field}: ${change}, upstream "${upstream.name}" would expose tool names another enabled upstream already exposes: ${describeCollisions(collisions)}; ` +
+      `nodes would serve only one of each (the upstream created first). To go ahead, ${fix}`,
+    { field, names: collisions.map((c) => c.name) },
+  );
 }
 
 /** What an upstream connects to: changing it sends its stored credentials somewhere new. */
