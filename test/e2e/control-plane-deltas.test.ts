@@ -12,6 +12,7 @@ import { ensureSessionKeys } from '../../control-plane/src/services/settings.ts'
 import { VirtualKeyService } from '../../control-plane/src/services/virtual-keys.ts';
 import type { Snapshot, SnapshotDelta, VirtualKeyConfig } from '../../proto/gen/portcullis/v1/config.ts';
 import { createTestSchema, type TestSchema } from '../support/database.ts';
+import { startTestEnv, type TestEnv } from '../support/test-env.ts';
 import { NODE_TOKEN, SECRET_KEY, TestNode, eventually, gqlOk, startOnSchema, testLogger } from './control-plane-harness.ts';
 
 const CREATE_KEY = `mutation ($input: CreateVirtualKeyInput!) { createVirtualKey(input: $input) { key { id } } }`;
@@ -54,18 +55,19 @@ describe('config stream deltas', () => {
     return node;
   };
 
+  let env: TestEnv | undefined;
   before(async () => {
-    schema = await createTestSchema('deltas');
-    plane = await startOnSchema(schema);
-    dataSource = await openDatabase({ url: schema.url, schema: schema.name, poolSize: 2, embedded: false });
+    env = await startTestEnv({ schemaPrefix: 'deltas', controlPlane: 'in-process' });
+    ({ schema } = env);
+    plane = env.plane!;
+    const source = (dataSource = await openDatabase({ url: schema.url, schema: schema.name, poolSize: 2, embedded: false }));
+    env.defer(() => source.destroy());
   });
   afterEach(() => {
     for (const node of nodes.splice(0)) node.close();
   });
   after(async () => {
-    await dataSource?.destroy();
-    await plane?.close();
-    await schema?.drop();
+    await env?.dispose();
   });
 
   it('sends a node that accepts deltas the whole snapshot first, then only the keys that changed', async () => {

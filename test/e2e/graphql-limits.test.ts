@@ -13,8 +13,9 @@ import { ENTITIES } from '../../control-plane/src/db/entities.ts';
 import { startGraphqlServer, type GraphqlServerHandle } from '../../control-plane/src/graphql/server.ts';
 import { loadSecretBox } from '../../control-plane/src/secrets/index.ts';
 import { createServices } from '../../control-plane/src/services/index.ts';
-import { createTestSchema, type TestSchema } from '../support/database.ts';
-import { ADMIN_TOKEN, SECRET_KEY, gql, gqlOk, startOnSchema, testLogger } from './control-plane-harness.ts';
+import type { TestSchema } from '../support/database.ts';
+import { startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { ADMIN_TOKEN, SECRET_KEY, gql, gqlOk, testLogger } from './control-plane-harness.ts';
 
 const UPSTREAMS = 3;
 const TOOLS_PER_UPSTREAM = 30;
@@ -51,6 +52,7 @@ async function timed<T>(run: () => Promise<T>): Promise<{ result: T; ms: number 
 }
 
 describe('finding 3: GraphQL depth, cost, alias, token, list and body limits', () => {
+  let env: TestEnv | undefined;
   let schema: TestSchema;
   let plane: ControlPlane;
   /** A second GraphQL server on the same schema whose data source counts its SQL statements. */
@@ -60,8 +62,9 @@ describe('finding 3: GraphQL depth, cost, alias, token, list and body limits', (
   const sql = new CountingLogger();
 
   before(async () => {
-    schema = await createTestSchema('gql_limits');
-    plane = await startOnSchema(schema);
+    env = await startTestEnv({ schemaPrefix: 'gql_limits', controlPlane: 'in-process' });
+    ({ schema } = env);
+    plane = env.plane!;
     for (let u = 0; u < UPSTREAMS; u++) {
       await gqlOk(
         plane,
@@ -104,8 +107,7 @@ describe('finding 3: GraphQL depth, cost, alias, token, list and body limits', (
   after(async () => {
     await countedServer?.close();
     await countingSource?.destroy();
-    await plane?.close();
-    await schema?.drop();
+    await env?.dispose();
   });
 
   it('refuses the five-level upstreams/tools query before it runs: fast, QUERY_LIMIT_EXCEEDED, and the process stays small', async () => {

@@ -343,7 +343,7 @@ test('DN-INPUT-UPSTREAM-GONE: when the upstream dies while its call waits for th
   // Issue 13: the failure of a tools/call reaches the model as an isError result naming the upstream.
   assert.equal(retry.result?.['isError'], true, JSON.stringify(retry));
   assert.match(JSON.stringify(retry.result?.['content']), /Upstream \\"doomed\\"/);
-  assert.equal((retry.result?.['_meta'] as Record<string, Record<string, unknown>>)['dev.portcullis/error']?.['upstream'], 'doomed');
+  assert.equal((retry.result?.['_meta'] as Record<string, Record<string, unknown>> | undefined)?.['dev.portcullis/error']?.['upstream'], 'doomed');
 });
 
 test('DN-INPUT-OTHER-NODE-UNREACHABLE: a retry that lands on a node without a control-plane connection, so that it cannot be relayed, is refused -32045 naming the issuing node; on that node it completes (a 2026 upstream\'s round completes on any node)', async () => {

@@ -7,6 +7,7 @@ import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { firstText } from '../support/agents.ts';
 import { TSX_LOADER } from '../support/conformance.ts';
 import { createTestSchema, type TestSchema } from '../support/database.ts';
+import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
 import { ControlPlaneProcess, DataPlaneProcess, accepts, eventually, postMcp } from '../support/gateway.ts';
 import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from '../support/graphql.ts';
 import { EVERYTHING_SERVER, REPO_ROOT } from '../support/processes.ts';
@@ -101,7 +102,7 @@ async function legacyAgent(url: string, secret: string, options: { fetch?: typeo
 }
 
 describe('relays between data-plane nodes through the control plane', () => {
-  let schema: TestSchema;
+  let env: TestEnv;
   let controlPlane: ControlPlaneProcess;
   let nodeA: DataPlaneProcess;
   let nodeB: DataPlaneProcess;
@@ -109,23 +110,27 @@ describe('relays between data-plane nodes through the control plane', () => {
   let key: { id: string; secret: string };
 
   before(async () => {
-    schema = await createTestSchema();
-    controlPlane = await ControlPlaneProcess.start(schema.url, schema.name);
-    [nodeA, nodeB] = await Promise.all([DataPlaneProcess.start(controlPlane, 'node-a'), DataPlaneProcess.start(controlPlane, 'node-b')]);
-    const gql = controlPlane.graphqlUrl;
-    await graphqlOk(gql, controlPlane.adminToken, CREATE_UPSTREAM, { input: { name: 'ev', transport: 'STDIO', command: process.execPath, args: [EVERYTHING_SERVER, 'stdio'] } });
-    await graphqlOk(gql, controlPlane.adminToken, CREATE_UPSTREAM, {
-      input: { name: 'v1', transport: 'STDIO', command: process.execPath, args: ['--import', TSX_LOADER, resolve(REPO_ROOT, 'test/fixtures/input-upstream-2025/main.ts')] },
+    env = await startTestEnv({
+      nodes: ['node-a', 'node-b'],
+      upstreams: [
+        everythingUpstream('ev'),
+        {
+          name: 'v1',
+          transport: 'STDIO',
+          command: process.execPath,
+          args: ['--import', TSX_LOADER, resolve(REPO_ROOT, 'test/fixtures/input-upstream-2025/main.ts')],
+        },
+      ],
+      keys: [{ name: 'agent', allowedTools: ['ev__*', 'v1__*'] }],
     });
-    const created = await graphqlOk<{ createVirtualKey: { secret: string; key: { id: string } } }>(gql, controlPlane.adminToken, CREATE_KEY, { input: { name: 'agent', allowedTools: ['ev__*', 'v1__*'] } });
-    key = { id: created.createVirtualKey.key.id, secret: created.createVirtualKey.secret };
-    await eventually('the key reached both nodes', async () => (await accepts(nodeA.mcpUrl, key.secret)) && (await accepts(nodeB.mcpUrl, key.secret)), 5_000);
+    controlPlane = env.controlPlane!;
+    [nodeA, nodeB] = [env.node('node-a'), env.node('node-b')];
+    key = env.key;
   });
 
   after(async () => {
-    await Promise.allSettled([nodeA?.stop(), nodeB?.stop(), nodeC?.stop()]);
-    await controlPlane?.stop();
-    await schema?.drop();
+    await nodeC?.stop();
+    await env?.dispose();
   });
 
   async function toolsReady(client: ClientV1, names: string[]): Promise<void> {
@@ -270,7 +275,12 @@ describe('relays between data-plane nodes through the control plane', () => {
     let stopped = false;
     try {
       await eventually('the key reached node D', () => accepts(nodeD.mcpUrl, key.secret), 5_000);
-      await eventually('v1 ready on node D', async () => (await callModern(nodeD.mcpUrl, key.secret, { name: 'v1__cancellations', arguments: {} })).result !== undefined, 30_000);
+      // An upstream still connecting answers a result too, with isError (UPSTREAM_UNAVAILABLE): wait for a real one.
+      const v1Answers = async () => {
+        const { result } = await callModern(nodeD.mcpUrl, key.secret, { name: 'v1__cancellations', arguments: {} });
+        return result !== undefined && result['isError'] !== true;
+      };
+      await eventually('v1 ready on node D', v1Answers, 30_000);
       const first = await firstRound(nodeD.mcpUrl, key.secret, 'v1__ask_twice');
       const sse = await sseAgent(new URL(nodeD.mcpUrl), key.secret);
       const endpoint = (sse.transport as unknown as { _endpoint: URL })._endpoint;

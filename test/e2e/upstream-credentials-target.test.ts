@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { ControlPlane } from '../../control-plane/src/index.ts';
-import { createTestSchema, type TestSchema } from '../support/database.ts';
-import { gql, gqlOk, startOnSchema } from './control-plane-harness.ts';
+import { startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { gql, gqlOk } from './control-plane-harness.ts';
 
 const CREATE = `mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { id } }`;
 const UPDATE = `mutation ($id: ID!, $input: UpdateUpstreamInput!) {
@@ -14,7 +14,6 @@ const UPDATE = `mutation ($id: ID!, $input: UpdateUpstreamInput!) {
 const READ = `query ($id: ID!) { upstream(id: $id) { url command args hasBearerToken headers { name } env { name } } }`;
 
 describe('finding 9: changing an upstream target needs its credentials again; no credentials in URLs', () => {
-  let schema: TestSchema;
   let plane: ControlPlane;
   let n = 0;
   const http = async () =>
@@ -30,13 +29,13 @@ describe('finding 9: changing an upstream target needs its credentials again; no
       })
     ).createUpstream.id as string;
 
+  let env: TestEnv | undefined;
   before(async () => {
-    schema = await createTestSchema('upstream_target');
-    plane = await startOnSchema(schema);
+    env = await startTestEnv({ schemaPrefix: 'upstream_target', controlPlane: 'in-process' });
+    plane = env.plane!;
   });
   after(async () => {
-    await plane?.close();
-    await schema?.drop();
+    await env?.dispose();
   });
 
   it('refuses a url change that would send the stored bearer token and headers to the new host', async () => {

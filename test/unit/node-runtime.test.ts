@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { type NodePackage, NODE_PACKAGES, cachedNodePath, chooseNode, majorOf } from '../../scripts/node-runtime.ts';
+import { type NodePackage, NODE_PACKAGES, cachedNodePath, chooseNode, majorOf, matchesIntegrity } from '../../scripts/node-runtime.ts';
 
 const on = (version: string, platform: NodeJS.Platform = 'linux', arch = 'x64') => ({
   execPath: `/usr/local/bin/node-${version}`,
@@ -71,4 +72,13 @@ test('no dependency installs a node binary that npm would put first on PATH', ()
 test('package.json engines name Node 20.19+, 22 and 24', () => {
   const manifest = JSON.parse(readFileSync('package.json', 'utf8')) as { engines: { node: string } };
   assert.equal(manifest.engines.node, '^20.19.0 || ^22.13.0 || >=24.11.0');
+});
+
+test('a fetched tarball is unpacked only when it matches the pinned sha512 integrity', () => {
+  const tarball = Buffer.from('pretend tarball');
+  const integrity = `sha512-${createHash('sha512').update(tarball).digest('base64')}`;
+  assert.equal(matchesIntegrity(tarball, integrity), true);
+  assert.equal(matchesIntegrity(Buffer.from('tampered tarball'), integrity), false);
+  assert.equal(matchesIntegrity(tarball, integrity.replace('sha512', 'sha1')), false);
+  for (const pkg of NODE_PACKAGES) assert.match(pkg.integrity, /^sha512-[A-Za-z0-9+/]{86}==$/, pkg.name);
 });
