@@ -16,7 +16,13 @@ export class ControlPlaneProcess {
 
   static async start(databaseUrl: string, schema: string): Promise<ControlPlaneProcess> {
     const plane = new ControlPlaneProcess(databaseUrl, schema, await freePort(), await freePort());
-    await plane.restart();
+    try {
+      await plane.restart();
+    } catch (error) {
+      // The caller never gets the process to stop, so a start that timed out must not leave it running.
+      await plane.stop();
+      throw error;
+    }
     return plane;
   }
 
@@ -68,8 +74,13 @@ export class DataPlaneProcess {
       '--log-level', 'warn',
       ...extraArgs,
     ]);
-    await child.waitFor(/MCP endpoint:/);
-    await waitForHttp(`http://127.0.0.1:${port}/readyz`);
+    try {
+      await child.waitFor(/MCP endpoint:/);
+      await waitForHttp(`http://127.0.0.1:${port}/readyz`);
+    } catch (error) {
+      await child.stop();
+      throw error;
+    }
     return new DataPlaneProcess(child, nodeId, port);
   }
 
