@@ -11,7 +11,15 @@ import { createTestSchema, type TestSchema } from '../support/database.ts';
 import { ControlPlaneProcess, DataPlaneProcess, eventually } from '../support/gateway.ts';
 import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from '../support/graphql.ts';
 import {
-  callOutcome, connectDirect, connectThroughGateway, listAllTools, realServers, serverScript, startNotesApi, writeServerFiles, type RealServer,
+  callOutcome,
+  connectDirect,
+  connectThroughGateway,
+  listAllTools,
+  realServers,
+  serverScript,
+  startNotesApi,
+  writeServerFiles,
+  type RealServer,
 } from '../support/real-servers.ts';
 
 /**
@@ -48,28 +56,52 @@ before(async () => {
   // Each server takes seconds of CPU to start: the node starts its upstreams while the direct ones start.
   const registered = (async () => {
     for (const server of behindGateway) {
-      const input = { name: server.name, transport: 'STDIO', command: process.execPath, args: [serverScript(server), ...server.args],
-        env: Object.entries(server.env).map(([name, value]) => ({ name, value })), connectTimeoutMs: 120_000, callTimeoutMs: 30_000 };
+      const input = {
+        name: server.name,
+        transport: 'STDIO',
+        command: process.execPath,
+        args: [serverScript(server), ...server.args],
+        env: Object.entries(server.env).map(([name, value]) => ({ name, value })),
+        connectTimeoutMs: 120_000,
+        callTimeoutMs: 30_000,
+      };
       await graphqlOk(controlPlane.graphqlUrl, controlPlane.adminToken, CREATE_UPSTREAM, { input });
     }
-    const created = await graphqlOk<{ createVirtualKey: { secret: string } }>(controlPlane.graphqlUrl, controlPlane.adminToken, CREATE_KEY, { input: { name: 'real-servers' } });
+    const created = await graphqlOk<{ createVirtualKey: { secret: string } }>(
+      controlPlane.graphqlUrl,
+      controlPlane.adminToken,
+      CREATE_KEY,
+      { input: { name: 'real-servers' } },
+    );
     return created.createVirtualKey.secret;
   })();
-  const connected = Promise.all(servers.map(async (server) => {
-    const client = await connectDirect(server).catch((error: Error) => Promise.reject(new Error(`${server.name} did not start: ${error.message}`)));
-    direct.set(server.name, client);
-    directTools.set(server.name, await listAllTools(client));
-  }));
+  const connected = Promise.all(
+    servers.map(async (server) => {
+      const client = await connectDirect(server).catch((error: Error) =>
+        Promise.reject(new Error(`${server.name} did not start: ${error.message}`)),
+      );
+      direct.set(server.name, client);
+      directTools.set(server.name, await listAllTools(client));
+    }),
+  );
   [secret] = await Promise.all([registered, connected]);
   try {
-    await eventually('the key works on the node', async () => {
-      gatewayAgent = await connectThroughGateway(node.mcpUrl, secret).catch(() => gatewayAgent);
-      return gatewayAgent !== undefined;
-    }, 20_000);
-    await eventually('the gateway lists every upstream\'s tools', async () => {
-      gatewayTools = await listAllTools(gatewayAgent).catch(() => []);
-      return servers.every((server) => gatewayTools.some((tool) => tool.name.startsWith(`${server.name}__`)));
-    }, 120_000);
+    await eventually(
+      'the key works on the node',
+      async () => {
+        gatewayAgent = await connectThroughGateway(node.mcpUrl, secret).catch(() => gatewayAgent);
+        return gatewayAgent !== undefined;
+      },
+      20_000,
+    );
+    await eventually(
+      "the gateway lists every upstream's tools",
+      async () => {
+        gatewayTools = await listAllTools(gatewayAgent).catch(() => []);
+        return servers.every((server) => gatewayTools.some((tool) => tool.name.startsWith(`${server.name}__`)));
+      },
+      120_000,
+    );
   } catch (error) {
     throw new Error(`${(error as Error).message}\nthe node's log:\n${node.process.log.slice(-4_000)}`);
   }
@@ -88,26 +120,48 @@ after(async () => {
 /** The gateway's tools of one upstream, with the prefix taken off. */
 function throughGateway(tools: readonly Tool[], upstream: string): Tool[] {
   const prefix = `${upstream}__`;
-  return tools.filter((tool) => tool.name.startsWith(prefix)).map((tool) => ({ ...tool, name: tool.name.slice(prefix.length) }));
+  return tools
+    .filter((tool) => tool.name.startsWith(prefix))
+    .map((tool) => ({ ...tool, name: tool.name.slice(prefix.length) }));
 }
 
 describe('real MCP servers from npm: an agent sees through the gateway what it sees directly', () => {
   test('the suite has a dozen servers of varied authorship, one with more than 150 tools', () => {
     assert.ok(servers.length >= 12, `${servers.length} servers`);
     assert.ok(new Set(servers.map((server) => server.author)).size >= 8);
-    assert.ok([...directTools.values()].some((tools) => tools.length > 150), JSON.stringify([...directTools].map(([name, tools]) => [name, tools.length])));
+    assert.ok(
+      [...directTools.values()].some((tools) => tools.length > 150),
+      JSON.stringify([...directTools].map(([name, tools]) => [name, tools.length])),
+    );
   });
 
   test('twilio: the tools whose prefixed name exceeds 64 characters are named to operators, not silently lost', async () => {
     const refused = directTools.get('twilio')!.filter((tool) => `twilio__${tool.name}`.length > MAX_EXPOSED_NAME);
     assert.ok(refused.length > 0 && directTools.get('twilio')!.length - refused.length > 150);
     const query = '{ upstreams { name status { error } } }';
-    const { upstreams } = await graphqlOk<{ upstreams: { name: string; status: { error: string | null }[] }[] }>(controlPlane.graphqlUrl, controlPlane.adminToken, query);
+    const { upstreams } = await graphqlOk<{ upstreams: { name: string; status: { error: string | null }[] }[] }>(
+      controlPlane.graphqlUrl,
+      controlPlane.adminToken,
+      query,
+    );
     const error = upstreams.find((upstream) => upstream.name === 'twilio')?.status[0]?.error ?? '';
     for (const tool of refused) assert.ok(error.includes(`"${tool.name}" not exposed`), `${tool.name} in ${error}`);
   });
 
-  for (const name of ['everything', 'memory', 'fs', 'thinking', 'openapi', 'playwright', 'context7', 'tavily', 'brave', 'notion', 'hubspot', 'twilio']) {
+  for (const name of [
+    'everything',
+    'memory',
+    'fs',
+    'thinking',
+    'openapi',
+    'playwright',
+    'context7',
+    'tavily',
+    'brave',
+    'notion',
+    'hubspot',
+    'twilio',
+  ]) {
     test(`${name}: tool names, descriptions, input and output schemas and annotations are the server's own`, () => {
       const own = directTools.get(name)!;
       // A name longer than 64 characters once prefixed is refused by design (model APIs reject it).

@@ -42,7 +42,12 @@ export function realServers(context: RealServerContext, side: string): RealServe
   const files = join(context.scratch, 'files');
   return [
     {
-      name: 'everything', author: 'MCP steering group (reference)', pkg: '@modelcontextprotocol/server-everything', script: 'dist/index.js', args: ['stdio'], env: {},
+      name: 'everything',
+      author: 'MCP steering group (reference)',
+      pkg: '@modelcontextprotocol/server-everything',
+      script: 'dist/index.js',
+      args: ['stdio'],
+      env: {},
       calls: [
         { name: 'echo', arguments: { message: 'through the gateway' } },
         { name: 'get-sum', arguments: { a: 2, b: 40 } },
@@ -52,17 +57,37 @@ export function realServers(context: RealServerContext, side: string): RealServe
       ],
     },
     {
-      name: 'memory', author: 'MCP steering group (reference)', pkg: '@modelcontextprotocol/server-memory', script: 'dist/index.js', args: [],
+      name: 'memory',
+      author: 'MCP steering group (reference)',
+      pkg: '@modelcontextprotocol/server-memory',
+      script: 'dist/index.js',
+      args: [],
       env: { MEMORY_FILE_PATH: join(context.scratch, `memory-${side}.jsonl`) },
       calls: [
-        { name: 'create_entities', arguments: { entities: [{ name: 'portcullis', entityType: 'gateway', observations: ['relays MCP'] }, { name: 'agent', entityType: 'client', observations: [] }] } },
-        { name: 'create_relations', arguments: { relations: [{ from: 'agent', to: 'portcullis', relationType: 'connects to' }] } },
+        {
+          name: 'create_entities',
+          arguments: {
+            entities: [
+              { name: 'portcullis', entityType: 'gateway', observations: ['relays MCP'] },
+              { name: 'agent', entityType: 'client', observations: [] },
+            ],
+          },
+        },
+        {
+          name: 'create_relations',
+          arguments: { relations: [{ from: 'agent', to: 'portcullis', relationType: 'connects to' }] },
+        },
         { name: 'read_graph', arguments: {} },
         { name: 'search_nodes', arguments: { query: 'gateway' } },
       ],
     },
     {
-      name: 'fs', author: 'MCP steering group (reference)', pkg: '@modelcontextprotocol/server-filesystem', script: 'dist/index.js', args: [files], env: {},
+      name: 'fs',
+      author: 'MCP steering group (reference)',
+      pkg: '@modelcontextprotocol/server-filesystem',
+      script: 'dist/index.js',
+      args: [files],
+      env: {},
       calls: [
         { name: 'list_allowed_directories', arguments: {} },
         { name: 'list_directory', arguments: { path: files } },
@@ -72,27 +97,108 @@ export function realServers(context: RealServerContext, side: string): RealServe
       ],
     },
     {
-      name: 'thinking', author: 'MCP steering group (reference)', pkg: '@modelcontextprotocol/server-sequential-thinking', script: 'dist/index.js', args: [], env: { DISABLE_THOUGHT_LOGGING: 'true' },
+      name: 'thinking',
+      author: 'MCP steering group (reference)',
+      pkg: '@modelcontextprotocol/server-sequential-thinking',
+      script: 'dist/index.js',
+      args: [],
+      env: { DISABLE_THOUGHT_LOGGING: 'true' },
       calls: [
-        { name: 'sequentialthinking', arguments: { thought: 'List what the gateway relays.', thoughtNumber: 1, totalThoughts: 2, nextThoughtNeeded: true } },
-        { name: 'sequentialthinking', arguments: { thought: 'Compare it with the server.', thoughtNumber: 2, totalThoughts: 2, nextThoughtNeeded: false } },
+        {
+          name: 'sequentialthinking',
+          arguments: {
+            thought: 'List what the gateway relays.',
+            thoughtNumber: 1,
+            totalThoughts: 2,
+            nextThoughtNeeded: true,
+          },
+        },
+        {
+          name: 'sequentialthinking',
+          arguments: {
+            thought: 'Compare it with the server.',
+            thoughtNumber: 2,
+            totalThoughts: 2,
+            nextThoughtNeeded: false,
+          },
+        },
       ],
     },
     {
-      name: 'openapi', author: 'ivo-toby (community)', pkg: '@ivotoby/openapi-mcp-server', script: 'bin/mcp-server.js',
-      args: ['--api-base-url', context.apiUrl, '--openapi-spec', join(context.scratch, 'notes-api.json')], env: {},
+      name: 'openapi',
+      author: 'ivo-toby (community)',
+      pkg: '@ivotoby/openapi-mcp-server',
+      script: 'bin/mcp-server.js',
+      args: ['--api-base-url', context.apiUrl, '--openapi-spec', join(context.scratch, 'notes-api.json')],
+      env: {},
       calls: [
         { name: 'get-note', arguments: { id: 7 } },
         { name: 'lst-notes', arguments: { limit: 2 } },
       ],
     },
-    { name: 'playwright', author: 'Microsoft', pkg: '@playwright/mcp', script: 'cli.js', args: ['--headless', '--isolated'], env: {}, calls: [{ name: 'browser_close', arguments: {} }] },
-    { name: 'context7', author: 'Upstash', pkg: '@upstash/context7-mcp', script: 'dist/index.js', args: [], env: { CONTEXT7_API_KEY: 'ctx7sk-not-a-key' }, calls: [{ name: 'query-docs', arguments: {} }] },
-    { name: 'tavily', author: 'Tavily', pkg: 'tavily-mcp', script: 'build/index.js', args: [], env: { TAVILY_API_KEY: 'tvly-not-a-key' }, calls: [] },
-    { name: 'brave', author: 'Brave', pkg: '@brave/brave-search-mcp-server', script: 'dist/index.js', args: [], env: { BRAVE_API_KEY: 'not-a-key' }, calls: [{ name: 'brave_web_search', arguments: {} }] },
-    { name: 'notion', author: 'Notion', pkg: '@notionhq/notion-mcp-server', script: 'bin/cli.mjs', args: [], env: { NOTION_TOKEN: 'ntn_not_a_token' }, calls: [] },
-    { name: 'hubspot', author: 'HubSpot', pkg: '@hubspot/mcp-server', script: 'dist/index.js', args: [], env: { PRIVATE_APP_ACCESS_TOKEN: 'pat-not-a-token' }, calls: [{ name: 'hubspot-get-schemas', arguments: { objectType: 42 } }] },
-    { name: 'twilio', author: 'Twilio', pkg: '@twilio-alpha/mcp', script: 'build/index.js', args: [TWILIO_CREDENTIALS], env: {}, calls: [] },
+    {
+      name: 'playwright',
+      author: 'Microsoft',
+      pkg: '@playwright/mcp',
+      script: 'cli.js',
+      args: ['--headless', '--isolated'],
+      env: {},
+      calls: [{ name: 'browser_close', arguments: {} }],
+    },
+    {
+      name: 'context7',
+      author: 'Upstash',
+      pkg: '@upstash/context7-mcp',
+      script: 'dist/index.js',
+      args: [],
+      env: { CONTEXT7_API_KEY: 'ctx7sk-not-a-key' },
+      calls: [{ name: 'query-docs', arguments: {} }],
+    },
+    {
+      name: 'tavily',
+      author: 'Tavily',
+      pkg: 'tavily-mcp',
+      script: 'build/index.js',
+      args: [],
+      env: { TAVILY_API_KEY: 'tvly-not-a-key' },
+      calls: [],
+    },
+    {
+      name: 'brave',
+      author: 'Brave',
+      pkg: '@brave/brave-search-mcp-server',
+      script: 'dist/index.js',
+      args: [],
+      env: { BRAVE_API_KEY: 'not-a-key' },
+      calls: [{ name: 'brave_web_search', arguments: {} }],
+    },
+    {
+      name: 'notion',
+      author: 'Notion',
+      pkg: '@notionhq/notion-mcp-server',
+      script: 'bin/cli.mjs',
+      args: [],
+      env: { NOTION_TOKEN: 'ntn_not_a_token' },
+      calls: [],
+    },
+    {
+      name: 'hubspot',
+      author: 'HubSpot',
+      pkg: '@hubspot/mcp-server',
+      script: 'dist/index.js',
+      args: [],
+      env: { PRIVATE_APP_ACCESS_TOKEN: 'pat-not-a-token' },
+      calls: [{ name: 'hubspot-get-schemas', arguments: { objectType: 42 } }],
+    },
+    {
+      name: 'twilio',
+      author: 'Twilio',
+      pkg: '@twilio-alpha/mcp',
+      script: 'build/index.js',
+      args: [TWILIO_CREDENTIALS],
+      env: {},
+      calls: [],
+    },
   ];
 }
 
@@ -111,12 +217,32 @@ function notesApiSpec(): object {
     openapi: '3.0.3',
     info: { title: 'Notes', version: '1.0.0' },
     paths: {
-      '/notes/{id}': { get: { operationId: 'getNote', summary: 'Fetch one note', parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'integer' } }], responses: ok } },
+      '/notes/{id}': {
+        get: {
+          operationId: 'getNote',
+          summary: 'Fetch one note',
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'integer' } }],
+          responses: ok,
+        },
+      },
       '/notes': {
-        get: { operationId: 'listNotes', summary: 'List notes', parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer' } }], responses: ok },
+        get: {
+          operationId: 'listNotes',
+          summary: 'List notes',
+          parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer' } }],
+          responses: ok,
+        },
         post: {
-          operationId: 'createNote', summary: 'Create a note', responses: ok,
-          requestBody: { content: { 'application/json': { schema: { type: 'object', properties: { text: { type: 'string' } }, required: ['text'] } } } },
+          operationId: 'createNote',
+          summary: 'Create a note',
+          responses: ok,
+          requestBody: {
+            content: {
+              'application/json': {
+                schema: { type: 'object', properties: { text: { type: 'string' } }, required: ['text'] },
+              },
+            },
+          },
         },
       },
     },
@@ -153,13 +279,23 @@ export async function startNotesApi(): Promise<{ url: string; server: Server }> 
  * elicitation tools only to a client that declares them), and the gateway holds one connection per
  * upstream for every agent, declaring them all; so the same tools only for an agent that does too.
  */
-const CAPABLE_AGENT: ClientCapabilities = { sampling: {}, elicitation: { form: {}, url: {} }, roots: { listChanged: true } };
+const CAPABLE_AGENT: ClientCapabilities = {
+  sampling: {},
+  elicitation: { form: {}, url: {} },
+  roots: { listChanged: true },
+};
 const AGENT_INFO = { name: 'portcullis-test-agent', version: '1.0.0' };
 
 /** The official SDK v1 client connected straight to the server over stdio, as an agent configured without a gateway. */
 export async function connectDirect(server: RealServer): Promise<Client> {
   const client = new Client(AGENT_INFO, { capabilities: CAPABLE_AGENT });
-  const transport = new StdioClientTransport({ command: process.execPath, args: [serverScript(server), ...server.args], env: { ...server.env }, stderr: 'ignore', cwd: REPO_ROOT });
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: [serverScript(server), ...server.args],
+    env: { ...server.env },
+    stderr: 'ignore',
+    cwd: REPO_ROOT,
+  });
   // Twelve servers start at once on two shared cores: a start can take a minute when the machine is busy.
   await client.connect(transport, { timeout: 120_000 });
   return client;
@@ -168,7 +304,11 @@ export async function connectDirect(server: RealServer): Promise<Client> {
 /** The same agent (SDK v1 client, protocol 2025-11-25) connected to a gateway node with a key. */
 export async function connectThroughGateway(mcpUrl: string, key: string): Promise<Client> {
   const client = new Client(AGENT_INFO, { capabilities: CAPABLE_AGENT });
-  await client.connect(new StreamableHTTPClientTransport(new URL(mcpUrl), { requestInit: { headers: { authorization: `Bearer ${key}` } } }));
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(mcpUrl), {
+      requestInit: { headers: { authorization: `Bearer ${key}` } },
+    }),
+  );
   return client;
 }
 
@@ -185,7 +325,11 @@ export async function listAllTools(client: Client): Promise<Tool[]> {
 }
 
 /** A tools/call whose failure (a protocol error) is kept as a value, so both sides' outcomes compare. */
-export async function callOutcome(client: Client, name: string, args: Record<string, unknown>): Promise<CallToolResult | { protocolError: { code: number; message: string } }> {
+export async function callOutcome(
+  client: Client,
+  name: string,
+  args: Record<string, unknown>,
+): Promise<CallToolResult | { protocolError: { code: number; message: string } }> {
   try {
     return (await client.callTool({ name, arguments: args }, undefined, { timeout: 30_000 })) as CallToolResult;
   } catch (error) {
