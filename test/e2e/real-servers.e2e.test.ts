@@ -135,7 +135,7 @@ describe('real MCP servers from npm: an agent sees through the gateway what it s
     );
   });
 
-  test('twilio: the tools whose prefixed name exceeds 64 characters are named to operators, not silently lost', async () => {
+  test('twilio: tools whose prefixed name exceeds 64 characters are named to operators, not lost', async () => {
     const refused = directTools.get('twilio')!.filter((tool) => `twilio__${tool.name}`.length > MAX_EXPOSED_NAME);
     assert.ok(refused.length > 0 && directTools.get('twilio')!.length - refused.length > 150);
     const query = '{ upstreams { name status { error } } }';

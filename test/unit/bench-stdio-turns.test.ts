@@ -22,7 +22,7 @@ const gateway: MeasureTarget[] = (['stdio', 'http'] as const).map((upstream) => 
   pid: 9,
 }));
 
-test('bench: the stdio rows take turns (direct, mcp-proxy, supergateway, portcullis) for each client, concurrency and pass', async () => {
+test('bench: stdio rows take turns (direct, mcp-proxy, supergateway, portcullis) in every pass', async () => {
   const targets = stdioTurns([running(mcpProxy, 1), running(supergateway, 2)], gateway);
   assert.deepEqual(
     targets.map((t) => [t.upstream, t.path, t.pid]),
