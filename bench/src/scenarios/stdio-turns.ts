@@ -11,13 +11,15 @@ import type { MeasureTarget } from './measure.ts';
 export function stdioTurns(peers: readonly RunningPeer[], gatewayTargets: readonly MeasureTarget[]): MeasureTarget[] {
   return [
     { upstream: 'stdio', path: 'direct', load: everythingStdioTarget(), operation: ECHO },
-    ...peers.map(({ peer, server }): MeasureTarget => ({
-      upstream: 'stdio',
-      path: peer.name,
-      load: { transport: 'http', url: server.url, headers: {} },
-      operation: ECHO,
-      pid: server.proc.pid,
-    })),
+    ...peers.map(
+      ({ peer, server }): MeasureTarget => ({
+        upstream: 'stdio',
+        path: peer.name,
+        load: { transport: 'http', url: server.url, headers: {} },
+        operation: ECHO,
+        pid: server.proc.pid,
+      }),
+    ),
     ...gatewayTargets.filter((target) => target.upstream === 'stdio'),
   ];
 }
