@@ -3,6 +3,7 @@ import { isEnumType } from 'graphql';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { PortcullisError, ErrorCode, errorMessage, type Logger } from '../../../common/src/index.ts';
 import { SECRET_UNREADABLE } from '../secrets/index.ts';
+import { DatabaseErrorCode, databaseFailure } from '../db/failures.ts';
 
 /** Codes whose messages are safe and useful to show; everything else is masked. */
 const PUBLIC_CODES = new Set<string>([
@@ -11,6 +12,9 @@ const PUBLIC_CODES = new Set<string>([
   ErrorCode.CONFLICT,
   ErrorCode.UNAUTHENTICATED,
   ErrorCode.FORBIDDEN,
+  // The database was away or too slow; the message says whether the change was applied.
+  DatabaseErrorCode.UNAVAILABLE,
+  DatabaseErrorCode.TIMEOUT,
   // Names the key id and the field, never a value: the operator must fix the control plane's keys.
   SECRET_UNREADABLE,
   'GRAPHQL_PARSE_FAILED',
@@ -28,7 +32,9 @@ const PUBLIC_CODES = new Set<string>([
  */
 export function createErrorFormatter(schema: GraphQLSchema, logger: Logger) {
   return function formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
-    const original = unwrapResolverError(error);
+    const unwrapped = unwrapResolverError(error);
+    // A read that failed on the database says so (a change says it already, with what became of it).
+    const original = unwrapped instanceof PortcullisError ? unwrapped : (databaseFailure(unwrapped, 'try again once it is back') ?? unwrapped);
     if (original instanceof PortcullisError) {
       if (!PUBLIC_CODES.has(original.code)) return mask(formatted, original, logger);
       const field = original.details?.['field'];
