@@ -32,7 +32,7 @@ function startNode(plane: ControlPlane, nodeId: string): Promise<DataPlane> {
   });
 }
 
-describe('a database outage cuts every node\'s config stream', () => {
+describe("a database outage cuts every node's config stream", () => {
   let schema: TestSchema;
   let proxy: FaultProxy;
   let plane: ControlPlane;
@@ -43,11 +43,26 @@ describe('a database outage cuts every node\'s config stream', () => {
   before(async () => {
     schema = await createTestSchema('db_outage');
     proxy = await FaultProxy.start({ host: '127.0.0.1', port: Number(new URL(schema.url).port || 5432) });
-    plane = await startOnSchema(schema, { databaseUrl: proxy.urlFor(schema.url), databaseConnectTimeoutMs: 1_000, databaseStatementTimeoutMs: 2_000 });
+    plane = await startOnSchema(schema, {
+      databaseUrl: proxy.urlFor(schema.url),
+      databaseConnectTimeoutMs: 1_000,
+      databaseStatementTimeoutMs: 2_000,
+    });
     nodeA = await startNode(plane, 'node-a');
     nodeB = await startNode(plane, 'node-b');
-    secret = (await gqlOk<{ createVirtualKey: { secret: string } }>(plane, CREATE_KEY, { input: { name: 'agent', allowedTools: ['*'] } }, ADMIN_TOKEN)).createVirtualKey.secret;
-    await eventually('the key reached both nodes', async () => (await accepts(nodeA!.mcpUrl, secret)) && (await accepts(nodeB!.mcpUrl, secret)), 10_000);
+    secret = (
+      await gqlOk<{ createVirtualKey: { secret: string } }>(
+        plane,
+        CREATE_KEY,
+        { input: { name: 'agent', allowedTools: ['*'] } },
+        ADMIN_TOKEN,
+      )
+    ).createVirtualKey.secret;
+    await eventually(
+      'the key reached both nodes',
+      async () => (await accepts(nodeA!.mcpUrl, secret)) && (await accepts(nodeB!.mcpUrl, secret)),
+      10_000,
+    );
   });
 
   after(async () => {
@@ -57,7 +72,7 @@ describe('a database outage cuts every node\'s config stream', () => {
     await schema?.drop();
   });
 
-  test('a node greeted during the outage is served the last snapshot, and a session DELETEd on another node stops working on it', async () => {
+  test('a node greeted in the outage gets the last snapshot; a session ended on another node stops on it', async () => {
     proxy.cut();
     // A node (re)connecting while the database is down: its hello used to end its stream.
     await nodeB!.close();
@@ -77,19 +92,33 @@ describe('a database outage cuts every node\'s config stream', () => {
     const deleted = await fetch(nodeA!.mcpUrl, { method: 'DELETE', headers });
     await deleted.body?.cancel();
     assert.ok(deleted.status < 300, `DELETE answered ${deleted.status}`);
-    const took = await eventually('node B refuses the ended session during the outage', async () => {
-      const response = await postMcp(nodeB!.mcpUrl, PING, headers);
-      await response.body?.cancel();
-      return response.status === 404;
-    }, 2_000);
+    const took = await eventually(
+      'node B refuses the ended session during the outage',
+      async () => {
+        const response = await postMcp(nodeB!.mcpUrl, PING, headers);
+        await response.body?.cancel();
+        return response.status === 404;
+      },
+      2_000,
+    );
     console.log(`ended session refused by the other node ${took} ms after the DELETE, database down`);
 
     // The writes that waited (the ended session, node B's connection) are made once it is back.
     proxy.restore();
-    await eventually('the ended session was written after the outage', async () => (await schema.query(`SELECT 1 FROM ended_sessions`)).length === 1, 15_000);
-    await eventually('node B is recorded as connected', async () => {
-      const rows = await schema.query<{ connected: boolean }>(`SELECT connected FROM data_plane_nodes WHERE id = 'node-b'`);
-      return rows[0]?.connected === true;
-    }, 15_000);
+    await eventually(
+      'the ended session was written after the outage',
+      async () => (await schema.query(`SELECT 1 FROM ended_sessions`)).length === 1,
+      15_000,
+    );
+    await eventually(
+      'node B is recorded as connected',
+      async () => {
+        const rows = await schema.query<{ connected: boolean }>(
+          `SELECT connected FROM data_plane_nodes WHERE id = 'node-b'`,
+        );
+        return rows[0]?.connected === true;
+      },
+      15_000,
+    );
   });
 });

@@ -8,7 +8,10 @@ import pg from 'pg';
 import { CREATE_KEY, graphqlOk } from '../support/graphql.ts';
 import { freePort, startCli, type RunningProcess } from '../support/processes.ts';
 
-/** Security finding 2 of issue 12: `npm start` served PGlite on a loopback port without a password, and its files were 0644. */
+/**
+ * Security finding 2 of issue 12: `npm start` served PGlite on a loopback port without a password,
+ * and its files were world-readable.
+ */
 
 interface Listeners {
   tcpPorts: number[];
@@ -31,7 +34,8 @@ function listenersOf(pid: number): Listeners {
     for (const line of readFileSync(`/proc/${pid}/net/${table}`, 'utf8').split('\n').slice(1)) {
       const fields = line.trim().split(/\s+/);
       // local_address is "<ip>:<port in hex>", st 0A is LISTEN, field 9 the inode.
-      if (fields[3] === '0A' && inodes.has(fields[9] ?? '')) tcpPorts.add(Number.parseInt(fields[1]!.split(':')[1]!, 16));
+      if (fields[3] === '0A' && inodes.has(fields[9] ?? ''))
+        tcpPorts.add(Number.parseInt(fields[1]!.split(':')[1]!, 16));
     }
   }
   const unixPaths: string[] = [];
@@ -60,7 +64,13 @@ function modesUnder(root: string): Array<{ path: string; mode: number; directory
 
 /** Tries to log in as postgres over TCP; resolves with what happened. */
 async function tryPostgres(port: number): Promise<'connected' | string> {
-  const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres', connectionTimeoutMillis: 3_000 });
+  const client = new pg.Client({
+    host: '127.0.0.1',
+    port,
+    user: 'postgres',
+    database: 'postgres',
+    connectionTimeoutMillis: 3_000,
+  });
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -94,28 +104,47 @@ describe('the embedded database is open to every local process', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  test('npm start listens on no database socket, and every file of the data dir is the owner\'s alone', async () => {
+  test("npm start listens on no database socket, and every file of the data dir is the owner's alone", async () => {
     running = startCli(
       'portcullis dev',
-      ['dev', '--data-dir', dataDir, '--graphql-port', String(ports.graphql), '--grpc-port', String(ports.grpc), '--port', String(ports.mcp)],
+      [
+        'dev',
+        '--data-dir',
+        dataDir,
+        '--graphql-port',
+        String(ports.graphql),
+        '--grpc-port',
+        String(ports.grpc),
+        '--port',
+        String(ports.mcp),
+      ],
       { DATABASE_URL: '', PORTCULLIS_ADMIN_TOKEN: '' },
     );
     const [, adminToken] = await running.waitFor(/Admin token:\s+(\S+)/, 120_000);
     assert.ok(adminToken);
     // A change after startup: PGlite writes its WAL (and the key's hash) now, under the process's umask.
-    await graphqlOk(`http://127.0.0.1:${ports.graphql}/graphql`, adminToken, CREATE_KEY, { input: { name: 'after-start' } });
+    await graphqlOk(`http://127.0.0.1:${ports.graphql}/graphql`, adminToken, CREATE_KEY, {
+      input: { name: 'after-start' },
+    });
 
     const pid = running.child.pid;
     assert.ok(pid);
     const listening = listenersOf(pid);
-    assert.deepEqual(listening.tcpPorts, [ports.graphql, ports.grpc, ports.mcp].sort((a, b) => a - b), 'only the GraphQL, gRPC and MCP ports listen');
+    assert.deepEqual(
+      listening.tcpPorts,
+      [ports.graphql, ports.grpc, ports.mcp].sort((a, b) => a - b),
+      'only the GraphQL, gRPC and MCP ports listen',
+    );
     assert.deepEqual(listening.unixPaths, [], 'no unix socket listens');
     for (const port of listening.tcpPorts) {
       assert.notEqual(await tryPostgres(port), 'connected', `port ${port} must not speak Postgres to another process`);
     }
 
     const whileRunning = modesUnder(dataDir);
-    assert.ok(whileRunning.some((entry) => entry.path.startsWith(join('pg', 'pg_wal'))), 'the WAL is under the data dir');
+    assert.ok(
+      whileRunning.some((entry) => entry.path.startsWith(join('pg', 'pg_wal'))),
+      'the WAL is under the data dir',
+    );
     const open = whileRunning.filter((entry) => entry.mode !== (entry.directory ? 0o700 : 0o600));
     assert.deepEqual(open, [], 'directories 0700 and files 0600 while running');
 

@@ -106,7 +106,13 @@ export class FaultProxy {
       return;
     }
     const server = connect(this.target.port, this.target.host);
-    const link: Link = { client, server, held: [], clientEnded: false, serverClosed: new Promise<void>((resolve) => server.once('close', () => resolve())) };
+    const link: Link = {
+      client,
+      server,
+      held: [],
+      clientEnded: false,
+      serverClosed: new Promise<void>((resolve) => server.once('close', () => resolve())),
+    };
     this.links.add(link);
     client.on('data', (chunk: Buffer) => {
       if (this.hangTrigger !== undefined && chunk.includes(this.hangTrigger)) this.hung = true;

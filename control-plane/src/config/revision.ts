@@ -10,6 +10,7 @@ export const REVISION_SQL = `(SELECT version::text FROM config_revision WHERE id
 export async function currentRevision(db: { query(sql: string): Promise<unknown> }): Promise<string> {
   const rows = (await db.query(`SELECT ${REVISION_SQL} AS version`)) as Array<{ version: string | null }>;
   const version = rows[0]?.version;
-  if (version === undefined || version === null) throw new Error('config_revision row is missing; the migrations did not run');
+  if (version === undefined || version === null)
+    throw new Error('config_revision row is missing; the migrations did not run');
   return version;
 }

@@ -59,7 +59,9 @@ export async function startEmbeddedDatabase(options: EmbeddedDatabaseOptions): P
           return client;
         }
         const handler = new PGLiteSocketHandler({ queryQueue: queue, closeOnDetach: true });
-        const detached = new Promise<void>((resolve) => handler.addEventListener('close', () => resolve(), { once: true }));
+        const detached = new Promise<void>((resolve) =>
+          handler.addEventListener('close', () => resolve(), { once: true }),
+        );
         connections.set(server, detached);
         void detached.then(() => connections.delete(server));
         void handler.attach(server as unknown as Socket);
@@ -88,7 +90,10 @@ type SetAttr = (target: unknown, attributes: { mode?: number }) => void;
  * other bits here, as the umask would.
  */
 function keepNewFilesPrivate(db: PGlite): void {
-  const nodefs = db.Module.FS.filesystems.NODEFS as unknown as { node_ops: { setattr?: SetAttr }; stream_ops: { setattr?: SetAttr } };
+  const nodefs = db.Module.FS.filesystems.NODEFS as unknown as {
+    node_ops: { setattr?: SetAttr };
+    stream_ops: { setattr?: SetAttr };
+  };
   for (const ops of [nodefs.node_ops, nodefs.stream_ops]) {
     const setattr = ops.setattr;
     if (setattr === undefined) continue;

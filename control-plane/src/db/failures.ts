@@ -13,7 +13,16 @@ export const DatabaseErrorCode = {
 const TIMEOUT_STATES = new Set(['57014', '25P03']);
 /** SQLSTATEs: server shutting down or starting, too many connections. */
 const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
-const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+const UNAVAILABLE_ERRNOS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
 /** What pg and pg-pool say when a connection could not be had or was lost. */
 const UNAVAILABLE_MESSAGES = [
   'timeout exceeded when trying to connect',
@@ -34,7 +43,8 @@ export function databaseFailureKind(error: unknown): Failure | undefined {
       if (UNAVAILABLE_STATES.has(code) || code.startsWith('08') || UNAVAILABLE_ERRNOS.has(code)) return 'unavailable';
     }
     if (current.message === QUERY_READ_TIMEOUT) return 'timeout';
-    if (UNAVAILABLE_MESSAGES.some((message) => current instanceof Error && current.message.startsWith(message))) return 'unavailable';
+    if (UNAVAILABLE_MESSAGES.some((message) => current instanceof Error && current.message.startsWith(message)))
+      return 'unavailable';
     current = (current as { driverError?: unknown }).driverError ?? current.cause;
   }
   return undefined;
@@ -48,6 +58,10 @@ export function databaseFailure(error: unknown, outcome: string): PortcullisErro
   const kind = databaseFailureKind(error);
   if (kind === undefined) return undefined;
   return kind === 'timeout'
-    ? new PortcullisError(DatabaseErrorCode.TIMEOUT, `the database did not answer in time; ${outcome}`, undefined, { cause: error })
-    : new PortcullisError(DatabaseErrorCode.UNAVAILABLE, `the database is unavailable; ${outcome}`, undefined, { cause: error });
+    ? new PortcullisError(DatabaseErrorCode.TIMEOUT, `the database did not answer in time; ${outcome}`, undefined, {
+        cause: error,
+      })
+    : new PortcullisError(DatabaseErrorCode.UNAVAILABLE, `the database is unavailable; ${outcome}`, undefined, {
+        cause: error,
+      });
 }

@@ -17,7 +17,11 @@ export interface DatabaseTimeouts {
   idleInTransactionMs: number;
 }
 
-export const DEFAULT_DATABASE_TIMEOUTS: DatabaseTimeouts = { connectMs: 5_000, statementMs: 10_000, idleInTransactionMs: 10_000 };
+export const DEFAULT_DATABASE_TIMEOUTS: DatabaseTimeouts = {
+  connectMs: 5_000,
+  statementMs: 10_000,
+  idleInTransactionMs: 10_000,
+};
 
 /** What pg reports when a query outlived `query_timeout` (pg 8). */
 export const QUERY_READ_TIMEOUT = 'Query read timeout';
@@ -57,6 +61,8 @@ export function poolTimeoutOptions(timeouts: DatabaseTimeouts, serverSide: boole
     Client: AbandoningClient,
     connectionTimeoutMillis: timeouts.connectMs,
     query_timeout: timeouts.statementMs,
-    ...(serverSide ? { statement_timeout: timeouts.statementMs, idle_in_transaction_session_timeout: timeouts.idleInTransactionMs } : {}),
+    ...(serverSide
+      ? { statement_timeout: timeouts.statementMs, idle_in_transaction_session_timeout: timeouts.idleInTransactionMs }
+      : {}),
   };
 }

@@ -78,7 +78,8 @@ export class WriteBehind<K, V> {
     this.closed = true;
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.pending.size > 0) this.options.logger.warn({ count: this.pending.size }, `${this.options.what} not written at shutdown`);
+    if (this.pending.size > 0)
+      this.options.logger.warn({ count: this.pending.size }, `${this.options.what} not written at shutdown`);
   }
 
   private schedule(delayMs: number): void {
@@ -123,13 +124,18 @@ export class WriteBehind<K, V> {
         const newer = this.pending.get(key);
         this.pending.set(key, newer === undefined ? value : this.fold(value, newer));
       }
-      if (!this.failing) this.options.logger.warn({ err: errorMessage(error), count: this.pending.size }, `could not write ${this.options.what}; retrying in the background`);
+      if (!this.failing)
+        this.options.logger.warn(
+          { err: errorMessage(error), count: this.pending.size },
+          `could not write ${this.options.what}; retrying in the background`,
+        );
       this.failing = true;
       this.waitBeforeRetry = this.retryDelay;
       this.retryDelay = Math.min(this.retryDelay * 2, this.options.maxRetryDelayMs ?? 30_000);
       return false;
     }
-    if (this.failing) this.options.logger.info({ count: batch.length }, `${this.options.what} written after the database came back`);
+    if (this.failing)
+      this.options.logger.info({ count: batch.length }, `${this.options.what} written after the database came back`);
     this.failing = false;
     this.retryDelay = this.options.retryDelayMs ?? 250;
     return true;

@@ -4,7 +4,9 @@ import { WriteBehind } from '../db/write-behind.ts';
 import type { UpstreamReportInput } from '../services/catalog.ts';
 import type { NodeHelloInfo, NodeService } from '../services/nodes.ts';
 
-type NodeEvent = { kind: 'connected'; hello: NodeHelloInfo; streamId: string } | { kind: 'disconnected'; nodeId: string; streamId: string };
+type NodeEvent =
+  | { kind: 'connected'; hello: NodeHelloInfo; streamId: string }
+  | { kind: 'disconnected'; nodeId: string; streamId: string };
 
 /**
  * What the config streams write about nodes and need not wait for: that a node connected or
@@ -79,7 +81,10 @@ export class NodeRecords {
       await this.applyReport(nodeId, report);
     } catch (error) {
       if (databaseFailureKind(error) !== undefined) throw error;
-      this.logger.warn({ node: nodeId, upstreamId: report.upstreamId, err: error instanceof Error ? error.message : String(error) }, 'dropped an upstream report the database refused');
+      this.logger.warn(
+        { node: nodeId, upstreamId: report.upstreamId, err: error instanceof Error ? error.message : String(error) },
+        'dropped an upstream report the database refused',
+      );
     }
   }
 }

@@ -20,12 +20,18 @@ const DEADLINE_SETTING = 'portcullis.change_deadline';
  * one. In the same statement: the announcement to other replicas (delivered on commit), and, with
  * `remainingMs`, the deadline after which the database refuses to commit (on its own clock).
  */
-export async function bumpRevision(manager: EntityManager, changes?: ConfigChangeBus, remainingMs?: number): Promise<string> {
+export async function bumpRevision(
+  manager: EntityManager,
+  changes?: ConfigChangeBus,
+  remainingMs?: number,
+): Promise<string> {
   const params: unknown[] = [];
   const columns = ['b.version::text AS version'];
   if (remainingMs !== undefined) {
     params.push(Math.max(0, Math.floor(remainingMs)));
-    columns.push(`set_config('${DEADLINE_SETTING}', (clock_timestamp() + $1 * interval '1 millisecond')::text, true) AS deadline`);
+    columns.push(
+      `set_config('${DEADLINE_SETTING}', (clock_timestamp() + $1 * interval '1 millisecond')::text, true) AS deadline`,
+    );
   }
   const announcement = changes?.announcementSql('b.version::text', params.length + 1);
   if (announcement) {
@@ -33,7 +39,8 @@ export async function bumpRevision(manager: EntityManager, changes?: ConfigChang
     columns.push(`${announcement.sql} AS announced`);
   }
   const rows: Array<{ version: string }> = await manager.query(
-    `WITH b AS (UPDATE config_revision SET version = version + 1 WHERE id = 1 RETURNING version) SELECT ${columns.join(', ')} FROM b`,
+    `WITH b AS (UPDATE config_revision SET version = version + 1 WHERE id = 1 RETURNING version)
+     SELECT ${columns.join(', ')} FROM b`,
     params,
   );
   const version = rows[0]?.version;
@@ -72,10 +79,12 @@ export async function withConfigChange<T>(
       return outcome.result;
     });
   } catch (error) {
-    if (error instanceof ChangeTimeout) throw databaseFailure(error, `the change took longer than ${timeoutMs} ms and was not applied`)!;
+    if (error instanceof ChangeTimeout)
+      throw databaseFailure(error, `the change took longer than ${timeoutMs} ms and was not applied`)!;
     const duringCommit = error instanceof QueryFailedError && error.query === 'COMMIT';
     const outcome = duringCommit
-      ? `the change was applied only if the database committed it within ${timeoutMs} ms (it never commits it later); read it back before retrying`
+      ? `the change was applied only if the database committed it within ${timeoutMs} ms ` +
+        '(it never commits it later); read it back before retrying'
       : 'the change was not applied';
     throw databaseFailure(error, outcome) ?? error;
   }

@@ -16,7 +16,8 @@ export class ConfigChangeDeadline1734300000000 implements MigrationInterface {
         deadline timestamptz := nullif(current_setting('portcullis.change_deadline', true), '')::timestamptz;
       BEGIN
         IF deadline IS NOT NULL AND clock_timestamp() > deadline THEN
-          RAISE EXCEPTION 'configuration change not committed: its deadline % passed', deadline USING ERRCODE = 'query_canceled';
+          RAISE EXCEPTION 'configuration change not committed: its deadline % passed', deadline
+            USING ERRCODE = 'query_canceled';
         END IF;
         RETURN NULL;
       END $$`);
