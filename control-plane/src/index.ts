@@ -6,7 +6,8 @@ import { loadOrCreateAdminToken } from './admin-token.ts';
 import { InProcessChangeBus, PgNotifyChangeBus, type ConfigChangeBus } from './config/change-bus.ts';
 import { SnapshotPublisher } from './config/snapshot-publisher.ts';
 import { openDatabase } from './db/data-source.ts';
-import { startEmbeddedDatabase } from './db/embedded.ts';
+import { startEmbeddedDatabase, type EmbeddedConnection } from './db/embedded.ts';
+import { DEFAULT_DATABASE_TIMEOUTS, type DatabaseTimeouts } from './db/timeouts.ts';
 import type { GraphqlLimits } from './graphql/limits.ts';
 import { startGraphqlServer } from './graphql/server.ts';
 import { ConfigStreamService } from './grpc/config-service.ts';
@@ -51,8 +52,12 @@ export interface ControlPlaneOptions {
   /** How often this replica marks its connected nodes as seen (ms). Default 15000. */
   nodeHeartbeatIntervalMs?: number;
   logger: Logger;
-  /** Port of the embedded database's Postgres socket on 127.0.0.1; 0 (default) = OS-assigned. */
-  embeddedDatabasePort?: number;
+  /** How long connecting to the database (or waiting for a pooled connection) may take (ms). Default 5000. */
+  databaseConnectTimeoutMs?: number;
+  /** How long one statement, and one whole configuration change, may take (ms). Default 10000. */
+  databaseStatementTimeoutMs?: number;
+  /** How long the database lets a transaction sit idle before ending it (ms). Default 10000. */
+  databaseIdleInTransactionTimeoutMs?: number;
   /** How often the revision is re-read as a safety net for lost announcements (ms). Default 5000. */
   snapshotPollIntervalMs?: number;
   /** How often ended sessions past their expiry are deleted from the database (ms). Default 600000. */
@@ -70,7 +75,7 @@ export interface ControlPlane {
   readonly grpcAddress: string;
   /** The admin token in force (given, or read from / generated into `<dataDir>/admin-token`). */
   readonly adminToken: string;
-  /** The database URL in use (the embedded one when no databaseUrl was given). */
+  /** The database URL in use; for the embedded database a placeholder (it is reachable only in process). */
   readonly databaseUrl: string;
   /** Id of the secret key sealing new credentials (never the key). */
   readonly secretKeyId: string;
@@ -95,7 +100,9 @@ const optionsSchema = z.object({
   nodeToken: z.string().min(16, 'is shorter than 16 characters; use a long random token shared with the data-plane nodes').optional(),
   grpcTls: z.object({ certChain: z.instanceof(Buffer), privateKey: z.instanceof(Buffer), clientCa: z.instanceof(Buffer).optional() }).optional(),
   nodeHeartbeatIntervalMs: z.number().int().min(10, 'must be at least 10 ms').optional(),
-  embeddedDatabasePort: port.optional(),
+  databaseConnectTimeoutMs: z.number().int().min(100, 'must be at least 100 ms').optional(),
+  databaseStatementTimeoutMs: z.number().int().min(100, 'must be at least 100 ms').optional(),
+  databaseIdleInTransactionTimeoutMs: z.number().int().min(100, 'must be at least 100 ms').optional(),
   snapshotPollIntervalMs: z.number().int().min(0).optional(),
   endedSessionPruneIntervalMs: z.number().int().min(1, 'must be at least 1 ms').optional(),
   ackWindowMs: z.number().int().min(0).max(60_000, 'must be at most 60000 ms: an ACK is stored at most this late').optional(),
@@ -135,15 +142,21 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const { box, generatedPath } = await loadSecretBox(options);
     const schema = options.databaseSchema ?? 'public';
 
-    let databaseUrl = options.databaseUrl;
-    const embedded = databaseUrl === undefined;
-    if (databaseUrl === undefined) {
-      const database = await startEmbeddedDatabase({ dataDir: join(options.dataDir, 'pg'), port: options.embeddedDatabasePort ?? 0 });
+    let connection: { url: string; stream?: EmbeddedConnection['stream'] } | undefined = options.databaseUrl === undefined ? undefined : { url: options.databaseUrl };
+    const embedded = connection === undefined;
+    if (connection === undefined) {
+      const database = await startEmbeddedDatabase({ dataDir: join(options.dataDir, 'pg') });
       cleanups.push(() => database.close());
-      databaseUrl = database.url;
+      connection = database.connection;
     }
+    const databaseUrl = connection.url;
 
-    const dataSource: DataSource = await openDatabase({ url: databaseUrl, schema, poolSize: embedded ? 1 : 10, embedded });
+    const timeouts: DatabaseTimeouts = {
+      connectMs: options.databaseConnectTimeoutMs ?? DEFAULT_DATABASE_TIMEOUTS.connectMs,
+      statementMs: options.databaseStatementTimeoutMs ?? DEFAULT_DATABASE_TIMEOUTS.statementMs,
+      idleInTransactionMs: options.databaseIdleInTransactionTimeoutMs ?? DEFAULT_DATABASE_TIMEOUTS.idleInTransactionMs,
+    };
+    const dataSource: DataSource = await openDatabase({ ...connection, schema, poolSize: embedded ? 1 : 10, embedded, timeouts });
     cleanups.push(() => dataSource.destroy());
     await ensureSessionKeys(dataSource);
     const secrets = await sealPlaintextAndCheck(dataSource.manager, box);
@@ -156,7 +169,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const changes: ConfigChangeBus = embedded ? new InProcessChangeBus() : await PgNotifyChangeBus.start({ url: databaseUrl, schema, logger });
     cleanups.push(() => changes.close());
 
-    const services = createServices(dataSource, changes, box, logger);
+    const services = createServices({ dataSource, changes, changeTimeoutMs: timeouts.statementMs }, box, logger);
     // Tools that nodes do not expose because another upstream took their names: say so at startup too.
     await services.catalog.warnCollisions();
     const publisher = new SnapshotPublisher({ dataSource, changes, box, logger, pollIntervalMs: options.snapshotPollIntervalMs ?? 5000 });

@@ -9,7 +9,7 @@ import { openDatabase } from '../../control-plane/src/db/data-source.ts';
 import { ACK_WINDOW_MS, AckBatcher } from '../../control-plane/src/grpc/ack-batcher.ts';
 import { NodeService } from '../../control-plane/src/services/nodes.ts';
 import { createTestSchema, type TestSchema } from '../support/database.ts';
-import { NODE_TOKEN, TestNode, eventually, startOnSchema } from './control-plane-harness.ts';
+import { NODE_TOKEN, TestNode, eventually, startOnSchema, testLogger } from './control-plane-harness.ts';
 
 const NODES = 16;
 
@@ -35,26 +35,31 @@ describe('storing node answers', () => {
     const writes: number[] = [];
     // A window wider than the default, so that a busy test machine still delivers the burst inside it.
     const windowMs = 40 * ACK_WINDOW_MS;
-    const batcher = new AckBatcher({ recordAnswers: (answers) => (writes.push(answers.length), nodes.recordAnswers(answers)) }, windowMs);
-    const stored: Array<Promise<void>> = [];
+    let stored!: () => void;
+    const written = new Promise<void>((resolve) => (stored = resolve));
+    const recordAnswers = async (answers: Parameters<NodeService['recordAnswers']>[0]) => {
+      writes.push(answers.length);
+      await nodes.recordAnswers(answers);
+      stored();
+    };
+    const batcher = new AckBatcher({ recordAnswers }, testLogger(), windowMs);
     const started = performance.now();
     // As sixteen nodes answer: one every ms or so, each after the previous write could have finished.
     for (let i = 0; i < NODES; i++) {
-      stored.push(batcher.record(`n${i}`, '7', true, ''));
+      batcher.record(`n${i}`, '7', true, '');
       await sleep(1);
     }
     assert.ok(performance.now() - started < windowMs, 'the answers arrived within the window');
-    await Promise.all(stored);
+    await written;
     assert.deepEqual(writes, [NODES], 'one write for the whole burst');
     assert.deepEqual(await applied(), Array(NODES).fill('7'));
   });
 
   it('writes what waits in its window at once when flushed', async () => {
-    const batcher = new AckBatcher(nodes, 60_000);
-    const stored = batcher.record('n3', '8', true, '');
+    const batcher = new AckBatcher(nodes, testLogger(), 60_000);
+    batcher.record('n3', '8', true, '');
     const started = performance.now();
     await batcher.flush();
-    await stored;
     assert.ok(performance.now() - started < 5_000, 'flush did not wait for the window');
     const [row] = await schema.query<{ applied_version: string | null }>(`SELECT applied_version FROM data_plane_nodes WHERE id = 'n3'`);
     assert.equal(row?.applied_version, '8');

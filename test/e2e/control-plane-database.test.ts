@@ -99,11 +99,10 @@ describe('embedded database (PGlite)', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  it('runs the migrations on PGlite over its socket', async () => {
+  it('runs the migrations on PGlite over an in-process connection', async () => {
     const database = await startEmbeddedDatabase({ dataDir: join(dataDir, 'pg') });
     try {
-      assert.match(database.url, /^postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres$/);
-      const dataSource = await openDatabase({ url: database.url, poolSize: 1, embedded: true });
+      const dataSource = await openDatabase({ ...database.connection, poolSize: 1, embedded: true });
       try {
         assert.deepEqual(await tablesOf(dataSource, 'public'), TABLES);
         const [team] = await dataSource.query(`INSERT INTO teams (name) VALUES ('pglite') RETURNING id`);

@@ -93,7 +93,7 @@ describe('finding 3: GraphQL depth, cost, alias, token, list and body limits', (
     });
     await countingSource.initialize();
     const { box } = await loadSecretBox({ secretKey: SECRET_KEY, dataDir: '/nonexistent-unused' });
-    const services = createServices(countingSource, new InProcessChangeBus(), box, testLogger());
+    const services = createServices({ dataSource: countingSource, changes: new InProcessChangeBus() }, box, testLogger());
     countedServer = await startGraphqlServer({
       host: '127.0.0.1',
       port: 0,

@@ -181,7 +181,7 @@ async function open(database: DatabaseKind, postgresUrl: string): Promise<Opened
     let embedded: EmbeddedDatabase | undefined;
     try {
       embedded = await startEmbeddedDatabase({ dataDir: join(dir, 'pg') });
-      const dataSource = await openDatabase({ url: embedded.url, poolSize: 1, embedded: true });
+      const dataSource = await openDatabase({ ...embedded.connection, poolSize: 1, embedded: true });
       return {
         dataSource,
         async close() {

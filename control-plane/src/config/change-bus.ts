@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
-import type { EntityManager } from 'typeorm';
 import { errorMessage, type Logger } from '../../../common/src/index.ts';
 
 /** The Postgres channel config changes are announced on; the payload names the schema. */
@@ -41,12 +40,11 @@ export interface KnownChange {
  * listening connection was lost) and the revision must be re-read.
  */
 export interface ConfigChangeBus extends RelayBus {
-  /** Inside the committing transaction: announce to other replicas (delivered only on commit). */
-  announce(manager: EntityManager, version: string): Promise<void>;
   /**
-   * The same announcement as an SQL expression over `versionSql` (a text expression), for a change
-   * made in one statement; its parameters are numbered from `$firstParam`. Undefined when there is
-   * nobody to tell (the embedded database has no other replicas).
+   * The announcement to other replicas as an SQL expression over `versionSql` (a text expression),
+   * run inside the committing transaction (NOTIFY is delivered only on commit); its parameters are
+   * numbered from `$firstParam`. Undefined when there is nobody to tell (the embedded database has
+   * no other replicas).
    */
   announcementSql(versionSql: string, firstParam: number): { sql: string; params: unknown[] } | undefined;
   /** After the commit: tell this process at once (with what changed, when that is known exactly). */
@@ -76,8 +74,6 @@ abstract class EmitterBus {
 
 /** For the embedded database (one process owns it; NOTIFY does not cross its connections). */
 export class InProcessChangeBus extends EmitterBus implements ConfigChangeBus {
-  async announce(): Promise<void> {}
-
   announcementSql(): undefined {
     return undefined;
   }
@@ -114,11 +110,6 @@ export class PgNotifyChangeBus extends EmitterBus implements ConfigChangeBus {
     const bus = new PgNotifyChangeBus(options);
     await bus.listen();
     return bus;
-  }
-
-  async announce(manager: EntityManager, version: string): Promise<void> {
-    const { sql, params } = this.announcementSql('$1::text', 2);
-    await manager.query(`SELECT ${sql}`, [version, ...params]);
   }
 
   announcementSql(versionSql: string, firstParam: number): { sql: string; params: unknown[] } {

@@ -13,6 +13,7 @@ import type { TransportName } from '../db/entities.ts';
 import { openBearer, openPairs, type SecretBox } from '../secrets/index.ts';
 import { SESSION_KEYS_SETTING } from '../services/settings.ts';
 import { upstreamRowHash } from './upstream-hash.ts';
+import { REVISION_SQL } from './revision.ts';
 
 const TRANSPORTS: Record<TransportName, Transport> = {
   STDIO: Transport.TRANSPORT_STDIO,
@@ -105,7 +106,7 @@ function readStatement(incremental: boolean): string {
   const tombstones = incremental ? `(SELECT coalesce(json_agg(t.id::text), '[]') FROM virtual_key_tombstones t WHERE t.config_version > $2)` : `'[]'::json`;
   return `
     SELECT
-      (SELECT version::text FROM config_revision WHERE id = 1) AS version,
+      ${REVISION_SQL} AS version,
       (SELECT coalesce(json_agg(u ORDER BY u.created_at, u.name), '[]') FROM (
          SELECT id, name, transport, command, args, env, url, headers, cwd, bearer_token, secrets_version::text AS secrets_version,
            enabled, connect_timeout_ms, call_timeout_ms, health_interval_ms, health_failure_threshold, pin_tool_definitions,

@@ -3,6 +3,7 @@ import { errorMessage, type Logger } from '../../../common/src/index.ts';
 import type { Snapshot, SnapshotDelta } from '../../../proto/gen/portcullis/v1/config.ts';
 import type { SecretBox } from '../secrets/index.ts';
 import type { ConfigChangeBus, KnownChange } from './change-bus.ts';
+import { currentRevision } from './revision.ts';
 import { SnapshotBuilder, type SnapshotBuild } from './snapshot-builder.ts';
 
 export interface SnapshotPublisherOptions {
@@ -176,11 +177,9 @@ export class SnapshotPublisher {
   }
 
   private poll(): void {
-    this.options.dataSource
-      .query(`SELECT version FROM config_revision WHERE id = 1`)
-      .then((rows: Array<{ version: string }>) => {
-        const version = rows[0]?.version;
-        if (version !== undefined && this.latest && BigInt(version) > BigInt(this.latest.version)) this.refresh();
+    currentRevision(this.options.dataSource)
+      .then((version) => {
+        if (this.latest && BigInt(version) > BigInt(this.latest.version)) this.refresh();
       })
       .catch((error: unknown) => {
         if (!this.closed) this.options.logger.warn({ err: errorMessage(error) }, 'config revision poll failed');

@@ -1,28 +1,35 @@
 import 'reflect-metadata';
+import type { Duplex } from 'node:stream';
 import pg from 'pg';
 import { DataSource } from 'typeorm';
 import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
 import { ENTITIES } from './entities.ts';
+import { DEFAULT_DATABASE_TIMEOUTS, poolTimeoutOptions, type DatabaseTimeouts } from './timeouts.ts';
 import { Initial1732500000000 } from './migrations/1732500000000-initial.ts';
 import { UpstreamSettingsAndPinning1733000000000 } from './migrations/1733000000000-upstream-settings-and-pinning.ts';
 import { VirtualKeyChangeStamps1733500000000 } from './migrations/1733500000000-virtual-key-change-stamps.ts';
 import { EndedSessions1734100000000 } from './migrations/1734100000000-ended-sessions.ts';
 import { UpstreamCatalogLists1734200000000 } from './migrations/1734200000000-upstream-catalog-lists.ts';
+import { ConfigChangeDeadline1734300000000 } from './migrations/1734300000000-config-change-deadline.ts';
 
 /** Versioned migrations, in order. Append; never edit one that has shipped. */
-export const MIGRATIONS = [Initial1732500000000, UpstreamSettingsAndPinning1733000000000, VirtualKeyChangeStamps1733500000000, EndedSessions1734100000000, UpstreamCatalogLists1734200000000];
+export const MIGRATIONS = [Initial1732500000000, UpstreamSettingsAndPinning1733000000000, VirtualKeyChangeStamps1733500000000, EndedSessions1734100000000, UpstreamCatalogLists1734200000000, ConfigChangeDeadline1734300000000];
 
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
 
 export interface OpenDatabaseOptions {
   /** `postgres://…` connection URL. */
   url: string;
+  /** Opens each connection in process instead of over the network (the embedded database). */
+  stream?: () => Duplex;
   /** Postgres schema holding every table; created when missing. Default `public`. */
   schema?: string;
   /** Connections in the pool. The embedded database serializes everything through one session: use 1. */
   poolSize: number;
   /** True for the embedded (PGlite) database: no advisory lock, `search_path` set on its single session. */
   embedded: boolean;
+  /** How long to wait on the database (DEFAULT_DATABASE_TIMEOUTS when omitted); migrations have no statement timeout. */
+  timeouts?: DatabaseTimeouts;
 }
 
 /** Checks a schema name before it is quoted into SQL. */
@@ -43,43 +50,54 @@ export function validateSchemaName(schema: string): string {
  */
 export async function openDatabase(options: OpenDatabaseOptions): Promise<DataSource> {
   const schema = validateSchemaName(options.schema ?? 'public');
-  const lockClient = options.embedded ? undefined : await lockForMigrations(options.url, schema);
+  const timeouts = options.timeouts ?? DEFAULT_DATABASE_TIMEOUTS;
+  const lockClient = options.embedded ? undefined : await lockForMigrations(options.url, schema, timeouts.connectMs);
   try {
-    const dataSource = new DataSource({
-      type: 'postgres',
-      url: options.url,
-      schema,
-      entities: ENTITIES,
-      migrations: MIGRATIONS,
-      migrationsTableName: 'migrations',
-      migrationsRun: false,
-      synchronize: false,
-      installExtensions: false,
-      poolSize: options.poolSize,
-      applicationName: 'portcullis-control-plane',
-      extra: options.embedded ? {} : { options: `-c search_path="${schema}"` },
-      logging: false,
-    });
-    await dataSource.initialize();
+    // Migrations get a connection of their own without statement timeouts: one may rewrite a large table.
+    const migrating = await initialize(options, schema, 1, { connectionTimeoutMillis: timeouts.connectMs });
     try {
-      if (options.embedded) {
-        await dataSource.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
-        await dataSource.query(`SET search_path TO "${schema}"`);
-      }
-      await dataSource.runMigrations({ transaction: 'all' });
-    } catch (error) {
-      await dataSource.destroy().catch(() => undefined);
-      throw error;
+      await migrating.runMigrations({ transaction: 'all' });
+    } finally {
+      await migrating.destroy();
     }
-    return dataSource;
+    return await initialize(options, schema, options.poolSize, poolTimeoutOptions(timeouts, !options.embedded));
   } finally {
     if (lockClient) await lockClient.end().catch(() => undefined);
   }
 }
 
+/** A data source over the schema (on the embedded database, the schema is made current on its one session). */
+async function initialize(options: OpenDatabaseOptions, schema: string, poolSize: number, pool: Record<string, unknown>): Promise<DataSource> {
+  const dataSource = new DataSource({
+    type: 'postgres',
+    url: options.url,
+    schema,
+    entities: ENTITIES,
+    migrations: MIGRATIONS,
+    migrationsTableName: 'migrations',
+    migrationsRun: false,
+    synchronize: false,
+    installExtensions: false,
+    poolSize,
+    applicationName: 'portcullis-control-plane',
+    extra: { ...pool, ...(options.embedded ? { stream: options.stream } : { options: `-c search_path="${schema}"` }) },
+    logging: false,
+  });
+  await dataSource.initialize();
+  if (!options.embedded) return dataSource;
+  try {
+    await dataSource.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+    await dataSource.query(`SET search_path TO "${schema}"`);
+    return dataSource;
+  } catch (error) {
+    await dataSource.destroy().catch(() => undefined);
+    throw error;
+  }
+}
+
 /** Creates the schema if missing and takes the migration lock; ending the client releases it. */
-async function lockForMigrations(url: string, schema: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, application_name: 'portcullis-migrations' });
+async function lockForMigrations(url: string, schema: string, connectMs: number): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url, application_name: 'portcullis-migrations', connectionTimeoutMillis: connectMs });
   await client.connect();
   try {
     await client.query(`SELECT pg_advisory_lock(hashtext($1))`, [`portcullis.migrations.${schema}`]);

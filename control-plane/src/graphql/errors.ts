@@ -3,6 +3,7 @@ import { isEnumType } from 'graphql';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { PortcullisError, ErrorCode, errorMessage, type Logger } from '../../../common/src/index.ts';
 import { SECRET_UNREADABLE } from '../secrets/index.ts';
+import { DatabaseErrorCode, databaseFailure } from '../db/failures.ts';
 import { asLimitRefusal, PAYLOAD_TOO_LARGE, QUERY_LIMIT_EXCEEDED } from './limits.ts';
 import { RESULT_TOO_LARGE } from './result-budget.ts';
 
@@ -13,6 +14,9 @@ const PUBLIC_CODES = new Set<string>([
   ErrorCode.CONFLICT,
   ErrorCode.UNAUTHENTICATED,
   ErrorCode.FORBIDDEN,
+  // The database was away or too slow; the message says whether the change was applied.
+  DatabaseErrorCode.UNAVAILABLE,
+  DatabaseErrorCode.TIMEOUT,
   // Names the key id and the field, never a value: the operator must fix the control plane's keys.
   SECRET_UNREADABLE,
   // The limit, what was found and the flag raising it: nothing the admin did not send.
@@ -34,7 +38,9 @@ const PUBLIC_CODES = new Set<string>([
  */
 export function createErrorFormatter(schema: GraphQLSchema, logger: Logger) {
   return function formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
-    const original = unwrapResolverError(error);
+    const unwrapped = unwrapResolverError(error);
+    // A read that failed on the database says so (a change says it already, with what became of it).
+    const original = unwrapped instanceof PortcullisError ? unwrapped : (databaseFailure(unwrapped, 'try again once it is back') ?? unwrapped);
     if (original instanceof PortcullisError) {
       if (!PUBLIC_CODES.has(original.code)) return mask(formatted, original, logger);
       const field = original.details?.['field'];

@@ -1,3 +1,5 @@
+import type { Logger } from '../../../common/src/index.ts';
+import { WriteBehind } from '../db/write-behind.ts';
 import type { NodeService } from '../services/nodes.ts';
 
 /** What one node's answers since the last write add up to. */
@@ -25,61 +27,37 @@ export function foldAnswer(previous: FoldedAnswer | undefined, nodeId: string, v
  */
 export const ACK_WINDOW_MS = 25;
 
+/** Two folded answers of one node, older then newer, as one. */
+function combineAnswers(older: FoldedAnswer, newer: FoldedAnswer): FoldedAnswer {
+  return newer.appliedVersion === null ? { ...newer, appliedVersion: older.appliedVersion } : newer;
+}
+
 /**
  * Writes nodes' ACKs and NACKs to the database in batches: the first answer starts a short window
  * (`ACK_WINDOW_MS`), and everything that arrives in it, or while a write is in flight, goes into one
  * write. Sixteen nodes ACKing one revision cost one commit instead of one each, which on the
  * embedded database (one session, synchronous writes in the control plane's own thread) is most of
- * the work of a change. `record` resolves once the answer is stored; `flush` writes what waits.
+ * the work of a change. A failed write (the database away) is retried in the background: a node's
+ * stream never waits for, or ends with, the record of its answers.
  */
 export class AckBatcher {
-  private pending = new Map<string, FoldedAnswer>();
-  private waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
-  private timer: NodeJS.Timeout | undefined;
-  private writing: Promise<void> | undefined;
+  private readonly writes: WriteBehind<string, FoldedAnswer>;
 
-  constructor(
-    private readonly nodes: Pick<NodeService, 'recordAnswers'>,
-    private readonly windowMs = ACK_WINDOW_MS,
-  ) {}
-
-  record(nodeId: string, version: string, accepted: boolean, error: string): Promise<void> {
-    this.pending.set(nodeId, foldAnswer(this.pending.get(nodeId), nodeId, version, accepted, error));
-    const stored = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
-    this.schedule();
-    return stored;
+  constructor(nodes: Pick<NodeService, 'recordAnswers'>, logger: Logger, windowMs = ACK_WINDOW_MS) {
+    this.writes = new WriteBehind({ what: 'node answers', logger, write: (batch) => nodes.recordAnswers(batch), fold: combineAnswers, windowMs });
   }
 
-  /** Writes every answer waiting (at shutdown: nothing waits for the window). */
-  async flush(): Promise<void> {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    while (this.writing || this.pending.size > 0) await (this.writing ?? this.write());
+  record(nodeId: string, version: string, accepted: boolean, error: string): void {
+    this.writes.put(nodeId, foldAnswer(undefined, nodeId, version, accepted, error));
   }
 
-  /** A write in flight is followed by the next when it is done; otherwise the window starts. */
-  private schedule(): void {
-    if (this.writing || this.timer) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.write();
-    }, this.windowMs);
-    // Pending answers never keep a process alive; shutdown flushes them.
-    this.timer.unref();
+  /** Writes what waits now, without waiting for the window. */
+  flush(): Promise<void> {
+    return this.writes.flush();
   }
 
-  private write(): Promise<void> {
-    const batch = [...this.pending.values()];
-    const waiters = this.waiters;
-    this.pending = new Map();
-    this.waiters = [];
-    this.writing = this.nodes.recordAnswers(batch).then(
-      () => waiters.forEach((waiter) => waiter.resolve()),
-      (error: unknown) => waiters.forEach((waiter) => waiter.reject(error)),
-    ).finally(() => {
-      this.writing = undefined;
-      if (this.pending.size > 0) void this.write();
-    });
-    return this.writing;
+  /** Writes every answer waiting (at shutdown: nothing waits for the window), once. */
+  close(): Promise<void> {
+    return this.writes.close();
   }
 }

@@ -14,6 +14,7 @@ import type { Publication, SnapshotPublisher } from '../config/snapshot-publishe
 import type { CatalogService } from '../services/catalog.ts';
 import type { NodeService } from '../services/nodes.ts';
 import { AckBatcher } from './ack-batcher.ts';
+import { NodeRecords } from './node-records.ts';
 import { parseNodeMessage, type NodeMessage } from './messages.ts';
 import type { RelayBus } from '../config/change-bus.ts';
 import { RelayHub, type RelayTarget } from './relay-hub.ts';
@@ -74,11 +75,13 @@ const GRPC_STATUS: Record<string, status> = {
 export class ConfigStreamService {
   private readonly streams = new Set<NodeStream>();
   private readonly acks: AckBatcher;
+  private readonly records: NodeRecords;
   /** Forwards node-to-node messages (replies, cancels, ended sessions) and keeps the ended sessions. */
   readonly relays: RelayHub;
 
   constructor(private readonly deps: ConfigServiceDeps) {
-    this.acks = new AckBatcher(deps.nodes, deps.ackWindowMs);
+    this.acks = new AckBatcher(deps.nodes, deps.logger, deps.ackWindowMs);
+    this.records = new NodeRecords(deps.nodes, (nodeId, report) => deps.catalog.applyReport(nodeId, report), deps.logger);
     this.relays = new RelayHub(deps.relayBus, deps.logger, Date.now, deps.endedSessions);
   }
 
@@ -94,7 +97,7 @@ export class ConfigStreamService {
       endWithError(call, new PortcullisError(ErrorCode.UNAUTHENTICATED, 'the node token is missing or wrong; send metadata "authorization: Bearer <node token>" with the token the control plane was started with'));
       return;
     }
-    const stream = new NodeStream(call, this.deps, this.acks, this.relays, () => this.streams.delete(stream));
+    const stream = new NodeStream(call, this.deps, this.acks, this.records, this.relays, () => this.streams.delete(stream));
     this.streams.add(stream);
   }
 
@@ -106,8 +109,8 @@ export class ConfigStreamService {
   /** Waits for every stream's bookkeeping (marking nodes disconnected) after the server went down. */
   async drain(): Promise<void> {
     await Promise.all([...this.streams].map((stream) => stream.finished));
-    // Answers still in their batching window are written before the database goes away.
-    await this.acks.flush().catch((error: unknown) => this.deps.logger.warn({ err: errorMessage(error) }, 'could not store the last node answers'));
+    // Answers and records still waiting are written (one last attempt) before the database goes away.
+    await Promise.all([this.acks.close(), this.records.close()]);
     this.relays.close();
   }
 }
@@ -150,6 +153,7 @@ class NodeStream implements RelayTarget {
     private readonly call: ConnectCall,
     private readonly deps: ConfigServiceDeps,
     private readonly acks: AckBatcher,
+    private readonly records: NodeRecords,
     private readonly relays: RelayHub,
     private readonly onFinished: () => void,
   ) {
@@ -182,15 +186,14 @@ class NodeStream implements RelayTarget {
       case 'ack': {
         const sentAs = this.answered(message.ack.version);
         if (!message.ack.accepted) this.refused(message.ack.version, sentAs, message.ack.error);
-        // Not awaited: the answer is stored with the others of its batch, and the node's later
-        // messages (relayed replies an agent waits for) must not wait for that. A failed write
-        // still ends the stream, as it did when awaited: the node reconnects and says what it runs.
-        this.acks.record(this.nodeId, message.ack.version, message.ack.accepted, message.ack.error).catch((error: unknown) => this.fail(error));
+        // Not awaited: the answer is stored with the others of its batch (retried while the database
+        // is away), and the node's later messages (relayed replies an agent waits for) must not wait.
+        this.acks.record(this.nodeId, message.ack.version, message.ack.accepted, message.ack.error);
         return;
       }
       case 'upstream': {
-        const outcome = await this.deps.catalog.applyReport(this.nodeId, message.report);
-        if (outcome !== 'stored') this.logger.debug({ node: this.nodeId, upstreamId: message.report.upstreamId, outcome }, 'ignored an upstream report');
+        // Stored later when the database is away: the stream goes on.
+        await this.records.report(this.nodeId, message.report);
         return;
       }
       case 'relay':
@@ -206,7 +209,8 @@ class NodeStream implements RelayTarget {
     this.nodeId_ = hello.nodeId;
     this.nodeTag = hello.nodeTag;
     this.acceptsDeltas = hello.acceptsDeltas;
-    await this.deps.nodes.connected(hello, this.streamId);
+    // Recorded in the background: with the database away, the node is still served the last snapshot.
+    this.records.connected(hello, this.streamId);
     this.logger.info({ node: hello.nodeId, softwareVersion: hello.softwareVersion, appliedVersion: hello.appliedVersion, acceptsDeltas: hello.acceptsDeltas }, 'node connected');
     if (this.ended) return;
     this.unsubscribe = this.deps.publisher.subscribe((publication) => this.send(publication));
@@ -270,12 +274,11 @@ class NodeStream implements RelayTarget {
     if (clientEnded) this.call.end();
     const nodeId = this.nodeId_;
     this.queue
-      .then(async () => {
+      .then(() => {
         if (nodeId === undefined) return;
-        await this.deps.nodes.disconnected(nodeId, this.streamId);
+        this.records.disconnected(nodeId, this.streamId);
         this.logger.info({ node: nodeId }, 'node disconnected');
       })
-      .catch((error: unknown) => this.logger.warn({ node: nodeId, err: errorMessage(error) }, 'could not mark a node disconnected'))
       .finally(() => {
         this.onFinished();
         this.resolveFinished();

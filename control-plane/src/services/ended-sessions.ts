@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import { errorMessage, type Logger } from '../../../common/src/index.ts';
 import { EndedSession } from '../db/entities.ts';
+import { WriteBehind } from '../db/write-behind.ts';
 
 /** An ended 2025-era session as the control plane keeps it. */
 export interface EndedSessionRecord {
@@ -40,14 +41,9 @@ const WRITE_BATCH = 500;
  * they reconnect (they keep their own list until the ids expire).
  */
 export class EndedSessionStore {
-  private pending = new Map<string, EndedSessionRecord>();
-  private flushing: Promise<void> | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private retryDelay: number;
-  private failing = false;
+  private readonly writes: WriteBehind<string, EndedSessionRecord>;
   private readonly pruneTimer: NodeJS.Timeout;
   private read: { at: number; rows: Promise<EndedSessionRecord[]> } | undefined;
-  private closed = false;
   private readonly now: () => number;
 
   private constructor(
@@ -57,7 +53,16 @@ export class EndedSessionStore {
     now: () => number,
   ) {
     this.now = now;
-    this.retryDelay = options.retryDelayMs;
+    this.writes = new WriteBehind({
+      what: 'ended sessions',
+      logger,
+      write: async (batch) => {
+        for (let start = 0; start < batch.length; start += WRITE_BATCH) await this.write(batch.slice(start, start + WRITE_BATCH));
+      },
+      keep: (entry) => entry.expiresAt > this.now(),
+      retryDelayMs: options.retryDelayMs,
+      maxRetryDelayMs: options.maxRetryDelayMs,
+    });
     this.pruneTimer = setInterval(() => void this.prune().catch((error: unknown) => this.logger.warn({ err: errorMessage(error) }, 'could not prune expired ended sessions')), options.pruneIntervalMs);
     this.pruneTimer.unref();
   }
@@ -81,14 +86,12 @@ export class EndedSessionStore {
 
   /** Queues an ended session for writing; returns at once. */
   record(entry: EndedSessionRecord): void {
-    if (this.closed) return;
-    this.pending.set(entry.sessionId, entry);
-    if (this.flushing === undefined && this.retryTimer === undefined) this.flushing = Promise.resolve().then(() => this.flush());
+    this.writes.put(entry.sessionId, entry);
   }
 
   /** Entries not written yet (the database is away, or the write is under way). */
   get pendingCount(): number {
-    return this.pending.size;
+    return this.writes.pendingCount;
   }
 
   /** The ended sessions in the table that have not expired; concurrent and recent calls share one read. */
@@ -114,15 +117,10 @@ export class EndedSessionStore {
     return pruned;
   }
 
-  /** Stops the timers after one last attempt to write what is pending. */
+  /** Stops the timers after one last attempt to write what is pending (the nodes that know them re-announce the rest when they reconnect). */
   async close(): Promise<void> {
-    this.closed = true;
     clearInterval(this.pruneTimer);
-    await this.flushing;
-    clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
-    if (this.pending.size > 0) await this.flush();
-    if (this.pending.size > 0) this.logger.warn({ count: this.pending.size }, 'ended sessions not written at shutdown; the nodes that know them re-announce them when they reconnect');
+    await this.writes.close();
   }
 
   private async readLive(): Promise<EndedSessionRecord[]> {
@@ -132,34 +130,6 @@ export class EndedSessionStore {
       .where('e.expiresAt > :now', { now: new Date(this.now()) })
       .getMany();
     return rows.map((row) => ({ sessionId: row.sessionId, keyId: row.keyId, fromNodeId: row.fromNodeId, expiresAt: row.expiresAt.getTime() }));
-  }
-
-  private async flush(): Promise<void> {
-    const now = this.now();
-    const batch = [...this.pending.values()].filter((entry) => entry.expiresAt > now);
-    this.pending = new Map();
-    try {
-      for (let start = 0; start < batch.length; start += WRITE_BATCH) await this.write(batch.slice(start, start + WRITE_BATCH));
-      if (this.failing) this.logger.info({ count: batch.length }, 'ended sessions written after the database came back');
-      this.failing = false;
-      this.retryDelay = this.options.retryDelayMs;
-      this.flushing = undefined;
-      if (this.pending.size > 0 && !this.closed) this.flushing = Promise.resolve().then(() => this.flush());
-    } catch (error) {
-      // Keep what failed (newer records of the same session win) and try again later.
-      for (const entry of batch) if (!this.pending.has(entry.sessionId)) this.pending.set(entry.sessionId, entry);
-      if (!this.failing) this.logger.warn({ err: errorMessage(error), count: this.pending.size }, 'could not write ended sessions; retrying in the background');
-      this.failing = true;
-      this.flushing = undefined;
-      if (this.closed) return;
-      const delay = this.retryDelay;
-      this.retryDelay = Math.min(this.retryDelay * 2, this.options.maxRetryDelayMs);
-      this.retryTimer = setTimeout(() => {
-        this.retryTimer = undefined;
-        this.flushing = Promise.resolve().then(() => this.flush());
-      }, delay);
-      this.retryTimer.unref();
-    }
   }
 
   private async write(batch: readonly EndedSessionRecord[]): Promise<void> {

@@ -1,13 +1,12 @@
-import type { DataSource } from 'typeorm';
 import type { Logger } from '../../../common/src/index.ts';
-import type { ConfigChangeBus } from '../config/change-bus.ts';
 import type { SecretBox } from '../secrets/index.ts';
 import { CatalogService } from './catalog.ts';
 import { NodeService } from './nodes.ts';
 import { TeamService } from './teams.ts';
 import { UpstreamService } from './upstreams.ts';
 import { VirtualKeyService } from './virtual-keys.ts';
-import { currentRevision } from './config-change.ts';
+import { currentRevision } from '../config/revision.ts';
+import type { ConfigStore } from './config-change.ts';
 
 /** Every domain service of the control plane, over one data source. */
 export interface ControlPlaneServices {
@@ -20,8 +19,8 @@ export interface ControlPlaneServices {
   configVersion(): Promise<string>;
 }
 
-export function createServices(dataSource: DataSource, changes: ConfigChangeBus, box: SecretBox, logger: Logger): ControlPlaneServices {
-  const store = { dataSource, changes };
+export function createServices(store: ConfigStore, box: SecretBox, logger: Logger): ControlPlaneServices {
+  const { dataSource } = store;
   return {
     upstreams: new UpstreamService(store, box),
     virtualKeys: new VirtualKeyService(store),

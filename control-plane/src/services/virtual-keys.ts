@@ -3,7 +3,7 @@ import { In } from 'typeorm';
 import { z } from 'zod';
 import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
 import { Team, VirtualKey } from '../db/entities.ts';
-import { singleStatementChange, withConfigChange, type ConfigStore } from './config-change.ts';
+import { withConfigChange, type ConfigStore } from './config-change.ts';
 import { UPSTREAM_NAME_PATTERN } from './upstreams.ts';
 import { MAX_PAGE_SIZE, unknownCursor, type Page } from './pagination.ts';
 import { badInput, parseId, parseInput } from './validation.ts';
@@ -141,20 +141,21 @@ export class VirtualKeyService {
   }
 
   /**
-   * Revokes a key; revoking a revoked key changes nothing and returns it as it is. One statement
-   * revokes, bumps the revision and announces it (see singleStatementChange: every node waits for
-   * that commit, and a transaction around three statements cost four more round trips); only when it
-   * matches nothing is the key looked up, to tell a revoked key from a missing one.
+   * Revokes a key; revoking a revoked key changes nothing and returns it as it is. Only when the
+   * update matches nothing is the key looked up, to tell a revoked key from a missing one.
    */
   async revoke(rawId: string): Promise<VirtualKeyView> {
     const id = parseId(rawId, 'id');
-    const rows = await singleStatementChange(
-      this.store,
-      `UPDATE virtual_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id, name, prefix, team_id, allowed_tools, revoked_at, created_at`,
-      [id],
-      // The whole of this statement's effect on the configuration: the key is no longer live.
-      { removedKeyIds: [id] },
-    );
+    const rows = await withConfigChange(this.store, async (manager) => {
+      // Through a CTE: TypeORM returns [rows, count] for a bare UPDATE, plain rows for a SELECT.
+      const revoked: Array<Record<string, unknown>> = await manager.query(
+        `WITH r AS (UPDATE virtual_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL
+           RETURNING id, name, prefix, team_id, allowed_tools, revoked_at, created_at) SELECT * FROM r`,
+        [id],
+      );
+      // The whole of this change's effect on the configuration: the key is no longer live.
+      return { result: revoked, changed: revoked.length > 0, known: { removedKeyIds: [id] } };
+    });
     if (rows.length > 0) return viewOfRow(revokedRow.parse(rows[0]));
     const key = await this.store.dataSource.getRepository(VirtualKey).findOneBy({ id });
     if (!key) throw new PortcullisError(ErrorCode.NOT_FOUND, `id: no virtual key has id "${id}"; list them with the virtualKeys query`, { field: 'id' });
