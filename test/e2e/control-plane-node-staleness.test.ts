@@ -29,7 +29,10 @@ describe('GraphQL nodes: lastSeenAt and configAgeSeconds', () => {
     await schema?.drop();
   });
 
-  const node = async (id: string) => (await gqlOk<{ nodes: NodeRow[] }>(plane, '{ nodes { id connected appliedVersion lastSeenAt configAgeSeconds } }')).nodes.find((n) => n.id === id);
+  const node = async (id: string) =>
+    (
+      await gqlOk<{ nodes: NodeRow[] }>(plane, '{ nodes { id connected appliedVersion lastSeenAt configAgeSeconds } }')
+    ).nodes.find((n) => n.id === id);
 
   test('a connected, current node is 0 s old and seen every heartbeat; once gone, its age grows', async () => {
     const stream = new TestNode(plane.grpcAddress, NODE_TOKEN);
@@ -43,18 +46,33 @@ describe('GraphQL nodes: lastSeenAt and configAgeSeconds', () => {
       });
       assert.equal(current.configAgeSeconds, 0);
       // No message from the node since its ACK, yet the replica keeps marking it seen.
-      await eventually('the heartbeat moves lastSeenAt on', async () => Date.parse((await node('node-stale'))!.lastSeenAt) > Date.parse(current.lastSeenAt) + 150, 5_000);
+      await eventually(
+        'the heartbeat moves lastSeenAt on',
+        async () => Date.parse((await node('node-stale'))!.lastSeenAt) > Date.parse(current.lastSeenAt) + 150,
+        5_000,
+      );
       assert.equal((await node('node-stale'))!.configAgeSeconds, 0);
     } finally {
       stream.close();
     }
     await eventually('the node is marked disconnected', async () => (await node('node-stale'))?.connected === false);
-    await eventually('its configuration ages', async () => ((await node('node-stale'))?.configAgeSeconds ?? 0) >= 1, 5_000);
+    await eventually(
+      'its configuration ages',
+      async () => ((await node('node-stale'))?.configAgeSeconds ?? 0) >= 1,
+      5_000,
+    );
   });
 
   test('a control plane without a node token needs nodes authenticated by certificate', async () => {
     await assert.rejects(
-      startControlPlane({ dataDir: '/nonexistent', graphqlHost: '127.0.0.1', graphqlPort: 0, grpcHost: '127.0.0.1', grpcPort: 0, logger: testLogger() }),
+      startControlPlane({
+        dataDir: '/nonexistent',
+        graphqlHost: '127.0.0.1',
+        graphqlPort: 0,
+        grpcHost: '127.0.0.1',
+        grpcPort: 0,
+        logger: testLogger(),
+      }),
       /nodeToken: is required unless nodes are authenticated by client certificate/,
     );
   });

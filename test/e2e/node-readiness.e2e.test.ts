@@ -27,11 +27,32 @@ describe('faults: a starting node is ready when it can serve its upstreams', () 
   test('/readyz answers 503 (naming what it waits for) until the slow upstream is connected, and its tool is listed the moment it turns 200', async () => {
     // server-everything over stdio, taking 3 s to start: the first snapshot reaches the node long before.
     const command = `sleep 3; exec "${process.execPath}" "${EVERYTHING_SERVER}" stdio`;
-    await graphqlOk(plane.graphqlUrl, plane.adminToken, CREATE_UPSTREAM, { input: { name: 'slow', transport: 'STDIO', command: 'sh', args: ['-c', command] } });
-    const created = await graphqlOk<{ createVirtualKey: { secret: string } }>(plane.graphqlUrl, plane.adminToken, CREATE_KEY, { input: { name: 'agent', allowedTools: ['slow__echo'] } });
+    await graphqlOk(plane.graphqlUrl, plane.adminToken, CREATE_UPSTREAM, {
+      input: { name: 'slow', transport: 'STDIO', command: 'sh', args: ['-c', command] },
+    });
+    const created = await graphqlOk<{ createVirtualKey: { secret: string } }>(
+      plane.graphqlUrl,
+      plane.adminToken,
+      CREATE_KEY,
+      { input: { name: 'agent', allowedTools: ['slow__echo'] } },
+    );
 
     const port = await freePort();
-    node = startCli('data plane', ['data-plane', '--control-plane', plane.grpcAddress, '--node-id', 'node-ready', '--port', String(port), '--log-level', 'warn'], { PORTCULLIS_NODE_TOKEN: plane.nodeToken });
+    node = startCli(
+      'data plane',
+      [
+        'data-plane',
+        '--control-plane',
+        plane.grpcAddress,
+        '--node-id',
+        'node-ready',
+        '--port',
+        String(port),
+        '--log-level',
+        'warn',
+      ],
+      { PORTCULLIS_NODE_TOKEN: plane.nodeToken },
+    );
     await node.waitFor(/MCP endpoint:/);
     const reasons = new Set<string>();
     const deadline = Date.now() + 30_000;
@@ -51,6 +72,9 @@ describe('faults: a starting node is ready when it can serve its upstreams', () 
     } finally {
       await agent.close();
     }
-    assert.ok([...reasons].some((r) => /waiting for 1 upstream/.test(r)), `readyz said what it waited for: ${[...reasons].join('; ')}`);
+    assert.ok(
+      [...reasons].some((r) => /waiting for 1 upstream/.test(r)),
+      `readyz said what it waited for: ${[...reasons].join('; ')}`,
+    );
   });
 });

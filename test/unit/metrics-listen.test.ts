@@ -55,7 +55,9 @@ test('finding 10: the metrics address answers scrapes with the bearer token only
     const scrape = await fetch(server.url, { headers: { authorization: `Bearer ${TOKEN}` } });
     assert.equal(scrape.status, 200);
     assert.match(await scrape.text(), /portcullis_tool_call_duration_seconds_count\{upstream="ev",outcome="ok"\} 1/);
-    const elsewhere = await fetch(server.url.replace('/metrics', '/mcp'), { headers: { authorization: `Bearer ${TOKEN}` } });
+    const elsewhere = await fetch(server.url.replace('/metrics', '/mcp'), {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
     assert.equal(elsewhere.status, 404);
     await elsewhere.body?.cancel();
   } finally {
@@ -66,10 +68,27 @@ test('finding 10: the metrics address answers scrapes with the bearer token only
 test('finding 10: metrics are off by default; --metrics-listen and the token (env or file only) reach the node options', () => {
   const connection = { controlPlaneAddress: '127.0.0.1:4001', nodeToken: 'x'.repeat(16) };
   assert.equal(dataPlaneOptions(readOptions(dataPlaneSettings, [], {}), connection, logger).metricsListen, undefined);
-  const on = dataPlaneOptions(readOptions(dataPlaneSettings, ['--metrics-listen', '127.0.0.1:9464'], { PORTCULLIS_METRICS_TOKEN: TOKEN }), connection, logger);
+  const on = dataPlaneOptions(
+    readOptions(dataPlaneSettings, ['--metrics-listen', '127.0.0.1:9464'], { PORTCULLIS_METRICS_TOKEN: TOKEN }),
+    connection,
+    logger,
+  );
   assert.deepEqual(on.metricsListen, { host: '127.0.0.1', port: 9464, token: TOKEN });
-  assert.deepEqual(dataPlaneOptions(readOptions(dataPlaneSettings, ['--metrics-listen', '[::1]:9464'], {}), connection, logger).metricsListen, { host: '::1', port: 9464 });
-  assert.throws(() => readOptions(dataPlaneSettings, ['--metrics-token', TOKEN], {}), /--metrics-token is not accepted: .*ps.*PORTCULLIS_METRICS_TOKEN.*--metrics-token-file/);
-  assert.throws(() => dataPlaneOptions(readOptions(dataPlaneSettings, [], { PORTCULLIS_METRICS_TOKEN: TOKEN }), connection, logger), /needs --metrics-listen/);
-  assert.throws(() => readOptions(dataPlaneSettings, ['--metrics-listen', '9464'], {}), /--metrics-listen: must be host:port/);
+  assert.deepEqual(
+    dataPlaneOptions(readOptions(dataPlaneSettings, ['--metrics-listen', '[::1]:9464'], {}), connection, logger)
+      .metricsListen,
+    { host: '::1', port: 9464 },
+  );
+  assert.throws(
+    () => readOptions(dataPlaneSettings, ['--metrics-token', TOKEN], {}),
+    /--metrics-token is not accepted: .*ps.*PORTCULLIS_METRICS_TOKEN.*--metrics-token-file/,
+  );
+  assert.throws(
+    () => dataPlaneOptions(readOptions(dataPlaneSettings, [], { PORTCULLIS_METRICS_TOKEN: TOKEN }), connection, logger),
+    /needs --metrics-listen/,
+  );
+  assert.throws(
+    () => readOptions(dataPlaneSettings, ['--metrics-listen', '9464'], {}),
+    /--metrics-listen: must be host:port/,
+  );
 });

@@ -53,7 +53,10 @@ test('config: ready with a snapshot; a staleness limit, when set, turns it not r
   readiness.configApplied([upstream('a')]);
   assert.equal(readiness.check().ready, true);
   state.ageMs = 10_001;
-  assert.deepEqual(readiness.check(), { ready: false, reason: 'configuration may be stale: no control plane for 10 s (limit 10 s)' });
+  assert.deepEqual(readiness.check(), {
+    ready: false,
+    reason: 'configuration may be stale: no control plane for 10 s (limit 10 s)',
+  });
   state.ageMs = 0;
   assert.equal(readiness.check().ready, true);
 });

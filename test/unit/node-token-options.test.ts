@@ -7,7 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { commands } from '../../cli/src/commands/index.ts';
 import { readOptions } from '../../cli/src/options.ts';
-import { nodeTokenSettings, readControlPlaneConnection, controlPlaneConnectionSettings, readNodeToken } from '../../cli/src/commands/stream-settings.ts';
+import {
+  nodeTokenSettings,
+  readControlPlaneConnection,
+  controlPlaneConnectionSettings,
+  readNodeToken,
+} from '../../cli/src/commands/stream-settings.ts';
 
 const TOKEN = 'node-token-0123456789abcdef';
 
@@ -19,7 +24,11 @@ test('finding 6: --node-token is refused by every command, naming the variable a
       /--node-token is not accepted: a secret on the command line shows in `ps`.*PORTCULLIS_NODE_TOKEN.*--node-token-file/,
       name,
     );
-    assert.throws(() => readOptions(command.options, [`--node-token=${TOKEN}`], {}), /--node-token is not accepted/, `${name} (--flag=value)`);
+    assert.throws(
+      () => readOptions(command.options, [`--node-token=${TOKEN}`], {}),
+      /--node-token is not accepted/,
+      `${name} (--flag=value)`,
+    );
     assert.match(command.help, /env PORTCULLIS_NODE_TOKEN\s+.*not a flag/, `${name} --help says the token is env-only`);
     assert.match(command.help, /--node-token-file <value>/);
   }
@@ -33,11 +42,27 @@ test('finding 6: the node token comes from PORTCULLIS_NODE_TOKEN or --node-token
     assert.equal(readNodeToken(readOptions(nodeTokenSettings, [], { PORTCULLIS_NODE_TOKEN: TOKEN }), true), TOKEN);
     assert.equal(readNodeToken(readOptions(nodeTokenSettings, ['--node-token-file', file], {}), true), TOKEN);
     assert.equal(readNodeToken(readOptions(nodeTokenSettings, [], { PORTCULLIS_NODE_TOKEN_FILE: file }), true), TOKEN);
-    assert.throws(() => readNodeToken(readOptions(nodeTokenSettings, ['--node-token-file', file], { PORTCULLIS_NODE_TOKEN: TOKEN }), true), /both set/);
-    assert.throws(() => readNodeToken(readOptions(nodeTokenSettings, ['--node-token-file', join(dir, 'missing')], {}), true), /--node-token-file: cannot read/);
+    assert.throws(
+      () =>
+        readNodeToken(
+          readOptions(nodeTokenSettings, ['--node-token-file', file], { PORTCULLIS_NODE_TOKEN: TOKEN }),
+          true,
+        ),
+      /both set/,
+    );
+    assert.throws(
+      () => readNodeToken(readOptions(nodeTokenSettings, ['--node-token-file', join(dir, 'missing')], {}), true),
+      /--node-token-file: cannot read/,
+    );
     writeFileSync(join(dir, 'short'), 'short\n');
-    assert.throws(() => readNodeToken(readOptions(nodeTokenSettings, ['--node-token-file', join(dir, 'short')], {}), true), /at least 16 characters/);
-    assert.throws(() => readNodeToken(readOptions(nodeTokenSettings, [], {}), true), /node token is required: set PORTCULLIS_NODE_TOKEN or give --node-token-file/);
+    assert.throws(
+      () => readNodeToken(readOptions(nodeTokenSettings, ['--node-token-file', join(dir, 'short')], {}), true),
+      /at least 16 characters/,
+    );
+    assert.throws(
+      () => readNodeToken(readOptions(nodeTokenSettings, [], {}), true),
+      /node token is required: set PORTCULLIS_NODE_TOKEN or give --node-token-file/,
+    );
     assert.equal(readNodeToken(readOptions(nodeTokenSettings, [], {}), false), undefined);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -45,7 +70,8 @@ test('finding 6: the node token comes from PORTCULLIS_NODE_TOKEN or --node-token
 });
 
 test('faults: a node takes several --control-plane replicas and a bounded, configurable reconnect backoff', () => {
-  const read = (argv: string[], env: NodeJS.ProcessEnv = {}) => readControlPlaneConnection(readOptions(controlPlaneConnectionSettings, argv, env), TOKEN);
+  const read = (argv: string[], env: NodeJS.ProcessEnv = {}) =>
+    readControlPlaneConnection(readOptions(controlPlaneConnectionSettings, argv, env), TOKEN);
   const defaults = read([]);
   assert.equal(defaults.controlPlaneAddress, '127.0.0.1:4001');
   assert.deepEqual(defaults.controlPlaneFallbacks, []);
@@ -55,9 +81,16 @@ test('faults: a node takes several --control-plane replicas and a bounded, confi
   assert.equal(two.controlPlaneAddress, 'cp-a:4001');
   assert.deepEqual(two.controlPlaneFallbacks, ['cp-b:4002']);
   assert.deepEqual(two.controlPlaneReconnect, { initialMs: 100, maxMs: 2000 });
-  assert.deepEqual(read([], { PORTCULLIS_CONTROL_PLANE: '[::1]:4001,127.0.0.1:4002' }).controlPlaneFallbacks, ['127.0.0.1:4002']);
+  assert.deepEqual(read([], { PORTCULLIS_CONTROL_PLANE: '[::1]:4001,127.0.0.1:4002' }).controlPlaneFallbacks, [
+    '127.0.0.1:4002',
+  ]);
   assert.throws(() => read(['--control-plane', 'cp-a']), /--control-plane: each address must be host:port/);
-  assert.throws(() => read(['--control-plane-reconnect-min-ms', '500', '--control-plane-reconnect-max-ms', '100']), /must be at least --control-plane-reconnect-min-ms/);
-  assert.deepEqual(read(['--control-plane-tls', 'on', '--control-plane-server-name', 'cp.internal']).controlPlaneTls, { serverName: 'cp.internal' });
+  assert.throws(
+    () => read(['--control-plane-reconnect-min-ms', '500', '--control-plane-reconnect-max-ms', '100']),
+    /must be at least --control-plane-reconnect-min-ms/,
+  );
+  assert.deepEqual(read(['--control-plane-tls', 'on', '--control-plane-server-name', 'cp.internal']).controlPlaneTls, {
+    serverName: 'cp.internal',
+  });
   assert.throws(() => read(['--control-plane-server-name', 'cp.internal']), /needs TLS/);
 });

@@ -18,8 +18,14 @@ export const nodeHealthSettings = {
   readyTimeoutSeconds: {
     flag: 'ready-timeout-seconds',
     env: 'PORTCULLIS_READY_TIMEOUT_SECONDS',
-    description: 'with --ready-when upstreams: ready anyway this long after the first configuration, however slow an upstream is',
-    schema: z.coerce.number({ error: 'must be a number of seconds' }).int('must be a whole number of seconds').min(0, 'must be at least 0').max(3600, 'must be at most 3600').default(DEFAULT_READINESS.upstreamTimeoutMs / 1000),
+    description:
+      'with --ready-when upstreams: ready anyway this long after the first configuration, however slow an upstream is',
+    schema: z.coerce
+      .number({ error: 'must be a number of seconds' })
+      .int('must be a whole number of seconds')
+      .min(0, 'must be at least 0')
+      .max(3600, 'must be at most 3600')
+      .default(DEFAULT_READINESS.upstreamTimeoutMs / 1000),
     defaultLabel: String(DEFAULT_READINESS.upstreamTimeoutMs / 1000),
   },
   maxConfigAgeSeconds: {
@@ -27,13 +33,18 @@ export const nodeHealthSettings = {
     env: 'PORTCULLIS_MAX_CONFIG_AGE_SECONDS',
     description:
       '/readyz turns 503 once the node has been cut off from the control plane this long (revocations may be missed). Off by default: a node keeps serving its last snapshot through a control-plane outage rather than failing every agent',
-    schema: z.coerce.number({ error: 'must be a number of seconds' }).int('must be a whole number of seconds').min(1, 'must be at least 1').optional(),
+    schema: z.coerce
+      .number({ error: 'must be a number of seconds' })
+      .int('must be a whole number of seconds')
+      .min(1, 'must be at least 1')
+      .optional(),
     defaultLabel: 'off',
   },
   metricsListen: {
     flag: 'metrics-listen',
     env: 'PORTCULLIS_METRICS_LISTEN',
-    description: 'host:port serving Prometheus GET /metrics, apart from the agent-facing port (which never serves them)',
+    description:
+      'host:port serving Prometheus GET /metrics, apart from the agent-facing port (which never serves them)',
     schema: z
       .string()
       .regex(/^([^\s:]+|\[[0-9a-fA-F:]+\]):\d+$/, 'must be host:port, e.g. 127.0.0.1:9464')
@@ -60,13 +71,24 @@ export const nodeHealthSettings = {
   },
 } satisfies OptionTable;
 
-export function nodeHealthOptions(settings: ParsedOptions<typeof nodeHealthSettings>): Pick<DataPlaneOptions, 'readiness' | 'metricsListen'> {
+export function nodeHealthOptions(
+  settings: ParsedOptions<typeof nodeHealthSettings>,
+): Pick<DataPlaneOptions, 'readiness' | 'metricsListen'> {
   if (settings.metricsToken !== undefined && settings.metricsTokenFile !== undefined) {
-    throw new PortcullisError(ErrorCode.BAD_USER_INPUT, 'PORTCULLIS_METRICS_TOKEN and --metrics-token-file are both set; give the metrics token one way');
+    throw new PortcullisError(
+      ErrorCode.BAD_USER_INPUT,
+      'PORTCULLIS_METRICS_TOKEN and --metrics-token-file are both set; give the metrics token one way',
+    );
   }
-  const token = settings.metricsTokenFile === undefined ? settings.metricsToken : readSecretFile(settings.metricsTokenFile, 'metrics-token-file');
+  const token =
+    settings.metricsTokenFile === undefined
+      ? settings.metricsToken
+      : readSecretFile(settings.metricsTokenFile, 'metrics-token-file');
   if (token !== undefined && settings.metricsListen === undefined) {
-    throw new PortcullisError(ErrorCode.BAD_USER_INPUT, 'a metrics token needs --metrics-listen host:port (metrics are never served on the agent-facing port)');
+    throw new PortcullisError(
+      ErrorCode.BAD_USER_INPUT,
+      'a metrics token needs --metrics-listen host:port (metrics are never served on the agent-facing port)',
+    );
   }
   return {
     readiness: {
@@ -74,6 +96,9 @@ export function nodeHealthOptions(settings: ParsedOptions<typeof nodeHealthSetti
       upstreamTimeoutMs: settings.readyTimeoutSeconds * 1000,
       ...(settings.maxConfigAgeSeconds === undefined ? {} : { maxConfigAgeMs: settings.maxConfigAgeSeconds * 1000 }),
     },
-    metricsListen: settings.metricsListen === undefined ? undefined : { ...settings.metricsListen, ...(token === undefined ? {} : { token }) },
+    metricsListen:
+      settings.metricsListen === undefined
+        ? undefined
+        : { ...settings.metricsListen, ...(token === undefined ? {} : { token }) },
   };
 }

@@ -21,7 +21,8 @@ export const nodeTokenSettings = {
   nodeTokenFile: {
     flag: 'node-token-file',
     env: 'PORTCULLIS_NODE_TOKEN_FILE',
-    description: 'file holding the node token (e.g. a mounted secret; surrounding whitespace ignored), instead of PORTCULLIS_NODE_TOKEN',
+    description:
+      'file holding the node token (e.g. a mounted secret; surrounding whitespace ignored), instead of PORTCULLIS_NODE_TOKEN',
     schema: z.string().min(1).optional(),
   },
 } satisfies OptionTable;
@@ -42,14 +43,27 @@ export function readSecretFile(path: string, flag: string): string {
  * The node token from PORTCULLIS_NODE_TOKEN or --node-token-file (not both); undefined when neither
  * is given and `required` is false (generated in dev, or nodes authenticated by certificate).
  */
-export function readNodeToken(settings: ParsedOptions<typeof nodeTokenSettings>, required: boolean): string | undefined {
+export function readNodeToken(
+  settings: ParsedOptions<typeof nodeTokenSettings>,
+  required: boolean,
+): string | undefined {
   if (settings.nodeToken !== undefined && settings.nodeTokenFile !== undefined) {
-    throw new PortcullisError(ErrorCode.BAD_USER_INPUT, 'PORTCULLIS_NODE_TOKEN and --node-token-file are both set; give the node token one way');
+    throw new PortcullisError(
+      ErrorCode.BAD_USER_INPUT,
+      'PORTCULLIS_NODE_TOKEN and --node-token-file are both set; give the node token one way',
+    );
   }
-  const token = settings.nodeTokenFile === undefined ? settings.nodeToken : readSecretFile(settings.nodeTokenFile, 'node-token-file');
-  if (token !== undefined && token.length < 16) throw new PortcullisError(ErrorCode.BAD_USER_INPUT, '--node-token-file: the token must be at least 16 characters');
+  const token =
+    settings.nodeTokenFile === undefined
+      ? settings.nodeToken
+      : readSecretFile(settings.nodeTokenFile, 'node-token-file');
+  if (token !== undefined && token.length < 16)
+    throw new PortcullisError(ErrorCode.BAD_USER_INPUT, '--node-token-file: the token must be at least 16 characters');
   if (token === undefined && required) {
-    throw new PortcullisError(ErrorCode.BAD_USER_INPUT, 'the node token is required: set PORTCULLIS_NODE_TOKEN or give --node-token-file <file> (or authenticate nodes by certificate: --grpc-tls-client-ca / --control-plane-cert)');
+    throw new PortcullisError(
+      ErrorCode.BAD_USER_INPUT,
+      'the node token is required: set PORTCULLIS_NODE_TOKEN or give --node-token-file <file> (or authenticate nodes by certificate: --grpc-tls-client-ca / --control-plane-cert)',
+    );
   }
   return token;
 }
@@ -76,11 +90,17 @@ export const grpcTlsSettings = {
     schema: pemFile,
     defaultLabel: 'off: plaintext',
   },
-  grpcTlsKey: { flag: 'grpc-tls-key', env: 'PORTCULLIS_GRPC_TLS_KEY', description: 'PEM private key of --grpc-tls-cert', schema: pemFile },
+  grpcTlsKey: {
+    flag: 'grpc-tls-key',
+    env: 'PORTCULLIS_GRPC_TLS_KEY',
+    description: 'PEM private key of --grpc-tls-cert',
+    schema: pemFile,
+  },
   grpcTlsClientCa: {
     flag: 'grpc-tls-client-ca',
     env: 'PORTCULLIS_GRPC_TLS_CLIENT_CA',
-    description: 'mTLS: PEM CA bundle; only nodes presenting a client certificate it signed may connect (the node token is then optional)',
+    description:
+      'mTLS: PEM CA bundle; only nodes presenting a client certificate it signed may connect (the node token is then optional)',
     schema: pemFile,
   },
 } satisfies OptionTable;
@@ -88,11 +108,18 @@ export const grpcTlsSettings = {
 export function readGrpcTls(settings: ParsedOptions<typeof grpcTlsSettings>): GrpcTls | undefined {
   const { grpcTlsCert, grpcTlsKey, grpcTlsClientCa } = settings;
   if (grpcTlsCert === undefined && grpcTlsKey === undefined) {
-    if (grpcTlsClientCa !== undefined) throw new PortcullisError(ErrorCode.BAD_USER_INPUT, '--grpc-tls-client-ca needs TLS: give --grpc-tls-cert and --grpc-tls-key too');
+    if (grpcTlsClientCa !== undefined)
+      throw new PortcullisError(
+        ErrorCode.BAD_USER_INPUT,
+        '--grpc-tls-client-ca needs TLS: give --grpc-tls-cert and --grpc-tls-key too',
+      );
     return undefined;
   }
   if (grpcTlsCert === undefined || grpcTlsKey === undefined) {
-    throw new PortcullisError(ErrorCode.BAD_USER_INPUT, '--grpc-tls-cert and --grpc-tls-key go together: give both, or neither for plaintext');
+    throw new PortcullisError(
+      ErrorCode.BAD_USER_INPUT,
+      '--grpc-tls-cert and --grpc-tls-key go together: give both, or neither for plaintext',
+    );
   }
   return {
     certChain: readPem(grpcTlsCert, 'grpc-tls-cert'),
@@ -102,7 +129,12 @@ export function readGrpcTls(settings: ParsedOptions<typeof grpcTlsSettings>): Gr
 }
 
 const milliseconds = (fallback: number, min: number, max: number) =>
-  z.coerce.number({ error: 'must be a number of milliseconds' }).int('must be a whole number of milliseconds').min(min, `must be at least ${min}`).max(max, `must be at most ${max}`).default(fallback);
+  z.coerce
+    .number({ error: 'must be a number of milliseconds' })
+    .int('must be a whole number of milliseconds')
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`)
+    .default(fallback);
 
 /** A node's end: where the control plane is, how to trust it, and how fast to come back. */
 export const controlPlaneConnectionSettings = {
@@ -112,26 +144,46 @@ export const controlPlaneConnectionSettings = {
     description: 'host:port of the control plane gRPC config stream; comma-separated replicas to fail over between',
     schema: z
       .string()
-      .transform((v) => v.split(',').map((a) => a.trim()).filter((a) => a.length > 0))
-      .pipe(z.array(z.string().regex(/^[^\s:,]+:\d+$|^\[[0-9a-fA-F:]+\]:\d+$/, 'each address must be host:port')).min(1, 'give at least one host:port'))
+      .transform((v) =>
+        v
+          .split(',')
+          .map((a) => a.trim())
+          .filter((a) => a.length > 0),
+      )
+      .pipe(
+        z
+          .array(z.string().regex(/^[^\s:,]+:\d+$|^\[[0-9a-fA-F:]+\]:\d+$/, 'each address must be host:port'))
+          .min(1, 'give at least one host:port'),
+      )
       .default(['127.0.0.1:4001']),
     defaultLabel: '127.0.0.1:4001',
   },
   controlPlaneTls: {
     flag: 'control-plane-tls',
     env: 'PORTCULLIS_CONTROL_PLANE_TLS',
-    description: 'on: the config stream uses TLS (verified against --control-plane-ca, else the system roots); on by itself when a CA or client certificate is given',
+    description:
+      'on: the config stream uses TLS (verified against --control-plane-ca, else the system roots); on by itself when a CA or client certificate is given',
     schema: z.enum(['on', 'off']).optional(),
     defaultLabel: 'off',
   },
-  controlPlaneCa: { flag: 'control-plane-ca', env: 'PORTCULLIS_CONTROL_PLANE_CA', description: "PEM CA bundle the control plane's certificate must chain to (turns TLS on)", schema: pemFile },
+  controlPlaneCa: {
+    flag: 'control-plane-ca',
+    env: 'PORTCULLIS_CONTROL_PLANE_CA',
+    description: "PEM CA bundle the control plane's certificate must chain to (turns TLS on)",
+    schema: pemFile,
+  },
   controlPlaneCert: {
     flag: 'control-plane-cert',
     env: 'PORTCULLIS_CONTROL_PLANE_CERT',
     description: "mTLS: this node's PEM client certificate (chain), with --control-plane-key (turns TLS on)",
     schema: pemFile,
   },
-  controlPlaneKey: { flag: 'control-plane-key', env: 'PORTCULLIS_CONTROL_PLANE_KEY', description: 'PEM private key of --control-plane-cert', schema: pemFile },
+  controlPlaneKey: {
+    flag: 'control-plane-key',
+    env: 'PORTCULLIS_CONTROL_PLANE_KEY',
+    description: 'PEM private key of --control-plane-cert',
+    schema: pemFile,
+  },
   controlPlaneServerName: {
     flag: 'control-plane-server-name',
     env: 'PORTCULLIS_CONTROL_PLANE_SERVER_NAME',
@@ -154,23 +206,42 @@ export const controlPlaneConnectionSettings = {
   },
 } satisfies OptionTable;
 
-export type ControlPlaneConnection = Pick<DataPlaneOptions, 'controlPlaneAddress' | 'controlPlaneFallbacks' | 'controlPlaneTls' | 'controlPlaneReconnect' | 'nodeToken'>;
+export type ControlPlaneConnection = Pick<
+  DataPlaneOptions,
+  'controlPlaneAddress' | 'controlPlaneFallbacks' | 'controlPlaneTls' | 'controlPlaneReconnect' | 'nodeToken'
+>;
 
 /** A node's connection to the control plane from its settings (the node token read separately). */
-export function readControlPlaneConnection(settings: ParsedOptions<typeof controlPlaneConnectionSettings>, nodeToken: string | undefined): ControlPlaneConnection {
+export function readControlPlaneConnection(
+  settings: ParsedOptions<typeof controlPlaneConnectionSettings>,
+  nodeToken: string | undefined,
+): ControlPlaneConnection {
   const { controlPlaneCa, controlPlaneCert, controlPlaneKey, controlPlaneServerName } = settings;
   if ((controlPlaneCert === undefined) !== (controlPlaneKey === undefined)) {
-    throw new PortcullisError(ErrorCode.BAD_USER_INPUT, '--control-plane-cert and --control-plane-key go together: give both, or neither');
+    throw new PortcullisError(
+      ErrorCode.BAD_USER_INPUT,
+      '--control-plane-cert and --control-plane-key go together: give both, or neither',
+    );
   }
   if (settings.controlPlaneReconnectMaxMs < settings.controlPlaneReconnectMinMs) {
-    throw new PortcullisError(ErrorCode.BAD_USER_INPUT, `--control-plane-reconnect-max-ms (${settings.controlPlaneReconnectMaxMs}) must be at least --control-plane-reconnect-min-ms (${settings.controlPlaneReconnectMinMs})`);
+    throw new PortcullisError(
+      ErrorCode.BAD_USER_INPUT,
+      `--control-plane-reconnect-max-ms (${settings.controlPlaneReconnectMaxMs}) must be at least --control-plane-reconnect-min-ms (${settings.controlPlaneReconnectMinMs})`,
+    );
   }
   const wantsTls = controlPlaneCa !== undefined || controlPlaneCert !== undefined;
   if (settings.controlPlaneTls === 'off' && wantsTls) {
-    throw new PortcullisError(ErrorCode.BAD_USER_INPUT, '--control-plane-tls off contradicts --control-plane-ca / --control-plane-cert; drop one');
+    throw new PortcullisError(
+      ErrorCode.BAD_USER_INPUT,
+      '--control-plane-tls off contradicts --control-plane-ca / --control-plane-cert; drop one',
+    );
   }
   const tls = settings.controlPlaneTls === 'on' || wantsTls;
-  if (!tls && controlPlaneServerName !== undefined) throw new PortcullisError(ErrorCode.BAD_USER_INPUT, '--control-plane-server-name needs TLS (--control-plane-ca or --control-plane-tls on)');
+  if (!tls && controlPlaneServerName !== undefined)
+    throw new PortcullisError(
+      ErrorCode.BAD_USER_INPUT,
+      '--control-plane-server-name needs TLS (--control-plane-ca or --control-plane-tls on)',
+    );
   const [first, ...fallbacks] = settings.controlPlane;
   return {
     controlPlaneAddress: first!,
@@ -178,11 +249,19 @@ export function readControlPlaneConnection(settings: ParsedOptions<typeof contro
     controlPlaneTls: tls
       ? {
           ...(controlPlaneCa === undefined ? {} : { ca: readPem(controlPlaneCa, 'control-plane-ca') }),
-          ...(controlPlaneCert === undefined ? {} : { cert: readPem(controlPlaneCert, 'control-plane-cert'), key: readPem(controlPlaneKey!, 'control-plane-key') }),
+          ...(controlPlaneCert === undefined
+            ? {}
+            : {
+                cert: readPem(controlPlaneCert, 'control-plane-cert'),
+                key: readPem(controlPlaneKey!, 'control-plane-key'),
+              }),
           ...(controlPlaneServerName === undefined ? {} : { serverName: controlPlaneServerName }),
         }
       : undefined,
-    controlPlaneReconnect: { initialMs: settings.controlPlaneReconnectMinMs, maxMs: settings.controlPlaneReconnectMaxMs },
+    controlPlaneReconnect: {
+      initialMs: settings.controlPlaneReconnectMinMs,
+      maxMs: settings.controlPlaneReconnectMaxMs,
+    },
     nodeToken,
   };
 }

@@ -10,7 +10,12 @@ export class NodeHeartbeat {
   private readonly timer: NodeJS.Timeout;
   private running: Promise<void> | undefined;
 
-  constructor(nodes: NodeService, liveStreams: () => ReadonlyArray<{ streamId: string }>, logger: Logger, intervalMs: number) {
+  constructor(
+    nodes: NodeService,
+    liveStreams: () => ReadonlyArray<{ streamId: string }>,
+    logger: Logger,
+    intervalMs: number,
+  ) {
     this.timer = setInterval(() => {
       if (this.running) return;
       this.running = nodes

@@ -26,13 +26,30 @@ export interface GrpcServerHandle {
 function serverCredentials(tls: GrpcTls | undefined): ServerCredentials {
   if (tls === undefined) return ServerCredentials.createInsecure();
   // grpc-js reads the PEM only when binding, and reports a bad one as a listen failure: check it here.
-  createSecureContext({ cert: tls.certChain, key: tls.privateKey, ...(tls.clientCa === undefined ? {} : { ca: tls.clientCa }) });
-  return ServerCredentials.createSsl(tls.clientCa ?? null, [{ cert_chain: tls.certChain, private_key: tls.privateKey }], tls.clientCa !== undefined);
+  createSecureContext({
+    cert: tls.certChain,
+    key: tls.privateKey,
+    ...(tls.clientCa === undefined ? {} : { ca: tls.clientCa }),
+  });
+  return ServerCredentials.createSsl(
+    tls.clientCa ?? null,
+    [{ cert_chain: tls.certChain, private_key: tls.privateKey }],
+    tls.clientCa !== undefined,
+  );
 }
 
 /** Serves the ConfigService on host:port (0 = OS-assigned), over TLS when `tls` is given, else plaintext. */
-export async function startGrpcServer(service: ConfigStreamService, host: string, port: number, tls?: GrpcTls): Promise<GrpcServerHandle> {
-  const server = new Server({ 'grpc.keepalive_time_ms': 30_000, 'grpc.keepalive_timeout_ms': 10_000, 'grpc.keepalive_permit_without_calls': 1 });
+export async function startGrpcServer(
+  service: ConfigStreamService,
+  host: string,
+  port: number,
+  tls?: GrpcTls,
+): Promise<GrpcServerHandle> {
+  const server = new Server({
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
   server.addService(configServiceDefinition, service.implementation);
   const bindHost = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
   let credentials: ServerCredentials;
@@ -40,7 +57,12 @@ export async function startGrpcServer(service: ConfigStreamService, host: string
     credentials = serverCredentials(tls);
   } catch (error) {
     // A key that does not match its certificate, or PEM that is not one.
-    throw new PortcullisError(ErrorCode.BAD_CONFIG, `grpcTls: the config stream's certificate, key or client CA is not usable (${errorMessage(error)}); check --grpc-tls-cert, --grpc-tls-key and --grpc-tls-client-ca`, { field: 'grpcTls' }, { cause: error });
+    throw new PortcullisError(
+      ErrorCode.BAD_CONFIG,
+      `grpcTls: the config stream's certificate, key or client CA is not usable (${errorMessage(error)}); check --grpc-tls-cert, --grpc-tls-key and --grpc-tls-client-ca`,
+      { field: 'grpcTls' },
+      { cause: error },
+    );
   }
   const boundPort = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${bindHost}:${port}`, credentials, (error, actualPort) =>

@@ -38,6 +38,8 @@ export function channelOptions(reconnect: ReconnectBackoff, tls: ConfigStreamTls
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.initial_reconnect_backoff_ms': reconnect.initialMs,
     'grpc.max_reconnect_backoff_ms': reconnect.maxMs,
-    ...(tls?.serverName === undefined ? {} : { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName }),
+    ...(tls?.serverName === undefined
+      ? {}
+      : { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName }),
   };
 }

@@ -41,7 +41,9 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       return;
     }
     if (token !== undefined && !bearerMatches(req.headers.authorization, token)) {
-      res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer realm="metrics"' }).end('Unauthorized: send Authorization: Bearer <metrics token>\n');
+      res
+        .writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer realm="metrics"' })
+        .end('Unauthorized: send Authorization: Bearer <metrics token>\n');
       return;
     }
     metrics.exposition().then(
@@ -54,9 +56,15 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   };
   const server: Server = createServer(route);
   server.listen(options.port, options.host);
-  await Promise.race([once(server, 'listening'), once(server, 'error').then(([error]) => Promise.reject(error))]).catch((error: unknown) => {
-    throw new PortcullisError(ErrorCode.BAD_CONFIG, `metrics listen address ${options.host}:${options.port}: ${errorMessage(error)}; pick a free port (--metrics-listen)`, { field: 'metricsListen' });
-  });
+  await Promise.race([once(server, 'listening'), once(server, 'error').then(([error]) => Promise.reject(error))]).catch(
+    (error: unknown) => {
+      throw new PortcullisError(
+        ErrorCode.BAD_CONFIG,
+        `metrics listen address ${options.host}:${options.port}: ${errorMessage(error)}; pick a free port (--metrics-listen)`,
+        { field: 'metricsListen' },
+      );
+    },
+  );
   const { port } = server.address() as AddressInfo;
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
   return {

@@ -68,7 +68,8 @@ export class NodeReadiness {
     if (!this.source.hasConfig()) return { ready: false, reason: 'no configuration snapshot yet' };
     if (!this.upstreamsPassed) {
       const waiting = this.waiting?.size ?? 0;
-      if (waiting > 0 && this.now() < (this.deadline ?? 0)) return { ready: false, reason: `waiting for ${waiting} upstream(s) to connect` };
+      if (waiting > 0 && this.now() < (this.deadline ?? 0))
+        return { ready: false, reason: `waiting for ${waiting} upstream(s) to connect` };
       this.upstreamsPassed = true;
       this.waiting = undefined;
     }
@@ -76,7 +77,10 @@ export class NodeReadiness {
     if (limit !== undefined) {
       const age = this.source.configAgeMs();
       if (age !== undefined && age > limit) {
-        return { ready: false, reason: `configuration may be stale: no control plane for ${Math.round(age / 1000)} s (limit ${Math.round(limit / 1000)} s)` };
+        return {
+          ready: false,
+          reason: `configuration may be stale: no control plane for ${Math.round(age / 1000)} s (limit ${Math.round(limit / 1000)} s)`,
+        };
       }
     }
     return { ready: true };
