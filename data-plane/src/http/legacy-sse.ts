@@ -5,6 +5,7 @@ import type { AppliedConfig } from '../config/applied-config.ts';
 import type { DispatchContext, RequestChannel, RpcRequest } from '../mcp/dispatcher.ts';
 import { echoableId, errorBody, isPlainObject } from '../mcp/json-rpc.ts';
 import { LATEST_LEGACY_PROTOCOL_VERSION, RpcErrorCode } from '../mcp/protocol.ts';
+import type { ServerRequests } from '../mcp/server-requests.ts';
 import { signSessionToken, verifySessionToken } from '../mcp/session-token.ts';
 import type { RpcMessage } from '../upstream/upstream-router.ts';
 import type { AgentStream } from './agent-streams.ts';
@@ -164,7 +165,10 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
     const method = message['method'];
     const id = message['id'];
     if (typeof method !== 'string') {
-      services.serverRequests.settle(message);
+      // Only a request this node sent to this very session (and key) is settled by its reply.
+      if (!services.serverRequests.settle(message, { sessionId: session.token, keyId: session.keyId })) {
+        logger.debug({ id: message['id'] }, 'reply on /messages settles no server request sent to this session; dropped');
+      }
       return;
     }
     if (id === undefined) {
@@ -183,7 +187,7 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
       return;
     }
     const abort = new RequestAbort(session.req, session.stream.res);
-    const channel = new StreamChannel(session.stream, services);
+    const channel = new StreamChannel(session.stream, services.serverRequests.forSession({ sessionId: session.token, keyId: session.keyId }));
     const context: DispatchContext = { principal: auth.principal, era: 'legacy', cancellation: abort, sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, sessionId: session.token, agentCapabilities: session.capabilities, channel };
     const key = session.inFlight.register(session.token, id, abort);
     services.dispatcher
@@ -222,7 +226,8 @@ class StreamChannel implements RequestChannel {
 
   constructor(
     private readonly stream: AgentStream,
-    private readonly services: McpServices,
+    /** This session's view: its requests are settled only by replies posted to this session. */
+    private readonly requests: ServerRequests,
   ) {}
 
   notify(method: string, params: Record<string, unknown> | undefined): void {
@@ -230,6 +235,6 @@ class StreamChannel implements RequestChannel {
   }
 
   request(message: RpcMessage, signal: AbortSignal | undefined): Promise<Record<string, unknown>> {
-    return this.services.serverRequests.send((json) => this.stream.write(json), message, signal);
+    return this.requests.send((json) => this.stream.write(json), message, signal);
   }
 }

@@ -1,0 +1,92 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { firstText } from '../support/agents.ts';
+import { startEverythingGateway, type EverythingGateway } from '../support/everything-gateway.ts';
+import { accepts, eventually } from '../support/gateway.ts';
+import { CREATE_KEY, graphqlOk } from '../support/graphql.ts';
+import { legacyAgent, sseAgent } from '../support/protocol-agents.ts';
+
+/**
+ * Issue 12's hostile agents on the data plane, each with real processes: a control plane on
+ * PostgreSQL, a data-plane node, server-everything over stdio behind it, the official SDK v1
+ * client as the honest agent and raw HTTP as the hostile one (with a key of its own).
+ */
+
+/** A raw `GET /sse` of the hostile agent: the endpoint it was given, and its stream to close. */
+async function openSse(mcpUrl: string, secret: string): Promise<{ endpoint: URL; close(): void }> {
+  const controller = new AbortController();
+  const response = await fetch(new URL('/sse', mcpUrl), { headers: { accept: 'text/event-stream', authorization: `Bearer ${secret}` }, signal: controller.signal });
+  assert.equal(response.status, 200);
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let text = '';
+  for (;;) {
+    const match = /event: endpoint\ndata: (\S+)\n\n/.exec(text);
+    if (match !== null) return { endpoint: new URL(match[1]!, mcpUrl), close: () => controller.abort() };
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the SSE stream ended before its endpoint event: ${text}`);
+    text += value;
+  }
+}
+
+/** The node tag a session token names (its payload is readable by design). */
+function nodeTagOf(sessionId: string): string {
+  const payload = JSON.parse(Buffer.from(sessionId.split('.')[0]!, 'base64url').toString('utf8')) as { nodeTag?: string };
+  assert.ok(payload.nodeTag, 'a legacy SSE token names the node holding its stream');
+  return payload.nodeTag;
+}
+
+describe('hostile agents on the data plane (issue 12)', () => {
+  let gateway: EverythingGateway;
+  let mcpUrl: string;
+  let intruder: string;
+
+  before(async () => {
+    gateway = await startEverythingGateway({ nodes: [{ id: 'node-1' }], key: { name: 'victim', allowedTools: ['ev__*'] } });
+    mcpUrl = gateway.nodes[0]!.mcpUrl;
+    const plane = gateway.controlPlane;
+    const created = await graphqlOk<{ createVirtualKey: { secret: string } }>(plane.graphqlUrl, plane.adminToken, CREATE_KEY, { input: { name: 'intruder', allowedTools: ['ev__*'] } });
+    intruder = created.createVirtualKey.secret;
+    await eventually('the intruder key reached the node', () => accepts(mcpUrl, intruder), 10_000);
+  });
+
+  after(async () => {
+    await gateway?.stop();
+  });
+
+  test('finding 1: one key cannot answer another key\'s server-to-client requests (legacy SSE and Streamable HTTP replies, guessed and leaked ids)', async () => {
+    const victim = await sseAgent(new URL(mcpUrl), gateway.key.secret, { capabilities: { sampling: {} } });
+    const hostileSse = await openSse(mcpUrl, intruder);
+    const hostileHttp = await legacyAgent(new URL(mcpUrl), intruder);
+    try {
+      await eventually('server-everything offers its sampling tool', async () => (await victim.client.listTools()).tools.some((t) => t.name === 'ev__trigger-sampling-request'), 30_000);
+      const hostileSessionId = decodeURIComponent(hostileSse.endpoint.searchParams.get('sessionId')!);
+      const tag = nodeTagOf(hostileSessionId);
+      const injected = { role: 'assistant', content: { type: 'text', text: 'INJECTED by another key' }, model: 'evil' };
+      let attacked: (() => void) | undefined;
+      const attacksDone = new Promise<void>((done) => (attacked = done));
+      const attacks: Promise<number>[] = [];
+      victim.client.setRequestHandler(CreateMessageRequestSchema, async (_request, extra) => {
+        // The intruder guesses ids as the node once issued them (pcn-<tag>-<n>), and is even handed the real one (as if it leaked).
+        const guessed = Array.from({ length: 99 }, (_, i) => ({ jsonrpc: '2.0', id: `pcn-${tag}-${i + 1}`, result: injected }));
+        const leaked = { jsonrpc: '2.0', id: extra.requestId, result: injected };
+        const post = (body: unknown) => fetch(hostileSse.endpoint, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${intruder}` }, body: JSON.stringify(body) }).then((r) => r.status);
+        attacks.push(post([...guessed, leaked]), post(leaked));
+        await hostileHttp.transport.send(leaked as never);
+        await Promise.all(attacks);
+        attacked!();
+        return { role: 'assistant', content: { type: 'text', text: 'honest answer' }, model: 'victim' };
+      });
+      const result = await victim.client.callTool({ name: 'ev__trigger-sampling-request', arguments: { prompt: 'who answers?' } });
+      await attacksDone;
+      assert.deepEqual(await Promise.all(attacks), [202, 202], 'the intruder\'s replies were posted to its own session (and dropped there)');
+      const text = firstText(result);
+      assert.match(text, /honest answer/, text);
+      assert.doesNotMatch(text, /INJECTED/, text);
+    } finally {
+      hostileSse.close();
+      await hostileHttp.client.close();
+      await victim.client.close();
+    }
+  });
+});
