@@ -4,6 +4,7 @@ import type { Logger } from '../../common/src/index.ts';
 import { ConfigClient } from './config/config-client.ts';
 import type { AppliedConfig } from './config/applied-config.ts';
 import type { EventStoreOptions } from './http/event-store.ts';
+import type { CallAdmissionOptions } from './http/in-flight.ts';
 import { createDataPlaneServer } from './http/server.ts';
 import { effectiveAllowedHosts, type AllowedHost } from './http/host-guard.ts';
 import { DataPlaneMetrics } from './observability/metrics.ts';
@@ -44,6 +45,8 @@ export interface DataPlaneOptions {
    * agents and SSE polling (closing connections after `maxConnectionMs`); defaults in event-store.ts.
    */
   sse?: EventStoreOptions;
+  /** Requests in flight per key and per session on this node (defaults in http/in-flight.ts). */
+  callAdmission?: CallAdmissionOptions;
   logger: Logger;
 }
 
@@ -97,6 +100,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     allowedHosts: effectiveAllowedHosts(options.host, options.allowedHosts),
     nodeId: options.nodeId,
     eventStore: options.sse,
+    callAdmission: options.callAdmission,
   });
   if (options.anonymousKeyId !== undefined) logger.warn({ keyId: options.anonymousKeyId }, 'anonymous access is on: requests without credentials act as this virtual key');
   http.server.listen(options.port, options.host);

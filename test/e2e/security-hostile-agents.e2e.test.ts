@@ -42,7 +42,7 @@ describe('hostile agents on the data plane (issue 12)', () => {
   let intruder: string;
 
   before(async () => {
-    gateway = await startEverythingGateway({ nodes: [{ id: 'node-1' }], key: { name: 'victim', allowedTools: ['ev__*'] } });
+    gateway = await startEverythingGateway({ nodes: [{ id: 'node-1', args: ['--max-in-flight-per-session', '4', '--max-in-flight-per-key', '6'] }], key: { name: 'victim', allowedTools: ['ev__*'] } });
     mcpUrl = gateway.nodes[0]!.mcpUrl;
     const plane = gateway.controlPlane;
     const created = await graphqlOk<{ createVirtualKey: { secret: string } }>(plane.graphqlUrl, plane.adminToken, CREATE_KEY, { input: { name: 'intruder', allowedTools: ['ev__*'] } });
@@ -87,6 +87,47 @@ describe('hostile agents on the data plane (issue 12)', () => {
       hostileSse.close();
       await hostileHttp.client.close();
       await victim.client.close();
+    }
+  });
+
+  test('finding 5: POST /messages takes at most 100 messages; a key or session beyond its calls in flight is refused at once, other keys are served', async () => {
+    const hostile = await openSse(mcpUrl, intruder);
+    const flood = await sseAgent(new URL(mcpUrl), intruder);
+    const hostileHttp = await legacyAgent(new URL(mcpUrl), intruder);
+    const victim = await legacyAgent(new URL(mcpUrl), gateway.key.secret);
+    try {
+      const batch = Array.from({ length: 101 }, (_, i) => ({ jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'ev__echo', arguments: { message: 'x' } } }));
+      const refusedBatch = await fetch(hostile.endpoint, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${intruder}` }, body: JSON.stringify(batch) });
+      assert.equal(refusedBatch.status, 400, 'a batch of 101 is refused, as on /mcp');
+      assert.match(((await refusedBatch.json()) as { error: { message: string } }).error.message, /must not exceed 100/);
+
+      type Outcome = { ok: true } | { ok: false; code: unknown; scope: unknown };
+      const outcome = (call: Promise<unknown>): Promise<Outcome> =>
+        call.then(
+          () => ({ ok: true }),
+          (error: { code?: unknown; data?: { scope?: unknown } }) => ({ ok: false, code: error.code, scope: error.data?.scope }),
+        );
+      const slow = { name: 'ev__trigger-long-running-operation', arguments: { duration: 4, steps: 1 } };
+      const started = Date.now();
+      const sessionCalls = Array.from({ length: 10 }, () => outcome(flood.client.callTool(slow)));
+      // The refusals come at once, while the admitted calls still run.
+      let refused = 0;
+      await new Promise<void>((done) => sessionCalls.forEach((c) => void c.then((o) => (!o.ok && ++refused === 6 ? done() : undefined))));
+      const refusedMs = Date.now() - started;
+      const keyCalls = Array.from({ length: 3 }, () => outcome(hostileHttp.client.callTool(slow)));
+      const victimStarted = Date.now();
+      assert.equal(firstText(await victim.client.callTool({ name: 'ev__echo', arguments: { message: 'still served' } })), 'Echo: still served');
+      const victimMs = Date.now() - victimStarted;
+      const session = await Promise.all(sessionCalls);
+      const key = await Promise.all(keyCalls);
+      assert.deepEqual(session.filter((o) => !o.ok), Array(6).fill({ ok: false, code: -32046, scope: 'session' }), JSON.stringify(session));
+      assert.deepEqual(key.filter((o) => !o.ok), [{ ok: false, code: -32046, scope: 'key' }], JSON.stringify(key));
+      assert.ok(victimMs < 2_000, `another key was answered in ${victimMs} ms while this one was at its bounds`);
+      assert.ok(refusedMs < 3_000, `the refusals came in ${refusedMs} ms, before the admitted calls ended`);
+      assert.ok(Date.now() - started >= 4_000, 'the admitted calls ran');
+    } finally {
+      hostile.close();
+      await Promise.allSettled([flood.client.close(), hostileHttp.client.close(), victim.client.close()]);
     }
   });
 });

@@ -12,6 +12,7 @@ import {
   type EventStoreOptions,
 } from '../../../data-plane/src/http/event-store.ts';
 import { parseAllowedHosts } from '../../../data-plane/src/http/host-guard.ts';
+import { DEFAULT_MAX_IN_FLIGHT_PER_KEY, DEFAULT_MAX_IN_FLIGHT_PER_SESSION } from '../../../data-plane/src/http/in-flight.ts';
 import { host, port, type OptionTable, type ParsedOptions } from '../options.ts';
 
 /** Settings shared by the commands, so each flag and variable is defined once. */
@@ -240,6 +241,20 @@ export const dataPlaneSettings = {
       .optional(),
     defaultLabel: 'loopback names when --host is loopback, else no check',
   },
+  maxInFlightPerKey: {
+    flag: 'max-in-flight-per-key',
+    env: 'PORTCULLIS_MAX_IN_FLIGHT_PER_KEY',
+    description: 'MCP requests one virtual key may have running on this node at once, over all its sessions and transports; more are answered at once with JSON-RPC error -32046',
+    schema: count('requests', 1, 1_000_000).default(DEFAULT_MAX_IN_FLIGHT_PER_KEY),
+    defaultLabel: String(DEFAULT_MAX_IN_FLIGHT_PER_KEY),
+  },
+  maxInFlightPerSession: {
+    flag: 'max-in-flight-per-session',
+    env: 'PORTCULLIS_MAX_IN_FLIGHT_PER_SESSION',
+    description: 'MCP requests one 2025-era session (Streamable HTTP or legacy SSE) may have running on this node at once; more are answered at once with JSON-RPC error -32046',
+    schema: count('requests', 1, 1_000_000).default(DEFAULT_MAX_IN_FLIGHT_PER_SESSION),
+    defaultLabel: String(DEFAULT_MAX_IN_FLIGHT_PER_SESSION),
+  },
   ...sseSettings,
 } satisfies OptionTable;
 
@@ -262,6 +277,7 @@ export function dataPlaneOptions(
     sessionMaxAgeMs: settings.sessionMaxAgeSeconds * 1000,
     allowedHosts: settings.allowedHosts,
     sse: sseOptions(settings),
+    callAdmission: { maxPerKey: settings.maxInFlightPerKey, maxPerSession: settings.maxInFlightPerSession },
     logger,
   };
 }

@@ -14,7 +14,7 @@ import { VerifiedSessionTokens, type SessionClaims } from '../mcp/session-token.
 import { checkStandardHeaders, stripOws } from '../mcp/standard-headers.ts';
 import type { AgentStreams } from './agent-streams.ts';
 import { authenticateRequest, type Authenticated } from './authenticate.ts';
-import { InFlightRequests, RequestAbort } from './in-flight.ts';
+import { InFlightRequests, RequestAbort, type CallAdmission } from './in-flight.ts';
 import { serveListen } from './listen.ts';
 import { readJsonBody } from './request-body.ts';
 import { answerFailure, sendEmpty, sendJson, sendRpcError } from './respond.ts';
@@ -38,6 +38,8 @@ export interface McpServices {
   readonly eventStore: EventStore;
   /** Messages for other nodes (replies to their server requests, cancels, ended sessions), through the control plane. */
   readonly relay: NodeRelay;
+  /** Bounds the requests each key and session has in flight on this node (every transport admits through it). */
+  readonly admission: CallAdmission;
 }
 
 export interface McpEndpointOptions {
@@ -161,7 +163,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
     const abort = new RequestAbort(req, res);
     const channel = new ResponseChannel(res, undefined, undefined);
     const context: DispatchContext = { principal: auth.principal, era: 'modern', cancellation: abort, sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, channel };
-    channel.finish(await dispatcher.dispatch(message as RpcRequest, context));
+    channel.finish(await services.admission.run(auth.principal.keyId, undefined, id, () => dispatcher.dispatch(message as RpcRequest, context)));
   }
 
   async function postLegacy(req: IncomingMessage, res: ServerResponse, auth: Authenticated, route: InboundLegacyRoute, body: unknown): Promise<void> {
@@ -185,7 +187,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
         const context: DispatchContext = { principal: auth.principal, era: 'legacy', cancellation: abort, sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, sessionId, agentCapabilities: opened.claims.clientCapabilities, channel };
         const key = services.inFlight.register(sessionId, request.id, abort);
         try {
-          channel.finish(await dispatcher.dispatch(request, context));
+          channel.finish(await services.admission.run(auth.principal.keyId, sessionId, request.id, () => dispatcher.dispatch(request, context)));
         } finally {
           services.inFlight.done(key, abort);
         }
@@ -210,7 +212,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
         // A batch is answered as one JSON array: related notifications have nowhere to go and are dropped.
         const abort = new RequestAbort(req, res);
         const context: DispatchContext = { principal: auth.principal, era: 'legacy', cancellation: abort, sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, sessionId };
-        const answers = await Promise.all(requests.map((m) => dispatcher.dispatch(m, context)));
+        const answers = await Promise.all(requests.map((m) => services.admission.run(auth.principal.keyId, sessionId, m.id, () => dispatcher.dispatch(m, context))));
         if (!res.writableEnded && !res.destroyed) sendJson(res, 200, `[${answers.map((a) => a.body).join(',')}]`);
         return;
       }

@@ -14,7 +14,7 @@ import type { ToolRouter } from '../upstream/tool-router.ts';
 import type { UpstreamRouter } from '../upstream/upstream-router.ts';
 import { AgentStreams } from './agent-streams.ts';
 import { EventStore, type EventStoreOptions } from './event-store.ts';
-import { InFlightRequests } from './in-flight.ts';
+import { CallAdmission, InFlightRequests, type CallAdmissionOptions } from './in-flight.ts';
 import { createLegacySseEndpoints } from './legacy-sse.ts';
 import { createMcpEndpoint, type McpServices } from './mcp-endpoint.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
@@ -66,6 +66,8 @@ export interface DataPlaneServerOptions {
   readonly relayedCalls?: NodeRelayOptions['calls'];
   /** Bounds of the per-node store of 2025-era SSE events (resumption with `Last-Event-ID`), the resume window, the SSE `retry` and SSE polling (defaults in event-store.ts). */
   readonly eventStore?: EventStoreOptions;
+  /** Requests in flight per key and per session on this node (defaults in in-flight.ts). */
+  readonly callAdmission?: CallAdmissionOptions;
 }
 
 /** The data plane's HTTP server and the hooks the node wiring calls. */
@@ -131,7 +133,8 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     ...(options.relayedCalls === undefined ? {} : { calls: options.relayedCalls }),
   });
   dispatcher.relayRetriesWith(relayInputRetries({ relay, dispatcher, getConfig, logger, nodeId: dispatcher.exchanges.options.nodeId }));
-  const services: McpServices = { dispatcher, streams, subscriptions, logLevels, serverRequests, inFlight, endedSessions, eventStore, relay };
+  const admission = new CallAdmission(options.callAdmission);
+  const services: McpServices = { dispatcher, streams, subscriptions, logLevels, serverRequests, inFlight, endedSessions, eventStore, relay, admission };
   const unsubscribeViews = views.onChanged((kind) => streams.catalogChanged(kind));
   const unsubscribeNotifications = router.onUpstreamNotification((upstream, notification) => streams.upstreamNotification(upstream, notification));
   const endpointOptions = { getConfig, services, maxBodyBytes: options.maxBodyBytes, logger, anonymousKeyId: options.anonymousKeyId };

@@ -59,6 +59,8 @@ export const RpcErrorCode = {
   InputNotAwaited: -32044,
   /** 2026-07-28: a retry's requestState names another gateway node, which holds the waiting call, and the retry could not be relayed there; data names it. */
   InputOnOtherNode: -32045,
+  /** The key or session already has as many requests in flight on this node as it may (data: scope, limit); retry once some finished. */
+  TooManyInFlight: -32046,
 } as const;
 export type RpcErrorCode = (typeof RpcErrorCode)[keyof typeof RpcErrorCode];
 
