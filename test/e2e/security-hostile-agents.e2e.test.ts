@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { firstText } from '../support/agents.ts';
 import { startEverythingGateway, type EverythingGateway } from '../support/everything-gateway.ts';
-import { accepts, eventually } from '../support/gateway.ts';
+import { INITIALIZE, accepts, eventually, postMcp } from '../support/gateway.ts';
 import { CREATE_KEY, graphqlOk } from '../support/graphql.ts';
 import { legacyAgent, sseAgent } from '../support/protocol-agents.ts';
 
@@ -36,13 +36,61 @@ function nodeTagOf(sessionId: string): string {
   return payload.nodeTag;
 }
 
+const SESSION_VERSION = '2025-11-25';
+
+/** A raw 2025-era session of `secret` (initialize); its id. */
+async function openSession(mcpUrl: string, secret: string): Promise<string> {
+  const response = await postMcp(mcpUrl, { ...INITIALIZE, params: { ...INITIALIZE.params, protocolVersion: SESSION_VERSION } }, { authorization: `Bearer ${secret}` });
+  await response.body?.cancel();
+  const sessionId = response.headers.get('mcp-session-id');
+  assert.ok(sessionId, `initialize answered ${response.status}`);
+  return sessionId;
+}
+
+function sessionHeaders(secret: string, sessionId: string): Record<string, string> {
+  return { authorization: `Bearer ${secret}`, 'mcp-session-id': sessionId, 'mcp-protocol-version': SESSION_VERSION };
+}
+
+interface SseEvent {
+  readonly id: string | undefined;
+  readonly data: string;
+}
+
+/** The SSE events of a response body, as they come. */
+async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<SseEvent> {
+  let buffer = '';
+  for await (const chunk of body.pipeThrough(new TextDecoderStream())) {
+    buffer += chunk;
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) !== -1) {
+      const lines = buffer.slice(0, end).split('\n');
+      buffer = buffer.slice(end + 2);
+      const id = lines.find((line) => line.startsWith('id:'))?.slice(3).trim();
+      yield { id, data: lines.filter((line) => line.startsWith('data:')).map((line) => line.slice(5).replace(/^ /, '')).join('\n') };
+    }
+  }
+}
+
+/** Resolves with what `read` gives, or with `fallback` after `ms` (then `onTimeout` runs, e.g. to cut a stream). */
+function within<T>(ms: number, read: Promise<T>, fallback: T, onTimeout: () => void): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<T>((resolve) => (timer = setTimeout(() => (onTimeout(), resolve(fallback)), ms)));
+  return Promise.race([read, timeout]).finally(() => clearTimeout(timer));
+}
+
 describe('hostile agents on the data plane (issue 12)', () => {
   let gateway: EverythingGateway;
   let mcpUrl: string;
   let intruder: string;
 
   before(async () => {
-    gateway = await startEverythingGateway({ nodes: [{ id: 'node-1', args: ['--max-in-flight-per-session', '4', '--max-in-flight-per-key', '6'] }], key: { name: 'victim', allowedTools: ['ev__*'] } });
+    const args = [
+      ...['--max-in-flight-per-session', '4', '--max-in-flight-per-key', '6'],
+      // A small event store, so that one key could fill it in a test: 1 MiB in all, 384 KiB per key.
+      ...['--sse-max-bytes', String(1024 * 1024), '--sse-max-bytes-per-stream', String(128 * 1024), '--sse-max-bytes-per-key', String(384 * 1024)],
+      ...['--sse-max-open-streams-per-session', '3'],
+    ];
+    gateway = await startEverythingGateway({ nodes: [{ id: 'node-1', args }], key: { name: 'victim', allowedTools: ['ev__*'] } });
     mcpUrl = gateway.nodes[0]!.mcpUrl;
     const plane = gateway.controlPlane;
     const created = await graphqlOk<{ createVirtualKey: { secret: string } }>(plane.graphqlUrl, plane.adminToken, CREATE_KEY, { input: { name: 'intruder', allowedTools: ['ev__*'] } });
@@ -128,6 +176,65 @@ describe('hostile agents on the data plane (issue 12)', () => {
     } finally {
       hostile.close();
       await Promise.allSettled([flood.client.close(), hostileHttp.client.close(), victim.client.close()]);
+    }
+  });
+
+  test('finding 4: one key cannot evict another key\'s resumable SSE stream, nor hold unbounded GET streams in one session', async () => {
+    // Key B's call: its answer stream starts (a progress event), then the connection drops; the call goes on.
+    const victimSession = await openSession(mcpUrl, gateway.key.secret);
+    const dropped = new AbortController();
+    const call = await fetch(mcpUrl, {
+      method: 'POST',
+      headers: { ...sessionHeaders(gateway.key.secret, victimSession), 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 41, method: 'tools/call', params: { name: 'ev__trigger-long-running-operation', arguments: { duration: 3, steps: 3 }, _meta: { progressToken: 'p41' } } }),
+      signal: dropped.signal,
+    });
+    let lastEventId: string | undefined;
+    for await (const event of sseEvents(call.body!)) {
+      lastEventId = event.id ?? lastEventId;
+      if (event.data.includes('notifications/progress')) break;
+    }
+    dropped.abort();
+    assert.ok(lastEventId, 'the answer stream carries event ids');
+
+    // Key A fills the node's event store (1 MiB) with answer streams of ~100 KB each, across sessions.
+    const floodSessions = await Promise.all([0, 1, 2].map(() => openSession(mcpUrl, intruder)));
+    const big = 'x'.repeat(100 * 1024);
+    for (let i = 0; i < 12; i += 1) {
+      const answer = await fetch(mcpUrl, {
+        method: 'POST',
+        headers: { ...sessionHeaders(intruder, floodSessions[i % 3]!), 'content-type': 'application/json', accept: 'text/event-stream, application/json' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: 'ev__echo', arguments: { message: big } } }),
+      });
+      assert.equal(answer.headers.get('content-type'), 'text/event-stream', 'a stored (resumable) answer stream');
+      assert.ok((await answer.text()).includes(big.slice(0, 100)));
+    }
+
+    // Key B resumes: its stream is still held, and its call's result arrives on it.
+    const resumed = new AbortController();
+    const resume = await fetch(mcpUrl, { headers: { ...sessionHeaders(gateway.key.secret, victimSession), accept: 'text/event-stream', 'last-event-id': lastEventId }, signal: resumed.signal });
+    assert.equal(resume.status, 200);
+    const readResult = (async () => {
+      for await (const event of sseEvents(resume.body!)) if (event.data.includes('"id":41')) return event.data;
+      return 'the resumed stream ended without the result';
+    })().catch(() => 'no result: the resumed stream was a fresh one, with nothing replayed');
+    const result = await within(10_000, readResult, 'no result within 10 s: the resumed stream was a fresh one (the stream had been evicted)', () => resumed.abort());
+    assert.match(result, /Long running operation completed/, result);
+
+    // One session holds at most 3 GET streams (--sse-max-open-streams-per-session): a fourth closes the oldest.
+    const gets = await Promise.all(
+      [0, 1, 2, 3].map(async () => {
+        const controller = new AbortController();
+        const response = await fetch(mcpUrl, { headers: { ...sessionHeaders(gateway.key.secret, victimSession), accept: 'text/event-stream' }, signal: controller.signal });
+        assert.equal(response.status, 200);
+        return { response, controller };
+      }),
+    );
+    try {
+      const ended = await Promise.all(gets.map(({ response }) => within(3_000, response.text().then(() => true, () => true), false, () => undefined)));
+      assert.equal(ended.filter(Boolean).length, 1, `exactly one GET stream of the session was closed (${JSON.stringify(ended)})`);
+    } finally {
+      for (const { controller } of gets) controller.abort();
     }
   });
 });

@@ -181,7 +181,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
         const abort = new RequestAbort(req, res);
         // As the SDK's 2025-era servers, which answer on an event stream, when the agent ranks it first.
         // If the answer becomes a stream, it is resumable, and a dropped connection does not cancel the call.
-        const resumable = { store: services.eventStore, holder: sessionId, priming: primes(opened.claims.protocolVersion), abort };
+        const resumable = { store: services.eventStore, holder: sessionId, keyId: auth.principal.keyId, priming: primes(opened.claims.protocolVersion), abort };
         const channel = new ResponseChannel(res, undefined, services.serverRequests.forSession({ sessionId, keyId: auth.principal.keyId }), prefersEventStream(req.headers.accept ?? ''), resumable);
         abort.keepRunningWhile(channel);
         const context: DispatchContext = { principal: auth.principal, era: 'legacy', cancellation: abort, sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, sessionId, agentCapabilities: opened.claims.clientCapabilities, channel };
@@ -274,7 +274,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
       allowList: auth.principal.allowList,
       holder: opened.token,
       headers: { 'mcp-session-id': opened.token },
-      resumable: { stream: services.eventStore.create(opened.token), priming: primes(opened.claims.protocolVersion) },
+      resumable: { stream: services.eventStore.create(opened.token, auth.principal.keyId), priming: primes(opened.claims.protocolVersion) },
     });
   }
 

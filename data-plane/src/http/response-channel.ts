@@ -63,6 +63,8 @@ export interface ResumableResponse {
   readonly store: EventStore;
   /** The session id: only this session may resume the stream. */
   readonly holder: string;
+  /** The session's virtual key: the share of the store its streams count against. */
+  readonly keyId: string;
   /** Send the priming event (id, empty data, retry) first: agents of 2025-11-25 and later. */
   readonly priming: boolean;
   /** Cancels the call when its dropped stream is given up (not resumed in time, evicted, session ended). */
@@ -141,7 +143,7 @@ export class ResponseChannel implements RequestChannel {
     this.res.writeHead(200, this.headers === undefined ? SSE_HEADERS : { ...this.headers, ...SSE_HEADERS });
     const resumable = this.resumable;
     if (resumable === undefined) return;
-    const stream = (this.stream = resumable.store.create(resumable.holder));
+    const stream = (this.stream = resumable.store.create(resumable.holder, resumable.keyId));
     stream.onAbandoned = () => resumable.abort.cancel(NOT_RESUMED);
     stream.start(this.res, resumable.priming);
   }

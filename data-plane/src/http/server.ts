@@ -111,7 +111,16 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
   const views = new CatalogViews(router, options.listPageSize ?? 0);
   const subscriptions = new ResourceSubscriptions(router, logger);
   const logLevels = new LogLevels();
-  const streams = new AgentStreams({ views, subscriptions, logLevels, logger, serverInfo: options.serverInfo, keepAliveMs: options.sseKeepAliveMs });
+  const streams = new AgentStreams({
+    views,
+    subscriptions,
+    logLevels,
+    logger,
+    serverInfo: options.serverInfo,
+    keepAliveMs: options.sseKeepAliveMs,
+    maxStreamsPerSession: options.eventStore?.maxOpenStreamsPerSession,
+    maxStreamsPerKey: options.eventStore?.maxOpenStreamsPerKey,
+  });
   const serverRequests = new ServerRequests(options.nodeTag);
   const dispatcher = new McpDispatcher({ router, views, subscriptions, logLevels, serverInfo: options.serverInfo, logger, listTtlMs: options.listTtlMs ?? LIST_CACHE_TTL_MS, metrics: options.metrics, nodeId: options.nodeId, nodeTag: serverRequests.nodeTag, inputExchanges: options.inputExchanges });
   const eventStore = new EventStore(options.eventStore);
