@@ -68,7 +68,8 @@ export class DataPlaneProcess {
       '--log-level', 'warn',
       ...extraArgs,
     ]);
-    await child.waitFor(/MCP endpoint:/);
+    // Generous: on a loaded machine (shared CI cores) a node's start has taken over 20 s.
+    await child.waitFor(/MCP endpoint:/, 60_000);
     await waitForHttp(`http://127.0.0.1:${port}/readyz`);
     return new DataPlaneProcess(child, nodeId, port);
   }

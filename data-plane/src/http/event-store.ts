@@ -1,13 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
+import type { RpcId } from '../mcp/json-rpc.ts';
 
 /**
  * Resumable SSE streams of 2025-era sessions (Streamable HTTP "Resumability and Redelivery").
  *
  * Every event of a session's POST response streams and GET stream carries an id
- * `<node>.<stream>_<seq>`: `node` is random per process, so ids are unique within a session even
- * when its streams are spread over many nodes (and over restarts), and an id names the node and
- * stream it came from. Each node keeps the recent events of the streams it holds, bounded by count
+ * `<node>.<stream>_<seq>` (a POST stream's `<stream>` ends in `.<base64url(JSON request id)>`):
+ * `node` is random per process, so ids are unique within a session even when its streams are
+ * spread over many nodes (and over restarts), and an id names the node and stream it came from,
+ * and which request a POST stream answers. So a node asked to resume a stream it cannot serve (it
+ * is another node's, maybe one that died, or it expired) can still fail that request at once
+ * rather than leave the agent waiting for a result that will never come (see requestIdOfEventId). Each node keeps the recent events of the streams it holds, bounded by count
  * and bytes per stream, by the number of streams and the bytes of all of them, and by time: a stream
  * that lost its connection (or ended) is dropped `windowMs` later. No database, no I/O: a node that
  * did not hold a stream (stateless nodes) or no longer holds it cannot replay it, and the agent gets
@@ -53,6 +57,33 @@ export interface EventStoreOptions {
   readonly maxConnectionMs?: number;
   /** A fixed node part of the ids (tests); random per process by default. */
   readonly nodeTag?: string;
+}
+
+/** Request ids longer than this (as JSON) are left out of event ids. */
+const MAX_REQUEST_ID_JSON = 256;
+
+/** The `.<base64url(JSON id)>` suffix of a POST stream's id; empty for GET streams and unwieldy ids. */
+function requestPart(requestId: RpcId | undefined): string {
+  if (requestId === undefined || requestId === null) return '';
+  const json = JSON.stringify(requestId);
+  return json.length > MAX_REQUEST_ID_JSON ? '' : `.${Buffer.from(json).toString('base64url')}`;
+}
+
+/**
+ * The JSON-RPC id of the request whose answer stream a `Last-Event-ID` belongs to, when it names a
+ * POST stream (of any node); undefined for GET streams and anything unreadable. The id comes from
+ * the agent and is only ever echoed back to it, on its own session.
+ */
+export function requestIdOfEventId(lastEventId: string): string | number | undefined {
+  const stream = lastEventId.slice(0, Math.max(0, lastEventId.lastIndexOf('_')));
+  const parts = stream.split('.');
+  if (parts.length !== 3 || parts[2] === '') return undefined;
+  try {
+    const id: unknown = JSON.parse(Buffer.from(parts[2]!, 'base64url').toString('utf8'));
+    return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) ? id : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export const DEFAULT_RESUME_WINDOW_MS = 30_000;
@@ -350,7 +381,7 @@ export class EventStore {
    * its bound of streams, the oldest stream of the session, the key, or the key holding the most
    * streams is dropped first.
    */
-  create(holder: string, keyId: string): ResumableStream {
+  create(holder: string, keyId: string, requestId?: RpcId): ResumableStream {
     const session = this.bySession.get(holder);
     while (session !== undefined && session.streams.size >= this.sessionBounds.streams && this.evictFrom(session, undefined)) {
       // dropped the session's oldest stream
@@ -363,7 +394,7 @@ export class EventStore {
       // dropped the oldest stream of the key holding the most
     }
     this.counter += 1;
-    const stream = new ResumableStream(`${this.node}.${this.counter.toString(36)}`, holder, keyId, this);
+    const stream = new ResumableStream(`${this.node}.${this.counter.toString(36)}${requestPart(requestId)}`, holder, keyId, this);
     this.streams.set(stream.id, stream);
     share(this.bySession, holder).streams.add(stream);
     share(this.byKey, keyId).streams.add(stream);
