@@ -2,6 +2,9 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../common/src/index.ts';
 import { ConfigClient } from './config/config-client.ts';
+import type { ConfigStreamTls, ReconnectBackoff } from './config/channel-options.ts';
+import { startMetricsServer, type MetricsServer } from './observability/metrics-server.ts';
+import { DEFAULT_READINESS, NodeReadiness, type ReadinessOptions } from './observability/readiness.ts';
 import type { AppliedConfig } from './config/applied-config.ts';
 import type { EventStoreOptions } from './http/event-store.ts';
 import type { CallAdmissionOptions } from './http/in-flight.ts';
@@ -17,7 +20,14 @@ export const SOFTWARE_VERSION = '0.1.0';
 export interface DataPlaneOptions {
   /** host:port of the control plane's gRPC config stream. */
   controlPlaneAddress: string;
-  nodeToken: string;
+  /** More replicas to fail over to, after controlPlaneAddress. */
+  controlPlaneFallbacks?: readonly string[];
+  /** TLS of the config stream (and the node's certificate, for mTLS); plaintext when undefined. */
+  controlPlaneTls?: ConfigStreamTls;
+  /** Reconnect backoff to the control plane (default 100 ms to 5 s). */
+  controlPlaneReconnect?: ReconnectBackoff;
+  /** May be omitted when the control plane authenticates nodes by client certificate alone. */
+  nodeToken: string | undefined;
   /** Stable node name; defaults to `<hostname>-<port>`. */
   nodeId: string;
   host: string;
@@ -47,6 +57,10 @@ export interface DataPlaneOptions {
   sse?: EventStoreOptions;
   /** Requests in flight per key and per session on this node (defaults in http/in-flight.ts). */
   callAdmission?: CallAdmissionOptions;
+  /** What `/readyz` waits for (default: the first snapshot's upstreams, at most 30 s; no staleness limit). */
+  readiness?: ReadinessOptions;
+  /** Serve Prometheus metrics on this address (off when undefined; never on the agent-facing port). */
+  metricsListen?: { host: string; port: number; token?: string };
   logger: Logger;
 }
 
@@ -54,6 +68,8 @@ export interface DataPlane {
   readonly nodeId: string;
   /** The agents' endpoint, e.g. http://127.0.0.1:8080/mcp */
   readonly mcpUrl: string;
+  /** `http://host:port/metrics` when metricsListen was given. */
+  readonly metricsUrl: string | undefined;
   /** The configuration being served, if any. */
   readonly config: AppliedConfig | undefined;
   /** Resolves once the node serves a configuration (at once when it already does); false on timeout. */
@@ -73,6 +89,10 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
   const upstreamNames = new Map<string, string>();
   let configured: () => void = () => undefined;
   const firstConfig = new Promise<void>((resolve) => (configured = resolve));
+  const readiness = new NodeReadiness(options.readiness ?? DEFAULT_READINESS, {
+    hasConfig: () => configClient?.config !== undefined,
+    configAgeMs: () => configClient?.configAgeMs(),
+  });
   const pool = new UpstreamPool({
     clientInfo: { name: 'portcullis', version: SOFTWARE_VERSION },
     defaults: {
@@ -84,6 +104,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     logger,
     onReport: (report) => {
       configClient?.report(report);
+      readiness.upstreamState(report.upstreamId, report.state);
       const name = upstreamNames.get(report.upstreamId);
       if (name !== undefined) metrics.upstreamState(name, upstreamStateToJSON(report.state).replace('UPSTREAM_STATE_', '').toLowerCase());
     },
@@ -101,6 +122,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     nodeId: options.nodeId,
     eventStore: options.sse,
     callAdmission: options.callAdmission,
+    readiness: () => readiness.check(),
   });
   if (options.anonymousKeyId !== undefined) logger.warn({ keyId: options.anonymousKeyId }, 'anonymous access is on: requests without credentials act as this virtual key');
   http.server.listen(options.port, options.host);
@@ -109,8 +131,10 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
   const mcpUrl = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${address.port}/mcp`;
 
   configClient = new ConfigClient({
-    address: options.controlPlaneAddress,
+    addresses: [options.controlPlaneAddress, ...(options.controlPlaneFallbacks ?? [])],
     nodeToken: options.nodeToken,
+    tls: options.controlPlaneTls,
+    reconnect: options.controlPlaneReconnect,
     nodeId: options.nodeId,
     softwareVersion: SOFTWARE_VERSION,
     mcpUrl,
@@ -121,6 +145,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     onConnected: () => http.relay.announceEnded(),
     onApplied: (config) => {
       for (const upstream of config.upstreams) upstreamNames.set(upstream.id, upstream.name);
+      readiness.configApplied(config.upstreams);
       pool.apply(config.upstreams);
       metrics.configApplied(config.version);
       configured();
@@ -129,13 +154,24 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     },
   });
   http.relay.connect((envelope) => configClient?.relay(envelope) ?? false);
-  await configClient.start();
-  logger.info({ mcpUrl }, 'data plane listening');
+  const stream = configClient;
+  metrics.configStream({ get connected() { return stream.connected; }, configAgeMs: () => stream.configAgeMs() });
+  let metricsServer: MetricsServer | undefined;
+  try {
+    if (options.metricsListen) metricsServer = await startMetricsServer({ ...options.metricsListen, metrics, logger });
+    await configClient.start();
+  } catch (error) {
+    configClient.close();
+    await Promise.all([http.close(), metricsServer?.close(), pool.close()]);
+    throw error;
+  }
+  logger.info({ mcpUrl, metricsUrl: metricsServer?.url }, 'data plane listening');
 
   let closing: Promise<void> | undefined;
   return {
     nodeId: options.nodeId,
     mcpUrl,
+    metricsUrl: metricsServer?.url,
     get config() {
       return configClient?.config;
     },
@@ -149,7 +185,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     close() {
       closing ??= (async () => {
         configClient?.close();
-        await http.close();
+        await Promise.all([http.close(), metricsServer?.close()]);
         await pool.close();
       })();
       return closing;

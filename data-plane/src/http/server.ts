@@ -5,12 +5,12 @@ import { LogLevels, ResourceSubscriptions } from '../mcp/agent-state.ts';
 import { CatalogViews } from '../mcp/catalog-views.ts';
 import { McpDispatcher, type McpDispatcherOptions, type ServerInfo } from '../mcp/dispatcher.ts';
 import { LIST_CACHE_TTL_MS } from '../mcp/protocol.ts';
+import type { RunOperation } from '../pipeline/pipeline.ts';
 import { EndedSessions } from '../mcp/ended-sessions.ts';
+import { SessionGuard } from '../mcp/session-guard.ts';
 import { ServerRequests } from '../mcp/server-requests.ts';
 import { NodeRelay, type NodeRelayOptions } from '../relay/node-relay.ts';
 import { relayInputRetries } from '../relay/input-retry-relay.ts';
-import { ToolsOnlyRouter, isUpstreamRouter } from '../mcp/tools-only-router.ts';
-import type { ToolRouter } from '../upstream/tool-router.ts';
 import type { UpstreamRouter } from '../upstream/upstream-router.ts';
 import { AgentStreams } from './agent-streams.ts';
 import { EventStore, type EventStoreOptions } from './event-store.ts';
@@ -20,17 +20,13 @@ import { createMcpEndpoint, type McpServices } from './mcp-endpoint.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
 import { answerFailure, sendJson } from './respond.ts';
 import { checkHost, type AllowedHost } from './host-guard.ts';
+import type { ReadinessState } from '../observability/readiness.ts';
 
 export interface DataPlaneServerOptions {
   /** The snapshot being served right now, or undefined before the first one arrived. */
   readonly getConfig: () => AppliedConfig | undefined;
   /** The merged upstreams (UpstreamPool): catalogs, relay, notifications. */
-  readonly upstreams?: UpstreamRouter;
-  /**
-   * Deprecated spelling of `upstreams`; a tools-only ToolRouter is wrapped (tools work, the other
-   * capabilities are empty). One of the two is required.
-   */
-  readonly tools?: ToolRouter | UpstreamRouter;
+  readonly upstreams: UpstreamRouter;
   readonly logger: Logger;
   /** Largest accepted request body; larger ones get 413. */
   readonly maxBodyBytes: number;
@@ -42,8 +38,10 @@ export interface DataPlaneServerOptions {
   readonly listPageSize?: number;
   /** `ttlMs` of 2026-07-28 list results (default 0). */
   readonly listTtlMs?: number;
-  /** Served at `GET /metrics` and fed by tool calls; absent, /metrics is 404. */
+  /** Fed by tool calls; served on its own listen address (observability/metrics-server.ts), never here. */
   readonly metrics?: DataPlaneMetrics;
+  /** What `GET /readyz` answers; default: ready once there is a configuration snapshot. */
+  readonly readiness?: () => ReadinessState;
   /**
    * Anonymous access (off by default): requests to /mcp, /sse and /messages that carry no credentials
    * act as this virtual key while it is in the snapshot; otherwise they get 401 as without it.
@@ -64,6 +62,8 @@ export interface DataPlaneServerOptions {
   readonly nodeTag?: string;
   /** Timeouts of requests relayed to other nodes (defaults in relay/relayed-calls.ts). */
   readonly relayedCalls?: NodeRelayOptions['calls'];
+  /** Changes the request pipeline's steps (say, inserts one); given the default steps in chain order (pipeline/pipeline.ts). */
+  readonly steps?: McpDispatcherOptions['steps'];
   /** Bounds of the per-node store of 2025-era SSE events (resumption with `Last-Event-ID`), the resume window, the SSE `retry` and SSE polling (defaults in event-store.ts). */
   readonly eventStore?: EventStoreOptions;
   /** Requests in flight per key and per session on this node (defaults in in-flight.ts). */
@@ -88,13 +88,18 @@ export interface DataPlaneServer {
   readonly listenStreamCount: number;
   /** How many SSE connections this node closed for SSE polling (`maxConnectionMs`), their streams going on. */
   readonly polledSseConnections: number;
+  /**
+   * The request pipeline's entry: runs one operation (its principal or key id, parent id, method,
+   * params) through authenticate → authorize → policy → limits → execute, as every MCP request is.
+   */
+  readonly run: RunOperation;
   /** Ends the notification streams, stops listening and resolves once every connection is gone. */
   close(): Promise<void>;
 }
 
 const HEALTHY = JSON.stringify({ status: 'ok' });
 const READY = JSON.stringify({ status: 'ready' });
-const NOT_READY = JSON.stringify({ status: 'not_ready', reason: 'no configuration snapshot yet' });
+const NO_CONFIG: ReadinessState = { ready: false, reason: 'no configuration snapshot yet' };
 const NOT_FOUND = JSON.stringify({ error: { code: 'NOT_FOUND', message: 'Not found: the MCP endpoint is /mcp (legacy HTTP+SSE: GET /sse, POST /messages)' } });
 
 /**
@@ -105,9 +110,7 @@ const NOT_FOUND = JSON.stringify({ error: { code: 'NOT_FOUND', message: 'Not fou
  */
 export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlaneServer {
   const { getConfig, logger } = options;
-  const given = options.upstreams ?? options.tools;
-  if (given === undefined) throw new TypeError('createDataPlaneServer needs `upstreams` (an UpstreamRouter)');
-  const router = isUpstreamRouter(given) ? given : new ToolsOnlyRouter(given);
+  const router = options.upstreams;
   const views = new CatalogViews(router, options.listPageSize ?? 0);
   const subscriptions = new ResourceSubscriptions(router, logger);
   const logLevels = new LogLevels();
@@ -122,15 +125,17 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     maxStreamsPerKey: options.eventStore?.maxOpenStreamsPerKey,
   });
   const serverRequests = new ServerRequests(options.nodeTag);
-  const dispatcher = new McpDispatcher({ router, views, subscriptions, logLevels, serverInfo: options.serverInfo, logger, listTtlMs: options.listTtlMs ?? LIST_CACHE_TTL_MS, metrics: options.metrics, nodeId: options.nodeId, nodeTag: serverRequests.nodeTag, inputExchanges: options.inputExchanges });
+  const dispatcher = new McpDispatcher({ router, views, subscriptions, logLevels, serverInfo: options.serverInfo, logger, listTtlMs: options.listTtlMs ?? LIST_CACHE_TTL_MS, metrics: options.metrics, nodeId: options.nodeId, nodeTag: serverRequests.nodeTag, inputExchanges: options.inputExchanges, getConfig, steps: options.steps });
   const eventStore = new EventStore(options.eventStore);
   options.metrics?.eventStore(eventStore);
   const inFlight = new InFlightRequests();
   const endedSessions = new EndedSessions(options.sessionMaxAgeMs);
+  const sessionGuard = new SessionGuard(endedSessions);
   const relay = new NodeRelay({
     serverRequests,
     inFlight,
     endedSessions,
+    sessionGuard,
     getConfig,
     logger,
     onSessionEnded: (sessionId) => {
@@ -143,13 +148,14 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
   });
   dispatcher.relayRetriesWith(relayInputRetries({ relay, dispatcher, getConfig, logger, nodeId: dispatcher.exchanges.options.nodeId }));
   const admission = new CallAdmission(options.callAdmission);
-  const services: McpServices = { dispatcher, streams, subscriptions, logLevels, serverRequests, inFlight, endedSessions, eventStore, relay, admission };
+  const services: McpServices = { dispatcher, streams, subscriptions, logLevels, serverRequests, inFlight, endedSessions, sessionGuard, eventStore, relay, admission };
   const unsubscribeViews = views.onChanged((kind) => streams.catalogChanged(kind));
   const unsubscribeNotifications = router.onUpstreamNotification((upstream, notification) => streams.upstreamNotification(upstream, notification));
   const endpointOptions = { getConfig, services, maxBodyBytes: options.maxBodyBytes, logger, anonymousKeyId: options.anonymousKeyId };
   const mcp = createMcpEndpoint(endpointOptions);
   const legacySse = createLegacySseEndpoints(endpointOptions);
   const allowedHosts = options.allowedHosts;
+  const readiness = options.readiness ?? ((): ReadinessState => (getConfig() === undefined ? NO_CONFIG : { ready: true }));
 
   function route(req: IncomingMessage, res: ServerResponse): void {
     const url = req.url ?? '/';
@@ -166,21 +172,10 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
       return;
     }
     if (req.method === 'GET' && path === '/healthz') return sendJson(res, 200, HEALTHY);
-    if (req.method === 'GET' && path === '/metrics' && options.metrics) {
-      const metrics = options.metrics;
-      metrics.exposition().then(
-        ({ contentType, body }) => {
-          res.writeHead(200, { 'content-type': contentType });
-          res.end(body);
-        },
-        (error: unknown) => {
-          logger.error({ err: error }, 'metrics exposition failed');
-          sendJson(res, 500, JSON.stringify({ error: { code: 'INTERNAL', message: 'metrics unavailable' } }));
-        },
-      );
-      return;
+    if (req.method === 'GET' && path === '/readyz') {
+      const state = readiness();
+      return state.ready ? sendJson(res, 200, READY) : sendJson(res, 503, JSON.stringify({ status: 'not_ready', reason: state.reason }));
     }
-    if (req.method === 'GET' && path === '/readyz') return getConfig() === undefined ? sendJson(res, 503, NOT_READY) : sendJson(res, 200, READY);
     sendJson(res, 404, NOT_FOUND);
   }
 
@@ -189,6 +184,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
   return {
     server,
     relay,
+    run: dispatcher.run,
     configChanged: () => streams.configChanged(getConfig()),
     get notificationStreamCount() {
       return streams.count('session');
@@ -204,6 +200,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
         unsubscribeViews();
         unsubscribeNotifications();
         views.close();
+        dispatcher.close();
         streams.closeAll();
         eventStore.close();
         relay.calls.close();

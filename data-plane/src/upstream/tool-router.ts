@@ -19,7 +19,8 @@ export interface CallToolOptions {
 }
 
 /**
- * The tools of every connected upstream, merged. The downstream MCP handler lists from it and
+ * Legacy tools-only view of the merged upstreams (UpstreamPool still offers it to its own tests);
+ * the downstream side uses UpstreamRouter. The tools of every connected upstream, merged. The downstream MCP handler lists from it and
  * routes calls through it; it knows nothing of keys (filtering is the caller's job).
  */
 export interface ToolRouter {
@@ -36,16 +37,4 @@ export interface ToolRouter {
   callTool(tool: ExposedTool, args: Record<string, unknown> | undefined, options?: CallToolOptions): Promise<Record<string, unknown>>;
   /** Called whenever the merged tool list changes. Returns an unsubscribe function. */
   onToolsChanged(listener: () => void): () => void;
-}
-
-/** A JSON-RPC error answered by an upstream, to be relayed to the agent as it is. */
-export class UpstreamRpcError extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-    readonly data?: unknown,
-  ) {
-    super(message);
-    this.name = 'UpstreamRpcError';
-  }
 }

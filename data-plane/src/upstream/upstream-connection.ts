@@ -10,7 +10,7 @@ import { attachLeanRelay } from './relay-wiring.ts';
 import { paramHeaderDeclarations, paramHeaders } from '../mcp/param-headers.ts';
 import { ProgressTap, type ProgressRoute } from './progress-tap.ts';
 import { StdioPipeTransport } from './stdio-transport.ts';
-import { UpstreamRpcError } from './tool-router.ts';
+import { UpstreamRpcError } from './upstream-rpc-error.ts';
 import { RpcCode, UpstreamErrorCode, classifyFailure, describeFailure, isSessionExpired, relayError } from './upstream-errors.ts';
 import type { CatalogKind, RelayOptions, RpcMessage } from './upstream-router.ts';
 import { UpstreamSubscriptions, isModernConnection } from './upstream-subscriptions.ts';

@@ -1,7 +1,7 @@
 import type { Client, McpSubscription } from '@modelcontextprotocol/client';
 import { errorMessage, type Logger } from '../../../common/src/index.ts';
 import { isModernProtocolVersion } from '../mcp/protocol.ts';
-import { UpstreamRpcError } from './tool-router.ts';
+import { UpstreamRpcError } from './upstream-rpc-error.ts';
 import { RpcCode } from './upstream-errors.ts';
 
 /** After a listen stream the upstream ended on its own, wait this long before listening again. */
