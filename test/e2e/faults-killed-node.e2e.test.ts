@@ -18,7 +18,10 @@ let nodeB: DataPlaneProcess | undefined;
 
 before(async () => {
   // One node at a time: two starting at once on a busy machine took longer than a start may.
-  gateway = await startEverythingGateway({ nodes: [{ id: 'node-a' }], key: { name: 'agent', allowedTools: ['ev__*'] } });
+  gateway = await startEverythingGateway({
+    nodes: [{ id: 'node-a' }],
+    key: { name: 'agent', allowedTools: ['ev__*'] },
+  });
   nodeB = await DataPlaneProcess.start(gateway.controlPlane, 'node-b');
   await eventually('node B accepts the key', () => accepts(nodeB!.mcpUrl, gateway.key.secret), 15_000);
 });
@@ -50,19 +53,35 @@ test('faults: a call whose answer stream started on a node that is then killed f
   const transport = new StreamableHTTPClientTransport(new URL(nodeA.mcpUrl), {
     requestInit: { headers: { authorization: `Bearer ${gateway.key.secret}` } },
     fetch: failoverFetch(`http://127.0.0.1:${nodeA.port}`, `http://127.0.0.1:${b.port}`, moved),
-    reconnectionOptions: { initialReconnectionDelay: 200, maxReconnectionDelay: 1_000, reconnectionDelayGrowFactor: 1.5, maxRetries: 5 },
+    reconnectionOptions: {
+      initialReconnectionDelay: 200,
+      maxReconnectionDelay: 1_000,
+      reconnectionDelayGrowFactor: 1.5,
+      maxRetries: 5,
+    },
   });
   await client.connect(transport);
   try {
-    await eventually('server-everything is ready on node A', async () => (await client.listTools()).tools.some((t) => t.name === 'ev__trigger-long-running-operation'), 30_000);
+    await eventually(
+      'server-everything is ready on node A',
+      async () => (await client.listTools()).tools.some((t) => t.name === 'ev__trigger-long-running-operation'),
+      30_000,
+    );
     let progressed: (() => void) | undefined;
     const firstProgress = new Promise<void>((resolve) => (progressed = resolve));
-    const call = client.callTool({ name: 'ev__trigger-long-running-operation', arguments: { duration: 30, steps: 30 } }, undefined, { onprogress: () => progressed?.(), timeout: 60_000 });
+    const call = client.callTool(
+      { name: 'ev__trigger-long-running-operation', arguments: { duration: 30, steps: 30 } },
+      undefined,
+      { onprogress: () => progressed?.(), timeout: 60_000 },
+    );
     const outcome = call.then(
       () => undefined,
       (error: unknown) => error,
     );
-    const early = await Promise.race([firstProgress.then(() => undefined), outcome.then((e) => e ?? new Error('the call completed'))]);
+    const early = await Promise.race([
+      firstProgress.then(() => undefined),
+      outcome.then((e) => e ?? new Error('the call completed')),
+    ]);
     assert.equal(early, undefined, `the call ended before its first progress: ${String(early)}`);
     await nodeA.process.kill();
     const killedAt = Date.now();
@@ -72,7 +91,10 @@ test('faults: a call whose answer stream started on a node that is then killed f
     assert.equal(error.code, RpcErrorCode.StreamLost, error.message);
     assert.match(error.message, /answer to this request is lost/);
     assert.ok(tookMs < 5_000, `the agent learned within ${tookMs} ms`);
-    assert.ok(moved.some((m) => m.startsWith('GET ') && m.length > 4), `the resume (GET with Last-Event-ID) reached node B: ${JSON.stringify(moved)}`);
+    assert.ok(
+      moved.some((m) => m.startsWith('GET ') && m.length > 4),
+      `the resume (GET with Last-Event-ID) reached node B: ${JSON.stringify(moved)}`,
+    );
   } finally {
     await client.close().catch(() => undefined);
   }

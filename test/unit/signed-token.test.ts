@@ -26,12 +26,35 @@ interface Kind {
 const KINDS: readonly Kind[] = [
   {
     name: 'session id',
-    sign: (keys) => signSessionToken({ keyId: 'k1', protocolVersion: '2025-11-25', clientInfo: { name: 'a', version: '1' }, clientCapabilities: {}, issuedAt: 1_700_000_000 }, keys),
+    sign: (keys) =>
+      signSessionToken(
+        {
+          keyId: 'k1',
+          protocolVersion: '2025-11-25',
+          clientInfo: { name: 'a', version: '1' },
+          clientCapabilities: {},
+          issuedAt: 1_700_000_000,
+        },
+        keys,
+      ),
     verifies: (token, keys) => verifySessionToken(token, keys).ok,
   },
   {
     name: 'request state',
-    sign: (keys) => signRequestState({ keyId: 'k1', node: 'n1', nodeTag: 't1', exchange: 'x1', round: 1, method: 'tools/call', subject: 'up__tool', expiresAt: Date.now() + 60_000 }, keys),
+    sign: (keys) =>
+      signRequestState(
+        {
+          keyId: 'k1',
+          node: 'n1',
+          nodeTag: 't1',
+          exchange: 'x1',
+          round: 1,
+          method: 'tools/call',
+          subject: 'up__tool',
+          expiresAt: Date.now() + 60_000,
+        },
+        keys,
+      ),
     verifies: (token, keys) => verifyRequestState(token, 'k1', keys).ok,
   },
   {
@@ -66,7 +89,8 @@ function trailingBitVariants(token: string): string[] {
       const bytes = Buffer.from(part, 'base64url');
       for (const c of ALPHABET) {
         const other = part.slice(0, -1) + c;
-        if (other !== part && Buffer.from(other, 'base64url').equals(bytes)) variants.push(token.slice(0, start) + other + token.slice(end));
+        if (other !== part && Buffer.from(other, 'base64url').equals(bytes))
+          variants.push(token.slice(0, start) + other + token.slice(end));
       }
     }
     start = end + 1;
@@ -79,7 +103,15 @@ function mutations(token: string, random: () => number, count: number): string[]
   const at = () => Math.floor(random() * (token.length + 1));
   const pick = (items: string | readonly string[]): string => items[Math.floor(random() * items.length)]!;
   const dot = token.lastIndexOf('.');
-  const out = [`${token}=`, `${token}==`, `${token.slice(0, dot)}=${token.slice(dot)}`, ` ${token}`, `${token}\n`, token.replaceAll('-', '+').replaceAll('_', '/'), ...trailingBitVariants(token)];
+  const out = [
+    `${token}=`,
+    `${token}==`,
+    `${token.slice(0, dot)}=${token.slice(dot)}`,
+    ` ${token}`,
+    `${token}\n`,
+    token.replaceAll('-', '+').replaceAll('_', '/'),
+    ...trailingBitVariants(token),
+  ];
   for (let i = 0; i < count; i += 1) {
     const p = at();
     switch (Math.floor(random() * 5)) {
@@ -109,9 +141,16 @@ test('finding 7: every mutation of a valid signed token (padding, foreign charac
   for (const kind of KINDS) {
     const token = kind.sign(KEYS);
     assert.ok(kind.verifies(token, KEYS), `${kind.name}: the token itself verifies`);
-    assert.ok(trailingBitVariants(token).length > 0 || token.split('.').every((part) => part.length % 4 === 0), 'trailing-bit spellings are among the mutations');
+    assert.ok(
+      trailingBitVariants(token).length > 0 || token.split('.').every((part) => part.length % 4 === 0),
+      'trailing-bit spellings are among the mutations',
+    );
     for (const mutated of mutations(token, random, 3_000)) {
-      assert.equal(kind.verifies(mutated, KEYS), false, `${kind.name}: accepted the mutation ${JSON.stringify(mutated)} of ${JSON.stringify(token)}`);
+      assert.equal(
+        kind.verifies(mutated, KEYS),
+        false,
+        `${kind.name}: accepted the mutation ${JSON.stringify(mutated)} of ${JSON.stringify(token)}`,
+      );
     }
   }
 });
@@ -122,7 +161,8 @@ test('signed tokens are domain-separated: one kind never passes for another, eve
     const body = token.replace(/^pc[a-z0-9]*\./, '');
     for (const other of KINDS) {
       if (other === kind) continue;
-      for (const prefix of ['', 'pcrs1.', 'pct.']) assert.equal(other.verifies(prefix + body, KEYS), false, `a ${kind.name} passed for a ${other.name}`);
+      for (const prefix of ['', 'pcrs1.', 'pct.'])
+        assert.equal(other.verifies(prefix + body, KEYS), false, `a ${kind.name} passed for a ${other.name}`);
     }
   }
 });
@@ -138,22 +178,43 @@ test('signed tokens rotate: the first key signs, a previous one still verifies, 
 
 test('finding 7: an ended session id does not come back to life with "=" (or any other spelling) appended', async () => {
   const key = testKey('k1', ['everything__echo']);
-  const server = await startServer(new MemoryToolRouter([{ upstream: 'everything', name: 'echo' }]), buildConfig([key], [sessionKey('s1')]));
+  const server = await startServer(
+    new MemoryToolRouter([{ upstream: 'everything', name: 'echo' }]),
+    buildConfig([key], [sessionKey('s1')]),
+  );
   const post = (sessionId: string | undefined, body: unknown) =>
     fetch(server.url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${key.secret}`, 'mcp-protocol-version': '2025-06-18', ...(sessionId === undefined ? {} : { 'mcp-session-id': sessionId }) },
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${key.secret}`,
+        'mcp-protocol-version': '2025-06-18',
+        ...(sessionId === undefined ? {} : { 'mcp-session-id': sessionId }),
+      },
       body: JSON.stringify(body),
     });
   try {
-    const opened = await post(undefined, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+    const opened = await post(undefined, {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+    });
     const sessionId = opened.headers.get('mcp-session-id')!;
     const ping = { jsonrpc: '2.0', id: 2, method: 'ping' };
     assert.equal((await post(sessionId, ping)).status, 200);
-    const ended = await fetch(server.url, { method: 'DELETE', headers: { authorization: `Bearer ${key.secret}`, 'mcp-session-id': sessionId } });
+    const ended = await fetch(server.url, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${key.secret}`, 'mcp-session-id': sessionId },
+    });
     assert.equal(ended.status, 200);
     for (const respelled of [sessionId, `${sessionId}=`, `${sessionId}==`, ...trailingBitVariants(sessionId)]) {
-      assert.equal((await post(respelled, ping)).status, 404, `the ended session answered as ${JSON.stringify(respelled)}`);
+      assert.equal(
+        (await post(respelled, ping)).status,
+        404,
+        `the ended session answered as ${JSON.stringify(respelled)}`,
+      );
     }
   } finally {
     await server.close();

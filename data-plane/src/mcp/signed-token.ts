@@ -28,10 +28,22 @@ export interface TokenDomain {
   readonly maxLength: number;
 }
 
-export const SESSION_ID_TOKENS: TokenDomain = Object.freeze({ prefix: '', label: 'portcullis/session-id/v1', maxLength: 8192 });
+export const SESSION_ID_TOKENS: TokenDomain = Object.freeze({
+  prefix: '',
+  label: 'portcullis/session-id/v1',
+  maxLength: 8192,
+});
 /** States longer than this are refused before any parsing (an upstream's own state rides inside). */
-export const REQUEST_STATE_TOKENS: TokenDomain = Object.freeze({ prefix: 'pcrs1.', label: 'portcullis/request-state/v1', maxLength: 256 * 1024 });
-export const TASK_ID_TOKENS: TokenDomain = Object.freeze({ prefix: 'pct.', label: 'portcullis/task-id/v1', maxLength: 4096 });
+export const REQUEST_STATE_TOKENS: TokenDomain = Object.freeze({
+  prefix: 'pcrs1.',
+  label: 'portcullis/request-state/v1',
+  maxLength: 256 * 1024,
+});
+export const TASK_ID_TOKENS: TokenDomain = Object.freeze({
+  prefix: 'pct.',
+  label: 'portcullis/task-id/v1',
+  maxLength: 4096,
+});
 
 /** The payload field naming the signing key; reserved in every domain. */
 const SIGNING_KEY_FIELD = 'sk';
