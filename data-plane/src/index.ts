@@ -7,6 +7,7 @@ import { startMetricsServer, type MetricsServer } from './observability/metrics-
 import { DEFAULT_READINESS, NodeReadiness, type ReadinessOptions } from './observability/readiness.ts';
 import type { AppliedConfig } from './config/applied-config.ts';
 import type { EventStoreOptions } from './http/event-store.ts';
+import type { CallAdmissionOptions } from './http/in-flight.ts';
 import { createDataPlaneServer } from './http/server.ts';
 import { effectiveAllowedHosts, type AllowedHost } from './http/host-guard.ts';
 import { DataPlaneMetrics } from './observability/metrics.ts';
@@ -54,6 +55,8 @@ export interface DataPlaneOptions {
    * agents and SSE polling (closing connections after `maxConnectionMs`); defaults in event-store.ts.
    */
   sse?: EventStoreOptions;
+  /** Requests in flight per key and per session on this node (defaults in http/in-flight.ts). */
+  callAdmission?: CallAdmissionOptions;
   /** What `/readyz` waits for (default: the first snapshot's upstreams, at most 30 s; no staleness limit). */
   readiness?: ReadinessOptions;
   /** Serve Prometheus metrics on this address (off when undefined; never on the agent-facing port). */
@@ -118,6 +121,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     allowedHosts: effectiveAllowedHosts(options.host, options.allowedHosts),
     nodeId: options.nodeId,
     eventStore: options.sse,
+    callAdmission: options.callAdmission,
     readiness: () => readiness.check(),
   });
   if (options.anonymousKeyId !== undefined) logger.warn({ keyId: options.anonymousKeyId }, 'anonymous access is on: requests without credentials act as this virtual key');

@@ -79,7 +79,8 @@ export class DataPlaneProcess {
       ...extraArgs,
     ], { PORTCULLIS_NODE_TOKEN: controlPlane.nodeToken, ...env });
     await ready(child, async () => {
-      await child.waitFor(/MCP endpoint:/);
+      // Generous: on a loaded machine (shared CI cores) a node's start has taken over 20 s.
+      await child.waitFor(/MCP endpoint:/, 60_000);
       await waitForHttp(`http://127.0.0.1:${port}/readyz`);
     });
     return new DataPlaneProcess(child, nodeId, port, /Metrics:\s+(\S+)/.exec(child.log)?.[1]);

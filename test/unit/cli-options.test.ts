@@ -52,7 +52,8 @@ test('data-plane settings: the SSE resume window, event-store bounds, retry and 
   const connection = { controlPlaneAddress: '127.0.0.1:4001', nodeToken: 'x'.repeat(16) };
   const logger = createLogger({ level: 'silent' });
   const defaults = dataPlaneOptions(readOptions(dataPlaneSettings, [], {}), connection, logger);
-  assert.deepEqual(defaults.sse, { windowMs: 30_000, retryMs: 1000, maxConnectionMs: undefined, maxEventsPerStream: 1000, maxBytesPerStream: 1024 * 1024, maxStreams: 10_000, maxBytes: 64 * 1024 * 1024 }, 'today\'s bounds, polling off');
+  assert.deepEqual(defaults.sse, { windowMs: 30_000, retryMs: 1000, maxConnectionMs: undefined, maxEventsPerStream: 1000, maxBytesPerStream: 1024 * 1024, maxStreams: 10_000, maxBytes: 64 * 1024 * 1024, maxStreamsPerKey: 1000, maxBytesPerKey: 16 * 1024 * 1024, maxStreamsPerSession: 100, maxBytesPerSession: 8 * 1024 * 1024, maxOpenStreamsPerSession: 8, maxOpenStreamsPerKey: 1000 }, 'today\'s bounds, polling off');
+  assert.deepEqual(defaults.callAdmission, { maxPerKey: 256, maxPerSession: 64 }, 'requests in flight per key and per session');
   const flags = [
     '--sse-resume-window-seconds', '60',
     '--sse-retry-ms', '250',
@@ -61,8 +62,14 @@ test('data-plane settings: the SSE resume window, event-store bounds, retry and 
     '--sse-max-bytes-per-stream', '65536',
     '--sse-max-streams', '500',
     '--sse-max-bytes', '1048576',
+    '--sse-max-streams-per-key', '40',
+    '--sse-max-bytes-per-key', '524288',
+    '--sse-max-streams-per-session', '20',
+    '--sse-max-bytes-per-session', '262144',
+    '--sse-max-open-streams-per-session', '2',
+    '--sse-max-open-streams-per-key', '30',
   ];
-  const expected = { windowMs: 60_000, retryMs: 250, maxConnectionMs: 20_000, maxEventsPerStream: 50, maxBytesPerStream: 65_536, maxStreams: 500, maxBytes: 1_048_576 };
+  const expected = { windowMs: 60_000, retryMs: 250, maxConnectionMs: 20_000, maxEventsPerStream: 50, maxBytesPerStream: 65_536, maxStreams: 500, maxBytes: 1_048_576, maxStreamsPerKey: 40, maxBytesPerKey: 524_288, maxStreamsPerSession: 20, maxBytesPerSession: 262_144, maxOpenStreamsPerSession: 2, maxOpenStreamsPerKey: 30 };
   assert.deepEqual(dataPlaneOptions(readOptions(dataPlaneSettings, flags, {}), connection, logger).sse, expected);
   // `portcullis dev` reads the same settings.
   assert.deepEqual(dataPlaneOptions(readOptions(devOptionTable, flags, {}), connection, logger).sse, expected);
@@ -74,8 +81,17 @@ test('data-plane settings: the SSE resume window, event-store bounds, retry and 
     PORTCULLIS_SSE_MAX_BYTES_PER_STREAM: '65536',
     PORTCULLIS_SSE_MAX_STREAMS: '500',
     PORTCULLIS_SSE_MAX_BYTES: '1048576',
+    PORTCULLIS_SSE_MAX_STREAMS_PER_KEY: '40',
+    PORTCULLIS_SSE_MAX_BYTES_PER_KEY: '524288',
+    PORTCULLIS_SSE_MAX_STREAMS_PER_SESSION: '20',
+    PORTCULLIS_SSE_MAX_BYTES_PER_SESSION: '262144',
+    PORTCULLIS_SSE_MAX_OPEN_STREAMS_PER_SESSION: '2',
+    PORTCULLIS_SSE_MAX_OPEN_STREAMS_PER_KEY: '30',
   };
   assert.deepEqual(dataPlaneOptions(readOptions(dataPlaneSettings, [], env), connection, logger).sse, expected);
+  const admission = ['--max-in-flight-per-key', '12', '--max-in-flight-per-session', '3'];
+  assert.deepEqual(dataPlaneOptions(readOptions(dataPlaneSettings, admission, {}), connection, logger).callAdmission, { maxPerKey: 12, maxPerSession: 3 });
+  assert.throws(() => readOptions(dataPlaneSettings, ['--max-in-flight-per-session', '0'], {}), /--max-in-flight-per-session: must be at least 1/);
 
   assert.throws(() => readOptions(dataPlaneSettings, ['--sse-resume-window-seconds', '0'], {}), /--sse-resume-window-seconds: must be at least 1/);
   assert.throws(() => readOptions(dataPlaneSettings, ['--sse-max-stream-seconds', '1.5'], {}), /--sse-max-stream-seconds: must be a whole number of seconds/);

@@ -152,7 +152,7 @@ test('initialize negotiates the requested 2025 revision, or the latest for an un
       const claims = JSON.parse(Buffer.from(sessionId.split('.')[0]!, 'base64url').toString());
       assert.equal(claims.protocolVersion, response.json.result.protocolVersion);
       assert.equal(claims.keyId, 'k1');
-      assert.equal(claims.signingKeyId, 's1');
+      assert.equal(claims.sk, 's1', 'the payload names the signing key (signed-token.ts)');
       assert.deepEqual(claims.clientInfo, { name: 'raw', version: '1' });
       assert.deepEqual(claims.clientCapabilities, { roots: {} });
       return response.json.result;
@@ -282,7 +282,7 @@ test('DN-TRANSPORT-DELETE DN-SESSION-MAX-AGE: an ended session id is refused (40
     assert.equal((await fetch(server.url, { method: 'DELETE', headers: as(ended) })).status, 404);
     assert.equal((await rawPost(server, as(other), ping)).status, 200, 'another session of the same key goes on');
 
-    const claims = JSON.parse(Buffer.from(other.split('.')[0]!, 'base64url').toString()) as Omit<SessionClaims, 'signingKeyId'>;
+    const { sk: _signingKey, ...claims } = JSON.parse(Buffer.from(other.split('.')[0]!, 'base64url').toString()) as Omit<SessionClaims, 'signingKeyId'> & { sk: string };
     const old = signSessionToken({ ...claims, issuedAt: Math.floor(Date.now() / 1000) - 2 * 60 * 60 }, [signing]);
     assert.equal((await rawPost(server, as(old), ping)).status, 404, 'issued two hours ago, with a one-hour maximum age');
     const young = signSessionToken({ ...claims, issuedAt: Math.floor(Date.now() / 1000) - 30 * 60 }, [signing]);

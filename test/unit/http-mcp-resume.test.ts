@@ -586,14 +586,14 @@ test('DN-SSE-EVENT-STORE-BOUNDS: the event store keeps a bounded number of event
   const total = new EventStore({ nodeTag: 'n2', maxBytes: 1000 });
   try {
     // Per stream, by count: the newest three events remain.
-    const counted = store.create('holder');
+    const counted = store.create('holder', 'k1');
     for (let i = 1; i <= 5; i += 1) counted.send(`"e${i}"`);
     counted.end('"result"');
     assert.deepEqual(await replay(`${counted.id}_0`), ['"e4"', '"e5"', '"result"']);
     assert.deepEqual(await replay(`${counted.id}_5`), ['"result"'], 'a cursor inside the window replays what follows it');
 
     // Per stream, by bytes: the newest event is kept even when it alone is over the bound.
-    const sized = store.create('holder');
+    const sized = store.create('holder', 'k1');
     sized.send(JSON.stringify('a'.repeat(150)));
     sized.send(JSON.stringify('b'.repeat(150)));
     sized.end(JSON.stringify('c'.repeat(500)));
@@ -602,16 +602,16 @@ test('DN-SSE-EVENT-STORE-BOUNDS: the event store keeps a bounded number of event
     // Streams in all: a fourth stream drops the oldest; a dropped stream that neither ended nor had a
     // connection is abandoned (for a POST stream: its call is cancelled).
     let abandoned = 0;
-    const waiting = store.create('holder');
+    const waiting = store.create('holder', 'k1');
     waiting.onAbandoned = () => void (abandoned += 1);
     waiting.send('"pending"');
     assert.equal(store.size, 3);
-    store.create('holder').send('"newest"');
+    store.create('holder', 'k1').send('"newest"');
     assert.equal(store.size, 3);
     assert.equal(await replay(`${counted.id}_0`), 'unknown-or-expired', 'the oldest stream was dropped');
     assert.equal(abandoned, 0, 'an ended stream is not abandoned');
-    store.create('holder');
-    store.create('holder');
+    store.create('holder', 'k1');
+    store.create('holder', 'k1');
     assert.equal(abandoned, 1);
     assert.equal(await replay(`${waiting.id}_0`), 'unknown-or-expired');
 
@@ -621,12 +621,12 @@ test('DN-SSE-EVENT-STORE-BOUNDS: the event store keeps a bounded number of event
     assert.equal(store.heldBytes, 0);
 
     // Bytes in all: recording past the bound drops the oldest other streams first.
-    const old = total.create('holder');
+    const old = total.create('holder', 'k1');
     old.send(JSON.stringify('o'.repeat(400)));
-    const middle = total.create('holder');
+    const middle = total.create('holder', 'k1');
     middle.send(JSON.stringify('m'.repeat(400)));
     assert.equal(total.size, 2);
-    const young = total.create('holder');
+    const young = total.create('holder', 'k1');
     young.send(JSON.stringify('y'.repeat(400)));
     assert.ok(total.heldBytes <= 1000, `held bytes ${total.heldBytes} within the bound`);
     assert.deepEqual([total.find(`${old.id}_1`, 'holder').ok, total.find(`${middle.id}_1`, 'holder').ok, total.find(`${young.id}_1`, 'holder').ok], [false, true, true]);

@@ -58,7 +58,7 @@ test('DN-RELAY-SERVER-REPLY: a relayed reply settles only a request sent to the 
   const owner = { sessionId: session, keyId: 'k1' };
   let id = '';
   const answer = a.serverRequests.forSession(owner).send((json) => (id = (JSON.parse(json) as { id: string }).id), { method: 'elicitation/create', params: {} }, undefined);
-  assert.match(id, /^pcn-tagA-\d+$/);
+  assert.match(id, /^pcn-tagA-[A-Za-z0-9_-]{22}$/, 'the id names the node and is random');
   assert.equal(ServerRequests.nodeTagOf(id), 'tagA');
 
   // Another session of the same key, and the same session under another key: relayed, refused at node A.
@@ -70,7 +70,7 @@ test('DN-RELAY-SERVER-REPLY: a relayed reply settles only a request sent to the 
   assert.equal(b.relay.reply({ jsonrpc: '2.0', id, result: { action: 'accept', content: { name: 'Ada' } } }, owner), 'relayed');
   assert.deepEqual(await answer, { action: 'accept', content: { name: 'Ada' } });
   assert.equal(a.serverRequests.size, 0);
-  assert.equal(b.relay.reply({ jsonrpc: '2.0', id: 'pcn-tagB-9', result: {} }, owner), 'own', 'a reply naming this node is not relayed');
+  assert.equal(b.relay.reply({ jsonrpc: '2.0', id: 'pcn-tagB-AAAAAAAAAAAAAAAAAAAAAA', result: {} }, owner), 'own', 'a reply naming this node is not relayed');
   assert.equal(b.relay.reply({ jsonrpc: '2.0', id: 3, result: {} }, owner), 'not-a-server-request');
 });
 

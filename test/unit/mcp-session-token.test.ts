@@ -23,7 +23,7 @@ test('unknown signing keys, altered payloads or signatures and junk are refused 
   const [payload, mac] = token.split('.') as [string, string];
   assert.deepEqual(verifySessionToken(token, [sessionKey('other')]), { ok: false, reason: 'unknown-signing-key' });
   assert.deepEqual(verifySessionToken(token, [{ id: 'k', secret: sessionKey('k').secret }]), { ok: false, reason: 'bad-signature' });
-  const altered = Buffer.from(JSON.stringify({ ...claims, keyId: 'k2', signingKeyId: 'k' })).toString('base64url');
+  const altered = Buffer.from(JSON.stringify({ ...claims, keyId: 'k2', sk: 'k' })).toString('base64url');
   assert.deepEqual(verifySessionToken(`${altered}.${mac}`, [key]), { ok: false, reason: 'bad-signature' });
   for (const junk of ['', 'abc', `${payload}.`, `.${mac}`, `${payload}.${mac}.x`, `${payload}.${mac.slice(4)}`, `${'x'.repeat(9000)}.${mac}`]) {
     assert.equal(verifySessionToken(junk, [key]).ok, false, junk.slice(0, 40));

@@ -32,12 +32,12 @@ test('the SSE event store is reported at scrape time: streams and bytes held, co
   metrics.eventStore(store);
   const server = createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream' });
-    store.create('holder').start(res, true);
+    store.create('holder', 'k1').start(res, true);
   });
   try {
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
-    const idle = store.create('holder');
+    const idle = store.create('holder', 'k1');
     idle.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { data: 'x'.repeat(100) } }));
     // A primed stream over a real connection, which the node closes after 50 ms.
     const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);

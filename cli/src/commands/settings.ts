@@ -3,7 +3,11 @@ import { z } from 'zod';
 import { ErrorCode, PortcullisError, type Logger } from '../../../common/src/index.ts';
 import type { DataPlaneOptions } from '../../../data-plane/src/index.ts';
 import {
+  DEFAULT_MAX_BYTES_PER_KEY,
+  DEFAULT_MAX_BYTES_PER_SESSION,
   DEFAULT_MAX_BYTES_PER_STREAM,
+  DEFAULT_MAX_STREAMS_PER_KEY,
+  DEFAULT_MAX_STREAMS_PER_SESSION,
   DEFAULT_MAX_EVENTS_PER_STREAM,
   DEFAULT_MAX_STORE_BYTES,
   DEFAULT_MAX_STREAMS,
@@ -11,7 +15,9 @@ import {
   DEFAULT_SSE_RETRY_MS,
   type EventStoreOptions,
 } from '../../../data-plane/src/http/event-store.ts';
+import { DEFAULT_MAX_OPEN_STREAMS_PER_KEY, DEFAULT_MAX_OPEN_STREAMS_PER_SESSION } from '../../../data-plane/src/http/agent-streams.ts';
 import { parseAllowedHosts } from '../../../data-plane/src/http/host-guard.ts';
+import { DEFAULT_MAX_IN_FLIGHT_PER_KEY, DEFAULT_MAX_IN_FLIGHT_PER_SESSION } from '../../../data-plane/src/http/in-flight.ts';
 import { DEFAULT_GRAPHQL_LIMITS, type GraphqlLimits } from '../../../control-plane/src/graphql/limits.ts';
 import { host, port, type OptionTable, type ParsedOptions } from '../options.ts';
 import { nodeHealthOptions, nodeHealthSettings } from './node-health-settings.ts';
@@ -227,6 +233,48 @@ export const sseSettings = {
     schema: count('bytes', 1024, 2 ** 40).default(DEFAULT_MAX_STORE_BYTES),
     defaultLabel: `${DEFAULT_MAX_STORE_BYTES} (64 MiB)`,
   },
+  sseMaxStreamsPerKey: {
+    flag: 'sse-max-streams-per-key',
+    env: 'PORTCULLIS_SSE_MAX_STREAMS_PER_KEY',
+    description: 'SSE streams one virtual key may keep resumable on a node (its own oldest are dropped first, never another key\'s)',
+    schema: count('streams', 1, 10_000_000).default(DEFAULT_MAX_STREAMS_PER_KEY),
+    defaultLabel: String(DEFAULT_MAX_STREAMS_PER_KEY),
+  },
+  sseMaxBytesPerKey: {
+    flag: 'sse-max-bytes-per-key',
+    env: 'PORTCULLIS_SSE_MAX_BYTES_PER_KEY',
+    description: 'bytes of events one virtual key may keep on a node over its SSE streams (its own oldest streams are dropped first); never less than --sse-max-bytes-per-stream',
+    schema: count('bytes', 1024, 2 ** 40).default(DEFAULT_MAX_BYTES_PER_KEY),
+    defaultLabel: `${DEFAULT_MAX_BYTES_PER_KEY} (16 MiB)`,
+  },
+  sseMaxStreamsPerSession: {
+    flag: 'sse-max-streams-per-session',
+    env: 'PORTCULLIS_SSE_MAX_STREAMS_PER_SESSION',
+    description: 'SSE streams one 2025-era session may keep resumable on a node (its own oldest, ended ones first, are dropped first)',
+    schema: count('streams', 1, 10_000_000).default(DEFAULT_MAX_STREAMS_PER_SESSION),
+    defaultLabel: String(DEFAULT_MAX_STREAMS_PER_SESSION),
+  },
+  sseMaxBytesPerSession: {
+    flag: 'sse-max-bytes-per-session',
+    env: 'PORTCULLIS_SSE_MAX_BYTES_PER_SESSION',
+    description: 'bytes of events one session may keep on a node over its SSE streams; never less than --sse-max-bytes-per-stream',
+    schema: count('bytes', 1024, 2 ** 40).default(DEFAULT_MAX_BYTES_PER_SESSION),
+    defaultLabel: `${DEFAULT_MAX_BYTES_PER_SESSION} (8 MiB)`,
+  },
+  sseMaxOpenStreamsPerSession: {
+    flag: 'sse-max-open-streams-per-session',
+    env: 'PORTCULLIS_SSE_MAX_OPEN_STREAMS_PER_SESSION',
+    description: 'GET notification streams one 2025-era session may hold open on a node; a new one closes the oldest',
+    schema: count('streams', 1, 1_000_000).default(DEFAULT_MAX_OPEN_STREAMS_PER_SESSION),
+    defaultLabel: String(DEFAULT_MAX_OPEN_STREAMS_PER_SESSION),
+  },
+  sseMaxOpenStreamsPerKey: {
+    flag: 'sse-max-open-streams-per-key',
+    env: 'PORTCULLIS_SSE_MAX_OPEN_STREAMS_PER_KEY',
+    description: 'streams (GET /mcp, GET /sse, subscriptions/listen) one virtual key may hold open on a node; a new one closes the key\'s oldest',
+    schema: count('streams', 1, 10_000_000).default(DEFAULT_MAX_OPEN_STREAMS_PER_KEY),
+    defaultLabel: String(DEFAULT_MAX_OPEN_STREAMS_PER_KEY),
+  },
 } satisfies OptionTable;
 
 /**
@@ -252,6 +300,12 @@ export function sseOptions(settings: ParsedOptions<typeof sseSettings>): EventSt
     maxBytesPerStream: settings.sseMaxBytesPerStream,
     maxStreams: settings.sseMaxStreams,
     maxBytes: settings.sseMaxBytes,
+    maxStreamsPerKey: settings.sseMaxStreamsPerKey,
+    maxBytesPerKey: settings.sseMaxBytesPerKey,
+    maxStreamsPerSession: settings.sseMaxStreamsPerSession,
+    maxBytesPerSession: settings.sseMaxBytesPerSession,
+    maxOpenStreamsPerSession: settings.sseMaxOpenStreamsPerSession,
+    maxOpenStreamsPerKey: settings.sseMaxOpenStreamsPerKey,
   };
 }
 
@@ -324,6 +378,20 @@ export const dataPlaneSettings = {
       .optional(),
     defaultLabel: 'loopback names when --host is loopback, else no check',
   },
+  maxInFlightPerKey: {
+    flag: 'max-in-flight-per-key',
+    env: 'PORTCULLIS_MAX_IN_FLIGHT_PER_KEY',
+    description: 'MCP requests one virtual key may have running on this node at once, over all its sessions and transports; more are answered at once with JSON-RPC error -32046',
+    schema: count('requests', 1, 1_000_000).default(DEFAULT_MAX_IN_FLIGHT_PER_KEY),
+    defaultLabel: String(DEFAULT_MAX_IN_FLIGHT_PER_KEY),
+  },
+  maxInFlightPerSession: {
+    flag: 'max-in-flight-per-session',
+    env: 'PORTCULLIS_MAX_IN_FLIGHT_PER_SESSION',
+    description: 'MCP requests one 2025-era session (Streamable HTTP or legacy SSE) may have running on this node at once; more are answered at once with JSON-RPC error -32046',
+    schema: count('requests', 1, 1_000_000).default(DEFAULT_MAX_IN_FLIGHT_PER_SESSION),
+    defaultLabel: String(DEFAULT_MAX_IN_FLIGHT_PER_SESSION),
+  },
   ...sseSettings,
   ...nodeHealthSettings,
 } satisfies OptionTable;
@@ -348,6 +416,7 @@ export function dataPlaneOptions(
     sessionMaxAgeMs: settings.sessionMaxAgeSeconds * 1000,
     allowedHosts: settings.allowedHosts,
     sse: sseOptions(settings),
+    callAdmission: { maxPerKey: settings.maxInFlightPerKey, maxPerSession: settings.maxInFlightPerSession },
     logger,
   };
 }

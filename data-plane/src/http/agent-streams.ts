@@ -86,7 +86,14 @@ export interface AgentStreamsOptions {
   readonly logger: Logger;
   readonly serverInfo: { name: string; version: string };
   readonly keepAliveMs?: number;
+  /** Notification streams open at once per 2025-era session (a new one ends the oldest; default 8). */
+  readonly maxStreamsPerSession?: number;
+  /** Streams open at once per virtual key, of every kind (a new one ends the key's oldest; default 1,000). */
+  readonly maxStreamsPerKey?: number;
 }
+
+export const DEFAULT_MAX_OPEN_STREAMS_PER_SESSION = 8;
+export const DEFAULT_MAX_OPEN_STREAMS_PER_KEY = 1_000;
 
 /**
  * The long-lived SSE streams this node holds for agents: 2025-era `GET /mcp` notification streams,
@@ -95,11 +102,15 @@ export interface AgentStreamsOptions {
  * through an upstream catalog or a new snapshot); `resources/updated` reaches the streams whose
  * holder subscribed the URI; unsolicited upstream log messages reach 2025-era sessions that set a
  * level with `logging/setLevel` and may use that upstream. A stream whose key is revoked (or whose
- * session key was rotated out) is ended.
+ * session key was rotated out) is ended. Each session and each key may hold a bounded number of
+ * streams open: a new one beyond the bound ends that session's (or key's) oldest, never another's.
  */
 export class AgentStreams {
   private readonly streams = new Set<AgentStream>();
   private readonly byHolder = new Map<string, Set<AgentStream>>();
+  private readonly byKey = new Map<string, Set<AgentStream>>();
+  private readonly maxPerSession: number;
+  private readonly maxPerKey: number;
   private readonly views: CatalogViews;
   private readonly subscriptions: ResourceSubscriptions;
   private readonly logLevels: LogLevels;
@@ -114,6 +125,8 @@ export class AgentStreams {
     this.logger = options.logger;
     this.serverInfo = options.serverInfo;
     this.keepAliveMs = options.keepAliveMs ?? DEFAULT_SSE_KEEP_ALIVE_MS;
+    this.maxPerSession = Math.max(1, options.maxStreamsPerSession ?? DEFAULT_MAX_OPEN_STREAMS_PER_SESSION);
+    this.maxPerKey = Math.max(1, options.maxStreamsPerKey ?? DEFAULT_MAX_OPEN_STREAMS_PER_KEY);
   }
 
   get size(): number {
@@ -131,6 +144,8 @@ export class AgentStreams {
   }
 
   open(res: ServerResponse, options: OpenStreamOptions): AgentStream {
+    this.makeRoom(this.byHolder.get(options.holder), this.maxPerSession);
+    this.makeRoom(this.byKey.get(options.keyId), this.maxPerKey);
     if (options.headWritten !== true) {
       res.writeHead(200, options.headers === undefined ? SSE_HEADERS : { ...SSE_HEADERS, ...options.headers });
       res.flushHeaders();
@@ -167,6 +182,9 @@ export class AgentStreams {
     let holders = this.byHolder.get(options.holder);
     if (holders === undefined) this.byHolder.set(options.holder, (holders = new Set()));
     holders.add(stream);
+    let ofKey = this.byKey.get(options.keyId);
+    if (ofKey === undefined) this.byKey.set(options.keyId, (ofKey = new Set()));
+    ofKey.add(stream);
     // A resumable stream outlives its connection; it is forgotten when the store gives it up.
     if (resumable === undefined) res.on('close', () => this.forget(stream));
     else resumable.onAbandoned = () => this.forget(stream);
@@ -230,6 +248,16 @@ export class AgentStreams {
     for (const stream of this.streams) this.end(stream, true);
   }
 
+  /** Ends the oldest streams of a session or key until one more fits within `max`. */
+  private makeRoom(streams: Set<AgentStream> | undefined, max: number): void {
+    if (streams === undefined) return;
+    for (const oldest of [...streams]) {
+      if (streams.size < max) return;
+      this.logger.debug({ keyId: oldest.options.keyId }, 'closing the oldest agent stream: its session or key opened more than it may hold');
+      this.end(oldest, false);
+    }
+  }
+
   private refresh(stream: AgentStream, kind: CatalogKind): void {
     const last = stream.lastViews[kind];
     if (last === undefined) return;
@@ -255,6 +283,9 @@ export class AgentStreams {
     const holders = this.byHolder.get(stream.options.holder);
     holders?.delete(stream);
     if (holders?.size === 0) this.byHolder.delete(stream.options.holder);
+    const ofKey = this.byKey.get(stream.options.keyId);
+    ofKey?.delete(stream);
+    if (ofKey?.size === 0) this.byKey.delete(stream.options.keyId);
     stream.options.onClose?.();
   }
 }

@@ -1,17 +1,26 @@
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
+import type { RpcId } from '../mcp/json-rpc.ts';
 
 /**
  * Resumable SSE streams of 2025-era sessions (Streamable HTTP "Resumability and Redelivery").
  *
  * Every event of a session's POST response streams and GET stream carries an id
- * `<node>.<stream>_<seq>`: `node` is random per process, so ids are unique within a session even
- * when its streams are spread over many nodes (and over restarts), and an id names the node and
- * stream it came from. Each node keeps the recent events of the streams it holds, bounded by count
+ * `<node>.<stream>_<seq>` (a POST stream's `<stream>` ends in `.<base64url(JSON request id)>`):
+ * `node` is random per process, so ids are unique within a session even when its streams are
+ * spread over many nodes (and over restarts), and an id names the node and stream it came from,
+ * and which request a POST stream answers. So a node asked to resume a stream it cannot serve (it
+ * is another node's, maybe one that died, or it expired) can still fail that request at once
+ * rather than leave the agent waiting for a result that will never come (see requestIdOfEventId). Each node keeps the recent events of the streams it holds, bounded by count
  * and bytes per stream, by the number of streams and the bytes of all of them, and by time: a stream
  * that lost its connection (or ended) is dropped `windowMs` later. No database, no I/O: a node that
  * did not hold a stream (stateless nodes) or no longer holds it cannot replay it, and the agent gets
  * a fresh stream.
+ *
+ * The store is shared by every agent of the node, so each virtual key and each session has a share
+ * of its streams and bytes: a key (or session) over its share loses its own oldest streams, ended
+ * ones first, never another key's. When the node-wide bounds are hit all the same (many keys, each
+ * within its share), the key holding the most gives up its oldest stream.
  */
 
 export interface EventStoreOptions {
@@ -25,6 +34,18 @@ export interface EventStoreOptions {
   readonly maxStreams?: number;
   /** Bytes of events held over all streams (the oldest streams are dropped first; default 64 MiB). */
   readonly maxBytes?: number;
+  /** Streams held at once for one virtual key (its oldest are dropped first; default 1,000). */
+  readonly maxStreamsPerKey?: number;
+  /** Bytes of events held for one virtual key (its oldest streams are dropped first; default 16 MiB, never below maxBytesPerStream). */
+  readonly maxBytesPerKey?: number;
+  /** Streams held at once for one 2025-era session (its oldest are dropped first; default 100). */
+  readonly maxStreamsPerSession?: number;
+  /** Bytes of events held for one session (its oldest streams are dropped first; default 8 MiB, never below maxBytesPerStream). */
+  readonly maxBytesPerSession?: number;
+  /** Enforced by AgentStreams: notification streams (GET) open at once per session (default 8, agent-streams.ts). */
+  readonly maxOpenStreamsPerSession?: number;
+  /** Enforced by AgentStreams: streams open at once per key, of every kind (default 1,000, agent-streams.ts). */
+  readonly maxOpenStreamsPerKey?: number;
   /** The SSE `retry` (ms) sent with priming events: how long agents wait before they reconnect (default 1 s). */
   readonly retryMs?: number;
   /**
@@ -38,12 +59,49 @@ export interface EventStoreOptions {
   readonly nodeTag?: string;
 }
 
+/** Request ids longer than this (as JSON) are left out of event ids. */
+const MAX_REQUEST_ID_JSON = 256;
+
+/** The `.<base64url(JSON id)>` suffix of a POST stream's id; empty for GET streams and unwieldy ids. */
+function requestPart(requestId: RpcId | undefined): string {
+  if (requestId === undefined || requestId === null) return '';
+  const json = JSON.stringify(requestId);
+  return json.length > MAX_REQUEST_ID_JSON ? '' : `.${Buffer.from(json).toString('base64url')}`;
+}
+
+/**
+ * The JSON-RPC id of the request whose answer stream a `Last-Event-ID` belongs to, when it names a
+ * POST stream (of any node); undefined for GET streams and anything unreadable. The id comes from
+ * the agent and is only ever echoed back to it, on its own session.
+ */
+export function requestIdOfEventId(lastEventId: string): string | number | undefined {
+  const stream = lastEventId.slice(0, Math.max(0, lastEventId.lastIndexOf('_')));
+  const parts = stream.split('.');
+  if (parts.length !== 3 || parts[2] === '') return undefined;
+  try {
+    const id: unknown = JSON.parse(Buffer.from(parts[2]!, 'base64url').toString('utf8'));
+    return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export const DEFAULT_RESUME_WINDOW_MS = 30_000;
 export const DEFAULT_SSE_RETRY_MS = 1_000;
 export const DEFAULT_MAX_EVENTS_PER_STREAM = 1_000;
 export const DEFAULT_MAX_BYTES_PER_STREAM = 1024 * 1024;
 export const DEFAULT_MAX_STREAMS = 10_000;
 export const DEFAULT_MAX_STORE_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_MAX_STREAMS_PER_KEY = 1_000;
+export const DEFAULT_MAX_BYTES_PER_KEY = 16 * 1024 * 1024;
+export const DEFAULT_MAX_STREAMS_PER_SESSION = 100;
+export const DEFAULT_MAX_BYTES_PER_SESSION = 8 * 1024 * 1024;
+
+/** The streams of one key or one session, oldest first, and the bytes they hold. */
+interface Share {
+  readonly streams: Set<ResumableStream>;
+  bytes: number;
+}
 
 /** Why a `Last-Event-ID` found nothing to resume here. */
 export type ResumeMiss = 'malformed' | 'other-node' | 'unknown-or-expired' | 'other-session';
@@ -95,6 +153,8 @@ export class ResumableStream {
     readonly id: string,
     /** The 2025-era session id this stream belongs to: only that session may resume it. */
     readonly holder: string,
+    /** The virtual key of that session: the share of the store the stream counts against. */
+    readonly keyId: string,
     private readonly store: EventStore,
   ) {}
 
@@ -223,7 +283,7 @@ export class ResumableStream {
   drop(): { abandoned: boolean } {
     if (this.dropped) return { abandoned: false };
     this.dropped = true;
-    this.store.release(this.bytes);
+    this.store.release(this.bytes, this);
     this.events = [];
     this.bytes = 0;
     return { abandoned: !this.ended && this.sink === undefined };
@@ -258,7 +318,7 @@ export class ResumableStream {
     for (let i = 0; i < n; i += 1) freed += this.events[i]!.frame.length;
     this.events.splice(0, n);
     this.bytes -= freed;
-    this.store.release(freed);
+    this.store.release(freed, this);
   }
 }
 
@@ -275,8 +335,12 @@ export class EventStore {
   readonly maxConnectionMs: number | undefined;
   private readonly maxStreams: number;
   private readonly maxBytes: number;
+  private readonly keyBounds: { readonly streams: number; readonly bytes: number };
+  private readonly sessionBounds: { readonly streams: number; readonly bytes: number };
   private readonly node: string;
   private readonly streams = new Map<string, ResumableStream>();
+  private readonly byKey = new Map<string, Share>();
+  private readonly bySession = new Map<string, Share>();
   private counter = 0;
   private bytes = 0;
   private polls = 0;
@@ -290,6 +354,10 @@ export class EventStore {
     this.maxStreams = Math.max(1, options.maxStreams ?? DEFAULT_MAX_STREAMS);
     this.maxBytes = options.maxBytes ?? DEFAULT_MAX_STORE_BYTES;
     this.maxConnectionMs = options.maxConnectionMs;
+    // A share always fits one stream's bound.
+    const atLeastOneStream = (bytes: number) => Math.max(this.maxBytesPerStream, bytes);
+    this.keyBounds = { streams: Math.max(1, options.maxStreamsPerKey ?? DEFAULT_MAX_STREAMS_PER_KEY), bytes: atLeastOneStream(options.maxBytesPerKey ?? DEFAULT_MAX_BYTES_PER_KEY) };
+    this.sessionBounds = { streams: Math.max(1, options.maxStreamsPerSession ?? DEFAULT_MAX_STREAMS_PER_SESSION), bytes: atLeastOneStream(options.maxBytesPerSession ?? DEFAULT_MAX_BYTES_PER_SESSION) };
     this.node = options.nodeTag ?? randomBytes(4).toString('hex');
   }
 
@@ -308,12 +376,28 @@ export class EventStore {
     return this.bytes;
   }
 
-  /** A new stream of session `holder`; the oldest stream is dropped when the store is full. */
-  create(holder: string): ResumableStream {
-    while (this.streams.size >= this.maxStreams) this.evictOldest(undefined);
+  /**
+   * A new stream of session `holder` of key `keyId`. When the session, the key or the store is at
+   * its bound of streams, the oldest stream of the session, the key, or the key holding the most
+   * streams is dropped first.
+   */
+  create(holder: string, keyId: string, requestId?: RpcId): ResumableStream {
+    const session = this.bySession.get(holder);
+    while (session !== undefined && session.streams.size >= this.sessionBounds.streams && this.evictFrom(session, undefined)) {
+      // dropped the session's oldest stream
+    }
+    const key = this.byKey.get(keyId);
+    while (key !== undefined && key.streams.size >= this.keyBounds.streams && this.evictFrom(key, undefined)) {
+      // dropped the key's oldest stream
+    }
+    while (this.streams.size >= this.maxStreams && this.evictFrom(this.largestShare((share) => share.streams.size), undefined)) {
+      // dropped the oldest stream of the key holding the most
+    }
     this.counter += 1;
-    const stream = new ResumableStream(`${this.node}.${this.counter.toString(36)}`, holder, this);
+    const stream = new ResumableStream(`${this.node}.${this.counter.toString(36)}${requestPart(requestId)}`, holder, keyId, this);
     this.streams.set(stream.id, stream);
+    share(this.bySession, holder).streams.add(stream);
+    share(this.byKey, keyId).streams.add(stream);
     this.sweeper ??= this.startSweeper();
     return stream;
   }
@@ -358,13 +442,30 @@ export class EventStore {
     if (this.streams.get(stream.id) !== stream) return;
     this.streams.delete(stream.id);
     stream.drop();
+    leave(this.bySession, stream.holder, stream);
+    leave(this.byKey, stream.keyId, stream);
   }
 
-  /** @internal Accounts for `n` bytes recorded by `by`; drops the oldest other streams while over the total bound. */
+  /**
+   * @internal Accounts for `n` bytes recorded by `by`; while its session, its key or the store is
+   * over its bound of bytes, drops the oldest other stream of that session, that key, or the key
+   * holding the most bytes (`by` itself is bounded per stream).
+   */
   reserve(n: number, by: ResumableStream): void {
     this.bytes += n;
-    while (this.bytes > this.maxBytes && this.evictOldest(by)) {
-      // evictOldest released the bytes of one stream
+    const session = this.bySession.get(by.holder);
+    const key = this.byKey.get(by.keyId);
+    if (session === undefined || key === undefined) return;
+    session.bytes += n;
+    key.bytes += n;
+    while (session.bytes > this.sessionBounds.bytes && this.evictFrom(session, by)) {
+      // released the bytes of one of the session's streams
+    }
+    while (key.bytes > this.keyBounds.bytes && this.evictFrom(key, by)) {
+      // released the bytes of one of the key's streams
+    }
+    while (this.bytes > this.maxBytes && (this.evictFrom(this.largestShare((s) => s.bytes), by) || this.evictOldest(by))) {
+      // released the bytes of one stream of the key holding the most
     }
   }
 
@@ -373,9 +474,42 @@ export class EventStore {
     this.polls += 1;
   }
 
-  /** @internal */
-  release(n: number): void {
+  /** @internal `n` bytes of `by` were let go. */
+  release(n: number, by: ResumableStream): void {
     this.bytes -= n;
+    const session = this.bySession.get(by.holder);
+    const key = this.byKey.get(by.keyId);
+    if (session?.streams.has(by)) session.bytes -= n;
+    if (key?.streams.has(by)) key.bytes -= n;
+  }
+
+  /** Bytes held for one key (tests, metrics). */
+  heldBytesOf(keyId: string): number {
+    return this.byKey.get(keyId)?.bytes ?? 0;
+  }
+
+  /** The key share with the most of `measure`. */
+  private largestShare(measure: (share: Share) => number): Share | undefined {
+    let largest: Share | undefined;
+    for (const candidate of this.byKey.values()) if (largest === undefined || measure(candidate) > measure(largest)) largest = candidate;
+    return largest;
+  }
+
+  /** Drops the oldest stream of `share` other than `keep`: an ended one when there is one. */
+  private evictFrom(share: Share | undefined, keep: ResumableStream | undefined): boolean {
+    if (share === undefined) return false;
+    let victim: ResumableStream | undefined;
+    for (const stream of share.streams) {
+      if (stream === keep) continue;
+      if (stream.isEnded) {
+        victim = stream;
+        break;
+      }
+      victim ??= stream;
+    }
+    if (victim === undefined) return false;
+    this.drop(victim);
+    return true;
   }
 
   private evictOldest(keep: ResumableStream | undefined): boolean {
@@ -389,7 +523,10 @@ export class EventStore {
 
   private drop(stream: ResumableStream): void {
     if (this.streams.get(stream.id) === stream) this.streams.delete(stream.id);
-    if (stream.drop().abandoned) stream.onAbandoned?.();
+    const { abandoned } = stream.drop();
+    leave(this.bySession, stream.holder, stream);
+    leave(this.byKey, stream.keyId, stream);
+    if (abandoned) stream.onAbandoned?.();
   }
 
   private startSweeper(): NodeJS.Timeout {
@@ -397,4 +534,17 @@ export class EventStore {
     timer.unref();
     return timer;
   }
+}
+
+function share(shares: Map<string, Share>, name: string): Share {
+  let found = shares.get(name);
+  if (found === undefined) shares.set(name, (found = { streams: new Set(), bytes: 0 }));
+  return found;
+}
+
+/** `stream` leaves the share `name` (after its bytes were released); an empty share is forgotten. */
+function leave(shares: Map<string, Share>, name: string, stream: ResumableStream): void {
+  const found = shares.get(name);
+  if (found === undefined || !found.streams.delete(stream)) return;
+  if (found.streams.size === 0) shares.delete(name);
 }

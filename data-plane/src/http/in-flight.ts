@@ -1,4 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { errorBody, type RpcId, type RpcReply } from '../mcp/json-rpc.ts';
+import { RpcErrorCode } from '../mcp/protocol.ts';
 import { defaultAbortReason, type Cancellation } from '../upstream/cancellation.ts';
 
 /**
@@ -127,4 +129,86 @@ export class InFlightRequests {
   get size(): number {
     return this.requests.size;
   }
+}
+
+/** Bounds on the calls one agent may have running on a node at once (see CallAdmission). */
+export interface CallAdmissionOptions {
+  /** Requests in flight per virtual key on this node, over all its sessions and transports (default 256). */
+  readonly maxPerKey?: number;
+  /** Requests in flight per 2025-era session (Streamable HTTP or legacy SSE) on this node (default 64). */
+  readonly maxPerSession?: number;
+}
+
+export const DEFAULT_MAX_IN_FLIGHT_PER_KEY = 256;
+export const DEFAULT_MAX_IN_FLIGHT_PER_SESSION = 64;
+
+/** A refused admission: which bound was hit, for the JSON-RPC error's message and data. */
+export interface AdmissionRefusal {
+  readonly scope: 'key' | 'session';
+  readonly limit: number;
+}
+
+/**
+ * Counts the requests each key and each session has in flight on this node, and refuses one more
+ * beyond the bounds, so that one agent cannot queue unbounded work (a 35,000-call POST starved
+ * every other key for 15 s) and others keep being served. Every transport admits each request here
+ * before dispatching it and releases it when answered; a request refused is answered at once with
+ * a JSON-RPC error (see tooManyInFlight) and costs nothing upstream.
+ */
+export class CallAdmission {
+  readonly maxPerKey: number;
+  readonly maxPerSession: number;
+  private readonly perKey = new Map<string, number>();
+  private readonly perSession = new Map<string, number>();
+
+  constructor(options: CallAdmissionOptions = {}) {
+    this.maxPerKey = options.maxPerKey ?? DEFAULT_MAX_IN_FLIGHT_PER_KEY;
+    this.maxPerSession = options.maxPerSession ?? DEFAULT_MAX_IN_FLIGHT_PER_SESSION;
+  }
+
+  /** Admits one request of `keyId` (and `sessionId`, 2025 era); undefined when admitted (then `release` it once). */
+  admit(keyId: string, sessionId: string | undefined): AdmissionRefusal | undefined {
+    const forKey = this.perKey.get(keyId) ?? 0;
+    if (forKey >= this.maxPerKey) return { scope: 'key', limit: this.maxPerKey };
+    if (sessionId !== undefined) {
+      const forSession = this.perSession.get(sessionId) ?? 0;
+      if (forSession >= this.maxPerSession) return { scope: 'session', limit: this.maxPerSession };
+      this.perSession.set(sessionId, forSession + 1);
+    }
+    this.perKey.set(keyId, forKey + 1);
+    return undefined;
+  }
+
+  /** Runs `dispatch` when the request is admitted (releasing it when answered); else answers the refusal at once. */
+  async run(keyId: string, sessionId: string | undefined, id: RpcId, dispatch: () => Promise<RpcReply>): Promise<RpcReply> {
+    const refused = this.admit(keyId, sessionId);
+    if (refused !== undefined) return { status: 200, body: tooManyInFlight(id, refused) };
+    try {
+      return await dispatch();
+    } finally {
+      this.release(keyId, sessionId);
+    }
+  }
+
+  release(keyId: string, sessionId: string | undefined): void {
+    decrement(this.perKey, keyId);
+    if (sessionId !== undefined) decrement(this.perSession, sessionId);
+  }
+
+  /** Requests in flight for a key (tests, metrics). */
+  inFlight(keyId: string): number {
+    return this.perKey.get(keyId) ?? 0;
+  }
+}
+
+/** The JSON-RPC error a refused request is answered with: which bound, and what to do. */
+export function tooManyInFlight(id: RpcId, refusal: AdmissionRefusal): string {
+  const who = refusal.scope === 'key' ? 'this virtual key' : 'this session';
+  return errorBody(id, RpcErrorCode.TooManyInFlight, `Too many requests in flight: ${who} already has ${refusal.limit} running on this gateway node (the limit); retry once some have been answered`, refusal);
+}
+
+function decrement(counts: Map<string, number>, name: string): void {
+  const left = (counts.get(name) ?? 1) - 1;
+  if (left <= 0) counts.delete(name);
+  else counts.set(name, left);
 }

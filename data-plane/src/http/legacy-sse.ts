@@ -4,7 +4,8 @@ import type { Logger } from 'pino';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import type { DispatchContext, RequestChannel, RpcRequest } from '../mcp/dispatcher.ts';
 import { echoableId, errorBody, isPlainObject } from '../mcp/json-rpc.ts';
-import { LATEST_LEGACY_PROTOCOL_VERSION, RpcErrorCode } from '../mcp/protocol.ts';
+import { LATEST_LEGACY_PROTOCOL_VERSION, MAX_BATCH_SIZE, RpcErrorCode } from '../mcp/protocol.ts';
+import type { ServerRequests } from '../mcp/server-requests.ts';
 import { signSessionToken } from '../mcp/session-token.ts';
 import type { RpcMessage } from '../upstream/upstream-router.ts';
 import type { AgentStream } from './agent-streams.ts';
@@ -35,6 +36,9 @@ interface SseSession {
   /** What the agent declared at `initialize` (undefined before it): server-to-client requests are sent only for those. */
   capabilities?: unknown;
 }
+
+/** As on /mcp: a batch is at most MAX_BATCH_SIZE messages (each request is then admitted against the in-flight bounds). */
+const BATCH_TOO_LARGE = `Invalid Request: Batch must not exceed ${MAX_BATCH_SIZE} messages`;
 
 const NOT_HERE =
   'Session not found: this node does not hold the SSE stream of that session. POST /messages must reach the node that holds GET /sse (route by the sessionId query parameter, or use sticky sessions); otherwise open a new GET /sse';
@@ -108,6 +112,10 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
       sendRpcError(res, 400, RpcErrorCode.InvalidRequest, 'Invalid Request: not a JSON-RPC 2.0 message', { id: echoableId(parsed.body) });
       return;
     }
+    if (messages.length > MAX_BATCH_SIZE) {
+      sendRpcError(res, 400, RpcErrorCode.InvalidRequest, BATCH_TOO_LARGE);
+      return;
+    }
     if (session === undefined) {
       await relayPost(res, holder!, token, auth.principal.keyId, parsed.body);
       return;
@@ -154,6 +162,7 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
     }
     const messages = jsonRpcMessages(body);
     if (messages === undefined) return { answer: { status: 400, bodyJson: errorBody(echoableId(body), RpcErrorCode.InvalidRequest, 'Invalid Request: not a JSON-RPC 2.0 message') } };
+    if (messages.length > MAX_BATCH_SIZE) return { answer: { status: 400, bodyJson: errorBody(null, RpcErrorCode.InvalidRequest, BATCH_TOO_LARGE) } };
     const auth: Authenticated = { config, principal, secret: undefined, receivedAt: performance.now() };
     for (const message of messages) handle(message, session, auth);
     return { answer: { status: 202, bodyJson: '' } };
@@ -163,7 +172,10 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
     const method = message['method'];
     const id = message['id'];
     if (typeof method !== 'string') {
-      services.serverRequests.settle(message);
+      // Only a request this node sent to this very session (and key) is settled by its reply.
+      if (!services.serverRequests.settle(message, { sessionId: session.token, keyId: session.keyId })) {
+        logger.debug({ id: message['id'] }, 'reply on /messages settles no server request sent to this session; dropped');
+      }
       return;
     }
     if (id === undefined) {
@@ -182,11 +194,11 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
       return;
     }
     const abort = new RequestAbort(session.req, session.stream.res);
-    const channel = new StreamChannel(session.stream, services);
+    const channel = new StreamChannel(session.stream, services.serverRequests.forSession({ sessionId: session.token, keyId: session.keyId }));
     const context: DispatchContext = { principal: auth.principal, era: 'legacy', cancellation: abort, sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, sessionId: session.token, agentCapabilities: session.capabilities, channel };
     const key = session.inFlight.register(session.token, id, abort);
-    services.dispatcher
-      .dispatch(request, context)
+    services.admission
+      .run(session.keyId, session.token, id, () => services.dispatcher.dispatch(request, context))
       // One macrotask first, as on Streamable HTTP: a notification sent just before the result lands before it.
       .then((answer) => setImmediate(() => session.stream.write(answer.body)))
       .catch((error: unknown) => {
@@ -221,7 +233,8 @@ class StreamChannel implements RequestChannel {
 
   constructor(
     private readonly stream: AgentStream,
-    private readonly services: McpServices,
+    /** This session's view: its requests are settled only by replies posted to this session. */
+    private readonly requests: ServerRequests,
   ) {}
 
   notify(method: string, params: Record<string, unknown> | undefined): void {
@@ -229,6 +242,6 @@ class StreamChannel implements RequestChannel {
   }
 
   request(message: RpcMessage, signal: AbortSignal | undefined): Promise<Record<string, unknown>> {
-    return this.services.serverRequests.send((json) => this.stream.write(json), message, signal);
+    return this.requests.send((json) => this.stream.write(json), message, signal);
   }
 }

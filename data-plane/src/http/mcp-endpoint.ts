@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import type { LogLevels, ResourceSubscriptions } from '../mcp/agent-state.ts';
 import type { DispatchContext, McpDispatcher, RpcRequest } from '../mcp/dispatcher.ts';
-import { echoableId, isPlainObject, type RpcId } from '../mcp/json-rpc.ts';
+import { echoableId, errorBody, isPlainObject, type RpcId } from '../mcp/json-rpc.ts';
 import { LEGACY_PROTOCOL_VERSIONS, MAX_BATCH_SIZE, MODERN_PROTOCOL_VERSIONS, RpcErrorCode, isModernProtocolVersion } from '../mcp/protocol.ts';
 import { classifyInbound } from '../mcp/inbound-classification.ts';
 import { ServerRequests } from '../mcp/server-requests.ts';
@@ -15,12 +15,12 @@ import type { SessionGuard } from '../mcp/session-guard.ts';
 import { checkStandardHeaders, stripOws } from '../mcp/standard-headers.ts';
 import type { AgentStreams } from './agent-streams.ts';
 import { authenticateRequest, type Authenticated } from './authenticate.ts';
-import { InFlightRequests, RequestAbort } from './in-flight.ts';
+import { InFlightRequests, RequestAbort, type CallAdmission } from './in-flight.ts';
 import { serveListen } from './listen.ts';
 import { readJsonBody } from './request-body.ts';
 import { answerFailure, sendEmpty, sendJson, sendRpcError } from './respond.ts';
-import type { EventStore } from './event-store.ts';
-import { ResponseChannel, SSE_HEADERS, prefersEventStream } from './response-channel.ts';
+import { requestIdOfEventId, type EventStore, type ResumeMiss } from './event-store.ts';
+import { ResponseChannel, SSE_HEADERS, prefersEventStream, sseEvent } from './response-channel.ts';
 
 type InboundModernRoute = Extract<InboundClassificationOutcome, { kind: 'modern' }>;
 type InboundLegacyRoute = Extract<InboundClassificationOutcome, { kind: 'legacy' }>;
@@ -41,6 +41,8 @@ export interface McpServices {
   readonly eventStore: EventStore;
   /** Messages for other nodes (replies to their server requests, cancels, ended sessions), through the control plane. */
   readonly relay: NodeRelay;
+  /** Bounds the requests each key and session has in flight on this node (every transport admits through it). */
+  readonly admission: CallAdmission;
 }
 
 export interface McpEndpointOptions {
@@ -59,6 +61,14 @@ export interface McpEndpointOptions {
  */
 function primes(protocolVersion: string): boolean {
   return protocolVersion >= '2025-11-25';
+}
+
+function streamLostMessage(reason: ResumeMiss): string {
+  const why =
+    reason === 'other-node'
+      ? 'another gateway node was answering it, and only that node can resume the stream (it may have shut down or failed; route a session to one node to resume across connection drops)'
+      : 'the stream expired or was given up on this node before it was resumed';
+  return `The answer to this request is lost: ${why}. Send the request again if it is safe to repeat.`;
 }
 
 const UNSUPPORTED_LEGACY_VERSION_HINT = `supported versions: ${LEGACY_PROTOCOL_VERSIONS.join(', ')}`;
@@ -162,7 +172,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
     const abort = new RequestAbort(req, res);
     const channel = new ResponseChannel(res, undefined, undefined);
     const context: DispatchContext = { principal: auth.principal, era: 'modern', cancellation: abort, sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, channel };
-    channel.finish(await dispatcher.dispatch(message as RpcRequest, context));
+    channel.finish(await services.admission.run(auth.principal.keyId, undefined, id, () => dispatcher.dispatch(message as RpcRequest, context)));
   }
 
   async function postLegacy(req: IncomingMessage, res: ServerResponse, auth: Authenticated, route: InboundLegacyRoute, body: unknown): Promise<void> {
@@ -180,13 +190,13 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
         const abort = new RequestAbort(req, res);
         // As the SDK's 2025-era servers, which answer on an event stream, when the agent ranks it first.
         // If the answer becomes a stream, it is resumable, and a dropped connection does not cancel the call.
-        const resumable = { store: services.eventStore, holder: sessionId, priming: primes(opened.claims.protocolVersion), abort };
+        const resumable = { store: services.eventStore, holder: sessionId, keyId: auth.principal.keyId, requestId: request.id, priming: primes(opened.claims.protocolVersion), abort };
         const channel = new ResponseChannel(res, undefined, services.serverRequests.forSession({ sessionId, keyId: auth.principal.keyId }), prefersEventStream(req.headers.accept ?? ''), resumable);
         abort.keepRunningWhile(channel);
         const context: DispatchContext = { principal: auth.principal, era: 'legacy', cancellation: abort, sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, sessionId, agentCapabilities: opened.claims.clientCapabilities, channel };
         const key = services.inFlight.register(sessionId, request.id, abort);
         try {
-          channel.finish(await dispatcher.dispatch(request, context));
+          channel.finish(await services.admission.run(auth.principal.keyId, sessionId, request.id, () => dispatcher.dispatch(request, context)));
         } finally {
           services.inFlight.done(key, abort);
         }
@@ -211,7 +221,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
         // A batch is answered as one JSON array: related notifications have nowhere to go and are dropped.
         const abort = new RequestAbort(req, res);
         const context: DispatchContext = { principal: auth.principal, era: 'legacy', cancellation: abort, sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, sessionId };
-        const answers = await Promise.all(requests.map((m) => dispatcher.dispatch(m, context)));
+        const answers = await Promise.all(requests.map((m) => services.admission.run(auth.principal.keyId, sessionId, m.id, () => dispatcher.dispatch(m, context))));
         if (!res.writableEnded && !res.destroyed) sendJson(res, 200, `[${answers.map((a) => a.body).join(',')}]`);
         return;
       }
@@ -273,20 +283,29 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
       allowList: auth.principal.allowList,
       holder: opened.token,
       headers: { 'mcp-session-id': opened.token },
-      resumable: { stream: services.eventStore.create(opened.token), priming: primes(opened.claims.protocolVersion) },
+      resumable: { stream: services.eventStore.create(opened.token, auth.principal.keyId), priming: primes(opened.claims.protocolVersion) },
     });
   }
 
   /**
    * `GET /mcp` with `Last-Event-ID` naming a stream this node holds for this session (a GET stream,
    * or a POST stream whose call may still be running): the events after that id are replayed on this
-   * response, which then carries the stream on (a POST stream ends after its result). Anything else
-   * (an id of another node, which alone holds that stream's events; an expired or unknown id) gets a
-   * fresh stream with nothing replayed, never an error: false.
+   * response, which then carries the stream on (a POST stream ends after its result). The answer
+   * stream of a request this node cannot resume (another node's, maybe a node that died; expired)
+   * gets that request's error (StreamLost) at once, so the agent can act rather than wait for a
+   * result that will not come. Anything else (a GET stream of another node, an unknown id) gets a
+   * fresh stream with nothing replayed: false.
    */
   function resume(res: ServerResponse, lastEventId: string, holder: string): boolean {
     const found = services.eventStore.find(lastEventId, holder);
     if (!found.ok) {
+      const requestId = found.reason === 'other-node' || found.reason === 'unknown-or-expired' ? requestIdOfEventId(lastEventId) : undefined;
+      if (requestId !== undefined) {
+        logger.debug({ lastEventId, reason: found.reason }, 'Last-Event-ID names an answer stream this node cannot resume: its request is failed');
+        res.writeHead(200, { ...SSE_HEADERS, 'mcp-session-id': holder });
+        res.end(sseEvent(errorBody(requestId, RpcErrorCode.StreamLost, streamLostMessage(found.reason), { reason: found.reason })));
+        return true;
+      }
       logger.debug({ lastEventId, reason: found.reason }, 'Last-Event-ID names no stream held on this node: a fresh stream opens, nothing replayed');
       return false;
     }

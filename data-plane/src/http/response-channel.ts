@@ -1,6 +1,6 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { RequestChannel } from '../mcp/dispatcher.ts';
-import type { RpcReply } from '../mcp/json-rpc.ts';
+import type { RpcId, RpcReply } from '../mcp/json-rpc.ts';
 import type { ServerRequests } from '../mcp/server-requests.ts';
 import type { RpcMessage } from '../upstream/upstream-router.ts';
 import type { EventStore, ResumableStream } from './event-store.ts';
@@ -63,6 +63,10 @@ export interface ResumableResponse {
   readonly store: EventStore;
   /** The session id: only this session may resume the stream. */
   readonly holder: string;
+  /** The session's virtual key: the share of the store its streams count against. */
+  readonly keyId: string;
+  /** The request answered: named in the stream's event ids, so that any node can fail it when the stream is lost. */
+  readonly requestId: RpcId;
   /** Send the priming event (id, empty data, retry) first: agents of 2025-11-25 and later. */
   readonly priming: boolean;
   /** Cancels the call when its dropped stream is given up (not resumed in time, evicted, session ended). */
@@ -141,7 +145,7 @@ export class ResponseChannel implements RequestChannel {
     this.res.writeHead(200, this.headers === undefined ? SSE_HEADERS : { ...this.headers, ...SSE_HEADERS });
     const resumable = this.resumable;
     if (resumable === undefined) return;
-    const stream = (this.stream = resumable.store.create(resumable.holder));
+    const stream = (this.stream = resumable.store.create(resumable.holder, resumable.keyId, resumable.requestId));
     stream.onAbandoned = () => resumable.abort.cancel(NOT_RESUMED);
     stream.start(this.res, resumable.priming);
   }

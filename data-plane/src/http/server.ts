@@ -14,7 +14,7 @@ import { relayInputRetries } from '../relay/input-retry-relay.ts';
 import type { UpstreamRouter } from '../upstream/upstream-router.ts';
 import { AgentStreams } from './agent-streams.ts';
 import { EventStore, type EventStoreOptions } from './event-store.ts';
-import { InFlightRequests } from './in-flight.ts';
+import { CallAdmission, InFlightRequests, type CallAdmissionOptions } from './in-flight.ts';
 import { createLegacySseEndpoints } from './legacy-sse.ts';
 import { createMcpEndpoint, type McpServices } from './mcp-endpoint.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
@@ -66,6 +66,8 @@ export interface DataPlaneServerOptions {
   readonly steps?: McpDispatcherOptions['steps'];
   /** Bounds of the per-node store of 2025-era SSE events (resumption with `Last-Event-ID`), the resume window, the SSE `retry` and SSE polling (defaults in event-store.ts). */
   readonly eventStore?: EventStoreOptions;
+  /** Requests in flight per key and per session on this node (defaults in in-flight.ts). */
+  readonly callAdmission?: CallAdmissionOptions;
 }
 
 /** The data plane's HTTP server and the hooks the node wiring calls. */
@@ -112,7 +114,16 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
   const views = new CatalogViews(router, options.listPageSize ?? 0);
   const subscriptions = new ResourceSubscriptions(router, logger);
   const logLevels = new LogLevels();
-  const streams = new AgentStreams({ views, subscriptions, logLevels, logger, serverInfo: options.serverInfo, keepAliveMs: options.sseKeepAliveMs });
+  const streams = new AgentStreams({
+    views,
+    subscriptions,
+    logLevels,
+    logger,
+    serverInfo: options.serverInfo,
+    keepAliveMs: options.sseKeepAliveMs,
+    maxStreamsPerSession: options.eventStore?.maxOpenStreamsPerSession,
+    maxStreamsPerKey: options.eventStore?.maxOpenStreamsPerKey,
+  });
   const serverRequests = new ServerRequests(options.nodeTag);
   const dispatcher = new McpDispatcher({ router, views, subscriptions, logLevels, serverInfo: options.serverInfo, logger, listTtlMs: options.listTtlMs ?? LIST_CACHE_TTL_MS, metrics: options.metrics, nodeId: options.nodeId, nodeTag: serverRequests.nodeTag, inputExchanges: options.inputExchanges, getConfig, steps: options.steps });
   const eventStore = new EventStore(options.eventStore);
@@ -136,7 +147,8 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     ...(options.relayedCalls === undefined ? {} : { calls: options.relayedCalls }),
   });
   dispatcher.relayRetriesWith(relayInputRetries({ relay, dispatcher, getConfig, logger, nodeId: dispatcher.exchanges.options.nodeId }));
-  const services: McpServices = { dispatcher, streams, subscriptions, logLevels, serverRequests, inFlight, endedSessions, sessionGuard, eventStore, relay };
+  const admission = new CallAdmission(options.callAdmission);
+  const services: McpServices = { dispatcher, streams, subscriptions, logLevels, serverRequests, inFlight, endedSessions, sessionGuard, eventStore, relay, admission };
   const unsubscribeViews = views.onChanged((kind) => streams.catalogChanged(kind));
   const unsubscribeNotifications = router.onUpstreamNotification((upstream, notification) => streams.upstreamNotification(upstream, notification));
   const endpointOptions = { getConfig, services, maxBodyBytes: options.maxBodyBytes, logger, anonymousKeyId: options.anonymousKeyId };

@@ -59,6 +59,10 @@ export const RpcErrorCode = {
   InputNotAwaited: -32044,
   /** 2026-07-28: a retry's requestState names another gateway node, which holds the waiting call, and the retry could not be relayed there; data names it. */
   InputOnOtherNode: -32045,
+  /** The key or session already has as many requests in flight on this node as it may (data: scope, limit); retry once some finished. */
+  TooManyInFlight: -32046,
+  /** 2025 era: a resumed answer stream (Last-Event-ID) this node cannot serve: another node held it (maybe one that is gone) or it expired; the request's result is lost (data: reason). */
+  StreamLost: -32047,
 } as const;
 export type RpcErrorCode = (typeof RpcErrorCode)[keyof typeof RpcErrorCode];
 

@@ -1,14 +1,11 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import type { SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
-import { splitSignedToken } from './session-token.ts';
+import { REQUEST_STATE_TOKENS, signToken, verifyToken } from './signed-token.ts';
 
 /**
- * The `requestState` the gateway hands a 2026-07-28 agent with an `input_required` result:
- * `pcrs1.<base64url(JSON claims)>.<base64url(HMAC-SHA256)>`, signed with the session keys every
- * node has in its snapshot (the first signs, all verify, so a rotation keeps states in flight
- * valid). The MAC covers a domain label as well, so neither a session id nor a task id (signed
- * with the same keys) can pass for a request state. The claims are readable by the agent on
+ * The `requestState` the gateway hands a 2026-07-28 agent with an `input_required` result: a
+ * signed token of the request-state domain (`pcrs1.…`, see signed-token.ts: canonical encoding,
+ * domain-separated MAC under the rotating session keys). The claims are readable by the agent on
  * purpose: they hold nothing it does not know, except which node holds its waiting call.
  *
  * A state is one of two kinds. A parked call's (`node`, `exchange`, `round`): the upstream call
@@ -43,10 +40,7 @@ export type RequestStateVerification =
   | { readonly ok: true; readonly claims: RequestStateClaims }
   | { readonly ok: false; readonly reason: 'malformed' | 'unknown-signing-key' | 'bad-signature' | 'other-key' | 'expired' };
 
-const PREFIX = 'pcrs1.';
-const DOMAIN = 'portcullis/request-state/v1\n';
-/** States longer than this are refused before any parsing (an upstream's own state rides inside). */
-const MAX_LENGTH = 256 * 1024;
+const PREFIX = REQUEST_STATE_TOKENS.prefix;
 
 /** The payload's wire shape: short names, since the agent echoes the state on every retry. */
 const Payload = z.object({
@@ -60,14 +54,8 @@ const Payload = z.object({
   m: z.string(),
   s: z.string(),
   e: z.number(),
-  /** Id of the session key that signed it. */
-  sk: z.string(),
 });
 type Payload = z.infer<typeof Payload>;
-
-function mac(secret: Uint8Array, payload: string): Buffer {
-  return createHmac('sha256', secret).update(DOMAIN).update(payload).digest();
-}
 
 /** Whether a presented state is of the gateway's format at all (anything else is refused as tampered). */
 export function isGatewayRequestState(value: string): boolean {
@@ -76,11 +64,8 @@ export function isGatewayRequestState(value: string): boolean {
 
 /** Signs the claims with `keys[0]`. */
 export function signRequestState(claims: RequestStateClaims, keys: readonly SigningKey[]): string {
-  const key = keys[0];
-  if (key === undefined) throw new Error('no session key to sign with');
-  const payload: Payload = { k: claims.keyId, n: claims.node, t: claims.nodeTag, x: claims.exchange, r: claims.round, u: claims.upstream, us: claims.upstreamState, m: claims.method, s: claims.subject, e: claims.expiresAt, sk: key.id };
-  const encoded = Buffer.from(JSON.stringify(payload)).toString('base64url');
-  return `${PREFIX}${encoded}.${mac(key.secret, encoded).toString('base64url')}`;
+  const payload: Payload = { k: claims.keyId, n: claims.node, t: claims.nodeTag, x: claims.exchange, r: claims.round, u: claims.upstream, us: claims.upstreamState, m: claims.method, s: claims.subject, e: claims.expiresAt };
+  return signToken(REQUEST_STATE_TOKENS, payload, keys);
 }
 
 /**
@@ -88,21 +73,11 @@ export function signRequestState(claims: RequestStateClaims, keys: readonly Sign
  * and expiry (in that order, so a forged state learns nothing about the others).
  */
 export function verifyRequestState(state: string, keyId: string, keys: readonly SigningKey[], now = Date.now()): RequestStateVerification {
-  if (state.length > MAX_LENGTH || !state.startsWith(PREFIX)) return { ok: false, reason: 'malformed' };
-  const parts = splitSignedToken(state.slice(PREFIX.length));
-  if (parts === undefined) return { ok: false, reason: 'malformed' };
-  const { payload: encoded, signature } = parts;
-  let payload: Payload;
-  try {
-    const parsed = Payload.safeParse(JSON.parse(Buffer.from(encoded, 'base64url').toString('utf8')));
-    if (!parsed.success) return { ok: false, reason: 'malformed' };
-    payload = parsed.data;
-  } catch {
-    return { ok: false, reason: 'malformed' };
-  }
-  const key = keys.find((k) => k.id === payload.sk);
-  if (key === undefined) return { ok: false, reason: 'unknown-signing-key' };
-  if (!timingSafeEqual(mac(key.secret, encoded), signature)) return { ok: false, reason: 'bad-signature' };
+  const verified = verifyToken(REQUEST_STATE_TOKENS, state, keys);
+  if (!verified.ok) return verified;
+  const parsed = Payload.safeParse(verified.payload);
+  if (!parsed.success) return { ok: false, reason: 'malformed' };
+  const payload = parsed.data;
   if (payload.k !== keyId) return { ok: false, reason: 'other-key' };
   if (payload.e <= now) return { ok: false, reason: 'expired' };
   const claims: RequestStateClaims = { keyId: payload.k, method: payload.m, subject: payload.s, expiresAt: payload.e };

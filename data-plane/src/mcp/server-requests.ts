@@ -22,19 +22,24 @@ interface Pending {
 interface RequestTable {
   readonly nodeTag: string;
   readonly prefix: string;
-  next: number;
   readonly pending: Map<string, Pending>;
 }
 
-/** `pcn-<tag>-<n>`: the tag is base64url (it may hold "-"), the number decimal. */
-const SERVER_REQUEST_ID = /^pcn-([A-Za-z0-9_-]{1,32})-\d{1,16}$/;
+/** Random bytes in each id: 128 bits, so that no one can guess the id of a request sent to another agent. */
+const ID_RANDOM_BYTES = 16;
+/**
+ * `pcn-<tag>-<random>`: the tag is base64url (it may hold "-"), the random part base64url of fixed
+ * length (22 characters), which is what tells the two apart.
+ */
+const SERVER_REQUEST_ID = /^pcn-([A-Za-z0-9_-]{1,32})-[A-Za-z0-9_-]{22}$/;
 
 /**
  * Server-to-client requests (elicitation, sampling, roots) this node sent to 2025-era agents and
- * awaits answers to. The JSON-RPC id names this node (`pcn-<node tag>-<n>`), so a reply that lands
- * on another node is relayed here through the control plane (see data-plane/src/relay). A request
- * sent through `forSession(owner)` is settled only by a reply carrying the same session and key,
- * whichever node received it.
+ * awaits answers to. The JSON-RPC id names this node (`pcn-<node tag>-<random>`), so a reply that
+ * lands on another node is relayed here through the control plane (see data-plane/src/relay).
+ * Requests are sent only through `forSession(owner)`, and settled only by a reply carrying the same
+ * session and key, whichever node and transport received it: the id alone proves nothing (it is
+ * random as well, so it cannot be guessed either).
  */
 export class ServerRequests {
   private readonly table: RequestTable;
@@ -43,7 +48,7 @@ export class ServerRequests {
     nodeTag: string | RequestTable = randomBytes(6).toString('base64url'),
     private readonly owner?: ServerRequestOwner,
   ) {
-    this.table = typeof nodeTag === 'string' ? { nodeTag, prefix: `pcn-${nodeTag}-`, next: 0, pending: new Map() } : nodeTag;
+    this.table = typeof nodeTag === 'string' ? { nodeTag, prefix: `pcn-${nodeTag}-`, pending: new Map() } : nodeTag;
   }
 
   /** The tag in this node's request ids; the node announces it to the control plane. */
@@ -56,12 +61,16 @@ export class ServerRequests {
     return new ServerRequests(this.table, owner);
   }
 
-  /** Sends `message` through `write` and resolves with the agent's result; rejects on its error or when `signal` aborts. */
+  /**
+   * Sends `message` through `write` and resolves with the agent's result; rejects on its error or
+   * when `signal` aborts. Only a view made by `forSession` sends: a request nobody owns could be
+   * answered by anyone.
+   */
   send(write: (json: string) => void, message: RpcMessage, signal: AbortSignal | undefined): Promise<Record<string, unknown>> {
+    if (this.owner === undefined) return Promise.reject(new Error('server requests are sent on behalf of a session (forSession)'));
     if (signal?.aborted) return Promise.reject(new UpstreamRpcError(RpcErrorCode.InternalError, 'Request cancelled'));
     const table = this.table;
-    table.next += 1;
-    const id = `${table.prefix}${table.next}`;
+    const id = `${table.prefix}${randomBytes(ID_RANDOM_BYTES).toString('base64url')}`;
     return new Promise((resolve, reject) => {
       const onAbort = () => {
         table.pending.delete(id);
@@ -117,6 +126,6 @@ export class ServerRequests {
 }
 
 function sameOwner(a: ServerRequestOwner | undefined, b: ServerRequestOwner | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
+  if (a === undefined || b === undefined) return false;
   return a.sessionId === b.sessionId && a.keyId === b.keyId;
 }

@@ -1,5 +1,8 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import { z } from 'zod';
 import type { SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
+import { SESSION_ID_TOKENS, signToken, verifyToken } from './signed-token.ts';
 
 /**
  * What a 2025-era session negotiated, carried inside its `Mcp-Session-Id`. Any node holding the
@@ -33,50 +36,37 @@ export type SessionVerification =
   | { readonly ok: true; readonly claims: SessionClaims }
   | { readonly ok: false; readonly reason: 'malformed' | 'unknown-signing-key' | 'bad-signature' };
 
-/** Tokens longer than this are refused before any parsing (headers are bounded anyway). */
-const MAX_TOKEN_LENGTH = 8192;
-const MAC_BYTES = 32;
+const SessionPayload = z.object({
+  keyId: z.string(),
+  protocolVersion: z.string(),
+  // Absent in legacy SSE sessions' tokens (nothing is negotiated before the stream opens).
+  clientInfo: z.unknown().optional(),
+  clientCapabilities: z.unknown().optional(),
+  issuedAt: z.number(),
+  nonce: z.string().optional(),
+  streamId: z.string().optional(),
+  nodeTag: z.string().optional(),
+});
 
-function mac(secret: Uint8Array, payload: string): Buffer {
-  return createHmac('sha256', secret).update(payload).digest();
-}
-
-/** `base64url(JSON claims).base64url(HMAC-SHA256(first part))`, signed with `keys[0]`. */
+/** A signed token of the session-id domain (see signed-token.ts) carrying the claims, signed with `keys[0]`. */
 export function signSessionToken(claims: Omit<SessionClaims, 'signingKeyId'>, keys: readonly SigningKey[]): string {
-  const key = keys[0];
-  if (key === undefined) throw new Error('no session key to sign with');
-  const full: SessionClaims = { nonce: randomBytes(9).toString('base64url'), ...claims, signingKeyId: key.id };
-  const payload = Buffer.from(JSON.stringify(full)).toString('base64url');
-  return `${payload}.${mac(key.secret, payload).toString('base64url')}`;
-}
-
-/** `base64url(payload).base64url(HMAC-SHA256)` split into its parts; undefined when it is not that shape. */
-export function splitSignedToken(token: string): { payload: string; signature: Buffer } | undefined {
-  const dot = token.indexOf('.');
-  if (dot <= 0 || dot !== token.lastIndexOf('.')) return undefined;
-  const signature = Buffer.from(token.slice(dot + 1), 'base64url');
-  return signature.length === MAC_BYTES ? { payload: token.slice(0, dot), signature } : undefined;
+  return signToken(SESSION_ID_TOKENS, { nonce: randomBytes(9).toString('base64url'), ...claims }, keys);
 }
 
 /** Verifies a presented session id against every current session key (the first signs, all verify). */
 export function verifySessionToken(token: string, keys: readonly SigningKey[]): SessionVerification {
-  if (token.length > MAX_TOKEN_LENGTH) return { ok: false, reason: 'malformed' };
-  const parts = splitSignedToken(token);
-  if (parts === undefined) return { ok: false, reason: 'malformed' };
-  const { payload, signature } = parts;
-  let claims: SessionClaims;
-  try {
-    claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as SessionClaims;
-  } catch {
-    return { ok: false, reason: 'malformed' };
-  }
-  if (claims === null || typeof claims !== 'object' || typeof claims.signingKeyId !== 'string' || typeof claims.keyId !== 'string' || typeof claims.protocolVersion !== 'string') {
-    return { ok: false, reason: 'malformed' };
-  }
-  const key = keys.find((k) => k.id === claims.signingKeyId);
-  if (key === undefined) return { ok: false, reason: 'unknown-signing-key' };
-  if (!timingSafeEqual(mac(key.secret, payload), signature)) return { ok: false, reason: 'bad-signature' };
-  return { ok: true, claims };
+  const verified = verifyToken(SESSION_ID_TOKENS, token, keys);
+  if (!verified.ok) return verified;
+  const claims = SessionPayload.safeParse(verified.payload);
+  if (!claims.success) return { ok: false, reason: 'malformed' };
+  return { ok: true, claims: { ...definedOnly(claims.data), signingKeyId: verified.signingKeyId } as SessionClaims };
+}
+
+/** The entries whose value is defined (optional claims are absent, not undefined). */
+function definedOnly<T extends Record<string, unknown>>(entries: T): T {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(entries)) if (entries[key] !== undefined) out[key] = entries[key];
+  return out as T;
 }
 
 /**
@@ -87,9 +77,11 @@ export function verifySessionToken(token: string, keys: readonly SigningKey[]): 
  */
 export class VerifiedSessionTokens {
   private keys: readonly SigningKey[] | undefined;
-  private readonly verified = new Map<string, SessionClaims>();
+  private readonly verified: LRUCache<string, SessionClaims>;
 
-  constructor(private readonly max = 10_000) {}
+  constructor(max = 10_000) {
+    this.verified = new LRUCache({ max });
+  }
 
   verify(token: string, keys: readonly SigningKey[]): SessionVerification {
     if (keys !== this.keys) {
@@ -100,7 +92,6 @@ export class VerifiedSessionTokens {
     if (hit !== undefined) return { ok: true, claims: hit };
     const result = verifySessionToken(token, keys);
     if (!result.ok) return result;
-    if (this.verified.size >= this.max) this.verified.delete(this.verified.keys().next().value!);
     this.verified.set(token, result.claims);
     return result;
   }

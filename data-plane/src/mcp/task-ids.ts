@@ -1,42 +1,29 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
 import type { SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
+import { TASK_ID_TOKENS, signToken, verifyToken } from './signed-token.ts';
 
 /**
- * Task ids as agents see them (Tasks extension): `pct.<upstream>.<upstream's task id>.<mac>`, all
- * parts base64url. The MAC (HMAC-SHA256 under the session keys every node holds, truncated to 128
- * bits) binds the upstream's task id to its upstream and to the virtual key that created it, so
- * any node routes `tasks/get|result|cancel` to the right upstream without a lookup, and one key
- * cannot reach another key's tasks on a shared upstream connection.
+ * Task ids as agents see them (Tasks extension): signed tokens of the task-id domain (`pct.…`,
+ * see signed-token.ts) naming the upstream, the upstream's task id and the virtual key that
+ * created the task, so any node routes `tasks/get|result|cancel` to the right upstream without a
+ * lookup, and one key cannot reach another key's tasks on a shared upstream connection.
  */
-const PREFIX = 'pct.';
-const MAC_BYTES = 16;
-const MAX_LENGTH = 2048;
-
 export interface UpstreamTask {
   readonly upstream: string;
   readonly taskId: string;
 }
 
-function mac(secret: Uint8Array, keyId: string, upstream: string, taskId: string): Buffer {
-  return createHmac('sha256', secret).update(`${keyId}\n${upstream}\n${taskId}`).digest().subarray(0, MAC_BYTES);
-}
+const Payload = z.object({ u: z.string(), t: z.string(), k: z.string() });
 
 export function wrapTaskId(task: UpstreamTask, keyId: string, keys: readonly SigningKey[]): string {
-  const key = keys[0];
-  if (key === undefined) throw new Error('no session key to sign with');
-  const b64 = (text: string) => Buffer.from(text).toString('base64url');
-  return `${PREFIX}${b64(task.upstream)}.${b64(task.taskId)}.${mac(key.secret, keyId, task.upstream, task.taskId).toString('base64url')}`;
+  return signToken(TASK_ID_TOKENS, { u: task.upstream, t: task.taskId, k: keyId }, keys);
 }
 
 /** The upstream task a wrapped id names, when it was issued to `keyId` under a current session key. */
 export function unwrapTaskId(wrapped: string, keyId: string, keys: readonly SigningKey[]): UpstreamTask | undefined {
-  if (wrapped.length > MAX_LENGTH || !wrapped.startsWith(PREFIX)) return undefined;
-  const parts = wrapped.slice(PREFIX.length).split('.');
-  if (parts.length !== 3) return undefined;
-  const upstream = Buffer.from(parts[0]!, 'base64url').toString('utf8');
-  const taskId = Buffer.from(parts[1]!, 'base64url').toString('utf8');
-  const presented = Buffer.from(parts[2]!, 'base64url');
-  if (presented.length !== MAC_BYTES) return undefined;
-  for (const key of keys) if (timingSafeEqual(mac(key.secret, keyId, upstream, taskId), presented)) return { upstream, taskId };
-  return undefined;
+  const verified = verifyToken(TASK_ID_TOKENS, wrapped, keys);
+  if (!verified.ok) return undefined;
+  const payload = Payload.safeParse(verified.payload);
+  if (!payload.success || payload.data.k !== keyId) return undefined;
+  return { upstream: payload.data.u, taskId: payload.data.t };
 }
