@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { DataSource } from 'typeorm';
-import { errorMessage, type Logger } from '../../../common/src/index.ts';
+import { Backoff, errorMessage, type Logger } from '../../../common/src/index.ts';
 import { EndedSession } from '../db/entities.ts';
 
 /** An ended 2025-era session as the control plane keeps it. */
@@ -43,7 +43,7 @@ export class EndedSessionStore {
   private pending = new Map<string, EndedSessionRecord>();
   private flushing: Promise<void> | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
-  private retryDelay: number;
+  private readonly retryBackoff: Backoff;
   private failing = false;
   private readonly pruneTimer: NodeJS.Timeout;
   private read: { at: number; rows: Promise<EndedSessionRecord[]> } | undefined;
@@ -57,7 +57,7 @@ export class EndedSessionStore {
     now: () => number,
   ) {
     this.now = now;
-    this.retryDelay = options.retryDelayMs;
+    this.retryBackoff = new Backoff({ baseMs: options.retryDelayMs, maxMs: options.maxRetryDelayMs });
     this.pruneTimer = setInterval(() => void this.prune().catch((error: unknown) => this.logger.warn({ err: errorMessage(error) }, 'could not prune expired ended sessions')), options.pruneIntervalMs);
     this.pruneTimer.unref();
   }
@@ -142,7 +142,7 @@ export class EndedSessionStore {
       for (let start = 0; start < batch.length; start += WRITE_BATCH) await this.write(batch.slice(start, start + WRITE_BATCH));
       if (this.failing) this.logger.info({ count: batch.length }, 'ended sessions written after the database came back');
       this.failing = false;
-      this.retryDelay = this.options.retryDelayMs;
+      this.retryBackoff.reset();
       this.flushing = undefined;
       if (this.pending.size > 0 && !this.closed) this.flushing = Promise.resolve().then(() => this.flush());
     } catch (error) {
@@ -152,8 +152,7 @@ export class EndedSessionStore {
       this.failing = true;
       this.flushing = undefined;
       if (this.closed) return;
-      const delay = this.retryDelay;
-      this.retryDelay = Math.min(this.retryDelay * 2, this.options.maxRetryDelayMs);
+      const delay = this.retryBackoff.next();
       this.retryTimer = setTimeout(() => {
         this.retryTimer = undefined;
         this.flushing = Promise.resolve().then(() => this.flush());

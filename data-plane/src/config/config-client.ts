@@ -1,6 +1,6 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { credentials, Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
-import { errorMessage, type Logger } from '../../../common/src/index.ts';
+import { backoffDelay, errorMessage, type Logger } from '../../../common/src/index.ts';
 import {
   ConfigServiceClient,
   Snapshot,
@@ -198,7 +198,7 @@ export class ConfigClient {
     if (this.stream !== stream) return;
     this.stream = undefined;
     if (this.closed) return;
-    const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** this.attempts) * (0.5 + Math.random() / 2);
+    const delay = backoffDelay({ baseMs: RECONNECT_BASE_MS, maxMs: RECONNECT_MAX_MS }, this.attempts);
     this.attempts += 1;
     this.options.logger.warn({ err: error.message, retryInMs: Math.round(delay) }, 'control plane stream lost; serving the last snapshot');
     this.retryTimer = setTimeout(() => this.connect(), delay);
