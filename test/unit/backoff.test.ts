@@ -6,8 +6,14 @@ describe('backoff', () => {
   const policy = { baseMs: 100, maxMs: 1_000 };
 
   test('each step doubles up to the ceiling, jittered between half and all of it', () => {
-    assert.deepEqual([0, 1, 2, 3, 4, 40].map((n) => backoffDelay(policy, n, () => 1)), [100, 200, 400, 800, 1_000, 1_000]);
-    assert.deepEqual([0, 1, 2, 3, 4, 40].map((n) => backoffDelay(policy, n, () => 0)), [50, 100, 200, 400, 500, 500]);
+    assert.deepEqual(
+      [0, 1, 2, 3, 4, 40].map((n) => backoffDelay(policy, n, () => 1)),
+      [100, 200, 400, 800, 1_000, 1_000],
+    );
+    assert.deepEqual(
+      [0, 1, 2, 3, 4, 40].map((n) => backoffDelay(policy, n, () => 0)),
+      [50, 100, 200, 400, 500, 500],
+    );
     for (let i = 0; i < 100; i += 1) {
       const delay = backoffDelay(policy, 2);
       assert.ok(delay >= 200 && delay <= 400, String(delay));

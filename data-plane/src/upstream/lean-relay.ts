@@ -1,7 +1,7 @@
 import { SdkError, SdkErrorCode, type JSONRPCMessage } from '@modelcontextprotocol/client';
 import { PortcullisError } from '../../../common/src/index.ts';
 import type { Cancellation } from './cancellation.ts';
-import { UpstreamRpcError } from './tool-router.ts';
+import { UpstreamRpcError } from './upstream-rpc-error.ts';
 import { UpstreamErrorCode } from './upstream-errors.ts';
 
 /**

@@ -38,14 +38,5 @@ export interface ToolRouter {
   onToolsChanged(listener: () => void): () => void;
 }
 
-/** A JSON-RPC error answered by an upstream, to be relayed to the agent as it is. */
-export class UpstreamRpcError extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-    readonly data?: unknown,
-  ) {
-    super(message);
-    this.name = 'UpstreamRpcError';
-  }
-}
+/** Moved to upstream-rpc-error.ts; named here until the last importers move. */
+export { UpstreamRpcError } from './upstream-rpc-error.ts';

@@ -1,6 +1,6 @@
 import { ProtocolError, SdkError, SdkErrorCode } from '@modelcontextprotocol/client';
 import { PortcullisError, errorMessage } from '../../../common/src/index.ts';
-import { UpstreamRpcError } from './tool-router.ts';
+import { UpstreamRpcError } from './upstream-rpc-error.ts';
 
 /** The codes of the PortcullisErrors the upstream side rejects with (the downstream relays them as JSON-RPC errors). */
 export const UpstreamErrorCode = {

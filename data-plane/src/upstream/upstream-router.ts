@@ -1,5 +1,4 @@
 import type { Cancellation } from './cancellation.ts';
-import type { ToolRouter } from './tool-router.ts';
 
 /**
  * The contract between the downstream MCP side (data-plane/src/mcp, data-plane/src/http) and the
@@ -70,7 +69,7 @@ export interface UpstreamInfo {
   readonly protocolVersion: string | undefined;
 }
 
-export interface UpstreamRouter extends ToolRouter {
+export interface UpstreamRouter {
   /** Every ready upstream, in configured order. */
   upstreams(): readonly UpstreamInfo[];
   /** A merged catalog; filtering by key is the caller's job. */
