@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
 
@@ -87,9 +88,11 @@ export function verifySessionToken(token: string, keys: readonly SigningKey[]): 
  */
 export class VerifiedSessionTokens {
   private keys: readonly SigningKey[] | undefined;
-  private readonly verified = new Map<string, SessionClaims>();
+  private readonly verified: LRUCache<string, SessionClaims>;
 
-  constructor(private readonly max = 10_000) {}
+  constructor(max = 10_000) {
+    this.verified = new LRUCache({ max });
+  }
 
   verify(token: string, keys: readonly SigningKey[]): SessionVerification {
     if (keys !== this.keys) {
@@ -100,7 +103,6 @@ export class VerifiedSessionTokens {
     if (hit !== undefined) return { ok: true, claims: hit };
     const result = verifySessionToken(token, keys);
     if (!result.ok) return result;
-    if (this.verified.size >= this.max) this.verified.delete(this.verified.keys().next().value!);
     this.verified.set(token, result.claims);
     return result;
   }
