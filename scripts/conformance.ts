@@ -73,7 +73,7 @@ const targets = (values.target ?? TARGETS) as TargetName[];
 for (const target of targets) if (!TARGETS.includes(target)) fail(`unknown target ${target}; one of ${TARGETS.join(', ')}`);
 const suites = SUITES.filter((suite) => !values.suite || values.suite.some((prefix) => suite.name.startsWith(prefix)));
 if (suites.length === 0) fail(`no suite matches ${values.suite?.join(', ')}; suites: ${SUITES.map((s) => s.name).join(', ')}`);
-if (!conformanceSuiteInstalled()) fail('the conformance suite or the Node 24 binary is missing: run npm ci');
+if (!conformanceSuiteInstalled()) fail('the conformance suite is missing: run npm ci');
 
 const outputRoot = await mkdtemp(join(tmpdir(), 'portcullis-conformance-'));
 const version = await conformanceVersion();

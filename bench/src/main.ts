@@ -8,11 +8,12 @@ import { LoadGenerator } from './load/run-load.ts';
 import { measureInTurns, measureTarget, warmUpGateway, type MeasureTarget } from './scenarios/measure.ts';
 import { TOOL_COUNTS, directToolsListTargets, gatewayToolsListTargets, seedKeys } from './scenarios/tools-list.ts';
 import { FLOOR_PROXY_NOTE, startFloorProxy } from './targets/floor-proxy.ts';
-import { PEERS, PEERS_FRONTING_HTTP_NOTE } from './targets/peers.ts';
+import { PEERS_FRONTING_HTTP_NOTE, startPeers, type RunningPeer } from './targets/peers.ts';
 import { GatewayUnavailable, graphql, portcullisTargets, startPortcullis, type RunningGateway } from './targets/portcullis.ts';
 import { measurePropagation, type PropagationRow } from './scenarios/propagation.ts';
 import { measureSnapshots } from './scenarios/snapshots.ts';
-import { ECHO, everythingStdioTarget, startEverythingHttp, type HttpServer } from './targets/upstream.ts';
+import { ECHO, startEverythingHttp, type HttpServer } from './targets/upstream.ts';
+import { stdioTurns } from './scenarios/stdio-turns.ts';
 
 /**
  * `npm run bench [-- --quick]`: tool-call round trips to server-everything directly, through the peer
@@ -22,6 +23,10 @@ import { ECHO, everythingStdioTarget, startEverythingHttp, type HttpServer } fro
  */
 
 const PATH_ORDER = ['direct', 'floor-proxy', 'portcullis', 'mcp-proxy', 'supergateway'];
+
+async function stopPeers(peers: readonly RunningPeer[]): Promise<void> {
+  await Promise.all(peers.map(({ server }) => server.proc.stop().catch(() => {})));
+}
 
 function sortRows(rows: RoundTripRow[]): RoundTripRow[] {
   return [...rows].sort(
@@ -59,31 +64,18 @@ async function main(): Promise<void> {
   };
 
   let httpServer: HttpServer | undefined;
+  let peers: RunningPeer[] = [];
   let gateway: RunningGateway | undefined;
   let gatewayMissing: string | undefined;
   const { sections } = options;
   const note = (line: string) => results.notes.push(line);
   try {
     if (sections.has('calls') || sections.has('tools-list')) {
-      // stdio upstream: the SDK client / lean driver spawn server-everything themselves.
-      if (sections.has('calls')) await measure({ upstream: 'stdio', path: 'direct', load: everythingStdioTarget(), operation: ECHO });
-      for (const peer of sections.has('calls') ? PEERS : []) {
-        let server: HttpServer | undefined;
-        try {
-          server = await peer.start();
-          results.notes.push(`${peer.name}: ${peer.mode}`);
-          await measure({
-            upstream: 'stdio',
-            path: peer.name as MeasureTarget['path'],
-            load: { transport: 'http', url: server.url, headers: {} },
-            operation: ECHO,
-            pid: server.proc.pid,
-          });
-        } catch (error) {
-          results.notes.push(`${peer.name} not measured: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
-        } finally {
-          await server?.proc.stop();
-        }
+      // stdio upstream: the peers front server-everything over stdio; they stay up until the stdio rows,
+      // measured in turns with the direct server and the gateway, are done.
+      if (sections.has('calls')) {
+        peers = await startPeers((peer, reason) => results.notes.push(`${peer.name} not measured: ${reason}`));
+        for (const { peer } of peers) results.notes.push(`${peer.name}: ${peer.mode}`);
       }
 
       // Streamable HTTP upstream: server-everything stays up, since the gateway's HTTP rows call it too.
@@ -109,20 +101,24 @@ async function main(): Promise<void> {
           // A freshly started node is not in its steady state (its CPU per call falls over its first tens
           // of thousands of calls): warmed up, then its stdio rows, then the HTTP rows read as ratios.
           await warmUpGateway(load, gatewayTargets, options.profile, progress);
-          for (const target of gatewayTargets.filter((t) => t.upstream !== 'http')) await measure(target);
+          const passes = options.profile.passes;
+          const stdio = stdioTurns(peers, gatewayTargets);
+          progress(`tools/call: stdio upstream via ${stdio.map((t) => t.path).join(', ')}, taking turns (${passes} pass${passes === 1 ? '' : 'es'}):`);
+          results.rows.push(...(await measureInTurns(load, stdio, options.profile, progress)));
+          await stopPeers(peers);
+          peers = [];
           const http: MeasureTarget[] = [
             { upstream: 'http', path: 'direct', load: { transport: 'http', url: httpServer.url, headers: {} }, operation: ECHO, pid: httpServer.proc.pid },
             { upstream: 'http', path: 'floor-proxy', load: { transport: 'http', url: floor.url, headers: {} }, operation: ECHO, pid: floor.proc.pid },
             ...gatewayTargets.filter((t) => t.upstream === 'http'),
           ];
-          const passes = options.profile.passes;
           progress(`tools/call: http upstream via ${http.map((t) => t.path).join(', ')}, taking turns (${passes} pass${passes === 1 ? '' : 'es'}):`);
           results.rows.push(...(await measureInTurns(load, http, options.profile, progress)));
           results.notes.push(PEERS_FRONTING_HTTP_NOTE, FLOOR_PROXY_NOTE);
           results.notes.push(
             passes === 1
-              ? 'Streamable HTTP rows: the paths take turns for each driver and concurrency (direct, floor proxy, portcullis), so that their rows are measured close together'
-              : `Streamable HTTP rows: each row's calls in ${passes} passes, the paths taking turns (direct, floor proxy, portcullis, direct, …) so that a slow spell of the machine falls on all of them; a row is its passes merged (latencies pooled, calls, time and CPU summed, probe figures weighted by calls)`,
+              ? 'stdio and Streamable HTTP rows: the paths in front of each upstream take turns for each driver and concurrency (stdio: direct, mcp-proxy, supergateway, portcullis; Streamable HTTP: direct, floor proxy, portcullis), so that their rows are measured close together'
+              : `stdio and Streamable HTTP rows: each row's calls in ${passes} passes, the paths in front of each upstream taking turns (stdio: direct, mcp-proxy, supergateway, portcullis, direct, …; Streamable HTTP: direct, floor proxy, portcullis, direct, …) so that a slow spell of the machine falls on all of them; a row is its passes merged (latencies pooled, calls, time and CPU summed, probe figures weighted by calls)`,
           );
         }
       } finally {
@@ -178,6 +174,7 @@ async function main(): Promise<void> {
       );
     }
   } finally {
+    await stopPeers(peers);
     await load.stop();
     await gateway?.stop().catch(() => {});
     await httpServer?.proc.stop().catch(() => {});

@@ -7,6 +7,7 @@ import { InProcessChangeBus, PgNotifyChangeBus, type ConfigChangeBus } from './c
 import { SnapshotPublisher } from './config/snapshot-publisher.ts';
 import { openDatabase } from './db/data-source.ts';
 import { startEmbeddedDatabase } from './db/embedded.ts';
+import type { GraphqlLimits } from './graphql/limits.ts';
 import { startGraphqlServer } from './graphql/server.ts';
 import { ConfigStreamService } from './grpc/config-service.ts';
 import { startGrpcServer } from './grpc/server.ts';
@@ -50,6 +51,8 @@ export interface ControlPlaneOptions {
   endedSessionPruneIntervalMs?: number;
   /** How long nodes' ACKs wait to be stored together (ms). Default ACK_WINDOW_MS (25). */
   ackWindowMs?: number;
+  /** What one GraphQL request may ask for; omitted fields: DEFAULT_GRAPHQL_LIMITS. */
+  graphqlLimits?: Partial<GraphqlLimits>;
 }
 
 export interface ControlPlane {
@@ -137,6 +140,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     cleanups.push(() => changes.close());
 
     const services = createServices(dataSource, changes, box, logger);
+    // Tools that nodes do not expose because another upstream took their names: say so at startup too.
+    await services.catalog.warnCollisions();
     const publisher = new SnapshotPublisher({ dataSource, changes, box, logger, pollIntervalMs: options.snapshotPollIntervalMs ?? 5000 });
     cleanups.push(() => publisher.close());
     await publisher.start();
@@ -148,7 +153,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const grpc = await startGrpcServer(streams, options.grpcHost, options.grpcPort);
     cleanups.push(() => grpc.close());
 
-    const graphql = await startGraphqlServer({ host: options.graphqlHost, port: options.graphqlPort, adminToken, services, logger });
+    const graphql = await startGraphqlServer({ host: options.graphqlHost, port: options.graphqlPort, adminToken, services, logger, limits: options.graphqlLimits });
     cleanups.push(() => graphql.close());
 
     logger.info(

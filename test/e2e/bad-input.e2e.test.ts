@@ -1,26 +1,29 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectLegacyAgent, firstText } from '../support/agents.ts';
-import { startEverythingGateway, type EverythingGateway } from '../support/everything-gateway.ts';
-import { eventually, postMcp, type ControlPlaneProcess, type DataPlaneProcess } from '../support/gateway.ts';
-import { CREATE_UPSTREAM, graphql, graphqlOk } from '../support/graphql.ts';
+import { eventually, postMcp, type DataPlaneProcess } from '../support/gateway.ts';
+import { CREATE_UPSTREAM } from '../support/graphql.ts';
+import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
 
 const MAX_BODY = 4096;
 
 describe('bad input is refused clearly and breaks nothing', () => {
-  let gateway: EverythingGateway;
-  let controlPlane: ControlPlaneProcess;
+  let env: TestEnv;
   let node: DataPlaneProcess;
   let secret: string;
 
   before(async () => {
-    gateway = await startEverythingGateway({ nodes: [{ id: 'node-bad-input', args: ['--max-body-bytes', String(MAX_BODY)] }], key: { name: 'k' } });
-    ({ controlPlane, key: { secret } } = gateway);
-    node = gateway.nodes[0]!;
+    env = await startTestEnv({
+      nodes: [{ id: 'node-bad-input', args: ['--max-body-bytes', String(MAX_BODY)] }],
+      upstreams: [everythingUpstream('ev')],
+      keys: [{ name: 'k' }],
+    });
+    secret = env.key.secret;
+    node = env.node('node-bad-input');
   });
 
   after(async () => {
-    await gateway?.stop();
+    await env?.dispose();
   });
 
   const auth = () => ({ authorization: `Bearer ${secret}` });
@@ -57,7 +60,7 @@ describe('bad input is refused clearly and breaks nothing', () => {
   });
 
   test('a duplicate upstream name is a CONFLICT naming the field', async () => {
-    const result = await graphql(controlPlane.graphqlUrl, controlPlane.adminToken, CREATE_UPSTREAM, {
+    const result = await env.gql(CREATE_UPSTREAM, {
       input: { name: 'ev', transport: 'STDIO', command: 'node' },
     });
     assert.equal(result.errors?.[0]?.extensions?.code, 'CONFLICT');
@@ -65,19 +68,19 @@ describe('bad input is refused clearly and breaks nothing', () => {
   });
 
   test('an unknown enum value is refused by GraphQL validation', async () => {
-    const result = await graphql(controlPlane.graphqlUrl, controlPlane.adminToken, 'mutation { createUpstream(input: {name: "x", transport: CARRIER_PIGEON}) { id } }');
+    const result = await env.gql('mutation { createUpstream(input: {name: "x", transport: CARRIER_PIGEON}) { id } }');
     assert.equal(result.errors?.[0]?.extensions?.code, 'GRAPHQL_VALIDATION_FAILED');
     assert.match(result.errors?.[0]?.message ?? '', /CARRIER_PIGEON/);
   });
 
   test('an upstream whose command does not exist shows DOWN with the reason; the node and other upstreams carry on', async () => {
-    const created = await graphqlOk<{ createUpstream: { id: string } }>(controlPlane.graphqlUrl, controlPlane.adminToken, CREATE_UPSTREAM, {
+    const created = await env.gqlOk<{ createUpstream: { id: string } }>(CREATE_UPSTREAM, {
       input: { name: 'ghost', transport: 'STDIO', command: '/nonexistent/portcullis-no-such-server' },
     });
     const query = 'query ($id: ID!) { upstream(id: $id) { status { nodeId state error } } }';
     let status: { nodeId: string; state: string; error: string | null } | undefined;
     await eventually('the node reports the ghost upstream as down', async () => {
-      const data = await graphqlOk<{ upstream: { status: NonNullable<typeof status>[] } }>(controlPlane.graphqlUrl, controlPlane.adminToken, query, { id: created.createUpstream.id });
+      const data = await env.gqlOk<{ upstream: { status: NonNullable<typeof status>[] } }>(query, { id: created.createUpstream.id });
       status = data.upstream.status.find((s) => s.nodeId === 'node-bad-input');
       return status?.state === 'DOWN';
     });

@@ -4,7 +4,8 @@ import { credentials, Metadata, type ClientDuplexStream, type ServiceError } fro
 import { createLogger } from '../../common/src/index.ts';
 import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../control-plane/src/index.ts';
 import { ConfigServiceClient, type ConnectRequest, type ConnectResponse, type Snapshot, type SnapshotDelta } from '../../proto/gen/portcullis/v1/config.ts';
-import { createTestSchema, type TestSchema } from '../support/database.ts';
+import type { TestSchema } from '../support/database.ts';
+import { startTestEnv } from '../support/test-env.ts';
 
 export const NODE_TOKEN = 'node-token-for-tests-0123456789';
 export const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
@@ -161,20 +162,8 @@ export interface PlaneWithNode {
   close(): Promise<void>;
 }
 
+/** Kept for tests not yet moved to `startTestEnv` (test/support/test-env.ts), which it wraps. */
 export async function startPlaneWithNode(schemaPrefix: string, nodeId: string): Promise<PlaneWithNode> {
-  const schema = await createTestSchema(schemaPrefix);
-  const plane = await startOnSchema(schema);
-  const node = new TestNode(plane.grpcAddress, NODE_TOKEN);
-  node.hello(nodeId);
-  await node.snapshot();
-  return {
-    schema,
-    plane,
-    node,
-    async close() {
-      node.close();
-      await plane.close();
-      await schema.drop();
-    },
-  };
+  const env = await startTestEnv({ schemaPrefix, controlPlane: 'in-process', configStreams: [nodeId] });
+  return { schema: env.schema, plane: env.plane!, node: env.configStreams[0]!, close: env.dispose };
 }

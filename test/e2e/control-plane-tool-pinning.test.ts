@@ -4,7 +4,8 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import type { ControlPlane } from '../../control-plane/src/index.ts';
 import { UpstreamReport, UpstreamState, type Snapshot } from '../../proto/gen/portcullis/v1/config.ts';
 import type { TestSchema } from '../support/database.ts';
-import { NODE_TOKEN, TestNode, eventually, gql, gqlOk, startPlaneWithNode, type PlaneWithNode } from './control-plane-harness.ts';
+import { NODE_TOKEN, TestNode, eventually, gql, gqlOk } from './control-plane-harness.ts';
+import { startTestEnv, type TestEnv } from '../support/test-env.ts';
 
 const CREATE = `mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { id name } }`;
 const UPDATE = `mutation ($id: ID!, $input: UpdateUpstreamInput!) { updateUpstream(id: $id, input: $input) { id exposeUnprefixed pinToolDefinitions } }`;
@@ -44,16 +45,18 @@ describe('tool-definition pinning and unprefixed names (node reports → GraphQL
     await eventually('report processed', async () => (await schema.query<{ last_error: string }>('SELECT last_error FROM data_plane_nodes WHERE last_error LIKE $1', [`%${marker}%`])).length === 1);
   }
 
-  let env: PlaneWithNode | undefined;
+  let env: TestEnv | undefined;
   before(async () => {
-    env = await startPlaneWithNode('pinning', 'pin-node');
-    ({ schema, plane, node } = env);
+    env = await startTestEnv({ schemaPrefix: 'pinning', controlPlane: 'in-process', configStreams: ['pin-node'] });
+    ({ schema } = env);
+    plane = env.plane!;
+    node = env.configStreams[0]!;
   });
   afterEach(async () => {
     await schema.query('DELETE FROM upstreams');
   });
   after(async () => {
-    await env?.close();
+    await env?.dispose();
   });
 
   it('pins first-seen definitions, holds back a changed one until accepted, and records every change', async () => {
@@ -197,7 +200,7 @@ describe('tool-definition pinning and unprefixed names (node reports → GraphQL
     await report(three.id, [tool('echo', 'Another echo'), tool('unique', 'Only here')]);
     const flagged = await upstreamOf(three.id);
     assert.deepEqual(flagged.collidingNames, ['echo']);
-    assert.match(flagged.catalogError, /unprefixed tool names collide with names other upstreams expose: "echo" \(also upstream "two"\).*set exposeUnprefixed: false/);
+    assert.match(flagged.catalogError, /tool names collide with names upstreams created earlier expose: "echo" \(also upstream "two"\).*set exposeUnprefixed: false/);
     const first = await upstreamOf(two.id);
     assert.equal(first.catalogError, null, 'the first upstream keeps the name');
     assert.deepEqual(first.collidingNames, []);

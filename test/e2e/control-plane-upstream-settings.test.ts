@@ -3,7 +3,8 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import type { ControlPlane } from '../../control-plane/src/index.ts';
 import type { Snapshot, UpstreamConfig } from '../../proto/gen/portcullis/v1/config.ts';
 import type { TestSchema } from '../support/database.ts';
-import { TestNode, gql, gqlOk, startPlaneWithNode, type PlaneWithNode } from './control-plane-harness.ts';
+import { TestNode, gql, gqlOk } from './control-plane-harness.ts';
+import { startTestEnv, type TestEnv } from '../support/test-env.ts';
 
 const FIELDS = `id name transport command args env { name isSet } cwd url headers { name isSet } hasBearerToken connectTimeoutMs callTimeoutMs
   healthIntervalMs healthFailureThreshold enabled pinToolDefinitions exposeUnprefixed createdAt updatedAt`;
@@ -31,16 +32,18 @@ describe('upstream settings (GraphQL → snapshot)', () => {
     assert.match(error.message, pattern);
   }
 
-  let env: PlaneWithNode | undefined;
+  let env: TestEnv | undefined;
   before(async () => {
-    env = await startPlaneWithNode('settings', 'settings-node');
-    ({ schema, plane, node } = env);
+    env = await startTestEnv({ schemaPrefix: 'settings', controlPlane: 'in-process', configStreams: ['settings-node'] });
+    ({ schema } = env);
+    plane = env.plane!;
+    node = env.configStreams[0]!;
   });
   afterEach(async () => {
     await schema.query('DELETE FROM upstreams');
   });
   after(async () => {
-    await env?.close();
+    await env?.dispose();
   });
 
   it('creates an upstream with every setting and sends them to nodes', async () => {

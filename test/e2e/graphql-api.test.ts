@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { ControlPlane } from '../../control-plane/src/index.ts';
-import { createTestSchema, type TestSchema } from '../support/database.ts';
-import { ADMIN_TOKEN, gql, gqlOk, startOnSchema } from './control-plane-harness.ts';
+import type { TestSchema } from '../support/database.ts';
+import { startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { ADMIN_TOKEN, gql, gqlOk } from './control-plane-harness.ts';
 
 const CREATE_UPSTREAM = `mutation ($input: CreateUpstreamInput!) {
   createUpstream(input: $input) { id name transport command args env { name isSet } url headers { name isSet } createdAt tools { name } status { nodeId } }
@@ -13,16 +14,17 @@ const CREATE_KEY = `mutation ($input: CreateVirtualKeyInput!) {
 }`;
 
 describe('GraphQL API', () => {
+  let env: TestEnv;
   let schema: TestSchema;
   let plane: ControlPlane;
 
   before(async () => {
-    schema = await createTestSchema('graphql');
-    plane = await startOnSchema(schema);
+    env = await startTestEnv({ schemaPrefix: 'graphql', controlPlane: 'in-process' });
+    ({ schema } = env);
+    plane = env.plane!;
   });
   after(async () => {
-    await plane?.close();
-    await schema?.drop();
+    await env?.dispose();
   });
 
   it('creates, lists and deletes upstreams without returning secret values', async () => {

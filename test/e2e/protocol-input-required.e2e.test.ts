@@ -333,16 +333,17 @@ test('DN-INPUT-STATE-ENDED: a retry after the parked call ended is refused -3204
   assert.equal(lateRound.error?.code, RpcErrorCode.InputNotAwaited, JSON.stringify(lateRound));
 });
 
-test('DN-INPUT-UPSTREAM-GONE: when the upstream dies while its call waits for the agent\'s input, the retry gets a JSON-RPC error naming the upstream', async () => {
+test('DN-INPUT-UPSTREAM-GONE: when the upstream dies while its call waits for the agent\'s input, the retry gets an isError result naming the upstream', async () => {
   const first = await firstRound(nodeA.url, 'doomed__trigger-elicitation-request');
   const pid = harness.connection('doomed').pid;
   assert.ok(pid !== undefined);
   process.kill(pid, 'SIGKILL');
   await until('doomed is down', () => harness.state('doomed') !== UpstreamState.UPSTREAM_STATE_READY);
   const retry = await post(nodeA.url, key.secret, 'tools/call', { name: 'doomed__trigger-elicitation-request', arguments: {}, inputResponses: { [first.key]: { action: 'decline' } }, requestState: first.requestState });
-  assert.equal(retry.error?.code, RpcErrorCode.UpstreamUnavailable, JSON.stringify(retry));
-  assert.match(retry.error.message, /Upstream "doomed"/);
-  assert.equal(retry.error.data?.['upstream'], 'doomed');
+  // Issue 13: the failure of a tools/call reaches the model as an isError result naming the upstream.
+  assert.equal(retry.result?.['isError'], true, JSON.stringify(retry));
+  assert.match(JSON.stringify(retry.result?.['content']), /Upstream \\"doomed\\"/);
+  assert.equal((retry.result?.['_meta'] as Record<string, Record<string, unknown>>)['dev.portcullis/error']?.['upstream'], 'doomed');
 });
 
 test('DN-INPUT-OTHER-NODE-UNREACHABLE: a retry that lands on a node without a control-plane connection, so that it cannot be relayed, is refused -32045 naming the issuing node; on that node it completes (a 2026 upstream\'s round completes on any node)', async () => {

@@ -223,7 +223,7 @@ describe('relays between data-plane nodes through the control plane', () => {
     const done = await callModern(nodeB.mcpUrl, key.secret, { name: 'v1__ask_twice', arguments: {}, inputResponses: { [secondKey!]: { action: 'accept', content: { colour: 'red' } } }, requestState: second.result['requestState'] });
     assert.equal((done.result?.['content'] as { text: string }[] | undefined)?.[0]?.text, 'name=Bo colour=red', JSON.stringify(done));
 
-    const cancelled = async () => Number(((await callModern(nodeA.mcpUrl, key.secret, { name: 'v1__cancellations', arguments: {} })).result?.['content'] as { text: string }[])[0]!.text);
+    const cancelled = async () => Number(((await callModern(nodeA.mcpUrl, key.secret, { name: 'v1__cancellations', arguments: {} })).result?.['content'] as { text: string }[] | undefined)?.[0]?.text);
     const before = await cancelled();
     const work = await firstRound(nodeA.mcpUrl, key.secret, 'v1__ask_then_work');
     const abort = new AbortController();

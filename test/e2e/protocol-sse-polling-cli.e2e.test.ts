@@ -3,27 +3,31 @@ import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { firstText } from '../support/agents.ts';
-import { startEverythingGateway, type EverythingGateway } from '../support/everything-gateway.ts';
 import { eventually, type DataPlaneProcess } from '../support/gateway.ts';
 import { sseWire, streamOf } from '../support/sse-wire.ts';
+import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
 
 /**
  * The SSE flags on a real `portcullis data-plane` process (control plane on the machine's
  * PostgreSQL, server-everything over stdio registered through GraphQL): `--sse-max-stream-seconds`
  * and `--sse-retry-ms` reach the node, and the official v1 client rides a long call through its closes.
  */
-let gateway: EverythingGateway;
+let env: TestEnv;
 let node: DataPlaneProcess;
 let secret: string;
 
 before(async () => {
-  gateway = await startEverythingGateway({ nodes: [{ id: 'polling-node', args: ['--sse-max-stream-seconds', '1', '--sse-retry-ms', '120', '--sse-resume-window-seconds', '5'] }], key: { name: 'polled', allowedTools: ['ev__*'] } });
-  node = gateway.nodes[0]!;
-  secret = gateway.key.secret;
+  env = await startTestEnv({
+    nodes: [{ id: 'polling-node', args: ['--sse-max-stream-seconds', '1', '--sse-retry-ms', '120', '--sse-resume-window-seconds', '5'] }],
+    upstreams: [everythingUpstream('ev')],
+    keys: [{ name: 'polled', allowedTools: ['ev__*'] }],
+  });
+  node = env.node('polling-node');
+  secret = env.key.secret;
 });
 
 after(async () => {
-  await gateway?.stop();
+  await env?.dispose();
 });
 
 test('DN-SSE-POLLING: `portcullis data-plane --sse-max-stream-seconds 1 --sse-retry-ms 120` closes a long call\'s stream every second; the v1 client resumes after 120 ms and gets every progress and the result', async () => {

@@ -3,10 +3,8 @@ import assert from 'node:assert/strict';
 import type { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { connectLegacyAgent } from '../support/agents.ts';
 import { FIXTURE_MAIN, TSX_LOADER } from '../support/conformance.ts';
-import { createTestSchema, type TestSchema } from '../support/database.ts';
-import { ControlPlaneProcess, DataPlaneProcess, accepts, eventually } from '../support/gateway.ts';
-import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from '../support/graphql.ts';
-import { EVERYTHING_SERVER } from '../support/processes.ts';
+import { eventually } from '../support/gateway.ts';
+import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
 
 /**
  * What the control plane records of an upstream's prompts, resources and resource templates (issue 5):
@@ -36,34 +34,29 @@ interface UpstreamCatalog {
 }
 
 describe('the control plane records prompts, resources and resource templates', () => {
-  let schema: TestSchema;
-  let controlPlane: ControlPlaneProcess;
-  let node: DataPlaneProcess;
+  let env: TestEnv;
   let agent: ClientV1 | undefined;
   const ids: Record<string, string> = {};
 
   before(async () => {
-    schema = await createTestSchema();
-    controlPlane = await ControlPlaneProcess.start(schema.url, schema.name);
-    node = await DataPlaneProcess.start(controlPlane, 'node-a');
-    const gql = controlPlane.graphqlUrl;
-    const create = async (name: string, command: string, args: string[]) =>
-      (ids[name] = (await graphqlOk<{ createUpstream: { id: string } }>(gql, controlPlane.adminToken, CREATE_UPSTREAM, { input: { name, transport: 'STDIO', command, args } })).createUpstream.id);
-    await create('ev', process.execPath, [EVERYTHING_SERVER, 'stdio']);
-    await create('cf', process.execPath, ['--import', TSX_LOADER, FIXTURE_MAIN, '--stdio']);
-    const created = await graphqlOk<{ createVirtualKey: { secret: string } }>(gql, controlPlane.adminToken, CREATE_KEY, { input: { name: 'agent', allowedTools: ['*'] } });
-    await eventually('the key reached the node', () => accepts(node.mcpUrl, created.createVirtualKey.secret), 5_000);
-    agent = (await connectLegacyAgent(node.mcpUrl, created.createVirtualKey.secret)).client;
+    env = await startTestEnv({
+      nodes: ['node-a'],
+      upstreams: [
+        everythingUpstream('ev'),
+        { name: 'cf', transport: 'STDIO', command: process.execPath, args: ['--import', TSX_LOADER, FIXTURE_MAIN, '--stdio'] },
+      ],
+      keys: [{ name: 'agent', allowedTools: ['*'] }],
+    });
+    for (const upstream of env.upstreams) ids[upstream.name] = upstream.id;
+    const client = (agent = (await connectLegacyAgent(env.node('node-a').mcpUrl, env.key.secret)).client);
+    env.defer(() => client.close());
   });
 
   after(async () => {
-    await agent?.close();
-    await node?.stop();
-    await controlPlane?.stop();
-    await schema?.drop();
+    await env?.dispose();
   });
 
-  const catalog = async (name: string) => (await graphqlOk<{ upstream: UpstreamCatalog }>(controlPlane.graphqlUrl, controlPlane.adminToken, CATALOG, { id: ids[name] })).upstream;
+  const catalog = async (name: string) => (await env.gqlOk<{ upstream: UpstreamCatalog }>(CATALOG, { id: ids[name] })).upstream;
   const list = (upstream: UpstreamCatalog, kind: string) => upstream.catalogLists.find((l) => l.kind === kind);
 
   async function until(name: string, what: string, check: (upstream: UpstreamCatalog) => boolean): Promise<UpstreamCatalog> {

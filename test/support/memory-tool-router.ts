@@ -1,7 +1,8 @@
 import { UriTemplate } from '@modelcontextprotocol/server';
 import { PortcullisError } from '../../common/src/index.ts';
 import { NAME_SEPARATOR } from '../../data-plane/src/policy/allow-list.ts';
-import { UpstreamRpcError, type CallToolOptions, type ExposedTool } from '../../data-plane/src/upstream/tool-router.ts';
+import type { CallToolOptions, ExposedTool } from '../../data-plane/src/upstream/tool-router.ts';
+import { UpstreamRpcError } from '../../data-plane/src/upstream/upstream-rpc-error.ts';
 import type { CatalogEntry, CatalogKind, RelayOptions, RpcMessage, UpstreamInfo, UpstreamRouter } from '../../data-plane/src/upstream/upstream-router.ts';
 
 /** The relay options as a fake upstream's handlers see them: the call's cancellation also as an AbortSignal, as a real upstream's SDK hands it on. */

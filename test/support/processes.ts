@@ -52,16 +52,36 @@ export class RunningProcess {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** Resolves with the first match of `pattern` in the output; rejects on exit or timeout. */
-  async waitFor(pattern: RegExp, timeoutMs = 20_000): Promise<RegExpMatchArray> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const match = this.output.match(pattern);
-      if (match) return match;
-      if (!this.running) throw new Error(`${this.name} exited before printing ${pattern}:\n${this.output}`);
-      if (Date.now() > deadline) throw new Error(`${this.name} did not print ${pattern} within ${timeoutMs} ms:\n${this.output}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
+  /**
+   * Resolves with the first match of `pattern` in the output, checked whenever output arrives; rejects when the
+   * process exits first or after `timeoutMs` (a ceiling for a loaded machine, not a wait: it resolves at once).
+   */
+  waitFor(pattern: RegExp, timeoutMs = 60_000): Promise<RegExpMatchArray> {
+    const now = this.output.match(pattern);
+    if (now) return Promise.resolve(now);
+    if (!this.running) return Promise.reject(new Error(`${this.name} exited before printing ${pattern}:\n${this.output}`));
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const match = this.output.match(pattern);
+        if (match) finish(() => resolve(match));
+      };
+      const exited = () => finish(() => reject(new Error(`${this.name} exited before printing ${pattern}:\n${this.output}`)));
+      const timer = setTimeout(
+        () => finish(() => reject(new Error(`${this.name} did not print ${pattern} within ${timeoutMs} ms:\n${this.output}`))),
+        timeoutMs,
+      );
+      const finish = (settle: () => void) => {
+        clearTimeout(timer);
+        this.child.stdout?.off('data', check);
+        this.child.stderr?.off('data', check);
+        this.child.off('exit', exited);
+        settle();
+      };
+      // Listeners added after the constructor's, so `this.output` already holds the chunk when they run.
+      this.child.stdout?.on('data', check);
+      this.child.stderr?.on('data', check);
+      this.child.once('exit', exited);
+    });
   }
 
   /** SIGTERM, then SIGKILL if it has not exited after `graceMs`. Resolves with the exit code. */
@@ -92,12 +112,15 @@ export function startCli(name: string, args: readonly string[], env: NodeJS.Proc
 export async function startEverythingHttp(): Promise<{ process: RunningProcess; url: string }> {
   const port = await freePort();
   const server = new RunningProcess('server-everything (http)', process.execPath, [EVERYTHING_SERVER, 'streamableHttp'], { PORT: String(port) });
-  await server.waitFor(/listening on port/);
+  await server.waitFor(/listening on port/).catch(async (error: unknown) => {
+    await server.kill();
+    throw error;
+  });
   return { process: server, url: `http://127.0.0.1:${port}/mcp` };
 }
 
 /** Polls `url` until it answers 2xx. */
-export async function waitForHttp(url: string, timeoutMs = 20_000): Promise<void> {
+export async function waitForHttp(url: string, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {

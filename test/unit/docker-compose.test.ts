@@ -1,11 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { commands } from '../../cli/src/commands/index.ts';
+import { readOptions } from '../../cli/src/options.ts';
 
-// No Docker engine runs here, so the compose file is kept honest by checking it against the CLI.
+// No Docker engine runs here, so the compose file and the Dockerfile are kept honest by checking them against
+// the CLI.
 const Compose = z.object({
   services: z.record(
     z.string(),
@@ -41,4 +43,97 @@ test('every data-plane node in docker-compose.yml has the settings it cannot sta
       assert.ok(service.environment?.[required], `${name} needs ${required}`);
     }
   }
+});
+
+/** One instruction of the Dockerfile: `RUN npm ci` → { instruction: 'RUN', args: 'npm ci', stage }. */
+interface DockerInstruction {
+  instruction: string;
+  args: string;
+  stage: number;
+}
+
+function parseDockerfile(text: string): DockerInstruction[] {
+  const joined = text.replace(/\\\r?\n/g, ' ');
+  const instructions: DockerInstruction[] = [];
+  let stage = -1;
+  for (const line of joined.split(/\r?\n/)) {
+    const match = /^\s*([A-Za-z]+)\s+(.*)$/.exec(line);
+    if (!match || line.trimStart().startsWith('#')) continue;
+    const instruction = match[1]!.toUpperCase();
+    if (instruction === 'FROM') stage++;
+    instructions.push({ instruction, args: match[2]!.trim(), stage });
+  }
+  return instructions;
+}
+
+/** The exec (JSON array) form of CMD/ENTRYPOINT; the shell form would hide signals from node (PID 1). */
+function execForm(args: string): string[] {
+  const parsed: unknown = JSON.parse(args);
+  return z.array(z.string()).parse(parsed);
+}
+
+const dockerfile = parseDockerfile(readFileSync('Dockerfile', 'utf8'));
+const finalStage = Math.max(...dockerfile.map((i) => i.stage));
+const final = (name: string) => dockerfile.filter((i) => i.stage === finalStage && i.instruction === name);
+const imageEnv: Record<string, string> = Object.fromEntries(
+  final('ENV').map((i) => {
+    const [name, ...value] = i.args.split('=');
+    return [name!.trim(), value.join('=').trim()];
+  }),
+);
+const cmd = execForm(final('CMD').at(-1)?.args ?? '[]');
+const entrypoint = execForm(final('ENTRYPOINT').at(-1)?.args ?? '[]');
+
+test('the Dockerfile builds on a supported Node LTS (22 or 24) in every stage', () => {
+  const images = dockerfile.filter((i) => i.instruction === 'FROM').map((i) => i.args.split(/\s+/)[0]!);
+  assert.ok(images.length > 0);
+  for (const image of images) {
+    const major = /^node:(\d+)/.exec(image)?.[1];
+    assert.ok(major === '22' || major === '24', `${image} is not Node 22 or 24`);
+  }
+});
+
+test("the Dockerfile's ENTRYPOINT runs the compiled CLI that its build produces", () => {
+  assert.equal(entrypoint[0], 'node');
+  const script = entrypoint[1] ?? '';
+  const source = script.replace(/^dist\//, '').replace(/\.js$/, '.ts');
+  assert.ok(existsSync(source), `${script} is compiled from ${source}, which does not exist`);
+  const build = JSON.parse(readFileSync('tsconfig.build.json', 'utf8')) as { include: string[] };
+  assert.ok(build.include.some((dir) => source.startsWith(`${dir}/`)), `tsconfig.build.json does not compile ${source}`);
+  assert.ok(dockerfile.some((i) => i.instruction === 'RUN' && /\bnpm run build\b/.test(i.args)), 'the image runs npm run build');
+  assert.ok(final('COPY').some((i) => /\bdist\b/.test(i.args)), 'the final stage holds dist/');
+});
+
+test("the Dockerfile's CMD is a CLI command with flags and ENV it accepts", () => {
+  const command = commands[cmd[0] ?? ''];
+  assert.ok(command, `CMD runs "${cmd[0]}", which is not a portcullis command`);
+  const known = new Set(Object.values(command.options).flatMap((spec) => (spec.env ? [spec.env] : [])));
+  for (const variable of Object.keys(imageEnv).filter((name) => name !== 'NODE_ENV')) {
+    assert.ok(known.has(variable), `ENV ${variable} is not read by "portcullis ${cmd[0]}"`);
+  }
+  assert.doesNotThrow(() => readOptions(command.options, cmd.slice(1), imageEnv));
+  for (const [name, service] of portcullisServices) {
+    assert.equal(service['entrypoint'], undefined, `${name} keeps the image's ENTRYPOINT and sets only command`);
+  }
+});
+
+test('the Dockerfile EXPOSEs exactly the ports its CMD listens on beyond the container', () => {
+  const command = commands[cmd[0] ?? ''];
+  assert.ok(command);
+  const options = readOptions(command.options, cmd.slice(1), imageEnv) as Record<string, unknown>;
+  const reachable = Object.keys(command.options)
+    .filter((key) => key === 'port' || key.endsWith('Port'))
+    .filter((key) => options[key === 'port' ? 'host' : key.replace(/Port$/, 'Host')] === '0.0.0.0')
+    .map((key) => String(options[key]));
+  const exposed = final('EXPOSE').flatMap((i) => i.args.split(/\s+/).map((port) => port.replace(/\/tcp$/, '')));
+  assert.deepEqual(exposed.sort(), reachable.sort());
+});
+
+test("the image's data dir is a volume the unprivileged user owns", () => {
+  const user = final('USER').at(-1)?.args;
+  assert.ok(user && user !== 'root' && user !== '0', 'the image runs as an unprivileged user');
+  const dataDir = imageEnv['PORTCULLIS_DATA_DIR'];
+  assert.ok(dataDir, 'ENV PORTCULLIS_DATA_DIR names where dev keeps its embedded database');
+  assert.ok(final('VOLUME').some((i) => i.args.split(/\s+/).includes(dataDir)), `VOLUME ${dataDir}`);
+  assert.ok(final('RUN').some((i) => i.args.includes(`chown ${user}`) && i.args.includes(dataDir)), `chown ${user} ${dataDir}`);
 });

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { ProtocolError } from '@modelcontextprotocol/server';
-import { UpstreamRpcError } from '../../data-plane/src/upstream/tool-router.ts';
+import { UpstreamRpcError } from '../../data-plane/src/upstream/upstream-rpc-error.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
 import { buildConfig, postModern, sessionKey, startServer, testKey, type RunningServer, type TestKey } from '../support/mcp-server-harness.ts';
 
@@ -85,7 +85,7 @@ test('2026-07-28: unknown and forbidden tools fail identically', async () => {
   });
 });
 
-test('2026-07-28: upstream JSON-RPC errors are relayed; an unavailable upstream is named', async () => {
+test('2026-07-28: upstream JSON-RPC errors are relayed; an unavailable upstream is named in an isError result', async () => {
   const key = testKey('k1', ['*']);
   await withServer([key], async (server) => {
     const client = await modernClient(server, key);
@@ -96,12 +96,11 @@ test('2026-07-28: upstream JSON-RPC errors are relayed; an unavailable upstream 
       assert.deepEqual(error.data, { detail: 1 });
       return true;
     });
-    await assert.rejects(client.callTool({ name: 'down__gone', arguments: {} }), (error: unknown) => {
-      assert.ok(error instanceof ProtocolError);
-      assert.match(error.message, /Upstream "down"/);
-      assert.deepEqual(error.data, { upstream: 'down', reason: 'UPSTREAM_UNAVAILABLE' });
-      return true;
-    });
+    // Issue 13: an upstream that cannot run the call is an execution failure the model sees (isError), not a protocol error.
+    const unavailable = await client.callTool({ name: 'down__gone', arguments: {} });
+    assert.equal(unavailable.isError, true);
+    assert.match(JSON.stringify(unavailable.content), /Upstream \\"down\\"/);
+    assert.deepEqual(unavailable._meta?.['dev.portcullis/error'], { upstream: 'down', reason: 'UPSTREAM_UNAVAILABLE', retryable: true });
     await client.close();
   });
 });

@@ -13,7 +13,7 @@ import {
   ResourceListChangedNotificationSchema,
   ResourceUpdatedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
-import { UpstreamRpcError } from '../../data-plane/src/upstream/tool-router.ts';
+import { UpstreamRpcError } from '../../data-plane/src/upstream/upstream-rpc-error.ts';
 import { PortcullisError } from '../../common/src/index.ts';
 import { MemoryToolRouter, type MemoryToolHandler } from '../support/memory-tool-router.ts';
 import { buildConfig, sessionKey, startServer, testKey, type RunningServer, type TestKey } from '../support/mcp-server-harness.ts';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { askIfDeclared, undeclaredCapability } from '../../data-plane/src/mcp/agent-capabilities.ts';
-import { UpstreamRpcError } from '../../data-plane/src/upstream/tool-router.ts';
+import { UpstreamRpcError } from '../../data-plane/src/upstream/upstream-rpc-error.ts';
 
 test('DN-SERVER-REQUEST-CAPABILITY: each server-to-client request needs its capability; URL elicitation needs elicitation.url; unknown capabilities let all through', () => {
   const roots = { method: 'roots/list' };

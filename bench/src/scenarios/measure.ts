@@ -45,7 +45,7 @@ export function measureTarget(
  * up with the row's warm-up calls.
  */
 export async function measureInTurns(
-  load: LoadGenerator,
+  load: Pick<LoadGenerator, 'run'>,
   targets: readonly MeasureTarget[],
   profile: Profile,
   progress: Progress,
@@ -75,7 +75,7 @@ export async function measureInTurns(
 }
 
 /** One run of `calls` measured calls (after the warm-up) from the load process. */
-function runPass(load: LoadGenerator, target: MeasureTarget, profile: Profile, driver: 'sdk' | 'lean', concurrency: number, calls: number, warm = false): Promise<Measurement> {
+function runPass(load: Pick<LoadGenerator, 'run'>, target: MeasureTarget, profile: Profile, driver: 'sdk' | 'lean', concurrency: number, calls: number, warm = false): Promise<Measurement> {
   const { warmup, minWarmupMs: cold } = callsFor(profile, driver, concurrency, target.operation.method);
   const minWarmupMs = warm ? 0 : cold;
   return load.run(

@@ -12,7 +12,7 @@ import { everythingStdio, type HttpServer } from './upstream.ts';
  */
 
 export interface Peer {
-  readonly name: string;
+  readonly name: 'mcp-proxy' | 'supergateway';
   /** How it was started, for the report. */
   readonly mode: string;
   start(): Promise<HttpServer>;
@@ -56,6 +56,28 @@ export const supergateway: Peer = {
 };
 
 export const PEERS: readonly Peer[] = [mcpProxy, supergateway];
+
+/** A peer that started, with the server-everything it fronts. */
+export interface RunningPeer {
+  readonly peer: Peer;
+  readonly server: HttpServer;
+}
+
+/**
+ * Starts every peer (one after the other) before any row, so that their rows can take turns with the
+ * direct and gateway rows; a peer that fails to start is reported through `skipped` and left out.
+ */
+export async function startPeers(skipped: (peer: Peer, reason: string) => void): Promise<RunningPeer[]> {
+  const running: RunningPeer[] = [];
+  for (const peer of PEERS) {
+    try {
+      running.push({ peer, server: await peer.start() });
+    } catch (error) {
+      skipped(peer, error instanceof Error ? (error.message.split('\n')[0] ?? '') : String(error));
+    }
+  }
+  return running;
+}
 
 export const PEERS_FRONTING_HTTP_NOTE =
   'peers in front of the Streamable HTTP upstream: not measured, neither supports it (mcp-proxy spawns stdio servers only; supergateway turns Streamable HTTP into stdio, not into Streamable HTTP)';

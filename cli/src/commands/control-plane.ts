@@ -2,7 +2,7 @@ import { createLogger } from '../../../common/src/index.ts';
 import { startControlPlane } from '../../../control-plane/src/index.ts';
 import { helpText, readOptions } from '../options.ts';
 import { closeOnSignals } from './lifecycle.ts';
-import { controlPlaneSettings, logLevel, nodeToken } from './settings.ts';
+import { controlPlaneSettings, graphqlLimits, logLevel, nodeToken } from './settings.ts';
 
 export const controlPlaneOptionTable = { ...controlPlaneSettings, nodeToken, logLevel };
 
@@ -11,7 +11,7 @@ export const controlPlaneHelp = helpText('Usage: portcullis control-plane [optio
 export async function runControlPlane(argv: readonly string[]): Promise<void> {
   const options = readOptions(controlPlaneOptionTable, argv, process.env);
   const logger = createLogger({ level: options.logLevel });
-  const plane = await startControlPlane({ ...options, logger });
+  const plane = await startControlPlane({ ...options, graphqlLimits: graphqlLimits(options), logger });
   process.stdout.write(`Portcullis control plane\n  GraphQL:     ${plane.graphqlUrl}\n  gRPC:        ${plane.grpcAddress}\n  Admin token: ${options.adminToken ? '(as given in --admin-token / PORTCULLIS_ADMIN_TOKEN)' : plane.adminToken}\n`);
   closeOnSignals(() => plane.close(), logger);
 }

@@ -7,7 +7,7 @@ import { startDataPlane } from '../../../data-plane/src/index.ts';
 import { helpText, readOptions } from '../options.ts';
 import { persistentSecret } from '../secrets.ts';
 import { closeOnSignals } from './lifecycle.ts';
-import { controlPlaneSettings, dataPlaneOptions, dataPlaneSettings, logLevel, nodeToken, sseOptions } from './settings.ts';
+import { controlPlaneSettings, graphqlLimits, dataPlaneOptions, dataPlaneSettings, logLevel, nodeToken, sseOptions } from './settings.ts';
 
 export const devOptionTable = {
   ...controlPlaneSettings,
@@ -29,7 +29,7 @@ export async function runDev(argv: readonly string[]): Promise<void> {
   sseOptions(options);
   const logger = createLogger({ level: options.logLevel });
   const token = options.nodeToken ?? (await persistentSecret(join(options.dataDir, 'node-token'), 'pcn_'));
-  const controlPlane = await startControlPlane({ ...options, nodeToken: token, logger });
+  const controlPlane = await startControlPlane({ ...options, graphqlLimits: graphqlLimits(options), nodeToken: token, logger });
   const grpcPort = controlPlane.grpcAddress.slice(controlPlane.grpcAddress.lastIndexOf(':') + 1);
   const dataPlane = await startDataPlane(dataPlaneOptions(options, { controlPlaneAddress: `127.0.0.1:${grpcPort}`, nodeToken: token }, logger));
   // "Running" should mean an agent can connect: wait (briefly) for the node's first configuration.

@@ -12,6 +12,7 @@ import {
   type EventStoreOptions,
 } from '../../../data-plane/src/http/event-store.ts';
 import { parseAllowedHosts } from '../../../data-plane/src/http/host-guard.ts';
+import { DEFAULT_GRAPHQL_LIMITS, type GraphqlLimits } from '../../../control-plane/src/graphql/limits.ts';
 import { host, port, type OptionTable, type ParsedOptions } from '../options.ts';
 
 /** Settings shared by the commands, so each flag and variable is defined once. */
@@ -23,6 +24,72 @@ export const logLevel = {
   schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   defaultLabel: 'info',
 } as const;
+
+/** What one GraphQL request may ask for (see control-plane/src/graphql/limits.ts); `count` is hoisted from below. */
+export const graphqlLimitSettings = {
+  graphqlMaxDepth: {
+    flag: 'graphql-max-depth',
+    env: 'PORTCULLIS_GRAPHQL_MAX_DEPTH',
+    description: 'deepest selection nesting a GraphQL query may have (the top-level field is 1)',
+    schema: count('levels', 2, 100).default(DEFAULT_GRAPHQL_LIMITS.maxDepth),
+    defaultLabel: String(DEFAULT_GRAPHQL_LIMITS.maxDepth),
+  },
+  graphqlMaxCost: {
+    flag: 'graphql-max-cost',
+    env: 'PORTCULLIS_GRAPHQL_MAX_COST',
+    description: 'highest graphql-armor cost of a query (object fields 2, scalars 1, times 1.5 per level)',
+    schema: count('cost units', 10, 10_000_000).default(DEFAULT_GRAPHQL_LIMITS.maxCost),
+    defaultLabel: String(DEFAULT_GRAPHQL_LIMITS.maxCost),
+  },
+  graphqlMaxAliases: {
+    flag: 'graphql-max-aliases',
+    env: 'PORTCULLIS_GRAPHQL_MAX_ALIASES',
+    description: 'aliased fields one GraphQL operation may have',
+    schema: count('aliases', 0, 100_000).default(DEFAULT_GRAPHQL_LIMITS.maxAliases),
+    defaultLabel: String(DEFAULT_GRAPHQL_LIMITS.maxAliases),
+  },
+  graphqlMaxDirectives: {
+    flag: 'graphql-max-directives',
+    env: 'PORTCULLIS_GRAPHQL_MAX_DIRECTIVES',
+    description: 'directives one GraphQL operation may have',
+    schema: count('directives', 0, 100_000).default(DEFAULT_GRAPHQL_LIMITS.maxDirectives),
+    defaultLabel: String(DEFAULT_GRAPHQL_LIMITS.maxDirectives),
+  },
+  graphqlMaxTokens: {
+    flag: 'graphql-max-tokens',
+    env: 'PORTCULLIS_GRAPHQL_MAX_TOKENS',
+    description: 'lexical tokens a GraphQL query text may have (parsing stops at the limit)',
+    schema: count('tokens', 100, 10_000_000).default(DEFAULT_GRAPHQL_LIMITS.maxTokens),
+    defaultLabel: String(DEFAULT_GRAPHQL_LIMITS.maxTokens),
+  },
+  graphqlMaxListItems: {
+    flag: 'graphql-max-list-items',
+    env: 'PORTCULLIS_GRAPHQL_MAX_LIST_ITEMS',
+    description: 'list items one GraphQL answer may hold over all its lists and levels',
+    schema: count('items', 100, 100_000_000).default(DEFAULT_GRAPHQL_LIMITS.maxListItems),
+    defaultLabel: String(DEFAULT_GRAPHQL_LIMITS.maxListItems),
+  },
+  graphqlMaxBodyBytes: {
+    flag: 'graphql-max-body-bytes',
+    env: 'PORTCULLIS_GRAPHQL_MAX_BODY_BYTES',
+    description: 'largest GraphQL request body (larger: HTTP 413)',
+    schema: count('bytes', 1024, 1024 ** 3).default(DEFAULT_GRAPHQL_LIMITS.maxBodyBytes),
+    defaultLabel: `${DEFAULT_GRAPHQL_LIMITS.maxBodyBytes} (1 MiB)`,
+  },
+} satisfies OptionTable;
+
+/** The control plane's GraphQL limits from its parsed settings. */
+export function graphqlLimits(settings: ParsedOptions<typeof graphqlLimitSettings>): GraphqlLimits {
+  return {
+    maxDepth: settings.graphqlMaxDepth,
+    maxCost: settings.graphqlMaxCost,
+    maxAliases: settings.graphqlMaxAliases,
+    maxDirectives: settings.graphqlMaxDirectives,
+    maxTokens: settings.graphqlMaxTokens,
+    maxListItems: settings.graphqlMaxListItems,
+    maxBodyBytes: settings.graphqlMaxBodyBytes,
+  };
+}
 
 export const controlPlaneSettings = {
   databaseUrl: {
@@ -70,6 +137,7 @@ export const controlPlaneSettings = {
     description: 'bearer token for the GraphQL API; generated once and kept in the data dir when unset',
     schema: z.string().min(16, 'must be at least 16 characters').optional(),
   },
+  ...graphqlLimitSettings,
 } satisfies OptionTable;
 
 export const nodeToken = {

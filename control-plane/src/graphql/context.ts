@@ -1,36 +1,108 @@
+import DataLoader from 'dataloader';
 import type { Team, Tool, ToolDefinitionChange, UpstreamCatalogList, UpstreamNodeStatus } from '../db/entities.ts';
 import type { ControlPlaneServices } from '../services/index.ts';
 import type { UpstreamView } from '../services/upstreams.ts';
-import { BatchLoader, groupBy } from './batch-loader.ts';
+import { ResultBudget } from './result-budget.ts';
 
-/** Per-request GraphQL context: the services and the request's batch loaders. */
+/** The `first`/`after` arguments of a paged list field, as GraphQL passes them. */
+export interface PageArgs {
+  first?: number | null;
+  after?: string | null;
+}
+
+/** A collision summary of one upstream (see `CatalogService.collisions`). */
+export type CollisionSummary = { message: string; names: string[] } | null;
+
+/**
+ * Per-request GraphQL context: the services, the request's loaders and its result budget.
+ *
+ * Every field below a list resolves through a DataLoader: the keys one level of the query asks
+ * for are loaded with one query (DataLoader batches what is asked in one tick), and a key asked
+ * for again deeper in the same request (`tools { upstream { tools } }`) comes from the request's
+ * cache, so nesting costs at most one query per level and a cycle repeats none. The loaders live
+ * only as long as the request: nothing is cached across requests.
+ */
 export interface GraphqlContext {
   services: ControlPlaneServices;
   loaders: {
-    toolsOfUpstream: BatchLoader<string, Tool[]>;
-    catalogListsOfUpstream: BatchLoader<string, UpstreamCatalogList[]>;
-    statusOfUpstream: BatchLoader<string, UpstreamNodeStatus[]>;
-    statusOfNode: BatchLoader<string, UpstreamNodeStatus[]>;
-    changesOfTool: BatchLoader<string, ToolDefinitionChange[]>;
-    upstream: BatchLoader<string, UpstreamView | null>;
-    team: BatchLoader<string, Team | null>;
+    toolsOfUpstream: DataLoader<string, Tool[]>;
+    catalogListsOfUpstream: DataLoader<string, UpstreamCatalogList[]>;
+    statusOfUpstream: DataLoader<string, UpstreamNodeStatus[]>;
+    statusOfNode: DataLoader<string, UpstreamNodeStatus[]>;
+    /** Per `first` argument of Tool.changes (at most a few distinct values per request). */
+    changesOfTool(first: number): DataLoader<string, ToolDefinitionChange[]>;
+    upstream: DataLoader<string, UpstreamView | null>;
+    team: DataLoader<string, Team | null>;
     /** Name collisions of every upstream, computed once per request. */
-    collisions: BatchLoader<string, { message: string; names: string[] } | null>;
+    collisions: DataLoader<string, CollisionSummary>;
   };
+  budget: ResultBudget;
 }
 
-export function createContext(services: ControlPlaneServices): GraphqlContext {
+/** Groups rows by a key into a map of arrays. */
+export function groupBy<K, V>(rows: readonly V[], keyOf: (row: V) => K): Map<K, V[]> {
+  const groups = new Map<K, V[]>();
+  for (const row of rows) {
+    const key = keyOf(row);
+    const group = groups.get(key);
+    if (group) group.push(row);
+    else groups.set(key, [row]);
+  }
+  return groups;
+}
+
+/** A loader answering each key from one map-returning batch query (`fallback` for keys it lacks). */
+function mapLoader<V>(load: (keys: readonly string[]) => Promise<Map<string, V>>, fallback: V): DataLoader<string, V> {
+  return new DataLoader<string, V>(async (keys) => {
+    const found = await load(keys);
+    return keys.map((key) => (found.has(key) ? found.get(key)! : fallback));
+  });
+}
+
+/** A loader of the rows belonging to each key, grouped by `keyOf`. */
+function groupLoader<V>(
+  load: (keys: readonly string[]) => Promise<V[]>,
+  keyOf: (row: V) => string,
+): DataLoader<string, V[]> {
+  return mapLoader(async (keys) => groupBy(await load(keys), keyOf), []);
+}
+
+export function createContext(services: ControlPlaneServices, options: { maxListItems: number }): GraphqlContext {
+  const changeLoaders = new Map<number, DataLoader<string, ToolDefinitionChange[]>>();
   return {
     services,
     loaders: {
-      toolsOfUpstream: new BatchLoader(async (ids) => groupBy(await services.catalog.toolsOf(ids), (tool) => tool.upstreamId), []),
-      catalogListsOfUpstream: new BatchLoader(async (ids) => groupBy(await services.catalog.catalogListsOf(ids), (row) => row.upstreamId), []),
-      statusOfUpstream: new BatchLoader(async (ids) => groupBy(await services.catalog.statusOf(ids), (row) => row.upstreamId), []),
-      statusOfNode: new BatchLoader(async (ids) => groupBy(await services.catalog.statusOfNodes(ids), (row) => row.nodeId), []),
-      changesOfTool: new BatchLoader(async (ids) => groupBy(await services.catalog.changesOf(ids), (row) => row.toolId), []),
-      upstream: new BatchLoader((ids) => services.upstreams.getMany(ids), null),
-      team: new BatchLoader((ids) => services.teams.getMany(ids), null),
-      collisions: new BatchLoader(() => services.catalog.collisions(), null),
+      toolsOfUpstream: groupLoader(
+        (ids) => services.catalog.toolsOf(ids),
+        (tool) => tool.upstreamId,
+      ),
+      catalogListsOfUpstream: groupLoader(
+        (ids) => services.catalog.catalogListsOf(ids),
+        (row) => row.upstreamId,
+      ),
+      statusOfUpstream: groupLoader(
+        (ids) => services.catalog.statusOf(ids),
+        (row) => row.upstreamId,
+      ),
+      statusOfNode: groupLoader(
+        (ids) => services.catalog.statusOfNodes(ids),
+        (row) => row.nodeId,
+      ),
+      changesOfTool(first) {
+        let loader = changeLoaders.get(first);
+        if (!loader) {
+          loader = groupLoader(
+            (ids) => services.catalog.changesOf(ids, first),
+            (row) => row.toolId,
+          );
+          changeLoaders.set(first, loader);
+        }
+        return loader;
+      },
+      upstream: mapLoader((ids) => services.upstreams.getMany(ids), null),
+      team: mapLoader((ids) => services.teams.getMany(ids), null),
+      collisions: mapLoader(() => services.catalog.collisions(), null),
     },
+    budget: new ResultBudget(options.maxListItems),
   };
 }

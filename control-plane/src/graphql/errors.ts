@@ -3,6 +3,8 @@ import { isEnumType } from 'graphql';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { PortcullisError, ErrorCode, errorMessage, type Logger } from '../../../common/src/index.ts';
 import { SECRET_UNREADABLE } from '../secrets/index.ts';
+import { asLimitRefusal, PAYLOAD_TOO_LARGE, QUERY_LIMIT_EXCEEDED } from './limits.ts';
+import { RESULT_TOO_LARGE } from './result-budget.ts';
 
 /** Codes whose messages are safe and useful to show; everything else is masked. */
 const PUBLIC_CODES = new Set<string>([
@@ -13,6 +15,10 @@ const PUBLIC_CODES = new Set<string>([
   ErrorCode.FORBIDDEN,
   // Names the key id and the field, never a value: the operator must fix the control plane's keys.
   SECRET_UNREADABLE,
+  // The limit, what was found and the flag raising it: nothing the admin did not send.
+  QUERY_LIMIT_EXCEEDED,
+  RESULT_TOO_LARGE,
+  PAYLOAD_TOO_LARGE,
   'GRAPHQL_PARSE_FAILED',
   'GRAPHQL_VALIDATION_FAILED',
   'PERSISTED_QUERY_NOT_FOUND',
@@ -32,13 +38,16 @@ export function createErrorFormatter(schema: GraphQLSchema, logger: Logger) {
     if (original instanceof PortcullisError) {
       if (!PUBLIC_CODES.has(original.code)) return mask(formatted, original, logger);
       const field = original.details?.['field'];
+      const limit = original.details?.['limit'];
       return {
         message: original.message,
         ...(formatted.locations ? { locations: formatted.locations } : {}),
         ...(formatted.path ? { path: formatted.path } : {}),
-        extensions: { code: original.code, ...(typeof field === 'string' ? { field } : {}) },
+        extensions: { code: original.code, ...(typeof field === 'string' ? { field } : {}), ...(typeof limit === 'number' ? { limit } : {}) },
       };
     }
+    const refusal = asLimitRefusal(formatted);
+    if (refusal) return refusal;
     const code = formatted.extensions?.['code'];
     if (typeof code === 'string' && PUBLIC_CODES.has(code)) {
       const { stacktrace: _stacktrace, ...extensions } = formatted.extensions ?? {};

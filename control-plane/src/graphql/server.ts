@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import fastifyApollo, { fastifyApolloDrainPlugin } from '@as-integrations/fastify';
-import Fastify from 'fastify';
+import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import { buildSchema, GraphQLError } from 'graphql';
 import type { Logger } from '../../../common/src/index.ts';
 import { listenError } from '../listen-error.ts';
@@ -10,7 +10,9 @@ import { bearerMatches } from '../auth.ts';
 import type { ControlPlaneServices } from '../services/index.ts';
 import { createContext, type GraphqlContext } from './context.ts';
 import { createErrorFormatter } from './errors.ts';
+import { armorProtection, DEFAULT_GRAPHQL_LIMITS, PAYLOAD_TOO_LARGE, type GraphqlLimits } from './limits.ts';
 import { resolvers } from './resolvers/index.ts';
+import { chargeListFields } from './result-budget.ts';
 
 /** The GraphQL contract, at the repository root. */
 export const SCHEMA_PATH = new URL('../../../schema.graphql', import.meta.url);
@@ -21,6 +23,8 @@ export interface GraphqlServerOptions {
   adminToken: string;
   services: ControlPlaneServices;
   logger: Logger;
+  /** Omitted fields: DEFAULT_GRAPHQL_LIMITS. */
+  limits?: Partial<GraphqlLimits>;
 }
 
 export interface GraphqlServerHandle {
@@ -32,16 +36,23 @@ export interface GraphqlServerHandle {
 /** Apollo Server on fastify: `POST /graphql` (admin token required) and `GET /healthz`. */
 export async function startGraphqlServer(options: GraphqlServerOptions): Promise<GraphqlServerHandle> {
   const typeDefs = await readFile(SCHEMA_PATH, 'utf8');
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  const limits: GraphqlLimits = { ...DEFAULT_GRAPHQL_LIMITS, ...options.limits };
+  const app = Fastify({ logger: false, bodyLimit: limits.maxBodyBytes });
+  app.setErrorHandler(bodyTooLarge(limits.maxBodyBytes));
+  const schema = buildSchema(typeDefs);
+  const armor = armorProtection(limits);
   const apollo = new ApolloServer<GraphqlContext>({
     typeDefs,
-    resolvers,
-    formatError: createErrorFormatter(buildSchema(typeDefs), options.logger),
+    resolvers: chargeListFields(schema, resolvers),
+    formatError: createErrorFormatter(schema, options.logger),
+    validationRules: armor.validationRules,
+    // One operation per request: a JSON array of 1,000 queries would pass every per-query limit.
+    allowBatchedHttpRequests: false,
     includeStacktraceInErrorResponses: false,
     // The process owner (the CLI) handles signals and closes every part in order; Apollo's own
     // handler would stop only GraphQL and then re-raise the signal.
     stopOnTerminationSignals: false,
-    plugins: [fastifyApolloDrainPlugin(app), ApolloServerPluginLandingPageDisabled()],
+    plugins: [fastifyApolloDrainPlugin(app), ApolloServerPluginLandingPageDisabled(), ...armor.plugins],
   });
   await apollo.start();
 
@@ -55,7 +66,7 @@ export async function startGraphqlServer(options: GraphqlServerOptions): Promise
           extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } },
         });
       }
-      return createContext(options.services);
+      return createContext(options.services, { maxListItems: limits.maxListItems });
     },
   });
 
@@ -78,5 +89,23 @@ export async function startGraphqlServer(options: GraphqlServerOptions): Promise
       })();
       return closing;
     },
+  };
+}
+
+/**
+ * Fastify refuses a body over `bodyLimit` before anything parses it; answer that refusal in the
+ * GraphQL error shape, with the limit and the flag raising it. Other errors keep fastify's answer.
+ */
+function bodyTooLarge(maxBodyBytes: number) {
+  return function onError(error: FastifyError, _request: FastifyRequest, reply: FastifyReply) {
+    if (error.code !== 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.send(error);
+    return reply.code(413).send({
+      errors: [
+        {
+          message: `the request body is over ${maxBodyBytes} bytes; send a smaller request, or raise --graphql-max-body-bytes on the control plane`,
+          extensions: { code: PAYLOAD_TOO_LARGE, limit: maxBodyBytes },
+        },
+      ],
+    });
   };
 }

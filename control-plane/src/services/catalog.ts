@@ -18,6 +18,7 @@ import { applyCatalogLists, catalogListsOf, type ReportedCatalogList } from './c
 import { UPSTREAM_HASH_COLUMNS, upstreamRowHash } from '../config/upstream-hash.ts';
 import { withConfigChange, type ConfigStore } from './config-change.ts';
 import { collisionError, collisionsOf, describeCollisions, nameCollisions, type NameCollision } from './exposed-names.ts';
+import { MAX_PAGE_SIZE, unknownCursor, type Page } from './pagination.ts';
 import { parseId } from './validation.ts';
 
 export interface UpstreamReportInput {
@@ -324,10 +325,17 @@ export class CatalogService {
       .getMany();
   }
 
-  async allTools(filter: { heldBack?: boolean | null } = {}): Promise<Tool[]> {
-    const query = this.store.dataSource.getRepository(Tool).createQueryBuilder('t').where('t.listed').orderBy('t.name', 'ASC').addOrderBy('t.id', 'ASC');
+  /** Listed tools by name, one page (see `Page`). */
+  async allTools(filter: { heldBack?: boolean | null } = {}, page: Page = { first: MAX_PAGE_SIZE, after: null }): Promise<Tool[]> {
+    const repository = this.store.dataSource.getRepository(Tool);
+    const query = repository.createQueryBuilder('t').where('t.listed').orderBy('t.name', 'ASC').addOrderBy('t.id', 'ASC').take(page.first);
     if (filter.heldBack === true) query.andWhere('t.pendingSha256 IS NOT NULL');
     if (filter.heldBack === false) query.andWhere('t.pendingSha256 IS NULL');
+    if (page.after !== null) {
+      const after = parseId(page.after, 'after');
+      if (!(await repository.existsBy({ id: after }))) throw unknownCursor('tool', after);
+      query.andWhere('(t.name, t.id) > (SELECT c.name, c.id FROM tools c WHERE c.id = :after)', { after });
+    }
     return query.getMany();
   }
 
@@ -336,14 +344,19 @@ export class CatalogService {
     return this.store.dataSource.getRepository(Tool).findOneBy({ id });
   }
 
-  /** Definition history of each tool, newest first. */
-  async changesOf(toolIds: readonly string[]): Promise<ToolDefinitionChange[]> {
+  /** Definition history of each tool, newest first: the newest `perTool` changes of each (one query for all tools). */
+  async changesOf(toolIds: readonly string[], perTool: number): Promise<ToolDefinitionChange[]> {
     if (toolIds.length === 0) return [];
     return this.store.dataSource
       .getRepository(ToolDefinitionChange)
       .createQueryBuilder('c')
-      .where('c.toolId IN (:...ids)', { ids: [...toolIds] })
+      .where(
+        `c.id IN (SELECT r.id FROM (SELECT h.id, row_number() OVER (PARTITION BY h.tool_id ORDER BY h.changed_at DESC, h.id DESC) AS n
+           FROM tool_definition_changes h WHERE h.tool_id IN (:...ids)) r WHERE r.n <= :perTool)`,
+        { ids: [...toolIds], perTool },
+      )
       .orderBy('c.changedAt', 'DESC')
+      .addOrderBy('c.id', 'DESC')
       .getMany();
   }
 
@@ -374,7 +387,21 @@ export class CatalogService {
       .getMany();
   }
 
-  /** Unprefixed names colliding with other upstreams', per upstream (see `nameCollisions`). */
+  /**
+   * Logs a warning for each upstream losing exposed names to another (at startup: collisions
+   * that arose while this control plane was down, or before the mutations refused them).
+   */
+  async warnCollisions(): Promise<number> {
+    const all = await nameCollisions(this.store.dataSource.manager);
+    const names = await this.store.dataSource.manager.query(`SELECT id, name FROM upstreams WHERE id = ANY($1::uuid[])`, [[...all.keys()]]);
+    const nameOf = new Map((names as Array<{ id: string; name: string }>).map((row) => [row.id, row.name]));
+    for (const [id, list] of all) {
+      this.logger.warn({ upstream: nameOf.get(id) ?? id, collisions: list.map((c) => c.name) }, `upstream ${nameOf.get(id) ?? id}: ${collisionError(list)}`);
+    }
+    return all.size;
+  }
+
+  /** Exposed names each upstream loses to an earlier one, per upstream (see `nameCollisions`). */
   async collisions(): Promise<Map<string, { message: string; names: string[] }>> {
     const all = await nameCollisions(this.store.dataSource.manager);
     return new Map([...all].map(([id, list]: [string, NameCollision[]]) => [id, { message: collisionError(list), names: list.map((c) => c.name) }]));

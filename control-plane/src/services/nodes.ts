@@ -1,5 +1,6 @@
 import type { DataSource } from 'typeorm';
 import { DataPlaneNode } from '../db/entities.ts';
+import { MAX_PAGE_SIZE, type Page } from './pagination.ts';
 
 export interface NodeHelloInfo {
   nodeId: string;
@@ -54,7 +55,10 @@ export class NodeService {
     await this.dataSource.query(`UPDATE data_plane_nodes SET connected = false, last_seen_at = now() WHERE id = $1 AND stream_id = $2`, [nodeId, streamId]);
   }
 
-  async list(): Promise<DataPlaneNode[]> {
-    return this.dataSource.getRepository(DataPlaneNode).find({ order: { id: 'ASC' } });
+  /** Nodes by id, one page (see `Page`); `after` is a node id. */
+  async list(page: Page = { first: MAX_PAGE_SIZE, after: null }): Promise<DataPlaneNode[]> {
+    const query = this.dataSource.getRepository(DataPlaneNode).createQueryBuilder('n').orderBy('n.id', 'ASC').take(page.first);
+    if (page.after !== null) query.where('n.id > :after', { after: page.after });
+    return query.getMany();
   }
 }

@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
 import { Team } from '../db/entities.ts';
 import { withConfigChange, type ConfigStore } from './config-change.ts';
-import { isUniqueViolation, parseInput } from './validation.ts';
+import { MAX_PAGE_SIZE, unknownCursor, type Page } from './pagination.ts';
+import { isUniqueViolation, parseId, parseInput } from './validation.ts';
 
 const createTeamSchema = z.object({
   name: z.string().trim().min(1, 'is empty; give the team a name').max(128, 'is longer than 128 characters; shorten it'),
@@ -29,8 +30,16 @@ export class TeamService {
     return team;
   }
 
-  async list(): Promise<Team[]> {
-    return this.store.dataSource.getRepository(Team).find({ order: { name: 'ASC' } });
+  /** Teams by name, one page (see `Page`). */
+  async list(page: Page = { first: MAX_PAGE_SIZE, after: null }): Promise<Team[]> {
+    const repository = this.store.dataSource.getRepository(Team);
+    const query = repository.createQueryBuilder('t').orderBy('t.name', 'ASC').addOrderBy('t.id', 'ASC').take(page.first);
+    if (page.after !== null) {
+      const after = parseId(page.after, 'after');
+      if (!(await repository.existsBy({ id: after }))) throw unknownCursor('team', after);
+      query.where('(t.name, t.id) > (SELECT c.name, c.id FROM teams c WHERE c.id = :after)', { after });
+    }
+    return query.getMany();
   }
 
   async getMany(ids: readonly string[]): Promise<Map<string, Team>> {

@@ -5,7 +5,8 @@ import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
 import { Upstream, type KeyValuePair, type StoredSecretPair, type TransportName } from '../db/entities.ts';
 import { openBearer, openPairs, resealAll, sealBearer, sealPairs, type SecretBox } from '../secrets/index.ts';
 import { withConfigChange, type ConfigStore } from './config-change.ts';
-import { collisionsOf, describeCollisions } from './exposed-names.ts';
+import { collisionsOf, describeCollisions, lockExposedNames } from './exposed-names.ts';
+import { MAX_PAGE_SIZE, unknownCursor, type Page } from './pagination.ts';
 import { badInput, isUniqueViolation, parseId, parseInput } from './validation.ts';
 
 /** Upstream names become tool prefixes (`<name>__<tool>`), so they are short and plain. */
@@ -38,11 +39,45 @@ function pairsSchema(kind: 'environment variable' | 'header', pattern: RegExp) {
     .refine((pairs) => new Set(pairs.map((pair) => pair.name.toLowerCase())).size === pairs.length, `names a ${kind} twice; give each name once`);
 }
 
-const httpUrl = z.string().refine((value) => {
-  if (!URL.canParse(value)) return false;
-  const protocol = new URL(value).protocol;
-  return protocol === 'http:' || protocol === 'https:';
-}, 'must be an absolute http:// or https:// URL, e.g. https://mcp.example.com/mcp');
+/**
+ * Query parameter names that carry a credential, compared lower-case without "-" and "_": an
+ * exact name, or one containing a word that only credentials use. URLs are stored and shown in
+ * clear (GraphQL `url`, logs, node reports), so a secret must come as bearerToken or headers,
+ * which are encrypted at rest and write-only.
+ */
+const SECRET_PARAM_NAMES = new Set(['key', 'sig', 'auth', 'pass', 'jwt', 'hmac']);
+const SECRET_PARAM_WORDS = ['token', 'secret', 'password', 'passwd', 'pwd', 'apikey', 'accesskey', 'signature', 'credential', 'authorization', 'privatekey', 'sessionid'];
+
+/** The first query parameter of `url` whose name looks like a credential, if any. */
+export function secretLookingParam(url: URL): string | undefined {
+  for (const name of url.searchParams.keys()) {
+    const plain = name.toLowerCase().replace(/[-_]/g, '');
+    if (SECRET_PARAM_NAMES.has(plain) || SECRET_PARAM_WORDS.some((word) => plain.includes(word))) return name;
+  }
+  return undefined;
+}
+
+const httpUrl = z
+  .string()
+  .max(8192, 'is longer than 8192 characters')
+  .refine((value) => {
+    if (!URL.canParse(value)) return false;
+    const protocol = new URL(value).protocol;
+    return protocol === 'http:' || protocol === 'https:';
+  }, 'must be an absolute http:// or https:// URL, e.g. https://mcp.example.com/mcp')
+  .refine((value) => {
+    const url = new URL(value);
+    return url.username === '' && url.password === '';
+  }, 'must not carry credentials (user:password@host): URLs are stored and shown in clear; give the credential as bearerToken or in headers, which are encrypted and never returned')
+  .superRefine((value, ctx) => {
+    const param = secretLookingParam(new URL(value));
+    if (param === undefined) return;
+    ctx.addIssue({
+      code: 'custom',
+      // The name only: the value is the secret.
+      message: `has a query parameter "${param}" that looks like a credential: URLs are stored and shown in clear; send it as a header (headers) or bearerToken, which are encrypted and never returned`,
+    });
+  });
 
 function millis(min: number, max: number, what: string) {
   return z
@@ -294,6 +329,7 @@ export class UpstreamService {
           secretsChanged = true;
         }
       }
+      refuseKeptCredentials(current, next, input);
       checkTransportFields({
         transport: next.transport,
         command: next.command,
@@ -307,7 +343,9 @@ export class UpstreamService {
       const changed = secretsChanged || COMPARED.some((key) => JSON.stringify(next[key]) !== JSON.stringify(current[key]));
       if (!changed) return { result: toUpstreamView(current), changed: false };
 
-      if (next.exposeUnprefixed && !current.exposeUnprefixed) await this.refuseCollisions(manager, next);
+      const unprefixing = next.exposeUnprefixed && !current.exposeUnprefixed;
+      const enabling = next.enabled && !current.enabled;
+      if (next.enabled && (unprefixing || enabling)) await refuseCollisions(manager, next, unprefixing ? 'input.exposeUnprefixed' : 'input.enabled');
       if (current.pinToolDefinitions && !next.pinToolDefinitions) await releaseHeldBackTools(manager, id);
       if (secretsChanged) next.secretsVersion = randomUUID();
       next.updatedAt = new Date();
@@ -322,6 +360,7 @@ export class UpstreamService {
     return withConfigChange(this.store, async (manager) => {
       const current = await this.lockUpstream(manager, id);
       if (current.enabled === enabled) return { result: toUpstreamView(current), changed: false };
+      if (enabled) await refuseCollisions(manager, current, 'enabled');
       current.enabled = enabled;
       current.updatedAt = new Date();
       await manager.update(Upstream, { id }, { enabled, updatedAt: current.updatedAt });
@@ -348,9 +387,17 @@ export class UpstreamService {
     return resealAll(this.store.dataSource.manager, this.box);
   }
 
-  async list(): Promise<UpstreamView[]> {
-    const upstreams = await this.store.dataSource.getRepository(Upstream).find({ order: { name: 'ASC' } });
-    return upstreams.map(toUpstreamView);
+  /** Upstreams by name, one page (see `Page`). */
+  async list(page: Page = { first: MAX_PAGE_SIZE, after: null }): Promise<UpstreamView[]> {
+    const repository = this.store.dataSource.getRepository(Upstream);
+    const query = repository.createQueryBuilder('u').orderBy('u.name', 'ASC').take(page.first);
+    if (page.after !== null) {
+      const after = parseId(page.after, 'after');
+      const cursor = await repository.findOne({ where: { id: after }, select: { id: true, name: true } });
+      if (!cursor) throw unknownCursor('upstream', after);
+      query.where('u.name > :name', { name: cursor.name });
+    }
+    return (await query.getMany()).map(toUpstreamView);
   }
 
   async get(rawId: string): Promise<UpstreamView | null> {
@@ -371,15 +418,55 @@ export class UpstreamService {
     return upstream;
   }
 
-  private async refuseCollisions(manager: EntityManager, upstream: Upstream): Promise<void> {
-    const collisions = await collisionsOf(manager, upstream, true);
-    if (collisions.length === 0) return;
-    throw new PortcullisError(
-      ErrorCode.CONFLICT,
-      `input.exposeUnprefixed: unprefixed, this upstream's tool names would collide with names other upstreams expose: ${describeCollisions(collisions)}; keep the prefix (exposeUnprefixed: false) or remove the collision`,
-      { field: 'input.exposeUnprefixed', names: collisions.map((c) => c.name) },
-    );
-  }
+}
+
+/**
+ * Refuses to expose names another enabled upstream already exposes (judged by the catalogs nodes
+ * reported): one of the two would lose its tool on every node without an error. `field` is what
+ * the caller changed: exposing the names unprefixed, or enabling the upstream.
+ */
+async function refuseCollisions(manager: EntityManager, upstream: Upstream, field: string): Promise<void> {
+  await lockExposedNames(manager);
+  const collisions = await collisionsOf(manager, upstream, upstream.exposeUnprefixed);
+  if (collisions.length === 0) return;
+  const fix =
+    field === 'input.exposeUnprefixed'
+      ? 'keep the prefix (exposeUnprefixed: false) or remove the collision'
+      : `disable the other upstream first, or set exposeUnprefixed: false on whichever of the two is unprefixed`;
+  const change = field === 'input.exposeUnprefixed' ? 'unprefixed' : 'enabled';
+  throw new PortcullisError(
+    ErrorCode.CONFLICT,
+    `${field}: ${change}, upstream "${upstream.name}" would expose tool names another enabled upstream already exposes: ${describeCollisions(collisions)}; ` +
+      `nodes would serve only one of each (the upstream created first). To go ahead, ${fix}`,
+    { field, names: collisions.map((c) => c.name) },
+  );
+}
+
+/** What an upstream connects to: changing it sends its stored credentials somewhere new. */
+function targetOf(upstream: Pick<Upstream, 'transport' | 'url' | 'command' | 'args'>): string {
+  return JSON.stringify([upstream.transport, upstream.url, upstream.command, upstream.args]);
+}
+
+/**
+ * An update that changes the target (transport, url, command or args) must say what becomes of
+ * each stored credential (headers, bearerToken, env): give it again or clear it. Otherwise the
+ * credentials meant for one server would be sent to another, which an admin who cannot read
+ * them back might not intend (or might intend too well: it would reveal a token GraphQL never shows).
+ */
+function refuseKeptCredentials(current: Upstream, next: Upstream, input: UpdateUpstreamInput): void {
+  if (targetOf(current) === targetOf(next)) return;
+  const kept: Array<{ field: string; what: string; clear: string }> = [];
+  if (current.headers.length > 0 && input.headers === undefined) kept.push({ field: 'headers', what: 'headers', clear: '[]' });
+  if (current.bearerToken !== null && input.bearerToken === undefined) kept.push({ field: 'bearerToken', what: 'bearer token', clear: 'null' });
+  if (current.env.length > 0 && input.env === undefined) kept.push({ field: 'env', what: 'environment variables', clear: '[]' });
+  const first = kept[0];
+  if (!first) return;
+  const changed = (['transport', 'url', 'command', 'args'] as const).filter((key) => JSON.stringify(current[key]) !== JSON.stringify(next[key]));
+  throw badInput(
+    `input.${first.field}`,
+    `the update changes ${changed.join(', ')}, and this upstream's stored ${kept.map((k) => k.what).join(', ')} would go to the new target; ` +
+      `give ${kept.map((k) => k.field).join(', ')} again in the same update, or clear ${kept.map((k) => `${k.field}: ${k.clear}`).join(', ')}`,
+  );
 }
 
 /** Pinning switched off: held-back definitions become the tools' definitions (nodes serve them now). */

@@ -5,6 +5,7 @@ import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
 import { Team, VirtualKey } from '../db/entities.ts';
 import { singleStatementChange, withConfigChange, type ConfigStore } from './config-change.ts';
 import { UPSTREAM_NAME_PATTERN } from './upstreams.ts';
+import { MAX_PAGE_SIZE, unknownCursor, type Page } from './pagination.ts';
 import { badInput, parseId, parseInput } from './validation.ts';
 
 export const SECRET_PREFIX = 'pcs_';
@@ -160,8 +161,16 @@ export class VirtualKeyService {
     return toVirtualKeyView(key);
   }
 
-  async list(): Promise<VirtualKeyView[]> {
-    const keys = await this.store.dataSource.getRepository(VirtualKey).find({ order: { createdAt: 'ASC', id: 'ASC' } });
-    return keys.map(toVirtualKeyView);
+  /** Keys in creation order, one page (see `Page`). */
+  async list(page: Page = { first: MAX_PAGE_SIZE, after: null }): Promise<VirtualKeyView[]> {
+    const repository = this.store.dataSource.getRepository(VirtualKey);
+    const query = repository.createQueryBuilder('k').orderBy('k.createdAt', 'ASC').addOrderBy('k.id', 'ASC').take(page.first);
+    if (page.after !== null) {
+      const after = parseId(page.after, 'after');
+      if (!(await repository.existsBy({ id: after }))) throw unknownCursor('virtual key', after);
+      // Compared in SQL: created_at has microseconds, a JavaScript Date only milliseconds.
+      query.where('(k.created_at, k.id) > (SELECT c.created_at, c.id FROM virtual_keys c WHERE c.id = :after)', { after });
+    }
+    return (await query.getMany()).map(toVirtualKeyView);
   }
 }

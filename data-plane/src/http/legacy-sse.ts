@@ -5,7 +5,7 @@ import type { AppliedConfig } from '../config/applied-config.ts';
 import type { DispatchContext, RequestChannel, RpcRequest } from '../mcp/dispatcher.ts';
 import { echoableId, errorBody, isPlainObject } from '../mcp/json-rpc.ts';
 import { LATEST_LEGACY_PROTOCOL_VERSION, RpcErrorCode } from '../mcp/protocol.ts';
-import { signSessionToken, verifySessionToken } from '../mcp/session-token.ts';
+import { signSessionToken } from '../mcp/session-token.ts';
 import type { RpcMessage } from '../upstream/upstream-router.ts';
 import type { AgentStream } from './agent-streams.ts';
 import { authenticateRequest, type Authenticated } from './authenticate.ts';
@@ -88,14 +88,14 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
       sendRpcError(res, 400, RpcErrorCode.TransportError, 'Bad Request: the sessionId query parameter is required');
       return;
     }
-    const verified = verifySessionToken(token, auth.config.sessionKeys);
-    const streamId = verified.ok ? verified.claims.streamId : undefined;
-    const session = streamId === undefined ? undefined : sessions.get(streamId);
-    if (!verified.ok || verified.claims.keyId !== auth.principal.keyId || streamId === undefined) {
+    const admitted = services.sessionGuard.admit(token, auth.principal.keyId, auth.config.sessionKeys, 'sse');
+    if (!admitted.ok) {
+      logger.debug({ keyId: auth.principal.keyId, reason: admitted.reason }, 'legacy SSE session refused');
       sendRpcError(res, 404, RpcErrorCode.SessionNotFound, 'Session not found');
       return;
     }
-    const holder = verified.claims.nodeTag;
+    const session = sessions.get(admitted.claims.streamId!);
+    const holder = admitted.claims.nodeTag;
     const elsewhere = session === undefined && holder !== undefined && holder !== services.relay.nodeTag;
     if (!elsewhere && (session === undefined || session.token !== token)) {
       sendRpcError(res, 404, RpcErrorCode.SessionNotFound, NOT_HERE);
@@ -141,9 +141,8 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
   services.relay.calls.handle('sseMessagesJson', async (call) => {
     const config = getConfig();
     const principal = config?.principalByKeyId(call.keyId);
-    const verified = config === undefined ? undefined : verifySessionToken(call.sessionId, config.sessionKeys);
-    const streamId = verified?.ok === true && verified.claims.keyId === call.keyId ? verified.claims.streamId : undefined;
-    const session = streamId === undefined ? undefined : sessions.get(streamId);
+    const admitted = config === undefined ? undefined : services.sessionGuard.admit(call.sessionId, call.keyId, config.sessionKeys, 'sse');
+    const session = admitted?.ok === true ? sessions.get(admitted.claims.streamId!) : undefined;
     if (config === undefined || principal === undefined || session === undefined || session.token !== call.sessionId || session.keyId !== call.keyId) {
       return { answer: { status: 404, bodyJson: errorBody(null, RpcErrorCode.SessionNotFound, 'Session not found: the node named by the session does not hold its SSE stream any more; open a new GET /sse') } };
     }

@@ -10,7 +10,8 @@ import { classifyInbound } from '../mcp/inbound-classification.ts';
 import { ServerRequests } from '../mcp/server-requests.ts';
 import type { EndedSessions } from '../mcp/ended-sessions.ts';
 import type { NodeRelay } from '../relay/node-relay.ts';
-import { VerifiedSessionTokens, type SessionClaims } from '../mcp/session-token.ts';
+import type { SessionClaims } from '../mcp/session-token.ts';
+import type { SessionGuard } from '../mcp/session-guard.ts';
 import { checkStandardHeaders, stripOws } from '../mcp/standard-headers.ts';
 import type { AgentStreams } from './agent-streams.ts';
 import { authenticateRequest, type Authenticated } from './authenticate.ts';
@@ -34,6 +35,8 @@ export interface McpServices {
   readonly inFlight: InFlightRequests;
   /** 2025-era sessions ended here (DELETE), and how long any session lives. */
   readonly endedSessions: EndedSessions;
+  /** The one check of a 2025-era session id, on every transport and relay. */
+  readonly sessionGuard: SessionGuard;
   /** The recent events of the 2025-era SSE streams this node holds, for `Last-Event-ID` resumption. */
   readonly eventStore: EventStore;
   /** Messages for other nodes (replies to their server requests, cancels, ended sessions), through the control plane. */
@@ -74,7 +77,6 @@ function header(req: IncomingMessage, name: string): string | undefined {
 export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const { getConfig, services, maxBodyBytes, logger, anonymousKeyId } = options;
   const { dispatcher, streams } = services;
-  const verifiedTokens = new VerifiedSessionTokens();
 
   /**
    * 2025 era: the signed session id must be present (400), valid under a current session key, issued to this key,
@@ -87,10 +89,9 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
       sendRpcError(res, 400, RpcErrorCode.TransportError, 'Bad Request: Mcp-Session-Id header is required', { id });
       return undefined;
     }
-    const verified = verifiedTokens.verify(token, auth.config.sessionKeys);
-    const refused = !verified.ok ? verified.reason : verified.claims.keyId !== auth.principal.keyId || verified.claims.streamId !== undefined ? 'other-key' : services.endedSessions.has(token) ? 'ended' : services.endedSessions.expired(verified.claims) ? 'expired' : undefined;
-    if (refused !== undefined || !verified.ok) {
-      logger.debug({ keyId: auth.principal.keyId, reason: refused }, 'session refused');
+    const admitted = services.sessionGuard.admit(token, auth.principal.keyId, auth.config.sessionKeys, 'streamable-http');
+    if (!admitted.ok) {
+      logger.debug({ keyId: auth.principal.keyId, reason: admitted.reason }, 'session refused');
       sendRpcError(res, 404, RpcErrorCode.SessionNotFound, 'Session not found', { id });
       return undefined;
     }
@@ -99,7 +100,7 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
       sendRpcError(res, 400, RpcErrorCode.TransportError, `Bad Request: Unsupported protocol version: ${version} (${UNSUPPORTED_LEGACY_VERSION_HINT})`, { id });
       return undefined;
     }
-    return { claims: verified.claims, token };
+    return { claims: admitted.claims, token };
   }
 
   async function post(req: IncomingMessage, res: ServerResponse, auth: Authenticated): Promise<void> {

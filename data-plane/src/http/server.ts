@@ -5,12 +5,12 @@ import { LogLevels, ResourceSubscriptions } from '../mcp/agent-state.ts';
 import { CatalogViews } from '../mcp/catalog-views.ts';
 import { McpDispatcher, type McpDispatcherOptions, type ServerInfo } from '../mcp/dispatcher.ts';
 import { LIST_CACHE_TTL_MS } from '../mcp/protocol.ts';
+import type { RunOperation } from '../pipeline/pipeline.ts';
 import { EndedSessions } from '../mcp/ended-sessions.ts';
+import { SessionGuard } from '../mcp/session-guard.ts';
 import { ServerRequests } from '../mcp/server-requests.ts';
 import { NodeRelay, type NodeRelayOptions } from '../relay/node-relay.ts';
 import { relayInputRetries } from '../relay/input-retry-relay.ts';
-import { ToolsOnlyRouter, isUpstreamRouter } from '../mcp/tools-only-router.ts';
-import type { ToolRouter } from '../upstream/tool-router.ts';
 import type { UpstreamRouter } from '../upstream/upstream-router.ts';
 import { AgentStreams } from './agent-streams.ts';
 import { EventStore, type EventStoreOptions } from './event-store.ts';
@@ -25,12 +25,7 @@ export interface DataPlaneServerOptions {
   /** The snapshot being served right now, or undefined before the first one arrived. */
   readonly getConfig: () => AppliedConfig | undefined;
   /** The merged upstreams (UpstreamPool): catalogs, relay, notifications. */
-  readonly upstreams?: UpstreamRouter;
-  /**
-   * Deprecated spelling of `upstreams`; a tools-only ToolRouter is wrapped (tools work, the other
-   * capabilities are empty). One of the two is required.
-   */
-  readonly tools?: ToolRouter | UpstreamRouter;
+  readonly upstreams: UpstreamRouter;
   readonly logger: Logger;
   /** Largest accepted request body; larger ones get 413. */
   readonly maxBodyBytes: number;
@@ -64,6 +59,8 @@ export interface DataPlaneServerOptions {
   readonly nodeTag?: string;
   /** Timeouts of requests relayed to other nodes (defaults in relay/relayed-calls.ts). */
   readonly relayedCalls?: NodeRelayOptions['calls'];
+  /** Changes the request pipeline's steps (say, inserts one); given the default steps in chain order (pipeline/pipeline.ts). */
+  readonly steps?: McpDispatcherOptions['steps'];
   /** Bounds of the per-node store of 2025-era SSE events (resumption with `Last-Event-ID`), the resume window, the SSE `retry` and SSE polling (defaults in event-store.ts). */
   readonly eventStore?: EventStoreOptions;
 }
@@ -86,6 +83,11 @@ export interface DataPlaneServer {
   readonly listenStreamCount: number;
   /** How many SSE connections this node closed for SSE polling (`maxConnectionMs`), their streams going on. */
   readonly polledSseConnections: number;
+  /**
+   * The request pipeline's entry: runs one operation (its principal or key id, parent id, method,
+   * params) through authenticate → authorize → policy → limits → execute, as every MCP request is.
+   */
+  readonly run: RunOperation;
   /** Ends the notification streams, stops listening and resolves once every connection is gone. */
   close(): Promise<void>;
 }
@@ -103,23 +105,23 @@ const NOT_FOUND = JSON.stringify({ error: { code: 'NOT_FOUND', message: 'Not fou
  */
 export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlaneServer {
   const { getConfig, logger } = options;
-  const given = options.upstreams ?? options.tools;
-  if (given === undefined) throw new TypeError('createDataPlaneServer needs `upstreams` (an UpstreamRouter)');
-  const router = isUpstreamRouter(given) ? given : new ToolsOnlyRouter(given);
+  const router = options.upstreams;
   const views = new CatalogViews(router, options.listPageSize ?? 0);
   const subscriptions = new ResourceSubscriptions(router, logger);
   const logLevels = new LogLevels();
   const streams = new AgentStreams({ views, subscriptions, logLevels, logger, serverInfo: options.serverInfo, keepAliveMs: options.sseKeepAliveMs });
   const serverRequests = new ServerRequests(options.nodeTag);
-  const dispatcher = new McpDispatcher({ router, views, subscriptions, logLevels, serverInfo: options.serverInfo, logger, listTtlMs: options.listTtlMs ?? LIST_CACHE_TTL_MS, metrics: options.metrics, nodeId: options.nodeId, nodeTag: serverRequests.nodeTag, inputExchanges: options.inputExchanges });
+  const dispatcher = new McpDispatcher({ router, views, subscriptions, logLevels, serverInfo: options.serverInfo, logger, listTtlMs: options.listTtlMs ?? LIST_CACHE_TTL_MS, metrics: options.metrics, nodeId: options.nodeId, nodeTag: serverRequests.nodeTag, inputExchanges: options.inputExchanges, getConfig, steps: options.steps });
   const eventStore = new EventStore(options.eventStore);
   options.metrics?.eventStore(eventStore);
   const inFlight = new InFlightRequests();
   const endedSessions = new EndedSessions(options.sessionMaxAgeMs);
+  const sessionGuard = new SessionGuard(endedSessions);
   const relay = new NodeRelay({
     serverRequests,
     inFlight,
     endedSessions,
+    sessionGuard,
     getConfig,
     logger,
     onSessionEnded: (sessionId) => {
@@ -131,7 +133,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     ...(options.relayedCalls === undefined ? {} : { calls: options.relayedCalls }),
   });
   dispatcher.relayRetriesWith(relayInputRetries({ relay, dispatcher, getConfig, logger, nodeId: dispatcher.exchanges.options.nodeId }));
-  const services: McpServices = { dispatcher, streams, subscriptions, logLevels, serverRequests, inFlight, endedSessions, eventStore, relay };
+  const services: McpServices = { dispatcher, streams, subscriptions, logLevels, serverRequests, inFlight, endedSessions, sessionGuard, eventStore, relay };
   const unsubscribeViews = views.onChanged((kind) => streams.catalogChanged(kind));
   const unsubscribeNotifications = router.onUpstreamNotification((upstream, notification) => streams.upstreamNotification(upstream, notification));
   const endpointOptions = { getConfig, services, maxBodyBytes: options.maxBodyBytes, logger, anonymousKeyId: options.anonymousKeyId };
@@ -177,6 +179,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
   return {
     server,
     relay,
+    run: dispatcher.run,
     configChanged: () => streams.configChanged(getConfig()),
     get notificationStreamCount() {
       return streams.count('session');
@@ -192,6 +195,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
         unsubscribeViews();
         unsubscribeNotifications();
         views.close();
+        dispatcher.close();
         streams.closeAll();
         eventStore.close();
         relay.calls.close();

@@ -1,4 +1,4 @@
-import { UpstreamRpcError } from '../upstream/tool-router.ts';
+import { UpstreamRpcError } from '../upstream/upstream-rpc-error.ts';
 import type { RpcMessage } from '../upstream/upstream-router.ts';
 import { isPlainObject } from './json-rpc.ts';
 import { RpcErrorCode } from './protocol.ts';

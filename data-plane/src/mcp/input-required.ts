@@ -4,9 +4,9 @@ import { CreateMessageResultSchema, CreateMessageResultWithToolsSchema, ElicitRe
 import type { z } from 'zod';
 import type { SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
 import { signalCancellation, type Cancellation } from '../upstream/cancellation.ts';
-import { UpstreamRpcError } from '../upstream/tool-router.ts';
+import { UpstreamRpcError } from '../upstream/upstream-rpc-error.ts';
 import type { RpcMessage } from '../upstream/upstream-router.ts';
-import type { RequestChannel } from './dispatcher.ts';
+import type { RequestChannel } from '../pipeline/operation.ts';
 import { isPlainObject } from './json-rpc.ts';
 import { RpcErrorCode } from './protocol.ts';
 import { signRequestState, verifyRequestState } from './request-state.ts';

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { UpstreamRpcError } from '../upstream/tool-router.ts';
+import { UpstreamRpcError } from '../upstream/upstream-rpc-error.ts';
 import type { RpcMessage } from '../upstream/upstream-router.ts';
 import { isPlainObject } from './json-rpc.ts';
 import { RpcErrorCode } from './protocol.ts';

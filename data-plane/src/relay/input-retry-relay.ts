@@ -6,7 +6,7 @@ import { otherNodeRefusal } from '../mcp/input-required.ts';
 import { echoableId, errorBody, isPlainObject } from '../mcp/json-rpc.ts';
 import { RpcErrorCode } from '../mcp/protocol.ts';
 import type { RpcMessage } from '../upstream/upstream-router.ts';
-import { UpstreamRpcError } from '../upstream/tool-router.ts';
+import { UpstreamRpcError } from '../upstream/upstream-rpc-error.ts';
 import { MAX_RELAY_ANSWER_CHARS, MAX_RELAY_JSON_CHARS, type NodeRelay } from './node-relay.ts';
 import type { IncomingCall, ServedAnswer } from './relayed-calls.ts';
 import { signalCancellation } from '../upstream/cancellation.ts';

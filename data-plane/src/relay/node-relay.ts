@@ -6,7 +6,8 @@ import type { InFlightRequests } from '../http/in-flight.ts';
 import type { EndedSessions } from '../mcp/ended-sessions.ts';
 import { isPlainObject } from '../mcp/json-rpc.ts';
 import { ServerRequests, type ServerRequestOwner } from '../mcp/server-requests.ts';
-import { verifySessionToken, type SessionClaims } from '../mcp/session-token.ts';
+import { SessionGuard } from '../mcp/session-guard.ts';
+import type { SessionClaims } from '../mcp/session-token.ts';
 import { RelayedCalls, type RelayedCallsOptions } from './relayed-calls.ts';
 
 /** Largest relayed JSON-RPC response (the control plane refuses larger ones too). */
@@ -68,6 +69,8 @@ export interface NodeRelayOptions {
   readonly serverRequests: ServerRequests;
   readonly inFlight: InFlightRequests;
   readonly endedSessions: EndedSessions;
+  /** Checks the session ids of relayed cancels and ended sessions, as every transport does (default: one over endedSessions). */
+  readonly sessionGuard?: SessionGuard;
   readonly getConfig: () => AppliedConfig | undefined;
   readonly logger: Logger;
   /** Drops what this node holds for a session another node ended (its streams, subscriptions, log level). */
@@ -93,7 +96,10 @@ export class NodeRelay {
   /** Requests relayed to the node that can serve them, and those relayed here (see relayed-calls.ts). */
   readonly calls: RelayedCalls;
 
+  private readonly sessionGuard: SessionGuard;
+
   constructor(private readonly options: NodeRelayOptions) {
+    this.sessionGuard = options.sessionGuard ?? new SessionGuard(options.endedSessions);
     this.calls = new RelayedCalls((envelope) => this.send(envelope), { ...options.calls, logger: options.logger });
   }
 
@@ -186,12 +192,12 @@ export class NodeRelay {
     }
   }
 
-  /** The session's claims when this node verifies its id under its own session keys as issued to `keyId`. */
+  /** The session's claims when the guard admits its id for `keyId` here (an ended or expired one is not). */
   private verifiedClaims(sessionId: string, keyId: string): SessionClaims | undefined {
     const config = this.options.getConfig();
     if (config === undefined) return undefined;
-    const verified = verifySessionToken(sessionId, config.sessionKeys);
-    return verified.ok && verified.claims.keyId === keyId ? verified.claims : undefined;
+    const admitted = this.sessionGuard.admit(sessionId, keyId, config.sessionKeys, 'streamable-http');
+    return admitted.ok ? admitted.claims : undefined;
   }
 
   private sendEnded(sessionId: string, keyId: string, expiresAt: number): void {

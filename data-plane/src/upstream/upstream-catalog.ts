@@ -19,7 +19,7 @@ export interface CatalogSource {
   readonly catalogs: UpstreamCatalogs | undefined;
 }
 
-/** A catalog entry that is also a ToolRouter tool (tools only). */
+/** A catalog entry that is also an exposed tool (tools only). */
 export interface ToolEntry extends CatalogEntry, ExposedTool {
   readonly definition: ToolDefinitionJson;
 }

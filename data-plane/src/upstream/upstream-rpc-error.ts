@@ -1,4 +1,4 @@
-/** A JSON-RPC error answered by an upstream, to be relayed to the agent as it is. */
+/** A JSON-RPC error answered by an upstream (or by the agent to a server-to-client request), relayed as it is. */
 export class UpstreamRpcError extends Error {
   constructor(
     readonly code: number,

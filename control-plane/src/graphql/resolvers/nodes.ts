@@ -1,9 +1,10 @@
 import type { DataPlaneNode } from '../../db/entities.ts';
-import type { GraphqlContext } from '../context.ts';
+import { parsePage } from '../../services/pagination.ts';
+import type { GraphqlContext, PageArgs } from '../context.ts';
 
 export const nodeResolvers = {
   Query: {
-    nodes: (_: unknown, __: unknown, ctx: GraphqlContext) => ctx.services.nodes.list(),
+    nodes: (_: unknown, args: PageArgs, ctx: GraphqlContext) => ctx.services.nodes.list(parsePage(args)),
     config: async (_: unknown, __: unknown, ctx: GraphqlContext) => ({ version: await ctx.services.configVersion() }),
   },
   DataPlaneNode: {

@@ -10,8 +10,9 @@ import type {
   UpstreamNodeStatus,
 } from '../../db/entities.ts';
 import { exposedName } from '../../services/exposed-names.ts';
+import { DEFAULT_CHANGES, parseFirst, parsePage } from '../../services/pagination.ts';
 import type { UpstreamView } from '../../services/upstreams.ts';
-import type { GraphqlContext } from '../context.ts';
+import type { GraphqlContext, PageArgs } from '../context.ts';
 
 /** Reported text left empty by the upstream reads as null. */
 const orNull = (value: string) => (value === '' ? null : value);
@@ -33,9 +34,15 @@ const summaryFields = {
 
 export const upstreamResolvers = {
   Query: {
-    upstreams: (_: unknown, __: unknown, ctx: GraphqlContext) => ctx.services.upstreams.list(),
+    upstreams: async (_: unknown, args: PageArgs, ctx: GraphqlContext) => {
+      const upstreams = await ctx.services.upstreams.list(parsePage(args));
+      // Tools and statuses below point back at these: answer those from what was just read.
+      for (const upstream of upstreams) ctx.loaders.upstream.prime(upstream.id, upstream);
+      return upstreams;
+    },
     upstream: (_: unknown, args: { id: string }, ctx: GraphqlContext) => ctx.services.upstreams.get(args.id),
-    tools: (_: unknown, args: { heldBack?: boolean | null }, ctx: GraphqlContext) => ctx.services.catalog.allTools({ heldBack: args.heldBack ?? null }),
+    tools: (_: unknown, args: PageArgs & { heldBack?: boolean | null }, ctx: GraphqlContext) =>
+      ctx.services.catalog.allTools({ heldBack: args.heldBack ?? null }, parsePage({ first: args.first, after: args.after })),
     tool: (_: unknown, args: { id: string }, ctx: GraphqlContext) => ctx.services.catalog.getTool(args.id),
   },
   Mutation: {
@@ -67,7 +74,8 @@ export const upstreamResolvers = {
     upstream: async (tool: Tool, _: unknown, ctx: GraphqlContext) => ctx.loaders.upstream.load(tool.upstreamId),
     heldBack: (tool: Tool) => tool.pendingSha256 !== null,
     pendingDefinition: (tool: Tool) => (tool.pendingDefinition === null ? null : JSON.stringify(tool.pendingDefinition)),
-    changes: (tool: Tool, _: unknown, ctx: GraphqlContext) => ctx.loaders.changesOfTool.load(tool.id),
+    changes: (tool: Tool, args: { first?: number | null }, ctx: GraphqlContext) =>
+      ctx.loaders.changesOfTool(parseFirst(args.first, DEFAULT_CHANGES)).load(tool.id),
   },
   UpstreamPrompt: {
     ...summaryFields,

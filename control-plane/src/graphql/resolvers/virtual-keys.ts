@@ -1,9 +1,10 @@
 import type { VirtualKeyView } from '../../services/virtual-keys.ts';
-import type { GraphqlContext } from '../context.ts';
+import { parsePage } from '../../services/pagination.ts';
+import type { GraphqlContext, PageArgs } from '../context.ts';
 
 export const virtualKeyResolvers = {
   Query: {
-    virtualKeys: (_: unknown, __: unknown, ctx: GraphqlContext) => ctx.services.virtualKeys.list(),
+    virtualKeys: (_: unknown, args: PageArgs, ctx: GraphqlContext) => ctx.services.virtualKeys.list(parsePage(args)),
   },
   Mutation: {
     createVirtualKey: (_: unknown, args: { input: unknown }, ctx: GraphqlContext) => ctx.services.virtualKeys.create(args.input),

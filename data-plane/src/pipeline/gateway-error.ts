@@ -1,0 +1,56 @@
+import { PortcullisError } from '../../../common/src/index.ts';
+import { RpcErrorCode } from '../mcp/protocol.ts';
+import { UpstreamRpcError } from '../upstream/upstream-rpc-error.ts';
+
+/** HTTP status of the answer carrying each gateway code; a code not named here goes out with 200. */
+const HTTP_STATUS: ReadonlyMap<number, number> = new Map<number, number>([
+  [RpcErrorCode.Unauthenticated, 401],
+  [RpcErrorCode.Forbidden, 403],
+  [RpcErrorCode.SessionNotFound, 404],
+  [RpcErrorCode.NotReady, 503],
+  [RpcErrorCode.HeaderMismatch, 400],
+  [RpcErrorCode.UnsupportedProtocolVersion, 400],
+  // The spec ties HTTP 400 to this code itself, wherever it comes from (an upstream's input_required included).
+  [RpcErrorCode.MissingRequiredClientCapability, 400],
+]);
+
+/**
+ * The one error of an operation: a refusal by a step, or a failure the gateway answers for. It knows
+ * its JSON-RPC code (a name of RpcErrorCode, or an upstream's own code relayed as it came), its data
+ * and the HTTP status it goes out with; the era adapters turn it into wire form, nothing else does.
+ */
+export class GatewayError extends Error {
+  readonly httpStatus: number;
+
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data?: unknown,
+    httpStatus?: number,
+  ) {
+    super(message);
+    this.name = 'GatewayError';
+    this.httpStatus = httpStatus ?? HTTP_STATUS.get(code) ?? 200;
+  }
+
+  static invalidParams(message: string, data?: unknown): GatewayError {
+    return new GatewayError(RpcErrorCode.InvalidParams, message, data);
+  }
+
+  static methodNotFound(): GatewayError {
+    return new GatewayError(RpcErrorCode.MethodNotFound, 'Method not found');
+  }
+
+  /**
+   * What an upstream's failure becomes: its own JSON-RPC error as it came, an unreachable upstream
+   * as UpstreamUnavailable naming it, anything else an internal error (undefined: the caller logs it).
+   */
+  static fromUpstream(error: unknown, upstream: string, subject: string): GatewayError | undefined {
+    if (error instanceof GatewayError) return error;
+    if (error instanceof UpstreamRpcError) return new GatewayError(error.code, error.message, error.data);
+    if (error instanceof PortcullisError) {
+      return new GatewayError(RpcErrorCode.UpstreamUnavailable, `Upstream "${upstream}" could not answer for ${subject}: ${error.message}`, { upstream, reason: error.code });
+    }
+    return undefined;
+  }
+}

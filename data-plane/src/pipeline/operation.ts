@@ -1,0 +1,118 @@
+import type { SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
+import type { RpcId } from '../mcp/json-rpc.ts';
+import type { AllowList } from '../policy/allow-list.ts';
+import type { Principal } from '../policy/principal.ts';
+import type { Cancellation } from '../upstream/cancellation.ts';
+import type { CatalogKind, RpcMessage } from '../upstream/upstream-router.ts';
+import type { GatewayError } from './gateway-error.ts';
+
+/**
+ * The back channel of one request: notifications related to it (progress, log messages) and
+ * server-to-client requests, sent on its SSE response (or, on the legacy HTTP+SSE transport, on
+ * the session's stream).
+ */
+export interface RequestChannel {
+  notify(method: string, params: Record<string, unknown> | undefined): void;
+  /** Whether the agent can be asked on this channel (2025 era); 2026-07-28 agents are answered `input_required` instead. */
+  readonly canRequest: boolean;
+  /** Asks the agent (elicitation, sampling, roots) and resolves with its result; rejects with UpstreamRpcError for its error. */
+  request(message: RpcMessage, signal: AbortSignal | undefined): Promise<Record<string, unknown>>;
+}
+
+/** Where authorize routed an operation; execute acts on exactly this. */
+export type Target =
+  /** One upstream, with the params as it must see them (names un-prefixed, task ids unwrapped). */
+  | { readonly kind: 'upstream'; readonly upstream: string; readonly subject: string; readonly params: Record<string, unknown> }
+  /** A list, filtered by this allow-list. */
+  | { readonly kind: 'catalog'; readonly catalog: CatalogKind; readonly allowList: AllowList; readonly offset: number }
+  /** `tasks/list` over these upstreams (those declaring it that the key may use). */
+  | { readonly kind: 'tasks'; readonly upstreams: readonly string[] }
+  /** Answered by the gateway itself (ping, log level, unsubscribe). */
+  | { readonly kind: 'gateway' };
+
+/** What the upstream answered an era's upstream call (see UpstreamCaller). */
+export type UpstreamAnswer =
+  | { readonly kind: 'result'; readonly result: Record<string, unknown> }
+  /** A 2026-07-28 agent must retry with input (already signed into `requestState`). */
+  | { readonly kind: 'input'; readonly inputRequests: Readonly<Record<string, unknown>> | undefined; readonly requestState: string };
+
+/**
+ * How an operation reaches its upstream. The era adapter that decoded the operation supplies it
+ * (a 2025-era call relays directly, a 2026-07-28 call may park for the agent's input); execute calls
+ * it without knowing which. Rejects with UpstreamRpcError / PortcullisError / GatewayError.
+ */
+export type UpstreamCaller = (operation: Operation, upstream: string, message: RpcMessage) => Promise<UpstreamAnswer>;
+
+/** A retry of a call that waited for a 2026-07-28 agent's input: which upstream it is bound to. */
+export interface Resumption {
+  readonly upstream: string;
+  /**
+   * `parked`: the call is still running there, bound to that upstream even if it left the catalog;
+   * `round`: a 2026-07-28 upstream's own round, sent again to whatever serves the name now, which must be that upstream.
+   */
+  readonly kind: 'parked' | 'round';
+}
+
+/**
+ * One operation as every step sees it, whatever era or transport it came in on: what is asked
+ * (method, params), by whom (principal), below what (parent id), and where it goes (target, set by
+ * authorize). The adapters decode requests into it; anything else (the REST API, a sandboxed
+ * script's nested call) builds one and runs it through the pipeline the same way.
+ */
+export interface Operation {
+  /** The JSON-RPC id the answer echoes (a nested call makes its own). */
+  readonly id: RpcId;
+  readonly method: string;
+  readonly params: Record<string, unknown>;
+  /** Who is asking, once authenticated: the edge sets it, or authenticate resolves it from `keyId`. */
+  principal: Principal | undefined;
+  /** The key of a caller the edge did not authenticate itself (a relayed or nested operation). */
+  readonly keyId?: string;
+  /** The operation this one was made by (a script's call: its `run_script` call); recorded with it. */
+  readonly parentId?: string;
+  /** Set by authorize. */
+  target?: Target;
+  /** The session keys of the snapshot being served (task ids are signed with them). */
+  readonly sessionKeys: readonly SigningKey[];
+  /** Aborts when the caller goes away or cancels. */
+  readonly cancellation: Cancellation;
+  /** Where related notifications and server-to-client requests go; absent, they are dropped. */
+  readonly channel?: RequestChannel;
+  /** A 2025-era session's id (log level and subscriptions live under it on this node). */
+  readonly sessionId?: string;
+  /** A 2025-era session's declared client capabilities (server-to-client requests are sent only for those). */
+  readonly agentCapabilities?: unknown;
+  /** The era's way to reach the upstream; absent, execute relays directly. */
+  readonly callUpstream?: UpstreamCaller;
+  /** A retry bound to the upstream of the call it continues. */
+  readonly resumes?: Resumption;
+  /** performance.now() when the request was taken up (the gateway-overhead histogram). */
+  readonly receivedAt: number;
+  /** performance.now() when execute sent it upstream (record reads it). */
+  upstreamStartedAt?: number;
+  /** performance.now() when the upstream's answer (or failure) came back. */
+  upstreamEndedAt?: number;
+}
+
+/** How an operation ended; the era adapter encodes it, record measures it. */
+export type Outcome =
+  /** An upstream's (or the gateway's) result object. `unavailable`: a tools/call the upstream could not run (an isError result). */
+  | { readonly kind: 'result'; readonly result: Record<string, unknown>; readonly unavailable?: boolean }
+  /** A result already serialized (catalog pages). `cacheable`: a list result (2026-07-28 adds its cache hints). */
+  | { readonly kind: 'json'; readonly json: string; readonly cacheable: boolean }
+  | { readonly kind: 'input'; readonly inputRequests: Readonly<Record<string, unknown>> | undefined; readonly requestState: string }
+  /** Refused by a step or failed: the adapter sends the error. */
+  | { readonly kind: 'error'; readonly error: GatewayError };
+
+/** One step: acts on the operation and either ends it (returns an outcome) or hands it to `next`. */
+export type StepHandler = (operation: Operation, next: (operation: Operation) => Promise<Outcome>) => Promise<Outcome>;
+
+/** A step and its name (what a test or a later capability inserts before or after). */
+export interface Step {
+  readonly name: string;
+  readonly run: StepHandler;
+}
+
+export function refused(error: GatewayError): Outcome {
+  return { kind: 'error', error };
+}

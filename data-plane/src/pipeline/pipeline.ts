@@ -1,0 +1,53 @@
+import type { AppliedConfig } from '../config/applied-config.ts';
+import type { DataPlaneMetrics } from '../observability/metrics.ts';
+import type { Operation, Outcome, Step } from './operation.ts';
+import { authenticateStep } from './steps/authenticate.ts';
+import { authorizeStep, type AuthorizeOptions } from './steps/authorize.ts';
+import { executeStep, type ExecuteOptions } from './steps/execute.ts';
+import { limitsStep } from './steps/limits.ts';
+import { policyStep } from './steps/policy.ts';
+import { recordStep } from './steps/record.ts';
+
+/** Runs one operation through the pipeline and resolves with its outcome; never rejects for a refusal. */
+export type RunOperation = (operation: Operation) => Promise<Outcome>;
+
+/** The default steps' names, in the order an operation meets them. */
+export const STEP_NAMES = ['record', 'authenticate', 'authorize', 'policy', 'limits', 'execute'] as const;
+
+/**
+ * Chains steps as middleware (Hono, Envoy's filter chain): the first step gets the operation and a
+ * `next` that runs the rest. Composed once, so an operation costs one call per step and no closure.
+ * `record` comes first in the chain because it acts last: it wraps the others and sees every
+ * outcome, refusals included. The chain must end in a step that answers (execute).
+ */
+export function composeSteps(steps: readonly Step[]): RunOperation {
+  let run: RunOperation = unanswered;
+  for (let i = steps.length - 1; i >= 0; i--) {
+    const step = steps[i]!;
+    const next = run;
+    run = (operation) => step.run(operation, next);
+  }
+  return run;
+}
+
+/** A new step placed right before the step named `before` (for later capabilities and tests). */
+export function insertBefore(steps: readonly Step[], before: string, step: Step): Step[] {
+  const at = steps.findIndex((s) => s.name === before);
+  if (at === -1) throw new Error(`no pipeline step named "${before}" (steps: ${steps.map((s) => s.name).join(', ')})`);
+  return [...steps.slice(0, at), step, ...steps.slice(at)];
+}
+
+function unanswered(operation: Operation): Promise<Outcome> {
+  return Promise.reject(new Error(`the pipeline ended without an answer for ${operation.method}: its last step must be execute`));
+}
+
+/** What the default steps need of the node. */
+export interface PipelineOptions extends AuthorizeOptions, ExecuteOptions {
+  readonly getConfig: () => AppliedConfig | undefined;
+  readonly metrics?: DataPlaneMetrics | undefined;
+}
+
+/** The default steps, in chain order (see composeSteps): record, authenticate, authorize, policy, limits, execute. */
+export function defaultSteps(options: PipelineOptions): Step[] {
+  return [recordStep(options.metrics), authenticateStep(options.getConfig), authorizeStep(options), policyStep(), limitsStep(), executeStep(options)];
+}
