@@ -10,6 +10,11 @@ export interface OptionSpec<T extends z.ZodType = z.ZodType> {
   schema: T;
   /** Shown in --help; the schema's own default applies when neither flag nor env is given. */
   defaultLabel?: string;
+  /**
+   * Set for secrets: the value is read from `env` only, and the flag is refused with this text (why,
+   * and what to use instead), since a command line is visible to every local user in `ps`.
+   */
+  envOnly?: string;
 }
 
 export type OptionTable = Record<string, OptionSpec>;
@@ -37,6 +42,9 @@ export function readOptions<T extends OptionTable>(table: T, argv: readonly stri
   }
   const result: Record<string, unknown> = {};
   for (const [key, spec] of Object.entries(table)) {
+    if (spec.envOnly !== undefined && values[spec.flag] !== undefined) {
+      throw new PortcullisError(ErrorCode.BAD_USER_INPUT, `--${spec.flag} is not accepted: ${spec.envOnly}`);
+    }
     const flagValue = values[spec.flag];
     const raw = typeof flagValue === 'string' ? flagValue : spec.env ? env[spec.env] : undefined;
     const parsed = spec.schema.safeParse(raw === '' ? undefined : raw);
@@ -55,6 +63,7 @@ export function readOptions<T extends OptionTable>(table: T, argv: readonly stri
 /** The --help text of a command, generated from its option table. */
 export function helpText(usage: string, summary: string, table: OptionTable): string {
   const rows = Object.values(table).map((spec) => {
+    if (spec.envOnly !== undefined) return `${`  env ${spec.env}`.padEnd(40)}${spec.description} (not a flag: ${spec.envOnly})`;
     const left = `  --${spec.flag} <value>`;
     const env = spec.env ? ` [env ${spec.env}]` : '';
     const fallback = spec.defaultLabel ? ` (default: ${spec.defaultLabel})` : '';

@@ -10,7 +10,8 @@ import { startEmbeddedDatabase } from './db/embedded.ts';
 import type { GraphqlLimits } from './graphql/limits.ts';
 import { startGraphqlServer } from './graphql/server.ts';
 import { ConfigStreamService } from './grpc/config-service.ts';
-import { startGrpcServer } from './grpc/server.ts';
+import { NodeHeartbeat } from './grpc/node-heartbeat.ts';
+import { startGrpcServer, type GrpcTls } from './grpc/server.ts';
 import { loadSecretBox, sealPlaintextAndCheck } from './secrets/index.ts';
 import { createServices } from './services/index.ts';
 import { EndedSessionStore } from './services/ended-sessions.ts';
@@ -40,8 +41,15 @@ export interface ControlPlaneOptions {
   secretKey?: string;
   /** PORTCULLIS_SECRET_KEYS_PREVIOUS (comma-separated): earlier keys, same forms; they still decrypt, never encrypt. */
   previousSecretKeys?: string[];
-  /** Shared secret data-plane nodes present on the config stream. */
-  nodeToken: string;
+  /**
+   * Shared secret data-plane nodes present on the config stream. Required unless `grpcTls.clientCa`
+   * is given (nodes are then authenticated by certificate; with both, nodes need both).
+   */
+  nodeToken?: string;
+  /** TLS of the config stream (and mTLS with `clientCa`); plaintext when omitted. */
+  grpcTls?: GrpcTls;
+  /** How often this replica marks its connected nodes as seen (ms). Default 15000. */
+  nodeHeartbeatIntervalMs?: number;
   logger: Logger;
   /** Port of the embedded database's Postgres socket on 127.0.0.1; 0 (default) = OS-assigned. */
   embeddedDatabasePort?: number;
@@ -84,12 +92,18 @@ const optionsSchema = z.object({
   adminToken: z.string().min(16, 'is shorter than 16 characters; use a long random token (or omit it to have one generated)').optional(),
   secretKey: z.string().min(1, 'is empty; give 32 bytes as hex or base64 (openssl rand -base64 32), or omit it to have one generated').optional(),
   previousSecretKeys: z.array(z.string().min(1, 'is empty; remove the empty entry')).optional(),
-  nodeToken: z.string().min(16, 'is shorter than 16 characters; use a long random token shared with the data-plane nodes'),
+  nodeToken: z.string().min(16, 'is shorter than 16 characters; use a long random token shared with the data-plane nodes').optional(),
+  grpcTls: z.object({ certChain: z.instanceof(Buffer), privateKey: z.instanceof(Buffer), clientCa: z.instanceof(Buffer).optional() }).optional(),
+  nodeHeartbeatIntervalMs: z.number().int().min(10, 'must be at least 10 ms').optional(),
   embeddedDatabasePort: port.optional(),
   snapshotPollIntervalMs: z.number().int().min(0).optional(),
   endedSessionPruneIntervalMs: z.number().int().min(1, 'must be at least 1 ms').optional(),
   ackWindowMs: z.number().int().min(0).max(60_000, 'must be at most 60000 ms: an ACK is stored at most this late').optional(),
 });
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host.startsWith('127.') || host === '::1' || host === '[::1]';
+}
 
 /** Starts the control plane: database (and migrations), config stream, GraphQL API. */
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
@@ -98,6 +112,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const issue = parsed.error.issues[0];
     const field = issue?.path.map(String).join('.') ?? 'options';
     throw new PortcullisError(ErrorCode.BAD_CONFIG, `control plane option ${field}: ${issue?.message ?? 'is invalid'}`, { field });
+  }
+  if (options.nodeToken === undefined && options.grpcTls?.clientCa === undefined) {
+    throw new PortcullisError(ErrorCode.BAD_CONFIG, 'control plane option nodeToken: is required unless nodes are authenticated by client certificate (grpcTls.clientCa)', { field: 'nodeToken' });
   }
   const started = performance.now();
   const logger = options.logger.child({ plane: 'control' });
@@ -150,8 +167,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     cleanups.push(() => endedSessions.close());
 
     const streams = new ConfigStreamService({ nodeToken: options.nodeToken, publisher, nodes: services.nodes, catalog: services.catalog, logger, relayBus: changes, endedSessions, ackWindowMs: options.ackWindowMs });
-    const grpc = await startGrpcServer(streams, options.grpcHost, options.grpcPort);
+    const grpc = await startGrpcServer(streams, options.grpcHost, options.grpcPort, options.grpcTls);
     cleanups.push(() => grpc.close());
+    if (options.grpcTls === undefined && !isLoopback(options.grpcHost)) {
+      logger.warn({ grpcHost: options.grpcHost }, 'the config stream carries every upstream credential and the session signing key in plaintext on a non-loopback address; give the control plane a certificate (grpcTls) or keep the network private');
+    }
+    if (options.nodeHeartbeatIntervalMs !== undefined) services.nodes.heartbeatIntervalMs = options.nodeHeartbeatIntervalMs;
+    const heartbeat = new NodeHeartbeat(services.nodes, () => streams.liveStreams(), logger, services.nodes.heartbeatIntervalMs);
+    cleanups.push(() => heartbeat.close());
 
     const graphql = await startGraphqlServer({ host: options.graphqlHost, port: options.graphqlPort, adminToken, services, logger, limits: options.graphqlLimits });
     cleanups.push(() => graphql.close());

@@ -2,6 +2,9 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../common/src/index.ts';
 import { ConfigClient } from './config/config-client.ts';
+import type { ConfigStreamTls, ReconnectBackoff } from './config/channel-options.ts';
+import { startMetricsServer, type MetricsServer } from './observability/metrics-server.ts';
+import { DEFAULT_READINESS, NodeReadiness, type ReadinessOptions } from './observability/readiness.ts';
 import type { AppliedConfig } from './config/applied-config.ts';
 import type { EventStoreOptions } from './http/event-store.ts';
 import { createDataPlaneServer } from './http/server.ts';
@@ -16,7 +19,14 @@ export const SOFTWARE_VERSION = '0.1.0';
 export interface DataPlaneOptions {
   /** host:port of the control plane's gRPC config stream. */
   controlPlaneAddress: string;
-  nodeToken: string;
+  /** More replicas to fail over to, after controlPlaneAddress. */
+  controlPlaneFallbacks?: readonly string[];
+  /** TLS of the config stream (and the node's certificate, for mTLS); plaintext when undefined. */
+  controlPlaneTls?: ConfigStreamTls;
+  /** Reconnect backoff to the control plane (default 100 ms to 5 s). */
+  controlPlaneReconnect?: ReconnectBackoff;
+  /** May be omitted when the control plane authenticates nodes by client certificate alone. */
+  nodeToken: string | undefined;
   /** Stable node name; defaults to `<hostname>-<port>`. */
   nodeId: string;
   host: string;
@@ -44,6 +54,10 @@ export interface DataPlaneOptions {
    * agents and SSE polling (closing connections after `maxConnectionMs`); defaults in event-store.ts.
    */
   sse?: EventStoreOptions;
+  /** What `/readyz` waits for (default: the first snapshot's upstreams, at most 30 s; no staleness limit). */
+  readiness?: ReadinessOptions;
+  /** Serve Prometheus metrics on this address (off when undefined; never on the agent-facing port). */
+  metricsListen?: { host: string; port: number; token?: string };
   logger: Logger;
 }
 
@@ -51,6 +65,8 @@ export interface DataPlane {
   readonly nodeId: string;
   /** The agents' endpoint, e.g. http://127.0.0.1:8080/mcp */
   readonly mcpUrl: string;
+  /** `http://host:port/metrics` when metricsListen was given. */
+  readonly metricsUrl: string | undefined;
   /** The configuration being served, if any. */
   readonly config: AppliedConfig | undefined;
   /** Resolves once the node serves a configuration (at once when it already does); false on timeout. */
@@ -70,6 +86,10 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
   const upstreamNames = new Map<string, string>();
   let configured: () => void = () => undefined;
   const firstConfig = new Promise<void>((resolve) => (configured = resolve));
+  const readiness = new NodeReadiness(options.readiness ?? DEFAULT_READINESS, {
+    hasConfig: () => configClient?.config !== undefined,
+    configAgeMs: () => configClient?.configAgeMs(),
+  });
   const pool = new UpstreamPool({
     clientInfo: { name: 'portcullis', version: SOFTWARE_VERSION },
     defaults: {
@@ -81,6 +101,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     logger,
     onReport: (report) => {
       configClient?.report(report);
+      readiness.upstreamState(report.upstreamId, report.state);
       const name = upstreamNames.get(report.upstreamId);
       if (name !== undefined) metrics.upstreamState(name, upstreamStateToJSON(report.state).replace('UPSTREAM_STATE_', '').toLowerCase());
     },
@@ -98,6 +119,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     allowedHosts: effectiveAllowedHosts(options.host, options.allowedHosts),
     nodeId: options.nodeId,
     eventStore: options.sse,
+    readiness: () => readiness.check(),
   });
   if (options.anonymousKeyId !== undefined) logger.warn({ keyId: options.anonymousKeyId }, 'anonymous access is on: requests without credentials act as this virtual key');
   http.server.listen(options.port, options.host);
@@ -106,8 +128,10 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
   const mcpUrl = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${address.port}/mcp`;
 
   configClient = new ConfigClient({
-    address: options.controlPlaneAddress,
+    addresses: [options.controlPlaneAddress, ...(options.controlPlaneFallbacks ?? [])],
     nodeToken: options.nodeToken,
+    tls: options.controlPlaneTls,
+    reconnect: options.controlPlaneReconnect,
     nodeId: options.nodeId,
     softwareVersion: SOFTWARE_VERSION,
     mcpUrl,
@@ -118,6 +142,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     onConnected: () => http.relay.announceEnded(),
     onApplied: (config) => {
       for (const upstream of config.upstreams) upstreamNames.set(upstream.id, upstream.name);
+      readiness.configApplied(config.upstreams);
       pool.apply(config.upstreams);
       metrics.configApplied(config.version);
       configured();
@@ -126,13 +151,24 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     },
   });
   http.relay.connect((envelope) => configClient?.relay(envelope) ?? false);
-  await configClient.start();
-  logger.info({ mcpUrl }, 'data plane listening');
+  const stream = configClient;
+  metrics.configStream({ get connected() { return stream.connected; }, configAgeMs: () => stream.configAgeMs() });
+  let metricsServer: MetricsServer | undefined;
+  try {
+    if (options.metricsListen) metricsServer = await startMetricsServer({ ...options.metricsListen, metrics, logger });
+    await configClient.start();
+  } catch (error) {
+    configClient.close();
+    await Promise.all([http.close(), metricsServer?.close(), pool.close()]);
+    throw error;
+  }
+  logger.info({ mcpUrl, metricsUrl: metricsServer?.url }, 'data plane listening');
 
   let closing: Promise<void> | undefined;
   return {
     nodeId: options.nodeId,
     mcpUrl,
+    metricsUrl: metricsServer?.url,
     get config() {
       return configClient?.config;
     },
@@ -146,7 +182,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     close() {
       closing ??= (async () => {
         configClient?.close();
-        await http.close();
+        await Promise.all([http.close(), metricsServer?.close()]);
         await pool.close();
       })();
       return closing;

@@ -247,7 +247,7 @@ describe('finding 3: GraphQL depth, cost, alias, token, list and body limits', (
   it('takes its limits from the command line and environment, and applies them', async () => {
     const options = readOptions(
       controlPlaneOptionTable,
-      ['--node-token', 'n'.repeat(16), '--graphql-max-depth', '12'],
+      ['--graphql-max-depth', '12'],
       { PORTCULLIS_GRAPHQL_MAX_LIST_ITEMS: '200' },
     );
     assert.deepEqual(graphqlLimits(options), {
@@ -260,7 +260,7 @@ describe('finding 3: GraphQL depth, cost, alias, token, list and body limits', (
       maxBodyBytes: 1024 * 1024,
     });
     assert.throws(
-      () => readOptions(controlPlaneOptionTable, ['--node-token', 'n'.repeat(16), '--graphql-max-depth', '1'], {}),
+      () => readOptions(controlPlaneOptionTable, ['--graphql-max-depth', '1'], {}),
       /--graphql-max-depth: must be at least 2/,
     );
     // The counting server was started with maxDepth 7: depth 8 passes the default, not it.

@@ -40,10 +40,22 @@ before(async () => {
   const config = AppliedConfig.fromSnapshot({
     version: '1',
     upstreams: configs,
-    virtualKeys: [key, outsider].map((k) => ({ id: k.id, name: k.id, secretSha256: Buffer.from(hashSecret(k.secret), 'hex'), teamId: '', allowedTools: [...k.allowedTools] })),
+    virtualKeys: [key, outsider].map((k) => ({
+      id: k.id,
+      name: k.id,
+      secretSha256: Buffer.from(hashSecret(k.secret), 'hex'),
+      teamId: '',
+      allowedTools: [...k.allowedTools],
+    })),
     sessionKeys: [sessionKey('s1')],
   });
-  server = createDataPlaneServer({ getConfig: () => config, upstreams: harness.pool, logger: createLogger({ level: 'silent' }), maxBodyBytes: 64 * 1024, serverInfo: { name: 'portcullis-test', version: '0.0.0' } });
+  server = createDataPlaneServer({
+    getConfig: () => config,
+    upstreams: harness.pool,
+    logger: createLogger({ level: 'silent' }),
+    maxBodyBytes: 64 * 1024,
+    serverInfo: { name: 'portcullis-test', version: '0.0.0' },
+  });
   server.server.listen(0, '127.0.0.1');
   await once(server.server, 'listening');
   url = new URL(`http://127.0.0.1:${(server.server.address() as AddressInfo).port}/mcp`);
@@ -63,8 +75,14 @@ async function agents(k: TestKey): Promise<{ calls: ReadonlyArray<readonly [stri
   const modern = await modernAgent(url, k.secret);
   return {
     calls: [
-      ['2025 agent', async (name, args) => (await legacy.client.callTool({ name, arguments: args })) as Record<string, unknown>],
-      ['2026-07-28 agent', async (name, args) => (await modern.callTool({ name, arguments: args })) as unknown as Record<string, unknown>],
+      [
+        '2025 agent',
+        async (name, args) => (await legacy.client.callTool({ name, arguments: args })) as Record<string, unknown>,
+      ],
+      [
+        '2026-07-28 agent',
+        async (name, args) => (await modern.callTool({ name, arguments: args })) as unknown as Record<string, unknown>,
+      ],
     ],
     close: async () => {
       await legacy.client.close();
@@ -76,7 +94,11 @@ async function agents(k: TestKey): Promise<{ calls: ReadonlyArray<readonly [stri
 function assertUnavailable(result: Record<string, unknown>, upstream: string, who: string): void {
   assert.equal(result['isError'], true, `${who}: ${JSON.stringify(result)}`);
   assert.match(JSON.stringify(result['content']), /temporarily unavailable/, who);
-  assert.deepEqual((result['_meta'] as Record<string, unknown>)['dev.portcullis/error'], { reason: 'UPSTREAM_UNAVAILABLE', upstream, retryable: true }, who);
+  assert.deepEqual(
+    (result['_meta'] as Record<string, unknown>)['dev.portcullis/error'],
+    { reason: 'UPSTREAM_UNAVAILABLE', upstream, retryable: true },
+    who,
+  );
 }
 
 async function assertNotFound(call: Call, name: string, who: string): Promise<void> {
@@ -91,10 +113,20 @@ test('12 tool not found while an upstream restarts: a known tool of an upstream 
   const mine = await agents(key);
   const theirs = await agents(outsider);
   try {
-    for (const [who, call] of mine.calls) assert.equal(JSON.stringify((await call('web__echo', { message: 'up' }))['content']), JSON.stringify([{ type: 'text', text: 'echo: up' }]), who);
+    for (const [who, call] of mine.calls)
+      assert.equal(
+        JSON.stringify((await call('web__echo', { message: 'up' }))['content']),
+        JSON.stringify([{ type: 'text', text: 'echo: up' }]),
+        who,
+      );
 
     await fixture.stop();
-    await until('web is away', () => harness.state('web') !== UpstreamState.UPSTREAM_STATE_READY && harness.state('web') !== UpstreamState.UPSTREAM_STATE_DEGRADED);
+    await until(
+      'web is away',
+      () =>
+        harness.state('web') !== UpstreamState.UPSTREAM_STATE_READY &&
+        harness.state('web') !== UpstreamState.UPSTREAM_STATE_DEGRADED,
+    );
     for (const [who, call] of mine.calls) {
       assertUnavailable(await call('web__echo', { message: 'away' }), 'web', who);
       // The node knows what web offered: a name it never offered is still unknown.
@@ -107,7 +139,12 @@ test('12 tool not found while an upstream restarts: a known tool of an upstream 
 
     await fixture.restart();
     await harness.waitForState('web', UpstreamState.UPSTREAM_STATE_READY, 30_000);
-    for (const [who, call] of mine.calls) assert.equal(JSON.stringify((await call('web__echo', { message: 'back' }))['content']), JSON.stringify([{ type: 'text', text: 'echo: back' }]), who);
+    for (const [who, call] of mine.calls)
+      assert.equal(
+        JSON.stringify((await call('web__echo', { message: 'back' }))['content']),
+        JSON.stringify([{ type: 'text', text: 'echo: back' }]),
+        who,
+      );
   } finally {
     await mine.close();
     await theirs.close();

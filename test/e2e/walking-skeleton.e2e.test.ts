@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { connectLegacyAgent, connectModernAgent, firstText } from '../support/agents.ts';
 import { type ControlPlaneProcess, type DataPlaneProcess, INITIALIZE, accepts, eventually, postMcp } from '../support/gateway.ts';
 import { CREATE_KEY, CREATE_UPSTREAM, NODES, REVOKE_KEY, graphqlOk } from '../support/graphql.ts';
-import { EVERYTHING_SERVER, startEverythingHttp, type RunningProcess } from '../support/processes.ts';
+import { EVERYTHING_SERVER, freePort, startEverythingHttp, type RunningProcess } from '../support/processes.ts';
 import { startTestEnv, type TestEnv } from '../support/test-env.ts';
 
 describe('walking skeleton: control plane on PostgreSQL, two data-plane nodes, stdio and HTTP upstreams', () => {
@@ -17,7 +17,7 @@ describe('walking skeleton: control plane on PostgreSQL, two data-plane nodes, s
   const allowed = ['ev__echo', 'ev__get-sum', 'evh__*'];
 
   before(async () => {
-    env = await startTestEnv({ nodes: ['node-a', 'node-b'] });
+    env = await startTestEnv({ nodes: [{ id: 'node-a', args: ['--metrics-listen', `127.0.0.1:${await freePort()}`] }, 'node-b'] });
     controlPlane = env.controlPlane!;
     [nodeA, nodeB] = [env.node('node-a'), env.node('node-b')];
     httpUpstream = await startEverythingHttp();
@@ -83,8 +83,9 @@ describe('walking skeleton: control plane on PostgreSQL, two data-plane nodes, s
     }
   });
 
-  test('each node serves Prometheus metrics: tool calls, the time the gateway added, the config version', async () => {
-    const response = await fetch(nodeA.mcpUrl.replace('/mcp', '/metrics'));
+  test('each node serves Prometheus metrics on its metrics address: tool calls, the time the gateway added, the config version', async () => {
+    assert.ok(nodeA.metricsUrl, 'node A printed its metrics address');
+    const response = await fetch(nodeA.metricsUrl);
     assert.equal(response.status, 200);
     const text = await response.text();
     const count = Number(/portcullis_tool_call_duration_seconds_count\{upstream="ev",outcome="ok"\} (\d+)/.exec(text)?.[1] ?? 0);
@@ -92,6 +93,8 @@ describe('walking skeleton: control plane on PostgreSQL, two data-plane nodes, s
     assert.match(text, /portcullis_gateway_overhead_seconds_count\{upstream="ev"\} \d+/);
     assert.match(text, /portcullis_config_version [1-9]\d*/);
     assert.match(text, /portcullis_upstream_state\{upstream="ev",state="ready"\} 1/);
+    assert.match(text, /^portcullis_config_age_seconds 0$/m, 'connected: the configuration is current');
+    assert.match(text, /^portcullis_control_plane_connected 1$/m);
   });
 
   test('a tool outside the allow-list is refused exactly like a tool that does not exist', async () => {

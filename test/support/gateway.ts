@@ -12,10 +12,12 @@ export class ControlPlaneProcess {
     readonly schema: string,
     readonly graphqlPort: number,
     readonly grpcPort: number,
+    private readonly extra: { args?: readonly string[]; env?: NodeJS.ProcessEnv },
   ) {}
 
-  static async start(databaseUrl: string, schema: string): Promise<ControlPlaneProcess> {
-    const plane = new ControlPlaneProcess(databaseUrl, schema, await freePort(), await freePort());
+  /** `extra.args` are more flags (e.g. TLS); `extra.env` overrides the environment (PORTCULLIS_NODE_TOKEN: '' drops the token). */
+  static async start(databaseUrl: string, schema: string, extra: { args?: readonly string[]; env?: NodeJS.ProcessEnv } = {}): Promise<ControlPlaneProcess> {
+    const plane = new ControlPlaneProcess(databaseUrl, schema, await freePort(), await freePort(), extra);
     await plane.restart();
     return plane;
   }
@@ -37,9 +39,9 @@ export class ControlPlaneProcess {
       '--graphql-port', String(this.graphqlPort),
       '--grpc-port', String(this.grpcPort),
       '--admin-token', this.adminToken,
-      '--node-token', this.nodeToken,
       '--log-level', 'warn',
-    ]);
+      ...(this.extra.args ?? []),
+    ], { PORTCULLIS_NODE_TOKEN: this.nodeToken, ...this.extra.env });
     await ready(this.process, async (child) => {
       await child.waitFor(/GraphQL:/);
       await waitForHttp(`http://127.0.0.1:${this.graphqlPort}/healthz`);
@@ -57,24 +59,30 @@ export class DataPlaneProcess {
     readonly process: RunningProcess,
     readonly nodeId: string,
     readonly port: number,
+    /** `http://host:port/metrics` when the node was started with `--metrics-listen`. */
+    readonly metricsUrl: string | undefined,
   ) {}
 
-  static async start(controlPlane: Pick<ControlPlaneProcess, 'grpcAddress' | 'nodeToken'>, nodeId: string, extraArgs: readonly string[] = []): Promise<DataPlaneProcess> {
+  static async start(
+    controlPlane: Pick<ControlPlaneProcess, 'grpcAddress' | 'nodeToken'>,
+    nodeId: string,
+    extraArgs: readonly string[] = [],
+    env: NodeJS.ProcessEnv = {},
+  ): Promise<DataPlaneProcess> {
     const port = await freePort();
     const child = startCli(`data plane ${nodeId}`, [
       'data-plane',
       '--control-plane', controlPlane.grpcAddress,
-      '--node-token', controlPlane.nodeToken,
       '--node-id', nodeId,
       '--port', String(port),
       '--log-level', 'warn',
       ...extraArgs,
-    ]);
+    ], { PORTCULLIS_NODE_TOKEN: controlPlane.nodeToken, ...env });
     await ready(child, async () => {
       await child.waitFor(/MCP endpoint:/);
       await waitForHttp(`http://127.0.0.1:${port}/readyz`);
     });
-    return new DataPlaneProcess(child, nodeId, port);
+    return new DataPlaneProcess(child, nodeId, port, /Metrics:\s+(\S+)/.exec(child.log)?.[1]);
   }
 
   get mcpUrl(): string {

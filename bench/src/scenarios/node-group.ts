@@ -3,7 +3,7 @@
  * (the issue allows it for N = 16 when documented): each node is what `portcullis data-plane`
  * starts (its own port, node id, config stream and HTTP server), only the event loop is shared.
  *
- *   tsx bench/src/scenarios/node-group.ts --control-plane host:port --node-token T --log-level warn --node <id>:<port> [--node <id>:<port> …]
+ *   PORTCULLIS_NODE_TOKEN=T tsx bench/src/scenarios/node-group.ts --control-plane host:port --log-level warn --node <id>:<port> [--node <id>:<port> …]
  *
  * Each node prints `MCP endpoint: <url>` as it listens, as the CLI does (the same function starts it).
  */
@@ -33,7 +33,7 @@ function parse(argv: readonly string[]): { shared: string[]; nodes: Array<{ id: 
 const { shared, nodes } = parse(process.argv.slice(2));
 const running: DataPlane[] = [];
 for (const node of nodes) {
-  const { node: started, logger } = await startDataPlaneFromArgs([...shared, '--node-id', node.id, '--port', node.port], {});
+  const { node: started, logger } = await startDataPlaneFromArgs([...shared, '--node-id', node.id, '--port', node.port], { PORTCULLIS_NODE_TOKEN: process.env['PORTCULLIS_NODE_TOKEN'] });
   running.push(started);
   if (running.length === 1) closeOnSignals(async () => void (await Promise.allSettled(running.map((n) => n.close()))), logger);
 }

@@ -92,9 +92,9 @@ async function startControlPlane(database: DatabaseKind, postgresUrl: string): P
   const process_ = new ManagedProcess(
     `portcullis control-plane (${database})`,
     process.execPath,
-    [...flagsFrom('PORTCULLIS_BENCH_CONTROL_PLANE_FLAGS'), '--import', 'tsx', CLI_MAIN, 'control-plane', '--data-dir', dataDir, ...databaseArgs, '--graphql-port', String(graphqlPort), '--grpc-port', String(grpcPort), '--admin-token', adminToken, '--node-token', nodeToken, '--log-level', 'warn'],
+    [...flagsFrom('PORTCULLIS_BENCH_CONTROL_PLANE_FLAGS'), '--import', 'tsx', CLI_MAIN, 'control-plane', '--data-dir', dataDir, ...databaseArgs, '--graphql-port', String(graphqlPort), '--grpc-port', String(grpcPort), '--admin-token', adminToken, '--log-level', 'warn'],
     // The embedded rows must not pick up a DATABASE_URL from the environment.
-    { keepStdout: true, env: { DATABASE_URL: undefined } },
+    { keepStdout: true, env: { DATABASE_URL: undefined, PORTCULLIS_NODE_TOKEN: nodeToken } },
   );
   const stop = async () => {
     await process_.stop(5_000);
@@ -138,7 +138,7 @@ async function startNodes(plane: ControlPlaneUnderTest, count: number, processes
   const stop = async () => {
     await Promise.all(procs.map((n) => n.stop(3_000)));
   };
-  const shared = ['--control-plane', plane.grpcAddress, '--node-token', plane.nodeToken, '--log-level', 'warn'];
+  const shared = ['--control-plane', plane.grpcAddress, '--log-level', 'warn'];
   const perProcess = Math.ceil(count / processes);
   try {
     // In waves: sixteen Node processes compiling TypeScript at once on two cores time each other out.
@@ -152,7 +152,7 @@ async function startNodes(plane: ControlPlaneUnderTest, count: number, processes
           processes === count
             ? ['--import', 'tsx', CLI_MAIN, 'data-plane', ...shared, '--node-id', nodes[0]!.id, '--port', String(nodes[0]!.port)]
             : ['--import', 'tsx', NODE_GROUP, ...shared, ...nodes.flatMap((n) => ['--node', `${n.id}:${n.port}`])];
-        const proc = new ManagedProcess(`propagation node process ${p}`, process.execPath, [...flagsFrom('PORTCULLIS_BENCH_NODE_FLAGS'), ...args], { keepStdout: true });
+        const proc = new ManagedProcess(`propagation node process ${p}`, process.execPath, [...flagsFrom('PORTCULLIS_BENCH_NODE_FLAGS'), ...args], { keepStdout: true, env: { PORTCULLIS_NODE_TOKEN: plane.nodeToken } });
         procs.push(proc);
         wave.push({ proc, lastId: nodes.at(-1)!.id });
       }

@@ -97,7 +97,7 @@ export async function graphql<T>(url: string, adminToken: string, query: string)
 export async function startPortcullis(httpUpstreamUrl: string | undefined): Promise<RunningGateway> {
   if (!existsSync(CLI_MAIN)) throw new GatewayUnavailable(`${CLI_MAIN} does not exist`);
   const dataDir = mkdtempSync(join(tmpdir(), 'portcullis-bench-'));
-  const [port, graphqlPort, grpcPort] = [await freePort(), await freePort(), await freePort()];
+  const [port, graphqlPort, grpcPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const adminToken = `bench-admin-${randomBytes(16).toString('hex')}`;
   const nodeToken = `bench-node-${randomBytes(16).toString('hex')}`;
   // The planes run as separate processes, as in production, so the node's CPU per call is its own
@@ -105,8 +105,8 @@ export async function startPortcullis(httpUpstreamUrl: string | undefined): Prom
   const controlPlane = new ManagedProcess(
     'portcullis control-plane',
     process.execPath,
-    ['--import', 'tsx', CLI_MAIN, 'control-plane', '--data-dir', dataDir, '--graphql-port', String(graphqlPort), '--grpc-port', String(grpcPort), '--admin-token', adminToken, '--node-token', nodeToken, '--log-level', 'warn'],
-    { keepStdout: true },
+    ['--import', 'tsx', CLI_MAIN, 'control-plane', '--data-dir', dataDir, '--graphql-port', String(graphqlPort), '--grpc-port', String(grpcPort), '--admin-token', adminToken, '--log-level', 'warn'],
+    { keepStdout: true, env: { PORTCULLIS_NODE_TOKEN: nodeToken } },
   );
   let node: ManagedProcess | undefined;
   const stop = async () => {
@@ -121,8 +121,8 @@ export async function startPortcullis(httpUpstreamUrl: string | undefined): Prom
       node = new ManagedProcess(
         'portcullis data-plane',
         process.execPath,
-        [...nodeFlags(), '--import', 'tsx', CLI_MAIN, 'data-plane', '--control-plane', `127.0.0.1:${grpcPort}`, '--node-token', nodeToken, '--node-id', 'bench', '--port', String(port), '--log-level', 'warn'],
-        { keepStdout: true },
+        [...nodeFlags(), '--import', 'tsx', CLI_MAIN, 'data-plane', '--control-plane', `127.0.0.1:${grpcPort}`, '--node-id', 'bench', '--port', String(port), '--metrics-listen', `127.0.0.1:${metricsPort}`, '--log-level', 'warn'],
+        { keepStdout: true, env: { PORTCULLIS_NODE_TOKEN: nodeToken } },
       );
       mcpUrl = (await node.waitForOutput(/MCP endpoint:\s+(\S+)/, 30_000))[1]!;
     } catch (error) {
@@ -153,7 +153,7 @@ export async function startPortcullis(httpUpstreamUrl: string | undefined): Prom
       mcpUrl,
       secret: created.createVirtualKey.secret,
       pid: node.pid,
-      metricsUrl: new URL('/metrics', mcpUrl).href,
+      metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
       tools,
       graphqlUrl,
       adminToken,

@@ -1,19 +1,13 @@
-import { z } from 'zod';
 import { createLogger, type Logger } from '../../../common/src/index.ts';
 import { startDataPlane, type DataPlane } from '../../../data-plane/src/index.ts';
 import { helpText, readOptions } from '../options.ts';
 import { closeOnSignals } from './lifecycle.ts';
-import { dataPlaneOptions, dataPlaneSettings, logLevel, nodeToken } from './settings.ts';
+import { dataPlaneOptions, dataPlaneSettings, logLevel } from './settings.ts';
+import { controlPlaneConnectionSettings, nodeTokenSettings, readControlPlaneConnection, readNodeToken } from './stream-settings.ts';
 
 export const dataPlaneOptionTable = {
-  controlPlane: {
-    flag: 'control-plane',
-    env: 'PORTCULLIS_CONTROL_PLANE',
-    description: 'host:port of the control plane gRPC config stream',
-    schema: z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port').default('127.0.0.1:4001'),
-    defaultLabel: '127.0.0.1:4001',
-  },
-  nodeToken,
+  ...controlPlaneConnectionSettings,
+  ...nodeTokenSettings,
   ...dataPlaneSettings,
   logLevel,
 };
@@ -31,8 +25,12 @@ export async function runDataPlane(argv: readonly string[]): Promise<void> {
  */
 export async function startDataPlaneFromArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<{ node: DataPlane; logger: Logger }> {
   const options = readOptions(dataPlaneOptionTable, argv, env);
+  // A node with a client certificate may be authenticated by it alone (the control plane decides).
+  const nodeToken = readNodeToken(options, options.controlPlaneCert === undefined);
+  const connection = readControlPlaneConnection(options, nodeToken);
   const logger = createLogger({ level: options.logLevel });
-  const node = await startDataPlane(dataPlaneOptions(options, { controlPlaneAddress: options.controlPlane, nodeToken: options.nodeToken }, logger));
-  process.stdout.write(`Portcullis data plane ${node.nodeId}\n  MCP endpoint: ${node.mcpUrl}\n`);
+  const node = await startDataPlane(dataPlaneOptions(options, connection, logger));
+  const metrics = node.metricsUrl === undefined ? '' : `  Metrics:      ${node.metricsUrl}\n`;
+  process.stdout.write(`Portcullis data plane ${node.nodeId}\n  MCP endpoint: ${node.mcpUrl}\n${metrics}`);
   return { node, logger };
 }

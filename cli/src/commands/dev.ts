@@ -7,12 +7,14 @@ import { startDataPlane } from '../../../data-plane/src/index.ts';
 import { helpText, readOptions } from '../options.ts';
 import { persistentSecret } from '../secrets.ts';
 import { closeOnSignals } from './lifecycle.ts';
-import { controlPlaneSettings, graphqlLimits, dataPlaneOptions, dataPlaneSettings, logLevel, nodeToken, sseOptions } from './settings.ts';
+import { controlPlaneSettings, graphqlLimits, dataPlaneOptions, dataPlaneSettings, logLevel, sseOptions } from './settings.ts';
+import { nodeTokenSettings, readNodeToken } from './stream-settings.ts';
 
 export const devOptionTable = {
   ...controlPlaneSettings,
   ...dataPlaneSettings,
-  nodeToken: { ...nodeToken, schema: nodeToken.schema.optional(), description: `${nodeToken.description}; generated once and kept in the data dir when unset` },
+  nodeToken: { ...nodeTokenSettings.nodeToken, description: `${nodeTokenSettings.nodeToken.description}; generated once and kept in the data dir when unset` },
+  nodeTokenFile: nodeTokenSettings.nodeTokenFile,
   logLevel: { ...logLevel, schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('warn'), defaultLabel: 'warn' },
 };
 
@@ -28,10 +30,14 @@ export async function runDev(argv: readonly string[]): Promise<void> {
   // Settings that only make sense together are checked before anything starts.
   sseOptions(options);
   const logger = createLogger({ level: options.logLevel });
-  const token = options.nodeToken ?? (await persistentSecret(join(options.dataDir, 'node-token'), 'pcn_'));
+  const token = readNodeToken(options, false) ?? (await persistentSecret(join(options.dataDir, 'node-token'), 'pcn_'));
   const controlPlane = await startControlPlane({ ...options, graphqlLimits: graphqlLimits(options), nodeToken: token, logger });
   const grpcPort = controlPlane.grpcAddress.slice(controlPlane.grpcAddress.lastIndexOf(':') + 1);
-  const dataPlane = await startDataPlane(dataPlaneOptions(options, { controlPlaneAddress: `127.0.0.1:${grpcPort}`, nodeToken: token }, logger));
+  // Plaintext on loopback: both ends are this process, the stream never leaves the host, and nothing
+  // but root (who can read this process's memory anyway) can watch loopback traffic. The token
+  // still keeps other local users' processes off the stream.
+  const connection = { controlPlaneAddress: `127.0.0.1:${grpcPort}`, nodeToken: token };
+  const dataPlane = await startDataPlane(dataPlaneOptions(options, connection, logger));
   // "Running" should mean an agent can connect: wait (briefly) for the node's first configuration.
   await dataPlane.whenConfigured(10_000);
   const database = options.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `embedded PostgreSQL in ${join(options.dataDir, 'pg')}`;
@@ -40,7 +46,8 @@ export async function runDev(argv: readonly string[]): Promise<void> {
       `Portcullis is running (ready in ${Math.round(performance.now() - started)} ms)`,
       `  MCP endpoint (agents):  ${dataPlane.mcpUrl}`,
       `  GraphQL API (admin):    ${controlPlane.graphqlUrl}`,
-      `  gRPC config stream:     ${controlPlane.grpcAddress}`,
+      `  gRPC config stream:     ${controlPlane.grpcAddress} (plaintext, loopback)`,
+      ...(dataPlane.metricsUrl === undefined ? [] : [`  Metrics:                ${dataPlane.metricsUrl}`]),
       `  Database:               ${database}`,
       `  Admin token:            ${controlPlane.adminToken}`,
       '',

@@ -14,6 +14,8 @@ import {
 import { parseAllowedHosts } from '../../../data-plane/src/http/host-guard.ts';
 import { DEFAULT_GRAPHQL_LIMITS, type GraphqlLimits } from '../../../control-plane/src/graphql/limits.ts';
 import { host, port, type OptionTable, type ParsedOptions } from '../options.ts';
+import { nodeHealthOptions, nodeHealthSettings } from './node-health-settings.ts';
+import type { ControlPlaneConnection } from './stream-settings.ts';
 
 /** Settings shared by the commands, so each flag and variable is defined once. */
 
@@ -139,13 +141,6 @@ export const controlPlaneSettings = {
   },
   ...graphqlLimitSettings,
 } satisfies OptionTable;
-
-export const nodeToken = {
-  flag: 'node-token',
-  env: 'PORTCULLIS_NODE_TOKEN',
-  description: 'shared secret data-plane nodes present to the control plane',
-  schema: z.string().min(16, 'must be at least 16 characters'),
-} as const;
 
 /** A whole number within bounds, with errors saying what is expected. */
 function count(unit: string, min: number, max: number) {
@@ -309,16 +304,18 @@ export const dataPlaneSettings = {
     defaultLabel: 'loopback names when --host is loopback, else no check',
   },
   ...sseSettings,
+  ...nodeHealthSettings,
 } satisfies OptionTable;
 
 /** The data-plane node's options from its parsed settings. */
 export function dataPlaneOptions(
   settings: ParsedOptions<typeof dataPlaneSettings>,
-  connection: { controlPlaneAddress: string; nodeToken: string },
+  connection: ControlPlaneConnection,
   logger: Logger,
 ): DataPlaneOptions {
   return {
     ...connection,
+    ...nodeHealthOptions(settings),
     nodeId: settings.nodeId ?? `${hostname()}-${settings.port}`,
     host: settings.host,
     port: settings.port,

@@ -20,7 +20,8 @@ import { RelayHub, type RelayTarget } from './relay-hub.ts';
 import type { EndedSessionStore } from '../services/ended-sessions.ts';
 
 export interface ConfigServiceDeps {
-  nodeToken: string;
+  /** The token nodes present; undefined only when nodes are authenticated by client certificate (mTLS). */
+  nodeToken: string | undefined;
   publisher: SnapshotPublisher;
   nodes: NodeService;
   catalog: CatalogService;
@@ -87,13 +88,19 @@ export class ConfigStreamService {
 
   private connect(call: ConnectCall): void {
     const authorization = call.metadata.get('authorization')[0];
-    if (!bearerMatches(typeof authorization === 'string' ? authorization : undefined, this.deps.nodeToken)) {
+    const nodeToken = this.deps.nodeToken;
+    if (nodeToken !== undefined && !bearerMatches(typeof authorization === 'string' ? authorization : undefined, nodeToken)) {
       this.deps.logger.warn({ peer: call.getPeer() }, 'refused a config stream with a missing or wrong node token');
       endWithError(call, new PortcullisError(ErrorCode.UNAUTHENTICATED, 'the node token is missing or wrong; send metadata "authorization: Bearer <node token>" with the token the control plane was started with'));
       return;
     }
     const stream = new NodeStream(call, this.deps, this.acks, this.relays, () => this.streams.delete(stream));
     this.streams.add(stream);
+  }
+
+  /** The streams that said hello on this replica (the heartbeat keeps their nodes' lastSeenAt fresh). */
+  liveStreams(): Array<{ nodeId: string; streamId: string }> {
+    return [...this.streams].filter((s) => s.nodeId !== '').map((s) => ({ nodeId: s.nodeId, streamId: s.streamId }));
   }
 
   /** Waits for every stream's bookkeeping (marking nodes disconnected) after the server went down. */
@@ -119,7 +126,7 @@ function endWithError(call: ConnectCall, error: unknown): void {
  * it NACKs a delta (it does not run the delta's base), it is sent the whole current snapshot.
  */
 class NodeStream implements RelayTarget {
-  private readonly streamId = randomUUID();
+  readonly streamId = randomUUID();
   private nodeId_: string | undefined;
   nodeTag = '';
   private leaveRelays: (() => void) | undefined;

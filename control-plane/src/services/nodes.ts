@@ -9,9 +9,35 @@ export interface NodeHelloInfo {
   appliedVersion: string;
 }
 
+/** How often each replica marks its connected nodes as seen (ms). */
+export const NODE_HEARTBEAT_INTERVAL_MS = 15_000;
+
 /** Data-plane nodes as the control plane knows them. */
 export class NodeService {
+  /**
+   * How often replicas mark their connected nodes as seen: a node not seen for three intervals is
+   * counted stale even while its row says connected (its replica died without saying so).
+   */
+  heartbeatIntervalMs = NODE_HEARTBEAT_INTERVAL_MS;
+
   constructor(private readonly dataSource: DataSource) {}
+
+  /** Marks the nodes on these live streams as seen now (one statement for all of a replica's streams). */
+  async seen(streamIds: readonly string[]): Promise<void> {
+    if (streamIds.length === 0) return;
+    await this.dataSource.query(`UPDATE data_plane_nodes SET last_seen_at = now() WHERE connected AND stream_id = ANY($1::uuid[])`, [streamIds]);
+  }
+
+  /**
+   * How long `node` may have gone without configuration changes, in whole seconds: 0 while it is
+   * connected, runs `currentVersion` and was seen within three heartbeats; otherwise the time since
+   * it was last seen.
+   */
+  configAgeSeconds(node: DataPlaneNode, currentVersion: string, now = Date.now()): number {
+    const sinceSeen = Math.max(0, now - node.lastSeenAt.getTime());
+    if (node.connected && node.appliedVersion === currentVersion && sinceSeen <= 3 * this.heartbeatIntervalMs) return 0;
+    return Math.floor(sinceSeen / 1000);
+  }
 
   /** Records a node's new stream (it replaces any earlier stream of the same node). */
   async connected(hello: NodeHelloInfo, streamId: string): Promise<void> {

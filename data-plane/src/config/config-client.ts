@@ -1,5 +1,5 @@
-import { readFile, rename, writeFile } from 'node:fs/promises';
-import { credentials, Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
+import { readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
 import { backoffDelay, errorMessage, type Logger } from '../../../common/src/index.ts';
 import {
   ConfigServiceClient,
@@ -11,11 +11,20 @@ import {
   type UpstreamReport,
 } from '../../../proto/gen/portcullis/v1/config.ts';
 import { AppliedConfig } from './applied-config.ts';
+import { channelCredentials, channelOptions, DEFAULT_RECONNECT, type ConfigStreamTls, type ReconnectBackoff } from './channel-options.ts';
 
 export interface ConfigClientOptions {
-  /** host:port of the control plane's gRPC server. */
-  address: string;
-  nodeToken: string;
+  /**
+   * host:port of the control plane's gRPC server, or of several replicas: the node follows one and
+   * moves to the next when its stream fails.
+   */
+  addresses: readonly string[];
+  /** Sent as `authorization: Bearer …`; may be omitted when the control plane authenticates nodes by certificate. */
+  nodeToken: string | undefined;
+  /** TLS (and a client certificate, for mTLS); plaintext when undefined. */
+  tls?: ConfigStreamTls;
+  /** Reconnect backoff of each channel and between attempts (default 100 ms to 5 s). */
+  reconnect?: ReconnectBackoff;
   nodeId: string;
   softwareVersion: string;
   mcpUrl: string;
@@ -32,21 +41,26 @@ export interface ConfigClientOptions {
   onConnected?: () => void;
 }
 
-const RECONNECT_BASE_MS = 100;
-const RECONNECT_MAX_MS = 5_000;
-
 /**
  * The node's end of the configuration stream. It keeps one Connect stream open (reconnecting
  * with backoff), applies each snapshot or delta atomically (validate, index, swap) and ACKs it, or
  * NACKs with the reason and keeps the last good one (a delta on another base than the version it
  * runs is NACKed, and the control plane answers with the whole snapshot). Upstream reports are sent
  * as they happen and the latest of each is re-sent after a reconnect, so the control plane always
- * converges.
+ * converges. With several addresses, a failed stream moves the node to the next one at once; only a
+ * whole round of failures backs off.
  */
 export class ConfigClient {
   private readonly options: ConfigClientOptions;
-  private readonly client: ConfigServiceClient;
+  private readonly clients: ConfigServiceClient[];
+  private readonly reconnect: ReconnectBackoff;
+  /** Which address the current (or next) stream goes to. */
+  private target = 0;
   private stream: ClientDuplexStream<ConnectRequest, ConnectResponse> | undefined;
+  /** Whether the current stream has delivered a message (the control plane answered). */
+  private live = false;
+  /** When the node last knew its configuration was current (a live stream ended then); see configAgeMs. */
+  private lastCurrentAt: number | undefined;
   private applied: AppliedConfig | undefined;
   private readonly reports = new Map<string, UpstreamReport>();
   private attempts = 0;
@@ -57,17 +71,39 @@ export class ConfigClient {
   private saveAgain = false;
 
   constructor(options: ConfigClientOptions) {
+    if (options.addresses.length === 0) throw new TypeError('ConfigClient needs at least one control-plane address');
     this.options = options;
-    this.client = new ConfigServiceClient(options.address, credentials.createInsecure(), {
-      'grpc.keepalive_time_ms': 10_000,
-      'grpc.keepalive_timeout_ms': 5_000,
-      'grpc.keepalive_permit_without_calls': 1,
-    });
+    this.reconnect = options.reconnect ?? DEFAULT_RECONNECT;
+    const credentials = channelCredentials(options.tls);
+    const channel = channelOptions(this.reconnect, options.tls);
+    this.clients = options.addresses.map((address) => new ConfigServiceClient(address, credentials, channel));
   }
 
   /** The configuration being served, or undefined before the first snapshot. */
   get config(): AppliedConfig | undefined {
     return this.applied;
+  }
+
+  /** Whether the config stream is up: the control plane answered on it and it has not failed since. */
+  get connected(): boolean {
+    return this.live;
+  }
+
+  /** The control-plane address the node follows (or tries next). */
+  get address(): string {
+    return this.options.addresses[this.target]!;
+  }
+
+  /**
+   * How long the node may have been missing configuration changes, in ms: 0 while the stream is up
+   * (gRPC keepalive pings check that every 10 s), else the time since it went down, or since the
+   * cached snapshot was written when the node never reached the control plane; undefined before
+   * any configuration.
+   */
+  configAgeMs(now = Date.now()): number | undefined {
+    if (this.live) return 0;
+    if (this.lastCurrentAt === undefined) return undefined;
+    return Math.max(0, now - this.lastCurrentAt);
   }
 
   /** Loads the cached snapshot if there is one, then connects. Does not wait for the control plane. */
@@ -103,14 +139,15 @@ export class ConfigClient {
     clearTimeout(this.retryTimer);
     this.stream?.cancel();
     this.stream = undefined;
-    this.client.close();
+    for (const client of this.clients) client.close();
   }
 
   private connect(): void {
     if (this.closed) return;
     const metadata = new Metadata();
-    metadata.set('authorization', `Bearer ${this.options.nodeToken}`);
-    const stream = this.client.connect(metadata);
+    if (this.options.nodeToken !== undefined) metadata.set('authorization', `Bearer ${this.options.nodeToken}`);
+    const stream = this.clients[this.target]!.connect(metadata);
+    this.live = false;
     this.stream = stream;
     stream.write({
       kind: {
@@ -129,6 +166,10 @@ export class ConfigClient {
     this.options.onConnected?.();
     stream.on('data', (message: ConnectResponse) => {
       this.attempts = 0;
+      if (!this.live && this.stream === stream) {
+        this.live = true;
+        this.options.logger.info({ controlPlane: this.address }, 'following the control plane');
+      }
       if (message.kind?.$case === 'snapshot') this.onSnapshot(stream, message.kind.value);
       else if (message.kind?.$case === 'delta') this.onDelta(stream, message.kind.value);
       else if (message.kind?.$case === 'relay') this.options.onRelay?.(message.kind.value);
@@ -197,12 +238,28 @@ export class ConfigClient {
   private onDisconnected(stream: ClientDuplexStream<ConnectRequest, ConnectResponse>, error: Error): void {
     if (this.stream !== stream) return;
     this.stream = undefined;
+    if (this.live) this.lastCurrentAt = Date.now();
+    this.live = false;
     if (this.closed) return;
-    const delay = backoffDelay({ baseMs: RECONNECT_BASE_MS, maxMs: RECONNECT_MAX_MS }, this.attempts);
-    this.attempts += 1;
-    this.options.logger.warn({ err: error.message, retryInMs: Math.round(delay) }, 'control plane stream lost; serving the last snapshot');
+    const lost = this.address;
+    const delay = this.nextDelay();
+    this.options.logger.warn({ err: error.message, controlPlane: lost, next: this.address, retryInMs: Math.round(delay) }, 'control plane stream lost; serving the last snapshot');
     this.retryTimer = setTimeout(() => this.connect(), delay);
     this.retryTimer.unref();
+  }
+
+  /**
+   * Moves to the next address and says how long to wait first: the next replica is tried at once
+   * (after the initial backoff), and only a whole round of failed addresses doubles the wait, up to
+   * the maximum, with jitter so that a fleet does not reconnect in step.
+   */
+  private nextDelay(): number {
+    const count = this.clients.length;
+    this.attempts += 1;
+    this.target = (this.target + 1) % count;
+    if (this.attempts % count !== 0) return this.reconnect.initialMs;
+    const rounds = this.attempts / count - 1;
+    return backoffDelay({ baseMs: this.reconnect.initialMs, maxMs: this.reconnect.maxMs }, rounds);
   }
 
   private async loadCache(): Promise<void> {
@@ -217,6 +274,8 @@ export class ConfigClient {
     try {
       const config = AppliedConfig.fromSnapshot(Snapshot.decode(bytes));
       this.applied = config;
+      // The cache was written when that configuration was current: its age counts from then.
+      this.lastCurrentAt = (await stat(file)).mtimeMs;
       this.options.onApplied(config, undefined);
       this.options.logger.info({ version: config.version, file }, 'serving the cached snapshot until the control plane answers');
     } catch (error) {

@@ -20,6 +20,7 @@ import { createMcpEndpoint, type McpServices } from './mcp-endpoint.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
 import { answerFailure, sendJson } from './respond.ts';
 import { checkHost, type AllowedHost } from './host-guard.ts';
+import type { ReadinessState } from '../observability/readiness.ts';
 
 export interface DataPlaneServerOptions {
   /** The snapshot being served right now, or undefined before the first one arrived. */
@@ -37,8 +38,10 @@ export interface DataPlaneServerOptions {
   readonly listPageSize?: number;
   /** `ttlMs` of 2026-07-28 list results (default 0). */
   readonly listTtlMs?: number;
-  /** Served at `GET /metrics` and fed by tool calls; absent, /metrics is 404. */
+  /** Fed by tool calls; served on its own listen address (observability/metrics-server.ts), never here. */
   readonly metrics?: DataPlaneMetrics;
+  /** What `GET /readyz` answers; default: ready once there is a configuration snapshot. */
+  readonly readiness?: () => ReadinessState;
   /**
    * Anonymous access (off by default): requests to /mcp, /sse and /messages that carry no credentials
    * act as this virtual key while it is in the snapshot; otherwise they get 401 as without it.
@@ -94,7 +97,7 @@ export interface DataPlaneServer {
 
 const HEALTHY = JSON.stringify({ status: 'ok' });
 const READY = JSON.stringify({ status: 'ready' });
-const NOT_READY = JSON.stringify({ status: 'not_ready', reason: 'no configuration snapshot yet' });
+const NO_CONFIG: ReadinessState = { ready: false, reason: 'no configuration snapshot yet' };
 const NOT_FOUND = JSON.stringify({ error: { code: 'NOT_FOUND', message: 'Not found: the MCP endpoint is /mcp (legacy HTTP+SSE: GET /sse, POST /messages)' } });
 
 /**
@@ -140,6 +143,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
   const mcp = createMcpEndpoint(endpointOptions);
   const legacySse = createLegacySseEndpoints(endpointOptions);
   const allowedHosts = options.allowedHosts;
+  const readiness = options.readiness ?? ((): ReadinessState => (getConfig() === undefined ? NO_CONFIG : { ready: true }));
 
   function route(req: IncomingMessage, res: ServerResponse): void {
     const url = req.url ?? '/';
@@ -156,21 +160,10 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
       return;
     }
     if (req.method === 'GET' && path === '/healthz') return sendJson(res, 200, HEALTHY);
-    if (req.method === 'GET' && path === '/metrics' && options.metrics) {
-      const metrics = options.metrics;
-      metrics.exposition().then(
-        ({ contentType, body }) => {
-          res.writeHead(200, { 'content-type': contentType });
-          res.end(body);
-        },
-        (error: unknown) => {
-          logger.error({ err: error }, 'metrics exposition failed');
-          sendJson(res, 500, JSON.stringify({ error: { code: 'INTERNAL', message: 'metrics unavailable' } }));
-        },
-      );
-      return;
+    if (req.method === 'GET' && path === '/readyz') {
+      const state = readiness();
+      return state.ready ? sendJson(res, 200, READY) : sendJson(res, 503, JSON.stringify({ status: 'not_ready', reason: state.reason }));
     }
-    if (req.method === 'GET' && path === '/readyz') return getConfig() === undefined ? sendJson(res, 503, NOT_READY) : sendJson(res, 200, READY);
     sendJson(res, 404, NOT_FOUND);
   }
 

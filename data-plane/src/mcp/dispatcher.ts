@@ -19,7 +19,12 @@ import { ModernEra, type RetryForwarder } from './era-modern.ts';
 import { InputExchanges, type InputExchangesOptions } from './input-required.ts';
 import { errorBody, resultBody, type RpcReply } from './json-rpc.ts';
 import { checkParamHeaders, paramHeaderDeclarations, type ParamHeaderMismatch } from './param-headers.ts';
-import { LATEST_LEGACY_PROTOCOL_VERSION, LEGACY_PROTOCOL_VERSIONS, RpcErrorCode, mergeUpstreamCapabilities } from './protocol.ts';
+import {
+  LATEST_LEGACY_PROTOCOL_VERSION,
+  LEGACY_PROTOCOL_VERSIONS,
+  RpcErrorCode,
+  mergeUpstreamCapabilities,
+} from './protocol.ts';
 import { signSessionToken } from './session-token.ts';
 
 export type { RequestChannel } from '../pipeline/operation.ts';
@@ -112,7 +117,11 @@ export class McpDispatcher {
 
   constructor(options: McpDispatcherOptions) {
     const nodeId = options.nodeId ?? `node-${randomBytes(4).toString('hex')}`;
-    this.exchanges = new InputExchanges({ ...options.inputExchanges, nodeId, ...(options.nodeTag === undefined ? {} : { nodeTag: options.nodeTag }) });
+    this.exchanges = new InputExchanges({
+      ...options.inputExchanges,
+      nodeId,
+      ...(options.nodeTag === undefined ? {} : { nodeTag: options.nodeTag }),
+    });
     this.router = options.router;
     this.views = options.views;
     this.serverInfoJson = JSON.stringify({ name: options.serverInfo.name, version: options.serverInfo.version });
@@ -146,20 +155,29 @@ export class McpDispatcher {
    * A 2026-07-28 `tools/call` whose `Mcp-Param-*` headers disagree with its arguments (SEP-2243), as
    * the tool the key may call declares them: the rejection, else undefined. `header` reads a request header.
    */
-  paramHeaderMismatch(request: RpcRequest, allowList: AllowList, header: (name: string) => string | undefined): ParamHeaderMismatch | undefined {
+  paramHeaderMismatch(
+    request: RpcRequest,
+    allowList: AllowList,
+    header: (name: string) => string | undefined,
+  ): ParamHeaderMismatch | undefined {
     if (request.method !== 'tools/call') return undefined;
     const name = request.params?.['name'];
     const tool = typeof name === 'string' ? this.views.findAllowed(allowList, 'tools', name) : undefined;
     if (tool === undefined) return undefined;
     const declarations = paramHeaderDeclarations(tool.definition['inputSchema']);
-    return declarations.length === 0 ? undefined : checkParamHeaders(declarations, request.params?.['arguments'], header);
+    return declarations.length === 0
+      ? undefined
+      : checkParamHeaders(declarations, request.params?.['arguments'], header);
   }
 
   /** A 2025-era `initialize`: negotiates the revision and hands out a signed, self-contained session id. */
   initialize(request: RpcRequest, principal: Principal, sessionKeys: readonly SigningKey[]): InitializeReply {
     const parsed = InitializeRequestParamsSchema.safeParse(request.params);
     if (!parsed.success) {
-      return { status: OK, body: errorBody(request.id, RpcErrorCode.InvalidParams, `Invalid initialize request: ${parsed.error.message}`) };
+      return {
+        status: OK,
+        body: errorBody(request.id, RpcErrorCode.InvalidParams, `Invalid initialize request: ${parsed.error.message}`),
+      };
     }
     const requested = parsed.data.protocolVersion;
     const protocolVersion = LEGACY_PROTOCOL_VERSIONS.includes(requested) ? requested : LATEST_LEGACY_PROTOCOL_VERSION;

@@ -47,7 +47,13 @@ function encodeLegacy(id: RpcId, outcome: Outcome): RpcReply {
       return legacyError(id, outcome.error);
     case 'input':
       // Only a 2026-07-28 caller parks calls; a 2025-era request is asked on its own stream.
-      return legacyError(id, new GatewayError(RpcErrorCode.InternalError, 'Internal error: an input_required outcome for a 2025-era request'));
+      return legacyError(
+        id,
+        new GatewayError(
+          RpcErrorCode.InternalError,
+          'Internal error: an input_required outcome for a 2025-era request',
+        ),
+      );
   }
 }
 

@@ -2,7 +2,12 @@ import { GatewayError } from '../pipeline/gateway-error.ts';
 import type { Operation, Outcome, Resumption, UpstreamAnswer, UpstreamCaller } from '../pipeline/operation.ts';
 import type { RunOperation } from '../pipeline/pipeline.ts';
 import { PIPELINE_METHODS } from '../pipeline/steps/authorize.ts';
-import { forwardableMeta, progressTokenOf, relatedNotification, type RelayContext } from '../pipeline/upstream-relay.ts';
+import {
+  forwardableMeta,
+  progressTokenOf,
+  relatedNotification,
+  type RelayContext,
+} from '../pipeline/upstream-relay.ts';
 import { askIfDeclared } from './agent-capabilities.ts';
 import type { DispatchContext, RpcRequest, ServerInfo } from './dispatcher.ts';
 import { InputExchange, otherNodeRefusal, type InputExchanges, type OtherNode } from './input-required.ts';
@@ -27,7 +32,14 @@ const MISSING_CAPABILITY_STATUS = 400;
  * Methods 2026-07-28 does not have: the session-bound ones (no session), and the Tasks methods the
  * revision removed (tasks are polled with `tasks/get`; there is no `tasks/list` nor `tasks/result`).
  */
-const REMOVED_METHODS: ReadonlySet<string> = new Set(['ping', 'logging/setLevel', 'resources/subscribe', 'resources/unsubscribe', 'tasks/list', 'tasks/result']);
+const REMOVED_METHODS: ReadonlySet<string> = new Set([
+  'ping',
+  'logging/setLevel',
+  'resources/subscribe',
+  'resources/unsubscribe',
+  'tasks/list',
+  'tasks/result',
+]);
 
 /** The requests whose upstream call may wait for the agent's input, and the param naming their subject. */
 const PARKABLE: ReadonlyMap<string, string> = new Map([
@@ -78,7 +90,8 @@ export class ModernEra {
   async handle(request: RpcRequest, context: DispatchContext): Promise<RpcReply> {
     const method = request.method;
     if (method === 'server/discover') return { status: OK, body: resultBody(request.id, this.discoverJson()) };
-    if (!PIPELINE_METHODS.has(method) || REMOVED_METHODS.has(method)) return this.error(request.id, GatewayError.methodNotFound());
+    if (!PIPELINE_METHODS.has(method) || REMOVED_METHODS.has(method))
+      return this.error(request.id, GatewayError.methodNotFound());
     const operation = this.decode(request, context);
     if ('body' in operation) return operation;
     if ('kind' in operation) return this.retryElsewhere(request, context, operation);
@@ -95,8 +108,15 @@ export class ModernEra {
       callUpstream = this.startExchange;
       if (params['requestState'] !== undefined) {
         const keyId = context.principal.keyId;
-        const resumed = this.options.exchanges.resume(params['requestState'], keyId, request.method, subject, context.sessionKeys);
-        if ('code' in resumed) return { status: OK, body: errorBody(request.id, resumed.code, resumed.message, resumed.data) };
+        const resumed = this.options.exchanges.resume(
+          params['requestState'],
+          keyId,
+          request.method,
+          subject,
+          context.sessionKeys,
+        );
+        if ('code' in resumed)
+          return { status: OK, body: errorBody(request.id, resumed.code, resumed.message, resumed.data) };
         if (resumed instanceof InputExchange) {
           resumes = { upstream: resumed.upstream, kind: 'parked' };
           callUpstream = (operation) => {
@@ -132,9 +152,19 @@ export class ModernEra {
    * signature, expiry, one-shot) and runs it through its pipeline; refused naming that node when it
    * cannot be relayed.
    */
-  private retryElsewhere(request: RpcRequest, context: DispatchContext, other: OtherNode): Promise<RpcReply> | RpcReply {
+  private retryElsewhere(
+    request: RpcRequest,
+    context: DispatchContext,
+    other: OtherNode,
+  ): Promise<RpcReply> | RpcReply {
     const forward = this.forwardRetry;
-    const why = context.relayed ? 'the retry was relayed here from another node already' : forward === undefined ? 'this node relays no retries' : other.nodeTag === undefined ? "the requestState does not name that node's process" : undefined;
+    const why = context.relayed
+      ? 'the retry was relayed here from another node already'
+      : forward === undefined
+        ? 'this node relays no retries'
+        : other.nodeTag === undefined
+          ? "the requestState does not name that node's process"
+          : undefined;
     if (why !== undefined || forward === undefined) {
       const refusal = otherNodeRefusal(other, this.options.exchanges.options.nodeId, why ?? '');
       return { status: OK, body: errorBody(request.id, refusal.code, refusal.message, refusal.data) };
@@ -145,24 +175,48 @@ export class ModernEra {
   /** Starts the upstream call of a request that may need the agent's input, as an exchange that can park. */
   private readonly startExchange: UpstreamCaller = (operation, upstream, message) => {
     const subject = operation.target?.kind === 'upstream' ? operation.target.subject : operation.method;
-    const exchange = this.options.exchanges.start(operation.principal!.keyId, operation.method, subject, upstream, operation.sessionKeys);
+    const exchange = this.options.exchanges.start(
+      operation.principal!.keyId,
+      operation.method,
+      subject,
+      upstream,
+      operation.sessionKeys,
+    );
     exchange.bind(operation.channel, progressTokenOf(operation.params));
-    exchange.attach(this.options.router.request(upstream, message, this.exchangeRelayOptions(operation, upstream, exchange)));
+    exchange.attach(
+      this.options.router.request(upstream, message, this.exchangeRelayOptions(operation, upstream, exchange)),
+    );
     return this.nextAnswer(operation, exchange);
   };
 
   /** What the exchange does next: the result, the input it needs (a new signed state), or its error (thrown). */
   private async nextAnswer(operation: Operation, exchange: InputExchange): Promise<UpstreamAnswer> {
-    const outcome = await exchange.next(operation.cancellation.signal(), operation.channel, progressTokenOf(operation.params));
-    if (outcome.kind === 'input') return { kind: 'input', inputRequests: outcome.inputRequests, requestState: outcome.requestState };
+    const outcome = await exchange.next(
+      operation.cancellation.signal(),
+      operation.channel,
+      progressTokenOf(operation.params),
+    );
+    if (outcome.kind === 'input')
+      return { kind: 'input', inputRequests: outcome.inputRequests, requestState: outcome.requestState };
     if (outcome.kind === 'error') throw outcome.error;
     const result = outcome.result;
     if (result['resultType'] !== 'input_required') return { kind: 'result', result };
     // A 2026-07-28 upstream's input_required: passed on as it came, its own state inside the gateway's.
     const upstreamState = typeof result['requestState'] === 'string' ? result['requestState'] : undefined;
     const subject = operation.target?.kind === 'upstream' ? operation.target.subject : operation.method;
-    const requestState = this.options.exchanges.upstreamRoundState(operation.principal!.keyId, operation.method, subject, exchange.upstream, upstreamState, operation.sessionKeys);
-    return { kind: 'input', inputRequests: isPlainObject(result['inputRequests']) ? result['inputRequests'] : undefined, requestState };
+    const requestState = this.options.exchanges.upstreamRoundState(
+      operation.principal!.keyId,
+      operation.method,
+      subject,
+      exchange.upstream,
+      upstreamState,
+      operation.sessionKeys,
+    );
+    return {
+      kind: 'input',
+      inputRequests: isPlainObject(result['inputRequests']) ? result['inputRequests'] : undefined,
+      requestState,
+    };
   }
 
   /**
@@ -180,7 +234,8 @@ export class ModernEra {
       onProgress: (progress) => {
         const channel = exchange.channel;
         const token = exchange.progressToken;
-        if (channel !== undefined && token !== undefined) channel.notify('notifications/progress', { ...progress, progressToken: token });
+        if (channel !== undefined && token !== undefined)
+          channel.notify('notifications/progress', { ...progress, progressToken: token });
       },
       onNotification: (notification) => {
         const channel = exchange.channel;
@@ -189,7 +244,8 @@ export class ModernEra {
     };
     const meta = forwardableMeta(agentMeta);
     // A 2026-07-28 upstream asks only for input the agent can give: it sees the agent's client capabilities, not the gateway's.
-    if (capabilities !== undefined && this.isModernUpstream(upstream)) options.meta = { ...meta, [CLIENT_CAPABILITIES_META_KEY]: capabilities };
+    if (capabilities !== undefined && this.isModernUpstream(upstream))
+      options.meta = { ...meta, [CLIENT_CAPABILITIES_META_KEY]: capabilities };
     else if (meta !== undefined) options.meta = meta;
     return options;
   }
@@ -204,33 +260,59 @@ export class ModernEra {
       case 'result': {
         const result = outcome.result;
         // 2026-07-28 reads are cacheable: private (what a key may read depends on the key), the upstream's TTL if it gave one.
-        const cacheable = method === 'resources/read' ? { ...result, ttlMs: typeof result['ttlMs'] === 'number' ? result['ttlMs'] : 0, cacheScope: LIST_CACHE_SCOPE } : result;
+        const cacheable =
+          method === 'resources/read'
+            ? {
+                ...result,
+                ttlMs: typeof result['ttlMs'] === 'number' ? result['ttlMs'] : 0,
+                cacheScope: LIST_CACHE_SCOPE,
+              }
+            : result;
         return { status: OK, body: resultBody(id, this.resultJson(cacheable)) };
       }
       case 'json':
-        return { status: OK, body: resultBody(id, splice(outcome.json, outcome.cacheable ? this.listSuffix : this.suffix)) };
+        return {
+          status: OK,
+          body: resultBody(id, splice(outcome.json, outcome.cacheable ? this.listSuffix : this.suffix)),
+        };
       case 'input':
-        return { status: OK, body: resultBody(id, this.inputRequiredJson(outcome.inputRequests, outcome.requestState)) };
+        return {
+          status: OK,
+          body: resultBody(id, this.inputRequiredJson(outcome.inputRequests, outcome.requestState)),
+        };
       case 'error':
         return this.error(id, outcome.error);
     }
   }
 
   private error(id: RpcId, error: GatewayError): RpcReply {
-    const status = error.code === RpcErrorCode.MethodNotFound ? METHOD_NOT_FOUND_STATUS : error.code === RpcErrorCode.MissingRequiredClientCapability ? MISSING_CAPABILITY_STATUS : error.httpStatus;
+    const status =
+      error.code === RpcErrorCode.MethodNotFound
+        ? METHOD_NOT_FOUND_STATUS
+        : error.code === RpcErrorCode.MissingRequiredClientCapability
+          ? MISSING_CAPABILITY_STATUS
+          : error.httpStatus;
     return { status, body: errorBody(id, error.code, error.message, error.data) };
   }
 
   /** The result serialized with 2026-07-28's `resultType` and the gateway's identity. */
   private resultJson(result: Record<string, unknown>): string {
     const meta = result['_meta'];
-    if (isPlainObject(meta)) return JSON.stringify({ ...result, resultType: 'complete', _meta: { ...meta, [SERVER_INFO_META_KEY]: this.options.serverInfo } });
+    if (isPlainObject(meta))
+      return JSON.stringify({
+        ...result,
+        resultType: 'complete',
+        _meta: { ...meta, [SERVER_INFO_META_KEY]: this.options.serverInfo },
+      });
     // Splice the constant suffix in rather than copying the result object.
     return splice(JSON.stringify(result), this.suffix);
   }
 
   /** A 2026-07-28 `InputRequiredResult`: the embedded requests (when there are any), the gateway's signed state, server identity. */
-  private inputRequiredJson(inputRequests: Readonly<Record<string, unknown>> | undefined, requestState: string): string {
+  private inputRequiredJson(
+    inputRequests: Readonly<Record<string, unknown>> | undefined,
+    requestState: string,
+  ): string {
     const requests = inputRequests === undefined ? '' : `"inputRequests":${JSON.stringify(inputRequests)},`;
     return `{"resultType":"input_required",${requests}"requestState":${JSON.stringify(requestState)},"_meta":${this.serverMeta}}`;
   }

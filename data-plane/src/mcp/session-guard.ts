@@ -6,9 +6,19 @@ import { VerifiedSessionTokens, type SessionClaims } from './session-token.ts';
 export type SessionKind = 'streamable-http' | 'sse';
 
 /** Why a session id was refused (logged, never told to the agent beyond "Session not found"). */
-export type SessionRefusal = 'missing' | 'malformed' | 'unknown-signing-key' | 'bad-signature' | 'other-key' | 'other-transport' | 'ended' | 'expired';
+export type SessionRefusal =
+  | 'missing'
+  | 'malformed'
+  | 'unknown-signing-key'
+  | 'bad-signature'
+  | 'other-key'
+  | 'other-transport'
+  | 'ended'
+  | 'expired';
 
-export type SessionAdmission = { readonly ok: true; readonly claims: SessionClaims } | { readonly ok: false; readonly reason: SessionRefusal };
+export type SessionAdmission =
+  | { readonly ok: true; readonly claims: SessionClaims }
+  | { readonly ok: false; readonly reason: SessionRefusal };
 
 /**
  * The one check of a 2025-era session id, wherever it is presented: `/mcp` (`Mcp-Session-Id`),
@@ -23,7 +33,12 @@ export class SessionGuard {
 
   constructor(private readonly ended: EndedSessions) {}
 
-  admit(token: string | null | undefined, keyId: string, sessionKeys: readonly SigningKey[], kind: SessionKind): SessionAdmission {
+  admit(
+    token: string | null | undefined,
+    keyId: string,
+    sessionKeys: readonly SigningKey[],
+    kind: SessionKind,
+  ): SessionAdmission {
     if (token === undefined || token === null || token === '') return { ok: false, reason: 'missing' };
     const verified = this.tokens.verify(token, sessionKeys);
     if (!verified.ok) return verified;

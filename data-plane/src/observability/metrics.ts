@@ -102,6 +102,24 @@ export class DataPlaneMetrics {
     new Counter({ name: 'portcullis_sse_polled_connections_total', help: 'SSE connections the node closed for SSE polling (--sse-max-stream-seconds), their streams going on', registers, collect() { this.reset(); this.inc(stats.polledConnections); } });
   }
 
+  /**
+   * The config stream, read at each scrape: whether it is up, and how stale the configuration may be
+   * (to alert on, and to size `--max-config-age-seconds`).
+   */
+  configStream(source: { readonly connected: boolean; configAgeMs(): number | undefined }): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'portcullis_config_age_seconds',
+      help: 'Seconds since this node last knew its configuration was current: 0 while the control-plane stream is up, then the time since it went down (NaN before any configuration)',
+      registers,
+      collect() {
+        const age = source.configAgeMs();
+        this.set(age === undefined ? Number.NaN : age / 1000);
+      },
+    });
+    new Gauge({ name: 'portcullis_control_plane_connected', help: '1 while the config stream to a control plane is up', registers, collect() { this.set(source.connected ? 1 : 0); } });
+  }
+
   /** The Prometheus text exposition. */
   async exposition(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };

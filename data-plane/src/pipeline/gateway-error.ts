@@ -49,7 +49,11 @@ export class GatewayError extends Error {
     if (error instanceof GatewayError) return error;
     if (error instanceof UpstreamRpcError) return new GatewayError(error.code, error.message, error.data);
     if (error instanceof PortcullisError) {
-      return new GatewayError(RpcErrorCode.UpstreamUnavailable, `Upstream "${upstream}" could not answer for ${subject}: ${error.message}`, { upstream, reason: error.code });
+      return new GatewayError(
+        RpcErrorCode.UpstreamUnavailable,
+        `Upstream "${upstream}" could not answer for ${subject}: ${error.message}`,
+        { upstream, reason: error.code },
+      );
     }
     return undefined;
   }

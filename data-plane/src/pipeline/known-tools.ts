@@ -35,7 +35,8 @@ export class KnownTools {
   unavailableUpstream(name: string): string | undefined {
     const serving = new Set(this.router.upstreams().map((u) => u.name));
     const remembered = this.byName.get(name);
-    if (remembered !== undefined) return serving.has(remembered) || !this.configured(remembered) ? undefined : remembered;
+    if (remembered !== undefined)
+      return serving.has(remembered) || !this.configured(remembered) ? undefined : remembered;
     const at = name.indexOf(NAME_SEPARATOR);
     if (at <= 0) return undefined;
     const prefix = name.slice(0, at);
@@ -57,7 +58,9 @@ export class KnownTools {
     for (const entry of this.router.catalog('tools')) fresh.get(entry.upstreamName)?.push(entry.key);
     for (const [upstream, names] of fresh) this.byUpstream.set(upstream, names);
     const config = this.getConfig();
-    if (config !== undefined) for (const upstream of [...this.byUpstream.keys()]) if (!config.upstreams.some((u) => u.name === upstream)) this.byUpstream.delete(upstream);
+    if (config !== undefined)
+      for (const upstream of [...this.byUpstream.keys()])
+        if (!config.upstreams.some((u) => u.name === upstream)) this.byUpstream.delete(upstream);
     const byName = new Map<string, string>();
     for (const [upstream, names] of this.byUpstream) for (const name of names) byName.set(name, upstream);
     this.byName = byName;

@@ -22,7 +22,12 @@ export interface RequestChannel {
 /** Where authorize routed an operation; execute acts on exactly this. */
 export type Target =
   /** One upstream, with the params as it must see them (names un-prefixed, task ids unwrapped). */
-  | { readonly kind: 'upstream'; readonly upstream: string; readonly subject: string; readonly params: Record<string, unknown> }
+  | {
+      readonly kind: 'upstream';
+      readonly upstream: string;
+      readonly subject: string;
+      readonly params: Record<string, unknown>;
+    }
   /** A list, filtered by this allow-list. */
   | { readonly kind: 'catalog'; readonly catalog: CatalogKind; readonly allowList: AllowList; readonly offset: number }
   /** `tasks/list` over these upstreams (those declaring it that the key may use). */
@@ -34,7 +39,11 @@ export type Target =
 export type UpstreamAnswer =
   | { readonly kind: 'result'; readonly result: Record<string, unknown> }
   /** A 2026-07-28 agent must retry with input (already signed into `requestState`). */
-  | { readonly kind: 'input'; readonly inputRequests: Readonly<Record<string, unknown>> | undefined; readonly requestState: string };
+  | {
+      readonly kind: 'input';
+      readonly inputRequests: Readonly<Record<string, unknown>> | undefined;
+      readonly requestState: string;
+    };
 
 /**
  * How an operation reaches its upstream. The era adapter that decoded the operation supplies it
@@ -100,7 +109,11 @@ export type Outcome =
   | { readonly kind: 'result'; readonly result: Record<string, unknown>; readonly unavailable?: boolean }
   /** A result already serialized (catalog pages). `cacheable`: a list result (2026-07-28 adds its cache hints). */
   | { readonly kind: 'json'; readonly json: string; readonly cacheable: boolean }
-  | { readonly kind: 'input'; readonly inputRequests: Readonly<Record<string, unknown>> | undefined; readonly requestState: string }
+  | {
+      readonly kind: 'input';
+      readonly inputRequests: Readonly<Record<string, unknown>> | undefined;
+      readonly requestState: string;
+    }
   /** Refused by a step or failed: the adapter sends the error. */
   | { readonly kind: 'error'; readonly error: GatewayError };
 

@@ -38,7 +38,9 @@ export function insertBefore(steps: readonly Step[], before: string, step: Step)
 }
 
 function unanswered(operation: Operation): Promise<Outcome> {
-  return Promise.reject(new Error(`the pipeline ended without an answer for ${operation.method}: its last step must be execute`));
+  return Promise.reject(
+    new Error(`the pipeline ended without an answer for ${operation.method}: its last step must be execute`),
+  );
 }
 
 /** What the default steps need of the node. */
@@ -49,5 +51,12 @@ export interface PipelineOptions extends AuthorizeOptions, ExecuteOptions {
 
 /** The default steps, in chain order (see composeSteps): record, authenticate, authorize, policy, limits, execute. */
 export function defaultSteps(options: PipelineOptions): Step[] {
-  return [recordStep(options.metrics), authenticateStep(options.getConfig), authorizeStep(options), policyStep(), limitsStep(), executeStep(options)];
+  return [
+    recordStep(options.metrics),
+    authenticateStep(options.getConfig),
+    authorizeStep(options),
+    policyStep(),
+    limitsStep(),
+    executeStep(options),
+  ];
 }

@@ -15,7 +15,12 @@ export class TaskIds {
   private readonly created = new Map<string, Set<string>>();
 
   /** Wraps the ids in a task-augmented call's CreateTaskResult and remembers the task as the key's. */
-  remember(result: Record<string, unknown>, upstream: string, keyId: string, sessionKeys: readonly SigningKey[]): Record<string, unknown> {
+  remember(
+    result: Record<string, unknown>,
+    upstream: string,
+    keyId: string,
+    sessionKeys: readonly SigningKey[],
+  ): Record<string, unknown> {
     const rewritten = this.rewrite(result, upstream, keyId, sessionKeys);
     const taskId = (rewritten['task'] as Record<string, unknown>)['taskId'];
     if (typeof taskId === 'string') {
@@ -33,14 +38,22 @@ export class TaskIds {
   }
 
   /** Wraps the upstream task ids in a result (`task.taskId`, `taskId`, related-task `_meta`). */
-  rewrite(result: Record<string, unknown>, upstream: string, keyId: string, sessionKeys: readonly SigningKey[]): Record<string, unknown> {
-    const wrap = (taskId: unknown) => (typeof taskId === 'string' ? wrapTaskId({ upstream, taskId }, keyId, sessionKeys) : taskId);
+  rewrite(
+    result: Record<string, unknown>,
+    upstream: string,
+    keyId: string,
+    sessionKeys: readonly SigningKey[],
+  ): Record<string, unknown> {
+    const wrap = (taskId: unknown) =>
+      typeof taskId === 'string' ? wrapTaskId({ upstream, taskId }, keyId, sessionKeys) : taskId;
     let out = result;
-    if (isPlainObject(result['task'])) out = { ...out, task: { ...result['task'], taskId: wrap(result['task']['taskId']) } };
+    if (isPlainObject(result['task']))
+      out = { ...out, task: { ...result['task'], taskId: wrap(result['task']['taskId']) } };
     if (typeof result['taskId'] === 'string') out = { ...out, taskId: wrap(result['taskId']) };
     const meta = result['_meta'];
     const related = isPlainObject(meta) ? meta[RELATED_TASK_META_KEY] : undefined;
-    if (isPlainObject(meta) && isPlainObject(related)) out = { ...out, _meta: { ...meta, [RELATED_TASK_META_KEY]: { ...related, taskId: wrap(related['taskId']) } } };
+    if (isPlainObject(meta) && isPlainObject(related))
+      out = { ...out, _meta: { ...meta, [RELATED_TASK_META_KEY]: { ...related, taskId: wrap(related['taskId']) } } };
     return out;
   }
 }

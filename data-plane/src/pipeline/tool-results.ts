@@ -20,7 +20,12 @@ export function upstreamFailureResult(error: GatewayError): Record<string, unkno
 /** A known tool whose upstream is away (reconnecting, down, still connecting): retryable. */
 export function unavailableToolResult(upstream: string, tool: string): Record<string, unknown> {
   return {
-    content: [{ type: 'text', text: `Tool ${tool} is temporarily unavailable: its upstream "${upstream}" is not connected right now (reconnecting or down). Retry shortly.` }],
+    content: [
+      {
+        type: 'text',
+        text: `Tool ${tool} is temporarily unavailable: its upstream "${upstream}" is not connected right now (reconnecting or down). Retry shortly.`,
+      },
+    ],
     isError: true,
     _meta: { [TOOL_ERROR_META_KEY]: { reason: 'UPSTREAM_UNAVAILABLE', upstream, retryable: true } },
   };

@@ -51,20 +51,41 @@ export function directRelayOptions(operation: Operation, upstream: string, relay
   if (operation.sessionId !== undefined) options.agent = operation.sessionId;
   const channel = operation.channel;
   if (channel === undefined) return options;
-  if (meta?.['progressToken'] !== undefined) options.onProgress = (progress) => channel.notify('notifications/progress', progress);
+  if (meta?.['progressToken'] !== undefined)
+    options.onProgress = (progress) => channel.notify('notifications/progress', progress);
   options.onNotification = (notification) => relatedNotification(notification, upstream, operation, channel, relay);
   // The inner arrow is made only when the upstream asks, not on every request.
   if (channel.canRequest) {
-    options.onRequest = (message) => askIfDeclared(operation.agentCapabilities, message, (asked) => channel.request(asked, operation.cancellation.signal()));
+    options.onRequest = (message) =>
+      askIfDeclared(operation.agentCapabilities, message, (asked) =>
+        channel.request(asked, operation.cancellation.signal()),
+      );
   }
   return options;
 }
 
 /** A notification the upstream relates to a request, passed to the agent (log levels applied, task ids wrapped). */
-export function relatedNotification(notification: RpcMessage, upstream: string, operation: Operation, channel: RequestChannel, relay: RelayContext): void {
-  if (notification.method === 'notifications/message' && !relay.logLevels.allows(operation.sessionId, notification.params?.['level'], true)) return;
-  if (notification.method === 'notifications/tasks/status' && notification.params !== undefined && operation.principal !== undefined) {
-    channel.notify(notification.method, relay.tasks.rewrite(notification.params, upstream, operation.principal.keyId, operation.sessionKeys));
+export function relatedNotification(
+  notification: RpcMessage,
+  upstream: string,
+  operation: Operation,
+  channel: RequestChannel,
+  relay: RelayContext,
+): void {
+  if (
+    notification.method === 'notifications/message' &&
+    !relay.logLevels.allows(operation.sessionId, notification.params?.['level'], true)
+  )
+    return;
+  if (
+    notification.method === 'notifications/tasks/status' &&
+    notification.params !== undefined &&
+    operation.principal !== undefined
+  ) {
+    channel.notify(
+      notification.method,
+      relay.tasks.rewrite(notification.params, upstream, operation.principal.keyId, operation.sessionKeys),
+    );
     return;
   }
   channel.notify(notification.method, notification.params);

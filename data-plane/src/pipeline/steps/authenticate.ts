@@ -17,7 +17,8 @@ export function authenticateStep(getConfig: () => AppliedConfig | undefined): St
     run(operation, next) {
       if (operation.principal !== undefined) return next(operation);
       const principal = operation.keyId === undefined ? undefined : getConfig()?.principalByKeyId(operation.keyId);
-      if (principal === undefined) return Promise.resolve(refused(new GatewayError(RpcErrorCode.Unauthenticated, UNKNOWN_KEY)));
+      if (principal === undefined)
+        return Promise.resolve(refused(new GatewayError(RpcErrorCode.Unauthenticated, UNKNOWN_KEY)));
       operation.principal = principal;
       return next(operation);
     },

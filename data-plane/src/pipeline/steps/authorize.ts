@@ -43,9 +43,11 @@ export function authorizeStep(options: AuthorizeOptions): Step {
     name: 'authorize',
     run(operation, next) {
       const principal = operation.principal;
-      if (principal === undefined) return Promise.resolve(refused(new GatewayError(RpcErrorCode.Unauthenticated, 'Unauthorized')));
+      if (principal === undefined)
+        return Promise.resolve(refused(new GatewayError(RpcErrorCode.Unauthenticated, 'Unauthorized')));
       const route = ROUTES.get(operation.method);
-      const routed = route === undefined ? refused(GatewayError.methodNotFound()) : route(operation, principal, options);
+      const routed =
+        route === undefined ? refused(GatewayError.methodNotFound()) : route(operation, principal, options);
       if (isOutcome(routed)) return Promise.resolve(routed);
       operation.target = routed;
       return next(operation);
@@ -91,16 +93,24 @@ function callTool(operation: Operation, principal: Principal, options: Authorize
   const name = params['name'] as string;
   const resumes = operation.resumes;
   if (resumes?.kind === 'parked') {
-    return principal.allowList.allows(name, resumes.upstream) ? { kind: 'upstream', upstream: resumes.upstream, subject: name, params } : toolNotFound(name);
+    return principal.allowList.allows(name, resumes.upstream)
+      ? { kind: 'upstream', upstream: resumes.upstream, subject: name, params }
+      : toolNotFound(name);
   }
   const tool = options.views.findAllowed(principal.allowList, 'tools', name);
   if (tool === undefined) {
     const away = options.knownTools.unavailableUpstream(name);
-    if (away !== undefined && principal.allowList.allows(name, away)) return { kind: 'result', result: unavailableToolResult(away, name), unavailable: true };
+    if (away !== undefined && principal.allowList.allows(name, away))
+      return { kind: 'result', result: unavailableToolResult(away, name), unavailable: true };
     return toolNotFound(name);
   }
   if (resumes !== undefined && tool.upstreamName !== resumes.upstream) return moved(name);
-  return { kind: 'upstream', upstream: tool.upstreamName, subject: name, params: { ...params, name: tool.upstreamKey } };
+  return {
+    kind: 'upstream',
+    upstream: tool.upstreamName,
+    subject: name,
+    params: { ...params, name: tool.upstreamKey },
+  };
 }
 
 function getPrompt(operation: Operation, principal: Principal, options: AuthorizeOptions): Target | Outcome {
@@ -109,12 +119,19 @@ function getPrompt(operation: Operation, principal: Principal, options: Authoriz
   const resumes = operation.resumes;
   const notFound = () => invalid(`Prompt ${name} not found`);
   if (resumes?.kind === 'parked') {
-    return principal.allowList.allows(name, resumes.upstream) ? { kind: 'upstream', upstream: resumes.upstream, subject: name, params: operation.params } : notFound();
+    return principal.allowList.allows(name, resumes.upstream)
+      ? { kind: 'upstream', upstream: resumes.upstream, subject: name, params: operation.params }
+      : notFound();
   }
   const prompt = options.views.findAllowed(principal.allowList, 'prompts', name);
   if (prompt === undefined) return notFound();
   if (resumes !== undefined && prompt.upstreamName !== resumes.upstream) return moved(name);
-  return { kind: 'upstream', upstream: prompt.upstreamName, subject: name, params: { ...operation.params, name: prompt.upstreamKey } };
+  return {
+    kind: 'upstream',
+    upstream: prompt.upstreamName,
+    subject: name,
+    params: { ...operation.params, name: prompt.upstreamKey },
+  };
 }
 
 function readResource(operation: Operation, principal: Principal, options: AuthorizeOptions): Target | Outcome {
@@ -122,7 +139,9 @@ function readResource(operation: Operation, principal: Principal, options: Autho
   if (typeof uri !== 'string') return invalid('Invalid resources/read request: uri must be a string');
   const resumes = operation.resumes;
   if (resumes?.kind === 'parked') {
-    return options.views.mayUseUpstream(principal.allowList, resumes.upstream) ? { kind: 'upstream', upstream: resumes.upstream, subject: uri, params: operation.params } : resourceNotFound(uri);
+    return options.views.mayUseUpstream(principal.allowList, resumes.upstream)
+      ? { kind: 'upstream', upstream: resumes.upstream, subject: uri, params: operation.params }
+      : resourceNotFound(uri);
   }
   const upstream = resourceUpstream(uri, principal, options);
   if (upstream === undefined) return resourceNotFound(uri);
@@ -137,7 +156,12 @@ function complete(operation: Operation, principal: Principal, options: Authorize
   if (ref['type'] === 'ref/prompt' && typeof ref['name'] === 'string') {
     const prompt = options.views.findAllowed(principal.allowList, 'prompts', ref['name']);
     if (prompt === undefined) return invalid(`Prompt ${ref['name']} not found`);
-    return { kind: 'upstream', upstream: prompt.upstreamName, subject: ref['name'], params: { ...params, ref: { ...ref, name: prompt.upstreamKey } } };
+    return {
+      kind: 'upstream',
+      upstream: prompt.upstreamName,
+      subject: ref['name'],
+      params: { ...params, ref: { ...ref, name: prompt.upstreamKey } },
+    };
   }
   if (ref['type'] === 'ref/resource' && typeof ref['uri'] === 'string') {
     const uri = ref['uri'];
@@ -157,21 +181,32 @@ function subscription(operation: Operation, principal: Principal, options: Autho
   if (operation.sessionId === undefined) return refused(GatewayError.methodNotFound());
   if (operation.method === 'resources/unsubscribe') return GATEWAY;
   const upstream = resourceUpstream(uri, principal, options);
-  return upstream === undefined ? resourceNotFound(uri) : { kind: 'upstream', upstream, subject: uri, params: operation.params };
+  return upstream === undefined
+    ? resourceNotFound(uri)
+    : { kind: 'upstream', upstream, subject: uri, params: operation.params };
 }
 
 function task(operation: Operation, principal: Principal, options: AuthorizeOptions): Target | Outcome {
   const wrapped = operation.params['taskId'];
-  const unwrapped = typeof wrapped === 'string' ? unwrapTaskId(wrapped, principal.keyId, operation.sessionKeys) : undefined;
-  if (unwrapped === undefined || !options.views.mayUseUpstream(principal.allowList, unwrapped.upstream)) return invalid(`Task not found: ${String(wrapped)}`);
-  return { kind: 'upstream', upstream: unwrapped.upstream, subject: operation.method, params: { ...operation.params, taskId: unwrapped.taskId } };
+  const unwrapped =
+    typeof wrapped === 'string' ? unwrapTaskId(wrapped, principal.keyId, operation.sessionKeys) : undefined;
+  if (unwrapped === undefined || !options.views.mayUseUpstream(principal.allowList, unwrapped.upstream))
+    return invalid(`Task not found: ${String(wrapped)}`);
+  return {
+    kind: 'upstream',
+    upstream: unwrapped.upstream,
+    subject: operation.method,
+    params: { ...operation.params, taskId: unwrapped.taskId },
+  };
 }
 
 /** `tasks/list` fans out to every upstream declaring `tasks.list` that the key may use. */
 function listTasks(_operation: Operation, principal: Principal, options: AuthorizeOptions): Target {
   const upstreams = options.router.upstreams().filter((u) => {
     const tasks = u.capabilities?.['tasks'];
-    return isPlainObject(tasks) && tasks['list'] !== undefined && options.views.mayUseUpstream(principal.allowList, u.name);
+    return (
+      isPlainObject(tasks) && tasks['list'] !== undefined && options.views.mayUseUpstream(principal.allowList, u.name)
+    );
   });
   return { kind: 'tasks', upstreams: upstreams.map((u) => u.name) };
 }

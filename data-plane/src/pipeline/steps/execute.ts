@@ -7,7 +7,15 @@ import { RpcErrorCode } from '../../mcp/protocol.ts';
 import { wrapTaskId } from '../../mcp/task-ids.ts';
 import type { RpcMessage, UpstreamRouter } from '../../upstream/upstream-router.ts';
 import { GatewayError } from '../gateway-error.ts';
-import { refused, type Operation, type Outcome, type Step, type Target, type UpstreamAnswer, type UpstreamCaller } from '../operation.ts';
+import {
+  refused,
+  type Operation,
+  type Outcome,
+  type Step,
+  type Target,
+  type UpstreamAnswer,
+  type UpstreamCaller,
+} from '../operation.ts';
 import type { TaskIds } from '../task-wrapping.ts';
 import { upstreamFailureResult } from '../tool-results.ts';
 import { directRelayOptions, forwardParams, forwardableMeta, type RelayContext } from '../upstream-relay.ts';
@@ -43,7 +51,12 @@ export function executeStep(options: ExecuteOptions): Step {
     operation.upstreamStartedAt = performance.now();
     try {
       if (operation.method === 'resources/subscribe') {
-        await options.subscriptions.subscribe(operation.sessionId!, subject, upstream, forwardableMeta(operation.params['_meta']));
+        await options.subscriptions.subscribe(
+          operation.sessionId!,
+          subject,
+          upstream,
+          forwardableMeta(operation.params['_meta']),
+        );
         return EMPTY_RESULT;
       }
       const message: RpcMessage = { method: operation.method, params: forwardParams(target.params) };
@@ -53,11 +66,14 @@ export function executeStep(options: ExecuteOptions): Step {
       return { kind: 'result', result: withTaskIds(operation, upstream, answer.result) };
     } catch (error) {
       operation.upstreamEndedAt = performance.now();
-      if (error instanceof RangeError && operation.method === 'resources/subscribe') return refused(GatewayError.invalidParams(error.message));
+      if (error instanceof RangeError && operation.method === 'resources/subscribe')
+        return refused(GatewayError.invalidParams(error.message));
       const failure = GatewayError.fromUpstream(error, upstream, subject);
       if (failure === undefined) {
         options.logger.error({ err: error, upstream, subject }, 'relayed request failed unexpectedly');
-        return refused(new GatewayError(RpcErrorCode.InternalError, `Internal error relaying to upstream "${upstream}"`));
+        return refused(
+          new GatewayError(RpcErrorCode.InternalError, `Internal error relaying to upstream "${upstream}"`),
+        );
       }
       if (operation.method === 'tools/call' && failure.code === RpcErrorCode.UpstreamUnavailable) {
         return { kind: 'result', result: upstreamFailureResult(failure), unavailable: true };
@@ -67,12 +83,20 @@ export function executeStep(options: ExecuteOptions): Step {
   }
 
   /** Task ids the agent sees name their upstream and key: a task-augmented call's, and those of tasks/* results. */
-  function withTaskIds(operation: Operation, upstream: string, result: Record<string, unknown>): Record<string, unknown> {
+  function withTaskIds(
+    operation: Operation,
+    upstream: string,
+    result: Record<string, unknown>,
+  ): Record<string, unknown> {
     const keyId = operation.principal!.keyId;
     if (operation.method === 'tools/call') {
-      return operation.params['task'] !== undefined && isPlainObject(result['task']) ? options.tasks.remember(result, upstream, keyId, operation.sessionKeys) : result;
+      return operation.params['task'] !== undefined && isPlainObject(result['task'])
+        ? options.tasks.remember(result, upstream, keyId, operation.sessionKeys)
+        : result;
     }
-    return operation.method.startsWith('tasks/') ? options.tasks.rewrite(result, upstream, keyId, operation.sessionKeys) : result;
+    return operation.method.startsWith('tasks/')
+      ? options.tasks.rewrite(result, upstream, keyId, operation.sessionKeys)
+      : result;
   }
 
   /**
@@ -85,7 +109,11 @@ export function executeStep(options: ExecuteOptions): Step {
     const tasks: unknown[] = [];
     for (const upstream of upstreams) {
       try {
-        const result = await options.router.request(upstream, { method: 'tasks/list', params: {} }, { cancellation: operation.cancellation });
+        const result = await options.router.request(
+          upstream,
+          { method: 'tasks/list', params: {} },
+          { cancellation: operation.cancellation },
+        );
         for (const task of Array.isArray(result['tasks']) ? result['tasks'] : []) {
           if (!isPlainObject(task) || typeof task['taskId'] !== 'string') continue;
           const wrapped = wrapTaskId({ upstream, taskId: task['taskId'] }, keyId, operation.sessionKeys);
@@ -99,10 +127,15 @@ export function executeStep(options: ExecuteOptions): Step {
   }
 
   function gateway(operation: Operation): Outcome {
-    if (operation.method === 'resources/unsubscribe') options.subscriptions.unsubscribe(operation.sessionId!, String(operation.params['uri']));
+    if (operation.method === 'resources/unsubscribe')
+      options.subscriptions.unsubscribe(operation.sessionId!, String(operation.params['uri']));
     if (operation.method === 'logging/setLevel') {
       const level = operation.params['level'];
-      if (typeof level !== 'string' || operation.sessionId === undefined || !options.logLevels.set(operation.sessionId, level)) {
+      if (
+        typeof level !== 'string' ||
+        operation.sessionId === undefined ||
+        !options.logLevels.set(operation.sessionId, level)
+      ) {
         return refused(GatewayError.invalidParams(`Invalid logging/setLevel request: unknown level ${String(level)}`));
       }
     }
@@ -120,14 +153,25 @@ export function executeStep(options: ExecuteOptions): Step {
           const page = options.views.page(target.allowList, target.catalog, target.offset);
           if (page === undefined) return Promise.resolve(UNKNOWN_CURSOR);
           const next = page.nextCursor === undefined ? '' : `,"nextCursor":"${page.nextCursor}"`;
-          return Promise.resolve({ kind: 'json', json: `{"${LIST_FIELD[target.catalog]}":${page.json}${next}}`, cacheable: true });
+          return Promise.resolve({
+            kind: 'json',
+            json: `{"${LIST_FIELD[target.catalog]}":${page.json}${next}}`,
+            cacheable: true,
+          });
         }
         case 'tasks':
           return listTasks(operation, target.upstreams);
         case 'gateway':
           return Promise.resolve(gateway(operation));
         default:
-          return Promise.resolve(refused(new GatewayError(RpcErrorCode.InternalError, `Internal error: ${operation.method} reached execute without a target`)));
+          return Promise.resolve(
+            refused(
+              new GatewayError(
+                RpcErrorCode.InternalError,
+                `Internal error: ${operation.method} reached execute without a target`,
+              ),
+            ),
+          );
       }
     },
   };

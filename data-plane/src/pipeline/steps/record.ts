@@ -19,7 +19,12 @@ export function recordStep(metrics: DataPlaneMetrics | undefined): Step {
         const now = performance.now();
         const started = operation.upstreamStartedAt;
         const upstreamSeconds = started === undefined ? 0 : ((operation.upstreamEndedAt ?? now) - started) / 1000;
-        metrics.toolCall(target.upstream, callOutcome(operation, outcome), (now - operation.receivedAt) / 1000, upstreamSeconds);
+        metrics.toolCall(
+          target.upstream,
+          callOutcome(operation, outcome),
+          (now - operation.receivedAt) / 1000,
+          upstreamSeconds,
+        );
       }
       return outcome;
     },
