@@ -1,4 +1,4 @@
-import { Client, ProtocolError, SSEClientTransport, StreamableHTTPClientTransport, type ClientCapabilities, type PriorDiscovery } from '@modelcontextprotocol/client';
+import { Client, SSEClientTransport, StreamableHTTPClientTransport, type ClientCapabilities, type PriorDiscovery } from '@modelcontextprotocol/client';
 import { getDefaultEnvironment } from '@modelcontextprotocol/client/stdio';
 import { Backoff, PortcullisError, errorMessage, type BackoffPolicy, type Logger } from '../../../common/src/index.ts';
 import { Transport, UpstreamState, type UpstreamConfig } from '../../../proto/gen/portcullis/v1/config.ts';
@@ -7,24 +7,11 @@ import { attachLeanRelay } from './relay-wiring.ts';
 import { StdioPipeTransport } from './stdio-transport.ts';
 import { tolerantFetch, tolerateMissingResultType, type DeviationKind } from './upstream-deviations.ts';
 import { UpstreamErrorCode, classifyFailure, describeFailure, isSessionExpired } from './upstream-errors.ts';
-import { PassthroughResult, UpstreamRelay, outsideCalls } from './upstream-relay.ts';
+import { UpstreamRelay, outsideCalls } from './upstream-relay.ts';
+import { CATALOG_KINDS, listAll, listCatalogs, type CatalogItem, type UpstreamCatalogs } from './upstream-listing.ts';
 import type { CatalogKind, RelayOptions, RpcMessage } from './upstream-router.ts';
 import { UpstreamSubscriptions, isModernConnection, listChangedFilter } from './upstream-subscriptions.ts';
 import { effectiveSettings, versionNegotiation, type UpstreamDefaults, type UpstreamSettings } from './upstream-settings.ts';
-
-export type CatalogItem = Readonly<Record<string, unknown>>;
-/** One upstream's catalogs; a kind is absent when the upstream does not declare that capability. */
-export type UpstreamCatalogs = Partial<Record<CatalogKind, readonly CatalogItem[]>>;
-
-export const CATALOG_KINDS: readonly CatalogKind[] = ['tools', 'prompts', 'resources', 'resourceTemplates'];
-
-/** How each catalog is listed: method, result field, the capability that offers it, the field naming an entry. */
-const LISTING: Record<CatalogKind, { method: string; field: string; capability: string; key: string }> = {
-  tools: { method: 'tools/list', field: 'tools', capability: 'tools', key: 'name' },
-  prompts: { method: 'prompts/list', field: 'prompts', capability: 'prompts', key: 'name' },
-  resources: { method: 'resources/list', field: 'resources', capability: 'resources', key: 'uri' },
-  resourceTemplates: { method: 'resources/templates/list', field: 'resourceTemplates', capability: 'resources', key: 'uriTemplate' },
-};
 
 /** Which catalogs a `notifications/…/list_changed` refreshes. */
 const LIST_CHANGED: Record<string, readonly CatalogKind[]> = {
@@ -37,7 +24,6 @@ const LIST_CHANGED: Record<string, readonly CatalogKind[]> = {
 const CLIENT_CAPABILITIES: ClientCapabilities = { sampling: {}, elicitation: { form: {}, url: {} }, roots: { listChanged: true } };
 const SERVER_REQUESTS = ['sampling/createMessage', 'elicitation/create', 'roots/list'] as const;
 
-const MAX_LIST_PAGES = 1_000;
 const TRANSIENT_BACKOFF: BackoffPolicy = { baseMs: 250, maxMs: 30_000 };
 /** Auth and config failures (401/403, command not found) are retried slowly: 30 s doubling to 5 min. */
 const FATAL_BACKOFF: BackoffPolicy = { baseMs: 30_000, maxMs: 5 * 60_000 };
@@ -312,7 +298,7 @@ export class UpstreamConnection {
       try {
         await client.connect(this.createTransport(), { timeout: this.settingsValue.connectTimeoutMs, ...(this.prior ? { prior: this.prior } : {}) });
         tolerateMissingResultType(client, (kind) => this.deviated(kind));
-        const catalogs = await this.listCatalogs(client);
+        const catalogs = await listCatalogs(client, this.settingsValue.callTimeoutMs, this.logger);
         this.relay.progressTap.attach(client);
         const lean = attachLeanRelay(client, { upstream: this.name, url: this.configValue.url, headers: this.headers(), onDeviation: (kind) => this.deviated(kind) });
         if (lean) this.leanRelays.set(client, lean);
@@ -387,46 +373,6 @@ export class UpstreamConnection {
     return Object.fromEntries(this.configValue.headers.filter((h) => h.name !== '').map((h) => [h.name, h.value]));
   }
 
-  /** Lists every catalog the upstream declares, all pages. A kind the upstream answers with an error is left empty. */
-  private async listCatalogs(client: Client): Promise<UpstreamCatalogs> {
-    const capabilities = (client.getServerCapabilities() ?? {}) as Record<string, unknown>;
-    const kinds = CATALOG_KINDS.filter((kind) => capabilities[LISTING[kind].capability] !== undefined);
-    const lists = await Promise.all(
-      kinds.map(async (kind) => {
-        try {
-          return await this.listAll(client, kind);
-        } catch (error) {
-          if (!(error instanceof ProtocolError)) throw error;
-          this.logger.warn({ err: error.message, kind }, 'upstream refused to list a catalog it declares; treating it as empty');
-          return [];
-        }
-      }),
-    );
-    return Object.fromEntries(kinds.map((kind, i) => [kind, lists[i]])) as UpstreamCatalogs;
-  }
-
-  private async listAll(client: Client, kind: CatalogKind): Promise<CatalogItem[]> {
-    const { method, field, key } = LISTING[kind];
-    const items: CatalogItem[] = [];
-    const cursors = new Set<string>();
-    let cursor: string | undefined;
-    for (let page = 0; ; page++) {
-      if (page === MAX_LIST_PAGES) throw new Error(`${method} did not end after ${MAX_LIST_PAGES} pages`);
-      const result = await client.request({ method, params: cursor === undefined ? {} : { cursor } }, PassthroughResult, { timeout: this.settingsValue.callTimeoutMs });
-      const list = result[field];
-      if (!Array.isArray(list)) throw new Error(`${method} answered without a "${field}" array`);
-      for (const item of list) {
-        if (isPlainObject(item) && typeof item[key] === 'string') items.push(item);
-        else this.logger.warn({ kind }, `upstream listed an entry without a "${key}"; skipped`);
-      }
-      const next = result['nextCursor'];
-      if (typeof next !== 'string' || next === '') return items;
-      if (cursors.has(next)) throw new Error(`${method} repeated the cursor ${JSON.stringify(next)}`);
-      cursors.add(next);
-      cursor = next;
-    }
-  }
-
   /** Re-lists the given catalogs; a change arriving while one is being listed lists it again afterwards. */
   private refresh(client: Client, kinds: readonly CatalogKind[]): void {
     for (const kind of kinds) {
@@ -439,7 +385,7 @@ export class UpstreamConnection {
         try {
           do {
             this.refreshAgain.delete(kind);
-            const items = await this.listAll(client, kind);
+            const items = await listAll(client, kind, this.settingsValue.callTimeoutMs, this.logger);
             if (this.client !== client) return;
             this.setStatus({ catalogs: { ...this.status.catalogs, [kind]: items } }, [kind]);
           } while (this.refreshAgain.has(kind));
@@ -571,8 +517,4 @@ export class UpstreamConnection {
     this.status = { ...this.status, ...change };
     this.options.onStatus(this, catalogs);
   }
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

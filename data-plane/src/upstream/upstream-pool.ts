@@ -4,7 +4,8 @@ import { UpstreamState, type UpstreamConfig, type UpstreamReport } from '../../.
 import { UpstreamRpcError } from './upstream-rpc-error.ts';
 import { mergeCatalogs, routeResource, toolHash, type CatalogSource, type MergedCatalog } from './upstream-catalog.ts';
 import { promptSummary, resourceSummary, resourceTemplateSummary, summarize } from './catalog-summary.ts';
-import { CATALOG_KINDS, UpstreamConnection, type UpstreamCatalogs } from './upstream-connection.ts';
+import { UpstreamConnection } from './upstream-connection.ts';
+import { CATALOG_KINDS, type UpstreamCatalogs } from './upstream-listing.ts';
 import type { DeviationKind } from './upstream-deviations.ts';
 import { UpstreamErrorCode } from './upstream-errors.ts';
 import type { CatalogEntry, CatalogKind, RelayOptions, RpcMessage, UpstreamInfo, UpstreamRouter } from './upstream-router.ts';
