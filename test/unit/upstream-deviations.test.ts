@@ -16,6 +16,11 @@ describe('upstream deviations: NDJSON labelled application/json', () => {
   // A real server: one finished NDJSON body, and one that stays open after its first line (a listen stream).
   const server = createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
+    if (req.url === '/endless') {
+      const chunk = `"${'x'.repeat(1024 * 1024)}`;
+      for (let i = 0; i < 5; i += 1) res.write(chunk); // 5 MiB of one unfinished value, no newline
+      return;
+    }
     if (req.headers['mcp-method'] === 'subscriptions/listen') {
       res.write(
         '{"jsonrpc":"2.0","method":"notifications/subscriptions/acknowledged","params":{}}\n{\n  "pretty": true\n}\n',
@@ -65,5 +70,10 @@ describe('upstream deviations: NDJSON labelled application/json', () => {
       'data: {"jsonrpc":"2.0","method":"notifications/subscriptions/acknowledged","params":{}}\n\ndata: {"pretty":true}\n\n',
     );
     abort.abort();
+  });
+
+  test('a listen answer that never completes a value is refused past 4 MiB instead of growing the node', async () => {
+    const response = await fetch(await url('/endless'), { headers: { 'mcp-method': 'subscriptions/listen' } });
+    await assert.rejects(response.text(), /without completing a JSON value/);
   });
 });

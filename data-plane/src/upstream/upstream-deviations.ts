@@ -85,6 +85,9 @@ export function tolerantFetch(report: DeviationSink, inner: FetchLike = fetch): 
   };
 }
 
+/** The most of one unfinished value a listen stream may hold (an upstream's endless line must not grow the node). */
+const MAX_PENDING_CHARS = 4 * 1024 * 1024;
+
 /** An `application/json` body read as it arrives: each complete JSON value becomes one SSE event. */
 function asEventStream(response: Response, report: DeviationSink): Response {
   let buffered = '';
@@ -98,6 +101,12 @@ function asEventStream(response: Response, report: DeviationSink): Response {
   const events = new TransformStream<string, Uint8Array>({
     transform(chunk, controller) {
       buffered += chunk;
+      if (buffered.length > MAX_PENDING_CHARS) {
+        controller.error(
+          new Error(`the upstream sent more than ${MAX_PENDING_CHARS} characters without completing a JSON value`),
+        );
+        return;
+      }
       // A value may span lines (pretty-printed JSON): a line that does not complete one waits for more.
       for (let end = buffered.indexOf('\n'); end !== -1; end = buffered.indexOf('\n', end + 1)) {
         const candidate = buffered.slice(0, end);
