@@ -1,2 +1,3 @@
 export { PortcullisError, ErrorCode, errorMessage } from './errors.ts';
 export { createLogger, type Logger, type LoggerOptions } from './logger.ts';
+export { Backoff, backoffDelay, type BackoffPolicy } from './backoff.ts';

@@ -108,6 +108,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
       const name = upstreamNames.get(report.upstreamId);
       if (name !== undefined) metrics.upstreamState(name, upstreamStateToJSON(report.state).replace('UPSTREAM_STATE_', '').toLowerCase());
     },
+    onDeviation: (upstream, kind) => metrics.upstreamDeviation(upstream, kind),
   });
   const http = createDataPlaneServer({
     getConfig: () => configClient?.config,

@@ -129,6 +129,20 @@ describe('upstream settings (GraphQL → snapshot)', () => {
     assert.equal((await configOf(created.id)).cwd, '/tmp');
   });
 
+  it('PROTOCOL-VERSION-SETTING: protocolVersion (auto by default) is set, validated, and reaches nodes with a new config hash', async () => {
+    const created = (await gqlOk(plane, CREATE.replace('updatedAt }', 'updatedAt protocolVersion }'), { input: { name: 'pinned', transport: 'STDIO', command: 'node' } })).createUpstream;
+    assert.equal(created.protocolVersion, 'auto');
+    const auto = await configOf(created.id);
+    assert.equal(auto.protocolVersion, 'auto');
+    const pinned = (await gqlOk(plane, UPDATE.replace('updatedAt }', 'updatedAt protocolVersion }'), { id: created.id, input: { protocolVersion: '2025-06-18' } })).updateUpstream;
+    assert.equal(pinned.protocolVersion, '2025-06-18');
+    const pinnedConfig = await configOf(created.id);
+    assert.equal(pinnedConfig.protocolVersion, '2025-06-18');
+    assert.notEqual(pinnedConfig.configHash, auto.configHash, 'reports of the connection made before the pin are stale');
+    await expectError(UPDATE, { id: created.id, input: { protocolVersion: '2026' } }, 'BAD_USER_INPUT', 'input.protocolVersion', /must be one of auto, legacy, modern, 2024-11-05/);
+    await expectError(CREATE, { input: { name: 'bad', transport: 'STDIO', command: 'node', protocolVersion: 'newest' } }, 'BAD_USER_INPUT', 'input.protocolVersion', /must be one of/);
+  });
+
   it('switches an upstream off and on (snapshot disabled), idempotently', async () => {
     const created = (await gqlOk(plane, CREATE, { input: { name: 'switchable', transport: 'STDIO', command: 'node' } })).createUpstream;
     const enabledHash = (await configOf(created.id)).configHash;

@@ -128,10 +128,6 @@ function recordingRouter(pool: UpstreamPool, log: Relayed[]): UpstreamRouter {
   return new Proxy(pool, {
     get(target, property) {
       if (property === 'request') return (upstream: string, message: RpcMessage, options?: object) => record(upstream, message, target.request(upstream, message, options));
-      if (property === 'callTool') {
-        return (tool: Parameters<UpstreamPool['callTool']>[0], args: Record<string, unknown> | undefined, options?: object) =>
-          record(tool.upstreamName, { method: 'tools/call', params: { name: tool.toolName } }, target.callTool(tool, args, options));
-      }
       const value = Reflect.get(target, property, target) as unknown;
       return typeof value === 'function' ? value.bind(target) : value;
     },

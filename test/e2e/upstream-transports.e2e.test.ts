@@ -98,7 +98,8 @@ describe('upstream transports, eras and real servers', () => {
   test('UP-HTTP-CONNECT: a Streamable HTTP server-everything is listed and called', async () => {
     const h = pool([httpUpstream('web', everythingHttp.url)]);
     await h.waitForState('web', READY);
-    const result = await h.pool.callTool(h.pool.findTool('web__echo')!, { message: 'over http' });
+    assert.ok(h.pool.find('tools', 'web__echo'));
+    const result = await h.pool.request('web', { method: 'tools/call', params: { name: 'echo', arguments: { message: 'over http' } } });
     assert.equal(firstText(result), 'Echo: over http');
   });
 

@@ -37,6 +37,8 @@ export const TEST_DEFAULTS: UpstreamDefaults = { connectTimeoutMs: 15_000, callT
 /** A pool as a node runs it, recording every report it would send to the control plane. */
 export class PoolHarness {
   readonly reports: UpstreamReport[] = [];
+  /** Every deviation the pool carried, as `<upstream>:<kind>`. */
+  readonly deviations: string[] = [];
   readonly pool: UpstreamPool;
 
   constructor(defaults: Partial<UpstreamDefaults> = {}) {
@@ -45,6 +47,7 @@ export class PoolHarness {
       defaults: { ...TEST_DEFAULTS, ...defaults },
       logger: createLogger({ level: (process.env['PORTCULLIS_LOG_LEVEL'] as 'silent') ?? 'silent' }),
       onReport: (report) => this.reports.push(report),
+      onDeviation: (upstream, kind) => this.deviations.push(`${upstream}:${kind}`),
     });
   }
 

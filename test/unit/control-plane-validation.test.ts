@@ -44,10 +44,11 @@ describe('upstreamConfigHash', () => {
     assert.equal(upstreamConfigHash({ ...base, args: ['a'] }), hash);
     for (const changed of [
       { command: 'deno' }, { args: ['b'] }, { cwd: '/srv' }, { envNames: ['L'] }, { transport: 'SSE' as const }, { url: 'http://x' }, { headerNames: ['H'] },
-      { hasBearerToken: true }, { secretsVersion: '00000000-0000-4000-8000-000000000002' }, { enabled: false },
+      { hasBearerToken: true }, { secretsVersion: '00000000-0000-4000-8000-000000000002' }, { enabled: false }, { protocolVersion: 'legacy' },
     ]) {
       assert.notEqual(upstreamConfigHash({ ...base, ...changed }), hash, JSON.stringify(changed));
     }
+    assert.equal(upstreamConfigHash({ ...base, protocolVersion: 'auto' }), hash, 'the default leaves hashes made before the setting as they were');
   });
 });
 

@@ -26,6 +26,16 @@ test('an upstream is in exactly one state at a time', async () => {
   assert.match(body, /portcullis_upstream_state\{upstream="ev",state="connecting"\} 0/);
 });
 
+test('answers an upstream sent against the spec and the node carried are counted by upstream and kind', async () => {
+  const metrics = new DataPlaneMetrics();
+  metrics.upstreamDeviation('ref', 'missing_result_type');
+  metrics.upstreamDeviation('ref', 'missing_result_type');
+  metrics.upstreamDeviation('ref', 'ndjson_body');
+  const { body } = await metrics.exposition();
+  assert.match(body, /portcullis_upstream_deviations_total\{upstream="ref",kind="missing_result_type"\} 2/);
+  assert.match(body, /portcullis_upstream_deviations_total\{upstream="ref",kind="ndjson_body"\} 1/);
+});
+
 test('the SSE event store is reported at scrape time: streams and bytes held, connections closed by SSE polling', async () => {
   const store = new EventStore({ maxConnectionMs: 50 });
   const metrics = new DataPlaneMetrics();

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mergeCatalogs, routeResource, toolHash, type CatalogSource } from '../../data-plane/src/upstream/upstream-catalog.ts';
 import { canonicalJson, definitionSha256 } from '../../data-plane/src/upstream/tool-definition-hash.ts';
-import type { UpstreamCatalogs } from '../../data-plane/src/upstream/upstream-connection.ts';
+import type { UpstreamCatalogs } from '../../data-plane/src/upstream/upstream-listing.ts';
 
 function source(upstreamName: string, catalogs: UpstreamCatalogs | undefined, fields: Partial<CatalogSource> = {}): CatalogSource {
   return { upstreamName, exposeUnprefixed: false, pinToolDefinitions: false, pinnedTools: new Map(), catalogs, ...fields };

@@ -44,6 +44,7 @@ const upstreamRow = z.object({
   health_failure_threshold: nullableInt,
   pin_tool_definitions: z.boolean(),
   expose_unprefixed: z.boolean(),
+  protocol_version: z.string(),
 });
 type UpstreamRow = z.output<typeof upstreamRow>;
 
@@ -110,7 +111,7 @@ function readStatement(incremental: boolean): string {
       (SELECT coalesce(json_agg(u ORDER BY u.created_at, u.name), '[]') FROM (
          SELECT id, name, transport, command, args, env, url, headers, cwd, bearer_token, secrets_version::text AS secrets_version,
            enabled, connect_timeout_ms, call_timeout_ms, health_interval_ms, health_failure_threshold, pin_tool_definitions,
-           expose_unprefixed, created_at
+           expose_unprefixed, protocol_version, created_at
          FROM upstreams) u) AS upstreams,
       (SELECT coalesce(json_agg(json_build_object('upstream_id', t.upstream_id, 'name', t.name, 'pinned_sha256', t.pinned_sha256) ORDER BY t.upstream_id, t.name), '[]')
          FROM tools t JOIN upstreams u ON u.id = t.upstream_id
@@ -284,6 +285,7 @@ function toUpstreamConfig(row: UpstreamRow, pins: ReadonlyArray<{ name: string; 
     pinToolDefinitions: row.pin_tool_definitions,
     pinnedTools: pins.map((pin) => ({ name: pin.name, definitionSha256: pin.pinned_sha256 })),
     exposeUnprefixed: row.expose_unprefixed,
+    protocolVersion: row.protocol_version,
   };
 }
 

@@ -16,6 +16,8 @@ export interface UpstreamConnectionSettings {
   /** Replaced whenever any secret value (env, header, bearer token) changes. */
   secretsVersion: string;
   enabled: boolean;
+  /** The MCP revision setting; `auto` (the default) leaves the hash as it was before the setting existed. */
+  protocolVersion?: string;
 }
 
 /**
@@ -36,6 +38,7 @@ export function upstreamConfigHash(settings: UpstreamConnectionSettings): string
     settings.hasBearerToken,
     settings.secretsVersion,
     settings.enabled,
+    ...(settings.protocolVersion === undefined || settings.protocolVersion === 'auto' ? [] : [settings.protocolVersion]),
   ]);
   return createHash('sha256').update(canonical).digest('hex');
 }
@@ -52,6 +55,7 @@ export function upstreamRowHash(row: {
   bearer_token: string | null;
   secrets_version: string;
   enabled: boolean;
+  protocol_version: string;
 }): string {
   return upstreamConfigHash({
     transport: row.transport,
@@ -64,8 +68,9 @@ export function upstreamRowHash(row: {
     hasBearerToken: row.bearer_token !== null,
     secretsVersion: row.secrets_version,
     enabled: row.enabled,
+    protocolVersion: row.protocol_version,
   });
 }
 
 /** The columns `upstreamRowHash` reads. */
-export const UPSTREAM_HASH_COLUMNS = 'transport, command, args, cwd, env, url, headers, bearer_token, secrets_version, enabled';
+export const UPSTREAM_HASH_COLUMNS = 'transport, command, args, cwd, env, url, headers, bearer_token, secrets_version, enabled, protocol_version';

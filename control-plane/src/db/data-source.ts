@@ -11,9 +11,18 @@ import { VirtualKeyChangeStamps1733500000000 } from './migrations/1733500000000-
 import { EndedSessions1734100000000 } from './migrations/1734100000000-ended-sessions.ts';
 import { UpstreamCatalogLists1734200000000 } from './migrations/1734200000000-upstream-catalog-lists.ts';
 import { ConfigChangeDeadline1734300000000 } from './migrations/1734300000000-config-change-deadline.ts';
+import { UpstreamProtocolVersion1796324238367 } from './migrations/1796324238367-upstream-protocol-version.ts';
 
 /** Versioned migrations, in order. Append; never edit one that has shipped. */
-export const MIGRATIONS = [Initial1732500000000, UpstreamSettingsAndPinning1733000000000, VirtualKeyChangeStamps1733500000000, EndedSessions1734100000000, UpstreamCatalogLists1734200000000, ConfigChangeDeadline1734300000000];
+export const MIGRATIONS = [
+  Initial1732500000000,
+  UpstreamSettingsAndPinning1733000000000,
+  VirtualKeyChangeStamps1733500000000,
+  EndedSessions1734100000000,
+  UpstreamCatalogLists1734200000000,
+  ConfigChangeDeadline1734300000000,
+  UpstreamProtocolVersion1796324238367,
+];
 
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
 

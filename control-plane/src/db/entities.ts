@@ -118,6 +118,10 @@ export class Upstream {
   @Column({ name: 'expose_unprefixed', type: 'boolean' })
   exposeUnprefixed!: boolean;
 
+  /** The MCP revision nodes speak to it: `auto`, `legacy`, `modern` or one exact revision. */
+  @Column({ name: 'protocol_version', type: 'text', default: 'auto' })
+  protocolVersion!: string;
+
   /** Replaced whenever a secret value changes, so the config hash moves without hashing secrets. */
   @Column({ name: 'secrets_version', type: 'uuid' })
   secretsVersion!: string;

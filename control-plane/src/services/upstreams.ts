@@ -89,6 +89,12 @@ function millis(min: number, max: number, what: string) {
     .max(max, `must be at most ${max} ms (${what})`);
 }
 
+/**
+ * The values of an upstream's `protocolVersion`: how nodes negotiate (auto, legacy, modern) or one
+ * exact MCP revision (the ones the nodes' SDK client speaks).
+ */
+export const PROTOCOL_VERSION_SETTINGS: readonly string[] = ['auto', 'legacy', 'modern', '2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25', '2026-07-28'];
+
 const settingsFields = {
   command: z.string().trim().min(1, 'is empty; give the program to run, e.g. "npx"').max(4096).nullish(),
   args: z.array(z.string().max(65536)).max(256, 'has more than 256 arguments').nullish(),
@@ -113,6 +119,10 @@ const settingsFields = {
   enabled: z.boolean().nullish(),
   pinToolDefinitions: z.boolean().nullish(),
   exposeUnprefixed: z.boolean().nullish(),
+  protocolVersion: z
+    .string()
+    .refine((v) => PROTOCOL_VERSION_SETTINGS.includes(v), `must be one of ${PROTOCOL_VERSION_SETTINGS.join(', ')}`)
+    .nullish(),
 };
 const transportSchema = z.enum(['STDIO', 'STREAMABLE_HTTP', 'SSE'], 'must be one of STDIO, STREAMABLE_HTTP, SSE');
 
@@ -172,6 +182,7 @@ export interface UpstreamView {
   enabled: boolean;
   pinToolDefinitions: boolean;
   exposeUnprefixed: boolean;
+  protocolVersion: string;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -197,6 +208,7 @@ export function toUpstreamView(upstream: Upstream): UpstreamView {
     enabled: upstream.enabled,
     pinToolDefinitions: upstream.pinToolDefinitions,
     exposeUnprefixed: upstream.exposeUnprefixed,
+    protocolVersion: upstream.protocolVersion,
     createdAt: upstream.createdAt,
     updatedAt: upstream.updatedAt,
   };
@@ -208,7 +220,7 @@ const samePairs = (a: readonly KeyValuePair[], b: readonly KeyValuePair[]) =>
 /** Columns compared to tell whether an update changed anything (secrets are compared as plaintext separately). */
 const COMPARED: Array<keyof Upstream> = [
   'transport', 'command', 'args', 'cwd', 'url', 'connectTimeoutMs', 'callTimeoutMs', 'healthIntervalMs', 'healthFailureThreshold',
-  'enabled', 'pinToolDefinitions', 'exposeUnprefixed',
+  'enabled', 'pinToolDefinitions', 'exposeUnprefixed', 'protocolVersion',
 ];
 
 export class UpstreamService {
@@ -249,6 +261,7 @@ export class UpstreamService {
       enabled: input.enabled ?? true,
       pinToolDefinitions: input.pinToolDefinitions ?? true,
       exposeUnprefixed: input.exposeUnprefixed ?? false,
+      protocolVersion: input.protocolVersion ?? 'auto',
       secretsVersion: randomUUID(),
       createdAt: now,
       updatedAt: now,
@@ -294,6 +307,7 @@ export class UpstreamService {
       if (input.enabled != null) next.enabled = input.enabled;
       if (input.pinToolDefinitions != null) next.pinToolDefinitions = input.pinToolDefinitions;
       if (input.exposeUnprefixed != null) next.exposeUnprefixed = input.exposeUnprefixed;
+      if (input.protocolVersion != null) next.protocolVersion = input.protocolVersion;
 
       let secretsChanged = false;
       if (given('env')) {

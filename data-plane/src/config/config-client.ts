@@ -1,6 +1,6 @@
 import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
-import { errorMessage, type Logger } from '../../../common/src/index.ts';
+import { backoffDelay, errorMessage, type Logger } from '../../../common/src/index.ts';
 import {
   ConfigServiceClient,
   Snapshot,
@@ -259,7 +259,7 @@ export class ConfigClient {
     this.target = (this.target + 1) % count;
     if (this.attempts % count !== 0) return this.reconnect.initialMs;
     const rounds = this.attempts / count - 1;
-    return Math.min(this.reconnect.maxMs, this.reconnect.initialMs * 2 ** rounds) * (0.5 + Math.random() / 2);
+    return backoffDelay({ baseMs: this.reconnect.initialMs, maxMs: this.reconnect.maxMs }, rounds);
   }
 
   private async loadCache(): Promise<void> {

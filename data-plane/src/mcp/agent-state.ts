@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { UpstreamRouter } from '../upstream/upstream-router.ts';
 import { LOGGING_LEVELS } from './protocol.ts';
@@ -78,16 +79,16 @@ export class ResourceSubscriptions {
  * another receives. Upstream `notifications/message` are filtered per session instead.
  */
 export class LogLevels {
-  private readonly levels = new Map<string, number>();
+  private readonly levels: LRUCache<string, number>;
 
-  constructor(private readonly max = 10_000) {}
+  constructor(max = 10_000) {
+    this.levels = new LRUCache({ max });
+  }
 
   set(sessionId: string, level: string): boolean {
     const rank = LOGGING_LEVELS.indexOf(level);
     if (rank === -1) return false;
-    this.levels.delete(sessionId);
     this.levels.set(sessionId, rank);
-    if (this.levels.size > this.max) this.levels.delete(this.levels.keys().next().value!);
     return true;
   }
 

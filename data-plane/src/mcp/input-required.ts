@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { randomBytes } from 'node:crypto';
 import { CreateMessageResultSchema, CreateMessageResultWithToolsSchema, ElicitResultSchema, ListRootsResultSchema } from '@modelcontextprotocol/core';
 import type { z } from 'zod';
@@ -97,7 +98,7 @@ export class InputExchanges {
   readonly options: InputExchangesOptions;
   private readonly parked = new Map<string, InputExchange>();
   private readonly perKey = new Map<string, number>();
-  private readonly ended = new Map<string, EndReason>();
+  private readonly ended = new LRUCache<string, EndReason>({ max: MAX_TOMBSTONES });
 
   constructor(options: Partial<InputExchangesOptions> & { nodeId: string }) {
     this.options = { ...DEFAULT_INPUT_EXCHANGE_OPTIONS, ...options };
@@ -168,7 +169,6 @@ export class InputExchanges {
     if (left <= 0) this.perKey.delete(exchange.keyId);
     else this.perKey.set(exchange.keyId, left);
     this.ended.set(exchange.id, reason);
-    if (this.ended.size > MAX_TOMBSTONES) this.ended.delete(this.ended.keys().next().value!);
   }
 }
 

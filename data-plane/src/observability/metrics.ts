@@ -30,6 +30,7 @@ export class DataPlaneMetrics {
   private readonly callOverhead: Histogram<'upstream'>;
   private readonly configVersion: Gauge;
   private readonly upstreamUp: Gauge<'upstream' | 'state'>;
+  private readonly deviations: Counter<'upstream' | 'kind'>;
   private readonly series = new Map<string, CallSeries>();
 
   constructor(registry: Registry = new Registry()) {
@@ -51,6 +52,12 @@ export class DataPlaneMetrics {
     });
     this.configVersion = new Gauge({ name: 'portcullis_config_version', help: 'The configuration snapshot version this node serves', registers: [registry] });
     this.upstreamUp = new Gauge({ name: 'portcullis_upstream_state', help: '1 for the state each upstream is in', labelNames: ['upstream', 'state'], registers: [registry] });
+    this.deviations = new Counter({
+      name: 'portcullis_upstream_deviations_total',
+      help: 'Answers from upstreams that deviate from the MCP spec and were relayed all the same, by upstream and kind',
+      labelNames: ['upstream', 'kind'],
+      registers: [registry],
+    });
   }
 
   /** One finished tool call: its whole duration and the part spent upstream, in seconds. */
@@ -71,6 +78,11 @@ export class DataPlaneMetrics {
 
   configApplied(version: string): void {
     this.configVersion.set(Number(version));
+  }
+
+  /** An upstream answer the node carried although it deviates from the spec (see upstream-deviations.ts). */
+  upstreamDeviation(upstream: string, kind: string): void {
+    this.deviations.inc({ upstream, kind });
   }
 
   upstreamState(upstream: string, state: string): void {

@@ -1,5 +1,5 @@
 import type { PromptArgumentSummary, PromptSummary, ResourceSummary, ResourceTemplateSummary } from '../../../proto/gen/portcullis/v1/config.ts';
-import type { CatalogItem } from './upstream-connection.ts';
+import type { CatalogItem } from './upstream-listing.ts';
 
 /**
  * What an upstream's prompts, resources and resource templates look like to an operator, as the node

@@ -2,6 +2,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { SdkError, SdkErrorCode, SdkHttpError, type JSONRPCMessage, type SSEClientTransport, type StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { Pool, type Dispatcher } from 'undici';
 import type { ChannelCall, RelayChannel } from './lean-relay.ts';
+import { parseNdjson, type DeviationSink } from './upstream-deviations.ts';
 
 /**
  * The lean relay's channels over HTTP.
@@ -35,6 +36,8 @@ export interface StreamableHttpChannelOptions {
   headers: Readonly<Record<string, string>>;
   /** The connected SDK transport: its session id and protocol version, and the way notifications go. */
   transport: StreamableHTTPClientTransport;
+  /** Told when an answer is NDJSON labelled application/json (read all the same). */
+  onDeviation: DeviationSink;
 }
 
 /**
@@ -50,9 +53,11 @@ export class StreamableHttpChannel implements RelayChannel {
   /** The configured headers and what every POST carries, as undici's flat name/value list. */
   private readonly baseHeaders: readonly string[];
   private readonly pool: Pool;
+  private readonly onDeviation: DeviationSink;
 
   constructor(options: StreamableHttpChannelOptions) {
     this.transport = options.transport;
+    this.onDeviation = options.onDeviation;
     this.origin = options.url.origin;
     this.path = `${options.url.pathname}${options.url.search}`;
     this.baseHeaders = requestHeaders(options.headers);
@@ -79,7 +84,7 @@ export class StreamableHttpChannel implements RelayChannel {
       if (sessionId !== undefined) headers.push('mcp-session-id', sessionId);
       const version = this.transport.protocolVersion;
       if (version !== undefined) headers.push('mcp-protocol-version', version);
-      const answer = new AnswerHandler(call, this.transport, resolve, (error, answered) => {
+      const answer = new AnswerHandler(call, this.transport, this.onDeviation, resolve, (error, answered) => {
         if (!answered && mayRetry && isConnectionError(error)) this.post(call, body, false).then(resolve, reject);
         else reject(error);
       });
@@ -119,6 +124,7 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
   constructor(
     private readonly call: ChannelCall,
     private readonly transport: StreamableHTTPClientTransport,
+    private readonly onDeviation: DeviationSink,
     private readonly resolve: () => void,
     private readonly reject: (error: Error, answered: boolean) => void,
   ) {
@@ -177,7 +183,9 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
     try {
       parsed = JSON.parse(text);
     } catch (error) {
-      return this.fail(new SdkError(SdkErrorCode.ClientHttpUnexpectedContent, `the upstream answered with malformed JSON: ${String(error)}`));
+      parsed = parseNdjson(text);
+      if (parsed === undefined) return this.fail(new SdkError(SdkErrorCode.ClientHttpUnexpectedContent, `the upstream answered with malformed JSON: ${String(error)}`));
+      this.onDeviation('ndjson_body');
     }
     for (const message of Array.isArray(parsed) ? parsed : [parsed]) this.call.deliver(message);
     this.succeed();

@@ -2,6 +2,7 @@ import { SSEClientTransport, StreamableHTTPClientTransport, type Client, type JS
 import { SseChannel, StreamableHttpChannel } from './http-channel.ts';
 import { LeanRelay, type RelayChannel } from './lean-relay.ts';
 import { StdioPipeTransport, deliverValidated } from './stdio-transport.ts';
+import type { DeviationSink } from './upstream-deviations.ts';
 
 export interface LeanRelayTarget {
   upstream: string;
@@ -9,6 +10,8 @@ export interface LeanRelayTarget {
   url: string;
   /** The upstream's configured headers (HTTP transports). */
   headers: Readonly<Record<string, string>>;
+  /** Told when the upstream's answers deviate in a way the relay carries (upstream-deviations.ts). */
+  onDeviation: DeviationSink;
 }
 
 /**
@@ -30,7 +33,7 @@ export function attachLeanRelay(client: Client, target: LeanRelayTarget): LeanRe
   if (transport instanceof StdioPipeTransport) {
     channel = { send: (call) => transport.write(JSON.stringify(call.request)), notify: (message) => transport.send(message) };
   } else if (transport instanceof StreamableHTTPClientTransport) {
-    channel = new StreamableHttpChannel({ url: new URL(target.url), headers: target.headers, transport });
+    channel = new StreamableHttpChannel({ url: new URL(target.url), headers: target.headers, transport, onDeviation: target.onDeviation });
   } else if (transport instanceof SSEClientTransport) {
     channel = new SseChannel(transport);
   } else {

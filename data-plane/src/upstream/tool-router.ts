@@ -17,24 +17,3 @@ export interface CallToolOptions {
   /** The agent's request `_meta` to pass on (progress token etc.), minus what the gateway owns. */
   meta?: Record<string, unknown>;
 }
-
-/**
- * Legacy tools-only view of the merged upstreams (UpstreamPool still offers it to its own tests);
- * the downstream side uses UpstreamRouter. The tools of every connected upstream, merged. The downstream MCP handler lists from it and
- * routes calls through it; it knows nothing of keys (filtering is the caller's job).
- */
-export interface ToolRouter {
-  /** Every tool of every ready upstream, in upstream order then the upstream's own order. */
-  listTools(): readonly ExposedTool[];
-  /** The tool with this exposed name, or undefined. */
-  findTool(exposedName: string): ExposedTool | undefined;
-  /**
-   * Calls the tool on its upstream and resolves with the upstream's CallToolResult as JSON,
-   * unchanged. Rejects with a PortcullisError (code UPSTREAM_UNAVAILABLE, UPSTREAM_ERROR) when
-   * the upstream cannot answer; a JSON-RPC error from the upstream is rejected as an
-   * UpstreamRpcError carrying its code, message and data.
-   */
-  callTool(tool: ExposedTool, args: Record<string, unknown> | undefined, options?: CallToolOptions): Promise<Record<string, unknown>>;
-  /** Called whenever the merged tool list changes. Returns an unsubscribe function. */
-  onToolsChanged(listener: () => void): () => void;
-}

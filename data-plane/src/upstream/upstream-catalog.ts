@@ -2,7 +2,7 @@ import { UriTemplate } from '@modelcontextprotocol/client';
 import { NAME_SEPARATOR } from '../policy/allow-list.ts';
 import { definitionSha256 } from './tool-definition-hash.ts';
 import type { ExposedTool, ToolDefinitionJson } from './tool-router.ts';
-import type { CatalogItem, UpstreamCatalogs } from './upstream-connection.ts';
+import type { CatalogItem, UpstreamCatalogs } from './upstream-listing.ts';
 import type { CatalogEntry, CatalogKind } from './upstream-router.ts';
 
 /** Names agents see (tools, prompts): what common model APIs accept. */
@@ -19,7 +19,7 @@ export interface CatalogSource {
   readonly catalogs: UpstreamCatalogs | undefined;
 }
 
-/** A catalog entry that is also a ToolRouter tool (tools only). */
+/** A catalog entry that is also an exposed tool (tools only). */
 export interface ToolEntry extends CatalogEntry, ExposedTool {
   readonly definition: ToolDefinitionJson;
 }

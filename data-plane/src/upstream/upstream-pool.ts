@@ -1,12 +1,12 @@
 import { EventEmitter } from 'node:events';
 import { PortcullisError, type Logger } from '../../../common/src/index.ts';
 import { UpstreamState, type UpstreamConfig, type UpstreamReport } from '../../../proto/gen/portcullis/v1/config.ts';
-import { signalCancellation } from './cancellation.ts';
-import type { CallToolOptions, ExposedTool } from './tool-router.ts';
 import { UpstreamRpcError } from './upstream-rpc-error.ts';
 import { mergeCatalogs, routeResource, toolHash, type CatalogSource, type MergedCatalog } from './upstream-catalog.ts';
 import { promptSummary, resourceSummary, resourceTemplateSummary, summarize } from './catalog-summary.ts';
-import { CATALOG_KINDS, UpstreamConnection, type UpstreamCatalogs } from './upstream-connection.ts';
+import { UpstreamConnection } from './upstream-connection.ts';
+import { CATALOG_KINDS, type UpstreamCatalogs } from './upstream-listing.ts';
+import type { DeviationKind } from './upstream-deviations.ts';
 import { UpstreamErrorCode } from './upstream-errors.ts';
 import type { CatalogEntry, CatalogKind, RelayOptions, RpcMessage, UpstreamInfo, UpstreamRouter } from './upstream-router.ts';
 import { connectionKey, type UpstreamDefaults } from './upstream-settings.ts';
@@ -21,6 +21,8 @@ export interface UpstreamPoolOptions {
   logger: Logger;
   /** Called whenever what the node would report about an upstream changes (to send it to the control plane). */
   onReport?: (report: UpstreamReport) => void;
+  /** An upstream deviated from the spec in a way the node carries (upstream-deviations.ts); called each time, for the metric. */
+  onDeviation?: (upstream: string, kind: DeviationKind) => void;
 }
 
 /** The prompts, resources and templates part of a report, summarized and capped (catalog-summary.ts). */
@@ -98,6 +100,7 @@ export class UpstreamPool implements UpstreamRouter {
         onNotification: (c, notification) => {
           if (this.byName.get(c.name) === c) this.events.emit('notification', c.name, notification);
         },
+        onDeviation: (c, kind) => this.options.onDeviation?.(c.name, kind),
       });
       this.keys.set(connection, key);
       next.push(connection);
@@ -115,22 +118,7 @@ export class UpstreamPool implements UpstreamRouter {
     for (const connection of updated) this.emitReport(connection);
   }
 
-  // ToolRouter
-
-  listTools(): readonly ExposedTool[] {
-    return this.merged.tools;
-  }
-
-  findTool(exposedName: string): ExposedTool | undefined {
-    return this.merged.index.tools.get(exposedName) as ExposedTool | undefined;
-  }
-
-  callTool(tool: ExposedTool, args: Record<string, unknown> | undefined, options: CallToolOptions = {}): Promise<Record<string, unknown>> {
-    const params: Record<string, unknown> = { name: tool.toolName };
-    if (args !== undefined) params['arguments'] = args;
-    return this.request(tool.upstreamName, { method: 'tools/call', params }, { ...(options.signal === undefined ? {} : { cancellation: signalCancellation(options.signal) }), meta: options.meta });
-  }
-
+  /** Called whenever the merged tool list changes. Returns an unsubscribe function. */
   onToolsChanged(listener: () => void): () => void {
     this.events.on('tools', listener);
     return () => this.events.off('tools', listener);

@@ -356,6 +356,13 @@ export interface UpstreamConfig {
    * plane refuses it when names would collide).
    */
   exposeUnprefixed: boolean;
+  /**
+   * Which MCP revision the node speaks to the upstream: "" or "auto" (probe with server/discover,
+   * fall back to the 2025 handshake), "legacy" (the 2025 handshake only), "modern" (2026-07-28
+   * only), or one exact revision ("2025-06-18", "2026-07-28", ...) for a server whose newest
+   * revision is broken.
+   */
+  protocolVersion: string;
 }
 
 /** The accepted definition of one tool. */
@@ -2293,6 +2300,7 @@ function createBaseUpstreamConfig(): UpstreamConfig {
     pinToolDefinitions: false,
     pinnedTools: [],
     exposeUnprefixed: false,
+    protocolVersion: "",
   };
 }
 
@@ -2351,6 +2359,9 @@ export const UpstreamConfig: MessageFns<UpstreamConfig> = {
     }
     if (message.exposeUnprefixed !== false) {
       writer.uint32(144).bool(message.exposeUnprefixed);
+    }
+    if (message.protocolVersion !== "") {
+      writer.uint32(154).string(message.protocolVersion);
     }
     return writer;
   },
@@ -2512,6 +2523,14 @@ export const UpstreamConfig: MessageFns<UpstreamConfig> = {
             message.exposeUnprefixed = reader.bool();
             continue;
           }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.protocolVersion = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2576,6 +2595,11 @@ export const UpstreamConfig: MessageFns<UpstreamConfig> = {
         : isSet(object.expose_unprefixed)
         ? globalThis.Boolean(object.expose_unprefixed)
         : false,
+      protocolVersion: isSet(object.protocolVersion)
+        ? globalThis.String(object.protocolVersion)
+        : isSet(object.protocol_version)
+        ? globalThis.String(object.protocol_version)
+        : "",
     };
   },
 
@@ -2635,6 +2659,9 @@ export const UpstreamConfig: MessageFns<UpstreamConfig> = {
     if (message.exposeUnprefixed !== false) {
       obj.exposeUnprefixed = message.exposeUnprefixed;
     }
+    if (message.protocolVersion !== "") {
+      obj.protocolVersion = message.protocolVersion;
+    }
     return obj;
   },
 
@@ -2661,6 +2688,7 @@ export const UpstreamConfig: MessageFns<UpstreamConfig> = {
     message.pinToolDefinitions = object.pinToolDefinitions ?? false;
     message.pinnedTools = object.pinnedTools?.map((e) => PinnedTool.fromPartial(e)) || [];
     message.exposeUnprefixed = object.exposeUnprefixed ?? false;
+    message.protocolVersion = object.protocolVersion ?? "";
     return message;
   },
 };
