@@ -70,9 +70,11 @@ const { values } = parseArgs({
 });
 
 const targets = (values.target ?? TARGETS) as TargetName[];
-for (const target of targets) if (!TARGETS.includes(target)) fail(`unknown target ${target}; one of ${TARGETS.join(', ')}`);
+for (const target of targets)
+  if (!TARGETS.includes(target)) fail(`unknown target ${target}; one of ${TARGETS.join(', ')}`);
 const suites = SUITES.filter((suite) => !values.suite || values.suite.some((prefix) => suite.name.startsWith(prefix)));
-if (suites.length === 0) fail(`no suite matches ${values.suite?.join(', ')}; suites: ${SUITES.map((s) => s.name).join(', ')}`);
+if (suites.length === 0)
+  fail(`no suite matches ${values.suite?.join(', ')}; suites: ${SUITES.map((s) => s.name).join(', ')}`);
 if (!conformanceSuiteInstalled()) fail('the conformance suite is missing: run npm ci');
 
 const outputRoot = await mkdtemp(join(tmpdir(), 'portcullis-conformance-'));
@@ -84,12 +86,16 @@ const started = Date.now();
 for (const name of targets) {
   const targetStarted = Date.now();
   const target = await startTarget(name);
-  console.log(`\n${name}: ${target.url} (ready in ${Date.now() - targetStarted} ms)${target.notes.length ? `\n  ${target.notes.join('\n  ')}` : ''}`);
+  console.log(
+    `\n${name}: ${target.url} (ready in ${Date.now() - targetStarted} ms)${target.notes.length ? `\n  ${target.notes.join('\n  ')}` : ''}`,
+  );
   try {
     for (const suite of suites) {
       const run = await runSuite(target.url, suite, { outputRoot });
       results.push({ target: name, run, notes: target.notes });
-      console.log(`  ${suite.name.padEnd(18)} ${run.scenarios.length} scenarios, ${run.passed} passed, ${run.failed} failed (${(run.durationMs / 1000).toFixed(1)} s)`);
+      console.log(
+        `  ${suite.name.padEnd(18)} ${run.scenarios.length} scenarios, ${run.passed} passed, ${run.failed} failed (${(run.durationMs / 1000).toFixed(1)} s)`,
+      );
       if (values.verbose && run.failed > 0) console.log(indent(run.output, '    | '));
     }
   } finally {
@@ -100,7 +106,14 @@ for (const name of targets) {
 const verdict = report();
 console.log(`\nwhole run: ${((Date.now() - started) / 1000).toFixed(1)} s`);
 if (values.json) {
-  await writeFile(values.json, JSON.stringify({ version, results: results.map(({ target, run }) => ({ target, ...run, output: undefined })), verdict }, null, 2));
+  await writeFile(
+    values.json,
+    JSON.stringify(
+      { version, results: results.map(({ target, run }) => ({ target, ...run, output: undefined })), verdict },
+      null,
+      2,
+    ),
+  );
 }
 if (verdict.problems.length === 0) await rm(outputRoot, { recursive: true, force: true });
 process.exit(verdict.problems.length === 0 ? 0 : 1);
@@ -114,18 +127,29 @@ function report(): { problems: string[] } {
   for (const { target, run } of results) {
     const suite = suites.find((s) => s.name === run.suite)!;
     const baseline = target === 'direct' ? undefined : direct(suite);
-    const same = baseline && baseline.scenarios.length === run.scenarios.length && baseline.passed === run.passed && baseline.failed === run.failed;
+    const same =
+      baseline &&
+      baseline.scenarios.length === run.scenarios.length &&
+      baseline.passed === run.passed &&
+      baseline.failed === run.failed;
     rows.push([
       target,
       suite.name + (suite.gating ? '' : ' (reported)'),
       String(run.scenarios.length),
       String(run.passed),
       String(run.failed),
-      baseline === undefined ? (target === 'direct' ? '-' : 'no direct run') : same ? 'same' : `${signed(run.passed - baseline.passed)} passed, ${signed(run.failed - baseline.failed)} failed`,
+      baseline === undefined
+        ? target === 'direct'
+          ? '-'
+          : 'no direct run'
+        : same
+          ? 'same'
+          : `${signed(run.passed - baseline.passed)} passed, ${signed(run.failed - baseline.failed)} failed`,
       `${(run.durationMs / 1000).toFixed(1)} s`,
     ]);
     if (!suite.gating) continue;
-    if (run.failed > 0 || run.exitCode !== 0) problems.push(`${target} / ${suite.name}: ${run.failed} failed (exit ${run.exitCode})`);
+    if (run.failed > 0 || run.exitCode !== 0)
+      problems.push(`${target} / ${suite.name}: ${run.failed} failed (exit ${run.exitCode})`);
     if (baseline && !same) problems.push(`${target} / ${suite.name}: counts differ from direct`);
   }
   console.log('\n=== CONFORMANCE SUMMARY ===');
@@ -134,16 +158,21 @@ function report(): { problems: string[] } {
   for (const { target, run } of results) {
     const failedScenarios = run.scenarios.filter((s) => s.failed > 0);
     if (failedScenarios.length === 0 && run.failed === 0) continue;
-    console.log(`\n${target} / ${run.suite}: ${failedScenarios.length} failing scenario(s) (checks under ${run.outputDir})`);
+    console.log(
+      `\n${target} / ${run.suite}: ${failedScenarios.length} failing scenario(s) (checks under ${run.outputDir})`,
+    );
     for (const scenario of failedScenarios) {
       const checks = run.failures.filter((f) => f.scenario === scenario.scenario && f.status === 'FAILURE');
       const first = checks[0];
-      console.log(`  ✗ ${scenario.scenario} (${scenario.failed} failed)${first ? `: ${first.id}: ${truncate(first.message, 160)}` : ''}`);
+      console.log(
+        `  ✗ ${scenario.scenario} (${scenario.failed} failed)${first ? `: ${first.id}: ${truncate(first.message, 160)}` : ''}`,
+      );
     }
     if (failedScenarios.length === 0) console.log(indent(run.output.slice(-2000), '    | '));
   }
   if (problems.length > 0) console.log(`\nFAILED:\n  ${problems.join('\n  ')}`);
-  else if (results.some((r) => r.target !== 'direct')) console.log('\nOK: every gating suite passes, through the gateway with the same counts as directly');
+  else if (results.some((r) => r.target !== 'direct'))
+    console.log('\nOK: every gating suite passes, through the gateway with the same counts as directly');
   else console.log('\nOK: every gating suite passes');
   return { problems };
 }
@@ -157,7 +186,13 @@ async function startTarget(name: TargetName): Promise<Target> {
   const stdio = conformanceFixtureStdioCommand();
   const upstream = fixture
     ? { name: UPSTREAM_NAME, transport: 'STREAMABLE_HTTP', url: fixture.url, ...UNPREFIXED_UPSTREAM_INPUT }
-    : { name: UPSTREAM_NAME, transport: 'STDIO', command: stdio.command, args: stdio.args, ...UNPREFIXED_UPSTREAM_INPUT };
+    : {
+        name: UPSTREAM_NAME,
+        transport: 'STDIO',
+        command: stdio.command,
+        args: stdio.args,
+        ...UNPREFIXED_UPSTREAM_INPUT,
+      };
   const gateway = await startConformanceGateway(upstream);
   const notes: string[] = [];
   let url = gateway.mcpUrl;
@@ -167,13 +202,19 @@ async function startTarget(name: TargetName): Promise<Target> {
       proxy = await keyInjectingProxy(gateway.mcpPort, gateway.secret);
       const address = proxy.address();
       url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/mcp`;
-      notes.push('DIAGNOSTIC: requests pass a proxy that adds the virtual key (the gateway has no anonymous access yet)');
+      notes.push(
+        'DIAGNOSTIC: requests pass a proxy that adds the virtual key (the gateway has no anonymous access yet)',
+      );
     } else {
-      notes.push('the gateway has no anonymous access yet (ANONYMOUS_KEY_FLAG): the suite sends no credentials, so expect HTTP 401');
+      notes.push(
+        'the gateway has no anonymous access yet (ANONYMOUS_KEY_FLAG): the suite sends no credentials, so expect HTTP 401',
+      );
     }
   }
   if (Object.keys(UNPREFIXED_UPSTREAM_INPUT).length === 0) {
-    notes.push(`names are prefixed (${UPSTREAM_NAME}__test_simple_text): the suite calls bare names (UNPREFIXED_UPSTREAM_INPUT)`);
+    notes.push(
+      `names are prefixed (${UPSTREAM_NAME}__test_simple_text): the suite calls bare names (UNPREFIXED_UPSTREAM_INPUT)`,
+    );
   }
   return {
     name,
@@ -192,7 +233,13 @@ async function startTarget(name: TargetName): Promise<Target> {
 async function keyInjectingProxy(gatewayPort: number, secret: string): Promise<Server> {
   const server = createServer((req, res) => {
     const forwarded = httpRequest(
-      { host: '127.0.0.1', port: gatewayPort, method: req.method, path: req.url, headers: { ...req.headers, authorization: `Bearer ${secret}` } },
+      {
+        host: '127.0.0.1',
+        port: gatewayPort,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, authorization: `Bearer ${secret}` },
+      },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(res);
@@ -209,7 +256,8 @@ async function keyInjectingProxy(gatewayPort: number, secret: string): Promise<S
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  const line = (row: string[]) => row.map((cell, i) => (i >= 2 && i <= 4 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join('  ');
+  const line = (row: string[]) =>
+    row.map((cell, i) => (i >= 2 && i <= 4 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join('  ');
   return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
 }
 
@@ -223,7 +271,10 @@ function truncate(text: string, max: number): string {
 }
 
 function indent(text: string, prefix: string): string {
-  return text.split('\n').map((line) => prefix + line).join('\n');
+  return text
+    .split('\n')
+    .map((line) => prefix + line)
+    .join('\n');
 }
 
 function fail(message: string): never {

@@ -98,12 +98,13 @@ export function chooseNode(
   running: RunningNode,
   packages: readonly NodePackage[] = NODE_PACKAGES,
 ): NodeChoice {
-  const fits = (major: number): boolean =>
-    want.exactMajor ? major === want.minimumMajor : major >= want.minimumMajor;
+  const fits = (major: number): boolean => (want.exactMajor ? major === want.minimumMajor : major >= want.minimumMajor);
   if (fits(majorOf(running.version))) {
     return { kind: 'current', execPath: running.execPath, version: running.version };
   }
-  const pkg = packages.find((p) => p.platform === running.platform && p.arch === running.arch && fits(majorOf(p.version)));
+  const pkg = packages.find(
+    (p) => p.platform === running.platform && p.arch === running.arch && fits(majorOf(p.version)),
+  );
   if (pkg) return { kind: 'fetch', pkg };
   const wanted = want.exactMajor ? `Node ${want.minimumMajor}` : `Node >= ${want.minimumMajor}`;
   return {

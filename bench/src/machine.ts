@@ -30,7 +30,10 @@ export function machineInfo(): MachineInfo {
 export function gitCommit(): { commit: string; dirty: boolean } | undefined {
   try {
     const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' }).trim();
-    const status = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: REPO_ROOT, encoding: 'utf8' });
+    const status = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+    });
     return { commit, dirty: status.trim().length > 0 };
   } catch {
     return undefined;

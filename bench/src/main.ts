@@ -9,7 +9,7 @@ import { measureInTurns, measureTarget, warmUpGateway, type MeasureTarget } from
 import { TOOL_COUNTS, directToolsListTargets, gatewayToolsListTargets, seedKeys } from './scenarios/tools-list.ts';
 import { FLOOR_PROXY_NOTE, startFloorProxy } from './targets/floor-proxy.ts';
 import { PEERS_FRONTING_HTTP_NOTE, startPeers, type RunningPeer } from './targets/peers.ts';
-import { GatewayUnavailable, graphql, portcullisTargets, startPortcullis, type RunningGateway } from './targets/portcullis.ts';
+import { GatewayUnavailable, portcullisTargets, startPortcullis, type RunningGateway } from './targets/portcullis.ts';
 import { measurePropagation, type PropagationRow } from './scenarios/propagation.ts';
 import { measureSnapshots } from './scenarios/snapshots.ts';
 import { ECHO, startEverythingHttp, type HttpServer } from './targets/upstream.ts';
@@ -43,18 +43,22 @@ function sortRows(rows: RoundTripRow[]): RoundTripRow[] {
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   if (options === 'help') {
-    process.stdout.write(USAGE + '\n');
+    process.stdout.write(`${USAGE}\n`);
     return;
   }
   installCleanupHooks();
   const context = startContext(options.profile.quick);
-  const progress = (line: string) => process.stderr.write(line + '\n');
+  const progress = (line: string) => process.stderr.write(`${line}\n`);
   const results: RunResults = { rows: [], sections: {}, notes: [], targets: [] };
   let propagation: PropagationRow[] | undefined;
   const { machine } = context;
-  progress(`bench (${options.profile.quick ? 'quick' : 'full'}): ${machine.cpuModel}, ${machine.cores} cores, Node ${process.version}`);
+  progress(
+    `bench (${options.profile.quick ? 'quick' : 'full'}): ${machine.cpuModel}, ${machine.cores} cores, Node ${process.version}`,
+  );
   if (machine.loadAverage1m > machine.cores * 0.5) {
-    results.notes.push(`the machine was busy when the run started (1-minute load average ${machine.loadAverage1m.toFixed(2)} on ${machine.cores} cores): figures are noisier and lower than on an idle machine`);
+    results.notes.push(
+      `the machine was busy when the run started (1-minute load average ${machine.loadAverage1m.toFixed(2)} on ${machine.cores} cores): figures are noisier and lower than on an idle machine`,
+    );
   }
 
   const load = new LoadGenerator();
@@ -89,7 +93,9 @@ async function main(): Promise<void> {
           try {
             progress('starting portcullis (control plane + one data-plane node)…');
             gateway = await startPortcullis(httpServer.url);
-            results.notes.push('portcullis: `portcullis control-plane` (embedded Postgres) and one `portcullis data-plane` node, separate processes; cpu/call is the node\'s');
+            results.notes.push(
+              "portcullis: `portcullis control-plane` (embedded Postgres) and one `portcullis data-plane` node, separate processes; cpu/call is the node's",
+            );
           } catch (error) {
             if (!(error instanceof GatewayUnavailable)) throw error;
             gatewayMissing = error.message;
@@ -103,16 +109,32 @@ async function main(): Promise<void> {
           await warmUpGateway(load, gatewayTargets, options.profile, progress);
           const passes = options.profile.passes;
           const stdio = stdioTurns(peers, gatewayTargets);
-          progress(`tools/call: stdio upstream via ${stdio.map((t) => t.path).join(', ')}, taking turns (${passes} pass${passes === 1 ? '' : 'es'}):`);
+          progress(
+            `tools/call: stdio upstream via ${stdio.map((t) => t.path).join(', ')}, taking turns (${passes} pass${passes === 1 ? '' : 'es'}):`,
+          );
           results.rows.push(...(await measureInTurns(load, stdio, options.profile, progress)));
           await stopPeers(peers);
           peers = [];
           const http: MeasureTarget[] = [
-            { upstream: 'http', path: 'direct', load: { transport: 'http', url: httpServer.url, headers: {} }, operation: ECHO, pid: httpServer.proc.pid },
-            { upstream: 'http', path: 'floor-proxy', load: { transport: 'http', url: floor.url, headers: {} }, operation: ECHO, pid: floor.proc.pid },
+            {
+              upstream: 'http',
+              path: 'direct',
+              load: { transport: 'http', url: httpServer.url, headers: {} },
+              operation: ECHO,
+              pid: httpServer.proc.pid,
+            },
+            {
+              upstream: 'http',
+              path: 'floor-proxy',
+              load: { transport: 'http', url: floor.url, headers: {} },
+              operation: ECHO,
+              pid: floor.proc.pid,
+            },
             ...gatewayTargets.filter((t) => t.upstream === 'http'),
           ];
-          progress(`tools/call: http upstream via ${http.map((t) => t.path).join(', ')}, taking turns (${passes} pass${passes === 1 ? '' : 'es'}):`);
+          progress(
+            `tools/call: http upstream via ${http.map((t) => t.path).join(', ')}, taking turns (${passes} pass${passes === 1 ? '' : 'es'}):`,
+          );
           results.rows.push(...(await measureInTurns(load, http, options.profile, progress)));
           results.notes.push(PEERS_FRONTING_HTTP_NOTE, FLOOR_PROXY_NOTE);
           results.notes.push(
@@ -138,7 +160,8 @@ async function main(): Promise<void> {
           results.notes.push(
             `tools/list via portcullis measured with ${keys} virtual keys configured (${seeded} seeded through GraphQL in ${((Date.now() - started) / 1000).toFixed(1)} s${seeded < wanted ? `; the issue asks for ${wanted}: the seeding budget ran out` : ''})`,
           );
-          for (const target of await gatewayToolsListTargets(gateway.gateway)) await measure({ ...target, keysConfigured: keys }, [1]);
+          for (const target of await gatewayToolsListTargets(gateway.gateway))
+            await measure({ ...target, keysConfigured: keys }, [1]);
         } catch (error) {
           const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
           results.notes.push(`tools/list via portcullis not measured: ${reason}`);
@@ -155,8 +178,17 @@ async function main(): Promise<void> {
 
     // Config propagation and snapshots start their own control planes (no upstreams), on each database.
     if (sections.has('propagation')) {
-      const { propagationDatabases: databases, propagationFleets: fleets, propagationRounds: rounds, propagationKeys: keys } = options.profile;
-      const rows = await measurePropagation({ databases, postgresUrl: options.postgresUrl, fleets, rounds, keys }, progress, note);
+      const {
+        propagationDatabases: databases,
+        propagationFleets: fleets,
+        propagationRounds: rounds,
+        propagationKeys: keys,
+      } = options.profile;
+      const rows = await measurePropagation(
+        { databases, postgresUrl: options.postgresUrl, fleets, rounds, keys },
+        progress,
+        note,
+      );
       results.sections['config propagation (revoke mutation sent → every node refuses the key)'] = rows;
       propagation = rows;
       note(
@@ -165,10 +197,22 @@ async function main(): Promise<void> {
       );
     }
     if (sections.has('snapshots')) {
-      const { snapshotDatabases: databases, snapshotKeys: keyCounts, snapshotWholeReps: wholeReps, snapshotChangeReps: changeReps } = options.profile;
-      const rows = await measureSnapshots({ databases, postgresUrl: options.postgresUrl, keyCounts, wholeReps, changeReps }, progress, note);
+      const {
+        snapshotDatabases: databases,
+        snapshotKeys: keyCounts,
+        snapshotWholeReps: wholeReps,
+        snapshotChangeReps: changeReps,
+      } = options.profile;
+      const rows = await measureSnapshots(
+        { databases, postgresUrl: options.postgresUrl, keyCounts, wholeReps, changeReps },
+        progress,
+        note,
+      );
       results.sections['snapshot build (control plane) and apply (node) by keys configured; ms are p50'] = rows;
-      if (options.profile.quick) note('--quick: snapshots at 1k and 10k keys on the embedded database only; the full run adds 100k keys and the real PostgreSQL');
+      if (options.profile.quick)
+        note(
+          '--quick: snapshots at 1k and 10k keys on the embedded database only; the full run adds 100k keys and the real PostgreSQL',
+        );
       note(
         'snapshots: measured in the bench process against its own database (embedded PGlite in-process, or a schema on the real PostgreSQL); "build change" and "apply delta" are what each change costs (one key revoked), "whole" what a starting control plane or a connecting node pays',
       );
@@ -182,12 +226,14 @@ async function main(): Promise<void> {
 
   const steal = runStealPercent(context);
   if (steal !== undefined && steal >= 5) {
-    results.notes.push(`the hypervisor gave ${steal.toFixed(1)}% of this machine's CPU time to other guests during the run (steal time): every figure is slower than on a machine of its own, the direct and peer rows as much as Portcullis's`);
+    results.notes.push(
+      `the hypervisor gave ${steal.toFixed(1)}% of this machine's CPU time to other guests during the run (steal time): every figure is slower than on a machine of its own, the direct and peer rows as much as Portcullis's`,
+    );
   }
   results.rows = sortRows(results.rows);
   addRatios(results.rows);
   results.targets = checkTargets(results.rows, gatewayMissing, propagation);
-  process.stdout.write(renderReport(results) + '\n');
+  process.stdout.write(`${renderReport(results)}\n`);
   const file = options.outFile ?? DEFAULT_RESULTS_FILE;
   writeResults(file, context, results);
   process.stdout.write(`\nResults: ${file}\n`);

@@ -78,7 +78,12 @@ const FULL: Profile = {
   rowTimeoutMs: 60_000,
   propagationDatabases: ['embedded', 'postgres'],
   // 16 nodes twice: each its own process, and four to a process (16 processes on 2 cores mostly measure the scheduler).
-  propagationFleets: [{ nodes: 1, processes: 1 }, { nodes: 4, processes: 4 }, { nodes: 16, processes: 16 }, { nodes: 16, processes: 4 }],
+  propagationFleets: [
+    { nodes: 1, processes: 1 },
+    { nodes: 4, processes: 4 },
+    { nodes: 16, processes: 16 },
+    { nodes: 16, processes: 4 },
+  ],
   // Enough rounds that p99 is not simply the slowest one.
   propagationRounds: 100,
   propagationKeys: 10_000,
@@ -103,7 +108,10 @@ const QUICK: Profile = {
   maxWarmupMs: 300,
   rowTimeoutMs: 20_000,
   propagationDatabases: ['embedded'],
-  propagationFleets: [{ nodes: 1, processes: 1 }, { nodes: 4, processes: 4 }],
+  propagationFleets: [
+    { nodes: 1, processes: 1 },
+    { nodes: 4, processes: 4 },
+  ],
   propagationRounds: 5,
   propagationKeys: 1_000,
   snapshotDatabases: ['embedded'],
@@ -138,19 +146,20 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
     else if (arg === '--only') {
       const wanted = (argv[++i] ?? '').split(',').filter((name) => name !== '');
       const unknown = wanted.filter((name) => !(SECTIONS as readonly string[]).includes(name));
-      if (wanted.length === 0 || unknown.length > 0) throw new Error(`--only takes a comma-separated list of ${SECTIONS.join(', ')}${unknown.length ? `, not ${unknown.join(', ')}` : ''}\n${USAGE}`);
+      if (wanted.length === 0 || unknown.length > 0)
+        throw new Error(
+          `--only takes a comma-separated list of ${SECTIONS.join(', ')}${unknown.length ? `, not ${unknown.join(', ')}` : ''}\n${USAGE}`,
+        );
       sections = new Set(wanted as Section[]);
     } else if (arg === '--database-url') {
       postgresUrl = argv[++i] ?? '';
       if (!/^postgres(ql)?:\/\//.test(postgresUrl)) throw new Error(`--database-url needs a postgres:// URL\n${USAGE}`);
-    }
-    else if (arg === '--no-gateway') skipGateway = true;
+    } else if (arg === '--no-gateway') skipGateway = true;
     else if (arg === '--out') outFile = argv[++i];
     else if (arg === '--keys') {
       keys = Number(argv[++i]);
       if (!Number.isInteger(keys) || keys < 0) throw new Error(`--keys needs a whole number\n${USAGE}`);
-    }
-    else if (arg === '--help' || arg === '-h') return 'help';
+    } else if (arg === '--help' || arg === '-h') return 'help';
     else throw new Error(`unknown option ${arg}\n${USAGE}`);
   }
   const profile = { ...(quick ? QUICK : FULL) };
@@ -159,9 +168,23 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
   return { profile, skipGateway, outFile, sections, postgresUrl };
 }
 
-export function callsFor(profile: Profile, driver: 'lean' | 'sdk', concurrency: number, method: 'tools/call' | 'tools/list'): { calls: number; warmup: number; minWarmupMs: number } {
+export function callsFor(
+  profile: Profile,
+  driver: 'lean' | 'sdk',
+  concurrency: number,
+  method: 'tools/call' | 'tools/list',
+): { calls: number; warmup: number; minWarmupMs: number } {
   const c1 = concurrency === 1;
   const warmup = profile.warmup[c1 ? 'c1' : 'c32'];
-  if (method === 'tools/list') return { calls: profile.listCalls[driver], warmup: Math.min(warmup, Math.ceil(profile.listCalls[driver] / 5)), minWarmupMs: 0 };
-  return { calls: profile.calls[driver][c1 ? 'c1' : 'c32'], warmup, minWarmupMs: profile.minWarmupMs[c1 ? 'c1' : 'c32'] };
+  if (method === 'tools/list')
+    return {
+      calls: profile.listCalls[driver],
+      warmup: Math.min(warmup, Math.ceil(profile.listCalls[driver] / 5)),
+      minWarmupMs: 0,
+    };
+  return {
+    calls: profile.calls[driver][c1 ? 'c1' : 'c32'],
+    warmup,
+    minWarmupMs: profile.minWarmupMs[c1 ? 'c1' : 'c32'],
+  };
 }

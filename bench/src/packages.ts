@@ -23,4 +23,3 @@ export function packageDir(name: string): string {
   }
   throw new Error(`${name} is not installed (npm ci)`);
 }
-

@@ -99,7 +99,8 @@ export class ManagedProcess {
       const match = this.tail.match(pattern);
       if (match) return match;
       if (!this.running) throw new Error(`${this.name} exited before printing ${pattern}:\n${this.tail}`);
-      if (Date.now() > deadline) throw new Error(`${this.name} did not print ${pattern} within ${timeoutMs} ms:\n${this.tail}`);
+      if (Date.now() > deadline)
+        throw new Error(`${this.name} did not print ${pattern} within ${timeoutMs} ms:\n${this.tail}`);
       await new Promise((r) => setTimeout(r, 25));
     }
   }
@@ -136,7 +137,8 @@ export async function waitForPort(port: number, proc: ManagedProcess, timeoutMs 
     });
     if (ok) return;
     if (!proc.running) throw new Error(`${proc.name} exited before listening on ${port}:\n${proc.output}`);
-    if (Date.now() > deadline) throw new Error(`${proc.name} did not listen on ${port} within ${timeoutMs} ms:\n${proc.output}`);
+    if (Date.now() > deadline)
+      throw new Error(`${proc.name} did not listen on ${port} within ${timeoutMs} ms:\n${proc.output}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }

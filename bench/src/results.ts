@@ -74,6 +74,7 @@ export function addRatios(rows: RoundTripRow[]): void {
     );
     if (!direct || row.failed) continue;
     if (row.p50Ms !== undefined && direct.p50Ms) row.p50VsDirect = row.p50Ms / direct.p50Ms;
-    if (row.callsPerSec !== undefined && direct.callsPerSec) row.throughputVsDirect = row.callsPerSec / direct.callsPerSec;
+    if (row.callsPerSec !== undefined && direct.callsPerSec)
+      row.throughputVsDirect = row.callsPerSec / direct.callsPerSec;
   }
 }

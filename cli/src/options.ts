@@ -20,14 +20,24 @@ export interface OptionSpec<T extends z.ZodType = z.ZodType> {
 export type OptionTable = Record<string, OptionSpec>;
 export type ParsedOptions<T extends OptionTable> = { [K in keyof T]: z.output<T[K]['schema']> };
 
-export const port = (fallback: number) => z.coerce.number({ error: 'must be a port number' }).int('must be a port number').min(0, 'must be 0-65535').max(65535, 'must be 0-65535').default(fallback);
+export const port = (fallback: number) =>
+  z.coerce
+    .number({ error: 'must be a port number' })
+    .int('must be a port number')
+    .min(0, 'must be 0-65535')
+    .max(65535, 'must be 0-65535')
+    .default(fallback);
 export const host = (fallback: string) => z.string().min(1).default(fallback);
 
 /**
  * Reads a command's settings from flags, then environment variables, then defaults, validating
  * each. A bad value fails with a message naming the flag, its variable and what is expected.
  */
-export function readOptions<T extends OptionTable>(table: T, argv: readonly string[], env: NodeJS.ProcessEnv): ParsedOptions<T> {
+export function readOptions<T extends OptionTable>(
+  table: T,
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+): ParsedOptions<T> {
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
@@ -49,11 +59,22 @@ export function readOptions<T extends OptionTable>(table: T, argv: readonly stri
     const raw = typeof flagValue === 'string' ? flagValue : spec.env ? env[spec.env] : undefined;
     const parsed = spec.schema.safeParse(raw === '' ? undefined : raw);
     if (!parsed.success && raw === undefined) {
-      throw new PortcullisError(ErrorCode.BAD_USER_INPUT, `--${spec.flag} is required${spec.env ? ` (or set ${spec.env})` : ''}: ${spec.description}`);
+      throw new PortcullisError(
+        ErrorCode.BAD_USER_INPUT,
+        `--${spec.flag} is required${spec.env ? ` (or set ${spec.env})` : ''}: ${spec.description}`,
+      );
     }
     if (!parsed.success) {
-      const source = values[spec.flag] !== undefined ? `--${spec.flag}` : spec.env && env[spec.env] !== undefined ? `${spec.env}` : `--${spec.flag}`;
-      throw new PortcullisError(ErrorCode.BAD_USER_INPUT, `${source}: ${parsed.error.issues[0]?.message ?? 'invalid value'} (${spec.description})`);
+      const source =
+        values[spec.flag] !== undefined
+          ? `--${spec.flag}`
+          : spec.env && env[spec.env] !== undefined
+            ? `${spec.env}`
+            : `--${spec.flag}`;
+      throw new PortcullisError(
+        ErrorCode.BAD_USER_INPUT,
+        `${source}: ${parsed.error.issues[0]?.message ?? 'invalid value'} (${spec.description})`,
+      );
     }
     result[key] = parsed.data;
   }
@@ -63,7 +84,8 @@ export function readOptions<T extends OptionTable>(table: T, argv: readonly stri
 /** The --help text of a command, generated from its option table. */
 export function helpText(usage: string, summary: string, table: OptionTable): string {
   const rows = Object.values(table).map((spec) => {
-    if (spec.envOnly !== undefined) return `${`  env ${spec.env}`.padEnd(40)}${spec.description} (not a flag: ${spec.envOnly})`;
+    if (spec.envOnly !== undefined)
+      return `${`  env ${spec.env}`.padEnd(40)}${spec.description} (not a flag: ${spec.envOnly})`;
     const left = `  --${spec.flag} <value>`;
     const env = spec.env ? ` [env ${spec.env}]` : '';
     const fallback = spec.defaultLabel ? ` (default: ${spec.defaultLabel})` : '';

@@ -10,14 +10,24 @@ export const ADMIN_TOKEN_FILE = 'admin-token';
  * otherwise, so restarts keep the same token.
  */
 export async function loadOrCreateAdminToken(dataDir: string): Promise<string> {
-  return loadOrCreateSecretFile(dataDir, ADMIN_TOKEN_FILE, () => `pca_${randomBytes(32).toString('base64url')}`, 'adminToken');
+  return loadOrCreateSecretFile(
+    dataDir,
+    ADMIN_TOKEN_FILE,
+    () => `pca_${randomBytes(32).toString('base64url')}`,
+    'adminToken',
+  );
 }
 
 /**
  * A generated secret kept in `<dataDir>/<file>` (mode 0600): read when present, generated once with
  * `generate` otherwise. Processes racing here agree on the first one written.
  */
-export async function loadOrCreateSecretFile(dataDir: string, file: string, generate: () => string, field: string): Promise<string> {
+export async function loadOrCreateSecretFile(
+  dataDir: string,
+  file: string,
+  generate: () => string,
+  field: string,
+): Promise<string> {
   const path = join(dataDir, file);
   const existing = await readToken(path, field);
   if (existing !== undefined) return existing;
@@ -45,7 +55,11 @@ async function readToken(path: string, field: string): Promise<string | undefine
   }
   const token = content.trim();
   if (token.length === 0) {
-    throw new PortcullisError(ErrorCode.BAD_CONFIG, `${path} is empty; delete it to have a new value generated, or write the value into it`, { field });
+    throw new PortcullisError(
+      ErrorCode.BAD_CONFIG,
+      `${path} is empty; delete it to have a new value generated, or write the value into it`,
+      { field },
+    );
   }
   return token;
 }

@@ -82,30 +82,59 @@ export interface ControlPlane {
   close(): Promise<void>;
 }
 
-const port = z.number().int('must be an integer port').min(0, 'must be 0 (OS-assigned) to 65535').max(65535, 'must be 0 (OS-assigned) to 65535');
+const port = z
+  .number()
+  .int('must be an integer port')
+  .min(0, 'must be 0 (OS-assigned) to 65535')
+  .max(65535, 'must be 0 (OS-assigned) to 65535');
 const optionsSchema = z.object({
   databaseUrl: z
     .string()
-    .refine((value) => URL.canParse(value) && /^postgres(ql)?:$/.test(new URL(value).protocol), 'must be a postgres:// URL, e.g. postgres://user@127.0.0.1:5432/portcullis')
+    .refine(
+      (value) => URL.canParse(value) && /^postgres(ql)?:$/.test(new URL(value).protocol),
+      'must be a postgres:// URL, e.g. postgres://user@127.0.0.1:5432/portcullis',
+    )
     .optional(),
   databaseSchema: z.string().optional(),
-  dataDir: z.string().min(1, 'is empty; give a directory for the embedded database and generated secrets, e.g. ./.portcullis/data'),
+  dataDir: z
+    .string()
+    .min(1, 'is empty; give a directory for the embedded database and generated secrets, e.g. ./.portcullis/data'),
   graphqlHost: z.string().min(1, 'is empty; e.g. 127.0.0.1'),
   graphqlPort: port,
   grpcHost: z.string().min(1, 'is empty; e.g. 127.0.0.1'),
   grpcPort: port,
-  adminToken: z.string().min(16, 'is shorter than 16 characters; use a long random token (or omit it to have one generated)').optional(),
-  secretKey: z.string().min(1, 'is empty; give 32 bytes as hex or base64 (openssl rand -base64 32), or omit it to have one generated').optional(),
+  adminToken: z
+    .string()
+    .min(16, 'is shorter than 16 characters; use a long random token (or omit it to have one generated)')
+    .optional(),
+  secretKey: z
+    .string()
+    .min(1, 'is empty; give 32 bytes as hex or base64 (openssl rand -base64 32), or omit it to have one generated')
+    .optional(),
   previousSecretKeys: z.array(z.string().min(1, 'is empty; remove the empty entry')).optional(),
-  nodeToken: z.string().min(16, 'is shorter than 16 characters; use a long random token shared with the data-plane nodes').optional(),
-  grpcTls: z.object({ certChain: z.instanceof(Buffer), privateKey: z.instanceof(Buffer), clientCa: z.instanceof(Buffer).optional() }).optional(),
+  nodeToken: z
+    .string()
+    .min(16, 'is shorter than 16 characters; use a long random token shared with the data-plane nodes')
+    .optional(),
+  grpcTls: z
+    .object({
+      certChain: z.instanceof(Buffer),
+      privateKey: z.instanceof(Buffer),
+      clientCa: z.instanceof(Buffer).optional(),
+    })
+    .optional(),
   nodeHeartbeatIntervalMs: z.number().int().min(10, 'must be at least 10 ms').optional(),
   databaseConnectTimeoutMs: z.number().int().min(100, 'must be at least 100 ms').optional(),
   databaseStatementTimeoutMs: z.number().int().min(100, 'must be at least 100 ms').optional(),
   databaseIdleInTransactionTimeoutMs: z.number().int().min(100, 'must be at least 100 ms').optional(),
   snapshotPollIntervalMs: z.number().int().min(0).optional(),
   endedSessionPruneIntervalMs: z.number().int().min(1, 'must be at least 1 ms').optional(),
-  ackWindowMs: z.number().int().min(0).max(60_000, 'must be at most 60000 ms: an ACK is stored at most this late').optional(),
+  ackWindowMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(60_000, 'must be at most 60000 ms: an ACK is stored at most this late')
+    .optional(),
 });
 
 function isLoopback(host: string): boolean {
@@ -118,10 +147,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const field = issue?.path.map(String).join('.') ?? 'options';
-    throw new PortcullisError(ErrorCode.BAD_CONFIG, `control plane option ${field}: ${issue?.message ?? 'is invalid'}`, { field });
+    throw new PortcullisError(
+      ErrorCode.BAD_CONFIG,
+      `control plane option ${field}: ${issue?.message ?? 'is invalid'}`,
+      { field },
+    );
   }
   if (options.nodeToken === undefined && options.grpcTls?.clientCa === undefined) {
-    throw new PortcullisError(ErrorCode.BAD_CONFIG, 'control plane option nodeToken: is required unless nodes are authenticated by client certificate (grpcTls.clientCa)', { field: 'nodeToken' });
+    throw new PortcullisError(
+      ErrorCode.BAD_CONFIG,
+      'control plane option nodeToken: is required unless nodes are authenticated by client certificate (grpcTls.clientCa)',
+      { field: 'nodeToken' },
+    );
   }
   const started = performance.now();
   const logger = options.logger.child({ plane: 'control' });
@@ -131,7 +168,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       try {
         await cleanup();
       } catch (error) {
-        logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'control plane shutdown step failed');
+        logger.warn(
+          { err: error instanceof Error ? error.message : String(error) },
+          'control plane shutdown step failed',
+        );
       }
     }
     cleanups.length = 0;
@@ -142,7 +182,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const { box, generatedPath } = await loadSecretBox(options);
     const schema = options.databaseSchema ?? 'public';
 
-    let connection: { url: string; stream?: EmbeddedConnection['stream'] } | undefined = options.databaseUrl === undefined ? undefined : { url: options.databaseUrl };
+    let connection: { url: string; stream?: EmbeddedConnection['stream'] } | undefined =
+      options.databaseUrl === undefined ? undefined : { url: options.databaseUrl };
     const embedded = connection === undefined;
     if (connection === undefined) {
       const database = await startEmbeddedDatabase({ dataDir: join(options.dataDir, 'pg') });
@@ -156,44 +197,105 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       statementMs: options.databaseStatementTimeoutMs ?? DEFAULT_DATABASE_TIMEOUTS.statementMs,
       idleInTransactionMs: options.databaseIdleInTransactionTimeoutMs ?? DEFAULT_DATABASE_TIMEOUTS.idleInTransactionMs,
     };
-    const dataSource: DataSource = await openDatabase({ ...connection, schema, poolSize: embedded ? 1 : 10, embedded, timeouts });
+    const dataSource: DataSource = await openDatabase({
+      ...connection,
+      schema,
+      poolSize: embedded ? 1 : 10,
+      embedded,
+      timeouts,
+    });
     cleanups.push(() => dataSource.destroy());
     await ensureSessionKeys(dataSource);
     const secrets = await sealPlaintextAndCheck(dataSource.manager, box);
     if (generatedPath !== undefined && !embedded) {
-      logger.warn({ path: generatedPath, kid: box.currentKid }, 'no secretKey given: upstream credentials are encrypted with a key generated into the data directory; set PORTCULLIS_SECRET_KEY (the same on every replica) in production');
+      logger.warn(
+        { path: generatedPath, kid: box.currentKid },
+        'no secretKey given: upstream credentials are encrypted with a key generated into the data directory; set PORTCULLIS_SECRET_KEY (the same on every replica) in production',
+      );
     }
-    if (secrets.sealed > 0) logger.info({ count: secrets.sealed, kid: box.currentKid }, 'encrypted upstream credentials stored in plaintext by an earlier version');
-    if (secrets.underPreviousKeys > 0) logger.info({ count: secrets.underPreviousKeys, kid: box.currentKid }, 'some upstream credentials are under previous secret keys; run the rotateSecrets mutation to re-encrypt them under the current one');
+    if (secrets.sealed > 0)
+      logger.info(
+        { count: secrets.sealed, kid: box.currentKid },
+        'encrypted upstream credentials stored in plaintext by an earlier version',
+      );
+    if (secrets.underPreviousKeys > 0)
+      logger.info(
+        { count: secrets.underPreviousKeys, kid: box.currentKid },
+        'some upstream credentials are under previous secret keys; run the rotateSecrets mutation to re-encrypt them under the current one',
+      );
 
-    const changes: ConfigChangeBus = embedded ? new InProcessChangeBus() : await PgNotifyChangeBus.start({ url: databaseUrl, schema, logger });
+    const changes: ConfigChangeBus = embedded
+      ? new InProcessChangeBus()
+      : await PgNotifyChangeBus.start({ url: databaseUrl, schema, logger });
     cleanups.push(() => changes.close());
 
     const services = createServices({ dataSource, changes, changeTimeoutMs: timeouts.statementMs }, box, logger);
     // Tools that nodes do not expose because another upstream took their names: say so at startup too.
     await services.catalog.warnCollisions();
-    const publisher = new SnapshotPublisher({ dataSource, changes, box, logger, pollIntervalMs: options.snapshotPollIntervalMs ?? 5000 });
+    const publisher = new SnapshotPublisher({
+      dataSource,
+      changes,
+      box,
+      logger,
+      pollIntervalMs: options.snapshotPollIntervalMs ?? 5000,
+    });
     cleanups.push(() => publisher.close());
     await publisher.start();
 
-    const endedSessions = await EndedSessionStore.start(dataSource, logger, options.endedSessionPruneIntervalMs === undefined ? {} : { pruneIntervalMs: options.endedSessionPruneIntervalMs });
+    const endedSessions = await EndedSessionStore.start(
+      dataSource,
+      logger,
+      options.endedSessionPruneIntervalMs === undefined ? {} : { pruneIntervalMs: options.endedSessionPruneIntervalMs },
+    );
     cleanups.push(() => endedSessions.close());
 
-    const streams = new ConfigStreamService({ nodeToken: options.nodeToken, publisher, nodes: services.nodes, catalog: services.catalog, logger, relayBus: changes, endedSessions, ackWindowMs: options.ackWindowMs });
+    const streams = new ConfigStreamService({
+      nodeToken: options.nodeToken,
+      publisher,
+      nodes: services.nodes,
+      catalog: services.catalog,
+      logger,
+      relayBus: changes,
+      endedSessions,
+      ackWindowMs: options.ackWindowMs,
+    });
     const grpc = await startGrpcServer(streams, options.grpcHost, options.grpcPort, options.grpcTls);
     cleanups.push(() => grpc.close());
     if (options.grpcTls === undefined && !isLoopback(options.grpcHost)) {
-      logger.warn({ grpcHost: options.grpcHost }, 'the config stream carries every upstream credential and the session signing key in plaintext on a non-loopback address; give the control plane a certificate (grpcTls) or keep the network private');
+      logger.warn(
+        { grpcHost: options.grpcHost },
+        'the config stream carries every upstream credential and the session signing key in plaintext on a non-loopback address; give the control plane a certificate (grpcTls) or keep the network private',
+      );
     }
-    if (options.nodeHeartbeatIntervalMs !== undefined) services.nodes.heartbeatIntervalMs = options.nodeHeartbeatIntervalMs;
-    const heartbeat = new NodeHeartbeat(services.nodes, () => streams.liveStreams(), logger, services.nodes.heartbeatIntervalMs);
+    if (options.nodeHeartbeatIntervalMs !== undefined)
+      services.nodes.heartbeatIntervalMs = options.nodeHeartbeatIntervalMs;
+    const heartbeat = new NodeHeartbeat(
+      services.nodes,
+      () => streams.liveStreams(),
+      logger,
+      services.nodes.heartbeatIntervalMs,
+    );
     cleanups.push(() => heartbeat.close());
 
-    const graphql = await startGraphqlServer({ host: options.graphqlHost, port: options.graphqlPort, adminToken, services, logger, limits: options.graphqlLimits });
+    const graphql = await startGraphqlServer({
+      host: options.graphqlHost,
+      port: options.graphqlPort,
+      adminToken,
+      services,
+      logger,
+      limits: options.graphqlLimits,
+    });
     cleanups.push(() => graphql.close());
 
     logger.info(
-      { graphqlUrl: graphql.url, grpcAddress: grpc.address, database: embedded ? 'embedded' : 'postgres', schema, configVersion: publisher.current().version, ms: Math.round(performance.now() - started) },
+      {
+        graphqlUrl: graphql.url,
+        grpcAddress: grpc.address,
+        database: embedded ? 'embedded' : 'postgres',
+        schema,
+        configVersion: publisher.current().version,
+        ms: Math.round(performance.now() - started),
+      },
       'control plane ready',
     );
     let closing: Promise<void> | undefined;

@@ -106,7 +106,8 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
       configClient?.report(report);
       readiness.upstreamState(report.upstreamId, report.state);
       const name = upstreamNames.get(report.upstreamId);
-      if (name !== undefined) metrics.upstreamState(name, upstreamStateToJSON(report.state).replace('UPSTREAM_STATE_', '').toLowerCase());
+      if (name !== undefined)
+        metrics.upstreamState(name, upstreamStateToJSON(report.state).replace('UPSTREAM_STATE_', '').toLowerCase());
     },
     onDeviation: (upstream, kind) => metrics.upstreamDeviation(upstream, kind),
   });
@@ -125,7 +126,11 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     callAdmission: options.callAdmission,
     readiness: () => readiness.check(),
   });
-  if (options.anonymousKeyId !== undefined) logger.warn({ keyId: options.anonymousKeyId }, 'anonymous access is on: requests without credentials act as this virtual key');
+  if (options.anonymousKeyId !== undefined)
+    logger.warn(
+      { keyId: options.anonymousKeyId },
+      'anonymous access is on: requests without credentials act as this virtual key',
+    );
   http.server.listen(options.port, options.host);
   await once(http.server, 'listening');
   const address = http.server.address() as AddressInfo;
@@ -156,7 +161,12 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
   });
   http.relay.connect((envelope) => configClient?.relay(envelope) ?? false);
   const stream = configClient;
-  metrics.configStream({ get connected() { return stream.connected; }, configAgeMs: () => stream.configAgeMs() });
+  metrics.configStream({
+    get connected() {
+      return stream.connected;
+    },
+    configAgeMs: () => stream.configAgeMs(),
+  });
   let metricsServer: MetricsServer | undefined;
   try {
     if (options.metricsListen) metricsServer = await startMetricsServer({ ...options.metricsListen, metrics, logger });

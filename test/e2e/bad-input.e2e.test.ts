@@ -80,7 +80,9 @@ describe('bad input is refused clearly and breaks nothing', () => {
     const query = 'query ($id: ID!) { upstream(id: $id) { status { nodeId state error } } }';
     let status: { nodeId: string; state: string; error: string | null } | undefined;
     await eventually('the node reports the ghost upstream as down', async () => {
-      const data = await env.gqlOk<{ upstream: { status: NonNullable<typeof status>[] } }>(query, { id: created.createUpstream.id });
+      const data = await env.gqlOk<{ upstream: { status: NonNullable<typeof status>[] } }>(query, {
+        id: created.createUpstream.id,
+      });
       status = data.upstream.status.find((s) => s.nodeId === 'node-bad-input');
       return status?.state === 'DOWN';
     });
@@ -90,8 +92,13 @@ describe('bad input is refused clearly and breaks nothing', () => {
     assert.equal(health.status, 200);
     const { client } = await connectLegacyAgent(node.mcpUrl, secret);
     try {
-      await eventually('the good upstream is listed', async () => (await client.listTools()).tools.some((t) => t.name === 'ev__echo'));
-      assert.equal(firstText(await client.callTool({ name: 'ev__echo', arguments: { message: 'still here' } })), 'Echo: still here');
+      await eventually('the good upstream is listed', async () =>
+        (await client.listTools()).tools.some((t) => t.name === 'ev__echo'),
+      );
+      assert.equal(
+        firstText(await client.callTool({ name: 'ev__echo', arguments: { message: 'still here' } })),
+        'Echo: still here',
+      );
     } finally {
       await client.close();
     }

@@ -53,9 +53,21 @@ describe('the conformance upstream passes the MCP conformance suite directly', (
     const run = await runSuite(fixture.url, SUITES.find((s) => s.name === 'pending')!);
     const failing = run.scenarios.filter((s) => s.failed > 0).map((s) => s.scenario);
     assert.ok(run.scenarios.length > 0, run.output.slice(-3000));
-    assert.deepEqual(failing.filter((name) => !name.startsWith('tasks-')), [], describeFailures(run));
-    for (const name of ['json-schema-2020-12', 'server-sse-polling', 'http-header-validation', 'http-custom-header-server-validation']) {
-      assert.ok(run.scenarios.some((s) => s.scenario === name && s.failed === 0 && s.passed > 0), `${name} passes`);
+    assert.deepEqual(
+      failing.filter((name) => !name.startsWith('tasks-')),
+      [],
+      describeFailures(run),
+    );
+    for (const name of [
+      'json-schema-2020-12',
+      'server-sse-polling',
+      'http-header-validation',
+      'http-custom-header-server-validation',
+    ]) {
+      assert.ok(
+        run.scenarios.some((s) => s.scenario === name && s.failed === 0 && s.passed > 0),
+        `${name} passes`,
+      );
     }
   });
 });
@@ -64,19 +76,33 @@ describe('the conformance upstream over stdio', () => {
   test('a 2025-era client: tools, a resource subscription with an update, sampling relayed to the client', async () => {
     const { command, args } = conformanceFixtureStdioCommand();
     const client = new ClientV1({ name: 'stdio-2025', version: '1' }, { capabilities: { sampling: {} } });
-    client.setRequestHandler((await import('@modelcontextprotocol/sdk/types.js')).CreateMessageRequestSchema, async () => ({
-      role: 'assistant',
-      content: { type: 'text', text: 'sampled' },
-      model: 'test-model',
-    }));
+    client.setRequestHandler(
+      (await import('@modelcontextprotocol/sdk/types.js')).CreateMessageRequestSchema,
+      async () => ({
+        role: 'assistant',
+        content: { type: 'text', text: 'sampled' },
+        model: 'test-model',
+      }),
+    );
     await client.connect(new StdioV1({ command, args, stderr: 'pipe' }));
     try {
       const tools = (await client.listTools()).tools.map((t) => t.name);
-      assert.ok(tools.includes('test_simple_text') && tools.includes('test_input_required_result_elicitation'), tools.join(', '));
-      assert.equal(firstText(await client.callTool({ name: 'test_simple_text', arguments: {} })), 'This is a simple text response for testing.');
-      assert.equal(firstText(await client.callTool({ name: 'test_sampling', arguments: { prompt: 'hi' } })), 'LLM response: sampled');
+      assert.ok(
+        tools.includes('test_simple_text') && tools.includes('test_input_required_result_elicitation'),
+        tools.join(', '),
+      );
+      assert.equal(
+        firstText(await client.callTool({ name: 'test_simple_text', arguments: {} })),
+        'This is a simple text response for testing.',
+      );
+      assert.equal(
+        firstText(await client.callTool({ name: 'test_sampling', arguments: { prompt: 'hi' } })),
+        'LLM response: sampled',
+      );
 
-      const updated = new Promise<string>((resolve) => client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => resolve(n.params.uri)));
+      const updated = new Promise<string>((resolve) =>
+        client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => resolve(n.params.uri)),
+      );
       await client.subscribeResource({ uri: 'test://watched-resource' });
       assert.equal(await updated, 'test://watched-resource');
     } finally {
@@ -86,10 +112,16 @@ describe('the conformance upstream over stdio', () => {
 
   test('a 2026-07-28 client: lists and calls tools', async () => {
     const { command, args } = conformanceFixtureStdioCommand();
-    const client = new ClientV2({ name: 'stdio-2026', version: '1' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
+    const client = new ClientV2(
+      { name: 'stdio-2026', version: '1' },
+      { versionNegotiation: { mode: { pin: '2026-07-28' } } },
+    );
     await client.connect(new StdioV2({ command, args, stderr: 'pipe' }));
     try {
-      assert.equal(firstText(await client.callTool({ name: 'test_simple_text', arguments: {} })), 'This is a simple text response for testing.');
+      assert.equal(
+        firstText(await client.callTool({ name: 'test_simple_text', arguments: {} })),
+        'This is a simple text response for testing.',
+      );
       const tools = (await client.listTools()).tools.map((t) => t.name);
       assert.ok(tools.includes('test_input_required_result_multi_round'), tools.join(', '));
     } finally {

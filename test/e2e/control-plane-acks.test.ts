@@ -22,14 +22,20 @@ describe('storing node answers', () => {
     schema = await createTestSchema('acks');
     dataSource = await openDatabase({ url: schema.url, schema: schema.name, poolSize: 2, embedded: false });
     nodes = new NodeService(dataSource);
-    for (let i = 0; i < NODES; i++) await nodes.connected({ nodeId: `n${i}`, softwareVersion: 'test', mcpUrl: '', appliedVersion: '' }, randomUUID());
+    for (let i = 0; i < NODES; i++)
+      await nodes.connected({ nodeId: `n${i}`, softwareVersion: 'test', mcpUrl: '', appliedVersion: '' }, randomUUID());
   });
   after(async () => {
     await dataSource?.destroy();
     await schema?.drop();
   });
 
-  const applied = async () => (await schema.query<{ id: string; applied_version: string | null }>(`SELECT id, applied_version FROM data_plane_nodes ORDER BY id`)).map((row) => row.applied_version);
+  const applied = async () =>
+    (
+      await schema.query<{ id: string; applied_version: string | null }>(
+        `SELECT id, applied_version FROM data_plane_nodes ORDER BY id`,
+      )
+    ).map((row) => row.applied_version);
 
   it('stores the answers of a revision arriving one by one over a few ms in one write', async () => {
     const writes: number[] = [];
@@ -61,12 +67,14 @@ describe('storing node answers', () => {
     const started = performance.now();
     await batcher.flush();
     assert.ok(performance.now() - started < 5_000, 'flush did not wait for the window');
-    const [row] = await schema.query<{ applied_version: string | null }>(`SELECT applied_version FROM data_plane_nodes WHERE id = 'n3'`);
+    const [row] = await schema.query<{ applied_version: string | null }>(
+      `SELECT applied_version FROM data_plane_nodes WHERE id = 'n3'`,
+    );
     assert.equal(row?.applied_version, '8');
   });
 });
 
-describe('a node\'s stream while its ACK waits to be stored', () => {
+describe("a node's stream while its ACK waits to be stored", () => {
   let schema: TestSchema;
 
   before(async () => {
@@ -76,7 +84,7 @@ describe('a node\'s stream while its ACK waits to be stored', () => {
     await schema?.drop();
   });
 
-  it('relays the node\'s next message at once, and stores the ACK when the control plane stops', async () => {
+  it("relays the node's next message at once, and stores the ACK when the control plane stops", async () => {
     // A window far longer than the test: the ACK is only stored by the flush at shutdown.
     const plane = await startOnSchema(schema, { ackWindowMs: 60_000 });
     const sender = new TestNode(plane.grpcAddress, NODE_TOKEN);
@@ -88,17 +96,37 @@ describe('a node\'s stream while its ACK waits to be stored', () => {
       sender.hello('sender', { nodeTag: 'snd' });
       version = (await sender.snapshot()).version;
       sender.ack(version);
-      sender.send({ kind: { $case: 'relay', value: { toNodeTag: '', fromNodeId: '', fromNodeTag: '', keyId: 'k1', sessionId: 's1', kind: { $case: 'cancel', value: { requestIdJson: '1', reason: 'test' } } } } });
-      const relayed = await eventually('the relayed cancel', () => receiver.received.find((message) => message.kind?.$case === 'relay'), 5_000);
+      sender.send({
+        kind: {
+          $case: 'relay',
+          value: {
+            toNodeTag: '',
+            fromNodeId: '',
+            fromNodeTag: '',
+            keyId: 'k1',
+            sessionId: 's1',
+            kind: { $case: 'cancel', value: { requestIdJson: '1', reason: 'test' } },
+          },
+        },
+      });
+      const relayed = await eventually(
+        'the relayed cancel',
+        () => receiver.received.find((message) => message.kind?.$case === 'relay'),
+        5_000,
+      );
       assert.equal(relayed.kind?.$case === 'relay' && relayed.kind.value.fromNodeId, 'sender');
-      const [row] = await schema.query<{ applied_version: string | null }>(`SELECT applied_version FROM data_plane_nodes WHERE id = 'sender'`);
+      const [row] = await schema.query<{ applied_version: string | null }>(
+        `SELECT applied_version FROM data_plane_nodes WHERE id = 'sender'`,
+      );
       assert.equal(row?.applied_version, null, 'the ACK still waits in its window');
     } finally {
       sender.close();
       receiver.close();
       await plane.close();
     }
-    const [stored] = await schema.query<{ applied_version: string | null }>(`SELECT applied_version FROM data_plane_nodes WHERE id = 'sender'`);
+    const [stored] = await schema.query<{ applied_version: string | null }>(
+      `SELECT applied_version FROM data_plane_nodes WHERE id = 'sender'`,
+    );
     assert.equal(stored?.applied_version, version, 'the ACK was stored when the control plane stopped');
   });
 });

@@ -15,7 +15,21 @@ import { createTestSchema, type TestSchema } from '../support/database.ts';
 import { UpstreamReport, UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
 import { NODE_TOKEN, TestNode, eventually, gql, gqlOk, testLogger } from './control-plane-harness.ts';
 
-const TABLES = ['config_revision', 'data_plane_nodes', 'ended_sessions', 'migrations', 'settings', 'teams', 'tool_definition_changes', 'tools', 'upstream_catalog_lists', 'upstream_node_status', 'upstreams', 'virtual_key_tombstones', 'virtual_keys'];
+const TABLES = [
+  'config_revision',
+  'data_plane_nodes',
+  'ended_sessions',
+  'migrations',
+  'settings',
+  'teams',
+  'tool_definition_changes',
+  'tools',
+  'upstream_catalog_lists',
+  'upstream_node_status',
+  'upstreams',
+  'virtual_key_tombstones',
+  'virtual_keys',
+];
 
 async function tablesOf(dataSource: DataSource, schema: string): Promise<string[]> {
   const rows: Array<{ table_name: string }> = await dataSource.query(
@@ -45,7 +59,9 @@ describe('migrations on the real PostgreSQL', () => {
       await first.destroy();
     }
     // Two replicas starting together: the advisory lock makes the second find everything applied.
-    const [a, b] = await Promise.all([0, 1].map(() => openDatabase({ url: schema.url, schema: schema.name, poolSize: 1, embedded: false })));
+    const [a, b] = await Promise.all(
+      [0, 1].map(() => openDatabase({ url: schema.url, schema: schema.name, poolSize: 1, embedded: false })),
+    );
     try {
       assert.equal((await a!.query(`SELECT * FROM migrations`)).length, MIGRATIONS.length);
       assert.equal((await b!.query(`SELECT count(*)::int AS n FROM teams`))[0].n, 1, 'reopening keeps the data');
@@ -63,7 +79,10 @@ describe('migrations on the real PostgreSQL', () => {
       await dataSource.query(`DROP SCHEMA "${name}" CASCADE`);
       await dataSource.destroy();
     }
-    await assert.rejects(openDatabase({ url: schema.url, schema: 'x"; DROP TABLE y; --', poolSize: 1, embedded: false }), /databaseSchema .* is not a plain lower-case identifier/);
+    await assert.rejects(
+      openDatabase({ url: schema.url, schema: 'x"; DROP TABLE y; --', poolSize: 1, embedded: false }),
+      /databaseSchema .* is not a plain lower-case identifier/,
+    );
   });
 
   it('builds a snapshot of 10,000 keys quickly, with only the keys not revoked', async () => {
@@ -135,7 +154,11 @@ describe('embedded database (PGlite)', () => {
       assert.match(plane.adminToken, /^pca_[A-Za-z0-9_-]{43}$/);
       const tokenFile = join(dataDir, 'admin-token');
       assert.equal((await stat(tokenFile)).mode & 0o777, 0o600);
-      assert.equal((await stat(join(dataDir, 'secret-key'))).mode & 0o777, 0o600, 'the development secret key is generated beside it');
+      assert.equal(
+        (await stat(join(dataDir, 'secret-key'))).mode & 0o777,
+        0o600,
+        'the development secret key is generated beside it',
+      );
       assert.equal((await readFile(tokenFile, 'utf8')).trim(), plane.adminToken);
       assert.equal((await gql(plane, '{ teams { name } }', {}, 'wrong')).status, 401);
       assert.deepEqual((await gqlOk(plane, '{ teams { name } }', {}, plane.adminToken)).teams, [{ name: 'pglite' }]);
@@ -144,26 +167,80 @@ describe('embedded database (PGlite)', () => {
       node.hello('embedded-node');
       const first = await node.snapshot();
       const name = `up${randomBytes(3).toString('hex')}`;
-      await gqlOk(plane, 'mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { id } }', { input: { name, transport: 'STDIO', command: 'node' } }, plane.adminToken);
+      await gqlOk(
+        plane,
+        'mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { id } }',
+        { input: { name, transport: 'STDIO', command: 'node' } },
+        plane.adminToken,
+      );
       const pushed = await node.snapshot((s) => s.upstreams.some((u) => u.name === name), 2000);
       assert.ok(BigInt(pushed.version) > BigInt(first.version));
 
       // Sealed credentials, catalog reports with pins and an accepted change, in PGlite's single session.
-      const sealed = (await gqlOk(plane, 'mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { id } }', { input: { name: `${name}s`, transport: 'STDIO', command: 'node', env: [{ name: 'T', value: 'embedded-secret' }] } }, plane.adminToken)).createUpstream;
+      const sealed = (
+        await gqlOk(
+          plane,
+          'mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { id } }',
+          {
+            input: {
+              name: `${name}s`,
+              transport: 'STDIO',
+              command: 'node',
+              env: [{ name: 'T', value: 'embedded-secret' }],
+            },
+          },
+          plane.adminToken,
+        )
+      ).createUpstream;
       const withSealed = await node.snapshot((s) => s.upstreams.some((u) => u.id === sealed.id), 2000);
       const config = withSealed.upstreams.find((u) => u.id === sealed.id)!;
       assert.deepEqual(config.env, [{ name: 'T', value: 'embedded-secret' }]);
-      const definition = (description: string) => JSON.stringify({ name: 'echo', description, inputSchema: { type: 'object' } });
+      const definition = (description: string) =>
+        JSON.stringify({ name: 'echo', description, inputSchema: { type: 'object' } });
       const sha = (text: string) => createHash('sha256').update(text).digest('hex');
       const send = (description: string) =>
-        node!.send({ kind: { $case: 'upstream', value: UpstreamReport.fromPartial({ upstreamId: sealed.id, configHash: config.configHash, state: UpstreamState.UPSTREAM_STATE_READY, error: '', hasCatalog: true, tools: [{ name: 'echo', definitionJson: definition(description), definitionSha256: sha(definition(description)) }], serverName: '', serverVersion: '', protocolVersion: '' }) } });
+        node!.send({
+          kind: {
+            $case: 'upstream',
+            value: UpstreamReport.fromPartial({
+              upstreamId: sealed.id,
+              configHash: config.configHash,
+              state: UpstreamState.UPSTREAM_STATE_READY,
+              error: '',
+              hasCatalog: true,
+              tools: [
+                {
+                  name: 'echo',
+                  definitionJson: definition(description),
+                  definitionSha256: sha(definition(description)),
+                },
+              ],
+              serverName: '',
+              serverVersion: '',
+              protocolVersion: '',
+            }),
+          },
+        });
       send('v1');
       await node.snapshot((s) => s.upstreams.some((u) => u.id === sealed.id && u.pinnedTools.length === 1), 2000);
       send('v2');
       const toolQuery = `{ upstream(id: "${sealed.id}") { tools { id heldBack pendingSha256 } } }`;
-      const held = await eventually('held back', async () => (await gqlOk(plane, toolQuery, {}, plane.adminToken)).upstream.tools.find((t: { heldBack: boolean }) => t.heldBack));
-      await gqlOk(plane, 'mutation ($id: ID!) { acceptToolDefinition(toolId: $id) { id } }', { id: held.id }, plane.adminToken);
-      await node.snapshot((s) => s.upstreams.some((u) => u.id === sealed.id && u.pinnedTools[0]?.definitionSha256 === sha(definition('v2'))), 2000);
+      const held = await eventually('held back', async () =>
+        (await gqlOk(plane, toolQuery, {}, plane.adminToken)).upstream.tools.find(
+          (t: { heldBack: boolean }) => t.heldBack,
+        ),
+      );
+      await gqlOk(
+        plane,
+        'mutation ($id: ID!) { acceptToolDefinition(toolId: $id) { id } }',
+        { id: held.id },
+        plane.adminToken,
+      );
+      await node.snapshot(
+        (s) =>
+          s.upstreams.some((u) => u.id === sealed.id && u.pinnedTools[0]?.definitionSha256 === sha(definition('v2'))),
+        2000,
+      );
       assert.equal((await gqlOk(plane, 'mutation { rotateSecrets }', {}, plane.adminToken)).rotateSecrets, 0);
     } finally {
       node?.close();
@@ -175,7 +252,7 @@ describe('embedded database (PGlite)', () => {
     try {
       assert.equal(again.adminToken, plane.adminToken, 'the generated admin token is reused');
       assert.equal(again.secretKeyId, plane.secretKeyId, 'and so is the generated secret key');
-      const upstreams = (await gqlOk(again, '{ upstreams { name } nodes { id connected } }', {}, again.adminToken));
+      const upstreams = await gqlOk(again, '{ upstreams { name } nodes { id connected } }', {}, again.adminToken);
       assert.equal(upstreams.upstreams.length, 2);
       assert.deepEqual(upstreams.nodes, [{ id: 'embedded-node', connected: false }]);
     } finally {

@@ -13,7 +13,15 @@ import { VirtualKeyService } from '../../control-plane/src/services/virtual-keys
 import type { Snapshot, SnapshotDelta, VirtualKeyConfig } from '../../proto/gen/portcullis/v1/config.ts';
 import { createTestSchema, type TestSchema } from '../support/database.ts';
 import { startTestEnv, type TestEnv } from '../support/test-env.ts';
-import { NODE_TOKEN, SECRET_KEY, TestNode, eventually, gqlOk, startOnSchema, testLogger } from './control-plane-harness.ts';
+import {
+  NODE_TOKEN,
+  SECRET_KEY,
+  TestNode,
+  eventually,
+  gqlOk,
+  startOnSchema,
+  testLogger,
+} from './control-plane-harness.ts';
 
 const CREATE_KEY = `mutation ($input: CreateVirtualKeyInput!) { createVirtualKey(input: $input) { key { id } } }`;
 const CREATE_KEYS = `mutation ($inputs: [CreateVirtualKeyInput!]!) { createVirtualKeys(inputs: $inputs) { key { id } } }`;
@@ -22,11 +30,20 @@ const CREATE_UPSTREAM = `mutation ($input: CreateUpstreamInput!) { createUpstrea
 
 /** A snapshot with a delta applied, as a node would hold it (keys by id). */
 function applyDelta(base: Snapshot, delta: SnapshotDelta): Snapshot {
-  assert.equal(delta.baseVersion, base.version, `delta ${delta.version} is based on ${delta.baseVersion}, the node holds ${base.version}`);
+  assert.equal(
+    delta.baseVersion,
+    base.version,
+    `delta ${delta.version} is based on ${delta.baseVersion}, the node holds ${base.version}`,
+  );
   const keys = new Map(base.virtualKeys.map((key) => [key.id, key]));
   for (const id of delta.removedKeyIds) keys.delete(id);
   for (const key of delta.upsertedKeys) keys.set(key.id, key);
-  return { version: delta.version, upstreams: delta.upstreams, virtualKeys: [...keys.values()], sessionKeys: delta.sessionKeys };
+  return {
+    version: delta.version,
+    upstreams: delta.upstreams,
+    virtualKeys: [...keys.values()],
+    sessionKeys: delta.sessionKeys,
+  };
 }
 
 /** What a node holds after everything it was sent, in order. */
@@ -60,7 +77,12 @@ describe('config stream deltas', () => {
     env = await startTestEnv({ schemaPrefix: 'deltas', controlPlane: 'in-process' });
     ({ schema } = env);
     plane = env.plane!;
-    const source = (dataSource = await openDatabase({ url: schema.url, schema: schema.name, poolSize: 2, embedded: false }));
+    const source = (dataSource = await openDatabase({
+      url: schema.url,
+      schema: schema.name,
+      poolSize: 2,
+      embedded: false,
+    }));
     env.defer(() => source.destroy());
   });
   afterEach(() => {
@@ -76,10 +98,15 @@ describe('config stream deltas', () => {
     const first = await node.snapshot();
     assert.ok(first.virtualKeys.length >= 50);
 
-    const created = (await gqlOk(plane, CREATE_KEY, { input: { name: 'delta-created', allowedTools: ['up__*'] } })).createVirtualKey.key.id;
+    const created = (await gqlOk(plane, CREATE_KEY, { input: { name: 'delta-created', allowedTools: ['up__*'] } }))
+      .createVirtualKey.key.id;
     const added = await node.delta((d) => d.upsertedKeys.some((key) => key.id === created));
     assert.equal(added.baseVersion, first.version);
-    assert.deepEqual(added.upsertedKeys.map((key) => key.id), [created], 'only the new key travels');
+    assert.deepEqual(
+      added.upsertedKeys.map((key) => key.id),
+      [created],
+      'only the new key travels',
+    );
     assert.deepEqual(added.upsertedKeys[0]!.allowedTools, ['up__*']);
     assert.deepEqual(added.removedKeyIds, []);
     assert.ok(added.sessionKeys.length >= 1, 'session keys come whole');
@@ -90,10 +117,21 @@ describe('config stream deltas', () => {
     assert.deepEqual(revoked.upsertedKeys, []);
     assert.deepEqual(revoked.removedKeyIds, [created]);
 
-    const upstream = (await gqlOk(plane, CREATE_UPSTREAM, { input: { name: 'delta-up', transport: 'STDIO', command: 'node', env: [{ name: 'TOKEN', value: 'plain-for-nodes' }] } })).createUpstream.id;
+    const upstream = (
+      await gqlOk(plane, CREATE_UPSTREAM, {
+        input: {
+          name: 'delta-up',
+          transport: 'STDIO',
+          command: 'node',
+          env: [{ name: 'TOKEN', value: 'plain-for-nodes' }],
+        },
+      })
+    ).createUpstream.id;
     const withUpstream = await node.delta((d) => d.upstreams.some((u) => u.id === upstream));
     assert.deepEqual(withUpstream.upsertedKeys, [], 'an upstream change carries no keys');
-    assert.deepEqual(withUpstream.upstreams.find((u) => u.id === upstream)!.env, [{ name: 'TOKEN', value: 'plain-for-nodes' }]);
+    assert.deepEqual(withUpstream.upstreams.find((u) => u.id === upstream)!.env, [
+      { name: 'TOKEN', value: 'plain-for-nodes' },
+    ]);
 
     assert.equal(node.snapshots.length, 1, `one whole snapshot, then deltas; received ${node.describeReceived()}`);
     const expected = await buildSnapshot(dataSource, boxForTests());
@@ -137,9 +175,13 @@ describe('config stream deltas', () => {
     fleet.forEach((node, i) => node.ack(snapshots[i]!.version));
     fleet[0]!.ack('999999', false, 'refused on purpose');
     const rows = await eventually('every answer recorded', async () => {
-      const all: Array<{ id: string; appliedVersion: string | null; lastError: string | null }> = (await gqlOk(plane, '{ nodes { id appliedVersion lastError } }')).nodes;
+      const all: Array<{ id: string; appliedVersion: string | null; lastError: string | null }> = (
+        await gqlOk(plane, '{ nodes { id appliedVersion lastError } }')
+      ).nodes;
       const mine = all.filter((row) => row.id.startsWith('ack-node-')).sort((a, b) => a.id.localeCompare(b.id));
-      return mine.length === 6 && mine.every((row) => row.appliedVersion !== null) && mine[0]!.lastError ? mine : undefined;
+      return mine.length === 6 && mine.every((row) => row.appliedVersion !== null) && mine[0]!.lastError
+        ? mine
+        : undefined;
     });
     rows.forEach((row, i) => assert.equal(row.appliedVersion, snapshots[i]!.version, row.id));
     assert.match(rows[0]!.lastError!, /version 999999 refused: refused on purpose/);
@@ -151,7 +193,11 @@ describe('config stream deltas', () => {
     const node = connect(true, 'concurrent-node');
     await node.snapshot();
     const ids = await Promise.all(
-      Array.from({ length: 24 }, async (_, i) => (await gqlOk(plane, CREATE_KEY, { input: { name: `concurrent-${i}` } })).createVirtualKey.key.id as string),
+      Array.from(
+        { length: 24 },
+        async (_, i) =>
+          (await gqlOk(plane, CREATE_KEY, { input: { name: `concurrent-${i}` } })).createVirtualKey.key.id as string,
+      ),
     );
     await Promise.all(ids.slice(0, 8).map((id) => gqlOk(plane, REVOKE, { id })));
     // A key deleted with plain SQL (no mutation does this yet) leaves a tombstone; the next change carries it.
@@ -162,11 +208,18 @@ describe('config stream deltas', () => {
     const expected = await buildSnapshot(dataSource, boxForTests());
     const held = heldBy(node);
     assert.equal(held.version, expected.version);
-    assert.deepEqual(keyIds(held.virtualKeys), keyIds(expected.virtualKeys), 'deltas add up to a full read of the same revision');
+    assert.deepEqual(
+      keyIds(held.virtualKeys),
+      keyIds(expected.virtualKeys),
+      'deltas add up to a full read of the same revision',
+    );
     for (const id of ids.slice(0, 9)) assert.ok(!held.virtualKeys.some((key) => key.id === id), `key ${id} is gone`);
-    for (const id of ids.slice(9)) assert.ok(held.virtualKeys.some((key) => key.id === id), `key ${id} is there`);
+    for (const id of ids.slice(9))
+      assert.ok(
+        held.virtualKeys.some((key) => key.id === id),
+        `key ${id} is there`,
+      );
   });
-
 });
 
 function boxForTests(): SecretBox {
@@ -188,7 +241,11 @@ describe('incremental snapshot builder', () => {
     try {
       await ensureSessionKeys(dataSource);
       await gqlOk(plane, CREATE_KEYS, { inputs: Array.from({ length: 30 }, (_, i) => ({ name: `k-${i}` })) });
-      const upstream = (await gqlOk(plane, CREATE_UPSTREAM, { input: { name: 'sealed', transport: 'STREAMABLE_HTTP', url: 'https://example.com/mcp', bearerToken: 'tok-1' } })).createUpstream.id;
+      const upstream = (
+        await gqlOk(plane, CREATE_UPSTREAM, {
+          input: { name: 'sealed', transport: 'STREAMABLE_HTTP', url: 'https://example.com/mcp', bearerToken: 'tok-1' },
+        })
+      ).createUpstream.id;
       const builder = new SnapshotBuilder(dataSource, boxForTests());
 
       const first = await builder.build();
@@ -202,11 +259,19 @@ describe('incremental snapshot builder', () => {
       assert.equal(second.timings.incremental, true);
       assert.equal(second.timings.keysRead, 1, 'one key changed, one key read');
       assert.equal(second.timings.upstreamsOpened, 0, 'the unchanged upstream comes from the cache');
-      assert.deepEqual(second.delta?.upsertedKeys.map((key) => key.id), [created]);
+      assert.deepEqual(
+        second.delta?.upsertedKeys.map((key) => key.id),
+        [created],
+      );
       assert.equal(second.snapshot.virtualKeys.length, 31);
-      assert.equal(second.snapshot.upstreams[0]!.headers.find((h) => h.name === 'Authorization')?.value, 'Bearer tok-1');
+      assert.equal(
+        second.snapshot.upstreams[0]!.headers.find((h) => h.name === 'Authorization')?.value,
+        'Bearer tok-1',
+      );
 
-      await gqlOk(plane, `mutation ($id: ID!) { updateUpstream(id: $id, input: { bearerToken: "tok-2" }) { id } }`, { id: upstream });
+      await gqlOk(plane, `mutation ($id: ID!) { updateUpstream(id: $id, input: { bearerToken: "tok-2" }) { id } }`, {
+        id: upstream,
+      });
       const third = await builder.build();
       assert.equal(third.timings.upstreamsOpened, 1);
       assert.equal(third.timings.keysRead, 0);
@@ -229,13 +294,18 @@ describe('incremental snapshot builder', () => {
     try {
       const builder = new SnapshotBuilder(dataSource, boxForTests());
       const before = await builder.build();
-      await dataSource.query(`INSERT INTO virtual_keys (name, prefix, secret_sha256) VALUES ('unbumped', 'pcs_x', sha256('unbumped'::bytea))`);
+      await dataSource.query(
+        `INSERT INTO virtual_keys (name, prefix, secret_sha256) VALUES ('unbumped', 'pcs_x', sha256('unbumped'::bytea))`,
+      );
       const [{ version }] = await dataSource.query(`SELECT version::text FROM config_revision`);
       assert.equal(version, before.snapshot.version, 'no bump happened');
       assert.equal((await builder.build()).delta, undefined, 'nothing to publish yet');
       await dataSource.query(`UPDATE config_revision SET version = version + 1`);
       const after = await builder.build();
-      assert.deepEqual(after.delta?.upsertedKeys.map((key) => key.name), ['unbumped']);
+      assert.deepEqual(
+        after.delta?.upsertedKeys.map((key) => key.name),
+        ['unbumped'],
+      );
     } finally {
       await dataSource.destroy();
     }
@@ -247,7 +317,13 @@ describe('snapshot publisher', () => {
     const schema = await createTestSchema('publisher');
     const dataSource = await openDatabase({ url: schema.url, schema: schema.name, poolSize: 4, embedded: false });
     const bus = await PgNotifyChangeBus.start({ url: schema.url, schema: schema.name, logger: testLogger() });
-    const publisher = new SnapshotPublisher({ dataSource, changes: bus, box: boxForTests(), logger: testLogger(), pollIntervalMs: 0 });
+    const publisher = new SnapshotPublisher({
+      dataSource,
+      changes: bus,
+      box: boxForTests(),
+      logger: testLogger(),
+      pollIntervalMs: 0,
+    });
     const otherReplica = await PgNotifyChangeBus.start({ url: schema.url, schema: schema.name, logger: testLogger() });
     try {
       await ensureSessionKeys(dataSource);

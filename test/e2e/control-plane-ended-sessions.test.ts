@@ -29,7 +29,12 @@ describe('DN-RELAY-SESSION-ENDED-DURABLE: the ended-sessions table', () => {
     return store;
   }
 
-  const count = async (sessionId: string) => Number((await schema.query<{ n: string }>(`SELECT count(*) AS n FROM ended_sessions WHERE session_id = $1`, [sessionId]))[0]!.n);
+  const count = async (sessionId: string) =>
+    Number(
+      (
+        await schema.query<{ n: string }>(`SELECT count(*) AS n FROM ended_sessions WHERE session_id = $1`, [sessionId])
+      )[0]!.n,
+    );
 
   it('writes in the background, keeps what a failing database refused and writes it once the database answers again', async () => {
     const store = await start({ retryDelayMs: 20, maxRetryDelayMs: 40 });
@@ -47,7 +52,11 @@ describe('DN-RELAY-SESSION-ENDED-DURABLE: the ended-sessions table', () => {
     } finally {
       await schema.query(`ALTER TABLE ended_sessions_away RENAME TO ended_sessions`);
     }
-    await eventually('the retried write landed', async () => (await count('second.sig')) === 1 && store.pendingCount === 0, 5_000);
+    await eventually(
+      'the retried write landed',
+      async () => (await count('second.sig')) === 1 && store.pendingCount === 0,
+      5_000,
+    );
     const live = (await store.live()).map((entry) => entry.sessionId).sort();
     assert.deepEqual(live, ['first.sig', 'second.sig']);
     // Idempotent: the same session recorded again (a node re-announcing it) stays one row.
@@ -61,7 +70,11 @@ describe('DN-RELAY-SESSION-ENDED-DURABLE: the ended-sessions table', () => {
     const store = await start({ pruneIntervalMs: 30, readFreshnessMs: 0, now: () => now });
     store.record({ sessionId: 'soon.sig', keyId: 'k1', fromNodeId: 'node-a', expiresAt: now + 1_000 });
     store.record({ sessionId: 'later.sig', keyId: 'k1', fromNodeId: 'node-a', expiresAt: now + 3_600_000 });
-    await eventually('both are written', async () => (await count('soon.sig')) === 1 && (await count('later.sig')) === 1, 5_000);
+    await eventually(
+      'both are written',
+      async () => (await count('soon.sig')) === 1 && (await count('later.sig')) === 1,
+      5_000,
+    );
     now += 2_000;
     assert.ok(!(await store.live()).some((entry) => entry.sessionId === 'soon.sig'), 'an expired row is not read back');
     await eventually('the periodic prune removed the expired row', async () => (await count('soon.sig')) === 0, 5_000);

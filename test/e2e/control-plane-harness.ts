@@ -3,7 +3,13 @@
 import { credentials, Metadata, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { createLogger } from '../../common/src/index.ts';
 import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../control-plane/src/index.ts';
-import { ConfigServiceClient, type ConnectRequest, type ConnectResponse, type Snapshot, type SnapshotDelta } from '../../proto/gen/portcullis/v1/config.ts';
+import {
+  ConfigServiceClient,
+  type ConnectRequest,
+  type ConnectResponse,
+  type Snapshot,
+  type SnapshotDelta,
+} from '../../proto/gen/portcullis/v1/config.ts';
 import type { TestSchema } from '../support/database.ts';
 import { startTestEnv } from '../support/test-env.ts';
 
@@ -17,7 +23,10 @@ export function testLogger() {
 }
 
 /** Starts a control plane on the test schema (ports OS-assigned). */
-export async function startOnSchema(schema: TestSchema, overrides: Partial<ControlPlaneOptions> = {}): Promise<ControlPlane> {
+export async function startOnSchema(
+  schema: TestSchema,
+  overrides: Partial<ControlPlaneOptions> = {},
+): Promise<ControlPlane> {
   return startControlPlane({
     databaseUrl: schema.url,
     databaseSchema: schema.name,
@@ -40,18 +49,33 @@ export interface GqlResult<T> {
   errors: Array<{ message: string; extensions?: Record<string, unknown> }> | undefined;
 }
 
-export async function gql<T = any>(plane: { graphqlUrl: string }, query: string, variables: Record<string, unknown> = {}, token: string | null = ADMIN_TOKEN): Promise<GqlResult<T>> {
+export async function gql<T = any>(
+  plane: { graphqlUrl: string },
+  query: string,
+  variables: Record<string, unknown> = {},
+  token: string | null = ADMIN_TOKEN,
+): Promise<GqlResult<T>> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (token !== null) headers['authorization'] = `Bearer ${token}`;
-  const response = await fetch(plane.graphqlUrl, { method: 'POST', headers, body: JSON.stringify({ query, variables }) });
+  const response = await fetch(plane.graphqlUrl, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ query, variables }),
+  });
   const body = (await response.json()) as { data?: T | null; errors?: GqlResult<T>['errors'] };
   return { status: response.status, data: body.data, errors: body.errors };
 }
 
 /** Like `gql`, but throws on any error. */
-export async function gqlOk<T = any>(plane: { graphqlUrl: string }, query: string, variables: Record<string, unknown> = {}, token: string = ADMIN_TOKEN): Promise<T> {
+export async function gqlOk<T = any>(
+  plane: { graphqlUrl: string },
+  query: string,
+  variables: Record<string, unknown> = {},
+  token: string = ADMIN_TOKEN,
+): Promise<T> {
   const result = await gql<T>(plane, query, variables, token);
-  if (result.errors?.length || !result.data) throw new Error(`GraphQL failed (${result.status}): ${JSON.stringify(result.errors)}`);
+  if (result.errors?.length || !result.data)
+    throw new Error(`GraphQL failed (${result.status}): ${JSON.stringify(result.errors)}`);
   return result.data;
 }
 
@@ -88,23 +112,50 @@ export class TestNode {
     this.call.write(message);
   }
 
-  hello(nodeId: string, extra: Partial<{ mcpUrl: string; softwareVersion: string; appliedVersion: string; acceptsDeltas: boolean; nodeTag: string }> = {}): void {
+  hello(
+    nodeId: string,
+    extra: Partial<{
+      mcpUrl: string;
+      softwareVersion: string;
+      appliedVersion: string;
+      acceptsDeltas: boolean;
+      nodeTag: string;
+    }> = {},
+  ): void {
     this.send({
       kind: {
         $case: 'hello',
-        value: { nodeId, mcpUrl: extra.mcpUrl ?? 'http://127.0.0.1:1/mcp', softwareVersion: extra.softwareVersion ?? 'test', appliedVersion: extra.appliedVersion ?? '', acceptsDeltas: extra.acceptsDeltas ?? false, nodeTag: extra.nodeTag ?? '' },
+        value: {
+          nodeId,
+          mcpUrl: extra.mcpUrl ?? 'http://127.0.0.1:1/mcp',
+          softwareVersion: extra.softwareVersion ?? 'test',
+          appliedVersion: extra.appliedVersion ?? '',
+          acceptsDeltas: extra.acceptsDeltas ?? false,
+          nodeTag: extra.nodeTag ?? '',
+        },
       },
     });
   }
 
   /** Resolves with the first received delta matching `predicate` (already received or future). */
   async delta(predicate: (delta: SnapshotDelta) => boolean = () => true, timeoutMs = 5000): Promise<SnapshotDelta> {
-    return this.waitFor(() => this.deltas.find(predicate), timeoutMs, () => `no matching delta within ${timeoutMs} ms; received ${this.describeReceived()}`);
+    return this.waitFor(
+      () => this.deltas.find(predicate),
+      timeoutMs,
+      () => `no matching delta within ${timeoutMs} ms; received ${this.describeReceived()}`,
+    );
   }
 
   /** What arrived so far, e.g. "snapshot 3, delta 4". */
   describeReceived(): string {
-    return this.received.map((r) => `${r.kind?.$case ?? 'nothing'} ${r.kind !== undefined && 'version' in r.kind.value ? r.kind.value.version : ''}`).join(', ') || 'nothing';
+    return (
+      this.received
+        .map(
+          (r) =>
+            `${r.kind?.$case ?? 'nothing'} ${r.kind !== undefined && 'version' in r.kind.value ? r.kind.value.version : ''}`,
+        )
+        .join(', ') || 'nothing'
+    );
   }
 
   ack(version: string, accepted = true, error = ''): void {
@@ -113,7 +164,12 @@ export class TestNode {
 
   /** Resolves with the first received snapshot matching `predicate` (already received or future). */
   async snapshot(predicate: (snapshot: Snapshot) => boolean = () => true, timeoutMs = 5000): Promise<Snapshot> {
-    return this.waitFor(() => this.snapshots.find(predicate), timeoutMs, () => `no matching snapshot within ${timeoutMs} ms; received versions ${this.snapshots.map((s) => s.version).join(', ') || 'none'}`);
+    return this.waitFor(
+      () => this.snapshots.find(predicate),
+      timeoutMs,
+      () =>
+        `no matching snapshot within ${timeoutMs} ms; received versions ${this.snapshots.map((s) => s.version).join(', ') || 'none'}`,
+    );
   }
 
   private async waitFor<T>(found: () => T | undefined, timeoutMs: number, failure: () => string): Promise<T> {
@@ -142,7 +198,11 @@ export class TestNode {
 }
 
 /** Polls `check` until it returns a truthy value (or times out with `what`). */
-export async function eventually<T>(what: string, check: () => Promise<T> | T, timeoutMs = 5000): Promise<NonNullable<T>> {
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T> | T,
+  timeoutMs = 5000,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: T | undefined;
   while (Date.now() < deadline) {

@@ -3,7 +3,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { DataSource } from 'typeorm';
-import { InProcessChangeBus, PgNotifyChangeBus, type ConfigChangeBus } from '../../control-plane/src/config/change-bus.ts';
+import {
+  InProcessChangeBus,
+  PgNotifyChangeBus,
+  type ConfigChangeBus,
+} from '../../control-plane/src/config/change-bus.ts';
 import { buildSnapshot } from '../../control-plane/src/config/snapshot-builder.ts';
 import { SnapshotPublisher, type Publication } from '../../control-plane/src/config/snapshot-publisher.ts';
 import { openDatabase } from '../../control-plane/src/db/data-source.ts';
@@ -27,9 +31,18 @@ for (const kind of ['in-process', 'NOTIFY'] as const) {
     before(async () => {
       schema = await createTestSchema('revocation_publish');
       dataSource = await openDatabase({ url: schema.url, schema: schema.name, poolSize: 4, embedded: false });
-      bus = kind === 'NOTIFY' ? await PgNotifyChangeBus.start({ url: schema.url, schema: schema.name, logger: testLogger() }) : new InProcessChangeBus();
+      bus =
+        kind === 'NOTIFY'
+          ? await PgNotifyChangeBus.start({ url: schema.url, schema: schema.name, logger: testLogger() })
+          : new InProcessChangeBus();
       await ensureSessionKeys(dataSource);
-      publisher = new SnapshotPublisher({ dataSource, changes: bus, box: box(), logger: testLogger(), pollIntervalMs: 0 });
+      publisher = new SnapshotPublisher({
+        dataSource,
+        changes: bus,
+        box: box(),
+        logger: testLogger(),
+        pollIntervalMs: 0,
+      });
       await publisher.start();
       publisher.subscribe((publication) => publications.push(publication));
       keys = new VirtualKeyService({ dataSource, changes: bus });
@@ -52,23 +65,52 @@ for (const kind of ['in-process', 'NOTIFY'] as const) {
       assert.equal(publications.length, 1, 'published in the turn the revocation committed');
       const [{ snapshot, delta }] = publications as [Publication];
       assert.equal(snapshot.version, String(BigInt(base.version) + 1n));
-      assert.deepEqual(delta && { base: delta.baseVersion, removed: delta.removedKeyIds, upserted: delta.upsertedKeys, upstreams: delta.upstreams, sessionKeys: delta.sessionKeys }, {
-        base: base.version, removed: [revoked!.key.id], upserted: [], upstreams: base.upstreams, sessionKeys: base.sessionKeys,
-      });
-      assert.deepEqual(snapshot, await buildSnapshot(dataSource, box()), 'the same snapshot as a whole read of the revision');
+      assert.deepEqual(
+        delta && {
+          base: delta.baseVersion,
+          removed: delta.removedKeyIds,
+          upserted: delta.upsertedKeys,
+          upstreams: delta.upstreams,
+          sessionKeys: delta.sessionKeys,
+        },
+        {
+          base: base.version,
+          removed: [revoked!.key.id],
+          upserted: [],
+          upstreams: base.upstreams,
+          sessionKeys: base.sessionKeys,
+        },
+      );
+      assert.deepEqual(
+        snapshot,
+        await buildSnapshot(dataSource, box()),
+        'the same snapshot as a whole read of the revision',
+      );
       assert.ok(snapshot.virtualKeys.some((key) => key.id === kept!.key.id));
       await publisher.settled();
-      assert.equal(publisher.builds - builds, 1, 'no read afterwards either (the NOTIFY of the same revision asks for nothing)');
+      assert.equal(
+        publisher.builds - builds,
+        1,
+        'no read afterwards either (the NOTIFY of the same revision asks for nothing)',
+      );
     });
 
     it('reads the revision when another change came in between that this process has not published', async () => {
       const [other, revoked] = await keys.createMany([{ name: 'placeholder' }, { name: 'revoked-later' }]);
       await publisher.settled();
       // Another replica's commit, announced to nobody here: the next revision is not this one plus a revocation.
-      const elsewhere = await new VirtualKeyService({ dataSource, changes: new InProcessChangeBus() }).create({ name: 'from-another-replica' });
+      const elsewhere = await new VirtualKeyService({ dataSource, changes: new InProcessChangeBus() }).create({
+        name: 'from-another-replica',
+      });
       publications.length = 0;
       await keys.revoke(revoked!.key.id);
-      await eventually('the revision read and published', () => publications.find((p) => BigInt(p.snapshot.version) >= BigInt(publisher.current().version) && p.snapshot.virtualKeys.some((key) => key.id === elsewhere.key.id)));
+      await eventually('the revision read and published', () =>
+        publications.find(
+          (p) =>
+            BigInt(p.snapshot.version) >= BigInt(publisher.current().version) &&
+            p.snapshot.virtualKeys.some((key) => key.id === elsewhere.key.id),
+        ),
+      );
       await publisher.settled();
       const latest = publisher.current();
       assert.ok(!latest.virtualKeys.some((key) => key.id === revoked!.key.id), 'the revoked key is gone');

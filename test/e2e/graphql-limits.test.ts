@@ -93,7 +93,11 @@ describe('finding 3: GraphQL depth, cost, alias, token, list and body limits', (
     });
     await countingSource.initialize();
     const { box } = await loadSecretBox({ secretKey: SECRET_KEY, dataDir: '/nonexistent-unused' });
-    const services = createServices({ dataSource: countingSource, changes: new InProcessChangeBus() }, box, testLogger());
+    const services = createServices(
+      { dataSource: countingSource, changes: new InProcessChangeBus() },
+      box,
+      testLogger(),
+    );
     countedServer = await startGraphqlServer({
       host: '127.0.0.1',
       port: 0,
@@ -260,11 +264,9 @@ describe('finding 3: GraphQL depth, cost, alias, token, list and body limits', (
   });
 
   it('takes its limits from the command line and environment, and applies them', async () => {
-    const options = readOptions(
-      controlPlaneOptionTable,
-      ['--graphql-max-depth', '12'],
-      { PORTCULLIS_GRAPHQL_MAX_LIST_ITEMS: '200' },
-    );
+    const options = readOptions(controlPlaneOptionTable, ['--graphql-max-depth', '12'], {
+      PORTCULLIS_GRAPHQL_MAX_LIST_ITEMS: '200',
+    });
     assert.deepEqual(graphqlLimits(options), {
       maxDepth: 12,
       maxCost: 5000,

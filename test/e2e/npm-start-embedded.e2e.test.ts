@@ -9,11 +9,24 @@ import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from '../support/graphql.ts';
 import { EVERYTHING_SERVER, freePort, startCli, type RunningProcess } from '../support/processes.ts';
 
 /** What `npm start` runs (`portcullis dev`), on the embedded database in a fresh data dir. */
-async function startDev(dataDir: string, ports: { graphql: number; grpc: number; mcp: number }): Promise<{ process: RunningProcess; adminToken: string }> {
+async function startDev(
+  dataDir: string,
+  ports: { graphql: number; grpc: number; mcp: number },
+): Promise<{ process: RunningProcess; adminToken: string }> {
   const env = { DATABASE_URL: '', PORTCULLIS_ADMIN_TOKEN: '' };
   const child = startCli(
     'portcullis dev',
-    ['dev', '--data-dir', dataDir, '--graphql-port', String(ports.graphql), '--grpc-port', String(ports.grpc), '--port', String(ports.mcp)],
+    [
+      'dev',
+      '--data-dir',
+      dataDir,
+      '--graphql-port',
+      String(ports.graphql),
+      '--grpc-port',
+      String(ports.grpc),
+      '--port',
+      String(ports.mcp),
+    ],
     env,
   );
   const [, adminToken] = await child.waitFor(/Admin token:\s+(\S+)/, 60_000);
@@ -45,15 +58,24 @@ describe('npm start: both planes in one process on the embedded database', () =>
 
     const gql = `http://127.0.0.1:${ports.graphql}/graphql`;
     const mcp = `http://127.0.0.1:${ports.mcp}/mcp`;
-    await graphqlOk(gql, running.adminToken, CREATE_UPSTREAM, { input: { name: 'ev', transport: 'STDIO', command: process.execPath, args: [EVERYTHING_SERVER, 'stdio'] } });
-    const created = await graphqlOk<{ createVirtualKey: { secret: string } }>(gql, running.adminToken, CREATE_KEY, { input: { name: 'dev', allowedTools: ['ev__*'] } });
+    await graphqlOk(gql, running.adminToken, CREATE_UPSTREAM, {
+      input: { name: 'ev', transport: 'STDIO', command: process.execPath, args: [EVERYTHING_SERVER, 'stdio'] },
+    });
+    const created = await graphqlOk<{ createVirtualKey: { secret: string } }>(gql, running.adminToken, CREATE_KEY, {
+      input: { name: 'dev', allowedTools: ['ev__*'] },
+    });
     const secret = created.createVirtualKey.secret;
     await eventually('the key reached the node', () => accepts(mcp, secret), 2_000);
 
     const { client } = await connectLegacyAgent(mcp, secret);
     try {
-      await eventually('the stdio upstream is listed', async () => (await client.listTools()).tools.some((t) => t.name === 'ev__echo'));
-      assert.equal(firstText(await client.callTool({ name: 'ev__echo', arguments: { message: 'embedded' } })), 'Echo: embedded');
+      await eventually('the stdio upstream is listed', async () =>
+        (await client.listTools()).tools.some((t) => t.name === 'ev__echo'),
+      );
+      assert.equal(
+        firstText(await client.callTool({ name: 'ev__echo', arguments: { message: 'embedded' } })),
+        'Echo: embedded',
+      );
     } finally {
       await client.close();
     }
@@ -66,8 +88,13 @@ describe('npm start: both planes in one process on the embedded database', () =>
     assert.equal(running.adminToken, firstToken, 'the generated admin token is kept in the data dir');
     const agent = await connectModernAgent(mcp, secret);
     try {
-      await eventually('the key and upstream survived the restart', async () => (await agent.listTools()).tools.some((t) => t.name === 'ev__echo'));
-      assert.equal(firstText(await agent.callTool({ name: 'ev__echo', arguments: { message: 'again' } })), 'Echo: again');
+      await eventually('the key and upstream survived the restart', async () =>
+        (await agent.listTools()).tools.some((t) => t.name === 'ev__echo'),
+      );
+      assert.equal(
+        firstText(await agent.callTool({ name: 'ev__echo', arguments: { message: 'again' } })),
+        'Echo: again',
+      );
     } finally {
       await agent.close();
     }

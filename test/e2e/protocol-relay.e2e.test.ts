@@ -43,7 +43,10 @@ function splitFetch(other: string, moved: string[]): typeof fetch {
 /** The agent's fetch: retries after input_required (a body with params.requestState) go to `other`, as a load balancer may send them. */
 function retriesTo(other: string, moved: string[]): typeof fetch {
   return async (input, init) => {
-    const body = typeof init?.body === 'string' ? (JSON.parse(init.body) as { method?: string; params?: { requestState?: unknown } }) : undefined;
+    const body =
+      typeof init?.body === 'string'
+        ? (JSON.parse(init.body) as { method?: string; params?: { requestState?: unknown } })
+        : undefined;
     if (init?.method === 'POST' && body?.params?.requestState !== undefined) {
       moved.push(String(body.method));
       return fetch(other, init);
@@ -72,18 +75,43 @@ interface ModernReply {
 }
 
 /** A raw 2026-07-28 tools/call (envelope in `_meta`, standard headers); a streamed answer is split into its notifications and the response. */
-async function callModern(url: string, secret: string, params: Record<string, unknown>, signal?: AbortSignal): Promise<ModernReply> {
-  const meta = { ...(params['_meta'] as object | undefined), 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } };
+async function callModern(
+  url: string,
+  secret: string,
+  params: Record<string, unknown>,
+  signal?: AbortSignal,
+): Promise<ModernReply> {
+  const meta = {
+    ...(params['_meta'] as object | undefined),
+    'io.modelcontextprotocol/protocolVersion': MODERN,
+    'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+    'io.modelcontextprotocol/clientCapabilities': { elicitation: {} },
+  };
   const response = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${secret}`, 'mcp-protocol-version': MODERN, 'mcp-method': 'tools/call', 'mcp-name': String(params['name']) },
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${secret}`,
+      'mcp-protocol-version': MODERN,
+      'mcp-method': 'tools/call',
+      'mcp-name': String(params['name']),
+    },
     body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { ...params, _meta: meta } }),
     ...(signal ? { signal } : {}),
   });
   const text = await response.text();
-  if (!response.headers.get('content-type')?.includes('text/event-stream')) return { status: response.status, notifications: [], ...(JSON.parse(text) as object) };
-  const messages = text.split('\n').filter((l) => l.startsWith('data: ') && l.length > 6).map((l) => JSON.parse(l.slice(6)) as Record<string, unknown>);
-  return { status: response.status, notifications: messages.filter((m) => m['method'] !== undefined), ...(messages.find((m) => m['method'] === undefined) as object) };
+  if (!response.headers.get('content-type')?.includes('text/event-stream'))
+    return { status: response.status, notifications: [], ...(JSON.parse(text) as object) };
+  const messages = text
+    .split('\n')
+    .filter((l) => l.startsWith('data: ') && l.length > 6)
+    .map((l) => JSON.parse(l.slice(6)) as Record<string, unknown>);
+  return {
+    status: response.status,
+    notifications: messages.filter((m) => m['method'] !== undefined),
+    ...(messages.find((m) => m['method'] === undefined) as object),
+  };
 }
 
 /** The first input round of a raw call: the key of its one input request and its request state. */
@@ -94,9 +122,20 @@ async function firstRound(url: string, secret: string, name: string): Promise<{ 
   return { key: key!, requestState: String(reply.result['requestState']) };
 }
 
-async function legacyAgent(url: string, secret: string, options: { fetch?: typeof fetch; sessionId?: string } = {}): Promise<{ client: ClientV1; transport: TransportV1 }> {
-  const client = new ClientV1({ name: 'relay-test-agent', version: '1.0.0' }, { capabilities: { elicitation: { form: {} } } });
-  const transport = new TransportV1(new URL(url), { requestInit: { headers: { authorization: `Bearer ${secret}` } }, ...(options.fetch ? { fetch: options.fetch } : {}), ...(options.sessionId ? { sessionId: options.sessionId } : {}) });
+async function legacyAgent(
+  url: string,
+  secret: string,
+  options: { fetch?: typeof fetch; sessionId?: string } = {},
+): Promise<{ client: ClientV1; transport: TransportV1 }> {
+  const client = new ClientV1(
+    { name: 'relay-test-agent', version: '1.0.0' },
+    { capabilities: { elicitation: { form: {} } } },
+  );
+  const transport = new TransportV1(new URL(url), {
+    requestInit: { headers: { authorization: `Bearer ${secret}` } },
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+    ...(options.sessionId ? { sessionId: options.sessionId } : {}),
+  });
   await client.connect(transport);
   return { client, transport };
 }
@@ -134,10 +173,14 @@ describe('relays between data-plane nodes through the control plane', () => {
   });
 
   async function toolsReady(client: ClientV1, names: string[]): Promise<void> {
-    await eventually(`tools ${names.join(', ')} listed`, async () => {
-      const listed = (await client.listTools()).tools.map((t) => t.name);
-      return names.every((name) => listed.includes(name));
-    }, 30_000);
+    await eventually(
+      `tools ${names.join(', ')} listed`,
+      async () => {
+        const listed = (await client.listTools()).tools.map((t) => t.name);
+        return names.every((name) => listed.includes(name));
+      },
+      30_000,
+    );
   }
 
   test('DN-RELAY-SERVER-REPLY: an elicitation answered by a POST that lands on the other node completes the call', async () => {
@@ -148,7 +191,11 @@ describe('relays between data-plane nodes through the control plane', () => {
       let asked = 0;
       client.setRequestHandler(ElicitRequestSchema, async (request) => {
         asked += 1;
-        const field = 'requestedSchema' in request.params && Object.keys(request.params.requestedSchema.properties).includes('colour') ? 'colour' : 'name';
+        const field =
+          'requestedSchema' in request.params &&
+          Object.keys(request.params.requestedSchema.properties).includes('colour')
+            ? 'colour'
+            : 'name';
         return { action: 'accept', content: { [field]: field === 'colour' ? 'teal' : `Ada ${asked}` } };
       });
       const everything = await client.callTool({ name: 'ev__trigger-elicitation-request', arguments: {} });
@@ -174,12 +221,19 @@ describe('relays between data-plane nodes through the control plane', () => {
         return { action: 'accept', content: { name: 'worker' } };
       });
       const controller = new AbortController();
-      const call = client.callTool({ name: 'v1__ask_then_work', arguments: {} }, undefined, { signal: controller.signal });
+      const call = client.callTool({ name: 'v1__ask_then_work', arguments: {} }, undefined, {
+        signal: controller.signal,
+      });
       await asked;
       controller.abort('enough');
       await assert.rejects(call);
       // The upstream works for 10 s unless cancelled; a dropped resumable stream alone would not cancel it within 30 s.
-      const waited = await eventually('the upstream call was cancelled', async () => Number(firstText(await client.callTool({ name: 'v1__cancellations', arguments: {} }))) === before + 1, 4_000);
+      const waited = await eventually(
+        'the upstream call was cancelled',
+        async () =>
+          Number(firstText(await client.callTool({ name: 'v1__cancellations', arguments: {} }))) === before + 1,
+        4_000,
+      );
       assert.ok(waited < 4_000);
       assert.ok(moved.includes('notifications/cancelled'), 'the cancel was posted to node B');
     } finally {
@@ -187,52 +241,121 @@ describe('relays between data-plane nodes through the control plane', () => {
     }
   });
 
-  test('DN-INPUT-OTHER-NODE: a 2026-07-28 agent\'s retries after a 2025 upstream\'s elicitation land on the other node, are relayed to the node holding the call and complete it, progress included', async () => {
+  test("DN-INPUT-OTHER-NODE: a 2026-07-28 agent's retries after a 2025 upstream's elicitation land on the other node, are relayed to the node holding the call and complete it, progress included", async () => {
     const moved: string[] = [];
-    const client = await modernAgent(new URL(nodeA.mcpUrl), key.secret, { capabilities: { elicitation: { form: {} } } }, retriesTo(nodeB.mcpUrl, moved));
+    const client = await modernAgent(
+      new URL(nodeA.mcpUrl),
+      key.secret,
+      { capabilities: { elicitation: { form: {} } } },
+      retriesTo(nodeB.mcpUrl, moved),
+    );
     try {
       const asked: string[] = [];
       client.setRequestHandler('elicitation/create', async (request) => {
         asked.push(String(request.params.message));
-        const fields = Object.keys((request.params as { requestedSchema?: { properties?: object } }).requestedSchema?.properties ?? {});
+        const fields = Object.keys(
+          (request.params as { requestedSchema?: { properties?: object } }).requestedSchema?.properties ?? {},
+        );
         return { action: 'accept', content: { [fields[0]!]: fields[0] === 'colour' ? 'teal' : 'Ada' } };
       });
-      await eventually('v1 tools listed on node A', async () => (await client.listTools()).tools.some((t) => t.name === 'v1__ask_twice'), 30_000);
+      await eventually(
+        'v1 tools listed on node A',
+        async () => (await client.listTools()).tools.some((t) => t.name === 'v1__ask_twice'),
+        30_000,
+      );
       const progress: string[] = [];
-      const result = await client.callTool({ name: 'v1__ask_twice', arguments: {} }, { onprogress: (p) => void progress.push(String(p.message)) });
+      const result = await client.callTool(
+        { name: 'v1__ask_twice', arguments: {} },
+        { onprogress: (p) => void progress.push(String(p.message)) },
+      );
       assert.equal(firstText(result as never), 'name=Ada colour=teal');
       assert.deepEqual(asked, ['Step 1: your name?', 'Step 2: Ada, your colour?']);
       assert.deepEqual(moved, ['tools/call', 'tools/call'], 'both retries were sent to node B');
       // The SDK reports its own rounds as progress too ("Fulfilling input required …"); the upstream's comes from node A.
-      assert.deepEqual(progress.filter((m) => !m.startsWith('Fulfilling')), ['got Ada'], 'the progress node A sent while serving the relayed retry reached the agent on node B');
+      assert.deepEqual(
+        progress.filter((m) => !m.startsWith('Fulfilling')),
+        ['got Ada'],
+        'the progress node A sent while serving the relayed retry reached the agent on node B',
+      );
     } finally {
       await client.close();
     }
   });
 
   test('DN-INPUT-OTHER-NODE: node A checks a relayed retry as its own (one-shot, key binding, signature); an agent leaving node B cancels the call on node A', async () => {
-    const other = await graphqlOk<{ createVirtualKey: { secret: string } }>(controlPlane.graphqlUrl, controlPlane.adminToken, CREATE_KEY, { input: { name: 'other-agent', allowedTools: ['v1__*'] } });
+    const other = await graphqlOk<{ createVirtualKey: { secret: string } }>(
+      controlPlane.graphqlUrl,
+      controlPlane.adminToken,
+      CREATE_KEY,
+      { input: { name: 'other-agent', allowedTools: ['v1__*'] } },
+    );
     await eventually('the other key reached node B', () => accepts(nodeB.mcpUrl, other.createVirtualKey.secret), 5_000);
     const first = await firstRound(nodeA.mcpUrl, key.secret, 'v1__ask_twice');
     const answer = { [first.key]: { action: 'accept', content: { name: 'Bo' } } };
-    const foreign = await callModern(nodeB.mcpUrl, other.createVirtualKey.secret, { name: 'v1__ask_twice', arguments: {}, inputResponses: answer, requestState: first.requestState });
+    const foreign = await callModern(nodeB.mcpUrl, other.createVirtualKey.secret, {
+      name: 'v1__ask_twice',
+      arguments: {},
+      inputResponses: answer,
+      requestState: first.requestState,
+    });
     assert.equal(foreign.error?.code, RpcErrorCode.InvalidParams, JSON.stringify(foreign));
-    const tampered = await callModern(nodeB.mcpUrl, key.secret, { name: 'v1__ask_twice', arguments: {}, inputResponses: answer, requestState: `${first.requestState.slice(0, -4)}AAAA` });
+    const tampered = await callModern(nodeB.mcpUrl, key.secret, {
+      name: 'v1__ask_twice',
+      arguments: {},
+      inputResponses: answer,
+      requestState: `${first.requestState.slice(0, -4)}AAAA`,
+    });
     assert.equal(tampered.error?.code, RpcErrorCode.InvalidParams, JSON.stringify(tampered));
-    const second = await callModern(nodeB.mcpUrl, key.secret, { name: 'v1__ask_twice', arguments: {}, inputResponses: answer, requestState: first.requestState });
+    const second = await callModern(nodeB.mcpUrl, key.secret, {
+      name: 'v1__ask_twice',
+      arguments: {},
+      inputResponses: answer,
+      requestState: first.requestState,
+    });
     assert.equal(second.result?.['resultType'], 'input_required', JSON.stringify(second));
-    const replayed = await callModern(nodeB.mcpUrl, key.secret, { name: 'v1__ask_twice', arguments: {}, inputResponses: answer, requestState: first.requestState });
+    const replayed = await callModern(nodeB.mcpUrl, key.secret, {
+      name: 'v1__ask_twice',
+      arguments: {},
+      inputResponses: answer,
+      requestState: first.requestState,
+    });
     assert.equal(replayed.error?.code, RpcErrorCode.InputNotAwaited, JSON.stringify(replayed));
     assert.equal(replayed.error.data?.['reason'], 'answered');
     const [secondKey] = Object.keys(second.result['inputRequests'] as object);
-    const done = await callModern(nodeB.mcpUrl, key.secret, { name: 'v1__ask_twice', arguments: {}, inputResponses: { [secondKey!]: { action: 'accept', content: { colour: 'red' } } }, requestState: second.result['requestState'] });
-    assert.equal((done.result?.['content'] as { text: string }[] | undefined)?.[0]?.text, 'name=Bo colour=red', JSON.stringify(done));
+    const done = await callModern(nodeB.mcpUrl, key.secret, {
+      name: 'v1__ask_twice',
+      arguments: {},
+      inputResponses: { [secondKey!]: { action: 'accept', content: { colour: 'red' } } },
+      requestState: second.result['requestState'],
+    });
+    assert.equal(
+      (done.result?.['content'] as { text: string }[] | undefined)?.[0]?.text,
+      'name=Bo colour=red',
+      JSON.stringify(done),
+    );
 
-    const cancelled = async () => Number(((await callModern(nodeA.mcpUrl, key.secret, { name: 'v1__cancellations', arguments: {} })).result?.['content'] as { text: string }[] | undefined)?.[0]?.text);
+    const cancelled = async () =>
+      Number(
+        (
+          (await callModern(nodeA.mcpUrl, key.secret, { name: 'v1__cancellations', arguments: {} })).result?.[
+            'content'
+          ] as { text: string }[] | undefined
+        )?.[0]?.text,
+      );
     const before = await cancelled();
     const work = await firstRound(nodeA.mcpUrl, key.secret, 'v1__ask_then_work');
     const abort = new AbortController();
-    const waiting = callModern(nodeB.mcpUrl, key.secret, { name: 'v1__ask_then_work', arguments: {}, inputResponses: { [work.key]: { action: 'accept', content: { name: 'W' } } }, requestState: work.requestState }, abort.signal);
+    const waiting = callModern(
+      nodeB.mcpUrl,
+      key.secret,
+      {
+        name: 'v1__ask_then_work',
+        arguments: {},
+        inputResponses: { [work.key]: { action: 'accept', content: { name: 'W' } } },
+        requestState: work.requestState,
+      },
+      abort.signal,
+    );
     await new Promise((r) => setTimeout(r, 300));
     abort.abort();
     await assert.rejects(waiting);
@@ -242,27 +365,52 @@ describe('relays between data-plane nodes through the control plane', () => {
 
   test('DN-TRANSPORT-LEGACY-SSE-OTHER-NODE: a legacy HTTP+SSE agent whose every POST /messages lands on node B works against its stream on node A (tools, progress, elicitation answers); another key cannot use the session', async () => {
     const moved: string[] = [];
-    const { client, transport } = await sseAgent(new URL(nodeA.mcpUrl), key.secret, { capabilities: { elicitation: {} } }, messagesTo(nodeB.mcpUrl, moved));
+    const { client, transport } = await sseAgent(
+      new URL(nodeA.mcpUrl),
+      key.secret,
+      { capabilities: { elicitation: {} } },
+      messagesTo(nodeB.mcpUrl, moved),
+    );
     try {
       client.setRequestHandler(ElicitRequestSchema, async (request) => {
-        const field = 'requestedSchema' in request.params && Object.keys(request.params.requestedSchema.properties).includes('colour') ? 'colour' : 'name';
+        const field =
+          'requestedSchema' in request.params &&
+          Object.keys(request.params.requestedSchema.properties).includes('colour')
+            ? 'colour'
+            : 'name';
         return { action: 'accept', content: { [field]: field === 'colour' ? 'amber' : 'Sse' } };
       });
       await toolsReady(client, ['v1__ask_twice', 'ev__echo']);
       assert.equal(firstText(await client.callTool({ name: 'ev__echo', arguments: { message: 'hi' } })), 'Echo: hi');
       const progress: number[] = [];
-      const twice = await client.callTool({ name: 'v1__ask_twice', arguments: {} }, undefined, { onprogress: (p) => void progress.push(p.progress) });
+      const twice = await client.callTool({ name: 'v1__ask_twice', arguments: {} }, undefined, {
+        onprogress: (p) => void progress.push(p.progress),
+      });
       assert.equal(firstText(twice), 'name=Sse colour=amber');
       assert.deepEqual(progress, [1]);
       assert.ok(moved.length >= 5, `the initialize, lists, calls and answers were posted to node B (${moved.length})`);
 
       const endpoint = (transport as unknown as { _endpoint: URL })._endpoint;
-      const other = await graphqlOk<{ createVirtualKey: { secret: string } }>(controlPlane.graphqlUrl, controlPlane.adminToken, CREATE_KEY, { input: { name: 'sse-intruder', allowedTools: ['ev__*'] } });
-      await eventually('the intruder key reached node B', () => accepts(nodeB.mcpUrl, other.createVirtualKey.secret), 5_000);
+      const other = await graphqlOk<{ createVirtualKey: { secret: string } }>(
+        controlPlane.graphqlUrl,
+        controlPlane.adminToken,
+        CREATE_KEY,
+        { input: { name: 'sse-intruder', allowedTools: ['ev__*'] } },
+      );
+      await eventually(
+        'the intruder key reached node B',
+        () => accepts(nodeB.mcpUrl, other.createVirtualKey.secret),
+        5_000,
+      );
       const intruded = await fetch(new URL(`/messages${endpoint.search}`, nodeB.mcpUrl), {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${other.createVirtualKey.secret}` },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 99, method: 'tools/call', params: { name: 'ev__echo', arguments: { message: 'intruder' } } }),
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 99,
+          method: 'tools/call',
+          params: { name: 'ev__echo', arguments: { message: 'intruder' } },
+        }),
       });
       assert.equal(intruded.status, 404, 'a session is bound to its key on every node');
     } finally {
@@ -287,13 +435,25 @@ describe('relays between data-plane nodes through the control plane', () => {
       await nodeD.stop();
       stopped = true;
       const postStarted = Date.now();
-      const post = await fetch(new URL(`/messages${endpoint.search}`, nodeB.mcpUrl), { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${key.secret}` }, body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'ping' }) });
+      const post = await fetch(new URL(`/messages${endpoint.search}`, nodeB.mcpUrl), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${key.secret}` },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'ping' }),
+      });
       assert.equal(post.status, 404);
-      assert.match(((await post.json()) as { error: { message: string } }).error.message, /could not be reached \(no word from it for 5000 ms/);
+      assert.match(
+        ((await post.json()) as { error: { message: string } }).error.message,
+        /could not be reached \(no word from it for 5000 ms/,
+      );
       assert.ok(Date.now() - postStarted < 10_000);
       await sse.client.close().catch(() => undefined);
       const started = Date.now();
-      const retry = await callModern(nodeB.mcpUrl, key.secret, { name: 'v1__ask_twice', arguments: {}, inputResponses: { [first.key]: { action: 'decline' } }, requestState: first.requestState });
+      const retry = await callModern(nodeB.mcpUrl, key.secret, {
+        name: 'v1__ask_twice',
+        arguments: {},
+        inputResponses: { [first.key]: { action: 'decline' } },
+        requestState: first.requestState,
+      });
       assert.equal(retry.error?.code, RpcErrorCode.InputOnOtherNode, JSON.stringify(retry));
       assert.equal(retry.error.data?.['node'], 'node-d');
       assert.match(retry.error.message, /"node-d"/);
@@ -308,11 +468,19 @@ describe('relays between data-plane nodes through the control plane', () => {
     const sessionId = transport.sessionId;
     assert.ok(sessionId);
     const headers = { authorization: `Bearer ${key.secret}`, 'mcp-session-id': sessionId };
-    assert.equal((await postMcp(nodeB.mcpUrl, PING, headers)).status, 200, 'node B serves the session before the DELETE');
+    assert.equal(
+      (await postMcp(nodeB.mcpUrl, PING, headers)).status,
+      200,
+      'node B serves the session before the DELETE',
+    );
     await transport.terminateSession();
     await client.close();
     assert.equal((await postMcp(nodeA.mcpUrl, PING, headers)).status, 404);
-    const took = await eventually('node B refuses the ended session', async () => (await postMcp(nodeB.mcpUrl, PING, headers)).status === 404, 1_000);
+    const took = await eventually(
+      'node B refuses the ended session',
+      async () => (await postMcp(nodeB.mcpUrl, PING, headers)).status === 404,
+      1_000,
+    );
     assert.ok(took <= 1_000);
 
     nodeC = await DataPlaneProcess.start(controlPlane, 'node-c');
@@ -341,11 +509,25 @@ describe('relays across control-plane replicas (Postgres LISTEN/NOTIFY)', () => 
     schema = await createTestSchema();
     replica1 = await ControlPlaneProcess.start(schema.url, schema.name);
     replica2 = await ControlPlaneProcess.start(schema.url, schema.name);
-    [nodeA, nodeB] = await Promise.all([DataPlaneProcess.start(replica1, 'node-a'), DataPlaneProcess.start(replica2, 'node-b')]);
-    await graphqlOk(replica1.graphqlUrl, replica1.adminToken, CREATE_UPSTREAM, { input: { name: 'ev', transport: 'STDIO', command: process.execPath, args: [EVERYTHING_SERVER, 'stdio'] } });
-    const created = await graphqlOk<{ createVirtualKey: { secret: string; key: { id: string } } }>(replica1.graphqlUrl, replica1.adminToken, CREATE_KEY, { input: { name: 'agent', allowedTools: ['ev__*'] } });
+    [nodeA, nodeB] = await Promise.all([
+      DataPlaneProcess.start(replica1, 'node-a'),
+      DataPlaneProcess.start(replica2, 'node-b'),
+    ]);
+    await graphqlOk(replica1.graphqlUrl, replica1.adminToken, CREATE_UPSTREAM, {
+      input: { name: 'ev', transport: 'STDIO', command: process.execPath, args: [EVERYTHING_SERVER, 'stdio'] },
+    });
+    const created = await graphqlOk<{ createVirtualKey: { secret: string; key: { id: string } } }>(
+      replica1.graphqlUrl,
+      replica1.adminToken,
+      CREATE_KEY,
+      { input: { name: 'agent', allowedTools: ['ev__*'] } },
+    );
     key = { id: created.createVirtualKey.key.id, secret: created.createVirtualKey.secret };
-    await eventually('the key reached both nodes', async () => (await accepts(nodeA.mcpUrl, key.secret)) && (await accepts(nodeB.mcpUrl, key.secret)), 5_000);
+    await eventually(
+      'the key reached both nodes',
+      async () => (await accepts(nodeA.mcpUrl, key.secret)) && (await accepts(nodeB.mcpUrl, key.secret)),
+      5_000,
+    );
   });
 
   after(async () => {
@@ -356,36 +538,64 @@ describe('relays across control-plane replicas (Postgres LISTEN/NOTIFY)', () => 
 
   test('DN-RELAY-SERVER-REPLY DN-RELAY-SESSION-ENDED: a reply and an ended session reach a node connected to another replica', async () => {
     const moved: string[] = [];
-    const { client, transport } = await legacyAgent(nodeA.mcpUrl, key.secret, { fetch: splitFetch(nodeB.mcpUrl, moved) });
+    const { client, transport } = await legacyAgent(nodeA.mcpUrl, key.secret, {
+      fetch: splitFetch(nodeB.mcpUrl, moved),
+    });
     const sessionId = transport.sessionId!;
     try {
-      await eventually('server-everything listed on node A', async () => (await client.listTools()).tools.some((t) => t.name === 'ev__trigger-elicitation-request'), 30_000);
-      client.setRequestHandler(ElicitRequestSchema, async () => ({ action: 'accept', content: { name: 'Across Replicas' } }));
+      await eventually(
+        'server-everything listed on node A',
+        async () => (await client.listTools()).tools.some((t) => t.name === 'ev__trigger-elicitation-request'),
+        30_000,
+      );
+      client.setRequestHandler(ElicitRequestSchema, async () => ({
+        action: 'accept',
+        content: { name: 'Across Replicas' },
+      }));
       const result = await client.callTool({ name: 'ev__trigger-elicitation-request', arguments: {} });
       assert.match(JSON.stringify(result.content), /Across Replicas/);
-      assert.ok(moved.length > 0 && moved.every((m) => m === 'response'), `answers were posted to node B: ${moved.join(', ')}`);
+      assert.ok(
+        moved.length > 0 && moved.every((m) => m === 'response'),
+        `answers were posted to node B: ${moved.join(', ')}`,
+      );
       await transport.terminateSession();
     } finally {
       await client.close();
     }
     const headers = { authorization: `Bearer ${key.secret}`, 'mcp-session-id': sessionId };
-    await eventually('node B (on the other replica) refuses the ended session', async () => (await postMcp(nodeB.mcpUrl, PING, headers)).status === 404, 1_000);
+    await eventually(
+      'node B (on the other replica) refuses the ended session',
+      async () => (await postMcp(nodeB.mcpUrl, PING, headers)).status === 404,
+      1_000,
+    );
   });
 
   test('DN-INPUT-OTHER-NODE: a retry landing on a node of the other replica is relayed across (NOTIFY); a retry too large for NOTIFY is refused at once, -32045 naming the node and saying why', async () => {
     const moved: string[] = [];
     let name = 'Across';
-    const client = await modernAgent(new URL(nodeA.mcpUrl), key.secret, { capabilities: { elicitation: { form: {} } } }, retriesTo(nodeB.mcpUrl, moved));
+    const client = await modernAgent(
+      new URL(nodeA.mcpUrl),
+      key.secret,
+      { capabilities: { elicitation: { form: {} } } },
+      retriesTo(nodeB.mcpUrl, moved),
+    );
     try {
       client.setRequestHandler('elicitation/create', async () => ({ action: 'accept', content: { name } }));
-      await eventually('server-everything listed on node A', async () => (await client.listTools()).tools.some((t) => t.name === 'ev__trigger-elicitation-request'), 30_000);
+      await eventually(
+        'server-everything listed on node A',
+        async () => (await client.listTools()).tools.some((t) => t.name === 'ev__trigger-elicitation-request'),
+        30_000,
+      );
       const result = await client.callTool({ name: 'ev__trigger-elicitation-request', arguments: {} });
       assert.match(JSON.stringify(result.content), /Across/);
       assert.deepEqual(moved, ['tools/call']);
       // 6,000 characters of input make an envelope above what NOTIFY carries (base64, 7,600): the hub says so at once, no timeout.
       name = 'x'.repeat(6_000);
       const started = Date.now();
-      await assert.rejects(client.callTool({ name: 'ev__trigger-elicitation-request', arguments: {} }), /"node-a".*NOTIFY carries at most 7600/);
+      await assert.rejects(
+        client.callTool({ name: 'ev__trigger-elicitation-request', arguments: {} }),
+        /"node-a".*NOTIFY carries at most 7600/,
+      );
       assert.ok(Date.now() - started < 3_000);
       assert.deepEqual(moved, ['tools/call', 'tools/call']);
     } finally {
@@ -404,7 +614,12 @@ describe('ended sessions across a restart of the control plane and every node', 
     schema = await createTestSchema();
     controlPlane = await ControlPlaneProcess.start(schema.url, schema.name);
     node = await DataPlaneProcess.start(controlPlane, 'node-a');
-    const created = await graphqlOk<{ createVirtualKey: { secret: string; key: { id: string } } }>(controlPlane.graphqlUrl, controlPlane.adminToken, CREATE_KEY, { input: { name: 'agent', allowedTools: ['*'] } });
+    const created = await graphqlOk<{ createVirtualKey: { secret: string; key: { id: string } } }>(
+      controlPlane.graphqlUrl,
+      controlPlane.adminToken,
+      CREATE_KEY,
+      { input: { name: 'agent', allowedTools: ['*'] } },
+    );
     key = { id: created.createVirtualKey.key.id, secret: created.createVirtualKey.secret };
     await eventually('the key reached the node', () => accepts(node!.mcpUrl, key.secret), 5_000);
   });
@@ -415,7 +630,10 @@ describe('ended sessions across a restart of the control plane and every node', 
     await schema?.drop();
   });
 
-  const endedRows = () => schema.query<{ key_id: string; from_node_id: string; expires_at: Date }>(`SELECT key_id, from_node_id, expires_at FROM ended_sessions`);
+  const endedRows = () =>
+    schema.query<{ key_id: string; from_node_id: string; expires_at: Date }>(
+      `SELECT key_id, from_node_id, expires_at FROM ended_sessions`,
+    );
 
   test('DN-RELAY-SESSION-ENDED-DURABLE: a DELETEd session is still refused after the control plane and the node restart together; other sessions are served', async () => {
     const ended = await legacyAgent(node!.mcpUrl, key.secret);
@@ -440,8 +658,16 @@ describe('ended sessions across a restart of the control plane and every node', 
     await controlPlane.restart();
     node = await DataPlaneProcess.start(controlPlane, 'node-a');
     await eventually('the key reached the restarted node', () => accepts(node!.mcpUrl, key.secret), 5_000);
-    assert.equal((await postMcp(node.mcpUrl, PING, keptHeaders)).status, 200, 'a session that was not ended is still valid after the restart');
-    assert.equal((await postMcp(node.mcpUrl, PING, endedHeaders)).status, 404, 'the ended session stays refused after the restart');
+    assert.equal(
+      (await postMcp(node.mcpUrl, PING, keptHeaders)).status,
+      200,
+      'a session that was not ended is still valid after the restart',
+    );
+    assert.equal(
+      (await postMcp(node.mcpUrl, PING, endedHeaders)).status,
+      404,
+      'the ended session stays refused after the restart',
+    );
   });
 
   test('DN-RELAY-SESSION-ENDED-DURABLE: rows past their expiry are pruned when the control plane starts; live ones are kept', async () => {
@@ -453,7 +679,9 @@ describe('ended sessions across a restart of the control plane and every node', 
     );
     await controlPlane.stop();
     await controlPlane.restart();
-    const ids = (await schema.query<{ session_id: string }>(`SELECT session_id FROM ended_sessions ORDER BY session_id`)).map((r) => r.session_id);
+    const ids = (
+      await schema.query<{ session_id: string }>(`SELECT session_id FROM ended_sessions ORDER BY session_id`)
+    ).map((r) => r.session_id);
     assert.ok(!ids.includes('expired.x'), `the expired row was pruned: ${ids.join(', ')}`);
     assert.ok(ids.includes('live.x'), 'the live row is kept');
   });

@@ -18,7 +18,12 @@ let secret: string;
 
 before(async () => {
   env = await startTestEnv({
-    nodes: [{ id: 'polling-node', args: ['--sse-max-stream-seconds', '1', '--sse-retry-ms', '120', '--sse-resume-window-seconds', '5'] }],
+    nodes: [
+      {
+        id: 'polling-node',
+        args: ['--sse-max-stream-seconds', '1', '--sse-retry-ms', '120', '--sse-resume-window-seconds', '5'],
+      },
+    ],
     upstreams: [everythingUpstream('ev')],
     keys: [{ name: 'polled', allowedTools: ['ev__*'] }],
   });
@@ -30,19 +35,30 @@ after(async () => {
   await env?.dispose();
 });
 
-test('DN-SSE-POLLING: `portcullis data-plane --sse-max-stream-seconds 1 --sse-retry-ms 120` closes a long call\'s stream every second; the v1 client resumes after 120 ms and gets every progress and the result', async () => {
+test("DN-SSE-POLLING: `portcullis data-plane --sse-max-stream-seconds 1 --sse-retry-ms 120` closes a long call's stream every second; the v1 client resumes after 120 ms and gets every progress and the result", async () => {
   const wire = sseWire();
   const client = new Client({ name: 'polled-cli', version: '1.0.0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(node.mcpUrl), { requestInit: { headers: { authorization: `Bearer ${secret}` } }, fetch: wire.fetch }));
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(node.mcpUrl), {
+      requestInit: { headers: { authorization: `Bearer ${secret}` } },
+      fetch: wire.fetch,
+    }),
+  );
   try {
-    await eventually('the upstream\'s tools on the node', async () => (await client.listTools()).tools.some((t) => t.name === 'ev__trigger-long-running-operation'));
+    await eventually("the upstream's tools on the node", async () =>
+      (await client.listTools()).tools.some((t) => t.name === 'ev__trigger-long-running-operation'),
+    );
     const seen: number[] = [];
     // The answer becomes a stream at the first progress (1 s in): 5 s leave room for at least two closes after it.
     let callStream: string | undefined;
-    const result = await client.callTool({ name: 'ev__trigger-long-running-operation', arguments: { duration: 5, steps: 5 } }, undefined, {
-      onprogress: (p) => void seen.push(p.progress),
-      onresumptiontoken: (id) => void (callStream ??= streamOf(id)),
-    });
+    const result = await client.callTool(
+      { name: 'ev__trigger-long-running-operation', arguments: { duration: 5, steps: 5 } },
+      undefined,
+      {
+        onprogress: (p) => void seen.push(p.progress),
+        onresumptiontoken: (id) => void (callStream ??= streamOf(id)),
+      },
+    );
     assert.equal(firstText(result), 'Long running operation completed. Duration: 5 seconds, Steps: 5.');
     assert.deepEqual(wire.progress, [1, 2, 3, 4, 5], 'every progress on the wire, once, in order');
     // The SDK client may drop a last progress read together with the result (directly too): only that one.
@@ -51,7 +67,10 @@ test('DN-SSE-POLLING: `portcullis data-plane --sse-max-stream-seconds 1 --sse-re
     assert.ok(callStream !== undefined);
     const resumes = wire.resumes.filter((id) => streamOf(id) === callStream).length;
     assert.ok(resumes >= 2, `the call stream was closed and resumed ${resumes} times`);
-    assert.ok(wire.retries.length > 0 && wire.retries.every((r) => r === 120), `--sse-retry-ms on the wire: ${JSON.stringify(wire.retries)}`);
+    assert.ok(
+      wire.retries.length > 0 && wire.retries.every((r) => r === 120),
+      `--sse-retry-ms on the wire: ${JSON.stringify(wire.retries)}`,
+    );
   } finally {
     await client.close();
   }

@@ -8,9 +8,26 @@ import type { UpstreamPool } from '../../data-plane/src/upstream/upstream-pool.t
 import type { RpcMessage, UpstreamRouter } from '../../data-plane/src/upstream/upstream-router.ts';
 import { conformanceFixtureStdioCommand, startConformanceFixtureHttp } from '../support/conformance.ts';
 import { connectAgent, type AgentOptions, type Json, type MatrixAgent } from '../support/matrix-agents.ts';
-import { buildConfig, sessionKey, startServer, testKey, type RunningServer, type TestKey } from '../support/mcp-server-harness.ts';
+import {
+  buildConfig,
+  sessionKey,
+  startServer,
+  testKey,
+  type RunningServer,
+  type TestKey,
+} from '../support/mcp-server-harness.ts';
 import { EVERYTHING_SERVER, RunningProcess, freePort } from '../support/processes.ts';
-import { DOWNSTREAMS, UPSTREAMS, matrixPlan, runKey, upstreamName, type DownstreamId, type MatrixCell, type MatrixRequirementId, type UpstreamId } from '../support/transport-matrix.ts';
+import {
+  DOWNSTREAMS,
+  UPSTREAMS,
+  matrixPlan,
+  runKey,
+  upstreamName,
+  type DownstreamId,
+  type MatrixCell,
+  type MatrixRequirementId,
+  type UpstreamId,
+} from '../support/transport-matrix.ts';
 import {
   DOWN,
   FILESYSTEM_SERVER,
@@ -92,7 +109,9 @@ class HttpUpstreamProcess {
   }
 
   get url(): string {
-    return UPSTREAMS[this.upstream].transport === 'sse' ? `http://127.0.0.1:${this.port}/sse` : `http://127.0.0.1:${this.port}/mcp`;
+    return UPSTREAMS[this.upstream].transport === 'sse'
+      ? `http://127.0.0.1:${this.port}/sse`
+      : `http://127.0.0.1:${this.port}/mcp`;
   }
 
   async restart(): Promise<void> {
@@ -101,7 +120,12 @@ class HttpUpstreamProcess {
       return;
     }
     const sse = UPSTREAMS[this.upstream].transport === 'sse';
-    this.process = new RunningProcess(`server-everything (${this.upstream})`, process.execPath, [EVERYTHING_SERVER, sse ? 'sse' : 'streamableHttp'], { PORT: String(this.port) });
+    this.process = new RunningProcess(
+      `server-everything (${this.upstream})`,
+      process.execPath,
+      [EVERYTHING_SERVER, sse ? 'sse' : 'streamableHttp'],
+      { PORT: String(this.port) },
+    );
     await this.process.waitFor(sse ? /Server is running on port/ : /listening on port/);
   }
 }
@@ -117,7 +141,11 @@ interface Relayed {
 /** The pool, with every relayed request recorded (to see that an agent's cancellation reached the relay). */
 function recordingRouter(pool: UpstreamPool, log: Relayed[]): UpstreamRouter {
   const record = (upstream: string, message: RpcMessage, promise: Promise<Record<string, unknown>>) => {
-    const entry: Relayed = { upstream, method: message.method, name: typeof message.params?.['name'] === 'string' ? message.params['name'] : undefined };
+    const entry: Relayed = {
+      upstream,
+      method: message.method,
+      name: typeof message.params?.['name'] === 'string' ? message.params['name'] : undefined,
+    };
     log.push(entry);
     promise.then(
       () => (entry.outcome = 'ok'),
@@ -127,7 +155,9 @@ function recordingRouter(pool: UpstreamPool, log: Relayed[]): UpstreamRouter {
   };
   return new Proxy(pool, {
     get(target, property) {
-      if (property === 'request') return (upstream: string, message: RpcMessage, options?: object) => record(upstream, message, target.request(upstream, message, options));
+      if (property === 'request')
+        return (upstream: string, message: RpcMessage, options?: object) =>
+          record(upstream, message, target.request(upstream, message, options));
       const value = Reflect.get(target, property, target) as unknown;
       return typeof value === 'function' ? value.bind(target) : value;
     },
@@ -144,7 +174,9 @@ let workDir: string;
 
 /** Per upstream: a key for its tools only, and one for it and the next upstream (pagination across two). */
 const keys = new Map<UpstreamId, TestKey>(UPSTREAM_IDS.map((u) => [u, testKey(`k-${u}`, [`${upstreamName(u)}__*`])]));
-const pairKeys = new Map<UpstreamId, TestKey>(UPSTREAM_IDS.map((u) => [u, testKey(`kp-${u}`, [`${upstreamName(u)}__*`, `${upstreamName(nextUpstream(u))}__*`])]));
+const pairKeys = new Map<UpstreamId, TestKey>(
+  UPSTREAM_IDS.map((u) => [u, testKey(`kp-${u}`, [`${upstreamName(u)}__*`, `${upstreamName(nextUpstream(u))}__*`])]),
+);
 const realServersKey = testKey('k-real', ['memory__*', 'files__*']);
 
 function nextUpstream(upstream: UpstreamId): UpstreamId {
@@ -156,7 +188,9 @@ const FAST_HEALTH = { healthIntervalMs: 200, healthFailureThreshold: 1 };
 
 before(async () => {
   workDir = await mkdtemp(join(tmpdir(), 'portcullis-matrix-'));
-  const [evHttp, evSse, confHttp] = await Promise.all((['ev-http', 'ev-sse', 'conf-http'] as const).map((u) => HttpUpstreamProcess.start(u)));
+  const [evHttp, evSse, confHttp] = await Promise.all(
+    (['ev-http', 'ev-sse', 'conf-http'] as const).map((u) => HttpUpstreamProcess.start(u)),
+  );
   httpProcesses.set('ev-http', evHttp!).set('ev-sse', evSse!).set('conf-http', confHttp!);
   const confStdio = conformanceFixtureStdioCommand();
   harness = PoolHarness.start([
@@ -165,10 +199,16 @@ before(async () => {
     sseUpstream('evsse', evSse!.url, FAST_HEALTH),
     httpUpstream('confhttp', confHttp!.url, FAST_HEALTH),
     stdioUpstream('confstdio', confStdio.command, confStdio.args),
-    stdioUpstream('memory', process.execPath, [MEMORY_SERVER], { env: [{ name: 'MEMORY_FILE_PATH', value: join(workDir, 'memory.jsonl') }] }),
+    stdioUpstream('memory', process.execPath, [MEMORY_SERVER], {
+      env: [{ name: 'MEMORY_FILE_PATH', value: join(workDir, 'memory.jsonl') }],
+    }),
     stdioUpstream('files', process.execPath, [FILESYSTEM_SERVER, workDir]),
   ]);
-  await Promise.all(['evstdio', 'evhttp', 'evsse', 'confhttp', 'confstdio', 'memory', 'files'].map((name) => harness.waitForState(name, READY, 30_000)));
+  await Promise.all(
+    ['evstdio', 'evhttp', 'evsse', 'confhttp', 'confstdio', 'memory', 'files'].map((name) =>
+      harness.waitForState(name, READY, 30_000),
+    ),
+  );
   const router = recordingRouter(harness.pool, relayed);
   const config = buildConfig([...keys.values(), ...pairKeys.values(), realServersKey], [sessionKey('s1')]);
   server = await startServer(router, config, { eventStore: { retryMs: 100 } });
@@ -186,7 +226,11 @@ after(async () => {
 });
 
 /** Runs `fn` with an agent of the cell's transport on the cell's key, closing it afterwards. */
-async function withAgent<T>(cell: MatrixCell, fn: (agent: MatrixAgent, name: string) => Promise<T>, options: AgentOptions & { on?: 'paged'; key?: TestKey } = {}): Promise<T> {
+async function withAgent<T>(
+  cell: MatrixCell,
+  fn: (agent: MatrixAgent, name: string) => Promise<T>,
+  options: AgentOptions & { on?: 'paged'; key?: TestKey } = {},
+): Promise<T> {
   const key = options.key ?? keys.get(cell.upstream)!;
   const agent = await connectAgent(cell.downstream, (options.on === 'paged' ? paged : server).url, key.secret, options);
   try {
@@ -200,7 +244,10 @@ function names(entries: readonly Json[], field = 'name'): string[] {
   return entries.map((e) => String(e[field])).sort();
 }
 
-function catalogKeys(kind: 'tools' | 'prompts' | 'resources' | 'resourceTemplates', upstreams: readonly string[]): string[] {
+function catalogKeys(
+  kind: 'tools' | 'prompts' | 'resources' | 'resourceTemplates',
+  upstreams: readonly string[],
+): string[] {
   return harness.pool
     .catalog(kind)
     .filter((e) => upstreams.includes(e.upstreamName))
@@ -264,12 +311,25 @@ async function bringBack(upstream: UpstreamId): Promise<void> {
 /** Resolves when a relayed tools/call of `tool` to `upstream` is in flight; returns its record. */
 async function inFlight(upstream: string, tool: string): Promise<Relayed> {
   let found: Relayed | undefined;
-  await until(`${upstream}__${tool} in flight upstream`, () => (found = relayed.findLast((r) => r.upstream === upstream && r.name === tool && r.outcome === undefined)) !== undefined, 10_000);
+  await until(
+    `${upstream}__${tool} in flight upstream`,
+    () =>
+      (found = relayed.findLast((r) => r.upstream === upstream && r.name === tool && r.outcome === undefined)) !==
+      undefined,
+    10_000,
+  );
   return found!;
 }
 
 async function conformanceCancellations(upstream: string): Promise<number> {
-  return Number(firstText(await harness.pool.request(upstream, { method: 'tools/call', params: { name: 'test_cancellations', arguments: {} } })));
+  return Number(
+    firstText(
+      await harness.pool.request(upstream, {
+        method: 'tools/call',
+        params: { name: 'test_cancellations', arguments: {} },
+      }),
+    ),
+  );
 }
 
 type Run = (cell: MatrixCell) => Promise<void>;
@@ -278,11 +338,14 @@ const RUNS: Record<MatrixRequirementId, Run> = {
   'MX-TOOLS-LIST': (cell) =>
     withAgent(cell, async (agent, up) => {
       const listed = await agent.listTools();
-      assert.deepEqual(names(listed), catalogKeys('tools', [up]), 'exactly the upstream\'s tools this key may call');
+      assert.deepEqual(names(listed), catalogKeys('tools', [up]), "exactly the upstream's tools this key may call");
       const echoName = `${up}__${scenario(cell.upstream).echo.tool}`;
       const echo = listed.find((t) => t['name'] === echoName)!;
       const definition = harness.pool.find('tools', echoName)!.definition;
-      assert.deepEqual({ description: echo['description'], inputSchema: echo['inputSchema'] }, { description: definition['description'], inputSchema: definition['inputSchema'] });
+      assert.deepEqual(
+        { description: echo['description'], inputSchema: echo['inputSchema'] },
+        { description: definition['description'], inputSchema: definition['inputSchema'] },
+      );
     }),
 
   'MX-TOOLS-CALL': (cell) =>
@@ -293,7 +356,11 @@ const RUNS: Record<MatrixRequirementId, Run> = {
       assert.ok(textOf(direct).length > 0);
       assert.deepEqual(withoutEnvelope(through, Object.keys(direct)), withoutEnvelope(direct));
       if (cell.downstream === 'v2-http') {
-        assert.deepEqual((through['_meta'] as Json | undefined)?.[SERVER_INFO], { name: 'portcullis-test', version: '0.0.0' }, 'a 2026-07-28 agent is told the gateway answered');
+        assert.deepEqual(
+          (through['_meta'] as Json | undefined)?.[SERVER_INFO],
+          { name: 'portcullis-test', version: '0.0.0' },
+          'a 2026-07-28 agent is told the gateway answered',
+        );
       }
     }),
 
@@ -304,7 +371,10 @@ const RUNS: Record<MatrixRequirementId, Run> = {
       const unknown = `${up}__no_such_tool`;
       const refusedUnknown = await refusal(agent.callTool(unknown, {}), unknown);
       const refusedForbidden = await refusal(agent.callTool(forbidden, {}), forbidden);
-      assert.ok(refusedUnknown['code'] !== undefined || refusedUnknown['isError'] === true, JSON.stringify(refusedUnknown));
+      assert.ok(
+        refusedUnknown['code'] !== undefined || refusedUnknown['isError'] === true,
+        JSON.stringify(refusedUnknown),
+      );
       assert.deepEqual(refusedForbidden, refusedUnknown);
       assert.ok(!relayed.some((r) => r.name === 'no_such_tool'), 'nothing was relayed');
     }),
@@ -329,8 +399,17 @@ const RUNS: Record<MatrixRequirementId, Run> = {
       controller.abort(new Error('the agent gave up'));
       await assert.rejects(call);
       await until('the relayed call to end cancelled', () => relay.outcome !== undefined, 5_000);
-      assert.equal(relay.outcome, UpstreamErrorCode.CANCELLED, 'the node cancelled the upstream call (notifications/cancelled, or a closed 2026-07-28 request)');
-      if (conformance) await until('the upstream handler to see its request cancelled', async () => (await conformanceCancellations(up)) > before, 5_000);
+      assert.equal(
+        relay.outcome,
+        UpstreamErrorCode.CANCELLED,
+        'the node cancelled the upstream call (notifications/cancelled, or a closed 2026-07-28 request)',
+      );
+      if (conformance)
+        await until(
+          'the upstream handler to see its request cancelled',
+          async () => (await conformanceCancellations(up)) > before,
+          5_000,
+        );
       const { tool: echo, args: echoArgs } = scenario(cell.upstream).echo;
       assert.ok(textOf(await agent.callTool(`${up}__${echo}`, echoArgs)).length > 0, 'the session goes on');
     }),
@@ -351,7 +430,10 @@ const RUNS: Record<MatrixRequirementId, Run> = {
       const { uriTemplate, read } = scenario(cell.upstream).template;
       const listed = await agent.listResourceTemplates();
       assert.deepEqual(names(listed, 'uriTemplate'), catalogKeys('resourceTemplates', [up]));
-      assert.ok(listed.some((t) => t['uriTemplate'] === uriTemplate), uriTemplate);
+      assert.ok(
+        listed.some((t) => t['uriTemplate'] === uriTemplate),
+        uriTemplate,
+      );
       const contents = (await agent.readResource(read))['contents'] as Json[];
       assert.equal(contents[0]?.['uri'], read);
     }),
@@ -387,7 +469,10 @@ const RUNS: Record<MatrixRequirementId, Run> = {
           cursor = page.nextCursor;
         } while (cursor !== undefined);
         assert.deepEqual([...seen].sort(), expected, 'every tool of both upstreams, once');
-        assert.ok(agent.sent('tools/list') - pagesBefore >= Math.ceil(expected.length / 4), `paged by 4: ${agent.sent('tools/list') - pagesBefore} requests for ${expected.length} tools`);
+        assert.ok(
+          agent.sent('tools/list') - pagesBefore >= Math.ceil(expected.length / 4),
+          `paged by 4: ${agent.sent('tools/list') - pagesBefore} requests for ${expected.length} tools`,
+        );
         await assert.rejects(agent.listToolsPage('not-a-cursor'), (e: { code?: unknown }) => e.code === -32602);
       },
       { on: 'paged', key: pairKeys.get(cell.upstream)! },
@@ -419,15 +504,26 @@ const RUNS: Record<MatrixRequirementId, Run> = {
         if (UPSTREAMS[cell.upstream].server === 'everything') {
           // server-everything cannot change a tool at run time; its gzip tool adds a session resource (resources/list_changed).
           const file = `matrix-${cell.downstream}-${Date.now()}.gz`;
-          await agent.callTool(`${up}__gzip-file-as-resource`, { name: file, data: 'data:text/plain;base64,bWF0cml4', outputType: 'resourceLink' });
+          await agent.callTool(`${up}__gzip-file-as-resource`, {
+            name: file,
+            data: 'data:text/plain;base64,bWF0cml4',
+            outputType: 'resourceLink',
+          });
           await until('resources/list_changed at the agent', () => watch.count('resources') > 0, 10_000);
-          assert.ok((await agent.listResources()).some((r) => r['uri'] === `demo://resource/session/${file}`), 'the new resource is listed');
+          assert.ok(
+            (await agent.listResources()).some((r) => r['uri'] === `demo://resource/session/${file}`),
+            'the new resource is listed',
+          );
         } else {
           const revision = /revision (\d+)/.exec(textOf(await agent.callTool(`${up}__test_revise_tool`, {})))?.[1];
           assert.ok(revision);
           await until('tools/list_changed at the agent', () => watch.count('tools') > 0, 10_000);
           const revised = (await agent.listTools()).find((t) => t['name'] === `${up}__test_revised_tool`);
-          assert.match(String(revised?.['description']), new RegExp(`revision ${revision}$`), 'the changed definition is listed');
+          assert.match(
+            String(revised?.['description']),
+            new RegExp(`revision ${revision}$`),
+            'the changed definition is listed',
+          );
         }
       } finally {
         await watch.close();
@@ -501,7 +597,9 @@ describe('server-memory and server-filesystem through every agent transport', ()
       try {
         assert.deepEqual(names(await agent.listTools()), catalogKeys('tools', ['memory', 'files']));
         const entity = `matrix-${downstream}`;
-        await agent.callTool('memory__create_entities', { entities: [{ name: entity, entityType: 'test', observations: ['seen through the gateway'] }] });
+        await agent.callTool('memory__create_entities', {
+          entities: [{ name: entity, entityType: 'test', observations: ['seen through the gateway'] }],
+        });
         assert.match(textOf(await agent.callTool('memory__read_graph', {})), new RegExp(entity));
         const path = join(workDir, `${downstream}.txt`);
         await agent.callTool('files__write_file', { path, content: `written by ${downstream}` });
@@ -533,8 +631,17 @@ describe('faults per upstream transport (SDK v1 agent over Streamable HTTP)', ()
         const watch = await agent.watchListChanged(['tools']);
         const pid = harness.connection(up).pid;
         await killUpstream(upstream);
-        await until('a new process, READY', () => harness.connection(up).pid !== pid && harness.state(up) === READY, 30_000);
-        assert.ok(harness.reports.some((r) => r.upstreamId === harness.connection(up).config.id && r.state === DOWN && /exited/.test(r.error)), 'DOWN reported, saying why');
+        await until(
+          'a new process, READY',
+          () => harness.connection(up).pid !== pid && harness.state(up) === READY,
+          30_000,
+        );
+        assert.ok(
+          harness.reports.some(
+            (r) => r.upstreamId === harness.connection(up).config.id && r.state === DOWN && /exited/.test(r.error),
+          ),
+          'DOWN reported, saying why',
+        );
         await until('tools/list_changed at the agent', () => watch.count('tools') > 0, 5_000);
         const { tool, args } = scenario(upstream).echo;
         assert.ok(textOf(await agent.callTool(`${up}__${tool}`, args)).length > 0);

@@ -25,7 +25,11 @@ test('startTestEnv: leaving an `await using` block stops what it started and dro
   let graphqlUrl = '';
   let stream: TestNode | undefined;
   {
-    await using env = await startTestEnv({ schemaPrefix: prefix, controlPlane: 'in-process', configStreams: ['probe'] });
+    await using env = await startTestEnv({
+      schemaPrefix: prefix,
+      controlPlane: 'in-process',
+      configStreams: ['probe'],
+    });
     graphqlUrl = env.graphqlUrl;
     stream = env.configStreams[0];
     assert.ok((await env.gqlOk<{ config: { version: string } }>('{ config { version } }')).config.version);

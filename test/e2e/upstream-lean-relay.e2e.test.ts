@@ -4,10 +4,17 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
-import { PortcullisError } from '../../common/src/index.ts';
+import type { PortcullisError } from '../../common/src/index.ts';
 import { UpstreamErrorCode } from '../../data-plane/src/upstream/upstream-errors.ts';
 import { REPO_ROOT } from '../support/processes.ts';
-import { PoolScope, READY, everythingStdio, firstText, httpUpstream, stdioUpstream } from '../support/upstream-pool-harness.ts';
+import {
+  PoolScope,
+  READY,
+  everythingStdio,
+  firstText,
+  httpUpstream,
+  stdioUpstream,
+} from '../support/upstream-pool-harness.ts';
 import { EXOTIC_RESULT } from '../fixtures/raw-stdio-upstream.ts';
 
 /**
@@ -61,12 +68,30 @@ async function startRawHttp(): Promise<RawHttp> {
       }
       requests.push({ method: message.method, headers: req.headers });
       const json = (reply: Record<string, unknown>, headers: Record<string, string> = {}) =>
-        res.writeHead(200, { 'content-type': 'application/json', ...headers }).end(JSON.stringify({ jsonrpc: '2.0', id: message.id, ...reply }));
+        res
+          .writeHead(200, { 'content-type': 'application/json', ...headers })
+          .end(JSON.stringify({ jsonrpc: '2.0', id: message.id, ...reply }));
       switch (message.method) {
         case 'initialize':
-          return json({ result: { protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'raw-http', version: '1.0.0' } } }, { 'mcp-session-id': 's-1' });
+          return json(
+            {
+              result: {
+                protocolVersion: '2025-06-18',
+                capabilities: { tools: {} },
+                serverInfo: { name: 'raw-http', version: '1.0.0' },
+              },
+            },
+            { 'mcp-session-id': 's-1' },
+          );
         case 'tools/list':
-          return json({ result: { tools: ['good', 'vanish', 'reset-once', 'reset-always'].map((name) => ({ name, inputSchema: { type: 'object' } })) } });
+          return json({
+            result: {
+              tools: ['good', 'vanish', 'reset-once', 'reset-always'].map((name) => ({
+                name,
+                inputSchema: { type: 'object' },
+              })),
+            },
+          });
         case 'ping':
           return json({ result: {} });
         case 'tools/call':
@@ -122,7 +147,8 @@ describe('upstream lean relay: what the SDK client did for relayed requests, kep
     await h.waitForState('raw', READY);
     await assert.rejects(
       h.pool.request('raw', { method: 'tools/call', params: { name: 'malformed', arguments: {} } }),
-      (e: PortcullisError) => e.code === UpstreamErrorCode.ERROR && /"raw"/.test(e.message) && /result is not an object/.test(e.message),
+      (e: PortcullisError) =>
+        e.code === UpstreamErrorCode.ERROR && /"raw"/.test(e.message) && /result is not an object/.test(e.message),
     );
     // The connection is still good for the next call.
     const next = await h.pool.request('raw', { method: 'tools/call', params: { name: 'exotic', arguments: {} } });
@@ -133,7 +159,11 @@ describe('upstream lean relay: what the SDK client did for relayed requests, kep
     const server = await rawHttp();
     const h = pool([httpUpstream('raw', server.url)]);
     await h.waitForState('raw', READY);
-    for (let i = 0; i < 3; i++) assert.equal(firstText(await h.pool.request('raw', { method: 'tools/call', params: { name: 'good', arguments: {} } })), 'good');
+    for (let i = 0; i < 3; i++)
+      assert.equal(
+        firstText(await h.pool.request('raw', { method: 'tools/call', params: { name: 'good', arguments: {} } })),
+        'good',
+      );
     const calls = server.requests.filter((r) => r.method === 'tools/call');
     assert.equal(calls.length, 3);
     for (const call of calls) {
@@ -151,7 +181,10 @@ describe('upstream lean relay: what the SDK client did for relayed requests, kep
     await h.waitForState('raw', READY);
     await assert.rejects(
       h.pool.request('raw', { method: 'tools/call', params: { name: 'vanish', arguments: {} } }),
-      (e: PortcullisError) => e.code === UpstreamErrorCode.UNAVAILABLE && /"raw"/.test(e.message) && /closed the connection before answering tools\/call/.test(e.message),
+      (e: PortcullisError) =>
+        e.code === UpstreamErrorCode.UNAVAILABLE &&
+        /"raw"/.test(e.message) &&
+        /closed the connection before answering tools\/call/.test(e.message),
     );
   });
 
@@ -159,8 +192,14 @@ describe('upstream lean relay: what the SDK client did for relayed requests, kep
     const server = await rawHttp();
     const h = pool([httpUpstream('raw', server.url)]);
     await h.waitForState('raw', READY);
-    assert.equal(firstText(await h.pool.request('raw', { method: 'tools/call', params: { name: 'good', arguments: {} } })), 'good');
-    assert.equal(firstText(await h.pool.request('raw', { method: 'tools/call', params: { name: 'reset-once', arguments: {} } })), 'good');
+    assert.equal(
+      firstText(await h.pool.request('raw', { method: 'tools/call', params: { name: 'good', arguments: {} } })),
+      'good',
+    );
+    assert.equal(
+      firstText(await h.pool.request('raw', { method: 'tools/call', params: { name: 'reset-once', arguments: {} } })),
+      'good',
+    );
     assert.equal(server.requests.filter((r) => r.method === 'tools/call').length, 3);
   });
 
@@ -179,13 +218,21 @@ describe('upstream lean relay: what the SDK client did for relayed requests, kep
     const server = await rawHttp();
     const h = pool([httpUpstream('moved', server.url.replace(/\/mcp$/, '/old'))]);
     await h.waitForState('moved', READY);
-    for (let i = 0; i < 2; i++) assert.equal(firstText(await h.pool.request('moved', { method: 'tools/call', params: { name: 'good', arguments: {} } })), 'good');
+    for (let i = 0; i < 2; i++)
+      assert.equal(
+        firstText(await h.pool.request('moved', { method: 'tools/call', params: { name: 'good', arguments: {} } })),
+        'good',
+      );
   });
 
   test('UP-RELAY-CONCURRENT: many calls in flight on one stdio upstream each get their own answer', async () => {
     const h = pool([everythingStdio('ev')]);
     await h.waitForState('ev', READY);
-    const results = await Promise.all(Array.from({ length: 64 }, (_, i) => h.pool.request('ev', { method: 'tools/call', params: { name: 'echo', arguments: { message: `m${i}` } } })));
+    const results = await Promise.all(
+      Array.from({ length: 64 }, (_, i) =>
+        h.pool.request('ev', { method: 'tools/call', params: { name: 'echo', arguments: { message: `m${i}` } } }),
+      ),
+    );
     assert.deepEqual(
       results.map((r) => firstText(r)),
       Array.from({ length: 64 }, (_, i) => `Echo: m${i}`),

@@ -3,7 +3,16 @@ import assert from 'node:assert/strict';
 import { PortcullisError } from '../../common/src/index.ts';
 import { UpstreamErrorCode } from '../../data-plane/src/upstream/upstream-errors.ts';
 import { freePort } from '../support/processes.ts';
-import { DEGRADED, DOWN, PoolScope, READY, everythingStdio, firstText, httpUpstream, until } from '../support/upstream-pool-harness.ts';
+import {
+  DEGRADED,
+  DOWN,
+  PoolScope,
+  READY,
+  everythingStdio,
+  firstText,
+  httpUpstream,
+  until,
+} from '../support/upstream-pool-harness.ts';
 import { SdkHttpFixture } from '../support/upstream-sdk-server.ts';
 
 describe('upstream resilience: crashes, restarts, expired sessions, health', () => {
@@ -25,7 +34,10 @@ describe('upstream resilience: crashes, restarts, expired sessions, health', () 
     const pid = h.connection('crashy').pid;
     assert.ok(pid, 'the server process is known');
 
-    const call = h.pool.request('crashy', { method: 'tools/call', params: { name: 'trigger-long-running-operation', arguments: { duration: 10, steps: 10 } } });
+    const call = h.pool.request('crashy', {
+      method: 'tools/call',
+      params: { name: 'trigger-long-running-operation', arguments: { duration: 10, steps: 10 } },
+    });
     const outcome = call.then(
       () => ({ error: undefined, at: Date.now() }),
       (error: unknown) => ({ error, at: Date.now() }),
@@ -39,12 +51,18 @@ describe('upstream resilience: crashes, restarts, expired sessions, health', () 
     assert.match(error.message, /upstream "crashy"/);
     assert.ok(at - killedAt < 500, `failed ${at - killedAt} ms after the kill`);
 
-    const meanwhile = await h.pool.request('other', { method: 'tools/call', params: { name: 'echo', arguments: { message: 'still here' } } });
+    const meanwhile = await h.pool.request('other', {
+      method: 'tools/call',
+      params: { name: 'echo', arguments: { message: 'still here' } },
+    });
     assert.equal(firstText(meanwhile), 'echo: still here');
 
     const restartMs = await h.waitForState('crashy', READY, 10_000);
     assert.notEqual(h.connection('crashy').pid, pid, 'a new server process');
-    const again = await h.pool.request('crashy', { method: 'tools/call', params: { name: 'echo', arguments: { message: 'back' } } });
+    const again = await h.pool.request('crashy', {
+      method: 'tools/call',
+      params: { name: 'echo', arguments: { message: 'back' } },
+    });
     assert.equal(firstText(again), 'Echo: back');
     t.diagnostic(`restart after a crash mid-call: ${restartMs} ms`);
   });
@@ -57,7 +75,10 @@ describe('upstream resilience: crashes, restarts, expired sessions, health', () 
     process.kill(pid, 'SIGKILL');
     await h.waitForState('idle', DOWN, 2_000);
     assert.match(h.connection('idle').current.error ?? '', /exited/);
-    assert.ok(h.reports.some((r) => r.state === DOWN && /exited/.test(r.error)), 'DOWN reported to the control plane');
+    assert.ok(
+      h.reports.some((r) => r.state === DOWN && /exited/.test(r.error)),
+      'DOWN reported to the control plane',
+    );
     await h.waitForState('idle', READY, 10_000);
     const restartMs = Date.now() - killedAt;
     assert.ok(restartMs < 5_000, `restarted within ${restartMs} ms`);
@@ -71,10 +92,16 @@ describe('upstream resilience: crashes, restarts, expired sessions, health', () 
     await h.waitForState('flaky', READY);
     await server.stop();
     await h.waitForState('flaky', DOWN, 5_000);
-    await assert.rejects(h.pool.request('flaky', { method: 'tools/list' }), (e: PortcullisError) => e.code === UpstreamErrorCode.UNAVAILABLE && /"flaky"/.test(e.message));
+    await assert.rejects(
+      h.pool.request('flaky', { method: 'tools/list' }),
+      (e: PortcullisError) => e.code === UpstreamErrorCode.UNAVAILABLE && /"flaky"/.test(e.message),
+    );
     await server.restart();
     const backMs = await h.waitForState('flaky', READY, 10_000);
-    const result = await h.pool.request('flaky', { method: 'tools/call', params: { name: 'echo', arguments: { message: 'again' } } });
+    const result = await h.pool.request('flaky', {
+      method: 'tools/call',
+      params: { name: 'echo', arguments: { message: 'again' } },
+    });
     assert.equal(firstText(result), 'echo: again');
     t.diagnostic(`ready ${backMs} ms after the server came back`);
   });
@@ -87,7 +114,10 @@ describe('upstream resilience: crashes, restarts, expired sessions, health', () 
     await h.waitForState('sick', DEGRADED, 3_000);
     assert.match(h.connection('sick').current.error ?? '', /health check failed 1\/3/);
     // Calls still go through while degraded.
-    const during = await h.pool.request('sick', { method: 'tools/call', params: { name: 'echo', arguments: { message: 'degraded' } } });
+    const during = await h.pool.request('sick', {
+      method: 'tools/call',
+      params: { name: 'echo', arguments: { message: 'degraded' } },
+    });
     assert.equal(firstText(during), 'echo: degraded');
     await h.waitForState('sick', DOWN, 3_000);
     assert.match(h.lastReport('sick')?.error ?? '', /health check failed 3\/3/);
@@ -103,7 +133,10 @@ describe('upstream resilience: crashes, restarts, expired sessions, health', () 
     const before = h.connection('amnesiac').current;
 
     await server.restart();
-    const safe = await h.pool.request('amnesiac', { method: 'tools/call', params: { name: 'echo', arguments: { message: 'after restart' } } });
+    const safe = await h.pool.request('amnesiac', {
+      method: 'tools/call',
+      params: { name: 'echo', arguments: { message: 'after restart' } },
+    });
     assert.equal(firstText(safe), 'echo: after restart');
     assert.equal(h.state('amnesiac'), READY);
     assert.notEqual(h.connection('amnesiac').current, before, 'the connection was re-initialized');
@@ -113,7 +146,8 @@ describe('upstream resilience: crashes, restarts, expired sessions, health', () 
     await server.restart();
     await assert.rejects(
       h.pool.request('amnesiac', { method: 'tools/call', params: { name: 'bump', arguments: {} } }),
-      (e: PortcullisError) => e.code === UpstreamErrorCode.UNAVAILABLE && /"amnesiac"/.test(e.message) && /not safe/.test(e.message),
+      (e: PortcullisError) =>
+        e.code === UpstreamErrorCode.UNAVAILABLE && /"amnesiac"/.test(e.message) && /not safe/.test(e.message),
     );
     assert.equal(server.state.bumps, 0, 'the unsafe call never ran twice (nor once: its session was gone)');
     const bumped = await h.pool.request('amnesiac', { method: 'tools/call', params: { name: 'bump', arguments: {} } });

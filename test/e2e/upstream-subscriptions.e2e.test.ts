@@ -6,7 +6,14 @@ import { conformanceFixtureStdioCommand, startConformanceFixtureHttp } from '../
 import { buildConfig, sessionKey, startServer, testKey, type RunningServer } from '../support/mcp-server-harness.ts';
 import { legacyAgent, modernAgent } from '../support/protocol-agents.ts';
 import type { RunningProcess } from '../support/processes.ts';
-import { PoolHarness, READY, everythingStdio, httpUpstream, stdioUpstream, until } from '../support/upstream-pool-harness.ts';
+import {
+  PoolHarness,
+  READY,
+  everythingStdio,
+  httpUpstream,
+  stdioUpstream,
+  until,
+} from '../support/upstream-pool-harness.ts';
 import type { UpstreamConfig } from '../../proto/gen/portcullis/v1/config.ts';
 
 /**
@@ -36,11 +43,17 @@ async function startNode(transport: 'http' | 'stdio'): Promise<Node> {
     config = httpUpstream('conf', upstream.url);
   } else {
     const { command, args } = conformanceFixtureStdioCommand();
-    config = stdioUpstream('conf', command, args, { env: Object.entries(QUIET).map(([name, value]) => ({ name, value })) });
+    config = stdioUpstream('conf', command, args, {
+      env: Object.entries(QUIET).map(([name, value]) => ({ name, value })),
+    });
   }
   const harness = PoolHarness.start([config], { healthIntervalMs: 500, healthFailureThreshold: 1 });
   await harness.waitForState('conf', READY, 30_000);
-  assert.equal(harness.connection('conf').current.protocolVersion, '2026-07-28', 'the fixture is spoken to in 2026-07-28');
+  assert.equal(
+    harness.connection('conf').current.protocolVersion,
+    '2026-07-28',
+    'the fixture is spoken to in 2026-07-28',
+  );
   const server = await startServer(harness.pool, buildConfig([key], [sessionKey('s1')]));
   const node: Node = {
     harness,
@@ -72,7 +85,11 @@ for (const transport of ['http', 'stdio'] as const) {
       await client.subscribeResource({ uri: WATCHED_RESOURCE_URI });
       await client.callTool({ name: TRIGGER, arguments: {} });
       await until('the update', () => updates.length === 1);
-      assert.deepEqual(updates[0], { uri: WATCHED_RESOURCE_URI }, 'the gateway\'s own upstream subscription id is not passed on');
+      assert.deepEqual(
+        updates[0],
+        { uri: WATCHED_RESOURCE_URI },
+        "the gateway's own upstream subscription id is not passed on",
+      );
 
       await client.unsubscribeResource({ uri: WATCHED_RESOURCE_URI });
       await client.callTool({ name: TRIGGER, arguments: {} });
@@ -82,7 +99,7 @@ for (const transport of ['http', 'stdio'] as const) {
       await client.close();
     });
 
-    test('UP-SUBSCRIBE-2026: a 2026-07-28 agent\'s listen stream with resourceSubscriptions gets the upstream\'s updates', async () => {
+    test("UP-SUBSCRIBE-2026: a 2026-07-28 agent's listen stream with resourceSubscriptions gets the upstream's updates", async () => {
       const node = await startNode(transport);
       nodes.push(node);
       const agent = await modernAgent(node.server.url, key.secret);
@@ -109,18 +126,26 @@ for (const transport of ['http', 'stdio'] as const) {
         const pid = node.harness.connection('conf').pid;
         assert.ok(pid !== undefined);
         process.kill(pid, 'SIGKILL');
-        await until('the restarted upstream', () => node.harness.connection('conf').pid !== pid && node.harness.state('conf') === READY, 30_000);
+        await until(
+          'the restarted upstream',
+          () => node.harness.connection('conf').pid !== pid && node.harness.state('conf') === READY,
+          30_000,
+        );
       } else {
         const port = Number(new URL(node.upstream!.url).port);
         await node.upstream!.process.stop();
         node.upstream = await startConformanceFixtureHttp(QUIET, port);
       }
       // The trigger goes to the new upstream instance; its update reaches the agent only if the node subscribed again.
-      await until('an update from the new upstream', async () => {
-        await client.callTool({ name: TRIGGER, arguments: {} }).catch(() => undefined);
-        await new Promise((r) => setTimeout(r, 200));
-        return updates.length > 0;
-      }, 20_000);
+      await until(
+        'an update from the new upstream',
+        async () => {
+          await client.callTool({ name: TRIGGER, arguments: {} }).catch(() => undefined);
+          await new Promise((r) => setTimeout(r, 200));
+          return updates.length > 0;
+        },
+        20_000,
+      );
       await client.close();
     });
   });
@@ -150,7 +175,11 @@ describe('resource subscriptions to a 2025-era upstream (server-everything over 
     const pid = harness.connection('everything').pid;
     assert.ok(pid !== undefined);
     process.kill(pid, 'SIGKILL');
-    await until('the restarted upstream', () => harness!.connection('everything').pid !== pid && harness!.state('everything') === READY, 30_000);
+    await until(
+      'the restarted upstream',
+      () => harness!.connection('everything').pid !== pid && harness!.state('everything') === READY,
+      30_000,
+    );
     // server-everything sends an update for every URI the connection is subscribed to as soon as this tool
     // turns its simulated updates on: the fresh process only knows the URI if the node subscribed again.
     await until('the restored subscription', () => harness!.connection('everything').current.state === READY);

@@ -20,9 +20,16 @@ export async function connectModernAgent(mcpUrl: string, key: string | undefined
  * it resumes that session instead of initializing (as an agent does after a load balancer
  * moved it to another node).
  */
-export async function connectLegacyAgent(mcpUrl: string, key: string | undefined, sessionId?: string): Promise<{ client: ClientV1; transport: TransportV1 }> {
+export async function connectLegacyAgent(
+  mcpUrl: string,
+  key: string | undefined,
+  sessionId?: string,
+): Promise<{ client: ClientV1; transport: TransportV1 }> {
   const client = new ClientV1(AGENT);
-  const transport = new TransportV1(new URL(mcpUrl), { requestInit: { headers: authHeaders(key) }, ...(sessionId ? { sessionId } : {}) });
+  const transport = new TransportV1(new URL(mcpUrl), {
+    requestInit: { headers: authHeaders(key) },
+    ...(sessionId ? { sessionId } : {}),
+  });
   await client.connect(transport);
   return { client, transport };
 }
@@ -31,6 +38,7 @@ export async function connectLegacyAgent(mcpUrl: string, key: string | undefined
 export function firstText(result: unknown): string {
   const content = (result as { content?: { type: string; text?: string }[] }).content;
   const first = content?.[0];
-  if (first?.type !== 'text' || first.text === undefined) throw new Error(`expected text content, got ${JSON.stringify(result)}`);
+  if (first?.type !== 'text' || first.text === undefined)
+    throw new Error(`expected text content, got ${JSON.stringify(result)}`);
   return first.text;
 }

@@ -69,9 +69,24 @@ export interface SuiteSpec {
  */
 export const SUITES: readonly SuiteSpec[] = [
   { name: 'active 2025', args: [], gating: true, what: '2025-era active suite' },
-  { name: 'active 2026-07-28', args: ['--spec-version', '2026-07-28'], gating: true, what: 'active suite at 2026-07-28' },
-  { name: 'draft 2026-07-28', args: ['--suite', 'draft'], gating: false, what: 'scenarios being settled for 2026-07-28' },
-  { name: 'pending', args: ['--suite', 'pending'], gating: false, what: 'pending scenarios (incl. tasks/skills extensions)' },
+  {
+    name: 'active 2026-07-28',
+    args: ['--spec-version', '2026-07-28'],
+    gating: true,
+    what: 'active suite at 2026-07-28',
+  },
+  {
+    name: 'draft 2026-07-28',
+    args: ['--suite', 'draft'],
+    gating: false,
+    what: 'scenarios being settled for 2026-07-28',
+  },
+  {
+    name: 'pending',
+    args: ['--suite', 'pending'],
+    gating: false,
+    what: 'pending scenarios (incl. tasks/skills extensions)',
+  },
 ];
 
 export interface ScenarioResult {
@@ -102,7 +117,9 @@ export interface SuiteRun {
 }
 
 /** Parses the suite's `=== SUMMARY ===` block: `✓ name: N passed, M failed` lines and `Total: N passed, M failed`. */
-export function parseSummary(output: string): { scenarios: ScenarioResult[]; passed: number; failed: number } | undefined {
+export function parseSummary(
+  output: string,
+): { scenarios: ScenarioResult[]; passed: number; failed: number } | undefined {
   const summaryAt = output.lastIndexOf('=== SUMMARY ===');
   if (summaryAt < 0) return undefined;
   const summary = output.slice(summaryAt);
@@ -116,7 +133,11 @@ export function parseSummary(output: string): { scenarios: ScenarioResult[]; pas
 }
 
 /** Runs the conformance CLI's `server` mode against `url` with the given suite arguments. */
-export async function runSuite(url: string, suite: SuiteSpec, options: { outputRoot?: string; extraArgs?: string[]; timeoutMs?: number } = {}): Promise<SuiteRun> {
+export async function runSuite(
+  url: string,
+  suite: SuiteSpec,
+  options: { outputRoot?: string; extraArgs?: string[]; timeoutMs?: number } = {},
+): Promise<SuiteRun> {
   const outputDir = await mkdtemp(join(options.outputRoot ?? tmpdir(), `${suite.name.replace(/\W+/g, '-')}-`));
   const args = [CONFORMANCE_CLI, 'server', '--url', url, ...suite.args, ...(options.extraArgs ?? []), '-o', outputDir];
   const started = Date.now();
@@ -138,7 +159,12 @@ export async function runSuite(url: string, suite: SuiteSpec, options: { outputR
   };
 }
 
-function runProcess(command: string, args: string[], cwd: string, timeoutMs: number): Promise<{ code: number | null; output: string }> {
+function runProcess(
+  command: string,
+  args: string[],
+  cwd: string,
+  timeoutMs: number,
+): Promise<{ code: number | null; output: string }> {
   return new Promise((done, fail) => {
     const child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
@@ -163,7 +189,11 @@ async function readFailures(outputDir: string): Promise<FailedCheck[]> {
     if (!existsSync(file)) continue;
     const scenario = entry.replace(/^server-/, '').replace(/-\d{4}-\d\d-\d\dT[\d-]+Z$/, '');
     try {
-      const checks = JSON.parse(await readFile(file, 'utf8')) as { id: string; status: string; errorMessage?: string }[];
+      const checks = JSON.parse(await readFile(file, 'utf8')) as {
+        id: string;
+        status: string;
+        errorMessage?: string;
+      }[];
       for (const check of checks) {
         if (check.status === 'FAILURE' || check.status === 'WARNING') {
           failures.push({ scenario, id: check.id, status: check.status, message: check.errorMessage ?? '' });
@@ -177,9 +207,17 @@ async function readFailures(outputDir: string): Promise<FailedCheck[]> {
 }
 
 /** The conformance upstream over Streamable HTTP on a free port (or `fixedPort`, to restart one); resolves once it listens. */
-export async function startConformanceFixtureHttp(env: NodeJS.ProcessEnv = {}, fixedPort?: number): Promise<{ process: RunningProcess; url: string }> {
+export async function startConformanceFixtureHttp(
+  env: NodeJS.ProcessEnv = {},
+  fixedPort?: number,
+): Promise<{ process: RunningProcess; url: string }> {
   const port = fixedPort ?? (await freePort());
-  const child = new RunningProcess('conformance upstream (http)', process.execPath, ['--import', TSX_LOADER, FIXTURE_MAIN, '--http', String(port)], env);
+  const child = new RunningProcess(
+    'conformance upstream (http)',
+    process.execPath,
+    ['--import', TSX_LOADER, FIXTURE_MAIN, '--http', String(port)],
+    env,
+  );
   const [, url] = await child.waitFor(/listening on (http:\/\/\S+)/, 30_000);
   return { process: child, url: url! };
 }
@@ -194,7 +232,9 @@ export function conformanceSuiteInstalled(): boolean {
   return existsSync(CONFORMANCE_CLI);
 }
 
-export const CONFORMANCE_VERSION_FILE = fileURLToPath(new URL('../../node_modules/@modelcontextprotocol/conformance/package.json', import.meta.url));
+export const CONFORMANCE_VERSION_FILE = fileURLToPath(
+  new URL('../../node_modules/@modelcontextprotocol/conformance/package.json', import.meta.url),
+);
 
 export async function conformanceVersion(): Promise<string> {
   return (JSON.parse(await readFile(CONFORMANCE_VERSION_FILE, 'utf8')) as { version: string }).version;
@@ -205,13 +245,28 @@ export async function conformanceVersion(): Promise<string> {
  * the upstream's tools are listed through the gateway. With GATEWAY_ANONYMOUS_KEY_FLAG, restarts the gateway
  * (same data dir and ports) so credential-less requests act as that key.
  */
-export async function startConformanceGateway(upstream: Record<string, unknown>): Promise<{ mcpUrl: string; mcpPort: number; secret: string; stop(): Promise<void> }> {
+export async function startConformanceGateway(
+  upstream: Record<string, unknown>,
+): Promise<{ mcpUrl: string; mcpPort: number; secret: string; stop(): Promise<void> }> {
   const dataDir = await mkdtemp(join(tmpdir(), 'portcullis-conformance-gw-'));
   const ports = { graphql: await freePort(), grpc: await freePort(), mcp: await freePort() };
   const start = async (extra: string[]): Promise<{ process: RunningProcess; adminToken: string }> => {
     const child = startCli(
       'portcullis dev',
-      ['dev', '--data-dir', dataDir, '--graphql-port', String(ports.graphql), '--grpc-port', String(ports.grpc), '--port', String(ports.mcp), '--log-level', 'warn', ...extra],
+      [
+        'dev',
+        '--data-dir',
+        dataDir,
+        '--graphql-port',
+        String(ports.graphql),
+        '--grpc-port',
+        String(ports.grpc),
+        '--port',
+        String(ports.mcp),
+        '--log-level',
+        'warn',
+        ...extra,
+      ],
       { DATABASE_URL: '', PORTCULLIS_ADMIN_TOKEN: '' },
     );
     const [, adminToken] = await child.waitFor(/Admin token:\s+(\S+)/, 120_000);
@@ -223,23 +278,32 @@ export async function startConformanceGateway(upstream: Record<string, unknown>)
   const mcpUrl = `http://127.0.0.1:${ports.mcp}/mcp`;
   try {
     await graphqlOk(graphqlUrl, running.adminToken, CREATE_UPSTREAM, { input: upstream });
-    const created = await graphqlOk<{ createVirtualKey: { secret: string; key: { id: string } } }>(graphqlUrl, running.adminToken, CREATE_KEY, {
-      input: { name: 'conformance-suite' },
-    });
+    const created = await graphqlOk<{ createVirtualKey: { secret: string; key: { id: string } } }>(
+      graphqlUrl,
+      running.adminToken,
+      CREATE_KEY,
+      {
+        input: { name: 'conformance-suite' },
+      },
+    );
     const { secret, key } = created.createVirtualKey;
     if (GATEWAY_ANONYMOUS_KEY_FLAG !== undefined) {
       await running.process.stop();
       running = await start([GATEWAY_ANONYMOUS_KEY_FLAG, key.id]);
     }
-    await eventually('the conformance upstream is listed through the gateway', async () => {
-      const { client } = await connectLegacyAgent(mcpUrl, secret).catch(() => ({ client: undefined }));
-      if (!client) return false;
-      try {
-        return (await client.listTools()).tools.some((tool) => tool.name.endsWith('test_simple_text'));
-      } finally {
-        await client.close();
-      }
-    }, 60_000);
+    await eventually(
+      'the conformance upstream is listed through the gateway',
+      async () => {
+        const { client } = await connectLegacyAgent(mcpUrl, secret).catch(() => ({ client: undefined }));
+        if (!client) return false;
+        try {
+          return (await client.listTools()).tools.some((tool) => tool.name.endsWith('test_simple_text'));
+        } finally {
+          await client.close();
+        }
+      },
+      60_000,
+    );
     return {
       mcpUrl,
       mcpPort: ports.mcp,
@@ -251,6 +315,8 @@ export async function startConformanceGateway(upstream: Record<string, unknown>)
     };
   } catch (error) {
     await running.process.stop();
-    throw new Error(`gateway setup failed: ${error instanceof Error ? error.message : String(error)}\n${running.process.log}`);
+    throw new Error(
+      `gateway setup failed: ${error instanceof Error ? error.message : String(error)}\n${running.process.log}`,
+    );
   }
 }

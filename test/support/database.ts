@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 
 /** The real PostgreSQL tests run against (one schema per test). */
-export const TEST_DATABASE_URL = process.env['PORTCULLIS_TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const TEST_DATABASE_URL =
+  process.env['PORTCULLIS_TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 export interface TestSchema {
   /** Connection URL of the test database. */

@@ -16,7 +16,11 @@ export class ControlPlaneProcess {
   ) {}
 
   /** `extra.args` are more flags (e.g. TLS); `extra.env` overrides the environment (PORTCULLIS_NODE_TOKEN: '' drops the token). */
-  static async start(databaseUrl: string, schema: string, extra: { args?: readonly string[]; env?: NodeJS.ProcessEnv } = {}): Promise<ControlPlaneProcess> {
+  static async start(
+    databaseUrl: string,
+    schema: string,
+    extra: { args?: readonly string[]; env?: NodeJS.ProcessEnv } = {},
+  ): Promise<ControlPlaneProcess> {
     const plane = new ControlPlaneProcess(databaseUrl, schema, await freePort(), await freePort(), extra);
     await plane.restart();
     return plane;
@@ -32,16 +36,26 @@ export class ControlPlaneProcess {
 
   /** Starts (again) on the same ports and database; resolves when GraphQL answers. */
   async restart(): Promise<void> {
-    this.process = startCli('control plane', [
-      'control-plane',
-      '--database-url', this.databaseUrl,
-      '--database-schema', this.schema,
-      '--graphql-port', String(this.graphqlPort),
-      '--grpc-port', String(this.grpcPort),
-      '--admin-token', this.adminToken,
-      '--log-level', 'warn',
-      ...(this.extra.args ?? []),
-    ], { PORTCULLIS_NODE_TOKEN: this.nodeToken, ...this.extra.env });
+    this.process = startCli(
+      'control plane',
+      [
+        'control-plane',
+        '--database-url',
+        this.databaseUrl,
+        '--database-schema',
+        this.schema,
+        '--graphql-port',
+        String(this.graphqlPort),
+        '--grpc-port',
+        String(this.grpcPort),
+        '--admin-token',
+        this.adminToken,
+        '--log-level',
+        'warn',
+        ...(this.extra.args ?? []),
+      ],
+      { PORTCULLIS_NODE_TOKEN: this.nodeToken, ...this.extra.env },
+    );
     await ready(this.process, async (child) => {
       await child.waitFor(/GraphQL:/);
       await waitForHttp(`http://127.0.0.1:${this.graphqlPort}/healthz`);
@@ -70,14 +84,22 @@ export class DataPlaneProcess {
     env: NodeJS.ProcessEnv = {},
   ): Promise<DataPlaneProcess> {
     const port = await freePort();
-    const child = startCli(`data plane ${nodeId}`, [
-      'data-plane',
-      '--control-plane', controlPlane.grpcAddress,
-      '--node-id', nodeId,
-      '--port', String(port),
-      '--log-level', 'warn',
-      ...extraArgs,
-    ], { PORTCULLIS_NODE_TOKEN: controlPlane.nodeToken, ...env });
+    const child = startCli(
+      `data plane ${nodeId}`,
+      [
+        'data-plane',
+        '--control-plane',
+        controlPlane.grpcAddress,
+        '--node-id',
+        nodeId,
+        '--port',
+        String(port),
+        '--log-level',
+        'warn',
+        ...extraArgs,
+      ],
+      { PORTCULLIS_NODE_TOKEN: controlPlane.nodeToken, ...env },
+    );
     await ready(child, async () => {
       // Generous: on a loaded machine (shared CI cores) a node's start has taken over 20 s.
       await child.waitFor(/MCP endpoint:/, 60_000);
@@ -106,7 +128,11 @@ async function ready(child: RunningProcess, until: (child: RunningProcess) => Pr
 }
 
 /** Polls `check` every 20 ms until it returns true; fails with `what` after `timeoutMs`. */
-export async function eventually(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<number> {
+export async function eventually(
+  what: string,
+  check: () => Promise<boolean> | boolean,
+  timeoutMs = 15_000,
+): Promise<number> {
   const started = Date.now();
   for (;;) {
     if (await check()) return Date.now() - started;

@@ -20,7 +20,12 @@ export async function graphql<T = Record<string, unknown>>(
 }
 
 /** Like `graphql`, but fails with the server's errors when there are any. */
-export async function graphqlOk<T = Record<string, unknown>>(url: string, token: string, query: string, variables: Record<string, unknown> = {}): Promise<T> {
+export async function graphqlOk<T = Record<string, unknown>>(
+  url: string,
+  token: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+): Promise<T> {
   const result = await graphql<T>(url, token, query, variables);
   if (result.errors?.length || result.data === undefined) {
     throw new Error(`GraphQL failed (${result.status}): ${JSON.stringify(result.errors)}`);

@@ -74,7 +74,10 @@ class Wire {
     const resumeFrom = headers.get('last-event-id');
     if (init?.method === 'GET' && resumeFrom !== null) this.resumes.push(resumeFrom);
     const cut = new AbortController();
-    const response = await fetch(url, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, cut.signal]) : cut.signal });
+    const response = await fetch(url, {
+      ...init,
+      signal: init?.signal ? AbortSignal.any([init.signal, cut.signal]) : cut.signal,
+    });
     const sse = response.headers.get('content-type')?.startsWith('text/event-stream') ?? false;
     if (init?.method === 'POST' && sse) this.answerStreams.push(cut);
     if (init?.method === 'GET' && sse && resumeFrom === null) this.getStreams += 1;
@@ -99,20 +102,45 @@ function methodOf(body: unknown): string | undefined {
 }
 
 const LIST_CHANGED = {
-  tools: { method: 'notifications/tools/list_changed', schema: ToolListChangedNotificationSchema, filter: 'toolsListChanged' },
-  prompts: { method: 'notifications/prompts/list_changed', schema: PromptListChangedNotificationSchema, filter: 'promptsListChanged' },
-  resources: { method: 'notifications/resources/list_changed', schema: ResourceListChangedNotificationSchema, filter: 'resourcesListChanged' },
+  tools: {
+    method: 'notifications/tools/list_changed',
+    schema: ToolListChangedNotificationSchema,
+    filter: 'toolsListChanged',
+  },
+  prompts: {
+    method: 'notifications/prompts/list_changed',
+    schema: PromptListChangedNotificationSchema,
+    filter: 'promptsListChanged',
+  },
+  resources: {
+    method: 'notifications/resources/list_changed',
+    schema: ResourceListChangedNotificationSchema,
+    filter: 'resourcesListChanged',
+  },
 } as const;
 
 /** Connects the agent of `downstream` to the gateway at `mcpUrl` with `secret`. */
-export async function connectAgent(downstream: DownstreamId, mcpUrl: URL, secret: string, options: AgentOptions = {}): Promise<MatrixAgent> {
+export async function connectAgent(
+  downstream: DownstreamId,
+  mcpUrl: URL,
+  secret: string,
+  options: AgentOptions = {},
+): Promise<MatrixAgent> {
   return downstream === 'v2-http' ? modern(mcpUrl, secret, options) : legacy(downstream, mcpUrl, secret, options);
 }
 
-async function legacy(downstream: 'v1-http' | 'v1-sse', mcpUrl: URL, secret: string, options: AgentOptions): Promise<MatrixAgent> {
+async function legacy(
+  downstream: 'v1-http' | 'v1-sse',
+  mcpUrl: URL,
+  secret: string,
+  options: AgentOptions,
+): Promise<MatrixAgent> {
   const wire = new Wire();
   const authorization = `Bearer ${secret}`;
-  const client = new LegacyClient({ name: `matrix-${downstream}`, version: '1.0.0' }, { capabilities: options.elicit ? { elicitation: {} } : {} });
+  const client = new LegacyClient(
+    { name: `matrix-${downstream}`, version: '1.0.0' },
+    { capabilities: options.elicit ? { elicitation: {} } : {} },
+  );
   if (options.elicit) {
     const elicit = options.elicit;
     client.setRequestHandler(ElicitRequestSchema, async (request) => (await elicit(request.params as Json)) as never);
@@ -138,24 +166,37 @@ async function legacy(downstream: 'v1-http' | 'v1-sse', mcpUrl: URL, secret: str
     downstream,
     listTools: async () => (await client.listTools()).tools as Json[],
     listToolsPage: async (cursor) => {
-      const page = await client.request({ method: 'tools/list', params: cursor === undefined ? {} : { cursor } }, ListToolsResultSchema);
+      const page = await client.request(
+        { method: 'tools/list', params: cursor === undefined ? {} : { cursor } },
+        ListToolsResultSchema,
+      );
       return { tools: page.tools as Json[], ...(page.nextCursor === undefined ? {} : { nextCursor: page.nextCursor }) };
     },
     callTool: async (name, args, call = {}) =>
-      (await client.callTool({ name, arguments: args }, undefined, { ...(call.signal ? { signal: call.signal } : {}), ...(call.onprogress ? { onprogress: call.onprogress } : {}), timeout: 60_000 })) as Json,
+      (await client.callTool({ name, arguments: args }, undefined, {
+        ...(call.signal ? { signal: call.signal } : {}),
+        ...(call.onprogress ? { onprogress: call.onprogress } : {}),
+        timeout: 60_000,
+      })) as Json,
     listResources: async () => (await client.listResources()).resources as Json[],
     readResource: async (uri) => (await client.readResource({ uri })) as Json,
     listResourceTemplates: async () => (await client.listResourceTemplates()).resourceTemplates as Json[],
     listPrompts: async () => (await client.listPrompts()).prompts as Json[],
     getPrompt: async (name, args) => (await client.getPrompt({ name, ...(args ? { arguments: args } : {}) })) as Json,
-    completePrompt: async (prompt, argument, value) => (await client.complete({ ref: { type: 'ref/prompt', name: prompt }, argument: { name: argument, value } })).completion.values,
+    completePrompt: async (prompt, argument, value) =>
+      (await client.complete({ ref: { type: 'ref/prompt', name: prompt }, argument: { name: argument, value } }))
+        .completion.values,
     watchListChanged: async (kinds) => {
       for (const kind of kinds) {
         counts.set(kind, 0);
-        client.setNotificationHandler(LIST_CHANGED[kind].schema, () => void counts.set(kind, (counts.get(kind) ?? 0) + 1));
+        client.setNotificationHandler(
+          LIST_CHANGED[kind].schema,
+          () => void counts.set(kind, (counts.get(kind) ?? 0) + 1),
+        );
       }
       // Streamable HTTP: notifications travel on the GET stream the SDK opens after initialize; legacy SSE: on the session's stream.
-      if (downstream === 'v1-http') await until(() => wire.getStreams > 0, 'the agent\'s GET notification stream', 5_000);
+      if (downstream === 'v1-http')
+        await until(() => wire.getStreams > 0, "the agent's GET notification stream", 5_000);
       return { count: (kind) => counts.get(kind) ?? 0, close: async () => undefined };
     },
     sent: (method) => wire.methods.get(method) ?? 0,
@@ -169,13 +210,18 @@ async function modern(mcpUrl: URL, secret: string, options: AgentOptions): Promi
   const wire = new Wire();
   const client = new ModernClient(
     { name: 'matrix-v2-http', version: '1.0.0' },
-    { versionNegotiation: { mode: { pin: MODERN } }, capabilities: options.elicit ? { elicitation: { form: {} } } : {} },
+    {
+      versionNegotiation: { mode: { pin: MODERN } },
+      capabilities: options.elicit ? { elicitation: { form: {} } } : {},
+    },
   );
   if (options.elicit) {
     const elicit = options.elicit;
     client.setRequestHandler('elicitation/create', async (request) => (await elicit(request.params as Json)) as never);
   }
-  await client.connect(new ModernTransport(mcpUrl, { requestInit: { headers: { authorization: `Bearer ${secret}` } }, fetch: wire.fetch }));
+  await client.connect(
+    new ModernTransport(mcpUrl, { requestInit: { headers: { authorization: `Bearer ${secret}` } }, fetch: wire.fetch }),
+  );
   client.onerror = () => undefined;
   const counts = new Map<ListKind, number>();
   // Every list is fetched fresh: the runs compare what the gateway answers now, not the client's cache.
@@ -188,19 +234,35 @@ async function modern(mcpUrl: URL, secret: string, options: AgentOptions): Promi
       return { tools: page.tools as unknown as Json[], ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
     },
     callTool: async (name, args, call = {}) =>
-      (await client.callTool({ name, arguments: args }, { ...(call.signal ? { signal: call.signal } : {}), ...(call.onprogress ? { onprogress: call.onprogress } : {}), timeout: 60_000 })) as unknown as Json,
+      (await client.callTool(
+        { name, arguments: args },
+        {
+          ...(call.signal ? { signal: call.signal } : {}),
+          ...(call.onprogress ? { onprogress: call.onprogress } : {}),
+          timeout: 60_000,
+        },
+      )) as unknown as Json,
     listResources: async () => (await client.listResources(undefined, fresh)).resources as unknown as Json[],
     readResource: async (uri) => (await client.readResource({ uri }, fresh)) as unknown as Json,
-    listResourceTemplates: async () => (await client.listResourceTemplates(undefined, fresh)).resourceTemplates as unknown as Json[],
+    listResourceTemplates: async () =>
+      (await client.listResourceTemplates(undefined, fresh)).resourceTemplates as unknown as Json[],
     listPrompts: async () => (await client.listPrompts(undefined, fresh)).prompts as unknown as Json[],
-    getPrompt: async (name, args) => (await client.getPrompt({ name, ...(args ? { arguments: args } : {}) })) as unknown as Json,
-    completePrompt: async (prompt, argument, value) => (await client.complete({ ref: { type: 'ref/prompt', name: prompt }, argument: { name: argument, value } })).completion.values,
+    getPrompt: async (name, args) =>
+      (await client.getPrompt({ name, ...(args ? { arguments: args } : {}) })) as unknown as Json,
+    completePrompt: async (prompt, argument, value) =>
+      (await client.complete({ ref: { type: 'ref/prompt', name: prompt }, argument: { name: argument, value } }))
+        .completion.values,
     watchListChanged: async (kinds) => {
       for (const kind of kinds) {
         counts.set(kind, 0);
-        client.setNotificationHandler(LIST_CHANGED[kind].method, () => void counts.set(kind, (counts.get(kind) ?? 0) + 1));
+        client.setNotificationHandler(
+          LIST_CHANGED[kind].method,
+          () => void counts.set(kind, (counts.get(kind) ?? 0) + 1),
+        );
       }
-      const subscription = await client.listen(Object.fromEntries(kinds.map((kind) => [LIST_CHANGED[kind].filter, true])));
+      const subscription = await client.listen(
+        Object.fromEntries(kinds.map((kind) => [LIST_CHANGED[kind].filter, true])),
+      );
       return { count: (kind) => counts.get(kind) ?? 0, close: () => subscription.close() };
     },
     sent: (method) => wire.methods.get(method) ?? 0,

@@ -25,11 +25,21 @@ export function sessionKey(id: string): SigningKey {
 }
 
 /** An AppliedConfig holding these keys (and session keys), built through the real snapshot validation. */
-export function buildConfig(keys: readonly TestKey[], sessionKeys: readonly SigningKey[], version = '1'): AppliedConfig {
+export function buildConfig(
+  keys: readonly TestKey[],
+  sessionKeys: readonly SigningKey[],
+  version = '1',
+): AppliedConfig {
   const snapshot: Snapshot = {
     version,
     upstreams: [],
-    virtualKeys: keys.map((k) => ({ id: k.id, name: k.id, secretSha256: Buffer.from(hashSecret(k.secret), 'hex'), teamId: '', allowedTools: [...k.allowedTools] })),
+    virtualKeys: keys.map((k) => ({
+      id: k.id,
+      name: k.id,
+      secretSha256: Buffer.from(hashSecret(k.secret), 'hex'),
+      teamId: '',
+      allowedTools: [...k.allowedTools],
+    })),
     sessionKeys: [...sessionKeys],
   };
   return AppliedConfig.fromSnapshot(snapshot);
@@ -43,7 +53,19 @@ export interface RunningServer {
 }
 
 /** Starts a data-plane server on 127.0.0.1:0 serving `config` (mutable: assign and call gateway.configChanged()). */
-export async function startServer(router: UpstreamRouter, config: AppliedConfig | undefined, options: { maxBodyBytes?: number; listPageSize?: number; sseKeepAliveMs?: number; anonymousKeyId?: string; allowedHosts?: readonly AllowedHost[]; sessionMaxAgeMs?: number; eventStore?: EventStoreOptions } = {}): Promise<RunningServer> {
+export async function startServer(
+  router: UpstreamRouter,
+  config: AppliedConfig | undefined,
+  options: {
+    maxBodyBytes?: number;
+    listPageSize?: number;
+    sseKeepAliveMs?: number;
+    anonymousKeyId?: string;
+    allowedHosts?: readonly AllowedHost[];
+    sessionMaxAgeMs?: number;
+    eventStore?: EventStoreOptions;
+  } = {},
+): Promise<RunningServer> {
   const running = {
     config,
     gateway: undefined as unknown as DataPlaneServer,
@@ -70,7 +92,6 @@ export async function startServer(router: UpstreamRouter, config: AppliedConfig 
   return running;
 }
 
-
 /**
  * A raw 2026-07-28 request as an SDK client sends it (the per-request `_meta` envelope and the
  * standard headers), for tests that look at the wire itself. `extra` adds or overrides headers.
@@ -82,11 +103,26 @@ export async function postModern(
   params: Record<string, unknown>,
   extra: Record<string, string> = {},
 ): Promise<{ status: number; contentType: string | null; body: { result: Record<string, unknown> } }> {
-  const envelope = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} };
+  const envelope = {
+    'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+    'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+    'io.modelcontextprotocol/clientCapabilities': {},
+  };
   const response = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${secret}`, 'mcp-protocol-version': '2026-07-28', 'mcp-method': method, ...extra },
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${secret}`,
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': method,
+      ...extra,
+    },
     body: JSON.stringify({ jsonrpc: '2.0', id: 7, method, params: { ...params, _meta: envelope } }),
   });
-  return { status: response.status, contentType: response.headers.get('content-type'), body: (await response.json()) as { result: Record<string, unknown> } };
+  return {
+    status: response.status,
+    contentType: response.headers.get('content-type'),
+    body: (await response.json()) as { result: Record<string, unknown> },
+  };
 }

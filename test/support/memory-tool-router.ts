@@ -3,16 +3,29 @@ import { PortcullisError } from '../../common/src/index.ts';
 import { NAME_SEPARATOR } from '../../data-plane/src/policy/allow-list.ts';
 import type { CallToolOptions, ExposedTool } from '../../data-plane/src/upstream/tool-router.ts';
 import { UpstreamRpcError } from '../../data-plane/src/upstream/upstream-rpc-error.ts';
-import type { CatalogEntry, CatalogKind, RelayOptions, RpcMessage, UpstreamInfo, UpstreamRouter } from '../../data-plane/src/upstream/upstream-router.ts';
+import type {
+  CatalogEntry,
+  CatalogKind,
+  RelayOptions,
+  RpcMessage,
+  UpstreamInfo,
+  UpstreamRouter,
+} from '../../data-plane/src/upstream/upstream-router.ts';
 
 /** The relay options as a fake upstream's handlers see them: the call's cancellation also as an AbortSignal, as a real upstream's SDK hands it on. */
 export type HandlerOptions = RelayOptions & { readonly signal?: AbortSignal };
 
 /** What a fake tool does when called: returns a CallToolResult, or throws (UpstreamRpcError, PortcullisError…). */
-export type MemoryToolHandler = (args: Record<string, unknown> | undefined, options: HandlerOptions) => Promise<Record<string, unknown>> | Record<string, unknown>;
+export type MemoryToolHandler = (
+  args: Record<string, unknown> | undefined,
+  options: HandlerOptions,
+) => Promise<Record<string, unknown>> | Record<string, unknown>;
 
 /** What a fake upstream answers to one relayed request (params as the upstream sees them). */
-export type MemoryRequestHandler = (params: Record<string, unknown>, options: HandlerOptions) => Promise<Record<string, unknown>> | Record<string, unknown>;
+export type MemoryRequestHandler = (
+  params: Record<string, unknown>,
+  options: HandlerOptions,
+) => Promise<Record<string, unknown>> | Record<string, unknown>;
 
 export interface MemoryTool {
   readonly upstream: string;
@@ -63,7 +76,9 @@ export interface RecordedRequest {
 }
 
 /** An echo of the `text` argument, like server-everything's `echo`. */
-const echo: MemoryToolHandler = (args) => ({ content: [{ type: 'text', text: `Echo: ${String(args?.['text'] ?? '')}` }] });
+const echo: MemoryToolHandler = (args) => ({
+  content: [{ type: 'text', text: `Echo: ${String(args?.['text'] ?? '')}` }],
+});
 
 const KINDS: readonly CatalogKind[] = ['tools', 'prompts', 'resources', 'resourceTemplates'];
 
@@ -79,7 +94,12 @@ export class MemoryToolRouter implements UpstreamRouter {
   /** Every relayed request and notification. */
   readonly requests: RecordedRequest[] = [];
   readonly notified: RecordedRequest[] = [];
-  private readonly catalogs: Record<CatalogKind, CatalogEntry[]> = { tools: [], prompts: [], resources: [], resourceTemplates: [] };
+  private readonly catalogs: Record<CatalogKind, CatalogEntry[]> = {
+    tools: [],
+    prompts: [],
+    resources: [],
+    resourceTemplates: [],
+  };
   private readonly handlers = new Map<string, MemoryRequestHandler>();
   private readonly toolHandlers = new Map<string, MemoryToolHandler>();
   private readonly capabilityOverrides = new Map<string, Record<string, unknown>>();
@@ -88,7 +108,14 @@ export class MemoryToolRouter implements UpstreamRouter {
   private readonly notificationListeners = new Set<(upstream: string, notification: RpcMessage) => void>();
   private upstreamList: readonly UpstreamInfo[] = [];
 
-  constructor(tools: readonly MemoryTool[] = [], more: { prompts?: readonly MemoryPrompt[]; resources?: readonly MemoryResource[]; templates?: readonly MemoryTemplate[] } = {}) {
+  constructor(
+    tools: readonly MemoryTool[] = [],
+    more: {
+      prompts?: readonly MemoryPrompt[];
+      resources?: readonly MemoryResource[];
+      templates?: readonly MemoryTemplate[];
+    } = {},
+  ) {
     for (const tool of tools) this.insertTool(tool);
     for (const prompt of more.prompts ?? []) this.insertPrompt(prompt);
     for (const resource of more.resources ?? []) this.insertResource(resource);
@@ -141,15 +168,28 @@ export class MemoryToolRouter implements UpstreamRouter {
   // ToolRouter
 
   listTools(): readonly ExposedTool[] {
-    return this.catalogs.tools.map((e) => ({ exposedName: e.key, upstreamName: e.upstreamName, toolName: e.upstreamKey, definition: e.definition as ExposedTool['definition'] }));
+    return this.catalogs.tools.map((e) => ({
+      exposedName: e.key,
+      upstreamName: e.upstreamName,
+      toolName: e.upstreamKey,
+      definition: e.definition as ExposedTool['definition'],
+    }));
   }
 
   findTool(exposedName: string): ExposedTool | undefined {
     return this.listTools().find((t) => t.exposedName === exposedName);
   }
 
-  callTool(tool: ExposedTool, args: Record<string, unknown> | undefined, options: CallToolOptions = {}): Promise<Record<string, unknown>> {
-    return this.request(tool.upstreamName, { method: 'tools/call', params: { name: tool.toolName, arguments: args } }, options);
+  callTool(
+    tool: ExposedTool,
+    args: Record<string, unknown> | undefined,
+    options: CallToolOptions = {},
+  ): Promise<Record<string, unknown>> {
+    return this.request(
+      tool.upstreamName,
+      { method: 'tools/call', params: { name: tool.toolName, arguments: args } },
+      options,
+    );
   }
 
   onToolsChanged(listener: () => void): () => void {
@@ -174,7 +214,9 @@ export class MemoryToolRouter implements UpstreamRouter {
   routeResource(uri: string, usable: (upstream: string) => boolean = () => true): string | undefined {
     const listed = this.catalogs.resources.find((e) => e.key === uri && usable(e.upstreamName));
     if (listed !== undefined) return listed.upstreamName;
-    return this.catalogs.resourceTemplates.find((t) => usable(t.upstreamName) && new UriTemplate(t.key).match(uri) !== null)?.upstreamName;
+    return this.catalogs.resourceTemplates.find(
+      (t) => usable(t.upstreamName) && new UriTemplate(t.key).match(uri) !== null,
+    )?.upstreamName;
   }
 
   async request(upstreamName: string, message: RpcMessage, given: RelayOptions = {}): Promise<Record<string, unknown>> {
@@ -193,12 +235,18 @@ export class MemoryToolRouter implements UpstreamRouter {
       case 'tools/call': {
         const exposedName = `${upstreamName}${NAME_SEPARATOR}${String(params['name'])}`;
         const handler = this.toolHandlers.get(exposedName);
-        if (handler === undefined) throw new PortcullisError('UPSTREAM_UNAVAILABLE', `upstream ${upstreamName} is not connected`);
+        if (handler === undefined)
+          throw new PortcullisError('UPSTREAM_UNAVAILABLE', `upstream ${upstreamName} is not connected`);
         return handler(params['arguments'] as Record<string, unknown> | undefined, options);
       }
       case 'prompts/get': {
         const args = (params['arguments'] ?? {}) as Record<string, string>;
-        return { description: `prompt ${String(params['name'])}`, messages: [{ role: 'user', content: { type: 'text', text: `${String(params['name'])}(${JSON.stringify(args)})` } }] };
+        return {
+          description: `prompt ${String(params['name'])}`,
+          messages: [
+            { role: 'user', content: { type: 'text', text: `${String(params['name'])}(${JSON.stringify(args)})` } },
+          ],
+        };
       }
       case 'resources/read': {
         const uri = String(params['uri']);
@@ -248,18 +296,31 @@ export class MemoryToolRouter implements UpstreamRouter {
 
   private insertPrompt(prompt: MemoryPrompt): void {
     const exposedName = `${prompt.upstream}${NAME_SEPARATOR}${prompt.name}`;
-    const definition: Record<string, unknown> = { name: exposedName, description: prompt.description ?? `${prompt.name} of ${prompt.upstream}` };
+    const definition: Record<string, unknown> = {
+      name: exposedName,
+      description: prompt.description ?? `${prompt.name} of ${prompt.upstream}`,
+    };
     if (prompt.arguments !== undefined) definition['arguments'] = prompt.arguments;
     this.put('prompts', { upstreamName: prompt.upstream, key: exposedName, upstreamKey: prompt.name, definition });
     if (prompt.handler !== undefined) this.handlers.set(`${prompt.upstream} prompts/get`, prompt.handler);
   }
 
   private insertResource(resource: MemoryResource): void {
-    const definition: Record<string, unknown> = { uri: resource.uri, name: resource.name ?? resource.uri, mimeType: resource.mimeType ?? 'text/plain' };
+    const definition: Record<string, unknown> = {
+      uri: resource.uri,
+      name: resource.name ?? resource.uri,
+      mimeType: resource.mimeType ?? 'text/plain',
+    };
     if (resource._meta !== undefined) definition['_meta'] = resource._meta;
     // The text is kept non-enumerably so list results do not carry it.
-    if (resource.text !== undefined) Object.defineProperty(definition, '_text', { value: resource.text, enumerable: false });
-    this.put('resources', { upstreamName: resource.upstream, key: resource.uri, upstreamKey: resource.uri, definition });
+    if (resource.text !== undefined)
+      Object.defineProperty(definition, '_text', { value: resource.text, enumerable: false });
+    this.put('resources', {
+      upstreamName: resource.upstream,
+      key: resource.uri,
+      upstreamKey: resource.uri,
+      definition,
+    });
   }
 
   private insertTemplate(template: MemoryTemplate): void {
@@ -277,9 +338,15 @@ export class MemoryToolRouter implements UpstreamRouter {
 
   private refreshUpstreams(): void {
     const names: string[] = [];
-    for (const kind of KINDS) for (const entry of this.catalogs[kind]) if (!names.includes(entry.upstreamName)) names.push(entry.upstreamName);
+    for (const kind of KINDS)
+      for (const entry of this.catalogs[kind]) if (!names.includes(entry.upstreamName)) names.push(entry.upstreamName);
     for (const name of this.capabilityOverrides.keys()) if (!names.includes(name)) names.push(name);
-    this.upstreamList = names.map((name) => ({ name, exposeUnprefixed: false, protocolVersion: '2025-11-25', capabilities: this.capabilityOverrides.get(name) ?? this.derivedCapabilities(name) }));
+    this.upstreamList = names.map((name) => ({
+      name,
+      exposeUnprefixed: false,
+      protocolVersion: '2025-11-25',
+      capabilities: this.capabilityOverrides.get(name) ?? this.derivedCapabilities(name),
+    }));
   }
 
   private derivedCapabilities(upstream: string): Record<string, unknown> {
@@ -287,7 +354,8 @@ export class MemoryToolRouter implements UpstreamRouter {
     const capabilities: Record<string, unknown> = {};
     if (offers('tools')) capabilities['tools'] = { listChanged: true };
     if (offers('prompts')) capabilities['prompts'] = { listChanged: true };
-    if (offers('resources') || offers('resourceTemplates')) capabilities['resources'] = { subscribe: true, listChanged: true };
+    if (offers('resources') || offers('resourceTemplates'))
+      capabilities['resources'] = { subscribe: true, listChanged: true };
     return capabilities;
   }
 

@@ -4,7 +4,10 @@ import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
-export const EVERYTHING_SERVER = resolve(REPO_ROOT, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
+export const EVERYTHING_SERVER = resolve(
+  REPO_ROOT,
+  'node_modules/@modelcontextprotocol/server-everything/dist/index.js',
+);
 
 /**
  * A port that was free a moment ago. Chosen below the kernel's ephemeral range (32768 and up here),
@@ -37,8 +40,17 @@ export class RunningProcess {
   private output = '';
   private readonly exited: Promise<number | null>;
 
-  constructor(readonly name: string, command: string, args: readonly string[], env: NodeJS.ProcessEnv = {}) {
-    this.child = spawn(command, args, { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  constructor(
+    readonly name: string,
+    command: string,
+    args: readonly string[],
+    env: NodeJS.ProcessEnv = {},
+  ) {
+    this.child = spawn(command, args, {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.child.stdout?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
     this.child.stderr?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
     this.exited = new Promise((done) => this.child.on('exit', (code) => done(code)));
@@ -59,15 +71,20 @@ export class RunningProcess {
   waitFor(pattern: RegExp, timeoutMs = 60_000): Promise<RegExpMatchArray> {
     const now = this.output.match(pattern);
     if (now) return Promise.resolve(now);
-    if (!this.running) return Promise.reject(new Error(`${this.name} exited before printing ${pattern}:\n${this.output}`));
+    if (!this.running)
+      return Promise.reject(new Error(`${this.name} exited before printing ${pattern}:\n${this.output}`));
     return new Promise((resolve, reject) => {
       const check = () => {
         const match = this.output.match(pattern);
         if (match) finish(() => resolve(match));
       };
-      const exited = () => finish(() => reject(new Error(`${this.name} exited before printing ${pattern}:\n${this.output}`)));
+      const exited = () =>
+        finish(() => reject(new Error(`${this.name} exited before printing ${pattern}:\n${this.output}`)));
       const timer = setTimeout(
-        () => finish(() => reject(new Error(`${this.name} did not print ${pattern} within ${timeoutMs} ms:\n${this.output}`))),
+        () =>
+          finish(() =>
+            reject(new Error(`${this.name} did not print ${pattern} within ${timeoutMs} ms:\n${this.output}`)),
+          ),
         timeoutMs,
       );
       const finish = (settle: () => void) => {
@@ -105,13 +122,23 @@ export class RunningProcess {
 
 /** Runs the portcullis CLI from source, as `npm start` does. */
 export function startCli(name: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): RunningProcess {
-  return new RunningProcess(name, process.execPath, ['--import', 'tsx', resolve(REPO_ROOT, 'cli/src/main.ts'), ...args], env);
+  return new RunningProcess(
+    name,
+    process.execPath,
+    ['--import', 'tsx', resolve(REPO_ROOT, 'cli/src/main.ts'), ...args],
+    env,
+  );
 }
 
 /** server-everything over Streamable HTTP on a free port; resolves once it listens. */
 export async function startEverythingHttp(): Promise<{ process: RunningProcess; url: string }> {
   const port = await freePort();
-  const server = new RunningProcess('server-everything (http)', process.execPath, [EVERYTHING_SERVER, 'streamableHttp'], { PORT: String(port) });
+  const server = new RunningProcess(
+    'server-everything (http)',
+    process.execPath,
+    [EVERYTHING_SERVER, 'streamableHttp'],
+    { PORT: String(port) },
+  );
   await server.waitFor(/listening on port/).catch(async (error: unknown) => {
     await server.kill();
     throw error;

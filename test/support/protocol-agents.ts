@@ -1,5 +1,8 @@
 import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from '@modelcontextprotocol/client';
-import { Client as LegacyClient, type ClientOptions as LegacyClientOptions } from '@modelcontextprotocol/sdk/client/index.js';
+import {
+  Client as LegacyClient,
+  type ClientOptions as LegacyClientOptions,
+} from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport as LegacyTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
@@ -7,14 +10,31 @@ import { StreamableHTTPClientTransport as LegacyTransport } from '@modelcontextp
 export const MODERN = '2026-07-28';
 
 /** The official v2 SDK client pinned to 2026-07-28 over Streamable HTTP, authenticating with `secret` (through `fetch`, when given). */
-export async function modernAgent(url: URL, secret: string, options: ConstructorParameters<typeof ModernClient>[1] = {}, fetch?: typeof globalThis.fetch): Promise<ModernClient> {
-  const client = new ModernClient({ name: 'modern-agent', version: '1.0.0' }, { versionNegotiation: { mode: { pin: MODERN } }, ...options });
-  await client.connect(new ModernTransport(url, { requestInit: { headers: { authorization: `Bearer ${secret}` } }, ...(fetch === undefined ? {} : { fetch }) }));
+export async function modernAgent(
+  url: URL,
+  secret: string,
+  options: ConstructorParameters<typeof ModernClient>[1] = {},
+  fetch?: typeof globalThis.fetch,
+): Promise<ModernClient> {
+  const client = new ModernClient(
+    { name: 'modern-agent', version: '1.0.0' },
+    { versionNegotiation: { mode: { pin: MODERN } }, ...options },
+  );
+  await client.connect(
+    new ModernTransport(url, {
+      requestInit: { headers: { authorization: `Bearer ${secret}` } },
+      ...(fetch === undefined ? {} : { fetch }),
+    }),
+  );
   return client;
 }
 
 /** The official v1 SDK client (2025-11-25) over Streamable HTTP. */
-export async function legacyAgent(url: URL, secret: string, options: LegacyClientOptions = {}): Promise<{ client: LegacyClient; transport: LegacyTransport }> {
+export async function legacyAgent(
+  url: URL,
+  secret: string,
+  options: LegacyClientOptions = {},
+): Promise<{ client: LegacyClient; transport: LegacyTransport }> {
   const client = new LegacyClient({ name: 'legacy-agent', version: '1.0.0' }, options);
   const transport = new LegacyTransport(url, { requestInit: { headers: { authorization: `Bearer ${secret}` } } });
   await client.connect(transport);
@@ -22,7 +42,12 @@ export async function legacyAgent(url: URL, secret: string, options: LegacyClien
 }
 
 /** The official v1 SDK client over the legacy HTTP+SSE transport (`GET /sse` + `POST /messages`). */
-export async function sseAgent(mcpUrl: URL, secret: string, options: LegacyClientOptions = {}, postFetch?: typeof globalThis.fetch): Promise<{ client: LegacyClient; transport: SSEClientTransport }> {
+export async function sseAgent(
+  mcpUrl: URL,
+  secret: string,
+  options: LegacyClientOptions = {},
+  postFetch?: typeof globalThis.fetch,
+): Promise<{ client: LegacyClient; transport: SSEClientTransport }> {
   const client = new LegacyClient({ name: 'sse-agent', version: '1.0.0' }, options);
   const headers = { authorization: `Bearer ${secret}` };
   const transport = new SSEClientTransport(new URL('/sse', mcpUrl), {

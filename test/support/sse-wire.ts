@@ -32,7 +32,11 @@ export function sseWire(): SseWire {
       if (response.headers.get('content-type') !== 'text/event-stream' || response.body === null) return response;
       const [mine, theirs] = response.body.tee();
       void record(mine, wire);
-      return new Response(theirs, { status: response.status, statusText: response.statusText, headers: response.headers });
+      return new Response(theirs, {
+        status: response.status,
+        statusText: response.statusText,
+        headers: response.headers,
+      });
     },
   };
   return wire;
@@ -55,7 +59,10 @@ async function record(body: ReadableStream<Uint8Array>, wire: SseWire): Promise<
         buffer = buffer.slice(end + 2);
         const retry = lines.find((line) => line.startsWith('retry:'));
         if (retry !== undefined) wire.retries.push(Number(retry.slice(6).trim()));
-        const data = lines.filter((line) => line.startsWith('data:')).map((line) => line.slice(5).replace(/^ /, '')).join('\n');
+        const data = lines
+          .filter((line) => line.startsWith('data:'))
+          .map((line) => line.slice(5).replace(/^ /, ''))
+          .join('\n');
         if (data === '') continue;
         const message = JSON.parse(data) as { method?: string; params?: { progress?: number } };
         if (message.method === 'notifications/progress') wire.progress.push(message.params?.progress ?? -1);

@@ -72,7 +72,11 @@ export interface TestEnv extends AsyncDisposable {
   /** The node started with this id. */
   node(id: string): DataPlaneProcess;
   /** A GraphQL operation with the admin token (or `token`; `null` sends none). */
-  gql<T = Record<string, unknown>>(query: string, variables?: Record<string, unknown>, token?: string | null): Promise<GraphQLResponse<T>>;
+  gql<T = Record<string, unknown>>(
+    query: string,
+    variables?: Record<string, unknown>,
+    token?: string | null,
+  ): Promise<GraphQLResponse<T>>;
   /** Like `gql`, failing with the server's errors when there are any. */
   gqlOk<T = Record<string, unknown>>(query: string, variables?: Record<string, unknown>): Promise<T>;
   startNode(spec: string | NodeSpec): Promise<DataPlaneProcess>;

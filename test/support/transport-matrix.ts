@@ -21,7 +21,11 @@ export const UPSTREAMS = {
   'ev-stdio': { server: 'everything', transport: 'stdio', text: 'server-everything over stdio (2025 era)' },
   'ev-http': { server: 'everything', transport: 'http', text: 'server-everything over Streamable HTTP (2025 era)' },
   'ev-sse': { server: 'everything', transport: 'sse', text: 'server-everything over legacy HTTP+SSE (2025 era)' },
-  'conf-http': { server: 'conformance', transport: 'http', text: 'the conformance upstream over Streamable HTTP (2026-07-28)' },
+  'conf-http': {
+    server: 'conformance',
+    transport: 'http',
+    text: 'the conformance upstream over Streamable HTTP (2026-07-28)',
+  },
   'conf-stdio': { server: 'conformance', transport: 'stdio', text: 'the conformance upstream over stdio (2026-07-28)' },
 } as const;
 export type UpstreamId = keyof typeof UPSTREAMS;
@@ -48,24 +52,50 @@ interface MatrixRequirement {
 export const MATRIX_REQUIREMENTS = {
   'MX-TOOLS-LIST': {
     text: "tools/list shows exactly the key's tools of that upstream, prefixed, as the upstream lists them",
-    ids: (c) => ['DN-TOOLS-LIST', UPSTREAM_CONNECT[UPSTREAMS[c.upstream].transport], UPSTREAM_ERA[UPSTREAMS[c.upstream].server]],
+    ids: (c) => [
+      'DN-TOOLS-LIST',
+      UPSTREAM_CONNECT[UPSTREAMS[c.upstream].transport],
+      UPSTREAM_ERA[UPSTREAMS[c.upstream].server],
+    ],
   },
-  'MX-TOOLS-CALL': { text: "tools/call returns the upstream's result unchanged", ids: () => ['DN-TOOLS-CALL', 'UP-RELAY-UNCHANGED'] },
-  'MX-TOOLS-REFUSED': { text: 'an unknown tool and a tool outside the allow-list are refused the same way', ids: () => ['DN-TOOLS-REFUSED'] },
-  'MX-PROGRESS': { text: "the upstream's progress reaches the agent, in order", ids: () => ['DN-PROGRESS', 'UP-RELAY-PROGRESS'] },
+  'MX-TOOLS-CALL': {
+    text: "tools/call returns the upstream's result unchanged",
+    ids: () => ['DN-TOOLS-CALL', 'UP-RELAY-UNCHANGED'],
+  },
+  'MX-TOOLS-REFUSED': {
+    text: 'an unknown tool and a tool outside the allow-list are refused the same way',
+    ids: () => ['DN-TOOLS-REFUSED'],
+  },
+  'MX-PROGRESS': {
+    text: "the upstream's progress reaches the agent, in order",
+    ids: () => ['DN-PROGRESS', 'UP-RELAY-PROGRESS'],
+  },
   'MX-CANCEL': {
     text: "the agent's cancellation reaches the upstream: the relayed call is cancelled (the conformance upstream reports its handler aborted), the session goes on",
     ids: (c) => [c.downstream === 'v2-http' ? 'DN-CANCEL-DISCONNECT' : 'DN-CANCEL', 'UP-RELAY-CANCEL'],
   },
-  'MX-RESOURCES': { text: 'resources/list and resources/read, URIs unchanged', ids: () => ['DN-RESOURCES-LIST', 'DN-RESOURCES-READ'] },
-  'MX-TEMPLATES': { text: 'resources/templates/list, and a read routed by template', ids: () => ['DN-RESOURCES-TEMPLATES-LIST', 'DN-RESOURCES-READ'] },
+  'MX-RESOURCES': {
+    text: 'resources/list and resources/read, URIs unchanged',
+    ids: () => ['DN-RESOURCES-LIST', 'DN-RESOURCES-READ'],
+  },
+  'MX-TEMPLATES': {
+    text: 'resources/templates/list, and a read routed by template',
+    ids: () => ['DN-RESOURCES-TEMPLATES-LIST', 'DN-RESOURCES-READ'],
+  },
   'MX-PROMPTS': { text: 'prompts/list and prompts/get', ids: () => ['DN-PROMPTS-LIST', 'DN-PROMPTS-GET'] },
   'MX-COMPLETION': { text: 'completion/complete for a prompt argument', ids: () => ['DN-COMPLETION'] },
-  'MX-PAGINATION': { text: 'tools/list pages across two upstreams with an opaque cursor; an unknown cursor is -32602', ids: () => ['DN-PAGINATION'] },
+  'MX-PAGINATION': {
+    text: 'tools/list pages across two upstreams with an opaque cursor; an unknown cursor is -32602',
+    ids: () => ['DN-PAGINATION'],
+  },
   'MX-SERVER-REQUEST': {
     text: "an upstream's elicitation during a call is answered by the agent and the call completes with the answer",
     ids: (c) => [
-      c.downstream === 'v2-http' ? 'DN-INPUT-REQUIRED' : UPSTREAMS[c.upstream].server === 'conformance' ? 'DN-INPUT-LEGACY-AGENT' : 'DN-SERVER-REQUEST',
+      c.downstream === 'v2-http'
+        ? 'DN-INPUT-REQUIRED'
+        : UPSTREAMS[c.upstream].server === 'conformance'
+          ? 'DN-INPUT-LEGACY-AGENT'
+          : 'DN-SERVER-REQUEST',
       'UP-RELAY-SERVER-REQUEST',
     ],
   },
@@ -75,7 +105,10 @@ export const MATRIX_REQUIREMENTS = {
   },
   'MX-KILL-MID-CALL': {
     text: 'the upstream process killed mid-call: the call fails at once with an isError result naming the upstream; restarted, calls work again',
-    ids: (c) => (UPSTREAMS[c.upstream].transport === 'stdio' ? ['UP-STDIO-KILL-INFLIGHT', 'UP-STDIO-RESTART'] : ['UP-STDIO-KILL-INFLIGHT', 'UP-HTTP-RECONNECT']),
+    ids: (c) =>
+      UPSTREAMS[c.upstream].transport === 'stdio'
+        ? ['UP-STDIO-KILL-INFLIGHT', 'UP-STDIO-RESTART']
+        : ['UP-STDIO-KILL-INFLIGHT', 'UP-HTTP-RECONNECT'],
   },
   'MX-SSE-RESUME': {
     text: "the agent's SSE answer stream dropped mid-call is resumed with Last-Event-ID: the rest of the progress and the result arrive",
@@ -88,12 +121,18 @@ export type MatrixRequirementId = keyof typeof MATRIX_REQUIREMENTS;
  * Cells where a behaviour cannot exist, and why (protocol limits, not missing work). Each entry:
  * the requirement, the cells, the reason.
  */
-export const MATRIX_EXEMPTIONS: readonly { requirement: MatrixRequirementId; downstream: DownstreamId; upstream: UpstreamId | '*'; reason: string }[] = [
+export const MATRIX_EXEMPTIONS: readonly {
+  requirement: MatrixRequirementId;
+  downstream: DownstreamId;
+  upstream: UpstreamId | '*';
+  reason: string;
+}[] = [
   {
     requirement: 'MX-SSE-RESUME',
     downstream: 'v2-http',
     upstream: '*',
-    reason: '2026-07-28 has no GET stream and no Last-Event-ID resumption: a closed connection is the cancellation of the request (DN-CANCEL-DISCONNECT)',
+    reason:
+      '2026-07-28 has no GET stream and no Last-Event-ID resumption: a closed connection is the cancellation of the request (DN-CANCEL-DISCONNECT)',
   },
   {
     requirement: 'MX-SSE-RESUME',
@@ -104,11 +143,18 @@ export const MATRIX_EXEMPTIONS: readonly { requirement: MatrixRequirementId; dow
 ];
 
 export function matrixCells(): MatrixCell[] {
-  return (Object.keys(DOWNSTREAMS) as DownstreamId[]).flatMap((downstream) => (Object.keys(UPSTREAMS) as UpstreamId[]).map((upstream) => ({ downstream, upstream })));
+  return (Object.keys(DOWNSTREAMS) as DownstreamId[]).flatMap((downstream) =>
+    (Object.keys(UPSTREAMS) as UpstreamId[]).map((upstream) => ({ downstream, upstream })),
+  );
 }
 
 export function exemption(requirement: MatrixRequirementId, cell: MatrixCell): string | undefined {
-  return MATRIX_EXEMPTIONS.find((e) => e.requirement === requirement && e.downstream === cell.downstream && (e.upstream === '*' || e.upstream === cell.upstream))?.reason;
+  return MATRIX_EXEMPTIONS.find(
+    (e) =>
+      e.requirement === requirement &&
+      e.downstream === cell.downstream &&
+      (e.upstream === '*' || e.upstream === cell.upstream),
+  )?.reason;
 }
 
 export interface PlannedRun {
@@ -121,10 +167,17 @@ export interface PlannedRun {
 /** Every (requirement, cell) that must run: all pairs but the declared exemptions. */
 export function matrixPlan(): PlannedRun[] {
   const runs: PlannedRun[] = [];
-  for (const [requirement, { text, ids }] of Object.entries(MATRIX_REQUIREMENTS) as [MatrixRequirementId, MatrixRequirement][]) {
+  for (const [requirement, { text, ids }] of Object.entries(MATRIX_REQUIREMENTS) as [
+    MatrixRequirementId,
+    MatrixRequirement,
+  ][]) {
     for (const cell of matrixCells()) {
       if (exemption(requirement, cell) !== undefined) continue;
-      runs.push({ requirement, cell, name: `${requirement} ${ids(cell).join(' ')} [${cell.downstream} → ${cell.upstream}]: ${text}` });
+      runs.push({
+        requirement,
+        cell,
+        name: `${requirement} ${ids(cell).join(' ')} [${cell.downstream} → ${cell.upstream}]: ${text}`,
+      });
     }
   }
   return runs;

@@ -7,7 +7,10 @@ import { EVERYTHING_SERVER, REPO_ROOT } from './processes.ts';
 import { resolve } from 'node:path';
 
 export const MEMORY_SERVER = resolve(REPO_ROOT, 'node_modules/@modelcontextprotocol/server-memory/dist/index.js');
-export const FILESYSTEM_SERVER = resolve(REPO_ROOT, 'node_modules/@modelcontextprotocol/server-filesystem/dist/index.js');
+export const FILESYSTEM_SERVER = resolve(
+  REPO_ROOT,
+  'node_modules/@modelcontextprotocol/server-filesystem/dist/index.js',
+);
 
 let nextId = 1;
 
@@ -16,7 +19,12 @@ export function upstreamConfig(fields: Partial<UpstreamConfig> & { name: string 
   return UpstreamConfig.fromPartial({ id: `up-${nextId++}`, configHash: 'h1', ...fields });
 }
 
-export function stdioUpstream(name: string, command: string, args: string[], fields: Partial<UpstreamConfig> = {}): UpstreamConfig {
+export function stdioUpstream(
+  name: string,
+  command: string,
+  args: string[],
+  fields: Partial<UpstreamConfig> = {},
+): UpstreamConfig {
   return upstreamConfig({ name, transport: Transport.TRANSPORT_STDIO, command, args, ...fields });
 }
 
@@ -32,7 +40,12 @@ export function sseUpstream(name: string, url: string, fields: Partial<UpstreamC
   return upstreamConfig({ name, transport: Transport.TRANSPORT_SSE, url, ...fields });
 }
 
-export const TEST_DEFAULTS: UpstreamDefaults = { connectTimeoutMs: 15_000, callTimeoutMs: 15_000, healthIntervalMs: 15_000, healthFailureThreshold: 3 };
+export const TEST_DEFAULTS: UpstreamDefaults = {
+  connectTimeoutMs: 15_000,
+  callTimeoutMs: 15_000,
+  healthIntervalMs: 15_000,
+  healthFailureThreshold: 3,
+};
 
 /** A pool as a node runs it, recording every report it would send to the control plane. */
 export class PoolHarness {
@@ -73,7 +86,10 @@ export class PoolHarness {
     for (;;) {
       const current = this.connection(name).current;
       if (current.state === state) return Date.now() - started;
-      if (Date.now() - started > timeoutMs) throw new Error(`${name} did not become ${stateName(state)} within ${timeoutMs} ms: ${stateName(current.state)} (${current.error ?? 'no error'})`);
+      if (Date.now() - started > timeoutMs)
+        throw new Error(
+          `${name} did not become ${stateName(state)} within ${timeoutMs} ms: ${stateName(current.state)} (${current.error ?? 'no error'})`,
+        );
       await new Promise((r) => setTimeout(r, 10));
     }
   }
@@ -112,7 +128,11 @@ export const DISABLED = UpstreamState.UPSTREAM_STATE_DISABLED;
 export const CONNECTING = UpstreamState.UPSTREAM_STATE_CONNECTING;
 
 /** Polls `check` every 10 ms until it returns true. */
-export async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<number> {
+export async function until(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+): Promise<number> {
   const started = Date.now();
   for (;;) {
     if (await check()) return Date.now() - started;

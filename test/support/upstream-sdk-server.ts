@@ -2,7 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { McpServer, WebStandardStreamableHTTPServerTransport, acceptedContent, createMcpHandler, inputRequired, type McpHttpHandler, type RegisteredTool } from '@modelcontextprotocol/server';
+import {
+  McpServer,
+  WebStandardStreamableHTTPServerTransport,
+  acceptedContent,
+  createMcpHandler,
+  inputRequired,
+  type McpHttpHandler,
+  type RegisteredTool,
+} from '@modelcontextprotocol/server';
 import { z } from 'zod';
 
 /**
@@ -28,7 +36,14 @@ export interface FixtureState {
 }
 
 export function newFixtureState(): FixtureState {
-  return { echoDescription: 'Echoes its message', extraTools: [], cancelled: 0, bumps: 0, headers: [], failPings: false };
+  return {
+    echoDescription: 'Echoes its message',
+    extraTools: [],
+    cancelled: 0,
+    bumps: 0,
+    headers: [],
+    failPings: false,
+  };
 }
 
 interface BuiltServer {
@@ -42,63 +57,118 @@ function text(value: string) {
 
 /** One McpServer with the fixture's tools. */
 function buildServer(state: FixtureState, name: string): BuiltServer {
-  const server = new McpServer({ name, version: '1.0.0' }, { capabilities: { tools: { listChanged: true }, logging: {} } });
+  const server = new McpServer(
+    { name, version: '1.0.0' },
+    { capabilities: { tools: { listChanged: true }, logging: {} } },
+  );
   const tools = new Map<string, RegisteredTool>();
   tools.set(
     'echo',
-    server.registerTool('echo', { description: state.echoDescription, inputSchema: z.object({ message: z.string() }), annotations: { readOnlyHint: true } }, async ({ message }) => text(`echo: ${message}`)),
+    server.registerTool(
+      'echo',
+      {
+        description: state.echoDescription,
+        inputSchema: z.object({ message: z.string() }),
+        annotations: { readOnlyHint: true },
+      },
+      async ({ message }) => text(`echo: ${message}`),
+    ),
   );
   tools.set(
     'bump',
-    server.registerTool('bump', { description: 'Counts calls (not safe to repeat)', annotations: { readOnlyHint: false, idempotentHint: false } }, async () => {
-      state.bumps += 1;
-      return text(`bumps: ${state.bumps}`);
-    }),
+    server.registerTool(
+      'bump',
+      { description: 'Counts calls (not safe to repeat)', annotations: { readOnlyHint: false, idempotentHint: false } },
+      async () => {
+        state.bumps += 1;
+        return text(`bumps: ${state.bumps}`);
+      },
+    ),
   );
   tools.set(
     'slow',
-    server.registerTool('slow', { description: 'Reports progress every 20 ms for `steps` steps; notes cancellation', inputSchema: z.object({ steps: z.number() }) }, async ({ steps }, ctx) => {
-      const token = ctx.mcpReq._meta?.progressToken;
-      for (let i = 1; i <= steps; i++) {
-        if (ctx.mcpReq.signal.aborted) {
-          state.cancelled += 1;
-          return text('cancelled');
+    server.registerTool(
+      'slow',
+      {
+        description: 'Reports progress every 20 ms for `steps` steps; notes cancellation',
+        inputSchema: z.object({ steps: z.number() }),
+      },
+      async ({ steps }, ctx) => {
+        const token = ctx.mcpReq._meta?.progressToken;
+        for (let i = 1; i <= steps; i++) {
+          if (ctx.mcpReq.signal.aborted) {
+            state.cancelled += 1;
+            return text('cancelled');
+          }
+          if (token !== undefined)
+            await ctx.mcpReq.notify({
+              method: 'notifications/progress',
+              params: { progressToken: token, progress: i, total: steps, message: `step ${i}` },
+            });
+          await new Promise((r) => setTimeout(r, 20));
         }
-        if (token !== undefined) await ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken: token, progress: i, total: steps, message: `step ${i}` } });
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      if (ctx.mcpReq.signal.aborted) state.cancelled += 1;
-      return text(`done after ${steps} steps`);
-    }),
+        if (ctx.mcpReq.signal.aborted) state.cancelled += 1;
+        return text(`done after ${steps} steps`);
+      },
+    ),
   );
   tools.set(
     'ask',
-    server.registerTool('ask', { description: 'Asks the user for a colour (elicitation), in either era', inputSchema: z.object({}) }, async (_args, ctx) => {
-      const schema = z.object({ colour: z.string() });
-      if (ctx.mcpReq.envelope !== undefined && Object.keys(ctx.mcpReq.envelope).length > 0) {
-        const answer = acceptedContent(ctx.mcpReq.inputResponses, 'colour', schema);
-        if (!answer) return inputRequired({ inputRequests: { colour: inputRequired.elicit({ message: 'Favourite colour?', requestedSchema: schema }) } });
-        return text(`colour: ${answer.colour}`);
-      }
-      const result = await ctx.mcpReq.elicitInput({ message: 'Favourite colour?', requestedSchema: { type: 'object', properties: { colour: { type: 'string' } }, required: ['colour'] } });
-      return text(result.action === 'accept' ? `colour: ${String(result.content?.['colour'])}` : `declined: ${result.action}`);
-    }),
+    server.registerTool(
+      'ask',
+      { description: 'Asks the user for a colour (elicitation), in either era', inputSchema: z.object({}) },
+      async (_args, ctx) => {
+        const schema = z.object({ colour: z.string() });
+        if (ctx.mcpReq.envelope !== undefined && Object.keys(ctx.mcpReq.envelope).length > 0) {
+          const answer = acceptedContent(ctx.mcpReq.inputResponses, 'colour', schema);
+          if (!answer)
+            return inputRequired({
+              inputRequests: {
+                colour: inputRequired.elicit({ message: 'Favourite colour?', requestedSchema: schema }),
+              },
+            });
+          return text(`colour: ${answer.colour}`);
+        }
+        const result = await ctx.mcpReq.elicitInput({
+          message: 'Favourite colour?',
+          requestedSchema: { type: 'object', properties: { colour: { type: 'string' } }, required: ['colour'] },
+        });
+        return text(
+          result.action === 'accept' ? `colour: ${String(result.content?.['colour'])}` : `declined: ${result.action}`,
+        );
+      },
+    ),
   );
   tools.set(
     'log',
-    server.registerTool('log', { description: 'Logs a line while it runs (a notification related to the call)', inputSchema: z.object({}) }, async (_args, ctx) => {
-      await ctx.mcpReq.log('info', 'working on it');
-      return text('logged');
-    }),
+    server.registerTool(
+      'log',
+      { description: 'Logs a line while it runs (a notification related to the call)', inputSchema: z.object({}) },
+      async (_args, ctx) => {
+        await ctx.mcpReq.log('info', 'working on it');
+        return text('logged');
+      },
+    ),
   );
   tools.set(
     'announce',
-    server.registerTool('announce', { description: 'Logs a line outside the call (an unrelated notification)', inputSchema: z.object({}) }, async () => {
-      await server.server.notification({ method: 'notifications/message', params: { level: 'info', data: 'broadcast' } });
-      return text('announced');
-    }),
+    server.registerTool(
+      'announce',
+      { description: 'Logs a line outside the call (an unrelated notification)', inputSchema: z.object({}) },
+      async () => {
+        await server.server.notification({
+          method: 'notifications/message',
+          params: { level: 'info', data: 'broadcast' },
+        });
+        return text('announced');
+      },
+    ),
   );
-  for (const extra of state.extraTools) tools.set(extra, server.registerTool(extra, { description: `Added at run time: ${extra}` }, async () => text(extra)));
+  for (const extra of state.extraTools)
+    tools.set(
+      extra,
+      server.registerTool(extra, { description: `Added at run time: ${extra}` }, async () => text(extra)),
+    );
   return { server, tools };
 }
 
@@ -124,7 +194,10 @@ export class SdkHttpFixture {
     this.state = state;
   }
 
-  static async start(kind: FixtureKind, options: { port?: number; state?: FixtureState } = {}): Promise<SdkHttpFixture> {
+  static async start(
+    kind: FixtureKind,
+    options: { port?: number; state?: FixtureState } = {},
+  ): Promise<SdkHttpFixture> {
     const fixture = new SdkHttpFixture(kind, options.port ?? 0, options.state ?? newFixtureState());
     await fixture.listen();
     return fixture;
@@ -141,7 +214,11 @@ export class SdkHttpFixture {
   /** Adds a tool to every live server (each tells its client tools/list_changed). */
   addTool(name: string): void {
     this.state.extraTools.push(name);
-    for (const built of this.live) built.tools.set(name, built.server.registerTool(name, { description: `Added at run time: ${name}` }, async () => text(name)));
+    for (const built of this.live)
+      built.tools.set(
+        name,
+        built.server.registerTool(name, { description: `Added at run time: ${name}` }, async () => text(name)),
+      );
     this.modern?.notify.toolsChanged();
   }
 
@@ -176,7 +253,8 @@ export class SdkHttpFixture {
   }
 
   private async listen(): Promise<void> {
-    if (this.kind === 'modern-2026') this.modern = createMcpHandler(() => buildServer(this.state, 'fixture-modern').server);
+    if (this.kind === 'modern-2026')
+      this.modern = createMcpHandler(() => buildServer(this.state, 'fixture-modern').server);
     const http = createServer((req, res) => void this.serve(req, res));
     http.listen(this.portValue, '127.0.0.1');
     await once(http, 'listening');
@@ -189,7 +267,11 @@ export class SdkHttpFixture {
     const sessionId = request.headers.get('mcp-session-id');
     if (sessionId) {
       const transport = this.transports.get(sessionId);
-      if (!transport) return Response.json({ jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } }, { status: 404 });
+      if (!transport)
+        return Response.json(
+          { jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } },
+          { status: 404 },
+        );
       return transport.handleRequest(request);
     }
     const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
@@ -223,7 +305,14 @@ export class SdkHttpFixture {
       return;
     }
     try {
-      const response = await this.handle(new Request(`http://127.0.0.1:${this.portValue}${req.url ?? '/'}`, { method: req.method, headers, body, signal: abort.signal }));
+      const response = await this.handle(
+        new Request(`http://127.0.0.1:${this.portValue}${req.url ?? '/'}`, {
+          method: req.method,
+          headers,
+          body,
+          signal: abort.signal,
+        }),
+      );
       res.writeHead(response.status, Object.fromEntries(response.headers));
       if (response.body) {
         const reader = response.body.getReader();

@@ -9,12 +9,36 @@ function fold(answers: Array<[version: string, accepted: boolean, error?: string
   return folded;
 }
 
-describe('folding a node\'s answers into one write', () => {
+describe("folding a node's answers into one write", () => {
   it('leaves what answering one by one would have left', () => {
     assert.deepEqual(fold([['5', true]]), { nodeId: 'n1', appliedVersion: '5', lastError: null });
-    assert.deepEqual(fold([['5', true], ['6', true]]), { nodeId: 'n1', appliedVersion: '6', lastError: null });
-    assert.deepEqual(fold([['5', true], ['6', false, 'bad upstream']]), { nodeId: 'n1', appliedVersion: '5', lastError: 'version 6 refused: bad upstream' }, 'a refusal keeps the version accepted before it');
-    assert.deepEqual(fold([['6', false, 'bad upstream'], ['7', true]]), { nodeId: 'n1', appliedVersion: '7', lastError: null }, 'an acceptance clears the error');
-    assert.deepEqual(fold([['6', false]]), { nodeId: 'n1', appliedVersion: null, lastError: 'version 6 refused: no reason given' }, 'a refusal alone keeps the stored version');
+    assert.deepEqual(
+      fold([
+        ['5', true],
+        ['6', true],
+      ]),
+      { nodeId: 'n1', appliedVersion: '6', lastError: null },
+    );
+    assert.deepEqual(
+      fold([
+        ['5', true],
+        ['6', false, 'bad upstream'],
+      ]),
+      { nodeId: 'n1', appliedVersion: '5', lastError: 'version 6 refused: bad upstream' },
+      'a refusal keeps the version accepted before it',
+    );
+    assert.deepEqual(
+      fold([
+        ['6', false, 'bad upstream'],
+        ['7', true],
+      ]),
+      { nodeId: 'n1', appliedVersion: '7', lastError: null },
+      'an acceptance clears the error',
+    );
+    assert.deepEqual(
+      fold([['6', false]]),
+      { nodeId: 'n1', appliedVersion: null, lastError: 'version 6 refused: no reason given' },
+      'a refusal alone keeps the stored version',
+    );
   });
 });

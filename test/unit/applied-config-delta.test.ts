@@ -7,13 +7,24 @@ import type { Snapshot, SnapshotDelta, VirtualKeyConfig } from '../../proto/gen/
 
 const sessionKeys = [{ id: 's1', secret: randomBytes(32) }];
 const sha = (secret: string) => createHash('sha256').update(secret).digest();
-const key = (id: string, secret = `secret-${id}`, allowedTools = ['*']): VirtualKeyConfig => ({ id, name: `key ${id}`, secretSha256: sha(secret), teamId: '', allowedTools });
+const key = (id: string, secret = `secret-${id}`, allowedTools = ['*']): VirtualKeyConfig => ({
+  id,
+  name: `key ${id}`,
+  secretSha256: sha(secret),
+  teamId: '',
+  allowedTools,
+});
 
 function snapshot(version: string, keys: VirtualKeyConfig[]): Snapshot {
   return { version, upstreams: [], virtualKeys: keys, sessionKeys };
 }
 
-function delta(baseVersion: string, version: string, upsertedKeys: VirtualKeyConfig[], removedKeyIds: string[] = []): SnapshotDelta {
+function delta(
+  baseVersion: string,
+  version: string,
+  upsertedKeys: VirtualKeyConfig[],
+  removedKeyIds: string[] = [],
+): SnapshotDelta {
   return { version, baseVersion, upstreams: [], sessionKeys, upsertedKeys, removedKeyIds };
 }
 
@@ -26,7 +37,11 @@ describe('applying a snapshot delta on a node', () => {
     assert.equal(next.authenticate('secret-a'), undefined, 'a removed key is refused');
     assert.equal(next.principalByKeyId('a'), undefined);
     assert.equal(next.authenticate('secret-d')?.keyId, 'd', 'an added key is accepted');
-    assert.equal(next.authenticate('secret-b')?.allowList.allows('other__tool', 'other'), false, 'a replaced key has its new allow-list');
+    assert.equal(
+      next.authenticate('secret-b')?.allowList.allows('other__tool', 'other'),
+      false,
+      'a replaced key has its new allow-list',
+    );
     assert.equal(next.authenticate('secret-b')?.allowList.allows('up__tool', 'up'), true);
     assert.equal(base.authenticate('secret-a')?.keyId, 'a', 'the base still serves what it served (atomic swap)');
     assert.equal(base.authenticate('secret-d'), undefined);
@@ -43,14 +58,23 @@ describe('applying a snapshot delta on a node', () => {
 
   it('refuses a delta on another base version, naming both versions', () => {
     const base = AppliedConfig.fromSnapshot(snapshot('5', [key('a')]));
-    assert.throws(() => base.applyDelta(delta('4', '6', [key('b')])), /delta 6: base_version 4 is not the version this node runs \(5\); send the whole snapshot/);
+    assert.throws(
+      () => base.applyDelta(delta('4', '6', [key('b')])),
+      /delta 6: base_version 4 is not the version this node runs \(5\); send the whole snapshot/,
+    );
   });
 
   it('refuses a malformed delta naming the field', () => {
     const base = AppliedConfig.fromSnapshot(snapshot('5', []));
     const bad = { ...key('b'), secretSha256: Buffer.alloc(31) };
-    assert.throws(() => base.applyDelta(delta('5', '6', [bad])), /delta 6: upsertedKeys\.0\.secretSha256: secretSha256 must be 32 bytes/);
-    assert.throws(() => base.applyDelta({ ...delta('5', '6', []), sessionKeys: [] }), /delta 6: sessionKeys: at least one session key is required/);
+    assert.throws(
+      () => base.applyDelta(delta('5', '6', [bad])),
+      /delta 6: upsertedKeys\.0\.secretSha256: secretSha256 must be 32 bytes/,
+    );
+    assert.throws(
+      () => base.applyDelta({ ...delta('5', '6', []), sessionKeys: [] }),
+      /delta 6: sessionKeys: at least one session key is required/,
+    );
     assert.throws(() => base.applyDelta(delta('5', '5', [])), /delta 5: version is not newer than its base 5/);
   });
 

@@ -4,11 +4,33 @@ import { mergeMeasurements, type Measurement } from '../../bench/src/load/run-lo
 import type { LoadJob } from '../../bench/src/load/protocol.ts';
 import { summarize } from '../../bench/src/stats.ts';
 
-const job: LoadJob = { driver: 'sdk', target: { transport: 'http', url: 'http://127.0.0.1:1/mcp', headers: {} }, operation: { method: 'tools/call', tool: 'echo' }, concurrency: 1, warmupCalls: 1, calls: 2, maxMeasureMs: 1000, maxWarmupMs: 1000, protocolVersion: '2025-11-25' };
+const job: LoadJob = {
+  driver: 'sdk',
+  target: { transport: 'http', url: 'http://127.0.0.1:1/mcp', headers: {} },
+  operation: { method: 'tools/call', tool: 'echo' },
+  concurrency: 1,
+  warmupCalls: 1,
+  calls: 2,
+  maxMeasureMs: 1000,
+  maxWarmupMs: 1000,
+  protocolVersion: '2025-11-25',
+};
 
 function pass(latencies: number[], wallMs: number, cpuPerCallMs: number, probe: number): Measurement {
   const latenciesMs = Float64Array.from(latencies);
-  return { job: { ...job, calls: latencies.length }, latency: summarize(latenciesMs), latenciesMs, calls: latencies.length, truncated: false, errors: 0, wallMs, callsPerSec: (latencies.length / wallMs) * 1000, clientCpuPerCallMs: 1, cpuPerCallMs, probes: { gatewayAddedMeanMs: probe } };
+  return {
+    job: { ...job, calls: latencies.length },
+    latency: summarize(latenciesMs),
+    latenciesMs,
+    calls: latencies.length,
+    truncated: false,
+    errors: 0,
+    wallMs,
+    callsPerSec: (latencies.length / wallMs) * 1000,
+    clientCpuPerCallMs: 1,
+    cpuPerCallMs,
+    probes: { gatewayAddedMeanMs: probe },
+  };
 }
 
 test('bench: passes of one row merge into one measurement (latencies pooled, calls and time summed, per-call figures weighted by calls)', () => {

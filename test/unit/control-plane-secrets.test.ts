@@ -9,7 +9,12 @@ const other = randomBytes(32);
 describe('parseSecretKey', () => {
   it('reads 32 bytes as hex, base64 or base64url, with a derived or explicit key id', () => {
     const expectedKid = createHash('sha256').update(keyBytes).digest('hex').slice(0, 8);
-    for (const text of [keyBytes.toString('hex'), keyBytes.toString('base64'), keyBytes.toString('base64url'), ` ${keyBytes.toString('base64')}\n`]) {
+    for (const text of [
+      keyBytes.toString('hex'),
+      keyBytes.toString('base64'),
+      keyBytes.toString('base64url'),
+      ` ${keyBytes.toString('base64')}\n`,
+    ]) {
       const key = parseSecretKey(text, 'secretKey');
       assert.ok(key.key.equals(keyBytes), text);
       assert.equal(key.kid, expectedKid);
@@ -22,7 +27,13 @@ describe('parseSecretKey', () => {
 
   it('refuses other lengths and bad key ids with BAD_CONFIG naming the option, never echoing the key', () => {
     const short = randomBytes(16).toString('hex');
-    for (const text of [short, randomBytes(33).toString('base64'), 'not a key', `bad.kid:${keyBytes.toString('hex')}`, '']) {
+    for (const text of [
+      short,
+      randomBytes(33).toString('base64'),
+      'not a key',
+      `bad.kid:${keyBytes.toString('hex')}`,
+      '',
+    ]) {
       assert.throws(
         () => parseSecretKey(text, 'previousSecretKeys.1'),
         (error: Error & { code?: string }) => {
@@ -46,7 +57,9 @@ describe('SecretBox', () => {
     const b = box.seal('hunter2-token', 'upstream u env TOKEN');
     assert.match(a, new RegExp(`^v1\\.${current.kid}\\.[A-Za-z0-9_-]{16}\\.[A-Za-z0-9_-]+$`));
     assert.notEqual(a, b, 'a random IV per value');
-    assert.ok(!a.includes('hunter2') && !Buffer.from(a.split('.')[3]!, 'base64url').toString('latin1').includes('hunter2'));
+    assert.ok(
+      !a.includes('hunter2') && !Buffer.from(a.split('.')[3]!, 'base64url').toString('latin1').includes('hunter2'),
+    );
     assert.equal(box.open(a, 'upstream u env TOKEN'), 'hunter2-token');
     assert.equal(box.open(box.seal('', 'c'), 'c'), '');
     assert.equal(sealedKeyId(a), current.kid);
@@ -70,7 +83,10 @@ describe('SecretBox', () => {
       () => new SecretBox(current).open(sealed, 'upstream u header X-Api-Key'),
       (error: Error & { code?: string }) => {
         assert.equal(error.code, 'SECRET_UNREADABLE');
-        assert.match(error.message, /key id "old".*current secret key \("[0-9a-f]{8}"\).*PORTCULLIS_SECRET_KEYS_PREVIOUS/);
+        assert.match(
+          error.message,
+          /key id "old".*current secret key \("[0-9a-f]{8}"\).*PORTCULLIS_SECRET_KEYS_PREVIOUS/,
+        );
         assert.ok(!error.message.includes('do-not-show') && !error.message.includes(sealed));
         return true;
       },
@@ -97,16 +113,22 @@ describe('SecretBox', () => {
       ['plaintext', 'upstream a env TOKEN'],
     ];
     for (const [value, context] of attempts) {
-      assert.throws(() => box.open(value, context), (error: Error & { code?: string }) => {
-        assert.equal(error.code, 'SECRET_UNREADABLE', value);
-        assert.ok(!error.message.includes('integrity-matters'));
-        return true;
-      });
+      assert.throws(
+        () => box.open(value, context),
+        (error: Error & { code?: string }) => {
+          assert.equal(error.code, 'SECRET_UNREADABLE', value);
+          assert.ok(!error.message.includes('integrity-matters'));
+          return true;
+        },
+      );
     }
     assert.equal(box.open(sealed, 'upstream a env TOKEN'), 'integrity-matters', 'the untouched value still opens');
   });
 
   it('refuses two different keys under one key id', () => {
-    assert.throws(() => new SecretBox(current, [{ kid: current.kid, key: other }]), /two different secret keys have the key id/);
+    assert.throws(
+      () => new SecretBox(current, [{ kid: current.kid, key: other }]),
+      /two different secret keys have the key id/,
+    );
   });
 });

@@ -14,7 +14,18 @@ describe('allowedTools patterns', () => {
     }
   });
   it('refuses everything else with a reason and the fix', () => {
-    for (const pattern of ['', 'files', '__tool', 'files__', 'files__*x', 'fi.les__x', 'files__a b', `${'u'.repeat(33)}__x`, `files__${'t'.repeat(60)}`, '**']) {
+    for (const pattern of [
+      '',
+      'files',
+      '__tool',
+      'files__',
+      'files__*x',
+      'fi.les__x',
+      'files__a b',
+      `${'u'.repeat(33)}__x`,
+      `files__${'t'.repeat(60)}`,
+      '**',
+    ]) {
       const problem = allowedToolProblem(pattern);
       assert.ok(problem, `"${pattern}" must be refused`);
       assert.match(problem, /use "\*", "<upstream>__\*" or "<upstream>__<tool>"|longer than 64/);
@@ -26,7 +37,16 @@ describe('bearerMatches', () => {
   it('matches only the exact token after "Bearer"', () => {
     assert.equal(bearerMatches('Bearer s3cret-token', 's3cret-token'), true);
     assert.equal(bearerMatches('bearer s3cret-token', 's3cret-token'), true);
-    for (const header of [undefined, '', 'Bearer', 'Bearer ', 's3cret-token', 'Basic s3cret-token', 'Bearer s3cret-tokeN', 'Bearer s3cret-token2']) {
+    for (const header of [
+      undefined,
+      '',
+      'Bearer',
+      'Bearer ',
+      's3cret-token',
+      'Basic s3cret-token',
+      'Bearer s3cret-tokeN',
+      'Bearer s3cret-token2',
+    ]) {
       assert.equal(bearerMatches(header, 's3cret-token'), false, String(header));
     }
     assert.equal(bearerMatches('Bearer ', ''), false, 'an empty expected token never matches');
@@ -35,66 +55,202 @@ describe('bearerMatches', () => {
 
 describe('upstreamConfigHash', () => {
   const base = {
-    transport: 'STDIO' as const, command: 'node', args: ['a'], cwd: null, envNames: ['K'], url: null, headerNames: [],
-    hasBearerToken: false, secretsVersion: '00000000-0000-4000-8000-000000000001', enabled: true,
+    transport: 'STDIO' as const,
+    command: 'node',
+    args: ['a'],
+    cwd: null,
+    envNames: ['K'],
+    url: null,
+    headerNames: [],
+    hasBearerToken: false,
+    secretsVersion: '00000000-0000-4000-8000-000000000001',
+    enabled: true,
   };
   it('is stable and changes with every connection setting', () => {
     const hash = upstreamConfigHash(base);
     assert.match(hash, /^[0-9a-f]{64}$/);
     assert.equal(upstreamConfigHash({ ...base, args: ['a'] }), hash);
     for (const changed of [
-      { command: 'deno' }, { args: ['b'] }, { cwd: '/srv' }, { envNames: ['L'] }, { transport: 'SSE' as const }, { url: 'http://x' }, { headerNames: ['H'] },
-      { hasBearerToken: true }, { secretsVersion: '00000000-0000-4000-8000-000000000002' }, { enabled: false }, { protocolVersion: 'legacy' },
+      { command: 'deno' },
+      { args: ['b'] },
+      { cwd: '/srv' },
+      { envNames: ['L'] },
+      { transport: 'SSE' as const },
+      { url: 'http://x' },
+      { headerNames: ['H'] },
+      { hasBearerToken: true },
+      { secretsVersion: '00000000-0000-4000-8000-000000000002' },
+      { enabled: false },
+      { protocolVersion: 'legacy' },
     ]) {
       assert.notEqual(upstreamConfigHash({ ...base, ...changed }), hash, JSON.stringify(changed));
     }
-    assert.equal(upstreamConfigHash({ ...base, protocolVersion: 'auto' }), hash, 'the default leaves hashes made before the setting as they were');
+    assert.equal(
+      upstreamConfigHash({ ...base, protocolVersion: 'auto' }),
+      hash,
+      'the default leaves hashes made before the setting as they were',
+    );
   });
 });
 
 describe('checkSnapshotConsistency', () => {
-  const upstream = UpstreamConfig.fromPartial({ id: '1', name: 'a', transport: Transport.TRANSPORT_STDIO, command: 'x' });
+  const upstream = UpstreamConfig.fromPartial({
+    id: '1',
+    name: 'a',
+    transport: Transport.TRANSPORT_STDIO,
+    command: 'x',
+  });
   const sessionKeys = [{ id: 's', secret: Buffer.alloc(32) }];
   it('refuses duplicate upstream names, bad key hashes and a missing session key', () => {
-    assert.doesNotThrow(() => checkSnapshotConsistency({ version: '1', upstreams: [upstream], virtualKeys: [], sessionKeys }));
-    assert.throws(() => checkSnapshotConsistency({ version: '1', upstreams: [upstream, { ...upstream, id: '2' }], virtualKeys: [], sessionKeys }), /two upstreams are named "a"/);
+    assert.doesNotThrow(() =>
+      checkSnapshotConsistency({ version: '1', upstreams: [upstream], virtualKeys: [], sessionKeys }),
+    );
     assert.throws(
-      () => checkSnapshotConsistency({ version: '1', upstreams: [], virtualKeys: [{ id: 'k', name: 'k', secretSha256: Buffer.alloc(31), teamId: '', allowedTools: [] }], sessionKeys }),
+      () =>
+        checkSnapshotConsistency({
+          version: '1',
+          upstreams: [upstream, { ...upstream, id: '2' }],
+          virtualKeys: [],
+          sessionKeys,
+        }),
+      /two upstreams are named "a"/,
+    );
+    assert.throws(
+      () =>
+        checkSnapshotConsistency({
+          version: '1',
+          upstreams: [],
+          virtualKeys: [{ id: 'k', name: 'k', secretSha256: Buffer.alloc(31), teamId: '', allowedTools: [] }],
+          sessionKeys,
+        }),
       /31 bytes/,
     );
-    assert.throws(() => checkSnapshotConsistency({ version: '1', upstreams: [], virtualKeys: [], sessionKeys: [] }), /no session signing key/);
-    const twice = { ...upstream, headers: [{ name: 'X-A', value: '1' }, { name: 'x-a', value: '2' }] };
-    assert.throws(() => checkSnapshotConsistency({ version: '1', upstreams: [twice], virtualKeys: [], sessionKeys }), /sends the header "x-a" twice/);
+    assert.throws(
+      () => checkSnapshotConsistency({ version: '1', upstreams: [], virtualKeys: [], sessionKeys: [] }),
+      /no session signing key/,
+    );
+    const twice = {
+      ...upstream,
+      headers: [
+        { name: 'X-A', value: '1' },
+        { name: 'x-a', value: '2' },
+      ],
+    };
+    assert.throws(
+      () => checkSnapshotConsistency({ version: '1', upstreams: [twice], virtualKeys: [], sessionKeys }),
+      /sends the header "x-a" twice/,
+    );
     const badPin = { ...upstream, pinnedTools: [{ name: 't', definitionSha256: 'abc' }] };
-    assert.throws(() => checkSnapshotConsistency({ version: '1', upstreams: [badPin], virtualKeys: [], sessionKeys }), /pins tool "t" to "abc"/);
+    assert.throws(
+      () => checkSnapshotConsistency({ version: '1', upstreams: [badPin], virtualKeys: [], sessionKeys }),
+      /pins tool "t" to "abc"/,
+    );
   });
 });
 
 describe('parseNodeMessage', () => {
   it('accepts well-formed messages and maps states', () => {
     const parsed = parseNodeMessage({
-      kind: { $case: 'upstream', value: UpstreamReport.fromPartial({ upstreamId: '00000000-0000-4000-8000-000000000000', configHash: '', state: UpstreamState.UPSTREAM_STATE_DOWN, error: 'refused', hasCatalog: false, tools: [], serverName: '', serverVersion: '', protocolVersion: '' }) },
+      kind: {
+        $case: 'upstream',
+        value: UpstreamReport.fromPartial({
+          upstreamId: '00000000-0000-4000-8000-000000000000',
+          configHash: '',
+          state: UpstreamState.UPSTREAM_STATE_DOWN,
+          error: 'refused',
+          hasCatalog: false,
+          tools: [],
+          serverName: '',
+          serverVersion: '',
+          protocolVersion: '',
+        }),
+      },
     });
     assert.equal(parsed.kind === 'upstream' && parsed.report.state, 'DOWN');
   });
   it('names the offending field', () => {
     assert.throws(() => parseNodeMessage({}), /kind: must be one of hello, ack, upstream or relay/);
-    assert.throws(() => parseNodeMessage({ kind: { $case: 'ack', value: { version: 'v1', accepted: true, error: '' } } }), /ack\.version: must be the decimal version/);
     assert.throws(
-      () => parseNodeMessage({ kind: { $case: 'upstream', value: UpstreamReport.fromPartial({ upstreamId: 'x', configHash: '', state: UpstreamState.UPSTREAM_STATE_READY, error: '', hasCatalog: false, tools: [], serverName: '', serverVersion: '', protocolVersion: '' }) } }),
+      () => parseNodeMessage({ kind: { $case: 'ack', value: { version: 'v1', accepted: true, error: '' } } }),
+      /ack\.version: must be the decimal version/,
+    );
+    assert.throws(
+      () =>
+        parseNodeMessage({
+          kind: {
+            $case: 'upstream',
+            value: UpstreamReport.fromPartial({
+              upstreamId: 'x',
+              configHash: '',
+              state: UpstreamState.UPSTREAM_STATE_READY,
+              error: '',
+              hasCatalog: false,
+              tools: [],
+              serverName: '',
+              serverVersion: '',
+              protocolVersion: '',
+            }),
+          },
+        }),
       /upstream\.upstreamId: must be the id of an upstream/,
     );
     assert.throws(
-      () => parseNodeMessage({ kind: { $case: 'upstream', value: UpstreamReport.fromPartial({ upstreamId: '00000000-0000-4000-8000-000000000000', configHash: '', state: UpstreamState.UPSTREAM_STATE_UNSPECIFIED, error: '', hasCatalog: false, tools: [], serverName: '', serverVersion: '', protocolVersion: '' }) } }),
+      () =>
+        parseNodeMessage({
+          kind: {
+            $case: 'upstream',
+            value: UpstreamReport.fromPartial({
+              upstreamId: '00000000-0000-4000-8000-000000000000',
+              configHash: '',
+              state: UpstreamState.UPSTREAM_STATE_UNSPECIFIED,
+              error: '',
+              hasCatalog: false,
+              tools: [],
+              serverName: '',
+              serverVersion: '',
+              protocolVersion: '',
+            }),
+          },
+        }),
       /upstream\.state: must be CONNECTING, READY, DEGRADED, DOWN or DISABLED/,
     );
-    const resources = Array.from({ length: 1_001 }, (_, i) => ({ uri: `test://r/${i}`, name: '', title: '', description: '', mimeType: '', size: 0 }));
+    const resources = Array.from({ length: 1_001 }, (_, i) => ({
+      uri: `test://r/${i}`,
+      name: '',
+      title: '',
+      description: '',
+      mimeType: '',
+      size: 0,
+    }));
     assert.throws(
-      () => parseNodeMessage({ kind: { $case: 'upstream', value: UpstreamReport.fromPartial({ upstreamId: '00000000-0000-4000-8000-000000000000', state: UpstreamState.UPSTREAM_STATE_READY, hasResources: true, resources, resourcesTotal: 1_001 }) } }),
+      () =>
+        parseNodeMessage({
+          kind: {
+            $case: 'upstream',
+            value: UpstreamReport.fromPartial({
+              upstreamId: '00000000-0000-4000-8000-000000000000',
+              state: UpstreamState.UPSTREAM_STATE_READY,
+              hasResources: true,
+              resources,
+              resourcesTotal: 1_001,
+            }),
+          },
+        }),
       /upstream\.resources: has more than 1000 entries/,
     );
     assert.throws(
-      () => parseNodeMessage({ kind: { $case: 'upstream', value: UpstreamReport.fromPartial({ upstreamId: '00000000-0000-4000-8000-000000000000', state: UpstreamState.UPSTREAM_STATE_READY, hasPrompts: true, prompts: [{ name: '' }] }) } }),
+      () =>
+        parseNodeMessage({
+          kind: {
+            $case: 'upstream',
+            value: UpstreamReport.fromPartial({
+              upstreamId: '00000000-0000-4000-8000-000000000000',
+              state: UpstreamState.UPSTREAM_STATE_READY,
+              hasPrompts: true,
+              prompts: [{ name: '' }],
+            }),
+          },
+        }),
       /upstream\.prompts\.0\.name: must be the prompt's name/,
     );
   });

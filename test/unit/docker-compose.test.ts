@@ -11,7 +11,13 @@ import { readOptions } from '../../cli/src/options.ts';
 const Compose = z.object({
   services: z.record(
     z.string(),
-    z.object({ command: z.array(z.string()).optional(), environment: z.record(z.string(), z.string()).optional(), build: z.string().optional() }).loose(),
+    z
+      .object({
+        command: z.array(z.string()).optional(),
+        environment: z.record(z.string(), z.string()).optional(),
+        build: z.string().optional(),
+      })
+      .loose(),
   ),
 });
 
@@ -22,7 +28,10 @@ test('docker-compose.yml runs only commands the CLI has', () => {
   assert.ok(portcullisServices.length >= 2, 'the compose file runs the control plane and data-plane nodes');
   for (const [name, service] of portcullisServices) {
     const command = service.command?.[0];
-    assert.ok(command && Object.hasOwn(commands, command), `service ${name} runs "${command}", which is not a portcullis command`);
+    assert.ok(
+      command && Object.hasOwn(commands, command),
+      `service ${name} runs "${command}", which is not a portcullis command`,
+    );
   }
 });
 
@@ -32,7 +41,10 @@ test('docker-compose.yml sets only environment variables its command reads', () 
     assert.ok(command);
     const known = new Set(Object.values(command.options).flatMap((spec) => (spec.env ? [spec.env] : [])));
     for (const variable of Object.keys(service.environment ?? {})) {
-      assert.ok(known.has(variable), `service ${name} sets ${variable}, which "portcullis ${service.command?.[0]}" does not read`);
+      assert.ok(
+        known.has(variable),
+        `service ${name} sets ${variable}, which "portcullis ${service.command?.[0]}" does not read`,
+      );
     }
   }
 });
@@ -99,9 +111,18 @@ test("the Dockerfile's ENTRYPOINT runs the compiled CLI that its build produces"
   const source = script.replace(/^dist\//, '').replace(/\.js$/, '.ts');
   assert.ok(existsSync(source), `${script} is compiled from ${source}, which does not exist`);
   const build = JSON.parse(readFileSync('tsconfig.build.json', 'utf8')) as { include: string[] };
-  assert.ok(build.include.some((dir) => source.startsWith(`${dir}/`)), `tsconfig.build.json does not compile ${source}`);
-  assert.ok(dockerfile.some((i) => i.instruction === 'RUN' && /\bnpm run build\b/.test(i.args)), 'the image runs npm run build');
-  assert.ok(final('COPY').some((i) => /\bdist\b/.test(i.args)), 'the final stage holds dist/');
+  assert.ok(
+    build.include.some((dir) => source.startsWith(`${dir}/`)),
+    `tsconfig.build.json does not compile ${source}`,
+  );
+  assert.ok(
+    dockerfile.some((i) => i.instruction === 'RUN' && /\bnpm run build\b/.test(i.args)),
+    'the image runs npm run build',
+  );
+  assert.ok(
+    final('COPY').some((i) => /\bdist\b/.test(i.args)),
+    'the final stage holds dist/',
+  );
 });
 
 test("the Dockerfile's CMD is a CLI command with flags and ENV it accepts", () => {
@@ -134,6 +155,12 @@ test("the image's data dir is a volume the unprivileged user owns", () => {
   assert.ok(user && user !== 'root' && user !== '0', 'the image runs as an unprivileged user');
   const dataDir = imageEnv['PORTCULLIS_DATA_DIR'];
   assert.ok(dataDir, 'ENV PORTCULLIS_DATA_DIR names where dev keeps its embedded database');
-  assert.ok(final('VOLUME').some((i) => i.args.split(/\s+/).includes(dataDir)), `VOLUME ${dataDir}`);
-  assert.ok(final('RUN').some((i) => i.args.includes(`chown ${user}`) && i.args.includes(dataDir)), `chown ${user} ${dataDir}`);
+  assert.ok(
+    final('VOLUME').some((i) => i.args.split(/\s+/).includes(dataDir)),
+    `VOLUME ${dataDir}`,
+  );
+  assert.ok(
+    final('RUN').some((i) => i.args.includes(`chown ${user}`) && i.args.includes(dataDir)),
+    `chown ${user} ${dataDir}`,
+  );
 });

@@ -9,11 +9,20 @@ import { until } from '../support/protocol-agents.ts';
 
 const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 const PING = { jsonrpc: '2.0', id: 7, method: 'ping' };
-const INITIALIZE = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } };
+const INITIALIZE = {
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+};
 
 function router(): MemoryToolRouter {
   return new MemoryToolRouter([
-    { upstream: 'public', name: 'echo', handler: (args) => ({ content: [{ type: 'text', text: String(args?.['text']) }] }) },
+    {
+      upstream: 'public',
+      name: 'echo',
+      handler: (args) => ({ content: [{ type: 'text', text: String(args?.['text']) }] }),
+    },
     { upstream: 'secret', name: 'launch' },
   ]);
 }
@@ -22,30 +31,49 @@ const anonymous = testKey('anon', ['public__*']);
 const admin = testKey('admin', ['*']);
 
 async function rawPost(url: URL, headers: Record<string, string>, body: unknown) {
-  const response = await fetch(url, { method: 'POST', headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(body) });
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { ...JSON_HEADERS, ...headers },
+    body: JSON.stringify(body),
+  });
   const text = await response.text();
   return { status: response.status, json: text === '' ? undefined : JSON.parse(text) };
 }
 
 test('anonymous access: SDK clients sending no credentials act as the designated key, with its allow-list (2025-11-25 and 2026-07-28)', async () => {
-  const server = await startServer(router(), buildConfig([anonymous, admin], [sessionKey('s1')]), { anonymousKeyId: 'anon' });
+  const server = await startServer(router(), buildConfig([anonymous, admin], [sessionKey('s1')]), {
+    anonymousKeyId: 'anon',
+  });
   try {
     const { client } = await connectLegacyAgent(server.url.href, undefined);
-    assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['public__echo']);
+    assert.deepEqual(
+      (await client.listTools()).tools.map((t) => t.name),
+      ['public__echo'],
+    );
     assert.equal(firstText(await client.callTool({ name: 'public__echo', arguments: { text: 'hi' } })), 'hi');
     await assert.rejects(client.callTool({ name: 'secret__launch', arguments: {} }));
     await client.close();
 
     const modern = await connectModernAgent(server.url.href, undefined);
-    assert.deepEqual((await modern.listTools()).tools.map((t) => t.name), ['public__echo']);
+    assert.deepEqual(
+      (await modern.listTools()).tools.map((t) => t.name),
+      ['public__echo'],
+    );
     assert.equal(firstText(await modern.callTool({ name: 'public__echo', arguments: { text: 'modern' } })), 'modern');
     await modern.close();
 
     // A presented key still means that key: a valid one gets its own view, a wrong or malformed one 401.
     const { client: keyed } = await connectLegacyAgent(server.url.href, admin.secret);
-    assert.deepEqual((await keyed.listTools()).tools.map((t) => t.name), ['public__echo', 'secret__launch']);
+    assert.deepEqual(
+      (await keyed.listTools()).tools.map((t) => t.name),
+      ['public__echo', 'secret__launch'],
+    );
     await keyed.close();
-    for (const headers of [{ authorization: 'Bearer pcs_wrong' }, { 'x-portcullis-key': 'pcs_wrong' }, { authorization: 'Basic abc' }] as Record<string, string>[]) {
+    for (const headers of [
+      { authorization: 'Bearer pcs_wrong' },
+      { 'x-portcullis-key': 'pcs_wrong' },
+      { authorization: 'Basic abc' },
+    ] as Record<string, string>[]) {
       const refused = await rawPost(server.url, headers, PING);
       assert.equal(refused.status, 401, JSON.stringify(headers));
       assert.equal(refused.json.error.code, -32040);
@@ -60,7 +88,10 @@ test('anonymous access: the legacy HTTP+SSE transport (GET /sse, POST /messages)
   try {
     const client = new Client({ name: 'sse-agent', version: '1.0.0' });
     await client.connect(new SSEClientTransport(new URL('/sse', server.url)));
-    assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['public__echo']);
+    assert.deepEqual(
+      (await client.listTools()).tools.map((t) => t.name),
+      ['public__echo'],
+    );
     assert.equal(firstText(await client.callTool({ name: 'public__echo', arguments: { text: 'sse' } })), 'sse');
     await client.close();
   } finally {

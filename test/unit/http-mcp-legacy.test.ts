@@ -6,21 +6,39 @@ import { McpError, ToolListChangedNotificationSchema } from '@modelcontextprotoc
 import { signSessionToken, type SessionClaims } from '../../data-plane/src/mcp/session-token.ts';
 import { prefersEventStream } from '../../data-plane/src/http/response-channel.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
-import { buildConfig, sessionKey, startServer, testKey, type RunningServer, type TestKey } from '../support/mcp-server-harness.ts';
+import {
+  buildConfig,
+  sessionKey,
+  startServer,
+  testKey,
+  type RunningServer,
+  type TestKey,
+} from '../support/mcp-server-harness.ts';
 
 function router(): MemoryToolRouter {
   return new MemoryToolRouter([
     { upstream: 'everything', name: 'echo' },
-    { upstream: 'everything', name: 'add', handler: (args) => ({ content: [{ type: 'text', text: String(Number(args?.['a']) + Number(args?.['b'])) }] }) },
+    {
+      upstream: 'everything',
+      name: 'add',
+      handler: (args) => ({ content: [{ type: 'text', text: String(Number(args?.['a']) + Number(args?.['b'])) }] }),
+    },
     { upstream: 'secret', name: 'launch' },
   ]);
 }
 
 function transport(server: RunningServer, key: TestKey, sessionId?: string): StreamableHTTPClientTransport {
-  return new StreamableHTTPClientTransport(server.url, { requestInit: { headers: { authorization: `Bearer ${key.secret}` } }, sessionId });
+  return new StreamableHTTPClientTransport(server.url, {
+    requestInit: { headers: { authorization: `Bearer ${key.secret}` } },
+    sessionId,
+  });
 }
 
-async function legacyClient(server: RunningServer, key: TestKey, sessionId?: string): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+async function legacyClient(
+  server: RunningServer,
+  key: TestKey,
+  sessionId?: string,
+): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
   const client = new Client({ name: 'legacy-agent', version: '1.0.0' });
   const t = transport(server, key, sessionId);
   await client.connect(t);
@@ -29,8 +47,16 @@ async function legacyClient(server: RunningServer, key: TestKey, sessionId?: str
 
 const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 
-async function rawPost(server: RunningServer, headers: Record<string, string>, body: unknown): Promise<{ status: number; headers: Headers; json: any }> {
-  const response = await fetch(server.url, { method: 'POST', headers: { ...JSON_HEADERS, ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+async function rawPost(
+  server: RunningServer,
+  headers: Record<string, string>,
+  body: unknown,
+): Promise<{ status: number; headers: Headers; json: any }> {
+  const response = await fetch(server.url, {
+    method: 'POST',
+    headers: { ...JSON_HEADERS, ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
   const text = await response.text();
   return { status: response.status, headers: response.headers, json: text === '' ? undefined : JSON.parse(text) };
 }
@@ -42,8 +68,11 @@ test('2025-11-25: the v1 client initializes, lists its allowed tools and calls o
     const { client, transport: t } = await legacyClient(server, key);
     assert.equal(client.getServerVersion()?.name, 'portcullis-test');
     assert.deepEqual(client.getServerCapabilities(), { tools: { listChanged: true } });
-    assert.ok(t.sessionId && t.sessionId.includes('.'), 'a signed session id was handed out');
-    assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['everything__echo', 'everything__add']);
+    assert.ok(t.sessionId?.includes('.'), 'a signed session id was handed out');
+    assert.deepEqual(
+      (await client.listTools()).tools.map((t) => t.name),
+      ['everything__echo', 'everything__add'],
+    );
     const result = await client.callTool({ name: 'everything__add', arguments: { a: 40, b: 2 } });
     assert.deepEqual(result.content, [{ type: 'text', text: '42' }]);
     assert.equal(result['resultType'], undefined, '2025 results carry no 2026 fields');
@@ -60,7 +89,10 @@ test('2025-11-25: unknown and forbidden tools give the same error', async () => 
   try {
     const { client } = await legacyClient(server, key);
     const errorOf = async (name: string) => {
-      const error = await client.callTool({ name, arguments: {} }).then(() => undefined, (e: unknown) => e);
+      const error = await client.callTool({ name, arguments: {} }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       assert.ok(error instanceof McpError, `expected McpError, got ${String(error)}`);
       return error;
     };
@@ -89,7 +121,10 @@ test('a session started on one node continues on another node with the same sess
     await first.close();
 
     const resumed = await legacyClient(second, key, sessionId);
-    assert.deepEqual((await resumed.client.listTools()).tools.map((x) => x.name), ['everything__echo', 'everything__add']);
+    assert.deepEqual(
+      (await resumed.client.listTools()).tools.map((x) => x.name),
+      ['everything__echo', 'everything__add'],
+    );
     await resumed.client.close();
 
     // Same key id, different secret: the token does not verify there.
@@ -107,10 +142,23 @@ test('session ids: missing → 400, tampered or signed for another key → 404, 
   const old = sessionKey('old');
   const server = await startServer(router(), buildConfig([alice, bob], [old]));
   try {
-    const init = await rawPost(server, { authorization: `Bearer ${alice.secret}` }, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+    const init = await rawPost(
+      server,
+      { authorization: `Bearer ${alice.secret}` },
+      {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+      },
+    );
     const sessionId = init.headers.get('mcp-session-id')!;
     const list = { jsonrpc: '2.0', id: 2, method: 'tools/list' };
-    const as = (key: TestKey, session?: string) => ({ authorization: `Bearer ${key.secret}`, 'mcp-protocol-version': '2025-06-18', ...(session === undefined ? {} : { 'mcp-session-id': session }) });
+    const as = (key: TestKey, session?: string) => ({
+      authorization: `Bearer ${key.secret}`,
+      'mcp-protocol-version': '2025-06-18',
+      ...(session === undefined ? {} : { 'mcp-session-id': session }),
+    });
 
     assert.equal((await rawPost(server, as(alice, sessionId), list)).status, 200);
     const missing = await rawPost(server, as(alice), list);
@@ -127,7 +175,11 @@ test('session ids: missing → 400, tampered or signed for another key → 404, 
     const flipped = `${payload}.${mac.slice(0, -2)}${mac.endsWith('AA') ? 'BB' : 'AA'}`;
     assert.equal((await rawPost(server, as(alice, flipped), list)).status, 404);
     assert.equal((await rawPost(server, as(alice, 'garbage'), list)).status, 404);
-    assert.equal((await rawPost(server, as(bob, sessionId), list)).status, 404, "another key cannot ride alice's session");
+    assert.equal(
+      (await rawPost(server, as(bob, sessionId), list)).status,
+      404,
+      "another key cannot ride alice's session",
+    );
 
     // Rotation: a new key signs, the old one still verifies; once dropped, its sessions are gone.
     server.config = buildConfig([alice, bob], [sessionKey('new'), old], '2');
@@ -144,7 +196,20 @@ test('initialize negotiates the requested 2025 revision, or the latest for an un
   const server = await startServer(router(), buildConfig([key], [sessionKey('s1')]));
   try {
     const negotiate = async (requested: string) => {
-      const response = await rawPost(server, { authorization: `Bearer ${key.secret}` }, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: requested, capabilities: { roots: {} }, clientInfo: { name: 'raw', version: '1' } } });
+      const response = await rawPost(
+        server,
+        { authorization: `Bearer ${key.secret}` },
+        {
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: {
+            protocolVersion: requested,
+            capabilities: { roots: {} },
+            clientInfo: { name: 'raw', version: '1' },
+          },
+        },
+      );
       assert.equal(response.status, 200);
       assert.equal(response.headers.get('content-type'), 'application/json');
       const sessionId = response.headers.get('mcp-session-id');
@@ -165,7 +230,11 @@ test('initialize negotiates the requested 2025 revision, or the latest for an un
     assert.deepEqual(fallback.serverInfo, { name: 'portcullis-test', version: '0.0.0' });
     assert.deepEqual(fallback.capabilities, { tools: { listChanged: true } });
 
-    const bad = await rawPost(server, { authorization: `Bearer ${key.secret}` }, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { capabilities: {} } });
+    const bad = await rawPost(
+      server,
+      { authorization: `Bearer ${key.secret}` },
+      { jsonrpc: '2.0', id: 1, method: 'initialize', params: { capabilities: {} } },
+    );
     assert.equal(bad.json.error.code, -32602);
     assert.equal(bad.headers.get('mcp-session-id'), null);
   } finally {
@@ -177,8 +246,21 @@ test('2025 era: notifications get 202, unknown methods -32601, batches are answe
   const key = testKey('k1', ['everything__echo']);
   const server = await startServer(router(), buildConfig([key], [sessionKey('s1')]));
   try {
-    const init = await rawPost(server, { 'x-portcullis-key': key.secret }, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
-    const headers = { 'x-portcullis-key': key.secret, 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': '2025-03-26' };
+    const init = await rawPost(
+      server,
+      { 'x-portcullis-key': key.secret },
+      {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+      },
+    );
+    const headers = {
+      'x-portcullis-key': key.secret,
+      'mcp-session-id': init.headers.get('mcp-session-id')!,
+      'mcp-protocol-version': '2025-03-26',
+    };
     const initialized = await rawPost(server, headers, { jsonrpc: '2.0', method: 'notifications/initialized' });
     assert.equal(initialized.status, 202);
     const unknown = await rawPost(server, headers, { jsonrpc: '2.0', id: 5, method: 'foo/bar' });
@@ -189,14 +271,23 @@ test('2025 era: notifications get 202, unknown methods -32601, batches are answe
     const batch = await rawPost(server, headers, [
       { jsonrpc: '2.0', id: 'a', method: 'ping' },
       { jsonrpc: '2.0', method: 'notifications/initialized' },
-      { jsonrpc: '2.0', id: 'b', method: 'tools/call', params: { name: 'everything__echo', arguments: { text: 'hi' } } },
+      {
+        jsonrpc: '2.0',
+        id: 'b',
+        method: 'tools/call',
+        params: { name: 'everything__echo', arguments: { text: 'hi' } },
+      },
     ]);
     assert.equal(batch.status, 200);
     assert.deepEqual(batch.json, [
       { jsonrpc: '2.0', id: 'a', result: {} },
       { jsonrpc: '2.0', id: 'b', result: { content: [{ type: 'text', text: 'Echo: hi' }] } },
     ]);
-    const badVersion = await rawPost(server, { ...headers, 'mcp-protocol-version': '2023-01-01' }, { jsonrpc: '2.0', id: 7, method: 'ping' });
+    const badVersion = await rawPost(
+      server,
+      { ...headers, 'mcp-protocol-version': '2023-01-01' },
+      { jsonrpc: '2.0', id: 7, method: 'ping' },
+    );
     assert.equal(badVersion.status, 400);
     assert.match(badVersion.json.error.message, /Unsupported protocol version: 2023-01-01/);
     const deleted = await fetch(server.url, { method: 'DELETE', headers });
@@ -228,7 +319,8 @@ test('list_changed reaches the v1 client on its GET stream when the catalog or i
           resolve();
         };
       });
-    for (let i = 0; i < 100 && server.gateway.notificationStreamCount === 0; i += 1) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 100 && server.gateway.notificationStreamCount === 0; i += 1)
+      await new Promise((r) => setTimeout(r, 10));
     assert.equal(server.gateway.notificationStreamCount, 1, 'the client opened its GET stream');
 
     let arrived = next('adding a visible tool');
@@ -264,8 +356,24 @@ test('DN-TRANSPORT-DELETE DN-SESSION-MAX-AGE: an ended session id is refused (40
   const signing = sessionKey('s1');
   const server = await startServer(router(), buildConfig([key], [signing]), { sessionMaxAgeMs: 60 * 60 * 1000 });
   try {
-    const open = async () => (await rawPost(server, { 'x-portcullis-key': key.secret }, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } })).headers.get('mcp-session-id')!;
-    const as = (session: string) => ({ 'x-portcullis-key': key.secret, 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' });
+    const open = async () =>
+      (
+        await rawPost(
+          server,
+          { 'x-portcullis-key': key.secret },
+          {
+            jsonrpc: '2.0',
+            id: 1,
+            method: 'initialize',
+            params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+          },
+        )
+      ).headers.get('mcp-session-id')!;
+    const as = (session: string) => ({
+      'x-portcullis-key': key.secret,
+      'mcp-session-id': session,
+      'mcp-protocol-version': '2025-06-18',
+    });
     const ping = { jsonrpc: '2.0', id: 2, method: 'ping' };
     const ended = await open();
     const other = await open();
@@ -282,9 +390,15 @@ test('DN-TRANSPORT-DELETE DN-SESSION-MAX-AGE: an ended session id is refused (40
     assert.equal((await fetch(server.url, { method: 'DELETE', headers: as(ended) })).status, 404);
     assert.equal((await rawPost(server, as(other), ping)).status, 200, 'another session of the same key goes on');
 
-    const { sk: _signingKey, ...claims } = JSON.parse(Buffer.from(other.split('.')[0]!, 'base64url').toString()) as Omit<SessionClaims, 'signingKeyId'> & { sk: string };
+    const { sk: _signingKey, ...claims } = JSON.parse(
+      Buffer.from(other.split('.')[0]!, 'base64url').toString(),
+    ) as Omit<SessionClaims, 'signingKeyId'> & { sk: string };
     const old = signSessionToken({ ...claims, issuedAt: Math.floor(Date.now() / 1000) - 2 * 60 * 60 }, [signing]);
-    assert.equal((await rawPost(server, as(old), ping)).status, 404, 'issued two hours ago, with a one-hour maximum age');
+    assert.equal(
+      (await rawPost(server, as(old), ping)).status,
+      404,
+      'issued two hours ago, with a one-hour maximum age',
+    );
     const young = signSessionToken({ ...claims, issuedAt: Math.floor(Date.now() / 1000) - 30 * 60 }, [signing]);
     assert.equal((await rawPost(server, as(young), ping)).status, 200);
   } finally {
@@ -300,19 +414,47 @@ test('DN-TRANSPORT-SSE-RESPONSE: a 2025 agent that ranks text/event-stream first
   const key = testKey('k1', ['everything__echo']);
   const server = await startServer(router(), buildConfig([key], [sessionKey('s1')]));
   try {
-    const init = await rawPost(server, { 'x-portcullis-key': key.secret }, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
-    const headers = { 'content-type': 'application/json', 'x-portcullis-key': key.secret, 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': '2025-11-25' };
+    const init = await rawPost(
+      server,
+      { 'x-portcullis-key': key.secret },
+      {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+      },
+    );
+    const headers = {
+      'content-type': 'application/json',
+      'x-portcullis-key': key.secret,
+      'mcp-session-id': init.headers.get('mcp-session-id')!,
+      'mcp-protocol-version': '2025-11-25',
+    };
     const list = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list' });
-    const streamed = await fetch(server.url, { method: 'POST', headers: { ...headers, accept: 'text/event-stream, application/json' }, body: list });
+    const streamed = await fetch(server.url, {
+      method: 'POST',
+      headers: { ...headers, accept: 'text/event-stream, application/json' },
+      body: list,
+    });
     assert.equal(streamed.status, 200);
     assert.equal(streamed.headers.get('content-type'), 'text/event-stream');
     const event = await streamed.text();
     // A 2025-11-25 stream opens with a priming event (id, retry, empty data); every event has an id.
     assert.match(event, /^id: \S+\nretry: \d+\ndata: \n\nid: \S+\nevent: message\ndata: /);
-    const message = JSON.parse(event.slice(event.lastIndexOf('data: ') + 6)) as { id: number; result: { tools: { name: string }[] } };
+    const message = JSON.parse(event.slice(event.lastIndexOf('data: ') + 6)) as {
+      id: number;
+      result: { tools: { name: string }[] };
+    };
     assert.equal(message.id, 7);
-    assert.deepEqual(message.result.tools.map((t) => t.name), ['everything__echo']);
-    const plain = await fetch(server.url, { method: 'POST', headers: { ...headers, accept: 'application/json, text/event-stream' }, body: list });
+    assert.deepEqual(
+      message.result.tools.map((t) => t.name),
+      ['everything__echo'],
+    );
+    const plain = await fetch(server.url, {
+      method: 'POST',
+      headers: { ...headers, accept: 'application/json, text/event-stream' },
+      body: list,
+    });
     assert.match(plain.headers.get('content-type') ?? '', /^application\/json/);
     assert.equal(((await plain.json()) as { id: number }).id, 7);
   } finally {

@@ -39,7 +39,11 @@ function progress(options: Parameters<MemoryToolHandler>[1], n: number): void {
 }
 
 function upstream(): Upstream {
-  const state: Upstream = { router: undefined as unknown as MemoryToolRouter, release: gate(), aborted: { value: false } };
+  const state: Upstream = {
+    router: undefined as unknown as MemoryToolRouter,
+    release: gate(),
+    aborted: { value: false },
+  };
   const gated: MemoryToolHandler = async (_args, options) => {
     progress(options, 1);
     await state.release.promise;
@@ -82,7 +86,10 @@ function upstream(): Upstream {
 const key = testKey('k1', ['everything__*']);
 const signing = [sessionKey('s1')];
 
-async function withServer(store: EventStoreOptions, fn: (server: RunningServer, up: Upstream) => Promise<void>): Promise<void> {
+async function withServer(
+  store: EventStoreOptions,
+  fn: (server: RunningServer, up: Upstream) => Promise<void>,
+): Promise<void> {
   const up = upstream();
   const server = await startServer(up.router, buildConfig([key], signing), { eventStore: { retryMs: 50, ...store } });
   try {
@@ -131,7 +138,10 @@ class SseReader {
       const left = deadline - Date.now();
       if (left <= 0) return TIMEOUT;
       let timer: NodeJS.Timeout | undefined;
-      const chunk = await Promise.race([this.reader.read(), new Promise<typeof TIMEOUT>((r) => (timer = setTimeout(() => r(TIMEOUT), left)))]);
+      const chunk = await Promise.race([
+        this.reader.read(),
+        new Promise<typeof TIMEOUT>((r) => (timer = setTimeout(() => r(TIMEOUT), left))),
+      ]);
       clearTimeout(timer);
       if (chunk === TIMEOUT) return TIMEOUT;
       if (chunk.done) return undefined;
@@ -142,7 +152,10 @@ class SseReader {
   /** The next event, which must exist. */
   async event(ms = 2000): Promise<SseEvent> {
     const event = await this.next(ms);
-    assert.ok(event !== undefined && event !== TIMEOUT, `an SSE event (got ${String(event === TIMEOUT ? 'a timeout' : 'the end of the stream')})`);
+    assert.ok(
+      event !== undefined && event !== TIMEOUT,
+      `an SSE event (got ${String(event === TIMEOUT ? 'a timeout' : 'the end of the stream')})`,
+    );
     return event;
   }
 
@@ -178,7 +191,12 @@ function parseBlock(block: string): SseEvent | undefined {
   return fields === 0 ? undefined : { id, event, retry, data: data.join('\n') };
 }
 
-function message(event: SseEvent): Record<string, unknown> & { method?: string; id?: unknown; params?: Record<string, unknown>; result?: Record<string, unknown> } {
+function message(event: SseEvent): Record<string, unknown> & {
+  method?: string;
+  id?: unknown;
+  params?: Record<string, unknown>;
+  result?: Record<string, unknown>;
+} {
   return JSON.parse(event.data) as Record<string, unknown>;
 }
 
@@ -200,17 +218,37 @@ interface RawSession {
 async function rawSession(server: RunningServer, protocolVersion = '2025-11-25'): Promise<RawSession> {
   const init = await fetch(server.url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${key.secret}` },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion, capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }),
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${key.secret}`,
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion, capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+    }),
   });
   assert.equal(init.status, 200);
   await init.text();
-  const headers = { authorization: `Bearer ${key.secret}`, 'mcp-session-id': init.headers.get('mcp-session-id')!, 'mcp-protocol-version': protocolVersion };
+  const headers = {
+    authorization: `Bearer ${key.secret}`,
+    'mcp-session-id': init.headers.get('mcp-session-id')!,
+    'mcp-protocol-version': protocolVersion,
+  };
   return {
     headers,
     async get(lastEventId) {
       const controller = new AbortController();
-      const response = await fetch(server.url, { headers: { ...headers, accept: 'text/event-stream', ...(lastEventId === undefined ? {} : { 'last-event-id': lastEventId }) }, signal: controller.signal });
+      const response = await fetch(server.url, {
+        headers: {
+          ...headers,
+          accept: 'text/event-stream',
+          ...(lastEventId === undefined ? {} : { 'last-event-id': lastEventId }),
+        },
+        signal: controller.signal,
+      });
       assert.equal(response.status, 200);
       assert.equal(response.headers.get('content-type'), 'text/event-stream');
       return { response, reader: new SseReader(response.body!), controller };
@@ -219,7 +257,12 @@ async function rawSession(server: RunningServer, protocolVersion = '2025-11-25')
       return fetch(server.url, {
         method: 'POST',
         headers: { ...headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-        body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {}, _meta: { progressToken: `p${id}` } } }),
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id,
+          method: 'tools/call',
+          params: { name, arguments: {}, _meta: { progressToken: `p${id}` } },
+        }),
         signal: controller?.signal,
       });
     },
@@ -246,7 +289,13 @@ interface CuttableAgent {
 }
 
 async function cuttableAgent(server: RunningServer): Promise<CuttableAgent> {
-  const agent: CuttableAgent = { client: new Client({ name: 'resuming-agent', version: '1.0.0' }), gets: [], posts: [], resumes: [], resumeGate: Promise.resolve() };
+  const agent: CuttableAgent = {
+    client: new Client({ name: 'resuming-agent', version: '1.0.0' }),
+    gets: [],
+    posts: [],
+    resumes: [],
+    resumeGate: Promise.resolve(),
+  };
   const cuttable = async (url: string | URL, init?: RequestInit): Promise<Response> => {
     const headers = new Headers(init?.headers);
     const resumeFrom = headers.get('last-event-id');
@@ -255,11 +304,18 @@ async function cuttableAgent(server: RunningServer): Promise<CuttableAgent> {
       await agent.resumeGate;
     }
     const cut = new AbortController();
-    const response = await fetch(url, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, cut.signal]) : cut.signal });
-    if (response.headers.get('content-type') === 'text/event-stream') (init?.method === 'GET' ? agent.gets : agent.posts).push(cut);
+    const response = await fetch(url, {
+      ...init,
+      signal: init?.signal ? AbortSignal.any([init.signal, cut.signal]) : cut.signal,
+    });
+    if (response.headers.get('content-type') === 'text/event-stream')
+      (init?.method === 'GET' ? agent.gets : agent.posts).push(cut);
     return response;
   };
-  const transport = new StreamableHTTPClientTransport(server.url, { requestInit: { headers: { authorization: `Bearer ${key.secret}` } }, fetch: cuttable });
+  const transport = new StreamableHTTPClientTransport(server.url, {
+    requestInit: { headers: { authorization: `Bearer ${key.secret}` } },
+    fetch: cuttable,
+  });
   await agent.client.connect(transport);
   agent.client.onerror = () => undefined; // the cut connections are reported here
   return agent;
@@ -267,7 +323,7 @@ async function cuttableAgent(server: RunningServer): Promise<CuttableAgent> {
 
 // ---------------------------------------------------------------------------------------------------
 
-test('DN-SSE-EVENT-IDS DN-TRANSPORT-JSON: every event of a 2025 session\'s POST and GET streams has an id, unique in the session; 2025-11-25 streams open with a priming event; plain JSON answers stay plain', async () => {
+test("DN-SSE-EVENT-IDS DN-TRANSPORT-JSON: every event of a 2025 session's POST and GET streams has an id, unique in the session; 2025-11-25 streams open with a priming event; plain JSON answers stay plain", async () => {
   await withServer({}, async (server, up) => {
     const session = await rawSession(server);
     const notifications = await session.get();
@@ -282,17 +338,23 @@ test('DN-SSE-EVENT-IDS DN-TRANSPORT-JSON: every event of a 2025 session\'s POST 
       const events = await new SseReader(answer.body!).rest();
       assert.equal(events[0]!.data, '', 'the POST stream opens with a priming event');
       assert.equal(events[0]!.retry, 50);
-      assert.deepEqual(events.slice(1).map((e) => message(e).method ?? 'result'), ['notifications/progress', 'notifications/progress', 'notifications/progress', 'result']);
+      assert.deepEqual(
+        events.slice(1).map((e) => message(e).method ?? 'result'),
+        ['notifications/progress', 'notifications/progress', 'notifications/progress', 'result'],
+      );
       assert.deepEqual(message(events.at(-1)!).result?.['content'], [{ type: 'text', text: 'finished' }]);
       const ids = events.map((e) => splitId(e.id));
       assert.equal(new Set(ids.map((i) => i.stream)).size, 1, 'one stream');
-      assert.deepEqual(ids.map((i) => i.seq), [0, 1, 2, 3, 4]);
+      assert.deepEqual(
+        ids.map((i) => i.seq),
+        [0, 1, 2, 3, 4],
+      );
 
       up.router.add({ upstream: 'everything', name: 'fresh' });
       const changed = await notifications.reader.event();
       assert.equal(message(changed).method, 'notifications/tools/list_changed');
       const all = [...events.map((e) => e.id), primingGet.id, changed.id];
-      assert.equal(new Set(all).size, all.length, 'ids are unique across the session\'s streams');
+      assert.equal(new Set(all).size, all.length, "ids are unique across the session's streams");
       assert.notEqual(splitId(changed.id).stream, ids[0]!.stream);
 
       // A second POST stream of the same session is another stream.
@@ -311,7 +373,10 @@ test('DN-SSE-EVENT-IDS DN-TRANSPORT-JSON: every event of a 2025 session\'s POST 
     const older = await rawSession(server, '2025-06-18');
     const events = await new SseReader((await older.call('everything__slow', 5)).body!).rest();
     assert.equal(message(events[0]!).method, 'notifications/progress');
-    assert.deepEqual(events.map((e) => splitId(e.id).seq), [1, 2, 3, 4]);
+    assert.deepEqual(
+      events.map((e) => splitId(e.id).seq),
+      [1, 2, 3, 4],
+    );
   });
 });
 
@@ -328,9 +393,17 @@ test('DN-SSE-RESUME-GET: a dropped GET stream resumed with Last-Event-ID replays
     const resumed = await session.get(priming.id);
     try {
       const reprimed = await resumed.reader.event();
-      assert.deepEqual({ id: reprimed.id, data: reprimed.data, retry: reprimed.retry }, { id: priming.id, data: '', retry: 50 }, 'a resumed stream is primed again with the agent\'s cursor');
+      assert.deepEqual(
+        { id: reprimed.id, data: reprimed.data, retry: reprimed.retry },
+        { id: priming.id, data: '', retry: 50 },
+        "a resumed stream is primed again with the agent's cursor",
+      );
       const missed = await resumed.reader.event();
-      assert.equal(message(missed).method, 'notifications/tools/list_changed', 'the notification sent while disconnected');
+      assert.equal(
+        message(missed).method,
+        'notifications/tools/list_changed',
+        'the notification sent while disconnected',
+      );
       assert.deepEqual(splitId(missed.id), { stream: splitId(priming.id).stream, seq: 1 });
       assert.equal(server.gateway.notificationStreamCount, 1);
       up.router.add({ upstream: 'everything', name: 'after-resume' });
@@ -346,11 +419,17 @@ test('DN-SSE-RESUME-GET: a dropped GET stream resumed with Last-Event-ID replays
     try {
       let changed = 0;
       agent.client.setNotificationHandler(ToolListChangedNotificationSchema, () => void (changed += 1));
-      await until(() => agent.gets.length === 1 && server.gateway.notificationStreamCount === 1, 'the SDK client\'s GET stream');
+      await until(
+        () => agent.gets.length === 1 && server.gateway.notificationStreamCount === 1,
+        "the SDK client's GET stream",
+      );
       const hold = gate();
       agent.resumeGate = hold.promise;
       agent.gets[0]!.abort();
-      await until(() => agent.resumes.length === 1 && server.gateway.notificationStreamCount === 0, 'the client to try to resume, and the node to see the drop');
+      await until(
+        () => agent.resumes.length === 1 && server.gateway.notificationStreamCount === 0,
+        'the client to try to resume, and the node to see the drop',
+      );
       up.router.add({ upstream: 'everything', name: 'while-sdk-away' });
       await new Promise((r) => setTimeout(r, 20));
       assert.equal(changed, 0);
@@ -368,7 +447,9 @@ test('DN-SSE-RESUME-POST: a POST stream dropped mid-call and resumed by GET with
     const agent = await cuttableAgent(server);
     try {
       const seen: number[] = [];
-      const call = agent.client.callTool({ name: 'everything__gated', arguments: {} }, undefined, { onprogress: (p) => void seen.push(p.progress) });
+      const call = agent.client.callTool({ name: 'everything__gated', arguments: {} }, undefined, {
+        onprogress: (p) => void seen.push(p.progress),
+      });
       await until(() => seen.length === 1 && agent.posts.length === 1, 'the first progress on the POST stream');
       agent.posts[0]!.abort();
       await until(() => agent.resumes.length === 1, 'the client to resume the POST stream with GET');
@@ -394,9 +475,19 @@ test('DN-SSE-RESUME-POST: a POST stream dropped mid-call and resumed by GET with
     up.release.open();
     const resumed = await session.get(first.id);
     const [reprimed, ...rest] = await resumed.reader.rest();
-    assert.deepEqual({ id: reprimed?.id, data: reprimed?.data }, { id: first.id, data: '' }, 'primed again with the agent\'s cursor');
-    assert.deepEqual(rest.map((e) => message(e).method ?? 'result'), ['notifications/progress', 'notifications/progress', 'result']);
-    assert.deepEqual(rest.map((e) => splitId(e.id)), [2, 3, 4].map((seq) => ({ stream: splitId(first.id).stream, seq })));
+    assert.deepEqual(
+      { id: reprimed?.id, data: reprimed?.data },
+      { id: first.id, data: '' },
+      "primed again with the agent's cursor",
+    );
+    assert.deepEqual(
+      rest.map((e) => message(e).method ?? 'result'),
+      ['notifications/progress', 'notifications/progress', 'result'],
+    );
+    assert.deepEqual(
+      rest.map((e) => splitId(e.id)),
+      [2, 3, 4].map((seq) => ({ stream: splitId(first.id).stream, seq })),
+    );
     assert.equal(message(rest[2]!).id, 2);
   });
 });
@@ -462,7 +553,10 @@ test('DN-SSE-DISCONNECT-GRACE DN-CANCEL-DISCONNECT: a dropped 2025 POST stream k
     up.aborted.value = false;
     const jsonCut = new AbortController();
     const pending = session.call('everything__silent', 3, jsonCut).catch(() => undefined);
-    await until(() => up.router.calls.filter((c) => c.exposedName === 'everything__silent').length === 1, 'the call to reach the upstream');
+    await until(
+      () => up.router.calls.filter((c) => c.exposedName === 'everything__silent').length === 1,
+      'the call to reach the upstream',
+    );
     quietly(jsonCut);
     await pending;
     await until(() => up.aborted.value, 'the plain-JSON call to be cancelled', 250);
@@ -477,7 +571,7 @@ test('DN-SSE-DISCONNECT-GRACE DN-CANCEL-DISCONNECT: a dropped 2025 POST stream k
     await new Promise((r) => setTimeout(r, 20));
     const ended = await fetch(server.url, { method: 'DELETE', headers: session.headers });
     assert.equal(ended.status, 200);
-    await until(() => up.aborted.value, 'the ended session\'s call to be cancelled', 150);
+    await until(() => up.aborted.value, "the ended session's call to be cancelled", 150);
   });
 });
 
@@ -498,7 +592,10 @@ test('DN-SSE-POLLING: with a maximum connection time, a 2025-11-25 POST stream a
     // The resuming GET is primed again and, while the call still waits, closed again.
     const resumed = await session.get(first.id);
     const reprimed = await resumed.reader.event();
-    assert.deepEqual({ id: reprimed.id, data: reprimed.data, retry: reprimed.retry }, { id: first.id, data: '', retry: 50 });
+    assert.deepEqual(
+      { id: reprimed.id, data: reprimed.data, retry: reprimed.retry },
+      { id: first.id, data: '', retry: 50 },
+    );
     assert.equal(await resumed.reader.next(1000), undefined, 'the resumed connection is closed too');
     assert.equal(server.gateway.polledSseConnections, 2);
 
@@ -507,7 +604,10 @@ test('DN-SSE-POLLING: with a maximum connection time, a 2025-11-25 POST stream a
     await new Promise((r) => setTimeout(r, 20));
     const last = await session.get(reprimed.id);
     const [, ...rest] = await last.reader.rest();
-    assert.deepEqual(rest.map((e) => message(e).method ?? 'result'), ['notifications/progress', 'notifications/progress', 'result']);
+    assert.deepEqual(
+      rest.map((e) => message(e).method ?? 'result'),
+      ['notifications/progress', 'notifications/progress', 'result'],
+    );
     assert.deepEqual(message(rest[2]!).result?.['content'], [{ type: 'text', text: 'done after the drop' }]);
 
     // The GET notification stream is polled the same way and loses nothing.
@@ -531,12 +631,12 @@ test('DN-SSE-POLLING: with a maximum connection time, a 2025-11-25 POST stream a
     const older = await rawSession(server, '2025-06-18');
     const olderAnswer = new SseReader((await older.call('everything__gated', 3)).body!);
     assert.equal(message(await olderAnswer.event()).params?.['progress'], 1);
-    assert.equal(await olderAnswer.next(400), TIMEOUT, 'the older session\'s POST stream stays open');
+    assert.equal(await olderAnswer.next(400), TIMEOUT, "the older session's POST stream stays open");
     up.release.open();
     const olderRest = await olderAnswer.rest();
     assert.equal(message(olderRest.at(-1)!).id, 3);
     const olderGet = await older.get();
-    assert.equal(await olderGet.reader.next(400), TIMEOUT, 'the older session\'s GET stream stays open');
+    assert.equal(await olderGet.reader.next(400), TIMEOUT, "the older session's GET stream stays open");
     quietly(olderGet.controller);
     assert.equal(server.gateway.polledSseConnections, polled);
   });
@@ -560,7 +660,9 @@ test('DN-SSE-POLLING DN-SSE-DISCONNECT-GRACE: a stream closed by polling that no
 // ---------------------------------------------------------------------------------------------------
 // The store's bounds, replayed over a real HTTP response
 
-async function replayServer(store: EventStore): Promise<{ server: Server; replay(lastEventId: string): Promise<string[] | string> }> {
+async function replayServer(
+  store: EventStore,
+): Promise<{ server: Server; replay(lastEventId: string): Promise<string[] | string> }> {
   const server = createServer((req, res) => {
     const found = store.find(String(req.headers['last-event-id']), 'holder');
     if (!found.ok) return void res.end(found.reason);
@@ -581,7 +683,13 @@ async function replayServer(store: EventStore): Promise<{ server: Server; replay
 }
 
 test('DN-SSE-EVENT-STORE-BOUNDS: the event store keeps a bounded number of events and bytes per stream, of streams and bytes in all, for a bounded time', async () => {
-  const store = new EventStore({ nodeTag: 'n1', maxEventsPerStream: 3, maxBytesPerStream: 400, maxStreams: 3, windowMs: 1000 });
+  const store = new EventStore({
+    nodeTag: 'n1',
+    maxEventsPerStream: 3,
+    maxBytesPerStream: 400,
+    maxStreams: 3,
+    windowMs: 1000,
+  });
   const { server, replay } = await replayServer(store);
   const total = new EventStore({ nodeTag: 'n2', maxBytes: 1000 });
   try {
@@ -590,7 +698,11 @@ test('DN-SSE-EVENT-STORE-BOUNDS: the event store keeps a bounded number of event
     for (let i = 1; i <= 5; i += 1) counted.send(`"e${i}"`);
     counted.end('"result"');
     assert.deepEqual(await replay(`${counted.id}_0`), ['"e4"', '"e5"', '"result"']);
-    assert.deepEqual(await replay(`${counted.id}_5`), ['"result"'], 'a cursor inside the window replays what follows it');
+    assert.deepEqual(
+      await replay(`${counted.id}_5`),
+      ['"result"'],
+      'a cursor inside the window replays what follows it',
+    );
 
     // Per stream, by bytes: the newest event is kept even when it alone is over the bound.
     const sized = store.create('holder', 'k1');
@@ -629,7 +741,14 @@ test('DN-SSE-EVENT-STORE-BOUNDS: the event store keeps a bounded number of event
     const young = total.create('holder', 'k1');
     young.send(JSON.stringify('y'.repeat(400)));
     assert.ok(total.heldBytes <= 1000, `held bytes ${total.heldBytes} within the bound`);
-    assert.deepEqual([total.find(`${old.id}_1`, 'holder').ok, total.find(`${middle.id}_1`, 'holder').ok, total.find(`${young.id}_1`, 'holder').ok], [false, true, true]);
+    assert.deepEqual(
+      [
+        total.find(`${old.id}_1`, 'holder').ok,
+        total.find(`${middle.id}_1`, 'holder').ok,
+        total.find(`${young.id}_1`, 'holder').ok,
+      ],
+      [false, true, true],
+    );
     assert.equal(total.find(`${young.id}_1`, 'other-holder').ok, false, 'only its own session resumes a stream');
     assert.deepEqual(total.find('n1.1_1', 'holder'), { ok: false, reason: 'other-node' });
   } finally {

@@ -16,7 +16,14 @@ import {
 import { UpstreamRpcError } from '../../data-plane/src/upstream/upstream-rpc-error.ts';
 import { PortcullisError } from '../../common/src/index.ts';
 import { MemoryToolRouter, type MemoryToolHandler } from '../support/memory-tool-router.ts';
-import { buildConfig, sessionKey, startServer, testKey, type RunningServer, type TestKey } from '../support/mcp-server-harness.ts';
+import {
+  buildConfig,
+  sessionKey,
+  startServer,
+  testKey,
+  type RunningServer,
+  type TestKey,
+} from '../support/mcp-server-harness.ts';
 import { legacyAgent, modernAgent, sseAgent, until } from '../support/protocol-agents.ts';
 
 /** Reports three progress steps, then answers. */
@@ -44,10 +51,14 @@ function hanging(aborted: { value: boolean }): MemoryToolHandler {
 const asking: MemoryToolHandler = async (_args, options) => {
   if (options.onRequest === undefined) return { content: [{ type: 'text', text: 'cannot ask' }], isError: true };
   try {
-    const answer = await options.onRequest({ method: 'elicitation/create', params: { message: 'Your name?', requestedSchema: { type: 'object', properties: { name: { type: 'string' } } } } });
+    const answer = await options.onRequest({
+      method: 'elicitation/create',
+      params: { message: 'Your name?', requestedSchema: { type: 'object', properties: { name: { type: 'string' } } } },
+    });
     return { content: [{ type: 'text', text: `hello ${JSON.stringify(answer)}` }] };
   } catch (error) {
-    if (error instanceof UpstreamRpcError) return { content: [{ type: 'text', text: `agent said ${error.code}` }], isError: true };
+    if (error instanceof UpstreamRpcError)
+      return { content: [{ type: 'text', text: `agent said ${error.code}` }], isError: true };
     throw error;
   }
 };
@@ -60,13 +71,25 @@ function router(aborted: { value: boolean }): MemoryToolRouter {
       { upstream: 'everything', name: 'ask', handler: asking },
       { upstream: 'everything', name: 'echo' },
     ],
-    { resources: [{ upstream: 'everything', uri: 'test://static/resource/1' }], prompts: [{ upstream: 'everything', name: 'simple' }] },
+    {
+      resources: [{ upstream: 'everything', uri: 'test://static/resource/1' }],
+      prompts: [{ upstream: 'everything', name: 'simple' }],
+    },
   );
-  r.setCapabilities('everything', { tools: {}, prompts: {}, resources: { subscribe: true }, logging: {}, tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } });
+  r.setCapabilities('everything', {
+    tools: {},
+    prompts: {},
+    resources: { subscribe: true },
+    logging: {},
+    tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } },
+  });
   return r;
 }
 
-async function withServer(keys: TestKey[], fn: (server: RunningServer, upstreams: MemoryToolRouter, aborted: { value: boolean }) => Promise<void>): Promise<void> {
+async function withServer(
+  keys: TestKey[],
+  fn: (server: RunningServer, upstreams: MemoryToolRouter, aborted: { value: boolean }) => Promise<void>,
+): Promise<void> {
   const aborted = { value: false };
   const upstreams = router(aborted);
   const server = await startServer(upstreams, buildConfig(keys, [sessionKey('s1')]));
@@ -85,16 +108,24 @@ test('DN-PROGRESS DN-TRANSPORT-SSE-RESPONSE: upstream progress reaches the agent
     const seen: number[] = [];
     const logs: unknown[] = [];
     client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void logs.push(n.params.data));
-    const result = await client.callTool({ name: 'everything__slow', arguments: {} }, undefined, { onprogress: (p) => void seen.push(p.progress) });
+    const result = await client.callTool({ name: 'everything__slow', arguments: {} }, undefined, {
+      onprogress: (p) => void seen.push(p.progress),
+    });
     assert.deepEqual(result.content, [{ type: 'text', text: 'finished' }]);
     assert.deepEqual(seen, [1, 2, 3]);
     assert.deepEqual(logs, ['done soon']);
-    assert.ok(upstreams.calls.at(-1)?.options.meta?.['progressToken'] !== undefined, 'the agent progress token is handed to the relay');
+    assert.ok(
+      upstreams.calls.at(-1)?.options.meta?.['progressToken'] !== undefined,
+      'the agent progress token is handed to the relay',
+    );
     await client.close();
 
     const modern = await modernAgent(server.url, key.secret);
     const modernSeen: number[] = [];
-    const modernResult = await modern.callTool({ name: 'everything__slow', arguments: {} }, { onprogress: (p) => void modernSeen.push(p.progress) });
+    const modernResult = await modern.callTool(
+      { name: 'everything__slow', arguments: {} },
+      { onprogress: (p) => void modernSeen.push(p.progress) },
+    );
     assert.deepEqual(modernResult.content, [{ type: 'text', text: 'finished' }]);
     assert.deepEqual(modernSeen, [1, 2, 3]);
     await modern.close();
@@ -102,13 +133,32 @@ test('DN-PROGRESS DN-TRANSPORT-SSE-RESPONSE: upstream progress reaches the agent
     // Without progress or related notifications the answer stays plain JSON.
     const raw = await fetch(server.url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${key.secret}` },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }),
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${key.secret}`,
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+      }),
     });
     const call = await fetch(server.url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${key.secret}`, 'mcp-session-id': raw.headers.get('mcp-session-id')! },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'everything__echo', arguments: { text: 'x' } } }),
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${key.secret}`,
+        'mcp-session-id': raw.headers.get('mcp-session-id')!,
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'tools/call',
+        params: { name: 'everything__echo', arguments: { text: 'x' } },
+      }),
     });
     assert.equal(call.headers.get('content-type'), 'application/json');
     await call.text();
@@ -120,7 +170,10 @@ test('DN-CANCEL: a 2025 agent cancelling a call (notifications/cancelled) aborts
     const { client } = await legacyAgent(server.url, key.secret);
     const controller = new AbortController();
     const call = client.callTool({ name: 'everything__hang', arguments: {} }, undefined, { signal: controller.signal });
-    await until(() => upstreams.calls.some((c) => c.exposedName === 'everything__hang'), 'the call to reach the upstream');
+    await until(
+      () => upstreams.calls.some((c) => c.exposedName === 'everything__hang'),
+      'the call to reach the upstream',
+    );
     controller.abort('changed my mind');
     await assert.rejects(call);
     await until(() => aborted.value, 'the upstream call to be aborted');
@@ -133,7 +186,10 @@ test('DN-CANCEL-DISCONNECT: the agent closing the HTTP connection aborts the ups
     const modern = await modernAgent(server.url, key.secret);
     const controller = new AbortController();
     const call = modern.callTool({ name: 'everything__hang', arguments: {} }, { signal: controller.signal });
-    await until(() => upstreams.calls.some((c) => c.exposedName === 'everything__hang'), 'the call to reach the upstream');
+    await until(
+      () => upstreams.calls.some((c) => c.exposedName === 'everything__hang'),
+      'the call to reach the upstream',
+    );
     controller.abort();
     await assert.rejects(call);
     await until(() => aborted.value, 'the upstream call to be aborted');
@@ -161,7 +217,9 @@ test('DN-SERVER-REQUEST: an upstream elicitation during a call is sent to the 20
 });
 
 /** The methods of the requests `transport` delivers to its client from now on. */
-function requestsSeen(transport: { onmessage?: ((message: JSONRPCMessage, extra?: never) => void) | undefined }): string[] {
+function requestsSeen(transport: {
+  onmessage?: ((message: JSONRPCMessage, extra?: never) => void) | undefined;
+}): string[] {
   const seen: string[] = [];
   const deliver = transport.onmessage!;
   transport.onmessage = (message, extra) => {
@@ -185,12 +243,16 @@ test('DN-SERVER-REQUEST-CAPABILITY: an agent that did not declare elicitation is
       const sse = await sseAgent(server.url, key.secret, { capabilities: {} });
       open.push(sse.client);
       const sseSeen = requestsSeen(sse.transport as never);
-      assert.deepEqual((await sse.client.callTool({ name: 'everything__ask', arguments: {} })).content, [{ type: 'text', text: 'agent said -32601' }]);
+      assert.deepEqual((await sse.client.callTool({ name: 'everything__ask', arguments: {} })).content, [
+        { type: 'text', text: 'agent said -32601' },
+      ]);
       assert.deepEqual(sseSeen, [], 'no elicitation/create reached the legacy SSE agent');
 
       const modern = await modernAgent(server.url, key.secret, { capabilities: {} });
       open.push(modern);
-      assert.deepEqual((await modern.callTool({ name: 'everything__ask', arguments: {} })).content, [{ type: 'text', text: 'agent said -32601' }]);
+      assert.deepEqual((await modern.callTool({ name: 'everything__ask', arguments: {} })).content, [
+        { type: 'text', text: 'agent said -32601' },
+      ]);
     } finally {
       // An SSE stream left open would hold the server's close.
       await Promise.allSettled(open.map((c) => c.close()));
@@ -206,10 +268,17 @@ test('DN-CANCEL-LISTENER: a legacy SSE session with a dozen calls in flight (eac
     const sse = await sseAgent(server.url, key.secret);
     try {
       // A progress token makes each call watch its connection (it may be cancelled by the stream closing).
-      const results = await Promise.all(Array.from({ length: 12 }, () => sse.client.callTool({ name: 'everything__slow', arguments: {} }, undefined, { onprogress: () => undefined })));
+      const results = await Promise.all(
+        Array.from({ length: 12 }, () =>
+          sse.client.callTool({ name: 'everything__slow', arguments: {} }, undefined, { onprogress: () => undefined }),
+        ),
+      );
       assert.equal(results.length, 12);
       await new Promise((resolve) => setImmediate(resolve));
-      assert.deepEqual(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning')), []);
+      assert.deepEqual(
+        warnings.filter((w) => w.startsWith('MaxListenersExceededWarning')),
+        [],
+      );
     } finally {
       process.off('warning', onWarning);
       await sse.client.close();
@@ -226,15 +295,32 @@ test('DN-RESOURCES-SUBSCRIBE: resources/subscribe is relayed once to the owning 
     await client.subscribeResource({ uri: 'test://static/resource/1' });
     const other = await legacyAgent(server.url, key.secret);
     await other.client.subscribeResource({ uri: 'test://static/resource/1' });
-    assert.equal(upstreams.requests.filter((r) => r.message.method === 'resources/subscribe').length, 1, 'one upstream subscription per node');
-    await assert.rejects(client.subscribeResource({ uri: 'nowhere://x' }), (e: unknown) => e instanceof McpError && e.code === -32602);
-    upstreams.emit('everything', { method: 'notifications/resources/updated', params: { uri: 'test://static/resource/1' } });
+    assert.equal(
+      upstreams.requests.filter((r) => r.message.method === 'resources/subscribe').length,
+      1,
+      'one upstream subscription per node',
+    );
+    await assert.rejects(
+      client.subscribeResource({ uri: 'nowhere://x' }),
+      (e: unknown) => e instanceof McpError && e.code === -32602,
+    );
+    upstreams.emit('everything', {
+      method: 'notifications/resources/updated',
+      params: { uri: 'test://static/resource/1' },
+    });
     await until(() => updates.length === 1, 'the update');
     upstreams.emit('everything', { method: 'notifications/resources/updated', params: { uri: 'test://other' } });
     await client.unsubscribeResource({ uri: 'test://static/resource/1' });
-    assert.equal(upstreams.requests.filter((r) => r.message.method === 'resources/unsubscribe').length, 0, 'the other session still holds it');
+    assert.equal(
+      upstreams.requests.filter((r) => r.message.method === 'resources/unsubscribe').length,
+      0,
+      'the other session still holds it',
+    );
     await other.client.unsubscribeResource({ uri: 'test://static/resource/1' });
-    await until(() => upstreams.requests.some((r) => r.message.method === 'resources/unsubscribe'), 'the upstream unsubscribe');
+    await until(
+      () => upstreams.requests.some((r) => r.message.method === 'resources/unsubscribe'),
+      'the upstream unsubscribe',
+    );
     assert.deepEqual(updates, ['test://static/resource/1']);
     await client.close();
     await other.client.close();
@@ -267,17 +353,31 @@ test('DN-LISTEN: a 2026-07-28 agent gets list_changed and resources/updated on i
     let toolsChanged = 0;
     modern.setNotificationHandler('notifications/resources/updated', (n) => void updates.push(n.params.uri));
     modern.setNotificationHandler('notifications/tools/list_changed', () => void (toolsChanged += 1));
-    const subscription = await modern.listen({ toolsListChanged: true, promptsListChanged: true, resourceSubscriptions: ['test://static/resource/1', 'nowhere://x'] });
-    assert.deepEqual(subscription.honoredFilter, { toolsListChanged: true, promptsListChanged: true, resourceSubscriptions: ['test://static/resource/1'] });
+    const subscription = await modern.listen({
+      toolsListChanged: true,
+      promptsListChanged: true,
+      resourceSubscriptions: ['test://static/resource/1', 'nowhere://x'],
+    });
+    assert.deepEqual(subscription.honoredFilter, {
+      toolsListChanged: true,
+      promptsListChanged: true,
+      resourceSubscriptions: ['test://static/resource/1'],
+    });
     assert.equal(server.gateway.listenStreamCount, 1);
     assert.equal(upstreams.requests.filter((r) => r.message.method === 'resources/subscribe').length, 1);
     upstreams.add({ upstream: 'everything', name: 'fresh' });
     await until(() => toolsChanged === 1, 'tools list_changed');
-    upstreams.emit('everything', { method: 'notifications/resources/updated', params: { uri: 'test://static/resource/1' } });
+    upstreams.emit('everything', {
+      method: 'notifications/resources/updated',
+      params: { uri: 'test://static/resource/1' },
+    });
     await until(() => updates.length === 1, 'resources/updated');
     await subscription.close();
     await until(() => server.gateway.listenStreamCount === 0, 'the listen stream to end');
-    await until(() => upstreams.requests.some((r) => r.message.method === 'resources/unsubscribe'), 'the upstream unsubscribe');
+    await until(
+      () => upstreams.requests.some((r) => r.message.method === 'resources/unsubscribe'),
+      'the upstream unsubscribe',
+    );
     await modern.close();
   });
 });
@@ -286,15 +386,36 @@ test('DN-TASKS: task-augmented tools/call and tasks/get|result|list|cancel route
   const other = testKey('k2', ['everything__*']);
   await withServer([key, other], async (server, upstreams) => {
     const now = new Date().toISOString();
-    const task = (status: string) => ({ taskId: 'up-task-1', status, createdAt: now, lastUpdatedAt: now, ttl: 60_000, pollInterval: 50 });
-    upstreams.handle('everything', 'tools/call', (params) => (params['task'] !== undefined ? { task: task('working') } : { content: [] }));
+    const task = (status: string) => ({
+      taskId: 'up-task-1',
+      status,
+      createdAt: now,
+      lastUpdatedAt: now,
+      ttl: 60_000,
+      pollInterval: 50,
+    });
+    upstreams.handle('everything', 'tools/call', (params) =>
+      params['task'] !== undefined ? { task: task('working') } : { content: [] },
+    );
     upstreams.handle('everything', 'tasks/get', (params) => ({ ...task('completed'), taskId: params['taskId'] }));
-    upstreams.handle('everything', 'tasks/result', (params) => ({ content: [{ type: 'text', text: `result of ${String(params['taskId'])}` }], _meta: { 'io.modelcontextprotocol/related-task': { taskId: params['taskId'] } } }));
-    upstreams.handle('everything', 'tasks/list', () => ({ tasks: [task('completed'), { ...task('working'), taskId: 'someone-elses' }] }));
+    upstreams.handle('everything', 'tasks/result', (params) => ({
+      content: [{ type: 'text', text: `result of ${String(params['taskId'])}` }],
+      _meta: { 'io.modelcontextprotocol/related-task': { taskId: params['taskId'] } },
+    }));
+    upstreams.handle('everything', 'tasks/list', () => ({
+      tasks: [task('completed'), { ...task('working'), taskId: 'someone-elses' }],
+    }));
     upstreams.handle('everything', 'tasks/cancel', (params) => ({ ...task('cancelled'), taskId: params['taskId'] }));
     const { client } = await legacyAgent(server.url, key.secret);
-    assert.deepEqual(client.getServerCapabilities()?.tasks, { list: {}, cancel: {}, requests: { tools: { call: {} } } });
-    const created = await client.request({ method: 'tools/call', params: { name: 'everything__echo', arguments: {}, task: { ttl: 60_000 } } }, CreateTaskResultSchema);
+    assert.deepEqual(client.getServerCapabilities()?.tasks, {
+      list: {},
+      cancel: {},
+      requests: { tools: { call: {} } },
+    });
+    const created = await client.request(
+      { method: 'tools/call', params: { name: 'everything__echo', arguments: {}, task: { ttl: 60_000 } } },
+      CreateTaskResultSchema,
+    );
     const taskId = created.task.taskId;
     assert.match(taskId, /^pct\./);
     assert.notEqual(taskId, 'up-task-1');
@@ -302,18 +423,31 @@ test('DN-TASKS: task-augmented tools/call and tasks/get|result|list|cancel route
     assert.equal(got.taskId, taskId);
     assert.equal(got.status, 'completed');
     assert.equal(upstreams.requests.at(-1)?.message.params?.['taskId'], 'up-task-1', 'the upstream sees its own id');
-    const result = await client.request({ method: 'tasks/result', params: { taskId } }, (await import('@modelcontextprotocol/sdk/types.js')).CallToolResultSchema);
+    const result = await client.request(
+      { method: 'tasks/result', params: { taskId } },
+      (await import('@modelcontextprotocol/sdk/types.js')).CallToolResultSchema,
+    );
     assert.deepEqual(result.content, [{ type: 'text', text: 'result of up-task-1' }]);
     assert.deepEqual(result._meta?.['io.modelcontextprotocol/related-task'], { taskId });
     const listed = await client.request({ method: 'tasks/list', params: {} }, ListTasksResultSchema);
-    assert.deepEqual(listed.tasks.map((t) => t.taskId), [taskId], "only this key's tasks are listed");
+    assert.deepEqual(
+      listed.tasks.map((t) => t.taskId),
+      [taskId],
+      "only this key's tasks are listed",
+    );
     const cancelled = await client.request({ method: 'tasks/cancel', params: { taskId } }, CancelTaskResultSchema);
     assert.equal(cancelled.status, 'cancelled');
     await client.close();
     // Another key cannot use the id; a forged one is not found.
     const stranger = await legacyAgent(server.url, other.secret);
-    await assert.rejects(stranger.client.request({ method: 'tasks/get', params: { taskId } }, GetTaskResultSchema), (e: unknown) => e instanceof McpError && e.code === -32602);
-    await assert.rejects(stranger.client.request({ method: 'tasks/get', params: { taskId: 'up-task-1' } }, GetTaskResultSchema), (e: unknown) => e instanceof McpError && e.code === -32602);
+    await assert.rejects(
+      stranger.client.request({ method: 'tasks/get', params: { taskId } }, GetTaskResultSchema),
+      (e: unknown) => e instanceof McpError && e.code === -32602,
+    );
+    await assert.rejects(
+      stranger.client.request({ method: 'tasks/get', params: { taskId: 'up-task-1' } }, GetTaskResultSchema),
+      (e: unknown) => e instanceof McpError && e.code === -32602,
+    );
     await stranger.client.close();
   });
 });
@@ -323,21 +457,29 @@ test('DN-TRANSPORT-DELETE DN-TRANSPORT-JSON: DELETE ends a 2025 session and drop
     const { client, transport } = await legacyAgent(server.url, key.secret);
     await client.subscribeResource({ uri: 'test://static/resource/1' });
     await transport.terminateSession();
-    await until(() => upstreams.requests.some((r) => r.message.method === 'resources/unsubscribe'), 'the upstream unsubscribe');
+    await until(
+      () => upstreams.requests.some((r) => r.message.method === 'resources/unsubscribe'),
+      'the upstream unsubscribe',
+    );
     await client.close();
   });
 });
 
-test('DN-TRANSPORT-LEGACY-SSE DN-TRANSPORT-LEGACY-SSE-OTHER-NODE-UNREACHABLE: GET /sse + POST /messages with a signed session token; a POST on a node that cannot reach the stream\'s node is refused 404 saying so', async () => {
+test("DN-TRANSPORT-LEGACY-SSE DN-TRANSPORT-LEGACY-SSE-OTHER-NODE-UNREACHABLE: GET /sse + POST /messages with a signed session token; a POST on a node that cannot reach the stream's node is refused 404 saying so", async () => {
   const keys = [sessionKey('s1')];
   const upstreams = router({ value: false });
   const first = await startServer(upstreams, buildConfig([key], keys));
   const second = await startServer(upstreams, buildConfig([key], keys));
   try {
     const { client, transport } = await sseAgent(first.url, key.secret);
-    assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['everything__slow', 'everything__hang', 'everything__ask', 'everything__echo']);
+    assert.deepEqual(
+      (await client.listTools()).tools.map((t) => t.name),
+      ['everything__slow', 'everything__hang', 'everything__ask', 'everything__echo'],
+    );
     const progress: number[] = [];
-    await client.callTool({ name: 'everything__slow', arguments: {} }, undefined, { onprogress: (p) => void progress.push(p.progress) });
+    await client.callTool({ name: 'everything__slow', arguments: {} }, undefined, {
+      onprogress: (p) => void progress.push(p.progress),
+    });
     assert.deepEqual(progress, [1, 2, 3]);
     const endpoint = (transport as unknown as { _endpoint: URL })._endpoint;
     const token = endpoint.searchParams.get('sessionId')!;
@@ -348,7 +490,10 @@ test('DN-TRANSPORT-LEGACY-SSE DN-TRANSPORT-LEGACY-SSE-OTHER-NODE-UNREACHABLE: GE
       body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'ping' }),
     });
     assert.equal(elsewhere.status, 404);
-    assert.match(((await elsewhere.json()) as { error: { message: string } }).error.message, /could not be reached \(this node is not connected to the control plane/);
+    assert.match(
+      ((await elsewhere.json()) as { error: { message: string } }).error.message,
+      /could not be reached \(this node is not connected to the control plane/,
+    );
     const forged = await fetch(new URL(`/messages?sessionId=${encodeURIComponent(token.slice(0, -3))}abc`, first.url), {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${key.secret}` },
@@ -358,7 +503,12 @@ test('DN-TRANSPORT-LEGACY-SSE DN-TRANSPORT-LEGACY-SSE-OTHER-NODE-UNREACHABLE: GE
     // The SSE token is not an Mcp-Session-Id.
     const asSession = await fetch(first.url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${key.secret}`, 'mcp-session-id': token },
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${key.secret}`,
+        'mcp-session-id': token,
+      },
       body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'ping' }),
     });
     assert.equal(asSession.status, 404);

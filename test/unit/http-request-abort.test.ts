@@ -73,7 +73,10 @@ test('DN-CANCEL-LISTENER: a finished call stops watching its connection (a legac
   const stream = Object.assign(new EventEmitter(), { writableFinished: false });
   stream.setMaxListeners(0); // as the legacy SSE endpoint sets on its stream: one listener per call in flight
   const before = stream.listenerCount('close');
-  const calls = Array.from({ length: 50 }, () => new RequestAbort({ socket } as unknown as IncomingMessage, stream as unknown as ServerResponse));
+  const calls = Array.from(
+    { length: 50 },
+    () => new RequestAbort({ socket } as unknown as IncomingMessage, stream as unknown as ServerResponse),
+  );
   let told = 0;
   for (const call of calls) call.onAbort(() => (told += 1));
   assert.equal(stream.listenerCount('close'), before + 50);

@@ -6,8 +6,14 @@ import { UpstreamRpcError } from '../../data-plane/src/upstream/upstream-rpc-err
 test('DN-SERVER-REQUEST-CAPABILITY: each server-to-client request needs its capability; URL elicitation needs elicitation.url; unknown capabilities let all through', () => {
   const roots = { method: 'roots/list' };
   const sampling = { method: 'sampling/createMessage', params: { messages: [], maxTokens: 1 } };
-  const form = { method: 'elicitation/create', params: { message: 'name?', requestedSchema: { type: 'object', properties: {} } } };
-  const url = { method: 'elicitation/create', params: { mode: 'url', message: 'sign in', url: 'https://example.test', elicitationId: 'e1' } };
+  const form = {
+    method: 'elicitation/create',
+    params: { message: 'name?', requestedSchema: { type: 'object', properties: {} } },
+  };
+  const url = {
+    method: 'elicitation/create',
+    params: { mode: 'url', message: 'sign in', url: 'https://example.test', elicitationId: 'e1' },
+  };
   assert.equal(undeclaredCapability({}, roots), 'roots');
   assert.equal(undeclaredCapability({ roots: {} }, roots), undefined);
   assert.equal(undeclaredCapability({ roots: true }, roots), 'roots', 'a capability is an object');
@@ -28,6 +34,12 @@ test('DN-SERVER-REQUEST-CAPABILITY: a request ruled out is answered -32601 witho
   };
   const ask = (request: { method: string }) => askIfDeclared({ sampling: {} }, request, agent);
   assert.deepEqual(await ask({ method: 'sampling/createMessage' }), { ok: true });
-  await assert.rejects(ask({ method: 'roots/list' }), (error: unknown) => error instanceof UpstreamRpcError && error.code === -32601 && /did not declare the roots capability/.test(error.message));
+  await assert.rejects(
+    ask({ method: 'roots/list' }),
+    (error: unknown) =>
+      error instanceof UpstreamRpcError &&
+      error.code === -32601 &&
+      /did not declare the roots capability/.test(error.message),
+  );
   assert.deepEqual(asked, ['sampling/createMessage']);
 });

@@ -9,8 +9,12 @@ import { matrixTestNames } from '../support/transport-matrix.ts';
 function testNames(): string[] {
   const names: string[] = [];
   const files = [
-    ...readdirSync('test/unit').filter((f) => /^(http|mcp)-.*\.test\.ts$/.test(f)).map((f) => join('test/unit', f)),
-    ...readdirSync('test/e2e').filter((f) => /^protocol-.*\.e2e\.test\.ts$/.test(f)).map((f) => join('test/e2e', f)),
+    ...readdirSync('test/unit')
+      .filter((f) => /^(http|mcp)-.*\.test\.ts$/.test(f))
+      .map((f) => join('test/unit', f)),
+    ...readdirSync('test/e2e')
+      .filter((f) => /^protocol-.*\.e2e\.test\.ts$/.test(f))
+      .map((f) => join('test/e2e', f)),
   ];
   for (const file of files) {
     if (file.endsWith('mcp-protocol-requirements.test.ts')) continue;
@@ -23,12 +27,15 @@ function testNames(): string[] {
 
 test('every downstream protocol requirement is named by at least one test', () => {
   const names = testNames();
-  const untested = Object.keys(PROTOCOL_REQUIREMENTS).filter((id) => !names.some((name) => new RegExp(`(^|[^A-Z-])${id}($|[^A-Z-])`).test(name)));
+  const untested = Object.keys(PROTOCOL_REQUIREMENTS).filter(
+    (id) => !names.some((name) => new RegExp(`(^|[^A-Z-])${id}($|[^A-Z-])`).test(name)),
+  );
   assert.deepEqual(untested, [], `requirements without a test naming them: ${untested.join(', ')}`);
 });
 
 test('tests name only requirement ids that exist', () => {
   const unknown = new Set<string>();
-  for (const name of testNames()) for (const id of name.match(/\bDN-[A-Z0-9-]+/g) ?? []) if (!(id in PROTOCOL_REQUIREMENTS)) unknown.add(id);
+  for (const name of testNames())
+    for (const id of name.match(/\bDN-[A-Z0-9-]+/g) ?? []) if (!(id in PROTOCOL_REQUIREMENTS)) unknown.add(id);
   assert.deepEqual([...unknown], []);
 });

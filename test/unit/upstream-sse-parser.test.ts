@@ -10,16 +10,23 @@ function parse(chunks: readonly string[]): { events: [string, string][]; lastEve
   return { events, lastEventId: parser.lastEventId };
 }
 
-describe('SSE parsing of a relayed request\'s answer stream', () => {
+describe("SSE parsing of a relayed request's answer stream", () => {
   test('events end at a blank line; data lines join with newlines; event and id fields are read', () => {
     const { events, lastEventId } = parse(['event: message\nid: 7\ndata: {"a":\ndata: 1}\n\n', 'data: second\n\n']);
-    assert.deepEqual(events, [['message', '{"a":\n1}'], ['', 'second']]);
+    assert.deepEqual(events, [
+      ['message', '{"a":\n1}'],
+      ['', 'second'],
+    ]);
     assert.equal(lastEventId, '7');
   });
 
   test('CRLF and CR line ends, a CRLF split across chunks, and a line split anywhere', () => {
     const { events } = parse(['data: one\r', '\n\r\ndata: t', 'wo\r\rda', 'ta: three\n', '\n']);
-    assert.deepEqual(events, [['', 'one'], ['', 'two'], ['', 'three']]);
+    assert.deepEqual(events, [
+      ['', 'one'],
+      ['', 'two'],
+      ['', 'three'],
+    ]);
   });
 
   test('a comment dispatches nothing; an id-only (priming) event sets the last id and dispatches nothing; a bare `data` line is an empty event', () => {

@@ -22,7 +22,10 @@ process.on('message', (m: ParentMessage) => {
 });
 process.on('disconnect', () => process.exit(0));
 
-async function next<T extends ParentMessage['type']>(type: T, timeoutMs?: number): Promise<Extract<ParentMessage, { type: T }> | undefined> {
+async function next<T extends ParentMessage['type']>(
+  type: T,
+  timeoutMs?: number,
+): Promise<Extract<ParentMessage, { type: T }> | undefined> {
   const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
   for (;;) {
     const index = inbox.findIndex((m) => m.type === type);
@@ -37,7 +40,8 @@ async function next<T extends ParentMessage['type']>(type: T, timeoutMs?: number
 
 async function open(job: LoadJob): Promise<Driver> {
   if (job.driver === 'sdk') return openSdk(job.target, job.operation);
-  if (job.target.transport === 'http') return openLeanHttp(job.target.url, job.target.headers, job.concurrency, job.operation, job.protocolVersion);
+  if (job.target.transport === 'http')
+    return openLeanHttp(job.target.url, job.target.headers, job.concurrency, job.operation, job.protocolVersion);
   return openLeanStdio(job.target.command, job.target.args, job.operation, job.protocolVersion);
 }
 
@@ -49,7 +53,9 @@ async function runJob(job: LoadJob): Promise<void> {
       const started = performance.now();
       const elapsed = () => performance.now() - started;
       do {
-        const warm = await runCalls(job.warmupCalls, job.concurrency, job.maxWarmupMs - elapsed(), (n) => driver.call(seq + n));
+        const warm = await runCalls(job.warmupCalls, job.concurrency, job.maxWarmupMs - elapsed(), (n) =>
+          driver.call(seq + n),
+        );
         seq += warm.completed;
         if (warm.errors === warm.completed) throw new Error(`every warm-up call failed: ${warm.firstError}`);
       } while (elapsed() < (job.minWarmupMs ?? 0) && elapsed() < job.maxWarmupMs);

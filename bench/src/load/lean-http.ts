@@ -46,7 +46,13 @@ export async function openLeanHttp(
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: res.headers,
+              body: Buffer.concat(chunks).toString('utf8'),
+            }),
+          );
           res.on('error', reject);
         },
       );
@@ -55,7 +61,12 @@ export async function openLeanHttp(
     });
 
   const init = await post(
-    JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion, capabilities: {}, clientInfo: CLIENT_INFO } }),
+    JSON.stringify({
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: { protocolVersion, capabilities: {}, clientInfo: CLIENT_INFO },
+    }),
     baseHeaders,
   );
   const initReply = findResponse(init, 0);
@@ -67,27 +78,32 @@ export async function openLeanHttp(
   const sessionId = init.headers['mcp-session-id'];
   if (typeof sessionId === 'string') headers['mcp-session-id'] = sessionId;
   const initialized = await post(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }), headers);
-  if (initialized.status >= 300) throw new Error(`notifications/initialized: HTTP ${initialized.status}: ${initialized.body.slice(0, 300)}`);
+  if (initialized.status >= 300)
+    throw new Error(`notifications/initialized: HTTP ${initialized.status}: ${initialized.body.slice(0, 300)}`);
 
   const prefix = requestPrefix(operation);
   return {
     protocolVersion: negotiated,
     async call(seq: number): Promise<CallOutcome> {
       const id = seq + 1;
-      const reply = await post(prefix + id + '}', headers);
+      const reply = await post(`${prefix + id}}`, headers);
       if (reply.status !== 200) return { ok: false, error: `HTTP ${reply.status}: ${reply.body.slice(0, 200)}` };
       const response = findResponse(reply, id);
       if (!response) return { ok: false, error: `no response for id ${id}: ${reply.body.slice(0, 200)}` };
-      if ('error' in response) return { ok: false, error: `JSON-RPC error: ${JSON.stringify(response.error).slice(0, 200)}` };
+      if ('error' in response)
+        return { ok: false, error: `JSON-RPC error: ${JSON.stringify(response.error).slice(0, 200)}` };
       return checkResult(operation, response.result);
     },
     async close(): Promise<void> {
       if (typeof sessionId === 'string') {
         await new Promise<void>((done) => {
-          const req = http.request({ agent, host: target.hostname, port: target.port, path: target.pathname, method: 'DELETE', headers }, (res) => {
-            res.resume();
-            res.on('end', done);
-          });
+          const req = http.request(
+            { agent, host: target.hostname, port: target.port, path: target.pathname, method: 'DELETE', headers },
+            (res) => {
+              res.resume();
+              res.on('end', done);
+            },
+          );
           req.on('error', () => done());
           req.setTimeout(1_000, () => req.destroy());
           req.end();
@@ -125,7 +141,8 @@ function findResponse(reply: Reply, id: number): JsonRpcMessage | undefined {
       continue;
     }
     for (const message of Array.isArray(parsed) ? parsed : [parsed]) {
-      if (message && typeof message === 'object' && (message as JsonRpcMessage).id === id) return message as JsonRpcMessage;
+      if (message && typeof message === 'object' && (message as JsonRpcMessage).id === id)
+        return message as JsonRpcMessage;
     }
   }
   return undefined;

@@ -9,7 +9,12 @@ import type { CallOutcome } from './run-calls.ts';
  * The lean load generator over stdio: spawns the server, writes newline-delimited JSON-RPC to its
  * stdin and matches responses on its stdout by id. Requests are pipelined up to the concurrency.
  */
-export async function openLeanStdio(command: string, args: string[], operation: Operation, protocolVersion: string): Promise<Driver> {
+export async function openLeanStdio(
+  command: string,
+  args: string[],
+  operation: Operation,
+  protocolVersion: string,
+): Promise<Driver> {
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'ignore'] });
   const pending = new Map<number, (message: Record<string, unknown>) => void>();
   // Partial line so far, as chunks: a big reply (tools/list of 1,000 tools) arrives in many chunks,
@@ -63,10 +68,15 @@ export async function openLeanStdio(command: string, args: string[], operation: 
 
   const init = await request(
     0,
-    JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion, capabilities: {}, clientInfo: CLIENT_INFO } }) + '\n',
+    `${JSON.stringify({
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: { protocolVersion, capabilities: {}, clientInfo: CLIENT_INFO },
+    })}\n`,
   );
   if (!('result' in init)) throw new Error(`initialize failed: ${JSON.stringify(init).slice(0, 300)}`);
-  child.stdin.write(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) + '\n');
+  child.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })}\n`);
   const negotiated = String((init.result as { protocolVersion?: string }).protocolVersion ?? protocolVersion);
 
   const prefix = requestPrefix(operation);
@@ -75,8 +85,9 @@ export async function openLeanStdio(command: string, args: string[], operation: 
     protocolVersion: negotiated,
     async call(seq: number): Promise<CallOutcome> {
       const id = seq + 1;
-      const response = await request(id, prefix + id + '}\n');
-      if ('error' in response) return { ok: false, error: `JSON-RPC error: ${JSON.stringify(response.error).slice(0, 200)}` };
+      const response = await request(id, `${prefix + id}}\n`);
+      if ('error' in response)
+        return { ok: false, error: `JSON-RPC error: ${JSON.stringify(response.error).slice(0, 200)}` };
       return checkResult(operation, response.result);
     },
     async close(): Promise<void> {

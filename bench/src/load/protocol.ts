@@ -52,9 +52,7 @@ export interface LoadResult {
 
 export type ChildMessage =
   /** Session set up and warm-up done; `serverPid` is set when the child spawned the server. */
-  | { type: 'ready'; serverPid?: number }
-  | { type: 'result'; result: LoadResult }
-  | { type: 'failed'; error: string };
+  { type: 'ready'; serverPid?: number } | { type: 'result'; result: LoadResult } | { type: 'failed'; error: string };
 
 /**
  * `job` starts a job (the child opens a session and warms up); `go` starts its measured phase;

@@ -15,7 +15,12 @@ export interface CallsRun {
   wallMs: number;
 }
 
-export async function runCalls(count: number, concurrency: number, maxMs: number, call: (seq: number) => Promise<CallOutcome>): Promise<CallsRun> {
+export async function runCalls(
+  count: number,
+  concurrency: number,
+  maxMs: number,
+  call: (seq: number) => Promise<CallOutcome>,
+): Promise<CallsRun> {
   const latenciesMs = new Float64Array(count);
   let next = 0;
   let done = 0;
@@ -45,5 +50,12 @@ export async function runCalls(count: number, concurrency: number, maxMs: number
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, count)) }, worker));
   const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
-  return { latenciesMs: latenciesMs.subarray(0, done), completed: done, truncated: done < count, errors, ...(firstError === undefined ? {} : { firstError }), wallMs };
+  return {
+    latenciesMs: latenciesMs.subarray(0, done),
+    completed: done,
+    truncated: done < count,
+    errors,
+    ...(firstError === undefined ? {} : { firstError }),
+    wallMs,
+  };
 }

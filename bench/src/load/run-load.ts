@@ -70,41 +70,46 @@ export class LoadGenerator {
     let onMessage: ((message: ChildMessage) => void) | undefined;
     let onExit: (() => void) | undefined;
     try {
-      const outcome = await new Promise<{ result: LoadResult; cpu: ReturnType<typeof cpuBetween> | undefined; probes: Record<string, number | string> }>(
-        (resolveRun, reject) => {
-          timer = setTimeout(() => reject(new Error(`load job timed out after ${options.timeoutMs} ms`)), options.timeoutMs);
-          let pid = options.pid;
-          let before: CpuSample | undefined;
-          onMessage = (message: ChildMessage) => {
-            void (async () => {
-              if (message.type === 'ready') {
-                pid ??= message.serverPid;
-                for (const probe of options.probes ?? []) await probe.before();
-                before = pid === undefined ? undefined : sampleCpu(pid);
-                proc.child.send({ type: 'go' });
-              } else if (message.type === 'result') {
-                const cpu = pid !== undefined && before ? cpuBetween(before, sampleCpu(pid)) : undefined;
-                proc.child.send({ type: 'release' });
-                const probes: Record<string, number | string> = {};
-                for (const probe of options.probes ?? []) {
-                  try {
-                    Object.assign(probes, await probe.after(message.result.calls));
-                  } catch (error) {
-                    probes[probe.name] = `unavailable: ${error instanceof Error ? error.message : String(error)}`;
-                  }
+      const outcome = await new Promise<{
+        result: LoadResult;
+        cpu: ReturnType<typeof cpuBetween> | undefined;
+        probes: Record<string, number | string>;
+      }>((resolveRun, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`load job timed out after ${options.timeoutMs} ms`)),
+          options.timeoutMs,
+        );
+        let pid = options.pid;
+        let before: CpuSample | undefined;
+        onMessage = (message: ChildMessage) => {
+          void (async () => {
+            if (message.type === 'ready') {
+              pid ??= message.serverPid;
+              for (const probe of options.probes ?? []) await probe.before();
+              before = pid === undefined ? undefined : sampleCpu(pid);
+              proc.child.send({ type: 'go' });
+            } else if (message.type === 'result') {
+              const cpu = pid !== undefined && before ? cpuBetween(before, sampleCpu(pid)) : undefined;
+              proc.child.send({ type: 'release' });
+              const probes: Record<string, number | string> = {};
+              for (const probe of options.probes ?? []) {
+                try {
+                  Object.assign(probes, await probe.after(message.result.calls));
+                } catch (error) {
+                  probes[probe.name] = `unavailable: ${error instanceof Error ? error.message : String(error)}`;
                 }
-                resolveRun({ result: message.result, cpu, probes });
-              } else if (message.type === 'failed') {
-                reject(new Error(message.error));
               }
-            })().catch(reject);
-          };
-          onExit = () => reject(new Error(`load generator exited:\n${proc.output}`));
-          proc.child.on('message', onMessage);
-          proc.child.once('exit', onExit);
-          proc.child.send({ type: 'job', job });
-        },
-      );
+              resolveRun({ result: message.result, cpu, probes });
+            } else if (message.type === 'failed') {
+              reject(new Error(message.error));
+            }
+          })().catch(reject);
+        };
+        onExit = () => reject(new Error(`load generator exited:\n${proc.output}`));
+        proc.child.on('message', onMessage);
+        proc.child.once('exit', onExit);
+        proc.child.send({ type: 'job', job });
+      });
       const { result, cpu } = outcome;
       const latenciesMs = Float64Array.from(result.latenciesMs);
       const measurement: Measurement = {
@@ -154,11 +159,15 @@ export function mergeMeasurements(parts: readonly Measurement[]): Measurement {
     offset += m.latenciesMs.length;
   }
   const perCall = (pick: (m: Measurement) => number | undefined): number | undefined =>
-    parts.every((m) => pick(m) !== undefined) ? parts.reduce((sum, m) => sum + pick(m)! * m.calls, 0) / calls : undefined;
+    parts.every((m) => pick(m) !== undefined)
+      ? parts.reduce((sum, m) => sum + pick(m)! * m.calls, 0) / calls
+      : undefined;
   const probes: Record<string, number | string> = {};
   for (const name of new Set(parts.flatMap((m) => Object.keys(m.probes)))) {
     const values = parts.map((m) => m.probes[name]);
-    probes[name] = values.every((v) => typeof v === 'number') ? parts.reduce((sum, m, i) => sum + (values[i] as number) * m.calls, 0) / calls : String(values.find((v) => typeof v === 'string') ?? '');
+    probes[name] = values.every((v) => typeof v === 'number')
+      ? parts.reduce((sum, m, i) => sum + (values[i] as number) * m.calls, 0) / calls
+      : String(values.find((v) => typeof v === 'string') ?? '');
   }
   const merged: Measurement = {
     job: { ...first.job, calls: parts.reduce((sum, m) => sum + m.job.calls, 0) },

@@ -29,16 +29,22 @@ export function writeResults(file: string, context: RunContext, results: RunResu
     finishedAt: finished.toISOString(),
     durationMs: finished.getTime() - context.startedAt.getTime(),
     mode: context.quick ? 'quick' : 'full',
-    machine: { ...context.machine, loadAverage1mAtEnd: machineInfo().loadAverage1m, stealPercent: runStealPercent(context) ?? null },
+    machine: {
+      ...context.machine,
+      loadAverage1mAtEnd: machineInfo().loadAverage1m,
+      stealPercent: runStealPercent(context) ?? null,
+    },
     node: process.version,
     git: gitCommit() ?? null,
     packages: Object.fromEntries(
-      ['@modelcontextprotocol/sdk', '@modelcontextprotocol/server-everything', 'mcp-proxy', 'supergateway'].map((name) => [name, packageVersion(name) ?? null]),
+      ['@modelcontextprotocol/sdk', '@modelcontextprotocol/server-everything', 'mcp-proxy', 'supergateway'].map(
+        (name) => [name, packageVersion(name) ?? null],
+      ),
     ),
     ...results,
   };
   mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify(document, null, 2) + '\n');
+  writeFileSync(file, `${JSON.stringify(document, null, 2)}\n`);
 }
 
 /** How much of the machine's CPU the hypervisor gave to other guests during the run (undefined off Linux). */

@@ -2,7 +2,8 @@ import type { RoundTripRow, RunResults } from '../results.ts';
 
 /** The stdout view of a run: one aligned table of round trips, then notes and targets. */
 
-const f = (v: number | undefined, digits: number): string => (v === undefined || !Number.isFinite(v) ? '' : v.toFixed(digits));
+const f = (v: number | undefined, digits: number): string =>
+  v === undefined || !Number.isFinite(v) ? '' : v.toFixed(digits);
 
 interface Column {
   title: string;
@@ -35,7 +36,9 @@ const BASE_COLUMNS: Column[] = [
 export function renderTable(rows: RoundTripRow[], leading: Column[] = []): string {
   const COLUMNS = [...leading, ...BASE_COLUMNS];
   const cells = rows.map((row) => COLUMNS.map((c) => c.cell(row)));
-  const widths = COLUMNS.map((c, i) => Math.max(c.title.length, ...cells.map((r) => (i === COLUMNS.length - 1 ? 0 : r[i]!.length))));
+  const widths = COLUMNS.map((c, i) =>
+    Math.max(c.title.length, ...cells.map((r) => (i === COLUMNS.length - 1 ? 0 : r[i]!.length))),
+  );
   const line = (values: string[]) =>
     values
       .map((v, i) => (i === COLUMNS.length - 1 ? v : COLUMNS[i]!.right ? v.padStart(widths[i]!) : v.padEnd(widths[i]!)))
@@ -55,39 +58,59 @@ export function renderTable(rows: RoundTripRow[], leading: Column[] = []): strin
 /** Rows of flat records as an aligned table, one column per field, numbers right-aligned; lists (raw samples) are left to latest.json. */
 export function renderRecords(rows: readonly unknown[]): string {
   const records = rows.filter((row): row is Record<string, unknown> => row !== null && typeof row === 'object');
-  const titles = [...new Set(records.flatMap((record) => Object.keys(record).filter((key) => !Array.isArray(record[key]))))];
+  const titles = [
+    ...new Set(records.flatMap((record) => Object.keys(record).filter((key) => !Array.isArray(record[key])))),
+  ];
   const cell = (value: unknown): string => {
     if (typeof value !== 'number') return value === undefined ? '' : String(value);
     if (Number.isInteger(value)) return String(value);
     return value.toFixed(Math.abs(value) >= 100 ? 0 : Math.abs(value) >= 1 ? 1 : 3);
   };
   const cells = records.map((record) => titles.map((title) => cell(record[title])));
-  const numeric = titles.map((title) => records.every((record) => record[title] === undefined || typeof record[title] === 'number'));
+  const numeric = titles.map((title) =>
+    records.every((record) => record[title] === undefined || typeof record[title] === 'number'),
+  );
   const widths = titles.map((title, i) => Math.max(title.length, ...cells.map((row) => row[i]!.length)));
-  const line = (values: string[]) => values.map((v, i) => (numeric[i] ? v.padStart(widths[i]!) : v.padEnd(widths[i]!))).join('  ').trimEnd();
+  const line = (values: string[]) =>
+    values
+      .map((v, i) => (numeric[i] ? v.padStart(widths[i]!) : v.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(titles), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
 }
 
 export function renderReport(results: RunResults): string {
   const out: string[] = [];
-  out.push('Tool-call round trips (server-everything `echo`); cpu/call = process under test (server, proxy or gateway);');
-  out.push('+child cpu = its stdio upstream; load cpu = the load generator; ratios against the direct row of the same group.');
+  out.push(
+    'Tool-call round trips (server-everything `echo`); cpu/call = process under test (server, proxy or gateway);',
+  );
+  out.push(
+    '+child cpu = its stdio upstream; load cpu = the load generator; ratios against the direct row of the same group.',
+  );
   out.push('calls marked * were cut short by the time cap.');
   out.push('');
   const calls = results.rows.filter((r) => r.method === 'tools/call');
   out.push(calls.length ? renderTable(calls) : '(not measured in this run)');
   const lists = results.rows.filter((r) => r.method === 'tools/list');
   if (lists.length) {
-    out.push('', 'tools/list (c=1) against an upstream offering that many tools; keys = virtual keys configured in the gateway:', '');
+    out.push(
+      '',
+      'tools/list (c=1) against an upstream offering that many tools; keys = virtual keys configured in the gateway:',
+      '',
+    );
     out.push(renderTable(lists, LIST_COLUMNS));
   }
   const extras = results.rows.filter((r) => r.extra && Object.keys(r.extra).length);
   if (extras.length) {
-    out.push('', 'Probes (gatewayAdded = the gateway\'s own time per call, from its histogram):');
+    out.push('', "Probes (gatewayAdded = the gateway's own time per call, from its histogram):");
     const lines = extras.map((r) => {
       const values = Object.entries(r.extra!).map(([k, v]) => `${k}=${typeof v === 'number' ? v.toFixed(3) : v}`);
       const numeric = Object.values(r.extra!).some((v) => typeof v === 'number');
-      return { where: `${r.method} ${r.upstream} via ${r.path}, ${r.driver}, c=${r.concurrency}`, what: values.join(', '), numeric };
+      return {
+        where: `${r.method} ${r.upstream} via ${r.path}, ${r.driver}, c=${r.concurrency}`,
+        what: values.join(', '),
+        numeric,
+      };
     });
     // The same message on every row (e.g. "not exported") is printed once.
     if (lines.every((l) => !l.numeric && l.what === lines[0]!.what)) out.push(`  every gateway row: ${lines[0]!.what}`);
@@ -106,7 +129,9 @@ export function renderReport(results: RunResults): string {
     for (const t of results.targets) {
       const verdict = t.met === undefined ? 'not measured' : t.met ? 'met' : 'MISSED';
       const figure = t.measured === undefined ? '' : `: ${t.measured.toFixed(3)} ${t.unit}`;
-      out.push(`  [${verdict}] ${t.target}${figure}${t.why ? ` (${t.why})` : ''}${t.reference ? `; ${t.reference}` : ''}`);
+      out.push(
+        `  [${verdict}] ${t.target}${figure}${t.why ? ` (${t.why})` : ''}${t.reference ? `; ${t.reference}` : ''}`,
+      );
     }
   }
   return out.join('\n');

@@ -26,7 +26,12 @@ export async function postgresProblem(url: string): Promise<string | undefined> 
 }
 
 /** The databases of `wanted` that can be measured: the real PostgreSQL only when it answers (else `note` says why, naming `what`). */
-export async function measurableDatabases(wanted: readonly DatabaseKind[], postgresUrl: string, what: string, note: (line: string) => void): Promise<DatabaseKind[]> {
+export async function measurableDatabases(
+  wanted: readonly DatabaseKind[],
+  postgresUrl: string,
+  what: string,
+  note: (line: string) => void,
+): Promise<DatabaseKind[]> {
   const usable: DatabaseKind[] = [];
   for (const database of wanted) {
     const problem = database === 'postgres' ? await postgresProblem(postgresUrl) : undefined;

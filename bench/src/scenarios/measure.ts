@@ -49,7 +49,10 @@ export async function measureInTurns(
   targets: readonly MeasureTarget[],
   profile: Profile,
   progress: Progress,
-  { passes = profile.passes, concurrencies = profile.concurrencies }: { passes?: number; concurrencies?: readonly number[] } = {},
+  {
+    passes = profile.passes,
+    concurrencies = profile.concurrencies,
+  }: { passes?: number; concurrencies?: readonly number[] } = {},
 ): Promise<RoundTripRow[]> {
   const rows = new Map<MeasureTarget, RoundTripRow[]>(targets.map((t) => [t, []]));
   for (const driver of ['sdk', 'lean'] as const) {
@@ -68,14 +71,23 @@ export async function measureInTurns(
           }
         }
       }
-      for (const target of targets) rows.get(target)!.push(rowOf(target, driver, concurrency, parts.get(target)!, progress));
+      for (const target of targets)
+        rows.get(target)!.push(rowOf(target, driver, concurrency, parts.get(target)!, progress));
     }
   }
   return targets.flatMap((t) => rows.get(t)!);
 }
 
 /** One run of `calls` measured calls (after the warm-up) from the load process. */
-function runPass(load: Pick<LoadGenerator, 'run'>, target: MeasureTarget, profile: Profile, driver: 'sdk' | 'lean', concurrency: number, calls: number, warm = false): Promise<Measurement> {
+function runPass(
+  load: Pick<LoadGenerator, 'run'>,
+  target: MeasureTarget,
+  profile: Profile,
+  driver: 'sdk' | 'lean',
+  concurrency: number,
+  calls: number,
+  warm = false,
+): Promise<Measurement> {
   const { warmup, minWarmupMs: cold } = callsFor(profile, driver, concurrency, target.operation.method);
   const minWarmupMs = warm ? 0 : cold;
   return load.run(
@@ -91,13 +103,29 @@ function runPass(load: Pick<LoadGenerator, 'run'>, target: MeasureTarget, profil
       maxWarmupMs: profile.maxWarmupMs,
       protocolVersion: LATEST_PROTOCOL_VERSION,
     },
-    { ...(target.pid === undefined ? {} : { pid: target.pid }), probes: target.probes ?? [], timeoutMs: profile.rowTimeoutMs },
+    {
+      ...(target.pid === undefined ? {} : { pid: target.pid }),
+      probes: target.probes ?? [],
+      timeoutMs: profile.rowTimeoutMs,
+    },
   );
 }
 
 /** The row of a target's measurement (its passes merged), or of the error that stopped it. */
-function rowOf(target: MeasureTarget, driver: 'sdk' | 'lean', concurrency: number, outcome: readonly Measurement[] | Error, progress: Progress): RoundTripRow {
-  const row: RoundTripRow = { method: target.operation.method, upstream: target.upstream, path: target.path, driver, concurrency };
+function rowOf(
+  target: MeasureTarget,
+  driver: 'sdk' | 'lean',
+  concurrency: number,
+  outcome: readonly Measurement[] | Error,
+  progress: Progress,
+): RoundTripRow {
+  const row: RoundTripRow = {
+    method: target.operation.method,
+    upstream: target.upstream,
+    path: target.path,
+    driver,
+    concurrency,
+  };
   if (target.upstreamTools !== undefined) row.upstreamTools = target.upstreamTools;
   if (target.keysConfigured !== undefined) row.keysConfigured = target.keysConfigured;
   const tools = target.upstreamTools === undefined ? '' : ` (${target.upstreamTools} tools)`;
@@ -124,7 +152,9 @@ function rowOf(target: MeasureTarget, driver: 'sdk' | 'lean', concurrency: numbe
   if (m.protocolVersion !== undefined) row.protocolVersion = m.protocolVersion;
   if (Object.keys(m.probes).length) row.extra = m.probes;
   const passes = outcome.length > 1 ? ` in ${outcome.length} passes` : '';
-  progress(`  ${label}: p50 ${m.latency.p50Ms.toFixed(3)} ms, ${Math.round(m.callsPerSec)} calls/s, ${m.calls} calls${passes}${m.truncated ? ' (time cap)' : ''}${m.errors ? `, ${m.errors} errors (${m.firstError})` : ''}`);
+  progress(
+    `  ${label}: p50 ${m.latency.p50Ms.toFixed(3)} ms, ${Math.round(m.callsPerSec)} calls/s, ${m.calls} calls${passes}${m.truncated ? ' (time cap)' : ''}${m.errors ? `, ${m.errors} errors (${m.firstError})` : ''}`,
+  );
   return row;
 }
 
@@ -133,12 +163,30 @@ function rowOf(target: MeasureTarget, driver: 'sdk' | 'lean', concurrency: numbe
  * over its first tens of thousands of calls (JIT tiers), far longer than a row's warm-up, whereas the
  * direct servers have served rows before theirs. Lean c=32 on each target for `profile.gatewayWarmupMs`.
  */
-export async function warmUpGateway(load: LoadGenerator, targets: readonly MeasureTarget[], profile: Profile, progress: Progress): Promise<void> {
+export async function warmUpGateway(
+  load: LoadGenerator,
+  targets: readonly MeasureTarget[],
+  profile: Profile,
+  progress: Progress,
+): Promise<void> {
   if (profile.gatewayWarmupMs <= 0) return;
-  progress(`warming the gateway up (${targets.length} × ${profile.gatewayWarmupMs} ms of lean c=32 calls, not measured)…`);
+  progress(
+    `warming the gateway up (${targets.length} × ${profile.gatewayWarmupMs} ms of lean c=32 calls, not measured)…`,
+  );
   for (const target of targets) {
     await load.run(
-      { driver: 'lean', target: target.load, operation: target.operation, concurrency: 32, warmupCalls: 1_000, minWarmupMs: profile.gatewayWarmupMs, maxWarmupMs: profile.gatewayWarmupMs, calls: 1, maxMeasureMs: 1_000, protocolVersion: LATEST_PROTOCOL_VERSION },
+      {
+        driver: 'lean',
+        target: target.load,
+        operation: target.operation,
+        concurrency: 32,
+        warmupCalls: 1_000,
+        minWarmupMs: profile.gatewayWarmupMs,
+        maxWarmupMs: profile.gatewayWarmupMs,
+        calls: 1,
+        maxMeasureMs: 1_000,
+        protocolVersion: LATEST_PROTOCOL_VERSION,
+      },
       { timeoutMs: profile.rowTimeoutMs },
     );
   }

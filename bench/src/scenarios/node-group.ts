@@ -33,7 +33,11 @@ function parse(argv: readonly string[]): { shared: string[]; nodes: Array<{ id: 
 const { shared, nodes } = parse(process.argv.slice(2));
 const running: DataPlane[] = [];
 for (const node of nodes) {
-  const { node: started, logger } = await startDataPlaneFromArgs([...shared, '--node-id', node.id, '--port', node.port], { PORTCULLIS_NODE_TOKEN: process.env['PORTCULLIS_NODE_TOKEN'] });
+  const { node: started, logger } = await startDataPlaneFromArgs(
+    [...shared, '--node-id', node.id, '--port', node.port],
+    { PORTCULLIS_NODE_TOKEN: process.env['PORTCULLIS_NODE_TOKEN'] },
+  );
   running.push(started);
-  if (running.length === 1) closeOnSignals(async () => void (await Promise.allSettled(running.map((n) => n.close()))), logger);
+  if (running.length === 1)
+    closeOnSignals(async () => void (await Promise.allSettled(running.map((n) => n.close()))), logger);
 }

@@ -58,7 +58,12 @@ export interface PropagationOptions {
 const WARMUP_ROUNDS = 2;
 const NODE_START_WAVE = 4;
 const PROTOCOL = '2025-11-25';
-const INITIALIZE = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: PROTOCOL, capabilities: {}, clientInfo: { name: 'bench', version: '1' } } });
+const INITIALIZE = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: PROTOCOL, capabilities: {}, clientInfo: { name: 'bench', version: '1' } },
+});
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
 interface ControlPlaneUnderTest {
@@ -69,7 +74,11 @@ interface ControlPlaneUnderTest {
   stop(): Promise<void>;
 }
 
-async function gql<T>(plane: ControlPlaneUnderTest, query: string, variables: Record<string, unknown> = {}): Promise<T> {
+async function gql<T>(
+  plane: ControlPlaneUnderTest,
+  query: string,
+  variables: Record<string, unknown> = {},
+): Promise<T> {
   const response = await fetch(plane.graphqlUrl, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${plane.adminToken}` },
@@ -77,7 +86,8 @@ async function gql<T>(plane: ControlPlaneUnderTest, query: string, variables: Re
     signal: AbortSignal.timeout(60_000),
   });
   const body = (await response.json().catch(() => ({}))) as { data?: T; errors?: Array<{ message: string }> };
-  if (!response.ok || body.errors?.length || !body.data) throw new Error(`GraphQL ${response.status}: ${body.errors?.map((e) => e.message).join('; ') ?? 'no data'}`);
+  if (!response.ok || body.errors?.length || !body.data)
+    throw new Error(`GraphQL ${response.status}: ${body.errors?.map((e) => e.message).join('; ') ?? 'no data'}`);
   return body.data;
 }
 
@@ -92,14 +102,32 @@ async function startControlPlane(database: DatabaseKind, postgresUrl: string): P
   const process_ = new ManagedProcess(
     `portcullis control-plane (${database})`,
     process.execPath,
-    [...flagsFrom('PORTCULLIS_BENCH_CONTROL_PLANE_FLAGS'), '--import', 'tsx', CLI_MAIN, 'control-plane', '--data-dir', dataDir, ...databaseArgs, '--graphql-port', String(graphqlPort), '--grpc-port', String(grpcPort), '--admin-token', adminToken, '--log-level', 'warn'],
+    [
+      ...flagsFrom('PORTCULLIS_BENCH_CONTROL_PLANE_FLAGS'),
+      '--import',
+      'tsx',
+      CLI_MAIN,
+      'control-plane',
+      '--data-dir',
+      dataDir,
+      ...databaseArgs,
+      '--graphql-port',
+      String(graphqlPort),
+      '--grpc-port',
+      String(grpcPort),
+      '--admin-token',
+      adminToken,
+      '--log-level',
+      'warn',
+    ],
     // The embedded rows must not pick up a DATABASE_URL from the environment.
     { keepStdout: true, env: { DATABASE_URL: undefined, PORTCULLIS_NODE_TOKEN: nodeToken } },
   );
   const stop = async () => {
     await process_.stop(5_000);
     rmSync(dataDir, { recursive: true, force: true });
-    if (database === 'postgres') await adminQuery(postgresUrl, `DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => undefined);
+    if (database === 'postgres')
+      await adminQuery(postgresUrl, `DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => undefined);
   };
   try {
     await process_.waitForOutput(/GraphQL:/, 60_000);
@@ -107,15 +135,28 @@ async function startControlPlane(database: DatabaseKind, postgresUrl: string): P
     await stop();
     throw error;
   }
-  return { graphqlUrl: `http://127.0.0.1:${graphqlPort}/graphql`, grpcAddress: `127.0.0.1:${grpcPort}`, adminToken, nodeToken, stop };
+  return {
+    graphqlUrl: `http://127.0.0.1:${graphqlPort}/graphql`,
+    grpcAddress: `127.0.0.1:${grpcPort}`,
+    adminToken,
+    nodeToken,
+    stop,
+  };
 }
 
 /** Creates `count` keys through GraphQL (1,000 a request); returns their ids and secrets. */
-async function createKeys(plane: ControlPlaneUnderTest, count: number, prefix: string): Promise<Array<{ id: string; secret: string }>> {
+async function createKeys(
+  plane: ControlPlaneUnderTest,
+  count: number,
+  prefix: string,
+): Promise<Array<{ id: string; secret: string }>> {
   const created: Array<{ id: string; secret: string }> = [];
   while (created.length < count) {
     const batch = Math.min(1000, count - created.length);
-    const inputs = Array.from({ length: batch }, (_, i) => ({ name: `${prefix}-${created.length + i}`, allowedTools: ['ev__echo'] }));
+    const inputs = Array.from({ length: batch }, (_, i) => ({
+      name: `${prefix}-${created.length + i}`,
+      allowedTools: ['ev__echo'],
+    }));
     const data = await gql<{ createVirtualKeys: Array<{ secret: string; key: { id: string } }> }>(
       plane,
       `mutation ($inputs: [CreateVirtualKeyInput!]!) { createVirtualKeys(inputs: $inputs) { secret key { id } } }`,
@@ -132,7 +173,11 @@ const NODE_GROUP = resolve(import.meta.dirname, 'node-group.ts');
  * Starts `count` nodes in `processes` processes: each node its own `portcullis data-plane` process
  * when they are equal, else `count / processes` nodes to a process (node-group.ts).
  */
-async function startNodes(plane: ControlPlaneUnderTest, count: number, processes: number): Promise<{ ports: number[]; stop: () => Promise<void> }> {
+async function startNodes(
+  plane: ControlPlaneUnderTest,
+  count: number,
+  processes: number,
+): Promise<{ ports: number[]; stop: () => Promise<void> }> {
   const procs: ManagedProcess[] = [];
   const ports: number[] = [];
   const stop = async () => {
@@ -146,17 +191,34 @@ async function startNodes(plane: ControlPlaneUnderTest, count: number, processes
       const wave: Array<{ proc: ManagedProcess; lastId: string }> = [];
       for (let p = first; p < Math.min(processes, first + NODE_START_WAVE); p++) {
         const nodes: Array<{ id: string; port: number }> = [];
-        for (let i = p * perProcess; i < Math.min(count, (p + 1) * perProcess); i++) nodes.push({ id: `bench-propagation-${i}`, port: await freePort() });
+        for (let i = p * perProcess; i < Math.min(count, (p + 1) * perProcess); i++)
+          nodes.push({ id: `bench-propagation-${i}`, port: await freePort() });
         ports.push(...nodes.map((n) => n.port));
         const args =
           processes === count
-            ? ['--import', 'tsx', CLI_MAIN, 'data-plane', ...shared, '--node-id', nodes[0]!.id, '--port', String(nodes[0]!.port)]
+            ? [
+                '--import',
+                'tsx',
+                CLI_MAIN,
+                'data-plane',
+                ...shared,
+                '--node-id',
+                nodes[0]!.id,
+                '--port',
+                String(nodes[0]!.port),
+              ]
             : ['--import', 'tsx', NODE_GROUP, ...shared, ...nodes.flatMap((n) => ['--node', `${n.id}:${n.port}`])];
-        const proc = new ManagedProcess(`propagation node process ${p}`, process.execPath, [...flagsFrom('PORTCULLIS_BENCH_NODE_FLAGS'), ...args], { keepStdout: true, env: { PORTCULLIS_NODE_TOKEN: plane.nodeToken } });
+        const proc = new ManagedProcess(
+          `propagation node process ${p}`,
+          process.execPath,
+          [...flagsFrom('PORTCULLIS_BENCH_NODE_FLAGS'), ...args],
+          { keepStdout: true, env: { PORTCULLIS_NODE_TOKEN: plane.nodeToken } },
+        );
         procs.push(proc);
         wave.push({ proc, lastId: nodes.at(-1)!.id });
       }
-      for (const { proc, lastId } of wave) await proc.waitForOutput(new RegExp(`${lastId}\\n\\s+MCP endpoint:`), 90_000);
+      for (const { proc, lastId } of wave)
+        await proc.waitForOutput(new RegExp(`${lastId}\\n\\s+MCP endpoint:`), 90_000);
     }
     return { ports, stop };
   } catch (error) {
@@ -165,9 +227,17 @@ async function startNodes(plane: ControlPlaneUnderTest, count: number, processes
   }
 }
 
-function request(port: number, method: 'POST' | 'GET', headers: Record<string, string>, body?: string): Promise<http.IncomingMessage> {
+function request(
+  port: number,
+  method: 'POST' | 'GET',
+  headers: Record<string, string>,
+  body?: string,
+): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ agent: method === 'POST' ? agent : false, host: '127.0.0.1', port, path: '/mcp', method, headers }, resolve);
+    const req = http.request(
+      { agent: method === 'POST' ? agent : false, host: '127.0.0.1', port, path: '/mcp', method, headers },
+      resolve,
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -175,7 +245,16 @@ function request(port: number, method: 'POST' | 'GET', headers: Record<string, s
 
 /** Initializes a 2025-era session with this key: the HTTP status, and the session id when accepted. */
 async function initialize(port: number, secret: string): Promise<{ status: number; sessionId: string | undefined }> {
-  const res = await request(port, 'POST', { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${secret}` }, INITIALIZE);
+  const res = await request(
+    port,
+    'POST',
+    {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${secret}`,
+    },
+    INITIALIZE,
+  );
   res.resume();
   await new Promise((resolve) => res.on('end', resolve));
   const sessionId = res.headers['mcp-session-id'];
@@ -192,27 +271,43 @@ async function openStream(port: number, secret: string, timeoutMs: number): Prom
   for (;;) {
     const { status, sessionId } = await initialize(port, secret);
     if (status === 200 && sessionId) {
-      const res = await request(port, 'GET', { accept: 'text/event-stream', authorization: `Bearer ${secret}`, 'mcp-session-id': sessionId, 'mcp-protocol-version': PROTOCOL });
-      if (res.statusCode !== 200) throw new Error(`node on port ${port} answered the notification stream with ${res.statusCode}`);
+      const res = await request(port, 'GET', {
+        accept: 'text/event-stream',
+        authorization: `Bearer ${secret}`,
+        'mcp-session-id': sessionId,
+        'mcp-protocol-version': PROTOCOL,
+      });
+      if (res.statusCode !== 200)
+        throw new Error(`node on port ${port} answered the notification stream with ${res.statusCode}`);
       res.resume();
       return { closed: new Promise((resolve) => res.once('close', () => resolve(performance.now()))) };
     }
-    if (performance.now() > deadline) throw new Error(`node on port ${port} did not accept a new key within ${timeoutMs} ms (last status ${status})`);
+    if (performance.now() > deadline)
+      throw new Error(`node on port ${port} did not accept a new key within ${timeoutMs} ms (last status ${status})`);
     await new Promise((r) => setTimeout(r, 5));
   }
 }
 
 /** Revokes the key and resolves with ms until every node closed its stream, until the first did, and the mutation's ms. */
-async function revokeRound(plane: ControlPlaneUnderTest, ports: readonly number[], key: { id: string; secret: string }): Promise<[number, number, number]> {
+async function revokeRound(
+  plane: ControlPlaneUnderTest,
+  ports: readonly number[],
+  key: { id: string; secret: string },
+): Promise<[number, number, number]> {
   const streams = await Promise.all(ports.map((port) => openStream(port, key.secret, 30_000)));
   const sent = performance.now();
-  const mutation = gql(plane, `mutation ($id: ID!) { revokeVirtualKey(id: $id) { id } }`, { id: key.id }).then(() => performance.now() - sent);
-  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('a node kept serving a revoked key for 10 s')), 10_000).unref());
+  const mutation = gql(plane, `mutation ($id: ID!) { revokeVirtualKey(id: $id) { id } }`, { id: key.id }).then(
+    () => performance.now() - sent,
+  );
+  const timeout = new Promise<never>((_, reject) =>
+    setTimeout(() => reject(new Error('a node kept serving a revoked key for 10 s')), 10_000).unref(),
+  );
   const closed = await Promise.race([Promise.all(streams.map((stream) => stream.closed)), timeout]);
   const mutationMs = await mutation;
   for (const port of ports) {
     const { status } = await initialize(port, key.secret);
-    if (status !== 401) throw new Error(`node on port ${port} closed the stream but still answers ${status} for the revoked key`);
+    if (status !== 401)
+      throw new Error(`node on port ${port} closed the stream but still answers ${status} for the revoked key`);
   }
   return [Math.max(...closed) - sent, Math.min(...closed) - sent, mutationMs];
 }
@@ -221,9 +316,18 @@ async function revokeRound(plane: ControlPlaneUnderTest, ports: readonly number[
  * Measures revocation reaching N nodes, `rounds` times for each N, for each database. A database or
  * node count that cannot be measured is reported through `note` and the others still are.
  */
-export async function measurePropagation(options: PropagationOptions, progress: (line: string) => void, note: (line: string) => void): Promise<PropagationRow[]> {
+export async function measurePropagation(
+  options: PropagationOptions,
+  progress: (line: string) => void,
+  note: (line: string) => void,
+): Promise<PropagationRow[]> {
   const rows: PropagationRow[] = [];
-  for (const database of await measurableDatabases(options.databases, options.postgresUrl, 'config propagation', note)) {
+  for (const database of await measurableDatabases(
+    options.databases,
+    options.postgresUrl,
+    'config propagation',
+    note,
+  )) {
     let plane: ControlPlaneUnderTest;
     try {
       plane = await startControlPlane(database, options.postgresUrl);
@@ -234,14 +338,18 @@ export async function measurePropagation(options: PropagationOptions, progress: 
     try {
       const seeded = performance.now();
       await createKeys(plane, options.keys, 'seed');
-      progress(`config propagation (${database}): ${options.keys} keys created through GraphQL in ${((performance.now() - seeded) / 1000).toFixed(1)} s`);
+      progress(
+        `config propagation (${database}): ${options.keys} keys created through GraphQL in ${((performance.now() - seeded) / 1000).toFixed(1)} s`,
+      );
       for (const { nodes: count, processes } of options.fleets) {
         progress(`config propagation (${database}): starting ${count} data-plane node(s) in ${processes} process(es)…`);
         let fleet: Awaited<ReturnType<typeof startNodes>>;
         try {
           fleet = await startNodes(plane, count, processes);
         } catch (error) {
-          note(`config propagation (${database}) to ${count} nodes in ${processes} process(es) not measured: ${firstLine(error)}`);
+          note(
+            `config propagation (${database}) to ${count} nodes in ${processes} process(es) not measured: ${firstLine(error)}`,
+          );
           continue;
         }
         try {
@@ -271,9 +379,13 @@ export async function measurePropagation(options: PropagationOptions, progress: 
             samplesMs: samples.map((ms) => Math.round(ms * 10) / 10),
           };
           rows.push(row);
-          progress(`config propagation (${database}) to ${count} node(s) in ${processes} process(es): p50 ${row.p50Ms.toFixed(1)} ms, p99 ${row.p99Ms.toFixed(1)} ms (first node p50 ${row.firstNodeP50Ms.toFixed(1)} ms; the mutation itself: p50 ${row.mutationP50Ms.toFixed(1)} ms)`);
+          progress(
+            `config propagation (${database}) to ${count} node(s) in ${processes} process(es): p50 ${row.p50Ms.toFixed(1)} ms, p99 ${row.p99Ms.toFixed(1)} ms (first node p50 ${row.firstNodeP50Ms.toFixed(1)} ms; the mutation itself: p50 ${row.mutationP50Ms.toFixed(1)} ms)`,
+          );
         } catch (error) {
-          note(`config propagation (${database}) to ${count} nodes in ${processes} process(es) failed: ${firstLine(error)}`);
+          note(
+            `config propagation (${database}) to ${count} nodes in ${processes} process(es) failed: ${firstLine(error)}`,
+          );
         } finally {
           await fleet.stop();
         }

@@ -60,20 +60,30 @@ async function timed<T>(fn: () => Promise<T> | T): Promise<[number, T]> {
   return [performance.now() - started, value];
 }
 
-const p50 = (samples: number[]) => percentile([...samples].sort((a, b) => a - b), 50);
+const p50 = (samples: number[]) =>
+  percentile(
+    [...samples].sort((a, b) => a - b),
+    50,
+  );
 
 async function seedUpstreams(dataSource: DataSource): Promise<void> {
   await dataSource.transaction(async (manager) => {
     for (let i = 0; i < UPSTREAMS; i++) {
       const id = randomUUID();
-      const headers = sealPairs(box, id, 'header', [{ name: 'X-Api-Key', value: `key-${i}-${randomBytes(8).toString('hex')}` }, { name: 'X-Team', value: 'bench' }]);
-      await manager.query(`INSERT INTO upstreams (id, name, transport, url, headers, bearer_token) VALUES ($1, $2, 'STREAMABLE_HTTP', $3, $4::jsonb, $5)`, [
-        id,
-        `up${i}`,
-        `https://upstream-${i}.example.com/mcp`,
-        JSON.stringify(headers),
-        sealBearer(box, id, `token-${i}`),
+      const headers = sealPairs(box, id, 'header', [
+        { name: 'X-Api-Key', value: `key-${i}-${randomBytes(8).toString('hex')}` },
+        { name: 'X-Team', value: 'bench' },
       ]);
+      await manager.query(
+        `INSERT INTO upstreams (id, name, transport, url, headers, bearer_token) VALUES ($1, $2, 'STREAMABLE_HTTP', $3, $4::jsonb, $5)`,
+        [
+          id,
+          `up${i}`,
+          `https://upstream-${i}.example.com/mcp`,
+          JSON.stringify(headers),
+          sealBearer(box, id, `token-${i}`),
+        ],
+      );
     }
     await bumpRevision(manager);
   });
@@ -97,12 +107,20 @@ async function seedKeys(dataSource: DataSource, from: number, total: number): Pr
 
 async function revokeOne(dataSource: DataSource): Promise<void> {
   await dataSource.transaction(async (manager) => {
-    await manager.query(`UPDATE virtual_keys SET revoked_at = now() WHERE id = (SELECT id FROM virtual_keys WHERE revoked_at IS NULL LIMIT 1)`);
+    await manager.query(
+      `UPDATE virtual_keys SET revoked_at = now() WHERE id = (SELECT id FROM virtual_keys WHERE revoked_at IS NULL LIMIT 1)`,
+    );
     await bumpRevision(manager);
   });
 }
 
-async function measureOne(database: DatabaseKind, dataSource: DataSource, keys: number, options: SnapshotOptions, largest: boolean): Promise<SnapshotRow> {
+async function measureOne(
+  database: DatabaseKind,
+  dataSource: DataSource,
+  keys: number,
+  options: SnapshotOptions,
+  largest: boolean,
+): Promise<SnapshotRow> {
   const wholeReps = largest ? Math.min(2, options.wholeReps) : options.wholeReps;
   const wholeBuilds: number[] = [];
   let whole: Snapshot | undefined;
@@ -111,7 +129,9 @@ async function measureOne(database: DatabaseKind, dataSource: DataSource, keys: 
     wholeBuilds.push(ms);
     whole = built.snapshot;
   }
-  const [encodeWholeMs, wholeBytes] = await timed(() => ConnectResponse.encode({ kind: { $case: 'snapshot', value: whole! } }).finish());
+  const [encodeWholeMs, wholeBytes] = await timed(() =>
+    ConnectResponse.encode({ kind: { $case: 'snapshot', value: whole! } }).finish(),
+  );
 
   const builder = new SnapshotBuilder(dataSource, box);
   const base = (await builder.build()).snapshot;
@@ -139,7 +159,8 @@ async function measureOne(database: DatabaseKind, dataSource: DataSource, keys: 
   for (let i = 0; i < options.changeReps * 4; i++) {
     const [ms, next] = await timed(() => nodeBase.applyDelta(decodeDelta(deltaBytes)));
     deltaApplies.push(ms);
-    if (next.keyCount !== nodeBase.keyCount - delta.removedKeyIds.length + delta.upsertedKeys.length) throw new Error('the delta was not applied');
+    if (next.keyCount !== nodeBase.keyCount - delta.removedKeyIds.length + delta.upsertedKeys.length)
+      throw new Error('the delta was not applied');
   }
   if (applied?.keyCount !== whole!.virtualKeys.length) throw new Error('the whole snapshot was not applied');
 
@@ -214,14 +235,25 @@ async function open(database: DatabaseKind, postgresUrl: string): Promise<Opened
   }
 }
 
-export async function measureSnapshots(options: SnapshotOptions, progress: (line: string) => void, note: (line: string) => void): Promise<SnapshotRow[]> {
+export async function measureSnapshots(
+  options: SnapshotOptions,
+  progress: (line: string) => void,
+  note: (line: string) => void,
+): Promise<SnapshotRow[]> {
   const rows: SnapshotRow[] = [];
-  for (const database of await measurableDatabases(options.databases, options.postgresUrl, 'snapshot build and apply', note)) {
+  for (const database of await measurableDatabases(
+    options.databases,
+    options.postgresUrl,
+    'snapshot build and apply',
+    note,
+  )) {
     let opened: OpenedDatabase;
     try {
       opened = await open(database, options.postgresUrl);
     } catch (error) {
-      note(`snapshot build and apply (${database}) not measured: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+      note(
+        `snapshot build and apply (${database}) not measured: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+      );
       continue;
     }
     try {

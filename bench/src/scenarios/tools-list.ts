@@ -68,8 +68,15 @@ export async function seedKeys(gateway: GatewayUnderTest, total: number, budgetM
   let created = 0;
   while (created < total && Date.now() - started < budgetMs) {
     const batch = Math.min(1000, total - created);
-    const inputs = Array.from({ length: batch }, (_, i) => ({ name: `seed-${created + i}`, allowedTools: ['ev__echo'] }));
-    await graphql(gateway.graphqlUrl, gateway.adminToken, `mutation { createVirtualKeys(inputs: ${toGraphqlLiteral(inputs)}) { key { id } } }`);
+    const inputs = Array.from({ length: batch }, (_, i) => ({
+      name: `seed-${created + i}`,
+      allowedTools: ['ev__echo'],
+    }));
+    await graphql(
+      gateway.graphqlUrl,
+      gateway.adminToken,
+      `mutation { createVirtualKeys(inputs: ${toGraphqlLiteral(inputs)}) { key { id } } }`,
+    );
     created += batch;
   }
   return created;
@@ -78,6 +85,9 @@ export async function seedKeys(gateway: GatewayUnderTest, total: number, budgetM
 /** A JSON value as a GraphQL input literal (object keys unquoted). */
 function toGraphqlLiteral(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(toGraphqlLiteral).join(',')}]`;
-  if (value !== null && typeof value === 'object') return `{${Object.entries(value).map(([k, v]) => `${k}:${toGraphqlLiteral(v)}`).join(',')}}`;
+  if (value !== null && typeof value === 'object')
+    return `{${Object.entries(value)
+      .map(([k, v]) => `${k}:${toGraphqlLiteral(v)}`)
+      .join(',')}}`;
   return JSON.stringify(value);
 }

@@ -24,7 +24,16 @@ export const FLOOR_PROXY_NOTE =
 /** Starts the floor proxy (its own process) in front of `upstreamUrl`; its URL has the upstream's path. */
 export async function startFloorProxy(upstreamUrl: string): Promise<HttpServer> {
   const port = await freePort();
-  const proc = new ManagedProcess('floor proxy', process.execPath, ['--import', LOOPBACK_PRELOAD, '--import', 'tsx', import.meta.filename, 'serve', upstreamUrl, String(port)]);
+  const proc = new ManagedProcess('floor proxy', process.execPath, [
+    '--import',
+    LOOPBACK_PRELOAD,
+    '--import',
+    'tsx',
+    import.meta.filename,
+    'serve',
+    upstreamUrl,
+    String(port),
+  ]);
   await waitForPort(port, proc);
   return { proc, url: `http://127.0.0.1:${port}${new URL(upstreamUrl).pathname}` };
 }
@@ -34,7 +43,8 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'ho
 
 function forwardable(headers: IncomingHttpHeaders): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+  for (const [name, value] of Object.entries(headers))
+    if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
   return out;
 }
 
@@ -47,7 +57,13 @@ function serve(upstream: URL, port: number): void {
     req.on('end', () => {
       const body = chunks.length === 0 ? null : Buffer.concat(chunks);
       pool.dispatch(
-        { origin: upstream.origin, path: req.url ?? '/', method: req.method ?? 'GET', headers: forwardable(req.headers), body },
+        {
+          origin: upstream.origin,
+          path: req.url ?? '/',
+          method: req.method ?? 'GET',
+          headers: forwardable(req.headers),
+          body,
+        },
         {
           onRequestStart: () => undefined,
           onResponseStart: (_c, status, headers) => res.writeHead(status, forwardable(headers as IncomingHttpHeaders)),
@@ -69,10 +85,23 @@ async function measure(args: { rounds: number; calls: number }): Promise<void> {
   const targets: { name: string; target: LoadTarget; pid: number }[] = [
     { name: 'direct', target: { transport: 'http', url: http.url, headers: {} }, pid: http.proc.pid },
     { name: 'floor proxy', target: { transport: 'http', url: floor.url, headers: {} }, pid: floor.proc.pid },
-    { name: 'portcullis', target: { transport: 'http', url: running.gateway.mcpUrl, headers: { authorization: `Bearer ${running.gateway.secret}` } }, pid: running.gateway.pid },
+    {
+      name: 'portcullis',
+      target: {
+        transport: 'http',
+        url: running.gateway.mcpUrl,
+        headers: { authorization: `Bearer ${running.gateway.secret}` },
+      },
+      pid: running.gateway.pid,
+    },
   ];
   try {
-    console.log(`load average ${(await import('node:os')).loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    console.log(
+      `load average ${(await import('node:os'))
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    );
     console.log('round driver  c  path          calls  p50 ms  p99 ms  calls/s  cpu/call ms  p50/direct');
     for (let round = 1; round <= args.rounds; round++) {
       for (const driver of ['sdk', 'lean'] as DriverKind[]) {
@@ -82,7 +111,17 @@ async function measure(args: { rounds: number; calls: number }): Promise<void> {
             const calls = concurrency === 1 ? Math.ceil(args.calls / 4) : args.calls;
             const tool = name === 'portcullis' ? running.gateway.tools.http! : 'echo';
             const m = await load.run(
-              { driver, target, operation: { method: 'tools/call', tool }, concurrency, warmupCalls: Math.ceil(calls / 8), calls, maxMeasureMs: 30_000, maxWarmupMs: 5_000, protocolVersion: LATEST_PROTOCOL_VERSION },
+              {
+                driver,
+                target,
+                operation: { method: 'tools/call', tool },
+                concurrency,
+                warmupCalls: Math.ceil(calls / 8),
+                calls,
+                maxMeasureMs: 30_000,
+                maxWarmupMs: 5_000,
+                protocolVersion: LATEST_PROTOCOL_VERSION,
+              },
               { pid, probes: [], timeoutMs: 120_000 },
             );
             if (name === 'direct') directP50 = m.latency.p50Ms;

@@ -56,7 +56,12 @@ function quantile(buckets: Array<{ le: number; count: number }>, q: number): num
   return undefined;
 }
 
-export function histogramProbe(metricsUrl: string, name: string, label: string, headers: Record<string, string> = {}): Probe {
+export function histogramProbe(
+  metricsUrl: string,
+  name: string,
+  label: string,
+  headers: Record<string, string> = {},
+): Probe {
   let before: Histogram | undefined;
   const read = async (): Promise<Histogram | undefined> => {
     const response = await fetch(metricsUrl, { headers, signal: AbortSignal.timeout(5_000) });
@@ -74,7 +79,10 @@ export function histogramProbe(metricsUrl: string, name: string, label: string, 
       const base = before ?? { count: 0, sum: 0, buckets: [] };
       const count = after.count - base.count;
       if (count <= 0) return { [label]: `no observations in ${name} during the run` };
-      const buckets = after.buckets.map(({ le, count: c }) => ({ le, count: c - (base.buckets.find((b) => b.le === le)?.count ?? 0) }));
+      const buckets = after.buckets.map(({ le, count: c }) => ({
+        le,
+        count: c - (base.buckets.find((b) => b.le === le)?.count ?? 0),
+      }));
       const out: Record<string, number | string> = { [`${label}MeanMs`]: ((after.sum - base.sum) / count) * 1000 };
       const p50 = quantile(buckets, 0.5);
       const p99 = quantile(buckets, 0.99);

@@ -51,7 +51,12 @@ async function main(): Promise<void> {
   try {
     const upstreams = (['stdio', 'http'] as const).filter((u) => (args.only ? u === args.only : true));
     const drivers = (['lean', 'sdk'] as const).filter((d) => (args.driver ? d === args.driver : true));
-    console.log(`load average ${(await import('node:os')).loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    console.log(
+      `load average ${(await import('node:os'))
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    );
     console.log('round upstream driver  c   calls  p50 ms  p99 ms  calls/s  node cpu/call ms  gateway added mean ms');
     for (let round = 1; round <= args.rounds; round++) {
       for (const upstream of upstreams) {
@@ -63,7 +68,11 @@ async function main(): Promise<void> {
             const m = await load.run(
               {
                 driver,
-                target: { transport: 'http', url: gateway.mcpUrl, headers: { authorization: `Bearer ${gateway.secret}` } },
+                target: {
+                  transport: 'http',
+                  url: gateway.mcpUrl,
+                  headers: { authorization: `Bearer ${gateway.secret}` },
+                },
                 operation: { method: 'tools/call', tool },
                 concurrency,
                 warmupCalls: Math.ceil(calls / 8),
@@ -72,7 +81,11 @@ async function main(): Promise<void> {
                 maxWarmupMs: 5_000,
                 protocolVersion: LATEST_PROTOCOL_VERSION,
               },
-              { pid: gateway.pid, probes: [histogramProbe(gateway.metricsUrl, GATEWAY_OVERHEAD_HISTOGRAM, 'added')], timeoutMs: 120_000 },
+              {
+                pid: gateway.pid,
+                probes: [histogramProbe(gateway.metricsUrl, GATEWAY_OVERHEAD_HISTOGRAM, 'added')],
+                timeoutMs: 120_000,
+              },
             );
             const added = m.probes['addedMeanMs'];
             console.log(

@@ -27,7 +27,16 @@ export const mcpProxy: Peer = {
     const bin = resolve(packageDir('mcp-proxy'), 'dist/bin/mcp-proxy.mjs');
     const upstream = everythingStdio();
     const proc = new ManagedProcess('mcp-proxy', process.execPath, [
-      bin, '--host', '127.0.0.1', '--port', String(port), '--server', 'stream', '--', upstream.command, ...upstream.args,
+      bin,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--server',
+      'stream',
+      '--',
+      upstream.command,
+      ...upstream.args,
     ]);
     await waitForPort(port, proc);
     return { proc, url: `http://127.0.0.1:${port}/mcp` };
@@ -46,9 +55,18 @@ export const supergateway: Peer = {
     const bin = resolve(packageDir('supergateway'), 'dist/index.js');
     const upstream = everythingStdio();
     const proc = new ManagedProcess('supergateway', process.execPath, [
-      '--import', LOOPBACK_PRELOAD, bin,
-      '--stdio', [upstream.command, ...upstream.args].join(' '),
-      '--outputTransport', 'streamableHttp', '--stateful', '--port', String(port), '--logLevel', 'none',
+      '--import',
+      LOOPBACK_PRELOAD,
+      bin,
+      '--stdio',
+      [upstream.command, ...upstream.args].join(' '),
+      '--outputTransport',
+      'streamableHttp',
+      '--stateful',
+      '--port',
+      String(port),
+      '--logLevel',
+      'none',
     ]);
     await waitForPort(port, proc);
     return { proc, url: `http://127.0.0.1:${port}/mcp` };

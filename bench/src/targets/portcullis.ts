@@ -84,7 +84,9 @@ export async function graphql<T>(url: string, adminToken: string, query: string)
   });
   const body = (await response.json().catch(() => ({}))) as { data?: T; errors?: Array<{ message: string }> };
   if (!response.ok || body.errors?.length || !body.data) {
-    throw new GatewayUnavailable(`GraphQL ${response.status}: ${body.errors?.map((e) => e.message).join('; ') ?? 'no data'}`);
+    throw new GatewayUnavailable(
+      `GraphQL ${response.status}: ${body.errors?.map((e) => e.message).join('; ') ?? 'no data'}`,
+    );
   }
   return body.data;
 }
@@ -97,7 +99,12 @@ export async function graphql<T>(url: string, adminToken: string, query: string)
 export async function startPortcullis(httpUpstreamUrl: string | undefined): Promise<RunningGateway> {
   if (!existsSync(CLI_MAIN)) throw new GatewayUnavailable(`${CLI_MAIN} does not exist`);
   const dataDir = mkdtempSync(join(tmpdir(), 'portcullis-bench-'));
-  const [port, graphqlPort, grpcPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [port, graphqlPort, grpcPort, metricsPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
   const adminToken = `bench-admin-${randomBytes(16).toString('hex')}`;
   const nodeToken = `bench-node-${randomBytes(16).toString('hex')}`;
   // The planes run as separate processes, as in production, so the node's CPU per call is its own
@@ -105,7 +112,22 @@ export async function startPortcullis(httpUpstreamUrl: string | undefined): Prom
   const controlPlane = new ManagedProcess(
     'portcullis control-plane',
     process.execPath,
-    ['--import', 'tsx', CLI_MAIN, 'control-plane', '--data-dir', dataDir, '--graphql-port', String(graphqlPort), '--grpc-port', String(grpcPort), '--admin-token', adminToken, '--log-level', 'warn'],
+    [
+      '--import',
+      'tsx',
+      CLI_MAIN,
+      'control-plane',
+      '--data-dir',
+      dataDir,
+      '--graphql-port',
+      String(graphqlPort),
+      '--grpc-port',
+      String(grpcPort),
+      '--admin-token',
+      adminToken,
+      '--log-level',
+      'warn',
+    ],
     { keepStdout: true, env: { PORTCULLIS_NODE_TOKEN: nodeToken } },
   );
   let node: ManagedProcess | undefined;
@@ -121,7 +143,23 @@ export async function startPortcullis(httpUpstreamUrl: string | undefined): Prom
       node = new ManagedProcess(
         'portcullis data-plane',
         process.execPath,
-        [...nodeFlags(), '--import', 'tsx', CLI_MAIN, 'data-plane', '--control-plane', `127.0.0.1:${grpcPort}`, '--node-id', 'bench', '--port', String(port), '--metrics-listen', `127.0.0.1:${metricsPort}`, '--log-level', 'warn'],
+        [
+          ...nodeFlags(),
+          '--import',
+          'tsx',
+          CLI_MAIN,
+          'data-plane',
+          '--control-plane',
+          `127.0.0.1:${grpcPort}`,
+          '--node-id',
+          'bench',
+          '--port',
+          String(port),
+          '--metrics-listen',
+          `127.0.0.1:${metricsPort}`,
+          '--log-level',
+          'warn',
+        ],
         { keepStdout: true, env: { PORTCULLIS_NODE_TOKEN: nodeToken } },
       );
       mcpUrl = (await node.waitForOutput(/MCP endpoint:\s+(\S+)/, 30_000))[1]!;
@@ -173,12 +211,23 @@ export async function startPortcullis(httpUpstreamUrl: string | undefined): Prom
  * Polls one request (a fresh 2025-handshake session each time, from this process; not a measurement)
  * until it succeeds: the snapshot with the key and upstream has reached the node and the upstream is up.
  */
-export async function waitUntilServed(gateway: GatewayUnderTest, operation: Operation, secret = gateway.secret, timeoutMs = 30_000): Promise<void> {
+export async function waitUntilServed(
+  gateway: GatewayUnderTest,
+  operation: Operation,
+  secret = gateway.secret,
+  timeoutMs = 30_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
     try {
-      const driver = await openLeanHttp(gateway.mcpUrl, { authorization: `Bearer ${secret}` }, 1, operation, LATEST_PROTOCOL_VERSION);
+      const driver = await openLeanHttp(
+        gateway.mcpUrl,
+        { authorization: `Bearer ${secret}` },
+        1,
+        operation,
+        LATEST_PROTOCOL_VERSION,
+      );
       try {
         const outcome = await driver.call(0);
         if (outcome.ok) return;

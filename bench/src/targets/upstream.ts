@@ -25,9 +25,14 @@ export interface HttpServer {
 /** server-everything over Streamable HTTP (path /mcp), bound to 127.0.0.1. */
 export async function startEverythingHttp(): Promise<HttpServer> {
   const port = await freePort();
-  const proc = new ManagedProcess('server-everything (streamableHttp)', process.execPath, ['--import', LOOPBACK_PRELOAD, EVERYTHING, 'streamableHttp'], {
-    env: { PORT: String(port) },
-  });
+  const proc = new ManagedProcess(
+    'server-everything (streamableHttp)',
+    process.execPath,
+    ['--import', LOOPBACK_PRELOAD, EVERYTHING, 'streamableHttp'],
+    {
+      env: { PORT: String(port) },
+    },
+  );
   await waitForPort(port, proc);
   return { proc, url: `http://127.0.0.1:${port}/mcp` };
 }

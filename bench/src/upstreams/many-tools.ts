@@ -27,7 +27,7 @@ const tools = Array.from({ length: count }, (_, i) => {
 const listResult = { tools };
 
 function reply(id: unknown, body: { result: unknown } | { error: { code: number; message: string } }): void {
-  process.stdout.write(JSON.stringify({ jsonrpc: '2.0', id, ...body }) + '\n');
+  process.stdout.write(`${JSON.stringify({ jsonrpc: '2.0', id, ...body })}\n`);
 }
 
 function handle(message: { id?: unknown; method?: string; params?: Record<string, unknown> }): void {

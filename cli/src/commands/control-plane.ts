@@ -7,14 +7,26 @@ import { grpcTlsSettings, nodeTokenSettings, readGrpcTls, readNodeToken } from '
 
 export const controlPlaneOptionTable = { ...controlPlaneSettings, ...nodeTokenSettings, ...grpcTlsSettings, logLevel };
 
-export const controlPlaneHelp = helpText('Usage: portcullis control-plane [options]', 'Runs the control plane: the GraphQL API over PostgreSQL and the gRPC config stream data-plane nodes follow.', controlPlaneOptionTable);
+export const controlPlaneHelp = helpText(
+  'Usage: portcullis control-plane [options]',
+  'Runs the control plane: the GraphQL API over PostgreSQL and the gRPC config stream data-plane nodes follow.',
+  controlPlaneOptionTable,
+);
 
 export async function runControlPlane(argv: readonly string[]): Promise<void> {
   const options = readOptions(controlPlaneOptionTable, argv, process.env);
   const grpcTls = readGrpcTls(options);
   const nodeToken = readNodeToken(options, grpcTls?.clientCa === undefined);
   const logger = createLogger({ level: options.logLevel });
-  const plane = await startControlPlane({ ...options, graphqlLimits: graphqlLimits(options), nodeToken, grpcTls, logger });
-  process.stdout.write(`Portcullis control plane\n  GraphQL:     ${plane.graphqlUrl}\n  gRPC:        ${plane.grpcAddress}${grpcTls === undefined ? ' (plaintext)' : grpcTls.clientCa === undefined ? ' (TLS)' : ' (mTLS)'}\n  Admin token: ${options.adminToken ? '(as given in --admin-token / PORTCULLIS_ADMIN_TOKEN)' : plane.adminToken}\n`);
+  const plane = await startControlPlane({
+    ...options,
+    graphqlLimits: graphqlLimits(options),
+    nodeToken,
+    grpcTls,
+    logger,
+  });
+  process.stdout.write(
+    `Portcullis control plane\n  GraphQL:     ${plane.graphqlUrl}\n  gRPC:        ${plane.grpcAddress}${grpcTls === undefined ? ' (plaintext)' : grpcTls.clientCa === undefined ? ' (TLS)' : ' (mTLS)'}\n  Admin token: ${options.adminToken ? '(as given in --admin-token / PORTCULLIS_ADMIN_TOKEN)' : plane.adminToken}\n`,
+  );
   closeOnSignals(() => plane.close(), logger);
 }

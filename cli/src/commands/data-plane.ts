@@ -3,7 +3,12 @@ import { startDataPlane, type DataPlane } from '../../../data-plane/src/index.ts
 import { helpText, readOptions } from '../options.ts';
 import { closeOnSignals } from './lifecycle.ts';
 import { dataPlaneOptions, dataPlaneSettings, logLevel } from './settings.ts';
-import { controlPlaneConnectionSettings, nodeTokenSettings, readControlPlaneConnection, readNodeToken } from './stream-settings.ts';
+import {
+  controlPlaneConnectionSettings,
+  nodeTokenSettings,
+  readControlPlaneConnection,
+  readNodeToken,
+} from './stream-settings.ts';
 
 export const dataPlaneOptionTable = {
   ...controlPlaneConnectionSettings,
@@ -12,7 +17,11 @@ export const dataPlaneOptionTable = {
   logLevel,
 };
 
-export const dataPlaneHelp = helpText('Usage: portcullis data-plane [options]', 'Runs one data-plane node: the MCP endpoint agents connect to. It follows the control plane\'s config stream and keeps serving its last snapshot when the control plane is away.', dataPlaneOptionTable);
+export const dataPlaneHelp = helpText(
+  'Usage: portcullis data-plane [options]',
+  "Runs one data-plane node: the MCP endpoint agents connect to. It follows the control plane's config stream and keeps serving its last snapshot when the control plane is away.",
+  dataPlaneOptionTable,
+);
 
 export async function runDataPlane(argv: readonly string[]): Promise<void> {
   const { node, logger } = await startDataPlaneFromArgs(argv, process.env);
@@ -23,7 +32,10 @@ export async function runDataPlane(argv: readonly string[]): Promise<void> {
  * One node from `portcullis data-plane` arguments (and environment), started, its endpoint printed
  * (the line scripts wait for). Several may run in one process (bench/src/scenarios/node-group.ts).
  */
-export async function startDataPlaneFromArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<{ node: DataPlane; logger: Logger }> {
+export async function startDataPlaneFromArgs(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ node: DataPlane; logger: Logger }> {
   const options = readOptions(dataPlaneOptionTable, argv, env);
   // A node with a client certificate may be authenticated by it alone (the control plane decides).
   const nodeToken = readNodeToken(options, options.controlPlaneCert === undefined);

@@ -7,15 +7,29 @@ import { startDataPlane } from '../../../data-plane/src/index.ts';
 import { helpText, readOptions } from '../options.ts';
 import { persistentSecret } from '../secrets.ts';
 import { closeOnSignals } from './lifecycle.ts';
-import { controlPlaneSettings, graphqlLimits, dataPlaneOptions, dataPlaneSettings, logLevel, sseOptions } from './settings.ts';
+import {
+  controlPlaneSettings,
+  graphqlLimits,
+  dataPlaneOptions,
+  dataPlaneSettings,
+  logLevel,
+  sseOptions,
+} from './settings.ts';
 import { nodeTokenSettings, readNodeToken } from './stream-settings.ts';
 
 export const devOptionTable = {
   ...controlPlaneSettings,
   ...dataPlaneSettings,
-  nodeToken: { ...nodeTokenSettings.nodeToken, description: `${nodeTokenSettings.nodeToken.description}; generated once and kept in the data dir when unset` },
+  nodeToken: {
+    ...nodeTokenSettings.nodeToken,
+    description: `${nodeTokenSettings.nodeToken.description}; generated once and kept in the data dir when unset`,
+  },
   nodeTokenFile: nodeTokenSettings.nodeTokenFile,
-  logLevel: { ...logLevel, schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('warn'), defaultLabel: 'warn' },
+  logLevel: {
+    ...logLevel,
+    schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('warn'),
+    defaultLabel: 'warn',
+  },
 };
 
 export const devHelp = helpText(
@@ -31,7 +45,12 @@ export async function runDev(argv: readonly string[]): Promise<void> {
   sseOptions(options);
   const logger = createLogger({ level: options.logLevel });
   const token = readNodeToken(options, false) ?? (await persistentSecret(join(options.dataDir, 'node-token'), 'pcn_'));
-  const controlPlane = await startControlPlane({ ...options, graphqlLimits: graphqlLimits(options), nodeToken: token, logger });
+  const controlPlane = await startControlPlane({
+    ...options,
+    graphqlLimits: graphqlLimits(options),
+    nodeToken: token,
+    logger,
+  });
   const grpcPort = controlPlane.grpcAddress.slice(controlPlane.grpcAddress.lastIndexOf(':') + 1);
   // Plaintext on loopback: both ends are this process, the stream never leaves the host, and nothing
   // but root (who can read this process's memory anyway) can watch loopback traffic. The token
@@ -40,7 +59,9 @@ export async function runDev(argv: readonly string[]): Promise<void> {
   const dataPlane = await startDataPlane(dataPlaneOptions(options, connection, logger));
   // "Running" should mean an agent can connect: wait (briefly) for the node's first configuration.
   await dataPlane.whenConfigured(10_000);
-  const database = options.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `embedded PostgreSQL in ${join(options.dataDir, 'pg')}`;
+  const database = options.databaseUrl
+    ? 'PostgreSQL (DATABASE_URL)'
+    : `embedded PostgreSQL in ${join(options.dataDir, 'pg')}`;
   process.stdout.write(
     [
       `Portcullis is running (ready in ${Math.round(performance.now() - started)} ms)`,

@@ -15,9 +15,15 @@ import {
   DEFAULT_SSE_RETRY_MS,
   type EventStoreOptions,
 } from '../../../data-plane/src/http/event-store.ts';
-import { DEFAULT_MAX_OPEN_STREAMS_PER_KEY, DEFAULT_MAX_OPEN_STREAMS_PER_SESSION } from '../../../data-plane/src/http/agent-streams.ts';
+import {
+  DEFAULT_MAX_OPEN_STREAMS_PER_KEY,
+  DEFAULT_MAX_OPEN_STREAMS_PER_SESSION,
+} from '../../../data-plane/src/http/agent-streams.ts';
 import { parseAllowedHosts } from '../../../data-plane/src/http/host-guard.ts';
-import { DEFAULT_MAX_IN_FLIGHT_PER_KEY, DEFAULT_MAX_IN_FLIGHT_PER_SESSION } from '../../../data-plane/src/http/in-flight.ts';
+import {
+  DEFAULT_MAX_IN_FLIGHT_PER_KEY,
+  DEFAULT_MAX_IN_FLIGHT_PER_SESSION,
+} from '../../../data-plane/src/http/in-flight.ts';
 import { DEFAULT_GRAPHQL_LIMITS, type GraphqlLimits } from '../../../control-plane/src/graphql/limits.ts';
 import { host, port, type OptionTable, type ParsedOptions } from '../options.ts';
 import { nodeHealthOptions, nodeHealthSettings } from './node-health-settings.ts';
@@ -104,34 +110,55 @@ export const controlPlaneSettings = {
     flag: 'database-url',
     env: 'DATABASE_URL',
     description: 'PostgreSQL URL; without it an embedded database is kept in the data dir',
-    schema: z.string().refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be a postgres:// URL').optional(),
+    schema: z
+      .string()
+      .refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be a postgres:// URL')
+      .optional(),
   },
   databaseSchema: {
     flag: 'database-schema',
     env: 'PORTCULLIS_DATABASE_SCHEMA',
     description: 'PostgreSQL schema to keep the tables in',
-    schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier').default('public'),
+    schema: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier')
+      .default('public'),
     defaultLabel: 'public',
   },
   databaseConnectTimeoutMs: {
     flag: 'database-connect-timeout-ms',
     env: 'PORTCULLIS_DATABASE_CONNECT_TIMEOUT_MS',
-    description: 'how long connecting to PostgreSQL, or waiting for a free pooled connection, may take; a request that cannot get one fails with DATABASE_UNAVAILABLE',
-    schema: z.coerce.number({ error: 'must be a number of milliseconds' }).int('must be a whole number of milliseconds').min(100, 'must be at least 100').default(5_000),
+    description:
+      'how long connecting to PostgreSQL, or waiting for a free pooled connection, may take; a request that cannot get one fails with DATABASE_UNAVAILABLE',
+    schema: z.coerce
+      .number({ error: 'must be a number of milliseconds' })
+      .int('must be a whole number of milliseconds')
+      .min(100, 'must be at least 100')
+      .default(5_000),
     defaultLabel: '5000',
   },
   databaseStatementTimeoutMs: {
     flag: 'database-statement-timeout-ms',
     env: 'PORTCULLIS_DATABASE_STATEMENT_TIMEOUT_MS',
-    description: 'how long one statement, and one whole configuration change, may take; a change that cannot commit in time fails with DATABASE_TIMEOUT and is never applied later',
-    schema: z.coerce.number({ error: 'must be a number of milliseconds' }).int('must be a whole number of milliseconds').min(100, 'must be at least 100').default(10_000),
+    description:
+      'how long one statement, and one whole configuration change, may take; a change that cannot commit in time fails with DATABASE_TIMEOUT and is never applied later',
+    schema: z.coerce
+      .number({ error: 'must be a number of milliseconds' })
+      .int('must be a whole number of milliseconds')
+      .min(100, 'must be at least 100')
+      .default(10_000),
     defaultLabel: '10000',
   },
   databaseIdleInTransactionTimeoutMs: {
     flag: 'database-idle-in-transaction-timeout-ms',
     env: 'PORTCULLIS_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS',
-    description: 'how long PostgreSQL lets a transaction of the control plane sit idle before ending it (releasing its locks)',
-    schema: z.coerce.number({ error: 'must be a number of milliseconds' }).int('must be a whole number of milliseconds').min(100, 'must be at least 100').default(10_000),
+    description:
+      'how long PostgreSQL lets a transaction of the control plane sit idle before ending it (releasing its locks)',
+    schema: z.coerce
+      .number({ error: 'must be a number of milliseconds' })
+      .int('must be a whole number of milliseconds')
+      .min(100, 'must be at least 100')
+      .default(10_000),
     defaultLabel: '10000',
   },
   dataDir: {
@@ -141,14 +168,39 @@ export const controlPlaneSettings = {
     schema: z.string().min(1).default('./.portcullis/data'),
     defaultLabel: './.portcullis/data',
   },
-  graphqlHost: { flag: 'graphql-host', env: 'PORTCULLIS_GRAPHQL_HOST', description: 'GraphQL listen address', schema: host('127.0.0.1'), defaultLabel: '127.0.0.1' },
-  graphqlPort: { flag: 'graphql-port', env: 'PORTCULLIS_GRAPHQL_PORT', description: 'GraphQL listen port', schema: port(4000), defaultLabel: '4000' },
-  grpcHost: { flag: 'grpc-host', env: 'PORTCULLIS_GRPC_HOST', description: 'gRPC config-stream listen address', schema: host('127.0.0.1'), defaultLabel: '127.0.0.1' },
-  grpcPort: { flag: 'grpc-port', env: 'PORTCULLIS_GRPC_PORT', description: 'gRPC config-stream listen port', schema: port(4001), defaultLabel: '4001' },
+  graphqlHost: {
+    flag: 'graphql-host',
+    env: 'PORTCULLIS_GRAPHQL_HOST',
+    description: 'GraphQL listen address',
+    schema: host('127.0.0.1'),
+    defaultLabel: '127.0.0.1',
+  },
+  graphqlPort: {
+    flag: 'graphql-port',
+    env: 'PORTCULLIS_GRAPHQL_PORT',
+    description: 'GraphQL listen port',
+    schema: port(4000),
+    defaultLabel: '4000',
+  },
+  grpcHost: {
+    flag: 'grpc-host',
+    env: 'PORTCULLIS_GRPC_HOST',
+    description: 'gRPC config-stream listen address',
+    schema: host('127.0.0.1'),
+    defaultLabel: '127.0.0.1',
+  },
+  grpcPort: {
+    flag: 'grpc-port',
+    env: 'PORTCULLIS_GRPC_PORT',
+    description: 'gRPC config-stream listen port',
+    schema: port(4001),
+    defaultLabel: '4001',
+  },
   secretKey: {
     flag: 'secret-key',
     env: 'PORTCULLIS_SECRET_KEY',
-    description: 'key encrypting upstream credentials at rest: 32 bytes as hex or base64, optionally "<kid>:<key>"; the same on every replica; generated once into the data dir when unset',
+    description:
+      'key encrypting upstream credentials at rest: 32 bytes as hex or base64, optionally "<kid>:<key>"; the same on every replica; generated once into the data dir when unset',
     schema: z.string().min(1).optional(),
   },
   previousSecretKeys: {
@@ -157,7 +209,12 @@ export const controlPlaneSettings = {
     description: 'comma-separated older keys that still decrypt (after a rotation)',
     schema: z
       .string()
-      .transform((v) => v.split(',').map((k) => k.trim()).filter((k) => k.length > 0))
+      .transform((v) =>
+        v
+          .split(',')
+          .map((k) => k.trim())
+          .filter((k) => k.length > 0),
+      )
       .optional(),
   },
   adminToken: {
@@ -186,14 +243,16 @@ export const sseSettings = {
   sseResumeWindowSeconds: {
     flag: 'sse-resume-window-seconds',
     env: 'PORTCULLIS_SSE_RESUME_WINDOW_SECONDS',
-    description: 'how long a 2025-era SSE stream stays resumable with Last-Event-ID after its connection dropped or ended; a call whose answer stream dropped keeps running this long without an agent, then is cancelled upstream',
+    description:
+      'how long a 2025-era SSE stream stays resumable with Last-Event-ID after its connection dropped or ended; a call whose answer stream dropped keeps running this long without an agent, then is cancelled upstream',
     schema: count('seconds', 1, 3600).default(DEFAULT_RESUME_WINDOW_MS / 1000),
     defaultLabel: String(DEFAULT_RESUME_WINDOW_MS / 1000),
   },
   sseRetryMs: {
     flag: 'sse-retry-ms',
     env: 'PORTCULLIS_SSE_RETRY_MS',
-    description: 'the SSE retry sent in priming events (2025-11-25 sessions): how long agents wait before they reconnect to a closed stream; must be below the resume window',
+    description:
+      'the SSE retry sent in priming events (2025-11-25 sessions): how long agents wait before they reconnect to a closed stream; must be below the resume window',
     schema: count('milliseconds', 10, 60_000).default(DEFAULT_SSE_RETRY_MS),
     defaultLabel: String(DEFAULT_SSE_RETRY_MS),
   },
@@ -222,42 +281,48 @@ export const sseSettings = {
   sseMaxStreams: {
     flag: 'sse-max-streams',
     env: 'PORTCULLIS_SSE_MAX_STREAMS',
-    description: 'SSE streams a node keeps resumable at once (the oldest is dropped first; a dropped call stream cancels its call)',
+    description:
+      'SSE streams a node keeps resumable at once (the oldest is dropped first; a dropped call stream cancels its call)',
     schema: count('streams', 1, 10_000_000).default(DEFAULT_MAX_STREAMS),
     defaultLabel: String(DEFAULT_MAX_STREAMS),
   },
   sseMaxBytes: {
     flag: 'sse-max-bytes',
     env: 'PORTCULLIS_SSE_MAX_BYTES',
-    description: 'bytes of events a node keeps over all SSE streams (the oldest streams are dropped first); at least --sse-max-bytes-per-stream',
+    description:
+      'bytes of events a node keeps over all SSE streams (the oldest streams are dropped first); at least --sse-max-bytes-per-stream',
     schema: count('bytes', 1024, 2 ** 40).default(DEFAULT_MAX_STORE_BYTES),
     defaultLabel: `${DEFAULT_MAX_STORE_BYTES} (64 MiB)`,
   },
   sseMaxStreamsPerKey: {
     flag: 'sse-max-streams-per-key',
     env: 'PORTCULLIS_SSE_MAX_STREAMS_PER_KEY',
-    description: 'SSE streams one virtual key may keep resumable on a node (its own oldest are dropped first, never another key\'s)',
+    description:
+      "SSE streams one virtual key may keep resumable on a node (its own oldest are dropped first, never another key's)",
     schema: count('streams', 1, 10_000_000).default(DEFAULT_MAX_STREAMS_PER_KEY),
     defaultLabel: String(DEFAULT_MAX_STREAMS_PER_KEY),
   },
   sseMaxBytesPerKey: {
     flag: 'sse-max-bytes-per-key',
     env: 'PORTCULLIS_SSE_MAX_BYTES_PER_KEY',
-    description: 'bytes of events one virtual key may keep on a node over its SSE streams (its own oldest streams are dropped first); never less than --sse-max-bytes-per-stream',
+    description:
+      'bytes of events one virtual key may keep on a node over its SSE streams (its own oldest streams are dropped first); never less than --sse-max-bytes-per-stream',
     schema: count('bytes', 1024, 2 ** 40).default(DEFAULT_MAX_BYTES_PER_KEY),
     defaultLabel: `${DEFAULT_MAX_BYTES_PER_KEY} (16 MiB)`,
   },
   sseMaxStreamsPerSession: {
     flag: 'sse-max-streams-per-session',
     env: 'PORTCULLIS_SSE_MAX_STREAMS_PER_SESSION',
-    description: 'SSE streams one 2025-era session may keep resumable on a node (its own oldest, ended ones first, are dropped first)',
+    description:
+      'SSE streams one 2025-era session may keep resumable on a node (its own oldest, ended ones first, are dropped first)',
     schema: count('streams', 1, 10_000_000).default(DEFAULT_MAX_STREAMS_PER_SESSION),
     defaultLabel: String(DEFAULT_MAX_STREAMS_PER_SESSION),
   },
   sseMaxBytesPerSession: {
     flag: 'sse-max-bytes-per-session',
     env: 'PORTCULLIS_SSE_MAX_BYTES_PER_SESSION',
-    description: 'bytes of events one session may keep on a node over its SSE streams; never less than --sse-max-bytes-per-stream',
+    description:
+      'bytes of events one session may keep on a node over its SSE streams; never less than --sse-max-bytes-per-stream',
     schema: count('bytes', 1024, 2 ** 40).default(DEFAULT_MAX_BYTES_PER_SESSION),
     defaultLabel: `${DEFAULT_MAX_BYTES_PER_SESSION} (8 MiB)`,
   },
@@ -271,7 +336,8 @@ export const sseSettings = {
   sseMaxOpenStreamsPerKey: {
     flag: 'sse-max-open-streams-per-key',
     env: 'PORTCULLIS_SSE_MAX_OPEN_STREAMS_PER_KEY',
-    description: 'streams (GET /mcp, GET /sse, subscriptions/listen) one virtual key may hold open on a node; a new one closes the key\'s oldest',
+    description:
+      "streams (GET /mcp, GET /sse, subscriptions/listen) one virtual key may hold open on a node; a new one closes the key's oldest",
     schema: count('streams', 1, 10_000_000).default(DEFAULT_MAX_OPEN_STREAMS_PER_KEY),
     defaultLabel: String(DEFAULT_MAX_OPEN_STREAMS_PER_KEY),
   },
@@ -290,7 +356,10 @@ export function sseOptions(settings: ParsedOptions<typeof sseSettings>): EventSt
     );
   }
   if (settings.sseMaxBytes < settings.sseMaxBytesPerStream) {
-    throw new PortcullisError(ErrorCode.BAD_USER_INPUT, `--sse-max-bytes (${settings.sseMaxBytes}) must be at least --sse-max-bytes-per-stream (${settings.sseMaxBytesPerStream})`);
+    throw new PortcullisError(
+      ErrorCode.BAD_USER_INPUT,
+      `--sse-max-bytes (${settings.sseMaxBytes}) must be at least --sse-max-bytes-per-stream (${settings.sseMaxBytesPerStream})`,
+    );
   }
   return {
     windowMs,
@@ -310,20 +379,39 @@ export function sseOptions(settings: ParsedOptions<typeof sseSettings>): EventSt
 }
 
 export const dataPlaneSettings = {
-  host: { flag: 'host', env: 'PORTCULLIS_HOST', description: 'MCP listen address', schema: host('127.0.0.1'), defaultLabel: '127.0.0.1' },
-  port: { flag: 'port', env: 'PORTCULLIS_PORT', description: 'MCP listen port', schema: port(8080), defaultLabel: '8080' },
+  host: {
+    flag: 'host',
+    env: 'PORTCULLIS_HOST',
+    description: 'MCP listen address',
+    schema: host('127.0.0.1'),
+    defaultLabel: '127.0.0.1',
+  },
+  port: {
+    flag: 'port',
+    env: 'PORTCULLIS_PORT',
+    description: 'MCP listen port',
+    schema: port(8080),
+    defaultLabel: '8080',
+  },
   nodeId: {
     flag: 'node-id',
     env: 'PORTCULLIS_NODE_ID',
     description: 'stable name of this node, shown in GraphQL nodes',
-    schema: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, ".", "_" or "-"').optional(),
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, ".", "_" or "-"')
+      .optional(),
     defaultLabel: '<hostname>-<port>',
   },
   maxBodyBytes: {
     flag: 'max-body-bytes',
     env: 'PORTCULLIS_MAX_BODY_BYTES',
     description: 'largest request body accepted on /mcp',
-    schema: z.coerce.number({ error: 'must be a number of bytes' }).int().min(1024, 'must be at least 1024').default(4 * 1024 * 1024),
+    schema: z.coerce
+      .number({ error: 'must be a number of bytes' })
+      .int()
+      .min(1024, 'must be at least 1024')
+      .default(4 * 1024 * 1024),
     defaultLabel: '4194304',
   },
   snapshotCache: {
@@ -356,8 +444,14 @@ export const dataPlaneSettings = {
   sessionMaxAgeSeconds: {
     flag: 'session-max-age-seconds',
     env: 'PORTCULLIS_SESSION_MAX_AGE_SECONDS',
-    description: 'how long a 2025-era MCP session id is honoured after it was issued; the agent then gets 404 and initializes a new session (ended sessions are remembered this long)',
-    schema: z.coerce.number({ error: 'must be a number of seconds' }).int('must be a whole number of seconds').min(60, 'must be at least 60').max(30 * 24 * 3600, 'must be at most 2592000 (30 days)').default(24 * 3600),
+    description:
+      'how long a 2025-era MCP session id is honoured after it was issued; the agent then gets 404 and initializes a new session (ended sessions are remembered this long)',
+    schema: z.coerce
+      .number({ error: 'must be a number of seconds' })
+      .int('must be a whole number of seconds')
+      .min(60, 'must be at least 60')
+      .max(30 * 24 * 3600, 'must be at most 2592000 (30 days)')
+      .default(24 * 3600),
     defaultLabel: '86400 (24 h)',
   },
   allowedHosts: {
@@ -381,14 +475,16 @@ export const dataPlaneSettings = {
   maxInFlightPerKey: {
     flag: 'max-in-flight-per-key',
     env: 'PORTCULLIS_MAX_IN_FLIGHT_PER_KEY',
-    description: 'MCP requests one virtual key may have running on this node at once, over all its sessions and transports; more are answered at once with JSON-RPC error -32046',
+    description:
+      'MCP requests one virtual key may have running on this node at once, over all its sessions and transports; more are answered at once with JSON-RPC error -32046',
     schema: count('requests', 1, 1_000_000).default(DEFAULT_MAX_IN_FLIGHT_PER_KEY),
     defaultLabel: String(DEFAULT_MAX_IN_FLIGHT_PER_KEY),
   },
   maxInFlightPerSession: {
     flag: 'max-in-flight-per-session',
     env: 'PORTCULLIS_MAX_IN_FLIGHT_PER_SESSION',
-    description: 'MCP requests one 2025-era session (Streamable HTTP or legacy SSE) may have running on this node at once; more are answered at once with JSON-RPC error -32046',
+    description:
+      'MCP requests one 2025-era session (Streamable HTTP or legacy SSE) may have running on this node at once; more are answered at once with JSON-RPC error -32046',
     schema: count('requests', 1, 1_000_000).default(DEFAULT_MAX_IN_FLIGHT_PER_SESSION),
     defaultLabel: String(DEFAULT_MAX_IN_FLIGHT_PER_SESSION),
   },

@@ -115,23 +115,35 @@ export class PgNotifyChangeBus extends EmitterBus implements ConfigChangeBus {
   announcementSql(versionSql: string, firstParam: number): { sql: string; params: unknown[] } {
     // The payload the listener parses: {"schema": …, "version": "…", "replica": …}.
     const [channel, schema, replica] = [firstParam, firstParam + 1, firstParam + 2].map((n) => `$${n}`);
-    return { sql: `pg_notify(${channel}, json_build_object('schema', ${schema}::text, 'version', ${versionSql}, 'replica', ${replica}::text)::text)`, params: [CONFIG_CHANNEL, this.options.schema, this.replicaId] };
+    return {
+      sql: `pg_notify(${channel}, json_build_object('schema', ${schema}::text, 'version', ${versionSql}, 'replica', ${replica}::text)::text)`,
+      params: [CONFIG_CHANNEL, this.options.schema, this.replicaId],
+    };
   }
 
   async publishRelay(payload: string): Promise<boolean> {
     const client = this.client;
     if (client === undefined || payload.length > MAX_RELAY_NOTIFY_CHARS) return false;
     try {
-      await client.query(`SELECT pg_notify($1, $2)`, [RELAY_CHANNEL, JSON.stringify({ schema: this.options.schema, replica: this.replicaId, envelope: payload })]);
+      await client.query(`SELECT pg_notify($1, $2)`, [
+        RELAY_CHANNEL,
+        JSON.stringify({ schema: this.options.schema, replica: this.replicaId, envelope: payload }),
+      ]);
       return true;
     } catch (error) {
-      this.options.logger.warn({ err: errorMessage(error) }, 'could not publish a relay envelope to the other replicas');
+      this.options.logger.warn(
+        { err: errorMessage(error) },
+        'could not publish a relay envelope to the other replicas',
+      );
       return false;
     }
   }
 
   private async listen(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.options.url, application_name: 'portcullis-config-listener' });
+    const client = new pg.Client({
+      connectionString: this.options.url,
+      application_name: 'portcullis-config-listener',
+    });
     client.on('notification', (message) => {
       if (message.channel === RELAY_CHANNEL && message.payload !== undefined) {
         this.relayed(message.payload);
@@ -143,7 +155,11 @@ export class PgNotifyChangeBus extends EmitterBus implements ConfigChangeBus {
         // This replica's own commits: it was told in process (committed()) in the turn each returned; hearing
         // one again could only start a read racing that (and a revocation's read-free publication).
         if (payload.replica === this.replicaId) return;
-        if (payload.schema === this.options.schema && typeof payload.version === 'string' && /^\d+$/.test(payload.version)) {
+        if (
+          payload.schema === this.options.schema &&
+          typeof payload.version === 'string' &&
+          /^\d+$/.test(payload.version)
+        ) {
           this.emitter.emit('change', payload.version);
         }
       } catch {
@@ -161,7 +177,12 @@ export class PgNotifyChangeBus extends EmitterBus implements ConfigChangeBus {
   private relayed(raw: string): void {
     try {
       const payload = JSON.parse(raw) as { schema?: unknown; replica?: unknown; envelope?: unknown };
-      if (payload.schema !== this.options.schema || typeof payload.replica !== 'string' || typeof payload.envelope !== 'string') return;
+      if (
+        payload.schema !== this.options.schema ||
+        typeof payload.replica !== 'string' ||
+        typeof payload.envelope !== 'string'
+      )
+        return;
       if (payload.replica === this.replicaId) return;
       this.emitter.emit('relay', payload.envelope, payload.replica);
     } catch {

@@ -104,7 +104,9 @@ function readStatement(incremental: boolean): string {
            'allowed_tools', k.allowed_tools, 'revoked', k.revoked_at IS NOT NULL) ORDER BY k.created_at, k.id), '[]')
          FROM virtual_keys k WHERE k.config_version > $2)`
     : `'[]'::json`;
-  const tombstones = incremental ? `(SELECT coalesce(json_agg(t.id::text), '[]') FROM virtual_key_tombstones t WHERE t.config_version > $2)` : `'[]'::json`;
+  const tombstones = incremental
+    ? `(SELECT coalesce(json_agg(t.id::text), '[]') FROM virtual_key_tombstones t WHERE t.config_version > $2)`
+    : `'[]'::json`;
   return `
     SELECT
       ${REVISION_SQL} AS version,
@@ -170,13 +172,22 @@ export class SnapshotBuilder {
     const checked = readResult.safeParse(rows[0]);
     if (!checked.success) {
       const issue = checked.error.issues[0];
-      throw inconsistent(`the stored configuration could not be read: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);
+      throw inconsistent(
+        `the stored configuration could not be read: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`,
+      );
     }
     const result = checked.data;
     if (!incremental) result.keys = wholeKeys;
     const timings = (keysRead: number, upstreamsOpened: number): BuildTimings => {
       const done = performance.now();
-      return { readMs: read - started, assembleMs: done - read, totalMs: done - started, incremental, keysRead, upstreamsOpened };
+      return {
+        readMs: read - started,
+        assembleMs: done - read,
+        totalMs: done - started,
+        incremental,
+        keysRead,
+        upstreamsOpened,
+      };
     };
     if (previous !== undefined && BigInt(result.version) <= BigInt(previous.version)) {
       return { snapshot: previous, delta: undefined, timings: timings(result.keys.length, 0) };
@@ -201,7 +212,12 @@ export class SnapshotBuilder {
       upstreamCache.set(row.id, cached);
       return cached.config;
     });
-    const sessionKeys: SigningKey[] = result.session_keys === null ? [] : sessionKeysValue.parse(JSON.parse(result.session_keys)).map((key) => ({ id: key.id, secret: Buffer.from(key.secret, 'base64') }));
+    const sessionKeys: SigningKey[] =
+      result.session_keys === null
+        ? []
+        : sessionKeysValue
+            .parse(JSON.parse(result.session_keys))
+            .map((key) => ({ id: key.id, secret: Buffer.from(key.secret, 'base64') }));
 
     // Work out and check the key changes before touching the state, so a refused build leaves it as it was.
     const upserted: VirtualKeyConfig[] = [];
@@ -220,7 +236,12 @@ export class SnapshotBuilder {
     const keys = incremental ? this.keys : new Map<string, VirtualKeyConfig>();
     for (const id of removed) keys.delete(id);
     for (const key of upserted) keys.set(key.id, key);
-    const snapshot: Snapshot = Object.freeze({ version: result.version, upstreams, virtualKeys: [...keys.values()], sessionKeys });
+    const snapshot: Snapshot = Object.freeze({
+      version: result.version,
+      upstreams,
+      virtualKeys: [...keys.values()],
+      sessionKeys,
+    });
 
     const delta: SnapshotDelta | undefined = previous && {
       version: result.version,
@@ -249,11 +270,27 @@ export class SnapshotBuilder {
     if (previous === undefined || BigInt(previous.version) + 1n !== BigInt(version)) return undefined;
     const removed = removedKeyIds.filter((id) => this.keys.has(id));
     for (const id of removed) this.keys.delete(id);
-    const snapshot: Snapshot = Object.freeze({ version, upstreams: previous.upstreams, virtualKeys: [...this.keys.values()], sessionKeys: previous.sessionKeys });
-    const delta: SnapshotDelta = { version, baseVersion: previous.version, upstreams: previous.upstreams, sessionKeys: previous.sessionKeys, upsertedKeys: [], removedKeyIds: removed };
+    const snapshot: Snapshot = Object.freeze({
+      version,
+      upstreams: previous.upstreams,
+      virtualKeys: [...this.keys.values()],
+      sessionKeys: previous.sessionKeys,
+    });
+    const delta: SnapshotDelta = {
+      version,
+      baseVersion: previous.version,
+      upstreams: previous.upstreams,
+      sessionKeys: previous.sessionKeys,
+      upsertedKeys: [],
+      removedKeyIds: removed,
+    };
     this.previous = snapshot;
     const totalMs = performance.now() - started;
-    return { snapshot, delta, timings: { readMs: 0, assembleMs: totalMs, totalMs, incremental: true, keysRead: 0, upstreamsOpened: 0 } };
+    return {
+      snapshot,
+      delta,
+      timings: { readMs: 0, assembleMs: totalMs, totalMs, incremental: true, keysRead: 0, upstreamsOpened: 0 },
+    };
   }
 }
 
@@ -262,7 +299,11 @@ export async function buildSnapshot(dataSource: DataSource, box: SecretBox): Pro
   return (await new SnapshotBuilder(dataSource, box).build()).snapshot;
 }
 
-function toUpstreamConfig(row: UpstreamRow, pins: ReadonlyArray<{ name: string; pinned_sha256: string }>, box: SecretBox): UpstreamConfig {
+function toUpstreamConfig(
+  row: UpstreamRow,
+  pins: ReadonlyArray<{ name: string; pinned_sha256: string }>,
+  box: SecretBox,
+): UpstreamConfig {
   const headers = openPairs(box, row.id, 'header', row.headers);
   const bearer = openBearer(box, row.id, row.bearer_token);
   if (bearer !== null) headers.push({ name: 'Authorization', value: `Bearer ${bearer}` });
@@ -311,19 +352,25 @@ export function checkSnapshotConsistency(snapshot: Snapshot): void {
   for (const upstream of snapshot.upstreams) {
     if (names.has(upstream.name)) throw inconsistent(`two upstreams are named "${upstream.name}"`);
     names.add(upstream.name);
-    if (upstream.transport === Transport.TRANSPORT_UNSPECIFIED) throw inconsistent(`upstream "${upstream.name}" has no transport`);
+    if (upstream.transport === Transport.TRANSPORT_UNSPECIFIED)
+      throw inconsistent(`upstream "${upstream.name}" has no transport`);
     const headerNames = new Set<string>();
     for (const header of upstream.headers) {
       const key = header.name.toLowerCase();
-      if (headerNames.has(key)) throw inconsistent(`upstream "${upstream.name}" sends the header "${header.name}" twice`);
+      if (headerNames.has(key))
+        throw inconsistent(`upstream "${upstream.name}" sends the header "${header.name}" twice`);
       headerNames.add(key);
     }
     for (const pin of upstream.pinnedTools) {
-      if (!/^[0-9a-f]{64}$/.test(pin.definitionSha256)) throw inconsistent(`upstream "${upstream.name}" pins tool "${pin.name}" to "${pin.definitionSha256}", not a hex SHA-256`);
+      if (!/^[0-9a-f]{64}$/.test(pin.definitionSha256))
+        throw inconsistent(
+          `upstream "${upstream.name}" pins tool "${pin.name}" to "${pin.definitionSha256}", not a hex SHA-256`,
+        );
     }
   }
   for (const key of snapshot.virtualKeys) {
-    if (key.secretSha256.length !== 32) throw inconsistent(`virtual key ${key.id} has a hash of ${key.secretSha256.length} bytes, not 32`);
+    if (key.secretSha256.length !== 32)
+      throw inconsistent(`virtual key ${key.id} has a hash of ${key.secretSha256.length} bytes, not 32`);
   }
   if (snapshot.sessionKeys.length === 0) throw inconsistent('no session signing key exists');
 }

@@ -98,7 +98,10 @@ export class SnapshotPublisher {
       return true;
     } catch (error) {
       // Runs in the committing mutation's turn: a failure here must not fail the committed mutation.
-      this.options.logger.error({ err: errorMessage(error), version }, 'publishing a revocation failed; reading the revision instead');
+      this.options.logger.error(
+        { err: errorMessage(error), version },
+        'publishing a revocation failed; reading the revision instead',
+      );
       this.builder.reset();
       return false;
     }
@@ -144,7 +147,10 @@ export class SnapshotPublisher {
         this.publish(built);
       } catch (error) {
         if (this.closed) return;
-        this.options.logger.error({ err: errorMessage(error) }, 'config snapshot build failed; keeping the previous snapshot');
+        this.options.logger.error(
+          { err: errorMessage(error) },
+          'config snapshot build failed; keeping the previous snapshot',
+        );
         // Read everything again next time rather than trust state a failed build may have seen half of.
         this.builder.reset();
       }
@@ -155,7 +161,10 @@ export class SnapshotPublisher {
   private publish({ snapshot, delta, timings }: SnapshotBuild): void {
     if (this.latest !== undefined && BigInt(snapshot.version) <= BigInt(this.latest.version)) return;
     // A delta is only good against the snapshot published just before; anything else goes whole.
-    const publication: Publication = { snapshot, delta: delta && delta.baseVersion === this.latest?.version ? delta : undefined };
+    const publication: Publication = {
+      snapshot,
+      delta: delta && delta.baseVersion === this.latest?.version ? delta : undefined,
+    };
     this.latest = snapshot;
     const publishing = performance.now();
     for (const subscriber of this.subscribers) subscriber(publication);

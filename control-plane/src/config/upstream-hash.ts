@@ -38,7 +38,9 @@ export function upstreamConfigHash(settings: UpstreamConnectionSettings): string
     settings.hasBearerToken,
     settings.secretsVersion,
     settings.enabled,
-    ...(settings.protocolVersion === undefined || settings.protocolVersion === 'auto' ? [] : [settings.protocolVersion]),
+    ...(settings.protocolVersion === undefined || settings.protocolVersion === 'auto'
+      ? []
+      : [settings.protocolVersion]),
   ]);
   return createHash('sha256').update(canonical).digest('hex');
 }
@@ -73,4 +75,5 @@ export function upstreamRowHash(row: {
 }
 
 /** The columns `upstreamRowHash` reads. */
-export const UPSTREAM_HASH_COLUMNS = 'transport, command, args, cwd, env, url, headers, bearer_token, secrets_version, enabled, protocol_version';
+export const UPSTREAM_HASH_COLUMNS =
+  'transport, command, args, cwd, env, url, headers, bearer_token, secrets_version, enabled, protocol_version';

@@ -76,7 +76,12 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<DataSo
 }
 
 /** A data source over the schema (on the embedded database, the schema is made current on its one session). */
-async function initialize(options: OpenDatabaseOptions, schema: string, poolSize: number, pool: Record<string, unknown>): Promise<DataSource> {
+async function initialize(
+  options: OpenDatabaseOptions,
+  schema: string,
+  poolSize: number,
+  pool: Record<string, unknown>,
+): Promise<DataSource> {
   const dataSource = new DataSource({
     type: 'postgres',
     url: options.url,
@@ -106,7 +111,11 @@ async function initialize(options: OpenDatabaseOptions, schema: string, poolSize
 
 /** Creates the schema if missing and takes the migration lock; ending the client releases it. */
 async function lockForMigrations(url: string, schema: string, connectMs: number): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, application_name: 'portcullis-migrations', connectionTimeoutMillis: connectMs });
+  const client = new pg.Client({
+    connectionString: url,
+    application_name: 'portcullis-migrations',
+    connectionTimeoutMillis: connectMs,
+  });
   await client.connect();
   try {
     await client.query(`SELECT pg_advisory_lock(hashtext($1))`, [`portcullis.migrations.${schema}`]);

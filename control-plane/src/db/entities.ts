@@ -381,4 +381,16 @@ export class ConfigRevision {
   version!: string;
 }
 
-export const ENTITIES = [Team, Upstream, Tool, ToolDefinitionChange, VirtualKey, DataPlaneNode, UpstreamNodeStatus, Setting, ConfigRevision, EndedSession, UpstreamCatalogList];
+export const ENTITIES = [
+  Team,
+  Upstream,
+  Tool,
+  ToolDefinitionChange,
+  VirtualKey,
+  DataPlaneNode,
+  UpstreamNodeStatus,
+  Setting,
+  ConfigRevision,
+  EndedSession,
+  UpstreamCatalogList,
+];

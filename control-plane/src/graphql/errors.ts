@@ -40,7 +40,10 @@ export function createErrorFormatter(schema: GraphQLSchema, logger: Logger) {
   return function formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
     const unwrapped = unwrapResolverError(error);
     // A read that failed on the database says so (a change says it already, with what became of it).
-    const original = unwrapped instanceof PortcullisError ? unwrapped : (databaseFailure(unwrapped, 'try again once it is back') ?? unwrapped);
+    const original =
+      unwrapped instanceof PortcullisError
+        ? unwrapped
+        : (databaseFailure(unwrapped, 'try again once it is back') ?? unwrapped);
     if (original instanceof PortcullisError) {
       if (!PUBLIC_CODES.has(original.code)) return mask(formatted, original, logger);
       const field = original.details?.['field'];
@@ -49,7 +52,11 @@ export function createErrorFormatter(schema: GraphQLSchema, logger: Logger) {
         message: original.message,
         ...(formatted.locations ? { locations: formatted.locations } : {}),
         ...(formatted.path ? { path: formatted.path } : {}),
-        extensions: { code: original.code, ...(typeof field === 'string' ? { field } : {}), ...(typeof limit === 'number' ? { limit } : {}) },
+        extensions: {
+          code: original.code,
+          ...(typeof field === 'string' ? { field } : {}),
+          ...(typeof limit === 'number' ? { limit } : {}),
+        },
       };
     }
     const refusal = asLimitRefusal(formatted);
@@ -60,7 +67,11 @@ export function createErrorFormatter(schema: GraphQLSchema, logger: Logger) {
       // Variable coercion errors say where: `Variable "$input" got invalid value … at "input.transport"`.
       const variable = /^Variable "\$(\w+)" got invalid value .*?(?: at "([^"]+)")?;/.exec(formatted.message);
       const field = variable ? (variable[2] ?? variable[1]) : undefined;
-      return { ...formatted, message: explainEnum(formatted.message, schema), extensions: { ...extensions, ...(field ? { field } : {}) } };
+      return {
+        ...formatted,
+        message: explainEnum(formatted.message, schema),
+        extensions: { ...extensions, ...(field ? { field } : {}) },
+      };
     }
     return mask(formatted, original, logger);
   };
@@ -80,5 +91,8 @@ function explainEnum(message: string, schema: GraphQLSchema): string {
   const match = /Value "?([^"]*)"? does not exist in "(\w+)" enum/.exec(message);
   const type = match?.[2] ? schema.getType(match[2]) : undefined;
   if (!type || !isEnumType(type)) return message;
-  return `${message} Use one of: ${type.getValues().map((value) => value.name).join(', ')}.`;
+  return `${message} Use one of: ${type
+    .getValues()
+    .map((value) => value.name)
+    .join(', ')}.`;
 }

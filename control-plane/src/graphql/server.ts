@@ -78,7 +78,11 @@ export async function startGraphqlServer(options: GraphqlServerOptions): Promise
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
-  const urlHost = options.host.includes(':') ? `[${options.host}]` : options.host === '0.0.0.0' ? '127.0.0.1' : options.host;
+  const urlHost = options.host.includes(':')
+    ? `[${options.host}]`
+    : options.host === '0.0.0.0'
+      ? '127.0.0.1'
+      : options.host;
   let closing: Promise<void> | undefined;
   return {
     url: `http://${urlHost}:${port}/graphql`,

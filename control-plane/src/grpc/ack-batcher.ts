@@ -12,7 +12,13 @@ export interface FoldedAnswer {
 }
 
 /** Adds one answer to what a node said before (in order), as `acknowledged` one by one would have left the row. */
-export function foldAnswer(previous: FoldedAnswer | undefined, nodeId: string, version: string, accepted: boolean, error: string): FoldedAnswer {
+export function foldAnswer(
+  previous: FoldedAnswer | undefined,
+  nodeId: string,
+  version: string,
+  accepted: boolean,
+  error: string,
+): FoldedAnswer {
   if (accepted) return { nodeId, appliedVersion: version, lastError: null };
   const lastError = `version ${version} refused: ${error || 'no reason given'}`;
   // A refusal keeps the version already applied (stored, or accepted earlier in this batch).
@@ -44,7 +50,13 @@ export class AckBatcher {
   private readonly writes: WriteBehind<string, FoldedAnswer>;
 
   constructor(nodes: Pick<NodeService, 'recordAnswers'>, logger: Logger, windowMs = ACK_WINDOW_MS) {
-    this.writes = new WriteBehind({ what: 'node answers', logger, write: (batch) => nodes.recordAnswers(batch), fold: combineAnswers, windowMs });
+    this.writes = new WriteBehind({
+      what: 'node answers',
+      logger,
+      write: (batch) => nodes.recordAnswers(batch),
+      fold: combineAnswers,
+      windowMs,
+    });
   }
 
   record(nodeId: string, version: string, accepted: boolean, error: string): void {

@@ -81,7 +81,11 @@ export class ConfigStreamService {
 
   constructor(private readonly deps: ConfigServiceDeps) {
     this.acks = new AckBatcher(deps.nodes, deps.logger, deps.ackWindowMs);
-    this.records = new NodeRecords(deps.nodes, (nodeId, report) => deps.catalog.applyReport(nodeId, report), deps.logger);
+    this.records = new NodeRecords(
+      deps.nodes,
+      (nodeId, report) => deps.catalog.applyReport(nodeId, report),
+      deps.logger,
+    );
     this.relays = new RelayHub(deps.relayBus, deps.logger, Date.now, deps.endedSessions);
   }
 
@@ -92,12 +96,23 @@ export class ConfigStreamService {
   private connect(call: ConnectCall): void {
     const authorization = call.metadata.get('authorization')[0];
     const nodeToken = this.deps.nodeToken;
-    if (nodeToken !== undefined && !bearerMatches(typeof authorization === 'string' ? authorization : undefined, nodeToken)) {
+    if (
+      nodeToken !== undefined &&
+      !bearerMatches(typeof authorization === 'string' ? authorization : undefined, nodeToken)
+    ) {
       this.deps.logger.warn({ peer: call.getPeer() }, 'refused a config stream with a missing or wrong node token');
-      endWithError(call, new PortcullisError(ErrorCode.UNAUTHENTICATED, 'the node token is missing or wrong; send metadata "authorization: Bearer <node token>" with the token the control plane was started with'));
+      endWithError(
+        call,
+        new PortcullisError(
+          ErrorCode.UNAUTHENTICATED,
+          'the node token is missing or wrong; send metadata "authorization: Bearer <node token>" with the token the control plane was started with',
+        ),
+      );
       return;
     }
-    const stream = new NodeStream(call, this.deps, this.acks, this.records, this.relays, () => this.streams.delete(stream));
+    const stream = new NodeStream(call, this.deps, this.acks, this.records, this.relays, () =>
+      this.streams.delete(stream),
+    );
     this.streams.add(stream);
   }
 
@@ -118,7 +133,10 @@ export class ConfigStreamService {
 function endWithError(call: ConnectCall, error: unknown): void {
   const serviceError: Partial<ServiceError> =
     error instanceof PortcullisError
-      ? { code: GRPC_STATUS[error.code] ?? status.INTERNAL, details: GRPC_STATUS[error.code] ? error.message : 'internal error' }
+      ? {
+          code: GRPC_STATUS[error.code] ?? status.INTERNAL,
+          details: GRPC_STATUS[error.code] ? error.message : 'internal error',
+        }
       : { code: status.INTERNAL, details: 'internal error' };
   call.emit('error', serviceError);
 }
@@ -159,7 +177,9 @@ class NodeStream implements RelayTarget {
   ) {
     this.logger = deps.logger.child({ stream: this.streamId });
     call.on('data', (message: ConnectRequest) => {
-      this.queue = this.queue.then(() => (this.ended ? undefined : this.handle(message))).catch((error: unknown) => this.fail(error));
+      this.queue = this.queue
+        .then(() => (this.ended ? undefined : this.handle(message)))
+        .catch((error: unknown) => this.fail(error));
     });
     call.on('end', () => this.finish(true));
     call.on('cancelled', () => this.finish(false));
@@ -178,7 +198,11 @@ class NodeStream implements RelayTarget {
   private async handle(raw: ConnectRequest): Promise<void> {
     const message = parseNodeMessage(raw);
     if (this.nodeId_ === undefined && message.kind !== 'hello') {
-      throw new PortcullisError(ErrorCode.BAD_USER_INPUT, `kind: the first message on a stream must be hello, not ${message.kind}; send NodeHello first`, { field: 'kind' });
+      throw new PortcullisError(
+        ErrorCode.BAD_USER_INPUT,
+        `kind: the first message on a stream must be hello, not ${message.kind}; send NodeHello first`,
+        { field: 'kind' },
+      );
     }
     switch (message.kind) {
       case 'hello':
@@ -204,14 +228,26 @@ class NodeStream implements RelayTarget {
 
   private async hello(hello: Extract<NodeMessage, { kind: 'hello' }>['hello']): Promise<void> {
     if (this.nodeId_ !== undefined) {
-      throw new PortcullisError(ErrorCode.BAD_USER_INPUT, 'hello: a stream carries one hello; open a new stream to reconnect', { field: 'hello' });
+      throw new PortcullisError(
+        ErrorCode.BAD_USER_INPUT,
+        'hello: a stream carries one hello; open a new stream to reconnect',
+        { field: 'hello' },
+      );
     }
     this.nodeId_ = hello.nodeId;
     this.nodeTag = hello.nodeTag;
     this.acceptsDeltas = hello.acceptsDeltas;
     // Recorded in the background: with the database away, the node is still served the last snapshot.
     this.records.connected(hello, this.streamId);
-    this.logger.info({ node: hello.nodeId, softwareVersion: hello.softwareVersion, appliedVersion: hello.appliedVersion, acceptsDeltas: hello.acceptsDeltas }, 'node connected');
+    this.logger.info(
+      {
+        node: hello.nodeId,
+        softwareVersion: hello.softwareVersion,
+        appliedVersion: hello.appliedVersion,
+        acceptsDeltas: hello.acceptsDeltas,
+      },
+      'node connected',
+    );
     if (this.ended) return;
     this.unsubscribe = this.deps.publisher.subscribe((publication) => this.send(publication));
     this.send({ snapshot: this.deps.publisher.current(), delta: undefined });
@@ -231,7 +267,9 @@ class NodeStream implements RelayTarget {
     if (this.unanswered.size >= MAX_UNANSWERED) this.unanswered.delete(this.unanswered.keys().next().value!);
     this.unanswered.set(snapshot.version, asDelta ? 'delta' : 'snapshot');
     this.nodeRuns = snapshot.version;
-    this.call.write(asDelta ? { kind: { $case: 'delta', value: delta } } : { kind: { $case: 'snapshot', value: snapshot } });
+    this.call.write(
+      asDelta ? { kind: { $case: 'delta', value: delta } } : { kind: { $case: 'snapshot', value: snapshot } },
+    );
   }
 
   /** How `version` was sent, forgetting it and everything before it (a node answers in order). */

@@ -16,12 +16,20 @@ const text = (max: number) => z.string().max(max, `is longer than ${max} charact
 const helloSchema = z.object({
   nodeId: z
     .string()
-    .regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1-128 letters, digits, ".", "_", ":" or "-"; set the node\'s --node-id accordingly'),
+    .regex(
+      /^[A-Za-z0-9._:-]{1,128}$/,
+      'must be 1-128 letters, digits, ".", "_", ":" or "-"; set the node\'s --node-id accordingly',
+    ),
   softwareVersion: text(128),
   mcpUrl: text(2048),
   appliedVersion: z.string().regex(/^\d*$/, 'must be a decimal version or empty'),
   acceptsDeltas: z.boolean(),
-  nodeTag: z.string().regex(/^([A-Za-z0-9_-]{1,32})?$/, 'must be 1-32 base64url characters (the tag in the node\'s server-request ids), or empty'),
+  nodeTag: z
+    .string()
+    .regex(
+      /^([A-Za-z0-9_-]{1,32})?$/,
+      "must be 1-32 base64url characters (the tag in the node's server-request ids), or empty",
+    ),
 });
 
 const ackSchema = z.object({
@@ -35,13 +43,15 @@ export const MAX_REPORTED_CATALOG_ENTRIES = 1_000;
 
 const summaryText = text(1_024);
 const promptSummarySchema = z.object({
-  name: z.string().min(1, 'must be the prompt\'s name').max(256),
+  name: z.string().min(1, "must be the prompt's name").max(256),
   title: text(256),
   description: summaryText,
-  arguments: z.array(z.object({ name: z.string().min(1).max(256), description: summaryText, required: z.boolean() })).max(32),
+  arguments: z
+    .array(z.object({ name: z.string().min(1).max(256), description: summaryText, required: z.boolean() }))
+    .max(32),
 });
 const resourceSummarySchema = z.object({
-  uri: z.string().min(1, 'must be the resource\'s URI').max(2_048),
+  uri: z.string().min(1, "must be the resource's URI").max(2_048),
   name: text(256),
   title: text(256),
   description: summaryText,
@@ -49,13 +59,19 @@ const resourceSummarySchema = z.object({
   size: z.number().int().min(0),
 });
 const resourceTemplateSummarySchema = z.object({
-  uriTemplate: z.string().min(1, 'must be the template\'s URI template').max(2_048),
+  uriTemplate: z.string().min(1, "must be the template's URI template").max(2_048),
   name: text(256),
   title: text(256),
   description: summaryText,
   mimeType: text(128),
 });
-const listOf = <T extends z.ZodType>(item: T) => z.array(item).max(MAX_REPORTED_CATALOG_ENTRIES, `has more than ${MAX_REPORTED_CATALOG_ENTRIES} entries; the node reports the first ${MAX_REPORTED_CATALOG_ENTRIES} and the total`);
+const listOf = <T extends z.ZodType>(item: T) =>
+  z
+    .array(item)
+    .max(
+      MAX_REPORTED_CATALOG_ENTRIES,
+      `has more than ${MAX_REPORTED_CATALOG_ENTRIES} entries; the node reports the first ${MAX_REPORTED_CATALOG_ENTRIES} and the total`,
+    );
 const total = z.number().int().min(0);
 
 const reportSchema = z.object({
@@ -76,7 +92,9 @@ const reportSchema = z.object({
       z.object({
         name: z.string().min(1).max(128),
         definitionJson: z.string().max(1_000_000),
-        definitionSha256: z.string().regex(/^([0-9a-f]{64})?$/, 'must be the lower-case hex SHA-256 of the canonical tool definition, or empty'),
+        definitionSha256: z
+          .string()
+          .regex(/^([0-9a-f]{64})?$/, 'must be the lower-case hex SHA-256 of the canonical tool definition, or empty'),
       }),
     )
     .max(10_000),
@@ -103,25 +121,50 @@ export const MAX_RELAY_ANSWER_CHARS = 1024 * 1024;
 /** Ended sessions are kept until their id would expire; nothing is kept longer than this from now. */
 export const MAX_ENDED_SESSION_AGE_MS = 31 * 24 * 60 * 60 * 1000;
 
-const callId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be the 1-64 base64url characters the calling node chose');
+const callId = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be the 1-64 base64url characters the calling node chose');
 
 const callSchema = z.object({
   callId,
-  request: z.discriminatedUnion('$case', [
-    z.object({ $case: z.literal('inputRetryJson'), value: z.string().min(2).max(MAX_RELAY_JSON_CHARS, `is longer than ${MAX_RELAY_JSON_CHARS} characters`) }),
-    z.object({ $case: z.literal('sseMessagesJson'), value: z.string().min(2).max(MAX_RELAY_JSON_CHARS, `is longer than ${MAX_RELAY_JSON_CHARS} characters`) }),
-  ], { error: 'must be one of input_retry_json or sse_messages_json' }),
+  request: z.discriminatedUnion(
+    '$case',
+    [
+      z.object({
+        $case: z.literal('inputRetryJson'),
+        value: z.string().min(2).max(MAX_RELAY_JSON_CHARS, `is longer than ${MAX_RELAY_JSON_CHARS} characters`),
+      }),
+      z.object({
+        $case: z.literal('sseMessagesJson'),
+        value: z.string().min(2).max(MAX_RELAY_JSON_CHARS, `is longer than ${MAX_RELAY_JSON_CHARS} characters`),
+      }),
+    ],
+    { error: 'must be one of input_retry_json or sse_messages_json' },
+  ),
 });
 
 const callUpdateSchema = z.object({
   callId,
-  update: z.discriminatedUnion('$case', [
-    z.object({ $case: z.literal('accepted'), value: z.boolean() }),
-    z.object({ $case: z.literal('notificationJson'), value: z.string().min(2).max(MAX_RELAY_JSON_CHARS, `is longer than ${MAX_RELAY_JSON_CHARS} characters`) }),
-    z.object({ $case: z.literal('answer'), value: z.object({ status: z.number().int().min(200).max(599), bodyJson: z.string().max(MAX_RELAY_ANSWER_CHARS, `is longer than ${MAX_RELAY_ANSWER_CHARS} characters`) }) }),
-    z.object({ $case: z.literal('cancelled'), value: text(1024) }),
-    z.object({ $case: z.literal('undeliverable'), value: text(1024) }),
-  ], { error: 'must be one of accepted, notification_json, answer, cancelled or undeliverable' }),
+  update: z.discriminatedUnion(
+    '$case',
+    [
+      z.object({ $case: z.literal('accepted'), value: z.boolean() }),
+      z.object({
+        $case: z.literal('notificationJson'),
+        value: z.string().min(2).max(MAX_RELAY_JSON_CHARS, `is longer than ${MAX_RELAY_JSON_CHARS} characters`),
+      }),
+      z.object({
+        $case: z.literal('answer'),
+        value: z.object({
+          status: z.number().int().min(200).max(599),
+          bodyJson: z.string().max(MAX_RELAY_ANSWER_CHARS, `is longer than ${MAX_RELAY_ANSWER_CHARS} characters`),
+        }),
+      }),
+      z.object({ $case: z.literal('cancelled'), value: text(1024) }),
+      z.object({ $case: z.literal('undeliverable'), value: text(1024) }),
+    ],
+    { error: 'must be one of accepted, notification_json, answer, cancelled or undeliverable' },
+  ),
 });
 
 /** Kinds about a 2025-era session (they must carry its id); calls and their updates may be of a 2026-07-28 agent, which has none. */
@@ -129,19 +172,52 @@ const SESSION_KINDS: ReadonlySet<string> = new Set(['reply', 'cancel', 'ended'])
 
 const relaySchema = z
   .object({
-    toNodeTag: z.string().regex(/^([A-Za-z0-9_-]{1,32})?$/, 'must be the node_tag of the target node\'s hello, or empty for every other node'),
+    toNodeTag: z
+      .string()
+      .regex(
+        /^([A-Za-z0-9_-]{1,32})?$/,
+        "must be the node_tag of the target node's hello, or empty for every other node",
+      ),
     keyId: z.string().min(1, 'must be the virtual key id of the agent that sent the message').max(128),
     sessionId: z.string().max(8192),
-    kind: z.discriminatedUnion('$case', [
-      z.object({ $case: z.literal('reply'), value: z.object({ responseJson: z.string().min(2).max(MAX_RELAY_JSON_CHARS, `is longer than ${MAX_RELAY_JSON_CHARS} characters`) }) }),
-      z.object({ $case: z.literal('cancel'), value: z.object({ requestIdJson: z.string().min(1).max(1024), reason: text(1024) }) }),
-      z.object({ $case: z.literal('ended'), value: z.object({ expiresAtMs: z.number().int().positive('must be when the session id expires, in ms since the epoch') }) }),
-      z.object({ $case: z.literal('call'), value: callSchema }),
-      z.object({ $case: z.literal('callUpdate'), value: callUpdateSchema }),
-    ], { error: 'must be one of reply, cancel, ended, call or call_update' }),
+    kind: z.discriminatedUnion(
+      '$case',
+      [
+        z.object({
+          $case: z.literal('reply'),
+          value: z.object({
+            responseJson: z
+              .string()
+              .min(2)
+              .max(MAX_RELAY_JSON_CHARS, `is longer than ${MAX_RELAY_JSON_CHARS} characters`),
+          }),
+        }),
+        z.object({
+          $case: z.literal('cancel'),
+          value: z.object({ requestIdJson: z.string().min(1).max(1024), reason: text(1024) }),
+        }),
+        z.object({
+          $case: z.literal('ended'),
+          value: z.object({
+            expiresAtMs: z.number().int().positive('must be when the session id expires, in ms since the epoch'),
+          }),
+        }),
+        z.object({ $case: z.literal('call'), value: callSchema }),
+        z.object({ $case: z.literal('callUpdate'), value: callUpdateSchema }),
+      ],
+      { error: 'must be one of reply, cancel, ended, call or call_update' },
+    ),
   })
-  .refine((envelope) => !SESSION_KINDS.has(envelope.kind.$case) || envelope.sessionId !== '', { message: 'must be the agent\'s Mcp-Session-Id', path: ['sessionId'] })
-  .refine((envelope) => (envelope.kind.$case !== 'reply' && envelope.kind.$case !== 'call' && envelope.kind.$case !== 'callUpdate') || envelope.toNodeTag !== '', { message: 'a reply, call or call update must name the node_tag of the node it is for', path: ['toNodeTag'] });
+  .refine((envelope) => !SESSION_KINDS.has(envelope.kind.$case) || envelope.sessionId !== '', {
+    message: "must be the agent's Mcp-Session-Id",
+    path: ['sessionId'],
+  })
+  .refine(
+    (envelope) =>
+      (envelope.kind.$case !== 'reply' && envelope.kind.$case !== 'call' && envelope.kind.$case !== 'callUpdate') ||
+      envelope.toNodeTag !== '',
+    { message: 'a reply, call or call update must name the node_tag of the node it is for', path: ['toNodeTag'] },
+  );
 
 export type RelayMessage = z.output<typeof relaySchema>;
 

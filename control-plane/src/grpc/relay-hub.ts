@@ -54,7 +54,11 @@ export class RelayHub {
     this.targets.add(target);
     if (target.nodeTag !== '') {
       const previous = this.byTag.get(target.nodeTag);
-      if (previous !== undefined && previous.nodeId !== target.nodeId) this.logger.warn({ nodeTag: target.nodeTag, node: target.nodeId, previous: previous.nodeId }, 'two nodes announced the same node tag; relays go to the newer');
+      if (previous !== undefined && previous.nodeId !== target.nodeId)
+        this.logger.warn(
+          { nodeTag: target.nodeTag, node: target.nodeId, previous: previous.nodeId },
+          'two nodes announced the same node tag; relays go to the newer',
+        );
       this.byTag.set(target.nodeTag, target);
     }
     return () => {
@@ -73,7 +77,10 @@ export class RelayHub {
       try {
         for (const record of await this.store.live()) this.remember(record);
       } catch (error) {
-        this.logger.warn({ err: errorMessage(error) }, 'could not read the ended sessions from the database; sending the node those this replica knows');
+        this.logger.warn(
+          { err: errorMessage(error) },
+          'could not read the ended sessions from the database; sending the node those this replica knows',
+        );
       }
     }
     const now = this.now();
@@ -95,12 +102,20 @@ export class RelayHub {
     if (!this.deliverLocally(envelope, from)) return;
     if (envelope.toNodeTag !== '' && this.byTag.has(envelope.toNodeTag)) return;
     const payload = Buffer.from(RelayEnvelope.encode(envelope).finish()).toString('base64');
-    if (this.bus === undefined) return this.undeliverable(from, envelope, 'the target node is not connected to the control plane');
+    if (this.bus === undefined)
+      return this.undeliverable(from, envelope, 'the target node is not connected to the control plane');
     this.bus.publishRelay(payload).then(
       (sent) => {
         if (sent) return;
-        this.logger.warn({ kind: envelope.kind?.$case, node: from.nodeId, toNodeTag: envelope.toNodeTag, bytes: payload.length }, 'a relay envelope could not reach the other control-plane replicas (too large for NOTIFY, or the listener connection is down)');
-        this.undeliverable(from, envelope, `the target node is not connected to this control-plane replica, and the message (${payload.length} base64 characters) could not be passed to the others (NOTIFY carries at most ${MAX_RELAY_NOTIFY_CHARS}, or the listener connection is down)`);
+        this.logger.warn(
+          { kind: envelope.kind?.$case, node: from.nodeId, toNodeTag: envelope.toNodeTag, bytes: payload.length },
+          'a relay envelope could not reach the other control-plane replicas (too large for NOTIFY, or the listener connection is down)',
+        );
+        this.undeliverable(
+          from,
+          envelope,
+          `the target node is not connected to this control-plane replica, and the message (${payload.length} base64 characters) could not be passed to the others (NOTIFY carries at most ${MAX_RELAY_NOTIFY_CHARS}, or the listener connection is down)`,
+        );
       },
       (error: unknown) => {
         this.logger.warn({ err: errorMessage(error) }, 'could not publish a relay envelope');
@@ -116,10 +131,26 @@ export class RelayHub {
    */
   private undeliverable(from: RelayTarget, envelope: RelayEnvelope, why: string): void {
     const kind = envelope.kind;
-    const callId = kind?.$case === 'call' ? kind.value.callId : kind?.$case === 'callUpdate' && (kind.value.update?.$case === 'answer' || kind.value.update?.$case === 'notificationJson') ? kind.value.callId : undefined;
+    const callId =
+      kind?.$case === 'call'
+        ? kind.value.callId
+        : kind?.$case === 'callUpdate' &&
+            (kind.value.update?.$case === 'answer' || kind.value.update?.$case === 'notificationJson')
+          ? kind.value.callId
+          : undefined;
     if (callId === undefined) return;
-    this.logger.debug({ node: from.nodeId, toNodeTag: envelope.toNodeTag, kind: kind?.$case, why }, 'relayed call undeliverable; the sender is told');
-    from.deliver({ toNodeTag: from.nodeTag, fromNodeId: '', fromNodeTag: envelope.toNodeTag, keyId: envelope.keyId, sessionId: envelope.sessionId, kind: { $case: 'callUpdate', value: { callId, update: { $case: 'undeliverable', value: why } } } });
+    this.logger.debug(
+      { node: from.nodeId, toNodeTag: envelope.toNodeTag, kind: kind?.$case, why },
+      'relayed call undeliverable; the sender is told',
+    );
+    from.deliver({
+      toNodeTag: from.nodeTag,
+      fromNodeId: '',
+      fromNodeTag: envelope.toNodeTag,
+      keyId: envelope.keyId,
+      sessionId: envelope.sessionId,
+      kind: { $case: 'callUpdate', value: { callId, update: { $case: 'undeliverable', value: why } } },
+    });
   }
 
   close(): void {
@@ -131,10 +162,14 @@ export class RelayHub {
     try {
       const decoded = RelayEnvelope.decode(Buffer.from(payload, 'base64'));
       if (!NODE_ID.test(decoded.fromNodeId)) throw new Error('relay.fromNodeId: must name the sending node');
-      if (!NODE_TAG.test(decoded.fromNodeTag)) throw new Error('relay.fromNodeTag: must be the sending node\'s tag, or empty');
+      if (!NODE_TAG.test(decoded.fromNodeTag))
+        throw new Error("relay.fromNodeTag: must be the sending node's tag, or empty");
       envelope = toEnvelope(parseRelayMessage(decoded), decoded.fromNodeId, decoded.fromNodeTag);
     } catch (error) {
-      this.logger.warn({ replica, err: errorMessage(error) }, 'ignored a malformed relay envelope from another replica');
+      this.logger.warn(
+        { replica, err: errorMessage(error) },
+        'ignored a malformed relay envelope from another replica',
+      );
       return;
     }
     this.deliverLocally(envelope, undefined);
@@ -145,12 +180,20 @@ export class RelayHub {
    * ended session is recorded, and forwarded only when it is news (false: nothing more to do).
    */
   private deliverLocally(envelope: RelayEnvelope, from: RelayTarget | undefined): boolean {
-    if (envelope.kind?.$case === 'ended' && !this.recordEnded(envelope, envelope.kind.value.expiresAtMs, from !== undefined)) return false;
+    if (
+      envelope.kind?.$case === 'ended' &&
+      !this.recordEnded(envelope, envelope.kind.value.expiresAtMs, from !== undefined)
+    )
+      return false;
     if (envelope.toNodeTag !== '') {
       const target = this.byTag.get(envelope.toNodeTag);
       if (target !== undefined) target.deliver(envelope);
       else if (from === undefined) return false;
-      else this.logger.debug({ toNodeTag: envelope.toNodeTag, node: from.nodeId }, 'relay target not connected to this replica; publishing to the others');
+      else
+        this.logger.debug(
+          { toNodeTag: envelope.toNodeTag, node: from.nodeId },
+          'relay target not connected to this replica; publishing to the others',
+        );
       return true;
     }
     for (const target of this.targets) if (target !== from) target.deliver(envelope);
@@ -160,7 +203,12 @@ export class RelayHub {
   /** An ended session read from the database: known from now on, not written again. */
   private remember(record: EndedSessionRecord): void {
     if (this.ended.has(record.sessionId)) return;
-    const envelope = RelayEnvelope.fromPartial({ fromNodeId: record.fromNodeId, keyId: record.keyId, sessionId: record.sessionId, kind: { $case: 'ended', value: { expiresAtMs: record.expiresAt } } });
+    const envelope = RelayEnvelope.fromPartial({
+      fromNodeId: record.fromNodeId,
+      keyId: record.keyId,
+      sessionId: record.sessionId,
+      kind: { $case: 'ended', value: { expiresAtMs: record.expiresAt } },
+    });
     this.keep(envelope, Math.min(record.expiresAt, this.now() + MAX_ENDED_SESSION_AGE_MS));
   }
 
@@ -170,7 +218,13 @@ export class RelayHub {
     const expiresAt = Math.min(expiresAtMs, now + MAX_ENDED_SESSION_AGE_MS);
     if (expiresAt <= now || this.ended.has(envelope.sessionId)) return false;
     this.keep(envelope, expiresAt);
-    if (fromNode) this.store?.record({ sessionId: envelope.sessionId, keyId: envelope.keyId, fromNodeId: envelope.fromNodeId, expiresAt });
+    if (fromNode)
+      this.store?.record({
+        sessionId: envelope.sessionId,
+        keyId: envelope.keyId,
+        fromNodeId: envelope.fromNodeId,
+        expiresAt,
+      });
     return true;
   }
 
@@ -185,5 +239,12 @@ export class RelayHub {
 }
 
 function toEnvelope(message: RelayMessage, fromNodeId: string, fromNodeTag: string): RelayEnvelope {
-  return { toNodeTag: message.toNodeTag, fromNodeId, fromNodeTag, keyId: message.keyId, sessionId: message.sessionId, kind: message.kind };
+  return {
+    toNodeTag: message.toNodeTag,
+    fromNodeId,
+    fromNodeTag,
+    keyId: message.keyId,
+    sessionId: message.sessionId,
+    kind: message.kind,
+  };
 }

@@ -2,8 +2,25 @@ import { join } from 'node:path';
 import { loadOrCreateSecretFile } from '../admin-token.ts';
 import { generateSecretKeyText, parseSecretKey, SecretBox } from './secret-box.ts';
 
-export { SecretBox, parseSecretKey, deriveKeyId, generateSecretKeyText, isSealed, sealedKeyId, SECRET_UNREADABLE, type SecretKey } from './secret-box.ts';
-export { sealPlaintextAndCheck, resealAll, sealPairs, openPairs, sealBearer, openBearer, secretContext } from './upstream-secrets.ts';
+export {
+  SecretBox,
+  parseSecretKey,
+  deriveKeyId,
+  generateSecretKeyText,
+  isSealed,
+  sealedKeyId,
+  SECRET_UNREADABLE,
+  type SecretKey,
+} from './secret-box.ts';
+export {
+  sealPlaintextAndCheck,
+  resealAll,
+  sealPairs,
+  openPairs,
+  sealBearer,
+  openBearer,
+  secretContext,
+} from './upstream-secrets.ts';
 
 export const SECRET_KEY_FILE = 'secret-key';
 
@@ -19,9 +36,14 @@ export interface SecretKeyOptions {
  * The box sealing upstream credentials: from `secretKey`, or (development) from the key generated
  * once into `<dataDir>/secret-key` (mode 0600). `generatedPath` is set when the file was used.
  */
-export async function loadSecretBox(options: SecretKeyOptions): Promise<{ box: SecretBox; generatedPath: string | undefined }> {
-  const previous = (options.previousSecretKeys ?? []).map((text, index) => parseSecretKey(text, `previousSecretKeys.${index}`));
-  if (options.secretKey !== undefined) return { box: new SecretBox(parseSecretKey(options.secretKey, 'secretKey'), previous), generatedPath: undefined };
+export async function loadSecretBox(
+  options: SecretKeyOptions,
+): Promise<{ box: SecretBox; generatedPath: string | undefined }> {
+  const previous = (options.previousSecretKeys ?? []).map((text, index) =>
+    parseSecretKey(text, `previousSecretKeys.${index}`),
+  );
+  if (options.secretKey !== undefined)
+    return { box: new SecretBox(parseSecretKey(options.secretKey, 'secretKey'), previous), generatedPath: undefined };
   const text = await loadOrCreateSecretFile(options.dataDir, SECRET_KEY_FILE, generateSecretKeyText, 'secretKey');
   const path = join(options.dataDir, SECRET_KEY_FILE);
   return { box: new SecretBox(parseSecretKey(text, path), previous), generatedPath: path };

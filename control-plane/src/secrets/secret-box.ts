@@ -38,11 +38,16 @@ export function parseSecretKey(text: string, field: string): SecretKey {
   const explicitKid = colon >= 0 ? trimmed.slice(0, colon) : undefined;
   const material = colon >= 0 ? trimmed.slice(colon + 1) : trimmed;
   if (explicitKid !== undefined && !KID_PATTERN.test(explicitKid)) {
-    throw new PortcullisError(ErrorCode.BAD_CONFIG, `${field}: the key id before ":" must be 1-32 letters, digits, "_" or "-"`, { field });
+    throw new PortcullisError(
+      ErrorCode.BAD_CONFIG,
+      `${field}: the key id before ":" must be 1-32 letters, digits, "_" or "-"`,
+      { field },
+    );
   }
   let key: Buffer | undefined;
   if (/^[0-9a-fA-F]{64}$/.test(material)) key = Buffer.from(material, 'hex');
-  else if (/^[A-Za-z0-9+/_-]{43}={0,1}$/.test(material)) key = Buffer.from(material.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+  else if (/^[A-Za-z0-9+/_-]{43}={0,1}$/.test(material))
+    key = Buffer.from(material.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
   if (key === undefined || key.length !== KEY_BYTES) {
     throw new PortcullisError(
       ErrorCode.BAD_CONFIG,
@@ -79,7 +84,11 @@ export class SecretBox {
     for (const key of previous) {
       const existing = this.keys.get(key.kid);
       if (existing && !existing.equals(key.key)) {
-        throw new PortcullisError(ErrorCode.BAD_CONFIG, `two different secret keys have the key id "${key.kid}"; give each key its own id`, { field: 'previousSecretKeys' });
+        throw new PortcullisError(
+          ErrorCode.BAD_CONFIG,
+          `two different secret keys have the key id "${key.kid}"; give each key its own id`,
+          { field: 'previousSecretKeys' },
+        );
       }
       if (!existing) this.keys.set(key.kid, key.key);
     }
@@ -109,7 +118,11 @@ export class SecretBox {
    */
   open(sealed: string, context: string): string {
     const match = SEALED_PATTERN.exec(sealed);
-    if (!match) throw unreadable(`a stored secret for ${context} is not in the sealed form v1.<kid>.<iv>.<ciphertext>`, undefined);
+    if (!match)
+      throw unreadable(
+        `a stored secret for ${context} is not in the sealed form v1.<kid>.<iv>.<ciphertext>`,
+        undefined,
+      );
     const [, kid, ivText, bodyText] = match as unknown as [string, string, string, string];
     const key = this.keys.get(kid);
     if (!key) {
@@ -125,7 +138,9 @@ export class SecretBox {
       const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(ivText, 'base64url'));
       decipher.setAAD(Buffer.from(context, 'utf8'));
       decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
-      return Buffer.concat([decipher.update(body.subarray(0, body.length - TAG_BYTES)), decipher.final()]).toString('utf8');
+      return Buffer.concat([decipher.update(body.subarray(0, body.length - TAG_BYTES)), decipher.final()]).toString(
+        'utf8',
+      );
     } catch {
       throw unreadable(
         `a stored secret for ${context} failed authentication under key id "${kid}": it was altered, moved from another field, or that key id names a different key than it was sealed with`,

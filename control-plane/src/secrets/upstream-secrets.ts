@@ -11,12 +11,28 @@ export function secretContext(upstreamId: string, field: SecretField, name?: str
 }
 
 /** Seals each value (an empty value stays empty: there is nothing to hide, and it shows as not set). */
-export function sealPairs(box: SecretBox, upstreamId: string, field: 'env' | 'header', pairs: readonly KeyValuePair[]): StoredSecretPair[] {
-  return pairs.map((pair) => ({ name: pair.name, secret: pair.value === '' ? '' : box.seal(pair.value, secretContext(upstreamId, field, pair.name)) }));
+export function sealPairs(
+  box: SecretBox,
+  upstreamId: string,
+  field: 'env' | 'header',
+  pairs: readonly KeyValuePair[],
+): StoredSecretPair[] {
+  return pairs.map((pair) => ({
+    name: pair.name,
+    secret: pair.value === '' ? '' : box.seal(pair.value, secretContext(upstreamId, field, pair.name)),
+  }));
 }
 
-export function openPairs(box: SecretBox, upstreamId: string, field: 'env' | 'header', pairs: readonly StoredSecretPair[]): KeyValuePair[] {
-  return pairs.map((pair) => ({ name: pair.name, value: pair.secret === '' ? '' : box.open(pair.secret, secretContext(upstreamId, field, pair.name)) }));
+export function openPairs(
+  box: SecretBox,
+  upstreamId: string,
+  field: 'env' | 'header',
+  pairs: readonly StoredSecretPair[],
+): KeyValuePair[] {
+  return pairs.map((pair) => ({
+    name: pair.name,
+    value: pair.secret === '' ? '' : box.open(pair.secret, secretContext(upstreamId, field, pair.name)),
+  }));
 }
 
 export function sealBearer(box: SecretBox, upstreamId: string, token: string | null): string | null {
@@ -34,7 +50,8 @@ interface SecretRow {
   bearer_token: string | null;
 }
 
-const isLegacyPair = (pair: StoredSecretPair | KeyValuePair): pair is KeyValuePair => !('secret' in pair) && 'value' in pair;
+const isLegacyPair = (pair: StoredSecretPair | KeyValuePair): pair is KeyValuePair =>
+  !('secret' in pair) && 'value' in pair;
 
 /**
  * Startup step: seals every plaintext value still stored in the format before encryption
@@ -42,9 +59,14 @@ const isLegacyPair = (pair: StoredSecretPair | KeyValuePair): pair is KeyValuePa
  * opens (so a wrong key or an altered value stops the start with the key id, not a later snapshot).
  * Returns how many plaintext values were sealed and how many ciphertexts are under a previous key.
  */
-export async function sealPlaintextAndCheck(manager: EntityManager, box: SecretBox): Promise<{ sealed: number; underPreviousKeys: number }> {
+export async function sealPlaintextAndCheck(
+  manager: EntityManager,
+  box: SecretBox,
+): Promise<{ sealed: number; underPreviousKeys: number }> {
   return manager.transaction(async (tx) => {
-    const rows: SecretRow[] = await tx.query(`SELECT id, env, headers, bearer_token FROM upstreams ORDER BY id FOR UPDATE`);
+    const rows: SecretRow[] = await tx.query(
+      `SELECT id, env, headers, bearer_token FROM upstreams ORDER BY id FOR UPDATE`,
+    );
     let sealed = 0;
     let underPreviousKeys = 0;
     const unknown = new Set<string>();
@@ -69,7 +91,12 @@ export async function sealPlaintextAndCheck(manager: EntityManager, box: SecretB
       const env = convert('env', row.env);
       const headers = convert('header', row.headers);
       if (row.bearer_token !== null) check(row.bearer_token, secretContext(row.id, 'bearer'));
-      if (legacy) await tx.query(`UPDATE upstreams SET env = $2, headers = $3 WHERE id = $1`, [row.id, JSON.stringify(env), JSON.stringify(headers)]);
+      if (legacy)
+        await tx.query(`UPDATE upstreams SET env = $2, headers = $3 WHERE id = $1`, [
+          row.id,
+          JSON.stringify(env),
+          JSON.stringify(headers),
+        ]);
     }
     if (unknown.size > 0) {
       const kids = [...unknown].map((kid) => `"${kid}"`).join(', ');
@@ -87,9 +114,12 @@ export async function sealPlaintextAndCheck(manager: EntityManager, box: SecretB
 /** Re-seals every stored credential not under the current key. Returns how many values were re-sealed. */
 export async function resealAll(manager: EntityManager, box: SecretBox): Promise<number> {
   return manager.transaction(async (tx) => {
-    const rows: Array<{ id: string; env: StoredSecretPair[]; headers: StoredSecretPair[]; bearer_token: string | null }> = await tx.query(
-      `SELECT id, env, headers, bearer_token FROM upstreams ORDER BY id FOR UPDATE`,
-    );
+    const rows: Array<{
+      id: string;
+      env: StoredSecretPair[];
+      headers: StoredSecretPair[];
+      bearer_token: string | null;
+    }> = await tx.query(`SELECT id, env, headers, bearer_token FROM upstreams ORDER BY id FOR UPDATE`);
     let count = 0;
     for (const row of rows) {
       let changed = false;
@@ -113,7 +143,13 @@ export async function resealAll(manager: EntityManager, box: SecretBox): Promise
           count++;
         }
       }
-      if (changed) await tx.query(`UPDATE upstreams SET env = $2, headers = $3, bearer_token = $4 WHERE id = $1`, [row.id, JSON.stringify(env), JSON.stringify(headers), bearer]);
+      if (changed)
+        await tx.query(`UPDATE upstreams SET env = $2, headers = $3, bearer_token = $4 WHERE id = $1`, [
+          row.id,
+          JSON.stringify(env),
+          JSON.stringify(headers),
+          bearer,
+        ]);
     }
     return count;
   });

@@ -27,11 +27,16 @@ export function catalogKey(entry: CatalogSummaryJson): string {
 }
 
 function contentHash(list: ReportedCatalogList): string {
-  return createHash('sha256').update(JSON.stringify([list.total, list.entries])).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify([list.total, list.entries]))
+    .digest('hex');
 }
 
 /** Keys added, removed and altered between two lists, each capped at MAX_CHANGE_KEYS. */
-export function diffLists(before: readonly CatalogSummaryJson[], after: readonly CatalogSummaryJson[]): { added: string[]; removed: string[]; changed: string[] } {
+export function diffLists(
+  before: readonly CatalogSummaryJson[],
+  after: readonly CatalogSummaryJson[],
+): { added: string[]; removed: string[]; changed: string[] } {
   const old = new Map(before.map((entry) => [catalogKey(entry), JSON.stringify(entry)]));
   const added: string[] = [];
   const changed: string[] = [];
@@ -55,7 +60,12 @@ export function diffLists(before: readonly CatalogSummaryJson[], after: readonly
  * only moves `reported_at`; a changed one is replaced, with `changed_at` and what changed. These
  * lists are not part of the configuration nodes are sent: nothing here moves the revision.
  */
-export async function applyCatalogLists(manager: EntityManager, upstreamId: string, nodeId: string, lists: readonly ReportedCatalogList[]): Promise<CatalogListKind[]> {
+export async function applyCatalogLists(
+  manager: EntityManager,
+  upstreamId: string,
+  nodeId: string,
+  lists: readonly ReportedCatalogList[],
+): Promise<CatalogListKind[]> {
   if (lists.length === 0) return [];
   const stored: StoredListRow[] = await manager.query(
     `SELECT kind, entries, total, content_sha256 FROM upstream_catalog_lists WHERE upstream_id = $1 AND kind = ANY($2::text[]) FOR UPDATE`,
@@ -67,7 +77,10 @@ export async function applyCatalogLists(manager: EntityManager, upstreamId: stri
     const sha = contentHash(list);
     const row = byKind.get(list.kind);
     if (row?.content_sha256 === sha) {
-      await manager.query(`UPDATE upstream_catalog_lists SET reported_at = clock_timestamp() WHERE upstream_id = $1 AND kind = $2`, [upstreamId, list.kind]);
+      await manager.query(
+        `UPDATE upstream_catalog_lists SET reported_at = clock_timestamp() WHERE upstream_id = $1 AND kind = $2`,
+        [upstreamId, list.kind],
+      );
       continue;
     }
     changedKinds.push(list.kind);
@@ -78,14 +91,27 @@ export async function applyCatalogLists(manager: EntityManager, upstreamId: stri
        ON CONFLICT (upstream_id, kind) DO UPDATE SET entries = EXCLUDED.entries, total = EXCLUDED.total, content_sha256 = EXCLUDED.content_sha256,
          added = EXCLUDED.added, removed = EXCLUDED.removed, changed = EXCLUDED.changed, node_id = EXCLUDED.node_id,
          changed_at = EXCLUDED.changed_at, reported_at = EXCLUDED.reported_at`,
-      [upstreamId, list.kind, JSON.stringify(list.entries), list.total, sha, JSON.stringify(diff.added), JSON.stringify(diff.removed), JSON.stringify(diff.changed), nodeId],
+      [
+        upstreamId,
+        list.kind,
+        JSON.stringify(list.entries),
+        list.total,
+        sha,
+        JSON.stringify(diff.added),
+        JSON.stringify(diff.removed),
+        JSON.stringify(diff.changed),
+        nodeId,
+      ],
     );
   }
   return changedKinds;
 }
 
 /** The stored lists of each upstream (PROMPTS, RESOURCES, RESOURCE_TEMPLATES order). */
-export async function catalogListsOf(dataSource: DataSource, upstreamIds: readonly string[]): Promise<UpstreamCatalogList[]> {
+export async function catalogListsOf(
+  dataSource: DataSource,
+  upstreamIds: readonly string[],
+): Promise<UpstreamCatalogList[]> {
   if (upstreamIds.length === 0) return [];
   return dataSource
     .getRepository(UpstreamCatalogList)

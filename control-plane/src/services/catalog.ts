@@ -10,14 +10,19 @@ import {
   type ResourceSummaryJson,
   type ResourceTemplateSummaryJson,
   type ToolChangeKind,
-  type TransportName,
   type UpstreamCatalogList,
   type UpstreamStateName,
 } from '../db/entities.ts';
 import { applyCatalogLists, catalogListsOf, type ReportedCatalogList } from './catalog-lists.ts';
 import { UPSTREAM_HASH_COLUMNS, upstreamRowHash } from '../config/upstream-hash.ts';
 import { withConfigChange, type ConfigStore } from './config-change.ts';
-import { collisionError, collisionsOf, describeCollisions, nameCollisions, type NameCollision } from './exposed-names.ts';
+import {
+  collisionError,
+  collisionsOf,
+  describeCollisions,
+  nameCollisions,
+  type NameCollision,
+} from './exposed-names.ts';
 import { MAX_PAGE_SIZE, unknownCursor, type Page } from './pagination.ts';
 import { parseId } from './validation.ts';
 
@@ -46,9 +51,16 @@ export interface UpstreamReportInput {
 /** The prompts, resources and templates lists a report carries. */
 function reportedLists(report: UpstreamReportInput): ReportedCatalogList[] {
   const lists: ReportedCatalogList[] = [];
-  if (report.hasPrompts) lists.push({ kind: 'PROMPTS', entries: report.prompts ?? [], total: report.promptsTotal ?? 0 });
-  if (report.hasResources) lists.push({ kind: 'RESOURCES', entries: report.resources ?? [], total: report.resourcesTotal ?? 0 });
-  if (report.hasResourceTemplates) lists.push({ kind: 'RESOURCE_TEMPLATES', entries: report.resourceTemplates ?? [], total: report.resourceTemplatesTotal ?? 0 });
+  if (report.hasPrompts)
+    lists.push({ kind: 'PROMPTS', entries: report.prompts ?? [], total: report.promptsTotal ?? 0 });
+  if (report.hasResources)
+    lists.push({ kind: 'RESOURCES', entries: report.resources ?? [], total: report.resourcesTotal ?? 0 });
+  if (report.hasResourceTemplates)
+    lists.push({
+      kind: 'RESOURCE_TEMPLATES',
+      entries: report.resourceTemplates ?? [],
+      total: report.resourceTemplatesTotal ?? 0,
+    });
   return lists;
 }
 
@@ -125,28 +137,54 @@ export class CatalogService {
     const tools = report.hasCatalog ? this.parseTools(report) : [];
     const lists = reportedLists(report);
     return withConfigChange(this.store, async (manager) => {
-      const rows: Array<Parameters<typeof upstreamRowHash>[0] & { name: string; pin_tool_definitions: boolean; expose_unprefixed: boolean }> = await manager.query(
+      const rows: Array<
+        Parameters<typeof upstreamRowHash>[0] & {
+          name: string;
+          pin_tool_definitions: boolean;
+          expose_unprefixed: boolean;
+        }
+      > = await manager.query(
         `SELECT name, pin_tool_definitions, expose_unprefixed, ${UPSTREAM_HASH_COLUMNS} FROM upstreams WHERE id = $1 ${report.hasCatalog || lists.length > 0 ? 'FOR NO KEY UPDATE' : 'FOR SHARE'}`,
         [report.upstreamId],
       );
       const upstream = rows[0];
       if (!upstream) return { result: 'unknown-upstream' as const, changed: false };
-      if (report.configHash && report.configHash !== upstreamRowHash(upstream)) return { result: 'stale-config' as const, changed: false };
+      if (report.configHash && report.configHash !== upstreamRowHash(upstream))
+        return { result: 'stale-config' as const, changed: false };
       await manager.query(
         `INSERT INTO upstream_node_status (upstream_id, node_id, state, error, server_name, server_version, protocol_version, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, now())
          ON CONFLICT (upstream_id, node_id) DO UPDATE SET state = EXCLUDED.state, error = EXCLUDED.error, server_name = EXCLUDED.server_name,
            server_version = EXCLUDED.server_version, protocol_version = EXCLUDED.protocol_version, updated_at = now()`,
-        [report.upstreamId, nodeId, report.state, report.error || null, report.serverName || null, report.serverVersion || null, report.protocolVersion || null],
+        [
+          report.upstreamId,
+          nodeId,
+          report.state,
+          report.error || null,
+          report.serverName || null,
+          report.serverVersion || null,
+          report.protocolVersion || null,
+        ],
       );
       const changedLists = await applyCatalogLists(manager, report.upstreamId, nodeId, lists);
-      if (changedLists.length > 0) this.logger.debug({ node: nodeId, upstream: upstream.name, lists: changedLists }, 'upstream catalog lists changed');
+      if (changedLists.length > 0)
+        this.logger.debug(
+          { node: nodeId, upstream: upstream.name, lists: changedLists },
+          'upstream catalog lists changed',
+        );
       if (!report.hasCatalog) return { result: 'stored' as const, changed: false };
       const applied = await this.applyCatalog(manager, report.upstreamId, upstream.pin_tool_definitions, nodeId, tools);
       if (applied.added && applied.changes > 0) {
-        const collisions = await collisionsOf(manager, { id: report.upstreamId, name: upstream.name }, upstream.expose_unprefixed);
+        const collisions = await collisionsOf(
+          manager,
+          { id: report.upstreamId, name: upstream.name },
+          upstream.expose_unprefixed,
+        );
         if (collisions.length > 0) {
-          this.logger.warn({ node: nodeId, upstream: upstream.name, collisions: collisions.map((c) => c.name) }, `upstream catalog collides: ${describeCollisions(collisions)}`);
+          this.logger.warn(
+            { node: nodeId, upstream: upstream.name, collisions: collisions.map((c) => c.name) },
+            `upstream catalog collides: ${describeCollisions(collisions)}`,
+          );
         }
       }
       return { result: 'stored' as const, changed: applied.pinsChanged };
@@ -170,14 +208,37 @@ export class CatalogService {
     const history: HistoryWrite[] = [];
     let pinsChanged = false;
     let added = false;
-    const record = (tool: { id: string; name: string }, kind: ToolChangeKind, oldSha: string | null, newSha: string | null, definition: Record<string, unknown> | null) =>
-      history.push({ tool_id: tool.id, tool_name: tool.name, kind, old_sha256: oldSha || null, new_sha256: newSha || null, definition });
+    const record = (
+      tool: { id: string; name: string },
+      kind: ToolChangeKind,
+      oldSha: string | null,
+      newSha: string | null,
+      definition: Record<string, unknown> | null,
+    ) =>
+      history.push({
+        tool_id: tool.id,
+        tool_name: tool.name,
+        kind,
+        old_sha256: oldSha || null,
+        new_sha256: newSha || null,
+        definition,
+      });
 
     for (const tool of tools) {
       const row = byName.get(tool.name);
       const sha = tool.sha256 || null;
       if (!row) {
-        const write: ToolWrite = { id: randomUUID(), name: tool.name, description: tool.description, definition: tool.definition, pinned_sha256: sha, pending_definition: null, pending_sha256: null, listed: true, keep: false };
+        const write: ToolWrite = {
+          id: randomUUID(),
+          name: tool.name,
+          description: tool.description,
+          definition: tool.definition,
+          pinned_sha256: sha,
+          pending_definition: null,
+          pending_sha256: null,
+          listed: true,
+          keep: false,
+        };
         inserts.push(write);
         record(write, 'ADDED', null, sha, tool.definition);
         if (pinning && sha) pinsChanged = true;
@@ -185,7 +246,17 @@ export class CatalogService {
         continue;
       }
       // Latest listing, unless it is held back below.
-      const write: ToolWrite = { id: row.id, name: tool.name, description: tool.description, definition: tool.definition, pinned_sha256: row.pinned_sha256, pending_definition: null, pending_sha256: null, listed: true, keep: false };
+      const write: ToolWrite = {
+        id: row.id,
+        name: tool.name,
+        description: tool.description,
+        definition: tool.definition,
+        pinned_sha256: row.pinned_sha256,
+        pending_definition: null,
+        pending_sha256: null,
+        listed: true,
+        keep: false,
+      };
       if (!row.listed) {
         record(row, 'ADDED', row.pinned_sha256, sha, tool.definition);
         added = true;
@@ -234,7 +305,9 @@ export class CatalogService {
       );
     }
     if (unlisted.length > 0) {
-      await manager.query(`UPDATE tools SET listed = false WHERE id = ANY($1::uuid[])`, [unlisted.map((row) => row.id)]);
+      await manager.query(`UPDATE tools SET listed = false WHERE id = ANY($1::uuid[])`, [
+        unlisted.map((row) => row.id),
+      ]);
     }
     if (history.length > 0) {
       await manager.query(
@@ -256,15 +329,31 @@ export class CatalogService {
   async acceptDefinition(rawToolId: string, expectedSha256?: string | null): Promise<Tool> {
     const toolId = parseId(rawToolId, 'toolId');
     return withConfigChange(this.store, async (manager) => {
-      const rows: Array<{ upstream_id: string }> = await manager.query(`SELECT upstream_id FROM tools WHERE id = $1`, [toolId]);
-      if (!rows[0]) throw new PortcullisError(ErrorCode.NOT_FOUND, `toolId: no tool has id "${toolId}"; list them with the tools query`, { field: 'toolId' });
+      const rows: Array<{ upstream_id: string }> = await manager.query(`SELECT upstream_id FROM tools WHERE id = $1`, [
+        toolId,
+      ]);
+      if (!rows[0])
+        throw new PortcullisError(
+          ErrorCode.NOT_FOUND,
+          `toolId: no tool has id "${toolId}"; list them with the tools query`,
+          { field: 'toolId' },
+        );
       // Same lock order as catalog reports: the upstream, then its tools.
       await manager.query(`SELECT id FROM upstreams WHERE id = $1 FOR NO KEY UPDATE`, [rows[0].upstream_id]);
       const tool = await manager.findOne(Tool, { where: { id: toolId }, lock: { mode: 'pessimistic_write' } });
-      if (!tool) throw new PortcullisError(ErrorCode.NOT_FOUND, `toolId: no tool has id "${toolId}"; list them with the tools query`, { field: 'toolId' });
+      if (!tool)
+        throw new PortcullisError(
+          ErrorCode.NOT_FOUND,
+          `toolId: no tool has id "${toolId}"; list them with the tools query`,
+          { field: 'toolId' },
+        );
       if (tool.pendingSha256 === null || tool.pendingDefinition === null) {
         if (expectedSha256 && expectedSha256 !== tool.pinnedSha256) {
-          throw new PortcullisError(ErrorCode.CONFLICT, `sha256: tool "${tool.name}" has no pending definition with that hash; query the tool again and accept what is pending`, { field: 'sha256' });
+          throw new PortcullisError(
+            ErrorCode.CONFLICT,
+            `sha256: tool "${tool.name}" has no pending definition with that hash; query the tool again and accept what is pending`,
+            { field: 'sha256' },
+          );
         }
         return { result: tool, changed: false };
       }
@@ -277,7 +366,8 @@ export class CatalogService {
       }
       const previousSha = tool.pinnedSha256;
       tool.definition = tool.pendingDefinition;
-      tool.description = typeof tool.pendingDefinition['description'] === 'string' ? tool.pendingDefinition['description'] : null;
+      tool.description =
+        typeof tool.pendingDefinition['description'] === 'string' ? tool.pendingDefinition['description'] : null;
       tool.pinnedSha256 = tool.pendingSha256;
       tool.pendingDefinition = null;
       tool.pendingSha256 = null;
@@ -305,10 +395,18 @@ export class CatalogService {
       }
       const parsed = toolDefinitionSchema.safeParse(definition);
       if (!parsed.success || parsed.data.name !== tool.name) {
-        this.logger.warn({ upstreamId: report.upstreamId, tool: tool.name.slice(0, 128) }, 'ignored a reported tool whose definition is not an MCP Tool object named like it');
+        this.logger.warn(
+          { upstreamId: report.upstreamId, tool: tool.name.slice(0, 128) },
+          'ignored a reported tool whose definition is not an MCP Tool object named like it',
+        );
         continue;
       }
-      byName.set(tool.name, { name: tool.name, description: parsed.data.description ?? null, definition: parsed.data, sha256: tool.definitionSha256 });
+      byName.set(tool.name, {
+        name: tool.name,
+        description: parsed.data.description ?? null,
+        definition: parsed.data,
+        sha256: tool.definitionSha256,
+      });
     }
     return [...byName.values()];
   }
@@ -326,9 +424,17 @@ export class CatalogService {
   }
 
   /** Listed tools by name, one page (see `Page`). */
-  async allTools(filter: { heldBack?: boolean | null } = {}, page: Page = { first: MAX_PAGE_SIZE, after: null }): Promise<Tool[]> {
+  async allTools(
+    filter: { heldBack?: boolean | null } = {},
+    page: Page = { first: MAX_PAGE_SIZE, after: null },
+  ): Promise<Tool[]> {
     const repository = this.store.dataSource.getRepository(Tool);
-    const query = repository.createQueryBuilder('t').where('t.listed').orderBy('t.name', 'ASC').addOrderBy('t.id', 'ASC').take(page.first);
+    const query = repository
+      .createQueryBuilder('t')
+      .where('t.listed')
+      .orderBy('t.name', 'ASC')
+      .addOrderBy('t.id', 'ASC')
+      .take(page.first);
     if (filter.heldBack === true) query.andWhere('t.pendingSha256 IS NOT NULL');
     if (filter.heldBack === false) query.andWhere('t.pendingSha256 IS NULL');
     if (page.after !== null) {
@@ -393,10 +499,16 @@ export class CatalogService {
    */
   async warnCollisions(): Promise<number> {
     const all = await nameCollisions(this.store.dataSource.manager);
-    const names = await this.store.dataSource.manager.query(`SELECT id, name FROM upstreams WHERE id = ANY($1::uuid[])`, [[...all.keys()]]);
+    const names = await this.store.dataSource.manager.query(
+      `SELECT id, name FROM upstreams WHERE id = ANY($1::uuid[])`,
+      [[...all.keys()]],
+    );
     const nameOf = new Map((names as Array<{ id: string; name: string }>).map((row) => [row.id, row.name]));
     for (const [id, list] of all) {
-      this.logger.warn({ upstream: nameOf.get(id) ?? id, collisions: list.map((c) => c.name) }, `upstream ${nameOf.get(id) ?? id}: ${collisionError(list)}`);
+      this.logger.warn(
+        { upstream: nameOf.get(id) ?? id, collisions: list.map((c) => c.name) },
+        `upstream ${nameOf.get(id) ?? id}: ${collisionError(list)}`,
+      );
     }
     return all.size;
   }
@@ -404,6 +516,11 @@ export class CatalogService {
   /** Exposed names each upstream loses to an earlier one, per upstream (see `nameCollisions`). */
   async collisions(): Promise<Map<string, { message: string; names: string[] }>> {
     const all = await nameCollisions(this.store.dataSource.manager);
-    return new Map([...all].map(([id, list]: [string, NameCollision[]]) => [id, { message: collisionError(list), names: list.map((c) => c.name) }]));
+    return new Map(
+      [...all].map(([id, list]: [string, NameCollision[]]) => [
+        id,
+        { message: collisionError(list), names: list.map((c) => c.name) },
+      ]),
+    );
   }
 }

@@ -57,18 +57,29 @@ export class EndedSessionStore {
       what: 'ended sessions',
       logger,
       write: async (batch) => {
-        for (let start = 0; start < batch.length; start += WRITE_BATCH) await this.write(batch.slice(start, start + WRITE_BATCH));
+        for (let start = 0; start < batch.length; start += WRITE_BATCH)
+          await this.write(batch.slice(start, start + WRITE_BATCH));
       },
       keep: (entry) => entry.expiresAt > this.now(),
       retryDelayMs: options.retryDelayMs,
       maxRetryDelayMs: options.maxRetryDelayMs,
     });
-    this.pruneTimer = setInterval(() => void this.prune().catch((error: unknown) => this.logger.warn({ err: errorMessage(error) }, 'could not prune expired ended sessions')), options.pruneIntervalMs);
+    this.pruneTimer = setInterval(
+      () =>
+        void this.prune().catch((error: unknown) =>
+          this.logger.warn({ err: errorMessage(error) }, 'could not prune expired ended sessions'),
+        ),
+      options.pruneIntervalMs,
+    );
     this.pruneTimer.unref();
   }
 
   /** Prunes expired rows first, then prunes every `pruneIntervalMs`. */
-  static async start(dataSource: DataSource, logger: Logger, options: EndedSessionStoreOptions = {}): Promise<EndedSessionStore> {
+  static async start(
+    dataSource: DataSource,
+    logger: Logger,
+    options: EndedSessionStoreOptions = {},
+  ): Promise<EndedSessionStore> {
     const store = new EndedSessionStore(
       dataSource,
       logger,
@@ -129,7 +140,12 @@ export class EndedSessionStore {
       .createQueryBuilder('e')
       .where('e.expiresAt > :now', { now: new Date(this.now()) })
       .getMany();
-    return rows.map((row) => ({ sessionId: row.sessionId, keyId: row.keyId, fromNodeId: row.fromNodeId, expiresAt: row.expiresAt.getTime() }));
+    return rows.map((row) => ({
+      sessionId: row.sessionId,
+      keyId: row.keyId,
+      fromNodeId: row.fromNodeId,
+      expiresAt: row.expiresAt.getTime(),
+    }));
   }
 
   private async write(batch: readonly EndedSessionRecord[]): Promise<void> {
@@ -139,7 +155,17 @@ export class EndedSessionStore {
        SELECT decode(e.sha, 'hex'), e.session_id, e.key_id, e.from_node_id, to_timestamp(e.expires_at / 1000.0)
        FROM jsonb_to_recordset($1::jsonb) AS e(sha text, session_id text, key_id text, from_node_id text, expires_at bigint)
        ON CONFLICT (session_sha256) DO NOTHING`,
-      [JSON.stringify(batch.map((entry) => ({ sha: sessionSha256(entry.sessionId), session_id: entry.sessionId, key_id: entry.keyId, from_node_id: entry.fromNodeId, expires_at: entry.expiresAt })))],
+      [
+        JSON.stringify(
+          batch.map((entry) => ({
+            sha: sessionSha256(entry.sessionId),
+            session_id: entry.sessionId,
+            key_id: entry.keyId,
+            from_node_id: entry.fromNodeId,
+            expires_at: entry.expiresAt,
+          })),
+        ),
+      ],
     );
   }
 }

@@ -43,9 +43,16 @@ export async function lockExposedNames(manager: EntityManager): Promise<void> {
  * were exposed `unprefixed` (or not) and it were enabled, judged by the catalog nodes last
  * reported. Its own tools are read whether it is enabled or not.
  */
-export async function collisionsOf(manager: EntityManager, upstream: { id: string; name: string }, unprefixed: boolean): Promise<NameCollision[]> {
+export async function collisionsOf(
+  manager: EntityManager,
+  upstream: { id: string; name: string },
+  unprefixed: boolean,
+): Promise<NameCollision[]> {
   const tools = await listedTools(manager);
-  const own: Array<{ name: string }> = await manager.query(`SELECT name FROM tools WHERE upstream_id = $1 AND listed ORDER BY name`, [upstream.id]);
+  const own: Array<{ name: string }> = await manager.query(
+    `SELECT name FROM tools WHERE upstream_id = $1 AND listed ORDER BY name`,
+    [upstream.id],
+  );
   const others = new Map<string, string>();
   for (const tool of tools) {
     if (tool.upstream_id === upstream.id) continue;
@@ -82,14 +89,17 @@ export async function nameCollisions(manager: EntityManager): Promise<Map<string
     if (!order.has(tool.upstream_id)) order.set(tool.upstream_id, order.size);
     const name = exposedName(tool.upstream_name, tool.name, tool.expose_unprefixed);
     const list = claims.get(name) ?? [];
-    if (!list.some((claim) => claim.id === tool.upstream_id)) list.push({ id: tool.upstream_id, name: tool.upstream_name, unprefixed: tool.expose_unprefixed });
+    if (!list.some((claim) => claim.id === tool.upstream_id))
+      list.push({ id: tool.upstream_id, name: tool.upstream_name, unprefixed: tool.expose_unprefixed });
     claims.set(name, list);
   }
   const problems = new Map<string, NameCollision[]>();
   for (const tool of tools) {
     const rank = order.get(tool.upstream_id)!;
     const name = exposedName(tool.upstream_name, tool.name, tool.expose_unprefixed);
-    const winner = (claims.get(name) ?? []).find((claim) => claim.id !== tool.upstream_id && order.get(claim.id)! < rank);
+    const winner = (claims.get(name) ?? []).find(
+      (claim) => claim.id !== tool.upstream_id && order.get(claim.id)! < rank,
+    );
     if (!winner) continue;
     const list = problems.get(tool.upstream_id) ?? [];
     list.push({ name, otherUpstream: winner.name });

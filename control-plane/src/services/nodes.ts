@@ -25,7 +25,10 @@ export class NodeService {
   /** Marks the nodes on these live streams as seen now (one statement for all of a replica's streams). */
   async seen(streamIds: readonly string[]): Promise<void> {
     if (streamIds.length === 0) return;
-    await this.dataSource.query(`UPDATE data_plane_nodes SET last_seen_at = now() WHERE connected AND stream_id = ANY($1::uuid[])`, [streamIds]);
+    await this.dataSource.query(
+      `UPDATE data_plane_nodes SET last_seen_at = now() WHERE connected AND stream_id = ANY($1::uuid[])`,
+      [streamIds],
+    );
   }
 
   /**
@@ -54,10 +57,16 @@ export class NodeService {
   /** The node applied `version` (ACK) or refused it with `error` (NACK, it keeps its previous one). */
   async acknowledged(nodeId: string, version: string, accepted: boolean, error: string): Promise<void> {
     if (accepted) {
-      await this.dataSource.query(`UPDATE data_plane_nodes SET applied_version = $2, last_error = NULL, last_seen_at = now() WHERE id = $1`, [nodeId, version]);
+      await this.dataSource.query(
+        `UPDATE data_plane_nodes SET applied_version = $2, last_error = NULL, last_seen_at = now() WHERE id = $1`,
+        [nodeId, version],
+      );
     } else {
       const reason = `version ${version} refused: ${error || 'no reason given'}`.slice(0, 4096);
-      await this.dataSource.query(`UPDATE data_plane_nodes SET last_error = $2, last_seen_at = now() WHERE id = $1`, [nodeId, reason]);
+      await this.dataSource.query(`UPDATE data_plane_nodes SET last_error = $2, last_seen_at = now() WHERE id = $1`, [
+        nodeId,
+        reason,
+      ]);
     }
   }
 
@@ -66,24 +75,37 @@ export class NodeService {
    * answers since the last write add up to (see `AckBatcher`): the version it now runs, if it accepted
    * one, and its last refusal, if its newest answer was one (null clears the error).
    */
-  async recordAnswers(answers: ReadonlyArray<{ nodeId: string; appliedVersion: string | null; lastError: string | null }>): Promise<void> {
+  async recordAnswers(
+    answers: ReadonlyArray<{ nodeId: string; appliedVersion: string | null; lastError: string | null }>,
+  ): Promise<void> {
     if (answers.length === 0) return;
     await this.dataSource.query(
       `UPDATE data_plane_nodes n SET applied_version = coalesce(a.applied_version, n.applied_version), last_error = a.last_error, last_seen_at = now()
        FROM unnest($1::text[], $2::text[], $3::text[]) AS a(node_id, applied_version, last_error)
        WHERE n.id = a.node_id`,
-      [answers.map((a) => a.nodeId), answers.map((a) => a.appliedVersion), answers.map((a) => (a.lastError === null ? null : a.lastError.slice(0, 4096)))],
+      [
+        answers.map((a) => a.nodeId),
+        answers.map((a) => a.appliedVersion),
+        answers.map((a) => (a.lastError === null ? null : a.lastError.slice(0, 4096))),
+      ],
     );
   }
 
   /** The stream ended; a newer stream of the same node (perhaps on another replica) is left alone. */
   async disconnected(nodeId: string, streamId: string): Promise<void> {
-    await this.dataSource.query(`UPDATE data_plane_nodes SET connected = false, last_seen_at = now() WHERE id = $1 AND stream_id = $2`, [nodeId, streamId]);
+    await this.dataSource.query(
+      `UPDATE data_plane_nodes SET connected = false, last_seen_at = now() WHERE id = $1 AND stream_id = $2`,
+      [nodeId, streamId],
+    );
   }
 
   /** Nodes by id, one page (see `Page`); `after` is a node id. */
   async list(page: Page = { first: MAX_PAGE_SIZE, after: null }): Promise<DataPlaneNode[]> {
-    const query = this.dataSource.getRepository(DataPlaneNode).createQueryBuilder('n').orderBy('n.id', 'ASC').take(page.first);
+    const query = this.dataSource
+      .getRepository(DataPlaneNode)
+      .createQueryBuilder('n')
+      .orderBy('n.id', 'ASC')
+      .take(page.first);
     if (page.after !== null) query.where('n.id > :after', { after: page.after });
     return query.getMany();
   }

@@ -7,7 +7,11 @@ import { MAX_PAGE_SIZE, unknownCursor, type Page } from './pagination.ts';
 import { isUniqueViolation, parseId, parseInput } from './validation.ts';
 
 const createTeamSchema = z.object({
-  name: z.string().trim().min(1, 'is empty; give the team a name').max(128, 'is longer than 128 characters; shorten it'),
+  name: z
+    .string()
+    .trim()
+    .min(1, 'is empty; give the team a name')
+    .max(128, 'is longer than 128 characters; shorten it'),
 });
 
 export class TeamService {
@@ -23,7 +27,11 @@ export class TeamService {
       });
     } catch (error) {
       if (isUniqueViolation(error, 'teams_name_key')) {
-        throw new PortcullisError(ErrorCode.CONFLICT, `input.name: a team named "${input.name}" already exists; choose another name`, { field: 'input.name' });
+        throw new PortcullisError(
+          ErrorCode.CONFLICT,
+          `input.name: a team named "${input.name}" already exists; choose another name`,
+          { field: 'input.name' },
+        );
       }
       throw error;
     }
@@ -33,7 +41,11 @@ export class TeamService {
   /** Teams by name, one page (see `Page`). */
   async list(page: Page = { first: MAX_PAGE_SIZE, after: null }): Promise<Team[]> {
     const repository = this.store.dataSource.getRepository(Team);
-    const query = repository.createQueryBuilder('t').orderBy('t.name', 'ASC').addOrderBy('t.id', 'ASC').take(page.first);
+    const query = repository
+      .createQueryBuilder('t')
+      .orderBy('t.name', 'ASC')
+      .addOrderBy('t.id', 'ASC')
+      .take(page.first);
     if (page.after !== null) {
       const after = parseId(page.after, 'after');
       if (!(await repository.existsBy({ id: after }))) throw unknownCursor('team', after);
@@ -44,7 +56,11 @@ export class TeamService {
 
   async getMany(ids: readonly string[]): Promise<Map<string, Team>> {
     if (ids.length === 0) return new Map();
-    const teams = await this.store.dataSource.getRepository(Team).createQueryBuilder('t').where('t.id IN (:...ids)', { ids: [...ids] }).getMany();
+    const teams = await this.store.dataSource
+      .getRepository(Team)
+      .createQueryBuilder('t')
+      .where('t.id IN (:...ids)', { ids: [...ids] })
+      .getMany();
     return new Map(teams.map((team) => [team.id, team]));
   }
 }

@@ -14,12 +14,23 @@ export const UPSTREAM_NAME_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Headers the node's MCP transport sets itself; an upstream may not override them. */
-const RESERVED_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id']);
+const RESERVED_HEADERS = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'mcp-session-id',
+  'mcp-protocol-version',
+  'last-event-id',
+]);
 
 export const upstreamNameSchema = z
   .string()
   .regex(UPSTREAM_NAME_PATTERN, 'use 1-32 letters, digits, "_" or "-" (it becomes the tool prefix <name>__<tool>)')
-  .refine((name) => !name.includes('__'), 'must not contain "__", which separates the upstream name from the tool name');
+  .refine(
+    (name) => !name.includes('__'),
+    'must not contain "__", which separates the upstream name from the tool name',
+  );
 
 function pairsSchema(kind: 'environment variable' | 'header', pattern: RegExp) {
   return z
@@ -27,16 +38,30 @@ function pairsSchema(kind: 'environment variable' | 'header', pattern: RegExp) {
       z.object({
         name: z
           .string()
-          .regex(pattern, kind === 'header' ? 'use a valid HTTP header name (letters, digits and !#$%&\'*+.^_`|~-)' : 'use letters, digits and "_", not starting with a digit')
-          .refine((name) => kind !== 'header' || !RESERVED_HEADERS.has(name.toLowerCase()), 'is set by the gateway\'s MCP transport itself; remove this header'),
+          .regex(
+            pattern,
+            kind === 'header'
+              ? "use a valid HTTP header name (letters, digits and !#$%&'*+.^_`|~-)"
+              : 'use letters, digits and "_", not starting with a digit',
+          )
+          .refine(
+            (name) => kind !== 'header' || !RESERVED_HEADERS.has(name.toLowerCase()),
+            "is set by the gateway's MCP transport itself; remove this header",
+          ),
         value: z
           .string()
           .max(65536, 'is longer than 64 KiB; shorten it')
-          .refine((value) => kind !== 'header' || !/[\r\n\0]/.test(value), 'must not contain line breaks or NUL characters'),
+          .refine(
+            (value) => kind !== 'header' || !/[\r\n\0]/.test(value),
+            'must not contain line breaks or NUL characters',
+          ),
       }),
     )
     .max(100, `has more than 100 entries; pass fewer`)
-    .refine((pairs) => new Set(pairs.map((pair) => pair.name.toLowerCase())).size === pairs.length, `names a ${kind} twice; give each name once`);
+    .refine(
+      (pairs) => new Set(pairs.map((pair) => pair.name.toLowerCase())).size === pairs.length,
+      `names a ${kind} twice; give each name once`,
+    );
 }
 
 /**
@@ -46,7 +71,20 @@ function pairsSchema(kind: 'environment variable' | 'header', pattern: RegExp) {
  * which are encrypted at rest and write-only.
  */
 const SECRET_PARAM_NAMES = new Set(['key', 'sig', 'auth', 'pass', 'jwt', 'hmac']);
-const SECRET_PARAM_WORDS = ['token', 'secret', 'password', 'passwd', 'pwd', 'apikey', 'accesskey', 'signature', 'credential', 'authorization', 'privatekey', 'sessionid'];
+const SECRET_PARAM_WORDS = [
+  'token',
+  'secret',
+  'password',
+  'passwd',
+  'pwd',
+  'apikey',
+  'accesskey',
+  'signature',
+  'credential',
+  'authorization',
+  'privatekey',
+  'sessionid',
+];
 
 /** The first query parameter of `url` whose name looks like a credential, if any. */
 export function secretLookingParam(url: URL): string | undefined {
@@ -93,7 +131,16 @@ function millis(min: number, max: number, what: string) {
  * The values of an upstream's `protocolVersion`: how nodes negotiate (auto, legacy, modern) or one
  * exact MCP revision (the ones the nodes' SDK client speaks).
  */
-export const PROTOCOL_VERSION_SETTINGS: readonly string[] = ['auto', 'legacy', 'modern', '2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25', '2026-07-28'];
+export const PROTOCOL_VERSION_SETTINGS: readonly string[] = [
+  'auto',
+  'legacy',
+  'modern',
+  '2024-11-05',
+  '2025-03-26',
+  '2025-06-18',
+  '2025-11-25',
+  '2026-07-28',
+];
 
 const settingsFields = {
   command: z.string().trim().min(1, 'is empty; give the program to run, e.g. "npx"').max(4096).nullish(),
@@ -102,7 +149,10 @@ const settingsFields = {
   cwd: z
     .string()
     .max(4096, 'is longer than 4096 characters')
-    .refine((cwd) => /^(\/|[A-Za-z]:[\\/])/.test(cwd) && !cwd.includes('\0'), 'must be an absolute directory path on the data-plane nodes, e.g. /srv/mcp')
+    .refine(
+      (cwd) => /^(\/|[A-Za-z]:[\\/])/.test(cwd) && !cwd.includes('\0'),
+      'must be an absolute directory path on the data-plane nodes, e.g. /srv/mcp',
+    )
     .nullish(),
   url: httpUrl.nullish(),
   headers: pairsSchema('header', HEADER_NAME).nullish(),
@@ -110,12 +160,20 @@ const settingsFields = {
     .string()
     .min(1, 'is empty; give the token, or null to remove it')
     .max(8192, 'is longer than 8192 characters')
-    .refine((token) => /^[\x21-\x7e]+$/.test(token), 'must be printable ASCII without spaces (it is sent as "Authorization: Bearer <token>")')
+    .refine(
+      (token) => /^[\x21-\x7e]+$/.test(token),
+      'must be printable ASCII without spaces (it is sent as "Authorization: Bearer <token>")',
+    )
     .nullish(),
   connectTimeoutMs: millis(100, 600_000, 'connecting and the MCP handshake').nullish(),
   callTimeoutMs: millis(100, 86_400_000, 'one call').nullish(),
   healthIntervalMs: millis(1000, 86_400_000, 'between health pings').nullish(),
-  healthFailureThreshold: z.number().int('must be a whole number').min(1, 'must be at least 1; omit it or pass null for the node\'s default').max(1000, 'must be at most 1000').nullish(),
+  healthFailureThreshold: z
+    .number()
+    .int('must be a whole number')
+    .min(1, "must be at least 1; omit it or pass null for the node's default")
+    .max(1000, 'must be at most 1000')
+    .nullish(),
   enabled: z.boolean().nullish(),
   pinToolDefinitions: z.boolean().nullish(),
   exposeUnprefixed: z.boolean().nullish(),
@@ -147,17 +205,35 @@ interface ResolvedSettings {
 /** Transport-dependent rules; throws BAD_USER_INPUT naming the field under `input.`. */
 function checkTransportFields(settings: ResolvedSettings): void {
   if (settings.transport === 'STDIO') {
-    if (!settings.command) throw badInput('input.command', 'is required for a STDIO upstream; give the program to run, e.g. "npx"');
-    if (settings.url !== null) throw badInput('input.url', 'is only for STREAMABLE_HTTP and SSE upstreams; remove it (null) or change the transport');
-    if (settings.headerNames.length > 0) throw badInput('input.headers', 'are only for STREAMABLE_HTTP and SSE upstreams; remove them ([]) or change the transport');
-    if (settings.hasBearerToken) throw badInput('input.bearerToken', 'is only for STREAMABLE_HTTP and SSE upstreams; pass secrets to a STDIO server in env instead');
+    if (!settings.command)
+      throw badInput('input.command', 'is required for a STDIO upstream; give the program to run, e.g. "npx"');
+    if (settings.url !== null)
+      throw badInput(
+        'input.url',
+        'is only for STREAMABLE_HTTP and SSE upstreams; remove it (null) or change the transport',
+      );
+    if (settings.headerNames.length > 0)
+      throw badInput(
+        'input.headers',
+        'are only for STREAMABLE_HTTP and SSE upstreams; remove them ([]) or change the transport',
+      );
+    if (settings.hasBearerToken)
+      throw badInput(
+        'input.bearerToken',
+        'is only for STREAMABLE_HTTP and SSE upstreams; pass secrets to a STDIO server in env instead',
+      );
     return;
   }
-  if (!settings.url) throw badInput('input.url', `is required for a ${settings.transport} upstream; give the server's http(s) URL`);
-  if (settings.command !== null) throw badInput('input.command', 'is only for STDIO upstreams; remove it (null) or set transport: STDIO');
-  if (settings.args.length > 0) throw badInput('input.args', 'is only for STDIO upstreams; remove it ([]) or set transport: STDIO');
-  if (settings.envNames.length > 0) throw badInput('input.env', 'is only for STDIO upstreams; remove it ([]) or set transport: STDIO');
-  if (settings.cwd !== null) throw badInput('input.cwd', 'is only for STDIO upstreams; remove it (null) or set transport: STDIO');
+  if (!settings.url)
+    throw badInput('input.url', `is required for a ${settings.transport} upstream; give the server's http(s) URL`);
+  if (settings.command !== null)
+    throw badInput('input.command', 'is only for STDIO upstreams; remove it (null) or set transport: STDIO');
+  if (settings.args.length > 0)
+    throw badInput('input.args', 'is only for STDIO upstreams; remove it ([]) or set transport: STDIO');
+  if (settings.envNames.length > 0)
+    throw badInput('input.env', 'is only for STDIO upstreams; remove it ([]) or set transport: STDIO');
+  if (settings.cwd !== null)
+    throw badInput('input.cwd', 'is only for STDIO upstreams; remove it (null) or set transport: STDIO');
   if (settings.hasBearerToken && settings.headerNames.some((name) => name.toLowerCase() === 'authorization')) {
     throw badInput('input.headers', 'names Authorization while a bearerToken is set; give the token in one of them');
   }
@@ -189,7 +265,8 @@ export interface UpstreamView {
 
 /** What the API may show of an upstream: never the values of env, headers or the bearer token. */
 export function toUpstreamView(upstream: Upstream): UpstreamView {
-  const names = (pairs: StoredSecretPair[]) => pairs.map((pair) => ({ name: pair.name, isSet: pair.secret.length > 0 }));
+  const names = (pairs: StoredSecretPair[]) =>
+    pairs.map((pair) => ({ name: pair.name, isSet: pair.secret.length > 0 }));
   return {
     id: upstream.id,
     name: upstream.name,
@@ -219,8 +296,19 @@ const samePairs = (a: readonly KeyValuePair[], b: readonly KeyValuePair[]) =>
 
 /** Columns compared to tell whether an update changed anything (secrets are compared as plaintext separately). */
 const COMPARED: Array<keyof Upstream> = [
-  'transport', 'command', 'args', 'cwd', 'url', 'connectTimeoutMs', 'callTimeoutMs', 'healthIntervalMs', 'healthFailureThreshold',
-  'enabled', 'pinToolDefinitions', 'exposeUnprefixed', 'protocolVersion',
+  'transport',
+  'command',
+  'args',
+  'cwd',
+  'url',
+  'connectTimeoutMs',
+  'callTimeoutMs',
+  'healthIntervalMs',
+  'healthFailureThreshold',
+  'enabled',
+  'pinToolDefinitions',
+  'exposeUnprefixed',
+  'protocolVersion',
 ];
 
 export class UpstreamService {
@@ -342,12 +430,14 @@ export class UpstreamService {
         headerNames: next.headers.map((pair) => pair.name),
         hasBearerToken: next.bearerToken !== null,
       });
-      const changed = secretsChanged || COMPARED.some((key) => JSON.stringify(next[key]) !== JSON.stringify(current[key]));
+      const changed =
+        secretsChanged || COMPARED.some((key) => JSON.stringify(next[key]) !== JSON.stringify(current[key]));
       if (!changed) return { result: toUpstreamView(current), changed: false };
 
       const unprefixing = next.exposeUnprefixed && !current.exposeUnprefixed;
       const enabling = next.enabled && !current.enabled;
-      if (next.enabled && (unprefixing || enabling)) await refuseCollisions(manager, next, unprefixing ? 'input.exposeUnprefixed' : 'input.enabled');
+      if (next.enabled && (unprefixing || enabling))
+        await refuseCollisions(manager, next, unprefixing ? 'input.exposeUnprefixed' : 'input.enabled');
       if (current.pinToolDefinitions && !next.pinToolDefinitions) await releaseHeldBackTools(manager, id);
       if (secretsChanged) next.secretsVersion = randomUUID();
       next.updatedAt = new Date();
@@ -410,16 +500,24 @@ export class UpstreamService {
 
   async getMany(ids: readonly string[]): Promise<Map<string, UpstreamView>> {
     if (ids.length === 0) return new Map();
-    const upstreams = await this.store.dataSource.getRepository(Upstream).createQueryBuilder('u').where('u.id IN (:...ids)', { ids: [...ids] }).getMany();
+    const upstreams = await this.store.dataSource
+      .getRepository(Upstream)
+      .createQueryBuilder('u')
+      .where('u.id IN (:...ids)', { ids: [...ids] })
+      .getMany();
     return new Map(upstreams.map((upstream) => [upstream.id, toUpstreamView(upstream)]));
   }
 
   private async lockUpstream(manager: EntityManager, id: string): Promise<Upstream> {
     const upstream = await manager.findOne(Upstream, { where: { id }, lock: { mode: 'pessimistic_write' } });
-    if (!upstream) throw new PortcullisError(ErrorCode.NOT_FOUND, `id: no upstream has id "${id}"; list them with the upstreams query`, { field: 'id' });
+    if (!upstream)
+      throw new PortcullisError(
+        ErrorCode.NOT_FOUND,
+        `id: no upstream has id "${id}"; list them with the upstreams query`,
+        { field: 'id' },
+      );
     return upstream;
   }
-
 }
 
 /**
@@ -458,12 +556,17 @@ function targetOf(upstream: Pick<Upstream, 'transport' | 'url' | 'command' | 'ar
 function refuseKeptCredentials(current: Upstream, next: Upstream, input: UpdateUpstreamInput): void {
   if (targetOf(current) === targetOf(next)) return;
   const kept: Array<{ field: string; what: string; clear: string }> = [];
-  if (current.headers.length > 0 && input.headers === undefined) kept.push({ field: 'headers', what: 'headers', clear: '[]' });
-  if (current.bearerToken !== null && input.bearerToken === undefined) kept.push({ field: 'bearerToken', what: 'bearer token', clear: 'null' });
-  if (current.env.length > 0 && input.env === undefined) kept.push({ field: 'env', what: 'environment variables', clear: '[]' });
+  if (current.headers.length > 0 && input.headers === undefined)
+    kept.push({ field: 'headers', what: 'headers', clear: '[]' });
+  if (current.bearerToken !== null && input.bearerToken === undefined)
+    kept.push({ field: 'bearerToken', what: 'bearer token', clear: 'null' });
+  if (current.env.length > 0 && input.env === undefined)
+    kept.push({ field: 'env', what: 'environment variables', clear: '[]' });
   const first = kept[0];
   if (!first) return;
-  const changed = (['transport', 'url', 'command', 'args'] as const).filter((key) => JSON.stringify(current[key]) !== JSON.stringify(next[key]));
+  const changed = (['transport', 'url', 'command', 'args'] as const).filter(
+    (key) => JSON.stringify(current[key]) !== JSON.stringify(next[key]),
+  );
   throw badInput(
     `input.${first.field}`,
     `the update changes ${changed.join(', ')}, and this upstream's stored ${kept.map((k) => k.what).join(', ')} would go to the new target; ` +

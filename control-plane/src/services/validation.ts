@@ -23,12 +23,15 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Checks an id argument is a UUID (every id the control plane hands out is one). */
 export function parseId(value: string, field: string): string {
-  if (!UUID.test(value)) throw badInput(field, `"${value}" is not an id; pass the id field of an object returned by this API`);
+  if (!UUID.test(value))
+    throw badInput(field, `"${value}" is not an id; pass the id field of an object returned by this API`);
   return value.toLowerCase();
 }
 
 /** Whether `error` is Postgres' unique violation (23505), optionally of one constraint. */
 export function isUniqueViolation(error: unknown, constraint?: string): boolean {
-  const driverError = (error as { driverError?: { code?: string; constraint?: string } } | null)?.driverError ?? (error as { code?: string; constraint?: string } | null);
+  const driverError =
+    (error as { driverError?: { code?: string; constraint?: string } } | null)?.driverError ??
+    (error as { code?: string; constraint?: string } | null);
   return driverError?.code === '23505' && (constraint === undefined || driverError.constraint === constraint);
 }

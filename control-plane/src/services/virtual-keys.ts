@@ -26,15 +26,21 @@ export function allowedToolProblem(pattern: string): string | undefined {
   if (separator <= 0) return `"${pattern}" has no "<upstream>__" prefix; ${fix}`;
   const upstream = pattern.slice(0, separator);
   const tool = pattern.slice(separator + 2);
-  if (!UPSTREAM_NAME_PATTERN.test(upstream)) return `"${upstream}" in "${pattern}" is not a valid upstream name; ${fix}`;
+  if (!UPSTREAM_NAME_PATTERN.test(upstream))
+    return `"${upstream}" in "${pattern}" is not a valid upstream name; ${fix}`;
   if (tool === '*') return undefined;
   if (!TOOL_NAME.test(tool)) return `"${pattern}" is not a valid tool name or wildcard; ${fix}`;
-  if (pattern.length > MAX_EXPOSED_NAME) return `"${pattern}" is longer than ${MAX_EXPOSED_NAME} characters, which no exposed tool name can be`;
+  if (pattern.length > MAX_EXPOSED_NAME)
+    return `"${pattern}" is longer than ${MAX_EXPOSED_NAME} characters, which no exposed tool name can be`;
   return undefined;
 }
 
 const createVirtualKeySchema = z.object({
-  name: z.string().trim().min(1, 'is empty; give the key a name people recognize, e.g. "ci-bot"').max(128, 'is longer than 128 characters; shorten it'),
+  name: z
+    .string()
+    .trim()
+    .min(1, 'is empty; give the key a name people recognize, e.g. "ci-bot"')
+    .max(128, 'is longer than 128 characters; shorten it'),
   teamId: z.string().nullish(),
   allowedTools: z
     .array(
@@ -69,7 +75,15 @@ const revokedRow = z.object({
 });
 
 function viewOfRow(row: z.output<typeof revokedRow>): VirtualKeyView {
-  return { id: row.id, name: row.name, prefix: row.prefix, teamId: row.team_id, allowedTools: row.allowed_tools, revokedAt: row.revoked_at, createdAt: row.created_at };
+  return {
+    id: row.id,
+    name: row.name,
+    prefix: row.prefix,
+    teamId: row.team_id,
+    allowedTools: row.allowed_tools,
+    revokedAt: row.revoked_at,
+    createdAt: row.created_at,
+  };
 }
 
 export function toVirtualKeyView(key: VirtualKey): VirtualKeyView {
@@ -104,11 +118,15 @@ export class VirtualKeyService {
    */
   async createMany(rawInputs: readonly unknown[]): Promise<Array<{ key: VirtualKeyView; secret: string }>> {
     if (rawInputs.length === 0) throw badInput('inputs', 'is empty; give at least one key to create');
-    if (rawInputs.length > MAX_KEYS_PER_BATCH) throw badInput('inputs', `has ${rawInputs.length} entries; create at most ${MAX_KEYS_PER_BATCH} keys per call`);
+    if (rawInputs.length > MAX_KEYS_PER_BATCH)
+      throw badInput('inputs', `has ${rawInputs.length} entries; create at most ${MAX_KEYS_PER_BATCH} keys per call`);
     return this.createKeys(rawInputs, 'inputs');
   }
 
-  private async createKeys(rawInputs: readonly unknown[], field: string): Promise<Array<{ key: VirtualKeyView; secret: string }>> {
+  private async createKeys(
+    rawInputs: readonly unknown[],
+    field: string,
+  ): Promise<Array<{ key: VirtualKeyView; secret: string }>> {
     const single = field === 'input';
     const prepared = rawInputs.map((raw, index) => {
       const where = single ? field : `${field}.${index}`;
@@ -129,11 +147,20 @@ export class VirtualKeyService {
     });
     await withConfigChange(this.store, async (manager) => {
       const teamIds = [...new Set(prepared.flatMap((p) => (p.key.teamId ? [p.key.teamId] : [])))];
-      const known = new Set((teamIds.length ? await manager.findBy(Team, { id: In(teamIds) }) : []).map((team) => team.id));
+      const known = new Set(
+        (teamIds.length ? await manager.findBy(Team, { id: In(teamIds) }) : []).map((team) => team.id),
+      );
       const unknown = prepared.find((p) => p.key.teamId && !known.has(p.key.teamId));
-      if (unknown) throw badInput(`${unknown.where}.teamId`, `no team has id "${unknown.key.teamId}"; create one with createTeam or leave teamId out`);
+      if (unknown)
+        throw badInput(
+          `${unknown.where}.teamId`,
+          `no team has id "${unknown.key.teamId}"; create one with createTeam or leave teamId out`,
+        );
       for (let i = 0; i < prepared.length; i += INSERT_CHUNK) {
-        await manager.insert(VirtualKey, prepared.slice(i, i + INSERT_CHUNK).map((p) => p.key));
+        await manager.insert(
+          VirtualKey,
+          prepared.slice(i, i + INSERT_CHUNK).map((p) => p.key),
+        );
       }
       return { result: undefined, changed: true };
     });
@@ -158,19 +185,30 @@ export class VirtualKeyService {
     });
     if (rows.length > 0) return viewOfRow(revokedRow.parse(rows[0]));
     const key = await this.store.dataSource.getRepository(VirtualKey).findOneBy({ id });
-    if (!key) throw new PortcullisError(ErrorCode.NOT_FOUND, `id: no virtual key has id "${id}"; list them with the virtualKeys query`, { field: 'id' });
+    if (!key)
+      throw new PortcullisError(
+        ErrorCode.NOT_FOUND,
+        `id: no virtual key has id "${id}"; list them with the virtualKeys query`,
+        { field: 'id' },
+      );
     return toVirtualKeyView(key);
   }
 
   /** Keys in creation order, one page (see `Page`). */
   async list(page: Page = { first: MAX_PAGE_SIZE, after: null }): Promise<VirtualKeyView[]> {
     const repository = this.store.dataSource.getRepository(VirtualKey);
-    const query = repository.createQueryBuilder('k').orderBy('k.createdAt', 'ASC').addOrderBy('k.id', 'ASC').take(page.first);
+    const query = repository
+      .createQueryBuilder('k')
+      .orderBy('k.createdAt', 'ASC')
+      .addOrderBy('k.id', 'ASC')
+      .take(page.first);
     if (page.after !== null) {
       const after = parseId(page.after, 'after');
       if (!(await repository.existsBy({ id: after }))) throw unknownCursor('virtual key', after);
       // Compared in SQL: created_at has microseconds, a JavaScript Date only milliseconds.
-      query.where('(k.created_at, k.id) > (SELECT c.created_at, c.id FROM virtual_keys c WHERE c.id = :after)', { after });
+      query.where('(k.created_at, k.id) > (SELECT c.created_at, c.id FROM virtual_keys c WHERE c.id = :after)', {
+        after,
+      });
     }
     return (await query.getMany()).map(toVirtualKeyView);
   }

@@ -1,7 +1,13 @@
 import { hash } from 'node:crypto';
 import { z } from 'zod';
 import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
-import { Transport, type Snapshot, type SnapshotDelta, type UpstreamConfig, type SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
+import {
+  Transport,
+  type Snapshot,
+  type SnapshotDelta,
+  type UpstreamConfig,
+  type SigningKey,
+} from '../../../proto/gen/portcullis/v1/config.ts';
 import type { Principal } from '../policy/principal.ts';
 import { KeyIndex, keyEntry } from './key-index.ts';
 
@@ -10,15 +16,33 @@ const UPSTREAM_NAME = /^[A-Za-z0-9_-]{1,32}$/;
 const upstreamSchema = z
   .object({
     id: z.string().min(1),
-    name: z.string().regex(UPSTREAM_NAME, 'upstream name must be 1-32 letters, digits, _ or -').refine((n) => !n.includes('__'), 'upstream name must not contain "__"'),
-    transport: z.enum(Transport).refine((t) => t !== Transport.TRANSPORT_UNSPECIFIED && t !== Transport.UNRECOGNIZED, 'transport is required'),
+    name: z
+      .string()
+      .regex(UPSTREAM_NAME, 'upstream name must be 1-32 letters, digits, _ or -')
+      .refine((n) => !n.includes('__'), 'upstream name must not contain "__"'),
+    transport: z
+      .enum(Transport)
+      .refine((t) => t !== Transport.TRANSPORT_UNSPECIFIED && t !== Transport.UNRECOGNIZED, 'transport is required'),
     command: z.string(),
     url: z.string(),
-    pinnedTools: z.array(z.object({ name: z.string().min(1, 'a pinned tool needs a name'), definitionSha256: z.string().regex(/^[0-9a-f]{64}$/, 'a pinned definition_sha256 must be 64 lower-case hex digits') })),
+    pinnedTools: z.array(
+      z.object({
+        name: z.string().min(1, 'a pinned tool needs a name'),
+        definitionSha256: z
+          .string()
+          .regex(/^[0-9a-f]{64}$/, 'a pinned definition_sha256 must be 64 lower-case hex digits'),
+      }),
+    ),
   })
   .loose()
-  .refine((u) => u.transport !== Transport.TRANSPORT_STDIO || u.command.length > 0, { message: 'a STDIO upstream needs a command', path: ['command'] })
-  .refine((u) => u.transport === Transport.TRANSPORT_STDIO || URL.canParse(u.url), { message: 'an HTTP upstream needs a valid url', path: ['url'] });
+  .refine((u) => u.transport !== Transport.TRANSPORT_STDIO || u.command.length > 0, {
+    message: 'a STDIO upstream needs a command',
+    path: ['command'],
+  })
+  .refine((u) => u.transport === Transport.TRANSPORT_STDIO || URL.canParse(u.url), {
+    message: 'an HTTP upstream needs a valid url',
+    path: ['url'],
+  });
 
 const keySchema = z
   .object({
@@ -27,7 +51,14 @@ const keySchema = z
   })
   .loose();
 
-const sessionKeysSchema = z.array(z.object({ id: z.string().min(1), secret: z.instanceof(Uint8Array).refine((b) => b.length >= 32, 'session key must be at least 32 bytes') })).min(1, 'at least one session key is required');
+const sessionKeysSchema = z
+  .array(
+    z.object({
+      id: z.string().min(1),
+      secret: z.instanceof(Uint8Array).refine((b) => b.length >= 32, 'session key must be at least 32 bytes'),
+    }),
+  )
+  .min(1, 'at least one session key is required');
 const version = z.string().regex(/^\d+$/, 'version must be a decimal revision');
 
 /** What a snapshot must satisfy before a node serves it; anything else is NACKed with the reason. */
@@ -59,7 +90,8 @@ function check(schema: z.ZodType, value: unknown, version: string, what: string)
 function checkUpstreamNames(upstreams: readonly UpstreamConfig[], version: string, what: string): void {
   const names = new Set<string>();
   for (const upstream of upstreams) {
-    if (names.has(upstream.name)) throw new PortcullisError(ErrorCode.BAD_CONFIG, `${what} ${version}: duplicate upstream name "${upstream.name}"`);
+    if (names.has(upstream.name))
+      throw new PortcullisError(ErrorCode.BAD_CONFIG, `${what} ${version}: duplicate upstream name "${upstream.name}"`);
     names.add(upstream.name);
   }
 }
@@ -86,7 +118,12 @@ export class AppliedConfig {
   static fromSnapshot(snapshot: Snapshot): AppliedConfig {
     check(SnapshotSchema, snapshot, snapshot.version, 'snapshot');
     checkUpstreamNames(snapshot.upstreams, snapshot.version, 'snapshot');
-    return new AppliedConfig(snapshot.version, snapshot.upstreams, snapshot.sessionKeys, KeyIndex.of(snapshot.virtualKeys.map(keyEntry)));
+    return new AppliedConfig(
+      snapshot.version,
+      snapshot.upstreams,
+      snapshot.sessionKeys,
+      KeyIndex.of(snapshot.virtualKeys.map(keyEntry)),
+    );
   }
 
   /**
@@ -96,14 +133,25 @@ export class AppliedConfig {
    */
   applyDelta(delta: SnapshotDelta): AppliedConfig {
     if (delta.baseVersion !== this.version) {
-      throw new PortcullisError(ErrorCode.BAD_CONFIG, `delta ${delta.version}: base_version ${delta.baseVersion} is not the version this node runs (${this.version}); send the whole snapshot`);
+      throw new PortcullisError(
+        ErrorCode.BAD_CONFIG,
+        `delta ${delta.version}: base_version ${delta.baseVersion} is not the version this node runs (${this.version}); send the whole snapshot`,
+      );
     }
     check(DeltaSchema, delta, delta.version, 'delta');
     if (BigInt(delta.version) <= BigInt(this.version)) {
-      throw new PortcullisError(ErrorCode.BAD_CONFIG, `delta ${delta.version}: version is not newer than its base ${delta.baseVersion}`);
+      throw new PortcullisError(
+        ErrorCode.BAD_CONFIG,
+        `delta ${delta.version}: version is not newer than its base ${delta.baseVersion}`,
+      );
     }
     checkUpstreamNames(delta.upstreams, delta.version, 'delta');
-    return new AppliedConfig(delta.version, delta.upstreams, delta.sessionKeys, this.keys.with(delta.upsertedKeys.map(keyEntry), delta.removedKeyIds));
+    return new AppliedConfig(
+      delta.version,
+      delta.upstreams,
+      delta.sessionKeys,
+      this.keys.with(delta.upsertedKeys.map(keyEntry), delta.removedKeyIds),
+    );
   }
 
   /** How many virtual keys are configured. */

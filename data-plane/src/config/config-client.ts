@@ -11,7 +11,13 @@ import {
   type UpstreamReport,
 } from '../../../proto/gen/portcullis/v1/config.ts';
 import { AppliedConfig } from './applied-config.ts';
-import { channelCredentials, channelOptions, DEFAULT_RECONNECT, type ConfigStreamTls, type ReconnectBackoff } from './channel-options.ts';
+import {
+  channelCredentials,
+  channelOptions,
+  DEFAULT_RECONNECT,
+  type ConfigStreamTls,
+  type ReconnectBackoff,
+} from './channel-options.ts';
 
 export interface ConfigClientOptions {
   /**
@@ -182,7 +188,16 @@ export class ConfigClient {
     const previous = this.applied;
     if (previous && BigInt(snapshot.version) <= BigInt(previous.version) && snapshot.version !== previous.version) {
       // An older revision (e.g. from a lagging replica): keep the newer one, but say so.
-      stream.write({ kind: { $case: 'ack', value: { version: snapshot.version, accepted: false, error: `node already runs newer version ${previous.version}` } } });
+      stream.write({
+        kind: {
+          $case: 'ack',
+          value: {
+            version: snapshot.version,
+            accepted: false,
+            error: `node already runs newer version ${previous.version}`,
+          },
+        },
+      });
       return;
     }
     this.apply(stream, snapshot.version, () => AppliedConfig.fromSnapshot(snapshot));
@@ -191,13 +206,18 @@ export class ConfigClient {
   private onDelta(stream: ClientDuplexStream<ConnectRequest, ConnectResponse>, delta: SnapshotDelta): void {
     const base = this.applied;
     this.apply(stream, delta.version, () => {
-      if (base === undefined) throw new Error(`delta ${delta.version}: this node runs no configuration yet; send the whole snapshot`);
+      if (base === undefined)
+        throw new Error(`delta ${delta.version}: this node runs no configuration yet; send the whole snapshot`);
       return base.applyDelta(delta);
     });
   }
 
   /** Builds the next configuration; swaps it in and ACKs, or keeps the current one and NACKs with the reason. */
-  private apply(stream: ClientDuplexStream<ConnectRequest, ConnectResponse>, version: string, build: () => AppliedConfig): void {
+  private apply(
+    stream: ClientDuplexStream<ConnectRequest, ConnectResponse>,
+    version: string,
+    build: () => AppliedConfig,
+  ): void {
     const previous = this.applied;
     let next: AppliedConfig;
     try {
@@ -243,7 +263,10 @@ export class ConfigClient {
     if (this.closed) return;
     const lost = this.address;
     const delay = this.nextDelay();
-    this.options.logger.warn({ err: error.message, controlPlane: lost, next: this.address, retryInMs: Math.round(delay) }, 'control plane stream lost; serving the last snapshot');
+    this.options.logger.warn(
+      { err: error.message, controlPlane: lost, next: this.address, retryInMs: Math.round(delay) },
+      'control plane stream lost; serving the last snapshot',
+    );
     this.retryTimer = setTimeout(() => this.connect(), delay);
     this.retryTimer.unref();
   }
@@ -277,7 +300,10 @@ export class ConfigClient {
       // The cache was written when that configuration was current: its age counts from then.
       this.lastCurrentAt = (await stat(file)).mtimeMs;
       this.options.onApplied(config, undefined);
-      this.options.logger.info({ version: config.version, file }, 'serving the cached snapshot until the control plane answers');
+      this.options.logger.info(
+        { version: config.version, file },
+        'serving the cached snapshot until the control plane answers',
+      );
     } catch (error) {
       this.options.logger.warn({ file, err: errorMessage(error) }, 'ignoring an unreadable snapshot cache');
     }

@@ -13,7 +13,12 @@ export function keyEntry(config: VirtualKeyConfig): KeyEntry {
   return {
     config,
     hashHex: Buffer.from(config.secretSha256).toString('hex'),
-    principal: { keyId: config.id, keyName: config.name, teamId: config.teamId || undefined, allowList: new AllowList(config.allowedTools) },
+    principal: {
+      keyId: config.id,
+      keyName: config.name,
+      teamId: config.teamId || undefined,
+      allowList: new AllowList(config.allowedTools),
+    },
   };
 }
 
@@ -73,7 +78,9 @@ export class KeyIndex {
       size--;
     }
     for (const entry of upserted) {
-      const current = overlayById.has(entry.config.id) ? overlayById.get(entry.config.id) : this.baseById.get(entry.config.id);
+      const current = overlayById.has(entry.config.id)
+        ? overlayById.get(entry.config.id)
+        : this.baseById.get(entry.config.id);
       if (current) {
         if (current.hashHex !== entry.hashHex) overlayByHash.set(current.hashHex, null);
       } else {

@@ -153,10 +153,14 @@ export class AgentStreams {
     const resumable = options.resumable?.stream;
     if (resumable !== undefined) {
       // The agent opened a fresh stream rather than resuming: its dropped ones will never be resumed.
-      for (const other of [...(this.byHolder.get(options.holder) ?? [])]) if (other.resumable?.connected === false) this.end(other, false);
+      for (const other of [...(this.byHolder.get(options.holder) ?? [])])
+        if (other.resumable?.connected === false) this.end(other, false);
       resumable.start(res, options.resumable?.priming === true);
     }
-    const keepAlive = setInterval(() => (resumable === undefined ? res.write(KEEP_ALIVE) : resumable.comment(KEEP_ALIVE)), this.keepAliveMs);
+    const keepAlive = setInterval(
+      () => (resumable === undefined ? res.write(KEEP_ALIVE) : resumable.comment(KEEP_ALIVE)),
+      this.keepAliveMs,
+    );
     keepAlive.unref();
     const lastViews: Partial<Record<CatalogKind, string>> = {};
     const filter = options.filter ?? ALL;
@@ -174,7 +178,16 @@ export class AgentStreams {
         else if (!res.writableEnded && !res.destroyed) res.write(sseEvent(json));
       },
       send: (method, params) => {
-        const stamped = subscriptionId === undefined ? params : { ...params, _meta: { ...(isPlainObject(params?.['_meta']) ? params['_meta'] : undefined), [SUBSCRIPTION_ID_META_KEY]: subscriptionId } };
+        const stamped =
+          subscriptionId === undefined
+            ? params
+            : {
+                ...params,
+                _meta: {
+                  ...(isPlainObject(params?.['_meta']) ? params['_meta'] : undefined),
+                  [SUBSCRIPTION_ID_META_KEY]: subscriptionId,
+                },
+              };
         stream.write(notificationJson(method, stamped));
       },
     };
@@ -200,9 +213,11 @@ export class AgentStreams {
   configChanged(config: AppliedConfig | undefined): void {
     for (const stream of this.streams) {
       const secret = stream.options.secret;
-      const principal = secret === undefined ? config?.principalByKeyId(stream.options.keyId) : config?.authenticate(secret);
+      const principal =
+        secret === undefined ? config?.principalByKeyId(stream.options.keyId) : config?.authenticate(secret);
       const signingKeyId = stream.options.signingKeyId;
-      const stillSigned = signingKeyId === undefined || (config?.sessionKeys.some((k) => k.id === signingKeyId) ?? false);
+      const stillSigned =
+        signingKeyId === undefined || (config?.sessionKeys.some((k) => k.id === signingKeyId) ?? false);
       if (principal === undefined || principal.keyId !== stream.options.keyId || !stillSigned) {
         this.logger.info({ keyId: stream.options.keyId }, 'closing agent stream: key or session no longer valid');
         this.end(stream, false);
@@ -232,7 +247,8 @@ export class AgentStreams {
       for (const stream of this.streams) {
         if (stream.options.subscriptionId !== undefined) continue;
         if (!this.logLevels.allows(stream.options.holder, notification.params?.['level'], false)) continue;
-        if (this.views.mayUseUpstream(stream.allowList, upstream)) stream.send(notification.method, notification.params);
+        if (this.views.mayUseUpstream(stream.allowList, upstream))
+          stream.send(notification.method, notification.params);
       }
     }
     // Other unsolicited notifications (task status on a shared connection, etc.) cannot be attributed to one agent: dropped.
@@ -253,7 +269,10 @@ export class AgentStreams {
     if (streams === undefined) return;
     for (const oldest of [...streams]) {
       if (streams.size < max) return;
-      this.logger.debug({ keyId: oldest.options.keyId }, 'closing the oldest agent stream: its session or key opened more than it may hold');
+      this.logger.debug(
+        { keyId: oldest.options.keyId },
+        'closing the oldest agent stream: its session or key opened more than it may hold',
+      );
       this.end(oldest, false);
     }
   }
@@ -270,7 +289,16 @@ export class AgentStreams {
   private end(stream: AgentStream, graceful: boolean): void {
     const id = stream.options.subscriptionId;
     if (graceful && id !== undefined) {
-      stream.write(JSON.stringify({ jsonrpc: '2.0', id, result: { resultType: 'complete', _meta: { [SUBSCRIPTION_ID_META_KEY]: id, [SERVER_INFO_META_KEY]: this.serverInfo } } }));
+      stream.write(
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id,
+          result: {
+            resultType: 'complete',
+            _meta: { [SUBSCRIPTION_ID_META_KEY]: id, [SERVER_INFO_META_KEY]: this.serverInfo },
+          },
+        }),
+      );
     }
     this.forget(stream);
     if (stream.resumable !== undefined) stream.resumable.close();
@@ -298,9 +326,13 @@ function wants(filter: StreamFilter, kind: CatalogKind): boolean {
  * A 2026-07-28 upstream stamps updates with the id of the gateway's own listen stream to it; that
  * id means nothing to agents (listen streams get theirs stamped instead), so it is dropped.
  */
-function withoutUpstreamSubscriptionId(params: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+function withoutUpstreamSubscriptionId(
+  params: Record<string, unknown> | undefined,
+): Record<string, unknown> | undefined {
   const meta = params?.['_meta'];
   if (!isPlainObject(meta) || !(SUBSCRIPTION_ID_META_KEY in meta)) return params;
   const { [SUBSCRIPTION_ID_META_KEY]: _dropped, ...rest } = meta;
-  return Object.keys(rest).length === 0 ? Object.fromEntries(Object.entries(params ?? {}).filter(([k]) => k !== '_meta')) : { ...params, _meta: rest };
+  return Object.keys(rest).length === 0
+    ? Object.fromEntries(Object.entries(params ?? {}).filter(([k]) => k !== '_meta'))
+    : { ...params, _meta: rest };
 }

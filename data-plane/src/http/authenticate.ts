@@ -29,8 +29,10 @@ export interface Authenticated {
   readonly receivedAt: number;
 }
 
-const NO_KEY_MESSAGE = 'Unauthorized: send a Portcullis virtual key as "Authorization: Bearer <key>" or "x-portcullis-key: <key>"';
-const BAD_KEY_MESSAGE = 'Unauthorized: the presented key is unknown or revoked; send a valid Portcullis virtual key as "Authorization: Bearer <key>" or "x-portcullis-key: <key>"';
+const NO_KEY_MESSAGE =
+  'Unauthorized: send a Portcullis virtual key as "Authorization: Bearer <key>" or "x-portcullis-key: <key>"';
+const BAD_KEY_MESSAGE =
+  'Unauthorized: the presented key is unknown or revoked; send a valid Portcullis virtual key as "Authorization: Bearer <key>" or "x-portcullis-key: <key>"';
 const ANONYMOUS_GONE_MESSAGE =
   'Unauthorized: no key was presented and the anonymous-access key configured on this node is revoked or not in its configuration; send a Portcullis virtual key as "Authorization: Bearer <key>" or "x-portcullis-key: <key>"';
 const CHALLENGE = { 'www-authenticate': 'Bearer realm="portcullis"' };
@@ -45,11 +47,22 @@ function presentsCredentials(req: IncomingMessage): boolean {
  * With `anonymousKeyId` (off by default), a request carrying no credential header at all acts as that
  * virtual key (its allow-list applies) while the key is in the snapshot; a wrong key is still 401.
  */
-export function authenticateRequest(getConfig: () => AppliedConfig | undefined, req: IncomingMessage, res: ServerResponse, anonymousKeyId?: string): Authenticated | undefined {
+export function authenticateRequest(
+  getConfig: () => AppliedConfig | undefined,
+  req: IncomingMessage,
+  res: ServerResponse,
+  anonymousKeyId?: string,
+): Authenticated | undefined {
   const receivedAt = performance.now();
   const config = getConfig();
   if (config === undefined) {
-    sendRpcError(res, 503, RpcErrorCode.NotReady, 'Service Unavailable: this node has not received its configuration yet; retry shortly', { headers: { 'retry-after': '1' } });
+    sendRpcError(
+      res,
+      503,
+      RpcErrorCode.NotReady,
+      'Service Unavailable: this node has not received its configuration yet; retry shortly',
+      { headers: { 'retry-after': '1' } },
+    );
     return undefined;
   }
   if (anonymousKeyId !== undefined && !presentsCredentials(req)) {
@@ -65,7 +78,9 @@ export function authenticateRequest(getConfig: () => AppliedConfig | undefined, 
   }
   const principal = config.authenticate(secret);
   if (principal === undefined) {
-    sendRpcError(res, 401, RpcErrorCode.Unauthenticated, BAD_KEY_MESSAGE, { headers: { 'www-authenticate': 'Bearer realm="portcullis", error="invalid_token"' } });
+    sendRpcError(res, 401, RpcErrorCode.Unauthenticated, BAD_KEY_MESSAGE, {
+      headers: { 'www-authenticate': 'Bearer realm="portcullis", error="invalid_token"' },
+    });
     return undefined;
   }
   return { config, principal, secret, receivedAt };

@@ -106,7 +106,9 @@ interface Share {
 /** Why a `Last-Event-ID` found nothing to resume here. */
 export type ResumeMiss = 'malformed' | 'other-node' | 'unknown-or-expired' | 'other-session';
 
-export type ResumeLookup = { readonly ok: true; readonly stream: ResumableStream; readonly afterSeq: number } | { readonly ok: false; readonly reason: ResumeMiss };
+export type ResumeLookup =
+  | { readonly ok: true; readonly stream: ResumableStream; readonly afterSeq: number }
+  | { readonly ok: false; readonly reason: ResumeMiss };
 
 interface StoredEvent {
   readonly seq: number;
@@ -304,7 +306,10 @@ export class ResumableStream {
     this.bytes += text.length;
     let n = 0;
     let bytes = this.bytes;
-    while (this.events.length - n > 1 && (this.events.length - n > this.store.maxEventsPerStream || bytes > this.store.maxBytesPerStream)) {
+    while (
+      this.events.length - n > 1 &&
+      (this.events.length - n > this.store.maxEventsPerStream || bytes > this.store.maxBytesPerStream)
+    ) {
       bytes -= this.events[n]!.frame.length;
       n += 1;
     }
@@ -356,8 +361,14 @@ export class EventStore {
     this.maxConnectionMs = options.maxConnectionMs;
     // A share always fits one stream's bound.
     const atLeastOneStream = (bytes: number) => Math.max(this.maxBytesPerStream, bytes);
-    this.keyBounds = { streams: Math.max(1, options.maxStreamsPerKey ?? DEFAULT_MAX_STREAMS_PER_KEY), bytes: atLeastOneStream(options.maxBytesPerKey ?? DEFAULT_MAX_BYTES_PER_KEY) };
-    this.sessionBounds = { streams: Math.max(1, options.maxStreamsPerSession ?? DEFAULT_MAX_STREAMS_PER_SESSION), bytes: atLeastOneStream(options.maxBytesPerSession ?? DEFAULT_MAX_BYTES_PER_SESSION) };
+    this.keyBounds = {
+      streams: Math.max(1, options.maxStreamsPerKey ?? DEFAULT_MAX_STREAMS_PER_KEY),
+      bytes: atLeastOneStream(options.maxBytesPerKey ?? DEFAULT_MAX_BYTES_PER_KEY),
+    };
+    this.sessionBounds = {
+      streams: Math.max(1, options.maxStreamsPerSession ?? DEFAULT_MAX_STREAMS_PER_SESSION),
+      bytes: atLeastOneStream(options.maxBytesPerSession ?? DEFAULT_MAX_BYTES_PER_SESSION),
+    };
     this.node = options.nodeTag ?? randomBytes(4).toString('hex');
   }
 
@@ -383,18 +394,33 @@ export class EventStore {
    */
   create(holder: string, keyId: string, requestId?: RpcId): ResumableStream {
     const session = this.bySession.get(holder);
-    while (session !== undefined && session.streams.size >= this.sessionBounds.streams && this.evictFrom(session, undefined)) {
+    while (
+      session !== undefined &&
+      session.streams.size >= this.sessionBounds.streams &&
+      this.evictFrom(session, undefined)
+    ) {
       // dropped the session's oldest stream
     }
     const key = this.byKey.get(keyId);
     while (key !== undefined && key.streams.size >= this.keyBounds.streams && this.evictFrom(key, undefined)) {
       // dropped the key's oldest stream
     }
-    while (this.streams.size >= this.maxStreams && this.evictFrom(this.largestShare((share) => share.streams.size), undefined)) {
+    while (
+      this.streams.size >= this.maxStreams &&
+      this.evictFrom(
+        this.largestShare((share) => share.streams.size),
+        undefined,
+      )
+    ) {
       // dropped the oldest stream of the key holding the most
     }
     this.counter += 1;
-    const stream = new ResumableStream(`${this.node}.${this.counter.toString(36)}${requestPart(requestId)}`, holder, keyId, this);
+    const stream = new ResumableStream(
+      `${this.node}.${this.counter.toString(36)}${requestPart(requestId)}`,
+      holder,
+      keyId,
+      this,
+    );
     this.streams.set(stream.id, stream);
     share(this.bySession, holder).streams.add(stream);
     share(this.byKey, keyId).streams.add(stream);
@@ -464,7 +490,14 @@ export class EventStore {
     while (key.bytes > this.keyBounds.bytes && this.evictFrom(key, by)) {
       // released the bytes of one of the key's streams
     }
-    while (this.bytes > this.maxBytes && (this.evictFrom(this.largestShare((s) => s.bytes), by) || this.evictOldest(by))) {
+    while (
+      this.bytes > this.maxBytes &&
+      (this.evictFrom(
+        this.largestShare((s) => s.bytes),
+        by,
+      ) ||
+        this.evictOldest(by))
+    ) {
       // released the bytes of one stream of the key holding the most
     }
   }
@@ -491,7 +524,8 @@ export class EventStore {
   /** The key share with the most of `measure`. */
   private largestShare(measure: (share: Share) => number): Share | undefined {
     let largest: Share | undefined;
-    for (const candidate of this.byKey.values()) if (largest === undefined || measure(candidate) > measure(largest)) largest = candidate;
+    for (const candidate of this.byKey.values())
+      if (largest === undefined || measure(candidate) > measure(largest)) largest = candidate;
     return largest;
   }
 

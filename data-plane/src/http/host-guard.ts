@@ -10,7 +10,11 @@ export interface AllowedHost {
 }
 
 /** What a node listening on a loopback address accepts when no list is given: the loopback names, any port. */
-export const LOOPBACK_HOSTS: readonly AllowedHost[] = Object.freeze([{ hostname: 'localhost' }, { hostname: '127.0.0.1' }, { hostname: '[::1]' }]);
+export const LOOPBACK_HOSTS: readonly AllowedHost[] = Object.freeze([
+  { hostname: 'localhost' },
+  { hostname: '127.0.0.1' },
+  { hostname: '[::1]' },
+]);
 
 const HOST_PORT = /^(\[[0-9a-f:.]+\]|[^\s:[\]/]+)(?::(\d{1,5}))?$/i;
 
@@ -47,13 +51,18 @@ export function isLoopbackAddress(address: string): boolean {
  * The hosts a node accepts: the given list; else, listening on a loopback address, the loopback
  * names; else undefined (no check: a node on a routable address is reached by names it cannot know).
  */
-export function effectiveAllowedHosts(listenHost: string, allowedHosts: readonly AllowedHost[] | undefined): readonly AllowedHost[] | undefined {
+export function effectiveAllowedHosts(
+  listenHost: string,
+  allowedHosts: readonly AllowedHost[] | undefined,
+): readonly AllowedHost[] | undefined {
   if (allowedHosts !== undefined && allowedHosts.length > 0) return allowedHosts;
   return isLoopbackAddress(listenHost) ? LOOPBACK_HOSTS : undefined;
 }
 
 function allowed(list: readonly AllowedHost[], host: AllowedHost): boolean {
-  return list.some((entry) => entry.hostname === host.hostname && (entry.port === undefined || entry.port === host.port));
+  return list.some(
+    (entry) => entry.hostname === host.hostname && (entry.port === undefined || entry.port === host.port),
+  );
 }
 
 /** `Origin` as host and port (the scheme's default port when none is written); undefined when opaque or malformed. */
@@ -61,7 +70,8 @@ function originHost(origin: string): AllowedHost | undefined {
   if (!URL.canParse(origin)) return undefined;
   const url = new URL(origin);
   if (url.host === '') return undefined;
-  const port = url.port !== '' ? url.port : url.protocol === 'https:' ? '443' : url.protocol === 'http:' ? '80' : undefined;
+  const port =
+    url.port !== '' ? url.port : url.protocol === 'https:' ? '443' : url.protocol === 'http:' ? '80' : undefined;
   return port === undefined ? { hostname: url.hostname.toLowerCase() } : { hostname: url.hostname.toLowerCase(), port };
 }
 
@@ -99,7 +109,11 @@ function hostAllowed(list: readonly AllowedHost[], hostHeader: string | undefine
  * DNS-rebinding protection for the MCP endpoints: the `Host` header must name an allowed host, and
  * an `Origin` header, when present, too. Answers 403 itself and returns false when refused.
  */
-export function checkHost(list: readonly AllowedHost[] | undefined, req: IncomingMessage, res: ServerResponse): boolean {
+export function checkHost(
+  list: readonly AllowedHost[] | undefined,
+  req: IncomingMessage,
+  res: ServerResponse,
+): boolean {
   if (list === undefined) return true;
   const hostHeader = req.headers.host;
   if (!hostAllowed(list, hostHeader)) {

@@ -71,7 +71,10 @@ export class RequestAbort implements Cancellation {
     if (this.watching) return;
     this.watching = true;
     if (this.req.socket.destroyed) return this.abort(defaultAbortReason());
-    this.onClose = () => (this.res.writableFinished || this.outlives?.outlivesConnection === true ? undefined : this.abort(defaultAbortReason()));
+    this.onClose = () =>
+      this.res.writableFinished || this.outlives?.outlivesConnection === true
+        ? undefined
+        : this.abort(defaultAbortReason());
     this.res.once('close', this.onClose);
   }
 
@@ -180,7 +183,12 @@ export class CallAdmission {
   }
 
   /** Runs `dispatch` when the request is admitted (releasing it when answered); else answers the refusal at once. */
-  async run(keyId: string, sessionId: string | undefined, id: RpcId, dispatch: () => Promise<RpcReply>): Promise<RpcReply> {
+  async run(
+    keyId: string,
+    sessionId: string | undefined,
+    id: RpcId,
+    dispatch: () => Promise<RpcReply>,
+  ): Promise<RpcReply> {
     const refused = this.admit(keyId, sessionId);
     if (refused !== undefined) return { status: 200, body: tooManyInFlight(id, refused) };
     try {
@@ -204,7 +212,12 @@ export class CallAdmission {
 /** The JSON-RPC error a refused request is answered with: which bound, and what to do. */
 export function tooManyInFlight(id: RpcId, refusal: AdmissionRefusal): string {
   const who = refusal.scope === 'key' ? 'this virtual key' : 'this session';
-  return errorBody(id, RpcErrorCode.TooManyInFlight, `Too many requests in flight: ${who} already has ${refusal.limit} running on this gateway node (the limit); retry once some have been answered`, refusal);
+  return errorBody(
+    id,
+    RpcErrorCode.TooManyInFlight,
+    `Too many requests in flight: ${who} already has ${refusal.limit} running on this gateway node (the limit); retry once some have been answered`,
+    refusal,
+  );
 }
 
 function decrement(counts: Map<string, number>, name: string): void {

@@ -51,7 +51,9 @@ const NOT_HERE =
  * server-to-client requests and list_changed. The stream lives on one node, which the token names
  * by its tag: a POST that lands on another node is relayed there through the control plane.
  */
-export function createLegacySseEndpoints(options: LegacySseOptions): (req: IncomingMessage, res: ServerResponse, path: string, query: string) => Promise<void> {
+export function createLegacySseEndpoints(
+  options: LegacySseOptions,
+): (req: IncomingMessage, res: ServerResponse, path: string, query: string) => Promise<void> {
   const { getConfig, services, maxBodyBytes, logger, anonymousKeyId } = options;
   const sessions = new Map<string, SseSession>();
 
@@ -62,7 +64,15 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
     }
     const streamId = randomBytes(12).toString('base64url');
     const token = signSessionToken(
-      { keyId: auth.principal.keyId, protocolVersion: LATEST_LEGACY_PROTOCOL_VERSION, clientInfo: undefined, clientCapabilities: undefined, issuedAt: Math.floor(Date.now() / 1000), streamId, nodeTag: services.relay.nodeTag },
+      {
+        keyId: auth.principal.keyId,
+        protocolVersion: LATEST_LEGACY_PROTOCOL_VERSION,
+        clientInfo: undefined,
+        clientCapabilities: undefined,
+        issuedAt: Math.floor(Date.now() / 1000),
+        streamId,
+        nodeTag: services.relay.nodeTag,
+      },
       auth.config.sessionKeys,
     );
     // Every call in flight on this session watches the stream's close (RequestAbort, released when the
@@ -109,7 +119,9 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
     if (parsed === undefined) return;
     const messages = jsonRpcMessages(parsed.body);
     if (messages === undefined) {
-      sendRpcError(res, 400, RpcErrorCode.InvalidRequest, 'Invalid Request: not a JSON-RPC 2.0 message', { id: echoableId(parsed.body) });
+      sendRpcError(res, 400, RpcErrorCode.InvalidRequest, 'Invalid Request: not a JSON-RPC 2.0 message', {
+        id: echoableId(parsed.body),
+      });
       return;
     }
     if (messages.length > MAX_BATCH_SIZE) {
@@ -129,16 +141,40 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
    * control plane, which handles it as if posted there (the responses go on its stream); answered
    * 202 once that node accepted it, or 404 saying why when it refused it or could not be reached.
    */
-  async function relayPost(res: ServerResponse, holder: string, token: string, keyId: string, body: unknown): Promise<void> {
+  async function relayPost(
+    res: ServerResponse,
+    holder: string,
+    token: string,
+    keyId: string,
+    body: unknown,
+  ): Promise<void> {
     const json = JSON.stringify(body);
     if (json.length > MAX_RELAY_JSON_CHARS) {
-      sendRpcError(res, 413, RpcErrorCode.InvalidRequest, `Payload Too Large: the node holding this session's stream is another one, and messages relayed to it may be at most ${MAX_RELAY_JSON_CHARS} characters`);
+      sendRpcError(
+        res,
+        413,
+        RpcErrorCode.InvalidRequest,
+        `Payload Too Large: the node holding this session's stream is another one, and messages relayed to it may be at most ${MAX_RELAY_JSON_CHARS} characters`,
+      );
       return;
     }
-    const outcome = await services.relay.calls.call({ toNodeTag: holder, keyId, sessionId: token }, { $case: 'sseMessagesJson', value: json }, undefined);
+    const outcome = await services.relay.calls.call(
+      { toNodeTag: holder, keyId, sessionId: token },
+      { $case: 'sseMessagesJson', value: json },
+      undefined,
+    );
     if (outcome.kind === 'failed') {
-      logger.debug({ holder, reason: outcome.reason }, 'POST /messages for a stream on another node could not be relayed');
-      sendRpcError(res, 404, RpcErrorCode.SessionNotFound, `Session not found: the node holding the SSE stream of that session could not be reached (${outcome.message}); open a new GET /sse`, { data: { reason: outcome.reason } });
+      logger.debug(
+        { holder, reason: outcome.reason },
+        'POST /messages for a stream on another node could not be relayed',
+      );
+      sendRpcError(
+        res,
+        404,
+        RpcErrorCode.SessionNotFound,
+        `Session not found: the node holding the SSE stream of that session could not be reached (${outcome.message}); open a new GET /sse`,
+        { data: { reason: outcome.reason } },
+      );
       return;
     }
     if (outcome.status === 202) sendEmpty(res, 202);
@@ -149,10 +185,28 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
   services.relay.calls.handle('sseMessagesJson', async (call) => {
     const config = getConfig();
     const principal = config?.principalByKeyId(call.keyId);
-    const admitted = config === undefined ? undefined : services.sessionGuard.admit(call.sessionId, call.keyId, config.sessionKeys, 'sse');
+    const admitted =
+      config === undefined
+        ? undefined
+        : services.sessionGuard.admit(call.sessionId, call.keyId, config.sessionKeys, 'sse');
     const session = admitted?.ok === true ? sessions.get(admitted.claims.streamId!) : undefined;
-    if (config === undefined || principal === undefined || session === undefined || session.token !== call.sessionId || session.keyId !== call.keyId) {
-      return { answer: { status: 404, bodyJson: errorBody(null, RpcErrorCode.SessionNotFound, 'Session not found: the node named by the session does not hold its SSE stream any more; open a new GET /sse') } };
+    if (
+      config === undefined ||
+      principal === undefined ||
+      session === undefined ||
+      session.token !== call.sessionId ||
+      session.keyId !== call.keyId
+    ) {
+      return {
+        answer: {
+          status: 404,
+          bodyJson: errorBody(
+            null,
+            RpcErrorCode.SessionNotFound,
+            'Session not found: the node named by the session does not hold its SSE stream any more; open a new GET /sse',
+          ),
+        },
+      };
     }
     let body: unknown;
     try {
@@ -161,8 +215,19 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
       body = undefined;
     }
     const messages = jsonRpcMessages(body);
-    if (messages === undefined) return { answer: { status: 400, bodyJson: errorBody(echoableId(body), RpcErrorCode.InvalidRequest, 'Invalid Request: not a JSON-RPC 2.0 message') } };
-    if (messages.length > MAX_BATCH_SIZE) return { answer: { status: 400, bodyJson: errorBody(null, RpcErrorCode.InvalidRequest, BATCH_TOO_LARGE) } };
+    if (messages === undefined)
+      return {
+        answer: {
+          status: 400,
+          bodyJson: errorBody(
+            echoableId(body),
+            RpcErrorCode.InvalidRequest,
+            'Invalid Request: not a JSON-RPC 2.0 message',
+          ),
+        },
+      };
+    if (messages.length > MAX_BATCH_SIZE)
+      return { answer: { status: 400, bodyJson: errorBody(null, RpcErrorCode.InvalidRequest, BATCH_TOO_LARGE) } };
     const auth: Authenticated = { config, principal, secret: undefined, receivedAt: performance.now() };
     for (const message of messages) handle(message, session, auth);
     return { answer: { status: 202, bodyJson: '' } };
@@ -174,16 +239,26 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
     if (typeof method !== 'string') {
       // Only a request this node sent to this very session (and key) is settled by its reply.
       if (!services.serverRequests.settle(message, { sessionId: session.token, keyId: session.keyId })) {
-        logger.debug({ id: message['id'] }, 'reply on /messages settles no server request sent to this session; dropped');
+        logger.debug(
+          { id: message['id'] },
+          'reply on /messages settles no server request sent to this session; dropped',
+        );
       }
       return;
     }
     if (id === undefined) {
-      if (method === 'notifications/cancelled' && isPlainObject(message['params'])) session.inFlight.cancel(session.token, message['params']['requestId'], message['params']['reason'] ?? 'cancelled by the agent');
+      if (method === 'notifications/cancelled' && isPlainObject(message['params']))
+        session.inFlight.cancel(
+          session.token,
+          message['params']['requestId'],
+          message['params']['reason'] ?? 'cancelled by the agent',
+        );
       return;
     }
     if (typeof id !== 'string' && typeof id !== 'number') {
-      session.stream.write(errorBody(null, RpcErrorCode.InvalidRequest, 'Invalid Request: id must be a string or a number'));
+      session.stream.write(
+        errorBody(null, RpcErrorCode.InvalidRequest, 'Invalid Request: id must be a string or a number'),
+      );
       return;
     }
     const request = message as unknown as RpcRequest;
@@ -194,8 +269,20 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
       return;
     }
     const abort = new RequestAbort(session.req, session.stream.res);
-    const channel = new StreamChannel(session.stream, services.serverRequests.forSession({ sessionId: session.token, keyId: session.keyId }));
-    const context: DispatchContext = { principal: auth.principal, era: 'legacy', cancellation: abort, sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, sessionId: session.token, agentCapabilities: session.capabilities, channel };
+    const channel = new StreamChannel(
+      session.stream,
+      services.serverRequests.forSession({ sessionId: session.token, keyId: session.keyId }),
+    );
+    const context: DispatchContext = {
+      principal: auth.principal,
+      era: 'legacy',
+      cancellation: abort,
+      sessionKeys: auth.config.sessionKeys,
+      receivedAt: auth.receivedAt,
+      sessionId: session.token,
+      agentCapabilities: session.capabilities,
+      channel,
+    };
     const key = session.inFlight.register(session.token, id, abort);
     services.admission
       .run(session.keyId, session.token, id, () => services.dispatcher.dispatch(request, context))
@@ -224,7 +311,9 @@ export function createLegacySseEndpoints(options: LegacySseOptions): (req: Incom
 /** The POSTed message or batch as JSON-RPC 2.0 messages, or undefined when it is not that. */
 function jsonRpcMessages(body: unknown): Record<string, unknown>[] | undefined {
   const messages = Array.isArray(body) ? body : [body];
-  return messages.every((m) => isPlainObject(m) && m['jsonrpc'] === '2.0') ? (messages as Record<string, unknown>[]) : undefined;
+  return messages.every((m) => isPlainObject(m) && m['jsonrpc'] === '2.0')
+    ? (messages as Record<string, unknown>[])
+    : undefined;
 }
 
 /** A request's back channel on the legacy transport: the session's one stream. */

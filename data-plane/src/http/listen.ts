@@ -21,22 +21,42 @@ let listenCounter = 0;
  * with the subscription id (the listen request's JSON-RPC id), as the SDK's listen router does. It
  * ends when the agent closes it, or gracefully (the empty result) when the node shuts down.
  */
-export async function serveListen(res: ServerResponse, request: RpcRequest, auth: Authenticated, services: McpServices, logger: Logger): Promise<void> {
+export async function serveListen(
+  res: ServerResponse,
+  request: RpcRequest,
+  auth: Authenticated,
+  services: McpServices,
+  logger: Logger,
+): Promise<void> {
   const requested = request.params?.['notifications'];
   if (!isPlainObject(requested)) {
-    sendJson(res, 200, errorBody(request.id, RpcErrorCode.InvalidParams, "Invalid params: 'notifications' is required and must be a valid SubscriptionFilter"));
+    sendJson(
+      res,
+      200,
+      errorBody(
+        request.id,
+        RpcErrorCode.InvalidParams,
+        "Invalid params: 'notifications' is required and must be a valid SubscriptionFilter",
+      ),
+    );
     return;
   }
   const capabilities = services.dispatcher.capabilities('modern');
-  const can = (kind: string, bit: string) => isPlainObject(capabilities[kind]) && (capabilities[kind] as Record<string, unknown>)[bit] === true;
+  const can = (kind: string, bit: string) =>
+    isPlainObject(capabilities[kind]) && (capabilities[kind] as Record<string, unknown>)[bit] === true;
   const honored: Record<string, unknown> = {};
   if (requested['toolsListChanged'] === true && can('tools', 'listChanged')) honored['toolsListChanged'] = true;
   if (requested['promptsListChanged'] === true && can('prompts', 'listChanged')) honored['promptsListChanged'] = true;
-  if (requested['resourcesListChanged'] === true && can('resources', 'listChanged')) honored['resourcesListChanged'] = true;
+  if (requested['resourcesListChanged'] === true && can('resources', 'listChanged'))
+    honored['resourcesListChanged'] = true;
 
   listenCounter += 1;
   const holder = `listen:${listenCounter}`;
-  const uris = Array.isArray(requested['resourceSubscriptions']) ? requested['resourceSubscriptions'].filter((u): u is string => typeof u === 'string').slice(0, MAX_RESOURCE_SUBSCRIPTIONS) : [];
+  const uris = Array.isArray(requested['resourceSubscriptions'])
+    ? requested['resourceSubscriptions']
+        .filter((u): u is string => typeof u === 'string')
+        .slice(0, MAX_RESOURCE_SUBSCRIPTIONS)
+    : [];
   if (uris.length > 0 && can('resources', 'subscribe')) {
     const subscribed: string[] = [];
     for (const uri of uris) {
@@ -54,10 +74,25 @@ export async function serveListen(res: ServerResponse, request: RpcRequest, auth
 
   const subscriptionId = request.id;
   res.writeHead(200, SSE_HEADERS);
-  res.write(sseEvent(notificationJson('notifications/subscriptions/acknowledged', { notifications: honored, _meta: { [SUBSCRIPTION_ID_META_KEY]: subscriptionId } })));
+  res.write(
+    sseEvent(
+      notificationJson('notifications/subscriptions/acknowledged', {
+        notifications: honored,
+        _meta: { [SUBSCRIPTION_ID_META_KEY]: subscriptionId },
+      }),
+    ),
+  );
   if (Object.keys(honored).length === 0) {
     services.subscriptions.forget(holder);
-    res.end(sseEvent(JSON.stringify({ jsonrpc: '2.0', id: subscriptionId, result: { resultType: 'complete', _meta: { [SUBSCRIPTION_ID_META_KEY]: subscriptionId } } })));
+    res.end(
+      sseEvent(
+        JSON.stringify({
+          jsonrpc: '2.0',
+          id: subscriptionId,
+          result: { resultType: 'complete', _meta: { [SUBSCRIPTION_ID_META_KEY]: subscriptionId } },
+        }),
+      ),
+    );
     return;
   }
   if (res.destroyed) {
@@ -70,7 +105,11 @@ export async function serveListen(res: ServerResponse, request: RpcRequest, auth
     allowList: auth.principal.allowList,
     holder,
     subscriptionId,
-    filter: { tools: honored['toolsListChanged'] === true, prompts: honored['promptsListChanged'] === true, resources: honored['resourcesListChanged'] === true },
+    filter: {
+      tools: honored['toolsListChanged'] === true,
+      prompts: honored['promptsListChanged'] === true,
+      resources: honored['resourcesListChanged'] === true,
+    },
     headWritten: true,
     onClose: () => services.subscriptions.forget(holder),
   });

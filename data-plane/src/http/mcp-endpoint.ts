@@ -5,9 +5,15 @@ import type { AppliedConfig } from '../config/applied-config.ts';
 import type { LogLevels, ResourceSubscriptions } from '../mcp/agent-state.ts';
 import type { DispatchContext, McpDispatcher, RpcRequest } from '../mcp/dispatcher.ts';
 import { echoableId, errorBody, isPlainObject, type RpcId } from '../mcp/json-rpc.ts';
-import { LEGACY_PROTOCOL_VERSIONS, MAX_BATCH_SIZE, MODERN_PROTOCOL_VERSIONS, RpcErrorCode, isModernProtocolVersion } from '../mcp/protocol.ts';
+import {
+  LEGACY_PROTOCOL_VERSIONS,
+  MAX_BATCH_SIZE,
+  MODERN_PROTOCOL_VERSIONS,
+  RpcErrorCode,
+  isModernProtocolVersion,
+} from '../mcp/protocol.ts';
 import { classifyInbound } from '../mcp/inbound-classification.ts';
-import { ServerRequests } from '../mcp/server-requests.ts';
+import type { ServerRequests } from '../mcp/server-requests.ts';
 import type { EndedSessions } from '../mcp/ended-sessions.ts';
 import type { NodeRelay } from '../relay/node-relay.ts';
 import type { SessionClaims } from '../mcp/session-token.ts';
@@ -15,7 +21,7 @@ import type { SessionGuard } from '../mcp/session-guard.ts';
 import { checkStandardHeaders, stripOws } from '../mcp/standard-headers.ts';
 import type { AgentStreams } from './agent-streams.ts';
 import { authenticateRequest, type Authenticated } from './authenticate.ts';
-import { InFlightRequests, RequestAbort, type CallAdmission } from './in-flight.ts';
+import { type InFlightRequests, RequestAbort, type CallAdmission } from './in-flight.ts';
 import { serveListen } from './listen.ts';
 import { readJsonBody } from './request-body.ts';
 import { answerFailure, sendEmpty, sendJson, sendRpcError } from './respond.ts';
@@ -54,7 +60,6 @@ export interface McpEndpointOptions {
   readonly anonymousKeyId?: string;
 }
 
-
 /**
  * Priming events (an id and empty data, SEP-1699) go to agents of 2025-11-25 and later only, as the
  * SDK's servers do: older clients try to parse the empty data as a message.
@@ -84,7 +89,9 @@ function header(req: IncomingMessage, name: string): string | undefined {
  * which either answers the request or hands on what the next one needs. The handler never rejects:
  * a request that throws is answered 500 (or its connection cut) and logged.
  */
-export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+export function createMcpEndpoint(
+  options: McpEndpointOptions,
+): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const { getConfig, services, maxBodyBytes, logger, anonymousKeyId } = options;
   const { dispatcher, streams } = services;
 
@@ -93,13 +100,23 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
    * not ended and not past its maximum age (404, which tells the agent to initialize a new session).
    * `id`: the parsed request's id, echoed in the refusal (null on GET/DELETE, which have no body).
    */
-  function session(req: IncomingMessage, res: ServerResponse, auth: Authenticated, id: RpcId = null): { claims: SessionClaims; token: string } | undefined {
+  function session(
+    req: IncomingMessage,
+    res: ServerResponse,
+    auth: Authenticated,
+    id: RpcId = null,
+  ): { claims: SessionClaims; token: string } | undefined {
     const token = header(req, 'mcp-session-id');
     if (token === undefined || token === '') {
       sendRpcError(res, 400, RpcErrorCode.TransportError, 'Bad Request: Mcp-Session-Id header is required', { id });
       return undefined;
     }
-    const admitted = services.sessionGuard.admit(token, auth.principal.keyId, auth.config.sessionKeys, 'streamable-http');
+    const admitted = services.sessionGuard.admit(
+      token,
+      auth.principal.keyId,
+      auth.config.sessionKeys,
+      'streamable-http',
+    );
     if (!admitted.ok) {
       logger.debug({ keyId: auth.principal.keyId, reason: admitted.reason }, 'session refused');
       sendRpcError(res, 404, RpcErrorCode.SessionNotFound, 'Session not found', { id });
@@ -107,7 +124,13 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
     }
     const version = header(req, 'mcp-protocol-version');
     if (version !== undefined && !LEGACY_PROTOCOL_VERSIONS.includes(version)) {
-      sendRpcError(res, 400, RpcErrorCode.TransportError, `Bad Request: Unsupported protocol version: ${version} (${UNSUPPORTED_LEGACY_VERSION_HINT})`, { id });
+      sendRpcError(
+        res,
+        400,
+        RpcErrorCode.TransportError,
+        `Bad Request: Unsupported protocol version: ${version} (${UNSUPPORTED_LEGACY_VERSION_HINT})`,
+        { id },
+      );
       return undefined;
     }
     return { claims: admitted.claims, token };
@@ -116,14 +139,24 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
   async function post(req: IncomingMessage, res: ServerResponse, auth: Authenticated): Promise<void> {
     const accept = req.headers.accept ?? '';
     if (!accept.includes('application/json') || !accept.includes('text/event-stream')) {
-      sendRpcError(res, 406, RpcErrorCode.TransportError, 'Not Acceptable: Client must accept both application/json and text/event-stream');
+      sendRpcError(
+        res,
+        406,
+        RpcErrorCode.TransportError,
+        'Not Acceptable: Client must accept both application/json and text/event-stream',
+      );
       return;
     }
     const parsed = await readJsonBody(req, res, maxBodyBytes);
     if (parsed === undefined) return;
     const body = parsed.body;
     if (Array.isArray(body) && body.length > MAX_BATCH_SIZE) {
-      sendRpcError(res, 400, RpcErrorCode.InvalidRequest, `Invalid Request: Batch must not exceed ${MAX_BATCH_SIZE} messages`);
+      sendRpcError(
+        res,
+        400,
+        RpcErrorCode.InvalidRequest,
+        `Invalid Request: Batch must not exceed ${MAX_BATCH_SIZE} messages`,
+      );
       return;
     }
     const route = classifyInbound({
@@ -141,13 +174,21 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
     else await postLegacy(req, res, auth, route, body);
   }
 
-  async function postModern(req: IncomingMessage, res: ServerResponse, auth: Authenticated, route: InboundModernRoute): Promise<void> {
+  async function postModern(
+    req: IncomingMessage,
+    res: ServerResponse,
+    auth: Authenticated,
+    route: InboundModernRoute,
+  ): Promise<void> {
     const message = route.message;
     const id = 'id' in message ? message.id : null;
     const revision = route.classification.revision;
     if (revision === undefined || !MODERN_PROTOCOL_VERSIONS.includes(revision)) {
       const requested = revision ?? 'unknown';
-      sendRpcError(res, 400, RpcErrorCode.UnsupportedProtocolVersion, `Unsupported protocol version: ${requested}`, { data: { supported: MODERN_PROTOCOL_VERSIONS, requested }, id });
+      sendRpcError(res, 400, RpcErrorCode.UnsupportedProtocolVersion, `Unsupported protocol version: ${requested}`, {
+        data: { supported: MODERN_PROTOCOL_VERSIONS, requested },
+        id,
+      });
       return;
     }
     if (route.messageKind !== 'request') {
@@ -155,12 +196,20 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
       return;
     }
     const rejection = checkStandardHeaders(
-      { protocolVersion: stripOws(header(req, 'mcp-protocol-version')), method: stripOws(header(req, 'mcp-method')), name: stripOws(header(req, 'mcp-name')) },
+      {
+        protocolVersion: stripOws(header(req, 'mcp-protocol-version')),
+        method: stripOws(header(req, 'mcp-method')),
+        name: stripOws(header(req, 'mcp-name')),
+      },
       message.method,
       message.params,
       revision,
     );
-    const paramRejection = rejection ?? dispatcher.paramHeaderMismatch(message as RpcRequest, auth.principal.allowList, (name) => stripOws(header(req, name.toLowerCase())));
+    const paramRejection =
+      rejection ??
+      dispatcher.paramHeaderMismatch(message as RpcRequest, auth.principal.allowList, (name) =>
+        stripOws(header(req, name.toLowerCase())),
+      );
     if (paramRejection !== undefined) {
       sendRpcError(res, 400, RpcErrorCode.HeaderMismatch, paramRejection.message, { data: paramRejection.data, id });
       return;
@@ -171,14 +220,36 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
     }
     const abort = new RequestAbort(req, res);
     const channel = new ResponseChannel(res, undefined, undefined);
-    const context: DispatchContext = { principal: auth.principal, era: 'modern', cancellation: abort, sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, channel };
-    channel.finish(await services.admission.run(auth.principal.keyId, undefined, id, () => dispatcher.dispatch(message as RpcRequest, context)));
+    const context: DispatchContext = {
+      principal: auth.principal,
+      era: 'modern',
+      cancellation: abort,
+      sessionKeys: auth.config.sessionKeys,
+      receivedAt: auth.receivedAt,
+      channel,
+    };
+    channel.finish(
+      await services.admission.run(auth.principal.keyId, undefined, id, () =>
+        dispatcher.dispatch(message as RpcRequest, context),
+      ),
+    );
   }
 
-  async function postLegacy(req: IncomingMessage, res: ServerResponse, auth: Authenticated, route: InboundLegacyRoute, body: unknown): Promise<void> {
+  async function postLegacy(
+    req: IncomingMessage,
+    res: ServerResponse,
+    auth: Authenticated,
+    route: InboundLegacyRoute,
+    body: unknown,
+  ): Promise<void> {
     if (route.reason === 'initialize') {
       const answer = dispatcher.initialize(body as RpcRequest, auth.principal, auth.config.sessionKeys);
-      sendJson(res, answer.status, answer.body, answer.sessionId === undefined ? undefined : { 'mcp-session-id': answer.sessionId });
+      sendJson(
+        res,
+        answer.status,
+        answer.body,
+        answer.sessionId === undefined ? undefined : { 'mcp-session-id': answer.sessionId },
+      );
       return;
     }
     const opened = session(req, res, auth, echoableId(body));
@@ -190,13 +261,39 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
         const abort = new RequestAbort(req, res);
         // As the SDK's 2025-era servers, which answer on an event stream, when the agent ranks it first.
         // If the answer becomes a stream, it is resumable, and a dropped connection does not cancel the call.
-        const resumable = { store: services.eventStore, holder: sessionId, keyId: auth.principal.keyId, requestId: request.id, priming: primes(opened.claims.protocolVersion), abort };
-        const channel = new ResponseChannel(res, undefined, services.serverRequests.forSession({ sessionId, keyId: auth.principal.keyId }), prefersEventStream(req.headers.accept ?? ''), resumable);
+        const resumable = {
+          store: services.eventStore,
+          holder: sessionId,
+          keyId: auth.principal.keyId,
+          requestId: request.id,
+          priming: primes(opened.claims.protocolVersion),
+          abort,
+        };
+        const channel = new ResponseChannel(
+          res,
+          undefined,
+          services.serverRequests.forSession({ sessionId, keyId: auth.principal.keyId }),
+          prefersEventStream(req.headers.accept ?? ''),
+          resumable,
+        );
         abort.keepRunningWhile(channel);
-        const context: DispatchContext = { principal: auth.principal, era: 'legacy', cancellation: abort, sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, sessionId, agentCapabilities: opened.claims.clientCapabilities, channel };
+        const context: DispatchContext = {
+          principal: auth.principal,
+          era: 'legacy',
+          cancellation: abort,
+          sessionKeys: auth.config.sessionKeys,
+          receivedAt: auth.receivedAt,
+          sessionId,
+          agentCapabilities: opened.claims.clientCapabilities,
+          channel,
+        };
         const key = services.inFlight.register(sessionId, request.id, abort);
         try {
-          channel.finish(await services.admission.run(auth.principal.keyId, sessionId, request.id, () => dispatcher.dispatch(request, context)));
+          channel.finish(
+            await services.admission.run(auth.principal.keyId, sessionId, request.id, () =>
+              dispatcher.dispatch(request, context),
+            ),
+          );
         } finally {
           services.inFlight.done(key, abort);
         }
@@ -205,7 +302,12 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
       case 'batch': {
         const messages = body as Array<{ id?: unknown; method?: unknown }>;
         if (messages.some((m) => m.method === 'initialize')) {
-          sendRpcError(res, 400, RpcErrorCode.InvalidRequest, 'Invalid Request: Only one initialization request is allowed');
+          sendRpcError(
+            res,
+            400,
+            RpcErrorCode.InvalidRequest,
+            'Invalid Request: Only one initialization request is allowed',
+          );
           return;
         }
         const requests: RpcRequest[] = [];
@@ -220,8 +322,19 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
         }
         // A batch is answered as one JSON array: related notifications have nowhere to go and are dropped.
         const abort = new RequestAbort(req, res);
-        const context: DispatchContext = { principal: auth.principal, era: 'legacy', cancellation: abort, sessionKeys: auth.config.sessionKeys, receivedAt: auth.receivedAt, sessionId };
-        const answers = await Promise.all(requests.map((m) => services.admission.run(auth.principal.keyId, sessionId, m.id, () => dispatcher.dispatch(m, context))));
+        const context: DispatchContext = {
+          principal: auth.principal,
+          era: 'legacy',
+          cancellation: abort,
+          sessionKeys: auth.config.sessionKeys,
+          receivedAt: auth.receivedAt,
+          sessionId,
+        };
+        const answers = await Promise.all(
+          requests.map((m) =>
+            services.admission.run(auth.principal.keyId, sessionId, m.id, () => dispatcher.dispatch(m, context)),
+          ),
+        );
         if (!res.writableEnded && !res.destroyed) sendJson(res, 200, `[${answers.map((a) => a.body).join(',')}]`);
         return;
       }
@@ -246,10 +359,17 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
     if (!isPlainObject(message) || message['method'] !== 'notifications/cancelled') return;
     const params = message['params'];
     if (!isPlainObject(params)) return;
-    const found = services.inFlight.cancel(sessionId, params['requestId'], params['reason'] ?? 'cancelled by the agent');
+    const found = services.inFlight.cancel(
+      sessionId,
+      params['requestId'],
+      params['reason'] ?? 'cancelled by the agent',
+    );
     if (found) return;
     const relayed = services.relay.cancel({ sessionId, keyId }, params['requestId'], params['reason']);
-    logger.debug({ requestId: params['requestId'], relayed }, 'notifications/cancelled for a request not in flight on this node: relayed to the other nodes');
+    logger.debug(
+      { requestId: params['requestId'], relayed },
+      'notifications/cancelled for a request not in flight on this node: relayed to the other nodes',
+    );
   }
 
   /**
@@ -261,7 +381,10 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
     if (services.serverRequests.settle(message, owner)) return;
     const outcome = services.relay.reply(message, owner);
     if (outcome !== 'relayed' && outcome !== 'not-a-server-request') {
-      logger.warn({ id: isPlainObject(message) ? message['id'] : undefined, outcome }, 'reply to a server-to-client request dropped: no request of this session waits for it');
+      logger.warn(
+        { id: isPlainObject(message) ? message['id'] : undefined, outcome },
+        'reply to a server-to-client request dropped: no request of this session waits for it',
+      );
     }
   }
 
@@ -283,7 +406,10 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
       allowList: auth.principal.allowList,
       holder: opened.token,
       headers: { 'mcp-session-id': opened.token },
-      resumable: { stream: services.eventStore.create(opened.token, auth.principal.keyId), priming: primes(opened.claims.protocolVersion) },
+      resumable: {
+        stream: services.eventStore.create(opened.token, auth.principal.keyId),
+        priming: primes(opened.claims.protocolVersion),
+      },
     });
   }
 
@@ -299,20 +425,37 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
   function resume(res: ServerResponse, lastEventId: string, holder: string): boolean {
     const found = services.eventStore.find(lastEventId, holder);
     if (!found.ok) {
-      const requestId = found.reason === 'other-node' || found.reason === 'unknown-or-expired' ? requestIdOfEventId(lastEventId) : undefined;
+      const requestId =
+        found.reason === 'other-node' || found.reason === 'unknown-or-expired'
+          ? requestIdOfEventId(lastEventId)
+          : undefined;
       if (requestId !== undefined) {
-        logger.debug({ lastEventId, reason: found.reason }, 'Last-Event-ID names an answer stream this node cannot resume: its request is failed');
+        logger.debug(
+          { lastEventId, reason: found.reason },
+          'Last-Event-ID names an answer stream this node cannot resume: its request is failed',
+        );
         res.writeHead(200, { ...SSE_HEADERS, 'mcp-session-id': holder });
-        res.end(sseEvent(errorBody(requestId, RpcErrorCode.StreamLost, streamLostMessage(found.reason), { reason: found.reason })));
+        res.end(
+          sseEvent(
+            errorBody(requestId, RpcErrorCode.StreamLost, streamLostMessage(found.reason), { reason: found.reason }),
+          ),
+        );
         return true;
       }
-      logger.debug({ lastEventId, reason: found.reason }, 'Last-Event-ID names no stream held on this node: a fresh stream opens, nothing replayed');
+      logger.debug(
+        { lastEventId, reason: found.reason },
+        'Last-Event-ID names no stream held on this node: a fresh stream opens, nothing replayed',
+      );
       return false;
     }
     res.writeHead(200, { ...SSE_HEADERS, 'mcp-session-id': holder });
     res.flushHeaders();
     const { replayed, gap } = found.stream.attach(res, found.afterSeq);
-    if (gap) logger.debug({ lastEventId }, 'stream resumed: some events after Last-Event-ID had already been dropped by the event store bounds');
+    if (gap)
+      logger.debug(
+        { lastEventId },
+        'stream resumed: some events after Last-Event-ID had already been dropped by the event store bounds',
+      );
     logger.debug({ lastEventId, replayed }, 'stream resumed');
     return true;
   }
@@ -343,7 +486,9 @@ export function createMcpEndpoint(options: McpEndpointOptions): (req: IncomingMe
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method !== 'POST' && req.method !== 'GET' && req.method !== 'DELETE') {
-      sendRpcError(res, 405, RpcErrorCode.TransportError, 'Method not allowed.', { headers: { allow: 'GET, POST, DELETE' } });
+      sendRpcError(res, 405, RpcErrorCode.TransportError, 'Method not allowed.', {
+        headers: { allow: 'GET, POST, DELETE' },
+      });
       return;
     }
     const auth = authenticateRequest(getConfig, req, res, anonymousKeyId);

@@ -3,7 +3,9 @@ import { isJsonContentType } from '@modelcontextprotocol/server';
 import { RpcErrorCode } from '../mcp/protocol.ts';
 import { sendRpcError } from './respond.ts';
 
-export type BodyRead = { readonly ok: true; readonly text: string } | { readonly ok: false; readonly reason: 'too-large' | 'aborted' };
+export type BodyRead =
+  | { readonly ok: true; readonly text: string }
+  | { readonly ok: false; readonly reason: 'too-large' | 'aborted' };
 
 /**
  * Reads a request body up to `maxBytes`, refusing early on a declared Content-Length over the
@@ -26,7 +28,12 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<BodyRe
       chunks.push(chunk);
     };
     req.on('data', onData);
-    req.once('end', () => resolve({ ok: true, text: chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, size).toString('utf8') }));
+    req.once('end', () =>
+      resolve({
+        ok: true,
+        text: chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, size).toString('utf8'),
+      }),
+    );
     req.once('error', () => resolve({ ok: false, reason: 'aborted' }));
   });
 }
@@ -35,14 +42,30 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<BodyRe
  * The JSON body of a POST: checks the content type (415), reads within `maxBytes` (413), parses (400
  * parse error). Answers those refusals itself and resolves undefined; otherwise with the parsed body.
  */
-export async function readJsonBody(req: IncomingMessage, res: ServerResponse, maxBytes: number): Promise<{ readonly body: unknown } | undefined> {
+export async function readJsonBody(
+  req: IncomingMessage,
+  res: ServerResponse,
+  maxBytes: number,
+): Promise<{ readonly body: unknown } | undefined> {
   if (!isJsonContentType(req.headers['content-type'] ?? null)) {
-    sendRpcError(res, 415, RpcErrorCode.TransportError, 'Unsupported Media Type: Content-Type must be application/json');
+    sendRpcError(
+      res,
+      415,
+      RpcErrorCode.TransportError,
+      'Unsupported Media Type: Content-Type must be application/json',
+    );
     return undefined;
   }
   const read = await readBody(req, maxBytes);
   if (!read.ok) {
-    if (read.reason === 'too-large') sendRpcError(res, 413, RpcErrorCode.TransportError, `Payload Too Large: Request body must not exceed ${maxBytes} bytes`, { headers: { connection: 'close' } });
+    if (read.reason === 'too-large')
+      sendRpcError(
+        res,
+        413,
+        RpcErrorCode.TransportError,
+        `Payload Too Large: Request body must not exceed ${maxBytes} bytes`,
+        { headers: { connection: 'close' } },
+      );
     else res.destroy();
     return undefined;
   }

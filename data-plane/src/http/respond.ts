@@ -12,7 +12,13 @@ export function sendJson(res: ServerResponse, status: number, body: string, head
 }
 
 /** A JSON-RPC error response at the HTTP level (ladder and transport refusals). */
-export function sendRpcError(res: ServerResponse, status: number, code: number, message: string, options?: { data?: unknown; id?: RpcId; headers?: OutgoingHttpHeaders }): void {
+export function sendRpcError(
+  res: ServerResponse,
+  status: number,
+  code: number,
+  message: string,
+  options?: { data?: unknown; id?: RpcId; headers?: OutgoingHttpHeaders },
+): void {
   sendJson(res, status, errorBody(options?.id ?? null, code, message, options?.data), options?.headers);
 }
 

@@ -100,7 +100,12 @@ export interface DataPlaneServer {
 const HEALTHY = JSON.stringify({ status: 'ok' });
 const READY = JSON.stringify({ status: 'ready' });
 const NO_CONFIG: ReadinessState = { ready: false, reason: 'no configuration snapshot yet' };
-const NOT_FOUND = JSON.stringify({ error: { code: 'NOT_FOUND', message: 'Not found: the MCP endpoint is /mcp (legacy HTTP+SSE: GET /sse, POST /messages)' } });
+const NOT_FOUND = JSON.stringify({
+  error: {
+    code: 'NOT_FOUND',
+    message: 'Not found: the MCP endpoint is /mcp (legacy HTTP+SSE: GET /sse, POST /messages)',
+  },
+});
 
 /**
  * Creates (without listening) the HTTP server agents talk to: `POST/GET/DELETE /mcp`, `GET /healthz`,
@@ -125,7 +130,21 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     maxStreamsPerKey: options.eventStore?.maxOpenStreamsPerKey,
   });
   const serverRequests = new ServerRequests(options.nodeTag);
-  const dispatcher = new McpDispatcher({ router, views, subscriptions, logLevels, serverInfo: options.serverInfo, logger, listTtlMs: options.listTtlMs ?? LIST_CACHE_TTL_MS, metrics: options.metrics, nodeId: options.nodeId, nodeTag: serverRequests.nodeTag, inputExchanges: options.inputExchanges, getConfig, steps: options.steps });
+  const dispatcher = new McpDispatcher({
+    router,
+    views,
+    subscriptions,
+    logLevels,
+    serverInfo: options.serverInfo,
+    logger,
+    listTtlMs: options.listTtlMs ?? LIST_CACHE_TTL_MS,
+    metrics: options.metrics,
+    nodeId: options.nodeId,
+    nodeTag: serverRequests.nodeTag,
+    inputExchanges: options.inputExchanges,
+    getConfig,
+    steps: options.steps,
+  });
   const eventStore = new EventStore(options.eventStore);
   options.metrics?.eventStore(eventStore);
   const inFlight = new InFlightRequests();
@@ -146,16 +165,39 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     },
     ...(options.relayedCalls === undefined ? {} : { calls: options.relayedCalls }),
   });
-  dispatcher.relayRetriesWith(relayInputRetries({ relay, dispatcher, getConfig, logger, nodeId: dispatcher.exchanges.options.nodeId }));
+  dispatcher.relayRetriesWith(
+    relayInputRetries({ relay, dispatcher, getConfig, logger, nodeId: dispatcher.exchanges.options.nodeId }),
+  );
   const admission = new CallAdmission(options.callAdmission);
-  const services: McpServices = { dispatcher, streams, subscriptions, logLevels, serverRequests, inFlight, endedSessions, sessionGuard, eventStore, relay, admission };
+  const services: McpServices = {
+    dispatcher,
+    streams,
+    subscriptions,
+    logLevels,
+    serverRequests,
+    inFlight,
+    endedSessions,
+    sessionGuard,
+    eventStore,
+    relay,
+    admission,
+  };
   const unsubscribeViews = views.onChanged((kind) => streams.catalogChanged(kind));
-  const unsubscribeNotifications = router.onUpstreamNotification((upstream, notification) => streams.upstreamNotification(upstream, notification));
-  const endpointOptions = { getConfig, services, maxBodyBytes: options.maxBodyBytes, logger, anonymousKeyId: options.anonymousKeyId };
+  const unsubscribeNotifications = router.onUpstreamNotification((upstream, notification) =>
+    streams.upstreamNotification(upstream, notification),
+  );
+  const endpointOptions = {
+    getConfig,
+    services,
+    maxBodyBytes: options.maxBodyBytes,
+    logger,
+    anonymousKeyId: options.anonymousKeyId,
+  };
   const mcp = createMcpEndpoint(endpointOptions);
   const legacySse = createLegacySseEndpoints(endpointOptions);
   const allowedHosts = options.allowedHosts;
-  const readiness = options.readiness ?? ((): ReadinessState => (getConfig() === undefined ? NO_CONFIG : { ready: true }));
+  const readiness =
+    options.readiness ?? ((): ReadinessState => (getConfig() === undefined ? NO_CONFIG : { ready: true }));
 
   function route(req: IncomingMessage, res: ServerResponse): void {
     const url = req.url ?? '/';
@@ -168,13 +210,17 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     }
     if (path === '/sse' || path === '/messages') {
       if (!checkHost(allowedHosts, req, res)) return;
-      legacySse(req, res, path, url.slice(path.length)).catch((error: unknown) => answerFailure(res, logger, error, 'legacy SSE request failed'));
+      legacySse(req, res, path, url.slice(path.length)).catch((error: unknown) =>
+        answerFailure(res, logger, error, 'legacy SSE request failed'),
+      );
       return;
     }
     if (req.method === 'GET' && path === '/healthz') return sendJson(res, 200, HEALTHY);
     if (req.method === 'GET' && path === '/readyz') {
       const state = readiness();
-      return state.ready ? sendJson(res, 200, READY) : sendJson(res, 503, JSON.stringify({ status: 'not_ready', reason: state.reason }));
+      return state.ready
+        ? sendJson(res, 200, READY)
+        : sendJson(res, 503, JSON.stringify({ status: 'not_ready', reason: state.reason }));
     }
     sendJson(res, 404, NOT_FOUND);
   }

@@ -4,7 +4,11 @@ import { isPlainObject } from './json-rpc.ts';
 import { RpcErrorCode } from './protocol.ts';
 
 /** The client capability each server-to-client request needs (as the SDK's Server.assertCapabilityForMethod checks). */
-const NEEDED: Readonly<Record<string, string>> = { 'sampling/createMessage': 'sampling', 'elicitation/create': 'elicitation', 'roots/list': 'roots' };
+const NEEDED: Readonly<Record<string, string>> = {
+  'sampling/createMessage': 'sampling',
+  'elicitation/create': 'elicitation',
+  'roots/list': 'roots',
+};
 
 /**
  * The capability `request` needs that the agent did not declare, or undefined when it may be asked.
@@ -17,7 +21,8 @@ export function undeclaredCapability(capabilities: unknown, request: RpcMessage)
   if (needed === undefined || capabilities === undefined) return undefined;
   const declared = isPlainObject(capabilities) ? capabilities[needed] : undefined;
   if (!isPlainObject(declared)) return needed;
-  if (needed === 'elicitation' && request.params?.['mode'] === 'url' && !isPlainObject(declared['url'])) return 'elicitation.url';
+  if (needed === 'elicitation' && request.params?.['mode'] === 'url' && !isPlainObject(declared['url']))
+    return 'elicitation.url';
   return undefined;
 }
 
@@ -26,8 +31,17 @@ export function undeclaredCapability(capabilities: unknown, request: RpcMessage)
  * upstream is answered -32601 at once, as the agent's SDK would have answered, and the agent is never
  * sent a request its capabilities rule out (MCP: servers send only what the client declared).
  */
-export function askIfDeclared(capabilities: unknown, request: RpcMessage, ask: (request: RpcMessage) => Promise<Record<string, unknown>>): Promise<Record<string, unknown>> {
+export function askIfDeclared(
+  capabilities: unknown,
+  request: RpcMessage,
+  ask: (request: RpcMessage) => Promise<Record<string, unknown>>,
+): Promise<Record<string, unknown>> {
   const missing = undeclaredCapability(capabilities, request);
   if (missing === undefined) return ask(request);
-  return Promise.reject(new UpstreamRpcError(RpcErrorCode.MethodNotFound, `Method not found: the agent did not declare the ${missing} capability, so the gateway does not send it ${request.method}`));
+  return Promise.reject(
+    new UpstreamRpcError(
+      RpcErrorCode.MethodNotFound,
+      `Method not found: the agent did not declare the ${missing} capability, so the gateway does not send it ${request.method}`,
+    ),
+  );
 }

@@ -24,10 +24,14 @@ export class ResourceSubscriptions {
   async subscribe(holder: string, uri: string, upstream: string, meta?: Record<string, unknown>): Promise<void> {
     let uris = this.byHolder.get(holder);
     if (uris?.has(uri)) return;
-    if (uris !== undefined && uris.size >= this.maxPerHolder) throw new RangeError(`at most ${this.maxPerHolder} resource subscriptions per session`);
+    if (uris !== undefined && uris.size >= this.maxPerHolder)
+      throw new RangeError(`at most ${this.maxPerHolder} resource subscriptions per session`);
     let entry = this.byUri.get(uri);
     if (entry === undefined) {
-      await this.router.request(upstream, { method: 'resources/subscribe', params: meta === undefined ? { uri } : { uri, _meta: meta } });
+      await this.router.request(upstream, {
+        method: 'resources/subscribe',
+        params: meta === undefined ? { uri } : { uri, _meta: meta },
+      });
       entry = this.byUri.get(uri);
       if (entry === undefined) this.byUri.set(uri, (entry = { upstream, holders: new Set() }));
     }
@@ -68,7 +72,11 @@ export class ResourceSubscriptions {
     entry.holders.delete(holder);
     if (entry.holders.size > 0) return;
     this.byUri.delete(uri);
-    this.router.request(entry.upstream, { method: 'resources/unsubscribe', params: { uri } }).catch((error: unknown) => this.logger.debug({ err: error, upstream: entry.upstream }, 'resources/unsubscribe failed'));
+    this.router
+      .request(entry.upstream, { method: 'resources/unsubscribe', params: { uri } })
+      .catch((error: unknown) =>
+        this.logger.debug({ err: error, upstream: entry.upstream }, 'resources/unsubscribe failed'),
+      );
   }
 }
 

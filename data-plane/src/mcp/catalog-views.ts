@@ -2,7 +2,12 @@ import type { AllowList } from '../policy/allow-list.ts';
 import type { CatalogEntry, CatalogKind, UpstreamRouter } from '../upstream/upstream-router.ts';
 
 /** The JSON array field each catalog is listed under. */
-export const LIST_FIELD: Readonly<Record<CatalogKind, string>> = { tools: 'tools', prompts: 'prompts', resources: 'resources', resourceTemplates: 'resourceTemplates' };
+export const LIST_FIELD: Readonly<Record<CatalogKind, string>> = {
+  tools: 'tools',
+  prompts: 'prompts',
+  resources: 'resources',
+  resourceTemplates: 'resourceTemplates',
+};
 
 /** One page of a filtered catalog, pre-serialized. */
 export interface CatalogPage {
@@ -111,7 +116,10 @@ export class CatalogViews {
     if (page === undefined) {
       const end = this.pageSize === 0 ? view.entries.length : offset + this.pageSize;
       const slice = view.entries.slice(offset, end);
-      page = { json: JSON.stringify(slice.map((e) => e.definition)), nextCursor: end < view.entries.length ? encodeCursor(end) : undefined };
+      page = {
+        json: JSON.stringify(slice.map((e) => e.definition)),
+        nextCursor: end < view.entries.length ? encodeCursor(end) : undefined,
+      };
       view.pages.set(offset, page);
     }
     return page;
@@ -148,13 +156,18 @@ export class CatalogViews {
   private usableUpstreams(allowList: AllowList, views: AllowListViews): ReadonlySet<string> {
     if (views.usable !== undefined) return views.usable;
     const usable = new Set<string>();
-    for (const upstream of this.router.upstreams()) if (allowList.allows(NO_TOOL, upstream.name)) usable.add(upstream.name);
+    for (const upstream of this.router.upstreams())
+      if (allowList.allows(NO_TOOL, upstream.name)) usable.add(upstream.name);
     for (const kind of ['tools', 'prompts'] as const) {
-      for (const entry of this.router.catalog(kind)) if (!usable.has(entry.upstreamName) && allowList.allows(entry.key, entry.upstreamName)) usable.add(entry.upstreamName);
+      for (const entry of this.router.catalog(kind))
+        if (!usable.has(entry.upstreamName) && allowList.allows(entry.key, entry.upstreamName))
+          usable.add(entry.upstreamName);
     }
     // Upstreams not (yet) reported by upstreams() but offering resources: a whole-upstream grant still counts.
     for (const kind of ['resources', 'resourceTemplates'] as const) {
-      for (const entry of this.router.catalog(kind)) if (!usable.has(entry.upstreamName) && allowList.allows(NO_TOOL, entry.upstreamName)) usable.add(entry.upstreamName);
+      for (const entry of this.router.catalog(kind))
+        if (!usable.has(entry.upstreamName) && allowList.allows(NO_TOOL, entry.upstreamName))
+          usable.add(entry.upstreamName);
     }
     views.usable = usable;
     return usable;

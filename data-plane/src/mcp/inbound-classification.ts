@@ -1,4 +1,9 @@
-import { classifyInboundRequest, type InboundClassificationOutcome, type InboundHttpRequest, type InboundLegacyRoute } from '@modelcontextprotocol/server';
+import {
+  classifyInboundRequest,
+  type InboundClassificationOutcome,
+  type InboundHttpRequest,
+  type InboundLegacyRoute,
+} from '@modelcontextprotocol/server';
 import { isModernProtocolVersion } from './protocol.ts';
 import { isObjectValue, isPlainRequestMeta, isRequestId } from './sdk-shapes.ts';
 

@@ -1,6 +1,11 @@
 import { LRUCache } from 'lru-cache';
 import { randomBytes } from 'node:crypto';
-import { CreateMessageResultSchema, CreateMessageResultWithToolsSchema, ElicitResultSchema, ListRootsResultSchema } from '@modelcontextprotocol/core';
+import {
+  CreateMessageResultSchema,
+  CreateMessageResultWithToolsSchema,
+  ElicitResultSchema,
+  ListRootsResultSchema,
+} from '@modelcontextprotocol/core';
 import type { z } from 'zod';
 import type { SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
 import { signalCancellation, type Cancellation } from '../upstream/cancellation.ts';
@@ -75,7 +80,12 @@ export interface InputExchangesOptions {
   readonly maxParkedPerKey: number;
 }
 
-export const DEFAULT_INPUT_EXCHANGE_OPTIONS: Omit<InputExchangesOptions, 'nodeId'> = { ttlMs: 120_000, gatherMs: 10, maxParked: 10_000, maxParkedPerKey: 100 };
+export const DEFAULT_INPUT_EXCHANGE_OPTIONS: Omit<InputExchangesOptions, 'nodeId'> = {
+  ttlMs: 120_000,
+  gatherMs: 10,
+  maxParked: 10_000,
+  maxParkedPerKey: 100,
+};
 
 /** Why a state's exchange is gone, kept (bounded) so a late retry is told what happened. */
 type EndReason = 'completed' | 'expired' | 'cancelled';
@@ -105,7 +115,13 @@ export class InputExchanges {
   }
 
   /** A new exchange for one agent request; it is registered only once it needs input. */
-  start(keyId: string, method: string, subject: string, upstream: string, sessionKeys: readonly SigningKey[]): InputExchange {
+  start(
+    keyId: string,
+    method: string,
+    subject: string,
+    upstream: string,
+    sessionKeys: readonly SigningKey[],
+  ): InputExchange {
     return new InputExchange(this, keyId, method, subject, upstream, sessionKeys);
   }
 
@@ -115,33 +131,80 @@ export class InputExchanges {
    * learns nothing more); an expired one, one of another node, one already answered, or one whose
    * call is gone is refused saying so.
    */
-  resume(state: unknown, keyId: string, method: string, subject: string, sessionKeys: readonly SigningKey[]): InputExchange | UpstreamRound | OtherNode | ResumeRefusal {
+  resume(
+    state: unknown,
+    keyId: string,
+    method: string,
+    subject: string,
+    sessionKeys: readonly SigningKey[],
+  ): InputExchange | UpstreamRound | OtherNode | ResumeRefusal {
     if (typeof state !== 'string') return invalidState('requestState must be a string');
     const verified = verifyRequestState(state, keyId, sessionKeys);
     if (!verified.ok) {
-      if (verified.reason === 'expired') return { code: RpcErrorCode.InputNotAwaited, message: 'requestState has expired: the call waiting for this input was abandoned; call again without it', data: { reason: 'expired' } };
-      return invalidState('requestState failed verification (tampered, not issued by this gateway, or issued to another key)');
+      if (verified.reason === 'expired')
+        return {
+          code: RpcErrorCode.InputNotAwaited,
+          message: 'requestState has expired: the call waiting for this input was abandoned; call again without it',
+          data: { reason: 'expired' },
+        };
+      return invalidState(
+        'requestState failed verification (tampered, not issued by this gateway, or issued to another key)',
+      );
     }
     const claims = verified.claims;
-    if (claims.method !== method || claims.subject !== subject) return invalidState(`requestState belongs to ${claims.method} ${JSON.stringify(claims.subject)}, not to this request`);
-    if (claims.upstream !== undefined) return { kind: 'upstream-round', upstream: claims.upstream, upstreamState: claims.upstreamState };
+    if (claims.method !== method || claims.subject !== subject)
+      return invalidState(
+        `requestState belongs to ${claims.method} ${JSON.stringify(claims.subject)}, not to this request`,
+      );
+    if (claims.upstream !== undefined)
+      return { kind: 'upstream-round', upstream: claims.upstream, upstreamState: claims.upstreamState };
     if (claims.node === undefined || claims.exchange === undefined) return invalidState('requestState names no call');
     if (claims.node !== this.options.nodeId) return { kind: 'other-node', node: claims.node, nodeTag: claims.nodeTag };
     // This node's name, an earlier process's tag: the node restarted since, and its parked calls are gone.
-    if (claims.nodeTag !== undefined && claims.nodeTag !== this.options.nodeTag) return { code: RpcErrorCode.InputNotAwaited, message: 'requestState can no longer be answered: this node restarted since it was issued, and the waiting call is gone; call again without it', data: { node: this.options.nodeId, reason: 'restarted' } };
+    if (claims.nodeTag !== undefined && claims.nodeTag !== this.options.nodeTag)
+      return {
+        code: RpcErrorCode.InputNotAwaited,
+        message:
+          'requestState can no longer be answered: this node restarted since it was issued, and the waiting call is gone; call again without it',
+        data: { node: this.options.nodeId, reason: 'restarted' },
+      };
     const exchange = this.parked.get(claims.exchange);
     if (exchange === undefined) {
       const reason = this.ended.get(claims.exchange);
-      const why = reason === undefined ? 'no call is waiting for it on this node (the node may have restarted)' : END_REASONS[reason];
-      return { code: RpcErrorCode.InputNotAwaited, message: `requestState can no longer be answered: ${why}`, data: { node: this.options.nodeId, reason: reason ?? 'unknown' } };
+      const why =
+        reason === undefined
+          ? 'no call is waiting for it on this node (the node may have restarted)'
+          : END_REASONS[reason];
+      return {
+        code: RpcErrorCode.InputNotAwaited,
+        message: `requestState can no longer be answered: ${why}`,
+        data: { node: this.options.nodeId, reason: reason ?? 'unknown' },
+      };
     }
-    if (claims.round !== exchange.round) return { code: RpcErrorCode.InputNotAwaited, message: 'requestState was already answered: retry with the requestState of the latest input_required result', data: { node: this.options.nodeId, reason: 'answered' } };
-    if (exchange.serving) return { code: RpcErrorCode.InputNotAwaited, message: 'a retry with this requestState is already being served', data: { node: this.options.nodeId, reason: 'in-progress' } };
+    if (claims.round !== exchange.round)
+      return {
+        code: RpcErrorCode.InputNotAwaited,
+        message: 'requestState was already answered: retry with the requestState of the latest input_required result',
+        data: { node: this.options.nodeId, reason: 'answered' },
+      };
+    if (exchange.serving)
+      return {
+        code: RpcErrorCode.InputNotAwaited,
+        message: 'a retry with this requestState is already being served',
+        data: { node: this.options.nodeId, reason: 'in-progress' },
+      };
     return exchange;
   }
 
   /** The state handed out with a 2026-07-28 upstream's own `input_required` (wrapping the upstream's state, if it gave one). */
-  upstreamRoundState(keyId: string, method: string, subject: string, upstream: string, upstreamState: string | undefined, sessionKeys: readonly SigningKey[]): string {
+  upstreamRoundState(
+    keyId: string,
+    method: string,
+    subject: string,
+    upstream: string,
+    upstreamState: string | undefined,
+    sessionKeys: readonly SigningKey[],
+  ): string {
     const claims = { keyId, method, subject, upstream, expiresAt: Date.now() + this.options.ttlMs };
     return signRequestState(upstreamState === undefined ? claims : { ...claims, upstreamState }, sessionKeys);
   }
@@ -261,9 +324,17 @@ export class InputExchange {
 
   /** RelayOptions.onRequest: parks a server-to-client request until the agent answers it in a retry. */
   readonly onRequest = (message: RpcMessage): Promise<Record<string, unknown>> => {
-    if (this.ended || this.settled !== undefined) return Promise.reject(new UpstreamRpcError(RpcErrorCode.InternalError, 'Request cancelled: the agent is no longer waiting for this call'));
+    if (this.ended || this.settled !== undefined)
+      return Promise.reject(
+        new UpstreamRpcError(
+          RpcErrorCode.InternalError,
+          'Request cancelled: the agent is no longer waiting for this call',
+        ),
+      );
     if (this.round === 0 && this.pending.size === 0 && !this.exchanges.mayPark(this.keyId)) {
-      return Promise.reject(new UpstreamRpcError(RpcErrorCode.InternalError, 'The gateway cannot hold more calls waiting for agent input'));
+      return Promise.reject(
+        new UpstreamRpcError(RpcErrorCode.InternalError, 'The gateway cannot hold more calls waiting for agent input'),
+      );
     }
     this.exchanges.register(this);
     this.nextKey += 1;
@@ -303,7 +374,10 @@ export class InputExchange {
       const onAbort = () => {
         this.waiter = undefined;
         this.end('cancelled');
-        resolve({ kind: 'error', error: new UpstreamRpcError(RpcErrorCode.InternalError, 'Request cancelled: the agent went away') });
+        resolve({
+          kind: 'error',
+          error: new UpstreamRpcError(RpcErrorCode.InternalError, 'Request cancelled: the agent went away'),
+        });
       };
       if (signal.aborted) return onAbort();
       signal.addEventListener('abort', onAbort, { once: true });
@@ -321,7 +395,8 @@ export class InputExchange {
     this.settled = outcome;
     clearTimeout(this.gatherTimer);
     // Requests the upstream no longer waits for cannot be answered any more.
-    for (const parked of this.pending.values()) parked.reject(new UpstreamRpcError(RpcErrorCode.InternalError, 'Request cancelled: the call ended'));
+    for (const parked of this.pending.values())
+      parked.reject(new UpstreamRpcError(RpcErrorCode.InternalError, 'Request cancelled: the call ended'));
     this.pending.clear();
     const waiter = this.waiter;
     if (waiter !== undefined) waiter(this.finish(outcome));
@@ -347,9 +422,22 @@ export class InputExchange {
     this.round += 1;
     const { nodeId, nodeTag, ttlMs } = this.exchanges.options;
     const inputRequests: Record<string, RpcMessage> = {};
-    for (const [key, parked] of this.pending) inputRequests[key] = parked.message.params === undefined ? { method: parked.message.method } : { method: parked.message.method, params: parked.message.params };
+    for (const [key, parked] of this.pending)
+      inputRequests[key] =
+        parked.message.params === undefined
+          ? { method: parked.message.method }
+          : { method: parked.message.method, params: parked.message.params };
     const requestState = signRequestState(
-      { keyId: this.keyId, node: nodeId, ...(nodeTag === undefined ? {} : { nodeTag }), exchange: this.id, round: this.round, method: this.method, subject: this.subject, expiresAt: Date.now() + ttlMs },
+      {
+        keyId: this.keyId,
+        node: nodeId,
+        ...(nodeTag === undefined ? {} : { nodeTag }),
+        exchange: this.id,
+        round: this.round,
+        method: this.method,
+        subject: this.subject,
+        expiresAt: Date.now() + ttlMs,
+      },
       this.sessionKeys,
     );
     this.channelValue = undefined;
@@ -368,7 +456,8 @@ export class InputExchange {
     this.exchanges.unregister(this, reason);
     if (reason === 'completed') return;
     const why = reason === 'expired' ? 'the agent did not provide the input in time' : 'the agent went away';
-    for (const parked of this.pending.values()) parked.reject(new UpstreamRpcError(RpcErrorCode.InternalError, `Request cancelled: ${why}`));
+    for (const parked of this.pending.values())
+      parked.reject(new UpstreamRpcError(RpcErrorCode.InternalError, `Request cancelled: ${why}`));
     this.pending.clear();
     if (this.settled === undefined) this.controller.abort(new Error(why));
   }

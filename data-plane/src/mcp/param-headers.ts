@@ -69,7 +69,11 @@ export function paramHeaders(declarations: readonly ParamHeaderDeclaration[], ar
  * arguments: a value in the body needs its header, decoding (Base64 sentinel included) to the same
  * value; a header without a body value is ignored. `header(name)` reads a request header, OWS stripped.
  */
-export function checkParamHeaders(declarations: readonly ParamHeaderDeclaration[], args: unknown, header: (name: string) => string | undefined): ParamHeaderMismatch | undefined {
+export function checkParamHeaders(
+  declarations: readonly ParamHeaderDeclaration[],
+  args: unknown,
+  header: (name: string) => string | undefined,
+): ParamHeaderMismatch | undefined {
   for (const declaration of declarations) {
     const headerName = `${MCP_PARAM_HEADER_PREFIX}${declaration.headerName}`;
     const bodyRaw = valueAt(args, declaration.path);
@@ -77,19 +81,33 @@ export function checkParamHeaders(declarations: readonly ParamHeaderDeclaration[
     if (bodyString === undefined) continue;
     const where = declaration.path.join('.');
     const sent = header(headerName);
-    if (sent === undefined) return mismatch(headerName, `the body carries ${where}=${JSON.stringify(bodyRaw)} but the ${headerName} header is absent`);
+    if (sent === undefined)
+      return mismatch(
+        headerName,
+        `the body carries ${where}=${JSON.stringify(bodyRaw)} but the ${headerName} header is absent`,
+      );
     const decoded = decodeValue(sent);
-    if (decoded === undefined) return mismatch(headerName, `the ${headerName} header carries an invalid Base64 sentinel value`);
-    const numeric = (declaration.type === 'integer' || declaration.type === 'number') && typeof bodyRaw === 'number' && CANONICAL_DECIMAL.test(decoded);
+    if (decoded === undefined)
+      return mismatch(headerName, `the ${headerName} header carries an invalid Base64 sentinel value`);
+    const numeric =
+      (declaration.type === 'integer' || declaration.type === 'number') &&
+      typeof bodyRaw === 'number' &&
+      CANONICAL_DECIMAL.test(decoded);
     if (numeric ? Number(decoded) !== bodyRaw : decoded !== bodyString) {
-      return mismatch(headerName, `the ${headerName} header decodes to ${JSON.stringify(decoded)} but the body carries ${where}=${JSON.stringify(bodyRaw)}`);
+      return mismatch(
+        headerName,
+        `the ${headerName} header decodes to ${JSON.stringify(decoded)} but the body carries ${where}=${JSON.stringify(bodyRaw)}`,
+      );
     }
   }
   return undefined;
 }
 
 function mismatch(header: string, body: string): ParamHeaderMismatch {
-  return { message: `Bad Request: the request headers and body disagree: ${body}`, data: { mismatch: { header, body } } };
+  return {
+    message: `Bad Request: the request headers and body disagree: ${body}`,
+    data: { mismatch: { header, body } },
+  };
 }
 
 function valueAt(root: unknown, path: readonly string[]): unknown {
@@ -104,14 +122,21 @@ function valueAt(root: unknown, path: readonly string[]): unknown {
 function primitiveString(value: unknown): string | undefined {
   if (typeof value === 'string') return value;
   if (typeof value === 'boolean') return value ? 'true' : 'false';
-  if (typeof value !== 'number' || !Number.isFinite(value) || (Number.isInteger(value) && !Number.isSafeInteger(value))) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || (Number.isInteger(value) && !Number.isSafeInteger(value)))
+    return undefined;
   return String(value);
 }
 
 /** Plain when the value is a safe ASCII field value; else the `=?base64?…?=` sentinel (also for values that look like one). */
 function encodeValue(value: string): string {
-  const plain = value.length > 0 && value === value.trim() && !(value.startsWith(BASE64_SENTINEL_PREFIX) && value.endsWith(BASE64_SENTINEL_SUFFIX)) && /^[\t\x20-\x7e]*$/.test(value);
-  return plain ? value : `${BASE64_SENTINEL_PREFIX}${Buffer.from(value, 'utf8').toString('base64')}${BASE64_SENTINEL_SUFFIX}`;
+  const plain =
+    value.length > 0 &&
+    value === value.trim() &&
+    !(value.startsWith(BASE64_SENTINEL_PREFIX) && value.endsWith(BASE64_SENTINEL_SUFFIX)) &&
+    /^[\t\x20-\x7e]*$/.test(value);
+  return plain
+    ? value
+    : `${BASE64_SENTINEL_PREFIX}${Buffer.from(value, 'utf8').toString('base64')}${BASE64_SENTINEL_SUFFIX}`;
 }
 
 /** A header value as sent, or the sentinel's payload decoded; undefined when the sentinel's Base64 or UTF-8 is invalid. */

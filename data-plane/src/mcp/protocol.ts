@@ -10,7 +10,14 @@ import {
   SUPPORTED_PROTOCOL_VERSIONS,
 } from '@modelcontextprotocol/server';
 
-export { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, LOG_LEVEL_META_KEY, PROTOCOL_VERSION_META_KEY, SERVER_INFO_META_KEY, SUBSCRIPTION_ID_META_KEY };
+export {
+  CLIENT_CAPABILITIES_META_KEY,
+  CLIENT_INFO_META_KEY,
+  LOG_LEVEL_META_KEY,
+  PROTOCOL_VERSION_META_KEY,
+  SERVER_INFO_META_KEY,
+  SUBSCRIPTION_ID_META_KEY,
+};
 
 /** The stateless revisions served (requests carry their own `_meta` envelope; no session). */
 export const MODERN_PROTOCOL_VERSIONS: readonly string[] = ['2026-07-28'];
@@ -84,7 +91,16 @@ export const LIST_CACHE_SCOPE = 'private';
 export const TASK_METHODS: ReadonlySet<string> = new Set(['tasks/get', 'tasks/result', 'tasks/cancel', 'tasks/list']);
 
 /** RFC 5424 severities as MCP names them, least severe first. */
-export const LOGGING_LEVELS: readonly string[] = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
+export const LOGGING_LEVELS: readonly string[] = [
+  'debug',
+  'info',
+  'notice',
+  'warning',
+  'error',
+  'critical',
+  'alert',
+  'emergency',
+];
 
 /**
  * The capabilities the gateway advertises: what the merged upstreams offer. Tools always (the
@@ -92,7 +108,10 @@ export const LOGGING_LEVELS: readonly string[] = ['debug', 'info', 'notice', 'wa
  * can), completions, logging and (2025 era) tasks when at least one upstream declares them;
  * extensions and experimental entries are passed through, the first upstream naming one wins.
  */
-export function mergeUpstreamCapabilities(upstreams: readonly { readonly capabilities: Readonly<Record<string, unknown>> | undefined }[], era: 'modern' | 'legacy'): Record<string, unknown> {
+export function mergeUpstreamCapabilities(
+  upstreams: readonly { readonly capabilities: Readonly<Record<string, unknown>> | undefined }[],
+  era: 'modern' | 'legacy',
+): Record<string, unknown> {
   const merged: Record<string, unknown> = { tools: { listChanged: true } };
   let prompts = false;
   let resources = false;
@@ -133,9 +152,16 @@ function isObject(value: unknown): value is Record<string, unknown> {
 /** The union of two capability objects (`{}` leaves kept, nested objects merged). */
 function mergeDeep(into: Record<string, unknown>, from: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...into };
-  for (const [key, value] of Object.entries(from)) out[key] = isObject(value) && isObject(out[key]) ? mergeDeep(out[key], value) : isObject(out[key]) ? out[key] : value;
+  for (const [key, value] of Object.entries(from))
+    out[key] =
+      isObject(value) && isObject(out[key]) ? mergeDeep(out[key], value) : isObject(out[key]) ? out[key] : value;
   return out;
 }
 
 /** The request `_meta` keys that belong to the agent↔gateway exchange and are not forwarded upstream. */
-export const ENVELOPE_META_KEYS: ReadonlySet<string> = new Set([PROTOCOL_VERSION_META_KEY, CLIENT_INFO_META_KEY, CLIENT_CAPABILITIES_META_KEY, LOG_LEVEL_META_KEY]);
+export const ENVELOPE_META_KEYS: ReadonlySet<string> = new Set([
+  PROTOCOL_VERSION_META_KEY,
+  CLIENT_INFO_META_KEY,
+  CLIENT_CAPABILITIES_META_KEY,
+  LOG_LEVEL_META_KEY,
+]);

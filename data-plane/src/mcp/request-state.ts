@@ -38,7 +38,10 @@ export interface RequestStateClaims {
 
 export type RequestStateVerification =
   | { readonly ok: true; readonly claims: RequestStateClaims }
-  | { readonly ok: false; readonly reason: 'malformed' | 'unknown-signing-key' | 'bad-signature' | 'other-key' | 'expired' };
+  | {
+      readonly ok: false;
+      readonly reason: 'malformed' | 'unknown-signing-key' | 'bad-signature' | 'other-key' | 'expired';
+    };
 
 const PREFIX = REQUEST_STATE_TOKENS.prefix;
 
@@ -64,7 +67,18 @@ export function isGatewayRequestState(value: string): boolean {
 
 /** Signs the claims with `keys[0]`. */
 export function signRequestState(claims: RequestStateClaims, keys: readonly SigningKey[]): string {
-  const payload: Payload = { k: claims.keyId, n: claims.node, t: claims.nodeTag, x: claims.exchange, r: claims.round, u: claims.upstream, us: claims.upstreamState, m: claims.method, s: claims.subject, e: claims.expiresAt };
+  const payload: Payload = {
+    k: claims.keyId,
+    n: claims.node,
+    t: claims.nodeTag,
+    x: claims.exchange,
+    r: claims.round,
+    u: claims.upstream,
+    us: claims.upstreamState,
+    m: claims.method,
+    s: claims.subject,
+    e: claims.expiresAt,
+  };
   return signToken(REQUEST_STATE_TOKENS, payload, keys);
 }
 
@@ -72,7 +86,12 @@ export function signRequestState(claims: RequestStateClaims, keys: readonly Sign
  * Verifies a presented state: format, signature under a current session key, the calling key,
  * and expiry (in that order, so a forged state learns nothing about the others).
  */
-export function verifyRequestState(state: string, keyId: string, keys: readonly SigningKey[], now = Date.now()): RequestStateVerification {
+export function verifyRequestState(
+  state: string,
+  keyId: string,
+  keys: readonly SigningKey[],
+  now = Date.now(),
+): RequestStateVerification {
   const verified = verifyToken(REQUEST_STATE_TOKENS, state, keys);
   if (!verified.ok) return verified;
   const parsed = Payload.safeParse(verified.payload);
@@ -81,7 +100,20 @@ export function verifyRequestState(state: string, keyId: string, keys: readonly 
   if (payload.k !== keyId) return { ok: false, reason: 'other-key' };
   if (payload.e <= now) return { ok: false, reason: 'expired' };
   const claims: RequestStateClaims = { keyId: payload.k, method: payload.m, subject: payload.s, expiresAt: payload.e };
-  return { ok: true, claims: { ...claims, ...definedOnly({ node: payload.n, nodeTag: payload.t, exchange: payload.x, round: payload.r, upstream: payload.u, upstreamState: payload.us }) } };
+  return {
+    ok: true,
+    claims: {
+      ...claims,
+      ...definedOnly({
+        node: payload.n,
+        nodeTag: payload.t,
+        exchange: payload.x,
+        round: payload.r,
+        upstream: payload.u,
+        upstreamState: payload.us,
+      }),
+    },
+  };
 }
 
 /** The entries whose value is defined (optional claims are absent, not undefined). */

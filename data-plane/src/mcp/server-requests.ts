@@ -66,8 +66,13 @@ export class ServerRequests {
    * when `signal` aborts. Only a view made by `forSession` sends: a request nobody owns could be
    * answered by anyone.
    */
-  send(write: (json: string) => void, message: RpcMessage, signal: AbortSignal | undefined): Promise<Record<string, unknown>> {
-    if (this.owner === undefined) return Promise.reject(new Error('server requests are sent on behalf of a session (forSession)'));
+  send(
+    write: (json: string) => void,
+    message: RpcMessage,
+    signal: AbortSignal | undefined,
+  ): Promise<Record<string, unknown>> {
+    if (this.owner === undefined)
+      return Promise.reject(new Error('server requests are sent on behalf of a session (forSession)'));
     if (signal?.aborted) return Promise.reject(new UpstreamRpcError(RpcErrorCode.InternalError, 'Request cancelled'));
     const table = this.table;
     const id = `${table.prefix}${randomBytes(ID_RANDOM_BYTES).toString('base64url')}`;
@@ -88,7 +93,13 @@ export class ServerRequests {
           reject(error);
         },
       });
-      write(JSON.stringify(message.params === undefined ? { jsonrpc: '2.0', id, method: message.method } : { jsonrpc: '2.0', id, method: message.method, params: message.params }));
+      write(
+        JSON.stringify(
+          message.params === undefined
+            ? { jsonrpc: '2.0', id, method: message.method }
+            : { jsonrpc: '2.0', id, method: message.method, params: message.params },
+        ),
+      );
     });
   }
 
@@ -104,7 +115,14 @@ export class ServerRequests {
     if (pending === undefined || !sameOwner(pending.owner, owner)) return false;
     this.table.pending.delete(id);
     const error = response['error'];
-    if (isPlainObject(error)) pending.reject(new UpstreamRpcError(typeof error['code'] === 'number' ? error['code'] : RpcErrorCode.InternalError, String(error['message'] ?? 'error'), error['data']));
+    if (isPlainObject(error))
+      pending.reject(
+        new UpstreamRpcError(
+          typeof error['code'] === 'number' ? error['code'] : RpcErrorCode.InternalError,
+          String(error['message'] ?? 'error'),
+          error['data'],
+        ),
+      );
     else pending.resolve(isPlainObject(response['result']) ? response['result'] : {});
     return true;
   }

@@ -29,7 +29,10 @@ const MCP_NAME_SOURCE: Readonly<Record<string, string>> = {
 };
 
 function mismatch(header: string, body: string): HeaderMismatch {
-  return { message: `Bad Request: the request headers and body disagree: ${body}`, data: { mismatch: { header, body } } };
+  return {
+    message: `Bad Request: the request headers and body disagree: ${body}`,
+    data: { mismatch: { header, body } },
+  };
 }
 
 /** Strips RFC 9110 optional whitespace (SP / HTAB). */
@@ -38,7 +41,12 @@ export function stripOws(value: string | undefined): string | undefined {
 }
 
 /** The rejection for a modern request whose standard headers are missing or disagree with its body, if any. */
-export function checkStandardHeaders(headers: StandardHeaders, method: string, params: unknown, claimedVersion: string | undefined): HeaderMismatch | undefined {
+export function checkStandardHeaders(
+  headers: StandardHeaders,
+  method: string,
+  params: unknown,
+  claimedVersion: string | undefined,
+): HeaderMismatch | undefined {
   if (headers.protocolVersion === undefined) {
     return mismatch(
       '(missing)',
@@ -47,17 +55,26 @@ export function checkStandardHeaders(headers: StandardHeaders, method: string, p
         : `the body envelope names protocol version ${claimedVersion} but the required MCP-Protocol-Version header is absent`,
     );
   }
-  if (headers.method === undefined) return mismatch('(missing)', `the body names method ${method} but the required Mcp-Method header is absent`);
+  if (headers.method === undefined)
+    return mismatch('(missing)', `the body names method ${method} but the required Mcp-Method header is absent`);
   const field = Object.hasOwn(MCP_NAME_SOURCE, method) ? MCP_NAME_SOURCE[method] : undefined;
   if (field === undefined) return undefined;
   const raw = isPlainObject(params) ? params[field] : undefined;
   const bodyValue = typeof raw === 'string' ? raw : undefined;
   if (headers.name === undefined) {
     if (bodyValue === undefined) return undefined;
-    return mismatch('(missing)', `the body carries params.${field}="${bodyValue}" but the required Mcp-Name header is absent`);
+    return mismatch(
+      '(missing)',
+      `the body carries params.${field}="${bodyValue}" but the required Mcp-Name header is absent`,
+    );
   }
   const decoded = decodeValue(headers.name);
-  if (decoded === undefined) return mismatch(headers.name, 'the Mcp-Name header carries an invalid Base64 sentinel value');
-  if (bodyValue !== undefined && decoded !== bodyValue) return mismatch(headers.name, `the body carries params.${field}="${bodyValue}" but the Mcp-Name header names "${decoded}"`);
+  if (decoded === undefined)
+    return mismatch(headers.name, 'the Mcp-Name header carries an invalid Base64 sentinel value');
+  if (bodyValue !== undefined && decoded !== bodyValue)
+    return mismatch(
+      headers.name,
+      `the body carries params.${field}="${bodyValue}" but the Mcp-Name header names "${decoded}"`,
+    );
   return undefined;
 }

@@ -35,7 +35,12 @@ export class DataPlaneMetrics {
 
   constructor(registry: Registry = new Registry()) {
     this.registry = registry;
-    this.requests = new Counter({ name: 'portcullis_mcp_requests_total', help: 'MCP requests answered, by method and HTTP status', labelNames: ['method', 'status'], registers: [registry] });
+    this.requests = new Counter({
+      name: 'portcullis_mcp_requests_total',
+      help: 'MCP requests answered, by method and HTTP status',
+      labelNames: ['method', 'status'],
+      registers: [registry],
+    });
     this.callDuration = new Histogram({
       name: 'portcullis_tool_call_duration_seconds',
       help: 'Tool calls as the agent sees them (gateway and upstream), by upstream and outcome',
@@ -50,8 +55,17 @@ export class DataPlaneMetrics {
       buckets: OVERHEAD_BUCKETS,
       registers: [registry],
     });
-    this.configVersion = new Gauge({ name: 'portcullis_config_version', help: 'The configuration snapshot version this node serves', registers: [registry] });
-    this.upstreamUp = new Gauge({ name: 'portcullis_upstream_state', help: '1 for the state each upstream is in', labelNames: ['upstream', 'state'], registers: [registry] });
+    this.configVersion = new Gauge({
+      name: 'portcullis_config_version',
+      help: 'The configuration snapshot version this node serves',
+      registers: [registry],
+    });
+    this.upstreamUp = new Gauge({
+      name: 'portcullis_upstream_state',
+      help: '1 for the state each upstream is in',
+      labelNames: ['upstream', 'state'],
+      registers: [registry],
+    });
     this.deviations = new Counter({
       name: 'portcullis_upstream_deviations_total',
       help: 'Answers from upstreams that deviate from the MCP spec and were relayed all the same, by upstream and kind',
@@ -97,9 +111,31 @@ export class DataPlaneMetrics {
    */
   eventStore(stats: EventStoreStats): void {
     const registers = [this.registry];
-    new Gauge({ name: 'portcullis_sse_resumable_streams', help: '2025-era SSE streams held for Last-Event-ID resumption', registers, collect() { this.set(stats.size); } });
-    new Gauge({ name: 'portcullis_sse_event_store_bytes', help: 'Bytes of SSE events held for resumption over all streams', registers, collect() { this.set(stats.heldBytes); } });
-    new Counter({ name: 'portcullis_sse_polled_connections_total', help: 'SSE connections the node closed for SSE polling (--sse-max-stream-seconds), their streams going on', registers, collect() { this.reset(); this.inc(stats.polledConnections); } });
+    new Gauge({
+      name: 'portcullis_sse_resumable_streams',
+      help: '2025-era SSE streams held for Last-Event-ID resumption',
+      registers,
+      collect() {
+        this.set(stats.size);
+      },
+    });
+    new Gauge({
+      name: 'portcullis_sse_event_store_bytes',
+      help: 'Bytes of SSE events held for resumption over all streams',
+      registers,
+      collect() {
+        this.set(stats.heldBytes);
+      },
+    });
+    new Counter({
+      name: 'portcullis_sse_polled_connections_total',
+      help: 'SSE connections the node closed for SSE polling (--sse-max-stream-seconds), their streams going on',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(stats.polledConnections);
+      },
+    });
   }
 
   /**
@@ -117,7 +153,14 @@ export class DataPlaneMetrics {
         this.set(age === undefined ? Number.NaN : age / 1000);
       },
     });
-    new Gauge({ name: 'portcullis_control_plane_connected', help: '1 while the config stream to a control plane is up', registers, collect() { this.set(source.connected ? 1 : 0); } });
+    new Gauge({
+      name: 'portcullis_control_plane_connected',
+      help: '1 while the config stream to a control plane is up',
+      registers,
+      collect() {
+        this.set(source.connected ? 1 : 0);
+      },
+    });
   }
 
   /** The Prometheus text exposition. */

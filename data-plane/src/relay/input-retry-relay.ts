@@ -15,15 +15,23 @@ import { signalCancellation } from '../upstream/cancellation.ts';
 const retrySchema = z.object({
   jsonrpc: z.literal('2.0'),
   id: z.union([z.string().max(512), z.number().finite()]),
-  method: z.enum(['tools/call', 'prompts/get'], { error: 'must be tools/call or prompts/get (the requests whose calls are parked)' }),
+  method: z.enum(['tools/call', 'prompts/get'], {
+    error: 'must be tools/call or prompts/get (the requests whose calls are parked)',
+  }),
   params: z.looseObject({ requestState: z.string({ error: 'must be the requestState of the retry' }) }),
 });
 
 /** A notification the serving node sends for the waiting request. */
-const notificationSchema = z.object({ jsonrpc: z.literal('2.0'), method: z.string().min(1).max(256), params: z.record(z.string(), z.unknown()).optional() });
+const notificationSchema = z.object({
+  jsonrpc: z.literal('2.0'),
+  method: z.string().min(1).max(256),
+  params: z.record(z.string(), z.unknown()).optional(),
+});
 
 /** The serving node's answer: a JSON-RPC response to the relayed request. */
-const answerSchema = z.looseObject({ jsonrpc: z.literal('2.0'), id: z.union([z.string(), z.number()]) }).refine((r) => isPlainObject(r['result']) || isPlainObject(r['error']), 'must carry a result or an error object');
+const answerSchema = z
+  .looseObject({ jsonrpc: z.literal('2.0'), id: z.union([z.string(), z.number()]) })
+  .refine((r) => isPlainObject(r['result']) || isPlainObject(r['error']), 'must carry a result or an error object');
 
 export interface InputRetryRelayOptions {
   readonly relay: NodeRelay;
@@ -43,7 +51,7 @@ export interface InputRetryRelayOptions {
  * `input_required` round or the error. The agent going away on the first node cancels the call.
  */
 export function relayInputRetries(options: InputRetryRelayOptions): RetryForwarder {
-  const { relay, dispatcher, logger } = options;
+  const { relay, logger } = options;
   relay.calls.handle('inputRetryJson', (call) => serveRetry(call, options));
 
   return async (request, context, other) => {
@@ -52,16 +60,26 @@ export function relayInputRetries(options: InputRetryRelayOptions): RetryForward
       return { status: 200, body: errorBody(request.id, refusal.code, refusal.message, { ...refusal.data, reason }) };
     };
     const json = JSON.stringify({ jsonrpc: '2.0', id: request.id, method: request.method, params: request.params });
-    if (json.length > MAX_RELAY_JSON_CHARS) return refuse(`the retry (${json.length} characters) is larger than the ${MAX_RELAY_JSON_CHARS} relayed between nodes`, 'too-large');
+    if (json.length > MAX_RELAY_JSON_CHARS)
+      return refuse(
+        `the retry (${json.length} characters) is larger than the ${MAX_RELAY_JSON_CHARS} relayed between nodes`,
+        'too-large',
+      );
     const channel = context.channel;
-    const outcome = await relay.calls.call({ toNodeTag: other.nodeTag!, keyId: context.principal.keyId, sessionId: '' }, { $case: 'inputRetryJson', value: json }, context.cancellation.signal(), (notification) => {
-      const parsed = notificationSchema.safeParse(safeJson(notification));
-      if (parsed.success) channel?.notify(parsed.data.method, parsed.data.params);
-      else logger.debug({ node: other.node }, 'ignored a relayed notification that is not JSON-RPC');
-    });
+    const outcome = await relay.calls.call(
+      { toNodeTag: other.nodeTag!, keyId: context.principal.keyId, sessionId: '' },
+      { $case: 'inputRetryJson', value: json },
+      context.cancellation.signal(),
+      (notification) => {
+        const parsed = notificationSchema.safeParse(safeJson(notification));
+        if (parsed.success) channel?.notify(parsed.data.method, parsed.data.params);
+        else logger.debug({ node: other.node }, 'ignored a relayed notification that is not JSON-RPC');
+      },
+    );
     if (outcome.kind === 'failed') return refuse(outcome.message, outcome.reason);
     const answer = answerSchema.safeParse(safeJson(outcome.body));
-    if (!answer.success || answer.data.id !== request.id) return refuse('its answer was not a JSON-RPC response to the retry', 'bad-answer');
+    if (!answer.success || answer.data.id !== request.id)
+      return refuse('its answer was not a JSON-RPC response to the retry', 'bad-answer');
     return { status: outcome.status, body: outcome.body };
   };
 }
@@ -71,22 +89,61 @@ async function serveRetry(call: IncomingCall, options: InputRetryRelayOptions): 
   const parsed = retrySchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    return answer(400, errorBody(echoableId(raw), RpcErrorCode.InvalidRequest, `Invalid relayed retry: ${(issue?.path ?? []).join('.')}: ${issue?.message ?? 'invalid'}`));
+    return answer(
+      400,
+      errorBody(
+        echoableId(raw),
+        RpcErrorCode.InvalidRequest,
+        `Invalid relayed retry: ${(issue?.path ?? []).join('.')}: ${issue?.message ?? 'invalid'}`,
+      ),
+    );
   }
   const request: RpcRequest = parsed.data;
   const config = options.getConfig();
-  if (config === undefined) return answer(503, errorBody(request.id, RpcErrorCode.NotReady, `Node "${options.nodeId}" has no configuration yet; retry shortly`));
+  if (config === undefined)
+    return answer(
+      503,
+      errorBody(request.id, RpcErrorCode.NotReady, `Node "${options.nodeId}" has no configuration yet; retry shortly`),
+    );
   const principal = config.principalByKeyId(call.keyId);
-  if (principal === undefined) return answer(401, errorBody(request.id, RpcErrorCode.Unauthenticated, 'Unauthorized: the key is unknown or revoked'));
+  if (principal === undefined)
+    return answer(
+      401,
+      errorBody(request.id, RpcErrorCode.Unauthenticated, 'Unauthorized: the key is unknown or revoked'),
+    );
   const channel: RequestChannel = {
     canRequest: false,
-    notify: (method, params) => call.notify(JSON.stringify(params === undefined ? { jsonrpc: '2.0', method } : { jsonrpc: '2.0', method, params })),
-    request: (_message: RpcMessage) => Promise.reject(new UpstreamRpcError(RpcErrorCode.InternalError, 'a 2026-07-28 agent cannot be asked on its call')),
+    notify: (method, params) =>
+      call.notify(
+        JSON.stringify(params === undefined ? { jsonrpc: '2.0', method } : { jsonrpc: '2.0', method, params }),
+      ),
+    request: (_message: RpcMessage) =>
+      Promise.reject(
+        new UpstreamRpcError(RpcErrorCode.InternalError, 'a 2026-07-28 agent cannot be asked on its call'),
+      ),
   };
-  const reply = await options.dispatcher.dispatch(request, { principal, era: 'modern', cancellation: signalCancellation(call.signal), sessionKeys: config.sessionKeys, channel, relayed: true });
-  const lost = errorBody(request.id, RpcErrorCode.InternalError, `The answer from gateway node "${options.nodeId}", which held the call, could not be relayed back (too large to pass between control-plane replicas); the call has completed there`);
+  const reply = await options.dispatcher.dispatch(request, {
+    principal,
+    era: 'modern',
+    cancellation: signalCancellation(call.signal),
+    sessionKeys: config.sessionKeys,
+    channel,
+    relayed: true,
+  });
+  const lost = errorBody(
+    request.id,
+    RpcErrorCode.InternalError,
+    `The answer from gateway node "${options.nodeId}", which held the call, could not be relayed back (too large to pass between control-plane replicas); the call has completed there`,
+  );
   if (reply.body.length > MAX_RELAY_ANSWER_CHARS) {
-    return answer(200, errorBody(request.id, RpcErrorCode.InternalError, `The answer from gateway node "${options.nodeId}", which held the call, is ${reply.body.length} characters, more than the ${MAX_RELAY_ANSWER_CHARS} relayed between nodes; the call has completed there`));
+    return answer(
+      200,
+      errorBody(
+        request.id,
+        RpcErrorCode.InternalError,
+        `The answer from gateway node "${options.nodeId}", which held the call, is ${reply.body.length} characters, more than the ${MAX_RELAY_ANSWER_CHARS} relayed between nodes; the call has completed there`,
+      ),
+    );
   }
   return { answer: { status: reply.status, bodyJson: reply.body }, fallback: { status: 200, bodyJson: lost } };
 }

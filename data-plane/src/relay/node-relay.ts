@@ -34,11 +34,20 @@ const envelopeSchema = z
     sessionId: z.string().max(8192),
     kind: z.discriminatedUnion('$case', [
       z.object({ $case: z.literal('reply'), value: z.object({ responseJson: relayJson }) }),
-      z.object({ $case: z.literal('cancel'), value: z.object({ requestIdJson: z.string().min(1).max(1024), reason: z.string().max(1024) }) }),
+      z.object({
+        $case: z.literal('cancel'),
+        value: z.object({ requestIdJson: z.string().min(1).max(1024), reason: z.string().max(1024) }),
+      }),
       z.object({ $case: z.literal('ended'), value: z.object({ expiresAtMs: z.number().int().positive() }) }),
       z.object({
         $case: z.literal('call'),
-        value: z.object({ callId, request: z.discriminatedUnion('$case', [z.object({ $case: z.literal('inputRetryJson'), value: relayJson }), z.object({ $case: z.literal('sseMessagesJson'), value: relayJson })]) }),
+        value: z.object({
+          callId,
+          request: z.discriminatedUnion('$case', [
+            z.object({ $case: z.literal('inputRetryJson'), value: relayJson }),
+            z.object({ $case: z.literal('sseMessagesJson'), value: relayJson }),
+          ]),
+        }),
       }),
       z.object({
         $case: z.literal('callUpdate'),
@@ -47,7 +56,13 @@ const envelopeSchema = z
           update: z.discriminatedUnion('$case', [
             z.object({ $case: z.literal('accepted'), value: z.boolean() }),
             z.object({ $case: z.literal('notificationJson'), value: relayJson }),
-            z.object({ $case: z.literal('answer'), value: z.object({ status: z.number().int().min(200).max(599), bodyJson: z.string().max(MAX_RELAY_ANSWER_CHARS) }) }),
+            z.object({
+              $case: z.literal('answer'),
+              value: z.object({
+                status: z.number().int().min(200).max(599),
+                bodyJson: z.string().max(MAX_RELAY_ANSWER_CHARS),
+              }),
+            }),
             z.object({ $case: z.literal('cancelled'), value: z.string().max(1024) }),
             z.object({ $case: z.literal('undeliverable'), value: z.string().max(1024) }),
           ]),
@@ -55,13 +70,18 @@ const envelopeSchema = z
       }),
     ]),
   })
-  .refine((envelope) => !SESSION_KINDS.has(envelope.kind.$case) || envelope.sessionId !== '', { message: 'must be the agent\'s session id', path: ['sessionId'] });
+  .refine((envelope) => !SESSION_KINDS.has(envelope.kind.$case) || envelope.sessionId !== '', {
+    message: "must be the agent's session id",
+    path: ['sessionId'],
+  });
 
 /** A JSON-RPC response to a server-to-client request: its id, and a result or an error. */
-const responseSchema = z.looseObject({
-  jsonrpc: z.literal('2.0'),
-  id: z.string().max(64),
-}).refine((r) => isPlainObject(r['result']) || isPlainObject(r['error']), 'must carry a result or an error object');
+const responseSchema = z
+  .looseObject({
+    jsonrpc: z.literal('2.0'),
+    id: z.string().max(64),
+  })
+  .refine((r) => isPlainObject(r['result']) || isPlainObject(r['error']), 'must carry a result or an error object');
 
 const requestIdSchema = z.union([z.string().max(512), z.number().finite()]);
 
@@ -121,10 +141,18 @@ export class NodeRelay {
     if (tag === this.nodeTag) return 'own';
     const responseJson = JSON.stringify(response);
     if (responseJson.length > MAX_RELAY_JSON_CHARS) {
-      this.options.logger.warn({ id, chars: responseJson.length }, `reply to another node's server-to-client request not relayed: larger than ${MAX_RELAY_JSON_CHARS} characters`);
+      this.options.logger.warn(
+        { id, chars: responseJson.length },
+        `reply to another node's server-to-client request not relayed: larger than ${MAX_RELAY_JSON_CHARS} characters`,
+      );
       return 'too-large';
     }
-    const sent = this.send({ toNodeTag: tag, keyId: owner.keyId, sessionId: owner.sessionId, kind: { $case: 'reply', value: { responseJson } } });
+    const sent = this.send({
+      toNodeTag: tag,
+      keyId: owner.keyId,
+      sessionId: owner.sessionId,
+      kind: { $case: 'reply', value: { responseJson } },
+    });
     return sent ? 'relayed' : 'no-control-plane';
   }
 
@@ -133,7 +161,12 @@ export class NodeRelay {
     const id = requestIdSchema.safeParse(requestId);
     if (!id.success) return false;
     const text = typeof reason === 'string' ? reason.slice(0, 1024) : 'cancelled by the agent';
-    return this.send({ toNodeTag: '', keyId: owner.keyId, sessionId: owner.sessionId, kind: { $case: 'cancel', value: { requestIdJson: JSON.stringify(id.data), reason: text } } });
+    return this.send({
+      toNodeTag: '',
+      keyId: owner.keyId,
+      sessionId: owner.sessionId,
+      kind: { $case: 'cancel', value: { requestIdJson: JSON.stringify(id.data), reason: text } },
+    });
   }
 
   /** Ends a session here and tells every other node (through the control plane, which keeps it). */
@@ -152,7 +185,10 @@ export class NodeRelay {
     const parsed = envelopeSchema.safeParse(raw);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      this.options.logger.warn({ field: `relay.${(issue?.path ?? []).join('.')}`, err: issue?.message }, 'ignored a malformed relay envelope');
+      this.options.logger.warn(
+        { field: `relay.${(issue?.path ?? []).join('.')}`, err: issue?.message },
+        'ignored a malformed relay envelope',
+      );
       return;
     }
     const envelope = parsed.data;
@@ -161,34 +197,75 @@ export class NodeRelay {
     try {
       switch (envelope.kind.$case) {
         case 'reply': {
-          if (envelope.toNodeTag !== this.nodeTag) return log.debug({ toNodeTag: envelope.toNodeTag }, 'relayed reply for another node tag ignored');
+          if (envelope.toNodeTag !== this.nodeTag)
+            return log.debug({ toNodeTag: envelope.toNodeTag }, 'relayed reply for another node tag ignored');
           const response = responseSchema.safeParse(JSON.parse(envelope.kind.value.responseJson));
-          if (!response.success) return log.warn({ from: envelope.fromNodeId, err: response.error.issues[0]?.message }, 'ignored a relayed reply that is not a JSON-RPC response');
-          if (!this.options.serverRequests.settle(response.data, owner)) log.debug({ id: response.data.id, from: envelope.fromNodeId }, 'relayed reply settles no request sent to that session and key here');
+          if (!response.success)
+            return log.warn(
+              { from: envelope.fromNodeId, err: response.error.issues[0]?.message },
+              'ignored a relayed reply that is not a JSON-RPC response',
+            );
+          if (!this.options.serverRequests.settle(response.data, owner))
+            log.debug(
+              { id: response.data.id, from: envelope.fromNodeId },
+              'relayed reply settles no request sent to that session and key here',
+            );
           return;
         }
         case 'cancel': {
-          if (this.verifiedClaims(envelope.sessionId, envelope.keyId) === undefined) return log.debug({ from: envelope.fromNodeId }, 'relayed cancel for a session this node does not verify as that key\'s; ignored');
+          if (this.verifiedClaims(envelope.sessionId, envelope.keyId) === undefined)
+            return log.debug(
+              { from: envelope.fromNodeId },
+              "relayed cancel for a session this node does not verify as that key's; ignored",
+            );
           const requestId = requestIdSchema.safeParse(JSON.parse(envelope.kind.value.requestIdJson));
-          if (!requestId.success) return log.warn({ from: envelope.fromNodeId }, 'ignored a relayed cancel whose request id is not a string or number');
-          if (this.options.inFlight.cancel(envelope.sessionId, requestId.data, envelope.kind.value.reason)) log.debug({ requestId: requestId.data, from: envelope.fromNodeId }, 'request cancelled by a cancel relayed from another node');
+          if (!requestId.success)
+            return log.warn(
+              { from: envelope.fromNodeId },
+              'ignored a relayed cancel whose request id is not a string or number',
+            );
+          if (this.options.inFlight.cancel(envelope.sessionId, requestId.data, envelope.kind.value.reason))
+            log.debug(
+              { requestId: requestId.data, from: envelope.fromNodeId },
+              'request cancelled by a cancel relayed from another node',
+            );
           return;
         }
         case 'ended': {
           const claims = this.verifiedClaims(envelope.sessionId, envelope.keyId);
-          if (claims === undefined) return log.debug({ from: envelope.fromNodeId }, 'relayed ended session this node does not verify as that key\'s; ignored');
-          if (this.options.endedSessions.end(envelope.sessionId, claims) !== undefined) this.options.onSessionEnded(envelope.sessionId);
+          if (claims === undefined)
+            return log.debug(
+              { from: envelope.fromNodeId },
+              "relayed ended session this node does not verify as that key's; ignored",
+            );
+          if (this.options.endedSessions.end(envelope.sessionId, claims) !== undefined)
+            this.options.onSessionEnded(envelope.sessionId);
           return;
         }
         case 'call':
-          if (envelope.toNodeTag !== this.nodeTag) return log.debug({ toNodeTag: envelope.toNodeTag }, 'relayed call for another node tag ignored');
-          return this.calls.serve(envelope.fromNodeTag, { keyId: envelope.keyId, sessionId: envelope.sessionId }, envelope.kind.value.callId, envelope.kind.value.request);
+          if (envelope.toNodeTag !== this.nodeTag)
+            return log.debug({ toNodeTag: envelope.toNodeTag }, 'relayed call for another node tag ignored');
+          return this.calls.serve(
+            envelope.fromNodeTag,
+            { keyId: envelope.keyId, sessionId: envelope.sessionId },
+            envelope.kind.value.callId,
+            envelope.kind.value.request,
+          );
         case 'callUpdate':
-          if (envelope.toNodeTag !== this.nodeTag) return log.debug({ toNodeTag: envelope.toNodeTag }, 'relayed call update for another node tag ignored');
-          return this.calls.update(envelope.fromNodeTag, envelope.keyId, envelope.kind.value.callId, envelope.kind.value.update);
+          if (envelope.toNodeTag !== this.nodeTag)
+            return log.debug({ toNodeTag: envelope.toNodeTag }, 'relayed call update for another node tag ignored');
+          return this.calls.update(
+            envelope.fromNodeTag,
+            envelope.keyId,
+            envelope.kind.value.callId,
+            envelope.kind.value.update,
+          );
       }
     } catch (error) {
-      log.warn({ from: envelope.fromNodeId, kind: envelope.kind.$case, err: errorMessage(error) }, 'ignored a relay envelope that could not be applied');
+      log.warn(
+        { from: envelope.fromNodeId, kind: envelope.kind.$case, err: errorMessage(error) },
+        'ignored a relay envelope that could not be applied',
+      );
     }
   }
 
@@ -208,7 +285,10 @@ export class NodeRelay {
     try {
       return this.transport({ ...envelope, fromNodeId: '', fromNodeTag: '' });
     } catch (error) {
-      this.options.logger.warn({ kind: envelope.kind?.$case, err: errorMessage(error) }, 'could not relay a message to the control plane');
+      this.options.logger.warn(
+        { kind: envelope.kind?.$case, err: errorMessage(error) },
+        'could not relay a message to the control plane',
+      );
       return false;
     }
   }

@@ -3,7 +3,9 @@ import { errorMessage, type Logger } from '../../../common/src/index.ts';
 import type { RelayEnvelope, RelayedAnswer, RelayedCallUpdate } from '../../../proto/gen/portcullis/v1/config.ts';
 
 /** What a relayed call asks of the node serving it (RelayedCall.request). */
-export type CallRequest = { readonly $case: 'inputRetryJson'; readonly value: string } | { readonly $case: 'sseMessagesJson'; readonly value: string };
+export type CallRequest =
+  | { readonly $case: 'inputRetryJson'; readonly value: string }
+  | { readonly $case: 'sseMessagesJson'; readonly value: string };
 export type CallKind = CallRequest['$case'];
 type Update = NonNullable<RelayedCallUpdate['update']>;
 
@@ -18,7 +20,11 @@ export interface CallTarget {
 /** How a call this node relayed fared: the answer the other node gave, or why there is none. */
 export type CallOutcome =
   | { readonly kind: 'answer'; readonly status: number; readonly body: string }
-  | { readonly kind: 'failed'; readonly reason: 'no-control-plane' | 'undeliverable' | 'unreachable' | 'cancelled'; readonly message: string };
+  | {
+      readonly kind: 'failed';
+      readonly reason: 'no-control-plane' | 'undeliverable' | 'unreachable' | 'cancelled';
+      readonly message: string;
+    };
 
 /** A call another node relayed here, as its handler sees it. */
 export interface IncomingCall {
@@ -76,7 +82,14 @@ interface Served {
 export class RelayedCalls {
   private readonly outgoing = new Map<string, Outgoing>();
   private readonly served = new Map<string, Served>();
-  private readonly answered = new Map<string, { fallback: RelayedAnswer | undefined; envelope: Omit<RelayEnvelope, 'kind' | 'fromNodeId' | 'fromNodeTag'>; at: number }>();
+  private readonly answered = new Map<
+    string,
+    {
+      fallback: RelayedAnswer | undefined;
+      envelope: Omit<RelayEnvelope, 'kind' | 'fromNodeId' | 'fromNodeTag'>;
+      at: number;
+    }
+  >();
   private readonly handlers = new Map<CallKind, CallHandler>();
   private readonly silenceMs: number;
   private readonly keepAliveMs: number;
@@ -100,7 +113,12 @@ export class RelayedCalls {
   }
 
   /** Relays a request to the node that can serve it and resolves with its answer (or why there is none); never rejects. */
-  call(target: CallTarget, request: CallRequest, signal: AbortSignal | undefined, onNotification?: (json: string) => void): Promise<CallOutcome> {
+  call(
+    target: CallTarget,
+    request: CallRequest,
+    signal: AbortSignal | undefined,
+    onNotification?: (json: string) => void,
+  ): Promise<CallOutcome> {
     const callId = randomBytes(12).toString('base64url');
     return new Promise<CallOutcome>((resolve) => {
       const finish = (outcome: CallOutcome) => {
@@ -112,13 +130,32 @@ export class RelayedCalls {
         resolve(outcome);
       };
       const onAbort = () => {
-        this.send({ toNodeTag: target.toNodeTag, keyId: target.keyId, sessionId: target.sessionId, kind: { $case: 'callUpdate', value: { callId, update: { $case: 'cancelled', value: 'the agent went away' } } } });
+        this.send({
+          toNodeTag: target.toNodeTag,
+          keyId: target.keyId,
+          sessionId: target.sessionId,
+          kind: {
+            $case: 'callUpdate',
+            value: { callId, update: { $case: 'cancelled', value: 'the agent went away' } },
+          },
+        });
         finish({ kind: 'failed', reason: 'cancelled', message: 'the agent went away' });
       };
       const entry: Outgoing = { target, onNotification, resolve: finish, timer: this.silenceTimer(callId) };
       this.outgoing.set(callId, entry);
-      if (!this.send({ toNodeTag: target.toNodeTag, keyId: target.keyId, sessionId: target.sessionId, kind: { $case: 'call', value: { callId, request } } })) {
-        finish({ kind: 'failed', reason: 'no-control-plane', message: 'this node is not connected to the control plane, through which the call would be relayed' });
+      if (
+        !this.send({
+          toNodeTag: target.toNodeTag,
+          keyId: target.keyId,
+          sessionId: target.sessionId,
+          kind: { $case: 'call', value: { callId, request } },
+        })
+      ) {
+        finish({
+          kind: 'failed',
+          reason: 'no-control-plane',
+          message: 'this node is not connected to the control plane, through which the call would be relayed',
+        });
         return;
       }
       if (signal?.aborted) return onAbort();
@@ -130,7 +167,8 @@ export class RelayedCalls {
   serve(fromNodeTag: string, target: Omit<CallTarget, 'toNodeTag'>, callId: string, request: CallRequest): void {
     const key = `${fromNodeTag}/${callId}`;
     const envelope = { toNodeTag: fromNodeTag, keyId: target.keyId, sessionId: target.sessionId };
-    const update = (value: Update) => this.send({ ...envelope, kind: { $case: 'callUpdate', value: { callId, update: value } } });
+    const update = (value: Update) =>
+      this.send({ ...envelope, kind: { $case: 'callUpdate', value: { callId, update: value } } });
     if (fromNodeTag === '' || this.served.has(key)) return;
     const handler = this.handlers.get(request.$case);
     if (handler === undefined) {
@@ -142,7 +180,12 @@ export class RelayedCalls {
     const keepAlive = setInterval(() => update({ $case: 'accepted', value: true }), this.keepAliveMs);
     keepAlive.unref();
     this.served.set(key, { controller, keepAlive });
-    const call: IncomingCall = { ...target, json: request.value, signal: controller.signal, notify: (json) => void update({ $case: 'notificationJson', value: json }) };
+    const call: IncomingCall = {
+      ...target,
+      json: request.value,
+      signal: controller.signal,
+      notify: (json) => void update({ $case: 'notificationJson', value: json }),
+    };
     handler(call)
       .then(
         ({ answer, fallback }) => {
@@ -150,7 +193,10 @@ export class RelayedCalls {
           update({ $case: 'answer', value: answer });
         },
         (error: unknown) => {
-          this.options.logger.error({ err: errorMessage(error), kind: request.$case }, 'a relayed call failed unexpectedly');
+          this.options.logger.error(
+            { err: errorMessage(error), kind: request.$case },
+            'a relayed call failed unexpectedly',
+          );
           update({ $case: 'answer', value: { status: 500, bodyJson: '' } });
         },
       )
@@ -192,14 +238,19 @@ export class RelayedCalls {
 
   /** Every call is abandoned (the node is closing). */
   close(): void {
-    for (const outgoing of this.outgoing.values()) outgoing.resolve({ kind: 'failed', reason: 'unreachable', message: 'this node is shutting down' });
+    for (const outgoing of this.outgoing.values())
+      outgoing.resolve({ kind: 'failed', reason: 'unreachable', message: 'this node is shutting down' });
     for (const served of this.served.values()) served.controller.abort(new Error('the node is shutting down'));
   }
 
   private silenceTimer(callId: string): NodeJS.Timeout {
     const timer = setTimeout(() => {
       const outgoing = this.outgoing.get(callId);
-      outgoing?.resolve({ kind: 'failed', reason: 'unreachable', message: `no word from it for ${this.silenceMs} ms (it may have restarted, shut down or lost the control plane)` });
+      outgoing?.resolve({
+        kind: 'failed',
+        reason: 'unreachable',
+        message: `no word from it for ${this.silenceMs} ms (it may have restarted, shut down or lost the control plane)`,
+      });
     }, this.silenceMs);
     // Not unref'd: a call waiting for another node is work in progress (close() settles every one, clearing its timer).
     return timer;
@@ -210,7 +261,11 @@ export class RelayedCalls {
     outgoing.timer = this.silenceTimer(callId);
   }
 
-  private remember(key: string, envelope: Omit<RelayEnvelope, 'kind' | 'fromNodeId' | 'fromNodeTag'>, fallback: RelayedAnswer | undefined): void {
+  private remember(
+    key: string,
+    envelope: Omit<RelayEnvelope, 'kind' | 'fromNodeId' | 'fromNodeTag'>,
+    fallback: RelayedAnswer | undefined,
+  ): void {
     const now = Date.now();
     for (const [old, entry] of this.answered) {
       if (now - entry.at < ANSWERED_MEMORY_MS) break;
@@ -224,7 +279,13 @@ export class RelayedCalls {
     const entry = this.answered.get(key);
     this.answered.delete(key);
     if (entry?.fallback === undefined) return;
-    this.options.logger.warn({ callId }, 'the answer to a relayed call could not be delivered (too large to cross control-plane replicas?); a short error went instead');
-    this.send({ ...entry.envelope, kind: { $case: 'callUpdate', value: { callId, update: { $case: 'answer', value: entry.fallback } } } });
+    this.options.logger.warn(
+      { callId },
+      'the answer to a relayed call could not be delivered (too large to cross control-plane replicas?); a short error went instead',
+    );
+    this.send({
+      ...entry.envelope,
+      kind: { $case: 'callUpdate', value: { callId, update: { $case: 'answer', value: entry.fallback } } },
+    });
   }
 }

@@ -1,4 +1,9 @@
-import type { PromptArgumentSummary, PromptSummary, ResourceSummary, ResourceTemplateSummary } from '../../../proto/gen/portcullis/v1/config.ts';
+import type {
+  PromptArgumentSummary,
+  PromptSummary,
+  ResourceSummary,
+  ResourceTemplateSummary,
+} from '../../../proto/gen/portcullis/v1/config.ts';
 import type { CatalogItem } from './upstream-listing.ts';
 
 /**
@@ -12,7 +17,14 @@ export const MAX_REPORTED_ENTRIES = 1_000;
 export const MAX_REPORTED_CHARS = 256 * 1024;
 
 /** Longest text kept per field; identifiers (names, URIs) longer than theirs leave the entry out. */
-export const SUMMARY_LIMITS = { name: 256, title: 256, description: 1_024, mimeType: 128, uri: 2_048, arguments: 32 } as const;
+export const SUMMARY_LIMITS = {
+  name: 256,
+  title: 256,
+  description: 1_024,
+  mimeType: 128,
+  uri: 2_048,
+  arguments: 32,
+} as const;
 
 export interface SummaryList<T> {
   readonly items: T[];
@@ -38,7 +50,11 @@ function promptArguments(value: unknown): PromptArgumentSummary[] {
     const record = argument as Record<string, unknown>;
     const name = identifier(record['name'], SUMMARY_LIMITS.name);
     if (name === undefined) continue;
-    out.push({ name, description: text(record['description'], SUMMARY_LIMITS.description), required: record['required'] === true });
+    out.push({
+      name,
+      description: text(record['description'], SUMMARY_LIMITS.description),
+      required: record['required'] === true,
+    });
   }
   return out;
 }
@@ -46,7 +62,12 @@ function promptArguments(value: unknown): PromptArgumentSummary[] {
 export function promptSummary(item: CatalogItem): PromptSummary | undefined {
   const name = identifier(item['name'], SUMMARY_LIMITS.name);
   if (name === undefined) return undefined;
-  return { name, title: text(item['title'], SUMMARY_LIMITS.title), description: text(item['description'], SUMMARY_LIMITS.description), arguments: promptArguments(item['arguments']) };
+  return {
+    name,
+    title: text(item['title'], SUMMARY_LIMITS.title),
+    description: text(item['description'], SUMMARY_LIMITS.description),
+    arguments: promptArguments(item['arguments']),
+  };
 }
 
 export function resourceSummary(item: CatalogItem): ResourceSummary | undefined {
@@ -86,7 +107,10 @@ function weight(summary: object): number {
 }
 
 /** The first summaries of `items` within the caps, and how many were listed. */
-export function summarize<T extends object>(items: readonly CatalogItem[], summary: (item: CatalogItem) => T | undefined): SummaryList<T> {
+export function summarize<T extends object>(
+  items: readonly CatalogItem[],
+  summary: (item: CatalogItem) => T | undefined,
+): SummaryList<T> {
   const out: T[] = [];
   let chars = 0;
   for (const item of items) {

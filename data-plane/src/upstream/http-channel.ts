@@ -1,5 +1,12 @@
 import { StringDecoder } from 'node:string_decoder';
-import { SdkError, SdkErrorCode, SdkHttpError, type JSONRPCMessage, type SSEClientTransport, type StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import {
+  SdkError,
+  SdkErrorCode,
+  SdkHttpError,
+  type JSONRPCMessage,
+  type SSEClientTransport,
+  type StreamableHTTPClientTransport,
+} from '@modelcontextprotocol/client';
 import { Pool, type Dispatcher } from 'undici';
 import type { ChannelCall, RelayChannel } from './lean-relay.ts';
 import { parseNdjson, type DeviationSink } from './upstream-deviations.ts';
@@ -140,7 +147,12 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
     if (this.abandoned) controller.abort(abandonedError());
   }
 
-  onResponseStart(_controller: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
+  onResponseStart(
+    _controller: Dispatcher.DispatchController,
+    status: number,
+    headers: Record<string, string | string[] | undefined>,
+    statusMessage?: string,
+  ): void {
     this.status = status;
     if (status >= 300 && status < 400) return this.fail(new RedirectedError(status));
     if (status < 200 || status >= 300) {
@@ -155,7 +167,12 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
     else if (mediaType === 'text/event-stream') {
       this.kind = 'events';
       this.parser = new SseParser((event, data) => this.onEvent(event, data));
-    } else this.fail(new SdkError(SdkErrorCode.ClientHttpUnexpectedContent, `Unexpected content type: ${contentType}`, { contentType }));
+    } else
+      this.fail(
+        new SdkError(SdkErrorCode.ClientHttpUnexpectedContent, `Unexpected content type: ${contentType}`, {
+          contentType,
+        }),
+      );
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -178,13 +195,26 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
   }
 
   private endJson(text: string): void {
-    if (this.failedWith !== undefined) return this.fail(new SdkHttpError(SdkErrorCode.ClientHttpNotImplemented, `Error POSTing to endpoint: ${text}`, { status: this.status, statusText: this.failedWith, text }));
+    if (this.failedWith !== undefined)
+      return this.fail(
+        new SdkHttpError(SdkErrorCode.ClientHttpNotImplemented, `Error POSTing to endpoint: ${text}`, {
+          status: this.status,
+          statusText: this.failedWith,
+          text,
+        }),
+      );
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch (error) {
       parsed = parseNdjson(text);
-      if (parsed === undefined) return this.fail(new SdkError(SdkErrorCode.ClientHttpUnexpectedContent, `the upstream answered with malformed JSON: ${String(error)}`));
+      if (parsed === undefined)
+        return this.fail(
+          new SdkError(
+            SdkErrorCode.ClientHttpUnexpectedContent,
+            `the upstream answered with malformed JSON: ${String(error)}`,
+          ),
+        );
       this.onDeviation('ndjson_body');
     }
     for (const message of Array.isArray(parsed) ? parsed : [parsed]) this.call.deliver(message);
@@ -197,8 +227,13 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
     if (this.answered) return this.succeed();
     const lastEventId = parser.lastEventId;
     // The server keeps its events (resumability): the SDK's transport resumes the stream, and the answer arrives through it.
-    if (lastEventId !== undefined) this.transport.resumeStream(lastEventId).then(() => this.succeed(), (error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))));
-    else this.fail(new SdkError(SdkErrorCode.ConnectionClosed, 'the upstream ended the response stream before answering'));
+    if (lastEventId !== undefined)
+      this.transport.resumeStream(lastEventId).then(
+        () => this.succeed(),
+        (error: unknown) => this.fail(error instanceof Error ? error : new Error(String(error))),
+      );
+    else
+      this.fail(new SdkError(SdkErrorCode.ConnectionClosed, 'the upstream ended the response stream before answering'));
   }
 
   private onEvent(event: string, data: string): void {
@@ -269,7 +304,9 @@ function isConnectionError(error: Error): boolean {
 }
 
 function isResponseTo(message: unknown, id: number): boolean {
-  return typeof message === 'object' && message !== null && !('method' in message) && (message as { id?: unknown }).id === id;
+  return (
+    typeof message === 'object' && message !== null && !('method' in message) && (message as { id?: unknown }).id === id
+  );
 }
 
 /**

@@ -112,14 +112,22 @@ export class LeanRelay {
     return this.closedWith === undefined && !SDK_ONLY_METHODS.has(method);
   }
 
-  request(method: string, params: Record<string, unknown> | undefined, options: LeanRequestOptions): Promise<Record<string, unknown>> {
+  request(
+    method: string,
+    params: Record<string, unknown> | undefined,
+    options: LeanRequestOptions,
+  ): Promise<Record<string, unknown>> {
     if (this.closedWith) return Promise.reject(this.closedWith);
     const cancellation = options.cancellation;
-    if (cancellation?.aborted) return Promise.reject(new SdkError(SdkErrorCode.RequestTimeout, String(cancellation.reason)));
+    if (cancellation?.aborted)
+      return Promise.reject(new SdkError(SdkErrorCode.RequestTimeout, String(cancellation.reason)));
     const id = this.takeId();
     const onProgress = options.onProgress;
-    const sentParams = onProgress ? { ...params, _meta: { ...(params?.['_meta'] as Record<string, unknown> | undefined), progressToken: id } } : params;
-    const request: RelayedRequest = sentParams === undefined ? { jsonrpc: '2.0', id, method } : { jsonrpc: '2.0', id, method, params: sentParams };
+    const sentParams = onProgress
+      ? { ...params, _meta: { ...(params?.['_meta'] as Record<string, unknown> | undefined), progressToken: id } }
+      : params;
+    const request: RelayedRequest =
+      sentParams === undefined ? { jsonrpc: '2.0', id, method } : { jsonrpc: '2.0', id, method, params: sentParams };
     return new Promise<Record<string, unknown>>((resolve, reject) => {
       const call: ChannelCall = {
         request,
@@ -128,7 +136,16 @@ export class LeanRelay {
         },
       };
       const timeoutMs = options.timeoutMs;
-      const entry: Pending = { call, resolve, reject, onProgress, timeoutMs, deadline: performance.now() + timeoutMs, cancellation, onAbort: undefined };
+      const entry: Pending = {
+        call,
+        resolve,
+        reject,
+        onProgress,
+        timeoutMs,
+        deadline: performance.now() + timeoutMs,
+        cancellation,
+        onAbort: undefined,
+      };
       this.pending.set(id, entry);
       this.sweepBy(entry.deadline);
       if (cancellation) {
@@ -156,13 +173,15 @@ export class LeanRelay {
     if (m['jsonrpc'] !== '2.0') entry.reject(this.malformed(entry.call.request.method, 'its "jsonrpc" is not "2.0"'));
     else if ('result' in m) {
       const result = m['result'];
-      if (!isPlainObject(result)) entry.reject(this.malformed(entry.call.request.method, 'its result is not an object'));
+      if (!isPlainObject(result))
+        entry.reject(this.malformed(entry.call.request.method, 'its result is not an object'));
       else entry.resolve('resultType' in result ? withoutResultType(result) : result);
     } else if (isPlainObject(m['error'])) {
       const error = m['error'];
       const code = error['code'];
       const text = error['message'];
-      if (typeof code !== 'number' || !Number.isInteger(code) || typeof text !== 'string') entry.reject(this.malformed(entry.call.request.method, 'its error has no integer code and string message'));
+      if (typeof code !== 'number' || !Number.isInteger(code) || typeof text !== 'string')
+        entry.reject(this.malformed(entry.call.request.method, 'its error has no integer code and string message'));
       else entry.reject(new UpstreamRpcError(code, text, error['data']));
     } else entry.reject(this.malformed(entry.call.request.method, 'it has neither a result nor an error'));
     return true;
@@ -200,7 +219,11 @@ export class LeanRelay {
     const entry = this.settle(id);
     if (!entry) return;
     entry.call.abortStream?.();
-    const cancelled: JSONRPCMessage = { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: reason.message } };
+    const cancelled: JSONRPCMessage = {
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: id, reason: reason.message },
+    };
     this.channel.notify(cancelled).catch(() => undefined);
     entry.reject(reason);
   }
@@ -230,14 +253,19 @@ export class LeanRelay {
     const now = performance.now();
     let next = Infinity;
     for (const [id, entry] of this.pending) {
-      if (entry.deadline <= now) this.cancel(id, new SdkError(SdkErrorCode.RequestTimeout, 'Request timed out', { timeout: entry.timeoutMs }));
+      if (entry.deadline <= now)
+        this.cancel(id, new SdkError(SdkErrorCode.RequestTimeout, 'Request timed out', { timeout: entry.timeoutMs }));
       else if (entry.deadline < next) next = entry.deadline;
     }
     if (next !== Infinity) this.sweepBy(next);
   };
 
   private malformed(method: string, why: string): PortcullisError {
-    return new PortcullisError(UpstreamErrorCode.ERROR, `upstream "${this.upstream}" answered ${method} with a malformed JSON-RPC response: ${why}`, { upstream: this.upstream });
+    return new PortcullisError(
+      UpstreamErrorCode.ERROR,
+      `upstream "${this.upstream}" answered ${method} with a malformed JSON-RPC response: ${why}`,
+      { upstream: this.upstream },
+    );
   }
 
   private takeId(): number {

@@ -1,4 +1,10 @@
-import { SSEClientTransport, StreamableHTTPClientTransport, type Client, type JSONRPCMessage, type MessageExtraInfo } from '@modelcontextprotocol/client';
+import {
+  SSEClientTransport,
+  StreamableHTTPClientTransport,
+  type Client,
+  type JSONRPCMessage,
+  type MessageExtraInfo,
+} from '@modelcontextprotocol/client';
 import { SseChannel, StreamableHttpChannel } from './http-channel.ts';
 import { LeanRelay, type RelayChannel } from './lean-relay.ts';
 import { StdioPipeTransport, deliverValidated } from './stdio-transport.ts';
@@ -28,12 +34,21 @@ export function attachLeanRelay(client: Client, target: LeanRelayTarget): LeanRe
   const sdkOnMessage = transport.onmessage;
   const toSdk = (message: JSONRPCMessage, extra?: MessageExtraInfo) => sdkOnMessage?.(message, extra);
   // A message from the relay's own HTTP stream that is not its answer goes to the client, validated as the SDK's transport would.
-  const handOn = (json: unknown) => deliverValidated(json, { onmessage: (message) => toSdk(message), onerror: (error) => transport.onerror?.(error) });
+  const handOn = (json: unknown) =>
+    deliverValidated(json, { onmessage: (message) => toSdk(message), onerror: (error) => transport.onerror?.(error) });
   let channel: RelayChannel;
   if (transport instanceof StdioPipeTransport) {
-    channel = { send: (call) => transport.write(JSON.stringify(call.request)), notify: (message) => transport.send(message) };
+    channel = {
+      send: (call) => transport.write(JSON.stringify(call.request)),
+      notify: (message) => transport.send(message),
+    };
   } else if (transport instanceof StreamableHTTPClientTransport) {
-    channel = new StreamableHttpChannel({ url: new URL(target.url), headers: target.headers, transport, onDeviation: target.onDeviation });
+    channel = new StreamableHttpChannel({
+      url: new URL(target.url),
+      headers: target.headers,
+      transport,
+      onDeviation: target.onDeviation,
+    });
   } else if (transport instanceof SSEClientTransport) {
     channel = new SseChannel(transport);
   } else {

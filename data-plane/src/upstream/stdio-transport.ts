@@ -1,5 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { SdkError, SdkErrorCode, parseJSONRPCMessage, type JSONRPCMessage, type Transport } from '@modelcontextprotocol/client';
+import {
+  SdkError,
+  SdkErrorCode,
+  parseJSONRPCMessage,
+  type JSONRPCMessage,
+  type Transport,
+} from '@modelcontextprotocol/client';
 
 /** The SDK's limit for one unterminated line from a stdio server. */
 const MAX_LINE_BYTES = 10 * 1024 * 1024;
@@ -106,7 +112,8 @@ export class StdioPipeTransport implements Transport {
 
   /** Like `send`, for a message already serialized (the lean relay builds its requests as text). */
   write(json: string): Promise<void> {
-    if (!this.child?.stdin || this.closed) return Promise.reject(new SdkError(SdkErrorCode.NotConnected, 'Not connected'));
+    if (!this.child?.stdin || this.closed)
+      return Promise.reject(new SdkError(SdkErrorCode.NotConnected, 'Not connected'));
     this.queued.push(json);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -135,7 +142,11 @@ export class StdioPipeTransport implements Transport {
       if (child.exitCode !== null || child.signalCode !== null) resolve();
       else child.once('close', () => resolve());
     });
-    const waitExit = () => Promise.race([exited.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), graceMs).unref())]);
+    const waitExit = () =>
+      Promise.race([
+        exited.then(() => true),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), graceMs).unref()),
+      ]);
     try {
       child.stdin?.end();
     } catch {
@@ -208,7 +219,10 @@ export class StdioPipeTransport implements Transport {
 }
 
 /** Hands parsed JSON to a transport's client as a JSON-RPC message validated with the SDK's schema, as the SDK's transports do; a message that is not one goes to `onerror`. */
-export function deliverValidated(json: unknown, to: { onmessage?: (message: JSONRPCMessage) => void; onerror?: (error: Error) => void }): void {
+export function deliverValidated(
+  json: unknown,
+  to: { onmessage?: (message: JSONRPCMessage) => void; onerror?: (error: Error) => void },
+): void {
   let message: JSONRPCMessage;
   try {
     message = parseJSONRPCMessage(json);

@@ -67,7 +67,12 @@ export function mergeCatalogs(sources: readonly CatalogSource[]): MergedCatalog 
     notes.set(upstream, list);
   };
   const entries: Record<CatalogKind, CatalogEntry[]> = { tools: [], prompts: [], resources: [], resourceTemplates: [] };
-  const index: Record<CatalogKind, Map<string, CatalogEntry>> = { tools: new Map(), prompts: new Map(), resources: new Map(), resourceTemplates: new Map() };
+  const index: Record<CatalogKind, Map<string, CatalogEntry>> = {
+    tools: new Map(),
+    prompts: new Map(),
+    resources: new Map(),
+    resourceTemplates: new Map(),
+  };
   const tools: ToolEntry[] = [];
   const templates: { upstreamName: string; template: UriTemplate }[] = [];
   const resourceUpstreams = new Map<string, string[]>();
@@ -88,20 +93,33 @@ export function mergeCatalogs(sources: readonly CatalogSource[]): MergedCatalog 
         }
         const taken = index[kind].get(exposed);
         if (taken) {
-          note(upstreamName, `${what} "${name}" not exposed: the name "${exposed}" is already taken by upstream "${taken.upstreamName}"`);
+          note(
+            upstreamName,
+            `${what} "${name}" not exposed: the name "${exposed}" is already taken by upstream "${taken.upstreamName}"`,
+          );
           continue;
         }
         if (kind === 'tools' && source.pinToolDefinitions) {
           const pinned = source.pinnedTools.get(name);
           const current = toolHash(item);
           if (pinned !== undefined && pinned !== current) {
-            note(upstreamName, `tool "${name}" held back: its definition changed since it was pinned (pinned ${pinned.slice(0, 12)}, now ${current.slice(0, 12)})`);
+            note(
+              upstreamName,
+              `tool "${name}" held back: its definition changed since it was pinned (pinned ${pinned.slice(0, 12)}, now ${current.slice(0, 12)})`,
+            );
             continue;
           }
         }
         const definition = { ...item, name: exposed };
         if (kind === 'tools') {
-          const entry: ToolEntry = { upstreamName, key: exposed, upstreamKey: name, definition, exposedName: exposed, toolName: name };
+          const entry: ToolEntry = {
+            upstreamName,
+            key: exposed,
+            upstreamKey: name,
+            definition,
+            exposedName: exposed,
+            toolName: name,
+          };
           tools.push(entry);
           entries.tools.push(entry);
           index.tools.set(exposed, entry);
@@ -120,7 +138,10 @@ export function mergeCatalogs(sources: readonly CatalogSource[]): MergedCatalog 
       const entry: CatalogEntry = { upstreamName, key: uri, upstreamKey: uri, definition: item };
       entries.resources.push(entry);
       if (listedBy) {
-        note(upstreamName, `resource "${uri}" is also listed by upstream "${listedBy[0]}", which serves it to keys that may use both`);
+        note(
+          upstreamName,
+          `resource "${uri}" is also listed by upstream "${listedBy[0]}", which serves it to keys that may use both`,
+        );
         listedBy.push(upstreamName);
         continue;
       }
@@ -136,7 +157,10 @@ export function mergeCatalogs(sources: readonly CatalogSource[]): MergedCatalog 
       try {
         templates.push({ upstreamName, template: new UriTemplate(uriTemplate) });
       } catch (error) {
-        note(upstreamName, `resource template "${uriTemplate}" cannot be matched: ${error instanceof Error ? error.message : String(error)}`);
+        note(
+          upstreamName,
+          `resource template "${uriTemplate}" cannot be matched: ${error instanceof Error ? error.message : String(error)}`,
+        );
       }
     }
   }
@@ -147,7 +171,11 @@ export function mergeCatalogs(sources: readonly CatalogSource[]): MergedCatalog 
  * The upstream serving `uri` among those `usable` admits (all by default): the first listing it,
  * else the first whose template matches it.
  */
-export function routeResource(merged: MergedCatalog, uri: string, usable: (upstream: string) => boolean = () => true): string | undefined {
+export function routeResource(
+  merged: MergedCatalog,
+  uri: string,
+  usable: (upstream: string) => boolean = () => true,
+): string | undefined {
   const listed = merged.resourceUpstreams.get(uri)?.find(usable);
   if (listed !== undefined) return listed;
   for (const { upstreamName, template } of merged.templates) {

@@ -1,4 +1,10 @@
-import { Client, SSEClientTransport, StreamableHTTPClientTransport, type ClientCapabilities, type PriorDiscovery } from '@modelcontextprotocol/client';
+import {
+  Client,
+  SSEClientTransport,
+  StreamableHTTPClientTransport,
+  type ClientCapabilities,
+  type PriorDiscovery,
+} from '@modelcontextprotocol/client';
 import { getDefaultEnvironment } from '@modelcontextprotocol/client/stdio';
 import { Backoff, PortcullisError, errorMessage, type BackoffPolicy, type Logger } from '../../../common/src/index.ts';
 import { Transport, UpstreamState, type UpstreamConfig } from '../../../proto/gen/portcullis/v1/config.ts';
@@ -11,7 +17,12 @@ import { UpstreamRelay, outsideCalls } from './upstream-relay.ts';
 import { CATALOG_KINDS, listAll, listCatalogs, type CatalogItem, type UpstreamCatalogs } from './upstream-listing.ts';
 import type { CatalogKind, RelayOptions, RpcMessage } from './upstream-router.ts';
 import { UpstreamSubscriptions, isModernConnection, listChangedFilter } from './upstream-subscriptions.ts';
-import { effectiveSettings, versionNegotiation, type UpstreamDefaults, type UpstreamSettings } from './upstream-settings.ts';
+import {
+  effectiveSettings,
+  versionNegotiation,
+  type UpstreamDefaults,
+  type UpstreamSettings,
+} from './upstream-settings.ts';
 
 /** Which catalogs a `notifications/…/list_changed` refreshes. */
 const LIST_CHANGED: Record<string, readonly CatalogKind[]> = {
@@ -21,7 +32,11 @@ const LIST_CHANGED: Record<string, readonly CatalogKind[]> = {
 };
 
 /** What the gateway offers upstream servers, so they offer their sampling, elicitation and roots features. */
-const CLIENT_CAPABILITIES: ClientCapabilities = { sampling: {}, elicitation: { form: {}, url: {} }, roots: { listChanged: true } };
+const CLIENT_CAPABILITIES: ClientCapabilities = {
+  sampling: {},
+  elicitation: { form: {}, url: {} },
+  roots: { listChanged: true },
+};
 const SERVER_REQUESTS = ['sampling/createMessage', 'elicitation/create', 'roots/list'] as const;
 
 const TRANSIENT_BACKOFF: BackoffPolicy = { baseMs: 250, maxMs: 30_000 };
@@ -99,7 +114,15 @@ export class UpstreamConnection {
   private readonly logger: Logger;
   private client: Client | undefined;
   private opening: Client | undefined;
-  private status: UpstreamStatus = { state: UpstreamState.UPSTREAM_STATE_CONNECTING, error: undefined, catalogs: undefined, capabilities: undefined, serverName: undefined, serverVersion: undefined, protocolVersion: undefined };
+  private status: UpstreamStatus = {
+    state: UpstreamState.UPSTREAM_STATE_CONNECTING,
+    error: undefined,
+    catalogs: undefined,
+    capabilities: undefined,
+    serverName: undefined,
+    serverVersion: undefined,
+    protocolVersion: undefined,
+  };
   private readonly backoff = new Backoff(TRANSIENT_BACKOFF);
   private readySince = 0;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -131,7 +154,11 @@ export class UpstreamConnection {
     this.configValue = options.config;
     this.settingsValue = effectiveSettings(options.config, options.defaults);
     this.logger = options.logger.child({ upstream: options.config.name });
-    this.subscriptions = new UpstreamSubscriptions(options.config.name, this.logger, () => this.settingsValue.callTimeoutMs);
+    this.subscriptions = new UpstreamSubscriptions(
+      options.config.name,
+      this.logger,
+      () => this.settingsValue.callTimeoutMs,
+    );
     this.relay = new UpstreamRelay(
       {
         name: options.config.name,
@@ -230,9 +257,19 @@ export class UpstreamConnection {
 
   private usableClient(): Client {
     const state = this.status.state;
-    if (this.client && (state === UpstreamState.UPSTREAM_STATE_READY || state === UpstreamState.UPSTREAM_STATE_DEGRADED)) return this.client;
+    if (
+      this.client &&
+      (state === UpstreamState.UPSTREAM_STATE_READY || state === UpstreamState.UPSTREAM_STATE_DEGRADED)
+    )
+      return this.client;
     const why = this.status.error ? `: ${this.status.error}` : '';
-    throw new PortcullisError(UpstreamErrorCode.UNAVAILABLE, state === UpstreamState.UPSTREAM_STATE_DISABLED ? `upstream "${this.name}" is disabled` : `upstream "${this.name}" is not connected (${stateName(state)}${why})`, { upstream: this.name });
+    throw new PortcullisError(
+      UpstreamErrorCode.UNAVAILABLE,
+      state === UpstreamState.UPSTREAM_STATE_DISABLED
+        ? `upstream "${this.name}" is disabled`
+        : `upstream "${this.name}" is not connected (${stateName(state)}${why})`,
+      { upstream: this.name },
+    );
   }
 
   /** One relayed request's outcome: `healthFailureThreshold` failures in a row degrade the upstream, a success restores it. */
@@ -259,7 +296,10 @@ export class UpstreamConnection {
   private deviated(kind: DeviationKind): void {
     if (!this.loggedDeviations.has(kind)) {
       this.loggedDeviations.add(kind);
-      this.logger.warn({ kind }, 'upstream deviates from the MCP spec; relaying what it sent as well as the gateway can (logged once)');
+      this.logger.warn(
+        { kind },
+        'upstream deviates from the MCP spec; relaying what it sent as well as the gateway can (logged once)',
+      );
     }
     this.options.onDeviation?.(this, kind);
   }
@@ -288,26 +328,43 @@ export class UpstreamConnection {
       // No `listChanged` option: the SDK would hold the connect on its own `subscriptions/listen`
       // (until the connect timeout when an upstream never acknowledges it); list changes are heard
       // by the fallback handler, and a 2026-07-28 upstream is listened to by `subscriptions`.
-      const client: Client = new Client(this.options.clientInfo, { ...versionNegotiation(this.configValue.protocolVersion), capabilities: CLIENT_CAPABILITIES });
+      const client: Client = new Client(this.options.clientInfo, {
+        ...versionNegotiation(this.configValue.protocolVersion),
+        capabilities: CLIENT_CAPABILITIES,
+      });
       for (const method of SERVER_REQUESTS) {
-        client.setRequestHandler(method, ((request: { params?: Record<string, unknown> }) => this.relay.serverRequest(method, request.params)) as never);
+        client.setRequestHandler(method, ((request: { params?: Record<string, unknown> }) =>
+          this.relay.serverRequest(method, request.params)) as never);
       }
       client.fallbackNotificationHandler = async (notification) => this.onUpstreamNotification(client, notification);
       client.onerror = (error) => this.logger.debug({ err: errorMessage(error) }, 'upstream transport error');
       this.opening = client;
       try {
-        await client.connect(this.createTransport(), { timeout: this.settingsValue.connectTimeoutMs, ...(this.prior ? { prior: this.prior } : {}) });
+        await client.connect(this.createTransport(), {
+          timeout: this.settingsValue.connectTimeoutMs,
+          ...(this.prior ? { prior: this.prior } : {}),
+        });
         tolerateMissingResultType(client, (kind) => this.deviated(kind));
         const catalogs = await listCatalogs(client, this.settingsValue.callTimeoutMs, this.logger);
         this.relay.progressTap.attach(client);
-        const lean = attachLeanRelay(client, { upstream: this.name, url: this.configValue.url, headers: this.headers(), onDeviation: (kind) => this.deviated(kind) });
+        const lean = attachLeanRelay(client, {
+          upstream: this.name,
+          url: this.configValue.url,
+          headers: this.headers(),
+          onDeviation: (kind) => this.deviated(kind),
+        });
         if (lean) this.leanRelays.set(client, lean);
         if (isModernConnection(client)) {
           const filter = listChangedFilter(client.getServerCapabilities() as Record<string, unknown> | undefined);
-          await this.subscriptions.attach(client, filter, Math.min(LISTEN_READY_WAIT_MS, this.settingsValue.connectTimeoutMs));
+          await this.subscriptions.attach(
+            client,
+            filter,
+            Math.min(LISTEN_READY_WAIT_MS, this.settingsValue.connectTimeoutMs),
+          );
         }
         const discover = client.getDiscoverResult();
-        this.prior = client.getProtocolEra() === 'modern' && discover ? { kind: 'modern', discover } : { kind: 'legacy' };
+        this.prior =
+          client.getProtocolEra() === 'modern' && discover ? { kind: 'modern', discover } : { kind: 'legacy' };
         return { client, catalogs };
       } catch (error) {
         this.prior = undefined;
@@ -341,7 +398,10 @@ export class UpstreamConnection {
     );
     this.startHealth();
     if (!isModernConnection(client)) this.subscriptions.restore(client);
-    this.logger.info({ protocolVersion: client.getNegotiatedProtocolVersion(), tools: catalogs.tools?.length ?? 0 }, 'upstream ready');
+    this.logger.info(
+      { protocolVersion: client.getNegotiatedProtocolVersion(), tools: catalogs.tools?.length ?? 0 },
+      'upstream ready',
+    );
   }
 
   private createTransport() {
@@ -361,7 +421,10 @@ export class UpstreamConnection {
         });
       }
       case Transport.TRANSPORT_STREAMABLE_HTTP:
-        return new StreamableHTTPClientTransport(new URL(config.url), { requestInit: { headers: this.headers() }, fetch: tolerantFetch((kind) => this.deviated(kind)) });
+        return new StreamableHTTPClientTransport(new URL(config.url), {
+          requestInit: { headers: this.headers() },
+          fetch: tolerantFetch((kind) => this.deviated(kind)),
+        });
       case Transport.TRANSPORT_SSE:
         return new SSEClientTransport(new URL(config.url), { requestInit: { headers: this.headers() } });
       default:
@@ -399,21 +462,30 @@ export class UpstreamConnection {
     }
   }
 
-  private onUpstreamNotification(client: Client, notification: { method: string; params?: Record<string, unknown> }): void {
+  private onUpstreamNotification(
+    client: Client,
+    notification: { method: string; params?: Record<string, unknown> },
+  ): void {
     const refreshes = LIST_CHANGED[notification.method];
     if (refreshes) {
       this.refresh(client, refreshes);
       return;
     }
     if (notification.method === 'notifications/cancelled' || notification.method === 'notifications/progress') return;
-    const message: RpcMessage = notification.params === undefined ? { method: notification.method } : { method: notification.method, params: notification.params };
+    const message: RpcMessage =
+      notification.params === undefined
+        ? { method: notification.method }
+        : { method: notification.method, params: notification.params };
     if (this.relay.deliverNotification(message)) return;
     this.options.onNotification(this, message);
   }
 
   private startHealth(): void {
     clearInterval(this.healthTimer);
-    this.healthTimer = setInterval(() => outsideCalls(() => void this.checkHealth()), this.settingsValue.healthIntervalMs);
+    this.healthTimer = setInterval(
+      () => outsideCalls(() => void this.checkHealth()),
+      this.settingsValue.healthIntervalMs,
+    );
     this.healthTimer.unref();
   }
 
@@ -434,7 +506,10 @@ export class UpstreamConnection {
       else await client.ping({ timeout });
       if (this.client !== client) return;
       this.healthFailures = 0;
-      if (this.status.state === UpstreamState.UPSTREAM_STATE_DEGRADED && this.callFailures < this.settingsValue.healthFailureThreshold) {
+      if (
+        this.status.state === UpstreamState.UPSTREAM_STATE_DEGRADED &&
+        this.callFailures < this.settingsValue.healthFailureThreshold
+      ) {
         this.logger.info('upstream answers pings again');
         this.setStatus({ state: UpstreamState.UPSTREAM_STATE_READY, error: undefined });
       }
@@ -447,7 +522,10 @@ export class UpstreamConnection {
       this.healthFailures += 1;
       const reason = `health check failed ${this.healthFailures}/${threshold}: ${describeFailure(error)}`;
       if (this.healthFailures >= threshold) this.drop(client, new Error(reason));
-      else if (this.status.state === UpstreamState.UPSTREAM_STATE_READY || this.status.state === UpstreamState.UPSTREAM_STATE_DEGRADED) {
+      else if (
+        this.status.state === UpstreamState.UPSTREAM_STATE_READY ||
+        this.status.state === UpstreamState.UPSTREAM_STATE_DEGRADED
+      ) {
         this.logger.warn({ err: reason }, 'upstream degraded');
         this.setStatus({ state: UpstreamState.UPSTREAM_STATE_DEGRADED, error: reason });
       }
@@ -495,7 +573,8 @@ export class UpstreamConnection {
     this.client = undefined;
     clearInterval(this.healthTimer);
     const tail = this.stderrTail.trim().split('\n').slice(-3).join(' | ');
-    const what = this.configValue.transport === Transport.TRANSPORT_STDIO ? 'the server process exited' : 'the connection closed';
+    const what =
+      this.configValue.transport === Transport.TRANSPORT_STDIO ? 'the server process exited' : 'the connection closed';
     this.fail(new Error(tail ? `${what}; its last output: ${tail}` : what), true);
   }
 

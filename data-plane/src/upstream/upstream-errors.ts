@@ -49,7 +49,11 @@ function errnoOf(error: unknown): string | undefined {
 export function classifyFailure(error: unknown): FailureKind {
   const status = httpStatusOf(error);
   if (status === 401 || status === 403) return 'fatal';
-  if (error instanceof SdkError && (error.code === SdkErrorCode.ClientHttpAuthentication || error.code === SdkErrorCode.ClientHttpForbidden)) return 'fatal';
+  if (
+    error instanceof SdkError &&
+    (error.code === SdkErrorCode.ClientHttpAuthentication || error.code === SdkErrorCode.ClientHttpForbidden)
+  )
+    return 'fatal';
   if (error instanceof Error && error.name === 'UnauthorizedError') return 'fatal';
   const errno = errnoOf(error);
   if (errno === 'ENOENT' || errno === 'EACCES' || errno === 'ENOTDIR' || errno === 'ERR_INVALID_URL') return 'fatal';
@@ -60,7 +64,8 @@ export function classifyFailure(error: unknown): FailureKind {
 /** A human reason for an operator, e.g. `HTTP 401 Unauthorized (check the upstream's credentials)`. */
 export function describeFailure(error: unknown): string {
   const status = httpStatusOf(error);
-  if (status === 401 || status === 403) return `HTTP ${status}: the upstream refused the gateway's credentials (check its headers or token): ${errorMessage(error)}`;
+  if (status === 401 || status === 403)
+    return `HTTP ${status}: the upstream refused the gateway's credentials (check its headers or token): ${errorMessage(error)}`;
   const errno = errnoOf(error);
   if (errno === 'ENOENT') return `cannot start the server: command not found (${errorMessage(error)})`;
   if (errno === 'EACCES') return `cannot start the server: permission denied (${errorMessage(error)})`;
@@ -77,25 +82,63 @@ export function isSessionExpired(error: unknown, hadSession: boolean): boolean {
  * The error a relayed request rejects with: the upstream's own JSON-RPC error as an UpstreamRpcError
  * (relayed to the agent as it is), everything else as a PortcullisError naming the upstream.
  */
-export function relayError(upstream: string, method: string, error: unknown, context: { aborted: boolean; timeoutMs: number }): Error {
+export function relayError(
+  upstream: string,
+  method: string,
+  error: unknown,
+  context: { aborted: boolean; timeoutMs: number },
+): Error {
   if (error instanceof UpstreamRpcError || error instanceof PortcullisError) return error;
   if (error instanceof ProtocolError) return new UpstreamRpcError(error.code, error.message, error.data);
-  if (context.aborted) return new PortcullisError(UpstreamErrorCode.CANCELLED, `${method} to upstream "${upstream}" was cancelled`, { upstream }, { cause: error });
+  if (context.aborted)
+    return new PortcullisError(
+      UpstreamErrorCode.CANCELLED,
+      `${method} to upstream "${upstream}" was cancelled`,
+      { upstream },
+      { cause: error },
+    );
   if (error instanceof SdkError) {
     switch (error.code) {
       case SdkErrorCode.RequestTimeout:
-        return new PortcullisError(UpstreamErrorCode.TIMEOUT, `upstream "${upstream}" did not answer ${method} within ${context.timeoutMs} ms`, { upstream }, { cause: error });
+        return new PortcullisError(
+          UpstreamErrorCode.TIMEOUT,
+          `upstream "${upstream}" did not answer ${method} within ${context.timeoutMs} ms`,
+          { upstream },
+          { cause: error },
+        );
       case SdkErrorCode.ConnectionClosed:
       case SdkErrorCode.NotConnected:
-        return new PortcullisError(UpstreamErrorCode.UNAVAILABLE, `upstream "${upstream}" closed the connection before answering ${method}`, { upstream }, { cause: error });
+        return new PortcullisError(
+          UpstreamErrorCode.UNAVAILABLE,
+          `upstream "${upstream}" closed the connection before answering ${method}`,
+          { upstream },
+          { cause: error },
+        );
       case SdkErrorCode.MethodNotSupportedByProtocolVersion:
-        return new UpstreamRpcError(RpcCode.METHOD_NOT_FOUND, `Method not found: upstream "${upstream}" speaks ${String((error.data as { era?: unknown } | undefined)?.era ?? 'another')} protocol era, which has no ${method}`);
+        return new UpstreamRpcError(
+          RpcCode.METHOD_NOT_FOUND,
+          `Method not found: upstream "${upstream}" speaks ${String((error.data as { era?: unknown } | undefined)?.era ?? 'another')} protocol era, which has no ${method}`,
+        );
       default:
         break;
     }
   }
-  if (httpStatusOf(error) !== undefined || errnoOf(error) !== undefined || (error instanceof TypeError && /fetch failed/.test(error.message))) {
-    return new PortcullisError(UpstreamErrorCode.UNAVAILABLE, `upstream "${upstream}" is unreachable: ${describeFailure(error)}`, { upstream }, { cause: error });
+  if (
+    httpStatusOf(error) !== undefined ||
+    errnoOf(error) !== undefined ||
+    (error instanceof TypeError && /fetch failed/.test(error.message))
+  ) {
+    return new PortcullisError(
+      UpstreamErrorCode.UNAVAILABLE,
+      `upstream "${upstream}" is unreachable: ${describeFailure(error)}`,
+      { upstream },
+      { cause: error },
+    );
   }
-  return new PortcullisError(UpstreamErrorCode.ERROR, `upstream "${upstream}" failed ${method}: ${errorMessage(error)}`, { upstream }, { cause: error });
+  return new PortcullisError(
+    UpstreamErrorCode.ERROR,
+    `upstream "${upstream}" failed ${method}: ${errorMessage(error)}`,
+    { upstream },
+    { cause: error },
+  );
 }

@@ -8,7 +8,14 @@ import { UpstreamConnection } from './upstream-connection.ts';
 import { CATALOG_KINDS, type UpstreamCatalogs } from './upstream-listing.ts';
 import type { DeviationKind } from './upstream-deviations.ts';
 import { UpstreamErrorCode } from './upstream-errors.ts';
-import type { CatalogEntry, CatalogKind, RelayOptions, RpcMessage, UpstreamInfo, UpstreamRouter } from './upstream-router.ts';
+import type {
+  CatalogEntry,
+  CatalogKind,
+  RelayOptions,
+  RpcMessage,
+  UpstreamInfo,
+  UpstreamRouter,
+} from './upstream-router.ts';
 import { connectionKey, type UpstreamDefaults } from './upstream-settings.ts';
 
 /** JSON-RPC "invalid params": how an unknown tool is answered (the SDK server's wording). */
@@ -26,7 +33,20 @@ export interface UpstreamPoolOptions {
 }
 
 /** The prompts, resources and templates part of a report, summarized and capped (catalog-summary.ts). */
-function otherCatalogs(catalogs: UpstreamCatalogs | undefined): Pick<UpstreamReport, 'hasPrompts' | 'prompts' | 'promptsTotal' | 'hasResources' | 'resources' | 'resourcesTotal' | 'hasResourceTemplates' | 'resourceTemplates' | 'resourceTemplatesTotal'> {
+function otherCatalogs(
+  catalogs: UpstreamCatalogs | undefined,
+): Pick<
+  UpstreamReport,
+  | 'hasPrompts'
+  | 'prompts'
+  | 'promptsTotal'
+  | 'hasResources'
+  | 'resources'
+  | 'resourcesTotal'
+  | 'hasResourceTemplates'
+  | 'resourceTemplates'
+  | 'resourceTemplatesTotal'
+> {
   const prompts = summarize(catalogs?.prompts ?? [], promptSummary);
   const resources = summarize(catalogs?.resources ?? [], resourceSummary);
   const templates = summarize(catalogs?.resourceTemplates ?? [], resourceTemplateSummary);
@@ -129,7 +149,12 @@ export class UpstreamPool implements UpstreamRouter {
   upstreams(): readonly UpstreamInfo[] {
     return this.connections
       .filter((c) => serving(c.current.state))
-      .map((c) => ({ name: c.name, exposeUnprefixed: c.config.exposeUnprefixed, capabilities: c.current.capabilities, protocolVersion: c.current.protocolVersion }));
+      .map((c) => ({
+        name: c.name,
+        exposeUnprefixed: c.config.exposeUnprefixed,
+        capabilities: c.current.capabilities,
+        protocolVersion: c.current.protocolVersion,
+      }));
   }
 
   catalog(kind: CatalogKind): readonly CatalogEntry[] {
@@ -146,16 +171,34 @@ export class UpstreamPool implements UpstreamRouter {
 
   request(upstreamName: string, message: RpcMessage, options?: RelayOptions): Promise<Record<string, unknown>> {
     const connection = this.byName.get(upstreamName);
-    if (!connection) return Promise.reject(new PortcullisError(UpstreamErrorCode.UNAVAILABLE, `upstream "${upstreamName}" is not configured`, { upstream: upstreamName }));
-    if (message.method === 'tools/call' && this.heldBack.has(heldBackKey(upstreamName, String(message.params?.['name'])))) {
-      return Promise.reject(new UpstreamRpcError(INVALID_PARAMS, `Tool ${String(message.params?.['name'])} is held back: its definition changed since it was pinned`));
+    if (!connection)
+      return Promise.reject(
+        new PortcullisError(UpstreamErrorCode.UNAVAILABLE, `upstream "${upstreamName}" is not configured`, {
+          upstream: upstreamName,
+        }),
+      );
+    if (
+      message.method === 'tools/call' &&
+      this.heldBack.has(heldBackKey(upstreamName, String(message.params?.['name'])))
+    ) {
+      return Promise.reject(
+        new UpstreamRpcError(
+          INVALID_PARAMS,
+          `Tool ${String(message.params?.['name'])} is held back: its definition changed since it was pinned`,
+        ),
+      );
     }
     return connection.request(message, options);
   }
 
   notify(upstreamName: string, message: RpcMessage): Promise<void> {
     const connection = this.byName.get(upstreamName);
-    if (!connection) return Promise.reject(new PortcullisError(UpstreamErrorCode.UNAVAILABLE, `upstream "${upstreamName}" is not configured`, { upstream: upstreamName }));
+    if (!connection)
+      return Promise.reject(
+        new PortcullisError(UpstreamErrorCode.UNAVAILABLE, `upstream "${upstreamName}" is not configured`, {
+          upstream: upstreamName,
+        }),
+      );
     return connection.notify(message);
   }
 
@@ -180,7 +223,11 @@ export class UpstreamPool implements UpstreamRouter {
       state: status.state,
       error: [status.error, ...notes].filter((s) => s !== undefined && s !== '').join('; '),
       hasCatalog: tools !== undefined,
-      tools: (tools ?? []).map((tool) => ({ name: tool['name'] as string, definitionJson: JSON.stringify(tool), definitionSha256: toolHash(tool) })),
+      tools: (tools ?? []).map((tool) => ({
+        name: tool['name'] as string,
+        definitionJson: JSON.stringify(tool),
+        definitionSha256: toolHash(tool),
+      })),
       serverName: status.serverName ?? '',
       serverVersion: status.serverVersion ?? '',
       protocolVersion: status.protocolVersion ?? '',
@@ -225,7 +272,8 @@ export class UpstreamPool implements UpstreamRouter {
       if (!source.pinToolDefinitions) continue;
       for (const tool of source.catalogs?.tools ?? []) {
         const pinned = source.pinnedTools.get(tool['name'] as string);
-        if (pinned !== undefined && pinned !== toolHash(tool)) heldBack.add(heldBackKey(source.upstreamName, tool['name'] as string));
+        if (pinned !== undefined && pinned !== toolHash(tool))
+          heldBack.add(heldBackKey(source.upstreamName, tool['name'] as string));
       }
     }
     this.merged = merged;

@@ -99,4 +99,3 @@ export interface UpstreamRouter {
    */
   onUpstreamNotification(listener: (upstreamName: string, notification: RpcMessage) => void): () => void;
 }
-

@@ -37,7 +37,12 @@ export function effectiveSettings(config: UpstreamConfig, defaults: UpstreamDefa
  */
 export function connectionKey(config: UpstreamConfig): string {
   const kv = (list: readonly { name: string; value: string }[]) => list.map((e) => [e.name, e.value]);
-  const common = { name: config.name, transport: config.transport, disabled: config.disabled, protocolVersion: config.protocolVersion || 'auto' };
+  const common = {
+    name: config.name,
+    transport: config.transport,
+    disabled: config.disabled,
+    protocolVersion: config.protocolVersion || 'auto',
+  };
   return JSON.stringify(
     config.transport === Transport.TRANSPORT_STDIO
       ? { ...common, command: config.command, args: config.args, env: kv(config.env), cwd: config.cwd }
@@ -51,12 +56,18 @@ export function connectionKey(config: UpstreamConfig): string {
  * handshake only; `modern` is 2026-07-28 only; an exact revision is that revision only (a 2025
  * one offered in `initialize`, a 2026-07-28 one pinned). Throws BAD_CONFIG for anything else.
  */
-export function versionNegotiation(setting: string): Pick<ClientOptions, 'versionNegotiation' | 'supportedProtocolVersions'> {
+export function versionNegotiation(
+  setting: string,
+): Pick<ClientOptions, 'versionNegotiation' | 'supportedProtocolVersions'> {
   if (setting === '' || setting === 'auto') return { versionNegotiation: { mode: 'auto' } };
   if (setting === 'legacy') return { versionNegotiation: { mode: 'legacy' } };
   if (setting === 'modern') return { versionNegotiation: { mode: { pin: MODERN_PROTOCOL_VERSIONS.at(-1)! } } };
   if (MODERN_PROTOCOL_VERSIONS.includes(setting)) return { versionNegotiation: { mode: { pin: setting } } };
-  if (LEGACY_PROTOCOL_VERSIONS.includes(setting)) return { versionNegotiation: { mode: 'legacy' }, supportedProtocolVersions: [setting] };
+  if (LEGACY_PROTOCOL_VERSIONS.includes(setting))
+    return { versionNegotiation: { mode: 'legacy' }, supportedProtocolVersions: [setting] };
   const known = [...LEGACY_PROTOCOL_VERSIONS, ...MODERN_PROTOCOL_VERSIONS].join(', ');
-  throw new PortcullisError('BAD_CONFIG', `protocolVersion "${setting}" is not one this node speaks: use auto, legacy, modern or one of ${known}`);
+  throw new PortcullisError(
+    'BAD_CONFIG',
+    `protocolVersion "${setting}" is not one this node speaks: use auto, legacy, modern or one of ${known}`,
+  );
 }

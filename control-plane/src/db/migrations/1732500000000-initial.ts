@@ -82,7 +82,16 @@ export class Initial1732500000000 implements MigrationInterface {
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
-    for (const table of ['config_revision', 'settings', 'upstream_node_status', 'data_plane_nodes', 'virtual_keys', 'tools', 'upstreams', 'teams']) {
+    for (const table of [
+      'config_revision',
+      'settings',
+      'upstream_node_status',
+      'data_plane_nodes',
+      'virtual_keys',
+      'tools',
+      'upstreams',
+      'teams',
+    ]) {
       await queryRunner.query(`DROP TABLE IF EXISTS ${table}`);
     }
   }

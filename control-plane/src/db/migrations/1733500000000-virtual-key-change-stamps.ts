@@ -18,7 +18,9 @@ export class VirtualKeyChangeStamps1733500000000 implements MigrationInterface {
 
   async up(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query(`ALTER TABLE virtual_keys ADD COLUMN config_version bigint`);
-    await queryRunner.query(`UPDATE virtual_keys SET config_version = (SELECT version FROM config_revision WHERE id = 1)`);
+    await queryRunner.query(
+      `UPDATE virtual_keys SET config_version = (SELECT version FROM config_revision WHERE id = 1)`,
+    );
     await queryRunner.query(`ALTER TABLE virtual_keys ALTER COLUMN config_version SET NOT NULL`);
     await queryRunner.query(`CREATE INDEX virtual_keys_config_version_idx ON virtual_keys (config_version)`);
     await queryRunner.query(`
@@ -27,7 +29,9 @@ export class VirtualKeyChangeStamps1733500000000 implements MigrationInterface {
         config_version bigint NOT NULL,
         deleted_at timestamptz NOT NULL DEFAULT now()
       )`);
-    await queryRunner.query(`CREATE INDEX virtual_key_tombstones_config_version_idx ON virtual_key_tombstones (config_version)`);
+    await queryRunner.query(
+      `CREATE INDEX virtual_key_tombstones_config_version_idx ON virtual_key_tombstones (config_version)`,
+    );
     await queryRunner.query(`
       CREATE FUNCTION virtual_keys_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
       DECLARE

@@ -20,6 +20,7 @@ export const nodeResolvers = {
   },
   DataPlaneNode: {
     upstreams: (node: DataPlaneNode, _: unknown, ctx: GraphqlContext) => ctx.loaders.statusOfNode.load(node.id),
-    configAgeSeconds: async (node: DataPlaneNode, _: unknown, ctx: GraphqlContext) => ctx.services.nodes.configAgeSeconds(node, await currentVersion(ctx)),
+    configAgeSeconds: async (node: DataPlaneNode, _: unknown, ctx: GraphqlContext) =>
+      ctx.services.nodes.configAgeSeconds(node, await currentVersion(ctx)),
   },
 };

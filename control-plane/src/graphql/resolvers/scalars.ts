@@ -2,7 +2,9 @@ import { GraphQLError, GraphQLScalarType, Kind } from 'graphql';
 
 function parseDate(value: unknown): Date {
   if (typeof value === 'string' && !Number.isNaN(Date.parse(value))) return new Date(value);
-  throw new GraphQLError('DateTime must be an ISO 8601 string, e.g. "2026-01-31T12:00:00Z"', { extensions: { code: 'BAD_USER_INPUT' } });
+  throw new GraphQLError('DateTime must be an ISO 8601 string, e.g. "2026-01-31T12:00:00Z"', {
+    extensions: { code: 'BAD_USER_INPUT' },
+  });
 }
 
 /** DateTime: ISO 8601 strings on the wire, Date inside. */

@@ -17,7 +17,11 @@ import type { GraphqlContext, PageArgs } from '../context.ts';
 /** Reported text left empty by the upstream reads as null. */
 const orNull = (value: string) => (value === '' ? null : value);
 
-async function listEntries(upstream: UpstreamView, kind: CatalogListKind, ctx: GraphqlContext): Promise<CatalogSummaryJson[]> {
+async function listEntries(
+  upstream: UpstreamView,
+  kind: CatalogListKind,
+  ctx: GraphqlContext,
+): Promise<CatalogSummaryJson[]> {
   const lists = await ctx.loaders.catalogListsOfUpstream.load(upstream.id);
   return lists.find((list) => list.kind === kind)?.entries ?? [];
 }
@@ -42,15 +46,22 @@ export const upstreamResolvers = {
     },
     upstream: (_: unknown, args: { id: string }, ctx: GraphqlContext) => ctx.services.upstreams.get(args.id),
     tools: (_: unknown, args: PageArgs & { heldBack?: boolean | null }, ctx: GraphqlContext) =>
-      ctx.services.catalog.allTools({ heldBack: args.heldBack ?? null }, parsePage({ first: args.first, after: args.after })),
+      ctx.services.catalog.allTools(
+        { heldBack: args.heldBack ?? null },
+        parsePage({ first: args.first, after: args.after }),
+      ),
     tool: (_: unknown, args: { id: string }, ctx: GraphqlContext) => ctx.services.catalog.getTool(args.id),
   },
   Mutation: {
-    createUpstream: (_: unknown, args: { input: unknown }, ctx: GraphqlContext) => ctx.services.upstreams.create(args.input),
-    updateUpstream: (_: unknown, args: { id: string; input: unknown }, ctx: GraphqlContext) => ctx.services.upstreams.update(args.id, args.input),
-    setUpstreamEnabled: (_: unknown, args: { id: string; enabled: boolean }, ctx: GraphqlContext) => ctx.services.upstreams.setEnabled(args.id, args.enabled),
+    createUpstream: (_: unknown, args: { input: unknown }, ctx: GraphqlContext) =>
+      ctx.services.upstreams.create(args.input),
+    updateUpstream: (_: unknown, args: { id: string; input: unknown }, ctx: GraphqlContext) =>
+      ctx.services.upstreams.update(args.id, args.input),
+    setUpstreamEnabled: (_: unknown, args: { id: string; enabled: boolean }, ctx: GraphqlContext) =>
+      ctx.services.upstreams.setEnabled(args.id, args.enabled),
     deleteUpstream: (_: unknown, args: { id: string }, ctx: GraphqlContext) => ctx.services.upstreams.delete(args.id),
-    acceptToolDefinition: (_: unknown, args: { toolId: string; sha256?: string | null }, ctx: GraphqlContext) => ctx.services.catalog.acceptDefinition(args.toolId, args.sha256),
+    acceptToolDefinition: (_: unknown, args: { toolId: string; sha256?: string | null }, ctx: GraphqlContext) =>
+      ctx.services.catalog.acceptDefinition(args.toolId, args.sha256),
     rotateSecrets: (_: unknown, __: unknown, ctx: GraphqlContext) => ctx.services.upstreams.rotateSecrets(),
   },
   Upstream: {
@@ -58,11 +69,15 @@ export const upstreamResolvers = {
     prompts: async (upstream: UpstreamView, _: unknown, ctx: GraphqlContext): Promise<PromptView[]> =>
       ((await listEntries(upstream, 'PROMPTS', ctx)) as PromptSummaryJson[]).map((prompt) => ({ ...prompt, upstream })),
     resources: (upstream: UpstreamView, _: unknown, ctx: GraphqlContext) => listEntries(upstream, 'RESOURCES', ctx),
-    resourceTemplates: (upstream: UpstreamView, _: unknown, ctx: GraphqlContext) => listEntries(upstream, 'RESOURCE_TEMPLATES', ctx),
-    catalogLists: (upstream: UpstreamView, _: unknown, ctx: GraphqlContext) => ctx.loaders.catalogListsOfUpstream.load(upstream.id),
+    resourceTemplates: (upstream: UpstreamView, _: unknown, ctx: GraphqlContext) =>
+      listEntries(upstream, 'RESOURCE_TEMPLATES', ctx),
+    catalogLists: (upstream: UpstreamView, _: unknown, ctx: GraphqlContext) =>
+      ctx.loaders.catalogListsOfUpstream.load(upstream.id),
     status: (upstream: UpstreamView, _: unknown, ctx: GraphqlContext) => ctx.loaders.statusOfUpstream.load(upstream.id),
-    catalogError: async (upstream: UpstreamView, _: unknown, ctx: GraphqlContext) => (await ctx.loaders.collisions.load(upstream.id))?.message ?? null,
-    collidingNames: async (upstream: UpstreamView, _: unknown, ctx: GraphqlContext) => (await ctx.loaders.collisions.load(upstream.id))?.names ?? [],
+    catalogError: async (upstream: UpstreamView, _: unknown, ctx: GraphqlContext) =>
+      (await ctx.loaders.collisions.load(upstream.id))?.message ?? null,
+    collidingNames: async (upstream: UpstreamView, _: unknown, ctx: GraphqlContext) =>
+      (await ctx.loaders.collisions.load(upstream.id))?.names ?? [],
   },
   Tool: {
     exposedName: async (tool: Tool, _: unknown, ctx: GraphqlContext) => {
@@ -73,13 +88,15 @@ export const upstreamResolvers = {
     definition: (tool: Tool) => JSON.stringify(tool.definition),
     upstream: async (tool: Tool, _: unknown, ctx: GraphqlContext) => ctx.loaders.upstream.load(tool.upstreamId),
     heldBack: (tool: Tool) => tool.pendingSha256 !== null,
-    pendingDefinition: (tool: Tool) => (tool.pendingDefinition === null ? null : JSON.stringify(tool.pendingDefinition)),
+    pendingDefinition: (tool: Tool) =>
+      tool.pendingDefinition === null ? null : JSON.stringify(tool.pendingDefinition),
     changes: (tool: Tool, args: { first?: number | null }, ctx: GraphqlContext) =>
       ctx.loaders.changesOfTool(parseFirst(args.first, DEFAULT_CHANGES)).load(tool.id),
   },
   UpstreamPrompt: {
     ...summaryFields,
-    exposedName: (prompt: PromptView) => exposedName(prompt.upstream.name, prompt.name, prompt.upstream.exposeUnprefixed),
+    exposedName: (prompt: PromptView) =>
+      exposedName(prompt.upstream.name, prompt.name, prompt.upstream.exposeUnprefixed),
   },
   UpstreamPromptArgument: { description: (argument: { description: string }) => orNull(argument.description) },
   UpstreamResource: {
@@ -98,7 +115,8 @@ export const upstreamResolvers = {
     truncated: (list: UpstreamCatalogList) => list.total > list.entries.length,
   },
   ToolDefinitionChange: {
-    definition: (change: ToolDefinitionChange) => (change.definition === null ? null : JSON.stringify(change.definition)),
+    definition: (change: ToolDefinitionChange) =>
+      change.definition === null ? null : JSON.stringify(change.definition),
   },
   UpstreamNodeStatus: {
     nodeId: (row: UpstreamNodeStatus) => row.nodeId,
