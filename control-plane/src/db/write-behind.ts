@@ -1,4 +1,4 @@
-import { errorMessage, type Logger } from '../../../common/src/index.ts';
+import { Backoff, errorMessage, type Logger } from '../../../common/src/index.ts';
 
 export interface WriteBehindOptions<V> {
   /** What is written, for the logs ("ended sessions", "node answers"). */
@@ -30,14 +30,14 @@ export class WriteBehind<K, V> {
   private inFlight = new Map<K, V>();
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<boolean> | undefined;
-  private retryDelay: number;
+  private readonly retryBackoff: Backoff;
   private waitBeforeRetry = 0;
   private failing = false;
   private closed = false;
   private readonly fold: (older: V, newer: V) => V;
 
   constructor(private readonly options: WriteBehindOptions<V>) {
-    this.retryDelay = options.retryDelayMs ?? 250;
+    this.retryBackoff = new Backoff({ baseMs: options.retryDelayMs ?? 250, maxMs: options.maxRetryDelayMs ?? 30_000 });
     this.fold = options.fold ?? ((_older, newer) => newer);
   }
 
@@ -130,14 +130,13 @@ export class WriteBehind<K, V> {
           `could not write ${this.options.what}; retrying in the background`,
         );
       this.failing = true;
-      this.waitBeforeRetry = this.retryDelay;
-      this.retryDelay = Math.min(this.retryDelay * 2, this.options.maxRetryDelayMs ?? 30_000);
+      this.waitBeforeRetry = this.retryBackoff.next();
       return false;
     }
     if (this.failing)
       this.options.logger.info({ count: batch.length }, `${this.options.what} written after the database came back`);
     this.failing = false;
-    this.retryDelay = this.options.retryDelayMs ?? 250;
+    this.retryBackoff.reset();
     return true;
   }
 }
