@@ -56,6 +56,11 @@ export class WriteBehind<K, V> {
     return count;
   }
 
+  /** Whether a value for `key` is not written yet (waiting, or in the write under way). */
+  has(key: K): boolean {
+    return this.pending.has(key) || this.inFlight.has(key);
+  }
+
   /** Writes what waits now (without the window); resolves when it is written or a write failed. */
   async flush(): Promise<void> {
     clearTimeout(this.timer);

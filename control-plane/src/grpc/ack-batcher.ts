@@ -49,11 +49,23 @@ function combineAnswers(older: FoldedAnswer, newer: FoldedAnswer): FoldedAnswer 
 export class AckBatcher {
   private readonly writes: WriteBehind<string, FoldedAnswer>;
 
-  constructor(nodes: Pick<NodeService, 'recordAnswers'>, logger: Logger, windowMs = ACK_WINDOW_MS) {
+  /**
+   * `rowsWritten` resolves once the nodes' own rows are stored (their connection is written behind
+   * too): an answer written before its node's row would update nothing and be lost.
+   */
+  constructor(
+    nodes: Pick<NodeService, 'recordAnswers'>,
+    logger: Logger,
+    rowsWritten: (nodeIds: readonly string[]) => Promise<void>,
+    windowMs = ACK_WINDOW_MS,
+  ) {
     this.writes = new WriteBehind({
       what: 'node answers',
       logger,
-      write: (batch) => nodes.recordAnswers(batch),
+      write: async (batch) => {
+        await rowsWritten(batch.map((answer) => answer.nodeId));
+        await nodes.recordAnswers(batch);
+      },
       fold: combineAnswers,
       windowMs,
     });

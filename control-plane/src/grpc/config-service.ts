@@ -80,11 +80,16 @@ export class ConfigStreamService {
   readonly relays: RelayHub;
 
   constructor(private readonly deps: ConfigServiceDeps) {
-    this.acks = new AckBatcher(deps.nodes, deps.logger, deps.ackWindowMs);
     this.records = new NodeRecords(
       deps.nodes,
       (nodeId, report) => deps.catalog.applyReport(nodeId, report),
       deps.logger,
+    );
+    this.acks = new AckBatcher(
+      deps.nodes,
+      deps.logger,
+      (nodeIds) => this.records.presenceWritten(nodeIds),
+      deps.ackWindowMs,
     );
     this.relays = new RelayHub(deps.relayBus, deps.logger, Date.now, deps.endedSessions);
   }

@@ -4,6 +4,9 @@ import { WriteBehind } from '../db/write-behind.ts';
 import type { UpstreamReportInput } from '../services/catalog.ts';
 import type { NodeHelloInfo, NodeService } from '../services/nodes.ts';
 
+/** A write needing a node's row came before the row could be written (the database is away). */
+class NodeRowPending extends Error {}
+
 type NodeEvent =
   | { kind: 'connected'; hello: NodeHelloInfo; streamId: string }
   | { kind: 'disconnected'; nodeId: string; streamId: string };
@@ -54,6 +57,18 @@ export class NodeRecords {
   }
 
   /**
+   * Resolves once every one of `nodeIds` has its connection written; rejects while one still waits
+   * (the database is away), so that a write depending on the node's row is retried after it.
+   */
+  async presenceWritten(nodeIds: readonly string[]): Promise<void> {
+    if (!nodeIds.some((id) => this.presence.has(id))) return;
+    await this.presence.flush();
+    const waiting = nodeIds.filter((id) => this.presence.has(id));
+    if (waiting.length > 0)
+      throw new NodeRowPending(`the connections of ${waiting.length} node(s) are not written yet`);
+  }
+
+  /**
    * Stores a node's report of one upstream: at once when the database answers, else later (a newer
    * report of the same upstream from the same node replaces one still waiting). Rejects only for a
    * report the database refused for what it says.
@@ -63,9 +78,10 @@ export class NodeRecords {
     // Behind an older one still waiting, a report waits too, so that the newer is stored last.
     if (this.reports.pendingCount > 0) return this.reports.put(key, { nodeId, report });
     try {
+      await this.presenceWritten([nodeId]);
       await this.applyReport(nodeId, report);
     } catch (error) {
-      if (databaseFailureKind(error) === undefined) throw error;
+      if (!retryable(error)) throw error;
       this.reports.put(key, { nodeId, report });
     }
   }
@@ -78,13 +94,19 @@ export class NodeRecords {
   /** A retried report the database refuses for what it says is dropped (a retry would fail again). */
   private async applyOrDrop(nodeId: string, report: UpstreamReportInput): Promise<void> {
     try {
+      await this.presenceWritten([nodeId]);
       await this.applyReport(nodeId, report);
     } catch (error) {
-      if (databaseFailureKind(error) !== undefined) throw error;
+      if (retryable(error)) throw error;
       this.logger.warn(
         { node: nodeId, upstreamId: report.upstreamId, err: error instanceof Error ? error.message : String(error) },
         'dropped an upstream report the database refused',
       );
     }
   }
+}
+
+/** The database was away: trying again later can succeed. */
+function retryable(error: unknown): boolean {
+  return error instanceof NodeRowPending || databaseFailureKind(error) !== undefined;
 }
