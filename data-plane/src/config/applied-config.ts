@@ -107,12 +107,17 @@ export function hashSecret(secret: string): string {
  * Immutable; a new snapshot (or a delta on this one) yields a new instance, swapped in atomically.
  */
 export class AppliedConfig {
+  /** Names of the upstreams in code mode (their tools reach INHERIT keys through the meta-tools). */
+  readonly codeModeUpstreams: ReadonlySet<string>;
+
   private constructor(
     readonly version: string,
     readonly upstreams: readonly UpstreamConfig[],
     readonly sessionKeys: readonly SigningKey[],
     private readonly keys: KeyIndex,
-  ) {}
+  ) {
+    this.codeModeUpstreams = new Set(upstreams.filter((u) => u.codeMode).map((u) => u.name));
+  }
 
   /** Validates a snapshot and indexes it; throws BAD_CONFIG naming the offending field. */
   static fromSnapshot(snapshot: Snapshot): AppliedConfig {
