@@ -14,6 +14,7 @@ import { DataPlaneMetrics } from './observability/metrics.ts';
 import { upstreamStateToJSON } from '../../proto/gen/portcullis/v1/config.ts';
 import { UpstreamPool } from './upstream/upstream-pool.ts';
 import { DEFAULT_HEALTH_FAILURE_THRESHOLD, DEFAULT_HEALTH_INTERVAL_MS } from './upstream/upstream-settings.ts';
+import { SandboxPool, type SandboxPoolOptions } from './code-mode/sandbox-pool.ts';
 
 export const SOFTWARE_VERSION = '0.1.0';
 
@@ -61,6 +62,8 @@ export interface DataPlaneOptions {
   readiness?: ReadinessOptions;
   /** Serve Prometheus metrics on this address (off when undefined; never on the agent-facing port). */
   metricsListen?: { host: string; port: number; token?: string };
+  /** Code mode's sandbox pool (off when undefined: no key sees the meta-tools on this node). */
+  sandbox?: SandboxPoolOptions;
   logger: Logger;
 }
 
@@ -111,6 +114,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     },
     onDeviation: (upstream, kind) => metrics.upstreamDeviation(upstream, kind),
   });
+  const sandbox = options.sandbox === undefined ? undefined : new SandboxPool({ ...options.sandbox, logger });
   const http = createDataPlaneServer({
     getConfig: () => configClient?.config,
     upstreams: pool,
@@ -125,6 +129,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     eventStore: options.sse,
     callAdmission: options.callAdmission,
     readiness: () => readiness.check(),
+    sandbox,
   });
   if (options.anonymousKeyId !== undefined)
     logger.warn(
@@ -197,7 +202,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
       closing ??= (async () => {
         configClient?.close();
         await Promise.all([http.close(), metricsServer?.close()]);
-        await pool.close();
+        await Promise.all([pool.close(), sandbox?.close()]);
       })();
       return closing;
     },

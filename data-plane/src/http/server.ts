@@ -21,6 +21,7 @@ import type { DataPlaneMetrics } from '../observability/metrics.ts';
 import { answerFailure, sendJson } from './respond.ts';
 import { checkHost, type AllowedHost } from './host-guard.ts';
 import type { ReadinessState } from '../observability/readiness.ts';
+import type { SandboxPool } from '../code-mode/sandbox-pool.ts';
 
 export interface DataPlaneServerOptions {
   /** The snapshot being served right now, or undefined before the first one arrived. */
@@ -68,6 +69,8 @@ export interface DataPlaneServerOptions {
   readonly eventStore?: EventStoreOptions;
   /** Requests in flight per key and per session on this node (defaults in in-flight.ts). */
   readonly callAdmission?: CallAdmissionOptions;
+  /** Code mode's sandbox pool; absent, code mode is off on this node. The caller closes it. */
+  readonly sandbox?: SandboxPool;
 }
 
 /** The data plane's HTTP server and the hooks the node wiring calls. */
@@ -144,6 +147,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     inputExchanges: options.inputExchanges,
     getConfig,
     steps: options.steps,
+    sandbox: options.sandbox,
   });
   const eventStore = new EventStore(options.eventStore);
   options.metrics?.eventStore(eventStore);
