@@ -105,6 +105,9 @@ function classify(run: Run, error: unknown, compiling: boolean): ScriptOutcome {
       logs,
     };
   }
+  if (name === 'InternalError' && text === 'string too long') {
+    return { ok: false, kind: 'memory', message: 'a string grew past the longest QuickJS allows', line, logs };
+  }
   if (name === 'InternalError' && text === 'stack overflow') {
     return {
       ok: false,
@@ -307,4 +310,28 @@ port.on('message', (message: ToWorker) => {
 });
 
 quickjs = await newQuickJSWASMModuleFromVariant(RELEASE_SYNC);
+warmUp();
 send({ type: 'ready' });
+
+/**
+ * Runs a few throwaway scripts before the worker says it is ready: the first runs of a fresh
+ * WebAssembly module are several times slower (baseline code, cold caches), and a warm pool should
+ * start a model's script at full speed.
+ */
+function warmUp(): void {
+  for (let i = 0; i < 30; i++) {
+    const runtime = quickjs.newRuntime();
+    const context = runtime.newContext();
+    const result = context.evalCode(
+      '(async () => { let n = 0; for (let i = 0; i < 200; i++) n += await Promise.resolve(i); return JSON.stringify({ n }); })()',
+    );
+    if (result.error) result.error.dispose();
+    else {
+      const jobs = runtime.executePendingJobs();
+      if (jobs.error) jobs.error.dispose();
+      result.value.dispose();
+    }
+    context.dispose();
+    runtime.dispose();
+  }
+}
