@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { CodeMode } from '../../../proto/gen/portcullis/v1/config.ts';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import type { CatalogView, CatalogViews } from '../mcp/catalog-views.ts';
@@ -6,6 +7,7 @@ import { isPlainObject } from '../mcp/json-rpc.ts';
 import type { Operation, Outcome, Step } from '../pipeline/operation.ts';
 import type { RunOperation } from '../pipeline/pipeline.ts';
 import type { Principal } from '../policy/principal.ts';
+import { signalCancellation } from '../upstream/cancellation.ts';
 import type { CatalogEntry } from '../upstream/upstream-router.ts';
 import { isMetaTool, META_TOOL_ARGUMENTS, META_TOOL_DEFINITIONS, type MetaToolName } from './meta-tools.ts';
 import type { SandboxPool } from './sandbox-pool.ts';
@@ -86,29 +88,42 @@ export function codeModeStep(options: CodeModeStepOptions): Step {
   async function runScript(operation: Operation, principal: Principal, view: CatalogView, code: string) {
     const exposed = indexOf(view).exposed;
     const parentId = randomUUID();
+    // The script and its calls end when the run_script call does. One signal of their own: thousands
+    // of nested calls each listen on it, which the caller's signal would warn about.
+    const controller = new AbortController();
+    setMaxListeners(0, controller.signal);
+    const caller = operation.cancellation;
+    const abort = () => controller.abort(caller.reason);
+    if (caller.aborted) abort();
+    else caller.onAbort(abort);
+    const cancellation = signalCancellation(controller.signal);
     let calls = 0;
-    const outcome = await options.sandbox.run(
-      code,
-      async (upstream, tool, args) => {
-        const name = exposed.get(`${upstream}\u0000${tool}`);
-        if (name === undefined)
-          throw new Error(`Tool ${callExpression(upstream, tool)} not found; find tools with search_tools`);
-        const nested = await options.run({
-          id: `${parentId}/${++calls}`,
-          method: 'tools/call',
-          params: { name, arguments: isPlainObject(args) ? args : {} },
-          principal,
-          keyId: principal.keyId,
-          parentId,
-          sessionKeys: operation.sessionKeys,
-          cancellation: operation.cancellation,
-          receivedAt: performance.now(),
-        });
-        return scriptValue(nested, callExpression(upstream, tool));
-      },
-      operation.cancellation.signal(),
-    );
-    return scriptResult(outcome);
+    try {
+      const outcome = await options.sandbox.run(
+        code,
+        async (upstream, tool, args) => {
+          const name = exposed.get(`${upstream}\u0000${tool}`);
+          if (name === undefined)
+            throw new Error(`Tool ${callExpression(upstream, tool)} not found; find tools with search_tools`);
+          const nested = await options.run({
+            id: `${parentId}/${++calls}`,
+            method: 'tools/call',
+            params: { name, arguments: isPlainObject(args) ? args : {} },
+            principal,
+            keyId: principal.keyId,
+            parentId,
+            sessionKeys: operation.sessionKeys,
+            cancellation,
+            receivedAt: performance.now(),
+          });
+          return scriptValue(nested, callExpression(upstream, tool));
+        },
+        controller.signal,
+      );
+      return scriptResult(outcome);
+    } finally {
+      caller.offAbort(abort);
+    }
   }
 
   async function callMetaTool(
