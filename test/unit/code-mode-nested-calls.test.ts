@@ -14,7 +14,11 @@ import { MemoryToolRouter } from '../support/memory-tool-router.ts';
 import { buildConfig, sessionKey, testKey } from '../support/mcp-server-harness.ts';
 import { legacyAgent } from '../support/protocol-agents.ts';
 
-const sandbox = new SandboxPool({ workers: 1, limits: { ...DEFAULT_SANDBOX_LIMITS, timeMs: 5_000 }, maxQueued: 4 });
+const sandbox = new SandboxPool({
+  workers: 1,
+  limits: { ...DEFAULT_SANDBOX_LIMITS, timeMs: 5_000, maxToolCalls: 50 },
+  maxQueued: 4,
+});
 after(() => sandbox.close());
 
 /** A policy-like step: sees every operation, refuses calls whose arguments say `deny`. */
@@ -65,6 +69,8 @@ test("a script's tool calls go through the whole pipeline, as the script caller'
     const { client } = await legacyAgent(url, key.secret);
     const listed = (await client.listTools()).tools.map((t) => t.name);
     assert.deepEqual(listed, ['search_tools', 'list_tool_files', 'read_tool_file', 'run_script']);
+    // One page: a cursor is not one this key was given (classic pages would list the hidden tools).
+    await assert.rejects(client.listTools({ cursor: 'cGMxOjE' }), /unknown cursor/);
     const result = (await client.callTool({
       name: 'run_script',
       arguments: {
@@ -102,6 +108,20 @@ test("a script's tool calls go through the whole pipeline, as the script caller'
     const exposition = (await metrics.exposition()).body;
     assert.match(exposition, /portcullis_tool_call_duration_seconds_count\{upstream="up",outcome="ok"\} 2/);
     assert.match(exposition, /portcullis_tool_call_duration_seconds_count\{upstream="up",outcome="refused"\} 1/);
+
+    // A script past its tool-call limit ends as a limit error; its worker is clean and kept (not replaced).
+    const spawned = sandbox.spawned;
+    const flood = (await client.callTool({
+      name: 'run_script',
+      arguments: { code: 'await Promise.all(Array.from({ length: 1000 }, () => tools.up.echo({ text: "x" })));' },
+    })) as { content: Array<{ text: string }>; isError?: boolean };
+    assert.equal(flood.isError, true);
+    assert.equal(flood.content[0]!.text, 'limit error: the script made more than 50 tool calls');
+    const after = (await client.callTool({ name: 'run_script', arguments: { code: 'return 7' } })) as {
+      content: Array<{ text: string }>;
+    };
+    assert.equal(after.content[0]!.text, '7');
+    assert.equal(sandbox.spawned, spawned, 'no worker was replaced');
     await client.close();
   } finally {
     await server.close();

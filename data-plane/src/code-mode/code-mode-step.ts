@@ -4,7 +4,8 @@ import { CodeMode } from '../../../proto/gen/portcullis/v1/config.ts';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import type { CatalogView, CatalogViews } from '../mcp/catalog-views.ts';
 import { isPlainObject } from '../mcp/json-rpc.ts';
-import type { Operation, Outcome, Step } from '../pipeline/operation.ts';
+import { GatewayError } from '../pipeline/gateway-error.ts';
+import { refused, type Operation, type Outcome, type Step } from '../pipeline/operation.ts';
 import type { RunOperation } from '../pipeline/pipeline.ts';
 import type { Principal } from '../policy/principal.ts';
 import { signalCancellation } from '../upstream/cancellation.ts';
@@ -174,9 +175,11 @@ export function codeModeStep(options: CodeModeStepOptions): Step {
       const principal = operation.principal;
       if (principal === undefined) return next(operation);
       if (operation.method === 'tools/list') {
-        if (operation.params['cursor'] !== undefined) return next(operation);
         const scope = scopeOf(principal);
         if (scope === undefined) return next(operation);
+        // The code-mode list is one page: a cursor is not one this key was given (classic pages would show hidden tools).
+        if (operation.params['cursor'] !== undefined)
+          return Promise.resolve(refused(GatewayError.invalidParams('Invalid params: unknown cursor')));
         const view = options.views.view(principal.allowList, 'tools');
         // A key in code mode lists its tools first: start the sandbox workers now, not at its first script.
         void options.sandbox.warm().catch(() => undefined);

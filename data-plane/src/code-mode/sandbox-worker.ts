@@ -53,6 +53,8 @@ interface Run {
   readonly context: QuickJSContext;
   readonly deadline: number;
   readonly pending: Map<number, QuickJSDeferredPromise>;
+  /** Promises settled at once (past the call limit), freed with the run. */
+  readonly spent: QuickJSDeferredPromise[];
   readonly handles: QuickJSHandle[];
   result: QuickJSHandle | undefined;
   stringify: QuickJSHandle | undefined;
@@ -137,6 +139,7 @@ function start(id: number, code: string, limits: SandboxLimits): void {
     context,
     deadline,
     pending: new Map(),
+    spent: [],
     handles: [],
     result: undefined,
     stringify: undefined,
@@ -159,7 +162,10 @@ function start(id: number, code: string, limits: SandboxLimits): void {
     run.calls++;
     if (run.calls > limits.maxToolCalls) {
       stop(run, { kind: 'limit', message: `the script made more than ${limits.maxToolCalls} tool calls` });
-      deferred.reject(context.newError('tool call limit reached'));
+      const error = context.newError('tool call limit reached');
+      deferred.reject(error);
+      error.dispose();
+      run.spent.push(deferred);
       return deferred.handle;
     }
     const callId = run.calls;
@@ -254,9 +260,16 @@ function finish(run: Run, outcome: ScriptOutcome): void {
   run.finished = true;
   clearTimeout(run.timer);
   if (current === run) current = undefined;
+  // After a memory or time overrun the heap may be spoiled: the pool terminates this worker, which frees
+  // everything at once (disposing could trip QuickJS' own assertions on objects the overrun left behind).
   let retire = !outcome.ok && (outcome.kind === 'memory' || outcome.kind === 'timeout');
+  if (retire) {
+    send({ type: 'done', runId: run.id, outcome, retire });
+    return;
+  }
   try {
     for (const deferred of run.pending.values()) deferred.dispose();
+    for (const deferred of run.spent) deferred.dispose();
     run.result?.dispose();
     run.stringify?.dispose();
     for (const handle of run.handles) handle.dispose();
