@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { CodeMode } from '../../../proto/gen/portcullis/v1/config.ts';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import type { CatalogView, CatalogViews } from '../mcp/catalog-views.ts';
 import { isPlainObject } from '../mcp/json-rpc.ts';
@@ -10,6 +9,7 @@ import type { RunOperation } from '../pipeline/pipeline.ts';
 import type { Principal } from '../policy/principal.ts';
 import { signalCancellation } from '../upstream/cancellation.ts';
 import type { CatalogEntry } from '../upstream/upstream-router.ts';
+import { codeModeScope, type CodeModeScope } from './code-mode-scope.ts';
 import { isMetaTool, META_TOOL_ARGUMENTS, META_TOOL_DEFINITIONS, type MetaToolName } from './meta-tools.ts';
 import type { SandboxPool } from './sandbox-pool.ts';
 import type { ScriptOutcome } from './sandbox-protocol.ts';
@@ -59,32 +59,23 @@ export function codeModeStep(options: CodeModeStepOptions): Step {
     return index;
   }
 
-  function scoped(view: CatalogView, scope: (upstream: string) => boolean, scopeKey: string): ScopedView {
+  function scoped(view: CatalogView, scope: CodeModeScope): ScopedView {
     const index = indexOf(view);
-    let found = index.scopes.get(scopeKey);
+    let found = index.scopes.get(scope.key);
     if (found === undefined) {
       const inScope: CatalogEntry[] = [];
       const classic: Readonly<Record<string, unknown>>[] = [...META_TOOL_DEFINITIONS];
       for (const entry of view.entries) {
-        if (scope(entry.upstreamName)) inScope.push(entry);
+        if (scope.includes(entry.upstreamName)) inScope.push(entry);
         else classic.push(entry.definition);
       }
       found = { tree: new ToolTree(inScope), listJson: `{"tools":${JSON.stringify(classic)}}` };
-      index.scopes.set(scopeKey, found);
+      index.scopes.set(scope.key, found);
     }
     return found;
   }
 
-  /** The upstreams behind the meta-tools for this principal, or undefined when it is not in code mode. */
-  function scopeOf(principal: Principal): { test: (upstream: string) => boolean; key: string } | undefined {
-    const mode = principal.codeMode ?? CodeMode.CODE_MODE_INHERIT;
-    if (mode === CodeMode.CODE_MODE_OFF) return undefined;
-    if (mode === CodeMode.CODE_MODE_ON) return { test: () => true, key: '*' };
-    const upstreams = options.getConfig()?.codeModeUpstreams;
-    if (upstreams === undefined || upstreams.size === 0) return undefined;
-    if (![...upstreams].some((u) => options.views.mayUseUpstream(principal.allowList, u))) return undefined;
-    return { test: (upstream) => upstreams.has(upstream), key: [...upstreams].sort().join('\u0000') };
-  }
+  const scopeOf = (principal: Principal) => codeModeScope(principal, options.getConfig(), options.views);
 
   async function runScript(operation: Operation, principal: Principal, view: CatalogView, code: string) {
     const exposed = indexOf(view).exposed;
@@ -131,7 +122,7 @@ export function codeModeStep(options: CodeModeStepOptions): Step {
     operation: Operation,
     principal: Principal,
     name: MetaToolName,
-    scope: { test: (upstream: string) => boolean; key: string },
+    scope: CodeModeScope,
   ): Promise<Outcome> {
     const checked = META_TOOL_ARGUMENTS[name].safeParse(operation.params['arguments'] ?? {});
     if (!checked.success) {
@@ -139,7 +130,7 @@ export function codeModeStep(options: CodeModeStepOptions): Step {
       return toolError(`Invalid arguments for ${name}: ${issue?.path.join('.') || 'arguments'}: ${issue?.message}`);
     }
     const view = options.views.view(principal.allowList, 'tools');
-    const { tree } = scoped(view, scope.test, scope.key);
+    const { tree } = scoped(view, scope);
     const args = checked.data as Record<string, unknown>;
     switch (name) {
       case 'search_tools': {
@@ -183,7 +174,7 @@ export function codeModeStep(options: CodeModeStepOptions): Step {
         const view = options.views.view(principal.allowList, 'tools');
         // A key in code mode lists its tools first: start the sandbox workers now, not at its first script.
         void options.sandbox.warm().catch(() => undefined);
-        return Promise.resolve({ kind: 'json', json: scoped(view, scope.test, scope.key).listJson, cacheable: true });
+        return Promise.resolve({ kind: 'json', json: scoped(view, scope).listJson, cacheable: true });
       }
       if (operation.method === 'tools/call') {
         const name = operation.params['name'];

@@ -21,6 +21,7 @@ import type { DataPlaneMetrics } from '../observability/metrics.ts';
 import { answerFailure, sendJson } from './respond.ts';
 import { checkHost, type AllowedHost } from './host-guard.ts';
 import type { ReadinessState } from '../observability/readiness.ts';
+import { codeModeScope } from '../code-mode/code-mode-scope.ts';
 import type { SandboxPool } from '../code-mode/sandbox-pool.ts';
 
 export interface DataPlaneServerOptions {
@@ -131,6 +132,14 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     keepAliveMs: options.sseKeepAliveMs,
     maxStreamsPerSession: options.eventStore?.maxOpenStreamsPerSession,
     maxStreamsPerKey: options.eventStore?.maxOpenStreamsPerKey,
+    toolsListShape:
+      options.sandbox === undefined
+        ? undefined
+        : (keyId) => {
+            const config = getConfig();
+            const principal = config?.principalByKeyId(keyId);
+            return principal === undefined ? '' : (codeModeScope(principal, config, views)?.key ?? '');
+          },
   });
   const serverRequests = new ServerRequests(options.nodeTag);
   const dispatcher = new McpDispatcher({
