@@ -441,6 +441,14 @@ export const dataPlaneSettings = {
       'anonymous access (off by default): requests to /mcp and /sse without credentials act as the virtual key with this id (its allow-list applies); a wrong key is still refused, and while the key is revoked or unknown requests without credentials get 401',
     schema: z.string().trim().min(1, 'must be a virtual key id').optional(),
   },
+  jwksRefreshCooldownMs: {
+    flag: 'jwks-refresh-cooldown-ms',
+    env: 'PORTCULLIS_JWKS_REFRESH_COOLDOWN_MS',
+    description:
+      "MCP authorization: after fetching an issuer's signing keys, how long a token with an unknown key id waits before it may trigger another fetch (a flood of forged key ids costs one fetch per period)",
+    schema: z.coerce.number({ error: 'must be a number of milliseconds' }).int().min(0).max(3_600_000).default(30_000),
+    defaultLabel: '30000',
+  },
   sessionMaxAgeSeconds: {
     flag: 'session-max-age-seconds',
     env: 'PORTCULLIS_SESSION_MAX_AGE_SECONDS',
@@ -509,6 +517,7 @@ export function dataPlaneOptions(
     upstreamConnectTimeoutMs: settings.upstreamConnectTimeoutMs,
     upstreamCallTimeoutMs: settings.upstreamCallTimeoutMs,
     anonymousKeyId: settings.anonymousKey,
+    jwksRefreshCooldownMs: settings.jwksRefreshCooldownMs,
     sessionMaxAgeMs: settings.sessionMaxAgeSeconds * 1000,
     allowedHosts: settings.allowedHosts,
     sse: sseOptions(settings),

@@ -1,6 +1,7 @@
 import type { Logger } from '../../../common/src/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
 import { CatalogService } from './catalog.ts';
+import { McpAuthorizationService } from './mcp-authorization.ts';
 import { NodeService } from './nodes.ts';
 import { TeamService } from './teams.ts';
 import { UpstreamService } from './upstreams.ts';
@@ -15,6 +16,7 @@ export interface ControlPlaneServices {
   teams: TeamService;
   nodes: NodeService;
   catalog: CatalogService;
+  mcpAuthorization: McpAuthorizationService;
   /** The newest committed configuration revision. */
   configVersion(): Promise<string>;
 }
@@ -27,6 +29,7 @@ export function createServices(store: ConfigStore, box: SecretBox, logger: Logge
     teams: new TeamService(store),
     nodes: new NodeService(dataSource),
     catalog: new CatalogService(store, logger),
+    mcpAuthorization: new McpAuthorizationService(store),
     configVersion: () => currentRevision(dataSource.manager),
   };
 }

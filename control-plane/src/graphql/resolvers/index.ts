@@ -1,3 +1,4 @@
+import { mcpAuthorizationResolvers } from './mcp-authorization.ts';
 import { nodeResolvers } from './nodes.ts';
 import { DateTimeScalar } from './scalars.ts';
 import { teamResolvers } from './teams.ts';
@@ -7,8 +8,19 @@ import { virtualKeyResolvers } from './virtual-keys.ts';
 /** Resolvers of every domain, merged into one map for Apollo. */
 export const resolvers = {
   DateTime: DateTimeScalar,
-  Query: { ...upstreamResolvers.Query, ...virtualKeyResolvers.Query, ...teamResolvers.Query, ...nodeResolvers.Query },
-  Mutation: { ...upstreamResolvers.Mutation, ...virtualKeyResolvers.Mutation, ...teamResolvers.Mutation },
+  Query: {
+    ...upstreamResolvers.Query,
+    ...virtualKeyResolvers.Query,
+    ...teamResolvers.Query,
+    ...nodeResolvers.Query,
+    ...mcpAuthorizationResolvers.Query,
+  },
+  Mutation: {
+    ...upstreamResolvers.Mutation,
+    ...virtualKeyResolvers.Mutation,
+    ...teamResolvers.Mutation,
+    ...mcpAuthorizationResolvers.Mutation,
+  },
   Upstream: upstreamResolvers.Upstream,
   Tool: upstreamResolvers.Tool,
   ToolDefinitionChange: upstreamResolvers.ToolDefinitionChange,
@@ -20,4 +32,6 @@ export const resolvers = {
   DataPlaneNode: nodeResolvers.DataPlaneNode,
   UpstreamNodeStatus: upstreamResolvers.UpstreamNodeStatus,
   VirtualKey: virtualKeyResolvers.VirtualKey,
+  McpAuthorization: mcpAuthorizationResolvers.McpAuthorization,
+  ClaimTeamMapping: mcpAuthorizationResolvers.ClaimTeamMapping,
 };

@@ -1,0 +1,115 @@
+import { createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
+import type { Logger } from 'pino';
+import type { IdentityProvider } from './identity-providers.ts';
+
+/** Between two fetches of one issuer's JWKS for an unknown `kid` (jose's cooldown): a flood of forged kids costs one fetch. */
+export const JWKS_REFRESH_COOLDOWN_MS = 30_000;
+/** How often known key sets are fetched again in the background (keys the issuer withdrew stop verifying). */
+export const JWKS_BACKGROUND_REFRESH_MS = 5 * 60_000;
+const FETCH_TIMEOUT_MS = 5_000;
+
+type RemoteKeySet = ReturnType<typeof createRemoteJWKSet>;
+
+interface IssuerKeySet {
+  /** The key set, once its URL is known (discovered or configured). */
+  keys: Promise<RemoteKeySet>;
+  /** The configured `jwks_uri` it was made for ('' : discovered). */
+  readonly configuredUri: string;
+}
+
+/**
+ * The signing keys of each configured issuer, fetched and cached by jose's remote key set: a token
+ * whose `kid` is unknown triggers one fetch (then a cooldown), and a background timer re-fetches
+ * every set so keys are warm before requests need them. Sets are made when a snapshot names an
+ * issuer (`sync`), never in a request that found none.
+ */
+export class IssuerKeys {
+  private readonly sets = new Map<string, IssuerKeySet>();
+  private readonly timer: NodeJS.Timeout;
+  private readonly cooldownMs: number;
+
+  constructor(
+    private readonly logger: Logger,
+    options: { jwksRefreshMs?: number | undefined; jwksRefreshCooldownMs?: number | undefined } = {},
+  ) {
+    this.cooldownMs = options.jwksRefreshCooldownMs ?? JWKS_REFRESH_COOLDOWN_MS;
+    this.timer = setInterval(() => this.refreshAll(), options.jwksRefreshMs ?? JWKS_BACKGROUND_REFRESH_MS);
+    this.timer.unref();
+  }
+
+  /** Makes key sets for the snapshot's issuers (fetching them now) and forgets the others. */
+  sync(providers: Iterable<IdentityProvider>): void {
+    const wanted = new Set<string>();
+    for (const provider of providers) {
+      wanted.add(provider.issuer);
+      const existing = this.sets.get(provider.issuer);
+      if (existing?.configuredUri === provider.jwksUri) continue;
+      const keys = this.keySet(provider);
+      this.sets.set(provider.issuer, { keys, configuredUri: provider.jwksUri });
+      void keys.then((set) => set.reload()).catch((error: unknown) => this.warn(provider.issuer, error));
+    }
+    for (const issuer of this.sets.keys()) if (!wanted.has(issuer)) this.sets.delete(issuer);
+  }
+
+  /** The key resolver jose verifies a token of `issuer` with, or undefined for an issuer not configured. */
+  resolver(issuer: string): JWTVerifyGetKey | undefined {
+    const set = this.sets.get(issuer);
+    if (set === undefined) return undefined;
+    return async (header, token) => (await set.keys)(header, token);
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.sets.clear();
+  }
+
+  private keySet(provider: IdentityProvider): Promise<RemoteKeySet> {
+    const make = (uri: string) =>
+      createRemoteJWKSet(new URL(uri), {
+        cooldownDuration: this.cooldownMs,
+        // The background refresh keeps sets fresh; a request never waits on an age-based refetch.
+        cacheMaxAge: Number.POSITIVE_INFINITY,
+        timeoutDuration: FETCH_TIMEOUT_MS,
+      });
+    if (provider.jwksUri !== '') return Promise.resolve(make(provider.jwksUri));
+    const discovered = discoverJwksUri(provider.issuer).then(make);
+    // A failed discovery is retried on the next sync or background refresh, not cached forever.
+    discovered.catch(() => {
+      if (this.sets.get(provider.issuer)?.keys === discovered) this.sets.delete(provider.issuer);
+    });
+    return discovered;
+  }
+
+  private refreshAll(): void {
+    for (const [issuer, set] of this.sets) {
+      void set.keys.then((keys) => keys.reload()).catch((error: unknown) => this.warn(issuer, error));
+    }
+  }
+
+  private warn(issuer: string, error: unknown): void {
+    this.logger.warn({ issuer, err: error instanceof Error ? error.message : String(error) }, 'JWKS fetch failed');
+  }
+}
+
+/**
+ * The issuer's `jwks_uri` from its metadata: RFC 8414 (`/.well-known/oauth-authorization-server`,
+ * inserted before the issuer's path), then OpenID Connect Discovery.
+ */
+export async function discoverJwksUri(issuer: string): Promise<string> {
+  const url = new URL(issuer);
+  const path = url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '');
+  const candidates = [
+    `${url.origin}/.well-known/oauth-authorization-server${path}`,
+    `${url.origin}${path}/.well-known/openid-configuration`,
+  ];
+  for (const candidate of candidates) {
+    const response = await fetch(candidate, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) }).catch(() => undefined);
+    if (!response?.ok) continue;
+    const metadata = (await response.json().catch(() => undefined)) as
+      | { issuer?: unknown; jwks_uri?: unknown }
+      | undefined;
+    // RFC 8414 §3.3: the metadata must name the issuer it was fetched for.
+    if (metadata?.issuer === issuer && typeof metadata.jwks_uri === 'string') return metadata.jwks_uri;
+  }
+  throw new Error(`no authorization server metadata with a jwks_uri for issuer ${issuer}`);
+}
