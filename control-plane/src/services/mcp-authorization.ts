@@ -131,10 +131,12 @@ export class McpAuthorizationService {
       rawInput === null || rawInput === undefined ? null : toView(parseInput(inputSchema, rawInput, 'input'));
     return withConfigChange(this.store, async (manager) => {
       if (view === null) {
-        const deleted = await manager.query(`DELETE FROM settings WHERE key = $1 RETURNING key`, [
-          MCP_AUTHORIZATION_SETTING,
-        ]);
-        return { result: null, changed: (deleted as unknown[]).length > 0 };
+        // A CTE: TypeORM answers a bare DELETE … RETURNING with [rows, count].
+        const deleted: unknown[] = await manager.query(
+          `WITH d AS (DELETE FROM settings WHERE key = $1 RETURNING key) SELECT key FROM d`,
+          [MCP_AUTHORIZATION_SETTING],
+        );
+        return { result: null, changed: deleted.length > 0 };
       }
       await checkTeams(manager, view);
       await manager.query(

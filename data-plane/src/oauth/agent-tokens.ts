@@ -1,34 +1,15 @@
 import { decodeJwt, errors, jwtVerify, type JWTPayload } from 'jose';
 import { LRUCache } from 'lru-cache';
+import { ACCEPTED_JWT_ALGORITHMS, JWT_CLOCK_TOLERANCE_S, looksLikeJwt } from '../../../common/src/index.ts';
 import type { Logger } from 'pino';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import type { Principal } from '../policy/principal.ts';
 import type { IdentityProviders } from './identity-providers.ts';
 import { IssuerKeys } from './issuer-keys.ts';
 
-/** Signature algorithms accepted: asymmetric only (no `none`, no HS* where a public key would be the secret). */
-export const ACCEPTED_ALGORITHMS = [
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'EdDSA',
-];
-/** Clock skew tolerated on `exp` and `nbf`. */
-export const CLOCK_TOLERANCE_S = 30;
 const MAX_CACHED_TOKENS = 10_000;
 
-const JWT_SHAPE = /^eyJ[\w-]*\.eyJ[\w-]*\.[\w-]*$/;
-
-/** Whether a presented bearer value has the shape of a compact JWT (virtual keys never do). */
-export function looksLikeJwt(secret: string): boolean {
-  return JWT_SHAPE.test(secret);
-}
+export { looksLikeJwt };
 
 /**
  * Why a token was refused, said in the answer (never the token itself): 401 for a token that is not
@@ -107,8 +88,8 @@ export class AgentTokens {
       ({ payload: claims } = await jwtVerify(token, resolver, {
         issuer,
         audience: providers.resource,
-        algorithms: ACCEPTED_ALGORITHMS,
-        clockTolerance: CLOCK_TOLERANCE_S,
+        algorithms: ACCEPTED_JWT_ALGORITHMS,
+        clockTolerance: JWT_CLOCK_TOLERANCE_S,
         requiredClaims: ['exp'],
       }));
     } catch (error) {
