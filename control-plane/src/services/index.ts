@@ -1,5 +1,6 @@
 import type { Logger } from '../../../common/src/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
+import { AdminTokenService } from '../admins/admin-tokens.ts';
 import { CatalogService } from './catalog.ts';
 import { McpAuthorizationService } from './mcp-authorization.ts';
 import { NodeService } from './nodes.ts';
@@ -17,6 +18,7 @@ export interface ControlPlaneServices {
   nodes: NodeService;
   catalog: CatalogService;
   mcpAuthorization: McpAuthorizationService;
+  adminTokens: AdminTokenService;
   /** The newest committed configuration revision. */
   configVersion(): Promise<string>;
 }
@@ -30,6 +32,7 @@ export function createServices(store: ConfigStore, box: SecretBox, logger: Logge
     nodes: new NodeService(dataSource),
     catalog: new CatalogService(store, logger),
     mcpAuthorization: new McpAuthorizationService(store),
+    adminTokens: new AdminTokenService(dataSource),
     configVersion: () => currentRevision(dataSource.manager),
   };
 }

@@ -1,3 +1,4 @@
+import { adminResolvers } from './admins.ts';
 import { mcpAuthorizationResolvers } from './mcp-authorization.ts';
 import { nodeResolvers } from './nodes.ts';
 import { DateTimeScalar } from './scalars.ts';
@@ -14,12 +15,14 @@ export const resolvers = {
     ...teamResolvers.Query,
     ...nodeResolvers.Query,
     ...mcpAuthorizationResolvers.Query,
+    ...adminResolvers.Query,
   },
   Mutation: {
     ...upstreamResolvers.Mutation,
     ...virtualKeyResolvers.Mutation,
     ...teamResolvers.Mutation,
     ...mcpAuthorizationResolvers.Mutation,
+    ...adminResolvers.Mutation,
   },
   Upstream: upstreamResolvers.Upstream,
   Tool: upstreamResolvers.Tool,
@@ -33,5 +36,8 @@ export const resolvers = {
   UpstreamNodeStatus: upstreamResolvers.UpstreamNodeStatus,
   VirtualKey: virtualKeyResolvers.VirtualKey,
   McpAuthorization: mcpAuthorizationResolvers.McpAuthorization,
+  AdminRole: adminResolvers.AdminRole,
+  AdminToken: adminResolvers.AdminToken,
+  AdminIdentity: adminResolvers.AdminIdentity,
   ClaimTeamMapping: mcpAuthorizationResolvers.ClaimTeamMapping,
 };
