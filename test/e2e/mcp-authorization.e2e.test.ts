@@ -88,6 +88,15 @@ describe('MCP authorization: the gateway as an OAuth 2.1 protected resource', ()
     { sub: 'bob', groups: ['sales'] },
   ];
 
+  let teamId: string;
+  /** No jwksUri: the node discovers it from the issuer's metadata. */
+  const authorizationInput = (allowedTools: string[]) => ({
+    resource: mcpUrl,
+    identityProviders: [
+      { issuer: as.issuer, teamClaim: 'groups', teams: [{ claimValue: 'engineering', teamId, allowedTools }] },
+    ],
+  });
+
   before(async () => {
     k1 = await signingKey('k1');
     as = await AuthorizationServer.start({ keys: [k1], accounts });
@@ -101,18 +110,9 @@ describe('MCP authorization: the gateway as an OAuth 2.1 protected resource', ()
     const team = await env.gqlOk<{ createTeam: { id: string } }>(
       'mutation { createTeam(input: { name: "engineering" }) { id } }',
     );
-    // No jwksUri: the node discovers it from the issuer's metadata.
+    teamId = team.createTeam.id;
     const set = await env.gqlOk<{ setMcpAuthorization: { metadataUrl: string } }>(SET_AUTHORIZATION, {
-      input: {
-        resource: mcpUrl,
-        identityProviders: [
-          {
-            issuer: as.issuer,
-            teamClaim: 'groups',
-            teams: [{ claimValue: 'engineering', teamId: team.createTeam.id, allowedTools: ['ev__echo'] }],
-          },
-        ],
-      },
+      input: authorizationInput(['ev__echo']),
     });
     assert.equal(
       set.setMcpAuthorization.metadataUrl,
@@ -166,6 +166,35 @@ describe('MCP authorization: the gateway as an OAuth 2.1 protected resource', ()
       await assert.rejects(client.callTool({ name: 'ev__get-sum', arguments: { a: 1, b: 2 } }), /not found/);
     } finally {
       await client.close();
+    }
+  });
+
+  test("a signed-in agent's notification stream outlives a new snapshot and hears what changed for it", async () => {
+    const { client, auth } = await signedInAgent(mcpUrl, 'alice');
+    await client.close();
+    const authorization = `Bearer ${auth.tokens()!.access_token}`;
+    const initialized = await postMcp(mcpUrl, INITIALIZE, { authorization });
+    await initialized.body?.cancel();
+    const sessionId = initialized.headers.get('mcp-session-id')!;
+    const headers = { authorization, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' };
+    const notified = await postMcp(mcpUrl, { jsonrpc: '2.0', method: 'notifications/initialized' }, headers);
+    await notified.body?.cancel();
+    const stream = await fetch(mcpUrl, { headers: { ...headers, accept: 'text/event-stream' } });
+    assert.equal(stream.status, 200);
+    const reader = stream.body!.getReader();
+    try {
+      // Her team may now call get-sum too: the node re-authenticates her stream against the new
+      // snapshot (from the verified-token cache) and tells it the tool list changed, instead of ending it.
+      await env.gqlOk(SET_AUTHORIZATION, { input: authorizationInput(['ev__echo', 'ev__get-sum']) });
+      let received = '';
+      while (!received.includes('notifications/tools/list_changed')) {
+        const { done, value } = await reader.read();
+        assert.equal(done, false, `the stream ended instead of hearing list_changed: ${received}`);
+        received += new TextDecoder().decode(value);
+      }
+    } finally {
+      await reader.cancel();
+      await env.gqlOk(SET_AUTHORIZATION, { input: authorizationInput(['ev__echo']) });
     }
   });
 
