@@ -1,3 +1,4 @@
+import { createServer, request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -17,6 +18,7 @@ import {
   signingKey,
 } from '../support/authorization-server.ts';
 import { INITIALIZE, accepts, eventually, postMcp } from '../support/gateway.ts';
+import { freePort, startEverythingHttp } from '../support/processes.ts';
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
 
 const SET_AUTHORIZATION = /* GraphQL */ `
@@ -66,6 +68,46 @@ class TestAgentAuth implements OAuthClientProvider {
   }
 }
 
+/**
+ * An HTTP hop in front of an upstream that records the Authorization header of every request the
+ * gateway sends it (a real server-everything behind it answers).
+ */
+async function recordingHop(
+  target: string,
+): Promise<{ url: string; seen: (string | undefined)[]; close(): Promise<void> }> {
+  const seen: (string | undefined)[] = [];
+  const to = new URL(target);
+  const hop = createServer((req, res) => {
+    seen.push(req.headers.authorization);
+    const forward = request(
+      {
+        host: to.hostname,
+        port: to.port,
+        path: to.pathname,
+        method: req.method,
+        headers: { ...req.headers, host: to.host },
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    forward.on('error', () => res.destroy());
+    req.pipe(forward);
+  });
+  const port = await freePort();
+  await new Promise<void>((resolve) => hop.listen(port, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    seen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        hop.closeAllConnections();
+        hop.close(() => resolve());
+      }),
+  };
+}
+
 /** Connects the SDK client as `account`: 401 → discovery → sign-in with PKCE → token → connected. */
 async function signedInAgent(mcpUrl: string, account: string): Promise<{ client: Client; auth: TestAgentAuth }> {
   const auth = new TestAgentAuth(account);
@@ -89,6 +131,7 @@ describe('MCP authorization: the gateway as an OAuth 2.1 protected resource', ()
   ];
 
   let teamId: string;
+  let hop: Awaited<ReturnType<typeof recordingHop>>;
   /** No jwksUri: the node discovers it from the issuer's metadata. */
   const authorizationInput = (allowedTools: string[]) => ({
     resource: mcpUrl,
@@ -106,13 +149,18 @@ describe('MCP authorization: the gateway as an OAuth 2.1 protected resource', ()
       keys: [{ name: 'classic', allowedTools: ['ev__get-sum'] }],
     });
     env.defer(() => as.stop());
+    const everything = await startEverythingHttp();
+    env.defer(() => everything.process.stop());
+    hop = await recordingHop(everything.url);
+    env.defer(() => hop.close());
+    await env.createUpstream({ name: 'evh', transport: 'STREAMABLE_HTTP', url: hop.url });
     mcpUrl = env.node('node-a').mcpUrl;
     const team = await env.gqlOk<{ createTeam: { id: string } }>(
       'mutation { createTeam(input: { name: "engineering" }) { id } }',
     );
     teamId = team.createTeam.id;
     const set = await env.gqlOk<{ setMcpAuthorization: { metadataUrl: string } }>(SET_AUTHORIZATION, {
-      input: authorizationInput(['ev__echo']),
+      input: authorizationInput(['ev__echo', 'evh__echo']),
     });
     assert.equal(
       set.setMcpAuthorization.metadataUrl,
@@ -155,14 +203,22 @@ describe('MCP authorization: the gateway as an OAuth 2.1 protected resource', ()
       const token = auth.tokens()?.access_token ?? '';
       const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
       assert.equal(claims['aud'], mcpUrl, 'the token was issued for the gateway as resource');
-      // The upstream may still be connecting: wait for its catalog, then only ev__echo is visible.
+      // The upstreams may still be connecting: wait for their catalogs, then only the echo tools are visible.
       let names: string[] = [];
-      await eventually('the upstream catalog reaches the signed-in agent', async () => {
-        names = (await client.listTools()).tools.map((t) => t.name);
-        return names.length > 0;
+      await eventually('the upstream catalogs reach the signed-in agent', async () => {
+        names = (await client.listTools()).tools.map((t) => t.name).sort();
+        return names.length > 1;
       });
-      assert.deepEqual(names, ['ev__echo']);
+      assert.deepEqual(names, ['ev__echo', 'evh__echo']);
       assert.equal(firstText(await client.callTool({ name: 'ev__echo', arguments: { message: 'hi' } })), 'Echo: hi');
+      const before = hop.seen.length;
+      assert.equal(firstText(await client.callTool({ name: 'evh__echo', arguments: { message: 'up' } })), 'Echo: up');
+      assert.ok(hop.seen.length > before, 'the call went through the recording hop');
+      // No token passthrough: the upstream never sees the agent's token (nor any Authorization: none is configured).
+      assert.deepEqual(
+        hop.seen.filter((header) => header !== undefined),
+        [],
+      );
       await assert.rejects(client.callTool({ name: 'ev__get-sum', arguments: { a: 1, b: 2 } }), /not found/);
     } finally {
       await client.close();
@@ -185,7 +241,7 @@ describe('MCP authorization: the gateway as an OAuth 2.1 protected resource', ()
     try {
       // Her team may now call get-sum too: the node re-authenticates her stream against the new
       // snapshot (from the verified-token cache) and tells it the tool list changed, instead of ending it.
-      await env.gqlOk(SET_AUTHORIZATION, { input: authorizationInput(['ev__echo', 'ev__get-sum']) });
+      await env.gqlOk(SET_AUTHORIZATION, { input: authorizationInput(['ev__echo', 'evh__echo', 'ev__get-sum']) });
       let received = '';
       while (!received.includes('notifications/tools/list_changed')) {
         const { done, value } = await reader.read();
@@ -194,7 +250,7 @@ describe('MCP authorization: the gateway as an OAuth 2.1 protected resource', ()
       }
     } finally {
       await reader.cancel();
-      await env.gqlOk(SET_AUTHORIZATION, { input: authorizationInput(['ev__echo']) });
+      await env.gqlOk(SET_AUTHORIZATION, { input: authorizationInput(['ev__echo', 'evh__echo']) });
     }
   });
 
