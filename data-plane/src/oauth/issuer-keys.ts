@@ -1,5 +1,6 @@
 import { createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
 import type { Logger } from 'pino';
+import { Backoff } from '../../../common/src/index.ts';
 import type { IdentityProvider } from './identity-providers.ts';
 
 /** Between two fetches of one issuer's JWKS for an unknown `kid` (jose's cooldown): a flood of forged kids costs one fetch. */
@@ -7,6 +8,8 @@ export const JWKS_REFRESH_COOLDOWN_MS = 30_000;
 /** How often known key sets are fetched again in the background (keys the issuer withdrew stop verifying). */
 export const JWKS_BACKGROUND_REFRESH_MS = 5 * 60_000;
 const FETCH_TIMEOUT_MS = 5_000;
+/** Retries of a failed metadata discovery (the issuer was away when its snapshot came). */
+const DISCOVERY_RETRY = { baseMs: 1_000, maxMs: 60_000 };
 
 type RemoteKeySet = ReturnType<typeof createRemoteJWKSet>;
 
@@ -26,6 +29,9 @@ interface IssuerKeySet {
 export class IssuerKeys {
   private readonly sets = new Map<string, IssuerKeySet>();
   private readonly timer: NodeJS.Timeout;
+  private providers: readonly IdentityProvider[] = [];
+  private readonly discoveryRetries = new Map<string, { backoff: Backoff; timer?: NodeJS.Timeout }>();
+  private closed = false;
   private readonly cooldownMs: number;
 
   constructor(
@@ -39,8 +45,9 @@ export class IssuerKeys {
 
   /** Makes key sets for the snapshot's issuers (fetching them now) and forgets the others. */
   sync(providers: Iterable<IdentityProvider>): void {
+    this.providers = [...providers];
     const wanted = new Set<string>();
-    for (const provider of providers) {
+    for (const provider of this.providers) {
       wanted.add(provider.issuer);
       const existing = this.sets.get(provider.issuer);
       if (existing?.configuredUri === provider.jwksUri) continue;
@@ -49,6 +56,11 @@ export class IssuerKeys {
       void keys.then((set) => set.reload()).catch((error: unknown) => this.warn(provider.issuer, error));
     }
     for (const issuer of this.sets.keys()) if (!wanted.has(issuer)) this.sets.delete(issuer);
+    for (const [issuer, retry] of this.discoveryRetries) {
+      if (wanted.has(issuer)) continue;
+      clearTimeout(retry.timer);
+      this.discoveryRetries.delete(issuer);
+    }
   }
 
   /** The key resolver jose verifies a token of `issuer` with, or undefined for an issuer not configured. */
@@ -59,7 +71,10 @@ export class IssuerKeys {
   }
 
   close(): void {
+    this.closed = true;
     clearInterval(this.timer);
+    for (const retry of this.discoveryRetries.values()) clearTimeout(retry.timer);
+    this.discoveryRetries.clear();
     this.sets.clear();
   }
 
@@ -73,10 +88,19 @@ export class IssuerKeys {
       });
     if (provider.jwksUri !== '') return Promise.resolve(make(provider.jwksUri));
     const discovered = discoverJwksUri(provider.issuer).then(make);
-    // A failed discovery is retried on the next sync or background refresh, not cached forever.
-    discovered.catch(() => {
-      if (this.sets.get(provider.issuer)?.keys === discovered) this.sets.delete(provider.issuer);
-    });
+    // A failed discovery is not cached: it is retried with backoff (tokens of the issuer get 401 meanwhile).
+    discovered.then(
+      () => this.discoveryRetries.delete(provider.issuer),
+      () => {
+        if (this.sets.get(provider.issuer)?.keys !== discovered || this.closed) return;
+        this.sets.delete(provider.issuer);
+        let retry = this.discoveryRetries.get(provider.issuer);
+        if (retry === undefined)
+          this.discoveryRetries.set(provider.issuer, (retry = { backoff: new Backoff(DISCOVERY_RETRY) }));
+        retry.timer = setTimeout(() => this.sync(this.providers), retry.backoff.next());
+        retry.timer.unref();
+      },
+    );
     return discovered;
   }
 
