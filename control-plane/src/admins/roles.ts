@@ -19,9 +19,12 @@ export interface Admin {
   readonly tokenId?: string;
 }
 
-const EVERYONE: readonly AdminRole[] = ADMIN_ROLES;
-const OPERATORS: readonly AdminRole[] = ['admin', 'operator'];
-const ADMINS: readonly AdminRole[] = ['admin'];
+/** Role sets for FIELD_ROLES and `requireRole`. */
+export const EVERYONE: readonly AdminRole[] = ADMIN_ROLES;
+export const OPERATORS: readonly AdminRole[] = ['admin', 'operator'];
+export const ADMINS: readonly AdminRole[] = ['admin'];
+/** Reads of audit records and usage, when a field should be closed to operators: admins and auditors. */
+export const AUDITORS: readonly AdminRole[] = ['admin', 'auditor'];
 
 /**
  * Who may resolve which field: the one place roles are decided. A `Mutation` field not listed
@@ -54,7 +57,10 @@ export function rolesFor(type: string, field: string, isMutation: boolean): read
   return FIELD_ROLES[`${type}.${field}`] ?? (isMutation ? ADMINS : EVERYONE);
 }
 
-/** Refuses unless the caller's role is one of `roles` (FORBIDDEN, naming the roles that may). */
+/**
+ * Refuses unless the caller's role is one of `roles` (FORBIDDEN, naming the roles that may). FIELD_ROLES
+ * covers whole fields; call this inside a resolver only for a check that depends on the arguments.
+ */
 export function requireRole(admin: Admin, roles: readonly AdminRole[], what: string): void {
   if (roles.includes(admin.role)) return;
   throw new PortcullisError(
