@@ -6,6 +6,7 @@ import type { CatalogViews } from '../mcp/catalog-views.ts';
 import { isPlainObject, type RpcId } from '../mcp/json-rpc.ts';
 import { SERVER_INFO_META_KEY, SUBSCRIPTION_ID_META_KEY } from '../mcp/protocol.ts';
 import type { AllowList } from '../policy/allow-list.ts';
+import type { Principal } from '../policy/principal.ts';
 import type { CatalogKind, RpcMessage } from '../upstream/upstream-router.ts';
 import type { ResumableStream } from './event-store.ts';
 import { SSE_HEADERS, notificationJson, sseEvent } from './response-channel.ts';
@@ -93,10 +94,16 @@ export interface AgentStreamsOptions {
   /** Streams open at once per virtual key, of every kind (a new one ends the key's oldest; default 1,000). */
   readonly maxStreamsPerKey?: number;
   /**
-   * What else shapes a key's tools/list beside its view of the catalog (code mode's scope), as a
-   * string that changes when that does; a change sends `tools/list_changed`. Absent: nothing else.
+   * Re-authenticates a stream's secret against a new snapshot (default: as a virtual key). The node
+   * passes one that also knows verified OAuth access tokens (still unexpired, mapped anew).
    */
-  readonly toolsListShape?: (keyId: string) => string;
+  readonly reauthenticate?: (config: AppliedConfig, secret: string) => Principal | undefined;
+  /**
+   * What else shapes a key's tools/list beside its view of the catalog (code mode's scope), as a
+   * string that changes when that does; a change sends `tools/list_changed`. Given the principal when
+   * known (a new snapshot), else the stream's key id (when it opens). Absent: nothing else.
+   */
+  readonly toolsListShape?: (principal: Principal | undefined, keyId: string) => string;
 }
 
 export const DEFAULT_MAX_OPEN_STREAMS_PER_SESSION = 8;
@@ -118,13 +125,14 @@ export class AgentStreams {
   private readonly byKey = new Map<string, Set<AgentStream>>();
   private readonly maxPerSession: number;
   private readonly maxPerKey: number;
+  private readonly reauthenticate: (config: AppliedConfig, secret: string) => Principal | undefined;
   private readonly views: CatalogViews;
   private readonly subscriptions: ResourceSubscriptions;
   private readonly logLevels: LogLevels;
   private readonly logger: Logger;
   private readonly serverInfo: { name: string; version: string };
   private readonly keepAliveMs: number;
-  private readonly toolsListShape: (keyId: string) => string;
+  private readonly toolsListShape: (principal: Principal | undefined, keyId: string) => string;
 
   constructor(options: AgentStreamsOptions) {
     this.toolsListShape = options.toolsListShape ?? (() => '');
@@ -136,6 +144,7 @@ export class AgentStreams {
     this.keepAliveMs = options.keepAliveMs ?? DEFAULT_SSE_KEEP_ALIVE_MS;
     this.maxPerSession = Math.max(1, options.maxStreamsPerSession ?? DEFAULT_MAX_OPEN_STREAMS_PER_SESSION);
     this.maxPerKey = Math.max(1, options.maxStreamsPerKey ?? DEFAULT_MAX_OPEN_STREAMS_PER_KEY);
+    this.reauthenticate = options.reauthenticate ?? ((config, secret) => config.authenticate(secret));
   }
 
   get size(): number {
@@ -181,7 +190,7 @@ export class AgentStreams {
       options,
       allowList: options.allowList,
       lastViews,
-      toolsShape: this.toolsListShape(options.keyId),
+      toolsShape: this.toolsListShape(undefined, options.keyId),
       keepAlive,
       write: (json) => {
         if (resumable !== undefined) resumable.send(json);
@@ -224,7 +233,11 @@ export class AgentStreams {
     for (const stream of this.streams) {
       const secret = stream.options.secret;
       const principal =
-        secret === undefined ? config?.principalByKeyId(stream.options.keyId) : config?.authenticate(secret);
+        config === undefined
+          ? undefined
+          : secret === undefined
+            ? config.principalByKeyId(stream.options.keyId)
+            : this.reauthenticate(config, secret);
       const signingKeyId = stream.options.signingKeyId;
       const stillSigned =
         signingKeyId === undefined || (config?.sessionKeys.some((k) => k.id === signingKeyId) ?? false);
@@ -234,7 +247,7 @@ export class AgentStreams {
         continue;
       }
       stream.allowList = principal.allowList;
-      const shape = this.toolsListShape(stream.options.keyId);
+      const shape = this.toolsListShape(principal, stream.options.keyId);
       if (shape !== stream.toolsShape) {
         stream.toolsShape = shape;
         // The tools listing changed shape (code mode switched on or off): the view comparison below may not see it.
