@@ -30,7 +30,7 @@ export const MAX_STACK_BYTES = 256 * 1024;
 export type ToolCallHandler = (upstream: string, tool: string, args: unknown) => Promise<unknown>;
 
 /** How long past its wall time a run may take before its worker is terminated (the worker's own timer comes first). */
-const TERMINATE_GRACE_MS = 50;
+const TERMINATE_GRACE_MS = 250;
 
 const OWN_EXTENSION = extname(fileURLToPath(import.meta.url));
 const WORKER_FILE = new URL(`./sandbox-worker${OWN_EXTENSION}`, import.meta.url);
