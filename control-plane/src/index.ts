@@ -14,6 +14,7 @@ import { ConfigStreamService } from './grpc/config-service.ts';
 import { NodeHeartbeat } from './grpc/node-heartbeat.ts';
 import { startGrpcServer, type GrpcTls } from './grpc/server.ts';
 import { loadSecretBox, sealPlaintextAndCheck } from './secrets/index.ts';
+import { AuditStore } from './services/audit-store.ts';
 import { createServices } from './services/index.ts';
 import { EndedSessionStore } from './services/ended-sessions.ts';
 import { ensureSessionKeys } from './services/settings.ts';
@@ -258,6 +259,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       relayBus: changes,
       endedSessions,
       ackWindowMs: options.ackWindowMs,
+      audit: new AuditStore(dataSource, logger),
     });
     const grpc = await startGrpcServer(streams, options.grpcHost, options.grpcPort, options.grpcTls);
     cleanups.push(() => grpc.close());

@@ -27,6 +27,7 @@ import {
 import { DEFAULT_GRAPHQL_LIMITS, type GraphqlLimits } from '../../../control-plane/src/graphql/limits.ts';
 import { host, port, type OptionTable, type ParsedOptions } from '../options.ts';
 import { nodeHealthOptions, nodeHealthSettings } from './node-health-settings.ts';
+import { auditOptions, auditSettings } from './audit-settings.ts';
 import type { ControlPlaneConnection } from './stream-settings.ts';
 
 /** Settings shared by the commands, so each flag and variable is defined once. */
@@ -490,6 +491,7 @@ export const dataPlaneSettings = {
   },
   ...sseSettings,
   ...nodeHealthSettings,
+  ...auditSettings,
 } satisfies OptionTable;
 
 /** The data-plane node's options from its parsed settings. */
@@ -498,10 +500,12 @@ export function dataPlaneOptions(
   connection: ControlPlaneConnection,
   logger: Logger,
 ): DataPlaneOptions {
+  const nodeId = settings.nodeId ?? `${hostname()}-${settings.port}`;
   return {
     ...connection,
     ...nodeHealthOptions(settings),
-    nodeId: settings.nodeId ?? `${hostname()}-${settings.port}`,
+    nodeId,
+    audit: auditOptions(settings, nodeId, settings.port),
     host: settings.host,
     port: settings.port,
     maxBodyBytes: settings.maxBodyBytes,
