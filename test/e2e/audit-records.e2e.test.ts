@@ -224,6 +224,48 @@ describe('audit records', () => {
     for (const r of refused) assert.equal(r.status, 'refused');
   });
 
+  it('serves auditEvents (filtered, paged by cursor) and usage in GraphQL', async () => {
+    type Page = {
+      auditEvents: {
+        edges: { cursor: string; node: Record<string, unknown> }[];
+        pageInfo: { hasNextPage: boolean; endCursor: string | null };
+      };
+    };
+    const query = `query($filter: AuditFilter, $first: Int, $after: String) {
+      auditEvents(filter: $filter, first: $first, after: $after) {
+        edges { cursor node { id time kind status keyId upstream tool arguments result latencyMs gatewayLatencyMs
+          upstreamLatencyMs costMicros parentId traceId clientName node } }
+        pageInfo { hasNextPage endCursor }
+      } }`;
+    const filter = { kind: 'TOOL_CALL', keyId: env.key.id, tool: 'ev__echo' };
+    const seen: string[] = [];
+    let after: string | null = null;
+    for (;;) {
+      const page: Page = await env.gqlOk<Page>(query, { filter, first: 1, after });
+      seen.push(...page.auditEvents.edges.map((e) => String(e.node['id'])));
+      for (const edge of page.auditEvents.edges) {
+        assert.equal(edge.node['kind'], 'TOOL_CALL');
+        assert.equal(edge.node['tool'], 'ev__echo');
+      }
+      if (!page.auditEvents.pageInfo.hasNextPage) break;
+      after = page.auditEvents.pageInfo.endCursor;
+    }
+    const stored = await rows(`kind = 'tool_call' AND key_id = $1 AND tool = 'ev__echo'`, [env.key.id]);
+    assert.equal(seen.length, stored.length);
+    assert.deepEqual([...seen].sort(), stored.map((r) => r.id).sort(), 'every event once, over all pages');
+    const byParent = await env.gqlOk<Page>(query, { filter: { parentId: 'run-modern-1', kind: 'TOOL_CALL' } });
+    const [event] = byParent.auditEvents.edges.map((e) => e.node);
+    assert.equal(event?.['traceId'], TRACE_ID);
+    assert.equal(event?.['upstream'], 'ev');
+    assert.equal(typeof event?.['latencyMs'], 'number');
+    const usage = await env.gqlOk<{ usage: { keyId: string; tool: string; calls: number; errors: number }[] }>(
+      `query { usage(groupBy: [KEY, TOOL], filter: { keyId: "${env.key.id}" }) { keyId tool calls errors costMicros } }`,
+    );
+    const echo = usage.usage.find((u) => u.tool === 'ev__echo');
+    assert.equal(echo?.calls, stored.length);
+    assert.equal(echo?.keyId, env.key.id);
+  });
+
   it('refuses to update or delete audit rows in the database itself', async () => {
     await assert.rejects(env.schema.query(`UPDATE audit_events SET status = 'ok'`), /append-only/);
     await assert.rejects(env.schema.query(`DELETE FROM audit_events`), /append-only/);

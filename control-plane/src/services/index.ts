@@ -1,3 +1,4 @@
+import { AuditQueries } from './audit-queries.ts';
 import type { Logger } from '../../../common/src/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
 import { CatalogService } from './catalog.ts';
@@ -15,6 +16,8 @@ export interface ControlPlaneServices {
   teams: TeamService;
   nodes: NodeService;
   catalog: CatalogService;
+  /** The audit trail, read for GraphQL. */
+  audit: AuditQueries;
   /** The newest committed configuration revision. */
   configVersion(): Promise<string>;
 }
@@ -27,6 +30,7 @@ export function createServices(store: ConfigStore, box: SecretBox, logger: Logge
     teams: new TeamService(store),
     nodes: new NodeService(dataSource),
     catalog: new CatalogService(store, logger),
+    audit: new AuditQueries(dataSource),
     configVersion: () => currentRevision(dataSource.manager),
   };
 }

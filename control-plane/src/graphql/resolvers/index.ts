@@ -1,3 +1,4 @@
+import { auditResolvers } from './audit.ts';
 import { nodeResolvers } from './nodes.ts';
 import { DateTimeScalar } from './scalars.ts';
 import { teamResolvers } from './teams.ts';
@@ -7,7 +8,13 @@ import { virtualKeyResolvers } from './virtual-keys.ts';
 /** Resolvers of every domain, merged into one map for Apollo. */
 export const resolvers = {
   DateTime: DateTimeScalar,
-  Query: { ...upstreamResolvers.Query, ...virtualKeyResolvers.Query, ...teamResolvers.Query, ...nodeResolvers.Query },
+  Query: {
+    ...upstreamResolvers.Query,
+    ...virtualKeyResolvers.Query,
+    ...teamResolvers.Query,
+    ...nodeResolvers.Query,
+    ...auditResolvers.Query,
+  },
   Mutation: { ...upstreamResolvers.Mutation, ...virtualKeyResolvers.Mutation, ...teamResolvers.Mutation },
   Upstream: upstreamResolvers.Upstream,
   Tool: upstreamResolvers.Tool,
