@@ -71,7 +71,9 @@ export class AuditSpool {
   onWritten: (() => void) | undefined;
 
   private constructor(private readonly options: AuditSpoolOptions) {
-    this.segmentBytes = options.segmentBytes ?? 4 * 1024 * 1024;
+    // Segments of at most an eighth of the spool, so that acknowledged records free room soon.
+    this.segmentBytes =
+      options.segmentBytes ?? Math.max(4096, Math.min(4 * 1024 * 1024, Math.floor(options.maxBytes / 8)));
   }
 
   /** Opens (creating) the spool directory, takes its lock and finds the records left by an earlier run. */
@@ -84,9 +86,12 @@ export class AuditSpool {
     return spool;
   }
 
-  /** Bytes the spool holds on disk (written, not yet acknowledged and deleted). */
+  /**
+   * Bytes of records not acknowledged yet (on disk or being written). What is on disk is at most
+   * one segment more: an acknowledged segment is deleted once the writer has moved past it.
+   */
   get sizeBytes(): number {
-    return this.bytesOnDisk + this.pendingBytes;
+    return this.bytesOnDisk - (this.segments[0]?.ackedOffset ?? 0) + this.pendingBytes;
   }
 
   /** Records not acknowledged by the control plane yet. */
