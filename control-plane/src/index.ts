@@ -65,6 +65,8 @@ export interface ControlPlaneOptions {
   endedSessionPruneIntervalMs?: number;
   /** How long nodes' ACKs wait to be stored together (ms). Default ACK_WINDOW_MS (25). */
   ackWindowMs?: number;
+  /** Audit records are kept this many whole days, then their day partitions dropped (hourly). Omitted: kept forever. */
+  auditRetentionDays?: number;
   /** What one GraphQL request may ask for; omitted fields: DEFAULT_GRAPHQL_LIMITS. */
   graphqlLimits?: Partial<GraphqlLimits>;
 }
@@ -130,6 +132,7 @@ const optionsSchema = z.object({
   databaseIdleInTransactionTimeoutMs: z.number().int().min(100, 'must be at least 100 ms').optional(),
   snapshotPollIntervalMs: z.number().int().min(0).optional(),
   endedSessionPruneIntervalMs: z.number().int().min(1, 'must be at least 1 ms').optional(),
+  auditRetentionDays: z.number().int().min(1, 'must be at least 1 day').optional(),
   ackWindowMs: z
     .number()
     .int()
@@ -250,6 +253,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     );
     cleanups.push(() => endedSessions.close());
 
+    const auditStore = new AuditStore(dataSource, logger);
+    const retentionDays = options.auditRetentionDays;
+    if (retentionDays !== undefined) {
+      const applyRetention = () =>
+        auditStore
+          .dropBefore(new Date(Date.now() - retentionDays * 24 * 60 * 60 * 1000))
+          .catch((error: unknown) => logger.warn({ err: error }, 'audit retention failed; tried again in an hour'));
+      void applyRetention();
+      const retention = setInterval(applyRetention, 60 * 60 * 1000);
+      retention.unref();
+      cleanups.push(async () => clearInterval(retention));
+    }
     const streams = new ConfigStreamService({
       nodeToken: options.nodeToken,
       publisher,
@@ -259,7 +274,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       relayBus: changes,
       endedSessions,
       ackWindowMs: options.ackWindowMs,
-      audit: new AuditStore(dataSource, logger),
+      audit: auditStore,
     });
     const grpc = await startGrpcServer(streams, options.grpcHost, options.grpcPort, options.grpcTls);
     cleanups.push(() => grpc.close());

@@ -107,6 +107,14 @@ export function graphqlLimits(settings: ParsedOptions<typeof graphqlLimitSetting
 }
 
 export const controlPlaneSettings = {
+  auditRetentionDays: {
+    flag: 'audit-retention-days',
+    env: 'PORTCULLIS_AUDIT_RETENTION_DAYS',
+    description:
+      'keep audit records this many whole days; older day partitions are dropped hourly (the hash chain is anchored past them)',
+    schema: z.coerce.number({ error: 'must be a number of days' }).int().min(1, 'must be at least 1').optional(),
+    defaultLabel: 'forever',
+  },
   databaseUrl: {
     flag: 'database-url',
     env: 'DATABASE_URL',
