@@ -13,6 +13,7 @@ import { UpstreamCatalogLists1734200000000 } from './migrations/1734200000000-up
 import { ConfigChangeDeadline1734300000000 } from './migrations/1734300000000-config-change-deadline.ts';
 import { UpstreamProtocolVersion1796324238367 } from './migrations/1796324238367-upstream-protocol-version.ts';
 import { AuditEvents1797000000000 } from './migrations/1797000000000-audit-events.ts';
+import { AdminTokens1797200000000 } from './migrations/1797200000000-admin-tokens.ts';
 
 /** Versioned migrations, in order. Append; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -24,6 +25,7 @@ export const MIGRATIONS = [
   ConfigChangeDeadline1734300000000,
   UpstreamProtocolVersion1796324238367,
   AuditEvents1797000000000,
+  AdminTokens1797200000000,
 ];
 
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;

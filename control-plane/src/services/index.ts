@@ -1,7 +1,9 @@
 import { AuditQueries } from './audit-queries.ts';
 import type { Logger } from '../../../common/src/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
+import { AdminTokenService } from '../admins/admin-tokens.ts';
 import { CatalogService } from './catalog.ts';
+import { McpAuthorizationService } from './mcp-authorization.ts';
 import { NodeService } from './nodes.ts';
 import { TeamService } from './teams.ts';
 import { UpstreamService } from './upstreams.ts';
@@ -18,6 +20,8 @@ export interface ControlPlaneServices {
   catalog: CatalogService;
   /** The audit trail, read for GraphQL. */
   audit: AuditQueries;
+  mcpAuthorization: McpAuthorizationService;
+  adminTokens: AdminTokenService;
   /** The newest committed configuration revision. */
   configVersion(): Promise<string>;
 }
@@ -31,6 +35,8 @@ export function createServices(store: ConfigStore, box: SecretBox, logger: Logge
     nodes: new NodeService(dataSource),
     catalog: new CatalogService(store, logger),
     audit: new AuditQueries(dataSource),
+    mcpAuthorization: new McpAuthorizationService(store),
+    adminTokens: new AdminTokenService(dataSource),
     configVersion: () => currentRevision(dataSource.manager),
   };
 }

@@ -45,6 +45,8 @@ export function recordEdgeRefusal(
   record.method = `${req.method ?? 'GET'} ${(req.url ?? '/').split('?')[0]}`;
   record.keyId = auth?.principal.keyId ?? null;
   record.teamId = auth?.principal.teamId ?? null;
+  record.customerId = auth?.principal.customerId ?? null;
+  record.subject = auth?.principal.identity?.subject ?? null;
   record.error = { code: refusal.code, message: refusal.message };
   record.latencyUs = Math.round((performance.now() - receivedAt) * 1000);
   record.gatewayLatencyUs = record.latencyUs;

@@ -20,6 +20,7 @@ import type { SessionClaims } from '../mcp/session-token.ts';
 import type { SessionGuard } from '../mcp/session-guard.ts';
 import { checkStandardHeaders, stripOws } from '../mcp/standard-headers.ts';
 import type { AgentStreams } from './agent-streams.ts';
+import type { AgentTokens } from '../oauth/agent-tokens.ts';
 import { authenticateRequest, type Authenticated } from './authenticate.ts';
 import { type InFlightRequests, RequestAbort, type CallAdmission } from './in-flight.ts';
 import { serveListen } from './listen.ts';
@@ -62,6 +63,8 @@ export interface McpEndpointOptions {
   readonly anonymousKeyId?: string;
   /** Where refusals at the edge are recorded (the pipeline records the rest). */
   readonly audit?: AuditRecorder | undefined;
+  /** OAuth access tokens (MCP authorization); undefined: virtual keys only. */
+  readonly tokens?: AgentTokens;
 }
 
 /**
@@ -96,7 +99,7 @@ function header(req: IncomingMessage, name: string): string | undefined {
 export function createMcpEndpoint(
   options: McpEndpointOptions,
 ): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
-  const { getConfig, services, maxBodyBytes, logger, anonymousKeyId, audit } = options;
+  const { getConfig, services, maxBodyBytes, logger, anonymousKeyId, audit, tokens } = options;
   const { dispatcher, streams } = services;
 
   /**
@@ -499,7 +502,8 @@ export function createMcpEndpoint(
       });
       return undefined;
     }
-    const auth = authenticateRequest(getConfig, req, res, anonymousKeyId);
+    let auth = authenticateRequest(getConfig, req, res, anonymousKeyId, tokens);
+    if (auth instanceof Promise) auth = await auth;
     if (auth === undefined) return undefined;
     if (req.method === 'POST') await post(req, res, auth);
     else if (req.method === 'GET') get(req, res, auth);

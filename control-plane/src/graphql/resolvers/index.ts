@@ -1,4 +1,6 @@
 import { auditResolvers } from './audit.ts';
+import { adminResolvers } from './admins.ts';
+import { mcpAuthorizationResolvers } from './mcp-authorization.ts';
 import { nodeResolvers } from './nodes.ts';
 import { DateTimeScalar } from './scalars.ts';
 import { teamResolvers } from './teams.ts';
@@ -13,9 +15,17 @@ export const resolvers = {
     ...virtualKeyResolvers.Query,
     ...teamResolvers.Query,
     ...nodeResolvers.Query,
+    ...mcpAuthorizationResolvers.Query,
+    ...adminResolvers.Query,
     ...auditResolvers.Query,
   },
-  Mutation: { ...upstreamResolvers.Mutation, ...virtualKeyResolvers.Mutation, ...teamResolvers.Mutation },
+  Mutation: {
+    ...upstreamResolvers.Mutation,
+    ...virtualKeyResolvers.Mutation,
+    ...teamResolvers.Mutation,
+    ...mcpAuthorizationResolvers.Mutation,
+    ...adminResolvers.Mutation,
+  },
   Upstream: upstreamResolvers.Upstream,
   Tool: upstreamResolvers.Tool,
   ToolDefinitionChange: upstreamResolvers.ToolDefinitionChange,
@@ -27,4 +37,9 @@ export const resolvers = {
   DataPlaneNode: nodeResolvers.DataPlaneNode,
   UpstreamNodeStatus: upstreamResolvers.UpstreamNodeStatus,
   VirtualKey: virtualKeyResolvers.VirtualKey,
+  McpAuthorization: mcpAuthorizationResolvers.McpAuthorization,
+  AdminRole: adminResolvers.AdminRole,
+  AdminToken: adminResolvers.AdminToken,
+  AdminIdentity: adminResolvers.AdminIdentity,
+  ClaimTeamMapping: mcpAuthorizationResolvers.ClaimTeamMapping,
 };

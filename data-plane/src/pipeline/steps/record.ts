@@ -90,6 +90,8 @@ function auditRecord(
   record.method = method;
   record.keyId = principal?.keyId ?? operation.keyId ?? null;
   record.teamId = principal?.teamId ?? null;
+  record.customerId = principal?.customerId ?? null;
+  record.subject = principal?.identity?.subject ?? null;
   record.upstream = upstream;
   record.tool = subjectOf(method, params);
   if (audit.content.allows(upstream, record.keyId)) {
