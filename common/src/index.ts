@@ -1,3 +1,9 @@
 export { PortcullisError, ErrorCode, errorMessage } from './errors.ts';
 export { createLogger, type Logger, type LoggerOptions } from './logger.ts';
 export { Backoff, backoffDelay, type BackoffPolicy } from './backoff.ts';
+export {
+  resolveAccessLists,
+  resourcesOfToolPatterns,
+  UPSTREAM_WILDCARD,
+  type ResolvedAccessLists,
+} from './access-lists.ts';

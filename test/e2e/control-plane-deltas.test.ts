@@ -43,6 +43,8 @@ function applyDelta(base: Snapshot, delta: SnapshotDelta): Snapshot {
     upstreams: delta.upstreams,
     virtualKeys: [...keys.values()],
     sessionKeys: delta.sessionKeys,
+    teams: delta.teams,
+    customers: delta.customers,
   };
 }
 

@@ -5,6 +5,8 @@ import { AppliedConfig } from '../../data-plane/src/config/applied-config.ts';
 import { KeyIndex, keyEntry } from '../../data-plane/src/config/key-index.ts';
 import type { Snapshot, SnapshotDelta, VirtualKeyConfig } from '../../proto/gen/portcullis/v1/config.ts';
 
+const NONE = { expiresAtMs: 0, previousSecretSha256: Buffer.alloc(0), previousSecretExpiresAtMs: 0 };
+
 const sessionKeys = [{ id: 's1', secret: randomBytes(32) }];
 const sha = (secret: string) => createHash('sha256').update(secret).digest();
 const key = (id: string, secret = `secret-${id}`, allowedTools = ['*']): VirtualKeyConfig => ({
@@ -13,10 +15,11 @@ const key = (id: string, secret = `secret-${id}`, allowedTools = ['*']): Virtual
   secretSha256: sha(secret),
   teamId: '',
   allowedTools,
+  ...NONE,
 });
 
 function snapshot(version: string, keys: VirtualKeyConfig[]): Snapshot {
-  return { version, upstreams: [], virtualKeys: keys, sessionKeys };
+  return { version, upstreams: [], virtualKeys: keys, sessionKeys, teams: [], customers: [] };
 }
 
 function delta(
@@ -25,7 +28,7 @@ function delta(
   upsertedKeys: VirtualKeyConfig[],
   removedKeyIds: string[] = [],
 ): SnapshotDelta {
-  return { version, baseVersion, upstreams: [], sessionKeys, upsertedKeys, removedKeyIds };
+  return { version, baseVersion, upstreams: [], sessionKeys, upsertedKeys, removedKeyIds, teams: [], customers: [] };
 }
 
 describe('applying a snapshot delta on a node', () => {
@@ -97,7 +100,7 @@ describe('key index (shared base plus an overlay of changes)', () => {
     };
     const model = new Map<string, VirtualKeyConfig>();
     for (let i = 0; i < 300; i++) model.set(`k${i}`, key(`k${i}`));
-    let index = KeyIndex.of([...model.values()].map(keyEntry));
+    let index = KeyIndex.of([...model.values()].map((k) => keyEntry(k)));
     const generation = new Map<string, number>();
     for (let step = 0; step < 400; step++) {
       const upserts: VirtualKeyConfig[] = [];
@@ -124,7 +127,10 @@ describe('key index (shared base plus an overlay of changes)', () => {
       }
       const before = index;
       const sizeBefore = before.size;
-      index = index.with(upserts.map(keyEntry), removals);
+      index = index.with(
+        upserts.map((k) => keyEntry(k)),
+        removals,
+      );
       assert.equal(before.size, sizeBefore, 'the previous index is unchanged');
       assert.equal(index.size, model.size, `size after step ${step}`);
     }

@@ -1,5 +1,12 @@
 import DataLoader from 'dataloader';
-import type { Team, Tool, ToolDefinitionChange, UpstreamCatalogList, UpstreamNodeStatus } from '../db/entities.ts';
+import type {
+  Customer,
+  Team,
+  Tool,
+  ToolDefinitionChange,
+  UpstreamCatalogList,
+  UpstreamNodeStatus,
+} from '../db/entities.ts';
 import type { ControlPlaneServices } from '../services/index.ts';
 import type { UpstreamView } from '../services/upstreams.ts';
 import { ResultBudget } from './result-budget.ts';
@@ -33,6 +40,7 @@ export interface GraphqlContext {
     changesOfTool(first: number): DataLoader<string, ToolDefinitionChange[]>;
     upstream: DataLoader<string, UpstreamView | null>;
     team: DataLoader<string, Team | null>;
+    customer: DataLoader<string, Customer | null>;
     /** Name collisions of every upstream, computed once per request. */
     collisions: DataLoader<string, CollisionSummary>;
   };
@@ -101,6 +109,7 @@ export function createContext(services: ControlPlaneServices, options: { maxList
       },
       upstream: mapLoader((ids) => services.upstreams.getMany(ids), null),
       team: mapLoader((ids) => services.teams.getMany(ids), null),
+      customer: mapLoader((ids) => services.teams.getCustomers(ids), null),
       collisions: mapLoader(() => services.catalog.collisions(), null),
     },
     budget: new ResultBudget(options.maxListItems),

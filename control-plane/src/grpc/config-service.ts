@@ -6,8 +6,6 @@ import {
   ConnectResponse,
   type ConnectRequest,
   type RelayEnvelope,
-  type Snapshot,
-  type SnapshotDelta,
 } from '../../../proto/gen/portcullis/v1/config.ts';
 import { bearerMatches } from '../auth.ts';
 import type { Publication, SnapshotPublisher } from '../config/snapshot-publisher.ts';
@@ -38,7 +36,7 @@ export interface ConfigServiceDeps {
 type ConnectCall = ServerDuplexStream<ConnectRequest, ConnectResponse>;
 
 /** Encoded once per snapshot or delta and shared by every stream that sends it. */
-const encodedMessages = new WeakMap<Snapshot | SnapshotDelta | RelayEnvelope, Buffer>();
+const encodedMessages = new WeakMap<object, Buffer>();
 
 /**
  * ConfigService's definition with a response serializer that encodes each snapshot and delta once,

@@ -7,9 +7,12 @@ import {
   type SnapshotDelta,
   type UpstreamConfig,
   type SigningKey,
+  type TeamConfig,
+  type CustomerConfig,
+  type VirtualKeyConfig,
 } from '../../../proto/gen/portcullis/v1/config.ts';
 import type { Principal } from '../policy/principal.ts';
-import { KeyIndex, keyEntry } from './key-index.ts';
+import { KeyIndex, keyEntry, type KeyEntry, type TeamsById } from './key-index.ts';
 
 const UPSTREAM_NAME = /^[A-Za-z0-9_-]{1,32}$/;
 
@@ -60,6 +63,8 @@ const sessionKeysSchema = z
   )
   .min(1, 'at least one session key is required');
 const version = z.string().regex(/^\d+$/, 'version must be a decimal revision');
+const teamsSchema = z.array(z.object({ id: z.string().min(1, 'a team needs an id') }).loose()).optional();
+const customersSchema = z.array(z.object({ id: z.string().min(1, 'a customer needs an id') }).loose()).optional();
 
 /** What a snapshot must satisfy before a node serves it; anything else is NACKed with the reason. */
 const SnapshotSchema = z.object({
@@ -67,6 +72,8 @@ const SnapshotSchema = z.object({
   upstreams: z.array(upstreamSchema),
   virtualKeys: z.array(keySchema),
   sessionKeys: sessionKeysSchema,
+  teams: teamsSchema,
+  customers: customersSchema,
 });
 
 /** What a delta must satisfy; it is applied only on top of the snapshot of its base version. */
@@ -77,6 +84,8 @@ const DeltaSchema = z.object({
   sessionKeys: sessionKeysSchema,
   upsertedKeys: z.array(keySchema),
   removedKeyIds: z.array(z.string().min(1, 'a removed key id must not be empty')),
+  teams: teamsSchema,
+  customers: customersSchema,
 });
 
 function check(schema: z.ZodType, value: unknown, version: string, what: string): void {
@@ -96,6 +105,14 @@ function checkUpstreamNames(upstreams: readonly UpstreamConfig[], version: strin
   }
 }
 
+/** Fields of issue 15 a snapshot (a restart cache, a test's fixture) may lack: they default to none. */
+type Governance = 'expiresAtMs' | 'previousSecretSha256' | 'previousSecretExpiresAtMs';
+export type KeyConfigInput = Omit<VirtualKeyConfig, Governance> & Partial<Pick<VirtualKeyConfig, Governance>>;
+export type SnapshotInput = Omit<Snapshot, 'teams' | 'customers' | 'virtualKeys'> &
+  Partial<Pick<Snapshot, 'teams' | 'customers'>> & { virtualKeys: KeyConfigInput[] };
+export type DeltaInput = Omit<SnapshotDelta, 'teams' | 'customers' | 'upsertedKeys'> &
+  Partial<Pick<SnapshotDelta, 'teams' | 'customers'>> & { upsertedKeys: KeyConfigInput[] };
+
 /** SHA-256 of a presented secret, hex encoded: the form keys are indexed by. */
 export function hashSecret(secret: string): string {
   // One-shot hash: no Hash object per request (a third of createHash's cost for a key-sized input).
@@ -111,18 +128,24 @@ export class AppliedConfig {
     readonly version: string,
     readonly upstreams: readonly UpstreamConfig[],
     readonly sessionKeys: readonly SigningKey[],
+    readonly teams: readonly TeamConfig[],
+    readonly customers: readonly CustomerConfig[],
     private readonly keys: KeyIndex,
   ) {}
 
   /** Validates a snapshot and indexes it; throws BAD_CONFIG naming the offending field. */
-  static fromSnapshot(snapshot: Snapshot): AppliedConfig {
+  static fromSnapshot(snapshot: SnapshotInput): AppliedConfig {
     check(SnapshotSchema, snapshot, snapshot.version, 'snapshot');
     checkUpstreamNames(snapshot.upstreams, snapshot.version, 'snapshot');
+    const teamList = snapshot.teams ?? [];
+    const teams = teamsById(teamList);
     return new AppliedConfig(
       snapshot.version,
       snapshot.upstreams,
       snapshot.sessionKeys,
-      KeyIndex.of(snapshot.virtualKeys.map(keyEntry)),
+      teamList,
+      snapshot.customers ?? [],
+      KeyIndex.of(snapshot.virtualKeys.map((key) => keyEntry(withDefaults(key), teams))),
     );
   }
 
@@ -131,7 +154,7 @@ export class AppliedConfig {
    * result shares this one's key index and copies only what changed. Throws BAD_CONFIG naming the
    * field (or the version mismatch); this configuration is left as it was.
    */
-  applyDelta(delta: SnapshotDelta): AppliedConfig {
+  applyDelta(delta: DeltaInput): AppliedConfig {
     if (delta.baseVersion !== this.version) {
       throw new PortcullisError(
         ErrorCode.BAD_CONFIG,
@@ -146,12 +169,18 @@ export class AppliedConfig {
       );
     }
     checkUpstreamNames(delta.upstreams, delta.version, 'delta');
-    return new AppliedConfig(
-      delta.version,
-      delta.upstreams,
-      delta.sessionKeys,
-      this.keys.with(delta.upsertedKeys.map(keyEntry), delta.removedKeyIds),
-    );
+    const teamList = delta.teams ?? [];
+    const teams = teamsById(teamList);
+    const upserted = delta.upsertedKeys.map(withDefaults);
+    const teamsChanged = JSON.stringify(teamList) !== JSON.stringify(this.teams);
+    // A team's lists (or customer) changed: every key is compiled again (teams change rarely; keys often).
+    const keys = teamsChanged
+      ? KeyIndex.of(recompiled(this.keys.with([], delta.removedKeyIds), upserted, teams))
+      : this.keys.with(
+          upserted.map((key) => keyEntry(key, teams)),
+          delta.removedKeyIds,
+        );
+    return new AppliedConfig(delta.version, delta.upstreams, delta.sessionKeys, teamList, delta.customers ?? [], keys);
   }
 
   /** How many virtual keys are configured. */
@@ -166,16 +195,44 @@ export class AppliedConfig {
       upstreams: [...this.upstreams],
       virtualKeys: Array.from(this.keys.entries(), (entry) => entry.config),
       sessionKeys: [...this.sessionKeys],
+      teams: [...this.teams],
+      customers: [...this.customers],
     };
   }
 
-  /** The principal for a presented key secret, or undefined when it is unknown or revoked. */
-  authenticate(secret: string): Principal | undefined {
-    return this.keys.byHash(hashSecret(secret))?.principal;
+  /**
+   * The principal for a presented key secret, or undefined when it is unknown, revoked, disabled,
+   * expired, or a rotated-away secret past its grace period (all told apart by nobody: one answer).
+   */
+  authenticate(secret: string, now = Date.now()): Principal | undefined {
+    const hashHex = hashSecret(secret);
+    const entry = this.keys.byHash(hashHex);
+    if (entry === undefined || now >= entry.expiresAtMs) return undefined;
+    if (hashHex !== entry.hashHex && now >= entry.previousExpiresAtMs) return undefined;
+    return entry.principal;
   }
 
-  /** The principal of a virtual key by its id (no secret involved), or undefined when it is revoked or not in this snapshot. */
-  principalByKeyId(keyId: string): Principal | undefined {
-    return this.keys.byId(keyId)?.principal;
+  /** The principal of a virtual key by its id (no secret involved), or undefined when it is revoked, expired or not in this snapshot. */
+  principalByKeyId(keyId: string, now = Date.now()): Principal | undefined {
+    const entry = this.keys.byId(keyId);
+    return entry === undefined || now >= entry.expiresAtMs ? undefined : entry.principal;
   }
+}
+
+function withDefaults(key: KeyConfigInput): VirtualKeyConfig {
+  return {
+    ...key,
+    expiresAtMs: key.expiresAtMs ?? 0,
+    previousSecretSha256: key.previousSecretSha256 ?? Buffer.alloc(0),
+    previousSecretExpiresAtMs: key.previousSecretExpiresAtMs ?? 0,
+  };
+}
+
+function teamsById(teams: readonly TeamConfig[]): TeamsById {
+  return new Map(teams.map((team) => [team.id, team]));
+}
+
+function* recompiled(kept: KeyIndex, upserted: readonly VirtualKeyConfig[], teams: TeamsById): Iterable<KeyEntry> {
+  for (const entry of kept.entries()) yield keyEntry(entry.config, teams);
+  for (const key of upserted) yield keyEntry(key, teams);
 }

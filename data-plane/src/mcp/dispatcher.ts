@@ -202,7 +202,7 @@ export class McpDispatcher {
 
   /** The upstream serving `uri`, if this allow-list may use it. */
   visibleResourceUpstream(uri: string, allowList: AllowList): string | undefined {
-    return this.router.routeResource(uri, (upstream) => this.views.mayUseUpstream(allowList, upstream));
+    return this.router.routeResource(uri, (upstream) => this.views.mayReadResource(allowList, uri, upstream));
   }
 
   close(): void {

@@ -5,5 +5,7 @@ export interface Principal {
   readonly keyId: string;
   readonly keyName: string;
   readonly teamId: string | undefined;
+  /** The customer of the key's team, if it has one. */
+  readonly customerId: string | undefined;
   readonly allowList: AllowList;
 }

@@ -20,4 +20,6 @@ export const resolvers = {
   DataPlaneNode: nodeResolvers.DataPlaneNode,
   UpstreamNodeStatus: upstreamResolvers.UpstreamNodeStatus,
   VirtualKey: virtualKeyResolvers.VirtualKey,
+  Team: teamResolvers.Team,
+  Customer: teamResolvers.Customer,
 };

@@ -168,7 +168,20 @@ export interface ConnectResponse {
    * A message another node relayed to this one; right after a hello (after the snapshot), the
    * control plane also sends every ended session it knows that has not expired yet.
    */
-  { $case: "relay"; value: RelayEnvelope } | undefined;
+  { $case: "relay"; value: RelayEnvelope } | //
+  /**
+   * This node's share of the rate limits; sent after the first snapshot and whenever the number of
+   * live nodes changes.
+   */
+  { $case: "share"; value: NodeShare } | undefined;
+}
+
+/**
+ * What part of every rate limit this node enforces: limit / live_nodes (the control plane counts the
+ * nodes connected to any replica). A node that has not been told yet enforces the whole limit.
+ */
+export interface NodeShare {
+  liveNodes: number;
 }
 
 /**
@@ -289,6 +302,9 @@ export interface Snapshot {
   virtualKeys: VirtualKeyConfig[];
   /** HMAC keys for self-contained MCP session ids; the first signs, all verify. */
   sessionKeys: SigningKey[];
+  /** Every team and customer (few: sent whole); keys name their team, teams their customer. */
+  teams: TeamConfig[];
+  customers: CustomerConfig[];
 }
 
 /**
@@ -308,6 +324,9 @@ export interface SnapshotDelta {
   upsertedKeys: VirtualKeyConfig[];
   /** Ids of virtual keys revoked or deleted since base_version. */
   removedKeyIds: string[];
+  /** Every team and customer of the new revision (whole lists, as in Snapshot). */
+  teams: TeamConfig[];
+  customers: CustomerConfig[];
 }
 
 export interface KeyValue {
@@ -381,6 +400,63 @@ export interface VirtualKeyConfig {
   teamId: string;
   /** Exact exposed names ("up__tool"), upstream wildcards ("up__*"), or "*" for everything. */
   allowedTools: string[];
+  /**
+   * The whole of what the key may see and call (allowed_tools repeated in it). Absent (a snapshot
+   * from an older control plane): tools by allowed_tools, prompts likewise, resources of the
+   * upstreams allowed_tools grants anything on.
+   */
+  access?:
+    | AccessLists
+    | undefined;
+  /** When the key stops working (ms since the epoch); 0 = never. Nodes check it on every request. */
+  expiresAtMs: number;
+  /** The secret a rotation replaced, still accepted until previous_secret_expires_at_ms. */
+  previousSecretSha256: Buffer;
+  previousSecretExpiresAtMs: number;
+  rateLimits?: RateLimits | undefined;
+}
+
+/**
+ * Allow-lists and deny-lists; deny wins, and an empty allow-list allows nothing. Tools and prompts:
+ * exact exposed names ("up__name"), upstream wildcards ("up__*") or "*". Resources: "*", whole
+ * upstreams ("up__*") or URI prefixes (anything containing ":"), matched against resource URIs and
+ * resource-template URI templates.
+ */
+export interface AccessLists {
+  allowedTools: string[];
+  deniedTools: string[];
+  allowedPrompts: string[];
+  deniedPrompts: string[];
+  allowedResources: string[];
+  deniedResources: string[];
+}
+
+/**
+ * Per-minute rate limits of a key, team or customer as a whole (every node together); 0 = none.
+ * Each node enforces its share (see NodeShare) with token buckets holding up to `burst` of the
+ * share (at least one request).
+ */
+export interface RateLimits {
+  requestsPerMinute: number;
+  toolCallsPerMinute: number;
+  /** Largest burst, in requests, as a whole; 0 = one minute's worth. */
+  burst: number;
+}
+
+export interface TeamConfig {
+  id: string;
+  name: string;
+  /** Empty: the team belongs to no customer. */
+  customerId: string;
+  /** Applies to every key of the team on top of the key's own lists. */
+  access?: AccessLists | undefined;
+  rateLimits?: RateLimits | undefined;
+}
+
+export interface CustomerConfig {
+  id: string;
+  name: string;
+  rateLimits?: RateLimits | undefined;
 }
 
 export interface SigningKey {
@@ -894,6 +970,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       case "relay":
         RelayEnvelope.encode(message.kind.value, writer.uint32(26).fork()).join();
         break;
+      case "share":
+        NodeShare.encode(message.kind.value, writer.uint32(34).fork()).join();
+        break;
     }
     return writer;
   },
@@ -935,6 +1014,14 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
             message.kind = { $case: "relay", value: RelayEnvelope.decode(reader, reader.uint32()) };
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.kind = { $case: "share", value: NodeShare.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -955,6 +1042,8 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         ? { $case: "delta", value: SnapshotDelta.fromJSON(object.delta) }
         : isSet(object.relay)
         ? { $case: "relay", value: RelayEnvelope.fromJSON(object.relay) }
+        : isSet(object.share)
+        ? { $case: "share", value: NodeShare.fromJSON(object.share) }
         : undefined,
     };
   },
@@ -967,6 +1056,8 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       obj.delta = SnapshotDelta.toJSON(message.kind.value);
     } else if (message.kind?.$case === "relay") {
       obj.relay = RelayEnvelope.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "share") {
+      obj.share = NodeShare.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -995,7 +1086,86 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         }
         break;
       }
+      case "share": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "share", value: NodeShare.fromPartial(object.kind.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseNodeShare(): NodeShare {
+  return { liveNodes: 0 };
+}
+
+export const NodeShare: MessageFns<NodeShare> = {
+  encode(message: NodeShare, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.liveNodes !== 0) {
+      writer.uint32(8).uint32(message.liveNodes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NodeShare {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNodeShare();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.liveNodes = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NodeShare {
+    return {
+      liveNodes: isSet(object.liveNodes)
+        ? globalThis.Number(object.liveNodes)
+        : isSet(object.live_nodes)
+        ? globalThis.Number(object.live_nodes)
+        : 0,
+    };
+  },
+
+  toJSON(message: NodeShare): unknown {
+    const obj: any = {};
+    if (message.liveNodes !== 0) {
+      obj.liveNodes = Math.round(message.liveNodes);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<NodeShare>, I>>(base?: I): NodeShare {
+    return NodeShare.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<NodeShare>, I>>(object: I): NodeShare {
+    const message = createBaseNodeShare();
+    message.liveNodes = object.liveNodes ?? 0;
     return message;
   },
 };
@@ -1902,7 +2072,7 @@ export const EndedSession: MessageFns<EndedSession> = {
 };
 
 function createBaseSnapshot(): Snapshot {
-  return { version: "", upstreams: [], virtualKeys: [], sessionKeys: [] };
+  return { version: "", upstreams: [], virtualKeys: [], sessionKeys: [], teams: [], customers: [] };
 }
 
 export const Snapshot: MessageFns<Snapshot> = {
@@ -1918,6 +2088,12 @@ export const Snapshot: MessageFns<Snapshot> = {
     }
     for (const v of message.sessionKeys) {
       SigningKey.encode(v!, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.teams) {
+      TeamConfig.encode(v!, writer.uint32(42).fork()).join();
+    }
+    for (const v of message.customers) {
+      CustomerConfig.encode(v!, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -1967,6 +2143,22 @@ export const Snapshot: MessageFns<Snapshot> = {
             message.sessionKeys.push(SigningKey.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.teams.push(TeamConfig.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.customers.push(CustomerConfig.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1995,6 +2187,10 @@ export const Snapshot: MessageFns<Snapshot> = {
         : globalThis.Array.isArray(object?.session_keys)
         ? object.session_keys.map((e: any) => SigningKey.fromJSON(e))
         : [],
+      teams: globalThis.Array.isArray(object?.teams) ? object.teams.map((e: any) => TeamConfig.fromJSON(e)) : [],
+      customers: globalThis.Array.isArray(object?.customers)
+        ? object.customers.map((e: any) => CustomerConfig.fromJSON(e))
+        : [],
     };
   },
 
@@ -2012,6 +2208,12 @@ export const Snapshot: MessageFns<Snapshot> = {
     if (message.sessionKeys?.length) {
       obj.sessionKeys = message.sessionKeys.map((e) => SigningKey.toJSON(e));
     }
+    if (message.teams?.length) {
+      obj.teams = message.teams.map((e) => TeamConfig.toJSON(e));
+    }
+    if (message.customers?.length) {
+      obj.customers = message.customers.map((e) => CustomerConfig.toJSON(e));
+    }
     return obj;
   },
 
@@ -2024,12 +2226,23 @@ export const Snapshot: MessageFns<Snapshot> = {
     message.upstreams = object.upstreams?.map((e) => UpstreamConfig.fromPartial(e)) || [];
     message.virtualKeys = object.virtualKeys?.map((e) => VirtualKeyConfig.fromPartial(e)) || [];
     message.sessionKeys = object.sessionKeys?.map((e) => SigningKey.fromPartial(e)) || [];
+    message.teams = object.teams?.map((e) => TeamConfig.fromPartial(e)) || [];
+    message.customers = object.customers?.map((e) => CustomerConfig.fromPartial(e)) || [];
     return message;
   },
 };
 
 function createBaseSnapshotDelta(): SnapshotDelta {
-  return { version: "", baseVersion: "", upstreams: [], sessionKeys: [], upsertedKeys: [], removedKeyIds: [] };
+  return {
+    version: "",
+    baseVersion: "",
+    upstreams: [],
+    sessionKeys: [],
+    upsertedKeys: [],
+    removedKeyIds: [],
+    teams: [],
+    customers: [],
+  };
 }
 
 export const SnapshotDelta: MessageFns<SnapshotDelta> = {
@@ -2051,6 +2264,12 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     }
     for (const v of message.removedKeyIds) {
       writer.uint32(50).string(v!);
+    }
+    for (const v of message.teams) {
+      TeamConfig.encode(v!, writer.uint32(58).fork()).join();
+    }
+    for (const v of message.customers) {
+      CustomerConfig.encode(v!, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -2116,6 +2335,22 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
             message.removedKeyIds.push(reader.string());
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.teams.push(TeamConfig.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.customers.push(CustomerConfig.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2154,6 +2389,10 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
         : globalThis.Array.isArray(object?.removed_key_ids)
         ? object.removed_key_ids.map((e: any) => globalThis.String(e))
         : [],
+      teams: globalThis.Array.isArray(object?.teams) ? object.teams.map((e: any) => TeamConfig.fromJSON(e)) : [],
+      customers: globalThis.Array.isArray(object?.customers)
+        ? object.customers.map((e: any) => CustomerConfig.fromJSON(e))
+        : [],
     };
   },
 
@@ -2177,6 +2416,12 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     if (message.removedKeyIds?.length) {
       obj.removedKeyIds = message.removedKeyIds;
     }
+    if (message.teams?.length) {
+      obj.teams = message.teams.map((e) => TeamConfig.toJSON(e));
+    }
+    if (message.customers?.length) {
+      obj.customers = message.customers.map((e) => CustomerConfig.toJSON(e));
+    }
     return obj;
   },
 
@@ -2191,6 +2436,8 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     message.sessionKeys = object.sessionKeys?.map((e) => SigningKey.fromPartial(e)) || [];
     message.upsertedKeys = object.upsertedKeys?.map((e) => VirtualKeyConfig.fromPartial(e)) || [];
     message.removedKeyIds = object.removedKeyIds?.map((e) => e) || [];
+    message.teams = object.teams?.map((e) => TeamConfig.fromPartial(e)) || [];
+    message.customers = object.customers?.map((e) => CustomerConfig.fromPartial(e)) || [];
     return message;
   },
 };
@@ -2783,7 +3030,18 @@ export const PinnedTool: MessageFns<PinnedTool> = {
 };
 
 function createBaseVirtualKeyConfig(): VirtualKeyConfig {
-  return { id: "", name: "", secretSha256: Buffer.alloc(0), teamId: "", allowedTools: [] };
+  return {
+    id: "",
+    name: "",
+    secretSha256: Buffer.alloc(0),
+    teamId: "",
+    allowedTools: [],
+    access: undefined,
+    expiresAtMs: 0,
+    previousSecretSha256: Buffer.alloc(0),
+    previousSecretExpiresAtMs: 0,
+    rateLimits: undefined,
+  };
 }
 
 export const VirtualKeyConfig: MessageFns<VirtualKeyConfig> = {
@@ -2802,6 +3060,21 @@ export const VirtualKeyConfig: MessageFns<VirtualKeyConfig> = {
     }
     for (const v of message.allowedTools) {
       writer.uint32(42).string(v!);
+    }
+    if (message.access !== undefined) {
+      AccessLists.encode(message.access, writer.uint32(50).fork()).join();
+    }
+    if (message.expiresAtMs !== 0) {
+      writer.uint32(56).uint64(message.expiresAtMs);
+    }
+    if (message.previousSecretSha256.length !== 0) {
+      writer.uint32(66).bytes(message.previousSecretSha256);
+    }
+    if (message.previousSecretExpiresAtMs !== 0) {
+      writer.uint32(72).uint64(message.previousSecretExpiresAtMs);
+    }
+    if (message.rateLimits !== undefined) {
+      RateLimits.encode(message.rateLimits, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -2859,6 +3132,46 @@ export const VirtualKeyConfig: MessageFns<VirtualKeyConfig> = {
             message.allowedTools.push(reader.string());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.access = AccessLists.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.expiresAtMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.previousSecretSha256 = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.previousSecretExpiresAtMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.rateLimits = RateLimits.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2890,6 +3203,27 @@ export const VirtualKeyConfig: MessageFns<VirtualKeyConfig> = {
         : globalThis.Array.isArray(object?.allowed_tools)
         ? object.allowed_tools.map((e: any) => globalThis.String(e))
         : [],
+      access: isSet(object.access) ? AccessLists.fromJSON(object.access) : undefined,
+      expiresAtMs: isSet(object.expiresAtMs)
+        ? globalThis.Number(object.expiresAtMs)
+        : isSet(object.expires_at_ms)
+        ? globalThis.Number(object.expires_at_ms)
+        : 0,
+      previousSecretSha256: isSet(object.previousSecretSha256)
+        ? Buffer.from(bytesFromBase64(object.previousSecretSha256))
+        : isSet(object.previous_secret_sha256)
+        ? Buffer.from(bytesFromBase64(object.previous_secret_sha256))
+        : Buffer.alloc(0),
+      previousSecretExpiresAtMs: isSet(object.previousSecretExpiresAtMs)
+        ? globalThis.Number(object.previousSecretExpiresAtMs)
+        : isSet(object.previous_secret_expires_at_ms)
+        ? globalThis.Number(object.previous_secret_expires_at_ms)
+        : 0,
+      rateLimits: isSet(object.rateLimits)
+        ? RateLimits.fromJSON(object.rateLimits)
+        : isSet(object.rate_limits)
+        ? RateLimits.fromJSON(object.rate_limits)
+        : undefined,
     };
   },
 
@@ -2910,6 +3244,21 @@ export const VirtualKeyConfig: MessageFns<VirtualKeyConfig> = {
     if (message.allowedTools?.length) {
       obj.allowedTools = message.allowedTools;
     }
+    if (message.access !== undefined) {
+      obj.access = AccessLists.toJSON(message.access);
+    }
+    if (message.expiresAtMs !== 0) {
+      obj.expiresAtMs = Math.round(message.expiresAtMs);
+    }
+    if (message.previousSecretSha256.length !== 0) {
+      obj.previousSecretSha256 = base64FromBytes(message.previousSecretSha256);
+    }
+    if (message.previousSecretExpiresAtMs !== 0) {
+      obj.previousSecretExpiresAtMs = Math.round(message.previousSecretExpiresAtMs);
+    }
+    if (message.rateLimits !== undefined) {
+      obj.rateLimits = RateLimits.toJSON(message.rateLimits);
+    }
     return obj;
   },
 
@@ -2923,6 +3272,556 @@ export const VirtualKeyConfig: MessageFns<VirtualKeyConfig> = {
     message.secretSha256 = object.secretSha256 ?? Buffer.alloc(0);
     message.teamId = object.teamId ?? "";
     message.allowedTools = object.allowedTools?.map((e) => e) || [];
+    message.access = (object.access !== undefined && object.access !== null)
+      ? AccessLists.fromPartial(object.access)
+      : undefined;
+    message.expiresAtMs = object.expiresAtMs ?? 0;
+    message.previousSecretSha256 = object.previousSecretSha256 ?? Buffer.alloc(0);
+    message.previousSecretExpiresAtMs = object.previousSecretExpiresAtMs ?? 0;
+    message.rateLimits = (object.rateLimits !== undefined && object.rateLimits !== null)
+      ? RateLimits.fromPartial(object.rateLimits)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseAccessLists(): AccessLists {
+  return {
+    allowedTools: [],
+    deniedTools: [],
+    allowedPrompts: [],
+    deniedPrompts: [],
+    allowedResources: [],
+    deniedResources: [],
+  };
+}
+
+export const AccessLists: MessageFns<AccessLists> = {
+  encode(message: AccessLists, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.allowedTools) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.deniedTools) {
+      writer.uint32(18).string(v!);
+    }
+    for (const v of message.allowedPrompts) {
+      writer.uint32(26).string(v!);
+    }
+    for (const v of message.deniedPrompts) {
+      writer.uint32(34).string(v!);
+    }
+    for (const v of message.allowedResources) {
+      writer.uint32(42).string(v!);
+    }
+    for (const v of message.deniedResources) {
+      writer.uint32(50).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AccessLists {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAccessLists();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.allowedTools.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.deniedTools.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.allowedPrompts.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.deniedPrompts.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.allowedResources.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.deniedResources.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AccessLists {
+    return {
+      allowedTools: globalThis.Array.isArray(object?.allowedTools)
+        ? object.allowedTools.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.allowed_tools)
+        ? object.allowed_tools.map((e: any) => globalThis.String(e))
+        : [],
+      deniedTools: globalThis.Array.isArray(object?.deniedTools)
+        ? object.deniedTools.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.denied_tools)
+        ? object.denied_tools.map((e: any) => globalThis.String(e))
+        : [],
+      allowedPrompts: globalThis.Array.isArray(object?.allowedPrompts)
+        ? object.allowedPrompts.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.allowed_prompts)
+        ? object.allowed_prompts.map((e: any) => globalThis.String(e))
+        : [],
+      deniedPrompts: globalThis.Array.isArray(object?.deniedPrompts)
+        ? object.deniedPrompts.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.denied_prompts)
+        ? object.denied_prompts.map((e: any) => globalThis.String(e))
+        : [],
+      allowedResources: globalThis.Array.isArray(object?.allowedResources)
+        ? object.allowedResources.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.allowed_resources)
+        ? object.allowed_resources.map((e: any) => globalThis.String(e))
+        : [],
+      deniedResources: globalThis.Array.isArray(object?.deniedResources)
+        ? object.deniedResources.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.denied_resources)
+        ? object.denied_resources.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: AccessLists): unknown {
+    const obj: any = {};
+    if (message.allowedTools?.length) {
+      obj.allowedTools = message.allowedTools;
+    }
+    if (message.deniedTools?.length) {
+      obj.deniedTools = message.deniedTools;
+    }
+    if (message.allowedPrompts?.length) {
+      obj.allowedPrompts = message.allowedPrompts;
+    }
+    if (message.deniedPrompts?.length) {
+      obj.deniedPrompts = message.deniedPrompts;
+    }
+    if (message.allowedResources?.length) {
+      obj.allowedResources = message.allowedResources;
+    }
+    if (message.deniedResources?.length) {
+      obj.deniedResources = message.deniedResources;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AccessLists>, I>>(base?: I): AccessLists {
+    return AccessLists.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AccessLists>, I>>(object: I): AccessLists {
+    const message = createBaseAccessLists();
+    message.allowedTools = object.allowedTools?.map((e) => e) || [];
+    message.deniedTools = object.deniedTools?.map((e) => e) || [];
+    message.allowedPrompts = object.allowedPrompts?.map((e) => e) || [];
+    message.deniedPrompts = object.deniedPrompts?.map((e) => e) || [];
+    message.allowedResources = object.allowedResources?.map((e) => e) || [];
+    message.deniedResources = object.deniedResources?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseRateLimits(): RateLimits {
+  return { requestsPerMinute: 0, toolCallsPerMinute: 0, burst: 0 };
+}
+
+export const RateLimits: MessageFns<RateLimits> = {
+  encode(message: RateLimits, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestsPerMinute !== 0) {
+      writer.uint32(8).uint32(message.requestsPerMinute);
+    }
+    if (message.toolCallsPerMinute !== 0) {
+      writer.uint32(16).uint32(message.toolCallsPerMinute);
+    }
+    if (message.burst !== 0) {
+      writer.uint32(24).uint32(message.burst);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RateLimits {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRateLimits();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requestsPerMinute = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.toolCallsPerMinute = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.burst = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RateLimits {
+    return {
+      requestsPerMinute: isSet(object.requestsPerMinute)
+        ? globalThis.Number(object.requestsPerMinute)
+        : isSet(object.requests_per_minute)
+        ? globalThis.Number(object.requests_per_minute)
+        : 0,
+      toolCallsPerMinute: isSet(object.toolCallsPerMinute)
+        ? globalThis.Number(object.toolCallsPerMinute)
+        : isSet(object.tool_calls_per_minute)
+        ? globalThis.Number(object.tool_calls_per_minute)
+        : 0,
+      burst: isSet(object.burst) ? globalThis.Number(object.burst) : 0,
+    };
+  },
+
+  toJSON(message: RateLimits): unknown {
+    const obj: any = {};
+    if (message.requestsPerMinute !== 0) {
+      obj.requestsPerMinute = Math.round(message.requestsPerMinute);
+    }
+    if (message.toolCallsPerMinute !== 0) {
+      obj.toolCallsPerMinute = Math.round(message.toolCallsPerMinute);
+    }
+    if (message.burst !== 0) {
+      obj.burst = Math.round(message.burst);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RateLimits>, I>>(base?: I): RateLimits {
+    return RateLimits.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RateLimits>, I>>(object: I): RateLimits {
+    const message = createBaseRateLimits();
+    message.requestsPerMinute = object.requestsPerMinute ?? 0;
+    message.toolCallsPerMinute = object.toolCallsPerMinute ?? 0;
+    message.burst = object.burst ?? 0;
+    return message;
+  },
+};
+
+function createBaseTeamConfig(): TeamConfig {
+  return { id: "", name: "", customerId: "", access: undefined, rateLimits: undefined };
+}
+
+export const TeamConfig: MessageFns<TeamConfig> = {
+  encode(message: TeamConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.customerId !== "") {
+      writer.uint32(26).string(message.customerId);
+    }
+    if (message.access !== undefined) {
+      AccessLists.encode(message.access, writer.uint32(34).fork()).join();
+    }
+    if (message.rateLimits !== undefined) {
+      RateLimits.encode(message.rateLimits, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TeamConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTeamConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.customerId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.access = AccessLists.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.rateLimits = RateLimits.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TeamConfig {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      customerId: isSet(object.customerId)
+        ? globalThis.String(object.customerId)
+        : isSet(object.customer_id)
+        ? globalThis.String(object.customer_id)
+        : "",
+      access: isSet(object.access) ? AccessLists.fromJSON(object.access) : undefined,
+      rateLimits: isSet(object.rateLimits)
+        ? RateLimits.fromJSON(object.rateLimits)
+        : isSet(object.rate_limits)
+        ? RateLimits.fromJSON(object.rate_limits)
+        : undefined,
+    };
+  },
+
+  toJSON(message: TeamConfig): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.customerId !== "") {
+      obj.customerId = message.customerId;
+    }
+    if (message.access !== undefined) {
+      obj.access = AccessLists.toJSON(message.access);
+    }
+    if (message.rateLimits !== undefined) {
+      obj.rateLimits = RateLimits.toJSON(message.rateLimits);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TeamConfig>, I>>(base?: I): TeamConfig {
+    return TeamConfig.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TeamConfig>, I>>(object: I): TeamConfig {
+    const message = createBaseTeamConfig();
+    message.id = object.id ?? "";
+    message.name = object.name ?? "";
+    message.customerId = object.customerId ?? "";
+    message.access = (object.access !== undefined && object.access !== null)
+      ? AccessLists.fromPartial(object.access)
+      : undefined;
+    message.rateLimits = (object.rateLimits !== undefined && object.rateLimits !== null)
+      ? RateLimits.fromPartial(object.rateLimits)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCustomerConfig(): CustomerConfig {
+  return { id: "", name: "", rateLimits: undefined };
+}
+
+export const CustomerConfig: MessageFns<CustomerConfig> = {
+  encode(message: CustomerConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.rateLimits !== undefined) {
+      RateLimits.encode(message.rateLimits, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CustomerConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCustomerConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.rateLimits = RateLimits.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CustomerConfig {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      rateLimits: isSet(object.rateLimits)
+        ? RateLimits.fromJSON(object.rateLimits)
+        : isSet(object.rate_limits)
+        ? RateLimits.fromJSON(object.rate_limits)
+        : undefined,
+    };
+  },
+
+  toJSON(message: CustomerConfig): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.rateLimits !== undefined) {
+      obj.rateLimits = RateLimits.toJSON(message.rateLimits);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CustomerConfig>, I>>(base?: I): CustomerConfig {
+    return CustomerConfig.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CustomerConfig>, I>>(object: I): CustomerConfig {
+    const message = createBaseCustomerConfig();
+    message.id = object.id ?? "";
+    message.name = object.name ?? "";
+    message.rateLimits = (object.rateLimits !== undefined && object.rateLimits !== null)
+      ? RateLimits.fromPartial(object.rateLimits)
+      : undefined;
     return message;
   },
 };
