@@ -14,6 +14,7 @@ import { DataPlaneMetrics } from './observability/metrics.ts';
 import { upstreamStateToJSON } from '../../proto/gen/portcullis/v1/config.ts';
 import { UpstreamPool } from './upstream/upstream-pool.ts';
 import { DEFAULT_HEALTH_FAILURE_THRESHOLD, DEFAULT_HEALTH_INTERVAL_MS } from './upstream/upstream-settings.ts';
+import { RateLimiter } from './policy/rate-limits.ts';
 
 export const SOFTWARE_VERSION = '0.1.0';
 
@@ -111,7 +112,9 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     },
     onDeviation: (upstream, kind) => metrics.upstreamDeviation(upstream, kind),
   });
+  const rateLimiter = new RateLimiter();
   const http = createDataPlaneServer({
+    rateLimiter,
     getConfig: () => configClient?.config,
     upstreams: pool,
     metrics,
@@ -148,6 +151,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     logger,
     nodeTag: http.relay.nodeTag,
     onRelay: (envelope) => http.relay.receive(envelope),
+    onShare: (liveNodes) => rateLimiter.setLiveNodes(liveNodes),
     onConnected: () => http.relay.announceEnded(),
     onApplied: (config) => {
       for (const upstream of config.upstreams) upstreamNames.set(upstream.id, upstream.name);

@@ -5,6 +5,7 @@ import {
   ConfigServiceService,
   ConnectResponse,
   type ConnectRequest,
+  type NodeShare,
   type RelayEnvelope,
 } from '../../../proto/gen/portcullis/v1/config.ts';
 import { bearerMatches } from '../auth.ts';
@@ -113,8 +114,17 @@ export class ConfigStreamService {
       );
       return;
     }
-    const stream = new NodeStream(call, this.deps, this.acks, this.records, this.relays, () =>
-      this.streams.delete(stream),
+    const stream = new NodeStream(
+      call,
+      this.deps,
+      this.acks,
+      this.records,
+      this.relays,
+      () => {
+        this.streams.delete(stream);
+        this.shareLimits();
+      },
+      () => this.shareLimits(),
     );
     this.streams.add(stream);
   }
@@ -122,6 +132,16 @@ export class ConfigStreamService {
   /** The streams that said hello on this replica (the heartbeat keeps their nodes' lastSeenAt fresh). */
   liveStreams(): Array<{ nodeId: string; streamId: string }> {
     return [...this.streams].filter((s) => s.nodeId !== '').map((s) => ({ nodeId: s.nodeId, streamId: s.streamId }));
+  }
+
+  /**
+   * Tells every node its share of the rate limits: one over the number of distinct nodes connected
+   * to this replica (a node on two streams counts once). Sent whenever a node comes or goes.
+   */
+  private shareLimits(): void {
+    const live = this.liveStreams();
+    const share = { liveNodes: Math.max(1, new Set(live.map((s) => s.nodeId)).size) };
+    for (const stream of this.streams) stream.share(share);
   }
 
   /** Waits for every stream's bookkeeping (marking nodes disconnected) after the server went down. */
@@ -177,6 +197,7 @@ class NodeStream implements RelayTarget {
     private readonly records: NodeRecords,
     private readonly relays: RelayHub,
     private readonly onFinished: () => void,
+    private readonly onHello: () => void = () => undefined,
   ) {
     this.logger = deps.logger.child({ stream: this.streamId });
     call.on('data', (message: ConnectRequest) => {
@@ -191,6 +212,12 @@ class NodeStream implements RelayTarget {
 
   get nodeId(): string {
     return this.nodeId_ ?? '';
+  }
+
+  /** Sends this node its share of the rate limits (after its first snapshot). */
+  share(share: NodeShare): void {
+    if (!this.ended && this.nodeId_ !== undefined && this.lastSentVersion !== undefined)
+      this.call.write({ kind: { $case: 'share', value: share } });
   }
 
   /** Sends a relayed message to this node. */
@@ -254,6 +281,7 @@ class NodeStream implements RelayTarget {
     if (this.ended) return;
     this.unsubscribe = this.deps.publisher.subscribe((publication) => this.send(publication));
     this.send({ snapshot: this.deps.publisher.current(), delta: undefined });
+    this.onHello();
     // After the snapshot (the node verifies ended session ids with its session keys): what ended while it was away.
     const ended = await this.relays.liveEndedSessions();
     if (this.ended) return;

@@ -12,7 +12,7 @@ import {
   type VirtualKeyConfig,
 } from '../../../proto/gen/portcullis/v1/config.ts';
 import type { Principal } from '../policy/principal.ts';
-import { KeyIndex, keyEntry, type KeyEntry, type TeamsById } from './key-index.ts';
+import { KeyIndex, keyEntry, type Directory, type KeyEntry } from './key-index.ts';
 
 const UPSTREAM_NAME = /^[A-Za-z0-9_-]{1,32}$/;
 
@@ -138,14 +138,15 @@ export class AppliedConfig {
     check(SnapshotSchema, snapshot, snapshot.version, 'snapshot');
     checkUpstreamNames(snapshot.upstreams, snapshot.version, 'snapshot');
     const teamList = snapshot.teams ?? [];
-    const teams = teamsById(teamList);
+    const customerList = snapshot.customers ?? [];
+    const directory = directoryOf(teamList, customerList);
     return new AppliedConfig(
       snapshot.version,
       snapshot.upstreams,
       snapshot.sessionKeys,
       teamList,
-      snapshot.customers ?? [],
-      KeyIndex.of(snapshot.virtualKeys.map((key) => keyEntry(withDefaults(key), teams))),
+      customerList,
+      KeyIndex.of(snapshot.virtualKeys.map((key) => keyEntry(withDefaults(key), directory))),
     );
   }
 
@@ -170,17 +171,18 @@ export class AppliedConfig {
     }
     checkUpstreamNames(delta.upstreams, delta.version, 'delta');
     const teamList = delta.teams ?? [];
-    const teams = teamsById(teamList);
+    const customerList = delta.customers ?? [];
+    const directory = directoryOf(teamList, customerList);
     const upserted = delta.upsertedKeys.map(withDefaults);
-    const teamsChanged = JSON.stringify(teamList) !== JSON.stringify(this.teams);
-    // A team's lists (or customer) changed: every key is compiled again (teams change rarely; keys often).
-    const keys = teamsChanged
-      ? KeyIndex.of(recompiled(this.keys.with([], delta.removedKeyIds), upserted, teams))
+    const changed = JSON.stringify([teamList, customerList]) !== JSON.stringify([this.teams, this.customers]);
+    // A team or customer changed: every key is compiled again (they change rarely; keys often).
+    const keys = changed
+      ? KeyIndex.of(recompiled(this.keys.with([], delta.removedKeyIds), upserted, directory))
       : this.keys.with(
-          upserted.map((key) => keyEntry(key, teams)),
+          upserted.map((key) => keyEntry(key, directory)),
           delta.removedKeyIds,
         );
-    return new AppliedConfig(delta.version, delta.upstreams, delta.sessionKeys, teamList, delta.customers ?? [], keys);
+    return new AppliedConfig(delta.version, delta.upstreams, delta.sessionKeys, teamList, customerList, keys);
   }
 
   /** How many virtual keys are configured. */
@@ -228,11 +230,14 @@ function withDefaults(key: KeyConfigInput): VirtualKeyConfig {
   };
 }
 
-function teamsById(teams: readonly TeamConfig[]): TeamsById {
-  return new Map(teams.map((team) => [team.id, team]));
+function directoryOf(teams: readonly TeamConfig[], customers: readonly CustomerConfig[]): Directory {
+  return {
+    teams: new Map(teams.map((team) => [team.id, team])),
+    customers: new Map(customers.map((customer) => [customer.id, customer])),
+  };
 }
 
-function* recompiled(kept: KeyIndex, upserted: readonly VirtualKeyConfig[], teams: TeamsById): Iterable<KeyEntry> {
-  for (const entry of kept.entries()) yield keyEntry(entry.config, teams);
-  for (const key of upserted) yield keyEntry(key, teams);
+function* recompiled(kept: KeyIndex, upserted: readonly VirtualKeyConfig[], directory: Directory): Iterable<KeyEntry> {
+  for (const entry of kept.entries()) yield keyEntry(entry.config, directory);
+  for (const key of upserted) yield keyEntry(key, directory);
 }

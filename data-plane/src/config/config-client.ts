@@ -43,6 +43,8 @@ export interface ConfigClientOptions {
   nodeTag?: string;
   /** A message another node relayed to this one (not validated yet). */
   onRelay?: (envelope: RelayEnvelope) => void;
+  /** The control plane's count of live nodes sharing every rate limit (NodeShare). */
+  onShare?: (liveNodes: number) => void;
   /** After each (re)connect's hello: what the node re-announces (e.g. the sessions it knows ended). */
   onConnected?: () => void;
 }
@@ -179,6 +181,7 @@ export class ConfigClient {
       if (message.kind?.$case === 'snapshot') this.onSnapshot(stream, message.kind.value);
       else if (message.kind?.$case === 'delta') this.onDelta(stream, message.kind.value);
       else if (message.kind?.$case === 'relay') this.options.onRelay?.(message.kind.value);
+      else if (message.kind?.$case === 'share') this.options.onShare?.(message.kind.value.liveNodes);
     });
     stream.on('error', (error: Error) => this.onDisconnected(stream, error));
     stream.on('end', () => this.onDisconnected(stream, new Error('stream ended')));

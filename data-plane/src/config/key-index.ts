@@ -1,4 +1,5 @@
-import type { TeamConfig, VirtualKeyConfig } from '../../../proto/gen/portcullis/v1/config.ts';
+import type { CustomerConfig, TeamConfig, VirtualKeyConfig } from '../../../proto/gen/portcullis/v1/config.ts';
+import { compileLimits } from '../policy/rate-limits.ts';
 import { AllowList, accessOfToolPatterns } from '../policy/allow-list.ts';
 import type { Principal } from '../policy/principal.ts';
 
@@ -14,11 +15,20 @@ export interface KeyEntry {
   readonly principal: Principal;
 }
 
-/** The teams (and so customers) keys are compiled against, by id. */
-export type TeamsById = ReadonlyMap<string, TeamConfig>;
+/** The teams and customers keys are compiled against, by id. */
+export interface Directory {
+  readonly teams: ReadonlyMap<string, TeamConfig>;
+  readonly customers: ReadonlyMap<string, CustomerConfig>;
+}
 
-export function keyEntry(config: VirtualKeyConfig, teams: TeamsById = NO_TEAMS): KeyEntry {
-  const team = config.teamId ? teams.get(config.teamId) : undefined;
+export function keyEntry(config: VirtualKeyConfig, directory: Directory = NO_DIRECTORY): KeyEntry {
+  const team = config.teamId ? directory.teams.get(config.teamId) : undefined;
+  const customer = team?.customerId ? directory.customers.get(team.customerId) : undefined;
+  const limits = [
+    ...compileLimits('key', config.id, config.name, config.rateLimits),
+    ...(team ? compileLimits('team', team.id, team.name, team.rateLimits) : []),
+    ...(customer ? compileLimits('customer', customer.id, customer.name, customer.rateLimits) : []),
+  ];
   const access = config.access ?? accessOfToolPatterns(config.allowedTools);
   const previous = config.previousSecretSha256.length === 32 ? config.previousSecretSha256 : undefined;
   return {
@@ -34,11 +44,12 @@ export function keyEntry(config: VirtualKeyConfig, teams: TeamsById = NO_TEAMS):
       customerId: team?.customerId || undefined,
       // A key naming a team this snapshot lacks gets the team's lists as "nothing": never more than meant.
       allowList: AllowList.of(access, config.teamId ? (team?.access ?? NOTHING) : undefined),
+      limits,
     },
   };
 }
 
-const NO_TEAMS: TeamsById = new Map();
+const NO_DIRECTORY: Directory = { teams: new Map(), customers: new Map() };
 
 const NOTHING = {
   allowedTools: [],

@@ -18,6 +18,7 @@ import { CallAdmission, InFlightRequests, type CallAdmissionOptions } from './in
 import { createLegacySseEndpoints } from './legacy-sse.ts';
 import { createMcpEndpoint, type McpServices } from './mcp-endpoint.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
+import type { RateLimiter } from '../policy/rate-limits.ts';
 import { answerFailure, sendJson } from './respond.ts';
 import { checkHost, type AllowedHost } from './host-guard.ts';
 import type { ReadinessState } from '../observability/readiness.ts';
@@ -68,6 +69,8 @@ export interface DataPlaneServerOptions {
   readonly eventStore?: EventStoreOptions;
   /** Requests in flight per key and per session on this node (defaults in in-flight.ts). */
   readonly callAdmission?: CallAdmissionOptions;
+  /** This node's rate-limit buckets, told its share by the config stream; absent, nothing is rate limited. */
+  readonly rateLimiter?: RateLimiter;
 }
 
 /** The data plane's HTTP server and the hooks the node wiring calls. */
@@ -144,6 +147,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     inputExchanges: options.inputExchanges,
     getConfig,
     steps: options.steps,
+    ...(options.rateLimiter === undefined ? {} : { rateLimiter: options.rateLimiter }),
   });
   const eventStore = new EventStore(options.eventStore);
   options.metrics?.eventStore(eventStore);

@@ -13,6 +13,7 @@ import type { Principal } from '../policy/principal.ts';
 import type { Cancellation } from '../upstream/cancellation.ts';
 import type { UpstreamRouter } from '../upstream/upstream-router.ts';
 import type { LogLevels, ResourceSubscriptions } from './agent-state.ts';
+import type { RateLimiter } from '../policy/rate-limits.ts';
 import type { CatalogViews } from './catalog-views.ts';
 import { LegacyEra } from './era-legacy.ts';
 import { ModernEra, type RetryForwarder } from './era-modern.ts';
@@ -73,6 +74,8 @@ export interface ServerInfo {
 
 export interface McpDispatcherOptions {
   readonly router: UpstreamRouter;
+  /** This node's rate-limit buckets (pipeline/steps/limits.ts); absent, nothing is rate limited. */
+  readonly rateLimiter?: RateLimiter;
   readonly views: CatalogViews;
   readonly subscriptions: ResourceSubscriptions;
   readonly logLevels: LogLevels;

@@ -70,6 +70,11 @@ export const RpcErrorCode = {
   TooManyInFlight: -32046,
   /** 2025 era: a resumed answer stream (Last-Event-ID) this node cannot serve: another node held it (maybe one that is gone) or it expired; the request's result is lost (data: reason). */
   StreamLost: -32047,
+  /**
+   * A rate limit of the key, its team or its customer is used up on this node (HTTP 429 with
+   * Retry-After where the transport allows); data names the limit and `retryAfterSeconds`.
+   */
+  RateLimited: -32048,
 } as const;
 export type RpcErrorCode = (typeof RpcErrorCode)[keyof typeof RpcErrorCode];
 

@@ -1,4 +1,5 @@
 import type { AppliedConfig } from '../config/applied-config.ts';
+import type { RateLimiter } from '../policy/rate-limits.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
 import type { Operation, Outcome, Step } from './operation.ts';
 import { authenticateStep } from './steps/authenticate.ts';
@@ -47,6 +48,8 @@ function unanswered(operation: Operation): Promise<Outcome> {
 export interface PipelineOptions extends AuthorizeOptions, ExecuteOptions {
   readonly getConfig: () => AppliedConfig | undefined;
   readonly metrics?: DataPlaneMetrics | undefined;
+  /** This node's rate-limit buckets; absent, nothing is rate limited. */
+  readonly rateLimiter?: RateLimiter | undefined;
 }
 
 /** The default steps, in chain order (see composeSteps): record, authenticate, authorize, policy, limits, execute. */
@@ -56,7 +59,7 @@ export function defaultSteps(options: PipelineOptions): Step[] {
     authenticateStep(options.getConfig),
     authorizeStep(options),
     policyStep(),
-    limitsStep(),
+    limitsStep(options.rateLimiter),
     executeStep(options),
   ];
 }

@@ -1,4 +1,5 @@
 import type { AllowList } from './allow-list.ts';
+import type { LimitRule } from './rate-limits.ts';
 
 /** Who is calling: the virtual key a request authenticated with, and what it may do. */
 export interface Principal {
@@ -8,4 +9,6 @@ export interface Principal {
   /** The customer of the key's team, if it has one. */
   readonly customerId: string | undefined;
   readonly allowList: AllowList;
+  /** The rate limits of the key, its team and the team's customer (all apply). */
+  readonly limits: readonly LimitRule[];
 }
