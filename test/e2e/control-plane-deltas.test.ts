@@ -45,6 +45,7 @@ function applyDelta(base: Snapshot, delta: SnapshotDelta): Snapshot {
     sessionKeys: delta.sessionKeys,
     teams: delta.teams,
     customers: delta.customers,
+    prices: delta.prices,
   };
 }
 

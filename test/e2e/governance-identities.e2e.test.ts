@@ -208,6 +208,37 @@ describe('identities: customer → team → key, access lists, key lifecycle, on
     assert.equal(revoked.errors?.[0]?.extensions?.['code'], 'CONFLICT');
   });
 
+  test('tool prices: set, listed, removed; negative, absurd and orphan prices refused', async () => {
+    const SET = `mutation ($input: SetToolPriceInput!) { setToolPrice(input: $input) { tool priceMicros upstream { name } } }`;
+    const upstreamId = env.upstreams[0]!.id;
+    const set = await env.gqlOk<{
+      setToolPrice: { tool: string | null; priceMicros: number; upstream: { name: string } };
+    }>(SET, { input: { upstreamId, tool: 'echo', priceMicros: 2_500 } });
+    assert.deepEqual(set.setToolPrice, { tool: 'echo', priceMicros: 2_500, upstream: { name: 'ev' } });
+    await env.gqlOk(SET, { input: { upstreamId, priceMicros: 100 } });
+    const listed = await env.gqlOk<{ toolPrices: Array<{ tool: string | null; priceMicros: number }> }>(
+      `{ toolPrices { tool priceMicros } }`,
+    );
+    assert.deepEqual(listed.toolPrices, [
+      { tool: null, priceMicros: 100 },
+      { tool: 'echo', priceMicros: 2_500 },
+    ]);
+    const removed = await env.gqlOk<{ setToolPrice: null }>(SET, {
+      input: { upstreamId, tool: 'echo', priceMicros: null },
+    });
+    assert.equal(removed.setToolPrice, null);
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ upstreamId, priceMicros: -1 }, /input.priceMicros: must not be negative/],
+      [{ upstreamId, priceMicros: 2_000_000_000 }, /input.priceMicros: is above/],
+      [{ upstreamId: '00000000-0000-4000-8000-000000000000', priceMicros: 1 }, /input.upstreamId: no upstream/],
+    ];
+    for (const [input, message] of cases) {
+      const response = await env.gql(SET, { input });
+      assert.equal(response.errors?.[0]?.extensions?.['code'], 'BAD_USER_INPUT', JSON.stringify(response.errors));
+      assert.match(response.errors?.[0]?.message ?? '', message);
+    }
+  });
+
   test('keys of the wrong format are refused with 401 like unknown ones', async () => {
     for (const presented of ['pcs_', 'not-a-key', `pcs_${'A'.repeat(43)}`, 'x'.repeat(5000)]) {
       assert.equal(await accepts(mcpUrl, presented), false, presented.slice(0, 20));

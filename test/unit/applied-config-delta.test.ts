@@ -19,7 +19,7 @@ const key = (id: string, secret = `secret-${id}`, allowedTools = ['*']): Virtual
 });
 
 function snapshot(version: string, keys: VirtualKeyConfig[]): Snapshot {
-  return { version, upstreams: [], virtualKeys: keys, sessionKeys, teams: [], customers: [] };
+  return { version, upstreams: [], virtualKeys: keys, sessionKeys, teams: [], customers: [], prices: [] };
 }
 
 function delta(
@@ -28,7 +28,17 @@ function delta(
   upsertedKeys: VirtualKeyConfig[],
   removedKeyIds: string[] = [],
 ): SnapshotDelta {
-  return { version, baseVersion, upstreams: [], sessionKeys, upsertedKeys, removedKeyIds, teams: [], customers: [] };
+  return {
+    version,
+    baseVersion,
+    upstreams: [],
+    sessionKeys,
+    upsertedKeys,
+    removedKeyIds,
+    teams: [],
+    customers: [],
+    prices: [],
+  };
 }
 
 describe('applying a snapshot delta on a node', () => {

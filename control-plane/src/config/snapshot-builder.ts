@@ -10,6 +10,7 @@ import {
   type VirtualKeyConfig,
   type TeamConfig,
   type CustomerConfig,
+  type ToolPrice,
 } from '../../../proto/gen/portcullis/v1/config.ts';
 import {
   accessListsConfig,
@@ -74,6 +75,9 @@ const readResult = z.object({
     }),
   ),
   customers: z.array(z.object({ id: z.string(), name: z.string(), rate_limits: storedRateLimitsSchema })),
+  prices: z.array(
+    z.object({ upstream_id: z.string(), tool: z.string(), price_micros: z.union([z.string(), z.number()]) }),
+  ),
 });
 
 const sessionKeysValue = z.array(z.object({ id: z.string(), secret: z.string() }));
@@ -152,7 +156,9 @@ function readStatement(incremental: boolean): string {
       (SELECT coalesce(json_agg(json_build_object('id', t.id, 'name', t.name, 'customer_id', t.customer_id, 'access', t.access,
            'rate_limits', t.rate_limits) ORDER BY t.id), '[]') FROM teams t) AS teams,
       (SELECT coalesce(json_agg(json_build_object('id', c.id, 'name', c.name, 'rate_limits', c.rate_limits) ORDER BY c.id), '[]')
-         FROM customers c) AS customers`;
+         FROM customers c) AS customers,
+      (SELECT coalesce(json_agg(json_build_object('upstream_id', p.upstream_id, 'tool', p.tool, 'price_micros', p.price_micros)
+           ORDER BY p.upstream_id, p.tool), '[]') FROM tool_prices p) AS prices`;
 }
 
 /** A timestamptz column as whole ms since the epoch (bigint as text), or null. */
@@ -283,6 +289,11 @@ export class SnapshotBuilder {
       name: customer.name,
       rateLimits: rateLimitsConfig(customer.rate_limits),
     }));
+    const prices: ToolPrice[] = result.prices.map((price) => ({
+      upstreamId: price.upstream_id,
+      tool: price.tool,
+      priceMicros: Number(price.price_micros),
+    }));
     checkSnapshotConsistency({ version: result.version, upstreams, virtualKeys: upserted, sessionKeys });
 
     const keys = incremental ? this.keys : new Map<string, VirtualKeyConfig>();
@@ -295,6 +306,7 @@ export class SnapshotBuilder {
       sessionKeys,
       teams,
       customers,
+      prices,
     });
 
     const delta: SnapshotDelta | undefined = previous && {
@@ -306,6 +318,7 @@ export class SnapshotBuilder {
       removedKeyIds: [...removed],
       teams,
       customers,
+      prices,
     };
     this.previous = snapshot;
     this.keys = keys;
@@ -333,6 +346,7 @@ export class SnapshotBuilder {
       sessionKeys: previous.sessionKeys,
       teams: previous.teams,
       customers: previous.customers,
+      prices: previous.prices,
     });
     const delta: SnapshotDelta = {
       version,
@@ -343,6 +357,7 @@ export class SnapshotBuilder {
       removedKeyIds: removed,
       teams: previous.teams,
       customers: previous.customers,
+      prices: previous.prices,
     };
     this.previous = snapshot;
     const totalMs = performance.now() - started;

@@ -13,6 +13,7 @@ import { UpstreamCatalogLists1734200000000 } from './migrations/1734200000000-up
 import { ConfigChangeDeadline1734300000000 } from './migrations/1734300000000-config-change-deadline.ts';
 import { UpstreamProtocolVersion1796324238367 } from './migrations/1796324238367-upstream-protocol-version.ts';
 import { IdentitiesAndKeyLifecycle1797100000000 } from './migrations/1797100000000-identities-and-key-lifecycle.ts';
+import { ToolPrices1797100000001 } from './migrations/1797100000001-tool-prices.ts';
 
 /** Versioned migrations, in order. Append; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -24,6 +25,7 @@ export const MIGRATIONS = [
   ConfigChangeDeadline1734300000000,
   UpstreamProtocolVersion1796324238367,
   IdentitiesAndKeyLifecycle1797100000000,
+  ToolPrices1797100000001,
 ];
 
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;

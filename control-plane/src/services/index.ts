@@ -2,6 +2,7 @@ import type { Logger } from '../../../common/src/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
 import { CatalogService } from './catalog.ts';
 import { NodeService } from './nodes.ts';
+import { PriceService } from './prices.ts';
 import { TeamService } from './teams.ts';
 import { UpstreamService } from './upstreams.ts';
 import { VirtualKeyService } from './virtual-keys.ts';
@@ -15,6 +16,7 @@ export interface ControlPlaneServices {
   teams: TeamService;
   nodes: NodeService;
   catalog: CatalogService;
+  prices: PriceService;
   /** The newest committed configuration revision. */
   configVersion(): Promise<string>;
 }
@@ -27,6 +29,7 @@ export function createServices(store: ConfigStore, box: SecretBox, logger: Logge
     teams: new TeamService(store),
     nodes: new NodeService(dataSource),
     catalog: new CatalogService(store, logger),
+    prices: new PriceService(store),
     configVersion: () => currentRevision(dataSource.manager),
   };
 }

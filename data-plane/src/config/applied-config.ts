@@ -10,8 +10,10 @@ import {
   type TeamConfig,
   type CustomerConfig,
   type VirtualKeyConfig,
+  type ToolPrice,
 } from '../../../proto/gen/portcullis/v1/config.ts';
 import type { Principal } from '../policy/principal.ts';
+import { PriceList } from '../policy/prices.ts';
 import { KeyIndex, keyEntry, type Directory, type KeyEntry } from './key-index.ts';
 
 const UPSTREAM_NAME = /^[A-Za-z0-9_-]{1,32}$/;
@@ -108,10 +110,10 @@ function checkUpstreamNames(upstreams: readonly UpstreamConfig[], version: strin
 /** Fields of issue 15 a snapshot (a restart cache, a test's fixture) may lack: they default to none. */
 type Governance = 'expiresAtMs' | 'previousSecretSha256' | 'previousSecretExpiresAtMs';
 export type KeyConfigInput = Omit<VirtualKeyConfig, Governance> & Partial<Pick<VirtualKeyConfig, Governance>>;
-export type SnapshotInput = Omit<Snapshot, 'teams' | 'customers' | 'virtualKeys'> &
-  Partial<Pick<Snapshot, 'teams' | 'customers'>> & { virtualKeys: KeyConfigInput[] };
-export type DeltaInput = Omit<SnapshotDelta, 'teams' | 'customers' | 'upsertedKeys'> &
-  Partial<Pick<SnapshotDelta, 'teams' | 'customers'>> & { upsertedKeys: KeyConfigInput[] };
+export type SnapshotInput = Omit<Snapshot, 'teams' | 'customers' | 'prices' | 'virtualKeys'> &
+  Partial<Pick<Snapshot, 'teams' | 'customers' | 'prices'>> & { virtualKeys: KeyConfigInput[] };
+export type DeltaInput = Omit<SnapshotDelta, 'teams' | 'customers' | 'prices' | 'upsertedKeys'> &
+  Partial<Pick<SnapshotDelta, 'teams' | 'customers' | 'prices'>> & { upsertedKeys: KeyConfigInput[] };
 
 /** SHA-256 of a presented secret, hex encoded: the form keys are indexed by. */
 export function hashSecret(secret: string): string {
@@ -131,6 +133,9 @@ export class AppliedConfig {
     readonly teams: readonly TeamConfig[],
     readonly customers: readonly CustomerConfig[],
     private readonly keys: KeyIndex,
+    /** What each tool call costs (pipeline/steps/limits.ts). */
+    readonly prices: PriceList,
+    private readonly priceConfigs: readonly ToolPrice[],
   ) {}
 
   /** Validates a snapshot and indexes it; throws BAD_CONFIG naming the offending field. */
@@ -147,6 +152,8 @@ export class AppliedConfig {
       teamList,
       customerList,
       KeyIndex.of(snapshot.virtualKeys.map((key) => keyEntry(withDefaults(key), directory))),
+      PriceList.of(snapshot.prices, snapshot.upstreams),
+      snapshot.prices ?? [],
     );
   }
 
@@ -182,7 +189,16 @@ export class AppliedConfig {
           upserted.map((key) => keyEntry(key, directory)),
           delta.removedKeyIds,
         );
-    return new AppliedConfig(delta.version, delta.upstreams, delta.sessionKeys, teamList, customerList, keys);
+    return new AppliedConfig(
+      delta.version,
+      delta.upstreams,
+      delta.sessionKeys,
+      teamList,
+      customerList,
+      keys,
+      PriceList.of(delta.prices, delta.upstreams),
+      delta.prices ?? [],
+    );
   }
 
   /** How many virtual keys are configured. */
@@ -199,6 +215,7 @@ export class AppliedConfig {
       sessionKeys: [...this.sessionKeys],
       teams: [...this.teams],
       customers: [...this.customers],
+      prices: [...this.priceConfigs],
     };
   }
 

@@ -59,7 +59,7 @@ export function defaultSteps(options: PipelineOptions): Step[] {
     authenticateStep(options.getConfig),
     authorizeStep(options),
     policyStep(),
-    limitsStep(options.rateLimiter),
+    limitsStep(options),
     executeStep(options),
   ];
 }

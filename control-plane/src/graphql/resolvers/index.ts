@@ -22,4 +22,5 @@ export const resolvers = {
   VirtualKey: virtualKeyResolvers.VirtualKey,
   Team: teamResolvers.Team,
   Customer: teamResolvers.Customer,
+  ToolPrice: teamResolvers.ToolPrice,
 };

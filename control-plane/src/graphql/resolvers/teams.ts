@@ -1,6 +1,7 @@
 import { resolveAccessLists } from '../../../../common/src/index.ts';
 import type { AccessListsJson, Customer, RateLimitsJson, Team } from '../../db/entities.ts';
 import { parsePage } from '../../services/pagination.ts';
+import type { ToolPriceView } from '../../services/prices.ts';
 import type { GraphqlContext, PageArgs } from '../context.ts';
 
 /** The access-list fields of Team and VirtualKey: as set, or (prompts, resources) null when following the tools. */
@@ -29,6 +30,7 @@ export const teamResolvers = {
   Query: {
     teams: (_: unknown, args: PageArgs, ctx: GraphqlContext) => ctx.services.teams.list(parsePage(args)),
     customers: (_: unknown, args: PageArgs, ctx: GraphqlContext) => ctx.services.teams.listCustomers(parsePage(args)),
+    toolPrices: (_: unknown, _args: unknown, ctx: GraphqlContext) => ctx.services.prices.list(),
   },
   Mutation: {
     createTeam: (_: unknown, args: { input: unknown }, ctx: GraphqlContext) => ctx.services.teams.create(args.input),
@@ -38,6 +40,7 @@ export const teamResolvers = {
       ctx.services.teams.createCustomer(args.input),
     updateCustomer: (_: unknown, args: { id: string; input: unknown }, ctx: GraphqlContext) =>
       ctx.services.teams.updateCustomer(args.id, args.input),
+    setToolPrice: (_: unknown, args: { input: unknown }, ctx: GraphqlContext) => ctx.services.prices.set(args.input),
   },
   Team: {
     customer: (team: Team, _: unknown, ctx: GraphqlContext) =>
@@ -45,6 +48,9 @@ export const teamResolvers = {
     allowedTools: (team: Team) => team.access.allowedTools ?? ['*'],
     ...accessListResolvers((team: Team) => team.access),
     rateLimits: (team: Team) => rateLimitsView(team.rateLimits),
+  },
+  ToolPrice: {
+    upstream: (price: ToolPriceView, _: unknown, ctx: GraphqlContext) => ctx.loaders.upstream.load(price.upstreamId),
   },
   Customer: {
     teams: (customer: Customer, _: unknown, ctx: GraphqlContext) => ctx.services.teams.teamsOf(customer.id),

@@ -1,7 +1,9 @@
 import { RpcErrorCode } from '../../mcp/protocol.ts';
+import type { AppliedConfig } from '../../config/applied-config.ts';
+import { reportedCost } from '../../policy/prices.ts';
 import type { RateLimiter, RateRefusal } from '../../policy/rate-limits.ts';
 import { GatewayError } from '../gateway-error.ts';
-import { refused, type Step } from '../operation.ts';
+import { refused, type Operation, type Outcome, type Step } from '../operation.ts';
 
 const KIND_TEXT = { requests: 'requests', toolCalls: 'tool calls' } as const;
 
@@ -21,21 +23,40 @@ export function rateLimited(refusal: RateRefusal): GatewayError {
   return error;
 }
 
+export interface LimitsOptions {
+  readonly getConfig: () => AppliedConfig | undefined;
+  /** This node's rate-limit buckets; absent, nothing is rate limited. */
+  readonly rateLimiter?: RateLimiter | undefined;
+}
+
 /**
  * Rate limits (key, team, customer; all apply) before the upstream is called: every operation
  * counts against `requests` limits, a tools/call also against `toolCalls` limits. Checked against
- * this node's token buckets only (see RateLimiter): no I/O on the request path. Budget leases will
- * be taken here as well.
+ * this node's token buckets only (see RateLimiter): no I/O on the request path. After a tools/call
+ * came back with a result, its cost is set on the operation (`costMicros`, see operation.ts).
  */
-export function limitsStep(limiter?: RateLimiter): Step {
-  if (limiter === undefined) return { name: 'limits', run: (operation, next) => next(operation) };
+export function limitsStep(options: LimitsOptions): Step {
+  const limiter = options.rateLimiter;
   return {
     name: 'limits',
     run(operation, next) {
       const rules = operation.principal?.limits;
-      if (rules === undefined || rules.length === 0) return next(operation);
-      const refusal = limiter.take(rules, operation.method === 'tools/call');
-      return refusal === undefined ? next(operation) : Promise.resolve(refused(rateLimited(refusal)));
+      if (limiter !== undefined && rules !== undefined && rules.length > 0) {
+        const refusal = limiter.take(rules, operation.method === 'tools/call');
+        if (refusal !== undefined) return Promise.resolve(refused(rateLimited(refusal)));
+      }
+      if (operation.method !== 'tools/call') return next(operation);
+      return next(operation).then((outcome) => charged(operation, outcome, options.getConfig));
     },
   };
+}
+
+/** The outcome, unchanged, after the call's cost was set on the operation (when it reached its upstream). */
+function charged(operation: Operation, outcome: Outcome, getConfig: () => AppliedConfig | undefined): Outcome {
+  const target = operation.target;
+  if (outcome.kind !== 'result' || outcome.unavailable === true || target?.kind !== 'upstream') return outcome;
+  const tool = target.params['name'];
+  const price = typeof tool === 'string' ? (getConfig()?.prices.priceOf(target.upstream, tool) ?? 0) : 0;
+  operation.costMicros = price + reportedCost(outcome.result);
+  return outcome;
 }

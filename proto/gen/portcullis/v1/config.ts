@@ -305,6 +305,20 @@ export interface Snapshot {
   /** Every team and customer (few: sent whole); keys name their team, teams their customer. */
   teams: TeamConfig[];
   customers: CustomerConfig[];
+  /** What a tool call costs (few: sent whole). */
+  prices: ToolPrice[];
+}
+
+/**
+ * The price of one call of a tool, in integer micro-units of the one currency; tool empty = the
+ * default of every tool of the upstream without a price of its own. An upstream may add a cost of
+ * its own to a result, in the result's _meta["dev.portcullis/costMicros"].
+ */
+export interface ToolPrice {
+  upstreamId: string;
+  /** The upstream's own tool name; empty = the upstream's default. */
+  tool: string;
+  priceMicros: number;
 }
 
 /**
@@ -327,6 +341,7 @@ export interface SnapshotDelta {
   /** Every team and customer of the new revision (whole lists, as in Snapshot). */
   teams: TeamConfig[];
   customers: CustomerConfig[];
+  prices: ToolPrice[];
 }
 
 export interface KeyValue {
@@ -2072,7 +2087,7 @@ export const EndedSession: MessageFns<EndedSession> = {
 };
 
 function createBaseSnapshot(): Snapshot {
-  return { version: "", upstreams: [], virtualKeys: [], sessionKeys: [], teams: [], customers: [] };
+  return { version: "", upstreams: [], virtualKeys: [], sessionKeys: [], teams: [], customers: [], prices: [] };
 }
 
 export const Snapshot: MessageFns<Snapshot> = {
@@ -2094,6 +2109,9 @@ export const Snapshot: MessageFns<Snapshot> = {
     }
     for (const v of message.customers) {
       CustomerConfig.encode(v!, writer.uint32(50).fork()).join();
+    }
+    for (const v of message.prices) {
+      ToolPrice.encode(v!, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -2159,6 +2177,14 @@ export const Snapshot: MessageFns<Snapshot> = {
             message.customers.push(CustomerConfig.decode(reader, reader.uint32()));
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.prices.push(ToolPrice.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2191,6 +2217,7 @@ export const Snapshot: MessageFns<Snapshot> = {
       customers: globalThis.Array.isArray(object?.customers)
         ? object.customers.map((e: any) => CustomerConfig.fromJSON(e))
         : [],
+      prices: globalThis.Array.isArray(object?.prices) ? object.prices.map((e: any) => ToolPrice.fromJSON(e)) : [],
     };
   },
 
@@ -2214,6 +2241,9 @@ export const Snapshot: MessageFns<Snapshot> = {
     if (message.customers?.length) {
       obj.customers = message.customers.map((e) => CustomerConfig.toJSON(e));
     }
+    if (message.prices?.length) {
+      obj.prices = message.prices.map((e) => ToolPrice.toJSON(e));
+    }
     return obj;
   },
 
@@ -2228,6 +2258,116 @@ export const Snapshot: MessageFns<Snapshot> = {
     message.sessionKeys = object.sessionKeys?.map((e) => SigningKey.fromPartial(e)) || [];
     message.teams = object.teams?.map((e) => TeamConfig.fromPartial(e)) || [];
     message.customers = object.customers?.map((e) => CustomerConfig.fromPartial(e)) || [];
+    message.prices = object.prices?.map((e) => ToolPrice.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseToolPrice(): ToolPrice {
+  return { upstreamId: "", tool: "", priceMicros: 0 };
+}
+
+export const ToolPrice: MessageFns<ToolPrice> = {
+  encode(message: ToolPrice, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.upstreamId !== "") {
+      writer.uint32(10).string(message.upstreamId);
+    }
+    if (message.tool !== "") {
+      writer.uint32(18).string(message.tool);
+    }
+    if (message.priceMicros !== 0) {
+      writer.uint32(24).uint64(message.priceMicros);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ToolPrice {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseToolPrice();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.upstreamId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tool = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.priceMicros = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ToolPrice {
+    return {
+      upstreamId: isSet(object.upstreamId)
+        ? globalThis.String(object.upstreamId)
+        : isSet(object.upstream_id)
+        ? globalThis.String(object.upstream_id)
+        : "",
+      tool: isSet(object.tool) ? globalThis.String(object.tool) : "",
+      priceMicros: isSet(object.priceMicros)
+        ? globalThis.Number(object.priceMicros)
+        : isSet(object.price_micros)
+        ? globalThis.Number(object.price_micros)
+        : 0,
+    };
+  },
+
+  toJSON(message: ToolPrice): unknown {
+    const obj: any = {};
+    if (message.upstreamId !== "") {
+      obj.upstreamId = message.upstreamId;
+    }
+    if (message.tool !== "") {
+      obj.tool = message.tool;
+    }
+    if (message.priceMicros !== 0) {
+      obj.priceMicros = Math.round(message.priceMicros);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ToolPrice>, I>>(base?: I): ToolPrice {
+    return ToolPrice.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ToolPrice>, I>>(object: I): ToolPrice {
+    const message = createBaseToolPrice();
+    message.upstreamId = object.upstreamId ?? "";
+    message.tool = object.tool ?? "";
+    message.priceMicros = object.priceMicros ?? 0;
     return message;
   },
 };
@@ -2242,6 +2382,7 @@ function createBaseSnapshotDelta(): SnapshotDelta {
     removedKeyIds: [],
     teams: [],
     customers: [],
+    prices: [],
   };
 }
 
@@ -2270,6 +2411,9 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     }
     for (const v of message.customers) {
       CustomerConfig.encode(v!, writer.uint32(66).fork()).join();
+    }
+    for (const v of message.prices) {
+      ToolPrice.encode(v!, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -2351,6 +2495,14 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
             message.customers.push(CustomerConfig.decode(reader, reader.uint32()));
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.prices.push(ToolPrice.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2393,6 +2545,7 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
       customers: globalThis.Array.isArray(object?.customers)
         ? object.customers.map((e: any) => CustomerConfig.fromJSON(e))
         : [],
+      prices: globalThis.Array.isArray(object?.prices) ? object.prices.map((e: any) => ToolPrice.fromJSON(e)) : [],
     };
   },
 
@@ -2422,6 +2575,9 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     if (message.customers?.length) {
       obj.customers = message.customers.map((e) => CustomerConfig.toJSON(e));
     }
+    if (message.prices?.length) {
+      obj.prices = message.prices.map((e) => ToolPrice.toJSON(e));
+    }
     return obj;
   },
 
@@ -2438,6 +2594,7 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     message.removedKeyIds = object.removedKeyIds?.map((e) => e) || [];
     message.teams = object.teams?.map((e) => TeamConfig.fromPartial(e)) || [];
     message.customers = object.customers?.map((e) => CustomerConfig.fromPartial(e)) || [];
+    message.prices = object.prices?.map((e) => ToolPrice.fromPartial(e)) || [];
     return message;
   },
 };
