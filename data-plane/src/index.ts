@@ -15,6 +15,7 @@ import { upstreamStateToJSON } from '../../proto/gen/portcullis/v1/config.ts';
 import { UpstreamPool } from './upstream/upstream-pool.ts';
 import { DEFAULT_HEALTH_FAILURE_THRESHOLD, DEFAULT_HEALTH_INTERVAL_MS } from './upstream/upstream-settings.ts';
 import { RateLimiter } from './policy/rate-limits.ts';
+import { BudgetLedger } from './policy/budget-ledger.ts';
 
 export const SOFTWARE_VERSION = '0.1.0';
 
@@ -113,8 +114,10 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     onDeviation: (upstream, kind) => metrics.upstreamDeviation(upstream, kind),
   });
   const rateLimiter = new RateLimiter();
+  const budgetLedger = new BudgetLedger((entries) => configClient?.reportSpend(entries));
   const http = createDataPlaneServer({
     rateLimiter,
+    budgetLedger,
     getConfig: () => configClient?.config,
     upstreams: pool,
     metrics,
@@ -152,6 +155,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     nodeTag: http.relay.nodeTag,
     onRelay: (envelope) => http.relay.receive(envelope),
     onShare: (liveNodes) => rateLimiter.setLiveNodes(liveNodes),
+    onLeases: (leases) => budgetLedger.apply(leases),
     onConnected: () => http.relay.announceEnded(),
     onApplied: (config) => {
       for (const upstream of config.upstreams) upstreamNames.set(upstream.id, upstream.name);

@@ -46,6 +46,7 @@ function applyDelta(base: Snapshot, delta: SnapshotDelta): Snapshot {
     teams: delta.teams,
     customers: delta.customers,
     prices: delta.prices,
+    budgeted: delta.budgeted,
   };
 }
 

@@ -19,7 +19,7 @@ const key = (id: string, secret = `secret-${id}`, allowedTools = ['*']): Virtual
 });
 
 function snapshot(version: string, keys: VirtualKeyConfig[]): Snapshot {
-  return { version, upstreams: [], virtualKeys: keys, sessionKeys, teams: [], customers: [], prices: [] };
+  return { version, upstreams: [], virtualKeys: keys, sessionKeys, teams: [], customers: [], prices: [], budgeted: [] };
 }
 
 function delta(
@@ -38,6 +38,7 @@ function delta(
     teams: [],
     customers: [],
     prices: [],
+    budgeted: [],
   };
 }
 

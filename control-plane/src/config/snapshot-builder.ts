@@ -78,6 +78,7 @@ const readResult = z.object({
   prices: z.array(
     z.object({ upstream_id: z.string(), tool: z.string(), price_micros: z.union([z.string(), z.number()]) }),
   ),
+  budgeted: z.array(z.string()),
 });
 
 const sessionKeysValue = z.array(z.object({ id: z.string(), secret: z.string() }));
@@ -158,7 +159,8 @@ function readStatement(incremental: boolean): string {
       (SELECT coalesce(json_agg(json_build_object('id', c.id, 'name', c.name, 'rate_limits', c.rate_limits) ORDER BY c.id), '[]')
          FROM customers c) AS customers,
       (SELECT coalesce(json_agg(json_build_object('upstream_id', p.upstream_id, 'tool', p.tool, 'price_micros', p.price_micros)
-           ORDER BY p.upstream_id, p.tool), '[]') FROM tool_prices p) AS prices`;
+           ORDER BY p.upstream_id, p.tool), '[]') FROM tool_prices p) AS prices,
+      (SELECT coalesce(json_agg(lower(b.scope) || ':' || b.owner_id ORDER BY b.scope, b.owner_id), '[]') FROM budgets b) AS budgeted`;
 }
 
 /** A timestamptz column as whole ms since the epoch (bigint as text), or null. */
@@ -307,6 +309,7 @@ export class SnapshotBuilder {
       teams,
       customers,
       prices,
+      budgeted: result.budgeted,
     });
 
     const delta: SnapshotDelta | undefined = previous && {
@@ -319,6 +322,7 @@ export class SnapshotBuilder {
       teams,
       customers,
       prices,
+      budgeted: result.budgeted,
     };
     this.previous = snapshot;
     this.keys = keys;
@@ -347,6 +351,7 @@ export class SnapshotBuilder {
       teams: previous.teams,
       customers: previous.customers,
       prices: previous.prices,
+      budgeted: previous.budgeted,
     });
     const delta: SnapshotDelta = {
       version,
@@ -358,6 +363,7 @@ export class SnapshotBuilder {
       teams: previous.teams,
       customers: previous.customers,
       prices: previous.prices,
+      budgeted: previous.budgeted,
     };
     this.previous = snapshot;
     const totalMs = performance.now() - started;

@@ -14,6 +14,7 @@ import { ConfigChangeDeadline1734300000000 } from './migrations/1734300000000-co
 import { UpstreamProtocolVersion1796324238367 } from './migrations/1796324238367-upstream-protocol-version.ts';
 import { IdentitiesAndKeyLifecycle1797100000000 } from './migrations/1797100000000-identities-and-key-lifecycle.ts';
 import { ToolPrices1797100000001 } from './migrations/1797100000001-tool-prices.ts';
+import { Budgets1797100000002 } from './migrations/1797100000002-budgets.ts';
 
 /** Versioned migrations, in order. Append; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -26,6 +27,7 @@ export const MIGRATIONS = [
   UpstreamProtocolVersion1796324238367,
   IdentitiesAndKeyLifecycle1797100000000,
   ToolPrices1797100000001,
+  Budgets1797100000002,
 ];
 
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;

@@ -5,6 +5,7 @@ import {
   ConfigServiceService,
   ConnectResponse,
   type ConnectRequest,
+  type BudgetSpend,
   type NodeShare,
   type RelayEnvelope,
 } from '../../../proto/gen/portcullis/v1/config.ts';
@@ -18,6 +19,7 @@ import { parseNodeMessage, type NodeMessage } from './messages.ts';
 import type { RelayBus } from '../config/change-bus.ts';
 import { RelayHub, type RelayTarget } from './relay-hub.ts';
 import type { EndedSessionStore } from '../services/ended-sessions.ts';
+import type { BudgetService } from '../services/budgets.ts';
 
 export interface ConfigServiceDeps {
   /** The token nodes present; undefined only when nodes are authenticated by client certificate (mTLS). */
@@ -32,6 +34,12 @@ export interface ConfigServiceDeps {
   endedSessions?: EndedSessionStore;
   /** How long ACKs wait to be stored together (default ACK_WINDOW_MS). */
   ackWindowMs?: number;
+  /** Budgets and their leases; without it, nodes are sent no leases. */
+  budgets?: BudgetService;
+  /** How often leases are refreshed (new periods) and dead nodes' leases reclaimed (default 5 s). */
+  leaseRefreshMs?: number;
+  /** After how long a node not seen gives its unspent leases back (default 30 s). */
+  leaseTimeoutMs?: number;
 }
 
 type ConnectCall = ServerDuplexStream<ConnectRequest, ConnectResponse>;
@@ -91,6 +99,25 @@ export class ConfigStreamService {
       deps.ackWindowMs,
     );
     this.relays = new RelayHub(deps.relayBus, deps.logger, Date.now, deps.endedSessions);
+    if (deps.budgets !== undefined) {
+      const budgets = deps.budgets;
+      this.leaseTimer = setInterval(() => {
+        budgets
+          .reclaim(deps.leaseTimeoutMs ?? 30_000)
+          .then(() => {
+            for (const stream of this.streams) stream.refreshLeases([]);
+          })
+          .catch((error: unknown) => deps.logger.warn({ err: error }, 'budget leases could not be refreshed'));
+      }, deps.leaseRefreshMs ?? 5_000);
+      this.leaseTimer.unref();
+    }
+  }
+
+  private leaseTimer: NodeJS.Timeout | undefined;
+
+  /** How many distinct nodes are connected to this replica (what every limit and budget is divided by). */
+  liveNodeCount(): number {
+    return Math.max(1, new Set(this.liveStreams().map((s) => s.nodeId)).size);
   }
 
   readonly implementation = {
@@ -125,6 +152,7 @@ export class ConfigStreamService {
         this.shareLimits();
       },
       () => this.shareLimits(),
+      () => this.liveNodeCount(),
     );
     this.streams.add(stream);
   }
@@ -139,13 +167,13 @@ export class ConfigStreamService {
    * to this replica (a node on two streams counts once). Sent whenever a node comes or goes.
    */
   private shareLimits(): void {
-    const live = this.liveStreams();
-    const share = { liveNodes: Math.max(1, new Set(live.map((s) => s.nodeId)).size) };
+    const share = { liveNodes: this.liveNodeCount() };
     for (const stream of this.streams) stream.share(share);
   }
 
   /** Waits for every stream's bookkeeping (marking nodes disconnected) after the server went down. */
   async drain(): Promise<void> {
+    clearInterval(this.leaseTimer);
     await Promise.all([...this.streams].map((stream) => stream.finished));
     // Answers and records still waiting are written (one last attempt) before the database goes away.
     await Promise.all([this.acks.close(), this.records.close()]);
@@ -198,6 +226,7 @@ class NodeStream implements RelayTarget {
     private readonly relays: RelayHub,
     private readonly onFinished: () => void,
     private readonly onHello: () => void = () => undefined,
+    private readonly liveNodes: () => number = () => 1,
   ) {
     this.logger = deps.logger.child({ stream: this.streamId });
     call.on('data', (message: ConnectRequest) => {
@@ -218,6 +247,21 @@ class NodeStream implements RelayTarget {
   share(share: NodeShare): void {
     if (!this.ended && this.nodeId_ !== undefined && this.lastSentVersion !== undefined)
       this.call.write({ kind: { $case: 'share', value: share } });
+  }
+
+  /** The budgets named by the last snapshot sent (a change refreshes the leases). */
+  private budgeted = '';
+
+  /** Records what the node spent, tops its leases up and sends them (in order with its other messages). */
+  refreshLeases(spends: readonly BudgetSpend[]): void {
+    const budgets = this.deps.budgets;
+    if (budgets === undefined || this.ended || this.nodeId_ === undefined) return;
+    this.queue = this.queue
+      .then(async () => {
+        const leases = await budgets.grant(this.nodeId, this.liveNodes(), spends);
+        if (!this.ended) this.call.write({ kind: { $case: 'leases', value: { leases } } });
+      })
+      .catch((error: unknown) => this.logger.warn({ err: error }, 'budget leases could not be granted'));
   }
 
   /** Sends a relayed message to this node. */
@@ -252,6 +296,9 @@ class NodeStream implements RelayTarget {
       }
       case 'relay':
         this.relays.fromNode(this, message.relay);
+        return;
+      case 'spend':
+        this.refreshLeases(message.spend.entries);
         return;
     }
   }
@@ -301,6 +348,10 @@ class NodeStream implements RelayTarget {
     this.call.write(
       asDelta ? { kind: { $case: 'delta', value: delta } } : { kind: { $case: 'snapshot', value: snapshot } },
     );
+    // Budgets may have changed with the revision: the node's leases follow it.
+    const budgeted = snapshot.budgeted.join(',');
+    if (budgeted !== '' || this.budgeted !== '') this.refreshLeases([]);
+    this.budgeted = budgeted;
   }
 
   /** How `version` was sent, forgetting it and everything before it (a node answers in order). */

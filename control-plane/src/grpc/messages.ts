@@ -225,7 +225,20 @@ export type NodeMessage =
   | { kind: 'hello'; hello: z.output<typeof helloSchema> }
   | { kind: 'ack'; ack: z.output<typeof ackSchema> }
   | { kind: 'upstream'; report: z.output<typeof reportSchema> }
-  | { kind: 'relay'; relay: RelayMessage };
+  | { kind: 'relay'; relay: RelayMessage }
+  | { kind: 'spend'; spend: z.output<typeof spendSchema> };
+
+const spendSchema = z.object({
+  entries: z
+    .array(
+      z.object({
+        budgetId: z.string().uuid('must be a budget id'),
+        periodStartMs: z.number().int().nonnegative(),
+        spentMicros: z.number().int().nonnegative().max(1e15, 'is more than any budget'),
+      }),
+    )
+    .max(10_000, 'has more than 10,000 entries'),
+});
 
 /** Validates a decoded ConnectRequest; throws BAD_USER_INPUT naming the field. */
 export function parseNodeMessage(message: ConnectRequest): NodeMessage {
@@ -238,8 +251,10 @@ export function parseNodeMessage(message: ConnectRequest): NodeMessage {
       return { kind: 'upstream', report: parseInput(reportSchema, message.kind.value, 'upstream') };
     case 'relay':
       return { kind: 'relay', relay: parseRelayMessage(message.kind.value) };
+    case 'spend':
+      return { kind: 'spend', spend: parseInput(spendSchema, message.kind.value, 'spend') };
     default:
-      return parseInput(z.never('must be one of hello, ack, upstream or relay'), undefined, 'kind');
+      return parseInput(z.never('must be one of hello, ack, upstream, relay or spend'), undefined, 'kind');
   }
 }
 

@@ -2,6 +2,7 @@ import type { Logger } from '../../../common/src/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
 import { CatalogService } from './catalog.ts';
 import { NodeService } from './nodes.ts';
+import { BudgetService } from './budgets.ts';
 import { PriceService } from './prices.ts';
 import { TeamService } from './teams.ts';
 import { UpstreamService } from './upstreams.ts';
@@ -17,6 +18,7 @@ export interface ControlPlaneServices {
   nodes: NodeService;
   catalog: CatalogService;
   prices: PriceService;
+  budgets: BudgetService;
   /** The newest committed configuration revision. */
   configVersion(): Promise<string>;
 }
@@ -30,6 +32,7 @@ export function createServices(store: ConfigStore, box: SecretBox, logger: Logge
     nodes: new NodeService(dataSource),
     catalog: new CatalogService(store, logger),
     prices: new PriceService(store),
+    budgets: new BudgetService(store),
     configVersion: () => currentRevision(dataSource.manager),
   };
 }

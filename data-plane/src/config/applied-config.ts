@@ -110,10 +110,11 @@ function checkUpstreamNames(upstreams: readonly UpstreamConfig[], version: strin
 /** Fields of issue 15 a snapshot (a restart cache, a test's fixture) may lack: they default to none. */
 type Governance = 'expiresAtMs' | 'previousSecretSha256' | 'previousSecretExpiresAtMs';
 export type KeyConfigInput = Omit<VirtualKeyConfig, Governance> & Partial<Pick<VirtualKeyConfig, Governance>>;
-export type SnapshotInput = Omit<Snapshot, 'teams' | 'customers' | 'prices' | 'virtualKeys'> &
-  Partial<Pick<Snapshot, 'teams' | 'customers' | 'prices'>> & { virtualKeys: KeyConfigInput[] };
-export type DeltaInput = Omit<SnapshotDelta, 'teams' | 'customers' | 'prices' | 'upsertedKeys'> &
-  Partial<Pick<SnapshotDelta, 'teams' | 'customers' | 'prices'>> & { upsertedKeys: KeyConfigInput[] };
+type Directory_ = 'teams' | 'customers' | 'prices' | 'budgeted';
+export type SnapshotInput = Omit<Snapshot, Directory_ | 'virtualKeys'> &
+  Partial<Pick<Snapshot, Directory_>> & { virtualKeys: KeyConfigInput[] };
+export type DeltaInput = Omit<SnapshotDelta, Directory_ | 'upsertedKeys'> &
+  Partial<Pick<SnapshotDelta, Directory_>> & { upsertedKeys: KeyConfigInput[] };
 
 /** SHA-256 of a presented secret, hex encoded: the form keys are indexed by. */
 export function hashSecret(secret: string): string {
@@ -136,6 +137,8 @@ export class AppliedConfig {
     /** What each tool call costs (pipeline/steps/limits.ts). */
     readonly prices: PriceList,
     private readonly priceConfigs: readonly ToolPrice[],
+    /** Owners with a budget (`<scope>:<owner id>`): they may spend only what their lease holds. */
+    readonly budgeted: ReadonlySet<string>,
   ) {}
 
   /** Validates a snapshot and indexes it; throws BAD_CONFIG naming the offending field. */
@@ -154,6 +157,7 @@ export class AppliedConfig {
       KeyIndex.of(snapshot.virtualKeys.map((key) => keyEntry(withDefaults(key), directory))),
       PriceList.of(snapshot.prices, snapshot.upstreams),
       snapshot.prices ?? [],
+      new Set(snapshot.budgeted),
     );
   }
 
@@ -198,6 +202,7 @@ export class AppliedConfig {
       keys,
       PriceList.of(delta.prices, delta.upstreams),
       delta.prices ?? [],
+      new Set(delta.budgeted),
     );
   }
 
@@ -216,6 +221,7 @@ export class AppliedConfig {
       teams: [...this.teams],
       customers: [...this.customers],
       prices: [...this.priceConfigs],
+      budgeted: [...this.budgeted],
     };
   }
 

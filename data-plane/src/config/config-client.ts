@@ -9,6 +9,8 @@ import {
   type ConnectResponse,
   type RelayEnvelope,
   type UpstreamReport,
+  type BudgetLease,
+  type BudgetSpend,
 } from '../../../proto/gen/portcullis/v1/config.ts';
 import { AppliedConfig } from './applied-config.ts';
 import {
@@ -45,6 +47,8 @@ export interface ConfigClientOptions {
   onRelay?: (envelope: RelayEnvelope) => void;
   /** The control plane's count of live nodes sharing every rate limit (NodeShare). */
   onShare?: (liveNodes: number) => void;
+  /** This node's budget leases (BudgetLeases), whenever the control plane sends them. */
+  onLeases?: (leases: BudgetLease[]) => void;
   /** After each (re)connect's hello: what the node re-announces (e.g. the sessions it knows ended). */
   onConnected?: () => void;
 }
@@ -137,6 +141,14 @@ export class ConfigClient {
     return true;
   }
 
+  /** Reports what this node spent of its budget leases; false while no stream is open (the next report carries it, being cumulative). */
+  reportSpend(entries: BudgetSpend[]): boolean {
+    const stream = this.stream;
+    if (stream === undefined) return false;
+    stream.write({ kind: { $case: 'spend', value: { entries } } });
+    return true;
+  }
+
   /** Forgets reports of upstreams no longer configured. */
   retainReports(upstreamIds: ReadonlySet<string>): void {
     for (const id of this.reports.keys()) if (!upstreamIds.has(id)) this.reports.delete(id);
@@ -182,6 +194,7 @@ export class ConfigClient {
       else if (message.kind?.$case === 'delta') this.onDelta(stream, message.kind.value);
       else if (message.kind?.$case === 'relay') this.options.onRelay?.(message.kind.value);
       else if (message.kind?.$case === 'share') this.options.onShare?.(message.kind.value.liveNodes);
+      else if (message.kind?.$case === 'leases') this.options.onLeases?.(message.kind.value.leases);
     });
     stream.on('error', (error: Error) => this.onDisconnected(stream, error));
     stream.on('end', () => this.onDisconnected(stream, new Error('stream ended')));

@@ -45,6 +45,11 @@ export function keyEntry(config: VirtualKeyConfig, directory: Directory = NO_DIR
       // A key naming a team this snapshot lacks gets the team's lists as "nothing": never more than meant.
       allowList: AllowList.of(access, config.teamId ? (team?.access ?? NOTHING) : undefined),
       limits,
+      owners: [
+        `key:${config.id}`,
+        ...(config.teamId ? [`team:${config.teamId}`] : []),
+        ...(team?.customerId ? [`customer:${team.customerId}`] : []),
+      ],
     },
   };
 }

@@ -19,6 +19,7 @@ import { createLegacySseEndpoints } from './legacy-sse.ts';
 import { createMcpEndpoint, type McpServices } from './mcp-endpoint.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
 import type { RateLimiter } from '../policy/rate-limits.ts';
+import type { BudgetLedger } from '../policy/budget-ledger.ts';
 import { answerFailure, sendJson } from './respond.ts';
 import { checkHost, type AllowedHost } from './host-guard.ts';
 import type { ReadinessState } from '../observability/readiness.ts';
@@ -71,6 +72,8 @@ export interface DataPlaneServerOptions {
   readonly callAdmission?: CallAdmissionOptions;
   /** This node's rate-limit buckets, told its share by the config stream; absent, nothing is rate limited. */
   readonly rateLimiter?: RateLimiter;
+  /** This node's budget leases, fed by the config stream; absent, budgets are not enforced. */
+  readonly budgetLedger?: BudgetLedger;
 }
 
 /** The data plane's HTTP server and the hooks the node wiring calls. */
@@ -148,6 +151,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     getConfig,
     steps: options.steps,
     ...(options.rateLimiter === undefined ? {} : { rateLimiter: options.rateLimiter }),
+    ...(options.budgetLedger === undefined ? {} : { budgetLedger: options.budgetLedger }),
   });
   const eventStore = new EventStore(options.eventStore);
   options.metrics?.eventStore(eventStore);

@@ -75,6 +75,12 @@ export const RpcErrorCode = {
    * Retry-After where the transport allows); data names the limit and `retryAfterSeconds`.
    */
   RateLimited: -32048,
+  /**
+   * A budget of the key, its team or its customer cannot pay for the call on this node (HTTP 429,
+   * Retry-After at the period's end, or in a second while a top-up of the node's lease may come);
+   * data names the budget's scope and owner and whether it is exhausted for the period.
+   */
+  BudgetExhausted: -32049,
 } as const;
 export type RpcErrorCode = (typeof RpcErrorCode)[keyof typeof RpcErrorCode];
 

@@ -1,5 +1,6 @@
 import type { AppliedConfig } from '../config/applied-config.ts';
 import type { RateLimiter } from '../policy/rate-limits.ts';
+import type { BudgetLedger } from '../policy/budget-ledger.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
 import type { Operation, Outcome, Step } from './operation.ts';
 import { authenticateStep } from './steps/authenticate.ts';
@@ -50,6 +51,8 @@ export interface PipelineOptions extends AuthorizeOptions, ExecuteOptions {
   readonly metrics?: DataPlaneMetrics | undefined;
   /** This node's rate-limit buckets; absent, nothing is rate limited. */
   readonly rateLimiter?: RateLimiter | undefined;
+  /** This node's budget leases; absent, budgets are not enforced. */
+  readonly budgetLedger?: BudgetLedger | undefined;
 }
 
 /** The default steps, in chain order (see composeSteps): record, authenticate, authorize, policy, limits, execute. */

@@ -11,4 +11,6 @@ export interface Principal {
   readonly allowList: AllowList;
   /** The rate limits of the key, its team and the team's customer (all apply). */
   readonly limits: readonly LimitRule[];
+  /** Who may have a budget above this key: `key:<id>`, `team:<id>`, `customer:<id>` (policy/budget-ledger.ts). */
+  readonly owners: readonly string[];
 }

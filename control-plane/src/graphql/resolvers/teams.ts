@@ -31,6 +31,7 @@ export const teamResolvers = {
     teams: (_: unknown, args: PageArgs, ctx: GraphqlContext) => ctx.services.teams.list(parsePage(args)),
     customers: (_: unknown, args: PageArgs, ctx: GraphqlContext) => ctx.services.teams.listCustomers(parsePage(args)),
     toolPrices: (_: unknown, _args: unknown, ctx: GraphqlContext) => ctx.services.prices.list(),
+    budgets: (_: unknown, _args: unknown, ctx: GraphqlContext) => ctx.services.budgets.usage(),
   },
   Mutation: {
     createTeam: (_: unknown, args: { input: unknown }, ctx: GraphqlContext) => ctx.services.teams.create(args.input),
@@ -41,6 +42,8 @@ export const teamResolvers = {
     updateCustomer: (_: unknown, args: { id: string; input: unknown }, ctx: GraphqlContext) =>
       ctx.services.teams.updateCustomer(args.id, args.input),
     setToolPrice: (_: unknown, args: { input: unknown }, ctx: GraphqlContext) => ctx.services.prices.set(args.input),
+    setBudget: (_: unknown, args: { input: unknown }, ctx: GraphqlContext) => ctx.services.budgets.set(args.input),
+    removeBudget: (_: unknown, args: { id: string }, ctx: GraphqlContext) => ctx.services.budgets.remove(args.id),
   },
   Team: {
     customer: (team: Team, _: unknown, ctx: GraphqlContext) =>

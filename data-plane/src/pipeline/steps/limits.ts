@@ -1,5 +1,6 @@
 import { RpcErrorCode } from '../../mcp/protocol.ts';
 import type { AppliedConfig } from '../../config/applied-config.ts';
+import { isReservation, type BudgetLedger, type BudgetRefusal } from '../../policy/budget-ledger.ts';
 import { reportedCost } from '../../policy/prices.ts';
 import type { RateLimiter, RateRefusal } from '../../policy/rate-limits.ts';
 import { GatewayError } from '../gateway-error.ts';
@@ -27,6 +28,25 @@ export interface LimitsOptions {
   readonly getConfig: () => AppliedConfig | undefined;
   /** This node's rate-limit buckets; absent, nothing is rate limited. */
   readonly rateLimiter?: RateLimiter | undefined;
+  /** This node's budget leases; absent, budgets are not enforced. */
+  readonly budgetLedger?: BudgetLedger | undefined;
+}
+
+/** The refusal of a call its budget leases cannot pay for. */
+export function budgetRefused(refusal: BudgetRefusal): GatewayError {
+  const retryAfterSeconds =
+    refusal.retryAfterMs === undefined ? undefined : Math.max(1, Math.ceil(refusal.retryAfterMs / 1000));
+  const why = refusal.exhausted
+    ? `the budget of the ${refusal.scope} "${refusal.ownerId}" is spent for this period`
+    : `this node's lease of the budget of the ${refusal.scope} "${refusal.ownerId}" is used up and is being topped up`;
+  const when = retryAfterSeconds === undefined ? '; raise the budget to go on' : `; retry after ${retryAfterSeconds} s`;
+  const error = new GatewayError(RpcErrorCode.BudgetExhausted, `Budget exceeded: ${why}${when}`, {
+    budget: { scope: refusal.scope, ownerId: refusal.ownerId },
+    exhausted: refusal.exhausted,
+    ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
+  });
+  if (retryAfterSeconds !== undefined) error.retryAfterSeconds = retryAfterSeconds;
+  return error;
 }
 
 /**
@@ -46,9 +66,32 @@ export function limitsStep(options: LimitsOptions): Step {
         if (refusal !== undefined) return Promise.resolve(refused(rateLimited(refusal)));
       }
       if (operation.method !== 'tools/call') return next(operation);
-      return next(operation).then((outcome) => charged(operation, outcome, options.getConfig));
+      const ledger = options.budgetLedger;
+      const config = options.getConfig();
+      const principal = operation.principal;
+      if (ledger === undefined || config === undefined || principal === undefined || config.budgeted.size === 0)
+        return next(operation).then((outcome) => charged(operation, outcome, options.getConfig));
+      const held = ledger.reserve(principal.owners, config.budgeted, priceOf(operation, config));
+      if (held !== undefined && !isReservation(held)) return Promise.resolve(refused(budgetRefused(held)));
+      return next(operation).then(
+        (outcome) => {
+          const result = charged(operation, outcome, options.getConfig);
+          if (held !== undefined) ledger.settle(held, operation.costMicros ?? 0);
+          return result;
+        },
+        (error: unknown) => {
+          if (held !== undefined) ledger.settle(held, 0);
+          throw error;
+        },
+      );
     },
   };
+}
+
+function priceOf(operation: Operation, config: AppliedConfig): number {
+  const target = operation.target;
+  const tool = target?.kind === 'upstream' ? target.params['name'] : undefined;
+  return target?.kind === 'upstream' && typeof tool === 'string' ? config.prices.priceOf(target.upstream, tool) : 0;
 }
 
 /** The outcome, unchanged, after the call's cost was set on the operation (when it reached its upstream). */

@@ -131,7 +131,20 @@ export interface ConnectRequest {
     value: UpstreamReport;
   } | //
   /** A message for another node (or every other node), forwarded by the control plane. */
-  { $case: "relay"; value: RelayEnvelope } | undefined;
+  { $case: "relay"; value: RelayEnvelope } | //
+  /** What this node spent of its budget leases (cumulative per budget and period). */
+  { $case: "spend"; value: SpendReport } | undefined;
+}
+
+export interface SpendReport {
+  entries: BudgetSpend[];
+}
+
+export interface BudgetSpend {
+  budgetId: string;
+  periodStartMs: number;
+  /** Everything this node spent of the budget in the period (not only since the last report). */
+  spentMicros: number;
 }
 
 /** The first message of every stream. */
@@ -173,7 +186,36 @@ export interface ConnectResponse {
    * This node's share of the rate limits; sent after the first snapshot and whenever the number of
    * live nodes changes.
    */
-  { $case: "share"; value: NodeShare } | undefined;
+  { $case: "share"; value: NodeShare } | //
+  /**
+   * This node's budget leases; sent after the first snapshot, after each spend report, when budgets
+   * change and periodically (a new period, leases of dead nodes returned to the pool).
+   */
+  { $case: "leases"; value: BudgetLeases } | undefined;
+}
+
+/**
+ * Every budget's lease for this node. A node may spend of a budget at most granted_micros in the
+ * period (less what it spent), so all nodes together never spend more than the budget. A budgeted
+ * key, team or customer without a lease here (or a lease of an older period) may spend nothing.
+ */
+export interface BudgetLeases {
+  leases: BudgetLease[];
+}
+
+export interface BudgetLease {
+  budgetId: string;
+  /** "key", "team" or "customer". */
+  scope: string;
+  ownerId: string;
+  /** Start of the budget's current period (ms since the epoch); 0 for a budget without periods. */
+  periodStartMs: number;
+  /** Everything granted to this node in the period (cumulative). */
+  grantedMicros: number;
+  /** When the period ends (ms since the epoch; 0: never): what a refusal's Retry-After names. */
+  periodEndMs: number;
+  /** What of the budget no node holds yet: 0 means this lease is all this node will get this period. */
+  ungrantedMicros: number;
 }
 
 /**
@@ -307,6 +349,8 @@ export interface Snapshot {
   customers: CustomerConfig[];
   /** What a tool call costs (few: sent whole). */
   prices: ToolPrice[];
+  /** Who has a budget ("<scope>:<owner id>"): such an owner may spend only what its lease holds. */
+  budgeted: string[];
 }
 
 /**
@@ -342,6 +386,7 @@ export interface SnapshotDelta {
   teams: TeamConfig[];
   customers: CustomerConfig[];
   prices: ToolPrice[];
+  budgeted: string[];
 }
 
 export interface KeyValue {
@@ -571,6 +616,9 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       case "relay":
         RelayEnvelope.encode(message.kind.value, writer.uint32(34).fork()).join();
         break;
+      case "spend":
+        SpendReport.encode(message.kind.value, writer.uint32(42).fork()).join();
+        break;
     }
     return writer;
   },
@@ -620,6 +668,14 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
             message.kind = { $case: "relay", value: RelayEnvelope.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.kind = { $case: "spend", value: SpendReport.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -642,6 +698,8 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         ? { $case: "upstream", value: UpstreamReport.fromJSON(object.upstream) }
         : isSet(object.relay)
         ? { $case: "relay", value: RelayEnvelope.fromJSON(object.relay) }
+        : isSet(object.spend)
+        ? { $case: "spend", value: SpendReport.fromJSON(object.spend) }
         : undefined,
     };
   },
@@ -656,6 +714,8 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       obj.upstream = UpstreamReport.toJSON(message.kind.value);
     } else if (message.kind?.$case === "relay") {
       obj.relay = RelayEnvelope.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "spend") {
+      obj.spend = SpendReport.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -690,7 +750,195 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         }
         break;
       }
+      case "spend": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "spend", value: SpendReport.fromPartial(object.kind.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseSpendReport(): SpendReport {
+  return { entries: [] };
+}
+
+export const SpendReport: MessageFns<SpendReport> = {
+  encode(message: SpendReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.entries) {
+      BudgetSpend.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SpendReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSpendReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entries.push(BudgetSpend.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SpendReport {
+    return {
+      entries: globalThis.Array.isArray(object?.entries) ? object.entries.map((e: any) => BudgetSpend.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: SpendReport): unknown {
+    const obj: any = {};
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => BudgetSpend.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SpendReport>, I>>(base?: I): SpendReport {
+    return SpendReport.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SpendReport>, I>>(object: I): SpendReport {
+    const message = createBaseSpendReport();
+    message.entries = object.entries?.map((e) => BudgetSpend.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseBudgetSpend(): BudgetSpend {
+  return { budgetId: "", periodStartMs: 0, spentMicros: 0 };
+}
+
+export const BudgetSpend: MessageFns<BudgetSpend> = {
+  encode(message: BudgetSpend, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.budgetId !== "") {
+      writer.uint32(10).string(message.budgetId);
+    }
+    if (message.periodStartMs !== 0) {
+      writer.uint32(16).uint64(message.periodStartMs);
+    }
+    if (message.spentMicros !== 0) {
+      writer.uint32(24).uint64(message.spentMicros);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BudgetSpend {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBudgetSpend();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.budgetId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.periodStartMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.spentMicros = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BudgetSpend {
+    return {
+      budgetId: isSet(object.budgetId)
+        ? globalThis.String(object.budgetId)
+        : isSet(object.budget_id)
+        ? globalThis.String(object.budget_id)
+        : "",
+      periodStartMs: isSet(object.periodStartMs)
+        ? globalThis.Number(object.periodStartMs)
+        : isSet(object.period_start_ms)
+        ? globalThis.Number(object.period_start_ms)
+        : 0,
+      spentMicros: isSet(object.spentMicros)
+        ? globalThis.Number(object.spentMicros)
+        : isSet(object.spent_micros)
+        ? globalThis.Number(object.spent_micros)
+        : 0,
+    };
+  },
+
+  toJSON(message: BudgetSpend): unknown {
+    const obj: any = {};
+    if (message.budgetId !== "") {
+      obj.budgetId = message.budgetId;
+    }
+    if (message.periodStartMs !== 0) {
+      obj.periodStartMs = Math.round(message.periodStartMs);
+    }
+    if (message.spentMicros !== 0) {
+      obj.spentMicros = Math.round(message.spentMicros);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BudgetSpend>, I>>(base?: I): BudgetSpend {
+    return BudgetSpend.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BudgetSpend>, I>>(object: I): BudgetSpend {
+    const message = createBaseBudgetSpend();
+    message.budgetId = object.budgetId ?? "";
+    message.periodStartMs = object.periodStartMs ?? 0;
+    message.spentMicros = object.spentMicros ?? 0;
     return message;
   },
 };
@@ -988,6 +1236,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       case "share":
         NodeShare.encode(message.kind.value, writer.uint32(34).fork()).join();
         break;
+      case "leases":
+        BudgetLeases.encode(message.kind.value, writer.uint32(42).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1037,6 +1288,14 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
             message.kind = { $case: "share", value: NodeShare.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.kind = { $case: "leases", value: BudgetLeases.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1059,6 +1318,8 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         ? { $case: "relay", value: RelayEnvelope.fromJSON(object.relay) }
         : isSet(object.share)
         ? { $case: "share", value: NodeShare.fromJSON(object.share) }
+        : isSet(object.leases)
+        ? { $case: "leases", value: BudgetLeases.fromJSON(object.leases) }
         : undefined,
     };
   },
@@ -1073,6 +1334,8 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       obj.relay = RelayEnvelope.toJSON(message.kind.value);
     } else if (message.kind?.$case === "share") {
       obj.share = NodeShare.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "leases") {
+      obj.leases = BudgetLeases.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -1107,7 +1370,279 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         }
         break;
       }
+      case "leases": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "leases", value: BudgetLeases.fromPartial(object.kind.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseBudgetLeases(): BudgetLeases {
+  return { leases: [] };
+}
+
+export const BudgetLeases: MessageFns<BudgetLeases> = {
+  encode(message: BudgetLeases, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.leases) {
+      BudgetLease.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BudgetLeases {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBudgetLeases();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.leases.push(BudgetLease.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BudgetLeases {
+    return {
+      leases: globalThis.Array.isArray(object?.leases) ? object.leases.map((e: any) => BudgetLease.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: BudgetLeases): unknown {
+    const obj: any = {};
+    if (message.leases?.length) {
+      obj.leases = message.leases.map((e) => BudgetLease.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BudgetLeases>, I>>(base?: I): BudgetLeases {
+    return BudgetLeases.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BudgetLeases>, I>>(object: I): BudgetLeases {
+    const message = createBaseBudgetLeases();
+    message.leases = object.leases?.map((e) => BudgetLease.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseBudgetLease(): BudgetLease {
+  return {
+    budgetId: "",
+    scope: "",
+    ownerId: "",
+    periodStartMs: 0,
+    grantedMicros: 0,
+    periodEndMs: 0,
+    ungrantedMicros: 0,
+  };
+}
+
+export const BudgetLease: MessageFns<BudgetLease> = {
+  encode(message: BudgetLease, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.budgetId !== "") {
+      writer.uint32(10).string(message.budgetId);
+    }
+    if (message.scope !== "") {
+      writer.uint32(18).string(message.scope);
+    }
+    if (message.ownerId !== "") {
+      writer.uint32(26).string(message.ownerId);
+    }
+    if (message.periodStartMs !== 0) {
+      writer.uint32(32).uint64(message.periodStartMs);
+    }
+    if (message.grantedMicros !== 0) {
+      writer.uint32(40).uint64(message.grantedMicros);
+    }
+    if (message.periodEndMs !== 0) {
+      writer.uint32(48).uint64(message.periodEndMs);
+    }
+    if (message.ungrantedMicros !== 0) {
+      writer.uint32(56).uint64(message.ungrantedMicros);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BudgetLease {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBudgetLease();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.budgetId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.scope = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.ownerId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.periodStartMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.grantedMicros = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.periodEndMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.ungrantedMicros = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BudgetLease {
+    return {
+      budgetId: isSet(object.budgetId)
+        ? globalThis.String(object.budgetId)
+        : isSet(object.budget_id)
+        ? globalThis.String(object.budget_id)
+        : "",
+      scope: isSet(object.scope) ? globalThis.String(object.scope) : "",
+      ownerId: isSet(object.ownerId)
+        ? globalThis.String(object.ownerId)
+        : isSet(object.owner_id)
+        ? globalThis.String(object.owner_id)
+        : "",
+      periodStartMs: isSet(object.periodStartMs)
+        ? globalThis.Number(object.periodStartMs)
+        : isSet(object.period_start_ms)
+        ? globalThis.Number(object.period_start_ms)
+        : 0,
+      grantedMicros: isSet(object.grantedMicros)
+        ? globalThis.Number(object.grantedMicros)
+        : isSet(object.granted_micros)
+        ? globalThis.Number(object.granted_micros)
+        : 0,
+      periodEndMs: isSet(object.periodEndMs)
+        ? globalThis.Number(object.periodEndMs)
+        : isSet(object.period_end_ms)
+        ? globalThis.Number(object.period_end_ms)
+        : 0,
+      ungrantedMicros: isSet(object.ungrantedMicros)
+        ? globalThis.Number(object.ungrantedMicros)
+        : isSet(object.ungranted_micros)
+        ? globalThis.Number(object.ungranted_micros)
+        : 0,
+    };
+  },
+
+  toJSON(message: BudgetLease): unknown {
+    const obj: any = {};
+    if (message.budgetId !== "") {
+      obj.budgetId = message.budgetId;
+    }
+    if (message.scope !== "") {
+      obj.scope = message.scope;
+    }
+    if (message.ownerId !== "") {
+      obj.ownerId = message.ownerId;
+    }
+    if (message.periodStartMs !== 0) {
+      obj.periodStartMs = Math.round(message.periodStartMs);
+    }
+    if (message.grantedMicros !== 0) {
+      obj.grantedMicros = Math.round(message.grantedMicros);
+    }
+    if (message.periodEndMs !== 0) {
+      obj.periodEndMs = Math.round(message.periodEndMs);
+    }
+    if (message.ungrantedMicros !== 0) {
+      obj.ungrantedMicros = Math.round(message.ungrantedMicros);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BudgetLease>, I>>(base?: I): BudgetLease {
+    return BudgetLease.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BudgetLease>, I>>(object: I): BudgetLease {
+    const message = createBaseBudgetLease();
+    message.budgetId = object.budgetId ?? "";
+    message.scope = object.scope ?? "";
+    message.ownerId = object.ownerId ?? "";
+    message.periodStartMs = object.periodStartMs ?? 0;
+    message.grantedMicros = object.grantedMicros ?? 0;
+    message.periodEndMs = object.periodEndMs ?? 0;
+    message.ungrantedMicros = object.ungrantedMicros ?? 0;
     return message;
   },
 };
@@ -2087,7 +2622,16 @@ export const EndedSession: MessageFns<EndedSession> = {
 };
 
 function createBaseSnapshot(): Snapshot {
-  return { version: "", upstreams: [], virtualKeys: [], sessionKeys: [], teams: [], customers: [], prices: [] };
+  return {
+    version: "",
+    upstreams: [],
+    virtualKeys: [],
+    sessionKeys: [],
+    teams: [],
+    customers: [],
+    prices: [],
+    budgeted: [],
+  };
 }
 
 export const Snapshot: MessageFns<Snapshot> = {
@@ -2112,6 +2656,9 @@ export const Snapshot: MessageFns<Snapshot> = {
     }
     for (const v of message.prices) {
       ToolPrice.encode(v!, writer.uint32(58).fork()).join();
+    }
+    for (const v of message.budgeted) {
+      writer.uint32(66).string(v!);
     }
     return writer;
   },
@@ -2185,6 +2732,14 @@ export const Snapshot: MessageFns<Snapshot> = {
             message.prices.push(ToolPrice.decode(reader, reader.uint32()));
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.budgeted.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2218,6 +2773,7 @@ export const Snapshot: MessageFns<Snapshot> = {
         ? object.customers.map((e: any) => CustomerConfig.fromJSON(e))
         : [],
       prices: globalThis.Array.isArray(object?.prices) ? object.prices.map((e: any) => ToolPrice.fromJSON(e)) : [],
+      budgeted: globalThis.Array.isArray(object?.budgeted) ? object.budgeted.map((e: any) => globalThis.String(e)) : [],
     };
   },
 
@@ -2244,6 +2800,9 @@ export const Snapshot: MessageFns<Snapshot> = {
     if (message.prices?.length) {
       obj.prices = message.prices.map((e) => ToolPrice.toJSON(e));
     }
+    if (message.budgeted?.length) {
+      obj.budgeted = message.budgeted;
+    }
     return obj;
   },
 
@@ -2259,6 +2818,7 @@ export const Snapshot: MessageFns<Snapshot> = {
     message.teams = object.teams?.map((e) => TeamConfig.fromPartial(e)) || [];
     message.customers = object.customers?.map((e) => CustomerConfig.fromPartial(e)) || [];
     message.prices = object.prices?.map((e) => ToolPrice.fromPartial(e)) || [];
+    message.budgeted = object.budgeted?.map((e) => e) || [];
     return message;
   },
 };
@@ -2383,6 +2943,7 @@ function createBaseSnapshotDelta(): SnapshotDelta {
     teams: [],
     customers: [],
     prices: [],
+    budgeted: [],
   };
 }
 
@@ -2414,6 +2975,9 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     }
     for (const v of message.prices) {
       ToolPrice.encode(v!, writer.uint32(74).fork()).join();
+    }
+    for (const v of message.budgeted) {
+      writer.uint32(82).string(v!);
     }
     return writer;
   },
@@ -2503,6 +3067,14 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
             message.prices.push(ToolPrice.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.budgeted.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2546,6 +3118,7 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
         ? object.customers.map((e: any) => CustomerConfig.fromJSON(e))
         : [],
       prices: globalThis.Array.isArray(object?.prices) ? object.prices.map((e: any) => ToolPrice.fromJSON(e)) : [],
+      budgeted: globalThis.Array.isArray(object?.budgeted) ? object.budgeted.map((e: any) => globalThis.String(e)) : [],
     };
   },
 
@@ -2578,6 +3151,9 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     if (message.prices?.length) {
       obj.prices = message.prices.map((e) => ToolPrice.toJSON(e));
     }
+    if (message.budgeted?.length) {
+      obj.budgeted = message.budgeted;
+    }
     return obj;
   },
 
@@ -2595,6 +3171,7 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     message.teams = object.teams?.map((e) => TeamConfig.fromPartial(e)) || [];
     message.customers = object.customers?.map((e) => CustomerConfig.fromPartial(e)) || [];
     message.prices = object.prices?.map((e) => ToolPrice.fromPartial(e)) || [];
+    message.budgeted = object.budgeted?.map((e) => e) || [];
     return message;
   },
 };
