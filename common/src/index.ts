@@ -7,3 +7,4 @@ export {
   UPSTREAM_WILDCARD,
   type ResolvedAccessLists,
 } from './access-lists.ts';
+export { ACCEPTED_JWT_ALGORITHMS, JWT_CLOCK_TOLERANCE_S, looksLikeJwt } from './jwt.ts';

@@ -3,6 +3,7 @@ import type { DataSource } from 'typeorm';
 import { z } from 'zod';
 import { PortcullisError, ErrorCode, type Logger } from '../../common/src/index.ts';
 import { loadOrCreateAdminToken } from './admin-token.ts';
+import { adminOidcSchema, type AdminOidcOptions } from './admins/admin-oidc.ts';
 import { InProcessChangeBus, PgNotifyChangeBus, type ConfigChangeBus } from './config/change-bus.ts';
 import { SnapshotPublisher } from './config/snapshot-publisher.ts';
 import { openDatabase } from './db/data-source.ts';
@@ -14,6 +15,7 @@ import { ConfigStreamService } from './grpc/config-service.ts';
 import { NodeHeartbeat } from './grpc/node-heartbeat.ts';
 import { startGrpcServer, type GrpcTls } from './grpc/server.ts';
 import { loadSecretBox, sealPlaintextAndCheck } from './secrets/index.ts';
+import { AuditStore } from './services/audit-store.ts';
 import { createServices } from './services/index.ts';
 import { EndedSessionStore } from './services/ended-sessions.ts';
 import { ensureSessionKeys } from './services/settings.ts';
@@ -31,8 +33,10 @@ export interface ControlPlaneOptions {
   grpcHost: string;
   /** 0: OS-assigned (see `ControlPlane.grpcAddress`). */
   grpcPort: number;
-  /** Omitted: generated once and kept in `<dataDir>/admin-token` (mode 0600). */
+  /** Omitted: generated once and kept in `<dataDir>/admin-token` (mode 0600). The bootstrap token: role admin. */
   adminToken?: string;
+  /** OIDC sign-in for the GraphQL API (roles from a claim); omitted: admin tokens only. */
+  adminOidc?: AdminOidcOptions | undefined;
   /**
    * PORTCULLIS_SECRET_KEY: the AES-256-GCM key sealing upstream credentials at rest, 32 bytes as 64
    * hex characters or base64, optionally `<kid>:<key>` (without a kid, the id is the first 8 hex
@@ -64,6 +68,8 @@ export interface ControlPlaneOptions {
   endedSessionPruneIntervalMs?: number;
   /** How long nodes' ACKs wait to be stored together (ms). Default ACK_WINDOW_MS (25). */
   ackWindowMs?: number;
+  /** Audit records are kept this many whole days, then their day partitions dropped (hourly). Omitted: kept forever. */
+  auditRetentionDays?: number;
   /** What one GraphQL request may ask for; omitted fields: DEFAULT_GRAPHQL_LIMITS. */
   graphqlLimits?: Partial<GraphqlLimits>;
 }
@@ -107,6 +113,7 @@ const optionsSchema = z.object({
     .string()
     .min(16, 'is shorter than 16 characters; use a long random token (or omit it to have one generated)')
     .optional(),
+  adminOidc: adminOidcSchema.optional(),
   secretKey: z
     .string()
     .min(1, 'is empty; give 32 bytes as hex or base64 (openssl rand -base64 32), or omit it to have one generated')
@@ -129,6 +136,7 @@ const optionsSchema = z.object({
   databaseIdleInTransactionTimeoutMs: z.number().int().min(100, 'must be at least 100 ms').optional(),
   snapshotPollIntervalMs: z.number().int().min(0).optional(),
   endedSessionPruneIntervalMs: z.number().int().min(1, 'must be at least 1 ms').optional(),
+  auditRetentionDays: z.number().int().min(1, 'must be at least 1 day').optional(),
   ackWindowMs: z
     .number()
     .int()
@@ -249,6 +257,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     );
     cleanups.push(() => endedSessions.close());
 
+    const auditStore = new AuditStore(dataSource, logger);
+    const retentionDays = options.auditRetentionDays;
+    if (retentionDays !== undefined) {
+      const applyRetention = () =>
+        auditStore
+          .dropBefore(new Date(Date.now() - retentionDays * 24 * 60 * 60 * 1000))
+          .catch((error: unknown) => logger.warn({ err: error }, 'audit retention failed; tried again in an hour'));
+      void applyRetention();
+      const retention = setInterval(applyRetention, 60 * 60 * 1000);
+      retention.unref();
+      cleanups.push(async () => clearInterval(retention));
+    }
     const streams = new ConfigStreamService({
       nodeToken: options.nodeToken,
       publisher,
@@ -259,6 +279,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       endedSessions,
       ackWindowMs: options.ackWindowMs,
       budgets: services.budgets,
+      audit: auditStore,
     });
     const grpc = await startGrpcServer(streams, options.grpcHost, options.grpcPort, options.grpcTls);
     cleanups.push(() => grpc.close());
@@ -282,6 +303,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       host: options.graphqlHost,
       port: options.graphqlPort,
       adminToken,
+      ...(options.adminOidc === undefined ? {} : { adminOidc: options.adminOidc }),
       services,
       logger,
       limits: options.graphqlLimits,

@@ -13,6 +13,10 @@ import { effectiveAllowedHosts, type AllowedHost } from './http/host-guard.ts';
 import { DataPlaneMetrics } from './observability/metrics.ts';
 import { upstreamStateToJSON } from '../../proto/gen/portcullis/v1/config.ts';
 import { UpstreamPool } from './upstream/upstream-pool.ts';
+import { AuditContent, type AuditContentOptions } from './audit/audit-content.ts';
+import { AuditRecorder, type SpoolFullPolicy } from './audit/audit-recorder.ts';
+import { AuditShipper } from './audit/audit-shipper.ts';
+import { AuditSpool } from './audit/audit-spool.ts';
 import { DEFAULT_HEALTH_FAILURE_THRESHOLD, DEFAULT_HEALTH_INTERVAL_MS } from './upstream/upstream-settings.ts';
 import { RateLimiter } from './policy/rate-limits.ts';
 import { BudgetLedger } from './policy/budget-ledger.ts';
@@ -45,6 +49,8 @@ export interface DataPlaneOptions {
   upstreamHealthFailureThreshold?: number;
   /** Anonymous access (off when undefined): requests without credentials act as this virtual key id. */
   anonymousKeyId?: string;
+  /** MCP authorization: the least time between two JWKS fetches of one issuer for unknown key ids (default 30 s). */
+  jwksRefreshCooldownMs?: number;
   /** How long a 2025-era session id is honoured after it was issued (default 24 h). */
   sessionMaxAgeMs?: number;
   /**
@@ -61,6 +67,18 @@ export interface DataPlaneOptions {
   callAdmission?: CallAdmissionOptions;
   /** What `/readyz` waits for (default: the first snapshot's upstreams, at most 30 s; no staleness limit). */
   readiness?: ReadinessOptions;
+  /**
+   * The audit trail: records spooled in `spoolDir` (one directory per node) and shipped to the control
+   * plane; off when undefined (no records are kept).
+   */
+  audit?: {
+    spoolDir: string;
+    /** The spool is full past this many bytes on disk. */
+    maxSpoolBytes: number;
+    /** What the node does while it is full: refuse new calls, or serve and count the records lost. */
+    whenFull: SpoolFullPolicy;
+    content?: AuditContentOptions;
+  };
   /** Serve Prometheus metrics on this address (off when undefined; never on the agent-facing port). */
   metricsListen?: { host: string; port: number; token?: string };
   logger: Logger;
@@ -115,6 +133,19 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
   });
   const rateLimiter = new RateLimiter();
   const budgetLedger = new BudgetLedger((entries) => configClient?.reportSpend(entries));
+  let spool: AuditSpool | undefined;
+  let recorder: AuditRecorder | undefined;
+  if (options.audit !== undefined) {
+    spool = await AuditSpool.open({ dir: options.audit.spoolDir, maxBytes: options.audit.maxSpoolBytes, logger });
+    recorder = new AuditRecorder({
+      node: options.nodeId,
+      spool,
+      content: new AuditContent(options.audit.content),
+      whenFull: options.audit.whenFull,
+      logger,
+    });
+    metrics.auditSpool(spool);
+  }
   const http = createDataPlaneServer({
     rateLimiter,
     budgetLedger,
@@ -125,12 +156,14 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     maxBodyBytes: options.maxBodyBytes,
     serverInfo: { name: 'portcullis', version: SOFTWARE_VERSION },
     anonymousKeyId: options.anonymousKeyId,
+    ...(options.jwksRefreshCooldownMs === undefined ? {} : { jwksRefreshCooldownMs: options.jwksRefreshCooldownMs }),
     sessionMaxAgeMs: options.sessionMaxAgeMs,
     allowedHosts: effectiveAllowedHosts(options.host, options.allowedHosts),
     nodeId: options.nodeId,
     eventStore: options.sse,
     callAdmission: options.callAdmission,
     readiness: () => readiness.check(),
+    audit: recorder,
   });
   if (options.anonymousKeyId !== undefined)
     logger.warn(
@@ -156,7 +189,12 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     onRelay: (envelope) => http.relay.receive(envelope),
     onShare: (liveNodes) => rateLimiter.setLiveNodes(liveNodes),
     onLeases: (leases) => budgetLedger.apply(leases),
-    onConnected: () => http.relay.announceEnded(),
+    onConnected: () => {
+      http.relay.announceEnded();
+      shipper?.connected();
+    },
+    onDisconnected: () => shipper?.disconnected(),
+    onAuditAck: (ack) => shipper?.acked(ack.batchId, ack.rejected),
     onApplied: (config) => {
       for (const upstream of config.upstreams) upstreamNames.set(upstream.id, upstream.name);
       readiness.configApplied(config.upstreams);
@@ -168,6 +206,9 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     },
   });
   http.relay.connect((envelope) => configClient?.relay(envelope) ?? false);
+  const shippingClient = configClient;
+  const shipper =
+    spool === undefined ? undefined : new AuditShipper(spool, (batch) => shippingClient.sendAudit(batch), logger);
   const stream = configClient;
   metrics.configStream({
     get connected() {
@@ -182,6 +223,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
   } catch (error) {
     configClient.close();
     await Promise.all([http.close(), metricsServer?.close(), pool.close()]);
+    await spool?.close();
     throw error;
   }
   logger.info({ mcpUrl, metricsUrl: metricsServer?.url }, 'data plane listening');
@@ -206,6 +248,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
         configClient?.close();
         await Promise.all([http.close(), metricsServer?.close()]);
         await pool.close();
+        await spool?.close();
       })();
       return closing;
     },

@@ -68,7 +68,7 @@ describe('budgets with leases on two data-plane nodes under concurrent agents', 
           } catch (error) {
             const message = String((error as Error).message);
             refusals.push(message);
-            assert.match(message, /-32049|Budget exceeded/, message);
+            assert.match(message, /-32050|Budget exceeded/, message);
             if (/is spent for this period/.test(message)) return;
             // A top-up of this node's lease is on its way: back off briefly, as Retry-After asks.
             await new Promise((resolve) => setTimeout(resolve, 20));

@@ -72,7 +72,7 @@ describe('rate limits on two data-plane nodes, each enforcing its share', () => 
       const body = JSON.parse(refusal.body) as {
         error: { code: number; message: string; data: Record<string, unknown> };
       };
-      assert.equal(body.error.code, -32048);
+      assert.equal(body.error.code, -32049);
       assert.match(body.error.message, /the key "limited" may make 4 tool calls per minute; retry after \d+ s/);
       assert.deepEqual((body.error.data['limit'] as Record<string, unknown>)['scope'], 'key');
       const seconds = Number(refusal.retryAfter);

@@ -21,6 +21,7 @@ import {
 import type { TransportName } from '../db/entities.ts';
 import { openBearer, openPairs, type SecretBox } from '../secrets/index.ts';
 import { SESSION_KEYS_SETTING } from '../services/settings.ts';
+import { MCP_AUTHORIZATION_SETTING, toMcpAuthorizationConfig } from '../services/mcp-authorization.ts';
 import { upstreamRowHash } from './upstream-hash.ts';
 import { REVISION_SQL } from './revision.ts';
 
@@ -62,6 +63,7 @@ const readResult = z.object({
   upstreams: z.array(upstreamRow),
   pins: z.array(z.object({ upstream_id: z.string(), name: z.string(), pinned_sha256: z.string() })),
   session_keys: z.string().nullable(),
+  mcp_authorization: z.string().nullable(),
   /** Checked one by one in `toVirtualKeyConfig` (there may be 100,000 of them). */
   keys: z.array(z.unknown()),
   tombstones: z.array(z.string()),
@@ -152,6 +154,7 @@ function readStatement(incremental: boolean): string {
          FROM tools t JOIN upstreams u ON u.id = t.upstream_id
          WHERE u.pin_tool_definitions AND t.pinned_sha256 IS NOT NULL) AS pins,
       (SELECT value FROM settings WHERE key = $1) AS session_keys,
+      (SELECT value FROM settings WHERE key = '${MCP_AUTHORIZATION_SETTING}') AS mcp_authorization,
       ${keys} AS keys,
       ${tombstones} AS tombstones,
       (SELECT coalesce(json_agg(json_build_object('id', t.id, 'name', t.name, 'customer_id', t.customer_id, 'access', t.access,
@@ -297,6 +300,7 @@ export class SnapshotBuilder {
       priceMicros: Number(price.price_micros),
     }));
     checkSnapshotConsistency({ version: result.version, upstreams, virtualKeys: upserted, sessionKeys });
+    const mcpAuthorization = toMcpAuthorizationConfig(result.mcp_authorization);
 
     const keys = incremental ? this.keys : new Map<string, VirtualKeyConfig>();
     for (const id of removed) keys.delete(id);
@@ -310,6 +314,7 @@ export class SnapshotBuilder {
       customers,
       prices,
       budgeted: result.budgeted,
+      ...(mcpAuthorization === undefined ? {} : { mcpAuthorization }),
     });
 
     const delta: SnapshotDelta | undefined = previous && {
@@ -323,6 +328,7 @@ export class SnapshotBuilder {
       customers,
       prices,
       budgeted: result.budgeted,
+      ...(mcpAuthorization === undefined ? {} : { mcpAuthorization }),
     };
     this.previous = snapshot;
     this.keys = keys;
@@ -352,6 +358,7 @@ export class SnapshotBuilder {
       customers: previous.customers,
       prices: previous.prices,
       budgeted: previous.budgeted,
+      ...(previous.mcpAuthorization === undefined ? {} : { mcpAuthorization: previous.mcpAuthorization }),
     });
     const delta: SnapshotDelta = {
       version,
@@ -364,6 +371,7 @@ export class SnapshotBuilder {
       customers: previous.customers,
       prices: previous.prices,
       budgeted: previous.budgeted,
+      ...(previous.mcpAuthorization === undefined ? {} : { mcpAuthorization: previous.mcpAuthorization }),
     };
     this.previous = snapshot;
     const totalMs = performance.now() - started;

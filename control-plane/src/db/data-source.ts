@@ -12,6 +12,8 @@ import { EndedSessions1734100000000 } from './migrations/1734100000000-ended-ses
 import { UpstreamCatalogLists1734200000000 } from './migrations/1734200000000-upstream-catalog-lists.ts';
 import { ConfigChangeDeadline1734300000000 } from './migrations/1734300000000-config-change-deadline.ts';
 import { UpstreamProtocolVersion1796324238367 } from './migrations/1796324238367-upstream-protocol-version.ts';
+import { AuditEvents1797000000000 } from './migrations/1797000000000-audit-events.ts';
+import { AdminTokens1797200000000 } from './migrations/1797200000000-admin-tokens.ts';
 import { IdentitiesAndKeyLifecycle1797100000000 } from './migrations/1797100000000-identities-and-key-lifecycle.ts';
 import { ToolPrices1797100000001 } from './migrations/1797100000001-tool-prices.ts';
 import { Budgets1797100000002 } from './migrations/1797100000002-budgets.ts';
@@ -25,9 +27,11 @@ export const MIGRATIONS = [
   UpstreamCatalogLists1734200000000,
   ConfigChangeDeadline1734300000000,
   UpstreamProtocolVersion1796324238367,
+  AuditEvents1797000000000,
   IdentitiesAndKeyLifecycle1797100000000,
   ToolPrices1797100000001,
   Budgets1797100000002,
+  AdminTokens1797200000000,
 ];
 
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;

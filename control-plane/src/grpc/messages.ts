@@ -226,7 +226,8 @@ export type NodeMessage =
   | { kind: 'ack'; ack: z.output<typeof ackSchema> }
   | { kind: 'upstream'; report: z.output<typeof reportSchema> }
   | { kind: 'relay'; relay: RelayMessage }
-  | { kind: 'spend'; spend: z.output<typeof spendSchema> };
+  | { kind: 'spend'; spend: z.output<typeof spendSchema> }
+  | { kind: 'audit'; audit: z.output<typeof auditBatchSchema> };
 
 const spendSchema = z.object({
   entries: z
@@ -238,6 +239,13 @@ const spendSchema = z.object({
       }),
     )
     .max(10_000, 'has more than 10,000 entries'),
+});
+
+/** Records one AuditBatch may carry (a node sends fewer; see data-plane/src/audit/audit-shipper.ts). */
+export const MAX_AUDIT_BATCH = 5_000;
+const auditBatchSchema = z.object({
+  batchId: z.number().int().min(0),
+  recordsJson: z.array(z.string().max(10 * 1024 * 1024)).max(MAX_AUDIT_BATCH),
 });
 
 /** Validates a decoded ConnectRequest; throws BAD_USER_INPUT naming the field. */
@@ -253,6 +261,8 @@ export function parseNodeMessage(message: ConnectRequest): NodeMessage {
       return { kind: 'relay', relay: parseRelayMessage(message.kind.value) };
     case 'spend':
       return { kind: 'spend', spend: parseInput(spendSchema, message.kind.value, 'spend') };
+    case 'audit':
+      return { kind: 'audit', audit: parseInput(auditBatchSchema, message.kind.value, 'audit') };
     default:
       return parseInput(z.never('must be one of hello, ack, upstream, relay or spend'), undefined, 'kind');
   }

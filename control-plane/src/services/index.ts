@@ -1,6 +1,9 @@
+import { AuditQueries } from './audit-queries.ts';
 import type { Logger } from '../../../common/src/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
+import { AdminTokenService } from '../admins/admin-tokens.ts';
 import { CatalogService } from './catalog.ts';
+import { McpAuthorizationService } from './mcp-authorization.ts';
 import { NodeService } from './nodes.ts';
 import { BudgetService } from './budgets.ts';
 import { PriceService } from './prices.ts';
@@ -19,6 +22,10 @@ export interface ControlPlaneServices {
   catalog: CatalogService;
   prices: PriceService;
   budgets: BudgetService;
+  /** The audit trail, read for GraphQL. */
+  audit: AuditQueries;
+  mcpAuthorization: McpAuthorizationService;
+  adminTokens: AdminTokenService;
   /** The newest committed configuration revision. */
   configVersion(): Promise<string>;
 }
@@ -33,6 +40,9 @@ export function createServices(store: ConfigStore, box: SecretBox, logger: Logge
     catalog: new CatalogService(store, logger),
     prices: new PriceService(store),
     budgets: new BudgetService(store),
+    audit: new AuditQueries(dataSource),
+    mcpAuthorization: new McpAuthorizationService(store),
+    adminTokens: new AdminTokenService(dataSource),
     configVersion: () => currentRevision(dataSource.manager),
   };
 }

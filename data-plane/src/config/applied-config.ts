@@ -2,6 +2,7 @@ import { hash } from 'node:crypto';
 import { z } from 'zod';
 import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
 import {
+  McpAuthorizationConfig,
   Transport,
   type Snapshot,
   type SnapshotDelta,
@@ -15,6 +16,7 @@ import {
 import type { Principal } from '../policy/principal.ts';
 import { PriceList } from '../policy/prices.ts';
 import { KeyIndex, keyEntry, type Directory, type KeyEntry } from './key-index.ts';
+import { IdentityProviders } from '../oauth/identity-providers.ts';
 
 const UPSTREAM_NAME = /^[A-Za-z0-9_-]{1,32}$/;
 
@@ -68,6 +70,24 @@ const version = z.string().regex(/^\d+$/, 'version must be a decimal revision');
 const teamsSchema = z.array(z.object({ id: z.string().min(1, 'a team needs an id') }).loose()).optional();
 const customersSchema = z.array(z.object({ id: z.string().min(1, 'a customer needs an id') }).loose()).optional();
 
+const httpUrl = (what: string) =>
+  z.string().refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), `${what} must be an http(s) URL`);
+
+const mcpAuthorizationSchema = z
+  .object({
+    resource: httpUrl('mcp_authorization.resource'),
+    identityProviders: z
+      .array(
+        z.object({
+          issuer: httpUrl('an issuer'),
+          jwksUri: z.union([z.literal(''), httpUrl('jwks_uri')]),
+          teams: z.array(z.object({ claimValue: z.string().min(1, 'a team mapping needs a claim_value') })),
+        }),
+      )
+      .refine((ps) => new Set(ps.map((p) => p.issuer)).size === ps.length, 'issuers must be distinct'),
+  })
+  .optional();
+
 /** What a snapshot must satisfy before a node serves it; anything else is NACKed with the reason. */
 const SnapshotSchema = z.object({
   version,
@@ -76,6 +96,7 @@ const SnapshotSchema = z.object({
   sessionKeys: sessionKeysSchema,
   teams: teamsSchema,
   customers: customersSchema,
+  mcpAuthorization: mcpAuthorizationSchema,
 });
 
 /** What a delta must satisfy; it is applied only on top of the snapshot of its base version. */
@@ -88,6 +109,7 @@ const DeltaSchema = z.object({
   removedKeyIds: z.array(z.string().min(1, 'a removed key id must not be empty')),
   teams: teamsSchema,
   customers: customersSchema,
+  mcpAuthorization: mcpAuthorizationSchema,
 });
 
 function check(schema: z.ZodType, value: unknown, version: string, what: string): void {
@@ -115,6 +137,19 @@ export type SnapshotInput = Omit<Snapshot, Directory_ | 'virtualKeys'> &
   Partial<Pick<Snapshot, Directory_>> & { virtualKeys: KeyConfigInput[] };
 export type DeltaInput = Omit<SnapshotDelta, Directory_ | 'upsertedKeys'> &
   Partial<Pick<SnapshotDelta, Directory_>> & { upsertedKeys: KeyConfigInput[] };
+function identity(
+  config: McpAuthorizationConfig | undefined,
+): readonly [IdentityProviders | undefined, McpAuthorizationConfig | undefined] {
+  return config === undefined || config.resource === ''
+    ? [undefined, undefined]
+    : [IdentityProviders.fromConfig(config), config];
+}
+
+/** Whether two revisions' MCP authorization settings are the same (the compiled form is kept, and so the node's token cache). */
+function sameAuthorization(a: McpAuthorizationConfig | undefined, b: McpAuthorizationConfig | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return Buffer.from(McpAuthorizationConfig.encode(a).finish()).equals(McpAuthorizationConfig.encode(b).finish());
+}
 
 /** SHA-256 of a presented secret, hex encoded: the form keys are indexed by. */
 export function hashSecret(secret: string): string {
@@ -139,6 +174,9 @@ export class AppliedConfig {
     private readonly priceConfigs: readonly ToolPrice[],
     /** Owners with a budget (`<scope>:<owner id>`): they may spend only what their lease holds. */
     readonly budgeted: ReadonlySet<string>,
+    /** OAuth access tokens this node accepts (MCP authorization); undefined: virtual keys only. */
+    readonly identityProviders: IdentityProviders | undefined,
+    private readonly mcpAuthorization: McpAuthorizationConfig | undefined,
   ) {}
 
   /** Validates a snapshot and indexes it; throws BAD_CONFIG naming the offending field. */
@@ -158,6 +196,7 @@ export class AppliedConfig {
       PriceList.of(snapshot.prices, snapshot.upstreams),
       snapshot.prices ?? [],
       new Set(snapshot.budgeted),
+      ...identity(snapshot.mcpAuthorization),
     );
   }
 
@@ -203,6 +242,9 @@ export class AppliedConfig {
       PriceList.of(delta.prices, delta.upstreams),
       delta.prices ?? [],
       new Set(delta.budgeted),
+      ...(sameAuthorization(delta.mcpAuthorization, this.mcpAuthorization)
+        ? ([this.identityProviders, this.mcpAuthorization] as const)
+        : identity(delta.mcpAuthorization)),
     );
   }
 
@@ -222,6 +264,7 @@ export class AppliedConfig {
       customers: [...this.customers],
       prices: [...this.priceConfigs],
       budgeted: [...this.budgeted],
+      ...(this.mcpAuthorization === undefined ? {} : { mcpAuthorization: this.mcpAuthorization }),
     };
   }
 

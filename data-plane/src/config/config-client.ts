@@ -11,6 +11,8 @@ import {
   type UpstreamReport,
   type BudgetLease,
   type BudgetSpend,
+  type AuditAck,
+  type AuditBatch,
 } from '../../../proto/gen/portcullis/v1/config.ts';
 import { AppliedConfig } from './applied-config.ts';
 import {
@@ -51,6 +53,10 @@ export interface ConfigClientOptions {
   onLeases?: (leases: BudgetLease[]) => void;
   /** After each (re)connect's hello: what the node re-announces (e.g. the sessions it knows ended). */
   onConnected?: () => void;
+  /** The stream was lost (messages sent on it and not answered are to be sent again on the next). */
+  onDisconnected?: () => void;
+  /** The control plane stored an audit batch. */
+  onAuditAck?: (ack: AuditAck) => void;
 }
 
 /**
@@ -149,6 +155,14 @@ export class ConfigClient {
     return true;
   }
 
+  /** Sends a batch of audit records; false when the stream is down (the shipper sends it again on the next). */
+  sendAudit(batch: AuditBatch): boolean {
+    const stream = this.stream;
+    if (stream === undefined) return false;
+    stream.write({ kind: { $case: 'audit', value: batch } });
+    return true;
+  }
+
   /** Forgets reports of upstreams no longer configured. */
   retainReports(upstreamIds: ReadonlySet<string>): void {
     for (const id of this.reports.keys()) if (!upstreamIds.has(id)) this.reports.delete(id);
@@ -195,6 +209,7 @@ export class ConfigClient {
       else if (message.kind?.$case === 'relay') this.options.onRelay?.(message.kind.value);
       else if (message.kind?.$case === 'share') this.options.onShare?.(message.kind.value.liveNodes);
       else if (message.kind?.$case === 'leases') this.options.onLeases?.(message.kind.value.leases);
+      else if (message.kind?.$case === 'auditAck') this.options.onAuditAck?.(message.kind.value);
     });
     stream.on('error', (error: Error) => this.onDisconnected(stream, error));
     stream.on('end', () => this.onDisconnected(stream, new Error('stream ended')));
@@ -274,6 +289,7 @@ export class ConfigClient {
   private onDisconnected(stream: ClientDuplexStream<ConnectRequest, ConnectResponse>, error: Error): void {
     if (this.stream !== stream) return;
     this.stream = undefined;
+    this.options.onDisconnected?.();
     if (this.live) this.lastCurrentAt = Date.now();
     this.live = false;
     if (this.closed) return;

@@ -10,6 +10,7 @@ const HTTP_STATUS: ReadonlyMap<number, number> = new Map<number, number>([
   [RpcErrorCode.NotReady, 503],
   [RpcErrorCode.RateLimited, 429],
   [RpcErrorCode.BudgetExhausted, 429],
+  [RpcErrorCode.AuditUnavailable, 503],
   [RpcErrorCode.HeaderMismatch, 400],
   [RpcErrorCode.UnsupportedProtocolVersion, 400],
   // The spec ties HTTP 400 to this code itself, wherever it comes from (an upstream's input_required included).

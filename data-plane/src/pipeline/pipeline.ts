@@ -1,3 +1,4 @@
+import type { AuditRecorder } from '../audit/audit-recorder.ts';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import type { RateLimiter } from '../policy/rate-limits.ts';
 import type { BudgetLedger } from '../policy/budget-ledger.ts';
@@ -53,12 +54,14 @@ export interface PipelineOptions extends AuthorizeOptions, ExecuteOptions {
   readonly rateLimiter?: RateLimiter | undefined;
   /** This node's budget leases; absent, budgets are not enforced. */
   readonly budgetLedger?: BudgetLedger | undefined;
+  /** Where the record step writes audit records (none written when undefined). */
+  readonly audit?: AuditRecorder | undefined;
 }
 
 /** The default steps, in chain order (see composeSteps): record, authenticate, authorize, policy, limits, execute. */
 export function defaultSteps(options: PipelineOptions): Step[] {
   return [
-    recordStep(options.metrics),
+    recordStep(options.metrics, options.audit),
     authenticateStep(options.getConfig),
     authorizeStep(options),
     policyStep(),

@@ -1,3 +1,6 @@
+import { auditResolvers } from './audit.ts';
+import { adminResolvers } from './admins.ts';
+import { mcpAuthorizationResolvers } from './mcp-authorization.ts';
 import { nodeResolvers } from './nodes.ts';
 import { DateTimeScalar } from './scalars.ts';
 import { teamResolvers } from './teams.ts';
@@ -7,8 +10,22 @@ import { virtualKeyResolvers } from './virtual-keys.ts';
 /** Resolvers of every domain, merged into one map for Apollo. */
 export const resolvers = {
   DateTime: DateTimeScalar,
-  Query: { ...upstreamResolvers.Query, ...virtualKeyResolvers.Query, ...teamResolvers.Query, ...nodeResolvers.Query },
-  Mutation: { ...upstreamResolvers.Mutation, ...virtualKeyResolvers.Mutation, ...teamResolvers.Mutation },
+  Query: {
+    ...upstreamResolvers.Query,
+    ...virtualKeyResolvers.Query,
+    ...teamResolvers.Query,
+    ...nodeResolvers.Query,
+    ...mcpAuthorizationResolvers.Query,
+    ...adminResolvers.Query,
+    ...auditResolvers.Query,
+  },
+  Mutation: {
+    ...upstreamResolvers.Mutation,
+    ...virtualKeyResolvers.Mutation,
+    ...teamResolvers.Mutation,
+    ...mcpAuthorizationResolvers.Mutation,
+    ...adminResolvers.Mutation,
+  },
   Upstream: upstreamResolvers.Upstream,
   Tool: upstreamResolvers.Tool,
   ToolDefinitionChange: upstreamResolvers.ToolDefinitionChange,
@@ -23,4 +40,9 @@ export const resolvers = {
   Team: teamResolvers.Team,
   Customer: teamResolvers.Customer,
   ToolPrice: teamResolvers.ToolPrice,
+  McpAuthorization: mcpAuthorizationResolvers.McpAuthorization,
+  AdminRole: adminResolvers.AdminRole,
+  AdminToken: adminResolvers.AdminToken,
+  AdminIdentity: adminResolvers.AdminIdentity,
+  ClaimTeamMapping: mcpAuthorizationResolvers.ClaimTeamMapping,
 };

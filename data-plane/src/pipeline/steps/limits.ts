@@ -6,6 +6,8 @@ import type { RateLimiter, RateRefusal } from '../../policy/rate-limits.ts';
 import { GatewayError } from '../gateway-error.ts';
 import { refused, type Operation, type Outcome, type Step } from '../operation.ts';
 
+const NO_OWNERS: readonly string[] = [];
+
 const KIND_TEXT = { requests: 'requests', toolCalls: 'tool calls' } as const;
 
 /** The refusal of an operation over a rate limit: which limit, and when to retry. */
@@ -71,7 +73,7 @@ export function limitsStep(options: LimitsOptions): Step {
       const principal = operation.principal;
       if (ledger === undefined || config === undefined || principal === undefined || config.budgeted.size === 0)
         return next(operation).then((outcome) => charged(operation, outcome, options.getConfig));
-      const held = ledger.reserve(principal.owners, config.budgeted, priceOf(operation, config));
+      const held = ledger.reserve(principal.owners ?? NO_OWNERS, config.budgeted, priceOf(operation, config));
       if (held !== undefined && !isReservation(held)) return Promise.resolve(refused(budgetRefused(held)));
       return next(operation).then(
         (outcome) => {

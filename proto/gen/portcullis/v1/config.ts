@@ -132,8 +132,28 @@ export interface ConnectRequest {
   } | //
   /** A message for another node (or every other node), forwarded by the control plane. */
   { $case: "relay"; value: RelayEnvelope } | //
+  /** Audit records from the node's spool; the control plane answers with an AuditAck once stored. */
+  { $case: "audit"; value: AuditBatch } | //
   /** What this node spent of its budget leases (cumulative per budget and period). */
   { $case: "spend"; value: SpendReport } | undefined;
+}
+
+/**
+ * Audit records a node ships (at least once: a batch not acknowledged is sent again after a
+ * reconnect). The control plane inserts them idempotently by record id, then acknowledges the batch.
+ */
+export interface AuditBatch {
+  /** Chosen by the node, increasing within one stream. */
+  batchId: number;
+  /** One JSON object per record (the node's AuditRecord, as spooled); validated by the control plane. */
+  recordsJson: string[];
+}
+
+/** The records of the batch are stored (or were already): the node may drop them. */
+export interface AuditAck {
+  batchId: number;
+  /** Records refused as invalid (they are not stored, and not sent again); empty normally. */
+  rejected: number;
 }
 
 export interface SpendReport {
@@ -176,22 +196,29 @@ export interface SnapshotAck {
 
 /** What the control plane sends on a node's stream. */
 export interface ConnectResponse {
-  kind?: { $case: "snapshot"; value: Snapshot } | { $case: "delta"; value: SnapshotDelta } | //
-  /**
-   * A message another node relayed to this one; right after a hello (after the snapshot), the
-   * control plane also sends every ended session it knows that has not expired yet.
-   */
-  { $case: "relay"; value: RelayEnvelope } | //
-  /**
-   * This node's share of the rate limits; sent after the first snapshot and whenever the number of
-   * live nodes changes.
-   */
-  { $case: "share"; value: NodeShare } | //
-  /**
-   * This node's budget leases; sent after the first snapshot, after each spend report, when budgets
-   * change and periodically (a new period, leases of dead nodes returned to the pool).
-   */
-  { $case: "leases"; value: BudgetLeases } | undefined;
+  kind?:
+    | { $case: "snapshot"; value: Snapshot }
+    | { $case: "delta"; value: SnapshotDelta }
+    | //
+    /**
+     * A message another node relayed to this one; right after a hello (after the snapshot), the
+     * control plane also sends every ended session it knows that has not expired yet.
+     */
+    { $case: "relay"; value: RelayEnvelope }
+    | { $case: "auditAck"; value: AuditAck }
+    | //
+    /**
+     * This node's share of the rate limits; sent after the first snapshot and whenever the number of
+     * live nodes changes.
+     */
+    { $case: "share"; value: NodeShare }
+    | //
+    /**
+     * This node's budget leases; sent after the first snapshot, after each spend report, when budgets
+     * change and periodically (a new period, leases of dead nodes returned to the pool).
+     */
+    { $case: "leases"; value: BudgetLeases }
+    | undefined;
 }
 
 /**
@@ -219,8 +246,8 @@ export interface BudgetLease {
 }
 
 /**
- * What part of every rate limit this node enforces: limit / live_nodes (the control plane counts the
- * nodes connected to any replica). A node that has not been told yet enforces the whole limit.
+ * What part of every rate limit this node enforces: limit / live_nodes (the replica it is connected to
+ * counts the nodes connected to it). A node that has not been told yet enforces the whole limit.
  */
 export interface NodeShare {
   liveNodes: number;
@@ -351,6 +378,8 @@ export interface Snapshot {
   prices: ToolPrice[];
   /** Who has a budget ("<scope>:<owner id>"): such an owner may spend only what its lease holds. */
   budgeted: string[];
+  /** OAuth 2.1 protected-resource settings: which issuers' JWTs stand in for a virtual key. Unset: keys only. */
+  mcpAuthorization?: McpAuthorizationConfig | undefined;
 }
 
 /**
@@ -387,6 +416,37 @@ export interface SnapshotDelta {
   customers: CustomerConfig[];
   prices: ToolPrice[];
   budgeted: string[];
+  /** The whole MCP authorization settings of the new revision (as in Snapshot). */
+  mcpAuthorization?: McpAuthorizationConfig | undefined;
+}
+
+/** The data plane as an OAuth 2.1 protected resource (MCP authorization, RFC 9728). */
+export interface McpAuthorizationConfig {
+  /** The gateway's resource identifier (the /mcp URL agents configure): tokens must carry it as audience. */
+  resource: string;
+  identityProviders: IdentityProviderConfig[];
+}
+
+/** One authorization server whose access tokens (JWTs) agents may present instead of a virtual key. */
+export interface IdentityProviderConfig {
+  /** The exact `iss` of its tokens; named in /.well-known/oauth-protected-resource. */
+  issuer: string;
+  /** Where its signing keys are; empty: discovered from the issuer's metadata. */
+  jwksUri: string;
+  /** The claim naming the user (recorded in audit); empty: "sub". */
+  subjectClaim: string;
+  /** The claim whose value (or one of whose values, for an array) picks the team mapping; empty: "*" mappings only. */
+  teamClaim: string;
+  /** First match wins; claim_value "*" matches any token of this issuer. */
+  teams: ClaimTeamMapping[];
+}
+
+export interface ClaimTeamMapping {
+  claimValue: string;
+  teamId: string;
+  customerId: string;
+  /** What users mapped here may call: exact exposed names, "up__*", or "*". */
+  allowedTools: string[];
 }
 
 export interface KeyValue {
@@ -616,8 +676,11 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       case "relay":
         RelayEnvelope.encode(message.kind.value, writer.uint32(34).fork()).join();
         break;
+      case "audit":
+        AuditBatch.encode(message.kind.value, writer.uint32(42).fork()).join();
+        break;
       case "spend":
-        SpendReport.encode(message.kind.value, writer.uint32(42).fork()).join();
+        SpendReport.encode(message.kind.value, writer.uint32(50).fork()).join();
         break;
     }
     return writer;
@@ -673,6 +736,14 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
               break;
             }
 
+            message.kind = { $case: "audit", value: AuditBatch.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
             message.kind = { $case: "spend", value: SpendReport.decode(reader, reader.uint32()) };
             continue;
           }
@@ -698,6 +769,8 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         ? { $case: "upstream", value: UpstreamReport.fromJSON(object.upstream) }
         : isSet(object.relay)
         ? { $case: "relay", value: RelayEnvelope.fromJSON(object.relay) }
+        : isSet(object.audit)
+        ? { $case: "audit", value: AuditBatch.fromJSON(object.audit) }
         : isSet(object.spend)
         ? { $case: "spend", value: SpendReport.fromJSON(object.spend) }
         : undefined,
@@ -714,6 +787,8 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       obj.upstream = UpstreamReport.toJSON(message.kind.value);
     } else if (message.kind?.$case === "relay") {
       obj.relay = RelayEnvelope.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "audit") {
+      obj.audit = AuditBatch.toJSON(message.kind.value);
     } else if (message.kind?.$case === "spend") {
       obj.spend = SpendReport.toJSON(message.kind.value);
     }
@@ -750,6 +825,12 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         }
         break;
       }
+      case "audit": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "audit", value: AuditBatch.fromPartial(object.kind.value) };
+        }
+        break;
+      }
       case "spend": {
         if (object.kind?.value !== undefined && object.kind?.value !== null) {
           message.kind = { $case: "spend", value: SpendReport.fromPartial(object.kind.value) };
@@ -757,6 +838,188 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         break;
       }
     }
+    return message;
+  },
+};
+
+function createBaseAuditBatch(): AuditBatch {
+  return { batchId: 0, recordsJson: [] };
+}
+
+export const AuditBatch: MessageFns<AuditBatch> = {
+  encode(message: AuditBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.batchId !== 0) {
+      writer.uint32(8).uint64(message.batchId);
+    }
+    for (const v of message.recordsJson) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AuditBatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAuditBatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.batchId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.recordsJson.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AuditBatch {
+    return {
+      batchId: isSet(object.batchId)
+        ? globalThis.Number(object.batchId)
+        : isSet(object.batch_id)
+        ? globalThis.Number(object.batch_id)
+        : 0,
+      recordsJson: globalThis.Array.isArray(object?.recordsJson)
+        ? object.recordsJson.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.records_json)
+        ? object.records_json.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: AuditBatch): unknown {
+    const obj: any = {};
+    if (message.batchId !== 0) {
+      obj.batchId = Math.round(message.batchId);
+    }
+    if (message.recordsJson?.length) {
+      obj.recordsJson = message.recordsJson;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AuditBatch>, I>>(base?: I): AuditBatch {
+    return AuditBatch.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AuditBatch>, I>>(object: I): AuditBatch {
+    const message = createBaseAuditBatch();
+    message.batchId = object.batchId ?? 0;
+    message.recordsJson = object.recordsJson?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseAuditAck(): AuditAck {
+  return { batchId: 0, rejected: 0 };
+}
+
+export const AuditAck: MessageFns<AuditAck> = {
+  encode(message: AuditAck, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.batchId !== 0) {
+      writer.uint32(8).uint64(message.batchId);
+    }
+    if (message.rejected !== 0) {
+      writer.uint32(16).uint32(message.rejected);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AuditAck {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAuditAck();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.batchId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.rejected = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AuditAck {
+    return {
+      batchId: isSet(object.batchId)
+        ? globalThis.Number(object.batchId)
+        : isSet(object.batch_id)
+        ? globalThis.Number(object.batch_id)
+        : 0,
+      rejected: isSet(object.rejected) ? globalThis.Number(object.rejected) : 0,
+    };
+  },
+
+  toJSON(message: AuditAck): unknown {
+    const obj: any = {};
+    if (message.batchId !== 0) {
+      obj.batchId = Math.round(message.batchId);
+    }
+    if (message.rejected !== 0) {
+      obj.rejected = Math.round(message.rejected);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AuditAck>, I>>(base?: I): AuditAck {
+    return AuditAck.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AuditAck>, I>>(object: I): AuditAck {
+    const message = createBaseAuditAck();
+    message.batchId = object.batchId ?? 0;
+    message.rejected = object.rejected ?? 0;
     return message;
   },
 };
@@ -1233,11 +1496,14 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       case "relay":
         RelayEnvelope.encode(message.kind.value, writer.uint32(26).fork()).join();
         break;
+      case "auditAck":
+        AuditAck.encode(message.kind.value, writer.uint32(34).fork()).join();
+        break;
       case "share":
-        NodeShare.encode(message.kind.value, writer.uint32(34).fork()).join();
+        NodeShare.encode(message.kind.value, writer.uint32(42).fork()).join();
         break;
       case "leases":
-        BudgetLeases.encode(message.kind.value, writer.uint32(42).fork()).join();
+        BudgetLeases.encode(message.kind.value, writer.uint32(50).fork()).join();
         break;
     }
     return writer;
@@ -1285,11 +1551,19 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
               break;
             }
 
-            message.kind = { $case: "share", value: NodeShare.decode(reader, reader.uint32()) };
+            message.kind = { $case: "auditAck", value: AuditAck.decode(reader, reader.uint32()) };
             continue;
           }
           case 5: {
             if (tag !== 42) {
+              break;
+            }
+
+            message.kind = { $case: "share", value: NodeShare.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
               break;
             }
 
@@ -1316,6 +1590,10 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         ? { $case: "delta", value: SnapshotDelta.fromJSON(object.delta) }
         : isSet(object.relay)
         ? { $case: "relay", value: RelayEnvelope.fromJSON(object.relay) }
+        : isSet(object.auditAck)
+        ? { $case: "auditAck", value: AuditAck.fromJSON(object.auditAck) }
+        : isSet(object.audit_ack)
+        ? { $case: "auditAck", value: AuditAck.fromJSON(object.audit_ack) }
         : isSet(object.share)
         ? { $case: "share", value: NodeShare.fromJSON(object.share) }
         : isSet(object.leases)
@@ -1332,6 +1610,8 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       obj.delta = SnapshotDelta.toJSON(message.kind.value);
     } else if (message.kind?.$case === "relay") {
       obj.relay = RelayEnvelope.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "auditAck") {
+      obj.auditAck = AuditAck.toJSON(message.kind.value);
     } else if (message.kind?.$case === "share") {
       obj.share = NodeShare.toJSON(message.kind.value);
     } else if (message.kind?.$case === "leases") {
@@ -1361,6 +1641,12 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       case "relay": {
         if (object.kind?.value !== undefined && object.kind?.value !== null) {
           message.kind = { $case: "relay", value: RelayEnvelope.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "auditAck": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "auditAck", value: AuditAck.fromPartial(object.kind.value) };
         }
         break;
       }
@@ -2631,6 +2917,7 @@ function createBaseSnapshot(): Snapshot {
     customers: [],
     prices: [],
     budgeted: [],
+    mcpAuthorization: undefined,
   };
 }
 
@@ -2659,6 +2946,9 @@ export const Snapshot: MessageFns<Snapshot> = {
     }
     for (const v of message.budgeted) {
       writer.uint32(66).string(v!);
+    }
+    if (message.mcpAuthorization !== undefined) {
+      McpAuthorizationConfig.encode(message.mcpAuthorization, writer.uint32(162).fork()).join();
     }
     return writer;
   },
@@ -2740,6 +3030,14 @@ export const Snapshot: MessageFns<Snapshot> = {
             message.budgeted.push(reader.string());
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.mcpAuthorization = McpAuthorizationConfig.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2774,6 +3072,11 @@ export const Snapshot: MessageFns<Snapshot> = {
         : [],
       prices: globalThis.Array.isArray(object?.prices) ? object.prices.map((e: any) => ToolPrice.fromJSON(e)) : [],
       budgeted: globalThis.Array.isArray(object?.budgeted) ? object.budgeted.map((e: any) => globalThis.String(e)) : [],
+      mcpAuthorization: isSet(object.mcpAuthorization)
+        ? McpAuthorizationConfig.fromJSON(object.mcpAuthorization)
+        : isSet(object.mcp_authorization)
+        ? McpAuthorizationConfig.fromJSON(object.mcp_authorization)
+        : undefined,
     };
   },
 
@@ -2803,6 +3106,9 @@ export const Snapshot: MessageFns<Snapshot> = {
     if (message.budgeted?.length) {
       obj.budgeted = message.budgeted;
     }
+    if (message.mcpAuthorization !== undefined) {
+      obj.mcpAuthorization = McpAuthorizationConfig.toJSON(message.mcpAuthorization);
+    }
     return obj;
   },
 
@@ -2819,6 +3125,9 @@ export const Snapshot: MessageFns<Snapshot> = {
     message.customers = object.customers?.map((e) => CustomerConfig.fromPartial(e)) || [];
     message.prices = object.prices?.map((e) => ToolPrice.fromPartial(e)) || [];
     message.budgeted = object.budgeted?.map((e) => e) || [];
+    message.mcpAuthorization = (object.mcpAuthorization !== undefined && object.mcpAuthorization !== null)
+      ? McpAuthorizationConfig.fromPartial(object.mcpAuthorization)
+      : undefined;
     return message;
   },
 };
@@ -2944,6 +3253,7 @@ function createBaseSnapshotDelta(): SnapshotDelta {
     customers: [],
     prices: [],
     budgeted: [],
+    mcpAuthorization: undefined,
   };
 }
 
@@ -2978,6 +3288,9 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     }
     for (const v of message.budgeted) {
       writer.uint32(82).string(v!);
+    }
+    if (message.mcpAuthorization !== undefined) {
+      McpAuthorizationConfig.encode(message.mcpAuthorization, writer.uint32(162).fork()).join();
     }
     return writer;
   },
@@ -3075,6 +3388,14 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
             message.budgeted.push(reader.string());
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.mcpAuthorization = McpAuthorizationConfig.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3119,6 +3440,11 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
         : [],
       prices: globalThis.Array.isArray(object?.prices) ? object.prices.map((e: any) => ToolPrice.fromJSON(e)) : [],
       budgeted: globalThis.Array.isArray(object?.budgeted) ? object.budgeted.map((e: any) => globalThis.String(e)) : [],
+      mcpAuthorization: isSet(object.mcpAuthorization)
+        ? McpAuthorizationConfig.fromJSON(object.mcpAuthorization)
+        : isSet(object.mcp_authorization)
+        ? McpAuthorizationConfig.fromJSON(object.mcp_authorization)
+        : undefined,
     };
   },
 
@@ -3154,6 +3480,9 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     if (message.budgeted?.length) {
       obj.budgeted = message.budgeted;
     }
+    if (message.mcpAuthorization !== undefined) {
+      obj.mcpAuthorization = McpAuthorizationConfig.toJSON(message.mcpAuthorization);
+    }
     return obj;
   },
 
@@ -3172,6 +3501,378 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     message.customers = object.customers?.map((e) => CustomerConfig.fromPartial(e)) || [];
     message.prices = object.prices?.map((e) => ToolPrice.fromPartial(e)) || [];
     message.budgeted = object.budgeted?.map((e) => e) || [];
+    message.mcpAuthorization = (object.mcpAuthorization !== undefined && object.mcpAuthorization !== null)
+      ? McpAuthorizationConfig.fromPartial(object.mcpAuthorization)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseMcpAuthorizationConfig(): McpAuthorizationConfig {
+  return { resource: "", identityProviders: [] };
+}
+
+export const McpAuthorizationConfig: MessageFns<McpAuthorizationConfig> = {
+  encode(message: McpAuthorizationConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.resource !== "") {
+      writer.uint32(10).string(message.resource);
+    }
+    for (const v of message.identityProviders) {
+      IdentityProviderConfig.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): McpAuthorizationConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMcpAuthorizationConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.resource = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.identityProviders.push(IdentityProviderConfig.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): McpAuthorizationConfig {
+    return {
+      resource: isSet(object.resource) ? globalThis.String(object.resource) : "",
+      identityProviders: globalThis.Array.isArray(object?.identityProviders)
+        ? object.identityProviders.map((e: any) => IdentityProviderConfig.fromJSON(e))
+        : globalThis.Array.isArray(object?.identity_providers)
+        ? object.identity_providers.map((e: any) => IdentityProviderConfig.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: McpAuthorizationConfig): unknown {
+    const obj: any = {};
+    if (message.resource !== "") {
+      obj.resource = message.resource;
+    }
+    if (message.identityProviders?.length) {
+      obj.identityProviders = message.identityProviders.map((e) => IdentityProviderConfig.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<McpAuthorizationConfig>, I>>(base?: I): McpAuthorizationConfig {
+    return McpAuthorizationConfig.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<McpAuthorizationConfig>, I>>(object: I): McpAuthorizationConfig {
+    const message = createBaseMcpAuthorizationConfig();
+    message.resource = object.resource ?? "";
+    message.identityProviders = object.identityProviders?.map((e) => IdentityProviderConfig.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseIdentityProviderConfig(): IdentityProviderConfig {
+  return { issuer: "", jwksUri: "", subjectClaim: "", teamClaim: "", teams: [] };
+}
+
+export const IdentityProviderConfig: MessageFns<IdentityProviderConfig> = {
+  encode(message: IdentityProviderConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.issuer !== "") {
+      writer.uint32(10).string(message.issuer);
+    }
+    if (message.jwksUri !== "") {
+      writer.uint32(18).string(message.jwksUri);
+    }
+    if (message.subjectClaim !== "") {
+      writer.uint32(26).string(message.subjectClaim);
+    }
+    if (message.teamClaim !== "") {
+      writer.uint32(34).string(message.teamClaim);
+    }
+    for (const v of message.teams) {
+      ClaimTeamMapping.encode(v!, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IdentityProviderConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIdentityProviderConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.issuer = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.jwksUri = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.subjectClaim = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.teamClaim = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.teams.push(ClaimTeamMapping.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): IdentityProviderConfig {
+    return {
+      issuer: isSet(object.issuer) ? globalThis.String(object.issuer) : "",
+      jwksUri: isSet(object.jwksUri)
+        ? globalThis.String(object.jwksUri)
+        : isSet(object.jwks_uri)
+        ? globalThis.String(object.jwks_uri)
+        : "",
+      subjectClaim: isSet(object.subjectClaim)
+        ? globalThis.String(object.subjectClaim)
+        : isSet(object.subject_claim)
+        ? globalThis.String(object.subject_claim)
+        : "",
+      teamClaim: isSet(object.teamClaim)
+        ? globalThis.String(object.teamClaim)
+        : isSet(object.team_claim)
+        ? globalThis.String(object.team_claim)
+        : "",
+      teams: globalThis.Array.isArray(object?.teams)
+        ? object.teams.map((e: any) => ClaimTeamMapping.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: IdentityProviderConfig): unknown {
+    const obj: any = {};
+    if (message.issuer !== "") {
+      obj.issuer = message.issuer;
+    }
+    if (message.jwksUri !== "") {
+      obj.jwksUri = message.jwksUri;
+    }
+    if (message.subjectClaim !== "") {
+      obj.subjectClaim = message.subjectClaim;
+    }
+    if (message.teamClaim !== "") {
+      obj.teamClaim = message.teamClaim;
+    }
+    if (message.teams?.length) {
+      obj.teams = message.teams.map((e) => ClaimTeamMapping.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<IdentityProviderConfig>, I>>(base?: I): IdentityProviderConfig {
+    return IdentityProviderConfig.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<IdentityProviderConfig>, I>>(object: I): IdentityProviderConfig {
+    const message = createBaseIdentityProviderConfig();
+    message.issuer = object.issuer ?? "";
+    message.jwksUri = object.jwksUri ?? "";
+    message.subjectClaim = object.subjectClaim ?? "";
+    message.teamClaim = object.teamClaim ?? "";
+    message.teams = object.teams?.map((e) => ClaimTeamMapping.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseClaimTeamMapping(): ClaimTeamMapping {
+  return { claimValue: "", teamId: "", customerId: "", allowedTools: [] };
+}
+
+export const ClaimTeamMapping: MessageFns<ClaimTeamMapping> = {
+  encode(message: ClaimTeamMapping, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.claimValue !== "") {
+      writer.uint32(10).string(message.claimValue);
+    }
+    if (message.teamId !== "") {
+      writer.uint32(18).string(message.teamId);
+    }
+    if (message.customerId !== "") {
+      writer.uint32(26).string(message.customerId);
+    }
+    for (const v of message.allowedTools) {
+      writer.uint32(34).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClaimTeamMapping {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClaimTeamMapping();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.claimValue = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.teamId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.customerId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.allowedTools.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClaimTeamMapping {
+    return {
+      claimValue: isSet(object.claimValue)
+        ? globalThis.String(object.claimValue)
+        : isSet(object.claim_value)
+        ? globalThis.String(object.claim_value)
+        : "",
+      teamId: isSet(object.teamId)
+        ? globalThis.String(object.teamId)
+        : isSet(object.team_id)
+        ? globalThis.String(object.team_id)
+        : "",
+      customerId: isSet(object.customerId)
+        ? globalThis.String(object.customerId)
+        : isSet(object.customer_id)
+        ? globalThis.String(object.customer_id)
+        : "",
+      allowedTools: globalThis.Array.isArray(object?.allowedTools)
+        ? object.allowedTools.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.allowed_tools)
+        ? object.allowed_tools.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ClaimTeamMapping): unknown {
+    const obj: any = {};
+    if (message.claimValue !== "") {
+      obj.claimValue = message.claimValue;
+    }
+    if (message.teamId !== "") {
+      obj.teamId = message.teamId;
+    }
+    if (message.customerId !== "") {
+      obj.customerId = message.customerId;
+    }
+    if (message.allowedTools?.length) {
+      obj.allowedTools = message.allowedTools;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ClaimTeamMapping>, I>>(base?: I): ClaimTeamMapping {
+    return ClaimTeamMapping.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClaimTeamMapping>, I>>(object: I): ClaimTeamMapping {
+    const message = createBaseClaimTeamMapping();
+    message.claimValue = object.claimValue ?? "";
+    message.teamId = object.teamId ?? "";
+    message.customerId = object.customerId ?? "";
+    message.allowedTools = object.allowedTools?.map((e) => e) || [];
     return message;
   },
 };
