@@ -278,6 +278,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       relayBus: changes,
       endedSessions,
       ackWindowMs: options.ackWindowMs,
+      budgets: services.budgets,
       audit: auditStore,
     });
     const grpc = await startGrpcServer(streams, options.grpcHost, options.grpcPort, options.grpcTls);

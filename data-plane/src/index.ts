@@ -19,6 +19,8 @@ import { AuditShipper } from './audit/audit-shipper.ts';
 import { AuditSpool } from './audit/audit-spool.ts';
 import { DEFAULT_HEALTH_FAILURE_THRESHOLD, DEFAULT_HEALTH_INTERVAL_MS } from './upstream/upstream-settings.ts';
 import { SandboxPool, type SandboxPoolOptions } from './code-mode/sandbox-pool.ts';
+import { RateLimiter } from './policy/rate-limits.ts';
+import { BudgetLedger } from './policy/budget-ledger.ts';
 
 export const SOFTWARE_VERSION = '0.1.0';
 
@@ -133,6 +135,8 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     onDeviation: (upstream, kind) => metrics.upstreamDeviation(upstream, kind),
   });
   const sandbox = options.sandbox === undefined ? undefined : new SandboxPool({ ...options.sandbox, logger });
+  const rateLimiter = new RateLimiter();
+  const budgetLedger = new BudgetLedger((entries) => configClient?.reportSpend(entries));
   let spool: AuditSpool | undefined;
   let recorder: AuditRecorder | undefined;
   if (options.audit !== undefined) {
@@ -147,6 +151,8 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     metrics.auditSpool(spool);
   }
   const http = createDataPlaneServer({
+    rateLimiter,
+    budgetLedger,
     getConfig: () => configClient?.config,
     upstreams: pool,
     metrics,
@@ -186,6 +192,8 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     logger,
     nodeTag: http.relay.nodeTag,
     onRelay: (envelope) => http.relay.receive(envelope),
+    onShare: (liveNodes) => rateLimiter.setLiveNodes(liveNodes),
+    onLeases: (leases) => budgetLedger.apply(leases),
     onConnected: () => {
       http.relay.announceEnded();
       shipper?.connected();

@@ -43,6 +43,10 @@ function applyDelta(base: Snapshot, delta: SnapshotDelta): Snapshot {
     upstreams: delta.upstreams,
     virtualKeys: [...keys.values()],
     sessionKeys: delta.sessionKeys,
+    teams: delta.teams,
+    customers: delta.customers,
+    prices: delta.prices,
+    budgeted: delta.budgeted,
   };
 }
 

@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { createLogger } from '../../common/src/index.ts';
-import { AppliedConfig, hashSecret } from '../../data-plane/src/config/applied-config.ts';
+import { AppliedConfig, hashSecret, type SnapshotInput } from '../../data-plane/src/config/applied-config.ts';
 import { createDataPlaneServer, type DataPlaneServer } from '../../data-plane/src/http/server.ts';
-import { CodeMode, type Snapshot, type SigningKey } from '../../proto/gen/portcullis/v1/config.ts';
+import { CodeMode, type SigningKey } from '../../proto/gen/portcullis/v1/config.ts';
 import type { UpstreamRouter } from '../../data-plane/src/upstream/upstream-router.ts';
 import type { AllowedHost } from '../../data-plane/src/http/host-guard.ts';
 import type { EventStoreOptions } from '../../data-plane/src/http/event-store.ts';
@@ -32,7 +32,7 @@ export function buildConfig(
   sessionKeys: readonly SigningKey[],
   version = '1',
 ): AppliedConfig {
-  const snapshot: Snapshot = {
+  const snapshot: SnapshotInput = {
     version,
     upstreams: [],
     virtualKeys: keys.map((k) => ({

@@ -10,6 +10,8 @@ import {
   type VirtualKeyConfig,
 } from '../../proto/gen/portcullis/v1/config.ts';
 
+const NONE = { expiresAtMs: 0, previousSecretSha256: Buffer.alloc(0), previousSecretExpiresAtMs: 0 };
+
 const sessionKeys = [{ id: 's1', secret: randomBytes(32) }];
 const sha = (secret: string) => createHash('sha256').update(secret).digest();
 const key = (id: string, secret = `secret-${id}`, allowedTools = ['*']): VirtualKeyConfig => ({
@@ -19,10 +21,11 @@ const key = (id: string, secret = `secret-${id}`, allowedTools = ['*']): Virtual
   teamId: '',
   allowedTools,
   codeMode: CodeMode.CODE_MODE_INHERIT,
+  ...NONE,
 });
 
 function snapshot(version: string, keys: VirtualKeyConfig[]): Snapshot {
-  return { version, upstreams: [], virtualKeys: keys, sessionKeys };
+  return { version, upstreams: [], virtualKeys: keys, sessionKeys, teams: [], customers: [], prices: [], budgeted: [] };
 }
 
 function delta(
@@ -31,7 +34,18 @@ function delta(
   upsertedKeys: VirtualKeyConfig[],
   removedKeyIds: string[] = [],
 ): SnapshotDelta {
-  return { version, baseVersion, upstreams: [], sessionKeys, upsertedKeys, removedKeyIds };
+  return {
+    version,
+    baseVersion,
+    upstreams: [],
+    sessionKeys,
+    upsertedKeys,
+    removedKeyIds,
+    teams: [],
+    customers: [],
+    prices: [],
+    budgeted: [],
+  };
 }
 
 describe('applying a snapshot delta on a node', () => {
@@ -103,7 +117,7 @@ describe('key index (shared base plus an overlay of changes)', () => {
     };
     const model = new Map<string, VirtualKeyConfig>();
     for (let i = 0; i < 300; i++) model.set(`k${i}`, key(`k${i}`));
-    let index = KeyIndex.of([...model.values()].map(keyEntry));
+    let index = KeyIndex.of([...model.values()].map((k) => keyEntry(k)));
     const generation = new Map<string, number>();
     for (let step = 0; step < 400; step++) {
       const upserts: VirtualKeyConfig[] = [];
@@ -130,7 +144,10 @@ describe('key index (shared base plus an overlay of changes)', () => {
       }
       const before = index;
       const sizeBefore = before.size;
-      index = index.with(upserts.map(keyEntry), removals);
+      index = index.with(
+        upserts.map((k) => keyEntry(k)),
+        removals,
+      );
       assert.equal(before.size, sizeBefore, 'the previous index is unchanged');
       assert.equal(index.size, model.size, `size after step ${step}`);
     }

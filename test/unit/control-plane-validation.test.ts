@@ -184,7 +184,7 @@ describe('parseNodeMessage', () => {
     assert.equal(parsed.kind === 'upstream' && parsed.report.state, 'DOWN');
   });
   it('names the offending field', () => {
-    assert.throws(() => parseNodeMessage({}), /kind: must be one of hello, ack, upstream or relay/);
+    assert.throws(() => parseNodeMessage({}), /kind: must be one of hello, ack, upstream, relay or spend/);
     assert.throws(
       () => parseNodeMessage({ kind: { $case: 'ack', value: { version: 'v1', accepted: true, error: '' } } }),
       /ack\.version: must be the decimal version/,

@@ -9,7 +9,16 @@ import {
   type SnapshotDelta,
   type UpstreamConfig,
   type VirtualKeyConfig,
+  type TeamConfig,
+  type CustomerConfig,
+  type ToolPrice,
 } from '../../../proto/gen/portcullis/v1/config.ts';
+import {
+  accessListsConfig,
+  rateLimitsConfig,
+  storedAccessLists,
+  storedRateLimitsSchema,
+} from '../services/access-lists.ts';
 import type { TransportName } from '../db/entities.ts';
 import { openBearer, openPairs, type SecretBox } from '../secrets/index.ts';
 import { SESSION_KEYS_SETTING } from '../services/settings.ts';
@@ -66,6 +75,20 @@ const readResult = z.object({
   /** Checked one by one in `toVirtualKeyConfig` (there may be 100,000 of them). */
   keys: z.array(z.unknown()),
   tombstones: z.array(z.string()),
+  teams: z.array(
+    z.object({
+      id: z.string(),
+      name: z.string(),
+      customer_id: z.string().nullable(),
+      access: storedAccessLists,
+      rate_limits: storedRateLimitsSchema,
+    }),
+  ),
+  customers: z.array(z.object({ id: z.string(), name: z.string(), rate_limits: storedRateLimitsSchema })),
+  prices: z.array(
+    z.object({ upstream_id: z.string(), tool: z.string(), price_micros: z.union([z.string(), z.number()]) }),
+  ),
+  budgeted: z.array(z.string()),
 });
 
 const sessionKeysValue = z.array(z.object({ id: z.string(), secret: z.string() }));
@@ -74,11 +97,18 @@ interface KeyRow {
   id: string;
   name: string;
   /** Hex (from the JSON of an incremental read) or bytes (from the rows of a whole one). */
-  secret_sha256: string | Buffer;
+  secret_sha256: string | Buffer | null;
   team_id: string | null;
   allowed_tools: string[];
   code_mode: string;
+  /** Revoked or disabled: not live. */
   revoked: boolean;
+  access: unknown;
+  rate_limits: unknown;
+  /** ms since the epoch (as text or number), or null. */
+  expires_at_ms: string | number | null;
+  previous_secret_sha256: string | Buffer | null;
+  previous_secret_expires_at_ms: string | number | null;
 }
 
 /** Where the time of one build went (ms), and whether it read only what changed. */
@@ -112,7 +142,10 @@ export interface SnapshotBuild {
 function readStatement(incremental: boolean): string {
   const keys = incremental
     ? `(SELECT coalesce(json_agg(json_build_object('id', k.id, 'name', k.name, 'secret_sha256', encode(k.secret_sha256, 'hex'), 'team_id', k.team_id,
-           'allowed_tools', k.allowed_tools, 'code_mode', k.code_mode, 'revoked', k.revoked_at IS NOT NULL) ORDER BY k.created_at, k.id), '[]')
+           'allowed_tools', k.allowed_tools, 'code_mode', k.code_mode, 'revoked', k.revoked_at IS NOT NULL OR NOT k.enabled, 'access', k.access,
+           'rate_limits', k.rate_limits, 'expires_at_ms', ${EPOCH_MS('k.expires_at')},
+           'previous_secret_sha256', encode(k.previous_secret_sha256, 'hex'),
+           'previous_secret_expires_at_ms', ${EPOCH_MS('k.previous_secret_expires_at')}) ORDER BY k.created_at, k.id), '[]')
          FROM virtual_keys k WHERE k.config_version > $2)`
     : `'[]'::json`;
   const tombstones = incremental
@@ -132,10 +165,25 @@ function readStatement(incremental: boolean): string {
       (SELECT value FROM settings WHERE key = $1) AS session_keys,
       (SELECT value FROM settings WHERE key = '${MCP_AUTHORIZATION_SETTING}') AS mcp_authorization,
       ${keys} AS keys,
-      ${tombstones} AS tombstones`;
+      ${tombstones} AS tombstones,
+      (SELECT coalesce(json_agg(json_build_object('id', t.id, 'name', t.name, 'customer_id', t.customer_id, 'access', t.access,
+           'rate_limits', t.rate_limits) ORDER BY t.id), '[]') FROM teams t) AS teams,
+      (SELECT coalesce(json_agg(json_build_object('id', c.id, 'name', c.name, 'rate_limits', c.rate_limits) ORDER BY c.id), '[]')
+         FROM customers c) AS customers,
+      (SELECT coalesce(json_agg(json_build_object('upstream_id', p.upstream_id, 'tool', p.tool, 'price_micros', p.price_micros)
+           ORDER BY p.upstream_id, p.tool), '[]') FROM tool_prices p) AS prices,
+      (SELECT coalesce(json_agg(lower(b.scope) || ':' || b.owner_id ORDER BY b.scope, b.owner_id), '[]') FROM budgets b) AS budgeted`;
 }
 
-const WHOLE_KEYS = `SELECT id, name, secret_sha256, team_id, allowed_tools, code_mode, false AS revoked FROM virtual_keys WHERE revoked_at IS NULL ORDER BY created_at, id`;
+/** A timestamptz column as whole ms since the epoch (bigint as text), or null. */
+function EPOCH_MS(column: string): string {
+  return `(floor(extract(epoch FROM ${column}) * 1000))::bigint`;
+}
+
+const WHOLE_KEYS = `SELECT id, name, secret_sha256, team_id, allowed_tools, code_mode, false AS revoked, access, rate_limits,
+    ${EPOCH_MS('expires_at')}::text AS expires_at_ms, previous_secret_sha256,
+    ${EPOCH_MS('previous_secret_expires_at')}::text AS previous_secret_expires_at_ms
+  FROM virtual_keys WHERE revoked_at IS NULL AND enabled ORDER BY created_at, id`;
 
 /**
  * Builds the versioned snapshots nodes are sent (as go-control-plane's snapshot cache: build, check
@@ -243,6 +291,23 @@ export class SnapshotBuilder {
       }
     }
     for (const id of result.tombstones) if (this.keys.has(id)) removed.add(id);
+    const teams: TeamConfig[] = result.teams.map((team) => ({
+      id: team.id,
+      name: team.name,
+      customerId: team.customer_id ?? '',
+      access: accessListsConfig(team.access),
+      rateLimits: rateLimitsConfig(team.rate_limits),
+    }));
+    const customers: CustomerConfig[] = result.customers.map((customer) => ({
+      id: customer.id,
+      name: customer.name,
+      rateLimits: rateLimitsConfig(customer.rate_limits),
+    }));
+    const prices: ToolPrice[] = result.prices.map((price) => ({
+      upstreamId: price.upstream_id,
+      tool: price.tool,
+      priceMicros: Number(price.price_micros),
+    }));
     checkSnapshotConsistency({ version: result.version, upstreams, virtualKeys: upserted, sessionKeys });
     const mcpAuthorization = toMcpAuthorizationConfig(result.mcp_authorization);
 
@@ -254,6 +319,10 @@ export class SnapshotBuilder {
       upstreams,
       virtualKeys: [...keys.values()],
       sessionKeys,
+      teams,
+      customers,
+      prices,
+      budgeted: result.budgeted,
       ...(mcpAuthorization === undefined ? {} : { mcpAuthorization }),
     });
 
@@ -264,6 +333,10 @@ export class SnapshotBuilder {
       sessionKeys,
       upsertedKeys: upserted,
       removedKeyIds: [...removed],
+      teams,
+      customers,
+      prices,
+      budgeted: result.budgeted,
       ...(mcpAuthorization === undefined ? {} : { mcpAuthorization }),
     };
     this.previous = snapshot;
@@ -290,6 +363,10 @@ export class SnapshotBuilder {
       upstreams: previous.upstreams,
       virtualKeys: [...this.keys.values()],
       sessionKeys: previous.sessionKeys,
+      teams: previous.teams,
+      customers: previous.customers,
+      prices: previous.prices,
+      budgeted: previous.budgeted,
       ...(previous.mcpAuthorization === undefined ? {} : { mcpAuthorization: previous.mcpAuthorization }),
     });
     const delta: SnapshotDelta = {
@@ -299,6 +376,10 @@ export class SnapshotBuilder {
       sessionKeys: previous.sessionKeys,
       upsertedKeys: [],
       removedKeyIds: removed,
+      teams: previous.teams,
+      customers: previous.customers,
+      prices: previous.prices,
+      budgeted: previous.budgeted,
       ...(previous.mcpAuthorization === undefined ? {} : { mcpAuthorization: previous.mcpAuthorization }),
     };
     this.previous = snapshot;
@@ -352,21 +433,39 @@ function toVirtualKeyConfig(row: KeyRow): VirtualKeyConfig {
   if (typeof row.id !== 'string' || typeof row.name !== 'string' || !Array.isArray(row.allowed_tools)) {
     throw inconsistent(`virtual key ${String(row.id)} is stored malformed`);
   }
+  const access = storedAccessLists.safeParse(row.access ?? {});
+  const limits = storedRateLimitsSchema.safeParse(row.rate_limits ?? {});
+  if (!access.success || !limits.success) throw inconsistent(`virtual key ${row.id} has malformed lists or limits`);
   return {
     id: row.id,
     name: row.name,
-    secretSha256: typeof row.secret_sha256 === 'string' ? Buffer.from(row.secret_sha256, 'hex') : row.secret_sha256,
+    secretSha256: bytes(row.secret_sha256) ?? Buffer.alloc(0),
     teamId: row.team_id ?? '',
     allowedTools: row.allowed_tools,
     codeMode: KEY_CODE_MODES[row.code_mode] ?? CodeMode.CODE_MODE_INHERIT,
+    access: accessListsConfig({ ...access.data, allowedTools: row.allowed_tools }),
+    expiresAtMs: Number(row.expires_at_ms ?? 0),
+    previousSecretSha256: bytes(row.previous_secret_sha256) ?? Buffer.alloc(0),
+    previousSecretExpiresAtMs: Number(row.previous_secret_expires_at_ms ?? 0),
+    rateLimits: rateLimitsConfig(limits.data),
   };
+}
+
+/** Hex (from the JSON of an incremental read) or bytes (from the rows of a whole one). */
+function bytes(value: string | Buffer | null): Buffer | undefined {
+  if (value === null) return undefined;
+  return typeof value === 'string' ? Buffer.from(value, 'hex') : value;
 }
 
 /**
  * Refuses a snapshot no node should be sent (as go-control-plane's `Consistent()`). An incremental
  * build passes the keys changed since a snapshot that passed as `virtualKeys`: only they are new.
  */
-export function checkSnapshotConsistency(snapshot: Snapshot): void {
+export function checkSnapshotConsistency(
+  snapshot: Pick<Snapshot, 'version' | 'upstreams' | 'sessionKeys'> & {
+    virtualKeys: ReadonlyArray<Pick<VirtualKeyConfig, 'id' | 'secretSha256'> & Partial<VirtualKeyConfig>>;
+  },
+): void {
   const names = new Set<string>();
   for (const upstream of snapshot.upstreams) {
     if (names.has(upstream.name)) throw inconsistent(`two upstreams are named "${upstream.name}"`);

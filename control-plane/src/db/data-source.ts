@@ -14,6 +14,9 @@ import { ConfigChangeDeadline1734300000000 } from './migrations/1734300000000-co
 import { UpstreamProtocolVersion1796324238367 } from './migrations/1796324238367-upstream-protocol-version.ts';
 import { AuditEvents1797000000000 } from './migrations/1797000000000-audit-events.ts';
 import { AdminTokens1797200000000 } from './migrations/1797200000000-admin-tokens.ts';
+import { IdentitiesAndKeyLifecycle1797100000000 } from './migrations/1797100000000-identities-and-key-lifecycle.ts';
+import { ToolPrices1797100000001 } from './migrations/1797100000001-tool-prices.ts';
+import { Budgets1797100000002 } from './migrations/1797100000002-budgets.ts';
 import { CodeMode1797400000000 } from './migrations/1797400000000-code-mode.ts';
 
 /** Versioned migrations, in order. Append; never edit one that has shipped. */
@@ -26,6 +29,9 @@ export const MIGRATIONS = [
   ConfigChangeDeadline1734300000000,
   UpstreamProtocolVersion1796324238367,
   AuditEvents1797000000000,
+  IdentitiesAndKeyLifecycle1797100000000,
+  ToolPrices1797100000001,
+  Budgets1797100000002,
   AdminTokens1797200000000,
   CodeMode1797400000000,
 ];

@@ -51,6 +51,42 @@ export type CatalogSummaryJson = PromptSummaryJson | ResourceSummaryJson | Resou
 
 export type ToolChangeKind = 'ADDED' | 'CHANGED' | 'HELD_BACK' | 'REVERTED' | 'ACCEPTED' | 'REMOVED';
 
+/**
+ * Allow-lists and deny-lists as stored (see AccessLists in config.proto). An absent allow-list:
+ * tools everything ("*"); prompts by the tool allow-list; resources of the upstreams the tool
+ * allow-list grants anything on. Absent deny-lists deny nothing.
+ */
+export interface AccessListsJson {
+  allowedTools?: string[];
+  deniedTools?: string[];
+  allowedPrompts?: string[];
+  deniedPrompts?: string[];
+  allowedResources?: string[];
+  deniedResources?: string[];
+}
+
+/** Per-minute rate limits as stored (see RateLimits in config.proto); absent = none. */
+export interface RateLimitsJson {
+  requestsPerMinute?: number;
+  toolCallsPerMinute?: number;
+  burst?: number;
+}
+
+@Entity({ name: 'customers' })
+export class Customer {
+  @PrimaryColumn({ type: 'uuid' })
+  id!: string;
+
+  @Column({ type: 'text' })
+  name!: string;
+
+  @Column({ name: 'rate_limits', type: 'jsonb' })
+  rateLimits!: RateLimitsJson;
+
+  @Column({ name: 'created_at', type: 'timestamptz' })
+  createdAt!: Date;
+}
+
 @Entity({ name: 'teams' })
 export class Team {
   @PrimaryColumn({ type: 'uuid' })
@@ -58,6 +94,15 @@ export class Team {
 
   @Column({ type: 'text' })
   name!: string;
+
+  @Column({ name: 'customer_id', type: 'uuid', nullable: true })
+  customerId!: string | null;
+
+  @Column({ type: 'jsonb' })
+  access!: AccessListsJson;
+
+  @Column({ name: 'rate_limits', type: 'jsonb' })
+  rateLimits!: RateLimitsJson;
 
   @Column({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
@@ -238,6 +283,29 @@ export class VirtualKey {
 
   @Column({ name: 'code_mode', type: 'text', default: 'INHERIT' })
   codeMode!: CodeModeName;
+  /** Every list but allowedTools (kept in its own column). */
+  @Column({ type: 'jsonb' })
+  access!: AccessListsJson;
+
+  @Column({ name: 'rate_limits', type: 'jsonb' })
+  rateLimits!: RateLimitsJson;
+
+  /** False: left out of snapshots until enabled again (unlike revocation, reversible). */
+  @Column({ type: 'boolean' })
+  enabled!: boolean;
+
+  @Column({ name: 'expires_at', type: 'timestamptz', nullable: true })
+  expiresAt!: Date | null;
+
+  /** The secret the last rotation replaced, accepted until previousSecretExpiresAt. */
+  @Column({ name: 'previous_secret_sha256', type: 'bytea', nullable: true })
+  previousSecretSha256!: Buffer | null;
+
+  @Column({ name: 'previous_secret_expires_at', type: 'timestamptz', nullable: true })
+  previousSecretExpiresAt!: Date | null;
+
+  @Column({ name: 'rotated_at', type: 'timestamptz', nullable: true })
+  rotatedAt!: Date | null;
 
   @Column({ name: 'revoked_at', type: 'timestamptz', nullable: true })
   revokedAt!: Date | null;
@@ -391,6 +459,7 @@ export class ConfigRevision {
 }
 
 export const ENTITIES = [
+  Customer,
   Team,
   Upstream,
   Tool,

@@ -1,5 +1,12 @@
 import DataLoader from 'dataloader';
-import type { Team, Tool, ToolDefinitionChange, UpstreamCatalogList, UpstreamNodeStatus } from '../db/entities.ts';
+import type {
+  Customer,
+  Team,
+  Tool,
+  ToolDefinitionChange,
+  UpstreamCatalogList,
+  UpstreamNodeStatus,
+} from '../db/entities.ts';
 import type { Admin } from '../admins/roles.ts';
 import type { ControlPlaneServices } from '../services/index.ts';
 import type { UpstreamView } from '../services/upstreams.ts';
@@ -36,6 +43,7 @@ export interface GraphqlContext {
     changesOfTool(first: number): DataLoader<string, ToolDefinitionChange[]>;
     upstream: DataLoader<string, UpstreamView | null>;
     team: DataLoader<string, Team | null>;
+    customer: DataLoader<string, Customer | null>;
     /** Name collisions of every upstream, computed once per request. */
     collisions: DataLoader<string, CollisionSummary>;
   };
@@ -108,6 +116,7 @@ export function createContext(
       },
       upstream: mapLoader((ids) => services.upstreams.getMany(ids), null),
       team: mapLoader((ids) => services.teams.getMany(ids), null),
+      customer: mapLoader((ids) => services.teams.getCustomers(ids), null),
       collisions: mapLoader(() => services.catalog.collisions(), null),
     },
     budget: new ResultBudget(options.maxListItems),

@@ -5,9 +5,9 @@ import {
   ConfigServiceService,
   ConnectResponse,
   type ConnectRequest,
+  type BudgetSpend,
+  type NodeShare,
   type RelayEnvelope,
-  type Snapshot,
-  type SnapshotDelta,
 } from '../../../proto/gen/portcullis/v1/config.ts';
 import { bearerMatches } from '../auth.ts';
 import type { Publication, SnapshotPublisher } from '../config/snapshot-publisher.ts';
@@ -19,6 +19,7 @@ import { parseNodeMessage, type NodeMessage } from './messages.ts';
 import type { RelayBus } from '../config/change-bus.ts';
 import { RelayHub, type RelayTarget } from './relay-hub.ts';
 import type { EndedSessionStore } from '../services/ended-sessions.ts';
+import type { BudgetService } from '../services/budgets.ts';
 import { parseAuditRecord, type AuditRecordInput, type AuditStore } from '../services/audit-store.ts';
 
 export interface ConfigServiceDeps {
@@ -34,6 +35,12 @@ export interface ConfigServiceDeps {
   endedSessions?: EndedSessionStore;
   /** How long ACKs wait to be stored together (default ACK_WINDOW_MS). */
   ackWindowMs?: number;
+  /** Budgets and their leases; without it, nodes are sent no leases. */
+  budgets?: BudgetService;
+  /** How often leases are refreshed (new periods) and dead nodes' leases reclaimed (default 5 s). */
+  leaseRefreshMs?: number;
+  /** After how long a node not seen gives its unspent leases back (default 30 s). */
+  leaseTimeoutMs?: number;
   /** Stores the audit records nodes ship; without it, audit batches are refused (not acknowledged). */
   audit?: AuditStore;
 }
@@ -41,7 +48,7 @@ export interface ConfigServiceDeps {
 type ConnectCall = ServerDuplexStream<ConnectRequest, ConnectResponse>;
 
 /** Encoded once per snapshot or delta and shared by every stream that sends it. */
-const encodedMessages = new WeakMap<Snapshot | SnapshotDelta | RelayEnvelope, Buffer>();
+const encodedMessages = new WeakMap<object, Buffer>();
 
 /**
  * ConfigService's definition with a response serializer that encodes each snapshot and delta once,
@@ -53,10 +60,10 @@ export const configServiceDefinition = {
     responseSerialize(value: ConnectResponse): Buffer {
       const payload = value.kind?.value;
       if (!payload || value.kind?.$case === 'auditAck') return Buffer.from(ConnectResponse.encode(value).finish());
-      let encoded = encodedMessages.get(payload as Snapshot);
+      let encoded = encodedMessages.get(payload);
       if (!encoded) {
         encoded = Buffer.from(ConnectResponse.encode(value).finish());
-        encodedMessages.set(payload as Snapshot, encoded);
+        encodedMessages.set(payload, encoded);
       }
       return encoded;
     },
@@ -95,6 +102,25 @@ export class ConfigStreamService {
       deps.ackWindowMs,
     );
     this.relays = new RelayHub(deps.relayBus, deps.logger, Date.now, deps.endedSessions);
+    if (deps.budgets !== undefined) {
+      const budgets = deps.budgets;
+      this.leaseTimer = setInterval(() => {
+        budgets
+          .reclaim(deps.leaseTimeoutMs ?? 30_000)
+          .then(() => {
+            for (const stream of this.streams) stream.refreshLeases([]);
+          })
+          .catch((error: unknown) => deps.logger.warn({ err: error }, 'budget leases could not be refreshed'));
+      }, deps.leaseRefreshMs ?? 5_000);
+      this.leaseTimer.unref();
+    }
+  }
+
+  private leaseTimer: NodeJS.Timeout | undefined;
+
+  /** How many distinct nodes are connected to this replica (what every limit and budget is divided by). */
+  liveNodeCount(): number {
+    return Math.max(1, new Set(this.liveStreams().map((s) => s.nodeId)).size);
   }
 
   readonly implementation = {
@@ -118,8 +144,18 @@ export class ConfigStreamService {
       );
       return;
     }
-    const stream = new NodeStream(call, this.deps, this.acks, this.records, this.relays, () =>
-      this.streams.delete(stream),
+    const stream = new NodeStream(
+      call,
+      this.deps,
+      this.acks,
+      this.records,
+      this.relays,
+      () => {
+        this.streams.delete(stream);
+        this.shareLimits();
+      },
+      () => this.shareLimits(),
+      () => this.liveNodeCount(),
     );
     this.streams.add(stream);
   }
@@ -129,8 +165,18 @@ export class ConfigStreamService {
     return [...this.streams].filter((s) => s.nodeId !== '').map((s) => ({ nodeId: s.nodeId, streamId: s.streamId }));
   }
 
+  /**
+   * Tells every node its share of the rate limits: one over the number of distinct nodes connected
+   * to this replica (a node on two streams counts once). Sent whenever a node comes or goes.
+   */
+  private shareLimits(): void {
+    const share = { liveNodes: this.liveNodeCount() };
+    for (const stream of this.streams) stream.share(share);
+  }
+
   /** Waits for every stream's bookkeeping (marking nodes disconnected) after the server went down. */
   async drain(): Promise<void> {
+    clearInterval(this.leaseTimer);
     await Promise.all([...this.streams].map((stream) => stream.finished));
     // Answers and records still waiting are written (one last attempt) before the database goes away.
     await Promise.all([this.acks.close(), this.records.close()]);
@@ -184,6 +230,8 @@ class NodeStream implements RelayTarget {
     private readonly records: NodeRecords,
     private readonly relays: RelayHub,
     private readonly onFinished: () => void,
+    private readonly onHello: () => void = () => undefined,
+    private readonly liveNodes: () => number = () => 1,
   ) {
     this.logger = deps.logger.child({ stream: this.streamId });
     call.on('data', (message: ConnectRequest) => {
@@ -198,6 +246,27 @@ class NodeStream implements RelayTarget {
 
   get nodeId(): string {
     return this.nodeId_ ?? '';
+  }
+
+  /** Sends this node its share of the rate limits (after its first snapshot). */
+  share(share: NodeShare): void {
+    if (!this.ended && this.nodeId_ !== undefined && this.lastSentVersion !== undefined)
+      this.call.write({ kind: { $case: 'share', value: share } });
+  }
+
+  /** The budgets named by the last snapshot sent (a change refreshes the leases). */
+  private budgeted = '';
+
+  /** Records what the node spent, tops its leases up and sends them (in order with its other messages). */
+  refreshLeases(spends: readonly BudgetSpend[]): void {
+    const budgets = this.deps.budgets;
+    if (budgets === undefined || this.ended || this.nodeId_ === undefined) return;
+    this.queue = this.queue
+      .then(async () => {
+        const leases = await budgets.grant(this.nodeId, this.liveNodes(), spends);
+        if (!this.ended) this.call.write({ kind: { $case: 'leases', value: { leases } } });
+      })
+      .catch((error: unknown) => this.logger.warn({ err: error }, 'budget leases could not be granted'));
   }
 
   /** Sends a relayed message to this node. */
@@ -232,6 +301,9 @@ class NodeStream implements RelayTarget {
       }
       case 'relay':
         this.relays.fromNode(this, message.relay);
+        return;
+      case 'spend':
+        this.refreshLeases(message.spend.entries);
         return;
       case 'audit':
         // On a queue of its own: a batch waiting for the database must not hold relayed replies up.
@@ -297,6 +369,7 @@ class NodeStream implements RelayTarget {
     if (this.ended) return;
     this.unsubscribe = this.deps.publisher.subscribe((publication) => this.send(publication));
     this.send({ snapshot: this.deps.publisher.current(), delta: undefined });
+    this.onHello();
     // After the snapshot (the node verifies ended session ids with its session keys): what ended while it was away.
     const ended = await this.relays.liveEndedSessions();
     if (this.ended) return;
@@ -316,6 +389,10 @@ class NodeStream implements RelayTarget {
     this.call.write(
       asDelta ? { kind: { $case: 'delta', value: delta } } : { kind: { $case: 'snapshot', value: snapshot } },
     );
+    // Budgets may have changed with the revision: the node's leases follow it.
+    const budgeted = snapshot.budgeted.join(',');
+    if (budgeted !== '' || this.budgeted !== '') this.refreshLeases([]);
+    this.budgeted = budgeted;
   }
 
   /** How `version` was sent, forgetting it and everything before it (a node answers in order). */

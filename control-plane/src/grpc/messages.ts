@@ -226,7 +226,20 @@ export type NodeMessage =
   | { kind: 'ack'; ack: z.output<typeof ackSchema> }
   | { kind: 'upstream'; report: z.output<typeof reportSchema> }
   | { kind: 'relay'; relay: RelayMessage }
+  | { kind: 'spend'; spend: z.output<typeof spendSchema> }
   | { kind: 'audit'; audit: z.output<typeof auditBatchSchema> };
+
+const spendSchema = z.object({
+  entries: z
+    .array(
+      z.object({
+        budgetId: z.string().uuid('must be a budget id'),
+        periodStartMs: z.number().int().nonnegative(),
+        spentMicros: z.number().int().nonnegative().max(1e15, 'is more than any budget'),
+      }),
+    )
+    .max(10_000, 'has more than 10,000 entries'),
+});
 
 /** Records one AuditBatch may carry (a node sends fewer; see data-plane/src/audit/audit-shipper.ts). */
 export const MAX_AUDIT_BATCH = 5_000;
@@ -246,10 +259,12 @@ export function parseNodeMessage(message: ConnectRequest): NodeMessage {
       return { kind: 'upstream', report: parseInput(reportSchema, message.kind.value, 'upstream') };
     case 'relay':
       return { kind: 'relay', relay: parseRelayMessage(message.kind.value) };
+    case 'spend':
+      return { kind: 'spend', spend: parseInput(spendSchema, message.kind.value, 'spend') };
     case 'audit':
       return { kind: 'audit', audit: parseInput(auditBatchSchema, message.kind.value, 'audit') };
     default:
-      return parseInput(z.never('must be one of hello, ack, upstream or relay'), undefined, 'kind');
+      return parseInput(z.never('must be one of hello, ack, upstream, relay or spend'), undefined, 'kind');
   }
 }
 

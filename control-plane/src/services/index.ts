@@ -5,6 +5,8 @@ import { AdminTokenService } from '../admins/admin-tokens.ts';
 import { CatalogService } from './catalog.ts';
 import { McpAuthorizationService } from './mcp-authorization.ts';
 import { NodeService } from './nodes.ts';
+import { BudgetService } from './budgets.ts';
+import { PriceService } from './prices.ts';
 import { TeamService } from './teams.ts';
 import { UpstreamService } from './upstreams.ts';
 import { VirtualKeyService } from './virtual-keys.ts';
@@ -18,6 +20,8 @@ export interface ControlPlaneServices {
   teams: TeamService;
   nodes: NodeService;
   catalog: CatalogService;
+  prices: PriceService;
+  budgets: BudgetService;
   /** The audit trail, read for GraphQL. */
   audit: AuditQueries;
   mcpAuthorization: McpAuthorizationService;
@@ -34,6 +38,8 @@ export function createServices(store: ConfigStore, box: SecretBox, logger: Logge
     teams: new TeamService(store),
     nodes: new NodeService(dataSource),
     catalog: new CatalogService(store, logger),
+    prices: new PriceService(store),
+    budgets: new BudgetService(store),
     audit: new AuditQueries(dataSource),
     mcpAuthorization: new McpAuthorizationService(store),
     adminTokens: new AdminTokenService(dataSource),

@@ -1,41 +1,145 @@
 import { randomUUID } from 'node:crypto';
+import type { EntityManager } from 'typeorm';
 import { z } from 'zod';
 import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
-import { Team } from '../db/entities.ts';
+import { Customer, Team } from '../db/entities.ts';
+import { accessListFields, mergeAccessLists, rateLimitsInput, storedRateLimits } from './access-lists.ts';
 import { withConfigChange, type ConfigStore } from './config-change.ts';
 import { MAX_PAGE_SIZE, unknownCursor, type Page } from './pagination.ts';
-import { isUniqueViolation, parseId, parseInput } from './validation.ts';
+import { badInput, isUniqueViolation, parseId, parseInput } from './validation.ts';
+
+const name = (what: string) =>
+  z.string().trim().min(1, `is empty; give the ${what} a name`).max(128, 'is longer than 128 characters; shorten it');
 
 const createTeamSchema = z.object({
-  name: z
-    .string()
-    .trim()
-    .min(1, 'is empty; give the team a name')
-    .max(128, 'is longer than 128 characters; shorten it'),
+  name: name('team'),
+  customerId: z.string().nullish(),
+  ...accessListFields,
+  rateLimits: rateLimitsInput.nullish(),
 });
+
+const updateTeamSchema = z
+  .object({
+    name: name('team').optional(),
+    customerId: z.string().nullish(),
+    ...accessListFields,
+    rateLimits: rateLimitsInput.nullish(),
+  })
+  .strict();
+
+const createCustomerSchema = z.object({ name: name('customer'), rateLimits: rateLimitsInput.nullish() });
+const updateCustomerSchema = z
+  .object({ name: name('customer').optional(), rateLimits: rateLimitsInput.nullish() })
+  .strict();
+
+function nameTaken(kind: string, taken: string): PortcullisError {
+  return new PortcullisError(
+    ErrorCode.CONFLICT,
+    `input.name: a ${kind} named "${taken}" already exists; choose another name`,
+    { field: 'input.name' },
+  );
+}
+
+function notFound(kind: string, id: string, query: string): PortcullisError {
+  return new PortcullisError(ErrorCode.NOT_FOUND, `id: no ${kind} has id "${id}"; list them with the ${query} query`, {
+    field: 'id',
+  });
+}
+
+async function requireCustomer(manager: EntityManager, customerId: string): Promise<void> {
+  if (!(await manager.existsBy(Customer, { id: customerId })))
+    throw badInput(
+      'input.customerId',
+      `no customer has id "${customerId}"; create one with createCustomer or leave customerId out`,
+    );
+}
+
+/** Runs a change, turning a unique violation of `constraint` into CONFLICT naming `taken`. */
+async function uniquely<T>(constraint: string, kind: string, taken: string | undefined, run: () => Promise<T>) {
+  try {
+    return await run();
+  } catch (error) {
+    if (taken !== undefined && isUniqueViolation(error, constraint)) throw nameTaken(kind, taken);
+    throw error;
+  }
+}
 
 export class TeamService {
   constructor(private readonly store: ConfigStore) {}
 
   async create(rawInput: unknown): Promise<Team> {
     const input = parseInput(createTeamSchema, rawInput, 'input');
-    const team = Object.assign(new Team(), { id: randomUUID(), name: input.name, createdAt: new Date() });
-    try {
-      await withConfigChange(this.store, async (manager) => {
+    const customerId = input.customerId ? parseId(input.customerId, 'input.customerId') : null;
+    const team = Object.assign(new Team(), {
+      id: randomUUID(),
+      name: input.name,
+      customerId,
+      access: mergeAccessLists({}, input),
+      rateLimits: input.rateLimits ? storedRateLimits(input.rateLimits) : {},
+      createdAt: new Date(),
+    });
+    await uniquely('teams_name_key', 'team', input.name, () =>
+      withConfigChange(this.store, async (manager) => {
+        if (customerId) await requireCustomer(manager, customerId);
         await manager.insert(Team, team);
         return { result: undefined, changed: true };
-      });
-    } catch (error) {
-      if (isUniqueViolation(error, 'teams_name_key')) {
-        throw new PortcullisError(
-          ErrorCode.CONFLICT,
-          `input.name: a team named "${input.name}" already exists; choose another name`,
-          { field: 'input.name' },
-        );
-      }
-      throw error;
-    }
+      }),
+    );
     return team;
+  }
+
+  /** Changes the given fields of a team; its lists and limits apply to every key of it on the next revision. */
+  async update(rawId: string, rawInput: unknown): Promise<Team> {
+    const id = parseId(rawId, 'id');
+    const input = parseInput(updateTeamSchema, rawInput, 'input');
+    const customerId = input.customerId ? parseId(input.customerId, 'input.customerId') : input.customerId;
+    return uniquely('teams_name_key', 'team', input.name, () =>
+      withConfigChange(this.store, async (manager) => {
+        const team = await manager.findOne(Team, { where: { id }, lock: { mode: 'pessimistic_write' } });
+        if (!team) throw notFound('team', id, 'teams');
+        if (customerId) await requireCustomer(manager, customerId);
+        if (input.name !== undefined) team.name = input.name;
+        if (customerId !== undefined) team.customerId = customerId;
+        team.access = mergeAccessLists(team.access, input);
+        if (input.rateLimits !== undefined)
+          team.rateLimits = input.rateLimits ? storedRateLimits(input.rateLimits) : {};
+        await manager.save(Team, team);
+        return { result: team, changed: true };
+      }),
+    );
+  }
+
+  async createCustomer(rawInput: unknown): Promise<Customer> {
+    const input = parseInput(createCustomerSchema, rawInput, 'input');
+    const customer = Object.assign(new Customer(), {
+      id: randomUUID(),
+      name: input.name,
+      rateLimits: input.rateLimits ? storedRateLimits(input.rateLimits) : {},
+      createdAt: new Date(),
+    });
+    await uniquely('customers_name_key', 'customer', input.name, () =>
+      withConfigChange(this.store, async (manager) => {
+        await manager.insert(Customer, customer);
+        return { result: undefined, changed: true };
+      }),
+    );
+    return customer;
+  }
+
+  async updateCustomer(rawId: string, rawInput: unknown): Promise<Customer> {
+    const id = parseId(rawId, 'id');
+    const input = parseInput(updateCustomerSchema, rawInput, 'input');
+    return uniquely('customers_name_key', 'customer', input.name, () =>
+      withConfigChange(this.store, async (manager) => {
+        const customer = await manager.findOne(Customer, { where: { id }, lock: { mode: 'pessimistic_write' } });
+        if (!customer) throw notFound('customer', id, 'customers');
+        if (input.name !== undefined) customer.name = input.name;
+        if (input.rateLimits !== undefined)
+          customer.rateLimits = input.rateLimits ? storedRateLimits(input.rateLimits) : {};
+        await manager.save(Customer, customer);
+        return { result: customer, changed: true };
+      }),
+    );
   }
 
   /** Teams by name, one page (see `Page`). */
@@ -54,6 +158,29 @@ export class TeamService {
     return query.getMany();
   }
 
+  /** Customers by name, one page (see `Page`). */
+  async listCustomers(page: Page = { first: MAX_PAGE_SIZE, after: null }): Promise<Customer[]> {
+    const repository = this.store.dataSource.getRepository(Customer);
+    const query = repository
+      .createQueryBuilder('c')
+      .orderBy('c.name', 'ASC')
+      .addOrderBy('c.id', 'ASC')
+      .take(page.first);
+    if (page.after !== null) {
+      const after = parseId(page.after, 'after');
+      if (!(await repository.existsBy({ id: after }))) throw unknownCursor('customer', after);
+      query.where('(c.name, c.id) > (SELECT x.name, x.id FROM customers x WHERE x.id = :after)', { after });
+    }
+    return query.getMany();
+  }
+
+  /** The teams of one customer, by name (at most 1000). */
+  async teamsOf(customerId: string): Promise<Team[]> {
+    return this.store.dataSource
+      .getRepository(Team)
+      .find({ where: { customerId }, order: { name: 'ASC', id: 'ASC' }, take: MAX_PAGE_SIZE });
+  }
+
   async getMany(ids: readonly string[]): Promise<Map<string, Team>> {
     if (ids.length === 0) return new Map();
     const teams = await this.store.dataSource
@@ -62,5 +189,15 @@ export class TeamService {
       .where('t.id IN (:...ids)', { ids: [...ids] })
       .getMany();
     return new Map(teams.map((team) => [team.id, team]));
+  }
+
+  async getCustomers(ids: readonly string[]): Promise<Map<string, Customer>> {
+    if (ids.length === 0) return new Map();
+    const customers = await this.store.dataSource
+      .getRepository(Customer)
+      .createQueryBuilder('c')
+      .where('c.id IN (:...ids)', { ids: [...ids] })
+      .getMany();
+    return new Map(customers.map((customer) => [customer.id, customer]));
   }
 }

@@ -1,58 +1,63 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { In } from 'typeorm';
+import { In, type EntityManager } from 'typeorm';
 import { z } from 'zod';
 import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
-import { Team, VirtualKey, type CodeModeName } from '../db/entities.ts';
+import { Team, VirtualKey, type AccessListsJson, type CodeModeName, type RateLimitsJson } from '../db/entities.ts';
 import { withConfigChange, type ConfigStore } from './config-change.ts';
-import { UPSTREAM_NAME_PATTERN } from './upstreams.ts';
+import { accessListFields, mergeAccessLists, rateLimitsInput, storedRateLimits } from './access-lists.ts';
 import { MAX_PAGE_SIZE, unknownCursor, type Page } from './pagination.ts';
 import { badInput, parseId, parseInput } from './validation.ts';
 
 export const SECRET_PREFIX = 'pcs_';
 /** Characters of the secret kept to tell keys apart: "pcs_" plus 8 of the 43 random ones. */
 const SHOWN_PREFIX_LENGTH = 12;
-const TOOL_NAME = /^[A-Za-z0-9_-]+$/;
-const MAX_EXPOSED_NAME = 64;
+export { allowedToolProblem } from './access-lists.ts';
+/** The longest grace period a rotation may give the old secret: 30 days. */
+export const MAX_GRACE_SECONDS = 30 * 24 * 3600;
 /** Keys one createVirtualKeys call may create. */
 export const MAX_KEYS_PER_BATCH = 1000;
 /** Rows per INSERT statement (keeps the statement's parameters well under Postgres' limit). */
 const INSERT_CHUNK = 500;
 
-/** Why `pattern` is not a valid allow-list entry, or undefined when it is. */
-export function allowedToolProblem(pattern: string): string | undefined {
-  if (pattern === '*') return undefined;
-  const separator = pattern.indexOf('__');
-  const fix = 'use "*", "<upstream>__*" or "<upstream>__<tool>" (letters, digits, "_" and "-")';
-  if (separator <= 0) return `"${pattern}" has no "<upstream>__" prefix; ${fix}`;
-  const upstream = pattern.slice(0, separator);
-  const tool = pattern.slice(separator + 2);
-  if (!UPSTREAM_NAME_PATTERN.test(upstream))
-    return `"${upstream}" in "${pattern}" is not a valid upstream name; ${fix}`;
-  if (tool === '*') return undefined;
-  if (!TOOL_NAME.test(tool)) return `"${pattern}" is not a valid tool name or wildcard; ${fix}`;
-  if (pattern.length > MAX_EXPOSED_NAME)
-    return `"${pattern}" is longer than ${MAX_EXPOSED_NAME} characters, which no exposed tool name can be`;
-  return undefined;
-}
+const keyName = z
+  .string()
+  .trim()
+  .min(1, 'is empty; give the key a name people recognize, e.g. "ci-bot"')
+  .max(128, 'is longer than 128 characters; shorten it');
+
+/** A time a key stops working: a valid date in the future (disable or revoke a key to stop it now). */
+const expiresAt = z
+  .date('must be an ISO 8601 date and time')
+  .refine((date) => date.getTime() > Date.now(), 'is in the past; give a future time, or disable or revoke the key')
+  .refine(
+    (date) => date.getUTCFullYear() < 10000,
+    'is after the year 9999; leave expiresAt out for a key that never expires',
+  );
 
 const createVirtualKeySchema = z.object({
-  name: z
-    .string()
-    .trim()
-    .min(1, 'is empty; give the key a name people recognize, e.g. "ci-bot"')
-    .max(128, 'is longer than 128 characters; shorten it'),
+  name: keyName,
   teamId: z.string().nullish(),
-  allowedTools: z
-    .array(
-      z.string().superRefine((pattern, ctx) => {
-        const problem = allowedToolProblem(pattern);
-        if (problem) ctx.addIssue({ code: 'custom', message: problem });
-      }),
-    )
-    .max(1000, 'has more than 1000 patterns; use "<upstream>__*" wildcards')
-    .nullish(),
+  ...accessListFields,
+  rateLimits: rateLimitsInput.nullish(),
+  expiresAt: expiresAt.nullish(),
   codeMode: z.enum(['INHERIT', 'ON', 'OFF'], 'must be one of INHERIT, ON, OFF').nullish(),
 });
+
+const updateVirtualKeySchema = z
+  .object({
+    name: keyName.optional(),
+    teamId: z.string().nullish(),
+    ...accessListFields,
+    rateLimits: rateLimitsInput.nullish(),
+    expiresAt: expiresAt.nullish(),
+  })
+  .strict();
+
+const gracePeriodSeconds = z
+  .number()
+  .int('must be a whole number of seconds')
+  .min(0, 'must not be negative; 0 stops the old secret at once')
+  .max(MAX_GRACE_SECONDS, `is longer than 30 days (${MAX_GRACE_SECONDS} s); rotate again later instead`);
 
 export interface VirtualKeyView {
   id: string;
@@ -61,33 +66,14 @@ export interface VirtualKeyView {
   teamId: string | null;
   allowedTools: string[];
   codeMode: CodeModeName;
+  access: AccessListsJson;
+  rateLimits: RateLimitsJson;
+  enabled: boolean;
+  expiresAt: Date | null;
+  rotatedAt: Date | null;
+  previousSecretExpiresAt: Date | null;
   revokedAt: Date | null;
   createdAt: Date;
-}
-
-/** A key row as the revoking UPDATE returns it (checked: it is read with raw SQL, not through the entity). */
-const revokedRow = z.object({
-  id: z.string(),
-  name: z.string(),
-  prefix: z.string(),
-  team_id: z.string().nullable(),
-  allowed_tools: z.array(z.string()),
-  code_mode: z.enum(['INHERIT', 'ON', 'OFF']),
-  revoked_at: z.date(),
-  created_at: z.date(),
-});
-
-function viewOfRow(row: z.output<typeof revokedRow>): VirtualKeyView {
-  return {
-    id: row.id,
-    name: row.name,
-    prefix: row.prefix,
-    teamId: row.team_id,
-    allowedTools: row.allowed_tools,
-    codeMode: row.code_mode,
-    revokedAt: row.revoked_at,
-    createdAt: row.created_at,
-  };
 }
 
 export function toVirtualKeyView(key: VirtualKey): VirtualKeyView {
@@ -98,9 +84,19 @@ export function toVirtualKeyView(key: VirtualKey): VirtualKeyView {
     teamId: key.teamId,
     allowedTools: key.allowedTools,
     codeMode: key.codeMode,
+    access: key.access,
+    rateLimits: key.rateLimits,
+    enabled: key.enabled,
+    expiresAt: key.expiresAt,
+    rotatedAt: key.rotatedAt,
+    previousSecretExpiresAt: key.previousSecretExpiresAt,
     revokedAt: key.revokedAt,
     createdAt: key.createdAt,
   };
+}
+
+function newSecret(): string {
+  return SECRET_PREFIX + randomBytes(32).toString('base64url');
 }
 
 /** SHA-256 of a secret: the only form in which it is stored. */
@@ -137,15 +133,23 @@ export class VirtualKeyService {
       const where = single ? field : `${field}.${index}`;
       const input = parseInput(createVirtualKeySchema, raw, where);
       const teamId = input.teamId ? parseId(input.teamId, `${where}.teamId`) : null;
-      const secret = SECRET_PREFIX + randomBytes(32).toString('base64url');
+      const secret = newSecret();
+      const { allowedTools, ...lists } = input;
       const key = Object.assign(new VirtualKey(), {
         id: randomUUID(),
         name: input.name,
         prefix: secret.slice(0, SHOWN_PREFIX_LENGTH),
         secretSha256: hashSecret(secret),
         teamId,
-        allowedTools: input.allowedTools ? [...new Set(input.allowedTools)] : ['*'],
+        allowedTools: allowedTools ?? ['*'],
         codeMode: input.codeMode ?? 'INHERIT',
+        access: mergeAccessLists({}, { ...lists, allowedTools: undefined }),
+        rateLimits: input.rateLimits ? storedRateLimits(input.rateLimits) : {},
+        enabled: true,
+        expiresAt: input.expiresAt ?? null,
+        previousSecretSha256: null,
+        previousSecretExpiresAt: null,
+        rotatedAt: null,
         revokedAt: null,
         createdAt: new Date(),
       });
@@ -157,11 +161,7 @@ export class VirtualKeyService {
         (teamIds.length ? await manager.findBy(Team, { id: In(teamIds) }) : []).map((team) => team.id),
       );
       const unknown = prepared.find((p) => p.key.teamId && !known.has(p.key.teamId));
-      if (unknown)
-        throw badInput(
-          `${unknown.where}.teamId`,
-          `no team has id "${unknown.key.teamId}"; create one with createTeam or leave teamId out`,
-        );
+      if (unknown) throw unknownTeam(unknown.key.teamId!, `${unknown.where}.teamId`);
       for (let i = 0; i < prepared.length; i += INSERT_CHUNK) {
         await manager.insert(
           VirtualKey,
@@ -174,30 +174,97 @@ export class VirtualKeyService {
   }
 
   /**
-   * Revokes a key; revoking a revoked key changes nothing and returns it as it is. Only when the
-   * update matches nothing is the key looked up, to tell a revoked key from a missing one.
+   * Revokes a key for good; revoking a revoked key changes nothing and returns it as it is. Only
+   * when the update matches nothing is the key looked up, to tell a revoked key from a missing one.
    */
   async revoke(rawId: string): Promise<VirtualKeyView> {
     const id = parseId(rawId, 'id');
-    const rows = await withConfigChange(this.store, async (manager) => {
+    const revoked = await withConfigChange(this.store, async (manager) => {
       // Through a CTE: TypeORM returns [rows, count] for a bare UPDATE, plain rows for a SELECT.
-      const revoked: Array<Record<string, unknown>> = await manager.query(
-        `WITH r AS (UPDATE virtual_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL
-           RETURNING id, name, prefix, team_id, allowed_tools, code_mode, revoked_at, created_at) SELECT * FROM r`,
+      const rows: unknown[] = await manager.query(
+        `WITH r AS (UPDATE virtual_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id) SELECT * FROM r`,
         [id],
       );
       // The whole of this change's effect on the configuration: the key is no longer live.
-      return { result: revoked, changed: revoked.length > 0, known: { removedKeyIds: [id] } };
+      return { result: rows.length > 0, changed: rows.length > 0, known: { removedKeyIds: [id] } };
     });
-    if (rows.length > 0) return viewOfRow(revokedRow.parse(rows[0]));
     const key = await this.store.dataSource.getRepository(VirtualKey).findOneBy({ id });
-    if (!key)
+    if (!key) throw notFound(id);
+    if (revoked && key.revokedAt === null) key.revokedAt = new Date();
+    return toVirtualKeyView(key);
+  }
+
+  /** Changes the given fields of a live key (see UpdateVirtualKeyInput); nodes get it with the next revision. */
+  async update(rawId: string, rawInput: unknown): Promise<VirtualKeyView> {
+    const id = parseId(rawId, 'id');
+    const input = parseInput(updateVirtualKeySchema, rawInput, 'input');
+    const teamId = input.teamId ? parseId(input.teamId, 'input.teamId') : input.teamId;
+    return withConfigChange(this.store, async (manager) => {
+      const key = await this.liveKey(manager, id);
+      if (teamId) await requireTeam(manager, teamId, 'input.teamId');
+      if (input.name !== undefined) key.name = input.name;
+      if (teamId !== undefined) key.teamId = teamId;
+      if (input.allowedTools !== undefined) key.allowedTools = input.allowedTools ?? ['*'];
+      const { allowedTools: _tools, ...lists } = input;
+      key.access = mergeAccessLists(key.access, lists);
+      if (input.rateLimits !== undefined) key.rateLimits = input.rateLimits ? storedRateLimits(input.rateLimits) : {};
+      if (input.expiresAt !== undefined) key.expiresAt = input.expiresAt;
+      await manager.save(VirtualKey, key);
+      return { result: toVirtualKeyView(key), changed: true };
+    });
+  }
+
+  /**
+   * Gives a key a new secret (returned here once); the old one keeps working for
+   * `gracePeriodSeconds` (0: not at all), so agents can be moved over without an outage.
+   */
+  async rotate(rawId: string, rawGrace: unknown): Promise<{ key: VirtualKeyView; secret: string }> {
+    const id = parseId(rawId, 'id');
+    const grace = parseInput(gracePeriodSeconds, rawGrace ?? 0, 'gracePeriodSeconds');
+    const secret = newSecret();
+    const key = await withConfigChange(this.store, async (manager) => {
+      const key = await this.liveKey(manager, id);
+      const now = new Date();
+      key.previousSecretSha256 = grace > 0 ? key.secretSha256 : null;
+      key.previousSecretExpiresAt = grace > 0 ? new Date(now.getTime() + grace * 1000) : null;
+      key.secretSha256 = hashSecret(secret);
+      key.prefix = secret.slice(0, SHOWN_PREFIX_LENGTH);
+      key.rotatedAt = now;
+      await manager.save(VirtualKey, key);
+      return { result: key, changed: true };
+    });
+    return { key: toVirtualKeyView(key), secret };
+  }
+
+  /** Disables (nodes refuse it like an unknown key) or enables a live key again. */
+  async setEnabled(rawId: string, enabled: unknown): Promise<VirtualKeyView> {
+    const id = parseId(rawId, 'id');
+    const value = parseInput(z.boolean('must be true or false'), enabled, 'enabled');
+    return withConfigChange(this.store, async (manager) => {
+      const key = await this.liveKey(manager, id);
+      if (key.enabled === value) return { result: toVirtualKeyView(key), changed: false };
+      key.enabled = value;
+      await manager.save(VirtualKey, key);
+      return { result: toVirtualKeyView(key), changed: true };
+    });
+  }
+
+  async get(rawId: string): Promise<VirtualKeyView | null> {
+    const key = await this.store.dataSource.getRepository(VirtualKey).findOneBy({ id: parseId(rawId, 'id') });
+    return key && toVirtualKeyView(key);
+  }
+
+  /** The key, locked for this change; NOT_FOUND when missing, CONFLICT when revoked (revocation is final). */
+  private async liveKey(manager: EntityManager, id: string): Promise<VirtualKey> {
+    const key = await manager.findOne(VirtualKey, { where: { id }, lock: { mode: 'pessimistic_write' } });
+    if (!key) throw notFound(id);
+    if (key.revokedAt !== null)
       throw new PortcullisError(
-        ErrorCode.NOT_FOUND,
-        `id: no virtual key has id "${id}"; list them with the virtualKeys query`,
+        ErrorCode.CONFLICT,
+        `id: virtual key "${id}" is revoked, which is final; create a new key instead`,
         { field: 'id' },
       );
-    return toVirtualKeyView(key);
+    return key;
   }
 
   /** Keys in creation order, one page (see `Page`). */
@@ -218,4 +285,20 @@ export class VirtualKeyService {
     }
     return (await query.getMany()).map(toVirtualKeyView);
   }
+}
+
+function notFound(id: string): PortcullisError {
+  return new PortcullisError(
+    ErrorCode.NOT_FOUND,
+    `id: no virtual key has id "${id}"; list them with the virtualKeys query`,
+    { field: 'id' },
+  );
+}
+
+function unknownTeam(teamId: string, field: string): PortcullisError {
+  return badInput(field, `no team has id "${teamId}"; create one with createTeam or leave teamId out`);
+}
+
+async function requireTeam(manager: EntityManager, teamId: string, field: string): Promise<void> {
+  if (!(await manager.existsBy(Team, { id: teamId }))) throw unknownTeam(teamId, field);
 }

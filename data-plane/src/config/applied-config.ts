@@ -2,16 +2,22 @@ import { hash } from 'node:crypto';
 import { z } from 'zod';
 import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
 import {
+  CodeMode,
   McpAuthorizationConfig,
   Transport,
   type Snapshot,
   type SnapshotDelta,
   type UpstreamConfig,
   type SigningKey,
+  type TeamConfig,
+  type CustomerConfig,
+  type VirtualKeyConfig,
+  type ToolPrice,
 } from '../../../proto/gen/portcullis/v1/config.ts';
 import type { Principal } from '../policy/principal.ts';
+import { PriceList } from '../policy/prices.ts';
+import { KeyIndex, keyEntry, type Directory, type KeyEntry } from './key-index.ts';
 import { IdentityProviders } from '../oauth/identity-providers.ts';
-import { KeyIndex, keyEntry } from './key-index.ts';
 
 const UPSTREAM_NAME = /^[A-Za-z0-9_-]{1,32}$/;
 
@@ -62,6 +68,8 @@ const sessionKeysSchema = z
   )
   .min(1, 'at least one session key is required');
 const version = z.string().regex(/^\d+$/, 'version must be a decimal revision');
+const teamsSchema = z.array(z.object({ id: z.string().min(1, 'a team needs an id') }).loose()).optional();
+const customersSchema = z.array(z.object({ id: z.string().min(1, 'a customer needs an id') }).loose()).optional();
 
 const httpUrl = (what: string) =>
   z.string().refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), `${what} must be an http(s) URL`);
@@ -87,6 +95,8 @@ const SnapshotSchema = z.object({
   upstreams: z.array(upstreamSchema),
   virtualKeys: z.array(keySchema),
   sessionKeys: sessionKeysSchema,
+  teams: teamsSchema,
+  customers: customersSchema,
   mcpAuthorization: mcpAuthorizationSchema,
 });
 
@@ -98,6 +108,8 @@ const DeltaSchema = z.object({
   sessionKeys: sessionKeysSchema,
   upsertedKeys: z.array(keySchema),
   removedKeyIds: z.array(z.string().min(1, 'a removed key id must not be empty')),
+  teams: teamsSchema,
+  customers: customersSchema,
   mcpAuthorization: mcpAuthorizationSchema,
 });
 
@@ -118,6 +130,14 @@ function checkUpstreamNames(upstreams: readonly UpstreamConfig[], version: strin
   }
 }
 
+/** Key fields a snapshot (a restart cache, a test's fixture) may lack: they default to none (code mode: INHERIT). */
+type Governance = 'expiresAtMs' | 'previousSecretSha256' | 'previousSecretExpiresAtMs' | 'codeMode';
+export type KeyConfigInput = Omit<VirtualKeyConfig, Governance> & Partial<Pick<VirtualKeyConfig, Governance>>;
+type Directory_ = 'teams' | 'customers' | 'prices' | 'budgeted';
+export type SnapshotInput = Omit<Snapshot, Directory_ | 'virtualKeys'> &
+  Partial<Pick<Snapshot, Directory_>> & { virtualKeys: KeyConfigInput[] };
+export type DeltaInput = Omit<SnapshotDelta, Directory_ | 'upsertedKeys'> &
+  Partial<Pick<SnapshotDelta, Directory_>> & { upsertedKeys: KeyConfigInput[] };
 function identity(
   config: McpAuthorizationConfig | undefined,
 ): readonly [IdentityProviders | undefined, McpAuthorizationConfig | undefined] {
@@ -150,7 +170,14 @@ export class AppliedConfig {
     readonly version: string,
     readonly upstreams: readonly UpstreamConfig[],
     readonly sessionKeys: readonly SigningKey[],
+    readonly teams: readonly TeamConfig[],
+    readonly customers: readonly CustomerConfig[],
     private readonly keys: KeyIndex,
+    /** What each tool call costs (pipeline/steps/limits.ts). */
+    readonly prices: PriceList,
+    private readonly priceConfigs: readonly ToolPrice[],
+    /** Owners with a budget (`<scope>:<owner id>`): they may spend only what their lease holds. */
+    readonly budgeted: ReadonlySet<string>,
     /** OAuth access tokens this node accepts (MCP authorization); undefined: virtual keys only. */
     readonly identityProviders: IdentityProviders | undefined,
     private readonly mcpAuthorization: McpAuthorizationConfig | undefined,
@@ -159,14 +186,22 @@ export class AppliedConfig {
   }
 
   /** Validates a snapshot and indexes it; throws BAD_CONFIG naming the offending field. */
-  static fromSnapshot(snapshot: Snapshot): AppliedConfig {
+  static fromSnapshot(snapshot: SnapshotInput): AppliedConfig {
     check(SnapshotSchema, snapshot, snapshot.version, 'snapshot');
     checkUpstreamNames(snapshot.upstreams, snapshot.version, 'snapshot');
+    const teamList = snapshot.teams ?? [];
+    const customerList = snapshot.customers ?? [];
+    const directory = directoryOf(teamList, customerList);
     return new AppliedConfig(
       snapshot.version,
       snapshot.upstreams,
       snapshot.sessionKeys,
-      KeyIndex.of(snapshot.virtualKeys.map(keyEntry)),
+      teamList,
+      customerList,
+      KeyIndex.of(snapshot.virtualKeys.map((key) => keyEntry(withDefaults(key), directory))),
+      PriceList.of(snapshot.prices, snapshot.upstreams),
+      snapshot.prices ?? [],
+      new Set(snapshot.budgeted),
       ...identity(snapshot.mcpAuthorization),
     );
   }
@@ -176,7 +211,7 @@ export class AppliedConfig {
    * result shares this one's key index and copies only what changed. Throws BAD_CONFIG naming the
    * field (or the version mismatch); this configuration is left as it was.
    */
-  applyDelta(delta: SnapshotDelta): AppliedConfig {
+  applyDelta(delta: DeltaInput): AppliedConfig {
     if (delta.baseVersion !== this.version) {
       throw new PortcullisError(
         ErrorCode.BAD_CONFIG,
@@ -191,11 +226,28 @@ export class AppliedConfig {
       );
     }
     checkUpstreamNames(delta.upstreams, delta.version, 'delta');
+    const teamList = delta.teams ?? [];
+    const customerList = delta.customers ?? [];
+    const directory = directoryOf(teamList, customerList);
+    const upserted = delta.upsertedKeys.map(withDefaults);
+    const changed = JSON.stringify([teamList, customerList]) !== JSON.stringify([this.teams, this.customers]);
+    // A team or customer changed: every key is compiled again (they change rarely; keys often).
+    const keys = changed
+      ? KeyIndex.of(recompiled(this.keys.with([], delta.removedKeyIds), upserted, directory))
+      : this.keys.with(
+          upserted.map((key) => keyEntry(key, directory)),
+          delta.removedKeyIds,
+        );
     return new AppliedConfig(
       delta.version,
       delta.upstreams,
       delta.sessionKeys,
-      this.keys.with(delta.upsertedKeys.map(keyEntry), delta.removedKeyIds),
+      teamList,
+      customerList,
+      keys,
+      PriceList.of(delta.prices, delta.upstreams),
+      delta.prices ?? [],
+      new Set(delta.budgeted),
       ...(sameAuthorization(delta.mcpAuthorization, this.mcpAuthorization)
         ? ([this.identityProviders, this.mcpAuthorization] as const)
         : identity(delta.mcpAuthorization)),
@@ -214,17 +266,51 @@ export class AppliedConfig {
       upstreams: [...this.upstreams],
       virtualKeys: Array.from(this.keys.entries(), (entry) => entry.config),
       sessionKeys: [...this.sessionKeys],
+      teams: [...this.teams],
+      customers: [...this.customers],
+      prices: [...this.priceConfigs],
+      budgeted: [...this.budgeted],
       ...(this.mcpAuthorization === undefined ? {} : { mcpAuthorization: this.mcpAuthorization }),
     };
   }
 
-  /** The principal for a presented key secret, or undefined when it is unknown or revoked. */
-  authenticate(secret: string): Principal | undefined {
-    return this.keys.byHash(hashSecret(secret))?.principal;
+  /**
+   * The principal for a presented key secret, or undefined when it is unknown, revoked, disabled,
+   * expired, or a rotated-away secret past its grace period (all told apart by nobody: one answer).
+   */
+  authenticate(secret: string, now = Date.now()): Principal | undefined {
+    const hashHex = hashSecret(secret);
+    const entry = this.keys.byHash(hashHex);
+    if (entry === undefined || now >= entry.expiresAtMs) return undefined;
+    if (hashHex !== entry.hashHex && now >= entry.previousExpiresAtMs) return undefined;
+    return entry.principal;
   }
 
-  /** The principal of a virtual key by its id (no secret involved), or undefined when it is revoked or not in this snapshot. */
-  principalByKeyId(keyId: string): Principal | undefined {
-    return this.keys.byId(keyId)?.principal;
+  /** The principal of a virtual key by its id (no secret involved), or undefined when it is revoked, expired or not in this snapshot. */
+  principalByKeyId(keyId: string, now = Date.now()): Principal | undefined {
+    const entry = this.keys.byId(keyId);
+    return entry === undefined || now >= entry.expiresAtMs ? undefined : entry.principal;
   }
+}
+
+function withDefaults(key: KeyConfigInput): VirtualKeyConfig {
+  return {
+    ...key,
+    expiresAtMs: key.expiresAtMs ?? 0,
+    previousSecretSha256: key.previousSecretSha256 ?? Buffer.alloc(0),
+    previousSecretExpiresAtMs: key.previousSecretExpiresAtMs ?? 0,
+    codeMode: key.codeMode ?? CodeMode.CODE_MODE_INHERIT,
+  };
+}
+
+function directoryOf(teams: readonly TeamConfig[], customers: readonly CustomerConfig[]): Directory {
+  return {
+    teams: new Map(teams.map((team) => [team.id, team])),
+    customers: new Map(customers.map((customer) => [customer.id, customer])),
+  };
+}
+
+function* recompiled(kept: KeyIndex, upserted: readonly VirtualKeyConfig[], directory: Directory): Iterable<KeyEntry> {
+  for (const entry of kept.entries()) yield keyEntry(entry.config, directory);
+  for (const key of upserted) yield keyEntry(key, directory);
 }

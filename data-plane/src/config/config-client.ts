@@ -9,6 +9,8 @@ import {
   type ConnectResponse,
   type RelayEnvelope,
   type UpstreamReport,
+  type BudgetLease,
+  type BudgetSpend,
   type AuditAck,
   type AuditBatch,
 } from '../../../proto/gen/portcullis/v1/config.ts';
@@ -45,6 +47,10 @@ export interface ConfigClientOptions {
   nodeTag?: string;
   /** A message another node relayed to this one (not validated yet). */
   onRelay?: (envelope: RelayEnvelope) => void;
+  /** The control plane's count of live nodes sharing every rate limit (NodeShare). */
+  onShare?: (liveNodes: number) => void;
+  /** This node's budget leases (BudgetLeases), whenever the control plane sends them. */
+  onLeases?: (leases: BudgetLease[]) => void;
   /** After each (re)connect's hello: what the node re-announces (e.g. the sessions it knows ended). */
   onConnected?: () => void;
   /** The stream was lost (messages sent on it and not answered are to be sent again on the next). */
@@ -141,6 +147,14 @@ export class ConfigClient {
     return true;
   }
 
+  /** Reports what this node spent of its budget leases; false while no stream is open (the next report carries it, being cumulative). */
+  reportSpend(entries: BudgetSpend[]): boolean {
+    const stream = this.stream;
+    if (stream === undefined) return false;
+    stream.write({ kind: { $case: 'spend', value: { entries } } });
+    return true;
+  }
+
   /** Sends a batch of audit records; false when the stream is down (the shipper sends it again on the next). */
   sendAudit(batch: AuditBatch): boolean {
     const stream = this.stream;
@@ -193,6 +207,8 @@ export class ConfigClient {
       if (message.kind?.$case === 'snapshot') this.onSnapshot(stream, message.kind.value);
       else if (message.kind?.$case === 'delta') this.onDelta(stream, message.kind.value);
       else if (message.kind?.$case === 'relay') this.options.onRelay?.(message.kind.value);
+      else if (message.kind?.$case === 'share') this.options.onShare?.(message.kind.value.liveNodes);
+      else if (message.kind?.$case === 'leases') this.options.onLeases?.(message.kind.value.leases);
       else if (message.kind?.$case === 'auditAck') this.options.onAuditAck?.(message.kind.value);
     });
     stream.on('error', (error: Error) => this.onDisconnected(stream, error));

@@ -1,27 +1,70 @@
-import type { VirtualKeyConfig } from '../../../proto/gen/portcullis/v1/config.ts';
-import { AllowList } from '../policy/allow-list.ts';
+import type { CustomerConfig, TeamConfig, VirtualKeyConfig } from '../../../proto/gen/portcullis/v1/config.ts';
+import { compileLimits } from '../policy/rate-limits.ts';
+import { AllowList, accessOfToolPatterns } from '../policy/allow-list.ts';
 import type { Principal } from '../policy/principal.ts';
 
-/** One configured virtual key: as sent, its hash in hex, and the principal requests authenticate as. */
+/** One configured virtual key: as sent, its hashes in hex, and the principal requests authenticate as. */
 export interface KeyEntry {
   readonly config: VirtualKeyConfig;
   readonly hashHex: string;
+  /** The secret a rotation replaced (hex SHA-256), accepted until `previousExpiresAtMs`; undefined: none. */
+  readonly previousHashHex: string | undefined;
+  readonly previousExpiresAtMs: number;
+  /** When the key stops working (ms since the epoch); Infinity: never. */
+  readonly expiresAtMs: number;
   readonly principal: Principal;
 }
 
-export function keyEntry(config: VirtualKeyConfig): KeyEntry {
+/** The teams and customers keys are compiled against, by id. */
+export interface Directory {
+  readonly teams: ReadonlyMap<string, TeamConfig>;
+  readonly customers: ReadonlyMap<string, CustomerConfig>;
+}
+
+export function keyEntry(config: VirtualKeyConfig, directory: Directory = NO_DIRECTORY): KeyEntry {
+  const team = config.teamId ? directory.teams.get(config.teamId) : undefined;
+  const customer = team?.customerId ? directory.customers.get(team.customerId) : undefined;
+  const limits = [
+    ...compileLimits('key', config.id, config.name, config.rateLimits),
+    ...(team ? compileLimits('team', team.id, team.name, team.rateLimits) : []),
+    ...(customer ? compileLimits('customer', customer.id, customer.name, customer.rateLimits) : []),
+  ];
+  const access = config.access ?? accessOfToolPatterns(config.allowedTools);
+  const previous = config.previousSecretSha256.length === 32 ? config.previousSecretSha256 : undefined;
   return {
     config,
     hashHex: Buffer.from(config.secretSha256).toString('hex'),
+    previousHashHex: previous && Buffer.from(previous).toString('hex'),
+    previousExpiresAtMs: previous ? config.previousSecretExpiresAtMs : 0,
+    expiresAtMs: config.expiresAtMs > 0 ? config.expiresAtMs : Number.POSITIVE_INFINITY,
     principal: {
       keyId: config.id,
       keyName: config.name,
       teamId: config.teamId || undefined,
-      allowList: new AllowList(config.allowedTools),
+      customerId: team?.customerId || undefined,
+      // A key naming a team this snapshot lacks gets the team's lists as "nothing": never more than meant.
+      allowList: AllowList.of(access, config.teamId ? (team?.access ?? NOTHING) : undefined),
       codeMode: config.codeMode,
+      limits,
+      owners: [
+        `key:${config.id}`,
+        ...(config.teamId ? [`team:${config.teamId}`] : []),
+        ...(team?.customerId ? [`customer:${team.customerId}`] : []),
+      ],
     },
   };
 }
+
+const NO_DIRECTORY: Directory = { teams: new Map(), customers: new Map() };
+
+const NOTHING = {
+  allowedTools: [],
+  deniedTools: [],
+  allowedPrompts: [],
+  deniedPrompts: [],
+  allowedResources: [],
+  deniedResources: [],
+};
 
 /** Overlays smaller than this are never folded into the base. */
 const MIN_OVERLAY = 64;
@@ -48,9 +91,13 @@ export class KeyIndex {
     const byHash = new Map<string, KeyEntry>();
     for (const entry of entries) {
       const previous = byId.get(entry.config.id);
-      if (previous) byHash.delete(previous.hashHex);
+      if (previous) {
+        byHash.delete(previous.hashHex);
+        if (previous.previousHashHex !== undefined) byHash.delete(previous.previousHashHex);
+      }
       byId.set(entry.config.id, entry);
       byHash.set(entry.hashHex, entry);
+      if (entry.previousHashHex !== undefined) byHash.set(entry.previousHashHex, entry);
     }
     return new KeyIndex(byId, byHash, new Map(), new Map(), byId.size);
   }
@@ -76,6 +123,7 @@ export class KeyIndex {
       if (!gone) continue;
       overlayById.set(id, null);
       overlayByHash.set(gone.hashHex, null);
+      if (gone.previousHashHex !== undefined) overlayByHash.set(gone.previousHashHex, null);
       size--;
     }
     for (const entry of upserted) {
@@ -83,7 +131,8 @@ export class KeyIndex {
         ? overlayById.get(entry.config.id)
         : this.baseById.get(entry.config.id);
       if (current) {
-        if (current.hashHex !== entry.hashHex) overlayByHash.set(current.hashHex, null);
+        overlayByHash.set(current.hashHex, null);
+        if (current.previousHashHex !== undefined) overlayByHash.set(current.previousHashHex, null);
       } else {
         size++;
       }
@@ -91,6 +140,7 @@ export class KeyIndex {
     for (const entry of upserted) {
       overlayById.set(entry.config.id, entry);
       overlayByHash.set(entry.hashHex, entry);
+      if (entry.previousHashHex !== undefined) overlayByHash.set(entry.previousHashHex, entry);
     }
     const next = new KeyIndex(this.baseById, this.baseByHash, overlayById, overlayByHash, size);
     const limit = Math.min(MAX_OVERLAY, Math.max(MIN_OVERLAY, this.baseById.size >> 3));

@@ -270,7 +270,7 @@ export class AgentStreams {
       const params = withoutUpstreamSubscriptionId(notification.params);
       for (const holder of holders) {
         for (const stream of this.byHolder.get(holder) ?? []) {
-          if (this.views.mayUseUpstream(stream.allowList, upstream)) stream.send(notification.method, params);
+          if (this.views.mayReadResource(stream.allowList, uri, upstream)) stream.send(notification.method, params);
         }
       }
       return;

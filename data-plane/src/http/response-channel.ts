@@ -127,7 +127,11 @@ export class ResponseChannel implements RequestChannel {
     const stream = this.stream;
     if (stream === undefined && (res.writableEnded || res.destroyed)) return;
     if (!this.streaming && !(this.preferStream && reply.status === 200)) {
-      sendJson(res, reply.status, reply.body, this.headers);
+      const headers =
+        reply.retryAfterSeconds === undefined
+          ? this.headers
+          : { ...this.headers, 'retry-after': String(reply.retryAfterSeconds) };
+      sendJson(res, reply.status, reply.body, headers);
       return;
     }
     if (!this.streaming) {

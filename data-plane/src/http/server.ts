@@ -18,6 +18,8 @@ import { CallAdmission, InFlightRequests, type CallAdmissionOptions } from './in
 import { createLegacySseEndpoints } from './legacy-sse.ts';
 import { createMcpEndpoint, type McpServices } from './mcp-endpoint.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
+import type { RateLimiter } from '../policy/rate-limits.ts';
+import type { BudgetLedger } from '../policy/budget-ledger.ts';
 import type { AuditRecorder } from '../audit/audit-recorder.ts';
 import { answerFailure, sendJson } from './respond.ts';
 import { checkHost, type AllowedHost } from './host-guard.ts';
@@ -77,6 +79,10 @@ export interface DataPlaneServerOptions {
   readonly callAdmission?: CallAdmissionOptions;
   /** Code mode's sandbox pool; absent, code mode is off on this node. The caller closes it. */
   readonly sandbox?: SandboxPool;
+  /** This node's rate-limit buckets, told its share by the config stream; absent, nothing is rate limited. */
+  readonly rateLimiter?: RateLimiter;
+  /** This node's budget leases, fed by the config stream; absent, budgets are not enforced. */
+  readonly budgetLedger?: BudgetLedger;
   /** Where audit records go (the pipeline's record step and the edge's refusals); none written when undefined. */
   readonly audit?: AuditRecorder;
 }
@@ -174,6 +180,8 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     getConfig,
     steps: options.steps,
     sandbox: options.sandbox,
+    ...(options.rateLimiter === undefined ? {} : { rateLimiter: options.rateLimiter }),
+    ...(options.budgetLedger === undefined ? {} : { budgetLedger: options.budgetLedger }),
   });
   const eventStore = new EventStore(options.eventStore);
   options.metrics?.eventStore(eventStore);

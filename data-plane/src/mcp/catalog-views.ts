@@ -32,9 +32,6 @@ interface AllowListViews {
   usable?: ReadonlySet<string>;
 }
 
-/** A sentinel exposed name no allow-list pattern names exactly: `allows(NO_TOOL, up)` is true only for `*` and `up__*`. */
-const NO_TOOL = '\u0000';
-
 const CURSOR_PREFIX = 'pc1:';
 
 /** The opaque cursor for a page starting at `offset` (encoded, not signed: it only says where to continue in what the key may see anyway). */
@@ -56,10 +53,9 @@ export function decodeCursor(cursor: string): number | undefined {
  * catalog and reused until that catalog changes. Allow-lists are compiled once per snapshot, so
  * keying by instance is exact and a new snapshot naturally misses.
  *
- * Visibility: tools and prompts share the `<upstream>__<name>` namespace and the allow-list
- * patterns apply to both; resources and resource templates (URIs are not namespaced) are visible
- * when the key may use their upstream at all: a whole-upstream grant (`up__*`, `*`) or a grant on
- * any tool or prompt of that upstream.
+ * Visibility: tools and prompts by their exposed `<upstream>__<name>` (each by its own lists);
+ * resources and resource templates (URIs are not namespaced) by URI and upstream (see AllowList).
+ * Whatever a list hides is treated everywhere as if it did not exist.
  */
 export class CatalogViews {
   private cache = new WeakMap<AllowList, AllowListViews>();
@@ -83,10 +79,10 @@ export class CatalogViews {
     if (view === undefined) {
       const all = this.router.catalog(kind);
       let entries: readonly CatalogEntry[];
-      if (kind === 'tools' || kind === 'prompts') entries = all.filter((e) => allowList.allows(e.key, e.upstreamName));
+      if (kind === 'tools') entries = all.filter((e) => allowList.allows(e.key, e.upstreamName));
+      else if (kind === 'prompts') entries = all.filter((e) => allowList.allowsPrompt(e.key, e.upstreamName));
       else {
-        const usable = this.usableUpstreams(allowList, views);
-        entries = all.filter((e) => usable.has(e.upstreamName));
+        entries = all.filter((e) => allowList.allowsResource(e.key, e.upstreamName));
         // A URI listed by several upstreams is listed once, by the first this key may use (the one reads route to).
         if (kind === 'resources') {
           const seen = new Set<string>();
@@ -128,12 +124,25 @@ export class CatalogViews {
   /** The tool or prompt if it exists and this allow-list may use it; otherwise undefined, indistinguishably. */
   findAllowed(allowList: AllowList, kind: 'tools' | 'prompts', exposedName: string): CatalogEntry | undefined {
     const entry = this.router.find(kind, exposedName);
-    return entry !== undefined && allowList.allows(entry.key, entry.upstreamName) ? entry : undefined;
+    if (entry === undefined) return undefined;
+    const allowed =
+      kind === 'tools'
+        ? allowList.allows(entry.key, entry.upstreamName)
+        : allowList.allowsPrompt(entry.key, entry.upstreamName);
+    return allowed ? entry : undefined;
   }
 
-  /** Whether this allow-list may see the resources of `upstream`. */
+  /**
+   * Whether this allow-list may use `upstream` at all (any tool, prompt or resource of it): what
+   * tasks, resource subscriptions' notifications and completions of templates are admitted by.
+   */
   mayUseUpstream(allowList: AllowList, upstream: string): boolean {
     return this.usableUpstreams(allowList, this.viewsFor(allowList)).has(upstream);
+  }
+
+  /** Whether this allow-list may read `uri` from `upstream` (resources/read, subscriptions). */
+  mayReadResource(allowList: AllowList, uri: string, upstream: string): boolean {
+    return allowList.allowsResource(uri, upstream);
   }
 
   /** Called after the cache was dropped because a catalog changed. */
@@ -157,17 +166,16 @@ export class CatalogViews {
     if (views.usable !== undefined) return views.usable;
     const usable = new Set<string>();
     for (const upstream of this.router.upstreams())
-      if (allowList.allows(NO_TOOL, upstream.name)) usable.add(upstream.name);
-    for (const kind of ['tools', 'prompts'] as const) {
+      if (allowList.grantsUpstreamResources(upstream.name)) usable.add(upstream.name);
+    const checks = {
+      tools: (e: CatalogEntry) => allowList.allows(e.key, e.upstreamName),
+      prompts: (e: CatalogEntry) => allowList.allowsPrompt(e.key, e.upstreamName),
+      resources: (e: CatalogEntry) => allowList.allowsResource(e.key, e.upstreamName),
+      resourceTemplates: (e: CatalogEntry) => allowList.allowsResource(e.key, e.upstreamName),
+    } satisfies Record<CatalogKind, (e: CatalogEntry) => boolean>;
+    for (const kind of ['tools', 'prompts', 'resources', 'resourceTemplates'] as const) {
       for (const entry of this.router.catalog(kind))
-        if (!usable.has(entry.upstreamName) && allowList.allows(entry.key, entry.upstreamName))
-          usable.add(entry.upstreamName);
-    }
-    // Upstreams not (yet) reported by upstreams() but offering resources: a whole-upstream grant still counts.
-    for (const kind of ['resources', 'resourceTemplates'] as const) {
-      for (const entry of this.router.catalog(kind))
-        if (!usable.has(entry.upstreamName) && allowList.allows(NO_TOOL, entry.upstreamName))
-          usable.add(entry.upstreamName);
+        if (!usable.has(entry.upstreamName) && checks[kind](entry)) usable.add(entry.upstreamName);
     }
     views.usable = usable;
     return usable;

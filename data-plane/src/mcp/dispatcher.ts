@@ -14,6 +14,8 @@ import type { Principal } from '../policy/principal.ts';
 import type { Cancellation } from '../upstream/cancellation.ts';
 import type { UpstreamRouter } from '../upstream/upstream-router.ts';
 import type { LogLevels, ResourceSubscriptions } from './agent-state.ts';
+import type { RateLimiter } from '../policy/rate-limits.ts';
+import type { BudgetLedger } from '../policy/budget-ledger.ts';
 import type { CatalogViews } from './catalog-views.ts';
 import { LegacyEra } from './era-legacy.ts';
 import { ModernEra, type RetryForwarder } from './era-modern.ts';
@@ -77,6 +79,10 @@ export interface ServerInfo {
 
 export interface McpDispatcherOptions {
   readonly router: UpstreamRouter;
+  /** This node's rate-limit buckets (pipeline/steps/limits.ts); absent, nothing is rate limited. */
+  readonly rateLimiter?: RateLimiter;
+  /** This node's budget leases (pipeline/steps/limits.ts); absent, budgets are not enforced. */
+  readonly budgetLedger?: BudgetLedger;
   readonly views: CatalogViews;
   readonly subscriptions: ResourceSubscriptions;
   readonly logLevels: LogLevels;
@@ -217,7 +223,7 @@ export class McpDispatcher {
 
   /** The upstream serving `uri`, if this allow-list may use it. */
   visibleResourceUpstream(uri: string, allowList: AllowList): string | undefined {
-    return this.router.routeResource(uri, (upstream) => this.views.mayUseUpstream(allowList, upstream));
+    return this.router.routeResource(uri, (upstream) => this.views.mayReadResource(allowList, uri, upstream));
   }
 
   close(): void {

@@ -59,7 +59,10 @@ function encodeLegacy(id: RpcId, outcome: Outcome): RpcReply {
 }
 
 function legacyError(id: RpcId, error: GatewayError): RpcReply {
-  return { status: error.httpStatus, body: errorBody(id, error.code, error.message, error.data) };
+  const body = errorBody(id, error.code, error.message, error.data);
+  return error.retryAfterSeconds === undefined
+    ? { status: error.httpStatus, body }
+    : { status: error.httpStatus, body, retryAfterSeconds: error.retryAfterSeconds };
 }
 
 /**

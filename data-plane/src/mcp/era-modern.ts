@@ -293,7 +293,10 @@ export class ModernEra {
         : error.code === RpcErrorCode.MissingRequiredClientCapability
           ? MISSING_CAPABILITY_STATUS
           : error.httpStatus;
-    return { status, body: errorBody(id, error.code, error.message, error.data) };
+    const body = errorBody(id, error.code, error.message, error.data);
+    return error.retryAfterSeconds === undefined
+      ? { status, body }
+      : { status, body, retryAfterSeconds: error.retryAfterSeconds };
   }
 
   /** The result serialized with 2026-07-28's `resultType` and the gateway's identity. */

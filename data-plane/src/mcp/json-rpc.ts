@@ -5,6 +5,8 @@ export type RpcId = string | number | null;
 export interface RpcReply {
   readonly status: number;
   readonly body: string;
+  /** `Retry-After`, in seconds, of a refusal that says when to retry (a rate limit). */
+  readonly retryAfterSeconds?: number;
 }
 
 /** `{"jsonrpc":"2.0","id":…,"result":<resultJson>}` from an already serialized result. */

@@ -72,6 +72,17 @@ export const RpcErrorCode = {
   StreamLost: -32047,
   /** The node's audit spool is full and the node is set to refuse new calls until its backlog is shipped (HTTP 503). */
   AuditUnavailable: -32048,
+  /**
+   * A rate limit of the key, its team or its customer is used up on this node (HTTP 429 with
+   * Retry-After where the transport allows); data names the limit and `retryAfterSeconds`.
+   */
+  RateLimited: -32049,
+  /**
+   * A budget of the key, its team or its customer cannot pay for the call on this node (HTTP 429,
+   * Retry-After at the period's end, or in a second while a top-up of the node's lease may come);
+   * data names the budget's scope and owner and whether it is exhausted for the period.
+   */
+  BudgetExhausted: -32050,
 } as const;
 export type RpcErrorCode = (typeof RpcErrorCode)[keyof typeof RpcErrorCode];
 

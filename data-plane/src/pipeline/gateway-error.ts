@@ -8,6 +8,8 @@ const HTTP_STATUS: ReadonlyMap<number, number> = new Map<number, number>([
   [RpcErrorCode.Forbidden, 403],
   [RpcErrorCode.SessionNotFound, 404],
   [RpcErrorCode.NotReady, 503],
+  [RpcErrorCode.RateLimited, 429],
+  [RpcErrorCode.BudgetExhausted, 429],
   [RpcErrorCode.AuditUnavailable, 503],
   [RpcErrorCode.HeaderMismatch, 400],
   [RpcErrorCode.UnsupportedProtocolVersion, 400],
@@ -22,6 +24,8 @@ const HTTP_STATUS: ReadonlyMap<number, number> = new Map<number, number>([
  */
 export class GatewayError extends Error {
   readonly httpStatus: number;
+  /** Seconds after which a retry may succeed, sent as `Retry-After` where the answer is plain HTTP. */
+  retryAfterSeconds?: number;
 
   constructor(
     readonly code: number,

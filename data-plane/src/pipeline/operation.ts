@@ -111,12 +111,19 @@ export interface Operation {
   readonly receivedAt: number;
   /** Headers the audit record keeps (parent id, trace context), set by the HTTP edge. */
   readonly origin?: RequestOrigin | undefined;
-  /** What the operation cost, in micro-units of currency: a step that prices it (limits, execute) sets it; record keeps it. */
-  costMicros?: number;
   /** performance.now() when execute sent it upstream (record reads it). */
   upstreamStartedAt?: number;
   /** performance.now() when the upstream's answer (or failure) came back. */
   upstreamEndedAt?: number;
+  /**
+   * What this operation cost, in integer micro-units of the one currency; set by the `limits` step
+   * when a tools/call got a result from its upstream (an `isError` result too; refusals and
+   * unreachable upstreams cost nothing and leave it undefined): the tool's price from the snapshot
+   * (per tool, else the upstream's default, else 0) plus any cost the upstream reported as an
+   * integer in the result's `_meta["dev.portcullis/costMicros"]` (policy/prices.ts). Set before
+   * `record` sees the outcome, so the audit event can carry it.
+   */
+  costMicros?: number;
 }
 
 /** How an operation ended; the era adapter encodes it, record measures it. */

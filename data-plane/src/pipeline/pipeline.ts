@@ -2,6 +2,8 @@ import { codeModeStep } from '../code-mode/code-mode-step.ts';
 import type { SandboxPool } from '../code-mode/sandbox-pool.ts';
 import type { AuditRecorder } from '../audit/audit-recorder.ts';
 import type { AppliedConfig } from '../config/applied-config.ts';
+import type { RateLimiter } from '../policy/rate-limits.ts';
+import type { BudgetLedger } from '../policy/budget-ledger.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
 import type { Operation, Outcome, Step } from './operation.ts';
 import { authenticateStep } from './steps/authenticate.ts';
@@ -52,6 +54,10 @@ export interface PipelineOptions extends AuthorizeOptions, ExecuteOptions {
   readonly metrics?: DataPlaneMetrics | undefined;
   /** Code mode (the meta-tools and their sandbox); absent, no key sees it. */
   readonly codeMode?: { readonly sandbox: SandboxPool; readonly run: RunOperation } | undefined;
+  /** This node's rate-limit buckets; absent, nothing is rate limited. */
+  readonly rateLimiter?: RateLimiter | undefined;
+  /** This node's budget leases; absent, budgets are not enforced. */
+  readonly budgetLedger?: BudgetLedger | undefined;
   /** Where the record step writes audit records (none written when undefined). */
   readonly audit?: AuditRecorder | undefined;
 }
@@ -67,7 +73,7 @@ export function defaultSteps(options: PipelineOptions): Step[] {
       : [codeModeStep({ ...codeMode, views: options.views, getConfig: options.getConfig })]),
     authorizeStep(options),
     policyStep(),
-    limitsStep(),
+    limitsStep(options),
     executeStep(options),
   ];
 }

@@ -1,5 +1,6 @@
 import type { CodeMode } from '../../../proto/gen/portcullis/v1/config.ts';
 import type { AllowList } from './allow-list.ts';
+import type { LimitRule } from './rate-limits.ts';
 
 /**
  * The person behind an OAuth access token (MCP authorization): its issuer and the subject its
@@ -22,11 +23,15 @@ export interface Principal {
   /** The key's name; for a signed-in user, the subject. */
   readonly keyName: string;
   readonly teamId: string | undefined;
-  /** The customer the team belongs to, when the claim mapping names one. */
-  readonly customerId?: string;
+  /** The customer of the key's team, or the one an OAuth claim mapping names. */
+  readonly customerId?: string | undefined;
   readonly allowList: AllowList;
   /** The key's code-mode setting; absent: INHERIT (each upstream's own). */
   readonly codeMode?: CodeMode;
+  /** The rate limits of the key, its team and the team's customer (all apply); absent: none. */
+  readonly limits?: readonly LimitRule[];
+  /** Who may have a budget above this key: `key:<id>`, `team:<id>`, `customer:<id>` (policy/budget-ledger.ts); absent: none. */
+  readonly owners?: readonly string[];
   /** Set when the caller presented an OAuth access token instead of a virtual key. */
   readonly identity?: AgentIdentity;
 }

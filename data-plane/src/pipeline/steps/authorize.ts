@@ -119,7 +119,7 @@ function getPrompt(operation: Operation, principal: Principal, options: Authoriz
   const resumes = operation.resumes;
   const notFound = () => invalid(`Prompt ${name} not found`);
   if (resumes?.kind === 'parked') {
-    return principal.allowList.allows(name, resumes.upstream)
+    return principal.allowList.allowsPrompt(name, resumes.upstream)
       ? { kind: 'upstream', upstream: resumes.upstream, subject: name, params: operation.params }
       : notFound();
   }
@@ -139,7 +139,7 @@ function readResource(operation: Operation, principal: Principal, options: Autho
   if (typeof uri !== 'string') return invalid('Invalid resources/read request: uri must be a string');
   const resumes = operation.resumes;
   if (resumes?.kind === 'parked') {
-    return options.views.mayUseUpstream(principal.allowList, resumes.upstream)
+    return options.views.mayReadResource(principal.allowList, uri, resumes.upstream)
       ? { kind: 'upstream', upstream: resumes.upstream, subject: uri, params: operation.params }
       : resourceNotFound(uri);
   }
@@ -166,7 +166,8 @@ function complete(operation: Operation, principal: Principal, options: Authorize
   if (ref['type'] === 'ref/resource' && typeof ref['uri'] === 'string') {
     const uri = ref['uri'];
     const template = options.router.find('resourceTemplates', uri);
-    const usable = template !== undefined && options.views.mayUseUpstream(principal.allowList, template.upstreamName);
+    const usable =
+      template !== undefined && options.views.mayReadResource(principal.allowList, template.key, template.upstreamName);
     const upstream = usable ? template.upstreamName : resourceUpstream(uri, principal, options);
     if (upstream === undefined) return invalid(`Resource template ${uri} not found`);
     return { kind: 'upstream', upstream, subject: uri, params };
@@ -212,7 +213,9 @@ function listTasks(_operation: Operation, principal: Principal, options: Authori
 }
 
 function resourceUpstream(uri: string, principal: Principal, options: AuthorizeOptions): string | undefined {
-  return options.router.routeResource(uri, (upstream) => options.views.mayUseUpstream(principal.allowList, upstream));
+  return options.router.routeResource(uri, (upstream) =>
+    options.views.mayReadResource(principal.allowList, uri, upstream),
+  );
 }
 
 /** A 2026-07-28 upstream's round whose name another upstream serves now: its state cannot be answered. */

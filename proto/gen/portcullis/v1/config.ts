@@ -173,7 +173,9 @@ export interface ConnectRequest {
   /** A message for another node (or every other node), forwarded by the control plane. */
   { $case: "relay"; value: RelayEnvelope } | //
   /** Audit records from the node's spool; the control plane answers with an AuditAck once stored. */
-  { $case: "audit"; value: AuditBatch } | undefined;
+  { $case: "audit"; value: AuditBatch } | //
+  /** What this node spent of its budget leases (cumulative per budget and period). */
+  { $case: "spend"; value: SpendReport } | undefined;
 }
 
 /**
@@ -192,6 +194,17 @@ export interface AuditAck {
   batchId: number;
   /** Records refused as invalid (they are not stored, and not sent again); empty normally. */
   rejected: number;
+}
+
+export interface SpendReport {
+  entries: BudgetSpend[];
+}
+
+export interface BudgetSpend {
+  budgetId: string;
+  periodStartMs: number;
+  /** Everything this node spent of the budget in the period (not only since the last report). */
+  spentMicros: number;
 }
 
 /** The first message of every stream. */
@@ -233,7 +246,51 @@ export interface ConnectResponse {
      */
     { $case: "relay"; value: RelayEnvelope }
     | { $case: "auditAck"; value: AuditAck }
+    | //
+    /**
+     * This node's share of the rate limits; sent after the first snapshot and whenever the number of
+     * live nodes changes.
+     */
+    { $case: "share"; value: NodeShare }
+    | //
+    /**
+     * This node's budget leases; sent after the first snapshot, after each spend report, when budgets
+     * change and periodically (a new period, leases of dead nodes returned to the pool).
+     */
+    { $case: "leases"; value: BudgetLeases }
     | undefined;
+}
+
+/**
+ * Every budget's lease for this node. A node may spend of a budget at most granted_micros in the
+ * period (less what it spent), so all nodes together never spend more than the budget. A budgeted
+ * key, team or customer without a lease here (or a lease of an older period) may spend nothing.
+ */
+export interface BudgetLeases {
+  leases: BudgetLease[];
+}
+
+export interface BudgetLease {
+  budgetId: string;
+  /** "key", "team" or "customer". */
+  scope: string;
+  ownerId: string;
+  /** Start of the budget's current period (ms since the epoch); 0 for a budget without periods. */
+  periodStartMs: number;
+  /** Everything granted to this node in the period (cumulative). */
+  grantedMicros: number;
+  /** When the period ends (ms since the epoch; 0: never): what a refusal's Retry-After names. */
+  periodEndMs: number;
+  /** What of the budget no node holds yet: 0 means this lease is all this node will get this period. */
+  ungrantedMicros: number;
+}
+
+/**
+ * What part of every rate limit this node enforces: limit / live_nodes (the replica it is connected to
+ * counts the nodes connected to it). A node that has not been told yet enforces the whole limit.
+ */
+export interface NodeShare {
+  liveNodes: number;
 }
 
 /**
@@ -354,8 +411,27 @@ export interface Snapshot {
   virtualKeys: VirtualKeyConfig[];
   /** HMAC keys for self-contained MCP session ids; the first signs, all verify. */
   sessionKeys: SigningKey[];
+  /** Every team and customer (few: sent whole); keys name their team, teams their customer. */
+  teams: TeamConfig[];
+  customers: CustomerConfig[];
+  /** What a tool call costs (few: sent whole). */
+  prices: ToolPrice[];
+  /** Who has a budget ("<scope>:<owner id>"): such an owner may spend only what its lease holds. */
+  budgeted: string[];
   /** OAuth 2.1 protected-resource settings: which issuers' JWTs stand in for a virtual key. Unset: keys only. */
   mcpAuthorization?: McpAuthorizationConfig | undefined;
+}
+
+/**
+ * The price of one call of a tool, in integer micro-units of the one currency; tool empty = the
+ * default of every tool of the upstream without a price of its own. An upstream may add a cost of
+ * its own to a result, in the result's _meta["dev.portcullis/costMicros"].
+ */
+export interface ToolPrice {
+  upstreamId: string;
+  /** The upstream's own tool name; empty = the upstream's default. */
+  tool: string;
+  priceMicros: number;
 }
 
 /**
@@ -375,6 +451,11 @@ export interface SnapshotDelta {
   upsertedKeys: VirtualKeyConfig[];
   /** Ids of virtual keys revoked or deleted since base_version. */
   removedKeyIds: string[];
+  /** Every team and customer of the new revision (whole lists, as in Snapshot). */
+  teams: TeamConfig[];
+  customers: CustomerConfig[];
+  prices: ToolPrice[];
+  budgeted: string[];
   /** The whole MCP authorization settings of the new revision (as in Snapshot). */
   mcpAuthorization?: McpAuthorizationConfig | undefined;
 }
@@ -484,8 +565,67 @@ export interface VirtualKeyConfig {
   teamId: string;
   /** Exact exposed names ("up__tool"), upstream wildcards ("up__*"), or "*" for everything. */
   allowedTools: string[];
+  /**
+   * The whole of what the key may see and call (allowed_tools repeated in it). Absent (a snapshot
+   * from an older control plane): tools by allowed_tools, prompts likewise, resources of the
+   * upstreams allowed_tools grants anything on.
+   */
+  access?:
+    | AccessLists
+    | undefined;
+  /** When the key stops working (ms since the epoch); 0 = never. Nodes check it on every request. */
+  expiresAtMs: number;
+  /** The secret a rotation replaced, still accepted until previous_secret_expires_at_ms. */
+  previousSecretSha256: Buffer;
+  previousSecretExpiresAtMs: number;
+  rateLimits?:
+    | RateLimits
+    | undefined;
   /** Whether this key sees code mode: as each upstream says (INHERIT), for every upstream (ON), or never (OFF). */
   codeMode: CodeMode;
+}
+
+/**
+ * Allow-lists and deny-lists; deny wins, and an empty allow-list allows nothing. Tools and prompts:
+ * exact exposed names ("up__name"), upstream wildcards ("up__*") or "*". Resources: "*", whole
+ * upstreams ("up__*") or URI prefixes (anything containing ":"), matched against resource URIs and
+ * resource-template URI templates.
+ */
+export interface AccessLists {
+  allowedTools: string[];
+  deniedTools: string[];
+  allowedPrompts: string[];
+  deniedPrompts: string[];
+  allowedResources: string[];
+  deniedResources: string[];
+}
+
+/**
+ * Per-minute rate limits of a key, team or customer as a whole (every node together); 0 = none.
+ * Each node enforces its share (see NodeShare) with token buckets holding up to `burst` of the
+ * share (at least one request).
+ */
+export interface RateLimits {
+  requestsPerMinute: number;
+  toolCallsPerMinute: number;
+  /** Largest burst, in requests, as a whole; 0 = one minute's worth. */
+  burst: number;
+}
+
+export interface TeamConfig {
+  id: string;
+  name: string;
+  /** Empty: the team belongs to no customer. */
+  customerId: string;
+  /** Applies to every key of the team on top of the key's own lists. */
+  access?: AccessLists | undefined;
+  rateLimits?: RateLimits | undefined;
+}
+
+export interface CustomerConfig {
+  id: string;
+  name: string;
+  rateLimits?: RateLimits | undefined;
 }
 
 export interface SigningKey {
@@ -588,6 +728,9 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       case "audit":
         AuditBatch.encode(message.kind.value, writer.uint32(42).fork()).join();
         break;
+      case "spend":
+        SpendReport.encode(message.kind.value, writer.uint32(50).fork()).join();
+        break;
     }
     return writer;
   },
@@ -645,6 +788,14 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
             message.kind = { $case: "audit", value: AuditBatch.decode(reader, reader.uint32()) };
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.kind = { $case: "spend", value: SpendReport.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -669,6 +820,8 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         ? { $case: "relay", value: RelayEnvelope.fromJSON(object.relay) }
         : isSet(object.audit)
         ? { $case: "audit", value: AuditBatch.fromJSON(object.audit) }
+        : isSet(object.spend)
+        ? { $case: "spend", value: SpendReport.fromJSON(object.spend) }
         : undefined,
     };
   },
@@ -685,6 +838,8 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       obj.relay = RelayEnvelope.toJSON(message.kind.value);
     } else if (message.kind?.$case === "audit") {
       obj.audit = AuditBatch.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "spend") {
+      obj.spend = SpendReport.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -722,6 +877,12 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       case "audit": {
         if (object.kind?.value !== undefined && object.kind?.value !== null) {
           message.kind = { $case: "audit", value: AuditBatch.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "spend": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "spend", value: SpendReport.fromPartial(object.kind.value) };
         }
         break;
       }
@@ -908,6 +1069,188 @@ export const AuditAck: MessageFns<AuditAck> = {
     const message = createBaseAuditAck();
     message.batchId = object.batchId ?? 0;
     message.rejected = object.rejected ?? 0;
+    return message;
+  },
+};
+
+function createBaseSpendReport(): SpendReport {
+  return { entries: [] };
+}
+
+export const SpendReport: MessageFns<SpendReport> = {
+  encode(message: SpendReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.entries) {
+      BudgetSpend.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SpendReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSpendReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entries.push(BudgetSpend.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SpendReport {
+    return {
+      entries: globalThis.Array.isArray(object?.entries) ? object.entries.map((e: any) => BudgetSpend.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: SpendReport): unknown {
+    const obj: any = {};
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => BudgetSpend.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SpendReport>, I>>(base?: I): SpendReport {
+    return SpendReport.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SpendReport>, I>>(object: I): SpendReport {
+    const message = createBaseSpendReport();
+    message.entries = object.entries?.map((e) => BudgetSpend.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseBudgetSpend(): BudgetSpend {
+  return { budgetId: "", periodStartMs: 0, spentMicros: 0 };
+}
+
+export const BudgetSpend: MessageFns<BudgetSpend> = {
+  encode(message: BudgetSpend, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.budgetId !== "") {
+      writer.uint32(10).string(message.budgetId);
+    }
+    if (message.periodStartMs !== 0) {
+      writer.uint32(16).uint64(message.periodStartMs);
+    }
+    if (message.spentMicros !== 0) {
+      writer.uint32(24).uint64(message.spentMicros);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BudgetSpend {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBudgetSpend();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.budgetId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.periodStartMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.spentMicros = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BudgetSpend {
+    return {
+      budgetId: isSet(object.budgetId)
+        ? globalThis.String(object.budgetId)
+        : isSet(object.budget_id)
+        ? globalThis.String(object.budget_id)
+        : "",
+      periodStartMs: isSet(object.periodStartMs)
+        ? globalThis.Number(object.periodStartMs)
+        : isSet(object.period_start_ms)
+        ? globalThis.Number(object.period_start_ms)
+        : 0,
+      spentMicros: isSet(object.spentMicros)
+        ? globalThis.Number(object.spentMicros)
+        : isSet(object.spent_micros)
+        ? globalThis.Number(object.spent_micros)
+        : 0,
+    };
+  },
+
+  toJSON(message: BudgetSpend): unknown {
+    const obj: any = {};
+    if (message.budgetId !== "") {
+      obj.budgetId = message.budgetId;
+    }
+    if (message.periodStartMs !== 0) {
+      obj.periodStartMs = Math.round(message.periodStartMs);
+    }
+    if (message.spentMicros !== 0) {
+      obj.spentMicros = Math.round(message.spentMicros);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BudgetSpend>, I>>(base?: I): BudgetSpend {
+    return BudgetSpend.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BudgetSpend>, I>>(object: I): BudgetSpend {
+    const message = createBaseBudgetSpend();
+    message.budgetId = object.budgetId ?? "";
+    message.periodStartMs = object.periodStartMs ?? 0;
+    message.spentMicros = object.spentMicros ?? 0;
     return message;
   },
 };
@@ -1205,6 +1548,12 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       case "auditAck":
         AuditAck.encode(message.kind.value, writer.uint32(34).fork()).join();
         break;
+      case "share":
+        NodeShare.encode(message.kind.value, writer.uint32(42).fork()).join();
+        break;
+      case "leases":
+        BudgetLeases.encode(message.kind.value, writer.uint32(50).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1254,6 +1603,22 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
             message.kind = { $case: "auditAck", value: AuditAck.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.kind = { $case: "share", value: NodeShare.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.kind = { $case: "leases", value: BudgetLeases.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1278,6 +1643,10 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         ? { $case: "auditAck", value: AuditAck.fromJSON(object.auditAck) }
         : isSet(object.audit_ack)
         ? { $case: "auditAck", value: AuditAck.fromJSON(object.audit_ack) }
+        : isSet(object.share)
+        ? { $case: "share", value: NodeShare.fromJSON(object.share) }
+        : isSet(object.leases)
+        ? { $case: "leases", value: BudgetLeases.fromJSON(object.leases) }
         : undefined,
     };
   },
@@ -1292,6 +1661,10 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       obj.relay = RelayEnvelope.toJSON(message.kind.value);
     } else if (message.kind?.$case === "auditAck") {
       obj.auditAck = AuditAck.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "share") {
+      obj.share = NodeShare.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "leases") {
+      obj.leases = BudgetLeases.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -1326,7 +1699,358 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         }
         break;
       }
+      case "share": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "share", value: NodeShare.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "leases": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "leases", value: BudgetLeases.fromPartial(object.kind.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseBudgetLeases(): BudgetLeases {
+  return { leases: [] };
+}
+
+export const BudgetLeases: MessageFns<BudgetLeases> = {
+  encode(message: BudgetLeases, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.leases) {
+      BudgetLease.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BudgetLeases {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBudgetLeases();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.leases.push(BudgetLease.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BudgetLeases {
+    return {
+      leases: globalThis.Array.isArray(object?.leases) ? object.leases.map((e: any) => BudgetLease.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: BudgetLeases): unknown {
+    const obj: any = {};
+    if (message.leases?.length) {
+      obj.leases = message.leases.map((e) => BudgetLease.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BudgetLeases>, I>>(base?: I): BudgetLeases {
+    return BudgetLeases.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BudgetLeases>, I>>(object: I): BudgetLeases {
+    const message = createBaseBudgetLeases();
+    message.leases = object.leases?.map((e) => BudgetLease.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseBudgetLease(): BudgetLease {
+  return {
+    budgetId: "",
+    scope: "",
+    ownerId: "",
+    periodStartMs: 0,
+    grantedMicros: 0,
+    periodEndMs: 0,
+    ungrantedMicros: 0,
+  };
+}
+
+export const BudgetLease: MessageFns<BudgetLease> = {
+  encode(message: BudgetLease, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.budgetId !== "") {
+      writer.uint32(10).string(message.budgetId);
+    }
+    if (message.scope !== "") {
+      writer.uint32(18).string(message.scope);
+    }
+    if (message.ownerId !== "") {
+      writer.uint32(26).string(message.ownerId);
+    }
+    if (message.periodStartMs !== 0) {
+      writer.uint32(32).uint64(message.periodStartMs);
+    }
+    if (message.grantedMicros !== 0) {
+      writer.uint32(40).uint64(message.grantedMicros);
+    }
+    if (message.periodEndMs !== 0) {
+      writer.uint32(48).uint64(message.periodEndMs);
+    }
+    if (message.ungrantedMicros !== 0) {
+      writer.uint32(56).uint64(message.ungrantedMicros);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BudgetLease {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBudgetLease();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.budgetId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.scope = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.ownerId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.periodStartMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.grantedMicros = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.periodEndMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.ungrantedMicros = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BudgetLease {
+    return {
+      budgetId: isSet(object.budgetId)
+        ? globalThis.String(object.budgetId)
+        : isSet(object.budget_id)
+        ? globalThis.String(object.budget_id)
+        : "",
+      scope: isSet(object.scope) ? globalThis.String(object.scope) : "",
+      ownerId: isSet(object.ownerId)
+        ? globalThis.String(object.ownerId)
+        : isSet(object.owner_id)
+        ? globalThis.String(object.owner_id)
+        : "",
+      periodStartMs: isSet(object.periodStartMs)
+        ? globalThis.Number(object.periodStartMs)
+        : isSet(object.period_start_ms)
+        ? globalThis.Number(object.period_start_ms)
+        : 0,
+      grantedMicros: isSet(object.grantedMicros)
+        ? globalThis.Number(object.grantedMicros)
+        : isSet(object.granted_micros)
+        ? globalThis.Number(object.granted_micros)
+        : 0,
+      periodEndMs: isSet(object.periodEndMs)
+        ? globalThis.Number(object.periodEndMs)
+        : isSet(object.period_end_ms)
+        ? globalThis.Number(object.period_end_ms)
+        : 0,
+      ungrantedMicros: isSet(object.ungrantedMicros)
+        ? globalThis.Number(object.ungrantedMicros)
+        : isSet(object.ungranted_micros)
+        ? globalThis.Number(object.ungranted_micros)
+        : 0,
+    };
+  },
+
+  toJSON(message: BudgetLease): unknown {
+    const obj: any = {};
+    if (message.budgetId !== "") {
+      obj.budgetId = message.budgetId;
+    }
+    if (message.scope !== "") {
+      obj.scope = message.scope;
+    }
+    if (message.ownerId !== "") {
+      obj.ownerId = message.ownerId;
+    }
+    if (message.periodStartMs !== 0) {
+      obj.periodStartMs = Math.round(message.periodStartMs);
+    }
+    if (message.grantedMicros !== 0) {
+      obj.grantedMicros = Math.round(message.grantedMicros);
+    }
+    if (message.periodEndMs !== 0) {
+      obj.periodEndMs = Math.round(message.periodEndMs);
+    }
+    if (message.ungrantedMicros !== 0) {
+      obj.ungrantedMicros = Math.round(message.ungrantedMicros);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BudgetLease>, I>>(base?: I): BudgetLease {
+    return BudgetLease.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BudgetLease>, I>>(object: I): BudgetLease {
+    const message = createBaseBudgetLease();
+    message.budgetId = object.budgetId ?? "";
+    message.scope = object.scope ?? "";
+    message.ownerId = object.ownerId ?? "";
+    message.periodStartMs = object.periodStartMs ?? 0;
+    message.grantedMicros = object.grantedMicros ?? 0;
+    message.periodEndMs = object.periodEndMs ?? 0;
+    message.ungrantedMicros = object.ungrantedMicros ?? 0;
+    return message;
+  },
+};
+
+function createBaseNodeShare(): NodeShare {
+  return { liveNodes: 0 };
+}
+
+export const NodeShare: MessageFns<NodeShare> = {
+  encode(message: NodeShare, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.liveNodes !== 0) {
+      writer.uint32(8).uint32(message.liveNodes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NodeShare {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNodeShare();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.liveNodes = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): NodeShare {
+    return {
+      liveNodes: isSet(object.liveNodes)
+        ? globalThis.Number(object.liveNodes)
+        : isSet(object.live_nodes)
+        ? globalThis.Number(object.live_nodes)
+        : 0,
+    };
+  },
+
+  toJSON(message: NodeShare): unknown {
+    const obj: any = {};
+    if (message.liveNodes !== 0) {
+      obj.liveNodes = Math.round(message.liveNodes);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<NodeShare>, I>>(base?: I): NodeShare {
+    return NodeShare.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<NodeShare>, I>>(object: I): NodeShare {
+    const message = createBaseNodeShare();
+    message.liveNodes = object.liveNodes ?? 0;
     return message;
   },
 };
@@ -2233,7 +2957,17 @@ export const EndedSession: MessageFns<EndedSession> = {
 };
 
 function createBaseSnapshot(): Snapshot {
-  return { version: "", upstreams: [], virtualKeys: [], sessionKeys: [], mcpAuthorization: undefined };
+  return {
+    version: "",
+    upstreams: [],
+    virtualKeys: [],
+    sessionKeys: [],
+    teams: [],
+    customers: [],
+    prices: [],
+    budgeted: [],
+    mcpAuthorization: undefined,
+  };
 }
 
 export const Snapshot: MessageFns<Snapshot> = {
@@ -2249,6 +2983,18 @@ export const Snapshot: MessageFns<Snapshot> = {
     }
     for (const v of message.sessionKeys) {
       SigningKey.encode(v!, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.teams) {
+      TeamConfig.encode(v!, writer.uint32(42).fork()).join();
+    }
+    for (const v of message.customers) {
+      CustomerConfig.encode(v!, writer.uint32(50).fork()).join();
+    }
+    for (const v of message.prices) {
+      ToolPrice.encode(v!, writer.uint32(58).fork()).join();
+    }
+    for (const v of message.budgeted) {
+      writer.uint32(66).string(v!);
     }
     if (message.mcpAuthorization !== undefined) {
       McpAuthorizationConfig.encode(message.mcpAuthorization, writer.uint32(162).fork()).join();
@@ -2301,6 +3047,38 @@ export const Snapshot: MessageFns<Snapshot> = {
             message.sessionKeys.push(SigningKey.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.teams.push(TeamConfig.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.customers.push(CustomerConfig.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.prices.push(ToolPrice.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.budgeted.push(reader.string());
+            continue;
+          }
           case 20: {
             if (tag !== 162) {
               break;
@@ -2337,6 +3115,12 @@ export const Snapshot: MessageFns<Snapshot> = {
         : globalThis.Array.isArray(object?.session_keys)
         ? object.session_keys.map((e: any) => SigningKey.fromJSON(e))
         : [],
+      teams: globalThis.Array.isArray(object?.teams) ? object.teams.map((e: any) => TeamConfig.fromJSON(e)) : [],
+      customers: globalThis.Array.isArray(object?.customers)
+        ? object.customers.map((e: any) => CustomerConfig.fromJSON(e))
+        : [],
+      prices: globalThis.Array.isArray(object?.prices) ? object.prices.map((e: any) => ToolPrice.fromJSON(e)) : [],
+      budgeted: globalThis.Array.isArray(object?.budgeted) ? object.budgeted.map((e: any) => globalThis.String(e)) : [],
       mcpAuthorization: isSet(object.mcpAuthorization)
         ? McpAuthorizationConfig.fromJSON(object.mcpAuthorization)
         : isSet(object.mcp_authorization)
@@ -2359,6 +3143,18 @@ export const Snapshot: MessageFns<Snapshot> = {
     if (message.sessionKeys?.length) {
       obj.sessionKeys = message.sessionKeys.map((e) => SigningKey.toJSON(e));
     }
+    if (message.teams?.length) {
+      obj.teams = message.teams.map((e) => TeamConfig.toJSON(e));
+    }
+    if (message.customers?.length) {
+      obj.customers = message.customers.map((e) => CustomerConfig.toJSON(e));
+    }
+    if (message.prices?.length) {
+      obj.prices = message.prices.map((e) => ToolPrice.toJSON(e));
+    }
+    if (message.budgeted?.length) {
+      obj.budgeted = message.budgeted;
+    }
     if (message.mcpAuthorization !== undefined) {
       obj.mcpAuthorization = McpAuthorizationConfig.toJSON(message.mcpAuthorization);
     }
@@ -2374,9 +3170,122 @@ export const Snapshot: MessageFns<Snapshot> = {
     message.upstreams = object.upstreams?.map((e) => UpstreamConfig.fromPartial(e)) || [];
     message.virtualKeys = object.virtualKeys?.map((e) => VirtualKeyConfig.fromPartial(e)) || [];
     message.sessionKeys = object.sessionKeys?.map((e) => SigningKey.fromPartial(e)) || [];
+    message.teams = object.teams?.map((e) => TeamConfig.fromPartial(e)) || [];
+    message.customers = object.customers?.map((e) => CustomerConfig.fromPartial(e)) || [];
+    message.prices = object.prices?.map((e) => ToolPrice.fromPartial(e)) || [];
+    message.budgeted = object.budgeted?.map((e) => e) || [];
     message.mcpAuthorization = (object.mcpAuthorization !== undefined && object.mcpAuthorization !== null)
       ? McpAuthorizationConfig.fromPartial(object.mcpAuthorization)
       : undefined;
+    return message;
+  },
+};
+
+function createBaseToolPrice(): ToolPrice {
+  return { upstreamId: "", tool: "", priceMicros: 0 };
+}
+
+export const ToolPrice: MessageFns<ToolPrice> = {
+  encode(message: ToolPrice, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.upstreamId !== "") {
+      writer.uint32(10).string(message.upstreamId);
+    }
+    if (message.tool !== "") {
+      writer.uint32(18).string(message.tool);
+    }
+    if (message.priceMicros !== 0) {
+      writer.uint32(24).uint64(message.priceMicros);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ToolPrice {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseToolPrice();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.upstreamId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tool = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.priceMicros = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ToolPrice {
+    return {
+      upstreamId: isSet(object.upstreamId)
+        ? globalThis.String(object.upstreamId)
+        : isSet(object.upstream_id)
+        ? globalThis.String(object.upstream_id)
+        : "",
+      tool: isSet(object.tool) ? globalThis.String(object.tool) : "",
+      priceMicros: isSet(object.priceMicros)
+        ? globalThis.Number(object.priceMicros)
+        : isSet(object.price_micros)
+        ? globalThis.Number(object.price_micros)
+        : 0,
+    };
+  },
+
+  toJSON(message: ToolPrice): unknown {
+    const obj: any = {};
+    if (message.upstreamId !== "") {
+      obj.upstreamId = message.upstreamId;
+    }
+    if (message.tool !== "") {
+      obj.tool = message.tool;
+    }
+    if (message.priceMicros !== 0) {
+      obj.priceMicros = Math.round(message.priceMicros);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ToolPrice>, I>>(base?: I): ToolPrice {
+    return ToolPrice.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ToolPrice>, I>>(object: I): ToolPrice {
+    const message = createBaseToolPrice();
+    message.upstreamId = object.upstreamId ?? "";
+    message.tool = object.tool ?? "";
+    message.priceMicros = object.priceMicros ?? 0;
     return message;
   },
 };
@@ -2389,6 +3298,10 @@ function createBaseSnapshotDelta(): SnapshotDelta {
     sessionKeys: [],
     upsertedKeys: [],
     removedKeyIds: [],
+    teams: [],
+    customers: [],
+    prices: [],
+    budgeted: [],
     mcpAuthorization: undefined,
   };
 }
@@ -2412,6 +3325,18 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     }
     for (const v of message.removedKeyIds) {
       writer.uint32(50).string(v!);
+    }
+    for (const v of message.teams) {
+      TeamConfig.encode(v!, writer.uint32(58).fork()).join();
+    }
+    for (const v of message.customers) {
+      CustomerConfig.encode(v!, writer.uint32(66).fork()).join();
+    }
+    for (const v of message.prices) {
+      ToolPrice.encode(v!, writer.uint32(74).fork()).join();
+    }
+    for (const v of message.budgeted) {
+      writer.uint32(82).string(v!);
     }
     if (message.mcpAuthorization !== undefined) {
       McpAuthorizationConfig.encode(message.mcpAuthorization, writer.uint32(162).fork()).join();
@@ -2480,6 +3405,38 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
             message.removedKeyIds.push(reader.string());
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.teams.push(TeamConfig.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.customers.push(CustomerConfig.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.prices.push(ToolPrice.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.budgeted.push(reader.string());
+            continue;
+          }
           case 20: {
             if (tag !== 162) {
               break;
@@ -2526,6 +3483,12 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
         : globalThis.Array.isArray(object?.removed_key_ids)
         ? object.removed_key_ids.map((e: any) => globalThis.String(e))
         : [],
+      teams: globalThis.Array.isArray(object?.teams) ? object.teams.map((e: any) => TeamConfig.fromJSON(e)) : [],
+      customers: globalThis.Array.isArray(object?.customers)
+        ? object.customers.map((e: any) => CustomerConfig.fromJSON(e))
+        : [],
+      prices: globalThis.Array.isArray(object?.prices) ? object.prices.map((e: any) => ToolPrice.fromJSON(e)) : [],
+      budgeted: globalThis.Array.isArray(object?.budgeted) ? object.budgeted.map((e: any) => globalThis.String(e)) : [],
       mcpAuthorization: isSet(object.mcpAuthorization)
         ? McpAuthorizationConfig.fromJSON(object.mcpAuthorization)
         : isSet(object.mcp_authorization)
@@ -2554,6 +3517,18 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     if (message.removedKeyIds?.length) {
       obj.removedKeyIds = message.removedKeyIds;
     }
+    if (message.teams?.length) {
+      obj.teams = message.teams.map((e) => TeamConfig.toJSON(e));
+    }
+    if (message.customers?.length) {
+      obj.customers = message.customers.map((e) => CustomerConfig.toJSON(e));
+    }
+    if (message.prices?.length) {
+      obj.prices = message.prices.map((e) => ToolPrice.toJSON(e));
+    }
+    if (message.budgeted?.length) {
+      obj.budgeted = message.budgeted;
+    }
     if (message.mcpAuthorization !== undefined) {
       obj.mcpAuthorization = McpAuthorizationConfig.toJSON(message.mcpAuthorization);
     }
@@ -2571,6 +3546,10 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     message.sessionKeys = object.sessionKeys?.map((e) => SigningKey.fromPartial(e)) || [];
     message.upsertedKeys = object.upsertedKeys?.map((e) => VirtualKeyConfig.fromPartial(e)) || [];
     message.removedKeyIds = object.removedKeyIds?.map((e) => e) || [];
+    message.teams = object.teams?.map((e) => TeamConfig.fromPartial(e)) || [];
+    message.customers = object.customers?.map((e) => CustomerConfig.fromPartial(e)) || [];
+    message.prices = object.prices?.map((e) => ToolPrice.fromPartial(e)) || [];
+    message.budgeted = object.budgeted?.map((e) => e) || [];
     message.mcpAuthorization = (object.mcpAuthorization !== undefined && object.mcpAuthorization !== null)
       ? McpAuthorizationConfig.fromPartial(object.mcpAuthorization)
       : undefined;
@@ -3556,7 +4535,19 @@ export const PinnedTool: MessageFns<PinnedTool> = {
 };
 
 function createBaseVirtualKeyConfig(): VirtualKeyConfig {
-  return { id: "", name: "", secretSha256: Buffer.alloc(0), teamId: "", allowedTools: [], codeMode: 0 };
+  return {
+    id: "",
+    name: "",
+    secretSha256: Buffer.alloc(0),
+    teamId: "",
+    allowedTools: [],
+    access: undefined,
+    expiresAtMs: 0,
+    previousSecretSha256: Buffer.alloc(0),
+    previousSecretExpiresAtMs: 0,
+    rateLimits: undefined,
+    codeMode: 0,
+  };
 }
 
 export const VirtualKeyConfig: MessageFns<VirtualKeyConfig> = {
@@ -3575,6 +4566,21 @@ export const VirtualKeyConfig: MessageFns<VirtualKeyConfig> = {
     }
     for (const v of message.allowedTools) {
       writer.uint32(42).string(v!);
+    }
+    if (message.access !== undefined) {
+      AccessLists.encode(message.access, writer.uint32(50).fork()).join();
+    }
+    if (message.expiresAtMs !== 0) {
+      writer.uint32(56).uint64(message.expiresAtMs);
+    }
+    if (message.previousSecretSha256.length !== 0) {
+      writer.uint32(66).bytes(message.previousSecretSha256);
+    }
+    if (message.previousSecretExpiresAtMs !== 0) {
+      writer.uint32(72).uint64(message.previousSecretExpiresAtMs);
+    }
+    if (message.rateLimits !== undefined) {
+      RateLimits.encode(message.rateLimits, writer.uint32(82).fork()).join();
     }
     if (message.codeMode !== 0) {
       writer.uint32(160).int32(message.codeMode);
@@ -3635,6 +4641,46 @@ export const VirtualKeyConfig: MessageFns<VirtualKeyConfig> = {
             message.allowedTools.push(reader.string());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.access = AccessLists.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.expiresAtMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.previousSecretSha256 = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.previousSecretExpiresAtMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.rateLimits = RateLimits.decode(reader, reader.uint32());
+            continue;
+          }
           case 20: {
             if (tag !== 160) {
               break;
@@ -3674,6 +4720,27 @@ export const VirtualKeyConfig: MessageFns<VirtualKeyConfig> = {
         : globalThis.Array.isArray(object?.allowed_tools)
         ? object.allowed_tools.map((e: any) => globalThis.String(e))
         : [],
+      access: isSet(object.access) ? AccessLists.fromJSON(object.access) : undefined,
+      expiresAtMs: isSet(object.expiresAtMs)
+        ? globalThis.Number(object.expiresAtMs)
+        : isSet(object.expires_at_ms)
+        ? globalThis.Number(object.expires_at_ms)
+        : 0,
+      previousSecretSha256: isSet(object.previousSecretSha256)
+        ? Buffer.from(bytesFromBase64(object.previousSecretSha256))
+        : isSet(object.previous_secret_sha256)
+        ? Buffer.from(bytesFromBase64(object.previous_secret_sha256))
+        : Buffer.alloc(0),
+      previousSecretExpiresAtMs: isSet(object.previousSecretExpiresAtMs)
+        ? globalThis.Number(object.previousSecretExpiresAtMs)
+        : isSet(object.previous_secret_expires_at_ms)
+        ? globalThis.Number(object.previous_secret_expires_at_ms)
+        : 0,
+      rateLimits: isSet(object.rateLimits)
+        ? RateLimits.fromJSON(object.rateLimits)
+        : isSet(object.rate_limits)
+        ? RateLimits.fromJSON(object.rate_limits)
+        : undefined,
       codeMode: isSet(object.codeMode)
         ? codeModeFromJSON(object.codeMode)
         : isSet(object.code_mode)
@@ -3699,6 +4766,21 @@ export const VirtualKeyConfig: MessageFns<VirtualKeyConfig> = {
     if (message.allowedTools?.length) {
       obj.allowedTools = message.allowedTools;
     }
+    if (message.access !== undefined) {
+      obj.access = AccessLists.toJSON(message.access);
+    }
+    if (message.expiresAtMs !== 0) {
+      obj.expiresAtMs = Math.round(message.expiresAtMs);
+    }
+    if (message.previousSecretSha256.length !== 0) {
+      obj.previousSecretSha256 = base64FromBytes(message.previousSecretSha256);
+    }
+    if (message.previousSecretExpiresAtMs !== 0) {
+      obj.previousSecretExpiresAtMs = Math.round(message.previousSecretExpiresAtMs);
+    }
+    if (message.rateLimits !== undefined) {
+      obj.rateLimits = RateLimits.toJSON(message.rateLimits);
+    }
     if (message.codeMode !== 0) {
       obj.codeMode = codeModeToJSON(message.codeMode);
     }
@@ -3715,7 +4797,557 @@ export const VirtualKeyConfig: MessageFns<VirtualKeyConfig> = {
     message.secretSha256 = object.secretSha256 ?? Buffer.alloc(0);
     message.teamId = object.teamId ?? "";
     message.allowedTools = object.allowedTools?.map((e) => e) || [];
+    message.access = (object.access !== undefined && object.access !== null)
+      ? AccessLists.fromPartial(object.access)
+      : undefined;
+    message.expiresAtMs = object.expiresAtMs ?? 0;
+    message.previousSecretSha256 = object.previousSecretSha256 ?? Buffer.alloc(0);
+    message.previousSecretExpiresAtMs = object.previousSecretExpiresAtMs ?? 0;
+    message.rateLimits = (object.rateLimits !== undefined && object.rateLimits !== null)
+      ? RateLimits.fromPartial(object.rateLimits)
+      : undefined;
     message.codeMode = object.codeMode ?? 0;
+    return message;
+  },
+};
+
+function createBaseAccessLists(): AccessLists {
+  return {
+    allowedTools: [],
+    deniedTools: [],
+    allowedPrompts: [],
+    deniedPrompts: [],
+    allowedResources: [],
+    deniedResources: [],
+  };
+}
+
+export const AccessLists: MessageFns<AccessLists> = {
+  encode(message: AccessLists, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.allowedTools) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.deniedTools) {
+      writer.uint32(18).string(v!);
+    }
+    for (const v of message.allowedPrompts) {
+      writer.uint32(26).string(v!);
+    }
+    for (const v of message.deniedPrompts) {
+      writer.uint32(34).string(v!);
+    }
+    for (const v of message.allowedResources) {
+      writer.uint32(42).string(v!);
+    }
+    for (const v of message.deniedResources) {
+      writer.uint32(50).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AccessLists {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAccessLists();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.allowedTools.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.deniedTools.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.allowedPrompts.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.deniedPrompts.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.allowedResources.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.deniedResources.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AccessLists {
+    return {
+      allowedTools: globalThis.Array.isArray(object?.allowedTools)
+        ? object.allowedTools.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.allowed_tools)
+        ? object.allowed_tools.map((e: any) => globalThis.String(e))
+        : [],
+      deniedTools: globalThis.Array.isArray(object?.deniedTools)
+        ? object.deniedTools.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.denied_tools)
+        ? object.denied_tools.map((e: any) => globalThis.String(e))
+        : [],
+      allowedPrompts: globalThis.Array.isArray(object?.allowedPrompts)
+        ? object.allowedPrompts.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.allowed_prompts)
+        ? object.allowed_prompts.map((e: any) => globalThis.String(e))
+        : [],
+      deniedPrompts: globalThis.Array.isArray(object?.deniedPrompts)
+        ? object.deniedPrompts.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.denied_prompts)
+        ? object.denied_prompts.map((e: any) => globalThis.String(e))
+        : [],
+      allowedResources: globalThis.Array.isArray(object?.allowedResources)
+        ? object.allowedResources.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.allowed_resources)
+        ? object.allowed_resources.map((e: any) => globalThis.String(e))
+        : [],
+      deniedResources: globalThis.Array.isArray(object?.deniedResources)
+        ? object.deniedResources.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.denied_resources)
+        ? object.denied_resources.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: AccessLists): unknown {
+    const obj: any = {};
+    if (message.allowedTools?.length) {
+      obj.allowedTools = message.allowedTools;
+    }
+    if (message.deniedTools?.length) {
+      obj.deniedTools = message.deniedTools;
+    }
+    if (message.allowedPrompts?.length) {
+      obj.allowedPrompts = message.allowedPrompts;
+    }
+    if (message.deniedPrompts?.length) {
+      obj.deniedPrompts = message.deniedPrompts;
+    }
+    if (message.allowedResources?.length) {
+      obj.allowedResources = message.allowedResources;
+    }
+    if (message.deniedResources?.length) {
+      obj.deniedResources = message.deniedResources;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AccessLists>, I>>(base?: I): AccessLists {
+    return AccessLists.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AccessLists>, I>>(object: I): AccessLists {
+    const message = createBaseAccessLists();
+    message.allowedTools = object.allowedTools?.map((e) => e) || [];
+    message.deniedTools = object.deniedTools?.map((e) => e) || [];
+    message.allowedPrompts = object.allowedPrompts?.map((e) => e) || [];
+    message.deniedPrompts = object.deniedPrompts?.map((e) => e) || [];
+    message.allowedResources = object.allowedResources?.map((e) => e) || [];
+    message.deniedResources = object.deniedResources?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseRateLimits(): RateLimits {
+  return { requestsPerMinute: 0, toolCallsPerMinute: 0, burst: 0 };
+}
+
+export const RateLimits: MessageFns<RateLimits> = {
+  encode(message: RateLimits, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestsPerMinute !== 0) {
+      writer.uint32(8).uint32(message.requestsPerMinute);
+    }
+    if (message.toolCallsPerMinute !== 0) {
+      writer.uint32(16).uint32(message.toolCallsPerMinute);
+    }
+    if (message.burst !== 0) {
+      writer.uint32(24).uint32(message.burst);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RateLimits {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRateLimits();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.requestsPerMinute = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.toolCallsPerMinute = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.burst = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RateLimits {
+    return {
+      requestsPerMinute: isSet(object.requestsPerMinute)
+        ? globalThis.Number(object.requestsPerMinute)
+        : isSet(object.requests_per_minute)
+        ? globalThis.Number(object.requests_per_minute)
+        : 0,
+      toolCallsPerMinute: isSet(object.toolCallsPerMinute)
+        ? globalThis.Number(object.toolCallsPerMinute)
+        : isSet(object.tool_calls_per_minute)
+        ? globalThis.Number(object.tool_calls_per_minute)
+        : 0,
+      burst: isSet(object.burst) ? globalThis.Number(object.burst) : 0,
+    };
+  },
+
+  toJSON(message: RateLimits): unknown {
+    const obj: any = {};
+    if (message.requestsPerMinute !== 0) {
+      obj.requestsPerMinute = Math.round(message.requestsPerMinute);
+    }
+    if (message.toolCallsPerMinute !== 0) {
+      obj.toolCallsPerMinute = Math.round(message.toolCallsPerMinute);
+    }
+    if (message.burst !== 0) {
+      obj.burst = Math.round(message.burst);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RateLimits>, I>>(base?: I): RateLimits {
+    return RateLimits.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RateLimits>, I>>(object: I): RateLimits {
+    const message = createBaseRateLimits();
+    message.requestsPerMinute = object.requestsPerMinute ?? 0;
+    message.toolCallsPerMinute = object.toolCallsPerMinute ?? 0;
+    message.burst = object.burst ?? 0;
+    return message;
+  },
+};
+
+function createBaseTeamConfig(): TeamConfig {
+  return { id: "", name: "", customerId: "", access: undefined, rateLimits: undefined };
+}
+
+export const TeamConfig: MessageFns<TeamConfig> = {
+  encode(message: TeamConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.customerId !== "") {
+      writer.uint32(26).string(message.customerId);
+    }
+    if (message.access !== undefined) {
+      AccessLists.encode(message.access, writer.uint32(34).fork()).join();
+    }
+    if (message.rateLimits !== undefined) {
+      RateLimits.encode(message.rateLimits, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TeamConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTeamConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.customerId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.access = AccessLists.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.rateLimits = RateLimits.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TeamConfig {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      customerId: isSet(object.customerId)
+        ? globalThis.String(object.customerId)
+        : isSet(object.customer_id)
+        ? globalThis.String(object.customer_id)
+        : "",
+      access: isSet(object.access) ? AccessLists.fromJSON(object.access) : undefined,
+      rateLimits: isSet(object.rateLimits)
+        ? RateLimits.fromJSON(object.rateLimits)
+        : isSet(object.rate_limits)
+        ? RateLimits.fromJSON(object.rate_limits)
+        : undefined,
+    };
+  },
+
+  toJSON(message: TeamConfig): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.customerId !== "") {
+      obj.customerId = message.customerId;
+    }
+    if (message.access !== undefined) {
+      obj.access = AccessLists.toJSON(message.access);
+    }
+    if (message.rateLimits !== undefined) {
+      obj.rateLimits = RateLimits.toJSON(message.rateLimits);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TeamConfig>, I>>(base?: I): TeamConfig {
+    return TeamConfig.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TeamConfig>, I>>(object: I): TeamConfig {
+    const message = createBaseTeamConfig();
+    message.id = object.id ?? "";
+    message.name = object.name ?? "";
+    message.customerId = object.customerId ?? "";
+    message.access = (object.access !== undefined && object.access !== null)
+      ? AccessLists.fromPartial(object.access)
+      : undefined;
+    message.rateLimits = (object.rateLimits !== undefined && object.rateLimits !== null)
+      ? RateLimits.fromPartial(object.rateLimits)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseCustomerConfig(): CustomerConfig {
+  return { id: "", name: "", rateLimits: undefined };
+}
+
+export const CustomerConfig: MessageFns<CustomerConfig> = {
+  encode(message: CustomerConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.rateLimits !== undefined) {
+      RateLimits.encode(message.rateLimits, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CustomerConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCustomerConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.rateLimits = RateLimits.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CustomerConfig {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      rateLimits: isSet(object.rateLimits)
+        ? RateLimits.fromJSON(object.rateLimits)
+        : isSet(object.rate_limits)
+        ? RateLimits.fromJSON(object.rate_limits)
+        : undefined,
+    };
+  },
+
+  toJSON(message: CustomerConfig): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.rateLimits !== undefined) {
+      obj.rateLimits = RateLimits.toJSON(message.rateLimits);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CustomerConfig>, I>>(base?: I): CustomerConfig {
+    return CustomerConfig.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CustomerConfig>, I>>(object: I): CustomerConfig {
+    const message = createBaseCustomerConfig();
+    message.id = object.id ?? "";
+    message.name = object.name ?? "";
+    message.rateLimits = (object.rateLimits !== undefined && object.rateLimits !== null)
+      ? RateLimits.fromPartial(object.rateLimits)
+      : undefined;
     return message;
   },
 };

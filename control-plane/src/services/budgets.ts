@@ -1,0 +1,243 @@
+import { randomUUID } from 'node:crypto';
+import type { EntityManager } from 'typeorm';
+import { z } from 'zod';
+import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
+import type { BudgetLease, BudgetSpend } from '../../../proto/gen/portcullis/v1/config.ts';
+import { withConfigChange, type ConfigStore } from './config-change.ts';
+import { badInput, parseId, parseInput } from './validation.ts';
+
+/** The largest budget: a billion currency units (in micro-units, still a safe integer). */
+export const MAX_BUDGET_MICROS = 1e15;
+/** How many slices of a budget the live nodes share at most: a node is granted 1/(4 n) of it at a time. */
+const SLICES_PER_NODE = 4;
+
+const OWNER_TABLES = { KEY: 'virtual_keys', TEAM: 'teams', CUSTOMER: 'customers' } as const;
+
+const setBudgetSchema = z
+  .object({
+    scope: z.enum(['KEY', 'TEAM', 'CUSTOMER']),
+    ownerId: z.string(),
+    period: z.enum(['DAY', 'WEEK', 'MONTH', 'NONE']),
+    amountMicros: z
+      .number()
+      .int('must be a whole number of micro-units')
+      .min(0, 'must not be negative; 0 allows no spending at all')
+      .max(MAX_BUDGET_MICROS, `is above ${MAX_BUDGET_MICROS} micro-units (a billion currency units)`),
+  })
+  .strict();
+
+/** The current period of a budget row `b`, in UTC calendar terms (NONE: one period since the epoch). */
+const PERIOD_START = `CASE b.period WHEN 'NONE' THEN 'epoch'::timestamptz ELSE date_trunc(lower(b.period), now(), 'UTC') END`;
+const PERIOD_END = `CASE b.period WHEN 'NONE' THEN NULL ELSE date_trunc(lower(b.period), now(), 'UTC') + ('1 ' || lower(b.period))::interval END`;
+
+const usageRow = z.object({
+  id: z.string(),
+  scope: z.enum(['KEY', 'TEAM', 'CUSTOMER']),
+  owner_id: z.string(),
+  period: z.enum(['DAY', 'WEEK', 'MONTH', 'NONE']),
+  amount_micros: z.coerce.number(),
+  period_start: z.date(),
+  period_end: z.date().nullable(),
+  spent: z.coerce.number(),
+  granted: z.coerce.number(),
+});
+
+export interface BudgetView {
+  id: string;
+  scope: 'KEY' | 'TEAM' | 'CUSTOMER';
+  ownerId: string;
+  period: 'DAY' | 'WEEK' | 'MONTH' | 'NONE';
+  amountMicros: number;
+  periodStart: Date | null;
+  periodEnd: Date | null;
+  /** What nodes reported spent in the current period. */
+  spentMicros: number;
+  /** What nodes hold as leases in the current period (spent included). */
+  grantedMicros: number;
+  /** amount - spent: what may still be spent this period. */
+  remainingMicros: number;
+}
+
+function toView(raw: unknown): BudgetView {
+  const row = usageRow.parse(raw);
+  return {
+    id: row.id,
+    scope: row.scope,
+    ownerId: row.owner_id,
+    period: row.period,
+    amountMicros: row.amount_micros,
+    periodStart: row.period === 'NONE' ? null : row.period_start,
+    periodEnd: row.period_end,
+    spentMicros: row.spent,
+    grantedMicros: row.granted,
+    remainingMicros: Math.max(0, row.amount_micros - row.spent),
+  };
+}
+
+const USAGE = `
+  SELECT b.id, b.scope, b.owner_id, b.period, b.amount_micros, p.start AS period_start, p.finish AS period_end,
+    coalesce(sum(l.spent_micros), 0) AS spent, coalesce(sum(l.granted_micros), 0) AS granted
+  FROM budgets b
+  CROSS JOIN LATERAL (SELECT ${PERIOD_START} AS start, ${PERIOD_END} AS finish) p
+  LEFT JOIN budget_leases l ON l.budget_id = b.id AND l.period_start = p.start`;
+
+/**
+ * A node's grant: 1/(4 n) of the budget, at least the dearest call, and a whole number of dearest
+ * calls, so leases of uniformly priced tools leave no remainder stranded on a node.
+ */
+export function sliceOf(amount: number, liveNodes: number, dearest: number): number {
+  const share = Math.max(1, Math.ceil(amount / (SLICES_PER_NODE * liveNodes)));
+  return dearest > 0 ? Math.ceil(share / dearest) * dearest : share;
+}
+
+const leaseRow = z.object({
+  id: z.string(),
+  scope: z.string(),
+  owner_id: z.string(),
+  amount_micros: z.coerce.number(),
+  period_start: z.date(),
+  period_end: z.date().nullable(),
+  total_granted: z.coerce.number(),
+});
+
+/**
+ * Budgets (one per key, team or customer) and the leases nodes spend from. A node is granted a slice
+ * of what no node holds yet whenever what it holds runs below half a slice; grants are made under
+ * the budget row's lock, so the leases of a period never add up to more than the budget.
+ */
+export class BudgetService {
+  constructor(private readonly store: ConfigStore) {}
+
+  async set(rawInput: unknown): Promise<BudgetView> {
+    const input = parseInput(setBudgetSchema, rawInput, 'input');
+    const ownerId = parseId(input.ownerId, 'input.ownerId');
+    const id = await withConfigChange(this.store, async (manager) => {
+      const owner: unknown[] = await manager.query(`SELECT 1 FROM ${OWNER_TABLES[input.scope]} WHERE id = $1`, [
+        ownerId,
+      ]);
+      if (owner.length === 0)
+        throw badInput('input.ownerId', `no ${input.scope.toLowerCase()} has id "${ownerId}"; check scope and ownerId`);
+      const rows: Array<{ id: string }> = await manager.query(
+        `INSERT INTO budgets (id, scope, owner_id, period, amount_micros) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (scope, owner_id) DO UPDATE SET period = excluded.period, amount_micros = excluded.amount_micros
+         RETURNING id`,
+        [randomUUID(), input.scope, ownerId, input.period, input.amountMicros],
+      );
+      return { result: rows[0]!.id, changed: true };
+    });
+    return (await this.usage([id]))[0]!;
+  }
+
+  async remove(rawId: string): Promise<boolean> {
+    const id = parseId(rawId, 'id');
+    return withConfigChange(this.store, async (manager) => {
+      const rows: unknown[] = await manager.query(
+        `WITH d AS (DELETE FROM budgets WHERE id = $1 RETURNING 1) SELECT * FROM d`,
+        [id],
+      );
+      if (rows.length === 0)
+        throw new PortcullisError(
+          ErrorCode.NOT_FOUND,
+          `id: no budget has id "${id}"; list them with the budgets query`,
+          {
+            field: 'id',
+          },
+        );
+      return { result: true, changed: true };
+    });
+  }
+
+  /** Budgets with their current period's usage; all, or those of `ids`. */
+  async usage(ids?: readonly string[]): Promise<BudgetView[]> {
+    const where = ids === undefined ? '' : 'WHERE b.id = ANY($1)';
+    const rows: unknown[] = await this.store.dataSource.query(
+      `${USAGE} ${where} GROUP BY b.id, p.start, p.finish ORDER BY b.scope, b.owner_id LIMIT 10000`,
+      ids === undefined ? [] : [[...ids]],
+    );
+    return rows.map(toView);
+  }
+
+  /**
+   * Records what a node reports it spent, tops up its leases that run low, and returns every
+   * budget's lease for it (current periods).
+   */
+  async grant(nodeId: string, liveNodes: number, spends: readonly BudgetSpend[]): Promise<BudgetLease[]> {
+    return this.store.dataSource.transaction(async (manager) => {
+      for (const spend of spends) {
+        await manager.query(
+          `UPDATE budget_leases SET spent_micros = greatest(spent_micros, least($4::bigint, granted_micros)), updated_at = now()
+           WHERE budget_id = $1 AND period_start = to_timestamp($2::double precision / 1000) AND node_id = $3`,
+          [spend.budgetId, spend.periodStartMs, nodeId, spend.spentMicros],
+        );
+      }
+      return this.topUp(manager, nodeId, Math.max(1, liveNodes));
+    });
+  }
+
+  private async topUp(manager: EntityManager, nodeId: string, liveNodes: number): Promise<BudgetLease[]> {
+    // Locked first, read after: a statement that waited for a lock still sees the grants committed
+    // meanwhile only if it starts after the wait (READ COMMITTED takes a snapshot per statement).
+    await manager.query(`SELECT id FROM budgets ORDER BY id FOR UPDATE`);
+    const budgets: unknown[] = await manager.query(
+      `SELECT b.id, lower(b.scope) AS scope, b.owner_id, b.amount_micros, p.start AS period_start, p.finish AS period_end,
+         (SELECT coalesce(sum(l.granted_micros), 0) FROM budget_leases l WHERE l.budget_id = b.id AND l.period_start = p.start) AS total_granted
+       FROM budgets b CROSS JOIN LATERAL (SELECT ${PERIOD_START} AS start, ${PERIOD_END} AS finish) p
+       ORDER BY b.id`,
+    );
+    const maxPrice: Array<{ max: string | null }> = await manager.query(
+      `SELECT max(price_micros)::text AS max FROM tool_prices`,
+    );
+    const dearest = Number(maxPrice[0]?.max ?? 0);
+    const leases: BudgetLease[] = [];
+    for (const raw of budgets) {
+      const budget = leaseRow.parse(raw);
+      const mine: Array<{ granted_micros: string; spent_micros: string }> = await manager.query(
+        `INSERT INTO budget_leases (budget_id, period_start, node_id) VALUES ($1, $2, $3)
+         ON CONFLICT (budget_id, period_start, node_id) DO UPDATE SET updated_at = now()
+         RETURNING granted_micros::text, spent_micros::text`,
+        [budget.id, budget.period_start, nodeId],
+      );
+      let granted = Number(mine[0]!.granted_micros);
+      const spent = Number(mine[0]!.spent_micros);
+      let ungranted = budget.amount_micros - budget.total_granted;
+      const slice = sliceOf(budget.amount_micros, liveNodes, dearest);
+      // Less than a slice left (so less than the dearest call, maybe): top up while the node can still serve.
+      if (granted - spent < slice && ungranted > 0) {
+        const more = Math.min(slice, ungranted);
+        await manager.query(
+          `UPDATE budget_leases SET granted_micros = granted_micros + $4 WHERE budget_id = $1 AND period_start = $2 AND node_id = $3`,
+          [budget.id, budget.period_start, nodeId, more],
+        );
+        granted += more;
+        ungranted -= more;
+      }
+      leases.push({
+        budgetId: budget.id,
+        scope: budget.scope,
+        ownerId: budget.owner_id,
+        periodStartMs: budget.period_start.getTime(),
+        grantedMicros: granted,
+        periodEndMs: budget.period_end?.getTime() ?? 0,
+        ungrantedMicros: Math.max(0, ungranted),
+      });
+    }
+    return leases;
+  }
+
+  /**
+   * Returns to the pool what nodes hold unspent when they have not been seen for `afterMs` (dead:
+   * not connected, or silent past their heartbeats): their leases shrink to what they spent.
+   */
+  async reclaim(afterMs: number): Promise<number> {
+    const rows: unknown[] = await this.store.dataSource.query(
+      `WITH r AS (
+         UPDATE budget_leases l SET granted_micros = l.spent_micros, updated_at = now()
+         WHERE l.granted_micros > l.spent_micros AND l.updated_at < now() - $1 * interval '1 millisecond'
+           AND NOT EXISTS (SELECT 1 FROM data_plane_nodes n WHERE n.id = l.node_id AND n.connected
+                           AND n.last_seen_at > now() - $1 * interval '1 millisecond')
+         RETURNING 1) SELECT * FROM r`,
+      [afterMs],
+    );
+    return rows.length;
+  }
+}
