@@ -44,7 +44,8 @@ describe('faults: a node after a control-plane outage, and between replicas', ()
     await schema?.drop();
   });
 
-  test('after a long outage the node reconnects within its bounded backoff and refuses a key revoked meanwhile; its staleness shows in /metrics, /readyz and GraphQL', async () => {
+  test(`after a long outage the node reconnects within its bounded backoff and refuses a key revoked meanwhile; its \
+staleness shows in /metrics, /readyz and GraphQL`, async () => {
     const plane = await ControlPlaneProcess.start(schema.url, schema.name);
     running.push(plane);
     const metricsPort = await freePort();

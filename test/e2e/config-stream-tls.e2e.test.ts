@@ -74,7 +74,8 @@ describe('finding 6: the config stream over TLS and mTLS', () => {
     certs?.remove();
   });
 
-  test('TLS: a node trusting the CA follows the control plane; a plaintext client or one trusting another CA gets nothing', async () => {
+  test(`TLS: a node trusting the CA follows the control plane; a plaintext client or one trusting another CA gets \
+nothing`, async () => {
     const plane = await ControlPlaneProcess.start(schema.url, schema.name, {
       args: ['--grpc-tls-cert', certs.serverCert, '--grpc-tls-key', certs.serverKey],
     });
@@ -104,7 +105,8 @@ describe('finding 6: the config stream over TLS and mTLS', () => {
     assert.equal(trusted.snapshot, true, 'the same probe with the right CA is served');
   });
 
-  test('mTLS: a node is authenticated by its client certificate alone; no certificate or one from another CA is refused', async () => {
+  test(`mTLS: a node is authenticated by its client certificate alone; no certificate or one from another CA is \
+refused`, async () => {
     const tls = [
       '--grpc-tls-cert',
       certs.serverCert,

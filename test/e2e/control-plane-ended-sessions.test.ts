@@ -34,7 +34,8 @@ describe('DN-RELAY-SESSION-ENDED-DURABLE: the ended-sessions table', () => {
       )[0]!.n,
     );
 
-  it('writes in the background, keeps what a failing database refused and writes it once the database answers again', async () => {
+  it(`writes in the background, keeps what a failing database refused and writes it once the database answers \
+again`, async () => {
     const store = await start({ retryDelayMs: 20, maxRetryDelayMs: 40 });
     const expiresAt = Date.now() + 60_000;
     store.record({ sessionId: 'first.sig', keyId: 'k1', fromNodeId: 'node-a', expiresAt });

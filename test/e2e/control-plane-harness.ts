@@ -151,7 +151,8 @@ export class TestNode {
       this.received
         .map(
           (r) =>
-            `${r.kind?.$case ?? 'nothing'} ${r.kind !== undefined && 'version' in r.kind.value ? r.kind.value.version : ''}`,
+            `${r.kind?.$case ?? 'nothing'} ` +
+            `${r.kind !== undefined && 'version' in r.kind.value ? r.kind.value.version : ''}`,
         )
         .join(', ') || 'nothing'
     );
@@ -167,7 +168,8 @@ export class TestNode {
       () => this.snapshots.find(predicate),
       timeoutMs,
       () =>
-        `no matching snapshot within ${timeoutMs} ms; received versions ${this.snapshots.map((s) => s.version).join(', ') || 'none'}`,
+        `no matching snapshot within ${timeoutMs} ms; received versions ` +
+        `${this.snapshots.map((s) => s.version).join(', ') || 'none'}`,
     );
   }
 

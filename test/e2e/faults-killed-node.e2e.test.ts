@@ -31,7 +31,9 @@ after(async () => {
   await gateway?.dispose();
 });
 
-/** Sends each request to node A, or to node B when A refuses the connection (as a load balancer's health check would). */
+/**
+ * Sends each request to node A, or to node B when A refuses the connection (as a load balancer's health check would).
+ */
 function failoverFetch(a: string, b: string, movedToB: string[]): typeof fetch {
   return async (input, init) => {
     const url = String(input instanceof Request ? input.url : input);
@@ -45,7 +47,8 @@ function failoverFetch(a: string, b: string, movedToB: string[]): typeof fetch {
   };
 }
 
-test('faults: a call whose answer stream started on a node that is then killed fails within seconds on the SDK client (StreamLost), not after its own 60 s timeout', async () => {
+test(`faults: a call whose answer stream started on a node that is then killed fails within seconds on the SDK client \
+(StreamLost), not after its own 60 s timeout`, async () => {
   const nodeA = gateway.nodes[0]!;
   const b = nodeB!;
   const moved: string[] = [];

@@ -25,7 +25,8 @@ describe('faults: a starting node is ready when it can serve its upstreams', () 
     await env?.dispose();
   });
 
-  test('/readyz answers 503 (naming what it waits for) until the slow upstream is connected, and its tool is listed the moment it turns 200', async () => {
+  test(`/readyz answers 503 (naming what it waits for) until the slow upstream is connected, and its tool is listed \
+the moment it turns 200`, async () => {
     const port = await freePort();
     const node = startCli(
       'data plane',

@@ -82,7 +82,8 @@ function assertPolled(
   );
 }
 
-test('DN-SSE-POLLING DN-PROGRESS: the official v1 client reconnects by itself when the node closes the stream of a long server-everything call, and gets every progress and the result', async () => {
+test(`DN-SSE-POLLING DN-PROGRESS: the official v1 client reconnects by itself when the node closes the stream of a \
+long server-everything call, and gets every progress and the result`, async () => {
   const recorded = sseWire();
   const client = new LegacyClient({ name: 'polled-v1', version: '1.0.0' });
   await client.connect(

@@ -130,7 +130,8 @@ describe('hostile agents on the data plane (issue 12)', () => {
     await gateway?.dispose();
   });
 
-  test("finding 1: one key cannot answer another key's server-to-client requests (legacy SSE and Streamable HTTP replies, guessed and leaked ids)", async () => {
+  test(`finding 1: one key cannot answer another key's server-to-client requests (legacy SSE and Streamable HTTP \
+replies, guessed and leaked ids)`, async () => {
     const victim = await sseAgent(new URL(mcpUrl), gateway.key.secret, { capabilities: { sampling: {} } });
     const hostileSse = await openSse(mcpUrl, intruder);
     const hostileHttp = await legacyAgent(new URL(mcpUrl), intruder);
@@ -147,7 +148,8 @@ describe('hostile agents on the data plane (issue 12)', () => {
       const attacksDone = new Promise<void>((done) => (attacked = done));
       const attacks: Promise<number>[] = [];
       victim.client.setRequestHandler(CreateMessageRequestSchema, async (_request, extra) => {
-        // The intruder guesses ids as the node once issued them (pcn-<tag>-<n>), and is even handed the real one (as if it leaked).
+        // The intruder guesses ids as the node once issued them (pcn-<tag>-<n>), and is even handed the real one (as if
+        // it leaked).
         const guessed = Array.from({ length: 99 }, (_, i) => ({
           jsonrpc: '2.0',
           id: `pcn-${tag}-${i + 1}`,
@@ -186,7 +188,8 @@ describe('hostile agents on the data plane (issue 12)', () => {
     }
   });
 
-  test('finding 5: POST /messages takes at most 100 messages; a key or session beyond its calls in flight is refused at once, other keys are served', async () => {
+  test(`finding 5: POST /messages takes at most 100 messages; a key or session beyond its calls in flight is refused \
+at once, other keys are served`, async () => {
     const hostile = await openSse(mcpUrl, intruder);
     const flood = await sseAgent(new URL(mcpUrl), intruder);
     const hostileHttp = await legacyAgent(new URL(mcpUrl), intruder);
@@ -256,7 +259,8 @@ describe('hostile agents on the data plane (issue 12)', () => {
     }
   });
 
-  test("finding 4: one key cannot evict another key's resumable SSE stream, nor hold unbounded GET streams in one session", async () => {
+  test(`finding 4: one key cannot evict another key's resumable SSE stream, nor hold unbounded GET streams in one \
+session`, async () => {
     // Key B's call: its answer stream starts (a progress event), then the connection drops; the call goes on.
     const victimSession = await openSession(mcpUrl, gateway.key.secret);
     const dropped = new AbortController();

@@ -9,11 +9,14 @@ import { startTestEnv, type TestEnv } from '../support/test-env.ts';
 import { gql, gqlOk, startOnSchema } from './control-plane-harness.ts';
 
 const CREATE = `mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { id } }`;
-const UPDATE = `mutation ($id: ID!, $input: UpdateUpstreamInput!) { updateUpstream(id: $id, input: $input) { enabled exposeUnprefixed } }`;
+const UPDATE =
+  `mutation ($id: ID!, $input: UpdateUpstreamInput!) { updateUpstream(id: $id, input: $input) { ` +
+  `enabled exposeUnprefixed } }`;
 const ENABLE = `mutation ($id: ID!, $enabled: Boolean!) { setUpstreamEnabled(id: $id, enabled: $enabled) { enabled } }`;
 const STATE = `query ($id: ID!) { upstream(id: $id) { enabled catalogError collidingNames } }`;
 
-describe('upstream name collisions: refused where the catalog is known, visible where not, disabled upstreams claim none', () => {
+describe(`upstream name collisions: refused where the catalog is known, visible where not, disabled upstreams claim \
+none`, () => {
   let env: TestEnv;
 
   async function upstream(name: string, tools: string[], input: Record<string, unknown> = {}): Promise<string> {
@@ -41,7 +44,8 @@ describe('upstream name collisions: refused where the catalog is known, visible 
     await env?.dispose();
   });
 
-  it('charges a later-reported collision to the upstream created later, and a disabled upstream claims no name', async () => {
+  it(`charges a later-reported collision to the upstream created later, and a disabled upstream claims no \
+name`, async () => {
     const first = await upstream('first', ['echo', 'add'], { exposeUnprefixed: true });
     const second = await upstream('second', ['echo', 'sum'], { exposeUnprefixed: true });
     const flagged = await state(second);
@@ -63,7 +67,10 @@ describe('upstream name collisions: refused where the catalog is known, visible 
     assert.equal(error?.extensions?.['field'], 'enabled');
     assert.match(
       error!.message,
-      /upstream "alpha" would expose tool names another enabled upstream already exposes: "echo" \(also upstream "beta"\)/,
+      new RegExp(
+        'upstream "alpha" would expose tool names another enabled upstream already exposes: ' +
+          String.raw`"echo" \(also upstream "beta"\)`,
+      ),
     );
     assert.ok(!error!.message.includes('"other"'));
     assert.equal((await state(first)).enabled, false, 'still disabled');

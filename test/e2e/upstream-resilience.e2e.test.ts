@@ -26,7 +26,8 @@ describe('upstream resilience: crashes, restarts, expired sessions, health', () 
     return started;
   }
 
-  test('UP-STDIO-KILL-INFLIGHT UP-STDIO-RESTART: killing a stdio upstream mid-call fails the call at once naming the upstream; others keep working; it restarts', async (t) => {
+  test(`UP-STDIO-KILL-INFLIGHT UP-STDIO-RESTART: killing a stdio upstream mid-call fails the call at once naming the \
+upstream; others keep working; it restarts`, async (t) => {
     const other = await fixture('sessionful-2025');
     const h = pool([everythingStdio('crashy'), httpUpstream('other', other.url)]);
     await h.waitForState('crashy', READY);
@@ -85,7 +86,8 @@ describe('upstream resilience: crashes, restarts, expired sessions, health', () 
     t.diagnostic(`restart after an idle crash: ${restartMs} ms`);
   });
 
-  test('UP-HTTP-RECONNECT UP-HEALTH: an HTTP upstream that stops goes DOWN (pings fail), and READY again when it is back', async (t) => {
+  test(`UP-HTTP-RECONNECT UP-HEALTH: an HTTP upstream that stops goes DOWN (pings fail), and READY again when it is \
+back`, async (t) => {
     const port = await freePort();
     const server = await fixture('sessionful-2025', port);
     const h = pool([httpUpstream('flaky', server.url, { healthIntervalMs: 100, healthFailureThreshold: 2 })]);
@@ -106,7 +108,8 @@ describe('upstream resilience: crashes, restarts, expired sessions, health', () 
     t.diagnostic(`ready ${backMs} ms after the server came back`);
   });
 
-  test('UP-HEALTH: failing pings make an upstream DEGRADED, then DOWN at the threshold; it reconnects when pings pass', async () => {
+  test(`UP-HEALTH: failing pings make an upstream DEGRADED, then DOWN at the threshold; it reconnects when pings \
+pass`, async () => {
     const server = await fixture('sessionful-2025');
     const h = pool([httpUpstream('sick', server.url, { healthIntervalMs: 100, healthFailureThreshold: 3 })]);
     await h.waitForState('sick', READY);
@@ -125,7 +128,8 @@ describe('upstream resilience: crashes, restarts, expired sessions, health', () 
     await h.waitForState('sick', READY, 10_000);
   });
 
-  test('UP-SESSION-REINIT: an HTTP upstream that forgot the session (404) is re-initialized transparently; safe calls are retried once, unsafe ones are not', async () => {
+  test(`UP-SESSION-REINIT: an HTTP upstream that forgot the session (404) is re-initialized transparently; safe calls \
+are retried once, unsafe ones are not`, async () => {
     const port = await freePort();
     const server = await fixture('sessionful-2025', port);
     const h = pool([httpUpstream('amnesiac', server.url)]);
@@ -155,7 +159,8 @@ describe('upstream resilience: crashes, restarts, expired sessions, health', () 
     assert.equal(h.state('amnesiac'), READY);
   });
 
-  test('UP-ERA-2026 UP-HEALTH: a 2026-07-28 upstream is health-checked with server/discover (it has no ping) and stays READY', async () => {
+  test(`UP-ERA-2026 UP-HEALTH: a 2026-07-28 upstream is health-checked with server/discover (it has no ping) and \
+stays READY`, async () => {
     const server = await fixture('modern-2026');
     const h = pool([httpUpstream('modern', server.url, { healthIntervalMs: 50, healthFailureThreshold: 1 })]);
     await h.waitForState('modern', READY);

@@ -54,7 +54,8 @@ describe('upstream transports, eras and real servers', () => {
     return harness;
   }
 
-  test('UP-STDIO-CONNECT UP-ERA-2025 UP-CATALOGS UP-RELAY-UNCHANGED UP-REPORT: a stdio server-everything with env is listed (all kinds, all pages) and called, results unchanged, and reported', async () => {
+  test(`UP-STDIO-CONNECT UP-ERA-2025 UP-CATALOGS UP-RELAY-UNCHANGED UP-REPORT: a stdio server-everything with env is \
+listed (all kinds, all pages) and called, results unchanged, and reported`, async () => {
     const h = pool([everythingStdio('every', { env: [{ name: 'PORTCULLIS_PROBE', value: 'from-config' }] })]);
     await h.waitForState('every', READY);
     const status = h.connection('every').current;
@@ -166,7 +167,8 @@ describe('upstream transports, eras and real servers', () => {
     }
   });
 
-  test('UP-ERA-2026: a 2026-07-28 SDK v2 server is negotiated as such, listed and called; the 2025-only ping is refused locally', async () => {
+  test(`UP-ERA-2026: a 2026-07-28 SDK v2 server is negotiated as such, listed and called; the 2025-only ping is \
+refused locally`, async () => {
     const fixture = await SdkHttpFixture.start('modern-2026');
     cleanups.push(() => fixture.stop());
     const h = pool([httpUpstream('modern', fixture.url)]);
@@ -183,7 +185,8 @@ describe('upstream transports, eras and real servers', () => {
     );
   });
 
-  test('UP-AUTH-DOWN: HTTP 401 and a missing command show DOWN with the reason and are not retried quickly', async () => {
+  test(`UP-AUTH-DOWN: HTTP 401 and a missing command show DOWN with the reason and are not retried \
+quickly`, async () => {
     let hits = 0;
     const refusing = createServer((req, res) => {
       hits += 1;
@@ -221,7 +224,8 @@ describe('upstream transports, eras and real servers', () => {
     await assert.rejects(h.pool.request('off', { method: 'tools/list' }), /upstream "off" is disabled/);
   });
 
-  test('UP-TIMEOUTS: an upstream call timeout applies, 0 takes the node default, and a slow call fails naming the upstream', async () => {
+  test(`UP-TIMEOUTS: an upstream call timeout applies, 0 takes the node default, and a slow call fails naming the \
+upstream`, async () => {
     const fixture = await SdkHttpFixture.start('sessionful-2025');
     cleanups.push(() => fixture.stop());
     const h = pool(
@@ -243,7 +247,8 @@ describe('upstream transports, eras and real servers', () => {
     assert.ok(Date.now() - started < 1_000, 'failed at the timeout, not at the end of the call');
   });
 
-  test('UP-REAL-SERVERS UP-STDIO-CONNECT: server-memory and server-filesystem (cwd-relative root) list their catalogs and serve calls', async () => {
+  test(`UP-REAL-SERVERS UP-STDIO-CONNECT: server-memory and server-filesystem (cwd-relative root) list their catalogs \
+and serve calls`, async () => {
     writeFileSync(join(workDir, 'hello.txt'), 'hello from disk');
     const memoryFile = join(workDir, 'memory.jsonl');
     const h = pool([

@@ -109,7 +109,8 @@ async function assertNotFound(call: Call, name: string, who: string): Promise<vo
   });
 }
 
-test('12 tool not found while an upstream restarts: a known tool of an upstream that is away gets a retryable isError result on both eras; unknown and forbidden names stay -32602', async () => {
+test(`12 tool not found while an upstream restarts: a known tool of an upstream that is away gets a retryable isError \
+result on both eras; unknown and forbidden names stay -32602`, async () => {
   const mine = await agents(key);
   const theirs = await agents(outsider);
   try {

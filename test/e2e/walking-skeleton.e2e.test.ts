@@ -118,7 +118,8 @@ describe('walking skeleton: control plane on PostgreSQL, two data-plane nodes, s
     }
   });
 
-  test('each node serves Prometheus metrics on its metrics address: tool calls, the time the gateway added, the config version', async () => {
+  test(`each node serves Prometheus metrics on its metrics address: tool calls, the time the gateway added, the \
+config version`, async () => {
     assert.ok(nodeA.metricsUrl, 'node A printed its metrics address');
     const response = await fetch(nodeA.metricsUrl);
     assert.equal(response.status, 200);

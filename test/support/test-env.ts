@@ -6,7 +6,8 @@
  *   });
  *
  * It makes a fresh schema on the machine's PostgreSQL, starts a control plane on it (its own process by default,
- * in this process, or none for tests of one database component), connects data-plane nodes (real processes) and hand-driven config streams, registers
+ * in this process, or none for tests of one database component), connects data-plane nodes (real processes) and
+ * hand-driven config streams, registers
  * upstreams and creates keys through GraphQL, and waits until every node accepts every key. Whatever it started
  * (and whatever a test hands to `env.defer`) is stopped in reverse order when the environment is disposed, also
  * when a step of the start fails; the schema is dropped last. Where one environment serves a whole `describe`,

@@ -136,7 +136,8 @@ test('a session started on one node continues on another node with the same sess
   }
 });
 
-test('session ids: missing → 400, tampered or signed for another key → 404, rotated-out key → 404, previous key still verifies', async () => {
+test(`session ids: missing → 400, tampered or signed for another key → 404, rotated-out key → 404, previous key still \
+verifies`, async () => {
   const alice = testKey('alice', ['*']);
   const bob = testKey('bob', ['*']);
   const old = sessionKey('old');
@@ -351,7 +352,8 @@ test('list_changed reaches the v1 client on its GET stream when the catalog or i
   }
 });
 
-test('DN-TRANSPORT-DELETE DN-SESSION-MAX-AGE: an ended session id is refused (404) on POST, GET and DELETE, its GET stream closes, other sessions go on; an id past its maximum age is refused', async () => {
+test(`DN-TRANSPORT-DELETE DN-SESSION-MAX-AGE: an ended session id is refused (404) on POST, GET and DELETE, its GET \
+stream closes, other sessions go on; an id past its maximum age is refused`, async () => {
   const key = testKey('k1', ['everything__echo']);
   const signing = sessionKey('s1');
   const server = await startServer(router(), buildConfig([key], [signing]), { sessionMaxAgeMs: 60 * 60 * 1000 });
@@ -406,7 +408,8 @@ test('DN-TRANSPORT-DELETE DN-SESSION-MAX-AGE: an ended session id is refused (40
   }
 });
 
-test('DN-TRANSPORT-SSE-RESPONSE: a 2025 agent that ranks text/event-stream first in Accept gets its answer as an event stream; JSON first (as the SDK clients send) gets plain JSON', async () => {
+test(`DN-TRANSPORT-SSE-RESPONSE: a 2025 agent that ranks text/event-stream first in Accept gets its answer as an \
+event stream; JSON first (as the SDK clients send) gets plain JSON`, async () => {
   assert.equal(prefersEventStream('application/json, text/event-stream'), false);
   assert.equal(prefersEventStream('text/event-stream, application/json'), true);
   assert.equal(prefersEventStream('application/json;q=0.5, text/event-stream'), true);

@@ -129,7 +129,8 @@ export function checkTargets(
           ? ', each node its own process'
           : `, ${sixteen.nodes / sixteen.processes} nodes to a process`;
     const target = check(
-      `key revocation reaching 16 nodes with 10,000 keys (${database === 'embedded' ? 'embedded PGlite' : 'real PostgreSQL'}${where}): p99 < 25 ms`,
+      `key revocation reaching 16 nodes with 10,000 keys ` +
+        `(${database === 'embedded' ? 'embedded PGlite' : 'real PostgreSQL'}${where}): p99 < 25 ms`,
       'ms',
       enoughKeys ? sixteen.p99Ms : undefined,
       (v) => v < 25,
