@@ -24,8 +24,13 @@ describe('walking skeleton: control plane on PostgreSQL, two data-plane nodes, s
   const allowed = ['ev__echo', 'ev__get-sum', 'evh__*'];
 
   before(async () => {
+    // Nodes look for a returning control plane every 500 ms at most (default 5 s): the restart test waits less.
+    const reconnect = ['--control-plane-reconnect-max-ms', '500'];
     env = await startTestEnv({
-      nodes: [{ id: 'node-a', args: ['--metrics-listen', `127.0.0.1:${await freePort()}`] }, 'node-b'],
+      nodes: [
+        { id: 'node-a', args: ['--metrics-listen', `127.0.0.1:${await freePort()}`, ...reconnect] },
+        { id: 'node-b', args: reconnect },
+      ],
     });
     controlPlane = env.controlPlane!;
     [nodeA, nodeB] = [env.node('node-a'), env.node('node-b')];
