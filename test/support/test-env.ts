@@ -33,6 +33,8 @@ export interface KeyInput {
 export interface NodeSpec {
   id: string;
   args?: readonly string[];
+  /** Overrides of the node's environment (`PORTCULLIS_NODE_TOKEN: ''` drops the token). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface TestEnvOptions {
@@ -223,8 +225,8 @@ async function build(
     gql,
     gqlOk,
     async startNode(spec) {
-      const { id, args = [] } = typeof spec === 'string' ? { id: spec } : spec;
-      const node = await DataPlaneProcess.start(endpoint, id, args);
+      const { id, args = [], env = {} } = typeof spec === 'string' ? { id: spec } : spec;
+      const node = await DataPlaneProcess.start(endpoint, id, args, env);
       defer(() => node.stop());
       nodes.push(node);
       return node;
