@@ -1,3 +1,4 @@
+// Not on startTestEnv: it kills, restarts and fails over control planes (processes and replicas) mid-test.
 // Faults: nodes stayed cut off for up to two minutes after a control-plane outage (grpc-js's default
 // reconnect backoff grows to 120 s), had one control-plane address, and nobody could see how stale
 // their configuration was. Real processes on real PostgreSQL: a control plane killed and restarted,

@@ -1,3 +1,4 @@
+// On startTestEnv; the port-in-use and second-replica tests start more control planes on its schema by hand.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { status } from '@grpc/grpc-js';

@@ -1,3 +1,4 @@
+// The builder and publisher tests drive a data source by hand; the config stream tests use startTestEnv.
 // Incremental snapshots and deltas on the config stream, against the real PostgreSQL.
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';

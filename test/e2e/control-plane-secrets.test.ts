@@ -1,3 +1,4 @@
+// Not on startTestEnv: it starts control planes in turn on one schema with different secret keys and data dirs.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';

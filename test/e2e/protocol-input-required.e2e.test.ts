@@ -1,3 +1,4 @@
+// Not on startTestEnv: it drives a node's UpstreamPool in this process (PoolHarness), with no control plane.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -491,6 +492,7 @@ expired (the waiting call is abandoned)`, async () => {
 
   // node-c abandons a parked call 300 ms after asking; the 2025 upstream's request is refused then.
   const parked = await firstRound(nodeC.url, 'legacyweb__ask');
+  // A fixed time on purpose: the answer is to come after node-c gave up on the call (300 ms).
   await new Promise((r) => setTimeout(r, 450));
   const late = await post(nodeC.url, key.secret, 'tools/call', {
     name: 'legacyweb__ask',

@@ -1,3 +1,4 @@
+// The replica and restart describes start and restart control planes and nodes by hand; the first uses startTestEnv.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolve } from 'node:path';

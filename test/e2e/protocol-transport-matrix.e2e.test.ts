@@ -1,3 +1,4 @@
+// Not on startTestEnv: it drives a node's UpstreamPool in this process (PoolHarness), with no control plane.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';

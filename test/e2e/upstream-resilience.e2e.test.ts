@@ -1,3 +1,4 @@
+// Not on startTestEnv: it drives a node's UpstreamPool in this process (PoolHarness), with no control plane.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PortcullisError } from '../../common/src/index.ts';
@@ -43,7 +44,7 @@ upstream; others keep working; it restarts`, async (t) => {
       () => ({ error: undefined, at: Date.now() }),
       (error: unknown) => ({ error, at: Date.now() }),
     );
-    await new Promise((r) => setTimeout(r, 200));
+    await until('the call is in flight', () => h.connection('crashy').inflightCount === 1);
     const killedAt = Date.now();
     process.kill(pid, 'SIGKILL');
     const { error, at } = await outcome;

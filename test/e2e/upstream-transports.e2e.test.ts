@@ -1,3 +1,4 @@
+// Not on startTestEnv: it drives a node's UpstreamPool in this process (PoolHarness), with no control plane.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -206,6 +207,7 @@ quickly`, async () => {
     assert.match(h.connection('missing').current.error ?? '', /command not found|ENOENT/);
     assert.match(h.lastReport('missing')?.error ?? '', /command not found|ENOENT/);
     const hitsWhenDown = hits;
+    // A fixed time on purpose: that nothing arrives in it is the behaviour under test.
     await new Promise((r) => setTimeout(r, 1_500));
     assert.equal(hits, hitsWhenDown, 'no retry within 1.5 s of an auth failure');
     assert.equal(h.state('locked'), DOWN);

@@ -1,3 +1,4 @@
+// Not on startTestEnv: it drives a node's UpstreamPool in this process (PoolHarness), with no control plane.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
