@@ -6,6 +6,7 @@ import { McpError, ToolListChangedNotificationSchema } from '@modelcontextprotoc
 import { signSessionToken, type SessionClaims } from '../../data-plane/src/mcp/session-token.ts';
 import { prefersEventStream } from '../../data-plane/src/http/response-channel.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
+import { until } from '../support/protocol-agents.ts';
 import {
   buildConfig,
   sessionKey,
@@ -320,8 +321,7 @@ test('list_changed reaches the v1 client on its GET stream when the catalog or i
           resolve();
         };
       });
-    for (let i = 0; i < 100 && server.gateway.notificationStreamCount === 0; i += 1)
-      await new Promise((r) => setTimeout(r, 10));
+    await until(() => server.gateway.notificationStreamCount > 0, 'the GET stream', 1000).catch(() => undefined);
     assert.equal(server.gateway.notificationStreamCount, 1, 'the client opened its GET stream');
 
     let arrived = next('adding a visible tool');
@@ -331,6 +331,7 @@ test('list_changed reaches the v1 client on its GET stream when the catalog or i
 
     // A tool this key cannot see changes nothing for it.
     tools.add({ upstream: 'secret', name: 'other' });
+    // A fixed time on purpose: that nothing arrives in it is the behaviour under test.
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(notified, 1);
 

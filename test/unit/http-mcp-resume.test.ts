@@ -530,6 +530,7 @@ fresh stream with nothing replayed`, async () => {
     // Expired: the node gives a dropped stream up after the window.
     held.controller.abort();
     await until(() => a.gateway.notificationStreamCount === 0, 'the drops');
+    // A fixed time on purpose: the resume window is to pass.
     await new Promise((r) => setTimeout(r, 350));
     await expectFresh(owner, ownerEvent.id!, 'an expired stream');
   } finally {
@@ -550,6 +551,7 @@ once`, async () => {
     await answer.event(); // progress
     const droppedAt = Date.now();
     quietly(cut);
+    // A fixed time on purpose: that the call is not cancelled in it is the behaviour under test.
     await new Promise((r) => setTimeout(r, 150));
     assert.equal(up.aborted.value, false, 'a disconnection is not a cancellation');
     await until(() => up.aborted.value, 'the call to be cancelled once nobody resumed it', 2000);
@@ -659,6 +661,7 @@ resume window, its call cancelled upstream`, async () => {
     await answer.event(); // progress
     assert.equal(await answer.next(1000), undefined, 'closed by the node');
     const closedAt = Date.now();
+    // A fixed time on purpose: that the call is not cancelled in it is the behaviour under test.
     await new Promise((r) => setTimeout(r, 150));
     assert.equal(up.aborted.value, false, 'the call goes on while the agent may still resume');
     await until(() => up.aborted.value, 'the call to be cancelled once nobody resumed it', 2000);

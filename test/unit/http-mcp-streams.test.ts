@@ -346,6 +346,7 @@ stream when their view changes`, async () => {
     upstreams.addPrompt({ upstream: 'secret', name: 'hidden' });
     upstreams.addTemplate({ upstream: 'everything', uriTemplate: 'test://t/{x}' });
     await until(() => resources === 1, 'resources list_changed');
+    // A fixed time on purpose: that nothing arrives in it is the behaviour under test.
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(prompts, 1, 'a prompt this key cannot see changes nothing for it');
     await client.close();
