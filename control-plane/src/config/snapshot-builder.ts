@@ -12,6 +12,7 @@ import {
 import type { TransportName } from '../db/entities.ts';
 import { openBearer, openPairs, type SecretBox } from '../secrets/index.ts';
 import { SESSION_KEYS_SETTING } from '../services/settings.ts';
+import { MCP_AUTHORIZATION_SETTING, toMcpAuthorizationConfig } from '../services/mcp-authorization.ts';
 import { upstreamRowHash } from './upstream-hash.ts';
 import { REVISION_SQL } from './revision.ts';
 
@@ -53,6 +54,7 @@ const readResult = z.object({
   upstreams: z.array(upstreamRow),
   pins: z.array(z.object({ upstream_id: z.string(), name: z.string(), pinned_sha256: z.string() })),
   session_keys: z.string().nullable(),
+  mcp_authorization: z.string().nullable(),
   /** Checked one by one in `toVirtualKeyConfig` (there may be 100,000 of them). */
   keys: z.array(z.unknown()),
   tombstones: z.array(z.string()),
@@ -119,6 +121,7 @@ function readStatement(incremental: boolean): string {
          FROM tools t JOIN upstreams u ON u.id = t.upstream_id
          WHERE u.pin_tool_definitions AND t.pinned_sha256 IS NOT NULL) AS pins,
       (SELECT value FROM settings WHERE key = $1) AS session_keys,
+      (SELECT value FROM settings WHERE key = '${MCP_AUTHORIZATION_SETTING}') AS mcp_authorization,
       ${keys} AS keys,
       ${tombstones} AS tombstones`;
 }
@@ -232,6 +235,7 @@ export class SnapshotBuilder {
     }
     for (const id of result.tombstones) if (this.keys.has(id)) removed.add(id);
     checkSnapshotConsistency({ version: result.version, upstreams, virtualKeys: upserted, sessionKeys });
+    const mcpAuthorization = toMcpAuthorizationConfig(result.mcp_authorization);
 
     const keys = incremental ? this.keys : new Map<string, VirtualKeyConfig>();
     for (const id of removed) keys.delete(id);
@@ -241,6 +245,7 @@ export class SnapshotBuilder {
       upstreams,
       virtualKeys: [...keys.values()],
       sessionKeys,
+      ...(mcpAuthorization === undefined ? {} : { mcpAuthorization }),
     });
 
     const delta: SnapshotDelta | undefined = previous && {
@@ -250,6 +255,7 @@ export class SnapshotBuilder {
       sessionKeys,
       upsertedKeys: upserted,
       removedKeyIds: [...removed],
+      ...(mcpAuthorization === undefined ? {} : { mcpAuthorization }),
     };
     this.previous = snapshot;
     this.keys = keys;
@@ -275,6 +281,7 @@ export class SnapshotBuilder {
       upstreams: previous.upstreams,
       virtualKeys: [...this.keys.values()],
       sessionKeys: previous.sessionKeys,
+      ...(previous.mcpAuthorization === undefined ? {} : { mcpAuthorization: previous.mcpAuthorization }),
     });
     const delta: SnapshotDelta = {
       version,
@@ -283,6 +290,7 @@ export class SnapshotBuilder {
       sessionKeys: previous.sessionKeys,
       upsertedKeys: [],
       removedKeyIds: removed,
+      ...(previous.mcpAuthorization === undefined ? {} : { mcpAuthorization: previous.mcpAuthorization }),
     };
     this.previous = snapshot;
     const totalMs = performance.now() - started;

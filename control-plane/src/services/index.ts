@@ -1,6 +1,8 @@
 import type { Logger } from '../../../common/src/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
+import { AdminTokenService } from '../admins/admin-tokens.ts';
 import { CatalogService } from './catalog.ts';
+import { McpAuthorizationService } from './mcp-authorization.ts';
 import { NodeService } from './nodes.ts';
 import { TeamService } from './teams.ts';
 import { UpstreamService } from './upstreams.ts';
@@ -15,6 +17,8 @@ export interface ControlPlaneServices {
   teams: TeamService;
   nodes: NodeService;
   catalog: CatalogService;
+  mcpAuthorization: McpAuthorizationService;
+  adminTokens: AdminTokenService;
   /** The newest committed configuration revision. */
   configVersion(): Promise<string>;
 }
@@ -27,6 +31,8 @@ export function createServices(store: ConfigStore, box: SecretBox, logger: Logge
     teams: new TeamService(store),
     nodes: new NodeService(dataSource),
     catalog: new CatalogService(store, logger),
+    mcpAuthorization: new McpAuthorizationService(store),
+    adminTokens: new AdminTokenService(dataSource),
     configVersion: () => currentRevision(dataSource.manager),
   };
 }

@@ -2,6 +2,7 @@ import { hash } from 'node:crypto';
 import { z } from 'zod';
 import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
 import {
+  McpAuthorizationConfig,
   Transport,
   type Snapshot,
   type SnapshotDelta,
@@ -9,6 +10,7 @@ import {
   type SigningKey,
 } from '../../../proto/gen/portcullis/v1/config.ts';
 import type { Principal } from '../policy/principal.ts';
+import { IdentityProviders } from '../oauth/identity-providers.ts';
 import { KeyIndex, keyEntry } from './key-index.ts';
 
 const UPSTREAM_NAME = /^[A-Za-z0-9_-]{1,32}$/;
@@ -61,12 +63,31 @@ const sessionKeysSchema = z
   .min(1, 'at least one session key is required');
 const version = z.string().regex(/^\d+$/, 'version must be a decimal revision');
 
+const httpUrl = (what: string) =>
+  z.string().refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), `${what} must be an http(s) URL`);
+
+const mcpAuthorizationSchema = z
+  .object({
+    resource: httpUrl('mcp_authorization.resource'),
+    identityProviders: z
+      .array(
+        z.object({
+          issuer: httpUrl('an issuer'),
+          jwksUri: z.union([z.literal(''), httpUrl('jwks_uri')]),
+          teams: z.array(z.object({ claimValue: z.string().min(1, 'a team mapping needs a claim_value') })),
+        }),
+      )
+      .refine((ps) => new Set(ps.map((p) => p.issuer)).size === ps.length, 'issuers must be distinct'),
+  })
+  .optional();
+
 /** What a snapshot must satisfy before a node serves it; anything else is NACKed with the reason. */
 const SnapshotSchema = z.object({
   version,
   upstreams: z.array(upstreamSchema),
   virtualKeys: z.array(keySchema),
   sessionKeys: sessionKeysSchema,
+  mcpAuthorization: mcpAuthorizationSchema,
 });
 
 /** What a delta must satisfy; it is applied only on top of the snapshot of its base version. */
@@ -77,6 +98,7 @@ const DeltaSchema = z.object({
   sessionKeys: sessionKeysSchema,
   upsertedKeys: z.array(keySchema),
   removedKeyIds: z.array(z.string().min(1, 'a removed key id must not be empty')),
+  mcpAuthorization: mcpAuthorizationSchema,
 });
 
 function check(schema: z.ZodType, value: unknown, version: string, what: string): void {
@@ -96,6 +118,20 @@ function checkUpstreamNames(upstreams: readonly UpstreamConfig[], version: strin
   }
 }
 
+function identity(
+  config: McpAuthorizationConfig | undefined,
+): readonly [IdentityProviders | undefined, McpAuthorizationConfig | undefined] {
+  return config === undefined || config.resource === ''
+    ? [undefined, undefined]
+    : [IdentityProviders.fromConfig(config), config];
+}
+
+/** Whether two revisions' MCP authorization settings are the same (the compiled form is kept, and so the node's token cache). */
+function sameAuthorization(a: McpAuthorizationConfig | undefined, b: McpAuthorizationConfig | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return Buffer.from(McpAuthorizationConfig.encode(a).finish()).equals(McpAuthorizationConfig.encode(b).finish());
+}
+
 /** SHA-256 of a presented secret, hex encoded: the form keys are indexed by. */
 export function hashSecret(secret: string): string {
   // One-shot hash: no Hash object per request (a third of createHash's cost for a key-sized input).
@@ -112,6 +148,9 @@ export class AppliedConfig {
     readonly upstreams: readonly UpstreamConfig[],
     readonly sessionKeys: readonly SigningKey[],
     private readonly keys: KeyIndex,
+    /** OAuth access tokens this node accepts (MCP authorization); undefined: virtual keys only. */
+    readonly identityProviders: IdentityProviders | undefined,
+    private readonly mcpAuthorization: McpAuthorizationConfig | undefined,
   ) {}
 
   /** Validates a snapshot and indexes it; throws BAD_CONFIG naming the offending field. */
@@ -123,6 +162,7 @@ export class AppliedConfig {
       snapshot.upstreams,
       snapshot.sessionKeys,
       KeyIndex.of(snapshot.virtualKeys.map(keyEntry)),
+      ...identity(snapshot.mcpAuthorization),
     );
   }
 
@@ -151,6 +191,9 @@ export class AppliedConfig {
       delta.upstreams,
       delta.sessionKeys,
       this.keys.with(delta.upsertedKeys.map(keyEntry), delta.removedKeyIds),
+      ...(sameAuthorization(delta.mcpAuthorization, this.mcpAuthorization)
+        ? ([this.identityProviders, this.mcpAuthorization] as const)
+        : identity(delta.mcpAuthorization)),
     );
   }
 
@@ -166,6 +209,7 @@ export class AppliedConfig {
       upstreams: [...this.upstreams],
       virtualKeys: Array.from(this.keys.entries(), (entry) => entry.config),
       sessionKeys: [...this.sessionKeys],
+      ...(this.mcpAuthorization === undefined ? {} : { mcpAuthorization: this.mcpAuthorization }),
     };
   }
 

@@ -1,3 +1,5 @@
+import { adminResolvers } from './admins.ts';
+import { mcpAuthorizationResolvers } from './mcp-authorization.ts';
 import { nodeResolvers } from './nodes.ts';
 import { DateTimeScalar } from './scalars.ts';
 import { teamResolvers } from './teams.ts';
@@ -7,8 +9,21 @@ import { virtualKeyResolvers } from './virtual-keys.ts';
 /** Resolvers of every domain, merged into one map for Apollo. */
 export const resolvers = {
   DateTime: DateTimeScalar,
-  Query: { ...upstreamResolvers.Query, ...virtualKeyResolvers.Query, ...teamResolvers.Query, ...nodeResolvers.Query },
-  Mutation: { ...upstreamResolvers.Mutation, ...virtualKeyResolvers.Mutation, ...teamResolvers.Mutation },
+  Query: {
+    ...upstreamResolvers.Query,
+    ...virtualKeyResolvers.Query,
+    ...teamResolvers.Query,
+    ...nodeResolvers.Query,
+    ...mcpAuthorizationResolvers.Query,
+    ...adminResolvers.Query,
+  },
+  Mutation: {
+    ...upstreamResolvers.Mutation,
+    ...virtualKeyResolvers.Mutation,
+    ...teamResolvers.Mutation,
+    ...mcpAuthorizationResolvers.Mutation,
+    ...adminResolvers.Mutation,
+  },
   Upstream: upstreamResolvers.Upstream,
   Tool: upstreamResolvers.Tool,
   ToolDefinitionChange: upstreamResolvers.ToolDefinitionChange,
@@ -20,4 +35,9 @@ export const resolvers = {
   DataPlaneNode: nodeResolvers.DataPlaneNode,
   UpstreamNodeStatus: upstreamResolvers.UpstreamNodeStatus,
   VirtualKey: virtualKeyResolvers.VirtualKey,
+  McpAuthorization: mcpAuthorizationResolvers.McpAuthorization,
+  AdminRole: adminResolvers.AdminRole,
+  AdminToken: adminResolvers.AdminToken,
+  AdminIdentity: adminResolvers.AdminIdentity,
+  ClaimTeamMapping: mcpAuthorizationResolvers.ClaimTeamMapping,
 };
