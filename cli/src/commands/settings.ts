@@ -231,7 +231,8 @@ export const controlPlaneSettings = {
     flag: 'admin-oidc-issuer',
     env: 'PORTCULLIS_ADMIN_OIDC_ISSUER',
     description:
-      'OIDC sign-in for the GraphQL API: the identity provider issuer (exactly as its tokens iss); with --admin-oidc-audience and --admin-oidc-jwks-uri, its JWTs are accepted beside admin tokens',
+      'OIDC sign-in for the GraphQL API: the identity provider issuer (exactly as its tokens iss); with ' +
+      '--admin-oidc-audience and --admin-oidc-jwks-uri, its JWTs are accepted beside admin tokens',
     schema: z.string().url('must be a URL').optional(),
   },
   adminOidcAudience: {
@@ -250,7 +251,8 @@ export const controlPlaneSettings = {
     flag: 'admin-oidc-role-claim',
     env: 'PORTCULLIS_ADMIN_OIDC_ROLE_CLAIM',
     description:
-      'OIDC sign-in for the GraphQL API: the claim naming the role (admin, operator or auditor; a string or an array, the highest wins)',
+      'OIDC sign-in for the GraphQL API: the claim naming the role (admin, operator or auditor; a string or an ' +
+      'array, the highest wins)',
     schema: z.string().min(1).default('portcullis_roles'),
     defaultLabel: 'portcullis_roles',
   },
@@ -491,7 +493,8 @@ export const dataPlaneSettings = {
     flag: 'jwks-refresh-cooldown-ms',
     env: 'PORTCULLIS_JWKS_REFRESH_COOLDOWN_MS',
     description:
-      "MCP authorization: after fetching an issuer's signing keys, how long a token with an unknown key id waits before it may trigger another fetch (a flood of forged key ids costs one fetch per period)",
+      "MCP authorization: after fetching an issuer's signing keys, how long a token with an unknown key id waits " +
+      'before it may trigger another fetch (a flood of forged key ids costs one fetch per period)',
     schema: z.coerce.number({ error: 'must be a number of milliseconds' }).int().min(0).max(3_600_000).default(30_000),
     defaultLabel: '30000',
   },
@@ -589,7 +592,8 @@ export function adminOidc(settings: {
   if (issuer === undefined || audience === undefined || jwksUri === undefined)
     throw new PortcullisError(
       ErrorCode.BAD_CONFIG,
-      'OIDC sign-in for the GraphQL API needs --admin-oidc-issuer, --admin-oidc-audience and --admin-oidc-jwks-uri together; give all three or none',
+      'OIDC sign-in for the GraphQL API needs --admin-oidc-issuer, --admin-oidc-audience and --admin-oidc-jwks-uri ' +
+        'together; give all three or none',
       { field: 'adminOidcIssuer' },
     );
   return { issuer, audience, jwksUri, roleClaim: settings.adminOidcRoleClaim };
