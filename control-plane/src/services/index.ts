@@ -1,3 +1,4 @@
+import { AuditQueries } from './audit-queries.ts';
 import type { Logger } from '../../../common/src/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
 import { AdminTokenService } from '../admins/admin-tokens.ts';
@@ -17,6 +18,8 @@ export interface ControlPlaneServices {
   teams: TeamService;
   nodes: NodeService;
   catalog: CatalogService;
+  /** The audit trail, read for GraphQL. */
+  audit: AuditQueries;
   mcpAuthorization: McpAuthorizationService;
   adminTokens: AdminTokenService;
   /** The newest committed configuration revision. */
@@ -31,6 +34,7 @@ export function createServices(store: ConfigStore, box: SecretBox, logger: Logge
     teams: new TeamService(store),
     nodes: new NodeService(dataSource),
     catalog: new CatalogService(store, logger),
+    audit: new AuditQueries(dataSource),
     mcpAuthorization: new McpAuthorizationService(store),
     adminTokens: new AdminTokenService(dataSource),
     configVersion: () => currentRevision(dataSource.manager),

@@ -18,6 +18,7 @@ import { CallAdmission, InFlightRequests, type CallAdmissionOptions } from './in
 import { createLegacySseEndpoints } from './legacy-sse.ts';
 import { createMcpEndpoint, type McpServices } from './mcp-endpoint.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
+import type { AuditRecorder } from '../audit/audit-recorder.ts';
 import { answerFailure, sendJson } from './respond.ts';
 import { checkHost, type AllowedHost } from './host-guard.ts';
 import type { ReadinessState } from '../observability/readiness.ts';
@@ -72,6 +73,8 @@ export interface DataPlaneServerOptions {
   readonly eventStore?: EventStoreOptions;
   /** Requests in flight per key and per session on this node (defaults in in-flight.ts). */
   readonly callAdmission?: CallAdmissionOptions;
+  /** Where audit records go (the pipeline's record step and the edge's refusals); none written when undefined. */
+  readonly audit?: AuditRecorder;
 }
 
 /** The data plane's HTTP server and the hooks the node wiring calls. */
@@ -152,6 +155,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     logger,
     listTtlMs: options.listTtlMs ?? LIST_CACHE_TTL_MS,
     metrics: options.metrics,
+    audit: options.audit,
     nodeId: options.nodeId,
     nodeTag: serverRequests.nodeTag,
     inputExchanges: options.inputExchanges,
@@ -205,6 +209,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     maxBodyBytes: options.maxBodyBytes,
     logger,
     anonymousKeyId: options.anonymousKeyId,
+    audit: options.audit,
     tokens,
   };
   const mcp = createMcpEndpoint(endpointOptions);

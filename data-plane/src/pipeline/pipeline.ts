@@ -1,3 +1,4 @@
+import type { AuditRecorder } from '../audit/audit-recorder.ts';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
 import type { Operation, Outcome, Step } from './operation.ts';
@@ -47,12 +48,14 @@ function unanswered(operation: Operation): Promise<Outcome> {
 export interface PipelineOptions extends AuthorizeOptions, ExecuteOptions {
   readonly getConfig: () => AppliedConfig | undefined;
   readonly metrics?: DataPlaneMetrics | undefined;
+  /** Where the record step writes audit records (none written when undefined). */
+  readonly audit?: AuditRecorder | undefined;
 }
 
 /** The default steps, in chain order (see composeSteps): record, authenticate, authorize, policy, limits, execute. */
 export function defaultSteps(options: PipelineOptions): Step[] {
   return [
-    recordStep(options.metrics),
+    recordStep(options.metrics, options.audit),
     authenticateStep(options.getConfig),
     authorizeStep(options),
     policyStep(),

@@ -1,3 +1,4 @@
+import { auditResolvers } from './audit.ts';
 import { adminResolvers } from './admins.ts';
 import { mcpAuthorizationResolvers } from './mcp-authorization.ts';
 import { nodeResolvers } from './nodes.ts';
@@ -16,6 +17,7 @@ export const resolvers = {
     ...nodeResolvers.Query,
     ...mcpAuthorizationResolvers.Query,
     ...adminResolvers.Query,
+    ...auditResolvers.Query,
   },
   Mutation: {
     ...upstreamResolvers.Mutation,
