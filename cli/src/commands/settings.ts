@@ -112,7 +112,8 @@ export const controlPlaneSettings = {
     flag: 'audit-retention-days',
     env: 'PORTCULLIS_AUDIT_RETENTION_DAYS',
     description:
-      'keep audit records this many whole days; older day partitions are dropped hourly (the hash chain is anchored past them)',
+      'keep audit records this many whole days; older day partitions are dropped hourly (the hash chain is ' +
+      'anchored past them)',
     schema: z.coerce.number({ error: 'must be a number of days' }).int().min(1, 'must be at least 1').optional(),
     defaultLabel: 'forever',
   },
