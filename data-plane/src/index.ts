@@ -18,6 +18,7 @@ import { AuditRecorder, type SpoolFullPolicy } from './audit/audit-recorder.ts';
 import { AuditShipper } from './audit/audit-shipper.ts';
 import { AuditSpool } from './audit/audit-spool.ts';
 import { DEFAULT_HEALTH_FAILURE_THRESHOLD, DEFAULT_HEALTH_INTERVAL_MS } from './upstream/upstream-settings.ts';
+import { SandboxPool, type SandboxPoolOptions } from './code-mode/sandbox-pool.ts';
 
 export const SOFTWARE_VERSION = '0.1.0';
 
@@ -79,6 +80,8 @@ export interface DataPlaneOptions {
   };
   /** Serve Prometheus metrics on this address (off when undefined; never on the agent-facing port). */
   metricsListen?: { host: string; port: number; token?: string };
+  /** Code mode's sandbox pool (off when undefined: no key sees the meta-tools on this node). */
+  sandbox?: SandboxPoolOptions;
   logger: Logger;
 }
 
@@ -129,6 +132,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     },
     onDeviation: (upstream, kind) => metrics.upstreamDeviation(upstream, kind),
   });
+  const sandbox = options.sandbox === undefined ? undefined : new SandboxPool({ ...options.sandbox, logger });
   let spool: AuditSpool | undefined;
   let recorder: AuditRecorder | undefined;
   if (options.audit !== undefined) {
@@ -157,6 +161,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     eventStore: options.sse,
     callAdmission: options.callAdmission,
     readiness: () => readiness.check(),
+    sandbox,
     audit: recorder,
   });
   if (options.anonymousKeyId !== undefined)
@@ -239,7 +244,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
       closing ??= (async () => {
         configClient?.close();
         await Promise.all([http.close(), metricsServer?.close()]);
-        await pool.close();
+        await Promise.all([pool.close(), sandbox?.close()]);
         await spool?.close();
       })();
       return closing;

@@ -14,6 +14,7 @@ import { ConfigChangeDeadline1734300000000 } from './migrations/1734300000000-co
 import { UpstreamProtocolVersion1796324238367 } from './migrations/1796324238367-upstream-protocol-version.ts';
 import { AuditEvents1797000000000 } from './migrations/1797000000000-audit-events.ts';
 import { AdminTokens1797200000000 } from './migrations/1797200000000-admin-tokens.ts';
+import { CodeMode1797400000000 } from './migrations/1797400000000-code-mode.ts';
 
 /** Versioned migrations, in order. Append; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -26,6 +27,7 @@ export const MIGRATIONS = [
   UpstreamProtocolVersion1796324238367,
   AuditEvents1797000000000,
   AdminTokens1797200000000,
+  CodeMode1797400000000,
 ];
 
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;

@@ -143,6 +143,9 @@ export function hashSecret(secret: string): string {
  * Immutable; a new snapshot (or a delta on this one) yields a new instance, swapped in atomically.
  */
 export class AppliedConfig {
+  /** Names of the upstreams in code mode (their tools reach INHERIT keys through the meta-tools). */
+  readonly codeModeUpstreams: ReadonlySet<string>;
+
   private constructor(
     readonly version: string,
     readonly upstreams: readonly UpstreamConfig[],
@@ -151,7 +154,9 @@ export class AppliedConfig {
     /** OAuth access tokens this node accepts (MCP authorization); undefined: virtual keys only. */
     readonly identityProviders: IdentityProviders | undefined,
     private readonly mcpAuthorization: McpAuthorizationConfig | undefined,
-  ) {}
+  ) {
+    this.codeModeUpstreams = new Set(upstreams.filter((u) => u.codeMode).map((u) => u.name));
+  }
 
   /** Validates a snapshot and indexes it; throws BAD_CONFIG naming the offending field. */
   static fromSnapshot(snapshot: Snapshot): AppliedConfig {

@@ -18,6 +18,7 @@ export function keyEntry(config: VirtualKeyConfig): KeyEntry {
       keyName: config.name,
       teamId: config.teamId || undefined,
       allowList: new AllowList(config.allowedTools),
+      codeMode: config.codeMode,
     },
   };
 }

@@ -22,6 +22,8 @@ import type { AuditRecorder } from '../audit/audit-recorder.ts';
 import { answerFailure, sendJson } from './respond.ts';
 import { checkHost, type AllowedHost } from './host-guard.ts';
 import type { ReadinessState } from '../observability/readiness.ts';
+import { codeModeScope } from '../code-mode/code-mode-scope.ts';
+import type { SandboxPool } from '../code-mode/sandbox-pool.ts';
 import { AgentTokens, looksLikeJwt } from '../oauth/agent-tokens.ts';
 import { RESOURCE_METADATA_PATH } from '../oauth/identity-providers.ts';
 
@@ -73,6 +75,8 @@ export interface DataPlaneServerOptions {
   readonly eventStore?: EventStoreOptions;
   /** Requests in flight per key and per session on this node (defaults in in-flight.ts). */
   readonly callAdmission?: CallAdmissionOptions;
+  /** Code mode's sandbox pool; absent, code mode is off on this node. The caller closes it. */
+  readonly sandbox?: SandboxPool;
   /** Where audit records go (the pipeline's record step and the edge's refusals); none written when undefined. */
   readonly audit?: AuditRecorder;
 }
@@ -137,6 +141,14 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     keepAliveMs: options.sseKeepAliveMs,
     maxStreamsPerSession: options.eventStore?.maxOpenStreamsPerSession,
     maxStreamsPerKey: options.eventStore?.maxOpenStreamsPerKey,
+    toolsListShape:
+      options.sandbox === undefined
+        ? undefined
+        : (known, keyId) => {
+            const config = getConfig();
+            const principal = known ?? config?.principalByKeyId(keyId);
+            return principal === undefined ? '' : (codeModeScope(principal, config, views)?.key ?? '');
+          },
     reauthenticate: (config, secret) => {
       const key = config.authenticate(secret);
       if (key !== undefined || !looksLikeJwt(secret)) return key;
@@ -161,6 +173,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     inputExchanges: options.inputExchanges,
     getConfig,
     steps: options.steps,
+    sandbox: options.sandbox,
   });
   const eventStore = new EventStore(options.eventStore);
   options.metrics?.eventStore(eventStore);
