@@ -79,7 +79,8 @@ export function codeModeStep(options: CodeModeStepOptions): Step {
 
   async function runScript(operation: Operation, principal: Principal, view: CatalogView, code: string) {
     const exposed = indexOf(view).exposed;
-    const parentId = randomUUID();
+    // Nested calls name the run_script call's audit record (its own id where nothing records).
+    const parentId = operation.auditId ?? randomUUID();
     // The script and its calls end when the run_script call does. One signal of their own: thousands
     // of nested calls each listen on it, which the caller's signal would warn about.
     const controller = new AbortController();
