@@ -87,14 +87,16 @@ for (const name of targets) {
   const targetStarted = Date.now();
   const target = await startTarget(name);
   console.log(
-    `\n${name}: ${target.url} (ready in ${Date.now() - targetStarted} ms)${target.notes.length ? `\n  ${target.notes.join('\n  ')}` : ''}`,
+    `\n${name}: ${target.url} (ready in ${Date.now() - targetStarted} ` +
+      `ms)${target.notes.length ? `\n  ${target.notes.join('\n  ')}` : ''}`,
   );
   try {
     for (const suite of suites) {
       const run = await runSuite(target.url, suite, { outputRoot });
       results.push({ target: name, run, notes: target.notes });
       console.log(
-        `  ${suite.name.padEnd(18)} ${run.scenarios.length} scenarios, ${run.passed} passed, ${run.failed} failed (${(run.durationMs / 1000).toFixed(1)} s)`,
+        `  ${suite.name.padEnd(18)} ${run.scenarios.length} scenarios, ${run.passed} passed, ${run.failed} failed ` +
+          `(${(run.durationMs / 1000).toFixed(1)} s)`,
       );
       if (values.verbose && run.failed > 0) console.log(indent(run.output, '    | '));
     }
@@ -165,7 +167,8 @@ function report(): { problems: string[] } {
       const checks = run.failures.filter((f) => f.scenario === scenario.scenario && f.status === 'FAILURE');
       const first = checks[0];
       console.log(
-        `  ✗ ${scenario.scenario} (${scenario.failed} failed)${first ? `: ${first.id}: ${truncate(first.message, 160)}` : ''}`,
+        `  ✗ ${scenario.scenario} (${scenario.failed} ` +
+          `failed)${first ? `: ${first.id}: ${truncate(first.message, 160)}` : ''}`,
       );
     }
     if (failedScenarios.length === 0) console.log(indent(run.output.slice(-2000), '    | '));
@@ -207,7 +210,8 @@ async function startTarget(name: TargetName): Promise<Target> {
       );
     } else {
       notes.push(
-        'the gateway has no anonymous access yet (ANONYMOUS_KEY_FLAG): the suite sends no credentials, so expect HTTP 401',
+        'the gateway has no anonymous access yet (ANONYMOUS_KEY_FLAG): the suite sends no credentials, so expect ' +
+          'HTTP 401',
       );
     }
   }

@@ -40,7 +40,10 @@ export function gitCommit(): { commit: string; dirty: boolean } | undefined {
   }
 }
 
-/** The machine's CPU time so far (all cores, in clock ticks) and the part the hypervisor gave to others (steal); undefined off Linux. */
+/**
+ * The machine's CPU time so far (all cores, in clock ticks) and the part the hypervisor gave to others (steal);
+ * undefined off Linux.
+ */
 export interface CpuTimes {
   total: number;
   steal: number;

@@ -53,11 +53,13 @@ async function main(): Promise<void> {
   let propagation: PropagationRow[] | undefined;
   const { machine } = context;
   progress(
-    `bench (${options.profile.quick ? 'quick' : 'full'}): ${machine.cpuModel}, ${machine.cores} cores, Node ${process.version}`,
+    `bench (${options.profile.quick ? 'quick' : 'full'}): ${machine.cpuModel}, ${machine.cores} cores, Node ` +
+      `${process.version}`,
   );
   if (machine.loadAverage1m > machine.cores * 0.5) {
     results.notes.push(
-      `the machine was busy when the run started (1-minute load average ${machine.loadAverage1m.toFixed(2)} on ${machine.cores} cores): figures are noisier and lower than on an idle machine`,
+      `the machine was busy when the run started (1-minute load average ${machine.loadAverage1m.toFixed(2)} on ` +
+        `${machine.cores} cores): figures are noisier and lower than on an idle machine`,
     );
   }
 
@@ -94,7 +96,8 @@ async function main(): Promise<void> {
             progress('starting portcullis (control plane + one data-plane node)…');
             gateway = await startPortcullis(httpServer.url);
             results.notes.push(
-              "portcullis: `portcullis control-plane` (embedded Postgres) and one `portcullis data-plane` node, separate processes; cpu/call is the node's",
+              'portcullis: `portcullis control-plane` (embedded Postgres) and one `portcullis data-plane` node, ' +
+                "separate processes; cpu/call is the node's",
             );
           } catch (error) {
             if (!(error instanceof GatewayUnavailable)) throw error;
@@ -110,7 +113,8 @@ async function main(): Promise<void> {
           const passes = options.profile.passes;
           const stdio = stdioTurns(peers, gatewayTargets);
           progress(
-            `tools/call: stdio upstream via ${stdio.map((t) => t.path).join(', ')}, taking turns (${passes} pass${passes === 1 ? '' : 'es'}):`,
+            `tools/call: stdio upstream via ${stdio.map((t) => t.path).join(', ')}, taking turns (${passes} ` +
+              `pass${passes === 1 ? '' : 'es'}):`,
           );
           results.rows.push(...(await measureInTurns(load, stdio, options.profile, progress)));
           await stopPeers(peers);
@@ -133,14 +137,21 @@ async function main(): Promise<void> {
             ...gatewayTargets.filter((t) => t.upstream === 'http'),
           ];
           progress(
-            `tools/call: http upstream via ${http.map((t) => t.path).join(', ')}, taking turns (${passes} pass${passes === 1 ? '' : 'es'}):`,
+            `tools/call: http upstream via ${http.map((t) => t.path).join(', ')}, taking turns (${passes} ` +
+              `pass${passes === 1 ? '' : 'es'}):`,
           );
           results.rows.push(...(await measureInTurns(load, http, options.profile, progress)));
           results.notes.push(PEERS_FRONTING_HTTP_NOTE, FLOOR_PROXY_NOTE);
           results.notes.push(
             passes === 1
-              ? 'stdio and Streamable HTTP rows: the paths in front of each upstream take turns for each driver and concurrency (stdio: direct, mcp-proxy, supergateway, portcullis; Streamable HTTP: direct, floor proxy, portcullis), so that their rows are measured close together'
-              : `stdio and Streamable HTTP rows: each row's calls in ${passes} passes, the paths in front of each upstream taking turns (stdio: direct, mcp-proxy, supergateway, portcullis, direct, …; Streamable HTTP: direct, floor proxy, portcullis, direct, …) so that a slow spell of the machine falls on all of them; a row is its passes merged (latencies pooled, calls, time and CPU summed, probe figures weighted by calls)`,
+              ? 'stdio and Streamable HTTP rows: the paths in front of each upstream take turns for each driver ' +
+                  'and concurrency (stdio: direct, mcp-proxy, supergateway, portcullis; Streamable HTTP: direct, ' +
+                  'floor proxy, portcullis), so that their rows are measured close together'
+              : `stdio and Streamable HTTP rows: each row's calls in ${passes} passes, the paths in front of each ` +
+                  `upstream taking turns (stdio: direct, mcp-proxy, supergateway, portcullis, direct, …; ` +
+                  `Streamable HTTP: direct, floor proxy, portcullis, direct, …) so that a slow spell of the ` +
+                  `machine falls on all of them; a row is its passes merged (latencies pooled, calls, time and CPU ` +
+                  `summed, probe figures weighted by calls)`,
           );
         }
       } finally {
@@ -158,7 +169,9 @@ async function main(): Promise<void> {
           const seeded = wanted > 0 ? await seedKeys(gateway.gateway, wanted, seedBudgetMs) : 0;
           const keys = seeded + 1 + TOOL_COUNTS.length; // + the round-trip key + one key per tool count
           results.notes.push(
-            `tools/list via portcullis measured with ${keys} virtual keys configured (${seeded} seeded through GraphQL in ${((Date.now() - started) / 1000).toFixed(1)} s${seeded < wanted ? `; the issue asks for ${wanted}: the seeding budget ran out` : ''})`,
+            `tools/list via portcullis measured with ${keys} virtual keys configured (${seeded} seeded through ` +
+              `GraphQL in ${((Date.now() - started) / 1000).toFixed(1)} ` +
+              `s${seeded < wanted ? `; the issue asks for ${wanted}: the seeding budget ran out` : ''})`,
           );
           for (const target of await gatewayToolsListTargets(gateway.gateway))
             await measure({ ...target, keysConfigured: keys }, [1]);
@@ -192,8 +205,12 @@ async function main(): Promise<void> {
       results.sections['config propagation (revoke mutation sent → every node refuses the key)'] = rows;
       propagation = rows;
       note(
-        'config propagation: a control plane of its own (no upstreams) per database and N data-plane nodes, each its own `portcullis data-plane` process, or (processes < nodes) several nodes to a process (bench/src/scenarios/node-group.ts; the issue allows it for N = 16); the bench holds a notification stream open per node with the key and takes the time the last node closes it ' +
-          '(a node closes it in the turn it swaps in the configuration without the key; no polling), then checks every node answers 401; warm-up rounds excluded',
+        'config propagation: a control plane of its own (no upstreams) per database and N data-plane nodes, each ' +
+          'its own `portcullis data-plane` process, or (processes < nodes) several nodes to a process ' +
+          '(bench/src/scenarios/node-group.ts; the issue allows it for N = 16); the bench holds a notification ' +
+          'stream open per node with the key and takes the time the last node closes it ' +
+          '(a node closes it in the turn it swaps in the configuration without the key; no polling), then checks ' +
+          'every node answers 401; warm-up rounds excluded',
       );
     }
     if (sections.has('snapshots')) {
@@ -211,10 +228,13 @@ async function main(): Promise<void> {
       results.sections['snapshot build (control plane) and apply (node) by keys configured; ms are p50'] = rows;
       if (options.profile.quick)
         note(
-          '--quick: snapshots at 1k and 10k keys on the embedded database only; the full run adds 100k keys and the real PostgreSQL',
+          '--quick: snapshots at 1k and 10k keys on the embedded database only; the full run adds 100k keys and ' +
+            'the real PostgreSQL',
         );
       note(
-        'snapshots: measured in the bench process against its own database (embedded PGlite in-process, or a schema on the real PostgreSQL); "build change" and "apply delta" are what each change costs (one key revoked), "whole" what a starting control plane or a connecting node pays',
+        'snapshots: measured in the bench process against its own database (embedded PGlite in-process, or a ' +
+          'schema on the real PostgreSQL); "build change" and "apply delta" are what each change costs (one key ' +
+          'revoked), "whole" what a starting control plane or a connecting node pays',
       );
     }
   } finally {
@@ -227,7 +247,8 @@ async function main(): Promise<void> {
   const steal = runStealPercent(context);
   if (steal !== undefined && steal >= 5) {
     results.notes.push(
-      `the hypervisor gave ${steal.toFixed(1)}% of this machine's CPU time to other guests during the run (steal time): every figure is slower than on a machine of its own, the direct and peer rows as much as Portcullis's`,
+      `the hypervisor gave ${steal.toFixed(1)}% of this machine's CPU time to other guests during the run (steal ` +
+        `time): every figure is slower than on a machine of its own, the direct and peer rows as much as Portcullis's`,
     );
   }
   results.rows = sortRows(results.rows);

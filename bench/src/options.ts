@@ -7,7 +7,10 @@ export interface Profile {
   quick: boolean;
   /** Measured calls per row, by driver and concurrency. */
   calls: { lean: { c1: number; c32: number }; sdk: { c1: number; c32: number } };
-  /** Warm-up calls before each row, not counted; tool-call rows go on warming up for at least `minWarmupMs` (in rounds of that many calls). */
+  /**
+   * Warm-up calls before each row, not counted; tool-call rows go on warming up for at least `minWarmupMs` (in rounds
+   * of that many calls).
+   */
   warmup: { c1: number; c32: number };
   /**
    * A freshly started process is not yet in its steady state: a data-plane node's CPU per call at
@@ -33,7 +36,10 @@ export interface Profile {
   maxWarmupMs: number;
   /** A row that has not finished after this long fails (a hung target). */
   rowTimeoutMs: number;
-  /** Config propagation: databases, fleets measured (nodes and the processes they run in), revocations per fleet, keys configured. */
+  /**
+   * Config propagation: databases, fleets measured (nodes and the processes they run in), revocations per fleet, keys
+   * configured.
+   */
   propagationDatabases: readonly DatabaseKind[];
   propagationFleets: readonly PropagationFleet[];
   propagationRounds: number;
@@ -148,7 +154,8 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
       const unknown = wanted.filter((name) => !(SECTIONS as readonly string[]).includes(name));
       if (wanted.length === 0 || unknown.length > 0)
         throw new Error(
-          `--only takes a comma-separated list of ${SECTIONS.join(', ')}${unknown.length ? `, not ${unknown.join(', ')}` : ''}\n${USAGE}`,
+          `--only takes a comma-separated list of ` +
+            `${SECTIONS.join(', ')}${unknown.length ? `, not ${unknown.join(', ')}` : ''}\n${USAGE}`,
         );
       sections = new Set(wanted as Section[]);
     } else if (arg === '--database-url') {

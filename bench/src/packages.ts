@@ -2,7 +2,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 
-/** Where installed packages live and which versions they are (some restrict `exports`, so no require of package.json). */
+/**
+ * Where installed packages live and which versions they are (some restrict `exports`, so no require of package.json).
+ */
 
 const require = createRequire(import.meta.url);
 

@@ -1,7 +1,10 @@
 /** The shape of everything a run produces; the table and the JSON file are both views of it. */
 
 export type UpstreamKind = 'stdio' | 'http';
-/** `floor-proxy`: a byte-forwarding proxy doing nothing else (targets/floor-proxy.ts), the floor for any Node proxy in front of an HTTP upstream. */
+/**
+ * `floor-proxy`: a byte-forwarding proxy doing nothing else (targets/floor-proxy.ts), the floor for any Node proxy in
+ * front of an HTTP upstream.
+ */
 export type PathKind = 'direct' | 'floor-proxy' | 'portcullis' | 'mcp-proxy' | 'supergateway';
 
 export interface RoundTripRow {

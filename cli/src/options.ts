@@ -91,5 +91,8 @@ export function helpText(usage: string, summary: string, table: OptionTable): st
     const fallback = spec.defaultLabel ? ` (default: ${spec.defaultLabel})` : '';
     return `${left.padEnd(40)}${spec.description}${env}${fallback}`;
   });
-  return `${usage}\n\n${summary}\n\nOptions:\n${rows.join('\n')}\n  --help                                show this help\n`;
+  return (
+    `${usage}\n\n${summary}\n\nOptions:\n${rows.join('\n')}\n  --help                                show ` +
+    `this help\n`
+  );
 }

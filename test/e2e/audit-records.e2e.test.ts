@@ -259,7 +259,8 @@ describe('audit records', () => {
     assert.equal(event?.['upstream'], 'ev');
     assert.equal(typeof event?.['latencyMs'], 'number');
     const usage = await env.gqlOk<{ usage: { keyId: string; tool: string; calls: number; errors: number }[] }>(
-      `query { usage(groupBy: [KEY, TOOL], filter: { keyId: "${env.key.id}" }) { keyId tool calls errors costMicros } }`,
+      `query { usage(groupBy: [KEY, TOOL], filter: { keyId: "${env.key.id}" }) { keyId tool calls errors ` +
+        `costMicros } }`,
     );
     const echo = usage.usage.find((u) => u.tool === 'ev__echo');
     assert.equal(echo?.calls, stored.length);

@@ -73,7 +73,8 @@ describe('bad input is refused clearly and breaks nothing', () => {
     assert.match(result.errors?.[0]?.message ?? '', /CARRIER_PIGEON/);
   });
 
-  test('an upstream whose command does not exist shows DOWN with the reason; the node and other upstreams carry on', async () => {
+  test(`an upstream whose command does not exist shows DOWN with the reason; the node and other upstreams carry \
+on`, async () => {
     const created = await env.gqlOk<{ createUpstream: { id: string } }>(CREATE_UPSTREAM, {
       input: { name: 'ghost', transport: 'STDIO', command: '/nonexistent/portcullis-no-such-server' },
     });

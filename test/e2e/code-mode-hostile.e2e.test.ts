@@ -173,7 +173,8 @@ describe('hostile code-mode scripts', () => {
         assert.equal(result.isError, true, `${name}: ${text}`);
         assert.match(text, expect, name);
         seen.push(`${name}: ${text.slice(0, 90)}`);
-        // A script that held a sandbox for long (timeouts) must not have held the node: the other agent was served meanwhile.
+        // A script that held a sandbox for long (timeouts) must not have held the node: the other agent was served
+        // meanwhile.
         if (/^timeout/.test(text)) assert.ok(during.length > before, `${name}: the bystander was served during it`);
       }
     } finally {

@@ -107,7 +107,8 @@ describe('code mode through a node', () => {
 
   for (const [era, connect] of ERAS) {
     describe(era, () => {
-      test('tools/list: the meta-tools plus the classic tools of upstreams not in code mode; OFF sees none', async () => {
+      test(`tools/list: the meta-tools plus the classic tools of upstreams not in code mode; OFF sees \
+none`, async () => {
         const agent = await connect(url, inherit.secret);
         const names = await agent.listTools();
         for (const meta of META) assert.ok(names.includes(meta), `${meta} listed`);
@@ -189,7 +190,8 @@ describe('code mode through a node', () => {
         await narrow.close();
       });
 
-      test('run_script: calls across upstreams, structured and text results, console output, errors as isError', async () => {
+      test(`run_script: calls across upstreams, structured and text results, console output, errors as \
+isError`, async () => {
         const agent = await connect(url, inherit.secret);
         const ran = await agent.call('run_script', {
           code: [

@@ -1,3 +1,4 @@
+// Not on startTestEnv: it kills, restarts and fails over control planes (processes and replicas) mid-test.
 // Faults: nodes stayed cut off for up to two minutes after a control-plane outage (grpc-js's default
 // reconnect backoff grows to 120 s), had one control-plane address, and nobody could see how stale
 // their configuration was. Real processes on real PostgreSQL: a control plane killed and restarted,
@@ -44,7 +45,8 @@ describe('faults: a node after a control-plane outage, and between replicas', ()
     await schema?.drop();
   });
 
-  test('after a long outage the node reconnects within its bounded backoff and refuses a key revoked meanwhile; its staleness shows in /metrics, /readyz and GraphQL', async () => {
+  test(`after a long outage the node reconnects within its bounded backoff and refuses a key revoked meanwhile; its \
+staleness shows in /metrics, /readyz and GraphQL`, async () => {
     const plane = await ControlPlaneProcess.start(schema.url, schema.name);
     running.push(plane);
     const metricsPort = await freePort();

@@ -5,10 +5,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { credentials, Metadata, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
 import { ConfigServiceClient, type ConnectResponse } from '../../proto/gen/portcullis/v1/config.ts';
-import { createTestSchema, type TestSchema } from '../support/database.ts';
-import { ControlPlaneProcess, DataPlaneProcess, accepts, eventually } from '../support/gateway.ts';
-import { CREATE_KEY, NODES, graphqlOk } from '../support/graphql.ts';
+import { NODES } from '../support/graphql.ts';
 import { makeTestCertificates, type TestCertificates } from '../support/test-certificates.ts';
+import { startTestEnv } from '../support/test-env.ts';
 
 /** Opens a config stream as a node would; resolves with what came back first: a snapshot, or the error. */
 async function tryStream(
@@ -48,47 +47,27 @@ async function tryStream(
 
 const UNAVAILABLE = 14;
 
-async function createKey(plane: ControlPlaneProcess, name: string): Promise<string> {
-  const created = await graphqlOk<{ createVirtualKey: { secret: string } }>(
-    plane.graphqlUrl,
-    plane.adminToken,
-    CREATE_KEY,
-    { input: { name, allowedTools: ['*'] } },
-  );
-  return created.createVirtualKey.secret;
-}
-
 describe('finding 6: the config stream over TLS and mTLS', () => {
   let certs: TestCertificates;
-  let schema: TestSchema;
-  const started: Array<{ stop(): Promise<unknown> }> = [];
 
-  before(async () => {
+  before(() => {
     certs = makeTestCertificates();
-    schema = await createTestSchema();
   });
 
-  after(async () => {
-    await Promise.allSettled(started.reverse().map((p) => p.stop()));
-    await schema?.drop();
+  after(() => {
     certs?.remove();
   });
 
-  test('TLS: a node trusting the CA follows the control plane; a plaintext client or one trusting another CA gets nothing', async () => {
-    const plane = await ControlPlaneProcess.start(schema.url, schema.name, {
-      args: ['--grpc-tls-cert', certs.serverCert, '--grpc-tls-key', certs.serverKey],
+  test(`TLS: a node trusting the CA follows the control plane; a plaintext client or one trusting another CA gets \
+nothing`, async () => {
+    // The environment resolves once the key reached the node over TLS.
+    await using plane = await startTestEnv({
+      processExtra: { args: ['--grpc-tls-cert', certs.serverCert, '--grpc-tls-key', certs.serverKey] },
+      nodes: [{ id: 'node-tls', args: ['--control-plane-ca', certs.ca] }],
+      keys: [{ name: 'over-tls', allowedTools: ['*'] }],
     });
-    started.push(plane);
-    assert.match(plane.process!.log, /gRPC:\s+\S+ \(TLS\)/);
-    const node = await DataPlaneProcess.start(plane, 'node-tls', ['--control-plane-ca', certs.ca]);
-    started.push(node);
-    const key = await createKey(plane, 'over-tls');
-    await eventually('the key reached the node over TLS', () => accepts(node.mcpUrl, key));
-    const { nodes } = await graphqlOk<{ nodes: Array<{ id: string; connected: boolean }> }>(
-      plane.graphqlUrl,
-      plane.adminToken,
-      NODES,
-    );
+    assert.match(plane.controlPlane!.process!.log, /gRPC:\s+\S+ \(TLS\)/);
+    const { nodes } = await plane.gqlOk<{ nodes: Array<{ id: string; connected: boolean }> }>(NODES);
     assert.ok(nodes.some((n) => n.id === 'node-tls' && n.connected));
 
     const plaintext = await tryStream(plane.grpcAddress, credentials.createInsecure(), plane.nodeToken);
@@ -104,7 +83,8 @@ describe('finding 6: the config stream over TLS and mTLS', () => {
     assert.equal(trusted.snapshot, true, 'the same probe with the right CA is served');
   });
 
-  test('mTLS: a node is authenticated by its client certificate alone; no certificate or one from another CA is refused', async () => {
+  test(`mTLS: a node is authenticated by its client certificate alone; no certificate or one from another CA is \
+refused`, async () => {
     const tls = [
       '--grpc-tls-cert',
       certs.serverCert,
@@ -113,28 +93,20 @@ describe('finding 6: the config stream over TLS and mTLS', () => {
       '--grpc-tls-client-ca',
       certs.ca,
     ];
-    const plane = await ControlPlaneProcess.start(schema.url, schema.name, {
-      args: tls,
-      env: { PORTCULLIS_NODE_TOKEN: '' },
-    });
-    started.push(plane);
-    assert.match(plane.process!.log, /gRPC:\s+\S+ \(mTLS\)/);
-    const node = await DataPlaneProcess.start(
-      plane,
-      'node-mtls',
-      [
-        '--control-plane-ca',
-        certs.ca,
-        '--control-plane-cert',
-        certs.clientCert,
-        '--control-plane-key',
-        certs.clientKey,
+    const nodeCertificate = ['--control-plane-cert', certs.clientCert, '--control-plane-key', certs.clientKey];
+    // The environment resolves once the key reached the node over mTLS.
+    await using plane = await startTestEnv({
+      processExtra: { args: tls, env: { PORTCULLIS_NODE_TOKEN: '' } },
+      nodes: [
+        {
+          id: 'node-mtls',
+          args: ['--control-plane-ca', certs.ca, ...nodeCertificate],
+          env: { PORTCULLIS_NODE_TOKEN: '' },
+        },
       ],
-      { PORTCULLIS_NODE_TOKEN: '' },
-    );
-    started.push(node);
-    const key = await createKey(plane, 'over-mtls');
-    await eventually('the key reached the node over mTLS', () => accepts(node.mcpUrl, key));
+      keys: [{ name: 'over-mtls', allowedTools: ['*'] }],
+    });
+    assert.match(plane.controlPlane!.process!.log, /gRPC:\s+\S+ \(mTLS\)/);
 
     const ca = certs.read(certs.ca);
     const noCertificate = await tryStream(plane.grpcAddress, credentials.createSsl(ca), undefined);

@@ -4,37 +4,32 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import type { DataSource } from 'typeorm';
-import { openDatabase } from '../../control-plane/src/db/data-source.ts';
 import { ACK_WINDOW_MS, AckBatcher } from '../../control-plane/src/grpc/ack-batcher.ts';
 import { NodeService } from '../../control-plane/src/services/nodes.ts';
-import { createTestSchema, type TestSchema } from '../support/database.ts';
-import { NODE_TOKEN, TestNode, eventually, startOnSchema, testLogger } from './control-plane-harness.ts';
+import { startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { TestNode, eventually, testLogger } from './control-plane-harness.ts';
 
 const NODES = 16;
 /** The rows of these tests' nodes are inserted before the batcher writes to them. */
 const rowsExist = async (): Promise<void> => {};
 
 describe('storing node answers', () => {
-  let schema: TestSchema;
-  let dataSource: DataSource;
+  let env: TestEnv;
   let nodes: NodeService;
 
   before(async () => {
-    schema = await createTestSchema('acks');
-    dataSource = await openDatabase({ url: schema.url, schema: schema.name, poolSize: 2, embedded: false });
-    nodes = new NodeService(dataSource);
+    env = await startTestEnv({ schemaPrefix: 'acks', controlPlane: 'none' });
+    nodes = new NodeService(await env.openDatabase());
     for (let i = 0; i < NODES; i++)
       await nodes.connected({ nodeId: `n${i}`, softwareVersion: 'test', mcpUrl: '', appliedVersion: '' }, randomUUID());
   });
   after(async () => {
-    await dataSource?.destroy();
-    await schema?.drop();
+    await env?.dispose();
   });
 
   const applied = async () =>
     (
-      await schema.query<{ id: string; applied_version: string | null }>(
+      await env.schema.query<{ id: string; applied_version: string | null }>(
         `SELECT id, applied_version FROM data_plane_nodes ORDER BY id`,
       )
     ).map((row) => row.applied_version);
@@ -55,7 +50,7 @@ describe('storing node answers', () => {
     // As sixteen nodes answer: one every ms or so, each after the previous write could have finished.
     for (let i = 0; i < NODES; i++) {
       batcher.record(`n${i}`, '7', true, '');
-      await sleep(1);
+      await sleep(1); // the spacing of the answers is what this test is about
     }
     assert.ok(performance.now() - started < windowMs, 'the answers arrived within the window');
     await written;
@@ -69,7 +64,7 @@ describe('storing node answers', () => {
     const started = performance.now();
     await batcher.flush();
     assert.ok(performance.now() - started < 5_000, 'flush did not wait for the window');
-    const [row] = await schema.query<{ applied_version: string | null }>(
+    const [row] = await env.schema.query<{ applied_version: string | null }>(
       `SELECT applied_version FROM data_plane_nodes WHERE id = 'n3'`,
     );
     assert.equal(row?.applied_version, '8');
@@ -77,20 +72,23 @@ describe('storing node answers', () => {
 });
 
 describe("a node's stream while its ACK waits to be stored", () => {
-  let schema: TestSchema;
+  let env: TestEnv;
 
   before(async () => {
-    schema = await createTestSchema('acks_stream');
+    // A window far longer than the test: the ACK is only stored by the flush at shutdown.
+    env = await startTestEnv({
+      schemaPrefix: 'acks_stream',
+      controlPlane: 'in-process',
+      overrides: { ackWindowMs: 60_000 },
+    });
   });
   after(async () => {
-    await schema?.drop();
+    await env?.dispose();
   });
 
   it("relays the node's next message at once, and stores the ACK when the control plane stops", async () => {
-    // A window far longer than the test: the ACK is only stored by the flush at shutdown.
-    const plane = await startOnSchema(schema, { ackWindowMs: 60_000 });
-    const sender = new TestNode(plane.grpcAddress, NODE_TOKEN);
-    const receiver = new TestNode(plane.grpcAddress, NODE_TOKEN);
+    const sender = new TestNode(env.grpcAddress, env.nodeToken);
+    const receiver = new TestNode(env.grpcAddress, env.nodeToken);
     let version = '';
     try {
       receiver.hello('receiver', { nodeTag: 'rcv' });
@@ -117,16 +115,16 @@ describe("a node's stream while its ACK waits to be stored", () => {
         5_000,
       );
       assert.equal(relayed.kind?.$case === 'relay' && relayed.kind.value.fromNodeId, 'sender');
-      const [row] = await schema.query<{ applied_version: string | null }>(
+      const [row] = await env.schema.query<{ applied_version: string | null }>(
         `SELECT applied_version FROM data_plane_nodes WHERE id = 'sender'`,
       );
       assert.equal(row?.applied_version, null, 'the ACK still waits in its window');
     } finally {
       sender.close();
       receiver.close();
-      await plane.close();
+      await env.plane!.close();
     }
-    const [stored] = await schema.query<{ applied_version: string | null }>(
+    const [stored] = await env.schema.query<{ applied_version: string | null }>(
       `SELECT applied_version FROM data_plane_nodes WHERE id = 'sender'`,
     );
     assert.equal(stored?.applied_version, version, 'the ACK was stored when the control plane stopped');

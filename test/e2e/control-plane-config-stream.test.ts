@@ -1,3 +1,4 @@
+// On startTestEnv; the port-in-use and second-replica tests start more control planes on its schema by hand.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
@@ -9,7 +10,8 @@ import { startTestEnv, type TestEnv } from '../support/test-env.ts';
 import { NODE_TOKEN, TestNode, eventually, gqlOk, startOnSchema } from './control-plane-harness.ts';
 
 const CREATE_UPSTREAM = `mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { id name } }`;
-const CREATE_KEY = `mutation ($input: CreateVirtualKeyInput!) { createVirtualKey(input: $input) { secret key { id } } }`;
+const CREATE_KEY =
+  `mutation ($input: CreateVirtualKeyInput!) { createVirtualKey(input: $input) { secret key { ` + `id } } }`;
 
 describe('config stream (gRPC)', () => {
   let schema: TestSchema;
@@ -128,7 +130,8 @@ describe('config stream (gRPC)', () => {
     );
   });
 
-  it('records ACK as appliedVersion and NACK as lastError, and marks the node disconnected when the stream ends', async () => {
+  it(`records ACK as appliedVersion and NACK as lastError, and marks the node disconnected when the stream \
+ends`, async () => {
     const node = connect();
     node.hello('node-b');
     const snapshot = await node.snapshot();
@@ -147,7 +150,8 @@ describe('config stream (gRPC)', () => {
     await eventually('node-b disconnected', async () => (await nodeRow('node-b'))?.connected === false);
   });
 
-  it('stores an upstream report as tools and status, replacing tools no longer listed and ignoring stale upstreams', async () => {
+  it(`stores an upstream report as tools and status, replacing tools no longer listed and ignoring stale \
+upstreams`, async () => {
     const upstream = (
       await gqlOk(plane, CREATE_UPSTREAM, {
         input: { name: 'catalog', transport: 'STREAMABLE_HTTP', url: 'http://127.0.0.1:9/mcp' },
@@ -188,7 +192,10 @@ describe('config stream (gRPC)', () => {
           }),
         },
       });
-    const query = `query ($id: ID!) { upstream(id: $id) { tools { name exposedName description inputSchema upstream { name } firstSeenAt lastSeenAt } status { nodeId state error serverName serverVersion protocolVersion updatedAt } } }`;
+    const query =
+      `query ($id: ID!) { upstream(id: $id) { tools { name exposedName description inputSchema ` +
+      `upstream { name } firstSeenAt lastSeenAt } status { nodeId state error serverName serverVersion ` +
+      `protocolVersion updatedAt } } }`;
 
     report([tool('echo', 'Echoes'), tool('add', 'Adds')]);
     const stored = await eventually('tools stored', async () => {

@@ -1,3 +1,4 @@
+// Not on startTestEnv: it runs migrations by hand on a bare schema and on the embedded database (PGlite).
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, stat, readFile } from 'node:fs/promises';

@@ -1,3 +1,4 @@
+// The builder and publisher tests drive a data source by hand; the config stream tests use startTestEnv.
 // Incremental snapshots and deltas on the config stream, against the real PostgreSQL.
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
@@ -24,7 +25,8 @@ import {
 } from './control-plane-harness.ts';
 
 const CREATE_KEY = `mutation ($input: CreateVirtualKeyInput!) { createVirtualKey(input: $input) { key { id } } }`;
-const CREATE_KEYS = `mutation ($inputs: [CreateVirtualKeyInput!]!) { createVirtualKeys(inputs: $inputs) { key { id } } }`;
+const CREATE_KEYS =
+  `mutation ($inputs: [CreateVirtualKeyInput!]!) { createVirtualKeys(inputs: $inputs) { key { ` + `id } } }`;
 const REVOKE = `mutation ($id: ID!) { revokeVirtualKey(id: $id) { id } }`;
 const CREATE_UPSTREAM = `mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { id } }`;
 
@@ -299,7 +301,8 @@ describe('incremental snapshot builder', () => {
       const builder = new SnapshotBuilder(dataSource, boxForTests());
       const before = await builder.build();
       await dataSource.query(
-        `INSERT INTO virtual_keys (name, prefix, secret_sha256) VALUES ('unbumped', 'pcs_x', sha256('unbumped'::bytea))`,
+        `INSERT INTO virtual_keys (name, prefix, secret_sha256) VALUES ('unbumped', 'pcs_x', ` +
+          `sha256('unbumped'::bytea))`,
       );
       const [{ version }] = await dataSource.query(`SELECT version::text FROM config_revision`);
       assert.equal(version, before.snapshot.version, 'no bump happened');
@@ -317,7 +320,8 @@ describe('incremental snapshot builder', () => {
 });
 
 describe('snapshot publisher', () => {
-  it('builds once per commit: its own commits are told in process, and their NOTIFY echo is ignored (another replica hears it)', async () => {
+  it(`builds once per commit: its own commits are told in process, and their NOTIFY echo is ignored (another replica \
+hears it)`, async () => {
     const schema = await createTestSchema('publisher');
     const dataSource = await openDatabase({ url: schema.url, schema: schema.name, poolSize: 4, embedded: false });
     const bus = await PgNotifyChangeBus.start({ url: schema.url, schema: schema.name, logger: testLogger() });

@@ -3,54 +3,54 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { DataSource } from 'typeorm';
-import { openDatabase } from '../../control-plane/src/db/data-source.ts';
 import { EndedSessionStore } from '../../control-plane/src/services/ended-sessions.ts';
-import { createTestSchema, type TestSchema } from '../support/database.ts';
+import { startTestEnv, type TestEnv } from '../support/test-env.ts';
 import { eventually, testLogger } from './control-plane-harness.ts';
 
 describe('DN-RELAY-SESSION-ENDED-DURABLE: the ended-sessions table', () => {
-  let schema: TestSchema;
+  let env: TestEnv;
   let dataSource: DataSource;
-  const stores: EndedSessionStore[] = [];
 
   before(async () => {
-    schema = await createTestSchema('ended');
-    dataSource = await openDatabase({ url: schema.url, schema: schema.name, poolSize: 2, embedded: false });
+    env = await startTestEnv({ schemaPrefix: 'ended', controlPlane: 'none' });
+    dataSource = await env.openDatabase();
   });
   after(async () => {
-    await Promise.allSettled(stores.map((store) => store.close()));
-    await dataSource?.destroy();
-    await schema?.drop();
+    await env?.dispose();
   });
 
   async function start(options: Parameters<typeof EndedSessionStore.start>[2] = {}): Promise<EndedSessionStore> {
     const store = await EndedSessionStore.start(dataSource, testLogger(), options);
-    stores.push(store);
+    env.defer(() => store.close());
     return store;
   }
 
   const count = async (sessionId: string) =>
     Number(
       (
-        await schema.query<{ n: string }>(`SELECT count(*) AS n FROM ended_sessions WHERE session_id = $1`, [sessionId])
+        await env.schema.query<{ n: string }>(`SELECT count(*) AS n FROM ended_sessions WHERE session_id = $1`, [
+          sessionId,
+        ])
       )[0]!.n,
     );
 
-  it('writes in the background, keeps what a failing database refused and writes it once the database answers again', async () => {
+  it(`writes in the background, keeps what a failing database refused and writes it once the database answers \
+again`, async () => {
     const store = await start({ retryDelayMs: 20, maxRetryDelayMs: 40 });
     const expiresAt = Date.now() + 60_000;
     store.record({ sessionId: 'first.sig', keyId: 'k1', fromNodeId: 'node-a', expiresAt });
     await eventually('the first ended session is written', async () => (await count('first.sig')) === 1, 5_000);
 
     // The table is unreachable (as during an outage): the write fails and is retried, nothing is lost.
-    await schema.query(`ALTER TABLE ended_sessions RENAME TO ended_sessions_away`);
+    await env.schema.query(`ALTER TABLE ended_sessions RENAME TO ended_sessions_away`);
     try {
       store.record({ sessionId: 'second.sig', keyId: 'k1', fromNodeId: 'node-a', expiresAt });
       await eventually('the write failed and is pending', () => store.pendingCount === 1, 5_000);
-      await new Promise((resolve) => setTimeout(resolve, 100)); // several retries fail meanwhile
+      // A fixed time on purpose: nothing is to change in it while several retries (every 20-40 ms) fail.
+      await new Promise((resolve) => setTimeout(resolve, 100));
       assert.equal(store.pendingCount, 1, 'still pending while the table is away');
     } finally {
-      await schema.query(`ALTER TABLE ended_sessions_away RENAME TO ended_sessions`);
+      await env.schema.query(`ALTER TABLE ended_sessions_away RENAME TO ended_sessions`);
     }
     await eventually(
       'the retried write landed',

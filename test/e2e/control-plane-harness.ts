@@ -11,7 +11,6 @@ import {
   type SnapshotDelta,
 } from '../../proto/gen/portcullis/v1/config.ts';
 import type { TestSchema } from '../support/database.ts';
-import { startTestEnv } from '../support/test-env.ts';
 
 export const NODE_TOKEN = 'node-token-for-tests-0123456789';
 export const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
@@ -152,7 +151,8 @@ export class TestNode {
       this.received
         .map(
           (r) =>
-            `${r.kind?.$case ?? 'nothing'} ${r.kind !== undefined && 'version' in r.kind.value ? r.kind.value.version : ''}`,
+            `${r.kind?.$case ?? 'nothing'} ` +
+            `${r.kind !== undefined && 'version' in r.kind.value ? r.kind.value.version : ''}`,
         )
         .join(', ') || 'nothing'
     );
@@ -168,7 +168,8 @@ export class TestNode {
       () => this.snapshots.find(predicate),
       timeoutMs,
       () =>
-        `no matching snapshot within ${timeoutMs} ms; received versions ${this.snapshots.map((s) => s.version).join(', ') || 'none'}`,
+        `no matching snapshot within ${timeoutMs} ms; received versions ` +
+        `${this.snapshots.map((s) => s.version).join(', ') || 'none'}`,
     );
   }
 
@@ -211,19 +212,4 @@ export async function eventually<T>(
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last value ${JSON.stringify(last)}`);
-}
-
-/** A control plane on a fresh schema with one test node connected that has received its first snapshot. */
-export interface PlaneWithNode {
-  schema: TestSchema;
-  plane: ControlPlane;
-  node: TestNode;
-  /** Closes the node and the control plane, then drops the schema. */
-  close(): Promise<void>;
-}
-
-/** Kept for tests not yet moved to `startTestEnv` (test/support/test-env.ts), which it wraps. */
-export async function startPlaneWithNode(schemaPrefix: string, nodeId: string): Promise<PlaneWithNode> {
-  const env = await startTestEnv({ schemaPrefix, controlPlane: 'in-process', configStreams: [nodeId] });
-  return { schema: env.schema, plane: env.plane!, node: env.configStreams[0]!, close: env.dispose };
 }

@@ -3,9 +3,9 @@
 // died silently does not look current for ever.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startControlPlane, type ControlPlane } from '../../control-plane/src/index.ts';
-import { createTestSchema, type TestSchema } from '../support/database.ts';
-import { NODE_TOKEN, TestNode, eventually, gqlOk, startOnSchema, testLogger } from './control-plane-harness.ts';
+import { startControlPlane } from '../../control-plane/src/index.ts';
+import { startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { TestNode, eventually, testLogger } from './control-plane-harness.ts';
 
 interface NodeRow {
   id: string;
@@ -16,26 +16,27 @@ interface NodeRow {
 }
 
 describe('GraphQL nodes: lastSeenAt and configAgeSeconds', () => {
-  let schema: TestSchema;
-  let plane: ControlPlane;
+  let env: TestEnv;
 
   before(async () => {
-    schema = await createTestSchema('staleness');
-    plane = await startOnSchema(schema, { nodeHeartbeatIntervalMs: 100 });
+    env = await startTestEnv({
+      schemaPrefix: 'staleness',
+      controlPlane: 'in-process',
+      overrides: { nodeHeartbeatIntervalMs: 100 },
+    });
   });
 
   after(async () => {
-    await plane?.close();
-    await schema?.drop();
+    await env?.dispose();
   });
 
   const node = async (id: string) =>
     (
-      await gqlOk<{ nodes: NodeRow[] }>(plane, '{ nodes { id connected appliedVersion lastSeenAt configAgeSeconds } }')
+      await env.gqlOk<{ nodes: NodeRow[] }>('{ nodes { id connected appliedVersion lastSeenAt configAgeSeconds } }')
     ).nodes.find((n) => n.id === id);
 
   test('a connected, current node is 0 s old and seen every heartbeat; once gone, its age grows', async () => {
-    const stream = new TestNode(plane.grpcAddress, NODE_TOKEN);
+    const stream = new TestNode(env.grpcAddress, env.nodeToken);
     try {
       stream.hello('node-stale');
       const snapshot = await stream.snapshot();

@@ -10,18 +10,17 @@ import {
 } from '../../control-plane/src/config/change-bus.ts';
 import { buildSnapshot } from '../../control-plane/src/config/snapshot-builder.ts';
 import { SnapshotPublisher, type Publication } from '../../control-plane/src/config/snapshot-publisher.ts';
-import { openDatabase } from '../../control-plane/src/db/data-source.ts';
 import { SecretBox, parseSecretKey } from '../../control-plane/src/secrets/index.ts';
 import { ensureSessionKeys } from '../../control-plane/src/services/settings.ts';
 import { VirtualKeyService } from '../../control-plane/src/services/virtual-keys.ts';
-import { createTestSchema, type TestSchema } from '../support/database.ts';
+import { startTestEnv, type TestEnv } from '../support/test-env.ts';
 import { SECRET_KEY, eventually, testLogger } from './control-plane-harness.ts';
 
 const box = () => new SecretBox(parseSecretKey(SECRET_KEY, 'secretKey'));
 
 for (const kind of ['in-process', 'NOTIFY'] as const) {
   describe(`publishing a revocation (${kind} announcements)`, () => {
-    let schema: TestSchema;
+    let env: TestEnv;
     let dataSource: DataSource;
     let bus: ConfigChangeBus;
     let publisher: SnapshotPublisher;
@@ -29,12 +28,15 @@ for (const kind of ['in-process', 'NOTIFY'] as const) {
     const publications: Publication[] = [];
 
     before(async () => {
-      schema = await createTestSchema('revocation_publish');
-      dataSource = await openDatabase({ url: schema.url, schema: schema.name, poolSize: 4, embedded: false });
-      bus =
+      env = await startTestEnv({ schemaPrefix: 'revocation_publish', controlPlane: 'none' });
+      dataSource = await env.openDatabase(4);
+      const { url, name } = env.schema;
+      const changes =
         kind === 'NOTIFY'
-          ? await PgNotifyChangeBus.start({ url: schema.url, schema: schema.name, logger: testLogger() })
+          ? await PgNotifyChangeBus.start({ url, schema: name, logger: testLogger() })
           : new InProcessChangeBus();
+      bus = changes;
+      env.defer(() => changes.close());
       await ensureSessionKeys(dataSource);
       publisher = new SnapshotPublisher({
         dataSource,
@@ -43,15 +45,13 @@ for (const kind of ['in-process', 'NOTIFY'] as const) {
         logger: testLogger(),
         pollIntervalMs: 0,
       });
+      env.defer(() => publisher.close());
       await publisher.start();
       publisher.subscribe((publication) => publications.push(publication));
       keys = new VirtualKeyService({ dataSource, changes: bus });
     });
     after(async () => {
-      await publisher?.close();
-      await bus?.close();
-      await dataSource?.destroy();
-      await schema?.drop();
+      await env?.dispose();
     });
 
     it('is published before the mutation returns, as a delta removing the key, and matches a full read', async () => {

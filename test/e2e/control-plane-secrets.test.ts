@@ -1,3 +1,4 @@
+// Not on startTestEnv: it starts control planes in turn on one schema with different secret keys and data dirs.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
@@ -11,8 +12,12 @@ import { UpstreamReport, UpstreamState } from '../../proto/gen/portcullis/v1/con
 import { createTestSchema, type TestSchema } from '../support/database.ts';
 import { NODE_TOKEN, SECRET_KEY, TestNode, eventually, gql, gqlOk, startOnSchema } from './control-plane-harness.ts';
 
-const CREATE = `mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { id name env { name isSet } headers { name isSet } hasBearerToken } }`;
-const UPDATE = `mutation ($id: ID!, $input: UpdateUpstreamInput!) { updateUpstream(id: $id, input: $input) { id env { name isSet } headers { name isSet } hasBearerToken } }`;
+const CREATE =
+  `mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { id name env { name isSet ` +
+  `} headers { name isSet } hasBearerToken } }`;
+const UPDATE =
+  `mutation ($id: ID!, $input: UpdateUpstreamInput!) { updateUpstream(id: $id, input: $input) { id ` +
+  `env { name isSet } headers { name isSet } hasBearerToken } }`;
 
 /** Distinct, greppable secret values. */
 const secret = (label: string) => `${label}-${randomBytes(12).toString('hex')}`;
@@ -40,7 +45,8 @@ describe('upstream credentials at rest', () => {
     await schema?.drop();
   });
 
-  it('stores env, header and bearer values only as AES-256-GCM ciphertext, returns names only, and sends plaintext to nodes', async () => {
+  it(`stores env, header and bearer values only as AES-256-GCM ciphertext, returns names only, and sends plaintext to \
+nodes`, async () => {
     const plane = await startOnSchema(schema);
     try {
       const values = { env: secret('env'), header: secret('hdr'), bearer: secret('bearer') };
@@ -117,7 +123,8 @@ describe('upstream credentials at rest', () => {
     }
   });
 
-  it('keeps decrypting under a previous key after rotation, re-encrypts with rotateSecrets, and refuses to start without the key', async () => {
+  it(`keeps decrypting under a previous key after rotation, re-encrypts with rotateSecrets, and refuses to start \
+without the key`, async () => {
     const oldKey = randomBytes(32).toString('base64');
     const newKey = `k2026:${randomBytes(32).toString('hex')}`;
     const value = secret('rotate');
@@ -188,7 +195,10 @@ describe('upstream credentials at rest', () => {
       assert.equal(error.code, 'BAD_CONFIG');
       assert.match(
         error.message,
-        /^secretKey: stored upstream credentials were encrypted under key id "k2026", which is neither the current secret key \("[0-9a-f]{8}"\)/,
+        new RegExp(
+          '^secretKey: stored upstream credentials were encrypted under key id "k2026", ' +
+            String.raw`which is neither the current secret key \("[0-9a-f]{8}"\)`,
+        ),
       );
       assert.match(error.message, /PORTCULLIS_SECRET_KEYS_PREVIOUS/);
       assert.ok(!error.message.includes(value));
@@ -197,7 +207,8 @@ describe('upstream credentials at rest', () => {
     await schema.query('DELETE FROM upstreams');
   });
 
-  it('refuses an altered ciphertext (at startup and in GraphQL) naming the key id and field, never the value', async () => {
+  it(`refuses an altered ciphertext (at startup and in GraphQL) naming the key id and field, never the \
+value`, async () => {
     const plane = await startOnSchema(schema);
     const value = secret('tamper');
     let id: string;
@@ -242,7 +253,8 @@ describe('upstream credentials at rest', () => {
     const value = secret('legacy');
     const id = '00000000-0000-4000-8000-00000000abcd';
     await schema.query(
-      `INSERT INTO upstreams (id, name, transport, url, headers, env) VALUES ($1, 'legacy', 'STREAMABLE_HTTP', 'http://127.0.0.1:9/mcp', $2, '[]')`,
+      `INSERT INTO upstreams (id, name, transport, url, headers, env) VALUES ($1, 'legacy', 'STREAMABLE_HTTP', ` +
+        `'http://127.0.0.1:9/mcp', $2, '[]')`,
       [
         id,
         JSON.stringify([

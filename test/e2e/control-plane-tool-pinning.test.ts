@@ -8,11 +8,15 @@ import { NODE_TOKEN, TestNode, eventually, gql, gqlOk } from './control-plane-ha
 import { startTestEnv, type TestEnv } from '../support/test-env.ts';
 
 const CREATE = `mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { id name } }`;
-const UPDATE = `mutation ($id: ID!, $input: UpdateUpstreamInput!) { updateUpstream(id: $id, input: $input) { id exposeUnprefixed pinToolDefinitions } }`;
+const UPDATE =
+  `mutation ($id: ID!, $input: UpdateUpstreamInput!) { updateUpstream(id: $id, input: $input) { id ` +
+  `exposeUnprefixed pinToolDefinitions } }`;
 const TOOLS = `query ($id: ID!) { upstream(id: $id) { pinToolDefinitions catalogError collidingNames tools {
   id name exposedName description definition heldBack pinnedSha256 pendingSha256 pendingDefinition
   changes { kind oldSha256 newSha256 definition nodeId changedAt } } } }`;
-const ACCEPT = `mutation ($toolId: ID!, $sha256: String) { acceptToolDefinition(toolId: $toolId, sha256: $sha256) { id description heldBack pinnedSha256 pendingSha256 pendingDefinition } }`;
+const ACCEPT =
+  `mutation ($toolId: ID!, $sha256: String) { acceptToolDefinition(toolId: $toolId, sha256: $sha256) ` +
+  `{ id description heldBack pinnedSha256 pendingSha256 pendingDefinition } }`;
 
 /** A tool as an upstream lists it, with the hash a node computes (any stable hex SHA-256 will do here). */
 function tool(name: string, description: string, properties: Record<string, unknown> = { text: { type: 'string' } }) {
@@ -189,7 +193,8 @@ describe('tool-definition pinning and unprefixed names (node reports → GraphQL
     assert.equal(missing.errors?.[0]?.extensions?.['code'], 'NOT_FOUND');
   });
 
-  it('releases a tool whose upstream goes back to the pinned definition, and keeps pins of tools that come and go', async () => {
+  it(`releases a tool whose upstream goes back to the pinned definition, and keeps pins of tools that come and \
+go`, async () => {
     const up = (await gqlOk(plane, CREATE, { input: { name: 'flappy', transport: 'STDIO', command: 'node' } }))
       .createUpstream;
     const v1 = tool('read', 'Reads');
@@ -220,7 +225,8 @@ describe('tool-definition pinning and unprefixed names (node reports → GraphQL
     assert.equal(await version(), before, 'no pin changed');
   });
 
-  it('on an upstream without pinning: changes pass and are recorded; switching pinning off releases held-back tools', async () => {
+  it(`on an upstream without pinning: changes pass and are recorded; switching pinning off releases held-back \
+tools`, async () => {
     const up = (
       await gqlOk(plane, CREATE, {
         input: { name: 'loose', transport: 'STDIO', command: 'node', pinToolDefinitions: false },
@@ -263,7 +269,8 @@ describe('tool-definition pinning and unprefixed names (node reports → GraphQL
     assert.deepEqual(config.pinnedTools, []);
   });
 
-  it('refuses exposeUnprefixed when known names would collide, and reports collisions a later catalog brings', async () => {
+  it(`refuses exposeUnprefixed when known names would collide, and reports collisions a later catalog \
+brings`, async () => {
     const one = (await gqlOk(plane, CREATE, { input: { name: 'one', transport: 'STDIO', command: 'node' } }))
       .createUpstream;
     const two = (await gqlOk(plane, CREATE, { input: { name: 'two', transport: 'STDIO', command: 'node' } }))
@@ -304,7 +311,10 @@ describe('tool-definition pinning and unprefixed names (node reports → GraphQL
     assert.deepEqual(flagged.collidingNames, ['echo']);
     assert.match(
       flagged.catalogError,
-      /tool names collide with names upstreams created earlier expose: "echo" \(also upstream "two"\).*set exposeUnprefixed: false/,
+      new RegExp(
+        String.raw`tool names collide with names upstreams created earlier expose: "echo" \(also upstream "two"\)` +
+          '.*set exposeUnprefixed: false',
+      ),
     );
     const first = await upstreamOf(two.id);
     assert.equal(first.catalogError, null, 'the first upstream keeps the name');

@@ -6,11 +6,14 @@ import type { TestSchema } from '../support/database.ts';
 import { type TestNode, gql, gqlOk } from './control-plane-harness.ts';
 import { startTestEnv, type TestEnv } from '../support/test-env.ts';
 
-const FIELDS = `id name transport command args env { name isSet } cwd url headers { name isSet } hasBearerToken connectTimeoutMs callTimeoutMs
+const FIELDS = `id name transport command args env { name isSet } cwd url headers { name isSet } hasBearerToken
+  connectTimeoutMs callTimeoutMs
   healthIntervalMs healthFailureThreshold enabled pinToolDefinitions exposeUnprefixed createdAt updatedAt`;
 const CREATE = `mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { ${FIELDS} } }`;
-const UPDATE = `mutation ($id: ID!, $input: UpdateUpstreamInput!) { updateUpstream(id: $id, input: $input) { ${FIELDS} } }`;
-const ENABLE = `mutation ($id: ID!, $enabled: Boolean!) { setUpstreamEnabled(id: $id, enabled: $enabled) { id enabled } }`;
+const UPDATE =
+  `mutation ($id: ID!, $input: UpdateUpstreamInput!) { updateUpstream(id: $id, input: $input) { ` + `${FIELDS} } }`;
+const ENABLE =
+  `mutation ($id: ID!, $enabled: Boolean!) { setUpstreamEnabled(id: $id, enabled: $enabled) { id ` + `enabled } }`;
 
 describe('upstream settings (GraphQL → snapshot)', () => {
   let schema: TestSchema;
@@ -123,7 +126,8 @@ describe('upstream settings (GraphQL → snapshot)', () => {
     assert.deepEqual(defaultConfig.headers, [{ name: 'Authorization', value: 'Bearer tok' }]);
   });
 
-  it('updates only the given fields, keeps omitted secrets, and moves the revision and config hash only when needed', async () => {
+  it(`updates only the given fields, keeps omitted secrets, and moves the revision and config hash only when \
+needed`, async () => {
     const created = (
       await gqlOk(plane, CREATE, {
         input: {
@@ -203,7 +207,8 @@ describe('upstream settings (GraphQL → snapshot)', () => {
     assert.equal((await configOf(created.id)).cwd, '/tmp');
   });
 
-  it('PROTOCOL-VERSION-SETTING: protocolVersion (auto by default) is set, validated, and reaches nodes with a new config hash', async () => {
+  it(`PROTOCOL-VERSION-SETTING: protocolVersion (auto by default) is set, validated, and reaches nodes with a new \
+config hash`, async () => {
     const created = (
       await gqlOk(plane, CREATE.replace('updatedAt }', 'updatedAt protocolVersion }'), {
         input: { name: 'pinned', transport: 'STDIO', command: 'node' },

@@ -1,9 +1,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ControlPlane } from '../../control-plane/src/index.ts';
-import { createTestSchema, type TestSchema } from '../support/database.ts';
+import { TEST_DATABASE_URL } from '../support/database.ts';
 import { FaultProxy, simpleQueryBytes } from '../support/fault-proxy.ts';
-import { ADMIN_TOKEN, eventually, startOnSchema } from './control-plane-harness.ts';
+import { startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { ADMIN_TOKEN, eventually } from './control-plane-harness.ts';
 
 /**
  * Faults finding of issue 12: a database that hangs (rather than refusing connections) stalled every
@@ -24,7 +24,7 @@ interface Answer {
 
 /** One GraphQL request that gives up (as the reported callers did) after `giveUpMs`. */
 async function ask(
-  plane: ControlPlane,
+  plane: { graphqlUrl: string },
   query: string,
   variables: Record<string, unknown>,
   giveUpMs = 20_000,
@@ -50,26 +50,27 @@ async function ask(
 }
 
 describe('a database that hangs stalls every mutation indefinitely', () => {
-  let schema: TestSchema;
   let proxy: FaultProxy;
-  let plane: ControlPlane;
+  let plane: TestEnv;
 
   before(async () => {
-    schema = await createTestSchema('db_hang');
-    proxy = await FaultProxy.start({ host: '127.0.0.1', port: Number(new URL(schema.url).port || 5432) });
-    plane = await startOnSchema(schema, {
-      databaseUrl: proxy.urlFor(schema.url),
-      databaseStatementTimeoutMs: STATEMENT_TIMEOUT_MS,
-      databaseConnectTimeoutMs: CONNECT_TIMEOUT_MS,
-      // Nothing but the mutations under test touches the database while it hangs.
-      snapshotPollIntervalMs: 0,
+    proxy = await FaultProxy.start({ host: '127.0.0.1', port: Number(new URL(TEST_DATABASE_URL).port || 5432) });
+    plane = await startTestEnv({
+      schemaPrefix: 'db_hang',
+      controlPlane: 'in-process',
+      overrides: {
+        databaseUrl: proxy.urlFor(TEST_DATABASE_URL),
+        databaseStatementTimeoutMs: STATEMENT_TIMEOUT_MS,
+        databaseConnectTimeoutMs: CONNECT_TIMEOUT_MS,
+        // Nothing but the mutations under test touches the database while it hangs.
+        snapshotPollIntervalMs: 0,
+      },
     });
   });
 
   after(async () => {
-    await plane?.close();
+    await plane?.dispose();
     await proxy?.close();
-    await schema?.drop();
   });
 
   test('mutations fail fast with DATABASE_TIMEOUT or DATABASE_UNAVAILABLE, none applied when it is back', async () => {
@@ -103,7 +104,7 @@ describe('a database that hangs stalls every mutation indefinitely', () => {
       async () => (await ask(plane, CREATE_TEAM, { input: { name: 'after-hang' } })).code === undefined,
       15_000,
     );
-    const applied = await schema.query<{ name: string }>(`SELECT name FROM teams WHERE name LIKE 'hang-%'`);
+    const applied = await plane.schema.query<{ name: string }>(`SELECT name FROM teams WHERE name LIKE 'hang-%'`);
     assert.deepEqual(applied, [], 'no mutation that failed was applied later');
   });
 
@@ -113,10 +114,11 @@ describe('a database that hangs stalls every mutation indefinitely', () => {
     const answer = await ask(plane, CREATE_TEAM, { input: { name: 'late-commit' } });
     assert.equal(answer.code, 'DATABASE_TIMEOUT', answer.message);
     assert.match(answer.message ?? '', /applied only if the database committed it within/);
-    // Past the deadline the database gets the COMMIT (the client gave up and closed meanwhile).
+    // Past the deadline the database gets the COMMIT (the client gave up and closed meanwhile). A fixed time on
+    // purpose: the COMMIT is to arrive late, and nothing happens in between that could be waited on.
     await new Promise((resolve) => setTimeout(resolve, 200));
     await proxy.resume();
-    const applied = await schema.query<{ name: string }>(`SELECT name FROM teams WHERE name = 'late-commit'`);
+    const applied = await plane.schema.query<{ name: string }>(`SELECT name FROM teams WHERE name = 'late-commit'`);
     assert.deepEqual(applied, [], 'the late COMMIT was refused');
   });
 });

@@ -1,11 +1,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ControlPlane } from '../../control-plane/src/index.ts';
 import { startDataPlane, type DataPlane } from '../../data-plane/src/index.ts';
-import { createTestSchema, type TestSchema } from '../support/database.ts';
+import { TEST_DATABASE_URL } from '../support/database.ts';
 import { FaultProxy } from '../support/fault-proxy.ts';
 import { INITIALIZE, accepts, eventually, postMcp } from '../support/gateway.ts';
-import { ADMIN_TOKEN, NODE_TOKEN, gqlOk, startOnSchema, testLogger } from './control-plane-harness.ts';
+import { startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { testLogger } from './control-plane-harness.ts';
 
 /**
  * Faults finding of issue 12: a database outage cut every node's config stream (a failed write
@@ -15,12 +15,12 @@ import { ADMIN_TOKEN, NODE_TOKEN, gqlOk, startOnSchema, testLogger } from './con
  */
 
 const PING = { jsonrpc: '2.0', id: 2, method: 'ping' };
-const CREATE_KEY = 'mutation ($input: CreateVirtualKeyInput!) { createVirtualKey(input: $input) { secret } }';
 
-function startNode(plane: ControlPlane, nodeId: string): Promise<DataPlane> {
+/** In this process, not the environment's node processes: the test stops and starts node B in the outage. */
+function startNode(plane: TestEnv, nodeId: string): Promise<DataPlane> {
   return startDataPlane({
     controlPlaneAddress: plane.grpcAddress,
-    nodeToken: NODE_TOKEN,
+    nodeToken: plane.nodeToken,
     nodeId,
     host: '127.0.0.1',
     port: 0,
@@ -33,31 +33,26 @@ function startNode(plane: ControlPlane, nodeId: string): Promise<DataPlane> {
 }
 
 describe("a database outage cuts every node's config stream", () => {
-  let schema: TestSchema;
   let proxy: FaultProxy;
-  let plane: ControlPlane;
+  let plane: TestEnv;
   let nodeA: DataPlane | undefined;
   let nodeB: DataPlane | undefined;
   let secret: string;
 
   before(async () => {
-    schema = await createTestSchema('db_outage');
-    proxy = await FaultProxy.start({ host: '127.0.0.1', port: Number(new URL(schema.url).port || 5432) });
-    plane = await startOnSchema(schema, {
-      databaseUrl: proxy.urlFor(schema.url),
-      databaseConnectTimeoutMs: 1_000,
-      databaseStatementTimeoutMs: 2_000,
+    proxy = await FaultProxy.start({ host: '127.0.0.1', port: Number(new URL(TEST_DATABASE_URL).port || 5432) });
+    plane = await startTestEnv({
+      schemaPrefix: 'db_outage',
+      controlPlane: 'in-process',
+      overrides: {
+        databaseUrl: proxy.urlFor(TEST_DATABASE_URL),
+        databaseConnectTimeoutMs: 1_000,
+        databaseStatementTimeoutMs: 2_000,
+      },
     });
     nodeA = await startNode(plane, 'node-a');
     nodeB = await startNode(plane, 'node-b');
-    secret = (
-      await gqlOk<{ createVirtualKey: { secret: string } }>(
-        plane,
-        CREATE_KEY,
-        { input: { name: 'agent', allowedTools: ['*'] } },
-        ADMIN_TOKEN,
-      )
-    ).createVirtualKey.secret;
+    secret = (await plane.createKey({ name: 'agent', allowedTools: ['*'] })).secret;
     await eventually(
       'the key reached both nodes',
       async () => (await accepts(nodeA!.mcpUrl, secret)) && (await accepts(nodeB!.mcpUrl, secret)),
@@ -67,9 +62,8 @@ describe("a database outage cuts every node's config stream", () => {
 
   after(async () => {
     await Promise.allSettled([nodeA?.close(), nodeB?.close()]);
-    await plane?.close();
+    await plane?.dispose();
     await proxy?.close();
-    await schema?.drop();
   });
 
   test('a node greeted in the outage gets the last snapshot; a session ended on another node stops on it', async () => {
@@ -107,13 +101,13 @@ describe("a database outage cuts every node's config stream", () => {
     proxy.restore();
     await eventually(
       'the ended session was written after the outage',
-      async () => (await schema.query(`SELECT 1 FROM ended_sessions`)).length === 1,
+      async () => (await plane.schema.query(`SELECT 1 FROM ended_sessions`)).length === 1,
       15_000,
     );
     await eventually(
       'node B is recorded as connected',
       async () => {
-        const rows = await schema.query<{ connected: boolean }>(
+        const rows = await plane.schema.query<{ connected: boolean }>(
           `SELECT connected FROM data_plane_nodes WHERE id = 'node-b'`,
         );
         return rows[0]?.connected === true;

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import pg from 'pg';
 import { CREATE_KEY, graphqlOk } from '../support/graphql.ts';
-import { freePort, startCli, type RunningProcess } from '../support/processes.ts';
+import { freePort, startDev, type RunningProcess } from '../support/processes.ts';
 
 /**
  * Security finding 2 of issue 12: `npm start` served PGlite on a loopback port without a password,
@@ -105,29 +105,15 @@ describe('the embedded database is open to every local process', () => {
   });
 
   test("npm start listens on no database socket, and every file of the data dir is the owner's alone", async () => {
-    running = startCli(
-      'portcullis dev',
-      [
-        'dev',
-        '--data-dir',
-        dataDir,
-        '--graphql-port',
-        String(ports.graphql),
-        '--grpc-port',
-        String(ports.grpc),
-        '--port',
-        String(ports.mcp),
-      ],
-      { DATABASE_URL: '', PORTCULLIS_ADMIN_TOKEN: '' },
-    );
-    const [, adminToken] = await running.waitFor(/Admin token:\s+(\S+)/, 120_000);
-    assert.ok(adminToken);
+    const started = await startDev(dataDir, ports);
+    running = started.process;
+    const { adminToken, process: dev } = started;
     // A change after startup: PGlite writes its WAL (and the key's hash) now, under the process's umask.
     await graphqlOk(`http://127.0.0.1:${ports.graphql}/graphql`, adminToken, CREATE_KEY, {
       input: { name: 'after-start' },
     });
 
-    const pid = running.child.pid;
+    const pid = dev.child.pid;
     assert.ok(pid);
     const listening = listenersOf(pid);
     assert.deepEqual(
@@ -148,7 +134,7 @@ describe('the embedded database is open to every local process', () => {
     const open = whileRunning.filter((entry) => entry.mode !== (entry.directory ? 0o700 : 0o600));
     assert.deepEqual(open, [], 'directories 0700 and files 0600 while running');
 
-    assert.equal(await running.stop(), 0);
+    assert.equal(await dev.stop(), 0);
     running = undefined;
     const stopped = modesUnder(dataDir).filter((entry) => entry.mode !== (entry.directory ? 0o700 : 0o600));
     assert.deepEqual(stopped, [], 'and after the shutdown checkpoint');

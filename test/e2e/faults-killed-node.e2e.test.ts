@@ -4,8 +4,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { RpcErrorCode } from '../../data-plane/src/mcp/protocol.ts';
-import { startEverythingGateway, type EverythingGateway } from '../support/everything-gateway.ts';
-import { DataPlaneProcess, accepts, eventually } from '../support/gateway.ts';
+import { type DataPlaneProcess, eventually } from '../support/gateway.ts';
+import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
 
 /**
  * Issue 12, faults: a node killed while a call's answer streams. Real processes: the control plane
@@ -13,25 +13,27 @@ import { DataPlaneProcess, accepts, eventually } from '../support/gateway.ts';
  * behind a "load balancer" fetch that sends to node A while it answers and to node B after.
  */
 
-let gateway: EverythingGateway;
+let gateway: TestEnv;
 let nodeB: DataPlaneProcess | undefined;
 
 before(async () => {
   // One node at a time: two starting at once on a busy machine took longer than a start may.
-  gateway = await startEverythingGateway({
-    nodes: [{ id: 'node-a' }],
-    key: { name: 'agent', allowedTools: ['ev__*'] },
+  gateway = await startTestEnv({
+    nodes: ['node-a'],
+    upstreams: [everythingUpstream('ev')],
+    keys: [{ name: 'agent', allowedTools: ['ev__*'] }],
   });
-  nodeB = await DataPlaneProcess.start(gateway.controlPlane, 'node-b');
-  await eventually('node B accepts the key', () => accepts(nodeB!.mcpUrl, gateway.key.secret), 15_000);
+  nodeB = await gateway.startNode('node-b');
+  await gateway.keysReachedNodes();
 });
 
 after(async () => {
-  await nodeB?.stop();
-  await gateway?.stop();
+  await gateway?.dispose();
 });
 
-/** Sends each request to node A, or to node B when A refuses the connection (as a load balancer's health check would). */
+/**
+ * Sends each request to node A, or to node B when A refuses the connection (as a load balancer's health check would).
+ */
 function failoverFetch(a: string, b: string, movedToB: string[]): typeof fetch {
   return async (input, init) => {
     const url = String(input instanceof Request ? input.url : input);
@@ -45,7 +47,8 @@ function failoverFetch(a: string, b: string, movedToB: string[]): typeof fetch {
   };
 }
 
-test('faults: a call whose answer stream started on a node that is then killed fails within seconds on the SDK client (StreamLost), not after its own 60 s timeout', async () => {
+test(`faults: a call whose answer stream started on a node that is then killed fails within seconds on the SDK client \
+(StreamLost), not after its own 60 s timeout`, async () => {
   const nodeA = gateway.nodes[0]!;
   const b = nodeB!;
   const moved: string[] = [];

@@ -7,10 +7,15 @@ import { startTestEnv, type TestEnv } from '../support/test-env.ts';
 import { ADMIN_TOKEN, gql, gqlOk } from './control-plane-harness.ts';
 
 const CREATE_UPSTREAM = `mutation ($input: CreateUpstreamInput!) {
-  createUpstream(input: $input) { id name transport command args env { name isSet } url headers { name isSet } createdAt tools { name } status { nodeId } }
+  createUpstream(input: $input) {
+    id name transport command args env { name isSet } url headers { name isSet } createdAt
+    tools { name } status { nodeId }
+  }
 }`;
 const CREATE_KEY = `mutation ($input: CreateVirtualKeyInput!) {
-  createVirtualKey(input: $input) { secret key { id name prefix allowedTools revoked revokedAt createdAt team { id name } } }
+  createVirtualKey(input: $input) {
+    secret key { id name prefix allowedTools revoked revokedAt createdAt team { id name } }
+  }
 }`;
 
 describe('GraphQL API', () => {
@@ -52,7 +57,8 @@ describe('GraphQL API', () => {
 
     const listed = await gql(
       plane,
-      `{ upstreams { id name transport url env { name } headers { name } } upstream(id: "${stdio.createUpstream.id}") { name } }`,
+      `{ upstreams { id name transport url env { name } headers { name } } upstream(id: ` +
+        `"${stdio.createUpstream.id}") { name } }`,
     );
     assert.equal(listed.errors, undefined);
     assert.deepEqual(
@@ -122,7 +128,8 @@ describe('GraphQL API', () => {
 
   it('creates many keys in one call and one configuration revision, all or none', async () => {
     const CREATE_KEYS =
-      'mutation ($inputs: [CreateVirtualKeyInput!]!) { createVirtualKeys(inputs: $inputs) { secret key { id name allowedTools } } }';
+      'mutation ($inputs: [CreateVirtualKeyInput!]!) { createVirtualKeys(inputs: $inputs) { secret key { id name ' +
+      'allowedTools } } }';
     const versionBefore = BigInt((await gqlOk(plane, '{ config { version } }')).config.version);
     const keysBefore = (await gqlOk(plane, '{ virtualKeys { id } }')).virtualKeys.length;
     const inputs = Array.from({ length: 750 }, (_, i) => ({ name: `bulk-${i}`, allowedTools: ['files__*'] }));

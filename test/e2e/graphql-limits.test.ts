@@ -114,7 +114,8 @@ describe('finding 3: GraphQL depth, cost, alias, token, list and body limits', (
     await env?.dispose();
   });
 
-  it('refuses the five-level upstreams/tools query before it runs: fast, QUERY_LIMIT_EXCEEDED, and the process stays small', async () => {
+  it(`refuses the five-level upstreams/tools query before it runs: fast, QUERY_LIMIT_EXCEEDED, and the process stays \
+small`, async () => {
     assert.ok(Buffer.byteLength(DEEP) < 149);
     const rssBefore = process.memoryUsage().rss;
     const bound = await fastBound(plane);
@@ -131,7 +132,8 @@ describe('finding 3: GraphQL depth, cost, alias, token, list and body limits', (
     assert.match((await gqlOk(plane, '{ config { version } }')).config.version, /^\d+$/);
   });
 
-  it('refuses an answer over the list-item budget (a shallow query multiplying tools by tools) with RESULT_TOO_LARGE', async () => {
+  it(`refuses an answer over the list-item budget (a shallow query multiplying tools by tools) with \
+RESULT_TOO_LARGE`, async () => {
     // Depth 7 passes the depth limit, but 3 + 90 + 2,700 + 81,000 tools are over the 50,000 items.
     const query = '{upstreams{tools{upstream{tools{upstream{tools{name}}}}}}}';
     const rssBefore = process.memoryUsage().rss;
@@ -157,7 +159,8 @@ describe('finding 3: GraphQL depth, cost, alias, token, list and body limits', (
     );
   });
 
-  it('refuses 20,000 aliases while parsing, fast and without one SQL statement; 31 aliases by the alias limit', async () => {
+  it(`refuses 20,000 aliases while parsing, fast and without one SQL statement; 31 aliases by the alias \
+limit`, async () => {
     const aliases = Array.from({ length: 20_000 }, (_, i) => `a${i}: upstreams { id }`).join(' ');
     sql.statements = [];
     const bound = await fastBound(counted);
@@ -201,7 +204,9 @@ describe('finding 3: GraphQL depth, cost, alias, token, list and body limits', (
   });
 
   it('a nested query issues one SQL statement per level, and a level asked again issues none', async () => {
-    const query = `{ upstreams { name status { nodeId } tools { name upstream { name tools { name changes(first: 1) { kind } } } } } }`;
+    const query =
+      `{ upstreams { name status { nodeId } tools { name upstream { name tools { name changes(first: ` +
+      `1) { kind } } } } } }`;
     sql.statements = [];
     const data = await gqlOk(counted, query);
     assert.equal(data.upstreams.length, UPSTREAMS);

@@ -22,7 +22,8 @@ const OPERATIONS: Record<string, { query: string; variables?: () => Record<strin
   },
   'create an upstream': {
     query:
-      'mutation ($name: String!) { createUpstream(input: { name: $name, transport: STREAMABLE_HTTP, url: "http://127.0.0.1:9/mcp", enabled: false }) { id } }',
+      'mutation ($name: String!) { createUpstream(input: { name: $name, transport: STREAMABLE_HTTP, url: ' +
+      '"http://127.0.0.1:9/mcp", enabled: false }) { id } }',
     variables: () => ({ name: `up${Math.floor(Math.random() * 1e9)}` }),
     roles: ['ADMIN', 'OPERATOR'],
   },

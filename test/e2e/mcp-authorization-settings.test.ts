@@ -7,7 +7,9 @@ const SET = /* GraphQL */ `
   mutation ($input: McpAuthorizationInput) {
     setMcpAuthorization(input: $input) {
       resource metadataUrl
-      identityProviders { issuer jwksUri subjectClaim teamClaim teams { claimValue team { name } customerId allowedTools } }
+      identityProviders {
+        issuer jwksUri subjectClaim teamClaim teams { claimValue team { name } customerId allowedTools }
+      }
     }
   }
 `;

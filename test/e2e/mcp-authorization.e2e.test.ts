@@ -23,7 +23,9 @@ import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-
 
 const SET_AUTHORIZATION = /* GraphQL */ `
   mutation ($input: McpAuthorizationInput) {
-    setMcpAuthorization(input: $input) { resource metadataUrl identityProviders { issuer teams { claimValue team { name } } } }
+    setMcpAuthorization(input: $input) {
+      resource metadataUrl identityProviders { issuer teams { claimValue team { name } } }
+    }
   }
 `;
 

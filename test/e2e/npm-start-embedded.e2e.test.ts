@@ -6,33 +6,7 @@ import { join } from 'node:path';
 import { connectLegacyAgent, connectModernAgent, firstText } from '../support/agents.ts';
 import { accepts, eventually } from '../support/gateway.ts';
 import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from '../support/graphql.ts';
-import { EVERYTHING_SERVER, freePort, startCli, type RunningProcess } from '../support/processes.ts';
-
-/** What `npm start` runs (`portcullis dev`), on the embedded database in a fresh data dir. */
-async function startDev(
-  dataDir: string,
-  ports: { graphql: number; grpc: number; mcp: number },
-): Promise<{ process: RunningProcess; adminToken: string }> {
-  const env = { DATABASE_URL: '', PORTCULLIS_ADMIN_TOKEN: '' };
-  const child = startCli(
-    'portcullis dev',
-    [
-      'dev',
-      '--data-dir',
-      dataDir,
-      '--graphql-port',
-      String(ports.graphql),
-      '--grpc-port',
-      String(ports.grpc),
-      '--port',
-      String(ports.mcp),
-    ],
-    env,
-  );
-  const [, adminToken] = await child.waitFor(/Admin token:\s+(\S+)/, 60_000);
-  assert.ok(adminToken);
-  return { process: child, adminToken };
-}
+import { EVERYTHING_SERVER, freePort, startDev, type RunningProcess } from '../support/processes.ts';
 
 describe('npm start: both planes in one process on the embedded database', () => {
   let dataDir: string;

@@ -1,3 +1,4 @@
+// Not on startTestEnv: it drives a node's UpstreamPool in this process (PoolHarness), with no control plane.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -37,7 +38,8 @@ after(async () => {
   await web?.process.stop();
 });
 
-test('DN-RESOURCES-LIST DN-RESOURCES-READ DN-RESOURCES-TEMPLATES-LIST DN-CAPABILITIES-MERGED: server-everything resources through the gateway (stdio and Streamable HTTP upstreams)', async () => {
+test(`DN-RESOURCES-LIST DN-RESOURCES-READ DN-RESOURCES-TEMPLATES-LIST DN-CAPABILITIES-MERGED: server-everything \
+resources through the gateway (stdio and Streamable HTTP upstreams)`, async () => {
   const { client } = await legacyAgent(server.url, key.secret);
   const capabilities = client.getServerCapabilities();
   assert.ok(capabilities?.resources && capabilities.prompts && capabilities.completions, JSON.stringify(capabilities));
@@ -58,7 +60,8 @@ test('DN-RESOURCES-LIST DN-RESOURCES-READ DN-RESOURCES-TEMPLATES-LIST DN-CAPABIL
   await modern.close();
 });
 
-test('DN-PROMPTS-LIST DN-PROMPTS-GET DN-COMPLETION: server-everything prompts and completion through the gateway', async () => {
+test(`DN-PROMPTS-LIST DN-PROMPTS-GET DN-COMPLETION: server-everything prompts and completion through the \
+gateway`, async () => {
   const { client } = await legacyAgent(server.url, key.secret);
   const prompts = (await client.listPrompts()).prompts;
   const simple = prompts.find((p) => p.name.startsWith('everything__') && (p.arguments ?? []).length === 0);
@@ -86,7 +89,8 @@ function assertProgress(seen: number[]): void {
   assert.deepEqual(seen, [1, 2, 3].slice(0, seen.length));
 }
 
-test('DN-PROGRESS DN-TRANSPORT-SSE-RESPONSE: progress from trigger-long-running-operation reaches v1 and v2 agents', async () => {
+test(`DN-PROGRESS DN-TRANSPORT-SSE-RESPONSE: progress from trigger-long-running-operation reaches v1 and v2 \
+agents`, async () => {
   const { client } = await legacyAgent(server.url, key.secret);
   const seen: number[] = [];
   const result = await client.callTool(
@@ -140,7 +144,10 @@ async function decliningAgent(): Promise<{
   return { client, asked: () => asked };
 }
 
-/** Starts a long call on the stdio upstream; resolves once it is running there (its first progress arrived), with the call. */
+/**
+ * Starts a long call on the stdio upstream; resolves once it is running there (its first progress arrived), with the
+ * call.
+ */
 async function longCallInFlight(
   client: Awaited<ReturnType<typeof legacyAgent>>['client'],
 ): Promise<{ done: Promise<unknown> }> {
@@ -156,7 +163,8 @@ async function longCallInFlight(
   return { done: call };
 }
 
-test("DN-SERVER-REQUEST: over a stdio upstream, an elicitation raised while only one session's calls are in flight is asked on that session; with another session's call in flight it is refused, not guessed", async () => {
+test(`DN-SERVER-REQUEST: over a stdio upstream, an elicitation raised while only one session's calls are in flight is \
+asked on that session; with another session's call in flight it is refused, not guessed`, async () => {
   const own = await decliningAgent();
   const long = await longCallInFlight(own.client);
   const elicited = await own.client.callTool({ name: 'everything__trigger-elicitation-request', arguments: {} });
@@ -178,7 +186,8 @@ test("DN-SERVER-REQUEST: over a stdio upstream, an elicitation raised while only
   await other.client.close();
 });
 
-test('DN-TRANSPORT-LEGACY-SSE: the v1 SSEClientTransport calls server-everything through GET /sse + POST /messages', async () => {
+test(`DN-TRANSPORT-LEGACY-SSE: the v1 SSEClientTransport calls server-everything through GET /sse + POST \
+/messages`, async () => {
   const { client } = await sseAgent(server.url, key.secret);
   assert.deepEqual((await client.callTool({ name: 'web__echo', arguments: { message: 'old' } })).content, [
     { type: 'text', text: 'Echo: old' },

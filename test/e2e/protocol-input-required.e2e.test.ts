@@ -1,3 +1,4 @@
+// Not on startTestEnv: it drives a node's UpstreamPool in this process (PoolHarness), with no control plane.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -40,7 +41,10 @@ let config: AppliedConfig;
 let harness: PoolHarness;
 let confHttp: { process: RunningProcess; url: string };
 let legacyHttp: SdkHttpFixture;
-/** node-a and node-b share the pool and session keys (two nodes of one deployment); node-c lets parked calls expire fast. */
+/**
+ * node-a and node-b share the pool and session keys (two nodes of one deployment); node-c lets parked calls expire
+ * fast.
+ */
 let nodeA: Node;
 let nodeB: Node;
 let nodeC: Node;
@@ -222,7 +226,8 @@ function stateClaims(requestState: string): Record<string, unknown> {
 
 const NAME = { action: 'accept', content: { name: 'Bob' } };
 
-test('DN-INPUT-REQUIRED: an upstream needing input answers a 2026-07-28 agent input_required with gateway-signed state; the retry completes the waiting call (2026 and 2025 upstreams, stdio and Streamable HTTP)', async () => {
+test(`DN-INPUT-REQUIRED: an upstream needing input answers a 2026-07-28 agent input_required with gateway-signed \
+state; the retry completes the waiting call (2026 and 2025 upstreams, stdio and Streamable HTTP)`, async () => {
   // The wire: the first call is answered input_required, the state is the gateway's and names this node.
   const first = await firstRound(nodeA.url, 'conf__test_input_required_result_elicitation');
   assert.equal(first.method, 'elicitation/create');
@@ -287,7 +292,8 @@ test('DN-INPUT-REQUIRED: an upstream needing input answers a 2026-07-28 agent in
       const prompt = await client.getPrompt({ name: `${upstream}__test_input_required_result_prompt` });
       assert.deepEqual(prompt.messages[0]?.content, { type: 'text', text: 'Use this context: tests' }, upstream);
     }
-    // 2025-era upstreams ask with server-to-client requests during the call: stdio (server-everything) and Streamable HTTP.
+    // 2025-era upstreams ask with server-to-client requests during the call: stdio (server-everything) and Streamable
+    // HTTP.
     assert.equal(textOf(await client.callTool({ name: 'legacyweb__ask', arguments: {} })), 'colour: green');
     const everything = await client.callTool({ name: 'everything__trigger-elicitation-request', arguments: {} });
     assert.match(textOf(everything), /decline/i);
@@ -305,7 +311,8 @@ test('DN-INPUT-REQUIRED: an upstream needing input answers a 2026-07-28 agent in
   }
 });
 
-test('DN-INPUT-REQUIRED-ROUNDS: several input requests in one round and several rounds in one call reach the 2026-07-28 agent; an unanswered request is asked again', async () => {
+test(`DN-INPUT-REQUIRED-ROUNDS: several input requests in one round and several rounds in one call reach the \
+2026-07-28 agent; an unanswered request is asked again`, async () => {
   for (const upstream of ['conf', 'confweb']) {
     // Three kinds of input at once: one round carries all three, each under its own key.
     const multiple = await firstRound(nodeA.url, `${upstream}__test_input_required_result_multiple_inputs`);
@@ -360,7 +367,8 @@ test('DN-INPUT-REQUIRED-ROUNDS: several input requests in one round and several 
     }
   }
 
-  // A 2025 upstream with two requests in flight at once: one round carries both; the one left unanswered is asked again.
+  // A 2025 upstream with two requests in flight at once: one round carries both; the one left unanswered is asked
+  // again.
   const both = await firstRound(nodeA.url, 'v1__ask_both');
   assert.equal(Object.keys(both.inputRequests).length, 2, JSON.stringify(both.inputRequests));
   const keyAsking = (question: string) =>
@@ -399,7 +407,8 @@ test('DN-INPUT-REQUIRED-ROUNDS: several input requests in one round and several 
   }
 });
 
-test("DN-INPUT-STATE-REFUSED: request state that is tampered with, not the gateway's, issued to another key or for another request is refused -32602", async () => {
+test(`DN-INPUT-STATE-REFUSED: request state that is tampered with, not the gateway's, issued to another key or for \
+another request is refused -32602`, async () => {
   const tool = 'conf__test_input_required_result_tampered_state';
   const first = await firstRound(nodeA.url, tool);
   const answer = { [first.key]: NAME };
@@ -442,7 +451,8 @@ test("DN-INPUT-STATE-REFUSED: request state that is tampered with, not the gatew
   assert.equal(textOf(retry.result), 'state verified');
 });
 
-test('DN-INPUT-STATE-ENDED: a retry after the parked call ended is refused -32044 saying why: already answered, or expired (the waiting call is abandoned)', async () => {
+test(`DN-INPUT-STATE-ENDED: a retry after the parked call ended is refused -32044 saying why: already answered, or \
+expired (the waiting call is abandoned)`, async () => {
   const tool = 'v1__ask_twice';
   const first = await firstRound(nodeA.url, tool);
   const second = await post(nodeA.url, key.secret, 'tools/call', {
@@ -482,6 +492,7 @@ test('DN-INPUT-STATE-ENDED: a retry after the parked call ended is refused -3204
 
   // node-c abandons a parked call 300 ms after asking; the 2025 upstream's request is refused then.
   const parked = await firstRound(nodeC.url, 'legacyweb__ask');
+  // A fixed time on purpose: the answer is to come after node-c gave up on the call (300 ms).
   await new Promise((r) => setTimeout(r, 450));
   const late = await post(nodeC.url, key.secret, 'tools/call', {
     name: 'legacyweb__ask',
@@ -501,7 +512,8 @@ test('DN-INPUT-STATE-ENDED: a retry after the parked call ended is refused -3204
   assert.equal(lateRound.error?.code, RpcErrorCode.InputNotAwaited, JSON.stringify(lateRound));
 });
 
-test("DN-INPUT-UPSTREAM-GONE: when the upstream dies while its call waits for the agent's input, the retry gets an isError result naming the upstream", async () => {
+test(`DN-INPUT-UPSTREAM-GONE: when the upstream dies while its call waits for the agent's input, the retry gets an \
+isError result naming the upstream`, async () => {
   const first = await firstRound(nodeA.url, 'doomed__trigger-elicitation-request');
   const pid = harness.connection('doomed').pid;
   assert.ok(pid !== undefined);
@@ -524,7 +536,9 @@ test("DN-INPUT-UPSTREAM-GONE: when the upstream dies while its call waits for th
   );
 });
 
-test("DN-INPUT-OTHER-NODE-UNREACHABLE: a retry that lands on a node without a control-plane connection, so that it cannot be relayed, is refused -32045 naming the issuing node; on that node it completes (a 2026 upstream's round completes on any node)", async () => {
+test(`DN-INPUT-OTHER-NODE-UNREACHABLE: a retry that lands on a node without a control-plane connection, so that it \
+cannot be relayed, is refused -32045 naming the issuing node; on that node it completes (a 2026 upstream's round \
+completes on any node)`, async () => {
   const upstreamRound = await firstRound(nodeA.url, 'confweb__test_input_required_result_elicitation');
   const anywhere = await post(nodeB.url, key.secret, 'tools/call', {
     name: 'confweb__test_input_required_result_elicitation',
@@ -555,7 +569,8 @@ test("DN-INPUT-OTHER-NODE-UNREACHABLE: a retry that lands on a node without a co
   assert.equal(textOf(home.result), 'colour: red');
 });
 
-test("DN-INPUT-LEGACY-AGENT: a 2026-07-28 upstream's input_required reaches a 2025 agent as server-to-client requests on the call stream (stdio and Streamable HTTP upstreams)", async () => {
+test(`DN-INPUT-LEGACY-AGENT: a 2026-07-28 upstream's input_required reaches a 2025 agent as server-to-client requests \
+on the call stream (stdio and Streamable HTTP upstreams)`, async () => {
   const asked: string[] = [];
   const { client } = await legacyAgent(nodeA.url, key.secret, {
     capabilities: { elicitation: {}, sampling: {}, roots: {} },
@@ -592,7 +607,8 @@ test("DN-INPUT-LEGACY-AGENT: a 2026-07-28 upstream's input_required reaches a 20
   }
 });
 
-test("DN-INPUT-CAPABILITIES: a 2026-07-28 upstream sees the agent's client capabilities (not the gateway's), so it asks only for input the agent can give; its -32021 refusal keeps HTTP 400", async () => {
+test(`DN-INPUT-CAPABILITIES: a 2026-07-28 upstream sees the agent's client capabilities (not the gateway's), so it \
+asks only for input the agent can give; its -32021 refusal keeps HTTP 400`, async () => {
   for (const upstream of ['conf', 'confweb']) {
     const samplingOnly = await post(
       nodeA.url,
@@ -619,7 +635,8 @@ test("DN-INPUT-CAPABILITIES: a 2026-07-28 upstream sees the agent's client capab
   }
 });
 
-test("DN-INPUT-PROGRESS: what the upstream sends while a parked call runs goes to the agent request waiting at that moment, progress under that request's token", async () => {
+test(`DN-INPUT-PROGRESS: what the upstream sends while a parked call runs goes to the agent request waiting at that \
+moment, progress under that request's token`, async () => {
   const first = await post(nodeA.url, key.secret, 'tools/call', {
     name: 'v1__ask_twice',
     arguments: {},
@@ -652,7 +669,8 @@ test("DN-INPUT-PROGRESS: what the upstream sends while a parked call runs goes t
   assert.equal(textOf(done.result), 'name=Bob colour=red');
 });
 
-test('DN-INPUT-CANCEL: the agent going away while its retry waits cancels the parked upstream call; its state is then refused saying so', async () => {
+test(`DN-INPUT-CANCEL: the agent going away while its retry waits cancels the parked upstream call; its state is then \
+refused saying so`, async () => {
   const first = await firstRound(nodeA.url, 'v1__ask_then_work');
   const abort = new AbortController();
   const waiting = post(

@@ -1,3 +1,4 @@
+// The replica and restart describes start and restart control planes and nodes by hand; the first uses startTestEnv.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
@@ -24,7 +25,10 @@ import { RpcErrorCode } from '../../data-plane/src/mcp/protocol.ts';
 
 const PING = { jsonrpc: '2.0', id: 7, method: 'ping' };
 
-/** The agent's fetch: JSON-RPC responses and notifications/cancelled go to `other`, everything else where the SDK sends it. */
+/**
+ * The agent's fetch: JSON-RPC responses and notifications/cancelled go to `other`, everything else where the SDK sends
+ * it.
+ */
 function splitFetch(other: string, moved: string[]): typeof fetch {
   return async (input, init) => {
     const body = typeof init?.body === 'string' ? init.body : undefined;
@@ -40,7 +44,10 @@ function splitFetch(other: string, moved: string[]): typeof fetch {
   };
 }
 
-/** The agent's fetch: retries after input_required (a body with params.requestState) go to `other`, as a load balancer may send them. */
+/**
+ * The agent's fetch: retries after input_required (a body with params.requestState) go to `other`, as a load balancer
+ * may send them.
+ */
 function retriesTo(other: string, moved: string[]): typeof fetch {
   return async (input, init) => {
     const body =
@@ -55,7 +62,10 @@ function retriesTo(other: string, moved: string[]): typeof fetch {
   };
 }
 
-/** A legacy HTTP+SSE agent's POST fetch: every POST /messages goes to `other` (same path and query), as a load balancer without sticky sessions may send it. */
+/**
+ * A legacy HTTP+SSE agent's POST fetch: every POST /messages goes to `other` (same path and query), as a load balancer
+ * without sticky sessions may send it.
+ */
 function messagesTo(other: string, moved: string[]): typeof fetch {
   return async (input, init) => {
     const url = new URL(input instanceof Request ? input.url : String(input));
@@ -74,7 +84,10 @@ interface ModernReply {
   error?: { code: number; message: string; data?: Record<string, unknown> };
 }
 
-/** A raw 2026-07-28 tools/call (envelope in `_meta`, standard headers); a streamed answer is split into its notifications and the response. */
+/**
+ * A raw 2026-07-28 tools/call (envelope in `_meta`, standard headers); a streamed answer is split into its
+ * notifications and the response.
+ */
 async function callModern(
   url: string,
   secret: string,
@@ -183,7 +196,8 @@ describe('relays between data-plane nodes through the control plane', () => {
     );
   }
 
-  test('DN-RELAY-SERVER-REPLY: an elicitation answered by a POST that lands on the other node completes the call', async () => {
+  test(`DN-RELAY-SERVER-REPLY: an elicitation answered by a POST that lands on the other node completes the \
+call`, async () => {
     const moved: string[] = [];
     const { client } = await legacyAgent(nodeA.mcpUrl, key.secret, { fetch: splitFetch(nodeB.mcpUrl, moved) });
     try {
@@ -241,7 +255,8 @@ describe('relays between data-plane nodes through the control plane', () => {
     }
   });
 
-  test("DN-INPUT-OTHER-NODE: a 2026-07-28 agent's retries after a 2025 upstream's elicitation land on the other node, are relayed to the node holding the call and complete it, progress included", async () => {
+  test(`DN-INPUT-OTHER-NODE: a 2026-07-28 agent's retries after a 2025 upstream's elicitation land on the other node, \
+are relayed to the node holding the call and complete it, progress included`, async () => {
     const moved: string[] = [];
     const client = await modernAgent(
       new URL(nodeA.mcpUrl),
@@ -271,7 +286,8 @@ describe('relays between data-plane nodes through the control plane', () => {
       assert.equal(firstText(result as never), 'name=Ada colour=teal');
       assert.deepEqual(asked, ['Step 1: your name?', 'Step 2: Ada, your colour?']);
       assert.deepEqual(moved, ['tools/call', 'tools/call'], 'both retries were sent to node B');
-      // The SDK reports its own rounds as progress too ("Fulfilling input required …"); the upstream's comes from node A.
+      // The SDK reports its own rounds as progress too ("Fulfilling input required …"); the upstream's comes from node
+      // A.
       assert.deepEqual(
         progress.filter((m) => !m.startsWith('Fulfilling')),
         ['got Ada'],
@@ -282,7 +298,8 @@ describe('relays between data-plane nodes through the control plane', () => {
     }
   });
 
-  test('DN-INPUT-OTHER-NODE: node A checks a relayed retry as its own (one-shot, key binding, signature); an agent leaving node B cancels the call on node A', async () => {
+  test(`DN-INPUT-OTHER-NODE: node A checks a relayed retry as its own (one-shot, key binding, signature); an agent \
+leaving node B cancels the call on node A`, async () => {
     const other = await graphqlOk<{ createVirtualKey: { secret: string } }>(
       controlPlane.graphqlUrl,
       controlPlane.adminToken,
@@ -363,7 +380,8 @@ describe('relays between data-plane nodes through the control plane', () => {
     await eventually('the call on node A was cancelled', async () => (await cancelled()) === before + 1, 4_000);
   });
 
-  test('DN-TRANSPORT-LEGACY-SSE-OTHER-NODE: a legacy HTTP+SSE agent whose every POST /messages lands on node B works against its stream on node A (tools, progress, elicitation answers); another key cannot use the session', async () => {
+  test(`DN-TRANSPORT-LEGACY-SSE-OTHER-NODE: a legacy HTTP+SSE agent whose every POST /messages lands on node B works \
+against its stream on node A (tools, progress, elicitation answers); another key cannot use the session`, async () => {
     const moved: string[] = [];
     const { client, transport } = await sseAgent(
       new URL(nodeA.mcpUrl),
@@ -418,7 +436,8 @@ describe('relays between data-plane nodes through the control plane', () => {
     }
   });
 
-  test('DN-INPUT-OTHER-NODE-UNREACHABLE DN-TRANSPORT-LEGACY-SSE-OTHER-NODE-UNREACHABLE: a retry, and a legacy POST /messages, whose node has gone are answered (-32045 naming that node; 404) once it stays silent', async () => {
+  test(`DN-INPUT-OTHER-NODE-UNREACHABLE DN-TRANSPORT-LEGACY-SSE-OTHER-NODE-UNREACHABLE: a retry, and a legacy POST \
+/messages, whose node has gone are answered (-32045 naming that node; 404) once it stays silent`, async () => {
     const nodeD = await DataPlaneProcess.start(controlPlane, 'node-d');
     let stopped = false;
     try {
@@ -463,7 +482,8 @@ describe('relays between data-plane nodes through the control plane', () => {
     }
   });
 
-  test('DN-RELAY-SESSION-ENDED: a session DELETEd on node A gets 404 on node B within a second, and on a node started afterwards', async () => {
+  test(`DN-RELAY-SESSION-ENDED: a session DELETEd on node A gets 404 on node B within a second, and on a node started \
+afterwards`, async () => {
     const { client, transport } = await legacyAgent(nodeA.mcpUrl, key.secret);
     const sessionId = transport.sessionId;
     assert.ok(sessionId);
@@ -536,7 +556,8 @@ describe('relays across control-plane replicas (Postgres LISTEN/NOTIFY)', () => 
     await schema?.drop();
   });
 
-  test('DN-RELAY-SERVER-REPLY DN-RELAY-SESSION-ENDED: a reply and an ended session reach a node connected to another replica', async () => {
+  test(`DN-RELAY-SERVER-REPLY DN-RELAY-SESSION-ENDED: a reply and an ended session reach a node connected to another \
+replica`, async () => {
     const moved: string[] = [];
     const { client, transport } = await legacyAgent(nodeA.mcpUrl, key.secret, {
       fetch: splitFetch(nodeB.mcpUrl, moved),
@@ -570,7 +591,8 @@ describe('relays across control-plane replicas (Postgres LISTEN/NOTIFY)', () => 
     );
   });
 
-  test('DN-INPUT-OTHER-NODE: a retry landing on a node of the other replica is relayed across (NOTIFY); a retry too large for NOTIFY is refused at once, -32045 naming the node and saying why', async () => {
+  test(`DN-INPUT-OTHER-NODE: a retry landing on a node of the other replica is relayed across (NOTIFY); a retry too \
+large for NOTIFY is refused at once, -32045 naming the node and saying why`, async () => {
     const moved: string[] = [];
     let name = 'Across';
     const client = await modernAgent(
@@ -589,7 +611,8 @@ describe('relays across control-plane replicas (Postgres LISTEN/NOTIFY)', () => 
       const result = await client.callTool({ name: 'ev__trigger-elicitation-request', arguments: {} });
       assert.match(JSON.stringify(result.content), /Across/);
       assert.deepEqual(moved, ['tools/call']);
-      // 6,000 characters of input make an envelope above what NOTIFY carries (base64, 7,600): the hub says so at once, no timeout.
+      // 6,000 characters of input make an envelope above what NOTIFY carries (base64, 7,600): the hub says so at once,
+      // no timeout.
       name = 'x'.repeat(6_000);
       const started = Date.now();
       await assert.rejects(
@@ -635,7 +658,8 @@ describe('ended sessions across a restart of the control plane and every node', 
       `SELECT key_id, from_node_id, expires_at FROM ended_sessions`,
     );
 
-  test('DN-RELAY-SESSION-ENDED-DURABLE: a DELETEd session is still refused after the control plane and the node restart together; other sessions are served', async () => {
+  test(`DN-RELAY-SESSION-ENDED-DURABLE: a DELETEd session is still refused after the control plane and the node \
+restart together; other sessions are served`, async () => {
     const ended = await legacyAgent(node!.mcpUrl, key.secret);
     const kept = await legacyAgent(node!.mcpUrl, key.secret);
     const endedHeaders = { authorization: `Bearer ${key.secret}`, 'mcp-session-id': ended.transport.sessionId! };
@@ -670,7 +694,8 @@ describe('ended sessions across a restart of the control plane and every node', 
     );
   });
 
-  test('DN-RELAY-SESSION-ENDED-DURABLE: rows past their expiry are pruned when the control plane starts; live ones are kept', async () => {
+  test(`DN-RELAY-SESSION-ENDED-DURABLE: rows past their expiry are pruned when the control plane starts; live ones \
+are kept`, async () => {
     await schema.query(
       `INSERT INTO ended_sessions (session_sha256, session_id, key_id, from_node_id, expires_at)
        VALUES (decode(md5('expired'), 'hex'), 'expired.x', $1, 'node-x', now() - interval '1 second'),

@@ -35,7 +35,8 @@ after(async () => {
   await env?.dispose();
 });
 
-test("DN-SSE-POLLING: `portcullis data-plane --sse-max-stream-seconds 1 --sse-retry-ms 120` closes a long call's stream every second; the v1 client resumes after 120 ms and gets every progress and the result", async () => {
+test(`DN-SSE-POLLING: \`portcullis data-plane --sse-max-stream-seconds 1 --sse-retry-ms 120\` closes a long call's \
+stream every second; the v1 client resumes after 120 ms and gets every progress and the result`, async () => {
   const wire = sseWire();
   const client = new Client({ name: 'polled-cli', version: '1.0.0' });
   await client.connect(

@@ -1,3 +1,4 @@
+// Not on startTestEnv: it drives a node's UpstreamPool in this process (PoolHarness), with no control plane.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from '@modelcontextprotocol/client';
@@ -82,7 +83,8 @@ function assertPolled(
   );
 }
 
-test('DN-SSE-POLLING DN-PROGRESS: the official v1 client reconnects by itself when the node closes the stream of a long server-everything call, and gets every progress and the result', async () => {
+test(`DN-SSE-POLLING DN-PROGRESS: the official v1 client reconnects by itself when the node closes the stream of a \
+long server-everything call, and gets every progress and the result`, async () => {
   const recorded = sseWire();
   const client = new LegacyClient({ name: 'polled-v1', version: '1.0.0' });
   await client.connect(

@@ -1,3 +1,4 @@
+// Not on startTestEnv: it drives a node's UpstreamPool in this process (PoolHarness), with no control plane.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -276,7 +277,10 @@ function textOf(result: Json): string {
   return ((result['content'] as { text?: string }[] | undefined) ?? []).map((c) => c.text ?? '').join('\n');
 }
 
-/** A JSON-RPC error (the SDK clients throw McpError / ProtocolError with a numeric code) or an isError result, names masked. */
+/**
+ * A JSON-RPC error (the SDK clients throw McpError / ProtocolError with a numeric code) or an isError result, names
+ * masked.
+ */
 async function refusal(call: Promise<Json>, name: string): Promise<Json> {
   const mask = (text: string) => text.split(name).join('<tool>');
   try {
@@ -366,7 +370,8 @@ const RUNS: Record<MatrixRequirementId, Run> = {
 
   'MX-TOOLS-REFUSED': (cell) =>
     withAgent(cell, async (agent, up) => {
-      const forbidden = `${upstreamName(nextUpstream(cell.upstream))}__${scenario(nextUpstream(cell.upstream)).echo.tool}`;
+      const other = nextUpstream(cell.upstream);
+      const forbidden = `${upstreamName(other)}__${scenario(other).echo.tool}`;
       assert.ok(harness.pool.find('tools', forbidden), `${forbidden} exists on its upstream`);
       const unknown = `${up}__no_such_tool`;
       const refusedUnknown = await refusal(agent.callTool(unknown, {}), unknown);
@@ -502,7 +507,8 @@ const RUNS: Record<MatrixRequirementId, Run> = {
       const watch = await agent.watchListChanged(['tools', 'resources']);
       try {
         if (UPSTREAMS[cell.upstream].server === 'everything') {
-          // server-everything cannot change a tool at run time; its gzip tool adds a session resource (resources/list_changed).
+          // server-everything cannot change a tool at run time; its gzip tool adds a session resource
+          // (resources/list_changed).
           const file = `matrix-${cell.downstream}-${Date.now()}.gz`;
           await agent.callTool(`${up}__gzip-file-as-resource`, {
             name: file,
@@ -541,7 +547,8 @@ const RUNS: Record<MatrixRequirementId, Run> = {
       const killedAt = Date.now();
       await killUpstream(cell.upstream);
       const { result, error, at } = await call;
-      // Issue 13: an upstream that could not run the call is an execution failure the model sees (isError), not a protocol error.
+      // Issue 13: an upstream that could not run the call is an execution failure the model sees (isError), not a
+      // protocol error.
       assert.equal(error, undefined, `an isError result, not an exception: ${String(error)}`);
       assert.equal(result?.['isError'], true, `the call failed: ${JSON.stringify(result)}`);
       assert.match(textOf(result!), new RegExp(`upstream "${up}"`));
@@ -592,7 +599,8 @@ describe('the transport matrix: agent transport × upstream transport', () => {
 
 describe('server-memory and server-filesystem through every agent transport', () => {
   for (const downstream of Object.keys(DOWNSTREAMS) as DownstreamId[]) {
-    test(`UP-REAL-SERVERS DN-TOOLS-LIST DN-TOOLS-CALL [${downstream}]: server-memory and server-filesystem (a temporary directory) are listed and called`, async () => {
+    test(`UP-REAL-SERVERS DN-TOOLS-LIST DN-TOOLS-CALL [${downstream}]: server-memory and server-filesystem (a \
+temporary directory) are listed and called`, async () => {
       const agent = await connectAgent(downstream, server.url, realServersKey.secret);
       try {
         assert.deepEqual(names(await agent.listTools()), catalogKeys('tools', ['memory', 'files']));
@@ -625,7 +633,8 @@ describe('faults per upstream transport (SDK v1 agent over Streamable HTTP)', ()
   }
 
   for (const upstream of ['ev-stdio', 'conf-stdio'] as const) {
-    test(`UP-STDIO-RESTART DN-LIST-CHANGED [${upstream}]: killed while idle, the upstream is restarted (a new process), DOWN reported with why; the agent gets tools list_changed and its calls work again`, async () => {
+    test(`UP-STDIO-RESTART DN-LIST-CHANGED [${upstream}]: killed while idle, the upstream is restarted (a new \
+process), DOWN reported with why; the agent gets tools list_changed and its calls work again`, async () => {
       const cell: MatrixCell = { downstream: 'v1-http', upstream };
       await withAgent(cell, async (agent, up) => {
         const watch = await agent.watchListChanged(['tools']);
@@ -650,7 +659,8 @@ describe('faults per upstream transport (SDK v1 agent over Streamable HTTP)', ()
   }
 
   for (const upstream of ['ev-http', 'ev-sse', 'conf-http'] as const) {
-    test(`UP-HTTP-RECONNECT DN-LIST-CHANGED [${upstream}]: stopped while idle, the upstream is DOWN and its tools are withdrawn (list_changed; a call is answered unavailable, retryable); started again, calls work again`, async () => {
+    test(`UP-HTTP-RECONNECT DN-LIST-CHANGED [${upstream}]: stopped while idle, the upstream is DOWN and its tools are \
+withdrawn (list_changed; a call is answered unavailable, retryable); started again, calls work again`, async () => {
       const cell: MatrixCell = { downstream: 'v1-http', upstream };
       await withAgent(cell, async (agent, up) => {
         const watch = await agent.watchListChanged(['tools']);

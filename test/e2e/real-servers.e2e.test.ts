@@ -7,9 +7,7 @@ import type { Server } from 'node:http';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import { connectModernAgent } from '../support/agents.ts';
-import { createTestSchema, type TestSchema } from '../support/database.ts';
-import { ControlPlaneProcess, DataPlaneProcess, eventually } from '../support/gateway.ts';
-import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from '../support/graphql.ts';
+import { type DataPlaneProcess, eventually } from '../support/gateway.ts';
 import {
   callOutcome,
   connectDirect,
@@ -21,6 +19,7 @@ import {
   writeServerFiles,
   type RealServer,
 } from '../support/real-servers.ts';
+import { startTestEnv, type TestEnv } from '../support/test-env.ts';
 
 /**
  * A dozen real MCP servers from npm, each once directly (the SDK v1 client over stdio, as an agent
@@ -33,8 +32,7 @@ const MAX_EXPOSED_NAME = 64;
 
 let scratch: string;
 let api: { url: string; server: Server };
-let schema: TestSchema;
-let controlPlane: ControlPlaneProcess;
+let env: TestEnv;
 let node: DataPlaneProcess;
 let gatewayAgent: Client;
 const direct = new Map<string, Client>();
@@ -50,30 +48,23 @@ before(async () => {
   const context = { scratch, apiUrl: api.url };
   servers = realServers(context, 'direct');
   const behindGateway = realServers(context, 'gateway');
-  schema = await createTestSchema('real_servers');
-  controlPlane = await ControlPlaneProcess.start(schema.url, schema.name);
-  node = await DataPlaneProcess.start(controlPlane, 'real-servers-node');
+  env = await startTestEnv({ schemaPrefix: 'real_servers', nodes: ['real-servers-node'] });
+  node = env.node('real-servers-node');
   // Each server takes seconds of CPU to start: the node starts its upstreams while the direct ones start.
   const registered = (async () => {
     for (const server of behindGateway) {
       const input = {
         name: server.name,
-        transport: 'STDIO',
+        transport: 'STDIO' as const,
         command: process.execPath,
         args: [serverScript(server), ...server.args],
         env: Object.entries(server.env).map(([name, value]) => ({ name, value })),
         connectTimeoutMs: 120_000,
         callTimeoutMs: 30_000,
       };
-      await graphqlOk(controlPlane.graphqlUrl, controlPlane.adminToken, CREATE_UPSTREAM, { input });
+      await env.createUpstream(input);
     }
-    const created = await graphqlOk<{ createVirtualKey: { secret: string } }>(
-      controlPlane.graphqlUrl,
-      controlPlane.adminToken,
-      CREATE_KEY,
-      { input: { name: 'real-servers' } },
-    );
-    return created.createVirtualKey.secret;
+    return (await env.createKey({ name: 'real-servers' })).secret;
   })();
   const connected = Promise.all(
     servers.map(async (server) => {
@@ -110,9 +101,7 @@ before(async () => {
 after(async () => {
   await gatewayAgent?.close();
   await Promise.allSettled([...direct.values()].map((client) => client.close()));
-  await node?.stop();
-  await controlPlane?.stop();
-  await schema?.drop();
+  await env?.dispose();
   api?.server.close();
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
@@ -139,11 +128,7 @@ describe('real MCP servers from npm: an agent sees through the gateway what it s
     const refused = directTools.get('twilio')!.filter((tool) => `twilio__${tool.name}`.length > MAX_EXPOSED_NAME);
     assert.ok(refused.length > 0 && directTools.get('twilio')!.length - refused.length > 150);
     const query = '{ upstreams { name status { error } } }';
-    const { upstreams } = await graphqlOk<{ upstreams: { name: string; status: { error: string | null }[] }[] }>(
-      controlPlane.graphqlUrl,
-      controlPlane.adminToken,
-      query,
-    );
+    const { upstreams } = await env.gqlOk<{ upstreams: { name: string; status: { error: string | null }[] }[] }>(query);
     const error = upstreams.find((upstream) => upstream.name === 'twilio')?.status[0]?.error ?? '';
     for (const tool of refused) assert.ok(error.includes(`"${tool.name}" not exposed`), `${tool.name} in ${error}`);
   });

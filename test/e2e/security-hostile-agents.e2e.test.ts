@@ -2,9 +2,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { firstText } from '../support/agents.ts';
-import { startEverythingGateway, type EverythingGateway } from '../support/everything-gateway.ts';
-import { INITIALIZE, accepts, eventually, postMcp } from '../support/gateway.ts';
-import { CREATE_KEY, graphqlOk } from '../support/graphql.ts';
+import { INITIALIZE, eventually, postMcp } from '../support/gateway.ts';
+import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
 import { legacyAgent, sseAgent } from '../support/protocol-agents.ts';
 
 /**
@@ -97,7 +96,7 @@ function within<T>(ms: number, read: Promise<T>, fallback: T, onTimeout: () => v
 }
 
 describe('hostile agents on the data plane (issue 12)', () => {
-  let gateway: EverythingGateway;
+  let gateway: TestEnv;
   let mcpUrl: string;
   let intruder: string;
 
@@ -115,27 +114,24 @@ describe('hostile agents on the data plane (issue 12)', () => {
       ],
       ...['--sse-max-open-streams-per-session', '3'],
     ];
-    gateway = await startEverythingGateway({
+    gateway = await startTestEnv({
       nodes: [{ id: 'node-1', args }],
-      key: { name: 'victim', allowedTools: ['ev__*'] },
+      upstreams: [everythingUpstream('ev')],
+      keys: [
+        { name: 'victim', allowedTools: ['ev__*'] },
+        { name: 'intruder', allowedTools: ['ev__*'] },
+      ],
     });
     mcpUrl = gateway.nodes[0]!.mcpUrl;
-    const plane = gateway.controlPlane;
-    const created = await graphqlOk<{ createVirtualKey: { secret: string } }>(
-      plane.graphqlUrl,
-      plane.adminToken,
-      CREATE_KEY,
-      { input: { name: 'intruder', allowedTools: ['ev__*'] } },
-    );
-    intruder = created.createVirtualKey.secret;
-    await eventually('the intruder key reached the node', () => accepts(mcpUrl, intruder), 10_000);
+    intruder = gateway.keys[1]!.secret;
   });
 
   after(async () => {
-    await gateway?.stop();
+    await gateway?.dispose();
   });
 
-  test("finding 1: one key cannot answer another key's server-to-client requests (legacy SSE and Streamable HTTP replies, guessed and leaked ids)", async () => {
+  test(`finding 1: one key cannot answer another key's server-to-client requests (legacy SSE and Streamable HTTP \
+replies, guessed and leaked ids)`, async () => {
     const victim = await sseAgent(new URL(mcpUrl), gateway.key.secret, { capabilities: { sampling: {} } });
     const hostileSse = await openSse(mcpUrl, intruder);
     const hostileHttp = await legacyAgent(new URL(mcpUrl), intruder);
@@ -152,7 +148,8 @@ describe('hostile agents on the data plane (issue 12)', () => {
       const attacksDone = new Promise<void>((done) => (attacked = done));
       const attacks: Promise<number>[] = [];
       victim.client.setRequestHandler(CreateMessageRequestSchema, async (_request, extra) => {
-        // The intruder guesses ids as the node once issued them (pcn-<tag>-<n>), and is even handed the real one (as if it leaked).
+        // The intruder guesses ids as the node once issued them (pcn-<tag>-<n>), and is even handed the real one (as if
+        // it leaked).
         const guessed = Array.from({ length: 99 }, (_, i) => ({
           jsonrpc: '2.0',
           id: `pcn-${tag}-${i + 1}`,
@@ -191,7 +188,8 @@ describe('hostile agents on the data plane (issue 12)', () => {
     }
   });
 
-  test('finding 5: POST /messages takes at most 100 messages; a key or session beyond its calls in flight is refused at once, other keys are served', async () => {
+  test(`finding 5: POST /messages takes at most 100 messages; a key or session beyond its calls in flight is refused \
+at once, other keys are served`, async () => {
     const hostile = await openSse(mcpUrl, intruder);
     const flood = await sseAgent(new URL(mcpUrl), intruder);
     const hostileHttp = await legacyAgent(new URL(mcpUrl), intruder);
@@ -261,7 +259,8 @@ describe('hostile agents on the data plane (issue 12)', () => {
     }
   });
 
-  test("finding 4: one key cannot evict another key's resumable SSE stream, nor hold unbounded GET streams in one session", async () => {
+  test(`finding 4: one key cannot evict another key's resumable SSE stream, nor hold unbounded GET streams in one \
+session`, async () => {
     // Key B's call: its answer stream starts (a progress event), then the connection drops; the call goes on.
     const victimSession = await openSession(mcpUrl, gateway.key.secret);
     const dropped = new AbortController();

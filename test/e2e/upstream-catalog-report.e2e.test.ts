@@ -92,7 +92,8 @@ describe('the control plane records prompts, resources and resource templates', 
     return last!;
   }
 
-  test("UP-REPORT: server-everything's prompts, resources and templates reach GraphQL as the agent sees them, with sizes and when each list changed", async () => {
+  test(`UP-REPORT: server-everything's prompts, resources and templates reach GraphQL as the agent sees them, with \
+sizes and when each list changed`, async () => {
     const ev = await until('ev', "server-everything's lists recorded", (u) => u.catalogLists.length === 3);
     const seen = await agent!.listPrompts();
     const evPrompts = seen.prompts.filter((p) => p.name.startsWith('ev__'));
@@ -141,7 +142,8 @@ describe('the control plane records prompts, resources and resource templates', 
     assert.equal(list(ev, 'RESOURCES')!.count, ev.resources.length);
   });
 
-  test('UP-REPORT-LIST-CHANGED: a resource registered by server-everything (resources/list_changed) shows up in GraphQL with its change', async () => {
+  test(`UP-REPORT-LIST-CHANGED: a resource registered by server-everything (resources/list_changed) shows up in \
+GraphQL with its change`, async () => {
     const before = await until('ev', 'resources recorded', (u) => list(u, 'RESOURCES') !== undefined);
     const uri = 'demo://resource/session/catalog-report.txt.gz';
     assert.ok(!before.resources.some((r) => r.uri === uri));
@@ -167,7 +169,8 @@ describe('the control plane records prompts, resources and resource templates', 
     );
   });
 
-  test('UP-REPORT-LIST-CHANGED: a prompt added by an upstream (prompts/list_changed) shows up in GraphQL with its change', async () => {
+  test(`UP-REPORT-LIST-CHANGED: a prompt added by an upstream (prompts/list_changed) shows up in GraphQL with its \
+change`, async () => {
     const before = await until('cf', "the fixture's prompts recorded", (u) => list(u, 'PROMPTS') !== undefined);
     assert.ok(!before.prompts.some((p) => p.name === 'test_dynamic_prompt'));
     await agent!.callTool({ name: 'cf__test_trigger_prompt_change', arguments: {} });

@@ -130,7 +130,8 @@ describe('finding 9: changing an upstream target needs its credentials again; no
     );
   });
 
-  it('refuses URLs carrying user:password@ or credential-looking query parameters, without echoing the secret', async () => {
+  it(`refuses URLs carrying user:password@ or credential-looking query parameters, without echoing the \
+secret`, async () => {
     const refusedUrls = [
       ['https://admin:hunter2-secret@mcp.example.com/mcp', /must not carry credentials \(user:password@host\)/],
       ['https://mcp.example.com/mcp?api_key=abc123-secret', /query parameter "api_key" that looks like a credential/],

@@ -1,3 +1,4 @@
+// Not on startTestEnv: it drives a node's UpstreamPool in this process (PoolHarness), with no control plane.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PortcullisError } from '../../common/src/index.ts';
@@ -30,7 +31,8 @@ describe('upstreams that deviate from the spec', () => {
     params: { name: 'echo', arguments: { message } },
   });
 
-  test('STRICTNESS-RESULT-TYPE: results without resultType reach agents of both eras, logged once, counted', async () => {
+  test(`STRICTNESS-RESULT-TYPE: results without resultType reach agents of both eras, logged once, \
+counted`, async () => {
     const server = await deviant({ omitResultType: ['tools/call'] });
     const h = scope.pool([httpUpstream('dev', server.url)]);
     await h.waitForState('dev', READY);
@@ -81,7 +83,8 @@ describe('upstreams that deviate from the spec', () => {
     assert.equal(h.state('sick'), READY, 'a call that succeeds makes it READY again');
   });
 
-  test('FRAMING-NDJSON-LISTEN: a listen acked as NDJSON labelled application/json is read; ready, subscribed at once', async () => {
+  test(`FRAMING-NDJSON-LISTEN: a listen acked as NDJSON labelled application/json is read; ready, subscribed at \
+once`, async () => {
     const server = await deviant({ omitResultType: [], ndjsonListen: true, announceListChanged: true });
     const h = scope.pool([httpUpstream('nd', server.url)], { connectTimeoutMs: 10_000, callTimeoutMs: 10_000 });
     const readyMs = await h.waitForState('nd', READY, 20_000);
@@ -101,7 +104,8 @@ describe('upstreams that deviate from the spec', () => {
     assert.ok(h.deviations.includes('nd:ndjson_body'), `counted: ${h.deviations.join(', ')}`);
   });
 
-  test('FRAMING-UNANSWERED: an unacknowledged listen holds neither readiness nor a subscribe past its timeout', async () => {
+  test(`FRAMING-UNANSWERED: an unacknowledged listen holds neither readiness nor a subscribe past its \
+timeout`, async () => {
     const server = await deviant({ omitResultType: [], silentListen: true, announceListChanged: true });
     const h = scope.pool([httpUpstream('mute', server.url, { callTimeoutMs: 1_500 })], { connectTimeoutMs: 10_000 });
     const readyMs = await h.waitForState('mute', READY, 20_000);
@@ -130,7 +134,8 @@ describe('upstreams that deviate from the spec', () => {
     assert.ok(Date.now() - second < 2_000, 'a subscribe queued behind an unanswered one still ends at its own timeout');
   });
 
-  test('PROTOCOL-VERSION-SETTING: protocolVersion pins what the node speaks to a server whose 2026-07-28 is broken', async () => {
+  test(`PROTOCOL-VERSION-SETTING: protocolVersion pins what the node speaks to a server whose 2026-07-28 is \
+broken`, async () => {
     const server = await deviant({ omitResultType: ['tools/call'] });
     const h = scope.pool([
       httpUpstream('auto', server.url),

@@ -1,3 +1,4 @@
+// Not on startTestEnv: it drives a node's UpstreamPool in this process (PoolHarness), with no control plane.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
@@ -135,14 +136,16 @@ describe('upstream lean relay: what the SDK client did for relayed requests, kep
     return started;
   }
 
-  test('UP-RELAY-UNCHANGED: a result with fields and content types no schema knows reaches the caller exactly as the upstream sent it', async () => {
+  test(`UP-RELAY-UNCHANGED: a result with fields and content types no schema knows reaches the caller exactly as the \
+upstream sent it`, async () => {
     const h = pool([stdioUpstream('raw', process.execPath, RAW_STDIO_ARGS)]);
     await h.waitForState('raw', READY);
     const result = await h.pool.request('raw', { method: 'tools/call', params: { name: 'exotic', arguments: {} } });
     assert.deepEqual(result, EXOTIC_RESULT);
   });
 
-  test('UP-RELAY-MALFORMED: a response whose result is not an object fails the call at once as an upstream error naming the upstream (not a timeout)', async () => {
+  test(`UP-RELAY-MALFORMED: a response whose result is not an object fails the call at once as an upstream error \
+naming the upstream (not a timeout)`, async () => {
     const h = pool([stdioUpstream('raw', process.execPath, RAW_STDIO_ARGS, { callTimeoutMs: 10_000 })]);
     await h.waitForState('raw', READY);
     await assert.rejects(
@@ -155,7 +158,8 @@ describe('upstream lean relay: what the SDK client did for relayed requests, kep
     assert.equal(firstText(next), 'ok');
   });
 
-  test('UP-HTTP-HEADERS: a relayed request carries the session id and the negotiated protocol version, over one kept-alive connection', async () => {
+  test(`UP-HTTP-HEADERS: a relayed request carries the session id and the negotiated protocol version, over one \
+kept-alive connection`, async () => {
     const server = await rawHttp();
     const h = pool([httpUpstream('raw', server.url)]);
     await h.waitForState('raw', READY);
@@ -175,7 +179,8 @@ describe('upstream lean relay: what the SDK client did for relayed requests, kep
     }
   });
 
-  test('UP-RELAY-STREAM-END: an HTTP answer stream that ends without a response fails the call at once as unavailable (not a timeout)', async () => {
+  test(`UP-RELAY-STREAM-END: an HTTP answer stream that ends without a response fails the call at once as unavailable \
+(not a timeout)`, async () => {
     const server = await rawHttp();
     const h = pool([httpUpstream('raw', server.url, { callTimeoutMs: 10_000 })]);
     await h.waitForState('raw', READY);
@@ -188,7 +193,8 @@ describe('upstream lean relay: what the SDK client did for relayed requests, kep
     );
   });
 
-  test('UP-HTTP-RESET-RETRY: a relayed POST whose connection is dropped before any answer is sent once more, on a new connection, and answered', async () => {
+  test(`UP-HTTP-RESET-RETRY: a relayed POST whose connection is dropped before any answer is sent once more, on a new \
+connection, and answered`, async () => {
     const server = await rawHttp();
     const h = pool([httpUpstream('raw', server.url)]);
     await h.waitForState('raw', READY);
@@ -203,7 +209,8 @@ describe('upstream lean relay: what the SDK client did for relayed requests, kep
     assert.equal(server.requests.filter((r) => r.method === 'tools/call').length, 3);
   });
 
-  test('UP-HTTP-RESET-ONCE: a POST dropped again on its second attempt fails the call as unavailable, sent no third time', async () => {
+  test(`UP-HTTP-RESET-ONCE: a POST dropped again on its second attempt fails the call as unavailable, sent no third \
+time`, async () => {
     const server = await rawHttp();
     const h = pool([httpUpstream('raw', server.url, { callTimeoutMs: 10_000 })]);
     await h.waitForState('raw', READY);
@@ -214,7 +221,8 @@ describe('upstream lean relay: what the SDK client did for relayed requests, kep
     assert.equal(server.requests.filter((r) => r.method === 'tools/call').length, 2);
   });
 
-  test('UP-HTTP-REDIRECT: an upstream whose endpoint redirects (307, same origin) is still relayed to, through the SDK transport that follows it', async () => {
+  test(`UP-HTTP-REDIRECT: an upstream whose endpoint redirects (307, same origin) is still relayed to, through the \
+SDK transport that follows it`, async () => {
     const server = await rawHttp();
     const h = pool([httpUpstream('moved', server.url.replace(/\/mcp$/, '/old'))]);
     await h.waitForState('moved', READY);

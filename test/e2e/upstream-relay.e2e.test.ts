@@ -1,3 +1,4 @@
+// Not on startTestEnv: it drives a node's UpstreamPool in this process (PoolHarness), with no control plane.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { PortcullisError } from '../../common/src/index.ts';
@@ -36,7 +37,8 @@ describe('upstream relay: progress, cancellation, server requests, notifications
     return started;
   }
 
-  test("UP-RELAY-PROGRESS: progress reaches the caller under the agent's own token, and resets the call timeout", async () => {
+  test(`UP-RELAY-PROGRESS: progress reaches the caller under the agent's own token, and resets the call \
+timeout`, async () => {
     const server = await fixture();
     const h = pool([httpUpstream('prog', server.url)]);
     await h.waitForState('prog', READY);
@@ -56,7 +58,8 @@ describe('upstream relay: progress, cancellation, server requests, notifications
     assert.equal(seen[0]!['message'], 'step 1');
   });
 
-  test('UP-RELAY-PROGRESS-ORDER: a 2026-07-28 upstream over stdio, whose last progress arrives in one read with its result: every progress reaches the caller', async () => {
+  test(`UP-RELAY-PROGRESS-ORDER: a 2026-07-28 upstream over stdio, whose last progress arrives in one read with its \
+result: every progress reaches the caller`, async () => {
     const { command, args } = conformanceFixtureStdioCommand();
     const h = pool([stdioUpstream('conf', command, args)]);
     await h.waitForState('conf', READY, 30_000);
@@ -84,7 +87,8 @@ describe('upstream relay: progress, cancellation, server requests, notifications
     }
   });
 
-  test('UP-PARAM-HEADERS: a tools/call to a 2026-07-28 upstream carries the Mcp-Param-* headers its tool declares, so the upstream accepts it', async () => {
+  test(`UP-PARAM-HEADERS: a tools/call to a 2026-07-28 upstream carries the Mcp-Param-* headers its tool declares, so \
+the upstream accepts it`, async () => {
     const upstream = await startConformanceFixtureHttp();
     cleanups.push(() => upstream.process.stop());
     const h = pool([httpUpstream('conf', upstream.url)]);
@@ -99,7 +103,8 @@ describe('upstream relay: progress, cancellation, server requests, notifications
     }
   });
 
-  test('UP-RELAY-CANCEL: aborting a relayed call rejects it at once and tells the upstream (notifications/cancelled)', async () => {
+  test(`UP-RELAY-CANCEL: aborting a relayed call rejects it at once and tells the upstream \
+(notifications/cancelled)`, async () => {
     const server = await fixture();
     const h = pool([httpUpstream('cancel', server.url)]);
     await h.waitForState('cancel', READY);
@@ -117,7 +122,8 @@ describe('upstream relay: progress, cancellation, server requests, notifications
     await until('the upstream saw the cancellation', () => server.state.cancelled === 1, 3_000);
   });
 
-  test('UP-RELAY-SERVER-REQUEST: over Streamable HTTP, concurrent elicitation and sampling requests reach the onRequest of the call that caused them', async () => {
+  test(`UP-RELAY-SERVER-REQUEST: over Streamable HTTP, concurrent elicitation and sampling requests reach the \
+onRequest of the call that caused them`, async () => {
     const h = pool([httpUpstream('every', everythingHttp.url)]);
     await h.waitForState('every', READY);
     const asked: Record<string, string[]> = { elicit: [], sample: [], bystander: [] };
@@ -168,7 +174,9 @@ describe('upstream relay: progress, cancellation, server requests, notifications
     assert.ok(Array.isArray(bystander['content']));
   });
 
-  test("UP-RELAY-SERVER-REQUEST: over stdio the request goes to the only call in flight, or to the oldest when all in flight are one agent's; with no handler, or calls of several agents in flight, the upstream is answered with an error", async () => {
+  test(`UP-RELAY-SERVER-REQUEST: over stdio the request goes to the only call in flight, or to the oldest when all in \
+flight are one agent's; with no handler, or calls of several agents in flight, the upstream is answered with an \
+error`, async () => {
     const h = pool([everythingStdio('local')]);
     await h.waitForState('local', READY);
     await until(
@@ -194,7 +202,8 @@ describe('upstream relay: progress, cancellation, server requests, notifications
     });
     assert.equal(refused['isError'], true);
     assert.match(firstText(refused), /-32601: Method not found: the agent cannot answer elicitation\/create/);
-    // Two calls in flight over stdio: the protocol does not say which one asked, so the upstream is refused rather than guessed.
+    // Two calls in flight over stdio: the protocol does not say which one asked, so the upstream is refused rather than
+    // guessed.
     const asked: string[] = [];
     const [ambiguous] = await Promise.all([
       h.pool.request(
@@ -244,7 +253,8 @@ describe('upstream relay: progress, cancellation, server requests, notifications
     assert.match(JSON.stringify(answered), /decline/i);
   });
 
-  test("UP-RELAY-SERVER-REQUEST UP-ERA-2026: a 2026-07-28 upstream's input_required elicitation is answered through the call's onRequest", async () => {
+  test(`UP-RELAY-SERVER-REQUEST UP-ERA-2026: a 2026-07-28 upstream's input_required elicitation is answered through \
+the call's onRequest`, async () => {
     const server = await fixture('modern-2026');
     const h = pool([httpUpstream('modern', server.url)]);
     await h.waitForState('modern', READY);
@@ -264,7 +274,8 @@ describe('upstream relay: progress, cancellation, server requests, notifications
     assert.equal(asked[0]?.params?.['message'], 'Favourite colour?');
   });
 
-  test('UP-RELAY-NOTIFICATIONS: a notification sent during a call goes to its onNotification; one sent outside any call goes to onUpstreamNotification', async () => {
+  test(`UP-RELAY-NOTIFICATIONS: a notification sent during a call goes to its onNotification; one sent outside any \
+call goes to onUpstreamNotification`, async () => {
     const server = await fixture();
     const h = pool([httpUpstream('chatty', server.url)]);
     await h.waitForState('chatty', READY);
@@ -293,7 +304,8 @@ describe('upstream relay: progress, cancellation, server requests, notifications
     assert.equal(related.length, 1);
   });
 
-  test('UP-LIST-CHANGED: tools/list_changed refreshes the catalog, fires onCatalogChanged and onToolsChanged, and reaches the next report (both eras)', async () => {
+  test(`UP-LIST-CHANGED: tools/list_changed refreshes the catalog, fires onCatalogChanged and onToolsChanged, and \
+reaches the next report (both eras)`, async () => {
     const legacy = await fixture();
     const modern = await fixture('modern-2026');
     const h = pool([httpUpstream('dyn', legacy.url), httpUpstream('dyn26', modern.url)]);
@@ -331,7 +343,8 @@ describe('upstream relay: progress, cancellation, server requests, notifications
     assert.ok(ms < 5_000);
   });
 
-  test('UP-PINNING: with pinning on, a tool whose definition no longer matches its pin is held back until a snapshot pins the new hash', async () => {
+  test(`UP-PINNING: with pinning on, a tool whose definition no longer matches its pin is held back until a snapshot \
+pins the new hash`, async () => {
     const server = await fixture();
     const config = httpUpstream('pinned', server.url, { pinToolDefinitions: true });
     const h = pool([config]);
@@ -367,7 +380,8 @@ describe('upstream relay: progress, cancellation, server requests, notifications
     assert.equal(h.lastReport('pinned')!.configHash, 'h3');
   });
 
-  test('UP-NAMES: unprefixed upstreams expose bare names; a name taken by an earlier upstream is dropped and reported', async () => {
+  test(`UP-NAMES: unprefixed upstreams expose bare names; a name taken by an earlier upstream is dropped and \
+reported`, async () => {
     const first = await fixture();
     const second = await fixture();
     const h = pool([

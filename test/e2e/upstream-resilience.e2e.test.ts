@@ -1,3 +1,4 @@
+// Not on startTestEnv: it drives a node's UpstreamPool in this process (PoolHarness), with no control plane.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PortcullisError } from '../../common/src/index.ts';
@@ -26,7 +27,8 @@ describe('upstream resilience: crashes, restarts, expired sessions, health', () 
     return started;
   }
 
-  test('UP-STDIO-KILL-INFLIGHT UP-STDIO-RESTART: killing a stdio upstream mid-call fails the call at once naming the upstream; others keep working; it restarts', async (t) => {
+  test(`UP-STDIO-KILL-INFLIGHT UP-STDIO-RESTART: killing a stdio upstream mid-call fails the call at once naming the \
+upstream; others keep working; it restarts`, async (t) => {
     const other = await fixture('sessionful-2025');
     const h = pool([everythingStdio('crashy'), httpUpstream('other', other.url)]);
     await h.waitForState('crashy', READY);
@@ -42,7 +44,7 @@ describe('upstream resilience: crashes, restarts, expired sessions, health', () 
       () => ({ error: undefined, at: Date.now() }),
       (error: unknown) => ({ error, at: Date.now() }),
     );
-    await new Promise((r) => setTimeout(r, 200));
+    await until('the call is in flight', () => h.connection('crashy').inflightCount === 1);
     const killedAt = Date.now();
     process.kill(pid, 'SIGKILL');
     const { error, at } = await outcome;
@@ -85,7 +87,8 @@ describe('upstream resilience: crashes, restarts, expired sessions, health', () 
     t.diagnostic(`restart after an idle crash: ${restartMs} ms`);
   });
 
-  test('UP-HTTP-RECONNECT UP-HEALTH: an HTTP upstream that stops goes DOWN (pings fail), and READY again when it is back', async (t) => {
+  test(`UP-HTTP-RECONNECT UP-HEALTH: an HTTP upstream that stops goes DOWN (pings fail), and READY again when it is \
+back`, async (t) => {
     const port = await freePort();
     const server = await fixture('sessionful-2025', port);
     const h = pool([httpUpstream('flaky', server.url, { healthIntervalMs: 100, healthFailureThreshold: 2 })]);
@@ -106,7 +109,8 @@ describe('upstream resilience: crashes, restarts, expired sessions, health', () 
     t.diagnostic(`ready ${backMs} ms after the server came back`);
   });
 
-  test('UP-HEALTH: failing pings make an upstream DEGRADED, then DOWN at the threshold; it reconnects when pings pass', async () => {
+  test(`UP-HEALTH: failing pings make an upstream DEGRADED, then DOWN at the threshold; it reconnects when pings \
+pass`, async () => {
     const server = await fixture('sessionful-2025');
     const h = pool([httpUpstream('sick', server.url, { healthIntervalMs: 100, healthFailureThreshold: 3 })]);
     await h.waitForState('sick', READY);
@@ -125,7 +129,8 @@ describe('upstream resilience: crashes, restarts, expired sessions, health', () 
     await h.waitForState('sick', READY, 10_000);
   });
 
-  test('UP-SESSION-REINIT: an HTTP upstream that forgot the session (404) is re-initialized transparently; safe calls are retried once, unsafe ones are not', async () => {
+  test(`UP-SESSION-REINIT: an HTTP upstream that forgot the session (404) is re-initialized transparently; safe calls \
+are retried once, unsafe ones are not`, async () => {
     const port = await freePort();
     const server = await fixture('sessionful-2025', port);
     const h = pool([httpUpstream('amnesiac', server.url)]);
@@ -155,7 +160,8 @@ describe('upstream resilience: crashes, restarts, expired sessions, health', () 
     assert.equal(h.state('amnesiac'), READY);
   });
 
-  test('UP-ERA-2026 UP-HEALTH: a 2026-07-28 upstream is health-checked with server/discover (it has no ping) and stays READY', async () => {
+  test(`UP-ERA-2026 UP-HEALTH: a 2026-07-28 upstream is health-checked with server/discover (it has no ping) and \
+stays READY`, async () => {
     const server = await fixture('modern-2026');
     const h = pool([httpUpstream('modern', server.url, { healthIntervalMs: 50, healthFailureThreshold: 1 })]);
     await h.waitForState('modern', READY);

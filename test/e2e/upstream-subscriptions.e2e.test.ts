@@ -1,3 +1,4 @@
+// Not on startTestEnv: it drives a node's UpstreamPool in this process (PoolHarness), with no control plane.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
@@ -75,7 +76,8 @@ for (const transport of ['http', 'stdio'] as const) {
       for (const node of nodes) await node.close();
     });
 
-    test('UP-SUBSCRIBE-2026 DN-RESOURCES-SUBSCRIBE: a 2025 agent subscribes and unsubscribes; the node listens upstream for it and relays the updates', async () => {
+    test(`UP-SUBSCRIBE-2026 DN-RESOURCES-SUBSCRIBE: a 2025 agent subscribes and unsubscribes; the node listens \
+upstream for it and relays the updates`, async () => {
       const node = await startNode(transport);
       nodes.push(node);
       const { client } = await legacyAgent(node.server.url, key.secret);
@@ -99,7 +101,8 @@ for (const transport of ['http', 'stdio'] as const) {
       await client.close();
     });
 
-    test("UP-SUBSCRIBE-2026: a 2026-07-28 agent's listen stream with resourceSubscriptions gets the upstream's updates", async () => {
+    test(`UP-SUBSCRIBE-2026: a 2026-07-28 agent's listen stream with resourceSubscriptions gets the upstream's \
+updates`, async () => {
       const node = await startNode(transport);
       nodes.push(node);
       const agent = await modernAgent(node.server.url, key.secret);
@@ -113,7 +116,8 @@ for (const transport of ['http', 'stdio'] as const) {
       await agent.close();
     });
 
-    test('UP-SUBSCRIBE-RESTORE: after the upstream restarts, the node subscribes again and updates keep reaching the agent', async () => {
+    test(`UP-SUBSCRIBE-RESTORE: after the upstream restarts, the node subscribes again and updates keep reaching the \
+agent`, async () => {
       const node = await startNode(transport);
       nodes.push(node);
       const { client } = await legacyAgent(node.server.url, key.secret);
@@ -160,7 +164,8 @@ describe('resource subscriptions to a 2025-era upstream (server-everything over 
     await harness?.close();
   });
 
-  test('UP-SUBSCRIBE-RESTORE: after the upstream process is restarted, the node sends resources/subscribe again', async () => {
+  test(`UP-SUBSCRIBE-RESTORE: after the upstream process is restarted, the node sends resources/subscribe \
+again`, async () => {
     harness = PoolHarness.start([everythingStdio('everything')]);
     await harness.waitForState('everything', READY);
     assert.notEqual(harness.connection('everything').current.protocolVersion, '2026-07-28');

@@ -1,3 +1,4 @@
+// Not on startTestEnv: it drives a node's UpstreamPool in this process (PoolHarness), with no control plane.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -54,7 +55,8 @@ describe('upstream transports, eras and real servers', () => {
     return harness;
   }
 
-  test('UP-STDIO-CONNECT UP-ERA-2025 UP-CATALOGS UP-RELAY-UNCHANGED UP-REPORT: a stdio server-everything with env is listed (all kinds, all pages) and called, results unchanged, and reported', async () => {
+  test(`UP-STDIO-CONNECT UP-ERA-2025 UP-CATALOGS UP-RELAY-UNCHANGED UP-REPORT: a stdio server-everything with env is \
+listed (all kinds, all pages) and called, results unchanged, and reported`, async () => {
     const h = pool([everythingStdio('every', { env: [{ name: 'PORTCULLIS_PROBE', value: 'from-config' }] })]);
     await h.waitForState('every', READY);
     const status = h.connection('every').current;
@@ -166,7 +168,8 @@ describe('upstream transports, eras and real servers', () => {
     }
   });
 
-  test('UP-ERA-2026: a 2026-07-28 SDK v2 server is negotiated as such, listed and called; the 2025-only ping is refused locally', async () => {
+  test(`UP-ERA-2026: a 2026-07-28 SDK v2 server is negotiated as such, listed and called; the 2025-only ping is \
+refused locally`, async () => {
     const fixture = await SdkHttpFixture.start('modern-2026');
     cleanups.push(() => fixture.stop());
     const h = pool([httpUpstream('modern', fixture.url)]);
@@ -183,7 +186,8 @@ describe('upstream transports, eras and real servers', () => {
     );
   });
 
-  test('UP-AUTH-DOWN: HTTP 401 and a missing command show DOWN with the reason and are not retried quickly', async () => {
+  test(`UP-AUTH-DOWN: HTTP 401 and a missing command show DOWN with the reason and are not retried \
+quickly`, async () => {
     let hits = 0;
     const refusing = createServer((req, res) => {
       hits += 1;
@@ -203,6 +207,7 @@ describe('upstream transports, eras and real servers', () => {
     assert.match(h.connection('missing').current.error ?? '', /command not found|ENOENT/);
     assert.match(h.lastReport('missing')?.error ?? '', /command not found|ENOENT/);
     const hitsWhenDown = hits;
+    // A fixed time on purpose: that nothing arrives in it is the behaviour under test.
     await new Promise((r) => setTimeout(r, 1_500));
     assert.equal(hits, hitsWhenDown, 'no retry within 1.5 s of an auth failure');
     assert.equal(h.state('locked'), DOWN);
@@ -221,7 +226,8 @@ describe('upstream transports, eras and real servers', () => {
     await assert.rejects(h.pool.request('off', { method: 'tools/list' }), /upstream "off" is disabled/);
   });
 
-  test('UP-TIMEOUTS: an upstream call timeout applies, 0 takes the node default, and a slow call fails naming the upstream', async () => {
+  test(`UP-TIMEOUTS: an upstream call timeout applies, 0 takes the node default, and a slow call fails naming the \
+upstream`, async () => {
     const fixture = await SdkHttpFixture.start('sessionful-2025');
     cleanups.push(() => fixture.stop());
     const h = pool(
@@ -243,7 +249,8 @@ describe('upstream transports, eras and real servers', () => {
     assert.ok(Date.now() - started < 1_000, 'failed at the timeout, not at the end of the call');
   });
 
-  test('UP-REAL-SERVERS UP-STDIO-CONNECT: server-memory and server-filesystem (cwd-relative root) list their catalogs and serve calls', async () => {
+  test(`UP-REAL-SERVERS UP-STDIO-CONNECT: server-memory and server-filesystem (cwd-relative root) list their catalogs \
+and serve calls`, async () => {
     writeFileSync(join(workDir, 'hello.txt'), 'hello from disk');
     const memoryFile = join(workDir, 'memory.jsonl');
     const h = pool([

@@ -1,3 +1,4 @@
+// Not on startTestEnv: it drives a node's UpstreamPool in this process (PoolHarness), with no control plane.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -110,7 +111,8 @@ async function assertNotFound(call: Call, name: string, who: string): Promise<vo
   });
 }
 
-test('12 tool not found while an upstream restarts: a known tool of an upstream that is away gets a retryable isError result on both eras; unknown and forbidden names stay -32602', async () => {
+test(`12 tool not found while an upstream restarts: a known tool of an upstream that is away gets a retryable isError \
+result on both eras; unknown and forbidden names stay -32602`, async () => {
   const mine = await agents(key);
   const theirs = await agents(outsider);
   try {

@@ -24,8 +24,13 @@ describe('walking skeleton: control plane on PostgreSQL, two data-plane nodes, s
   const allowed = ['ev__echo', 'ev__get-sum', 'evh__*'];
 
   before(async () => {
+    // Nodes look for a returning control plane every 500 ms at most (default 5 s): the restart test waits less.
+    const reconnect = ['--control-plane-reconnect-max-ms', '500'];
     env = await startTestEnv({
-      nodes: [{ id: 'node-a', args: ['--metrics-listen', `127.0.0.1:${await freePort()}`] }, 'node-b'],
+      nodes: [
+        { id: 'node-a', args: ['--metrics-listen', `127.0.0.1:${await freePort()}`, ...reconnect] },
+        { id: 'node-b', args: reconnect },
+      ],
     });
     controlPlane = env.controlPlane!;
     [nodeA, nodeB] = [env.node('node-a'), env.node('node-b')];
@@ -118,7 +123,8 @@ describe('walking skeleton: control plane on PostgreSQL, two data-plane nodes, s
     }
   });
 
-  test('each node serves Prometheus metrics on its metrics address: tool calls, the time the gateway added, the config version', async () => {
+  test(`each node serves Prometheus metrics on its metrics address: tool calls, the time the gateway added, the \
+config version`, async () => {
     assert.ok(nodeA.metricsUrl, 'node A printed its metrics address');
     const response = await fetch(nodeA.metricsUrl);
     assert.equal(response.status, 200);

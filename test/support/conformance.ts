@@ -15,7 +15,7 @@ import { connectLegacyAgent } from './agents.ts';
 import { eventually } from './gateway.ts';
 import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from './graphql.ts';
 import { nodeFor } from '../../scripts/node-runtime.ts';
-import { REPO_ROOT, RunningProcess, freePort, startCli } from './processes.ts';
+import { REPO_ROOT, RunningProcess, freePort, startDev } from './processes.ts';
 
 export const CONFORMANCE_CLI = resolve(REPO_ROOT, 'node_modules/@modelcontextprotocol/conformance/dist/index.js');
 /** The oldest Node the conformance CLI runs on (it calls `fs.globSync`). */
@@ -44,7 +44,10 @@ export function gatewayConformanceReady(): boolean {
   return GATEWAY_ANONYMOUS_KEY_FLAG !== undefined && Object.keys(GATEWAY_UNPREFIXED_UPSTREAM_INPUT).length > 0;
 }
 
-/** What @modelcontextprotocol/conformance 0.2.0-alpha.12 runs in each suite against the conformance upstream (scenarios, passed checks). */
+/**
+ * What @modelcontextprotocol/conformance 0.2.0-alpha.12 runs in each suite against the conformance upstream (scenarios,
+ * passed checks).
+ */
 export const SUITE_COUNTS: Readonly<Record<string, { scenarios: number; passed: number }>> = {
   'active 2025': { scenarios: 31, passed: 73 },
   'active 2026-07-28': { scenarios: 20, passed: 41 },
@@ -206,7 +209,10 @@ async function readFailures(outputDir: string): Promise<FailedCheck[]> {
   return failures.sort((a, b) => a.scenario.localeCompare(b.scenario) || a.id.localeCompare(b.id));
 }
 
-/** The conformance upstream over Streamable HTTP on a free port (or `fixedPort`, to restart one); resolves once it listens. */
+/**
+ * The conformance upstream over Streamable HTTP on a free port (or `fixedPort`, to restart one); resolves once it
+ * listens.
+ */
 export async function startConformanceFixtureHttp(
   env: NodeJS.ProcessEnv = {},
   fixedPort?: number,
@@ -251,27 +257,9 @@ export async function startConformanceGateway(
   const dataDir = await mkdtemp(join(tmpdir(), 'portcullis-conformance-gw-'));
   const ports = { graphql: await freePort(), grpc: await freePort(), mcp: await freePort() };
   const start = async (extra: string[]): Promise<{ process: RunningProcess; adminToken: string }> => {
-    const child = startCli(
-      'portcullis dev',
-      [
-        'dev',
-        '--data-dir',
-        dataDir,
-        '--graphql-port',
-        String(ports.graphql),
-        '--grpc-port',
-        String(ports.grpc),
-        '--port',
-        String(ports.mcp),
-        '--log-level',
-        'warn',
-        ...extra,
-      ],
-      { DATABASE_URL: '', PORTCULLIS_ADMIN_TOKEN: '' },
-    );
-    const [, adminToken] = await child.waitFor(/Admin token:\s+(\S+)/, 120_000);
-    await child.waitFor(/MCP endpoint \(agents\):/, 30_000);
-    return { process: child, adminToken: adminToken! };
+    const started = await startDev(dataDir, ports, ['--log-level', 'warn', ...extra]);
+    await started.process.waitFor(/MCP endpoint \(agents\):/, 30_000);
+    return started;
   };
   let running = await start([]);
   const graphqlUrl = `http://127.0.0.1:${ports.graphql}/graphql`;

@@ -34,7 +34,8 @@ function databaseMissing(cause: unknown): Error {
  * the schema and everything in it is dropped with CASCADE.
  */
 export async function createTestSchema(prefix = 'test'): Promise<TestSchema> {
-  const name = `${prefix.toLowerCase().replace(/[^a-z0-9_]/g, '_')}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  const unique = `${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  const name = `${prefix.toLowerCase().replace(/[^a-z0-9_]/g, '_')}_${unique}`;
   const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
   await admin.connect().catch((error: unknown) => {
     throw databaseMissing(error);

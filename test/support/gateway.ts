@@ -18,7 +18,10 @@ export class ControlPlaneProcess {
     private readonly extra: { args?: readonly string[]; env?: NodeJS.ProcessEnv },
   ) {}
 
-  /** `extra.args` are more flags (e.g. TLS); `extra.env` overrides the environment (PORTCULLIS_NODE_TOKEN: '' drops the token). */
+  /**
+   * `extra.args` are more flags (e.g. TLS); `extra.env` overrides the environment (PORTCULLIS_NODE_TOKEN: '' drops the
+   * token).
+   */
   static async start(
     databaseUrl: string,
     schema: string,

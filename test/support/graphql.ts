@@ -37,7 +37,9 @@ export const CREATE_UPSTREAM = /* GraphQL */ `
   mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { id name transport } }
 `;
 export const CREATE_KEY = /* GraphQL */ `
-  mutation ($input: CreateVirtualKeyInput!) { createVirtualKey(input: $input) { secret key { id name allowedTools revoked } } }
+  mutation ($input: CreateVirtualKeyInput!) {
+    createVirtualKey(input: $input) { secret key { id name allowedTools revoked } }
+  }
 `;
 export const REVOKE_KEY = /* GraphQL */ `
   mutation ($id: ID!) { revokeVirtualKey(id: $id) { id revoked } }

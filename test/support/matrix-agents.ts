@@ -194,7 +194,8 @@ async function legacy(
           () => void counts.set(kind, (counts.get(kind) ?? 0) + 1),
         );
       }
-      // Streamable HTTP: notifications travel on the GET stream the SDK opens after initialize; legacy SSE: on the session's stream.
+      // Streamable HTTP: notifications travel on the GET stream the SDK opens after initialize; legacy SSE: on the
+      // session's stream.
       if (downstream === 'v1-http')
         await until(() => wire.getStreams > 0, "the agent's GET notification stream", 5_000);
       return { count: (kind) => counts.get(kind) ?? 0, close: async () => undefined };

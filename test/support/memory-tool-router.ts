@@ -12,7 +12,10 @@ import type {
   UpstreamRouter,
 } from '../../data-plane/src/upstream/upstream-router.ts';
 
-/** The relay options as a fake upstream's handlers see them: the call's cancellation also as an AbortSignal, as a real upstream's SDK hands it on. */
+/**
+ * The relay options as a fake upstream's handlers see them: the call's cancellation also as an AbortSignal, as a real
+ * upstream's SDK hands it on.
+ */
 export type HandlerOptions = RelayOptions & { readonly signal?: AbortSignal };
 
 /** What a fake tool does when called: returns a CallToolResult, or throws (UpstreamRpcError, PortcullisError…). */

@@ -160,3 +160,26 @@ export async function waitForHttp(url: string, timeoutMs = 60_000): Promise<void
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/**
+ * `portcullis dev` (what `npm start` runs) on the embedded database in `dataDir`, on these ports; resolves with
+ * the admin token it prints. A process that never prints it is killed, not left running past the test.
+ */
+export async function startDev(
+  dataDir: string,
+  ports: { graphql: number; grpc: number; mcp: number },
+  extra: readonly string[] = [],
+): Promise<{ process: RunningProcess; adminToken: string }> {
+  const flags = ['--data-dir', dataDir, '--graphql-port', String(ports.graphql), '--grpc-port', String(ports.grpc)];
+  const child = startCli('portcullis dev', ['dev', ...flags, '--port', String(ports.mcp), ...extra], {
+    DATABASE_URL: '',
+    PORTCULLIS_ADMIN_TOKEN: '',
+  });
+  try {
+    const [, adminToken] = await child.waitFor(/Admin token:\s+(\S+)/, 120_000);
+    return { process: child, adminToken: adminToken! };
+  } catch (error) {
+    await child.kill();
+    throw error;
+  }
+}

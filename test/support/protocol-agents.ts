@@ -9,7 +9,10 @@ import { StreamableHTTPClientTransport as LegacyTransport } from '@modelcontextp
 /** The 2026-07-28 revision the modern agent is pinned to. */
 export const MODERN = '2026-07-28';
 
-/** The official v2 SDK client pinned to 2026-07-28 over Streamable HTTP, authenticating with `secret` (through `fetch`, when given). */
+/**
+ * The official v2 SDK client pinned to 2026-07-28 over Streamable HTTP, authenticating with `secret` (through `fetch`,
+ * when given).
+ */
 export async function modernAgent(
   url: URL,
   secret: string,

@@ -1,15 +1,20 @@
 /**
  * One disposable test environment for the end-to-end tests:
  *
- *   await using env = await startTestEnv({ nodes: ['node-a'], upstreams: [everythingUpstream('ev')], keys: [{ name: 'k' }] });
+ *   await using env = await startTestEnv({
+ *     nodes: ['node-a'], upstreams: [everythingUpstream('ev')], keys: [{ name: 'k' }],
+ *   });
  *
  * It makes a fresh schema on the machine's PostgreSQL, starts a control plane on it (its own process by default,
- * or in this process), connects data-plane nodes (real processes) and hand-driven config streams, registers
+ * in this process, or none for tests of one database component), connects data-plane nodes (real processes) and
+ * hand-driven config streams, registers
  * upstreams and creates keys through GraphQL, and waits until every node accepts every key. Whatever it started
  * (and whatever a test hands to `env.defer`) is stopped in reverse order when the environment is disposed, also
  * when a step of the start fails; the schema is dropped last. Where one environment serves a whole `describe`,
  * start it in `before` and call `env.dispose()` in `after`.
  */
+import type { DataSource } from 'typeorm';
+import { openDatabase } from '../../control-plane/src/db/data-source.ts';
 import type { ControlPlane, ControlPlaneOptions } from '../../control-plane/src/index.ts';
 import { NODE_TOKEN, TestNode, startOnSchema } from '../e2e/control-plane-harness.ts';
 import { createTestSchema, type TestSchema } from './database.ts';
@@ -29,6 +34,8 @@ export interface KeyInput {
 export interface NodeSpec {
   id: string;
   args?: readonly string[];
+  /** Overrides of the node's environment (`PORTCULLIS_NODE_TOKEN: ''` drops the token). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface TestEnvOptions {
@@ -37,9 +44,12 @@ export interface TestEnvOptions {
   /**
    * `process` (default): `portcullis control-plane` as a child process, restartable (`env.controlPlane`).
    * `in-process`: `startControlPlane` in the test's own process (`env.plane`), with `overrides` applied.
+   * `none`: only the schema (for tests of one component on the database, `env.openDatabase`).
    */
-  controlPlane?: 'process' | 'in-process';
+  controlPlane?: 'process' | 'in-process' | 'none';
   overrides?: Partial<ControlPlaneOptions>;
+  /** More flags and environment for the control plane's process (e.g. TLS). */
+  processExtra?: { args?: readonly string[]; env?: NodeJS.ProcessEnv };
   /** Data-plane nodes, each a real `portcullis data-plane` process. */
   nodes?: readonly (string | NodeSpec)[];
   /** Config streams driven by hand (`TestNode`), each greeted with its id and holding its first snapshot. */
@@ -72,6 +82,8 @@ export interface TestEnv extends AsyncDisposable {
   readonly key: CreatedKey;
   /** The node started with this id. */
   node(id: string): DataPlaneProcess;
+  /** A TypeORM data source on the schema (migrated), destroyed with the environment. */
+  openDatabase(poolSize?: number): Promise<DataSource>;
   /** A GraphQL operation with the admin token (or `token`; `null` sends none). */
   gql<T = Record<string, unknown>>(
     query: string,
@@ -130,13 +142,31 @@ async function build(
   let controlPlane: ControlPlaneProcess | undefined;
   let plane: ControlPlane | undefined;
   let endpoint: { graphqlUrl: string; grpcAddress: string; adminToken: string; nodeToken: string };
-  if (options.controlPlane === 'in-process') {
+  if (options.controlPlane === 'none') {
+    const absent = (): never => {
+      throw new Error("this test environment was started with controlPlane: 'none'");
+    };
+    endpoint = {
+      get graphqlUrl() {
+        return absent();
+      },
+      get grpcAddress() {
+        return absent();
+      },
+      get adminToken() {
+        return absent();
+      },
+      get nodeToken() {
+        return absent();
+      },
+    };
+  } else if (options.controlPlane === 'in-process') {
     const started = await startOnSchema(schema, options.overrides);
     plane = started;
     defer(() => started.close());
     endpoint = { ...started, adminToken: started.adminToken, nodeToken: options.overrides?.nodeToken ?? NODE_TOKEN };
   } else {
-    const started = await ControlPlaneProcess.start(schema.url, schema.name);
+    const started = await ControlPlaneProcess.start(schema.url, schema.name, options.processExtra);
     controlPlane = started;
     defer(() => started.stop());
     endpoint = {
@@ -165,9 +195,15 @@ async function build(
     get graphqlUrl() {
       return endpoint.graphqlUrl;
     },
-    grpcAddress: endpoint.grpcAddress,
-    adminToken: endpoint.adminToken,
-    nodeToken: endpoint.nodeToken,
+    get grpcAddress() {
+      return endpoint.grpcAddress;
+    },
+    get adminToken() {
+      return endpoint.adminToken;
+    },
+    get nodeToken() {
+      return endpoint.nodeToken;
+    },
     nodes,
     configStreams,
     upstreams,
@@ -182,11 +218,16 @@ async function build(
       if (!found) throw new Error(`no node ${id} in this test environment (${nodes.map((n) => n.nodeId).join(', ')})`);
       return found;
     },
+    async openDatabase(poolSize = 2) {
+      const dataSource = await openDatabase({ url: schema.url, schema: schema.name, poolSize, embedded: false });
+      defer(() => dataSource.destroy());
+      return dataSource;
+    },
     gql,
     gqlOk,
     async startNode(spec) {
-      const { id, args = [] } = typeof spec === 'string' ? { id: spec } : spec;
-      const node = await DataPlaneProcess.start(endpoint, id, args);
+      const { id, args = [], env = {} } = typeof spec === 'string' ? { id: spec } : spec;
+      const node = await DataPlaneProcess.start(endpoint, id, args, env);
       defer(() => node.stop());
       nodes.push(node);
       return node;

@@ -71,7 +71,9 @@ export const MATRIX_REQUIREMENTS = {
     ids: () => ['DN-PROGRESS', 'UP-RELAY-PROGRESS'],
   },
   'MX-CANCEL': {
-    text: "the agent's cancellation reaches the upstream: the relayed call is cancelled (the conformance upstream reports its handler aborted), the session goes on",
+    text:
+      "the agent's cancellation reaches the upstream: the relayed call is cancelled (the conformance upstream " +
+      'reports its handler aborted), the session goes on',
     ids: (c) => [c.downstream === 'v2-http' ? 'DN-CANCEL-DISCONNECT' : 'DN-CANCEL', 'UP-RELAY-CANCEL'],
   },
   'MX-RESOURCES': {
@@ -100,18 +102,24 @@ export const MATRIX_REQUIREMENTS = {
     ],
   },
   'MX-LIST-CHANGED': {
-    text: "a change of the upstream's lists at run time (a tool's definition, a resource added) reaches the agent as list_changed, and the new list shows it",
+    text:
+      "a change of the upstream's lists at run time (a tool's definition, a resource added) reaches the agent " +
+      'as list_changed, and the new list shows it',
     ids: (c) => [c.downstream === 'v2-http' ? 'DN-LISTEN' : 'DN-LIST-CHANGED', 'UP-LIST-CHANGED'],
   },
   'MX-KILL-MID-CALL': {
-    text: 'the upstream process killed mid-call: the call fails at once with an isError result naming the upstream; restarted, calls work again',
+    text:
+      'the upstream process killed mid-call: the call fails at once with an isError result naming the ' +
+      'upstream; restarted, calls work again',
     ids: (c) =>
       UPSTREAMS[c.upstream].transport === 'stdio'
         ? ['UP-STDIO-KILL-INFLIGHT', 'UP-STDIO-RESTART']
         : ['UP-STDIO-KILL-INFLIGHT', 'UP-HTTP-RECONNECT'],
   },
   'MX-SSE-RESUME': {
-    text: "the agent's SSE answer stream dropped mid-call is resumed with Last-Event-ID: the rest of the progress and the result arrive",
+    text:
+      "the agent's SSE answer stream dropped mid-call is resumed with Last-Event-ID: the rest of the progress " +
+      'and the result arrive',
     ids: () => ['DN-SSE-RESUME-POST'],
   },
 } as const satisfies Record<string, MatrixRequirement>;
@@ -132,7 +140,8 @@ export const MATRIX_EXEMPTIONS: readonly {
     downstream: 'v2-http',
     upstream: '*',
     reason:
-      '2026-07-28 has no GET stream and no Last-Event-ID resumption: a closed connection is the cancellation of the request (DN-CANCEL-DISCONNECT)',
+      '2026-07-28 has no GET stream and no Last-Event-ID resumption: a closed connection is the cancellation of ' +
+      'the request (DN-CANCEL-DISCONNECT)',
   },
   {
     requirement: 'MX-SSE-RESUME',

@@ -88,7 +88,8 @@ export class PoolHarness {
       if (current.state === state) return Date.now() - started;
       if (Date.now() - started > timeoutMs)
         throw new Error(
-          `${name} did not become ${stateName(state)} within ${timeoutMs} ms: ${stateName(current.state)} (${current.error ?? 'no error'})`,
+          `${name} did not become ${stateName(state)} within ${timeoutMs} ms: ${stateName(current.state)} ` +
+            `(${current.error ?? 'no error'})`,
         );
       await new Promise((r) => setTimeout(r, 10));
     }
@@ -105,7 +106,10 @@ export class PoolHarness {
   }
 }
 
-/** What a describe block starts (pools, servers, processes), closed in reverse order by its `after(() => scope.close())`. */
+/**
+ * What a describe block starts (pools, servers, processes), closed in reverse order by its `after(() =>
+ * scope.close())`.
+ */
 export class PoolScope {
   readonly cleanups: (() => Promise<unknown> | unknown)[] = [];
 

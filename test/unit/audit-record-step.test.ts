@@ -82,7 +82,8 @@ describe('the record step', () => {
     }
   });
 
-  it('spools one record per nested call, with the script’s call as parent, before the outcome is returned', async () => {
+  it(`spools one record per nested call, with the script’s call as parent, before the outcome is \
+returned`, async () => {
     const g = await gateway(1 << 20, 'refuse');
     try {
       const outcome = await g.server.run(g.nested('hi'));

@@ -33,7 +33,8 @@ function pass(latencies: number[], wallMs: number, cpuPerCallMs: number, probe: 
   };
 }
 
-test('bench: passes of one row merge into one measurement (latencies pooled, calls and time summed, per-call figures weighted by calls)', () => {
+test(`bench: passes of one row merge into one measurement (latencies pooled, calls and time summed, per-call figures \
+weighted by calls)`, () => {
   const merged = mergeMeasurements([pass([1, 2], 10, 0.5, 0.1), pass([3, 4, 5, 6], 30, 0.2, 0.4)]);
   assert.equal(merged.calls, 6);
   assert.equal(merged.wallMs, 40);

@@ -19,7 +19,8 @@ function row(processes: number, p99Ms: number): PropagationRow {
   };
 }
 
-test('bench: the 16-node revocation target reads the row with the fewest processes and shows the one-process-a-node p99 beside it', () => {
+test(`bench: the 16-node revocation target reads the row with the fewest processes and shows the one-process-a-node \
+p99 beside it`, () => {
   const [embedded] = checkTargets([], undefined, [row(16, 33.6), row(4, 23.3)]).filter(
     (t) => t.target.includes('revocation') && t.target.includes('embedded'),
   );

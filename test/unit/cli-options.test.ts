@@ -39,7 +39,8 @@ test('--help lists every flag with its variable and default', () => {
   assert.match(help, /--token <value>\s+the token \[env X_TOKEN\]/);
 });
 
-test('data-plane settings: --anonymous-key and --allowed-hosts (and their variables) reach the node options', async () => {
+test(`data-plane settings: --anonymous-key and --allowed-hosts (and their variables) reach the node \
+options`, async () => {
   const { dataPlaneOptions, dataPlaneSettings } = await import('../../cli/src/commands/settings.ts');
   const { createLogger } = await import('../../common/src/index.ts');
   const connection = { controlPlaneAddress: '127.0.0.1:4001', nodeToken: 'x'.repeat(16) };
@@ -67,7 +68,8 @@ test('data-plane settings: --anonymous-key and --allowed-hosts (and their variab
   );
 });
 
-test('data-plane settings: the SSE resume window, event-store bounds, retry and polling (flags and variables) reach the node options; bad values name the flag', async () => {
+test(`data-plane settings: the SSE resume window, event-store bounds, retry and polling (flags and variables) reach \
+the node options; bad values name the flag`, async () => {
   const { dataPlaneOptions, dataPlaneSettings } = await import('../../cli/src/commands/settings.ts');
   const { devOptionTable } = await import('../../cli/src/commands/dev.ts');
   const { createLogger } = await import('../../common/src/index.ts');
@@ -194,7 +196,8 @@ test('data-plane settings: the SSE resume window, event-store bounds, retry and 
     () => readOptions(dataPlaneSettings, ['--sse-retry-ms', '5'], {}),
     /--sse-retry-ms: must be at least 10/,
   );
-  // What one flag alone cannot say: agents must be able to come back within the window; one stream must fit in the total.
+  // What one flag alone cannot say: agents must be able to come back within the window; one stream must fit in the
+  // total.
   assert.throws(
     () =>
       dataPlaneOptions(

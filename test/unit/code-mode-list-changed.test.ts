@@ -44,7 +44,8 @@ function config(version: string, codeMode: boolean): AppliedConfig {
   });
 }
 
-test('switching an upstream into code mode sends tools/list_changed to the streams of keys that inherit it', async () => {
+test(`switching an upstream into code mode sends tools/list_changed to the streams of keys that inherit \
+it`, async () => {
   let current = config('1', false);
   const server = createDataPlaneServer({
     getConfig: () => current,

@@ -35,7 +35,8 @@ function denyStep(seen: Operation[]): Step {
   };
 }
 
-test("a script's tool calls go through the whole pipeline, as the script caller's key, with the run_script call as parent", async () => {
+test(`a script's tool calls go through the whole pipeline, as the script caller's key, with the run_script call as \
+parent`, async () => {
   const key = testKey('k1', ['up__echo', 'up__add'], CodeMode.CODE_MODE_ON);
   const config = buildConfig([key], [sessionKey('s1')]);
   const router = new MemoryToolRouter([
@@ -90,7 +91,8 @@ test("a script's tool calls go through the whole pipeline, as the script caller'
       denied: 'tools.up.echo: Refused by policy: deny',
       hidden: 'Tool tools.up.secret not found; find tools with search_tools',
     });
-    // The step saw the three nested calls (the hidden tool never became one), each with the key's principal and one parent.
+    // The step saw the three nested calls (the hidden tool never became one), each with the key's principal and one
+    // parent.
     const nested = seen.filter((operation) => operation.parentId !== undefined);
     assert.deepEqual(
       nested.map((operation) => [operation.params['name'], operation.principal?.keyId]),
@@ -101,7 +103,8 @@ test("a script's tool calls go through the whole pipeline, as the script caller'
       ],
     );
     assert.equal(new Set(nested.map((operation) => operation.parentId)).size, 1);
-    // The run_script call itself was answered by code mode before the policy step; the upstream got the two allowed calls.
+    // The run_script call itself was answered by code mode before the policy step; the upstream got the two allowed
+    // calls.
     assert.equal(seen.filter((operation) => operation.params['name'] === 'run_script').length, 0);
     assert.equal(router.calls.length, 2);
     // record wraps nested calls too (one refused, two ok, plus the run_script call).

@@ -13,7 +13,8 @@ function entry(upstream: string, name: string, definition: Record<string, unknow
   };
 }
 
-test('a stub declares the signature, required and optional arguments, enums, nested objects, arrays, unions, $refs and the output type', () => {
+test(`a stub declares the signature, required and optional arguments, enums, nested objects, arrays, unions, $refs \
+and the output type`, () => {
   const stub = toolStub({
     upstream: 'github',
     tool: 'create_issue',

@@ -40,7 +40,8 @@ async function rawPost(url: URL, headers: Record<string, string>, body: unknown)
   return { status: response.status, json: text === '' ? undefined : JSON.parse(text) };
 }
 
-test('anonymous access: SDK clients sending no credentials act as the designated key, with its allow-list (2025-11-25 and 2026-07-28)', async () => {
+test(`anonymous access: SDK clients sending no credentials act as the designated key, with its allow-list (2025-11-25 \
+and 2026-07-28)`, async () => {
   const server = await startServer(router(), buildConfig([anonymous, admin], [sessionKey('s1')]), {
     anonymousKeyId: 'anon',
   });
@@ -99,7 +100,8 @@ test('anonymous access: the legacy HTTP+SSE transport (GET /sse, POST /messages)
   }
 });
 
-test('anonymous access: off by default, and 401 saying why while the designated key is revoked or unknown; its streams end on revocation', async () => {
+test(`anonymous access: off by default, and 401 saying why while the designated key is revoked or unknown; its \
+streams end on revocation`, async () => {
   const off = await startServer(router(), buildConfig([anonymous], [sessionKey('s1')]));
   try {
     const refused = await rawPost(off.url, {}, PING);

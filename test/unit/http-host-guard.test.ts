@@ -67,7 +67,8 @@ async function withServer(
   }
 }
 
-test('DNS rebinding: a foreign Host gets 403 with a JSON-RPC body naming the header and the flag, on /mcp, /sse and /messages only', async () => {
+test(`DNS rebinding: a foreign Host gets 403 with a JSON-RPC body naming the header and the flag, on /mcp, /sse and \
+/messages only`, async () => {
   await withServer(LOOPBACK_HOSTS, async (server) => {
     const evil = { host: 'evil.example' };
     const refused = await raw(server, '/mcp', 'POST', { ...POST_HEADERS, ...evil }, PING);
@@ -85,7 +86,8 @@ test('DNS rebinding: a foreign Host gets 403 with a JSON-RPC body naming the hea
 
     // The loopback names pass on any port (IPv6 in brackets); the SDK client (Host 127.0.0.1:<port>) works.
     for (const host of ['localhost', `localhost:${server.url.port}`, '127.0.0.1:1', '[::1]:9999', 'LOCALHOST']) {
-      assert.equal((await raw(server, '/mcp', 'POST', { ...POST_HEADERS, host }, PING)).status, 400, host); // 400: a 2025 ping needs a session
+      // 400: a 2025 ping needs a session
+      assert.equal((await raw(server, '/mcp', 'POST', { ...POST_HEADERS, host }, PING)).status, 400, host);
     }
     const { client } = await connectLegacyAgent(server.url.href, key.secret);
     await client.ping();
@@ -113,7 +115,8 @@ test('DNS rebinding: an Origin header, when sent, must name an allowed host', as
   });
 });
 
-test('DNS rebinding: an explicit --allowed-hosts list (ports exact when given), and no check without a list', async () => {
+test(`DNS rebinding: an explicit --allowed-hosts list (ports exact when given), and no check without a \
+list`, async () => {
   await withServer(parseAllowedHosts('gateway.internal, 127.0.0.1'), async (server) => {
     assert.equal(
       (await raw(server, '/mcp', 'POST', { ...POST_HEADERS, host: 'gateway.internal:443' }, PING)).status,

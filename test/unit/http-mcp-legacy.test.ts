@@ -6,6 +6,7 @@ import { McpError, ToolListChangedNotificationSchema } from '@modelcontextprotoc
 import { signSessionToken, type SessionClaims } from '../../data-plane/src/mcp/session-token.ts';
 import { prefersEventStream } from '../../data-plane/src/http/response-channel.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
+import { until } from '../support/protocol-agents.ts';
 import {
   buildConfig,
   sessionKey,
@@ -136,7 +137,8 @@ test('a session started on one node continues on another node with the same sess
   }
 });
 
-test('session ids: missing → 400, tampered or signed for another key → 404, rotated-out key → 404, previous key still verifies', async () => {
+test(`session ids: missing → 400, tampered or signed for another key → 404, rotated-out key → 404, previous key still \
+verifies`, async () => {
   const alice = testKey('alice', ['*']);
   const bob = testKey('bob', ['*']);
   const old = sessionKey('old');
@@ -319,8 +321,7 @@ test('list_changed reaches the v1 client on its GET stream when the catalog or i
           resolve();
         };
       });
-    for (let i = 0; i < 100 && server.gateway.notificationStreamCount === 0; i += 1)
-      await new Promise((r) => setTimeout(r, 10));
+    await until(() => server.gateway.notificationStreamCount > 0, 'the GET stream', 1000).catch(() => undefined);
     assert.equal(server.gateway.notificationStreamCount, 1, 'the client opened its GET stream');
 
     let arrived = next('adding a visible tool');
@@ -330,6 +331,7 @@ test('list_changed reaches the v1 client on its GET stream when the catalog or i
 
     // A tool this key cannot see changes nothing for it.
     tools.add({ upstream: 'secret', name: 'other' });
+    // A fixed time on purpose: that nothing arrives in it is the behaviour under test.
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(notified, 1);
 
@@ -351,7 +353,8 @@ test('list_changed reaches the v1 client on its GET stream when the catalog or i
   }
 });
 
-test('DN-TRANSPORT-DELETE DN-SESSION-MAX-AGE: an ended session id is refused (404) on POST, GET and DELETE, its GET stream closes, other sessions go on; an id past its maximum age is refused', async () => {
+test(`DN-TRANSPORT-DELETE DN-SESSION-MAX-AGE: an ended session id is refused (404) on POST, GET and DELETE, its GET \
+stream closes, other sessions go on; an id past its maximum age is refused`, async () => {
   const key = testKey('k1', ['everything__echo']);
   const signing = sessionKey('s1');
   const server = await startServer(router(), buildConfig([key], [signing]), { sessionMaxAgeMs: 60 * 60 * 1000 });
@@ -406,7 +409,8 @@ test('DN-TRANSPORT-DELETE DN-SESSION-MAX-AGE: an ended session id is refused (40
   }
 });
 
-test('DN-TRANSPORT-SSE-RESPONSE: a 2025 agent that ranks text/event-stream first in Accept gets its answer as an event stream; JSON first (as the SDK clients send) gets plain JSON', async () => {
+test(`DN-TRANSPORT-SSE-RESPONSE: a 2025 agent that ranks text/event-stream first in Accept gets its answer as an \
+event stream; JSON first (as the SDK clients send) gets plain JSON`, async () => {
   assert.equal(prefersEventStream('application/json, text/event-stream'), false);
   assert.equal(prefersEventStream('text/event-stream, application/json'), true);
   assert.equal(prefersEventStream('application/json;q=0.5, text/event-stream'), true);

@@ -71,7 +71,8 @@ test('2026-07-28: a pinned v2 client lists only the tools its allow-list allows'
   });
 });
 
-test('2026-07-28: a tool call reaches the router with the agent _meta (minus the envelope) and returns its result', async () => {
+test(`2026-07-28: a tool call reaches the router with the agent _meta (minus the envelope) and returns its \
+result`, async () => {
   const key = testKey('k1', ['*']);
   await withServer([key], async (server, tools) => {
     const client = await modernClient(server, key);
@@ -117,7 +118,8 @@ test('2026-07-28: unknown and forbidden tools fail identically', async () => {
   });
 });
 
-test('2026-07-28: upstream JSON-RPC errors are relayed; an unavailable upstream is named in an isError result', async () => {
+test(`2026-07-28: upstream JSON-RPC errors are relayed; an unavailable upstream is named in an isError \
+result`, async () => {
   const key = testKey('k1', ['*']);
   await withServer([key], async (server) => {
     const client = await modernClient(server, key);
@@ -128,7 +130,8 @@ test('2026-07-28: upstream JSON-RPC errors are relayed; an unavailable upstream 
       assert.deepEqual(error.data, { detail: 1 });
       return true;
     });
-    // Issue 13: an upstream that cannot run the call is an execution failure the model sees (isError), not a protocol error.
+    // Issue 13: an upstream that cannot run the call is an execution failure the model sees (isError), not a protocol
+    // error.
     const unavailable = await client.callTool({ name: 'down__gone', arguments: {} });
     assert.equal(unavailable.isError, true);
     assert.match(JSON.stringify(unavailable.content), /Upstream \\"down\\"/);
@@ -267,7 +270,8 @@ test('2026-07-28: a missing or unknown key is refused with 401 before anything e
   });
 });
 
-test('DN-PARAM-HEADERS: a 2026-07-28 tools/call must carry the Mcp-Param-* headers its tool declares (x-mcp-header), matching the arguments (plain or Base64 sentinel), else HTTP 400 -32020', async () => {
+test(`DN-PARAM-HEADERS: a 2026-07-28 tools/call must carry the Mcp-Param-* headers its tool declares (x-mcp-header), \
+matching the arguments (plain or Base64 sentinel), else HTTP 400 -32020`, async () => {
   const routed = new MemoryToolRouter([
     {
       upstream: 'geo',

@@ -323,7 +323,8 @@ async function cuttableAgent(server: RunningServer): Promise<CuttableAgent> {
 
 // ---------------------------------------------------------------------------------------------------
 
-test("DN-SSE-EVENT-IDS DN-TRANSPORT-JSON: every event of a 2025 session's POST and GET streams has an id, unique in the session; 2025-11-25 streams open with a priming event; plain JSON answers stay plain", async () => {
+test(`DN-SSE-EVENT-IDS DN-TRANSPORT-JSON: every event of a 2025 session's POST and GET streams has an id, unique in \
+the session; 2025-11-25 streams open with a priming event; plain JSON answers stay plain`, async () => {
   await withServer({}, async (server, up) => {
     const session = await rawSession(server);
     const notifications = await session.get();
@@ -380,7 +381,8 @@ test("DN-SSE-EVENT-IDS DN-TRANSPORT-JSON: every event of a 2025 session's POST a
   });
 });
 
-test('DN-SSE-RESUME-GET: a dropped GET stream resumed with Last-Event-ID replays what was sent while it was away, then carries on (raw wire and the SDK v1 client)', async () => {
+test(`DN-SSE-RESUME-GET: a dropped GET stream resumed with Last-Event-ID replays what was sent while it was away, \
+then carries on (raw wire and the SDK v1 client)`, async () => {
   await withServer({}, async (server, up) => {
     const session = await rawSession(server);
     const first = await session.get();
@@ -442,7 +444,8 @@ test('DN-SSE-RESUME-GET: a dropped GET stream resumed with Last-Event-ID replays
   });
 });
 
-test('DN-SSE-RESUME-POST: a POST stream dropped mid-call and resumed by GET with Last-Event-ID delivers the remaining progress and the result there (SDK v1 client and raw wire)', async () => {
+test(`DN-SSE-RESUME-POST: a POST stream dropped mid-call and resumed by GET with Last-Event-ID delivers the remaining \
+progress and the result there (SDK v1 client and raw wire)`, async () => {
   await withServer({}, async (server, up) => {
     const agent = await cuttableAgent(server);
     try {
@@ -492,7 +495,8 @@ test('DN-SSE-RESUME-POST: a POST stream dropped mid-call and resumed by GET with
   });
 });
 
-test('DN-SSE-RESUME-FRESH: a Last-Event-ID of another node, of another session, unknown, malformed or expired gets a fresh stream with nothing replayed', async () => {
+test(`DN-SSE-RESUME-FRESH: a Last-Event-ID of another node, of another session, unknown, malformed or expired gets a \
+fresh stream with nothing replayed`, async () => {
   const up = upstream();
   const a = await startServer(up.router, buildConfig([key], signing), { eventStore: { windowMs: 200, retryMs: 50 } });
   const b = await startServer(up.router, buildConfig([key], signing), { eventStore: { windowMs: 200, retryMs: 50 } });
@@ -526,6 +530,7 @@ test('DN-SSE-RESUME-FRESH: a Last-Event-ID of another node, of another session, 
     // Expired: the node gives a dropped stream up after the window.
     held.controller.abort();
     await until(() => a.gateway.notificationStreamCount === 0, 'the drops');
+    // A fixed time on purpose: the resume window is to pass.
     await new Promise((r) => setTimeout(r, 350));
     await expectFresh(owner, ownerEvent.id!, 'an expired stream');
   } finally {
@@ -535,7 +540,9 @@ test('DN-SSE-RESUME-FRESH: a Last-Event-ID of another node, of another session, 
   }
 });
 
-test('DN-SSE-DISCONNECT-GRACE DN-CANCEL-DISCONNECT: a dropped 2025 POST stream keeps its call running for the resume window, then cancels it upstream; a dropped plain-JSON call, or one of an ended session, is cancelled at once', async () => {
+test(`DN-SSE-DISCONNECT-GRACE DN-CANCEL-DISCONNECT: a dropped 2025 POST stream keeps its call running for the resume \
+window, then cancels it upstream; a dropped plain-JSON call, or one of an ended session, is cancelled at \
+once`, async () => {
   await withServer({ windowMs: 300 }, async (server, up) => {
     const session = await rawSession(server);
     const cut = new AbortController();
@@ -544,6 +551,7 @@ test('DN-SSE-DISCONNECT-GRACE DN-CANCEL-DISCONNECT: a dropped 2025 POST stream k
     await answer.event(); // progress
     const droppedAt = Date.now();
     quietly(cut);
+    // A fixed time on purpose: that the call is not cancelled in it is the behaviour under test.
     await new Promise((r) => setTimeout(r, 150));
     assert.equal(up.aborted.value, false, 'a disconnection is not a cancellation');
     await until(() => up.aborted.value, 'the call to be cancelled once nobody resumed it', 2000);
@@ -575,7 +583,9 @@ test('DN-SSE-DISCONNECT-GRACE DN-CANCEL-DISCONNECT: a dropped 2025 POST stream k
   });
 });
 
-test('DN-SSE-POLLING: with a maximum connection time, a 2025-11-25 POST stream and GET stream are closed by the node, the call going on; Last-Event-ID carries on (primed again, closed again); older revisions are never closed', async () => {
+test(`DN-SSE-POLLING: with a maximum connection time, a 2025-11-25 POST stream and GET stream are closed by the node, \
+the call going on; Last-Event-ID carries on (primed again, closed again); older revisions are never \
+closed`, async () => {
   await withServer({ maxConnectionMs: 150 }, async (server, up) => {
     const session = await rawSession(server);
     const started = Date.now();
@@ -642,7 +652,8 @@ test('DN-SSE-POLLING: with a maximum connection time, a 2025-11-25 POST stream a
   });
 });
 
-test('DN-SSE-POLLING DN-SSE-DISCONNECT-GRACE: a stream closed by polling that nobody resumes is given up after the resume window, its call cancelled upstream', async () => {
+test(`DN-SSE-POLLING DN-SSE-DISCONNECT-GRACE: a stream closed by polling that nobody resumes is given up after the \
+resume window, its call cancelled upstream`, async () => {
   await withServer({ maxConnectionMs: 100, windowMs: 300 }, async (server, up) => {
     const session = await rawSession(server);
     const answer = new SseReader((await session.call('everything__stuck', 2)).body!);
@@ -650,6 +661,7 @@ test('DN-SSE-POLLING DN-SSE-DISCONNECT-GRACE: a stream closed by polling that no
     await answer.event(); // progress
     assert.equal(await answer.next(1000), undefined, 'closed by the node');
     const closedAt = Date.now();
+    // A fixed time on purpose: that the call is not cancelled in it is the behaviour under test.
     await new Promise((r) => setTimeout(r, 150));
     assert.equal(up.aborted.value, false, 'the call goes on while the agent may still resume');
     await until(() => up.aborted.value, 'the call to be cancelled once nobody resumed it', 2000);
@@ -682,7 +694,8 @@ async function replayServer(
   };
 }
 
-test('DN-SSE-EVENT-STORE-BOUNDS: the event store keeps a bounded number of events and bytes per stream, of streams and bytes in all, for a bounded time', async () => {
+test(`DN-SSE-EVENT-STORE-BOUNDS: the event store keeps a bounded number of events and bytes per stream, of streams \
+and bytes in all, for a bounded time`, async () => {
   const store = new EventStore({
     nodeTag: 'n1',
     maxEventsPerStream: 3,

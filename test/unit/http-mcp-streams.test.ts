@@ -102,7 +102,8 @@ async function withServer(
 
 const key = testKey('k1', ['everything__*']);
 
-test('DN-PROGRESS DN-TRANSPORT-SSE-RESPONSE: upstream progress reaches the agent on an SSE response (v1 2025-11-25 and v2 2026-07-28), with related log messages', async () => {
+test(`DN-PROGRESS DN-TRANSPORT-SSE-RESPONSE: upstream progress reaches the agent on an SSE response (v1 2025-11-25 \
+and v2 2026-07-28), with related log messages`, async () => {
   await withServer([key], async (server, upstreams) => {
     const { client } = await legacyAgent(server.url, key.secret);
     const seen: number[] = [];
@@ -197,7 +198,8 @@ test('DN-CANCEL-DISCONNECT: the agent closing the HTTP connection aborts the ups
   });
 });
 
-test('DN-SERVER-REQUEST: an upstream elicitation during a call is sent to the 2025 agent on the call stream and its answer returned upstream', async () => {
+test(`DN-SERVER-REQUEST: an upstream elicitation during a call is sent to the 2025 agent on the call stream and its \
+answer returned upstream`, async () => {
   await withServer([key], async (server) => {
     const { client } = await legacyAgent(server.url, key.secret, { capabilities: { elicitation: {} } });
     client.setRequestHandler(ElicitRequestSchema, async (request) => {
@@ -229,7 +231,8 @@ function requestsSeen(transport: {
   return seen;
 }
 
-test('DN-SERVER-REQUEST-CAPABILITY: an agent that did not declare elicitation is never asked; the upstream hears -32601 (v1 Streamable HTTP, legacy SSE, v2 2026-07-28)', async () => {
+test(`DN-SERVER-REQUEST-CAPABILITY: an agent that did not declare elicitation is never asked; the upstream hears \
+-32601 (v1 Streamable HTTP, legacy SSE, v2 2026-07-28)`, async () => {
   await withServer([key], async (server) => {
     const open: Array<{ close(): Promise<void> }> = [];
     try {
@@ -260,7 +263,8 @@ test('DN-SERVER-REQUEST-CAPABILITY: an agent that did not declare elicitation is
   });
 });
 
-test('DN-CANCEL-LISTENER: a legacy SSE session with a dozen calls in flight (each watching the stream) raises no listener-leak warning', async () => {
+test(`DN-CANCEL-LISTENER: a legacy SSE session with a dozen calls in flight (each watching the stream) raises no \
+listener-leak warning`, async () => {
   await withServer([key], async (server) => {
     const warnings: string[] = [];
     const onWarning = (warning: Error) => void warnings.push(`${warning.name}: ${warning.message}`);
@@ -286,7 +290,8 @@ test('DN-CANCEL-LISTENER: a legacy SSE session with a dozen calls in flight (eac
   });
 });
 
-test('DN-RESOURCES-SUBSCRIBE: resources/subscribe is relayed once to the owning upstream; updates reach the subscribed 2025 agent on its GET stream', async () => {
+test(`DN-RESOURCES-SUBSCRIBE: resources/subscribe is relayed once to the owning upstream; updates reach the \
+subscribed 2025 agent on its GET stream`, async () => {
   await withServer([key], async (server, upstreams) => {
     const { client } = await legacyAgent(server.url, key.secret);
     const updates: string[] = [];
@@ -327,7 +332,8 @@ test('DN-RESOURCES-SUBSCRIBE: resources/subscribe is relayed once to the owning 
   });
 });
 
-test('DN-LIST-CHANGED DN-TRANSPORT-GET-STREAM: prompts and resources list_changed reach 2025 agents on their GET stream when their view changes', async () => {
+test(`DN-LIST-CHANGED DN-TRANSPORT-GET-STREAM: prompts and resources list_changed reach 2025 agents on their GET \
+stream when their view changes`, async () => {
   await withServer([key], async (server, upstreams) => {
     const { client } = await legacyAgent(server.url, key.secret);
     let prompts = 0;
@@ -340,13 +346,15 @@ test('DN-LIST-CHANGED DN-TRANSPORT-GET-STREAM: prompts and resources list_change
     upstreams.addPrompt({ upstream: 'secret', name: 'hidden' });
     upstreams.addTemplate({ upstream: 'everything', uriTemplate: 'test://t/{x}' });
     await until(() => resources === 1, 'resources list_changed');
+    // A fixed time on purpose: that nothing arrives in it is the behaviour under test.
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(prompts, 1, 'a prompt this key cannot see changes nothing for it');
     await client.close();
   });
 });
 
-test('DN-LISTEN: a 2026-07-28 agent gets list_changed and resources/updated on its subscriptions/listen stream, stamped with the subscription id', async () => {
+test(`DN-LISTEN: a 2026-07-28 agent gets list_changed and resources/updated on its subscriptions/listen stream, \
+stamped with the subscription id`, async () => {
   await withServer([key], async (server, upstreams) => {
     const modern = await modernAgent(server.url, key.secret);
     const updates: string[] = [];
@@ -382,7 +390,8 @@ test('DN-LISTEN: a 2026-07-28 agent gets list_changed and resources/updated on i
   });
 });
 
-test('DN-TASKS: task-augmented tools/call and tasks/get|result|list|cancel route by a signed task id naming the upstream', async () => {
+test(`DN-TASKS: task-augmented tools/call and tasks/get|result|list|cancel route by a signed task id naming the \
+upstream`, async () => {
   const other = testKey('k2', ['everything__*']);
   await withServer([key, other], async (server, upstreams) => {
     const now = new Date().toISOString();
@@ -452,7 +461,8 @@ test('DN-TASKS: task-augmented tools/call and tasks/get|result|list|cancel route
   });
 });
 
-test('DN-TRANSPORT-DELETE DN-TRANSPORT-JSON: DELETE ends a 2025 session and drops its subscriptions on this node', async () => {
+test(`DN-TRANSPORT-DELETE DN-TRANSPORT-JSON: DELETE ends a 2025 session and drops its subscriptions on this \
+node`, async () => {
   await withServer([key], async (server, upstreams) => {
     const { client, transport } = await legacyAgent(server.url, key.secret);
     await client.subscribeResource({ uri: 'test://static/resource/1' });
@@ -465,7 +475,8 @@ test('DN-TRANSPORT-DELETE DN-TRANSPORT-JSON: DELETE ends a 2025 session and drop
   });
 });
 
-test("DN-TRANSPORT-LEGACY-SSE DN-TRANSPORT-LEGACY-SSE-OTHER-NODE-UNREACHABLE: GET /sse + POST /messages with a signed session token; a POST on a node that cannot reach the stream's node is refused 404 saying so", async () => {
+test(`DN-TRANSPORT-LEGACY-SSE DN-TRANSPORT-LEGACY-SSE-OTHER-NODE-UNREACHABLE: GET /sse + POST /messages with a signed \
+session token; a POST on a node that cannot reach the stream's node is refused 404 saying so`, async () => {
   const keys = [sessionKey('s1')];
   const upstreams = router({ value: false });
   const first = await startServer(upstreams, buildConfig([key], keys));

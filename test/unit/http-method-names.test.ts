@@ -17,7 +17,8 @@ async function refusedAsUnknown(request: Promise<unknown>, method: string, trans
   });
 }
 
-test('12.8 JSON-RPC methods named toString, constructor, __proto__ are unknown methods (-32601), never HTTP 500, on both eras and on /messages', async () => {
+test(`12.8 JSON-RPC methods named toString, constructor, __proto__ are unknown methods (-32601), never HTTP 500, on \
+both eras and on /messages`, async () => {
   const key = testKey('k1', ['*']);
   const server = await startServer(
     new MemoryToolRouter([{ upstream: 'everything', name: 'echo' }]),

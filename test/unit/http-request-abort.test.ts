@@ -19,7 +19,8 @@ function request(): { abort: RequestAbort; close(finished: boolean): void; socke
   };
 }
 
-test('DN-CANCEL-LISTENER: a listener is told when the connection closes before the answer, with no AbortSignal made', () => {
+test(`DN-CANCEL-LISTENER: a listener is told when the connection closes before the answer, with no AbortSignal \
+made`, () => {
   const r = request();
   let told = 0;
   r.abort.onAbort(() => (told += 1));
@@ -48,7 +49,8 @@ test('DN-CANCEL-LISTENER: an answered request aborts nothing; a removed listener
   assert.equal(removed.abort.aborted, true);
 });
 
-test('DN-CANCEL-LISTENER: a cancel reaches listeners and the signal with its reason; a call that outlives its connection is not aborted by the close', () => {
+test(`DN-CANCEL-LISTENER: a cancel reaches listeners and the signal with its reason; a call that outlives its \
+connection is not aborted by the close`, () => {
   const r = request();
   const signal = r.abort.signal();
   let told = 0;
@@ -68,7 +70,8 @@ test('DN-CANCEL-LISTENER: a cancel reaches listeners and the signal with its rea
   assert.equal(gone.abort.aborted, true, 'a request whose socket is already gone is aborted when first asked');
 });
 
-test('DN-CANCEL-LISTENER: a finished call stops watching its connection (a legacy SSE stream serves many calls and must not collect a listener for each)', () => {
+test(`DN-CANCEL-LISTENER: a finished call stops watching its connection (a legacy SSE stream serves many calls and \
+must not collect a listener for each)`, () => {
   const socket = { destroyed: false };
   const stream = Object.assign(new EventEmitter(), { writableFinished: false });
   stream.setMaxListeners(0); // as the legacy SSE endpoint sets on its stream: one listener per call in flight

@@ -58,7 +58,8 @@ test('health, readiness and unknown paths', async () => {
   });
 });
 
-test('401 for a missing, unknown or malformed key, with a challenge and a JSON-RPC body saying what to send', async () => {
+test(`401 for a missing, unknown or malformed key, with a challenge and a JSON-RPC body saying what to \
+send`, async () => {
   await withServer(async (server) => {
     for (const headers of [
       {},
@@ -215,7 +216,8 @@ test('the call is aborted when the agent hangs up before the answer', async () =
   });
 });
 
-test('error ids: refusals after the body is parsed echo its id; refusals before it (401, 403, 503) carry id null', async () => {
+test(`error ids: refusals after the body is parsed echo its id; refusals before it (401, 403, 503) carry id \
+null`, async () => {
   await withServer(async (server) => {
     const auth = { authorization: `Bearer ${key.secret}` };
     const noSession = await call(server, {
@@ -239,7 +241,8 @@ test('error ids: refusals after the body is parsed echo its id; refusals before 
   });
 });
 
-test('DN-INTERNAL-ERROR: a request whose handling throws is answered 500 with a JSON-RPC internal error, and the node goes on serving', async () => {
+test(`DN-INTERNAL-ERROR: a request whose handling throws is answered 500 with a JSON-RPC internal error, and the node \
+goes on serving`, async () => {
   await withServer(async (server) => {
     const config = server.config;
     let broken = true;

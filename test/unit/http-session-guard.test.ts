@@ -68,7 +68,8 @@ async function initialize(server: RunningServer, key: TestKey): Promise<string> 
   return response.headers.get('mcp-session-id')!;
 }
 
-test('13 one session guard: /messages refuses a session past its maximum age (404) exactly as /mcp refuses an expired Mcp-Session-Id', async () => {
+test(`13 one session guard: /messages refuses a session past its maximum age (404) exactly as /mcp refuses an expired \
+Mcp-Session-Id`, async () => {
   const key = testKey('k1', ['*']);
   // Every session is past its maximum age as soon as it is issued.
   const server = await startServer(
@@ -98,7 +99,8 @@ test('13 one session guard: /messages refuses a session past its maximum age (40
   }
 });
 
-test('13 one session guard: a token is used only on its own transport and by its own key, on /mcp and /messages alike', async () => {
+test(`13 one session guard: a token is used only on its own transport and by its own key, on /mcp and /messages \
+alike`, async () => {
   const key = testKey('k1', ['*']);
   const other = testKey('k2', ['*']);
   const server = await startServer(

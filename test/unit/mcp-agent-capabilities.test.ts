@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { askIfDeclared, undeclaredCapability } from '../../data-plane/src/mcp/agent-capabilities.ts';
 import { UpstreamRpcError } from '../../data-plane/src/upstream/upstream-rpc-error.ts';
 
-test('DN-SERVER-REQUEST-CAPABILITY: each server-to-client request needs its capability; URL elicitation needs elicitation.url; unknown capabilities let all through', () => {
+test(`DN-SERVER-REQUEST-CAPABILITY: each server-to-client request needs its capability; URL elicitation needs \
+elicitation.url; unknown capabilities let all through`, () => {
   const roots = { method: 'roots/list' };
   const sampling = { method: 'sampling/createMessage', params: { messages: [], maxTokens: 1 } };
   const form = {
@@ -26,7 +27,8 @@ test('DN-SERVER-REQUEST-CAPABILITY: each server-to-client request needs its capa
   assert.equal(undeclaredCapability({}, { method: 'ping' }), undefined, 'requests needing no capability pass');
 });
 
-test('DN-SERVER-REQUEST-CAPABILITY: a request ruled out is answered -32601 without asking; others are asked', async () => {
+test(`DN-SERVER-REQUEST-CAPABILITY: a request ruled out is answered -32601 without asking; others are \
+asked`, async () => {
   const asked: string[] = [];
   const agent = async (request: { method: string }) => {
     asked.push(request.method);

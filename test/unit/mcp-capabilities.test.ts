@@ -73,7 +73,8 @@ async function withServer(
 
 const key = testKey('k1', ['everything__*']);
 
-test('DN-CAPABILITIES-MERGED: both eras advertise what the merged upstreams offer (2025: initialize, 2026-07-28: server/discover)', async () => {
+test(`DN-CAPABILITIES-MERGED: both eras advertise what the merged upstreams offer (2025: initialize, 2026-07-28: \
+server/discover)`, async () => {
   await withServer([key], async (server) => {
     const { client } = await legacyAgent(server.url, key.secret);
     assert.deepEqual(client.getServerCapabilities(), {
@@ -93,7 +94,8 @@ test('DN-CAPABILITIES-MERGED: both eras advertise what the merged upstreams offe
   });
 });
 
-test('DN-PROMPTS-LIST DN-PROMPTS-GET: prompts are namespaced <upstream>__<name>, filtered by the allow-list, and relayed un-prefixed (both eras)', async () => {
+test(`DN-PROMPTS-LIST DN-PROMPTS-GET: prompts are namespaced <upstream>__<name>, filtered by the allow-list, and \
+relayed un-prefixed (both eras)`, async () => {
   await withServer([key], async (server, upstreams) => {
     const { client } = await legacyAgent(server.url, key.secret);
     assert.deepEqual(
@@ -124,7 +126,8 @@ test('DN-PROMPTS-LIST DN-PROMPTS-GET: prompts are namespaced <upstream>__<name>,
   });
 });
 
-test('DN-RESOURCES-LIST DN-RESOURCES-READ DN-RESOURCES-TEMPLATES-LIST: URIs are not rewritten; reads route by listed URI or template; invisible upstreams are not found', async () => {
+test(`DN-RESOURCES-LIST DN-RESOURCES-READ DN-RESOURCES-TEMPLATES-LIST: URIs are not rewritten; reads route by listed \
+URI or template; invisible upstreams are not found`, async () => {
   await withServer([key], async (server, upstreams) => {
     const { client } = await legacyAgent(server.url, key.secret);
     assert.deepEqual(
@@ -168,7 +171,8 @@ test('DN-RESOURCES-LIST DN-RESOURCES-READ DN-RESOURCES-TEMPLATES-LIST: URIs are 
   });
 });
 
-test('DN-APPS-META DN-META-PASSTHROUGH: MCP Apps ui:// resources and the tool _meta pointing at them are relayed unchanged, agent _meta reaches the upstream', async () => {
+test(`DN-APPS-META DN-META-PASSTHROUGH: MCP Apps ui:// resources and the tool _meta pointing at them are relayed \
+unchanged, agent _meta reaches the upstream`, async () => {
   await withServer([key], async (server, upstreams) => {
     const { client } = await legacyAgent(server.url, key.secret);
     const tool = (await client.listTools()).tools.find((t) => t.name === 'everything__echo');
@@ -219,7 +223,8 @@ test('DN-COMPLETION: completion/complete routes by prompt name (un-prefixed) or 
   });
 });
 
-test('DN-PING DN-LOGGING-SETLEVEL DN-METHOD-NOT-FOUND: 2025 ping and logging/setLevel are answered by the gateway; unknown methods get -32601 in both eras', async () => {
+test(`DN-PING DN-LOGGING-SETLEVEL DN-METHOD-NOT-FOUND: 2025 ping and logging/setLevel are answered by the gateway; \
+unknown methods get -32601 in both eras`, async () => {
   await withServer([key], async (server, upstreams) => {
     const { client } = await legacyAgent(server.url, key.secret);
     await client.ping();
@@ -339,7 +344,8 @@ test('DN-CACHE-HINTS: 2026-07-28 lists and reads carry private cache hints and r
   });
 });
 
-test("DN-SERVER-IDENTITY: a 2026-07-28 upstream's serverInfo in result _meta never reaches 2025 agents; 2026-07-28 agents see the gateway's", async () => {
+test(`DN-SERVER-IDENTITY: a 2026-07-28 upstream's serverInfo in result _meta never reaches 2025 agents; 2026-07-28 \
+agents see the gateway's`, async () => {
   const upstreamIdentity = {
     'io.modelcontextprotocol/serverInfo': { name: 'internal-billing-upstream', version: '9.9.9' },
   };
@@ -375,7 +381,8 @@ test("DN-SERVER-IDENTITY: a 2026-07-28 upstream's serverInfo in result _meta nev
   });
 });
 
-test('DN-VERSION-NEGOTIATION: clients of 2024-11-05 … 2025-11-25 (v1, incl. the legacy SSE transport) and 2026-07-28 (v2) all connect and call', async () => {
+test(`DN-VERSION-NEGOTIATION: clients of 2024-11-05 … 2025-11-25 (v1, incl. the legacy SSE transport) and 2026-07-28 \
+(v2) all connect and call`, async () => {
   await withServer([key], async (server) => {
     for (const version of ['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25']) {
       const response = await fetch(server.url, {

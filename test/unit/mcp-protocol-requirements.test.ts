@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
+import { testTitles } from '../support/test-titles.ts';
 import { join } from 'node:path';
 import { PROTOCOL_REQUIREMENTS } from '../support/protocol-requirements.ts';
 import { matrixTestNames } from '../support/transport-matrix.ts';
@@ -18,7 +19,7 @@ function testNames(): string[] {
   ];
   for (const file of files) {
     if (file.endsWith('mcp-protocol-requirements.test.ts')) continue;
-    for (const match of readFileSync(file, 'utf8').matchAll(/\btest\(\s*(['`"])(.*?)\1/g)) names.push(match[2]!);
+    names.push(...testTitles(readFileSync(file, 'utf8')));
   }
   // The transport matrix generates its tests' names from its plan (test/e2e/protocol-transport-matrix.e2e.test.ts).
   names.push(...matrixTestNames());

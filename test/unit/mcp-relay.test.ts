@@ -148,7 +148,8 @@ test("DN-RELAY-CANCEL: a relayed cancel aborts the request only when the session
   assert.equal(signal.reason, 'enough');
 });
 
-test('DN-RELAY-SESSION-ENDED: an ended session is recorded and dropped on the other node; re-announced after a reconnect', () => {
+test(`DN-RELAY-SESSION-ENDED: an ended session is recorded and dropped on the other node; re-announced after a \
+reconnect`, () => {
   const { a, b, sent } = pair();
   const session = token('k1');
   const claims = {
@@ -197,7 +198,8 @@ test('DN-RELAY-SESSION-ENDED: an ended session is recorded and dropped on the ot
 const FAST = { silenceMs: 150, keepAliveMs: 40 };
 const TARGET_A = { toNodeTag: 'tagA', keyId: 'k1', sessionId: '' };
 
-test('DN-INPUT-OTHER-NODE: a relayed call is answered by the node it went to; keep-alives carry a call that outlasts the silence timeout; notifications reach the caller', async () => {
+test(`DN-INPUT-OTHER-NODE: a relayed call is answered by the node it went to; keep-alives carry a call that outlasts \
+the silence timeout; notifications reach the caller`, async () => {
   const { a, b } = pair(FAST);
   a.relay.calls.handle('inputRetryJson', async (call) => {
     call.notify('{"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}');
@@ -218,7 +220,8 @@ test('DN-INPUT-OTHER-NODE: a relayed call is answered by the node it went to; ke
   assert.deepEqual(a.relay.calls.pending, { outgoing: 0, served: 0 });
 });
 
-test('DN-INPUT-OTHER-NODE-UNREACHABLE: a call nobody answers fails after the silence timeout; without a control plane at once', async () => {
+test(`DN-INPUT-OTHER-NODE-UNREACHABLE: a call nobody answers fails after the silence timeout; without a control plane \
+at once`, async () => {
   const lonely = node('tagL', FAST);
   lonely.relay.connect(() => true);
   const started = Date.now();
@@ -235,7 +238,8 @@ test('DN-INPUT-OTHER-NODE-UNREACHABLE: a call nobody answers fails after the sil
   assert.equal(refused.kind === 'failed' && refused.reason, 'no-control-plane');
 });
 
-test("DN-INPUT-OTHER-NODE: updates from another node than the target, or for another key, are ignored; the caller's abort cancels the call there", async () => {
+test(`DN-INPUT-OTHER-NODE: updates from another node than the target, or for another key, are ignored; the caller's \
+abort cancels the call there`, async () => {
   const { a, b } = pair(FAST);
   let seen: AbortSignal | undefined;
   a.relay.calls.handle('inputRetryJson', (call) => {
@@ -274,7 +278,8 @@ test("DN-INPUT-OTHER-NODE: updates from another node than the target, or for ano
   assert.equal(seen?.aborted, true, 'the serving node aborted the call');
 });
 
-test("DN-INPUT-OTHER-NODE: an answer that proves undeliverable is replaced by the handler's short fallback", async () => {
+test(`DN-INPUT-OTHER-NODE: an answer that proves undeliverable is replaced by the handler's short \
+fallback`, async () => {
   const a = node('tagA', FAST);
   const sent: RelayEnvelope[] = [];
   a.relay.connect((envelope) => (sent.push(envelope), true));
@@ -313,7 +318,8 @@ test("DN-INPUT-OTHER-NODE: an answer that proves undeliverable is replaced by th
   );
 });
 
-test("DN-INPUT-OTHER-NODE: the control plane stamps the sender's tag, and tells the sender at once when a call cannot be delivered", () => {
+test(`DN-INPUT-OTHER-NODE: the control plane stamps the sender's tag, and tells the sender at once when a call cannot \
+be delivered`, () => {
   const hub = new RelayHub(undefined, logger);
   const delivered: Record<string, RelayEnvelope[]> = { a: [], b: [] };
   const a = { nodeId: 'node-a', nodeTag: 'tagA', deliver: (e: RelayEnvelope) => void delivered['a']!.push(e) };

@@ -40,7 +40,8 @@ test('DN-INPUT-STATE-REFUSED: request state verifies under any current session k
   });
 });
 
-test('DN-INPUT-STATE-REFUSED: tampered, foreign-key, other-format and session-token states are refused; expired ones say so', () => {
+test(`DN-INPUT-STATE-REFUSED: tampered, foreign-key, other-format and session-token states are refused; expired ones \
+say so`, () => {
   const state = signRequestState(claims, [current]);
   const [prefix, payload, mac] = state.split('.') as [string, string, string];
   const changed = Buffer.from(

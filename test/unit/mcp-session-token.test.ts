@@ -52,7 +52,8 @@ test('unknown signing keys, altered payloads or signatures and junk are refused 
   assert.throws(() => signSessionToken(claims, []));
 });
 
-test('DN-SESSION-MAX-AGE: ended sessions are remembered until they would have expired, then swept, so the table stays bounded', async () => {
+test(`DN-SESSION-MAX-AGE: ended sessions are remembered until they would have expired, then swept, so the table stays \
+bounded`, async () => {
   let now = 1_000_000_000_000;
   const maxAgeMs = 60_000;
   const ended = new EndedSessions(maxAgeMs, () => now);
@@ -79,7 +80,8 @@ test('DN-SESSION-MAX-AGE: ended sessions are remembered until they would have ex
   assert.equal(ended.has('late5999.late-sig5999'), true);
 });
 
-test('verified session ids are remembered per key set: a hit needs the exact token, and a new key set (rotation) is verified afresh', () => {
+test(`verified session ids are remembered per key set: a hit needs the exact token, and a new key set (rotation) is \
+verified afresh`, () => {
   const cache = new VerifiedSessionTokens(2);
   const old = sessionKey('old');
   const claims = { keyId: 'k1', protocolVersion: '2025-11-25', clientInfo: {}, clientCapabilities: {}, issuedAt: 1 };

@@ -65,7 +65,8 @@ test('finding 10: the metrics address answers scrapes with the bearer token only
   }
 });
 
-test('finding 10: metrics are off by default; --metrics-listen and the token (env or file only) reach the node options', () => {
+test(`finding 10: metrics are off by default; --metrics-listen and the token (env or file only) reach the node \
+options`, () => {
   const connection = { controlPlaneAddress: '127.0.0.1:4001', nodeToken: 'x'.repeat(16) };
   assert.equal(dataPlaneOptions(readOptions(dataPlaneSettings, [], {}), connection, logger).metricsListen, undefined);
   const on = dataPlaneOptions(

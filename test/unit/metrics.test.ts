@@ -36,7 +36,8 @@ test('answers an upstream sent against the spec and the node carried are counted
   assert.match(body, /portcullis_upstream_deviations_total\{upstream="ref",kind="ndjson_body"\} 1/);
 });
 
-test('the SSE event store is reported at scrape time: streams and bytes held, connections closed by SSE polling', async () => {
+test(`the SSE event store is reported at scrape time: streams and bytes held, connections closed by SSE \
+polling`, async () => {
   const store = new EventStore({ maxConnectionMs: 50 });
   const metrics = new DataPlaneMetrics();
   metrics.eventStore(store);

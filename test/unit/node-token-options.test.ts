@@ -21,7 +21,10 @@ test('finding 6: --node-token is refused by every command, naming the variable a
     const command = commands[name]!;
     assert.throws(
       () => readOptions(command.options, ['--node-token', TOKEN], {}),
-      /--node-token is not accepted: a secret on the command line shows in `ps`.*PORTCULLIS_NODE_TOKEN.*--node-token-file/,
+      new RegExp(
+        '--node-token is not accepted: a secret on the command line shows in `ps`' +
+          '.*PORTCULLIS_NODE_TOKEN.*--node-token-file',
+      ),
       name,
     );
     assert.throws(

@@ -55,7 +55,8 @@ function fromResult(result: unknown): Got {
   return { text: content?.[0]?.text ?? '' };
 }
 
-test('13 a step inserted into the pipeline, without editing any other module, applies identically to a 2025 agent, a 2026-07-28 agent, a legacy SSE agent and a nested call', async () => {
+test(`13 a step inserted into the pipeline, without editing any other module, applies identically to a 2025 agent, a \
+2026-07-28 agent, a legacy SSE agent and a nested call`, async () => {
   const key = testKey('k1', ['everything__*']);
   const config = buildConfig([key], [sessionKey('s1')]);
   const router = new MemoryToolRouter([{ upstream: 'everything', name: 'echo' }]);
@@ -114,7 +115,9 @@ test('13 a step inserted into the pipeline, without editing any other module, ap
     ];
     const refusal = {
       code: RpcErrorCode.InvalidParams,
-      message: `Arguments of everything__echo are ${JSON.stringify(large).length} bytes, more than the ${MAX_ARGUMENT_BYTES} allowed`,
+      message:
+        `Arguments of everything__echo are ${JSON.stringify(large).length} bytes, more than the ` +
+        `${MAX_ARGUMENT_BYTES} allowed`,
     };
     for (const [who, call] of callers) {
       assert.deepEqual(await call(small), { text: 'Echo: hi' }, who);
@@ -122,7 +125,8 @@ test('13 a step inserted into the pipeline, without editing any other module, ap
     }
     // The refused calls never reached the upstream; the small ones did, once per caller.
     assert.equal(router.calls.length, callers.length);
-    // The step saw every call, the nested one with its parent (and its principal, resolved by authenticate from its key).
+    // The step saw every call, the nested one with its parent (and its principal, resolved by authenticate from its
+    // key).
     const calls = seen.filter((operation) => operation.method === 'tools/call');
     assert.equal(calls.length, 2 * callers.length);
     assert.deepEqual(

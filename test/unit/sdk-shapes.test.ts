@@ -156,7 +156,8 @@ function requests(): InboundHttpRequest[] {
   return out;
 }
 
-test('the fast classification answers exactly what the SDK classifier answers, over a corpus of valid and invalid messages', () => {
+test(`the fast classification answers exactly what the SDK classifier answers, over a corpus of valid and invalid \
+messages`, () => {
   const corpus = requests();
   let fast = 0;
   for (const request of corpus) {
@@ -172,7 +173,8 @@ test('the fast classification answers exactly what the SDK classifier answers, o
   assert.ok(fast > 500 && fast < corpus.length / 4, `fast path taken for ${fast} of ${corpus.length}`);
 });
 
-test('a well-formed 2025-era tools/call, with or without a progress token, takes the fast path; unusual ones do not', () => {
+test(`a well-formed 2025-era tools/call, with or without a progress token, takes the fast path; unusual ones do \
+not`, () => {
   const call = { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x' } } };
   assert.deepEqual(fastLegacyRequest({ httpMethod: 'POST', protocolVersionHeader: ' 2025-11-25', body: call }), {
     kind: 'legacy',
@@ -198,7 +200,8 @@ test('a well-formed 2025-era tools/call, with or without a progress token, takes
   assert.equal(fastLegacyRequest({ httpMethod: 'POST', protocolVersionHeader: '2026-07-28', body: call }), undefined);
 });
 
-test("the tools/call params fast check accepts only params the SDK's CallToolRequestParamsSchema accepts, and the common ones", () => {
+test(`the tools/call params fast check accepts only params the SDK's CallToolRequestParamsSchema accepts, and the \
+common ones`, () => {
   const corpus: unknown[] = [...paramsVariants];
   for (const name of ['echo', '', 7, null, undefined]) {
     for (const args of [undefined, {}, { message: 'x' }, [], null, 'x', JSON.parse('{"__proto__":{"a":1}}')]) {

@@ -98,7 +98,10 @@ function trailingBitVariants(token: string): string[] {
   return variants;
 }
 
-/** Mutations of a valid token: padding, characters outside the alphabet, changed, dropped and doubled characters, standard base64, trailing bits. */
+/**
+ * Mutations of a valid token: padding, characters outside the alphabet, changed, dropped and doubled characters,
+ * standard base64, trailing bits.
+ */
 function mutations(token: string, random: () => number, count: number): string[] {
   const at = () => Math.floor(random() * (token.length + 1));
   const pick = (items: string | readonly string[]): string => items[Math.floor(random() * items.length)]!;
@@ -136,7 +139,8 @@ function mutations(token: string, random: () => number, count: number): string[]
   return out.filter((mutated) => mutated !== token);
 }
 
-test('finding 7: every mutation of a valid signed token (padding, foreign characters, trailing bits, any edit) is refused', () => {
+test(`finding 7: every mutation of a valid signed token (padding, foreign characters, trailing bits, any edit) is \
+refused`, () => {
   const random = prng(7);
   for (const kind of KINDS) {
     const token = kind.sign(KEYS);
@@ -176,7 +180,8 @@ test('signed tokens rotate: the first key signs, a previous one still verifies, 
   }
 });
 
-test('finding 7: an ended session id does not come back to life with "=" (or any other spelling) appended', async () => {
+test(`finding 7: an ended session id does not come back to life with "=" (or any other spelling) \
+appended`, async () => {
   const key = testKey('k1', ['everything__echo']);
   const server = await startServer(
     new MemoryToolRouter([{ upstream: 'everything', name: 'echo' }]),

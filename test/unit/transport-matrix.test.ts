@@ -19,7 +19,8 @@ import { UPSTREAM_REQUIREMENTS } from '../support/upstream-requirements.ts';
 const MATRIX_FILE = join(REPO_ROOT, 'test/e2e/protocol-transport-matrix.e2e.test.ts');
 const REQUIREMENT_IDS = Object.keys(MATRIX_REQUIREMENTS) as MatrixRequirementId[];
 
-test('MX-PLAN: every matrix requirement has a run in the matrix file, and is planned in every cell not declared exempt', () => {
+test(`MX-PLAN: every matrix requirement has a run in the matrix file, and is planned in every cell not declared \
+exempt`, () => {
   const source = readFileSync(MATRIX_FILE, 'utf8');
   const withoutRun = REQUIREMENT_IDS.filter((id) => !source.includes(`'${id}': `));
   assert.deepEqual(withoutRun, [], `matrix requirements without a run in ${MATRIX_FILE}`);
@@ -37,7 +38,8 @@ test('MX-PLAN: every matrix requirement has a run in the matrix file, and is pla
   assert.equal(matrixCells().length, Object.keys(DOWNSTREAMS).length * Object.keys(UPSTREAMS).length);
 });
 
-test('MX-EXEMPTIONS: each exemption names a known requirement and cell, says why, and leaves the requirement running somewhere', () => {
+test(`MX-EXEMPTIONS: each exemption names a known requirement and cell, says why, and leaves the requirement running \
+somewhere`, () => {
   for (const e of MATRIX_EXEMPTIONS) {
     assert.ok(e.requirement in MATRIX_REQUIREMENTS, e.requirement);
     assert.ok(e.downstream in DOWNSTREAMS, e.downstream);

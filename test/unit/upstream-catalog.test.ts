@@ -50,7 +50,8 @@ test('UP-HASH: definition_sha256 is the SHA-256 of the sorted-key JSON of the mo
   assert.equal(definitionSha256(a), definitionSha256(b), 'key order, _meta and icons do not matter');
   const expected = createHash('sha256')
     .update(
-      '{"annotations":{"readOnlyHint":true},"description":"d","inputSchema":{"properties":{"a":{"type":"number"},"b":{"type":"string"}},"type":"object"},"name":"t"}',
+      '{"annotations":{"readOnlyHint":true},"description":"d",' +
+        '"inputSchema":{"properties":{"a":{"type":"number"},"b":{"type":"string"}},"type":"object"},"name":"t"}',
     )
     .digest('hex');
   assert.equal(definitionSha256(a), expected);
@@ -60,7 +61,8 @@ test('UP-HASH: definition_sha256 is the SHA-256 of the sorted-key JSON of the mo
   assert.equal(canonicalJson([3, { z: 1, a: [true, null] }]), '[3,{"a":[true,null],"z":1}]');
 });
 
-test('UP-NAMES: names are prefixed with the upstream, or bare when unprefixed; invalid and colliding names are left out and noted', () => {
+test(`UP-NAMES: names are prefixed with the upstream, or bare when unprefixed; invalid and colliding names are left \
+out and noted`, () => {
   const long = 'x'.repeat(60);
   const merged = mergeCatalogs([
     source(
@@ -99,7 +101,8 @@ test('UP-NAMES: names are prefixed with the upstream, or bare when unprefixed; i
   assert.match(prefixedTooLong.notes.get('gamma')![0]!, /not 1-64/);
 });
 
-test('UP-PINNING: a pinned tool whose definition changed is held back and noted; matching and unpinned tools are exposed; pinning off exposes all', () => {
+test(`UP-PINNING: a pinned tool whose definition changed is held back and noted; matching and unpinned tools are \
+exposed; pinning off exposes all`, () => {
   const changed = tool('changed', { description: 'now different' });
   const same = tool('same');
   const pins = new Map([
@@ -124,7 +127,8 @@ test('UP-PINNING: a pinned tool whose definition changed is held back and noted;
   assert.equal(toolHash(changed), definitionSha256(changed));
 });
 
-test('UP-ROUTE-RESOURCE: listed URIs route first (the first upstream wins, the collision is noted), then templates in upstream order', () => {
+test(`UP-ROUTE-RESOURCE: listed URIs route first (the first upstream wins, the collision is noted), then templates in \
+upstream order`, () => {
   const merged = mergeCatalogs([
     source('files', {
       resources: [{ uri: 'file:///readme.md', name: 'readme' }],
@@ -146,7 +150,8 @@ test('UP-ROUTE-RESOURCE: listed URIs route first (the first upstream wins, the c
   assert.equal(routeResource(merged, 'docs://pages/42'), 'docs');
   assert.equal(routeResource(merged, 'file:///other.txt'), 'files');
   assert.equal(routeResource(merged, 'unknown://x'), undefined);
-  // A key that may not use "files" is served by the next upstream listing the URI (or matching it by template), not refused.
+  // A key that may not use "files" is served by the next upstream listing the URI (or matching it by template), not
+  // refused.
   const docsOnly = (upstream: string) => upstream === 'docs';
   assert.equal(routeResource(merged, 'file:///readme.md', docsOnly), 'docs');
   assert.equal(routeResource(merged, 'file:///other.txt', docsOnly), 'docs');

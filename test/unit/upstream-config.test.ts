@@ -38,6 +38,9 @@ test('a snapshot pinning a malformed definition hash is refused naming the field
           }),
         ]),
       ),
-    /snapshot 7: upstreams\.0\.pinnedTools\.0\.definitionSha256: a pinned definition_sha256 must be 64 lower-case hex digits/,
+    new RegExp(
+      String.raw`snapshot 7: upstreams\.0\.pinnedTools\.0\.definitionSha256: ` +
+        'a pinned definition_sha256 must be 64 lower-case hex digits',
+    ),
   );
 });

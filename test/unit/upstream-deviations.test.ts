@@ -67,7 +67,8 @@ describe('upstream deviations: NDJSON labelled application/json', () => {
     while (!text.includes('"pretty"')) text += (await reader.read()).value ?? '';
     assert.equal(
       text,
-      'data: {"jsonrpc":"2.0","method":"notifications/subscriptions/acknowledged","params":{}}\n\ndata: {"pretty":true}\n\n',
+      'data: {"jsonrpc":"2.0","method":"notifications/subscriptions/acknowledged","params":{}}\n\ndata: ' +
+        '{"pretty":true}\n\n',
     );
     abort.abort();
   });

@@ -1,18 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
+import { testTitles } from '../support/test-titles.ts';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../support/processes.ts';
 import { UPSTREAM_REQUIREMENTS } from '../support/upstream-requirements.ts';
 import { matrixTestNames } from '../support/transport-matrix.ts';
 
 /** The names of the tests in a file: the first string argument of each test(…) / it(…). */
-function testNames(source: string): string[] {
-  const names: string[] = [];
-  for (const match of source.matchAll(/\b(?:test|it)\(\s*(['"`])((?:\\.|(?!\1).)*)\1/g)) names.push(match[2]!);
-  return names;
-}
-
 test('UP-REQUIREMENTS: every upstream requirement id is named by at least one test', () => {
   const files = [
     ...readdirSync(join(REPO_ROOT, 'test/unit'))
@@ -24,7 +19,7 @@ test('UP-REQUIREMENTS: every upstream requirement id is named by at least one te
     // The transport matrix runs upstream behaviours over every transport too; its generated names come from its plan.
     join(REPO_ROOT, 'test/e2e/protocol-transport-matrix.e2e.test.ts'),
   ];
-  const names = [...files.flatMap((file) => testNames(readFileSync(file, 'utf8'))), ...matrixTestNames()];
+  const names = [...files.flatMap((file) => testTitles(readFileSync(file, 'utf8'))), ...matrixTestNames()];
   const untested = Object.keys(UPSTREAM_REQUIREMENTS).filter(
     (id) => !names.some((name) => new RegExp(`(^|\\s)${id}(\\s|:|$)`).test(name)),
   );

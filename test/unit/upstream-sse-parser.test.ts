@@ -29,7 +29,8 @@ describe("SSE parsing of a relayed request's answer stream", () => {
     ]);
   });
 
-  test('a comment dispatches nothing; an id-only (priming) event sets the last id and dispatches nothing; a bare `data` line is an empty event', () => {
+  test(`a comment dispatches nothing; an id-only (priming) event sets the last id and dispatches nothing; \
+a bare \`data\` line is an empty event`, () => {
     const { events, lastEventId } = parse([': keep-alive\n\nid: 1\n\ndata\n\n']);
     assert.deepEqual(events, [['', '']]);
     assert.equal(lastEventId, '1');

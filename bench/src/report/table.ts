@@ -55,7 +55,10 @@ export function renderTable(rows: RoundTripRow[], leading: Column[] = []): strin
   return out.join('\n');
 }
 
-/** Rows of flat records as an aligned table, one column per field, numbers right-aligned; lists (raw samples) are left to latest.json. */
+/**
+ * Rows of flat records as an aligned table, one column per field, numbers right-aligned; lists (raw samples) are left
+ * to latest.json.
+ */
 export function renderRecords(rows: readonly unknown[]): string {
   const records = rows.filter((row): row is Record<string, unknown> => row !== null && typeof row === 'object');
   const titles = [

@@ -49,45 +49,34 @@ export function checkTargets(
   const floor = (concurrency: number) =>
     row(rows, { upstream: 'http', path: 'floor-proxy', driver: 'sdk', concurrency });
   const why = gatewayMissing ? `gateway not available: ${gatewayMissing}` : undefined;
+  const atMost = (target: string, unit: string, measured: number | undefined, limit: number) =>
+    check(target, unit, measured, (v) => v <= limit, why);
+  const atLeast = (target: string, unit: string, measured: number | undefined, limit: number) =>
+    check(target, unit, measured, (v) => v >= limit, why);
   const checks: TargetCheck[] = [
-    check(
+    atMost(
       'gateway CPU per proxied call at c=32 (stdio upstream, lean load) <= 0.08 ms',
       'ms',
       gw('stdio', 'lean', 32)?.cpuPerCallMs,
-      (v) => v <= 0.08,
-      why,
+      0.08,
     ),
-    check(
+    atLeast(
       'stdio upstream, lean keep-alive load, c=32 >= 8000 calls/s',
       'calls/s',
       gw('stdio', 'lean', 32)?.callsPerSec,
-      (v) => v >= 8000,
-      why,
+      8000,
     ),
-    check(
-      'stdio upstream, lean keep-alive load, c=1 p50 <= 0.5 ms',
-      'ms',
-      gw('stdio', 'lean', 1)?.p50Ms,
-      (v) => v <= 0.5,
-      why,
-    ),
+    atMost('stdio upstream, lean keep-alive load, c=1 p50 <= 0.5 ms', 'ms', gw('stdio', 'lean', 1)?.p50Ms, 0.5),
     withFloor(
-      check(
-        'HTTP upstream, SDK client, c=1 p50 <= 1.1x direct',
-        'x direct',
-        gw('http', 'sdk', 1)?.p50VsDirect,
-        (v) => v <= 1.1,
-        why,
-      ),
+      atMost('HTTP upstream, SDK client, c=1 p50 <= 1.1x direct', 'x direct', gw('http', 'sdk', 1)?.p50VsDirect, 1.1),
       floor(1)?.p50VsDirect,
     ),
     withFloor(
-      check(
+      atLeast(
         'HTTP upstream, SDK client, c=32 throughput >= 0.9x direct',
         'x direct',
         gw('http', 'sdk', 32)?.throughputVsDirect,
-        (v) => v >= 0.9,
-        why,
+        0.9,
       ),
       floor(32)?.throughputVsDirect,
     ),
@@ -129,7 +118,8 @@ export function checkTargets(
           ? ', each node its own process'
           : `, ${sixteen.nodes / sixteen.processes} nodes to a process`;
     const target = check(
-      `key revocation reaching 16 nodes with 10,000 keys (${database === 'embedded' ? 'embedded PGlite' : 'real PostgreSQL'}${where}): p99 < 25 ms`,
+      `key revocation reaching 16 nodes with 10,000 keys ` +
+        `(${database === 'embedded' ? 'embedded PGlite' : 'real PostgreSQL'}${where}): p99 < 25 ms`,
       'ms',
       enoughKeys ? sixteen.p99Ms : undefined,
       (v) => v < 25,

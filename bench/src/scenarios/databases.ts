@@ -25,7 +25,10 @@ export async function postgresProblem(url: string): Promise<string | undefined> 
   }
 }
 
-/** The databases of `wanted` that can be measured: the real PostgreSQL only when it answers (else `note` says why, naming `what`). */
+/**
+ * The databases of `wanted` that can be measured: the real PostgreSQL only when it answers (else `note` says why,
+ * naming `what`).
+ */
 export async function measurableDatabases(
   wanted: readonly DatabaseKind[],
   postgresUrl: string,

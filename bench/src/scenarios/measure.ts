@@ -129,7 +129,9 @@ function rowOf(
   if (target.upstreamTools !== undefined) row.upstreamTools = target.upstreamTools;
   if (target.keysConfigured !== undefined) row.keysConfigured = target.keysConfigured;
   const tools = target.upstreamTools === undefined ? '' : ` (${target.upstreamTools} tools)`;
-  const label = `${target.operation.method}${tools}, ${target.upstream} upstream via ${target.path}, ${driver} client, c=${concurrency}`;
+  const label =
+    `${target.operation.method}${tools}, ${target.upstream} upstream via ${target.path}, ${driver} ` +
+    `client, c=${concurrency}`;
   if (outcome instanceof Error) {
     row.failed = outcome.message.split('\n')[0]!;
     progress(`  ${label}: FAILED: ${row.failed}`);
@@ -153,7 +155,8 @@ function rowOf(
   if (Object.keys(m.probes).length) row.extra = m.probes;
   const passes = outcome.length > 1 ? ` in ${outcome.length} passes` : '';
   progress(
-    `  ${label}: p50 ${m.latency.p50Ms.toFixed(3)} ms, ${Math.round(m.callsPerSec)} calls/s, ${m.calls} calls${passes}${m.truncated ? ' (time cap)' : ''}${m.errors ? `, ${m.errors} errors (${m.firstError})` : ''}`,
+    `  ${label}: p50 ${m.latency.p50Ms.toFixed(3)} ms, ${Math.round(m.callsPerSec)} calls/s, ${m.calls} ` +
+      `calls${passes}${m.truncated ? ' (time cap)' : ''}${m.errors ? `, ${m.errors} errors (${m.firstError})` : ''}`,
   );
   return row;
 }

@@ -3,7 +3,8 @@
  * (the issue allows it for N = 16 when documented): each node is what `portcullis data-plane`
  * starts (its own port, node id, config stream and HTTP server), only the event loop is shared.
  *
- *   PORTCULLIS_NODE_TOKEN=T tsx bench/src/scenarios/node-group.ts --control-plane host:port --log-level warn --node <id>:<port> [--node <id>:<port> …]
+ * PORTCULLIS_NODE_TOKEN=T tsx bench/src/scenarios/node-group.ts --control-plane host:port --log-level warn --node
+ * <id>:<port> [--node <id>:<port> …]
  *
  * Each node prints `MCP endpoint: <url>` as it listens, as the CLI does (the same function starts it).
  */

@@ -288,7 +288,9 @@ async function openStream(port: number, secret: string, timeoutMs: number): Prom
   }
 }
 
-/** Revokes the key and resolves with ms until every node closed its stream, until the first did, and the mutation's ms. */
+/**
+ * Revokes the key and resolves with ms until every node closed its stream, until the first did, and the mutation's ms.
+ */
 async function revokeRound(
   plane: ControlPlaneUnderTest,
   ports: readonly number[],
@@ -339,7 +341,8 @@ export async function measurePropagation(
       const seeded = performance.now();
       await createKeys(plane, options.keys, 'seed');
       progress(
-        `config propagation (${database}): ${options.keys} keys created through GraphQL in ${((performance.now() - seeded) / 1000).toFixed(1)} s`,
+        `config propagation (${database}): ${options.keys} keys created through GraphQL in ` +
+          `${((performance.now() - seeded) / 1000).toFixed(1)} s`,
       );
       for (const { nodes: count, processes } of options.fleets) {
         progress(`config propagation (${database}): starting ${count} data-plane node(s) in ${processes} process(es)…`);
@@ -348,7 +351,8 @@ export async function measurePropagation(
           fleet = await startNodes(plane, count, processes);
         } catch (error) {
           note(
-            `config propagation (${database}) to ${count} nodes in ${processes} process(es) not measured: ${firstLine(error)}`,
+            `config propagation (${database}) to ${count} nodes in ${processes} process(es) not measured: ` +
+              `${firstLine(error)}`,
           );
           continue;
         }
@@ -380,11 +384,14 @@ export async function measurePropagation(
           };
           rows.push(row);
           progress(
-            `config propagation (${database}) to ${count} node(s) in ${processes} process(es): p50 ${row.p50Ms.toFixed(1)} ms, p99 ${row.p99Ms.toFixed(1)} ms (first node p50 ${row.firstNodeP50Ms.toFixed(1)} ms; the mutation itself: p50 ${row.mutationP50Ms.toFixed(1)} ms)`,
+            `config propagation (${database}) to ${count} node(s) in ${processes} process(es): p50 ` +
+              `${row.p50Ms.toFixed(1)} ms, p99 ${row.p99Ms.toFixed(1)} ms (first node p50 ` +
+              `${row.firstNodeP50Ms.toFixed(1)} ms; the mutation itself: p50 ${row.mutationP50Ms.toFixed(1)} ms)`,
           );
         } catch (error) {
           note(
-            `config propagation (${database}) to ${count} nodes in ${processes} process(es) failed: ${firstLine(error)}`,
+            `config propagation (${database}) to ${count} nodes in ${processes} process(es) failed: ` +
+              `${firstLine(error)}`,
           );
         } finally {
           await fleet.stop();

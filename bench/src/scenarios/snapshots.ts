@@ -75,7 +75,8 @@ async function seedUpstreams(dataSource: DataSource): Promise<void> {
         { name: 'X-Team', value: 'bench' },
       ]);
       await manager.query(
-        `INSERT INTO upstreams (id, name, transport, url, headers, bearer_token) VALUES ($1, $2, 'STREAMABLE_HTTP', $3, $4::jsonb, $5)`,
+        `INSERT INTO upstreams (id, name, transport, url, headers, bearer_token) VALUES ($1, $2, ` +
+          `'STREAMABLE_HTTP', $3, $4::jsonb, $5)`,
         [
           id,
           `up${i}`,
@@ -96,7 +97,8 @@ async function seedKeys(dataSource: DataSource, from: number, total: number): Pr
     await dataSource.transaction(async (manager) => {
       await manager.query(
         `INSERT INTO virtual_keys (name, prefix, secret_sha256, allowed_tools)
-         SELECT 'bench-' || i, 'pcs_bench' || i, sha256(convert_to('bench-secret-' || i || '-' || $3, 'UTF8')), '["up0__*", "up1__search"]'::jsonb
+         SELECT 'bench-' || i, 'pcs_bench' || i, sha256(convert_to('bench-secret-' || i || '-' || $3, 'UTF8')),
+                '["up0__*", "up1__search"]'::jsonb
          FROM generate_series($1::int, $2::int) AS i`,
         [start, end - 1, randomBytes(4).toString('hex')],
       );
@@ -108,7 +110,8 @@ async function seedKeys(dataSource: DataSource, from: number, total: number): Pr
 async function revokeOne(dataSource: DataSource): Promise<void> {
   await dataSource.transaction(async (manager) => {
     await manager.query(
-      `UPDATE virtual_keys SET revoked_at = now() WHERE id = (SELECT id FROM virtual_keys WHERE revoked_at IS NULL LIMIT 1)`,
+      `UPDATE virtual_keys SET revoked_at = now() WHERE id = (SELECT id FROM virtual_keys WHERE revoked_at IS NULL ` +
+        `LIMIT 1)`,
     );
     await bumpRevision(manager);
   });
@@ -252,7 +255,8 @@ export async function measureSnapshots(
       opened = await open(database, options.postgresUrl);
     } catch (error) {
       note(
-        `snapshot build and apply (${database}) not measured: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
+        `snapshot build and apply (${database}) not measured: ` +
+          `${error instanceof Error ? error.message.split('\n')[0] : String(error)}`,
       );
       continue;
     }
@@ -267,8 +271,10 @@ export async function measureSnapshots(
         const row = await measureOne(database, opened.dataSource, keys, options, i === counts.length - 1);
         rows.push(row);
         progress(
-          `snapshots (${database}, ${keys} keys; seeded in ${(seedMs / 1000).toFixed(1)} s): build whole ${row.buildWholeMs.toFixed(1)} ms, after a change ${row.buildChangeMs.toFixed(2)} ms; ` +
-            `apply whole ${row.applyWholeMs.toFixed(1)} ms, delta ${row.applyDeltaMs.toFixed(3)} ms; ${Math.round(row.wholeBytes / 1024)} KiB whole, ${row.deltaBytes} B delta`,
+          `snapshots (${database}, ${keys} keys; seeded in ${(seedMs / 1000).toFixed(1)} s): build whole ` +
+            `${row.buildWholeMs.toFixed(1)} ms, after a change ${row.buildChangeMs.toFixed(2)} ms; ` +
+            `apply whole ${row.applyWholeMs.toFixed(1)} ms, delta ${row.applyDeltaMs.toFixed(3)} ms; ` +
+            `${Math.round(row.wholeBytes / 1024)} KiB whole, ${row.deltaBytes} B delta`,
         );
         // Later counts build on these keys; the revoked ones do not count.
         seeded -= options.changeReps;

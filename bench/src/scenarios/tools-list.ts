@@ -37,7 +37,8 @@ export async function gatewayToolsListTargets(gateway: GatewayUnderTest): Promis
     await graphql(
       gateway.graphqlUrl,
       gateway.adminToken,
-      `mutation { createUpstream(input: {name: "${name}", transport: STDIO, command: ${JSON.stringify(command)}, args: ${JSON.stringify(args)}}) { id } }`,
+      `mutation { createUpstream(input: {name: "${name}", transport: STDIO, command: ${JSON.stringify(command)}, ` +
+        `args: ${JSON.stringify(args)}}) { id } }`,
     );
     const created = await graphql<{ createVirtualKey: { secret: string } }>(
       gateway.graphqlUrl,

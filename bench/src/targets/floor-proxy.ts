@@ -19,7 +19,9 @@ import { startPortcullis } from './portcullis.ts';
 import { startEverythingHttp, type HttpServer } from './upstream.ts';
 
 export const FLOOR_PROXY_NOTE =
-  'floor-proxy: a byte-forwarding proxy in front of the Streamable HTTP upstream (node:http server, undici client; nothing parsed, checked or recorded), the floor for any Node proxy: what a second HTTP hop costs here before a gateway does anything';
+  'floor-proxy: a byte-forwarding proxy in front of the Streamable HTTP upstream (node:http server, undici client; ' +
+  'nothing parsed, checked or recorded), the floor for any Node proxy: what a second HTTP hop costs here before a ' +
+  'gateway does anything';
 
 /** Starts the floor proxy (its own process) in front of `upstreamUrl`; its URL has the upstream's path. */
 export async function startFloorProxy(upstreamUrl: string): Promise<HttpServer> {

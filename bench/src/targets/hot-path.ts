@@ -5,7 +5,8 @@
  * (no peers, no tools/list, no propagation). It is a development tool, not the published bench:
  * the figures that count come from `npm run bench`.
  *
- *   tsx bench/src/targets/hot-path.ts [--rounds N] [--calls N] [--only stdio|http] [--driver lean|sdk] [--concurrency 1|32]
+ * tsx bench/src/targets/hot-path.ts [--rounds N] [--calls N] [--only stdio|http] [--driver lean|sdk] [--concurrency
+ * 1|32]
  *
  * Set PORTCULLIS_BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the node.
  */

@@ -98,4 +98,5 @@ export async function startPeers(skipped: (peer: Peer, reason: string) => void):
 }
 
 export const PEERS_FRONTING_HTTP_NOTE =
-  'peers in front of the Streamable HTTP upstream: not measured, neither supports it (mcp-proxy spawns stdio servers only; supergateway turns Streamable HTTP into stdio, not into Streamable HTTP)';
+  'peers in front of the Streamable HTTP upstream: not measured, neither supports it (mcp-proxy spawns stdio ' +
+  'servers only; supergateway turns Streamable HTTP into stdio, not into Streamable HTTP)';

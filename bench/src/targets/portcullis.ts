@@ -92,7 +92,8 @@ export async function graphql<T>(url: string, adminToken: string, query: string)
 }
 
 /**
- * Starts the control plane and one data-plane node on free loopback ports in a fresh data dir, registers server-everything over
+ * Starts the control plane and one data-plane node on free loopback ports in a fresh data dir, registers
+ * server-everything over
  * stdio (`ev`) and, when given, over Streamable HTTP (`evh`), creates a key allowed to call both echo
  * tools, and waits until a call through the gateway succeeds.
  */
@@ -171,21 +172,24 @@ export async function startPortcullis(httpUpstreamUrl: string | undefined): Prom
     await graphql(
       graphqlUrl,
       adminToken,
-      `mutation { createUpstream(input: {name: ${JSON.stringify(STDIO_UPSTREAM)}, transport: STDIO, command: ${JSON.stringify(stdio.command)}, args: ${JSON.stringify(stdio.args)}}) { id } }`,
+      `mutation { createUpstream(input: {name: ${JSON.stringify(STDIO_UPSTREAM)}, transport: STDIO, command: ` +
+        `${JSON.stringify(stdio.command)}, args: ${JSON.stringify(stdio.args)}}) { id } }`,
     );
     const tools: GatewayUnderTest['tools'] = { stdio: `${STDIO_UPSTREAM}__${EVERYTHING_TOOL}` };
     if (httpUpstreamUrl) {
       await graphql(
         graphqlUrl,
         adminToken,
-        `mutation { createUpstream(input: {name: ${JSON.stringify(HTTP_UPSTREAM)}, transport: STREAMABLE_HTTP, url: ${JSON.stringify(httpUpstreamUrl)}}) { id } }`,
+        `mutation { createUpstream(input: {name: ${JSON.stringify(HTTP_UPSTREAM)}, transport: STREAMABLE_HTTP, ` +
+          `url: ${JSON.stringify(httpUpstreamUrl)}}) { id } }`,
       );
       tools.http = `${HTTP_UPSTREAM}__${EVERYTHING_TOOL}`;
     }
     const created = await graphql<{ createVirtualKey: { secret: string } }>(
       graphqlUrl,
       adminToken,
-      `mutation { createVirtualKey(input: {name: "bench", allowedTools: ${JSON.stringify(Object.values(tools))}}) { secret key { id } } }`,
+      `mutation { createVirtualKey(input: {name: "bench", allowedTools: ${JSON.stringify(Object.values(tools))}}) ` +
+        `{ secret key { id } } }`,
     );
     const gateway: GatewayUnderTest = {
       mcpUrl,

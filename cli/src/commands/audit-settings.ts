@@ -21,7 +21,8 @@ export const auditSettings = {
     flag: 'audit-spool-dir',
     env: 'PORTCULLIS_AUDIT_SPOOL_DIR',
     description:
-      "directory of this node's audit spool (records wait there until the control plane stored them); one directory per node, kept across restarts so nothing is lost",
+      "directory of this node's audit spool (records wait there until the control plane stored them); one " +
+      'directory per node, kept across restarts so nothing is lost',
     schema: z.string().min(1).optional(),
     defaultLabel: '<tmpdir>/portcullis-audit-<node-id>-<port>',
   },
@@ -40,7 +41,8 @@ export const auditSettings = {
     flag: 'audit-when-full',
     env: 'PORTCULLIS_AUDIT_WHEN_FULL',
     description:
-      'while the audit spool is full: "refuse" new calls (JSON-RPC error -32048, HTTP 503) so that nothing goes unrecorded, or "serve" on and count the records lost (portcullis_audit_records_dropped_total)',
+      'while the audit spool is full: "refuse" new calls (JSON-RPC error -32048, HTTP 503) so that nothing goes ' +
+      'unrecorded, or "serve" on and count the records lost (portcullis_audit_records_dropped_total)',
     schema: z.enum(['refuse', 'serve'], { error: 'must be "refuse" or "serve"' }).default('refuse'),
     defaultLabel: 'refuse',
   },
@@ -67,7 +69,8 @@ export const auditSettings = {
     flag: 'audit-max-value-chars',
     env: 'PORTCULLIS_AUDIT_MAX_VALUE_CHARS',
     description:
-      'arguments or a result longer than this (as JSON text) are recorded as {"$truncated":true,"chars":N,"prefix":"…"}',
+      'arguments or a result longer than this (as JSON text) are recorded as ' +
+      '{"$truncated":true,"chars":N,"prefix":"…"}',
     schema: z.coerce.number({ error: 'must be a number' }).int().min(64).default(DEFAULT_MAX_VALUE_CHARS),
     defaultLabel: String(DEFAULT_MAX_VALUE_CHARS),
   },

@@ -56,7 +56,8 @@ export const auditExportOptionTable = {
 
 export const auditHelp = `${helpText(
   'Usage: portcullis audit verify [options]',
-  "Checks the audit trail's hash chain in PostgreSQL and names every altered, inserted or missing row by id (exit 1 when any).",
+  "Checks the audit trail's hash chain in PostgreSQL and names every altered, inserted or missing row by id " +
+    '(exit 1 when any).',
   database,
 )}\n${helpText(
   'Usage: portcullis audit export [options] > records.ndjson',
@@ -88,7 +89,8 @@ async function verify(argv: readonly string[]): Promise<void> {
     for (const p of report.problems)
       process.stdout.write(`${p.problem.toUpperCase()} seq=${p.seq} id=${p.id ?? '(unknown)'}\n`);
     process.stdout.write(
-      `${report.problems.length === 0 ? 'OK' : 'BROKEN'}: checked ${report.checked} rows (seq ${report.fromSeq} < seq <= ${report.headSeq}), ${report.problems.length} problem(s)\n`,
+      `${report.problems.length === 0 ? 'OK' : 'BROKEN'}: checked ${report.checked} rows (seq ${report.fromSeq} < ` +
+        `seq <= ${report.headSeq}), ${report.problems.length} problem(s)\n`,
     );
     if (report.problems.length > 0) process.exitCode = 1;
   } finally {
@@ -118,7 +120,8 @@ async function exportRecords(argv: readonly string[]): Promise<void> {
     let after = '0';
     for (;;) {
       const page = await client.query<Record<string, unknown> & { seq: string }>(
-        `SELECT ${CHAINED_COLUMNS} FROM audit_events WHERE audit_events.seq > $${params.length + 1}::bigint${where.map((w) => ` AND ${w}`).join('')} ORDER BY audit_events.seq LIMIT 2000`,
+        `SELECT ${CHAINED_COLUMNS} FROM audit_events WHERE audit_events.seq > ` +
+          `$${params.length + 1}::bigint${where.map((w) => ` AND ${w}`).join('')} ORDER BY audit_events.seq LIMIT 2000`,
         [...params, after],
       );
       for (const row of page.rows) {

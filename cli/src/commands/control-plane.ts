@@ -26,8 +26,11 @@ export async function runControlPlane(argv: readonly string[]): Promise<void> {
     grpcTls,
     logger,
   });
+  const security = grpcTls === undefined ? ' (plaintext)' : grpcTls.clientCa === undefined ? ' (TLS)' : ' (mTLS)';
+  const adminToken = options.adminToken ? '(as given in --admin-token / PORTCULLIS_ADMIN_TOKEN)' : plane.adminToken;
   process.stdout.write(
-    `Portcullis control plane\n  GraphQL:     ${plane.graphqlUrl}\n  gRPC:        ${plane.grpcAddress}${grpcTls === undefined ? ' (plaintext)' : grpcTls.clientCa === undefined ? ' (TLS)' : ' (mTLS)'}\n  Admin token: ${options.adminToken ? '(as given in --admin-token / PORTCULLIS_ADMIN_TOKEN)' : plane.adminToken}\n`,
+    `Portcullis control plane\n  GraphQL:     ${plane.graphqlUrl}\n  gRPC:        ` +
+      `${plane.grpcAddress}${security}\n  Admin token: ${adminToken}\n`,
   );
   closeOnSignals(() => plane.close(), logger);
 }

@@ -19,7 +19,8 @@ export const dataPlaneOptionTable = {
 
 export const dataPlaneHelp = helpText(
   'Usage: portcullis data-plane [options]',
-  "Runs one data-plane node: the MCP endpoint agents connect to. It follows the control plane's config stream and keeps serving its last snapshot when the control plane is away.",
+  "Runs one data-plane node: the MCP endpoint agents connect to. It follows the control plane's config stream and " +
+    'keeps serving its last snapshot when the control plane is away.',
   dataPlaneOptionTable,
 );
 

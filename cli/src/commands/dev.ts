@@ -34,7 +34,8 @@ export const devOptionTable = {
 
 export const devHelp = helpText(
   'Usage: portcullis dev [options]',
-  'Runs a whole gateway in one process: the control plane (GraphQL, gRPC) and one data-plane node (MCP). Without DATABASE_URL it keeps an embedded PostgreSQL in the data dir. This is what `npm start` runs.',
+  'Runs a whole gateway in one process: the control plane (GraphQL, gRPC) and one data-plane node (MCP). Without ' +
+    'DATABASE_URL it keeps an embedded PostgreSQL in the data dir. This is what `npm start` runs.',
   devOptionTable,
 );
 

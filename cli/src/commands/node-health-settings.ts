@@ -11,7 +11,9 @@ export const nodeHealthSettings = {
     flag: 'ready-when',
     env: 'PORTCULLIS_READY_WHEN',
     description:
-      '/readyz turns 200 when: "upstreams", the node has a configuration and every enabled upstream in it has connected or failed once (at startup only, at most --ready-timeout-seconds); "config", as soon as it has a configuration',
+      '/readyz turns 200 when: "upstreams", the node has a configuration and every enabled upstream in it has ' +
+      'connected or failed once (at startup only, at most --ready-timeout-seconds); "config", as soon as it has a ' +
+      'configuration',
     schema: z.enum(['upstreams', 'config']).default(DEFAULT_READINESS.readyWhen),
     defaultLabel: DEFAULT_READINESS.readyWhen,
   },
@@ -32,7 +34,9 @@ export const nodeHealthSettings = {
     flag: 'max-config-age-seconds',
     env: 'PORTCULLIS_MAX_CONFIG_AGE_SECONDS',
     description:
-      '/readyz turns 503 once the node has been cut off from the control plane this long (revocations may be missed). Off by default: a node keeps serving its last snapshot through a control-plane outage rather than failing every agent',
+      '/readyz turns 503 once the node has been cut off from the control plane this long (revocations may be ' +
+      'missed). Off by default: a node keeps serving its last snapshot through a control-plane outage rather than ' +
+      'failing every agent',
     schema: z.coerce
       .number({ error: 'must be a number of seconds' })
       .int('must be a whole number of seconds')

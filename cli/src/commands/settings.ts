@@ -118,7 +118,8 @@ export const controlPlaneSettings = {
     flag: 'audit-retention-days',
     env: 'PORTCULLIS_AUDIT_RETENTION_DAYS',
     description:
-      'keep audit records this many whole days; older day partitions are dropped hourly (the hash chain is anchored past them)',
+      'keep audit records this many whole days; older day partitions are dropped hourly (the hash chain is ' +
+      'anchored past them)',
     schema: z.coerce.number({ error: 'must be a number of days' }).int().min(1, 'must be at least 1').optional(),
     defaultLabel: 'forever',
   },
@@ -145,7 +146,8 @@ export const controlPlaneSettings = {
     flag: 'database-connect-timeout-ms',
     env: 'PORTCULLIS_DATABASE_CONNECT_TIMEOUT_MS',
     description:
-      'how long connecting to PostgreSQL, or waiting for a free pooled connection, may take; a request that cannot get one fails with DATABASE_UNAVAILABLE',
+      'how long connecting to PostgreSQL, or waiting for a free pooled connection, may take; a request that cannot ' +
+      'get one fails with DATABASE_UNAVAILABLE',
     schema: z.coerce
       .number({ error: 'must be a number of milliseconds' })
       .int('must be a whole number of milliseconds')
@@ -157,7 +159,8 @@ export const controlPlaneSettings = {
     flag: 'database-statement-timeout-ms',
     env: 'PORTCULLIS_DATABASE_STATEMENT_TIMEOUT_MS',
     description:
-      'how long one statement, and one whole configuration change, may take; a change that cannot commit in time fails with DATABASE_TIMEOUT and is never applied later',
+      'how long one statement, and one whole configuration change, may take; a change that cannot commit in time ' +
+      'fails with DATABASE_TIMEOUT and is never applied later',
     schema: z.coerce
       .number({ error: 'must be a number of milliseconds' })
       .int('must be a whole number of milliseconds')
@@ -216,7 +219,8 @@ export const controlPlaneSettings = {
     flag: 'secret-key',
     env: 'PORTCULLIS_SECRET_KEY',
     description:
-      'key encrypting upstream credentials at rest: 32 bytes as hex or base64, optionally "<kid>:<key>"; the same on every replica; generated once into the data dir when unset',
+      'key encrypting upstream credentials at rest: 32 bytes as hex or base64, optionally "<kid>:<key>"; the same ' +
+      'on every replica; generated once into the data dir when unset',
     schema: z.string().min(1).optional(),
   },
   previousSecretKeys: {
@@ -243,7 +247,8 @@ export const controlPlaneSettings = {
     flag: 'admin-oidc-issuer',
     env: 'PORTCULLIS_ADMIN_OIDC_ISSUER',
     description:
-      'OIDC sign-in for the GraphQL API: the identity provider issuer (exactly as its tokens iss); with --admin-oidc-audience and --admin-oidc-jwks-uri, its JWTs are accepted beside admin tokens',
+      'OIDC sign-in for the GraphQL API: the identity provider issuer (exactly as its tokens iss); with ' +
+      '--admin-oidc-audience and --admin-oidc-jwks-uri, its JWTs are accepted beside admin tokens',
     schema: z.string().url('must be a URL').optional(),
   },
   adminOidcAudience: {
@@ -262,7 +267,8 @@ export const controlPlaneSettings = {
     flag: 'admin-oidc-role-claim',
     env: 'PORTCULLIS_ADMIN_OIDC_ROLE_CLAIM',
     description:
-      'OIDC sign-in for the GraphQL API: the claim naming the role (admin, operator or auditor; a string or an array, the highest wins)',
+      'OIDC sign-in for the GraphQL API: the claim naming the role (admin, operator or auditor; a string or an ' +
+      'array, the highest wins)',
     schema: z.string().min(1).default('portcullis_roles'),
     defaultLabel: 'portcullis_roles',
   },
@@ -276,6 +282,28 @@ function count(unit: string, min: number, max: number) {
     .int(`must be a whole number of ${unit}`)
     .min(min, `must be at least ${min}`)
     .max(max, `must be at most ${max}`);
+}
+
+/** An SSE bound in bytes: `--sse-<name>`, `PORTCULLIS_SSE_<NAME>`, from 1 KiB; the default is whole MiB. */
+function sseBytes(name: string, fallback: number, description: string) {
+  return {
+    flag: `sse-${name}`,
+    env: `PORTCULLIS_SSE_${name.toUpperCase().replaceAll('-', '_')}`,
+    description,
+    schema: count('bytes', 1024, 2 ** 40).default(fallback),
+    defaultLabel: `${fallback} (${fallback / 1024 ** 2} MiB)`,
+  };
+}
+
+/** An SSE bound in streams: `--sse-<name>`, `PORTCULLIS_SSE_<NAME>`, from 1. */
+function sseStreams(name: string, fallback: number, description: string, max = 10_000_000) {
+  return {
+    flag: `sse-${name}`,
+    env: `PORTCULLIS_SSE_${name.toUpperCase().replaceAll('-', '_')}`,
+    description,
+    schema: count('streams', 1, max).default(fallback),
+    defaultLabel: String(fallback),
+  };
 }
 
 /**
@@ -349,7 +377,8 @@ export const sseSettings = {
     flag: 'sse-resume-window-seconds',
     env: 'PORTCULLIS_SSE_RESUME_WINDOW_SECONDS',
     description:
-      'how long a 2025-era SSE stream stays resumable with Last-Event-ID after its connection dropped or ended; a call whose answer stream dropped keeps running this long without an agent, then is cancelled upstream',
+      'how long a 2025-era SSE stream stays resumable with Last-Event-ID after its connection dropped or ended; a ' +
+      'call whose answer stream dropped keeps running this long without an agent, then is cancelled upstream',
     schema: count('seconds', 1, 3600).default(DEFAULT_RESUME_WINDOW_MS / 1000),
     defaultLabel: String(DEFAULT_RESUME_WINDOW_MS / 1000),
   },
@@ -357,7 +386,8 @@ export const sseSettings = {
     flag: 'sse-retry-ms',
     env: 'PORTCULLIS_SSE_RETRY_MS',
     description:
-      'the SSE retry sent in priming events (2025-11-25 sessions): how long agents wait before they reconnect to a closed stream; must be below the resume window',
+      'the SSE retry sent in priming events (2025-11-25 sessions): how long agents wait before they reconnect to a ' +
+      'closed stream; must be below the resume window',
     schema: count('milliseconds', 10, 60_000).default(DEFAULT_SSE_RETRY_MS),
     defaultLabel: String(DEFAULT_SSE_RETRY_MS),
   },
@@ -365,7 +395,11 @@ export const sseSettings = {
     flag: 'sse-max-stream-seconds',
     env: 'PORTCULLIS_SSE_MAX_STREAM_SECONDS',
     description:
-      'SSE polling (SEP-1699), off by default: the node closes each SSE connection of a 2025-11-25 session (POST answer or GET stream) after this long, the call going on; the agent reconnects with Last-Event-ID after the retry and gets the rest. For proxies that cut long connections; sessions of older revisions are never closed this way. With several nodes, route a session to one node (by Mcp-Session-Id): only the node that held a stream can resume it',
+      'SSE polling (SEP-1699), off by default: the node closes each SSE connection of a 2025-11-25 session (POST ' +
+      'answer or GET stream) after this long, the call going on; the agent reconnects with Last-Event-ID after the ' +
+      'retry and gets the rest. For proxies that cut long connections; sessions of older revisions are never ' +
+      'closed this way. With several nodes, route a session to one node (by Mcp-Session-Id): only the node that ' +
+      'held a stream can resume it',
     schema: count('seconds', 1, 86_400).optional(),
     defaultLabel: 'off',
   },
@@ -376,76 +410,58 @@ export const sseSettings = {
     schema: count('events', 1, 1_000_000).default(DEFAULT_MAX_EVENTS_PER_STREAM),
     defaultLabel: String(DEFAULT_MAX_EVENTS_PER_STREAM),
   },
-  sseMaxBytesPerStream: {
-    flag: 'sse-max-bytes-per-stream',
-    env: 'PORTCULLIS_SSE_MAX_BYTES_PER_STREAM',
-    description: 'bytes of events kept per SSE stream for resumption (the newest event is always kept)',
-    schema: count('bytes', 1024, 2 ** 40).default(DEFAULT_MAX_BYTES_PER_STREAM),
-    defaultLabel: `${DEFAULT_MAX_BYTES_PER_STREAM} (1 MiB)`,
-  },
-  sseMaxStreams: {
-    flag: 'sse-max-streams',
-    env: 'PORTCULLIS_SSE_MAX_STREAMS',
-    description:
-      'SSE streams a node keeps resumable at once (the oldest is dropped first; a dropped call stream cancels its call)',
-    schema: count('streams', 1, 10_000_000).default(DEFAULT_MAX_STREAMS),
-    defaultLabel: String(DEFAULT_MAX_STREAMS),
-  },
-  sseMaxBytes: {
-    flag: 'sse-max-bytes',
-    env: 'PORTCULLIS_SSE_MAX_BYTES',
-    description:
-      'bytes of events a node keeps over all SSE streams (the oldest streams are dropped first); at least --sse-max-bytes-per-stream',
-    schema: count('bytes', 1024, 2 ** 40).default(DEFAULT_MAX_STORE_BYTES),
-    defaultLabel: `${DEFAULT_MAX_STORE_BYTES} (64 MiB)`,
-  },
-  sseMaxStreamsPerKey: {
-    flag: 'sse-max-streams-per-key',
-    env: 'PORTCULLIS_SSE_MAX_STREAMS_PER_KEY',
-    description:
-      "SSE streams one virtual key may keep resumable on a node (its own oldest are dropped first, never another key's)",
-    schema: count('streams', 1, 10_000_000).default(DEFAULT_MAX_STREAMS_PER_KEY),
-    defaultLabel: String(DEFAULT_MAX_STREAMS_PER_KEY),
-  },
-  sseMaxBytesPerKey: {
-    flag: 'sse-max-bytes-per-key',
-    env: 'PORTCULLIS_SSE_MAX_BYTES_PER_KEY',
-    description:
-      'bytes of events one virtual key may keep on a node over its SSE streams (its own oldest streams are dropped first); never less than --sse-max-bytes-per-stream',
-    schema: count('bytes', 1024, 2 ** 40).default(DEFAULT_MAX_BYTES_PER_KEY),
-    defaultLabel: `${DEFAULT_MAX_BYTES_PER_KEY} (16 MiB)`,
-  },
-  sseMaxStreamsPerSession: {
-    flag: 'sse-max-streams-per-session',
-    env: 'PORTCULLIS_SSE_MAX_STREAMS_PER_SESSION',
-    description:
-      'SSE streams one 2025-era session may keep resumable on a node (its own oldest, ended ones first, are dropped first)',
-    schema: count('streams', 1, 10_000_000).default(DEFAULT_MAX_STREAMS_PER_SESSION),
-    defaultLabel: String(DEFAULT_MAX_STREAMS_PER_SESSION),
-  },
-  sseMaxBytesPerSession: {
-    flag: 'sse-max-bytes-per-session',
-    env: 'PORTCULLIS_SSE_MAX_BYTES_PER_SESSION',
-    description:
-      'bytes of events one session may keep on a node over its SSE streams; never less than --sse-max-bytes-per-stream',
-    schema: count('bytes', 1024, 2 ** 40).default(DEFAULT_MAX_BYTES_PER_SESSION),
-    defaultLabel: `${DEFAULT_MAX_BYTES_PER_SESSION} (8 MiB)`,
-  },
-  sseMaxOpenStreamsPerSession: {
-    flag: 'sse-max-open-streams-per-session',
-    env: 'PORTCULLIS_SSE_MAX_OPEN_STREAMS_PER_SESSION',
-    description: 'GET notification streams one 2025-era session may hold open on a node; a new one closes the oldest',
-    schema: count('streams', 1, 1_000_000).default(DEFAULT_MAX_OPEN_STREAMS_PER_SESSION),
-    defaultLabel: String(DEFAULT_MAX_OPEN_STREAMS_PER_SESSION),
-  },
-  sseMaxOpenStreamsPerKey: {
-    flag: 'sse-max-open-streams-per-key',
-    env: 'PORTCULLIS_SSE_MAX_OPEN_STREAMS_PER_KEY',
-    description:
-      "streams (GET /mcp, GET /sse, subscriptions/listen) one virtual key may hold open on a node; a new one closes the key's oldest",
-    schema: count('streams', 1, 10_000_000).default(DEFAULT_MAX_OPEN_STREAMS_PER_KEY),
-    defaultLabel: String(DEFAULT_MAX_OPEN_STREAMS_PER_KEY),
-  },
+  sseMaxBytesPerStream: sseBytes(
+    'max-bytes-per-stream',
+    DEFAULT_MAX_BYTES_PER_STREAM,
+    'bytes of events kept per SSE stream for resumption (the newest event is always kept)',
+  ),
+  sseMaxStreams: sseStreams(
+    'max-streams',
+    DEFAULT_MAX_STREAMS,
+    'SSE streams a node keeps resumable at once (the oldest is dropped first; a dropped call stream cancels ' +
+      'its call)',
+  ),
+  sseMaxBytes: sseBytes(
+    'max-bytes',
+    DEFAULT_MAX_STORE_BYTES,
+    'bytes of events a node keeps over all SSE streams (the oldest streams are dropped first); at least ' +
+      '--sse-max-bytes-per-stream',
+  ),
+  sseMaxStreamsPerKey: sseStreams(
+    'max-streams-per-key',
+    DEFAULT_MAX_STREAMS_PER_KEY,
+    'SSE streams one virtual key may keep resumable on a node (its own oldest are dropped first, never another ' +
+      "key's)",
+  ),
+  sseMaxBytesPerKey: sseBytes(
+    'max-bytes-per-key',
+    DEFAULT_MAX_BYTES_PER_KEY,
+    'bytes of events one virtual key may keep on a node over its SSE streams (its own oldest streams are dropped ' +
+      'first); never less than --sse-max-bytes-per-stream',
+  ),
+  sseMaxStreamsPerSession: sseStreams(
+    'max-streams-per-session',
+    DEFAULT_MAX_STREAMS_PER_SESSION,
+    'SSE streams one 2025-era session may keep resumable on a node (its own oldest, ended ones first, are ' +
+      'dropped first)',
+  ),
+  sseMaxBytesPerSession: sseBytes(
+    'max-bytes-per-session',
+    DEFAULT_MAX_BYTES_PER_SESSION,
+    'bytes of events one session may keep on a node over its SSE streams; never less than --sse-max-bytes-per-stream',
+  ),
+  sseMaxOpenStreamsPerSession: sseStreams(
+    'max-open-streams-per-session',
+    DEFAULT_MAX_OPEN_STREAMS_PER_SESSION,
+    'GET notification streams one 2025-era session may hold open on a node; a new one closes the oldest',
+    1_000_000,
+  ),
+  sseMaxOpenStreamsPerKey: sseStreams(
+    'max-open-streams-per-key',
+    DEFAULT_MAX_OPEN_STREAMS_PER_KEY,
+    'streams (GET /mcp, GET /sse, subscriptions/listen) one virtual key may hold open on a node; a new one ' +
+      "closes the key's oldest",
+  ),
 } satisfies OptionTable;
 
 /**
@@ -457,13 +473,16 @@ export function sseOptions(settings: ParsedOptions<typeof sseSettings>): EventSt
   if (settings.sseRetryMs >= windowMs) {
     throw new PortcullisError(
       ErrorCode.BAD_USER_INPUT,
-      `--sse-retry-ms (${settings.sseRetryMs}) must be below --sse-resume-window-seconds (${settings.sseResumeWindowSeconds} s): agents reconnect after the retry, and a stream nobody resumed within the window is given up`,
+      `--sse-retry-ms (${settings.sseRetryMs}) must be below --sse-resume-window-seconds ` +
+        `(${settings.sseResumeWindowSeconds} s): agents reconnect after the retry, and a stream nobody resumed ` +
+        `within the window is given up`,
     );
   }
   if (settings.sseMaxBytes < settings.sseMaxBytesPerStream) {
     throw new PortcullisError(
       ErrorCode.BAD_USER_INPUT,
-      `--sse-max-bytes (${settings.sseMaxBytes}) must be at least --sse-max-bytes-per-stream (${settings.sseMaxBytesPerStream})`,
+      `--sse-max-bytes (${settings.sseMaxBytes}) must be at least --sse-max-bytes-per-stream ` +
+        `(${settings.sseMaxBytesPerStream})`,
     );
   }
   return {
@@ -543,14 +562,17 @@ export const dataPlaneSettings = {
     flag: 'anonymous-key',
     env: 'PORTCULLIS_ANONYMOUS_KEY',
     description:
-      'anonymous access (off by default): requests to /mcp and /sse without credentials act as the virtual key with this id (its allow-list applies); a wrong key is still refused, and while the key is revoked or unknown requests without credentials get 401',
+      'anonymous access (off by default): requests to /mcp and /sse without credentials act as the virtual key ' +
+      'with this id (its allow-list applies); a wrong key is still refused, and while the key is revoked or ' +
+      'unknown requests without credentials get 401',
     schema: z.string().trim().min(1, 'must be a virtual key id').optional(),
   },
   jwksRefreshCooldownMs: {
     flag: 'jwks-refresh-cooldown-ms',
     env: 'PORTCULLIS_JWKS_REFRESH_COOLDOWN_MS',
     description:
-      "MCP authorization: after fetching an issuer's signing keys, how long a token with an unknown key id waits before it may trigger another fetch (a flood of forged key ids costs one fetch per period)",
+      "MCP authorization: after fetching an issuer's signing keys, how long a token with an unknown key id waits " +
+      'before it may trigger another fetch (a flood of forged key ids costs one fetch per period)',
     schema: z.coerce.number({ error: 'must be a number of milliseconds' }).int().min(0).max(3_600_000).default(30_000),
     defaultLabel: '30000',
   },
@@ -558,7 +580,8 @@ export const dataPlaneSettings = {
     flag: 'session-max-age-seconds',
     env: 'PORTCULLIS_SESSION_MAX_AGE_SECONDS',
     description:
-      'how long a 2025-era MCP session id is honoured after it was issued; the agent then gets 404 and initializes a new session (ended sessions are remembered this long)',
+      'how long a 2025-era MCP session id is honoured after it was issued; the agent then gets 404 and initializes ' +
+      'a new session (ended sessions are remembered this long)',
     schema: z.coerce
       .number({ error: 'must be a number of seconds' })
       .int('must be a whole number of seconds')
@@ -571,7 +594,9 @@ export const dataPlaneSettings = {
     flag: 'allowed-hosts',
     env: 'PORTCULLIS_ALLOWED_HOSTS',
     description:
-      'comma-separated host[:port] list (no port: any port) accepted as Host, and as Origin when sent, on /mcp, /sse and /messages, else 403 (DNS-rebinding protection); it replaces the default: when listening on a loopback address, localhost, 127.0.0.1 and [::1] on any port; on any other address no check',
+      'comma-separated host[:port] list (no port: any port) accepted as Host, and as Origin when sent, on /mcp, ' +
+      '/sse and /messages, else 403 (DNS-rebinding protection); it replaces the default: when listening on a ' +
+      'loopback address, localhost, 127.0.0.1 and [::1] on any port; on any other address no check',
     schema: z
       .string()
       .transform((v, ctx) => {
@@ -589,7 +614,8 @@ export const dataPlaneSettings = {
     flag: 'max-in-flight-per-key',
     env: 'PORTCULLIS_MAX_IN_FLIGHT_PER_KEY',
     description:
-      'MCP requests one virtual key may have running on this node at once, over all its sessions and transports; more are answered at once with JSON-RPC error -32046',
+      'MCP requests one virtual key may have running on this node at once, over all its sessions and transports; ' +
+      'more are answered at once with JSON-RPC error -32046',
     schema: count('requests', 1, 1_000_000).default(DEFAULT_MAX_IN_FLIGHT_PER_KEY),
     defaultLabel: String(DEFAULT_MAX_IN_FLIGHT_PER_KEY),
   },
@@ -597,7 +623,8 @@ export const dataPlaneSettings = {
     flag: 'max-in-flight-per-session',
     env: 'PORTCULLIS_MAX_IN_FLIGHT_PER_SESSION',
     description:
-      'MCP requests one 2025-era session (Streamable HTTP or legacy SSE) may have running on this node at once; more are answered at once with JSON-RPC error -32046',
+      'MCP requests one 2025-era session (Streamable HTTP or legacy SSE) may have running on this node at once; ' +
+      'more are answered at once with JSON-RPC error -32046',
     schema: count('requests', 1, 1_000_000).default(DEFAULT_MAX_IN_FLIGHT_PER_SESSION),
     defaultLabel: String(DEFAULT_MAX_IN_FLIGHT_PER_SESSION),
   },
@@ -648,7 +675,8 @@ export function adminOidc(settings: {
   if (issuer === undefined || audience === undefined || jwksUri === undefined)
     throw new PortcullisError(
       ErrorCode.BAD_CONFIG,
-      'OIDC sign-in for the GraphQL API needs --admin-oidc-issuer, --admin-oidc-audience and --admin-oidc-jwks-uri together; give all three or none',
+      'OIDC sign-in for the GraphQL API needs --admin-oidc-issuer, --admin-oidc-audience and --admin-oidc-jwks-uri ' +
+        'together; give all three or none',
       { field: 'adminOidcIssuer' },
     );
   return { issuer, audience, jwksUri, roleClaim: settings.adminOidcRoleClaim };

@@ -22,7 +22,8 @@ export const nodeTokenSettings = {
     flag: 'node-token-file',
     env: 'PORTCULLIS_NODE_TOKEN_FILE',
     description:
-      'file holding the node token (e.g. a mounted secret; surrounding whitespace ignored), instead of PORTCULLIS_NODE_TOKEN',
+      'file holding the node token (e.g. a mounted secret; surrounding whitespace ignored), instead of ' +
+      'PORTCULLIS_NODE_TOKEN',
     schema: z.string().min(1).optional(),
   },
 } satisfies OptionTable;
@@ -62,7 +63,8 @@ export function readNodeToken(
   if (token === undefined && required) {
     throw new PortcullisError(
       ErrorCode.BAD_USER_INPUT,
-      'the node token is required: set PORTCULLIS_NODE_TOKEN or give --node-token-file <file> (or authenticate nodes by certificate: --grpc-tls-client-ca / --control-plane-cert)',
+      'the node token is required: set PORTCULLIS_NODE_TOKEN or give --node-token-file <file> (or authenticate ' +
+        'nodes by certificate: --grpc-tls-client-ca / --control-plane-cert)',
     );
   }
   return token;
@@ -100,7 +102,8 @@ export const grpcTlsSettings = {
     flag: 'grpc-tls-client-ca',
     env: 'PORTCULLIS_GRPC_TLS_CLIENT_CA',
     description:
-      'mTLS: PEM CA bundle; only nodes presenting a client certificate it signed may connect (the node token is then optional)',
+      'mTLS: PEM CA bundle; only nodes presenting a client certificate it signed may connect (the node token is ' +
+      'then optional)',
     schema: pemFile,
   },
 } satisfies OptionTable;
@@ -162,7 +165,8 @@ export const controlPlaneConnectionSettings = {
     flag: 'control-plane-tls',
     env: 'PORTCULLIS_CONTROL_PLANE_TLS',
     description:
-      'on: the config stream uses TLS (verified against --control-plane-ca, else the system roots); on by itself when a CA or client certificate is given',
+      'on: the config stream uses TLS (verified against --control-plane-ca, else the system roots); on by itself ' +
+      'when a CA or client certificate is given',
     schema: z.enum(['on', 'off']).optional(),
     defaultLabel: 'off',
   },
@@ -226,7 +230,8 @@ export function readControlPlaneConnection(
   if (settings.controlPlaneReconnectMaxMs < settings.controlPlaneReconnectMinMs) {
     throw new PortcullisError(
       ErrorCode.BAD_USER_INPUT,
-      `--control-plane-reconnect-max-ms (${settings.controlPlaneReconnectMaxMs}) must be at least --control-plane-reconnect-min-ms (${settings.controlPlaneReconnectMinMs})`,
+      `--control-plane-reconnect-max-ms (${settings.controlPlaneReconnectMaxMs}) must be at least ` +
+        `--control-plane-reconnect-min-ms (${settings.controlPlaneReconnectMinMs})`,
     );
   }
   const wantsTls = controlPlaneCa !== undefined || controlPlaneCert !== undefined;

@@ -383,6 +383,7 @@ class NodeStream implements RelayTarget {
     if (this.ended || (!again && this.lastSentVersion !== undefined && version <= this.lastSentVersion)) return;
     this.lastSentVersion = version;
     const asDelta = this.acceptsDeltas && delta !== undefined && !again && this.nodeRuns === delta.baseVersion;
+    // A plain Map, not an LRUCache: `answered` walks the versions in the order they were sent.
     if (this.unanswered.size >= MAX_UNANSWERED) this.unanswered.delete(this.unanswered.keys().next().value!);
     this.unanswered.set(snapshot.version, asDelta ? 'delta' : 'snapshot');
     this.nodeRuns = snapshot.version;

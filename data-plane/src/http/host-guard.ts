@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
+import { LRUCache } from 'lru-cache';
 import { RpcErrorCode } from '../mcp/protocol.ts';
 import { sendRpcError } from './respond.ts';
 
@@ -90,7 +91,7 @@ function refuse(res: ServerResponse, header: 'Host' | 'Origin', value: string | 
  * `Host` values already accepted, per list: an agent sends the same one on every request, so the
  * parse is paid once. Only accepted values are kept, and at most MAX_REMEMBERED_HOSTS of them.
  */
-const acceptedHosts = new WeakMap<readonly AllowedHost[], Set<string>>();
+const acceptedHosts = new WeakMap<readonly AllowedHost[], LRUCache<string, true>>();
 const MAX_REMEMBERED_HOSTS = 64;
 
 function hostAllowed(list: readonly AllowedHost[], hostHeader: string | undefined): boolean {
@@ -99,9 +100,8 @@ function hostAllowed(list: readonly AllowedHost[], hostHeader: string | undefine
   if (accepted?.has(hostHeader)) return true;
   const host = parseHostPort(hostHeader);
   if (host === undefined || !allowed(list, { hostname: host.hostname, port: host.port ?? '80' })) return false;
-  if (accepted === undefined) acceptedHosts.set(list, (accepted = new Set()));
-  if (accepted.size >= MAX_REMEMBERED_HOSTS) accepted.clear();
-  accepted.add(hostHeader);
+  if (accepted === undefined) acceptedHosts.set(list, (accepted = new LRUCache({ max: MAX_REMEMBERED_HOSTS })));
+  accepted.set(hostHeader, true);
   return true;
 }
 

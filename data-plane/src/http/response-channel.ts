@@ -1,4 +1,5 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { LRUCache } from 'lru-cache';
 import type { RequestChannel } from '../mcp/dispatcher.ts';
 import type { RpcId, RpcReply } from '../mcp/json-rpc.ts';
 import type { ServerRequests } from '../mcp/server-requests.ts';
@@ -40,9 +41,8 @@ function ranksEventStreamFirst(accept: string): boolean {
   return sse.q > json.q || (sse.q === json.q && sse.at < json.at);
 }
 
-/** Answers by `Accept` value: an agent sends the same one on every request. Bounded (cleared when full). */
-const preferenceByAccept = new Map<string, boolean>();
-const MAX_REMEMBERED_ACCEPTS = 64;
+/** Answers by `Accept` value: an agent sends the same one on every request. Bounded. */
+const preferenceByAccept = new LRUCache<string, boolean>({ max: 64 });
 
 /**
  * Whether an `Accept` header ranks `text/event-stream` above `application/json` (see
@@ -52,7 +52,6 @@ export function prefersEventStream(accept: string): boolean {
   let prefers = preferenceByAccept.get(accept);
   if (prefers === undefined) {
     prefers = ranksEventStreamFirst(accept);
-    if (preferenceByAccept.size >= MAX_REMEMBERED_ACCEPTS) preferenceByAccept.clear();
     preferenceByAccept.set(accept, prefers);
   }
   return prefers;

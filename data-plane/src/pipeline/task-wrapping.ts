@@ -27,6 +27,7 @@ export class TaskIds {
       let owned = this.created.get(keyId);
       if (owned === undefined) this.created.set(keyId, (owned = new Set()));
       owned.add(taskId);
+      // A Set drops its first-added id, not an LRUCache: that preallocates `max` slots for every key.
       if (owned.size > MAX_TASKS_PER_KEY) owned.delete(owned.values().next().value!);
     }
     return rewritten;
