@@ -20,6 +20,7 @@ import { createMcpEndpoint, type McpServices } from './mcp-endpoint.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
 import { answerFailure, sendJson } from './respond.ts';
 import { checkHost, type AllowedHost } from './host-guard.ts';
+import { createRestEndpoint, REST_PATHS } from '../rest/rest-endpoint.ts';
 import type { ReadinessState } from '../observability/readiness.ts';
 
 export interface DataPlaneServerOptions {
@@ -103,7 +104,8 @@ const NO_CONFIG: ReadinessState = { ready: false, reason: 'no configuration snap
 const NOT_FOUND = JSON.stringify({
   error: {
     code: 'NOT_FOUND',
-    message: 'Not found: the MCP endpoint is /mcp (legacy HTTP+SSE: GET /sse, POST /messages)',
+    message:
+      'Not found: the MCP endpoint is /mcp (legacy HTTP+SSE: GET /sse, POST /messages; REST: GET /v1/mcp/tools, POST /v1/mcp/tool/execute, GET /v1/openapi.json)',
   },
 });
 
@@ -195,6 +197,14 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
   };
   const mcp = createMcpEndpoint(endpointOptions);
   const legacySse = createLegacySseEndpoints(endpointOptions);
+  const rest = createRestEndpoint({
+    getConfig,
+    run: dispatcher.run,
+    views,
+    maxBodyBytes: options.maxBodyBytes,
+    logger,
+    version: options.serverInfo.version,
+  });
   const allowedHosts = options.allowedHosts;
   const readiness =
     options.readiness ?? ((): ReadinessState => (getConfig() === undefined ? NO_CONFIG : { ready: true }));
@@ -213,6 +223,10 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
       legacySse(req, res, path, url.slice(path.length)).catch((error: unknown) =>
         answerFailure(res, logger, error, 'legacy SSE request failed'),
       );
+      return;
+    }
+    if (REST_PATHS.has(path)) {
+      void rest(req, res, path, query === -1 ? '' : url.slice(query + 1));
       return;
     }
     if (req.method === 'GET' && path === '/healthz') return sendJson(res, 200, HEALTHY);
