@@ -43,6 +43,7 @@ function applyDelta(base: Snapshot, delta: SnapshotDelta): Snapshot {
     upstreams: delta.upstreams,
     virtualKeys: [...keys.values()],
     sessionKeys: delta.sessionKeys,
+    executionPolicies: delta.executionPolicies,
   };
 }
 

@@ -48,6 +48,7 @@ before(async () => {
       allowedTools: [...k.allowedTools],
     })),
     sessionKeys: [sessionKey('s1')],
+    executionPolicies: [],
   });
   server = createDataPlaneServer({
     getConfig: () => config,

@@ -41,6 +41,7 @@ export function buildConfig(
       allowedTools: [...k.allowedTools],
     })),
     sessionKeys: [...sessionKeys],
+    executionPolicies: [],
   };
   return AppliedConfig.fromSnapshot(snapshot);
 }

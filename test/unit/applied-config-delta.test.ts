@@ -16,7 +16,7 @@ const key = (id: string, secret = `secret-${id}`, allowedTools = ['*']): Virtual
 });
 
 function snapshot(version: string, keys: VirtualKeyConfig[]): Snapshot {
-  return { version, upstreams: [], virtualKeys: keys, sessionKeys };
+  return { version, upstreams: [], virtualKeys: keys, sessionKeys, executionPolicies: [] };
 }
 
 function delta(
@@ -25,7 +25,7 @@ function delta(
   upsertedKeys: VirtualKeyConfig[],
   removedKeyIds: string[] = [],
 ): SnapshotDelta {
-  return { version, baseVersion, upstreams: [], sessionKeys, upsertedKeys, removedKeyIds };
+  return { version, baseVersion, upstreams: [], sessionKeys, upsertedKeys, removedKeyIds, executionPolicies: [] };
 }
 
 describe('applying a snapshot delta on a node', () => {
@@ -97,7 +97,7 @@ describe('key index (shared base plus an overlay of changes)', () => {
     };
     const model = new Map<string, VirtualKeyConfig>();
     for (let i = 0; i < 300; i++) model.set(`k${i}`, key(`k${i}`));
-    let index = KeyIndex.of([...model.values()].map(keyEntry));
+    let index = KeyIndex.of([...model.values()].map((key) => keyEntry(key)));
     const generation = new Map<string, number>();
     for (let step = 0; step < 400; step++) {
       const upserts: VirtualKeyConfig[] = [];
@@ -124,7 +124,10 @@ describe('key index (shared base plus an overlay of changes)', () => {
       }
       const before = index;
       const sizeBefore = before.size;
-      index = index.with(upserts.map(keyEntry), removals);
+      index = index.with(
+        upserts.map((key) => keyEntry(key)),
+        removals,
+      );
       assert.equal(before.size, sizeBefore, 'the previous index is unchanged');
       assert.equal(index.size, model.size, `size after step ${step}`);
     }

@@ -103,7 +103,13 @@ describe('checkSnapshotConsistency', () => {
   const sessionKeys = [{ id: 's', secret: Buffer.alloc(32) }];
   it('refuses duplicate upstream names, bad key hashes and a missing session key', () => {
     assert.doesNotThrow(() =>
-      checkSnapshotConsistency({ version: '1', upstreams: [upstream], virtualKeys: [], sessionKeys }),
+      checkSnapshotConsistency({
+        version: '1',
+        upstreams: [upstream],
+        virtualKeys: [],
+        sessionKeys,
+        executionPolicies: [],
+      }),
     );
     assert.throws(
       () =>
@@ -112,6 +118,7 @@ describe('checkSnapshotConsistency', () => {
           upstreams: [upstream, { ...upstream, id: '2' }],
           virtualKeys: [],
           sessionKeys,
+          executionPolicies: [],
         }),
       /two upstreams are named "a"/,
     );
@@ -122,11 +129,19 @@ describe('checkSnapshotConsistency', () => {
           upstreams: [],
           virtualKeys: [{ id: 'k', name: 'k', secretSha256: Buffer.alloc(31), teamId: '', allowedTools: [] }],
           sessionKeys,
+          executionPolicies: [],
         }),
       /31 bytes/,
     );
     assert.throws(
-      () => checkSnapshotConsistency({ version: '1', upstreams: [], virtualKeys: [], sessionKeys: [] }),
+      () =>
+        checkSnapshotConsistency({
+          version: '1',
+          upstreams: [],
+          virtualKeys: [],
+          sessionKeys: [],
+          executionPolicies: [],
+        }),
       /no session signing key/,
     );
     const twice = {
@@ -137,12 +152,26 @@ describe('checkSnapshotConsistency', () => {
       ],
     };
     assert.throws(
-      () => checkSnapshotConsistency({ version: '1', upstreams: [twice], virtualKeys: [], sessionKeys }),
+      () =>
+        checkSnapshotConsistency({
+          version: '1',
+          upstreams: [twice],
+          virtualKeys: [],
+          sessionKeys,
+          executionPolicies: [],
+        }),
       /sends the header "x-a" twice/,
     );
     const badPin = { ...upstream, pinnedTools: [{ name: 't', definitionSha256: 'abc' }] };
     assert.throws(
-      () => checkSnapshotConsistency({ version: '1', upstreams: [badPin], virtualKeys: [], sessionKeys }),
+      () =>
+        checkSnapshotConsistency({
+          version: '1',
+          upstreams: [badPin],
+          virtualKeys: [],
+          sessionKeys,
+          executionPolicies: [],
+        }),
       /pins tool "t" to "abc"/,
     );
   });

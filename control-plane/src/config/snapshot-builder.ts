@@ -2,6 +2,8 @@ import type { DataSource } from 'typeorm';
 import { z } from 'zod';
 import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
 import {
+  ExecutionPolicy,
+  type ExecutionPolicyRule,
   Transport,
   type SigningKey,
   type Snapshot,
@@ -56,7 +58,39 @@ const readResult = z.object({
   /** Checked one by one in `toVirtualKeyConfig` (there may be 100,000 of them). */
   keys: z.array(z.unknown()),
   tombstones: z.array(z.string()),
+  policies: z.array(
+    z.object({
+      upstream_id: z.string().nullable(),
+      team_id: z.string().nullable(),
+      key_id: z.string().nullable(),
+      tool: z.string(),
+      policy: z.enum(['AUTO', 'APPROVE', 'DENY']),
+      argument: z.string().nullable(),
+      pattern: z.string().nullable(),
+      approval_timeout_ms: nullableInt,
+    }),
+  ),
 });
+
+const POLICIES: Record<'AUTO' | 'APPROVE' | 'DENY', ExecutionPolicy> = {
+  AUTO: ExecutionPolicy.EXECUTION_POLICY_AUTO,
+  APPROVE: ExecutionPolicy.EXECUTION_POLICY_APPROVE,
+  DENY: ExecutionPolicy.EXECUTION_POLICY_DENY,
+};
+
+/** The stored rules as the snapshot carries them (every rule, every build: they are few). */
+function toPolicyRules(rows: z.output<typeof readResult>['policies']): ExecutionPolicyRule[] {
+  return rows.map((row) => ({
+    upstreamId: row.upstream_id ?? '',
+    teamId: row.team_id ?? '',
+    keyId: row.key_id ?? '',
+    tool: row.tool,
+    policy: POLICIES[row.policy],
+    argument: row.argument ?? '',
+    pattern: row.pattern ?? '',
+    approvalTimeoutMs: row.approval_timeout_ms ?? 0,
+  }));
+}
 
 const sessionKeysValue = z.array(z.object({ id: z.string(), secret: z.string() }));
 
@@ -120,7 +154,12 @@ function readStatement(incremental: boolean): string {
          WHERE u.pin_tool_definitions AND t.pinned_sha256 IS NOT NULL) AS pins,
       (SELECT value FROM settings WHERE key = $1) AS session_keys,
       ${keys} AS keys,
-      ${tombstones} AS tombstones`;
+      ${tombstones} AS tombstones,
+      (SELECT coalesce(json_agg(json_build_object('upstream_id', p.upstream_id, 'team_id', p.team_id, 'key_id', p.key_id,
+           'tool', p.tool, 'policy', p.policy, 'argument', p.argument, 'pattern', p.pattern,
+           'approval_timeout_ms', p.approval_timeout_ms)
+           ORDER BY p.upstream_id NULLS LAST, p.team_id NULLS LAST, p.key_id NULLS LAST, p.position), '[]')
+         FROM execution_policies p) AS policies`;
 }
 
 const WHOLE_KEYS = `SELECT id, name, secret_sha256, team_id, allowed_tools, false AS revoked FROM virtual_keys WHERE revoked_at IS NULL ORDER BY created_at, id`;
@@ -231,7 +270,14 @@ export class SnapshotBuilder {
       }
     }
     for (const id of result.tombstones) if (this.keys.has(id)) removed.add(id);
-    checkSnapshotConsistency({ version: result.version, upstreams, virtualKeys: upserted, sessionKeys });
+    const executionPolicies = toPolicyRules(result.policies);
+    checkSnapshotConsistency({
+      version: result.version,
+      upstreams,
+      virtualKeys: upserted,
+      sessionKeys,
+      executionPolicies,
+    });
 
     const keys = incremental ? this.keys : new Map<string, VirtualKeyConfig>();
     for (const id of removed) keys.delete(id);
@@ -241,6 +287,7 @@ export class SnapshotBuilder {
       upstreams,
       virtualKeys: [...keys.values()],
       sessionKeys,
+      executionPolicies,
     });
 
     const delta: SnapshotDelta | undefined = previous && {
@@ -250,6 +297,7 @@ export class SnapshotBuilder {
       sessionKeys,
       upsertedKeys: upserted,
       removedKeyIds: [...removed],
+      executionPolicies,
     };
     this.previous = snapshot;
     this.keys = keys;
@@ -275,6 +323,7 @@ export class SnapshotBuilder {
       upstreams: previous.upstreams,
       virtualKeys: [...this.keys.values()],
       sessionKeys: previous.sessionKeys,
+      executionPolicies: previous.executionPolicies,
     });
     const delta: SnapshotDelta = {
       version,
@@ -283,6 +332,7 @@ export class SnapshotBuilder {
       sessionKeys: previous.sessionKeys,
       upsertedKeys: [],
       removedKeyIds: removed,
+      executionPolicies: previous.executionPolicies,
     };
     this.previous = snapshot;
     const totalMs = performance.now() - started;

@@ -1,5 +1,6 @@
 import DataLoader from 'dataloader';
 import type { Team, Tool, ToolDefinitionChange, UpstreamCatalogList, UpstreamNodeStatus } from '../db/entities.ts';
+import type { PolicyScope, ToolPolicy } from '../services/execution-policies.ts';
 import type { ControlPlaneServices } from '../services/index.ts';
 import type { UpstreamView } from '../services/upstreams.ts';
 import { ResultBudget } from './result-budget.ts';
@@ -35,6 +36,8 @@ export interface GraphqlContext {
     team: DataLoader<string, Team | null>;
     /** Name collisions of every upstream, computed once per request. */
     collisions: DataLoader<string, CollisionSummary>;
+    /** Execution policy rules of upstreams, teams or keys by id. */
+    policiesOf(kind: PolicyScope['kind']): DataLoader<string, ToolPolicy[]>;
   };
   budget: ResultBudget;
 }
@@ -69,6 +72,7 @@ function groupLoader<V>(
 
 export function createContext(services: ControlPlaneServices, options: { maxListItems: number }): GraphqlContext {
   const changeLoaders = new Map<number, DataLoader<string, ToolDefinitionChange[]>>();
+  const policyLoaders = new Map<PolicyScope['kind'], DataLoader<string, ToolPolicy[]>>();
   return {
     services,
     loaders: {
@@ -102,6 +106,14 @@ export function createContext(services: ControlPlaneServices, options: { maxList
       upstream: mapLoader((ids) => services.upstreams.getMany(ids), null),
       team: mapLoader((ids) => services.teams.getMany(ids), null),
       collisions: mapLoader(() => services.catalog.collisions(), null),
+      policiesOf(kind) {
+        let loader = policyLoaders.get(kind);
+        if (!loader) {
+          loader = mapLoader((ids) => services.executionPolicies.ofScopes(kind, ids), []);
+          policyLoaders.set(kind, loader);
+        }
+        return loader;
+      },
     },
     budget: new ResultBudget(options.maxListItems),
   };

@@ -1,6 +1,7 @@
 import type { Logger } from '../../../common/src/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
 import { CatalogService } from './catalog.ts';
+import { ExecutionPolicyService } from './execution-policies.ts';
 import { NodeService } from './nodes.ts';
 import { TeamService } from './teams.ts';
 import { UpstreamService } from './upstreams.ts';
@@ -15,6 +16,7 @@ export interface ControlPlaneServices {
   teams: TeamService;
   nodes: NodeService;
   catalog: CatalogService;
+  executionPolicies: ExecutionPolicyService;
   /** The newest committed configuration revision. */
   configVersion(): Promise<string>;
 }
@@ -27,6 +29,7 @@ export function createServices(store: ConfigStore, box: SecretBox, logger: Logge
     teams: new TeamService(store),
     nodes: new NodeService(dataSource),
     catalog: new CatalogService(store, logger),
+    executionPolicies: new ExecutionPolicyService(store),
     configVersion: () => currentRevision(dataSource.manager),
   };
 }

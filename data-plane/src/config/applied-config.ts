@@ -7,7 +7,9 @@ import {
   type SnapshotDelta,
   type UpstreamConfig,
   type SigningKey,
+  type ExecutionPolicyRule,
 } from '../../../proto/gen/portcullis/v1/config.ts';
+import { ExecutionPolicies } from '../policy/execution-policy.ts';
 import type { Principal } from '../policy/principal.ts';
 import { KeyIndex, keyEntry } from './key-index.ts';
 
@@ -96,6 +98,21 @@ function checkUpstreamNames(upstreams: readonly UpstreamConfig[], version: strin
   }
 }
 
+function policiesOf(
+  rules: readonly ExecutionPolicyRule[],
+  upstreams: readonly UpstreamConfig[],
+  version: string,
+  what: string,
+): ExecutionPolicies {
+  try {
+    return ExecutionPolicies.of(rules, upstreams);
+  } catch (error) {
+    if (error instanceof PortcullisError)
+      throw new PortcullisError(ErrorCode.BAD_CONFIG, `${what} ${version}: ${error.message}`);
+    throw error;
+  }
+}
+
 /** SHA-256 of a presented secret, hex encoded: the form keys are indexed by. */
 export function hashSecret(secret: string): string {
   // One-shot hash: no Hash object per request (a third of createHash's cost for a key-sized input).
@@ -112,17 +129,24 @@ export class AppliedConfig {
     readonly upstreams: readonly UpstreamConfig[],
     readonly sessionKeys: readonly SigningKey[],
     private readonly keys: KeyIndex,
+    /** Execution policy per tool (auto, approve, deny): the policy step reads it; denials are in each key's allow-list. */
+    readonly policies: ExecutionPolicies,
+    private readonly policyRules: readonly ExecutionPolicyRule[],
   ) {}
 
   /** Validates a snapshot and indexes it; throws BAD_CONFIG naming the offending field. */
   static fromSnapshot(snapshot: Snapshot): AppliedConfig {
     check(SnapshotSchema, snapshot, snapshot.version, 'snapshot');
     checkUpstreamNames(snapshot.upstreams, snapshot.version, 'snapshot');
+    const rules = snapshot.executionPolicies ?? [];
+    const policies = policiesOf(rules, snapshot.upstreams, snapshot.version, 'snapshot');
     return new AppliedConfig(
       snapshot.version,
       snapshot.upstreams,
       snapshot.sessionKeys,
-      KeyIndex.of(snapshot.virtualKeys.map(keyEntry)),
+      KeyIndex.of(snapshot.virtualKeys.map((key) => keyEntry(key, policies))),
+      policies,
+      rules,
     );
   }
 
@@ -146,12 +170,27 @@ export class AppliedConfig {
       );
     }
     checkUpstreamNames(delta.upstreams, delta.version, 'delta');
-    return new AppliedConfig(
-      delta.version,
-      delta.upstreams,
-      delta.sessionKeys,
-      this.keys.with(delta.upsertedKeys.map(keyEntry), delta.removedKeyIds),
-    );
+    const rules = delta.executionPolicies ?? [];
+    const policies = policiesOf(rules, delta.upstreams, delta.version, 'delta');
+    // Changed policies change what every key may see: their allow-lists are made again (a rare change).
+    const keys =
+      policies.fingerprint === this.policies.fingerprint
+        ? this.keys.with(
+            delta.upsertedKeys.map((key) => keyEntry(key, this.policies)),
+            delta.removedKeyIds,
+          )
+        : KeyIndex.of(
+            Array.from(
+              this.keys
+                .with(
+                  delta.upsertedKeys.map((key) => keyEntry(key)),
+                  delta.removedKeyIds,
+                )
+                .entries(),
+              (entry) => keyEntry(entry.config, policies),
+            ),
+          );
+    return new AppliedConfig(delta.version, delta.upstreams, delta.sessionKeys, keys, policies, rules);
   }
 
   /** How many virtual keys are configured. */
@@ -166,6 +205,7 @@ export class AppliedConfig {
       upstreams: [...this.upstreams],
       virtualKeys: Array.from(this.keys.entries(), (entry) => entry.config),
       sessionKeys: [...this.sessionKeys],
+      executionPolicies: [...this.policyRules],
     };
   }
 

@@ -1,5 +1,6 @@
 import type { VirtualKeyConfig } from '../../../proto/gen/portcullis/v1/config.ts';
 import { AllowList } from '../policy/allow-list.ts';
+import { ExecutionPolicies } from '../policy/execution-policy.ts';
 import type { Principal } from '../policy/principal.ts';
 
 /** One configured virtual key: as sent, its hash in hex, and the principal requests authenticate as. */
@@ -9,15 +10,20 @@ export interface KeyEntry {
   readonly principal: Principal;
 }
 
-export function keyEntry(config: VirtualKeyConfig): KeyEntry {
+/** A key's entry; its allow-list leaves out what `policies` deny it. */
+export function keyEntry(config: VirtualKeyConfig, policies: ExecutionPolicies = ExecutionPolicies.NONE): KeyEntry {
+  const teamId = config.teamId || undefined;
+  const denied = policies.empty
+    ? undefined
+    : (exposedName: string, upstream: string) => policies.denies(config.id, teamId, exposedName, upstream);
   return {
     config,
     hashHex: Buffer.from(config.secretSha256).toString('hex'),
     principal: {
       keyId: config.id,
       keyName: config.name,
-      teamId: config.teamId || undefined,
-      allowList: new AllowList(config.allowedTools),
+      teamId,
+      allowList: new AllowList(config.allowedTools, denied),
     },
   };
 }

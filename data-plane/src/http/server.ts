@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import type { ApprovalGate } from '../approvals/approval-gate.ts';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import { LogLevels, ResourceSubscriptions } from '../mcp/agent-state.ts';
 import { CatalogViews } from '../mcp/catalog-views.ts';
@@ -69,6 +70,8 @@ export interface DataPlaneServerOptions {
   readonly eventStore?: EventStoreOptions;
   /** Requests in flight per key and per session on this node (defaults in in-flight.ts). */
   readonly callAdmission?: CallAdmissionOptions;
+  /** Where calls whose execution policy is `approve` wait for a person; absent, such calls are refused. */
+  readonly approvals?: ApprovalGate;
 }
 
 /** The data plane's HTTP server and the hooks the node wiring calls. */
@@ -146,6 +149,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     inputExchanges: options.inputExchanges,
     getConfig,
     steps: options.steps,
+    approvals: options.approvals,
   });
   const eventStore = new EventStore(options.eventStore);
   options.metrics?.eventStore(eventStore);

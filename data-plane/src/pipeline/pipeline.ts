@@ -1,3 +1,4 @@
+import type { ApprovalGate } from '../approvals/approval-gate.ts';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
 import type { Operation, Outcome, Step } from './operation.ts';
@@ -47,6 +48,8 @@ function unanswered(operation: Operation): Promise<Outcome> {
 export interface PipelineOptions extends AuthorizeOptions, ExecuteOptions {
   readonly getConfig: () => AppliedConfig | undefined;
   readonly metrics?: DataPlaneMetrics | undefined;
+  /** Where calls whose policy is `approve` wait for a person; absent, they are refused. */
+  readonly approvals?: ApprovalGate | undefined;
 }
 
 /** The default steps, in chain order (see composeSteps): record, authenticate, authorize, policy, limits, execute. */
@@ -55,7 +58,7 @@ export function defaultSteps(options: PipelineOptions): Step[] {
     recordStep(options.metrics),
     authenticateStep(options.getConfig),
     authorizeStep(options),
-    policyStep(),
+    policyStep(options.getConfig, options.approvals),
     limitsStep(),
     executeStep(options),
   ];

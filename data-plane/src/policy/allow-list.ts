@@ -10,7 +10,14 @@ export class AllowList {
   private readonly exact: ReadonlySet<string>;
   private readonly upstreams: ReadonlySet<string>;
 
-  constructor(patterns: readonly string[]) {
+  /**
+   * `denied`: tools an execution policy denies this key (policy/execution-policy.ts), hidden and
+   * refused exactly as tools outside the patterns.
+   */
+  constructor(
+    patterns: readonly string[],
+    private readonly denied?: (exposedName: string, upstream: string) => boolean,
+  ) {
     const exact = new Set<string>();
     const upstreams = new Set<string>();
     let all = false;
@@ -26,6 +33,7 @@ export class AllowList {
 
   /** Whether the tool `exposedName` (offered by `upstream`) may be seen and called. */
   allows(exposedName: string, upstream: string): boolean {
-    return this.all || this.exact.has(exposedName) || this.upstreams.has(upstream);
+    if (!(this.all || this.exact.has(exposedName) || this.upstreams.has(upstream))) return false;
+    return this.denied === undefined || !this.denied(exposedName, upstream);
   }
 }

@@ -1,4 +1,5 @@
 import { nodeResolvers } from './nodes.ts';
+import { policyResolvers } from './policies.ts';
 import { DateTimeScalar } from './scalars.ts';
 import { teamResolvers } from './teams.ts';
 import { upstreamResolvers } from './upstreams.ts';
@@ -8,8 +9,14 @@ import { virtualKeyResolvers } from './virtual-keys.ts';
 export const resolvers = {
   DateTime: DateTimeScalar,
   Query: { ...upstreamResolvers.Query, ...virtualKeyResolvers.Query, ...teamResolvers.Query, ...nodeResolvers.Query },
-  Mutation: { ...upstreamResolvers.Mutation, ...virtualKeyResolvers.Mutation, ...teamResolvers.Mutation },
-  Upstream: upstreamResolvers.Upstream,
+  Mutation: {
+    ...upstreamResolvers.Mutation,
+    ...virtualKeyResolvers.Mutation,
+    ...teamResolvers.Mutation,
+    ...policyResolvers.Mutation,
+  },
+  Upstream: { ...upstreamResolvers.Upstream, ...policyResolvers.Upstream },
+  Team: policyResolvers.Team,
   Tool: upstreamResolvers.Tool,
   ToolDefinitionChange: upstreamResolvers.ToolDefinitionChange,
   UpstreamPrompt: upstreamResolvers.UpstreamPrompt,
@@ -19,5 +26,5 @@ export const resolvers = {
   UpstreamCatalogList: upstreamResolvers.UpstreamCatalogList,
   DataPlaneNode: nodeResolvers.DataPlaneNode,
   UpstreamNodeStatus: upstreamResolvers.UpstreamNodeStatus,
-  VirtualKey: virtualKeyResolvers.VirtualKey,
+  VirtualKey: { ...virtualKeyResolvers.VirtualKey, ...policyResolvers.VirtualKey },
 };

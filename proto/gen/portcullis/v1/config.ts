@@ -22,6 +22,54 @@ export const protobufPackage = "portcullis.v1";
 
 export const protobufFileName = "portcullis/v1/config.proto";
 
+export enum ExecutionPolicy {
+  EXECUTION_POLICY_UNSPECIFIED = 0,
+  /** EXECUTION_POLICY_AUTO - The call runs. */
+  EXECUTION_POLICY_AUTO = 1,
+  /** EXECUTION_POLICY_APPROVE - The call waits on its node for a person's decision. */
+  EXECUTION_POLICY_APPROVE = 2,
+  /** EXECUTION_POLICY_DENY - The tool is hidden and refused, exactly as one outside the key's allow-list. */
+  EXECUTION_POLICY_DENY = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function executionPolicyFromJSON(object: any): ExecutionPolicy {
+  switch (object) {
+    case 0:
+    case "EXECUTION_POLICY_UNSPECIFIED":
+      return ExecutionPolicy.EXECUTION_POLICY_UNSPECIFIED;
+    case 1:
+    case "EXECUTION_POLICY_AUTO":
+      return ExecutionPolicy.EXECUTION_POLICY_AUTO;
+    case 2:
+    case "EXECUTION_POLICY_APPROVE":
+      return ExecutionPolicy.EXECUTION_POLICY_APPROVE;
+    case 3:
+    case "EXECUTION_POLICY_DENY":
+      return ExecutionPolicy.EXECUTION_POLICY_DENY;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ExecutionPolicy.UNRECOGNIZED;
+  }
+}
+
+export function executionPolicyToJSON(object: ExecutionPolicy): string {
+  switch (object) {
+    case ExecutionPolicy.EXECUTION_POLICY_UNSPECIFIED:
+      return "EXECUTION_POLICY_UNSPECIFIED";
+    case ExecutionPolicy.EXECUTION_POLICY_AUTO:
+      return "EXECUTION_POLICY_AUTO";
+    case ExecutionPolicy.EXECUTION_POLICY_APPROVE:
+      return "EXECUTION_POLICY_APPROVE";
+    case ExecutionPolicy.EXECUTION_POLICY_DENY:
+      return "EXECUTION_POLICY_DENY";
+    case ExecutionPolicy.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum Transport {
   TRANSPORT_UNSPECIFIED = 0,
   TRANSPORT_STDIO = 1,
@@ -289,6 +337,8 @@ export interface Snapshot {
   virtualKeys: VirtualKeyConfig[];
   /** HMAC keys for self-contained MCP session ids; the first signs, all verify. */
   sessionKeys: SigningKey[];
+  /** Execution policy rules (auto / approve / deny), of every scope; see ExecutionPolicyRule. */
+  executionPolicies: ExecutionPolicyRule[];
 }
 
 /**
@@ -308,6 +358,31 @@ export interface SnapshotDelta {
   upsertedKeys: VirtualKeyConfig[];
   /** Ids of virtual keys revoked or deleted since base_version. */
   removedKeyIds: string[];
+  /** Every execution policy rule of the new revision (the whole list, as in Snapshot). */
+  executionPolicies: ExecutionPolicyRule[];
+}
+
+/**
+ * One execution policy rule. Exactly one scope is set. Of all rules that apply to a call, the
+ * strictest wins (deny over approve over auto); a tool no rule names runs (auto).
+ */
+export interface ExecutionPolicyRule {
+  /** Scope: an upstream (its default when tool is "*", else one of its tools by the upstream's own name). */
+  upstreamId: string;
+  /** Scope: every key of a team; tool is an exposed-name pattern ("up__tool", "up__*", "*"). */
+  teamId: string;
+  /** Scope: one key; tool as for a team. */
+  keyId: string;
+  tool: string;
+  policy: ExecutionPolicy;
+  /**
+   * APPROVE only: the rule applies only when this top-level argument's value (a string, or the
+   * JSON text of any other value) matches the regular expression `pattern`.
+   */
+  argument: string;
+  pattern: string;
+  /** APPROVE: how long a held call waits for a decision before it is refused (0 = the node's default). */
+  approvalTimeoutMs: number;
 }
 
 export interface KeyValue {
@@ -1902,7 +1977,7 @@ export const EndedSession: MessageFns<EndedSession> = {
 };
 
 function createBaseSnapshot(): Snapshot {
-  return { version: "", upstreams: [], virtualKeys: [], sessionKeys: [] };
+  return { version: "", upstreams: [], virtualKeys: [], sessionKeys: [], executionPolicies: [] };
 }
 
 export const Snapshot: MessageFns<Snapshot> = {
@@ -1918,6 +1993,9 @@ export const Snapshot: MessageFns<Snapshot> = {
     }
     for (const v of message.sessionKeys) {
       SigningKey.encode(v!, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.executionPolicies) {
+      ExecutionPolicyRule.encode(v!, writer.uint32(322).fork()).join();
     }
     return writer;
   },
@@ -1967,6 +2045,14 @@ export const Snapshot: MessageFns<Snapshot> = {
             message.sessionKeys.push(SigningKey.decode(reader, reader.uint32()));
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.executionPolicies.push(ExecutionPolicyRule.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1995,6 +2081,11 @@ export const Snapshot: MessageFns<Snapshot> = {
         : globalThis.Array.isArray(object?.session_keys)
         ? object.session_keys.map((e: any) => SigningKey.fromJSON(e))
         : [],
+      executionPolicies: globalThis.Array.isArray(object?.executionPolicies)
+        ? object.executionPolicies.map((e: any) => ExecutionPolicyRule.fromJSON(e))
+        : globalThis.Array.isArray(object?.execution_policies)
+        ? object.execution_policies.map((e: any) => ExecutionPolicyRule.fromJSON(e))
+        : [],
     };
   },
 
@@ -2012,6 +2103,9 @@ export const Snapshot: MessageFns<Snapshot> = {
     if (message.sessionKeys?.length) {
       obj.sessionKeys = message.sessionKeys.map((e) => SigningKey.toJSON(e));
     }
+    if (message.executionPolicies?.length) {
+      obj.executionPolicies = message.executionPolicies.map((e) => ExecutionPolicyRule.toJSON(e));
+    }
     return obj;
   },
 
@@ -2024,12 +2118,21 @@ export const Snapshot: MessageFns<Snapshot> = {
     message.upstreams = object.upstreams?.map((e) => UpstreamConfig.fromPartial(e)) || [];
     message.virtualKeys = object.virtualKeys?.map((e) => VirtualKeyConfig.fromPartial(e)) || [];
     message.sessionKeys = object.sessionKeys?.map((e) => SigningKey.fromPartial(e)) || [];
+    message.executionPolicies = object.executionPolicies?.map((e) => ExecutionPolicyRule.fromPartial(e)) || [];
     return message;
   },
 };
 
 function createBaseSnapshotDelta(): SnapshotDelta {
-  return { version: "", baseVersion: "", upstreams: [], sessionKeys: [], upsertedKeys: [], removedKeyIds: [] };
+  return {
+    version: "",
+    baseVersion: "",
+    upstreams: [],
+    sessionKeys: [],
+    upsertedKeys: [],
+    removedKeyIds: [],
+    executionPolicies: [],
+  };
 }
 
 export const SnapshotDelta: MessageFns<SnapshotDelta> = {
@@ -2051,6 +2154,9 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     }
     for (const v of message.removedKeyIds) {
       writer.uint32(50).string(v!);
+    }
+    for (const v of message.executionPolicies) {
+      ExecutionPolicyRule.encode(v!, writer.uint32(322).fork()).join();
     }
     return writer;
   },
@@ -2116,6 +2222,14 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
             message.removedKeyIds.push(reader.string());
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.executionPolicies.push(ExecutionPolicyRule.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2154,6 +2268,11 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
         : globalThis.Array.isArray(object?.removed_key_ids)
         ? object.removed_key_ids.map((e: any) => globalThis.String(e))
         : [],
+      executionPolicies: globalThis.Array.isArray(object?.executionPolicies)
+        ? object.executionPolicies.map((e: any) => ExecutionPolicyRule.fromJSON(e))
+        : globalThis.Array.isArray(object?.execution_policies)
+        ? object.execution_policies.map((e: any) => ExecutionPolicyRule.fromJSON(e))
+        : [],
     };
   },
 
@@ -2177,6 +2296,9 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     if (message.removedKeyIds?.length) {
       obj.removedKeyIds = message.removedKeyIds;
     }
+    if (message.executionPolicies?.length) {
+      obj.executionPolicies = message.executionPolicies.map((e) => ExecutionPolicyRule.toJSON(e));
+    }
     return obj;
   },
 
@@ -2191,6 +2313,213 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     message.sessionKeys = object.sessionKeys?.map((e) => SigningKey.fromPartial(e)) || [];
     message.upsertedKeys = object.upsertedKeys?.map((e) => VirtualKeyConfig.fromPartial(e)) || [];
     message.removedKeyIds = object.removedKeyIds?.map((e) => e) || [];
+    message.executionPolicies = object.executionPolicies?.map((e) => ExecutionPolicyRule.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseExecutionPolicyRule(): ExecutionPolicyRule {
+  return {
+    upstreamId: "",
+    teamId: "",
+    keyId: "",
+    tool: "",
+    policy: 0,
+    argument: "",
+    pattern: "",
+    approvalTimeoutMs: 0,
+  };
+}
+
+export const ExecutionPolicyRule: MessageFns<ExecutionPolicyRule> = {
+  encode(message: ExecutionPolicyRule, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.upstreamId !== "") {
+      writer.uint32(10).string(message.upstreamId);
+    }
+    if (message.teamId !== "") {
+      writer.uint32(18).string(message.teamId);
+    }
+    if (message.keyId !== "") {
+      writer.uint32(26).string(message.keyId);
+    }
+    if (message.tool !== "") {
+      writer.uint32(34).string(message.tool);
+    }
+    if (message.policy !== 0) {
+      writer.uint32(40).int32(message.policy);
+    }
+    if (message.argument !== "") {
+      writer.uint32(50).string(message.argument);
+    }
+    if (message.pattern !== "") {
+      writer.uint32(58).string(message.pattern);
+    }
+    if (message.approvalTimeoutMs !== 0) {
+      writer.uint32(64).uint32(message.approvalTimeoutMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExecutionPolicyRule {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExecutionPolicyRule();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.upstreamId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.teamId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.tool = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.policy = reader.int32() as any;
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.argument = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.pattern = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.approvalTimeoutMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExecutionPolicyRule {
+    return {
+      upstreamId: isSet(object.upstreamId)
+        ? globalThis.String(object.upstreamId)
+        : isSet(object.upstream_id)
+        ? globalThis.String(object.upstream_id)
+        : "",
+      teamId: isSet(object.teamId)
+        ? globalThis.String(object.teamId)
+        : isSet(object.team_id)
+        ? globalThis.String(object.team_id)
+        : "",
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      tool: isSet(object.tool) ? globalThis.String(object.tool) : "",
+      policy: isSet(object.policy) ? executionPolicyFromJSON(object.policy) : 0,
+      argument: isSet(object.argument) ? globalThis.String(object.argument) : "",
+      pattern: isSet(object.pattern) ? globalThis.String(object.pattern) : "",
+      approvalTimeoutMs: isSet(object.approvalTimeoutMs)
+        ? globalThis.Number(object.approvalTimeoutMs)
+        : isSet(object.approval_timeout_ms)
+        ? globalThis.Number(object.approval_timeout_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: ExecutionPolicyRule): unknown {
+    const obj: any = {};
+    if (message.upstreamId !== "") {
+      obj.upstreamId = message.upstreamId;
+    }
+    if (message.teamId !== "") {
+      obj.teamId = message.teamId;
+    }
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.tool !== "") {
+      obj.tool = message.tool;
+    }
+    if (message.policy !== 0) {
+      obj.policy = executionPolicyToJSON(message.policy);
+    }
+    if (message.argument !== "") {
+      obj.argument = message.argument;
+    }
+    if (message.pattern !== "") {
+      obj.pattern = message.pattern;
+    }
+    if (message.approvalTimeoutMs !== 0) {
+      obj.approvalTimeoutMs = Math.round(message.approvalTimeoutMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ExecutionPolicyRule>, I>>(base?: I): ExecutionPolicyRule {
+    return ExecutionPolicyRule.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExecutionPolicyRule>, I>>(object: I): ExecutionPolicyRule {
+    const message = createBaseExecutionPolicyRule();
+    message.upstreamId = object.upstreamId ?? "";
+    message.teamId = object.teamId ?? "";
+    message.keyId = object.keyId ?? "";
+    message.tool = object.tool ?? "";
+    message.policy = object.policy ?? 0;
+    message.argument = object.argument ?? "";
+    message.pattern = object.pattern ?? "";
+    message.approvalTimeoutMs = object.approvalTimeoutMs ?? 0;
     return message;
   },
 };
