@@ -258,6 +258,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       relayBus: changes,
       endedSessions,
       ackWindowMs: options.ackWindowMs,
+      approvals: services.approvals,
     });
     const grpc = await startGrpcServer(streams, options.grpcHost, options.grpcPort, options.grpcTls);
     cleanups.push(() => grpc.close());

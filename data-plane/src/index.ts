@@ -13,6 +13,7 @@ import { effectiveAllowedHosts, type AllowedHost } from './http/host-guard.ts';
 import { DataPlaneMetrics } from './observability/metrics.ts';
 import { upstreamStateToJSON } from '../../proto/gen/portcullis/v1/config.ts';
 import { UpstreamPool } from './upstream/upstream-pool.ts';
+import { PendingApprovals } from './approvals/pending-approvals.ts';
 import { DEFAULT_HEALTH_FAILURE_THRESHOLD, DEFAULT_HEALTH_INTERVAL_MS } from './upstream/upstream-settings.ts';
 
 export const SOFTWARE_VERSION = '0.1.0';
@@ -34,6 +35,8 @@ export interface DataPlaneOptions {
   /** 0 picks a free port. */
   port: number;
   maxBodyBytes: number;
+  /** How long a call held for approval waits when its rule sets no timeout (default 5 minutes). */
+  approvalTimeoutMs?: number;
   snapshotCache: string | undefined;
   upstreamConnectTimeoutMs: number;
   upstreamCallTimeoutMs: number;
@@ -111,7 +114,16 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     },
     onDeviation: (upstream, kind) => metrics.upstreamDeviation(upstream, kind),
   });
+  const approvals = new PendingApprovals({
+    link: {
+      request: (request) => configClient?.requestApproval(request) ?? false,
+      withdraw: (withdrawal) => configClient?.withdrawApproval(withdrawal),
+    },
+    logger,
+    ...(options.approvalTimeoutMs === undefined ? {} : { defaultTimeoutMs: options.approvalTimeoutMs }),
+  });
   const http = createDataPlaneServer({
+    approvals,
     getConfig: () => configClient?.config,
     upstreams: pool,
     metrics,
@@ -147,8 +159,15 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     cacheFile: options.snapshotCache,
     logger,
     nodeTag: http.relay.nodeTag,
-    onRelay: (envelope) => http.relay.receive(envelope),
-    onConnected: () => http.relay.announceEnded(),
+    onRelay: (envelope) =>
+      envelope.kind?.$case === 'approvalDecision'
+        ? approvals.decided(envelope.kind.value)
+        : http.relay.receive(envelope),
+    onConnected: () => {
+      http.relay.announceEnded();
+      // Held calls survive a control-plane restart: whatever still waits is sent again (stored once).
+      for (const request of approvals.pendingRequests()) configClient?.requestApproval(request);
+    },
     onApplied: (config) => {
       for (const upstream of config.upstreams) upstreamNames.set(upstream.id, upstream.name);
       readiness.configApplied(config.upstreams);
@@ -195,6 +214,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     },
     close() {
       closing ??= (async () => {
+        approvals.close();
         configClient?.close();
         await Promise.all([http.close(), metricsServer?.close()]);
         await pool.close();

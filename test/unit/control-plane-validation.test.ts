@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { RelayEnvelope } from '../../proto/gen/portcullis/v1/config.ts';
 import { describe, it } from 'node:test';
 import { bearerMatches } from '../../control-plane/src/auth.ts';
 import { checkSnapshotConsistency } from '../../control-plane/src/config/snapshot-builder.ts';
@@ -197,8 +198,30 @@ describe('parseNodeMessage', () => {
     });
     assert.equal(parsed.kind === 'upstream' && parsed.report.state, 'DOWN');
   });
+  it('refuses an approval decision a node relays (decisions come from the control plane alone)', () => {
+    assert.throws(
+      () =>
+        parseNodeMessage({
+          kind: {
+            $case: 'relay',
+            value: RelayEnvelope.fromPartial({
+              toNodeTag: 'abc',
+              keyId: 'k1',
+              kind: {
+                $case: 'approvalDecision',
+                value: { id: '0190a0c4-0000-7000-8000-000000000000', approved: true, reason: '', decidedBy: 'me' },
+              },
+            }),
+          },
+        }),
+      /relay\.kind: a node cannot send approval decisions/,
+    );
+  });
   it('names the offending field', () => {
-    assert.throws(() => parseNodeMessage({}), /kind: must be one of hello, ack, upstream or relay/);
+    assert.throws(
+      () => parseNodeMessage({}),
+      /kind: must be one of hello, ack, upstream, relay, approval_request or approval_withdrawal/,
+    );
     assert.throws(
       () => parseNodeMessage({ kind: { $case: 'ack', value: { version: 'v1', accepted: true, error: '' } } }),
       /ack\.version: must be the decimal version/,

@@ -13,6 +13,7 @@ import { UpstreamCatalogLists1734200000000 } from './migrations/1734200000000-up
 import { ConfigChangeDeadline1734300000000 } from './migrations/1734300000000-config-change-deadline.ts';
 import { UpstreamProtocolVersion1796324238367 } from './migrations/1796324238367-upstream-protocol-version.ts';
 import { ExecutionPolicies1797300000000 } from './migrations/1797300000000-execution-policies.ts';
+import { Approvals1797300000001 } from './migrations/1797300000001-approvals.ts';
 
 /** Versioned migrations, in order. Append; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -24,6 +25,7 @@ export const MIGRATIONS = [
   ConfigChangeDeadline1734300000000,
   UpstreamProtocolVersion1796324238367,
   ExecutionPolicies1797300000000,
+  Approvals1797300000001,
 ];
 
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;

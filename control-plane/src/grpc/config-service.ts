@@ -18,6 +18,7 @@ import { NodeRecords } from './node-records.ts';
 import { parseNodeMessage, type NodeMessage } from './messages.ts';
 import type { RelayBus } from '../config/change-bus.ts';
 import { RelayHub, type RelayTarget } from './relay-hub.ts';
+import type { ApprovalService } from '../services/approvals.ts';
 import type { EndedSessionStore } from '../services/ended-sessions.ts';
 
 export interface ConfigServiceDeps {
@@ -33,6 +34,8 @@ export interface ConfigServiceDeps {
   endedSessions?: EndedSessionStore;
   /** How long ACKs wait to be stored together (default ACK_WINDOW_MS). */
   ackWindowMs?: number;
+  /** Stores calls held for approval and sends the decisions; without it, approval requests are dropped. */
+  approvals?: ApprovalService;
 }
 
 type ConnectCall = ServerDuplexStream<ConnectRequest, ConnectResponse>;
@@ -92,6 +95,7 @@ export class ConfigStreamService {
       deps.ackWindowMs,
     );
     this.relays = new RelayHub(deps.relayBus, deps.logger, Date.now, deps.endedSessions);
+    deps.approvals?.sendDecisionsWith(this.relays);
   }
 
   readonly implementation = {
@@ -228,6 +232,12 @@ class NodeStream implements RelayTarget {
       case 'relay':
         this.relays.fromNode(this, message.relay);
         return;
+      case 'approvalRequest':
+        await this.deps.approvals?.requested(this.nodeId, this.nodeTag, message.request);
+        return;
+      case 'approvalWithdrawal':
+        await this.deps.approvals?.withdrawn(this.nodeId, message.withdrawal);
+        return;
     }
   }
 
@@ -244,6 +254,13 @@ class NodeStream implements RelayTarget {
     this.acceptsDeltas = hello.acceptsDeltas;
     // Recorded in the background: with the database away, the node is still served the last snapshot.
     this.records.connected(hello, this.streamId);
+    // Calls an earlier process of this node held for approval died with it (before its requests come again).
+    if (this.deps.approvals !== undefined && hello.nodeTag !== '')
+      await this.deps.approvals
+        .nodeStarted(hello.nodeId, hello.nodeTag)
+        .catch((error: unknown) =>
+          this.logger.warn({ err: error }, 'could not mark the approvals of an earlier node process'),
+        );
     this.logger.info(
       {
         node: hello.nodeId,

@@ -1,5 +1,6 @@
 import type { Logger } from '../../../common/src/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
+import { ApprovalService } from './approvals.ts';
 import { CatalogService } from './catalog.ts';
 import { ExecutionPolicyService } from './execution-policies.ts';
 import { NodeService } from './nodes.ts';
@@ -17,6 +18,7 @@ export interface ControlPlaneServices {
   nodes: NodeService;
   catalog: CatalogService;
   executionPolicies: ExecutionPolicyService;
+  approvals: ApprovalService;
   /** The newest committed configuration revision. */
   configVersion(): Promise<string>;
 }
@@ -30,6 +32,7 @@ export function createServices(store: ConfigStore, box: SecretBox, logger: Logge
     nodes: new NodeService(dataSource),
     catalog: new CatalogService(store, logger),
     executionPolicies: new ExecutionPolicyService(store),
+    approvals: new ApprovalService(dataSource, logger),
     configVersion: () => currentRevision(dataSource.manager),
   };
 }

@@ -1,3 +1,4 @@
+import { approvalResolvers } from './approvals.ts';
 import { nodeResolvers } from './nodes.ts';
 import { policyResolvers } from './policies.ts';
 import { DateTimeScalar } from './scalars.ts';
@@ -8,13 +9,21 @@ import { virtualKeyResolvers } from './virtual-keys.ts';
 /** Resolvers of every domain, merged into one map for Apollo. */
 export const resolvers = {
   DateTime: DateTimeScalar,
-  Query: { ...upstreamResolvers.Query, ...virtualKeyResolvers.Query, ...teamResolvers.Query, ...nodeResolvers.Query },
+  Query: {
+    ...upstreamResolvers.Query,
+    ...virtualKeyResolvers.Query,
+    ...teamResolvers.Query,
+    ...nodeResolvers.Query,
+    ...approvalResolvers.Query,
+  },
   Mutation: {
     ...upstreamResolvers.Mutation,
     ...virtualKeyResolvers.Mutation,
     ...teamResolvers.Mutation,
     ...policyResolvers.Mutation,
+    ...approvalResolvers.Mutation,
   },
+  Approval: approvalResolvers.Approval,
   Upstream: { ...upstreamResolvers.Upstream, ...policyResolvers.Upstream },
   Team: policyResolvers.Team,
   Tool: upstreamResolvers.Tool,

@@ -179,7 +179,47 @@ export interface ConnectRequest {
     value: UpstreamReport;
   } | //
   /** A message for another node (or every other node), forwarded by the control plane. */
-  { $case: "relay"; value: RelayEnvelope } | undefined;
+  { $case: "relay"; value: RelayEnvelope } | //
+  /** A call held on this node for a person's approval (sent again after every reconnect while it waits). */
+  { $case: "approvalRequest"; value: ApprovalRequest } | //
+  /** A held call that no longer waits (the agent cancelled, or it timed out on the node). */
+  { $case: "approvalWithdrawal"; value: ApprovalWithdrawal } | undefined;
+}
+
+/** A call whose execution policy is APPROVE, waiting on the node that sent this. */
+export interface ApprovalRequest {
+  /** Made by the node (a UUID); the control plane stores the request once by it. */
+  id: string;
+  keyId: string;
+  teamId: string;
+  /** The exposed tool name the agent called, and its upstream. */
+  tool: string;
+  upstream: string;
+  /** The call's arguments as JSON (left out, "{}", when content logging is off). */
+  argumentsJson: string;
+  /** Why the call needs approval (the rule's condition, when one made it so). */
+  reason: string;
+  /** When the node took the call up, and when it stops waiting (ms since the epoch). */
+  requestedAtMs: number;
+  expiresAtMs: number;
+  /** The operation the call belongs to (a REST call's x-portcullis-parent-request), if any. */
+  parentId: string;
+}
+
+export interface ApprovalWithdrawal {
+  id: string;
+  /** TIMED_OUT or WITHDRAWN (the agent cancelled or went away). */
+  status: string;
+  reason: string;
+}
+
+/** A person's decision on a held call, sent to the node holding it (as a RelayEnvelope to its tag). */
+export interface ApprovalDecision {
+  id: string;
+  approved: boolean;
+  reason: string;
+  /** Who decided (the admin identity, or the control plane itself for NODE_RESTARTED and the like). */
+  decidedBy: string;
 }
 
 /** The first message of every stream. */
@@ -240,6 +280,9 @@ export interface RelayEnvelope {
     | { $case: "ended"; value: EndedSession }
     | { $case: "call"; value: RelayedCall }
     | { $case: "callUpdate"; value: RelayedCallUpdate }
+    | //
+    /** From the control plane: the decision on a call this node holds for approval. */
+    { $case: "approvalDecision"; value: ApprovalDecision }
     | undefined;
   /**
    * The sending node's tag (of its hello); set by the control plane, like from_node_id. The
@@ -555,6 +598,12 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       case "relay":
         RelayEnvelope.encode(message.kind.value, writer.uint32(34).fork()).join();
         break;
+      case "approvalRequest":
+        ApprovalRequest.encode(message.kind.value, writer.uint32(322).fork()).join();
+        break;
+      case "approvalWithdrawal":
+        ApprovalWithdrawal.encode(message.kind.value, writer.uint32(330).fork()).join();
+        break;
     }
     return writer;
   },
@@ -604,6 +653,22 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
             message.kind = { $case: "relay", value: RelayEnvelope.decode(reader, reader.uint32()) };
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.kind = { $case: "approvalRequest", value: ApprovalRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 41: {
+            if (tag !== 330) {
+              break;
+            }
+
+            message.kind = { $case: "approvalWithdrawal", value: ApprovalWithdrawal.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -626,6 +691,14 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         ? { $case: "upstream", value: UpstreamReport.fromJSON(object.upstream) }
         : isSet(object.relay)
         ? { $case: "relay", value: RelayEnvelope.fromJSON(object.relay) }
+        : isSet(object.approvalRequest)
+        ? { $case: "approvalRequest", value: ApprovalRequest.fromJSON(object.approvalRequest) }
+        : isSet(object.approval_request)
+        ? { $case: "approvalRequest", value: ApprovalRequest.fromJSON(object.approval_request) }
+        : isSet(object.approvalWithdrawal)
+        ? { $case: "approvalWithdrawal", value: ApprovalWithdrawal.fromJSON(object.approvalWithdrawal) }
+        : isSet(object.approval_withdrawal)
+        ? { $case: "approvalWithdrawal", value: ApprovalWithdrawal.fromJSON(object.approval_withdrawal) }
         : undefined,
     };
   },
@@ -640,6 +713,10 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       obj.upstream = UpstreamReport.toJSON(message.kind.value);
     } else if (message.kind?.$case === "relay") {
       obj.relay = RelayEnvelope.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "approvalRequest") {
+      obj.approvalRequest = ApprovalRequest.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "approvalWithdrawal") {
+      obj.approvalWithdrawal = ApprovalWithdrawal.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -674,7 +751,489 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         }
         break;
       }
+      case "approvalRequest": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "approvalRequest", value: ApprovalRequest.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "approvalWithdrawal": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "approvalWithdrawal", value: ApprovalWithdrawal.fromPartial(object.kind.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseApprovalRequest(): ApprovalRequest {
+  return {
+    id: "",
+    keyId: "",
+    teamId: "",
+    tool: "",
+    upstream: "",
+    argumentsJson: "",
+    reason: "",
+    requestedAtMs: 0,
+    expiresAtMs: 0,
+    parentId: "",
+  };
+}
+
+export const ApprovalRequest: MessageFns<ApprovalRequest> = {
+  encode(message: ApprovalRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.keyId !== "") {
+      writer.uint32(18).string(message.keyId);
+    }
+    if (message.teamId !== "") {
+      writer.uint32(26).string(message.teamId);
+    }
+    if (message.tool !== "") {
+      writer.uint32(34).string(message.tool);
+    }
+    if (message.upstream !== "") {
+      writer.uint32(42).string(message.upstream);
+    }
+    if (message.argumentsJson !== "") {
+      writer.uint32(50).string(message.argumentsJson);
+    }
+    if (message.reason !== "") {
+      writer.uint32(58).string(message.reason);
+    }
+    if (message.requestedAtMs !== 0) {
+      writer.uint32(64).uint64(message.requestedAtMs);
+    }
+    if (message.expiresAtMs !== 0) {
+      writer.uint32(72).uint64(message.expiresAtMs);
+    }
+    if (message.parentId !== "") {
+      writer.uint32(82).string(message.parentId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApprovalRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApprovalRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.teamId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.tool = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.upstream = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.argumentsJson = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.requestedAtMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.expiresAtMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.parentId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApprovalRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      teamId: isSet(object.teamId)
+        ? globalThis.String(object.teamId)
+        : isSet(object.team_id)
+        ? globalThis.String(object.team_id)
+        : "",
+      tool: isSet(object.tool) ? globalThis.String(object.tool) : "",
+      upstream: isSet(object.upstream) ? globalThis.String(object.upstream) : "",
+      argumentsJson: isSet(object.argumentsJson)
+        ? globalThis.String(object.argumentsJson)
+        : isSet(object.arguments_json)
+        ? globalThis.String(object.arguments_json)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      requestedAtMs: isSet(object.requestedAtMs)
+        ? globalThis.Number(object.requestedAtMs)
+        : isSet(object.requested_at_ms)
+        ? globalThis.Number(object.requested_at_ms)
+        : 0,
+      expiresAtMs: isSet(object.expiresAtMs)
+        ? globalThis.Number(object.expiresAtMs)
+        : isSet(object.expires_at_ms)
+        ? globalThis.Number(object.expires_at_ms)
+        : 0,
+      parentId: isSet(object.parentId)
+        ? globalThis.String(object.parentId)
+        : isSet(object.parent_id)
+        ? globalThis.String(object.parent_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ApprovalRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.teamId !== "") {
+      obj.teamId = message.teamId;
+    }
+    if (message.tool !== "") {
+      obj.tool = message.tool;
+    }
+    if (message.upstream !== "") {
+      obj.upstream = message.upstream;
+    }
+    if (message.argumentsJson !== "") {
+      obj.argumentsJson = message.argumentsJson;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.requestedAtMs !== 0) {
+      obj.requestedAtMs = Math.round(message.requestedAtMs);
+    }
+    if (message.expiresAtMs !== 0) {
+      obj.expiresAtMs = Math.round(message.expiresAtMs);
+    }
+    if (message.parentId !== "") {
+      obj.parentId = message.parentId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ApprovalRequest>, I>>(base?: I): ApprovalRequest {
+    return ApprovalRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ApprovalRequest>, I>>(object: I): ApprovalRequest {
+    const message = createBaseApprovalRequest();
+    message.id = object.id ?? "";
+    message.keyId = object.keyId ?? "";
+    message.teamId = object.teamId ?? "";
+    message.tool = object.tool ?? "";
+    message.upstream = object.upstream ?? "";
+    message.argumentsJson = object.argumentsJson ?? "";
+    message.reason = object.reason ?? "";
+    message.requestedAtMs = object.requestedAtMs ?? 0;
+    message.expiresAtMs = object.expiresAtMs ?? 0;
+    message.parentId = object.parentId ?? "";
+    return message;
+  },
+};
+
+function createBaseApprovalWithdrawal(): ApprovalWithdrawal {
+  return { id: "", status: "", reason: "" };
+}
+
+export const ApprovalWithdrawal: MessageFns<ApprovalWithdrawal> = {
+  encode(message: ApprovalWithdrawal, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.status !== "") {
+      writer.uint32(18).string(message.status);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApprovalWithdrawal {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApprovalWithdrawal();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.status = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApprovalWithdrawal {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      status: isSet(object.status) ? globalThis.String(object.status) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: ApprovalWithdrawal): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.status !== "") {
+      obj.status = message.status;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ApprovalWithdrawal>, I>>(base?: I): ApprovalWithdrawal {
+    return ApprovalWithdrawal.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ApprovalWithdrawal>, I>>(object: I): ApprovalWithdrawal {
+    const message = createBaseApprovalWithdrawal();
+    message.id = object.id ?? "";
+    message.status = object.status ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseApprovalDecision(): ApprovalDecision {
+  return { id: "", approved: false, reason: "", decidedBy: "" };
+}
+
+export const ApprovalDecision: MessageFns<ApprovalDecision> = {
+  encode(message: ApprovalDecision, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.approved !== false) {
+      writer.uint32(16).bool(message.approved);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    if (message.decidedBy !== "") {
+      writer.uint32(34).string(message.decidedBy);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApprovalDecision {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApprovalDecision();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.approved = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.decidedBy = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApprovalDecision {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      approved: isSet(object.approved) ? globalThis.Boolean(object.approved) : false,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      decidedBy: isSet(object.decidedBy)
+        ? globalThis.String(object.decidedBy)
+        : isSet(object.decided_by)
+        ? globalThis.String(object.decided_by)
+        : "",
+    };
+  },
+
+  toJSON(message: ApprovalDecision): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.approved !== false) {
+      obj.approved = message.approved;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.decidedBy !== "") {
+      obj.decidedBy = message.decidedBy;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ApprovalDecision>, I>>(base?: I): ApprovalDecision {
+    return ApprovalDecision.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ApprovalDecision>, I>>(object: I): ApprovalDecision {
+    const message = createBaseApprovalDecision();
+    message.id = object.id ?? "";
+    message.approved = object.approved ?? false;
+    message.reason = object.reason ?? "";
+    message.decidedBy = object.decidedBy ?? "";
     return message;
   },
 };
@@ -1109,6 +1668,9 @@ export const RelayEnvelope: MessageFns<RelayEnvelope> = {
       case "callUpdate":
         RelayedCallUpdate.encode(message.kind.value, writer.uint32(74).fork()).join();
         break;
+      case "approvalDecision":
+        ApprovalDecision.encode(message.kind.value, writer.uint32(322).fork()).join();
+        break;
     }
     if (message.fromNodeTag !== "") {
       writer.uint32(82).string(message.fromNodeTag);
@@ -1201,6 +1763,14 @@ export const RelayEnvelope: MessageFns<RelayEnvelope> = {
             message.kind = { $case: "callUpdate", value: RelayedCallUpdate.decode(reader, reader.uint32()) };
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.kind = { $case: "approvalDecision", value: ApprovalDecision.decode(reader, reader.uint32()) };
+            continue;
+          }
           case 10: {
             if (tag !== 82) {
               break;
@@ -1255,6 +1825,10 @@ export const RelayEnvelope: MessageFns<RelayEnvelope> = {
         ? { $case: "callUpdate", value: RelayedCallUpdate.fromJSON(object.callUpdate) }
         : isSet(object.call_update)
         ? { $case: "callUpdate", value: RelayedCallUpdate.fromJSON(object.call_update) }
+        : isSet(object.approvalDecision)
+        ? { $case: "approvalDecision", value: ApprovalDecision.fromJSON(object.approvalDecision) }
+        : isSet(object.approval_decision)
+        ? { $case: "approvalDecision", value: ApprovalDecision.fromJSON(object.approval_decision) }
         : undefined,
       fromNodeTag: isSet(object.fromNodeTag)
         ? globalThis.String(object.fromNodeTag)
@@ -1288,6 +1862,8 @@ export const RelayEnvelope: MessageFns<RelayEnvelope> = {
       obj.call = RelayedCall.toJSON(message.kind.value);
     } else if (message.kind?.$case === "callUpdate") {
       obj.callUpdate = RelayedCallUpdate.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "approvalDecision") {
+      obj.approvalDecision = ApprovalDecision.toJSON(message.kind.value);
     }
     if (message.fromNodeTag !== "") {
       obj.fromNodeTag = message.fromNodeTag;
@@ -1332,6 +1908,12 @@ export const RelayEnvelope: MessageFns<RelayEnvelope> = {
       case "callUpdate": {
         if (object.kind?.value !== undefined && object.kind?.value !== null) {
           message.kind = { $case: "callUpdate", value: RelayedCallUpdate.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "approvalDecision": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "approvalDecision", value: ApprovalDecision.fromPartial(object.kind.value) };
         }
         break;
       }
