@@ -1,3 +1,4 @@
 export { PortcullisError, ErrorCode, errorMessage } from './errors.ts';
 export { createLogger, type Logger, type LoggerOptions } from './logger.ts';
 export { Backoff, backoffDelay, type BackoffPolicy } from './backoff.ts';
+export { ACCEPTED_JWT_ALGORITHMS, JWT_CLOCK_TOLERANCE_S, looksLikeJwt } from './jwt.ts';

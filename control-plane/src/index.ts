@@ -3,6 +3,7 @@ import type { DataSource } from 'typeorm';
 import { z } from 'zod';
 import { PortcullisError, ErrorCode, type Logger } from '../../common/src/index.ts';
 import { loadOrCreateAdminToken } from './admin-token.ts';
+import { adminOidcSchema, type AdminOidcOptions } from './admins/admin-oidc.ts';
 import { InProcessChangeBus, PgNotifyChangeBus, type ConfigChangeBus } from './config/change-bus.ts';
 import { SnapshotPublisher } from './config/snapshot-publisher.ts';
 import { openDatabase } from './db/data-source.ts';
@@ -31,8 +32,10 @@ export interface ControlPlaneOptions {
   grpcHost: string;
   /** 0: OS-assigned (see `ControlPlane.grpcAddress`). */
   grpcPort: number;
-  /** Omitted: generated once and kept in `<dataDir>/admin-token` (mode 0600). */
+  /** Omitted: generated once and kept in `<dataDir>/admin-token` (mode 0600). The bootstrap token: role admin. */
   adminToken?: string;
+  /** OIDC sign-in for the GraphQL API (roles from a claim); omitted: admin tokens only. */
+  adminOidc?: AdminOidcOptions | undefined;
   /**
    * PORTCULLIS_SECRET_KEY: the AES-256-GCM key sealing upstream credentials at rest, 32 bytes as 64
    * hex characters or base64, optionally `<kid>:<key>` (without a kid, the id is the first 8 hex
@@ -107,6 +110,7 @@ const optionsSchema = z.object({
     .string()
     .min(16, 'is shorter than 16 characters; use a long random token (or omit it to have one generated)')
     .optional(),
+  adminOidc: adminOidcSchema.optional(),
   secretKey: z
     .string()
     .min(1, 'is empty; give 32 bytes as hex or base64 (openssl rand -base64 32), or omit it to have one generated')
@@ -282,6 +286,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       host: options.graphqlHost,
       port: options.graphqlPort,
       adminToken,
+      ...(options.adminOidc === undefined ? {} : { adminOidc: options.adminOidc }),
       services,
       logger,
       limits: options.graphqlLimits,

@@ -46,6 +46,8 @@ export interface DataPlaneOptions {
   upstreamHealthFailureThreshold?: number;
   /** Anonymous access (off when undefined): requests without credentials act as this virtual key id. */
   anonymousKeyId?: string;
+  /** MCP authorization: the least time between two JWKS fetches of one issuer for unknown key ids (default 30 s). */
+  jwksRefreshCooldownMs?: number;
   /** How long a 2025-era session id is honoured after it was issued (default 24 h). */
   sessionMaxAgeMs?: number;
   /**
@@ -131,6 +133,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     maxBodyBytes: options.maxBodyBytes,
     serverInfo: { name: 'portcullis', version: SOFTWARE_VERSION },
     anonymousKeyId: options.anonymousKeyId,
+    ...(options.jwksRefreshCooldownMs === undefined ? {} : { jwksRefreshCooldownMs: options.jwksRefreshCooldownMs }),
     sessionMaxAgeMs: options.sessionMaxAgeMs,
     allowedHosts: effectiveAllowedHosts(options.host, options.allowedHosts),
     nodeId: options.nodeId,

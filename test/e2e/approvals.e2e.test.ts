@@ -114,7 +114,11 @@ describe('approvals (two nodes, GraphQL decisions over the config stream)', () =
       id: requestB.id,
       reason: 'looks fine',
     });
-    assert.deepEqual(approved.approveCall, { id: requestB.id, status: 'APPROVED', decidedBy: 'admin' });
+    assert.deepEqual(approved.approveCall, {
+      id: requestB.id,
+      status: 'APPROVED',
+      decidedBy: 'admin:bootstrap admin token',
+    });
     assert.equal(firstText(await callB), 'Echo: needs-approval b');
     const latencyMs = performance.now() - started;
     assert.ok(latencyMs < 2000, `the decision reached the node in ${latencyMs} ms`);

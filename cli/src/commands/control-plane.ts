@@ -2,7 +2,7 @@ import { createLogger } from '../../../common/src/index.ts';
 import { startControlPlane } from '../../../control-plane/src/index.ts';
 import { helpText, readOptions } from '../options.ts';
 import { closeOnSignals } from './lifecycle.ts';
-import { controlPlaneSettings, graphqlLimits, logLevel } from './settings.ts';
+import { adminOidc, controlPlaneSettings, graphqlLimits, logLevel } from './settings.ts';
 import { grpcTlsSettings, nodeTokenSettings, readGrpcTls, readNodeToken } from './stream-settings.ts';
 
 export const controlPlaneOptionTable = { ...controlPlaneSettings, ...nodeTokenSettings, ...grpcTlsSettings, logLevel };
@@ -21,6 +21,7 @@ export async function runControlPlane(argv: readonly string[]): Promise<void> {
   const plane = await startControlPlane({
     ...options,
     graphqlLimits: graphqlLimits(options),
+    adminOidc: adminOidc(options),
     nodeToken,
     grpcTls,
     logger,

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { ErrorCode, PortcullisError, type Logger } from '../../../common/src/index.ts';
 import type { DataPlaneOptions } from '../../../data-plane/src/index.ts';
+import type { AdminOidcOptions } from '../../../control-plane/src/admins/admin-oidc.ts';
 import {
   DEFAULT_MAX_BYTES_PER_KEY,
   DEFAULT_MAX_BYTES_PER_SESSION,
@@ -223,6 +224,33 @@ export const controlPlaneSettings = {
     description: 'bearer token for the GraphQL API; generated once and kept in the data dir when unset',
     schema: z.string().min(16, 'must be at least 16 characters').optional(),
   },
+  adminOidcIssuer: {
+    flag: 'admin-oidc-issuer',
+    env: 'PORTCULLIS_ADMIN_OIDC_ISSUER',
+    description:
+      'OIDC sign-in for the GraphQL API: the identity provider issuer (exactly as its tokens iss); with --admin-oidc-audience and --admin-oidc-jwks-uri, its JWTs are accepted beside admin tokens',
+    schema: z.string().url('must be a URL').optional(),
+  },
+  adminOidcAudience: {
+    flag: 'admin-oidc-audience',
+    env: 'PORTCULLIS_ADMIN_OIDC_AUDIENCE',
+    description: 'OIDC sign-in for the GraphQL API: the aud its tokens must carry',
+    schema: z.string().min(1).optional(),
+  },
+  adminOidcJwksUri: {
+    flag: 'admin-oidc-jwks-uri',
+    env: 'PORTCULLIS_ADMIN_OIDC_JWKS_URI',
+    description: "OIDC sign-in for the GraphQL API: the identity provider's JWKS URL",
+    schema: z.string().url('must be a URL').optional(),
+  },
+  adminOidcRoleClaim: {
+    flag: 'admin-oidc-role-claim',
+    env: 'PORTCULLIS_ADMIN_OIDC_ROLE_CLAIM',
+    description:
+      'OIDC sign-in for the GraphQL API: the claim naming the role (admin, operator or auditor; a string or an array, the highest wins)',
+    schema: z.string().min(1).default('portcullis_roles'),
+    defaultLabel: 'portcullis_roles',
+  },
   ...graphqlLimitSettings,
 } satisfies OptionTable;
 
@@ -441,6 +469,14 @@ export const dataPlaneSettings = {
       'anonymous access (off by default): requests to /mcp and /sse without credentials act as the virtual key with this id (its allow-list applies); a wrong key is still refused, and while the key is revoked or unknown requests without credentials get 401',
     schema: z.string().trim().min(1, 'must be a virtual key id').optional(),
   },
+  jwksRefreshCooldownMs: {
+    flag: 'jwks-refresh-cooldown-ms',
+    env: 'PORTCULLIS_JWKS_REFRESH_COOLDOWN_MS',
+    description:
+      "MCP authorization: after fetching an issuer's signing keys, how long a token with an unknown key id waits before it may trigger another fetch (a flood of forged key ids costs one fetch per period)",
+    schema: z.coerce.number({ error: 'must be a number of milliseconds' }).int().min(0).max(3_600_000).default(30_000),
+    defaultLabel: '30000',
+  },
   sessionMaxAgeSeconds: {
     flag: 'session-max-age-seconds',
     env: 'PORTCULLIS_SESSION_MAX_AGE_SECONDS',
@@ -509,10 +545,29 @@ export function dataPlaneOptions(
     upstreamConnectTimeoutMs: settings.upstreamConnectTimeoutMs,
     upstreamCallTimeoutMs: settings.upstreamCallTimeoutMs,
     anonymousKeyId: settings.anonymousKey,
+    jwksRefreshCooldownMs: settings.jwksRefreshCooldownMs,
     sessionMaxAgeMs: settings.sessionMaxAgeSeconds * 1000,
     allowedHosts: settings.allowedHosts,
     sse: sseOptions(settings),
     callAdmission: { maxPerKey: settings.maxInFlightPerKey, maxPerSession: settings.maxInFlightPerSession },
     logger,
   };
+}
+
+/** OIDC sign-in for the GraphQL API from its flags: all three of issuer, audience and JWKS URL, or none. */
+export function adminOidc(settings: {
+  adminOidcIssuer?: string | undefined;
+  adminOidcAudience?: string | undefined;
+  adminOidcJwksUri?: string | undefined;
+  adminOidcRoleClaim: string;
+}): AdminOidcOptions | undefined {
+  const { adminOidcIssuer: issuer, adminOidcAudience: audience, adminOidcJwksUri: jwksUri } = settings;
+  if (issuer === undefined && audience === undefined && jwksUri === undefined) return undefined;
+  if (issuer === undefined || audience === undefined || jwksUri === undefined)
+    throw new PortcullisError(
+      ErrorCode.BAD_CONFIG,
+      'OIDC sign-in for the GraphQL API needs --admin-oidc-issuer, --admin-oidc-audience and --admin-oidc-jwks-uri together; give all three or none',
+      { field: 'adminOidcIssuer' },
+    );
+  return { issuer, audience, jwksUri, roleClaim: settings.adminOidcRoleClaim };
 }

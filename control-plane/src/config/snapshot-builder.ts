@@ -14,6 +14,7 @@ import {
 import type { TransportName } from '../db/entities.ts';
 import { openBearer, openPairs, type SecretBox } from '../secrets/index.ts';
 import { SESSION_KEYS_SETTING } from '../services/settings.ts';
+import { MCP_AUTHORIZATION_SETTING, toMcpAuthorizationConfig } from '../services/mcp-authorization.ts';
 import { upstreamRowHash } from './upstream-hash.ts';
 import { REVISION_SQL } from './revision.ts';
 
@@ -55,6 +56,7 @@ const readResult = z.object({
   upstreams: z.array(upstreamRow),
   pins: z.array(z.object({ upstream_id: z.string(), name: z.string(), pinned_sha256: z.string() })),
   session_keys: z.string().nullable(),
+  mcp_authorization: z.string().nullable(),
   /** Checked one by one in `toVirtualKeyConfig` (there may be 100,000 of them). */
   keys: z.array(z.unknown()),
   tombstones: z.array(z.string()),
@@ -153,6 +155,7 @@ function readStatement(incremental: boolean): string {
          FROM tools t JOIN upstreams u ON u.id = t.upstream_id
          WHERE u.pin_tool_definitions AND t.pinned_sha256 IS NOT NULL) AS pins,
       (SELECT value FROM settings WHERE key = $1) AS session_keys,
+      (SELECT value FROM settings WHERE key = '${MCP_AUTHORIZATION_SETTING}') AS mcp_authorization,
       ${keys} AS keys,
       ${tombstones} AS tombstones,
       (SELECT coalesce(json_agg(json_build_object('upstream_id', p.upstream_id, 'team_id', p.team_id, 'key_id', p.key_id,
@@ -278,6 +281,7 @@ export class SnapshotBuilder {
       sessionKeys,
       executionPolicies,
     });
+    const mcpAuthorization = toMcpAuthorizationConfig(result.mcp_authorization);
 
     const keys = incremental ? this.keys : new Map<string, VirtualKeyConfig>();
     for (const id of removed) keys.delete(id);
@@ -288,6 +292,7 @@ export class SnapshotBuilder {
       virtualKeys: [...keys.values()],
       sessionKeys,
       executionPolicies,
+      ...(mcpAuthorization === undefined ? {} : { mcpAuthorization }),
     });
 
     const delta: SnapshotDelta | undefined = previous && {
@@ -298,6 +303,7 @@ export class SnapshotBuilder {
       upsertedKeys: upserted,
       removedKeyIds: [...removed],
       executionPolicies,
+      ...(mcpAuthorization === undefined ? {} : { mcpAuthorization }),
     };
     this.previous = snapshot;
     this.keys = keys;
@@ -324,6 +330,7 @@ export class SnapshotBuilder {
       virtualKeys: [...this.keys.values()],
       sessionKeys: previous.sessionKeys,
       executionPolicies: previous.executionPolicies,
+      ...(previous.mcpAuthorization === undefined ? {} : { mcpAuthorization: previous.mcpAuthorization }),
     });
     const delta: SnapshotDelta = {
       version,
@@ -333,6 +340,7 @@ export class SnapshotBuilder {
       upsertedKeys: [],
       removedKeyIds: removed,
       executionPolicies: previous.executionPolicies,
+      ...(previous.mcpAuthorization === undefined ? {} : { mcpAuthorization: previous.mcpAuthorization }),
     };
     this.previous = snapshot;
     const totalMs = performance.now() - started;

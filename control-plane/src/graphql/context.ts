@@ -1,6 +1,7 @@
 import DataLoader from 'dataloader';
 import type { Team, Tool, ToolDefinitionChange, UpstreamCatalogList, UpstreamNodeStatus } from '../db/entities.ts';
 import type { PolicyScope, ToolPolicy } from '../services/execution-policies.ts';
+import type { Admin } from '../admins/roles.ts';
 import type { ControlPlaneServices } from '../services/index.ts';
 import type { UpstreamView } from '../services/upstreams.ts';
 import { ResultBudget } from './result-budget.ts';
@@ -25,6 +26,8 @@ export type CollisionSummary = { message: string; names: string[] } | null;
  */
 export interface GraphqlContext {
   services: ControlPlaneServices;
+  /** Who is asking, and with which role (checked by `admins/roles.ts` FIELD_ROLES before a guarded field resolves). */
+  admin: Admin;
   loaders: {
     toolsOfUpstream: DataLoader<string, Tool[]>;
     catalogListsOfUpstream: DataLoader<string, UpstreamCatalogList[]>;
@@ -70,11 +73,15 @@ function groupLoader<V>(
   return mapLoader(async (keys) => groupBy(await load(keys), keyOf), []);
 }
 
-export function createContext(services: ControlPlaneServices, options: { maxListItems: number }): GraphqlContext {
+export function createContext(
+  services: ControlPlaneServices,
+  options: { maxListItems: number; admin: Admin },
+): GraphqlContext {
   const changeLoaders = new Map<number, DataLoader<string, ToolDefinitionChange[]>>();
   const policyLoaders = new Map<PolicyScope['kind'], DataLoader<string, ToolPolicy[]>>();
   return {
     services,
+    admin: options.admin,
     loaders: {
       toolsOfUpstream: groupLoader(
         (ids) => services.catalog.toolsOf(ids),

@@ -3,10 +3,12 @@ import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import fastifyApollo, { fastifyApolloDrainPlugin } from '@as-integrations/fastify';
 import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
-import { buildSchema, GraphQLError } from 'graphql';
+import { buildSchema } from 'graphql';
 import type { Logger } from '../../../common/src/index.ts';
 import { listenError } from '../listen-error.ts';
-import { bearerMatches } from '../auth.ts';
+import { AdminOidc, type AdminOidcOptions } from '../admins/admin-oidc.ts';
+import { authenticateAdmin } from '../admins/authenticate-admin.ts';
+import { guardFields } from '../admins/roles.ts';
 import type { ControlPlaneServices } from '../services/index.ts';
 import { createContext, type GraphqlContext } from './context.ts';
 import { createErrorFormatter } from './errors.ts';
@@ -20,7 +22,10 @@ export const SCHEMA_PATH = new URL('../../../schema.graphql', import.meta.url);
 export interface GraphqlServerOptions {
   host: string;
   port: number;
+  /** The bootstrap admin token (role admin). */
   adminToken: string;
+  /** OIDC sign-in for admins (roles from a claim); undefined: admin tokens only. */
+  adminOidc?: AdminOidcOptions;
   services: ControlPlaneServices;
   logger: Logger;
   /** Omitted fields: DEFAULT_GRAPHQL_LIMITS. */
@@ -41,9 +46,11 @@ export async function startGraphqlServer(options: GraphqlServerOptions): Promise
   app.setErrorHandler(bodyTooLarge(limits.maxBodyBytes));
   const schema = buildSchema(typeDefs);
   const armor = armorProtection(limits);
+  const adminTokens = options.services.adminTokens;
+  const adminOidc = options.adminOidc === undefined ? undefined : new AdminOidc(options.adminOidc);
   const apollo = new ApolloServer<GraphqlContext>({
     typeDefs,
-    resolvers: chargeListFields(schema, resolvers),
+    resolvers: guardFields(schema, chargeListFields(schema, resolvers)),
     formatError: createErrorFormatter(schema, options.logger),
     validationRules: armor.validationRules,
     // One operation per request: a JSON array of 1,000 queries would pass every per-query limit.
@@ -61,12 +68,8 @@ export async function startGraphqlServer(options: GraphqlServerOptions): Promise
     path: '/graphql',
     method: ['POST', 'GET'],
     context: async (request) => {
-      if (!bearerMatches(request.headers.authorization, options.adminToken)) {
-        throw new GraphQLError('Missing or wrong admin token; send the header "Authorization: Bearer <admin token>"', {
-          extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } },
-        });
-      }
-      return createContext(options.services, { maxListItems: limits.maxListItems });
+      const admin = await authenticateAdmin(request.headers.authorization, options.adminToken, adminTokens, adminOidc);
+      return createContext(options.services, { maxListItems: limits.maxListItems, admin });
     },
   });
 

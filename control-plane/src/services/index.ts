@@ -1,8 +1,10 @@
 import type { Logger } from '../../../common/src/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
+import { AdminTokenService } from '../admins/admin-tokens.ts';
 import { ApprovalService } from './approvals.ts';
 import { CatalogService } from './catalog.ts';
 import { ExecutionPolicyService } from './execution-policies.ts';
+import { McpAuthorizationService } from './mcp-authorization.ts';
 import { NodeService } from './nodes.ts';
 import { TeamService } from './teams.ts';
 import { UpstreamService } from './upstreams.ts';
@@ -19,6 +21,8 @@ export interface ControlPlaneServices {
   catalog: CatalogService;
   executionPolicies: ExecutionPolicyService;
   approvals: ApprovalService;
+  mcpAuthorization: McpAuthorizationService;
+  adminTokens: AdminTokenService;
   /** The newest committed configuration revision. */
   configVersion(): Promise<string>;
 }
@@ -33,6 +37,8 @@ export function createServices(store: ConfigStore, box: SecretBox, logger: Logge
     catalog: new CatalogService(store, logger),
     executionPolicies: new ExecutionPolicyService(store),
     approvals: new ApprovalService(dataSource, logger),
+    mcpAuthorization: new McpAuthorizationService(store),
+    adminTokens: new AdminTokenService(dataSource),
     configVersion: () => currentRevision(dataSource.manager),
   };
 }

@@ -2,6 +2,7 @@ import { hash } from 'node:crypto';
 import { z } from 'zod';
 import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
 import {
+  McpAuthorizationConfig,
   Transport,
   type Snapshot,
   type SnapshotDelta,
@@ -11,6 +12,7 @@ import {
 } from '../../../proto/gen/portcullis/v1/config.ts';
 import { ExecutionPolicies } from '../policy/execution-policy.ts';
 import type { Principal } from '../policy/principal.ts';
+import { IdentityProviders } from '../oauth/identity-providers.ts';
 import { KeyIndex, keyEntry } from './key-index.ts';
 
 const UPSTREAM_NAME = /^[A-Za-z0-9_-]{1,32}$/;
@@ -63,12 +65,31 @@ const sessionKeysSchema = z
   .min(1, 'at least one session key is required');
 const version = z.string().regex(/^\d+$/, 'version must be a decimal revision');
 
+const httpUrl = (what: string) =>
+  z.string().refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), `${what} must be an http(s) URL`);
+
+const mcpAuthorizationSchema = z
+  .object({
+    resource: httpUrl('mcp_authorization.resource'),
+    identityProviders: z
+      .array(
+        z.object({
+          issuer: httpUrl('an issuer'),
+          jwksUri: z.union([z.literal(''), httpUrl('jwks_uri')]),
+          teams: z.array(z.object({ claimValue: z.string().min(1, 'a team mapping needs a claim_value') })),
+        }),
+      )
+      .refine((ps) => new Set(ps.map((p) => p.issuer)).size === ps.length, 'issuers must be distinct'),
+  })
+  .optional();
+
 /** What a snapshot must satisfy before a node serves it; anything else is NACKed with the reason. */
 const SnapshotSchema = z.object({
   version,
   upstreams: z.array(upstreamSchema),
   virtualKeys: z.array(keySchema),
   sessionKeys: sessionKeysSchema,
+  mcpAuthorization: mcpAuthorizationSchema,
 });
 
 /** What a delta must satisfy; it is applied only on top of the snapshot of its base version. */
@@ -79,6 +100,7 @@ const DeltaSchema = z.object({
   sessionKeys: sessionKeysSchema,
   upsertedKeys: z.array(keySchema),
   removedKeyIds: z.array(z.string().min(1, 'a removed key id must not be empty')),
+  mcpAuthorization: mcpAuthorizationSchema,
 });
 
 function check(schema: z.ZodType, value: unknown, version: string, what: string): void {
@@ -113,6 +135,20 @@ function policiesOf(
   }
 }
 
+function identity(
+  config: McpAuthorizationConfig | undefined,
+): readonly [IdentityProviders | undefined, McpAuthorizationConfig | undefined] {
+  return config === undefined || config.resource === ''
+    ? [undefined, undefined]
+    : [IdentityProviders.fromConfig(config), config];
+}
+
+/** Whether two revisions' MCP authorization settings are the same (the compiled form is kept, and so the node's token cache). */
+function sameAuthorization(a: McpAuthorizationConfig | undefined, b: McpAuthorizationConfig | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return Buffer.from(McpAuthorizationConfig.encode(a).finish()).equals(McpAuthorizationConfig.encode(b).finish());
+}
+
 /** SHA-256 of a presented secret, hex encoded: the form keys are indexed by. */
 export function hashSecret(secret: string): string {
   // One-shot hash: no Hash object per request (a third of createHash's cost for a key-sized input).
@@ -129,6 +165,9 @@ export class AppliedConfig {
     readonly upstreams: readonly UpstreamConfig[],
     readonly sessionKeys: readonly SigningKey[],
     private readonly keys: KeyIndex,
+    /** OAuth access tokens this node accepts (MCP authorization); undefined: virtual keys only. */
+    readonly identityProviders: IdentityProviders | undefined,
+    private readonly mcpAuthorization: McpAuthorizationConfig | undefined,
     /** Execution policy per tool (auto, approve, deny): the policy step reads it; denials are in each key's allow-list. */
     readonly policies: ExecutionPolicies,
     private readonly policyRules: readonly ExecutionPolicyRule[],
@@ -145,6 +184,7 @@ export class AppliedConfig {
       snapshot.upstreams,
       snapshot.sessionKeys,
       KeyIndex.of(snapshot.virtualKeys.map((key) => keyEntry(key, policies))),
+      ...identity(snapshot.mcpAuthorization),
       policies,
       rules,
     );
@@ -190,7 +230,17 @@ export class AppliedConfig {
               (entry) => keyEntry(entry.config, policies),
             ),
           );
-    return new AppliedConfig(delta.version, delta.upstreams, delta.sessionKeys, keys, policies, rules);
+    return new AppliedConfig(
+      delta.version,
+      delta.upstreams,
+      delta.sessionKeys,
+      keys,
+      ...(sameAuthorization(delta.mcpAuthorization, this.mcpAuthorization)
+        ? ([this.identityProviders, this.mcpAuthorization] as const)
+        : identity(delta.mcpAuthorization)),
+      policies,
+      rules,
+    );
   }
 
   /** How many virtual keys are configured. */
@@ -206,6 +256,7 @@ export class AppliedConfig {
       virtualKeys: Array.from(this.keys.entries(), (entry) => entry.config),
       sessionKeys: [...this.sessionKeys],
       executionPolicies: [...this.policyRules],
+      ...(this.mcpAuthorization === undefined ? {} : { mcpAuthorization: this.mcpAuthorization }),
     };
   }
 

@@ -6,6 +6,7 @@ import type { CatalogViews } from '../mcp/catalog-views.ts';
 import { isPlainObject, type RpcId } from '../mcp/json-rpc.ts';
 import { SERVER_INFO_META_KEY, SUBSCRIPTION_ID_META_KEY } from '../mcp/protocol.ts';
 import type { AllowList } from '../policy/allow-list.ts';
+import type { Principal } from '../policy/principal.ts';
 import type { CatalogKind, RpcMessage } from '../upstream/upstream-router.ts';
 import type { ResumableStream } from './event-store.ts';
 import { SSE_HEADERS, notificationJson, sseEvent } from './response-channel.ts';
@@ -90,6 +91,11 @@ export interface AgentStreamsOptions {
   readonly maxStreamsPerSession?: number;
   /** Streams open at once per virtual key, of every kind (a new one ends the key's oldest; default 1,000). */
   readonly maxStreamsPerKey?: number;
+  /**
+   * Re-authenticates a stream's secret against a new snapshot (default: as a virtual key). The node
+   * passes one that also knows verified OAuth access tokens (still unexpired, mapped anew).
+   */
+  readonly reauthenticate?: (config: AppliedConfig, secret: string) => Principal | undefined;
 }
 
 export const DEFAULT_MAX_OPEN_STREAMS_PER_SESSION = 8;
@@ -111,6 +117,7 @@ export class AgentStreams {
   private readonly byKey = new Map<string, Set<AgentStream>>();
   private readonly maxPerSession: number;
   private readonly maxPerKey: number;
+  private readonly reauthenticate: (config: AppliedConfig, secret: string) => Principal | undefined;
   private readonly views: CatalogViews;
   private readonly subscriptions: ResourceSubscriptions;
   private readonly logLevels: LogLevels;
@@ -127,6 +134,7 @@ export class AgentStreams {
     this.keepAliveMs = options.keepAliveMs ?? DEFAULT_SSE_KEEP_ALIVE_MS;
     this.maxPerSession = Math.max(1, options.maxStreamsPerSession ?? DEFAULT_MAX_OPEN_STREAMS_PER_SESSION);
     this.maxPerKey = Math.max(1, options.maxStreamsPerKey ?? DEFAULT_MAX_OPEN_STREAMS_PER_KEY);
+    this.reauthenticate = options.reauthenticate ?? ((config, secret) => config.authenticate(secret));
   }
 
   get size(): number {
@@ -214,7 +222,11 @@ export class AgentStreams {
     for (const stream of this.streams) {
       const secret = stream.options.secret;
       const principal =
-        secret === undefined ? config?.principalByKeyId(stream.options.keyId) : config?.authenticate(secret);
+        config === undefined
+          ? undefined
+          : secret === undefined
+            ? config.principalByKeyId(stream.options.keyId)
+            : this.reauthenticate(config, secret);
       const signingKeyId = stream.options.signingKeyId;
       const stillSigned =
         signingKeyId === undefined || (config?.sessionKeys.some((k) => k.id === signingKeyId) ?? false);

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import { RpcErrorCode } from '../mcp/protocol.ts';
+import { type AgentTokens, looksLikeJwt, type TokenRefusal } from '../oauth/agent-tokens.ts';
 import type { Principal } from '../policy/principal.ts';
 import { sendRpcError } from './respond.ts';
 
@@ -23,7 +24,7 @@ export function presentedKey(req: IncomingMessage): string | undefined {
 export interface Authenticated {
   readonly config: AppliedConfig;
   readonly principal: Principal;
-  /** The presented secret; undefined when the request carried no credentials and was mapped to the anonymous-access key. */
+  /** The presented secret (a virtual key or an OAuth access token); undefined when the request carried no credentials and was mapped to the anonymous-access key. */
   readonly secret: string | undefined;
   /** performance.now() when the request was taken up: the start of the gateway's own time. */
   readonly receivedAt: number;
@@ -36,6 +37,17 @@ const BAD_KEY_MESSAGE =
 const ANONYMOUS_GONE_MESSAGE =
   'Unauthorized: no key was presented and the anonymous-access key configured on this node is revoked or not in its configuration; send a Portcullis virtual key as "Authorization: Bearer <key>" or "x-portcullis-key: <key>"';
 const CHALLENGE = { 'www-authenticate': 'Bearer realm="portcullis"' };
+const INVALID_CHALLENGE = { 'www-authenticate': 'Bearer realm="portcullis", error="invalid_token"' };
+
+/**
+ * The 401 challenge: with MCP authorization configured it names the resource metadata (RFC 9728
+ * §5.1), which is how an agent finds the authorization server to sign its user in with.
+ */
+function challenge(config: AppliedConfig, invalidToken: boolean): { 'www-authenticate': string } {
+  const providers = config.identityProviders;
+  if (providers === undefined) return invalidToken ? INVALID_CHALLENGE : CHALLENGE;
+  return { 'www-authenticate': invalidToken ? providers.invalidTokenChallenge : providers.challenge };
+}
 
 /** Whether the request carries any credential header at all (even a malformed one: that is refused, never treated as anonymous). */
 function presentsCredentials(req: IncomingMessage): boolean {
@@ -44,6 +56,9 @@ function presentsCredentials(req: IncomingMessage): boolean {
 
 /**
  * The ready and authenticate steps: answers 503 / 401 itself, or hands on the snapshot and the caller.
+ * The credential is a virtual key, or (with MCP authorization configured and `tokens` given) an
+ * OAuth access token: verified ones answer synchronously from the token cache, a new one is verified
+ * asynchronously (a promise), against keys fetched when the snapshot named the issuer.
  * With `anonymousKeyId` (off by default), a request carrying no credential header at all acts as that
  * virtual key (its allow-list applies) while the key is in the snapshot; a wrong key is still 401.
  */
@@ -52,7 +67,8 @@ export function authenticateRequest(
   req: IncomingMessage,
   res: ServerResponse,
   anonymousKeyId?: string,
-): Authenticated | undefined {
+  tokens?: AgentTokens,
+): Authenticated | undefined | Promise<Authenticated | undefined> {
   const receivedAt = performance.now();
   const config = getConfig();
   if (config === undefined) {
@@ -68,20 +84,45 @@ export function authenticateRequest(
   if (anonymousKeyId !== undefined && !presentsCredentials(req)) {
     const principal = config.principalByKeyId(anonymousKeyId);
     if (principal !== undefined) return { config, principal, secret: undefined, receivedAt };
-    sendRpcError(res, 401, RpcErrorCode.Unauthenticated, ANONYMOUS_GONE_MESSAGE, { headers: CHALLENGE });
+    sendRpcError(res, 401, RpcErrorCode.Unauthenticated, ANONYMOUS_GONE_MESSAGE, { headers: challenge(config, false) });
     return undefined;
   }
   const secret = presentedKey(req);
   if (secret === undefined) {
-    sendRpcError(res, 401, RpcErrorCode.Unauthenticated, NO_KEY_MESSAGE, { headers: CHALLENGE });
+    sendRpcError(res, 401, RpcErrorCode.Unauthenticated, NO_KEY_MESSAGE, { headers: challenge(config, false) });
     return undefined;
   }
   const principal = config.authenticate(secret);
-  if (principal === undefined) {
-    sendRpcError(res, 401, RpcErrorCode.Unauthenticated, BAD_KEY_MESSAGE, {
-      headers: { 'www-authenticate': 'Bearer realm="portcullis", error="invalid_token"' },
-    });
-    return undefined;
+  if (principal !== undefined) return { config, principal, secret, receivedAt };
+  if (tokens !== undefined && config.identityProviders !== undefined && looksLikeJwt(secret)) {
+    const cached = tokens.cached(secret, config);
+    if (cached !== undefined) return admitToken(cached, config, secret, receivedAt, res);
+    return tokens.verify(secret, config).then((verified) => admitToken(verified, config, secret, receivedAt, res));
   }
-  return { config, principal, secret, receivedAt };
+  sendRpcError(res, 401, RpcErrorCode.Unauthenticated, BAD_KEY_MESSAGE, { headers: challenge(config, true) });
+  return undefined;
+}
+
+function admitToken(
+  verified: Principal | TokenRefusal,
+  config: AppliedConfig,
+  secret: string,
+  receivedAt: number,
+  res: ServerResponse,
+): Authenticated | undefined {
+  if (!('reason' in verified)) return { config, principal: verified, secret, receivedAt };
+  const providers = config.identityProviders!;
+  const description = verified.reason.replaceAll('"', "'");
+  const header =
+    verified.status === 403
+      ? `Bearer error="insufficient_scope", error_description="${description}", resource_metadata="${providers.metadataUrl}"`
+      : `${providers.invalidTokenChallenge}, error_description="${description}"`;
+  sendRpcError(
+    res,
+    verified.status,
+    verified.status === 403 ? RpcErrorCode.Forbidden : RpcErrorCode.Unauthenticated,
+    `${verified.status === 403 ? 'Forbidden' : 'Unauthorized'}: ${verified.reason}`,
+    { headers: { 'www-authenticate': header } },
+  );
+  return undefined;
 }

@@ -9,6 +9,7 @@ import type { ServerRequests } from '../mcp/server-requests.ts';
 import { signSessionToken } from '../mcp/session-token.ts';
 import type { RpcMessage } from '../upstream/upstream-router.ts';
 import type { AgentStream } from './agent-streams.ts';
+import type { AgentTokens } from '../oauth/agent-tokens.ts';
 import { authenticateRequest, type Authenticated } from './authenticate.ts';
 import { InFlightRequests, RequestAbort } from './in-flight.ts';
 import type { McpServices } from './mcp-endpoint.ts';
@@ -24,6 +25,8 @@ export interface LegacySseOptions {
   readonly logger: Logger;
   /** Anonymous access: requests without credentials act as this virtual key (off when undefined). */
   readonly anonymousKeyId?: string;
+  /** OAuth access tokens (MCP authorization); undefined: virtual keys only. */
+  readonly tokens?: AgentTokens;
 }
 
 /** One `GET /sse` stream this node holds. */
@@ -54,7 +57,7 @@ const NOT_HERE =
 export function createLegacySseEndpoints(
   options: LegacySseOptions,
 ): (req: IncomingMessage, res: ServerResponse, path: string, query: string) => Promise<void> {
-  const { getConfig, services, maxBodyBytes, logger, anonymousKeyId } = options;
+  const { getConfig, services, maxBodyBytes, logger, anonymousKeyId, tokens } = options;
   const sessions = new Map<string, SseSession>();
 
   function open(req: IncomingMessage, res: ServerResponse, auth: Authenticated): void {
@@ -301,7 +304,8 @@ export function createLegacySseEndpoints(
       sendRpcError(res, 405, RpcErrorCode.TransportError, 'Method not allowed.', { headers: { allow: wanted } });
       return;
     }
-    const auth = authenticateRequest(getConfig, req, res, anonymousKeyId);
+    let auth = authenticateRequest(getConfig, req, res, anonymousKeyId, tokens);
+    if (auth instanceof Promise) auth = await auth;
     if (auth === undefined) return;
     if (path === '/sse') open(req, res, auth);
     else await post(req, res, auth, query);

@@ -20,6 +20,7 @@ import type { SessionClaims } from '../mcp/session-token.ts';
 import type { SessionGuard } from '../mcp/session-guard.ts';
 import { checkStandardHeaders, stripOws } from '../mcp/standard-headers.ts';
 import type { AgentStreams } from './agent-streams.ts';
+import type { AgentTokens } from '../oauth/agent-tokens.ts';
 import { authenticateRequest, type Authenticated } from './authenticate.ts';
 import { type InFlightRequests, RequestAbort, type CallAdmission } from './in-flight.ts';
 import { serveListen } from './listen.ts';
@@ -58,6 +59,8 @@ export interface McpEndpointOptions {
   readonly logger: Logger;
   /** Anonymous access: requests without credentials act as this virtual key (off when undefined). */
   readonly anonymousKeyId?: string;
+  /** OAuth access tokens (MCP authorization); undefined: virtual keys only. */
+  readonly tokens?: AgentTokens;
 }
 
 /**
@@ -92,7 +95,7 @@ function header(req: IncomingMessage, name: string): string | undefined {
 export function createMcpEndpoint(
   options: McpEndpointOptions,
 ): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
-  const { getConfig, services, maxBodyBytes, logger, anonymousKeyId } = options;
+  const { getConfig, services, maxBodyBytes, logger, anonymousKeyId, tokens } = options;
   const { dispatcher, streams } = services;
 
   /**
@@ -491,7 +494,8 @@ export function createMcpEndpoint(
       });
       return;
     }
-    const auth = authenticateRequest(getConfig, req, res, anonymousKeyId);
+    let auth = authenticateRequest(getConfig, req, res, anonymousKeyId, tokens);
+    if (auth instanceof Promise) auth = await auth;
     if (auth === undefined) return;
     if (req.method === 'POST') await post(req, res, auth);
     else if (req.method === 'GET') get(req, res, auth);

@@ -23,6 +23,8 @@ import { answerFailure, sendJson } from './respond.ts';
 import { checkHost, type AllowedHost } from './host-guard.ts';
 import { createRestEndpoint, REST_PATHS } from '../rest/rest-endpoint.ts';
 import type { ReadinessState } from '../observability/readiness.ts';
+import { AgentTokens, looksLikeJwt } from '../oauth/agent-tokens.ts';
+import { RESOURCE_METADATA_PATH } from '../oauth/identity-providers.ts';
 
 export interface DataPlaneServerOptions {
   /** The snapshot being served right now, or undefined before the first one arrived. */
@@ -49,6 +51,8 @@ export interface DataPlaneServerOptions {
    * act as this virtual key while it is in the snapshot; otherwise they get 401 as without it.
    */
   readonly anonymousKeyId?: string;
+  /** MCP authorization: the least time between two JWKS fetches of one issuer for unknown key ids (default 30 s). */
+  readonly jwksRefreshCooldownMs?: number;
   /**
    * DNS-rebinding protection on /mcp, /sse and /messages: the accepted `Host` (and `Origin`, when sent)
    * hosts; undefined, no check. The node wiring passes `effectiveAllowedHosts(listen address, list)`.
@@ -104,6 +108,8 @@ export interface DataPlaneServer {
 const HEALTHY = JSON.stringify({ status: 'ok' });
 const READY = JSON.stringify({ status: 'ready' });
 const NO_CONFIG: ReadinessState = { ready: false, reason: 'no configuration snapshot yet' };
+/** Browser-based agents read the metadata cross-origin. */
+const METADATA_CORS = { 'access-control-allow-origin': '*', 'cache-control': 'max-age=60' };
 const NOT_FOUND = JSON.stringify({
   error: {
     code: 'NOT_FOUND',
@@ -133,7 +139,14 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     keepAliveMs: options.sseKeepAliveMs,
     maxStreamsPerSession: options.eventStore?.maxOpenStreamsPerSession,
     maxStreamsPerKey: options.eventStore?.maxOpenStreamsPerKey,
+    reauthenticate: (config, secret) => {
+      const key = config.authenticate(secret);
+      if (key !== undefined || !looksLikeJwt(secret)) return key;
+      const token = tokens.cached(secret, config);
+      return token === undefined || 'reason' in token ? undefined : token;
+    },
   });
+  const tokens = new AgentTokens(logger, { jwksRefreshCooldownMs: options.jwksRefreshCooldownMs });
   const serverRequests = new ServerRequests(options.nodeTag);
   const dispatcher = new McpDispatcher({
     router,
@@ -198,6 +211,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     maxBodyBytes: options.maxBodyBytes,
     logger,
     anonymousKeyId: options.anonymousKeyId,
+    tokens,
   };
   const mcp = createMcpEndpoint(endpointOptions);
   const legacySse = createLegacySseEndpoints(endpointOptions);
@@ -229,6 +243,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
       );
       return;
     }
+    if (path.startsWith(RESOURCE_METADATA_PATH)) return resourceMetadata(req, res, path);
     if (REST_PATHS.has(path)) {
       void rest(req, res, path, query === -1 ? '' : url.slice(query + 1));
       return;
@@ -243,13 +258,25 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     sendJson(res, 404, NOT_FOUND);
   }
 
+  /** RFC 9728 metadata: public (agents read it before they have a token), at the bare and the path-suffixed URL. */
+  function resourceMetadata(req: IncomingMessage, res: ServerResponse, path: string): void {
+    const providers = getConfig()?.identityProviders;
+    if (providers === undefined || !providers.servesMetadataAt(path)) return sendJson(res, 404, NOT_FOUND);
+    if (req.method === 'OPTIONS') return sendJson(res, 204, '', METADATA_CORS);
+    if (req.method !== 'GET') return sendJson(res, 405, NOT_FOUND, { allow: 'GET' });
+    sendJson(res, 200, providers.metadataJson, METADATA_CORS);
+  }
+
   const server = createServer(route);
   let closing: Promise<void> | undefined;
   return {
     server,
     relay,
     run: dispatcher.run,
-    configChanged: () => streams.configChanged(getConfig()),
+    configChanged: () => {
+      tokens.configChanged(getConfig());
+      streams.configChanged(getConfig());
+    },
     get notificationStreamCount() {
       return streams.count('session');
     },
@@ -264,6 +291,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
         unsubscribeViews();
         unsubscribeNotifications();
         views.close();
+        tokens.close();
         dispatcher.close();
         streams.closeAll();
         eventStore.close();

@@ -2,12 +2,11 @@ import type { Approval, ApprovalStatus } from '../../services/approvals.ts';
 import type { GraphqlContext } from '../context.ts';
 
 /**
- * Who decides, as recorded. Every GraphQL request is authenticated with the admin token today;
- * when roles land (issue: OAuth and admin roles), this is the one place that checks the caller has
- * the `operator` (or `admin`) role and names them.
+ * Who decided, as recorded: the caller's role and name (the bootstrap admin token, a per-person
+ * admin token's name, or a sign-in's subject). Only `admin` and `operator` reach here (FIELD_ROLES).
  */
-function decider(_ctx: GraphqlContext): string {
-  return 'admin';
+function decider(ctx: GraphqlContext): string {
+  return `${ctx.admin.role}:${ctx.admin.subject}`;
 }
 
 export const approvalResolvers = {

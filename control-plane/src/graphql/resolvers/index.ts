@@ -1,4 +1,6 @@
 import { approvalResolvers } from './approvals.ts';
+import { adminResolvers } from './admins.ts';
+import { mcpAuthorizationResolvers } from './mcp-authorization.ts';
 import { nodeResolvers } from './nodes.ts';
 import { policyResolvers } from './policies.ts';
 import { DateTimeScalar } from './scalars.ts';
@@ -15,6 +17,8 @@ export const resolvers = {
     ...teamResolvers.Query,
     ...nodeResolvers.Query,
     ...approvalResolvers.Query,
+    ...mcpAuthorizationResolvers.Query,
+    ...adminResolvers.Query,
   },
   Mutation: {
     ...upstreamResolvers.Mutation,
@@ -22,6 +26,8 @@ export const resolvers = {
     ...teamResolvers.Mutation,
     ...policyResolvers.Mutation,
     ...approvalResolvers.Mutation,
+    ...mcpAuthorizationResolvers.Mutation,
+    ...adminResolvers.Mutation,
   },
   Approval: approvalResolvers.Approval,
   Upstream: { ...upstreamResolvers.Upstream, ...policyResolvers.Upstream },
@@ -36,4 +42,9 @@ export const resolvers = {
   DataPlaneNode: nodeResolvers.DataPlaneNode,
   UpstreamNodeStatus: upstreamResolvers.UpstreamNodeStatus,
   VirtualKey: { ...virtualKeyResolvers.VirtualKey, ...policyResolvers.VirtualKey },
+  McpAuthorization: mcpAuthorizationResolvers.McpAuthorization,
+  AdminRole: adminResolvers.AdminRole,
+  AdminToken: adminResolvers.AdminToken,
+  AdminIdentity: adminResolvers.AdminIdentity,
+  ClaimTeamMapping: mcpAuthorizationResolvers.ClaimTeamMapping,
 };

@@ -382,6 +382,8 @@ export interface Snapshot {
   sessionKeys: SigningKey[];
   /** Execution policy rules (auto / approve / deny), of every scope; see ExecutionPolicyRule. */
   executionPolicies: ExecutionPolicyRule[];
+  /** OAuth 2.1 protected-resource settings: which issuers' JWTs stand in for a virtual key. Unset: keys only. */
+  mcpAuthorization?: McpAuthorizationConfig | undefined;
 }
 
 /**
@@ -403,6 +405,37 @@ export interface SnapshotDelta {
   removedKeyIds: string[];
   /** Every execution policy rule of the new revision (the whole list, as in Snapshot). */
   executionPolicies: ExecutionPolicyRule[];
+  /** The whole MCP authorization settings of the new revision (as in Snapshot). */
+  mcpAuthorization?: McpAuthorizationConfig | undefined;
+}
+
+/** The data plane as an OAuth 2.1 protected resource (MCP authorization, RFC 9728). */
+export interface McpAuthorizationConfig {
+  /** The gateway's resource identifier (the /mcp URL agents configure): tokens must carry it as audience. */
+  resource: string;
+  identityProviders: IdentityProviderConfig[];
+}
+
+/** One authorization server whose access tokens (JWTs) agents may present instead of a virtual key. */
+export interface IdentityProviderConfig {
+  /** The exact `iss` of its tokens; named in /.well-known/oauth-protected-resource. */
+  issuer: string;
+  /** Where its signing keys are; empty: discovered from the issuer's metadata. */
+  jwksUri: string;
+  /** The claim naming the user (recorded in audit); empty: "sub". */
+  subjectClaim: string;
+  /** The claim whose value (or one of whose values, for an array) picks the team mapping; empty: "*" mappings only. */
+  teamClaim: string;
+  /** First match wins; claim_value "*" matches any token of this issuer. */
+  teams: ClaimTeamMapping[];
+}
+
+export interface ClaimTeamMapping {
+  claimValue: string;
+  teamId: string;
+  customerId: string;
+  /** What users mapped here may call: exact exposed names, "up__*", or "*". */
+  allowedTools: string[];
 }
 
 /**
@@ -2559,7 +2592,14 @@ export const EndedSession: MessageFns<EndedSession> = {
 };
 
 function createBaseSnapshot(): Snapshot {
-  return { version: "", upstreams: [], virtualKeys: [], sessionKeys: [], executionPolicies: [] };
+  return {
+    version: "",
+    upstreams: [],
+    virtualKeys: [],
+    sessionKeys: [],
+    executionPolicies: [],
+    mcpAuthorization: undefined,
+  };
 }
 
 export const Snapshot: MessageFns<Snapshot> = {
@@ -2578,6 +2618,9 @@ export const Snapshot: MessageFns<Snapshot> = {
     }
     for (const v of message.executionPolicies) {
       ExecutionPolicyRule.encode(v!, writer.uint32(322).fork()).join();
+    }
+    if (message.mcpAuthorization !== undefined) {
+      McpAuthorizationConfig.encode(message.mcpAuthorization, writer.uint32(162).fork()).join();
     }
     return writer;
   },
@@ -2635,6 +2678,14 @@ export const Snapshot: MessageFns<Snapshot> = {
             message.executionPolicies.push(ExecutionPolicyRule.decode(reader, reader.uint32()));
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.mcpAuthorization = McpAuthorizationConfig.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2668,6 +2719,11 @@ export const Snapshot: MessageFns<Snapshot> = {
         : globalThis.Array.isArray(object?.execution_policies)
         ? object.execution_policies.map((e: any) => ExecutionPolicyRule.fromJSON(e))
         : [],
+      mcpAuthorization: isSet(object.mcpAuthorization)
+        ? McpAuthorizationConfig.fromJSON(object.mcpAuthorization)
+        : isSet(object.mcp_authorization)
+        ? McpAuthorizationConfig.fromJSON(object.mcp_authorization)
+        : undefined,
     };
   },
 
@@ -2688,6 +2744,9 @@ export const Snapshot: MessageFns<Snapshot> = {
     if (message.executionPolicies?.length) {
       obj.executionPolicies = message.executionPolicies.map((e) => ExecutionPolicyRule.toJSON(e));
     }
+    if (message.mcpAuthorization !== undefined) {
+      obj.mcpAuthorization = McpAuthorizationConfig.toJSON(message.mcpAuthorization);
+    }
     return obj;
   },
 
@@ -2701,6 +2760,9 @@ export const Snapshot: MessageFns<Snapshot> = {
     message.virtualKeys = object.virtualKeys?.map((e) => VirtualKeyConfig.fromPartial(e)) || [];
     message.sessionKeys = object.sessionKeys?.map((e) => SigningKey.fromPartial(e)) || [];
     message.executionPolicies = object.executionPolicies?.map((e) => ExecutionPolicyRule.fromPartial(e)) || [];
+    message.mcpAuthorization = (object.mcpAuthorization !== undefined && object.mcpAuthorization !== null)
+      ? McpAuthorizationConfig.fromPartial(object.mcpAuthorization)
+      : undefined;
     return message;
   },
 };
@@ -2714,6 +2776,7 @@ function createBaseSnapshotDelta(): SnapshotDelta {
     upsertedKeys: [],
     removedKeyIds: [],
     executionPolicies: [],
+    mcpAuthorization: undefined,
   };
 }
 
@@ -2739,6 +2802,9 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     }
     for (const v of message.executionPolicies) {
       ExecutionPolicyRule.encode(v!, writer.uint32(322).fork()).join();
+    }
+    if (message.mcpAuthorization !== undefined) {
+      McpAuthorizationConfig.encode(message.mcpAuthorization, writer.uint32(162).fork()).join();
     }
     return writer;
   },
@@ -2812,6 +2878,14 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
             message.executionPolicies.push(ExecutionPolicyRule.decode(reader, reader.uint32()));
             continue;
           }
+          case 20: {
+            if (tag !== 162) {
+              break;
+            }
+
+            message.mcpAuthorization = McpAuthorizationConfig.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2855,6 +2929,11 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
         : globalThis.Array.isArray(object?.execution_policies)
         ? object.execution_policies.map((e: any) => ExecutionPolicyRule.fromJSON(e))
         : [],
+      mcpAuthorization: isSet(object.mcpAuthorization)
+        ? McpAuthorizationConfig.fromJSON(object.mcpAuthorization)
+        : isSet(object.mcp_authorization)
+        ? McpAuthorizationConfig.fromJSON(object.mcp_authorization)
+        : undefined,
     };
   },
 
@@ -2881,6 +2960,9 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     if (message.executionPolicies?.length) {
       obj.executionPolicies = message.executionPolicies.map((e) => ExecutionPolicyRule.toJSON(e));
     }
+    if (message.mcpAuthorization !== undefined) {
+      obj.mcpAuthorization = McpAuthorizationConfig.toJSON(message.mcpAuthorization);
+    }
     return obj;
   },
 
@@ -2896,6 +2978,378 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     message.upsertedKeys = object.upsertedKeys?.map((e) => VirtualKeyConfig.fromPartial(e)) || [];
     message.removedKeyIds = object.removedKeyIds?.map((e) => e) || [];
     message.executionPolicies = object.executionPolicies?.map((e) => ExecutionPolicyRule.fromPartial(e)) || [];
+    message.mcpAuthorization = (object.mcpAuthorization !== undefined && object.mcpAuthorization !== null)
+      ? McpAuthorizationConfig.fromPartial(object.mcpAuthorization)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseMcpAuthorizationConfig(): McpAuthorizationConfig {
+  return { resource: "", identityProviders: [] };
+}
+
+export const McpAuthorizationConfig: MessageFns<McpAuthorizationConfig> = {
+  encode(message: McpAuthorizationConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.resource !== "") {
+      writer.uint32(10).string(message.resource);
+    }
+    for (const v of message.identityProviders) {
+      IdentityProviderConfig.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): McpAuthorizationConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMcpAuthorizationConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.resource = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.identityProviders.push(IdentityProviderConfig.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): McpAuthorizationConfig {
+    return {
+      resource: isSet(object.resource) ? globalThis.String(object.resource) : "",
+      identityProviders: globalThis.Array.isArray(object?.identityProviders)
+        ? object.identityProviders.map((e: any) => IdentityProviderConfig.fromJSON(e))
+        : globalThis.Array.isArray(object?.identity_providers)
+        ? object.identity_providers.map((e: any) => IdentityProviderConfig.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: McpAuthorizationConfig): unknown {
+    const obj: any = {};
+    if (message.resource !== "") {
+      obj.resource = message.resource;
+    }
+    if (message.identityProviders?.length) {
+      obj.identityProviders = message.identityProviders.map((e) => IdentityProviderConfig.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<McpAuthorizationConfig>, I>>(base?: I): McpAuthorizationConfig {
+    return McpAuthorizationConfig.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<McpAuthorizationConfig>, I>>(object: I): McpAuthorizationConfig {
+    const message = createBaseMcpAuthorizationConfig();
+    message.resource = object.resource ?? "";
+    message.identityProviders = object.identityProviders?.map((e) => IdentityProviderConfig.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseIdentityProviderConfig(): IdentityProviderConfig {
+  return { issuer: "", jwksUri: "", subjectClaim: "", teamClaim: "", teams: [] };
+}
+
+export const IdentityProviderConfig: MessageFns<IdentityProviderConfig> = {
+  encode(message: IdentityProviderConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.issuer !== "") {
+      writer.uint32(10).string(message.issuer);
+    }
+    if (message.jwksUri !== "") {
+      writer.uint32(18).string(message.jwksUri);
+    }
+    if (message.subjectClaim !== "") {
+      writer.uint32(26).string(message.subjectClaim);
+    }
+    if (message.teamClaim !== "") {
+      writer.uint32(34).string(message.teamClaim);
+    }
+    for (const v of message.teams) {
+      ClaimTeamMapping.encode(v!, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): IdentityProviderConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseIdentityProviderConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.issuer = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.jwksUri = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.subjectClaim = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.teamClaim = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.teams.push(ClaimTeamMapping.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): IdentityProviderConfig {
+    return {
+      issuer: isSet(object.issuer) ? globalThis.String(object.issuer) : "",
+      jwksUri: isSet(object.jwksUri)
+        ? globalThis.String(object.jwksUri)
+        : isSet(object.jwks_uri)
+        ? globalThis.String(object.jwks_uri)
+        : "",
+      subjectClaim: isSet(object.subjectClaim)
+        ? globalThis.String(object.subjectClaim)
+        : isSet(object.subject_claim)
+        ? globalThis.String(object.subject_claim)
+        : "",
+      teamClaim: isSet(object.teamClaim)
+        ? globalThis.String(object.teamClaim)
+        : isSet(object.team_claim)
+        ? globalThis.String(object.team_claim)
+        : "",
+      teams: globalThis.Array.isArray(object?.teams)
+        ? object.teams.map((e: any) => ClaimTeamMapping.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: IdentityProviderConfig): unknown {
+    const obj: any = {};
+    if (message.issuer !== "") {
+      obj.issuer = message.issuer;
+    }
+    if (message.jwksUri !== "") {
+      obj.jwksUri = message.jwksUri;
+    }
+    if (message.subjectClaim !== "") {
+      obj.subjectClaim = message.subjectClaim;
+    }
+    if (message.teamClaim !== "") {
+      obj.teamClaim = message.teamClaim;
+    }
+    if (message.teams?.length) {
+      obj.teams = message.teams.map((e) => ClaimTeamMapping.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<IdentityProviderConfig>, I>>(base?: I): IdentityProviderConfig {
+    return IdentityProviderConfig.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<IdentityProviderConfig>, I>>(object: I): IdentityProviderConfig {
+    const message = createBaseIdentityProviderConfig();
+    message.issuer = object.issuer ?? "";
+    message.jwksUri = object.jwksUri ?? "";
+    message.subjectClaim = object.subjectClaim ?? "";
+    message.teamClaim = object.teamClaim ?? "";
+    message.teams = object.teams?.map((e) => ClaimTeamMapping.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseClaimTeamMapping(): ClaimTeamMapping {
+  return { claimValue: "", teamId: "", customerId: "", allowedTools: [] };
+}
+
+export const ClaimTeamMapping: MessageFns<ClaimTeamMapping> = {
+  encode(message: ClaimTeamMapping, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.claimValue !== "") {
+      writer.uint32(10).string(message.claimValue);
+    }
+    if (message.teamId !== "") {
+      writer.uint32(18).string(message.teamId);
+    }
+    if (message.customerId !== "") {
+      writer.uint32(26).string(message.customerId);
+    }
+    for (const v of message.allowedTools) {
+      writer.uint32(34).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClaimTeamMapping {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClaimTeamMapping();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.claimValue = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.teamId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.customerId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.allowedTools.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClaimTeamMapping {
+    return {
+      claimValue: isSet(object.claimValue)
+        ? globalThis.String(object.claimValue)
+        : isSet(object.claim_value)
+        ? globalThis.String(object.claim_value)
+        : "",
+      teamId: isSet(object.teamId)
+        ? globalThis.String(object.teamId)
+        : isSet(object.team_id)
+        ? globalThis.String(object.team_id)
+        : "",
+      customerId: isSet(object.customerId)
+        ? globalThis.String(object.customerId)
+        : isSet(object.customer_id)
+        ? globalThis.String(object.customer_id)
+        : "",
+      allowedTools: globalThis.Array.isArray(object?.allowedTools)
+        ? object.allowedTools.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.allowed_tools)
+        ? object.allowed_tools.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ClaimTeamMapping): unknown {
+    const obj: any = {};
+    if (message.claimValue !== "") {
+      obj.claimValue = message.claimValue;
+    }
+    if (message.teamId !== "") {
+      obj.teamId = message.teamId;
+    }
+    if (message.customerId !== "") {
+      obj.customerId = message.customerId;
+    }
+    if (message.allowedTools?.length) {
+      obj.allowedTools = message.allowedTools;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ClaimTeamMapping>, I>>(base?: I): ClaimTeamMapping {
+    return ClaimTeamMapping.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ClaimTeamMapping>, I>>(object: I): ClaimTeamMapping {
+    const message = createBaseClaimTeamMapping();
+    message.claimValue = object.claimValue ?? "";
+    message.teamId = object.teamId ?? "";
+    message.customerId = object.customerId ?? "";
+    message.allowedTools = object.allowedTools?.map((e) => e) || [];
     return message;
   },
 };
