@@ -8,6 +8,7 @@ Commands:
   dev             control plane and one data-plane node in one process (npm start)
   control-plane   the GraphQL API, database and config stream
   data-plane      one MCP gateway node
+  audit           verify the audit trail's hash chain, or export records as NDJSON
 
 Run "portcullis <command> --help" for a command's options.
 `;

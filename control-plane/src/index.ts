@@ -15,6 +15,7 @@ import { ConfigStreamService } from './grpc/config-service.ts';
 import { NodeHeartbeat } from './grpc/node-heartbeat.ts';
 import { startGrpcServer, type GrpcTls } from './grpc/server.ts';
 import { loadSecretBox, sealPlaintextAndCheck } from './secrets/index.ts';
+import { AuditStore } from './services/audit-store.ts';
 import { createServices } from './services/index.ts';
 import { EndedSessionStore } from './services/ended-sessions.ts';
 import { ensureSessionKeys } from './services/settings.ts';
@@ -67,6 +68,8 @@ export interface ControlPlaneOptions {
   endedSessionPruneIntervalMs?: number;
   /** How long nodes' ACKs wait to be stored together (ms). Default ACK_WINDOW_MS (25). */
   ackWindowMs?: number;
+  /** Audit records are kept this many whole days, then their day partitions dropped (hourly). Omitted: kept forever. */
+  auditRetentionDays?: number;
   /** What one GraphQL request may ask for; omitted fields: DEFAULT_GRAPHQL_LIMITS. */
   graphqlLimits?: Partial<GraphqlLimits>;
 }
@@ -133,6 +136,7 @@ const optionsSchema = z.object({
   databaseIdleInTransactionTimeoutMs: z.number().int().min(100, 'must be at least 100 ms').optional(),
   snapshotPollIntervalMs: z.number().int().min(0).optional(),
   endedSessionPruneIntervalMs: z.number().int().min(1, 'must be at least 1 ms').optional(),
+  auditRetentionDays: z.number().int().min(1, 'must be at least 1 day').optional(),
   ackWindowMs: z
     .number()
     .int()
@@ -253,6 +257,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     );
     cleanups.push(() => endedSessions.close());
 
+    const auditStore = new AuditStore(dataSource, logger);
+    const retentionDays = options.auditRetentionDays;
+    if (retentionDays !== undefined) {
+      const applyRetention = () =>
+        auditStore
+          .dropBefore(new Date(Date.now() - retentionDays * 24 * 60 * 60 * 1000))
+          .catch((error: unknown) => logger.warn({ err: error }, 'audit retention failed; tried again in an hour'));
+      void applyRetention();
+      const retention = setInterval(applyRetention, 60 * 60 * 1000);
+      retention.unref();
+      cleanups.push(async () => clearInterval(retention));
+    }
     const streams = new ConfigStreamService({
       nodeToken: options.nodeToken,
       publisher,
@@ -263,6 +279,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       endedSessions,
       ackWindowMs: options.ackWindowMs,
       approvals: services.approvals,
+      audit: auditStore,
     });
     const grpc = await startGrpcServer(streams, options.grpcHost, options.grpcPort, options.grpcTls);
     cleanups.push(() => grpc.close());

@@ -13,6 +13,10 @@ import { effectiveAllowedHosts, type AllowedHost } from './http/host-guard.ts';
 import { DataPlaneMetrics } from './observability/metrics.ts';
 import { upstreamStateToJSON } from '../../proto/gen/portcullis/v1/config.ts';
 import { UpstreamPool } from './upstream/upstream-pool.ts';
+import { AuditContent, type AuditContentOptions } from './audit/audit-content.ts';
+import { AuditRecorder, type SpoolFullPolicy } from './audit/audit-recorder.ts';
+import { AuditShipper } from './audit/audit-shipper.ts';
+import { AuditSpool } from './audit/audit-spool.ts';
 import { PendingApprovals } from './approvals/pending-approvals.ts';
 import { DEFAULT_HEALTH_FAILURE_THRESHOLD, DEFAULT_HEALTH_INTERVAL_MS } from './upstream/upstream-settings.ts';
 
@@ -64,6 +68,18 @@ export interface DataPlaneOptions {
   callAdmission?: CallAdmissionOptions;
   /** What `/readyz` waits for (default: the first snapshot's upstreams, at most 30 s; no staleness limit). */
   readiness?: ReadinessOptions;
+  /**
+   * The audit trail: records spooled in `spoolDir` (one directory per node) and shipped to the control
+   * plane; off when undefined (no records are kept).
+   */
+  audit?: {
+    spoolDir: string;
+    /** The spool is full past this many bytes on disk. */
+    maxSpoolBytes: number;
+    /** What the node does while it is full: refuse new calls, or serve and count the records lost. */
+    whenFull: SpoolFullPolicy;
+    content?: AuditContentOptions;
+  };
   /** Serve Prometheus metrics on this address (off when undefined; never on the agent-facing port). */
   metricsListen?: { host: string; port: number; token?: string };
   logger: Logger;
@@ -124,6 +140,19 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     logger,
     ...(options.approvalTimeoutMs === undefined ? {} : { defaultTimeoutMs: options.approvalTimeoutMs }),
   });
+  let spool: AuditSpool | undefined;
+  let recorder: AuditRecorder | undefined;
+  if (options.audit !== undefined) {
+    spool = await AuditSpool.open({ dir: options.audit.spoolDir, maxBytes: options.audit.maxSpoolBytes, logger });
+    recorder = new AuditRecorder({
+      node: options.nodeId,
+      spool,
+      content: new AuditContent(options.audit.content),
+      whenFull: options.audit.whenFull,
+      logger,
+    });
+    metrics.auditSpool(spool);
+  }
   const http = createDataPlaneServer({
     approvals,
     getConfig: () => configClient?.config,
@@ -140,6 +169,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     eventStore: options.sse,
     callAdmission: options.callAdmission,
     readiness: () => readiness.check(),
+    audit: recorder,
   });
   if (options.anonymousKeyId !== undefined)
     logger.warn(
@@ -168,9 +198,12 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
         : http.relay.receive(envelope),
     onConnected: () => {
       http.relay.announceEnded();
+      shipper?.connected();
       // Held calls survive a control-plane restart: whatever still waits is sent again (stored once).
       for (const request of approvals.pendingRequests()) configClient?.requestApproval(request);
     },
+    onDisconnected: () => shipper?.disconnected(),
+    onAuditAck: (ack) => shipper?.acked(ack.batchId, ack.rejected),
     onApplied: (config) => {
       for (const upstream of config.upstreams) upstreamNames.set(upstream.id, upstream.name);
       readiness.configApplied(config.upstreams);
@@ -182,6 +215,9 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     },
   });
   http.relay.connect((envelope) => configClient?.relay(envelope) ?? false);
+  const shippingClient = configClient;
+  const shipper =
+    spool === undefined ? undefined : new AuditShipper(spool, (batch) => shippingClient.sendAudit(batch), logger);
   const stream = configClient;
   metrics.configStream({
     get connected() {
@@ -196,6 +232,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
   } catch (error) {
     configClient.close();
     await Promise.all([http.close(), metricsServer?.close(), pool.close()]);
+    await spool?.close();
     throw error;
   }
   logger.info({ mcpUrl, metricsUrl: metricsServer?.url }, 'data plane listening');
@@ -221,6 +258,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
         configClient?.close();
         await Promise.all([http.close(), metricsServer?.close()]);
         await pool.close();
+        await spool?.close();
       })();
       return closing;
     },

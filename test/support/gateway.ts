@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { freePort, startCli, waitForHttp, type RunningProcess } from './processes.ts';
 
@@ -75,6 +78,9 @@ export class DataPlaneProcess {
     readonly port: number,
     /** `http://host:port/metrics` when the node was started with `--metrics-listen`. */
     readonly metricsUrl: string | undefined,
+    /** The node's audit spool directory (a fresh one unless `--audit-spool-dir` was given). */
+    readonly spoolDir: string,
+    private readonly ownSpool: boolean,
   ) {}
 
   static async start(
@@ -84,6 +90,8 @@ export class DataPlaneProcess {
     env: NodeJS.ProcessEnv = {},
   ): Promise<DataPlaneProcess> {
     const port = await freePort();
+    const given = extraArgs.indexOf('--audit-spool-dir');
+    const spoolDir = given === -1 ? await mkdtemp(join(tmpdir(), 'pcs-spool-')) : extraArgs[given + 1]!;
     const child = startCli(
       `data plane ${nodeId}`,
       [
@@ -96,6 +104,7 @@ export class DataPlaneProcess {
         String(port),
         '--log-level',
         'warn',
+        ...(given === -1 ? ['--audit-spool-dir', spoolDir] : []),
         ...extraArgs,
       ],
       { PORTCULLIS_NODE_TOKEN: controlPlane.nodeToken, ...env },
@@ -105,7 +114,7 @@ export class DataPlaneProcess {
       await child.waitFor(/MCP endpoint:/, 60_000);
       await waitForHttp(`http://127.0.0.1:${port}/readyz`);
     });
-    return new DataPlaneProcess(child, nodeId, port, /Metrics:\s+(\S+)/.exec(child.log)?.[1]);
+    return new DataPlaneProcess(child, nodeId, port, /Metrics:\s+(\S+)/.exec(child.log)?.[1], spoolDir, given === -1);
   }
 
   get mcpUrl(): string {
@@ -114,6 +123,7 @@ export class DataPlaneProcess {
 
   async stop(): Promise<void> {
     await this.process.stop();
+    if (this.ownSpool) await rm(this.spoolDir, { recursive: true, force: true });
   }
 }
 

@@ -220,7 +220,7 @@ describe('parseNodeMessage', () => {
   it('names the offending field', () => {
     assert.throws(
       () => parseNodeMessage({}),
-      /kind: must be one of hello, ack, upstream, relay, approval_request or approval_withdrawal/,
+      /kind: must be one of hello, ack, upstream, relay, audit, approval_request or approval_withdrawal/,
     );
     assert.throws(
       () => parseNodeMessage({ kind: { $case: 'ack', value: { version: 'v1', accepted: true, error: '' } } }),

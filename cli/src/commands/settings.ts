@@ -28,6 +28,7 @@ import {
 import { DEFAULT_GRAPHQL_LIMITS, type GraphqlLimits } from '../../../control-plane/src/graphql/limits.ts';
 import { host, port, type OptionTable, type ParsedOptions } from '../options.ts';
 import { nodeHealthOptions, nodeHealthSettings } from './node-health-settings.ts';
+import { auditOptions, auditSettings } from './audit-settings.ts';
 import type { ControlPlaneConnection } from './stream-settings.ts';
 
 /** Settings shared by the commands, so each flag and variable is defined once. */
@@ -107,6 +108,14 @@ export function graphqlLimits(settings: ParsedOptions<typeof graphqlLimitSetting
 }
 
 export const controlPlaneSettings = {
+  auditRetentionDays: {
+    flag: 'audit-retention-days',
+    env: 'PORTCULLIS_AUDIT_RETENTION_DAYS',
+    description:
+      'keep audit records this many whole days; older day partitions are dropped hourly (the hash chain is anchored past them)',
+    schema: z.coerce.number({ error: 'must be a number of days' }).int().min(1, 'must be at least 1').optional(),
+    defaultLabel: 'forever',
+  },
   databaseUrl: {
     flag: 'database-url',
     env: 'DATABASE_URL',
@@ -526,6 +535,7 @@ export const dataPlaneSettings = {
   },
   ...sseSettings,
   ...nodeHealthSettings,
+  ...auditSettings,
 } satisfies OptionTable;
 
 /** The data-plane node's options from its parsed settings. */
@@ -534,10 +544,12 @@ export function dataPlaneOptions(
   connection: ControlPlaneConnection,
   logger: Logger,
 ): DataPlaneOptions {
+  const nodeId = settings.nodeId ?? `${hostname()}-${settings.port}`;
   return {
     ...connection,
     ...nodeHealthOptions(settings),
-    nodeId: settings.nodeId ?? `${hostname()}-${settings.port}`,
+    nodeId,
+    audit: auditOptions(settings, nodeId, settings.port),
     host: settings.host,
     port: settings.port,
     maxBodyBytes: settings.maxBodyBytes,

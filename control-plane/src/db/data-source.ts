@@ -12,6 +12,7 @@ import { EndedSessions1734100000000 } from './migrations/1734100000000-ended-ses
 import { UpstreamCatalogLists1734200000000 } from './migrations/1734200000000-upstream-catalog-lists.ts';
 import { ConfigChangeDeadline1734300000000 } from './migrations/1734300000000-config-change-deadline.ts';
 import { UpstreamProtocolVersion1796324238367 } from './migrations/1796324238367-upstream-protocol-version.ts';
+import { AuditEvents1797000000000 } from './migrations/1797000000000-audit-events.ts';
 import { AdminTokens1797200000000 } from './migrations/1797200000000-admin-tokens.ts';
 import { ExecutionPolicies1797300000000 } from './migrations/1797300000000-execution-policies.ts';
 import { Approvals1797300000001 } from './migrations/1797300000001-approvals.ts';
@@ -25,6 +26,7 @@ export const MIGRATIONS = [
   UpstreamCatalogLists1734200000000,
   ConfigChangeDeadline1734300000000,
   UpstreamProtocolVersion1796324238367,
+  AuditEvents1797000000000,
   AdminTokens1797200000000,
   ExecutionPolicies1797300000000,
   Approvals1797300000001,

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { status, type ServerDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { PortcullisError, ErrorCode, errorMessage, type Logger } from '../../../common/src/index.ts';
+import { Backoff, PortcullisError, ErrorCode, errorMessage, type Logger } from '../../../common/src/index.ts';
 import {
   ConfigServiceService,
   ConnectResponse,
@@ -20,6 +20,7 @@ import type { RelayBus } from '../config/change-bus.ts';
 import { RelayHub, type RelayTarget } from './relay-hub.ts';
 import type { ApprovalService } from '../services/approvals.ts';
 import type { EndedSessionStore } from '../services/ended-sessions.ts';
+import { parseAuditRecord, type AuditRecordInput, type AuditStore } from '../services/audit-store.ts';
 
 export interface ConfigServiceDeps {
   /** The token nodes present; undefined only when nodes are authenticated by client certificate (mTLS). */
@@ -36,6 +37,8 @@ export interface ConfigServiceDeps {
   ackWindowMs?: number;
   /** Stores calls held for approval and sends the decisions; without it, approval requests are dropped. */
   approvals?: ApprovalService;
+  /** Stores the audit records nodes ship; without it, audit batches are refused (not acknowledged). */
+  audit?: AuditStore;
 }
 
 type ConnectCall = ServerDuplexStream<ConnectRequest, ConnectResponse>;
@@ -52,11 +55,11 @@ export const configServiceDefinition = {
     ...ConfigServiceService.connect,
     responseSerialize(value: ConnectResponse): Buffer {
       const payload = value.kind?.value;
-      if (!payload) return Buffer.from(ConnectResponse.encode(value).finish());
-      let encoded = encodedMessages.get(payload);
+      if (!payload || value.kind?.$case === 'auditAck') return Buffer.from(ConnectResponse.encode(value).finish());
+      let encoded = encodedMessages.get(payload as Snapshot);
       if (!encoded) {
         encoded = Buffer.from(ConnectResponse.encode(value).finish());
-        encodedMessages.set(payload, encoded);
+        encodedMessages.set(payload as Snapshot, encoded);
       }
       return encoded;
     },
@@ -171,6 +174,8 @@ class NodeStream implements RelayTarget {
   private unsubscribe: (() => void) | undefined;
   /** Messages are handled one at a time, in order. */
   private queue: Promise<void> = Promise.resolve();
+  /** Audit batches, stored one at a time, in order. */
+  private auditQueue: Promise<void> = Promise.resolve();
   private ended = false;
   private readonly logger: Logger;
   private resolveFinished!: () => void;
@@ -238,6 +243,42 @@ class NodeStream implements RelayTarget {
       case 'approvalWithdrawal':
         await this.deps.approvals?.withdrawn(this.nodeId, message.withdrawal);
         return;
+      case 'audit':
+        // On a queue of its own: a batch waiting for the database must not hold relayed replies up.
+        this.auditQueue = this.auditQueue.then(() => this.storeAudit(message.audit.batchId, message.audit.recordsJson));
+        return;
+    }
+  }
+
+  /**
+   * Stores one batch of audit records and acknowledges it; a failed insert (the database away) is
+   * tried again with backoff while the stream lives (the node sends its next batch only after this
+   * ack, so nothing piles up here). Invalid records are logged, counted in the ack and not stored.
+   */
+  private async storeAudit(batchId: number, recordsJson: readonly string[]): Promise<void> {
+    const store = this.deps.audit;
+    if (store === undefined || this.ended) return;
+    const records: AuditRecordInput[] = [];
+    let rejected = 0;
+    for (const json of recordsJson) {
+      const record = parseAuditRecord(json);
+      if (record === undefined) rejected++;
+      else records.push(record);
+    }
+    if (rejected > 0) this.logger.warn({ node: this.nodeId, rejected }, 'audit records refused as invalid');
+    const backoff = new Backoff({ baseMs: 100, maxMs: 5_000 });
+    while (!this.ended) {
+      try {
+        await store.insert(records);
+        if (!this.ended) this.call.write({ kind: { $case: 'auditAck', value: { batchId, rejected } } });
+        return;
+      } catch (error) {
+        this.logger.warn(
+          { node: this.nodeId, records: records.length, err: errorMessage(error) },
+          'audit records not stored yet; retrying',
+        );
+        await new Promise((resolve) => setTimeout(resolve, backoff.next()));
+      }
     }
   }
 

@@ -258,7 +258,15 @@ export type NodeMessage =
   | { kind: 'hello'; hello: z.output<typeof helloSchema> }
   | { kind: 'ack'; ack: z.output<typeof ackSchema> }
   | { kind: 'upstream'; report: z.output<typeof reportSchema> }
-  | { kind: 'relay'; relay: RelayMessage };
+  | { kind: 'relay'; relay: RelayMessage }
+  | { kind: 'audit'; audit: z.output<typeof auditBatchSchema> };
+
+/** Records one AuditBatch may carry (a node sends fewer; see data-plane/src/audit/audit-shipper.ts). */
+export const MAX_AUDIT_BATCH = 5_000;
+const auditBatchSchema = z.object({
+  batchId: z.number().int().min(0),
+  recordsJson: z.array(z.string().max(10 * 1024 * 1024)).max(MAX_AUDIT_BATCH),
+});
 
 /** Validates a decoded ConnectRequest; throws BAD_USER_INPUT naming the field. */
 export function parseNodeMessage(message: ConnectRequest): NodeMessage {
@@ -286,9 +294,11 @@ export function parseNodeMessage(message: ConnectRequest): NodeMessage {
         kind: 'approvalWithdrawal',
         withdrawal: parseInput(approvalWithdrawalSchema, message.kind.value, 'approval_withdrawal'),
       };
+    case 'audit':
+      return { kind: 'audit', audit: parseInput(auditBatchSchema, message.kind.value, 'audit') };
     default:
       return parseInput(
-        z.never('must be one of hello, ack, upstream, relay, approval_request or approval_withdrawal'),
+        z.never('must be one of hello, ack, upstream, relay, audit, approval_request or approval_withdrawal'),
         undefined,
         'kind',
       );

@@ -1,3 +1,4 @@
+import { AuditQueries } from './audit-queries.ts';
 import type { Logger } from '../../../common/src/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
 import { AdminTokenService } from '../admins/admin-tokens.ts';
@@ -21,6 +22,8 @@ export interface ControlPlaneServices {
   catalog: CatalogService;
   executionPolicies: ExecutionPolicyService;
   approvals: ApprovalService;
+  /** The audit trail, read for GraphQL. */
+  audit: AuditQueries;
   mcpAuthorization: McpAuthorizationService;
   adminTokens: AdminTokenService;
   /** The newest committed configuration revision. */
@@ -37,6 +40,7 @@ export function createServices(store: ConfigStore, box: SecretBox, logger: Logge
     catalog: new CatalogService(store, logger),
     executionPolicies: new ExecutionPolicyService(store),
     approvals: new ApprovalService(dataSource, logger),
+    audit: new AuditQueries(dataSource),
     mcpAuthorization: new McpAuthorizationService(store),
     adminTokens: new AdminTokenService(dataSource),
     configVersion: () => currentRevision(dataSource.manager),

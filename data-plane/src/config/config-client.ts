@@ -10,6 +10,8 @@ import {
   type ConnectResponse,
   type RelayEnvelope,
   type UpstreamReport,
+  type AuditAck,
+  type AuditBatch,
 } from '../../../proto/gen/portcullis/v1/config.ts';
 import { AppliedConfig } from './applied-config.ts';
 import {
@@ -46,6 +48,10 @@ export interface ConfigClientOptions {
   onRelay?: (envelope: RelayEnvelope) => void;
   /** After each (re)connect's hello: what the node re-announces (e.g. the sessions it knows ended). */
   onConnected?: () => void;
+  /** The stream was lost (messages sent on it and not answered are to be sent again on the next). */
+  onDisconnected?: () => void;
+  /** The control plane stored an audit batch. */
+  onAuditAck?: (ack: AuditAck) => void;
 }
 
 /**
@@ -149,6 +155,14 @@ export class ConfigClient {
     this.stream?.write({ kind: { $case: 'approvalWithdrawal', value: withdrawal } });
   }
 
+  /** Sends a batch of audit records; false when the stream is down (the shipper sends it again on the next). */
+  sendAudit(batch: AuditBatch): boolean {
+    const stream = this.stream;
+    if (stream === undefined) return false;
+    stream.write({ kind: { $case: 'audit', value: batch } });
+    return true;
+  }
+
   /** Forgets reports of upstreams no longer configured. */
   retainReports(upstreamIds: ReadonlySet<string>): void {
     for (const id of this.reports.keys()) if (!upstreamIds.has(id)) this.reports.delete(id);
@@ -193,6 +207,7 @@ export class ConfigClient {
       if (message.kind?.$case === 'snapshot') this.onSnapshot(stream, message.kind.value);
       else if (message.kind?.$case === 'delta') this.onDelta(stream, message.kind.value);
       else if (message.kind?.$case === 'relay') this.options.onRelay?.(message.kind.value);
+      else if (message.kind?.$case === 'auditAck') this.options.onAuditAck?.(message.kind.value);
     });
     stream.on('error', (error: Error) => this.onDisconnected(stream, error));
     stream.on('end', () => this.onDisconnected(stream, new Error('stream ended')));
@@ -272,6 +287,7 @@ export class ConfigClient {
   private onDisconnected(stream: ClientDuplexStream<ConnectRequest, ConnectResponse>, error: Error): void {
     if (this.stream !== stream) return;
     this.stream = undefined;
+    this.options.onDisconnected?.();
     if (this.live) this.lastCurrentAt = Date.now();
     this.live = false;
     if (this.closed) return;

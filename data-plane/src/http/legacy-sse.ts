@@ -15,6 +15,8 @@ import { InFlightRequests, RequestAbort } from './in-flight.ts';
 import type { McpServices } from './mcp-endpoint.ts';
 import { readJsonBody } from './request-body.ts';
 import { sendEmpty, sendJson, sendRpcError } from './respond.ts';
+import { recordEdgeRefusal } from './edge-audit.ts';
+import type { AuditRecorder } from '../audit/audit-recorder.ts';
 import { MAX_RELAY_JSON_CHARS } from '../relay/node-relay.ts';
 import { SSE_HEADERS, notificationJson } from './response-channel.ts';
 
@@ -25,6 +27,8 @@ export interface LegacySseOptions {
   readonly logger: Logger;
   /** Anonymous access: requests without credentials act as this virtual key (off when undefined). */
   readonly anonymousKeyId?: string;
+  /** Where refusals at the edge are recorded. */
+  readonly audit?: AuditRecorder | undefined;
   /** OAuth access tokens (MCP authorization); undefined: virtual keys only. */
   readonly tokens?: AgentTokens;
 }
@@ -38,6 +42,8 @@ interface SseSession {
   readonly inFlight: InFlightRequests;
   /** What the agent declared at `initialize` (undefined before it): server-to-client requests are sent only for those. */
   capabilities?: unknown;
+  /** The client info of its `initialize` (for audit records). */
+  clientInfo?: unknown;
 }
 
 /** As on /mcp: a batch is at most MAX_BATCH_SIZE messages (each request is then admitted against the in-flight bounds). */
@@ -57,7 +63,7 @@ const NOT_HERE =
 export function createLegacySseEndpoints(
   options: LegacySseOptions,
 ): (req: IncomingMessage, res: ServerResponse, path: string, query: string) => Promise<void> {
-  const { getConfig, services, maxBodyBytes, logger, anonymousKeyId, tokens } = options;
+  const { getConfig, services, maxBodyBytes, logger, anonymousKeyId, audit, tokens } = options;
   const sessions = new Map<string, SseSession>();
 
   function open(req: IncomingMessage, res: ServerResponse, auth: Authenticated): void {
@@ -267,6 +273,7 @@ export function createLegacySseEndpoints(
     const request = message as unknown as RpcRequest;
     if (method === 'initialize') {
       session.capabilities = isPlainObject(request.params) ? request.params['capabilities'] : undefined;
+      session.clientInfo = isPlainObject(request.params) ? request.params['clientInfo'] : undefined;
       const answer = services.dispatcher.initialize(request, auth.principal, auth.config.sessionKeys);
       session.stream.write(answer.body);
       return;
@@ -285,6 +292,7 @@ export function createLegacySseEndpoints(
       sessionId: session.token,
       agentCapabilities: session.capabilities,
       channel,
+      origin: session.clientInfo === undefined ? undefined : { clientInfo: session.clientInfo },
     };
     const key = session.inFlight.register(session.token, id, abort);
     services.admission
@@ -304,11 +312,14 @@ export function createLegacySseEndpoints(
       sendRpcError(res, 405, RpcErrorCode.TransportError, 'Method not allowed.', { headers: { allow: wanted } });
       return;
     }
+    const receivedAt = performance.now();
     let auth = authenticateRequest(getConfig, req, res, anonymousKeyId, tokens);
     if (auth instanceof Promise) auth = await auth;
-    if (auth === undefined) return;
-    if (path === '/sse') open(req, res, auth);
-    else await post(req, res, auth, query);
+    if (auth !== undefined) {
+      if (path === '/sse') open(req, res, auth);
+      else await post(req, res, auth, query);
+    }
+    recordEdgeRefusal(audit, req, res, auth, receivedAt);
   };
 }
 

@@ -27,6 +27,8 @@ import { serveListen } from './listen.ts';
 import { readJsonBody } from './request-body.ts';
 import { answerFailure, sendEmpty, sendJson, sendRpcError } from './respond.ts';
 import { requestIdOfEventId, type EventStore, type ResumeMiss } from './event-store.ts';
+import { recordEdgeRefusal, requestOrigin } from './edge-audit.ts';
+import type { AuditRecorder } from '../audit/audit-recorder.ts';
 import { ResponseChannel, SSE_HEADERS, prefersEventStream, sseEvent } from './response-channel.ts';
 
 type InboundModernRoute = Extract<InboundClassificationOutcome, { kind: 'modern' }>;
@@ -59,6 +61,8 @@ export interface McpEndpointOptions {
   readonly logger: Logger;
   /** Anonymous access: requests without credentials act as this virtual key (off when undefined). */
   readonly anonymousKeyId?: string;
+  /** Where refusals at the edge are recorded (the pipeline records the rest). */
+  readonly audit?: AuditRecorder | undefined;
   /** OAuth access tokens (MCP authorization); undefined: virtual keys only. */
   readonly tokens?: AgentTokens;
 }
@@ -95,7 +99,7 @@ function header(req: IncomingMessage, name: string): string | undefined {
 export function createMcpEndpoint(
   options: McpEndpointOptions,
 ): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
-  const { getConfig, services, maxBodyBytes, logger, anonymousKeyId, tokens } = options;
+  const { getConfig, services, maxBodyBytes, logger, anonymousKeyId, audit, tokens } = options;
   const { dispatcher, streams } = services;
 
   /**
@@ -230,6 +234,7 @@ export function createMcpEndpoint(
       sessionKeys: auth.config.sessionKeys,
       receivedAt: auth.receivedAt,
       channel,
+      origin: requestOrigin(req),
     };
     channel.finish(
       await services.admission.run(auth.principal.keyId, undefined, id, () =>
@@ -289,6 +294,7 @@ export function createMcpEndpoint(
           sessionId,
           agentCapabilities: opened.claims.clientCapabilities,
           channel,
+          origin: requestOrigin(req, opened.claims.clientInfo),
         };
         const key = services.inFlight.register(sessionId, request.id, abort);
         try {
@@ -332,6 +338,7 @@ export function createMcpEndpoint(
           sessionKeys: auth.config.sessionKeys,
           receivedAt: auth.receivedAt,
           sessionId,
+          origin: requestOrigin(req, opened.claims.clientInfo),
         };
         const answers = await Promise.all(
           requests.map((m) =>
@@ -487,27 +494,32 @@ export function createMcpEndpoint(
     return true;
   }
 
-  async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** Serves the request; returns the caller once authenticated (for the audit record of an edge refusal). */
+  async function serve(req: IncomingMessage, res: ServerResponse): Promise<Authenticated | undefined> {
     if (req.method !== 'POST' && req.method !== 'GET' && req.method !== 'DELETE') {
       sendRpcError(res, 405, RpcErrorCode.TransportError, 'Method not allowed.', {
         headers: { allow: 'GET, POST, DELETE' },
       });
-      return;
+      return undefined;
     }
     let auth = authenticateRequest(getConfig, req, res, anonymousKeyId, tokens);
     if (auth instanceof Promise) auth = await auth;
-    if (auth === undefined) return;
+    if (auth === undefined) return undefined;
     if (req.method === 'POST') await post(req, res, auth);
     else if (req.method === 'GET') get(req, res, auth);
     else del(req, res, auth);
+    return auth;
   }
 
   // Failures are answered here rather than by a `.catch` closure per request on the caller's side (the hot path).
   return async function mcpEndpoint(req, res) {
+    const receivedAt = performance.now();
+    let auth: Authenticated | undefined;
     try {
-      await serve(req, res);
+      auth = await serve(req, res);
     } catch (error) {
       answerFailure(res, logger, error, 'MCP request failed');
     }
+    if (audit !== undefined) recordEdgeRefusal(audit, req, res, auth, receivedAt);
   };
 }

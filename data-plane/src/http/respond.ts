@@ -2,6 +2,7 @@ import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { errorBody, type RpcId } from '../mcp/json-rpc.ts';
 import { RpcErrorCode } from '../mcp/protocol.ts';
+import { markRefusal } from './edge-audit.ts';
 
 const JSON_TYPE = 'application/json';
 
@@ -19,6 +20,7 @@ export function sendRpcError(
   message: string,
   options?: { data?: unknown; id?: RpcId; headers?: OutgoingHttpHeaders },
 ): void {
+  if (status >= 400) markRefusal(res, status, code, message);
   sendJson(res, status, errorBody(options?.id ?? null, code, message, options?.data), options?.headers);
 }
 

@@ -19,6 +19,7 @@ import { CallAdmission, InFlightRequests, type CallAdmissionOptions } from './in
 import { createLegacySseEndpoints } from './legacy-sse.ts';
 import { createMcpEndpoint, type McpServices } from './mcp-endpoint.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
+import type { AuditRecorder } from '../audit/audit-recorder.ts';
 import { answerFailure, sendJson } from './respond.ts';
 import { checkHost, type AllowedHost } from './host-guard.ts';
 import { createRestEndpoint, REST_PATHS } from '../rest/rest-endpoint.ts';
@@ -76,6 +77,8 @@ export interface DataPlaneServerOptions {
   readonly callAdmission?: CallAdmissionOptions;
   /** Where calls whose execution policy is `approve` wait for a person; absent, such calls are refused. */
   readonly approvals?: ApprovalGate;
+  /** Where audit records go (the pipeline's record step and the edge's refusals); none written when undefined. */
+  readonly audit?: AuditRecorder;
 }
 
 /** The data plane's HTTP server and the hooks the node wiring calls. */
@@ -157,6 +160,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     logger,
     listTtlMs: options.listTtlMs ?? LIST_CACHE_TTL_MS,
     metrics: options.metrics,
+    audit: options.audit,
     nodeId: options.nodeId,
     nodeTag: serverRequests.nodeTag,
     inputExchanges: options.inputExchanges,
@@ -211,6 +215,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     maxBodyBytes: options.maxBodyBytes,
     logger,
     anonymousKeyId: options.anonymousKeyId,
+    audit: options.audit,
     tokens,
   };
   const mcp = createMcpEndpoint(endpointOptions);

@@ -5,8 +5,9 @@ import type { Logger } from 'pino';
 import type { SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
+import type { AuditRecorder } from '../audit/audit-recorder.ts';
 import { KnownTools } from '../pipeline/known-tools.ts';
-import type { RequestChannel, Step } from '../pipeline/operation.ts';
+import type { RequestChannel, RequestOrigin, Step } from '../pipeline/operation.ts';
 import { composeSteps, defaultSteps, type RunOperation } from '../pipeline/pipeline.ts';
 import { TaskIds } from '../pipeline/task-wrapping.ts';
 import type { AllowList } from '../policy/allow-list.ts';
@@ -58,6 +59,8 @@ export interface DispatchContext {
   readonly receivedAt?: number;
   /** The request was relayed here by another node: it is served here or refused, never relayed on. */
   readonly relayed?: boolean;
+  /** Headers the audit record keeps (parent id, trace context, a 2025-era session's client info). */
+  readonly origin?: RequestOrigin;
 }
 
 export interface InitializeReply extends RpcReply {
@@ -85,6 +88,8 @@ export interface McpDispatcherOptions {
   readonly listTtlMs: number;
   /** Where tool calls are measured; absent, nothing is. */
   readonly metrics?: DataPlaneMetrics;
+  /** The node's audit recorder: the record step writes one record per operation through it. */
+  readonly audit?: AuditRecorder;
   /** This node's name, put in the request state of `input_required` results (default: a random tag). */
   readonly nodeId?: string;
   /** This node process's tag (of its hello), put there too, so that other nodes relay retries here. */

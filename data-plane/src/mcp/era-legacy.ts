@@ -34,6 +34,7 @@ function decodeLegacy(request: RpcRequest, context: DispatchContext): Operation 
     sessionId: context.sessionId,
     agentCapabilities: context.agentCapabilities,
     receivedAt: context.receivedAt ?? performance.now(),
+    origin: context.origin,
   };
 }
 

@@ -144,6 +144,7 @@ export class ModernEra {
       callUpstream,
       resumes,
       receivedAt: context.receivedAt ?? performance.now(),
+      origin: context.origin,
     };
   }
 

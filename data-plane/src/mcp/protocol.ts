@@ -70,6 +70,8 @@ export const RpcErrorCode = {
   TooManyInFlight: -32046,
   /** 2025 era: a resumed answer stream (Last-Event-ID) this node cannot serve: another node held it (maybe one that is gone) or it expired; the request's result is lost (data: reason). */
   StreamLost: -32047,
+  /** The node's audit spool is full and the node is set to refuse new calls until its backlog is shipped (HTTP 503). */
+  AuditUnavailable: -32048,
 } as const;
 export type RpcErrorCode = (typeof RpcErrorCode)[keyof typeof RpcErrorCode];
 

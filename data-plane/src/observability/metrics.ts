@@ -163,6 +163,49 @@ export class DataPlaneMetrics {
     });
   }
 
+  /** The audit spool, read at each scrape: bytes on disk, records not acknowledged, records lost, full. */
+  auditSpool(stats: {
+    readonly sizeBytes: number;
+    readonly backlog: number;
+    readonly dropped: number;
+    readonly full: boolean;
+  }): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'portcullis_audit_spool_bytes',
+      help: 'Bytes of audit records in the on-disk spool (written, not yet acknowledged by the control plane)',
+      registers,
+      collect() {
+        this.set(stats.sizeBytes);
+      },
+    });
+    new Gauge({
+      name: 'portcullis_audit_backlog_records',
+      help: 'Audit records not yet stored by the control plane',
+      registers,
+      collect() {
+        this.set(stats.backlog);
+      },
+    });
+    new Gauge({
+      name: 'portcullis_audit_spool_full',
+      help: '1 while the audit spool is full (the node refuses calls or drops records, per --audit-when-full)',
+      registers,
+      collect() {
+        this.set(stats.full ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: 'portcullis_audit_records_dropped_total',
+      help: 'Audit records lost because the spool was full (or could not be written)',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(stats.dropped);
+      },
+    });
+  }
+
   /** The Prometheus text exposition. */
   async exposition(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };

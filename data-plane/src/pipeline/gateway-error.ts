@@ -8,6 +8,7 @@ const HTTP_STATUS: ReadonlyMap<number, number> = new Map<number, number>([
   [RpcErrorCode.Forbidden, 403],
   [RpcErrorCode.SessionNotFound, 404],
   [RpcErrorCode.NotReady, 503],
+  [RpcErrorCode.AuditUnavailable, 503],
   [RpcErrorCode.HeaderMismatch, 400],
   [RpcErrorCode.UnsupportedProtocolVersion, 400],
   // The spec ties HTTP 400 to this code itself, wherever it comes from (an upstream's input_required included).

@@ -62,6 +62,16 @@ export interface Resumption {
   readonly kind: 'parked' | 'round';
 }
 
+/** What the HTTP edge saw of a request that the audit record keeps (absent for operations made in the gateway). */
+export interface RequestOrigin {
+  /** `x-portcullis-parent-request`. */
+  readonly parentId?: string | undefined;
+  /** W3C `traceparent`. */
+  readonly traceparent?: string | undefined;
+  /** A 2025-era session's client info (from its signed session id); 2026-07-28 requests carry theirs in `_meta`. */
+  readonly clientInfo?: unknown;
+}
+
 /**
  * One operation as every step sees it, whatever era or transport it came in on: what is asked
  * (method, params), by whom (principal), below what (parent id), and where it goes (target, set by
@@ -97,6 +107,10 @@ export interface Operation {
   readonly resumes?: Resumption;
   /** performance.now() when the request was taken up (the gateway-overhead histogram). */
   readonly receivedAt: number;
+  /** Headers the audit record keeps (parent id, trace context), set by the HTTP edge. */
+  readonly origin?: RequestOrigin | undefined;
+  /** What the operation cost, in micro-units of currency: a step that prices it (limits, execute) sets it; record keeps it. */
+  costMicros?: number;
   /** performance.now() when execute sent it upstream (record reads it). */
   upstreamStartedAt?: number;
   /** performance.now() when the upstream's answer (or failure) came back. */

@@ -1,4 +1,5 @@
 import type { ApprovalGate } from '../approvals/approval-gate.ts';
+import type { AuditRecorder } from '../audit/audit-recorder.ts';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
 import type { Operation, Outcome, Step } from './operation.ts';
@@ -50,12 +51,14 @@ export interface PipelineOptions extends AuthorizeOptions, ExecuteOptions {
   readonly metrics?: DataPlaneMetrics | undefined;
   /** Where calls whose policy is `approve` wait for a person; absent, they are refused. */
   readonly approvals?: ApprovalGate | undefined;
+  /** Where the record step writes audit records (none written when undefined). */
+  readonly audit?: AuditRecorder | undefined;
 }
 
 /** The default steps, in chain order (see composeSteps): record, authenticate, authorize, policy, limits, execute. */
 export function defaultSteps(options: PipelineOptions): Step[] {
   return [
-    recordStep(options.metrics),
+    recordStep(options.metrics, options.audit),
     authenticateStep(options.getConfig),
     authorizeStep(options),
     policyStep(options.getConfig, options.approvals),

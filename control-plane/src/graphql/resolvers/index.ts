@@ -1,4 +1,5 @@
 import { approvalResolvers } from './approvals.ts';
+import { auditResolvers } from './audit.ts';
 import { adminResolvers } from './admins.ts';
 import { mcpAuthorizationResolvers } from './mcp-authorization.ts';
 import { nodeResolvers } from './nodes.ts';
@@ -19,6 +20,7 @@ export const resolvers = {
     ...approvalResolvers.Query,
     ...mcpAuthorizationResolvers.Query,
     ...adminResolvers.Query,
+    ...auditResolvers.Query,
   },
   Mutation: {
     ...upstreamResolvers.Mutation,

@@ -1,30 +1,52 @@
+import type { AuditRecorder } from '../../audit/audit-recorder.ts';
+import { parentIdOf, sessionRef, traceIdOf, type AuditRecord } from '../../audit/audit-record.ts';
+import { isPlainObject } from '../../mcp/json-rpc.ts';
+import { CLIENT_INFO_META_KEY, RpcErrorCode } from '../../mcp/protocol.ts';
 import type { CallOutcome, DataPlaneMetrics } from '../../observability/metrics.ts';
-import { RpcErrorCode } from '../../mcp/protocol.ts';
-import type { Operation, Outcome, Step } from '../operation.ts';
+import { GatewayError } from '../gateway-error.ts';
+import { refused, type Operation, type Outcome, type Step } from '../operation.ts';
+
+/** `_meta` keys an agent may use instead of the headers: the parent request id, and W3C trace context. */
+export const PARENT_REQUEST_META_KEY = 'io.portcullis/parent-request';
+export const TRACEPARENT_META_KEY = 'traceparent';
+
+const AUDIT_FULL = new GatewayError(
+  RpcErrorCode.AuditUnavailable,
+  'Service Unavailable: this gateway node cannot record calls right now (its audit spool is full while the control plane is unreachable), so it refuses them; retry later or on another node',
+);
 
 /**
  * What happened, once it is known: wraps every later step, so it sees each outcome, refusals
- * included. Today it measures tool calls routed to an upstream (duration, the gateway's own share,
- * outcome); audit events and spans come here too. A call still waiting for a 2026-07-28 agent's
- * input is measured when it completes, on the retry that completes it.
+ * included. It measures tool calls routed to an upstream (duration, the gateway's own share,
+ * outcome) and writes one audit record per operation to the node's spool before the outcome goes
+ * back to the adapter (so before the answer is sent). A call still waiting for a 2026-07-28
+ * agent's input is recorded when it completes, on the retry that completes it; `ping` is not recorded.
+ * While the spool is full and the node is set to refuse, operations are refused here before they run.
  */
-export function recordStep(metrics: DataPlaneMetrics | undefined): Step {
-  if (metrics === undefined) return { name: 'record', run: (operation, next) => next(operation) };
+export function recordStep(metrics: DataPlaneMetrics | undefined, audit?: AuditRecorder): Step {
+  if (metrics === undefined && audit === undefined)
+    return { name: 'record', run: (operation, next) => next(operation) };
   return {
     name: 'record',
     async run(operation, next) {
+      if (audit !== undefined && !audit.admits()) return refused(AUDIT_FULL);
       const outcome = await next(operation);
+      if (outcome.kind === 'input') return outcome;
+      const now = performance.now();
+      const started = operation.upstreamStartedAt;
+      const upstreamMs = started === undefined ? undefined : (operation.upstreamEndedAt ?? now) - started;
       const target = operation.target;
-      if (operation.method === 'tools/call' && target?.kind === 'upstream' && outcome.kind !== 'input') {
-        const now = performance.now();
-        const started = operation.upstreamStartedAt;
-        const upstreamSeconds = started === undefined ? 0 : ((operation.upstreamEndedAt ?? now) - started) / 1000;
+      if (metrics !== undefined && operation.method === 'tools/call' && target?.kind === 'upstream') {
         metrics.toolCall(
           target.upstream,
           callOutcome(operation, outcome),
           (now - operation.receivedAt) / 1000,
-          upstreamSeconds,
+          (upstreamMs ?? 0) / 1000,
         );
+      }
+      if (audit !== undefined && operation.method !== 'ping') {
+        const written = audit.record(auditRecord(audit, operation, outcome, now - operation.receivedAt, upstreamMs));
+        if (written !== undefined) await written;
       }
       return outcome;
     },
@@ -39,4 +61,72 @@ function callOutcome(operation: Operation, outcome: Outcome): CallOutcome {
   if (outcome.kind !== 'result') return 'ok';
   if (outcome.unavailable === true) return 'unavailable';
   return outcome.result['isError'] === true ? 'tool_error' : 'ok';
+}
+
+/** One operation's record: built once its outcome is known, from what the operation already holds. */
+function auditRecord(
+  audit: AuditRecorder,
+  operation: Operation,
+  outcome: Outcome,
+  totalMs: number,
+  upstreamMs: number | undefined,
+): AuditRecord {
+  const method = operation.method;
+  const ranUpstream = operation.upstreamStartedAt !== undefined;
+  const refusal = outcome.kind === 'error' && !ranUpstream;
+  const kind =
+    refusal && operation.target?.kind !== 'catalog'
+      ? 'refusal'
+      : method === 'tools/call'
+        ? 'tool_call'
+        : method.endsWith('/list') || method === 'server/discover'
+          ? 'discovery'
+          : 'request';
+  const record = audit.start(kind, refusal ? 'refused' : statusOf(outcome));
+  const params = operation.params;
+  const meta = isPlainObject(params['_meta']) ? params['_meta'] : undefined;
+  const principal = operation.principal;
+  const upstream = operation.target?.kind === 'upstream' ? operation.target.upstream : null;
+  record.method = method;
+  record.keyId = principal?.keyId ?? operation.keyId ?? null;
+  record.teamId = principal?.teamId ?? null;
+  record.customerId = principal?.customerId ?? null;
+  record.subject = principal?.identity?.subject ?? null;
+  record.upstream = upstream;
+  record.tool = subjectOf(method, params);
+  if (audit.content.allows(upstream, record.keyId)) {
+    if (method === 'tools/call' || method === 'prompts/get') record.arguments = audit.content.clip(params['arguments']);
+    if (outcome.kind === 'result') record.result = audit.content.clip(outcome.result);
+    else if (outcome.kind === 'json') record.result = audit.content.clipJson(outcome.json);
+  }
+  if (outcome.kind === 'error') record.error = { code: outcome.error.code, message: outcome.error.message };
+  record.latencyUs = Math.round(totalMs * 1000);
+  record.upstreamLatencyUs = upstreamMs === undefined ? null : Math.round(upstreamMs * 1000);
+  record.gatewayLatencyUs = Math.max(0, record.latencyUs - (record.upstreamLatencyUs ?? 0));
+  record.costMicros = operation.costMicros ?? null;
+  const origin = operation.origin;
+  record.parentId =
+    operation.parentId ?? parentIdOf(origin?.parentId) ?? parentIdOf(meta?.[PARENT_REQUEST_META_KEY]) ?? null;
+  record.traceId = traceIdOf(origin?.traceparent) ?? traceIdOf(meta?.[TRACEPARENT_META_KEY]);
+  record.sessionId = sessionRef(operation.sessionId);
+  const client = meta?.[CLIENT_INFO_META_KEY] ?? origin?.clientInfo;
+  if (isPlainObject(client)) {
+    record.clientName = typeof client['name'] === 'string' ? client['name'].slice(0, 200) : null;
+    record.clientVersion = typeof client['version'] === 'string' ? client['version'].slice(0, 100) : null;
+  }
+  return record;
+}
+
+function statusOf(outcome: Outcome): AuditRecord['status'] {
+  if (outcome.kind === 'error')
+    return outcome.error.code === RpcErrorCode.UpstreamUnavailable ? 'unavailable' : 'error';
+  if (outcome.kind !== 'result') return 'ok';
+  if (outcome.unavailable === true) return 'unavailable';
+  return outcome.result['isError'] === true ? 'tool_error' : 'ok';
+}
+
+/** The tool, prompt or resource the operation is about, as the agent named it. */
+function subjectOf(method: string, params: Record<string, unknown>): string | null {
+  const subject = method === 'resources/read' || method.startsWith('resources/') ? params['uri'] : params['name'];
+  return typeof subject === 'string' ? subject.slice(0, 500) : null;
 }

@@ -183,7 +183,27 @@ export interface ConnectRequest {
   /** A call held on this node for a person's approval (sent again after every reconnect while it waits). */
   { $case: "approvalRequest"; value: ApprovalRequest } | //
   /** A held call that no longer waits (the agent cancelled, or it timed out on the node). */
-  { $case: "approvalWithdrawal"; value: ApprovalWithdrawal } | undefined;
+  { $case: "approvalWithdrawal"; value: ApprovalWithdrawal } | //
+  /** Audit records from the node's spool; the control plane answers with an AuditAck once stored. */
+  { $case: "audit"; value: AuditBatch } | undefined;
+}
+
+/**
+ * Audit records a node ships (at least once: a batch not acknowledged is sent again after a
+ * reconnect). The control plane inserts them idempotently by record id, then acknowledges the batch.
+ */
+export interface AuditBatch {
+  /** Chosen by the node, increasing within one stream. */
+  batchId: number;
+  /** One JSON object per record (the node's AuditRecord, as spooled); validated by the control plane. */
+  recordsJson: string[];
+}
+
+/** The records of the batch are stored (or were already): the node may drop them. */
+export interface AuditAck {
+  batchId: number;
+  /** Records refused as invalid (they are not stored, and not sent again); empty normally. */
+  rejected: number;
 }
 
 /** A call whose execution policy is APPROVE, waiting on the node that sent this. */
@@ -251,12 +271,17 @@ export interface SnapshotAck {
 
 /** What the control plane sends on a node's stream. */
 export interface ConnectResponse {
-  kind?: { $case: "snapshot"; value: Snapshot } | { $case: "delta"; value: SnapshotDelta } | //
-  /**
-   * A message another node relayed to this one; right after a hello (after the snapshot), the
-   * control plane also sends every ended session it knows that has not expired yet.
-   */
-  { $case: "relay"; value: RelayEnvelope } | undefined;
+  kind?:
+    | { $case: "snapshot"; value: Snapshot }
+    | { $case: "delta"; value: SnapshotDelta }
+    | //
+    /**
+     * A message another node relayed to this one; right after a hello (after the snapshot), the
+     * control plane also sends every ended session it knows that has not expired yet.
+     */
+    { $case: "relay"; value: RelayEnvelope }
+    | { $case: "auditAck"; value: AuditAck }
+    | undefined;
 }
 
 /**
@@ -637,6 +662,9 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       case "approvalWithdrawal":
         ApprovalWithdrawal.encode(message.kind.value, writer.uint32(330).fork()).join();
         break;
+      case "audit":
+        AuditBatch.encode(message.kind.value, writer.uint32(42).fork()).join();
+        break;
     }
     return writer;
   },
@@ -702,6 +730,14 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
             message.kind = { $case: "approvalWithdrawal", value: ApprovalWithdrawal.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.kind = { $case: "audit", value: AuditBatch.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -732,6 +768,8 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         ? { $case: "approvalWithdrawal", value: ApprovalWithdrawal.fromJSON(object.approvalWithdrawal) }
         : isSet(object.approval_withdrawal)
         ? { $case: "approvalWithdrawal", value: ApprovalWithdrawal.fromJSON(object.approval_withdrawal) }
+        : isSet(object.audit)
+        ? { $case: "audit", value: AuditBatch.fromJSON(object.audit) }
         : undefined,
     };
   },
@@ -750,6 +788,8 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       obj.approvalRequest = ApprovalRequest.toJSON(message.kind.value);
     } else if (message.kind?.$case === "approvalWithdrawal") {
       obj.approvalWithdrawal = ApprovalWithdrawal.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "audit") {
+      obj.audit = AuditBatch.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -796,7 +836,195 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         }
         break;
       }
+      case "audit": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "audit", value: AuditBatch.fromPartial(object.kind.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseAuditBatch(): AuditBatch {
+  return { batchId: 0, recordsJson: [] };
+}
+
+export const AuditBatch: MessageFns<AuditBatch> = {
+  encode(message: AuditBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.batchId !== 0) {
+      writer.uint32(8).uint64(message.batchId);
+    }
+    for (const v of message.recordsJson) {
+      writer.uint32(18).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AuditBatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAuditBatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.batchId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.recordsJson.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AuditBatch {
+    return {
+      batchId: isSet(object.batchId)
+        ? globalThis.Number(object.batchId)
+        : isSet(object.batch_id)
+        ? globalThis.Number(object.batch_id)
+        : 0,
+      recordsJson: globalThis.Array.isArray(object?.recordsJson)
+        ? object.recordsJson.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.records_json)
+        ? object.records_json.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: AuditBatch): unknown {
+    const obj: any = {};
+    if (message.batchId !== 0) {
+      obj.batchId = Math.round(message.batchId);
+    }
+    if (message.recordsJson?.length) {
+      obj.recordsJson = message.recordsJson;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AuditBatch>, I>>(base?: I): AuditBatch {
+    return AuditBatch.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AuditBatch>, I>>(object: I): AuditBatch {
+    const message = createBaseAuditBatch();
+    message.batchId = object.batchId ?? 0;
+    message.recordsJson = object.recordsJson?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseAuditAck(): AuditAck {
+  return { batchId: 0, rejected: 0 };
+}
+
+export const AuditAck: MessageFns<AuditAck> = {
+  encode(message: AuditAck, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.batchId !== 0) {
+      writer.uint32(8).uint64(message.batchId);
+    }
+    if (message.rejected !== 0) {
+      writer.uint32(16).uint32(message.rejected);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AuditAck {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAuditAck();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.batchId = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.rejected = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AuditAck {
+    return {
+      batchId: isSet(object.batchId)
+        ? globalThis.Number(object.batchId)
+        : isSet(object.batch_id)
+        ? globalThis.Number(object.batch_id)
+        : 0,
+      rejected: isSet(object.rejected) ? globalThis.Number(object.rejected) : 0,
+    };
+  },
+
+  toJSON(message: AuditAck): unknown {
+    const obj: any = {};
+    if (message.batchId !== 0) {
+      obj.batchId = Math.round(message.batchId);
+    }
+    if (message.rejected !== 0) {
+      obj.rejected = Math.round(message.rejected);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AuditAck>, I>>(base?: I): AuditAck {
+    return AuditAck.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AuditAck>, I>>(object: I): AuditAck {
+    const message = createBaseAuditAck();
+    message.batchId = object.batchId ?? 0;
+    message.rejected = object.rejected ?? 0;
     return message;
   },
 };
@@ -1561,6 +1789,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       case "relay":
         RelayEnvelope.encode(message.kind.value, writer.uint32(26).fork()).join();
         break;
+      case "auditAck":
+        AuditAck.encode(message.kind.value, writer.uint32(34).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1602,6 +1833,14 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
             message.kind = { $case: "relay", value: RelayEnvelope.decode(reader, reader.uint32()) };
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.kind = { $case: "auditAck", value: AuditAck.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1622,6 +1861,10 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         ? { $case: "delta", value: SnapshotDelta.fromJSON(object.delta) }
         : isSet(object.relay)
         ? { $case: "relay", value: RelayEnvelope.fromJSON(object.relay) }
+        : isSet(object.auditAck)
+        ? { $case: "auditAck", value: AuditAck.fromJSON(object.auditAck) }
+        : isSet(object.audit_ack)
+        ? { $case: "auditAck", value: AuditAck.fromJSON(object.audit_ack) }
         : undefined,
     };
   },
@@ -1634,6 +1877,8 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       obj.delta = SnapshotDelta.toJSON(message.kind.value);
     } else if (message.kind?.$case === "relay") {
       obj.relay = RelayEnvelope.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "auditAck") {
+      obj.auditAck = AuditAck.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -1659,6 +1904,12 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       case "relay": {
         if (object.kind?.value !== undefined && object.kind?.value !== null) {
           message.kind = { $case: "relay", value: RelayEnvelope.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "auditAck": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "auditAck", value: AuditAck.fromPartial(object.kind.value) };
         }
         break;
       }

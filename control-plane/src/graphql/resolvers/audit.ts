@@ -1,0 +1,22 @@
+import type { GraphqlContext } from '../context.ts';
+
+interface AuditEventsArgs {
+  filter?: unknown;
+  first?: unknown;
+  after?: unknown;
+}
+
+interface UsageArgs {
+  groupBy?: unknown;
+  period?: unknown;
+  filter?: unknown;
+}
+
+export const auditResolvers = {
+  Query: {
+    auditEvents: (_: unknown, args: AuditEventsArgs, ctx: GraphqlContext) =>
+      ctx.services.audit.events(args.filter, args.first, args.after),
+    usage: (_: unknown, args: UsageArgs, ctx: GraphqlContext) =>
+      ctx.services.audit.usage(args.groupBy, args.period, args.filter),
+  },
+};

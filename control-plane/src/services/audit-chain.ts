@@ -1,0 +1,81 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * One stored audit row as the hash chain sees it: every column that carries meaning, in a fixed
+ * order, as read back from PostgreSQL (bigints as decimal strings, times to the millisecond).
+ */
+export interface ChainedRow {
+  readonly id: string;
+  readonly time: Date;
+  readonly seq: string;
+  readonly prevId: string | null;
+  readonly nodeId: string;
+  readonly kind: string;
+  readonly status: string;
+  readonly method: string | null;
+  readonly keyId: string | null;
+  readonly teamId: string | null;
+  readonly customerId: string | null;
+  readonly subject: string | null;
+  readonly upstream: string | null;
+  readonly tool: string | null;
+  readonly arguments: string | null;
+  readonly result: string | null;
+  readonly errorCode: number | null;
+  readonly errorMessage: string | null;
+  readonly latencyUs: number;
+  readonly gatewayLatencyUs: number;
+  readonly upstreamLatencyUs: number | null;
+  readonly costMicros: string | null;
+  readonly parentId: string | null;
+  readonly traceId: string | null;
+  readonly sessionId: string | null;
+  readonly clientName: string | null;
+  readonly clientVersion: string | null;
+}
+
+/** The columns of a ChainedRow, as SQL (aliased to the field names), for reading rows back to verify them. */
+export const CHAINED_COLUMNS = `id::text AS "id", time AS "time", seq::text AS "seq", prev_id::text AS "prevId",
+  node_id AS "nodeId", kind, status, method, key_id AS "keyId", team_id AS "teamId", customer_id AS "customerId",
+  subject, upstream, tool, arguments, result, error_code AS "errorCode", error_message AS "errorMessage",
+  latency_us AS "latencyUs", gateway_latency_us AS "gatewayLatencyUs", upstream_latency_us AS "upstreamLatencyUs",
+  cost_micros::text AS "costMicros", parent_id AS "parentId", trace_id AS "traceId", session_id AS "sessionId",
+  client_name AS "clientName", client_version AS "clientVersion", encode(hash, 'hex') AS "hash"`;
+
+/** The canonical text of a row: a JSON array of its fields in a fixed order. */
+export function canonicalRow(row: ChainedRow): string {
+  return JSON.stringify([
+    row.id,
+    row.time.toISOString(),
+    row.seq,
+    row.prevId,
+    row.nodeId,
+    row.kind,
+    row.status,
+    row.method,
+    row.keyId,
+    row.teamId,
+    row.customerId,
+    row.subject,
+    row.upstream,
+    row.tool,
+    row.arguments,
+    row.result,
+    row.errorCode,
+    row.errorMessage,
+    row.latencyUs,
+    row.gatewayLatencyUs,
+    row.upstreamLatencyUs,
+    row.costMicros,
+    row.parentId,
+    row.traceId,
+    row.sessionId,
+    row.clientName,
+    row.clientVersion,
+  ]);
+}
+
+/** SHA-256(previous hash ‖ canonical row), hex. The first row's previous hash is empty. */
+export function chainHash(previousHashHex: string, row: ChainedRow): string {
+  return createHash('sha256').update(Buffer.from(previousHashHex, 'hex')).update(canonicalRow(row)).digest('hex');
+}

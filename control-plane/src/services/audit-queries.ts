@@ -1,0 +1,208 @@
+import type { DataSource } from 'typeorm';
+import { z } from 'zod';
+import { badInput } from './validation.ts';
+
+/** The most events one page returns, and its default. */
+export const MAX_AUDIT_PAGE = 1000;
+
+const kinds = { DISCOVERY: 'discovery', TOOL_CALL: 'tool_call', REQUEST: 'request', REFUSAL: 'refusal' } as const;
+const statuses = {
+  OK: 'ok',
+  TOOL_ERROR: 'tool_error',
+  ERROR: 'error',
+  UNAVAILABLE: 'unavailable',
+  REFUSED: 'refused',
+} as const;
+const groups = {
+  KEY: 'key_id',
+  TEAM: 'team_id',
+  CUSTOMER: 'customer_id',
+  TOOL: 'tool',
+  UPSTREAM: 'upstream',
+  DAY: 'day',
+} as const;
+
+const filterSchema = z
+  .object({
+    from: z.date().nullish(),
+    to: z.date().nullish(),
+    kind: z.enum(Object.keys(kinds) as [keyof typeof kinds]).nullish(),
+    keyId: z.string().max(200).nullish(),
+    teamId: z.string().max(200).nullish(),
+    customerId: z.string().max(200).nullish(),
+    upstream: z.string().max(200).nullish(),
+    tool: z.string().max(500).nullish(),
+    status: z.enum(Object.keys(statuses) as [keyof typeof statuses]).nullish(),
+    parentId: z.string().max(200).nullish(),
+  })
+  .nullish();
+export type AuditFilter = NonNullable<z.output<typeof filterSchema>>;
+
+/** An audit event as GraphQL shows it. */
+export interface AuditEventView {
+  id: string;
+  seq: string;
+  time: Date;
+  node: string;
+  kind: string;
+  status: string;
+  method: string | null;
+  keyId: string | null;
+  teamId: string | null;
+  customerId: string | null;
+  subject: string | null;
+  upstream: string | null;
+  tool: string | null;
+  arguments: string | null;
+  result: string | null;
+  errorCode: number | null;
+  errorMessage: string | null;
+  latencyMs: number;
+  gatewayLatencyMs: number;
+  upstreamLatencyMs: number | null;
+  costMicros: number | null;
+  parentId: string | null;
+  traceId: string | null;
+  sessionId: string | null;
+  clientName: string | null;
+  clientVersion: string | null;
+}
+
+export interface AuditConnection {
+  edges: Array<{ cursor: string; node: AuditEventView }>;
+  pageInfo: { hasNextPage: boolean; hasPreviousPage: boolean; startCursor: string | null; endCursor: string | null };
+}
+
+export interface UsageRow {
+  keyId: string | null;
+  teamId: string | null;
+  customerId: string | null;
+  tool: string | null;
+  upstream: string | null;
+  day: string | null;
+  calls: number;
+  errors: number;
+  costMicros: number;
+}
+
+const SELECT = `SELECT id::text AS id, seq::text AS seq, time, node_id AS node, upper(kind) AS kind, upper(status) AS status,
+  method, key_id AS "keyId", team_id AS "teamId", customer_id AS "customerId", subject, upstream, tool, arguments, result,
+  error_code AS "errorCode", error_message AS "errorMessage", latency_us / 1000.0 AS "latencyMs",
+  gateway_latency_us / 1000.0 AS "gatewayLatencyMs", upstream_latency_us / 1000.0 AS "upstreamLatencyMs",
+  cost_micros::float8 AS "costMicros", parent_id AS "parentId", trace_id AS "traceId", session_id AS "sessionId",
+  client_name AS "clientName", client_version AS "clientVersion" FROM audit_events`;
+
+/** Reads the audit trail for GraphQL: filtered, newest first, with opaque cursors; usage aggregates. */
+export class AuditQueries {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async events(filterArg: unknown, firstArg: unknown, afterArg: unknown): Promise<AuditConnection> {
+    const filter = parseFilter(filterArg);
+    const first = parseFirst(firstArg);
+    const { where, params } = conditions(filter);
+    if (afterArg !== undefined && afterArg !== null) {
+      const cursor = decodeCursor(afterArg);
+      params.push(cursor.time, cursor.id);
+      where.push(`(time, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
+    }
+    const rows = (await this.dataSource.query(
+      `${SELECT}${where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`} ORDER BY time DESC, id DESC LIMIT ${first + 1}`,
+      params,
+    )) as AuditEventView[];
+    const page = rows.slice(0, first).map((row) => ({ ...row, latencyMs: Number(row.latencyMs) }));
+    const edges = page.map((node) => ({
+      cursor: Buffer.from(`${node.time.toISOString()}|${node.id}`).toString('base64url'),
+      node: {
+        ...node,
+        gatewayLatencyMs: Number(node.gatewayLatencyMs),
+        upstreamLatencyMs: node.upstreamLatencyMs === null ? null : Number(node.upstreamLatencyMs),
+      },
+    }));
+    return {
+      edges,
+      pageInfo: {
+        hasNextPage: rows.length > first,
+        hasPreviousPage: afterArg !== undefined && afterArg !== null,
+        startCursor: edges[0]?.cursor ?? null,
+        endCursor: edges.at(-1)?.cursor ?? null,
+      },
+    };
+  }
+
+  /** Tool calls, errors among them and cost, per the groups asked for, over the period and filter. */
+  async usage(groupByArg: unknown, periodArg: unknown, filterArg: unknown): Promise<UsageRow[]> {
+    const groupBy = z
+      .array(z.enum(Object.keys(groups) as [keyof typeof groups]))
+      .min(1, 'name at least one of KEY, TEAM, CUSTOMER, TOOL, UPSTREAM, DAY')
+      .safeParse(groupByArg);
+    if (!groupBy.success) throw badInput('groupBy', groupBy.error.issues[0]?.message ?? 'is invalid');
+    const period = z.object({ from: z.date(), to: z.date() }).nullish().safeParse(periodArg);
+    if (!period.success) throw badInput('period', 'give from and to as DateTime');
+    const filter = { ...parseFilter(filterArg), ...(period.data ?? {}) };
+    const { where, params } = conditions(filter);
+    where.push(`kind = 'tool_call'`);
+    const columns = [...new Set(groupBy.data)].map((g) =>
+      g === 'DAY' ? `to_char(date_trunc('day', time AT TIME ZONE 'UTC'), 'YYYY-MM-DD')` : groups[g],
+    );
+    const select = Object.entries(groups).map(([name, column]) => {
+      const index = [...new Set(groupBy.data)].indexOf(name as keyof typeof groups);
+      const alias = name === 'KEY' ? 'keyId' : name === 'TEAM' ? 'teamId' : name === 'CUSTOMER' ? 'customerId' : column;
+      return index === -1 ? `NULL AS "${alias}"` : `${columns[index]} AS "${alias}"`;
+    });
+    const rows = (await this.dataSource.query(
+      `SELECT ${select.join(', ')}, count(*)::int AS calls, count(*) FILTER (WHERE status <> 'ok')::int AS errors,
+              coalesce(sum(cost_micros), 0)::float8 AS "costMicros"
+         FROM audit_events WHERE ${where.join(' AND ')} GROUP BY ${columns.join(', ')} ORDER BY ${columns.join(', ')}`,
+      params,
+    )) as UsageRow[];
+    return rows;
+  }
+}
+
+function parseFilter(value: unknown): AuditFilter {
+  const parsed = filterSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw badInput(`filter.${String(issue?.path[0] ?? '')}`, issue?.message ?? 'is invalid');
+  }
+  return parsed.data ?? {};
+}
+
+function parseFirst(value: unknown): number {
+  if (value === undefined || value === null) return 100;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_AUDIT_PAGE)
+    throw badInput(
+      'first',
+      `must be a whole number from 1 to ${MAX_AUDIT_PAGE}; page on with after: pageInfo.endCursor`,
+    );
+  return value;
+}
+
+function decodeCursor(value: unknown): { time: Date; id: string } {
+  const text = typeof value === 'string' ? Buffer.from(value, 'base64url').toString('utf8') : '';
+  const [time, id] = text.split('|');
+  if (time === undefined || id === undefined || Number.isNaN(Date.parse(time)) || !/^[0-9a-f-]{36}$/.test(id))
+    throw badInput('after', 'is not a cursor of auditEvents; pass pageInfo.endCursor of the previous page');
+  return { time: new Date(time), id };
+}
+
+function conditions(filter: AuditFilter): { where: string[]; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const add = (sql: string, value: unknown) => {
+    if (value === undefined || value === null) return;
+    params.push(value);
+    where.push(sql.replace('?', `$${params.length}`));
+  };
+  add('time >= ?', filter.from);
+  add('time < ?', filter.to);
+  add('kind = ?', filter.kind === undefined || filter.kind === null ? undefined : kinds[filter.kind]);
+  add('status = ?', filter.status === undefined || filter.status === null ? undefined : statuses[filter.status]);
+  add('key_id = ?', filter.keyId);
+  add('team_id = ?', filter.teamId);
+  add('customer_id = ?', filter.customerId);
+  add('upstream = ?', filter.upstream);
+  add('tool = ?', filter.tool);
+  add('parent_id = ?', filter.parentId);
+  return { where, params };
+}

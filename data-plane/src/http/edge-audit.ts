@@ -1,0 +1,61 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AuditRecorder } from '../audit/audit-recorder.ts';
+import { parentIdOf, traceIdOf } from '../audit/audit-record.ts';
+import type { RequestOrigin } from '../pipeline/operation.ts';
+import type { Authenticated } from './authenticate.ts';
+
+/** An HTTP-level refusal sent on a response (sendRpcError marks it), for the edge's audit record. */
+interface EdgeRefusal {
+  readonly status: number;
+  readonly code: number;
+  readonly message: string;
+}
+
+const REFUSAL = Symbol('portcullis.edgeRefusal');
+type Marked = ServerResponse & { [REFUSAL]?: EdgeRefusal };
+
+/** Notes that `res` was answered with an HTTP-level JSON-RPC error (authentication, bad input, session). */
+export function markRefusal(res: ServerResponse, status: number, code: number, message: string): void {
+  (res as Marked)[REFUSAL] = { status, code, message };
+}
+
+/** The audit headers of a request: `x-portcullis-parent-request` and `traceparent` (undefined when neither is sent). */
+export function requestOrigin(req: IncomingMessage, clientInfo?: unknown): RequestOrigin | undefined {
+  const parentId = header(req, 'x-portcullis-parent-request');
+  const traceparent = header(req, 'traceparent');
+  if (parentId === undefined && traceparent === undefined && clientInfo === undefined) return undefined;
+  return { parentId, traceparent, clientInfo };
+}
+
+/**
+ * One `refusal` record for a request the edge refused before the pipeline saw it (no or a wrong key,
+ * unparseable or invalid input, an unknown session, a disallowed host): written after the answer,
+ * since nothing ran. `auth` is the caller when authentication had passed.
+ */
+export function recordEdgeRefusal(
+  audit: AuditRecorder | undefined,
+  req: IncomingMessage,
+  res: ServerResponse,
+  auth: Authenticated | undefined,
+  receivedAt: number,
+): void {
+  const refusal = (res as Marked)[REFUSAL];
+  if (audit === undefined || refusal === undefined || refusal.status < 400) return;
+  const record = audit.start('refusal', 'refused');
+  record.method = `${req.method ?? 'GET'} ${(req.url ?? '/').split('?')[0]}`;
+  record.keyId = auth?.principal.keyId ?? null;
+  record.teamId = auth?.principal.teamId ?? null;
+  record.customerId = auth?.principal.customerId ?? null;
+  record.subject = auth?.principal.identity?.subject ?? null;
+  record.error = { code: refusal.code, message: refusal.message };
+  record.latencyUs = Math.round((performance.now() - receivedAt) * 1000);
+  record.gatewayLatencyUs = record.latencyUs;
+  record.parentId = parentIdOf(header(req, 'x-portcullis-parent-request'));
+  record.traceId = traceIdOf(header(req, 'traceparent'));
+  void audit.record(record);
+}
+
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}

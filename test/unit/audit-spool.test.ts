@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { appendFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { createLogger } from '../../common/src/index.ts';
+import { AuditSpool } from '../../data-plane/src/audit/audit-spool.ts';
+
+const logger = createLogger({ level: 'silent' });
+
+async function withDir(run: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'audit-spool-test-'));
+  try {
+    await run(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function readAll(spool: AuditSpool): Promise<string[]> {
+  const lines: string[] = [];
+  for (let batch = await spool.read(3); batch !== undefined; batch = await spool.read(3)) lines.push(...batch.lines);
+  return lines;
+}
+
+describe('audit spool', () => {
+  it('resolves an append once the record is in the file, and ships in order in bounded batches', async () => {
+    await withDir(async (dir) => {
+      const spool = await AuditSpool.open({ dir, maxBytes: 1 << 20, segmentBytes: 64, logger });
+      await Promise.all(Array.from({ length: 10 }, (_, i) => spool.append(`{"n":${i}}`)));
+      assert.equal(spool.backlog, 10);
+      const first = await spool.read(4);
+      assert.deepEqual(first?.lines, ['{"n":0}', '{"n":1}', '{"n":2}', '{"n":3}']);
+      const rest = await readAll(spool);
+      assert.deepEqual(
+        rest,
+        Array.from({ length: 6 }, (_, i) => `{"n":${i + 4}}`),
+      );
+      await spool.close();
+    });
+  });
+
+  it('deletes whole segments once acknowledged, and sends unacknowledged records again after a rewind', async () => {
+    await withDir(async (dir) => {
+      const spool = await AuditSpool.open({ dir, maxBytes: 1 << 20, segmentBytes: 32, logger });
+      for (let i = 0; i < 8; i++) await spool.append(`{"n":${i}}`);
+      const segments = (await readdir(dir)).filter((n) => n.startsWith('seg-')).length;
+      assert.ok(segments >= 3, `several segments (${segments})`);
+      // A batch ends at a segment's end at the latest.
+      const batch = await spool.read(100);
+      const shipped = batch!.lines.length;
+      await spool.ack(batch!);
+      assert.equal(spool.backlog, 8 - shipped);
+      const unacked = await spool.read(10);
+      assert.ok(unacked !== undefined);
+      spool.rewind();
+      assert.deepEqual(
+        await readAll(spool),
+        Array.from({ length: 8 - shipped }, (_, i) => `{"n":${i + shipped}}`),
+      );
+      assert.ok((await readdir(dir)).filter((n) => n.startsWith('seg-')).length < segments, 'acked segments deleted');
+      await spool.close();
+    });
+  });
+
+  it('finds the records of an earlier process (killed, not closed) and skips a torn last line', async () => {
+    await withDir(async (dir) => {
+      const first = await AuditSpool.open({ dir, maxBytes: 1 << 20, logger });
+      await first.append('{"n":1}');
+      await first.append('{"n":2}');
+      // The process dies: no close, and a write it had begun left half a line.
+      const segment = (await readdir(dir)).find((n) => n.startsWith('seg-'))!;
+      await appendFile(join(dir, segment), '{"n":3');
+      await rm(join(dir, 'LOCK'));
+      const second = await AuditSpool.open({ dir, maxBytes: 1 << 20, logger });
+      await second.append('{"n":4}');
+      assert.deepEqual(await readAll(second), ['{"n":1}', '{"n":2}', '{"n":4}']);
+      await second.close();
+      await first.close().catch(() => undefined);
+    });
+  });
+
+  it('refuses a second live process on the same directory', async () => {
+    await withDir(async (dir) => {
+      const spool = await AuditSpool.open({ dir, maxBytes: 1 << 20, logger });
+      // Another live process (this test's parent) holds the directory.
+      await writeFile(join(dir, 'LOCK'), String(process.ppid));
+      await assert.rejects(AuditSpool.open({ dir, maxBytes: 1 << 20, logger }), /in use by process/);
+      await spool.close();
+    });
+  });
+
+  it('is full past its size: appends are dropped and counted until acknowledgements make room', async () => {
+    await withDir(async (dir) => {
+      const spool = await AuditSpool.open({ dir, maxBytes: 100, segmentBytes: 40, logger });
+      let accepted = 0;
+      for (let i = 0; i < 20; i++) {
+        const written = spool.append(`{"record":${String(i).padStart(4, '0')}}`);
+        if (written !== false) {
+          accepted++;
+          await written;
+        }
+      }
+      assert.ok(spool.full);
+      assert.equal(spool.dropped, 20 - accepted);
+      assert.ok(accepted >= 4 && accepted < 20);
+      let batch = await spool.read(100);
+      while (batch !== undefined) {
+        await spool.ack(batch);
+        batch = await spool.read(100);
+      }
+      assert.equal(spool.full, false);
+      assert.notEqual(spool.append('{"record":"again"}'), false);
+      await spool.close();
+    });
+  });
+});
