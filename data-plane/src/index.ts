@@ -19,6 +19,7 @@ import { AuditShipper } from './audit/audit-shipper.ts';
 import { AuditSpool } from './audit/audit-spool.ts';
 import { PendingApprovals } from './approvals/pending-approvals.ts';
 import { DEFAULT_HEALTH_FAILURE_THRESHOLD, DEFAULT_HEALTH_INTERVAL_MS } from './upstream/upstream-settings.ts';
+import { SandboxPool, type SandboxPoolOptions } from './code-mode/sandbox-pool.ts';
 
 export const SOFTWARE_VERSION = '0.1.0';
 
@@ -82,6 +83,8 @@ export interface DataPlaneOptions {
   };
   /** Serve Prometheus metrics on this address (off when undefined; never on the agent-facing port). */
   metricsListen?: { host: string; port: number; token?: string };
+  /** Code mode's sandbox pool (off when undefined: no key sees the meta-tools on this node). */
+  sandbox?: SandboxPoolOptions;
   logger: Logger;
 }
 
@@ -140,6 +143,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     logger,
     ...(options.approvalTimeoutMs === undefined ? {} : { defaultTimeoutMs: options.approvalTimeoutMs }),
   });
+  const sandbox = options.sandbox === undefined ? undefined : new SandboxPool({ ...options.sandbox, logger });
   let spool: AuditSpool | undefined;
   let recorder: AuditRecorder | undefined;
   if (options.audit !== undefined) {
@@ -169,6 +173,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     eventStore: options.sse,
     callAdmission: options.callAdmission,
     readiness: () => readiness.check(),
+    sandbox,
     audit: recorder,
   });
   if (options.anonymousKeyId !== undefined)
@@ -257,7 +262,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
         approvals.close();
         configClient?.close();
         await Promise.all([http.close(), metricsServer?.close()]);
-        await pool.close();
+        await Promise.all([pool.close(), sandbox?.close()]);
         await spool?.close();
       })();
       return closing;

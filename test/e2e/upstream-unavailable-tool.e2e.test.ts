@@ -6,7 +6,7 @@ import { createLogger } from '../../common/src/index.ts';
 import { AppliedConfig, hashSecret } from '../../data-plane/src/config/applied-config.ts';
 import { createDataPlaneServer, type DataPlaneServer } from '../../data-plane/src/http/server.ts';
 import { RpcErrorCode } from '../../data-plane/src/mcp/protocol.ts';
-import { UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
+import { CodeMode, UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
 import { sessionKey, testKey, type TestKey } from '../support/mcp-server-harness.ts';
 import { legacyAgent, modernAgent } from '../support/protocol-agents.ts';
 import { SdkHttpFixture } from '../support/upstream-sdk-server.ts';
@@ -46,6 +46,7 @@ before(async () => {
       secretSha256: Buffer.from(hashSecret(k.secret), 'hex'),
       teamId: '',
       allowedTools: [...k.allowedTools],
+      codeMode: CodeMode.CODE_MODE_INHERIT,
     })),
     sessionKeys: [sessionKey('s1')],
     executionPolicies: [],

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { createLogger } from '../../common/src/index.ts';
 import { AppliedConfig, hashSecret } from '../../data-plane/src/config/applied-config.ts';
 import { createDataPlaneServer, type DataPlaneServer } from '../../data-plane/src/http/server.ts';
-import type { Snapshot, SigningKey } from '../../proto/gen/portcullis/v1/config.ts';
+import { CodeMode, type Snapshot, type SigningKey } from '../../proto/gen/portcullis/v1/config.ts';
 import type { UpstreamRouter } from '../../data-plane/src/upstream/upstream-router.ts';
 import type { AllowedHost } from '../../data-plane/src/http/host-guard.ts';
 import type { EventStoreOptions } from '../../data-plane/src/http/event-store.ts';
@@ -13,11 +13,13 @@ export interface TestKey {
   readonly id: string;
   readonly secret: string;
   readonly allowedTools: readonly string[];
+  /** Default INHERIT. */
+  readonly codeMode?: CodeMode;
 }
 
 /** A virtual key with a fresh random secret. */
-export function testKey(id: string, allowedTools: readonly string[]): TestKey {
-  return { id, secret: `pcs_${randomBytes(24).toString('base64url')}`, allowedTools };
+export function testKey(id: string, allowedTools: readonly string[], codeMode?: CodeMode): TestKey {
+  return { id, secret: `pcs_${randomBytes(24).toString('base64url')}`, allowedTools, codeMode };
 }
 
 export function sessionKey(id: string): SigningKey {
@@ -39,6 +41,7 @@ export function buildConfig(
       secretSha256: Buffer.from(hashSecret(k.secret), 'hex'),
       teamId: '',
       allowedTools: [...k.allowedTools],
+      codeMode: k.codeMode ?? CodeMode.CODE_MODE_INHERIT,
     })),
     sessionKeys: [...sessionKeys],
     executionPolicies: [],

@@ -24,6 +24,7 @@ export interface KeyInput {
   name: string;
   allowedTools?: readonly string[];
   teamId?: string;
+  codeMode?: 'INHERIT' | 'ON' | 'OFF';
 }
 export interface NodeSpec {
   id: string;

@@ -3,7 +3,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { AppliedConfig } from '../../data-plane/src/config/applied-config.ts';
 import { KeyIndex, keyEntry } from '../../data-plane/src/config/key-index.ts';
-import type { Snapshot, SnapshotDelta, VirtualKeyConfig } from '../../proto/gen/portcullis/v1/config.ts';
+import {
+  CodeMode,
+  type Snapshot,
+  type SnapshotDelta,
+  type VirtualKeyConfig,
+} from '../../proto/gen/portcullis/v1/config.ts';
 
 const sessionKeys = [{ id: 's1', secret: randomBytes(32) }];
 const sha = (secret: string) => createHash('sha256').update(secret).digest();
@@ -13,6 +18,7 @@ const key = (id: string, secret = `secret-${id}`, allowedTools = ['*']): Virtual
   secretSha256: sha(secret),
   teamId: '',
   allowedTools,
+  codeMode: CodeMode.CODE_MODE_INHERIT,
 });
 
 function snapshot(version: string, keys: VirtualKeyConfig[]): Snapshot {

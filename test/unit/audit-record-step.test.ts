@@ -8,20 +8,22 @@ import { AuditContent } from '../../data-plane/src/audit/audit-content.ts';
 import type { AuditRecord } from '../../data-plane/src/audit/audit-record.ts';
 import { AuditRecorder, type SpoolFullPolicy } from '../../data-plane/src/audit/audit-recorder.ts';
 import { AuditSpool } from '../../data-plane/src/audit/audit-spool.ts';
+import { DEFAULT_SANDBOX_LIMITS, SandboxPool } from '../../data-plane/src/code-mode/sandbox-pool.ts';
 import { createDataPlaneServer } from '../../data-plane/src/http/server.ts';
 import { RpcErrorCode } from '../../data-plane/src/mcp/protocol.ts';
 import type { Operation } from '../../data-plane/src/pipeline/operation.ts';
 import { signalCancellation } from '../../data-plane/src/upstream/cancellation.ts';
+import { CodeMode } from '../../proto/gen/portcullis/v1/config.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
 import { buildConfig, sessionKey, testKey } from '../support/mcp-server-harness.ts';
 
 const logger = createLogger({ level: 'silent' });
 
-async function gateway(maxBytes: number, whenFull: SpoolFullPolicy) {
+async function gateway(maxBytes: number, whenFull: SpoolFullPolicy, sandbox?: SandboxPool) {
   const dir = await mkdtemp(join(tmpdir(), 'audit-step-test-'));
   const spool = await AuditSpool.open({ dir, maxBytes, logger });
   const audit = new AuditRecorder({ node: 'unit-node', spool, content: new AuditContent(), whenFull, logger });
-  const key = testKey('k1', ['everything__*']);
+  const key = testKey('k1', ['everything__*'], sandbox === undefined ? undefined : CodeMode.CODE_MODE_ON);
   const config = buildConfig([key], [sessionKey('s1')]);
   const router = new MemoryToolRouter([{ upstream: 'everything', name: 'echo' }]);
   const server = createDataPlaneServer({
@@ -31,14 +33,15 @@ async function gateway(maxBytes: number, whenFull: SpoolFullPolicy) {
     maxBodyBytes: 64 * 1024,
     serverInfo: { name: 'portcullis-test', version: '0.0.0' },
     audit,
+    ...(sandbox === undefined ? {} : { sandbox }),
   });
-  const nested = (text: string): Operation => ({
+  const nested = (text: string, parentId = 'run_script-call-7'): Operation => ({
     id: `nested-${text}`,
     method: 'tools/call',
     params: { name: 'everything__echo', arguments: { text } },
     principal: undefined,
     keyId: key.id,
-    parentId: 'run_script-call-7',
+    parentId,
     sessionKeys: config.sessionKeys,
     cancellation: signalCancellation(new AbortController().signal),
     receivedAt: performance.now(),
@@ -58,6 +61,27 @@ async function gateway(maxBytes: number, whenFull: SpoolFullPolicy) {
 }
 
 describe('the record step', () => {
+  it("gives a script's nested calls the run_script call's own record id as parent", async () => {
+    const sandbox = new SandboxPool({ workers: 1, limits: { ...DEFAULT_SANDBOX_LIMITS, timeMs: 5_000 }, maxQueued: 2 });
+    const g = await gateway(1 << 20, 'refuse', sandbox);
+    try {
+      const code = 'await tools.everything.echo({ text: "a" }); return await tools.everything.echo({ text: "b" });';
+      const run = g.nested('script', 'agent-request-1');
+      const outcome = await g.server.run({ ...run, params: { name: 'run_script', arguments: { code } } });
+      assert.equal(outcome.kind, 'result');
+      const records = await g.records();
+      const script = records.find((r) => r.tool === 'run_script');
+      const calls = records.filter((r) => r.tool === 'everything__echo');
+      assert.ok(script, 'the run_script call has its record');
+      assert.equal(calls.length, 2);
+      for (const call of calls) assert.equal(call.parentId, script.id);
+      assert.equal(script.parentId, 'agent-request-1', 'the script keeps its own parent');
+    } finally {
+      await g.close();
+      await sandbox.close();
+    }
+  });
+
   it('spools one record per nested call, with the script’s call as parent, before the outcome is returned', async () => {
     const g = await gateway(1 << 20, 'refuse');
     try {

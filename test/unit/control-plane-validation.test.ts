@@ -6,7 +6,13 @@ import { checkSnapshotConsistency } from '../../control-plane/src/config/snapsho
 import { upstreamConfigHash } from '../../control-plane/src/config/upstream-hash.ts';
 import { parseNodeMessage } from '../../control-plane/src/grpc/messages.ts';
 import { allowedToolProblem } from '../../control-plane/src/services/virtual-keys.ts';
-import { UpstreamReport, Transport, UpstreamConfig, UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
+import {
+  CodeMode,
+  UpstreamReport,
+  Transport,
+  UpstreamConfig,
+  UpstreamState,
+} from '../../proto/gen/portcullis/v1/config.ts';
 
 describe('allowedTools patterns', () => {
   it('accepts "*", upstream wildcards and exact exposed names', () => {
@@ -128,7 +134,16 @@ describe('checkSnapshotConsistency', () => {
         checkSnapshotConsistency({
           version: '1',
           upstreams: [],
-          virtualKeys: [{ id: 'k', name: 'k', secretSha256: Buffer.alloc(31), teamId: '', allowedTools: [] }],
+          virtualKeys: [
+            {
+              id: 'k',
+              name: 'k',
+              secretSha256: Buffer.alloc(31),
+              teamId: '',
+              allowedTools: [],
+              codeMode: CodeMode.CODE_MODE_INHERIT,
+            },
+          ],
           sessionKeys,
           executionPolicies: [],
         }),

@@ -31,6 +31,7 @@ function upstream(id: string, name: string, exposeUnprefixed = false): UpstreamC
     pinnedTools: [],
     exposeUnprefixed,
     protocolVersion: '',
+    codeMode: false,
   };
 }
 

@@ -30,6 +30,12 @@ import { host, port, type OptionTable, type ParsedOptions } from '../options.ts'
 import { nodeHealthOptions, nodeHealthSettings } from './node-health-settings.ts';
 import { auditOptions, auditSettings } from './audit-settings.ts';
 import type { ControlPlaneConnection } from './stream-settings.ts';
+import {
+  DEFAULT_SANDBOX_LIMITS,
+  DEFAULT_SANDBOX_POOL,
+  MAX_STACK_BYTES,
+  type SandboxPoolOptions,
+} from '../../../data-plane/src/code-mode/sandbox-pool.ts';
 
 /** Settings shared by the commands, so each flag and variable is defined once. */
 
@@ -276,6 +282,68 @@ function count(unit: string, min: number, max: number) {
  * 2025-era SSE streams: how long and how much of them the node keeps for `Last-Event-ID`
  * resumption, and SSE polling (SEP-1699).
  */
+/** Code mode's sandbox: warm workers and per-run limits (data-plane/src/code-mode/sandbox-pool.ts). */
+export const sandboxSettings = {
+  sandboxWorkers: {
+    flag: 'sandbox-workers',
+    env: 'PORTCULLIS_SANDBOX_WORKERS',
+    description: 'warm worker threads running code-mode scripts; 0 switches code mode off on this node',
+    schema: count('workers', 0, 64).default(DEFAULT_SANDBOX_POOL.workers),
+    defaultLabel: String(DEFAULT_SANDBOX_POOL.workers),
+  },
+  sandboxTimeoutMs: {
+    flag: 'sandbox-timeout-ms',
+    env: 'PORTCULLIS_SANDBOX_TIMEOUT_MS',
+    description: 'wall time of one code-mode script, its tool calls included; an overrunning worker is terminated',
+    schema: count('milliseconds', 10, 600_000).default(DEFAULT_SANDBOX_LIMITS.timeMs),
+    defaultLabel: String(DEFAULT_SANDBOX_LIMITS.timeMs),
+  },
+  sandboxMemoryBytes: {
+    flag: 'sandbox-memory-bytes',
+    env: 'PORTCULLIS_SANDBOX_MEMORY_BYTES',
+    description: 'heap of one code-mode script',
+    schema: count('bytes', 1024 * 1024, 1024 ** 3).default(DEFAULT_SANDBOX_LIMITS.memoryBytes),
+    defaultLabel: String(DEFAULT_SANDBOX_LIMITS.memoryBytes),
+  },
+  sandboxStackBytes: {
+    flag: 'sandbox-stack-bytes',
+    env: 'PORTCULLIS_SANDBOX_STACK_BYTES',
+    description: 'stack of one code-mode script (at most 262144)',
+    schema: count('bytes', 16 * 1024, MAX_STACK_BYTES).default(DEFAULT_SANDBOX_LIMITS.stackBytes),
+    defaultLabel: String(DEFAULT_SANDBOX_LIMITS.stackBytes),
+  },
+  sandboxMaxToolCalls: {
+    flag: 'sandbox-max-tool-calls',
+    env: 'PORTCULLIS_SANDBOX_MAX_TOOL_CALLS',
+    description: 'tool calls one code-mode script may make',
+    schema: count('calls', 1, 1_000_000).default(DEFAULT_SANDBOX_LIMITS.maxToolCalls),
+    defaultLabel: String(DEFAULT_SANDBOX_LIMITS.maxToolCalls),
+  },
+  sandboxMaxOutputBytes: {
+    flag: 'sandbox-max-output-bytes',
+    env: 'PORTCULLIS_SANDBOX_MAX_OUTPUT_BYTES',
+    description: "bytes of a code-mode script's return value and console output",
+    schema: count('bytes', 1024, 64 * 1024 * 1024).default(DEFAULT_SANDBOX_LIMITS.maxOutputBytes),
+    defaultLabel: String(DEFAULT_SANDBOX_LIMITS.maxOutputBytes),
+  },
+} satisfies OptionTable;
+
+/** The sandbox pool's options, or undefined when code mode is off (0 workers). */
+export function sandboxOptions(settings: ParsedOptions<typeof sandboxSettings>): SandboxPoolOptions | undefined {
+  if (settings.sandboxWorkers === 0) return undefined;
+  return {
+    workers: settings.sandboxWorkers,
+    maxQueued: DEFAULT_SANDBOX_POOL.maxQueued,
+    limits: {
+      timeMs: settings.sandboxTimeoutMs,
+      memoryBytes: settings.sandboxMemoryBytes,
+      stackBytes: settings.sandboxStackBytes,
+      maxToolCalls: settings.sandboxMaxToolCalls,
+      maxOutputBytes: settings.sandboxMaxOutputBytes,
+    },
+  };
+}
+
 export const sseSettings = {
   sseResumeWindowSeconds: {
     flag: 'sse-resume-window-seconds',
@@ -535,6 +603,7 @@ export const dataPlaneSettings = {
   },
   ...sseSettings,
   ...nodeHealthSettings,
+  ...sandboxSettings,
   ...auditSettings,
 } satisfies OptionTable;
 
@@ -562,6 +631,7 @@ export function dataPlaneOptions(
     allowedHosts: settings.allowedHosts,
     sse: sseOptions(settings),
     callAdmission: { maxPerKey: settings.maxInFlightPerKey, maxPerSession: settings.maxInFlightPerSession },
+    sandbox: sandboxOptions(settings),
     logger,
   };
 }

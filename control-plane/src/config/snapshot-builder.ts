@@ -2,6 +2,7 @@ import type { DataSource } from 'typeorm';
 import { z } from 'zod';
 import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
 import {
+  CodeMode,
   ExecutionPolicy,
   type ExecutionPolicyRule,
   Transport,
@@ -22,6 +23,12 @@ const TRANSPORTS: Record<TransportName, Transport> = {
   STDIO: Transport.TRANSPORT_STDIO,
   STREAMABLE_HTTP: Transport.TRANSPORT_STREAMABLE_HTTP,
   SSE: Transport.TRANSPORT_SSE,
+};
+
+const KEY_CODE_MODES: Readonly<Record<string, CodeMode>> = {
+  INHERIT: CodeMode.CODE_MODE_INHERIT,
+  ON: CodeMode.CODE_MODE_ON,
+  OFF: CodeMode.CODE_MODE_OFF,
 };
 
 const storedPair = z.object({ name: z.string(), secret: z.string() });
@@ -48,6 +55,7 @@ const upstreamRow = z.object({
   pin_tool_definitions: z.boolean(),
   expose_unprefixed: z.boolean(),
   protocol_version: z.string(),
+  code_mode: z.boolean(),
 });
 type UpstreamRow = z.output<typeof upstreamRow>;
 
@@ -103,6 +111,7 @@ interface KeyRow {
   secret_sha256: string | Buffer;
   team_id: string | null;
   allowed_tools: string[];
+  code_mode: string;
   revoked: boolean;
 }
 
@@ -137,7 +146,7 @@ export interface SnapshotBuild {
 function readStatement(incremental: boolean): string {
   const keys = incremental
     ? `(SELECT coalesce(json_agg(json_build_object('id', k.id, 'name', k.name, 'secret_sha256', encode(k.secret_sha256, 'hex'), 'team_id', k.team_id,
-           'allowed_tools', k.allowed_tools, 'revoked', k.revoked_at IS NOT NULL) ORDER BY k.created_at, k.id), '[]')
+           'allowed_tools', k.allowed_tools, 'code_mode', k.code_mode, 'revoked', k.revoked_at IS NOT NULL) ORDER BY k.created_at, k.id), '[]')
          FROM virtual_keys k WHERE k.config_version > $2)`
     : `'[]'::json`;
   const tombstones = incremental
@@ -149,7 +158,7 @@ function readStatement(incremental: boolean): string {
       (SELECT coalesce(json_agg(u ORDER BY u.created_at, u.name), '[]') FROM (
          SELECT id, name, transport, command, args, env, url, headers, cwd, bearer_token, secrets_version::text AS secrets_version,
            enabled, connect_timeout_ms, call_timeout_ms, health_interval_ms, health_failure_threshold, pin_tool_definitions,
-           expose_unprefixed, protocol_version, created_at
+           expose_unprefixed, protocol_version, code_mode, created_at
          FROM upstreams) u) AS upstreams,
       (SELECT coalesce(json_agg(json_build_object('upstream_id', t.upstream_id, 'name', t.name, 'pinned_sha256', t.pinned_sha256) ORDER BY t.upstream_id, t.name), '[]')
          FROM tools t JOIN upstreams u ON u.id = t.upstream_id
@@ -165,7 +174,7 @@ function readStatement(incremental: boolean): string {
          FROM execution_policies p) AS policies`;
 }
 
-const WHOLE_KEYS = `SELECT id, name, secret_sha256, team_id, allowed_tools, false AS revoked FROM virtual_keys WHERE revoked_at IS NULL ORDER BY created_at, id`;
+const WHOLE_KEYS = `SELECT id, name, secret_sha256, team_id, allowed_tools, code_mode, false AS revoked FROM virtual_keys WHERE revoked_at IS NULL ORDER BY created_at, id`;
 
 /**
  * Builds the versioned snapshots nodes are sent (as go-control-plane's snapshot cache: build, check
@@ -385,6 +394,7 @@ function toUpstreamConfig(
     pinnedTools: pins.map((pin) => ({ name: pin.name, definitionSha256: pin.pinned_sha256 })),
     exposeUnprefixed: row.expose_unprefixed,
     protocolVersion: row.protocol_version,
+    codeMode: row.code_mode,
   };
 }
 
@@ -398,6 +408,7 @@ function toVirtualKeyConfig(row: KeyRow): VirtualKeyConfig {
     secretSha256: typeof row.secret_sha256 === 'string' ? Buffer.from(row.secret_sha256, 'hex') : row.secret_sha256,
     teamId: row.team_id ?? '',
     allowedTools: row.allowed_tools,
+    codeMode: KEY_CODE_MODES[row.code_mode] ?? CodeMode.CODE_MODE_INHERIT,
   };
 }
 

@@ -16,6 +16,7 @@ import { AuditEvents1797000000000 } from './migrations/1797000000000-audit-event
 import { AdminTokens1797200000000 } from './migrations/1797200000000-admin-tokens.ts';
 import { ExecutionPolicies1797300000000 } from './migrations/1797300000000-execution-policies.ts';
 import { Approvals1797300000001 } from './migrations/1797300000001-approvals.ts';
+import { CodeMode1797400000000 } from './migrations/1797400000000-code-mode.ts';
 
 /** Versioned migrations, in order. Append; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -30,6 +31,7 @@ export const MIGRATIONS = [
   AdminTokens1797200000000,
   ExecutionPolicies1797300000000,
   Approvals1797300000001,
+  CodeMode1797400000000,
 ];
 
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;

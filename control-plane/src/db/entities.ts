@@ -5,6 +5,8 @@ import { Column, Entity, PrimaryColumn } from 'typeorm';
 // Tables are created by the versioned migrations in ./migrations, never by `synchronize`.
 
 export type TransportName = 'STDIO' | 'STREAMABLE_HTTP' | 'SSE';
+/** A key's code-mode setting: follow each upstream's, on for every upstream, or never. */
+export type CodeModeName = 'INHERIT' | 'ON' | 'OFF';
 export type UpstreamStateName = 'CONNECTING' | 'READY' | 'DEGRADED' | 'DOWN' | 'DISABLED';
 
 /** A name and a (secret) value: an environment variable or an HTTP header. */
@@ -122,6 +124,10 @@ export class Upstream {
   @Column({ name: 'protocol_version', type: 'text', default: 'auto' })
   protocolVersion!: string;
 
+  /** Code mode: keys that inherit it reach this upstream's tools through the code-mode meta-tools. */
+  @Column({ name: 'code_mode', type: 'boolean', default: false })
+  codeMode!: boolean;
+
   /** Replaced whenever a secret value changes, so the config hash moves without hashing secrets. */
   @Column({ name: 'secrets_version', type: 'uuid' })
   secretsVersion!: string;
@@ -229,6 +235,9 @@ export class VirtualKey {
 
   @Column({ name: 'allowed_tools', type: 'jsonb' })
   allowedTools!: string[];
+
+  @Column({ name: 'code_mode', type: 'text', default: 'INHERIT' })
+  codeMode!: CodeModeName;
 
   @Column({ name: 'revoked_at', type: 'timestamptz', nullable: true })
   revokedAt!: Date | null;

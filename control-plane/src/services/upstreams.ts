@@ -177,6 +177,7 @@ const settingsFields = {
   enabled: z.boolean().nullish(),
   pinToolDefinitions: z.boolean().nullish(),
   exposeUnprefixed: z.boolean().nullish(),
+  codeMode: z.boolean().nullish(),
   protocolVersion: z
     .string()
     .refine((v) => PROTOCOL_VERSION_SETTINGS.includes(v), `must be one of ${PROTOCOL_VERSION_SETTINGS.join(', ')}`)
@@ -259,6 +260,7 @@ export interface UpstreamView {
   pinToolDefinitions: boolean;
   exposeUnprefixed: boolean;
   protocolVersion: string;
+  codeMode: boolean;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -286,6 +288,7 @@ export function toUpstreamView(upstream: Upstream): UpstreamView {
     pinToolDefinitions: upstream.pinToolDefinitions,
     exposeUnprefixed: upstream.exposeUnprefixed,
     protocolVersion: upstream.protocolVersion,
+    codeMode: upstream.codeMode,
     createdAt: upstream.createdAt,
     updatedAt: upstream.updatedAt,
   };
@@ -309,6 +312,7 @@ const COMPARED: Array<keyof Upstream> = [
   'pinToolDefinitions',
   'exposeUnprefixed',
   'protocolVersion',
+  'codeMode',
 ];
 
 export class UpstreamService {
@@ -350,6 +354,7 @@ export class UpstreamService {
       pinToolDefinitions: input.pinToolDefinitions ?? true,
       exposeUnprefixed: input.exposeUnprefixed ?? false,
       protocolVersion: input.protocolVersion ?? 'auto',
+      codeMode: input.codeMode ?? false,
       secretsVersion: randomUUID(),
       createdAt: now,
       updatedAt: now,
@@ -396,6 +401,7 @@ export class UpstreamService {
       if (input.pinToolDefinitions != null) next.pinToolDefinitions = input.pinToolDefinitions;
       if (input.exposeUnprefixed != null) next.exposeUnprefixed = input.exposeUnprefixed;
       if (input.protocolVersion != null) next.protocolVersion = input.protocolVersion;
+      if (input.codeMode != null) next.codeMode = input.codeMode;
 
       let secretsChanged = false;
       if (given('env')) {

@@ -2,7 +2,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { In } from 'typeorm';
 import { z } from 'zod';
 import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
-import { Team, VirtualKey } from '../db/entities.ts';
+import { Team, VirtualKey, type CodeModeName } from '../db/entities.ts';
 import { withConfigChange, type ConfigStore } from './config-change.ts';
 import { UPSTREAM_NAME_PATTERN } from './upstreams.ts';
 import { MAX_PAGE_SIZE, unknownCursor, type Page } from './pagination.ts';
@@ -51,6 +51,7 @@ const createVirtualKeySchema = z.object({
     )
     .max(1000, 'has more than 1000 patterns; use "<upstream>__*" wildcards')
     .nullish(),
+  codeMode: z.enum(['INHERIT', 'ON', 'OFF'], 'must be one of INHERIT, ON, OFF').nullish(),
 });
 
 export interface VirtualKeyView {
@@ -59,6 +60,7 @@ export interface VirtualKeyView {
   prefix: string;
   teamId: string | null;
   allowedTools: string[];
+  codeMode: CodeModeName;
   revokedAt: Date | null;
   createdAt: Date;
 }
@@ -70,6 +72,7 @@ const revokedRow = z.object({
   prefix: z.string(),
   team_id: z.string().nullable(),
   allowed_tools: z.array(z.string()),
+  code_mode: z.enum(['INHERIT', 'ON', 'OFF']),
   revoked_at: z.date(),
   created_at: z.date(),
 });
@@ -81,6 +84,7 @@ function viewOfRow(row: z.output<typeof revokedRow>): VirtualKeyView {
     prefix: row.prefix,
     teamId: row.team_id,
     allowedTools: row.allowed_tools,
+    codeMode: row.code_mode,
     revokedAt: row.revoked_at,
     createdAt: row.created_at,
   };
@@ -93,6 +97,7 @@ export function toVirtualKeyView(key: VirtualKey): VirtualKeyView {
     prefix: key.prefix,
     teamId: key.teamId,
     allowedTools: key.allowedTools,
+    codeMode: key.codeMode,
     revokedAt: key.revokedAt,
     createdAt: key.createdAt,
   };
@@ -140,6 +145,7 @@ export class VirtualKeyService {
         secretSha256: hashSecret(secret),
         teamId,
         allowedTools: input.allowedTools ? [...new Set(input.allowedTools)] : ['*'],
+        codeMode: input.codeMode ?? 'INHERIT',
         revokedAt: null,
         createdAt: new Date(),
       });
@@ -177,7 +183,7 @@ export class VirtualKeyService {
       // Through a CTE: TypeORM returns [rows, count] for a bare UPDATE, plain rows for a SELECT.
       const revoked: Array<Record<string, unknown>> = await manager.query(
         `WITH r AS (UPDATE virtual_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL
-           RETURNING id, name, prefix, team_id, allowed_tools, revoked_at, created_at) SELECT * FROM r`,
+           RETURNING id, name, prefix, team_id, allowed_tools, code_mode, revoked_at, created_at) SELECT * FROM r`,
         [id],
       );
       // The whole of this change's effect on the configuration: the key is no longer live.

@@ -58,11 +58,27 @@ export interface AuditError {
 }
 
 /** A fresh record with every field empty but the id, time and node. */
-export function newAuditRecord(node: string, kind: AuditKind, status: AuditStatus): AuditRecord {
+/** A record's id and time, taken together (the id's UUIDv7 timestamp is the time; the control plane checks it). */
+export interface AuditStamp {
+  readonly id: string;
+  readonly time: number;
+}
+
+/** An id and time for a record to be written later: taken when an operation starts, so its nested calls can name it. */
+export function newAuditStamp(): AuditStamp {
   const time = Date.now();
+  return { id: uuidv7({ msecs: time }), time };
+}
+
+export function newAuditRecord(
+  node: string,
+  kind: AuditKind,
+  status: AuditStatus,
+  stamp: AuditStamp = newAuditStamp(),
+): AuditRecord {
   return {
-    id: uuidv7({ msecs: time }),
-    time,
+    id: stamp.id,
+    time: stamp.time,
     node,
     kind,
     status,

@@ -1,6 +1,6 @@
 import type { Logger } from '../../../common/src/index.ts';
 import type { AuditContent } from './audit-content.ts';
-import { newAuditRecord, type AuditKind, type AuditRecord, type AuditStatus } from './audit-record.ts';
+import { newAuditRecord, type AuditStamp, type AuditKind, type AuditRecord, type AuditStatus } from './audit-record.ts';
 import type { AuditSpool } from './audit-spool.ts';
 
 /** What a node does while its audit spool is full: refuse new operations, or serve and count the records lost. */
@@ -39,8 +39,8 @@ export class AuditRecorder {
     return this.options.spool;
   }
 
-  start(kind: AuditKind, status: AuditStatus): AuditRecord {
-    return newAuditRecord(this.node, kind, status);
+  start(kind: AuditKind, status: AuditStatus, stamp?: AuditStamp): AuditRecord {
+    return newAuditRecord(this.node, kind, status, stamp);
   }
 
   /** Whether a new operation may run: false only when the spool is full and the policy is to refuse. */

@@ -160,6 +160,9 @@ export function hashSecret(secret: string): string {
  * Immutable; a new snapshot (or a delta on this one) yields a new instance, swapped in atomically.
  */
 export class AppliedConfig {
+  /** Names of the upstreams in code mode (their tools reach INHERIT keys through the meta-tools). */
+  readonly codeModeUpstreams: ReadonlySet<string>;
+
   private constructor(
     readonly version: string,
     readonly upstreams: readonly UpstreamConfig[],
@@ -171,7 +174,9 @@ export class AppliedConfig {
     /** Execution policy per tool (auto, approve, deny): the policy step reads it; denials are in each key's allow-list. */
     readonly policies: ExecutionPolicies,
     private readonly policyRules: readonly ExecutionPolicyRule[],
-  ) {}
+  ) {
+    this.codeModeUpstreams = new Set(upstreams.filter((u) => u.codeMode).map((u) => u.name));
+  }
 
   /** Validates a snapshot and indexes it; throws BAD_CONFIG naming the offending field. */
   static fromSnapshot(snapshot: Snapshot): AppliedConfig {

@@ -24,6 +24,7 @@ export function keyEntry(config: VirtualKeyConfig, policies: ExecutionPolicies =
       keyName: config.name,
       teamId,
       allowList: new AllowList(config.allowedTools, denied),
+      codeMode: config.codeMode,
     },
   };
 }

@@ -73,6 +73,8 @@ export interface AgentStream {
   allowList: AllowList;
   /** The serialized view of each catalog this stream's agent last could see. */
   readonly lastViews: Partial<Record<CatalogKind, string>>;
+  /** What `toolsListShape` said for its key when the agent last could see its tools. */
+  toolsShape: string;
   readonly keepAlive: NodeJS.Timeout;
   /** Writes one JSON-RPC message as an SSE event (stamping the subscription id on listen streams). */
   send(method: string, params: Record<string, unknown> | undefined): void;
@@ -96,6 +98,12 @@ export interface AgentStreamsOptions {
    * passes one that also knows verified OAuth access tokens (still unexpired, mapped anew).
    */
   readonly reauthenticate?: (config: AppliedConfig, secret: string) => Principal | undefined;
+  /**
+   * What else shapes a key's tools/list beside its view of the catalog (code mode's scope), as a
+   * string that changes when that does; a change sends `tools/list_changed`. Given the principal when
+   * known (a new snapshot), else the stream's key id (when it opens). Absent: nothing else.
+   */
+  readonly toolsListShape?: (principal: Principal | undefined, keyId: string) => string;
 }
 
 export const DEFAULT_MAX_OPEN_STREAMS_PER_SESSION = 8;
@@ -124,8 +132,10 @@ export class AgentStreams {
   private readonly logger: Logger;
   private readonly serverInfo: { name: string; version: string };
   private readonly keepAliveMs: number;
+  private readonly toolsListShape: (principal: Principal | undefined, keyId: string) => string;
 
   constructor(options: AgentStreamsOptions) {
+    this.toolsListShape = options.toolsListShape ?? (() => '');
     this.views = options.views;
     this.subscriptions = options.subscriptions;
     this.logLevels = options.logLevels;
@@ -180,6 +190,7 @@ export class AgentStreams {
       options,
       allowList: options.allowList,
       lastViews,
+      toolsShape: this.toolsListShape(undefined, options.keyId),
       keepAlive,
       write: (json) => {
         if (resumable !== undefined) resumable.send(json);
@@ -236,6 +247,15 @@ export class AgentStreams {
         continue;
       }
       stream.allowList = principal.allowList;
+      const shape = this.toolsListShape(principal, stream.options.keyId);
+      if (shape !== stream.toolsShape) {
+        stream.toolsShape = shape;
+        // The tools listing changed shape (code mode switched on or off): the view comparison below may not see it.
+        if (stream.lastViews.tools !== undefined) {
+          stream.lastViews.tools = this.views.view(stream.allowList, 'tools').json;
+          stream.send(LIST_CHANGED_METHOD.tools, undefined);
+        }
+      }
       for (const kind of KINDS) this.refresh(stream, kind);
     }
   }

@@ -24,6 +24,8 @@ import { answerFailure, sendJson } from './respond.ts';
 import { checkHost, type AllowedHost } from './host-guard.ts';
 import { createRestEndpoint, REST_PATHS } from '../rest/rest-endpoint.ts';
 import type { ReadinessState } from '../observability/readiness.ts';
+import { codeModeScope } from '../code-mode/code-mode-scope.ts';
+import type { SandboxPool } from '../code-mode/sandbox-pool.ts';
 import { AgentTokens, looksLikeJwt } from '../oauth/agent-tokens.ts';
 import { RESOURCE_METADATA_PATH } from '../oauth/identity-providers.ts';
 
@@ -77,6 +79,8 @@ export interface DataPlaneServerOptions {
   readonly callAdmission?: CallAdmissionOptions;
   /** Where calls whose execution policy is `approve` wait for a person; absent, such calls are refused. */
   readonly approvals?: ApprovalGate;
+  /** Code mode's sandbox pool; absent, code mode is off on this node. The caller closes it. */
+  readonly sandbox?: SandboxPool;
   /** Where audit records go (the pipeline's record step and the edge's refusals); none written when undefined. */
   readonly audit?: AuditRecorder;
 }
@@ -142,6 +146,14 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     keepAliveMs: options.sseKeepAliveMs,
     maxStreamsPerSession: options.eventStore?.maxOpenStreamsPerSession,
     maxStreamsPerKey: options.eventStore?.maxOpenStreamsPerKey,
+    toolsListShape:
+      options.sandbox === undefined
+        ? undefined
+        : (known, keyId) => {
+            const config = getConfig();
+            const principal = known ?? config?.principalByKeyId(keyId);
+            return principal === undefined ? '' : (codeModeScope(principal, config, views)?.key ?? '');
+          },
     reauthenticate: (config, secret) => {
       const key = config.authenticate(secret);
       if (key !== undefined || !looksLikeJwt(secret)) return key;
@@ -167,6 +179,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     getConfig,
     steps: options.steps,
     approvals: options.approvals,
+    sandbox: options.sandbox,
   });
   const eventStore = new EventStore(options.eventStore);
   options.metrics?.eventStore(eventStore);

@@ -28,6 +28,7 @@ import {
   mergeUpstreamCapabilities,
 } from './protocol.ts';
 import { signSessionToken } from './session-token.ts';
+import type { SandboxPool } from '../code-mode/sandbox-pool.ts';
 
 export type { RequestChannel } from '../pipeline/operation.ts';
 export type { RetryForwarder } from './era-modern.ts';
@@ -100,6 +101,8 @@ export interface McpDispatcherOptions {
   readonly steps?: (defaults: readonly Step[]) => readonly Step[];
   /** Where calls whose execution policy is `approve` wait for a person (approvals/approval-gate.ts). */
   readonly approvals?: ApprovalGate | undefined;
+  /** Code mode's sandbox; absent, code mode is off on this node. */
+  readonly sandbox?: SandboxPool;
 }
 
 const OK = 200;
@@ -135,7 +138,14 @@ export class McpDispatcher {
     this.serverInfoJson = JSON.stringify({ name: options.serverInfo.name, version: options.serverInfo.version });
     this.knownTools = new KnownTools(options.router, options.getConfig);
     const tasks = new TaskIds();
-    const steps = defaultSteps({ ...options, knownTools: this.knownTools, tasks });
+    const sandbox = options.sandbox;
+    const steps = defaultSteps({
+      ...options,
+      knownTools: this.knownTools,
+      tasks,
+      // A script's tool calls enter the whole pipeline, as composed below.
+      codeMode: sandbox === undefined ? undefined : { sandbox, run: (operation) => this.run(operation) },
+    });
     this.run = composeSteps(options.steps === undefined ? steps : options.steps(steps));
     this.legacy = new LegacyEra(this.run);
     this.modern = new ModernEra({

@@ -87,8 +87,10 @@ export interface Operation {
   principal: Principal | undefined;
   /** The key of a caller the edge did not authenticate itself (a relayed or nested operation). */
   readonly keyId?: string;
-  /** The operation this one was made by (a script's call: its `run_script` call); recorded with it. */
+  /** The operation this one was made by (a script's call: its `run_script` call's `auditId`); recorded with it. */
   readonly parentId?: string;
+  /** The id its audit record will have, set by record before the later steps run (so nested calls can name it). */
+  auditId?: string;
   /** Set by authorize. */
   target?: Target;
   /** The session keys of the snapshot being served (task ids are signed with them). */

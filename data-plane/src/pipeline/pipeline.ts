@@ -1,4 +1,6 @@
 import type { ApprovalGate } from '../approvals/approval-gate.ts';
+import { codeModeStep } from '../code-mode/code-mode-step.ts';
+import type { SandboxPool } from '../code-mode/sandbox-pool.ts';
 import type { AuditRecorder } from '../audit/audit-recorder.ts';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
@@ -51,15 +53,21 @@ export interface PipelineOptions extends AuthorizeOptions, ExecuteOptions {
   readonly metrics?: DataPlaneMetrics | undefined;
   /** Where calls whose policy is `approve` wait for a person; absent, they are refused. */
   readonly approvals?: ApprovalGate | undefined;
+  /** Code mode (the meta-tools and their sandbox); absent, no key sees it. */
+  readonly codeMode?: { readonly sandbox: SandboxPool; readonly run: RunOperation } | undefined;
   /** Where the record step writes audit records (none written when undefined). */
   readonly audit?: AuditRecorder | undefined;
 }
 
-/** The default steps, in chain order (see composeSteps): record, authenticate, authorize, policy, limits, execute. */
+/** The default steps, in chain order (see composeSteps): record, authenticate, (code-mode,) authorize, policy, limits, execute. */
 export function defaultSteps(options: PipelineOptions): Step[] {
+  const codeMode = options.codeMode;
   return [
     recordStep(options.metrics, options.audit),
     authenticateStep(options.getConfig),
+    ...(codeMode === undefined
+      ? []
+      : [codeModeStep({ ...codeMode, views: options.views, getConfig: options.getConfig })]),
     authorizeStep(options),
     policyStep(options.getConfig, options.approvals),
     limitsStep(),

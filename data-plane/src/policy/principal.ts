@@ -1,3 +1,4 @@
+import type { CodeMode } from '../../../proto/gen/portcullis/v1/config.ts';
 import type { AllowList } from './allow-list.ts';
 
 /**
@@ -24,6 +25,8 @@ export interface Principal {
   /** The customer the team belongs to, when the claim mapping names one. */
   readonly customerId?: string;
   readonly allowList: AllowList;
+  /** The key's code-mode setting; absent: INHERIT (each upstream's own). */
+  readonly codeMode?: CodeMode;
   /** Set when the caller presented an OAuth access token instead of a virtual key. */
   readonly identity?: AgentIdentity;
 }

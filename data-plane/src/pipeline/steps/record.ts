@@ -1,5 +1,12 @@
 import type { AuditRecorder } from '../../audit/audit-recorder.ts';
-import { parentIdOf, sessionRef, traceIdOf, type AuditRecord } from '../../audit/audit-record.ts';
+import {
+  newAuditStamp,
+  parentIdOf,
+  sessionRef,
+  traceIdOf,
+  type AuditRecord,
+  type AuditStamp,
+} from '../../audit/audit-record.ts';
 import { isPlainObject } from '../../mcp/json-rpc.ts';
 import { CLIENT_INFO_META_KEY, RpcErrorCode } from '../../mcp/protocol.ts';
 import type { CallOutcome, DataPlaneMetrics } from '../../observability/metrics.ts';
@@ -30,6 +37,9 @@ export function recordStep(metrics: DataPlaneMetrics | undefined, audit?: AuditR
     name: 'record',
     async run(operation, next) {
       if (audit !== undefined && !audit.admits()) return refused(AUDIT_FULL);
+      // Taken now: the record's time is when the operation began, and a script's nested calls name this id as parent.
+      const stamp = audit !== undefined && operation.method !== 'ping' ? newAuditStamp() : undefined;
+      if (stamp !== undefined) operation.auditId = stamp.id;
       const outcome = await next(operation);
       if (outcome.kind === 'input') return outcome;
       const now = performance.now();
@@ -44,8 +54,9 @@ export function recordStep(metrics: DataPlaneMetrics | undefined, audit?: AuditR
           (upstreamMs ?? 0) / 1000,
         );
       }
-      if (audit !== undefined && operation.method !== 'ping') {
-        const written = audit.record(auditRecord(audit, operation, outcome, now - operation.receivedAt, upstreamMs));
+      if (audit !== undefined && stamp !== undefined) {
+        const record = auditRecord(audit, stamp, operation, outcome, now - operation.receivedAt, upstreamMs);
+        const written = audit.record(record);
         if (written !== undefined) await written;
       }
       return outcome;
@@ -66,6 +77,7 @@ function callOutcome(operation: Operation, outcome: Outcome): CallOutcome {
 /** One operation's record: built once its outcome is known, from what the operation already holds. */
 function auditRecord(
   audit: AuditRecorder,
+  stamp: AuditStamp,
   operation: Operation,
   outcome: Outcome,
   totalMs: number,
@@ -82,7 +94,7 @@ function auditRecord(
         : method.endsWith('/list') || method === 'server/discover'
           ? 'discovery'
           : 'request';
-  const record = audit.start(kind, refusal ? 'refused' : statusOf(outcome));
+  const record = audit.start(kind, refusal ? 'refused' : statusOf(outcome), stamp);
   const params = operation.params;
   const meta = isPlainObject(params['_meta']) ? params['_meta'] : undefined;
   const principal = operation.principal;

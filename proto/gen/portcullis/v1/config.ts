@@ -115,6 +115,46 @@ export function transportToJSON(object: Transport): string {
   }
 }
 
+/** A key's code-mode setting (see VirtualKeyConfig.code_mode). */
+export enum CodeMode {
+  CODE_MODE_INHERIT = 0,
+  CODE_MODE_ON = 1,
+  CODE_MODE_OFF = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function codeModeFromJSON(object: any): CodeMode {
+  switch (object) {
+    case 0:
+    case "CODE_MODE_INHERIT":
+      return CodeMode.CODE_MODE_INHERIT;
+    case 1:
+    case "CODE_MODE_ON":
+      return CodeMode.CODE_MODE_ON;
+    case 2:
+    case "CODE_MODE_OFF":
+      return CodeMode.CODE_MODE_OFF;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return CodeMode.UNRECOGNIZED;
+  }
+}
+
+export function codeModeToJSON(object: CodeMode): string {
+  switch (object) {
+    case CodeMode.CODE_MODE_INHERIT:
+      return "CODE_MODE_INHERIT";
+    case CodeMode.CODE_MODE_ON:
+      return "CODE_MODE_ON";
+    case CodeMode.CODE_MODE_OFF:
+      return "CODE_MODE_OFF";
+    case CodeMode.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum UpstreamState {
   UPSTREAM_STATE_UNSPECIFIED = 0,
   UPSTREAM_STATE_CONNECTING = 1,
@@ -539,6 +579,11 @@ export interface UpstreamConfig {
    * revision is broken.
    */
   protocolVersion: string;
+  /**
+   * Code mode: agents whose key inherits it reach this upstream's tools through the code-mode
+   * meta-tools (search_tools, list_tool_files, read_tool_file, run_script), not one by one.
+   */
+  codeMode: boolean;
 }
 
 /** The accepted definition of one tool. */
@@ -557,6 +602,8 @@ export interface VirtualKeyConfig {
   teamId: string;
   /** Exact exposed names ("up__tool"), upstream wildcards ("up__*"), or "*" for everything. */
   allowedTools: string[];
+  /** Whether this key sees code mode: as each upstream says (INHERIT), for every upstream (ON), or never (OFF). */
+  codeMode: CodeMode;
 }
 
 export interface SigningKey {
@@ -3917,6 +3964,7 @@ function createBaseUpstreamConfig(): UpstreamConfig {
     pinnedTools: [],
     exposeUnprefixed: false,
     protocolVersion: "",
+    codeMode: false,
   };
 }
 
@@ -3978,6 +4026,9 @@ export const UpstreamConfig: MessageFns<UpstreamConfig> = {
     }
     if (message.protocolVersion !== "") {
       writer.uint32(154).string(message.protocolVersion);
+    }
+    if (message.codeMode !== false) {
+      writer.uint32(240).bool(message.codeMode);
     }
     return writer;
   },
@@ -4147,6 +4198,14 @@ export const UpstreamConfig: MessageFns<UpstreamConfig> = {
             message.protocolVersion = reader.string();
             continue;
           }
+          case 30: {
+            if (tag !== 240) {
+              break;
+            }
+
+            message.codeMode = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4216,6 +4275,11 @@ export const UpstreamConfig: MessageFns<UpstreamConfig> = {
         : isSet(object.protocol_version)
         ? globalThis.String(object.protocol_version)
         : "",
+      codeMode: isSet(object.codeMode)
+        ? globalThis.Boolean(object.codeMode)
+        : isSet(object.code_mode)
+        ? globalThis.Boolean(object.code_mode)
+        : false,
     };
   },
 
@@ -4278,6 +4342,9 @@ export const UpstreamConfig: MessageFns<UpstreamConfig> = {
     if (message.protocolVersion !== "") {
       obj.protocolVersion = message.protocolVersion;
     }
+    if (message.codeMode !== false) {
+      obj.codeMode = message.codeMode;
+    }
     return obj;
   },
 
@@ -4305,6 +4372,7 @@ export const UpstreamConfig: MessageFns<UpstreamConfig> = {
     message.pinnedTools = object.pinnedTools?.map((e) => PinnedTool.fromPartial(e)) || [];
     message.exposeUnprefixed = object.exposeUnprefixed ?? false;
     message.protocolVersion = object.protocolVersion ?? "";
+    message.codeMode = object.codeMode ?? false;
     return message;
   },
 };
@@ -4399,7 +4467,7 @@ export const PinnedTool: MessageFns<PinnedTool> = {
 };
 
 function createBaseVirtualKeyConfig(): VirtualKeyConfig {
-  return { id: "", name: "", secretSha256: Buffer.alloc(0), teamId: "", allowedTools: [] };
+  return { id: "", name: "", secretSha256: Buffer.alloc(0), teamId: "", allowedTools: [], codeMode: 0 };
 }
 
 export const VirtualKeyConfig: MessageFns<VirtualKeyConfig> = {
@@ -4418,6 +4486,9 @@ export const VirtualKeyConfig: MessageFns<VirtualKeyConfig> = {
     }
     for (const v of message.allowedTools) {
       writer.uint32(42).string(v!);
+    }
+    if (message.codeMode !== 0) {
+      writer.uint32(160).int32(message.codeMode);
     }
     return writer;
   },
@@ -4475,6 +4546,14 @@ export const VirtualKeyConfig: MessageFns<VirtualKeyConfig> = {
             message.allowedTools.push(reader.string());
             continue;
           }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.codeMode = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4506,6 +4585,11 @@ export const VirtualKeyConfig: MessageFns<VirtualKeyConfig> = {
         : globalThis.Array.isArray(object?.allowed_tools)
         ? object.allowed_tools.map((e: any) => globalThis.String(e))
         : [],
+      codeMode: isSet(object.codeMode)
+        ? codeModeFromJSON(object.codeMode)
+        : isSet(object.code_mode)
+        ? codeModeFromJSON(object.code_mode)
+        : 0,
     };
   },
 
@@ -4526,6 +4610,9 @@ export const VirtualKeyConfig: MessageFns<VirtualKeyConfig> = {
     if (message.allowedTools?.length) {
       obj.allowedTools = message.allowedTools;
     }
+    if (message.codeMode !== 0) {
+      obj.codeMode = codeModeToJSON(message.codeMode);
+    }
     return obj;
   },
 
@@ -4539,6 +4626,7 @@ export const VirtualKeyConfig: MessageFns<VirtualKeyConfig> = {
     message.secretSha256 = object.secretSha256 ?? Buffer.alloc(0);
     message.teamId = object.teamId ?? "";
     message.allowedTools = object.allowedTools?.map((e) => e) || [];
+    message.codeMode = object.codeMode ?? 0;
     return message;
   },
 };

@@ -1,0 +1,350 @@
+import { parentPort } from 'node:worker_threads';
+import {
+  newQuickJSWASMModuleFromVariant,
+  RELEASE_SYNC,
+  type QuickJSContext,
+  type QuickJSDeferredPromise,
+  type QuickJSHandle,
+  type QuickJSRuntime,
+  type QuickJSWASMModule,
+} from 'quickjs-emscripten';
+import type { SandboxLimits, ScriptErrorKind, ScriptOutcome, ToMain, ToWorker } from './sandbox-protocol.ts';
+
+/**
+ * One sandbox worker: runs scripts in QuickJS (a WebAssembly interpreter with no host bindings),
+ * one at a time, each in a fresh runtime and context. The script sees only what the prelude
+ * defines: `tools` (calls answered by the main thread, through the gateway's pipeline) and
+ * `console`. No fs, network, process, timers, modules or host eval exist inside. Limits on memory,
+ * stack, tool calls and output are enforced here; the main thread terminates this worker when a
+ * run overruns its wall time (a memory bomb inside a built-in can block the interrupt handler).
+ */
+
+const port = parentPort;
+if (port === null) throw new Error('sandbox-worker.ts runs only as a worker thread');
+
+/** Defines `tools` and `console` from the two host functions, keeping intrinsics the script cannot replace. */
+const PRELUDE = `(function (call, log) {
+  'use strict';
+  const stringify = JSON.stringify, parse = JSON.parse, ProxyOf = Proxy, toText = String, freeze = Object.freeze;
+  const format = (v) => { if (typeof v === 'string') return v; try { const s = stringify(v); return s === undefined ? toText(v) : s; } catch { return toText(v); } };
+  const server = (upstream) => new ProxyOf({}, { get(_, tool) {
+    if (typeof tool !== 'string' || tool === 'then') return undefined;
+    return (args) => call(upstream, tool, stringify(args === undefined ? {} : args)).then(parse);
+  } });
+  const tools = new ProxyOf({}, { get(_, upstream) { return typeof upstream !== 'string' || upstream === 'then' ? undefined : server(upstream); } });
+  const write = (...values) => { log(values.map(format).join(' ')); };
+  Object.defineProperty(globalThis, 'tools', { value: tools, enumerable: true });
+  globalThis.console = freeze({ log: write, info: write, warn: write, error: write, debug: write });
+  return (v) => { const s = stringify(v); return s === undefined ? 'null' : s; };
+})`;
+
+const FILE = 'script.js';
+
+/** Why the run was stopped from inside (the interrupt handler then ends it, uncatchably). */
+interface Abort {
+  readonly kind: ScriptErrorKind;
+  readonly message: string;
+}
+
+interface Run {
+  readonly id: number;
+  readonly limits: SandboxLimits;
+  readonly runtime: QuickJSRuntime;
+  readonly context: QuickJSContext;
+  readonly deadline: number;
+  readonly pending: Map<number, QuickJSDeferredPromise>;
+  /** Promises settled at once (past the call limit), freed with the run. */
+  readonly spent: QuickJSDeferredPromise[];
+  readonly handles: QuickJSHandle[];
+  result: QuickJSHandle | undefined;
+  stringify: QuickJSHandle | undefined;
+  abort: Abort | undefined;
+  calls: number;
+  logs: string[];
+  logBytes: number;
+  timer: NodeJS.Timeout | undefined;
+  finished: boolean;
+}
+
+let quickjs: QuickJSWASMModule;
+let current: Run | undefined;
+
+function send(message: ToMain): void {
+  port!.postMessage(message);
+}
+
+function lineOf(error: unknown): number | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { lineNumber, stack } = error as { lineNumber?: unknown; stack?: unknown };
+  if (typeof stack === 'string') {
+    const match = /script\.js:(\d+)/.exec(stack);
+    if (match) return Number(match[1]);
+  }
+  return typeof lineNumber === 'number' ? lineNumber : undefined;
+}
+
+/** The kind and text of an error the script ended with (a dumped QuickJS value). */
+function classify(run: Run, error: unknown, compiling: boolean): ScriptOutcome {
+  const logs = run.logs.join('\n');
+  if (run.abort !== undefined) return { ok: false, kind: run.abort.kind, message: run.abort.message, logs };
+  const { name, message } =
+    typeof error === 'object' && error !== null
+      ? (error as { name?: unknown; message?: unknown })
+      : { name: undefined, message: undefined };
+  const text = typeof message === 'string' ? message : (JSON.stringify(error) ?? String(error));
+  const line = lineOf(error);
+  if (compiling && name === 'SyntaxError')
+    return { ok: false, kind: 'syntax', message: `SyntaxError: ${text}`, line, logs };
+  if (name === 'InternalError' && text === 'interrupted') {
+    return { ok: false, kind: 'timeout', message: `the script ran longer than ${run.limits.timeMs} ms`, line, logs };
+  }
+  if (text === 'out of memory' || (name === 'InternalError' && /out of memory/.test(text))) {
+    return {
+      ok: false,
+      kind: 'memory',
+      message: `the script used more than ${run.limits.memoryBytes} bytes of memory`,
+      line,
+      logs,
+    };
+  }
+  if (name === 'InternalError' && text === 'string too long') {
+    return { ok: false, kind: 'memory', message: 'a string grew past the longest QuickJS allows', line, logs };
+  }
+  if (name === 'InternalError' && text === 'stack overflow') {
+    return {
+      ok: false,
+      kind: 'limit',
+      message: `stack overflow: recursion deeper than the ${run.limits.stackBytes}-byte stack allows`,
+      line,
+      logs,
+    };
+  }
+  return { ok: false, kind: 'runtime', message: typeof name === 'string' ? `${name}: ${text}` : text, line, logs };
+}
+
+function stop(run: Run, abort: Abort): void {
+  run.abort ??= abort;
+}
+
+function start(id: number, code: string, limits: SandboxLimits): void {
+  const runtime = quickjs.newRuntime();
+  runtime.setMemoryLimit(limits.memoryBytes);
+  runtime.setMaxStackSize(limits.stackBytes);
+  const deadline = performance.now() + limits.timeMs;
+  const context = runtime.newContext();
+  const run: Run = {
+    id,
+    limits,
+    runtime,
+    context,
+    deadline,
+    pending: new Map(),
+    spent: [],
+    handles: [],
+    result: undefined,
+    stringify: undefined,
+    abort: undefined,
+    calls: 0,
+    logs: [],
+    logBytes: 0,
+    timer: undefined,
+    finished: false,
+  };
+  current = run;
+  runtime.setInterruptHandler(() => run.abort !== undefined || performance.now() > run.deadline);
+  run.timer = setTimeout(() => {
+    stop(run, { kind: 'timeout', message: `the script ran longer than ${limits.timeMs} ms` });
+    finish(run, classify(run, undefined, false));
+  }, limits.timeMs);
+
+  const call = context.newFunction('call', (upstreamHandle, toolHandle, argsHandle) => {
+    const deferred = context.newPromise();
+    run.calls++;
+    if (run.calls > limits.maxToolCalls) {
+      stop(run, { kind: 'limit', message: `the script made more than ${limits.maxToolCalls} tool calls` });
+      const error = context.newError('tool call limit reached');
+      deferred.reject(error);
+      error.dispose();
+      run.spent.push(deferred);
+      return deferred.handle;
+    }
+    const callId = run.calls;
+    run.pending.set(callId, deferred);
+    send({
+      type: 'call',
+      runId: id,
+      callId,
+      upstream: context.getString(upstreamHandle),
+      tool: context.getString(toolHandle),
+      argsJson: context.getString(argsHandle),
+    });
+    return deferred.handle;
+  });
+  const log = context.newFunction('log', (textHandle) => {
+    const text = context.getString(textHandle);
+    run.logBytes += Buffer.byteLength(text) + 1;
+    if (run.logBytes > limits.maxOutputBytes) {
+      stop(run, { kind: 'limit', message: `the script's output is larger than ${limits.maxOutputBytes} bytes` });
+      return;
+    }
+    run.logs.push(text);
+  });
+  run.handles.push(call, log);
+
+  const prelude = context.evalCode(PRELUDE, 'prelude.js');
+  const preludeFn = context.unwrapResult(prelude);
+  run.handles.push(preludeFn);
+  run.stringify = context.unwrapResult(context.callFunction(preludeFn, context.undefined, call, log));
+
+  // The wrapper stays on the script's first line, so the script's line numbers are the file's.
+  const evaluated = context.evalCode(`(async () => {${code}\n})()`, FILE);
+  if (evaluated.error) {
+    const error = context.dump(evaluated.error);
+    evaluated.error.dispose();
+    finish(run, classify(run, error, true));
+    return;
+  }
+  run.result = evaluated.value;
+  pump(run);
+}
+
+/** Runs the jobs the last event made ready and ends the run when the script's promise settled. */
+function pump(run: Run): void {
+  if (run.finished) return;
+  const { context, runtime } = run;
+  const jobs = runtime.executePendingJobs();
+  if (jobs.error) {
+    const error = context.dump(jobs.error);
+    jobs.error.dispose();
+    finish(run, classify(run, error, false));
+    return;
+  }
+  if (run.abort !== undefined) return finish(run, classify(run, undefined, false));
+  const state = context.getPromiseState(run.result!);
+  if (state.type === 'pending') {
+    if (run.pending.size === 0) {
+      finish(run, {
+        ok: false,
+        kind: 'runtime',
+        message: 'the script awaits something that never settles (only tool calls can be awaited)',
+        logs: run.logs.join('\n'),
+      });
+    }
+    return;
+  }
+  if (state.type === 'rejected') {
+    const error = context.dump(state.error);
+    state.error.dispose();
+    finish(run, classify(run, error, false));
+    return;
+  }
+  const json = context.callFunction(run.stringify!, context.undefined, state.value);
+  state.value.dispose();
+  if (json.error) {
+    const error = context.dump(json.error);
+    json.error.dispose();
+    finish(run, classify(run, error, false));
+    return;
+  }
+  const valueJson = context.getString(json.value);
+  json.value.dispose();
+  if (Buffer.byteLength(valueJson) + run.logBytes > run.limits.maxOutputBytes) {
+    stop(run, { kind: 'limit', message: `the script's output is larger than ${run.limits.maxOutputBytes} bytes` });
+    return finish(run, classify(run, undefined, false));
+  }
+  finish(run, { ok: true, valueJson, logs: run.logs.join('\n') });
+}
+
+function finish(run: Run, outcome: ScriptOutcome): void {
+  if (run.finished) return;
+  run.finished = true;
+  clearTimeout(run.timer);
+  if (current === run) current = undefined;
+  // After a memory or time overrun the heap may be spoiled: the pool terminates this worker, which frees
+  // everything at once (disposing could trip QuickJS' own assertions on objects the overrun left behind).
+  let retire = !outcome.ok && (outcome.kind === 'memory' || outcome.kind === 'timeout');
+  if (retire) {
+    send({ type: 'done', runId: run.id, outcome, retire });
+    return;
+  }
+  try {
+    for (const deferred of run.pending.values()) deferred.dispose();
+    for (const deferred of run.spent) deferred.dispose();
+    run.result?.dispose();
+    run.stringify?.dispose();
+    for (const handle of run.handles) handle.dispose();
+    run.context.dispose();
+    run.runtime.dispose();
+  } catch {
+    // A run that ended mid-way can leave QuickJS objects its runtime refuses to free: use a new worker.
+    retire = true;
+  }
+  send({ type: 'done', runId: run.id, outcome, retire });
+}
+
+function answer(message: Extract<ToWorker, { type: 'answer' | 'fail' }>): void {
+  const run = current;
+  if (run === undefined || run.id !== message.runId || run.finished) return;
+  const deferred = run.pending.get(message.callId);
+  if (deferred === undefined) return;
+  run.pending.delete(message.callId);
+  const { context } = run;
+  if (message.type === 'answer') {
+    const value = context.newString(message.json);
+    deferred.resolve(value);
+    value.dispose();
+  } else {
+    const error = context.newError({ name: 'ToolError', message: message.message });
+    deferred.reject(error);
+    error.dispose();
+  }
+  deferred.dispose();
+  pump(run);
+}
+
+port.on('message', (message: ToWorker) => {
+  if (message.type === 'run') {
+    try {
+      start(message.runId, message.code, message.limits);
+    } catch (error) {
+      const run = current;
+      const outcome: ScriptOutcome = {
+        ok: false,
+        kind: 'runtime',
+        message: `the sandbox failed: ${error instanceof Error ? error.message : String(error)}`,
+        logs: '',
+      };
+      if (run !== undefined) finish(run, outcome);
+      else send({ type: 'done', runId: message.runId, outcome, retire: true });
+    }
+    return;
+  }
+  answer(message);
+});
+
+quickjs = await newQuickJSWASMModuleFromVariant(RELEASE_SYNC);
+warmUp();
+send({ type: 'ready' });
+
+/**
+ * Runs a few throwaway scripts before the worker says it is ready: the first runs of a fresh
+ * WebAssembly module are several times slower (baseline code, cold caches), and a warm pool should
+ * start a model's script at full speed.
+ */
+function warmUp(): void {
+  for (let i = 0; i < 30; i++) {
+    const runtime = quickjs.newRuntime();
+    const context = runtime.newContext();
+    const result = context.evalCode(
+      '(async () => { let n = 0; for (let i = 0; i < 200; i++) n += await Promise.resolve(i); return JSON.stringify({ n }); })()',
+    );
+    if (result.error) result.error.dispose();
+    else {
+      const jobs = runtime.executePendingJobs();
+      if (jobs.error) jobs.error.dispose();
+      result.value.dispose();
+    }
+    context.dispose();
+    runtime.dispose();
+  }
+}

@@ -1,0 +1,102 @@
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { createLogger } from '../../common/src/index.ts';
+import { DEFAULT_SANDBOX_POOL, SandboxPool } from '../../data-plane/src/code-mode/sandbox-pool.ts';
+import { AppliedConfig, hashSecret } from '../../data-plane/src/config/applied-config.ts';
+import { createDataPlaneServer } from '../../data-plane/src/http/server.ts';
+import { CodeMode, Transport, UpstreamConfig } from '../../proto/gen/portcullis/v1/config.ts';
+import { MemoryToolRouter } from '../support/memory-tool-router.ts';
+import { sessionKey, testKey } from '../support/mcp-server-harness.ts';
+import { legacyAgent } from '../support/protocol-agents.ts';
+
+const sandbox = new SandboxPool({ ...DEFAULT_SANDBOX_POOL, workers: 1 });
+after(() => sandbox.close());
+
+const key = testKey('k1', ['*']);
+const signing = sessionKey('s1');
+
+function config(version: string, codeMode: boolean): AppliedConfig {
+  return AppliedConfig.fromSnapshot({
+    version,
+    upstreams: [
+      UpstreamConfig.fromPartial({
+        id: 'u1',
+        name: 'up',
+        transport: Transport.TRANSPORT_STDIO,
+        command: 'x',
+        codeMode,
+      }),
+    ],
+    virtualKeys: [
+      {
+        id: key.id,
+        name: key.id,
+        secretSha256: Buffer.from(hashSecret(key.secret), 'hex'),
+        teamId: '',
+        allowedTools: ['*'],
+        codeMode: CodeMode.CODE_MODE_INHERIT,
+      },
+    ],
+    sessionKeys: [signing],
+    executionPolicies: [],
+  });
+}
+
+test('switching an upstream into code mode sends tools/list_changed to the streams of keys that inherit it', async () => {
+  let current = config('1', false);
+  const server = createDataPlaneServer({
+    getConfig: () => current,
+    upstreams: new MemoryToolRouter([{ upstream: 'up', name: 'echo' }]),
+    logger: createLogger({ level: 'silent' }),
+    maxBodyBytes: 64 * 1024,
+    serverInfo: { name: 'portcullis-test', version: '0.0.0' },
+    sandbox,
+  });
+  server.server.listen(0, '127.0.0.1');
+  await once(server.server, 'listening');
+  const url = new URL(`http://127.0.0.1:${(server.server.address() as AddressInfo).port}/mcp`);
+  try {
+    const { client } = await legacyAgent(url, key.secret);
+    let wake: (() => void) | undefined;
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => wake?.());
+    const changed = (what: string) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no list_changed after ${what}`)), 5000);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    for (let i = 0; i < 200 && server.notificationStreamCount === 0; i += 1)
+      await new Promise((r) => setTimeout(r, 10));
+    assert.equal(server.notificationStreamCount, 1, 'the client opened its GET stream');
+    assert.deepEqual(
+      (await client.listTools()).tools.map((t) => t.name),
+      ['up__echo'],
+    );
+
+    let arrived = changed('code mode on');
+    current = config('2', true);
+    server.configChanged();
+    await arrived;
+    assert.deepEqual(
+      (await client.listTools()).tools.map((t) => t.name),
+      ['search_tools', 'list_tool_files', 'read_tool_file', 'run_script'],
+    );
+
+    arrived = changed('code mode off');
+    current = config('3', false);
+    server.configChanged();
+    await arrived;
+    assert.deepEqual(
+      (await client.listTools()).tools.map((t) => t.name),
+      ['up__echo'],
+    );
+    await client.close();
+  } finally {
+    await server.close();
+  }
+});
