@@ -27,6 +27,15 @@ const OPERATIONS: Record<string, { query: string; variables?: () => Record<strin
     variables: () => ({ name: `up${Math.floor(Math.random() * 1e9)}` }),
     roles: ['ADMIN', 'OPERATOR'],
   },
+  'create a customer': {
+    query: 'mutation ($name: String!) { createCustomer(input: { name: $name }) { id } }',
+    variables: () => ({ name: `customer-${Math.random()}` }),
+    roles: ['ADMIN', 'OPERATOR'],
+  },
+  'remove a budget (money is for admins)': {
+    query: 'mutation { removeBudget(id: "00000000-0000-4000-8000-000000000000") }',
+    roles: ['ADMIN'],
+  },
   'rotate secrets': { query: 'mutation { rotateSecrets }', roles: ['ADMIN'] },
   'set MCP authorization': { query: 'mutation { setMcpAuthorization(input: null) { resource } }', roles: ['ADMIN'] },
   'list admin tokens': { query: '{ adminTokens { id } }', roles: ['ADMIN'] },
