@@ -137,7 +137,9 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     },
     onDeviation: (upstream, kind) => metrics.upstreamDeviation(upstream, kind),
   });
+  const auditContent = options.audit === undefined ? undefined : new AuditContent(options.audit.content);
   const approvals = new PendingApprovals({
+    ...(auditContent === undefined ? {} : { content: auditContent }),
     link: {
       request: (request) => configClient?.requestApproval(request) ?? false,
       withdraw: (withdrawal) => configClient?.withdrawApproval(withdrawal),
@@ -155,7 +157,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     recorder = new AuditRecorder({
       node: options.nodeId,
       spool,
-      content: new AuditContent(options.audit.content),
+      content: auditContent ?? new AuditContent(options.audit.content),
       whenFull: options.audit.whenFull,
       logger,
     });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ApprovalDecision, ApprovalRequest, ApprovalWithdrawal } from '../../../proto/gen/portcullis/v1/config.ts';
+import type { AuditContent } from '../audit/audit-content.ts';
 import { isPlainObject } from '../mcp/json-rpc.ts';
 import type { Outcome } from '../pipeline/operation.ts';
 import { TOOL_ERROR_META_KEY } from '../pipeline/tool-results.ts';
@@ -20,6 +21,12 @@ export interface PendingApprovalsOptions {
   readonly defaultTimeoutMs?: number;
   /** How often a waiting agent that sent a progressToken is told it still waits (default 1 s). */
   readonly progressIntervalMs?: number;
+  /**
+   * The audit content switches: where content logging is off for the call's key or upstream, the
+   * arguments do not leave the node in the approval request either (it carries `{}`), since the
+   * control plane stores and shows that request. Absent: arguments are sent.
+   */
+  readonly content?: AuditContent;
 }
 
 export const DEFAULT_APPROVAL_TIMEOUT_MS = 5 * 60_000;
@@ -64,6 +71,10 @@ export class PendingApprovals implements ApprovalGate {
     this.progressIntervalMs = options.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
   }
 
+  private contentAllowed(upstream: string, keyId: string): boolean {
+    return this.options.content?.allows(upstream, keyId) ?? true;
+  }
+
   /** How many calls wait on this node. */
   get size(): number {
     return this.waiting.size;
@@ -81,7 +92,7 @@ export class PendingApprovals implements ApprovalGate {
       teamId: principal.teamId ?? '',
       tool,
       upstream: call.upstream,
-      argumentsJson: JSON.stringify(call.arguments),
+      argumentsJson: this.contentAllowed(call.upstream, principal.keyId) ? JSON.stringify(call.arguments) : '{}',
       reason: call.decision.because ?? `the execution policy of ${tool} is APPROVE`,
       requestedAtMs: now,
       expiresAtMs: now + timeoutMs,
