@@ -73,6 +73,7 @@ async function main(): Promise<void> {
       },
     ],
     sessionKeys: [{ id: 's', secret: randomBytes(32) }],
+    executionPolicies: [],
   });
   const server = createDataPlaneServer({
     getConfig: () => config,

@@ -279,6 +279,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       endedSessions,
       ackWindowMs: options.ackWindowMs,
       budgets: services.budgets,
+      approvals: services.approvals,
       audit: auditStore,
     });
     const grpc = await startGrpcServer(streams, options.grpcHost, options.grpcPort, options.grpcTls);

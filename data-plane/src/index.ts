@@ -17,6 +17,7 @@ import { AuditContent, type AuditContentOptions } from './audit/audit-content.ts
 import { AuditRecorder, type SpoolFullPolicy } from './audit/audit-recorder.ts';
 import { AuditShipper } from './audit/audit-shipper.ts';
 import { AuditSpool } from './audit/audit-spool.ts';
+import { PendingApprovals } from './approvals/pending-approvals.ts';
 import { DEFAULT_HEALTH_FAILURE_THRESHOLD, DEFAULT_HEALTH_INTERVAL_MS } from './upstream/upstream-settings.ts';
 import { SandboxPool, type SandboxPoolOptions } from './code-mode/sandbox-pool.ts';
 import { RateLimiter } from './policy/rate-limits.ts';
@@ -41,6 +42,8 @@ export interface DataPlaneOptions {
   /** 0 picks a free port. */
   port: number;
   maxBodyBytes: number;
+  /** How long a call held for approval waits when its rule sets no timeout (default 5 minutes). */
+  approvalTimeoutMs?: number;
   snapshotCache: string | undefined;
   upstreamConnectTimeoutMs: number;
   upstreamCallTimeoutMs: number;
@@ -134,6 +137,14 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     },
     onDeviation: (upstream, kind) => metrics.upstreamDeviation(upstream, kind),
   });
+  const approvals = new PendingApprovals({
+    link: {
+      request: (request) => configClient?.requestApproval(request) ?? false,
+      withdraw: (withdrawal) => configClient?.withdrawApproval(withdrawal),
+    },
+    logger,
+    ...(options.approvalTimeoutMs === undefined ? {} : { defaultTimeoutMs: options.approvalTimeoutMs }),
+  });
   const sandbox = options.sandbox === undefined ? undefined : new SandboxPool({ ...options.sandbox, logger });
   const rateLimiter = new RateLimiter();
   const budgetLedger = new BudgetLedger((entries) => configClient?.reportSpend(entries));
@@ -153,6 +164,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
   const http = createDataPlaneServer({
     rateLimiter,
     budgetLedger,
+    approvals,
     getConfig: () => configClient?.config,
     upstreams: pool,
     metrics,
@@ -191,12 +203,17 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     cacheFile: options.snapshotCache,
     logger,
     nodeTag: http.relay.nodeTag,
-    onRelay: (envelope) => http.relay.receive(envelope),
+    onRelay: (envelope) =>
+      envelope.kind?.$case === 'approvalDecision'
+        ? approvals.decided(envelope.kind.value)
+        : http.relay.receive(envelope),
     onShare: (liveNodes) => rateLimiter.setLiveNodes(liveNodes),
     onLeases: (leases) => budgetLedger.apply(leases),
     onConnected: () => {
       http.relay.announceEnded();
       shipper?.connected();
+      // Held calls survive a control-plane restart: whatever still waits is sent again (stored once).
+      for (const request of approvals.pendingRequests()) configClient?.requestApproval(request);
     },
     onDisconnected: () => shipper?.disconnected(),
     onAuditAck: (ack) => shipper?.acked(ack.batchId, ack.rejected),
@@ -250,6 +267,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     },
     close() {
       closing ??= (async () => {
+        approvals.close();
         configClient?.close();
         await Promise.all([http.close(), metricsServer?.close()]);
         await Promise.all([pool.close(), sandbox?.close()]);

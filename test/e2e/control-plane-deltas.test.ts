@@ -49,6 +49,7 @@ function applyDelta(base: Snapshot, delta: SnapshotDelta): Snapshot {
     customers: delta.customers,
     prices: delta.prices,
     budgeted: delta.budgeted,
+    executionPolicies: delta.executionPolicies,
   };
 }
 

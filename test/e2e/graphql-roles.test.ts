@@ -27,6 +27,11 @@ const OPERATIONS: Record<string, { query: string; variables?: () => Record<strin
     variables: () => ({ name: `up${Math.floor(Math.random() * 1e9)}` }),
     roles: ['ADMIN', 'OPERATOR'],
   },
+  'create a customer': {
+    query: 'mutation ($name: String!) { createCustomer(input: { name: $name }) { id } }',
+    variables: () => ({ name: `customer-${Math.random()}` }),
+    roles: ['ADMIN', 'OPERATOR'],
+  },
   'rotate secrets': { query: 'mutation { rotateSecrets }', roles: ['ADMIN'] },
   'set MCP authorization': { query: 'mutation { setMcpAuthorization(input: null) { resource } }', roles: ['ADMIN'] },
   'list admin tokens': { query: '{ adminTokens { id } }', roles: ['ADMIN'] },
@@ -102,6 +107,14 @@ describe('GraphQL roles: admin, operator, auditor; admin tokens; OIDC sign-in', 
       via: 'TOKEN',
       subject: 'olivia',
     });
+  });
+
+  test('prices and budgets are for admins: an operator is refused before the budget is looked up', async () => {
+    const remove = 'mutation { removeBudget(id: "00000000-0000-4000-8000-000000000000") }';
+    const byOperator = await env.gql(remove, {}, tokens['OPERATOR']!.secret);
+    assert.equal(byOperator.errors?.[0]?.extensions?.code, 'FORBIDDEN');
+    const byAdmin = await env.gql(remove, {}, tokens['ADMIN']!.secret);
+    assert.equal(byAdmin.errors?.[0]?.extensions?.code, 'NOT_FOUND');
   });
 
   for (const role of ['ADMIN', 'OPERATOR', 'AUDITOR']) {

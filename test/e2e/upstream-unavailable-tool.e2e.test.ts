@@ -50,6 +50,7 @@ before(async () => {
       codeMode: CodeMode.CODE_MODE_INHERIT,
     })),
     sessionKeys: [sessionKey('s1')],
+    executionPolicies: [],
   });
   server = createDataPlaneServer({
     getConfig: () => config,

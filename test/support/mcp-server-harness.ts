@@ -44,6 +44,7 @@ export function buildConfig(
       codeMode: k.codeMode ?? CodeMode.CODE_MODE_INHERIT,
     })),
     sessionKeys: [...sessionKeys],
+    executionPolicies: [],
   };
   return AppliedConfig.fromSnapshot(snapshot);
 }

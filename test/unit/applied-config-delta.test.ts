@@ -25,7 +25,17 @@ const key = (id: string, secret = `secret-${id}`, allowedTools = ['*']): Virtual
 });
 
 function snapshot(version: string, keys: VirtualKeyConfig[]): Snapshot {
-  return { version, upstreams: [], virtualKeys: keys, sessionKeys, teams: [], customers: [], prices: [], budgeted: [] };
+  return {
+    version,
+    upstreams: [],
+    virtualKeys: keys,
+    sessionKeys,
+    teams: [],
+    customers: [],
+    prices: [],
+    budgeted: [],
+    executionPolicies: [],
+  };
 }
 
 function delta(
@@ -45,6 +55,7 @@ function delta(
     customers: [],
     prices: [],
     budgeted: [],
+    executionPolicies: [],
   };
 }
 
@@ -117,7 +128,7 @@ describe('key index (shared base plus an overlay of changes)', () => {
     };
     const model = new Map<string, VirtualKeyConfig>();
     for (let i = 0; i < 300; i++) model.set(`k${i}`, key(`k${i}`));
-    let index = KeyIndex.of([...model.values()].map((k) => keyEntry(k)));
+    let index = KeyIndex.of([...model.values()].map((key) => keyEntry(key)));
     const generation = new Map<string, number>();
     for (let step = 0; step < 400; step++) {
       const upserts: VirtualKeyConfig[] = [];
@@ -145,7 +156,7 @@ describe('key index (shared base plus an overlay of changes)', () => {
       const before = index;
       const sizeBefore = before.size;
       index = index.with(
-        upserts.map((k) => keyEntry(k)),
+        upserts.map((key) => keyEntry(key)),
         removals,
       );
       assert.equal(before.size, sizeBefore, 'the previous index is unchanged');

@@ -41,6 +41,7 @@ function config(version: string, codeMode: boolean): AppliedConfig {
       },
     ],
     sessionKeys: [signing],
+    executionPolicies: [],
   });
 }
 

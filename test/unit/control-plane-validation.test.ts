@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { RelayEnvelope } from '../../proto/gen/portcullis/v1/config.ts';
 import { describe, it } from 'node:test';
 import { bearerMatches } from '../../control-plane/src/auth.ts';
 import { checkSnapshotConsistency } from '../../control-plane/src/config/snapshot-builder.ts';
@@ -109,7 +110,12 @@ describe('checkSnapshotConsistency', () => {
   const sessionKeys = [{ id: 's', secret: Buffer.alloc(32) }];
   it('refuses duplicate upstream names, bad key hashes and a missing session key', () => {
     assert.doesNotThrow(() =>
-      checkSnapshotConsistency({ version: '1', upstreams: [upstream], virtualKeys: [], sessionKeys }),
+      checkSnapshotConsistency({
+        version: '1',
+        upstreams: [upstream],
+        virtualKeys: [],
+        sessionKeys,
+      }),
     );
     assert.throws(
       () =>
@@ -141,7 +147,13 @@ describe('checkSnapshotConsistency', () => {
       /31 bytes/,
     );
     assert.throws(
-      () => checkSnapshotConsistency({ version: '1', upstreams: [], virtualKeys: [], sessionKeys: [] }),
+      () =>
+        checkSnapshotConsistency({
+          version: '1',
+          upstreams: [],
+          virtualKeys: [],
+          sessionKeys: [],
+        }),
       /no session signing key/,
     );
     const twice = {
@@ -152,12 +164,24 @@ describe('checkSnapshotConsistency', () => {
       ],
     };
     assert.throws(
-      () => checkSnapshotConsistency({ version: '1', upstreams: [twice], virtualKeys: [], sessionKeys }),
+      () =>
+        checkSnapshotConsistency({
+          version: '1',
+          upstreams: [twice],
+          virtualKeys: [],
+          sessionKeys,
+        }),
       /sends the header "x-a" twice/,
     );
     const badPin = { ...upstream, pinnedTools: [{ name: 't', definitionSha256: 'abc' }] };
     assert.throws(
-      () => checkSnapshotConsistency({ version: '1', upstreams: [badPin], virtualKeys: [], sessionKeys }),
+      () =>
+        checkSnapshotConsistency({
+          version: '1',
+          upstreams: [badPin],
+          virtualKeys: [],
+          sessionKeys,
+        }),
       /pins tool "t" to "abc"/,
     );
   });
@@ -183,8 +207,30 @@ describe('parseNodeMessage', () => {
     });
     assert.equal(parsed.kind === 'upstream' && parsed.report.state, 'DOWN');
   });
+  it('refuses an approval decision a node relays (decisions come from the control plane alone)', () => {
+    assert.throws(
+      () =>
+        parseNodeMessage({
+          kind: {
+            $case: 'relay',
+            value: RelayEnvelope.fromPartial({
+              toNodeTag: 'abc',
+              keyId: 'k1',
+              kind: {
+                $case: 'approvalDecision',
+                value: { id: '0190a0c4-0000-7000-8000-000000000000', approved: true, reason: '', decidedBy: 'me' },
+              },
+            }),
+          },
+        }),
+      /relay\.kind: a node cannot send approval decisions/,
+    );
+  });
   it('names the offending field', () => {
-    assert.throws(() => parseNodeMessage({}), /kind: must be one of hello, ack, upstream, relay or spend/);
+    assert.throws(
+      () => parseNodeMessage({}),
+      /kind: must be one of hello, ack, upstream, relay, audit, spend, approval_request or approval_withdrawal/,
+    );
     assert.throws(
       () => parseNodeMessage({ kind: { $case: 'ack', value: { version: 'v1', accepted: true, error: '' } } }),
       /ack\.version: must be the decimal version/,

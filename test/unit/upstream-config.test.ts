@@ -6,7 +6,13 @@ import type { UpstreamConfig } from '../../proto/gen/portcullis/v1/config.ts';
 import { everythingStdio } from '../support/upstream-pool-harness.ts';
 
 function snapshot(upstreams: UpstreamConfig[]) {
-  return { version: '7', upstreams, virtualKeys: [], sessionKeys: [{ id: 'k', secret: randomBytes(32) }] };
+  return {
+    version: '7',
+    upstreams,
+    virtualKeys: [],
+    sessionKeys: [{ id: 'k', secret: randomBytes(32) }],
+    executionPolicies: [],
+  };
 }
 
 test('a snapshot with per-upstream settings (cwd, timeouts, health, pins, unprefixed) is accepted', () => {

@@ -530,7 +530,7 @@ export const dataPlaneSettings = {
   maxBodyBytes: {
     flag: 'max-body-bytes',
     env: 'PORTCULLIS_MAX_BODY_BYTES',
-    description: 'largest request body accepted on /mcp',
+    description: 'largest request body accepted on /mcp, /messages and /v1/mcp/tool/execute',
     schema: z.coerce
       .number({ error: 'must be a number of bytes' })
       .int()

@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
 import {
   CodeMode,
+  ExecutionPolicy,
+  type ExecutionPolicyRule,
   Transport,
   type SigningKey,
   type Snapshot,
@@ -89,7 +91,39 @@ const readResult = z.object({
     z.object({ upstream_id: z.string(), tool: z.string(), price_micros: z.union([z.string(), z.number()]) }),
   ),
   budgeted: z.array(z.string()),
+  policies: z.array(
+    z.object({
+      upstream_id: z.string().nullable(),
+      team_id: z.string().nullable(),
+      key_id: z.string().nullable(),
+      tool: z.string(),
+      policy: z.enum(['AUTO', 'APPROVE', 'DENY']),
+      argument: z.string().nullable(),
+      pattern: z.string().nullable(),
+      approval_timeout_ms: nullableInt,
+    }),
+  ),
 });
+
+const POLICIES: Record<'AUTO' | 'APPROVE' | 'DENY', ExecutionPolicy> = {
+  AUTO: ExecutionPolicy.EXECUTION_POLICY_AUTO,
+  APPROVE: ExecutionPolicy.EXECUTION_POLICY_APPROVE,
+  DENY: ExecutionPolicy.EXECUTION_POLICY_DENY,
+};
+
+/** The stored rules as the snapshot carries them (every rule, every build: they are few). */
+function toPolicyRules(rows: z.output<typeof readResult>['policies']): ExecutionPolicyRule[] {
+  return rows.map((row) => ({
+    upstreamId: row.upstream_id ?? '',
+    teamId: row.team_id ?? '',
+    keyId: row.key_id ?? '',
+    tool: row.tool,
+    policy: POLICIES[row.policy],
+    argument: row.argument ?? '',
+    pattern: row.pattern ?? '',
+    approvalTimeoutMs: row.approval_timeout_ms ?? 0,
+  }));
+}
 
 const sessionKeysValue = z.array(z.object({ id: z.string(), secret: z.string() }));
 
@@ -172,7 +206,12 @@ function readStatement(incremental: boolean): string {
          FROM customers c) AS customers,
       (SELECT coalesce(json_agg(json_build_object('upstream_id', p.upstream_id, 'tool', p.tool, 'price_micros', p.price_micros)
            ORDER BY p.upstream_id, p.tool), '[]') FROM tool_prices p) AS prices,
-      (SELECT coalesce(json_agg(lower(b.scope) || ':' || b.owner_id ORDER BY b.scope, b.owner_id), '[]') FROM budgets b) AS budgeted`;
+      (SELECT coalesce(json_agg(lower(b.scope) || ':' || b.owner_id ORDER BY b.scope, b.owner_id), '[]') FROM budgets b) AS budgeted,
+      (SELECT coalesce(json_agg(json_build_object('upstream_id', p.upstream_id, 'team_id', p.team_id, 'key_id', p.key_id,
+           'tool', p.tool, 'policy', p.policy, 'argument', p.argument, 'pattern', p.pattern,
+           'approval_timeout_ms', p.approval_timeout_ms)
+           ORDER BY p.upstream_id NULLS LAST, p.team_id NULLS LAST, p.key_id NULLS LAST, p.position), '[]')
+         FROM execution_policies p) AS policies`;
 }
 
 /** A timestamptz column as whole ms since the epoch (bigint as text), or null. */
@@ -308,6 +347,7 @@ export class SnapshotBuilder {
       tool: price.tool,
       priceMicros: Number(price.price_micros),
     }));
+    const executionPolicies = toPolicyRules(result.policies);
     checkSnapshotConsistency({ version: result.version, upstreams, virtualKeys: upserted, sessionKeys });
     const mcpAuthorization = toMcpAuthorizationConfig(result.mcp_authorization);
 
@@ -323,6 +363,7 @@ export class SnapshotBuilder {
       customers,
       prices,
       budgeted: result.budgeted,
+      executionPolicies,
       ...(mcpAuthorization === undefined ? {} : { mcpAuthorization }),
     });
 
@@ -337,6 +378,7 @@ export class SnapshotBuilder {
       customers,
       prices,
       budgeted: result.budgeted,
+      executionPolicies,
       ...(mcpAuthorization === undefined ? {} : { mcpAuthorization }),
     };
     this.previous = snapshot;
@@ -367,6 +409,7 @@ export class SnapshotBuilder {
       customers: previous.customers,
       prices: previous.prices,
       budgeted: previous.budgeted,
+      executionPolicies: previous.executionPolicies,
       ...(previous.mcpAuthorization === undefined ? {} : { mcpAuthorization: previous.mcpAuthorization }),
     });
     const delta: SnapshotDelta = {
@@ -380,6 +423,7 @@ export class SnapshotBuilder {
       customers: previous.customers,
       prices: previous.prices,
       budgeted: previous.budgeted,
+      executionPolicies: previous.executionPolicies,
       ...(previous.mcpAuthorization === undefined ? {} : { mcpAuthorization: previous.mcpAuthorization }),
     };
     this.previous = snapshot;

@@ -17,6 +17,8 @@ import { AdminTokens1797200000000 } from './migrations/1797200000000-admin-token
 import { IdentitiesAndKeyLifecycle1797100000000 } from './migrations/1797100000000-identities-and-key-lifecycle.ts';
 import { ToolPrices1797100000001 } from './migrations/1797100000001-tool-prices.ts';
 import { Budgets1797100000002 } from './migrations/1797100000002-budgets.ts';
+import { ExecutionPolicies1797300000000 } from './migrations/1797300000000-execution-policies.ts';
+import { Approvals1797300000001 } from './migrations/1797300000001-approvals.ts';
 import { CodeMode1797400000000 } from './migrations/1797400000000-code-mode.ts';
 
 /** Versioned migrations, in order. Append; never edit one that has shipped. */
@@ -33,6 +35,8 @@ export const MIGRATIONS = [
   ToolPrices1797100000001,
   Budgets1797100000002,
   AdminTokens1797200000000,
+  ExecutionPolicies1797300000000,
+  Approvals1797300000001,
   CodeMode1797400000000,
 ];
 

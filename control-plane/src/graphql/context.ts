@@ -7,6 +7,7 @@ import type {
   UpstreamCatalogList,
   UpstreamNodeStatus,
 } from '../db/entities.ts';
+import type { PolicyScope, ToolPolicy } from '../services/execution-policies.ts';
 import type { Admin } from '../admins/roles.ts';
 import type { ControlPlaneServices } from '../services/index.ts';
 import type { UpstreamView } from '../services/upstreams.ts';
@@ -46,6 +47,8 @@ export interface GraphqlContext {
     customer: DataLoader<string, Customer | null>;
     /** Name collisions of every upstream, computed once per request. */
     collisions: DataLoader<string, CollisionSummary>;
+    /** Execution policy rules of upstreams, teams or keys by id. */
+    policiesOf(kind: PolicyScope['kind']): DataLoader<string, ToolPolicy[]>;
   };
   budget: ResultBudget;
 }
@@ -83,6 +86,7 @@ export function createContext(
   options: { maxListItems: number; admin: Admin },
 ): GraphqlContext {
   const changeLoaders = new Map<number, DataLoader<string, ToolDefinitionChange[]>>();
+  const policyLoaders = new Map<PolicyScope['kind'], DataLoader<string, ToolPolicy[]>>();
   return {
     services,
     admin: options.admin,
@@ -118,6 +122,14 @@ export function createContext(
       team: mapLoader((ids) => services.teams.getMany(ids), null),
       customer: mapLoader((ids) => services.teams.getCustomers(ids), null),
       collisions: mapLoader(() => services.catalog.collisions(), null),
+      policiesOf(kind) {
+        let loader = policyLoaders.get(kind);
+        if (!loader) {
+          loader = mapLoader((ids) => services.executionPolicies.ofScopes(kind, ids), []);
+          policyLoaders.set(kind, loader);
+        }
+        return loader;
+      },
     },
     budget: new ResultBudget(options.maxListItems),
   };

@@ -18,6 +18,7 @@ import { NodeRecords } from './node-records.ts';
 import { parseNodeMessage, type NodeMessage } from './messages.ts';
 import type { RelayBus } from '../config/change-bus.ts';
 import { RelayHub, type RelayTarget } from './relay-hub.ts';
+import type { ApprovalService } from '../services/approvals.ts';
 import type { EndedSessionStore } from '../services/ended-sessions.ts';
 import type { BudgetService } from '../services/budgets.ts';
 import { parseAuditRecord, type AuditRecordInput, type AuditStore } from '../services/audit-store.ts';
@@ -41,6 +42,8 @@ export interface ConfigServiceDeps {
   leaseRefreshMs?: number;
   /** After how long a node not seen gives its unspent leases back (default 30 s). */
   leaseTimeoutMs?: number;
+  /** Stores calls held for approval and sends the decisions; without it, approval requests are dropped. */
+  approvals?: ApprovalService;
   /** Stores the audit records nodes ship; without it, audit batches are refused (not acknowledged). */
   audit?: AuditStore;
 }
@@ -102,6 +105,7 @@ export class ConfigStreamService {
       deps.ackWindowMs,
     );
     this.relays = new RelayHub(deps.relayBus, deps.logger, Date.now, deps.endedSessions);
+    deps.approvals?.sendDecisionsWith(this.relays);
     if (deps.budgets !== undefined) {
       const budgets = deps.budgets;
       this.leaseTimer = setInterval(() => {
@@ -305,6 +309,12 @@ class NodeStream implements RelayTarget {
       case 'spend':
         this.refreshLeases(message.spend.entries);
         return;
+      case 'approvalRequest':
+        await this.deps.approvals?.requested(this.nodeId, this.nodeTag, message.request);
+        return;
+      case 'approvalWithdrawal':
+        await this.deps.approvals?.withdrawn(this.nodeId, message.withdrawal);
+        return;
       case 'audit':
         // On a queue of its own: a batch waiting for the database must not hold relayed replies up.
         this.auditQueue = this.auditQueue.then(() => this.storeAudit(message.audit.batchId, message.audit.recordsJson));
@@ -357,6 +367,13 @@ class NodeStream implements RelayTarget {
     this.acceptsDeltas = hello.acceptsDeltas;
     // Recorded in the background: with the database away, the node is still served the last snapshot.
     this.records.connected(hello, this.streamId);
+    // Calls an earlier process of this node held for approval died with it (before its requests come again).
+    if (this.deps.approvals !== undefined && hello.nodeTag !== '')
+      await this.deps.approvals
+        .nodeStarted(hello.nodeId, hello.nodeTag)
+        .catch((error: unknown) =>
+          this.logger.warn({ err: error }, 'could not mark the approvals of an earlier node process'),
+        );
     this.logger.info(
       {
         node: hello.nodeId,

@@ -204,8 +204,17 @@ const relaySchema = z
         }),
         z.object({ $case: z.literal('call'), value: callSchema }),
         z.object({ $case: z.literal('callUpdate'), value: callUpdateSchema }),
+        z.object({
+          $case: z.literal('approvalDecision'),
+          value: z.object({
+            id: z.uuid(),
+            approved: z.boolean(),
+            reason: text(4096),
+            decidedBy: text(256),
+          }),
+        }),
       ],
-      { error: 'must be one of reply, cancel, ended, call or call_update' },
+      { error: 'must be one of reply, cancel, ended, call, call_update or approval_decision' },
     ),
   })
   .refine((envelope) => !SESSION_KINDS.has(envelope.kind.$case) || envelope.sessionId !== '', {
@@ -221,7 +230,31 @@ const relaySchema = z
 
 export type RelayMessage = z.output<typeof relaySchema>;
 
+const approvalRequestSchema = z.object({
+  id: z.uuid('must be a UUID the node made for this call'),
+  keyId: z.string().min(1).max(128),
+  teamId: z.string().max(128),
+  tool: z.string().min(1).max(256),
+  upstream: z.string().min(1).max(64),
+  argumentsJson: z.string().max(MAX_RELAY_JSON_CHARS, `is longer than ${MAX_RELAY_JSON_CHARS} characters`),
+  reason: text(4096),
+  requestedAtMs: z.number().int().positive(),
+  expiresAtMs: z.number().int().positive(),
+  parentId: z.string().max(256),
+});
+
+const approvalWithdrawalSchema = z.object({
+  id: z.uuid(),
+  status: z.enum(['TIMED_OUT', 'WITHDRAWN']),
+  reason: text(4096),
+});
+
+export type ApprovalRequestMessage = z.output<typeof approvalRequestSchema>;
+export type ApprovalWithdrawalMessage = z.output<typeof approvalWithdrawalSchema>;
+
 export type NodeMessage =
+  | { kind: 'approvalRequest'; request: ApprovalRequestMessage }
+  | { kind: 'approvalWithdrawal'; withdrawal: ApprovalWithdrawalMessage }
   | { kind: 'hello'; hello: z.output<typeof helloSchema> }
   | { kind: 'ack'; ack: z.output<typeof ackSchema> }
   | { kind: 'upstream'; report: z.output<typeof reportSchema> }
@@ -257,14 +290,33 @@ export function parseNodeMessage(message: ConnectRequest): NodeMessage {
       return { kind: 'ack', ack: parseInput(ackSchema, message.kind.value, 'ack') };
     case 'upstream':
       return { kind: 'upstream', report: parseInput(reportSchema, message.kind.value, 'upstream') };
-    case 'relay':
-      return { kind: 'relay', relay: parseRelayMessage(message.kind.value) };
+    case 'relay': {
+      const relay = parseRelayMessage(message.kind.value);
+      // Decisions come from the control plane alone: a node cannot approve calls held on another.
+      if (relay.kind.$case === 'approvalDecision')
+        return parseInput(z.never('a node cannot send approval decisions'), undefined, 'relay.kind');
+      return { kind: 'relay', relay };
+    }
     case 'spend':
       return { kind: 'spend', spend: parseInput(spendSchema, message.kind.value, 'spend') };
+    case 'approvalRequest':
+      return {
+        kind: 'approvalRequest',
+        request: parseInput(approvalRequestSchema, message.kind.value, 'approval_request'),
+      };
+    case 'approvalWithdrawal':
+      return {
+        kind: 'approvalWithdrawal',
+        withdrawal: parseInput(approvalWithdrawalSchema, message.kind.value, 'approval_withdrawal'),
+      };
     case 'audit':
       return { kind: 'audit', audit: parseInput(auditBatchSchema, message.kind.value, 'audit') };
     default:
-      return parseInput(z.never('must be one of hello, ack, upstream, relay or spend'), undefined, 'kind');
+      return parseInput(
+        z.never('must be one of hello, ack, upstream, relay, audit, spend, approval_request or approval_withdrawal'),
+        undefined,
+        'kind',
+      );
   }
 }
 

@@ -12,6 +12,9 @@ export interface RelayTarget {
   deliver(envelope: RelayEnvelope): void;
 }
 
+/** The sender named on envelopes the control plane makes itself. */
+const CONTROL_PLANE_SENDER = 'control-plane';
+
 /** Never sweep a smaller table: below this, expired entries cost less than the sweep. */
 const MIN_SWEEP_SIZE = 1_024;
 /** Node ids are checked the same way as in the hello. */
@@ -47,6 +50,21 @@ export class RelayHub {
     private readonly store?: EndedSessionStore,
   ) {
     this.unsubscribe = bus?.onRelay((payload, replica) => this.fromReplica(payload, replica));
+  }
+
+  /**
+   * Sends an envelope the control plane itself made (an approval decision) to the node whose tag it
+   * names: on this replica, or through the others.
+   */
+  send(envelope: RelayEnvelope): void {
+    const stamped = { ...envelope, fromNodeId: CONTROL_PLANE_SENDER };
+    if (this.deliverLocally(stamped, undefined) || this.bus === undefined) return;
+    const payload = Buffer.from(RelayEnvelope.encode(stamped).finish()).toString('base64');
+    this.bus
+      .publishRelay(payload)
+      .catch((error: unknown) =>
+        this.logger.warn({ err: errorMessage(error) }, 'could not publish an approval decision to the other replicas'),
+      );
   }
 
   /** A node stream joins once its hello was accepted; the returned function removes it. */

@@ -2,7 +2,9 @@ import { AuditQueries } from './audit-queries.ts';
 import type { Logger } from '../../../common/src/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
 import { AdminTokenService } from '../admins/admin-tokens.ts';
+import { ApprovalService } from './approvals.ts';
 import { CatalogService } from './catalog.ts';
+import { ExecutionPolicyService } from './execution-policies.ts';
 import { McpAuthorizationService } from './mcp-authorization.ts';
 import { NodeService } from './nodes.ts';
 import { BudgetService } from './budgets.ts';
@@ -22,6 +24,8 @@ export interface ControlPlaneServices {
   catalog: CatalogService;
   prices: PriceService;
   budgets: BudgetService;
+  executionPolicies: ExecutionPolicyService;
+  approvals: ApprovalService;
   /** The audit trail, read for GraphQL. */
   audit: AuditQueries;
   mcpAuthorization: McpAuthorizationService;
@@ -40,6 +44,8 @@ export function createServices(store: ConfigStore, box: SecretBox, logger: Logge
     catalog: new CatalogService(store, logger),
     prices: new PriceService(store),
     budgets: new BudgetService(store),
+    executionPolicies: new ExecutionPolicyService(store),
+    approvals: new ApprovalService(dataSource, logger),
     audit: new AuditQueries(dataSource),
     mcpAuthorization: new McpAuthorizationService(store),
     adminTokens: new AdminTokenService(dataSource),

@@ -13,7 +13,9 @@ import {
   type CustomerConfig,
   type VirtualKeyConfig,
   type ToolPrice,
+  type ExecutionPolicyRule,
 } from '../../../proto/gen/portcullis/v1/config.ts';
+import { ExecutionPolicies } from '../policy/execution-policy.ts';
 import type { Principal } from '../policy/principal.ts';
 import { PriceList } from '../policy/prices.ts';
 import { KeyIndex, keyEntry, type Directory, type KeyEntry } from './key-index.ts';
@@ -133,11 +135,26 @@ function checkUpstreamNames(upstreams: readonly UpstreamConfig[], version: strin
 /** Key fields a snapshot (a restart cache, a test's fixture) may lack: they default to none (code mode: INHERIT). */
 type Governance = 'expiresAtMs' | 'previousSecretSha256' | 'previousSecretExpiresAtMs' | 'codeMode';
 export type KeyConfigInput = Omit<VirtualKeyConfig, Governance> & Partial<Pick<VirtualKeyConfig, Governance>>;
-type Directory_ = 'teams' | 'customers' | 'prices' | 'budgeted';
+type Directory_ = 'teams' | 'customers' | 'prices' | 'budgeted' | 'executionPolicies';
 export type SnapshotInput = Omit<Snapshot, Directory_ | 'virtualKeys'> &
   Partial<Pick<Snapshot, Directory_>> & { virtualKeys: KeyConfigInput[] };
 export type DeltaInput = Omit<SnapshotDelta, Directory_ | 'upsertedKeys'> &
   Partial<Pick<SnapshotDelta, Directory_>> & { upsertedKeys: KeyConfigInput[] };
+function policiesOf(
+  rules: readonly ExecutionPolicyRule[],
+  upstreams: readonly UpstreamConfig[],
+  version: string,
+  what: string,
+): ExecutionPolicies {
+  try {
+    return ExecutionPolicies.of(rules, upstreams);
+  } catch (error) {
+    if (error instanceof PortcullisError)
+      throw new PortcullisError(ErrorCode.BAD_CONFIG, `${what} ${version}: ${error.message}`);
+    throw error;
+  }
+}
+
 function identity(
   config: McpAuthorizationConfig | undefined,
 ): readonly [IdentityProviders | undefined, McpAuthorizationConfig | undefined] {
@@ -181,6 +198,9 @@ export class AppliedConfig {
     /** OAuth access tokens this node accepts (MCP authorization); undefined: virtual keys only. */
     readonly identityProviders: IdentityProviders | undefined,
     private readonly mcpAuthorization: McpAuthorizationConfig | undefined,
+    /** Execution policy per tool (auto, approve, deny): the policy step reads it; denials are in each key's allow-list. */
+    readonly policies: ExecutionPolicies,
+    private readonly policyRules: readonly ExecutionPolicyRule[],
   ) {
     this.codeModeUpstreams = new Set(upstreams.filter((u) => u.codeMode).map((u) => u.name));
   }
@@ -192,17 +212,21 @@ export class AppliedConfig {
     const teamList = snapshot.teams ?? [];
     const customerList = snapshot.customers ?? [];
     const directory = directoryOf(teamList, customerList);
+    const rules = snapshot.executionPolicies ?? [];
+    const policies = policiesOf(rules, snapshot.upstreams, snapshot.version, 'snapshot');
     return new AppliedConfig(
       snapshot.version,
       snapshot.upstreams,
       snapshot.sessionKeys,
       teamList,
       customerList,
-      KeyIndex.of(snapshot.virtualKeys.map((key) => keyEntry(withDefaults(key), directory))),
+      KeyIndex.of(snapshot.virtualKeys.map((key) => keyEntry(withDefaults(key), directory, policies))),
       PriceList.of(snapshot.prices, snapshot.upstreams),
       snapshot.prices ?? [],
       new Set(snapshot.budgeted),
       ...identity(snapshot.mcpAuthorization),
+      policies,
+      rules,
     );
   }
 
@@ -230,12 +254,16 @@ export class AppliedConfig {
     const customerList = delta.customers ?? [];
     const directory = directoryOf(teamList, customerList);
     const upserted = delta.upsertedKeys.map(withDefaults);
-    const changed = JSON.stringify([teamList, customerList]) !== JSON.stringify([this.teams, this.customers]);
-    // A team or customer changed: every key is compiled again (they change rarely; keys often).
+    const rules = delta.executionPolicies ?? [];
+    const policies = policiesOf(rules, delta.upstreams, delta.version, 'delta');
+    const changed =
+      policies.fingerprint !== this.policies.fingerprint ||
+      JSON.stringify([teamList, customerList]) !== JSON.stringify([this.teams, this.customers]);
+    // A team, customer or execution policy changed: every key is compiled again (they change rarely; keys often).
     const keys = changed
-      ? KeyIndex.of(recompiled(this.keys.with([], delta.removedKeyIds), upserted, directory))
+      ? KeyIndex.of(recompiled(this.keys.with([], delta.removedKeyIds), upserted, directory, policies))
       : this.keys.with(
-          upserted.map((key) => keyEntry(key, directory)),
+          upserted.map((key) => keyEntry(key, directory, policies)),
           delta.removedKeyIds,
         );
     return new AppliedConfig(
@@ -251,6 +279,8 @@ export class AppliedConfig {
       ...(sameAuthorization(delta.mcpAuthorization, this.mcpAuthorization)
         ? ([this.identityProviders, this.mcpAuthorization] as const)
         : identity(delta.mcpAuthorization)),
+      policies,
+      rules,
     );
   }
 
@@ -270,6 +300,7 @@ export class AppliedConfig {
       customers: [...this.customers],
       prices: [...this.priceConfigs],
       budgeted: [...this.budgeted],
+      executionPolicies: [...this.policyRules],
       ...(this.mcpAuthorization === undefined ? {} : { mcpAuthorization: this.mcpAuthorization }),
     };
   }
@@ -310,7 +341,12 @@ function directoryOf(teams: readonly TeamConfig[], customers: readonly CustomerC
   };
 }
 
-function* recompiled(kept: KeyIndex, upserted: readonly VirtualKeyConfig[], directory: Directory): Iterable<KeyEntry> {
-  for (const entry of kept.entries()) yield keyEntry(entry.config, directory);
-  for (const key of upserted) yield keyEntry(key, directory);
+function* recompiled(
+  kept: KeyIndex,
+  upserted: readonly VirtualKeyConfig[],
+  directory: Directory,
+  policies: ExecutionPolicies,
+): Iterable<KeyEntry> {
+  for (const entry of kept.entries()) yield keyEntry(entry.config, directory, policies);
+  for (const key of upserted) yield keyEntry(key, directory, policies);
 }

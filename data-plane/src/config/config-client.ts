@@ -1,3 +1,4 @@
+import type { ApprovalRequest, ApprovalWithdrawal } from '../../../proto/gen/portcullis/v1/config.ts';
 import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
 import { backoffDelay, errorMessage, type Logger } from '../../../common/src/index.ts';
@@ -153,6 +154,19 @@ export class ConfigClient {
     if (stream === undefined) return false;
     stream.write({ kind: { $case: 'spend', value: { entries } } });
     return true;
+  }
+
+  /** Sends a call held for approval; false when the stream is down (the caller re-sends it on connect). */
+  requestApproval(request: ApprovalRequest): boolean {
+    const stream = this.stream;
+    if (stream === undefined) return false;
+    stream.write({ kind: { $case: 'approvalRequest', value: request } });
+    return true;
+  }
+
+  /** Tells the control plane a held call no longer waits (best effort: it also expires there). */
+  withdrawApproval(withdrawal: ApprovalWithdrawal): void {
+    this.stream?.write({ kind: { $case: 'approvalWithdrawal', value: withdrawal } });
   }
 
   /** Sends a batch of audit records; false when the stream is down (the shipper sends it again on the next). */

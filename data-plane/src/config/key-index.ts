@@ -1,6 +1,7 @@
 import type { CustomerConfig, TeamConfig, VirtualKeyConfig } from '../../../proto/gen/portcullis/v1/config.ts';
 import { compileLimits } from '../policy/rate-limits.ts';
 import { AllowList, accessOfToolPatterns } from '../policy/allow-list.ts';
+import { ExecutionPolicies } from '../policy/execution-policy.ts';
 import type { Principal } from '../policy/principal.ts';
 
 /** One configured virtual key: as sent, its hashes in hex, and the principal requests authenticate as. */
@@ -21,7 +22,16 @@ export interface Directory {
   readonly customers: ReadonlyMap<string, CustomerConfig>;
 }
 
-export function keyEntry(config: VirtualKeyConfig, directory: Directory = NO_DIRECTORY): KeyEntry {
+/** A key's entry, compiled against its team and customer; its allow-list leaves out what `policies` deny it. */
+export function keyEntry(
+  config: VirtualKeyConfig,
+  directory: Directory = NO_DIRECTORY,
+  policies: ExecutionPolicies = ExecutionPolicies.NONE,
+): KeyEntry {
+  const teamId = config.teamId || undefined;
+  const denied = policies.empty
+    ? undefined
+    : (exposedName: string, upstream: string) => policies.denies(config.id, teamId, exposedName, upstream);
   const team = config.teamId ? directory.teams.get(config.teamId) : undefined;
   const customer = team?.customerId ? directory.customers.get(team.customerId) : undefined;
   const limits = [
@@ -40,10 +50,10 @@ export function keyEntry(config: VirtualKeyConfig, directory: Directory = NO_DIR
     principal: {
       keyId: config.id,
       keyName: config.name,
-      teamId: config.teamId || undefined,
+      teamId,
       customerId: team?.customerId || undefined,
       // A key naming a team this snapshot lacks gets the team's lists as "nothing": never more than meant.
-      allowList: AllowList.of(access, config.teamId ? (team?.access ?? NOTHING) : undefined),
+      allowList: AllowList.of(access, config.teamId ? (team?.access ?? NOTHING) : undefined, denied),
       codeMode: config.codeMode,
       limits,
       owners: [

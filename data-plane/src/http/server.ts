@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import type { ApprovalGate } from '../approvals/approval-gate.ts';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import { LogLevels, ResourceSubscriptions } from '../mcp/agent-state.ts';
 import { CatalogViews } from '../mcp/catalog-views.ts';
@@ -23,6 +24,7 @@ import type { BudgetLedger } from '../policy/budget-ledger.ts';
 import type { AuditRecorder } from '../audit/audit-recorder.ts';
 import { answerFailure, sendJson } from './respond.ts';
 import { checkHost, type AllowedHost } from './host-guard.ts';
+import { createRestEndpoint, REST_PATHS } from '../rest/rest-endpoint.ts';
 import type { ReadinessState } from '../observability/readiness.ts';
 import { codeModeScope } from '../code-mode/code-mode-scope.ts';
 import type { SandboxPool } from '../code-mode/sandbox-pool.ts';
@@ -77,6 +79,8 @@ export interface DataPlaneServerOptions {
   readonly eventStore?: EventStoreOptions;
   /** Requests in flight per key and per session on this node (defaults in in-flight.ts). */
   readonly callAdmission?: CallAdmissionOptions;
+  /** Where calls whose execution policy is `approve` wait for a person; absent, such calls are refused. */
+  readonly approvals?: ApprovalGate;
   /** Code mode's sandbox pool; absent, code mode is off on this node. The caller closes it. */
   readonly sandbox?: SandboxPool;
   /** This node's rate-limit buckets, told its share by the config stream; absent, nothing is rate limited. */
@@ -122,7 +126,8 @@ const METADATA_CORS = { 'access-control-allow-origin': '*', 'cache-control': 'ma
 const NOT_FOUND = JSON.stringify({
   error: {
     code: 'NOT_FOUND',
-    message: 'Not found: the MCP endpoint is /mcp (legacy HTTP+SSE: GET /sse, POST /messages)',
+    message:
+      'Not found: the MCP endpoint is /mcp (legacy HTTP+SSE: GET /sse, POST /messages; REST: GET /v1/mcp/tools, POST /v1/mcp/tool/execute, GET /v1/openapi.json)',
   },
 });
 
@@ -179,6 +184,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     inputExchanges: options.inputExchanges,
     getConfig,
     steps: options.steps,
+    approvals: options.approvals,
     sandbox: options.sandbox,
     ...(options.rateLimiter === undefined ? {} : { rateLimiter: options.rateLimiter }),
     ...(options.budgetLedger === undefined ? {} : { budgetLedger: options.budgetLedger }),
@@ -235,6 +241,14 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
   };
   const mcp = createMcpEndpoint(endpointOptions);
   const legacySse = createLegacySseEndpoints(endpointOptions);
+  const rest = createRestEndpoint({
+    getConfig,
+    run: dispatcher.run,
+    views,
+    maxBodyBytes: options.maxBodyBytes,
+    logger,
+    version: options.serverInfo.version,
+  });
   const allowedHosts = options.allowedHosts;
   const readiness =
     options.readiness ?? ((): ReadinessState => (getConfig() === undefined ? NO_CONFIG : { ready: true }));
@@ -256,6 +270,10 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
       return;
     }
     if (path.startsWith(RESOURCE_METADATA_PATH)) return resourceMetadata(req, res, path);
+    if (REST_PATHS.has(path)) {
+      void rest(req, res, path, query === -1 ? '' : url.slice(query + 1));
+      return;
+    }
     if (req.method === 'GET' && path === '/healthz') return sendJson(res, 200, HEALTHY);
     if (req.method === 'GET' && path === '/readyz') {
       const state = readiness();

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { InitializeRequestParamsSchema } from '@modelcontextprotocol/core';
+import type { ApprovalGate } from '../approvals/approval-gate.ts';
 import type { Logger } from 'pino';
 import type { SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
 import type { AppliedConfig } from '../config/applied-config.ts';
@@ -104,6 +105,8 @@ export interface McpDispatcherOptions {
   readonly inputExchanges?: Partial<Omit<InputExchangesOptions, 'nodeId'>>;
   /** Changes the pipeline's steps (say, inserts one); given the default steps in chain order. */
   readonly steps?: (defaults: readonly Step[]) => readonly Step[];
+  /** Where calls whose execution policy is `approve` wait for a person (approvals/approval-gate.ts). */
+  readonly approvals?: ApprovalGate | undefined;
   /** Code mode's sandbox; absent, code mode is off on this node. */
   readonly sandbox?: SandboxPool;
 }

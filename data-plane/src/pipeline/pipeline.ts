@@ -1,3 +1,4 @@
+import type { ApprovalGate } from '../approvals/approval-gate.ts';
 import { codeModeStep } from '../code-mode/code-mode-step.ts';
 import type { SandboxPool } from '../code-mode/sandbox-pool.ts';
 import type { AuditRecorder } from '../audit/audit-recorder.ts';
@@ -52,6 +53,8 @@ function unanswered(operation: Operation): Promise<Outcome> {
 export interface PipelineOptions extends AuthorizeOptions, ExecuteOptions {
   readonly getConfig: () => AppliedConfig | undefined;
   readonly metrics?: DataPlaneMetrics | undefined;
+  /** Where calls whose policy is `approve` wait for a person; absent, they are refused. */
+  readonly approvals?: ApprovalGate | undefined;
   /** Code mode (the meta-tools and their sandbox); absent, no key sees it. */
   readonly codeMode?: { readonly sandbox: SandboxPool; readonly run: RunOperation } | undefined;
   /** This node's rate-limit buckets; absent, nothing is rate limited. */
@@ -72,7 +75,7 @@ export function defaultSteps(options: PipelineOptions): Step[] {
       ? []
       : [codeModeStep({ ...codeMode, views: options.views, getConfig: options.getConfig })]),
     authorizeStep(options),
-    policyStep(),
+    policyStep(options.getConfig, options.approvals),
     limitsStep(options),
     executeStep(options),
   ];

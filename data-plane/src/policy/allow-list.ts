@@ -87,9 +87,13 @@ export class AllowList {
 
   /**
    * Tool patterns (prompts by the same patterns, resources of the upstreams they grant anything on),
-   * or whole access lists, every one of which a name must pass.
+   * or whole access lists, every one of which a name must pass. `denied`: tools an execution policy
+   * denies this key (policy/execution-policy.ts), hidden and refused exactly as tools outside the lists.
    */
-  constructor(patterns: readonly string[] | { readonly lists: readonly AccessLists[] }) {
+  constructor(
+    patterns: readonly string[] | { readonly lists: readonly AccessLists[] },
+    private readonly denied?: (exposedName: string, upstream: string) => boolean,
+  ) {
     const lists = 'lists' in patterns ? patterns.lists : [accessOfToolPatterns(patterns)];
     this.tools = lists.map((l) => new Rule(l.allowedTools, l.deniedTools, false));
     this.prompts = lists.map((l) => new Rule(l.allowedPrompts, l.deniedPrompts, false));
@@ -97,13 +101,18 @@ export class AllowList {
   }
 
   /** The lists of a key and (when it has one) its team. */
-  static of(key: AccessLists, team?: AccessLists): AllowList {
-    return new AllowList({ lists: team === undefined ? [key] : [key, team] });
+  static of(
+    key: AccessLists,
+    team?: AccessLists,
+    denied?: (exposedName: string, upstream: string) => boolean,
+  ): AllowList {
+    return new AllowList({ lists: team === undefined ? [key] : [key, team] }, denied);
   }
 
   /** Whether the tool `exposedName` (offered by `upstream`) may be seen and called. */
   allows(exposedName: string, upstream: string): boolean {
-    return everyPermits(this.tools, exposedName, upstream);
+    if (!everyPermits(this.tools, exposedName, upstream)) return false;
+    return this.denied === undefined || !this.denied(exposedName, upstream);
   }
 
   /** Whether the prompt `exposedName` (offered by `upstream`) may be seen and got. */

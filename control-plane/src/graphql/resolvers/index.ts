@@ -1,7 +1,9 @@
+import { approvalResolvers } from './approvals.ts';
 import { auditResolvers } from './audit.ts';
 import { adminResolvers } from './admins.ts';
 import { mcpAuthorizationResolvers } from './mcp-authorization.ts';
 import { nodeResolvers } from './nodes.ts';
+import { policyResolvers } from './policies.ts';
 import { DateTimeScalar } from './scalars.ts';
 import { teamResolvers } from './teams.ts';
 import { upstreamResolvers } from './upstreams.ts';
@@ -15,6 +17,7 @@ export const resolvers = {
     ...virtualKeyResolvers.Query,
     ...teamResolvers.Query,
     ...nodeResolvers.Query,
+    ...approvalResolvers.Query,
     ...mcpAuthorizationResolvers.Query,
     ...adminResolvers.Query,
     ...auditResolvers.Query,
@@ -23,10 +26,13 @@ export const resolvers = {
     ...upstreamResolvers.Mutation,
     ...virtualKeyResolvers.Mutation,
     ...teamResolvers.Mutation,
+    ...policyResolvers.Mutation,
+    ...approvalResolvers.Mutation,
     ...mcpAuthorizationResolvers.Mutation,
     ...adminResolvers.Mutation,
   },
-  Upstream: upstreamResolvers.Upstream,
+  Approval: approvalResolvers.Approval,
+  Upstream: { ...upstreamResolvers.Upstream, ...policyResolvers.Upstream },
   Tool: upstreamResolvers.Tool,
   ToolDefinitionChange: upstreamResolvers.ToolDefinitionChange,
   UpstreamPrompt: upstreamResolvers.UpstreamPrompt,
@@ -36,8 +42,8 @@ export const resolvers = {
   UpstreamCatalogList: upstreamResolvers.UpstreamCatalogList,
   DataPlaneNode: nodeResolvers.DataPlaneNode,
   UpstreamNodeStatus: upstreamResolvers.UpstreamNodeStatus,
-  VirtualKey: virtualKeyResolvers.VirtualKey,
-  Team: teamResolvers.Team,
+  VirtualKey: { ...virtualKeyResolvers.VirtualKey, ...policyResolvers.VirtualKey },
+  Team: { ...teamResolvers.Team, ...policyResolvers.Team },
   Customer: teamResolvers.Customer,
   ToolPrice: teamResolvers.ToolPrice,
   McpAuthorization: mcpAuthorizationResolvers.McpAuthorization,

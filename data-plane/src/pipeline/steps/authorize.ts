@@ -60,6 +60,13 @@ export function toolNotFound(name: string): Outcome {
   return refused(GatewayError.invalidParams(`Tool ${name} not found`));
 }
 
+const TOOL_NOT_FOUND = /^Tool .+ not found$/s;
+
+/** Whether a refusal is toolNotFound's (the REST API answers it with 404). */
+export function isToolNotFound(error: GatewayError): boolean {
+  return error.code === RpcErrorCode.InvalidParams && TOOL_NOT_FOUND.test(error.message);
+}
+
 function isOutcome(routed: Target | Outcome): routed is Outcome {
   return routed.kind === 'error' || routed.kind === 'result' || routed.kind === 'json' || routed.kind === 'input';
 }

@@ -22,6 +22,54 @@ export const protobufPackage = "portcullis.v1";
 
 export const protobufFileName = "portcullis/v1/config.proto";
 
+export enum ExecutionPolicy {
+  EXECUTION_POLICY_UNSPECIFIED = 0,
+  /** EXECUTION_POLICY_AUTO - The call runs. */
+  EXECUTION_POLICY_AUTO = 1,
+  /** EXECUTION_POLICY_APPROVE - The call waits on its node for a person's decision. */
+  EXECUTION_POLICY_APPROVE = 2,
+  /** EXECUTION_POLICY_DENY - The tool is hidden and refused, exactly as one outside the key's allow-list. */
+  EXECUTION_POLICY_DENY = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function executionPolicyFromJSON(object: any): ExecutionPolicy {
+  switch (object) {
+    case 0:
+    case "EXECUTION_POLICY_UNSPECIFIED":
+      return ExecutionPolicy.EXECUTION_POLICY_UNSPECIFIED;
+    case 1:
+    case "EXECUTION_POLICY_AUTO":
+      return ExecutionPolicy.EXECUTION_POLICY_AUTO;
+    case 2:
+    case "EXECUTION_POLICY_APPROVE":
+      return ExecutionPolicy.EXECUTION_POLICY_APPROVE;
+    case 3:
+    case "EXECUTION_POLICY_DENY":
+      return ExecutionPolicy.EXECUTION_POLICY_DENY;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ExecutionPolicy.UNRECOGNIZED;
+  }
+}
+
+export function executionPolicyToJSON(object: ExecutionPolicy): string {
+  switch (object) {
+    case ExecutionPolicy.EXECUTION_POLICY_UNSPECIFIED:
+      return "EXECUTION_POLICY_UNSPECIFIED";
+    case ExecutionPolicy.EXECUTION_POLICY_AUTO:
+      return "EXECUTION_POLICY_AUTO";
+    case ExecutionPolicy.EXECUTION_POLICY_APPROVE:
+      return "EXECUTION_POLICY_APPROVE";
+    case ExecutionPolicy.EXECUTION_POLICY_DENY:
+      return "EXECUTION_POLICY_DENY";
+    case ExecutionPolicy.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum Transport {
   TRANSPORT_UNSPECIFIED = 0,
   TRANSPORT_STDIO = 1,
@@ -172,6 +220,10 @@ export interface ConnectRequest {
   } | //
   /** A message for another node (or every other node), forwarded by the control plane. */
   { $case: "relay"; value: RelayEnvelope } | //
+  /** A call held on this node for a person's approval (sent again after every reconnect while it waits). */
+  { $case: "approvalRequest"; value: ApprovalRequest } | //
+  /** A held call that no longer waits (the agent cancelled, or it timed out on the node). */
+  { $case: "approvalWithdrawal"; value: ApprovalWithdrawal } | //
   /** Audit records from the node's spool; the control plane answers with an AuditAck once stored. */
   { $case: "audit"; value: AuditBatch } | //
   /** What this node spent of its budget leases (cumulative per budget and period). */
@@ -205,6 +257,42 @@ export interface BudgetSpend {
   periodStartMs: number;
   /** Everything this node spent of the budget in the period (not only since the last report). */
   spentMicros: number;
+}
+
+/** A call whose execution policy is APPROVE, waiting on the node that sent this. */
+export interface ApprovalRequest {
+  /** Made by the node (a UUID); the control plane stores the request once by it. */
+  id: string;
+  keyId: string;
+  teamId: string;
+  /** The exposed tool name the agent called, and its upstream. */
+  tool: string;
+  upstream: string;
+  /** The call's arguments as JSON (left out, "{}", when content logging is off). */
+  argumentsJson: string;
+  /** Why the call needs approval (the rule's condition, when one made it so). */
+  reason: string;
+  /** When the node took the call up, and when it stops waiting (ms since the epoch). */
+  requestedAtMs: number;
+  expiresAtMs: number;
+  /** The operation the call belongs to (a REST call's x-portcullis-parent-request), if any. */
+  parentId: string;
+}
+
+export interface ApprovalWithdrawal {
+  id: string;
+  /** TIMED_OUT or WITHDRAWN (the agent cancelled or went away). */
+  status: string;
+  reason: string;
+}
+
+/** A person's decision on a held call, sent to the node holding it (as a RelayEnvelope to its tag). */
+export interface ApprovalDecision {
+  id: string;
+  approved: boolean;
+  reason: string;
+  /** Who decided (the admin identity, or the control plane itself for NODE_RESTARTED and the like). */
+  decidedBy: string;
 }
 
 /** The first message of every stream. */
@@ -314,6 +402,9 @@ export interface RelayEnvelope {
     | { $case: "ended"; value: EndedSession }
     | { $case: "call"; value: RelayedCall }
     | { $case: "callUpdate"; value: RelayedCallUpdate }
+    | //
+    /** From the control plane: the decision on a call this node holds for approval. */
+    { $case: "approvalDecision"; value: ApprovalDecision }
     | undefined;
   /**
    * The sending node's tag (of its hello); set by the control plane, like from_node_id. The
@@ -418,6 +509,8 @@ export interface Snapshot {
   prices: ToolPrice[];
   /** Who has a budget ("<scope>:<owner id>"): such an owner may spend only what its lease holds. */
   budgeted: string[];
+  /** Execution policy rules (auto / approve / deny), of every scope; see ExecutionPolicyRule. */
+  executionPolicies: ExecutionPolicyRule[];
   /** OAuth 2.1 protected-resource settings: which issuers' JWTs stand in for a virtual key. Unset: keys only. */
   mcpAuthorization?: McpAuthorizationConfig | undefined;
 }
@@ -456,6 +549,8 @@ export interface SnapshotDelta {
   customers: CustomerConfig[];
   prices: ToolPrice[];
   budgeted: string[];
+  /** Every execution policy rule of the new revision (the whole list, as in Snapshot). */
+  executionPolicies: ExecutionPolicyRule[];
   /** The whole MCP authorization settings of the new revision (as in Snapshot). */
   mcpAuthorization?: McpAuthorizationConfig | undefined;
 }
@@ -487,6 +582,29 @@ export interface ClaimTeamMapping {
   customerId: string;
   /** What users mapped here may call: exact exposed names, "up__*", or "*". */
   allowedTools: string[];
+}
+
+/**
+ * One execution policy rule. Exactly one scope is set. Of all rules that apply to a call, the
+ * strictest wins (deny over approve over auto); a tool no rule names runs (auto).
+ */
+export interface ExecutionPolicyRule {
+  /** Scope: an upstream (its default when tool is "*", else one of its tools by the upstream's own name). */
+  upstreamId: string;
+  /** Scope: every key of a team; tool is an exposed-name pattern ("up__tool", "up__*", "*"). */
+  teamId: string;
+  /** Scope: one key; tool as for a team. */
+  keyId: string;
+  tool: string;
+  policy: ExecutionPolicy;
+  /**
+   * APPROVE only: the rule applies only when this top-level argument's value (a string, or the
+   * JSON text of any other value) matches the regular expression `pattern`.
+   */
+  argument: string;
+  pattern: string;
+  /** APPROVE: how long a held call waits for a decision before it is refused (0 = the node's default). */
+  approvalTimeoutMs: number;
 }
 
 export interface KeyValue {
@@ -725,6 +843,12 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       case "relay":
         RelayEnvelope.encode(message.kind.value, writer.uint32(34).fork()).join();
         break;
+      case "approvalRequest":
+        ApprovalRequest.encode(message.kind.value, writer.uint32(322).fork()).join();
+        break;
+      case "approvalWithdrawal":
+        ApprovalWithdrawal.encode(message.kind.value, writer.uint32(330).fork()).join();
+        break;
       case "audit":
         AuditBatch.encode(message.kind.value, writer.uint32(42).fork()).join();
         break;
@@ -780,6 +904,22 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
             message.kind = { $case: "relay", value: RelayEnvelope.decode(reader, reader.uint32()) };
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.kind = { $case: "approvalRequest", value: ApprovalRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 41: {
+            if (tag !== 330) {
+              break;
+            }
+
+            message.kind = { $case: "approvalWithdrawal", value: ApprovalWithdrawal.decode(reader, reader.uint32()) };
+            continue;
+          }
           case 5: {
             if (tag !== 42) {
               break;
@@ -818,6 +958,14 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         ? { $case: "upstream", value: UpstreamReport.fromJSON(object.upstream) }
         : isSet(object.relay)
         ? { $case: "relay", value: RelayEnvelope.fromJSON(object.relay) }
+        : isSet(object.approvalRequest)
+        ? { $case: "approvalRequest", value: ApprovalRequest.fromJSON(object.approvalRequest) }
+        : isSet(object.approval_request)
+        ? { $case: "approvalRequest", value: ApprovalRequest.fromJSON(object.approval_request) }
+        : isSet(object.approvalWithdrawal)
+        ? { $case: "approvalWithdrawal", value: ApprovalWithdrawal.fromJSON(object.approvalWithdrawal) }
+        : isSet(object.approval_withdrawal)
+        ? { $case: "approvalWithdrawal", value: ApprovalWithdrawal.fromJSON(object.approval_withdrawal) }
         : isSet(object.audit)
         ? { $case: "audit", value: AuditBatch.fromJSON(object.audit) }
         : isSet(object.spend)
@@ -836,6 +984,10 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       obj.upstream = UpstreamReport.toJSON(message.kind.value);
     } else if (message.kind?.$case === "relay") {
       obj.relay = RelayEnvelope.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "approvalRequest") {
+      obj.approvalRequest = ApprovalRequest.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "approvalWithdrawal") {
+      obj.approvalWithdrawal = ApprovalWithdrawal.toJSON(message.kind.value);
     } else if (message.kind?.$case === "audit") {
       obj.audit = AuditBatch.toJSON(message.kind.value);
     } else if (message.kind?.$case === "spend") {
@@ -871,6 +1023,18 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       case "relay": {
         if (object.kind?.value !== undefined && object.kind?.value !== null) {
           message.kind = { $case: "relay", value: RelayEnvelope.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "approvalRequest": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "approvalRequest", value: ApprovalRequest.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "approvalWithdrawal": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "approvalWithdrawal", value: ApprovalWithdrawal.fromPartial(object.kind.value) };
         }
         break;
       }
@@ -1251,6 +1415,476 @@ export const BudgetSpend: MessageFns<BudgetSpend> = {
     message.budgetId = object.budgetId ?? "";
     message.periodStartMs = object.periodStartMs ?? 0;
     message.spentMicros = object.spentMicros ?? 0;
+    return message;
+  },
+};
+
+function createBaseApprovalRequest(): ApprovalRequest {
+  return {
+    id: "",
+    keyId: "",
+    teamId: "",
+    tool: "",
+    upstream: "",
+    argumentsJson: "",
+    reason: "",
+    requestedAtMs: 0,
+    expiresAtMs: 0,
+    parentId: "",
+  };
+}
+
+export const ApprovalRequest: MessageFns<ApprovalRequest> = {
+  encode(message: ApprovalRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.keyId !== "") {
+      writer.uint32(18).string(message.keyId);
+    }
+    if (message.teamId !== "") {
+      writer.uint32(26).string(message.teamId);
+    }
+    if (message.tool !== "") {
+      writer.uint32(34).string(message.tool);
+    }
+    if (message.upstream !== "") {
+      writer.uint32(42).string(message.upstream);
+    }
+    if (message.argumentsJson !== "") {
+      writer.uint32(50).string(message.argumentsJson);
+    }
+    if (message.reason !== "") {
+      writer.uint32(58).string(message.reason);
+    }
+    if (message.requestedAtMs !== 0) {
+      writer.uint32(64).uint64(message.requestedAtMs);
+    }
+    if (message.expiresAtMs !== 0) {
+      writer.uint32(72).uint64(message.expiresAtMs);
+    }
+    if (message.parentId !== "") {
+      writer.uint32(82).string(message.parentId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApprovalRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApprovalRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.teamId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.tool = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.upstream = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.argumentsJson = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.requestedAtMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.expiresAtMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.parentId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApprovalRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      teamId: isSet(object.teamId)
+        ? globalThis.String(object.teamId)
+        : isSet(object.team_id)
+        ? globalThis.String(object.team_id)
+        : "",
+      tool: isSet(object.tool) ? globalThis.String(object.tool) : "",
+      upstream: isSet(object.upstream) ? globalThis.String(object.upstream) : "",
+      argumentsJson: isSet(object.argumentsJson)
+        ? globalThis.String(object.argumentsJson)
+        : isSet(object.arguments_json)
+        ? globalThis.String(object.arguments_json)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      requestedAtMs: isSet(object.requestedAtMs)
+        ? globalThis.Number(object.requestedAtMs)
+        : isSet(object.requested_at_ms)
+        ? globalThis.Number(object.requested_at_ms)
+        : 0,
+      expiresAtMs: isSet(object.expiresAtMs)
+        ? globalThis.Number(object.expiresAtMs)
+        : isSet(object.expires_at_ms)
+        ? globalThis.Number(object.expires_at_ms)
+        : 0,
+      parentId: isSet(object.parentId)
+        ? globalThis.String(object.parentId)
+        : isSet(object.parent_id)
+        ? globalThis.String(object.parent_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ApprovalRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.teamId !== "") {
+      obj.teamId = message.teamId;
+    }
+    if (message.tool !== "") {
+      obj.tool = message.tool;
+    }
+    if (message.upstream !== "") {
+      obj.upstream = message.upstream;
+    }
+    if (message.argumentsJson !== "") {
+      obj.argumentsJson = message.argumentsJson;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.requestedAtMs !== 0) {
+      obj.requestedAtMs = Math.round(message.requestedAtMs);
+    }
+    if (message.expiresAtMs !== 0) {
+      obj.expiresAtMs = Math.round(message.expiresAtMs);
+    }
+    if (message.parentId !== "") {
+      obj.parentId = message.parentId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ApprovalRequest>, I>>(base?: I): ApprovalRequest {
+    return ApprovalRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ApprovalRequest>, I>>(object: I): ApprovalRequest {
+    const message = createBaseApprovalRequest();
+    message.id = object.id ?? "";
+    message.keyId = object.keyId ?? "";
+    message.teamId = object.teamId ?? "";
+    message.tool = object.tool ?? "";
+    message.upstream = object.upstream ?? "";
+    message.argumentsJson = object.argumentsJson ?? "";
+    message.reason = object.reason ?? "";
+    message.requestedAtMs = object.requestedAtMs ?? 0;
+    message.expiresAtMs = object.expiresAtMs ?? 0;
+    message.parentId = object.parentId ?? "";
+    return message;
+  },
+};
+
+function createBaseApprovalWithdrawal(): ApprovalWithdrawal {
+  return { id: "", status: "", reason: "" };
+}
+
+export const ApprovalWithdrawal: MessageFns<ApprovalWithdrawal> = {
+  encode(message: ApprovalWithdrawal, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.status !== "") {
+      writer.uint32(18).string(message.status);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApprovalWithdrawal {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApprovalWithdrawal();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.status = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApprovalWithdrawal {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      status: isSet(object.status) ? globalThis.String(object.status) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: ApprovalWithdrawal): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.status !== "") {
+      obj.status = message.status;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ApprovalWithdrawal>, I>>(base?: I): ApprovalWithdrawal {
+    return ApprovalWithdrawal.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ApprovalWithdrawal>, I>>(object: I): ApprovalWithdrawal {
+    const message = createBaseApprovalWithdrawal();
+    message.id = object.id ?? "";
+    message.status = object.status ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseApprovalDecision(): ApprovalDecision {
+  return { id: "", approved: false, reason: "", decidedBy: "" };
+}
+
+export const ApprovalDecision: MessageFns<ApprovalDecision> = {
+  encode(message: ApprovalDecision, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.approved !== false) {
+      writer.uint32(16).bool(message.approved);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    if (message.decidedBy !== "") {
+      writer.uint32(34).string(message.decidedBy);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApprovalDecision {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApprovalDecision();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.approved = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.decidedBy = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApprovalDecision {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      approved: isSet(object.approved) ? globalThis.Boolean(object.approved) : false,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      decidedBy: isSet(object.decidedBy)
+        ? globalThis.String(object.decidedBy)
+        : isSet(object.decided_by)
+        ? globalThis.String(object.decided_by)
+        : "",
+    };
+  },
+
+  toJSON(message: ApprovalDecision): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.approved !== false) {
+      obj.approved = message.approved;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.decidedBy !== "") {
+      obj.decidedBy = message.decidedBy;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ApprovalDecision>, I>>(base?: I): ApprovalDecision {
+    return ApprovalDecision.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ApprovalDecision>, I>>(object: I): ApprovalDecision {
+    const message = createBaseApprovalDecision();
+    message.id = object.id ?? "";
+    message.approved = object.approved ?? false;
+    message.reason = object.reason ?? "";
+    message.decidedBy = object.decidedBy ?? "";
     return message;
   },
 };
@@ -2089,6 +2723,9 @@ export const RelayEnvelope: MessageFns<RelayEnvelope> = {
       case "callUpdate":
         RelayedCallUpdate.encode(message.kind.value, writer.uint32(74).fork()).join();
         break;
+      case "approvalDecision":
+        ApprovalDecision.encode(message.kind.value, writer.uint32(322).fork()).join();
+        break;
     }
     if (message.fromNodeTag !== "") {
       writer.uint32(82).string(message.fromNodeTag);
@@ -2181,6 +2818,14 @@ export const RelayEnvelope: MessageFns<RelayEnvelope> = {
             message.kind = { $case: "callUpdate", value: RelayedCallUpdate.decode(reader, reader.uint32()) };
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.kind = { $case: "approvalDecision", value: ApprovalDecision.decode(reader, reader.uint32()) };
+            continue;
+          }
           case 10: {
             if (tag !== 82) {
               break;
@@ -2235,6 +2880,10 @@ export const RelayEnvelope: MessageFns<RelayEnvelope> = {
         ? { $case: "callUpdate", value: RelayedCallUpdate.fromJSON(object.callUpdate) }
         : isSet(object.call_update)
         ? { $case: "callUpdate", value: RelayedCallUpdate.fromJSON(object.call_update) }
+        : isSet(object.approvalDecision)
+        ? { $case: "approvalDecision", value: ApprovalDecision.fromJSON(object.approvalDecision) }
+        : isSet(object.approval_decision)
+        ? { $case: "approvalDecision", value: ApprovalDecision.fromJSON(object.approval_decision) }
         : undefined,
       fromNodeTag: isSet(object.fromNodeTag)
         ? globalThis.String(object.fromNodeTag)
@@ -2268,6 +2917,8 @@ export const RelayEnvelope: MessageFns<RelayEnvelope> = {
       obj.call = RelayedCall.toJSON(message.kind.value);
     } else if (message.kind?.$case === "callUpdate") {
       obj.callUpdate = RelayedCallUpdate.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "approvalDecision") {
+      obj.approvalDecision = ApprovalDecision.toJSON(message.kind.value);
     }
     if (message.fromNodeTag !== "") {
       obj.fromNodeTag = message.fromNodeTag;
@@ -2312,6 +2963,12 @@ export const RelayEnvelope: MessageFns<RelayEnvelope> = {
       case "callUpdate": {
         if (object.kind?.value !== undefined && object.kind?.value !== null) {
           message.kind = { $case: "callUpdate", value: RelayedCallUpdate.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "approvalDecision": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "approvalDecision", value: ApprovalDecision.fromPartial(object.kind.value) };
         }
         break;
       }
@@ -2966,6 +3623,7 @@ function createBaseSnapshot(): Snapshot {
     customers: [],
     prices: [],
     budgeted: [],
+    executionPolicies: [],
     mcpAuthorization: undefined,
   };
 }
@@ -2995,6 +3653,9 @@ export const Snapshot: MessageFns<Snapshot> = {
     }
     for (const v of message.budgeted) {
       writer.uint32(66).string(v!);
+    }
+    for (const v of message.executionPolicies) {
+      ExecutionPolicyRule.encode(v!, writer.uint32(322).fork()).join();
     }
     if (message.mcpAuthorization !== undefined) {
       McpAuthorizationConfig.encode(message.mcpAuthorization, writer.uint32(162).fork()).join();
@@ -3079,6 +3740,14 @@ export const Snapshot: MessageFns<Snapshot> = {
             message.budgeted.push(reader.string());
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.executionPolicies.push(ExecutionPolicyRule.decode(reader, reader.uint32()));
+            continue;
+          }
           case 20: {
             if (tag !== 162) {
               break;
@@ -3121,6 +3790,11 @@ export const Snapshot: MessageFns<Snapshot> = {
         : [],
       prices: globalThis.Array.isArray(object?.prices) ? object.prices.map((e: any) => ToolPrice.fromJSON(e)) : [],
       budgeted: globalThis.Array.isArray(object?.budgeted) ? object.budgeted.map((e: any) => globalThis.String(e)) : [],
+      executionPolicies: globalThis.Array.isArray(object?.executionPolicies)
+        ? object.executionPolicies.map((e: any) => ExecutionPolicyRule.fromJSON(e))
+        : globalThis.Array.isArray(object?.execution_policies)
+        ? object.execution_policies.map((e: any) => ExecutionPolicyRule.fromJSON(e))
+        : [],
       mcpAuthorization: isSet(object.mcpAuthorization)
         ? McpAuthorizationConfig.fromJSON(object.mcpAuthorization)
         : isSet(object.mcp_authorization)
@@ -3155,6 +3829,9 @@ export const Snapshot: MessageFns<Snapshot> = {
     if (message.budgeted?.length) {
       obj.budgeted = message.budgeted;
     }
+    if (message.executionPolicies?.length) {
+      obj.executionPolicies = message.executionPolicies.map((e) => ExecutionPolicyRule.toJSON(e));
+    }
     if (message.mcpAuthorization !== undefined) {
       obj.mcpAuthorization = McpAuthorizationConfig.toJSON(message.mcpAuthorization);
     }
@@ -3174,6 +3851,7 @@ export const Snapshot: MessageFns<Snapshot> = {
     message.customers = object.customers?.map((e) => CustomerConfig.fromPartial(e)) || [];
     message.prices = object.prices?.map((e) => ToolPrice.fromPartial(e)) || [];
     message.budgeted = object.budgeted?.map((e) => e) || [];
+    message.executionPolicies = object.executionPolicies?.map((e) => ExecutionPolicyRule.fromPartial(e)) || [];
     message.mcpAuthorization = (object.mcpAuthorization !== undefined && object.mcpAuthorization !== null)
       ? McpAuthorizationConfig.fromPartial(object.mcpAuthorization)
       : undefined;
@@ -3302,6 +3980,7 @@ function createBaseSnapshotDelta(): SnapshotDelta {
     customers: [],
     prices: [],
     budgeted: [],
+    executionPolicies: [],
     mcpAuthorization: undefined,
   };
 }
@@ -3337,6 +4016,9 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     }
     for (const v of message.budgeted) {
       writer.uint32(82).string(v!);
+    }
+    for (const v of message.executionPolicies) {
+      ExecutionPolicyRule.encode(v!, writer.uint32(322).fork()).join();
     }
     if (message.mcpAuthorization !== undefined) {
       McpAuthorizationConfig.encode(message.mcpAuthorization, writer.uint32(162).fork()).join();
@@ -3437,6 +4119,14 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
             message.budgeted.push(reader.string());
             continue;
           }
+          case 40: {
+            if (tag !== 322) {
+              break;
+            }
+
+            message.executionPolicies.push(ExecutionPolicyRule.decode(reader, reader.uint32()));
+            continue;
+          }
           case 20: {
             if (tag !== 162) {
               break;
@@ -3489,6 +4179,11 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
         : [],
       prices: globalThis.Array.isArray(object?.prices) ? object.prices.map((e: any) => ToolPrice.fromJSON(e)) : [],
       budgeted: globalThis.Array.isArray(object?.budgeted) ? object.budgeted.map((e: any) => globalThis.String(e)) : [],
+      executionPolicies: globalThis.Array.isArray(object?.executionPolicies)
+        ? object.executionPolicies.map((e: any) => ExecutionPolicyRule.fromJSON(e))
+        : globalThis.Array.isArray(object?.execution_policies)
+        ? object.execution_policies.map((e: any) => ExecutionPolicyRule.fromJSON(e))
+        : [],
       mcpAuthorization: isSet(object.mcpAuthorization)
         ? McpAuthorizationConfig.fromJSON(object.mcpAuthorization)
         : isSet(object.mcp_authorization)
@@ -3529,6 +4224,9 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     if (message.budgeted?.length) {
       obj.budgeted = message.budgeted;
     }
+    if (message.executionPolicies?.length) {
+      obj.executionPolicies = message.executionPolicies.map((e) => ExecutionPolicyRule.toJSON(e));
+    }
     if (message.mcpAuthorization !== undefined) {
       obj.mcpAuthorization = McpAuthorizationConfig.toJSON(message.mcpAuthorization);
     }
@@ -3550,6 +4248,7 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     message.customers = object.customers?.map((e) => CustomerConfig.fromPartial(e)) || [];
     message.prices = object.prices?.map((e) => ToolPrice.fromPartial(e)) || [];
     message.budgeted = object.budgeted?.map((e) => e) || [];
+    message.executionPolicies = object.executionPolicies?.map((e) => ExecutionPolicyRule.fromPartial(e)) || [];
     message.mcpAuthorization = (object.mcpAuthorization !== undefined && object.mcpAuthorization !== null)
       ? McpAuthorizationConfig.fromPartial(object.mcpAuthorization)
       : undefined;
@@ -3922,6 +4621,212 @@ export const ClaimTeamMapping: MessageFns<ClaimTeamMapping> = {
     message.teamId = object.teamId ?? "";
     message.customerId = object.customerId ?? "";
     message.allowedTools = object.allowedTools?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseExecutionPolicyRule(): ExecutionPolicyRule {
+  return {
+    upstreamId: "",
+    teamId: "",
+    keyId: "",
+    tool: "",
+    policy: 0,
+    argument: "",
+    pattern: "",
+    approvalTimeoutMs: 0,
+  };
+}
+
+export const ExecutionPolicyRule: MessageFns<ExecutionPolicyRule> = {
+  encode(message: ExecutionPolicyRule, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.upstreamId !== "") {
+      writer.uint32(10).string(message.upstreamId);
+    }
+    if (message.teamId !== "") {
+      writer.uint32(18).string(message.teamId);
+    }
+    if (message.keyId !== "") {
+      writer.uint32(26).string(message.keyId);
+    }
+    if (message.tool !== "") {
+      writer.uint32(34).string(message.tool);
+    }
+    if (message.policy !== 0) {
+      writer.uint32(40).int32(message.policy);
+    }
+    if (message.argument !== "") {
+      writer.uint32(50).string(message.argument);
+    }
+    if (message.pattern !== "") {
+      writer.uint32(58).string(message.pattern);
+    }
+    if (message.approvalTimeoutMs !== 0) {
+      writer.uint32(64).uint32(message.approvalTimeoutMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExecutionPolicyRule {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExecutionPolicyRule();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.upstreamId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.teamId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.tool = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.policy = reader.int32() as any;
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.argument = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.pattern = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.approvalTimeoutMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExecutionPolicyRule {
+    return {
+      upstreamId: isSet(object.upstreamId)
+        ? globalThis.String(object.upstreamId)
+        : isSet(object.upstream_id)
+        ? globalThis.String(object.upstream_id)
+        : "",
+      teamId: isSet(object.teamId)
+        ? globalThis.String(object.teamId)
+        : isSet(object.team_id)
+        ? globalThis.String(object.team_id)
+        : "",
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      tool: isSet(object.tool) ? globalThis.String(object.tool) : "",
+      policy: isSet(object.policy) ? executionPolicyFromJSON(object.policy) : 0,
+      argument: isSet(object.argument) ? globalThis.String(object.argument) : "",
+      pattern: isSet(object.pattern) ? globalThis.String(object.pattern) : "",
+      approvalTimeoutMs: isSet(object.approvalTimeoutMs)
+        ? globalThis.Number(object.approvalTimeoutMs)
+        : isSet(object.approval_timeout_ms)
+        ? globalThis.Number(object.approval_timeout_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: ExecutionPolicyRule): unknown {
+    const obj: any = {};
+    if (message.upstreamId !== "") {
+      obj.upstreamId = message.upstreamId;
+    }
+    if (message.teamId !== "") {
+      obj.teamId = message.teamId;
+    }
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.tool !== "") {
+      obj.tool = message.tool;
+    }
+    if (message.policy !== 0) {
+      obj.policy = executionPolicyToJSON(message.policy);
+    }
+    if (message.argument !== "") {
+      obj.argument = message.argument;
+    }
+    if (message.pattern !== "") {
+      obj.pattern = message.pattern;
+    }
+    if (message.approvalTimeoutMs !== 0) {
+      obj.approvalTimeoutMs = Math.round(message.approvalTimeoutMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ExecutionPolicyRule>, I>>(base?: I): ExecutionPolicyRule {
+    return ExecutionPolicyRule.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExecutionPolicyRule>, I>>(object: I): ExecutionPolicyRule {
+    const message = createBaseExecutionPolicyRule();
+    message.upstreamId = object.upstreamId ?? "";
+    message.teamId = object.teamId ?? "";
+    message.keyId = object.keyId ?? "";
+    message.tool = object.tool ?? "";
+    message.policy = object.policy ?? 0;
+    message.argument = object.argument ?? "";
+    message.pattern = object.pattern ?? "";
+    message.approvalTimeoutMs = object.approvalTimeoutMs ?? 0;
     return message;
   },
 };

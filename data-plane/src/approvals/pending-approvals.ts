@@ -1,0 +1,167 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { ApprovalDecision, ApprovalRequest, ApprovalWithdrawal } from '../../../proto/gen/portcullis/v1/config.ts';
+import { isPlainObject } from '../mcp/json-rpc.ts';
+import type { Outcome } from '../pipeline/operation.ts';
+import { TOOL_ERROR_META_KEY } from '../pipeline/tool-results.ts';
+import type { ApprovalGate, HeldCall } from './approval-gate.ts';
+
+/** How the node reaches the control plane about held calls (the config stream). */
+export interface ApprovalLink {
+  /** Sends a request now if the stream is up (false: it goes with the next connection's re-send). */
+  request(request: ApprovalRequest): boolean;
+  withdraw(withdrawal: ApprovalWithdrawal): void;
+}
+
+export interface PendingApprovalsOptions {
+  readonly link: ApprovalLink;
+  readonly logger: Logger;
+  /** How long a call waits when its rule sets no timeout (default 5 minutes). */
+  readonly defaultTimeoutMs?: number;
+  /** How often a waiting agent that sent a progressToken is told it still waits (default 1 s). */
+  readonly progressIntervalMs?: number;
+}
+
+export const DEFAULT_APPROVAL_TIMEOUT_MS = 5 * 60_000;
+const DEFAULT_PROGRESS_INTERVAL_MS = 1000;
+
+type EndReason = 'APPROVAL_DENIED' | 'APPROVAL_TIMED_OUT' | 'APPROVAL_WITHDRAWN' | 'NODE_STOPPING';
+
+interface Waiter {
+  readonly request: ApprovalRequest;
+  /** Ends the wait: undefined lets the call run. */
+  finish(outcome: Outcome | undefined): void;
+}
+
+/** The refusal a held call ends with: a tool result marked as an error, saying why, for the model to read. */
+function ended(tool: string, reason: EndReason, text: string, approvalId: string): Outcome {
+  return {
+    kind: 'result',
+    result: {
+      content: [{ type: 'text', text: `Tool ${tool} was not run: ${text}` }],
+      isError: true,
+      _meta: { [TOOL_ERROR_META_KEY]: { reason, approvalId, retryable: reason === 'APPROVAL_TIMED_OUT' } },
+    },
+  };
+}
+
+/**
+ * Calls held on this node until a person decides (the ApprovalGate the policy step uses). Each is
+ * sent to the control plane as an ApprovalRequest, again after every reconnect while it waits, so
+ * a control-plane restart loses none; the decision comes back over the config stream. A call ends
+ * when it is decided, when its timeout passes (refused, and the control plane told), or when the
+ * agent cancels (withdrawn). While it waits, an agent that sent a progressToken gets progress
+ * notifications. Nothing of a held call survives this process: a restarted node's control plane
+ * marks its calls NODE_RESTARTED, and their agents' connections ended with the process.
+ */
+export class PendingApprovals implements ApprovalGate {
+  private readonly waiting = new Map<string, Waiter>();
+  private readonly defaultTimeoutMs: number;
+  private readonly progressIntervalMs: number;
+
+  constructor(private readonly options: PendingApprovalsOptions) {
+    this.defaultTimeoutMs = options.defaultTimeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS;
+    this.progressIntervalMs = options.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
+  }
+
+  /** How many calls wait on this node. */
+  get size(): number {
+    return this.waiting.size;
+  }
+
+  hold(call: HeldCall): Promise<Outcome | undefined> {
+    const { operation, tool } = call;
+    const id = randomUUID();
+    const now = Date.now();
+    const timeoutMs = call.decision.approvalTimeoutMs || this.defaultTimeoutMs;
+    const principal = operation.principal!;
+    const request: ApprovalRequest = {
+      id,
+      keyId: principal.keyId,
+      teamId: principal.teamId ?? '',
+      tool,
+      upstream: call.upstream,
+      argumentsJson: JSON.stringify(call.arguments),
+      reason: call.decision.because ?? `the execution policy of ${tool} is APPROVE`,
+      requestedAtMs: now,
+      expiresAtMs: now + timeoutMs,
+      parentId: operation.parentId ?? '',
+    };
+    return new Promise<Outcome | undefined>((resolve) => {
+      let progress: NodeJS.Timeout | undefined;
+      const onAbort = (): void => {
+        this.options.link.withdraw({ id, status: 'WITHDRAWN', reason: 'the agent cancelled the call' });
+        finish(ended(tool, 'APPROVAL_WITHDRAWN', 'the call was cancelled while it waited for approval', id));
+      };
+      const timer = setTimeout(() => {
+        this.options.link.withdraw({ id, status: 'TIMED_OUT', reason: `no decision within ${timeoutMs} ms` });
+        finish(
+          ended(
+            tool,
+            'APPROVAL_TIMED_OUT',
+            `it needs a person's approval and none came within ${Math.round(timeoutMs / 1000)} s (approval request ${id})`,
+            id,
+          ),
+        );
+      }, timeoutMs);
+      const finish = (outcome: Outcome | undefined): void => {
+        if (!this.waiting.delete(id)) return;
+        clearTimeout(timer);
+        clearInterval(progress);
+        operation.cancellation.offAbort(onAbort);
+        resolve(outcome);
+      };
+      this.waiting.set(id, { request, finish });
+      if (operation.cancellation.aborted) return onAbort();
+      operation.cancellation.onAbort(onAbort);
+      const meta = operation.params['_meta'];
+      const token = isPlainObject(meta) ? meta['progressToken'] : undefined;
+      const channel = operation.channel;
+      if (channel !== undefined && (typeof token === 'string' || typeof token === 'number')) {
+        let ticks = 0;
+        const tell = (): void =>
+          channel.notify('notifications/progress', {
+            progressToken: token,
+            progress: ticks++,
+            message: `Waiting for a person to approve ${tool} (approval request ${id})`,
+          });
+        tell();
+        progress = setInterval(tell, this.progressIntervalMs);
+      }
+      this.options.link.request(request);
+    });
+  }
+
+  /** A decision from the control plane; one for a call no longer waiting here is ignored. */
+  decided(decision: ApprovalDecision): void {
+    const waiter = this.waiting.get(decision.id);
+    if (waiter === undefined) return;
+    this.options.logger.info(
+      { approval: decision.id, approved: decision.approved, decidedBy: decision.decidedBy },
+      'approval decision',
+    );
+    waiter.finish(
+      decision.approved
+        ? undefined
+        : ended(
+            waiter.request.tool,
+            'APPROVAL_DENIED',
+            `a person denied it${decision.reason ? `: ${decision.reason}` : ''}`,
+            decision.id,
+          ),
+    );
+  }
+
+  /** What still waits, to send again after a reconnect (the control plane stores each once). */
+  pendingRequests(): ApprovalRequest[] {
+    return Array.from(this.waiting.values(), (waiter) => waiter.request);
+  }
+
+  /** The node is stopping: every waiting call is refused saying so. */
+  close(): void {
+    for (const [id, waiter] of this.waiting)
+      waiter.finish(
+        ended(waiter.request.tool, 'NODE_STOPPING', 'the gateway node holding it for approval stopped', id),
+      );
+  }
+}
