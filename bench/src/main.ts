@@ -9,7 +9,13 @@ import { measureInTurns, measureTarget, warmUpGateway, type MeasureTarget } from
 import { TOOL_COUNTS, directToolsListTargets, gatewayToolsListTargets, seedKeys } from './scenarios/tools-list.ts';
 import { FLOOR_PROXY_NOTE, startFloorProxy } from './targets/floor-proxy.ts';
 import { PEERS_FRONTING_HTTP_NOTE, startPeers, type RunningPeer } from './targets/peers.ts';
-import { GatewayUnavailable, portcullisTargets, startPortcullis, type RunningGateway } from './targets/portcullis.ts';
+import {
+  GatewayUnavailable,
+  budgetsSpent,
+  portcullisTargets,
+  startPortcullis,
+  type RunningGateway,
+} from './targets/portcullis.ts';
 import { measurePropagation, type PropagationRow } from './scenarios/propagation.ts';
 import { measureSnapshots } from './scenarios/snapshots.ts';
 import { ECHO, startEverythingHttp, type HttpServer } from './targets/upstream.ts';
@@ -148,6 +154,14 @@ async function main(): Promise<void> {
           results.rows.push(...(await measureInTurns(load, stdio, options.profile, progress)));
           await stopPeers(peers);
           peers = [];
+          const limited = extras.find((e) => e.path === 'portcullis (limits on)');
+          if (limited) {
+            const spent = await budgetsSpent(limited.running.gateway).catch(() => undefined);
+            note(
+              `portcullis (limits on): ${spent ?? 'unknown'} micro-units spent from the key's budget by the end of ` +
+                'its rows (1 a call; nodes report spend within a fraction of a second), so its calls were charged',
+            );
+          }
           await stopExtras(extras);
           extras = [];
           baseline?.remove();

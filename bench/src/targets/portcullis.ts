@@ -271,6 +271,16 @@ async function setGenerousBudget(
   );
 }
 
+/** Micro-units spent from every budget so far (the limits-on variant: evidence that its calls were charged). */
+export async function budgetsSpent(gateway: GatewayUnderTest): Promise<number> {
+  const data = await graphql<{ budgets: Array<{ spentMicros: number }> }>(
+    gateway.graphqlUrl,
+    gateway.adminToken,
+    '{ budgets { spentMicros } }',
+  );
+  return data.budgets.reduce((sum, b) => sum + b.spentMicros, 0);
+}
+
 /** Whether any source file under `dir` contains `text` (what an older tree's CLI offers). */
 function treeMentions(dir: string, text: string): boolean {
   for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
