@@ -129,6 +129,8 @@ export async function startPortcullis(
   if (!existsSync(cliMain)) throw new GatewayUnavailable(`${cliMain} does not exist`);
   // An older tree's node may predate `--metrics-listen`: it is then measured without the histogram probe.
   const withMetrics = setup.root === undefined || treeMentions(resolve(setup.root, 'cli/src'), "'metrics-listen'");
+  // The node's audit spool goes with the data dir, removed at stop (by default it stays in the tmpdir after the run).
+  const spoolInDataDir = setup.root === undefined || treeMentions(resolve(setup.root, 'cli/src'), "'audit-spool-dir'");
   const dataDir = mkdtempSync(join(tmpdir(), 'portcullis-bench-'));
   const [port, graphqlPort, grpcPort, metricsPort] = [
     await freePort(),
@@ -188,6 +190,7 @@ export async function startPortcullis(
           '--port',
           String(port),
           ...(withMetrics ? ['--metrics-listen', `127.0.0.1:${metricsPort}`] : []),
+          ...(spoolInDataDir ? ['--audit-spool-dir', join(dataDir, 'audit-spool')] : []),
           '--log-level',
           'warn',
           ...(setup.nodeArgs ?? []),
