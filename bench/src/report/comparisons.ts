@@ -97,7 +97,8 @@ export function comparisonTargets(compared: readonly ComparisonRow[]): TargetChe
   for (const row of at32(BASELINE_LABEL)) {
     const check: TargetCheck = {
       target:
-        `no regression in node CPU per call, ${row.what.slice(BASELINE_LABEL.length + 1)}: current/baseline <= ` +
+        `no regression in node CPU per call against ${row.what.slice(BASELINE_LABEL.length + 2, -1)}: ` +
+        `current/baseline <= ` +
         `${BASELINE_RATIO_TARGET} (stdio upstream, lean load, c=32)`,
       unit: 'x baseline',
     };
@@ -110,7 +111,9 @@ export function comparisonTargets(compared: readonly ComparisonRow[]): TargetChe
   }
   for (const row of at32(AUDIT_LABEL)) {
     const check: TargetCheck = {
-      target: `audit recording adds < ${AUDIT_ADDED_US_TARGET} µs of node CPU per call (stdio upstream, lean load, c=32)`,
+      target:
+        `audit recording adds < ${AUDIT_ADDED_US_TARGET} µs of node CPU per call ` +
+        '(stdio upstream, lean load, c=32)',
       unit: 'µs',
     };
     if (row['added µs'] !== undefined) {

@@ -55,7 +55,7 @@ export function prepareBaseline(ref: string): BaselineTree {
   }
 }
 
-/** Pinned dependencies of the tree at `root` that this checkout's node_modules holds in another version, or not at all. */
+/** Pinned dependencies of the tree at `root` that node_modules holds in another version or not at all. */
 export function dependencyDrift(root: string): string[] {
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
     dependencies?: Record<string, string>;

@@ -223,7 +223,8 @@ export async function startPortcullis(
       tools.http = `${HTTP_UPSTREAM}__${EVERYTHING_TOOL}`;
     }
     const rateLimits = setup.limits
-      ? `, rateLimits: {requestsPerMinute: ${GENEROUS_LIMITS.perMinute}, toolCallsPerMinute: ${GENEROUS_LIMITS.perMinute}}`
+      ? `, rateLimits: {requestsPerMinute: ${GENEROUS_LIMITS.perMinute}, ` +
+        `toolCallsPerMinute: ${GENEROUS_LIMITS.perMinute}}`
       : '';
     const created = await graphql<{ createVirtualKey: { secret: string; key: { id: string } } }>(
       graphqlUrl,
