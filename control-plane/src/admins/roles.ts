@@ -81,7 +81,8 @@ export function requireRole(admin: Admin, roles: readonly AdminRole[], what: str
   if (roles.includes(admin.role)) return;
   throw new PortcullisError(
     ErrorCode.FORBIDDEN,
-    `${what} needs the role ${roles.join(' or ')}; this ${admin.via === 'oidc' ? 'sign-in' : 'token'} has the role ${admin.role}`,
+    `${what} needs the role ${roles.join(' or ')}; this ${admin.via === 'oidc' ? 'sign-in' : 'token'} has the role ` +
+      `${admin.role}`,
   );
 }
 

@@ -137,7 +137,9 @@ function bodyTooLarge(maxBodyBytes: number) {
     return reply.code(413).send({
       errors: [
         {
-          message: `the request body is over ${maxBodyBytes} bytes; send a smaller request, or raise --graphql-max-body-bytes on the control plane`,
+          message:
+            `the request body is over ${maxBodyBytes} bytes; send a smaller request, or raise ` +
+            `--graphql-max-body-bytes on the control plane`,
           extensions: { code: PAYLOAD_TOO_LARGE, limit: maxBodyBytes },
         },
       ],

@@ -92,8 +92,10 @@ export interface UsageRow {
   costMicros: number;
 }
 
-const SELECT = `SELECT id::text AS id, seq::text AS seq, time, node_id AS node, upper(kind) AS kind, upper(status) AS status,
-  method, key_id AS "keyId", team_id AS "teamId", customer_id AS "customerId", subject, upstream, tool, arguments, result,
+const SELECT = `SELECT id::text AS id, seq::text AS seq, time, node_id AS node, upper(kind) AS kind,
+                upper(status) AS status,
+  method, key_id AS "keyId", team_id AS "teamId", customer_id AS "customerId", subject, upstream, tool, arguments,
+    result,
   error_code AS "errorCode", error_message AS "errorMessage", latency_us / 1000.0 AS "latencyMs",
   gateway_latency_us / 1000.0 AS "gatewayLatencyMs", upstream_latency_us / 1000.0 AS "upstreamLatencyMs",
   cost_micros::float8 AS "costMicros", parent_id AS "parentId", trace_id AS "traceId", session_id AS "sessionId",
@@ -113,7 +115,8 @@ export class AuditQueries {
       where.push(`(time, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
     }
     const rows = (await this.dataSource.query(
-      `${SELECT}${where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`} ORDER BY time DESC, id DESC LIMIT ${first + 1}`,
+      `${SELECT}${where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`} ORDER BY time DESC, id DESC LIMIT ` +
+        `${first + 1}`,
       params,
     )) as AuditEventView[];
     const page = rows.slice(0, first).map((row) => ({ ...row, latencyMs: Number(row.latencyMs) }));

@@ -91,7 +91,8 @@ export class AuditStore {
     for (const record of records) unique.set(record.id, record);
     return this.dataSource.transaction(async (manager) => {
       const head = (await manager.query(
-        `SELECT seq::text AS seq, last_id::text AS "lastId", encode(hash, 'hex') AS hash FROM audit_chain_head FOR UPDATE`,
+        `SELECT seq::text AS seq, last_id::text AS "lastId", encode(hash, 'hex') AS hash FROM audit_chain_head FOR ` +
+          `UPDATE`,
       )) as Array<{ seq: string; lastId: string | null; hash: string }>;
       const ids = [...unique.keys()];
       const times = ids.map((id) => new Date(unique.get(id)!.time));
@@ -122,10 +123,12 @@ export class AuditStore {
       await manager.query(
         `INSERT INTO audit_events (id, time, seq, prev_id, hash, node_id, kind, status, method, key_id, team_id,
            customer_id, subject, upstream, tool, arguments, result, error_code, error_message, latency_us,
-           gateway_latency_us, upstream_latency_us, cost_micros, parent_id, trace_id, session_id, client_name, client_version)
+           gateway_latency_us, upstream_latency_us, cost_micros, parent_id, trace_id, session_id, client_name,
+             client_version)
          SELECT id, time, seq, prev_id, decode(hash, 'hex'), node_id, kind, status, method, key_id, team_id,
            customer_id, subject, upstream, tool, arguments, result, error_code, error_message, latency_us,
-           gateway_latency_us, upstream_latency_us, cost_micros, parent_id, trace_id, session_id, client_name, client_version
+           gateway_latency_us, upstream_latency_us, cost_micros, parent_id, trace_id, session_id, client_name,
+             client_version
          FROM unnest($1::uuid[], $2::timestamptz[], $3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[],
            $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
            $16::text[], $17::text[], $18::integer[], $19::text[], $20::integer[], $21::integer[], $22::integer[],
@@ -219,7 +222,8 @@ export class AuditStore {
       if (this.partitions.has(name)) continue;
       const start = dayStart(name);
       await manager.query(
-        `CREATE TABLE IF NOT EXISTS "${name}" PARTITION OF audit_events FOR VALUES FROM ('${new Date(start).toISOString()}') TO ('${new Date(start + DAY_MS).toISOString()}')`,
+        `CREATE TABLE IF NOT EXISTS "${name}" PARTITION OF audit_events FOR VALUES FROM ` +
+          `('${new Date(start).toISOString()}') TO ('${new Date(start + DAY_MS).toISOString()}')`,
       );
       this.partitions.add(name);
     }
