@@ -46,7 +46,9 @@ describe('GraphQL subscriptions (graphql-ws, one node)', () => {
       tokens[role] = created.createAdminToken.secret;
     }
     await env.gqlOk(
-      `mutation ($scope: PolicyScopeInput!, $rules: [ToolPolicyInput!]!) { setToolPolicies(scope: $scope, rules: $rules) { id } }`,
+      `mutation ($scope: PolicyScopeInput!, $rules: [ToolPolicyInput!]!) {
+        setToolPolicies(scope: $scope, rules: $rules) { id }
+      }`,
       {
         scope: { upstreamId: env.upstreams[0]!.id },
         rules: [{ tool: 'echo', policy: 'APPROVE', argument: 'message', pattern: '^needs-approval' }],
@@ -109,7 +111,7 @@ describe('GraphQL subscriptions (graphql-ws, one node)', () => {
       (data) => data['auditEventAdded'] as { tool: string | null; status: string; kind: string; keyId: string },
     );
 
-  test('a filtered subscriber receives the audit event of a tool call through the node, and none outside its filter', async () => {
+  test('a filtered subscriber hears the audit event of a call through the node, none outside its filter', async () => {
     const { client } = connect(env.adminToken);
     const filtered = subscribe(client, AUDIT, { filter: { tool: 'ev__echo', kind: 'TOOL_CALL' } });
     const all = subscribe(client, AUDIT);
@@ -201,7 +203,7 @@ describe('GraphQL subscriptions (graphql-ws, one node)', () => {
     await Promise.all(held.map((call) => call.catch(() => undefined)));
   });
 
-  test('the HTTP limits apply to subscription documents; queries stay on HTTP; a connection holds at most 20', async () => {
+  test('HTTP limits apply to subscriptions; queries stay on HTTP; a connection holds at most 20', async () => {
     const { client } = connect(env.adminToken);
     const aliases = Array.from({ length: 31 }, (_, n) => `a${n}: id`).join(' ');
     const tooWide = subscribe(client, `subscription { auditEventAdded { ${aliases} } }`);
