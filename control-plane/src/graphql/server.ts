@@ -66,6 +66,7 @@ export async function startGraphqlServer(options: GraphqlServerOptions): Promise
     validationRules: armor.validationRules,
     maxPayloadBytes: limits.maxBodyBytes,
     maxListItems: limits.maxListItems,
+    logger: options.logger,
     formatError,
   });
   const apollo = new ApolloServer<GraphqlContext>({

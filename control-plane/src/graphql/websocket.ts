@@ -3,6 +3,7 @@ import type { GraphQLFormattedError, GraphQLSchema, ValidationRule } from 'graph
 import { GraphQLError, getOperationAST, parse, specifiedRules, validate } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
+import { errorMessage, type Logger } from '../../../common/src/index.ts';
 import type { Admin } from '../admins/roles.ts';
 import type { ControlPlaneServices } from '../services/index.ts';
 import { createContext } from './context.ts';
@@ -24,6 +25,7 @@ export interface SubscriptionServerOptions {
   validationRules: readonly ValidationRule[];
   maxPayloadBytes: number;
   maxListItems: number;
+  logger: Logger;
   formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError;
 }
 
@@ -46,6 +48,8 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): { c
   const format = (errors: readonly GraphQLError[]) => errors.map((error) => options.formatError(error.toJSON(), error));
   const disposable = useServer<Record<string, unknown>, Extra>(
     {
+      // Never put an internal error's message in a close reason.
+      isProd: true,
       schema: options.schema,
       onConnect: async (ctx) => {
         const header = ctx.connectionParams?.['authorization'];
@@ -53,7 +57,11 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): { c
           ctx.extra.admin = await options.authenticate(typeof header === 'string' ? header : undefined);
           return true;
         } catch (error) {
-          const message = error instanceof Error ? error.message : 'refused';
+          // Only a refusal's own message goes out; anything else (the database away) is not the client's business.
+          const refused = error instanceof GraphQLError && error.extensions['code'] === 'UNAUTHENTICATED';
+          if (!refused)
+            options.logger.warn({ err: errorMessage(error) }, 'a WebSocket admin token could not be checked');
+          const message = refused ? error.message : 'the token could not be checked; try again';
           // A close reason holds at most 123 bytes.
           ctx.extra.socket.close(CLOSE_UNAUTHENTICATED, `UNAUTHENTICATED: ${message}`.slice(0, 120));
           return false;
