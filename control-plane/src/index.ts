@@ -260,7 +260,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     );
     cleanups.push(() => endedSessions.close());
 
-    const auditStore = new AuditStore(dataSource, logger);
+    const auditStore = new AuditStore(dataSource, logger, services.auditFeed);
     const retentionDays = options.auditRetentionDays;
     if (retentionDays !== undefined) {
       const applyRetention = () =>

@@ -5,14 +5,21 @@ import { badInput } from './validation.ts';
 /** The most events one page returns, and its default. */
 export const MAX_AUDIT_PAGE = 1000;
 
-const kinds = { DISCOVERY: 'discovery', TOOL_CALL: 'tool_call', REQUEST: 'request', REFUSAL: 'refusal' } as const;
-const statuses = {
+export const AUDIT_KINDS = {
+  DISCOVERY: 'discovery',
+  TOOL_CALL: 'tool_call',
+  REQUEST: 'request',
+  REFUSAL: 'refusal',
+} as const;
+const kinds = AUDIT_KINDS;
+export const AUDIT_STATUSES = {
   OK: 'ok',
   TOOL_ERROR: 'tool_error',
   ERROR: 'error',
   UNAVAILABLE: 'unavailable',
   REFUSED: 'refused',
 } as const;
+const statuses = AUDIT_STATUSES;
 const groups = {
   KEY: 'key_id',
   TEAM: 'team_id',
@@ -162,7 +169,8 @@ export class AuditQueries {
   }
 }
 
-function parseFilter(value: unknown): AuditFilter {
+/** Validates an `AuditFilter` argument (BAD_USER_INPUT naming the field). */
+export function parseFilter(value: unknown): AuditFilter {
   const parsed = filterSchema.safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

@@ -2,6 +2,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { z } from 'zod';
 import type { Logger } from '../../../common/src/index.ts';
 import { chainHash, type ChainedRow } from './audit-chain.ts';
+import type { AuditFeed } from './audit-feed.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const text = (max: number) => z.string().max(max).nullable();
@@ -73,11 +74,19 @@ export class AuditStore {
   constructor(
     private readonly dataSource: DataSource,
     private readonly logger: Logger,
+    /** Told of each committed record (the GraphQL subscription's source). */
+    private readonly feed?: AuditFeed,
   ) {}
 
   /** Inserts the records not stored yet; resolves once committed. */
   async insert(records: readonly AuditRecordInput[]): Promise<number> {
     if (records.length === 0) return 0;
+    const stored = await this.insertChained(records);
+    this.feed?.stored(stored);
+    return stored.length;
+  }
+
+  private async insertChained(records: readonly AuditRecordInput[]): Promise<ChainedRow[]> {
     const unique = new Map<string, AuditRecordInput>();
     for (const record of records) unique.set(record.id, record);
     return this.dataSource.transaction(async (manager) => {
@@ -93,7 +102,7 @@ export class AuditStore {
         [ids, times],
       )) as Array<{ id: string }>;
       for (const { id } of present) unique.delete(id);
-      if (unique.size === 0) return 0;
+      if (unique.size === 0) return [];
       const fresh = [...unique.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
       await this.ensurePartitions(
         manager,
@@ -163,7 +172,7 @@ export class AuditStore {
         prevId,
         prevHash,
       ]);
-      return rows.length;
+      return rows;
     });
   }
 
