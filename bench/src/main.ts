@@ -9,11 +9,20 @@ import { measureInTurns, measureTarget, warmUpGateway, type MeasureTarget } from
 import { TOOL_COUNTS, directToolsListTargets, gatewayToolsListTargets, seedKeys } from './scenarios/tools-list.ts';
 import { FLOOR_PROXY_NOTE, startFloorProxy } from './targets/floor-proxy.ts';
 import { PEERS_FRONTING_HTTP_NOTE, startPeers, type RunningPeer } from './targets/peers.ts';
-import { GatewayUnavailable, portcullisTargets, startPortcullis, type RunningGateway } from './targets/portcullis.ts';
+import {
+  GatewayUnavailable,
+  budgetsSpent,
+  portcullisTargets,
+  startPortcullis,
+  type RunningGateway,
+} from './targets/portcullis.ts';
 import { measurePropagation, type PropagationRow } from './scenarios/propagation.ts';
 import { measureSnapshots } from './scenarios/snapshots.ts';
 import { ECHO, startEverythingHttp, type HttpServer } from './targets/upstream.ts';
 import { stdioTurns } from './scenarios/stdio-turns.ts';
+import { comparisonTargets, comparisonsFor, compareRows } from './report/comparisons.ts';
+import { prepareBaseline, type BaselineTree } from './targets/baseline.ts';
+import { startExtraGateways, type ExtraGateway } from './targets/variants.ts';
 
 /**
  * `npm run bench [-- --quick]`: tool-call round trips to server-everything directly, through the peer
@@ -28,6 +37,16 @@ async function stopPeers(peers: readonly RunningPeer[]): Promise<void> {
   await Promise.all(peers.map(({ server }) => server.proc.stop().catch(() => {})));
 }
 
+/** Gateways started otherwise (variants, a baseline) come right after `portcullis`. */
+function pathRank(path: string): number {
+  const rank = PATH_ORDER.indexOf(path);
+  return rank >= 0 ? rank : PATH_ORDER.indexOf('portcullis') + 0.5;
+}
+
+async function stopExtras(extras: readonly ExtraGateway[]): Promise<void> {
+  await Promise.all(extras.map(({ running }) => running.stop().catch(() => {})));
+}
+
 function sortRows(rows: RoundTripRow[]): RoundTripRow[] {
   return [...rows].sort(
     (a, b) =>
@@ -36,7 +55,8 @@ function sortRows(rows: RoundTripRow[]): RoundTripRow[] {
       a.upstream.localeCompare(b.upstream) * -1 || // stdio first
       a.driver.localeCompare(b.driver) || // lean, then sdk
       a.concurrency - b.concurrency ||
-      PATH_ORDER.indexOf(a.path) - PATH_ORDER.indexOf(b.path),
+      pathRank(a.path) - pathRank(b.path) ||
+      a.path.localeCompare(b.path),
   );
 }
 
@@ -73,6 +93,8 @@ async function main(): Promise<void> {
   let peers: RunningPeer[] = [];
   let gateway: RunningGateway | undefined;
   let gatewayMissing: string | undefined;
+  let baseline: BaselineTree | undefined;
+  let extras: ExtraGateway[] = [];
   const { sections } = options;
   const note = (line: string) => results.notes.push(line);
   try {
@@ -105,8 +127,21 @@ async function main(): Promise<void> {
             progress(`gateway not available: ${error.message}`);
           }
         }
+        if (sections.has('calls') && floor && gateway && !gatewayMissing) {
+          // The baseline commit and the variants: gateways of their own, measured in the same stdio turns.
+          if (options.baseline !== undefined) {
+            progress(`preparing ${options.baseline} in a temporary worktree…`);
+            baseline = prepareBaseline(options.baseline);
+          }
+          extras = await startExtraGateways(options.variants, baseline, note, progress);
+          for (const { path } of extras)
+            note(`${path}: a control plane and one data-plane node of its own, stdio upstream only`);
+        }
         if (sections.has('calls') && floor) {
-          const gatewayTargets = gateway && !gatewayMissing ? portcullisTargets(gateway.gateway) : [];
+          const gatewayTargets = [
+            ...(gateway && !gatewayMissing ? portcullisTargets(gateway.gateway) : []),
+            ...extras.flatMap(({ path, running }) => portcullisTargets(running.gateway, path)),
+          ];
           // A freshly started node is not in its steady state (its CPU per call falls over its first tens
           // of thousands of calls): warmed up, then its stdio rows, then the HTTP rows read as ratios.
           await warmUpGateway(load, gatewayTargets, options.profile, progress);
@@ -119,6 +154,17 @@ async function main(): Promise<void> {
           results.rows.push(...(await measureInTurns(load, stdio, options.profile, progress)));
           await stopPeers(peers);
           peers = [];
+          const limited = extras.find((e) => e.path === 'portcullis (limits on)');
+          if (limited) {
+            const spent = await budgetsSpent(limited.running.gateway).catch(() => undefined);
+            note(
+              `portcullis (limits on): ${spent ?? 'unknown'} micro-units spent from the key's budget by the end of ` +
+                'its rows (1 a call; nodes report spend within a fraction of a second), so its calls were charged',
+            );
+          }
+          await stopExtras(extras);
+          extras = [];
+          baseline?.remove();
           const http: MeasureTarget[] = [
             {
               upstream: 'http',
@@ -239,6 +285,8 @@ async function main(): Promise<void> {
     }
   } finally {
     await stopPeers(peers);
+    await stopExtras(extras);
+    baseline?.remove();
     await load.stop();
     await gateway?.stop().catch(() => {});
     await httpServer?.proc.stop().catch(() => {});
@@ -254,6 +302,13 @@ async function main(): Promise<void> {
   results.rows = sortRows(results.rows);
   addRatios(results.rows);
   results.targets = checkTargets(results.rows, gatewayMissing, propagation);
+  const compared = compareRows(results.rows, comparisonsFor([...new Set(results.rows.map((r) => r.path))]));
+  if (compared.length) {
+    results.sections[
+      'gateways compared in the same turns (node CPU per call; added = first − second, ratios first / second)'
+    ] = compared;
+    results.targets.push(...comparisonTargets(compared));
+  }
   process.stdout.write(`${renderReport(results)}\n`);
   const file = options.outFile ?? DEFAULT_RESULTS_FILE;
   writeResults(file, context, results);

@@ -55,8 +55,18 @@ export interface Profile {
 export const SECTIONS = ['calls', 'tools-list', 'propagation', 'snapshots'] as const;
 export type Section = (typeof SECTIONS)[number];
 
+/**
+ * The current gateway started otherwise, measured beside it on the stdio rows: `audit-off` (a node
+ * started with `--audit off`) and `limits-on` (the key with a rate limit and a budget, the tools priced).
+ */
+export const VARIANTS = ['audit-off', 'limits-on'] as const;
+export type Variant = (typeof VARIANTS)[number];
+
 export interface Options {
   profile: Profile;
+  /** `--baseline <ref>`: that commit's gateway measured beside the current one on the stdio rows. */
+  baseline?: string | undefined;
+  variants: ReadonlySet<Variant>;
   /** Skip the Portcullis rows (e.g. while the gateway does not start). */
   skipGateway: boolean;
   outFile: string | undefined;
@@ -133,6 +143,13 @@ export const USAGE = `Usage: npm run bench [-- options]
   --no-gateway     measure only the direct path and the peer proxies
   --keys <n>       virtual keys to configure for the tools/list rows (default 10,000 within 40 s; 0 with --quick)
   --out <file>     where to write the JSON results (default bench/results/latest.json)
+  --baseline <git-ref>
+                   also measure that commit's gateway (in a temporary worktree, this checkout's node_modules)
+                   in the same turns on the stdio rows, as "portcullis@<short-sha>", with a current/baseline row
+  --variants <list>
+                   also measure the current gateway started otherwise, comma-separated: ${VARIANTS.join(', ')}
+                   (audit-off: a node with --audit off; limits-on: a rate limit and a budget on the key),
+                   with the difference in node CPU per call
   --only <list>    run only these sections, comma-separated: ${SECTIONS.join(', ')}
   --database-url <url>
                    the real PostgreSQL for the propagation and snapshot rows (default: DATABASE_URL,
@@ -146,6 +163,8 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
   let keys: number | undefined;
   let sections: Set<Section> = new Set(SECTIONS);
   let postgresUrl = process.env['DATABASE_URL'] || DEFAULT_POSTGRES_URL;
+  let baseline: string | undefined;
+  let variants = new Set<Variant>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--quick') quick = true;
@@ -161,6 +180,18 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
     } else if (arg === '--database-url') {
       postgresUrl = argv[++i] ?? '';
       if (!/^postgres(ql)?:\/\//.test(postgresUrl)) throw new Error(`--database-url needs a postgres:// URL\n${USAGE}`);
+    } else if (arg === '--baseline') {
+      baseline = argv[++i] ?? '';
+      if (baseline === '' || baseline.startsWith('-')) throw new Error(`--baseline needs a git ref\n${USAGE}`);
+    } else if (arg === '--variants') {
+      const wanted = (argv[++i] ?? '').split(',').filter((name) => name !== '');
+      const unknown = wanted.filter((name) => !(VARIANTS as readonly string[]).includes(name));
+      if (wanted.length === 0 || unknown.length > 0)
+        throw new Error(
+          `--variants takes a comma-separated list of ${VARIANTS.join(', ')}` +
+            `${unknown.length ? `, not ${unknown.join(', ')}` : ''}\n${USAGE}`,
+        );
+      variants = new Set(wanted as Variant[]);
     } else if (arg === '--no-gateway') skipGateway = true;
     else if (arg === '--out') outFile = argv[++i];
     else if (arg === '--keys') {
@@ -172,7 +203,9 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
   const profile = { ...(quick ? QUICK : FULL) };
   // An explicit key count is created in full, however long that takes (up to 10 minutes).
   if (keys !== undefined) Object.assign(profile, { seedKeys: keys, seedBudgetMs: 600_000 });
-  return { profile, skipGateway, outFile, sections, postgresUrl };
+  if ((baseline !== undefined || variants.size > 0) && skipGateway)
+    throw new Error(`--baseline and --variants measure gateways: not with --no-gateway\n${USAGE}`);
+  return { profile, skipGateway, outFile, sections, postgresUrl, baseline, variants };
 }
 
 export function callsFor(

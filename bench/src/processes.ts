@@ -59,12 +59,12 @@ export class ManagedProcess {
     readonly name: string,
     command: string,
     args: readonly string[],
-    options: { env?: NodeJS.ProcessEnv; keepStdout?: boolean; ipc?: boolean } = {},
+    options: { env?: NodeJS.ProcessEnv; keepStdout?: boolean; ipc?: boolean; cwd?: string } = {},
   ) {
     const stdio: SpawnOptions['stdio'] = ['ignore', options.keepStdout ? 'pipe' : 'ignore', 'pipe'];
     if (options.ipc) (stdio as unknown[]).push('ipc');
     this.child = spawn(command, args, {
-      cwd: REPO_ROOT,
+      cwd: options.cwd ?? REPO_ROOT,
       env: { ...process.env, ...options.env },
       stdio,
       detached: true,

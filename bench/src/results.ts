@@ -5,7 +5,17 @@ export type UpstreamKind = 'stdio' | 'http';
  * `floor-proxy`: a byte-forwarding proxy doing nothing else (targets/floor-proxy.ts), the floor for any Node proxy in
  * front of an HTTP upstream.
  */
-export type PathKind = 'direct' | 'floor-proxy' | 'portcullis' | 'mcp-proxy' | 'supergateway';
+export type PathKind =
+  | 'direct'
+  | 'floor-proxy'
+  | 'portcullis'
+  | 'mcp-proxy'
+  | 'supergateway'
+  | GatewayVariantPath
+  | `portcullis@${string}`;
+
+/** The current tree's gateway started otherwise (bench/src/targets/variants.ts), measured beside `portcullis`. */
+export type GatewayVariantPath = 'portcullis (audit off)' | 'portcullis (limits on)';
 
 export interface RoundTripRow {
   method: 'tools/call' | 'tools/list';

@@ -164,7 +164,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   if (options.nodeToken === undefined && options.grpcTls?.clientCa === undefined) {
     throw new PortcullisError(
       ErrorCode.BAD_CONFIG,
-      'control plane option nodeToken: is required unless nodes are authenticated by client certificate (grpcTls.clientCa)',
+      'control plane option nodeToken: is required unless nodes are authenticated by client certificate ' +
+        '(grpcTls.clientCa)',
       { field: 'nodeToken' },
     );
   }
@@ -218,7 +219,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     if (generatedPath !== undefined && !embedded) {
       logger.warn(
         { path: generatedPath, kid: box.currentKid },
-        'no secretKey given: upstream credentials are encrypted with a key generated into the data directory; set PORTCULLIS_SECRET_KEY (the same on every replica) in production',
+        'no secretKey given: upstream credentials are encrypted with a key generated into the data directory; set ' +
+          'PORTCULLIS_SECRET_KEY (the same on every replica) in production',
       );
     }
     if (secrets.sealed > 0)
@@ -229,7 +231,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     if (secrets.underPreviousKeys > 0)
       logger.info(
         { count: secrets.underPreviousKeys, kid: box.currentKid },
-        'some upstream credentials are under previous secret keys; run the rotateSecrets mutation to re-encrypt them under the current one',
+        'some upstream credentials are under previous secret keys; run the rotateSecrets mutation to re-encrypt ' +
+          'them under the current one',
       );
 
     const changes: ConfigChangeBus = embedded
@@ -257,7 +260,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     );
     cleanups.push(() => endedSessions.close());
 
-    const auditStore = new AuditStore(dataSource, logger);
+    const auditStore = new AuditStore(dataSource, logger, services.auditFeed);
     const retentionDays = options.auditRetentionDays;
     if (retentionDays !== undefined) {
       const applyRetention = () =>
@@ -287,7 +290,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     if (options.grpcTls === undefined && !isLoopback(options.grpcHost)) {
       logger.warn(
         { grpcHost: options.grpcHost },
-        'the config stream carries every upstream credential and the session signing key in plaintext on a non-loopback address; give the control plane a certificate (grpcTls) or keep the network private',
+        'the config stream carries every upstream credential and the session signing key in plaintext on a ' +
+          'non-loopback address; give the control plane a certificate (grpcTls) or keep the network private',
       );
     }
     if (options.nodeHeartbeatIntervalMs !== undefined)

@@ -28,8 +28,12 @@ const APPROVALS = /* GraphQL */ `
     approvals(status: $status) { id status nodeId tool argumentsJson reason decidedBy decisionReason }
   }
 `;
-const APPROVE = /* GraphQL */ `mutation ($id: ID!, $reason: String) { approveCall(id: $id, reason: $reason) { id status decidedBy } }`;
-const DENY = /* GraphQL */ `mutation ($id: ID!, $reason: String) { denyCall(id: $id, reason: $reason) { id status decisionReason } }`;
+const APPROVE =
+  /* GraphQL */ `mutation ($id: ID!, $reason: String) { approveCall(id: $id, reason: $reason) { id ` +
+  `status decidedBy } }`;
+const DENY =
+  /* GraphQL */ `mutation ($id: ID!, $reason: String) { denyCall(id: $id, reason: $reason) { id status ` +
+  `decisionReason } }`;
 
 describe('approvals (two nodes, GraphQL decisions over the config stream)', () => {
   let env: TestEnv;
@@ -42,7 +46,8 @@ describe('approvals (two nodes, GraphQL decisions over the config stream)', () =
       keys: [{ name: 'agent', allowedTools: ['ev__*'] }],
     });
     await env.gqlOk(
-      `mutation ($scope: PolicyScopeInput!, $rules: [ToolPolicyInput!]!) { setToolPolicies(scope: $scope, rules: $rules) { id } }`,
+      `mutation ($scope: PolicyScopeInput!, $rules: [ToolPolicyInput!]!) { setToolPolicies(scope: $scope, rules: ` +
+        `$rules) { id } }`,
       {
         scope: { upstreamId: env.upstreams[0]!.id },
         rules: [
@@ -88,7 +93,8 @@ describe('approvals (two nodes, GraphQL decisions over the config stream)', () =
     return data.approvals.find((row) => row.id === id);
   }
 
-  test('a held call approved through GraphQL completes for its agent, on the node holding it; another is denied with its reason', async () => {
+  test(`a held call approved through GraphQL completes for its agent, on the node holding it; another is denied with \
+its reason`, async () => {
     const onA = await agentOn('node-a');
     const onB = await agentOn('node-b');
     const progress: string[] = [];

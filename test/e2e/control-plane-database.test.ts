@@ -17,13 +17,23 @@ import { UpstreamReport, UpstreamState } from '../../proto/gen/portcullis/v1/con
 import { NODE_TOKEN, TestNode, eventually, gql, gqlOk, testLogger } from './control-plane-harness.ts';
 
 const TABLES = [
+  'admin_tokens',
+  'approvals',
+  'audit_chain_anchor',
+  'audit_chain_head',
+  'audit_events',
+  'budget_leases',
+  'budgets',
   'config_revision',
+  'customers',
   'data_plane_nodes',
   'ended_sessions',
+  'execution_policies',
   'migrations',
   'settings',
   'teams',
   'tool_definition_changes',
+  'tool_prices',
   'tools',
   'upstream_catalog_lists',
   'upstream_node_status',

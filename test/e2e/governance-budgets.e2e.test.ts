@@ -7,7 +7,8 @@ import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-
 const PRICE = 1_000;
 const BUDGET = 10 * PRICE;
 
-const SET_BUDGET = `mutation ($input: SetBudgetInput!) { setBudget(input: $input) { id amountMicros remainingMicros } }`;
+const SET_BUDGET =
+  `mutation ($input: SetBudgetInput!) { setBudget(input: $input) { id amountMicros remainingMicros ` + `} }`;
 const BUDGETS = `{ budgets { id scope spentMicros grantedMicros remainingMicros } }`;
 
 interface Budget {

@@ -5,14 +5,19 @@ import { accepts, eventually } from '../support/gateway.ts';
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
 
 const CREATE_CUSTOMER = `mutation ($input: CreateCustomerInput!) { createCustomer(input: $input) { id name } }`;
-const CREATE_TEAM = `mutation ($input: CreateTeamInput!) { createTeam(input: $input) { id customer { id name } deniedTools } }`;
-const UPDATE_TEAM = `mutation ($id: ID!, $input: UpdateTeamInput!) { updateTeam(id: $id, input: $input) { id deniedTools } }`;
+const CREATE_TEAM =
+  `mutation ($input: CreateTeamInput!) { createTeam(input: $input) { id customer { id name } ` + `deniedTools } }`;
+const UPDATE_TEAM =
+  `mutation ($id: ID!, $input: UpdateTeamInput!) { updateTeam(id: $id, input: $input) { id ` + `deniedTools } }`;
 const CREATE_KEY = `mutation ($input: CreateVirtualKeyInput!) {
   createVirtualKey(input: $input) { secret key { id team { id customer { name } } deniedTools expiresAt enabled } } }`;
-const UPDATE_KEY = `mutation ($id: ID!, $input: UpdateVirtualKeyInput!) { updateVirtualKey(id: $id, input: $input) { id expiresAt } }`;
+const UPDATE_KEY =
+  `mutation ($id: ID!, $input: UpdateVirtualKeyInput!) { updateVirtualKey(id: $id, input: $input) ` +
+  `{ id expiresAt } }`;
 const ROTATE = `mutation ($id: ID!, $grace: Int) { rotateVirtualKey(id: $id, gracePeriodSeconds: $grace) {
   secret key { id rotatedAt previousSecretExpiresAt } } }`;
-const SET_ENABLED = `mutation ($id: ID!, $enabled: Boolean!) { setVirtualKeyEnabled(id: $id, enabled: $enabled) { id enabled } }`;
+const SET_ENABLED =
+  `mutation ($id: ID!, $enabled: Boolean!) { setVirtualKeyEnabled(id: $id, enabled: $enabled) { ` + `id enabled } }`;
 
 interface Created {
   createVirtualKey: { secret: string; key: { id: string } };
@@ -69,7 +74,8 @@ describe('identities: customer → team → key, access lists, key lifecycle, on
     return key;
   }
 
-  test('what the key or its team denies is hidden from lists and refused exactly as a tool that does not exist', async () => {
+  test(`what the key or its team denies is hidden from lists and refused exactly as a tool that \
+does not exist`, async () => {
     const key = await createKey({ name: 'agent', deniedTools: ['ev__echo'] });
     let names: string[] = [];
     await eventually('the upstream listed', async () => {
@@ -209,7 +215,9 @@ describe('identities: customer → team → key, access lists, key lifecycle, on
   });
 
   test('tool prices: set, listed, removed; negative, absurd and orphan prices refused', async () => {
-    const SET = `mutation ($input: SetToolPriceInput!) { setToolPrice(input: $input) { tool priceMicros upstream { name } } }`;
+    const SET =
+      `mutation ($input: SetToolPriceInput!) { setToolPrice(input: $input) { tool priceMicros upstream { ` +
+      `name } } }`;
     const upstreamId = env.upstreams[0]!.id;
     const set = await env.gqlOk<{
       setToolPrice: { tool: string | null; priceMicros: number; upstream: { name: string } };

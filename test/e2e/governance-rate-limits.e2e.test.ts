@@ -55,7 +55,8 @@ describe('rate limits on two data-plane nodes, each enforcing its share', () => 
     return secret;
   }
 
-  test("a key's tool-call limit holds across both nodes: each admits half, then 429 with Retry-After naming the limit", async () => {
+  test(`a key's tool-call limit holds across both nodes: each admits half, then 429 with Retry-After \
+naming the limit`, async () => {
     const secret = await createKey({ name: 'limited', rateLimits: { toolCallsPerMinute: 4 } });
     const results: Array<{ node: string; status: number; retryAfter: string | null; body: string }> = [];
     for (const node of env.nodes) {

@@ -266,7 +266,8 @@ describe('REST execute API (one node, server-everything)', () => {
     );
   });
 
-  test('/v1/openapi.json is an OpenAPI 3.1 document of the surface, its schemas those that validate requests', async () => {
+  test(`/v1/openapi.json is an OpenAPI 3.1 document of the surface, its schemas those that \
+validate requests`, async () => {
     const response = await get('/v1/openapi.json', undefined);
     assert.equal(response.status, 200);
     const document = (await response.json()) as {

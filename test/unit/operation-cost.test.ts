@@ -25,7 +25,8 @@ function recorded(seen: Operation[]): Step {
   };
 }
 
-test('operation.costMicros: the tool price (or the upstream default) plus the cost the upstream reported in _meta', async () => {
+test(`operation.costMicros: the tool price (or the upstream default) plus the cost the upstream \
+reported in _meta`, async () => {
   const key = testKey('k1', ['*']);
   const upstream = UpstreamConfig.fromPartial({
     id: 'u1',

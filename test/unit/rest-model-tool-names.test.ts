@@ -37,7 +37,8 @@ test('names a model API accepts are kept; others are converted to fit, distinctl
   );
 });
 
-test('REST: a tool whose MCP name a model API would refuse is listed converted and callable by that name; calls enter the pipeline with their key and parent id', async () => {
+test(`REST: a tool whose MCP name a model API would refuse is listed converted and callable by that name; calls enter \
+the pipeline with their key and parent id`, async () => {
   const key = testKey('k1', ['fs__*']);
   const config = buildConfig([key], [sessionKey('s1')]);
   const seen: Operation[] = [];

@@ -84,7 +84,10 @@ async function main(): Promise<void> {
               },
               {
                 pid: gateway.pid,
-                probes: [histogramProbe(gateway.metricsUrl, GATEWAY_OVERHEAD_HISTOGRAM, 'added')],
+                probes:
+                  gateway.metricsUrl === undefined
+                    ? []
+                    : [histogramProbe(gateway.metricsUrl, GATEWAY_OVERHEAD_HISTOGRAM, 'added')],
                 timeoutMs: 120_000,
               },
             );

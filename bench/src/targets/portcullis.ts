@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
@@ -7,6 +7,7 @@ import { openLeanHttp } from '../load/lean-http.ts';
 import type { Operation } from '../load/protocol.ts';
 import { ManagedProcess, REPO_ROOT, freePort } from '../processes.ts';
 import type { MeasureTarget } from '../scenarios/measure.ts';
+import type { PathKind } from '../results.ts';
 import { histogramProbe } from './histogram-probe.ts';
 import { EVERYTHING_TOOL, everythingStdio } from './upstream.ts';
 
@@ -40,8 +41,8 @@ export interface GatewayUnderTest {
   secret: string;
   /** The process whose CPU is "the gateway's". */
   pid: number;
-  /** Prometheus endpoint of the data-plane node. */
-  metricsUrl: string;
+  /** Prometheus endpoint of the data-plane node (unset for a tree whose node has no `--metrics-listen`). */
+  metricsUrl: string | undefined;
   /** Tool names by upstream kind, as agents see them; a kind is absent when that upstream is not registered. */
   tools: Partial<Record<'stdio' | 'http', string>>;
   /** Control-plane access, for scenarios that configure more (tools/list upstreams, keys). */
@@ -57,19 +58,41 @@ export interface RunningGateway {
   stop(): Promise<void>;
 }
 
+/**
+ * How a gateway under test differs from the current tree's defaults: another tree (a baseline commit
+ * in a worktree of its own), extra data-plane flags (`--audit off`), or limits on the bench's key.
+ */
+export interface GatewaySetup {
+  /** The checkout whose `cli/src/main.ts` runs both planes; default this one. */
+  root?: string;
+  /** Extra `portcullis data-plane` flags. */
+  nodeArgs?: readonly string[];
+  /** Give the key a rate limit and a budget, and the tools a price, none of which a bench run can reach. */
+  limits?: boolean;
+}
+
+/**
+ * Far above what a run can spend, so every call passes through the limit checks and none is refused:
+ * 10^8 requests a minute (the most a limit may be) and 10^15 micro-units at a price of 1 a call.
+ */
+export const GENEROUS_LIMITS = { perMinute: 100_000_000, budgetMicros: 1e15, priceMicros: 1 } as const;
+
 /** Round-trip targets for a started gateway: the same drivers, the same calls, the key on every request. */
-export function portcullisTargets(gateway: GatewayUnderTest): MeasureTarget[] {
+export function portcullisTargets(gateway: GatewayUnderTest, path: PathKind = 'portcullis'): MeasureTarget[] {
   const targets: MeasureTarget[] = [];
   for (const upstream of ['stdio', 'http'] as const) {
     const tool = gateway.tools[upstream];
     if (!tool) continue;
     targets.push({
       upstream,
-      path: 'portcullis',
+      path,
       load: { transport: 'http', url: gateway.mcpUrl, headers: { authorization: `Bearer ${gateway.secret}` } },
       operation: { method: 'tools/call', tool },
       pid: gateway.pid,
-      probes: [histogramProbe(gateway.metricsUrl, GATEWAY_OVERHEAD_HISTOGRAM, 'gatewayAdded')],
+      probes:
+        gateway.metricsUrl === undefined
+          ? []
+          : [histogramProbe(gateway.metricsUrl, GATEWAY_OVERHEAD_HISTOGRAM, 'gatewayAdded')],
     });
   }
   return targets;
@@ -97,8 +120,17 @@ export async function graphql<T>(url: string, adminToken: string, query: string)
  * stdio (`ev`) and, when given, over Streamable HTTP (`evh`), creates a key allowed to call both echo
  * tools, and waits until a call through the gateway succeeds.
  */
-export async function startPortcullis(httpUpstreamUrl: string | undefined): Promise<RunningGateway> {
-  if (!existsSync(CLI_MAIN)) throw new GatewayUnavailable(`${CLI_MAIN} does not exist`);
+export async function startPortcullis(
+  httpUpstreamUrl: string | undefined,
+  setup: GatewaySetup = {},
+): Promise<RunningGateway> {
+  const cwd = setup.root ?? REPO_ROOT;
+  const cliMain = resolve(cwd, 'cli/src/main.ts');
+  if (!existsSync(cliMain)) throw new GatewayUnavailable(`${cliMain} does not exist`);
+  // An older tree's node may predate `--metrics-listen`: it is then measured without the histogram probe.
+  const withMetrics = setup.root === undefined || treeMentions(resolve(setup.root, 'cli/src'), "'metrics-listen'");
+  // The node's audit spool goes with the data dir, removed at stop (by default it stays in the tmpdir after the run).
+  const spoolInDataDir = setup.root === undefined || treeMentions(resolve(setup.root, 'cli/src'), "'audit-spool-dir'");
   const dataDir = mkdtempSync(join(tmpdir(), 'portcullis-bench-'));
   const [port, graphqlPort, grpcPort, metricsPort] = [
     await freePort(),
@@ -116,7 +148,7 @@ export async function startPortcullis(httpUpstreamUrl: string | undefined): Prom
     [
       '--import',
       'tsx',
-      CLI_MAIN,
+      cliMain,
       'control-plane',
       '--data-dir',
       dataDir,
@@ -129,7 +161,8 @@ export async function startPortcullis(httpUpstreamUrl: string | undefined): Prom
       '--log-level',
       'warn',
     ],
-    { keepStdout: true, env: { PORTCULLIS_NODE_TOKEN: nodeToken } },
+    // tsx reads the tsconfig.json of the working directory: a baseline tree compiles with its own.
+    { keepStdout: true, env: { PORTCULLIS_NODE_TOKEN: nodeToken }, cwd },
   );
   let node: ManagedProcess | undefined;
   const stop = async () => {
@@ -148,7 +181,7 @@ export async function startPortcullis(httpUpstreamUrl: string | undefined): Prom
           ...nodeFlags(),
           '--import',
           'tsx',
-          CLI_MAIN,
+          cliMain,
           'data-plane',
           '--control-plane',
           `127.0.0.1:${grpcPort}`,
@@ -156,12 +189,13 @@ export async function startPortcullis(httpUpstreamUrl: string | undefined): Prom
           'bench',
           '--port',
           String(port),
-          '--metrics-listen',
-          `127.0.0.1:${metricsPort}`,
+          ...(withMetrics ? ['--metrics-listen', `127.0.0.1:${metricsPort}`] : []),
+          ...(spoolInDataDir ? ['--audit-spool-dir', join(dataDir, 'audit-spool')] : []),
           '--log-level',
           'warn',
+          ...(setup.nodeArgs ?? []),
         ],
-        { keepStdout: true, env: { PORTCULLIS_NODE_TOKEN: nodeToken } },
+        { keepStdout: true, env: { PORTCULLIS_NODE_TOKEN: nodeToken }, cwd },
       );
       mcpUrl = (await node.waitForOutput(/MCP endpoint:\s+(\S+)/, 30_000))[1]!;
     } catch (error) {
@@ -169,33 +203,41 @@ export async function startPortcullis(httpUpstreamUrl: string | undefined): Prom
     }
     const graphqlUrl = `http://127.0.0.1:${graphqlPort}/graphql`;
     const stdio = everythingStdio();
-    await graphql(
+    const upstreamIds: string[] = [];
+    const upstream = await graphql<{ createUpstream: { id: string } }>(
       graphqlUrl,
       adminToken,
       `mutation { createUpstream(input: {name: ${JSON.stringify(STDIO_UPSTREAM)}, transport: STDIO, command: ` +
         `${JSON.stringify(stdio.command)}, args: ${JSON.stringify(stdio.args)}}) { id } }`,
     );
+    upstreamIds.push(upstream.createUpstream.id);
     const tools: GatewayUnderTest['tools'] = { stdio: `${STDIO_UPSTREAM}__${EVERYTHING_TOOL}` };
     if (httpUpstreamUrl) {
-      await graphql(
+      const http = await graphql<{ createUpstream: { id: string } }>(
         graphqlUrl,
         adminToken,
         `mutation { createUpstream(input: {name: ${JSON.stringify(HTTP_UPSTREAM)}, transport: STREAMABLE_HTTP, ` +
           `url: ${JSON.stringify(httpUpstreamUrl)}}) { id } }`,
       );
+      upstreamIds.push(http.createUpstream.id);
       tools.http = `${HTTP_UPSTREAM}__${EVERYTHING_TOOL}`;
     }
-    const created = await graphql<{ createVirtualKey: { secret: string } }>(
+    const rateLimits = setup.limits
+      ? `, rateLimits: {requestsPerMinute: ${GENEROUS_LIMITS.perMinute}, ` +
+        `toolCallsPerMinute: ${GENEROUS_LIMITS.perMinute}}`
+      : '';
+    const created = await graphql<{ createVirtualKey: { secret: string; key: { id: string } } }>(
       graphqlUrl,
       adminToken,
-      `mutation { createVirtualKey(input: {name: "bench", allowedTools: ${JSON.stringify(Object.values(tools))}}) ` +
-        `{ secret key { id } } }`,
+      `mutation { createVirtualKey(input: {name: "bench", allowedTools: ${JSON.stringify(Object.values(tools))}` +
+        `${rateLimits}}) { secret key { id } } }`,
     );
+    if (setup.limits) await setGenerousBudget(graphqlUrl, adminToken, created.createVirtualKey.key.id, upstreamIds);
     const gateway: GatewayUnderTest = {
       mcpUrl,
       secret: created.createVirtualKey.secret,
       pid: node.pid,
-      metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+      metricsUrl: withMetrics ? `http://127.0.0.1:${metricsPort}/metrics` : undefined,
       tools,
       graphqlUrl,
       adminToken,
@@ -209,6 +251,47 @@ export async function startPortcullis(httpUpstreamUrl: string | undefined): Prom
     if (error instanceof GatewayUnavailable) throw error;
     throw new GatewayUnavailable(firstLines(error));
   }
+}
+
+/** A budget on the key and a price on each upstream's tools, so that every call is priced and paid for. */
+async function setGenerousBudget(
+  graphqlUrl: string,
+  adminToken: string,
+  keyId: string,
+  upstreamIds: readonly string[],
+): Promise<void> {
+  for (const upstreamId of upstreamIds)
+    await graphql(
+      graphqlUrl,
+      adminToken,
+      `mutation { setToolPrice(input: {upstreamId: ${JSON.stringify(upstreamId)}, priceMicros: ` +
+        `${GENEROUS_LIMITS.priceMicros}}) { priceMicros } }`,
+    );
+  await graphql(
+    graphqlUrl,
+    adminToken,
+    `mutation { setBudget(input: {scope: KEY, ownerId: ${JSON.stringify(keyId)}, period: NONE, amountMicros: ` +
+      `${GENEROUS_LIMITS.budgetMicros}}) { id } }`,
+  );
+}
+
+/** Micro-units spent from every budget so far (the limits-on variant: evidence that its calls were charged). */
+export async function budgetsSpent(gateway: GatewayUnderTest): Promise<number> {
+  const data = await graphql<{ budgets: Array<{ spentMicros: number }> }>(
+    gateway.graphqlUrl,
+    gateway.adminToken,
+    '{ budgets { spentMicros } }',
+  );
+  return data.budgets.reduce((sum, b) => sum + b.spentMicros, 0);
+}
+
+/** Whether any source file under `dir` contains `text` (what an older tree's CLI offers). */
+function treeMentions(dir: string, text: string): boolean {
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile() || !entry.name.endsWith('.ts')) continue;
+    if (readFileSync(join(entry.parentPath, entry.name), 'utf8').includes(text)) return true;
+  }
+  return false;
 }
 
 /**

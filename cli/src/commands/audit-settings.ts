@@ -17,6 +17,15 @@ const list = z
 
 /** The data-plane node's audit trail settings. */
 export const auditSettings = {
+  audit: {
+    flag: 'audit',
+    env: 'PORTCULLIS_AUDIT',
+    description:
+      'keep an audit trail of every operation ("on"), or none at all ("off": no spool, no records; for measuring ' +
+      'what recording costs, not for production)',
+    schema: z.enum(['on', 'off'], { error: 'must be "on" or "off"' }).default('on'),
+    defaultLabel: 'on',
+  },
   auditSpoolDir: {
     flag: 'audit-spool-dir',
     env: 'PORTCULLIS_AUDIT_SPOOL_DIR',
@@ -80,7 +89,9 @@ export function auditOptions(
   settings: ParsedOptions<typeof auditSettings>,
   nodeId: string,
   port: number,
-): NonNullable<DataPlaneOptions['audit']> {
+): DataPlaneOptions['audit'] {
+  // Off: the node is started without a recorder, so the record step writes nothing (pipeline.ts).
+  if (settings.audit === 'off') return undefined;
   return {
     spoolDir: settings.auditSpoolDir ?? join(tmpdir(), `portcullis-audit-${nodeId}-${port}`),
     maxSpoolBytes: settings.auditSpoolMaxBytes,

@@ -11,7 +11,10 @@ export interface AdminOidcOptions {
   audience: string;
   /** The issuer's JWKS URL. */
   jwksUri: string;
-  /** The claim holding the role ("admin", "operator" or "auditor", or an array holding some); default `portcullis_roles`. */
+  /**
+   * The claim holding the role ("admin", "operator" or "auditor", or an array holding some); default
+   * `portcullis_roles`.
+   */
   roleClaim?: string;
   /** The claim naming the person; default `sub`. */
   subjectClaim?: string;

@@ -60,6 +60,9 @@ export const FIELD_ROLES: Readonly<Record<string, readonly AdminRole[]>> = {
   'Mutation.setMcpAuthorization': ADMINS,
   'Mutation.createAdminToken': ADMINS,
   'Mutation.revokeAdminToken': ADMINS,
+  // Live streams (graphql-ws): the audit trail as it is stored; held calls to decide.
+  'Subscription.auditEventAdded': AUDITORS,
+  'Subscription.approvalRequested': OPERATORS,
   // Sensitive reads.
   'Query.adminTokens': ADMINS,
   'Query.me': EVERYONE,
@@ -78,7 +81,8 @@ export function requireRole(admin: Admin, roles: readonly AdminRole[], what: str
   if (roles.includes(admin.role)) return;
   throw new PortcullisError(
     ErrorCode.FORBIDDEN,
-    `${what} needs the role ${roles.join(' or ')}; this ${admin.via === 'oidc' ? 'sign-in' : 'token'} has the role ${admin.role}`,
+    `${what} needs the role ${roles.join(' or ')}; this ${admin.via === 'oidc' ? 'sign-in' : 'token'} has the role ` +
+      `${admin.role}`,
   );
 }
 
@@ -92,18 +96,26 @@ type ResolverMap = Record<string, unknown>;
 export function guardFields<T extends ResolverMap>(schema: GraphQLSchema, resolvers: T): T {
   const wrapped: ResolverMap = { ...resolvers };
   const mutation = schema.getMutationType();
+  const subscription = schema.getSubscriptionType();
   for (const type of Object.values(schema.getTypeMap())) {
     if (!isObjectType(type) || type.name.startsWith('__')) continue;
     for (const field of Object.values(type.getFields())) {
       const roles = rolesFor(type.name, field.name, type === mutation);
       if (roles.length === EVERYONE.length) continue;
       const own: Record<string, unknown> = { ...(wrapped[type.name] as Record<string, unknown> | undefined) };
-      const resolve = (own[field.name] as Resolver | undefined) ?? (defaultFieldResolver as Resolver);
       const what = `${type.name}.${field.name}`;
-      own[field.name] = ((parent, args, context, info) => {
-        requireRole(context.admin, roles, what);
-        return resolve(parent, args, context, info);
-      }) satisfies Resolver;
+      const guard =
+        (resolve: Resolver): Resolver =>
+        (parent, args, context, info) => {
+          requireRole(context.admin, roles, what);
+          return resolve(parent, args, context, info);
+        };
+      const current = own[field.name];
+      // A subscription field is a { subscribe, resolve } pair: the check belongs before subscribing.
+      if (type === subscription && typeof current === 'object' && current !== null) {
+        const pair = current as { subscribe: Resolver; resolve?: Resolver };
+        own[field.name] = { ...pair, subscribe: guard(pair.subscribe) };
+      } else own[field.name] = guard((current as Resolver | undefined) ?? (defaultFieldResolver as Resolver));
       wrapped[type.name] = own;
     }
   }

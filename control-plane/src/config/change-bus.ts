@@ -116,7 +116,9 @@ export class PgNotifyChangeBus extends EmitterBus implements ConfigChangeBus {
     // The payload the listener parses: {"schema": …, "version": "…", "replica": …}.
     const [channel, schema, replica] = [firstParam, firstParam + 1, firstParam + 2].map((n) => `$${n}`);
     return {
-      sql: `pg_notify(${channel}, json_build_object('schema', ${schema}::text, 'version', ${versionSql}, 'replica', ${replica}::text)::text)`,
+      sql:
+        `pg_notify(${channel}, json_build_object('schema', ${schema}::text, 'version', ${versionSql}, 'replica', ` +
+        `${replica}::text)::text)`,
       params: [CONFIG_CHANNEL, this.options.schema, this.replicaId],
     };
   }

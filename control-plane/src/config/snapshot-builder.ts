@@ -175,11 +175,14 @@ export interface SnapshotBuild {
  */
 function readStatement(incremental: boolean): string {
   const keys = incremental
-    ? `(SELECT coalesce(json_agg(json_build_object('id', k.id, 'name', k.name, 'secret_sha256', encode(k.secret_sha256, 'hex'), 'team_id', k.team_id,
-           'allowed_tools', k.allowed_tools, 'code_mode', k.code_mode, 'revoked', k.revoked_at IS NOT NULL OR NOT k.enabled, 'access', k.access,
+    ? `(SELECT coalesce(json_agg(json_build_object('id', k.id, 'name', k.name,
+           'secret_sha256', encode(k.secret_sha256, 'hex'), 'team_id', k.team_id,
+           'allowed_tools', k.allowed_tools, 'code_mode', k.code_mode,
+           'revoked', k.revoked_at IS NOT NULL OR NOT k.enabled, 'access', k.access,
            'rate_limits', k.rate_limits, 'expires_at_ms', ${EPOCH_MS('k.expires_at')},
            'previous_secret_sha256', encode(k.previous_secret_sha256, 'hex'),
-           'previous_secret_expires_at_ms', ${EPOCH_MS('k.previous_secret_expires_at')}) ORDER BY k.created_at, k.id), '[]')
+           'previous_secret_expires_at_ms', ${EPOCH_MS('k.previous_secret_expires_at')})
+           ORDER BY k.created_at, k.id), '[]')
          FROM virtual_keys k WHERE k.config_version > $2)`
     : `'[]'::json`;
   const tombstones = incremental
@@ -189,26 +192,31 @@ function readStatement(incremental: boolean): string {
     SELECT
       ${REVISION_SQL} AS version,
       (SELECT coalesce(json_agg(u ORDER BY u.created_at, u.name), '[]') FROM (
-         SELECT id, name, transport, command, args, env, url, headers, cwd, bearer_token, secrets_version::text AS secrets_version,
-           enabled, connect_timeout_ms, call_timeout_ms, health_interval_ms, health_failure_threshold, pin_tool_definitions,
+         SELECT id, name, transport, command, args, env, url, headers, cwd, bearer_token,
+           secrets_version::text AS secrets_version, enabled, connect_timeout_ms, call_timeout_ms,
+           health_interval_ms, health_failure_threshold, pin_tool_definitions,
            expose_unprefixed, protocol_version, code_mode, created_at
          FROM upstreams) u) AS upstreams,
-      (SELECT coalesce(json_agg(json_build_object('upstream_id', t.upstream_id, 'name', t.name, 'pinned_sha256', t.pinned_sha256) ORDER BY t.upstream_id, t.name), '[]')
+      (SELECT coalesce(json_agg(json_build_object('upstream_id', t.upstream_id, 'name', t.name,
+           'pinned_sha256', t.pinned_sha256) ORDER BY t.upstream_id, t.name), '[]')
          FROM tools t JOIN upstreams u ON u.id = t.upstream_id
          WHERE u.pin_tool_definitions AND t.pinned_sha256 IS NOT NULL) AS pins,
       (SELECT value FROM settings WHERE key = $1) AS session_keys,
       (SELECT value FROM settings WHERE key = '${MCP_AUTHORIZATION_SETTING}') AS mcp_authorization,
       ${keys} AS keys,
       ${tombstones} AS tombstones,
-      (SELECT coalesce(json_agg(json_build_object('id', t.id, 'name', t.name, 'customer_id', t.customer_id, 'access', t.access,
-           'rate_limits', t.rate_limits) ORDER BY t.id), '[]') FROM teams t) AS teams,
-      (SELECT coalesce(json_agg(json_build_object('id', c.id, 'name', c.name, 'rate_limits', c.rate_limits) ORDER BY c.id), '[]')
+      (SELECT coalesce(json_agg(json_build_object('id', t.id, 'name', t.name, 'customer_id', t.customer_id,
+           'access', t.access, 'rate_limits', t.rate_limits) ORDER BY t.id), '[]') FROM teams t) AS teams,
+      (SELECT coalesce(json_agg(json_build_object('id', c.id, 'name', c.name, 'rate_limits', c.rate_limits)
+           ORDER BY c.id), '[]')
          FROM customers c) AS customers,
-      (SELECT coalesce(json_agg(json_build_object('upstream_id', p.upstream_id, 'tool', p.tool, 'price_micros', p.price_micros)
+      (SELECT coalesce(json_agg(json_build_object('upstream_id', p.upstream_id, 'tool', p.tool,
+           'price_micros', p.price_micros)
            ORDER BY p.upstream_id, p.tool), '[]') FROM tool_prices p) AS prices,
-      (SELECT coalesce(json_agg(lower(b.scope) || ':' || b.owner_id ORDER BY b.scope, b.owner_id), '[]') FROM budgets b) AS budgeted,
-      (SELECT coalesce(json_agg(json_build_object('upstream_id', p.upstream_id, 'team_id', p.team_id, 'key_id', p.key_id,
-           'tool', p.tool, 'policy', p.policy, 'argument', p.argument, 'pattern', p.pattern,
+      (SELECT coalesce(json_agg(lower(b.scope) || ':' || b.owner_id ORDER BY b.scope, b.owner_id), '[]')
+         FROM budgets b) AS budgeted,
+      (SELECT coalesce(json_agg(json_build_object('upstream_id', p.upstream_id, 'team_id', p.team_id,
+           'key_id', p.key_id, 'tool', p.tool, 'policy', p.policy, 'argument', p.argument, 'pattern', p.pattern,
            'approval_timeout_ms', p.approval_timeout_ms)
            ORDER BY p.upstream_id NULLS LAST, p.team_id NULLS LAST, p.key_id NULLS LAST, p.position), '[]')
          FROM execution_policies p) AS policies`;
@@ -219,7 +227,8 @@ function EPOCH_MS(column: string): string {
   return `(floor(extract(epoch FROM ${column}) * 1000))::bigint`;
 }
 
-const WHOLE_KEYS = `SELECT id, name, secret_sha256, team_id, allowed_tools, code_mode, false AS revoked, access, rate_limits,
+const WHOLE_KEYS = `SELECT id, name, secret_sha256, team_id, allowed_tools, code_mode, false AS revoked, access,
+                    rate_limits,
     ${EPOCH_MS('expires_at')}::text AS expires_at_ms, previous_secret_sha256,
     ${EPOCH_MS('previous_secret_expires_at')}::text AS previous_secret_expires_at_ms
   FROM virtual_keys WHERE revoked_at IS NULL AND enabled ORDER BY created_at, id`;

@@ -53,7 +53,9 @@ export interface OpenDatabaseOptions {
   poolSize: number;
   /** True for the embedded (PGlite) database: no advisory lock, `search_path` set on its single session. */
   embedded: boolean;
-  /** How long to wait on the database (DEFAULT_DATABASE_TIMEOUTS when omitted); migrations have no statement timeout. */
+  /**
+   * How long to wait on the database (DEFAULT_DATABASE_TIMEOUTS when omitted); migrations have no statement timeout.
+   */
   timeouts?: DatabaseTimeouts;
 }
 
@@ -62,7 +64,8 @@ export function validateSchemaName(schema: string): string {
   if (!SCHEMA_PATTERN.test(schema)) {
     throw new PortcullisError(
       ErrorCode.BAD_CONFIG,
-      `databaseSchema "${schema}" is not a plain lower-case identifier; use letters a-z, digits and "_" (at most 63 characters, not starting with a digit)`,
+      `databaseSchema "${schema}" is not a plain lower-case identifier; use letters a-z, digits and "_" (at most 63 ` +
+        `characters, not starting with a digit)`,
       { field: 'databaseSchema' },
     );
   }

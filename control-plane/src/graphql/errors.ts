@@ -6,6 +6,7 @@ import { SECRET_UNREADABLE } from '../secrets/index.ts';
 import { DatabaseErrorCode, databaseFailure } from '../db/failures.ts';
 import { asLimitRefusal, PAYLOAD_TOO_LARGE, QUERY_LIMIT_EXCEEDED } from './limits.ts';
 import { RESULT_TOO_LARGE } from './result-budget.ts';
+import { SUBSCRIBER_TOO_SLOW, TOO_MANY_SUBSCRIPTIONS } from './subscriptions/event-stream.ts';
 
 /** Codes whose messages are safe and useful to show; everything else is masked. */
 const PUBLIC_CODES = new Set<string>([
@@ -22,6 +23,9 @@ const PUBLIC_CODES = new Set<string>([
   // The limit, what was found and the flag raising it: nothing the admin did not send.
   QUERY_LIMIT_EXCEEDED,
   RESULT_TOO_LARGE,
+  // Subscriptions: the client read too slowly, or too many are open; the message says the limit.
+  SUBSCRIBER_TOO_SLOW,
+  TOO_MANY_SUBSCRIPTIONS,
   PAYLOAD_TOO_LARGE,
   'GRAPHQL_PARSE_FAILED',
   'GRAPHQL_VALIDATION_FAILED',

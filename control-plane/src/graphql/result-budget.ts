@@ -37,7 +37,8 @@ export class ResultBudget {
     this.spent = true;
     throw new PortcullisError(
       RESULT_TOO_LARGE,
-      `the answer would hold more than ${this.limit} list items (limit reached at ${path}); select fewer nested lists, ` +
+      `the answer would hold more than ${this.limit} list items (limit reached at ${path}); select fewer nested ` +
+        `lists, ` +
         'page the top-level lists with first/after, or raise --graphql-max-list-items',
       { limit: this.limit },
     );

@@ -3,7 +3,7 @@ import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import fastifyApollo, { fastifyApolloDrainPlugin } from '@as-integrations/fastify';
 import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
-import { buildSchema } from 'graphql';
+import { makeExecutableSchema } from '@graphql-tools/schema';
 import type { Logger } from '../../../common/src/index.ts';
 import { listenError } from '../listen-error.ts';
 import { AdminOidc, type AdminOidcOptions } from '../admins/admin-oidc.ts';
@@ -15,6 +15,7 @@ import { createErrorFormatter } from './errors.ts';
 import { armorProtection, DEFAULT_GRAPHQL_LIMITS, PAYLOAD_TOO_LARGE, type GraphqlLimits } from './limits.ts';
 import { resolvers } from './resolvers/index.ts';
 import { chargeListFields } from './result-budget.ts';
+import { startSubscriptionServer } from './websocket.ts';
 
 /** The GraphQL contract, at the repository root. */
 export const SCHEMA_PATH = new URL('../../../schema.graphql', import.meta.url);
@@ -38,20 +39,39 @@ export interface GraphqlServerHandle {
   close(): Promise<void>;
 }
 
-/** Apollo Server on fastify: `POST /graphql` (admin token required) and `GET /healthz`. */
+/**
+ * Apollo Server on fastify: `POST /graphql` (admin token required), subscriptions over graphql-ws
+ * on `ws://…/graphql` (the token in connection_init) and `GET /healthz`.
+ */
 export async function startGraphqlServer(options: GraphqlServerOptions): Promise<GraphqlServerHandle> {
   const typeDefs = await readFile(SCHEMA_PATH, 'utf8');
   const limits: GraphqlLimits = { ...DEFAULT_GRAPHQL_LIMITS, ...options.limits };
   const app = Fastify({ logger: false, bodyLimit: limits.maxBodyBytes });
   app.setErrorHandler(bodyTooLarge(limits.maxBodyBytes));
-  const schema = buildSchema(typeDefs);
+  const bare = makeExecutableSchema({ typeDefs });
+  const schema = makeExecutableSchema({ typeDefs, resolvers: guardFields(bare, chargeListFields(bare, resolvers)) });
   const armor = armorProtection(limits);
   const adminTokens = options.services.adminTokens;
   const adminOidc = options.adminOidc === undefined ? undefined : new AdminOidc(options.adminOidc);
+  const authenticate = (authorization: string | undefined) =>
+    authenticateAdmin(authorization, options.adminToken, adminTokens, adminOidc);
+  const formatError = createErrorFormatter(schema, options.logger);
+  // Subscriptions: graphql-ws on the same server and path (ws://…/graphql).
+  const subscriptions = startSubscriptionServer({
+    httpServer: app.server,
+    path: '/graphql',
+    schema,
+    services: options.services,
+    authenticate,
+    validationRules: armor.validationRules,
+    maxPayloadBytes: limits.maxBodyBytes,
+    maxListItems: limits.maxListItems,
+    logger: options.logger,
+    formatError,
+  });
   const apollo = new ApolloServer<GraphqlContext>({
-    typeDefs,
-    resolvers: guardFields(schema, chargeListFields(schema, resolvers)),
-    formatError: createErrorFormatter(schema, options.logger),
+    schema,
+    formatError,
     validationRules: armor.validationRules,
     // One operation per request: a JSON array of 1,000 queries would pass every per-query limit.
     allowBatchedHttpRequests: false,
@@ -59,7 +79,13 @@ export async function startGraphqlServer(options: GraphqlServerOptions): Promise
     // The process owner (the CLI) handles signals and closes every part in order; Apollo's own
     // handler would stop only GraphQL and then re-raise the signal.
     stopOnTerminationSignals: false,
-    plugins: [fastifyApolloDrainPlugin(app), ApolloServerPluginLandingPageDisabled(), ...armor.plugins],
+    plugins: [
+      fastifyApolloDrainPlugin(app),
+      // Ends every subscription and WebSocket before the HTTP server closes.
+      { serverWillStart: async () => ({ drainServer: () => subscriptions.close() }) },
+      ApolloServerPluginLandingPageDisabled(),
+      ...armor.plugins,
+    ],
   });
   await apollo.start();
 
@@ -68,7 +94,7 @@ export async function startGraphqlServer(options: GraphqlServerOptions): Promise
     path: '/graphql',
     method: ['POST', 'GET'],
     context: async (request) => {
-      const admin = await authenticateAdmin(request.headers.authorization, options.adminToken, adminTokens, adminOidc);
+      const admin = await authenticate(request.headers.authorization);
       return createContext(options.services, { maxListItems: limits.maxListItems, admin });
     },
   });
@@ -77,6 +103,7 @@ export async function startGraphqlServer(options: GraphqlServerOptions): Promise
     await app.listen({ host: options.host, port: options.port });
   } catch (error) {
     await apollo.stop().catch(() => undefined);
+    await subscriptions.close().catch(() => undefined);
     throw listenError(error, 'graphqlHost/graphqlPort', `${options.host}:${options.port}`);
   }
   const address = app.server.address();
@@ -91,6 +118,8 @@ export async function startGraphqlServer(options: GraphqlServerOptions): Promise
     url: `http://${urlHost}:${port}/graphql`,
     close() {
       closing ??= (async () => {
+        // WebSockets first: an upgraded socket would keep the HTTP server from closing.
+        await subscriptions.close();
         await app.close();
         await apollo.stop();
       })();
@@ -109,7 +138,9 @@ function bodyTooLarge(maxBodyBytes: number) {
     return reply.code(413).send({
       errors: [
         {
-          message: `the request body is over ${maxBodyBytes} bytes; send a smaller request, or raise --graphql-max-body-bytes on the control plane`,
+          message:
+            `the request body is over ${maxBodyBytes} bytes; send a smaller request, or raise ` +
+            `--graphql-max-body-bytes on the control plane`,
           extensions: { code: PAYLOAD_TOO_LARGE, limit: maxBodyBytes },
         },
       ],

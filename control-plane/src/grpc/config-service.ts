@@ -143,7 +143,8 @@ export class ConfigStreamService {
         call,
         new PortcullisError(
           ErrorCode.UNAUTHENTICATED,
-          'the node token is missing or wrong; send metadata "authorization: Bearer <node token>" with the token the control plane was started with',
+          'the node token is missing or wrong; send metadata "authorization: Bearer <node token>" with the token ' +
+            'the control plane was started with',
         ),
       );
       return;

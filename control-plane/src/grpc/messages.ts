@@ -70,7 +70,8 @@ const listOf = <T extends z.ZodType>(item: T) =>
     .array(item)
     .max(
       MAX_REPORTED_CATALOG_ENTRIES,
-      `has more than ${MAX_REPORTED_CATALOG_ENTRIES} entries; the node reports the first ${MAX_REPORTED_CATALOG_ENTRIES} and the total`,
+      `has more than ${MAX_REPORTED_CATALOG_ENTRIES} entries; the node reports the first ` +
+        `${MAX_REPORTED_CATALOG_ENTRIES} and the total`,
     );
 const total = z.number().int().min(0);
 
@@ -114,7 +115,10 @@ const reportSchema = z.object({
 
 export type UpstreamReportMessage = z.output<typeof reportSchema>;
 
-/** Largest relayed JSON (a reply to an elicitation or sampling request, a relayed request); a node refuses to relay larger ones. */
+/**
+ * Largest relayed JSON (a reply to an elicitation or sampling request, a relayed request); a node refuses to relay
+ * larger ones.
+ */
 export const MAX_RELAY_JSON_CHARS = 256 * 1024;
 /** Largest relayed answer (a tool result going back to the node whose agent waits for it). */
 export const MAX_RELAY_ANSWER_CHARS = 1024 * 1024;
@@ -167,7 +171,10 @@ const callUpdateSchema = z.object({
   ),
 });
 
-/** Kinds about a 2025-era session (they must carry its id); calls and their updates may be of a 2026-07-28 agent, which has none. */
+/**
+ * Kinds about a 2025-era session (they must carry its id); calls and their updates may be of a 2026-07-28 agent, which
+ * has none.
+ */
 const SESSION_KINDS: ReadonlySet<string> = new Set(['reply', 'cancel', 'ended']);
 
 const relaySchema = z

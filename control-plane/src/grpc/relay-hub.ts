@@ -127,12 +127,15 @@ export class RelayHub {
         if (sent) return;
         this.logger.warn(
           { kind: envelope.kind?.$case, node: from.nodeId, toNodeTag: envelope.toNodeTag, bytes: payload.length },
-          'a relay envelope could not reach the other control-plane replicas (too large for NOTIFY, or the listener connection is down)',
+          'a relay envelope could not reach the other control-plane replicas (too large for NOTIFY, or the listener ' +
+            'connection is down)',
         );
         this.undeliverable(
           from,
           envelope,
-          `the target node is not connected to this control-plane replica, and the message (${payload.length} base64 characters) could not be passed to the others (NOTIFY carries at most ${MAX_RELAY_NOTIFY_CHARS}, or the listener connection is down)`,
+          `the target node is not connected to this control-plane replica, and the message (${payload.length} ` +
+            `base64 characters) could not be passed to the others (NOTIFY carries at most ` +
+            `${MAX_RELAY_NOTIFY_CHARS}, or the listener connection is down)`,
         );
       },
       (error: unknown) => {

@@ -59,7 +59,8 @@ export async function startGrpcServer(
     // A key that does not match its certificate, or PEM that is not one.
     throw new PortcullisError(
       ErrorCode.BAD_CONFIG,
-      `grpcTls: the config stream's certificate, key or client CA is not usable (${errorMessage(error)}); check --grpc-tls-cert, --grpc-tls-key and --grpc-tls-client-ca`,
+      `grpcTls: the config stream's certificate, key or client CA is not usable (${errorMessage(error)}); check ` +
+        `--grpc-tls-cert, --grpc-tls-key and --grpc-tls-client-ca`,
       { field: 'grpcTls' },
       { cause: error },
     );

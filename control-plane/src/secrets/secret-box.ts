@@ -51,7 +51,8 @@ export function parseSecretKey(text: string, field: string): SecretKey {
   if (key === undefined || key.length !== KEY_BYTES) {
     throw new PortcullisError(
       ErrorCode.BAD_CONFIG,
-      `${field}: must be 32 random bytes as 64 hex characters or base64 (optionally "<kid>:<key>"); generate one with: openssl rand -base64 32`,
+      `${field}: must be 32 random bytes as 64 hex characters or base64 (optionally "<kid>:<key>"); generate one ` +
+        `with: openssl rand -base64 32`,
       { field },
     );
   }
@@ -127,7 +128,8 @@ export class SecretBox {
     const key = this.keys.get(kid);
     if (!key) {
       throw unreadable(
-        `a stored secret for ${context} was encrypted under key id "${kid}", which is neither the current secret key ("${this.currentKid}") nor one of the previous keys; ` +
+        `a stored secret for ${context} was encrypted under key id "${kid}", which is neither the current secret ` +
+          `key ("${this.currentKid}") nor one of the previous keys; ` +
           'add that key to PORTCULLIS_SECRET_KEYS_PREVIOUS (previousSecretKeys)',
         kid,
       );
@@ -143,7 +145,8 @@ export class SecretBox {
       );
     } catch {
       throw unreadable(
-        `a stored secret for ${context} failed authentication under key id "${kid}": it was altered, moved from another field, or that key id names a different key than it was sealed with`,
+        `a stored secret for ${context} failed authentication under key id "${kid}": it was altered, moved from ` +
+          `another field, or that key id names a different key than it was sealed with`,
         kid,
       );
     }

@@ -102,7 +102,8 @@ export async function sealPlaintextAndCheck(
       const kids = [...unknown].map((kid) => `"${kid}"`).join(', ');
       throw new PortcullisError(
         ErrorCode.BAD_CONFIG,
-        `secretKey: stored upstream credentials were encrypted under key id ${kids}, which is neither the current secret key ("${box.currentKid}") nor a previous one; ` +
+        `secretKey: stored upstream credentials were encrypted under key id ${kids}, which is neither the current ` +
+          `secret key ("${box.currentKid}") nor a previous one; ` +
           'start with that key as PORTCULLIS_SECRET_KEY or add it to PORTCULLIS_SECRET_KEYS_PREVIOUS',
         { field: 'secretKey' },
       );

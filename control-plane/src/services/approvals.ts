@@ -115,8 +115,10 @@ export class ApprovalService {
       args = { unparsable: request.argumentsJson.slice(0, 256) };
     }
     const inserted = (await this.dataSource.query(
-      `INSERT INTO approvals (id, node_id, node_tag, key_id, team_id, tool, upstream, arguments, reason, parent_id, status, requested_at, expires_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, 'PENDING', to_timestamp($11 / 1000.0), to_timestamp($12 / 1000.0))
+      `INSERT INTO approvals (id, node_id, node_tag, key_id, team_id, tool, upstream, arguments, reason, parent_id,
+       status, requested_at, expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, 'PENDING', to_timestamp($11 / 1000.0),
+         to_timestamp($12 / 1000.0))
        ON CONFLICT (id) DO UPDATE SET node_tag = EXCLUDED.node_tag WHERE approvals.status = 'PENDING'
        RETURNING *, (xmax = 0) AS fresh`,
       [

@@ -5,14 +5,21 @@ import { badInput } from './validation.ts';
 /** The most events one page returns, and its default. */
 export const MAX_AUDIT_PAGE = 1000;
 
-const kinds = { DISCOVERY: 'discovery', TOOL_CALL: 'tool_call', REQUEST: 'request', REFUSAL: 'refusal' } as const;
-const statuses = {
+export const AUDIT_KINDS = {
+  DISCOVERY: 'discovery',
+  TOOL_CALL: 'tool_call',
+  REQUEST: 'request',
+  REFUSAL: 'refusal',
+} as const;
+const kinds = AUDIT_KINDS;
+export const AUDIT_STATUSES = {
   OK: 'ok',
   TOOL_ERROR: 'tool_error',
   ERROR: 'error',
   UNAVAILABLE: 'unavailable',
   REFUSED: 'refused',
 } as const;
+const statuses = AUDIT_STATUSES;
 const groups = {
   KEY: 'key_id',
   TEAM: 'team_id',
@@ -85,8 +92,10 @@ export interface UsageRow {
   costMicros: number;
 }
 
-const SELECT = `SELECT id::text AS id, seq::text AS seq, time, node_id AS node, upper(kind) AS kind, upper(status) AS status,
-  method, key_id AS "keyId", team_id AS "teamId", customer_id AS "customerId", subject, upstream, tool, arguments, result,
+const SELECT = `SELECT id::text AS id, seq::text AS seq, time, node_id AS node, upper(kind) AS kind,
+                upper(status) AS status,
+  method, key_id AS "keyId", team_id AS "teamId", customer_id AS "customerId", subject, upstream, tool, arguments,
+    result,
   error_code AS "errorCode", error_message AS "errorMessage", latency_us / 1000.0 AS "latencyMs",
   gateway_latency_us / 1000.0 AS "gatewayLatencyMs", upstream_latency_us / 1000.0 AS "upstreamLatencyMs",
   cost_micros::float8 AS "costMicros", parent_id AS "parentId", trace_id AS "traceId", session_id AS "sessionId",
@@ -106,7 +115,8 @@ export class AuditQueries {
       where.push(`(time, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
     }
     const rows = (await this.dataSource.query(
-      `${SELECT}${where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`} ORDER BY time DESC, id DESC LIMIT ${first + 1}`,
+      `${SELECT}${where.length === 0 ? '' : ` WHERE ${where.join(' AND ')}`} ORDER BY time DESC, id DESC LIMIT ` +
+        `${first + 1}`,
       params,
     )) as AuditEventView[];
     const page = rows.slice(0, first).map((row) => ({ ...row, latencyMs: Number(row.latencyMs) }));
@@ -159,7 +169,8 @@ export class AuditQueries {
   }
 }
 
-function parseFilter(value: unknown): AuditFilter {
+/** Validates an `AuditFilter` argument (BAD_USER_INPUT naming the field). */
+export function parseFilter(value: unknown): AuditFilter {
   const parsed = filterSchema.safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

@@ -2,6 +2,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { z } from 'zod';
 import type { Logger } from '../../../common/src/index.ts';
 import { chainHash, type ChainedRow } from './audit-chain.ts';
+import type { AuditFeed } from './audit-feed.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const text = (max: number) => z.string().max(max).nullable();
@@ -73,16 +74,25 @@ export class AuditStore {
   constructor(
     private readonly dataSource: DataSource,
     private readonly logger: Logger,
+    /** Told of each committed record (the GraphQL subscription's source). */
+    private readonly feed?: AuditFeed,
   ) {}
 
   /** Inserts the records not stored yet; resolves once committed. */
   async insert(records: readonly AuditRecordInput[]): Promise<number> {
     if (records.length === 0) return 0;
+    const stored = await this.insertChained(records);
+    this.feed?.stored(stored);
+    return stored.length;
+  }
+
+  private async insertChained(records: readonly AuditRecordInput[]): Promise<ChainedRow[]> {
     const unique = new Map<string, AuditRecordInput>();
     for (const record of records) unique.set(record.id, record);
     return this.dataSource.transaction(async (manager) => {
       const head = (await manager.query(
-        `SELECT seq::text AS seq, last_id::text AS "lastId", encode(hash, 'hex') AS hash FROM audit_chain_head FOR UPDATE`,
+        `SELECT seq::text AS seq, last_id::text AS "lastId", encode(hash, 'hex') AS hash FROM audit_chain_head FOR ` +
+          `UPDATE`,
       )) as Array<{ seq: string; lastId: string | null; hash: string }>;
       const ids = [...unique.keys()];
       const times = ids.map((id) => new Date(unique.get(id)!.time));
@@ -92,7 +102,7 @@ export class AuditStore {
         [ids, times],
       )) as Array<{ id: string }>;
       for (const { id } of present) unique.delete(id);
-      if (unique.size === 0) return 0;
+      if (unique.size === 0) return [];
       const fresh = [...unique.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
       await this.ensurePartitions(
         manager,
@@ -113,10 +123,12 @@ export class AuditStore {
       await manager.query(
         `INSERT INTO audit_events (id, time, seq, prev_id, hash, node_id, kind, status, method, key_id, team_id,
            customer_id, subject, upstream, tool, arguments, result, error_code, error_message, latency_us,
-           gateway_latency_us, upstream_latency_us, cost_micros, parent_id, trace_id, session_id, client_name, client_version)
+           gateway_latency_us, upstream_latency_us, cost_micros, parent_id, trace_id, session_id, client_name,
+             client_version)
          SELECT id, time, seq, prev_id, decode(hash, 'hex'), node_id, kind, status, method, key_id, team_id,
            customer_id, subject, upstream, tool, arguments, result, error_code, error_message, latency_us,
-           gateway_latency_us, upstream_latency_us, cost_micros, parent_id, trace_id, session_id, client_name, client_version
+           gateway_latency_us, upstream_latency_us, cost_micros, parent_id, trace_id, session_id, client_name,
+             client_version
          FROM unnest($1::uuid[], $2::timestamptz[], $3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[],
            $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
            $16::text[], $17::text[], $18::integer[], $19::text[], $20::integer[], $21::integer[], $22::integer[],
@@ -160,7 +172,7 @@ export class AuditStore {
         prevId,
         prevHash,
       ]);
-      return rows.length;
+      return rows;
     });
   }
 
@@ -210,7 +222,8 @@ export class AuditStore {
       if (this.partitions.has(name)) continue;
       const start = dayStart(name);
       await manager.query(
-        `CREATE TABLE IF NOT EXISTS "${name}" PARTITION OF audit_events FOR VALUES FROM ('${new Date(start).toISOString()}') TO ('${new Date(start + DAY_MS).toISOString()}')`,
+        `CREATE TABLE IF NOT EXISTS "${name}" PARTITION OF audit_events FOR VALUES FROM ` +
+          `('${new Date(start).toISOString()}') TO ('${new Date(start + DAY_MS).toISOString()}')`,
       );
       this.partitions.add(name);
     }

@@ -107,7 +107,8 @@ async function* seqGroups(client: pg.ClientBase, afterSeq: bigint): AsyncGenerat
   for (;;) {
     const page = (
       await client.query<StoredRow>(
-        `SELECT ${CHAINED_COLUMNS} FROM audit_events WHERE (audit_events.seq, audit_events.id::text) > ($1::bigint, $2) ORDER BY audit_events.seq, audit_events.id::text LIMIT ${PAGE}`,
+        `SELECT ${CHAINED_COLUMNS} FROM audit_events WHERE (audit_events.seq, audit_events.id::text) > ($1::bigint, ` +
+          `$2) ORDER BY audit_events.seq, audit_events.id::text LIMIT ${PAGE}`,
         [String(after), afterId],
       )
     ).rows;

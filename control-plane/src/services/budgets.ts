@@ -27,8 +27,11 @@ const setBudgetSchema = z
   .strict();
 
 /** The current period of a budget row `b`, in UTC calendar terms (NONE: one period since the epoch). */
-const PERIOD_START = `CASE b.period WHEN 'NONE' THEN 'epoch'::timestamptz ELSE date_trunc(lower(b.period), now(), 'UTC') END`;
-const PERIOD_END = `CASE b.period WHEN 'NONE' THEN NULL ELSE date_trunc(lower(b.period), now(), 'UTC') + ('1 ' || lower(b.period))::interval END`;
+const PERIOD_START =
+  `CASE b.period WHEN 'NONE' THEN 'epoch'::timestamptz ELSE date_trunc(lower(b.period), now(), ` + `'UTC') END`;
+const PERIOD_END =
+  `CASE b.period WHEN 'NONE' THEN NULL ELSE date_trunc(lower(b.period), now(), 'UTC') + ('1 ' || ` +
+  `lower(b.period))::interval END`;
 
 const usageRow = z.object({
   id: z.string(),
@@ -165,7 +168,8 @@ export class BudgetService {
     return this.store.dataSource.transaction(async (manager) => {
       for (const spend of spends) {
         await manager.query(
-          `UPDATE budget_leases SET spent_micros = greatest(spent_micros, least($4::bigint, granted_micros)), updated_at = now()
+          `UPDATE budget_leases SET spent_micros = greatest(spent_micros, least($4::bigint, granted_micros)),
+           updated_at = now()
            WHERE budget_id = $1 AND period_start = to_timestamp($2::double precision / 1000) AND node_id = $3`,
           [spend.budgetId, spend.periodStartMs, nodeId, spend.spentMicros],
         );
@@ -179,8 +183,10 @@ export class BudgetService {
     // meanwhile only if it starts after the wait (READ COMMITTED takes a snapshot per statement).
     await manager.query(`SELECT id FROM budgets ORDER BY id FOR UPDATE`);
     const budgets: unknown[] = await manager.query(
-      `SELECT b.id, lower(b.scope) AS scope, b.owner_id, b.amount_micros, p.start AS period_start, p.finish AS period_end,
-         (SELECT coalesce(sum(l.granted_micros), 0) FROM budget_leases l WHERE l.budget_id = b.id AND l.period_start = p.start) AS total_granted
+      `SELECT b.id, lower(b.scope) AS scope, b.owner_id, b.amount_micros, p.start AS period_start,
+       p.finish AS period_end,
+         (SELECT coalesce(sum(l.granted_micros), 0) FROM budget_leases l WHERE l.budget_id = b.id AND l.period_start =
+           p.start) AS total_granted
        FROM budgets b CROSS JOIN LATERAL (SELECT ${PERIOD_START} AS start, ${PERIOD_END} AS finish) p
        ORDER BY b.id`,
     );
@@ -205,7 +211,8 @@ export class BudgetService {
       if (granted - spent < slice && ungranted > 0) {
         const more = Math.min(slice, ungranted);
         await manager.query(
-          `UPDATE budget_leases SET granted_micros = granted_micros + $4 WHERE budget_id = $1 AND period_start = $2 AND node_id = $3`,
+          `UPDATE budget_leases SET granted_micros = granted_micros + $4 WHERE budget_id = $1 AND period_start = $2 ` +
+            `AND node_id = $3`,
           [budget.id, budget.period_start, nodeId, more],
         );
         granted += more;

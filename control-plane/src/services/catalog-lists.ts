@@ -68,7 +68,8 @@ export async function applyCatalogLists(
 ): Promise<CatalogListKind[]> {
   if (lists.length === 0) return [];
   const stored: StoredListRow[] = await manager.query(
-    `SELECT kind, entries, total, content_sha256 FROM upstream_catalog_lists WHERE upstream_id = $1 AND kind = ANY($2::text[]) FOR UPDATE`,
+    `SELECT kind, entries, total, content_sha256 FROM upstream_catalog_lists WHERE upstream_id = $1 AND kind = ` +
+      `ANY($2::text[]) FOR UPDATE`,
     [upstreamId, lists.map((list) => list.kind)],
   );
   const byKind = new Map(stored.map((row) => [row.kind, row]));
@@ -86,9 +87,11 @@ export async function applyCatalogLists(
     changedKinds.push(list.kind);
     const diff = diffLists(row?.entries ?? [], list.entries);
     await manager.query(
-      `INSERT INTO upstream_catalog_lists (upstream_id, kind, entries, total, content_sha256, added, removed, changed, node_id, changed_at, reported_at)
+      `INSERT INTO upstream_catalog_lists (upstream_id, kind, entries, total, content_sha256, added, removed, changed,
+       node_id, changed_at, reported_at)
        SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, t.at, t.at FROM (SELECT clock_timestamp() AS at) AS t
-       ON CONFLICT (upstream_id, kind) DO UPDATE SET entries = EXCLUDED.entries, total = EXCLUDED.total, content_sha256 = EXCLUDED.content_sha256,
+       ON CONFLICT (upstream_id, kind) DO UPDATE SET entries = EXCLUDED.entries, total = EXCLUDED.total,
+         content_sha256 = EXCLUDED.content_sha256,
          added = EXCLUDED.added, removed = EXCLUDED.removed, changed = EXCLUDED.changed, node_id = EXCLUDED.node_id,
          changed_at = EXCLUDED.changed_at, reported_at = EXCLUDED.reported_at`,
       [

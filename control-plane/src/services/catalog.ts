@@ -144,7 +144,8 @@ export class CatalogService {
           expose_unprefixed: boolean;
         }
       > = await manager.query(
-        `SELECT name, pin_tool_definitions, expose_unprefixed, ${UPSTREAM_HASH_COLUMNS} FROM upstreams WHERE id = $1 ${report.hasCatalog || lists.length > 0 ? 'FOR NO KEY UPDATE' : 'FOR SHARE'}`,
+        `SELECT name, pin_tool_definitions, expose_unprefixed, ${UPSTREAM_HASH_COLUMNS} FROM upstreams WHERE id = ` +
+          `$1 ${report.hasCatalog || lists.length > 0 ? 'FOR NO KEY UPDATE' : 'FOR SHARE'}`,
         [report.upstreamId],
       );
       const upstream = rows[0];
@@ -152,9 +153,11 @@ export class CatalogService {
       if (report.configHash && report.configHash !== upstreamRowHash(upstream))
         return { result: 'stale-config' as const, changed: false };
       await manager.query(
-        `INSERT INTO upstream_node_status (upstream_id, node_id, state, error, server_name, server_version, protocol_version, updated_at)
+        `INSERT INTO upstream_node_status (upstream_id, node_id, state, error, server_name, server_version,
+         protocol_version, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, now())
-         ON CONFLICT (upstream_id, node_id) DO UPDATE SET state = EXCLUDED.state, error = EXCLUDED.error, server_name = EXCLUDED.server_name,
+         ON CONFLICT (upstream_id, node_id) DO UPDATE SET state = EXCLUDED.state, error = EXCLUDED.error,
+           server_name = EXCLUDED.server_name,
            server_version = EXCLUDED.server_version, protocol_version = EXCLUDED.protocol_version, updated_at = now()`,
         [
           report.upstreamId,
@@ -286,9 +289,11 @@ export class CatalogService {
 
     if (inserts.length > 0) {
       await manager.query(
-        `INSERT INTO tools (id, upstream_id, name, description, definition, pinned_sha256, listed, first_seen_at, last_seen_at)
+        `INSERT INTO tools (id, upstream_id, name, description, definition, pinned_sha256, listed, first_seen_at,
+         last_seen_at)
          SELECT t.id, $1, t.name, t.description, t.definition, t.pinned_sha256, true, now(), now()
-         FROM jsonb_to_recordset($2::jsonb) AS t(id uuid, name text, description text, definition jsonb, pinned_sha256 text)`,
+         FROM jsonb_to_recordset($2::jsonb)
+           AS t(id uuid, name text, description text, definition jsonb, pinned_sha256 text)`,
         [upstreamId, JSON.stringify(inserts)],
       );
     }
@@ -297,9 +302,11 @@ export class CatalogService {
         `UPDATE tools AS t SET
            definition = CASE WHEN u.keep THEN t.definition ELSE u.definition END,
            description = CASE WHEN u.keep THEN t.description ELSE u.description END,
-           pinned_sha256 = u.pinned_sha256, pending_definition = u.pending_definition, pending_sha256 = u.pending_sha256,
+           pinned_sha256 = u.pinned_sha256, pending_definition = u.pending_definition,
+             pending_sha256 = u.pending_sha256,
            listed = true, last_seen_at = now()
-         FROM jsonb_to_recordset($1::jsonb) AS u(id uuid, definition jsonb, description text, pinned_sha256 text, pending_definition jsonb, pending_sha256 text, keep boolean)
+         FROM jsonb_to_recordset($1::jsonb) AS u(id uuid, definition jsonb, description text, pinned_sha256 text,
+           pending_definition jsonb, pending_sha256 text, keep boolean)
          WHERE t.id = u.id`,
         [JSON.stringify(updates)],
       );
@@ -311,9 +318,11 @@ export class CatalogService {
     }
     if (history.length > 0) {
       await manager.query(
-        `INSERT INTO tool_definition_changes (upstream_id, tool_id, tool_name, kind, old_sha256, new_sha256, definition, node_id, changed_at)
+        `INSERT INTO tool_definition_changes (upstream_id, tool_id, tool_name, kind, old_sha256, new_sha256, definition,
+         node_id, changed_at)
          SELECT $1, h.tool_id, h.tool_name, h.kind, h.old_sha256, h.new_sha256, h.definition, $3, clock_timestamp()
-         FROM jsonb_to_recordset($2::jsonb) AS h(tool_id uuid, tool_name text, kind text, old_sha256 text, new_sha256 text, definition jsonb, n integer)
+         FROM jsonb_to_recordset($2::jsonb) AS h(tool_id uuid, tool_name text, kind text, old_sha256 text,
+           new_sha256 text, definition jsonb, n integer)
          ORDER BY h.n`,
         [upstreamId, JSON.stringify(history.map((entry, n) => ({ ...entry, n }))), nodeId],
       );
@@ -351,7 +360,8 @@ export class CatalogService {
         if (expectedSha256 && expectedSha256 !== tool.pinnedSha256) {
           throw new PortcullisError(
             ErrorCode.CONFLICT,
-            `sha256: tool "${tool.name}" has no pending definition with that hash; query the tool again and accept what is pending`,
+            `sha256: tool "${tool.name}" has no pending definition with that hash; query the tool again and accept ` +
+              `what is pending`,
             { field: 'sha256' },
           );
         }
@@ -360,7 +370,8 @@ export class CatalogService {
       if (expectedSha256 && expectedSha256 !== tool.pendingSha256) {
         throw new PortcullisError(
           ErrorCode.CONFLICT,
-          `sha256: the pending definition of tool "${tool.name}" is now ${tool.pendingSha256}, not ${expectedSha256}; review pendingDefinition again and accept that hash`,
+          `sha256: the pending definition of tool "${tool.name}" is now ${tool.pendingSha256}, not ` +
+            `${expectedSha256}; review pendingDefinition again and accept that hash`,
           { field: 'sha256' },
         );
       }
@@ -372,11 +383,13 @@ export class CatalogService {
       tool.pendingDefinition = null;
       tool.pendingSha256 = null;
       await manager.query(
-        `UPDATE tools SET definition = $2, description = $3, pinned_sha256 = $4, pending_definition = NULL, pending_sha256 = NULL WHERE id = $1`,
+        `UPDATE tools SET definition = $2, description = $3, pinned_sha256 = $4, pending_definition = NULL, ` +
+          `pending_sha256 = NULL WHERE id = $1`,
         [tool.id, JSON.stringify(tool.definition), tool.description, tool.pinnedSha256],
       );
       await manager.query(
-        `INSERT INTO tool_definition_changes (upstream_id, tool_id, tool_name, kind, old_sha256, new_sha256, definition, node_id, changed_at)
+        `INSERT INTO tool_definition_changes (upstream_id, tool_id, tool_name, kind, old_sha256, new_sha256, definition,
+         node_id, changed_at)
          VALUES ($1, $2, $3, 'ACCEPTED', $4, $5, $6, NULL, clock_timestamp())`,
         [tool.upstreamId, tool.id, tool.name, previousSha, tool.pinnedSha256, JSON.stringify(tool.definition)],
       );
@@ -457,7 +470,8 @@ export class CatalogService {
       .getRepository(ToolDefinitionChange)
       .createQueryBuilder('c')
       .where(
-        `c.id IN (SELECT r.id FROM (SELECT h.id, row_number() OVER (PARTITION BY h.tool_id ORDER BY h.changed_at DESC, h.id DESC) AS n
+        `c.id IN (SELECT r.id FROM (SELECT h.id, row_number() OVER (PARTITION BY h.tool_id ORDER BY h.changed_at DESC,
+         h.id DESC) AS n
            FROM tool_definition_changes h WHERE h.tool_id IN (:...ids)) r WHERE r.n <= :perTool)`,
         { ids: [...toolIds], perTool },
       )

@@ -21,7 +21,9 @@ export interface EndedSessionStoreOptions {
   retryDelayMs?: number;
   /** Default 30 s. */
   maxRetryDelayMs?: number;
-  /** A node's hello reuses a read of the table this recent (many nodes reconnecting at once read it once). Default 1 s. */
+  /**
+   * A node's hello reuses a read of the table this recent (many nodes reconnecting at once read it once). Default 1 s.
+   */
   readFreshnessMs?: number;
   now?: () => number;
 }
@@ -128,7 +130,10 @@ export class EndedSessionStore {
     return pruned;
   }
 
-  /** Stops the timers after one last attempt to write what is pending (the nodes that know them re-announce the rest when they reconnect). */
+  /**
+   * Stops the timers after one last attempt to write what is pending (the nodes that know them re-announce the rest
+   * when they reconnect).
+   */
   async close(): Promise<void> {
     clearInterval(this.pruneTimer);
     await this.writes.close();
@@ -153,7 +158,8 @@ export class EndedSessionStore {
     await this.dataSource.query(
       `INSERT INTO ended_sessions (session_sha256, session_id, key_id, from_node_id, expires_at)
        SELECT decode(e.sha, 'hex'), e.session_id, e.key_id, e.from_node_id, to_timestamp(e.expires_at / 1000.0)
-       FROM jsonb_to_recordset($1::jsonb) AS e(sha text, session_id text, key_id text, from_node_id text, expires_at bigint)
+       FROM jsonb_to_recordset($1::jsonb) AS e(sha text, session_id text, key_id text, from_node_id text,
+         expires_at bigint)
        ON CONFLICT (session_sha256) DO NOTHING`,
       [
         JSON.stringify(

@@ -120,7 +120,8 @@ export class ExecutionPolicyService {
       if (scope.kind !== 'upstream' && !EXPOSED_PATTERN.test(rule.tool))
         throw badInput(
           `rules.${index}.tool`,
-          `"${rule.tool}" is not a tool pattern; give an exposed tool name ("up__tool"), a whole upstream ("up__*") or "*"`,
+          `"${rule.tool}" is not a tool pattern; give an exposed tool name ("up__tool"), a whole upstream ("up__*") ` +
+            `or "*"`,
         );
     });
     return withConfigChange(this.store, async (manager) => {
@@ -135,7 +136,8 @@ export class ExecutionPolicyService {
       const stored: ToolPolicy[] = [];
       for (const [position, rule] of rules.entries()) {
         const rows = (await manager.query(
-          `INSERT INTO execution_policies (${SCOPE_COLUMN[scope.kind]}, position, tool, policy, argument, pattern, approval_timeout_ms)
+          `INSERT INTO execution_policies (${SCOPE_COLUMN[scope.kind]}, position, tool, policy, argument, pattern,
+           approval_timeout_ms)
            VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
           [
             scope.id,

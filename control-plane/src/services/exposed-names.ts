@@ -26,7 +26,8 @@ export interface NameCollision {
 async function listedTools(manager: EntityManager): Promise<ListedTool[]> {
   return manager.query(
     `SELECT t.upstream_id, u.name AS upstream_name, u.expose_unprefixed, t.name
-     FROM tools t JOIN upstreams u ON u.id = t.upstream_id WHERE t.listed AND u.enabled ORDER BY u.created_at, u.name, t.name`,
+     FROM tools t JOIN upstreams u ON u.id = t.upstream_id WHERE t.listed AND u.enabled
+     ORDER BY u.created_at, u.name, t.name`,
   );
 }
 
@@ -110,5 +111,9 @@ export async function nameCollisions(manager: EntityManager): Promise<Map<string
 
 /** The operator-facing description of an upstream's collisions. */
 export function collisionError(collisions: readonly NameCollision[]): string {
-  return `tool names collide with names upstreams created earlier expose: ${describeCollisions(collisions)}; nodes do not expose these tools of this upstream (the upstream created first keeps a name). Rename them upstream, set exposeUnprefixed: false on the unprefixed one, or disable one of the two`;
+  return (
+    `tool names collide with names upstreams created earlier expose: ${describeCollisions(collisions)}; nodes ` +
+    `do not expose these tools of this upstream (the upstream created first keeps a name). Rename them upstream, ` +
+    `set exposeUnprefixed: false on the unprefixed one, or disable one of the two`
+  );
 }

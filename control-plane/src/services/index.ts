@@ -1,3 +1,4 @@
+import { AuditFeed } from './audit-feed.ts';
 import { AuditQueries } from './audit-queries.ts';
 import type { Logger } from '../../../common/src/index.ts';
 import type { SecretBox } from '../secrets/index.ts';
@@ -28,6 +29,8 @@ export interface ControlPlaneServices {
   approvals: ApprovalService;
   /** The audit trail, read for GraphQL. */
   audit: AuditQueries;
+  /** The audit records this process stores, as they commit (for subscriptions). */
+  auditFeed: AuditFeed;
   mcpAuthorization: McpAuthorizationService;
   adminTokens: AdminTokenService;
   /** The newest committed configuration revision. */
@@ -47,6 +50,7 @@ export function createServices(store: ConfigStore, box: SecretBox, logger: Logge
     executionPolicies: new ExecutionPolicyService(store),
     approvals: new ApprovalService(dataSource, logger),
     audit: new AuditQueries(dataSource),
+    auditFeed: new AuditFeed(),
     mcpAuthorization: new McpAuthorizationService(store),
     adminTokens: new AdminTokenService(dataSource),
     configVersion: () => currentRevision(dataSource.manager),

@@ -45,10 +45,13 @@ export class NodeService {
   /** Records a node's new stream (it replaces any earlier stream of the same node). */
   async connected(hello: NodeHelloInfo, streamId: string): Promise<void> {
     await this.dataSource.query(
-      `INSERT INTO data_plane_nodes (id, mcp_url, software_version, connected, stream_id, applied_version, last_error, connected_at, last_seen_at)
+      `INSERT INTO data_plane_nodes (id, mcp_url, software_version, connected, stream_id, applied_version, last_error,
+       connected_at, last_seen_at)
        VALUES ($1, $2, $3, true, $4, $5, NULL, now(), now())
-       ON CONFLICT (id) DO UPDATE SET mcp_url = EXCLUDED.mcp_url, software_version = EXCLUDED.software_version, connected = true,
-         stream_id = EXCLUDED.stream_id, applied_version = COALESCE(EXCLUDED.applied_version, data_plane_nodes.applied_version),
+       ON CONFLICT (id) DO UPDATE SET mcp_url = EXCLUDED.mcp_url, software_version = EXCLUDED.software_version,
+         connected = true,
+         stream_id = EXCLUDED.stream_id, applied_version = COALESCE(EXCLUDED.applied_version,
+           data_plane_nodes.applied_version),
          last_error = NULL, connected_at = now(), last_seen_at = now()`,
       [hello.nodeId, hello.mcpUrl || null, hello.softwareVersion || null, streamId, hello.appliedVersion || null],
     );
@@ -80,7 +83,8 @@ export class NodeService {
   ): Promise<void> {
     if (answers.length === 0) return;
     await this.dataSource.query(
-      `UPDATE data_plane_nodes n SET applied_version = coalesce(a.applied_version, n.applied_version), last_error = a.last_error, last_seen_at = now()
+      `UPDATE data_plane_nodes n SET applied_version = coalesce(a.applied_version, n.applied_version),
+       last_error = a.last_error, last_seen_at = now()
        FROM unnest($1::text[], $2::text[], $3::text[]) AS a(node_id, applied_version, last_error)
        WHERE n.id = a.node_id`,
       [

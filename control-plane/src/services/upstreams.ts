@@ -107,7 +107,8 @@ const httpUrl = z
     // An unparsable URL is refused above (zod runs every check); here it only must not throw.
     const url = URL.parse(value);
     return url === null || (url.username === '' && url.password === '');
-  }, 'must not carry credentials (user:password@host): URLs are stored and shown in clear; give the credential as bearerToken or in headers, which are encrypted and never returned')
+  }, 'must not carry credentials (user:password@host): URLs are stored and shown in clear; give the credential as ' +
+    'bearerToken or in headers, which are encrypted and never returned')
   .superRefine((value, ctx) => {
     const url = URL.parse(value);
     const param = url === null ? undefined : secretLookingParam(url);
@@ -115,7 +116,9 @@ const httpUrl = z
     ctx.addIssue({
       code: 'custom',
       // The name only: the value is the secret.
-      message: `has a query parameter "${param}" that looks like a credential: URLs are stored and shown in clear; send it as a header (headers) or bearerToken, which are encrypted and never returned`,
+      message:
+        `has a query parameter "${param}" that looks like a credential: URLs are stored and shown in clear; ` +
+        `send it as a header (headers) or bearerToken, which are encrypted and never returned`,
     });
   });
 
@@ -368,7 +371,8 @@ export class UpstreamService {
       if (isUniqueViolation(error, 'upstreams_name_key')) {
         throw new PortcullisError(
           ErrorCode.CONFLICT,
-          `input.name: an upstream named "${input.name}" already exists; choose another name or delete the existing upstream first`,
+          `input.name: an upstream named "${input.name}" already exists; choose another name or delete the existing ` +
+            `upstream first`,
           { field: 'input.name' },
         );
       }
@@ -542,7 +546,8 @@ async function refuseCollisions(manager: EntityManager, upstream: Upstream, fiel
   const change = field === 'input.exposeUnprefixed' ? 'unprefixed' : 'enabled';
   throw new PortcullisError(
     ErrorCode.CONFLICT,
-    `${field}: ${change}, upstream "${upstream.name}" would expose tool names another enabled upstream already exposes: ${describeCollisions(collisions)}; ` +
+    `${field}: ${change}, upstream "${upstream.name}" would expose tool names another enabled upstream already ` +
+      `exposes: ${describeCollisions(collisions)}; ` +
       `nodes would serve only one of each (the upstream created first). To go ahead, ${fix}`,
     { field, names: collisions.map((c) => c.name) },
   );
@@ -575,15 +580,18 @@ function refuseKeptCredentials(current: Upstream, next: Upstream, input: UpdateU
   );
   throw badInput(
     `input.${first.field}`,
-    `the update changes ${changed.join(', ')}, and this upstream's stored ${kept.map((k) => k.what).join(', ')} would go to the new target; ` +
-      `give ${kept.map((k) => k.field).join(', ')} again in the same update, or clear ${kept.map((k) => `${k.field}: ${k.clear}`).join(', ')}`,
+    `the update changes ${changed.join(', ')}, and this upstream's stored ${kept.map((k) => k.what).join(', ')} ` +
+      `would go to the new target; ` +
+      `give ${kept.map((k) => k.field).join(', ')} again in the same update, or clear ` +
+      `${kept.map((k) => `${k.field}: ${k.clear}`).join(', ')}`,
   );
 }
 
 /** Pinning switched off: held-back definitions become the tools' definitions (nodes serve them now). */
 async function releaseHeldBackTools(manager: EntityManager, upstreamId: string): Promise<void> {
   await manager.query(
-    `UPDATE tools SET definition = pending_definition, description = pending_definition->>'description', pinned_sha256 = pending_sha256,
+    `UPDATE tools SET definition = pending_definition, description = pending_definition->>'description',
+     pinned_sha256 = pending_sha256,
        pending_definition = NULL, pending_sha256 = NULL
      WHERE upstream_id = $1 AND pending_definition IS NOT NULL`,
     [upstreamId],

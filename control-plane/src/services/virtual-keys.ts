@@ -182,7 +182,8 @@ export class VirtualKeyService {
     const revoked = await withConfigChange(this.store, async (manager) => {
       // Through a CTE: TypeORM returns [rows, count] for a bare UPDATE, plain rows for a SELECT.
       const rows: unknown[] = await manager.query(
-        `WITH r AS (UPDATE virtual_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id) SELECT * FROM r`,
+        `WITH r AS (UPDATE virtual_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id) ` +
+          `SELECT * FROM r`,
         [id],
       );
       // The whole of this change's effect on the configuration: the key is no longer live.

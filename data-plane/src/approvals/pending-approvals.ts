@@ -110,7 +110,8 @@ export class PendingApprovals implements ApprovalGate {
           ended(
             tool,
             'APPROVAL_TIMED_OUT',
-            `it needs a person's approval and none came within ${Math.round(timeoutMs / 1000)} s (approval request ${id})`,
+            `it needs a person's approval and none came within ${Math.round(timeoutMs / 1000)} s (approval request ` +
+              `${id})`,
             id,
           ),
         );

@@ -47,9 +47,15 @@ export interface AuditRecord {
   clientVersion: string | null;
 }
 
-/** discovery: a list call; tool_call: tools/call (any entry); request: other MCP methods; refusal: refused before it ran. */
+/**
+ * discovery: a list call; tool_call: tools/call (any entry); request: other MCP methods; refusal: refused before it
+ * ran.
+ */
 export type AuditKind = 'discovery' | 'tool_call' | 'request' | 'refusal';
-/** ok; tool_error: an isError result; error: a JSON-RPC error after the call ran; unavailable: the upstream could not answer; refused. */
+/**
+ * ok; tool_error: an isError result; error: a JSON-RPC error after the call ran; unavailable: the upstream could not
+ * answer; refused.
+ */
 export type AuditStatus = 'ok' | 'tool_error' | 'error' | 'unavailable' | 'refused';
 
 export interface AuditError {

@@ -169,7 +169,8 @@ export function codeModeStep(options: CodeModeStepOptions): Step {
       if (operation.method === 'tools/list') {
         const scope = scopeOf(principal);
         if (scope === undefined) return next(operation);
-        // The code-mode list is one page: a cursor is not one this key was given (classic pages would show hidden tools).
+        // The code-mode list is one page: a cursor is not one this key was given (classic pages would show hidden
+        // tools).
         if (operation.params['cursor'] !== undefined)
           return Promise.resolve(refused(GatewayError.invalidParams('Invalid params: unknown cursor')));
         const view = options.views.view(principal.allowList, 'tools');
@@ -197,7 +198,9 @@ function toolError(message: string): Outcome {
   return { kind: 'result', result: { content: [{ type: 'text', text: message }], isError: true } };
 }
 
-/** What a script's `await tools…(args)` gets: structuredContent, else the text (parsed when it is JSON); isError throws. */
+/**
+ * What a script's `await tools…(args)` gets: structuredContent, else the text (parsed when it is JSON); isError throws.
+ */
 function scriptValue(outcome: Outcome, call: string): unknown {
   if (outcome.kind === 'error') throw new Error(`${call}: ${outcome.error.message}`);
   if (outcome.kind === 'input') throw new Error(`${call} needs input from the user, which a script cannot give`);

@@ -39,7 +39,8 @@ export const META_TOOL_DEFINITIONS: readonly Record<string, unknown>[] = [
   {
     name: 'run_script',
     description:
-      'Run async JavaScript calling tools as `await tools.<server>.<tool>(args)`; `return` the answer. console.log is captured.',
+      'Run async JavaScript calling tools as `await tools.<server>.<tool>(args)`; `return` the answer. console.log ' +
+      'is captured.',
     inputSchema: { type: 'object', properties: { code: { type: 'string' } }, required: ['code'] },
   },
 ];

@@ -41,7 +41,10 @@ const WORKER_FILE = new URL(`./sandbox-worker${OWN_EXTENSION}`, import.meta.url)
 const WORKER_URL =
   OWN_EXTENSION === '.ts'
     ? new URL(
-        `data:text/javascript,${encodeURIComponent(`import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))}; register(); await import(${JSON.stringify(WORKER_FILE.href)});`)}`,
+        `data:text/javascript,${encodeURIComponent(
+          `import { register } from ${JSON.stringify(import.meta.resolve('tsx/esm/api'))}; register(); ` +
+            `await import(${JSON.stringify(WORKER_FILE.href)});`,
+        )}`,
       )
     : WORKER_FILE;
 

@@ -26,12 +26,17 @@ if (port === null) throw new Error('sandbox-worker.ts runs only as a worker thre
 const PRELUDE = `(function (call, log) {
   'use strict';
   const stringify = JSON.stringify, parse = JSON.parse, ProxyOf = Proxy, toText = String, freeze = Object.freeze;
-  const format = (v) => { if (typeof v === 'string') return v; try { const s = stringify(v); return s === undefined ? toText(v) : s; } catch { return toText(v); } };
+  const format = (v) => {
+    if (typeof v === 'string') return v;
+    try { const s = stringify(v); return s === undefined ? toText(v) : s; } catch { return toText(v); }
+  };
   const server = (upstream) => new ProxyOf({}, { get(_, tool) {
     if (typeof tool !== 'string' || tool === 'then') return undefined;
     return (args) => call(upstream, tool, stringify(args === undefined ? {} : args)).then(parse);
   } });
-  const tools = new ProxyOf({}, { get(_, upstream) { return typeof upstream !== 'string' || upstream === 'then' ? undefined : server(upstream); } });
+  const tools = new ProxyOf({}, { get(_, upstream) {
+    return typeof upstream !== 'string' || upstream === 'then' ? undefined : server(upstream);
+  } });
   const write = (...values) => { log(values.map(format).join(' ')); };
   Object.defineProperty(globalThis, 'tools', { value: tools, enumerable: true });
   globalThis.console = freeze({ log: write, info: write, warn: write, error: write, debug: write });
@@ -336,7 +341,8 @@ function warmUp(): void {
     const runtime = quickjs.newRuntime();
     const context = runtime.newContext();
     const result = context.evalCode(
-      '(async () => { let n = 0; for (let i = 0; i < 200; i++) n += await Promise.resolve(i); return JSON.stringify({ n }); })()',
+      '(async () => { let n = 0; for (let i = 0; i < 200; i++) n += await Promise.resolve(i); return ' +
+        'JSON.stringify({ n }); })()',
     );
     if (result.error) result.error.dispose();
     else {

@@ -88,7 +88,9 @@ class Declarer {
     for (const [name, property] of Object.entries(properties)) {
       const description = isPlainObject(property) ? property['description'] : undefined;
       const optional = required.has(name) ? '' : '?';
-      out += `${docComment(description, inner)}${inner}${propertyKey(name)}${optional}: ${this.type(property, inner, depth + 1)};\n`;
+      out +=
+        `${docComment(description, inner)}${inner}${propertyKey(name)}${optional}: ` +
+        `${this.type(property, inner, depth + 1)};\n`;
     }
     const extra = schema['additionalProperties'];
     if (isPlainObject(extra)) out += `${inner}[key: string]: ${this.type(extra, inner, depth + 1)};\n`;
@@ -130,7 +132,8 @@ export function toolStub({ upstream, tool, definition }: StubSource): string {
   const resultType = output === undefined ? 'unknown' : `${name}Result`;
   let out = docComment(definition['description'], '');
   out += `// await ${callExpression(upstream, tool)}(${hasArgs ? 'args' : ''})\n`;
-  out += `export function ${IDENTIFIER.test(tool) ? tool : name[0]!.toLowerCase() + name.slice(1)}(${hasArgs ? `args: ${name}Args` : ''}): Promise<${resultType}>;\n`;
+  const functionName = IDENTIFIER.test(tool) ? tool : name[0]!.toLowerCase() + name.slice(1);
+  out += `export function ${functionName}(${hasArgs ? `args: ${name}Args` : ''}): Promise<${resultType}>;\n`;
   if (hasArgs) out += `export interface ${name}Args {\n${args}}\n`;
   if (output !== undefined) {
     const members = new Declarer(output).members(output, '', 0);

@@ -163,7 +163,10 @@ function identity(
     : [IdentityProviders.fromConfig(config), config];
 }
 
-/** Whether two revisions' MCP authorization settings are the same (the compiled form is kept, and so the node's token cache). */
+/**
+ * Whether two revisions' MCP authorization settings are the same (the compiled form is kept, and so the node's token
+ * cache).
+ */
 function sameAuthorization(a: McpAuthorizationConfig | undefined, b: McpAuthorizationConfig | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
   return Buffer.from(McpAuthorizationConfig.encode(a).finish()).equals(McpAuthorizationConfig.encode(b).finish());
@@ -198,7 +201,9 @@ export class AppliedConfig {
     /** OAuth access tokens this node accepts (MCP authorization); undefined: virtual keys only. */
     readonly identityProviders: IdentityProviders | undefined,
     private readonly mcpAuthorization: McpAuthorizationConfig | undefined,
-    /** Execution policy per tool (auto, approve, deny): the policy step reads it; denials are in each key's allow-list. */
+    /**
+     * Execution policy per tool (auto, approve, deny): the policy step reads it; denials are in each key's allow-list.
+     */
     readonly policies: ExecutionPolicies,
     private readonly policyRules: readonly ExecutionPolicyRule[],
   ) {
@@ -239,7 +244,8 @@ export class AppliedConfig {
     if (delta.baseVersion !== this.version) {
       throw new PortcullisError(
         ErrorCode.BAD_CONFIG,
-        `delta ${delta.version}: base_version ${delta.baseVersion} is not the version this node runs (${this.version}); send the whole snapshot`,
+        `delta ${delta.version}: base_version ${delta.baseVersion} is not the version this node runs ` +
+          `(${this.version}); send the whole snapshot`,
       );
     }
     check(DeltaSchema, delta, delta.version, 'delta');
@@ -317,7 +323,10 @@ export class AppliedConfig {
     return entry.principal;
   }
 
-  /** The principal of a virtual key by its id (no secret involved), or undefined when it is revoked, expired or not in this snapshot. */
+  /**
+   * The principal of a virtual key by its id (no secret involved), or undefined when it is revoked, expired or not in
+   * this snapshot.
+   */
   principalByKeyId(keyId: string, now = Date.now()): Principal | undefined {
     const entry = this.keys.byId(keyId);
     return entry === undefined || now >= entry.expiresAtMs ? undefined : entry.principal;

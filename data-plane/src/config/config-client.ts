@@ -148,7 +148,10 @@ export class ConfigClient {
     return true;
   }
 
-  /** Reports what this node spent of its budget leases; false while no stream is open (the next report carries it, being cumulative). */
+  /**
+   * Reports what this node spent of its budget leases; false while no stream is open (the next report carries it, being
+   * cumulative).
+   */
   reportSpend(entries: BudgetSpend[]): boolean {
     const stream = this.stream;
     if (stream === undefined) return false;

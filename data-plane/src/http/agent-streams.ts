@@ -283,7 +283,8 @@ export class AgentStreams {
           stream.send(notification.method, notification.params);
       }
     }
-    // Other unsolicited notifications (task status on a shared connection, etc.) cannot be attributed to one agent: dropped.
+    // Other unsolicited notifications (task status on a shared connection, etc.) cannot be attributed to one agent:
+    // dropped.
   }
 
   /** Ends the streams of one holder (its session was ended). */

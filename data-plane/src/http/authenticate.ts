@@ -24,7 +24,10 @@ export function presentedKey(req: IncomingMessage): string | undefined {
 export interface Authenticated {
   readonly config: AppliedConfig;
   readonly principal: Principal;
-  /** The presented secret (a virtual key or an OAuth access token); undefined when the request carried no credentials and was mapped to the anonymous-access key. */
+  /**
+   * The presented secret (a virtual key or an OAuth access token); undefined when the request carried no credentials
+   * and was mapped to the anonymous-access key.
+   */
   readonly secret: string | undefined;
   /** performance.now() when the request was taken up: the start of the gateway's own time. */
   readonly receivedAt: number;
@@ -33,9 +36,11 @@ export interface Authenticated {
 const NO_KEY_MESSAGE =
   'Unauthorized: send a Portcullis virtual key as "Authorization: Bearer <key>" or "x-portcullis-key: <key>"';
 const BAD_KEY_MESSAGE =
-  'Unauthorized: the presented key is unknown or revoked; send a valid Portcullis virtual key as "Authorization: Bearer <key>" or "x-portcullis-key: <key>"';
+  'Unauthorized: the presented key is unknown or revoked; send a valid Portcullis virtual key as "Authorization: ' +
+  'Bearer <key>" or "x-portcullis-key: <key>"';
 const ANONYMOUS_GONE_MESSAGE =
-  'Unauthorized: no key was presented and the anonymous-access key configured on this node is revoked or not in its configuration; send a Portcullis virtual key as "Authorization: Bearer <key>" or "x-portcullis-key: <key>"';
+  'Unauthorized: no key was presented and the anonymous-access key configured on this node is revoked or not in its ' +
+  'configuration; send a Portcullis virtual key as "Authorization: Bearer <key>" or "x-portcullis-key: <key>"';
 const CHALLENGE = { 'www-authenticate': 'Bearer realm="portcullis"' };
 const INVALID_CHALLENGE = { 'www-authenticate': 'Bearer realm="portcullis", error="invalid_token"' };
 
@@ -49,7 +54,10 @@ function challenge(config: AppliedConfig, invalidToken: boolean): { 'www-authent
   return { 'www-authenticate': invalidToken ? providers.invalidTokenChallenge : providers.challenge };
 }
 
-/** Whether the request carries any credential header at all (even a malformed one: that is refused, never treated as anonymous). */
+/**
+ * Whether the request carries any credential header at all (even a malformed one: that is refused, never treated as
+ * anonymous).
+ */
 function presentsCredentials(req: IncomingMessage): boolean {
   return req.headers.authorization !== undefined || req.headers['x-portcullis-key'] !== undefined;
 }
@@ -115,7 +123,8 @@ function admitToken(
   const description = verified.reason.replaceAll('"', "'");
   const header =
     verified.status === 403
-      ? `Bearer error="insufficient_scope", error_description="${description}", resource_metadata="${providers.metadataUrl}"`
+      ? `Bearer error="insufficient_scope", error_description="${description}", ` +
+        `resource_metadata="${providers.metadataUrl}"`
       : `${providers.invalidTokenChallenge}, error_description="${description}"`;
   sendRpcError(
     res,

@@ -11,7 +11,8 @@ import type { RpcId } from '../mcp/json-rpc.ts';
  * spread over many nodes (and over restarts), and an id names the node and stream it came from,
  * and which request a POST stream answers. So a node asked to resume a stream it cannot serve (it
  * is another node's, maybe one that died, or it expired) can still fail that request at once
- * rather than leave the agent waiting for a result that will never come (see requestIdOfEventId). Each node keeps the recent events of the streams it holds, bounded by count
+ * rather than leave the agent waiting for a result that will never come (see requestIdOfEventId). Each node keeps the
+ * recent events of the streams it holds, bounded by count
  * and bytes per stream, by the number of streams and the bytes of all of them, and by time: a stream
  * that lost its connection (or ended) is dropped `windowMs` later. No database, no I/O: a node that
  * did not hold a stream (stateless nodes) or no longer holds it cannot replay it, and the agent gets
@@ -24,7 +25,10 @@ import type { RpcId } from '../mcp/json-rpc.ts';
  */
 
 export interface EventStoreOptions {
-  /** How long a stream stays resumable after it lost its connection or ended; also how long a call whose stream dropped keeps running without an agent (default 30 s). */
+  /**
+   * How long a stream stays resumable after it lost its connection or ended; also how long a call whose stream dropped
+   * keeps running without an agent (default 30 s).
+   */
   readonly windowMs?: number;
   /** Events kept per stream (oldest dropped first; default 1,000). */
   readonly maxEventsPerStream?: number;
@@ -36,11 +40,17 @@ export interface EventStoreOptions {
   readonly maxBytes?: number;
   /** Streams held at once for one virtual key (its oldest are dropped first; default 1,000). */
   readonly maxStreamsPerKey?: number;
-  /** Bytes of events held for one virtual key (its oldest streams are dropped first; default 16 MiB, never below maxBytesPerStream). */
+  /**
+   * Bytes of events held for one virtual key (its oldest streams are dropped first; default 16 MiB, never below
+   * maxBytesPerStream).
+   */
   readonly maxBytesPerKey?: number;
   /** Streams held at once for one 2025-era session (its oldest are dropped first; default 100). */
   readonly maxStreamsPerSession?: number;
-  /** Bytes of events held for one session (its oldest streams are dropped first; default 8 MiB, never below maxBytesPerStream). */
+  /**
+   * Bytes of events held for one session (its oldest streams are dropped first; default 8 MiB, never below
+   * maxBytesPerStream).
+   */
   readonly maxBytesPerSession?: number;
   /** Enforced by AgentStreams: notification streams (GET) open at once per session (default 8, agent-streams.ts). */
   readonly maxOpenStreamsPerSession?: number;

@@ -82,7 +82,8 @@ function refuse(res: ServerResponse, header: 'Host' | 'Origin', value: string | 
     res,
     403,
     RpcErrorCode.Forbidden,
-    `Forbidden: the ${header} header ${shown} is not an allowed host of this node (DNS-rebinding protection); to accept it, add it to --allowed-hosts (PORTCULLIS_ALLOWED_HOSTS)`,
+    `Forbidden: the ${header} header ${shown} is not an allowed host of this node (DNS-rebinding protection); to ` +
+      `accept it, add it to --allowed-hosts (PORTCULLIS_ALLOWED_HOSTS)`,
     { data: { header } },
   );
 }

@@ -215,7 +215,8 @@ export function tooManyInFlight(id: RpcId, refusal: AdmissionRefusal): string {
   return errorBody(
     id,
     RpcErrorCode.TooManyInFlight,
-    `Too many requests in flight: ${who} already has ${refusal.limit} running on this gateway node (the limit); retry once some have been answered`,
+    `Too many requests in flight: ${who} already has ${refusal.limit} running on this gateway node (the limit); ` +
+      `retry once some have been answered`,
     refusal,
   );
 }

@@ -40,17 +40,23 @@ interface SseSession {
   readonly stream: AgentStream;
   readonly req: IncomingMessage;
   readonly inFlight: InFlightRequests;
-  /** What the agent declared at `initialize` (undefined before it): server-to-client requests are sent only for those. */
+  /**
+   * What the agent declared at `initialize` (undefined before it): server-to-client requests are sent only for those.
+   */
   capabilities?: unknown;
   /** The client info of its `initialize` (for audit records). */
   clientInfo?: unknown;
 }
 
-/** As on /mcp: a batch is at most MAX_BATCH_SIZE messages (each request is then admitted against the in-flight bounds). */
+/**
+ * As on /mcp: a batch is at most MAX_BATCH_SIZE messages (each request is then admitted against the in-flight bounds).
+ */
 const BATCH_TOO_LARGE = `Invalid Request: Batch must not exceed ${MAX_BATCH_SIZE} messages`;
 
 const NOT_HERE =
-  'Session not found: this node does not hold the SSE stream of that session. POST /messages must reach the node that holds GET /sse (route by the sessionId query parameter, or use sticky sessions); otherwise open a new GET /sse';
+  'Session not found: this node does not hold the SSE stream of that session. POST /messages must reach the node ' +
+  'that holds GET /sse (route by the sessionId query parameter, or use sticky sessions); otherwise open a new GET ' +
+  '/sse';
 
 /**
  * The legacy MCP HTTP+SSE transport (protocol 2024-11-05) for older clients: `GET /sse` opens the
@@ -163,7 +169,8 @@ export function createLegacySseEndpoints(
         res,
         413,
         RpcErrorCode.InvalidRequest,
-        `Payload Too Large: the node holding this session's stream is another one, and messages relayed to it may be at most ${MAX_RELAY_JSON_CHARS} characters`,
+        `Payload Too Large: the node holding this session's stream is another one, and messages relayed to it may ` +
+          `be at most ${MAX_RELAY_JSON_CHARS} characters`,
       );
       return;
     }
@@ -181,7 +188,8 @@ export function createLegacySseEndpoints(
         res,
         404,
         RpcErrorCode.SessionNotFound,
-        `Session not found: the node holding the SSE stream of that session could not be reached (${outcome.message}); open a new GET /sse`,
+        `Session not found: the node holding the SSE stream of that session could not be reached ` +
+          `(${outcome.message}); open a new GET /sse`,
         { data: { reason: outcome.reason } },
       );
       return;
@@ -190,7 +198,10 @@ export function createLegacySseEndpoints(
     else sendJson(res, outcome.status, outcome.body);
   }
 
-  /** What another node relayed here: a POST for a stream this node holds, checked as a local one (the token must name that stream and the key). */
+  /**
+   * What another node relayed here: a POST for a stream this node holds, checked as a local one (the token must name
+   * that stream and the key).
+   */
   services.relay.calls.handle('sseMessagesJson', async (call) => {
     const config = getConfig();
     const principal = config?.principalByKeyId(call.keyId);
@@ -212,7 +223,8 @@ export function createLegacySseEndpoints(
           bodyJson: errorBody(
             null,
             RpcErrorCode.SessionNotFound,
-            'Session not found: the node named by the session does not hold its SSE stream any more; open a new GET /sse',
+            'Session not found: the node named by the session does not hold its SSE stream any more; open a new GET ' +
+              '/sse',
           ),
         },
       };

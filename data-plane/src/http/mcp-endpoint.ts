@@ -48,7 +48,9 @@ export interface McpServices {
   readonly sessionGuard: SessionGuard;
   /** The recent events of the 2025-era SSE streams this node holds, for `Last-Event-ID` resumption. */
   readonly eventStore: EventStore;
-  /** Messages for other nodes (replies to their server requests, cancels, ended sessions), through the control plane. */
+  /**
+   * Messages for other nodes (replies to their server requests, cancels, ended sessions), through the control plane.
+   */
   readonly relay: NodeRelay;
   /** Bounds the requests each key and session has in flight on this node (every transport admits through it). */
   readonly admission: CallAdmission;
@@ -78,7 +80,8 @@ function primes(protocolVersion: string): boolean {
 function streamLostMessage(reason: ResumeMiss): string {
   const why =
     reason === 'other-node'
-      ? 'another gateway node was answering it, and only that node can resume the stream (it may have shut down or failed; route a session to one node to resume across connection drops)'
+      ? 'another gateway node was answering it, and only that node can resume the stream (it may have shut down or ' +
+        'failed; route a session to one node to resume across connection drops)'
       : 'the stream expired or was given up on this node before it was resumed';
   return `The answer to this request is lost: ${why}. Send the request again if it is safe to repeat.`;
 }

@@ -43,7 +43,10 @@ export interface DataPlaneServerOptions {
   readonly serverInfo: ServerInfo;
   /** Interval of SSE keep-alive comments on GET streams (default 15 s, as the SDK). */
   readonly sseKeepAliveMs?: number;
-  /** Entries per page of tools/prompts/resources/templates lists; 0 (default) lists everything on one page, since many agents never follow nextCursor. */
+  /**
+   * Entries per page of tools/prompts/resources/templates lists; 0 (default) lists everything on one page, since many
+   * agents never follow nextCursor.
+   */
   readonly listPageSize?: number;
   /** `ttlMs` of 2026-07-28 list results (default 0). */
   readonly listTtlMs?: number;
@@ -63,7 +66,10 @@ export interface DataPlaneServerOptions {
    * hosts; undefined, no check. The node wiring passes `effectiveAllowedHosts(listen address, list)`.
    */
   readonly allowedHosts?: readonly AllowedHost[];
-  /** How long a 2025-era session id is honoured after it was issued (default 24 h); agents then get 404 and initialize again. */
+  /**
+   * How long a 2025-era session id is honoured after it was issued (default 24 h); agents then get 404 and initialize
+   * again.
+   */
   readonly sessionMaxAgeMs?: number;
   /** This node's name: 2026-07-28 `input_required` request states name the node holding the waiting call. */
   readonly nodeId?: string;
@@ -73,9 +79,15 @@ export interface DataPlaneServerOptions {
   readonly nodeTag?: string;
   /** Timeouts of requests relayed to other nodes (defaults in relay/relayed-calls.ts). */
   readonly relayedCalls?: NodeRelayOptions['calls'];
-  /** Changes the request pipeline's steps (say, inserts one); given the default steps in chain order (pipeline/pipeline.ts). */
+  /**
+   * Changes the request pipeline's steps (say, inserts one); given the default steps in chain order
+   * (pipeline/pipeline.ts).
+   */
   readonly steps?: McpDispatcherOptions['steps'];
-  /** Bounds of the per-node store of 2025-era SSE events (resumption with `Last-Event-ID`), the resume window, the SSE `retry` and SSE polling (defaults in event-store.ts). */
+  /**
+   * Bounds of the per-node store of 2025-era SSE events (resumption with `Last-Event-ID`), the resume window, the SSE
+   * `retry` and SSE polling (defaults in event-store.ts).
+   */
   readonly eventStore?: EventStoreOptions;
   /** Requests in flight per key and per session on this node (defaults in in-flight.ts). */
   readonly callAdmission?: CallAdmissionOptions;
@@ -127,7 +139,8 @@ const NOT_FOUND = JSON.stringify({
   error: {
     code: 'NOT_FOUND',
     message:
-      'Not found: the MCP endpoint is /mcp (legacy HTTP+SSE: GET /sse, POST /messages; REST: GET /v1/mcp/tools, POST /v1/mcp/tool/execute, GET /v1/openapi.json)',
+      'Not found: the MCP endpoint is /mcp (legacy HTTP+SSE: GET /sse, POST /messages; REST: GET /v1/mcp/tools, ' +
+      'POST /v1/mcp/tool/execute, GET /v1/openapi.json)',
   },
 });
 

@@ -41,7 +41,8 @@ export function askIfDeclared(
   return Promise.reject(
     new UpstreamRpcError(
       RpcErrorCode.MethodNotFound,
-      `Method not found: the agent did not declare the ${missing} capability, so the gateway does not send it ${request.method}`,
+      `Method not found: the agent did not declare the ${missing} capability, so the gateway does not send it ` +
+        `${request.method}`,
     ),
   );
 }

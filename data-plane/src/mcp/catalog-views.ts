@@ -34,7 +34,10 @@ interface AllowListViews {
 
 const CURSOR_PREFIX = 'pc1:';
 
-/** The opaque cursor for a page starting at `offset` (encoded, not signed: it only says where to continue in what the key may see anyway). */
+/**
+ * The opaque cursor for a page starting at `offset` (encoded, not signed: it only says where to continue in what the
+ * key may see anyway).
+ */
 export function encodeCursor(offset: number): string {
   return Buffer.from(`${CURSOR_PREFIX}${offset}`).toString('base64url');
 }

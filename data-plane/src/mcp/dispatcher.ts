@@ -48,13 +48,19 @@ export interface RpcRequest {
 export interface DispatchContext {
   readonly principal: Principal;
   readonly era: ProtocolEra;
-  /** Aborts when the agent's connection goes away or it cancels (`signal()` makes an AbortSignal for the calls that need one). */
+  /**
+   * Aborts when the agent's connection goes away or it cancels (`signal()` makes an AbortSignal for the calls that need
+   * one).
+   */
   readonly cancellation: Cancellation;
   /** The session keys of the snapshot being served (task ids are signed with them). */
   readonly sessionKeys: readonly SigningKey[];
   /** 2025 era: the session's id (resource subscriptions and log level live under it on this node). */
   readonly sessionId?: string;
-  /** 2025 era: the client capabilities the agent declared at `initialize`, when known (server-to-client requests are sent only for those). */
+  /**
+   * 2025 era: the client capabilities the agent declared at `initialize`, when known (server-to-client requests are
+   * sent only for those).
+   */
   readonly agentCapabilities?: unknown;
   /** Absent where the transport cannot stream an answer (batches): related notifications are dropped there. */
   readonly channel?: RequestChannel;
@@ -215,7 +221,9 @@ export class McpDispatcher {
       },
       sessionKeys,
     );
-    const result = `{"protocolVersion":${JSON.stringify(protocolVersion)},"capabilities":${JSON.stringify(this.capabilities('legacy'))},"serverInfo":${this.serverInfoJson}}`;
+    const result =
+      `{"protocolVersion":${JSON.stringify(protocolVersion)},` +
+      `"capabilities":${JSON.stringify(this.capabilities('legacy'))},"serverInfo":${this.serverInfoJson}}`;
     return { status: OK, body: resultBody(request.id, result), sessionId, protocolVersion };
   }
 

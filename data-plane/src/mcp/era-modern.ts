@@ -25,7 +25,9 @@ import type { RelayOptions, UpstreamRouter } from '../upstream/upstream-router.t
 const OK = 200;
 /** The SDK answers an unknown method on the 2026-07-28 path from its validation ladder, with HTTP 404. */
 const METHOD_NOT_FOUND_STATUS = 404;
-/** The spec ties HTTP 400 to this code itself (an upstream's input_required asking for what the agent did not declare). */
+/**
+ * The spec ties HTTP 400 to this code itself (an upstream's input_required asking for what the agent did not declare).
+ */
 const MISSING_CAPABILITY_STATUS = 400;
 
 /**
@@ -80,7 +82,9 @@ export class ModernEra {
   constructor(private readonly options: ModernEraOptions) {
     this.serverMeta = JSON.stringify({ [SERVER_INFO_META_KEY]: options.serverInfo });
     this.suffix = `,"resultType":"complete","_meta":${this.serverMeta}`;
-    this.listSuffix = `,"resultType":"complete","ttlMs":${options.listTtlMs},"cacheScope":"${LIST_CACHE_SCOPE}","_meta":${this.serverMeta}`;
+    this.listSuffix =
+      `,"resultType":"complete","ttlMs":${options.listTtlMs},` +
+      `"cacheScope":"${LIST_CACHE_SCOPE}","_meta":${this.serverMeta}`;
   }
 
   relayRetriesWith(forward: RetryForwarder): void {
@@ -244,7 +248,8 @@ export class ModernEra {
       },
     };
     const meta = forwardableMeta(agentMeta);
-    // A 2026-07-28 upstream asks only for input the agent can give: it sees the agent's client capabilities, not the gateway's.
+    // A 2026-07-28 upstream asks only for input the agent can give: it sees the agent's client capabilities, not the
+    // gateway's.
     if (capabilities !== undefined && this.isModernUpstream(upstream))
       options.meta = { ...meta, [CLIENT_CAPABILITIES_META_KEY]: capabilities };
     else if (meta !== undefined) options.meta = meta;
@@ -260,7 +265,8 @@ export class ModernEra {
     switch (outcome.kind) {
       case 'result': {
         const result = outcome.result;
-        // 2026-07-28 reads are cacheable: private (what a key may read depends on the key), the upstream's TTL if it gave one.
+        // 2026-07-28 reads are cacheable: private (what a key may read depends on the key), the upstream's TTL if it
+        // gave one.
         const cacheable =
           method === 'resources/read'
             ? {
@@ -312,17 +318,26 @@ export class ModernEra {
     return splice(JSON.stringify(result), this.suffix);
   }
 
-  /** A 2026-07-28 `InputRequiredResult`: the embedded requests (when there are any), the gateway's signed state, server identity. */
+  /**
+   * A 2026-07-28 `InputRequiredResult`: the embedded requests (when there are any), the gateway's signed state, server
+   * identity.
+   */
   private inputRequiredJson(
     inputRequests: Readonly<Record<string, unknown>> | undefined,
     requestState: string,
   ): string {
     const requests = inputRequests === undefined ? '' : `"inputRequests":${JSON.stringify(inputRequests)},`;
-    return `{"resultType":"input_required",${requests}"requestState":${JSON.stringify(requestState)},"_meta":${this.serverMeta}}`;
+    return (
+      `{"resultType":"input_required",${requests}` +
+      `"requestState":${JSON.stringify(requestState)},"_meta":${this.serverMeta}}`
+    );
   }
 
   private discoverJson(): string {
-    return `{"supportedVersions":${JSON.stringify(MODERN_PROTOCOL_VERSIONS)},"capabilities":${JSON.stringify(this.options.capabilities())}${this.listSuffix}}`;
+    return (
+      `{"supportedVersions":${JSON.stringify(MODERN_PROTOCOL_VERSIONS)},` +
+      `"capabilities":${JSON.stringify(this.options.capabilities())}${this.listSuffix}}`
+    );
   }
 }
 

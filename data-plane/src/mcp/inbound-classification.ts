@@ -22,7 +22,10 @@ export function classifyInbound(request: InboundHttpRequest): InboundClassificat
   return fastLegacyRequest(request) ?? classifyInboundRequest(request);
 }
 
-/** The outcome for a plain 2025-era request, or undefined when the SDK's classifier must decide. Exported for the equivalence test. */
+/**
+ * The outcome for a plain 2025-era request, or undefined when the SDK's classifier must decide. Exported for the
+ * equivalence test.
+ */
 export function fastLegacyRequest(request: InboundHttpRequest): InboundLegacyRoute | undefined {
   if (request.httpMethod !== 'POST' || !isPlainLegacyRequest(request.body)) return undefined;
   const header = request.protocolVersionHeader;

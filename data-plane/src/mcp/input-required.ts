@@ -69,7 +69,9 @@ export interface ResumeRefusal {
 export interface InputExchangesOptions {
   /** The name of this node, put in every request state it mints. */
   readonly nodeId: string;
-  /** This node process's tag (of its hello), put in every request state it mints, so other nodes can relay retries here. */
+  /**
+   * This node process's tag (of its hello), put in every request state it mints, so other nodes can relay retries here.
+   */
   readonly nodeTag?: string;
   /** How long a parked call waits for the agent's retry (and how long its request state is valid). */
   readonly ttlMs: number;
@@ -165,7 +167,8 @@ export class InputExchanges {
       return {
         code: RpcErrorCode.InputNotAwaited,
         message:
-          'requestState can no longer be answered: this node restarted since it was issued, and the waiting call is gone; call again without it',
+          'requestState can no longer be answered: this node restarted since it was issued, and the waiting call is ' +
+          'gone; call again without it',
         data: { node: this.options.nodeId, reason: 'restarted' },
       };
     const exchange = this.parked.get(claims.exchange);
@@ -196,7 +199,10 @@ export class InputExchanges {
     return exchange;
   }
 
-  /** The state handed out with a 2026-07-28 upstream's own `input_required` (wrapping the upstream's state, if it gave one). */
+  /**
+   * The state handed out with a 2026-07-28 upstream's own `input_required` (wrapping the upstream's state, if it gave
+   * one).
+   */
   upstreamRoundState(
     keyId: string,
     method: string,
@@ -239,7 +245,9 @@ export class InputExchanges {
 export function otherNodeRefusal(other: OtherNode, thisNode: string, why: string): ResumeRefusal {
   return {
     code: RpcErrorCode.InputOnOtherNode,
-    message: `requestState names gateway node "${other.node}", which holds the waiting call; this node ("${thisNode}") could not relay the retry there: ${why}`,
+    message:
+      `requestState names gateway node "${other.node}", which holds the waiting call; this node ` +
+      `("${thisNode}") could not relay the retry there: ${why}`,
     data: { node: other.node },
   };
 }
@@ -303,12 +311,17 @@ export class InputExchange {
     return this.channelValue;
   }
 
-  /** The progress token of the agent request waiting now (progress of later rounds must carry it, not the first one's). */
+  /**
+   * The progress token of the agent request waiting now (progress of later rounds must carry it, not the first one's).
+   */
   get progressToken(): unknown {
     return this.progressTokenValue;
   }
 
-  /** Where what the upstream sends meanwhile goes: the agent request being served (set before the call starts, as progress may come at once). */
+  /**
+   * Where what the upstream sends meanwhile goes: the agent request being served (set before the call starts, as
+   * progress may come at once).
+   */
   bind(channel: RequestChannel | undefined, progressToken: unknown): void {
     this.channelValue = channel;
     this.progressTokenValue = progressToken;

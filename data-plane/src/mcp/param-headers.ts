@@ -96,7 +96,8 @@ export function checkParamHeaders(
     if (numeric ? Number(decoded) !== bodyRaw : decoded !== bodyString) {
       return mismatch(
         headerName,
-        `the ${headerName} header decodes to ${JSON.stringify(decoded)} but the body carries ${where}=${JSON.stringify(bodyRaw)}`,
+        `the ${headerName} header decodes to ${JSON.stringify(decoded)} but the body carries ` +
+          `${where}=${JSON.stringify(bodyRaw)}`,
       );
     }
   }
@@ -127,7 +128,10 @@ function primitiveString(value: unknown): string | undefined {
   return String(value);
 }
 
-/** Plain when the value is a safe ASCII field value; else the `=?base64?…?=` sentinel (also for values that look like one). */
+/**
+ * Plain when the value is a safe ASCII field value; else the `=?base64?…?=` sentinel (also for values that look like
+ * one).
+ */
 function encodeValue(value: string): string {
   const plain =
     value.length > 0 &&
@@ -139,7 +143,9 @@ function encodeValue(value: string): string {
     : `${BASE64_SENTINEL_PREFIX}${Buffer.from(value, 'utf8').toString('base64')}${BASE64_SENTINEL_SUFFIX}`;
 }
 
-/** A header value as sent, or the sentinel's payload decoded; undefined when the sentinel's Base64 or UTF-8 is invalid. */
+/**
+ * A header value as sent, or the sentinel's payload decoded; undefined when the sentinel's Base64 or UTF-8 is invalid.
+ */
 export function decodeValue(value: string): string | undefined {
   if (!(value.startsWith(BASE64_SENTINEL_PREFIX) && value.endsWith(BASE64_SENTINEL_SUFFIX))) return value;
   const b64 = value.slice(BASE64_SENTINEL_PREFIX.length, value.length - BASE64_SENTINEL_SUFFIX.length);

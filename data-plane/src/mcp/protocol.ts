@@ -46,9 +46,14 @@ export const RpcErrorCode = {
   InternalError: ProtocolErrorCode.InternalError,
   /** 2026-07-28: the request names a protocol revision this server does not serve (data: supported, requested). */
   UnsupportedProtocolVersion: ProtocolErrorCode.UnsupportedProtocolVersion,
-  /** 2026-07-28: the request needs a client capability the client did not declare; answered with HTTP 400 wherever it comes from. */
+  /**
+   * 2026-07-28: the request needs a client capability the client did not declare; answered with HTTP 400 wherever it
+   * comes from.
+   */
   MissingRequiredClientCapability: ProtocolErrorCode.MissingRequiredClientCapability,
-  /** HTTP-level refusals (406, 415, 413, 405, missing session header, bad protocol header): the SDK transports' code. */
+  /**
+   * HTTP-level refusals (406, 415, 413, 405, missing session header, bad protocol header): the SDK transports' code.
+   */
   TransportError: -32000,
   /** The `Mcp-Session-Id` is not (or no longer) valid: the client must initialize again (HTTP 404). */
   SessionNotFound: -32001,
@@ -58,17 +63,32 @@ export const RpcErrorCode = {
   Unauthenticated: -32040,
   /** The node has no configuration snapshot yet (HTTP 503). */
   NotReady: -32041,
-  /** The `Host` or `Origin` header is not an allowed host of this node (HTTP 403, DNS-rebinding protection); data names the header. */
+  /**
+   * The `Host` or `Origin` header is not an allowed host of this node (HTTP 403, DNS-rebinding protection); data names
+   * the header.
+   */
   Forbidden: -32042,
   /** The tool's upstream could not answer (unavailable, failed); data names the upstream. */
   UpstreamUnavailable: -32043,
-  /** 2026-07-28: a retry's requestState can no longer be answered (expired, already answered, or its call is gone); data says why. */
+  /**
+   * 2026-07-28: a retry's requestState can no longer be answered (expired, already answered, or its call is gone); data
+   * says why.
+   */
   InputNotAwaited: -32044,
-  /** 2026-07-28: a retry's requestState names another gateway node, which holds the waiting call, and the retry could not be relayed there; data names it. */
+  /**
+   * 2026-07-28: a retry's requestState names another gateway node, which holds the waiting call, and the retry could
+   * not be relayed there; data names it.
+   */
   InputOnOtherNode: -32045,
-  /** The key or session already has as many requests in flight on this node as it may (data: scope, limit); retry once some finished. */
+  /**
+   * The key or session already has as many requests in flight on this node as it may (data: scope, limit); retry once
+   * some finished.
+   */
   TooManyInFlight: -32046,
-  /** 2025 era: a resumed answer stream (Last-Event-ID) this node cannot serve: another node held it (maybe one that is gone) or it expired; the request's result is lost (data: reason). */
+  /**
+   * 2025 era: a resumed answer stream (Last-Event-ID) this node cannot serve: another node held it (maybe one that is
+   * gone) or it expired; the request's result is lost (data: reason).
+   */
   StreamLost: -32047,
   /** The node's audit spool is full and the node is set to refuse new calls until its backlog is shipped (HTTP 503). */
   AuditUnavailable: -32048,

@@ -29,7 +29,10 @@ export function isPlainRequestMeta(meta: unknown): boolean {
   return token === undefined || isRequestId(token);
 }
 
-/** `tools/call` params the SDK's `CallToolRequestParamsSchema` accepts: a string name, object arguments, a plain `_meta`, no task. */
+/**
+ * `tools/call` params the SDK's `CallToolRequestParamsSchema` accepts: a string name, object arguments, a plain
+ * `_meta`, no task.
+ */
 export function isPlainCallToolParams(params: unknown): boolean {
   if (!isObjectValue(params) || typeof params['name'] !== 'string' || params['task'] !== undefined) return false;
   const args = params['arguments'];

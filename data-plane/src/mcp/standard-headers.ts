@@ -52,7 +52,8 @@ export function checkStandardHeaders(
       '(missing)',
       claimedVersion === undefined
         ? 'the body carries a modern per-request envelope but the required MCP-Protocol-Version header is absent'
-        : `the body envelope names protocol version ${claimedVersion} but the required MCP-Protocol-Version header is absent`,
+        : `the body envelope names protocol version ${claimedVersion} but the required MCP-Protocol-Version header ` +
+            `is absent`,
     );
   }
   if (headers.method === undefined)

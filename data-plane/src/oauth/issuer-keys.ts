@@ -3,7 +3,10 @@ import type { Logger } from 'pino';
 import { Backoff } from '../../../common/src/index.ts';
 import type { IdentityProvider } from './identity-providers.ts';
 
-/** Between two fetches of one issuer's JWKS for an unknown `kid` (jose's cooldown): a flood of forged kids costs one fetch. */
+/**
+ * Between two fetches of one issuer's JWKS for an unknown `kid` (jose's cooldown): a flood of forged kids costs one
+ * fetch.
+ */
 export const JWKS_REFRESH_COOLDOWN_MS = 30_000;
 /** How often known key sets are fetched again in the background (keys the issuer withdrew stop verifying). */
 export const JWKS_BACKGROUND_REFRESH_MS = 5 * 60_000;

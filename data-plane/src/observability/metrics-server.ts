@@ -60,7 +60,8 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
     (error: unknown) => {
       throw new PortcullisError(
         ErrorCode.BAD_CONFIG,
-        `metrics listen address ${options.host}:${options.port}: ${errorMessage(error)}; pick a free port (--metrics-listen)`,
+        `metrics listen address ${options.host}:${options.port}: ${errorMessage(error)}; pick a free port ` +
+          `(--metrics-listen)`,
         { field: 'metricsListen' },
       );
     },

@@ -146,7 +146,9 @@ export class DataPlaneMetrics {
     const registers = [this.registry];
     new Gauge({
       name: 'portcullis_config_age_seconds',
-      help: 'Seconds since this node last knew its configuration was current: 0 while the control-plane stream is up, then the time since it went down (NaN before any configuration)',
+      help:
+        'Seconds since this node last knew its configuration was current: 0 while the control-plane stream is ' +
+        'up, then the time since it went down (NaN before any configuration)',
       registers,
       collect() {
         const age = source.configAgeMs();

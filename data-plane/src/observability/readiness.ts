@@ -79,7 +79,9 @@ export class NodeReadiness {
       if (age !== undefined && age > limit) {
         return {
           ready: false,
-          reason: `configuration may be stale: no control plane for ${Math.round(age / 1000)} s (limit ${Math.round(limit / 1000)} s)`,
+          reason:
+            `configuration may be stale: no control plane for ${Math.round(age / 1000)} s (limit ` +
+            `${Math.round(limit / 1000)} s)`,
         };
       }
     }

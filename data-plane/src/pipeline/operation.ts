@@ -13,9 +13,14 @@ import type { GatewayError } from './gateway-error.ts';
  */
 export interface RequestChannel {
   notify(method: string, params: Record<string, unknown> | undefined): void;
-  /** Whether the agent can be asked on this channel (2025 era); 2026-07-28 agents are answered `input_required` instead. */
+  /**
+   * Whether the agent can be asked on this channel (2025 era); 2026-07-28 agents are answered `input_required` instead.
+   */
   readonly canRequest: boolean;
-  /** Asks the agent (elicitation, sampling, roots) and resolves with its result; rejects with UpstreamRpcError for its error. */
+  /**
+   * Asks the agent (elicitation, sampling, roots) and resolves with its result; rejects with UpstreamRpcError for its
+   * error.
+   */
   request(message: RpcMessage, signal: AbortSignal | undefined): Promise<Record<string, unknown>>;
 }
 
@@ -57,7 +62,8 @@ export interface Resumption {
   readonly upstream: string;
   /**
    * `parked`: the call is still running there, bound to that upstream even if it left the catalog;
-   * `round`: a 2026-07-28 upstream's own round, sent again to whatever serves the name now, which must be that upstream.
+   * `round`: a 2026-07-28 upstream's own round, sent again to whatever serves the name now, which must be that
+   * upstream.
    */
   readonly kind: 'parked' | 'round';
 }
@@ -128,7 +134,10 @@ export interface Operation {
 
 /** How an operation ended; the era adapter encodes it, record measures it. */
 export type Outcome =
-  /** An upstream's (or the gateway's) result object. `unavailable`: a tools/call the upstream could not run (an isError result). */
+  /**
+   * An upstream's (or the gateway's) result object. `unavailable`: a tools/call the upstream could not run (an isError
+   * result).
+   */
   | { readonly kind: 'result'; readonly result: Record<string, unknown>; readonly unavailable?: boolean }
   /** A result already serialized (catalog pages). `cacheable`: a list result (2026-07-28 adds its cache hints). */
   | { readonly kind: 'json'; readonly json: string; readonly cacheable: boolean }

@@ -65,7 +65,10 @@ export interface PipelineOptions extends AuthorizeOptions, ExecuteOptions {
   readonly audit?: AuditRecorder | undefined;
 }
 
-/** The default steps, in chain order (see composeSteps): record, authenticate, (code-mode,) authorize, policy, limits, execute. */
+/**
+ * The default steps, in chain order (see composeSteps): record, authenticate, (code-mode,) authorize, policy, limits,
+ * execute.
+ */
 export function defaultSteps(options: PipelineOptions): Step[] {
   const codeMode = options.codeMode;
   return [

@@ -23,7 +23,9 @@ export function unavailableToolResult(upstream: string, tool: string): Record<st
     content: [
       {
         type: 'text',
-        text: `Tool ${tool} is temporarily unavailable: its upstream "${upstream}" is not connected right now (reconnecting or down). Retry shortly.`,
+        text:
+          `Tool ${tool} is temporarily unavailable: its upstream "${upstream}" is not connected right now ` +
+          `(reconnecting or down). Retry shortly.`,
       },
     ],
     isError: true,

@@ -18,14 +18,20 @@ export function progressTokenOf(params: Record<string, unknown> | undefined): un
   return isPlainObject(meta) ? meta['progressToken'] : undefined;
 }
 
-/** `params` as the upstream must see them: without `_meta`, which travels as RelayOptions.meta (the object is reused when there is none). */
+/**
+ * `params` as the upstream must see them: without `_meta`, which travels as RelayOptions.meta (the object is reused
+ * when there is none).
+ */
 export function forwardParams(params: Record<string, unknown>): Record<string, unknown> {
   if (params['_meta'] === undefined) return params;
   const { _meta: _, ...rest } = params;
   return rest;
 }
 
-/** The agent's request `_meta` minus the agent↔gateway envelope keys (the same object when none is there), or undefined when nothing is left. */
+/**
+ * The agent's request `_meta` minus the agent↔gateway envelope keys (the same object when none is there), or undefined
+ * when nothing is left.
+ */
 export function forwardableMeta(meta: unknown): Record<string, unknown> | undefined {
   if (!isPlainObject(meta)) return undefined;
   let envelope = false;

@@ -30,7 +30,10 @@ export interface Principal {
   readonly codeMode?: CodeMode;
   /** The rate limits of the key, its team and the team's customer (all apply); absent: none. */
   readonly limits?: readonly LimitRule[];
-  /** Who may have a budget above this key: `key:<id>`, `team:<id>`, `customer:<id>` (policy/budget-ledger.ts); absent: none. */
+  /**
+   * Who may have a budget above this key: `key:<id>`, `team:<id>`, `customer:<id>` (policy/budget-ledger.ts); absent:
+   * none.
+   */
   readonly owners?: readonly string[];
   /** Set when the caller presented an OAuth access token instead of a virtual key. */
   readonly identity?: AgentIdentity;

@@ -11,7 +11,10 @@ import { MAX_RELAY_ANSWER_CHARS, MAX_RELAY_JSON_CHARS, type NodeRelay } from './
 import type { IncomingCall, ServedAnswer } from './relayed-calls.ts';
 import { signalCancellation } from '../upstream/cancellation.ts';
 
-/** A relayed retry as the serving node accepts it: a 2026-07-28 request of a kind that parks calls, with a request state. */
+/**
+ * A relayed retry as the serving node accepts it: a 2026-07-28 request of a kind that parks calls, with a request
+ * state.
+ */
 const retrySchema = z.object({
   jsonrpc: z.literal('2.0'),
   id: z.union([z.string().max(512), z.number().finite()]),
@@ -133,7 +136,8 @@ async function serveRetry(call: IncomingCall, options: InputRetryRelayOptions): 
   const lost = errorBody(
     request.id,
     RpcErrorCode.InternalError,
-    `The answer from gateway node "${options.nodeId}", which held the call, could not be relayed back (too large to pass between control-plane replicas); the call has completed there`,
+    `The answer from gateway node "${options.nodeId}", which held the call, could not be relayed back (too large to ` +
+      `pass between control-plane replicas); the call has completed there`,
   );
   if (reply.body.length > MAX_RELAY_ANSWER_CHARS) {
     return answer(
@@ -141,7 +145,8 @@ async function serveRetry(call: IncomingCall, options: InputRetryRelayOptions): 
       errorBody(
         request.id,
         RpcErrorCode.InternalError,
-        `The answer from gateway node "${options.nodeId}", which held the call, is ${reply.body.length} characters, more than the ${MAX_RELAY_ANSWER_CHARS} relayed between nodes; the call has completed there`,
+        `The answer from gateway node "${options.nodeId}", which held the call, is ${reply.body.length} characters, ` +
+          `more than the ${MAX_RELAY_ANSWER_CHARS} relayed between nodes; the call has completed there`,
       ),
     );
   }

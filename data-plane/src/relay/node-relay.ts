@@ -89,7 +89,10 @@ export interface NodeRelayOptions {
   readonly serverRequests: ServerRequests;
   readonly inFlight: InFlightRequests;
   readonly endedSessions: EndedSessions;
-  /** Checks the session ids of relayed cancels and ended sessions, as every transport does (default: one over endedSessions). */
+  /**
+   * Checks the session ids of relayed cancels and ended sessions, as every transport does (default: one over
+   * endedSessions).
+   */
   readonly sessionGuard?: SessionGuard;
   readonly getConfig: () => AppliedConfig | undefined;
   readonly logger: Logger;

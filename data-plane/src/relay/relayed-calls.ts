@@ -37,7 +37,10 @@ export interface IncomingCall {
   notify(json: string): void;
 }
 
-/** What a handler answers: the answer, and a small replacement should the answer not reach the caller (too large to cross replicas). */
+/**
+ * What a handler answers: the answer, and a small replacement should the answer not reach the caller (too large to
+ * cross replicas).
+ */
 export interface ServedAnswer {
   readonly answer: RelayedAnswer;
   readonly fallback?: RelayedAnswer;
@@ -112,7 +115,9 @@ export class RelayedCalls {
     return { outgoing: this.outgoing.size, served: this.served.size };
   }
 
-  /** Relays a request to the node that can serve it and resolves with its answer (or why there is none); never rejects. */
+  /**
+   * Relays a request to the node that can serve it and resolves with its answer (or why there is none); never rejects.
+   */
   call(
     target: CallTarget,
     request: CallRequest,
@@ -163,7 +168,9 @@ export class RelayedCalls {
     });
   }
 
-  /** A call another node relayed here (validated already): served by the handler of its kind, answered when it is done. */
+  /**
+   * A call another node relayed here (validated already): served by the handler of its kind, answered when it is done.
+   */
   serve(fromNodeTag: string, target: Omit<CallTarget, 'toNodeTag'>, callId: string, request: CallRequest): void {
     const key = `${fromNodeTag}/${callId}`;
     const envelope = { toNodeTag: fromNodeTag, keyId: target.keyId, sessionId: target.sessionId };
@@ -206,7 +213,10 @@ export class RelayedCalls {
       });
   }
 
-  /** An update of a call (validated already): from the node serving a call of ours, or (cancelled) from a caller of one we serve. */
+  /**
+   * An update of a call (validated already): from the node serving a call of ours, or (cancelled) from a caller of one
+   * we serve.
+   */
   update(fromNodeTag: string, keyId: string, callId: string, update: Update): void {
     if (update.$case === 'cancelled') {
       this.served.get(`${fromNodeTag}/${callId}`)?.controller.abort(new Error(update.value));
@@ -217,7 +227,8 @@ export class RelayedCalls {
       if (update.$case === 'undeliverable') this.replaceUndeliverable(`${fromNodeTag}/${callId}`, callId);
       return;
     }
-    // Only the node the call went to answers it (the control plane stamps the sender's tag), for the key it was made for.
+    // Only the node the call went to answers it (the control plane stamps the sender's tag), for the key it was made
+    // for.
     if (fromNodeTag !== outgoing.target.toNodeTag || keyId !== outgoing.target.keyId) return;
     switch (update.$case) {
       case 'accepted':
@@ -249,7 +260,8 @@ export class RelayedCalls {
       outgoing?.resolve({
         kind: 'failed',
         reason: 'unreachable',
-        message: `no word from it for ${this.silenceMs} ms (it may have restarted, shut down or lost the control plane)`,
+        message:
+          `no word from it for ${this.silenceMs} ms (it may have restarted, shut down or lost the control ` + `plane)`,
       });
     }, this.silenceMs);
     // Not unref'd: a call waiting for another node is work in progress (close() settles every one, clearing its timer).
@@ -281,7 +293,8 @@ export class RelayedCalls {
     if (entry?.fallback === undefined) return;
     this.options.logger.warn(
       { callId },
-      'the answer to a relayed call could not be delivered (too large to cross control-plane replicas?); a short error went instead',
+      'the answer to a relayed call could not be delivered (too large to cross control-plane replicas?); a short ' +
+        'error went instead',
     );
     this.send({
       ...entry.envelope,

@@ -68,7 +68,8 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
       title: 'Portcullis data plane REST API',
       version,
       description:
-        'Explicit tool execution for applications that run their own model loop. Same keys, allow-lists, limits, policy and audit as MCP.',
+        'Explicit tool execution for applications that run their own model loop. Same keys, allow-lists, limits, ' +
+        'policy and audit as MCP.',
     },
     components: {
       schemas: components,

@@ -264,7 +264,9 @@ export function decodeCall(body: unknown, format: ToolFormat): Decoded {
       if (!parsed.success)
         return {
           ok: false,
-          message: `Not an OpenAI tool call ({id, type: "function", function: {name, arguments}}) nor a Responses function_call item ({type: "function_call", call_id, name, arguments}): ${describeIssues(parsed.error)}`,
+          message:
+            `Not an OpenAI tool call ({id, type: "function", function: {name, arguments}}) nor a Responses ` +
+            `function_call item ({type: "function_call", call_id, name, arguments}): ${describeIssues(parsed.error)}`,
         };
       const call = parsed.data;
       const chat = call.type === 'function';
@@ -273,7 +275,9 @@ export function decodeCall(body: unknown, format: ToolFormat): Decoded {
       if (args === undefined)
         return {
           ok: false,
-          message: `${chat ? 'function.arguments' : 'arguments'}: must be the JSON text of an object (got ${JSON.stringify(argumentText.slice(0, 40))})`,
+          message:
+            `${chat ? 'function.arguments' : 'arguments'}: must be the JSON text of an object (got ` +
+            `${JSON.stringify(argumentText.slice(0, 40))})`,
         };
       return chat
         ? { ok: true, call: { name: call.function.name, arguments: args, form: { kind: 'openai-chat', id: call.id } } }
@@ -287,7 +291,9 @@ export function decodeCall(body: unknown, format: ToolFormat): Decoded {
       if (!parsed.success)
         return {
           ok: false,
-          message: `Not an Anthropic tool_use block ({type: "tool_use", id, name, input}): ${describeIssues(parsed.error)}`,
+          message:
+            `Not an Anthropic tool_use block ({type: "tool_use", id, name, input}): ` +
+            `${describeIssues(parsed.error)}`,
         };
       return {
         ok: true,
@@ -297,7 +303,9 @@ export function decodeCall(body: unknown, format: ToolFormat): Decoded {
   }
 }
 
-/** OpenAI's arguments text as an object; an empty text is no arguments (models send "" for a tool without parameters). */
+/**
+ * OpenAI's arguments text as an object; an empty text is no arguments (models send "" for a tool without parameters).
+ */
 function parseArguments(text: string): Record<string, unknown> | undefined {
   if (text.trim() === '') return {};
   try {

@@ -11,7 +11,8 @@ const toolName = z.string().min(1).max(256);
 
 export const formatQuery = z.enum(TOOL_FORMATS).meta({
   description:
-    'How tools and calls are written: `mcp` (default), `openai` (Chat Completions; execute also takes a Responses `function_call` item), `openai-responses` (Responses API function tools), `anthropic` (Messages API)',
+    'How tools and calls are written: `mcp` (default), `openai` (Chat Completions; execute also takes a Responses ' +
+    '`function_call` item), `openai-responses` (Responses API function tools), `anthropic` (Messages API)',
 });
 
 export const mcpCall = z

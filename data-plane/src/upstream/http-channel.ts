@@ -29,7 +29,10 @@ import { parseNdjson, type DeviationSink } from './upstream-deviations.ts';
  * event stream, where the relay takes them), so only the relay's bookkeeping is saved there.
  */
 
-/** Thrown when the upstream redirects a relayed POST: the connection goes back to the SDK's transport, which follows redirects. */
+/**
+ * Thrown when the upstream redirects a relayed POST: the connection goes back to the SDK's transport, which follows
+ * redirects.
+ */
 export class RedirectedError extends Error {
   constructor(readonly status: number) {
     super(`the upstream redirected a relayed request (HTTP ${status})`);
@@ -160,7 +163,8 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
       this.failedWith = statusMessage ?? '';
       return;
     }
-    if (status === 202) return this.succeed(); // accepted: the answer comes on the session's event stream, where the relay takes it
+    // Accepted: the answer comes on the session's event stream, where the relay takes it.
+    if (status === 202) return this.succeed();
     const contentType = headerValue(headers['content-type']);
     const mediaType = contentType.split(';')[0]!.trim().toLowerCase();
     if (mediaType === 'application/json') this.kind = 'json';
@@ -226,7 +230,8 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
     if (rest !== '') parser.push(rest);
     if (this.answered) return this.succeed();
     const lastEventId = parser.lastEventId;
-    // The server keeps its events (resumability): the SDK's transport resumes the stream, and the answer arrives through it.
+    // The server keeps its events (resumability): the SDK's transport resumes the stream, and the answer arrives
+    // through it.
     if (lastEventId !== undefined)
       this.transport.resumeStream(lastEventId).then(
         () => this.succeed(),
@@ -276,7 +281,10 @@ export class SseChannel implements RelayChannel {
   }
 }
 
-/** The configured headers, plus what a Streamable HTTP POST must carry (as the SDK's transport sets them), as a flat name/value list. */
+/**
+ * The configured headers, plus what a Streamable HTTP POST must carry (as the SDK's transport sets them), as a flat
+ * name/value list.
+ */
 function requestHeaders(configured: Readonly<Record<string, string>>): string[] {
   const headers: string[] = [];
   let accept: string[] = [];

@@ -33,7 +33,8 @@ export function attachLeanRelay(client: Client, target: LeanRelayTarget): LeanRe
   if (!transport) return undefined;
   const sdkOnMessage = transport.onmessage;
   const toSdk = (message: JSONRPCMessage, extra?: MessageExtraInfo) => sdkOnMessage?.(message, extra);
-  // A message from the relay's own HTTP stream that is not its answer goes to the client, validated as the SDK's transport would.
+  // A message from the relay's own HTTP stream that is not its answer goes to the client, validated as the SDK's
+  // transport would.
   const handOn = (json: unknown) =>
     deliverValidated(json, { onmessage: (message) => toSdk(message), onerror: (error) => transport.onerror?.(error) });
   let channel: RelayChannel;

@@ -218,7 +218,10 @@ export class StdioPipeTransport implements Transport {
   }
 }
 
-/** Hands parsed JSON to a transport's client as a JSON-RPC message validated with the SDK's schema, as the SDK's transports do; a message that is not one goes to `onerror`. */
+/**
+ * Hands parsed JSON to a transport's client as a JSON-RPC message validated with the SDK's schema, as the SDK's
+ * transports do; a message that is not one goes to `onerror`.
+ */
 export function deliverValidated(
   json: unknown,
   to: { onmessage?: (message: JSONRPCMessage) => void; onerror?: (error: Error) => void },

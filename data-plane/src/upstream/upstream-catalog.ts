@@ -105,7 +105,8 @@ export function mergeCatalogs(sources: readonly CatalogSource[]): MergedCatalog 
           if (pinned !== undefined && pinned !== current) {
             note(
               upstreamName,
-              `tool "${name}" held back: its definition changed since it was pinned (pinned ${pinned.slice(0, 12)}, now ${current.slice(0, 12)})`,
+              `tool "${name}" held back: its definition changed since it was pinned (pinned ${pinned.slice(0, 12)}, ` +
+                `now ${current.slice(0, 12)})`,
             );
             continue;
           }
@@ -159,7 +160,8 @@ export function mergeCatalogs(sources: readonly CatalogSource[]): MergedCatalog 
       } catch (error) {
         note(
           upstreamName,
-          `resource template "${uriTemplate}" cannot be matched: ${error instanceof Error ? error.message : String(error)}`,
+          `resource template "${uriTemplate}" cannot be matched: ` +
+            `${error instanceof Error ? error.message : String(error)}`,
         );
       }
     }

@@ -272,7 +272,10 @@ export class UpstreamConnection {
     );
   }
 
-  /** One relayed request's outcome: `healthFailureThreshold` failures in a row degrade the upstream, a success restores it. */
+  /**
+   * One relayed request's outcome: `healthFailureThreshold` failures in a row degrade the upstream, a success restores
+   * it.
+   */
   private relayed(failure: PortcullisError | undefined): void {
     if (failure === undefined) {
       if (this.callFailures === 0) return;
@@ -578,7 +581,10 @@ export class UpstreamConnection {
     this.fail(new Error(tail ? `${what}; its last output: ${tail}` : what), true);
   }
 
-  /** Records the failure and schedules the next attempt: fast exponential backoff with jitter, slow for auth/config errors. */
+  /**
+   * Records the failure and schedules the next attempt: fast exponential backoff with jitter, slow for auth/config
+   * errors.
+   */
   private fail(error: unknown, wasLive = false): void {
     if (this.stopped) return;
     if (wasLive && Date.now() - this.readySince >= STABLE_AFTER_MS) this.backoff.reset();

@@ -65,7 +65,10 @@ export function classifyFailure(error: unknown): FailureKind {
 export function describeFailure(error: unknown): string {
   const status = httpStatusOf(error);
   if (status === 401 || status === 403)
-    return `HTTP ${status}: the upstream refused the gateway's credentials (check its headers or token): ${errorMessage(error)}`;
+    return (
+      `HTTP ${status}: the upstream refused the gateway's credentials (check its headers or token): ` +
+      `${errorMessage(error)}`
+    );
   const errno = errnoOf(error);
   if (errno === 'ENOENT') return `cannot start the server: command not found (${errorMessage(error)})`;
   if (errno === 'EACCES') return `cannot start the server: permission denied (${errorMessage(error)})`;
@@ -117,7 +120,9 @@ export function relayError(
       case SdkErrorCode.MethodNotSupportedByProtocolVersion:
         return new UpstreamRpcError(
           RpcCode.METHOD_NOT_FOUND,
-          `Method not found: upstream "${upstream}" speaks ${String((error.data as { era?: unknown } | undefined)?.era ?? 'another')} protocol era, which has no ${method}`,
+          `Method not found: upstream "${upstream}" speaks ` +
+            `${String((error.data as { era?: unknown } | undefined)?.era ?? 'another')} protocol era, ` +
+            `which has no ${method}`,
         );
       default:
         break;

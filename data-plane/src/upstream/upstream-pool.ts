@@ -28,7 +28,10 @@ export interface UpstreamPoolOptions {
   logger: Logger;
   /** Called whenever what the node would report about an upstream changes (to send it to the control plane). */
   onReport?: (report: UpstreamReport) => void;
-  /** An upstream deviated from the spec in a way the node carries (upstream-deviations.ts); called each time, for the metric. */
+  /**
+   * An upstream deviated from the spec in a way the node carries (upstream-deviations.ts); called each time, for the
+   * metric.
+   */
   onDeviation?: (upstream: string, kind: DeviationKind) => void;
 }
 
@@ -134,7 +137,8 @@ export class UpstreamPool implements UpstreamRouter {
     }
     for (const connection of fresh) connection.start();
     this.rebuild();
-    // Pins or unprefixed names may have changed what an unchanged connection exposes; its report carries the config hash.
+    // Pins or unprefixed names may have changed what an unchanged connection exposes; its report carries the config
+    // hash.
     for (const connection of updated) this.emitReport(connection);
   }
 

@@ -49,11 +49,14 @@ export class UpstreamSettingsAndPinning1733000000000 implements MigrationInterfa
   async down(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query(`DROP TABLE IF EXISTS tool_definition_changes`);
     await queryRunner.query(
-      `ALTER TABLE tools DROP COLUMN pinned_sha256, DROP COLUMN pending_definition, DROP COLUMN pending_sha256, DROP COLUMN listed`,
+      `ALTER TABLE tools DROP COLUMN pinned_sha256, DROP COLUMN pending_definition, DROP COLUMN pending_sha256, ` +
+        `DROP COLUMN listed`,
     );
     await queryRunner.query(`
-      ALTER TABLE upstreams DROP COLUMN cwd, DROP COLUMN bearer_token, DROP COLUMN connect_timeout_ms, DROP COLUMN call_timeout_ms,
-        DROP COLUMN health_interval_ms, DROP COLUMN health_failure_threshold, DROP COLUMN enabled, DROP COLUMN pin_tool_definitions,
+      ALTER TABLE upstreams DROP COLUMN cwd, DROP COLUMN bearer_token, DROP COLUMN connect_timeout_ms,
+        DROP COLUMN call_timeout_ms,
+        DROP COLUMN health_interval_ms, DROP COLUMN health_failure_threshold, DROP COLUMN enabled,
+          DROP COLUMN pin_tool_definitions,
         DROP COLUMN expose_unprefixed, DROP COLUMN secrets_version, DROP COLUMN updated_at`);
   }
 }

@@ -43,7 +43,8 @@ export class IdentitiesAndKeyLifecycle1797100000000 implements MigrationInterfac
         DROP COLUMN IF EXISTS previous_secret_expires_at, DROP COLUMN IF EXISTS rotated_at`);
     await queryRunner.query(`DROP INDEX IF EXISTS teams_customer_id_idx`);
     await queryRunner.query(
-      `ALTER TABLE teams DROP COLUMN IF EXISTS customer_id, DROP COLUMN IF EXISTS access, DROP COLUMN IF EXISTS rate_limits`,
+      `ALTER TABLE teams DROP COLUMN IF EXISTS customer_id, DROP COLUMN IF EXISTS access, DROP COLUMN IF EXISTS ` +
+        `rate_limits`,
     );
     await queryRunner.query(`DROP TABLE IF EXISTS customers`);
   }

@@ -10,7 +10,8 @@ export class CodeMode1797400000000 implements MigrationInterface {
   async up(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query(`ALTER TABLE upstreams ADD COLUMN code_mode boolean NOT NULL DEFAULT false`);
     await queryRunner.query(
-      `ALTER TABLE virtual_keys ADD COLUMN code_mode text NOT NULL DEFAULT 'INHERIT' CHECK (code_mode IN ('INHERIT', 'ON', 'OFF'))`,
+      `ALTER TABLE virtual_keys ADD COLUMN code_mode text NOT NULL DEFAULT 'INHERIT' CHECK (code_mode IN ` +
+        `('INHERIT', 'ON', 'OFF'))`,
     );
   }
 

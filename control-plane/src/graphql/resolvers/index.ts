@@ -5,6 +5,7 @@ import { mcpAuthorizationResolvers } from './mcp-authorization.ts';
 import { nodeResolvers } from './nodes.ts';
 import { policyResolvers } from './policies.ts';
 import { DateTimeScalar } from './scalars.ts';
+import { subscriptionResolvers } from './subscriptions.ts';
 import { teamResolvers } from './teams.ts';
 import { upstreamResolvers } from './upstreams.ts';
 import { virtualKeyResolvers } from './virtual-keys.ts';
@@ -31,6 +32,7 @@ export const resolvers = {
     ...mcpAuthorizationResolvers.Mutation,
     ...adminResolvers.Mutation,
   },
+  Subscription: subscriptionResolvers.Subscription,
   Approval: approvalResolvers.Approval,
   Upstream: { ...upstreamResolvers.Upstream, ...policyResolvers.Upstream },
   Tool: upstreamResolvers.Tool,

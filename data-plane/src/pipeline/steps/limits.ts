@@ -16,7 +16,8 @@ export function rateLimited(refusal: RateRefusal): GatewayError {
   const retryAfterSeconds = Math.max(1, Math.ceil(refusal.retryAfterMs / 1000));
   const error = new GatewayError(
     RpcErrorCode.RateLimited,
-    `Rate limit exceeded: the ${rule.scope} "${rule.ownerName}" may make ${rule.perMinute} ${KIND_TEXT[rule.kind]} per minute; retry after ${retryAfterSeconds} s`,
+    `Rate limit exceeded: the ${rule.scope} "${rule.ownerName}" may make ${rule.perMinute} ${KIND_TEXT[rule.kind]} ` +
+      `per minute; retry after ${retryAfterSeconds} s`,
     {
       limit: { scope: rule.scope, id: rule.ownerId, name: rule.ownerName, kind: rule.kind, perMinute: rule.perMinute },
       retryAfterSeconds,

@@ -19,7 +19,8 @@ export const TRACEPARENT_META_KEY = 'traceparent';
 
 const AUDIT_FULL = new GatewayError(
   RpcErrorCode.AuditUnavailable,
-  'Service Unavailable: this gateway node cannot record calls right now (its audit spool is full while the control plane is unreachable), so it refuses them; retry later or on another node',
+  'Service Unavailable: this gateway node cannot record calls right now (its audit spool is full while the control ' +
+    'plane is unreachable), so it refuses them; retry later or on another node',
 );
 
 /**

@@ -1,0 +1,118 @@
+import type { Server } from 'node:http';
+import type { GraphQLFormattedError, GraphQLSchema, ValidationRule } from 'graphql';
+import { GraphQLError, getOperationAST, parse, specifiedRules, validate } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import { errorMessage, type Logger } from '../../../common/src/index.ts';
+import type { Admin } from '../admins/roles.ts';
+import type { ControlPlaneServices } from '../services/index.ts';
+import { createContext } from './context.ts';
+import { TOO_MANY_SUBSCRIPTIONS } from './subscriptions/event-stream.ts';
+
+/** Subscriptions one connection may hold (all connections together: event-stream.ts MAX_OPEN_STREAMS). */
+export const MAX_SUBSCRIPTIONS_PER_CONNECTION = 20;
+/** The close code of a refused connection_init (graphql-ws's own Unauthorized code). */
+export const CLOSE_UNAUTHENTICATED = 4401;
+
+export interface SubscriptionServerOptions {
+  httpServer: Server;
+  path: string;
+  schema: GraphQLSchema;
+  services: ControlPlaneServices;
+  /** The same check as an HTTP request's Authorization header. */
+  authenticate(authorization: string | undefined): Promise<Admin>;
+  /** graphql-armor's rules (depth, cost, aliases, directives), as for HTTP. */
+  validationRules: readonly ValidationRule[];
+  maxPayloadBytes: number;
+  maxListItems: number;
+  logger: Logger;
+  formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError;
+}
+
+type Extra = { admin?: Admin };
+
+const refusal = (message: string, code: string) => new GraphQLError(message, { extensions: { code } });
+
+/**
+ * graphql-ws on the GraphQL HTTP server and path: subscriptions only (queries and mutations stay on
+ * HTTP, with their result budget), authenticated at connection_init, validated with the HTTP
+ * limits, and capped per connection and in all. Returns the closer (for the drain at shutdown).
+ */
+export function startSubscriptionServer(options: SubscriptionServerOptions): { close(): Promise<void> } {
+  const wss = new WebSocketServer({
+    server: options.httpServer,
+    path: options.path,
+    maxPayload: options.maxPayloadBytes,
+  });
+  const rules = [...specifiedRules, ...options.validationRules];
+  const format = (errors: readonly GraphQLError[]) => errors.map((error) => options.formatError(error.toJSON(), error));
+  const disposable = useServer<Record<string, unknown>, Extra>(
+    {
+      // Never put an internal error's message in a close reason.
+      isProd: true,
+      schema: options.schema,
+      onConnect: async (ctx) => {
+        const header = ctx.connectionParams?.['authorization'];
+        try {
+          ctx.extra.admin = await options.authenticate(typeof header === 'string' ? header : undefined);
+          return true;
+        } catch (error) {
+          // Only a refusal's own message goes out; anything else (the database away) is not the client's business.
+          const refused = error instanceof GraphQLError && error.extensions['code'] === 'UNAUTHENTICATED';
+          if (!refused)
+            options.logger.warn({ err: errorMessage(error) }, 'a WebSocket admin token could not be checked');
+          const message = refused ? error.message : 'the token could not be checked; try again';
+          // A close reason holds at most 123 bytes.
+          ctx.extra.socket.close(CLOSE_UNAUTHENTICATED, `UNAUTHENTICATED: ${message}`.slice(0, 120));
+          return false;
+        }
+      },
+      onSubscribe: (ctx, _id, payload) => {
+        if (Object.keys(ctx.subscriptions).length > MAX_SUBSCRIPTIONS_PER_CONNECTION)
+          return [
+            refusal(
+              `A connection holds at most ${MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions; complete one first`,
+              TOO_MANY_SUBSCRIPTIONS,
+            ),
+          ];
+        let document: ReturnType<typeof parse>;
+        try {
+          document = parse(payload.query);
+        } catch (error) {
+          return [error instanceof GraphQLError ? error : refusal('The query does not parse', 'GRAPHQL_PARSE_FAILED')];
+        }
+        const errors = validate(options.schema, document, rules);
+        if (errors.length > 0) return errors;
+        if (getOperationAST(document, payload.operationName)?.operation !== 'subscription')
+          return [
+            refusal(
+              'Only subscriptions go over the WebSocket; send queries and mutations with POST /graphql',
+              'BAD_REQUEST',
+            ),
+          ];
+        return {
+          schema: options.schema,
+          document,
+          variableValues: payload.variables,
+          operationName: payload.operationName,
+          contextValue: createContext(options.services, {
+            maxListItems: options.maxListItems,
+            admin: ctx.extra.admin as Admin,
+          }),
+        };
+      },
+      onNext: (_ctx, _id, _payload, _args, result) =>
+        result.errors ? { ...result, errors: format(result.errors) as unknown as GraphQLError[] } : result,
+      onError: (_ctx, _id, _payload, errors) => format(errors),
+    },
+    wss,
+  );
+  // Called by the drain plugin and by the server's close: once (ws refuses a second close).
+  let closing: Promise<void> | undefined;
+  return {
+    close() {
+      closing ??= Promise.resolve(disposable.dispose());
+      return closing;
+    },
+  };
+}
