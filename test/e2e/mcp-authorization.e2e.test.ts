@@ -307,6 +307,36 @@ describe('MCP authorization: the gateway as an OAuth 2.1 protected resource', ()
     }
   });
 
+  test("a signed-in user is held to its team's rate limit, as the team's keys are", async () => {
+    await env.gqlOk(
+      `mutation ($id: ID!) { updateTeam(id: $id, input: { rateLimits: { toolCallsPerMinute: 2 } }) { id } }`,
+      {
+        id: teamId,
+      },
+    );
+    const { client } = await signedInAgent(mcpUrl, 'alice');
+    try {
+      let refusal = '';
+      // The limit reaches the node with the next snapshot: call until it applies (2 a minute for the whole team).
+      await eventually('a call of the signed-in user is refused over the team limit', async () => {
+        refusal = await client.callTool({ name: 'ev__echo', arguments: { message: 'again' } }).then(
+          () => '',
+          (error: Error) => error.message,
+        );
+        return refusal !== '';
+      });
+      assert.match(
+        refusal,
+        /-32049.*Rate limit exceeded: the team \\?"engineering\\?" may make 2 tool calls per minute/,
+      );
+    } finally {
+      await client.close();
+      await env.gqlOk(`mutation ($id: ID!) { updateTeam(id: $id, input: { rateLimits: null }) { id } }`, {
+        id: teamId,
+      });
+    }
+  });
+
   test('the provider rotates to a new signing key: tokens with the new kid are accepted', async () => {
     const port = Number(new URL(as.issuer).port);
     await as.stop();
