@@ -307,7 +307,8 @@ describe('MCP authorization: the gateway as an OAuth 2.1 protected resource', ()
     }
   });
 
-  test("a signed-in user's access token works on the REST execute API as on /mcp; a bad one gets the challenge", async () => {
+  test(`a signed-in user's access token works on the REST execute API as on /mcp; a bad one gets the \
+challenge`, async () => {
     const { client, auth } = await signedInAgent(mcpUrl, 'alice');
     await client.close();
     const execute = new URL('/v1/mcp/tool/execute', mcpUrl);
