@@ -210,6 +210,11 @@ ${extra}`;
     assert.ok(!pruned.out.includes('hand') && !pruned.out.includes('made-meanwhile'), pruned.out);
     assert.deepEqual(await upstreamNames(), ['ev', 'hand', 'web']);
 
+    // Export lists what was made by hand under adopt (the team made between plan and apply, the upstream).
+    const exported = await cli('export', '--format', 'json');
+    const document = JSON.parse(exported.out) as { adopt?: Record<string, string[]> };
+    assert.deepEqual(document.adopt, { teams: ['made-meanwhile'], upstreams: ['hand'] });
+
     const hand = '  - { name: hand, transport: SSE, url: https://hand.example.com/v2 }\n';
     const naming = withoutKey.replace('upstreams:\n', `upstreams:\n${hand}`);
     await writeFile(file('naming.yaml'), naming);
@@ -218,8 +223,10 @@ ${extra}`;
       refused.out,
       /naming\.yaml:\d+ upstreams\[0\]\.name: an upstream named "hand" exists and was not made/,
     );
-    await writeFile(file('adopting.yaml'), `${naming}adopt:\n  upstreams: [hand]\n`);
+    // Adopting it, and creating a key without --secrets-out: its secret is printed, this once.
+    await writeFile(file('adopting.yaml'), `${naming}keys:\n  - name: fresh-bot\nadopt:\n  upstreams: [hand]\n`);
     const adopted = await cli('apply', '-f', 'adopting.yaml');
+    assert.match(adopted.out, /shown this once[^\n]*\n\s+fresh-bot: pcs_\S{43}\n/);
     assert.match(
       adopted.out,
       /> upstream hand \(adopt[^\n]*\n\s+url: "https:\/\/hand\.example\.com" -> "https:\/\/hand\.example\.com\/v2"/,
@@ -227,7 +234,7 @@ ${extra}`;
 
     // Adopted, it is managed: a prune without it deletes it.
     const gone = await cli('apply', '-f', 'pruned.yaml', '--prune');
-    assert.match(gone.out, /- upstream hand\n/);
+    assert.match(gone.out, /- key fresh-bot\n[\s\S]*- upstream hand\n/);
     assert.deepEqual(await upstreamNames(), ['ev', 'web']);
   });
 
