@@ -10,6 +10,7 @@ import {
 import { isPlainObject } from '../../mcp/json-rpc.ts';
 import { CLIENT_INFO_META_KEY, RpcErrorCode } from '../../mcp/protocol.ts';
 import type { CallOutcome, DataPlaneMetrics } from '../../observability/metrics.ts';
+import type { TraceSpan, Tracing } from '../../observability/tracing.ts';
 import { GatewayError } from '../gateway-error.ts';
 import { refused, type Operation, type Outcome, type Step } from '../operation.ts';
 
@@ -30,9 +31,11 @@ const AUDIT_FULL = new GatewayError(
  * back to the adapter (so before the answer is sent). A call still waiting for a 2026-07-28
  * agent's input is recorded when it completes, on the retry that completes it; `ping` is not recorded.
  * While the spool is full and the node is set to refuse, operations are refused here before they run.
+ * With traces on, each operation (but `ping`) gets a span here, continuing the caller's `traceparent`
+ * (header or `_meta`), and its audit record carries that span's trace id.
  */
-export function recordStep(metrics: DataPlaneMetrics | undefined, audit?: AuditRecorder): Step {
-  if (metrics === undefined && audit === undefined)
+export function recordStep(metrics: DataPlaneMetrics | undefined, audit?: AuditRecorder, tracing?: Tracing): Step {
+  if (metrics === undefined && audit === undefined && tracing === undefined)
     return { name: 'record', run: (operation, next) => next(operation) };
   return {
     name: 'record',
@@ -41,7 +44,12 @@ export function recordStep(metrics: DataPlaneMetrics | undefined, audit?: AuditR
       // Taken now: the record's time is when the operation began, and a script's nested calls name this id as parent.
       const stamp = audit !== undefined && operation.method !== 'ping' ? newAuditStamp() : undefined;
       if (stamp !== undefined) operation.auditId = stamp.id;
+      const span =
+        tracing === undefined || operation.method === 'ping'
+          ? undefined
+          : (operation.span = startSpan(tracing, operation));
       const outcome = await next(operation);
+      if (span !== undefined) endSpan(span, operation, outcome);
       if (outcome.kind === 'input') return outcome;
       const now = performance.now();
       const started = operation.upstreamStartedAt;
@@ -63,6 +71,38 @@ export function recordStep(metrics: DataPlaneMetrics | undefined, audit?: AuditR
       return outcome;
     },
   };
+}
+
+/** The span of one operation, under the caller's trace context (the edge's header, else `_meta.traceparent`). */
+function startSpan(tracing: Tracing, operation: Operation): TraceSpan {
+  const meta = operation.params['_meta'];
+  const fromMeta = isPlainObject(meta) ? meta[TRACEPARENT_META_KEY] : undefined;
+  const traceparent = operation.origin?.traceparent ?? (typeof fromMeta === 'string' ? fromMeta : undefined);
+  return tracing.request(operation.method, traceparent, {
+    'mcp.method.name': operation.method,
+    'jsonrpc.request.id':
+      typeof operation.id === 'string' || typeof operation.id === 'number' ? operation.id : undefined,
+    'portcullis.parent_id': operation.parentId,
+  });
+}
+
+/** Labels the span with what authorize resolved (bounded names only) and its outcome, and ends it. */
+function endSpan(span: TraceSpan, operation: Operation, outcome: Outcome): void {
+  const target = operation.target;
+  const principal = operation.principal;
+  const attributes = {
+    'portcullis.key_id': principal?.keyId,
+    'portcullis.team_id': principal?.teamId ?? undefined,
+    'portcullis.upstream': target?.kind === 'upstream' ? target.upstream : undefined,
+    'gen_ai.tool.name': target?.kind === 'upstream' && operation.method === 'tools/call' ? target.subject : undefined,
+    'portcullis.outcome': outcome.kind === 'input' ? 'input_required' : callOutcome(operation, outcome),
+  };
+  if (outcome.kind === 'error')
+    span.fail(outcome.error.message, { ...attributes, 'rpc.jsonrpc.error_code': outcome.error.code });
+  else if (outcome.kind === 'result' && (outcome.unavailable === true || outcome.result['isError'] === true))
+    span.fail('tool error', attributes);
+  else span.annotate(attributes);
+  span.end();
 }
 
 function callOutcome(operation: Operation, outcome: Outcome): CallOutcome {
@@ -120,7 +160,7 @@ function auditRecord(
   const origin = operation.origin;
   record.parentId =
     operation.parentId ?? parentIdOf(origin?.parentId) ?? parentIdOf(meta?.[PARENT_REQUEST_META_KEY]) ?? null;
-  record.traceId = traceIdOf(origin?.traceparent) ?? traceIdOf(meta?.[TRACEPARENT_META_KEY]);
+  record.traceId = operation.span?.traceId ?? traceIdOf(origin?.traceparent) ?? traceIdOf(meta?.[TRACEPARENT_META_KEY]);
   record.sessionId = sessionRef(operation.sessionId);
   const client = meta?.[CLIENT_INFO_META_KEY] ?? origin?.clientInfo;
   if (isPlainObject(client)) {
