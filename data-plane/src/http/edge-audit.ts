@@ -19,12 +19,19 @@ export function markRefusal(res: ServerResponse, status: number, code: number, m
   (res as Marked)[REFUSAL] = { status, code, message };
 }
 
-/** The audit headers of a request: `x-portcullis-parent-request` and `traceparent` (undefined when neither is sent). */
+/**
+ * The audit headers of a request: `x-portcullis-parent-request`, `traceparent` and
+ * `x-portcullis-model-cost-micros` (undefined when none is sent).
+ */
 export function requestOrigin(req: IncomingMessage, clientInfo?: unknown): RequestOrigin | undefined {
   const parentId = header(req, 'x-portcullis-parent-request');
   const traceparent = header(req, 'traceparent');
-  if (parentId === undefined && traceparent === undefined && clientInfo === undefined) return undefined;
-  return { parentId, traceparent, clientInfo };
+  const modelCostMicros = header(req, 'x-portcullis-model-cost-micros');
+  if (parentId === undefined && traceparent === undefined && clientInfo === undefined && modelCostMicros === undefined)
+    return undefined;
+  return modelCostMicros === undefined
+    ? { parentId, traceparent, clientInfo }
+    : { parentId, traceparent, clientInfo, modelCostMicros };
 }
 
 /**

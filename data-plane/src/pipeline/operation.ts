@@ -75,6 +75,8 @@ export interface RequestOrigin {
   readonly parentId?: string | undefined;
   /** W3C `traceparent`. */
   readonly traceparent?: string | undefined;
+  /** `x-portcullis-model-cost-micros`: the run's model cost, recorded when the request names a parent. */
+  readonly modelCostMicros?: string | undefined;
   /** A 2025-era session's client info (from its signed session id); 2026-07-28 requests carry theirs in `_meta`. */
   readonly clientInfo?: unknown;
 }

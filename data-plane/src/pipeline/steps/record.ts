@@ -17,6 +17,8 @@ import { refused, type Operation, type Outcome, type Step } from '../operation.t
 /** `_meta` keys an agent may use instead of the headers: the parent request id, and W3C trace context. */
 export const PARENT_REQUEST_META_KEY = 'io.portcullis/parent-request';
 export const TRACEPARENT_META_KEY = 'traceparent';
+/** `_meta` key of the model cost an application reports for its run (with a parent id), in micro-units. */
+export const MODEL_COST_META_KEY = 'dev.portcullis/modelCostMicros';
 
 const AUDIT_FULL = new GatewayError(
   RpcErrorCode.AuditUnavailable,
@@ -160,6 +162,9 @@ function auditRecord(
   const origin = operation.origin;
   record.parentId =
     operation.parentId ?? parentIdOf(origin?.parentId) ?? parentIdOf(meta?.[PARENT_REQUEST_META_KEY]) ?? null;
+  if (record.parentId !== null) {
+    record.modelCostMicros = modelCostOf(origin?.modelCostMicros) ?? modelCostOf(meta?.[MODEL_COST_META_KEY]);
+  }
   record.traceId = operation.span?.traceId ?? traceIdOf(origin?.traceparent) ?? traceIdOf(meta?.[TRACEPARENT_META_KEY]);
   record.sessionId = sessionRef(operation.sessionId);
   const client = meta?.[CLIENT_INFO_META_KEY] ?? origin?.clientInfo;
@@ -176,6 +181,12 @@ function statusOf(outcome: Outcome): AuditRecord['status'] {
   if (outcome.kind !== 'result') return 'ok';
   if (outcome.unavailable === true) return 'unavailable';
   return outcome.result['isError'] === true ? 'tool_error' : 'ok';
+}
+
+/** A model cost as reported (a whole number of micro-units, as a number or decimal digits), else null. */
+export function modelCostOf(value: unknown): number | null {
+  if (typeof value === 'string') return /^\d{1,15}$/.test(value.trim()) ? Number(value.trim()) : null;
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : null;
 }
 
 /** The tool, prompt or resource the operation is about, as the agent named it. */
