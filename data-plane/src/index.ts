@@ -1,9 +1,8 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from '../../common/src/index.ts';
+import { startMetricsServer, type Logger, type MetricsServer } from '../../common/src/index.ts';
 import { ConfigClient } from './config/config-client.ts';
 import type { ConfigStreamTls, ReconnectBackoff } from './config/channel-options.ts';
-import { startMetricsServer, type MetricsServer } from './observability/metrics-server.ts';
 import { DEFAULT_READINESS, NodeReadiness, type ReadinessOptions } from './observability/readiness.ts';
 import type { AppliedConfig } from './config/applied-config.ts';
 import type { EventStoreOptions } from './http/event-store.ts';

@@ -19,6 +19,12 @@ export function markRefusal(res: ServerResponse, status: number, code: number, m
   (res as Marked)[REFUSAL] = { status, code, message };
 }
 
+/** The JSON-RPC code of the HTTP-level refusal sent on `res` (4xx/5xx), if it was refused at the edge. */
+export function edgeRefusalCode(res: ServerResponse): number | undefined {
+  const refusal = (res as Marked)[REFUSAL];
+  return refusal === undefined || refusal.status < 400 ? undefined : refusal.code;
+}
+
 /**
  * The audit headers of a request: `x-portcullis-parent-request`, `traceparent` and
  * `x-portcullis-model-cost-micros` (undefined when none is sent).

@@ -51,7 +51,7 @@ export interface DataPlaneServerOptions {
   readonly listPageSize?: number;
   /** `ttlMs` of 2026-07-28 list results (default 0). */
   readonly listTtlMs?: number;
-  /** Fed by tool calls; served on its own listen address (observability/metrics-server.ts), never here. */
+  /** Fed by tool calls; served on its own listen address (common/src/metrics-server.ts), never here. */
   readonly metrics?: DataPlaneMetrics;
   /** What `GET /readyz` answers; default: ready once there is a configuration snapshot. */
   readonly readiness?: () => ReadinessState;
@@ -255,6 +255,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     anonymousKeyId: options.anonymousKeyId,
     audit: options.audit,
     tokens,
+    metrics: options.metrics,
   };
   const mcp = createMcpEndpoint(endpointOptions);
   const legacySse = createLegacySseEndpoints(endpointOptions);

@@ -79,7 +79,7 @@ export function defaultSteps(options: PipelineOptions): Step[] {
     authenticateStep(options.getConfig),
     ...(codeMode === undefined
       ? []
-      : [codeModeStep({ ...codeMode, views: options.views, getConfig: options.getConfig })]),
+      : [codeModeStep({ ...codeMode, views: options.views, getConfig: options.getConfig, metrics: options.metrics })]),
     authorizeStep(options),
     policyStep(options.getConfig, options.approvals),
     limitsStep(options),

@@ -57,6 +57,12 @@ export function recordStep(metrics: DataPlaneMetrics | undefined, audit?: AuditR
       const started = operation.upstreamStartedAt;
       const upstreamMs = started === undefined ? undefined : (operation.upstreamEndedAt ?? now) - started;
       const target = operation.target;
+      if (metrics !== undefined && outcome.kind === 'error' && started === undefined && operation.method !== 'ping')
+        metrics.refusal(outcome.error.code);
+      if (metrics !== undefined && operation.costMicros !== undefined && target?.kind === 'upstream') {
+        const tool = target.params['name'];
+        metrics.cost(target.upstream, typeof tool === 'string' ? tool : target.subject, operation.costMicros);
+      }
       if (metrics !== undefined && operation.method === 'tools/call' && target?.kind === 'upstream') {
         metrics.toolCall(
           target.upstream,
