@@ -85,5 +85,6 @@ export async function runDev(argv: readonly string[]): Promise<void> {
   closeOnSignals(async () => {
     await dataPlane.close();
     await controlPlane.close();
+    await (await processTracing(logger))?.shutdown();
   }, logger);
 }
