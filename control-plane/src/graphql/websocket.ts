@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
-import type { GraphQLFormattedError, GraphQLSchema, ValidationRule } from 'graphql';
+import type { ExecutionArgs, GraphQLFormattedError, GraphQLSchema, ValidationRule } from 'graphql';
 import { GraphQLError, getOperationAST, parse, specifiedRules, validate } from 'graphql';
+import type { SubscribePayload } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import { errorMessage, type Logger } from '../../../common/src/index.ts';
@@ -27,6 +28,8 @@ export interface SubscriptionServerOptions {
   maxListItems: number;
   logger: Logger;
   formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError;
+  /** Told of each subscribe message: whether it was accepted (metrics). */
+  onSubscribe?: (accepted: boolean) => void;
   /**
    * How often every connection's credential is checked again (default 30 s): a token revoked on
    * another replica, or an OIDC token past its expiry, ends the connection within this time. A
@@ -108,38 +111,9 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): { c
         }
       },
       onSubscribe: (ctx, _id, payload) => {
-        if (Object.keys(ctx.subscriptions).length > MAX_SUBSCRIPTIONS_PER_CONNECTION)
-          return [
-            refusal(
-              `A connection holds at most ${MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions; complete one first`,
-              TOO_MANY_SUBSCRIPTIONS,
-            ),
-          ];
-        let document: ReturnType<typeof parse>;
-        try {
-          document = parse(payload.query);
-        } catch (error) {
-          return [error instanceof GraphQLError ? error : refusal('The query does not parse', 'GRAPHQL_PARSE_FAILED')];
-        }
-        const errors = validate(options.schema, document, rules);
-        if (errors.length > 0) return errors;
-        if (getOperationAST(document, payload.operationName)?.operation !== 'subscription')
-          return [
-            refusal(
-              'Only subscriptions go over the WebSocket; send queries and mutations with POST /graphql',
-              'BAD_REQUEST',
-            ),
-          ];
-        return {
-          schema: options.schema,
-          document,
-          variableValues: payload.variables,
-          operationName: payload.operationName,
-          contextValue: createContext(options.services, {
-            maxListItems: options.maxListItems,
-            admin: ctx.extra.admin as Admin,
-          }),
-        };
+        const answer = subscribe(ctx, payload);
+        options.onSubscribe?.(!Array.isArray(answer));
+        return answer;
       },
       onNext: (_ctx, _id, _payload, _args, result) =>
         result.errors ? { ...result, errors: format(result.errors) as unknown as GraphQLError[] } : result,
@@ -147,6 +121,46 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): { c
     },
     wss,
   );
+  /** A subscribe message's answer: the execution arguments, or the errors refusing it. */
+  function subscribe(
+    ctx: { subscriptions: Record<string, unknown>; extra: Extra },
+    payload: SubscribePayload,
+  ): readonly GraphQLError[] | ExecutionArgs {
+    {
+      if (Object.keys(ctx.subscriptions).length > MAX_SUBSCRIPTIONS_PER_CONNECTION)
+        return [
+          refusal(
+            `A connection holds at most ${MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions; complete one first`,
+            TOO_MANY_SUBSCRIPTIONS,
+          ),
+        ];
+      let document: ReturnType<typeof parse>;
+      try {
+        document = parse(payload.query);
+      } catch (error) {
+        return [error instanceof GraphQLError ? error : refusal('The query does not parse', 'GRAPHQL_PARSE_FAILED')];
+      }
+      const errors = validate(options.schema, document, rules);
+      if (errors.length > 0) return errors;
+      if (getOperationAST(document, payload.operationName)?.operation !== 'subscription')
+        return [
+          refusal(
+            'Only subscriptions go over the WebSocket; send queries and mutations with POST /graphql',
+            'BAD_REQUEST',
+          ),
+        ];
+      return {
+        schema: options.schema,
+        document,
+        variableValues: payload.variables,
+        operationName: payload.operationName,
+        contextValue: createContext(options.services, {
+          maxListItems: options.maxListItems,
+          admin: ctx.extra.admin as Admin,
+        }),
+      };
+    }
+  }
   // Called by the drain plugin and by the server's close: once (ws refuses a second close).
   let closing: Promise<void> | undefined;
   return {
