@@ -265,7 +265,8 @@ export class BudgetService {
            WHERE e.seq > $1 AND e.seq <= $2 AND e.cost_micros > 0
            GROUP BY 1, 2, 3),
          upserted AS (
-           INSERT INTO budget_leases AS l (budget_id, period_start, node_id, granted_micros, spent_micros, audited_micros)
+           INSERT INTO budget_leases AS l
+             (budget_id, period_start, node_id, granted_micros, spent_micros, audited_micros)
            SELECT budget_id, period_start, node_id, cost, cost, cost FROM hits
            ON CONFLICT (budget_id, period_start, node_id) DO UPDATE SET
              audited_micros = l.audited_micros + EXCLUDED.audited_micros,
