@@ -18,6 +18,7 @@ import {
 } from './targets/portcullis.ts';
 import { measurePropagation, type PropagationRow } from './scenarios/propagation.ts';
 import { measureSnapshots } from './scenarios/snapshots.ts';
+import { auditIngestTarget, measureAuditIngest, type AuditIngestRow } from './scenarios/audit-ingest.ts';
 import { ECHO, startEverythingHttp, type HttpServer } from './targets/upstream.ts';
 import { stdioTurns } from './scenarios/stdio-turns.ts';
 import { comparisonTargets, comparisonsFor, compareRows } from './report/comparisons.ts';
@@ -71,6 +72,7 @@ async function main(): Promise<void> {
   const progress = (line: string) => process.stderr.write(`${line}\n`);
   const results: RunResults = { rows: [], sections: {}, notes: [], targets: [] };
   let propagation: PropagationRow[] | undefined;
+  let auditIngest: AuditIngestRow | undefined;
   const { machine } = context;
   progress(
     `bench (${options.profile.quick ? 'quick' : 'full'}): ${machine.cpuModel}, ${machine.cores} cores, Node ` +
@@ -133,14 +135,19 @@ async function main(): Promise<void> {
             progress(`preparing ${options.baseline} in a temporary worktree…`);
             baseline = prepareBaseline(options.baseline);
           }
-          extras = await startExtraGateways(options.variants, baseline, note, progress);
+          extras = await startExtraGateways(httpServer.url, options.variants, baseline, note, progress);
           for (const { path } of extras)
-            note(`${path}: a control plane and one data-plane node of its own, stdio upstream only`);
+            note(
+              `${path}: a control plane and one data-plane node of its own, with the same upstreams; its stdio rows ` +
+                'only',
+            );
         }
         if (sections.has('calls') && floor) {
           const gatewayTargets = [
             ...(gateway && !gatewayMissing ? portcullisTargets(gateway.gateway) : []),
-            ...extras.flatMap(({ path, running }) => portcullisTargets(running.gateway, path)),
+            ...extras.flatMap(({ path, running }) =>
+              portcullisTargets(running.gateway, path).filter((t) => t.upstream === 'stdio'),
+            ),
           ];
           // A freshly started node is not in its steady state (its CPU per call falls over its first tens
           // of thousands of calls): warmed up, then its stdio rows, then the HTTP rows read as ratios.
@@ -283,6 +290,21 @@ async function main(): Promise<void> {
           'revoked), "whole" what a starting control plane or a connecting node pays',
       );
     }
+    if (sections.has('audit-ingest')) {
+      const row = await measureAuditIngest(
+        { postgresUrl: options.postgresUrl, records: options.profile.auditIngestRecords },
+        progress,
+        note,
+      );
+      auditIngest = row;
+      if (row) results.sections['audit ingest end to end (records in a node spool → rows in PostgreSQL)'] = [row];
+      note(
+        "audit ingest: the bench writes the records into a spool directory (the node's own AuditSpool), then " +
+          'starts a control plane on a fresh schema of the real PostgreSQL and a `portcullis data-plane` node on ' +
+          'that spool; records/s from the first committed batch to the last row (rows counted every 10 ms), CPU ' +
+          'per record of each process over the same span',
+      );
+    }
   } finally {
     await stopPeers(peers);
     await stopExtras(extras);
@@ -302,6 +324,7 @@ async function main(): Promise<void> {
   results.rows = sortRows(results.rows);
   addRatios(results.rows);
   results.targets = checkTargets(results.rows, gatewayMissing, propagation);
+  if (sections.has('audit-ingest')) results.targets.push(auditIngestTarget(auditIngest));
   const compared = compareRows(results.rows, comparisonsFor([...new Set(results.rows.map((r) => r.path))]));
   if (compared.length) {
     results.sections[

@@ -49,18 +49,23 @@ export interface Profile {
   snapshotKeys: readonly number[];
   snapshotWholeReps: number;
   snapshotChangeReps: number;
+  /** Audit ingest end to end: records in the node's spool, shipped to rows in PostgreSQL. */
+  auditIngestRecords: number;
 }
 
 /** The parts of a run, in the order they run. */
-export const SECTIONS = ['calls', 'tools-list', 'propagation', 'snapshots'] as const;
+export const SECTIONS = ['calls', 'tools-list', 'propagation', 'snapshots', 'audit-ingest'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 /**
  * The current gateway started otherwise, measured beside it on the stdio rows: `audit-off` (a node
  * started with `--audit off`) and `limits-on` (the key with a rate limit and a budget, the tools priced).
+ * `audit-off` is measured unless `--variants` says otherwise (`--variants none`: neither): what recording
+ * costs on the hot path is one of the issue's figures.
  */
 export const VARIANTS = ['audit-off', 'limits-on'] as const;
 export type Variant = (typeof VARIANTS)[number];
+export const DEFAULT_VARIANTS: readonly Variant[] = ['audit-off'];
 
 export interface Options {
   profile: Profile;
@@ -107,6 +112,7 @@ const FULL: Profile = {
   snapshotKeys: [1_000, 10_000, 100_000],
   snapshotWholeReps: 3,
   snapshotChangeReps: 10,
+  auditIngestRecords: 100_000,
 };
 
 const QUICK: Profile = {
@@ -134,6 +140,7 @@ const QUICK: Profile = {
   snapshotKeys: [1_000, 10_000],
   snapshotWholeReps: 1,
   snapshotChangeReps: 3,
+  auditIngestRecords: 20_000,
 };
 
 const DEFAULT_POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';
@@ -149,10 +156,10 @@ export const USAGE = `Usage: npm run bench [-- options]
   --variants <list>
                    also measure the current gateway started otherwise, comma-separated: ${VARIANTS.join(', ')}
                    (audit-off: a node with --audit off; limits-on: a rate limit and a budget on the key),
-                   with the difference in node CPU per call
+                   with the difference in node CPU per call (default: ${DEFAULT_VARIANTS.join(',')}; none: neither)
   --only <list>    run only these sections, comma-separated: ${SECTIONS.join(', ')}
   --database-url <url>
-                   the real PostgreSQL for the propagation and snapshot rows (default: DATABASE_URL,
+                   the real PostgreSQL for the propagation, snapshot and audit ingest rows (default: DATABASE_URL,
                    else ${DEFAULT_POSTGRES_URL}); a schema is created for the run and dropped
   --help           this text`;
 
@@ -164,7 +171,7 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
   let sections: Set<Section> = new Set(SECTIONS);
   let postgresUrl = process.env['DATABASE_URL'] || DEFAULT_POSTGRES_URL;
   let baseline: string | undefined;
-  let variants = new Set<Variant>();
+  let variants: Set<Variant> | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--quick') quick = true;
@@ -183,6 +190,9 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
     } else if (arg === '--baseline') {
       baseline = argv[++i] ?? '';
       if (baseline === '' || baseline.startsWith('-')) throw new Error(`--baseline needs a git ref\n${USAGE}`);
+    } else if (arg === '--variants' && argv[i + 1] === 'none') {
+      i++;
+      variants = new Set();
     } else if (arg === '--variants') {
       const wanted = (argv[++i] ?? '').split(',').filter((name) => name !== '');
       const unknown = wanted.filter((name) => !(VARIANTS as readonly string[]).includes(name));
@@ -203,8 +213,9 @@ export function parseOptions(argv: readonly string[]): Options | 'help' {
   const profile = { ...(quick ? QUICK : FULL) };
   // An explicit key count is created in full, however long that takes (up to 10 minutes).
   if (keys !== undefined) Object.assign(profile, { seedKeys: keys, seedBudgetMs: 600_000 });
-  if ((baseline !== undefined || variants.size > 0) && skipGateway)
+  if ((baseline !== undefined || (variants !== undefined && variants.size > 0)) && skipGateway)
     throw new Error(`--baseline and --variants measure gateways: not with --no-gateway\n${USAGE}`);
+  variants ??= new Set(skipGateway ? [] : DEFAULT_VARIANTS);
   return { profile, skipGateway, outFile, sections, postgresUrl, baseline, variants };
 }
 

@@ -27,7 +27,7 @@ function row(path: PathKind, driver: 'lean' | 'sdk', concurrency: number, cpuPer
   };
 }
 
-test('bench: --baseline takes a ref and --variants a list of known variants; neither goes with --no-gateway', () => {
+test('bench: --baseline takes a ref and --variants a list of known variants (default audit-off; none: neither)', () => {
   const options = parseOptions(['--quick', '--baseline', '78c8f25', '--variants', 'audit-off,limits-on']);
   assert.ok(options !== 'help');
   assert.equal(options.baseline, '78c8f25');
@@ -35,7 +35,14 @@ test('bench: --baseline takes a ref and --variants a list of known variants; nei
   const plain = parseOptions([]);
   assert.ok(plain !== 'help');
   assert.equal(plain.baseline, undefined);
-  assert.equal(plain.variants.size, 0);
+  // Recording on vs off is measured in every run that measures the gateway.
+  assert.deepEqual([...plain.variants], ['audit-off']);
+  const none = parseOptions(['--variants', 'none']);
+  assert.ok(none !== 'help');
+  assert.equal(none.variants.size, 0);
+  const noGateway = parseOptions(['--no-gateway']);
+  assert.ok(noGateway !== 'help');
+  assert.equal(noGateway.variants.size, 0);
   assert.throws(() => parseOptions(['--baseline']), /--baseline needs a git ref/);
   assert.throws(() => parseOptions(['--baseline', '--quick']), /--baseline needs a git ref/);
   assert.throws(

@@ -66,8 +66,12 @@ const INITIALIZE = JSON.stringify({
 });
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
-interface ControlPlaneUnderTest {
+export interface ControlPlaneUnderTest {
   graphqlUrl: string;
+  /** The schema on the real PostgreSQL (dropped at stop); undefined on the embedded database. */
+  schema: string | undefined;
+  /** The control plane's process, for its CPU. */
+  pid: number;
   grpcAddress: string;
   adminToken: string;
   nodeToken: string;
@@ -91,7 +95,7 @@ async function gql<T>(
   return body.data;
 }
 
-async function startControlPlane(database: DatabaseKind, postgresUrl: string): Promise<ControlPlaneUnderTest> {
+export async function startControlPlane(database: DatabaseKind, postgresUrl: string): Promise<ControlPlaneUnderTest> {
   const [graphqlPort, grpcPort] = [await freePort(), await freePort()];
   const adminToken = `bench-admin-${randomBytes(16).toString('hex')}`;
   const nodeToken = `bench-node-${randomBytes(16).toString('hex')}`;
@@ -138,6 +142,8 @@ async function startControlPlane(database: DatabaseKind, postgresUrl: string): P
   return {
     graphqlUrl: `http://127.0.0.1:${graphqlPort}/graphql`,
     grpcAddress: `127.0.0.1:${grpcPort}`,
+    schema: database === 'postgres' ? schema : undefined,
+    pid: process_.pid,
     adminToken,
     nodeToken,
     stop,

@@ -6,7 +6,10 @@ import { GatewayUnavailable, startPortcullis, type GatewaySetup, type RunningGat
 /**
  * The gateways measured beside the current `portcullis` on the stdio rows: the current tree started
  * otherwise (`--variants`) and a baseline commit's tree (`--baseline`). Each is a control plane and a
- * node of its own, so that nothing of one (a budget in the config, a recorder) reaches the other.
+ * node of its own, so that nothing of one (a budget in the config, a recorder) reaches the other, with
+ * the same upstreams as `portcullis` (the Streamable HTTP one too, though only its stdio rows are
+ * measured): a node's background work (an upstream's notification stream, its health) is then the
+ * same on both sides, and its CPU, spread over the calls of a row, does not read as the variant's.
  */
 
 export const VARIANT_SETUPS: Record<Variant, { path: GatewayVariantPath; setup: GatewaySetup }> = {
@@ -21,6 +24,7 @@ export interface ExtraGateway {
 
 /** Starts each; one that does not start is left out, with why in the notes. */
 export async function startExtraGateways(
+  httpUpstreamUrl: string | undefined,
   variants: ReadonlySet<Variant>,
   baseline: BaselineTree | undefined,
   note: (line: string) => void,
@@ -42,7 +46,7 @@ export async function startExtraGateways(
   for (const { path, setup, hint } of wanted) {
     progress(`starting ${path} (control plane + one data-plane node)…`);
     try {
-      started.push({ path, running: await startPortcullis(undefined, setup) });
+      started.push({ path, running: await startPortcullis(httpUpstreamUrl, setup) });
     } catch (error) {
       if (!(error instanceof GatewayUnavailable)) throw error;
       const line = `${path} not measured: ${error.message}${hint ? `; ${hint}` : ''}`;

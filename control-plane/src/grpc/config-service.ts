@@ -320,10 +320,14 @@ class NodeStream implements RelayTarget {
       case 'approvalWithdrawal':
         await this.deps.approvals?.withdrawn(this.nodeId, message.withdrawal);
         return;
-      case 'audit':
-        // On a queue of its own: a batch waiting for the database must not hold relayed replies up.
-        this.auditQueue = this.auditQueue.then(() => this.storeAudit(message.audit.batchId, message.audit.recordsJson));
+      case 'audit': {
+        // Validated on arrival, so that the next batch is parsed while the one before waits for the database;
+        // stored on a queue of its own: a batch waiting for the database must not hold relayed replies up.
+        const { records, rejected } = this.parseAudit(message.audit.recordsJson);
+        const batchId = message.audit.batchId;
+        this.auditQueue = this.auditQueue.then(() => this.storeAudit(batchId, records, rejected));
         return;
+      }
     }
   }
 
@@ -332,19 +336,24 @@ class NodeStream implements RelayTarget {
    * tried again with backoff while the stream lives (the node sends its next batch only after this
    * ack, so nothing piles up here). Invalid records are logged, counted in the ack and not stored.
    */
-  private async storeAudit(batchId: number, recordsJson: readonly string[]): Promise<void> {
-    const store = this.deps.audit;
-    if (store === undefined || this.ended) return;
+  private parseAudit(recordsJson: readonly string[]): { records: AuditRecordInput[]; rejected: number } {
     const records: AuditRecordInput[] = [];
     let rejected = 0;
+    if (this.deps.audit === undefined) return { records, rejected };
     for (const json of recordsJson) {
       const record = parseAuditRecord(json);
       if (record === undefined) rejected++;
       else records.push(record);
     }
     if (rejected > 0) this.logger.warn({ node: this.nodeId, rejected }, 'audit records refused as invalid');
+    this.deps.metrics?.auditReceived(records.length, rejected);
+    return { records, rejected };
+  }
+
+  private async storeAudit(batchId: number, records: readonly AuditRecordInput[], rejected: number): Promise<void> {
+    const store = this.deps.audit;
     const metrics = this.deps.metrics;
-    metrics?.auditReceived(records.length, rejected);
+    if (store === undefined || this.ended) return;
     const backoff = new Backoff({ baseMs: 100, maxMs: 5_000 });
     while (!this.ended) {
       try {

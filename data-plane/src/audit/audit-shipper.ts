@@ -4,63 +4,101 @@ import type { AuditSpool, SpoolBatch } from './audit-spool.ts';
 
 /** Records per AuditBatch (the control plane takes up to 5,000). */
 export const AUDIT_BATCH_RECORDS = 1_000;
+/**
+ * How long written records wait to be shipped, unless a whole batch is waiting: a batch costs the node a
+ * spool read, a gRPC message and an ack whatever its size, so shipping each write on its own cost more
+ * node CPU per call than recording it (the records are on disk meanwhile; this only delays the rows).
+ */
+export const AUDIT_SHIP_DELAY_MS = 200;
 
 /**
- * Ships the spool to the control plane over the config stream: one batch in flight at a time,
- * read from the spool files (never from memory), the next sent when the previous is acknowledged.
- * After a reconnect it starts again from the first record not acknowledged (at least once; the
- * control plane stores each id once).
+ * Batches sent and not acknowledged yet, at most: the control plane validates a batch as it arrives
+ * and stores batches in order, so while one waits for the database the next is already parsed.
+ */
+export const AUDIT_BATCHES_IN_FLIGHT = 4;
+
+/**
+ * Ships the spool to the control plane over the config stream: up to `maxInFlight` batches in
+ * flight, read from the spool files (never from memory) in order; the control plane acknowledges
+ * them in order, and each acknowledgement frees its records in the spool. After a reconnect it
+ * starts again from the first record not acknowledged (at least once; the control plane stores each
+ * id once). Written records are shipped `delayMs` after the first of them was written (or at once
+ * while a backlog fills whole batches), so a batch carries many records.
  */
 export class AuditShipper {
-  private inFlight: { id: number; batch: SpoolBatch } | undefined;
+  /** Oldest first: acknowledgements come in this order. */
+  private inFlight: Array<{ id: number; batch: SpoolBatch }> = [];
   private nextId = 1;
   private live = false;
   private reading = false;
   private again = false;
   /** Bumped at each (re)connect: a read begun before it is dropped. */
   private generation = 0;
+  private timer: NodeJS.Timeout | undefined;
+  /** Spool acknowledgements, one after the other (each may delete a segment). */
+  private acking: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly spool: AuditSpool,
     private readonly send: (batch: AuditBatch) => boolean,
     private readonly logger: Logger,
     private readonly maxRecords = AUDIT_BATCH_RECORDS,
+    private readonly delayMs = AUDIT_SHIP_DELAY_MS,
+    private readonly maxInFlight = AUDIT_BATCHES_IN_FLIGHT,
   ) {
-    spool.onWritten = () => this.pump();
+    spool.onWritten = this.soon;
   }
 
   /** A stream to the control plane opened (its hello sent). */
   connected(): void {
     this.live = true;
     this.generation++;
-    this.inFlight = undefined;
+    this.inFlight = [];
     this.spool.rewind();
     this.pump();
   }
 
   disconnected(): void {
     this.live = false;
-    this.inFlight = undefined;
+    this.inFlight = [];
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
-  /** The control plane stored batch `batchId`. */
+  /** The control plane stored batch `batchId` (the oldest in flight). */
   acked(batchId: number, rejected: number): void {
-    const inFlight = this.inFlight;
-    if (inFlight === undefined || inFlight.id !== batchId) return;
+    const head = this.inFlight[0];
+    if (head === undefined || head.id !== batchId) return;
+    this.inFlight.shift();
     if (rejected > 0) this.logger.warn({ rejected }, 'the control plane refused some audit records as invalid');
-    this.spool
-      .ack(inFlight.batch)
+    const generation = this.generation;
+    this.acking = this.acking
+      .then(() => this.spool.ack(head.batch))
       .catch((error: unknown) =>
         this.logger.warn({ err: errorMessage(error) }, 'audit spool: could not drop a segment'),
       )
       .finally(() => {
-        if (this.inFlight === inFlight) this.inFlight = undefined;
-        this.pump();
+        if (generation !== this.generation) return;
+        // A whole batch: a backlog is being shipped, go on at once; else what was written meanwhile waits a little.
+        if (head.batch.lines.length >= this.maxRecords) this.pump();
+        else this.soon();
       });
   }
 
+  /** Ships what is written `delayMs` from now (one timer for every write meanwhile). */
+  private readonly soon = (): void => {
+    if (this.timer !== undefined || !this.live) return;
+    this.timer = setTimeout(this.fire, this.delayMs);
+    this.timer.unref();
+  };
+
+  private readonly fire = (): void => {
+    this.timer = undefined;
+    this.pump();
+  };
+
   private pump(): void {
-    if (!this.live || this.inFlight !== undefined) return;
+    if (!this.live || this.inFlight.length >= this.maxInFlight) return;
     if (this.reading) {
       this.again = true;
       return;
@@ -68,18 +106,27 @@ export class AuditShipper {
     this.reading = true;
     this.again = false;
     const generation = this.generation;
+    let full = false;
     this.spool
       .read(this.maxRecords)
       .then((batch) => {
-        if (batch === undefined || generation !== this.generation || !this.live || this.inFlight !== undefined) return;
+        if (batch === undefined || generation !== this.generation || !this.live) return;
         const id = this.nextId++;
-        this.inFlight = { id, batch };
-        if (!this.send({ batchId: id, recordsJson: [...batch.lines] })) this.inFlight = undefined;
+        this.inFlight.push({ id, batch });
+        if (!this.send({ batchId: id, recordsJson: [...batch.lines] })) {
+          // No stream: nothing more is read (a later batch acknowledged would free this one's records) until
+          // the reconnect, which sends again from the first unacknowledged record.
+          this.live = false;
+          this.inFlight = [];
+          return;
+        }
+        full = batch.lines.length >= this.maxRecords;
       })
       .catch((error: unknown) => this.logger.error({ err: errorMessage(error) }, 'audit spool: read failed'))
       .finally(() => {
         this.reading = false;
-        if (this.again || generation !== this.generation) this.pump();
+        // A whole batch read: more is probably waiting, read ahead while the window has room.
+        if (this.again || full || generation !== this.generation) this.pump();
       });
   }
 }

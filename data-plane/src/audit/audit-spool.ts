@@ -1,3 +1,4 @@
+import { close as closeFd, fdatasync, open as openFd, write as writeFd } from 'node:fs';
 import { mkdir, open, readdir, readFile, rm, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../../common/src/index.ts';
@@ -9,6 +10,8 @@ export interface AuditSpoolOptions {
   readonly maxBytes: number;
   /** A segment file is closed and a new one begun past this size (default 4 MiB). */
   readonly segmentBytes?: number;
+  /** Written records are fsynced at most this long after their write (default 1 s; see the class). */
+  readonly syncIntervalMs?: number;
   readonly logger: Logger;
 }
 
@@ -40,13 +43,44 @@ function segmentName(seq: number): string {
   return `seg-${String(seq).padStart(16, '0')}.ndjson`;
 }
 
+/** Records appended while no write runs go out in one `write()`; the buffer they fill starts this big. */
+const FILL_BYTES = 64 * 1024;
+/** A fill buffer grown past this (one huge batch) is not kept for the next batch. */
+const KEEP_BYTES = 1024 * 1024;
+/** Written records are fsynced at most this long after their write (the machine-crash window), by default. */
+export const DEFAULT_SYNC_INTERVAL_MS = 1_000;
+
+/** The records of one `write()`: every append in it shares one promise, resolved once the bytes are in the file. */
+interface WriteBatch {
+  readonly written: Promise<void>;
+  readonly resolve: () => void;
+}
+
+function newBatch(): WriteBatch {
+  let resolve!: () => void;
+  const written = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { written, resolve };
+}
+
 /**
  * A bounded, append-only, on-disk spool of audit records: newline-delimited JSON in numbered segment
- * files. Appends are group-committed (every record waiting while a write runs goes in the next single
- * write), and `append` resolves once the record is in the file: the record step awaits it before the
- * answer is sent, so a record whose answer reached the agent survives a crash of the process (SIGKILL):
- * the kernel holds the written bytes. There is no fsync per write: a crash of the machine itself
- * (power loss, kernel panic) can lose what the kernel had not written back yet (seconds).
+ * files.
+ *
+ * Writes are group-committed: `append` encodes the record into a preallocated buffer (no per-record
+ * promise, closure or string join) and returns the promise its whole batch shares; the buffer goes
+ * to the file in one `write()` in the event loop's check phase (so every record of one loop turn goes
+ * together), and the next batch fills a second buffer meanwhile. The promise resolves once the
+ * batch's `write()` returned: the record step awaits it before the answer is sent, so a record whose
+ * answer reached the agent is in the kernel and survives SIGKILL of the process.
+ *
+ * fsync is off the answer path and batched: `fdatasync` runs at most `syncIntervalMs` (default 1 s)
+ * after a write, when a segment is closed and at `close()`. The window is a crash of the machine
+ * itself (power loss, kernel panic): records written less than `syncIntervalMs` before it (plus the
+ * fsync's own time) can be lost; a process kill loses nothing. A failed write loses its batch: the
+ * records are counted as dropped and the error logged; their promise resolves all the same (the
+ * answer is not held back by a broken disk; `portcullis_audit_records_dropped_total` says so).
  *
  * Shipping reads from the files (never keeps the backlog in memory), from the last acknowledged
  * position; a segment is deleted once every record in it is acknowledged. After a restart every
@@ -54,11 +88,21 @@ function segmentName(seq: number): string {
  */
 export class AuditSpool {
   private readonly segments: Segment[] = [];
-  private writer: FileHandle | undefined;
-  private pending: string[] = [];
+  private fd = -1;
+  /** The batch being filled: its bytes, records and the promise its appends share. */
+  private fill: Buffer = Buffer.allocUnsafe(FILL_BYTES);
+  private fillBytes = 0;
+  private fillRecords = 0;
+  private batch: WriteBatch | undefined;
+  /** The buffer of the last completed write, reused for the next batch. */
+  private spare: Buffer | undefined;
+  /** A write or a segment switch runs (the fill buffer waits for it). */
+  private writing = false;
+  private flushScheduled = false;
+  private idleWaiters: Array<() => void> = [];
   private pendingBytes = 0;
-  private flushing: Promise<void> | undefined;
-  private waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
+  private unsynced = false;
+  private syncTimer: NodeJS.Timeout | undefined;
   private bytesOnDisk = 0;
   private readSegment = 0;
   private readOffset = 0;
@@ -67,6 +111,7 @@ export class AuditSpool {
   private unacked = 0;
   private closed = false;
   private readonly segmentBytes: number;
+  private readonly syncIntervalMs: number;
   /** Called after each completed write (the shipper wakes up). */
   onWritten: (() => void) | undefined;
 
@@ -74,6 +119,7 @@ export class AuditSpool {
     // Segments of at most an eighth of the spool, so that acknowledged records free room soon.
     this.segmentBytes =
       options.segmentBytes ?? Math.max(4096, Math.min(4 * 1024 * 1024, Math.floor(options.maxBytes / 8)));
+    this.syncIntervalMs = options.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS;
   }
 
   /** Opens (creating) the spool directory, takes its lock and finds the records left by an earlier run. */
@@ -82,7 +128,9 @@ export class AuditSpool {
     await mkdir(options.dir, { recursive: true, mode: 0o700 });
     await spool.lock();
     await spool.recover();
-    await spool.startSegment();
+    await new Promise<void>((resolve, reject) =>
+      spool.startSegment((error) => (error === undefined ? resolve() : reject(error))),
+    );
     return spool;
   }
 
@@ -99,7 +147,7 @@ export class AuditSpool {
     return this.unacked;
   }
 
-  /** Records dropped because the spool was full, since this process started. */
+  /** Records dropped because the spool was full (or its disk failed a write), since this process started. */
   get dropped(): number {
     return this.droppedCount;
   }
@@ -109,20 +157,34 @@ export class AuditSpool {
   }
 
   /**
-   * Appends one record (one line of JSON, no newline in it) and resolves once it is in the file.
-   * Returns false without writing when the spool is full (the record is counted as dropped).
+   * Appends one record (one line of JSON, no newline in it) and resolves once it is in the file (with
+   * every record appended in the same loop turn: the promise is shared). Returns false without writing
+   * when the spool is full (the record is counted as dropped).
    */
   append(line: string): Promise<void> | false {
     if (this.closed || this.full) {
       this.droppedCount++;
       return false;
     }
-    this.pending.push(line);
-    this.pendingBytes += line.length + 1;
+    // UTF-8 takes at most 3 bytes per UTF-16 unit (a surrogate pair: 4 bytes for 2 units), + the newline.
+    const room = this.fillBytes + line.length * 3 + 1;
+    if (room > this.fill.length) this.grow(room);
+    const bytes = this.fill.write(line, this.fillBytes) + 1;
+    this.fill[this.fillBytes + bytes - 1] = 10;
+    this.fillBytes += bytes;
+    this.fillRecords++;
+    this.pendingBytes += bytes;
     this.unacked++;
-    const written = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
-    this.flushing ??= this.flush();
-    return written;
+    let batch = this.batch;
+    if (batch === undefined) {
+      batch = newBatch();
+      this.batch = batch;
+      if (!this.writing && !this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(this.flushNow);
+      }
+    }
+    return batch.written;
   }
 
   /** Reads the next records to ship, at most `maxRecords`; undefined when everything written was read. */
@@ -193,57 +255,132 @@ export class AuditSpool {
     }
   }
 
+  /** Writes what is appended, fsyncs it and closes the files; appends after this are dropped. */
   async close(): Promise<void> {
     this.closed = true;
-    await this.flushing;
-    await this.writer?.close();
-    this.writer = undefined;
+    await this.idle();
+    if (this.syncTimer !== undefined) clearTimeout(this.syncTimer);
+    this.syncTimer = undefined;
+    const fd = this.fd;
+    this.fd = -1;
+    if (fd !== -1) {
+      await new Promise<void>((resolve) => fdatasync(fd, () => resolve()));
+      await new Promise<void>((resolve) => closeFd(fd, () => resolve()));
+    }
     await this.readHandle?.handle.close();
     this.readHandle = undefined;
     await rm(join(this.options.dir, 'LOCK'), { force: true });
   }
 
-  private async flush(): Promise<void> {
-    try {
-      while (this.pending.length > 0) {
-        const lines = this.pending;
-        const waiters = this.waiters;
-        this.pending = [];
-        this.waiters = [];
-        const text = `${lines.join('\n')}\n`;
-        const bytes = Buffer.byteLength(text);
-        try {
-          await this.writer!.write(text);
-        } catch (error) {
-          this.pendingBytes -= text.length;
-          this.unacked -= lines.length;
-          this.droppedCount += lines.length;
-          for (const w of waiters) w.reject(error);
-          continue;
-        }
-        this.pendingBytes -= text.length;
-        const current = this.segments[this.segments.length - 1]!;
-        current.size += bytes;
-        current.records += lines.length;
-        this.bytesOnDisk += bytes;
-        for (const w of waiters) w.resolve();
-        if (current.size >= this.segmentBytes) await this.startSegment();
-        this.onWritten?.();
-      }
-    } finally {
-      this.flushing = undefined;
-    }
+  /** Resolves once nothing is waiting to be written and no write runs. */
+  private idle(): Promise<void> {
+    if (!this.writing && this.fillBytes === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  private async startSegment(): Promise<void> {
+  private grow(needed: number): void {
+    let size = this.fill.length * 2;
+    while (size < needed) size *= 2;
+    const bigger = Buffer.allocUnsafe(size);
+    this.fill.copy(bigger, 0, 0, this.fillBytes);
+    this.fill = bigger;
+  }
+
+  private readonly flushNow = (): void => {
+    this.flushScheduled = false;
+    if (this.writing) return;
+    if (this.fillBytes === 0) {
+      this.settleIdle();
+      return;
+    }
+    const buffer = this.fill;
+    const bytes = this.fillBytes;
+    const records = this.fillRecords;
+    const batch = this.batch!;
+    this.fill = this.spare ?? Buffer.allocUnsafe(FILL_BYTES);
+    this.spare = undefined;
+    this.fillBytes = 0;
+    this.fillRecords = 0;
+    this.batch = undefined;
+    this.writing = true;
+    this.writeOut(buffer, 0, bytes, records, batch);
+  };
+
+  private writeOut(buffer: Buffer, offset: number, bytes: number, records: number, batch: WriteBatch): void {
+    writeFd(this.fd, buffer, offset, bytes - offset, null, (error, written) => {
+      const done = offset + written;
+      if (error === null && done < bytes) {
+        this.writeOut(buffer, done, bytes, records, batch);
+        return;
+      }
+      const current = this.segments[this.segments.length - 1]!;
+      // Even a failed write may have put part of the batch in the file: the segment's size follows the file.
+      current.size += done;
+      this.bytesOnDisk += done;
+      this.pendingBytes -= bytes;
+      if (error === null) {
+        current.records += records;
+        this.unsynced = true;
+        this.syncTimer ??= setTimeout(this.syncNow, this.syncIntervalMs).unref();
+      } else {
+        this.unacked -= records;
+        this.droppedCount += records;
+        this.options.logger.error(
+          { err: error, records, dir: this.options.dir },
+          'audit spool: a write failed; these records are lost (counted in portcullis_audit_records_dropped_total)',
+        );
+      }
+      if (buffer.length <= KEEP_BYTES) this.spare = buffer;
+      batch.resolve();
+      this.onWritten?.();
+      if (current.size >= this.segmentBytes) this.startSegment(() => this.afterWrite());
+      else this.afterWrite();
+    });
+  }
+
+  /** A write (and any segment switch) is done: the records that arrived meanwhile go out now, in one write. */
+  private afterWrite(): void {
+    this.writing = false;
+    if (this.fillBytes > 0) this.flushNow();
+    else this.settleIdle();
+  }
+
+  private settleIdle(): void {
+    if (this.writing || this.fillBytes > 0 || this.idleWaiters.length === 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  /** The batched fsync: off the answer path, at most `syncIntervalMs` after a write. */
+  private readonly syncNow = (): void => {
+    this.syncTimer = undefined;
+    if (!this.unsynced || this.fd === -1) return;
+    this.unsynced = false;
+    fdatasync(this.fd, (error) => {
+      if (error !== null) this.options.logger.warn({ err: error }, 'audit spool: fdatasync failed');
+    });
+  };
+
+  /** Opens the next segment; the one before is fsynced and closed in the background. */
+  private startSegment(done: (error?: Error) => void): void {
     const last = this.segments[this.segments.length - 1];
     const seq = (last?.seq ?? 0) + 1;
     const path = join(this.options.dir, segmentName(seq));
-    const previous = this.writer;
-    this.writer = await open(path, 'a', 0o600);
-    if (last !== undefined) last.closed = true;
-    this.segments.push({ seq, path, size: 0, closed: false, records: 0, ackedOffset: 0 });
-    await previous?.close();
+    openFd(path, 'a', 0o600, (error, fd) => {
+      if (error !== null) {
+        // Writes go on into the current segment; the switch is tried again after the next write.
+        this.options.logger.error({ err: error, path }, 'audit spool: could not open a new segment');
+        done(error);
+        return;
+      }
+      const previous = this.fd;
+      this.fd = fd;
+      if (last !== undefined) last.closed = true;
+      this.segments.push({ seq, path, size: 0, closed: false, records: 0, ackedOffset: 0 });
+      if (previous !== -1) fdatasync(previous, () => closeFd(previous, () => undefined));
+      done();
+    });
   }
 
   private async recover(): Promise<void> {
