@@ -17,7 +17,8 @@ import { MODERN, legacyAgent, modernAgent } from '../support/protocol-agents.ts'
 import { SdkHttpFixture } from '../support/upstream-sdk-server.ts';
 import { resolve } from 'node:path';
 import { TSX_LOADER } from '../support/conformance.ts';
-import { PoolHarness, everythingStdio, httpUpstream, stdioUpstream, until } from '../support/upstream-pool-harness.ts';
+import { PoolHarness, everythingStdio, httpUpstream, stdioUpstream } from '../support/upstream-pool-harness.ts';
+import { eventually } from '../support/eventually.ts';
 
 /**
  * Server-to-client input for 2026-07-28 agents through a node (the real UpstreamPool behind the
@@ -518,7 +519,7 @@ isError result naming the upstream`, async () => {
   const pid = harness.connection('doomed').pid;
   assert.ok(pid !== undefined);
   process.kill(pid, 'SIGKILL');
-  await until('doomed is down', () => harness.state('doomed') !== UpstreamState.UPSTREAM_STATE_READY);
+  await eventually('doomed is down', () => harness.state('doomed') !== UpstreamState.UPSTREAM_STATE_READY);
   const retry = await post(nodeA.url, key.secret, 'tools/call', {
     name: 'doomed__trigger-elicitation-request',
     arguments: {},
@@ -671,6 +672,9 @@ moment, progress under that request's token`, async () => {
 
 test(`DN-INPUT-CANCEL: the agent going away while its retry waits cancels the parked upstream call; its state is then \
 refused saying so`, async () => {
+  const started = async () =>
+    Number(textOf((await post(nodeA.url, key.secret, 'tools/call', { name: 'v1__started', arguments: {} })).result));
+  const startedBefore = await started();
   const first = await firstRound(nodeA.url, 'v1__ask_then_work');
   const abort = new AbortController();
   const waiting = post(
@@ -686,10 +690,10 @@ refused saying so`, async () => {
     undefined,
     abort.signal,
   );
-  await new Promise((r) => setTimeout(r, 300));
+  await eventually('the upstream got the answer and works', async () => (await started()) > startedBefore);
   abort.abort();
   await assert.rejects(waiting);
-  await until(
+  await eventually(
     'the upstream saw the cancellation',
     async () =>
       textOf((await post(nodeA.url, key.secret, 'tools/call', { name: 'v1__cancellations', arguments: {} })).result) ===

@@ -6,7 +6,7 @@ import { McpError, ToolListChangedNotificationSchema } from '@modelcontextprotoc
 import { signSessionToken, type SessionClaims } from '../../data-plane/src/mcp/session-token.ts';
 import { prefersEventStream } from '../../data-plane/src/http/response-channel.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
-import { until } from '../support/protocol-agents.ts';
+
 import {
   buildConfig,
   sessionKey,
@@ -15,6 +15,7 @@ import {
   type RunningServer,
   type TestKey,
 } from '../support/mcp-server-harness.ts';
+import { eventually } from '../support/eventually.ts';
 
 function router(): MemoryToolRouter {
   return new MemoryToolRouter([
@@ -321,7 +322,7 @@ test('list_changed reaches the v1 client on its GET stream when the catalog or i
           resolve();
         };
       });
-    await until(() => server.gateway.notificationStreamCount > 0, 'the GET stream', 1000).catch(() => undefined);
+    await eventually('the GET stream', () => server.gateway.notificationStreamCount > 0, 1000).catch(() => undefined);
     assert.equal(server.gateway.notificationStreamCount, 1, 'the client opened its GET stream');
 
     let arrived = next('adding a visible tool');

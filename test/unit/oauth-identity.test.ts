@@ -5,8 +5,9 @@ import { exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
 import pino from 'pino';
 import { IdentityProviders } from '../../data-plane/src/oauth/identity-providers.ts';
 import { IssuerKeys } from '../../data-plane/src/oauth/issuer-keys.ts';
-import { eventually } from '../support/gateway.ts';
+
 import { freePort } from '../support/processes.ts';
+import { eventually } from '../support/eventually.ts';
 
 const config = (resource: string) =>
   IdentityProviders.fromConfig({
