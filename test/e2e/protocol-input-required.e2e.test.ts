@@ -11,9 +11,16 @@ import type { AppliedConfig } from '../../data-plane/src/config/applied-config.t
 import { RpcErrorCode } from '../../data-plane/src/mcp/protocol.ts';
 import { UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
 import { conformanceFixtureStdioCommand, startConformanceFixtureHttp } from '../support/conformance.ts';
-import { buildConfig, sessionKey, testKey } from '../support/mcp-server-harness.ts';
+import {
+  buildConfig,
+  fetchModern,
+  sessionKey,
+  testKey,
+  wireReply,
+  type WireReply,
+} from '../support/mcp-server-harness.ts';
 import { REPO_ROOT, type RunningProcess } from '../support/processes.ts';
-import { MODERN, legacyAgent, modernAgent } from '../support/protocol-agents.ts';
+import { legacyAgent, modernAgent } from '../support/protocol-agents.ts';
 import { SdkHttpFixture } from '../support/upstream-sdk-server.ts';
 import { resolve } from 'node:path';
 import { TSX_LOADER } from '../support/conformance.ts';
@@ -150,13 +157,6 @@ function textOf(result: unknown): string {
   return content?.map((c) => c.text ?? '').join('') ?? '';
 }
 
-interface WireReply {
-  status: number;
-  notifications?: Record<string, unknown>[];
-  result?: Record<string, unknown>;
-  error?: { code: number; message: string; data?: Record<string, unknown> };
-}
-
 /** A raw 2026-07-28 request (envelope in `_meta`, standard headers), as an agent without an SDK sends it. */
 async function post(
   url: URL,
@@ -166,43 +166,8 @@ async function post(
   capabilities: Record<string, unknown> = { elicitation: {}, sampling: {}, roots: {} },
   signal?: AbortSignal,
 ): Promise<WireReply> {
-  const envelope = {
-    ...(isObject(params['_meta']) ? params['_meta'] : {}),
-    'io.modelcontextprotocol/protocolVersion': MODERN,
-    'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
-    'io.modelcontextprotocol/clientCapabilities': capabilities,
-  };
-  const name: Record<string, string> = typeof params['name'] === 'string' ? { 'mcp-name': params['name'] } : {};
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      authorization: `Bearer ${secret}`,
-      'mcp-protocol-version': MODERN,
-      'mcp-method': method,
-      ...name,
-    },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: { ...params, _meta: envelope } }),
-    ...(signal ? { signal } : {}),
-  });
-  const text = await response.text();
-  // A streamed answer (text/event-stream): notifications first, the response as the last data line.
-  if (!response.headers.get('content-type')?.includes('text/event-stream'))
-    return { status: response.status, ...(JSON.parse(text) as Omit<WireReply, 'status'>) };
-  const messages = text
-    .split('\n')
-    .filter((l) => l.startsWith('data: '))
-    .map((l) => JSON.parse(l.slice(6)) as Record<string, unknown>);
-  return {
-    status: response.status,
-    ...(messages.at(-1) as Omit<WireReply, 'status'>),
-    notifications: messages.slice(0, -1),
-  };
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
+  const name = typeof params['name'] === 'string' ? { 'mcp-name': params['name'] } : undefined;
+  return wireReply(await fetchModern(url, secret, method, params, { capabilities, headers: name, signal }));
 }
 
 /** A first call that must come back `input_required`; its single input request key, method and state. */

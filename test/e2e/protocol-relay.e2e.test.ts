@@ -12,9 +12,10 @@ import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-
 import { ControlPlaneProcess, DataPlaneProcess, accepts, postMcp } from '../support/gateway.ts';
 import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from '../support/graphql.ts';
 import { EVERYTHING_SERVER, REPO_ROOT } from '../support/processes.ts';
-import { MODERN, modernAgent, sseAgent } from '../support/protocol-agents.ts';
+import { modernAgent, sseAgent } from '../support/protocol-agents.ts';
 import { RpcErrorCode } from '../../data-plane/src/mcp/protocol.ts';
 import { eventually } from '../support/eventually.ts';
+import { fetchModern, wireReply, type WireReply } from '../support/mcp-server-harness.ts';
 
 /**
  * Relays between data-plane nodes through the control plane (ConfigService.Connect, RelayEnvelope):
@@ -78,13 +79,6 @@ function messagesTo(other: string, moved: string[]): typeof fetch {
   };
 }
 
-interface ModernReply {
-  status: number;
-  notifications: Record<string, unknown>[];
-  result?: Record<string, unknown>;
-  error?: { code: number; message: string; data?: Record<string, unknown> };
-}
-
 /**
  * A raw 2026-07-28 tools/call (envelope in `_meta`, standard headers); a streamed answer is split into its
  * notifications and the response.
@@ -94,38 +88,9 @@ async function callModern(
   secret: string,
   params: Record<string, unknown>,
   signal?: AbortSignal,
-): Promise<ModernReply> {
-  const meta = {
-    ...(params['_meta'] as object | undefined),
-    'io.modelcontextprotocol/protocolVersion': MODERN,
-    'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
-    'io.modelcontextprotocol/clientCapabilities': { elicitation: {} },
-  };
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      authorization: `Bearer ${secret}`,
-      'mcp-protocol-version': MODERN,
-      'mcp-method': 'tools/call',
-      'mcp-name': String(params['name']),
-    },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { ...params, _meta: meta } }),
-    ...(signal ? { signal } : {}),
-  });
-  const text = await response.text();
-  if (!response.headers.get('content-type')?.includes('text/event-stream'))
-    return { status: response.status, notifications: [], ...(JSON.parse(text) as object) };
-  const messages = text
-    .split('\n')
-    .filter((l) => l.startsWith('data: ') && l.length > 6)
-    .map((l) => JSON.parse(l.slice(6)) as Record<string, unknown>);
-  return {
-    status: response.status,
-    notifications: messages.filter((m) => m['method'] !== undefined),
-    ...(messages.find((m) => m['method'] === undefined) as object),
-  };
+): Promise<WireReply> {
+  const options = { capabilities: { elicitation: {} }, headers: { 'mcp-name': String(params['name']) }, signal };
+  return wireReply(await fetchModern(url, secret, 'tools/call', params, options));
 }
 
 /** The first input round of a raw call: the key of its one input request and its request state. */

@@ -4,17 +4,12 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { connectLegacyAgent, connectModernAgent, firstText } from '../support/agents.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
-import { buildConfig, sessionKey, startServer, testKey } from '../support/mcp-server-harness.ts';
+import { buildConfig, sessionKey, startServer, testKey, initializeRequest } from '../support/mcp-server-harness.ts';
 import { eventually } from '../support/eventually.ts';
 
 const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 const PING = { jsonrpc: '2.0', id: 7, method: 'ping' };
-const INITIALIZE = {
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
-};
+const INITIALIZE = initializeRequest('2025-11-25');
 
 function router(): MemoryToolRouter {
   return new MemoryToolRouter([

@@ -9,7 +9,14 @@ import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/typ
 import { PortcullisError } from '../../common/src/index.ts';
 import { EventStore, type EventStoreOptions } from '../../data-plane/src/http/event-store.ts';
 import { MemoryToolRouter, type MemoryToolHandler } from '../support/memory-tool-router.ts';
-import { buildConfig, sessionKey, startServer, testKey, type RunningServer } from '../support/mcp-server-harness.ts';
+import {
+  buildConfig,
+  sessionKey,
+  startServer,
+  testKey,
+  type RunningServer,
+  postInitialize,
+} from '../support/mcp-server-harness.ts';
 import { eventually } from '../support/eventually.ts';
 
 // ---------------------------------------------------------------------------------------------------
@@ -228,20 +235,7 @@ interface RawSession {
 }
 
 async function rawSession(server: RunningServer, protocolVersion = '2025-11-25'): Promise<RawSession> {
-  const init = await fetch(server.url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      authorization: `Bearer ${key.secret}`,
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion, capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
-    }),
-  });
+  const init = await postInitialize(server.url, key.secret, protocolVersion);
   assert.equal(init.status, 200);
   await init.text();
   const headers = {

@@ -23,6 +23,7 @@ import {
   testKey,
   type RunningServer,
   type TestKey,
+  postInitialize,
 } from '../support/mcp-server-harness.ts';
 import { legacyAgent, modernAgent, sseAgent } from '../support/protocol-agents.ts';
 import { eventually } from '../support/eventually.ts';
@@ -133,20 +134,7 @@ and v2 2026-07-28), with related log messages`, async () => {
     await modern.close();
 
     // Without progress or related notifications the answer stays plain JSON.
-    const raw = await fetch(server.url, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        authorization: `Bearer ${key.secret}`,
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'initialize',
-        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
-      }),
-    });
+    const raw = await postInitialize(server.url, key.secret, '2025-11-25');
     const call = await fetch(server.url, {
       method: 'POST',
       headers: {
