@@ -2,7 +2,6 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { connectLegacyAgent, firstText } from '../support/agents.ts';
-
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
 import { eventually } from '../support/eventually.ts';
 

@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { connectLegacyAgent } from '../support/agents.ts';
-
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
 import { eventually } from '../support/eventually.ts';
 

@@ -1,7 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { everythingUpstream, startTestEnv, type CreatedKey, type TestEnv } from '../support/test-env.ts';
-
 import { legacyAgent, modernAgent } from '../support/protocol-agents.ts';
 import { eventually } from '../support/eventually.ts';
 

@@ -4,7 +4,6 @@ import type { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { connectLegacyAgent, firstText } from '../support/agents.ts';
-
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
 import { eventually } from '../support/eventually.ts';
 

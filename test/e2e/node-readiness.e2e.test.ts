@@ -4,7 +4,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectModernAgent } from '../support/agents.ts';
-
 import { EVERYTHING_SERVER, freePort, startCli } from '../support/processes.ts';
 import { startTestEnv, type TestEnv } from '../support/test-env.ts';
 import { eventually } from '../support/eventually.ts';

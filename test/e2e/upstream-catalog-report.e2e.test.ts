@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import type { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { connectLegacyAgent } from '../support/agents.ts';
 import { FIXTURE_MAIN, TSX_LOADER } from '../support/conformance.ts';
-
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
 import { eventually } from '../support/eventually.ts';
 

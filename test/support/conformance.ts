@@ -12,7 +12,6 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connectLegacyAgent } from './agents.ts';
-
 import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from './graphql.ts';
 import { nodeFor } from '../../scripts/node-runtime.ts';
 import { REPO_ROOT, RunningProcess, freePort, startDev } from './processes.ts';

@@ -6,7 +6,6 @@ import { McpError, ToolListChangedNotificationSchema } from '@modelcontextprotoc
 import { signSessionToken, type SessionClaims } from '../../data-plane/src/mcp/session-token.ts';
 import { prefersEventStream } from '../../data-plane/src/http/response-channel.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
-
 import {
   buildConfig,
   sessionKey,
