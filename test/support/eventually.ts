@@ -1,7 +1,7 @@
 /**
- * The one polling helper of the tests: calls `check` every `intervalMs` until it returns a truthy value, and returns that value
- * (`true` for a predicate). Fails after `timeoutMs`, naming `what` and the last value seen. Use it for state that shows
- * no event to wait on (a database row, a counter of another process); where there is an event, wait on the event.
+ * The one polling helper of the tests: calls `check` every `intervalMs` until it returns a truthy value, and returns
+ * that value (`true` for a predicate). Fails after `timeoutMs`, naming `what` and the last value seen. Use it for state
+ * that shows no event to wait on (a database row, a counter of another process); where there is an event, wait on it.
  */
 export async function eventually<T>(
   what: string,

@@ -88,7 +88,8 @@ export class PoolHarness {
     await eventually(`${name} to become ${stateName(state)}`, () => current().state === state, timeoutMs).catch(() => {
       const { state: last, error } = current();
       throw new Error(
-        `${name} did not become ${stateName(state)} within ${timeoutMs} ms: ${stateName(last)} (${error ?? 'no error'})`,
+        `${name} did not become ${stateName(state)} within ${timeoutMs} ms: ${stateName(last)} ` +
+          `(${error ?? 'no error'})`,
       );
     });
     return Date.now() - started;

@@ -188,7 +188,7 @@ describe('checkSnapshotConsistency', () => {
   });
 });
 
-/** A node's upstream report: READY, of a well-formed id, unless `fields` say otherwise (the rest as fromPartial fills it). */
+/** A node's upstream report: READY, of a well-formed id, unless `fields` say otherwise (the rest fromPartial's). */
 function upstreamMessage(fields: DeepPartial<UpstreamReport>) {
   const value = UpstreamReport.fromPartial({
     upstreamId: '00000000-0000-4000-8000-000000000000',

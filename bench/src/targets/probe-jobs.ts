@@ -9,7 +9,7 @@ export function loadAverageLine(): string {
     .join(' ')}`;
 }
 
-/** A probe's job: `calls` calls of `tool` measured after an eighth as many for warm-up, within the probes' time caps. */
+/** A probe's job: `calls` calls of `tool`, measured after an eighth as many for warm-up, within the probes' caps. */
 export function toolCallJob(
   driver: DriverKind,
   target: LoadTarget,
