@@ -27,9 +27,25 @@ export interface SubscriptionServerOptions {
   maxListItems: number;
   logger: Logger;
   formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError;
+  /**
+   * How often every connection's credential is checked again (default 30 s): a token revoked on
+   * another replica, or an OIDC token past its expiry, ends the connection within this time. A
+   * token revoked on this replica ends its connections at once.
+   */
+  recheckMs?: number;
 }
 
 type Extra = { admin?: Admin };
+
+/** An authenticated connection: its socket and the credential it signed in with, checked again periodically. */
+interface Signed {
+  readonly socket: { close(code: number, reason: string): void };
+  readonly authorization: string | undefined;
+  readonly admin: Admin;
+}
+
+const DEFAULT_RECHECK_MS = 30_000;
+const REVOKED_REASON = 'UNAUTHENTICATED: the admin token was revoked or has expired';
 
 const refusal = (message: string, code: string) => new GraphQLError(message, { extensions: { code } });
 
@@ -45,6 +61,25 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): { c
     maxPayload: options.maxPayloadBytes,
   });
   const rules = [...specifiedRules, ...options.validationRules];
+  const signed = new Set<Signed>();
+  const end = (connection: Signed) => {
+    signed.delete(connection);
+    connection.socket.close(CLOSE_UNAUTHENTICATED, REVOKED_REASON);
+  };
+  const stopListening = options.services.adminTokens.onRevoked((tokenId) => {
+    for (const connection of signed) if (connection.admin.tokenId === tokenId) end(connection);
+  });
+  const recheck = setInterval(() => {
+    for (const connection of signed) {
+      options.authenticate(connection.authorization).then(
+        () => undefined,
+        (error: unknown) => {
+          // Only a refusal ends a connection; a database away for a moment does not.
+          if (error instanceof GraphQLError && error.extensions['code'] === 'UNAUTHENTICATED') end(connection);
+        },
+      );
+    }
+  }, options.recheckMs ?? DEFAULT_RECHECK_MS).unref();
   const format = (errors: readonly GraphQLError[]) => errors.map((error) => options.formatError(error.toJSON(), error));
   const disposable = useServer<Record<string, unknown>, Extra>(
     {
@@ -54,7 +89,12 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): { c
       onConnect: async (ctx) => {
         const header = ctx.connectionParams?.['authorization'];
         try {
-          ctx.extra.admin = await options.authenticate(typeof header === 'string' ? header : undefined);
+          const authorization = typeof header === 'string' ? header : undefined;
+          const admin = await options.authenticate(authorization);
+          ctx.extra.admin = admin;
+          const connection: Signed = { socket: ctx.extra.socket, authorization, admin };
+          signed.add(connection);
+          ctx.extra.socket.once('close', () => signed.delete(connection));
           return true;
         } catch (error) {
           // Only a refusal's own message goes out; anything else (the database away) is not the client's business.
@@ -111,6 +151,8 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): { c
   let closing: Promise<void> | undefined;
   return {
     close() {
+      clearInterval(recheck);
+      stopListening();
       closing ??= Promise.resolve(disposable.dispose());
       return closing;
     },

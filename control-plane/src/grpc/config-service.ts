@@ -110,7 +110,8 @@ export class ConfigStreamService {
       const budgets = deps.budgets;
       this.leaseTimer = setInterval(() => {
         budgets
-          .reclaim(deps.leaseTimeoutMs ?? 30_000)
+          .reconcile()
+          .then(() => budgets.reclaim(deps.leaseTimeoutMs ?? 30_000))
           .then(() => {
             for (const stream of this.streams) stream.refreshLeases([]);
           })
