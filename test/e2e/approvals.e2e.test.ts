@@ -2,8 +2,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { connectLegacyAgent, firstText } from '../support/agents.ts';
-import { eventually } from '../support/gateway.ts';
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { eventually } from '../support/eventually.ts';
 
 /**
  * Human approvals end to end, with two nodes and the control plane as real processes: a call whose

@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connectLegacyAgent, connectModernAgent } from '../support/agents.ts';
-import { DataPlaneProcess, eventually } from '../support/gateway.ts';
+import { DataPlaneProcess } from '../support/gateway.ts';
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { eventually } from '../support/eventually.ts';
 
 type Call = (message: string) => Promise<unknown>;
 

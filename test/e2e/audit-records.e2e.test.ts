@@ -10,15 +10,10 @@ import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { connectLegacyAgent } from '../support/agents.ts';
 import { UNAUTHENTICATED_RECORDS_PER_SECOND } from '../../data-plane/src/http/edge-audit.ts';
-import { eventually, postMcp } from '../support/gateway.ts';
+import { postMcp } from '../support/gateway.ts';
 
-/** Polls `find` until it returns a value (PostgreSQL is filled by the node's shipping, a few ms later). */
-async function until<T>(what: string, find: () => Promise<T | undefined>): Promise<T> {
-  let found: T | undefined;
-  await eventually(what, async () => (found = await find()) !== undefined);
-  return found!;
-}
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { eventually } from '../support/eventually.ts';
 
 interface Row {
   id: string;
@@ -93,7 +88,7 @@ describe('audit records', () => {
     } finally {
       await client.close();
     }
-    const [call] = await until('the modern tool call is stored', async () => {
+    const [call] = await eventually('the modern tool call is stored', async () => {
       const found = await rows(`parent_id = 'run-modern-1' AND kind = 'tool_call'`);
       return found.length === 1 ? found : undefined;
     });
@@ -127,7 +122,7 @@ describe('audit records', () => {
       await client.close();
     }
     const session = transport.sessionId!;
-    const calls = await until('both legacy calls are stored', async () => {
+    const calls = await eventually('both legacy calls are stored', async () => {
       const found = await rows(`kind = 'tool_call' AND client_name = 'portcullis-test-agent' AND key_id = $1`, [
         env.key.id,
       ]);
@@ -163,7 +158,7 @@ describe('audit records', () => {
     } finally {
       await client.close();
     }
-    const found = await until('the SSE call is stored', async () => {
+    const found = await eventually('the SSE call is stored', async () => {
       const r = await rows(`client_name = 'audit-sse' AND kind = 'tool_call'`);
       return r.length === 1 ? r : undefined;
     });
@@ -178,7 +173,7 @@ describe('audit records', () => {
     } finally {
       await client.close();
     }
-    const found = await until('the quiet key’s call is stored', async () => {
+    const found = await eventually('the quiet key’s call is stored', async () => {
       const r = await rows(`key_id = $1 AND kind = 'tool_call'`, [quiet.id]);
       return r.length === 1 ? r : undefined;
     });
@@ -215,7 +210,7 @@ describe('audit records', () => {
       body: '{not json',
     });
     assert.equal(garbled.status, 400);
-    const refused = await until('three refusals are stored', async () => {
+    const refused = await eventually('three refusals are stored', async () => {
       const r = await rows(`kind = 'refusal' AND (parent_id = 'refusals-1' OR tool = 'ev__no_such_tool')`);
       return r.length === 3 ? r : undefined;
     });

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { connectLegacyAgent } from '../support/agents.ts';
-import { eventually } from '../support/gateway.ts';
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { eventually } from '../support/eventually.ts';
 
 const SPOOL_BYTES = 8192;
 

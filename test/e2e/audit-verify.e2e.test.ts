@@ -10,9 +10,9 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { connectLegacyAgent } from '../support/agents.ts';
 import { TEST_DATABASE_URL } from '../support/database.ts';
-import { eventually } from '../support/gateway.ts';
 import { REPO_ROOT } from '../support/processes.ts';
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { eventually } from '../support/eventually.ts';
 
 const run = promisify(execFile);
 

@@ -1,9 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectLegacyAgent, firstText } from '../support/agents.ts';
-import { eventually, postMcp, type DataPlaneProcess } from '../support/gateway.ts';
+import { postMcp, type DataPlaneProcess } from '../support/gateway.ts';
 import { CREATE_UPSTREAM } from '../support/graphql.ts';
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { eventually } from '../support/eventually.ts';
 
 const MAX_BODY = 4096;
 

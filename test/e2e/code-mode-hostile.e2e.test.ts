@@ -1,9 +1,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { eventually } from '../support/gateway.ts';
 import { legacyAgent } from '../support/protocol-agents.ts';
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { eventually } from '../support/eventually.ts';
 
 /**
  * Hostile scripts against a real node: each ends with a clear isError result naming its kind, the

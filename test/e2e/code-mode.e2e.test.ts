@@ -1,8 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { everythingUpstream, startTestEnv, type CreatedKey, type TestEnv } from '../support/test-env.ts';
-import { eventually } from '../support/gateway.ts';
 import { legacyAgent, modernAgent } from '../support/protocol-agents.ts';
+import { eventually } from '../support/eventually.ts';
 
 /**
  * Code mode end to end: a node with two server-everything upstreams, `ev` in code mode and `plain`

@@ -7,7 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import { ACK_WINDOW_MS, AckBatcher } from '../../control-plane/src/grpc/ack-batcher.ts';
 import { NodeService } from '../../control-plane/src/services/nodes.ts';
 import { startTestEnv, type TestEnv } from '../support/test-env.ts';
-import { TestNode, eventually, testLogger } from './control-plane-harness.ts';
+import { TestNode, testLogger } from './control-plane-harness.ts';
+import { eventually } from '../support/eventually.ts';
 
 const NODES = 16;
 /** The rows of these tests' nodes are inserted before the batcher writes to them. */

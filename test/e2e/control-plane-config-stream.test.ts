@@ -7,7 +7,8 @@ import type { ControlPlane } from '../../control-plane/src/index.ts';
 import { UpstreamReport, Transport, UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
 import type { TestSchema } from '../support/database.ts';
 import { startTestEnv, type TestEnv } from '../support/test-env.ts';
-import { NODE_TOKEN, TestNode, eventually, gqlOk, startOnSchema } from './control-plane-harness.ts';
+import { NODE_TOKEN, TestNode, gqlOk, startOnSchema } from './control-plane-harness.ts';
+import { eventually } from '../support/eventually.ts';
 
 const CREATE_UPSTREAM = `mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { id name } }`;
 const CREATE_KEY =

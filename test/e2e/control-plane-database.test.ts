@@ -14,7 +14,8 @@ import { SecretBox, parseSecretKey } from '../../control-plane/src/secrets/index
 import { ensureSessionKeys } from '../../control-plane/src/services/settings.ts';
 import { createTestSchema, type TestSchema } from '../support/database.ts';
 import { UpstreamReport, UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
-import { NODE_TOKEN, TestNode, eventually, gql, gqlOk, testLogger } from './control-plane-harness.ts';
+import { NODE_TOKEN, TestNode, gql, gqlOk, testLogger } from './control-plane-harness.ts';
+import { eventually } from '../support/eventually.ts';
 
 const TABLES = [
   'admin_tokens',

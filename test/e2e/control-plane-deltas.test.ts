@@ -14,15 +14,8 @@ import { VirtualKeyService } from '../../control-plane/src/services/virtual-keys
 import type { Snapshot, SnapshotDelta, VirtualKeyConfig } from '../../proto/gen/portcullis/v1/config.ts';
 import { createTestSchema, type TestSchema } from '../support/database.ts';
 import { startTestEnv, type TestEnv } from '../support/test-env.ts';
-import {
-  NODE_TOKEN,
-  SECRET_KEY,
-  TestNode,
-  eventually,
-  gqlOk,
-  startOnSchema,
-  testLogger,
-} from './control-plane-harness.ts';
+import { NODE_TOKEN, SECRET_KEY, TestNode, gqlOk, startOnSchema, testLogger } from './control-plane-harness.ts';
+import { eventually } from '../support/eventually.ts';
 
 const CREATE_KEY = `mutation ($input: CreateVirtualKeyInput!) { createVirtualKey(input: $input) { key { id } } }`;
 const CREATE_KEYS =

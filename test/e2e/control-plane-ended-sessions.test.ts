@@ -5,7 +5,8 @@ import { after, before, describe, it } from 'node:test';
 import type { DataSource } from 'typeorm';
 import { EndedSessionStore } from '../../control-plane/src/services/ended-sessions.ts';
 import { startTestEnv, type TestEnv } from '../support/test-env.ts';
-import { eventually, testLogger } from './control-plane-harness.ts';
+import { testLogger } from './control-plane-harness.ts';
+import { eventually } from '../support/eventually.ts';
 
 describe('DN-RELAY-SESSION-ENDED-DURABLE: the ended-sessions table', () => {
   let env: TestEnv;

@@ -197,19 +197,3 @@ export class TestNode {
     this.client.close();
   }
 }
-
-/** Polls `check` until it returns a truthy value (or times out with `what`). */
-export async function eventually<T>(
-  what: string,
-  check: () => Promise<T> | T,
-  timeoutMs = 5000,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    last = await check();
-    if (last) return last as NonNullable<T>;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last value ${JSON.stringify(last)}`);
-}

@@ -5,7 +5,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startControlPlane } from '../../control-plane/src/index.ts';
 import { startTestEnv, type TestEnv } from '../support/test-env.ts';
-import { TestNode, eventually, testLogger } from './control-plane-harness.ts';
+import { TestNode, testLogger } from './control-plane-harness.ts';
+import { eventually } from '../support/eventually.ts';
 
 interface NodeRow {
   id: string;

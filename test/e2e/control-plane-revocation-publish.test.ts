@@ -14,7 +14,8 @@ import { SecretBox, parseSecretKey } from '../../control-plane/src/secrets/index
 import { ensureSessionKeys } from '../../control-plane/src/services/settings.ts';
 import { VirtualKeyService } from '../../control-plane/src/services/virtual-keys.ts';
 import { startTestEnv, type TestEnv } from '../support/test-env.ts';
-import { SECRET_KEY, eventually, testLogger } from './control-plane-harness.ts';
+import { SECRET_KEY, testLogger } from './control-plane-harness.ts';
+import { eventually } from '../support/eventually.ts';
 
 const box = () => new SecretBox(parseSecretKey(SECRET_KEY, 'secretKey'));
 

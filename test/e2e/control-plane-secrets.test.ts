@@ -10,7 +10,8 @@ import { pino } from 'pino';
 import { deriveKeyId, parseSecretKey } from '../../control-plane/src/secrets/index.ts';
 import { UpstreamReport, UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
 import { createTestSchema, type TestSchema } from '../support/database.ts';
-import { NODE_TOKEN, SECRET_KEY, TestNode, eventually, gql, gqlOk, startOnSchema } from './control-plane-harness.ts';
+import { NODE_TOKEN, SECRET_KEY, TestNode, gql, gqlOk, startOnSchema } from './control-plane-harness.ts';
+import { eventually } from '../support/eventually.ts';
 
 const CREATE =
   `mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { id name env { name isSet ` +

@@ -4,8 +4,9 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import type { ControlPlane } from '../../control-plane/src/index.ts';
 import { UpstreamReport, UpstreamState, type Snapshot } from '../../proto/gen/portcullis/v1/config.ts';
 import type { TestSchema } from '../support/database.ts';
-import { NODE_TOKEN, TestNode, eventually, gql, gqlOk } from './control-plane-harness.ts';
+import { NODE_TOKEN, TestNode, gql, gqlOk } from './control-plane-harness.ts';
 import { startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { eventually } from '../support/eventually.ts';
 
 const CREATE = `mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { id name } }`;
 const UPDATE =

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { TEST_DATABASE_URL } from '../support/database.ts';
 import { FaultProxy, simpleQueryBytes } from '../support/fault-proxy.ts';
 import { startTestEnv, type TestEnv } from '../support/test-env.ts';
-import { ADMIN_TOKEN, eventually } from './control-plane-harness.ts';
+import { ADMIN_TOKEN } from './control-plane-harness.ts';
+import { eventually } from '../support/eventually.ts';
 
 /**
  * Faults finding of issue 12: a database that hangs (rather than refusing connections) stalled every

@@ -4,8 +4,9 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { RpcErrorCode } from '../../data-plane/src/mcp/protocol.ts';
-import { type DataPlaneProcess, eventually } from '../support/gateway.ts';
+import type { DataPlaneProcess } from '../support/gateway.ts';
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { eventually } from '../support/eventually.ts';
 
 /**
  * Issue 12, faults: a node killed while a call's answer streams. Real processes: the control plane

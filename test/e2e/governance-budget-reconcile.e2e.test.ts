@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { newAuditRecord } from '../../data-plane/src/audit/audit-record.ts';
 import type { BudgetLease } from '../../proto/gen/portcullis/v1/config.ts';
-import { eventually } from '../support/gateway.ts';
+import { eventually } from '../support/eventually.ts';
 import { startTestEnv, type TestEnv } from '../support/test-env.ts';
 
 /**

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connectModernAgent } from '../support/agents.ts';
-import { accepts, type DataPlaneProcess, eventually } from '../support/gateway.ts';
+import { accepts, type DataPlaneProcess } from '../support/gateway.ts';
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { eventually } from '../support/eventually.ts';
 
 const PRICE = 1_000;
 const BUDGET = 10 * PRICE;

@@ -4,8 +4,8 @@ import type { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { connectLegacyAgent, firstText } from '../support/agents.ts';
-import { eventually } from '../support/gateway.ts';
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { eventually } from '../support/eventually.ts';
 
 /**
  * GraphQL subscriptions over graphql-ws on the control plane's GraphQL URL, end to end: a real node

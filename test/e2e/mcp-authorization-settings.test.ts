@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { eventually } from '../support/gateway.ts';
 import { startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { eventually } from '../support/eventually.ts';
 
 const SET = /* GraphQL */ `
   mutation ($input: McpAuthorizationInput) {

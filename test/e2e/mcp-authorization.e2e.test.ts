@@ -17,9 +17,10 @@ import {
   signIn,
   signingKey,
 } from '../support/authorization-server.ts';
-import { INITIALIZE, accepts, eventually, postMcp } from '../support/gateway.ts';
+import { INITIALIZE, accepts, postMcp } from '../support/gateway.ts';
 import { freePort, startEverythingHttp } from '../support/processes.ts';
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { eventually } from '../support/eventually.ts';
 
 const SET_AUTHORIZATION = /* GraphQL */ `
   mutation ($input: McpAuthorizationInput) {

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as TransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { eventually, postMcp } from '../support/gateway.ts';
+import { eventually } from '../support/eventually.ts';
+import { postMcp } from '../support/gateway.ts';
 import { everythingUpstream, startTestEnv, type CreatedKey, type TestEnv } from '../support/test-env.ts';
 
 const TOKEN = 'cp-metrics-token-0123456789';

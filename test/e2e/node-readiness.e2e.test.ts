@@ -4,9 +4,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectModernAgent } from '../support/agents.ts';
-import { eventually } from '../support/gateway.ts';
 import { EVERYTHING_SERVER, freePort, startCli } from '../support/processes.ts';
 import { startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { eventually } from '../support/eventually.ts';
 
 // The node is started by hand, not by the environment: the test watches /readyz from its first moment.
 describe('faults: a starting node is ready when it can serve its upstreams', () => {

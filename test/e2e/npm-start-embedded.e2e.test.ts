@@ -4,9 +4,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectLegacyAgent, connectModernAgent, firstText } from '../support/agents.ts';
-import { accepts, eventually } from '../support/gateway.ts';
+import { accepts } from '../support/gateway.ts';
 import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from '../support/graphql.ts';
 import { EVERYTHING_SERVER, freePort, startDev, type RunningProcess } from '../support/processes.ts';
+import { eventually } from '../support/eventually.ts';
 
 describe('npm start: both planes in one process on the embedded database', () => {
   let dataDir: string;

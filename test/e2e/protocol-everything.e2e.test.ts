@@ -13,6 +13,7 @@ import { buildConfig, sessionKey, startServer, testKey, type RunningServer } fro
 import { legacyAgent, modernAgent, sseAgent } from '../support/protocol-agents.ts';
 import { PoolHarness, everythingStdio, httpUpstream } from '../support/upstream-pool-harness.ts';
 import { startEverythingHttp, type RunningProcess } from '../support/processes.ts';
+import { eventually } from '../support/eventually.ts';
 
 /**
  * A node (the real UpstreamPool behind the real HTTP server) in front of real
@@ -214,14 +215,16 @@ test('DN-TASKS: a task-augmented call to server-everything is routed by its wrap
     CreateTaskResultSchema,
   );
   assert.match(created.task.taskId, /^pct\./);
-  let status = created.task.status;
-  for (let i = 0; i < 150 && status === 'working'; i += 1) {
-    status = (
-      await client.request({ method: 'tasks/get', params: { taskId: created.task.taskId } }, GetTaskResultSchema)
-    ).status;
-    if (status === 'working') await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.notEqual(status, 'working');
+  const getTask = { method: 'tasks/get' as const, params: { taskId: created.task.taskId } };
+  const status = await eventually(
+    'the task to leave working',
+    async () => {
+      const { status } = await client.request(getTask, GetTaskResultSchema);
+      return status !== 'working' && status;
+    },
+    15_000,
+    100,
+  );
   if (status === 'completed') {
     const result = await client.request(
       { method: 'tasks/result', params: { taskId: created.task.taskId } },

@@ -11,13 +11,21 @@ import type { AppliedConfig } from '../../data-plane/src/config/applied-config.t
 import { RpcErrorCode } from '../../data-plane/src/mcp/protocol.ts';
 import { UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
 import { conformanceFixtureStdioCommand, startConformanceFixtureHttp } from '../support/conformance.ts';
-import { buildConfig, sessionKey, testKey } from '../support/mcp-server-harness.ts';
+import {
+  buildConfig,
+  fetchModern,
+  sessionKey,
+  testKey,
+  wireReply,
+  type WireReply,
+} from '../support/mcp-server-harness.ts';
 import { REPO_ROOT, type RunningProcess } from '../support/processes.ts';
-import { MODERN, legacyAgent, modernAgent } from '../support/protocol-agents.ts';
+import { legacyAgent, modernAgent } from '../support/protocol-agents.ts';
 import { SdkHttpFixture } from '../support/upstream-sdk-server.ts';
 import { resolve } from 'node:path';
 import { TSX_LOADER } from '../support/conformance.ts';
-import { PoolHarness, everythingStdio, httpUpstream, stdioUpstream, until } from '../support/upstream-pool-harness.ts';
+import { PoolHarness, everythingStdio, httpUpstream, stdioUpstream } from '../support/upstream-pool-harness.ts';
+import { eventually } from '../support/eventually.ts';
 
 /**
  * Server-to-client input for 2026-07-28 agents through a node (the real UpstreamPool behind the
@@ -149,13 +157,6 @@ function textOf(result: unknown): string {
   return content?.map((c) => c.text ?? '').join('') ?? '';
 }
 
-interface WireReply {
-  status: number;
-  notifications?: Record<string, unknown>[];
-  result?: Record<string, unknown>;
-  error?: { code: number; message: string; data?: Record<string, unknown> };
-}
-
 /** A raw 2026-07-28 request (envelope in `_meta`, standard headers), as an agent without an SDK sends it. */
 async function post(
   url: URL,
@@ -165,43 +166,8 @@ async function post(
   capabilities: Record<string, unknown> = { elicitation: {}, sampling: {}, roots: {} },
   signal?: AbortSignal,
 ): Promise<WireReply> {
-  const envelope = {
-    ...(isObject(params['_meta']) ? params['_meta'] : {}),
-    'io.modelcontextprotocol/protocolVersion': MODERN,
-    'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
-    'io.modelcontextprotocol/clientCapabilities': capabilities,
-  };
-  const name: Record<string, string> = typeof params['name'] === 'string' ? { 'mcp-name': params['name'] } : {};
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      authorization: `Bearer ${secret}`,
-      'mcp-protocol-version': MODERN,
-      'mcp-method': method,
-      ...name,
-    },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: { ...params, _meta: envelope } }),
-    ...(signal ? { signal } : {}),
-  });
-  const text = await response.text();
-  // A streamed answer (text/event-stream): notifications first, the response as the last data line.
-  if (!response.headers.get('content-type')?.includes('text/event-stream'))
-    return { status: response.status, ...(JSON.parse(text) as Omit<WireReply, 'status'>) };
-  const messages = text
-    .split('\n')
-    .filter((l) => l.startsWith('data: '))
-    .map((l) => JSON.parse(l.slice(6)) as Record<string, unknown>);
-  return {
-    status: response.status,
-    ...(messages.at(-1) as Omit<WireReply, 'status'>),
-    notifications: messages.slice(0, -1),
-  };
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
+  const name = typeof params['name'] === 'string' ? { 'mcp-name': params['name'] } : undefined;
+  return wireReply(await fetchModern(url, secret, method, params, { capabilities, headers: name, signal }));
 }
 
 /** A first call that must come back `input_required`; its single input request key, method and state. */
@@ -518,7 +484,7 @@ isError result naming the upstream`, async () => {
   const pid = harness.connection('doomed').pid;
   assert.ok(pid !== undefined);
   process.kill(pid, 'SIGKILL');
-  await until('doomed is down', () => harness.state('doomed') !== UpstreamState.UPSTREAM_STATE_READY);
+  await eventually('doomed is down', () => harness.state('doomed') !== UpstreamState.UPSTREAM_STATE_READY);
   const retry = await post(nodeA.url, key.secret, 'tools/call', {
     name: 'doomed__trigger-elicitation-request',
     arguments: {},
@@ -671,6 +637,9 @@ moment, progress under that request's token`, async () => {
 
 test(`DN-INPUT-CANCEL: the agent going away while its retry waits cancels the parked upstream call; its state is then \
 refused saying so`, async () => {
+  const started = async () =>
+    Number(textOf((await post(nodeA.url, key.secret, 'tools/call', { name: 'v1__started', arguments: {} })).result));
+  const startedBefore = await started();
   const first = await firstRound(nodeA.url, 'v1__ask_then_work');
   const abort = new AbortController();
   const waiting = post(
@@ -686,10 +655,10 @@ refused saying so`, async () => {
     undefined,
     abort.signal,
   );
-  await new Promise((r) => setTimeout(r, 300));
+  await eventually('the upstream got the answer and works', async () => (await started()) > startedBefore);
   abort.abort();
   await assert.rejects(waiting);
-  await until(
+  await eventually(
     'the upstream saw the cancellation',
     async () =>
       textOf((await post(nodeA.url, key.secret, 'tools/call', { name: 'v1__cancellations', arguments: {} })).result) ===

@@ -9,11 +9,13 @@ import { firstText } from '../support/agents.ts';
 import { TSX_LOADER } from '../support/conformance.ts';
 import { createTestSchema, type TestSchema } from '../support/database.ts';
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
-import { ControlPlaneProcess, DataPlaneProcess, accepts, eventually, postMcp } from '../support/gateway.ts';
+import { ControlPlaneProcess, DataPlaneProcess, accepts, postMcp } from '../support/gateway.ts';
 import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from '../support/graphql.ts';
 import { EVERYTHING_SERVER, REPO_ROOT } from '../support/processes.ts';
-import { MODERN, modernAgent, sseAgent } from '../support/protocol-agents.ts';
+import { modernAgent, sseAgent } from '../support/protocol-agents.ts';
 import { RpcErrorCode } from '../../data-plane/src/mcp/protocol.ts';
+import { eventually } from '../support/eventually.ts';
+import { fetchModern, wireReply, type WireReply } from '../support/mcp-server-harness.ts';
 
 /**
  * Relays between data-plane nodes through the control plane (ConfigService.Connect, RelayEnvelope):
@@ -77,13 +79,6 @@ function messagesTo(other: string, moved: string[]): typeof fetch {
   };
 }
 
-interface ModernReply {
-  status: number;
-  notifications: Record<string, unknown>[];
-  result?: Record<string, unknown>;
-  error?: { code: number; message: string; data?: Record<string, unknown> };
-}
-
 /**
  * A raw 2026-07-28 tools/call (envelope in `_meta`, standard headers); a streamed answer is split into its
  * notifications and the response.
@@ -93,38 +88,9 @@ async function callModern(
   secret: string,
   params: Record<string, unknown>,
   signal?: AbortSignal,
-): Promise<ModernReply> {
-  const meta = {
-    ...(params['_meta'] as object | undefined),
-    'io.modelcontextprotocol/protocolVersion': MODERN,
-    'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
-    'io.modelcontextprotocol/clientCapabilities': { elicitation: {} },
-  };
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      authorization: `Bearer ${secret}`,
-      'mcp-protocol-version': MODERN,
-      'mcp-method': 'tools/call',
-      'mcp-name': String(params['name']),
-    },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { ...params, _meta: meta } }),
-    ...(signal ? { signal } : {}),
-  });
-  const text = await response.text();
-  if (!response.headers.get('content-type')?.includes('text/event-stream'))
-    return { status: response.status, notifications: [], ...(JSON.parse(text) as object) };
-  const messages = text
-    .split('\n')
-    .filter((l) => l.startsWith('data: ') && l.length > 6)
-    .map((l) => JSON.parse(l.slice(6)) as Record<string, unknown>);
-  return {
-    status: response.status,
-    notifications: messages.filter((m) => m['method'] !== undefined),
-    ...(messages.find((m) => m['method'] === undefined) as object),
-  };
+): Promise<WireReply> {
+  const options = { capabilities: { elicitation: {} }, headers: { 'mcp-name': String(params['name']) }, signal };
+  return wireReply(await fetchModern(url, secret, 'tools/call', params, options));
 }
 
 /** The first input round of a raw call: the key of its one input request and its request state. */
@@ -226,28 +192,29 @@ call`, async () => {
     const moved: string[] = [];
     const { client } = await legacyAgent(nodeA.mcpUrl, key.secret, { fetch: splitFetch(nodeB.mcpUrl, moved) });
     try {
-      await toolsReady(client, ['v1__ask_then_work', 'v1__cancellations']);
-      const before = Number(firstText(await client.callTool({ name: 'v1__cancellations', arguments: {} })));
-      let answered!: () => void;
-      const asked = new Promise<void>((resolve) => (answered = resolve));
-      client.setRequestHandler(ElicitRequestSchema, async () => {
-        setTimeout(answered, 200);
-        return { action: 'accept', content: { name: 'worker' } };
-      });
+      await toolsReady(client, ['v1__ask_then_work', 'v1__cancellations', 'v1__started']);
+      const count = async (name: string) => Number(firstText(await client.callTool({ name, arguments: {} })));
+      const before = await count('v1__cancellations');
+      const startedBefore = await count('v1__started');
+      client.setRequestHandler(ElicitRequestSchema, async () => ({ action: 'accept', content: { name: 'worker' } }));
       const controller = new AbortController();
       const call = client.callTool({ name: 'v1__ask_then_work', arguments: {} }, undefined, {
         signal: controller.signal,
       });
-      await asked;
+      await eventually(
+        'the upstream got the answer and works',
+        async () => (await count('v1__started')) > startedBefore,
+      );
       controller.abort('enough');
       await assert.rejects(call);
       // The upstream works for 10 s unless cancelled; a dropped resumable stream alone would not cancel it within 30 s.
-      const waited = await eventually(
+      const waitedSince = Date.now();
+      await eventually(
         'the upstream call was cancelled',
-        async () =>
-          Number(firstText(await client.callTool({ name: 'v1__cancellations', arguments: {} }))) === before + 1,
+        async () => (await count('v1__cancellations')) === before + 1,
         4_000,
       );
+      const waited = Date.now() - waitedSince;
       assert.ok(waited < 4_000);
       assert.ok(moved.includes('notifications/cancelled'), 'the cancel was posted to node B');
     } finally {
@@ -351,15 +318,18 @@ leaving node B cancels the call on node A`, async () => {
       JSON.stringify(done),
     );
 
-    const cancelled = async () =>
+    /** A counter of node A's upstream, which holds the call. */
+    const countOnA = async (name: string) =>
       Number(
         (
-          (await callModern(nodeA.mcpUrl, key.secret, { name: 'v1__cancellations', arguments: {} })).result?.[
-            'content'
-          ] as { text: string }[] | undefined
+          (await callModern(nodeA.mcpUrl, key.secret, { name, arguments: {} })).result?.['content'] as
+            | { text: string }[]
+            | undefined
         )?.[0]?.text,
       );
+    const cancelled = () => countOnA('v1__cancellations');
     const before = await cancelled();
+    const startedBefore = await countOnA('v1__started');
     const work = await firstRound(nodeA.mcpUrl, key.secret, 'v1__ask_then_work');
     const abort = new AbortController();
     const waiting = callModern(
@@ -373,7 +343,9 @@ leaving node B cancels the call on node A`, async () => {
       },
       abort.signal,
     );
-    await new Promise((r) => setTimeout(r, 300));
+    await eventually('node A relayed the answer and the upstream works', async () => {
+      return (await countOnA('v1__started')) > startedBefore;
+    });
     abort.abort();
     await assert.rejects(waiting);
     // The upstream works for 10 s unless cancelled.
@@ -496,11 +468,13 @@ afterwards`, async () => {
     await transport.terminateSession();
     await client.close();
     assert.equal((await postMcp(nodeA.mcpUrl, PING, headers)).status, 404);
-    const took = await eventually(
+    const tookSince = Date.now();
+    await eventually(
       'node B refuses the ended session',
       async () => (await postMcp(nodeB.mcpUrl, PING, headers)).status === 404,
       1_000,
     );
+    const took = Date.now() - tookSince;
     assert.ok(took <= 1_000);
 
     nodeC = await DataPlaneProcess.start(controlPlane, 'node-c');

@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { firstText } from '../support/agents.ts';
-import { eventually, type DataPlaneProcess } from '../support/gateway.ts';
+import type { DataPlaneProcess } from '../support/gateway.ts';
 import { sseWire, streamOf } from '../support/sse-wire.ts';
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { eventually } from '../support/eventually.ts';
 
 /**
  * The SSE flags on a real `portcullis data-plane` process (control plane on the machine's

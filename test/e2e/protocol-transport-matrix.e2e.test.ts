@@ -40,8 +40,8 @@ import {
   httpUpstream,
   sseUpstream,
   stdioUpstream,
-  until,
 } from '../support/upstream-pool-harness.ts';
+import { eventually } from '../support/eventually.ts';
 
 /**
  * The transport matrix (test/support/transport-matrix.ts): every matrix requirement in every cell of
@@ -315,7 +315,7 @@ async function bringBack(upstream: UpstreamId): Promise<void> {
 /** Resolves when a relayed tools/call of `tool` to `upstream` is in flight; returns its record. */
 async function inFlight(upstream: string, tool: string): Promise<Relayed> {
   let found: Relayed | undefined;
-  await until(
+  await eventually(
     `${upstream}__${tool} in flight upstream`,
     () =>
       (found = relayed.findLast((r) => r.upstream === upstream && r.name === tool && r.outcome === undefined)) !==
@@ -403,14 +403,14 @@ const RUNS: Record<MatrixRequirementId, Run> = {
       const relay = await inFlight(up, tool);
       controller.abort(new Error('the agent gave up'));
       await assert.rejects(call);
-      await until('the relayed call to end cancelled', () => relay.outcome !== undefined, 5_000);
+      await eventually('the relayed call to end cancelled', () => relay.outcome !== undefined, 5_000);
       assert.equal(
         relay.outcome,
         UpstreamErrorCode.CANCELLED,
         'the node cancelled the upstream call (notifications/cancelled, or a closed 2026-07-28 request)',
       );
       if (conformance)
-        await until(
+        await eventually(
           'the upstream handler to see its request cancelled',
           async () => (await conformanceCancellations(up)) > before,
           5_000,
@@ -515,7 +515,7 @@ const RUNS: Record<MatrixRequirementId, Run> = {
             data: 'data:text/plain;base64,bWF0cml4',
             outputType: 'resourceLink',
           });
-          await until('resources/list_changed at the agent', () => watch.count('resources') > 0, 10_000);
+          await eventually('resources/list_changed at the agent', () => watch.count('resources') > 0, 10_000);
           assert.ok(
             (await agent.listResources()).some((r) => r['uri'] === `demo://resource/session/${file}`),
             'the new resource is listed',
@@ -523,7 +523,7 @@ const RUNS: Record<MatrixRequirementId, Run> = {
         } else {
           const revision = /revision (\d+)/.exec(textOf(await agent.callTool(`${up}__test_revise_tool`, {})))?.[1];
           assert.ok(revision);
-          await until('tools/list_changed at the agent', () => watch.count('tools') > 0, 10_000);
+          await eventually('tools/list_changed at the agent', () => watch.count('tools') > 0, 10_000);
           const revised = (await agent.listTools()).find((t) => t['name'] === `${up}__test_revised_tool`);
           assert.match(
             String(revised?.['description']),
@@ -642,7 +642,7 @@ process), DOWN reported with why; the agent gets tools list_changed and its call
         const watch = await agent.watchListChanged(['tools']);
         const pid = harness.connection(up).pid;
         await killUpstream(upstream);
-        await until(
+        await eventually(
           'a new process, READY',
           () => harness.connection(up).pid !== pid && harness.state(up) === READY,
           30_000,
@@ -653,7 +653,7 @@ process), DOWN reported with why; the agent gets tools list_changed and its call
           ),
           'DOWN reported, saying why',
         );
-        await until('tools/list_changed at the agent', () => watch.count('tools') > 0, 5_000);
+        await eventually('tools/list_changed at the agent', () => watch.count('tools') > 0, 5_000);
         const { tool, args } = scenario(upstream).echo;
         assert.ok(textOf(await agent.callTool(`${up}__${tool}`, args)).length > 0);
       });
@@ -668,7 +668,7 @@ withdrawn (list_changed; a call is answered unavailable, retryable); started aga
         const watch = await agent.watchListChanged(['tools']);
         await httpProcesses.get(upstream)!.process!.stop();
         await harness.waitForState(up, DOWN, 10_000);
-        await until('tools/list_changed at the agent', () => watch.count('tools') > 0, 5_000);
+        await eventually('tools/list_changed at the agent', () => watch.count('tools') > 0, 5_000);
         const { tool, args } = scenario(upstream).echo;
         await assertWithdrawn(agent, up, tool, args);
         await bringBack(upstream);

@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import { connectModernAgent } from '../support/agents.ts';
-import { type DataPlaneProcess, eventually } from '../support/gateway.ts';
+import type { DataPlaneProcess } from '../support/gateway.ts';
 import {
   callOutcome,
   connectDirect,
@@ -20,6 +20,7 @@ import {
   type RealServer,
 } from '../support/real-servers.ts';
 import { startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { eventually } from '../support/eventually.ts';
 
 /**
  * A dozen real MCP servers from npm, each once directly (the SDK v1 client over stdio, as an agent

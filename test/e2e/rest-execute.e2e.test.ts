@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { CallToolResultSchema, ListToolsResultSchema } from '@modelcontextprotocol/sdk/types.js';
-import { eventually } from '../support/gateway.ts';
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { eventually } from '../support/eventually.ts';
 
 /**
  * The REST execute API against a real node, a real control plane and server-everything: tools

@@ -2,9 +2,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { firstText } from '../support/agents.ts';
-import { INITIALIZE, eventually, postMcp } from '../support/gateway.ts';
+import { INITIALIZE, postMcp } from '../support/gateway.ts';
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
 import { legacyAgent, sseAgent } from '../support/protocol-agents.ts';
+import { eventually } from '../support/eventually.ts';
 
 /**
  * Issue 12's hostile agents on the data plane, each with real processes: a control plane on

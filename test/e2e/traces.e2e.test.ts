@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as TransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { firstText } from '../support/agents.ts';
-import { eventually } from '../support/gateway.ts';
+import { eventually } from '../support/eventually.ts';
 import { REPO_ROOT } from '../support/processes.ts';
 import { startTestEnv, type TestEnv } from '../support/test-env.ts';
 import { SdkHttpFixture } from '../support/upstream-sdk-server.ts';

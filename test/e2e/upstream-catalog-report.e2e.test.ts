@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import type { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { connectLegacyAgent } from '../support/agents.ts';
 import { FIXTURE_MAIN, TSX_LOADER } from '../support/conformance.ts';
-import { eventually } from '../support/gateway.ts';
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { eventually } from '../support/eventually.ts';
 
 /**
  * What the control plane records of an upstream's prompts, resources and resource templates (issue 5):

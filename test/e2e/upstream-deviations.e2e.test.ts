@@ -7,7 +7,8 @@ import type { RpcMessage } from '../../data-plane/src/upstream/upstream-router.t
 import { DeviantUpstream, WATCHED_URI, type Deviations } from '../fixtures/deviant-upstream.ts';
 import { buildConfig, sessionKey, startServer, testKey } from '../support/mcp-server-harness.ts';
 import { legacyAgent, modernAgent } from '../support/protocol-agents.ts';
-import { DEGRADED, DOWN, PoolScope, READY, firstText, httpUpstream, until } from '../support/upstream-pool-harness.ts';
+import { DEGRADED, DOWN, PoolScope, READY, firstText, httpUpstream } from '../support/upstream-pool-harness.ts';
+import { eventually } from '../support/eventually.ts';
 
 /**
  * Issue 12, "Upstreams the project did not write": a 2026-07-28 server written independently of the
@@ -99,7 +100,7 @@ once`, async () => {
     const subscribeMs = Date.now() - started;
     assert.ok(subscribeMs < 3_000, `subscribed in ${subscribeMs} ms (the call timeout is 10 s)`);
     server.touch();
-    await until('the resource update', () => updates.length === 1, 5_000);
+    await eventually('the resource update', () => updates.length === 1, 5_000);
     assert.deepEqual(updates, [WATCHED_URI]);
     assert.ok(h.deviations.includes('nd:ndjson_body'), `counted: ${h.deviations.join(', ')}`);
   });

@@ -15,9 +15,9 @@ import {
   firstText,
   httpUpstream,
   stdioUpstream,
-  until,
 } from '../support/upstream-pool-harness.ts';
 import { SdkHttpFixture } from '../support/upstream-sdk-server.ts';
+import { eventually } from '../support/eventually.ts';
 
 describe('upstream relay: progress, cancellation, server requests, notifications, list changes, pinning, names', () => {
   const scope = new PoolScope();
@@ -119,7 +119,7 @@ the upstream accepts it`, async () => {
       call,
       (e: PortcullisError) => e.code === UpstreamErrorCode.CANCELLED && /"cancel"/.test(e.message),
     );
-    await until('the upstream saw the cancellation', () => server.state.cancelled === 1, 3_000);
+    await eventually('the upstream saw the cancellation', () => server.state.cancelled === 1, 3_000);
   });
 
   test(`UP-RELAY-SERVER-REQUEST: over Streamable HTTP, concurrent elicitation and sampling requests reach the \
@@ -179,7 +179,7 @@ flight are one agent's; with no handler, or calls of several agents in flight, t
 error`, async () => {
     const h = pool([everythingStdio('local')]);
     await h.waitForState('local', READY);
-    await until(
+    await eventually(
       'elicitation tool offered',
       () => h.pool.find('tools', 'local__trigger-elicitation-request') !== undefined,
     );
@@ -297,7 +297,7 @@ call goes to onUpstreamNotification`, async () => {
       { method: 'tools/call', params: { name: 'announce', arguments: {} } },
       { onNotification: (n) => related.push(n) },
     );
-    await until('the unrelated notification arrived', () => unrelated.length > 0, 3_000);
+    await eventually('the unrelated notification arrived', () => unrelated.length > 0, 3_000);
     assert.deepEqual(unrelated, [
       ['chatty', { method: 'notifications/message', params: { level: 'info', data: 'broadcast' } }],
     ]);
@@ -317,11 +317,9 @@ reaches the next report (both eras)`, async () => {
     h.pool.onToolsChanged(() => toolsChanged++);
 
     legacy.addTool('added_later');
-    const ms = await until(
-      'the new tool is listed',
-      () => h.pool.find('tools', 'dyn__added_later') !== undefined,
-      5_000,
-    );
+    const msSince = Date.now();
+    await eventually('the new tool is listed', () => h.pool.find('tools', 'dyn__added_later') !== undefined, 5_000);
+    const ms = Date.now() - msSince;
     assert.ok(kinds.includes('tools'));
     assert.ok(toolsChanged >= 1);
     assert.ok(
@@ -335,7 +333,7 @@ reaches the next report (both eras)`, async () => {
     assert.equal(firstText(called), 'added_later');
 
     modern.addTool('added_modern');
-    await until(
+    await eventually(
       "the 2026 upstream's new tool is listed",
       () => h.pool.find('tools', 'dyn26__added_modern') !== undefined,
       5_000,
@@ -359,7 +357,7 @@ pins the new hash`, async () => {
     let toolsChanged = 0;
     h.pool.onToolsChanged(() => toolsChanged++);
     server.setEchoDescription('Echoes its message, and also emails it to someone');
-    await until('echo is held back', () => h.pool.find('tools', 'pinned__echo') === undefined, 5_000);
+    await eventually('echo is held back', () => h.pool.find('tools', 'pinned__echo') === undefined, 5_000);
     assert.ok(toolsChanged >= 1);
     assert.ok(h.pool.find('tools', 'pinned__bump'), 'other tools stay');
     await assert.rejects(

@@ -12,9 +12,9 @@ import {
   everythingStdio,
   firstText,
   httpUpstream,
-  until,
 } from '../support/upstream-pool-harness.ts';
 import { SdkHttpFixture } from '../support/upstream-sdk-server.ts';
+import { eventually } from '../support/eventually.ts';
 
 describe('upstream resilience: crashes, restarts, expired sessions, health', () => {
   const scope = new PoolScope();
@@ -44,7 +44,7 @@ upstream; others keep working; it restarts`, async (t) => {
       () => ({ error: undefined, at: Date.now() }),
       (error: unknown) => ({ error, at: Date.now() }),
     );
-    await until('the call is in flight', () => h.connection('crashy').inflightCount === 1);
+    await eventually('the call is in flight', () => h.connection('crashy').inflightCount === 1);
     const killedAt = Date.now();
     process.kill(pid, 'SIGKILL');
     const { error, at } = await outcome;
@@ -167,7 +167,7 @@ stays READY`, async () => {
     await h.waitForState('modern', READY);
     const discovers = () => server.state.headers.filter((hd) => hd['mcp-method'] === 'server/discover').length;
     const seen = discovers();
-    await until('two more health probes', () => discovers() >= seen + 2, 3_000);
+    await eventually('two more health probes', () => discovers() >= seen + 2, 3_000);
     assert.equal(h.state('modern'), READY);
   });
 });

@@ -7,15 +7,9 @@ import { conformanceFixtureStdioCommand, startConformanceFixtureHttp } from '../
 import { buildConfig, sessionKey, startServer, testKey, type RunningServer } from '../support/mcp-server-harness.ts';
 import { legacyAgent, modernAgent } from '../support/protocol-agents.ts';
 import type { RunningProcess } from '../support/processes.ts';
-import {
-  PoolHarness,
-  READY,
-  everythingStdio,
-  httpUpstream,
-  stdioUpstream,
-  until,
-} from '../support/upstream-pool-harness.ts';
+import { PoolHarness, READY, everythingStdio, httpUpstream, stdioUpstream } from '../support/upstream-pool-harness.ts';
 import type { UpstreamConfig } from '../../proto/gen/portcullis/v1/config.ts';
+import { eventually } from '../support/eventually.ts';
 
 /**
  * Resource subscriptions through a node to a 2026-07-28 upstream (the conformance fixture, an SDK v2
@@ -83,10 +77,10 @@ upstream for it and relays the updates`, async () => {
       const { client } = await legacyAgent(node.server.url, key.secret);
       const updates: Record<string, unknown>[] = [];
       client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updates.push(n.params));
-      await until('the GET stream', () => node.server.gateway.notificationStreamCount === 1);
+      await eventually('the GET stream', () => node.server.gateway.notificationStreamCount === 1);
       await client.subscribeResource({ uri: WATCHED_RESOURCE_URI });
       await client.callTool({ name: TRIGGER, arguments: {} });
-      await until('the update', () => updates.length === 1);
+      await eventually('the update', () => updates.length === 1);
       assert.deepEqual(
         updates[0],
         { uri: WATCHED_RESOURCE_URI },
@@ -111,7 +105,7 @@ updates`, async () => {
       const subscription = await agent.listen({ resourceSubscriptions: [WATCHED_RESOURCE_URI] });
       assert.deepEqual(subscription.honoredFilter.resourceSubscriptions, [WATCHED_RESOURCE_URI]);
       await agent.callTool({ name: TRIGGER, arguments: {} });
-      await until('the update', () => updates.length === 1);
+      await eventually('the update', () => updates.length === 1);
       await subscription.close();
       await agent.close();
     });
@@ -123,14 +117,14 @@ agent`, async () => {
       const { client } = await legacyAgent(node.server.url, key.secret);
       const updates: string[] = [];
       client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updates.push(n.params.uri));
-      await until('the GET stream', () => node.server.gateway.notificationStreamCount === 1);
+      await eventually('the GET stream', () => node.server.gateway.notificationStreamCount === 1);
       await client.subscribeResource({ uri: WATCHED_RESOURCE_URI });
 
       if (transport === 'stdio') {
         const pid = node.harness.connection('conf').pid;
         assert.ok(pid !== undefined);
         process.kill(pid, 'SIGKILL');
-        await until(
+        await eventually(
           'the restarted upstream',
           () => node.harness.connection('conf').pid !== pid && node.harness.state('conf') === READY,
           30_000,
@@ -141,7 +135,7 @@ agent`, async () => {
         node.upstream = await startConformanceFixtureHttp(QUIET, port);
       }
       // The trigger goes to the new upstream instance; its update reaches the agent only if the node subscribed again.
-      await until(
+      await eventually(
         'an update from the new upstream',
         async () => {
           await client.callTool({ name: TRIGGER, arguments: {} }).catch(() => undefined);
@@ -173,23 +167,23 @@ again`, async () => {
     const { client } = await legacyAgent(server.url, everythingKey.secret);
     const updates: string[] = [];
     client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updates.push(n.params.uri));
-    await until('the GET stream', () => server!.gateway.notificationStreamCount === 1);
+    await eventually('the GET stream', () => server!.gateway.notificationStreamCount === 1);
     const uri = (await client.listResources()).resources[0]!.uri;
     await client.subscribeResource({ uri });
 
     const pid = harness.connection('everything').pid;
     assert.ok(pid !== undefined);
     process.kill(pid, 'SIGKILL');
-    await until(
+    await eventually(
       'the restarted upstream',
       () => harness!.connection('everything').pid !== pid && harness!.state('everything') === READY,
       30_000,
     );
     // server-everything sends an update for every URI the connection is subscribed to as soon as this tool
     // turns its simulated updates on: the fresh process only knows the URI if the node subscribed again.
-    await until('the restored subscription', () => harness!.connection('everything').current.state === READY);
+    await eventually('the restored subscription', () => harness!.connection('everything').current.state === READY);
     await client.callTool({ name: 'everything__toggle-subscriber-updates', arguments: {} });
-    await until('an update from the restarted upstream', () => updates.includes(uri), 10_000);
+    await eventually('an update from the restarted upstream', () => updates.includes(uri), 10_000);
     await client.close();
   });
 });

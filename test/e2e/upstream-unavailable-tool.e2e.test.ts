@@ -11,7 +11,8 @@ import { CodeMode, UpstreamState } from '../../proto/gen/portcullis/v1/config.ts
 import { sessionKey, testKey, type TestKey } from '../support/mcp-server-harness.ts';
 import { legacyAgent, modernAgent } from '../support/protocol-agents.ts';
 import { SdkHttpFixture } from '../support/upstream-sdk-server.ts';
-import { PoolHarness, httpUpstream, stdioUpstream, until } from '../support/upstream-pool-harness.ts';
+import { PoolHarness, httpUpstream, stdioUpstream } from '../support/upstream-pool-harness.ts';
+import { eventually } from '../support/eventually.ts';
 
 /**
  * Issue 12, "Tool not found while an upstream restarts or a node starts": a call to a tool the node
@@ -125,7 +126,7 @@ result on both eras; unknown and forbidden names stay -32602`, async () => {
       );
 
     await fixture.stop();
-    await until(
+    await eventually(
       'web is away',
       () =>
         harness.state('web') !== UpstreamState.UPSTREAM_STATE_READY &&

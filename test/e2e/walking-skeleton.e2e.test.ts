@@ -1,17 +1,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectLegacyAgent, connectModernAgent, firstText } from '../support/agents.ts';
-import {
-  type ControlPlaneProcess,
-  type DataPlaneProcess,
-  INITIALIZE,
-  accepts,
-  eventually,
-  postMcp,
-} from '../support/gateway.ts';
+import { type ControlPlaneProcess, type DataPlaneProcess, INITIALIZE, accepts, postMcp } from '../support/gateway.ts';
 import { CREATE_KEY, CREATE_UPSTREAM, NODES, REVOKE_KEY, graphqlOk } from '../support/graphql.ts';
 import { EVERYTHING_SERVER, freePort, startEverythingHttp, type RunningProcess } from '../support/processes.ts';
 import { startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { eventually } from '../support/eventually.ts';
 
 describe('walking skeleton: control plane on PostgreSQL, two data-plane nodes, stdio and HTTP upstreams', () => {
   let env: TestEnv;

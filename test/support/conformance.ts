@@ -12,10 +12,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connectLegacyAgent } from './agents.ts';
-import { eventually } from './gateway.ts';
 import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from './graphql.ts';
 import { nodeFor } from '../../scripts/node-runtime.ts';
 import { REPO_ROOT, RunningProcess, freePort, startDev } from './processes.ts';
+import { eventually } from './eventually.ts';
 
 export const CONFORMANCE_CLI = resolve(REPO_ROOT, 'node_modules/@modelcontextprotocol/conformance/dist/index.js');
 /** The oldest Node the conformance CLI runs on (it calls `fs.globSync`). */

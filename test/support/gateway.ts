@@ -145,20 +145,6 @@ async function ready(child: RunningProcess, until: (child: RunningProcess) => Pr
   }
 }
 
-/** Polls `check` every 20 ms until it returns true; fails with `what` after `timeoutMs`. */
-export async function eventually(
-  what: string,
-  check: () => Promise<boolean> | boolean,
-  timeoutMs = 15_000,
-): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    if (await check()) return Date.now() - started;
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** A raw JSON-RPC POST to /mcp, as an agent without an SDK would send it. */
 export async function postMcp(mcpUrl: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
   return fetch(mcpUrl, {

@@ -9,8 +9,9 @@ import {
   ResourceListChangedNotificationSchema,
   ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
-import { MODERN, until } from './protocol-agents.ts';
+import { MODERN } from './protocol-agents.ts';
 import type { DownstreamId } from './transport-matrix.ts';
+import { eventually } from './eventually.ts';
 
 /**
  * One agent interface over the matrix's three downstream transports, each the official SDK client
@@ -197,7 +198,7 @@ async function legacy(
       // Streamable HTTP: notifications travel on the GET stream the SDK opens after initialize; legacy SSE: on the
       // session's stream.
       if (downstream === 'v1-http')
-        await until(() => wire.getStreams > 0, "the agent's GET notification stream", 5_000);
+        await eventually("the agent's GET notification stream", () => wire.getStreams > 0, 5_000);
       return { count: (kind) => counts.get(kind) ?? 0, close: async () => undefined };
     },
     sent: (method) => wire.methods.get(method) ?? 0,

@@ -96,9 +96,94 @@ export async function startServer(
   return running;
 }
 
+/** A raw 2025-era `initialize` request, as a client without an SDK sends it. */
+export function initializeRequest(protocolVersion: string) {
+  return {
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'initialize',
+    params: { protocolVersion, capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+  };
+}
+
+/** POSTs a raw 2025-era `initialize` with this bearer secret; the response as it arrives. */
+export function postInitialize(url: string | URL, secret: string, protocolVersion: string): Promise<Response> {
+  return fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${secret}`,
+    },
+    body: JSON.stringify(initializeRequest(protocolVersion)),
+  });
+}
+
+/** A reply to a raw request: the JSON answer, or a streamed one split into its notifications and its response. */
+export interface WireReply {
+  status: number;
+  notifications: Record<string, unknown>[];
+  result?: Record<string, unknown>;
+  error?: { code: number; message: string; data?: Record<string, unknown> };
+}
+
 /**
- * A raw 2026-07-28 request as an SDK client sends it (the per-request `_meta` envelope and the
- * standard headers), for tests that look at the wire itself. `extra` adds or overrides headers.
+ * A raw 2026-07-28 request as an agent without an SDK sends it: the per-request envelope in `_meta` (after what
+ * `params._meta` holds) and the standard headers; `headers` adds some (`Mcp-Name`) or overrides them.
+ */
+export function fetchModern(
+  url: string | URL,
+  secret: string,
+  method: string,
+  params: Record<string, unknown>,
+  options: {
+    capabilities?: Record<string, unknown>;
+    id?: number;
+    headers?: Record<string, string>;
+    signal?: AbortSignal;
+  } = {},
+): Promise<Response> {
+  const given = params['_meta'];
+  const envelope = {
+    ...(typeof given === 'object' && given !== null ? given : {}),
+    'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+    'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+    'io.modelcontextprotocol/clientCapabilities': options.capabilities ?? {},
+  };
+  return fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${secret}`,
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': method,
+      ...options.headers,
+    },
+    body: JSON.stringify({ jsonrpc: '2.0', id: options.id ?? 1, method, params: { ...params, _meta: envelope } }),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+}
+
+/** Reads a raw reply: a streamed answer (text/event-stream) is split into its notifications and its response. */
+export async function wireReply(response: Response): Promise<WireReply> {
+  const text = await response.text();
+  if (!response.headers.get('content-type')?.includes('text/event-stream'))
+    return { status: response.status, notifications: [], ...(JSON.parse(text) as object) };
+  const messages = text
+    .split('\n')
+    .filter((l) => l.startsWith('data: ') && l.length > 6)
+    .map((l) => JSON.parse(l.slice(6)) as Record<string, unknown>);
+  return {
+    status: response.status,
+    notifications: messages.filter((m) => m['method'] !== undefined),
+    ...(messages.find((m) => m['method'] === undefined) as object),
+  };
+}
+
+/**
+ * A raw 2026-07-28 request as an SDK client sends it (see fetchModern), answered in JSON. `extra` adds or overrides
+ * headers.
  */
 export async function postModern(
   url: string | URL,
@@ -107,23 +192,8 @@ export async function postModern(
   params: Record<string, unknown>,
   extra: Record<string, string> = {},
 ): Promise<{ status: number; contentType: string | null; body: { result: Record<string, unknown> } }> {
-  const envelope = {
-    'io.modelcontextprotocol/protocolVersion': '2026-07-28',
-    'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
-    'io.modelcontextprotocol/clientCapabilities': {},
-  };
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      authorization: `Bearer ${secret}`,
-      'mcp-protocol-version': '2026-07-28',
-      'mcp-method': method,
-      ...extra,
-    },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 7, method, params: { ...params, _meta: envelope } }),
-  });
+  // The envelope alone: what params._meta holds is not carried.
+  const response = await fetchModern(url, secret, method, { ...params, _meta: undefined }, { id: 7, headers: extra });
   return {
     status: response.status,
     contentType: response.headers.get('content-type'),

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
+import { eventually } from './eventually.ts';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
 export const EVERYTHING_SERVER = resolve(
@@ -148,17 +149,11 @@ export async function startEverythingHttp(): Promise<{ process: RunningProcess; 
 
 /** Polls `url` until it answers 2xx. */
 export async function waitForHttp(url: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const response = await fetch(url);
-      if (response.ok) return;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) throw new Error(`${url} did not answer within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await eventually(
+    `${url} to answer 2xx`,
+    async () => (await fetch(url).catch(() => undefined))?.ok === true, // not up yet: no answer
+    timeoutMs,
+  );
 }
 
 /**

@@ -68,12 +68,3 @@ export async function sseAgent(
   await client.connect(transport);
   return { client, transport };
 }
-
-/** Resolves when `predicate` holds, polling every 10 ms; rejects after `ms`. */
-export async function until(predicate: () => boolean, what: string, ms = 2000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

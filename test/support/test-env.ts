@@ -18,9 +18,10 @@ import { openDatabase } from '../../control-plane/src/db/data-source.ts';
 import type { ControlPlane, ControlPlaneOptions } from '../../control-plane/src/index.ts';
 import { NODE_TOKEN, TestNode, startOnSchema } from '../e2e/control-plane-harness.ts';
 import { createTestSchema, type TestSchema } from './database.ts';
-import { ControlPlaneProcess, DataPlaneProcess, accepts, eventually } from './gateway.ts';
+import { ControlPlaneProcess, DataPlaneProcess, accepts } from './gateway.ts';
 import { CREATE_KEY, CREATE_UPSTREAM, type GraphQLResponse, graphql, graphqlOk } from './graphql.ts';
 import { EVERYTHING_SERVER } from './processes.ts';
+import { eventually } from './eventually.ts';
 
 /** A `CreateUpstreamInput`, as the GraphQL API takes it. */
 export type UpstreamInput = { name: string; transport: 'STDIO' | 'STREAMABLE_HTTP' | 'SSE' } & Record<string, unknown>;

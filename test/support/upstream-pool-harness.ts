@@ -5,6 +5,7 @@ import { UpstreamPool } from '../../data-plane/src/upstream/upstream-pool.ts';
 import type { UpstreamDefaults } from '../../data-plane/src/upstream/upstream-settings.ts';
 import { EVERYTHING_SERVER, REPO_ROOT } from './processes.ts';
 import { resolve } from 'node:path';
+import { eventually } from './eventually.ts';
 
 export const MEMORY_SERVER = resolve(REPO_ROOT, 'node_modules/@modelcontextprotocol/server-memory/dist/index.js');
 export const FILESYSTEM_SERVER = resolve(
@@ -83,16 +84,15 @@ export class PoolHarness {
   /** Resolves when the upstream is in `state`; fails with its last state and error after `timeoutMs`. */
   async waitForState(name: string, state: UpstreamState, timeoutMs = 15_000): Promise<number> {
     const started = Date.now();
-    for (;;) {
-      const current = this.connection(name).current;
-      if (current.state === state) return Date.now() - started;
-      if (Date.now() - started > timeoutMs)
-        throw new Error(
-          `${name} did not become ${stateName(state)} within ${timeoutMs} ms: ${stateName(current.state)} ` +
-            `(${current.error ?? 'no error'})`,
-        );
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    const current = () => this.connection(name).current;
+    await eventually(`${name} to become ${stateName(state)}`, () => current().state === state, timeoutMs).catch(() => {
+      const { state: last, error } = current();
+      throw new Error(
+        `${name} did not become ${stateName(state)} within ${timeoutMs} ms: ${stateName(last)} ` +
+          `(${error ?? 'no error'})`,
+      );
+    });
+    return Date.now() - started;
   }
 
   /** The last report about this upstream. */
@@ -130,20 +130,6 @@ export const DOWN = UpstreamState.UPSTREAM_STATE_DOWN;
 export const DEGRADED = UpstreamState.UPSTREAM_STATE_DEGRADED;
 export const DISABLED = UpstreamState.UPSTREAM_STATE_DISABLED;
 export const CONNECTING = UpstreamState.UPSTREAM_STATE_CONNECTING;
-
-/** Polls `check` every 10 ms until it returns true. */
-export async function until(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 10_000,
-): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    if (await check()) return Date.now() - started;
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** The text of a CallToolResult's first content block. */
 export function firstText(result: Record<string, unknown>): string {

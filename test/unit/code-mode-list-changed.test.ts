@@ -11,6 +11,7 @@ import { CodeMode, Transport, UpstreamConfig } from '../../proto/gen/portcullis/
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
 import { sessionKey, testKey } from '../support/mcp-server-harness.ts';
 import { legacyAgent } from '../support/protocol-agents.ts';
+import { eventually } from '../support/eventually.ts';
 
 const sandbox = new SandboxPool({ ...DEFAULT_SANDBOX_POOL, workers: 1 });
 after(() => sandbox.close());
@@ -71,8 +72,7 @@ it`, async () => {
           resolve();
         };
       });
-    for (let i = 0; i < 200 && server.notificationStreamCount === 0; i += 1)
-      await new Promise((r) => setTimeout(r, 10));
+    await eventually('the client to open its GET stream', () => server.notificationStreamCount > 0, 2_000);
     assert.equal(server.notificationStreamCount, 1, 'the client opened its GET stream');
     assert.deepEqual(
       (await client.listTools()).tools.map((t) => t.name),

@@ -8,6 +8,7 @@ import { parseNodeMessage } from '../../control-plane/src/grpc/messages.ts';
 import { allowedToolProblem } from '../../control-plane/src/services/virtual-keys.ts';
 import {
   CodeMode,
+  type DeepPartial,
   UpstreamReport,
   Transport,
   UpstreamConfig,
@@ -187,24 +188,19 @@ describe('checkSnapshotConsistency', () => {
   });
 });
 
+/** A node's upstream report: READY, of a well-formed id, unless `fields` say otherwise (the rest fromPartial's). */
+function upstreamMessage(fields: DeepPartial<UpstreamReport>) {
+  const value = UpstreamReport.fromPartial({
+    upstreamId: '00000000-0000-4000-8000-000000000000',
+    state: UpstreamState.UPSTREAM_STATE_READY,
+    ...fields,
+  });
+  return { kind: { $case: 'upstream' as const, value } };
+}
+
 describe('parseNodeMessage', () => {
   it('accepts well-formed messages and maps states', () => {
-    const parsed = parseNodeMessage({
-      kind: {
-        $case: 'upstream',
-        value: UpstreamReport.fromPartial({
-          upstreamId: '00000000-0000-4000-8000-000000000000',
-          configHash: '',
-          state: UpstreamState.UPSTREAM_STATE_DOWN,
-          error: 'refused',
-          hasCatalog: false,
-          tools: [],
-          serverName: '',
-          serverVersion: '',
-          protocolVersion: '',
-        }),
-      },
-    });
+    const parsed = parseNodeMessage(upstreamMessage({ state: UpstreamState.UPSTREAM_STATE_DOWN, error: 'refused' }));
     assert.equal(parsed.kind === 'upstream' && parsed.report.state, 'DOWN');
   });
   it('refuses an approval decision a node relays (decisions come from the control plane alone)', () => {
@@ -236,43 +232,11 @@ describe('parseNodeMessage', () => {
       /ack\.version: must be the decimal version/,
     );
     assert.throws(
-      () =>
-        parseNodeMessage({
-          kind: {
-            $case: 'upstream',
-            value: UpstreamReport.fromPartial({
-              upstreamId: 'x',
-              configHash: '',
-              state: UpstreamState.UPSTREAM_STATE_READY,
-              error: '',
-              hasCatalog: false,
-              tools: [],
-              serverName: '',
-              serverVersion: '',
-              protocolVersion: '',
-            }),
-          },
-        }),
+      () => parseNodeMessage(upstreamMessage({ upstreamId: 'x' })),
       /upstream\.upstreamId: must be the id of an upstream/,
     );
     assert.throws(
-      () =>
-        parseNodeMessage({
-          kind: {
-            $case: 'upstream',
-            value: UpstreamReport.fromPartial({
-              upstreamId: '00000000-0000-4000-8000-000000000000',
-              configHash: '',
-              state: UpstreamState.UPSTREAM_STATE_UNSPECIFIED,
-              error: '',
-              hasCatalog: false,
-              tools: [],
-              serverName: '',
-              serverVersion: '',
-              protocolVersion: '',
-            }),
-          },
-        }),
+      () => parseNodeMessage(upstreamMessage({ state: UpstreamState.UPSTREAM_STATE_UNSPECIFIED })),
       /upstream\.state: must be CONNECTING, READY, DEGRADED, DOWN or DISABLED/,
     );
     const resources = Array.from({ length: 1_001 }, (_, i) => ({
@@ -284,34 +248,11 @@ describe('parseNodeMessage', () => {
       size: 0,
     }));
     assert.throws(
-      () =>
-        parseNodeMessage({
-          kind: {
-            $case: 'upstream',
-            value: UpstreamReport.fromPartial({
-              upstreamId: '00000000-0000-4000-8000-000000000000',
-              state: UpstreamState.UPSTREAM_STATE_READY,
-              hasResources: true,
-              resources,
-              resourcesTotal: 1_001,
-            }),
-          },
-        }),
+      () => parseNodeMessage(upstreamMessage({ hasResources: true, resources, resourcesTotal: 1_001 })),
       /upstream\.resources: has more than 1000 entries/,
     );
     assert.throws(
-      () =>
-        parseNodeMessage({
-          kind: {
-            $case: 'upstream',
-            value: UpstreamReport.fromPartial({
-              upstreamId: '00000000-0000-4000-8000-000000000000',
-              state: UpstreamState.UPSTREAM_STATE_READY,
-              hasPrompts: true,
-              prompts: [{ name: '' }],
-            }),
-          },
-        }),
+      () => parseNodeMessage(upstreamMessage({ hasPrompts: true, prompts: [{ name: '' }] })),
       /upstream\.prompts\.0\.name: must be the prompt's name/,
     );
   });

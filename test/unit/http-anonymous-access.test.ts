@@ -4,17 +4,12 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { connectLegacyAgent, connectModernAgent, firstText } from '../support/agents.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
-import { buildConfig, sessionKey, startServer, testKey } from '../support/mcp-server-harness.ts';
-import { until } from '../support/protocol-agents.ts';
+import { buildConfig, sessionKey, startServer, testKey, initializeRequest } from '../support/mcp-server-harness.ts';
+import { eventually } from '../support/eventually.ts';
 
 const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 const PING = { jsonrpc: '2.0', id: 7, method: 'ping' };
-const INITIALIZE = {
-  jsonrpc: '2.0',
-  id: 1,
-  method: 'initialize',
-  params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
-};
+const INITIALIZE = initializeRequest('2025-11-25');
 
 function router(): MemoryToolRouter {
   return new MemoryToolRouter([
@@ -115,11 +110,14 @@ streams end on revocation`, async () => {
   try {
     assert.equal((await rawPost(server.url, {}, INITIALIZE)).status, 200);
     const { client } = await connectLegacyAgent(server.url.href, undefined);
-    await until(() => server.gateway.notificationStreamCount === 1, 'the anonymous notification stream');
+    await eventually('the anonymous notification stream', () => server.gateway.notificationStreamCount === 1);
 
     server.config = buildConfig([admin], [sessionKey('s1')], '2');
     server.gateway.configChanged();
-    await until(() => server.gateway.notificationStreamCount === 0, 'the stream of the revoked anonymous key ends');
+    await eventually(
+      'the stream of the revoked anonymous key ends',
+      () => server.gateway.notificationStreamCount === 0,
+    );
     const revoked = await rawPost(server.url, {}, PING);
     assert.equal(revoked.status, 401);
     assert.match(revoked.json.error.message, /anonymous-access key .* revoked/);

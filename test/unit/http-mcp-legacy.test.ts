@@ -6,7 +6,6 @@ import { McpError, ToolListChangedNotificationSchema } from '@modelcontextprotoc
 import { signSessionToken, type SessionClaims } from '../../data-plane/src/mcp/session-token.ts';
 import { prefersEventStream } from '../../data-plane/src/http/response-channel.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
-import { until } from '../support/protocol-agents.ts';
 import {
   buildConfig,
   sessionKey,
@@ -14,7 +13,9 @@ import {
   testKey,
   type RunningServer,
   type TestKey,
+  initializeRequest,
 } from '../support/mcp-server-harness.ts';
+import { eventually } from '../support/eventually.ts';
 
 function router(): MemoryToolRouter {
   return new MemoryToolRouter([
@@ -144,16 +145,7 @@ verifies`, async () => {
   const old = sessionKey('old');
   const server = await startServer(router(), buildConfig([alice, bob], [old]));
   try {
-    const init = await rawPost(
-      server,
-      { authorization: `Bearer ${alice.secret}` },
-      {
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'initialize',
-        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
-      },
-    );
+    const init = await rawPost(server, { authorization: `Bearer ${alice.secret}` }, initializeRequest('2025-06-18'));
     const sessionId = init.headers.get('mcp-session-id')!;
     const list = { jsonrpc: '2.0', id: 2, method: 'tools/list' };
     const as = (key: TestKey, session?: string) => ({
@@ -248,16 +240,7 @@ test('2025 era: notifications get 202, unknown methods -32601, batches are answe
   const key = testKey('k1', ['everything__echo']);
   const server = await startServer(router(), buildConfig([key], [sessionKey('s1')]));
   try {
-    const init = await rawPost(
-      server,
-      { 'x-portcullis-key': key.secret },
-      {
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'initialize',
-        params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
-      },
-    );
+    const init = await rawPost(server, { 'x-portcullis-key': key.secret }, initializeRequest('2025-03-26'));
     const headers = {
       'x-portcullis-key': key.secret,
       'mcp-session-id': init.headers.get('mcp-session-id')!,
@@ -321,7 +304,7 @@ test('list_changed reaches the v1 client on its GET stream when the catalog or i
           resolve();
         };
       });
-    await until(() => server.gateway.notificationStreamCount > 0, 'the GET stream', 1000).catch(() => undefined);
+    await eventually('the GET stream', () => server.gateway.notificationStreamCount > 0, 1000).catch(() => undefined);
     assert.equal(server.gateway.notificationStreamCount, 1, 'the client opened its GET stream');
 
     let arrived = next('adding a visible tool');
@@ -360,18 +343,9 @@ stream closes, other sessions go on; an id past its maximum age is refused`, asy
   const server = await startServer(router(), buildConfig([key], [signing]), { sessionMaxAgeMs: 60 * 60 * 1000 });
   try {
     const open = async () =>
-      (
-        await rawPost(
-          server,
-          { 'x-portcullis-key': key.secret },
-          {
-            jsonrpc: '2.0',
-            id: 1,
-            method: 'initialize',
-            params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
-          },
-        )
-      ).headers.get('mcp-session-id')!;
+      (await rawPost(server, { 'x-portcullis-key': key.secret }, initializeRequest('2025-06-18'))).headers.get(
+        'mcp-session-id',
+      )!;
     const as = (session: string) => ({
       'x-portcullis-key': key.secret,
       'mcp-session-id': session,
@@ -418,16 +392,7 @@ event stream; JSON first (as the SDK clients send) gets plain JSON`, async () =>
   const key = testKey('k1', ['everything__echo']);
   const server = await startServer(router(), buildConfig([key], [sessionKey('s1')]));
   try {
-    const init = await rawPost(
-      server,
-      { 'x-portcullis-key': key.secret },
-      {
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'initialize',
-        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
-      },
-    );
+    const init = await rawPost(server, { 'x-portcullis-key': key.secret }, initializeRequest('2025-11-25'));
     const headers = {
       'content-type': 'application/json',
       'x-portcullis-key': key.secret,

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -9,8 +9,15 @@ import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/typ
 import { PortcullisError } from '../../common/src/index.ts';
 import { EventStore, type EventStoreOptions } from '../../data-plane/src/http/event-store.ts';
 import { MemoryToolRouter, type MemoryToolHandler } from '../support/memory-tool-router.ts';
-import { buildConfig, sessionKey, startServer, testKey, type RunningServer } from '../support/mcp-server-harness.ts';
-import { until } from '../support/protocol-agents.ts';
+import {
+  buildConfig,
+  sessionKey,
+  startServer,
+  testKey,
+  type RunningServer,
+  postInitialize,
+} from '../support/mcp-server-harness.ts';
+import { eventually } from '../support/eventually.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Fixtures
@@ -100,6 +107,18 @@ async function withServer(
     server.gateway.server.closeAllConnections();
     await server.close();
   }
+}
+
+/**
+ * Resolves once the node has seen the connection of the next request it takes closed: an agent's drop has reached it
+ * (the node's own listeners on that response have all run by then).
+ */
+function nextConnectionClosed(server: RunningServer): Promise<void> {
+  return new Promise((resolve) => {
+    server.gateway.server.once('request', (_req: IncomingMessage, res: ServerResponse) =>
+      res.once('close', () => resolve()),
+    );
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -216,20 +235,7 @@ interface RawSession {
 }
 
 async function rawSession(server: RunningServer, protocolVersion = '2025-11-25'): Promise<RawSession> {
-  const init = await fetch(server.url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      authorization: `Bearer ${key.secret}`,
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion, capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
-    }),
-  });
+  const init = await postInitialize(server.url, key.secret, protocolVersion);
   assert.equal(init.status, 200);
   await init.text();
   const headers = {
@@ -388,9 +394,9 @@ then carries on (raw wire and the SDK v1 client)`, async () => {
     const first = await session.get();
     const priming = await first.reader.event();
     quietly(first.controller);
-    await until(() => server.gateway.notificationStreamCount === 0, 'the node to see the drop');
+    await eventually('the node to see the drop', () => server.gateway.notificationStreamCount === 0);
+    // The node hears of the change at once (add() returns after every stream was told): recorded while away.
     up.router.add({ upstream: 'everything', name: 'while-away' });
-    await new Promise((r) => setTimeout(r, 20));
 
     const resumed = await session.get(priming.id);
     try {
@@ -421,22 +427,21 @@ then carries on (raw wire and the SDK v1 client)`, async () => {
     try {
       let changed = 0;
       agent.client.setNotificationHandler(ToolListChangedNotificationSchema, () => void (changed += 1));
-      await until(
-        () => agent.gets.length === 1 && server.gateway.notificationStreamCount === 1,
+      await eventually(
         "the SDK client's GET stream",
+        () => agent.gets.length === 1 && server.gateway.notificationStreamCount === 1,
       );
       const hold = gate();
       agent.resumeGate = hold.promise;
       agent.gets[0]!.abort();
-      await until(
-        () => agent.resumes.length === 1 && server.gateway.notificationStreamCount === 0,
+      await eventually(
         'the client to try to resume, and the node to see the drop',
+        () => agent.resumes.length === 1 && server.gateway.notificationStreamCount === 0,
       );
-      up.router.add({ upstream: 'everything', name: 'while-sdk-away' });
-      await new Promise((r) => setTimeout(r, 20));
+      up.router.add({ upstream: 'everything', name: 'while-sdk-away' }); // recorded for the dropped stream at once
       assert.equal(changed, 0);
       hold.open();
-      await until(() => changed === 1, 'the missed list_changed, replayed');
+      await eventually('the missed list_changed, replayed', () => changed === 1);
       assert.equal(splitId(agent.resumes[0]).seq, 0, 'the client resumed from the priming event');
     } finally {
       await agent.client.close();
@@ -453,9 +458,9 @@ progress and the result there (SDK v1 client and raw wire)`, async () => {
       const call = agent.client.callTool({ name: 'everything__gated', arguments: {} }, undefined, {
         onprogress: (p) => void seen.push(p.progress),
       });
-      await until(() => seen.length === 1 && agent.posts.length === 1, 'the first progress on the POST stream');
+      await eventually('the first progress on the POST stream', () => seen.length === 1 && agent.posts.length === 1);
       agent.posts[0]!.abort();
-      await until(() => agent.resumes.length === 1, 'the client to resume the POST stream with GET');
+      await eventually('the client to resume the POST stream with GET', () => agent.resumes.length === 1);
       up.release.open();
       const result = await call;
       assert.deepEqual(result.content, [{ type: 'text', text: 'done after the drop' }]);
@@ -469,12 +474,13 @@ progress and the result there (SDK v1 client and raw wire)`, async () => {
     up.release = gate();
     const session = await rawSession(server);
     const cut = new AbortController();
+    const dropSeen = nextConnectionClosed(server);
     const answer = new SseReader((await session.call('everything__gated', 2, cut)).body!);
     await answer.event(); // priming
     const first = await answer.event();
     assert.equal(message(first).method, 'notifications/progress');
     quietly(cut);
-    await new Promise((r) => setTimeout(r, 20));
+    await dropSeen;
     up.release.open();
     const resumed = await session.get(first.id);
     const [reprimed, ...rest] = await resumed.reader.rest();
@@ -529,7 +535,7 @@ fresh stream with nothing replayed`, async () => {
 
     // Expired: the node gives a dropped stream up after the window.
     held.controller.abort();
-    await until(() => a.gateway.notificationStreamCount === 0, 'the drops');
+    await eventually('the drops', () => a.gateway.notificationStreamCount === 0);
     // A fixed time on purpose: the resume window is to pass.
     await new Promise((r) => setTimeout(r, 350));
     await expectFresh(owner, ownerEvent.id!, 'an expired stream');
@@ -554,32 +560,33 @@ once`, async () => {
     // A fixed time on purpose: that the call is not cancelled in it is the behaviour under test.
     await new Promise((r) => setTimeout(r, 150));
     assert.equal(up.aborted.value, false, 'a disconnection is not a cancellation');
-    await until(() => up.aborted.value, 'the call to be cancelled once nobody resumed it', 2000);
+    await eventually('the call to be cancelled once nobody resumed it', () => up.aborted.value, 2000);
     assert.ok(Date.now() - droppedAt >= 290, 'not before the window');
 
     // A plain JSON answer cannot be resumed: its dropped connection cancels the call at once.
     up.aborted.value = false;
     const jsonCut = new AbortController();
     const pending = session.call('everything__silent', 3, jsonCut).catch(() => undefined);
-    await until(
-      () => up.router.calls.filter((c) => c.exposedName === 'everything__silent').length === 1,
+    await eventually(
       'the call to reach the upstream',
+      () => up.router.calls.filter((c) => c.exposedName === 'everything__silent').length === 1,
     );
     quietly(jsonCut);
     await pending;
-    await until(() => up.aborted.value, 'the plain-JSON call to be cancelled', 250);
+    await eventually('the plain-JSON call to be cancelled', () => up.aborted.value, 250);
 
     // Ending the session (DELETE) gives up its dropped streams: their calls are cancelled at once.
     up.aborted.value = false;
     const lastCut = new AbortController();
+    const lastDropSeen = nextConnectionClosed(server);
     const last = new SseReader((await session.call('everything__stuck', 4, lastCut)).body!);
     await last.event();
     await last.event();
     quietly(lastCut);
-    await new Promise((r) => setTimeout(r, 20));
+    await lastDropSeen;
     const ended = await fetch(server.url, { method: 'DELETE', headers: session.headers });
     assert.equal(ended.status, 200);
-    await until(() => up.aborted.value, "the ended session's call to be cancelled", 150);
+    await eventually("the ended session's call to be cancelled", () => up.aborted.value, 150);
   });
 });
 
@@ -609,10 +616,9 @@ closed`, async () => {
     assert.equal(await resumed.reader.next(1000), undefined, 'the resumed connection is closed too');
     assert.equal(server.gateway.polledSseConnections, 2);
 
-    // The call kept running: released now, its rest arrives on the next resume.
-    up.release.open();
-    await new Promise((r) => setTimeout(r, 20));
+    // The call kept running: released once the agent resumed again, its rest arrives on that resumed stream.
     const last = await session.get(reprimed.id);
+    up.release.open();
     const [, ...rest] = await last.reader.rest();
     assert.deepEqual(
       rest.map((e) => message(e).method ?? 'result'),
@@ -624,15 +630,14 @@ closed`, async () => {
     const notifications = await session.get();
     const getPriming = await notifications.reader.event();
     assert.equal(await notifications.reader.next(1000), undefined, 'the GET connection is closed');
-    up.router.add({ upstream: 'everything', name: 'while-polling' });
-    await new Promise((r) => setTimeout(r, 20));
+    up.router.add({ upstream: 'everything', name: 'while-polling' }); // recorded for the closed stream at once
     const again = await session.get(getPriming.id);
     await again.reader.event(); // primed again
     const missed = await again.reader.event();
     assert.equal(message(missed).method, 'notifications/tools/list_changed');
     assert.deepEqual(splitId(missed.id), { stream: splitId(getPriming.id).stream, seq: 1 });
     quietly(again.controller);
-    await until(() => server.gateway.notificationStreamCount === 0, 'the node to see the drop');
+    await eventually('the node to see the drop', () => server.gateway.notificationStreamCount === 0);
     const polled = server.gateway.polledSseConnections;
     assert.ok(polled >= 3);
 
@@ -664,7 +669,7 @@ resume window, its call cancelled upstream`, async () => {
     // A fixed time on purpose: that the call is not cancelled in it is the behaviour under test.
     await new Promise((r) => setTimeout(r, 150));
     assert.equal(up.aborted.value, false, 'the call goes on while the agent may still resume');
-    await until(() => up.aborted.value, 'the call to be cancelled once nobody resumed it', 2000);
+    await eventually('the call to be cancelled once nobody resumed it', () => up.aborted.value, 2000);
     assert.ok(Date.now() - closedAt >= 290, 'not before the window');
   });
 });

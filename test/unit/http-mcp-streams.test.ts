@@ -23,8 +23,10 @@ import {
   testKey,
   type RunningServer,
   type TestKey,
+  postInitialize,
 } from '../support/mcp-server-harness.ts';
-import { legacyAgent, modernAgent, sseAgent, until } from '../support/protocol-agents.ts';
+import { legacyAgent, modernAgent, sseAgent } from '../support/protocol-agents.ts';
+import { eventually } from '../support/eventually.ts';
 
 /** Reports three progress steps, then answers. */
 const slow: MemoryToolHandler = async (_args, options) => {
@@ -132,20 +134,7 @@ and v2 2026-07-28), with related log messages`, async () => {
     await modern.close();
 
     // Without progress or related notifications the answer stays plain JSON.
-    const raw = await fetch(server.url, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        authorization: `Bearer ${key.secret}`,
-      },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'initialize',
-        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
-      }),
-    });
+    const raw = await postInitialize(server.url, key.secret, '2025-11-25');
     const call = await fetch(server.url, {
       method: 'POST',
       headers: {
@@ -171,13 +160,12 @@ test('DN-CANCEL: a 2025 agent cancelling a call (notifications/cancelled) aborts
     const { client } = await legacyAgent(server.url, key.secret);
     const controller = new AbortController();
     const call = client.callTool({ name: 'everything__hang', arguments: {} }, undefined, { signal: controller.signal });
-    await until(
-      () => upstreams.calls.some((c) => c.exposedName === 'everything__hang'),
-      'the call to reach the upstream',
+    await eventually('the call to reach the upstream', () =>
+      upstreams.calls.some((c) => c.exposedName === 'everything__hang'),
     );
     controller.abort('changed my mind');
     await assert.rejects(call);
-    await until(() => aborted.value, 'the upstream call to be aborted');
+    await eventually('the upstream call to be aborted', () => aborted.value);
     await client.close();
   });
 });
@@ -187,13 +175,12 @@ test('DN-CANCEL-DISCONNECT: the agent closing the HTTP connection aborts the ups
     const modern = await modernAgent(server.url, key.secret);
     const controller = new AbortController();
     const call = modern.callTool({ name: 'everything__hang', arguments: {} }, { signal: controller.signal });
-    await until(
-      () => upstreams.calls.some((c) => c.exposedName === 'everything__hang'),
-      'the call to reach the upstream',
+    await eventually('the call to reach the upstream', () =>
+      upstreams.calls.some((c) => c.exposedName === 'everything__hang'),
     );
     controller.abort();
     await assert.rejects(call);
-    await until(() => aborted.value, 'the upstream call to be aborted');
+    await eventually('the upstream call to be aborted', () => aborted.value);
     await modern.close();
   });
 });
@@ -296,7 +283,7 @@ subscribed 2025 agent on its GET stream`, async () => {
     const { client } = await legacyAgent(server.url, key.secret);
     const updates: string[] = [];
     client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updates.push(n.params.uri));
-    await until(() => server.gateway.notificationStreamCount === 1, 'the GET stream');
+    await eventually('the GET stream', () => server.gateway.notificationStreamCount === 1);
     await client.subscribeResource({ uri: 'test://static/resource/1' });
     const other = await legacyAgent(server.url, key.secret);
     await other.client.subscribeResource({ uri: 'test://static/resource/1' });
@@ -313,7 +300,7 @@ subscribed 2025 agent on its GET stream`, async () => {
       method: 'notifications/resources/updated',
       params: { uri: 'test://static/resource/1' },
     });
-    await until(() => updates.length === 1, 'the update');
+    await eventually('the update', () => updates.length === 1);
     upstreams.emit('everything', { method: 'notifications/resources/updated', params: { uri: 'test://other' } });
     await client.unsubscribeResource({ uri: 'test://static/resource/1' });
     assert.equal(
@@ -322,9 +309,8 @@ subscribed 2025 agent on its GET stream`, async () => {
       'the other session still holds it',
     );
     await other.client.unsubscribeResource({ uri: 'test://static/resource/1' });
-    await until(
-      () => upstreams.requests.some((r) => r.message.method === 'resources/unsubscribe'),
-      'the upstream unsubscribe',
+    await eventually('the upstream unsubscribe', () =>
+      upstreams.requests.some((r) => r.message.method === 'resources/unsubscribe'),
     );
     assert.deepEqual(updates, ['test://static/resource/1']);
     await client.close();
@@ -340,12 +326,12 @@ stream when their view changes`, async () => {
     let resources = 0;
     client.setNotificationHandler(PromptListChangedNotificationSchema, () => void (prompts += 1));
     client.setNotificationHandler(ResourceListChangedNotificationSchema, () => void (resources += 1));
-    await until(() => server.gateway.notificationStreamCount === 1, 'the GET stream');
+    await eventually('the GET stream', () => server.gateway.notificationStreamCount === 1);
     upstreams.addPrompt({ upstream: 'everything', name: 'another' });
-    await until(() => prompts === 1, 'prompts list_changed');
+    await eventually('prompts list_changed', () => prompts === 1);
     upstreams.addPrompt({ upstream: 'secret', name: 'hidden' });
     upstreams.addTemplate({ upstream: 'everything', uriTemplate: 'test://t/{x}' });
-    await until(() => resources === 1, 'resources list_changed');
+    await eventually('resources list_changed', () => resources === 1);
     // A fixed time on purpose: that nothing arrives in it is the behaviour under test.
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(prompts, 1, 'a prompt this key cannot see changes nothing for it');
@@ -374,17 +360,16 @@ stamped with the subscription id`, async () => {
     assert.equal(server.gateway.listenStreamCount, 1);
     assert.equal(upstreams.requests.filter((r) => r.message.method === 'resources/subscribe').length, 1);
     upstreams.add({ upstream: 'everything', name: 'fresh' });
-    await until(() => toolsChanged === 1, 'tools list_changed');
+    await eventually('tools list_changed', () => toolsChanged === 1);
     upstreams.emit('everything', {
       method: 'notifications/resources/updated',
       params: { uri: 'test://static/resource/1' },
     });
-    await until(() => updates.length === 1, 'resources/updated');
+    await eventually('resources/updated', () => updates.length === 1);
     await subscription.close();
-    await until(() => server.gateway.listenStreamCount === 0, 'the listen stream to end');
-    await until(
-      () => upstreams.requests.some((r) => r.message.method === 'resources/unsubscribe'),
-      'the upstream unsubscribe',
+    await eventually('the listen stream to end', () => server.gateway.listenStreamCount === 0);
+    await eventually('the upstream unsubscribe', () =>
+      upstreams.requests.some((r) => r.message.method === 'resources/unsubscribe'),
     );
     await modern.close();
   });
@@ -467,9 +452,8 @@ node`, async () => {
     const { client, transport } = await legacyAgent(server.url, key.secret);
     await client.subscribeResource({ uri: 'test://static/resource/1' });
     await transport.terminateSession();
-    await until(
-      () => upstreams.requests.some((r) => r.message.method === 'resources/unsubscribe'),
-      'the upstream unsubscribe',
+    await eventually('the upstream unsubscribe', () =>
+      upstreams.requests.some((r) => r.message.method === 'resources/unsubscribe'),
     );
     await client.close();
   });

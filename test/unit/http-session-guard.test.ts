@@ -9,6 +9,7 @@ import {
   testKey,
   type RunningServer,
   type TestKey,
+  initializeRequest,
 } from '../support/mcp-server-harness.ts';
 
 const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
@@ -52,12 +53,7 @@ async function postMessages(
 }
 
 async function initialize(server: RunningServer, key: TestKey): Promise<string> {
-  const init = {
-    jsonrpc: '2.0',
-    id: 1,
-    method: 'initialize',
-    params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
-  };
+  const init = initializeRequest('2025-06-18');
   const response = await fetch(server.url, {
     method: 'POST',
     headers: { ...JSON_HEADERS, authorization: `Bearer ${key.secret}` },

@@ -11,6 +11,7 @@ import {
   testKey,
   type RunningServer,
   type TestKey,
+  postInitialize,
 } from '../support/mcp-server-harness.ts';
 import { MODERN, legacyAgent, modernAgent, sseAgent } from '../support/protocol-agents.ts';
 
@@ -385,20 +386,7 @@ test(`DN-VERSION-NEGOTIATION: clients of 2024-11-05 … 2025-11-25 (v1, incl. th
 (v2) all connect and call`, async () => {
   await withServer([key], async (server) => {
     for (const version of ['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25']) {
-      const response = await fetch(server.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-          authorization: `Bearer ${key.secret}`,
-        },
-        body: JSON.stringify({
-          jsonrpc: '2.0',
-          id: 1,
-          method: 'initialize',
-          params: { protocolVersion: version, capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
-        }),
-      });
+      const response = await postInitialize(server.url, key.secret, version);
       assert.equal(
         ((await response.json()) as { result: { protocolVersion: string } }).result.protocolVersion,
         version,

@@ -10,8 +10,8 @@ import { IdentityProviders } from '../../data-plane/src/oauth/identity-providers
 import { AllowList } from '../../data-plane/src/policy/allow-list.ts';
 import { ExecutionPolicy } from '../../proto/gen/portcullis/v1/config.ts';
 import { IssuerKeys } from '../../data-plane/src/oauth/issuer-keys.ts';
-import { eventually } from '../support/gateway.ts';
 import { freePort } from '../support/processes.ts';
+import { eventually } from '../support/eventually.ts';
 
 const config = (resource: string) =>
   IdentityProviders.fromConfig({

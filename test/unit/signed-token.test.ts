@@ -5,7 +5,7 @@ import { signRequestState, verifyRequestState } from '../../data-plane/src/mcp/r
 import { signSessionToken, verifySessionToken } from '../../data-plane/src/mcp/session-token.ts';
 import { unwrapTaskId, wrapTaskId } from '../../data-plane/src/mcp/task-ids.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
-import { buildConfig, sessionKey, startServer, testKey } from '../support/mcp-server-harness.ts';
+import { buildConfig, sessionKey, startServer, testKey, initializeRequest } from '../support/mcp-server-harness.ts';
 
 /**
  * Issue 12 finding 7 and issue 13's one signed-token module: every signed token (session ids,
@@ -200,12 +200,7 @@ appended`, async () => {
       body: JSON.stringify(body),
     });
   try {
-    const opened = await post(undefined, {
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'initialize',
-      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
-    });
+    const opened = await post(undefined, initializeRequest('2025-06-18'));
     const sessionId = opened.headers.get('mcp-session-id')!;
     const ping = { jsonrpc: '2.0', id: 2, method: 'ping' };
     assert.equal((await post(sessionId, ping)).status, 200);

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { CLI_MAIN } from '../targets/portcullis.ts';
+import { CLI_MAIN, controlPlaneArgs } from '../targets/portcullis.ts';
 import { ManagedProcess, freePort } from '../processes.ts';
 import { percentile } from '../stats.ts';
 import { adminQuery, freshSchemaName, measurableDatabases, type DatabaseKind } from './databases.ts';
@@ -108,21 +108,8 @@ export async function startControlPlane(database: DatabaseKind, postgresUrl: str
     process.execPath,
     [
       ...flagsFrom('PORTCULLIS_BENCH_CONTROL_PLANE_FLAGS'),
-      '--import',
-      'tsx',
-      CLI_MAIN,
-      'control-plane',
-      '--data-dir',
-      dataDir,
+      ...controlPlaneArgs(CLI_MAIN, { dataDir, graphqlPort, grpcPort, adminToken }),
       ...databaseArgs,
-      '--graphql-port',
-      String(graphqlPort),
-      '--grpc-port',
-      String(grpcPort),
-      '--admin-token',
-      adminToken,
-      '--log-level',
-      'warn',
     ],
     // The embedded rows must not pick up a DATABASE_URL from the environment.
     { keepStdout: true, env: { DATABASE_URL: undefined, PORTCULLIS_NODE_TOKEN: nodeToken } },

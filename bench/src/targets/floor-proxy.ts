@@ -10,12 +10,12 @@
  *   tsx bench/src/targets/floor-proxy.ts serve <upstream URL> <port>   (the proxy process itself)
  */
 import { createServer, type IncomingHttpHeaders } from 'node:http';
-import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import { Pool } from 'undici';
 import { LoadGenerator } from '../load/run-load.ts';
 import type { DriverKind, LoadTarget } from '../load/protocol.ts';
 import { LOOPBACK_PRELOAD, ManagedProcess, freePort, installCleanupHooks, waitForPort } from '../processes.ts';
 import { startPortcullis } from './portcullis.ts';
+import { loadAverageLine, toolCallJob } from './probe-jobs.ts';
 import { startEverythingHttp, type HttpServer } from './upstream.ts';
 
 export const FLOOR_PROXY_NOTE =
@@ -98,12 +98,7 @@ async function measure(args: { rounds: number; calls: number }): Promise<void> {
     },
   ];
   try {
-    console.log(
-      `load average ${(await import('node:os'))
-        .loadavg()
-        .map((l) => l.toFixed(2))
-        .join(' ')}`,
-    );
+    console.log(loadAverageLine());
     console.log('round driver  c  path          calls  p50 ms  p99 ms  calls/s  cpu/call ms  p50/direct');
     for (let round = 1; round <= args.rounds; round++) {
       for (const driver of ['sdk', 'lean'] as DriverKind[]) {
@@ -112,20 +107,11 @@ async function measure(args: { rounds: number; calls: number }): Promise<void> {
           for (const { name, target, pid } of targets) {
             const calls = concurrency === 1 ? Math.ceil(args.calls / 4) : args.calls;
             const tool = name === 'portcullis' ? running.gateway.tools.http! : 'echo';
-            const m = await load.run(
-              {
-                driver,
-                target,
-                operation: { method: 'tools/call', tool },
-                concurrency,
-                warmupCalls: Math.ceil(calls / 8),
-                calls,
-                maxMeasureMs: 30_000,
-                maxWarmupMs: 5_000,
-                protocolVersion: LATEST_PROTOCOL_VERSION,
-              },
-              { pid, probes: [], timeoutMs: 120_000 },
-            );
+            const m = await load.run(toolCallJob(driver, target, tool, concurrency, calls), {
+              pid,
+              probes: [],
+              timeoutMs: 120_000,
+            });
             if (name === 'direct') directP50 = m.latency.p50Ms;
             console.log(
               [

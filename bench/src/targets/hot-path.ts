@@ -10,12 +10,12 @@
  *
  * Set PORTCULLIS_BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the node.
  */
-import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import { LoadGenerator } from '../load/run-load.ts';
 import type { DriverKind } from '../load/protocol.ts';
 import { installCleanupHooks } from '../processes.ts';
 import { GATEWAY_OVERHEAD_HISTOGRAM, startPortcullis } from './portcullis.ts';
 import { histogramProbe } from './histogram-probe.ts';
+import { loadAverageLine, toolCallJob } from './probe-jobs.ts';
 import { startEverythingHttp } from './upstream.ts';
 
 interface Args {
@@ -52,12 +52,7 @@ async function main(): Promise<void> {
   try {
     const upstreams = (['stdio', 'http'] as const).filter((u) => (args.only ? u === args.only : true));
     const drivers = (['lean', 'sdk'] as const).filter((d) => (args.driver ? d === args.driver : true));
-    console.log(
-      `load average ${(await import('node:os'))
-        .loadavg()
-        .map((l) => l.toFixed(2))
-        .join(' ')}`,
-    );
+    console.log(loadAverageLine());
     console.log('round upstream driver  c   calls  p50 ms  p99 ms  calls/s  node cpu/call ms  gateway added mean ms');
     for (let round = 1; round <= args.rounds; round++) {
       for (const upstream of upstreams) {
@@ -66,31 +61,19 @@ async function main(): Promise<void> {
         for (const driver of drivers) {
           for (const concurrency of args.concurrency ? [args.concurrency] : [1, 32]) {
             const calls = driver === 'sdk' || concurrency === 1 ? Math.ceil(args.calls / 4) : args.calls;
-            const m = await load.run(
-              {
-                driver,
-                target: {
-                  transport: 'http',
-                  url: gateway.mcpUrl,
-                  headers: { authorization: `Bearer ${gateway.secret}` },
-                },
-                operation: { method: 'tools/call', tool },
-                concurrency,
-                warmupCalls: Math.ceil(calls / 8),
-                calls,
-                maxMeasureMs: 30_000,
-                maxWarmupMs: 5_000,
-                protocolVersion: LATEST_PROTOCOL_VERSION,
-              },
-              {
-                pid: gateway.pid,
-                probes:
-                  gateway.metricsUrl === undefined
-                    ? []
-                    : [histogramProbe(gateway.metricsUrl, GATEWAY_OVERHEAD_HISTOGRAM, 'added')],
-                timeoutMs: 120_000,
-              },
-            );
+            const target = {
+              transport: 'http' as const,
+              url: gateway.mcpUrl,
+              headers: { authorization: `Bearer ${gateway.secret}` },
+            };
+            const m = await load.run(toolCallJob(driver, target, tool, concurrency, calls), {
+              pid: gateway.pid,
+              probes:
+                gateway.metricsUrl === undefined
+                  ? []
+                  : [histogramProbe(gateway.metricsUrl, GATEWAY_OVERHEAD_HISTOGRAM, 'added')],
+              timeoutMs: 120_000,
+            });
             const added = m.probes['addedMeanMs'];
             console.log(
               [

@@ -33,6 +33,29 @@ export const GATEWAY_OVERHEAD_HISTOGRAM = 'portcullis_gateway_overhead_seconds';
 
 export class GatewayUnavailable extends Error {}
 
+/** The arguments of Node that start `portcullis control-plane` from `cliMain` (a quiet log: warnings and up). */
+export function controlPlaneArgs(
+  cliMain: string,
+  plane: { dataDir: string; graphqlPort: number; grpcPort: number; adminToken: string },
+): string[] {
+  return [
+    '--import',
+    'tsx',
+    cliMain,
+    'control-plane',
+    '--data-dir',
+    plane.dataDir,
+    '--graphql-port',
+    String(plane.graphqlPort),
+    '--grpc-port',
+    String(plane.grpcPort),
+    '--admin-token',
+    plane.adminToken,
+    '--log-level',
+    'warn',
+  ];
+}
+
 /** A started gateway, as the drivers need it. */
 export interface GatewayUnderTest {
   /** The agents' MCP endpoint. */
@@ -145,22 +168,7 @@ export async function startPortcullis(
   const controlPlane = new ManagedProcess(
     'portcullis control-plane',
     process.execPath,
-    [
-      '--import',
-      'tsx',
-      cliMain,
-      'control-plane',
-      '--data-dir',
-      dataDir,
-      '--graphql-port',
-      String(graphqlPort),
-      '--grpc-port',
-      String(grpcPort),
-      '--admin-token',
-      adminToken,
-      '--log-level',
-      'warn',
-    ],
+    controlPlaneArgs(cliMain, { dataDir, graphqlPort, grpcPort, adminToken }),
     // tsx reads the tsconfig.json of the working directory: a baseline tree compiles with its own.
     { keepStdout: true, env: { PORTCULLIS_NODE_TOKEN: nodeToken }, cwd },
   );

@@ -363,26 +363,10 @@ export class SnapshotBuilder {
     const keys = incremental ? this.keys : new Map<string, VirtualKeyConfig>();
     for (const id of removed) keys.delete(id);
     for (const key of upserted) keys.set(key.id, key);
-    const snapshot: Snapshot = Object.freeze({
+    const whole: SnapshotWhole = {
       version: result.version,
       upstreams,
-      virtualKeys: [...keys.values()],
       sessionKeys,
-      teams,
-      customers,
-      prices,
-      budgeted: result.budgeted,
-      executionPolicies,
-      ...(mcpAuthorization === undefined ? {} : { mcpAuthorization }),
-    });
-
-    const delta: SnapshotDelta | undefined = previous && {
-      version: result.version,
-      baseVersion: previous.version,
-      upstreams,
-      sessionKeys,
-      upsertedKeys: upserted,
-      removedKeyIds: [...removed],
       teams,
       customers,
       prices,
@@ -390,6 +374,11 @@ export class SnapshotBuilder {
       executionPolicies,
       ...(mcpAuthorization === undefined ? {} : { mcpAuthorization }),
     };
+    const { snapshot, delta } = snapshotWithDelta(
+      whole,
+      [...keys.values()],
+      previous && { baseVersion: previous.version, upsertedKeys: upserted, removedKeyIds: [...removed] },
+    );
     this.previous = snapshot;
     this.keys = keys;
     this.upstreamCache = upstreamCache;
@@ -409,32 +398,12 @@ export class SnapshotBuilder {
     if (previous === undefined || BigInt(previous.version) + 1n !== BigInt(version)) return undefined;
     const removed = removedKeyIds.filter((id) => this.keys.has(id));
     for (const id of removed) this.keys.delete(id);
-    const snapshot: Snapshot = Object.freeze({
-      version,
-      upstreams: previous.upstreams,
-      virtualKeys: [...this.keys.values()],
-      sessionKeys: previous.sessionKeys,
-      teams: previous.teams,
-      customers: previous.customers,
-      prices: previous.prices,
-      budgeted: previous.budgeted,
-      executionPolicies: previous.executionPolicies,
-      ...(previous.mcpAuthorization === undefined ? {} : { mcpAuthorization: previous.mcpAuthorization }),
-    });
-    const delta: SnapshotDelta = {
-      version,
+    const { virtualKeys: _all, ...whole } = previous;
+    const { snapshot, delta } = snapshotWithDelta({ ...whole, version }, [...this.keys.values()], {
       baseVersion: previous.version,
-      upstreams: previous.upstreams,
-      sessionKeys: previous.sessionKeys,
       upsertedKeys: [],
       removedKeyIds: removed,
-      teams: previous.teams,
-      customers: previous.customers,
-      prices: previous.prices,
-      budgeted: previous.budgeted,
-      executionPolicies: previous.executionPolicies,
-      ...(previous.mcpAuthorization === undefined ? {} : { mcpAuthorization: previous.mcpAuthorization }),
-    };
+    });
     this.previous = snapshot;
     const totalMs = performance.now() - started;
     return {
@@ -548,4 +517,22 @@ export function checkSnapshotConsistency(
 
 function inconsistent(reason: string): PortcullisError {
   return new PortcullisError(ErrorCode.INTERNAL, `inconsistent configuration snapshot: ${reason}`);
+}
+
+/** What a snapshot and its delta both carry whole: all but the keys. */
+type SnapshotWhole = Omit<Snapshot, 'virtualKeys'>;
+
+/**
+ * A snapshot (frozen) and, given the key changes since its base, the delta to it: they differ only in the keys (all of
+ * them, or the changes).
+ */
+function snapshotWithDelta(
+  whole: SnapshotWhole,
+  virtualKeys: VirtualKeyConfig[],
+  keyChanges: Pick<SnapshotDelta, 'baseVersion' | 'upsertedKeys' | 'removedKeyIds'> | undefined,
+): { snapshot: Snapshot; delta: SnapshotDelta | undefined } {
+  return {
+    snapshot: Object.freeze({ ...whole, virtualKeys }),
+    delta: keyChanges && { ...whole, ...keyChanges },
+  };
 }

@@ -50,20 +50,16 @@ const promptSummarySchema = z.object({
     .array(z.object({ name: z.string().min(1).max(256), description: summaryText, required: z.boolean() }))
     .max(32),
 });
+/** What a resource and a resource template both say of themselves. */
+const describedFields = { name: text(256), title: text(256), description: summaryText, mimeType: text(128) };
 const resourceSummarySchema = z.object({
   uri: z.string().min(1, "must be the resource's URI").max(2_048),
-  name: text(256),
-  title: text(256),
-  description: summaryText,
-  mimeType: text(128),
+  ...describedFields,
   size: z.number().int().min(0),
 });
 const resourceTemplateSummarySchema = z.object({
   uriTemplate: z.string().min(1, "must be the template's URI template").max(2_048),
-  name: text(256),
-  title: text(256),
-  description: summaryText,
-  mimeType: text(128),
+  ...describedFields,
 });
 const listOf = <T extends z.ZodType>(item: T) =>
   z

@@ -23,7 +23,7 @@ import {
   nameCollisions,
   type NameCollision,
 } from './exposed-names.ts';
-import { MAX_PAGE_SIZE, unknownCursor, type Page } from './pagination.ts';
+import { MAX_PAGE_SIZE, keysetPage, type Page } from './pagination.ts';
 import { parseId } from './validation.ts';
 
 export interface UpstreamReportInput {
@@ -442,20 +442,12 @@ export class CatalogService {
     page: Page = { first: MAX_PAGE_SIZE, after: null },
   ): Promise<Tool[]> {
     const repository = this.store.dataSource.getRepository(Tool);
-    const query = repository
-      .createQueryBuilder('t')
-      .where('t.listed')
-      .orderBy('t.name', 'ASC')
-      .addOrderBy('t.id', 'ASC')
-      .take(page.first);
-    if (filter.heldBack === true) query.andWhere('t.pendingSha256 IS NOT NULL');
-    if (filter.heldBack === false) query.andWhere('t.pendingSha256 IS NULL');
-    if (page.after !== null) {
-      const after = parseId(page.after, 'after');
-      if (!(await repository.existsBy({ id: after }))) throw unknownCursor('tool', after);
-      query.andWhere('(t.name, t.id) > (SELECT c.name, c.id FROM tools c WHERE c.id = :after)', { after });
-    }
-    return query.getMany();
+    const order = { alias: 't', property: 'name', column: 'name', table: 'tools', what: 'tool' };
+    return keysetPage(repository, order, page, (query) => {
+      query.andWhere('t.listed');
+      if (filter.heldBack === true) query.andWhere('t.pendingSha256 IS NOT NULL');
+      if (filter.heldBack === false) query.andWhere('t.pendingSha256 IS NULL');
+    });
   }
 
   async getTool(rawId: string): Promise<Tool | null> {

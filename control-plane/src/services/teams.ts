@@ -5,7 +5,7 @@ import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
 import { Customer, Team } from '../db/entities.ts';
 import { accessListFields, mergeAccessLists, rateLimitsInput, storedRateLimits } from './access-lists.ts';
 import { withConfigChange, type ConfigStore } from './config-change.ts';
-import { MAX_PAGE_SIZE, unknownCursor, type Page } from './pagination.ts';
+import { MAX_PAGE_SIZE, keysetPage, rowsById, type Page } from './pagination.ts';
 import { badInput, isUniqueViolation, parseId, parseInput } from './validation.ts';
 
 const name = (what: string) =>
@@ -145,33 +145,15 @@ export class TeamService {
   /** Teams by name, one page (see `Page`). */
   async list(page: Page = { first: MAX_PAGE_SIZE, after: null }): Promise<Team[]> {
     const repository = this.store.dataSource.getRepository(Team);
-    const query = repository
-      .createQueryBuilder('t')
-      .orderBy('t.name', 'ASC')
-      .addOrderBy('t.id', 'ASC')
-      .take(page.first);
-    if (page.after !== null) {
-      const after = parseId(page.after, 'after');
-      if (!(await repository.existsBy({ id: after }))) throw unknownCursor('team', after);
-      query.where('(t.name, t.id) > (SELECT c.name, c.id FROM teams c WHERE c.id = :after)', { after });
-    }
-    return query.getMany();
+    const order = { alias: 't', property: 'name', column: 'name', table: 'teams', what: 'team' };
+    return keysetPage(repository, order, page);
   }
 
   /** Customers by name, one page (see `Page`). */
   async listCustomers(page: Page = { first: MAX_PAGE_SIZE, after: null }): Promise<Customer[]> {
     const repository = this.store.dataSource.getRepository(Customer);
-    const query = repository
-      .createQueryBuilder('c')
-      .orderBy('c.name', 'ASC')
-      .addOrderBy('c.id', 'ASC')
-      .take(page.first);
-    if (page.after !== null) {
-      const after = parseId(page.after, 'after');
-      if (!(await repository.existsBy({ id: after }))) throw unknownCursor('customer', after);
-      query.where('(c.name, c.id) > (SELECT x.name, x.id FROM customers x WHERE x.id = :after)', { after });
-    }
-    return query.getMany();
+    const order = { alias: 'c', property: 'name', column: 'name', table: 'customers', what: 'customer' };
+    return keysetPage(repository, order, page);
   }
 
   /** The teams of one customer, by name (at most 1000). */
@@ -182,22 +164,10 @@ export class TeamService {
   }
 
   async getMany(ids: readonly string[]): Promise<Map<string, Team>> {
-    if (ids.length === 0) return new Map();
-    const teams = await this.store.dataSource
-      .getRepository(Team)
-      .createQueryBuilder('t')
-      .where('t.id IN (:...ids)', { ids: [...ids] })
-      .getMany();
-    return new Map(teams.map((team) => [team.id, team]));
+    return rowsById(this.store.dataSource.getRepository(Team), ids);
   }
 
   async getCustomers(ids: readonly string[]): Promise<Map<string, Customer>> {
-    if (ids.length === 0) return new Map();
-    const customers = await this.store.dataSource
-      .getRepository(Customer)
-      .createQueryBuilder('c')
-      .where('c.id IN (:...ids)', { ids: [...ids] })
-      .getMany();
-    return new Map(customers.map((customer) => [customer.id, customer]));
+    return rowsById(this.store.dataSource.getRepository(Customer), ids);
   }
 }

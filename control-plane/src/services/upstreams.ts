@@ -6,7 +6,7 @@ import { Upstream, type KeyValuePair, type StoredSecretPair, type TransportName 
 import { openBearer, openPairs, resealAll, sealBearer, sealPairs, type SecretBox } from '../secrets/index.ts';
 import { withConfigChange, type ConfigStore } from './config-change.ts';
 import { collisionsOf, describeCollisions, lockExposedNames } from './exposed-names.ts';
-import { MAX_PAGE_SIZE, unknownCursor, type Page } from './pagination.ts';
+import { MAX_PAGE_SIZE, rowsById, unknownCursor, type Page } from './pagination.ts';
 import { badInput, isUniqueViolation, parseId, parseInput } from './validation.ts';
 
 /** Upstream names become tool prefixes (`<name>__<tool>`), so they are short and plain. */
@@ -509,13 +509,8 @@ export class UpstreamService {
   }
 
   async getMany(ids: readonly string[]): Promise<Map<string, UpstreamView>> {
-    if (ids.length === 0) return new Map();
-    const upstreams = await this.store.dataSource
-      .getRepository(Upstream)
-      .createQueryBuilder('u')
-      .where('u.id IN (:...ids)', { ids: [...ids] })
-      .getMany();
-    return new Map(upstreams.map((upstream) => [upstream.id, toUpstreamView(upstream)]));
+    const rows = await rowsById(this.store.dataSource.getRepository(Upstream), ids);
+    return new Map([...rows].map(([id, upstream]) => [id, toUpstreamView(upstream)]));
   }
 
   private async lockUpstream(manager: EntityManager, id: string): Promise<Upstream> {

@@ -5,7 +5,7 @@ import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
 import { Team, VirtualKey, type AccessListsJson, type CodeModeName, type RateLimitsJson } from '../db/entities.ts';
 import { withConfigChange, type ConfigStore } from './config-change.ts';
 import { accessListFields, mergeAccessLists, rateLimitsInput, storedRateLimits } from './access-lists.ts';
-import { MAX_PAGE_SIZE, unknownCursor, type Page } from './pagination.ts';
+import { MAX_PAGE_SIZE, keysetPage, type Page } from './pagination.ts';
 import { badInput, parseId, parseInput } from './validation.ts';
 
 export const SECRET_PREFIX = 'pcs_';
@@ -271,20 +271,14 @@ export class VirtualKeyService {
   /** Keys in creation order, one page (see `Page`). */
   async list(page: Page = { first: MAX_PAGE_SIZE, after: null }): Promise<VirtualKeyView[]> {
     const repository = this.store.dataSource.getRepository(VirtualKey);
-    const query = repository
-      .createQueryBuilder('k')
-      .orderBy('k.createdAt', 'ASC')
-      .addOrderBy('k.id', 'ASC')
-      .take(page.first);
-    if (page.after !== null) {
-      const after = parseId(page.after, 'after');
-      if (!(await repository.existsBy({ id: after }))) throw unknownCursor('virtual key', after);
-      // Compared in SQL: created_at has microseconds, a JavaScript Date only milliseconds.
-      query.where('(k.created_at, k.id) > (SELECT c.created_at, c.id FROM virtual_keys c WHERE c.id = :after)', {
-        after,
-      });
-    }
-    return (await query.getMany()).map(toVirtualKeyView);
+    const order = {
+      alias: 'k',
+      property: 'createdAt',
+      column: 'created_at',
+      table: 'virtual_keys',
+      what: 'virtual key',
+    };
+    return (await keysetPage(repository, order, page)).map(toVirtualKeyView);
   }
 }
 

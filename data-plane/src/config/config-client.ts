@@ -142,10 +142,7 @@ export class ConfigClient {
    * message is not queued: a relayed reply or cancel is only useful now).
    */
   relay(envelope: RelayEnvelope): boolean {
-    const stream = this.stream;
-    if (stream === undefined) return false;
-    stream.write({ kind: { $case: 'relay', value: envelope } });
-    return true;
+    return this.sendNow({ kind: { $case: 'relay', value: envelope } });
   }
 
   /**
@@ -153,17 +150,19 @@ export class ConfigClient {
    * cumulative).
    */
   reportSpend(entries: BudgetSpend[]): boolean {
-    const stream = this.stream;
-    if (stream === undefined) return false;
-    stream.write({ kind: { $case: 'spend', value: { entries } } });
-    return true;
+    return this.sendNow({ kind: { $case: 'spend', value: { entries } } });
   }
 
   /** Sends a call held for approval; false when the stream is down (the caller re-sends it on connect). */
   requestApproval(request: ApprovalRequest): boolean {
+    return this.sendNow({ kind: { $case: 'approvalRequest', value: request } });
+  }
+
+  /** Writes a message on the open stream; false (and nothing queued) when none is open. */
+  private sendNow(message: ConnectRequest): boolean {
     const stream = this.stream;
     if (stream === undefined) return false;
-    stream.write({ kind: { $case: 'approvalRequest', value: request } });
+    stream.write(message);
     return true;
   }
 
@@ -174,10 +173,7 @@ export class ConfigClient {
 
   /** Sends a batch of audit records; false when the stream is down (the shipper sends it again on the next). */
   sendAudit(batch: AuditBatch): boolean {
-    const stream = this.stream;
-    if (stream === undefined) return false;
-    stream.write({ kind: { $case: 'audit', value: batch } });
-    return true;
+    return this.sendNow({ kind: { $case: 'audit', value: batch } });
   }
 
   /** Forgets reports of upstreams no longer configured. */

@@ -1,37 +1,24 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from 'pino';
-import type { AppliedConfig } from '../config/applied-config.ts';
-import type { DispatchContext, RequestChannel, RpcRequest } from '../mcp/dispatcher.ts';
+import type { RequestChannel, RpcRequest } from '../mcp/dispatcher.ts';
 import { echoableId, errorBody, isPlainObject } from '../mcp/json-rpc.ts';
 import { LATEST_LEGACY_PROTOCOL_VERSION, MAX_BATCH_SIZE, RpcErrorCode } from '../mcp/protocol.ts';
 import type { ServerRequests } from '../mcp/server-requests.ts';
 import { signSessionToken } from '../mcp/session-token.ts';
 import type { RpcMessage } from '../upstream/upstream-router.ts';
 import type { AgentStream } from './agent-streams.ts';
-import type { AgentTokens } from '../oauth/agent-tokens.ts';
 import { authenticateRequest, type Authenticated } from './authenticate.ts';
 import { InFlightRequests, RequestAbort } from './in-flight.ts';
-import type { McpServices } from './mcp-endpoint.ts';
+import type { McpEndpointOptions } from './mcp-endpoint.ts';
+import { httpDispatchContext } from './dispatch-context.ts';
 import { readJsonBody } from './request-body.ts';
 import { sendEmpty, sendJson, sendRpcError } from './respond.ts';
 import { recordEdgeRefusal } from './edge-audit.ts';
-import type { AuditRecorder } from '../audit/audit-recorder.ts';
 import { MAX_RELAY_JSON_CHARS } from '../relay/node-relay.ts';
 import { SSE_HEADERS, notificationJson } from './response-channel.ts';
 
-export interface LegacySseOptions {
-  readonly getConfig: () => AppliedConfig | undefined;
-  readonly services: McpServices;
-  readonly maxBodyBytes: number;
-  readonly logger: Logger;
-  /** Anonymous access: requests without credentials act as this virtual key (off when undefined). */
-  readonly anonymousKeyId?: string;
-  /** Where refusals at the edge are recorded. */
-  readonly audit?: AuditRecorder | undefined;
-  /** OAuth access tokens (MCP authorization); undefined: virtual keys only. */
-  readonly tokens?: AgentTokens;
-}
+/** The same as the Streamable HTTP endpoint's: both transports serve one node's sessions. */
+export type LegacySseOptions = McpEndpointOptions;
 
 /** One `GET /sse` stream this node holds. */
 interface SseSession {
@@ -295,17 +282,8 @@ export function createLegacySseEndpoints(
       session.stream,
       services.serverRequests.forSession({ sessionId: session.token, keyId: session.keyId }),
     );
-    const context: DispatchContext = {
-      principal: auth.principal,
-      era: 'legacy',
-      cancellation: abort,
-      sessionKeys: auth.config.sessionKeys,
-      receivedAt: auth.receivedAt,
-      sessionId: session.token,
-      agentCapabilities: session.capabilities,
-      channel,
-      origin: session.clientInfo === undefined ? undefined : { clientInfo: session.clientInfo },
-    };
+    const origin = session.clientInfo === undefined ? undefined : { clientInfo: session.clientInfo };
+    const context = httpDispatchContext(auth, 'legacy', abort, channel, origin, session.token, session.capabilities);
     const key = session.inFlight.register(session.token, id, abort);
     services.admission
       .run(session.keyId, session.token, id, () => services.dispatcher.dispatch(request, context))

@@ -3,7 +3,7 @@ import type { InboundClassificationOutcome } from '@modelcontextprotocol/server'
 import type { Logger } from 'pino';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import type { LogLevels, ResourceSubscriptions } from '../mcp/agent-state.ts';
-import type { DispatchContext, McpDispatcher, RpcRequest } from '../mcp/dispatcher.ts';
+import type { McpDispatcher, RpcRequest } from '../mcp/dispatcher.ts';
 import { echoableId, errorBody, isPlainObject, type RpcId } from '../mcp/json-rpc.ts';
 import {
   LEGACY_PROTOCOL_VERSIONS,
@@ -28,6 +28,7 @@ import { readJsonBody } from './request-body.ts';
 import { answerFailure, sendEmpty, sendJson, sendRpcError } from './respond.ts';
 import { requestIdOfEventId, type EventStore, type ResumeMiss } from './event-store.ts';
 import { edgeRefusalCode, recordEdgeRefusal, requestOrigin } from './edge-audit.ts';
+import { httpDispatchContext } from './dispatch-context.ts';
 import type { AuditRecorder } from '../audit/audit-recorder.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
 import { ResponseChannel, SSE_HEADERS, prefersEventStream, sseEvent } from './response-channel.ts';
@@ -233,15 +234,7 @@ export function createMcpEndpoint(
     }
     const abort = new RequestAbort(req, res);
     const channel = new ResponseChannel(res, undefined, undefined);
-    const context: DispatchContext = {
-      principal: auth.principal,
-      era: 'modern',
-      cancellation: abort,
-      sessionKeys: auth.config.sessionKeys,
-      receivedAt: auth.receivedAt,
-      channel,
-      origin: requestOrigin(req),
-    };
+    const context = httpDispatchContext(auth, 'modern', abort, channel, requestOrigin(req));
     channel.finish(
       await services.admission.run(auth.principal.keyId, undefined, id, () =>
         dispatcher.dispatch(message as RpcRequest, context),
@@ -291,17 +284,16 @@ export function createMcpEndpoint(
           resumable,
         );
         abort.keepRunningWhile(channel);
-        const context: DispatchContext = {
-          principal: auth.principal,
-          era: 'legacy',
-          cancellation: abort,
-          sessionKeys: auth.config.sessionKeys,
-          receivedAt: auth.receivedAt,
-          sessionId,
-          agentCapabilities: opened.claims.clientCapabilities,
+        const origin = requestOrigin(req, opened.claims.clientInfo);
+        const context = httpDispatchContext(
+          auth,
+          'legacy',
+          abort,
           channel,
-          origin: requestOrigin(req, opened.claims.clientInfo),
-        };
+          origin,
+          sessionId,
+          opened.claims.clientCapabilities,
+        );
         const key = services.inFlight.register(sessionId, request.id, abort);
         try {
           channel.finish(
@@ -337,15 +329,8 @@ export function createMcpEndpoint(
         }
         // A batch is answered as one JSON array: related notifications have nowhere to go and are dropped.
         const abort = new RequestAbort(req, res);
-        const context: DispatchContext = {
-          principal: auth.principal,
-          era: 'legacy',
-          cancellation: abort,
-          sessionKeys: auth.config.sessionKeys,
-          receivedAt: auth.receivedAt,
-          sessionId,
-          origin: requestOrigin(req, opened.claims.clientInfo),
-        };
+        const origin = requestOrigin(req, opened.claims.clientInfo);
+        const context = httpDispatchContext(auth, 'legacy', abort, undefined, origin, sessionId);
         const answers = await Promise.all(
           requests.map((m) =>
             services.admission.run(auth.principal.keyId, sessionId, m.id, () => dispatcher.dispatch(m, context)),

@@ -20,6 +20,11 @@ interface CallSeries {
   readonly overhead: ReturnType<Histogram<'upstream'>['labels']>;
 }
 
+/** A metric of `registry` with these labels (none: an empty list). */
+function metric<L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[]) {
+  return { name, help, labelNames, registers: [registry] };
+}
+
 /**
  * The data plane's Prometheus metrics. Label children are cached per (upstream, outcome), so an
  * observation on the hot path is a map lookup and two bucket increments.
@@ -39,43 +44,44 @@ export class DataPlaneMetrics {
 
   constructor(registry: Registry = new Registry()) {
     this.registry = registry;
-    this.requests = new Counter({
-      name: 'portcullis_mcp_requests_total',
-      help: 'MCP requests answered, by method and HTTP status',
-      labelNames: ['method', 'status'],
-      registers: [registry],
-    });
+    this.requests = new Counter(
+      metric(registry, 'portcullis_mcp_requests_total', 'MCP requests answered, by method and HTTP status', [
+        'method',
+        'status',
+      ]),
+    );
     this.callDuration = new Histogram({
-      name: 'portcullis_tool_call_duration_seconds',
-      help: 'Tool calls as the agent sees them (gateway and upstream), by upstream and outcome',
-      labelNames: ['upstream', 'outcome'],
+      ...metric(
+        registry,
+        'portcullis_tool_call_duration_seconds',
+        'Tool calls as the agent sees them (gateway and upstream), by upstream and outcome',
+        ['upstream', 'outcome'],
+      ),
       buckets: CALL_BUCKETS,
-      registers: [registry],
     });
     this.callOverhead = new Histogram({
-      name: 'portcullis_gateway_overhead_seconds',
-      help: "Time a tool call spends in the gateway itself (the call's duration minus the upstream's)",
-      labelNames: ['upstream'],
+      ...metric(
+        registry,
+        'portcullis_gateway_overhead_seconds',
+        "Time a tool call spends in the gateway itself (the call's duration minus the upstream's)",
+        ['upstream'],
+      ),
       buckets: OVERHEAD_BUCKETS,
-      registers: [registry],
     });
-    this.configVersion = new Gauge({
-      name: 'portcullis_config_version',
-      help: 'The configuration snapshot version this node serves',
-      registers: [registry],
-    });
-    this.upstreamUp = new Gauge({
-      name: 'portcullis_upstream_state',
-      help: '1 for the state each upstream is in',
-      labelNames: ['upstream', 'state'],
-      registers: [registry],
-    });
-    this.deviations = new Counter({
-      name: 'portcullis_upstream_deviations_total',
-      help: 'Answers from upstreams that deviate from the MCP spec and were relayed all the same, by upstream and kind',
-      labelNames: ['upstream', 'kind'],
-      registers: [registry],
-    });
+    this.configVersion = new Gauge(
+      metric(registry, 'portcullis_config_version', 'The configuration snapshot version this node serves', []),
+    );
+    this.upstreamUp = new Gauge(
+      metric(registry, 'portcullis_upstream_state', '1 for the state each upstream is in', ['upstream', 'state']),
+    );
+    this.deviations = new Counter(
+      metric(
+        registry,
+        'portcullis_upstream_deviations_total',
+        'Answers from upstreams that deviate from the MCP spec and were relayed all the same, by upstream and kind',
+        ['upstream', 'kind'],
+      ),
+    );
     this.refusals = new Counter({
       name: 'portcullis_refusals_total',
       help:

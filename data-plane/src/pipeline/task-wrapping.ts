@@ -6,6 +6,9 @@ const RELATED_TASK_META_KEY = 'io.modelcontextprotocol/related-task';
 /** Tasks remembered per key for tasks/list (the oldest forgotten first). */
 const MAX_TASKS_PER_KEY = 1000;
 
+/** Whose tasks: the upstream that runs them, the key they are wrapped for, and the keys that sign them. */
+type TaskScope = [upstream: string, keyId: string, sessionKeys: readonly SigningKey[]];
+
 /**
  * Upstream task ids as agents see them: wrapped to name their upstream and signed for the key
  * (task-ids.ts), and the tasks each key created through this node, for `tasks/list` (upstream
@@ -15,13 +18,9 @@ export class TaskIds {
   private readonly created = new Map<string, Set<string>>();
 
   /** Wraps the ids in a task-augmented call's CreateTaskResult and remembers the task as the key's. */
-  remember(
-    result: Record<string, unknown>,
-    upstream: string,
-    keyId: string,
-    sessionKeys: readonly SigningKey[],
-  ): Record<string, unknown> {
-    const rewritten = this.rewrite(result, upstream, keyId, sessionKeys);
+  remember(result: Record<string, unknown>, ...scope: TaskScope): Record<string, unknown> {
+    const rewritten = this.rewrite(result, ...scope);
+    const keyId = scope[1];
     const taskId = (rewritten['task'] as Record<string, unknown>)['taskId'];
     if (typeof taskId === 'string') {
       let owned = this.created.get(keyId);
@@ -39,12 +38,7 @@ export class TaskIds {
   }
 
   /** Wraps the upstream task ids in a result (`task.taskId`, `taskId`, related-task `_meta`). */
-  rewrite(
-    result: Record<string, unknown>,
-    upstream: string,
-    keyId: string,
-    sessionKeys: readonly SigningKey[],
-  ): Record<string, unknown> {
+  rewrite(result: Record<string, unknown>, ...[upstream, keyId, sessionKeys]: TaskScope): Record<string, unknown> {
     const wrap = (taskId: unknown) =>
       typeof taskId === 'string' ? wrapTaskId({ upstream, taskId }, keyId, sessionKeys) : taskId;
     let out = result;

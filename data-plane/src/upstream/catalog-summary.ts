@@ -76,10 +76,7 @@ export function resourceSummary(item: CatalogItem): ResourceSummary | undefined 
   const size = item['size'];
   return {
     uri,
-    name: text(item['name'], SUMMARY_LIMITS.name),
-    title: text(item['title'], SUMMARY_LIMITS.title),
-    description: text(item['description'], SUMMARY_LIMITS.description),
-    mimeType: text(item['mimeType'], SUMMARY_LIMITS.mimeType),
+    ...describedFields(item),
     size: typeof size === 'number' && Number.isSafeInteger(size) && size > 0 ? size : 0,
   };
 }
@@ -87,8 +84,12 @@ export function resourceSummary(item: CatalogItem): ResourceSummary | undefined 
 export function resourceTemplateSummary(item: CatalogItem): ResourceTemplateSummary | undefined {
   const uriTemplate = identifier(item['uriTemplate'], SUMMARY_LIMITS.uri);
   if (uriTemplate === undefined) return undefined;
+  return { uriTemplate, ...describedFields(item) };
+}
+
+/** What a resource and a resource template both say of themselves, within the limits. */
+function describedFields(item: CatalogItem): Pick<ResourceSummary, 'name' | 'title' | 'description' | 'mimeType'> {
   return {
-    uriTemplate,
     name: text(item['name'], SUMMARY_LIMITS.name),
     title: text(item['title'], SUMMARY_LIMITS.title),
     description: text(item['description'], SUMMARY_LIMITS.description),
