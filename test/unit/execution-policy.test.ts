@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  ApprovalVia,
   ExecutionPolicy,
   type ExecutionPolicyRule,
   Transport,
@@ -45,6 +46,7 @@ function rule(fields: Partial<ExecutionPolicyRule>): ExecutionPolicyRule {
     argument: '',
     pattern: '',
     approvalTimeoutMs: 0,
+    approvalVia: ApprovalVia.APPROVAL_VIA_UNSPECIFIED,
     ...fields,
   };
 }

@@ -5,6 +5,7 @@ import {
   CodeMode,
   ExecutionPolicy,
   type ExecutionPolicyRule,
+  ApprovalVia,
   Transport,
   type SigningKey,
   type Snapshot,
@@ -122,6 +123,7 @@ function toPolicyRules(rows: z.output<typeof readResult>['policies']): Execution
     argument: row.argument ?? '',
     pattern: row.pattern ?? '',
     approvalTimeoutMs: row.approval_timeout_ms ?? 0,
+    approvalVia: ApprovalVia.APPROVAL_VIA_UNSPECIFIED,
   }));
 }
 

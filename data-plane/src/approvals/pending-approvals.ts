@@ -5,6 +5,7 @@ import type { AuditContent } from '../audit/audit-content.ts';
 import { isPlainObject } from '../mcp/json-rpc.ts';
 import type { Outcome } from '../pipeline/operation.ts';
 import { TOOL_ERROR_META_KEY } from '../pipeline/tool-results.ts';
+import type { ApprovalAudit, AuditedApproval } from './approval-audit.ts';
 import type { ApprovalGate, HeldCall } from './approval-gate.ts';
 
 /** How the node reaches the control plane about held calls (the config stream). */
@@ -27,6 +28,10 @@ export interface PendingApprovalsOptions {
    * control plane stores and shows that request. Absent: arguments are sent.
    */
   readonly content?: AuditContent;
+  /** Where the request and the decision are recorded (absent: the node keeps no audit trail). */
+  readonly audit?: ApprovalAudit;
+  /** This node's id: a timeout is decided by `node:<id>`. */
+  readonly nodeId?: string;
 }
 
 export const DEFAULT_APPROVAL_TIMEOUT_MS = 5 * 60_000;
@@ -34,10 +39,19 @@ const DEFAULT_PROGRESS_INTERVAL_MS = 1000;
 
 type EndReason = 'APPROVAL_DENIED' | 'APPROVAL_TIMED_OUT' | 'APPROVAL_WITHDRAWN' | 'NODE_STOPPING';
 
+/** How a wait ended, as its approval_decision record says it. */
+interface Ending {
+  readonly status: 'approved' | 'denied' | 'timed_out' | 'withdrawn';
+  readonly decidedBy: string;
+  readonly reason: string;
+  /** ms since the epoch; default now. */
+  readonly at?: number;
+}
+
 interface Waiter {
   readonly request: ApprovalRequest;
-  /** Ends the wait: undefined lets the call run. */
-  finish(outcome: Outcome | undefined): void;
+  /** Ends the wait (once its decision is recorded): undefined lets the call run. */
+  finish(outcome: Outcome | undefined, ending: Ending): void;
 }
 
 /** The refusal a held call ends with: a tool result marked as an error, saying why, for the model to read. */
@@ -98,14 +112,31 @@ export class PendingApprovals implements ApprovalGate {
       expiresAtMs: now + timeoutMs,
       parentId: operation.parentId ?? '',
     };
+    const audit = this.options.audit;
+    const audited: AuditedApproval = {
+      approvalId: id,
+      operation,
+      tool,
+      upstream: call.upstream,
+      arguments: call.arguments,
+      via: 'OPERATOR',
+      requestedAt: now,
+    };
+    void audit?.requested(audited, request.reason, request.expiresAtMs);
     return new Promise<Outcome | undefined>((resolve) => {
       let progress: NodeJS.Timeout | undefined;
       const onAbort = (): void => {
-        this.options.link.withdraw({ id, status: 'WITHDRAWN', reason: 'the agent cancelled the call' });
-        finish(ended(tool, 'APPROVAL_WITHDRAWN', 'the call was cancelled while it waited for approval', id));
+        const reason = 'the agent cancelled the call';
+        this.options.link.withdraw({ id, status: 'WITHDRAWN', reason });
+        finish(ended(tool, 'APPROVAL_WITHDRAWN', 'the call was cancelled while it waited for approval', id), {
+          status: 'withdrawn',
+          decidedBy: `agent:${principal.keyId}`,
+          reason,
+        });
       };
       const timer = setTimeout(() => {
-        this.options.link.withdraw({ id, status: 'TIMED_OUT', reason: `no decision within ${timeoutMs} ms` });
+        const reason = `no decision within ${timeoutMs} ms`;
+        this.options.link.withdraw({ id, status: 'TIMED_OUT', reason });
         finish(
           ended(
             tool,
@@ -114,14 +145,24 @@ export class PendingApprovals implements ApprovalGate {
               `${id})`,
             id,
           ),
+          { status: 'timed_out', decidedBy: `node:${this.options.nodeId ?? 'this node'}`, reason },
         );
       }, timeoutMs);
-      const finish = (outcome: Outcome | undefined): void => {
+      const finish = (outcome: Outcome | undefined, ending: Ending): void => {
         if (!this.waiting.delete(id)) return;
         clearTimeout(timer);
         clearInterval(progress);
         operation.cancellation.offAbort(onAbort);
-        resolve(outcome);
+        const written = audit?.decided(
+          audited,
+          ending.status,
+          ending.decidedBy,
+          ending.at ?? Date.now(),
+          ending.reason,
+        );
+        // The decision is on the spool before the call runs or its refusal is answered.
+        if (written === undefined) resolve(outcome);
+        else void written.then(() => resolve(outcome));
       };
       this.waiting.set(id, { request, finish });
       if (operation.cancellation.aborted) return onAbort();
@@ -161,6 +202,12 @@ export class PendingApprovals implements ApprovalGate {
             `a person denied it${decision.reason ? `: ${decision.reason}` : ''}`,
             decision.id,
           ),
+      {
+        status: decision.approved ? 'approved' : 'denied',
+        decidedBy: decision.decidedBy || 'unknown',
+        reason: decision.reason,
+        ...(decision.decidedAtMs > 0 ? { at: decision.decidedAtMs } : {}),
+      },
     );
   }
 
@@ -174,6 +221,11 @@ export class PendingApprovals implements ApprovalGate {
     for (const [id, waiter] of this.waiting)
       waiter.finish(
         ended(waiter.request.tool, 'NODE_STOPPING', 'the gateway node holding it for approval stopped', id),
+        {
+          status: 'withdrawn',
+          decidedBy: `node:${this.options.nodeId ?? 'this node'}`,
+          reason: 'the gateway node holding it stopped',
+        },
       );
   }
 }
