@@ -126,7 +126,9 @@ describe('approvals (two nodes, GraphQL decisions over the config stream)', () =
       if (request?.parentId == null) return false;
       const children = await auditEvents({ parentId: request.parentId });
       const decision = children.find((row) => row.kind === 'APPROVAL_DECISION');
-      const call = (await auditEvents({ kind: 'TOOL_CALL', tool: request.tool })).find((row) => row.id === request.parentId);
+      const call = (await auditEvents({ kind: 'TOOL_CALL', tool: request.tool })).find(
+        (row) => row.id === request.parentId,
+      );
       if (decision === undefined || call === undefined) return false;
       found = { request, decision, call };
       return true;

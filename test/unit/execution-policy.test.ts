@@ -140,3 +140,20 @@ test('malformed rules are refused naming the rule', () => {
     /pattern is not a valid regular expression/,
   );
 });
+
+test('approvalVia: a CLIENT rule asks the client; where an OPERATOR rule also applies, the operator decides', () => {
+  const CLIENT = ApprovalVia.APPROVAL_VIA_CLIENT;
+  const policies = ExecutionPolicies.of(
+    [
+      rule({ upstreamId: 'u1', tool: '*', policy: APPROVE, approvalVia: CLIENT }),
+      rule({ keyId: 'strict', tool: 'fs__write', policy: APPROVE }),
+      rule({ keyId: 'also-client', tool: 'fs__write', policy: APPROVE, approvalVia: CLIENT }),
+    ],
+    UPSTREAMS,
+  );
+  assert.equal(policies.decide('k', undefined, 'fs__write', 'fs', {}).viaClient, true);
+  assert.equal(policies.decide('also-client', undefined, 'fs__write', 'fs', {}).viaClient, true);
+  const strict = policies.decide('strict', undefined, 'fs__write', 'fs', {});
+  assert.equal(strict.verdict, 'approve');
+  assert.equal(strict.viaClient, undefined);
+});

@@ -21,7 +21,8 @@ export const auditRecordSchema = z
       'error',
       'unavailable',
       'refused',
-      // Approval records (data-plane/src/approvals): a request waits; a decision approved, denied, timed out, withdrawn.
+      // Approval records (data-plane/src/approvals): a request waits; a decision approved, denied, timed out or
+      // withdrawn.
       'pending',
       'approved',
       'denied',
