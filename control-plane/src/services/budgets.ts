@@ -226,6 +226,7 @@ export class BudgetService {
         grantedMicros: granted,
         periodEndMs: budget.period_end?.getTime() ?? 0,
         ungrantedMicros: Math.max(0, ungranted),
+        spentMicros: spent,
       });
     }
     return leases;

@@ -261,6 +261,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     maxBodyBytes: options.maxBodyBytes,
     logger,
     version: options.serverInfo.version,
+    tokens,
   });
   const allowedHosts = options.allowedHosts;
   const readiness =
