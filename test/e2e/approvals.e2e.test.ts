@@ -81,11 +81,15 @@ describe('approvals (two nodes, GraphQL decisions over the config stream)', () =
     // The rules reached both nodes when an unconditional call still runs and a conditional one is held.
     for (const node of ['node-a', 'node-b']) {
       const agent = await agentOn(node);
-      await eventually(`${node} serves ev__echo`, async () =>
-        agent.callTool({ name: 'ev__echo', arguments: { message: 'free' } }).then(
-          (result) => firstText(result) === 'Echo: free',
-          () => false,
-        ),
+      // Generous: on a loaded machine (CI runs two test files at once) a node takes a while to connect upstream.
+      await eventually(
+        `${node} serves ev__echo`,
+        async () =>
+          agent.callTool({ name: 'ev__echo', arguments: { message: 'free' } }).then(
+            (result) => firstText(result) === 'Echo: free',
+            () => false,
+          ),
+        60_000,
       );
     }
   });
