@@ -17,6 +17,7 @@ import { AuditContent, type AuditContentOptions } from './audit/audit-content.ts
 import { AuditRecorder, type SpoolFullPolicy } from './audit/audit-recorder.ts';
 import { AuditShipper } from './audit/audit-shipper.ts';
 import { AuditSpool } from './audit/audit-spool.ts';
+import { ApprovalAudit } from './approvals/approval-audit.ts';
 import { PendingApprovals } from './approvals/pending-approvals.ts';
 import { DEFAULT_HEALTH_FAILURE_THRESHOLD, DEFAULT_HEALTH_INTERVAL_MS } from './upstream/upstream-settings.ts';
 import { SandboxPool, type SandboxPoolOptions } from './code-mode/sandbox-pool.ts';
@@ -140,15 +141,6 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     onDeviation: (upstream, kind) => metrics.upstreamDeviation(upstream, kind),
   });
   const auditContent = options.audit === undefined ? undefined : new AuditContent(options.audit.content);
-  const approvals = new PendingApprovals({
-    ...(auditContent === undefined ? {} : { content: auditContent }),
-    link: {
-      request: (request) => configClient?.requestApproval(request) ?? false,
-      withdraw: (withdrawal) => configClient?.withdrawApproval(withdrawal),
-    },
-    logger,
-    ...(options.approvalTimeoutMs === undefined ? {} : { defaultTimeoutMs: options.approvalTimeoutMs }),
-  });
   const sandbox = options.sandbox === undefined ? undefined : new SandboxPool({ ...options.sandbox, logger });
   const rateLimiter = new RateLimiter();
   const budgetLedger = new BudgetLedger((entries) => configClient?.reportSpend(entries));
@@ -165,6 +157,17 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     });
     metrics.auditSpool(spool);
   }
+  const approvals = new PendingApprovals({
+    ...(auditContent === undefined ? {} : { content: auditContent }),
+    ...(recorder === undefined ? {} : { audit: new ApprovalAudit(recorder) }),
+    nodeId: options.nodeId,
+    link: {
+      request: (request) => configClient?.requestApproval(request) ?? false,
+      withdraw: (withdrawal) => configClient?.withdrawApproval(withdrawal),
+    },
+    logger,
+    ...(options.approvalTimeoutMs === undefined ? {} : { defaultTimeoutMs: options.approvalTimeoutMs }),
+  });
   const http = createDataPlaneServer({
     rateLimiter,
     budgetLedger,

@@ -35,6 +35,28 @@ const DENY =
   /* GraphQL */ `mutation ($id: ID!, $reason: String) { denyCall(id: $id, reason: $reason) { id status ` +
   `decisionReason } }`;
 
+interface AuditRow {
+  id: string;
+  kind: string;
+  status: string;
+  node: string;
+  keyId: string | null;
+  subject: string | null;
+  tool: string | null;
+  arguments: string | null;
+  result: string | null;
+  parentId: string | null;
+  latencyMs: number;
+}
+
+const AUDIT = /* GraphQL */ `
+  query ($filter: AuditFilter) {
+    auditEvents(filter: $filter, first: 100) {
+      edges { node { id kind status node keyId subject tool arguments result parentId latencyMs } }
+    }
+  }
+`;
+
 describe('approvals (two nodes, GraphQL decisions over the config stream)', () => {
   let env: TestEnv;
   const agents: ClientV1[] = [];
@@ -59,11 +81,15 @@ describe('approvals (two nodes, GraphQL decisions over the config stream)', () =
     // The rules reached both nodes when an unconditional call still runs and a conditional one is held.
     for (const node of ['node-a', 'node-b']) {
       const agent = await agentOn(node);
-      await eventually(`${node} serves ev__echo`, async () =>
-        agent.callTool({ name: 'ev__echo', arguments: { message: 'free' } }).then(
-          (result) => firstText(result) === 'Echo: free',
-          () => false,
-        ),
+      // Generous: on a loaded machine (CI runs two test files at once) a node takes a while to connect upstream.
+      await eventually(
+        `${node} serves ev__echo`,
+        async () =>
+          agent.callTool({ name: 'ev__echo', arguments: { message: 'free' } }).then(
+            (result) => firstText(result) === 'Echo: free',
+            () => false,
+          ),
+        60_000,
       );
     }
   });
@@ -84,6 +110,32 @@ describe('approvals (two nodes, GraphQL decisions over the config stream)', () =
       const data = await env.gqlOk<{ approvals: ApprovalRow[] }>(APPROVALS, { status: 'PENDING' });
       found = data.approvals.find(what);
       return found !== undefined;
+    });
+    return found!;
+  }
+
+  async function auditEvents(filter: Record<string, unknown>): Promise<AuditRow[]> {
+    const data = await env.gqlOk<{ auditEvents: { edges: { node: AuditRow }[] } }>(AUDIT, { filter });
+    return data.auditEvents.edges.map((edge) => edge.node);
+  }
+
+  /** The approval_request and approval_decision records of one approval, and the held call's own record. */
+  async function approvalRecords(
+    approvalId: string,
+  ): Promise<{ request: AuditRow; decision: AuditRow; call: AuditRow }> {
+    let found: { request: AuditRow; decision: AuditRow; call: AuditRow } | undefined;
+    await eventually(`the audit records of approval ${approvalId}`, async () => {
+      const requests = await auditEvents({ kind: 'APPROVAL_REQUEST' });
+      const request = requests.find((row) => JSON.parse(row.result ?? '{}').approvalId === approvalId);
+      if (request?.parentId == null) return false;
+      const children = await auditEvents({ parentId: request.parentId });
+      const decision = children.find((row) => row.kind === 'APPROVAL_DECISION');
+      const call = (await auditEvents({ kind: 'TOOL_CALL', tool: request.tool })).find(
+        (row) => row.id === request.parentId,
+      );
+      if (decision === undefined || call === undefined) return false;
+      found = { request, decision, call };
+      return true;
     });
     return found!;
   }
@@ -141,6 +193,32 @@ its reason`, async () => {
     const again = await env.gql(APPROVE, { id: requestA.id });
     assert.equal(again.errors?.[0]?.extensions?.code, 'CONFLICT');
     assert.match(again.errors?.[0]?.message ?? '', /is DENIED already/);
+
+    // Both are audited: the request and the decision (who, when, why), under the held call's record.
+    const approvedRecords = await approvalRecords(requestB.id);
+    assert.equal(approvedRecords.request.status, 'PENDING');
+    assert.equal(approvedRecords.request.node, 'node-b');
+    assert.equal(approvedRecords.request.tool, 'ev__echo');
+    assert.equal(approvedRecords.request.keyId, env.key.id);
+    assert.match(approvedRecords.request.arguments ?? '', /needs-approval b/);
+    assert.equal(JSON.parse(approvedRecords.request.result!).via, 'OPERATOR');
+    assert.equal(approvedRecords.call.status, 'OK');
+    assert.match(approvedRecords.call.result ?? '', /Echo: needs-approval b/);
+    const approvedDecision = approvedRecords.decision;
+    assert.equal(approvedDecision.status, 'APPROVED');
+    assert.equal(approvedDecision.subject, 'admin:bootstrap admin token');
+    const approvedDetail = JSON.parse(approvedDecision.result!) as Record<string, string>;
+    assert.equal(approvedDetail['decidedBy'], 'admin:bootstrap admin token');
+    assert.equal(approvedDetail['reason'], 'looks fine');
+    assert.ok(Math.abs(Date.parse(approvedDetail['decidedAt']!) - Date.now()) < 60_000, 'decidedAt is a time');
+    assert.ok(approvedDecision.latencyMs > 0, 'the decision says how long the call waited');
+
+    const deniedRecords = await approvalRecords(requestA.id);
+    assert.equal(deniedRecords.request.node, 'node-a');
+    assert.equal(deniedRecords.decision.status, 'DENIED');
+    assert.equal(deniedRecords.decision.subject, 'admin:bootstrap admin token');
+    assert.equal(JSON.parse(deniedRecords.decision.result!).reason, 'not on a Friday');
+    assert.equal(deniedRecords.call.status, 'TOOL_ERROR');
   });
 
   test('a call nobody decides is refused when its timeout passes, and marked TIMED_OUT', async () => {
@@ -151,6 +229,9 @@ its reason`, async () => {
     const id = /approval request ([0-9a-f-]{36})/.exec(firstText(result))?.[1];
     assert.ok(id);
     await eventually('the request is TIMED_OUT', async () => (await statusOf(id))?.status === 'TIMED_OUT');
+    const { decision } = await approvalRecords(id);
+    assert.equal(decision.status, 'TIMED_OUT');
+    assert.equal(decision.subject, 'node:node-a');
   });
 
   test('the agent cancelling withdraws the request', async () => {

@@ -69,7 +69,7 @@ upstreams:
       - { name: API_KEY, value: "\${env:DECL_ENV_SECRET}" }
     prices: { default: 100, tools: { echo: 5 } }
     policies:
-      - { tool: echo, policy: APPROVE, argument: message, pattern: "^rm" }
+      - { tool: echo, policy: APPROVE, argument: message, pattern: "^rm", approvalVia: CLIENT }
   - name: web
     transport: STREAMABLE_HTTP
     url: https://mcp.example.com/mcp
@@ -128,6 +128,10 @@ ${extra}`;
     assert.equal((await stat(file('s.json'))).mode & 0o777, 0o600);
     assert.ok(!applied.out.includes('pcs_'), 'the key secret went to the file only');
     assert.deepEqual(await upstreamNames(), ['ev', 'web']);
+    const policies = await env.gqlOk<{ upstreams: Array<{ name: string; policies: Array<{ approvalVia: string }> }> }>(
+      `{ upstreams { name policies { approvalVia } } }`,
+    );
+    assert.equal(policies.upstreams.find((u) => u.name === 'ev')?.policies[0]?.approvalVia, 'CLIENT');
 
     for (const again of ['plan', 'apply']) {
       const second = await cli(again, '-f', 'gateway.yaml');

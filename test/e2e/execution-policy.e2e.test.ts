@@ -158,6 +158,11 @@ describe('execution policy (GraphQL → snapshot → policy step)', () => {
         /rules\.0\.pattern: is not a valid/,
       ],
       [{ upstreamId }, [{ tool: 'echo', policy: 'APPROVE', argument: 'message' }], /argument and pattern go together/],
+      [
+        { upstreamId },
+        [{ tool: 'echo', policy: 'DENY', approvalVia: 'CLIENT' }],
+        /rules\.0\.approvalVia: only an APPROVE/,
+      ],
       [{ teamId }, [{ tool: 'no spaces', policy: 'DENY' }], /rules\.0\.tool: "no spaces" is not a tool pattern/],
       [{}, [], /scope: give exactly one of upstreamId, teamId and keyId/],
       [{ upstreamId, teamId }, [], /scope: give exactly one/],

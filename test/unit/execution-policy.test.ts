@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  ApprovalVia,
   ExecutionPolicy,
   type ExecutionPolicyRule,
   Transport,
@@ -45,6 +46,7 @@ function rule(fields: Partial<ExecutionPolicyRule>): ExecutionPolicyRule {
     argument: '',
     pattern: '',
     approvalTimeoutMs: 0,
+    approvalVia: ApprovalVia.APPROVAL_VIA_UNSPECIFIED,
     ...fields,
   };
 }
@@ -137,4 +139,21 @@ test('malformed rules are refused naming the rule', () => {
     () => ExecutionPolicies.of([rule({ keyId: 'k', policy: APPROVE, argument: 'a', pattern: '(' })], UPSTREAMS),
     /pattern is not a valid regular expression/,
   );
+});
+
+test('approvalVia: a CLIENT rule asks the client; where an OPERATOR rule also applies, the operator decides', () => {
+  const CLIENT = ApprovalVia.APPROVAL_VIA_CLIENT;
+  const policies = ExecutionPolicies.of(
+    [
+      rule({ upstreamId: 'u1', tool: '*', policy: APPROVE, approvalVia: CLIENT }),
+      rule({ keyId: 'strict', tool: 'fs__write', policy: APPROVE }),
+      rule({ keyId: 'also-client', tool: 'fs__write', policy: APPROVE, approvalVia: CLIENT }),
+    ],
+    UPSTREAMS,
+  );
+  assert.equal(policies.decide('k', undefined, 'fs__write', 'fs', {}).viaClient, true);
+  assert.equal(policies.decide('also-client', undefined, 'fs__write', 'fs', {}).viaClient, true);
+  const strict = policies.decide('strict', undefined, 'fs__write', 'fs', {});
+  assert.equal(strict.verdict, 'approve');
+  assert.equal(strict.viaClient, undefined);
 });

@@ -8,7 +8,7 @@ import { resolveAccessLists } from '../../common/src/index.ts';
 import { AppliedConfig } from '../../data-plane/src/config/applied-config.ts';
 import { IdentityProviders } from '../../data-plane/src/oauth/identity-providers.ts';
 import { AllowList } from '../../data-plane/src/policy/allow-list.ts';
-import { ExecutionPolicy } from '../../proto/gen/portcullis/v1/config.ts';
+import { ApprovalVia, ExecutionPolicy } from '../../proto/gen/portcullis/v1/config.ts';
 import { IssuerKeys } from '../../data-plane/src/oauth/issuer-keys.ts';
 import { freePort } from '../support/processes.ts';
 import { eventually } from '../support/eventually.ts';
@@ -90,6 +90,7 @@ as the team's keys are`, () => {
         argument: '',
         pattern: '',
         approvalTimeoutMs: 0,
+        approvalVia: ApprovalVia.APPROVAL_VIA_UNSPECIFIED,
       },
     ],
   });

@@ -36,7 +36,7 @@ async function requestSent(content: AuditContentOptions | undefined): Promise<Ap
   });
   const request = sent[0];
   assert.ok(request, 'the held call was sent for approval');
-  approvals.decided({ id: request.id, approved: true, decidedBy: 'op', reason: '' });
+  approvals.decided({ id: request.id, approved: true, decidedBy: 'op', reason: '', decidedAtMs: 0 });
   assert.equal(await held, undefined);
   return request;
 }

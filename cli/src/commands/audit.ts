@@ -2,6 +2,7 @@ import pg from 'pg';
 import { z } from 'zod';
 import { ErrorCode, PortcullisError } from '../../../common/src/index.ts';
 import { CHAINED_COLUMNS } from '../../../control-plane/src/services/audit-chain.ts';
+import { AUDIT_KINDS, AUDIT_STATUSES } from '../../../control-plane/src/services/audit-queries.ts';
 import { verifyAuditChain } from '../../../control-plane/src/services/audit-verify.ts';
 import { helpText, readOptions } from '../options.ts';
 
@@ -44,12 +45,12 @@ export const auditExportOptionTable = {
   kind: {
     flag: 'kind',
     description: 'only this kind',
-    schema: z.enum(['discovery', 'tool_call', 'request', 'refusal']).optional(),
+    schema: z.enum(Object.values(AUDIT_KINDS)).optional(),
   },
   status: {
     flag: 'status',
     description: 'only this status',
-    schema: z.enum(['ok', 'tool_error', 'error', 'unavailable', 'refused']).optional(),
+    schema: z.enum(Object.values(AUDIT_STATUSES)).optional(),
   },
   parent: { flag: 'parent', description: 'only records with this parent id', schema: z.string().optional() },
 };

@@ -576,6 +576,20 @@ export const dataPlaneSettings = {
     schema: z.coerce.number({ error: 'must be a number of milliseconds' }).int().min(0).max(3_600_000).default(30_000),
     defaultLabel: '30000',
   },
+  approvalTimeoutSeconds: {
+    flag: 'approval-timeout-seconds',
+    env: 'PORTCULLIS_APPROVAL_TIMEOUT_SECONDS',
+    description:
+      'how long a call held for approval (execution policy APPROVE) waits for a decision when its rule sets no ' +
+      'approvalTimeoutMs; it is then refused as timed out',
+    schema: z.coerce
+      .number({ error: 'must be a number of seconds' })
+      .int('must be a whole number of seconds')
+      .min(1, 'must be at least 1')
+      .max(7 * 24 * 3600, 'must be at most 604800 (a week)')
+      .default(300),
+    defaultLabel: '300 (5 min)',
+  },
   sessionMaxAgeSeconds: {
     flag: 'session-max-age-seconds',
     env: 'PORTCULLIS_SESSION_MAX_AGE_SECONDS',
@@ -655,6 +669,7 @@ export function dataPlaneOptions(
     anonymousKeyId: settings.anonymousKey,
     jwksRefreshCooldownMs: settings.jwksRefreshCooldownMs,
     sessionMaxAgeMs: settings.sessionMaxAgeSeconds * 1000,
+    approvalTimeoutMs: settings.approvalTimeoutSeconds * 1000,
     allowedHosts: settings.allowedHosts,
     sse: sseOptions(settings),
     callAdmission: { maxPerKey: settings.maxInFlightPerKey, maxPerSession: settings.maxInFlightPerSession },

@@ -5,6 +5,7 @@ import {
   CodeMode,
   ExecutionPolicy,
   type ExecutionPolicyRule,
+  ApprovalVia,
   Transport,
   type SigningKey,
   type Snapshot,
@@ -101,6 +102,7 @@ const readResult = z.object({
       argument: z.string().nullable(),
       pattern: z.string().nullable(),
       approval_timeout_ms: nullableInt,
+      approval_via: z.enum(['OPERATOR', 'CLIENT']).nullish(),
     }),
   ),
 });
@@ -122,6 +124,12 @@ function toPolicyRules(rows: z.output<typeof readResult>['policies']): Execution
     argument: row.argument ?? '',
     pattern: row.pattern ?? '',
     approvalTimeoutMs: row.approval_timeout_ms ?? 0,
+    approvalVia:
+      row.approval_via === 'CLIENT'
+        ? ApprovalVia.APPROVAL_VIA_CLIENT
+        : row.approval_via === 'OPERATOR'
+          ? ApprovalVia.APPROVAL_VIA_OPERATOR
+          : ApprovalVia.APPROVAL_VIA_UNSPECIFIED,
   }));
 }
 
@@ -217,7 +225,7 @@ function readStatement(incremental: boolean): string {
          FROM budgets b) AS budgeted,
       (SELECT coalesce(json_agg(json_build_object('upstream_id', p.upstream_id, 'team_id', p.team_id,
            'key_id', p.key_id, 'tool', p.tool, 'policy', p.policy, 'argument', p.argument, 'pattern', p.pattern,
-           'approval_timeout_ms', p.approval_timeout_ms)
+           'approval_timeout_ms', p.approval_timeout_ms, 'approval_via', p.approval_via)
            ORDER BY p.upstream_id NULLS LAST, p.team_id NULLS LAST, p.key_id NULLS LAST, p.position), '[]')
          FROM execution_policies p) AS policies`;
 }

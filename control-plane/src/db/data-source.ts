@@ -22,6 +22,7 @@ import { Approvals1797300000001 } from './migrations/1797300000001-approvals.ts'
 import { CodeMode1797400000000 } from './migrations/1797400000000-code-mode.ts';
 import { AuditModelCost1797600000000 } from './migrations/1797600000000-audit-model-cost.ts';
 import { ManagedObjects1797700000000 } from './migrations/1797700000000-managed-objects.ts';
+import { ApprovalVia1797800000000 } from './migrations/1797800000000-approval-via.ts';
 import { BudgetAuditedSpend1798000000000 } from './migrations/1798000000000-budget-audited-spend.ts';
 
 /** Versioned migrations, in order. Append; never edit one that has shipped. */
@@ -43,6 +44,7 @@ export const MIGRATIONS = [
   CodeMode1797400000000,
   AuditModelCost1797600000000,
   ManagedObjects1797700000000,
+  ApprovalVia1797800000000,
   BudgetAuditedSpend1798000000000,
 ];
 

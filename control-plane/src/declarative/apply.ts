@@ -73,6 +73,7 @@ type Rule = {
   argument: string | null;
   pattern: string | null;
   approvalTimeoutMs: number | null;
+  approvalVia: string | null;
 };
 type Budget = { period: string; amountMicros: number };
 type Prices = { default: number | null; tools: Record<string, number> };
@@ -126,6 +127,7 @@ function rules(list: readonly PolicyRuleEntry[] | undefined): Rule[] {
     argument: rule.argument ?? null,
     pattern: rule.pattern ?? null,
     approvalTimeoutMs: rule.approvalTimeoutMs ?? null,
+    approvalVia: rule.approvalVia ?? null,
   }));
 }
 
@@ -135,6 +137,7 @@ function ruleEntries(list: readonly Rule[]): PolicyRuleEntry[] {
     if (rule.argument !== null) entry['argument'] = rule.argument;
     if (rule.pattern !== null) entry['pattern'] = rule.pattern;
     if (rule.approvalTimeoutMs !== null) entry['approvalTimeoutMs'] = rule.approvalTimeoutMs;
+    if (rule.approvalVia !== null) entry['approvalVia'] = rule.approvalVia;
     return entry as PolicyRuleEntry;
   });
 }
@@ -242,7 +245,7 @@ async function readLive(manager: EntityManager): Promise<Live> {
 
   const policies = new Map<string, Rule[]>();
   const policyRows = (await manager.query(
-    `SELECT upstream_id, team_id, key_id, tool, policy, argument, pattern, approval_timeout_ms
+    `SELECT upstream_id, team_id, key_id, tool, policy, argument, pattern, approval_timeout_ms, approval_via
      FROM execution_policies ORDER BY position`,
   )) as Array<Record<string, string | number | null>>;
   for (const row of policyRows) {
@@ -254,6 +257,7 @@ async function readLive(manager: EntityManager): Promise<Live> {
       argument: (row['argument'] as string | null) ?? null,
       pattern: (row['pattern'] as string | null) ?? null,
       approvalTimeoutMs: row['approval_timeout_ms'] === null ? null : Number(row['approval_timeout_ms']),
+      approvalVia: (row['approval_via'] as string | null) ?? null,
     });
     policies.set(String(scope), list);
   }

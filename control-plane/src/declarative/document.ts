@@ -30,6 +30,7 @@ const policyRule = z
     argument: z.string().optional(),
     pattern: z.string().optional(),
     approvalTimeoutMs: int.optional(),
+    approvalVia: z.enum(['OPERATOR', 'CLIENT']).optional(),
   })
   .strict();
 

@@ -214,6 +214,7 @@ const relaySchema = z
             approved: z.boolean(),
             reason: text(4096),
             decidedBy: text(256),
+            decidedAtMs: z.number().int().nonnegative(),
           }),
         }),
       ],

@@ -228,6 +228,7 @@ export class ApprovalService {
             approved: row.status === 'APPROVED',
             reason: row.decision_reason || (row.status === 'APPROVED' ? 'approved' : `the request is ${row.status}`),
             decidedBy: row.decided_by ?? '',
+            decidedAtMs: row.decided_at === null ? 0 : new Date(row.decided_at).getTime(),
           },
         },
       }),

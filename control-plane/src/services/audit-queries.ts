@@ -10,6 +10,8 @@ export const AUDIT_KINDS = {
   TOOL_CALL: 'tool_call',
   REQUEST: 'request',
   REFUSAL: 'refusal',
+  APPROVAL_REQUEST: 'approval_request',
+  APPROVAL_DECISION: 'approval_decision',
 } as const;
 const kinds = AUDIT_KINDS;
 export const AUDIT_STATUSES = {
@@ -18,6 +20,11 @@ export const AUDIT_STATUSES = {
   ERROR: 'error',
   UNAVAILABLE: 'unavailable',
   REFUSED: 'refused',
+  PENDING: 'pending',
+  APPROVED: 'approved',
+  DENIED: 'denied',
+  TIMED_OUT: 'timed_out',
+  WITHDRAWN: 'withdrawn',
 } as const;
 const statuses = AUDIT_STATUSES;
 const groups = {

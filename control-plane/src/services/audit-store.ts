@@ -14,8 +14,21 @@ export const auditRecordSchema = z
     id: z.string().regex(UUID, 'must be a lower-case UUIDv7'),
     time: z.number().int().positive(),
     node: z.string().min(1).max(200),
-    kind: z.enum(['discovery', 'tool_call', 'request', 'refusal']),
-    status: z.enum(['ok', 'tool_error', 'error', 'unavailable', 'refused']),
+    kind: z.enum(['discovery', 'tool_call', 'request', 'refusal', 'approval_request', 'approval_decision']),
+    status: z.enum([
+      'ok',
+      'tool_error',
+      'error',
+      'unavailable',
+      'refused',
+      // Approval records (data-plane/src/approvals): a request waits; a decision approved, denied, timed out or
+      // withdrawn.
+      'pending',
+      'approved',
+      'denied',
+      'timed_out',
+      'withdrawn',
+    ]),
     method: text(300),
     keyId: text(200),
     teamId: text(200),

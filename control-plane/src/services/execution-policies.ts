@@ -1,9 +1,11 @@
+import type { EntityManager } from 'typeorm';
 import { z } from 'zod';
 import { ErrorCode, PortcullisError } from '../../../common/src/index.ts';
 import { withConfigChange, type ConfigStore } from './config-change.ts';
 import { badInput, parseId, parseInput } from './validation.ts';
 
 export type ExecutionPolicyName = 'AUTO' | 'APPROVE' | 'DENY';
+export type ApprovalViaName = 'OPERATOR' | 'CLIENT';
 
 /** One stored rule, as GraphQL's ToolPolicy shows it. */
 export interface ToolPolicy {
@@ -13,6 +15,8 @@ export interface ToolPolicy {
   readonly argument: string | null;
   readonly pattern: string | null;
   readonly approvalTimeoutMs: number | null;
+  /** APPROVE only: who is asked (null: OPERATOR). */
+  readonly approvalVia: ApprovalViaName | null;
 }
 
 /** Whose rules: exactly one of an upstream, a team and a key. */
@@ -59,6 +63,7 @@ const ruleSchema = z
       .min(1000, 'must be at least 1000 (one second)')
       .max(MAX_APPROVAL_TIMEOUT_MS, 'must be at most a week')
       .nullish(),
+    approvalVia: z.enum(['OPERATOR', 'CLIENT']).nullish(),
   })
   .refine((rule) => (rule.argument == null) === (rule.pattern == null), {
     message: 'argument and pattern go together: the rule applies when that argument matches the pattern',
@@ -71,9 +76,15 @@ const ruleSchema = z
   .refine((rule) => rule.approvalTimeoutMs == null || rule.policy === 'APPROVE', {
     message: 'only an APPROVE rule has an approval timeout',
     path: ['approvalTimeoutMs'],
+  })
+  .refine((rule) => rule.approvalVia == null || rule.policy === 'APPROVE', {
+    message: 'only an APPROVE rule says who approves; leave approvalVia out',
+    path: ['approvalVia'],
   });
 
 const rulesSchema = z.array(ruleSchema).max(MAX_RULES, `at most ${MAX_RULES} rules per scope`);
+/** A scope's rules, validated. */
+export type ParsedRules = z.output<typeof rulesSchema>;
 
 interface RuleRow {
   id: string;
@@ -85,6 +96,7 @@ interface RuleRow {
   argument: string | null;
   pattern: string | null;
   approval_timeout_ms: number | null;
+  approval_via: ApprovalViaName | null;
 }
 
 function toPolicy(row: RuleRow): ToolPolicy {
@@ -95,6 +107,7 @@ function toPolicy(row: RuleRow): ToolPolicy {
     argument: row.argument,
     pattern: row.pattern,
     approvalTimeoutMs: row.approval_timeout_ms,
+    approvalVia: row.approval_via,
   };
 }
 
@@ -109,21 +122,13 @@ export class ExecutionPolicyService {
   /** Replaces the rules of one scope; returns them as stored. */
   async set(rawScope: unknown, rawRules: unknown): Promise<ToolPolicy[]> {
     const scopeInput = parseInput(scopeSchema, rawScope, 'scope');
-    const rules = parseInput(rulesSchema, rawRules, 'rules');
     const scope: PolicyScope =
       scopeInput.upstreamId != null
         ? { kind: 'upstream', id: parseId(scopeInput.upstreamId, 'scope.upstreamId') }
         : scopeInput.teamId != null
           ? { kind: 'team', id: parseId(scopeInput.teamId, 'scope.teamId') }
           : { kind: 'key', id: parseId(scopeInput.keyId!, 'scope.keyId') };
-    rules.forEach((rule, index) => {
-      if (scope.kind !== 'upstream' && !EXPOSED_PATTERN.test(rule.tool))
-        throw badInput(
-          `rules.${index}.tool`,
-          `"${rule.tool}" is not a tool pattern; give an exposed tool name ("up__tool"), a whole upstream ("up__*") ` +
-            `or "*"`,
-        );
-    });
+    const rules = this.parseRules(rawRules, scope.kind, 'rules');
     return withConfigChange(this.store, async (manager) => {
       const exists = (await manager.query(`SELECT 1 FROM ${SCOPE_TABLE[scope.kind]} WHERE id = $1`, [
         scope.id,
@@ -132,27 +137,47 @@ export class ExecutionPolicyService {
         throw new PortcullisError(ErrorCode.NOT_FOUND, `scope: no ${scope.kind} with id ${scope.id}`, {
           field: `scope.${scope.kind === 'key' ? 'keyId' : `${scope.kind}Id`}`,
         });
-      await manager.query(`DELETE FROM execution_policies WHERE ${SCOPE_COLUMN[scope.kind]} = $1`, [scope.id]);
-      const stored: ToolPolicy[] = [];
-      for (const [position, rule] of rules.entries()) {
-        const rows = (await manager.query(
-          `INSERT INTO execution_policies (${SCOPE_COLUMN[scope.kind]}, position, tool, policy, argument, pattern,
-           approval_timeout_ms)
-           VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
-          [
-            scope.id,
-            position,
-            rule.tool,
-            rule.policy,
-            rule.argument ?? null,
-            rule.pattern ?? null,
-            rule.approvalTimeoutMs ?? null,
-          ],
-        )) as RuleRow[];
-        stored.push(toPolicy(rows[0]!));
-      }
-      return { result: stored, changed: true };
+      return { result: await this.replace(manager, scope, rules), changed: true };
     });
+  }
+
+  /** Rules as given for a scope of `kind`, validated (errors name `field`), before anything is written. */
+  parseRules(rawRules: unknown, kind: PolicyScope['kind'], field: string): ParsedRules {
+    const rules = parseInput(rulesSchema, rawRules, field);
+    rules.forEach((rule, index) => {
+      if (kind !== 'upstream' && !EXPOSED_PATTERN.test(rule.tool))
+        throw badInput(
+          `${field}.${index}.tool`,
+          `"${rule.tool}" is not a tool pattern; give an exposed tool name ("up__tool"), a whole upstream ("up__*") ` +
+            `or "*"`,
+        );
+    });
+    return rules;
+  }
+
+  /** Replaces the rules of an existing scope within a configuration change (`manager`'s transaction). */
+  async replace(manager: EntityManager, scope: PolicyScope, rules: ParsedRules): Promise<ToolPolicy[]> {
+    await manager.query(`DELETE FROM execution_policies WHERE ${SCOPE_COLUMN[scope.kind]} = $1`, [scope.id]);
+    const stored: ToolPolicy[] = [];
+    for (const [position, rule] of rules.entries()) {
+      const rows = (await manager.query(
+        `INSERT INTO execution_policies (${SCOPE_COLUMN[scope.kind]}, position, tool, policy, argument, pattern,
+         approval_timeout_ms, approval_via)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
+        [
+          scope.id,
+          position,
+          rule.tool,
+          rule.policy,
+          rule.argument ?? null,
+          rule.pattern ?? null,
+          rule.approvalTimeoutMs ?? null,
+          rule.approvalVia ?? null,
+        ],
+      )) as RuleRow[];
+      stored.push(toPolicy(rows[0]!));
+    }
+    return stored;
   }
 
   /** The rules of each scope id of one kind, in order (for GraphQL fields; one query per batch). */

@@ -318,13 +318,16 @@ const COMPARED: Array<keyof Upstream> = [
   'codeMode',
 ];
 
+/** Writes more of one upstream's configuration (its execution policy rules) in the same configuration change. */
+export type UpstreamExtras = (manager: EntityManager, upstreamId: string) => Promise<void>;
+
 export class UpstreamService {
   constructor(
     private readonly store: ConfigStore,
     private readonly box: SecretBox,
   ) {}
 
-  async create(rawInput: unknown): Promise<UpstreamView> {
+  async create(rawInput: unknown, extras?: UpstreamExtras): Promise<UpstreamView> {
     const input = parseInput(createUpstreamSchema, rawInput, 'input');
     checkTransportFields({
       transport: input.transport,
@@ -365,6 +368,7 @@ export class UpstreamService {
     try {
       await withConfigChange(this.store, async (manager) => {
         await manager.insert(Upstream, upstream);
+        await extras?.(manager, id);
         return { result: undefined, changed: true };
       });
     } catch (error) {
@@ -386,7 +390,7 @@ export class UpstreamService {
    * given; an omitted `bearerToken` is kept, null removes it. The revision moves only when
    * something changed (re-sending the same secret values changes nothing).
    */
-  async update(rawId: string, rawInput: unknown): Promise<UpstreamView> {
+  async update(rawId: string, rawInput: unknown, extras?: UpstreamExtras): Promise<UpstreamView> {
     const id = parseId(rawId, 'id');
     const input = parseInput(updateUpstreamSchema, rawInput, 'input');
     return withConfigChange(this.store, async (manager) => {
@@ -442,7 +446,8 @@ export class UpstreamService {
       });
       const changed =
         secretsChanged || COMPARED.some((key) => JSON.stringify(next[key]) !== JSON.stringify(current[key]));
-      if (!changed) return { result: toUpstreamView(current), changed: false };
+      await extras?.(manager, id);
+      if (!changed) return { result: toUpstreamView(current), changed: extras !== undefined };
 
       const unprefixing = next.exposeUnprefixed && !current.exposeUnprefixed;
       const enabling = next.enabled && !current.enabled;

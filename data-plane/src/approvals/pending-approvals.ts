@@ -2,9 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ApprovalDecision, ApprovalRequest, ApprovalWithdrawal } from '../../../proto/gen/portcullis/v1/config.ts';
 import type { AuditContent } from '../audit/audit-content.ts';
+import { undeclaredCapability } from '../mcp/agent-capabilities.ts';
 import { isPlainObject } from '../mcp/json-rpc.ts';
-import type { Outcome } from '../pipeline/operation.ts';
-import { TOOL_ERROR_META_KEY } from '../pipeline/tool-results.ts';
+import { CLIENT_CAPABILITIES_META_KEY } from '../mcp/protocol.ts';
+import type { Operation, Outcome } from '../pipeline/operation.ts';
+import { NOT_CHARGED, TOOL_ERROR_META_KEY } from '../pipeline/tool-results.ts';
+import type { RpcMessage } from '../upstream/upstream-router.ts';
+import type { ApprovalAudit, AuditedApproval } from './approval-audit.ts';
 import type { ApprovalGate, HeldCall } from './approval-gate.ts';
 
 /** How the node reaches the control plane about held calls (the config stream). */
@@ -27,27 +31,76 @@ export interface PendingApprovalsOptions {
    * control plane stores and shows that request. Absent: arguments are sent.
    */
   readonly content?: AuditContent;
+  /** Where the request and the decision are recorded (absent: the node keeps no audit trail). */
+  readonly audit?: ApprovalAudit;
+  /** This node's id: a timeout is decided by `node:<id>`. */
+  readonly nodeId?: string;
 }
 
 export const DEFAULT_APPROVAL_TIMEOUT_MS = 5 * 60_000;
 const DEFAULT_PROGRESS_INTERVAL_MS = 1000;
 
-type EndReason = 'APPROVAL_DENIED' | 'APPROVAL_TIMED_OUT' | 'APPROVAL_WITHDRAWN' | 'NODE_STOPPING';
+type EndReason =
+  | 'APPROVAL_DENIED'
+  | 'APPROVAL_DECLINED'
+  | 'APPROVAL_TIMED_OUT'
+  | 'APPROVAL_WITHDRAWN'
+  | 'APPROVAL_UNANSWERED'
+  | 'NODE_STOPPING';
+/** How much of a held call's arguments the person at the client is shown. */
+const MAX_SHOWN_ARGUMENT_CHARS = 2000;
+
+/** How a wait ended, as its approval_decision record says it. */
+interface Ending {
+  readonly status: 'approved' | 'denied' | 'timed_out' | 'withdrawn';
+  readonly decidedBy: string;
+  readonly reason: string;
+  /** ms since the epoch; default now. */
+  readonly at?: number;
+}
 
 interface Waiter {
   readonly request: ApprovalRequest;
-  /** Ends the wait: undefined lets the call run. */
-  finish(outcome: Outcome | undefined): void;
+  /** Ends the wait (once its decision is recorded): undefined lets the call run. */
+  finish(outcome: Outcome | undefined, ending: Ending): void;
 }
 
 /** The refusal a held call ends with: a tool result marked as an error, saying why, for the model to read. */
 function ended(tool: string, reason: EndReason, text: string, approvalId: string): Outcome {
+  return { kind: 'result', result: refusalResult(tool, reason, text, approvalId) };
+}
+
+function refusalResult(tool: string, reason: EndReason, text: string, approvalId: string): Record<string, unknown> {
+  const result = {
+    content: [{ type: 'text', text: `Tool ${tool} was not run: ${text}` }],
+    isError: true,
+    _meta: { [TOOL_ERROR_META_KEY]: { reason, approvalId, retryable: reason === 'APPROVAL_TIMED_OUT' } },
+  };
+  // The upstream never ran it: no price is charged even where this result passes the limits step.
+  NOT_CHARGED.add(result);
+  return result;
+}
+
+/** The capabilities the agent declared: a 2025-era session's, or a 2026-07-28 request's own (in `_meta`). */
+function agentCapabilities(operation: Operation): unknown {
+  if (operation.agentCapabilities !== undefined) return operation.agentCapabilities;
+  const meta = operation.params['_meta'];
+  return isPlainObject(meta) ? meta[CLIENT_CAPABILITIES_META_KEY] : undefined;
+}
+
+/** The form-mode elicitation that asks the person at the client whether the call may run. */
+function approvalElicitation(call: HeldCall, approvalId: string): RpcMessage {
+  let shown = JSON.stringify(call.arguments);
+  if (shown.length > MAX_SHOWN_ARGUMENT_CHARS) shown = `${shown.slice(0, MAX_SHOWN_ARGUMENT_CHARS)}…`;
+  const why = call.decision.because === undefined ? '' : ` (${call.decision.because})`;
   return {
-    kind: 'result',
-    result: {
-      content: [{ type: 'text', text: `Tool ${tool} was not run: ${text}` }],
-      isError: true,
-      _meta: { [TOOL_ERROR_META_KEY]: { reason, approvalId, retryable: reason === 'APPROVAL_TIMED_OUT' } },
+    method: 'elicitation/create',
+    params: {
+      message:
+        `The gateway needs your approval to run the tool ${call.tool}${why} with these arguments: ${shown}. ` +
+        'Accept to run it; decline or cancel to refuse it.',
+      requestedSchema: { type: 'object', properties: {} },
+      _meta: { 'dev.portcullis/approval': { approvalId, tool: call.tool } },
     },
   };
 }
@@ -81,6 +134,109 @@ export class PendingApprovals implements ApprovalGate {
   }
 
   hold(call: HeldCall): Promise<Outcome | undefined> {
+    if (call.decision.viaClient === true) {
+      const asked = this.askClient(call);
+      if (asked !== undefined) return asked;
+    }
+    return this.holdForOperator(call);
+  }
+
+  /**
+   * A client approval: the person at the agent's client is asked by elicitation, on the call's
+   * stream (2025 era, answered here) or as the first `input_required` round of the call's exchange
+   * (2026-07-28: `askFirst`, answered by the era caller before the upstream is called). Accept runs
+   * the call; decline and cancel refuse it; no answer within the timeout refuses it. Undefined when
+   * the agent cannot be asked (it did not declare form elicitation, or its call cannot wait for
+   * input: REST, a script's nested call): an operator decides instead.
+   */
+  private askClient(call: HeldCall): Promise<Outcome | undefined> | undefined {
+    const { operation, tool } = call;
+    const channel = operation.channel;
+    const onStream = channel?.canRequest === true;
+    if (!onStream && operation.callUpstream === undefined) return undefined;
+    const capabilities = agentCapabilities(operation);
+    const id = randomUUID();
+    const request = approvalElicitation(call, id);
+    if (!isPlainObject(capabilities) || undeclaredCapability(capabilities, request) !== undefined) return undefined;
+    const now = Date.now();
+    const timeoutMs = call.decision.approvalTimeoutMs || this.defaultTimeoutMs;
+    const principal = operation.principal!;
+    const audit = this.options.audit;
+    const audited: AuditedApproval = {
+      approvalId: id,
+      operation,
+      tool,
+      upstream: call.upstream,
+      arguments: call.arguments,
+      via: 'CLIENT',
+      requestedAt: now,
+    };
+    const reason = call.decision.because ?? `the execution policy of ${tool} is APPROVE (by the client)`;
+    void audit?.requested(audited, reason, now + timeoutMs);
+    const decidedBy = `client:${principal.keyId}`;
+    let timedOut = false;
+    const settle = async (answer: Promise<Record<string, unknown>>): Promise<Record<string, unknown> | undefined> => {
+      let ending: Ending;
+      let result: Record<string, unknown> | undefined;
+      try {
+        const action = (await answer)['action'];
+        if (action === 'accept') {
+          ending = { status: 'approved', decidedBy, reason: 'accepted at the client' };
+        } else {
+          const what = action === 'cancel' ? 'cancelled' : 'declined';
+          ending = { status: 'denied', decidedBy, reason: `${what} at the client` };
+          result = refusalResult(tool, 'APPROVAL_DECLINED', `the person at the client ${what} it`, id);
+        }
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        if (timedOut) {
+          ending = { status: 'timed_out', decidedBy: `node:${this.options.nodeId ?? 'this node'}`, reason: message };
+          result = refusalResult(
+            tool,
+            'APPROVAL_TIMED_OUT',
+            `it needs the approval of the person at the client and none came within ${Math.round(timeoutMs / 1000)}` +
+              ` s (approval request ${id})`,
+            id,
+          );
+        } else if (operation.cancellation.aborted || /Request cancelled/.test(message)) {
+          ending = { status: 'withdrawn', decidedBy: `agent:${principal.keyId}`, reason: message };
+          result = refusalResult(tool, 'APPROVAL_WITHDRAWN', 'the call was cancelled while it waited for approval', id);
+        } else {
+          ending = { status: 'denied', decidedBy, reason: `the client could not answer: ${message}` };
+          result = refusalResult(
+            tool,
+            'APPROVAL_UNANSWERED',
+            `the client could not answer the approval request: ${message}`,
+            id,
+          );
+        }
+      }
+      this.options.logger.info({ approval: id, via: 'client', status: ending.status }, 'approval decision');
+      const written = audit?.decided(audited, ending.status, ending.decidedBy, Date.now(), ending.reason);
+      if (written !== undefined) await written;
+      return result;
+    };
+    const timeout = new AbortController();
+    const timer = setTimeout(() => {
+      timedOut = true;
+      timeout.abort(new Error(`no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const answered = (answer: Promise<Record<string, unknown>>): Promise<Record<string, unknown>> =>
+      new Promise<Record<string, unknown>>((resolve, reject) => {
+        timeout.signal.addEventListener('abort', () => reject(timeout.signal.reason as Error), { once: true });
+        answer.then(resolve, reject);
+      }).finally(() => clearTimeout(timer));
+    if (onStream) {
+      const signal = AbortSignal.any([operation.cancellation.signal(), timeout.signal]);
+      return settle(answered(channel!.request(request, signal))).then((result) =>
+        result === undefined ? undefined : { kind: 'result', result },
+      );
+    }
+    operation.askFirst = { request, settle: (answer) => settle(answered(answer)) };
+    return Promise.resolve(undefined);
+  }
+
+  private holdForOperator(call: HeldCall): Promise<Outcome | undefined> {
     const { operation, tool } = call;
     const id = randomUUID();
     const now = Date.now();
@@ -98,14 +254,31 @@ export class PendingApprovals implements ApprovalGate {
       expiresAtMs: now + timeoutMs,
       parentId: operation.parentId ?? '',
     };
+    const audit = this.options.audit;
+    const audited: AuditedApproval = {
+      approvalId: id,
+      operation,
+      tool,
+      upstream: call.upstream,
+      arguments: call.arguments,
+      via: 'OPERATOR',
+      requestedAt: now,
+    };
+    void audit?.requested(audited, request.reason, request.expiresAtMs);
     return new Promise<Outcome | undefined>((resolve) => {
       let progress: NodeJS.Timeout | undefined;
       const onAbort = (): void => {
-        this.options.link.withdraw({ id, status: 'WITHDRAWN', reason: 'the agent cancelled the call' });
-        finish(ended(tool, 'APPROVAL_WITHDRAWN', 'the call was cancelled while it waited for approval', id));
+        const reason = 'the agent cancelled the call';
+        this.options.link.withdraw({ id, status: 'WITHDRAWN', reason });
+        finish(ended(tool, 'APPROVAL_WITHDRAWN', 'the call was cancelled while it waited for approval', id), {
+          status: 'withdrawn',
+          decidedBy: `agent:${principal.keyId}`,
+          reason,
+        });
       };
       const timer = setTimeout(() => {
-        this.options.link.withdraw({ id, status: 'TIMED_OUT', reason: `no decision within ${timeoutMs} ms` });
+        const reason = `no decision within ${timeoutMs} ms`;
+        this.options.link.withdraw({ id, status: 'TIMED_OUT', reason });
         finish(
           ended(
             tool,
@@ -114,14 +287,24 @@ export class PendingApprovals implements ApprovalGate {
               `${id})`,
             id,
           ),
+          { status: 'timed_out', decidedBy: `node:${this.options.nodeId ?? 'this node'}`, reason },
         );
       }, timeoutMs);
-      const finish = (outcome: Outcome | undefined): void => {
+      const finish = (outcome: Outcome | undefined, ending: Ending): void => {
         if (!this.waiting.delete(id)) return;
         clearTimeout(timer);
         clearInterval(progress);
         operation.cancellation.offAbort(onAbort);
-        resolve(outcome);
+        const written = audit?.decided(
+          audited,
+          ending.status,
+          ending.decidedBy,
+          ending.at ?? Date.now(),
+          ending.reason,
+        );
+        // The decision is on the spool before the call runs or its refusal is answered.
+        if (written === undefined) resolve(outcome);
+        else void written.then(() => resolve(outcome));
       };
       this.waiting.set(id, { request, finish });
       if (operation.cancellation.aborted) return onAbort();
@@ -161,6 +344,12 @@ export class PendingApprovals implements ApprovalGate {
             `a person denied it${decision.reason ? `: ${decision.reason}` : ''}`,
             decision.id,
           ),
+      {
+        status: decision.approved ? 'approved' : 'denied',
+        decidedBy: decision.decidedBy || 'unknown',
+        reason: decision.reason,
+        ...(decision.decidedAtMs > 0 ? { at: decision.decidedAtMs } : {}),
+      },
     );
   }
 
@@ -174,6 +363,11 @@ export class PendingApprovals implements ApprovalGate {
     for (const [id, waiter] of this.waiting)
       waiter.finish(
         ended(waiter.request.tool, 'NODE_STOPPING', 'the gateway node holding it for approval stopped', id),
+        {
+          status: 'withdrawn',
+          decidedBy: `node:${this.options.nodeId ?? 'this node'}`,
+          reason: 'the gateway node holding it stopped',
+        },
       );
   }
 }

@@ -54,14 +54,16 @@ export interface AuditRecord {
 
 /**
  * discovery: a list call; tool_call: tools/call (any entry); request: other MCP methods; refusal: refused before it
- * ran.
+ * ran; approval_request / approval_decision: a call held for a person's approval, and the decision on it
+ * (approvals/approval-audit.ts).
  */
-export type AuditKind = 'discovery' | 'tool_call' | 'request' | 'refusal';
+export type AuditKind = 'discovery' | 'tool_call' | 'request' | 'refusal' | 'approval_request' | 'approval_decision';
 /**
  * ok; tool_error: an isError result; error: a JSON-RPC error after the call ran; unavailable: the upstream could not
- * answer; refused.
+ * answer; refused. Approval records: pending (a request), then approved, denied, timed_out or withdrawn.
  */
-export type AuditStatus = 'ok' | 'tool_error' | 'error' | 'unavailable' | 'refused';
+export type AuditStatus = 'ok' | 'tool_error' | 'error' | 'unavailable' | 'refused' | ApprovalAuditStatus;
+export type ApprovalAuditStatus = 'pending' | 'approved' | 'denied' | 'timed_out' | 'withdrawn';
 
 export interface AuditError {
   readonly code: number;

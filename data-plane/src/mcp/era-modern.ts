@@ -106,6 +106,7 @@ export class ModernEra {
     let params = request.params ?? {};
     let callUpstream: UpstreamCaller | undefined;
     let resumes: Resumption | undefined;
+    let continuesAuditId: string | undefined;
     const subjectField = PARKABLE.get(request.method);
     const subject = subjectField === undefined ? undefined : params[subjectField];
     if (typeof subject === 'string') {
@@ -123,6 +124,7 @@ export class ModernEra {
           return { status: OK, body: errorBody(request.id, resumed.code, resumed.message, resumed.data) };
         if (resumed instanceof InputExchange) {
           resumes = { upstream: resumed.upstream, kind: 'parked' };
+          continuesAuditId = resumed.auditId;
           callUpstream = (operation) => {
             resumed.answer(operation.params['inputResponses']);
             return this.nextAnswer(operation, resumed);
@@ -147,6 +149,7 @@ export class ModernEra {
       channel: context.channel,
       callUpstream,
       resumes,
+      ...(continuesAuditId === undefined ? {} : { continuesAuditId }),
       receivedAt: context.receivedAt ?? performance.now(),
       origin: context.origin,
     };
@@ -188,8 +191,15 @@ export class ModernEra {
       operation.sessionKeys,
     );
     exchange.bind(operation.channel, progressTokenOf(operation.params));
+    exchange.auditId = operation.auditId;
+    const call = () =>
+      this.options.router.request(upstream, message, this.exchangeRelayOptions(operation, upstream, exchange));
+    const question = operation.askFirst;
+    // A client approval: its elicitation is the exchange's first input round; the upstream is called once accepted.
     exchange.attach(
-      this.options.router.request(upstream, message, this.exchangeRelayOptions(operation, upstream, exchange)),
+      question === undefined
+        ? call()
+        : question.settle(exchange.onRequest(question.request)).then((ended) => ended ?? call()),
     );
     return this.nextAnswer(operation, exchange);
   };

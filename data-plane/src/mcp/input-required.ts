@@ -282,6 +282,8 @@ export class InputExchange {
   /** The back channel of the agent request waiting right now (progress and log messages go there). */
   private channelValue: RequestChannel | undefined;
   private progressTokenValue: unknown;
+  /** The audit id the call's first request took (its retries' record keeps it; see Operation.continuesAuditId). */
+  auditId: string | undefined;
 
   constructor(
     private readonly exchanges: InputExchanges,

@@ -69,6 +69,19 @@ export interface Resumption {
   readonly kind: 'parked' | 'round';
 }
 
+/**
+ * A question for the person at the agent's client that must be answered before the upstream is
+ * called (an execution policy's client approval). Set by the policy step for a 2026-07-28 agent,
+ * whose era caller (`callUpstream`) sends `request` as an input request of its exchange (an
+ * `input_required` round) and hands the answer to `settle`; 2025-era agents are asked on the
+ * call's stream by the policy step itself.
+ */
+export interface AgentQuestion {
+  readonly request: RpcMessage;
+  /** The agent's answer (or its failure): resolves undefined to call the upstream, else the result ending the call. */
+  settle(answer: Promise<Record<string, unknown>>): Promise<Record<string, unknown> | undefined>;
+}
+
 /** What the HTTP edge saw of a request that the audit record keeps (absent for operations made in the gateway). */
 export interface RequestOrigin {
   /** `x-portcullis-parent-request`. */
@@ -112,8 +125,18 @@ export interface Operation {
   readonly sessionId?: string;
   /** A 2025-era session's declared client capabilities (server-to-client requests are sent only for those). */
   readonly agentCapabilities?: unknown;
-  /** The era's way to reach the upstream; absent, execute relays directly. */
+  /**
+   * The era's way to reach the upstream; absent, execute relays directly. Present only where the call can wait for
+   * the agent's input (2026-07-28): such a caller asks `askFirst` before it calls the upstream.
+   */
   readonly callUpstream?: UpstreamCaller;
+  /** Asked of the agent's person before the upstream is called (see AgentQuestion). */
+  askFirst?: AgentQuestion;
+  /**
+   * A 2026-07-28 retry that completes a parked call: the audit id the call's first request took (its one record
+   * keeps it, so records that named it as their parent, such as its approval's, point at it).
+   */
+  readonly continuesAuditId?: string;
   /** A retry bound to the upstream of the call it continues. */
   readonly resumes?: Resumption;
   /** performance.now() when the request was taken up (the gateway-overhead histogram). */

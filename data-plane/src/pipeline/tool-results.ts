@@ -1,5 +1,11 @@
 import type { GatewayError } from './gateway-error.ts';
 
+/**
+ * Results the gateway made for calls their upstream never ran (a refused approval), which pass the
+ * limits step as results yet must not be charged the tool's price.
+ */
+export const NOT_CHARGED = new WeakSet<object>();
+
 /** Where a gateway-made CallToolResult says what went wrong, for clients that read more than the text. */
 export const TOOL_ERROR_META_KEY = 'dev.portcullis/error';
 

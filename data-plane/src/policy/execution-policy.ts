@@ -1,5 +1,6 @@
 import { ErrorCode, PortcullisError } from '../../../common/src/index.ts';
 import {
+  ApprovalVia,
   ExecutionPolicy,
   type ExecutionPolicyRule,
   type UpstreamConfig,
@@ -15,6 +16,11 @@ export interface PolicyDecision {
   readonly approvalTimeoutMs: number;
   /** The argument condition that made it `approve`, when one did (for the approval request's reason). */
   readonly because?: string;
+  /**
+   * `approve`: who is asked. `client`: the person at the agent's client by elicitation, where the agent can be asked
+   * (else an operator); absent: an operator. Of several approvals that apply, an operator's wins.
+   */
+  readonly viaClient?: boolean;
 }
 
 const AUTO: PolicyDecision = Object.freeze({ verdict: 'auto', approvalTimeoutMs: 0 });
@@ -87,6 +93,7 @@ function compile(
     scope = patternScope(rule.tool);
   }
   const because = pattern === undefined ? undefined : `argument "${rule.argument}" matches /${pattern.source}/`;
+  const viaClient = verdict === 'approve' && rule.approvalVia === ApprovalVia.APPROVAL_VIA_CLIENT;
   return {
     ...scope,
     verdict,
@@ -97,6 +104,7 @@ function compile(
       verdict,
       approvalTimeoutMs: rule.approvalTimeoutMs,
       ...(because === undefined ? {} : { because }),
+      ...(viaClient ? { viaClient } : {}),
     }),
   };
 }
@@ -200,10 +208,17 @@ export class ExecutionPolicies {
       const stricter = STRICTNESS[rule.verdict] - STRICTNESS[decision.verdict];
       if (stricter < 0 || !names(rule, exposedName, upstream) || !conditionHolds(rule, args)) continue;
       if (stricter > 0) decision = rule.decision;
-      else if (rule.verdict === 'approve' && rule.approvalTimeoutMs !== decision.approvalTimeoutMs) {
-        // Of several approvals that apply, the shortest timeout (0 is the node's default, the longest here).
-        const shorter = Math.min(rule.approvalTimeoutMs || Infinity, decision.approvalTimeoutMs || Infinity);
-        decision = { ...decision, approvalTimeoutMs: shorter === Infinity ? 0 : shorter };
+      else if (rule.verdict === 'approve') {
+        if (rule.approvalTimeoutMs !== decision.approvalTimeoutMs) {
+          // Of several approvals that apply, the shortest timeout (0 is the node's default, the longest here).
+          const shorter = Math.min(rule.approvalTimeoutMs || Infinity, decision.approvalTimeoutMs || Infinity);
+          decision = { ...decision, approvalTimeoutMs: shorter === Infinity ? 0 : shorter };
+        }
+        // An operator's approval is stricter than the client's: one rule asking for it is enough.
+        if (decision.viaClient === true && rule.decision.viaClient !== true) {
+          const { viaClient: _, ...operator } = decision;
+          decision = operator;
+        }
       }
     }
     return decision;

@@ -11,7 +11,7 @@ import type {
 } from '../../db/entities.ts';
 import { exposedName } from '../../services/exposed-names.ts';
 import { DEFAULT_CHANGES, parseFirst, parsePage } from '../../services/pagination.ts';
-import type { UpstreamView } from '../../services/upstreams.ts';
+import type { UpstreamExtras, UpstreamView } from '../../services/upstreams.ts';
 import type { GraphqlContext, PageArgs } from '../context.ts';
 
 /** Reported text left empty by the upstream reads as null. */
@@ -36,6 +36,21 @@ const summaryFields = {
   description: (entry: { description: string }) => orNull(entry.description),
 };
 
+/** createUpstream/updateUpstream input: the upstream's settings, and optionally its execution policy rules. */
+type UpstreamInputArgs = { policies?: unknown } & Record<string, unknown>;
+
+/**
+ * The `policies` of an upstream's input, validated before anything is written, as a writer of them
+ * (replacing the upstream's rules) in the same configuration change; undefined when not given.
+ */
+function policiesOf(input: UpstreamInputArgs, ctx: GraphqlContext): UpstreamExtras | undefined {
+  if (input?.policies == null) return undefined;
+  const rules = ctx.services.executionPolicies.parseRules(input.policies, 'upstream', 'input.policies');
+  return async (manager, id) => {
+    await ctx.services.executionPolicies.replace(manager, { kind: 'upstream', id }, rules);
+  };
+}
+
 export const upstreamResolvers = {
   Query: {
     upstreams: async (_: unknown, args: PageArgs, ctx: GraphqlContext) => {
@@ -53,10 +68,10 @@ export const upstreamResolvers = {
     tool: (_: unknown, args: { id: string }, ctx: GraphqlContext) => ctx.services.catalog.getTool(args.id),
   },
   Mutation: {
-    createUpstream: (_: unknown, args: { input: unknown }, ctx: GraphqlContext) =>
-      ctx.services.upstreams.create(args.input),
-    updateUpstream: (_: unknown, args: { id: string; input: unknown }, ctx: GraphqlContext) =>
-      ctx.services.upstreams.update(args.id, args.input),
+    createUpstream: (_: unknown, args: { input: UpstreamInputArgs }, ctx: GraphqlContext) =>
+      ctx.services.upstreams.create(args.input, policiesOf(args.input, ctx)),
+    updateUpstream: (_: unknown, args: { id: string; input: UpstreamInputArgs }, ctx: GraphqlContext) =>
+      ctx.services.upstreams.update(args.id, args.input, policiesOf(args.input, ctx)),
     setUpstreamEnabled: (_: unknown, args: { id: string; enabled: boolean }, ctx: GraphqlContext) =>
       ctx.services.upstreams.setEnabled(args.id, args.enabled),
     deleteUpstream: (_: unknown, args: { id: string }, ctx: GraphqlContext) => ctx.services.upstreams.delete(args.id),

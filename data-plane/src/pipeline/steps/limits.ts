@@ -5,6 +5,7 @@ import { reportedCost } from '../../policy/prices.ts';
 import type { RateLimiter, RateRefusal } from '../../policy/rate-limits.ts';
 import { GatewayError } from '../gateway-error.ts';
 import { refused, type Operation, type Outcome, type Step } from '../operation.ts';
+import { NOT_CHARGED } from '../tool-results.ts';
 
 const NO_OWNERS: readonly string[] = [];
 
@@ -101,6 +102,7 @@ function priceOf(operation: Operation, config: AppliedConfig): number {
 function charged(operation: Operation, outcome: Outcome, getConfig: () => AppliedConfig | undefined): Outcome {
   const target = operation.target;
   if (outcome.kind !== 'result' || outcome.unavailable === true || target?.kind !== 'upstream') return outcome;
+  if (NOT_CHARGED.has(outcome.result)) return outcome;
   const tool = target.params['name'];
   const price = typeof tool === 'string' ? (getConfig()?.prices.priceOf(target.upstream, tool) ?? 0) : 0;
   operation.costMicros = price + reportedCost(outcome.result);

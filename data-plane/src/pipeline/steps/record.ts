@@ -44,7 +44,12 @@ export function recordStep(metrics: DataPlaneMetrics | undefined, audit?: AuditR
     async run(operation, next) {
       if (audit !== undefined && !audit.admits()) return refused(AUDIT_FULL);
       // Taken now: the record's time is when the operation began, and a script's nested calls name this id as parent.
-      const stamp = audit !== undefined && operation.method !== 'ping' ? newAuditStamp() : undefined;
+      const stamp =
+        audit !== undefined && operation.method !== 'ping'
+          ? operation.continuesAuditId === undefined
+            ? newAuditStamp()
+            : stampOf(operation.continuesAuditId)
+          : undefined;
       if (stamp !== undefined) operation.auditId = stamp.id;
       const span =
         tracing === undefined || operation.method === 'ping'
@@ -79,6 +84,11 @@ export function recordStep(metrics: DataPlaneMetrics | undefined, audit?: AuditR
       return outcome;
     },
   };
+}
+
+/** The stamp of an id taken earlier (a UUIDv7's first 48 bits are its time in ms). */
+function stampOf(id: string): AuditStamp {
+  return { id, time: Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16) };
 }
 
 /** The span of one operation, under the caller's trace context (the edge's header, else `_meta.traceparent`). */

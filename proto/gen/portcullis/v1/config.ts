@@ -70,6 +70,46 @@ export function executionPolicyToJSON(object: ExecutionPolicy): string {
   }
 }
 
+export enum ApprovalVia {
+  /** APPROVAL_VIA_UNSPECIFIED - Unset: as OPERATOR. */
+  APPROVAL_VIA_UNSPECIFIED = 0,
+  APPROVAL_VIA_OPERATOR = 1,
+  APPROVAL_VIA_CLIENT = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function approvalViaFromJSON(object: any): ApprovalVia {
+  switch (object) {
+    case 0:
+    case "APPROVAL_VIA_UNSPECIFIED":
+      return ApprovalVia.APPROVAL_VIA_UNSPECIFIED;
+    case 1:
+    case "APPROVAL_VIA_OPERATOR":
+      return ApprovalVia.APPROVAL_VIA_OPERATOR;
+    case 2:
+    case "APPROVAL_VIA_CLIENT":
+      return ApprovalVia.APPROVAL_VIA_CLIENT;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ApprovalVia.UNRECOGNIZED;
+  }
+}
+
+export function approvalViaToJSON(object: ApprovalVia): string {
+  switch (object) {
+    case ApprovalVia.APPROVAL_VIA_UNSPECIFIED:
+      return "APPROVAL_VIA_UNSPECIFIED";
+    case ApprovalVia.APPROVAL_VIA_OPERATOR:
+      return "APPROVAL_VIA_OPERATOR";
+    case ApprovalVia.APPROVAL_VIA_CLIENT:
+      return "APPROVAL_VIA_CLIENT";
+    case ApprovalVia.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum Transport {
   TRANSPORT_UNSPECIFIED = 0,
   TRANSPORT_STDIO = 1,
@@ -293,6 +333,8 @@ export interface ApprovalDecision {
   reason: string;
   /** Who decided (the admin identity, or the control plane itself for NODE_RESTARTED and the like). */
   decidedBy: string;
+  /** When it was decided (ms since the epoch; 0 from older control planes: the node uses its arrival time). */
+  decidedAtMs: number;
 }
 
 /** The first message of every stream. */
@@ -610,6 +652,11 @@ export interface ExecutionPolicyRule {
   pattern: string;
   /** APPROVE: how long a held call waits for a decision before it is refused (0 = the node's default). */
   approvalTimeoutMs: number;
+  /**
+   * APPROVE: who is asked. OPERATOR (unspecified): an admin or operator through GraphQL. CLIENT: the person at
+   * the agent's client, by MCP elicitation, where the agent declared it (else an operator is asked).
+   */
+  approvalVia: ApprovalVia;
 }
 
 export interface KeyValue {
@@ -1774,7 +1821,7 @@ export const ApprovalWithdrawal: MessageFns<ApprovalWithdrawal> = {
 };
 
 function createBaseApprovalDecision(): ApprovalDecision {
-  return { id: "", approved: false, reason: "", decidedBy: "" };
+  return { id: "", approved: false, reason: "", decidedBy: "", decidedAtMs: 0 };
 }
 
 export const ApprovalDecision: MessageFns<ApprovalDecision> = {
@@ -1790,6 +1837,9 @@ export const ApprovalDecision: MessageFns<ApprovalDecision> = {
     }
     if (message.decidedBy !== "") {
       writer.uint32(34).string(message.decidedBy);
+    }
+    if (message.decidedAtMs !== 0) {
+      writer.uint32(560).uint64(message.decidedAtMs);
     }
     return writer;
   },
@@ -1839,6 +1889,14 @@ export const ApprovalDecision: MessageFns<ApprovalDecision> = {
             message.decidedBy = reader.string();
             continue;
           }
+          case 70: {
+            if (tag !== 560) {
+              break;
+            }
+
+            message.decidedAtMs = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1861,6 +1919,11 @@ export const ApprovalDecision: MessageFns<ApprovalDecision> = {
         : isSet(object.decided_by)
         ? globalThis.String(object.decided_by)
         : "",
+      decidedAtMs: isSet(object.decidedAtMs)
+        ? globalThis.Number(object.decidedAtMs)
+        : isSet(object.decided_at_ms)
+        ? globalThis.Number(object.decided_at_ms)
+        : 0,
     };
   },
 
@@ -1878,6 +1941,9 @@ export const ApprovalDecision: MessageFns<ApprovalDecision> = {
     if (message.decidedBy !== "") {
       obj.decidedBy = message.decidedBy;
     }
+    if (message.decidedAtMs !== 0) {
+      obj.decidedAtMs = Math.round(message.decidedAtMs);
+    }
     return obj;
   },
 
@@ -1890,6 +1956,7 @@ export const ApprovalDecision: MessageFns<ApprovalDecision> = {
     message.approved = object.approved ?? false;
     message.reason = object.reason ?? "";
     message.decidedBy = object.decidedBy ?? "";
+    message.decidedAtMs = object.decidedAtMs ?? 0;
     return message;
   },
 };
@@ -4661,6 +4728,7 @@ function createBaseExecutionPolicyRule(): ExecutionPolicyRule {
     argument: "",
     pattern: "",
     approvalTimeoutMs: 0,
+    approvalVia: 0,
   };
 }
 
@@ -4689,6 +4757,9 @@ export const ExecutionPolicyRule: MessageFns<ExecutionPolicyRule> = {
     }
     if (message.approvalTimeoutMs !== 0) {
       writer.uint32(64).uint32(message.approvalTimeoutMs);
+    }
+    if (message.approvalVia !== 0) {
+      writer.uint32(560).int32(message.approvalVia);
     }
     return writer;
   },
@@ -4770,6 +4841,14 @@ export const ExecutionPolicyRule: MessageFns<ExecutionPolicyRule> = {
             message.approvalTimeoutMs = reader.uint32();
             continue;
           }
+          case 70: {
+            if (tag !== 560) {
+              break;
+            }
+
+            message.approvalVia = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4808,6 +4887,11 @@ export const ExecutionPolicyRule: MessageFns<ExecutionPolicyRule> = {
         : isSet(object.approval_timeout_ms)
         ? globalThis.Number(object.approval_timeout_ms)
         : 0,
+      approvalVia: isSet(object.approvalVia)
+        ? approvalViaFromJSON(object.approvalVia)
+        : isSet(object.approval_via)
+        ? approvalViaFromJSON(object.approval_via)
+        : 0,
     };
   },
 
@@ -4837,6 +4921,9 @@ export const ExecutionPolicyRule: MessageFns<ExecutionPolicyRule> = {
     if (message.approvalTimeoutMs !== 0) {
       obj.approvalTimeoutMs = Math.round(message.approvalTimeoutMs);
     }
+    if (message.approvalVia !== 0) {
+      obj.approvalVia = approvalViaToJSON(message.approvalVia);
+    }
     return obj;
   },
 
@@ -4853,6 +4940,7 @@ export const ExecutionPolicyRule: MessageFns<ExecutionPolicyRule> = {
     message.argument = object.argument ?? "";
     message.pattern = object.pattern ?? "";
     message.approvalTimeoutMs = object.approvalTimeoutMs ?? 0;
+    message.approvalVia = object.approvalVia ?? 0;
     return message;
   },
 };
