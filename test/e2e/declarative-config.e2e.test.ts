@@ -199,7 +199,7 @@ ${extra}`;
     assert.ok(!keys.virtualKeys.some((k) => k.name === 'deploy-bot'));
   });
 
-  it('prunes only managed objects; a hand-made one is changed only once adopted', async () => {
+  it('prunes only managed objects (teams, customers once unused); a hand-made one changes once adopted', async () => {
     await env.gqlOk(CREATE_UPSTREAM, { input: { name: 'hand', transport: 'SSE', url: 'https://hand.example.com' } });
     // ci-bot (managed) is gone from the file: revoked; "hand" and the team made by hand stay.
     const withoutKey = gateway().replace(/keys:[\s\S]*$/, '');
@@ -236,6 +236,33 @@ ${extra}`;
     const gone = await cli('apply', '-f', 'pruned.yaml', '--prune');
     assert.match(gone.out, /- key fresh-bot\n[\s\S]*- upstream hand\n/);
     assert.deepEqual(await upstreamNames(), ['ev', 'web']);
+
+    // Teams and customers too, once nothing else uses them: a key made by hand in the team refuses it all.
+    const teams = await env.gqlOk<{ teams: Array<{ id: string; name: string }> }>(`{ teams { id name } }`);
+    const teamId = teams.teams.find((team) => team.name === 'platform')!.id;
+    const handKey = await env.gqlOk<{ createVirtualKey: { key: { id: string } } }>(
+      `mutation ($t: ID!) { createVirtualKey(input: { name: "hand-key", teamId: $t }) { key { id } } }`,
+      { t: teamId },
+    );
+    const APPLY = `mutation ($d: JSON!) { applyConfig(document: $d, prune: true) { changes { action kind name } } }`;
+    const refusedPrune = await env.gql(APPLY, { d: { version: 1 } });
+    assert.equal(refusedPrune.errors?.[0]?.extensions?.['code'], 'CONFLICT', JSON.stringify(refusedPrune.errors));
+    assert.match(refusedPrune.errors?.[0]?.message ?? '', /^teams: team "platform" is still used by 1 live key/);
+    assert.deepEqual(await upstreamNames(), ['ev', 'web'], 'nothing of a refused prune stays');
+    await env.gqlOk(`mutation ($id: ID!) { revokeVirtualKey(id: $id) { id } }`, {
+      id: handKey.createVirtualKey.key.id,
+    });
+    const emptied = await env.gqlOk<{
+      applyConfig: { changes: Array<{ action: string; kind: string; name: string }> };
+    }>(APPLY, { d: { version: 1 } });
+    assert.deepEqual(
+      emptied.applyConfig.changes.map((c) => `${c.action} ${c.kind} ${c.name}`),
+      ['DELETE upstream ev', 'DELETE upstream web', 'DELETE team platform', 'DELETE customer acme'],
+    );
+    const left = await env.gqlOk<{ teams: Array<{ name: string }>; customers: Array<{ name: string }> }>(
+      `{ teams { name } customers { name } }`,
+    );
+    assert.deepEqual(left, { teams: [{ name: 'made-meanwhile' }], customers: [] }, 'what was made by hand stays');
   });
 
   it('never printed a credential', () => {

@@ -823,7 +823,10 @@ class Run {
     await this.budget(path, 'KEY', id, before['budget'], spec['budget'] as Budget | null);
   }
 
-  /** Deletes managed upstreams and revokes managed keys the file no longer names. */
+  /**
+   * Revokes managed keys, then deletes managed upstreams, teams and customers the file no longer names
+   * (a team or customer still used, e.g. by a key or team made by hand, is refused as deleteTeam does).
+   */
   private async prune(): Promise<void> {
     const named = (kind: DocumentKind) => new Set((this.document[kind] ?? []).map((entry) => entry.name));
     const keys = named('keys');
@@ -840,6 +843,18 @@ class Run {
       if (!managed || upstreams.has(name)) continue;
       await at('upstreams', () => this.services.upstreams.delete(row.id), true);
       this.record('DELETE', 'upstream', name, []);
+    }
+    const teams = named('teams');
+    for (const [name, { row, managed }] of this.live.teams) {
+      if (!managed || teams.has(name)) continue;
+      await at('teams', () => this.services.teams.delete(row.id), true);
+      this.record('DELETE', 'team', name, []);
+    }
+    const customers = named('customers');
+    for (const [name, { row, managed }] of this.live.customers) {
+      if (!managed || customers.has(name)) continue;
+      await at('customers', () => this.services.teams.deleteCustomer(row.id), true);
+      this.record('DELETE', 'customer', name, []);
     }
   }
 }
