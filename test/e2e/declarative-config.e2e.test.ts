@@ -148,7 +148,8 @@ ${extra}`;
       file('changed.yaml'),
       gateway()
         .replace('requestsPerMinute: 600', 'requestsPerMinute: 900')
-        .replace(HEADER_SECRET, `${HEADER_SECRET}-2`),
+        .replace(HEADER_SECRET, `${HEADER_SECRET}-2`)
+        .replace('toolCallsPerMinute: 60 }', 'toolCallsPerMinute: 60 }\n    codeMode: ON'),
     );
     const diff = await cli('plan', '-f', 'changed.yaml');
     assert.match(
@@ -156,6 +157,7 @@ ${extra}`;
       /~ customer acme\n\s+rateLimits: \{"requestsPerMinute":600\} -> \{"requestsPerMinute":900\}/,
     );
     assert.match(diff.out, /~ upstream web\n\s+headers: \(changed\)/);
+    assert.match(diff.out, /~ key ci-bot\n\s+codeMode: "INHERIT" -> "ON"/, "a live key's code mode changes in place");
   });
 
   it('names the file, line and field of an invalid document, and applies nothing of it', async () => {

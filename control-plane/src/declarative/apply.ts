@@ -775,6 +775,7 @@ class Run {
       teamId,
       rateLimits: entry.rateLimits ?? null,
       expiresAt: entry.expiresAt === undefined ? null : new Date(entry.expiresAt),
+      codeMode: entry.codeMode ?? 'INHERIT',
     };
     for (const list of ACCESS_LIST_NAMES) input[list] = entry[list] ?? null;
     const candidates = this.live.keys.get(entry.name) ?? [];
@@ -789,9 +790,7 @@ class Run {
     let id: string;
     let before: Spec;
     if (!found) {
-      const made = await at(path, () =>
-        this.services.keys.create({ name: entry.name, ...input, codeMode: entry.codeMode ?? null }),
-      );
+      const made = await at(path, () => this.services.keys.create({ name: entry.name, ...input }));
       id = made.key.id;
       await this.created('key', id);
       if (entry.enabled === false) await at(path, () => this.services.keys.setEnabled(id, false));
@@ -803,12 +802,6 @@ class Run {
       before = keyLive(this.live, found.row);
       const fields = diff(before, spec);
       const names = fields.map((f) => f.field);
-      if (names.includes('codeMode'))
-        throw badInput(
-          `${path}.codeMode`,
-          `is ${String(before['codeMode'])} on the live key and cannot be changed; create a key under another name ` +
-            'with the code mode you want',
-        );
       const settings = names.filter((f) => !['policies', 'budget', 'enabled'].includes(f));
       if (settings.length > 0) {
         const changed = Object.fromEntries(
