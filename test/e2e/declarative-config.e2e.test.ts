@@ -60,6 +60,10 @@ teams:
     customer: acme
     allowedTools: ["ev__*"]
     budget: { period: MONTH, amountMicros: 5000000 }
+mcpAuthorization:
+  resource: https://gw.example.com/mcp
+  identityProviders:
+    - { issuer: https://idp.example.com, teamClaim: groups, teams: [{ claimValue: eng, team: platform }] }
 upstreams:
   - name: ev
     transport: STDIO
@@ -103,6 +107,7 @@ ${extra}`;
     assert.equal(plan.code, 0, plan.out);
     assert.match(plan.out, /\+ upstream ev\n/);
     assert.match(plan.out, /\+ key ci-bot\n/);
+    assert.match(plan.out, /\+ settings mcpAuthorization\n\s+resource: "https:\/\/gw\.example\.com\/mcp"/);
     assert.match(plan.out, /bearerToken: \(set\)/);
     assert.match(plan.out, /env: \(set\)/);
     assert.equal(await upstreamNames().then((n) => n.length), 0, 'a plan changes nothing');
@@ -139,6 +144,7 @@ ${extra}`;
     assert.equal(exported.code, 0, exported.out);
     const text = await readFile(file('exported.yaml'), 'utf8');
     assert.match(text, /keep: true/);
+    assert.match(text, /claimValue: eng\n\s+team: platform/, 'MCP authorization maps claims to teams by name');
     for (const secret of [BEARER, ENV_SECRET, HEADER_SECRET]) assert.ok(!text.includes(secret));
     const back = await cli('apply', '-f', 'exported.yaml');
     assert.match(back.out, /^No changes/, `${back.out}\n${text}`);
@@ -184,6 +190,25 @@ ${extra}`;
     );
 
     await writeFile(file('unset.yaml'), `version: 1\ncustomers:\n  - name: "\${env:DECL_NOT_SET}"\n`);
+    // MCP authorization: a team by a name nothing has, and the service's own checks, named in the document.
+    const DRY = `mutation ($d: JSON!) { applyConfig(document: $d, dryRun: true) { revision } }`;
+    const provider = { issuer: 'https://idp.example.com', teams: [{ claimValue: '*', team: 'nope' }] };
+    for (const [fields, message] of [
+      [{}, /^mcpAuthorization\.identityProviders\[0\]\.teams\[0\]\.team: no team is named "nope"/],
+      [
+        { issuer: 'ftp://idp', teams: [{ claimValue: '*', team: 'platform' }] },
+        /^mcpAuthorization\.identityProviders\[0\]\.issuer: is not an http\(s\) URL/,
+      ],
+    ] as const) {
+      const mcpAuthorization = {
+        resource: 'https://gw.example.com/mcp',
+        identityProviders: [{ ...provider, ...fields }],
+      };
+      const refused = await env.gql(DRY, { d: { version: 1, mcpAuthorization } });
+      assert.equal(refused.errors?.[0]?.extensions?.['code'], 'BAD_USER_INPUT', JSON.stringify(refused.errors));
+      assert.match(refused.errors?.[0]?.message ?? '', message);
+    }
+
     const unset = await cli('plan', '-f', 'unset.yaml');
     assert.match(unset.out, /unset\.yaml:3 customers\[0\]\.name: refers to \$\{env:DECL_NOT_SET\}, which is not set/);
   });
@@ -256,10 +281,16 @@ ${extra}`;
     });
     const emptied = await env.gqlOk<{
       applyConfig: { changes: Array<{ action: string; kind: string; name: string }> };
-    }>(APPLY, { d: { version: 1 } });
+    }>(APPLY, { d: { version: 1, mcpAuthorization: null } }); // null clears the settings (omitted: left as is)
     assert.deepEqual(
       emptied.applyConfig.changes.map((c) => `${c.action} ${c.kind} ${c.name}`),
-      ['DELETE upstream ev', 'DELETE upstream web', 'DELETE team platform', 'DELETE customer acme'],
+      [
+        'DELETE settings mcpAuthorization',
+        'DELETE upstream ev',
+        'DELETE upstream web',
+        'DELETE team platform',
+        'DELETE customer acme',
+      ],
     );
     const left = await env.gqlOk<{ teams: Array<{ name: string }>; customers: Array<{ name: string }> }>(
       `{ teams { name } customers { name } }`,

@@ -13,6 +13,12 @@ import { ACCESS_LIST_NAMES, storedRateLimits } from '../services/access-lists.ts
 import { BudgetService } from '../services/budgets.ts';
 import { type ConfigStore, withConfigChange } from '../services/config-change.ts';
 import { ExecutionPolicyService } from '../services/execution-policies.ts';
+import {
+  McpAuthorizationService,
+  type McpAuthorizationView,
+  mcpAuthorizationView,
+  readMcpAuthorization,
+} from '../services/mcp-authorization.ts';
 import { PriceService } from '../services/prices.ts';
 import { TeamService } from '../services/teams.ts';
 import { UpstreamService } from '../services/upstreams.ts';
@@ -33,6 +39,8 @@ export const REVISION_MISMATCH = 'REVISION_MISMATCH';
 
 export type ChangeAction = 'CREATE' | 'UPDATE' | 'DELETE' | 'ADOPT';
 export type ObjectKind = 'customer' | 'team' | 'upstream' | 'key';
+/** `settings`: a gateway-wide settings object (e.g. mcpAuthorization), named by its document field. */
+export type ChangeKind = ObjectKind | 'settings';
 
 /** One field of a change; a secret field shows neither value. */
 export interface FieldChange {
@@ -44,7 +52,7 @@ export interface FieldChange {
 
 export interface PlannedChange {
   action: ChangeAction;
-  kind: ObjectKind;
+  kind: ChangeKind;
   name: string;
   fields: FieldChange[];
 }
@@ -373,6 +381,25 @@ function keyLive(live: Live, row: VirtualKey): Spec {
   return spec;
 }
 
+/** MCP authorization settings as the document writes them: teams by name, defaults left out. */
+function mcpAuthorizationEntry(view: McpAuthorizationView, teamNames: ReadonlyMap<string, string>): Spec {
+  return {
+    resource: view.resource,
+    identityProviders: view.identityProviders.map((p) => ({
+      issuer: p.issuer,
+      ...(p.jwksUri !== null ? { jwksUri: p.jwksUri } : {}),
+      ...(p.subjectClaim !== 'sub' ? { subjectClaim: p.subjectClaim } : {}),
+      ...(p.teamClaim !== null ? { teamClaim: p.teamClaim } : {}),
+      teams: p.teams.map((t) => ({
+        claimValue: t.claimValue,
+        ...(t.teamId !== null ? { team: teamNames.get(t.teamId) ?? t.teamId } : {}),
+        ...(t.customerId !== null ? { customerId: t.customerId } : {}),
+        ...(canon(t.allowedTools) !== canon(['*']) ? { allowedTools: t.allowedTools } : {}),
+      })),
+    })),
+  };
+}
+
 const withoutDefaults = (spec: Spec, defaults: Spec) =>
   Object.fromEntries(Object.entries(spec).filter(([k, v]) => v !== null && canon(v) !== canon(defaults[k] ?? null)));
 
@@ -449,6 +476,8 @@ export class ConfigApplyService {
       if (teams.length) document['teams'] = teams;
       if (upstreams.length) document['upstreams'] = upstreams;
       if (keys.length) document['keys'] = keys;
+      const authorization = await readMcpAuthorization(manager);
+      if (authorization) document['mcpAuthorization'] = mcpAuthorizationEntry(authorization, live.teamNames);
       if (Object.keys(adopt).length) document['adopt'] = adopt;
       return { revision: rows[0]!.version, document };
     });
@@ -480,6 +509,7 @@ export class ConfigApplyService {
         prices: new PriceService(store),
         budgets: new BudgetService(store),
         policies: new ExecutionPolicyService(store),
+        mcpAuthorization: new McpAuthorizationService(store),
       },
       this.box,
       options,
@@ -504,6 +534,7 @@ interface Services {
   prices: PriceService;
   budgets: BudgetService;
   policies: ExecutionPolicyService;
+  mcpAuthorization: McpAuthorizationService;
 }
 
 /** One plan or apply, in order: customers, teams, upstreams, keys, then what prune removes. */
@@ -531,6 +562,8 @@ class Run {
     for (const [index, entry] of (this.document.teams ?? []).entries()) await this.team(index, entry);
     for (const [index, entry] of (this.document.upstreams ?? []).entries()) await this.upstream(index, entry);
     for (const [index, entry] of (this.document.keys ?? []).entries()) await this.key(index, entry);
+    // After the teams it maps claims to are made, before prune deletes those it no longer maps.
+    if (this.document.mcpAuthorization !== undefined) await this.mcpAuthorization(this.document.mcpAuthorization);
     if (this.options.prune) await this.prune();
   }
 
@@ -563,7 +596,7 @@ class Run {
     await this.manager.query(`UPDATE ${TABLES[kind]} SET managed = true WHERE id = $1`, [id]);
   }
 
-  private record(action: ChangeAction, kind: ObjectKind, name: string, fields: FieldChange[]): void {
+  private record(action: ChangeAction, kind: ChangeKind, name: string, fields: FieldChange[]): void {
     if (action === 'UPDATE' && fields.length === 0) return;
     this.changes.push({ action, kind, name, fields });
   }
@@ -814,6 +847,34 @@ class Run {
     }
     await this.policies(path, { keyId: id }, before['policies'], spec['policies'] as Rule[]);
     await this.budget(path, 'KEY', id, before['budget'], spec['budget'] as Budget | null);
+  }
+
+  /** Replaces the MCP authorization settings (null: clears them) when they differ from the document's. */
+  private async mcpAuthorization(entry: (ConfigDocument['mcpAuthorization'] & object) | null): Promise<void> {
+    const path = 'mcpAuthorization';
+    const before = await readMcpAuthorization(this.manager);
+    let input: unknown = null;
+    let after: McpAuthorizationView | null = null;
+    if (entry !== null) {
+      input = {
+        ...entry,
+        identityProviders: entry.identityProviders.map((provider, i) => ({
+          ...provider,
+          teams: provider.teams.map(({ team, ...mapping }, j) => ({
+            ...mapping,
+            teamId: this.ref(this.teamIds, team ?? null, `${path}.identityProviders[${i}].teams[${j}].team`, 'team'),
+          })),
+        })),
+      };
+      after = await at(path, async () => mcpAuthorizationView(input));
+    }
+    if (canon(before) === canon(after)) return;
+    await at(path, () => this.services.mcpAuthorization.set(input));
+    const names = new Map([...this.teamIds].map(([name, id]) => [id, name]));
+    const shown = (view: McpAuthorizationView | null): Spec =>
+      view === null ? {} : mcpAuthorizationEntry(view, names);
+    const action = before === null ? 'CREATE' : after === null ? 'DELETE' : 'UPDATE';
+    this.record(action, 'settings', path, after === null ? [] : diff(shown(before), shown(after)));
   }
 
   /**

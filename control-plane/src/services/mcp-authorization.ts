@@ -191,6 +191,16 @@ async function checkTeams(manager: EntityManager, view: McpAuthorizationView): P
   );
 }
 
+/** The settings `setMcpAuthorization` would store for this input (checked, defaults filled in). */
+export function mcpAuthorizationView(rawInput: unknown): McpAuthorizationView {
+  return toView(parseInput(inputSchema, rawInput, 'input'));
+}
+
+/** The stored settings, read through `manager` (null: none). */
+export async function readMcpAuthorization(manager: EntityManager): Promise<McpAuthorizationView | null> {
+  return read(manager);
+}
+
 async function read(manager: EntityManager): Promise<McpAuthorizationView | null> {
   const rows: Array<{ value: string }> = await manager.query(`SELECT value FROM settings WHERE key = $1`, [
     MCP_AUTHORIZATION_SETTING,
