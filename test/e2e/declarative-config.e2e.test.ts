@@ -209,6 +209,15 @@ ${extra}`;
       assert.match(refused.errors?.[0]?.message ?? '', message);
     }
 
+    // New keys are made in batches of 1000; a bad one in the second is still named by its own entry.
+    const keys = [
+      ...Array.from({ length: 1001 }, (_, i) => ({ name: `bot-${i}` })),
+      { name: 'bad', deniedTools: ['echo'] },
+    ];
+    const badKey = await env.gql(DRY, { d: { version: 1, keys } });
+    assert.equal(badKey.errors?.[0]?.extensions?.['code'], 'BAD_USER_INPUT', JSON.stringify(badKey.errors));
+    assert.match(badKey.errors?.[0]?.message ?? '', /^keys\[1001\]\.deniedTools\[0\]: .*no "<upstream>__" prefix/);
+
     const unset = await cli('plan', '-f', 'unset.yaml');
     assert.match(unset.out, /unset\.yaml:3 customers\[0\]\.name: refers to \$\{env:DECL_NOT_SET\}, which is not set/);
   });

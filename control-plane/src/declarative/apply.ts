@@ -23,11 +23,12 @@ import { PriceService } from '../services/prices.ts';
 import { TeamService } from '../services/teams.ts';
 import { UpstreamService } from '../services/upstreams.ts';
 import { badInput } from '../services/validation.ts';
-import { VirtualKeyService } from '../services/virtual-keys.ts';
+import { MAX_KEYS_PER_BATCH, VirtualKeyService } from '../services/virtual-keys.ts';
 import {
   type ConfigDocument,
   configDocumentSchema,
   type DocumentKind,
+  type KeyEntry,
   documentProblem,
   formatPath,
   type PolicyRuleEntry,
@@ -544,6 +545,7 @@ class Run {
   adopted = false;
   private readonly customerIds = new Map<string, string>();
   private readonly teamIds = new Map<string, string>();
+  private readonly newKeys: Array<{ index: number; entry: KeyEntry; spec: Spec; input: Record<string, unknown> }> = [];
 
   constructor(
     private readonly manager: EntityManager,
@@ -562,6 +564,7 @@ class Run {
     for (const [index, entry] of (this.document.teams ?? []).entries()) await this.team(index, entry);
     for (const [index, entry] of (this.document.upstreams ?? []).entries()) await this.upstream(index, entry);
     for (const [index, entry] of (this.document.keys ?? []).entries()) await this.key(index, entry);
+    await this.createKeys();
     // After the teams it maps claims to are made, before prune deletes those it no longer maps.
     if (this.document.mcpAuthorization !== undefined) await this.mcpAuthorization(this.document.mcpAuthorization);
     if (this.options.prune) await this.prune();
@@ -820,19 +823,14 @@ class Run {
         { field: `${path}.name` },
       );
     const found = await this.match('key', path, entry.name, candidates[0]);
-    let id: string;
-    let before: Spec;
     if (!found) {
-      const made = await at(path, () => this.services.keys.create({ name: entry.name, ...input }));
-      id = made.key.id;
-      await this.created('key', id);
-      if (entry.enabled === false) await at(path, () => this.services.keys.setEnabled(id, false));
-      this.createdKeys.push({ name: entry.name, id, secret: made.secret });
-      before = { policies: [], budget: null };
-      this.record('CREATE', 'key', entry.name, created(spec, KEY_DEFAULTS));
-    } else {
-      id = found.row.id;
-      before = keyLive(this.live, found.row);
+      // Made after every entry is read, in batches (see createKeys).
+      this.newKeys.push({ index, entry, spec, input: { name: entry.name, ...input } });
+      return;
+    }
+    const id = found.row.id;
+    const before = keyLive(this.live, found.row);
+    {
       const fields = diff(before, spec);
       const names = fields.map((f) => f.field);
       const settings = names.filter((f) => !['policies', 'budget', 'enabled'].includes(f));
@@ -847,6 +845,37 @@ class Run {
     }
     await this.policies(path, { keyId: id }, before['policies'], spec['policies'] as Rule[]);
     await this.budget(path, 'KEY', id, before['budget'], spec['budget'] as Budget | null);
+  }
+
+  /** Creates the new keys in batches (createVirtualKeys: a few statements per batch, not per key). */
+  private async createKeys(): Promise<void> {
+    for (let start = 0; start < this.newKeys.length; start += MAX_KEYS_PER_BATCH) {
+      const batch = this.newKeys.slice(start, start + MAX_KEYS_PER_BATCH);
+      const made = await this.services.keys.createMany(batch.map((key) => key.input)).catch((error: unknown) => {
+        // `inputs.<n>.field` is the field of batch entry n: named as keys[<its index>].field.
+        const field = error instanceof PortcullisError ? error.details?.['field'] : undefined;
+        const entry = typeof field === 'string' ? /^inputs\.(\d+)(.*)$/.exec(field) : null;
+        if (!entry || !(error instanceof PortcullisError) || typeof field !== 'string') throw error;
+        const renamed = `input${entry[2]}`;
+        const message = error.message.startsWith(`${field}: `)
+          ? `${renamed}${error.message.slice(field.length)}`
+          : error.message;
+        return at<never>(`keys[${batch[Number(entry[1])]!.index}]`, () => {
+          throw new PortcullisError(error.code, message, { ...error.details, field: renamed }, { cause: error });
+        });
+      });
+      const ids = made.map((created) => created.key.id);
+      await this.manager.query(`UPDATE virtual_keys SET managed = true WHERE id = ANY($1)`, [ids]);
+      for (const [i, { index, entry, spec }] of batch.entries()) {
+        const path = `keys[${index}]`;
+        const { key, secret } = made[i]!;
+        if (entry.enabled === false) await at(path, () => this.services.keys.setEnabled(key.id, false));
+        this.createdKeys.push({ name: entry.name, id: key.id, secret });
+        this.record('CREATE', 'key', entry.name, created(spec, KEY_DEFAULTS));
+        await this.policies(path, { keyId: key.id }, [], spec['policies'] as Rule[]);
+        await this.budget(path, 'KEY', key.id, null, spec['budget'] as Budget | null);
+      }
+    }
   }
 
   /** Replaces the MCP authorization settings (null: clears them) when they differ from the document's. */
