@@ -20,12 +20,25 @@ export function markRefusal(res: ServerResponse, status: number, code: number, m
   (res as Marked)[REFUSAL] = { status, code, message };
 }
 
-/** The audit headers of a request: `x-portcullis-parent-request` and `traceparent` (undefined when neither is sent). */
+/** The JSON-RPC code of the HTTP-level refusal sent on `res` (4xx/5xx), if it was refused at the edge. */
+export function edgeRefusalCode(res: ServerResponse): number | undefined {
+  const refusal = (res as Marked)[REFUSAL];
+  return refusal === undefined || refusal.status < 400 ? undefined : refusal.code;
+}
+
+/**
+ * The audit headers of a request: `x-portcullis-parent-request`, `traceparent` and
+ * `x-portcullis-model-cost-micros` (undefined when none is sent).
+ */
 export function requestOrigin(req: IncomingMessage, clientInfo?: unknown): RequestOrigin | undefined {
   const parentId = header(req, 'x-portcullis-parent-request');
   const traceparent = header(req, 'traceparent');
-  if (parentId === undefined && traceparent === undefined && clientInfo === undefined) return undefined;
-  return { parentId, traceparent, clientInfo };
+  const modelCostMicros = header(req, 'x-portcullis-model-cost-micros');
+  if (parentId === undefined && traceparent === undefined && clientInfo === undefined && modelCostMicros === undefined)
+    return undefined;
+  return modelCostMicros === undefined
+    ? { parentId, traceparent, clientInfo }
+    : { parentId, traceparent, clientInfo, modelCostMicros };
 }
 
 /**
