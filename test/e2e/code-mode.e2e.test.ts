@@ -232,4 +232,29 @@ isError`, async () => {
       });
     });
   }
+
+  test("a live key's code mode changes with updateVirtualKey", async () => {
+    const created = await env.gqlOk<{ createVirtualKey: { secret: string; key: { id: string } } }>(
+      `mutation { createVirtualKey(input: { name: "switch", codeMode: OFF }) { secret key { id } } }`,
+    );
+    const { secret, key } = created.createVirtualKey;
+    const names = async () => {
+      const agent = await ERAS[1]![1](url, secret).catch(() => undefined);
+      if (!agent) return [];
+      const listed = await agent.listTools();
+      await agent.close();
+      return listed;
+    };
+    await eventually('the key reached the node', async () => (await names()).includes('ev__echo'));
+    const UPDATE = `mutation ($id: ID!, $mode: CodeMode) { updateVirtualKey(id: $id, input: { codeMode: $mode }) {
+      codeMode } }`;
+    const updated = await env.gqlOk<{ updateVirtualKey: { codeMode: string } }>(UPDATE, { id: key.id, mode: 'ON' });
+    assert.equal(updated.updateVirtualKey.codeMode, 'ON');
+    await eventually(
+      'the node puts every upstream behind the meta-tools',
+      async () => (await names()).join() === META.join(),
+    );
+    const unchanged = await env.gqlOk<{ updateVirtualKey: { codeMode: string } }>(UPDATE, { id: key.id, mode: null });
+    assert.equal(unchanged.updateVirtualKey.codeMode, 'ON', 'null leaves it as it is');
+  });
 });

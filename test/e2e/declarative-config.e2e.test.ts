@@ -60,6 +60,10 @@ teams:
     customer: acme
     allowedTools: ["ev__*"]
     budget: { period: MONTH, amountMicros: 5000000 }
+mcpAuthorization:
+  resource: https://gw.example.com/mcp
+  identityProviders:
+    - { issuer: https://idp.example.com, teamClaim: groups, teams: [{ claimValue: eng, team: platform }] }
 upstreams:
   - name: ev
     transport: STDIO
@@ -103,6 +107,7 @@ ${extra}`;
     assert.equal(plan.code, 0, plan.out);
     assert.match(plan.out, /\+ upstream ev\n/);
     assert.match(plan.out, /\+ key ci-bot\n/);
+    assert.match(plan.out, /\+ settings mcpAuthorization\n\s+resource: "https:\/\/gw\.example\.com\/mcp"/);
     assert.match(plan.out, /bearerToken: \(set\)/);
     assert.match(plan.out, /env: \(set\)/);
     assert.equal(await upstreamNames().then((n) => n.length), 0, 'a plan changes nothing');
@@ -143,6 +148,7 @@ ${extra}`;
     assert.equal(exported.code, 0, exported.out);
     const text = await readFile(file('exported.yaml'), 'utf8');
     assert.match(text, /keep: true/);
+    assert.match(text, /claimValue: eng\n\s+team: platform/, 'MCP authorization maps claims to teams by name');
     for (const secret of [BEARER, ENV_SECRET, HEADER_SECRET]) assert.ok(!text.includes(secret));
     const back = await cli('apply', '-f', 'exported.yaml');
     assert.match(back.out, /^No changes/, `${back.out}\n${text}`);
@@ -152,7 +158,8 @@ ${extra}`;
       file('changed.yaml'),
       gateway()
         .replace('requestsPerMinute: 600', 'requestsPerMinute: 900')
-        .replace(HEADER_SECRET, `${HEADER_SECRET}-2`),
+        .replace(HEADER_SECRET, `${HEADER_SECRET}-2`)
+        .replace('toolCallsPerMinute: 60 }', 'toolCallsPerMinute: 60 }\n    codeMode: ON'),
     );
     const diff = await cli('plan', '-f', 'changed.yaml');
     assert.match(
@@ -160,6 +167,7 @@ ${extra}`;
       /~ customer acme\n\s+rateLimits: \{"requestsPerMinute":600\} -> \{"requestsPerMinute":900\}/,
     );
     assert.match(diff.out, /~ upstream web\n\s+headers: \(changed\)/);
+    assert.match(diff.out, /~ key ci-bot\n\s+codeMode: "INHERIT" -> "ON"/, "a live key's code mode changes in place");
   });
 
   it('names the file, line and field of an invalid document, and applies nothing of it', async () => {
@@ -186,6 +194,34 @@ ${extra}`;
     );
 
     await writeFile(file('unset.yaml'), `version: 1\ncustomers:\n  - name: "\${env:DECL_NOT_SET}"\n`);
+    // MCP authorization: a team by a name nothing has, and the service's own checks, named in the document.
+    const DRY = `mutation ($d: JSON!) { applyConfig(document: $d, dryRun: true) { revision } }`;
+    const provider = { issuer: 'https://idp.example.com', teams: [{ claimValue: '*', team: 'nope' }] };
+    for (const [fields, message] of [
+      [{}, /^mcpAuthorization\.identityProviders\[0\]\.teams\[0\]\.team: no team is named "nope"/],
+      [
+        { issuer: 'ftp://idp', teams: [{ claimValue: '*', team: 'platform' }] },
+        /^mcpAuthorization\.identityProviders\[0\]\.issuer: is not an http\(s\) URL/,
+      ],
+    ] as const) {
+      const mcpAuthorization = {
+        resource: 'https://gw.example.com/mcp',
+        identityProviders: [{ ...provider, ...fields }],
+      };
+      const refused = await env.gql(DRY, { d: { version: 1, mcpAuthorization } });
+      assert.equal(refused.errors?.[0]?.extensions?.['code'], 'BAD_USER_INPUT', JSON.stringify(refused.errors));
+      assert.match(refused.errors?.[0]?.message ?? '', message);
+    }
+
+    // New keys are made in batches of 1000; a bad one in the second is still named by its own entry.
+    const keys = [
+      ...Array.from({ length: 1001 }, (_, i) => ({ name: `bot-${i}` })),
+      { name: 'bad', deniedTools: ['echo'] },
+    ];
+    const badKey = await env.gql(DRY, { d: { version: 1, keys } });
+    assert.equal(badKey.errors?.[0]?.extensions?.['code'], 'BAD_USER_INPUT', JSON.stringify(badKey.errors));
+    assert.match(badKey.errors?.[0]?.message ?? '', /^keys\[1001\]\.deniedTools\[0\]: .*no "<upstream>__" prefix/);
+
     const unset = await cli('plan', '-f', 'unset.yaml');
     assert.match(unset.out, /unset\.yaml:3 customers\[0\]\.name: refers to \$\{env:DECL_NOT_SET\}, which is not set/);
   });
@@ -203,7 +239,7 @@ ${extra}`;
     assert.ok(!keys.virtualKeys.some((k) => k.name === 'deploy-bot'));
   });
 
-  it('prunes only managed objects; a hand-made one is changed only once adopted', async () => {
+  it('prunes only managed objects (teams, customers once unused); a hand-made one changes once adopted', async () => {
     await env.gqlOk(CREATE_UPSTREAM, { input: { name: 'hand', transport: 'SSE', url: 'https://hand.example.com' } });
     // ci-bot (managed) is gone from the file: revoked; "hand" and the team made by hand stay.
     const withoutKey = gateway().replace(/keys:[\s\S]*$/, '');
@@ -240,6 +276,39 @@ ${extra}`;
     const gone = await cli('apply', '-f', 'pruned.yaml', '--prune');
     assert.match(gone.out, /- key fresh-bot\n[\s\S]*- upstream hand\n/);
     assert.deepEqual(await upstreamNames(), ['ev', 'web']);
+
+    // Teams and customers too, once nothing else uses them: a key made by hand in the team refuses it all.
+    const teams = await env.gqlOk<{ teams: Array<{ id: string; name: string }> }>(`{ teams { id name } }`);
+    const teamId = teams.teams.find((team) => team.name === 'platform')!.id;
+    const handKey = await env.gqlOk<{ createVirtualKey: { key: { id: string } } }>(
+      `mutation ($t: ID!) { createVirtualKey(input: { name: "hand-key", teamId: $t }) { key { id } } }`,
+      { t: teamId },
+    );
+    const APPLY = `mutation ($d: JSON!) { applyConfig(document: $d, prune: true) { changes { action kind name } } }`;
+    const refusedPrune = await env.gql(APPLY, { d: { version: 1 } });
+    assert.equal(refusedPrune.errors?.[0]?.extensions?.['code'], 'CONFLICT', JSON.stringify(refusedPrune.errors));
+    assert.match(refusedPrune.errors?.[0]?.message ?? '', /^teams: team "platform" is still used by 1 live key/);
+    assert.deepEqual(await upstreamNames(), ['ev', 'web'], 'nothing of a refused prune stays');
+    await env.gqlOk(`mutation ($id: ID!) { revokeVirtualKey(id: $id) { id } }`, {
+      id: handKey.createVirtualKey.key.id,
+    });
+    const emptied = await env.gqlOk<{
+      applyConfig: { changes: Array<{ action: string; kind: string; name: string }> };
+    }>(APPLY, { d: { version: 1, mcpAuthorization: null } }); // null clears the settings (omitted: left as is)
+    assert.deepEqual(
+      emptied.applyConfig.changes.map((c) => `${c.action} ${c.kind} ${c.name}`),
+      [
+        'DELETE settings mcpAuthorization',
+        'DELETE upstream ev',
+        'DELETE upstream web',
+        'DELETE team platform',
+        'DELETE customer acme',
+      ],
+    );
+    const left = await env.gqlOk<{ teams: Array<{ name: string }>; customers: Array<{ name: string }> }>(
+      `{ teams { name } customers { name } }`,
+    );
+    assert.deepEqual(left, { teams: [{ name: 'made-meanwhile' }], customers: [] }, 'what was made by hand stays');
   });
 
   it('never printed a credential', () => {

@@ -146,6 +146,57 @@ does not exist`, async () => {
     await eventually('accepted once enabled', () => accepts(mcpUrl, key.secret));
   });
 
+  test(`deleting a team or customer: refused while live keys or teams belong; then its rules and \
+budget go`, async () => {
+    const doomed = await env.gqlOk<{ createTeam: { id: string } }>(CREATE_TEAM, {
+      input: { name: 'doomed', customerId, deniedTools: ['ev__echo'] },
+    });
+    const doomedId = doomed.createTeam.id;
+    const solo = await env.gqlOk<{ createCustomer: { id: string } }>(CREATE_CUSTOMER, { input: { name: 'solo' } });
+    const SET_BUDGET = `mutation ($input: SetBudgetInput!) { setBudget(input: $input) { id } }`;
+    for (const [scope, ownerId] of [
+      ['TEAM', doomedId],
+      ['CUSTOMER', solo.createCustomer.id],
+    ])
+      await env.gqlOk(SET_BUDGET, { input: { scope, ownerId, period: 'MONTH', amountMicros: 1000 } });
+    const revoked = await createKey({ name: 'revoked-one', teamId: doomedId });
+    await env.gqlOk(`mutation ($id: ID!) { revokeVirtualKey(id: $id) { id } }`, { id: revoked.id });
+    const key = await createKey({ name: 'mover', teamId: doomedId });
+    await eventually('listed', async () => (await toolNames(mcpUrl, key.secret)).includes('ev__get-env'));
+    assert.ok(!(await toolNames(mcpUrl, key.secret)).includes('ev__echo'), 'denied by team doomed');
+
+    const DELETE_TEAM = `mutation ($id: ID!) { deleteTeam(id: $id) }`;
+    const DELETE_CUSTOMER = `mutation ($id: ID!) { deleteCustomer(id: $id) }`;
+    const unknown = '00000000-0000-4000-8000-000000000000';
+    const cases: Array<[string, string, string, RegExp]> = [
+      [DELETE_TEAM, doomedId, 'CONFLICT', /^id: team "doomed" is still used by 1 live key\(s\) \("mover"\); move/],
+      [DELETE_CUSTOMER, customerId, 'CONFLICT', /^id: customer "acme" is still used by 2 team\(s\) \("doomed", "pay/],
+      [DELETE_TEAM, unknown, 'NOT_FOUND', /^id: no team has id/],
+      [DELETE_CUSTOMER, unknown, 'NOT_FOUND', /^id: no customer has id/],
+      [DELETE_TEAM, 'not-an-id', 'BAD_USER_INPUT', /^id: "not-an-id" is not an id/],
+    ];
+    for (const [query, id, code, message] of cases) {
+      const response = await env.gql(query, { id });
+      assert.equal(response.errors?.[0]?.extensions?.['code'], code, JSON.stringify(response.errors));
+      assert.match(response.errors?.[0]?.message ?? '', message);
+    }
+
+    // Moved out (its team's rules stop applying), the team can go; its revoked key is no obstacle.
+    await env.gqlOk(UPDATE_KEY, { id: key.id, input: { teamId } });
+    assert.equal((await env.gqlOk<{ deleteTeam: boolean }>(DELETE_TEAM, { id: doomedId })).deleteTeam, true);
+    await env.gqlOk(DELETE_CUSTOMER, { id: solo.createCustomer.id });
+    await eventually('the node follows', async () => (await toolNames(mcpUrl, key.secret)).includes('ev__echo'));
+    const left = await env.gqlOk<{ teams: Array<{ name: string }>; budgets: Array<{ ownerId: string }> }>(
+      `{ teams { name } budgets { ownerId } }`,
+    );
+    assert.deepEqual(
+      left.teams.map((team) => team.name),
+      ['payments'],
+    );
+    assert.deepEqual(left.budgets, [], 'the budgets of the deleted team and customer went with them');
+    assert.equal(await accepts(mcpUrl, revoked.secret), false, 'a revoked key stays refused without its team');
+  });
+
   test('bad input is refused naming the field, with extensions.code', async () => {
     const cases: Array<[string, Record<string, unknown>, string, RegExp]> = [
       [

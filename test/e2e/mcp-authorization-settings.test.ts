@@ -92,6 +92,10 @@ describe('MCP authorization settings in GraphQL', () => {
     const sent = () => [...stream.snapshots, ...stream.deltas].map((m) => m.mcpAuthorization);
     await eventually('the settings reach the config stream', () => sent().some((a) => a !== undefined));
     assert.equal(sent().find((a) => a !== undefined)?.identityProviders[0]?.teams[0]?.teamId, teamId);
+    const DELETE_TEAM = 'mutation ($id: ID!) { deleteTeam(id: $id) }';
+    const refused = await env.gql(DELETE_TEAM, { id: teamId });
+    assert.equal(refused.errors?.[0]?.extensions?.['code'], 'CONFLICT');
+    assert.match(refused.errors?.[0]?.message ?? '', /^id: team "eng" is still used by the MCP authorization settings/);
     const before = stream.snapshots.length + stream.deltas.length;
     assert.equal((await env.gqlOk<{ setMcpAuthorization: null }>(SET, { input: null })).setMcpAuthorization, null);
     assert.equal(
@@ -101,6 +105,13 @@ describe('MCP authorization settings in GraphQL', () => {
     await eventually(
       'a revision without the settings reaches the config stream',
       () => stream.snapshots.length + stream.deltas.length > before && sent().at(-1) === undefined,
+    );
+    // Unmapped, the team can go: the next revision's team list (whole, in a snapshot or delta) lacks it.
+    await env.gqlOk(DELETE_TEAM, { id: teamId });
+    const teams = () => [...stream.snapshots, ...stream.deltas].at(-1)?.teams.map((team) => team.id);
+    await eventually(
+      'a revision without the team reaches the config stream',
+      () => teams()?.includes(teamId) === false,
     );
   });
 });

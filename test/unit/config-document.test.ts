@@ -16,6 +16,11 @@ test('portcullis schema: a JSON Schema of every kind of object, closed to unknow
   for (const field of ['url', 'env', 'bearerToken', 'prices', 'policies', 'codeMode'])
     assert.ok(upstream[field], field);
   assert.match(JSON.stringify(upstream['bearerToken']), /keep/);
+  assert.match(
+    JSON.stringify(schema.properties['mcpAuthorization']),
+    /"team"/,
+    'MCP authorization maps to teams by name',
+  );
 });
 
 test('a document of the wrong shape is named by the path of its first problem', () => {

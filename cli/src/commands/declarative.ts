@@ -44,7 +44,7 @@ export const planOptionTable = {
   ...connection,
   prune: {
     flag: 'prune',
-    description: 'also delete managed upstreams and revoke managed keys the file no longer names',
+    description: 'also revoke managed keys and delete managed upstreams, teams and customers the file no longer names',
     schema: z.enum(['true', 'false']).default('false'),
     defaultLabel: 'false',
   },

@@ -48,6 +48,8 @@ export const FIELD_ROLES: Readonly<Record<string, readonly AdminRole[]>> = {
   'Mutation.updateTeam': OPERATORS,
   'Mutation.createCustomer': OPERATORS,
   'Mutation.updateCustomer': OPERATORS,
+  'Mutation.deleteTeam': OPERATORS,
+  'Mutation.deleteCustomer': OPERATORS,
   // Money: prices and budgets stay with admins.
   'Mutation.setToolPrice': ADMINS,
   'Mutation.setBudget': ADMINS,

@@ -13,15 +13,22 @@ import { ACCESS_LIST_NAMES, storedRateLimits } from '../services/access-lists.ts
 import { BudgetService } from '../services/budgets.ts';
 import { type ConfigStore, withConfigChange } from '../services/config-change.ts';
 import { ExecutionPolicyService } from '../services/execution-policies.ts';
+import {
+  McpAuthorizationService,
+  type McpAuthorizationView,
+  mcpAuthorizationView,
+  readMcpAuthorization,
+} from '../services/mcp-authorization.ts';
 import { PriceService } from '../services/prices.ts';
 import { TeamService } from '../services/teams.ts';
 import { UpstreamService } from '../services/upstreams.ts';
 import { badInput } from '../services/validation.ts';
-import { VirtualKeyService } from '../services/virtual-keys.ts';
+import { MAX_KEYS_PER_BATCH, VirtualKeyService } from '../services/virtual-keys.ts';
 import {
   type ConfigDocument,
   configDocumentSchema,
   type DocumentKind,
+  type KeyEntry,
   documentProblem,
   formatPath,
   type PolicyRuleEntry,
@@ -33,6 +40,8 @@ export const REVISION_MISMATCH = 'REVISION_MISMATCH';
 
 export type ChangeAction = 'CREATE' | 'UPDATE' | 'DELETE' | 'ADOPT';
 export type ObjectKind = 'customer' | 'team' | 'upstream' | 'key';
+/** `settings`: a gateway-wide settings object (e.g. mcpAuthorization), named by its document field. */
+export type ChangeKind = ObjectKind | 'settings';
 
 /** One field of a change; a secret field shows neither value. */
 export interface FieldChange {
@@ -44,7 +53,7 @@ export interface FieldChange {
 
 export interface PlannedChange {
   action: ChangeAction;
-  kind: ObjectKind;
+  kind: ChangeKind;
   name: string;
   fields: FieldChange[];
 }
@@ -377,6 +386,25 @@ function keyLive(live: Live, row: VirtualKey): Spec {
   return spec;
 }
 
+/** MCP authorization settings as the document writes them: teams by name, defaults left out. */
+function mcpAuthorizationEntry(view: McpAuthorizationView, teamNames: ReadonlyMap<string, string>): Spec {
+  return {
+    resource: view.resource,
+    identityProviders: view.identityProviders.map((p) => ({
+      issuer: p.issuer,
+      ...(p.jwksUri !== null ? { jwksUri: p.jwksUri } : {}),
+      ...(p.subjectClaim !== 'sub' ? { subjectClaim: p.subjectClaim } : {}),
+      ...(p.teamClaim !== null ? { teamClaim: p.teamClaim } : {}),
+      teams: p.teams.map((t) => ({
+        claimValue: t.claimValue,
+        ...(t.teamId !== null ? { team: teamNames.get(t.teamId) ?? t.teamId } : {}),
+        ...(t.customerId !== null ? { customerId: t.customerId } : {}),
+        ...(canon(t.allowedTools) !== canon(['*']) ? { allowedTools: t.allowedTools } : {}),
+      })),
+    })),
+  };
+}
+
 const withoutDefaults = (spec: Spec, defaults: Spec) =>
   Object.fromEntries(Object.entries(spec).filter(([k, v]) => v !== null && canon(v) !== canon(defaults[k] ?? null)));
 
@@ -453,6 +481,8 @@ export class ConfigApplyService {
       if (teams.length) document['teams'] = teams;
       if (upstreams.length) document['upstreams'] = upstreams;
       if (keys.length) document['keys'] = keys;
+      const authorization = await readMcpAuthorization(manager);
+      if (authorization) document['mcpAuthorization'] = mcpAuthorizationEntry(authorization, live.teamNames);
       if (Object.keys(adopt).length) document['adopt'] = adopt;
       return { revision: rows[0]!.version, document };
     });
@@ -484,6 +514,7 @@ export class ConfigApplyService {
         prices: new PriceService(store),
         budgets: new BudgetService(store),
         policies: new ExecutionPolicyService(store),
+        mcpAuthorization: new McpAuthorizationService(store),
       },
       this.box,
       options,
@@ -508,6 +539,7 @@ interface Services {
   prices: PriceService;
   budgets: BudgetService;
   policies: ExecutionPolicyService;
+  mcpAuthorization: McpAuthorizationService;
 }
 
 /** One plan or apply, in order: customers, teams, upstreams, keys, then what prune removes. */
@@ -517,6 +549,7 @@ class Run {
   adopted = false;
   private readonly customerIds = new Map<string, string>();
   private readonly teamIds = new Map<string, string>();
+  private readonly newKeys: Array<{ index: number; entry: KeyEntry; spec: Spec; input: Record<string, unknown> }> = [];
 
   constructor(
     private readonly manager: EntityManager,
@@ -535,6 +568,9 @@ class Run {
     for (const [index, entry] of (this.document.teams ?? []).entries()) await this.team(index, entry);
     for (const [index, entry] of (this.document.upstreams ?? []).entries()) await this.upstream(index, entry);
     for (const [index, entry] of (this.document.keys ?? []).entries()) await this.key(index, entry);
+    await this.createKeys();
+    // After the teams it maps claims to are made, before prune deletes those it no longer maps.
+    if (this.document.mcpAuthorization !== undefined) await this.mcpAuthorization(this.document.mcpAuthorization);
     if (this.options.prune) await this.prune();
   }
 
@@ -567,7 +603,7 @@ class Run {
     await this.manager.query(`UPDATE ${TABLES[kind]} SET managed = true WHERE id = $1`, [id]);
   }
 
-  private record(action: ChangeAction, kind: ObjectKind, name: string, fields: FieldChange[]): void {
+  private record(action: ChangeAction, kind: ChangeKind, name: string, fields: FieldChange[]): void {
     if (action === 'UPDATE' && fields.length === 0) return;
     this.changes.push({ action, kind, name, fields });
   }
@@ -779,6 +815,7 @@ class Run {
       teamId,
       rateLimits: entry.rateLimits ?? null,
       expiresAt: entry.expiresAt === undefined ? null : new Date(entry.expiresAt),
+      codeMode: entry.codeMode ?? 'INHERIT',
     };
     for (const list of ACCESS_LIST_NAMES) input[list] = entry[list] ?? null;
     const candidates = this.live.keys.get(entry.name) ?? [];
@@ -790,29 +827,16 @@ class Run {
         { field: `${path}.name` },
       );
     const found = await this.match('key', path, entry.name, candidates[0]);
-    let id: string;
-    let before: Spec;
     if (!found) {
-      const made = await at(path, () =>
-        this.services.keys.create({ name: entry.name, ...input, codeMode: entry.codeMode ?? null }),
-      );
-      id = made.key.id;
-      await this.created('key', id);
-      if (entry.enabled === false) await at(path, () => this.services.keys.setEnabled(id, false));
-      this.createdKeys.push({ name: entry.name, id, secret: made.secret });
-      before = { policies: [], budget: null };
-      this.record('CREATE', 'key', entry.name, created(spec, KEY_DEFAULTS));
-    } else {
-      id = found.row.id;
-      before = keyLive(this.live, found.row);
+      // Made after every entry is read, in batches (see createKeys).
+      this.newKeys.push({ index, entry, spec, input: { name: entry.name, ...input } });
+      return;
+    }
+    const id = found.row.id;
+    const before = keyLive(this.live, found.row);
+    {
       const fields = diff(before, spec);
       const names = fields.map((f) => f.field);
-      if (names.includes('codeMode'))
-        throw badInput(
-          `${path}.codeMode`,
-          `is ${String(before['codeMode'])} on the live key and cannot be changed; create a key under another name ` +
-            'with the code mode you want',
-        );
       const settings = names.filter((f) => !['policies', 'budget', 'enabled'].includes(f));
       if (settings.length > 0) {
         const changed = Object.fromEntries(
@@ -827,7 +851,69 @@ class Run {
     await this.budget(path, 'KEY', id, before['budget'], spec['budget'] as Budget | null);
   }
 
-  /** Deletes managed upstreams and revokes managed keys the file no longer names. */
+  /** Creates the new keys in batches (createVirtualKeys: a few statements per batch, not per key). */
+  private async createKeys(): Promise<void> {
+    for (let start = 0; start < this.newKeys.length; start += MAX_KEYS_PER_BATCH) {
+      const batch = this.newKeys.slice(start, start + MAX_KEYS_PER_BATCH);
+      const made = await this.services.keys.createMany(batch.map((key) => key.input)).catch((error: unknown) => {
+        // `inputs.<n>.field` is the field of batch entry n: named as keys[<its index>].field.
+        const field = error instanceof PortcullisError ? error.details?.['field'] : undefined;
+        const entry = typeof field === 'string' ? /^inputs\.(\d+)(.*)$/.exec(field) : null;
+        if (!entry || !(error instanceof PortcullisError) || typeof field !== 'string') throw error;
+        const renamed = `input${entry[2]}`;
+        const message = error.message.startsWith(`${field}: `)
+          ? `${renamed}${error.message.slice(field.length)}`
+          : error.message;
+        return at<never>(`keys[${batch[Number(entry[1])]!.index}]`, () => {
+          throw new PortcullisError(error.code, message, { ...error.details, field: renamed }, { cause: error });
+        });
+      });
+      const ids = made.map((created) => created.key.id);
+      await this.manager.query(`UPDATE virtual_keys SET managed = true WHERE id = ANY($1)`, [ids]);
+      for (const [i, { index, entry, spec }] of batch.entries()) {
+        const path = `keys[${index}]`;
+        const { key, secret } = made[i]!;
+        if (entry.enabled === false) await at(path, () => this.services.keys.setEnabled(key.id, false));
+        this.createdKeys.push({ name: entry.name, id: key.id, secret });
+        this.record('CREATE', 'key', entry.name, created(spec, KEY_DEFAULTS));
+        await this.policies(path, { keyId: key.id }, [], spec['policies'] as Rule[]);
+        await this.budget(path, 'KEY', key.id, null, spec['budget'] as Budget | null);
+      }
+    }
+  }
+
+  /** Replaces the MCP authorization settings (null: clears them) when they differ from the document's. */
+  private async mcpAuthorization(entry: (ConfigDocument['mcpAuthorization'] & object) | null): Promise<void> {
+    const path = 'mcpAuthorization';
+    const before = await readMcpAuthorization(this.manager);
+    let input: unknown = null;
+    let after: McpAuthorizationView | null = null;
+    if (entry !== null) {
+      input = {
+        ...entry,
+        identityProviders: entry.identityProviders.map((provider, i) => ({
+          ...provider,
+          teams: provider.teams.map(({ team, ...mapping }, j) => ({
+            ...mapping,
+            teamId: this.ref(this.teamIds, team ?? null, `${path}.identityProviders[${i}].teams[${j}].team`, 'team'),
+          })),
+        })),
+      };
+      after = await at(path, async () => mcpAuthorizationView(input));
+    }
+    if (canon(before) === canon(after)) return;
+    await at(path, () => this.services.mcpAuthorization.set(input));
+    const names = new Map([...this.teamIds].map(([name, id]) => [id, name]));
+    const shown = (view: McpAuthorizationView | null): Spec =>
+      view === null ? {} : mcpAuthorizationEntry(view, names);
+    const action = before === null ? 'CREATE' : after === null ? 'DELETE' : 'UPDATE';
+    this.record(action, 'settings', path, after === null ? [] : diff(shown(before), shown(after)));
+  }
+
+  /**
+   * Revokes managed keys, then deletes managed upstreams, teams and customers the file no longer names
+   * (a team or customer still used, e.g. by a key or team made by hand, is refused as deleteTeam does).
+   */
   private async prune(): Promise<void> {
     const named = (kind: DocumentKind) => new Set((this.document[kind] ?? []).map((entry) => entry.name));
     const keys = named('keys');
@@ -844,6 +930,18 @@ class Run {
       if (!managed || upstreams.has(name)) continue;
       await at('upstreams', () => this.services.upstreams.delete(row.id), true);
       this.record('DELETE', 'upstream', name, []);
+    }
+    const teams = named('teams');
+    for (const [name, { row, managed }] of this.live.teams) {
+      if (!managed || teams.has(name)) continue;
+      await at('teams', () => this.services.teams.delete(row.id), true);
+      this.record('DELETE', 'team', name, []);
+    }
+    const customers = named('customers');
+    for (const [name, { row, managed }] of this.live.customers) {
+      if (!managed || customers.has(name)) continue;
+      await at('customers', () => this.services.teams.deleteCustomer(row.id), true);
+      this.record('DELETE', 'customer', name, []);
     }
   }
 }

@@ -105,6 +105,34 @@ export const keySchema = z
   })
   .strict();
 
+export const mcpAuthorizationSchema = z
+  .object({
+    resource: z.string(),
+    identityProviders: z.array(
+      z
+        .object({
+          issuer: z.string(),
+          jwksUri: z.string().optional(),
+          subjectClaim: z.string().optional(),
+          teamClaim: z.string().optional(),
+          teams: z.array(
+            z
+              .object({
+                claimValue: z.string(),
+                team: z.string().optional().describe("the team's name"),
+                customerId: z.string().optional(),
+                allowedTools: patterns,
+              })
+              .strict(),
+          ),
+        })
+        .strict(),
+    ),
+  })
+  .strict()
+  .nullable()
+  .describe('as setMcpAuthorization takes it, teams by name; null: clear the settings; omitted: left as they are');
+
 const names = z.array(z.string()).optional();
 const KINDS = ['customers', 'teams', 'upstreams', 'keys'] as const;
 export type DocumentKind = (typeof KINDS)[number];
@@ -116,6 +144,7 @@ export const configDocumentSchema = z
     teams: z.array(teamSchema).optional(),
     upstreams: z.array(upstreamSchema).optional(),
     keys: z.array(keySchema).optional(),
+    mcpAuthorization: mcpAuthorizationSchema.optional(),
     adopt: z
       .object({ customers: names, teams: names, upstreams: names, keys: names })
       .strict()

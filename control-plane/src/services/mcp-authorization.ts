@@ -171,7 +171,14 @@ async function checkTeams(manager: EntityManager, view: McpAuthorizationView): P
   const ids = new Set(view.identityProviders.flatMap((p) => p.teams.flatMap((t) => (t.teamId ? [t.teamId] : []))));
   if (ids.size === 0) return;
   const found = new Set(
-    (await manager.find(Team, { where: { id: In([...ids]) }, select: { id: true } })).map((t) => t.id),
+    // FOR SHARE: a team being deleted meanwhile is waited for (and then not found).
+    (
+      await manager.find(Team, {
+        where: { id: In([...ids]) },
+        select: { id: true },
+        lock: { mode: 'pessimistic_read' },
+      })
+    ).map((t) => t.id),
   );
   view.identityProviders.forEach((p, i) =>
     p.teams.forEach((t, j) => {
@@ -182,6 +189,16 @@ async function checkTeams(manager: EntityManager, view: McpAuthorizationView): P
         );
     }),
   );
+}
+
+/** The settings `setMcpAuthorization` would store for this input (checked, defaults filled in). */
+export function mcpAuthorizationView(rawInput: unknown): McpAuthorizationView {
+  return toView(parseInput(inputSchema, rawInput, 'input'));
+}
+
+/** The stored settings, read through `manager` (null: none). */
+export async function readMcpAuthorization(manager: EntityManager): Promise<McpAuthorizationView | null> {
+  return read(manager);
 }
 
 async function read(manager: EntityManager): Promise<McpAuthorizationView | null> {

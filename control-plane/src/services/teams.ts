@@ -3,6 +3,7 @@ import type { EntityManager } from 'typeorm';
 import { z } from 'zod';
 import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
 import { Customer, Team } from '../db/entities.ts';
+import { MCP_AUTHORIZATION_SETTING } from './mcp-authorization.ts';
 import { accessListFields, mergeAccessLists, rateLimitsInput, storedRateLimits } from './access-lists.ts';
 import { withConfigChange, type ConfigStore } from './config-change.ts';
 import { MAX_PAGE_SIZE, keysetPage, rowsById, type Page } from './pagination.ts';
@@ -44,6 +45,19 @@ function notFound(kind: string, id: string, query: string): PortcullisError {
   return new PortcullisError(ErrorCode.NOT_FOUND, `id: no ${kind} has id "${id}"; list them with the ${query} query`, {
     field: 'id',
   });
+}
+
+const quoted = (rows: Array<{ name: string; total: number }>) =>
+  rows.map((row) => `"${row.name}"`).join(', ') + (rows[0]!.total > rows.length ? ', …' : '');
+
+/** Whether stored MCP authorization settings (JSON) map a claim value to `teamId`. */
+function mapsClaimsTo(stored: string, teamId: string): boolean {
+  const settings = JSON.parse(stored) as { identityProviders?: Array<{ teams?: Array<{ teamId?: string | null }> }> };
+  return (settings.identityProviders ?? []).some((p) => (p.teams ?? []).some((t) => t.teamId === teamId));
+}
+
+function stillReferenced(what: string, by: string, fix: string): PortcullisError {
+  return new PortcullisError(ErrorCode.CONFLICT, `id: ${what} is still used by ${by}; ${fix}`, { field: 'id' });
 }
 
 async function requireCustomer(manager: EntityManager, customerId: string): Promise<void> {
@@ -140,6 +154,66 @@ export class TeamService {
         return { result: customer, changed: true };
       }),
     );
+  }
+
+  /**
+   * Deletes a team, its execution policies and its budget. Refused (CONFLICT, naming them) while live
+   * keys belong to it or the MCP authorization settings map a claim to it: move or revoke those first.
+   * Revoked keys keep their history in the audit trail and lose the link. The team row is locked
+   * first, so a key made or moved into it meanwhile either waits and is seen, or fails its reference.
+   */
+  async delete(rawId: string): Promise<boolean> {
+    const id = parseId(rawId, 'id');
+    return withConfigChange(this.store, async (manager) => {
+      const team = await manager.findOne(Team, { where: { id }, lock: { mode: 'pessimistic_write' } });
+      if (!team) throw notFound('team', id, 'teams');
+      const keys = (await manager.query(
+        `SELECT name, count(*) OVER ()::int AS total FROM virtual_keys
+         WHERE team_id = $1 AND revoked_at IS NULL ORDER BY name LIMIT 5`,
+        [id],
+      )) as Array<{ name: string; total: number }>;
+      if (keys.length > 0)
+        throw stillReferenced(
+          `team "${team.name}"`,
+          `${keys[0]!.total} live key(s) (${quoted(keys)})`,
+          'move them to another team (updateVirtualKey teamId) or revoke them, then delete it',
+        );
+      const settings = (await manager.query(`SELECT value FROM settings WHERE key = $1 FOR UPDATE`, [
+        MCP_AUTHORIZATION_SETTING,
+      ])) as Array<{ value: string }>;
+      if (settings[0] !== undefined && mapsClaimsTo(settings[0].value, id))
+        throw stillReferenced(
+          `team "${team.name}"`,
+          'the MCP authorization settings (a claim value maps to it)',
+          'map that claim value to another team with setMcpAuthorization, then delete it',
+        );
+      await manager.query(`DELETE FROM budgets WHERE scope = 'TEAM' AND owner_id = $1`, [id]);
+      // execution_policies and (revoked) keys follow by their foreign keys (CASCADE, SET NULL).
+      await manager.delete(Team, { id });
+      return { result: true, changed: true };
+    });
+  }
+
+  /** Deletes a customer and its budget; refused (CONFLICT, naming them) while teams belong to it. */
+  async deleteCustomer(rawId: string): Promise<boolean> {
+    const id = parseId(rawId, 'id');
+    return withConfigChange(this.store, async (manager) => {
+      const customer = await manager.findOne(Customer, { where: { id }, lock: { mode: 'pessimistic_write' } });
+      if (!customer) throw notFound('customer', id, 'customers');
+      const teams = (await manager.query(
+        `SELECT name, count(*) OVER ()::int AS total FROM teams WHERE customer_id = $1 ORDER BY name LIMIT 5`,
+        [id],
+      )) as Array<{ name: string; total: number }>;
+      if (teams.length > 0)
+        throw stillReferenced(
+          `customer "${customer.name}"`,
+          `${teams[0]!.total} team(s) (${quoted(teams)})`,
+          'delete them or move them to another customer (updateTeam customerId), then delete it',
+        );
+      await manager.query(`DELETE FROM budgets WHERE scope = 'CUSTOMER' AND owner_id = $1`, [id]);
+      await manager.delete(Customer, { id });
+      return { result: true, changed: true };
+    });
   }
 
   /** Teams by name, one page (see `Page`). */

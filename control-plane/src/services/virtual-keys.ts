@@ -50,6 +50,7 @@ const updateVirtualKeySchema = z
     ...accessListFields,
     rateLimits: rateLimitsInput.nullish(),
     expiresAt: expiresAt.nullish(),
+    codeMode: z.enum(['INHERIT', 'ON', 'OFF'], 'must be one of INHERIT, ON, OFF').nullish(),
   })
   .strict();
 
@@ -210,6 +211,7 @@ export class VirtualKeyService {
       key.access = mergeAccessLists(key.access, lists);
       if (input.rateLimits !== undefined) key.rateLimits = input.rateLimits ? storedRateLimits(input.rateLimits) : {};
       if (input.expiresAt !== undefined) key.expiresAt = input.expiresAt;
+      if (input.codeMode != null) key.codeMode = input.codeMode;
       await manager.save(VirtualKey, key);
       return { result: toVirtualKeyView(key), changed: true };
     });

@@ -41,6 +41,9 @@ export const teamResolvers = {
       ctx.services.teams.createCustomer(args.input),
     updateCustomer: (_: unknown, args: { id: string; input: unknown }, ctx: GraphqlContext) =>
       ctx.services.teams.updateCustomer(args.id, args.input),
+    deleteTeam: (_: unknown, args: { id: string }, ctx: GraphqlContext) => ctx.services.teams.delete(args.id),
+    deleteCustomer: (_: unknown, args: { id: string }, ctx: GraphqlContext) =>
+      ctx.services.teams.deleteCustomer(args.id),
     setToolPrice: (_: unknown, args: { input: unknown }, ctx: GraphqlContext) => ctx.services.prices.set(args.input),
     setBudget: (_: unknown, args: { input: unknown }, ctx: GraphqlContext) => ctx.services.budgets.set(args.input),
     removeBudget: (_: unknown, args: { id: string }, ctx: GraphqlContext) => ctx.services.budgets.remove(args.id),
