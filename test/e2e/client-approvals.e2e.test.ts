@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CallToolResultSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { firstText } from '../support/agents.ts';
-import { eventually } from '../support/gateway.ts';
+import { eventually } from '../support/eventually.ts';
 import { legacyAgent, modernAgent } from '../support/protocol-agents.ts';
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
 
