@@ -52,7 +52,7 @@ export interface Profile {
 }
 
 /** The parts of a run, in the order they run. */
-export const SECTIONS = ['calls', 'tools-list', 'propagation', 'snapshots'] as const;
+export const SECTIONS = ['calls', 'tools-list', 'propagation', 'snapshots', 'code-mode'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 /**
