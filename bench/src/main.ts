@@ -293,7 +293,10 @@ async function main(): Promise<void> {
         results.notes.push(...codeMode.notes, ...codeMode.failures.map((f) => `code mode task failed: ${f}`));
         results.targets.push(...codeMode.targets);
       } catch (error) {
-        const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
+        const cause = (error as { cause?: { message?: unknown } }).cause?.message;
+        const reason = `${error instanceof Error ? error.message.split('\n')[0] : String(error)}${
+          typeof cause === 'string' ? `: ${cause}` : ''
+        }`;
         results.notes.push(`code mode not measured: ${reason}`);
         progress(`code mode not measured: ${reason}`);
       }

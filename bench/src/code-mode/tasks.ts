@@ -666,4 +666,101 @@ const updated = await tools.github.update_issue({
 });
 return { issue: issue.id, updated: updated.id };`,
   },
+  {
+    id: 'k8s-restart-notify',
+    prompt: "Get the pods of namespace web, read the first pod's logs, restart deployment web, and tell Slack #C05.",
+    find: {
+      'kubernetes/kubectl_get': 'kubectl get resources',
+      'kubernetes/kubectl_logs': 'kubectl pod logs',
+      'kubernetes/kubectl_rollout': 'kubectl rollout restart deployment',
+      'slack/slack_post_message': 'slack post message',
+    },
+    code: `const pods = await tools.kubernetes.kubectl_get({ resourceType: "pods", namespace: "web" });
+const logs = await tools.kubernetes.kubectl_logs({ resourceType: "pod", name: pods.id, namespace: "web", tail: 50 });
+const rollout = await tools.kubernetes.kubectl_rollout({
+  subCommand: "restart", resourceType: "deployment", name: "web", namespace: "web",
+});
+const post = await tools.slack.slack_post_message({ channel_id: "C05", text: "restarted web after " + logs.id });
+return { pod: pods.id, rollout: rollout.id, post: post.id };`,
+  },
+  {
+    id: 'ci-flaky-to-issue',
+    prompt: 'Check the latest CircleCI pipeline of gh/acme/widgets on main, find flaky tests, and file a GitHub issue.',
+    find: {
+      'circleci/get_latest_pipeline_status': 'circleci latest pipeline status',
+      'circleci/find_flaky_tests': 'find flaky tests',
+      'github/create_issue': 'create issue',
+    },
+    code: `const project = { projectSlug: "gh/acme/widgets" };
+const status = await tools.circleci.get_latest_pipeline_status({ ...project, branch: "main" });
+const flaky = await tools.circleci.find_flaky_tests(project);
+const issue = await tools.github.create_issue({
+  owner: "acme", repo: "widgets", title: flaky.n + " flaky tests (pipeline " + status.id + ")",
+});
+return { pipeline: status.id, flaky: flaky.n, issue: issue.n };`,
+  },
+  {
+    id: 'sentry-triage',
+    prompt: 'Search unresolved Sentry issues of org acme, resolve the first one, and post it to Slack #C06.',
+    find: {
+      'sentry/search_issues': 'sentry search issues',
+      'sentry/update_issue': 'sentry update issue status',
+      'slack/slack_post_message': 'slack post message',
+    },
+    code: `const found = await tools.sentry.search_issues({
+  organizationSlug: "acme", naturalLanguageQuery: "unresolved errors from the last week",
+});
+const updated = await tools.sentry.update_issue({ organizationSlug: "acme", issueId: found.id, status: "resolved" });
+const post = await tools.slack.slack_post_message({ channel_id: "C06", text: "resolved " + updated.id });
+return { issue: found.id, resolved: updated.id, post: post.id };`,
+  },
+  {
+    id: 'pinecone-rag-memory',
+    prompt: 'Search the Pinecone index "docs" for "rate limits", rerank the hits, and keep the best in memory.',
+    find: {
+      'pinecone/search-records': 'pinecone search records',
+      'pinecone/rerank-documents': 'rerank documents',
+      'memory/add_observations': 'add memory observations',
+    },
+    code: `const hits = await tools.pinecone["search-records"]({
+  name: "docs", namespace: "default", query: { topK: 5, inputs: { text: "rate limits" } },
+});
+const ranked = await tools.pinecone["rerank-documents"]({
+  model: "bge-reranker-v2-m3", query: "rate limits", documents: [hits.id], options: { topN: 1 },
+});
+const kept = await tools.memory.add_observations({
+  observations: [{ entityName: "rate-limits", contents: ["best " + ranked.id] }],
+});
+return { hits: hits.id, best: ranked.id, kept: kept.results.length };`,
+  },
+  {
+    id: 'messaging-service-setup',
+    prompt: 'Create a Twilio Messaging service "alerts", fetch it back, and list all messaging services.',
+    find: {
+      'twilio-messaging/TwilioMessagingV1--CreateService': 'twilio create messaging service',
+      'twilio-messaging/TwilioMessagingV1--FetchService': 'twilio fetch messaging service',
+      'twilio-messaging/TwilioMessagingV1--ListService': 'twilio list messaging services',
+    },
+    code: `const m = tools["twilio-messaging"];
+const created = await m["TwilioMessagingV1--CreateService"]({ FriendlyName: "alerts" });
+const fetched = await m["TwilioMessagingV1--FetchService"]({ Sid: created.id });
+const all = await m["TwilioMessagingV1--ListService"]({ PageSize: 50 });
+return { service: fetched.id, services: all.n };`,
+  },
+  {
+    id: 'firecrawl-to-notion',
+    prompt: 'Search the web with Firecrawl for "MCP gateway", scrape example.com, and save the outcome in Notion.',
+    find: {
+      'firecrawl/firecrawl_search': 'firecrawl search web',
+      'firecrawl/firecrawl_scrape': 'firecrawl scrape page',
+      'notion/API-post-page': 'notion create page',
+    },
+    code: `const search = await tools.firecrawl.firecrawl_search({ query: "MCP gateway", limit: 3 });
+const page = await tools.firecrawl.firecrawl_scrape({ url: "https://example.com", formats: ["markdown"] });
+const saved = await tools.notion["API-post-page"]({
+  parent: { page_id: "p-research" },
+  properties: { title: [{ text: { content: "search ok: " + search.success + ", scrape ok: " + page.success } }] },
+});
+return { searched: search.success, scraped: page.success, page: saved.id };`,
+  },
 ];

@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult, Tool } from '@modelcontextprotocol/sdk/types.js';
-import { connectThroughGateway, listAllTools } from '../../../test/support/real-servers.ts';
+import { connectThroughGateway } from '../../../test/support/real-servers.ts';
 import {
   CATALOG_DIR,
   type Catalog,
@@ -218,14 +218,35 @@ async function connectWhenAccepted(mcpUrl: string, secret: string, timeoutMs = 6
   }
 }
 
-/** Lists tools until the key sees `count` of them (the upstreams connect in the background). */
-async function toolsWhenReady(client: Client, count: number, timeoutMs = 120_000): Promise<Tool[]> {
+/** Every page of tools/list, each request given `timeoutMs`. */
+async function listTools(client: Client, timeoutMs: number): Promise<Tool[]> {
+  const tools: Tool[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await client.listTools(cursor === undefined ? {} : { cursor }, { timeout: timeoutMs });
+    tools.push(...page.tools);
+    cursor = page.nextCursor;
+  } while (cursor !== undefined);
+  return tools;
+}
+
+/**
+ * Lists tools until the key sees `count` of them: the node connects the recorded upstreams in the background,
+ * and on a busy machine starting a score of them can take minutes.
+ */
+async function toolsWhenReady(client: Client, count: number, timeoutMs = 300_000): Promise<Tool[]> {
   const deadline = Date.now() + timeoutMs;
+  let seen = 'no answer';
   for (;;) {
-    const tools = await listAllTools(client);
-    if (tools.length >= count) return tools;
-    if (Date.now() > deadline) throw new Error(`the gateway listed ${tools.length} of ${count} tools`);
-    await new Promise((r) => setTimeout(r, 250));
+    try {
+      const tools = await listTools(client, 120_000);
+      if (tools.length >= count) return tools;
+      seen = `${tools.length} of ${count} tools`;
+    } catch (error) {
+      seen = describeError(error);
+    }
+    if (Date.now() > deadline) throw new Error(`the gateway did not list ${count} tools in time: ${seen}`);
+    await new Promise((r) => setTimeout(r, 500));
   }
 }
 
@@ -235,12 +256,12 @@ export async function runTokenBenchmark(gateway: GatewayAccess, options: TokenBe
   const must = [...new Set(options.tasks.flatMap((t) => Object.keys(t.find) as ToolRef[]))];
   const total = options.catalogs.reduce((sum, c) => sum + exposableTools(c).length, 0);
   const sizes = [...new Set(options.sizes.map((n) => Math.min(n, total)))];
-  const results: SizeResult[] = [];
   const clients: Client[] = [];
+  const collected: Array<{ size: number; toolList: Tool[]; metaTools: Tool[]; runs: Array<CodeModeRun | Error> }> = [];
+  // The expected answers and classic steps do not depend on N (the same calls, the same answers): taken once,
+  // with the classic key of the largest size.
+  let classic: Map<string, Awaited<ReturnType<typeof runClassic>> | Error> | undefined;
   try {
-    // The expected answers and classic steps do not depend on N (the same calls, the same answers): taken once,
-    // with the classic key of the largest size.
-    let classic: Map<string, Awaited<ReturnType<typeof runClassic>> | Error> | undefined;
     for (const size of [...sizes].sort((a, b) => b - a)) {
       const subset = toolSubset(options.catalogs, size, must).map(exposedName);
       const [classicSecret, codeSecret] = [
@@ -252,9 +273,7 @@ export async function runTokenBenchmark(gateway: GatewayAccess, options: TokenBe
       const toolList = await toolsWhenReady(classicClient, size);
       const codeClient = await connectWhenAccepted(gateway.mcpUrl, codeSecret);
       clients.push(codeClient);
-      const metaTools = (await codeClient.listTools()).tools;
-      // Every call first, then the counting: counting blocks this process for seconds, long enough for the node
-      // to close an idle keep-alive connection under a request about to be sent.
+      const metaTools = await listTools(codeClient, 120_000);
       if (classic === undefined) {
         classic = new Map();
         for (const task of options.tasks) {
@@ -264,34 +283,42 @@ export async function runTokenBenchmark(gateway: GatewayAccess, options: TokenBe
           );
         }
       }
-      const runs: CodeModeRun[] = [];
-      for (const task of options.tasks) runs.push(await runCodeMode(codeClient, task));
-      progress(`code mode: ${size} tools, counting tokens…`);
-      const toolListTokens = jsonTokens(toolList);
-      const metaToolTokens = jsonTokens(metaTools);
-      const outcomes = options.tasks.map((task, i) =>
-        scoreTask(task, runs[i]!, classic!.get(task.id)!, toolList, toolListTokens, metaTools),
-      );
-      const classicTokens = outcomes.reduce((s, o) => s + o.classicTokens, 0);
-      const codeModeTokens = outcomes.reduce((s, o) => s + o.codeModeTokens, 0);
-      const passed = outcomes.filter((o) => o.passed).length;
-      progress(
-        `code mode: ${size} tools: ${classicTokens} classic vs ${codeModeTokens} code-mode input tokens, ` +
-          `${passed}/${outcomes.length} tasks passed`,
-      );
-      results.push({
-        tools: size,
-        toolListTokens,
-        metaToolTokens,
-        classicTokens,
-        codeModeTokens,
-        reduction: 1 - codeModeTokens / classicTokens,
-        passed,
-        tasks: outcomes,
-      });
+      const runs: Array<CodeModeRun | Error> = [];
+      for (const task of options.tasks) {
+        runs.push(await runCodeMode(codeClient, task).catch((e: unknown) => new Error(describeError(e))));
+      }
+      collected.push({ size, toolList, metaTools, runs });
     }
   } finally {
     await Promise.all(clients.map((c) => c.close().catch(() => {})));
+  }
+  // Every call first, then the counting: counting blocks this process for seconds, long enough for a server to
+  // close an idle keep-alive connection under a request about to be sent.
+  const results: SizeResult[] = [];
+  for (const { size, toolList, metaTools, runs } of collected) {
+    progress(`code mode: ${size} tools, counting tokens…`);
+    const toolListTokens = jsonTokens(toolList);
+    const metaToolTokens = jsonTokens(metaTools);
+    const outcomes = options.tasks.map((task, i) =>
+      scoreTask(task, runs[i]!, classic!.get(task.id)!, toolList, toolListTokens, metaTools),
+    );
+    const classicTokens = outcomes.reduce((s, o) => s + o.classicTokens, 0);
+    const codeModeTokens = outcomes.reduce((s, o) => s + o.codeModeTokens, 0);
+    const passed = outcomes.filter((o) => o.passed).length;
+    progress(
+      `code mode: ${size} tools: ${classicTokens} classic vs ${codeModeTokens} code-mode input tokens, ` +
+        `${passed}/${outcomes.length} tasks passed`,
+    );
+    results.push({
+      tools: size,
+      toolListTokens,
+      metaToolTokens,
+      classicTokens,
+      codeModeTokens,
+      reduction: 1 - codeModeTokens / classicTokens,
+      passed,
+      tasks: outcomes,
+    });
   }
   return results.sort((a, b) => a.tools - b.tools);
 }
@@ -337,12 +364,23 @@ async function runCodeMode(client: Client, task: Task): Promise<CodeModeRun> {
 
 function scoreTask(
   task: Task,
-  run: CodeModeRun,
+  run: CodeModeRun | Error,
   classic: Awaited<ReturnType<typeof runClassic>> | Error,
   toolList: readonly Tool[],
   toolListTokens: number,
   metaTools: readonly Tool[],
 ): TaskOutcome {
+  if (run instanceof Error) {
+    return {
+      task: task.id,
+      calls: 0,
+      classicTokens: 0,
+      codeModeTokens: 0,
+      found: false,
+      passed: false,
+      why: run.message,
+    };
+  }
   const { missed, scriptResult } = run;
   const codeModeTokens = trajectoryTokens({ tools: metaTools, prompt: task.prompt, steps: run.steps });
   const base = { task: task.id, codeModeTokens, found: missed.length === 0 };
