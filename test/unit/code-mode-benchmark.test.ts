@@ -102,6 +102,8 @@ describe('fake results of the recorded-catalog upstream', () => {
     assert.deepEqual(result.structuredContent, expected);
     assert.deepEqual(JSON.parse(result.content[0]!.text), expected);
     assert.deepEqual(valueFromSchema({ type: 'object' }, {}, 'i', 3), { id: 'i', n: 3 });
+    const map = { type: 'object', propertyNames: { format: 'uri' }, additionalProperties: { type: 'integer' } };
+    assert.deepEqual(valueFromSchema(map, map, 'i', 3), { 'https://example.com/i': 3 });
   });
 });
 

@@ -28,7 +28,7 @@ export function digestOf(server, tool, args) {
   return { id: digest.slice(0, 8), n: Number.parseInt(digest.slice(8, 12), 16) % 1000 };
 }
 
-const MAX_DEPTH = 8;
+const MAX_DEPTH = 24;
 
 /** Strings of the JSON Schema formats the recorded output schemas use (a validating client checks them). */
 const FORMATS = {
@@ -68,10 +68,22 @@ export function valueFromSchema(schema, root, id, n, depth = 0) {
   if (type === 'object' || (type === undefined && schema.properties !== undefined)) {
     const properties = schema.properties ?? {};
     const keys = Object.keys(properties);
-    if (keys.length === 0) return { id, n };
+    if (keys.length === 0) {
+      // A map (`additionalProperties` a schema): one entry, its key shaped by `propertyNames` when given.
+      const values = schema.additionalProperties;
+      if (values === null || typeof values !== 'object') return { id, n };
+      const key =
+        schema.propertyNames === undefined ? id : valueFromSchema(schema.propertyNames, root, id, n, depth + 1);
+      return { [String(key)]: valueFromSchema(values, root, id, n, depth + 1) };
+    }
     return Object.fromEntries(keys.map((k) => [k, valueFromSchema(properties[k], root, id, n, depth + 1)]));
   }
-  if (type === 'array') return [valueFromSchema(schema.items ?? {}, root, id, n, depth + 1)];
+  if (type === 'array') {
+    // A tuple (`prefixItems`) gets one value per position; a list, one item.
+    if (Array.isArray(schema.prefixItems))
+      return schema.prefixItems.map((s) => valueFromSchema(s, root, id, n, depth + 1));
+    return [valueFromSchema(schema.items ?? {}, root, id, n, depth + 1)];
+  }
   if (type === 'integer' || type === 'number') return n;
   if (type === 'string' || type === undefined) {
     const formatted = FORMATS[schema.format];

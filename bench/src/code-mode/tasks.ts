@@ -533,7 +533,7 @@ return { images: images.id, context: context.id, page: page.id };`,
     find: {
       'twilio/TwilioApiV2010--ListQueue': 'twilio list queues',
       'twilio/TwilioApiV2010--FetchQueue': 'twilio fetch queue',
-      'twilio/TwilioApiV2010--ListMember': 'twilio queue members',
+      'twilio/TwilioApiV2010--ListMember': 'twilio list queue members',
     },
     code: `const queues = await tools.twilio["TwilioApiV2010--ListQueue"]({ AccountSid: "${ACCOUNT}" });
 const queue = await tools.twilio["TwilioApiV2010--FetchQueue"]({ AccountSid: "${ACCOUNT}", Sid: queues.id });
