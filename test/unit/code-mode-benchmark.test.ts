@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv';
 import { type Catalog, exposableTools, loadCatalogs, toolSubset } from '../../bench/src/code-mode/catalog.ts';
 import { digestOf, fakeResult, valueFromSchema } from '../../bench/src/code-mode/fake-results.mjs';
 import { TASKS } from '../../bench/src/code-mode/tasks.ts';
@@ -69,6 +70,26 @@ describe('fake results of the recorded-catalog upstream', () => {
     assert.ok(n >= 0 && n < 1000);
     assert.notDeepEqual(one, fakeResult('s', plain, { query: 'y', limit: 2 }));
     assert.notDeepEqual(one, fakeResult('t', plain, { query: 'x', limit: 2 }));
+  });
+
+  test('every recorded tool with an outputSchema answers a value the SDK client accepts', () => {
+    // The SDK client checks structuredContent against the tool's outputSchema (formats included) and refuses a
+    // call whose answer does not fit.
+    const validator = new AjvJsonSchemaValidator();
+    const checked = loadCatalogs().flatMap((c) =>
+      c.tools
+        .filter((t) => t.outputSchema !== undefined)
+        .map((t) => {
+          const result = fakeResult(c.server, { ...t, inputSchema: {} }, {});
+          const check = validator.getValidator(t.outputSchema as never)(result.structuredContent);
+          return check.valid ? '' : `${c.server}/${t.name}: ${check.errorMessage}`;
+        }),
+    );
+    assert.ok(checked.length >= 50, `${checked.length} tools with an outputSchema`);
+    assert.deepEqual(
+      checked.filter((e) => e !== ''),
+      [],
+    );
   });
 
   test('a missing required argument is an isError result naming it', () => {
