@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { errorMessage, PortcullisError } from '../../common/src/index.ts';
-import { commands } from './commands/index.ts';
+import type { Command } from './commands/index.ts';
 
 const usage = `Usage: portcullis <command> [options]
 
@@ -9,6 +9,10 @@ Commands:
   control-plane   the GraphQL API, database and config stream
   data-plane      one MCP gateway node
   audit           verify the audit trail's hash chain, or export records as NDJSON
+  plan            show what applying a configuration document (YAML/JSON) would change
+  apply           apply a configuration document in one transaction
+  export          write the live configuration as a document
+  schema          print the JSON Schema of the configuration document
 
 Run "portcullis <command> --help" for a command's options.
 `;
@@ -19,6 +23,11 @@ async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(usage);
     return;
   }
+  // API clients start without loading the control plane's and data plane's modules.
+  const { declarativeCommands } = await import('./commands/declarative.ts');
+  const commands: Readonly<Record<string, Command>> = Object.hasOwn(declarativeCommands, name)
+    ? declarativeCommands
+    : (await import('./commands/index.ts')).commands;
   const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (!command) {
     process.stderr.write(`portcullis: unknown command "${name}"\n\n${usage}`);

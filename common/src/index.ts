@@ -8,3 +8,9 @@ export {
   type ResolvedAccessLists,
 } from './access-lists.ts';
 export { ACCEPTED_JWT_ALGORITHMS, JWT_CLOCK_TOLERANCE_S, looksLikeJwt } from './jwt.ts';
+export {
+  startMetricsServer,
+  type MetricsServer,
+  type MetricsServerOptions,
+  type MetricsSource,
+} from './metrics-server.ts';

@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import type { DataSource } from 'typeorm';
 import { z } from 'zod';
-import { PortcullisError, ErrorCode, type Logger } from '../../common/src/index.ts';
+import { PortcullisError, ErrorCode, startMetricsServer, type Logger } from '../../common/src/index.ts';
+import { ControlPlaneMetrics } from './observability/metrics.ts';
 import { loadOrCreateAdminToken } from './admin-token.ts';
 import { adminOidcSchema, type AdminOidcOptions } from './admins/admin-oidc.ts';
 import { InProcessChangeBus, PgNotifyChangeBus, type ConfigChangeBus } from './config/change-bus.ts';
@@ -72,6 +73,8 @@ export interface ControlPlaneOptions {
   auditRetentionDays?: number;
   /** What one GraphQL request may ask for; omitted fields: DEFAULT_GRAPHQL_LIMITS. */
   graphqlLimits?: Partial<GraphqlLimits>;
+  /** Serve Prometheus metrics on this address (off when undefined; never on the GraphQL port). */
+  metricsListen?: { host: string; port: number; token?: string } | undefined;
 }
 
 export interface ControlPlane {
@@ -85,6 +88,8 @@ export interface ControlPlane {
   readonly databaseUrl: string;
   /** Id of the secret key sealing new credentials (never the key). */
   readonly secretKeyId: string;
+  /** `http://host:port/metrics` when metricsListen was given. */
+  readonly metricsUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -243,11 +248,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const services = createServices({ dataSource, changes, changeTimeoutMs: timeouts.statementMs }, box, logger);
     // Tools that nodes do not expose because another upstream took their names: say so at startup too.
     await services.catalog.warnCollisions();
+    const metrics = new ControlPlaneMetrics();
     const publisher = new SnapshotPublisher({
       dataSource,
       changes,
       box,
       logger,
+      onPublished: (version, buildMs) =>
+        metrics.snapshotPublished(version, buildMs === undefined ? undefined : buildMs / 1000),
       pollIntervalMs: options.snapshotPollIntervalMs ?? 5000,
     });
     cleanups.push(() => publisher.close());
@@ -284,7 +292,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       budgets: services.budgets,
       approvals: services.approvals,
       audit: auditStore,
+      metrics,
     });
+    metrics.configStreams({ liveNodes: () => new Set(streams.liveStreams().map((s) => s.nodeId)).size });
+    metrics.approvals(services.approvals);
     const grpc = await startGrpcServer(streams, options.grpcHost, options.grpcPort, options.grpcTls);
     cleanups.push(() => grpc.close());
     if (options.grpcTls === undefined && !isLoopback(options.grpcHost)) {
@@ -312,13 +323,20 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       services,
       logger,
       limits: options.graphqlLimits,
+      metrics,
     });
     cleanups.push(() => graphql.close());
+    const metricsServer =
+      options.metricsListen === undefined
+        ? undefined
+        : await startMetricsServer({ ...options.metricsListen, metrics, logger });
+    if (metricsServer !== undefined) cleanups.push(() => metricsServer.close());
 
     logger.info(
       {
         graphqlUrl: graphql.url,
         grpcAddress: grpc.address,
+        metricsUrl: metricsServer?.url,
         database: embedded ? 'embedded' : 'postgres',
         schema,
         configVersion: publisher.current().version,
@@ -333,6 +351,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       adminToken,
       databaseUrl,
       secretKeyId: box.currentKid,
+      metricsUrl: metricsServer?.url,
       close() {
         closing ??= closeAll().then(() => logger.info('control plane stopped'));
         return closing;

@@ -1,9 +1,8 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from '../../common/src/index.ts';
+import { startMetricsServer, type Logger, type MetricsServer } from '../../common/src/index.ts';
 import { ConfigClient } from './config/config-client.ts';
 import type { ConfigStreamTls, ReconnectBackoff } from './config/channel-options.ts';
-import { startMetricsServer, type MetricsServer } from './observability/metrics-server.ts';
 import { DEFAULT_READINESS, NodeReadiness, type ReadinessOptions } from './observability/readiness.ts';
 import type { AppliedConfig } from './config/applied-config.ts';
 import type { EventStoreOptions } from './http/event-store.ts';
@@ -11,6 +10,7 @@ import type { CallAdmissionOptions } from './http/in-flight.ts';
 import { createDataPlaneServer } from './http/server.ts';
 import { effectiveAllowedHosts, type AllowedHost } from './http/host-guard.ts';
 import { DataPlaneMetrics } from './observability/metrics.ts';
+import type { Tracing } from './observability/tracing.ts';
 import { upstreamStateToJSON } from '../../proto/gen/portcullis/v1/config.ts';
 import { UpstreamPool } from './upstream/upstream-pool.ts';
 import { AuditContent, type AuditContentOptions } from './audit/audit-content.ts';
@@ -85,6 +85,8 @@ export interface DataPlaneOptions {
   };
   /** Serve Prometheus metrics on this address (off when undefined; never on the agent-facing port). */
   metricsListen?: { host: string; port: number; token?: string };
+  /** OpenTelemetry traces (`startTracing`); off when undefined. Its owner shuts it down. */
+  tracing?: Tracing | undefined;
   /** Code mode's sandbox pool (off when undefined: no key sees the meta-tools on this node). */
   sandbox?: SandboxPoolOptions;
   logger: Logger;
@@ -183,6 +185,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     readiness: () => readiness.check(),
     sandbox,
     audit: recorder,
+    tracing: options.tracing,
   });
   if (options.anonymousKeyId !== undefined)
     logger.warn(

@@ -9,6 +9,7 @@ import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { connectLegacyAgent } from '../support/agents.ts';
+import { UNAUTHENTICATED_RECORDS_PER_SECOND } from '../../data-plane/src/http/edge-audit.ts';
 import { eventually, postMcp } from '../support/gateway.ts';
 
 /** Polls `find` until it returns a value (PostgreSQL is filled by the node's shipping, a few ms later). */
@@ -30,6 +31,7 @@ interface Row {
   arguments: string | null;
   result: string | null;
   error_code: number | null;
+  error_message: string | null;
   latency_us: number;
   gateway_latency_us: number;
   upstream_latency_us: number | null;
@@ -222,6 +224,32 @@ describe('audit records', () => {
     assert.equal(byCode.get(-32602)?.key_id, env.key.id, 'the unknown tool is refused as not found');
     assert.equal(byCode.get(-32700)?.key_id, env.key.id, 'the parse error is refused after authentication');
     for (const r of refused) assert.equal(r.status, 'refused');
+  });
+
+  it(`a flood of requests without a key is recorded ${UNAUTHENTICATED_RECORDS_PER_SECOND} a second, the rest counted \
+into a summary`, async () => {
+    const FLOOD = 400;
+    const since = new Date();
+    const answers = await Promise.all(
+      Array.from({ length: FLOOD }, () =>
+        postMcp(
+          mcpUrl,
+          { jsonrpc: '2.0', id: 1, method: 'tools/list' },
+          { authorization: 'Bearer pcs_flood', 'x-portcullis-parent-request': 'flood-1' },
+        ).then(async (response) => (await response.body?.cancel(), response.status)),
+      ),
+    );
+    assert.deepEqual(new Set(answers), new Set([401]));
+    const counted = (summaries: Row[]) =>
+      summaries.reduce((sum, row) => sum + Number(/^(\d+) more requests/.exec(row.error_message ?? '')?.[1]), 0);
+    let own: Row[] = [];
+    await eventually('every refusal of the flood is recorded or counted', async () => {
+      own = await rows(`parent_id = 'flood-1'`);
+      const summaries = await rows(`method = 'unauthenticated' AND time >= $1`, [since]);
+      return own.length + counted(summaries) === FLOOD;
+    });
+    assert.ok(own.length < FLOOD, `${own.length} records of their own`);
+    assert.ok(own.length >= UNAUTHENTICATED_RECORDS_PER_SECOND, `${own.length} records of their own`);
   });
 
   it('serves auditEvents (filtered, paged by cursor) and usage in GraphQL', async () => {

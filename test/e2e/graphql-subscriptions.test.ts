@@ -174,6 +174,30 @@ describe('GraphQL subscriptions (graphql-ws, one node)', () => {
     }
   });
 
+  test('revoking an admin token ends the subscriptions it opened, at once', async () => {
+    const created = await env.gqlOk<{ createAdminToken: { token: { id: string }; secret: string } }>(
+      'mutation ($input: CreateAdminTokenInput!) { createAdminToken(input: $input) { token { id } secret } }',
+      { input: { name: 'leaver', role: 'OPERATOR' } },
+    );
+    const { client, closed } = connect(created.createAdminToken.secret);
+    const approvals = subscribe(client, APPROVALS);
+    // Subscribed: the server has acknowledged the connection once another operation on it is answered.
+    await client
+      .iterate({ query: '{ __typename }' })
+      .next()
+      .catch(() => undefined);
+    await env.gqlOk('mutation ($id: ID!) { revokeAdminToken(id: $id) { id } }', {
+      id: created.createAdminToken.token.id,
+    });
+    let event: { code: number; reason: string } | undefined;
+    void closed.then((value) => (event = value));
+    // At once on this replica: well before the periodic check of every connection (30 s).
+    await eventually('the connection is closed', () => event !== undefined, 5_000);
+    assert.equal(event?.code, 4401);
+    assert.match(event?.reason ?? '', /^UNAUTHENTICATED: the admin token was revoked or has expired/);
+    await eventually('the subscription ends', () => approvals.done);
+  });
+
   test('an operator subscribed to approvalRequested receives a held call', async () => {
     const { client } = connect(tokens['OPERATOR']);
     const approvals = subscribe(client, APPROVALS);

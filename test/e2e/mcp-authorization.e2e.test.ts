@@ -307,6 +307,64 @@ describe('MCP authorization: the gateway as an OAuth 2.1 protected resource', ()
     }
   });
 
+  test(`a signed-in user's access token works on the REST execute API as on /mcp; a bad one gets the \
+challenge`, async () => {
+    const { client, auth } = await signedInAgent(mcpUrl, 'alice');
+    await client.close();
+    const execute = new URL('/v1/mcp/tool/execute', mcpUrl);
+    const call = (token: string, name: string) =>
+      fetch(execute, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name, arguments: { message: 'over REST' } }),
+      });
+    const token = auth.tokens()!.access_token;
+    const answer = await call(token, 'ev__echo');
+    assert.equal(answer.status, 200);
+    assert.equal(firstText((await answer.json()) as Record<string, unknown>), 'Echo: over REST');
+    const hidden = await call(token, 'ev__get-sum');
+    assert.equal(hidden.status, 404, 'a tool outside her team mapping is not found');
+    await hidden.body?.cancel();
+    const [header, , signature] = token.split('.');
+    const forged = await call(
+      `${header}.${base64url.encode(JSON.stringify({ sub: 'mallory' }))}.${signature}`,
+      'ev__echo',
+    );
+    assert.equal(forged.status, 401);
+    assert.match(forged.headers.get('www-authenticate') ?? '', /error="invalid_token".*resource_metadata=/);
+    assert.equal(((await forged.json()) as { error: { code: string } }).error.code, 'UNAUTHENTICATED');
+  });
+
+  test("a signed-in user is held to its team's rate limit, as the team's keys are", async () => {
+    await env.gqlOk(
+      `mutation ($id: ID!) { updateTeam(id: $id, input: { rateLimits: { toolCallsPerMinute: 2 } }) { id } }`,
+      {
+        id: teamId,
+      },
+    );
+    const { client } = await signedInAgent(mcpUrl, 'alice');
+    try {
+      let refusal = '';
+      // The limit reaches the node with the next snapshot: call until it applies (2 a minute for the whole team).
+      await eventually('a call of the signed-in user is refused over the team limit', async () => {
+        refusal = await client.callTool({ name: 'ev__echo', arguments: { message: 'again' } }).then(
+          () => '',
+          (error: Error) => error.message,
+        );
+        return refusal !== '';
+      });
+      assert.match(
+        refusal,
+        /-32049.*Rate limit exceeded: the team \\?"engineering\\?" may make 2 tool calls per minute/,
+      );
+    } finally {
+      await client.close();
+      await env.gqlOk(`mutation ($id: ID!) { updateTeam(id: $id, input: { rateLimits: null }) { id } }`, {
+        id: teamId,
+      });
+    }
+  });
+
   test('the provider rotates to a new signing key: tokens with the new kid are accepted', async () => {
     const port = Number(new URL(as.issuer).port);
     await as.stop();

@@ -128,8 +128,18 @@ describe('real MCP servers from npm: an agent sees through the gateway what it s
     const refused = directTools.get('twilio')!.filter((tool) => `twilio__${tool.name}`.length > MAX_EXPOSED_NAME);
     assert.ok(refused.length > 0 && directTools.get('twilio')!.length - refused.length > 150);
     const query = '{ upstreams { name status { error } } }';
-    const { upstreams } = await env.gqlOk<{ upstreams: { name: string; status: { error: string | null }[] }[] }>(query);
-    const error = upstreams.find((upstream) => upstream.name === 'twilio')?.status[0]?.error ?? '';
+    let error = '';
+    // The node's report reaches GraphQL through the control plane's write-behind: wait for the one naming them.
+    await eventually(
+      "the twilio upstream's status names the tools it could not expose",
+      async () => {
+        type Upstreams = { upstreams: { name: string; status: { error: string | null }[] }[] };
+        const { upstreams } = await env.gqlOk<Upstreams>(query);
+        error = upstreams.find((upstream) => upstream.name === 'twilio')?.status[0]?.error ?? '';
+        return error.includes('not exposed');
+      },
+      15_000,
+    ).catch(() => undefined);
     for (const tool of refused) assert.ok(error.includes(`"${tool.name}" not exposed`), `${tool.name} in ${error}`);
   });
 

@@ -40,6 +40,11 @@ export class ControlPlaneProcess {
     return `127.0.0.1:${this.grpcPort}`;
   }
 
+  /** `http://host:port/metrics` when started with `--metrics-listen` (as the running process printed it). */
+  get metricsUrl(): string | undefined {
+    return /Metrics:\s+(\S+)/.exec(this.process?.log ?? '')?.[1];
+  }
+
   /** Starts (again) on the same ports and database; resolves when GraphQL answers. */
   async restart(): Promise<void> {
     this.process = startCli(

@@ -16,6 +16,7 @@ const Compose = z.object({
         command: z.array(z.string()).optional(),
         environment: z.record(z.string(), z.string()).optional(),
         build: z.string().optional(),
+        volumes: z.array(z.string()).optional(),
       })
       .loose(),
   ),
@@ -55,6 +56,27 @@ test('every data-plane node in docker-compose.yml has the settings it cannot sta
       assert.ok(service.environment?.[required], `${name} needs ${required}`);
     }
   }
+});
+
+test('every data-plane node keeps its audit spool and snapshot cache on a volume of its own', () => {
+  const nodes = portcullisServices.filter(([, s]) => s.command?.[0] === 'data-plane');
+  const seen = new Set<string>();
+  for (const [name, service] of nodes) {
+    const mounts = (service.volumes ?? []).map((volume) => volume.split(':'));
+    for (const variable of ['PORTCULLIS_AUDIT_SPOOL_DIR', 'PORTCULLIS_SNAPSHOT_CACHE']) {
+      const path = service.environment?.[variable] ?? '';
+      const mount = mounts.find(([, target]) => target !== undefined && path.startsWith(`${target}/`));
+      assert.ok(mount, `${name}: ${variable} (${path || 'unset'}) is not on a volume, so a restart loses it`);
+      seen.add(`${mount[0]}:${path}`);
+    }
+    const own = mounts.map(([source]) => source);
+    for (const [other, otherService] of nodes) {
+      if (other === name) continue;
+      for (const volume of otherService.volumes ?? [])
+        assert.ok(!own.includes(volume.split(':')[0]), `${name} and ${other} share a volume: one spool per node`);
+    }
+  }
+  assert.equal(seen.size, nodes.length * 2);
 });
 
 /** One instruction of the Dockerfile: `RUN npm ci` → { instruction: 'RUN', args: 'npm ci', stage }. */

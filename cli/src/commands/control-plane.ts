@@ -2,10 +2,17 @@ import { createLogger } from '../../../common/src/index.ts';
 import { startControlPlane } from '../../../control-plane/src/index.ts';
 import { helpText, readOptions } from '../options.ts';
 import { closeOnSignals } from './lifecycle.ts';
+import { metricsListenOption, metricsSettings } from './node-health-settings.ts';
 import { adminOidc, controlPlaneSettings, graphqlLimits, logLevel } from './settings.ts';
 import { grpcTlsSettings, nodeTokenSettings, readGrpcTls, readNodeToken } from './stream-settings.ts';
 
-export const controlPlaneOptionTable = { ...controlPlaneSettings, ...nodeTokenSettings, ...grpcTlsSettings, logLevel };
+export const controlPlaneOptionTable = {
+  ...controlPlaneSettings,
+  ...nodeTokenSettings,
+  ...grpcTlsSettings,
+  ...metricsSettings,
+  logLevel,
+};
 
 export const controlPlaneHelp = helpText(
   'Usage: portcullis control-plane [options]',
@@ -24,13 +31,16 @@ export async function runControlPlane(argv: readonly string[]): Promise<void> {
     adminOidc: adminOidc(options),
     nodeToken,
     grpcTls,
+    metricsListen: metricsListenOption(options),
     logger,
   });
   const security = grpcTls === undefined ? ' (plaintext)' : grpcTls.clientCa === undefined ? ' (TLS)' : ' (mTLS)';
   const adminToken = options.adminToken ? '(as given in --admin-token / PORTCULLIS_ADMIN_TOKEN)' : plane.adminToken;
   process.stdout.write(
     `Portcullis control plane\n  GraphQL:     ${plane.graphqlUrl}\n  gRPC:        ` +
-      `${plane.grpcAddress}${security}\n  Admin token: ${adminToken}\n`,
+      `${plane.grpcAddress}${security}\n` +
+      (plane.metricsUrl === undefined ? '' : `  Metrics:     ${plane.metricsUrl}\n`) +
+      `  Admin token: ${adminToken}\n`,
   );
   closeOnSignals(() => plane.close(), logger);
 }

@@ -1,5 +1,6 @@
 import { createLogger, type Logger } from '../../../common/src/index.ts';
-import { startDataPlane, type DataPlane } from '../../../data-plane/src/index.ts';
+import { SOFTWARE_VERSION, startDataPlane, type DataPlane } from '../../../data-plane/src/index.ts';
+import { startTracing, type Tracing } from '../../../data-plane/src/observability/tracing.ts';
 import { helpText, readOptions } from '../options.ts';
 import { closeOnSignals } from './lifecycle.ts';
 import { dataPlaneOptions, dataPlaneSettings, logLevel } from './settings.ts';
@@ -26,7 +27,10 @@ export const dataPlaneHelp = helpText(
 
 export async function runDataPlane(argv: readonly string[]): Promise<void> {
   const { node, logger } = await startDataPlaneFromArgs(argv, process.env);
-  closeOnSignals(() => node.close(), logger);
+  closeOnSignals(async () => {
+    await node.close();
+    await (await processTracing(logger))?.shutdown();
+  }, logger);
 }
 
 /**
@@ -42,8 +46,22 @@ export async function startDataPlaneFromArgs(
   const nodeToken = readNodeToken(options, options.controlPlaneCert === undefined);
   const connection = readControlPlaneConnection(options, nodeToken);
   const logger = createLogger({ level: options.logLevel });
-  const node = await startDataPlane(dataPlaneOptions(options, connection, logger));
+  const node = await startDataPlane({
+    ...dataPlaneOptions(options, connection, logger),
+    tracing: await processTracing(logger),
+  });
   const metrics = node.metricsUrl === undefined ? '' : `  Metrics:      ${node.metricsUrl}\n`;
   process.stdout.write(`Portcullis data plane ${node.nodeId}\n  MCP endpoint: ${node.mcpUrl}\n${metrics}`);
   return { node, logger };
+}
+
+let tracing: Promise<Tracing | undefined> | undefined;
+
+/**
+ * The process's OpenTelemetry traces, started once (several nodes may run in one process): on when the
+ * standard `OTEL_*` variables name an exporter or an OTLP endpoint, else undefined and no SDK loaded.
+ */
+export function processTracing(logger: Logger): Promise<Tracing | undefined> {
+  tracing ??= startTracing('portcullis-data-plane', SOFTWARE_VERSION, logger);
+  return tracing;
 }

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { createLogger } from '../../../common/src/index.ts';
 import { startControlPlane } from '../../../control-plane/src/index.ts';
 import { startDataPlane } from '../../../data-plane/src/index.ts';
+import { processTracing } from './data-plane.ts';
 import { helpText, readOptions } from '../options.ts';
 import { persistentSecret } from '../secrets.ts';
 import { closeOnSignals } from './lifecycle.ts';
@@ -57,7 +58,10 @@ export async function runDev(argv: readonly string[]): Promise<void> {
   // but root (who can read this process's memory anyway) can watch loopback traffic. The token
   // still keeps other local users' processes off the stream.
   const connection = { controlPlaneAddress: `127.0.0.1:${grpcPort}`, nodeToken: token };
-  const dataPlane = await startDataPlane(dataPlaneOptions(options, connection, logger));
+  const dataPlane = await startDataPlane({
+    ...dataPlaneOptions(options, connection, logger),
+    tracing: await processTracing(logger),
+  });
   // "Running" should mean an agent can connect: wait (briefly) for the node's first configuration.
   await dataPlane.whenConfigured(10_000);
   const database = options.databaseUrl
@@ -81,5 +85,6 @@ export async function runDev(argv: readonly string[]): Promise<void> {
   closeOnSignals(async () => {
     await dataPlane.close();
     await controlPlane.close();
+    await (await processTracing(logger))?.shutdown();
   }, logger);
 }

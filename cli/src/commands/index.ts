@@ -3,6 +3,7 @@ import { controlPlaneHelp, controlPlaneOptionTable, runControlPlane } from './co
 import { dataPlaneHelp, dataPlaneOptionTable, runDataPlane } from './data-plane.ts';
 import { auditHelp, auditExportOptionTable, runAudit } from './audit.ts';
 import { devHelp, devOptionTable, runDev } from './dev.ts';
+import { declarativeCommands } from './declarative.ts';
 
 export interface Command {
   run: (argv: readonly string[]) => Promise<void>;
@@ -16,4 +17,5 @@ export const commands: Readonly<Record<string, Command>> = {
   'control-plane': { run: runControlPlane, help: controlPlaneHelp, options: controlPlaneOptionTable },
   'data-plane': { run: runDataPlane, help: dataPlaneHelp, options: dataPlaneOptionTable },
   audit: { run: runAudit, help: auditHelp, options: auditExportOptionTable },
+  ...declarativeCommands,
 };

@@ -5,6 +5,65 @@ import { DEFAULT_READINESS } from '../../../data-plane/src/observability/readine
 import type { OptionTable, ParsedOptions } from '../options.ts';
 import { ENV_ONLY_SECRET, readSecretFile } from './stream-settings.ts';
 
+/** Where a process (a node, the control plane) serves Prometheus metrics, and the token scrapes must send. */
+export const metricsSettings = {
+  metricsListen: {
+    flag: 'metrics-listen',
+    env: 'PORTCULLIS_METRICS_LISTEN',
+    description:
+      'host:port serving Prometheus GET /metrics, apart from the agent-facing port (which never serves them)',
+    schema: z
+      .string()
+      .regex(/^([^\s:]+|\[[0-9a-fA-F:]+\]):\d+$/, 'must be host:port, e.g. 127.0.0.1:9464')
+      .transform((v) => {
+        const colon = v.lastIndexOf(':');
+        return { host: v.slice(0, colon).replace(/^\[(.*)\]$/, '$1'), port: Number(v.slice(colon + 1)) };
+      })
+      .refine((v) => v.port <= 65535, 'the port must be 0-65535')
+      .optional(),
+    defaultLabel: 'off',
+  },
+  metricsToken: {
+    flag: 'metrics-token',
+    env: 'PORTCULLIS_METRICS_TOKEN',
+    description: 'bearer token scrapes of --metrics-listen must send (Prometheus `authorization` credentials)',
+    schema: z.string().min(16, 'must be at least 16 characters').optional(),
+    envOnly: `${ENV_ONLY_SECRET}; set PORTCULLIS_METRICS_TOKEN or give --metrics-token-file <file>`,
+  },
+  metricsTokenFile: {
+    flag: 'metrics-token-file',
+    env: 'PORTCULLIS_METRICS_TOKEN_FILE',
+    description: 'file holding the metrics bearer token, instead of PORTCULLIS_METRICS_TOKEN',
+    schema: z.string().min(1).optional(),
+  },
+} satisfies OptionTable;
+
+/** `--metrics-listen` with its token (from the environment or a file), checked: off when no address is given. */
+export function metricsListenOption(
+  settings: ParsedOptions<typeof metricsSettings>,
+): { host: string; port: number; token?: string } | undefined {
+  if (settings.metricsToken !== undefined && settings.metricsTokenFile !== undefined) {
+    throw new PortcullisError(
+      ErrorCode.BAD_USER_INPUT,
+      'PORTCULLIS_METRICS_TOKEN and --metrics-token-file are both set; give the metrics token one way',
+    );
+  }
+  const token =
+    settings.metricsTokenFile === undefined
+      ? settings.metricsToken
+      : readSecretFile(settings.metricsTokenFile, 'metrics-token-file');
+  if (token !== undefined && settings.metricsListen === undefined) {
+    throw new PortcullisError(
+      ErrorCode.BAD_USER_INPUT,
+      'a metrics token needs --metrics-listen host:port (metrics are never served on the agent-facing port or the ' +
+        'GraphQL API)',
+    );
+  }
+  return settings.metricsListen === undefined
+    ? undefined
+    : { ...settings.metricsListen, ...(token === undefined ? {} : { token }) };
+}
+
 /** A node's readiness (`/readyz`) and where it serves Prometheus metrics. */
 export const nodeHealthSettings = {
   readyWhen: {
@@ -44,65 +103,19 @@ export const nodeHealthSettings = {
       .optional(),
     defaultLabel: 'off',
   },
-  metricsListen: {
-    flag: 'metrics-listen',
-    env: 'PORTCULLIS_METRICS_LISTEN',
-    description:
-      'host:port serving Prometheus GET /metrics, apart from the agent-facing port (which never serves them)',
-    schema: z
-      .string()
-      .regex(/^([^\s:]+|\[[0-9a-fA-F:]+\]):\d+$/, 'must be host:port, e.g. 127.0.0.1:9464')
-      .transform((v) => {
-        const colon = v.lastIndexOf(':');
-        return { host: v.slice(0, colon).replace(/^\[(.*)\]$/, '$1'), port: Number(v.slice(colon + 1)) };
-      })
-      .refine((v) => v.port <= 65535, 'the port must be 0-65535')
-      .optional(),
-    defaultLabel: 'off',
-  },
-  metricsToken: {
-    flag: 'metrics-token',
-    env: 'PORTCULLIS_METRICS_TOKEN',
-    description: 'bearer token scrapes of --metrics-listen must send (Prometheus `authorization` credentials)',
-    schema: z.string().min(16, 'must be at least 16 characters').optional(),
-    envOnly: `${ENV_ONLY_SECRET}; set PORTCULLIS_METRICS_TOKEN or give --metrics-token-file <file>`,
-  },
-  metricsTokenFile: {
-    flag: 'metrics-token-file',
-    env: 'PORTCULLIS_METRICS_TOKEN_FILE',
-    description: 'file holding the metrics bearer token, instead of PORTCULLIS_METRICS_TOKEN',
-    schema: z.string().min(1).optional(),
-  },
+  ...metricsSettings,
 } satisfies OptionTable;
 
 export function nodeHealthOptions(
   settings: ParsedOptions<typeof nodeHealthSettings>,
 ): Pick<DataPlaneOptions, 'readiness' | 'metricsListen'> {
-  if (settings.metricsToken !== undefined && settings.metricsTokenFile !== undefined) {
-    throw new PortcullisError(
-      ErrorCode.BAD_USER_INPUT,
-      'PORTCULLIS_METRICS_TOKEN and --metrics-token-file are both set; give the metrics token one way',
-    );
-  }
-  const token =
-    settings.metricsTokenFile === undefined
-      ? settings.metricsToken
-      : readSecretFile(settings.metricsTokenFile, 'metrics-token-file');
-  if (token !== undefined && settings.metricsListen === undefined) {
-    throw new PortcullisError(
-      ErrorCode.BAD_USER_INPUT,
-      'a metrics token needs --metrics-listen host:port (metrics are never served on the agent-facing port)',
-    );
-  }
+  const metricsListen = metricsListenOption(settings);
   return {
     readiness: {
       readyWhen: settings.readyWhen,
       upstreamTimeoutMs: settings.readyTimeoutSeconds * 1000,
       ...(settings.maxConfigAgeSeconds === undefined ? {} : { maxConfigAgeMs: settings.maxConfigAgeSeconds * 1000 }),
     },
-    metricsListen:
-      settings.metricsListen === undefined
-        ? undefined
-        : { ...settings.metricsListen, ...(token === undefined ? {} : { token }) },
+    metricsListen,
   };
 }

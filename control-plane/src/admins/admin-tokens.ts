@@ -60,7 +60,15 @@ const sha256 = (secret: string) => createHash('sha256').update(secret).digest();
  * as its SHA-256; revoking keeps the row. Not part of the data plane's configuration.
  */
 export class AdminTokenService {
+  private readonly revokedListeners = new Set<(tokenId: string) => void>();
+
   constructor(private readonly dataSource: DataSource) {}
+
+  /** Calls `listener` with the id of every token revoked through this replica; returns the unsubscriber. */
+  onRevoked(listener: (tokenId: string) => void): () => void {
+    this.revokedListeners.add(listener);
+    return () => this.revokedListeners.delete(listener);
+  }
 
   async create(rawInput: unknown, by: Admin): Promise<{ token: AdminTokenView; secret: string }> {
     const input = parseInput(createSchema, rawInput, 'input');
@@ -98,6 +106,7 @@ export class AdminTokenService {
       throw new PortcullisError(ErrorCode.NOT_FOUND, `id: no admin token has id ${id}; list them with adminTokens`, {
         field: 'id',
       });
+    for (const listener of this.revokedListeners) listener(id);
     return view(rows[0]);
   }
 

@@ -52,6 +52,8 @@ export const FIELD_ROLES: Readonly<Record<string, readonly AdminRole[]>> = {
   'Mutation.setToolPrice': ADMINS,
   'Mutation.setBudget': ADMINS,
   'Mutation.removeBudget': ADMINS,
+  // A whole configuration at once (prices and budgets included): admins.
+  'Mutation.applyConfig': ADMINS,
   'Mutation.setToolPolicies': OPERATORS,
   'Mutation.approveCall': OPERATORS,
   'Mutation.denyCall': OPERATORS,

@@ -14,6 +14,8 @@ export interface SnapshotPublisherOptions {
   logger: Logger;
   /** Safety net: how often the revision is re-read in case an announcement was lost. 0 = never. */
   pollIntervalMs?: number;
+  /** Told of each published snapshot: its version and how long it took to build (ms; none for a revocation). */
+  onPublished?: (version: string, buildMs: number | undefined) => void;
 }
 
 /** A published revision: the whole snapshot, and the changes from the one published before it. */
@@ -166,6 +168,7 @@ export class SnapshotPublisher {
       delta: delta && delta.baseVersion === this.latest?.version ? delta : undefined,
     };
     this.latest = snapshot;
+    this.options.onPublished?.(snapshot.version, timings.totalMs);
     const publishing = performance.now();
     for (const subscriber of this.subscribers) subscriber(publication);
     this.options.logger.debug(

@@ -20,6 +20,9 @@ import { Budgets1797100000002 } from './migrations/1797100000002-budgets.ts';
 import { ExecutionPolicies1797300000000 } from './migrations/1797300000000-execution-policies.ts';
 import { Approvals1797300000001 } from './migrations/1797300000001-approvals.ts';
 import { CodeMode1797400000000 } from './migrations/1797400000000-code-mode.ts';
+import { AuditModelCost1797600000000 } from './migrations/1797600000000-audit-model-cost.ts';
+import { ManagedObjects1797700000000 } from './migrations/1797700000000-managed-objects.ts';
+import { BudgetAuditedSpend1798000000000 } from './migrations/1798000000000-budget-audited-spend.ts';
 
 /** Versioned migrations, in order. Append; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -38,6 +41,9 @@ export const MIGRATIONS = [
   ExecutionPolicies1797300000000,
   Approvals1797300000001,
   CodeMode1797400000000,
+  AuditModelCost1797600000000,
+  ManagedObjects1797700000000,
+  BudgetAuditedSpend1798000000000,
 ];
 
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;

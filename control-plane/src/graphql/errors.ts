@@ -3,6 +3,7 @@ import { isEnumType } from 'graphql';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { PortcullisError, ErrorCode, errorMessage, type Logger } from '../../../common/src/index.ts';
 import { SECRET_UNREADABLE } from '../secrets/index.ts';
+import { REVISION_MISMATCH } from '../declarative/apply.ts';
 import { DatabaseErrorCode, databaseFailure } from '../db/failures.ts';
 import { asLimitRefusal, PAYLOAD_TOO_LARGE, QUERY_LIMIT_EXCEEDED } from './limits.ts';
 import { RESULT_TOO_LARGE } from './result-budget.ts';
@@ -27,6 +28,8 @@ const PUBLIC_CODES = new Set<string>([
   SUBSCRIBER_TOO_SLOW,
   TOO_MANY_SUBSCRIPTIONS,
   PAYLOAD_TOO_LARGE,
+  // applyConfig: the configuration changed since the plan; the message gives both revisions.
+  REVISION_MISMATCH,
   'GRAPHQL_PARSE_FAILED',
   'GRAPHQL_VALIDATION_FAILED',
   'PERSISTED_QUERY_NOT_FOUND',

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { ApolloServer } from '@apollo/server';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import type { ControlPlaneMetrics } from '../observability/metrics.ts';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import fastifyApollo, { fastifyApolloDrainPlugin } from '@as-integrations/fastify';
 import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -31,6 +32,8 @@ export interface GraphqlServerOptions {
   logger: Logger;
   /** Omitted fields: DEFAULT_GRAPHQL_LIMITS. */
   limits?: Partial<GraphqlLimits>;
+  /** Counts requests by operation type and outcome; absent, nothing is counted. */
+  metrics?: ControlPlaneMetrics;
 }
 
 export interface GraphqlServerHandle {
@@ -46,6 +49,7 @@ export interface GraphqlServerHandle {
 export async function startGraphqlServer(options: GraphqlServerOptions): Promise<GraphqlServerHandle> {
   const typeDefs = await readFile(SCHEMA_PATH, 'utf8');
   const limits: GraphqlLimits = { ...DEFAULT_GRAPHQL_LIMITS, ...options.limits };
+  const metrics = options.metrics;
   const app = Fastify({ logger: false, bodyLimit: limits.maxBodyBytes });
   app.setErrorHandler(bodyTooLarge(limits.maxBodyBytes));
   const bare = makeExecutableSchema({ typeDefs });
@@ -68,6 +72,9 @@ export async function startGraphqlServer(options: GraphqlServerOptions): Promise
     maxListItems: limits.maxListItems,
     logger: options.logger,
     formatError,
+    ...(metrics === undefined
+      ? {}
+      : { onSubscribe: (accepted: boolean) => metrics.graphqlRequest('subscription', accepted) }),
   });
   const apollo = new ApolloServer<GraphqlContext>({
     schema,
@@ -85,6 +92,7 @@ export async function startGraphqlServer(options: GraphqlServerOptions): Promise
       { serverWillStart: async () => ({ drainServer: () => subscriptions.close() }) },
       ApolloServerPluginLandingPageDisabled(),
       ...armor.plugins,
+      ...(metrics === undefined ? [] : [countRequests(metrics)]),
     ],
   });
   await apollo.start();
@@ -145,5 +153,18 @@ function bodyTooLarge(maxBodyBytes: number) {
         },
       ],
     });
+  };
+}
+
+/** Counts each HTTP request by its operation type (`unknown` when it never parsed) and whether it had errors. */
+function countRequests(metrics: ControlPlaneMetrics): ApolloServerPlugin<GraphqlContext> {
+  return {
+    async requestDidStart() {
+      return {
+        async willSendResponse(request) {
+          metrics.graphqlRequest(request.operation?.operation ?? 'unknown', (request.errors?.length ?? 0) === 0);
+        },
+      };
+    },
   };
 }

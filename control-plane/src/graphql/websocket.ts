@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
-import type { GraphQLFormattedError, GraphQLSchema, ValidationRule } from 'graphql';
+import type { ExecutionArgs, GraphQLFormattedError, GraphQLSchema, ValidationRule } from 'graphql';
 import { GraphQLError, getOperationAST, parse, specifiedRules, validate } from 'graphql';
+import type { SubscribePayload } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import { errorMessage, type Logger } from '../../../common/src/index.ts';
@@ -27,9 +28,27 @@ export interface SubscriptionServerOptions {
   maxListItems: number;
   logger: Logger;
   formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError;
+  /** Told of each subscribe message: whether it was accepted (metrics). */
+  onSubscribe?: (accepted: boolean) => void;
+  /**
+   * How often every connection's credential is checked again (default 30 s): a token revoked on
+   * another replica, or an OIDC token past its expiry, ends the connection within this time. A
+   * token revoked on this replica ends its connections at once.
+   */
+  recheckMs?: number;
 }
 
 type Extra = { admin?: Admin };
+
+/** An authenticated connection: its socket and the credential it signed in with, checked again periodically. */
+interface Signed {
+  readonly socket: { close(code: number, reason: string): void };
+  readonly authorization: string | undefined;
+  readonly admin: Admin;
+}
+
+const DEFAULT_RECHECK_MS = 30_000;
+const REVOKED_REASON = 'UNAUTHENTICATED: the admin token was revoked or has expired';
 
 const refusal = (message: string, code: string) => new GraphQLError(message, { extensions: { code } });
 
@@ -45,6 +64,25 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): { c
     maxPayload: options.maxPayloadBytes,
   });
   const rules = [...specifiedRules, ...options.validationRules];
+  const signed = new Set<Signed>();
+  const end = (connection: Signed) => {
+    signed.delete(connection);
+    connection.socket.close(CLOSE_UNAUTHENTICATED, REVOKED_REASON);
+  };
+  const stopListening = options.services.adminTokens.onRevoked((tokenId) => {
+    for (const connection of signed) if (connection.admin.tokenId === tokenId) end(connection);
+  });
+  const recheck = setInterval(() => {
+    for (const connection of signed) {
+      options.authenticate(connection.authorization).then(
+        () => undefined,
+        (error: unknown) => {
+          // Only a refusal ends a connection; a database away for a moment does not.
+          if (error instanceof GraphQLError && error.extensions['code'] === 'UNAUTHENTICATED') end(connection);
+        },
+      );
+    }
+  }, options.recheckMs ?? DEFAULT_RECHECK_MS).unref();
   const format = (errors: readonly GraphQLError[]) => errors.map((error) => options.formatError(error.toJSON(), error));
   const disposable = useServer<Record<string, unknown>, Extra>(
     {
@@ -54,7 +92,12 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): { c
       onConnect: async (ctx) => {
         const header = ctx.connectionParams?.['authorization'];
         try {
-          ctx.extra.admin = await options.authenticate(typeof header === 'string' ? header : undefined);
+          const authorization = typeof header === 'string' ? header : undefined;
+          const admin = await options.authenticate(authorization);
+          ctx.extra.admin = admin;
+          const connection: Signed = { socket: ctx.extra.socket, authorization, admin };
+          signed.add(connection);
+          ctx.extra.socket.once('close', () => signed.delete(connection));
           return true;
         } catch (error) {
           // Only a refusal's own message goes out; anything else (the database away) is not the client's business.
@@ -68,38 +111,9 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): { c
         }
       },
       onSubscribe: (ctx, _id, payload) => {
-        if (Object.keys(ctx.subscriptions).length > MAX_SUBSCRIPTIONS_PER_CONNECTION)
-          return [
-            refusal(
-              `A connection holds at most ${MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions; complete one first`,
-              TOO_MANY_SUBSCRIPTIONS,
-            ),
-          ];
-        let document: ReturnType<typeof parse>;
-        try {
-          document = parse(payload.query);
-        } catch (error) {
-          return [error instanceof GraphQLError ? error : refusal('The query does not parse', 'GRAPHQL_PARSE_FAILED')];
-        }
-        const errors = validate(options.schema, document, rules);
-        if (errors.length > 0) return errors;
-        if (getOperationAST(document, payload.operationName)?.operation !== 'subscription')
-          return [
-            refusal(
-              'Only subscriptions go over the WebSocket; send queries and mutations with POST /graphql',
-              'BAD_REQUEST',
-            ),
-          ];
-        return {
-          schema: options.schema,
-          document,
-          variableValues: payload.variables,
-          operationName: payload.operationName,
-          contextValue: createContext(options.services, {
-            maxListItems: options.maxListItems,
-            admin: ctx.extra.admin as Admin,
-          }),
-        };
+        const answer = subscribe(ctx, payload);
+        options.onSubscribe?.(!Array.isArray(answer));
+        return answer;
       },
       onNext: (_ctx, _id, _payload, _args, result) =>
         result.errors ? { ...result, errors: format(result.errors) as unknown as GraphQLError[] } : result,
@@ -107,10 +121,52 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): { c
     },
     wss,
   );
+  /** A subscribe message's answer: the execution arguments, or the errors refusing it. */
+  function subscribe(
+    ctx: { subscriptions: Record<string, unknown>; extra: Extra },
+    payload: SubscribePayload,
+  ): readonly GraphQLError[] | ExecutionArgs {
+    {
+      if (Object.keys(ctx.subscriptions).length > MAX_SUBSCRIPTIONS_PER_CONNECTION)
+        return [
+          refusal(
+            `A connection holds at most ${MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions; complete one first`,
+            TOO_MANY_SUBSCRIPTIONS,
+          ),
+        ];
+      let document: ReturnType<typeof parse>;
+      try {
+        document = parse(payload.query);
+      } catch (error) {
+        return [error instanceof GraphQLError ? error : refusal('The query does not parse', 'GRAPHQL_PARSE_FAILED')];
+      }
+      const errors = validate(options.schema, document, rules);
+      if (errors.length > 0) return errors;
+      if (getOperationAST(document, payload.operationName)?.operation !== 'subscription')
+        return [
+          refusal(
+            'Only subscriptions go over the WebSocket; send queries and mutations with POST /graphql',
+            'BAD_REQUEST',
+          ),
+        ];
+      return {
+        schema: options.schema,
+        document,
+        variableValues: payload.variables,
+        operationName: payload.operationName,
+        contextValue: createContext(options.services, {
+          maxListItems: options.maxListItems,
+          admin: ctx.extra.admin as Admin,
+        }),
+      };
+    }
+  }
   // Called by the drain plugin and by the server's close: once (ws refuses a second close).
   let closing: Promise<void> | undefined;
   return {
     close() {
+      clearInterval(recheck);
+      stopListening();
       closing ??= Promise.resolve(disposable.dispose());
       return closing;
     },

@@ -21,9 +21,12 @@ import { RelayHub, type RelayTarget } from './relay-hub.ts';
 import type { ApprovalService } from '../services/approvals.ts';
 import type { EndedSessionStore } from '../services/ended-sessions.ts';
 import type { BudgetService } from '../services/budgets.ts';
+import type { ControlPlaneMetrics } from '../observability/metrics.ts';
 import { parseAuditRecord, type AuditRecordInput, type AuditStore } from '../services/audit-store.ts';
 
 export interface ConfigServiceDeps {
+  /** Counts audit ingest (records stored, duplicate, rejected; the backlog); absent, nothing is counted. */
+  metrics?: ControlPlaneMetrics;
   /** The token nodes present; undefined only when nodes are authenticated by client certificate (mTLS). */
   nodeToken: string | undefined;
   publisher: SnapshotPublisher;
@@ -110,7 +113,8 @@ export class ConfigStreamService {
       const budgets = deps.budgets;
       this.leaseTimer = setInterval(() => {
         budgets
-          .reclaim(deps.leaseTimeoutMs ?? 30_000)
+          .reconcile()
+          .then(() => budgets.reclaim(deps.leaseTimeoutMs ?? 30_000))
           .then(() => {
             for (const stream of this.streams) stream.refreshLeases([]);
           })
@@ -339,10 +343,13 @@ class NodeStream implements RelayTarget {
       else records.push(record);
     }
     if (rejected > 0) this.logger.warn({ node: this.nodeId, rejected }, 'audit records refused as invalid');
+    const metrics = this.deps.metrics;
+    metrics?.auditReceived(records.length, rejected);
     const backoff = new Backoff({ baseMs: 100, maxMs: 5_000 });
     while (!this.ended) {
       try {
-        await store.insert(records);
+        const stored = await store.insert(records);
+        metrics?.auditStored(records.length, stored);
         if (!this.ended) this.call.write({ kind: { $case: 'auditAck', value: { batchId, rejected } } });
         return;
       } catch (error) {
@@ -353,6 +360,7 @@ class NodeStream implements RelayTarget {
         await new Promise((resolve) => setTimeout(resolve, backoff.next()));
       }
     }
+    metrics?.auditAbandoned(records.length);
   }
 
   private async hello(hello: Extract<NodeMessage, { kind: 'hello' }>['hello']): Promise<void> {

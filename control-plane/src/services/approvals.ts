@@ -194,6 +194,14 @@ export class ApprovalService {
     return toApproval(row);
   }
 
+  /** How many requests wait for a decision (the control plane's metrics read it at each scrape). */
+  async pendingCount(): Promise<number> {
+    const [row] = (await this.dataSource.query(
+      `SELECT count(*)::int AS n FROM approvals WHERE status = 'PENDING'`,
+    )) as [{ n: number }];
+    return row.n;
+  }
+
   /** Requests by status (all when undefined), newest first. */
   async list(status: ApprovalStatus | undefined, first = MAX_PAGE_SIZE): Promise<Approval[]> {
     const rows = (await this.dataSource.query(

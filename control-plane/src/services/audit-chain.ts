@@ -32,6 +32,8 @@ export interface ChainedRow {
   readonly sessionId: string | null;
   readonly clientName: string | null;
   readonly clientVersion: string | null;
+  /** Added later: absent or null in the canonical text of rows without it, so older rows hash as they did. */
+  readonly modelCostMicros?: string | null;
 }
 
 /** The columns of a ChainedRow, as SQL (aliased to the field names), for reading rows back to verify them. */
@@ -40,11 +42,12 @@ export const CHAINED_COLUMNS = `id::text AS "id", time AS "time", seq::text AS "
   subject, upstream, tool, arguments, result, error_code AS "errorCode", error_message AS "errorMessage",
   latency_us AS "latencyUs", gateway_latency_us AS "gatewayLatencyUs", upstream_latency_us AS "upstreamLatencyUs",
   cost_micros::text AS "costMicros", parent_id AS "parentId", trace_id AS "traceId", session_id AS "sessionId",
-  client_name AS "clientName", client_version AS "clientVersion", encode(hash, 'hex') AS "hash"`;
+  client_name AS "clientName", client_version AS "clientVersion", model_cost_micros::text AS "modelCostMicros",
+  encode(hash, 'hex') AS "hash"`;
 
 /** The canonical text of a row: a JSON array of its fields in a fixed order. */
 export function canonicalRow(row: ChainedRow): string {
-  return JSON.stringify([
+  const fields = [
     row.id,
     row.time.toISOString(),
     row.seq,
@@ -72,7 +75,10 @@ export function canonicalRow(row: ChainedRow): string {
     row.sessionId,
     row.clientName,
     row.clientVersion,
-  ]);
+  ];
+  // Columns added after the chain began are appended only when set, so rows stored before keep their hashes.
+  if (row.modelCostMicros !== undefined && row.modelCostMicros !== null) fields.push(row.modelCostMicros);
+  return JSON.stringify(fields);
 }
 
 /** SHA-256(previous hash ‖ canonical row), hex. The first row's previous hash is empty. */

@@ -48,6 +48,8 @@ function toView(row: ChainedRow): AuditEventView {
     gatewayLatencyMs: row.gatewayLatencyUs / 1000,
     upstreamLatencyMs: row.upstreamLatencyUs === null ? null : row.upstreamLatencyUs / 1000,
     costMicros: row.costMicros === null ? null : Number(row.costMicros),
+    modelCostMicros:
+      row.modelCostMicros === undefined || row.modelCostMicros === null ? null : Number(row.modelCostMicros),
     parentId: row.parentId,
     traceId: row.traceId,
     sessionId: row.sessionId,

@@ -68,6 +68,7 @@ export interface AuditEventView {
   gatewayLatencyMs: number;
   upstreamLatencyMs: number | null;
   costMicros: number | null;
+  modelCostMicros: number | null;
   parentId: string | null;
   traceId: string | null;
   sessionId: string | null;
@@ -78,6 +79,16 @@ export interface AuditEventView {
 export interface AuditConnection {
   edges: Array<{ cursor: string; node: AuditEventView }>;
   pageInfo: { hasNextPage: boolean; hasPreviousPage: boolean; startCursor: string | null; endCursor: string | null };
+}
+
+/** What one agent run cost: the records under one parent id (and the nested calls of its code-mode scripts). */
+export interface RunCost {
+  parentId: string;
+  toolCostMicros: number;
+  modelCostMicros: number;
+  totalCostMicros: number;
+  calls: number;
+  errors: number;
 }
 
 export interface UsageRow {
@@ -98,7 +109,8 @@ const SELECT = `SELECT id::text AS id, seq::text AS seq, time, node_id AS node, 
     result,
   error_code AS "errorCode", error_message AS "errorMessage", latency_us / 1000.0 AS "latencyMs",
   gateway_latency_us / 1000.0 AS "gatewayLatencyMs", upstream_latency_us / 1000.0 AS "upstreamLatencyMs",
-  cost_micros::float8 AS "costMicros", parent_id AS "parentId", trace_id AS "traceId", session_id AS "sessionId",
+  cost_micros::float8 AS "costMicros", model_cost_micros::float8 AS "modelCostMicros", parent_id AS "parentId",
+  trace_id AS "traceId", session_id AS "sessionId",
   client_name AS "clientName", client_version AS "clientVersion" FROM audit_events`;
 
 /** Reads the audit trail for GraphQL: filtered, newest first, with opaque cursors; usage aggregates. */
@@ -136,6 +148,41 @@ export class AuditQueries {
         startCursor: edges[0]?.cursor ?? null,
         endCursor: edges.at(-1)?.cursor ?? null,
       },
+    };
+  }
+
+  /**
+   * Cost per agent run: the records whose parent id is `parentId`, and, below them, the records whose
+   * parent is one of those (a code-mode script's nested calls name its run_script record). Tool cost is
+   * what the gateway priced; model cost what the application reported; calls and errors count tool calls.
+   */
+  async runCost(parentIdArg: unknown): Promise<RunCost> {
+    const parsed = z.string().trim().min(1).max(200).safeParse(parentIdArg);
+    if (!parsed.success) throw badInput('parentId', 'give the run’s parent id (1-200 characters)');
+    const parentId = parsed.data;
+    const [row] = (await this.dataSource.query(
+      `WITH RECURSIVE run (id, kind, status, cost, model_cost, depth) AS (
+         SELECT id::text, kind, status, cost_micros, model_cost_micros, 1 FROM audit_events WHERE parent_id = $1
+         UNION
+         SELECT e.id::text, e.kind, e.status, e.cost_micros, e.model_cost_micros, r.depth + 1
+           FROM audit_events e JOIN run r ON e.parent_id = r.id WHERE r.depth < 8
+       )
+       SELECT coalesce(sum(cost), 0)::float8 AS "toolCostMicros",
+              coalesce(sum(model_cost), 0)::float8 AS "modelCostMicros",
+              count(*) FILTER (WHERE kind = 'tool_call')::int AS calls,
+              count(*) FILTER (WHERE kind = 'tool_call' AND status <> 'ok')::int AS errors
+         FROM (SELECT DISTINCT ON (id) * FROM run) AS records`,
+      [parentId],
+    )) as Array<{ toolCostMicros: number; modelCostMicros: number; calls: number; errors: number }>;
+    const tool = Number(row?.toolCostMicros ?? 0);
+    const model = Number(row?.modelCostMicros ?? 0);
+    return {
+      parentId,
+      toolCostMicros: tool,
+      modelCostMicros: model,
+      totalCostMicros: tool + model,
+      calls: row?.calls ?? 0,
+      errors: row?.errors ?? 0,
     };
   }
 

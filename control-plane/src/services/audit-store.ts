@@ -31,6 +31,8 @@ export const auditRecordSchema = z
     upstreamLatencyUs: micros.nullable(),
     costMicros: z.number().int().min(0).nullable(),
     parentId: text(200),
+    // Optional: nodes older than this field send none.
+    modelCostMicros: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullable().default(null),
     traceId: z
       .string()
       .regex(/^[0-9a-f]{32}$/)
@@ -43,7 +45,10 @@ export const auditRecordSchema = z
     message: 'time must be the timestamp of the UUIDv7 id',
     path: ['time'],
   });
-export type AuditRecordInput = z.output<typeof auditRecordSchema>;
+/** A record to store (`modelCostMicros` may be left out: records without it store NULL). */
+export type AuditRecordInput = Omit<z.output<typeof auditRecordSchema>, 'modelCostMicros'> & {
+  modelCostMicros?: number | null;
+};
 
 /** Parses one shipped record; undefined (and logged by the caller) when it is not a valid record. */
 export function parseAuditRecord(json: string): AuditRecordInput | undefined {
@@ -124,18 +129,19 @@ export class AuditStore {
         `INSERT INTO audit_events (id, time, seq, prev_id, hash, node_id, kind, status, method, key_id, team_id,
            customer_id, subject, upstream, tool, arguments, result, error_code, error_message, latency_us,
            gateway_latency_us, upstream_latency_us, cost_micros, parent_id, trace_id, session_id, client_name,
-             client_version)
+             client_version, model_cost_micros)
          SELECT id, time, seq, prev_id, decode(hash, 'hex'), node_id, kind, status, method, key_id, team_id,
            customer_id, subject, upstream, tool, arguments, result, error_code, error_message, latency_us,
            gateway_latency_us, upstream_latency_us, cost_micros, parent_id, trace_id, session_id, client_name,
-             client_version
+             client_version, model_cost_micros
          FROM unnest($1::uuid[], $2::timestamptz[], $3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[],
            $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
            $16::text[], $17::text[], $18::integer[], $19::text[], $20::integer[], $21::integer[], $22::integer[],
-           $23::bigint[], $24::text[], $25::text[], $26::text[], $27::text[], $28::text[])
+           $23::bigint[], $24::text[], $25::text[], $26::text[], $27::text[], $28::text[], $29::bigint[])
            AS t(id, time, seq, prev_id, hash, node_id, kind, status, method, key_id, team_id, customer_id, subject,
              upstream, tool, arguments, result, error_code, error_message, latency_us, gateway_latency_us,
-             upstream_latency_us, cost_micros, parent_id, trace_id, session_id, client_name, client_version)`,
+             upstream_latency_us, cost_micros, parent_id, trace_id, session_id, client_name, client_version,
+             model_cost_micros)`,
         [
           rows.map((r) => r.id),
           rows.map((r) => r.time),
@@ -165,6 +171,7 @@ export class AuditStore {
           rows.map((r) => r.sessionId),
           rows.map((r) => r.clientName),
           rows.map((r) => r.clientVersion),
+          rows.map((r) => r.modelCostMicros ?? null),
         ],
       );
       await manager.query(`UPDATE audit_chain_head SET seq = $1, last_id = $2, hash = decode($3, 'hex')`, [
@@ -264,5 +271,7 @@ function toRow(record: AuditRecordInput, seq: string, prevId: string | null): Ch
     sessionId: record.sessionId,
     clientName: record.clientName,
     clientVersion: record.clientVersion,
+    modelCostMicros:
+      record.modelCostMicros === undefined || record.modelCostMicros === null ? null : String(record.modelCostMicros),
   };
 }

@@ -8,6 +8,8 @@ import { badInput, parseId, parseInput } from './validation.ts';
 
 /** The largest budget: a billion currency units (in micro-units, still a safe integer). */
 export const MAX_BUDGET_MICROS = 1e15;
+/** The settings row holding the audit chain's seq that spending is reconciled through (reconcile). */
+const AUDITED_SEQ = 'budget_audited_seq';
 /** How many slices of a budget the live nodes share at most: a node is granted 1/(4 n) of it at a time. */
 const SLICES_PER_NODE = 4;
 
@@ -27,8 +29,10 @@ const setBudgetSchema = z
   .strict();
 
 /** The current period of a budget row `b`, in UTC calendar terms (NONE: one period since the epoch). */
-const PERIOD_START =
-  `CASE b.period WHEN 'NONE' THEN 'epoch'::timestamptz ELSE date_trunc(lower(b.period), now(), ` + `'UTC') END`;
+/** SQL: the start of budget `b`'s period holding the time `at`. */
+const periodStartAt = (at: string) =>
+  `CASE b.period WHEN 'NONE' THEN 'epoch'::timestamptz ELSE date_trunc(lower(b.period), ${at}, 'UTC') END`;
+const PERIOD_START = periodStartAt('now()');
 const PERIOD_END =
   `CASE b.period WHEN 'NONE' THEN NULL ELSE date_trunc(lower(b.period), now(), 'UTC') + ('1 ' || ` +
   `lower(b.period))::interval END`;
@@ -226,9 +230,59 @@ export class BudgetService {
         grantedMicros: granted,
         periodEndMs: budget.period_end?.getTime() ?? 0,
         ungrantedMicros: Math.max(0, ungranted),
+        spentMicros: spent,
       });
     }
     return leases;
+  }
+
+  /**
+   * Reconciles spending with the audit trail: adds the cost of every audit record stored since the
+   * last run to the lease (node and period of the record's time) of each budget above its key, and
+   * raises the lease's spent (and grant) to at least that. Spending a node never reported, because it
+   * was killed between a call and its report, so counts once its spooled records arrive. Returns how
+   * many records were reconciled. Replicas take turns (the watermark row is locked).
+   */
+  async reconcile(): Promise<number> {
+    return this.store.dataSource.transaction(async (manager) => {
+      const marks: Array<{ value: string }> = await manager.query(
+        `SELECT value FROM settings WHERE key = '${AUDITED_SEQ}' FOR UPDATE`,
+      );
+      const heads: Array<{ seq: string }> = await manager.query(`SELECT seq::text AS seq FROM audit_chain_head`);
+      const from = marks[0]?.value ?? '0';
+      const through = heads[0]?.seq ?? '0';
+      if (BigInt(through) <= BigInt(from)) return 0;
+      // The same lock order as topUp's: grants and reconciled spending never interleave on one budget.
+      await manager.query(`SELECT id FROM budgets ORDER BY id FOR UPDATE`);
+      const counted: Array<{ records: string }> = await manager.query(
+        `WITH hits AS (
+           SELECT b.id AS budget_id, ${periodStartAt('e.time')} AS period_start, e.node_id,
+                  sum(e.cost_micros) AS cost, count(*) AS records
+           FROM audit_events e JOIN budgets b ON
+             (b.scope = 'KEY' AND e.key_id = b.owner_id::text) OR
+             (b.scope = 'TEAM' AND e.team_id = b.owner_id::text) OR
+             (b.scope = 'CUSTOMER' AND e.customer_id = b.owner_id::text)
+           WHERE e.seq > $1 AND e.seq <= $2 AND e.cost_micros > 0
+           GROUP BY 1, 2, 3),
+         upserted AS (
+           INSERT INTO budget_leases AS l (budget_id, period_start, node_id, granted_micros, spent_micros, audited_micros)
+           SELECT budget_id, period_start, node_id, cost, cost, cost FROM hits
+           ON CONFLICT (budget_id, period_start, node_id) DO UPDATE SET
+             audited_micros = l.audited_micros + EXCLUDED.audited_micros,
+             spent_micros = greatest(l.spent_micros, l.audited_micros + EXCLUDED.audited_micros),
+             granted_micros = greatest(l.granted_micros, l.audited_micros + EXCLUDED.audited_micros),
+             updated_at = now()
+           RETURNING 1)
+         SELECT coalesce(sum(records), 0)::text AS records FROM hits`,
+        [from, through],
+      );
+      await manager.query(
+        `INSERT INTO settings (key, value) VALUES ('${AUDITED_SEQ}', $1)
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
+        [through],
+      );
+      return Number(counted[0]?.records ?? 0);
+    });
   }
 
   /**

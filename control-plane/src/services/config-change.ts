@@ -10,6 +10,11 @@ export interface ConfigStore {
   readonly changes: ConfigChangeBus;
   /** How long a change may take from BEGIN to COMMIT (default: the statement timeout). */
   readonly changeTimeoutMs?: number;
+  /**
+   * Set by `applyConfig`: every change joins this one transaction (and is told nothing of the
+   * revision); the enclosing change bumps it once, if any joined change `changed`.
+   */
+  readonly enclosing?: { readonly manager: EntityManager; changed: boolean };
 }
 
 /** Read at COMMIT by the trigger of migration 1734300000000: a change is never committed after it. */
@@ -64,6 +69,11 @@ export async function withConfigChange<T>(
   store: ConfigStore,
   change: (manager: EntityManager) => Promise<{ result: T; changed: boolean; known?: KnownChange }>,
 ): Promise<T> {
+  if (store.enclosing) {
+    const outcome = await change(store.enclosing.manager);
+    if (outcome.changed) store.enclosing.changed = true;
+    return outcome.result;
+  }
   const timeoutMs = store.changeTimeoutMs ?? DEFAULT_DATABASE_TIMEOUTS.statementMs;
   const deadline = performance.now() + timeoutMs;
   let committed: { version: string; known: KnownChange | undefined } | undefined;

@@ -15,6 +15,7 @@ import { UpstreamService } from './upstreams.ts';
 import { VirtualKeyService } from './virtual-keys.ts';
 import { currentRevision } from '../config/revision.ts';
 import type { ConfigStore } from './config-change.ts';
+import { ConfigApplyService } from '../declarative/apply.ts';
 
 /** Every domain service of the control plane, over one data source. */
 export interface ControlPlaneServices {
@@ -33,6 +34,8 @@ export interface ControlPlaneServices {
   auditFeed: AuditFeed;
   mcpAuthorization: McpAuthorizationService;
   adminTokens: AdminTokenService;
+  /** Declarative configuration: applyConfig and exportConfig. */
+  config: ConfigApplyService;
   /** The newest committed configuration revision. */
   configVersion(): Promise<string>;
 }
@@ -53,6 +56,7 @@ export function createServices(store: ConfigStore, box: SecretBox, logger: Logge
     auditFeed: new AuditFeed(),
     mcpAuthorization: new McpAuthorizationService(store),
     adminTokens: new AdminTokenService(dataSource),
+    config: new ConfigApplyService(store, box),
     configVersion: () => currentRevision(dataSource.manager),
   };
 }

@@ -39,6 +39,11 @@ export interface AuditRecord {
   costMicros: number | null;
   /** The originating request (header `x-portcullis-parent-request`, `_meta`, or a script's call). */
   parentId: string | null;
+  /**
+   * The model cost of the agent run, reported by the application on a request with a parent id
+   * (`x-portcullis-model-cost-micros` or `_meta["dev.portcullis/modelCostMicros"]`), micro-units.
+   */
+  modelCostMicros: number | null;
   /** W3C trace id (32 hex) from an incoming `traceparent`. */
   traceId: string | null;
   /** 2025-era MCP session (the signature part of the signed session id; never the whole token). */
@@ -103,6 +108,7 @@ export function newAuditRecord(
     upstreamLatencyUs: null,
     costMicros: null,
     parentId: null,
+    modelCostMicros: null,
     traceId: null,
     sessionId: null,
     clientName: null,

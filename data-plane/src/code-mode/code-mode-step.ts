@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { DataPlaneMetrics } from '../observability/metrics.ts';
 import { setMaxListeners } from 'node:events';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import type { CatalogView, CatalogViews } from '../mcp/catalog-views.ts';
@@ -22,6 +23,8 @@ export interface CodeModeStepOptions {
   readonly sandbox: SandboxPool;
   /** The whole pipeline, from its first step: a script's tool calls go through it as any call does. */
   readonly run: RunOperation;
+  /** Counts script runs by outcome; absent, nothing is counted. */
+  readonly metrics?: DataPlaneMetrics | undefined;
 }
 
 const DEFAULT_SEARCH_LIMIT = 10;
@@ -113,6 +116,7 @@ export function codeModeStep(options: CodeModeStepOptions): Step {
         },
         controller.signal,
       );
+      options.metrics?.sandboxRun(outcome.ok ? 'ok' : outcome.kind);
       return scriptResult(outcome);
     } finally {
       caller.offAbort(abort);

@@ -18,8 +18,8 @@ import {
 import { ExecutionPolicies } from '../policy/execution-policy.ts';
 import type { Principal } from '../policy/principal.ts';
 import { PriceList } from '../policy/prices.ts';
-import { KeyIndex, keyEntry, type Directory, type KeyEntry } from './key-index.ts';
-import { IdentityProviders } from '../oauth/identity-providers.ts';
+import { KeyIndex, governed, keyEntry, type Directory, type KeyEntry } from './key-index.ts';
+import { IdentityProviders, type SignedInUser } from '../oauth/identity-providers.ts';
 
 const UPSTREAM_NAME = /^[A-Za-z0-9_-]{1,32}$/;
 
@@ -185,6 +185,8 @@ export function hashSecret(secret: string): string {
 export class AppliedConfig {
   /** Names of the upstreams in code mode (their tools reach INHERIT keys through the meta-tools). */
   readonly codeModeUpstreams: ReadonlySet<string>;
+  /** Teams and customers by id: what signed-in users are compiled against (principalOfUser). */
+  private readonly directory: Directory;
 
   private constructor(
     readonly version: string,
@@ -208,6 +210,7 @@ export class AppliedConfig {
     private readonly policyRules: readonly ExecutionPolicyRule[],
   ) {
     this.codeModeUpstreams = new Set(upstreams.filter((u) => u.codeMode).map((u) => u.name));
+    this.directory = directoryOf(teams, customers);
   }
 
   /** Validates a snapshot and indexes it; throws BAD_CONFIG naming the offending field. */
@@ -288,6 +291,26 @@ export class AppliedConfig {
       policies,
       rules,
     );
+  }
+
+  /**
+   * The principal of a signed-in user under this configuration: held to its team's lists, execution
+   * policies, rate limits and budgets exactly as the team's keys are. Called once per token and
+   * snapshot (agent-tokens.ts caches it), never per request.
+   */
+  principalOfUser(user: SignedInUser): Principal {
+    return {
+      keyId: user.keyId,
+      keyName: user.subject,
+      identity: user.identity,
+      ...governed(
+        { kind: 'user', id: user.keyId, name: user.subject, access: user.access },
+        user.teamId,
+        user.customerId,
+        this.directory,
+        this.policies,
+      ),
+    };
   }
 
   /** How many virtual keys are configured. */

@@ -1,4 +1,10 @@
-import type { CustomerConfig, TeamConfig, VirtualKeyConfig } from '../../../proto/gen/portcullis/v1/config.ts';
+import type {
+  AccessLists,
+  CustomerConfig,
+  RateLimits,
+  TeamConfig,
+  VirtualKeyConfig,
+} from '../../../proto/gen/portcullis/v1/config.ts';
 import { compileLimits } from '../policy/rate-limits.ts';
 import { AllowList, accessOfToolPatterns } from '../policy/allow-list.ts';
 import { ExecutionPolicies } from '../policy/execution-policy.ts';
@@ -29,16 +35,6 @@ export function keyEntry(
   policies: ExecutionPolicies = ExecutionPolicies.NONE,
 ): KeyEntry {
   const teamId = config.teamId || undefined;
-  const denied = policies.empty
-    ? undefined
-    : (exposedName: string, upstream: string) => policies.denies(config.id, teamId, exposedName, upstream);
-  const team = config.teamId ? directory.teams.get(config.teamId) : undefined;
-  const customer = team?.customerId ? directory.customers.get(team.customerId) : undefined;
-  const limits = [
-    ...compileLimits('key', config.id, config.name, config.rateLimits),
-    ...(team ? compileLimits('team', team.id, team.name, team.rateLimits) : []),
-    ...(customer ? compileLimits('customer', customer.id, customer.name, customer.rateLimits) : []),
-  ];
   const access = config.access ?? accessOfToolPatterns(config.allowedTools);
   const previous = config.previousSecretSha256.length === 32 ? config.previousSecretSha256 : undefined;
   return {
@@ -50,18 +46,64 @@ export function keyEntry(
     principal: {
       keyId: config.id,
       keyName: config.name,
-      teamId,
-      customerId: team?.customerId || undefined,
-      // A key naming a team this snapshot lacks gets the team's lists as "nothing": never more than meant.
-      allowList: AllowList.of(access, config.teamId ? (team?.access ?? NOTHING) : undefined, denied),
       codeMode: config.codeMode,
-      limits,
-      owners: [
-        `key:${config.id}`,
-        ...(config.teamId ? [`team:${config.teamId}`] : []),
-        ...(team?.customerId ? [`customer:${team.customerId}`] : []),
-      ],
+      ...governed(
+        { kind: 'key', id: config.id, name: config.name, access, rateLimits: config.rateLimits },
+        teamId,
+        undefined,
+        directory,
+        policies,
+      ),
     },
+  };
+}
+
+/** Who a principal is, as far as governance goes: a virtual key, or a signed-in user (OAuth) standing in for one. */
+export interface GovernedSelf {
+  readonly kind: 'key' | 'user';
+  /** The key's id, or the user's stand-in key id. */
+  readonly id: string;
+  readonly name: string;
+  /** Its own lists: the key's, or the claim mapping's that admitted the user. */
+  readonly access: AccessLists;
+  /** The key's own rate limits (a user has none of its own). */
+  readonly rateLimits?: RateLimits | undefined;
+}
+
+/**
+ * What a principal in `teamId` is held to, compiled once per snapshot: its own lists and its team's
+ * (a team this snapshot lacks allows nothing), the tools execution policies deny it, and the rate
+ * limits and budgets of itself (a key), its team and the team's customer (or `customerId`, when a
+ * claim mapping names one). Keys and signed-in users go through this one function, so neither is
+ * held to less than the other.
+ */
+export function governed(
+  self: GovernedSelf,
+  teamId: string | undefined,
+  customerId: string | undefined,
+  directory: Directory,
+  policies: ExecutionPolicies,
+): Pick<Principal, 'teamId' | 'customerId' | 'allowList' | 'limits' | 'owners'> {
+  const team = teamId ? directory.teams.get(teamId) : undefined;
+  const customerOf = customerId ?? (team?.customerId || undefined);
+  const customer = customerOf ? directory.customers.get(customerOf) : undefined;
+  const denied = policies.empty
+    ? undefined
+    : (exposedName: string, upstream: string) => policies.denies(self.id, teamId, exposedName, upstream);
+  return {
+    teamId,
+    customerId: customerOf,
+    allowList: AllowList.of(self.access, teamId ? (team?.access ?? NOTHING) : undefined, denied),
+    limits: [
+      ...(self.kind === 'key' ? compileLimits('key', self.id, self.name, self.rateLimits) : []),
+      ...(team ? compileLimits('team', team.id, team.name, team.rateLimits) : []),
+      ...(customer ? compileLimits('customer', customer.id, customer.name, customer.rateLimits) : []),
+    ],
+    owners: [
+      ...(self.kind === 'key' ? [`key:${self.id}`] : []),
+      ...(teamId ? [`team:${teamId}`] : []),
+      ...(customerOf ? [`customer:${customerOf}`] : []),
+    ],
   };
 }
 

@@ -102,13 +102,37 @@ export function authenticateRequest(
   }
   const principal = config.authenticate(secret);
   if (principal !== undefined) return { config, principal, secret, receivedAt };
-  if (tokens !== undefined && config.identityProviders !== undefined && looksLikeJwt(secret)) {
-    const cached = tokens.cached(secret, config);
-    if (cached !== undefined) return admitToken(cached, config, secret, receivedAt, res);
-    return tokens.verify(secret, config).then((verified) => admitToken(verified, config, secret, receivedAt, res));
+  const token = tokenPrincipal(tokens, config, secret);
+  if (token === undefined) {
+    sendRpcError(res, 401, RpcErrorCode.Unauthenticated, BAD_KEY_MESSAGE, { headers: challenge(config, true) });
+    return undefined;
   }
-  sendRpcError(res, 401, RpcErrorCode.Unauthenticated, BAD_KEY_MESSAGE, { headers: challenge(config, true) });
-  return undefined;
+  if (!(token instanceof Promise)) return admitToken(token, config, secret, receivedAt, res);
+  return token.then((verified) => admitToken(verified, config, secret, receivedAt, res));
+}
+
+/**
+ * The principal of `secret` read as an OAuth access token (MCP authorization): at once from the
+ * token cache, or a promise for a token not verified yet; undefined when no token is accepted here
+ * (no `tokens`, no identity providers configured, or not a JWT). One path for MCP and REST.
+ */
+export function tokenPrincipal(
+  tokens: AgentTokens | undefined,
+  config: AppliedConfig,
+  secret: string,
+): Principal | TokenRefusal | Promise<Principal | TokenRefusal> | undefined {
+  if (tokens === undefined || config.identityProviders === undefined || !looksLikeJwt(secret)) return undefined;
+  return tokens.cached(secret, config) ?? tokens.verify(secret, config);
+}
+
+/** The `WWW-Authenticate` value for a refused token (RFC 6750 §3: insufficient_scope or invalid_token). */
+export function tokenRefusalChallenge(config: AppliedConfig, refusal: TokenRefusal): string {
+  const providers = config.identityProviders!;
+  const description = refusal.reason.replaceAll('"', "'");
+  return refusal.status === 403
+    ? `Bearer error="insufficient_scope", error_description="${description}", ` +
+        `resource_metadata="${providers.metadataUrl}"`
+    : `${providers.invalidTokenChallenge}, error_description="${description}"`;
 }
 
 function admitToken(
@@ -119,19 +143,12 @@ function admitToken(
   res: ServerResponse,
 ): Authenticated | undefined {
   if (!('reason' in verified)) return { config, principal: verified, secret, receivedAt };
-  const providers = config.identityProviders!;
-  const description = verified.reason.replaceAll('"', "'");
-  const header =
-    verified.status === 403
-      ? `Bearer error="insufficient_scope", error_description="${description}", ` +
-        `resource_metadata="${providers.metadataUrl}"`
-      : `${providers.invalidTokenChallenge}, error_description="${description}"`;
   sendRpcError(
     res,
     verified.status,
     verified.status === 403 ? RpcErrorCode.Forbidden : RpcErrorCode.Unauthenticated,
     `${verified.status === 403 ? 'Forbidden' : 'Unauthorized'}: ${verified.reason}`,
-    { headers: { 'www-authenticate': header } },
+    { headers: { 'www-authenticate': tokenRefusalChallenge(config, verified) } },
   );
   return undefined;
 }

@@ -27,8 +27,9 @@ import { serveListen } from './listen.ts';
 import { readJsonBody } from './request-body.ts';
 import { answerFailure, sendEmpty, sendJson, sendRpcError } from './respond.ts';
 import { requestIdOfEventId, type EventStore, type ResumeMiss } from './event-store.ts';
-import { recordEdgeRefusal, requestOrigin } from './edge-audit.ts';
+import { edgeRefusalCode, recordEdgeRefusal, requestOrigin } from './edge-audit.ts';
 import type { AuditRecorder } from '../audit/audit-recorder.ts';
+import type { DataPlaneMetrics } from '../observability/metrics.ts';
 import { ResponseChannel, SSE_HEADERS, prefersEventStream, sseEvent } from './response-channel.ts';
 
 type InboundModernRoute = Extract<InboundClassificationOutcome, { kind: 'modern' }>;
@@ -67,6 +68,8 @@ export interface McpEndpointOptions {
   readonly audit?: AuditRecorder | undefined;
   /** OAuth access tokens (MCP authorization); undefined: virtual keys only. */
   readonly tokens?: AgentTokens;
+  /** Counts refusals at the edge (the pipeline counts the rest). */
+  readonly metrics?: DataPlaneMetrics | undefined;
 }
 
 /**
@@ -102,7 +105,7 @@ function header(req: IncomingMessage, name: string): string | undefined {
 export function createMcpEndpoint(
   options: McpEndpointOptions,
 ): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
-  const { getConfig, services, maxBodyBytes, logger, anonymousKeyId, audit, tokens } = options;
+  const { getConfig, services, maxBodyBytes, logger, anonymousKeyId, audit, tokens, metrics } = options;
   const { dispatcher, streams } = services;
 
   /**
@@ -524,5 +527,9 @@ export function createMcpEndpoint(
       answerFailure(res, logger, error, 'MCP request failed');
     }
     if (audit !== undefined) recordEdgeRefusal(audit, req, res, auth, receivedAt);
+    if (metrics !== undefined) {
+      const refused = edgeRefusalCode(res);
+      if (refused !== undefined) metrics.refusal(refused);
+    }
   };
 }

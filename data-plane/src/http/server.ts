@@ -22,6 +22,7 @@ import type { DataPlaneMetrics } from '../observability/metrics.ts';
 import type { RateLimiter } from '../policy/rate-limits.ts';
 import type { BudgetLedger } from '../policy/budget-ledger.ts';
 import type { AuditRecorder } from '../audit/audit-recorder.ts';
+import type { Tracing } from '../observability/tracing.ts';
 import { answerFailure, sendJson } from './respond.ts';
 import { checkHost, type AllowedHost } from './host-guard.ts';
 import { createRestEndpoint, REST_PATHS } from '../rest/rest-endpoint.ts';
@@ -50,7 +51,7 @@ export interface DataPlaneServerOptions {
   readonly listPageSize?: number;
   /** `ttlMs` of 2026-07-28 list results (default 0). */
   readonly listTtlMs?: number;
-  /** Fed by tool calls; served on its own listen address (observability/metrics-server.ts), never here. */
+  /** Fed by tool calls; served on its own listen address (common/src/metrics-server.ts), never here. */
   readonly metrics?: DataPlaneMetrics;
   /** What `GET /readyz` answers; default: ready once there is a configuration snapshot. */
   readonly readiness?: () => ReadinessState;
@@ -101,6 +102,8 @@ export interface DataPlaneServerOptions {
   readonly budgetLedger?: BudgetLedger;
   /** Where audit records go (the pipeline's record step and the edge's refusals); none written when undefined. */
   readonly audit?: AuditRecorder;
+  /** OpenTelemetry traces (a span per MCP request and per upstream call); absent, none are made. */
+  readonly tracing?: Tracing | undefined;
 }
 
 /** The data plane's HTTP server and the hooks the node wiring calls. */
@@ -192,6 +195,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     listTtlMs: options.listTtlMs ?? LIST_CACHE_TTL_MS,
     metrics: options.metrics,
     audit: options.audit,
+    tracing: options.tracing,
     nodeId: options.nodeId,
     nodeTag: serverRequests.nodeTag,
     inputExchanges: options.inputExchanges,
@@ -251,6 +255,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     anonymousKeyId: options.anonymousKeyId,
     audit: options.audit,
     tokens,
+    metrics: options.metrics,
   };
   const mcp = createMcpEndpoint(endpointOptions);
   const legacySse = createLegacySseEndpoints(endpointOptions);
@@ -261,6 +266,7 @@ export function createDataPlaneServer(options: DataPlaneServerOptions): DataPlan
     maxBodyBytes: options.maxBodyBytes,
     logger,
     version: options.serverInfo.version,
+    tokens,
   });
   const allowedHosts = options.allowedHosts;
   const readiness =

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
+import type { Tracing } from '../observability/tracing.ts';
 import type { AuditRecorder } from '../audit/audit-recorder.ts';
 import { KnownTools } from '../pipeline/known-tools.ts';
 import type { RequestChannel, RequestOrigin, Step } from '../pipeline/operation.ts';
@@ -103,6 +104,8 @@ export interface McpDispatcherOptions {
   readonly metrics?: DataPlaneMetrics;
   /** The node's audit recorder: the record step writes one record per operation through it. */
   readonly audit?: AuditRecorder;
+  /** OpenTelemetry traces; absent, none are made. */
+  readonly tracing?: Tracing | undefined;
   /** This node's name, put in the request state of `input_required` results (default: a random tag). */
   readonly nodeId?: string;
   /** This node process's tag (of its hello), put there too, so that other nodes relay retries here. */

@@ -247,6 +247,7 @@ export class ModernEra {
         if (channel !== undefined) relatedNotification(notification, upstream, operation, channel, this.options.relay);
       },
     };
+    if (operation.upstreamTraceparent !== undefined) options.traceparent = operation.upstreamTraceparent;
     const meta = forwardableMeta(agentMeta);
     // A 2026-07-28 upstream asks only for input the agent can give: it sees the agent's client capabilities, not the
     // gateway's.

@@ -113,10 +113,10 @@ function mapClaims(config: AppliedConfig, issuer: string, claims: JWTPayload): P
   const providers = config.identityProviders;
   const provider = providers?.provider(issuer);
   if (providers === undefined || provider === undefined) return untrusted;
-  const principal = providers.principalFor(provider, claims);
-  if (principal === 'no_subject') return invalid(`the token carries no "${provider.subjectClaim}" claim`);
-  if (principal === 'no_team') return { status: 403, reason: 'the signed-in user maps to no team of this gateway' };
-  return principal;
+  const user = providers.userFor(provider, claims);
+  if (user === 'no_subject') return invalid(`the token carries no "${provider.subjectClaim}" claim`);
+  if (user === 'no_team') return { status: 403, reason: 'the signed-in user maps to no team of this gateway' };
+  return config.principalOfUser(user);
 }
 
 function describe(error: unknown): string {

@@ -1,8 +1,8 @@
 import { hash } from 'node:crypto';
 import type { JWTPayload } from 'jose';
-import type { McpAuthorizationConfig } from '../../../proto/gen/portcullis/v1/config.ts';
-import { AllowList } from '../policy/allow-list.ts';
-import type { Principal } from '../policy/principal.ts';
+import type { AccessLists, McpAuthorizationConfig } from '../../../proto/gen/portcullis/v1/config.ts';
+import { accessOfToolPatterns } from '../policy/allow-list.ts';
+import type { AgentIdentity } from '../policy/principal.ts';
 
 /** Where RFC 9728 puts a protected resource's metadata. */
 export const RESOURCE_METADATA_PATH = '/.well-known/oauth-protected-resource';
@@ -11,7 +11,23 @@ interface TeamMapping {
   readonly claimValue: string;
   readonly teamId: string | undefined;
   readonly customerId: string | undefined;
-  readonly allowList: AllowList;
+  readonly access: AccessLists;
+}
+
+/**
+ * A signed-in user as its token's claims map it: who it is and the mapping that admitted it. The
+ * snapshot makes it a principal (AppliedConfig.principalOfUser), holding it to its team's lists,
+ * limits and budgets as it holds that team's keys.
+ */
+export interface SignedInUser {
+  /** `oidc:` and a digest of issuer and subject (identityKeyId). */
+  readonly keyId: string;
+  readonly subject: string;
+  readonly teamId: string | undefined;
+  readonly customerId: string | undefined;
+  /** The claim mapping's own tool patterns. */
+  readonly access: AccessLists;
+  readonly identity: AgentIdentity;
 }
 
 /** One configured authorization server, compiled. */
@@ -73,7 +89,7 @@ export class IdentityProviders {
           claimValue: t.claimValue,
           teamId: t.teamId || undefined,
           customerId: t.customerId || undefined,
-          allowList: new AllowList(t.allowedTools),
+          access: accessOfToolPatterns(t.allowedTools),
         })),
       })),
     );
@@ -93,10 +109,10 @@ export class IdentityProviders {
   }
 
   /**
-   * The principal a verified token of `provider` acts as: its subject, and the first team mapping
+   * The user a verified token of `provider` signs in: its subject, and the first team mapping
    * whose claim value the token carries (a `*` mapping matches every token of the issuer).
    */
-  principalFor(provider: IdentityProvider, claims: JWTPayload): Principal | MappingRefusal {
+  userFor(provider: IdentityProvider, claims: JWTPayload): SignedInUser | MappingRefusal {
     const subject = claims[provider.subjectClaim];
     if (typeof subject !== 'string' || subject.length === 0) return 'no_subject';
     const values = claimValues(provider.teamClaim === '' ? undefined : claims[provider.teamClaim]);
@@ -104,10 +120,10 @@ export class IdentityProviders {
     if (team === undefined) return 'no_team';
     return {
       keyId: identityKeyId(provider.issuer, subject),
-      keyName: subject,
+      subject,
       teamId: team.teamId,
-      ...(team.customerId === undefined ? {} : { customerId: team.customerId }),
-      allowList: team.allowList,
+      customerId: team.customerId,
+      access: team.access,
       identity: { issuer: provider.issuer, subject },
     };
   }

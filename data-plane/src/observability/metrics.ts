@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { RpcErrorCode } from '../mcp/protocol.ts';
 
 /** Buckets for in-gateway time: the interesting range is tens of microseconds to a few milliseconds. */
 const OVERHEAD_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05];
@@ -31,6 +32,9 @@ export class DataPlaneMetrics {
   private readonly configVersion: Gauge;
   private readonly upstreamUp: Gauge<'upstream' | 'state'>;
   private readonly deviations: Counter<'upstream' | 'kind'>;
+  private readonly refusals: Counter<'reason'>;
+  private readonly toolCost: Counter<'upstream' | 'tool'>;
+  private readonly sandboxRuns: Counter<'outcome'>;
   private readonly series = new Map<string, CallSeries>();
 
   constructor(registry: Registry = new Registry()) {
@@ -72,6 +76,41 @@ export class DataPlaneMetrics {
       labelNames: ['upstream', 'kind'],
       registers: [registry],
     });
+    this.refusals = new Counter({
+      name: 'portcullis_refusals_total',
+      help:
+        'Requests refused before they ran, by reason: authentication, invalid_params (also unknown or disallowed ' +
+        'tools), method_not_found, forbidden, rate_limit, budget, audit_full, in_flight, bad_request, other',
+      labelNames: ['reason'],
+      registers: [registry],
+    });
+    this.toolCost = new Counter({
+      name: 'portcullis_tool_cost_micros_total',
+      help: 'What tool calls cost (tool price plus upstream-reported cost), micro-units, by upstream and tool',
+      labelNames: ['upstream', 'tool'],
+      registers: [registry],
+    });
+    this.sandboxRuns = new Counter({
+      name: 'portcullis_sandbox_runs_total',
+      help: 'Code-mode scripts run, by outcome: ok, syntax, runtime, timeout, memory, limit',
+      labelNames: ['outcome'],
+      registers: [registry],
+    });
+  }
+
+  /** A request refused before it ran (by the pipeline or the HTTP edge), by the reason its error code names. */
+  refusal(code: number): void {
+    this.refusals.inc({ reason: refusalReason(code) });
+  }
+
+  /** What a tool call cost (tool price plus upstream-reported cost), by upstream and the upstream's tool name. */
+  cost(upstream: string, tool: string, micros: number): void {
+    if (micros > 0) this.toolCost.inc({ upstream, tool }, micros);
+  }
+
+  /** One code-mode script run, by outcome: ok, or the failure's kind (syntax, runtime, timeout, memory, limit). */
+  sandboxRun(outcome: string): void {
+    this.sandboxRuns.inc({ outcome });
   }
 
   /** One finished tool call: its whole duration and the part spent upstream, in seconds. */
@@ -212,4 +251,25 @@ export class DataPlaneMetrics {
   async exposition(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
+}
+
+/** JSON-RPC codes of refusals (mcp/protocol.ts RpcErrorCode) to their metric label: a fixed, small set. */
+const REFUSAL_REASONS: ReadonlyMap<number, string> = new Map<number, string>([
+  [RpcErrorCode.Unauthenticated, 'authentication'],
+  [RpcErrorCode.InvalidParams, 'invalid_params'],
+  [RpcErrorCode.MethodNotFound, 'method_not_found'],
+  [RpcErrorCode.Forbidden, 'forbidden'],
+  [RpcErrorCode.RateLimited, 'rate_limit'],
+  [RpcErrorCode.BudgetExhausted, 'budget'],
+  [RpcErrorCode.AuditUnavailable, 'audit_full'],
+  [RpcErrorCode.TooManyInFlight, 'in_flight'],
+  [RpcErrorCode.ParseError, 'bad_request'],
+  [RpcErrorCode.InvalidRequest, 'bad_request'],
+  [RpcErrorCode.TransportError, 'bad_request'],
+  [RpcErrorCode.HeaderMismatch, 'bad_request'],
+  [RpcErrorCode.SessionNotFound, 'bad_request'],
+]);
+
+function refusalReason(code: number): string {
+  return REFUSAL_REASONS.get(code) ?? 'other';
 }

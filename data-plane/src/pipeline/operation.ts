@@ -2,6 +2,7 @@ import type { SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
 import type { RpcId } from '../mcp/json-rpc.ts';
 import type { AllowList } from '../policy/allow-list.ts';
 import type { Principal } from '../policy/principal.ts';
+import type { TraceSpan } from '../observability/tracing.ts';
 import type { Cancellation } from '../upstream/cancellation.ts';
 import type { CatalogKind, RpcMessage } from '../upstream/upstream-router.ts';
 import type { GatewayError } from './gateway-error.ts';
@@ -74,6 +75,8 @@ export interface RequestOrigin {
   readonly parentId?: string | undefined;
   /** W3C `traceparent`. */
   readonly traceparent?: string | undefined;
+  /** `x-portcullis-model-cost-micros`: the run's model cost, recorded when the request names a parent. */
+  readonly modelCostMicros?: string | undefined;
   /** A 2025-era session's client info (from its signed session id); 2026-07-28 requests carry theirs in `_meta`. */
   readonly clientInfo?: unknown;
 }
@@ -117,6 +120,10 @@ export interface Operation {
   readonly receivedAt: number;
   /** Headers the audit record keeps (parent id, trace context), set by the HTTP edge. */
   readonly origin?: RequestOrigin | undefined;
+  /** Its trace span, set by record when traces are on (execute starts the upstream call's span under it). */
+  span?: TraceSpan;
+  /** The `traceparent` of the upstream call's span, set by execute when traces are on (the relay sends it). */
+  upstreamTraceparent?: string;
   /** performance.now() when execute sent it upstream (record reads it). */
   upstreamStartedAt?: number;
   /** performance.now() when the upstream's answer (or failure) came back. */

@@ -6,6 +6,7 @@ import type { AppliedConfig } from '../config/applied-config.ts';
 import type { RateLimiter } from '../policy/rate-limits.ts';
 import type { BudgetLedger } from '../policy/budget-ledger.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
+import type { Tracing } from '../observability/tracing.ts';
 import type { Operation, Outcome, Step } from './operation.ts';
 import { authenticateStep } from './steps/authenticate.ts';
 import { authorizeStep, type AuthorizeOptions } from './steps/authorize.ts';
@@ -63,6 +64,8 @@ export interface PipelineOptions extends AuthorizeOptions, ExecuteOptions {
   readonly budgetLedger?: BudgetLedger | undefined;
   /** Where the record step writes audit records (none written when undefined). */
   readonly audit?: AuditRecorder | undefined;
+  /** OpenTelemetry traces (a span per operation and per upstream call); absent, none are made. */
+  readonly tracing?: Tracing | undefined;
 }
 
 /**
@@ -72,11 +75,11 @@ export interface PipelineOptions extends AuthorizeOptions, ExecuteOptions {
 export function defaultSteps(options: PipelineOptions): Step[] {
   const codeMode = options.codeMode;
   return [
-    recordStep(options.metrics, options.audit),
+    recordStep(options.metrics, options.audit, options.tracing),
     authenticateStep(options.getConfig),
     ...(codeMode === undefined
       ? []
-      : [codeModeStep({ ...codeMode, views: options.views, getConfig: options.getConfig })]),
+      : [codeModeStep({ ...codeMode, views: options.views, getConfig: options.getConfig, metrics: options.metrics })]),
     authorizeStep(options),
     policyStep(options.getConfig, options.approvals),
     limitsStep(options),

@@ -55,6 +55,7 @@ export function directRelayOptions(operation: Operation, upstream: string, relay
   const options: RelayOptions = { cancellation: operation.cancellation };
   if (meta !== undefined) options.meta = meta;
   if (operation.sessionId !== undefined) options.agent = operation.sessionId;
+  if (operation.upstreamTraceparent !== undefined) options.traceparent = operation.upstreamTraceparent;
   const channel = operation.channel;
   if (channel === undefined) return options;
   if (meta?.['progressToken'] !== undefined)

@@ -66,6 +66,7 @@ export class BudgetLedger {
       ) {
         if (lease.grantedMicros > current.granted) current.lastGrant = lease.grantedMicros - current.granted;
         current.granted = Math.max(current.granted, lease.grantedMicros);
+        current.spent = Math.max(current.spent, Math.min(lease.spentMicros, current.granted));
         current.ungranted = lease.ungrantedMicros;
         current.periodEndMs = lease.periodEndMs;
         next.set(owner, current);
@@ -77,7 +78,8 @@ export class BudgetLedger {
           periodStartMs: lease.periodStartMs,
           periodEndMs: lease.periodEndMs,
           granted: lease.grantedMicros,
-          spent: 0,
+          // What an earlier process of this node spent (reported before it ended) stays spent.
+          spent: Math.min(lease.spentMicros, lease.grantedMicros),
           reserved: 0,
           ungranted: lease.ungrantedMicros,
           lastGrant: lease.grantedMicros,

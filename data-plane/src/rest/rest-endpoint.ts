@@ -4,13 +4,14 @@ import { isJsonContentType } from '@modelcontextprotocol/server';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { AppliedConfig } from '../config/applied-config.ts';
-import { presentedKey } from '../http/authenticate.ts';
+import { presentedKey, tokenPrincipal, tokenRefusalChallenge } from '../http/authenticate.ts';
 import { readBody } from '../http/request-body.ts';
 import { sendJson } from '../http/respond.ts';
 import type { CatalogViews } from '../mcp/catalog-views.ts';
 import { isPlainObject } from '../mcp/json-rpc.ts';
 import type { Operation } from '../pipeline/operation.ts';
 import type { RunOperation } from '../pipeline/pipeline.ts';
+import type { AgentTokens, TokenRefusal } from '../oauth/agent-tokens.ts';
 import type { Principal } from '../policy/principal.ts';
 import { signalCancellation } from '../upstream/cancellation.ts';
 import { type CallForm, type McpTool, resultInForm, type ToolFormat, toolsInFormat } from './model-formats.ts';
@@ -29,6 +30,8 @@ export interface RestEndpointOptions {
   readonly logger: Logger;
   /** Put in the OpenAPI document's `info.version`. */
   readonly version: string;
+  /** Signed-in users' OAuth access tokens (MCP authorization); absent: virtual keys only. */
+  readonly tokens?: AgentTokens;
 }
 
 export const REST_PATHS: ReadonlySet<string> = new Set(['/v1/mcp/tools', '/v1/mcp/tool/execute', '/v1/openapi.json']);
@@ -36,6 +39,12 @@ export const REST_PATHS: ReadonlySet<string> = new Set(['/v1/mcp/tools', '/v1/mc
 const PARENT_HEADER = 'x-portcullis-parent-request';
 const MAX_PARENT_ID = 256;
 const CHALLENGE = { 'www-authenticate': 'Bearer realm="portcullis"' };
+
+/** The 401 challenge: with MCP authorization configured it names the resource metadata, as /mcp's does. */
+function challengeOf(config: AppliedConfig): { 'www-authenticate': string } {
+  const providers = config.identityProviders;
+  return providers === undefined ? CHALLENGE : { 'www-authenticate': providers.challenge };
+}
 
 /** A call decoded from any of the accepted forms. */
 interface DecodedCall {
@@ -60,10 +69,10 @@ export function createRestEndpoint(
   // Converted name → MCP name, filled as names are resolved; any node resolves a miss from the catalog.
   const converted = new LRUCache<string, string>({ max: 10_000 });
 
-  function authenticate(
-    req: IncomingMessage,
-    res: ServerResponse,
-  ): { config: AppliedConfig; principal: Principal } | undefined {
+  type Caller = { config: AppliedConfig; principal: Principal } | undefined;
+
+  /** A virtual key, or (with MCP authorization configured) a signed-in user's OAuth access token, as on /mcp. */
+  function authenticate(req: IncomingMessage, res: ServerResponse): Caller | Promise<Caller> {
     const config = options.getConfig();
     if (config === undefined) {
       sendRestError(res, 503, 'NOT_READY', 'This node has not received its configuration yet; retry shortly', {
@@ -73,7 +82,9 @@ export function createRestEndpoint(
     }
     const secret = presentedKey(req);
     const principal = secret === undefined ? undefined : config.authenticate(secret);
-    if (principal === undefined) {
+    if (principal !== undefined) return { config, principal };
+    const token = secret === undefined ? undefined : tokenPrincipal(options.tokens, config, secret);
+    if (token === undefined) {
       sendRestError(
         res,
         401,
@@ -81,11 +92,19 @@ export function createRestEndpoint(
         secret === undefined
           ? 'Send a Portcullis virtual key as "Authorization: Bearer <key>" or "x-portcullis-key: <key>"'
           : 'The presented key is unknown or revoked',
-        CHALLENGE,
+        challengeOf(config),
       );
       return undefined;
     }
-    return { config, principal };
+    const admit = (verified: Principal | TokenRefusal): Caller => {
+      if (!('reason' in verified)) return { config, principal: verified };
+      const code = verified.status === 403 ? 'FORBIDDEN' : 'UNAUTHENTICATED';
+      sendRestError(res, verified.status, code, verified.reason, {
+        'www-authenticate': tokenRefusalChallenge(config, verified),
+      });
+      return undefined;
+    };
+    return token instanceof Promise ? token.then(admit) : admit(token);
   }
 
   function formatOf(query: string, res: ServerResponse): ToolFormat | undefined {
@@ -131,7 +150,7 @@ export function createRestEndpoint(
   }
 
   async function listTools(req: IncomingMessage, res: ServerResponse, query: string): Promise<void> {
-    const caller = authenticate(req, res);
+    const caller = await authenticate(req, res);
     if (caller === undefined) return;
     const format = formatOf(query, res);
     if (format === undefined) return;
@@ -165,7 +184,7 @@ export function createRestEndpoint(
   }
 
   async function execute(req: IncomingMessage, res: ServerResponse, query: string): Promise<void> {
-    const caller = authenticate(req, res);
+    const caller = await authenticate(req, res);
     if (caller === undefined) return;
     const format = formatOf(query, res);
     if (format === undefined) return;

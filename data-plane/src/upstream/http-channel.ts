@@ -94,6 +94,7 @@ export class StreamableHttpChannel implements RelayChannel {
       if (sessionId !== undefined) headers.push('mcp-session-id', sessionId);
       const version = this.transport.protocolVersion;
       if (version !== undefined) headers.push('mcp-protocol-version', version);
+      if (call.traceparent !== undefined) headers.push('traceparent', call.traceparent);
       const answer = new AnswerHandler(call, this.transport, this.onDeviation, resolve, (error, answered) => {
         if (!answered && mayRetry && isConnectionError(error)) this.post(call, body, false).then(resolve, reject);
         else reject(error);

@@ -43,6 +43,8 @@ export interface RelayedRequest {
 /** What one relayed request tells the channel that carries it. */
 export interface ChannelCall {
   readonly request: RelayedRequest;
+  /** W3C trace context an HTTP channel sends as the `traceparent` header (traces on). */
+  readonly traceparent?: string | undefined;
   /** Messages that arrived for this request on a stream of its own (an HTTP response). */
   deliver(message: unknown): void;
   /** Set by a channel that can stop a request's own stream when the relay gives up on it. */
@@ -70,6 +72,8 @@ export interface LeanRequestOptions {
    * handlers can tell which call it belongs to.
    */
   inContext: (deliver: () => void) => void;
+  /** W3C trace context for an HTTP channel's `traceparent` header (see ChannelCall). */
+  traceparent?: string | undefined;
 }
 
 interface Pending {
@@ -131,6 +135,7 @@ export class LeanRelay {
     return new Promise<Record<string, unknown>>((resolve, reject) => {
       const call: ChannelCall = {
         request,
+        traceparent: options.traceparent,
         deliver: (message) => {
           if (!this.intercept(message)) options.inContext(() => this.handOn(message));
         },

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { ProtocolError, type Client } from '@modelcontextprotocol/client';
+import { ProtocolError, StreamableHTTPClientTransport, type Client } from '@modelcontextprotocol/client';
 import { z } from 'zod';
 import { PortcullisError, errorMessage } from '../../../common/src/index.ts';
 import { paramHeaderDeclarations, paramHeaders } from '../mcp/param-headers.ts';
@@ -185,7 +185,14 @@ export class UpstreamRelay {
     timeoutMs: number,
   ): Promise<Record<string, unknown>> {
     const call: CallContext = { relay: this, options };
-    const { params, agentProgressToken } = relayParams(message.params, options.meta);
+    const traceparent = options.traceparent;
+    // Trace context goes in a header over Streamable HTTP, in `_meta` over stdio and SSE (no per-request headers).
+    const traceHeader = traceparent !== undefined && client.transport instanceof StreamableHTTPClientTransport;
+    const meta =
+      traceparent === undefined || (traceHeader && options.meta?.['traceparent'] === undefined)
+        ? options.meta
+        : { ...options.meta, traceparent };
+    const { params, agentProgressToken } = relayParams(message.params, meta);
     const onProgress = options.onProgress;
     const onprogress =
       agentProgressToken !== undefined && onProgress
@@ -201,6 +208,7 @@ export class UpstreamRelay {
             timeoutMs,
             onProgress: onprogress,
             inContext: (deliver) => currentCall.run(call, deliver),
+            traceparent: traceHeader ? traceparent : undefined,
           });
         } catch (error) {
           if (!(error instanceof RedirectedError)) throw error;
@@ -221,13 +229,25 @@ export class UpstreamRelay {
           resetTimeoutOnProgress: true,
           ...(onprogress ? { onprogress: ignoreProgress } : {}),
           ...(options.returnInputRequired ? { allowInputRequired: true } : {}),
-          ...this.paramHeadersFor(client, message.method, params),
+          ...this.requestHeaders(client, message.method, params, traceHeader ? traceparent : undefined),
         }),
       );
     } finally {
       this.inflight.delete(call);
       if (call.progress) this.progressTap.release(call.progress);
     }
+  }
+
+  /** Headers of a request on the SDK's path: a tool's `Mcp-Param-*` headers and the trace context. */
+  private requestHeaders(
+    client: Client,
+    method: string,
+    params: Record<string, unknown> | undefined,
+    traceparent: string | undefined,
+  ): { headers?: Record<string, string> } {
+    const declared = this.paramHeadersFor(client, method, params);
+    if (traceparent === undefined) return declared;
+    return { headers: { ...declared.headers, traceparent } };
   }
 
   /**

@@ -43,6 +43,11 @@ export interface RelayOptions {
   timeoutMs?: number;
   /** The agent's request `_meta`, minus what the gateway owns (progress tokens are mapped by the relay). */
   meta?: Record<string, unknown>;
+  /**
+   * W3C trace context of the gateway's span for this call (traces on): sent as the `traceparent` header to a
+   * Streamable HTTP upstream, and as `_meta.traceparent` to stdio and SSE upstreams.
+   */
+  traceparent?: string;
   /** Progress the upstream reports for this request (`notifications/progress` params, agent's token restored). */
   onProgress?: (params: Record<string, unknown>) => void;
   /** Other notifications the upstream relates to this request (e.g. `notifications/message`). */

@@ -18,5 +18,7 @@ export const auditResolvers = {
       ctx.services.audit.events(args.filter, args.first, args.after),
     usage: (_: unknown, args: UsageArgs, ctx: GraphqlContext) =>
       ctx.services.audit.usage(args.groupBy, args.period, args.filter),
+    runCost: (_: unknown, args: { parentId?: unknown }, ctx: GraphqlContext) =>
+      ctx.services.audit.runCost(args.parentId),
   },
 };

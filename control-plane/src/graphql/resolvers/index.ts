@@ -1,5 +1,6 @@
 import { approvalResolvers } from './approvals.ts';
 import { auditResolvers } from './audit.ts';
+import { declarativeResolvers, JsonScalar } from './declarative.ts';
 import { adminResolvers } from './admins.ts';
 import { mcpAuthorizationResolvers } from './mcp-authorization.ts';
 import { nodeResolvers } from './nodes.ts';
@@ -13,6 +14,7 @@ import { virtualKeyResolvers } from './virtual-keys.ts';
 /** Resolvers of every domain, merged into one map for Apollo. */
 export const resolvers = {
   DateTime: DateTimeScalar,
+  JSON: JsonScalar,
   Query: {
     ...upstreamResolvers.Query,
     ...virtualKeyResolvers.Query,
@@ -22,6 +24,7 @@ export const resolvers = {
     ...mcpAuthorizationResolvers.Query,
     ...adminResolvers.Query,
     ...auditResolvers.Query,
+    ...declarativeResolvers.Query,
   },
   Mutation: {
     ...upstreamResolvers.Mutation,
@@ -31,6 +34,7 @@ export const resolvers = {
     ...approvalResolvers.Mutation,
     ...mcpAuthorizationResolvers.Mutation,
     ...adminResolvers.Mutation,
+    ...declarativeResolvers.Mutation,
   },
   Subscription: subscriptionResolvers.Subscription,
   Approval: approvalResolvers.Approval,

@@ -5,6 +5,7 @@ import { LIST_FIELD } from '../../mcp/catalog-views.ts';
 import { isPlainObject } from '../../mcp/json-rpc.ts';
 import { RpcErrorCode } from '../../mcp/protocol.ts';
 import { wrapTaskId } from '../../mcp/task-ids.ts';
+import type { TraceSpan } from '../../observability/tracing.ts';
 import type { RpcMessage, UpstreamRouter } from '../../upstream/upstream-router.ts';
 import { GatewayError } from '../gateway-error.ts';
 import { refused, type Operation, type Outcome, type Step, type Target, type UpstreamAnswer } from '../operation.ts';
@@ -140,13 +141,33 @@ export function executeStep(options: ExecuteOptions): Step {
     return EMPTY_RESULT;
   }
 
+  /** `relayed` inside a span of its own (traces on), whose trace context the relay passes on to the upstream. */
+  async function traced(
+    operation: Operation,
+    target: Extract<Target, { kind: 'upstream' }>,
+    parent: TraceSpan,
+  ): Promise<Outcome> {
+    const span = parent.upstreamCall(`${operation.method} ${target.upstream}`, {
+      'mcp.method.name': operation.method,
+      'portcullis.upstream': target.upstream,
+      'gen_ai.tool.name': operation.method === 'tools/call' ? target.subject : undefined,
+    });
+    operation.upstreamTraceparent = span.traceparent;
+    const outcome = await relayed(operation, target);
+    if (outcome.kind === 'error') span.fail(outcome.error.message, { 'rpc.jsonrpc.error_code': outcome.error.code });
+    else if (outcome.kind === 'result' && (outcome.unavailable === true || outcome.result['isError'] === true))
+      span.fail(outcome.unavailable === true ? 'upstream unavailable' : 'tool error');
+    span.end();
+    return outcome;
+  }
+
   return {
     name: 'execute',
     run(operation) {
       const target = operation.target;
       switch (target?.kind) {
         case 'upstream':
-          return relayed(operation, target);
+          return operation.span === undefined ? relayed(operation, target) : traced(operation, target, operation.span);
         case 'catalog': {
           const page = options.views.page(target.allowList, target.catalog, target.offset);
           if (page === undefined) return Promise.resolve(UNKNOWN_CURSOR);

@@ -10,12 +10,15 @@ import {
 import { isPlainObject } from '../../mcp/json-rpc.ts';
 import { CLIENT_INFO_META_KEY, RpcErrorCode } from '../../mcp/protocol.ts';
 import type { CallOutcome, DataPlaneMetrics } from '../../observability/metrics.ts';
+import type { TraceSpan, Tracing } from '../../observability/tracing.ts';
 import { GatewayError } from '../gateway-error.ts';
 import { refused, type Operation, type Outcome, type Step } from '../operation.ts';
 
 /** `_meta` keys an agent may use instead of the headers: the parent request id, and W3C trace context. */
 export const PARENT_REQUEST_META_KEY = 'io.portcullis/parent-request';
 export const TRACEPARENT_META_KEY = 'traceparent';
+/** `_meta` key of the model cost an application reports for its run (with a parent id), in micro-units. */
+export const MODEL_COST_META_KEY = 'dev.portcullis/modelCostMicros';
 
 const AUDIT_FULL = new GatewayError(
   RpcErrorCode.AuditUnavailable,
@@ -30,9 +33,11 @@ const AUDIT_FULL = new GatewayError(
  * back to the adapter (so before the answer is sent). A call still waiting for a 2026-07-28
  * agent's input is recorded when it completes, on the retry that completes it; `ping` is not recorded.
  * While the spool is full and the node is set to refuse, operations are refused here before they run.
+ * With traces on, each operation (but `ping`) gets a span here, continuing the caller's `traceparent`
+ * (header or `_meta`), and its audit record carries that span's trace id.
  */
-export function recordStep(metrics: DataPlaneMetrics | undefined, audit?: AuditRecorder): Step {
-  if (metrics === undefined && audit === undefined)
+export function recordStep(metrics: DataPlaneMetrics | undefined, audit?: AuditRecorder, tracing?: Tracing): Step {
+  if (metrics === undefined && audit === undefined && tracing === undefined)
     return { name: 'record', run: (operation, next) => next(operation) };
   return {
     name: 'record',
@@ -41,12 +46,23 @@ export function recordStep(metrics: DataPlaneMetrics | undefined, audit?: AuditR
       // Taken now: the record's time is when the operation began, and a script's nested calls name this id as parent.
       const stamp = audit !== undefined && operation.method !== 'ping' ? newAuditStamp() : undefined;
       if (stamp !== undefined) operation.auditId = stamp.id;
+      const span =
+        tracing === undefined || operation.method === 'ping'
+          ? undefined
+          : (operation.span = startSpan(tracing, operation));
       const outcome = await next(operation);
+      if (span !== undefined) endSpan(span, operation, outcome);
       if (outcome.kind === 'input') return outcome;
       const now = performance.now();
       const started = operation.upstreamStartedAt;
       const upstreamMs = started === undefined ? undefined : (operation.upstreamEndedAt ?? now) - started;
       const target = operation.target;
+      if (metrics !== undefined && outcome.kind === 'error' && started === undefined && operation.method !== 'ping')
+        metrics.refusal(outcome.error.code);
+      if (metrics !== undefined && operation.costMicros !== undefined && target?.kind === 'upstream') {
+        const tool = target.params['name'];
+        metrics.cost(target.upstream, typeof tool === 'string' ? tool : target.subject, operation.costMicros);
+      }
       if (metrics !== undefined && operation.method === 'tools/call' && target?.kind === 'upstream') {
         metrics.toolCall(
           target.upstream,
@@ -63,6 +79,38 @@ export function recordStep(metrics: DataPlaneMetrics | undefined, audit?: AuditR
       return outcome;
     },
   };
+}
+
+/** The span of one operation, under the caller's trace context (the edge's header, else `_meta.traceparent`). */
+function startSpan(tracing: Tracing, operation: Operation): TraceSpan {
+  const meta = operation.params['_meta'];
+  const fromMeta = isPlainObject(meta) ? meta[TRACEPARENT_META_KEY] : undefined;
+  const traceparent = operation.origin?.traceparent ?? (typeof fromMeta === 'string' ? fromMeta : undefined);
+  return tracing.request(operation.method, traceparent, {
+    'mcp.method.name': operation.method,
+    'jsonrpc.request.id':
+      typeof operation.id === 'string' || typeof operation.id === 'number' ? operation.id : undefined,
+    'portcullis.parent_id': operation.parentId,
+  });
+}
+
+/** Labels the span with what authorize resolved (bounded names only) and its outcome, and ends it. */
+function endSpan(span: TraceSpan, operation: Operation, outcome: Outcome): void {
+  const target = operation.target;
+  const principal = operation.principal;
+  const attributes = {
+    'portcullis.key_id': principal?.keyId,
+    'portcullis.team_id': principal?.teamId ?? undefined,
+    'portcullis.upstream': target?.kind === 'upstream' ? target.upstream : undefined,
+    'gen_ai.tool.name': target?.kind === 'upstream' && operation.method === 'tools/call' ? target.subject : undefined,
+    'portcullis.outcome': outcome.kind === 'input' ? 'input_required' : callOutcome(operation, outcome),
+  };
+  if (outcome.kind === 'error')
+    span.fail(outcome.error.message, { ...attributes, 'rpc.jsonrpc.error_code': outcome.error.code });
+  else if (outcome.kind === 'result' && (outcome.unavailable === true || outcome.result['isError'] === true))
+    span.fail('tool error', attributes);
+  else span.annotate(attributes);
+  span.end();
 }
 
 function callOutcome(operation: Operation, outcome: Outcome): CallOutcome {
@@ -120,7 +168,10 @@ function auditRecord(
   const origin = operation.origin;
   record.parentId =
     operation.parentId ?? parentIdOf(origin?.parentId) ?? parentIdOf(meta?.[PARENT_REQUEST_META_KEY]) ?? null;
-  record.traceId = traceIdOf(origin?.traceparent) ?? traceIdOf(meta?.[TRACEPARENT_META_KEY]);
+  if (record.parentId !== null) {
+    record.modelCostMicros = modelCostOf(origin?.modelCostMicros) ?? modelCostOf(meta?.[MODEL_COST_META_KEY]);
+  }
+  record.traceId = operation.span?.traceId ?? traceIdOf(origin?.traceparent) ?? traceIdOf(meta?.[TRACEPARENT_META_KEY]);
   record.sessionId = sessionRef(operation.sessionId);
   const client = meta?.[CLIENT_INFO_META_KEY] ?? origin?.clientInfo;
   if (isPlainObject(client)) {
@@ -136,6 +187,12 @@ function statusOf(outcome: Outcome): AuditRecord['status'] {
   if (outcome.kind !== 'result') return 'ok';
   if (outcome.unavailable === true) return 'unavailable';
   return outcome.result['isError'] === true ? 'tool_error' : 'ok';
+}
+
+/** A model cost as reported (a whole number of micro-units, as a number or decimal digits), else null. */
+export function modelCostOf(value: unknown): number | null {
+  if (typeof value === 'string') return /^\d{1,15}$/.test(value.trim()) ? Number(value.trim()) : null;
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : null;
 }
 
 /** The tool, prompt or resource the operation is about, as the agent named it. */

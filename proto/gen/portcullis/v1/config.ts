@@ -371,6 +371,11 @@ export interface BudgetLease {
   periodEndMs: number;
   /** What of the budget no node holds yet: 0 means this lease is all this node will get this period. */
   ungrantedMicros: number;
+  /**
+   * What the control plane has recorded of this node's spending in the period. A restarted node (same
+   * id, spend forgotten) starts from it, so it never spends again what its earlier process spent.
+   */
+  spentMicros: number;
 }
 
 /**
@@ -2428,6 +2433,7 @@ function createBaseBudgetLease(): BudgetLease {
     grantedMicros: 0,
     periodEndMs: 0,
     ungrantedMicros: 0,
+    spentMicros: 0,
   };
 }
 
@@ -2453,6 +2459,9 @@ export const BudgetLease: MessageFns<BudgetLease> = {
     }
     if (message.ungrantedMicros !== 0) {
       writer.uint32(56).uint64(message.ungrantedMicros);
+    }
+    if (message.spentMicros !== 0) {
+      writer.uint32(64).uint64(message.spentMicros);
     }
     return writer;
   },
@@ -2526,6 +2535,14 @@ export const BudgetLease: MessageFns<BudgetLease> = {
             message.ungrantedMicros = longToNumber(reader.uint64());
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.spentMicros = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2571,6 +2588,11 @@ export const BudgetLease: MessageFns<BudgetLease> = {
         : isSet(object.ungranted_micros)
         ? globalThis.Number(object.ungranted_micros)
         : 0,
+      spentMicros: isSet(object.spentMicros)
+        ? globalThis.Number(object.spentMicros)
+        : isSet(object.spent_micros)
+        ? globalThis.Number(object.spent_micros)
+        : 0,
     };
   },
 
@@ -2597,6 +2619,9 @@ export const BudgetLease: MessageFns<BudgetLease> = {
     if (message.ungrantedMicros !== 0) {
       obj.ungrantedMicros = Math.round(message.ungrantedMicros);
     }
+    if (message.spentMicros !== 0) {
+      obj.spentMicros = Math.round(message.spentMicros);
+    }
     return obj;
   },
 
@@ -2612,6 +2637,7 @@ export const BudgetLease: MessageFns<BudgetLease> = {
     message.grantedMicros = object.grantedMicros ?? 0;
     message.periodEndMs = object.periodEndMs ?? 0;
     message.ungrantedMicros = object.ungrantedMicros ?? 0;
+    message.spentMicros = object.spentMicros ?? 0;
     return message;
   },
 };

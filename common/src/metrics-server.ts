@@ -2,8 +2,13 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ErrorCode, PortcullisError, errorMessage, type Logger } from '../../../common/src/index.ts';
-import type { DataPlaneMetrics } from './metrics.ts';
+import { ErrorCode, PortcullisError, errorMessage } from './errors.ts';
+import type { Logger } from './logger.ts';
+
+/** What a metrics server serves: a Prometheus text exposition (a prom-client registry's, say). */
+export interface MetricsSource {
+  exposition(): Promise<{ contentType: string; body: string }>;
+}
 
 export interface MetricsServerOptions {
   readonly host: string;
@@ -11,7 +16,7 @@ export interface MetricsServerOptions {
   readonly port: number;
   /** When set, scrapes must send `Authorization: Bearer <token>` (Prometheus `authorization` config). */
   readonly token?: string;
-  readonly metrics: DataPlaneMetrics;
+  readonly metrics: MetricsSource;
   readonly logger: Logger;
 }
 
@@ -29,8 +34,9 @@ function bearerMatches(header: string | undefined, expected: string): boolean {
 }
 
 /**
- * Prometheus metrics on their own listen address, apart from the agent-facing port: what a node
- * counts (upstream names, call volumes, config versions) is for operators, not for agents.
+ * Prometheus metrics on their own listen address, apart from the agent-facing port and the GraphQL
+ * API: what a node or the control plane counts (upstream names, call volumes, config versions) is
+ * for operators, not for agents. Both planes serve theirs with it (`--metrics-listen`).
  */
 export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
   const { metrics, logger, token } = options;
