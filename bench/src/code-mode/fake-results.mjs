@@ -7,8 +7,9 @@ import { createHash } from 'node:crypto';
  *   id = digest[0..8), n = parseInt(digest[8..12), 16) % 1000
  * A tool without an `outputSchema` answers one text item, `{"id":…,"n":…}`. A tool with one answers a value
  * shaped by it (every property filled: strings are `id` (or a fixed value of their `format`: uri, date-time,
- * …), numbers `n`, booleans `n` is even, arrays one item, enums their first value, a `$ref` followed) as `structuredContent` and as JSON text. A call missing a
- * required argument answers `isError` naming it, as a real server would refuse it.
+ * …), numbers `n`, booleans `n` is even, arrays one item, enums their first value, a `$ref` followed) as
+ * `structuredContent` and as JSON text. A call missing a required argument answers `isError` naming it, as a
+ * real server would refuse it.
  */
 
 /** JSON with object keys sorted, so the same arguments give the same digest whatever their order. */

@@ -91,7 +91,8 @@ function describeLaunch(
   const vars = Object.entries(env).map(([name, value]) =>
     /key|token|secret/i.test(name) ? `${name}=<fake>` : `${name}=${value.replace(scratch, '<scratch>')}`,
   );
-  return `${command}${shown.length ? ` ${shown.join(' ')}` : ''}${vars.length ? ` (env ${vars.join(' ')})` : ''}, stdio`;
+  const shownEnv = vars.length ? ` (env ${vars.join(' ')})` : '';
+  return `${command}${shown.length ? ` ${shown.join(' ')}` : ''}${shownEnv}, stdio`;
 }
 
 /** The devDependency servers of the test suite (test/support/real-servers.ts); openapi is left out (its tools

@@ -271,7 +271,9 @@ return { properties: props.n, amount: amount.id, created: created.id };`,
   { name: "alice", entityType: "person", observations: [] },
   { name: "acme", entityType: "company", observations: [] },
 ] });
-const rel = await tools.memory.create_relations({ relations: [{ from: "alice", to: "acme", relationType: "works_at" }] });
+const rel = await tools.memory.create_relations({
+  relations: [{ from: "alice", to: "acme", relationType: "works_at" }],
+});
 const hits = await tools.memory.search_nodes({ query: "acme" });
 return { relations: rel.relations.length, found: hits.entities.map((e) => e.name) };`,
   },
@@ -449,7 +451,9 @@ return { directories: answers.length, ids: answers.map((a) => a.id) };`,
       'filesystem/list_directory_with_sizes': 'list directory sizes',
     },
     code: `await tools.filesystem.write_file({ path: "/srv/out/report.txt", content: "ok" });
-const moved = await tools.filesystem.move_file({ source: "/srv/out/report.txt", destination: "/srv/archive/report.txt" });
+const moved = await tools.filesystem.move_file({
+  source: "/srv/out/report.txt", destination: "/srv/archive/report.txt",
+});
 const listing = await tools.filesystem.list_directory_with_sizes({ path: "/srv/archive", sortBy: "size" });
 return { moved: moved.content, listing: listing.content };`,
   },
@@ -508,7 +512,9 @@ return { commits: commits.n, prs: prs.n, post: post.id };`,
 const updated = await tools.notion["API-update-page-markdown"]({
   page_id: "p-42", type: "insert_content", insert_content: { content: "\\n-- " + md.id },
 });
-const moved = await tools.notion["API-move-page"]({ page_id: "p-42", parent: { type: "page_id", page_id: "p-archive" } });
+const moved = await tools.notion["API-move-page"]({
+  page_id: "p-42", parent: { type: "page_id", page_id: "p-archive" },
+});
 return { markdown: md.id, updated: updated.id, moved: moved.id };`,
   },
   {
