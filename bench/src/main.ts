@@ -24,6 +24,7 @@ import { stdioTurns } from './scenarios/stdio-turns.ts';
 import { comparisonTargets, comparisonsFor, compareRows } from './report/comparisons.ts';
 import { prepareBaseline, type BaselineTree } from './targets/baseline.ts';
 import { startExtraGateways, type ExtraGateway } from './targets/variants.ts';
+import { measureCodeModeTokens } from './code-mode/section.ts';
 
 /**
  * `npm run bench [-- --quick]`: tool-call round trips to server-everything directly, through the peer
@@ -305,6 +306,23 @@ async function main(): Promise<void> {
           'per record of each process over the same span',
       );
     }
+    // Code mode (issue 17): a gateway of its own with the recorded catalogs behind it, the token benchmark.
+    if (sections.has('code-mode')) {
+      try {
+        const codeMode = await measureCodeModeTokens(progress);
+        results.sections['code mode: input tokens of the task suite, classic vs code mode (o200k_base)'] =
+          codeMode.rows;
+        results.notes.push(...codeMode.notes, ...codeMode.failures.map((f) => `code mode task failed: ${f}`));
+        results.targets.push(...codeMode.targets);
+      } catch (error) {
+        const cause = (error as { cause?: { message?: unknown } }).cause?.message;
+        const reason = `${error instanceof Error ? error.message.split('\n')[0] : String(error)}${
+          typeof cause === 'string' ? `: ${cause}` : ''
+        }`;
+        results.notes.push(`code mode not measured: ${reason}`);
+        progress(`code mode not measured: ${reason}`);
+      }
+    }
   } finally {
     await stopPeers(peers);
     await stopExtras(extras);
@@ -323,7 +341,7 @@ async function main(): Promise<void> {
   }
   results.rows = sortRows(results.rows);
   addRatios(results.rows);
-  results.targets = checkTargets(results.rows, gatewayMissing, propagation);
+  results.targets = [...checkTargets(results.rows, gatewayMissing, propagation), ...results.targets];
   if (sections.has('audit-ingest')) results.targets.push(auditIngestTarget(auditIngest));
   const compared = compareRows(results.rows, comparisonsFor([...new Set(results.rows.map((r) => r.path))]));
   if (compared.length) {

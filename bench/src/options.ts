@@ -54,7 +54,7 @@ export interface Profile {
 }
 
 /** The parts of a run, in the order they run. */
-export const SECTIONS = ['calls', 'tools-list', 'propagation', 'snapshots', 'audit-ingest'] as const;
+export const SECTIONS = ['calls', 'tools-list', 'propagation', 'snapshots', 'audit-ingest', 'code-mode'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 /**

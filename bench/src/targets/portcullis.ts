@@ -92,6 +92,8 @@ export interface GatewaySetup {
   nodeArgs?: readonly string[];
   /** Give the key a rate limit and a budget, and the tools a price, none of which a bench run can reach. */
   limits?: boolean;
+  /** How long each plane may take to start (default 60 s for the control plane, 30 s for the node). */
+  startTimeoutMs?: number;
 }
 
 /**
@@ -181,7 +183,7 @@ export async function startPortcullis(
   try {
     let mcpUrl: string;
     try {
-      await controlPlane.waitForOutput(/GraphQL:/, 60_000);
+      await controlPlane.waitForOutput(/GraphQL:/, setup.startTimeoutMs ?? 60_000);
       node = new ManagedProcess(
         'portcullis data-plane',
         process.execPath,
@@ -205,7 +207,7 @@ export async function startPortcullis(
         ],
         { keepStdout: true, env: { PORTCULLIS_NODE_TOKEN: nodeToken }, cwd },
       );
-      mcpUrl = (await node.waitForOutput(/MCP endpoint:\s+(\S+)/, 30_000))[1]!;
+      mcpUrl = (await node.waitForOutput(/MCP endpoint:\s+(\S+)/, setup.startTimeoutMs ?? 30_000))[1]!;
     } catch (error) {
       throw new GatewayUnavailable(`the gateway did not start: ${firstLines(error)}`);
     }
@@ -252,7 +254,8 @@ export async function startPortcullis(
       grpcAddress: `127.0.0.1:${grpcPort}`,
       nodeToken,
     };
-    for (const tool of Object.values(tools)) await waitUntilServed(gateway, { method: 'tools/call', tool });
+    for (const tool of Object.values(tools))
+      await waitUntilServed(gateway, { method: 'tools/call', tool }, gateway.secret, setup.startTimeoutMs ?? 30_000);
     return { gateway, stop };
   } catch (error) {
     await stop();
