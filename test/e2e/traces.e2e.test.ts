@@ -149,15 +149,16 @@ describe('OpenTelemetry traces', () => {
     return receiver.spans.filter((s) => s.traceId === traceId);
   }
 
-  async function auditTraceIds(tool: string): Promise<(string | null)[]> {
+  /** The trace ids of `tool`'s call records, once at least `count` are stored (the node ships them in batches). */
+  async function auditTraceIds(tool: string, count = 1): Promise<(string | null)[]> {
     let ids: (string | null)[] = [];
-    await eventually(`the audit record of ${tool}`, async () => {
+    await eventually(`${count} audit record(s) of ${tool}`, async () => {
       const rows = await env.schema.query<{ trace_id: string | null }>(
         `SELECT trace_id FROM audit_events WHERE tool = $1 AND kind = 'tool_call' ORDER BY seq`,
         [tool],
       );
       ids = rows.map((r) => r.trace_id);
-      return ids.length > 0;
+      return ids.length >= count;
     });
     return ids;
   }
@@ -214,7 +215,7 @@ describe('OpenTelemetry traces', () => {
       const root = own.find((s) => s.kind === 2);
       assert.ok(root !== undefined && (root.parentSpanId ?? '') === '', 'the request span is the trace’s root');
       assert.deepEqual(
-        (await auditTraceIds('raw__meta')).filter((id) => id !== TRACE_ID),
+        (await auditTraceIds('raw__meta', 2)).filter((id) => id !== TRACE_ID),
         [ownTrace],
         'the audit record carries the new trace id',
       );
