@@ -133,6 +133,29 @@ export class PendingApprovals implements ApprovalGate {
     return this.waiting.size;
   }
 
+  /** The approval as audit sees it, its `approval_request` record written (both ways of deciding share it). */
+  private auditRequested(
+    call: HeldCall,
+    approvalId: string,
+    via: AuditedApproval['via'],
+    requestedAt: number,
+    reason: string,
+    expiresAtMs: number,
+  ): AuditedApproval {
+    const { operation, tool, upstream } = call;
+    const audited: AuditedApproval = {
+      approvalId,
+      operation,
+      tool,
+      upstream,
+      arguments: call.arguments,
+      via,
+      requestedAt,
+    };
+    void this.options.audit?.requested(audited, reason, expiresAtMs);
+    return audited;
+  }
+
   hold(call: HeldCall): Promise<Outcome | undefined> {
     if (call.decision.viaClient === true) {
       const asked = this.askClient(call);
@@ -162,17 +185,8 @@ export class PendingApprovals implements ApprovalGate {
     const timeoutMs = call.decision.approvalTimeoutMs || this.defaultTimeoutMs;
     const principal = operation.principal!;
     const audit = this.options.audit;
-    const audited: AuditedApproval = {
-      approvalId: id,
-      operation,
-      tool,
-      upstream: call.upstream,
-      arguments: call.arguments,
-      via: 'CLIENT',
-      requestedAt: now,
-    };
     const reason = call.decision.because ?? `the execution policy of ${tool} is APPROVE (by the client)`;
-    void audit?.requested(audited, reason, now + timeoutMs);
+    const audited = this.auditRequested(call, id, 'CLIENT', now, reason, now + timeoutMs);
     const decidedBy = `client:${principal.keyId}`;
     let timedOut = false;
     const settle = async (answer: Promise<Record<string, unknown>>): Promise<Record<string, unknown> | undefined> => {
@@ -255,16 +269,7 @@ export class PendingApprovals implements ApprovalGate {
       parentId: operation.parentId ?? '',
     };
     const audit = this.options.audit;
-    const audited: AuditedApproval = {
-      approvalId: id,
-      operation,
-      tool,
-      upstream: call.upstream,
-      arguments: call.arguments,
-      via: 'OPERATOR',
-      requestedAt: now,
-    };
-    void audit?.requested(audited, request.reason, request.expiresAtMs);
+    const audited = this.auditRequested(call, id, 'OPERATOR', now, request.reason, request.expiresAtMs);
     return new Promise<Outcome | undefined>((resolve) => {
       let progress: NodeJS.Timeout | undefined;
       const onAbort = (): void => {
