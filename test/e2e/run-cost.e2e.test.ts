@@ -10,18 +10,10 @@ import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as TransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { eventually } from '../support/eventually.ts';
 import { everythingUpstream, startTestEnv, type CreatedKey, type TestEnv } from '../support/test-env.ts';
+import type { RunCost } from '../../control-plane/src/services/audit-queries.ts';
 
 const RUN = 'run-7';
 const ECHO_PRICE = 1_500;
-
-interface RunCost {
-  parentId: string;
-  toolCostMicros: number;
-  modelCostMicros: number;
-  totalCostMicros: number;
-  calls: number;
-  errors: number;
-}
 
 describe('cost per agent run', () => {
   let env: TestEnv;
