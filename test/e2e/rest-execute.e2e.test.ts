@@ -1,5 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { resolve } from 'node:path';
+import { REPO_ROOT } from '../support/processes.ts';
 import { readFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { CallToolResultSchema, ListToolsResultSchema } from '@modelcontextprotocol/sdk/types.js';
@@ -16,7 +18,7 @@ import { eventually } from '../support/eventually.ts';
 const MAX_BODY_BYTES = 8 * 1024;
 
 function fixture(name: string): Record<string, unknown> {
-  return JSON.parse(readFileSync(new URL(`../fixtures/model-api-schemas/${name}.json`, import.meta.url), 'utf8'));
+  return JSON.parse(readFileSync(resolve(REPO_ROOT, `test/fixtures/model-api-schemas/${name}.json`), 'utf8'));
 }
 
 const ajv = new Ajv2020({ strict: false, allErrors: true });

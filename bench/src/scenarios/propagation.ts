@@ -4,7 +4,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CLI_MAIN, controlPlaneArgs } from '../targets/portcullis.ts';
-import { ManagedProcess, freePort } from '../processes.ts';
+import { BENCH_SRC, ManagedProcess, freePort } from '../processes.ts';
 import { percentile } from '../stats.ts';
 import { adminQuery, freshSchemaName, measurableDatabases, type DatabaseKind } from './databases.ts';
 
@@ -160,7 +160,7 @@ async function createKeys(
   return created;
 }
 
-const NODE_GROUP = resolve(import.meta.dirname, 'node-group.ts');
+const NODE_GROUP = resolve(BENCH_SRC, 'scenarios/node-group.ts');
 
 /**
  * Starts `count` nodes in `processes` processes: each node its own `portcullis data-plane` process
