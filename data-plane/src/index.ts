@@ -226,6 +226,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     onDisconnected: () => shipper?.disconnected(),
     onAuditAck: (ack) => shipper?.acked(ack.batchId, ack.rejected),
     onApplied: (config) => {
+      auditContent?.follow(config.auditContent);
       for (const upstream of config.upstreams) upstreamNames.set(upstream.id, upstream.name);
       readiness.configApplied(config.upstreams);
       pool.apply(config.upstreams);

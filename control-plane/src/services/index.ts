@@ -6,6 +6,7 @@ import { AdminTokenService } from '../admins/admin-tokens.ts';
 import { ApprovalService } from './approvals.ts';
 import { CatalogService } from './catalog.ts';
 import { ExecutionPolicyService } from './execution-policies.ts';
+import { AuditSettingsService } from './audit-settings.ts';
 import { McpAuthorizationService } from './mcp-authorization.ts';
 import { NodeService } from './nodes.ts';
 import { BudgetService } from './budgets.ts';
@@ -33,6 +34,8 @@ export interface ControlPlaneServices {
   /** The audit records this process stores, as they commit (for subscriptions). */
   auditFeed: AuditFeed;
   mcpAuthorization: McpAuthorizationService;
+  /** Gateway-wide audit settings (content logging default). */
+  auditSettings: AuditSettingsService;
   adminTokens: AdminTokenService;
   /** Declarative configuration: applyConfig and exportConfig. */
   config: ConfigApplyService;
@@ -55,6 +58,7 @@ export function createServices(store: ConfigStore, box: SecretBox, logger: Logge
     audit: new AuditQueries(dataSource),
     auditFeed: new AuditFeed(),
     mcpAuthorization: new McpAuthorizationService(store),
+    auditSettings: new AuditSettingsService(store),
     adminTokens: new AdminTokenService(dataSource),
     config: new ConfigApplyService(store, box),
     configVersion: () => currentRevision(dataSource.manager),

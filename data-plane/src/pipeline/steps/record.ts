@@ -165,7 +165,7 @@ function auditRecord(
   record.subject = principal?.identity?.subject ?? null;
   record.upstream = upstream;
   record.tool = subjectOf(method, params);
-  if (audit.content.allows(upstream, record.keyId)) {
+  if (audit.content.allows(upstream, record.keyId, principal?.auditContent)) {
     if (method === 'tools/call' || method === 'prompts/get') record.arguments = audit.content.clip(params['arguments']);
     if (outcome.kind === 'result') record.result = audit.content.clip(outcome.result);
     else if (outcome.kind === 'json') record.result = audit.content.clipJson(outcome.json);
