@@ -45,6 +45,7 @@ export interface ControlPlaneServices {
 
 export function createServices(store: ConfigStore, box: SecretBox, logger: Logger): ControlPlaneServices {
   const { dataSource } = store;
+  const audit = new AuditQueries(dataSource);
   return {
     upstreams: new UpstreamService(store, box),
     virtualKeys: new VirtualKeyService(store),
@@ -55,8 +56,8 @@ export function createServices(store: ConfigStore, box: SecretBox, logger: Logge
     budgets: new BudgetService(store),
     executionPolicies: new ExecutionPolicyService(store),
     approvals: new ApprovalService(dataSource, logger),
-    audit: new AuditQueries(dataSource),
-    auditFeed: new AuditFeed(),
+    audit,
+    auditFeed: new AuditFeed(store.changes, (first, last) => audit.bySeqRange(first, last), logger),
     mcpAuthorization: new McpAuthorizationService(store),
     auditSettings: new AuditSettingsService(store),
     adminTokens: new AdminTokenService(dataSource),
