@@ -10,7 +10,7 @@ import {
 import { isPlainObject } from '../../mcp/json-rpc.ts';
 import { CLIENT_INFO_META_KEY, RpcErrorCode } from '../../mcp/protocol.ts';
 import type { CallOutcome, DataPlaneMetrics } from '../../observability/metrics.ts';
-import type { TraceSpan, Tracing } from '../../observability/tracing.ts';
+import type { TraceSpan, Tracing } from '../../../../common/src/tracing.ts';
 import { GatewayError } from '../gateway-error.ts';
 import { refused, type Operation, type Outcome, type Step } from '../operation.ts';
 
