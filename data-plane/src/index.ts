@@ -10,7 +10,7 @@ import type { CallAdmissionOptions } from './http/in-flight.ts';
 import { createDataPlaneServer } from './http/server.ts';
 import { effectiveAllowedHosts, type AllowedHost } from './http/host-guard.ts';
 import { DataPlaneMetrics } from './observability/metrics.ts';
-import type { Tracing } from './observability/tracing.ts';
+import type { Tracing } from '../../common/src/tracing.ts';
 import { upstreamStateToJSON } from '../../proto/gen/portcullis/v1/config.ts';
 import { UpstreamPool } from './upstream/upstream-pool.ts';
 import { AuditContent, type AuditContentOptions } from './audit/audit-content.ts';
@@ -24,7 +24,8 @@ import { SandboxPool, type SandboxPoolOptions } from './code-mode/sandbox-pool.t
 import { RateLimiter } from './policy/rate-limits.ts';
 import { BudgetLedger } from './policy/budget-ledger.ts';
 
-export const SOFTWARE_VERSION = '0.1.0';
+export { SOFTWARE_VERSION } from '../../common/src/version.ts';
+import { SOFTWARE_VERSION } from '../../common/src/version.ts';
 
 export interface DataPlaneOptions {
   /** host:port of the control plane's gRPC config stream. */
@@ -226,6 +227,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     onDisconnected: () => shipper?.disconnected(),
     onAuditAck: (ack) => shipper?.acked(ack.batchId, ack.rejected),
     onApplied: (config) => {
+      auditContent?.follow(config.auditContent);
       for (const upstream of config.upstreams) upstreamNames.set(upstream.id, upstream.name);
       readiness.configApplied(config.upstreams);
       pool.apply(config.upstreams);

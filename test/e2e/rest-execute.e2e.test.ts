@@ -288,4 +288,26 @@ validate requests`, async () => {
     assert.equal(toolUse({ type: 'tool_use', id: 't', name: 'n', input: {} }), true);
     assert.equal(toolUse({ type: 'tool_use', id: 't', name: 'n' }), false);
   });
+
+  test('traceparent, parent request and model cost headers land in the audit record', async () => {
+    const traceId = '0af7651916cd43dd8448eb211c80319c';
+    const response = await execute(
+      'openai',
+      { id: 'c1', type: 'function', function: { name: 'ev__echo', arguments: '{"message":"traced"}' } },
+      all,
+      {
+        traceparent: `00-${traceId}-b7ad6b7169203331-01`,
+        'x-portcullis-parent-request': 'rest-run-7',
+        'x-portcullis-model-cost-micros': '4200',
+      },
+    );
+    assert.equal(response.status, 200);
+    const rows = await eventually('the REST call is stored', async () => {
+      const found = await env.schema.query<{ trace_id: string | null; model_cost_micros: string | null; tool: string }>(
+        `SELECT trace_id, model_cost_micros::text, tool FROM audit_events WHERE parent_id = 'rest-run-7'`,
+      );
+      return found.length === 1 ? found : undefined;
+    });
+    assert.deepEqual(rows[0], { trace_id: traceId, model_cost_micros: '4200', tool: 'ev__echo' });
+  });
 });

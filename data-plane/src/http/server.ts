@@ -22,7 +22,7 @@ import type { DataPlaneMetrics } from '../observability/metrics.ts';
 import type { RateLimiter } from '../policy/rate-limits.ts';
 import type { BudgetLedger } from '../policy/budget-ledger.ts';
 import type { AuditRecorder } from '../audit/audit-recorder.ts';
-import type { Tracing } from '../observability/tracing.ts';
+import type { Tracing } from '../../../common/src/tracing.ts';
 import { answerFailure, sendJson } from './respond.ts';
 import { checkHost, type AllowedHost } from './host-guard.ts';
 import { createRestEndpoint, REST_PATHS } from '../rest/rest-endpoint.ts';

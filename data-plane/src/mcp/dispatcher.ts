@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
-import type { Tracing } from '../observability/tracing.ts';
+import type { Tracing } from '../../../common/src/tracing.ts';
 import type { AuditRecorder } from '../audit/audit-recorder.ts';
 import { KnownTools } from '../pipeline/known-tools.ts';
 import type { RequestChannel, RequestOrigin, Step } from '../pipeline/operation.ts';

@@ -6,7 +6,7 @@ import type { AppliedConfig } from '../config/applied-config.ts';
 import type { RateLimiter } from '../policy/rate-limits.ts';
 import type { BudgetLedger } from '../policy/budget-ledger.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
-import type { Tracing } from '../observability/tracing.ts';
+import type { Tracing } from '../../../common/src/tracing.ts';
 import type { Operation, Outcome, Step } from './operation.ts';
 import { authenticateStep } from './steps/authenticate.ts';
 import { authorizeStep, type AuthorizeOptions } from './steps/authorize.ts';
