@@ -29,6 +29,7 @@ import { DEFAULT_GRAPHQL_LIMITS, type GraphqlLimits } from '../../../control-pla
 import { host, port, type OptionTable, type ParsedOptions } from '../options.ts';
 import { nodeHealthOptions, nodeHealthSettings } from './node-health-settings.ts';
 import { auditOptions, auditSettings } from './audit-settings.ts';
+import { rateLimitOptions, rateLimitSettings } from './rate-limit-settings.ts';
 import type { ControlPlaneConnection } from './stream-settings.ts';
 import {
   DEFAULT_SANDBOX_LIMITS,
@@ -642,6 +643,7 @@ export const dataPlaneSettings = {
     schema: count('requests', 1, 1_000_000).default(DEFAULT_MAX_IN_FLIGHT_PER_SESSION),
     defaultLabel: String(DEFAULT_MAX_IN_FLIGHT_PER_SESSION),
   },
+  ...rateLimitSettings,
   ...sseSettings,
   ...nodeHealthSettings,
   ...sandboxSettings,
@@ -658,6 +660,7 @@ export function dataPlaneOptions(
   return {
     ...connection,
     ...nodeHealthOptions(settings),
+    ...rateLimitOptions(settings),
     nodeId,
     audit: auditOptions(settings, nodeId, settings.port),
     host: settings.host,
