@@ -22,6 +22,7 @@ import { PendingApprovals } from './approvals/pending-approvals.ts';
 import { DEFAULT_HEALTH_FAILURE_THRESHOLD, DEFAULT_HEALTH_INTERVAL_MS } from './upstream/upstream-settings.ts';
 import { SandboxPool, type SandboxPoolOptions } from './code-mode/sandbox-pool.ts';
 import { RateLimiter } from './policy/rate-limits.ts';
+import { RedisRateLimiter, type RedisRateLimitOptions } from './policy/redis-rate-limits.ts';
 import { BudgetLedger } from './policy/budget-ledger.ts';
 
 export { SOFTWARE_VERSION } from '../../common/src/version.ts';
@@ -89,6 +90,12 @@ export interface DataPlaneOptions {
   metricsListen?: { host: string; port: number; token?: string };
   /** OpenTelemetry traces (`startTracing`); off when undefined. Its owner shuts it down. */
   tracing?: Tracing | undefined;
+  /**
+   * Exact global rate limits: every limit counted in one token bucket in this Redis, shared by all
+   * nodes, with a fallback to this node's local share while Redis does not answer. Off when
+   * undefined: each node enforces its share of every limit.
+   */
+  rateLimitRedis?: RedisRateLimitOptions;
   /** Code mode's sandbox pool (off when undefined: no key sees the meta-tools on this node). */
   sandbox?: SandboxPoolOptions;
   logger: Logger;
@@ -143,7 +150,17 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
   });
   const auditContent = options.audit === undefined ? undefined : new AuditContent(options.audit.content);
   const sandbox = options.sandbox === undefined ? undefined : new SandboxPool({ ...options.sandbox, logger });
-  const rateLimiter = new RateLimiter();
+  const localRateLimiter = new RateLimiter();
+  const redisRateLimiter =
+    options.rateLimitRedis === undefined
+      ? undefined
+      : new RedisRateLimiter(localRateLimiter, options.rateLimitRedis, logger);
+  const rateLimiter = redisRateLimiter ?? localRateLimiter;
+  metrics.rateLimitBackend(
+    () => redisRateLimiter?.backend ?? 'local',
+    () => redisRateLimiter?.fallbacks ?? 0,
+  );
+  await redisRateLimiter?.start();
   const budgetLedger = new BudgetLedger((entries) => configClient?.reportSpend(entries));
   let spool: AuditSpool | undefined;
   let recorder: AuditRecorder | undefined;
@@ -216,7 +233,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
       envelope.kind?.$case === 'approvalDecision'
         ? approvals.decided(envelope.kind.value)
         : http.relay.receive(envelope),
-    onShare: (liveNodes) => rateLimiter.setLiveNodes(liveNodes),
+    onShare: (liveNodes) => localRateLimiter.setLiveNodes(liveNodes),
     onLeases: (leases) => budgetLedger.apply(leases),
     onConnected: () => {
       http.relay.announceEnded();
@@ -254,7 +271,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     await configClient.start();
   } catch (error) {
     configClient.close();
-    await Promise.all([http.close(), metricsServer?.close(), pool.close()]);
+    await Promise.all([http.close(), metricsServer?.close(), pool.close(), redisRateLimiter?.close()]);
     await spool?.close();
     throw error;
   }
@@ -280,7 +297,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
         approvals.close();
         configClient?.close();
         await Promise.all([http.close(), metricsServer?.close()]);
-        await Promise.all([pool.close(), sandbox?.close()]);
+        await Promise.all([pool.close(), sandbox?.close(), redisRateLimiter?.close()]);
         await spool?.close();
       })();
       return closing;
