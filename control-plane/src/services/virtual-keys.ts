@@ -46,27 +46,19 @@ const auditContentMode = z.enum(
   'must be one of INHERIT (the gateway default, auditSettings.contentDefault), ON, OFF',
 );
 
-const createVirtualKeySchema = z.object({
-  name: keyName,
+/** What a key has besides its name, the same whether it is created or updated. */
+const keySettingFields = {
   teamId: z.string().nullish(),
   ...accessListFields,
   rateLimits: rateLimitsInput.nullish(),
   expiresAt: expiresAt.nullish(),
   codeMode: z.enum(['INHERIT', 'ON', 'OFF'], 'must be one of INHERIT, ON, OFF').nullish(),
   auditContent: auditContentMode.nullish(),
-});
+};
 
-const updateVirtualKeySchema = z
-  .object({
-    name: keyName.optional(),
-    teamId: z.string().nullish(),
-    ...accessListFields,
-    rateLimits: rateLimitsInput.nullish(),
-    expiresAt: expiresAt.nullish(),
-    codeMode: z.enum(['INHERIT', 'ON', 'OFF'], 'must be one of INHERIT, ON, OFF').nullish(),
-    auditContent: auditContentMode.nullish(),
-  })
-  .strict();
+const createVirtualKeySchema = z.object({ name: keyName, ...keySettingFields });
+
+const updateVirtualKeySchema = z.object({ name: keyName.optional(), ...keySettingFields }).strict();
 
 const gracePeriodSeconds = z
   .number()
