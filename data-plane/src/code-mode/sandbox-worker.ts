@@ -8,7 +8,16 @@ import {
   type QuickJSRuntime,
   type QuickJSWASMModule,
 } from 'quickjs-emscripten';
-import type { SandboxLimits, ScriptErrorKind, ScriptOutcome, ToMain, ToWorker } from './sandbox-protocol.ts';
+import {
+  ANSWER_FIELDS,
+  AnswerKind,
+  textAsJson,
+  type SandboxLimits,
+  type ScriptErrorKind,
+  type ScriptOutcome,
+  type ToMain,
+  type ToWorker,
+} from './sandbox-protocol.ts';
 
 /**
  * One sandbox worker: runs scripts in QuickJS (a WebAssembly interpreter with no host bindings),
@@ -32,7 +41,7 @@ const PRELUDE = `(function (call, log) {
   };
   const server = (upstream) => new ProxyOf({}, { get(_, tool) {
     if (typeof tool !== 'string' || tool === 'then') return undefined;
-    return (args) => call(upstream, tool, stringify(args === undefined ? {} : args)).then(parse);
+    return (args) => call(upstream, tool, stringify(args === undefined ? {} : args) ?? '{}').then(parse);
   } });
   const tools = new ProxyOf({}, { get(_, upstream) {
     return typeof upstream !== 'string' || upstream === 'then' ? undefined : server(upstream);
@@ -58,6 +67,8 @@ interface Run {
   readonly context: QuickJSContext;
   readonly deadline: number;
   readonly pending: Map<number, QuickJSDeferredPromise>;
+  /** Calls made since the last message to the main thread (CALL_FIELDS entries each), sent together. */
+  outbox: (number | string)[];
   /** Promises settled at once (past the call limit), freed with the run. */
   readonly spent: QuickJSDeferredPromise[];
   readonly handles: QuickJSHandle[];
@@ -144,6 +155,7 @@ function start(id: number, code: string, limits: SandboxLimits): void {
     context,
     deadline,
     pending: new Map(),
+    outbox: [],
     spent: [],
     handles: [],
     result: undefined,
@@ -175,14 +187,12 @@ function start(id: number, code: string, limits: SandboxLimits): void {
     }
     const callId = run.calls;
     run.pending.set(callId, deferred);
-    send({
-      type: 'call',
-      runId: id,
+    run.outbox.push(
       callId,
-      upstream: context.getString(upstreamHandle),
-      tool: context.getString(toolHandle),
-      argsJson: context.getString(argsHandle),
-    });
+      context.getString(upstreamHandle),
+      context.getString(toolHandle),
+      context.getString(argsHandle),
+    );
     return deferred.handle;
   });
   const log = context.newFunction('log', (textHandle) => {
@@ -213,11 +223,19 @@ function start(id: number, code: string, limits: SandboxLimits): void {
   pump(run);
 }
 
+/** Sends the calls the script made since the last message, in one message (a `Promise.all` of them is one). */
+function flushCalls(run: Run): void {
+  if (run.outbox.length === 0) return;
+  send({ type: 'calls', runId: run.id, calls: run.outbox });
+  run.outbox = [];
+}
+
 /** Runs the jobs the last event made ready and ends the run when the script's promise settled. */
 function pump(run: Run): void {
   if (run.finished) return;
   const { context, runtime } = run;
   const jobs = runtime.executePendingJobs();
+  flushCalls(run);
   if (jobs.error) {
     const error = context.dump(jobs.error);
     jobs.error.dispose();
@@ -264,6 +282,8 @@ function finish(run: Run, outcome: ScriptOutcome): void {
   if (run.finished) return;
   run.finished = true;
   clearTimeout(run.timer);
+  // Calls the script started and did not await still run, as they would have been sent when made.
+  flushCalls(run);
   if (current === run) current = undefined;
   // After a memory or time overrun the heap may be spoiled: the pool terminates this worker, which frees
   // everything at once (disposing could trip QuickJS' own assertions on objects the overrun left behind).
@@ -287,23 +307,30 @@ function finish(run: Run, outcome: ScriptOutcome): void {
   send({ type: 'done', runId: run.id, outcome, retire });
 }
 
-function answer(message: Extract<ToWorker, { type: 'answer' | 'fail' }>): void {
+/** Settles the awaited calls answered, then runs the script on once for all of them. */
+function answer(message: Extract<ToWorker, { type: 'answers' }>): void {
   const run = current;
   if (run === undefined || run.id !== message.runId || run.finished) return;
-  const deferred = run.pending.get(message.callId);
-  if (deferred === undefined) return;
-  run.pending.delete(message.callId);
+  const { answers } = message;
   const { context } = run;
-  if (message.type === 'answer') {
-    const value = context.newString(message.json);
-    deferred.resolve(value);
-    value.dispose();
-  } else {
-    const error = context.newError({ name: 'ToolError', message: message.message });
-    deferred.reject(error);
-    error.dispose();
+  for (let at = 0; at + ANSWER_FIELDS <= answers.length; at += ANSWER_FIELDS) {
+    const callId = answers[at] as number;
+    const deferred = run.pending.get(callId);
+    if (deferred === undefined) continue;
+    run.pending.delete(callId);
+    const kind = answers[at + 1] as AnswerKind;
+    const text = answers[at + 2] as string;
+    if (kind === AnswerKind.Fail) {
+      const error = context.newError({ name: 'ToolError', message: text });
+      deferred.reject(error);
+      error.dispose();
+    } else {
+      const value = context.newString(kind === AnswerKind.Json ? text : textAsJson(text));
+      deferred.resolve(value);
+      value.dispose();
+    }
+    deferred.dispose();
   }
-  deferred.dispose();
   pump(run);
 }
 
