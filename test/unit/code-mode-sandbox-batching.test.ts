@@ -125,3 +125,24 @@ test('a SharedCancellation tells each listener once, forgets removed ones, and a
   cancellation.onAbort(b);
   assert.deepEqual(told, ['a']);
 });
+
+test("a script that replaces intrinsics and poisons prototypes still gets its calls' answers", async () => {
+  const { calls, onCall, reached } = heldCalls();
+  const run = sandbox.run(
+    'for (const key of ["1", "2", "resolve", "reject"]) Object.defineProperty(Object.prototype, key, ' +
+      '{ set() { throw new Error("poisoned " + key); }, get() { throw new Error("poisoned " + key); } });' +
+      ' JSON.parse = () => "parse replaced"; JSON.stringify = () => "stringify replaced";' +
+      ' Array.prototype.push = null; Map.prototype.get = null; Promise.prototype.then = Promise.prototype.then;' +
+      ' const [a, b] = await Promise.all([tools.up.one({ x: 1 }), tools.up.two({})]);' +
+      ' let e; try { await tools.up.bad({}); } catch (error) { e = error.message; }' +
+      ' return [a.n, b, e].join("|");',
+    onCall,
+  );
+  await reached(2);
+  assert.deepEqual(calls[0]?.args, { x: 1 });
+  calls[1]!.answer({ text: 'plain' });
+  calls[0]!.answer({ json: '{"n":1}' });
+  await reached(3);
+  calls[2]!.fail(new Error('refused'));
+  assert.deepEqual(await run, { ok: true, valueJson: '"1|plain|refused"', logs: '' });
+});

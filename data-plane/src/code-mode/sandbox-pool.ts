@@ -76,6 +76,8 @@ class SandboxWorker {
   /** Answers of the current run not yet posted: every answer of one turn of the event loop goes in one message. */
   private outbox: (number | string)[] = [];
   private flushing = false;
+  /** Calls of the current run sent to the handler and not answered yet. */
+  outstanding = 0;
 
   constructor(onMessage: (self: SandboxWorker, message: ToMain) => void, onExit: (self: SandboxWorker) => void) {
     // The worker needs no Node heap to speak of: its scripts live in QuickJS' WebAssembly memory.
@@ -103,10 +105,14 @@ class SandboxWorker {
     this.worker.postMessage(message);
   }
 
-  /** Queues an answer of the current run; posted with the others of this turn, in the loop's check phase. */
+  /**
+   * Queues an answer of the current run; posted with the others of this turn, in the loop's check phase, or at
+   * once when it was the last call the script waits for (a loop of calls one at a time has nothing to batch).
+   */
   answer(runId: number, callId: number, kind: AnswerKind, value: string): void {
     if (this.job?.runId !== runId) return;
     this.outbox.push(callId, kind, value);
+    if (--this.outstanding === 0) return this.flush();
     if (this.flushing) return;
     this.flushing = true;
     setImmediate(this.flush);
@@ -115,6 +121,7 @@ class SandboxWorker {
   /** Drops what the ended run was still owed. */
   clear(): void {
     this.outbox = [];
+    this.outstanding = 0;
   }
 
   private readonly flush = (): void => {
@@ -227,6 +234,7 @@ export class SandboxPool {
     if (message.type === 'calls') {
       const { runId, calls } = message;
       const onCall = current.job.onCall;
+      worker.outstanding += Math.floor(calls.length / CALL_FIELDS);
       for (let at = 0; at + CALL_FIELDS <= calls.length; at += CALL_FIELDS) {
         const callId = calls[at] as number;
         let args: unknown;
