@@ -15,7 +15,8 @@ import { testLogger } from './control-plane-harness.ts';
  * real node, two tasks of the suite and two that must fail, at 10 tools and the whole catalog.
  *
  * The node runs in this process (startDataPlane, as the CLI calls it; one sandbox worker: the tasks run in turn):
- * a node process of its own took 8-10 s to start on a loaded 2-core machine, most of this test's time.
+ * a node process of its own took 8-10 s to start through tsx on a loaded 2-core machine, and from the sources
+ * transpiled once (PORTCULLIS_TEST_CLI) still cost this test 1-2 s more.
  * The upstreams are registered before the node starts, so its first snapshot has them and it connects
  * them while the test goes on.
  */
