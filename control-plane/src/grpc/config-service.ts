@@ -22,11 +22,14 @@ import type { ApprovalService } from '../services/approvals.ts';
 import type { EndedSessionStore } from '../services/ended-sessions.ts';
 import type { BudgetService } from '../services/budgets.ts';
 import type { ControlPlaneMetrics } from '../observability/metrics.ts';
+import type { Tracing } from '../../../common/src/tracing.ts';
 import { parseAuditRecord, type AuditRecordInput, type AuditStore } from '../services/audit-store.ts';
 
 export interface ConfigServiceDeps {
   /** Counts audit ingest (records stored, duplicate, rejected; the backlog); absent, nothing is counted. */
   metrics?: ControlPlaneMetrics;
+  /** A span per stored audit batch (OpenTelemetry, when OTEL_* asks for it); absent, none. */
+  tracing?: Tracing | undefined;
   /** The token nodes present; undefined only when nodes are authenticated by client certificate (mTLS). */
   nodeToken: string | undefined;
   publisher: SnapshotPublisher;
@@ -355,9 +358,18 @@ class NodeStream implements RelayTarget {
     const metrics = this.deps.metrics;
     if (store === undefined || this.ended) return;
     const backoff = new Backoff({ baseMs: 100, maxMs: 5_000 });
+    const span = this.deps.tracing?.request('audit ingest', undefined, {
+      'portcullis.node_id': this.nodeId,
+      'portcullis.audit.records': records.length,
+      'portcullis.audit.rejected': rejected,
+    });
+    let attempts = 0;
     while (!this.ended) {
       try {
+        attempts++;
         const stored = await store.insert(records);
+        span?.annotate({ 'portcullis.audit.stored': stored, 'portcullis.audit.attempts': attempts });
+        span?.end();
         metrics?.auditStored(records.length, stored);
         if (!this.ended) this.call.write({ kind: { $case: 'auditAck', value: { batchId, rejected } } });
         return;
@@ -369,6 +381,8 @@ class NodeStream implements RelayTarget {
         await new Promise((resolve) => setTimeout(resolve, backoff.next()));
       }
     }
+    span?.fail('the stream ended before the records were stored', { 'portcullis.audit.attempts': attempts });
+    span?.end();
     metrics?.auditAbandoned(records.length);
   }
 
