@@ -4,6 +4,7 @@
 //   node scripts/run-tests.mjs --unit     test/unit only: no database, no child processes (npm run test:unit)
 //   node scripts/run-tests.mjs --e2e      test/e2e only: real PostgreSQL and real processes (npm run test:e2e)
 //   node scripts/run-tests.mjs <files…>   just these files
+// PORTCULLIS_TEST_CONCURRENCY: test files run at once (default 3).
 // First it transpiles the TypeScript (the sources, the tests and what they import) once, with the transform tsx
 // would apply on the fly (scripts/build-cli.mjs): the test files, and the control planes and nodes they start, then
 // run as plain JavaScript, on about half the CPU a process start costs through tsx. Source maps keep stack traces
@@ -52,9 +53,21 @@ function built(file) {
   return join(builtRoot, relative(REPO_ROOT, resolve(file))).replace(/\.ts$/, '.js');
 }
 
+/**
+ * Test files run side by side: the end-to-end ones spend most of their time waiting on processes, sockets and the
+ * database, so three of them keep two cores busy where two left them idle half the time.
+ */
+const CONCURRENCY = Number(process.env.PORTCULLIS_TEST_CONCURRENCY) || 3;
+
 function run(files) {
   if (files.length === 0) return 0;
-  const args = ['--enable-source-maps', '--test', '--test-reporter=spec', '--test-concurrency=2', ...files.map(built)];
+  const args = [
+    '--enable-source-maps',
+    '--test',
+    '--test-reporter=spec',
+    `--test-concurrency=${CONCURRENCY}`,
+    ...files.map(built),
+  ];
   const result = spawnSync(process.execPath, args, {
     stdio: 'inherit',
     env: {
