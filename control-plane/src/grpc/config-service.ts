@@ -22,7 +22,7 @@ import type { ApprovalService } from '../services/approvals.ts';
 import type { EndedSessionStore } from '../services/ended-sessions.ts';
 import type { BudgetService } from '../services/budgets.ts';
 import type { ControlPlaneMetrics } from '../observability/metrics.ts';
-import { parseAuditRecord, type AuditRecordInput, type AuditStore } from '../services/audit-store.ts';
+import { ndjsonLines, parseAuditBatch, type AuditRecordInput, type AuditStore } from '../services/audit-store.ts';
 
 export interface ConfigServiceDeps {
   /** Counts audit ingest (records stored, duplicate, rejected; the backlog); absent, nothing is counted. */
@@ -323,7 +323,9 @@ class NodeStream implements RelayTarget {
       case 'audit': {
         // Validated on arrival, so that the next batch is parsed while the one before waits for the database;
         // stored on a queue of its own: a batch waiting for the database must not hold relayed replies up.
-        const { records, rejected } = this.parseAudit(message.audit.recordsJson);
+        const { records, rejected } = this.parseAudit(
+          message.audit.recordsNdjson.length > 0 ? ndjsonLines(message.audit.recordsNdjson) : message.audit.recordsJson,
+        );
         const batchId = message.audit.batchId;
         this.auditQueue = this.auditQueue.then(() => this.storeAudit(batchId, records, rejected));
         return;
@@ -331,25 +333,21 @@ class NodeStream implements RelayTarget {
     }
   }
 
+  /** Parses and checks a batch's records; the invalid ones are counted and logged with their first problems. */
+  private parseAudit(lines: Iterable<string>): { records: AuditRecordInput[]; rejected: number } {
+    if (this.deps.audit === undefined) return { records: [], rejected: 0 };
+    const { records, rejected, problems } = parseAuditBatch(lines);
+    if (rejected > 0)
+      this.logger.warn({ node: this.nodeId, rejected, problems }, 'audit records refused as invalid (not stored)');
+    this.deps.metrics?.auditReceived(records.length, rejected);
+    return { records, rejected };
+  }
+
   /**
    * Stores one batch of audit records and acknowledges it; a failed insert (the database away) is
    * tried again with backoff while the stream lives (the node sends its next batch only after this
    * ack, so nothing piles up here). Invalid records are logged, counted in the ack and not stored.
    */
-  private parseAudit(recordsJson: readonly string[]): { records: AuditRecordInput[]; rejected: number } {
-    const records: AuditRecordInput[] = [];
-    let rejected = 0;
-    if (this.deps.audit === undefined) return { records, rejected };
-    for (const json of recordsJson) {
-      const record = parseAuditRecord(json);
-      if (record === undefined) rejected++;
-      else records.push(record);
-    }
-    if (rejected > 0) this.logger.warn({ node: this.nodeId, rejected }, 'audit records refused as invalid');
-    this.deps.metrics?.auditReceived(records.length, rejected);
-    return { records, rejected };
-  }
-
   private async storeAudit(batchId: number, records: readonly AuditRecordInput[], rejected: number): Promise<void> {
     const store = this.deps.audit;
     const metrics = this.deps.metrics;

@@ -80,7 +80,7 @@ export class AuditShipper {
       .finally(() => {
         if (generation !== this.generation) return;
         // A whole batch: a backlog is being shipped, go on at once; else what was written meanwhile waits a little.
-        if (head.batch.lines.length >= this.maxRecords) this.pump();
+        if (head.batch.records >= this.maxRecords) this.pump();
         else this.soon();
       });
   }
@@ -113,14 +113,14 @@ export class AuditShipper {
         if (batch === undefined || generation !== this.generation || !this.live) return;
         const id = this.nextId++;
         this.inFlight.push({ id, batch });
-        if (!this.send({ batchId: id, recordsJson: [...batch.lines] })) {
+        if (!this.send({ batchId: id, recordsJson: [], recordsNdjson: batch.bytes })) {
           // No stream: nothing more is read (a later batch acknowledged would free this one's records) until
           // the reconnect, which sends again from the first unacknowledged record.
           this.live = false;
           this.inFlight = [];
           return;
         }
-        full = batch.lines.length >= this.maxRecords;
+        full = batch.records >= this.maxRecords;
       })
       .catch((error: unknown) => this.logger.error({ err: errorMessage(error) }, 'audit spool: read failed'))
       .finally(() => {

@@ -17,7 +17,13 @@ export interface AuditSpoolOptions {
 
 /** Records read from the spool to be shipped; `ack` it once the control plane stored them. */
 export interface SpoolBatch {
-  readonly lines: readonly string[];
+  /**
+   * The records as the spool holds them: whole lines of JSON, each ending in a newline (shipped as they
+   * are, in `AuditBatch.records_ndjson`: no string per record is made on the node).
+   */
+  readonly bytes: Buffer;
+  /** Lines in `bytes`. */
+  readonly records: number;
   /** Where the batch ends: the segment and the byte offset after its last line. */
   readonly endSegment: number;
   readonly endOffset: number;
@@ -205,26 +211,34 @@ export class AuditSpool {
         continue;
       }
       const handle = await this.handleFor(segment);
-      const length = Math.min(READ_CHUNK, segment.size - this.readOffset);
-      const buffer = Buffer.allocUnsafe(length);
-      const { bytesRead } = await handle.read(buffer, 0, length, this.readOffset);
-      const text = buffer.subarray(0, bytesRead);
-      const lines: string[] = [];
-      let start = 0;
-      while (lines.length < maxRecords) {
-        const newline = text.indexOf(10, start);
-        if (newline === -1) break;
-        if (newline > start) lines.push(text.toString('utf8', start, newline));
-        start = newline + 1;
+      let text: Buffer;
+      let records = 0;
+      let end = 0;
+      for (let chunk = READ_CHUNK; ; chunk *= 2) {
+        const length = Math.min(chunk, segment.size - this.readOffset);
+        const buffer = Buffer.allocUnsafe(length);
+        const { bytesRead } = await handle.read(buffer, 0, length, this.readOffset);
+        text = buffer.subarray(0, bytesRead);
+        while (records < maxRecords) {
+          const newline = text.indexOf(10, end);
+          if (newline === -1) break;
+          records++;
+          end = newline + 1;
+        }
+        // One record longer than the chunk: read it whole (records are bounded by content truncation).
+        if (end > 0 || bytesRead < length || this.readOffset + length >= segment.size) break;
       }
-      if (start === 0) {
+      if (end === 0) {
         // No whole line in what is left: a torn tail (the process died mid-write); skip it.
-        this.options.logger.warn({ segment: segment.path, bytes: length }, 'audit spool: skipping a torn record');
+        this.options.logger.warn(
+          { segment: segment.path, bytes: segment.size - this.readOffset },
+          'audit spool: skipping a torn record',
+        );
         this.readOffset = segment.size;
         continue;
       }
-      this.readOffset += start;
-      return { lines, endSegment: segment.seq, endOffset: this.readOffset };
+      this.readOffset += end;
+      return { bytes: text.subarray(0, end), records, endSegment: segment.seq, endOffset: this.readOffset };
     }
   }
 
@@ -237,7 +251,7 @@ export class AuditSpool {
 
   /** The control plane stored `batch`: whole segments before it are deleted. */
   async ack(batch: SpoolBatch): Promise<void> {
-    this.unacked = Math.max(0, this.unacked - batch.lines.length);
+    this.unacked = Math.max(0, this.unacked - batch.records);
     while (this.segments.length > 0) {
       const first = this.segments[0]!;
       if (first.seq > batch.endSegment) break;
