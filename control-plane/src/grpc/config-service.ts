@@ -53,6 +53,16 @@ export interface ConfigServiceDeps {
 
 type ConnectCall = ServerDuplexStream<ConnectRequest, ConnectResponse>;
 
+/** An audit batch parsed on arrival, waiting to be stored. */
+interface AuditBatchIn {
+  readonly batchId: number;
+  readonly records: readonly AuditRecordInput[];
+  readonly rejected: number;
+}
+
+/** Records stored in one transaction at most, from the batches waiting (a node sends 1,000 a batch). */
+export const AUDIT_RECORDS_PER_INSERT = 8_000;
+
 /** Encoded once per snapshot or delta and shared by every stream that sends it. */
 const encodedMessages = new WeakMap<object, Buffer>();
 
@@ -225,8 +235,9 @@ class NodeStream implements RelayTarget {
   private unsubscribe: (() => void) | undefined;
   /** Messages are handled one at a time, in order. */
   private queue: Promise<void> = Promise.resolve();
-  /** Audit batches, stored one at a time, in order. */
-  private auditQueue: Promise<void> = Promise.resolve();
+  /** Audit batches parsed and waiting to be stored, in order (those waiting together go in one transaction). */
+  private auditPending: AuditBatchIn[] = [];
+  private auditStoring = false;
   private ended = false;
   private readonly logger: Logger;
   private resolveFinished!: () => void;
@@ -326,8 +337,8 @@ class NodeStream implements RelayTarget {
         const { records, rejected } = this.parseAudit(
           message.audit.recordsNdjson.length > 0 ? ndjsonLines(message.audit.recordsNdjson) : message.audit.recordsJson,
         );
-        const batchId = message.audit.batchId;
-        this.auditQueue = this.auditQueue.then(() => this.storeAudit(batchId, records, rejected));
+        this.auditPending.push({ batchId: message.audit.batchId, records, rejected });
+        if (!this.auditStoring) void this.storeAuditBatches();
         return;
       }
     }
@@ -344,20 +355,49 @@ class NodeStream implements RelayTarget {
   }
 
   /**
-   * Stores one batch of audit records and acknowledges it; a failed insert (the database away) is
-   * tried again with backoff while the stream lives (the node sends its next batch only after this
-   * ack, so nothing piles up here). Invalid records are logged, counted in the ack and not stored.
+   * Stores the batches waiting, in order: those that arrived while the one before was being stored go in
+   * one transaction together (up to AUDIT_RECORDS_PER_INSERT records), so a node with several batches in
+   * flight pays one transaction for them; each batch is acknowledged once that transaction committed.
    */
-  private async storeAudit(batchId: number, records: readonly AuditRecordInput[], rejected: number): Promise<void> {
+  private async storeAuditBatches(): Promise<void> {
+    this.auditStoring = true;
+    try {
+      while (this.auditPending.length > 0 && !this.ended) {
+        const group: AuditBatchIn[] = [this.auditPending.shift()!];
+        let count = group[0]!.records.length;
+        while (
+          this.auditPending.length > 0 &&
+          count + this.auditPending[0]!.records.length <= AUDIT_RECORDS_PER_INSERT
+        ) {
+          const next = this.auditPending.shift()!;
+          count += next.records.length;
+          group.push(next);
+        }
+        await this.storeAudit(group);
+      }
+    } finally {
+      this.auditStoring = false;
+    }
+  }
+
+  /**
+   * Stores batches of audit records and acknowledges them; a failed insert (the database away) is
+   * tried again with backoff while the stream lives (the node sends more only as batches are
+   * acknowledged, so at most its window piles up here). Invalid records are logged, counted in the
+   * ack and not stored.
+   */
+  private async storeAudit(group: readonly AuditBatchIn[]): Promise<void> {
     const store = this.deps.audit;
     const metrics = this.deps.metrics;
     if (store === undefined || this.ended) return;
+    const records = group.length === 1 ? group[0]!.records : group.flatMap((batch) => batch.records);
     const backoff = new Backoff({ baseMs: 100, maxMs: 5_000 });
     while (!this.ended) {
       try {
         const stored = await store.insert(records);
         metrics?.auditStored(records.length, stored);
-        if (!this.ended) this.call.write({ kind: { $case: 'auditAck', value: { batchId, rejected } } });
+        for (const { batchId, rejected } of group)
+          if (!this.ended) this.call.write({ kind: { $case: 'auditAck', value: { batchId, rejected } } });
         return;
       } catch (error) {
         this.logger.warn(

@@ -361,7 +361,10 @@ export class AuditStore {
   }
 
   private async ensurePartitions(manager: EntityManager, times: readonly number[]): Promise<void> {
-    for (const name of new Set(times.map(partitionName))) {
+    const days = new Set<number>();
+    for (const time of times) days.add(Math.floor(time / DAY_MS));
+    for (const day of days) {
+      const name = partitionName(day * DAY_MS);
       if (this.partitions.has(name)) continue;
       const start = dayStart(name);
       await manager.query(
@@ -448,14 +451,27 @@ function copyLine(r: ChainedRow, hash: string): string {
   );
 }
 
+/** What a batch's COPY text starts in (grown as needed). */
+const COPY_BUFFER_BYTES = 1024 * 1024;
+
 /** `COPY audit_events FROM STDIN` on the transaction's own connection, the rows as one text chunk. */
 async function copyRows(manager: EntityManager, rows: readonly ChainedRow[], hashes: readonly string[]): Promise<void> {
   const client = connectionOf(manager);
   if (client === undefined) throw new Error('audit insert: no database connection in the transaction');
-  let text = '';
-  for (let i = 0; i < rows.length; i++) text += copyLine(rows[i]!, hashes[i]!);
+  // Each line encoded straight into one buffer (a string built by += is a rope flattened at the end).
+  let bytes = Buffer.allocUnsafe(COPY_BUFFER_BYTES);
+  let end = 0;
+  for (let i = 0; i < rows.length; i++) {
+    const line = copyLine(rows[i]!, hashes[i]!);
+    if (end + line.length * 3 > bytes.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(bytes.length * 2, end + line.length * 3));
+      bytes.copy(bigger, 0, 0, end);
+      bytes = bigger;
+    }
+    end += bytes.write(line, end);
+  }
   const stream = client.query(copyFrom(`COPY audit_events (${INSERT_COLUMNS}) FROM STDIN`));
-  await pipeline(Readable.from([Buffer.from(text)]), stream);
+  await pipeline(Readable.from([bytes.subarray(0, end)]), stream);
 }
 
 function connectionOf(manager: EntityManager): pg.ClientBase | undefined {

@@ -13,9 +13,10 @@ export const AUDIT_SHIP_DELAY_MS = 200;
 
 /**
  * Batches sent and not acknowledged yet, at most: the control plane validates a batch as it arrives
- * and stores batches in order, so while one waits for the database the next is already parsed.
+ * and stores batches in order, so while one waits for the database the next are already parsed, and
+ * those waiting together go in one transaction (8 MiB or so at most in flight with 1 KiB records).
  */
-export const AUDIT_BATCHES_IN_FLIGHT = 4;
+export const AUDIT_BATCHES_IN_FLIGHT = 8;
 
 /**
  * Ships the spool to the control plane over the config stream: up to `maxInFlight` batches in
