@@ -3,6 +3,7 @@ import { appendFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { pino } from 'pino';
 import { createLogger } from '../../common/src/index.ts';
 import { AuditSpool, type SpoolBatch } from '../../data-plane/src/audit/audit-spool.ts';
 import { eventually } from '../support/eventually.ts';
@@ -127,6 +128,22 @@ describe('audit spool', () => {
       }
       assert.equal(spool.full, false);
       assert.notEqual(spool.append('{"record":"again"}'), false);
+      await spool.close();
+    });
+  });
+
+  it('writes through the thread pool for a while after a slow write on the loop, losing nothing', async () => {
+    await withDir(async (dir) => {
+      const warnings: string[] = [];
+      const watching = pino({ level: 'warn' }, { write: (line: string) => warnings.push(line) });
+      // Every write counts as slow here.
+      const spool = await AuditSpool.open({ dir, maxBytes: 1 << 20, slowWriteMs: -1, logger: watching });
+      await spool.append('{"n":1}');
+      assert.equal(warnings.filter((w) => w.includes('a write took long')).length, 1);
+      await Promise.all([spool.append('{"n":2}'), spool.append('{"n":3}')]);
+      await spool.append('{"n":4}');
+      assert.equal(warnings.filter((w) => w.includes('a write took long')).length, 1, 'the thread pool takes them');
+      assert.deepEqual(await readAll(spool), ['{"n":1}', '{"n":2}', '{"n":3}', '{"n":4}']);
       await spool.close();
     });
   });

@@ -1,4 +1,4 @@
-import { close as closeFd, fdatasync, open as openFd, write as writeFd } from 'node:fs';
+import { close as closeFd, fdatasync, open as openFd, write as writeFd, writeSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rm, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../../common/src/index.ts';
@@ -12,6 +12,11 @@ export interface AuditSpoolOptions {
   readonly segmentBytes?: number;
   /** Written records are fsynced at most this long after their write (default 1 s; see the class). */
   readonly syncIntervalMs?: number;
+  /**
+   * A write on the event loop slower than this sends the writes through the thread pool for the next
+   * 10 s (default 5 ms; see `writeOut`).
+   */
+  readonly slowWriteMs?: number;
   readonly logger: Logger;
 }
 
@@ -53,6 +58,8 @@ function segmentName(seq: number): string {
 const FILL_BYTES = 64 * 1024;
 /** A fill buffer grown past this (one huge batch) is not kept for the next batch. */
 const KEEP_BYTES = 1024 * 1024;
+const DEFAULT_SLOW_WRITE_MS = 5;
+const ASYNC_AFTER_SLOW_WRITE_MS = 10_000;
 /** Written records are fsynced at most this long after their write (the machine-crash window), by default. */
 export const DEFAULT_SYNC_INTERVAL_MS = 1_000;
 
@@ -104,6 +111,8 @@ export class AuditSpool {
   private spare: Buffer | undefined;
   /** A write or a segment switch runs (the fill buffer waits for it). */
   private writing = false;
+  /** Until then (performance.now()), writes go through the thread pool: a write on the loop was slow. */
+  private asyncUntil = 0;
   private flushScheduled = false;
   private idleWaiters: Array<() => void> = [];
   private pendingBytes = 0;
@@ -118,6 +127,7 @@ export class AuditSpool {
   private closed = false;
   private readonly segmentBytes: number;
   private readonly syncIntervalMs: number;
+  private readonly slowWriteMs: number;
   /** Called after each completed write (the shipper wakes up). */
   onWritten: (() => void) | undefined;
 
@@ -126,6 +136,7 @@ export class AuditSpool {
     this.segmentBytes =
       options.segmentBytes ?? Math.max(4096, Math.min(4 * 1024 * 1024, Math.floor(options.maxBytes / 8)));
     this.syncIntervalMs = options.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS;
+    this.slowWriteMs = options.slowWriteMs ?? DEFAULT_SLOW_WRITE_MS;
   }
 
   /** Opens (creating) the spool directory, takes its lock and finds the records left by an earlier run. */
@@ -320,36 +331,78 @@ export class AuditSpool {
     this.writeOut(buffer, 0, bytes, records, batch);
   };
 
+  /**
+   * Writes a batch: on the event loop (`writeSync`: a page-cache write costs a few µs, where a trip
+   * through libuv's thread pool cost the node more CPU than the record itself), unless a write on the
+   * loop was slow lately (a disk under writeback pressure); then through the thread pool for a while, so
+   * that a slow disk delays the answers waiting for their records but never blocks the whole loop.
+   */
   private writeOut(buffer: Buffer, offset: number, bytes: number, records: number, batch: WriteBatch): void {
+    if (performance.now() < this.asyncUntil) {
+      this.writeAsync(buffer, offset, bytes, records, batch);
+      return;
+    }
+    const started = performance.now();
+    let done = offset;
+    let error: NodeJS.ErrnoException | null = null;
+    try {
+      while (done < bytes) done += writeSync(this.fd, buffer, done, bytes - done);
+    } catch (thrown) {
+      error = thrown as NodeJS.ErrnoException;
+    }
+    const took = performance.now() - started;
+    if (took > this.slowWriteMs) {
+      this.asyncUntil = performance.now() + ASYNC_AFTER_SLOW_WRITE_MS;
+      this.options.logger.warn(
+        { ms: Math.round(took), bytes: bytes - offset, dir: this.options.dir },
+        `audit spool: a write took long; writing through the thread pool for the next ${ASYNC_AFTER_SLOW_WRITE_MS} ms`,
+      );
+    }
+    this.written(buffer, done, bytes, records, batch, error);
+  }
+
+  private writeAsync(buffer: Buffer, offset: number, bytes: number, records: number, batch: WriteBatch): void {
     writeFd(this.fd, buffer, offset, bytes - offset, null, (error, written) => {
       const done = offset + written;
       if (error === null && done < bytes) {
-        this.writeOut(buffer, done, bytes, records, batch);
+        this.writeAsync(buffer, done, bytes, records, batch);
         return;
       }
-      const current = this.segments[this.segments.length - 1]!;
-      // Even a failed write may have put part of the batch in the file: the segment's size follows the file.
-      current.size += done;
-      this.bytesOnDisk += done;
-      this.pendingBytes -= bytes;
-      if (error === null) {
-        current.records += records;
-        this.unsynced = true;
-        this.syncTimer ??= setTimeout(this.syncNow, this.syncIntervalMs).unref();
-      } else {
-        this.unacked -= records;
-        this.droppedCount += records;
-        this.options.logger.error(
-          { err: error, records, dir: this.options.dir },
-          'audit spool: a write failed; these records are lost (counted in portcullis_audit_records_dropped_total)',
-        );
-      }
-      if (buffer.length <= KEEP_BYTES) this.spare = buffer;
-      batch.resolve();
-      this.onWritten?.();
-      if (current.size >= this.segmentBytes) this.startSegment(() => this.afterWrite());
-      else this.afterWrite();
+      this.written(buffer, done, bytes, records, batch, error);
     });
+  }
+
+  /** A batch's write ended (`done` bytes of `bytes` in the file): account for it and resolve its appends. */
+  private written(
+    buffer: Buffer,
+    done: number,
+    bytes: number,
+    records: number,
+    batch: WriteBatch,
+    error: NodeJS.ErrnoException | null,
+  ): void {
+    const current = this.segments[this.segments.length - 1]!;
+    // Even a failed write may have put part of the batch in the file: the segment's size follows the file.
+    current.size += done;
+    this.bytesOnDisk += done;
+    this.pendingBytes -= bytes;
+    if (error === null) {
+      current.records += records;
+      this.unsynced = true;
+      this.syncTimer ??= setTimeout(this.syncNow, this.syncIntervalMs).unref();
+    } else {
+      this.unacked -= records;
+      this.droppedCount += records;
+      this.options.logger.error(
+        { err: error, records, dir: this.options.dir },
+        'audit spool: a write failed; these records are lost (counted in portcullis_audit_records_dropped_total)',
+      );
+    }
+    if (buffer.length <= KEEP_BYTES) this.spare = buffer;
+    batch.resolve();
+    this.onWritten?.();
+    if (current.size >= this.segmentBytes) this.startSegment(() => this.afterWrite());
+    else this.afterWrite();
   }
 
   /** A write (and any segment switch) is done: the records that arrived meanwhile go out now, in one write. */
