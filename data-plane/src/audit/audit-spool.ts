@@ -14,7 +14,9 @@ export interface AuditSpoolOptions {
   readonly syncIntervalMs?: number;
   /**
    * A write on the event loop slower than this sends the writes through the thread pool for the next
-   * 10 s (default 5 ms; see `writeOut`).
+   * second (default 50 ms: well above a time slice lost to another process on a busy machine, which a
+   * lower bound mistook for a slow disk; see `writeOut`). A disk that stalls for good blocks the loop
+   * at most once a second.
    */
   readonly slowWriteMs?: number;
   readonly logger: Logger;
@@ -58,8 +60,8 @@ function segmentName(seq: number): string {
 const FILL_BYTES = 64 * 1024;
 /** A fill buffer grown past this (one huge batch) is not kept for the next batch. */
 const KEEP_BYTES = 1024 * 1024;
-const DEFAULT_SLOW_WRITE_MS = 5;
-const ASYNC_AFTER_SLOW_WRITE_MS = 10_000;
+const DEFAULT_SLOW_WRITE_MS = 50;
+const ASYNC_AFTER_SLOW_WRITE_MS = 1_000;
 /** Written records are fsynced at most this long after their write (the machine-crash window), by default. */
 export const DEFAULT_SYNC_INTERVAL_MS = 1_000;
 
@@ -84,7 +86,8 @@ function newBatch(): WriteBatch {
  * Writes are group-committed: `append` encodes the record into a preallocated buffer (no per-record
  * promise, closure or string join) and returns the promise its whole batch shares; the buffer goes
  * to the file in one `write()` in the event loop's check phase (so every record of one loop turn goes
- * together), and the next batch fills a second buffer meanwhile. The promise resolves once the
+ * together), made on the loop (see `writeOut`; through the thread pool after a slow write, and the
+ * next batch fills a second buffer meanwhile). The promise resolves once the
  * batch's `write()` returned: the record step awaits it before the answer is sent, so a record whose
  * answer reached the agent is in the kernel and survives SIGKILL of the process.
  *
@@ -113,6 +116,8 @@ export class AuditSpool {
   private writing = false;
   /** Until then (performance.now()), writes go through the thread pool: a write on the loop was slow. */
   private asyncUntil = 0;
+  private slowWrites = 0;
+  private slowLoggedAt = Number.NEGATIVE_INFINITY;
   private flushScheduled = false;
   private idleWaiters: Array<() => void> = [];
   private pendingBytes = 0;
@@ -353,10 +358,16 @@ export class AuditSpool {
     const took = performance.now() - started;
     if (took > this.slowWriteMs) {
       this.asyncUntil = performance.now() + ASYNC_AFTER_SLOW_WRITE_MS;
-      this.options.logger.warn(
-        { ms: Math.round(took), bytes: bytes - offset, dir: this.options.dir },
-        `audit spool: a write took long; writing through the thread pool for the next ${ASYNC_AFTER_SLOW_WRITE_MS} ms`,
-      );
+      this.slowWrites++;
+      // Logged once a minute at most, with how many since.
+      if (performance.now() - this.slowLoggedAt > 60_000) {
+        this.slowLoggedAt = performance.now();
+        this.options.logger.warn(
+          { ms: Math.round(took), bytes: bytes - offset, slowWrites: this.slowWrites, dir: this.options.dir },
+          `audit spool: a write took long; writing through the thread pool for ${ASYNC_AFTER_SLOW_WRITE_MS} ms`,
+        );
+        this.slowWrites = 0;
+      }
     }
     this.written(buffer, done, bytes, records, batch, error);
   }
