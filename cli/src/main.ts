@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { errorMessage, PortcullisError } from '../../common/src/index.ts';
-import type { Command } from './commands/index.ts';
+import { loadCommand } from './commands/index.ts';
 
 const usage = `Usage: portcullis <command> [options]
 
@@ -23,12 +23,7 @@ async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(usage);
     return;
   }
-  // API clients start without loading the control plane's and data plane's modules.
-  const { declarativeCommands } = await import('./commands/declarative.ts');
-  const commands: Readonly<Record<string, Command>> = Object.hasOwn(declarativeCommands, name)
-    ? declarativeCommands
-    : (await import('./commands/index.ts')).commands;
-  const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  const command = await loadCommand(name);
   if (!command) {
     process.stderr.write(`portcullis: unknown command "${name}"\n\n${usage}`);
     process.exitCode = 2;

@@ -5,12 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { connectLegacyAgent } from '../support/agents.ts';
 import { TEST_DATABASE_URL } from '../support/database.ts';
-import { REPO_ROOT } from '../support/processes.ts';
+import { cliArgs } from '../support/processes.ts';
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
 import { eventually } from '../support/eventually.ts';
 
@@ -18,13 +17,7 @@ const run = promisify(execFile);
 
 async function cli(args: readonly string[]): Promise<{ code: number; stdout: string }> {
   try {
-    const { stdout } = await run(
-      process.execPath,
-      ['--import', 'tsx', resolve(REPO_ROOT, 'cli/src/main.ts'), ...args],
-      {
-        maxBuffer: 64 * 1024 * 1024,
-      },
-    );
+    const { stdout } = await run(process.execPath, cliArgs(args), { maxBuffer: 64 * 1024 * 1024 });
     return { code: 0, stdout };
   } catch (error) {
     const failed = error as { code?: number; stdout?: string; stderr?: string };

@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { CREATE_UPSTREAM } from '../support/graphql.ts';
-import { REPO_ROOT } from '../support/processes.ts';
+import { REPO_ROOT, cliArgs } from '../support/processes.ts';
 import { startTestEnv, type TestEnv } from '../support/test-env.ts';
 
 const run = promisify(execFile);
@@ -35,11 +35,10 @@ describe('declarative configuration: plan, apply, export', () => {
       DECL_ENV_SECRET: ENV_SECRET,
     };
     try {
-      const { stdout, stderr } = await run(
-        process.execPath,
-        ['--import', import.meta.resolve('tsx'), resolve(REPO_ROOT, 'cli/src/main.ts'), ...args],
-        { env: { ...childEnv, TSX_TSCONFIG_PATH: resolve(REPO_ROOT, 'tsconfig.json') }, cwd: dir },
-      );
+      const { stdout, stderr } = await run(process.execPath, cliArgs(args), {
+        env: { ...childEnv, TSX_TSCONFIG_PATH: resolve(REPO_ROOT, 'tsconfig.json') },
+        cwd: dir,
+      });
       printed.push(stdout, stderr);
       return { code: 0, out: stdout + stderr };
     } catch (error) {

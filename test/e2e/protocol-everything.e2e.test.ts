@@ -9,7 +9,7 @@ import {
   McpError,
 } from '@modelcontextprotocol/sdk/types.js';
 import { UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
-import { buildConfig, sessionKey, startServer, testKey, type RunningServer } from '../support/mcp-server-harness.ts';
+import { buildConfig, startServer, testKey, type RunningServer } from '../support/mcp-server-harness.ts';
 import { legacyAgent, modernAgent, sseAgent } from '../support/protocol-agents.ts';
 import { PoolHarness, everythingStdio, httpUpstream } from '../support/upstream-pool-harness.ts';
 import { startEverythingHttp, type RunningProcess } from '../support/processes.ts';
@@ -30,7 +30,7 @@ before(async () => {
   harness = PoolHarness.start([everythingStdio('everything'), httpUpstream('web', web.url)]);
   await harness.waitForState('everything', UpstreamState.UPSTREAM_STATE_READY);
   await harness.waitForState('web', UpstreamState.UPSTREAM_STATE_READY);
-  server = await startServer(harness.pool, buildConfig([key], [sessionKey('s1')]));
+  server = await startServer(harness.pool, buildConfig([key]));
 });
 
 after(async () => {

@@ -5,7 +5,7 @@ import { Client as ModernClient, StreamableHTTPClientTransport as ModernTranspor
 import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as LegacyTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
-import { buildConfig, sessionKey, startServer, testKey, type RunningServer } from '../support/mcp-server-harness.ts';
+import { buildConfig, startServer, testKey, type RunningServer } from '../support/mcp-server-harness.ts';
 import { sseWire, streamOf, type SseWire } from '../support/sse-wire.ts';
 import { PoolHarness, everythingStdio } from '../support/upstream-pool-harness.ts';
 
@@ -26,7 +26,7 @@ let server: RunningServer;
 before(async () => {
   harness = PoolHarness.start([everythingStdio('everything')]);
   await harness.waitForState('everything', UpstreamState.UPSTREAM_STATE_READY);
-  server = await startServer(harness.pool, buildConfig([key], [sessionKey('s1')]), {
+  server = await startServer(harness.pool, buildConfig([key]), {
     eventStore: { maxConnectionMs: MAX_CONNECTION_MS, retryMs: RETRY_MS },
   });
 });

@@ -5,7 +5,7 @@ import { PortcullisError } from '../../common/src/index.ts';
 import { UpstreamErrorCode } from '../../data-plane/src/upstream/upstream-errors.ts';
 import type { RpcMessage } from '../../data-plane/src/upstream/upstream-router.ts';
 import { DeviantUpstream, WATCHED_URI, type Deviations } from '../fixtures/deviant-upstream.ts';
-import { buildConfig, sessionKey, startServer, testKey } from '../support/mcp-server-harness.ts';
+import { buildConfig, startServer, testKey } from '../support/mcp-server-harness.ts';
 import { legacyAgent, modernAgent } from '../support/protocol-agents.ts';
 import { DEGRADED, DOWN, PoolScope, READY, firstText, httpUpstream } from '../support/upstream-pool-harness.ts';
 import { eventually } from '../support/eventually.ts';
@@ -44,7 +44,7 @@ counted`, async () => {
     assert.deepEqual(h.deviations, ['dev:missing_result_type']);
 
     const key = testKey('k1', ['dev__*']);
-    const gateway = await startServer(h.pool, buildConfig([key], [sessionKey('s1')]));
+    const gateway = await startServer(h.pool, buildConfig([key]));
     scope.cleanups.push(() => gateway.close());
     const modern = await modernAgent(gateway.url, key.secret);
     const viaModern = await modern.callTool({ name: 'dev__echo', arguments: { message: 'modern' } });

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { WATCHED_RESOURCE_URI } from '../fixtures/conformance-server/server.ts';
 import { conformanceFixtureStdioCommand, startConformanceFixtureHttp } from '../support/conformance.ts';
-import { buildConfig, sessionKey, startServer, testKey, type RunningServer } from '../support/mcp-server-harness.ts';
+import { buildConfig, startServer, testKey, type RunningServer } from '../support/mcp-server-harness.ts';
 import { legacyAgent, modernAgent } from '../support/protocol-agents.ts';
 import type { RunningProcess } from '../support/processes.ts';
 import { PoolHarness, READY, everythingStdio, httpUpstream, stdioUpstream } from '../support/upstream-pool-harness.ts';
@@ -49,7 +49,7 @@ async function startNode(transport: 'http' | 'stdio'): Promise<Node> {
     '2026-07-28',
     'the fixture is spoken to in 2026-07-28',
   );
-  const server = await startServer(harness.pool, buildConfig([key], [sessionKey('s1')]));
+  const server = await startServer(harness.pool, buildConfig([key]));
   const node: Node = {
     harness,
     server,
@@ -163,7 +163,7 @@ again`, async () => {
     harness = PoolHarness.start([everythingStdio('everything')]);
     await harness.waitForState('everything', READY);
     assert.notEqual(harness.connection('everything').current.protocolVersion, '2026-07-28');
-    server = await startServer(harness.pool, buildConfig([everythingKey], [sessionKey('s1')]));
+    server = await startServer(harness.pool, buildConfig([everythingKey]));
     const { client } = await legacyAgent(server.url, everythingKey.secret);
     const updates: string[] = [];
     client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => void updates.push(n.params.uri));

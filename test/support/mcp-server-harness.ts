@@ -26,10 +26,13 @@ export function sessionKey(id: string): SigningKey {
   return { id, secret: randomBytes(32) };
 }
 
-/** An AppliedConfig holding these keys (and session keys), built through the real snapshot validation. */
+/**
+ * An AppliedConfig holding these keys and session keys (default: one fresh key `s1`), built through the real
+ * snapshot validation.
+ */
 export function buildConfig(
   keys: readonly TestKey[],
-  sessionKeys: readonly SigningKey[],
+  sessionKeys: readonly SigningKey[] = [sessionKey('s1')],
   version = '1',
 ): AppliedConfig {
   const snapshot: SnapshotInput = {

@@ -15,7 +15,7 @@ import type { Operation } from '../../data-plane/src/pipeline/operation.ts';
 import { signalCancellation } from '../../data-plane/src/upstream/cancellation.ts';
 import { CodeMode } from '../../proto/gen/portcullis/v1/config.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
-import { buildConfig, sessionKey, testKey } from '../support/mcp-server-harness.ts';
+import { buildConfig, testKey } from '../support/mcp-server-harness.ts';
 
 const logger = createLogger({ level: 'silent' });
 
@@ -24,7 +24,7 @@ async function gateway(maxBytes: number, whenFull: SpoolFullPolicy, sandbox?: Sa
   const spool = await AuditSpool.open({ dir, maxBytes, logger });
   const audit = new AuditRecorder({ node: 'unit-node', spool, content: new AuditContent(), whenFull, logger });
   const key = testKey('k1', ['everything__*'], sandbox === undefined ? undefined : CodeMode.CODE_MODE_ON);
-  const config = buildConfig([key], [sessionKey('s1')]);
+  const config = buildConfig([key]);
   const router = new MemoryToolRouter([{ upstream: 'everything', name: 'echo' }]);
   const server = createDataPlaneServer({
     getConfig: () => config,

@@ -11,7 +11,7 @@ import { refused, type Operation, type Step } from '../../data-plane/src/pipelin
 import { insertBefore } from '../../data-plane/src/pipeline/pipeline.ts';
 import { CodeMode } from '../../proto/gen/portcullis/v1/config.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
-import { buildConfig, sessionKey, testKey } from '../support/mcp-server-harness.ts';
+import { buildConfig, testKey } from '../support/mcp-server-harness.ts';
 import { legacyAgent } from '../support/protocol-agents.ts';
 
 const sandbox = new SandboxPool({
@@ -38,7 +38,7 @@ function denyStep(seen: Operation[]): Step {
 test(`a script's tool calls go through the whole pipeline, as the script caller's key, with the run_script call as \
 parent`, async () => {
   const key = testKey('k1', ['up__echo', 'up__add'], CodeMode.CODE_MODE_ON);
-  const config = buildConfig([key], [sessionKey('s1')]);
+  const config = buildConfig([key]);
   const router = new MemoryToolRouter([
     { upstream: 'up', name: 'echo' },
     {

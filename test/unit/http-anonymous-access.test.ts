@@ -37,7 +37,7 @@ async function rawPost(url: URL, headers: Record<string, string>, body: unknown)
 
 test(`anonymous access: SDK clients sending no credentials act as the designated key, with its allow-list (2025-11-25 \
 and 2026-07-28)`, async () => {
-  const server = await startServer(router(), buildConfig([anonymous, admin], [sessionKey('s1')]), {
+  const server = await startServer(router(), buildConfig([anonymous, admin]), {
     anonymousKeyId: 'anon',
   });
   try {
@@ -80,7 +80,7 @@ and 2026-07-28)`, async () => {
 });
 
 test('anonymous access: the legacy HTTP+SSE transport (GET /sse, POST /messages) without credentials', async () => {
-  const server = await startServer(router(), buildConfig([anonymous], [sessionKey('s1')]), { anonymousKeyId: 'anon' });
+  const server = await startServer(router(), buildConfig([anonymous]), { anonymousKeyId: 'anon' });
   try {
     const client = new Client({ name: 'sse-agent', version: '1.0.0' });
     await client.connect(new SSEClientTransport(new URL('/sse', server.url)));
@@ -97,7 +97,7 @@ test('anonymous access: the legacy HTTP+SSE transport (GET /sse, POST /messages)
 
 test(`anonymous access: off by default, and 401 saying why while the designated key is revoked or unknown; its \
 streams end on revocation`, async () => {
-  const off = await startServer(router(), buildConfig([anonymous], [sessionKey('s1')]));
+  const off = await startServer(router(), buildConfig([anonymous]));
   try {
     const refused = await rawPost(off.url, {}, PING);
     assert.equal(refused.status, 401);
@@ -106,7 +106,7 @@ streams end on revocation`, async () => {
     await off.close();
   }
 
-  const server = await startServer(router(), buildConfig([anonymous], [sessionKey('s1')]), { anonymousKeyId: 'anon' });
+  const server = await startServer(router(), buildConfig([anonymous]), { anonymousKeyId: 'anon' });
   try {
     assert.equal((await rawPost(server.url, {}, INITIALIZE)).status, 200);
     const { client } = await connectLegacyAgent(server.url.href, undefined);

@@ -10,7 +10,7 @@ import {
 } from '../../data-plane/src/http/host-guard.ts';
 import { connectLegacyAgent } from '../support/agents.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
-import { buildConfig, sessionKey, startServer, testKey, type RunningServer } from '../support/mcp-server-harness.ts';
+import { buildConfig, startServer, testKey, type RunningServer } from '../support/mcp-server-harness.ts';
 
 const key = testKey('k1', ['*']);
 const PING = JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'ping' });
@@ -55,11 +55,9 @@ async function withServer(
   allowedHosts: readonly AllowedHost[] | undefined,
   fn: (server: RunningServer) => Promise<void>,
 ): Promise<void> {
-  const server = await startServer(
-    new MemoryToolRouter([{ upstream: 'up', name: 'echo' }]),
-    buildConfig([key], [sessionKey('s1')]),
-    { allowedHosts },
-  );
+  const server = await startServer(new MemoryToolRouter([{ upstream: 'up', name: 'echo' }]), buildConfig([key]), {
+    allowedHosts,
+  });
   try {
     await fn(server);
   } finally {

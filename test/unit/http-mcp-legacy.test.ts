@@ -65,7 +65,7 @@ async function rawPost(
 
 test('2025-11-25: the v1 client initializes, lists its allowed tools and calls one', async () => {
   const key = testKey('k1', ['everything__*']);
-  const server = await startServer(router(), buildConfig([key], [sessionKey('s1')]));
+  const server = await startServer(router(), buildConfig([key]));
   try {
     const { client, transport: t } = await legacyClient(server, key);
     assert.equal(client.getServerVersion()?.name, 'portcullis-test');
@@ -87,7 +87,7 @@ test('2025-11-25: the v1 client initializes, lists its allowed tools and calls o
 
 test('2025-11-25: unknown and forbidden tools give the same error', async () => {
   const key = testKey('k1', ['everything__*']);
-  const server = await startServer(router(), buildConfig([key], [sessionKey('s1')]));
+  const server = await startServer(router(), buildConfig([key]));
   try {
     const { client } = await legacyClient(server, key);
     const errorOf = async (name: string) => {
@@ -115,7 +115,7 @@ test('a session started on one node continues on another node with the same sess
   const tools = router();
   const first = await startServer(tools, buildConfig([key], keys));
   const second = await startServer(tools, buildConfig([key], keys));
-  const stranger = await startServer(tools, buildConfig([key], [sessionKey('s1')]));
+  const stranger = await startServer(tools, buildConfig([key]));
   try {
     const { client, transport: t } = await legacyClient(first, key);
     const sessionId = t.sessionId!;
@@ -187,7 +187,7 @@ verifies`, async () => {
 
 test('initialize negotiates the requested 2025 revision, or the latest for an unknown one', async () => {
   const key = testKey('k1', ['*']);
-  const server = await startServer(router(), buildConfig([key], [sessionKey('s1')]));
+  const server = await startServer(router(), buildConfig([key]));
   try {
     const negotiate = async (requested: string) => {
       const response = await rawPost(
@@ -238,7 +238,7 @@ test('initialize negotiates the requested 2025 revision, or the latest for an un
 
 test('2025 era: notifications get 202, unknown methods -32601, batches are answered in order, DELETE 200', async () => {
   const key = testKey('k1', ['everything__echo']);
-  const server = await startServer(router(), buildConfig([key], [sessionKey('s1')]));
+  const server = await startServer(router(), buildConfig([key]));
   try {
     const init = await rawPost(server, { 'x-portcullis-key': key.secret }, initializeRequest('2025-03-26'));
     const headers = {
@@ -287,7 +287,7 @@ test('2025 era: notifications get 202, unknown methods -32601, batches are answe
 test('list_changed reaches the v1 client on its GET stream when the catalog or its key changes', async () => {
   const key = testKey('k1', ['everything__*']);
   const tools = router();
-  const server = await startServer(tools, buildConfig([key], [sessionKey('s1')]));
+  const server = await startServer(tools, buildConfig([key]));
   try {
     const { client } = await legacyClient(server, key);
     let notified = 0;
@@ -390,7 +390,7 @@ event stream; JSON first (as the SDK clients send) gets plain JSON`, async () =>
   assert.equal(prefersEventStream('application/json;q=0.5, text/event-stream'), true);
   assert.equal(prefersEventStream('text/event-stream;q=0.2, application/json'), false);
   const key = testKey('k1', ['everything__echo']);
-  const server = await startServer(router(), buildConfig([key], [sessionKey('s1')]));
+  const server = await startServer(router(), buildConfig([key]));
   try {
     const init = await rawPost(server, { 'x-portcullis-key': key.secret }, initializeRequest('2025-11-25'));
     const headers = {

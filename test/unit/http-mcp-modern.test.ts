@@ -7,7 +7,6 @@ import { MemoryToolRouter } from '../support/memory-tool-router.ts';
 import {
   buildConfig,
   postModern,
-  sessionKey,
   startServer,
   testKey,
   type RunningServer,
@@ -50,7 +49,7 @@ async function withServer(
   fn: (server: RunningServer, tools: MemoryToolRouter) => Promise<void>,
 ): Promise<void> {
   const tools = router();
-  const server = await startServer(tools, buildConfig(keys, [sessionKey('s1')]));
+  const server = await startServer(tools, buildConfig(keys));
   try {
     await fn(server, tools);
   } finally {
@@ -288,7 +287,7 @@ matching the arguments (plain or Base64 sentinel), else HTTP 400 -32020`, async 
     },
   ]);
   const key = testKey('k1', ['geo__route']);
-  const server = await startServer(routed, buildConfig([key], [sessionKey('s1')]));
+  const server = await startServer(routed, buildConfig([key]));
   const call = (args: Record<string, unknown>, headers: Record<string, string>) =>
     postModern(
       server.url,

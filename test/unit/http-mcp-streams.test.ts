@@ -94,7 +94,7 @@ async function withServer(
 ): Promise<void> {
   const aborted = { value: false };
   const upstreams = router(aborted);
-  const server = await startServer(upstreams, buildConfig(keys, [sessionKey('s1')]));
+  const server = await startServer(upstreams, buildConfig(keys));
   try {
     await fn(server, upstreams, aborted);
   } finally {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { EmptyResultSchema, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { RpcErrorCode } from '../../data-plane/src/mcp/protocol.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
-import { buildConfig, postModern, sessionKey, startServer, testKey } from '../support/mcp-server-harness.ts';
+import { buildConfig, postModern, startServer, testKey } from '../support/mcp-server-harness.ts';
 import { legacyAgent, sseAgent } from '../support/protocol-agents.ts';
 
 /** Method names that are members of every plain object: a lookup in an object literal finds them. */
@@ -22,7 +22,7 @@ both eras and on /messages`, async () => {
   const key = testKey('k1', ['*']);
   const server = await startServer(
     new MemoryToolRouter([{ upstream: 'everything', name: 'echo' }]),
-    buildConfig([key], [sessionKey('s1')]),
+    buildConfig([key]),
   );
   try {
     const streamable = await legacyAgent(server.url, key.secret);
@@ -57,7 +57,7 @@ test('12: on 2026-07-28, tasks/list and tasks/result (removed from the revision)
   const key = testKey('k1', ['*']);
   const router = new MemoryToolRouter([{ upstream: 'everything', name: 'echo' }]);
   router.setCapabilities('everything', { tools: {}, tasks: { list: {}, requests: { tools: { call: {} } } } });
-  const server = await startServer(router, buildConfig([key], [sessionKey('s1')]));
+  const server = await startServer(router, buildConfig([key]));
   try {
     for (const method of ['tasks/list', 'tasks/result']) {
       const reply = await postModern(server.url, key.secret, method, method === 'tasks/result' ? { taskId: 'x' } : {});

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
-import { buildConfig, sessionKey, startServer, testKey, type RunningServer } from '../support/mcp-server-harness.ts';
+import { buildConfig, startServer, testKey, type RunningServer } from '../support/mcp-server-harness.ts';
 
 const key = testKey('k1', ['*']);
 const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
@@ -26,7 +26,7 @@ async function withServer(
   maxBodyBytes?: number,
 ): Promise<void> {
   const tools = new MemoryToolRouter([{ upstream: 'up', name: 'echo' }]);
-  const server = await startServer(tools, buildConfig([key], [sessionKey('s1')]), { maxBodyBytes });
+  const server = await startServer(tools, buildConfig([key]), { maxBodyBytes });
   try {
     await fn(server, tools);
   } finally {

@@ -4,7 +4,6 @@ import { RpcErrorCode } from '../../data-plane/src/mcp/protocol.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
 import {
   buildConfig,
-  sessionKey,
   startServer,
   testKey,
   type RunningServer,
@@ -70,7 +69,7 @@ Mcp-Session-Id`, async () => {
   // Every session is past its maximum age as soon as it is issued.
   const server = await startServer(
     new MemoryToolRouter([{ upstream: 'everything', name: 'echo' }]),
-    buildConfig([key], [sessionKey('s1')]),
+    buildConfig([key]),
     { sessionMaxAgeMs: 1 },
   );
   const abort = new AbortController();
@@ -101,7 +100,7 @@ alike`, async () => {
   const other = testKey('k2', ['*']);
   const server = await startServer(
     new MemoryToolRouter([{ upstream: 'everything', name: 'echo' }]),
-    buildConfig([key, other], [sessionKey('s1')]),
+    buildConfig([key, other]),
   );
   const abort = new AbortController();
   try {

@@ -6,7 +6,6 @@ import { MemoryToolRouter } from '../support/memory-tool-router.ts';
 import {
   buildConfig,
   postModern,
-  sessionKey,
   startServer,
   testKey,
   type RunningServer,
@@ -64,7 +63,7 @@ async function withServer(
   options: { listPageSize?: number } = {},
 ): Promise<void> {
   const upstreams = router();
-  const server = await startServer(upstreams, buildConfig(keys, [sessionKey('s1')]), options);
+  const server = await startServer(upstreams, buildConfig(keys), options);
   try {
     await fn(server, upstreams);
   } finally {

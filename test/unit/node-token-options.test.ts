@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { commands } from '../../cli/src/commands/index.ts';
+import { loadCommand } from '../../cli/src/commands/index.ts';
 import { readOptions } from '../../cli/src/options.ts';
 import {
   nodeTokenSettings,
@@ -16,9 +16,9 @@ import {
 
 const TOKEN = 'node-token-0123456789abcdef';
 
-test('finding 6: --node-token is refused by every command, naming the variable and the file flag instead', () => {
+test('finding 6: --node-token is refused by every command, naming the variable and the file flag instead', async () => {
   for (const name of ['control-plane', 'data-plane', 'dev']) {
-    const command = commands[name]!;
+    const command = (await loadCommand(name))!;
     assert.throws(
       () => readOptions(command.options, ['--node-token', TOKEN], {}),
       new RegExp(

@@ -11,7 +11,7 @@ import { refused, type Operation, type Outcome, type Step } from '../../data-pla
 import { insertBefore } from '../../data-plane/src/pipeline/pipeline.ts';
 import { signalCancellation } from '../../data-plane/src/upstream/cancellation.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
-import { buildConfig, sessionKey, testKey } from '../support/mcp-server-harness.ts';
+import { buildConfig, testKey } from '../support/mcp-server-harness.ts';
 import { legacyAgent, modernAgent, sseAgent } from '../support/protocol-agents.ts';
 
 const MAX_ARGUMENT_BYTES = 64;
@@ -58,7 +58,7 @@ function fromResult(result: unknown): Got {
 test(`13 a step inserted into the pipeline, without editing any other module, applies identically to a 2025 agent, a \
 2026-07-28 agent, a legacy SSE agent and a nested call`, async () => {
   const key = testKey('k1', ['everything__*']);
-  const config = buildConfig([key], [sessionKey('s1')]);
+  const config = buildConfig([key]);
   const router = new MemoryToolRouter([{ upstream: 'everything', name: 'echo' }]);
   const metrics = new DataPlaneMetrics();
   const seen: Operation[] = [];

@@ -8,7 +8,7 @@ import type { Operation } from '../../data-plane/src/pipeline/operation.ts';
 import { insertBefore } from '../../data-plane/src/pipeline/pipeline.ts';
 import { mayBeConverted, mcpToolName, modelToolName } from '../../data-plane/src/rest/model-tool-names.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
-import { buildConfig, sessionKey, testKey } from '../support/mcp-server-harness.ts';
+import { buildConfig, testKey } from '../support/mcp-server-harness.ts';
 
 const MODEL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 
@@ -40,7 +40,7 @@ test('names a model API accepts are kept; others are converted to fit, distinctl
 test(`REST: a tool whose MCP name a model API would refuse is listed converted and callable by that name; calls enter \
 the pipeline with their key and parent id`, async () => {
   const key = testKey('k1', ['fs__*']);
-  const config = buildConfig([key], [sessionKey('s1')]);
+  const config = buildConfig([key]);
   const seen: Operation[] = [];
   const router = new MemoryToolRouter([
     { upstream: 'fs', name: 'files.read', inputSchema: { type: 'object', properties: { text: { type: 'string' } } } },

@@ -185,7 +185,7 @@ appended`, async () => {
   const key = testKey('k1', ['everything__echo']);
   const server = await startServer(
     new MemoryToolRouter([{ upstream: 'everything', name: 'echo' }]),
-    buildConfig([key], [sessionKey('s1')]),
+    buildConfig([key]),
   );
   const post = (sessionId: string | undefined, body: unknown) =>
     fetch(server.url, {

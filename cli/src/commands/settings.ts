@@ -49,48 +49,42 @@ export const logLevel = {
 
 /** What one GraphQL request may ask for (see control-plane/src/graphql/limits.ts); `count` is hoisted from below. */
 export const graphqlLimitSettings = {
-  graphqlMaxDepth: {
-    flag: 'graphql-max-depth',
-    env: 'PORTCULLIS_GRAPHQL_MAX_DEPTH',
-    description: 'deepest selection nesting a GraphQL query may have (the top-level field is 1)',
-    schema: count('levels', 2, 100).default(DEFAULT_GRAPHQL_LIMITS.maxDepth),
-    defaultLabel: String(DEFAULT_GRAPHQL_LIMITS.maxDepth),
-  },
-  graphqlMaxCost: {
-    flag: 'graphql-max-cost',
-    env: 'PORTCULLIS_GRAPHQL_MAX_COST',
-    description: 'highest graphql-armor cost of a query (object fields 2, scalars 1, times 1.5 per level)',
-    schema: count('cost units', 10, 10_000_000).default(DEFAULT_GRAPHQL_LIMITS.maxCost),
-    defaultLabel: String(DEFAULT_GRAPHQL_LIMITS.maxCost),
-  },
-  graphqlMaxAliases: {
-    flag: 'graphql-max-aliases',
-    env: 'PORTCULLIS_GRAPHQL_MAX_ALIASES',
-    description: 'aliased fields one GraphQL operation may have',
-    schema: count('aliases', 0, 100_000).default(DEFAULT_GRAPHQL_LIMITS.maxAliases),
-    defaultLabel: String(DEFAULT_GRAPHQL_LIMITS.maxAliases),
-  },
-  graphqlMaxDirectives: {
-    flag: 'graphql-max-directives',
-    env: 'PORTCULLIS_GRAPHQL_MAX_DIRECTIVES',
-    description: 'directives one GraphQL operation may have',
-    schema: count('directives', 0, 100_000).default(DEFAULT_GRAPHQL_LIMITS.maxDirectives),
-    defaultLabel: String(DEFAULT_GRAPHQL_LIMITS.maxDirectives),
-  },
-  graphqlMaxTokens: {
-    flag: 'graphql-max-tokens',
-    env: 'PORTCULLIS_GRAPHQL_MAX_TOKENS',
-    description: 'lexical tokens a GraphQL query text may have (parsing stops at the limit)',
-    schema: count('tokens', 100, 10_000_000).default(DEFAULT_GRAPHQL_LIMITS.maxTokens),
-    defaultLabel: String(DEFAULT_GRAPHQL_LIMITS.maxTokens),
-  },
-  graphqlMaxListItems: {
-    flag: 'graphql-max-list-items',
-    env: 'PORTCULLIS_GRAPHQL_MAX_LIST_ITEMS',
-    description: 'list items one GraphQL answer may hold over all its lists and levels',
-    schema: count('items', 100, 100_000_000).default(DEFAULT_GRAPHQL_LIMITS.maxListItems),
-    defaultLabel: String(DEFAULT_GRAPHQL_LIMITS.maxListItems),
-  },
+  graphqlMaxDepth: countSetting(
+    'graphql-max-depth',
+    ['levels', 2, 100],
+    DEFAULT_GRAPHQL_LIMITS.maxDepth,
+    'deepest selection nesting a GraphQL query may have (the top-level field is 1)',
+  ),
+  graphqlMaxCost: countSetting(
+    'graphql-max-cost',
+    ['cost units', 10, 10_000_000],
+    DEFAULT_GRAPHQL_LIMITS.maxCost,
+    'highest graphql-armor cost of a query (object fields 2, scalars 1, times 1.5 per level)',
+  ),
+  graphqlMaxAliases: countSetting(
+    'graphql-max-aliases',
+    ['aliases', 0, 100_000],
+    DEFAULT_GRAPHQL_LIMITS.maxAliases,
+    'aliased fields one GraphQL operation may have',
+  ),
+  graphqlMaxDirectives: countSetting(
+    'graphql-max-directives',
+    ['directives', 0, 100_000],
+    DEFAULT_GRAPHQL_LIMITS.maxDirectives,
+    'directives one GraphQL operation may have',
+  ),
+  graphqlMaxTokens: countSetting(
+    'graphql-max-tokens',
+    ['tokens', 100, 10_000_000],
+    DEFAULT_GRAPHQL_LIMITS.maxTokens,
+    'lexical tokens a GraphQL query text may have (parsing stops at the limit)',
+  ),
+  graphqlMaxListItems: countSetting(
+    'graphql-max-list-items',
+    ['items', 100, 100_000_000],
+    DEFAULT_GRAPHQL_LIMITS.maxListItems,
+    'list items one GraphQL answer may hold over all its lists and levels',
+  ),
   graphqlMaxBodyBytes: {
     flag: 'graphql-max-body-bytes',
     env: 'PORTCULLIS_GRAPHQL_MAX_BODY_BYTES',
@@ -284,76 +278,76 @@ function count(unit: string, min: number, max: number) {
     .max(max, `must be at most ${max}`);
 }
 
-/** An SSE bound in bytes: `--sse-<name>`, `PORTCULLIS_SSE_<NAME>`, from 1 KiB; the default is whole MiB. */
+/** `PORTCULLIS_` and the flag in upper snake case: `sse-retry-ms` → `PORTCULLIS_SSE_RETRY_MS`. */
+function envOf(flag: string): string {
+  return `PORTCULLIS_${flag.toUpperCase().replaceAll('-', '_')}`;
+}
+
+/** A whole-number setting: `--<flag>` or its `PORTCULLIS_` variable, `[unit, min, max]`, default `fallback`. */
+function countSetting(
+  flag: string,
+  [unit, min, max]: readonly [string, number, number],
+  fallback: number,
+  description: string,
+  defaultLabel = String(fallback),
+) {
+  return { flag, env: envOf(flag), description, schema: count(unit, min, max).default(fallback), defaultLabel };
+}
+
+/** An SSE bound in bytes: `--sse-<name>`, from 1 KiB; the default is whole MiB. */
 function sseBytes(name: string, fallback: number, description: string) {
-  return {
-    flag: `sse-${name}`,
-    env: `PORTCULLIS_SSE_${name.toUpperCase().replaceAll('-', '_')}`,
+  return countSetting(
+    `sse-${name}`,
+    ['bytes', 1024, 2 ** 40],
+    fallback,
     description,
-    schema: count('bytes', 1024, 2 ** 40).default(fallback),
-    defaultLabel: `${fallback} (${fallback / 1024 ** 2} MiB)`,
-  };
+    `${fallback} (${fallback / 1024 ** 2} MiB)`,
+  );
 }
 
-/** An SSE bound in streams: `--sse-<name>`, `PORTCULLIS_SSE_<NAME>`, from 1. */
+/** An SSE bound in streams: `--sse-<name>`, from 1. */
 function sseStreams(name: string, fallback: number, description: string, max = 10_000_000) {
-  return {
-    flag: `sse-${name}`,
-    env: `PORTCULLIS_SSE_${name.toUpperCase().replaceAll('-', '_')}`,
-    description,
-    schema: count('streams', 1, max).default(fallback),
-    defaultLabel: String(fallback),
-  };
+  return countSetting(`sse-${name}`, ['streams', 1, max], fallback, description);
 }
 
-/**
- * 2025-era SSE streams: how long and how much of them the node keeps for `Last-Event-ID`
- * resumption, and SSE polling (SEP-1699).
- */
 /** Code mode's sandbox: warm workers and per-run limits (data-plane/src/code-mode/sandbox-pool.ts). */
 export const sandboxSettings = {
-  sandboxWorkers: {
-    flag: 'sandbox-workers',
-    env: 'PORTCULLIS_SANDBOX_WORKERS',
-    description: 'warm worker threads running code-mode scripts; 0 switches code mode off on this node',
-    schema: count('workers', 0, 64).default(DEFAULT_SANDBOX_POOL.workers),
-    defaultLabel: String(DEFAULT_SANDBOX_POOL.workers),
-  },
-  sandboxTimeoutMs: {
-    flag: 'sandbox-timeout-ms',
-    env: 'PORTCULLIS_SANDBOX_TIMEOUT_MS',
-    description: 'wall time of one code-mode script, its tool calls included; an overrunning worker is terminated',
-    schema: count('milliseconds', 10, 600_000).default(DEFAULT_SANDBOX_LIMITS.timeMs),
-    defaultLabel: String(DEFAULT_SANDBOX_LIMITS.timeMs),
-  },
-  sandboxMemoryBytes: {
-    flag: 'sandbox-memory-bytes',
-    env: 'PORTCULLIS_SANDBOX_MEMORY_BYTES',
-    description: 'heap of one code-mode script',
-    schema: count('bytes', 1024 * 1024, 1024 ** 3).default(DEFAULT_SANDBOX_LIMITS.memoryBytes),
-    defaultLabel: String(DEFAULT_SANDBOX_LIMITS.memoryBytes),
-  },
-  sandboxStackBytes: {
-    flag: 'sandbox-stack-bytes',
-    env: 'PORTCULLIS_SANDBOX_STACK_BYTES',
-    description: 'stack of one code-mode script (at most 262144)',
-    schema: count('bytes', 16 * 1024, MAX_STACK_BYTES).default(DEFAULT_SANDBOX_LIMITS.stackBytes),
-    defaultLabel: String(DEFAULT_SANDBOX_LIMITS.stackBytes),
-  },
-  sandboxMaxToolCalls: {
-    flag: 'sandbox-max-tool-calls',
-    env: 'PORTCULLIS_SANDBOX_MAX_TOOL_CALLS',
-    description: 'tool calls one code-mode script may make',
-    schema: count('calls', 1, 1_000_000).default(DEFAULT_SANDBOX_LIMITS.maxToolCalls),
-    defaultLabel: String(DEFAULT_SANDBOX_LIMITS.maxToolCalls),
-  },
-  sandboxMaxOutputBytes: {
-    flag: 'sandbox-max-output-bytes',
-    env: 'PORTCULLIS_SANDBOX_MAX_OUTPUT_BYTES',
-    description: "bytes of a code-mode script's return value and console output",
-    schema: count('bytes', 1024, 64 * 1024 * 1024).default(DEFAULT_SANDBOX_LIMITS.maxOutputBytes),
-    defaultLabel: String(DEFAULT_SANDBOX_LIMITS.maxOutputBytes),
-  },
+  sandboxWorkers: countSetting(
+    'sandbox-workers',
+    ['workers', 0, 64],
+    DEFAULT_SANDBOX_POOL.workers,
+    'warm worker threads running code-mode scripts; 0 switches code mode off on this node',
+  ),
+  sandboxTimeoutMs: countSetting(
+    'sandbox-timeout-ms',
+    ['milliseconds', 10, 600_000],
+    DEFAULT_SANDBOX_LIMITS.timeMs,
+    'wall time of one code-mode script, its tool calls included; an overrunning worker is terminated',
+  ),
+  sandboxMemoryBytes: countSetting(
+    'sandbox-memory-bytes',
+    ['bytes', 1024 * 1024, 1024 ** 3],
+    DEFAULT_SANDBOX_LIMITS.memoryBytes,
+    'heap of one code-mode script',
+  ),
+  sandboxStackBytes: countSetting(
+    'sandbox-stack-bytes',
+    ['bytes', 16 * 1024, MAX_STACK_BYTES],
+    DEFAULT_SANDBOX_LIMITS.stackBytes,
+    'stack of one code-mode script (at most 262144)',
+  ),
+  sandboxMaxToolCalls: countSetting(
+    'sandbox-max-tool-calls',
+    ['calls', 1, 1_000_000],
+    DEFAULT_SANDBOX_LIMITS.maxToolCalls,
+    'tool calls one code-mode script may make',
+  ),
+  sandboxMaxOutputBytes: countSetting(
+    'sandbox-max-output-bytes',
+    ['bytes', 1024, 64 * 1024 * 1024],
+    DEFAULT_SANDBOX_LIMITS.maxOutputBytes,
+    "bytes of a code-mode script's return value and console output",
+  ),
 } satisfies OptionTable;
 
 /** The sandbox pool's options, or undefined when code mode is off (0 workers). */
@@ -372,25 +366,25 @@ export function sandboxOptions(settings: ParsedOptions<typeof sandboxSettings>):
   };
 }
 
+/**
+ * 2025-era SSE streams: how long and how much of them the node keeps for `Last-Event-ID`
+ * resumption, and SSE polling (SEP-1699).
+ */
 export const sseSettings = {
-  sseResumeWindowSeconds: {
-    flag: 'sse-resume-window-seconds',
-    env: 'PORTCULLIS_SSE_RESUME_WINDOW_SECONDS',
-    description:
-      'how long a 2025-era SSE stream stays resumable with Last-Event-ID after its connection dropped or ended; a ' +
+  sseResumeWindowSeconds: countSetting(
+    'sse-resume-window-seconds',
+    ['seconds', 1, 3600],
+    DEFAULT_RESUME_WINDOW_MS / 1000,
+    'how long a 2025-era SSE stream stays resumable with Last-Event-ID after its connection dropped or ended; a ' +
       'call whose answer stream dropped keeps running this long without an agent, then is cancelled upstream',
-    schema: count('seconds', 1, 3600).default(DEFAULT_RESUME_WINDOW_MS / 1000),
-    defaultLabel: String(DEFAULT_RESUME_WINDOW_MS / 1000),
-  },
-  sseRetryMs: {
-    flag: 'sse-retry-ms',
-    env: 'PORTCULLIS_SSE_RETRY_MS',
-    description:
-      'the SSE retry sent in priming events (2025-11-25 sessions): how long agents wait before they reconnect to a ' +
+  ),
+  sseRetryMs: countSetting(
+    'sse-retry-ms',
+    ['milliseconds', 10, 60_000],
+    DEFAULT_SSE_RETRY_MS,
+    'the SSE retry sent in priming events (2025-11-25 sessions): how long agents wait before they reconnect to a ' +
       'closed stream; must be below the resume window',
-    schema: count('milliseconds', 10, 60_000).default(DEFAULT_SSE_RETRY_MS),
-    defaultLabel: String(DEFAULT_SSE_RETRY_MS),
-  },
+  ),
   sseMaxStreamSeconds: {
     flag: 'sse-max-stream-seconds',
     env: 'PORTCULLIS_SSE_MAX_STREAM_SECONDS',
@@ -403,13 +397,12 @@ export const sseSettings = {
     schema: count('seconds', 1, 86_400).optional(),
     defaultLabel: 'off',
   },
-  sseMaxEventsPerStream: {
-    flag: 'sse-max-events-per-stream',
-    env: 'PORTCULLIS_SSE_MAX_EVENTS_PER_STREAM',
-    description: 'events kept per SSE stream for resumption (the oldest dropped first)',
-    schema: count('events', 1, 1_000_000).default(DEFAULT_MAX_EVENTS_PER_STREAM),
-    defaultLabel: String(DEFAULT_MAX_EVENTS_PER_STREAM),
-  },
+  sseMaxEventsPerStream: countSetting(
+    'sse-max-events-per-stream',
+    ['events', 1, 1_000_000],
+    DEFAULT_MAX_EVENTS_PER_STREAM,
+    'events kept per SSE stream for resumption (the oldest dropped first)',
+  ),
   sseMaxBytesPerStream: sseBytes(
     'max-bytes-per-stream',
     DEFAULT_MAX_BYTES_PER_STREAM,
@@ -624,24 +617,20 @@ export const dataPlaneSettings = {
       .optional(),
     defaultLabel: 'loopback names when --host is loopback, else no check',
   },
-  maxInFlightPerKey: {
-    flag: 'max-in-flight-per-key',
-    env: 'PORTCULLIS_MAX_IN_FLIGHT_PER_KEY',
-    description:
-      'MCP requests one virtual key may have running on this node at once, over all its sessions and transports; ' +
+  maxInFlightPerKey: countSetting(
+    'max-in-flight-per-key',
+    ['requests', 1, 1_000_000],
+    DEFAULT_MAX_IN_FLIGHT_PER_KEY,
+    'MCP requests one virtual key may have running on this node at once, over all its sessions and transports; ' +
       'more are answered at once with JSON-RPC error -32046',
-    schema: count('requests', 1, 1_000_000).default(DEFAULT_MAX_IN_FLIGHT_PER_KEY),
-    defaultLabel: String(DEFAULT_MAX_IN_FLIGHT_PER_KEY),
-  },
-  maxInFlightPerSession: {
-    flag: 'max-in-flight-per-session',
-    env: 'PORTCULLIS_MAX_IN_FLIGHT_PER_SESSION',
-    description:
-      'MCP requests one 2025-era session (Streamable HTTP or legacy SSE) may have running on this node at once; ' +
+  ),
+  maxInFlightPerSession: countSetting(
+    'max-in-flight-per-session',
+    ['requests', 1, 1_000_000],
+    DEFAULT_MAX_IN_FLIGHT_PER_SESSION,
+    'MCP requests one 2025-era session (Streamable HTTP or legacy SSE) may have running on this node at once; ' +
       'more are answered at once with JSON-RPC error -32046',
-    schema: count('requests', 1, 1_000_000).default(DEFAULT_MAX_IN_FLIGHT_PER_SESSION),
-    defaultLabel: String(DEFAULT_MAX_IN_FLIGHT_PER_SESSION),
-  },
+  ),
   ...sseSettings,
   ...nodeHealthSettings,
   ...sandboxSettings,
