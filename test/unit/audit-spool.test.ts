@@ -132,18 +132,21 @@ describe('audit spool', () => {
     });
   });
 
-  it('writes through the thread pool for a while after a slow write on the loop, losing nothing', async () => {
+  it('writes through the thread pool for a while after two slow writes on the loop, losing nothing', async () => {
     await withDir(async (dir) => {
       const warnings: string[] = [];
       const watching = pino({ level: 'warn' }, { write: (line: string) => warnings.push(line) });
       // Every write counts as slow here.
       const spool = await AuditSpool.open({ dir, maxBytes: 1 << 20, slowWriteMs: -1, logger: watching });
+      const tookLong = () => warnings.filter((w) => w.includes('writes took long')).length;
       await spool.append('{"n":1}');
-      assert.equal(warnings.filter((w) => w.includes('a write took long')).length, 1);
-      await Promise.all([spool.append('{"n":2}'), spool.append('{"n":3}')]);
-      await spool.append('{"n":4}');
-      assert.equal(warnings.filter((w) => w.includes('a write took long')).length, 1, 'the thread pool takes them');
-      assert.deepEqual(await readAll(spool), ['{"n":1}', '{"n":2}', '{"n":3}', '{"n":4}']);
+      assert.equal(tookLong(), 0, 'one slow write alone may be the machine, not the disk');
+      await spool.append('{"n":2}');
+      assert.equal(tookLong(), 1);
+      await Promise.all([spool.append('{"n":3}'), spool.append('{"n":4}')]);
+      await spool.append('{"n":5}');
+      assert.equal(tookLong(), 1, 'the thread pool takes them');
+      assert.deepEqual(await readAll(spool), ['{"n":1}', '{"n":2}', '{"n":3}', '{"n":4}', '{"n":5}']);
       await spool.close();
     });
   });
