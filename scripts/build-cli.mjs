@@ -10,9 +10,12 @@
 import { build } from 'esbuild';
 import { copyFileSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const REPO_ROOT = resolve(import.meta.dirname, '..');
 const SOURCES = ['cli/src', 'control-plane/src', 'data-plane/src', 'common/src', 'proto/gen'];
+/** With the tests: what they import besides the sources. */
+const TEST_SOURCES = ['test', 'bench/src', 'scripts'];
 // Inside the checkout, so that the built files find node_modules as the sources do.
 const CACHE_DIR = join(REPO_ROOT, 'node_modules/.cache/portcullis-cli');
 
@@ -26,13 +29,18 @@ function typescriptFiles(dir) {
   return found;
 }
 
-/** Every relative import stays a separate file: `./x.ts` becomes `./x.js`; nothing is bundled. */
+/**
+ * Every relative import stays a separate file: `./x.ts` becomes `./x.js`; anything else relative (`.mjs`, `.json`)
+ * is not built and is imported from where it lies in the checkout. Nothing is bundled.
+ */
 const keepFiles = {
   name: 'keep-files',
   setup(builder) {
-    builder.onResolve({ filter: /^\.\.?\// }, (args) =>
-      args.kind === 'entry-point' ? undefined : { path: args.path.replace(/\.ts$/, '.js'), external: true },
-    );
+    builder.onResolve({ filter: /^\.\.?\// }, (args) => {
+      if (args.kind === 'entry-point') return undefined;
+      if (args.path.endsWith('.ts')) return { path: args.path.replace(/\.ts$/, '.js'), external: true };
+      return { path: pathToFileURL(resolve(args.resolveDir, args.path)).href, external: true };
+    });
   },
 };
 
@@ -51,7 +59,7 @@ function alive(pid) {
  * exits; directories left by runs that were killed are removed first. Returns the path of the built
  * `cli/src/main.js`.
  */
-export async function buildCli() {
+export async function buildCli({ tests = false } = {}) {
   mkdirSync(CACHE_DIR, { recursive: true });
   for (const entry of readdirSync(CACHE_DIR)) {
     const pid = Number(/^run-(\d+)$/.exec(entry)?.[1]);
@@ -61,7 +69,7 @@ export async function buildCli() {
   rmSync(outDir, { recursive: true, force: true });
   process.once('exit', () => rmSync(outDir, { recursive: true, force: true }));
   await build({
-    entryPoints: SOURCES.flatMap((dir) => typescriptFiles(join(REPO_ROOT, dir))),
+    entryPoints: [...SOURCES, ...(tests ? TEST_SOURCES : [])].flatMap((dir) => typescriptFiles(join(REPO_ROOT, dir))),
     outdir: outDir,
     outbase: REPO_ROOT,
     bundle: true,
@@ -72,6 +80,7 @@ export async function buildCli() {
     target: 'node20',
     tsconfig: join(REPO_ROOT, 'tsconfig.json'),
     logLevel: 'warning',
+    sourcemap: tests ? 'inline' : false,
   });
   copyFileSync(join(REPO_ROOT, 'schema.graphql'), join(outDir, 'schema.graphql'));
   return join(outDir, 'cli/src/main.js');

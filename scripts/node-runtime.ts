@@ -18,7 +18,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
-const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+// PORTCULLIS_REPO_ROOT: when the tests run this file transpiled elsewhere (scripts/run-tests.mjs).
+const REPO_ROOT = process.env['PORTCULLIS_REPO_ROOT'] ?? fileURLToPath(new URL('..', import.meta.url));
 
 /** One pinned Node binary package on the npm registry. */
 export interface NodePackage {

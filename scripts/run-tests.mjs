@@ -1,19 +1,22 @@
 #!/usr/bin/env node
-// Runs the test files with node's built-in runner, TypeScript via tsx.
+// Runs the test files with node's built-in runner.
 //   node scripts/run-tests.mjs            unit tests, then end-to-end tests (npm test)
 //   node scripts/run-tests.mjs --unit     test/unit only: no database, no child processes (npm run test:unit)
 //   node scripts/run-tests.mjs --e2e      test/e2e only: real PostgreSQL and real processes (npm run test:e2e)
 //   node scripts/run-tests.mjs <files…>   just these files
-// First it transpiles the gateway's sources once (scripts/build-cli.mjs), so that the control planes and nodes the
-// tests start run as plain JavaScript rather than each through tsx (half the CPU a start).
+// First it transpiles the TypeScript (the sources, the tests and what they import) once, with the transform tsx
+// would apply on the fly (scripts/build-cli.mjs): the test files, and the control planes and nodes they start, then
+// run as plain JavaScript, on about half the CPU a process start costs through tsx. Source maps keep stack traces
+// pointing at the .ts files. Type checking is tsc's (npm test runs it first).
 // The end-to-end tests need PostgreSQL; when it does not answer they are not started, and one line says how to
 // start it (instead of every test failing with its own connection error).
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
-import { join } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { buildCli } from './build-cli.mjs';
 
+const REPO_ROOT = resolve(import.meta.dirname, '..');
 const TEST_DATABASE_URL = process.env.PORTCULLIS_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 function findTests(dir) {
@@ -41,21 +44,29 @@ function databaseAnswers() {
   });
 }
 
+const builtCli = await buildCli({ tests: true });
+const builtRoot = builtCli.slice(0, -'cli/src/main.js'.length);
+
+/** The transpiled file of a test given by its path in the checkout. */
+function built(file) {
+  return join(builtRoot, relative(REPO_ROOT, resolve(file))).replace(/\.ts$/, '.js');
+}
+
 function run(files) {
   if (files.length === 0) return 0;
-  const args = ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...files];
+  const args = ['--enable-source-maps', '--test', '--test-reporter=spec', '--test-concurrency=2', ...files.map(built)];
   const result = spawnSync(process.execPath, args, {
     stdio: 'inherit',
     env: {
       ...process.env,
       PORTCULLIS_LOG_LEVEL: process.env.PORTCULLIS_LOG_LEVEL ?? 'silent',
-      PORTCULLIS_TEST_CLI: process.env.PORTCULLIS_TEST_CLI ?? builtCli,
+      PORTCULLIS_TEST_CLI: builtCli,
+      PORTCULLIS_REPO_ROOT: REPO_ROOT,
     },
   });
   return result.status ?? 1;
 }
 
-const builtCli = await buildCli();
 const args = process.argv.slice(2);
 const files = args.filter((arg) => !arg.startsWith('--'));
 const suites = args.includes('--unit') ? ['unit'] : args.includes('--e2e') ? ['e2e'] : ['unit', 'e2e'];

@@ -9,10 +9,13 @@ import { pathToFileURL } from 'node:url';
  * killed when the benchmark exits, however it exits.
  */
 
-export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
+/** The checkout (PORTCULLIS_REPO_ROOT when the tests run this code transpiled elsewhere: scripts/run-tests.mjs). */
+export const REPO_ROOT = process.env['PORTCULLIS_REPO_ROOT'] ?? resolve(import.meta.dirname, '..', '..');
+/** bench/src of the checkout: TypeScript and .mjs files the bench starts as processes of their own. */
+export const BENCH_SRC = resolve(REPO_ROOT, 'bench/src');
 
 /** `--import` this into a Node process to make a bare `listen(port)` bind 127.0.0.1 instead of every interface. */
-export const LOOPBACK_PRELOAD = pathToFileURL(resolve(import.meta.dirname, 'loopback-only.mjs')).href;
+export const LOOPBACK_PRELOAD = pathToFileURL(resolve(BENCH_SRC, 'loopback-only.mjs')).href;
 
 const live = new Set<ManagedProcess>();
 

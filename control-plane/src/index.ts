@@ -12,6 +12,7 @@ import { startEmbeddedDatabase, type EmbeddedConnection } from './db/embedded.ts
 import { DEFAULT_DATABASE_TIMEOUTS, type DatabaseTimeouts } from './db/timeouts.ts';
 import type { GraphqlLimits } from './graphql/limits.ts';
 import { startGraphqlServer } from './graphql/server.ts';
+import type { Tracing } from '../../common/src/tracing.ts';
 import { ConfigStreamService } from './grpc/config-service.ts';
 import { NodeHeartbeat } from './grpc/node-heartbeat.ts';
 import { startGrpcServer, type GrpcTls } from './grpc/server.ts';
@@ -75,6 +76,8 @@ export interface ControlPlaneOptions {
   graphqlLimits?: Partial<GraphqlLimits>;
   /** Serve Prometheus metrics on this address (off when undefined; never on the GraphQL port). */
   metricsListen?: { host: string; port: number; token?: string } | undefined;
+  /** Spans of GraphQL requests and audit ingest (OpenTelemetry; see common/src/tracing.ts); undefined: none. */
+  tracing?: Tracing | undefined;
 }
 
 export interface ControlPlane {
@@ -293,6 +296,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       approvals: services.approvals,
       audit: auditStore,
       metrics,
+      tracing: options.tracing,
     });
     metrics.configStreams({ liveNodes: () => new Set(streams.liveStreams().map((s) => s.nodeId)).size });
     metrics.approvals(services.approvals);
@@ -324,6 +328,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       logger,
       limits: options.graphqlLimits,
       metrics,
+      tracing: options.tracing,
     });
     cleanups.push(() => graphql.close());
     const metricsServer =

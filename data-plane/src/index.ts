@@ -10,7 +10,7 @@ import type { CallAdmissionOptions } from './http/in-flight.ts';
 import { createDataPlaneServer } from './http/server.ts';
 import { effectiveAllowedHosts, type AllowedHost } from './http/host-guard.ts';
 import { DataPlaneMetrics } from './observability/metrics.ts';
-import type { Tracing } from './observability/tracing.ts';
+import type { Tracing } from '../../common/src/tracing.ts';
 import { upstreamStateToJSON } from '../../proto/gen/portcullis/v1/config.ts';
 import { UpstreamPool } from './upstream/upstream-pool.ts';
 import { AuditContent, type AuditContentOptions } from './audit/audit-content.ts';
@@ -22,9 +22,11 @@ import { PendingApprovals } from './approvals/pending-approvals.ts';
 import { DEFAULT_HEALTH_FAILURE_THRESHOLD, DEFAULT_HEALTH_INTERVAL_MS } from './upstream/upstream-settings.ts';
 import { SandboxPool, type SandboxPoolOptions } from './code-mode/sandbox-pool.ts';
 import { RateLimiter } from './policy/rate-limits.ts';
+import { RedisRateLimiter, type RedisRateLimitOptions } from './policy/redis-rate-limits.ts';
 import { BudgetLedger } from './policy/budget-ledger.ts';
 
-export const SOFTWARE_VERSION = '0.1.0';
+export { SOFTWARE_VERSION } from '../../common/src/version.ts';
+import { SOFTWARE_VERSION } from '../../common/src/version.ts';
 
 export interface DataPlaneOptions {
   /** host:port of the control plane's gRPC config stream. */
@@ -88,6 +90,12 @@ export interface DataPlaneOptions {
   metricsListen?: { host: string; port: number; token?: string };
   /** OpenTelemetry traces (`startTracing`); off when undefined. Its owner shuts it down. */
   tracing?: Tracing | undefined;
+  /**
+   * Exact global rate limits: every limit counted in one token bucket in this Redis, shared by all
+   * nodes, with a fallback to this node's local share while Redis does not answer. Off when
+   * undefined: each node enforces its share of every limit.
+   */
+  rateLimitRedis?: RedisRateLimitOptions;
   /** Code mode's sandbox pool (off when undefined: no key sees the meta-tools on this node). */
   sandbox?: SandboxPoolOptions;
   logger: Logger;
@@ -142,7 +150,17 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
   });
   const auditContent = options.audit === undefined ? undefined : new AuditContent(options.audit.content);
   const sandbox = options.sandbox === undefined ? undefined : new SandboxPool({ ...options.sandbox, logger });
-  const rateLimiter = new RateLimiter();
+  const localRateLimiter = new RateLimiter();
+  const redisRateLimiter =
+    options.rateLimitRedis === undefined
+      ? undefined
+      : new RedisRateLimiter(localRateLimiter, options.rateLimitRedis, logger);
+  const rateLimiter = redisRateLimiter ?? localRateLimiter;
+  metrics.rateLimitBackend(
+    () => redisRateLimiter?.backend ?? 'local',
+    () => redisRateLimiter?.fallbacks ?? 0,
+  );
+  await redisRateLimiter?.start();
   const budgetLedger = new BudgetLedger((entries) => configClient?.reportSpend(entries));
   let spool: AuditSpool | undefined;
   let recorder: AuditRecorder | undefined;
@@ -215,7 +233,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
       envelope.kind?.$case === 'approvalDecision'
         ? approvals.decided(envelope.kind.value)
         : http.relay.receive(envelope),
-    onShare: (liveNodes) => rateLimiter.setLiveNodes(liveNodes),
+    onShare: (liveNodes) => localRateLimiter.setLiveNodes(liveNodes),
     onLeases: (leases) => budgetLedger.apply(leases),
     onConnected: () => {
       http.relay.announceEnded();
@@ -226,6 +244,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     onDisconnected: () => shipper?.disconnected(),
     onAuditAck: (ack) => shipper?.acked(ack.batchId, ack.rejected),
     onApplied: (config) => {
+      auditContent?.follow(config.auditContent);
       for (const upstream of config.upstreams) upstreamNames.set(upstream.id, upstream.name);
       readiness.configApplied(config.upstreams);
       pool.apply(config.upstreams);
@@ -252,7 +271,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     await configClient.start();
   } catch (error) {
     configClient.close();
-    await Promise.all([http.close(), metricsServer?.close(), pool.close()]);
+    await Promise.all([http.close(), metricsServer?.close(), pool.close(), redisRateLimiter?.close()]);
     await spool?.close();
     throw error;
   }
@@ -278,7 +297,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
         approvals.close();
         configClient?.close();
         await Promise.all([http.close(), metricsServer?.close()]);
-        await Promise.all([pool.close(), sandbox?.close()]);
+        await Promise.all([pool.close(), sandbox?.close(), redisRateLimiter?.close()]);
         await spool?.close();
       })();
       return closing;

@@ -4,12 +4,21 @@ import { loadCatalogs } from '../../bench/src/code-mode/catalog.ts';
 import { digestOf } from '../../bench/src/code-mode/fake-results.mjs';
 import { TASKS, type Task } from '../../bench/src/code-mode/tasks.ts';
 import { registerRecordedUpstreams, runTokenBenchmark } from '../../bench/src/code-mode/token-benchmark.ts';
+import { DEFAULT_SANDBOX_POOL } from '../../data-plane/src/code-mode/sandbox-pool.ts';
+import { startDataPlane } from '../../data-plane/src/index.ts';
 import { startTestEnv } from '../support/test-env.ts';
+import { testLogger } from './control-plane-harness.ts';
 
 /**
  * The mechanics of the code-mode token benchmark (issue 17) on a small catalog: three recorded catalogs
- * (everything, memory, thinking: 27 tools) served by recorded-catalog upstreams behind a real node, three
- * tasks of the suite and two that must fail, at 10 tools and the whole catalog.
+ * (everything, memory, thinking: 27 tools) served by recorded-catalog upstreams (real processes) behind a
+ * real node, two tasks of the suite and two that must fail, at 10 tools and the whole catalog.
+ *
+ * The node runs in this process (startDataPlane, as the CLI calls it; one sandbox worker: the tasks run in turn):
+ * a node process of its own took 8-10 s to start through tsx on a loaded 2-core machine, and from the sources
+ * transpiled once (PORTCULLIS_TEST_CLI) still cost this test 1-2 s more.
+ * The upstreams are registered before the node starts, so its first snapshot has them and it connects
+ * them while the test goes on.
  */
 
 const task = (id: string): Task => TASKS.find((t) => t.id === id)!;
@@ -17,12 +26,24 @@ const task = (id: string): Task => TASKS.find((t) => t.id === id)!;
 test('code-mode benchmark: trajectories counted, answers checked against classic calls through the node', async () => {
   const catalogs = loadCatalogs().filter((c) => ['everything', 'memory', 'thinking'].includes(c.server));
   const total = catalogs.reduce((sum, c) => sum + c.tools.length, 0);
-  await using env = await startTestEnv({ controlPlane: 'in-process', nodes: ['node-a'] });
-  const gateway = {
-    mcpUrl: env.node('node-a').mcpUrl,
-    gql: <T>(q: string, v?: Record<string, unknown>) => env.gqlOk<T>(q, v),
-  };
-  await registerRecordedUpstreams(gateway, catalogs);
+  await using env = await startTestEnv({ controlPlane: 'in-process' });
+  const gql = <T>(q: string, v?: Record<string, unknown>) => env.gqlOk<T>(q, v);
+  await registerRecordedUpstreams({ mcpUrl: '', gql }, catalogs);
+  const node = await startDataPlane({
+    controlPlaneAddress: env.grpcAddress,
+    nodeToken: env.nodeToken,
+    nodeId: 'node-a',
+    host: '127.0.0.1',
+    port: 0,
+    maxBodyBytes: 1024 * 1024,
+    snapshotCache: undefined,
+    upstreamConnectTimeoutMs: 30_000,
+    upstreamCallTimeoutMs: 30_000,
+    sandbox: { ...DEFAULT_SANDBOX_POOL, workers: 1 },
+    logger: testLogger(),
+  });
+  env.defer(() => node.close());
+  const gateway = { mcpUrl: node.mcpUrl, gql };
   const tasks: Task[] = [
     task('sum-and-echo'),
     task('memory-graph-relations'),

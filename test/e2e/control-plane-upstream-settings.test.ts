@@ -10,9 +10,10 @@ const FIELDS = `id name transport command args env { name isSet } cwd url header
   connectTimeoutMs callTimeoutMs
   healthIntervalMs healthFailureThreshold enabled pinToolDefinitions exposeUnprefixed createdAt updatedAt`;
 const CREATE = `mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { ${FIELDS} } }`;
-const UPDATE = `mutation ($id: ID!, $input: UpdateUpstreamInput!) { updateUpstream(id: $id, input: $input) { ${FIELDS} } }`;
+const UPDATE_VARIABLES = '($id: ID!, $input: UpdateUpstreamInput!)';
+const UPDATE = `mutation ${UPDATE_VARIABLES} { updateUpstream(id: $id, input: $input) { ${FIELDS} } }`;
 const ENABLE =
-  `mutation ($id: ID!, $enabled: Boolean!) { setUpstreamEnabled(id: $id, enabled: $enabled) { id ` + `enabled } }`;
+  'mutation ($id: ID!, $enabled: Boolean!) { setUpstreamEnabled(id: $id, enabled: $enabled) { id enabled } }';
 
 describe('upstream settings (GraphQL → snapshot)', () => {
   let schema: TestSchema;

@@ -90,6 +90,30 @@ describe('metrics scrapes', () => {
     assert.equal(sample(text, 'portcullis_sandbox_runs_total{outcome="syntax"}'), 1, text);
   });
 
+  it('the node counts refusals at the legacy SSE edge (/sse, /messages) like those on /mcp', async () => {
+    const before = await scrape(nodeMetrics);
+    const count = (text: string, reason: string) => sample(text, `portcullis_refusals_total{reason="${reason}"}`) ?? 0;
+    const origin = new URL(mcpUrl).origin;
+    const send = async (path: string, init: RequestInit) => {
+      const response = await fetch(`${origin}${path}`, init);
+      await response.body?.cancel();
+      return response.status;
+    };
+    const key = { authorization: `Bearer ${direct.secret}`, 'content-type': 'application/json' };
+    const ping = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
+    assert.equal(
+      await send('/sse', { headers: { authorization: 'Bearer pcs_not_a_key', accept: 'text/event-stream' } }),
+      401,
+    );
+    assert.equal(await send('/messages', { method: 'POST', headers: key, body: ping }), 400, 'no sessionId');
+    assert.equal(await send('/messages?sessionId=nope', { method: 'POST', headers: key, body: ping }), 404);
+    assert.equal(await send('/sse', { method: 'PUT', headers: key }), 405);
+
+    const text = await scrape(nodeMetrics);
+    assert.equal(count(text, 'authentication') - count(before, 'authentication'), 1, text);
+    assert.equal(count(text, 'bad_request') - count(before, 'bad_request'), 3, text);
+  });
+
   it('the control plane serves its own metrics, with the token only', async () => {
     const url = env.controlPlane!.metricsUrl;
     assert.ok(url !== undefined, 'the control plane prints its metrics address');

@@ -1,5 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { resolve } from 'node:path';
+import { REPO_ROOT } from '../support/processes.ts';
 import { readFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { CallToolResultSchema, ListToolsResultSchema } from '@modelcontextprotocol/sdk/types.js';
@@ -16,7 +18,7 @@ import { eventually } from '../support/eventually.ts';
 const MAX_BODY_BYTES = 8 * 1024;
 
 function fixture(name: string): Record<string, unknown> {
-  return JSON.parse(readFileSync(new URL(`../fixtures/model-api-schemas/${name}.json`, import.meta.url), 'utf8'));
+  return JSON.parse(readFileSync(resolve(REPO_ROOT, `test/fixtures/model-api-schemas/${name}.json`), 'utf8'));
 }
 
 const ajv = new Ajv2020({ strict: false, allErrors: true });
@@ -285,5 +287,27 @@ validate requests`, async () => {
     const toolUse = validator.compile({ $ref: 'doc#/components/schemas/AnthropicToolUse' });
     assert.equal(toolUse({ type: 'tool_use', id: 't', name: 'n', input: {} }), true);
     assert.equal(toolUse({ type: 'tool_use', id: 't', name: 'n' }), false);
+  });
+
+  test('traceparent, parent request and model cost headers land in the audit record', async () => {
+    const traceId = '0af7651916cd43dd8448eb211c80319c';
+    const response = await execute(
+      'openai',
+      { id: 'c1', type: 'function', function: { name: 'ev__echo', arguments: '{"message":"traced"}' } },
+      all,
+      {
+        traceparent: `00-${traceId}-b7ad6b7169203331-01`,
+        'x-portcullis-parent-request': 'rest-run-7',
+        'x-portcullis-model-cost-micros': '4200',
+      },
+    );
+    assert.equal(response.status, 200);
+    const rows = await eventually('the REST call is stored', async () => {
+      const found = await env.schema.query<{ trace_id: string | null; model_cost_micros: string | null; tool: string }>(
+        `SELECT trace_id, model_cost_micros::text, tool FROM audit_events WHERE parent_id = 'rest-run-7'`,
+      );
+      return found.length === 1 ? found : undefined;
+    });
+    assert.deepEqual(rows[0], { trace_id: traceId, model_cost_micros: '4200', tool: 'ev__echo' });
   });
 });

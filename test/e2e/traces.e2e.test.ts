@@ -106,6 +106,14 @@ describe('OpenTelemetry traces', () => {
     http2026 = await SdkHttpFixture.start('modern-2026');
     env = await startTestEnv({
       schemaPrefix: 'traces',
+      // The control plane exports its spans (GraphQL requests, audit ingest) to the same receiver.
+      processExtra: {
+        env: {
+          OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+          OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+          OTEL_BSP_SCHEDULE_DELAY: '50',
+        },
+      },
       upstreams: [
         {
           name: 'raw',
@@ -229,5 +237,37 @@ describe('OpenTelemetry traces', () => {
     const header = http2025.state.headers.map((h) => h['traceparent']).find((t) => t?.includes(META_TRACE_ID));
     assert.equal(header, `00-${META_TRACE_ID}-${spans.find((s) => s.kind === 3)?.spanId}-01`);
     assert.ok((await auditTraceIds('web__echo')).includes(META_TRACE_ID));
+  });
+
+  it('the control plane traces GraphQL requests (continuing traceparent) and each stored audit batch', async () => {
+    const GRAPHQL_TRACE = '5c1ea5a0c2b5e8f1a9d3c7b6e4f20a11';
+    const response = await fetch(env.graphqlUrl, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${env.adminToken}`,
+        traceparent: `00-${GRAPHQL_TRACE}-${CALLER_SPAN}-01`,
+      },
+      body: JSON.stringify({ query: 'query TracedUpstreams { upstreams { name } }' }),
+    });
+    assert.equal(response.status, 200);
+    await response.body?.cancel();
+    const [span] = await spansOf(GRAPHQL_TRACE, 1, 'the GraphQL request span');
+    assert.equal(span!.name, 'graphql query');
+    assert.equal(span!.kind, 2);
+    assert.equal(span!.parentSpanId, CALLER_SPAN);
+    assert.equal(span!.service, 'portcullis-control-plane');
+    assert.equal(span!.attributes['graphql.operation.name'], 'TracedUpstreams');
+
+    // The calls of the tests above were shipped and stored: each stored batch has its span.
+    await eventually(
+      'an audit ingest span',
+      () =>
+        receiver.spans.some((s) => s.name === 'audit ingest' && Number(s.attributes['portcullis.audit.stored']) > 0),
+      20_000,
+    );
+    const ingest = receiver.spans.find((s) => s.name === 'audit ingest')!;
+    assert.equal(ingest.service, 'portcullis-control-plane');
+    assert.equal(ingest.attributes['portcullis.node_id'], 'traced-node');
   });
 });

@@ -10,7 +10,6 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { connectLegacyAgent } from './agents.ts';
 import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from './graphql.ts';
 import { nodeFor } from '../../scripts/node-runtime.ts';
@@ -238,8 +237,9 @@ export function conformanceSuiteInstalled(): boolean {
   return existsSync(CONFORMANCE_CLI);
 }
 
-export const CONFORMANCE_VERSION_FILE = fileURLToPath(
-  new URL('../../node_modules/@modelcontextprotocol/conformance/package.json', import.meta.url),
+export const CONFORMANCE_VERSION_FILE = resolve(
+  REPO_ROOT,
+  'node_modules/@modelcontextprotocol/conformance/package.json',
 );
 
 export async function conformanceVersion(): Promise<string> {

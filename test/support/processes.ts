@@ -4,7 +4,11 @@ import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { eventually } from './eventually.ts';
 
-export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
+/**
+ * The checkout. Tests run from sources transpiled elsewhere (scripts/run-tests.mjs) are told it in
+ * PORTCULLIS_REPO_ROOT; run directly, it is two folders up.
+ */
+export const REPO_ROOT = process.env['PORTCULLIS_REPO_ROOT'] ?? resolve(import.meta.dirname, '..', '..');
 export const EVERYTHING_SERVER = resolve(
   REPO_ROOT,
   'node_modules/@modelcontextprotocol/server-everything/dist/index.js',

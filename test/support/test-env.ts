@@ -31,6 +31,7 @@ export interface KeyInput {
   allowedTools?: readonly string[];
   teamId?: string;
   codeMode?: 'INHERIT' | 'ON' | 'OFF';
+  auditContent?: 'INHERIT' | 'ON' | 'OFF';
 }
 export interface NodeSpec {
   id: string;

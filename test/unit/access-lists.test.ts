@@ -4,7 +4,12 @@ import { describe, it } from 'node:test';
 import { resolveAccessLists } from '../../common/src/index.ts';
 import { AppliedConfig } from '../../data-plane/src/config/applied-config.ts';
 import { AllowList } from '../../data-plane/src/policy/allow-list.ts';
-import { CodeMode, type TeamConfig, type VirtualKeyConfig } from '../../proto/gen/portcullis/v1/config.ts';
+import {
+  AuditContent,
+  CodeMode,
+  type TeamConfig,
+  type VirtualKeyConfig,
+} from '../../proto/gen/portcullis/v1/config.ts';
 
 const sessionKeys = [{ id: 's1', secret: randomBytes(32) }];
 const sha = (secret: string) => createHash('sha256').update(secret).digest();
@@ -22,6 +27,7 @@ function key(id: string, fields: Partial<VirtualKeyConfig> = {}): VirtualKeyConf
     previousSecretExpiresAtMs: 0,
     rateLimits: undefined,
     codeMode: CodeMode.CODE_MODE_INHERIT,
+    auditContent: AuditContent.AUDIT_CONTENT_INHERIT,
     ...fields,
   };
 }

@@ -1,10 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { resolve } from 'node:path';
+import { REPO_ROOT } from '../support/processes.ts';
 import { readFileSync } from 'node:fs';
 import { buildSchema } from 'graphql';
 import { FIELD_ROLES, rolesFor } from '../../control-plane/src/admins/roles.ts';
 
-const schema = buildSchema(readFileSync(new URL('../../schema.graphql', import.meta.url), 'utf8'));
+const schema = buildSchema(readFileSync(resolve(REPO_ROOT, 'schema.graphql'), 'utf8'));
 const mutations = Object.keys(schema.getMutationType()!.getFields());
 
 test('no mutation is open to auditors, and one not in the table is admin-only', () => {

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { AppliedConfig } from '../../data-plane/src/config/applied-config.ts';
 import { KeyIndex, keyEntry } from '../../data-plane/src/config/key-index.ts';
 import {
+  AuditContent,
   CodeMode,
   type Snapshot,
   type SnapshotDelta,
@@ -21,6 +22,7 @@ const key = (id: string, secret = `secret-${id}`, allowedTools = ['*']): Virtual
   teamId: '',
   allowedTools,
   codeMode: CodeMode.CODE_MODE_INHERIT,
+  auditContent: AuditContent.AUDIT_CONTENT_INHERIT,
   ...NONE,
 });
 

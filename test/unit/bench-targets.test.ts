@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { checkTargets } from '../../bench/src/report/targets.ts';
 import type { PropagationRow } from '../../bench/src/scenarios/propagation.ts';
 
-function row(processes: number, p99Ms: number): PropagationRow {
+function row(processes: number, p99Ms: number, kind: PropagationRow['kind'] = 'revocation'): PropagationRow {
   return {
+    kind,
     database: 'embedded',
     nodes: 16,
     processes,
@@ -35,4 +36,11 @@ p99 beside it`, () => {
   assert.equal(alone!.met, false);
   assert.match(alone!.target, /each node its own process/);
   assert.equal(alone!.reference, undefined);
+});
+
+test('bench: rotation and budget-exhaustion rows do not stand in for the revocation target', () => {
+  const [embedded] = checkTargets([], undefined, [row(4, 90, 'rotation'), row(4, 80, 'budget-exhaustion')]).filter(
+    (t) => t.target.includes('revocation') && t.target.includes('embedded'),
+  );
+  assert.equal(embedded!.measured, undefined);
 });

@@ -33,6 +33,7 @@ function upstream(id: string, name: string, exposeUnprefixed = false): UpstreamC
     exposeUnprefixed,
     protocolVersion: '',
     codeMode: false,
+    auditContentOff: false,
   };
 }
 

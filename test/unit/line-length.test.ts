@@ -3,11 +3,11 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { REPO_ROOT } from '../support/processes.ts';
 
 /** The widest line the project allows (biome's lineWidth); generated code (proto/gen) is exempt. */
 const MAX_LINE = 120;
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const ROOT = REPO_ROOT;
 
 /** `file:line (length)` for each line of `text` longer than MAX_LINE characters. */
 function longLines(file: string, text: string): string[] {

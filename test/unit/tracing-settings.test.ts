@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseTraceparent, tracingWanted } from '../../data-plane/src/observability/tracing.ts';
+import { parseTraceparent, tracingWanted } from '../../common/src/tracing.ts';
 
 test('traces are off unless the OTEL_* variables name an exporter or an OTLP endpoint', () => {
   assert.equal(tracingWanted({}), false);

@@ -246,7 +246,7 @@ async function toolsWhenReady(client: Client, count: number, timeoutMs = 300_000
       seen = describeError(error);
     }
     if (Date.now() > deadline) throw new Error(`the gateway did not list ${count} tools in time: ${seen}`);
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { cpuBetween, sampleCpu, type CpuSample } from '../cpu.ts';
-import { ManagedProcess } from '../processes.ts';
+import { BENCH_SRC, ManagedProcess } from '../processes.ts';
 import { summarize, type LatencySummary } from '../stats.ts';
 import type { ChildMessage, LoadJob, LoadResult } from './protocol.ts';
 
@@ -10,7 +10,7 @@ import type { ChildMessage, LoadJob, LoadResult } from './protocol.ts';
  * samples of the process under test (and of its descendants) and by any probes.
  */
 
-const CHILD = resolve(import.meta.dirname, 'child.ts');
+const CHILD = resolve(BENCH_SRC, 'load/child.ts');
 const TSX = import.meta.resolve('tsx');
 
 /** Something else to sample at the edges of the measured phase (e.g. the gateway's /metrics). */

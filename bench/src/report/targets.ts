@@ -101,7 +101,7 @@ export function checkTargets(
     // The issue lets the 16 nodes share processes: the target is read on the fewest processes measured,
     // and the row with each node its own process is shown beside it.
     const sixteens = (propagation ?? [])
-      .filter((p) => p.nodes === 16 && p.database === database)
+      .filter((p) => p.kind === 'revocation' && p.nodes === 16 && p.database === database)
       .sort((a, b) => a.processes - b.processes);
     const sixteen = sixteens[0];
     const ownProcesses = sixteens.find((p) => p.processes === 16);

@@ -4,13 +4,15 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CLI_MAIN, controlPlaneArgs } from '../targets/portcullis.ts';
-import { ManagedProcess, freePort } from '../processes.ts';
+import { BENCH_SRC, ManagedProcess, freePort } from '../processes.ts';
 import { percentile } from '../stats.ts';
+import { startEverythingHttp, type HttpServer } from '../targets/upstream.ts';
 import { adminQuery, freshSchemaName, measurableDatabases, type DatabaseKind } from './databases.ts';
 
 /**
- * Config propagation: the time from sending the GraphQL mutation that revokes a key to the moment
- * every one of N data-plane nodes refuses that key, with many keys configured. A control plane of
+ * Config propagation: the time from sending the GraphQL mutation that revokes a key (or rotates its
+ * secret with no grace period) to the moment every one of N data-plane nodes refuses that key (that
+ * secret), with many keys configured. A control plane of
  * its own (on the embedded database, or on a fresh schema of the real PostgreSQL) and N
  * `portcullis data-plane` processes, no upstreams. No polling: before each revocation the bench
  * holds one 2025-era notification stream per node open with the key (GET /mcp), and a node closes
@@ -20,7 +22,15 @@ import { adminQuery, freshSchemaName, measurableDatabases, type DatabaseKind } f
 
 export type { DatabaseKind } from './databases.ts';
 
+/**
+ * `revocation`: revokeVirtualKey → every node refuses the key. `rotation`: rotateVirtualKey with
+ * gracePeriodSeconds 0 → every node refuses the old secret (and accepts the new one). `budget-exhaustion`:
+ * one node spends the whole budget not leased to the others → every other node refuses the key as spent.
+ */
+export type PropagationKind = 'revocation' | 'rotation' | 'budget-exhaustion';
+
 export interface PropagationRow {
+  kind: PropagationKind;
   database: DatabaseKind;
   nodes: number;
   /** Node processes: each node its own, or several nodes to a process (node-group.ts). */
@@ -31,10 +41,18 @@ export interface PropagationRow {
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
-  /** How long the revoke mutation itself took to answer (p50): the control plane's share. */
+  /**
+   * How long the mutation itself took to answer (p50): the control plane's share. Budget exhaustion:
+   * how long the spending node took to spend the budget, from the setBudget mutation on.
+   */
   mutationP50Ms: number;
   /** When the first node refused the key (p50): the rest of p50Ms is the fan-out to the others. */
   firstNodeP50Ms: number;
+  /**
+   * Budget exhaustion only: calls the other nodes still admitted (p50 over rounds) after the spending
+   * node was told the budget is spent: what their leases held, never more than the budget.
+   */
+  admittedAfterP50?: number;
   /** Every round's figure, ascending (in latest.json, not in the table). */
   samplesMs: number[];
 }
@@ -160,7 +178,7 @@ async function createKeys(
   return created;
 }
 
-const NODE_GROUP = resolve(import.meta.dirname, 'node-group.ts');
+const NODE_GROUP = resolve(BENCH_SRC, 'scenarios/node-group.ts');
 
 /**
  * Starts `count` nodes in `processes` processes: each node its own `portcullis data-plane` process
@@ -308,6 +326,211 @@ async function revokeRound(
 }
 
 /**
+ * Rotates the key's secret with no grace period and resolves like revokeRound: every node must then
+ * refuse the old secret and accept the new one.
+ */
+async function rotateRound(
+  plane: ControlPlaneUnderTest,
+  ports: readonly number[],
+  key: { id: string; secret: string },
+): Promise<[number, number, number]> {
+  const streams = await Promise.all(ports.map((port) => openStream(port, key.secret, 30_000)));
+  const sent = performance.now();
+  const mutation = gql<{ rotateVirtualKey: { secret: string } }>(
+    plane,
+    `mutation ($id: ID!) { rotateVirtualKey(id: $id, gracePeriodSeconds: 0) { secret } }`,
+    { id: key.id },
+  ).then((data) => ({ ms: performance.now() - sent, secret: data.rotateVirtualKey.secret }));
+  const timeout = new Promise<never>((_, reject) =>
+    setTimeout(() => reject(new Error('a node kept serving a rotated-out secret for 10 s')), 10_000).unref(),
+  );
+  const closed = await Promise.race([Promise.all(streams.map((stream) => stream.closed)), timeout]);
+  const rotated = await mutation;
+  for (const port of ports) {
+    const old = await initialize(port, key.secret);
+    if (old.status !== 401)
+      throw new Error(`node on port ${port} closed the stream but still answers ${old.status} for the old secret`);
+    const fresh = await initialize(port, rotated.secret);
+    if (fresh.status !== 200)
+      throw new Error(`node on port ${port} refuses the new secret after rotation (${fresh.status})`);
+  }
+  return [Math.max(...closed) - sent, Math.min(...closed) - sent, rotated.ms];
+}
+
+/** The price of one ev__echo call in the budget rounds, in micro-units. */
+const ECHO_PRICE = 1_000;
+
+type CallOutcome = 'ok' | 'top-up' | 'spent';
+
+/** A 2025-era session of `secret` on one node, calling ev__echo: admitted, refused for a top-up, or spent. */
+async function echoCaller(port: number, secret: string): Promise<() => Promise<CallOutcome>> {
+  const res = await request(
+    port,
+    'POST',
+    {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${secret}`,
+    },
+    INITIALIZE,
+  );
+  res.resume();
+  await new Promise((resolve) => res.on('end', resolve));
+  const sessionId = res.headers['mcp-session-id'];
+  if (res.statusCode !== 200 || typeof sessionId !== 'string')
+    throw new Error(`node on port ${port} refused a session for the budget key (${res.statusCode})`);
+  const headers = {
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+    authorization: `Bearer ${secret}`,
+    'mcp-session-id': sessionId,
+    'mcp-protocol-version': PROTOCOL,
+  };
+  await readBody(
+    await request(port, 'POST', headers, JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })),
+  );
+  let id = 10;
+  return async () => {
+    const body = JSON.stringify({
+      jsonrpc: '2.0',
+      id: id++,
+      method: 'tools/call',
+      params: { name: 'ev__echo', arguments: { message: 'budget' } },
+    });
+    const text = await readBody(await request(port, 'POST', headers, body));
+    // A JSON body, or one SSE event carrying it.
+    const json = text.trimStart().startsWith('{') ? text : (/^data: (.*)$/m.exec(text)?.[1] ?? '');
+    const answer = JSON.parse(json) as { result?: unknown; error?: { code: number; data?: { exhausted?: boolean } } };
+    if (answer.result !== undefined) return 'ok';
+    if (answer.error?.code === -32050) return answer.error.data?.exhausted === true ? 'spent' : 'top-up';
+    throw new Error(`node on port ${port} answered the budget key's call with ${text.slice(0, 300)}`);
+  };
+}
+
+function readBody(res: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    res.setEncoding('utf8');
+    res.on('data', (chunk: string) => (text += chunk));
+    res.on('end', () => resolve(text));
+    res.on('error', reject);
+  });
+}
+
+/** Calls until `outcome`, waiting 2 ms after each top-up refusal; counts the admitted calls. */
+async function callUntil(call: () => Promise<CallOutcome>, what: string): Promise<{ at: number; admitted: number }> {
+  const deadline = performance.now() + 10_000;
+  let admitted = 0;
+  let toppingUp = 0;
+  for (;;) {
+    const outcome = await call();
+    if (outcome === 'spent') return { at: performance.now(), admitted };
+    if (outcome === 'ok') admitted++;
+    else {
+      toppingUp++;
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    if (performance.now() > deadline)
+      throw new Error(
+        `${what} was not told the budget is spent within 10 s (${admitted} calls admitted, ${toppingUp} refused ` +
+          'while a top-up was awaited)',
+      );
+  }
+}
+
+/**
+ * A key gets a budget of 4 n calls: each of the n nodes is leased one call's worth (a slice of the
+ * budget is at least the dearest call), the rest stays with the control plane. The first node calls
+ * until it is told the budget is spent (it draws the whole pool through top-ups); from that moment
+ * the other nodes are called until each is told so too. Resolves with ms until the last and the
+ * first of them refused, the spending node's ms, and the calls the others admitted meanwhile (their
+ * leases: spending never exceeds the budget, however late a node hears of it).
+ */
+async function exhaustRound(
+  plane: ControlPlaneUnderTest,
+  ports: readonly number[],
+  key: { id: string; secret: string },
+): Promise<[number, number, number, number]> {
+  const callers = await Promise.all(ports.map((port) => echoCaller(port, key.secret)));
+  const set = performance.now();
+  await gql(plane, `mutation ($input: SetBudgetInput!) { setBudget(input: $input) { id } }`, {
+    input: { scope: 'KEY', ownerId: key.id, period: 'NONE', amountMicros: 4 * ports.length * ECHO_PRICE },
+  });
+  const spender = await callUntil(callers[0]!, `the spending node (port ${ports[0]})`);
+  const others = await Promise.all(
+    callers.slice(1).map((call, i) => callUntil(call, `the other node on port ${ports[i + 1]}`)),
+  );
+  const lags = others.map((other) => other.at - spender.at);
+  const admitted = others.reduce((sum, other) => sum + other.admitted, 0);
+  return [Math.max(...lags), Math.min(...lags), spender.at - set, admitted];
+}
+
+/** server-everything over Streamable HTTP as upstream `ev`, every call priced; undone by the returned function. */
+async function priceyUpstream(plane: ControlPlaneUnderTest, server: HttpServer): Promise<() => Promise<void>> {
+  const { createUpstream } = await gql<{ createUpstream: { id: string } }>(
+    plane,
+    `mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { id } }`,
+    { input: { name: 'ev', transport: 'STREAMABLE_HTTP', url: server.url } },
+  );
+  await gql(plane, `mutation ($input: SetToolPriceInput!) { setToolPrice(input: $input) { priceMicros } }`, {
+    input: { upstreamId: createUpstream.id, priceMicros: ECHO_PRICE },
+  });
+  return async () => {
+    await gql(plane, `mutation ($id: ID!) { deleteUpstream(id: $id) }`, { id: createUpstream.id });
+  };
+}
+
+/** Waits (not measured) until every node serves ev__echo to `secret`. */
+async function echoServed(ports: readonly number[], secret: string): Promise<void> {
+  for (const port of ports) {
+    const deadline = performance.now() + 30_000;
+    const call = await echoCaller(port, secret);
+    for (;;) {
+      const served = await call().then(
+        (outcome) => outcome === 'ok',
+        () => false,
+      );
+      if (served) break;
+      if (performance.now() > deadline) throw new Error(`node on port ${port} did not serve ev__echo within 30 s`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}
+
+interface RoundFigures {
+  samples: number[];
+  firsts: number[];
+  mutations: number[];
+  admitted: number[];
+}
+
+function propagationRow(
+  kind: PropagationKind,
+  database: DatabaseKind,
+  fleet: PropagationFleet,
+  options: PropagationOptions,
+  figures: RoundFigures,
+): PropagationRow {
+  const { samples, firsts, mutations, admitted } = figures;
+  for (const list of [samples, mutations, firsts, admitted]) list.sort((a, b) => a - b);
+  return {
+    kind,
+    database,
+    nodes: fleet.nodes,
+    processes: fleet.processes,
+    keysConfigured: options.keys,
+    rounds: samples.length,
+    p50Ms: percentile(samples, 50),
+    p99Ms: percentile(samples, 99),
+    maxMs: samples[samples.length - 1]!,
+    mutationP50Ms: percentile(mutations, 50),
+    firstNodeP50Ms: percentile(firsts, 50),
+    ...(kind === 'budget-exhaustion' ? { admittedAfterP50: percentile(admitted, 50) } : {}),
+    samplesMs: samples.map((ms) => Math.round(ms * 10) / 10),
+  };
+}
+
+/**
  * Measures revocation reaching N nodes, `rounds` times for each N, for each database. A database or
  * node count that cannot be measured is reported through `note` and the others still are.
  */
@@ -324,6 +547,7 @@ export async function measurePropagation(
     note,
   )) {
     let plane: ControlPlaneUnderTest;
+    let upstream: HttpServer | undefined;
     try {
       plane = await startControlPlane(database, options.postgresUrl);
     } catch (error) {
@@ -350,42 +574,52 @@ export async function measurePropagation(
           continue;
         }
         try {
-          const keys = await createKeys(plane, WARMUP_ROUNDS + options.rounds, `revoke-${count}-${processes}`);
-          const samples: number[] = [];
-          const mutations: number[] = [];
-          const firsts: number[] = [];
-          for (const [round, key] of keys.entries()) {
-            const [ms, firstMs, mutationMs] = await revokeRound(plane, fleet.ports, key);
-            if (round < WARMUP_ROUNDS) continue;
-            samples.push(ms);
-            firsts.push(firstMs);
-            mutations.push(mutationMs);
+          const fleetSpec = { nodes: count, processes };
+          const kinds: PropagationKind[] = [
+            'revocation',
+            'rotation',
+            ...(count > 1 ? ['budget-exhaustion' as const] : []),
+          ];
+          for (const kind of kinds) {
+            let undo: (() => Promise<void>) | undefined;
+            try {
+              const keys = await createKeys(plane, WARMUP_ROUNDS + options.rounds, `${kind}-${count}-${processes}`);
+              if (kind === 'budget-exhaustion') {
+                upstream ??= await startEverythingHttp();
+                undo = await priceyUpstream(plane, upstream);
+                await echoServed(fleet.ports, keys[0]!.secret);
+              }
+              const figures: RoundFigures = { samples: [], firsts: [], mutations: [], admitted: [] };
+              for (const [round, key] of keys.entries()) {
+                const [ms, firstMs, mutationMs, admitted] =
+                  kind === 'revocation'
+                    ? [...(await revokeRound(plane, fleet.ports, key)), 0]
+                    : kind === 'rotation'
+                      ? [...(await rotateRound(plane, fleet.ports, key)), 0]
+                      : await exhaustRound(plane, fleet.ports, key);
+                if (round < WARMUP_ROUNDS) continue;
+                figures.samples.push(ms);
+                figures.firsts.push(firstMs);
+                figures.mutations.push(mutationMs);
+                figures.admitted.push(admitted);
+              }
+              const row = propagationRow(kind, database, fleetSpec, options, figures);
+              rows.push(row);
+              progress(
+                `${kind} propagation (${database}) to ${count} node(s) in ${processes} process(es): p50 ` +
+                  `${row.p50Ms.toFixed(1)} ms, p99 ${row.p99Ms.toFixed(1)} ms (first node p50 ` +
+                  `${row.firstNodeP50Ms.toFixed(1)} ms; ${kind === 'budget-exhaustion' ? 'spending' : 'the mutation'} ` +
+                  `itself: p50 ${row.mutationP50Ms.toFixed(1)} ms)`,
+              );
+            } catch (error) {
+              note(
+                `${kind} propagation (${database}) to ${count} nodes in ${processes} process(es) failed: ` +
+                  `${firstLine(error)}`,
+              );
+            } finally {
+              await undo?.().catch(() => undefined);
+            }
           }
-          for (const list of [samples, mutations, firsts]) list.sort((a, b) => a - b);
-          const row: PropagationRow = {
-            database,
-            nodes: count,
-            processes,
-            keysConfigured: options.keys,
-            rounds: options.rounds,
-            p50Ms: percentile(samples, 50),
-            p99Ms: percentile(samples, 99),
-            maxMs: samples[samples.length - 1]!,
-            mutationP50Ms: percentile(mutations, 50),
-            firstNodeP50Ms: percentile(firsts, 50),
-            samplesMs: samples.map((ms) => Math.round(ms * 10) / 10),
-          };
-          rows.push(row);
-          progress(
-            `config propagation (${database}) to ${count} node(s) in ${processes} process(es): p50 ` +
-              `${row.p50Ms.toFixed(1)} ms, p99 ${row.p99Ms.toFixed(1)} ms (first node p50 ` +
-              `${row.firstNodeP50Ms.toFixed(1)} ms; the mutation itself: p50 ${row.mutationP50Ms.toFixed(1)} ms)`,
-          );
-        } catch (error) {
-          note(
-            `config propagation (${database}) to ${count} nodes in ${processes} process(es) failed: ` +
-              `${firstLine(error)}`,
-          );
         } finally {
           await fleet.stop();
         }
@@ -393,6 +627,7 @@ export async function measurePropagation(
     } catch (error) {
       note(`config propagation (${database}) not measured: ${firstLine(error)}`);
     } finally {
+      await upstream?.proc.stop();
       await plane.stop();
     }
   }

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { BENCH_SRC } from '../processes.ts';
 import type { LoadTarget } from '../load/protocol.ts';
 import { graphql, waitUntilServed, type GatewayUnderTest } from '../targets/portcullis.ts';
 import type { MeasureTarget } from './measure.ts';
@@ -11,7 +12,7 @@ import type { MeasureTarget } from './measure.ts';
 
 export const TOOL_COUNTS = [10, 100, 1_000] as const;
 
-const MANY_TOOLS = resolve(import.meta.dirname, '../upstreams/many-tools.ts');
+const MANY_TOOLS = resolve(BENCH_SRC, 'upstreams/many-tools.ts');
 const TSX = import.meta.resolve('tsx');
 
 export function manyToolsCommand(tools: number): { command: string; args: string[] } {

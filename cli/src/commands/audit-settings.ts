@@ -58,20 +58,26 @@ export const auditSettings = {
   auditContent: {
     flag: 'audit-content',
     env: 'PORTCULLIS_AUDIT_CONTENT',
-    description: 'record tool arguments and results ("on") or only the metadata of each call ("off")',
+    description:
+      'record tool arguments and results as the control plane says ("on": auditSettings, upstream and key ' +
+      'auditContent) or, on this node, only the metadata of each call whatever it says ("off")',
     schema: z.enum(['on', 'off'], { error: 'must be "on" or "off"' }).default('on'),
     defaultLabel: 'on',
   },
   auditContentOffUpstreams: {
     flag: 'audit-content-off-upstreams',
     env: 'PORTCULLIS_AUDIT_CONTENT_OFF_UPSTREAMS',
-    description: 'comma-separated upstream names whose calls are recorded without arguments and results',
+    description:
+      'comma-separated upstream names whose calls this node records without arguments and results (on top of ' +
+      "the control plane's auditContent: either switching content off is enough)",
     schema: list,
   },
   auditContentOffKeys: {
     flag: 'audit-content-off-keys',
     env: 'PORTCULLIS_AUDIT_CONTENT_OFF_KEYS',
-    description: 'comma-separated virtual key ids whose calls are recorded without arguments and results',
+    description:
+      'comma-separated virtual key ids whose calls this node records without arguments and results (wins over ' +
+      'a key whose auditContent is ON)',
     schema: list,
   },
   auditMaxValueChars: {

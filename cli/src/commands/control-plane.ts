@@ -1,4 +1,6 @@
 import { createLogger } from '../../../common/src/index.ts';
+import { startTracing } from '../../../common/src/tracing.ts';
+import { SOFTWARE_VERSION } from '../../../common/src/version.ts';
 import { startControlPlane } from '../../../control-plane/src/index.ts';
 import { helpText, readOptions } from '../options.ts';
 import { closeOnSignals } from './lifecycle.ts';
@@ -25,6 +27,8 @@ export async function runControlPlane(argv: readonly string[]): Promise<void> {
   const grpcTls = readGrpcTls(options);
   const nodeToken = readNodeToken(options, grpcTls?.clientCa === undefined);
   const logger = createLogger({ level: options.logLevel });
+  // Off (no SDK loaded) unless the standard OTEL_* variables name an exporter or an OTLP endpoint.
+  const tracing = await startTracing('portcullis-control-plane', SOFTWARE_VERSION, logger);
   const plane = await startControlPlane({
     ...options,
     graphqlLimits: graphqlLimits(options),
@@ -33,6 +37,7 @@ export async function runControlPlane(argv: readonly string[]): Promise<void> {
     grpcTls,
     metricsListen: metricsListenOption(options),
     logger,
+    tracing,
   });
   const security = grpcTls === undefined ? ' (plaintext)' : grpcTls.clientCa === undefined ? ' (TLS)' : ' (mTLS)';
   const adminToken = options.adminToken ? '(as given in --admin-token / PORTCULLIS_ADMIN_TOKEN)' : plane.adminToken;
@@ -42,5 +47,8 @@ export async function runControlPlane(argv: readonly string[]): Promise<void> {
       (plane.metricsUrl === undefined ? '' : `  Metrics:     ${plane.metricsUrl}\n`) +
       `  Admin token: ${adminToken}\n`,
   );
-  closeOnSignals(() => plane.close(), logger);
+  closeOnSignals(async () => {
+    await plane.close();
+    await tracing?.shutdown();
+  }, logger);
 }

@@ -1,6 +1,6 @@
 import { createLogger, type Logger } from '../../../common/src/index.ts';
 import { SOFTWARE_VERSION, startDataPlane, type DataPlane } from '../../../data-plane/src/index.ts';
-import { startTracing, type Tracing } from '../../../data-plane/src/observability/tracing.ts';
+import { startTracing, type Tracing } from '../../../common/src/tracing.ts';
 import { helpText, readOptions } from '../options.ts';
 import { closeOnSignals } from './lifecycle.ts';
 import { dataPlaneOptions, dataPlaneSettings, logLevel } from './settings.ts';

@@ -52,6 +52,8 @@ export async function runDev(argv: readonly string[]): Promise<void> {
     graphqlLimits: graphqlLimits(options),
     nodeToken: token,
     logger,
+    // One SDK per process: the control plane's spans go out under the same service as the node's.
+    tracing: await processTracing(logger),
   });
   const grpcPort = controlPlane.grpcAddress.slice(controlPlane.grpcAddress.lastIndexOf(':') + 1);
   // Plaintext on loopback: both ends are this process, the stream never leaves the host, and nothing

@@ -29,6 +29,7 @@ import { DEFAULT_GRAPHQL_LIMITS, type GraphqlLimits } from '../../../control-pla
 import { host, port, type OptionTable, type ParsedOptions } from '../options.ts';
 import { nodeHealthOptions, nodeHealthSettings } from './node-health-settings.ts';
 import { auditOptions, auditSettings } from './audit-settings.ts';
+import { rateLimitOptions, rateLimitSettings } from './rate-limit-settings.ts';
 import type { ControlPlaneConnection } from './stream-settings.ts';
 import {
   DEFAULT_SANDBOX_LIMITS,
@@ -631,6 +632,7 @@ export const dataPlaneSettings = {
     'MCP requests one 2025-era session (Streamable HTTP or legacy SSE) may have running on this node at once; ' +
       'more are answered at once with JSON-RPC error -32046',
   ),
+  ...rateLimitSettings,
   ...sseSettings,
   ...nodeHealthSettings,
   ...sandboxSettings,
@@ -647,6 +649,7 @@ export function dataPlaneOptions(
   return {
     ...connection,
     ...nodeHealthOptions(settings),
+    ...rateLimitOptions(settings),
     nodeId,
     audit: auditOptions(settings, nodeId, settings.port),
     host: settings.host,

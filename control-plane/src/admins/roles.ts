@@ -62,6 +62,8 @@ export const FIELD_ROLES: Readonly<Record<string, readonly AdminRole[]>> = {
   // Re-encrypting credentials, who signs in and who administers: admins only.
   'Mutation.rotateSecrets': ADMINS,
   'Mutation.setMcpAuthorization': ADMINS,
+  // What the audit trail keeps of calls (privacy and evidence): admins.
+  'Mutation.setAuditSettings': ADMINS,
   'Mutation.createAdminToken': ADMINS,
   'Mutation.revokeAdminToken': ADMINS,
   // Live streams (graphql-ws): the audit trail as it is stored; held calls to decide.

@@ -9,6 +9,12 @@ export const CONFIG_CHANNEL = 'portcullis_config';
 /** The Postgres channel node-to-node relay envelopes cross replicas on; the payload names the schema. */
 export const RELAY_CHANNEL = 'portcullis_relay';
 
+/**
+ * The Postgres channel on which a replica announces the audit records it committed (their `seq` range), so that the
+ * `auditEventAdded` subscribers of every replica see them; the payload names the schema.
+ */
+export const AUDIT_CHANNEL = 'portcullis_audit';
+
 /** NOTIFY payloads must stay below 8000 bytes: the relayed message (base64) gets what the JSON wrapper leaves. */
 export const MAX_RELAY_NOTIFY_CHARS = 7_600;
 
@@ -26,6 +32,18 @@ export interface RelayBus {
 }
 
 /**
+ * Tells the other control-plane replicas sharing the database which audit records this one committed: one
+ * transaction's rows hold consecutive `seq` values (the chain head is locked while they are inserted), so a range
+ * names them exactly. Best effort like the relay: what is announced while a listening connection is down is missed.
+ */
+export interface AuditBus {
+  /** After the commit of the rows with `seq` from `first` to `last` (decimal text); does not wait. */
+  publishAudit(first: string, last: string): void;
+  /** Another replica's committed range (never this replica's own). */
+  onAudit(listener: (first: string, last: string) => void): () => void;
+}
+
+/**
  * What a committed revision changed, when the committing code knows it exactly and it is nothing but
  * this: the keys with these ids stopped being live (revoked). This process can then publish the
  * revision without reading it back; other replicas only hear the version and read it.
@@ -39,7 +57,7 @@ export interface KnownChange {
  * Listeners get the new version, or `undefined` when changes may have been missed (after the
  * listening connection was lost) and the revision must be re-read.
  */
-export interface ConfigChangeBus extends RelayBus {
+export interface ConfigChangeBus extends RelayBus, AuditBus {
   /**
    * The announcement to other replicas as an SQL expression over `versionSql` (a text expression),
    * run inside the committing transaction (NOTIFY is delivered only on commit); its parameters are
@@ -70,6 +88,11 @@ abstract class EmitterBus {
     this.emitter.on('change', listener);
     return () => this.emitter.off('change', listener);
   }
+
+  onAudit(listener: (first: string, last: string) => void): () => void {
+    this.emitter.on('audit', listener);
+    return () => this.emitter.off('audit', listener);
+  }
 }
 
 /** For the embedded database (one process owns it; NOTIFY does not cross its connections). */
@@ -82,6 +105,9 @@ export class InProcessChangeBus extends EmitterBus implements ConfigChangeBus {
   async publishRelay(): Promise<boolean> {
     return true;
   }
+
+  /** No other replicas: this process's subscribers are told in process (AuditFeed.stored). */
+  publishAudit(): void {}
 
   async close(): Promise<void> {
     this.emitter.removeAllListeners();
@@ -141,6 +167,15 @@ export class PgNotifyChangeBus extends EmitterBus implements ConfigChangeBus {
     }
   }
 
+  publishAudit(first: string, last: string): void {
+    const client = this.client;
+    if (client === undefined) return;
+    const payload = JSON.stringify({ schema: this.options.schema, replica: this.replicaId, first, last });
+    client.query(`SELECT pg_notify($1, $2)`, [AUDIT_CHANNEL, payload]).catch((error: unknown) => {
+      this.options.logger.warn({ err: errorMessage(error) }, 'could not announce stored audit records to the replicas');
+    });
+  }
+
   private async listen(): Promise<void> {
     const client = new pg.Client({
       connectionString: this.options.url,
@@ -149,6 +184,10 @@ export class PgNotifyChangeBus extends EmitterBus implements ConfigChangeBus {
     client.on('notification', (message) => {
       if (message.channel === RELAY_CHANNEL && message.payload !== undefined) {
         this.relayed(message.payload);
+        return;
+      }
+      if (message.channel === AUDIT_CHANNEL && message.payload !== undefined) {
+        this.audited(message.payload);
         return;
       }
       if (message.channel !== CONFIG_CHANNEL || message.payload === undefined) return;
@@ -173,6 +212,7 @@ export class PgNotifyChangeBus extends EmitterBus implements ConfigChangeBus {
     await client.connect();
     await client.query(`LISTEN ${CONFIG_CHANNEL}`);
     await client.query(`LISTEN ${RELAY_CHANNEL}`);
+    await client.query(`LISTEN ${AUDIT_CHANNEL}`);
     this.client = client;
   }
 
@@ -189,6 +229,18 @@ export class PgNotifyChangeBus extends EmitterBus implements ConfigChangeBus {
       this.emitter.emit('relay', payload.envelope, payload.replica);
     } catch {
       this.options.logger.warn({ channel: RELAY_CHANNEL }, 'ignored a malformed relay notification');
+    }
+  }
+
+  private audited(raw: string): void {
+    try {
+      const payload = JSON.parse(raw) as { schema?: unknown; replica?: unknown; first?: unknown; last?: unknown };
+      const seq = (value: unknown): value is string => typeof value === 'string' && /^\d{1,19}$/.test(value);
+      if (payload.schema !== this.options.schema || payload.replica === this.replicaId) return;
+      if (!seq(payload.first) || !seq(payload.last)) return;
+      this.emitter.emit('audit', payload.first, payload.last);
+    } catch {
+      this.options.logger.warn({ channel: AUDIT_CHANNEL }, 'ignored a malformed audit notification');
     }
   }
 

@@ -2,6 +2,7 @@ import type { DataSource } from 'typeorm';
 import { z } from 'zod';
 import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
 import {
+  AuditContent,
   CodeMode,
   ExecutionPolicy,
   type ExecutionPolicyRule,
@@ -25,6 +26,7 @@ import {
 import type { TransportName } from '../db/entities.ts';
 import { openBearer, openPairs, type SecretBox } from '../secrets/index.ts';
 import { SESSION_KEYS_SETTING } from '../services/settings.ts';
+import { AUDIT_SETTINGS_SETTING, toAuditSettingsConfig } from '../services/audit-settings.ts';
 import { MCP_AUTHORIZATION_SETTING, toMcpAuthorizationConfig } from '../services/mcp-authorization.ts';
 import { upstreamRowHash } from './upstream-hash.ts';
 import { REVISION_SQL } from './revision.ts';
@@ -39,6 +41,12 @@ const KEY_CODE_MODES: Readonly<Record<string, CodeMode>> = {
   INHERIT: CodeMode.CODE_MODE_INHERIT,
   ON: CodeMode.CODE_MODE_ON,
   OFF: CodeMode.CODE_MODE_OFF,
+};
+
+const KEY_AUDIT_CONTENT: Readonly<Record<string, AuditContent>> = {
+  INHERIT: AuditContent.AUDIT_CONTENT_INHERIT,
+  ON: AuditContent.AUDIT_CONTENT_ON,
+  OFF: AuditContent.AUDIT_CONTENT_OFF,
 };
 
 const storedPair = z.object({ name: z.string(), secret: z.string() });
@@ -66,6 +74,7 @@ const upstreamRow = z.object({
   expose_unprefixed: z.boolean(),
   protocol_version: z.string(),
   code_mode: z.boolean(),
+  audit_content: z.boolean(),
 });
 type UpstreamRow = z.output<typeof upstreamRow>;
 
@@ -75,6 +84,7 @@ const readResult = z.object({
   pins: z.array(z.object({ upstream_id: z.string(), name: z.string(), pinned_sha256: z.string() })),
   session_keys: z.string().nullable(),
   mcp_authorization: z.string().nullable(),
+  audit_settings: z.string().nullable(),
   /** Checked one by one in `toVirtualKeyConfig` (there may be 100,000 of them). */
   keys: z.array(z.unknown()),
   tombstones: z.array(z.string()),
@@ -143,6 +153,7 @@ interface KeyRow {
   team_id: string | null;
   allowed_tools: string[];
   code_mode: string;
+  audit_content: string;
   /** Revoked or disabled: not live. */
   revoked: boolean;
   access: unknown;
@@ -185,7 +196,7 @@ function readStatement(incremental: boolean): string {
   const keys = incremental
     ? `(SELECT coalesce(json_agg(json_build_object('id', k.id, 'name', k.name,
            'secret_sha256', encode(k.secret_sha256, 'hex'), 'team_id', k.team_id,
-           'allowed_tools', k.allowed_tools, 'code_mode', k.code_mode,
+           'allowed_tools', k.allowed_tools, 'code_mode', k.code_mode, 'audit_content', k.audit_content,
            'revoked', k.revoked_at IS NOT NULL OR NOT k.enabled, 'access', k.access,
            'rate_limits', k.rate_limits, 'expires_at_ms', ${EPOCH_MS('k.expires_at')},
            'previous_secret_sha256', encode(k.previous_secret_sha256, 'hex'),
@@ -203,7 +214,7 @@ function readStatement(incremental: boolean): string {
          SELECT id, name, transport, command, args, env, url, headers, cwd, bearer_token,
            secrets_version::text AS secrets_version, enabled, connect_timeout_ms, call_timeout_ms,
            health_interval_ms, health_failure_threshold, pin_tool_definitions,
-           expose_unprefixed, protocol_version, code_mode, created_at
+           expose_unprefixed, protocol_version, code_mode, audit_content, created_at
          FROM upstreams) u) AS upstreams,
       (SELECT coalesce(json_agg(json_build_object('upstream_id', t.upstream_id, 'name', t.name,
            'pinned_sha256', t.pinned_sha256) ORDER BY t.upstream_id, t.name), '[]')
@@ -211,6 +222,7 @@ function readStatement(incremental: boolean): string {
          WHERE u.pin_tool_definitions AND t.pinned_sha256 IS NOT NULL) AS pins,
       (SELECT value FROM settings WHERE key = $1) AS session_keys,
       (SELECT value FROM settings WHERE key = '${MCP_AUTHORIZATION_SETTING}') AS mcp_authorization,
+      (SELECT value FROM settings WHERE key = '${AUDIT_SETTINGS_SETTING}') AS audit_settings,
       ${keys} AS keys,
       ${tombstones} AS tombstones,
       (SELECT coalesce(json_agg(json_build_object('id', t.id, 'name', t.name, 'customer_id', t.customer_id,
@@ -235,8 +247,8 @@ function EPOCH_MS(column: string): string {
   return `(floor(extract(epoch FROM ${column}) * 1000))::bigint`;
 }
 
-const WHOLE_KEYS = `SELECT id, name, secret_sha256, team_id, allowed_tools, code_mode, false AS revoked, access,
-                    rate_limits,
+const WHOLE_KEYS = `SELECT id, name, secret_sha256, team_id, allowed_tools, code_mode, audit_content,
+                    false AS revoked, access, rate_limits,
     ${EPOCH_MS('expires_at')}::text AS expires_at_ms, previous_secret_sha256,
     ${EPOCH_MS('previous_secret_expires_at')}::text AS previous_secret_expires_at_ms
   FROM virtual_keys WHERE revoked_at IS NULL AND enabled ORDER BY created_at, id`;
@@ -380,6 +392,7 @@ export class SnapshotBuilder {
       prices,
       budgeted: result.budgeted,
       executionPolicies,
+      auditSettings: toAuditSettingsConfig(result.audit_settings),
       ...(mcpAuthorization === undefined ? {} : { mcpAuthorization }),
     };
     const { snapshot, delta } = snapshotWithDelta(
@@ -456,6 +469,7 @@ function toUpstreamConfig(
     exposeUnprefixed: row.expose_unprefixed,
     protocolVersion: row.protocol_version,
     codeMode: row.code_mode,
+    auditContentOff: !row.audit_content,
   };
 }
 
@@ -473,6 +487,7 @@ function toVirtualKeyConfig(row: KeyRow): VirtualKeyConfig {
     teamId: row.team_id ?? '',
     allowedTools: row.allowed_tools,
     codeMode: KEY_CODE_MODES[row.code_mode] ?? CodeMode.CODE_MODE_INHERIT,
+    auditContent: KEY_AUDIT_CONTENT[row.audit_content] ?? AuditContent.AUDIT_CONTENT_INHERIT,
     access: accessListsConfig({ ...access.data, allowedTools: row.allowed_tools }),
     expiresAtMs: Number(row.expires_at_ms ?? 0),
     previousSecretSha256: bytes(row.previous_secret_sha256) ?? Buffer.alloc(0),

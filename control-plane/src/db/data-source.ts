@@ -24,6 +24,7 @@ import { AuditModelCost1797600000000 } from './migrations/1797600000000-audit-mo
 import { ManagedObjects1797700000000 } from './migrations/1797700000000-managed-objects.ts';
 import { ApprovalVia1797800000000 } from './migrations/1797800000000-approval-via.ts';
 import { BudgetAuditedSpend1798000000000 } from './migrations/1798000000000-budget-audited-spend.ts';
+import { AuditContent1798200000000 } from './migrations/1798200000000-audit-content.ts';
 
 /** Versioned migrations, in order. Append; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -46,6 +47,7 @@ export const MIGRATIONS = [
   ManagedObjects1797700000000,
   ApprovalVia1797800000000,
   BudgetAuditedSpend1798000000000,
+  AuditContent1798200000000,
 ];
 
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;

@@ -7,6 +7,7 @@ import { Column, Entity, PrimaryColumn } from 'typeorm';
 export type TransportName = 'STDIO' | 'STREAMABLE_HTTP' | 'SSE';
 /** A key's code-mode setting: follow each upstream's, on for every upstream, or never. */
 export type CodeModeName = 'INHERIT' | 'ON' | 'OFF';
+export type AuditContentName = 'INHERIT' | 'ON' | 'OFF';
 export type UpstreamStateName = 'CONNECTING' | 'READY' | 'DEGRADED' | 'DOWN' | 'DISABLED';
 
 /** A name and a (secret) value: an environment variable or an HTTP header. */
@@ -173,6 +174,10 @@ export class Upstream {
   @Column({ name: 'code_mode', type: 'boolean', default: false })
   codeMode!: boolean;
 
+  /** Whether arguments and results of calls to it are recorded (false: never, whatever the key says). */
+  @Column({ name: 'audit_content', type: 'boolean', default: true })
+  auditContent!: boolean;
+
   /** Replaced whenever a secret value changes, so the config hash moves without hashing secrets. */
   @Column({ name: 'secrets_version', type: 'uuid' })
   secretsVersion!: string;
@@ -283,6 +288,10 @@ export class VirtualKey {
 
   @Column({ name: 'code_mode', type: 'text', default: 'INHERIT' })
   codeMode!: CodeModeName;
+
+  /** Content logging for this key: INHERIT follows the gateway default (auditSettings.contentDefault). */
+  @Column({ name: 'audit_content', type: 'text', default: 'INHERIT' })
+  auditContent!: AuditContentName;
   /** Every list but allowedTools (kept in its own column). */
   @Column({ type: 'jsonb' })
   access!: AccessListsJson;

@@ -14,6 +14,12 @@ import { BudgetService } from '../services/budgets.ts';
 import { type ConfigStore, withConfigChange } from '../services/config-change.ts';
 import { ExecutionPolicyService } from '../services/execution-policies.ts';
 import {
+  AuditSettingsService,
+  auditSettingsView,
+  DEFAULT_AUDIT_SETTINGS,
+  readAuditSettings,
+} from '../services/audit-settings.ts';
+import {
   McpAuthorizationService,
   type McpAuthorizationView,
   mcpAuthorizationView,
@@ -347,6 +353,7 @@ const UPSTREAM_DEFAULTS: Spec = {
   pinToolDefinitions: true,
   exposeUnprefixed: false,
   codeMode: false,
+  auditContent: true,
   protocolVersion: 'auto',
   prices: null,
   policies: [],
@@ -369,6 +376,7 @@ const KEY_DEFAULTS: Spec = {
   expiresAt: null,
   enabled: true,
   codeMode: 'INHERIT',
+  auditContent: 'INHERIT',
   policies: [],
   budget: null,
 };
@@ -381,6 +389,7 @@ function keyLive(live: Live, row: VirtualKey): Spec {
   spec['expiresAt'] = row.expiresAt ? row.expiresAt.toISOString() : null;
   spec['enabled'] = row.enabled;
   spec['codeMode'] = row.codeMode;
+  spec['auditContent'] = row.auditContent;
   spec['policies'] = live.policies.get(row.id) ?? [];
   spec['budget'] = budgetOf(live, 'KEY', row.id);
   return spec;
@@ -483,6 +492,8 @@ export class ConfigApplyService {
       if (keys.length) document['keys'] = keys;
       const authorization = await readMcpAuthorization(manager);
       if (authorization) document['mcpAuthorization'] = mcpAuthorizationEntry(authorization, live.teamNames);
+      const auditSettings = withoutDefaults({ ...(await readAuditSettings(manager)) }, { ...DEFAULT_AUDIT_SETTINGS });
+      if (Object.keys(auditSettings).length) document['auditSettings'] = auditSettings;
       if (Object.keys(adopt).length) document['adopt'] = adopt;
       return { revision: rows[0]!.version, document };
     });
@@ -515,6 +526,7 @@ export class ConfigApplyService {
         budgets: new BudgetService(store),
         policies: new ExecutionPolicyService(store),
         mcpAuthorization: new McpAuthorizationService(store),
+        auditSettings: new AuditSettingsService(store),
       },
       this.box,
       options,
@@ -540,6 +552,7 @@ interface Services {
   budgets: BudgetService;
   policies: ExecutionPolicyService;
   mcpAuthorization: McpAuthorizationService;
+  auditSettings: AuditSettingsService;
 }
 
 /** One plan or apply, in order: customers, teams, upstreams, keys, then what prune removes. */
@@ -571,6 +584,7 @@ class Run {
     await this.createKeys();
     // After the teams it maps claims to are made, before prune deletes those it no longer maps.
     if (this.document.mcpAuthorization !== undefined) await this.mcpAuthorization(this.document.mcpAuthorization);
+    if (this.document.auditSettings !== undefined) await this.auditSettings(this.document.auditSettings);
     if (this.options.prune) await this.prune();
   }
 
@@ -807,6 +821,7 @@ class Run {
       expiresAt: isoOrRaw(entry.expiresAt),
       enabled: entry.enabled ?? true,
       codeMode: entry.codeMode ?? 'INHERIT',
+      auditContent: entry.auditContent ?? 'INHERIT',
       policies: rules(entry.policies),
       budget: entry.budget ?? null,
     });
@@ -816,6 +831,7 @@ class Run {
       rateLimits: entry.rateLimits ?? null,
       expiresAt: entry.expiresAt === undefined ? null : new Date(entry.expiresAt),
       codeMode: entry.codeMode ?? 'INHERIT',
+      auditContent: entry.auditContent ?? 'INHERIT',
     };
     for (const list of ACCESS_LIST_NAMES) input[list] = entry[list] ?? null;
     const candidates = this.live.keys.get(entry.name) ?? [];
@@ -908,6 +924,17 @@ class Run {
       view === null ? {} : mcpAuthorizationEntry(view, names);
     const action = before === null ? 'CREATE' : after === null ? 'DELETE' : 'UPDATE';
     this.record(action, 'settings', path, after === null ? [] : diff(shown(before), shown(after)));
+  }
+
+  /** Changes the audit settings the document gives (a field omitted: left as it is) when they differ. */
+  private async auditSettings(entry: NonNullable<ConfigDocument['auditSettings']>): Promise<void> {
+    const path = 'auditSettings';
+    const before = await readAuditSettings(this.manager);
+    const after = await at(path, async () => auditSettingsView(entry, before));
+    const fields = diff({ ...before }, { ...after });
+    if (fields.length === 0) return;
+    await at(path, () => this.services.auditSettings.set(entry));
+    this.record('UPDATE', 'settings', path, fields);
   }
 
   /**

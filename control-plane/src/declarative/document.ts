@@ -81,6 +81,10 @@ export const upstreamSchema = z
     pinToolDefinitions: z.boolean().optional(),
     exposeUnprefixed: z.boolean().optional(),
     codeMode: z.boolean().optional(),
+    auditContent: z
+      .boolean('must be true or false (false: arguments and results of calls to it are never recorded)')
+      .optional()
+      .describe('false: arguments and results of calls to it are never recorded (default true)'),
     protocolVersion: z.string().optional(),
     prices: z
       .object({ default: int.optional(), tools: z.record(z.string(), int).optional() })
@@ -100,6 +104,10 @@ export const keySchema = z
     expiresAt: z.string().optional().describe('ISO 8601'),
     enabled: z.boolean().optional(),
     codeMode: z.enum(['INHERIT', 'ON', 'OFF']).optional(),
+    auditContent: z
+      .enum(['INHERIT', 'ON', 'OFF'], 'must be one of INHERIT (auditSettings.contentDefault), ON, OFF')
+      .optional()
+      .describe('content logging: INHERIT (default) follows auditSettings.contentDefault'),
     policies: z.array(policyRule).optional(),
     budget: budget.optional(),
   })
@@ -133,6 +141,16 @@ export const mcpAuthorizationSchema = z
   .nullable()
   .describe('as setMcpAuthorization takes it, teams by name; null: clear the settings; omitted: left as they are');
 
+export const auditSettingsSchema = z
+  .object({
+    contentDefault: z
+      .boolean('must be true or false (whether keys with auditContent INHERIT have content recorded)')
+      .optional()
+      .describe('whether arguments and results are recorded for keys with auditContent INHERIT (default true)'),
+  })
+  .strict()
+  .describe('as setAuditSettings takes it; omitted (or a field omitted): left as they are');
+
 const names = z.array(z.string()).optional();
 const KINDS = ['customers', 'teams', 'upstreams', 'keys'] as const;
 export type DocumentKind = (typeof KINDS)[number];
@@ -145,6 +163,7 @@ export const configDocumentSchema = z
     upstreams: z.array(upstreamSchema).optional(),
     keys: z.array(keySchema).optional(),
     mcpAuthorization: mcpAuthorizationSchema.optional(),
+    auditSettings: auditSettingsSchema.optional(),
     adopt: z
       .object({ customers: names, teams: names, upstreams: names, keys: names })
       .strict()

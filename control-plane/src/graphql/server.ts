@@ -16,7 +16,9 @@ import { createErrorFormatter } from './errors.ts';
 import { armorProtection, DEFAULT_GRAPHQL_LIMITS, PAYLOAD_TOO_LARGE, type GraphqlLimits } from './limits.ts';
 import { resolvers } from './resolvers/index.ts';
 import { chargeListFields } from './result-budget.ts';
+import { traceOperations } from './tracing-plugin.ts';
 import { startSubscriptionServer } from './websocket.ts';
+import type { Tracing } from '../../../common/src/tracing.ts';
 
 /** The GraphQL contract, at the repository root. */
 export const SCHEMA_PATH = new URL('../../../schema.graphql', import.meta.url);
@@ -34,6 +36,8 @@ export interface GraphqlServerOptions {
   limits?: Partial<GraphqlLimits>;
   /** Counts requests by operation type and outcome; absent, nothing is counted. */
   metrics?: ControlPlaneMetrics;
+  /** A span per GraphQL request (OpenTelemetry, when OTEL_* asks for it); absent, none. */
+  tracing?: Tracing | undefined;
 }
 
 export interface GraphqlServerHandle {
@@ -93,6 +97,7 @@ export async function startGraphqlServer(options: GraphqlServerOptions): Promise
       ApolloServerPluginLandingPageDisabled(),
       ...armor.plugins,
       ...(metrics === undefined ? [] : [countRequests(metrics)]),
+      ...(options.tracing === undefined ? [] : [traceOperations(options.tracing)]),
     ],
   });
   await apollo.start();

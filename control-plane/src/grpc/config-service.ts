@@ -22,11 +22,14 @@ import type { ApprovalService } from '../services/approvals.ts';
 import type { EndedSessionStore } from '../services/ended-sessions.ts';
 import type { BudgetService } from '../services/budgets.ts';
 import type { ControlPlaneMetrics } from '../observability/metrics.ts';
+import type { Tracing } from '../../../common/src/tracing.ts';
 import { ndjsonLines, parseAuditBatch, type AuditRecordInput, type AuditStore } from '../services/audit-store.ts';
 
 export interface ConfigServiceDeps {
   /** Counts audit ingest (records stored, duplicate, rejected; the backlog); absent, nothing is counted. */
   metrics?: ControlPlaneMetrics;
+  /** A span per stored audit batch (OpenTelemetry, when OTEL_* asks for it); absent, none. */
+  tracing?: Tracing | undefined;
   /** The token nodes present; undefined only when nodes are authenticated by client certificate (mTLS). */
   nodeToken: string | undefined;
   publisher: SnapshotPublisher;
@@ -392,9 +395,19 @@ class NodeStream implements RelayTarget {
     if (store === undefined || this.ended) return;
     const records = group.length === 1 ? group[0]!.records : group.flatMap((batch) => batch.records);
     const backoff = new Backoff({ baseMs: 100, maxMs: 5_000 });
+    const span = this.deps.tracing?.request('audit ingest', undefined, {
+      'portcullis.node_id': this.nodeId,
+      'portcullis.audit.records': records.length,
+      'portcullis.audit.rejected': group.reduce((sum, batch) => sum + batch.rejected, 0),
+      'portcullis.audit.batches': group.length,
+    });
+    let attempts = 0;
     while (!this.ended) {
       try {
+        attempts++;
         const stored = await store.insert(records);
+        span?.annotate({ 'portcullis.audit.stored': stored, 'portcullis.audit.attempts': attempts });
+        span?.end();
         metrics?.auditStored(records.length, stored);
         for (const { batchId, rejected } of group)
           if (!this.ended) this.call.write({ kind: { $case: 'auditAck', value: { batchId, rejected } } });
@@ -407,6 +420,8 @@ class NodeStream implements RelayTarget {
         await new Promise((resolve) => setTimeout(resolve, backoff.next()));
       }
     }
+    span?.fail('the stream ended before the records were stored', { 'portcullis.audit.attempts': attempts });
+    span?.end();
     metrics?.auditAbandoned(records.length);
   }
 

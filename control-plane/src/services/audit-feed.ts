@@ -1,27 +1,68 @@
+import type { Logger } from '../../../common/src/index.ts';
+import { errorMessage } from '../../../common/src/index.ts';
+import type { AuditBus } from '../config/change-bus.ts';
 import type { ChainedRow } from './audit-chain.ts';
 import type { AuditEventView, AuditFilter } from './audit-queries.ts';
 import { AUDIT_KINDS, AUDIT_STATUSES } from './audit-queries.ts';
 
+/** Reads the stored records with `seq` from `first` to `last`, in seq order. */
+export type AuditRangeReader = (first: string, last: string) => Promise<AuditEventView[]>;
+
 /**
- * The audit records this process stored, as they are committed: the source of the
- * `auditEventAdded` subscription. Only this replica's inserts pass here (audit records are too
- * large for the change bus's NOTIFY payloads), so a subscriber sees what its replica stored.
+ * The audit records stored by any control-plane replica sharing the database, as they are committed:
+ * the source of the `auditEventAdded` subscription. This replica's own inserts pass here directly
+ * (`stored`, after the commit) and are announced to the other replicas as a `seq` range over the bus
+ * (one NOTIFY per committed batch, not per record: the records themselves are too large for NOTIFY
+ * payloads); a range another replica announces is read back from the database, only while someone
+ * here listens, and passed on in order. Best effort across replicas: a range announced while this
+ * replica's listening connection is down is not seen here (the records are in `auditEvents`).
  */
 export class AuditFeed {
   private readonly listeners = new Set<(event: AuditEventView) => void>();
+  /** Remote ranges are read one after another, so that their records reach subscribers in commit order. */
+  private reading: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly bus?: AuditBus,
+    private readonly read?: AuditRangeReader,
+    private readonly logger?: Logger,
+  ) {
+    bus?.onAudit((first, last) => this.remote(first, last));
+  }
 
   onStored(listener: (event: AuditEventView) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
-  /** After the commit. Costs nothing while nobody listens. */
+  /** After the commit of rows this replica inserted (one transaction's: consecutive seqs). */
   stored(rows: readonly ChainedRow[]): void {
+    const first = rows[0];
+    const last = rows.at(-1);
+    if (first !== undefined && last !== undefined) this.bus?.publishAudit(first.seq, last.seq);
     if (this.listeners.size === 0) return;
-    for (const row of rows) {
-      const event = toView(row);
-      for (const listener of this.listeners) listener(event);
-    }
+    for (const row of rows) this.emit(toView(row));
+  }
+
+  private emit(event: AuditEventView): void {
+    for (const listener of this.listeners) listener(event);
+  }
+
+  /** Another replica committed the rows `first`..`last`: read and pass them on, if anyone listens. */
+  private remote(first: string, last: string): void {
+    const read = this.read;
+    if (read === undefined || this.listeners.size === 0) return;
+    this.reading = this.reading.then(async () => {
+      if (this.listeners.size === 0) return;
+      try {
+        for (const event of await read(first, last)) this.emit(event);
+      } catch (error) {
+        this.logger?.warn(
+          { err: errorMessage(error), first, last },
+          "could not read another replica's audit records for subscribers",
+        );
+      }
+    });
   }
 }
 

@@ -120,6 +120,16 @@ const SELECT = `SELECT id::text AS id, seq::text AS seq, time, node_id AS node, 
   trace_id AS "traceId", session_id AS "sessionId",
   client_name AS "clientName", client_version AS "clientVersion" FROM audit_events`;
 
+/** The latencies as numbers (the driver returns numeric columns as text). */
+function numericLatencies(row: AuditEventView): AuditEventView {
+  return {
+    ...row,
+    latencyMs: Number(row.latencyMs),
+    gatewayLatencyMs: Number(row.gatewayLatencyMs),
+    upstreamLatencyMs: row.upstreamLatencyMs === null ? null : Number(row.upstreamLatencyMs),
+  };
+}
+
 /** Reads the audit trail for GraphQL: filtered, newest first, with opaque cursors; usage aggregates. */
 export class AuditQueries {
   constructor(private readonly dataSource: DataSource) {}
@@ -138,14 +148,9 @@ export class AuditQueries {
         `${first + 1}`,
       params,
     )) as AuditEventView[];
-    const page = rows.slice(0, first).map((row) => ({ ...row, latencyMs: Number(row.latencyMs) }));
-    const edges = page.map((node) => ({
+    const edges = rows.slice(0, first).map((node) => ({
       cursor: Buffer.from(`${node.time.toISOString()}|${node.id}`).toString('base64url'),
-      node: {
-        ...node,
-        gatewayLatencyMs: Number(node.gatewayLatencyMs),
-        upstreamLatencyMs: node.upstreamLatencyMs === null ? null : Number(node.upstreamLatencyMs),
-      },
+      node: numericLatencies(node),
     }));
     return {
       edges,
@@ -156,6 +161,15 @@ export class AuditQueries {
         endCursor: edges.at(-1)?.cursor ?? null,
       },
     };
+  }
+
+  /** The records with `seq` from `first` to `last` (one replica's committed batch), in seq order. */
+  async bySeqRange(first: string, last: string): Promise<AuditEventView[]> {
+    const rows = (await this.dataSource.query(`${SELECT} WHERE seq BETWEEN $1 AND $2 ORDER BY seq`, [
+      first,
+      last,
+    ])) as AuditEventView[];
+    return rows.map(numericLatencies);
   }
 
   /**

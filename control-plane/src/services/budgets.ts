@@ -28,14 +28,15 @@ const setBudgetSchema = z
   })
   .strict();
 
-/** The current period of a budget row `b`, in UTC calendar terms (NONE: one period since the epoch). */
-/** SQL: the start of budget `b`'s period holding the time `at`. */
+/** SQL: the start of budget `b`'s period holding the time `at` (UTC calendar; NONE: one period since the epoch). */
 const periodStartAt = (at: string) =>
   `CASE b.period WHEN 'NONE' THEN 'epoch'::timestamptz ELSE date_trunc(lower(b.period), ${at}, 'UTC') END`;
-const PERIOD_START = periodStartAt('now()');
-const PERIOD_END =
-  `CASE b.period WHEN 'NONE' THEN NULL ELSE date_trunc(lower(b.period), now(), 'UTC') + ('1 ' || ` +
+/** SQL: the end of budget `b`'s period holding the time `at` (NULL for NONE). */
+const periodEndAt = (at: string) =>
+  `CASE b.period WHEN 'NONE' THEN NULL ELSE date_trunc(lower(b.period), ${at}, 'UTC') + ('1 ' || ` +
   `lower(b.period))::interval END`;
+const PERIOD_START = periodStartAt('now()');
+const PERIOD_END = periodEndAt('now()');
 
 const usageRow = z.object({
   id: z.string(),
@@ -81,11 +82,13 @@ function toView(raw: unknown): BudgetView {
   };
 }
 
+/** Budgets with what their leases of the period holding `$1` (a timestamptz; null: now) spent and hold. */
+const AT = 'coalesce($1::timestamptz, now())';
 const USAGE = `
   SELECT b.id, b.scope, b.owner_id, b.period, b.amount_micros, p.start AS period_start, p.finish AS period_end,
     coalesce(sum(l.spent_micros), 0) AS spent, coalesce(sum(l.granted_micros), 0) AS granted
   FROM budgets b
-  CROSS JOIN LATERAL (SELECT ${PERIOD_START} AS start, ${PERIOD_END} AS finish) p
+  CROSS JOIN LATERAL (SELECT ${periodStartAt(AT)} AS start, ${periodEndAt(AT)} AS finish) p
   LEFT JOIN budget_leases l ON l.budget_id = b.id AND l.period_start = p.start`;
 
 /**
@@ -154,12 +157,17 @@ export class BudgetService {
     });
   }
 
-  /** Budgets with their current period's usage; all, or those of `ids`. */
-  async usage(ids?: readonly string[]): Promise<BudgetView[]> {
-    const where = ids === undefined ? '' : 'WHERE b.id = ANY($1)';
+  /**
+   * Budgets with their usage in the period holding `at` (default now): what the nodes' leases of that
+   * period spent (reported, and reconciled from audit records by their time) and were granted. The
+   * leases of every period are kept, so a past period reads as it ended; a future one has spent
+   * nothing yet. All budgets, or those of `ids`.
+   */
+  async usage(ids?: readonly string[], at?: Date): Promise<BudgetView[]> {
+    const where = ids === undefined ? '' : 'WHERE b.id = ANY($2)';
     const rows: unknown[] = await this.store.dataSource.query(
       `${USAGE} ${where} GROUP BY b.id, p.start, p.finish ORDER BY b.scope, b.owner_id LIMIT 10000`,
-      ids === undefined ? [] : [[...ids]],
+      ids === undefined ? [at ?? null] : [at ?? null, [...ids]],
     );
     return rows.map(toView);
   }

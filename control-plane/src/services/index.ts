@@ -6,6 +6,7 @@ import { AdminTokenService } from '../admins/admin-tokens.ts';
 import { ApprovalService } from './approvals.ts';
 import { CatalogService } from './catalog.ts';
 import { ExecutionPolicyService } from './execution-policies.ts';
+import { AuditSettingsService } from './audit-settings.ts';
 import { McpAuthorizationService } from './mcp-authorization.ts';
 import { NodeService } from './nodes.ts';
 import { BudgetService } from './budgets.ts';
@@ -33,6 +34,8 @@ export interface ControlPlaneServices {
   /** The audit records this process stores, as they commit (for subscriptions). */
   auditFeed: AuditFeed;
   mcpAuthorization: McpAuthorizationService;
+  /** Gateway-wide audit settings (content logging default). */
+  auditSettings: AuditSettingsService;
   adminTokens: AdminTokenService;
   /** Declarative configuration: applyConfig and exportConfig. */
   config: ConfigApplyService;
@@ -42,6 +45,7 @@ export interface ControlPlaneServices {
 
 export function createServices(store: ConfigStore, box: SecretBox, logger: Logger): ControlPlaneServices {
   const { dataSource } = store;
+  const audit = new AuditQueries(dataSource);
   return {
     upstreams: new UpstreamService(store, box),
     virtualKeys: new VirtualKeyService(store),
@@ -52,9 +56,10 @@ export function createServices(store: ConfigStore, box: SecretBox, logger: Logge
     budgets: new BudgetService(store),
     executionPolicies: new ExecutionPolicyService(store),
     approvals: new ApprovalService(dataSource, logger),
-    audit: new AuditQueries(dataSource),
-    auditFeed: new AuditFeed(),
+    audit,
+    auditFeed: new AuditFeed(store.changes, (first, last) => audit.bySeqRange(first, last), logger),
     mcpAuthorization: new McpAuthorizationService(store),
+    auditSettings: new AuditSettingsService(store),
     adminTokens: new AdminTokenService(dataSource),
     config: new ConfigApplyService(store, box),
     configVersion: () => currentRevision(dataSource.manager),

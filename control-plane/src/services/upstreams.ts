@@ -181,6 +181,7 @@ const settingsFields = {
   pinToolDefinitions: z.boolean().nullish(),
   exposeUnprefixed: z.boolean().nullish(),
   codeMode: z.boolean().nullish(),
+  auditContent: z.boolean('must be true or false').nullish(),
   protocolVersion: z
     .string()
     .refine((v) => PROTOCOL_VERSION_SETTINGS.includes(v), `must be one of ${PROTOCOL_VERSION_SETTINGS.join(', ')}`)
@@ -264,6 +265,7 @@ export interface UpstreamView {
   exposeUnprefixed: boolean;
   protocolVersion: string;
   codeMode: boolean;
+  auditContent: boolean;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -292,6 +294,7 @@ export function toUpstreamView(upstream: Upstream): UpstreamView {
     exposeUnprefixed: upstream.exposeUnprefixed,
     protocolVersion: upstream.protocolVersion,
     codeMode: upstream.codeMode,
+    auditContent: upstream.auditContent,
     createdAt: upstream.createdAt,
     updatedAt: upstream.updatedAt,
   };
@@ -316,6 +319,7 @@ const COMPARED: Array<keyof Upstream> = [
   'exposeUnprefixed',
   'protocolVersion',
   'codeMode',
+  'auditContent',
 ];
 
 /** Writes more of one upstream's configuration (its execution policy rules) in the same configuration change. */
@@ -361,6 +365,7 @@ export class UpstreamService {
       exposeUnprefixed: input.exposeUnprefixed ?? false,
       protocolVersion: input.protocolVersion ?? 'auto',
       codeMode: input.codeMode ?? false,
+      auditContent: input.auditContent ?? true,
       secretsVersion: randomUUID(),
       createdAt: now,
       updatedAt: now,
@@ -410,6 +415,7 @@ export class UpstreamService {
       if (input.exposeUnprefixed != null) next.exposeUnprefixed = input.exposeUnprefixed;
       if (input.protocolVersion != null) next.protocolVersion = input.protocolVersion;
       if (input.codeMode != null) next.codeMode = input.codeMode;
+      if (input.auditContent != null) next.auditContent = input.auditContent;
 
       let secretsChanged = false;
       if (given('env')) {

@@ -2,7 +2,14 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { In, type EntityManager } from 'typeorm';
 import { z } from 'zod';
 import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
-import { Team, VirtualKey, type AccessListsJson, type CodeModeName, type RateLimitsJson } from '../db/entities.ts';
+import {
+  Team,
+  VirtualKey,
+  type AccessListsJson,
+  type AuditContentName,
+  type CodeModeName,
+  type RateLimitsJson,
+} from '../db/entities.ts';
 import { withConfigChange, type ConfigStore } from './config-change.ts';
 import { accessListFields, mergeAccessLists, rateLimitsInput, storedRateLimits } from './access-lists.ts';
 import { MAX_PAGE_SIZE, keysetPage, type Page } from './pagination.ts';
@@ -34,25 +41,24 @@ const expiresAt = z
     'is after the year 9999; leave expiresAt out for a key that never expires',
   );
 
-const createVirtualKeySchema = z.object({
-  name: keyName,
+const auditContentMode = z.enum(
+  ['INHERIT', 'ON', 'OFF'],
+  'must be one of INHERIT (the gateway default, auditSettings.contentDefault), ON, OFF',
+);
+
+/** What a key has besides its name, the same whether it is created or updated. */
+const keySettingFields = {
   teamId: z.string().nullish(),
   ...accessListFields,
   rateLimits: rateLimitsInput.nullish(),
   expiresAt: expiresAt.nullish(),
   codeMode: z.enum(['INHERIT', 'ON', 'OFF'], 'must be one of INHERIT, ON, OFF').nullish(),
-});
+  auditContent: auditContentMode.nullish(),
+};
 
-const updateVirtualKeySchema = z
-  .object({
-    name: keyName.optional(),
-    teamId: z.string().nullish(),
-    ...accessListFields,
-    rateLimits: rateLimitsInput.nullish(),
-    expiresAt: expiresAt.nullish(),
-    codeMode: z.enum(['INHERIT', 'ON', 'OFF'], 'must be one of INHERIT, ON, OFF').nullish(),
-  })
-  .strict();
+const createVirtualKeySchema = z.object({ name: keyName, ...keySettingFields });
+
+const updateVirtualKeySchema = z.object({ name: keyName.optional(), ...keySettingFields }).strict();
 
 const gracePeriodSeconds = z
   .number()
@@ -67,6 +73,7 @@ export interface VirtualKeyView {
   teamId: string | null;
   allowedTools: string[];
   codeMode: CodeModeName;
+  auditContent: AuditContentName;
   access: AccessListsJson;
   rateLimits: RateLimitsJson;
   enabled: boolean;
@@ -85,6 +92,7 @@ export function toVirtualKeyView(key: VirtualKey): VirtualKeyView {
     teamId: key.teamId,
     allowedTools: key.allowedTools,
     codeMode: key.codeMode,
+    auditContent: key.auditContent,
     access: key.access,
     rateLimits: key.rateLimits,
     enabled: key.enabled,
@@ -144,6 +152,7 @@ export class VirtualKeyService {
         teamId,
         allowedTools: allowedTools ?? ['*'],
         codeMode: input.codeMode ?? 'INHERIT',
+        auditContent: input.auditContent ?? 'INHERIT',
         access: mergeAccessLists({}, { ...lists, allowedTools: undefined }),
         rateLimits: input.rateLimits ? storedRateLimits(input.rateLimits) : {},
         enabled: true,
@@ -212,6 +221,7 @@ export class VirtualKeyService {
       if (input.rateLimits !== undefined) key.rateLimits = input.rateLimits ? storedRateLimits(input.rateLimits) : {};
       if (input.expiresAt !== undefined) key.expiresAt = input.expiresAt;
       if (input.codeMode != null) key.codeMode = input.codeMode;
+      if (input.auditContent != null) key.auditContent = input.auditContent;
       await manager.save(VirtualKey, key);
       return { result: toVirtualKeyView(key), changed: true };
     });

@@ -40,7 +40,7 @@ export class ApprovalAudit {
 
   requested(call: AuditedApproval, reason: string, expiresAt: number): Promise<void> | undefined {
     const record = this.base(call, 'approval_request', 'pending');
-    if (this.recorder.content.allows(call.upstream, record.keyId))
+    if (this.recorder.content.allows(call.upstream, record.keyId, call.operation.principal?.auditContent))
       record.arguments = this.recorder.content.clip(call.arguments);
     record.result = JSON.stringify({
       approvalId: call.approvalId,

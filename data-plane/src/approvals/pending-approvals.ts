@@ -6,6 +6,7 @@ import { undeclaredCapability } from '../mcp/agent-capabilities.ts';
 import { isPlainObject } from '../mcp/json-rpc.ts';
 import { CLIENT_CAPABILITIES_META_KEY } from '../mcp/protocol.ts';
 import type { Operation, Outcome } from '../pipeline/operation.ts';
+import type { Principal } from '../policy/principal.ts';
 import { NOT_CHARGED, TOOL_ERROR_META_KEY } from '../pipeline/tool-results.ts';
 import type { RpcMessage } from '../upstream/upstream-router.ts';
 import type { ApprovalAudit, AuditedApproval } from './approval-audit.ts';
@@ -124,8 +125,8 @@ export class PendingApprovals implements ApprovalGate {
     this.progressIntervalMs = options.progressIntervalMs ?? DEFAULT_PROGRESS_INTERVAL_MS;
   }
 
-  private contentAllowed(upstream: string, keyId: string): boolean {
-    return this.options.content?.allows(upstream, keyId) ?? true;
+  private contentAllowed(upstream: string, principal: Principal): boolean {
+    return this.options.content?.allows(upstream, principal.keyId, principal.auditContent) ?? true;
   }
 
   /** How many calls wait on this node. */
@@ -262,7 +263,7 @@ export class PendingApprovals implements ApprovalGate {
       teamId: principal.teamId ?? '',
       tool,
       upstream: call.upstream,
-      argumentsJson: this.contentAllowed(call.upstream, principal.keyId) ? JSON.stringify(call.arguments) : '{}',
+      argumentsJson: this.contentAllowed(call.upstream, principal) ? JSON.stringify(call.arguments) : '{}',
       reason: call.decision.because ?? `the execution policy of ${tool} is APPROVE`,
       requestedAtMs: now,
       expiresAtMs: now + timeoutMs,

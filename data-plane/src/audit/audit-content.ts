@@ -1,7 +1,26 @@
+import { AuditContent as KeyAuditContent } from '../../../proto/gen/portcullis/v1/config.ts';
+
+/** What the control plane says about content logging (from the snapshot; see `AuditContent.follow`). */
+export interface ControlPlaneAuditContent {
+  /** Names of the upstreams whose content is never recorded (their `auditContent` is false). */
+  readonly offUpstreams: ReadonlySet<string>;
+  /** `auditSettings.contentDefault` is false: keys with INHERIT are not recorded. */
+  readonly offByDefault: boolean;
+}
+
+const CONTENT_ON: ControlPlaneAuditContent = { offUpstreams: new Set(), offByDefault: false };
+
 /**
- * Whether arguments and results are recorded, and how much of them. Content logging is on unless
- * switched off globally, for an upstream (by name) or for a virtual key (by id); when off, the
- * record keeps its metadata and its arguments/result stay null. A value longer than
+ * Whether arguments and results are recorded, and how much of them. Two sources decide:
+ *
+ * - the control plane (through the snapshot): an upstream's `auditContent: false` switches content off
+ *   for every key; a key's ON or OFF decides for that key; a key with INHERIT follows the gateway
+ *   default (`auditSettings.contentDefault`);
+ * - this node's flags (`--audit-content off`, `--audit-content-off-upstreams`, `--audit-content-off-keys`),
+ *   which can only switch content off: a node flag that says off wins over whatever the control plane
+ *   says (a key ON included).
+ *
+ * When off, the record keeps its metadata and its arguments/result stay null. A value longer than
  * `maxValueChars` is replaced by a marker object (valid JSON, so the column stays JSON):
  * `{"$truncated":true,"chars":<original length>,"prefix":"<first maxValueChars characters>"}`.
  */
@@ -20,6 +39,7 @@ export class AuditContent {
   private readonly enabled: boolean;
   private readonly offUpstreams: ReadonlySet<string>;
   private readonly offKeys: ReadonlySet<string>;
+  private controlPlane: ControlPlaneAuditContent = CONTENT_ON;
   readonly maxValueChars: number;
 
   constructor(options: AuditContentOptions = {}) {
@@ -29,11 +49,22 @@ export class AuditContent {
     this.maxValueChars = options.maxValueChars ?? DEFAULT_MAX_VALUE_CHARS;
   }
 
-  /** Whether content may be recorded for a call by this key to this upstream. */
-  allows(upstream: string | null, keyId: string | null): boolean {
+  /** Takes what the control plane says from each applied snapshot (called when one is applied, not per call). */
+  follow(controlPlane: ControlPlaneAuditContent): void {
+    this.controlPlane = controlPlane;
+  }
+
+  /**
+   * Whether content may be recorded for a call by this key (with its control-plane setting, absent: INHERIT)
+   * to this upstream (null: none, e.g. a discovery).
+   */
+  allows(upstream: string | null, keyId: string | null, keyMode?: KeyAuditContent): boolean {
     if (!this.enabled) return false;
-    if (upstream !== null && this.offUpstreams.has(upstream)) return false;
-    return keyId === null || !this.offKeys.has(keyId);
+    const controlPlane = this.controlPlane;
+    if (upstream !== null && (this.offUpstreams.has(upstream) || controlPlane.offUpstreams.has(upstream))) return false;
+    if (keyId !== null && this.offKeys.has(keyId)) return false;
+    if (keyMode === KeyAuditContent.AUDIT_CONTENT_ON) return true;
+    return keyMode !== KeyAuditContent.AUDIT_CONTENT_OFF && !controlPlane.offByDefault;
   }
 
   /** The value as JSON text, truncated with a marker when too long; null for undefined. */

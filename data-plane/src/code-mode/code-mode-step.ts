@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
-import { setMaxListeners } from 'node:events';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import type { CatalogView, CatalogViews } from '../mcp/catalog-views.ts';
 import { isPlainObject } from '../mcp/json-rpc.ts';
@@ -8,11 +7,11 @@ import { GatewayError } from '../pipeline/gateway-error.ts';
 import { refused, type Operation, type Outcome, type Step } from '../pipeline/operation.ts';
 import type { RunOperation } from '../pipeline/pipeline.ts';
 import type { Principal } from '../policy/principal.ts';
-import { signalCancellation } from '../upstream/cancellation.ts';
+import { SharedCancellation } from '../upstream/cancellation.ts';
 import type { CatalogEntry } from '../upstream/upstream-router.ts';
 import { codeModeScope, type CodeModeScope } from './code-mode-scope.ts';
 import { isMetaTool, META_TOOL_ARGUMENTS, META_TOOL_DEFINITIONS, type MetaToolName } from './meta-tools.ts';
-import type { SandboxPool } from './sandbox-pool.ts';
+import type { SandboxPool, ToolAnswer } from './sandbox-pool.ts';
 import type { ScriptOutcome } from './sandbox-protocol.ts';
 import { callExpression } from './tool-stubs.ts';
 import { ToolTree } from './tool-tree.ts';
@@ -84,15 +83,13 @@ export function codeModeStep(options: CodeModeStepOptions): Step {
     const exposed = indexOf(view).exposed;
     // Nested calls name the run_script call's audit record (its own id where nothing records).
     const parentId = operation.auditId ?? randomUUID();
-    // The script and its calls end when the run_script call does. One signal of their own: thousands
-    // of nested calls each listen on it, which the caller's signal would warn about.
-    const controller = new AbortController();
-    setMaxListeners(0, controller.signal);
+    // The script and its calls end when the run_script call does. One cancellation of their own, which
+    // thousands of pending nested calls can listen on at the cost of a Set entry each.
+    const cancellation = new SharedCancellation();
     const caller = operation.cancellation;
-    const abort = () => controller.abort(caller.reason);
+    const abort = () => cancellation.abort(caller.reason);
     if (caller.aborted) abort();
     else caller.onAbort(abort);
-    const cancellation = signalCancellation(controller.signal);
     let calls = 0;
     try {
       const outcome = await options.sandbox.run(
@@ -112,9 +109,9 @@ export function codeModeStep(options: CodeModeStepOptions): Step {
             cancellation,
             receivedAt: performance.now(),
           });
-          return scriptValue(nested, callExpression(upstream, tool));
+          return scriptAnswer(nested, upstream, tool);
         },
-        controller.signal,
+        cancellation.signal(),
       );
       options.metrics?.sandboxRun(outcome.ok ? 'ok' : outcome.kind);
       return scriptResult(outcome);
@@ -203,24 +200,32 @@ function toolError(message: string): Outcome {
 }
 
 /**
- * What a script's `await tools…(args)` gets: structuredContent, else the text (parsed when it is JSON); isError throws.
+ * What a script's `await tools…(args)` gets: structuredContent, else the text (parsed when it is JSON, which the
+ * sandbox worker decides, off this thread); isError throws.
  */
-function scriptValue(outcome: Outcome, call: string): unknown {
-  if (outcome.kind === 'error') throw new Error(`${call}: ${outcome.error.message}`);
-  if (outcome.kind === 'input') throw new Error(`${call} needs input from the user, which a script cannot give`);
+function scriptAnswer(outcome: Outcome, upstream: string, tool: string): ToolAnswer {
+  if (outcome.kind === 'error') throw new Error(`${callExpression(upstream, tool)}: ${outcome.error.message}`);
+  if (outcome.kind === 'input')
+    throw new Error(`${callExpression(upstream, tool)} needs input from the user, which a script cannot give`);
   const result = outcome.kind === 'json' ? (JSON.parse(outcome.json) as Record<string, unknown>) : outcome.result;
-  const content = Array.isArray(result['content']) ? result['content'] : [];
-  const texts = content
-    .filter((item): item is { type: 'text'; text: string } => isPlainObject(item) && typeof item['text'] === 'string')
-    .map((item) => item.text)
-    .join('\n');
-  if (result['isError'] === true) throw new Error(texts === '' ? `${call} failed` : texts);
-  if (result['structuredContent'] !== undefined) return result['structuredContent'];
-  try {
-    return JSON.parse(texts) as unknown;
-  } catch {
-    return texts;
+  if (result['isError'] === true) {
+    const texts = textOf(result);
+    throw new Error(texts === '' ? `${callExpression(upstream, tool)} failed` : texts);
   }
+  const structured = result['structuredContent'];
+  return structured === undefined ? { text: textOf(result) } : { json: JSON.stringify(structured) ?? 'null' };
+}
+
+/** A result's text items, joined by newlines. */
+function textOf(result: Record<string, unknown>): string {
+  const content = result['content'];
+  if (!Array.isArray(content)) return '';
+  let texts: string | undefined;
+  for (const item of content) {
+    if (!isPlainObject(item) || typeof item['text'] !== 'string') continue;
+    texts = texts === undefined ? item['text'] : `${texts}\n${item['text']}`;
+  }
+  return texts ?? '';
 }
 
 /** A script's ending as the model gets it: the value as JSON and the logs, or an isError naming kind and line. */

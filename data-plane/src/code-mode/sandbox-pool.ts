@@ -2,7 +2,14 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import type { SandboxLimits, ScriptOutcome, ToMain, ToWorker } from './sandbox-protocol.ts';
+import {
+  AnswerKind,
+  CALL_FIELDS,
+  type SandboxLimits,
+  type ScriptOutcome,
+  type ToMain,
+  type ToWorker,
+} from './sandbox-protocol.ts';
 
 export interface SandboxPoolOptions {
   /** Warm workers kept (each holds one QuickJS WebAssembly module). */
@@ -26,8 +33,14 @@ export const DEFAULT_SANDBOX_POOL: SandboxPoolOptions = { workers: 2, limits: DE
 /** The largest QuickJS stack that disposes cleanly here (STACK.md: larger aborted on dispose). */
 export const MAX_STACK_BYTES = 256 * 1024;
 
-/** Answers one tool call of a script: the value as JSON; rejects with the text the script's `await` throws. */
-export type ToolCallHandler = (upstream: string, tool: string, args: unknown) => Promise<unknown>;
+/**
+ * A tool call's value for the script: as JSON, or a tool's text (the script gets it parsed when it is JSON, else
+ * the string; the worker decides, off the main thread).
+ */
+export type ToolAnswer = { readonly json: string; readonly text?: undefined } | { readonly text: string };
+
+/** Answers one tool call of a script; rejects with the text the script's `await` throws. */
+export type ToolCallHandler = (upstream: string, tool: string, args: unknown) => Promise<ToolAnswer>;
 
 /** How long past its wall time a run may take before its worker is terminated (the worker's own timer comes first). */
 const TERMINATE_GRACE_MS = 250;
@@ -60,6 +73,11 @@ class SandboxWorker {
   readonly ready: Promise<void>;
   job: { readonly runId: number; readonly job: Job; readonly timer: NodeJS.Timeout } | undefined;
   dead = false;
+  /** Answers of the current run not yet posted: every answer of one turn of the event loop goes in one message. */
+  private outbox: (number | string)[] = [];
+  private flushing = false;
+  /** Calls of the current run sent to the handler and not answered yet. */
+  outstanding = 0;
 
   constructor(onMessage: (self: SandboxWorker, message: ToMain) => void, onExit: (self: SandboxWorker) => void) {
     // The worker needs no Node heap to speak of: its scripts live in QuickJS' WebAssembly memory.
@@ -86,6 +104,34 @@ class SandboxWorker {
   post(message: ToWorker): void {
     this.worker.postMessage(message);
   }
+
+  /**
+   * Queues an answer of the current run; posted with the others of this turn, in the loop's check phase, or at
+   * once when it was the last call the script waits for (a loop of calls one at a time has nothing to batch).
+   */
+  answer(runId: number, callId: number, kind: AnswerKind, value: string): void {
+    if (this.job?.runId !== runId) return;
+    this.outbox.push(callId, kind, value);
+    if (--this.outstanding === 0) return this.flush();
+    if (this.flushing) return;
+    this.flushing = true;
+    setImmediate(this.flush);
+  }
+
+  /** Drops what the ended run was still owed. */
+  clear(): void {
+    this.outbox = [];
+    this.outstanding = 0;
+  }
+
+  private readonly flush = (): void => {
+    this.flushing = false;
+    const answers = this.outbox;
+    const runId = this.job?.runId;
+    if (answers.length === 0 || runId === undefined || this.dead) return;
+    this.outbox = [];
+    this.post({ type: 'answers', runId, answers });
+  };
 }
 
 /**
@@ -185,33 +231,32 @@ export class SandboxPool {
   private onMessage(worker: SandboxWorker, message: ToMain): void {
     const current = worker.job;
     if (message.type === 'ready' || current === undefined || message.runId !== current.runId) return;
-    if (message.type === 'call') {
-      let args: unknown;
-      try {
-        args = JSON.parse(message.argsJson);
-      } catch {
-        args = {};
+    if (message.type === 'calls') {
+      const { runId, calls } = message;
+      const onCall = current.job.onCall;
+      worker.outstanding += Math.floor(calls.length / CALL_FIELDS);
+      for (let at = 0; at + CALL_FIELDS <= calls.length; at += CALL_FIELDS) {
+        const callId = calls[at] as number;
+        let args: unknown;
+        try {
+          args = JSON.parse(calls[at + 3] as string);
+        } catch {
+          args = {};
+        }
+        onCall(calls[at + 1] as string, calls[at + 2] as string, args).then(
+          (value) =>
+            value.text === undefined
+              ? worker.answer(runId, callId, AnswerKind.Json, value.json)
+              : worker.answer(runId, callId, AnswerKind.Text, value.text),
+          (error: unknown) =>
+            worker.answer(runId, callId, AnswerKind.Fail, error instanceof Error ? error.message : String(error)),
+        );
       }
-      current.job.onCall(message.upstream, message.tool, args).then(
-        (value) => {
-          if (worker.job?.runId !== message.runId) return;
-          worker.post({
-            type: 'answer',
-            runId: message.runId,
-            callId: message.callId,
-            json: JSON.stringify(value) ?? 'null',
-          });
-        },
-        (error: unknown) => {
-          if (worker.job?.runId !== message.runId) return;
-          const text = error instanceof Error ? error.message : String(error);
-          worker.post({ type: 'fail', runId: message.runId, callId: message.callId, message: text });
-        },
-      );
       return;
     }
     clearTimeout(current.timer);
     worker.job = undefined;
+    worker.clear();
     current.job.resolve(message.outcome);
     if (message.retire) this.retire(worker);
     else this.release(worker);
@@ -223,6 +268,7 @@ export class SandboxPool {
     if (current === undefined) return;
     clearTimeout(current.timer);
     worker.job = undefined;
+    worker.clear();
     current.job.resolve(
       why === 'timeout'
         ? failure('timeout', `the script ran longer than ${this.limits.timeMs} ms`)

@@ -3,12 +3,20 @@ import {
   newQuickJSWASMModuleFromVariant,
   RELEASE_SYNC,
   type QuickJSContext,
-  type QuickJSDeferredPromise,
   type QuickJSHandle,
   type QuickJSRuntime,
   type QuickJSWASMModule,
 } from 'quickjs-emscripten';
-import type { SandboxLimits, ScriptErrorKind, ScriptOutcome, ToMain, ToWorker } from './sandbox-protocol.ts';
+import {
+  ANSWER_FIELDS,
+  AnswerKind,
+  textAsJson,
+  type SandboxLimits,
+  type ScriptErrorKind,
+  type ScriptOutcome,
+  type ToMain,
+  type ToWorker,
+} from './sandbox-protocol.ts';
 
 /**
  * One sandbox worker: runs scripts in QuickJS (a WebAssembly interpreter with no host bindings),
@@ -22,25 +30,45 @@ import type { SandboxLimits, ScriptErrorKind, ScriptOutcome, ToMain, ToWorker } 
 const port = parentPort;
 if (port === null) throw new Error('sandbox-worker.ts runs only as a worker thread');
 
-/** Defines `tools` and `console` from the two host functions, keeping intrinsics the script cannot replace. */
+/**
+ * Defines `tools` and `console` from the two host functions, keeping intrinsics the script cannot replace.
+ * A tool call is `call(upstream, tool, argsJson)`, which hands back the call's id; its promise is made here and
+ * waits in `waiting` (no prototype: nothing the script changes is consulted) until the host settles a batch of
+ * answers with one call of `settle`: `[id, kind, value, …]` as JSON, kind 0 a value, 2 an error's text. Returns
+ * the function that turns the script's value into JSON, and `settle`.
+ */
 const PRELUDE = `(function (call, log) {
   'use strict';
-  const stringify = JSON.stringify, parse = JSON.parse, ProxyOf = Proxy, toText = String, freeze = Object.freeze;
+  const stringify = JSON.stringify, parse = JSON.parse, ProxyOf = Proxy, PromiseOf = Promise, ErrorOf = Error;
+  const toText = String, freeze = Object.freeze, waiting = Object.create(null);
   const format = (v) => {
     if (typeof v === 'string') return v;
     try { const s = stringify(v); return s === undefined ? toText(v) : s; } catch { return toText(v); }
   };
   const server = (upstream) => new ProxyOf({}, { get(_, tool) {
     if (typeof tool !== 'string' || tool === 'then') return undefined;
-    return (args) => call(upstream, tool, stringify(args === undefined ? {} : args)).then(parse);
+    return (args) => {
+      const json = stringify(args === undefined ? {} : args) ?? '{}';
+      return new PromiseOf((resolve, reject) => { waiting[call(upstream, tool, json)] = { resolve, reject }; });
+    };
   } });
   const tools = new ProxyOf({}, { get(_, upstream) {
     return typeof upstream !== 'string' || upstream === 'then' ? undefined : server(upstream);
   } });
   const write = (...values) => { log(values.map(format).join(' ')); };
+  const settle = (batch) => {
+    const answers = parse(batch);
+    for (let at = 0; at + 2 < answers.length; at += 3) {
+      const id = answers[at], entry = waiting[id];
+      if (entry === undefined) continue;
+      delete waiting[id];
+      if (answers[at + 1] !== 2) entry.resolve(answers[at + 2]);
+      else { const error = new ErrorOf(answers[at + 2]); error.name = 'ToolError'; entry.reject(error); }
+    }
+  };
   Object.defineProperty(globalThis, 'tools', { value: tools, enumerable: true });
   globalThis.console = freeze({ log: write, info: write, warn: write, error: write, debug: write });
-  return (v) => { const s = stringify(v); return s === undefined ? 'null' : s; };
+  return [(v) => { const s = stringify(v); return s === undefined ? 'null' : s; }, settle];
 })`;
 
 const FILE = 'script.js';
@@ -57,12 +85,15 @@ interface Run {
   readonly runtime: QuickJSRuntime;
   readonly context: QuickJSContext;
   readonly deadline: number;
-  readonly pending: Map<number, QuickJSDeferredPromise>;
-  /** Promises settled at once (past the call limit), freed with the run. */
-  readonly spent: QuickJSDeferredPromise[];
+  /** Ids of the calls sent and not answered yet. */
+  readonly pending: Set<number>;
+  /** Calls made since the last message to the main thread (CALL_FIELDS entries each), sent together. */
+  outbox: (number | string)[];
   readonly handles: QuickJSHandle[];
   result: QuickJSHandle | undefined;
   stringify: QuickJSHandle | undefined;
+  /** The prelude's `settle`: answers a batch of calls. */
+  settle: QuickJSHandle | undefined;
   abort: Abort | undefined;
   calls: number;
   logs: string[];
@@ -143,11 +174,12 @@ function start(id: number, code: string, limits: SandboxLimits): void {
     runtime,
     context,
     deadline,
-    pending: new Map(),
-    spent: [],
+    pending: new Set(),
+    outbox: [],
     handles: [],
     result: undefined,
     stringify: undefined,
+    settle: undefined,
     abort: undefined,
     calls: 0,
     logs: [],
@@ -163,27 +195,21 @@ function start(id: number, code: string, limits: SandboxLimits): void {
   }, limits.timeMs);
 
   const call = context.newFunction('call', (upstreamHandle, toolHandle, argsHandle) => {
-    const deferred = context.newPromise();
     run.calls++;
     if (run.calls > limits.maxToolCalls) {
+      // The run ends here (the interrupt handler stops it); the call's promise never settles.
       stop(run, { kind: 'limit', message: `the script made more than ${limits.maxToolCalls} tool calls` });
-      const error = context.newError('tool call limit reached');
-      deferred.reject(error);
-      error.dispose();
-      run.spent.push(deferred);
-      return deferred.handle;
+      return context.newNumber(0);
     }
     const callId = run.calls;
-    run.pending.set(callId, deferred);
-    send({
-      type: 'call',
-      runId: id,
+    run.pending.add(callId);
+    run.outbox.push(
       callId,
-      upstream: context.getString(upstreamHandle),
-      tool: context.getString(toolHandle),
-      argsJson: context.getString(argsHandle),
-    });
-    return deferred.handle;
+      context.getString(upstreamHandle),
+      context.getString(toolHandle),
+      context.getString(argsHandle),
+    );
+    return context.newNumber(callId);
   });
   const log = context.newFunction('log', (textHandle) => {
     const text = context.getString(textHandle);
@@ -199,7 +225,10 @@ function start(id: number, code: string, limits: SandboxLimits): void {
   const prelude = context.evalCode(PRELUDE, 'prelude.js');
   const preludeFn = context.unwrapResult(prelude);
   run.handles.push(preludeFn);
-  run.stringify = context.unwrapResult(context.callFunction(preludeFn, context.undefined, call, log));
+  const exported = context.unwrapResult(context.callFunction(preludeFn, context.undefined, call, log));
+  run.stringify = context.getProp(exported, 0);
+  run.settle = context.getProp(exported, 1);
+  exported.dispose();
 
   // The wrapper stays on the script's first line, so the script's line numbers are the file's.
   const evaluated = context.evalCode(`(async () => {${code}\n})()`, FILE);
@@ -213,11 +242,19 @@ function start(id: number, code: string, limits: SandboxLimits): void {
   pump(run);
 }
 
+/** Sends the calls the script made since the last message, in one message (a `Promise.all` of them is one). */
+function flushCalls(run: Run): void {
+  if (run.outbox.length === 0) return;
+  send({ type: 'calls', runId: run.id, calls: run.outbox });
+  run.outbox = [];
+}
+
 /** Runs the jobs the last event made ready and ends the run when the script's promise settled. */
 function pump(run: Run): void {
   if (run.finished) return;
   const { context, runtime } = run;
   const jobs = runtime.executePendingJobs();
+  flushCalls(run);
   if (jobs.error) {
     const error = context.dump(jobs.error);
     jobs.error.dispose();
@@ -264,6 +301,8 @@ function finish(run: Run, outcome: ScriptOutcome): void {
   if (run.finished) return;
   run.finished = true;
   clearTimeout(run.timer);
+  // Calls the script started and did not await still run, as they would have been sent when made.
+  flushCalls(run);
   if (current === run) current = undefined;
   // After a memory or time overrun the heap may be spoiled: the pool terminates this worker, which frees
   // everything at once (disposing could trip QuickJS' own assertions on objects the overrun left behind).
@@ -273,10 +312,9 @@ function finish(run: Run, outcome: ScriptOutcome): void {
     return;
   }
   try {
-    for (const deferred of run.pending.values()) deferred.dispose();
-    for (const deferred of run.spent) deferred.dispose();
     run.result?.dispose();
     run.stringify?.dispose();
+    run.settle?.dispose();
     for (const handle of run.handles) handle.dispose();
     run.context.dispose();
     run.runtime.dispose();
@@ -287,23 +325,32 @@ function finish(run: Run, outcome: ScriptOutcome): void {
   send({ type: 'done', runId: run.id, outcome, retire });
 }
 
-function answer(message: Extract<ToWorker, { type: 'answer' | 'fail' }>): void {
+/** Settles the awaited calls answered, with one call into the script's context, then runs the script on once. */
+function answer(message: Extract<ToWorker, { type: 'answers' }>): void {
   const run = current;
   if (run === undefined || run.id !== message.runId || run.finished) return;
-  const deferred = run.pending.get(message.callId);
-  if (deferred === undefined) return;
-  run.pending.delete(message.callId);
-  const { context } = run;
-  if (message.type === 'answer') {
-    const value = context.newString(message.json);
-    deferred.resolve(value);
-    value.dispose();
-  } else {
-    const error = context.newError({ name: 'ToolError', message: message.message });
-    deferred.reject(error);
-    error.dispose();
+  const { answers } = message;
+  let batch = '';
+  for (let at = 0; at + ANSWER_FIELDS <= answers.length; at += ANSWER_FIELDS) {
+    const callId = answers[at] as number;
+    if (!run.pending.delete(callId)) continue;
+    const kind = answers[at + 1] as AnswerKind;
+    const text = answers[at + 2] as string;
+    const value = kind === AnswerKind.Json ? text : kind === AnswerKind.Text ? textAsJson(text) : JSON.stringify(text);
+    batch += `${batch === '' ? '' : ','}${callId},${kind === AnswerKind.Fail ? 2 : 0},${value}`;
   }
-  deferred.dispose();
+  if (batch === '') return;
+  const { context } = run;
+  const batchHandle = context.newString(`[${batch}]`);
+  const settled = context.callFunction(run.settle!, context.undefined, batchHandle);
+  batchHandle.dispose();
+  if (settled.error) {
+    const error = context.dump(settled.error);
+    settled.error.dispose();
+    finish(run, classify(run, error, false));
+    return;
+  }
+  settled.value.dispose();
   pump(run);
 }
 

@@ -1,7 +1,10 @@
 import { hash } from 'node:crypto';
 import { z } from 'zod';
 import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
+import type { ControlPlaneAuditContent } from '../audit/audit-content.ts';
 import {
+  AuditContent,
+  type AuditSettingsConfig,
   CodeMode,
   McpAuthorizationConfig,
   Transport,
@@ -133,7 +136,7 @@ function checkUpstreamNames(upstreams: readonly UpstreamConfig[], version: strin
 }
 
 /** Key fields a snapshot (a restart cache, a test's fixture) may lack: they default to none (code mode: INHERIT). */
-type Governance = 'expiresAtMs' | 'previousSecretSha256' | 'previousSecretExpiresAtMs' | 'codeMode';
+type Governance = 'expiresAtMs' | 'previousSecretSha256' | 'previousSecretExpiresAtMs' | 'codeMode' | 'auditContent';
 export type KeyConfigInput = Omit<VirtualKeyConfig, Governance> & Partial<Pick<VirtualKeyConfig, Governance>>;
 type Directory_ = 'teams' | 'customers' | 'prices' | 'budgeted' | 'executionPolicies';
 export type SnapshotInput = Omit<Snapshot, Directory_ | 'virtualKeys'> &
@@ -185,6 +188,8 @@ export function hashSecret(secret: string): string {
 export class AppliedConfig {
   /** Names of the upstreams in code mode (their tools reach INHERIT keys through the meta-tools). */
   readonly codeModeUpstreams: ReadonlySet<string>;
+  /** What the control plane says about content logging (audit/audit-content.ts follows it). */
+  readonly auditContent: ControlPlaneAuditContent;
   /** Teams and customers by id: what signed-in users are compiled against (principalOfUser). */
   private readonly directory: Directory;
 
@@ -208,8 +213,13 @@ export class AppliedConfig {
      */
     readonly policies: ExecutionPolicies,
     private readonly policyRules: readonly ExecutionPolicyRule[],
+    private readonly auditSettings: AuditSettingsConfig | undefined,
   ) {
     this.codeModeUpstreams = new Set(upstreams.filter((u) => u.codeMode).map((u) => u.name));
+    this.auditContent = {
+      offUpstreams: new Set(upstreams.filter((u) => u.auditContentOff === true).map((u) => u.name)),
+      offByDefault: auditSettings?.contentOffByDefault === true,
+    };
     this.directory = directoryOf(teams, customers);
   }
 
@@ -235,6 +245,7 @@ export class AppliedConfig {
       ...identity(snapshot.mcpAuthorization),
       policies,
       rules,
+      snapshot.auditSettings,
     );
   }
 
@@ -290,6 +301,7 @@ export class AppliedConfig {
         : identity(delta.mcpAuthorization)),
       policies,
       rules,
+      delta.auditSettings,
     );
   }
 
@@ -331,6 +343,7 @@ export class AppliedConfig {
       budgeted: [...this.budgeted],
       executionPolicies: [...this.policyRules],
       ...(this.mcpAuthorization === undefined ? {} : { mcpAuthorization: this.mcpAuthorization }),
+      ...(this.auditSettings === undefined ? {} : { auditSettings: this.auditSettings }),
     };
   }
 
@@ -363,6 +376,7 @@ function withDefaults(key: KeyConfigInput): VirtualKeyConfig {
     previousSecretSha256: key.previousSecretSha256 ?? Buffer.alloc(0),
     previousSecretExpiresAtMs: key.previousSecretExpiresAtMs ?? 0,
     codeMode: key.codeMode ?? CodeMode.CODE_MODE_INHERIT,
+    auditContent: key.auditContent ?? AuditContent.AUDIT_CONTENT_INHERIT,
   };
 }
 

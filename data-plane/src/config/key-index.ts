@@ -47,6 +47,7 @@ export function keyEntry(
       keyId: config.id,
       keyName: config.name,
       codeMode: config.codeMode,
+      auditContent: config.auditContent,
       ...governed(
         { kind: 'key', id: config.id, name: config.name, access, rateLimits: config.rateLimits },
         teamId,

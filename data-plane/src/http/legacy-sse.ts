@@ -13,7 +13,7 @@ import type { McpEndpointOptions } from './mcp-endpoint.ts';
 import { httpDispatchContext } from './dispatch-context.ts';
 import { readJsonBody } from './request-body.ts';
 import { sendEmpty, sendJson, sendRpcError } from './respond.ts';
-import { recordEdgeRefusal } from './edge-audit.ts';
+import { edgeRefusalCode, recordEdgeRefusal } from './edge-audit.ts';
 import { MAX_RELAY_JSON_CHARS } from '../relay/node-relay.ts';
 import { SSE_HEADERS, notificationJson } from './response-channel.ts';
 
@@ -56,7 +56,7 @@ const NOT_HERE =
 export function createLegacySseEndpoints(
   options: LegacySseOptions,
 ): (req: IncomingMessage, res: ServerResponse, path: string, query: string) => Promise<void> {
-  const { getConfig, services, maxBodyBytes, logger, anonymousKeyId, audit, tokens } = options;
+  const { getConfig, services, maxBodyBytes, logger, anonymousKeyId, audit, tokens, metrics } = options;
   const sessions = new Map<string, SseSession>();
 
   function open(req: IncomingMessage, res: ServerResponse, auth: Authenticated): void {
@@ -297,19 +297,25 @@ export function createLegacySseEndpoints(
   }
 
   return async function legacySse(req, res, path, query) {
+    const receivedAt = performance.now();
     const wanted = path === '/sse' ? 'GET' : 'POST';
+    let auth: Authenticated | undefined;
     if (req.method !== wanted) {
       sendRpcError(res, 405, RpcErrorCode.TransportError, 'Method not allowed.', { headers: { allow: wanted } });
-      return;
+    } else {
+      const authenticated = authenticateRequest(getConfig, req, res, anonymousKeyId, tokens);
+      auth = authenticated instanceof Promise ? await authenticated : authenticated;
+      if (auth !== undefined) {
+        if (path === '/sse') open(req, res, auth);
+        else await post(req, res, auth, query);
+      }
     }
-    const receivedAt = performance.now();
-    let auth = authenticateRequest(getConfig, req, res, anonymousKeyId, tokens);
-    if (auth instanceof Promise) auth = await auth;
-    if (auth !== undefined) {
-      if (path === '/sse') open(req, res, auth);
-      else await post(req, res, auth, query);
-    }
+    // As on /mcp: an edge refusal gets its record and counts in portcullis_refusals_total by reason.
     recordEdgeRefusal(audit, req, res, auth, receivedAt);
+    if (metrics !== undefined) {
+      const refused = edgeRefusalCode(res);
+      if (refused !== undefined) metrics.refusal(refused);
+    }
   };
 }
 

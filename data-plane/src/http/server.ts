@@ -19,10 +19,10 @@ import { CallAdmission, InFlightRequests, type CallAdmissionOptions } from './in
 import { createLegacySseEndpoints } from './legacy-sse.ts';
 import { createMcpEndpoint, type McpServices } from './mcp-endpoint.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
-import type { RateLimiter } from '../policy/rate-limits.ts';
+import type { RateLimitGate } from '../policy/rate-limits.ts';
 import type { BudgetLedger } from '../policy/budget-ledger.ts';
 import type { AuditRecorder } from '../audit/audit-recorder.ts';
-import type { Tracing } from '../observability/tracing.ts';
+import type { Tracing } from '../../../common/src/tracing.ts';
 import { answerFailure, sendJson } from './respond.ts';
 import { checkHost, type AllowedHost } from './host-guard.ts';
 import { createRestEndpoint, REST_PATHS } from '../rest/rest-endpoint.ts';
@@ -97,7 +97,7 @@ export interface DataPlaneServerOptions {
   /** Code mode's sandbox pool; absent, code mode is off on this node. The caller closes it. */
   readonly sandbox?: SandboxPool;
   /** This node's rate-limit buckets, told its share by the config stream; absent, nothing is rate limited. */
-  readonly rateLimiter?: RateLimiter;
+  readonly rateLimiter?: RateLimitGate;
   /** This node's budget leases, fed by the config stream; absent, budgets are not enforced. */
   readonly budgetLedger?: BudgetLedger;
   /** Where audit records go (the pipeline's record step and the edge's refusals); none written when undefined. */

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
-import type { Tracing } from '../observability/tracing.ts';
+import type { Tracing } from '../../../common/src/tracing.ts';
 import type { AuditRecorder } from '../audit/audit-recorder.ts';
 import { KnownTools } from '../pipeline/known-tools.ts';
 import type { RequestChannel, RequestOrigin, Step } from '../pipeline/operation.ts';
@@ -16,7 +16,7 @@ import type { Principal } from '../policy/principal.ts';
 import type { Cancellation } from '../upstream/cancellation.ts';
 import type { UpstreamRouter } from '../upstream/upstream-router.ts';
 import type { LogLevels, ResourceSubscriptions } from './agent-state.ts';
-import type { RateLimiter } from '../policy/rate-limits.ts';
+import type { RateLimitGate } from '../policy/rate-limits.ts';
 import type { BudgetLedger } from '../policy/budget-ledger.ts';
 import type { CatalogViews } from './catalog-views.ts';
 import { LegacyEra } from './era-legacy.ts';
@@ -88,7 +88,7 @@ export interface ServerInfo {
 export interface McpDispatcherOptions {
   readonly router: UpstreamRouter;
   /** This node's rate-limit buckets (pipeline/steps/limits.ts); absent, nothing is rate limited. */
-  readonly rateLimiter?: RateLimiter;
+  readonly rateLimiter?: RateLimitGate;
   /** This node's budget leases (pipeline/steps/limits.ts); absent, budgets are not enforced. */
   readonly budgetLedger?: BudgetLedger;
   readonly views: CatalogViews;

@@ -184,6 +184,36 @@ export class DataPlaneMetrics {
   }
 
   /**
+   * Where rate limits are counted, read at each scrape: 1 for the backend in use (`redis` for exact
+   * global limits, `local` for this node's share), and how often the node fell back to local shares.
+   */
+  rateLimitBackend(backend: () => 'redis' | 'local', fallbacks: () => number): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'portcullis_rate_limit_backend',
+      help:
+        '1 for where this node counts rate limits: "redis" (exact across nodes) or "local" (its share of each ' +
+        'limit; also while Redis does not answer)',
+      labelNames: ['backend'],
+      registers,
+      collect() {
+        const current = backend();
+        this.set({ backend: 'redis' }, current === 'redis' ? 1 : 0);
+        this.set({ backend: 'local' }, current === 'local' ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: 'portcullis_rate_limit_redis_fallbacks_total',
+      help: 'Times this node fell back from Redis to local rate-limit shares because Redis did not answer in time',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(fallbacks());
+      },
+    });
+  }
+
+  /**
    * The config stream, read at each scrape: whether it is up, and how stale the configuration may be
    * (to alert on, and to size `--max-config-age-seconds`).
    */

@@ -2,7 +2,7 @@ import type { SigningKey } from '../../../proto/gen/portcullis/v1/config.ts';
 import type { RpcId } from '../mcp/json-rpc.ts';
 import type { AllowList } from '../policy/allow-list.ts';
 import type { Principal } from '../policy/principal.ts';
-import type { TraceSpan } from '../observability/tracing.ts';
+import type { TraceSpan } from '../../../common/src/tracing.ts';
 import type { Cancellation } from '../upstream/cancellation.ts';
 import type { CatalogKind, RpcMessage } from '../upstream/upstream-router.ts';
 import type { GatewayError } from './gateway-error.ts';

@@ -3,10 +3,10 @@ import { codeModeStep } from '../code-mode/code-mode-step.ts';
 import type { SandboxPool } from '../code-mode/sandbox-pool.ts';
 import type { AuditRecorder } from '../audit/audit-recorder.ts';
 import type { AppliedConfig } from '../config/applied-config.ts';
-import type { RateLimiter } from '../policy/rate-limits.ts';
+import type { RateLimitGate } from '../policy/rate-limits.ts';
 import type { BudgetLedger } from '../policy/budget-ledger.ts';
 import type { DataPlaneMetrics } from '../observability/metrics.ts';
-import type { Tracing } from '../observability/tracing.ts';
+import type { Tracing } from '../../../common/src/tracing.ts';
 import type { Operation, Outcome, Step } from './operation.ts';
 import { authenticateStep } from './steps/authenticate.ts';
 import { authorizeStep, type AuthorizeOptions } from './steps/authorize.ts';
@@ -59,7 +59,7 @@ export interface PipelineOptions extends AuthorizeOptions, ExecuteOptions {
   /** Code mode (the meta-tools and their sandbox); absent, no key sees it. */
   readonly codeMode?: { readonly sandbox: SandboxPool; readonly run: RunOperation } | undefined;
   /** This node's rate-limit buckets; absent, nothing is rate limited. */
-  readonly rateLimiter?: RateLimiter | undefined;
+  readonly rateLimiter?: RateLimitGate | undefined;
   /** This node's budget leases; absent, budgets are not enforced. */
   readonly budgetLedger?: BudgetLedger | undefined;
   /** Where the record step writes audit records (none written when undefined). */

@@ -18,6 +18,8 @@ interface LeaseState {
   /** The last grant's size: the lease is low below half of it. */
   lastGrant: number;
   dirty: boolean;
+  /** When this lease was last reported (now() ms; 0: never). */
+  reportedAt: number;
 }
 
 /** A call's hold on the leases of every budget above it; settled (or released) when it ends. */
@@ -36,6 +38,12 @@ export interface BudgetRefusal {
 
 /** How long spend reports wait to be sent together, unless a lease runs low. */
 const REPORT_DELAY_MS = 50;
+/**
+ * A low lease with nothing newly spent is reported again (asking for the top-up once more) at most
+ * this often: calls refused while a top-up is on its way must not each send the control plane a
+ * report (agents retrying every few ms would queue grants faster than it answers them).
+ */
+export const LOW_LEASE_RESEND_MS = 250;
 
 /**
  * This node's budget leases (BudgetLeases from the control plane) and what it spent of them. A call
@@ -84,6 +92,7 @@ export class BudgetLedger {
           ungranted: lease.ungrantedMicros,
           lastGrant: lease.grantedMicros,
           dirty: false,
+          reportedAt: 0,
         });
       }
     }
@@ -162,9 +171,12 @@ export class BudgetLedger {
   private flush(): void {
     this.timer = undefined;
     const entries: BudgetSpend[] = [];
+    const now = this.now();
     for (const state of this.byOwner.values()) {
       if (!state.dirty && state.granted - state.spent - state.reserved >= state.lastGrant / 2) continue;
+      if (!state.dirty && now - state.reportedAt < LOW_LEASE_RESEND_MS) continue;
       state.dirty = false;
+      state.reportedAt = now;
       entries.push({ budgetId: state.budgetId, periodStartMs: state.periodStartMs, spentMicros: state.spent });
     }
     if (entries.length > 0) this.report(entries);

@@ -1,4 +1,4 @@
-import type { CodeMode } from '../../../proto/gen/portcullis/v1/config.ts';
+import type { AuditContent, CodeMode } from '../../../proto/gen/portcullis/v1/config.ts';
 import type { AllowList } from './allow-list.ts';
 import type { LimitRule } from './rate-limits.ts';
 
@@ -28,6 +28,8 @@ export interface Principal {
   readonly allowList: AllowList;
   /** The key's code-mode setting; absent: INHERIT (each upstream's own). */
   readonly codeMode?: CodeMode;
+  /** The key's content-logging setting (audit/audit-content.ts); absent: INHERIT. */
+  readonly auditContent?: AuditContent;
   /** The rate limits of the key, its team and the team's customer (all apply); absent: none. */
   readonly limits?: readonly LimitRule[];
   /**

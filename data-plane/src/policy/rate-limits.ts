@@ -45,6 +45,14 @@ export interface RateRefusal {
   readonly retryAfterMs: number;
 }
 
+/**
+ * What the limits step needs of a rate limiter: take a token from every rule that applies, all or
+ * none (a promise when the count lives elsewhere, see RedisRateLimiter).
+ */
+export interface RateLimitGate {
+  take(rules: readonly LimitRule[], toolCall: boolean): RateRefusal | undefined | Promise<RateRefusal | undefined>;
+}
+
 interface Bucket {
   tokens: number;
   /** performance.now() of the last refill. */
@@ -60,7 +68,7 @@ const MS_PER_MINUTE = 60_000;
  * token) and refills continuously at its share of the rate. Buckets are kept by owner and kind
  * across snapshots, so a new snapshot neither refills nor empties them.
  */
-export class RateLimiter {
+export class RateLimiter implements RateLimitGate {
   private liveNodes = 1;
   private readonly buckets = new Map<string, Bucket>();
 

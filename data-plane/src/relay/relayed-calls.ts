@@ -260,7 +260,8 @@ export class RelayedCalls {
       outgoing?.resolve({
         kind: 'failed',
         reason: 'unreachable',
-        message: `no word from it for ${this.silenceMs} ms (it may have restarted, shut down or lost the control plane)`,
+        message:
+          `no word from it for ${this.silenceMs} ms ` + '(it may have restarted, shut down or lost the control plane)',
       });
     }, this.silenceMs);
     // Not unref'd: a call waiting for another node is work in progress (close() settles every one, clearing its timer).

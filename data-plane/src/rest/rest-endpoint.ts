@@ -5,11 +5,12 @@ import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import { presentedKey, tokenPrincipal, tokenRefusalChallenge } from '../http/authenticate.ts';
+import { requestOrigin } from '../http/edge-audit.ts';
 import { readBody } from '../http/request-body.ts';
 import { sendJson } from '../http/respond.ts';
 import type { CatalogViews } from '../mcp/catalog-views.ts';
 import { isPlainObject } from '../mcp/json-rpc.ts';
-import type { Operation } from '../pipeline/operation.ts';
+import type { Operation, RequestOrigin } from '../pipeline/operation.ts';
 import type { RunOperation } from '../pipeline/pipeline.ts';
 import type { AgentTokens, TokenRefusal } from '../oauth/agent-tokens.ts';
 import type { Principal } from '../policy/principal.ts';
@@ -127,6 +128,7 @@ export function createRestEndpoint(
     params: Record<string, unknown>,
     signal: AbortSignal,
     parentId: string | undefined,
+    origin: RequestOrigin | undefined,
   ): Operation {
     return {
       id: randomUUID(),
@@ -134,6 +136,7 @@ export function createRestEndpoint(
       params,
       principal,
       ...(parentId === undefined ? {} : { parentId }),
+      ...(origin === undefined ? {} : { origin }),
       sessionKeys: config.sessionKeys,
       cancellation: signalCancellation(signal),
       receivedAt: performance.now(),
@@ -155,12 +158,13 @@ export function createRestEndpoint(
     const format = formatOf(query, res);
     if (format === undefined) return;
     const signal = abortOnClose(res);
+    const origin = requestOrigin(req);
     const tools: McpTool[] = [];
     let cursor: string | undefined;
     do {
       const params: Record<string, unknown> = cursor === undefined ? {} : { cursor };
       const outcome = await options.run(
-        operation(caller.config, caller.principal, 'tools/list', params, signal, undefined),
+        operation(caller.config, caller.principal, 'tools/list', params, signal, undefined, origin),
       );
       if (outcome.kind === 'error') return sendGatewayError(res, outcome.error);
       const page: unknown =
@@ -230,6 +234,8 @@ export function createRestEndpoint(
         { name, arguments: call.arguments },
         abortOnClose(res),
         parentId,
+        // The audit headers (traceparent, x-portcullis-model-cost-micros), read as the MCP endpoint reads them.
+        requestOrigin(req),
       ),
     );
     if (res.destroyed) return;

@@ -20,5 +20,10 @@ export const auditResolvers = {
       ctx.services.audit.usage(args.groupBy, args.period, args.filter),
     runCost: (_: unknown, args: { parentId?: unknown }, ctx: GraphqlContext) =>
       ctx.services.audit.runCost(args.parentId),
+    auditSettings: (_: unknown, __: unknown, ctx: GraphqlContext) => ctx.services.auditSettings.get(),
+  },
+  Mutation: {
+    setAuditSettings: (_: unknown, args: { input?: unknown }, ctx: GraphqlContext) =>
+      ctx.services.auditSettings.set(args.input ?? {}),
   },
 };

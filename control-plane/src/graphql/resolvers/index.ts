@@ -33,6 +33,7 @@ export const resolvers = {
     ...policyResolvers.Mutation,
     ...approvalResolvers.Mutation,
     ...mcpAuthorizationResolvers.Mutation,
+    ...auditResolvers.Mutation,
     ...adminResolvers.Mutation,
     ...declarativeResolvers.Mutation,
   },

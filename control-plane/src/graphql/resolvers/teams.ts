@@ -31,7 +31,8 @@ export const teamResolvers = {
     teams: (_: unknown, args: PageArgs, ctx: GraphqlContext) => ctx.services.teams.list(parsePage(args)),
     customers: (_: unknown, args: PageArgs, ctx: GraphqlContext) => ctx.services.teams.listCustomers(parsePage(args)),
     toolPrices: (_: unknown, _args: unknown, ctx: GraphqlContext) => ctx.services.prices.list(),
-    budgets: (_: unknown, _args: unknown, ctx: GraphqlContext) => ctx.services.budgets.usage(),
+    budgets: (_: unknown, args: { at?: Date | null }, ctx: GraphqlContext) =>
+      ctx.services.budgets.usage(undefined, args.at ?? undefined),
   },
   Mutation: {
     createTeam: (_: unknown, args: { input: unknown }, ctx: GraphqlContext) => ctx.services.teams.create(args.input),

@@ -227,7 +227,8 @@ function resourceUpstream(uri: string, principal: Principal, options: AuthorizeO
 
 /** A 2026-07-28 upstream's round whose name another upstream serves now: its state cannot be answered. */
 function moved(subject: string): Outcome {
-  const message = `requestState can no longer be answered: ${subject} is served by another upstream now; call again without it`;
+  const message =
+    `requestState can no longer be answered: ${subject} is served by another upstream now; ` + 'call again without it';
   return refused(new GatewayError(RpcErrorCode.InputNotAwaited, message, { reason: 'moved' }));
 }
 

@@ -5,7 +5,7 @@ import { LIST_FIELD } from '../../mcp/catalog-views.ts';
 import { isPlainObject } from '../../mcp/json-rpc.ts';
 import { RpcErrorCode } from '../../mcp/protocol.ts';
 import { wrapTaskId } from '../../mcp/task-ids.ts';
-import type { TraceSpan } from '../../observability/tracing.ts';
+import type { TraceSpan } from '../../../../common/src/tracing.ts';
 import type { RpcMessage, UpstreamRouter } from '../../upstream/upstream-router.ts';
 import { GatewayError } from '../gateway-error.ts';
 import { refused, type Operation, type Outcome, type Step, type Target, type UpstreamAnswer } from '../operation.ts';

@@ -2,7 +2,7 @@ import { RpcErrorCode } from '../../mcp/protocol.ts';
 import type { AppliedConfig } from '../../config/applied-config.ts';
 import { isReservation, type BudgetLedger, type BudgetRefusal } from '../../policy/budget-ledger.ts';
 import { reportedCost } from '../../policy/prices.ts';
-import type { RateLimiter, RateRefusal } from '../../policy/rate-limits.ts';
+import type { RateLimitGate, RateRefusal } from '../../policy/rate-limits.ts';
 import { GatewayError } from '../gateway-error.ts';
 import { refused, type Operation, type Outcome, type Step } from '../operation.ts';
 import { NOT_CHARGED } from '../tool-results.ts';
@@ -31,7 +31,7 @@ export function rateLimited(refusal: RateRefusal): GatewayError {
 export interface LimitsOptions {
   readonly getConfig: () => AppliedConfig | undefined;
   /** This node's rate-limit buckets; absent, nothing is rate limited. */
-  readonly rateLimiter?: RateLimiter | undefined;
+  readonly rateLimiter?: RateLimitGate | undefined;
   /** This node's budget leases; absent, budgets are not enforced. */
   readonly budgetLedger?: BudgetLedger | undefined;
 }
@@ -56,37 +56,44 @@ export function budgetRefused(refusal: BudgetRefusal): GatewayError {
 /**
  * Rate limits (key, team, customer; all apply) before the upstream is called: every operation
  * counts against `requests` limits, a tools/call also against `toolCalls` limits. Checked against
- * this node's token buckets only (see RateLimiter): no I/O on the request path. After a tools/call
- * came back with a result, its cost is set on the operation (`costMicros`, see operation.ts).
+ * this node's token buckets (RateLimiter: no I/O on the request path) or, when the node counts
+ * limits in Redis, against one bucket per limit there (RedisRateLimiter: one round trip, bounded by
+ * a short timeout). After a tools/call came back with a result, its cost is set on the operation
+ * (`costMicros`, see operation.ts).
  */
 export function limitsStep(options: LimitsOptions): Step {
   const limiter = options.rateLimiter;
+  const budgets = (operation: Operation, next: (operation: Operation) => Promise<Outcome>): Promise<Outcome> => {
+    if (operation.method !== 'tools/call') return next(operation);
+    const ledger = options.budgetLedger;
+    const config = options.getConfig();
+    const principal = operation.principal;
+    if (ledger === undefined || config === undefined || principal === undefined || config.budgeted.size === 0)
+      return next(operation).then((outcome) => charged(operation, outcome, options.getConfig));
+    const held = ledger.reserve(principal.owners ?? NO_OWNERS, config.budgeted, priceOf(operation, config));
+    if (held !== undefined && !isReservation(held)) return Promise.resolve(refused(budgetRefused(held)));
+    return next(operation).then(
+      (outcome) => {
+        const result = charged(operation, outcome, options.getConfig);
+        if (held !== undefined) ledger.settle(held, operation.costMicros ?? 0);
+        return result;
+      },
+      (error: unknown) => {
+        if (held !== undefined) ledger.settle(held, 0);
+        throw error;
+      },
+    );
+  };
   return {
     name: 'limits',
     run(operation, next) {
       const rules = operation.principal?.limits;
-      if (limiter !== undefined && rules !== undefined && rules.length > 0) {
-        const refusal = limiter.take(rules, operation.method === 'tools/call');
-        if (refusal !== undefined) return Promise.resolve(refused(rateLimited(refusal)));
-      }
-      if (operation.method !== 'tools/call') return next(operation);
-      const ledger = options.budgetLedger;
-      const config = options.getConfig();
-      const principal = operation.principal;
-      if (ledger === undefined || config === undefined || principal === undefined || config.budgeted.size === 0)
-        return next(operation).then((outcome) => charged(operation, outcome, options.getConfig));
-      const held = ledger.reserve(principal.owners ?? NO_OWNERS, config.budgeted, priceOf(operation, config));
-      if (held !== undefined && !isReservation(held)) return Promise.resolve(refused(budgetRefused(held)));
-      return next(operation).then(
-        (outcome) => {
-          const result = charged(operation, outcome, options.getConfig);
-          if (held !== undefined) ledger.settle(held, operation.costMicros ?? 0);
-          return result;
-        },
-        (error: unknown) => {
-          if (held !== undefined) ledger.settle(held, 0);
-          throw error;
-        },
+      if (limiter === undefined || rules === undefined || rules.length === 0) return budgets(operation, next);
+      const taken = limiter.take(rules, operation.method === 'tools/call');
+      if (taken === undefined) return budgets(operation, next);
+      if (!(taken instanceof Promise)) return Promise.resolve(refused(rateLimited(taken)));
+      return taken.then((refusal) =>
+        refusal === undefined ? budgets(operation, next) : refused(rateLimited(refusal)),
       );
     },
   };

@@ -10,7 +10,7 @@ import {
 import { isPlainObject } from '../../mcp/json-rpc.ts';
 import { CLIENT_INFO_META_KEY, RpcErrorCode } from '../../mcp/protocol.ts';
 import type { CallOutcome, DataPlaneMetrics } from '../../observability/metrics.ts';
-import type { TraceSpan, Tracing } from '../../observability/tracing.ts';
+import type { TraceSpan, Tracing } from '../../../../common/src/tracing.ts';
 import { GatewayError } from '../gateway-error.ts';
 import { refused, type Operation, type Outcome, type Step } from '../operation.ts';
 
@@ -165,7 +165,7 @@ function auditRecord(
   record.subject = principal?.identity?.subject ?? null;
   record.upstream = upstream;
   record.tool = subjectOf(method, params);
-  if (audit.content.allows(upstream, record.keyId)) {
+  if (audit.content.allows(upstream, record.keyId, principal?.auditContent)) {
     if (method === 'tools/call' || method === 'prompts/get') record.arguments = audit.content.clip(params['arguments']);
     if (outcome.kind === 'result') record.result = audit.content.clip(outcome.result);
     else if (outcome.kind === 'json') record.result = audit.content.clipJson(outcome.json);

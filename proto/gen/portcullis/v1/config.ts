@@ -155,6 +155,46 @@ export function transportToJSON(object: Transport): string {
   }
 }
 
+/** A key's content-logging setting (see VirtualKeyConfig.audit_content). */
+export enum AuditContent {
+  AUDIT_CONTENT_INHERIT = 0,
+  AUDIT_CONTENT_ON = 1,
+  AUDIT_CONTENT_OFF = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function auditContentFromJSON(object: any): AuditContent {
+  switch (object) {
+    case 0:
+    case "AUDIT_CONTENT_INHERIT":
+      return AuditContent.AUDIT_CONTENT_INHERIT;
+    case 1:
+    case "AUDIT_CONTENT_ON":
+      return AuditContent.AUDIT_CONTENT_ON;
+    case 2:
+    case "AUDIT_CONTENT_OFF":
+      return AuditContent.AUDIT_CONTENT_OFF;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return AuditContent.UNRECOGNIZED;
+  }
+}
+
+export function auditContentToJSON(object: AuditContent): string {
+  switch (object) {
+    case AuditContent.AUDIT_CONTENT_INHERIT:
+      return "AUDIT_CONTENT_INHERIT";
+    case AuditContent.AUDIT_CONTENT_ON:
+      return "AUDIT_CONTENT_ON";
+    case AuditContent.AUDIT_CONTENT_OFF:
+      return "AUDIT_CONTENT_OFF";
+    case AuditContent.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** A key's code-mode setting (see VirtualKeyConfig.code_mode). */
 export enum CodeMode {
   CODE_MODE_INHERIT = 0,
@@ -567,7 +607,17 @@ export interface Snapshot {
   /** Execution policy rules (auto / approve / deny), of every scope; see ExecutionPolicyRule. */
   executionPolicies: ExecutionPolicyRule[];
   /** OAuth 2.1 protected-resource settings: which issuers' JWTs stand in for a virtual key. Unset: keys only. */
-  mcpAuthorization?: McpAuthorizationConfig | undefined;
+  mcpAuthorization?:
+    | McpAuthorizationConfig
+    | undefined;
+  /** Gateway-wide audit settings (unset: the defaults, content recorded). */
+  auditSettings?: AuditSettingsConfig | undefined;
+}
+
+/** Gateway-wide audit settings (GraphQL auditSettings). */
+export interface AuditSettingsConfig {
+  /** Arguments and results are not recorded for keys whose audit_content is INHERIT (false: they are). */
+  contentOffByDefault: boolean;
 }
 
 /**
@@ -607,7 +657,11 @@ export interface SnapshotDelta {
   /** Every execution policy rule of the new revision (the whole list, as in Snapshot). */
   executionPolicies: ExecutionPolicyRule[];
   /** The whole MCP authorization settings of the new revision (as in Snapshot). */
-  mcpAuthorization?: McpAuthorizationConfig | undefined;
+  mcpAuthorization?:
+    | McpAuthorizationConfig
+    | undefined;
+  /** Gateway-wide audit settings (unset: the defaults, content recorded). */
+  auditSettings?: AuditSettingsConfig | undefined;
 }
 
 /** The data plane as an OAuth 2.1 protected resource (MCP authorization, RFC 9728). */
@@ -725,6 +779,11 @@ export interface UpstreamConfig {
    * meta-tools (search_tools, list_tool_files, read_tool_file, run_script), not one by one.
    */
   codeMode: boolean;
+  /**
+   * Arguments and results of calls to this upstream are never recorded, whatever the key says
+   * (false, the default: as the key and the gateway default say).
+   */
+  auditContentOff: boolean;
 }
 
 /** The accepted definition of one tool. */
@@ -761,6 +820,11 @@ export interface VirtualKeyConfig {
     | undefined;
   /** Whether this key sees code mode: as each upstream says (INHERIT), for every upstream (ON), or never (OFF). */
   codeMode: CodeMode;
+  /**
+   * Whether the arguments and results of this key's calls are recorded: as the gateway default says
+   * (INHERIT), yes (ON, unless the upstream's audit_content_off), or never (OFF).
+   */
+  auditContent: AuditContent;
 }
 
 /**
@@ -3746,6 +3810,7 @@ function createBaseSnapshot(): Snapshot {
     budgeted: [],
     executionPolicies: [],
     mcpAuthorization: undefined,
+    auditSettings: undefined,
   };
 }
 
@@ -3780,6 +3845,9 @@ export const Snapshot: MessageFns<Snapshot> = {
     }
     if (message.mcpAuthorization !== undefined) {
       McpAuthorizationConfig.encode(message.mcpAuthorization, writer.uint32(162).fork()).join();
+    }
+    if (message.auditSettings !== undefined) {
+      AuditSettingsConfig.encode(message.auditSettings, writer.uint32(330).fork()).join();
     }
     return writer;
   },
@@ -3877,6 +3945,14 @@ export const Snapshot: MessageFns<Snapshot> = {
             message.mcpAuthorization = McpAuthorizationConfig.decode(reader, reader.uint32());
             continue;
           }
+          case 41: {
+            if (tag !== 330) {
+              break;
+            }
+
+            message.auditSettings = AuditSettingsConfig.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3921,6 +3997,11 @@ export const Snapshot: MessageFns<Snapshot> = {
         : isSet(object.mcp_authorization)
         ? McpAuthorizationConfig.fromJSON(object.mcp_authorization)
         : undefined,
+      auditSettings: isSet(object.auditSettings)
+        ? AuditSettingsConfig.fromJSON(object.auditSettings)
+        : isSet(object.audit_settings)
+        ? AuditSettingsConfig.fromJSON(object.audit_settings)
+        : undefined,
     };
   },
 
@@ -3956,6 +4037,9 @@ export const Snapshot: MessageFns<Snapshot> = {
     if (message.mcpAuthorization !== undefined) {
       obj.mcpAuthorization = McpAuthorizationConfig.toJSON(message.mcpAuthorization);
     }
+    if (message.auditSettings !== undefined) {
+      obj.auditSettings = AuditSettingsConfig.toJSON(message.auditSettings);
+    }
     return obj;
   },
 
@@ -3976,6 +4060,82 @@ export const Snapshot: MessageFns<Snapshot> = {
     message.mcpAuthorization = (object.mcpAuthorization !== undefined && object.mcpAuthorization !== null)
       ? McpAuthorizationConfig.fromPartial(object.mcpAuthorization)
       : undefined;
+    message.auditSettings = (object.auditSettings !== undefined && object.auditSettings !== null)
+      ? AuditSettingsConfig.fromPartial(object.auditSettings)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseAuditSettingsConfig(): AuditSettingsConfig {
+  return { contentOffByDefault: false };
+}
+
+export const AuditSettingsConfig: MessageFns<AuditSettingsConfig> = {
+  encode(message: AuditSettingsConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.contentOffByDefault !== false) {
+      writer.uint32(8).bool(message.contentOffByDefault);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AuditSettingsConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAuditSettingsConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.contentOffByDefault = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AuditSettingsConfig {
+    return {
+      contentOffByDefault: isSet(object.contentOffByDefault)
+        ? globalThis.Boolean(object.contentOffByDefault)
+        : isSet(object.content_off_by_default)
+        ? globalThis.Boolean(object.content_off_by_default)
+        : false,
+    };
+  },
+
+  toJSON(message: AuditSettingsConfig): unknown {
+    const obj: any = {};
+    if (message.contentOffByDefault !== false) {
+      obj.contentOffByDefault = message.contentOffByDefault;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AuditSettingsConfig>, I>>(base?: I): AuditSettingsConfig {
+    return AuditSettingsConfig.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AuditSettingsConfig>, I>>(object: I): AuditSettingsConfig {
+    const message = createBaseAuditSettingsConfig();
+    message.contentOffByDefault = object.contentOffByDefault ?? false;
     return message;
   },
 };
@@ -4103,6 +4263,7 @@ function createBaseSnapshotDelta(): SnapshotDelta {
     budgeted: [],
     executionPolicies: [],
     mcpAuthorization: undefined,
+    auditSettings: undefined,
   };
 }
 
@@ -4143,6 +4304,9 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     }
     if (message.mcpAuthorization !== undefined) {
       McpAuthorizationConfig.encode(message.mcpAuthorization, writer.uint32(162).fork()).join();
+    }
+    if (message.auditSettings !== undefined) {
+      AuditSettingsConfig.encode(message.auditSettings, writer.uint32(330).fork()).join();
     }
     return writer;
   },
@@ -4256,6 +4420,14 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
             message.mcpAuthorization = McpAuthorizationConfig.decode(reader, reader.uint32());
             continue;
           }
+          case 41: {
+            if (tag !== 330) {
+              break;
+            }
+
+            message.auditSettings = AuditSettingsConfig.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4310,6 +4482,11 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
         : isSet(object.mcp_authorization)
         ? McpAuthorizationConfig.fromJSON(object.mcp_authorization)
         : undefined,
+      auditSettings: isSet(object.auditSettings)
+        ? AuditSettingsConfig.fromJSON(object.auditSettings)
+        : isSet(object.audit_settings)
+        ? AuditSettingsConfig.fromJSON(object.audit_settings)
+        : undefined,
     };
   },
 
@@ -4351,6 +4528,9 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     if (message.mcpAuthorization !== undefined) {
       obj.mcpAuthorization = McpAuthorizationConfig.toJSON(message.mcpAuthorization);
     }
+    if (message.auditSettings !== undefined) {
+      obj.auditSettings = AuditSettingsConfig.toJSON(message.auditSettings);
+    }
     return obj;
   },
 
@@ -4372,6 +4552,9 @@ export const SnapshotDelta: MessageFns<SnapshotDelta> = {
     message.executionPolicies = object.executionPolicies?.map((e) => ExecutionPolicyRule.fromPartial(e)) || [];
     message.mcpAuthorization = (object.mcpAuthorization !== undefined && object.mcpAuthorization !== null)
       ? McpAuthorizationConfig.fromPartial(object.mcpAuthorization)
+      : undefined;
+    message.auditSettings = (object.auditSettings !== undefined && object.auditSettings !== null)
+      ? AuditSettingsConfig.fromPartial(object.auditSettings)
       : undefined;
     return message;
   },
@@ -5080,6 +5263,7 @@ function createBaseUpstreamConfig(): UpstreamConfig {
     exposeUnprefixed: false,
     protocolVersion: "",
     codeMode: false,
+    auditContentOff: false,
   };
 }
 
@@ -5144,6 +5328,9 @@ export const UpstreamConfig: MessageFns<UpstreamConfig> = {
     }
     if (message.codeMode !== false) {
       writer.uint32(240).bool(message.codeMode);
+    }
+    if (message.auditContentOff !== false) {
+      writer.uint32(248).bool(message.auditContentOff);
     }
     return writer;
   },
@@ -5321,6 +5508,14 @@ export const UpstreamConfig: MessageFns<UpstreamConfig> = {
             message.codeMode = reader.bool();
             continue;
           }
+          case 31: {
+            if (tag !== 248) {
+              break;
+            }
+
+            message.auditContentOff = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5395,6 +5590,11 @@ export const UpstreamConfig: MessageFns<UpstreamConfig> = {
         : isSet(object.code_mode)
         ? globalThis.Boolean(object.code_mode)
         : false,
+      auditContentOff: isSet(object.auditContentOff)
+        ? globalThis.Boolean(object.auditContentOff)
+        : isSet(object.audit_content_off)
+        ? globalThis.Boolean(object.audit_content_off)
+        : false,
     };
   },
 
@@ -5460,6 +5660,9 @@ export const UpstreamConfig: MessageFns<UpstreamConfig> = {
     if (message.codeMode !== false) {
       obj.codeMode = message.codeMode;
     }
+    if (message.auditContentOff !== false) {
+      obj.auditContentOff = message.auditContentOff;
+    }
     return obj;
   },
 
@@ -5488,6 +5691,7 @@ export const UpstreamConfig: MessageFns<UpstreamConfig> = {
     message.exposeUnprefixed = object.exposeUnprefixed ?? false;
     message.protocolVersion = object.protocolVersion ?? "";
     message.codeMode = object.codeMode ?? false;
+    message.auditContentOff = object.auditContentOff ?? false;
     return message;
   },
 };
@@ -5594,6 +5798,7 @@ function createBaseVirtualKeyConfig(): VirtualKeyConfig {
     previousSecretExpiresAtMs: 0,
     rateLimits: undefined,
     codeMode: 0,
+    auditContent: 0,
   };
 }
 
@@ -5631,6 +5836,9 @@ export const VirtualKeyConfig: MessageFns<VirtualKeyConfig> = {
     }
     if (message.codeMode !== 0) {
       writer.uint32(160).int32(message.codeMode);
+    }
+    if (message.auditContent !== 0) {
+      writer.uint32(168).int32(message.auditContent);
     }
     return writer;
   },
@@ -5736,6 +5944,14 @@ export const VirtualKeyConfig: MessageFns<VirtualKeyConfig> = {
             message.codeMode = reader.int32() as any;
             continue;
           }
+          case 21: {
+            if (tag !== 168) {
+              break;
+            }
+
+            message.auditContent = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5793,6 +6009,11 @@ export const VirtualKeyConfig: MessageFns<VirtualKeyConfig> = {
         : isSet(object.code_mode)
         ? codeModeFromJSON(object.code_mode)
         : 0,
+      auditContent: isSet(object.auditContent)
+        ? auditContentFromJSON(object.auditContent)
+        : isSet(object.audit_content)
+        ? auditContentFromJSON(object.audit_content)
+        : 0,
     };
   },
 
@@ -5831,6 +6052,9 @@ export const VirtualKeyConfig: MessageFns<VirtualKeyConfig> = {
     if (message.codeMode !== 0) {
       obj.codeMode = codeModeToJSON(message.codeMode);
     }
+    if (message.auditContent !== 0) {
+      obj.auditContent = auditContentToJSON(message.auditContent);
+    }
     return obj;
   },
 
@@ -5854,6 +6078,7 @@ export const VirtualKeyConfig: MessageFns<VirtualKeyConfig> = {
       ? RateLimits.fromPartial(object.rateLimits)
       : undefined;
     message.codeMode = object.codeMode ?? 0;
+    message.auditContent = object.auditContent ?? 0;
     return message;
   },
 };

@@ -9,7 +9,7 @@ import {
 } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { NodeSDK } from '@opentelemetry/sdk-node';
-import type { Logger } from '../../../common/src/index.ts';
+import type { Logger } from './logger.ts';
 import { parseTraceparent, type SpanAttributes, type TraceSpan, type Tracing } from './tracing.ts';
 
 /**
@@ -80,6 +80,10 @@ class OtelSpan implements TraceSpan {
 
   annotate(attributes: SpanAttributes): void {
     this.span.setAttributes(defined(attributes));
+  }
+
+  rename(name: string): void {
+    this.span.updateName(name);
   }
 
   fail(message: string, attributes?: SpanAttributes): void {

@@ -1,7 +1,7 @@
-import type { Logger } from '../../../common/src/index.ts';
+import type { Logger } from './logger.ts';
 
 /**
- * OpenTelemetry traces of the data plane, behind a small interface of its own so that a node with
+ * OpenTelemetry traces of both planes, behind a small interface of its own so that a process with
  * tracing off loads no OpenTelemetry code and pays one `undefined` check per request. On when the
  * standard variables ask for it (see `tracingWanted`); the SDK (otel-tracing.ts) is then imported and
  * configured from the `OTEL_*` variables (exporter, endpoint, protocol, headers, sampler, batching).
@@ -27,6 +27,8 @@ export interface TraceSpan {
   upstreamCall(name: string, attributes: SpanAttributes): TraceSpan;
   /** Adds attributes. */
   annotate(attributes: SpanAttributes): void;
+  /** Names the span anew (once what it is about is known). */
+  rename(name: string): void;
   /** Marks the span failed (status ERROR with this message). */
   fail(message: string, attributes?: SpanAttributes): void;
   end(): void;

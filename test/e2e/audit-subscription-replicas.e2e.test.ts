@@ -1,0 +1,158 @@
+/**
+ * `auditEventAdded` across control-plane replicas (issue 14): two control-plane processes on one
+ * PostgreSQL schema, a node on each; a subscriber on either replica hears every record, whichever
+ * replica stored it (the storing replica announces the committed seq range with NOTIFY, the others
+ * read those rows back), and each exactly once.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { type Client, createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { connectModernAgent } from '../support/agents.ts';
+import { createTestSchema, type TestSchema } from '../support/database.ts';
+import { eventually } from '../support/eventually.ts';
+import { ControlPlaneProcess, DataPlaneProcess, accepts } from '../support/gateway.ts';
+import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from '../support/graphql.ts';
+import { EVERYTHING_SERVER } from '../support/processes.ts';
+
+const AUDIT = /* GraphQL */ `
+  subscription ($filter: AuditFilter) {
+    auditEventAdded(filter: $filter) { id kind tool node parentId latencyMs arguments }
+  }
+`;
+
+interface Heard {
+  id: string;
+  kind: string;
+  tool: string | null;
+  node: string;
+  parentId: string | null;
+  latencyMs: number;
+  arguments: string | null;
+}
+
+describe('auditEventAdded across control-plane replicas (LISTEN/NOTIFY)', () => {
+  let schema: TestSchema;
+  let replica1: ControlPlaneProcess;
+  let replica2: ControlPlaneProcess;
+  let nodeA: DataPlaneProcess;
+  let nodeB: DataPlaneProcess;
+  let secret: string;
+  const clients: Client[] = [];
+
+  before(async () => {
+    schema = await createTestSchema();
+    replica1 = await ControlPlaneProcess.start(schema.url, schema.name);
+    replica2 = await ControlPlaneProcess.start(schema.url, schema.name);
+    [nodeA, nodeB] = await Promise.all([
+      DataPlaneProcess.start(replica1, 'node-a'),
+      DataPlaneProcess.start(replica2, 'node-b'),
+    ]);
+    await graphqlOk(replica1.graphqlUrl, replica1.adminToken, CREATE_UPSTREAM, {
+      input: { name: 'ev', transport: 'STDIO', command: process.execPath, args: [EVERYTHING_SERVER, 'stdio'] },
+    });
+    const created = await graphqlOk<{ createVirtualKey: { secret: string } }>(
+      replica1.graphqlUrl,
+      replica1.adminToken,
+      CREATE_KEY,
+      { input: { name: 'agent', allowedTools: ['ev__*'] } },
+    );
+    secret = created.createVirtualKey.secret;
+    await eventually(
+      'the key reached both nodes',
+      async () => (await accepts(nodeA.mcpUrl, secret)) && (await accepts(nodeB.mcpUrl, secret)),
+      15_000,
+    );
+  });
+
+  after(async () => {
+    await Promise.allSettled(clients.map((client) => client.dispose()));
+    await Promise.allSettled([nodeA?.stop(), nodeB?.stop()]);
+    await Promise.allSettled([replica1?.stop(), replica2?.stop()]);
+    await schema?.drop();
+  });
+
+  /** Subscribes on `replica` to the records tagged with `parentId`; what it hears is pushed to the array. */
+  function subscribe(replica: ControlPlaneProcess, parentId: string): Heard[] {
+    const client = createClient({
+      url: replica.graphqlUrl.replace(/^http/, 'ws'),
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      connectionParams: { authorization: `Bearer ${replica.adminToken}` },
+    });
+    clients.push(client);
+    const heard: Heard[] = [];
+    client.subscribe<{ auditEventAdded: Heard }>(
+      { query: AUDIT, variables: { filter: { parentId } } },
+      {
+        next: (result) => {
+          if (result.data) heard.push(result.data.auditEventAdded);
+        },
+        error: () => undefined,
+        complete: () => undefined,
+      },
+    );
+    return heard;
+  }
+
+  /** One echo call through `node`, tagged with `parentId`. */
+  async function call(node: DataPlaneProcess, parentId: string, message: string): Promise<void> {
+    const client = await connectModernAgent(node.mcpUrl, secret);
+    try {
+      await client.callTool({
+        name: 'ev__echo',
+        arguments: { message },
+        _meta: { 'io.portcullis/parent-request': parentId },
+      });
+    } finally {
+      await client.close();
+    }
+  }
+
+  test('a subscriber on either replica hears the records both replicas store, each once', async () => {
+    const parentId = `replicas-${randomUUID()}`;
+    const on1 = subscribe(replica1, parentId);
+    const on2 = subscribe(replica2, parentId);
+    // Subscribed once a record stored by each replica reaches the subscriber on the other one.
+    const warmUp = `${parentId}-warm`;
+    const warm1 = subscribe(replica1, warmUp);
+    const warm2 = subscribe(replica2, warmUp);
+    await eventually('both subscribers are listening', async () => {
+      await call(nodeA, warmUp, 'warm');
+      await call(nodeB, warmUp, 'warm');
+      return warm1.some((e) => e.node === 'node-b') && warm2.some((e) => e.node === 'node-a');
+    });
+
+    await call(nodeB, parentId, 'from node b');
+    await call(nodeA, parentId, 'from node a');
+    await call(nodeB, parentId, 'from node b again');
+    const calls = (heard: Heard[]) => heard.filter((e) => e.kind === 'TOOL_CALL');
+    await eventually('both subscribers hear the three calls', async () =>
+      [on1, on2].every((heard) => calls(heard).length >= 3),
+    );
+    for (const [name, heard] of [
+      ['replica 1', on1],
+      ['replica 2', on2],
+    ] as const) {
+      const ids = heard.map((e) => e.id);
+      assert.equal(new Set(ids).size, ids.length, `${name} hears each record once`);
+      assert.deepEqual(
+        calls(heard)
+          .map((e) => `${e.node} ${JSON.parse(e.arguments!).message}`)
+          .sort(),
+        ['node-a from node a', 'node-b from node b', 'node-b from node b again'],
+        name,
+      );
+      for (const event of heard) {
+        assert.equal(event.parentId, parentId);
+        assert.equal(typeof event.latencyMs, 'number');
+      }
+    }
+    // What the subscribers heard is what is stored, nothing more.
+    const stored = await schema.query<{ id: string }>(`SELECT id::text AS id FROM audit_events WHERE parent_id = $1`, [
+      parentId,
+    ]);
+    assert.deepEqual(on1.map((e) => e.id).sort(), stored.map((row) => row.id).sort());
+  });
+});
