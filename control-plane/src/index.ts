@@ -271,7 +271,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     );
     cleanups.push(() => endedSessions.close());
 
-    const auditStore = new AuditStore(dataSource, logger, services.auditFeed);
+    const auditStore = new AuditStore(dataSource, logger, services.auditFeed, !embedded);
     const retentionDays = options.auditRetentionDays;
     if (retentionDays !== undefined) {
       const applyRetention = () =>

@@ -67,6 +67,43 @@ describe('audit store', () => {
     assert.equal(rows.length, 1);
   });
 
+  it('keeps every character through COPY and through the JSON insert (embedded database), chain intact', async () => {
+    const awkward = 'tab\there\nnew line\r\\N back\\slash "quoted" \u00e9 \u{1F600} \\x00';
+    for (const [label, via] of [
+      ['copy', store],
+      ['json', new AuditStore(dataSource, createLogger({ level: 'silent' }), undefined, false)],
+    ] as const) {
+      const tool = `awkward-${label}`;
+      const r = { ...record(Date.now(), tool), node: awkward, arguments: awkward, result: '\\', subject: '\t' };
+      r.error = { code: -32000, message: awkward };
+      r.costMicros = 9_007_199_254_740_991;
+      r.modelCostMicros = 12;
+      assert.equal(await via.insert([r]), 1);
+      const [row] = (await schema.query(
+        `SELECT node_id, arguments, result, subject, error_code, error_message, cost_micros::text AS cost,
+                model_cost_micros::text AS model FROM audit_events WHERE tool = $1`,
+        [tool],
+      )) as Array<Record<string, unknown>>;
+      assert.deepEqual(row, {
+        node_id: awkward,
+        arguments: awkward,
+        result: '\\',
+        subject: '\t',
+        error_code: -32000,
+        error_message: awkward,
+        cost: '9007199254740991',
+        model: '12',
+      });
+    }
+    const client = new pg.Client({ connectionString: schema.url, options: `-c search_path="${schema.name}"` });
+    await client.connect();
+    try {
+      assert.deepEqual((await verifyAuditChain(client)).problems, []);
+    } finally {
+      await client.end();
+    }
+  });
+
   it('drops whole old days, keeps the rest, and the chain verifies from the new anchor', async () => {
     const now = Date.now();
     const old = [record(now - 10 * DAY, 'old'), record(now - 9 * DAY, 'old')];

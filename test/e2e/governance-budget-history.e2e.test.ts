@@ -66,7 +66,7 @@ describe('budgets of past periods', () => {
       record.costMicros = PRICE;
       return JSON.stringify(record);
     });
-    node.send({ kind: { $case: 'audit', value: { batchId: 1, recordsJson: calls } } });
+    node.send({ kind: { $case: 'audit', value: { batchId: 1, recordsJson: calls, recordsNdjson: Buffer.alloc(0) } } });
 
     const threeDaysAgo = new Date(dayStart(3).getTime() + 5 * 60 * 60 * 1000);
     const past = await eventually('the records of three days ago counted in their day', async () => {

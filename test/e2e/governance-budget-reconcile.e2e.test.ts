@@ -40,7 +40,10 @@ describe('budgets reconciled from audit records', () => {
       record.costMicros = PRICE;
       return JSON.stringify(record);
     });
-    node.send({ kind: { $case: 'audit', value: { batchId: 1, recordsJson: records } } });
+    // As a node before records_ndjson sends them: one string per record.
+    node.send({
+      kind: { $case: 'audit', value: { batchId: 1, recordsJson: records, recordsNdjson: Buffer.alloc(0) } },
+    });
 
     let spent = 0;
     await eventually('the budget counts the audited spending', async () => {

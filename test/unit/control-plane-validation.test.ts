@@ -255,5 +255,12 @@ describe('parseNodeMessage', () => {
       () => parseNodeMessage(upstreamMessage({ hasPrompts: true, prompts: [{ name: '' }] })),
       /upstream\.prompts\.0\.name: must be the prompt's name/,
     );
+    const audit = (recordsJson: string[], ndjson: string) =>
+      parseNodeMessage({
+        kind: { $case: 'audit', value: { batchId: 1, recordsJson, recordsNdjson: Buffer.from(ndjson) } },
+      });
+    assert.throws(() => audit(['{}'], '{}\n'), /audit\.recordsNdjson: carries records_json and records_ndjson/);
+    assert.throws(() => audit([], '{}\n'.repeat(5_001)), /audit\.recordsNdjson: must hold at most 5000 records/);
+    assert.equal(audit([], '{}\n{}\n').kind, 'audit');
   });
 });

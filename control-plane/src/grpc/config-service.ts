@@ -23,7 +23,7 @@ import type { EndedSessionStore } from '../services/ended-sessions.ts';
 import type { BudgetService } from '../services/budgets.ts';
 import type { ControlPlaneMetrics } from '../observability/metrics.ts';
 import type { Tracing } from '../../../common/src/tracing.ts';
-import { parseAuditRecord, type AuditRecordInput, type AuditStore } from '../services/audit-store.ts';
+import { ndjsonLines, parseAuditBatch, type AuditRecordInput, type AuditStore } from '../services/audit-store.ts';
 
 export interface ConfigServiceDeps {
   /** Counts audit ingest (records stored, duplicate, rejected; the backlog); absent, nothing is counted. */
@@ -55,6 +55,16 @@ export interface ConfigServiceDeps {
 }
 
 type ConnectCall = ServerDuplexStream<ConnectRequest, ConnectResponse>;
+
+/** An audit batch parsed on arrival, waiting to be stored. */
+interface AuditBatchIn {
+  readonly batchId: number;
+  readonly records: readonly AuditRecordInput[];
+  readonly rejected: number;
+}
+
+/** Records stored in one transaction at most, from the batches waiting (a node sends 1,000 a batch). */
+export const AUDIT_RECORDS_PER_INSERT = 8_000;
 
 /** Encoded once per snapshot or delta and shared by every stream that sends it. */
 const encodedMessages = new WeakMap<object, Buffer>();
@@ -228,8 +238,9 @@ class NodeStream implements RelayTarget {
   private unsubscribe: (() => void) | undefined;
   /** Messages are handled one at a time, in order. */
   private queue: Promise<void> = Promise.resolve();
-  /** Audit batches, stored one at a time, in order. */
-  private auditQueue: Promise<void> = Promise.resolve();
+  /** Audit batches parsed and waiting to be stored, in order (those waiting together go in one transaction). */
+  private auditPending: AuditBatchIn[] = [];
+  private auditStoring = false;
   private ended = false;
   private readonly logger: Logger;
   private resolveFinished!: () => void;
@@ -326,42 +337,69 @@ class NodeStream implements RelayTarget {
       case 'audit': {
         // Validated on arrival, so that the next batch is parsed while the one before waits for the database;
         // stored on a queue of its own: a batch waiting for the database must not hold relayed replies up.
-        const { records, rejected } = this.parseAudit(message.audit.recordsJson);
-        const batchId = message.audit.batchId;
-        this.auditQueue = this.auditQueue.then(() => this.storeAudit(batchId, records, rejected));
+        const { records, rejected } = this.parseAudit(
+          message.audit.recordsNdjson.length > 0 ? ndjsonLines(message.audit.recordsNdjson) : message.audit.recordsJson,
+        );
+        this.auditPending.push({ batchId: message.audit.batchId, records, rejected });
+        if (!this.auditStoring) void this.storeAuditBatches();
         return;
       }
     }
   }
 
-  /**
-   * Stores one batch of audit records and acknowledges it; a failed insert (the database away) is
-   * tried again with backoff while the stream lives (the node sends its next batch only after this
-   * ack, so nothing piles up here). Invalid records are logged, counted in the ack and not stored.
-   */
-  private parseAudit(recordsJson: readonly string[]): { records: AuditRecordInput[]; rejected: number } {
-    const records: AuditRecordInput[] = [];
-    let rejected = 0;
-    if (this.deps.audit === undefined) return { records, rejected };
-    for (const json of recordsJson) {
-      const record = parseAuditRecord(json);
-      if (record === undefined) rejected++;
-      else records.push(record);
-    }
-    if (rejected > 0) this.logger.warn({ node: this.nodeId, rejected }, 'audit records refused as invalid');
+  /** Parses and checks a batch's records; the invalid ones are counted and logged with their first problems. */
+  private parseAudit(lines: Iterable<string>): { records: AuditRecordInput[]; rejected: number } {
+    if (this.deps.audit === undefined) return { records: [], rejected: 0 };
+    const { records, rejected, problems } = parseAuditBatch(lines);
+    if (rejected > 0)
+      this.logger.warn({ node: this.nodeId, rejected, problems }, 'audit records refused as invalid (not stored)');
     this.deps.metrics?.auditReceived(records.length, rejected);
     return { records, rejected };
   }
 
-  private async storeAudit(batchId: number, records: readonly AuditRecordInput[], rejected: number): Promise<void> {
+  /**
+   * Stores the batches waiting, in order: those that arrived while the one before was being stored go in
+   * one transaction together (up to AUDIT_RECORDS_PER_INSERT records), so a node with several batches in
+   * flight pays one transaction for them; each batch is acknowledged once that transaction committed.
+   */
+  private async storeAuditBatches(): Promise<void> {
+    this.auditStoring = true;
+    try {
+      while (this.auditPending.length > 0 && !this.ended) {
+        const group: AuditBatchIn[] = [this.auditPending.shift()!];
+        let count = group[0]!.records.length;
+        while (
+          this.auditPending.length > 0 &&
+          count + this.auditPending[0]!.records.length <= AUDIT_RECORDS_PER_INSERT
+        ) {
+          const next = this.auditPending.shift()!;
+          count += next.records.length;
+          group.push(next);
+        }
+        await this.storeAudit(group);
+      }
+    } finally {
+      this.auditStoring = false;
+    }
+  }
+
+  /**
+   * Stores batches of audit records and acknowledges them; a failed insert (the database away) is
+   * tried again with backoff while the stream lives (the node sends more only as batches are
+   * acknowledged, so at most its window piles up here). Invalid records are logged, counted in the
+   * ack and not stored.
+   */
+  private async storeAudit(group: readonly AuditBatchIn[]): Promise<void> {
     const store = this.deps.audit;
     const metrics = this.deps.metrics;
     if (store === undefined || this.ended) return;
+    const records = group.length === 1 ? group[0]!.records : group.flatMap((batch) => batch.records);
     const backoff = new Backoff({ baseMs: 100, maxMs: 5_000 });
     const span = this.deps.tracing?.request('audit ingest', undefined, {
       'portcullis.node_id': this.nodeId,
       'portcullis.audit.records': records.length,
-      'portcullis.audit.rejected': rejected,
+      'portcullis.audit.rejected': group.reduce((sum, batch) => sum + batch.rejected, 0),
+      'portcullis.audit.batches': group.length,
     });
     let attempts = 0;
     while (!this.ended) {
@@ -371,7 +409,8 @@ class NodeStream implements RelayTarget {
         span?.annotate({ 'portcullis.audit.stored': stored, 'portcullis.audit.attempts': attempts });
         span?.end();
         metrics?.auditStored(records.length, stored);
-        if (!this.ended) this.call.write({ kind: { $case: 'auditAck', value: { batchId, rejected } } });
+        for (const { batchId, rejected } of group)
+          if (!this.ended) this.call.write({ kind: { $case: 'auditAck', value: { batchId, rejected } } });
         return;
       } catch (error) {
         this.logger.warn(

@@ -280,10 +280,27 @@ const spendSchema = z.object({
 
 /** Records one AuditBatch may carry (a node sends fewer; see data-plane/src/audit/audit-shipper.ts). */
 export const MAX_AUDIT_BATCH = 5_000;
-const auditBatchSchema = z.object({
-  batchId: z.number().int().min(0),
-  recordsJson: z.array(z.string().max(10 * 1024 * 1024)).max(MAX_AUDIT_BATCH),
-});
+/** Bytes one AuditBatch's `records_ndjson` may carry. */
+export const MAX_AUDIT_BATCH_BYTES = 64 * 1024 * 1024;
+const auditBatchSchema = z
+  .object({
+    batchId: z.number().int().min(0),
+    recordsJson: z.array(z.string().max(10 * 1024 * 1024)).max(MAX_AUDIT_BATCH),
+    recordsNdjson: z
+      .instanceof(Uint8Array)
+      .refine((bytes) => bytes.length <= MAX_AUDIT_BATCH_BYTES, `must be at most ${MAX_AUDIT_BATCH_BYTES} bytes`)
+      .refine((bytes) => countLines(bytes) <= MAX_AUDIT_BATCH, `must hold at most ${MAX_AUDIT_BATCH} records`),
+  })
+  .refine((batch) => batch.recordsJson.length === 0 || batch.recordsNdjson.length === 0, {
+    message: 'carries records_json and records_ndjson; send the records in one of the two',
+    path: ['recordsNdjson'],
+  });
+
+function countLines(bytes: Uint8Array): number {
+  let count = 0;
+  for (let i = bytes.indexOf(10); i !== -1; i = bytes.indexOf(10, i + 1)) count++;
+  return count;
+}
 
 /** Validates a decoded ConnectRequest; throws BAD_USER_INPUT naming the field. */
 export function parseNodeMessage(message: ConnectRequest): NodeMessage {

@@ -13,9 +13,10 @@ export const AUDIT_SHIP_DELAY_MS = 200;
 
 /**
  * Batches sent and not acknowledged yet, at most: the control plane validates a batch as it arrives
- * and stores batches in order, so while one waits for the database the next is already parsed.
+ * and stores batches in order, so while one waits for the database the next are already parsed, and
+ * those waiting together go in one transaction (8 MiB or so at most in flight with 1 KiB records).
  */
-export const AUDIT_BATCHES_IN_FLIGHT = 4;
+export const AUDIT_BATCHES_IN_FLIGHT = 8;
 
 /**
  * Ships the spool to the control plane over the config stream: up to `maxInFlight` batches in
@@ -80,7 +81,7 @@ export class AuditShipper {
       .finally(() => {
         if (generation !== this.generation) return;
         // A whole batch: a backlog is being shipped, go on at once; else what was written meanwhile waits a little.
-        if (head.batch.lines.length >= this.maxRecords) this.pump();
+        if (head.batch.records >= this.maxRecords) this.pump();
         else this.soon();
       });
   }
@@ -113,14 +114,14 @@ export class AuditShipper {
         if (batch === undefined || generation !== this.generation || !this.live) return;
         const id = this.nextId++;
         this.inFlight.push({ id, batch });
-        if (!this.send({ batchId: id, recordsJson: [...batch.lines] })) {
+        if (!this.send({ batchId: id, recordsJson: [], recordsNdjson: batch.bytes })) {
           // No stream: nothing more is read (a later batch acknowledged would free this one's records) until
           // the reconnect, which sends again from the first unacknowledged record.
           this.live = false;
           this.inFlight = [];
           return;
         }
-        full = batch.lines.length >= this.maxRecords;
+        full = batch.records >= this.maxRecords;
       })
       .catch((error: unknown) => this.logger.error({ err: errorMessage(error) }, 'audit spool: read failed'))
       .finally(() => {

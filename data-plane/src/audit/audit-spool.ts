@@ -1,4 +1,4 @@
-import { close as closeFd, fdatasync, open as openFd, write as writeFd } from 'node:fs';
+import { close as closeFd, fdatasync, open as openFd, write as writeFd, writeSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rm, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../../common/src/index.ts';
@@ -12,12 +12,24 @@ export interface AuditSpoolOptions {
   readonly segmentBytes?: number;
   /** Written records are fsynced at most this long after their write (default 1 s; see the class). */
   readonly syncIntervalMs?: number;
+  /**
+   * Two writes on the event loop slower than this within 10 s send the writes through the thread pool
+   * for the next 10 s (default 50 ms; see `writeOut`). A disk that stalls for good blocks the loop
+   * twice per 20 s or so.
+   */
+  readonly slowWriteMs?: number;
   readonly logger: Logger;
 }
 
 /** Records read from the spool to be shipped; `ack` it once the control plane stored them. */
 export interface SpoolBatch {
-  readonly lines: readonly string[];
+  /**
+   * The records as the spool holds them: whole lines of JSON, each ending in a newline (shipped as they
+   * are, in `AuditBatch.records_ndjson`: no string per record is made on the node).
+   */
+  readonly bytes: Buffer;
+  /** Lines in `bytes`. */
+  readonly records: number;
   /** Where the batch ends: the segment and the byte offset after its last line. */
   readonly endSegment: number;
   readonly endOffset: number;
@@ -47,6 +59,9 @@ function segmentName(seq: number): string {
 const FILL_BYTES = 64 * 1024;
 /** A fill buffer grown past this (one huge batch) is not kept for the next batch. */
 const KEEP_BYTES = 1024 * 1024;
+const DEFAULT_SLOW_WRITE_MS = 50;
+const SLOW_WRITES_WINDOW_MS = 10_000;
+const ASYNC_AFTER_SLOW_WRITES_MS = 10_000;
 /** Written records are fsynced at most this long after their write (the machine-crash window), by default. */
 export const DEFAULT_SYNC_INTERVAL_MS = 1_000;
 
@@ -71,7 +86,8 @@ function newBatch(): WriteBatch {
  * Writes are group-committed: `append` encodes the record into a preallocated buffer (no per-record
  * promise, closure or string join) and returns the promise its whole batch shares; the buffer goes
  * to the file in one `write()` in the event loop's check phase (so every record of one loop turn goes
- * together), and the next batch fills a second buffer meanwhile. The promise resolves once the
+ * together), made on the loop (see `writeOut`; through the thread pool after a slow write, and the
+ * next batch fills a second buffer meanwhile). The promise resolves once the
  * batch's `write()` returned: the record step awaits it before the answer is sent, so a record whose
  * answer reached the agent is in the kernel and survives SIGKILL of the process.
  *
@@ -98,6 +114,11 @@ export class AuditSpool {
   private spare: Buffer | undefined;
   /** A write or a segment switch runs (the fill buffer waits for it). */
   private writing = false;
+  /** Until then (performance.now()), writes go through the thread pool: a write on the loop was slow. */
+  private asyncUntil = 0;
+  private lastSlowWrite = Number.NEGATIVE_INFINITY;
+  private slowSpells = 0;
+  private slowLoggedAt = Number.NEGATIVE_INFINITY;
   private flushScheduled = false;
   private idleWaiters: Array<() => void> = [];
   private pendingBytes = 0;
@@ -112,6 +133,7 @@ export class AuditSpool {
   private closed = false;
   private readonly segmentBytes: number;
   private readonly syncIntervalMs: number;
+  private readonly slowWriteMs: number;
   /** Called after each completed write (the shipper wakes up). */
   onWritten: (() => void) | undefined;
 
@@ -120,6 +142,7 @@ export class AuditSpool {
     this.segmentBytes =
       options.segmentBytes ?? Math.max(4096, Math.min(4 * 1024 * 1024, Math.floor(options.maxBytes / 8)));
     this.syncIntervalMs = options.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS;
+    this.slowWriteMs = options.slowWriteMs ?? DEFAULT_SLOW_WRITE_MS;
   }
 
   /** Opens (creating) the spool directory, takes its lock and finds the records left by an earlier run. */
@@ -205,26 +228,34 @@ export class AuditSpool {
         continue;
       }
       const handle = await this.handleFor(segment);
-      const length = Math.min(READ_CHUNK, segment.size - this.readOffset);
-      const buffer = Buffer.allocUnsafe(length);
-      const { bytesRead } = await handle.read(buffer, 0, length, this.readOffset);
-      const text = buffer.subarray(0, bytesRead);
-      const lines: string[] = [];
-      let start = 0;
-      while (lines.length < maxRecords) {
-        const newline = text.indexOf(10, start);
-        if (newline === -1) break;
-        if (newline > start) lines.push(text.toString('utf8', start, newline));
-        start = newline + 1;
+      let text: Buffer;
+      let records = 0;
+      let end = 0;
+      for (let chunk = READ_CHUNK; ; chunk *= 2) {
+        const length = Math.min(chunk, segment.size - this.readOffset);
+        const buffer = Buffer.allocUnsafe(length);
+        const { bytesRead } = await handle.read(buffer, 0, length, this.readOffset);
+        text = buffer.subarray(0, bytesRead);
+        while (records < maxRecords) {
+          const newline = text.indexOf(10, end);
+          if (newline === -1) break;
+          records++;
+          end = newline + 1;
+        }
+        // One record longer than the chunk: read it whole (records are bounded by content truncation).
+        if (end > 0 || bytesRead < length || this.readOffset + length >= segment.size) break;
       }
-      if (start === 0) {
+      if (end === 0) {
         // No whole line in what is left: a torn tail (the process died mid-write); skip it.
-        this.options.logger.warn({ segment: segment.path, bytes: length }, 'audit spool: skipping a torn record');
+        this.options.logger.warn(
+          { segment: segment.path, bytes: segment.size - this.readOffset },
+          'audit spool: skipping a torn record',
+        );
         this.readOffset = segment.size;
         continue;
       }
-      this.readOffset += start;
-      return { lines, endSegment: segment.seq, endOffset: this.readOffset };
+      this.readOffset += end;
+      return { bytes: text.subarray(0, end), records, endSegment: segment.seq, endOffset: this.readOffset };
     }
   }
 
@@ -237,7 +268,7 @@ export class AuditSpool {
 
   /** The control plane stored `batch`: whole segments before it are deleted. */
   async ack(batch: SpoolBatch): Promise<void> {
-    this.unacked = Math.max(0, this.unacked - batch.lines.length);
+    this.unacked = Math.max(0, this.unacked - batch.records);
     while (this.segments.length > 0) {
       const first = this.segments[0]!;
       if (first.seq > batch.endSegment) break;
@@ -306,36 +337,91 @@ export class AuditSpool {
     this.writeOut(buffer, 0, bytes, records, batch);
   };
 
+  /**
+   * Writes a batch: on the event loop (`writeSync`: a page-cache write costs a few µs, where a trip
+   * through libuv's thread pool cost the node more CPU than the record itself), unless writes on the
+   * loop were slow lately (a disk under writeback pressure); then through the thread pool for a while,
+   * so that a slow disk delays the answers waiting for their records but seldom blocks the whole loop.
+   */
   private writeOut(buffer: Buffer, offset: number, bytes: number, records: number, batch: WriteBatch): void {
+    if (performance.now() < this.asyncUntil) {
+      this.writeAsync(buffer, offset, bytes, records, batch);
+      return;
+    }
+    const started = performance.now();
+    let done = offset;
+    let error: NodeJS.ErrnoException | null = null;
+    try {
+      while (done < bytes) done += writeSync(this.fd, buffer, done, bytes - done);
+    } catch (thrown) {
+      error = thrown as NodeJS.ErrnoException;
+    }
+    const took = performance.now() - started;
+    // A second slow write within SLOW_WRITES_WINDOW_MS: one alone is as likely a time slice lost to another
+    // process on a busy machine (seen here about once a run at load 8) as a disk that stalls.
+    if (took > this.slowWriteMs) {
+      const now = performance.now();
+      if (now - this.lastSlowWrite > SLOW_WRITES_WINDOW_MS) this.lastSlowWrite = now;
+      else {
+        this.lastSlowWrite = Number.NEGATIVE_INFINITY;
+        this.asyncUntil = now + ASYNC_AFTER_SLOW_WRITES_MS;
+        this.slowSpells++;
+        // Logged once a minute at most, with how many spells since.
+        if (now - this.slowLoggedAt > 60_000) {
+          this.slowLoggedAt = now;
+          this.options.logger.warn(
+            { ms: Math.round(took), bytes: bytes - offset, spells: this.slowSpells, dir: this.options.dir },
+            `audit spool: writes took long; writing through the thread pool for ${ASYNC_AFTER_SLOW_WRITES_MS} ms`,
+          );
+          this.slowSpells = 0;
+        }
+      }
+    }
+    this.written(buffer, done, bytes, records, batch, error);
+  }
+
+  private writeAsync(buffer: Buffer, offset: number, bytes: number, records: number, batch: WriteBatch): void {
     writeFd(this.fd, buffer, offset, bytes - offset, null, (error, written) => {
       const done = offset + written;
       if (error === null && done < bytes) {
-        this.writeOut(buffer, done, bytes, records, batch);
+        this.writeAsync(buffer, done, bytes, records, batch);
         return;
       }
-      const current = this.segments[this.segments.length - 1]!;
-      // Even a failed write may have put part of the batch in the file: the segment's size follows the file.
-      current.size += done;
-      this.bytesOnDisk += done;
-      this.pendingBytes -= bytes;
-      if (error === null) {
-        current.records += records;
-        this.unsynced = true;
-        this.syncTimer ??= setTimeout(this.syncNow, this.syncIntervalMs).unref();
-      } else {
-        this.unacked -= records;
-        this.droppedCount += records;
-        this.options.logger.error(
-          { err: error, records, dir: this.options.dir },
-          'audit spool: a write failed; these records are lost (counted in portcullis_audit_records_dropped_total)',
-        );
-      }
-      if (buffer.length <= KEEP_BYTES) this.spare = buffer;
-      batch.resolve();
-      this.onWritten?.();
-      if (current.size >= this.segmentBytes) this.startSegment(() => this.afterWrite());
-      else this.afterWrite();
+      this.written(buffer, done, bytes, records, batch, error);
     });
+  }
+
+  /** A batch's write ended (`done` bytes of `bytes` in the file): account for it and resolve its appends. */
+  private written(
+    buffer: Buffer,
+    done: number,
+    bytes: number,
+    records: number,
+    batch: WriteBatch,
+    error: NodeJS.ErrnoException | null,
+  ): void {
+    const current = this.segments[this.segments.length - 1]!;
+    // Even a failed write may have put part of the batch in the file: the segment's size follows the file.
+    current.size += done;
+    this.bytesOnDisk += done;
+    this.pendingBytes -= bytes;
+    if (error === null) {
+      current.records += records;
+      this.unsynced = true;
+      this.syncTimer ??= setTimeout(this.syncNow, this.syncIntervalMs).unref();
+    } else {
+      this.unacked -= records;
+      this.droppedCount += records;
+      this.options.logger.error(
+        { err: error, records, dir: this.options.dir },
+        'audit spool: a write failed; these records are lost (counted in portcullis_audit_records_dropped_total)',
+      );
+    }
+    if (buffer.length <= KEEP_BYTES) this.spare = buffer;
+    batch.resolve();
+    this.onWritten?.();
+    if (current.size >= this.segmentBytes) this.startSegment(() => this.afterWrite());
+    else this.afterWrite();
   }
 
   /** A write (and any segment switch) is done: the records that arrived meanwhile go out now, in one write. */

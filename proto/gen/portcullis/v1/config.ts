@@ -317,8 +317,16 @@ export interface ConnectRequest {
 export interface AuditBatch {
   /** Chosen by the node, increasing within one stream. */
   batchId: number;
-  /** One JSON object per record (the node's AuditRecord, as spooled); validated by the control plane. */
+  /**
+   * One JSON object per record (the node's AuditRecord, as spooled); validated by the control plane.
+   * Nodes before records_ndjson send this; a batch carries one of the two.
+   */
   recordsJson: string[];
+  /**
+   * The records as the node's spool holds them: one JSON object per line, each line ending in a newline
+   * (UTF-8). Shipped as read from the spool file, without a string per record on either side.
+   */
+  recordsNdjson: Buffer;
 }
 
 /** The records of the batch are stored (or were already): the node may drop them. */
@@ -1172,7 +1180,7 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
 };
 
 function createBaseAuditBatch(): AuditBatch {
-  return { batchId: 0, recordsJson: [] };
+  return { batchId: 0, recordsJson: [], recordsNdjson: Buffer.alloc(0) };
 }
 
 export const AuditBatch: MessageFns<AuditBatch> = {
@@ -1182,6 +1190,9 @@ export const AuditBatch: MessageFns<AuditBatch> = {
     }
     for (const v of message.recordsJson) {
       writer.uint32(18).string(v!);
+    }
+    if (message.recordsNdjson.length !== 0) {
+      writer.uint32(402).bytes(message.recordsNdjson);
     }
     return writer;
   },
@@ -1215,6 +1226,14 @@ export const AuditBatch: MessageFns<AuditBatch> = {
             message.recordsJson.push(reader.string());
             continue;
           }
+          case 50: {
+            if (tag !== 402) {
+              break;
+            }
+
+            message.recordsNdjson = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1239,6 +1258,11 @@ export const AuditBatch: MessageFns<AuditBatch> = {
         : globalThis.Array.isArray(object?.records_json)
         ? object.records_json.map((e: any) => globalThis.String(e))
         : [],
+      recordsNdjson: isSet(object.recordsNdjson)
+        ? Buffer.from(bytesFromBase64(object.recordsNdjson))
+        : isSet(object.records_ndjson)
+        ? Buffer.from(bytesFromBase64(object.records_ndjson))
+        : Buffer.alloc(0),
     };
   },
 
@@ -1250,6 +1274,9 @@ export const AuditBatch: MessageFns<AuditBatch> = {
     if (message.recordsJson?.length) {
       obj.recordsJson = message.recordsJson;
     }
+    if (message.recordsNdjson.length !== 0) {
+      obj.recordsNdjson = base64FromBytes(message.recordsNdjson);
+    }
     return obj;
   },
 
@@ -1260,6 +1287,7 @@ export const AuditBatch: MessageFns<AuditBatch> = {
     const message = createBaseAuditBatch();
     message.batchId = object.batchId ?? 0;
     message.recordsJson = object.recordsJson?.map((e) => e) || [];
+    message.recordsNdjson = object.recordsNdjson ?? Buffer.alloc(0);
     return message;
   },
 };

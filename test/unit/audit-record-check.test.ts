@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { auditLine, newAuditRecord, type AuditRecord } from '../../data-plane/src/audit/audit-record.ts';
+import {
+  auditRecordSchema,
+  checkAuditRecord,
+  ndjsonLines,
+  parseAuditBatch,
+} from '../../control-plane/src/services/audit-store.ts';
+
+function full(): AuditRecord {
+  const record = newAuditRecord('node-1', 'tool_call', 'tool_error');
+  Object.assign(record, {
+    method: 'tools/call',
+    keyId: 'k1',
+    teamId: 'team',
+    customerId: 'c1',
+    subject: 'user@example.com',
+    upstream: 'ev',
+    tool: 'ev__echo',
+    arguments: '{"text":"hi"}',
+    result: '{"content":[]}',
+    error: { code: -32603, message: 'Internal error' },
+    latencyUs: 1234,
+    gatewayLatencyUs: 200,
+    upstreamLatencyUs: 1034,
+    costMicros: 17,
+    parentId: 'run-1',
+    modelCostMicros: 5,
+    traceId: '0af7651916cd43dd8448eb211c80319c',
+    sessionId: 'sig',
+    clientName: 'agent',
+    clientVersion: '1.0',
+  });
+  return record;
+}
+
+const TEXT_LIMITS: Record<string, number> = {
+  method: 300,
+  keyId: 200,
+  teamId: 200,
+  customerId: 200,
+  subject: 500,
+  upstream: 200,
+  tool: 500,
+  parentId: 200,
+  sessionId: 200,
+  clientName: 200,
+  clientVersion: 100,
+};
+
+/** Values to put in each field: valid ones at the edges, and invalid ones of every kind. */
+function variants(): Array<[string, unknown]> {
+  const out: Array<[string, unknown]> = [];
+  const common = [undefined, null, '', 'x', 0, -1, 1.5, true, [], {}, '1'];
+  for (const field of Object.keys(full())) for (const value of common) out.push([field, value]);
+  for (const [field, max] of Object.entries(TEXT_LIMITS)) {
+    out.push([field, 'a'.repeat(max)], [field, 'a'.repeat(max + 1)]);
+  }
+  for (const field of ['latencyUs', 'gatewayLatencyUs', 'upstreamLatencyUs']) {
+    out.push([field, 2_147_483_647], [field, 2_147_483_648], [field, 0]);
+  }
+  for (const field of ['costMicros', 'modelCostMicros']) {
+    out.push([field, Number.MAX_SAFE_INTEGER], [field, 2 ** 53], [field, 0]);
+  }
+  out.push(
+    ['node', 'a'.repeat(200)],
+    ['node', 'a'.repeat(201)],
+    ['kind', 'discovery'],
+    ['kind', 'approval_decision'],
+    ['kind', 'TOOL_CALL'],
+    ['status', 'withdrawn'],
+    ['status', 'nope'],
+    ['error', { code: 1 }],
+    ['error', { code: 1, message: 'm', extra: true }],
+    ['error', { code: 1.5, message: 'm' }],
+    ['error', { code: 1, message: 'm'.repeat(8193) }],
+    ['error', { code: 2 ** 53, message: 'm' }],
+    ['traceId', '0AF7651916CD43DD8448EB211C80319C'],
+    ['traceId', '0af7651916cd43dd8448eb211c80319'],
+    ['id', '0190d5f4-1b2c-4d3e-8f40-123456789abc'],
+    ['id', 'not-a-uuid'],
+    ['time', 1],
+  );
+  return out;
+}
+
+describe('audit record check (the ingest hot path, without zod)', () => {
+  it('agrees with auditRecordSchema on every field, valid and invalid values alike', () => {
+    const base = full();
+    assert.equal(typeof checkAuditRecord(JSON.parse(auditLine(base))), 'object');
+    let refused = 0;
+    for (const [field, value] of variants()) {
+      const record: Record<string, unknown> = JSON.parse(auditLine(base)) as Record<string, unknown>;
+      if (value === undefined) delete record[field];
+      else record[field] = value;
+      const zod = auditRecordSchema.safeParse(structuredClone(record)).success;
+      const checked = checkAuditRecord(record);
+      const label = `${field} = ${JSON.stringify(value)?.slice(0, 40)}`;
+      assert.equal(typeof checked === 'object', zod, `${label}: zod ${zod ? 'accepts' : 'refuses'} it`);
+      if (typeof checked === 'string') {
+        refused++;
+        assert.ok(checked.startsWith(field === 'id' || field === 'time' ? '' : field), `${label}: ${checked}`);
+      }
+    }
+    assert.ok(refused > 100, `most variants are invalid (${refused} refused)`);
+  });
+
+  it('leaves out no value zod would refuse for a wrong type (whole record, arrays, time against the id)', () => {
+    for (const value of [null, [], 'record', 1]) assert.equal(typeof checkAuditRecord(value), 'string');
+    const record = JSON.parse(auditLine(full())) as Record<string, unknown>;
+    record['time'] = (record['time'] as number) + 1;
+    assert.equal(checkAuditRecord(record), 'time: must be the timestamp of the UUIDv7 id');
+  });
+
+  it('refuses a NUL character in any text (PostgreSQL text cannot store it), naming the field', () => {
+    const record = JSON.parse(auditLine(full())) as Record<string, unknown>;
+    record['tool'] = 'ev__\u0000echo';
+    assert.equal(checkAuditRecord(record), 'tool: must not contain NUL characters');
+  });
+
+  it('reads a spool batch: empty lines skipped, each bad record counted with its number, id and problem', () => {
+    const good = auditLine(full());
+    const bad = full();
+    bad.latencyUs = -5;
+    const text = `${good}\n\n${auditLine(bad)}\n{"id":\n${good}`;
+    const lines = [...ndjsonLines(Buffer.from(text))];
+    assert.equal(lines.length, 4);
+    const batch = parseAuditBatch(lines);
+    assert.equal(batch.records.length, 2);
+    assert.equal(batch.rejected, 2);
+    assert.equal(batch.problems[0], `record 2 (id ${bad.id}): latencyUs: must be an integer from 0 to 2147483647`);
+    assert.match(batch.problems[1]!, /^record 3: not JSON/);
+  });
+});
