@@ -270,16 +270,16 @@ async function main(): Promise<void> {
         'config propagation: a control plane of its own (no upstreams) per database and N data-plane nodes, each ' +
           'its own `portcullis data-plane` process, or (processes < nodes) several nodes to a process ' +
           '(bench/src/scenarios/node-group.ts; the issue allows it for N = 16); the bench holds a notification ' +
-          'stream open per node with the key and takes the time the last node closes it ' +
-          '(a node closes it in the turn it swaps in the configuration without the key; no polling), then checks ' +
-          'every node answers 401; warm-up rounds excluded. Rotation: the same with rotateVirtualKey ' +
-          '(gracePeriodSeconds 0), then every node must answer 401 to the old secret and 200 to the new one. Budget ' +
-          'exhaustion (2 nodes or more): server-everything over Streamable HTTP as upstream `ev` (every call priced 1,000 ' +
-          'micro-units) for these rounds only; per round a fresh key gets a budget of 4 calls per node, each node is ' +
-          'leased one call, and the first node calls until it is told the budget is spent (drawing the rest through ' +
-          'top-ups; "mutation" is that time, from setBudget); from then each other node is called (2 ms after each ' +
-          '"being topped up" refusal) until it answers "spent for this period"; admittedAfter is what their leases ' +
-          'still paid for, within the budget',
+          'stream open per node with the key and takes the time the last node closes it (a node closes it in the ' +
+          'turn it swaps in the configuration without the key; no polling), then checks every node answers 401; ' +
+          'warm-up rounds excluded. Rotation: the same with rotateVirtualKey (gracePeriodSeconds 0), then every ' +
+          'node must answer 401 to the old secret and 200 to the new one. Budget exhaustion (2 nodes or more): ' +
+          'server-everything over Streamable HTTP as upstream `ev` (every call priced 1,000 micro-units) for these ' +
+          'rounds only; per round a fresh key gets a budget of 4 calls per node, each node is leased one call, and ' +
+          'the first node calls until it is told the budget is spent (drawing the rest through top-ups; "mutation" ' +
+          'is that time, from setBudget); from then each other node is called (2 ms after each "being topped up" ' +
+          'refusal) until it answers "spent for this period"; admittedAfter is what their leases still paid for, ' +
+          'within the budget',
       );
     }
     if (sections.has('snapshots')) {

@@ -608,7 +608,8 @@ export async function measurePropagation(
               progress(
                 `${kind} propagation (${database}) to ${count} node(s) in ${processes} process(es): p50 ` +
                   `${row.p50Ms.toFixed(1)} ms, p99 ${row.p99Ms.toFixed(1)} ms (first node p50 ` +
-                  `${row.firstNodeP50Ms.toFixed(1)} ms; ${kind === 'budget-exhaustion' ? 'spending' : 'the mutation'} ` +
+                  `${row.firstNodeP50Ms.toFixed(1)} ms; ` +
+                  `${kind === 'budget-exhaustion' ? 'spending' : 'the mutation'} ` +
                   `itself: p50 ${row.mutationP50Ms.toFixed(1)} ms)`,
               );
             } catch (error) {
