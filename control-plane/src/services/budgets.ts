@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { EntityManager } from 'typeorm';
 import { z } from 'zod';
 import { PortcullisError, ErrorCode } from '../../../common/src/index.ts';
 import type { BudgetLease, BudgetSpend } from '../../../proto/gen/portcullis/v1/config.ts';
@@ -108,7 +107,49 @@ const leaseRow = z.object({
   period_start: z.date(),
   period_end: z.date().nullable(),
   total_granted: z.coerce.number(),
+  /** This node's lease of the period: whether it has one, what it was granted and spent. */
+  has_lease: z.boolean(),
+  granted: z.coerce.number(),
+  spent: z.coerce.number(),
+  /** The dearest tool price: a slice is a whole number of them. */
+  dearest: z.coerce.number(),
 });
+type LeaseRow = z.infer<typeof leaseRow>;
+
+/**
+ * Every budget (or those of `$2`) in its current period, with what all nodes were granted and this
+ * node's (`$1`) lease.
+ */
+const LEASES = `
+  SELECT b.id, lower(b.scope) AS scope, b.owner_id, b.amount_micros, p.start AS period_start, p.finish AS period_end,
+    (SELECT coalesce(sum(l.granted_micros), 0) FROM budget_leases l WHERE l.budget_id = b.id AND l.period_start =
+      p.start) AS total_granted,
+    m.node_id IS NOT NULL AS has_lease, coalesce(m.granted_micros, 0) AS granted, coalesce(m.spent_micros, 0) AS spent,
+    (SELECT coalesce(max(price_micros), 0) FROM tool_prices) AS dearest
+  FROM budgets b CROSS JOIN LATERAL (SELECT ${PERIOD_START} AS start, ${PERIOD_END} AS finish) p
+  LEFT JOIN budget_leases m ON m.budget_id = b.id AND m.period_start = p.start AND m.node_id = $1
+  WHERE $2::uuid[] IS NULL OR b.id = ANY($2::uuid[])
+  ORDER BY b.id`;
+
+/** Whether a node's lease of this budget needs a grant: it has none yet, or less than a slice left of it. */
+function needsGrant(row: LeaseRow, liveNodes: number): boolean {
+  if (!row.has_lease) return true;
+  const slice = sliceOf(row.amount_micros, liveNodes, row.dearest);
+  return row.granted - row.spent < slice && row.amount_micros - row.total_granted > 0;
+}
+
+function toLease(row: LeaseRow): BudgetLease {
+  return {
+    budgetId: row.id,
+    scope: row.scope,
+    ownerId: row.owner_id,
+    periodStartMs: row.period_start.getTime(),
+    grantedMicros: row.granted,
+    periodEndMs: row.period_end?.getTime() ?? 0,
+    ungrantedMicros: Math.max(0, row.amount_micros - row.total_granted),
+    spentMicros: row.spent,
+  };
+}
 
 /**
  * Budgets (one per key, team or customer) and the leases nodes spend from. A node is granted a slice
@@ -174,74 +215,84 @@ export class BudgetService {
 
   /**
    * Records what a node reports it spent, tops up its leases that run low, and returns every
-   * budget's lease for it (current periods).
+   * budget's lease for it (current periods). Only a grant that changes something takes locks: the
+   * rows of the budgets to top up (or to give this node its first lease of a period), in id order
+   * as reconcile locks them, so the grants of nodes to different budgets, and every refresh that
+   * changes nothing, no longer wait on each other (the embedded database has one connection).
    */
   async grant(nodeId: string, liveNodes: number, spends: readonly BudgetSpend[]): Promise<BudgetLease[]> {
-    return this.store.dataSource.transaction(async (manager) => {
-      for (const spend of spends) {
-        await manager.query(
-          `UPDATE budget_leases SET spent_micros = greatest(spent_micros, least($4::bigint, granted_micros)),
-           updated_at = now()
-           WHERE budget_id = $1 AND period_start = to_timestamp($2::double precision / 1000) AND node_id = $3`,
-          [spend.budgetId, spend.periodStartMs, nodeId, spend.spentMicros],
-        );
-      }
-      return this.topUp(manager, nodeId, Math.max(1, liveNodes));
-    });
+    await this.recordSpends(nodeId, spends);
+    const nodes = Math.max(1, liveNodes);
+    const seen = (await this.store.dataSource.query(LEASES, [nodeId, null])).map((raw: unknown) => leaseRow.parse(raw));
+    const due = seen.filter((row: LeaseRow) => needsGrant(row, nodes)).map((row: LeaseRow) => row.id);
+    const fresh = due.length === 0 ? [] : await this.topUp(nodeId, nodes, due);
+    // What a live node holds is kept from reclaim (which waits `afterMs` past the last touch).
+    await this.store.dataSource.query(
+      `UPDATE budget_leases SET updated_at = now() WHERE node_id = $1 AND granted_micros > spent_micros
+       AND updated_at < now() - interval '1 second'`,
+      [nodeId],
+    );
+    const byId = new Map(fresh.map((row) => [row.id, row]));
+    return seen.map((row: LeaseRow) => toLease(byId.get(row.id) ?? row));
   }
 
-  private async topUp(manager: EntityManager, nodeId: string, liveNodes: number): Promise<BudgetLease[]> {
-    // Locked first, read after: a statement that waited for a lock still sees the grants committed
-    // meanwhile only if it starts after the wait (READ COMMITTED takes a snapshot per statement).
-    await manager.query(`SELECT id FROM budgets ORDER BY id FOR UPDATE`);
-    const budgets: unknown[] = await manager.query(
-      `SELECT b.id, lower(b.scope) AS scope, b.owner_id, b.amount_micros, p.start AS period_start,
-       p.finish AS period_end,
-         (SELECT coalesce(sum(l.granted_micros), 0) FROM budget_leases l WHERE l.budget_id = b.id AND l.period_start =
-           p.start) AS total_granted
-       FROM budgets b CROSS JOIN LATERAL (SELECT ${PERIOD_START} AS start, ${PERIOD_END} AS finish) p
-       ORDER BY b.id`,
-    );
-    const maxPrice: Array<{ max: string | null }> = await manager.query(
-      `SELECT max(price_micros)::text AS max FROM tool_prices`,
-    );
-    const dearest = Number(maxPrice[0]?.max ?? 0);
-    const leases: BudgetLease[] = [];
-    for (const raw of budgets) {
-      const budget = leaseRow.parse(raw);
-      const mine: Array<{ granted_micros: string; spent_micros: string }> = await manager.query(
-        `INSERT INTO budget_leases (budget_id, period_start, node_id) VALUES ($1, $2, $3)
-         ON CONFLICT (budget_id, period_start, node_id) DO UPDATE SET updated_at = now()
-         RETURNING granted_micros::text, spent_micros::text`,
-        [budget.id, budget.period_start, nodeId],
-      );
-      let granted = Number(mine[0]!.granted_micros);
-      const spent = Number(mine[0]!.spent_micros);
-      let ungranted = budget.amount_micros - budget.total_granted;
-      const slice = sliceOf(budget.amount_micros, liveNodes, dearest);
-      // Less than a slice left (so less than the dearest call, maybe): top up while the node can still serve.
-      if (granted - spent < slice && ungranted > 0) {
-        const more = Math.min(slice, ungranted);
-        await manager.query(
-          `UPDATE budget_leases SET granted_micros = granted_micros + $4 WHERE budget_id = $1 AND period_start = $2 ` +
-            `AND node_id = $3`,
-          [budget.id, budget.period_start, nodeId, more],
-        );
-        granted += more;
-        ungranted -= more;
-      }
-      leases.push({
-        budgetId: budget.id,
-        scope: budget.scope,
-        ownerId: budget.owner_id,
-        periodStartMs: budget.period_start.getTime(),
-        grantedMicros: granted,
-        periodEndMs: budget.period_end?.getTime() ?? 0,
-        ungrantedMicros: Math.max(0, ungranted),
-        spentMicros: spent,
-      });
+  /** A node's reported spending (cumulative per budget and period): never beyond its grant, never less than before. */
+  private async recordSpends(nodeId: string, spends: readonly BudgetSpend[]): Promise<void> {
+    if (spends.length === 0) return;
+    const latest = new Map<string, BudgetSpend>();
+    for (const spend of spends) {
+      const key = `${spend.budgetId}@${spend.periodStartMs}`;
+      if ((latest.get(key)?.spentMicros ?? -1) < spend.spentMicros) latest.set(key, spend);
     }
-    return leases;
+    const entries = [...latest.values()];
+    await this.store.dataSource.query(
+      `UPDATE budget_leases l SET spent_micros = greatest(l.spent_micros, least(s.spent, l.granted_micros)),
+       updated_at = now()
+       FROM unnest($2::uuid[], $3::double precision[], $4::bigint[]) AS s(budget_id, start_ms, spent)
+       WHERE l.budget_id = s.budget_id AND l.period_start = to_timestamp(s.start_ms / 1000) AND l.node_id = $1`,
+      [
+        nodeId,
+        entries.map((spend) => spend.budgetId),
+        entries.map((spend) => spend.periodStartMs),
+        entries.map((spend) => String(spend.spentMicros)),
+      ],
+    );
+  }
+
+  /** Grants `nodeId` a slice of each budget of `ids` it runs low on, under those budgets' locks. */
+  private async topUp(nodeId: string, liveNodes: number, ids: readonly string[]): Promise<LeaseRow[]> {
+    return this.store.dataSource.transaction(async (manager) => {
+      // Locked first, read after: a statement that waited for a lock still sees the grants committed
+      // meanwhile only if it starts after the wait (READ COMMITTED takes a snapshot per statement).
+      await manager.query(`SELECT id FROM budgets WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, [[...ids]]);
+      const rows = (await manager.query(LEASES, [nodeId, [...ids]])).map((raw: unknown) => leaseRow.parse(raw));
+      const grants = rows.map((row: LeaseRow) => {
+        const slice = sliceOf(row.amount_micros, liveNodes, row.dearest);
+        const ungranted = row.amount_micros - row.total_granted;
+        // Less than a slice left (so less than the dearest call, maybe): top up while the node can still serve.
+        return row.granted - row.spent < slice && ungranted > 0 ? Math.min(slice, ungranted) : 0;
+      });
+      // One statement for every budget: the node's first lease of a period, or more of it.
+      await manager.query(
+        `INSERT INTO budget_leases AS l (budget_id, period_start, node_id, granted_micros)
+         SELECT g.budget_id, g.period_start, $1, g.more
+         FROM unnest($2::uuid[], $3::timestamptz[], $4::bigint[]) AS g(budget_id, period_start, more)
+         ON CONFLICT (budget_id, period_start, node_id) DO UPDATE SET
+           granted_micros = l.granted_micros + EXCLUDED.granted_micros, updated_at = now()`,
+        [
+          nodeId,
+          rows.map((row: LeaseRow) => row.id),
+          rows.map((row: LeaseRow) => row.period_start.toISOString()),
+          grants.map(String),
+        ],
+      );
+      return rows.map((row: LeaseRow, i: number) => ({
+        ...row,
+        has_lease: true,
+        granted: row.granted + grants[i]!,
+        total_granted: row.total_granted + grants[i]!,
+      }));
+    });
   }
 
   /**
