@@ -1,6 +1,6 @@
 /**
  * Issue 15: the propagation rows for 16 nodes in 4 processes on one database, budget exhaustion
- * included. `npx tsx bench/scripts/budget-propagation-16.ts embedded|postgres [rounds]`.
+ * included. `npx tsx bench/scripts/budget-propagation-16.ts embedded|postgres [rounds] [keys]`.
  */
 import { measurePropagation } from '../src/scenarios/propagation.ts';
 
@@ -12,7 +12,7 @@ const rows = await measurePropagation(
     postgresUrl: process.env['DATABASE_URL'] || 'postgres://postgres@127.0.0.1:5432/test',
     fleets: [{ nodes: 16, processes: 4 }],
     rounds,
-    keys: 100,
+    keys: Number(process.argv[4] ?? 100),
   },
   (line) => console.log(`progress: ${line}`),
   (line) => console.log(`NOTE: ${line}`),
