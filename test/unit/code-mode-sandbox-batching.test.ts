@@ -146,3 +146,29 @@ test("a script that replaces intrinsics and poisons prototypes still gets its ca
   calls[2]!.fail(new Error('refused'));
   assert.deepEqual(await run, { ok: true, valueJson: '"1|plain|refused"', logs: '' });
 });
+
+test('each run gets a runtime of its own, made ahead: nothing one script leaves is seen by the next', async () => {
+  const noCalls = () => Promise.reject(new Error('no calls here'));
+  const first = await sandbox.run('globalThis.left = 1; Object.prototype.polluted = 2; return 1;', noCalls);
+  assert.deepEqual(first, { ok: true, valueJson: '1', logs: '' });
+  const next = await sandbox.run('return [typeof left, ({}).polluted === undefined];', noCalls);
+  assert.deepEqual(next, { ok: true, valueJson: '["undefined",true]', logs: '' });
+});
+
+test('memory running out while QuickJS builds its error is a memory error; a script throwing null is not', async () => {
+  const small = new SandboxPool({
+    workers: 1,
+    limits: { ...DEFAULT_SANDBOX_LIMITS, timeMs: 20_000, memoryBytes: 4 * 1024 * 1024 },
+    maxQueued: 1,
+  });
+  try {
+    const noCalls = () => Promise.reject(new Error('no calls here'));
+    const flood = await small.run('for (;;) Promise.resolve().then(() => {});', noCalls);
+    assert.equal(flood.ok, false);
+    assert.equal(!flood.ok && flood.kind, 'memory', JSON.stringify(flood));
+    const thrown = await small.run('throw null;', noCalls);
+    assert.deepEqual(!thrown.ok && [thrown.kind, thrown.message], ['runtime', 'null']);
+  } finally {
+    await small.close();
+  }
+});

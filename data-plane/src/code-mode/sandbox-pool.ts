@@ -78,11 +78,19 @@ class SandboxWorker {
   private flushing = false;
   /** Calls of the current run sent to the handler and not answered yet. */
   outstanding = 0;
+  /** Told by the worker that it should not be reused: retired when its current run ends. */
+  spoiled = false;
 
-  constructor(onMessage: (self: SandboxWorker, message: ToMain) => void, onExit: (self: SandboxWorker) => void) {
-    // The worker needs no Node heap to speak of: its scripts live in QuickJS' WebAssembly memory.
+  constructor(
+    limits: SandboxLimits,
+    onMessage: (self: SandboxWorker, message: ToMain) => void,
+    onExit: (self: SandboxWorker) => void,
+  ) {
+    // The worker needs no Node heap to speak of: its scripts live in QuickJS' WebAssembly memory. It gets the
+    // pool's limits to make its first run's sandbox ahead.
     this.worker = new Worker(WORKER_URL, {
       resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 },
+      workerData: limits,
     });
     this.worker.unref();
     this.ready = new Promise((resolve, reject) => {
@@ -179,7 +187,8 @@ export class SandboxPool {
       if (this.closed) return resolve(failure('runtime', 'the sandbox pool is closed'));
       const job: Job = { code, onCall, signal, resolve };
       this.start();
-      const worker = this.idle.pop();
+      // The worker idle longest: one that just finished is still making its next sandbox (sandbox-worker.ts).
+      const worker = this.idle.shift();
       if (worker !== undefined) return this.dispatch(worker, job);
       if (this.queue.length >= this.options.maxQueued)
         return resolve(failure('limit', `too many scripts are waiting for a sandbox (${this.options.maxQueued})`));
@@ -197,6 +206,7 @@ export class SandboxPool {
     if (this.closed) return;
     this.spawned++;
     const worker = new SandboxWorker(
+      this.limits,
       (self, message) => this.onMessage(self, message),
       (self) => this.onExit(self),
     );
@@ -230,6 +240,12 @@ export class SandboxPool {
 
   private onMessage(worker: SandboxWorker, message: ToMain): void {
     const current = worker.job;
+    if (message.type === 'spoiled') {
+      // Its last run's objects could not be freed after the run ended well: replace it once it is free.
+      worker.spoiled = true;
+      if (current === undefined) this.retire(worker);
+      return;
+    }
     if (message.type === 'ready' || current === undefined || message.runId !== current.runId) return;
     if (message.type === 'calls') {
       const { runId, calls } = message;
@@ -258,7 +274,7 @@ export class SandboxPool {
     worker.job = undefined;
     worker.clear();
     current.job.resolve(message.outcome);
-    if (message.retire) this.retire(worker);
+    if (message.retire || worker.spoiled) this.retire(worker);
     else this.release(worker);
   }
 

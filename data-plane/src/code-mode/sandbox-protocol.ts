@@ -37,7 +37,9 @@ export type ToMain =
   /** Tool calls, four entries each: call id, upstream, tool, the arguments as JSON (see CALL_FIELDS). */
   | { readonly type: 'calls'; readonly runId: number; readonly calls: readonly (number | string)[] }
   /** `retire`: the worker should not be reused (its heap may be spoiled); the pool replaces it. */
-  | { readonly type: 'done'; readonly runId: number; readonly outcome: ScriptOutcome; readonly retire: boolean };
+  | { readonly type: 'done'; readonly runId: number; readonly outcome: ScriptOutcome; readonly retire: boolean }
+  /** A finished run's QuickJS objects could not be freed after its `done` went: replace the worker when it is idle. */
+  | { readonly type: 'spoiled' };
 
 export type ToWorker =
   | { readonly type: 'run'; readonly runId: number; readonly code: string; readonly limits: SandboxLimits }
