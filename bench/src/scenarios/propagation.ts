@@ -364,21 +364,9 @@ type CallOutcome = 'ok' | 'top-up' | 'spent';
 
 /** A 2025-era session of `secret` on one node, calling ev__echo: admitted, refused for a top-up, or spent. */
 async function echoCaller(port: number, secret: string): Promise<() => Promise<CallOutcome>> {
-  const res = await request(
-    port,
-    'POST',
-    {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      authorization: `Bearer ${secret}`,
-    },
-    INITIALIZE,
-  );
-  res.resume();
-  await new Promise((resolve) => res.on('end', resolve));
-  const sessionId = res.headers['mcp-session-id'];
-  if (res.statusCode !== 200 || typeof sessionId !== 'string')
-    throw new Error(`node on port ${port} refused a session for the budget key (${res.statusCode})`);
+  const { status, sessionId } = await initialize(port, secret);
+  if (status !== 200 || sessionId === undefined)
+    throw new Error(`node on port ${port} refused a session for the budget key (${status})`);
   const headers = {
     'content-type': 'application/json',
     accept: 'application/json, text/event-stream',
