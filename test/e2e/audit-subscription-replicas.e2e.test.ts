@@ -10,11 +10,10 @@ import { after, before, describe, test } from 'node:test';
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { connectModernAgent } from '../support/agents.ts';
-import { createTestSchema, type TestSchema } from '../support/database.ts';
+import type { TestSchema } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
-import { ControlPlaneProcess, DataPlaneProcess, accepts } from '../support/gateway.ts';
-import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from '../support/graphql.ts';
-import { EVERYTHING_SERVER } from '../support/processes.ts';
+import type { ControlPlaneProcess, DataPlaneProcess } from '../support/gateway.ts';
+import { startTwoReplicas, type TwoReplicas } from '../support/replicas.ts';
 
 const AUDIT = /* GraphQL */ `
   subscription ($filter: AuditFilter) {
@@ -33,6 +32,7 @@ interface Heard {
 }
 
 describe('auditEventAdded across control-plane replicas (LISTEN/NOTIFY)', () => {
+  let replicas: TwoReplicas;
   let schema: TestSchema;
   let replica1: ControlPlaneProcess;
   let replica2: ControlPlaneProcess;
@@ -42,35 +42,14 @@ describe('auditEventAdded across control-plane replicas (LISTEN/NOTIFY)', () => 
   const clients: Client[] = [];
 
   before(async () => {
-    schema = await createTestSchema();
-    replica1 = await ControlPlaneProcess.start(schema.url, schema.name);
-    replica2 = await ControlPlaneProcess.start(schema.url, schema.name);
-    [nodeA, nodeB] = await Promise.all([
-      DataPlaneProcess.start(replica1, 'node-a'),
-      DataPlaneProcess.start(replica2, 'node-b'),
-    ]);
-    await graphqlOk(replica1.graphqlUrl, replica1.adminToken, CREATE_UPSTREAM, {
-      input: { name: 'ev', transport: 'STDIO', command: process.execPath, args: [EVERYTHING_SERVER, 'stdio'] },
-    });
-    const created = await graphqlOk<{ createVirtualKey: { secret: string } }>(
-      replica1.graphqlUrl,
-      replica1.adminToken,
-      CREATE_KEY,
-      { input: { name: 'agent', allowedTools: ['ev__*'] } },
-    );
-    secret = created.createVirtualKey.secret;
-    await eventually(
-      'the key reached both nodes',
-      async () => (await accepts(nodeA.mcpUrl, secret)) && (await accepts(nodeB.mcpUrl, secret)),
-      15_000,
-    );
+    replicas = await startTwoReplicas();
+    ({ schema, replica1, replica2, nodeA, nodeB } = replicas);
+    secret = replicas.key.secret;
   });
 
   after(async () => {
     await Promise.allSettled(clients.map((client) => client.dispose()));
-    await Promise.allSettled([nodeA?.stop(), nodeB?.stop()]);
-    await Promise.allSettled([replica1?.stop(), replica2?.stop()]);
-    await schema?.drop();
+    await replicas?.dispose();
   });
 
   /** Subscribes on `replica` to the records tagged with `parentId`; what it hears is pushed to the array. */

@@ -10,8 +10,9 @@ import { TSX_LOADER } from '../support/conformance.ts';
 import { createTestSchema, type TestSchema } from '../support/database.ts';
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
 import { ControlPlaneProcess, DataPlaneProcess, accepts, postMcp } from '../support/gateway.ts';
-import { CREATE_KEY, CREATE_UPSTREAM, graphqlOk } from '../support/graphql.ts';
-import { EVERYTHING_SERVER, REPO_ROOT } from '../support/processes.ts';
+import { CREATE_KEY, graphqlOk } from '../support/graphql.ts';
+import { REPO_ROOT } from '../support/processes.ts';
+import { startTwoReplicas, type TwoReplicas } from '../support/replicas.ts';
 import { modernAgent, sseAgent } from '../support/protocol-agents.ts';
 import { RpcErrorCode } from '../../data-plane/src/mcp/protocol.ts';
 import { eventually } from '../support/eventually.ts';
@@ -492,42 +493,18 @@ afterwards`, async () => {
 });
 
 describe('relays across control-plane replicas (Postgres LISTEN/NOTIFY)', () => {
-  let schema: TestSchema;
-  let replica1: ControlPlaneProcess;
-  let replica2: ControlPlaneProcess;
+  let replicas: TwoReplicas;
   let nodeA: DataPlaneProcess;
   let nodeB: DataPlaneProcess;
   let key: { id: string; secret: string };
 
   before(async () => {
-    schema = await createTestSchema();
-    replica1 = await ControlPlaneProcess.start(schema.url, schema.name);
-    replica2 = await ControlPlaneProcess.start(schema.url, schema.name);
-    [nodeA, nodeB] = await Promise.all([
-      DataPlaneProcess.start(replica1, 'node-a'),
-      DataPlaneProcess.start(replica2, 'node-b'),
-    ]);
-    await graphqlOk(replica1.graphqlUrl, replica1.adminToken, CREATE_UPSTREAM, {
-      input: { name: 'ev', transport: 'STDIO', command: process.execPath, args: [EVERYTHING_SERVER, 'stdio'] },
-    });
-    const created = await graphqlOk<{ createVirtualKey: { secret: string; key: { id: string } } }>(
-      replica1.graphqlUrl,
-      replica1.adminToken,
-      CREATE_KEY,
-      { input: { name: 'agent', allowedTools: ['ev__*'] } },
-    );
-    key = { id: created.createVirtualKey.key.id, secret: created.createVirtualKey.secret };
-    await eventually(
-      'the key reached both nodes',
-      async () => (await accepts(nodeA.mcpUrl, key.secret)) && (await accepts(nodeB.mcpUrl, key.secret)),
-      5_000,
-    );
+    replicas = await startTwoReplicas();
+    ({ nodeA, nodeB, key } = replicas);
   });
 
   after(async () => {
-    await Promise.allSettled([nodeA?.stop(), nodeB?.stop()]);
-    await Promise.allSettled([replica1?.stop(), replica2?.stop()]);
-    await schema?.drop();
+    await replicas?.dispose();
   });
 
   test(`DN-RELAY-SERVER-REPLY DN-RELAY-SESSION-ENDED: a reply and an ended session reach a node connected to another \
