@@ -300,6 +300,30 @@ async function openStream(port: number, secret: string, timeoutMs: number): Prom
 }
 
 /**
+ * Opens a stream per node with `secret`, sends the mutation, and resolves with when each stream closed (ms after
+ * sending), the mutation's data and its own ms. A node still holding its stream after 10 s fails the round.
+ */
+async function mutateAndWatch<T>(
+  plane: ControlPlaneUnderTest,
+  ports: readonly number[],
+  secret: string,
+  mutation: { query: string; variables: Record<string, unknown>; stale: string },
+): Promise<{ closed: number[]; data: T; ms: number }> {
+  const streams = await Promise.all(ports.map((port) => openStream(port, secret, 30_000)));
+  const sent = performance.now();
+  const answered = gql<T>(plane, mutation.query, mutation.variables).then((data) => ({
+    data,
+    ms: performance.now() - sent,
+  }));
+  const timeout = new Promise<never>((_, reject) =>
+    setTimeout(() => reject(new Error(`a node kept serving ${mutation.stale} for 10 s`)), 10_000).unref(),
+  );
+  const closed = await Promise.race([Promise.all(streams.map((stream) => stream.closed)), timeout]);
+  const { data, ms } = await answered;
+  return { closed: closed.map((at) => at - sent), data, ms };
+}
+
+/**
  * Revokes the key and resolves with ms until every node closed its stream, until the first did, and the mutation's ms.
  */
 async function revokeRound(
@@ -307,22 +331,17 @@ async function revokeRound(
   ports: readonly number[],
   key: { id: string; secret: string },
 ): Promise<[number, number, number]> {
-  const streams = await Promise.all(ports.map((port) => openStream(port, key.secret, 30_000)));
-  const sent = performance.now();
-  const mutation = gql(plane, `mutation ($id: ID!) { revokeVirtualKey(id: $id) { id } }`, { id: key.id }).then(
-    () => performance.now() - sent,
-  );
-  const timeout = new Promise<never>((_, reject) =>
-    setTimeout(() => reject(new Error('a node kept serving a revoked key for 10 s')), 10_000).unref(),
-  );
-  const closed = await Promise.race([Promise.all(streams.map((stream) => stream.closed)), timeout]);
-  const mutationMs = await mutation;
+  const { closed, ms } = await mutateAndWatch(plane, ports, key.secret, {
+    query: `mutation ($id: ID!) { revokeVirtualKey(id: $id) { id } }`,
+    variables: { id: key.id },
+    stale: 'a revoked key',
+  });
   for (const port of ports) {
     const { status } = await initialize(port, key.secret);
     if (status !== 401)
       throw new Error(`node on port ${port} closed the stream but still answers ${status} for the revoked key`);
   }
-  return [Math.max(...closed) - sent, Math.min(...closed) - sent, mutationMs];
+  return [Math.max(...closed), Math.min(...closed), ms];
 }
 
 /**
@@ -334,27 +353,25 @@ async function rotateRound(
   ports: readonly number[],
   key: { id: string; secret: string },
 ): Promise<[number, number, number]> {
-  const streams = await Promise.all(ports.map((port) => openStream(port, key.secret, 30_000)));
-  const sent = performance.now();
-  const mutation = gql<{ rotateVirtualKey: { secret: string } }>(
+  const { closed, data, ms } = await mutateAndWatch<{ rotateVirtualKey: { secret: string } }>(
     plane,
-    `mutation ($id: ID!) { rotateVirtualKey(id: $id, gracePeriodSeconds: 0) { secret } }`,
-    { id: key.id },
-  ).then((data) => ({ ms: performance.now() - sent, secret: data.rotateVirtualKey.secret }));
-  const timeout = new Promise<never>((_, reject) =>
-    setTimeout(() => reject(new Error('a node kept serving a rotated-out secret for 10 s')), 10_000).unref(),
+    ports,
+    key.secret,
+    {
+      query: `mutation ($id: ID!) { rotateVirtualKey(id: $id, gracePeriodSeconds: 0) { secret } }`,
+      variables: { id: key.id },
+      stale: 'a rotated-out secret',
+    },
   );
-  const closed = await Promise.race([Promise.all(streams.map((stream) => stream.closed)), timeout]);
-  const rotated = await mutation;
   for (const port of ports) {
     const old = await initialize(port, key.secret);
     if (old.status !== 401)
       throw new Error(`node on port ${port} closed the stream but still answers ${old.status} for the old secret`);
-    const fresh = await initialize(port, rotated.secret);
+    const fresh = await initialize(port, data.rotateVirtualKey.secret);
     if (fresh.status !== 200)
       throw new Error(`node on port ${port} refuses the new secret after rotation (${fresh.status})`);
   }
-  return [Math.max(...closed) - sent, Math.min(...closed) - sent, rotated.ms];
+  return [Math.max(...closed), Math.min(...closed), ms];
 }
 
 /** The price of one ev__echo call in the budget rounds, in micro-units. */
