@@ -1,13 +1,17 @@
 // Budget grants against the real PostgreSQL (issue 15): a grant locks only the budgets it tops up,
-// a refresh that changes nothing locks none, and concurrent grants never lease more than the budget.
+// a refresh that changes nothing locks none, reconciling locks only the budgets its records charge,
+// and concurrent grants never lease more than the budget.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import type { DataSource } from 'typeorm';
+import { createLogger } from '../../common/src/index.ts';
 import { InProcessChangeBus } from '../../control-plane/src/config/change-bus.ts';
 import { openDatabase } from '../../control-plane/src/db/data-source.ts';
+import { AuditStore, auditRecordSchema } from '../../control-plane/src/services/audit-store.ts';
 import { BudgetService } from '../../control-plane/src/services/budgets.ts';
+import { newAuditRecord } from '../../data-plane/src/audit/audit-record.ts';
 import type { BudgetLease } from '../../proto/gen/portcullis/v1/config.ts';
 import { createTestSchema, type TestSchema } from '../support/database.ts';
 
@@ -43,11 +47,11 @@ describe('budget grants (real PostgreSQL)', () => {
     await schema?.drop();
   });
 
-  async function budget(amountMicros: number): Promise<string> {
+  async function budget(amountMicros: number, keyId: string = randomUUID()): Promise<string> {
     const id = randomUUID();
     await dataSource.query(
       `INSERT INTO budgets (id, scope, owner_id, period, amount_micros) VALUES ($1, 'KEY', $2, 'NONE', $3)`,
-      [id, randomUUID(), amountMicros],
+      [id, keyId, amountMicros],
     );
     return id;
   }
@@ -72,6 +76,32 @@ describe('budget grants (real PostgreSQL)', () => {
     } finally {
       await locker.query('ROLLBACK');
     }
+  });
+
+  it('reconciles the spending of one budget while another is locked', async () => {
+    const keyId = randomUUID();
+    const [a, b] = [await budget(400), await budget(400, keyId)];
+    const charged = auditRecordSchema.parse({
+      ...newAuditRecord('node-killed', 'tool_call', 'ok'),
+      keyId,
+      upstream: 'ev',
+      tool: 'ev__echo',
+      costMicros: 30,
+    });
+    await new AuditStore(dataSource, createLogger({ level: 'silent' })).insert([charged]);
+    await locker.query('BEGIN');
+    try {
+      await locker.query('SELECT id FROM budgets WHERE id = $1 FOR UPDATE', [a]);
+      assert.equal(await within(5_000, 'reconciling a record of another budget', budgets.reconcile()), 1);
+    } finally {
+      await locker.query('ROLLBACK');
+    }
+    const [lease] = await dataSource.query(
+      `SELECT node_id, spent_micros::int AS spent, audited_micros::int AS audited FROM budget_leases
+       WHERE budget_id = $1`,
+      [b],
+    );
+    assert.deepEqual(lease, { node_id: 'node-killed', spent: 30, audited: 30 });
   });
 
   it('never leases more than the budget to nodes granted concurrently', async () => {

@@ -7,6 +7,11 @@ import { badInput, parseId, parseInput } from './validation.ts';
 
 /** The largest budget: a billion currency units (in micro-units, still a safe integer). */
 export const MAX_BUDGET_MICROS = 1e15;
+/** The join of an audit record (`e`) to the budgets (`b`) above its key that its cost is charged to. */
+const CHARGES = `(b.scope = 'KEY' AND e.key_id = b.owner_id::text) OR
+  (b.scope = 'TEAM' AND e.team_id = b.owner_id::text) OR
+  (b.scope = 'CUSTOMER' AND e.customer_id = b.owner_id::text)`;
+
 /** The settings row holding the audit chain's seq that spending is reconciled through (reconcile). */
 const AUDITED_SEQ = 'budget_audited_seq';
 /** How many slices of a budget the live nodes share at most: a node is granted 1/(4 n) of it at a time. */
@@ -311,17 +316,23 @@ export class BudgetService {
       const from = marks[0]?.value ?? '0';
       const through = heads[0]?.seq ?? '0';
       if (BigInt(through) <= BigInt(from)) return 0;
-      // The same lock order as topUp's: grants and reconciled spending never interleave on one budget.
-      await manager.query(`SELECT id FROM budgets ORDER BY id FOR UPDATE`);
+      // Only the budgets these records charge are locked, in topUp's order (by id), so grants and
+      // reconciled spending never interleave on one budget while grants to every other budget go on.
+      // Audit rows are append-only, so the set found before locking is the set charged below.
+      const charged: Array<{ id: string }> = await manager.query(
+        `SELECT DISTINCT b.id FROM audit_events e JOIN budgets b ON ${CHARGES}
+         WHERE e.seq > $1 AND e.seq <= $2 AND e.cost_micros > 0`,
+        [from, through],
+      );
+      const ids = charged.map((row) => row.id);
+      if (ids.length > 0)
+        await manager.query(`SELECT id FROM budgets WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, [ids]);
       const counted: Array<{ records: string }> = await manager.query(
         `WITH hits AS (
            SELECT b.id AS budget_id, ${periodStartAt('e.time')} AS period_start, e.node_id,
                   sum(e.cost_micros) AS cost, count(*) AS records
-           FROM audit_events e JOIN budgets b ON
-             (b.scope = 'KEY' AND e.key_id = b.owner_id::text) OR
-             (b.scope = 'TEAM' AND e.team_id = b.owner_id::text) OR
-             (b.scope = 'CUSTOMER' AND e.customer_id = b.owner_id::text)
-           WHERE e.seq > $1 AND e.seq <= $2 AND e.cost_micros > 0
+           FROM audit_events e JOIN budgets b ON ${CHARGES}
+           WHERE e.seq > $1 AND e.seq <= $2 AND e.cost_micros > 0 AND b.id = ANY($3::uuid[])
            GROUP BY 1, 2, 3),
          upserted AS (
            INSERT INTO budget_leases AS l
@@ -334,7 +345,7 @@ export class BudgetService {
              updated_at = now()
            RETURNING 1)
          SELECT coalesce(sum(records), 0)::text AS records FROM hits`,
-        [from, through],
+        [from, through, ids],
       );
       await manager.query(
         `INSERT INTO settings (key, value) VALUES ('${AUDITED_SEQ}', $1)
