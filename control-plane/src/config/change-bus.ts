@@ -15,6 +15,12 @@ export const RELAY_CHANNEL = 'portcullis_relay';
  */
 export const AUDIT_CHANNEL = 'portcullis_audit';
 
+/**
+ * The Postgres channel on which a replica announces a call a node holds for approval (the approval's id), so that
+ * the `approvalRequested` subscribers of every replica see it, whichever replica the node is connected to.
+ */
+export const APPROVAL_CHANNEL = 'portcullis_approvals';
+
 /** NOTIFY payloads must stay below 8000 bytes: the relayed message (base64) gets what the JSON wrapper leaves. */
 export const MAX_RELAY_NOTIFY_CHARS = 7_600;
 
@@ -43,6 +49,14 @@ export interface AuditBus {
   onAudit(listener: (first: string, last: string) => void): () => void;
 }
 
+/** Tells the other replicas of each approval request this one stored; best effort, like the audit announcements. */
+export interface ApprovalBus {
+  /** After the commit of a new approval request; does not wait. */
+  publishApproval(id: string): void;
+  /** Another replica's new approval request (never this replica's own). */
+  onApproval(listener: (id: string) => void): () => void;
+}
+
 /**
  * What a committed revision changed, when the committing code knows it exactly and it is nothing but
  * this: the keys with these ids stopped being live (revoked). This process can then publish the
@@ -57,7 +71,7 @@ export interface KnownChange {
  * Listeners get the new version, or `undefined` when changes may have been missed (after the
  * listening connection was lost) and the revision must be re-read.
  */
-export interface ConfigChangeBus extends RelayBus, AuditBus {
+export interface ConfigChangeBus extends RelayBus, AuditBus, ApprovalBus {
   /**
    * The announcement to other replicas as an SQL expression over `versionSql` (a text expression),
    * run inside the committing transaction (NOTIFY is delivered only on commit); its parameters are
@@ -93,6 +107,11 @@ abstract class EmitterBus {
     this.emitter.on('audit', listener);
     return () => this.emitter.off('audit', listener);
   }
+
+  onApproval(listener: (id: string) => void): () => void {
+    this.emitter.on('approval', listener);
+    return () => this.emitter.off('approval', listener);
+  }
 }
 
 /** For the embedded database (one process owns it; NOTIFY does not cross its connections). */
@@ -108,6 +127,9 @@ export class InProcessChangeBus extends EmitterBus implements ConfigChangeBus {
 
   /** No other replicas: this process's subscribers are told in process (AuditFeed.stored). */
   publishAudit(): void {}
+
+  /** No other replicas: this process's subscribers are told in process (ApprovalService.requested). */
+  publishApproval(): void {}
 
   async close(): Promise<void> {
     this.emitter.removeAllListeners();
@@ -168,11 +190,20 @@ export class PgNotifyChangeBus extends EmitterBus implements ConfigChangeBus {
   }
 
   publishAudit(first: string, last: string): void {
+    this.announce(AUDIT_CHANNEL, { first, last }, 'stored audit records');
+  }
+
+  publishApproval(id: string): void {
+    this.announce(APPROVAL_CHANNEL, { id }, 'an approval request');
+  }
+
+  /** NOTIFY on the listening connection (after the announced commit); a failure is logged, never thrown. */
+  private announce(channel: string, fields: Record<string, string>, what: string): void {
     const client = this.client;
     if (client === undefined) return;
-    const payload = JSON.stringify({ schema: this.options.schema, replica: this.replicaId, first, last });
-    client.query(`SELECT pg_notify($1, $2)`, [AUDIT_CHANNEL, payload]).catch((error: unknown) => {
-      this.options.logger.warn({ err: errorMessage(error) }, 'could not announce stored audit records to the replicas');
+    const payload = JSON.stringify({ schema: this.options.schema, replica: this.replicaId, ...fields });
+    client.query(`SELECT pg_notify($1, $2)`, [channel, payload]).catch((error: unknown) => {
+      this.options.logger.warn({ err: errorMessage(error) }, `could not announce ${what} to the replicas`);
     });
   }
 
@@ -188,6 +219,10 @@ export class PgNotifyChangeBus extends EmitterBus implements ConfigChangeBus {
       }
       if (message.channel === AUDIT_CHANNEL && message.payload !== undefined) {
         this.audited(message.payload);
+        return;
+      }
+      if (message.channel === APPROVAL_CHANNEL && message.payload !== undefined) {
+        this.approvalHeard(message.payload);
         return;
       }
       if (message.channel !== CONFIG_CHANNEL || message.payload === undefined) return;
@@ -213,6 +248,7 @@ export class PgNotifyChangeBus extends EmitterBus implements ConfigChangeBus {
     await client.query(`LISTEN ${CONFIG_CHANNEL}`);
     await client.query(`LISTEN ${RELAY_CHANNEL}`);
     await client.query(`LISTEN ${AUDIT_CHANNEL}`);
+    await client.query(`LISTEN ${APPROVAL_CHANNEL}`);
     this.client = client;
   }
 
@@ -241,6 +277,17 @@ export class PgNotifyChangeBus extends EmitterBus implements ConfigChangeBus {
       this.emitter.emit('audit', payload.first, payload.last);
     } catch {
       this.options.logger.warn({ channel: AUDIT_CHANNEL }, 'ignored a malformed audit notification');
+    }
+  }
+
+  private approvalHeard(raw: string): void {
+    try {
+      const payload = JSON.parse(raw) as { schema?: unknown; replica?: unknown; id?: unknown };
+      if (payload.schema !== this.options.schema || payload.replica === this.replicaId) return;
+      if (typeof payload.id !== 'string' || !/^[0-9a-f-]{36}$/i.test(payload.id)) return;
+      this.emitter.emit('approval', payload.id);
+    } catch {
+      this.options.logger.warn({ channel: APPROVAL_CHANNEL }, 'ignored a malformed approval notification');
     }
   }
 

@@ -1,7 +1,8 @@
 import type { DataSource } from 'typeorm';
 import { z } from 'zod';
-import { ErrorCode, PortcullisError, type Logger } from '../../../common/src/index.ts';
+import { ErrorCode, errorMessage, PortcullisError, type Logger } from '../../../common/src/index.ts';
 import { RelayEnvelope } from '../../../proto/gen/portcullis/v1/config.ts';
+import type { ApprovalBus } from '../config/change-bus.ts';
 import type { ApprovalRequestMessage, ApprovalWithdrawalMessage } from '../grpc/messages.ts';
 import { MAX_PAGE_SIZE } from './pagination.ts';
 import { parseId, parseInput } from './validation.ts';
@@ -84,7 +85,8 @@ const reasonSchema = z.string().trim().max(4096, 'is longer than 4096 characters
  * reconnect: the first is stored, later ones are answered with the decision if there is one
  * already); `approve`/`deny` decide a pending one once and send the decision to the node holding
  * the call (by its tag, through any replica). A node process that says hello with a new tag lost
- * its waiting calls: they are marked NODE_RESTARTED.
+ * its waiting calls: they are marked NODE_RESTARTED. New requests reach the `approvalRequested` subscribers of
+ * every replica: the storing replica tells its own at once and announces the id on the bus; the others read the row.
  */
 export class ApprovalService {
   private sender: DecisionSender | undefined;
@@ -93,7 +95,10 @@ export class ApprovalService {
   constructor(
     private readonly dataSource: DataSource,
     private readonly logger: Logger,
-  ) {}
+    private readonly bus?: ApprovalBus,
+  ) {
+    bus?.onApproval((id) => this.requestedElsewhere(id));
+  }
 
   /** Where decisions go (the gRPC relay hub, once it exists). */
   sendDecisionsWith(sender: DecisionSender): void {
@@ -138,7 +143,10 @@ export class ApprovalService {
     )) as (ApprovalRow & { fresh: boolean })[];
     const row = inserted[0];
     if (row !== undefined) {
-      if (row.fresh) for (const listener of this.listeners) listener(toApproval(row));
+      if (row.fresh) {
+        this.bus?.publishApproval(row.id);
+        this.tell(toApproval(row));
+      }
       return;
     }
     // Decided while the node was away: tell it again.
@@ -146,6 +154,22 @@ export class ApprovalService {
       request.id,
     ])) as ApprovalRow[];
     if (decided[0] !== undefined) this.sendDecision({ ...decided[0], node_tag: nodeTag });
+  }
+
+  private tell(approval: Approval): void {
+    for (const listener of this.listeners) listener(approval);
+  }
+
+  /** Another replica stored a new request: read it for this replica's subscribers, if there are any. */
+  private requestedElsewhere(id: string): void {
+    if (this.listeners.size === 0) return;
+    this.dataSource.query('SELECT * FROM approvals WHERE id = $1', [id]).then(
+      (rows: ApprovalRow[]) => {
+        if (rows[0] !== undefined) this.tell(toApproval(rows[0]));
+      },
+      (error: unknown) =>
+        this.logger.warn({ err: errorMessage(error), id }, "could not read another replica's approval request"),
+    );
   }
 
   /** The node stopped waiting (timeout, the agent's cancellation). */

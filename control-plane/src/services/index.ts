@@ -55,7 +55,7 @@ export function createServices(store: ConfigStore, box: SecretBox, logger: Logge
     prices: new PriceService(store),
     budgets: new BudgetService(store),
     executionPolicies: new ExecutionPolicyService(store),
-    approvals: new ApprovalService(dataSource, logger),
+    approvals: new ApprovalService(dataSource, logger, store.changes),
     audit,
     auditFeed: new AuditFeed(store.changes, (first, last) => audit.bySeqRange(first, last), logger),
     mcpAuthorization: new McpAuthorizationService(store),
