@@ -104,6 +104,26 @@ export function sliceOf(amount: number, liveNodes: number, dearest: number): num
   return dearest > 0 ? Math.ceil(share / dearest) * dearest : share;
 }
 
+/**
+ * What a node running low on a budget is granted (0: it is not low, or nothing is left): a slice, or,
+ * when it has spent more than that this period (a busy node), as much again as it was granted so far,
+ * so that a node serving most of the traffic needs a few top-ups instead of one per slice (at 16
+ * nodes a slice may be one call). Never more than half of what no node holds, so the other nodes can
+ * still be topped up, and a whole number of dearest calls.
+ */
+export function grantOf(
+  row: { amount_micros: number; total_granted: number; granted: number; spent: number; dearest: number },
+  liveNodes: number,
+): number {
+  const ungranted = row.amount_micros - row.total_granted;
+  const slice = sliceOf(row.amount_micros, liveNodes, row.dearest);
+  // Low as the node sees it (it asks below half of its last grant, about half of all it holds when busy), or
+  // less than a slice left.
+  if (ungranted <= 0 || row.granted - row.spent >= Math.max(slice, row.granted / 4)) return 0;
+  const half = row.dearest > 0 ? Math.floor(ungranted / 2 / row.dearest) * row.dearest : Math.floor(ungranted / 2);
+  return Math.min(ungranted, Math.max(slice, Math.min(row.granted, half)));
+}
+
 const leaseRow = z.object({
   id: z.string(),
   scope: z.string(),
@@ -138,9 +158,7 @@ const LEASES = `
 
 /** Whether a node's lease of this budget needs a grant: it has none yet, or less than a slice left of it. */
 function needsGrant(row: LeaseRow, liveNodes: number): boolean {
-  if (!row.has_lease) return true;
-  const slice = sliceOf(row.amount_micros, liveNodes, row.dearest);
-  return row.granted - row.spent < slice && row.amount_micros - row.total_granted > 0;
+  return !row.has_lease || grantOf(row, liveNodes) > 0;
 }
 
 function toLease(row: LeaseRow): BudgetLease {
@@ -158,8 +176,8 @@ function toLease(row: LeaseRow): BudgetLease {
 
 /**
  * Budgets (one per key, team or customer) and the leases nodes spend from. A node is granted a slice
- * of what no node holds yet whenever what it holds runs below half a slice; grants are made under
- * the budget row's lock, so the leases of a period never add up to more than the budget.
+ * of what no node holds yet (more when it is busy: grantOf) whenever it runs low; grants are made
+ * under the budget row's lock, so the leases of a period never add up to more than the budget.
  */
 export class BudgetService {
   constructor(private readonly store: ConfigStore) {}
@@ -271,12 +289,8 @@ export class BudgetService {
       // meanwhile only if it starts after the wait (READ COMMITTED takes a snapshot per statement).
       await manager.query(`SELECT id FROM budgets WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, [[...ids]]);
       const rows = (await manager.query(LEASES, [nodeId, [...ids]])).map((raw: unknown) => leaseRow.parse(raw));
-      const grants = rows.map((row: LeaseRow) => {
-        const slice = sliceOf(row.amount_micros, liveNodes, row.dearest);
-        const ungranted = row.amount_micros - row.total_granted;
-        // Less than a slice left (so less than the dearest call, maybe): top up while the node can still serve.
-        return row.granted - row.spent < slice && ungranted > 0 ? Math.min(slice, ungranted) : 0;
-      });
+      // Less than a slice left (so less than the dearest call, maybe): top up while the node can still serve.
+      const grants = rows.map((row: LeaseRow) => grantOf(row, liveNodes));
       // One statement for every budget: the node's first lease of a period, or more of it.
       await manager.query(
         `INSERT INTO budget_leases AS l (budget_id, period_start, node_id, granted_micros)
