@@ -7,6 +7,7 @@ import {
   uuidV7,
   type AuditRecord,
 } from '../../data-plane/src/audit/audit-record.ts';
+import { AuditContent } from '../../data-plane/src/audit/audit-content.ts';
 import { parseAuditRecord } from '../../control-plane/src/services/audit-store.ts';
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -57,6 +58,90 @@ describe('audit line', () => {
     const parsed = JSON.parse(auditLine(record)) as Record<string, unknown>;
     assert.equal(parsed['latencyUs'], null);
     assert.equal(parsed['costMicros'], null);
+  });
+});
+
+/** Every string a field may hold that JSON must escape or UTF-8 must encode in more than one byte. */
+const AWKWARD = [
+  '',
+  'plain',
+  'say "hi" \\ back\\slash /',
+  Array.from({ length: 32 }, (_, c) => String.fromCharCode(c)).join(''),
+  '\u007f\u0080\u00e9\u07ff\u0800\u2028\u2029\uffff',
+  '\u{1F600} pair, then lone: \ud800 \udfff, reversed \udc00\ud800, at the end \ud83d',
+  `${'x'.repeat(600)}"\n\u00e9\u{1F600}\ud800`,
+];
+
+/** A deterministic pseudo-random string mixing every kind of character above. */
+function mixed(seed: number, length: number): string {
+  const alphabet = `${AWKWARD.join('')}abcdefghij{}[]:,`;
+  let text = '';
+  let state = seed;
+  for (let i = 0; i < length; i++) {
+    state = (state * 1103515245 + 12345) % 2 ** 31;
+    text += alphabet[state % alphabet.length];
+  }
+  return text;
+}
+
+function recordsToCompare(): AuditRecord[] {
+  const content = new AuditContent({ maxValueChars: 1000 });
+  const off = new AuditContent({ enabled: false });
+  const records: AuditRecord[] = [full(), newAuditRecord('n', 'discovery', 'ok')];
+  for (const [i, text] of AWKWARD.entries()) {
+    const record = newAuditRecord(text === '' ? 'n' : text, 'request', 'error');
+    Object.assign(record, {
+      method: text,
+      keyId: text,
+      tool: text,
+      arguments: content.clip({ text }),
+      result: content.clip({ content: [{ type: 'text', text }] }),
+      error: { code: -32000 - i, message: text },
+      clientName: text,
+    });
+    records.push(record);
+  }
+  for (let seed = 1; seed <= 60; seed++) {
+    const record = newAuditRecord(`node-${seed}`, 'tool_call', seed % 2 === 0 ? 'ok' : 'tool_error');
+    const args = { text: mixed(seed, seed * 7) };
+    const result = { content: [{ type: 'text', text: mixed(seed + 1000, seed * 37) }] };
+    const contentFor = seed % 3 === 0 ? off : content;
+    Object.assign(record, {
+      method: 'tools/call',
+      subject: mixed(seed + 7, seed % 11),
+      upstream: 'ev',
+      tool: mixed(seed + 3, 20),
+      // Past 1,000 characters a value is the truncation marker; content off leaves both null.
+      arguments: contentFor.allows('ev', null) ? contentFor.clip(args) : null,
+      result: contentFor.allows('ev', null) ? contentFor.clip(result) : null,
+      latencyUs: seed * 1_234_567,
+      gatewayLatencyUs: seed,
+      upstreamLatencyUs: seed % 5 === 0 ? null : seed * 1000,
+      costMicros: [null, 0, -1, 1.5, 2 ** 53, 1e21, -0, Number.NaN][seed % 8],
+      modelCostMicros: seed % 4 === 0 ? Number.MAX_SAFE_INTEGER : null,
+      sessionId: mixed(seed + 9, 64),
+    });
+    records.push(record);
+  }
+  return records;
+}
+
+describe('audit line, over a range of records', () => {
+  it('is the text JSON.stringify gives for every escape, encoding, truncation and content setting', () => {
+    const records = recordsToCompare();
+    assert.ok(
+      records.some((r) => r.result?.startsWith('{"$truncated":true')),
+      'a truncated result is among them',
+    );
+    assert.ok(
+      records.some((r) => r.method === 'tools/call' && r.result === null),
+      'a record with content off too',
+    );
+    for (const record of records) {
+      const line = auditLine(record);
+      assert.equal(line, JSON.stringify(record), `record ${record.id}`);
+      assert.ok(Buffer.from(line).equals(Buffer.from(JSON.stringify(record))), 'the same bytes in the spool');
+    }
   });
 });
 
