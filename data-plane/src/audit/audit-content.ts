@@ -75,6 +75,12 @@ export class AuditContent {
     return this.clipJson(json);
   }
 
+  /** Whether `clipped` (what `clip` or `clipJson` gave) is the whole value's JSON, not a truncation marker. */
+  isWhole(clipped: string): boolean {
+    // A marker holds maxValueChars characters of the value and more: it is always longer than that.
+    return clipped.length <= this.maxValueChars;
+  }
+
   /** Already-serialized JSON, truncated with a marker when too long. */
   clipJson(json: string): string {
     if (json.length <= this.maxValueChars) return json;

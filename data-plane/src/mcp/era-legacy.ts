@@ -41,7 +41,7 @@ function decodeLegacy(request: RpcRequest, context: DispatchContext): Operation 
 function encodeLegacy(id: RpcId, outcome: Outcome): RpcReply {
   switch (outcome.kind) {
     case 'result':
-      return { status: OK, body: resultBody(id, legacyResultJson(outcome.result)) };
+      return { status: OK, body: resultBody(id, legacyResultJson(outcome.result, outcome.json)) };
     case 'json':
       return { status: OK, body: resultBody(id, outcome.json) };
     case 'error':
@@ -70,9 +70,9 @@ function legacyError(id: RpcId, error: GatewayError): RpcReply {
  * the server is the gateway (it said so at initialize), and which upstream serves a tool is not the
  * agent's to learn. `_meta` goes when nothing else is left in it.
  */
-function legacyResultJson(result: Record<string, unknown>): string {
+function legacyResultJson(result: Record<string, unknown>, json: string | undefined): string {
   const meta = result['_meta'];
-  if (!isPlainObject(meta) || !(SERVER_INFO_META_KEY in meta)) return JSON.stringify(result);
+  if (!isPlainObject(meta) || !(SERVER_INFO_META_KEY in meta)) return json ?? JSON.stringify(result);
   const { [SERVER_INFO_META_KEY]: _upstream, ...rest } = meta;
   const { _meta: _dropped, ...bare } = result;
   return JSON.stringify(Object.keys(rest).length === 0 ? bare : { ...bare, _meta: rest });

@@ -286,7 +286,10 @@ export class ModernEra {
                 cacheScope: LIST_CACHE_SCOPE,
               }
             : result;
-        return { status: OK, body: resultBody(id, this.resultJson(cacheable)) };
+        return {
+          status: OK,
+          body: resultBody(id, this.resultJson(cacheable, cacheable === result ? outcome.json : undefined)),
+        };
       }
       case 'json':
         return {
@@ -317,7 +320,7 @@ export class ModernEra {
   }
 
   /** The result serialized with 2026-07-28's `resultType` and the gateway's identity. */
-  private resultJson(result: Record<string, unknown>): string {
+  private resultJson(result: Record<string, unknown>, json: string | undefined): string {
     const meta = result['_meta'];
     if (isPlainObject(meta))
       return JSON.stringify({
@@ -326,7 +329,7 @@ export class ModernEra {
         _meta: { ...meta, [SERVER_INFO_META_KEY]: this.options.serverInfo },
       });
     // Splice the constant suffix in rather than copying the result object.
-    return splice(JSON.stringify(result), this.suffix);
+    return splice(json ?? JSON.stringify(result), this.suffix);
   }
 
   /**

@@ -166,9 +166,15 @@ export interface Operation {
 export type Outcome =
   /**
    * An upstream's (or the gateway's) result object. `unavailable`: a tools/call the upstream could not run (an isError
-   * result).
+   * result). `json`: the result's JSON text, when record serialized it for the audit record (the adapter sends it
+   * rather than serializing the result a second time).
    */
-  | { readonly kind: 'result'; readonly result: Record<string, unknown>; readonly unavailable?: boolean }
+  | {
+      readonly kind: 'result';
+      readonly result: Record<string, unknown>;
+      readonly unavailable?: boolean;
+      readonly json?: string;
+    }
   /** A result already serialized (catalog pages). `cacheable`: a list result (2026-07-28 adds its cache hints). */
   | { readonly kind: 'json'; readonly json: string; readonly cacheable: boolean }
   | {

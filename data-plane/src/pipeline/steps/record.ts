@@ -80,6 +80,12 @@ export function recordStep(metrics: DataPlaneMetrics | undefined, audit?: AuditR
         const record = auditRecord(audit, stamp, operation, outcome, now - operation.receivedAt, upstreamMs);
         const written = audit.record(record);
         if (written !== undefined) await written;
+        // The result serialized once: the adapter sends the text the record holds.
+        const json = record.result;
+        if (outcome.kind === 'result' && json !== null && outcome.json === undefined && audit.content.isWhole(json))
+          return outcome.unavailable === undefined
+            ? { kind: 'result', result: outcome.result, json }
+            : { kind: 'result', result: outcome.result, unavailable: outcome.unavailable, json };
       }
       return outcome;
     },
@@ -167,7 +173,8 @@ function auditRecord(
   record.tool = subjectOf(method, params);
   if (audit.content.allows(upstream, record.keyId, principal?.auditContent)) {
     if (method === 'tools/call' || method === 'prompts/get') record.arguments = audit.content.clip(params['arguments']);
-    if (outcome.kind === 'result') record.result = audit.content.clip(outcome.result);
+    if (outcome.kind === 'result')
+      record.result = audit.content.clipJson(outcome.json ?? JSON.stringify(outcome.result));
     else if (outcome.kind === 'json') record.result = audit.content.clipJson(outcome.json);
   }
   if (outcome.kind === 'error') record.error = { code: outcome.error.code, message: outcome.error.message };
