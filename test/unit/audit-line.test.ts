@@ -159,4 +159,16 @@ describe('audit stamp', () => {
     const ids = new Set(Array.from({ length: 2_000 }, () => uuidV7(42)));
     assert.equal(ids.size, 2_000);
   });
+
+  it('is monotonic within a millisecond, and random again in the next', () => {
+    const first = Array.from({ length: 5_000 }, () => uuidV7(1_797_500_000_123));
+    const next = Array.from({ length: 3 }, () => uuidV7(1_797_500_000_124));
+    for (const id of [...first, ...next]) assert.match(id, UUID_V7);
+    assert.deepEqual([...first].sort(), first, 'ids of one millisecond sort in the order they were made');
+    assert.ok(first.at(-1)! < next[0]!, 'a later millisecond sorts after');
+    // Sharing a millisecond's random bits is within one process: another millisecond draws new ones.
+    const other = uuidV7(1_797_500_000_125);
+    assert.notEqual(other.slice(14, 28), next[0]!.slice(14, 28));
+    assert.notEqual(uuidV7(7).slice(14), uuidV7(8).slice(14));
+  });
 });

@@ -84,43 +84,60 @@ export function newAuditStamp(): AuditStamp {
 }
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-/** Random bytes drawn 4 KiB at a time (256 ids a draw) rather than one call into the CSPRNG per id. */
+/** Random bytes drawn 4 KiB at a time rather than one call into the CSPRNG per millisecond. */
 const pool = Buffer.allocUnsafe(4096);
 let poolAt = pool.length;
 
+/** The millisecond of the last id, the first 28 characters its ids share, and the counter in their last 32 bits. */
+let idMs = -1;
+let idPrefix = '';
+let idCounter = 0;
+
 /**
- * A UUIDv7 (RFC 9562) for `ms`: 48 bits of time, version 7, 74 random bits, variant 10; lower-case.
- * The `uuid` package's `v7({ msecs })` did the same with a 16-byte array and a CSPRNG call per id.
+ * A UUIDv7 (RFC 9562) for `ms`: 48 bits of time, version 7, then random bits, variant 10; lower-case.
+ * Monotonic within a millisecond (RFC 9562 §6.2, method 2): the first id of a millisecond takes 74
+ * random bits; each later one adds 1 to the last 32 of them, which start below 2^31 so never
+ * overflow. Only those 8 hex digits are made per id: the rest is kept for the millisecond (a new
+ * string of 16 pieces and 10 random bytes per id cost nearly three times as much).
  */
 export function uuidV7(ms: number): string {
-  if (poolAt + 10 > pool.length) {
-    randomFillSync(pool);
-    poolAt = 0;
+  if (ms !== idMs || idCounter > 0xffffffff) {
+    if (poolAt + 10 > pool.length) {
+      randomFillSync(pool);
+      poolAt = 0;
+    }
+    const r = poolAt;
+    poolAt += 10;
+    const high = Math.floor(ms / 0x1000000); // the top 24 of 48 bits
+    idMs = ms;
+    idPrefix =
+      HEX[(high >>> 16) & 0xff]! +
+      HEX[(high >>> 8) & 0xff]! +
+      HEX[high & 0xff]! +
+      HEX[(ms >>> 16) & 0xff]! +
+      '-' +
+      HEX[(ms >>> 8) & 0xff]! +
+      HEX[ms & 0xff]! +
+      '-' +
+      HEX[0x70 | (pool[r]! & 0x0f)]! +
+      HEX[pool[r + 1]!]! +
+      '-' +
+      HEX[0x80 | (pool[r + 2]! & 0x3f)]! +
+      HEX[pool[r + 3]!]! +
+      '-' +
+      HEX[pool[r + 4]!]! +
+      HEX[pool[r + 5]!]!;
+    // Flattened once here, not in every id made from it (a rope of 15 pieces otherwise).
+    idPrefix = Buffer.from(idPrefix, 'latin1').toString('latin1');
+    idCounter = pool.readUInt32BE(r + 6) >>> 1;
   }
-  const r = poolAt;
-  poolAt += 10;
-  const high = Math.floor(ms / 0x1000000); // the top 24 of 48 bits
+  const counter = idCounter++;
   return (
-    HEX[(high >>> 16) & 0xff]! +
-    HEX[(high >>> 8) & 0xff]! +
-    HEX[high & 0xff]! +
-    HEX[(ms >>> 16) & 0xff]! +
-    '-' +
-    HEX[(ms >>> 8) & 0xff]! +
-    HEX[ms & 0xff]! +
-    '-' +
-    HEX[0x70 | (pool[r]! & 0x0f)]! +
-    HEX[pool[r + 1]!]! +
-    '-' +
-    HEX[0x80 | (pool[r + 2]! & 0x3f)]! +
-    HEX[pool[r + 3]!]! +
-    '-' +
-    HEX[pool[r + 4]!]! +
-    HEX[pool[r + 5]!]! +
-    HEX[pool[r + 6]!]! +
-    HEX[pool[r + 7]!]! +
-    HEX[pool[r + 8]!]! +
-    HEX[pool[r + 9]!]!
+    idPrefix +
+    HEX[counter >>> 24]! +
+    HEX[(counter >>> 16) & 0xff]! +
+    HEX[(counter >>> 8) & 0xff]! +
+    HEX[counter & 0xff]!
   );
 }
 
