@@ -1,6 +1,6 @@
 import { errorMessage, type Logger } from '../../../common/src/index.ts';
 import type { AuditBatch } from '../../../proto/gen/portcullis/v1/config.ts';
-import type { AuditSpool, SpoolBatch } from './audit-spool.ts';
+import type { AuditSpool, SpoolPosition } from './audit-spool.ts';
 
 /** Records per AuditBatch (the control plane takes up to 5,000). */
 export const AUDIT_BATCH_RECORDS = 1_000;
@@ -27,8 +27,11 @@ export const AUDIT_BATCHES_IN_FLIGHT = 8;
  * while a backlog fills whole batches), so a batch carries many records.
  */
 export class AuditShipper {
-  /** Oldest first: acknowledgements come in this order. */
-  private inFlight: Array<{ id: number; batch: SpoolBatch }> = [];
+  /**
+   * Oldest first: acknowledgements come in this order. Only where each batch ends is kept, not its bytes (up to a
+   * MiB read each; a batch sent again after a reconnect is read again from the spool).
+   */
+  private inFlight: Array<{ id: number; batch: SpoolPosition }> = [];
   private nextId = 1;
   private live = false;
   private reading = false;
@@ -113,7 +116,8 @@ export class AuditShipper {
       .then((batch) => {
         if (batch === undefined || generation !== this.generation || !this.live) return;
         const id = this.nextId++;
-        this.inFlight.push({ id, batch });
+        const { records, endSegment, endOffset } = batch;
+        this.inFlight.push({ id, batch: { records, endSegment, endOffset } });
         if (!this.send({ batchId: id, recordsJson: [], recordsNdjson: batch.bytes })) {
           // No stream: nothing more is read (a later batch acknowledged would free this one's records) until
           // the reconnect, which sends again from the first unacknowledged record.

@@ -21,18 +21,21 @@ export interface AuditSpoolOptions {
   readonly logger: Logger;
 }
 
-/** Records read from the spool to be shipped; `ack` it once the control plane stored them. */
-export interface SpoolBatch {
-  /**
-   * The records as the spool holds them: whole lines of JSON, each ending in a newline (shipped as they
-   * are, in `AuditBatch.records_ndjson`: no string per record is made on the node).
-   */
-  readonly bytes: Buffer;
-  /** Lines in `bytes`. */
+/** Where a batch read from the spool ends, and how many records it holds: what `ack` needs of it. */
+export interface SpoolPosition {
   readonly records: number;
-  /** Where the batch ends: the segment and the byte offset after its last line. */
+  /** The segment and the byte offset after the batch's last line. */
   readonly endSegment: number;
   readonly endOffset: number;
+}
+
+/** Records read from the spool to be shipped; `ack` its position once the control plane stored them. */
+export interface SpoolBatch extends SpoolPosition {
+  /**
+   * The records as the spool holds them: whole lines of JSON, each ending in a newline (shipped as they
+   * are, in `AuditBatch.records_ndjson`: no string per record is made on the node). `records` lines.
+   */
+  readonly bytes: Buffer;
 }
 
 interface Segment {
@@ -266,8 +269,8 @@ export class AuditSpool {
     this.readOffset = first === undefined ? 0 : first.ackedOffset;
   }
 
-  /** The control plane stored `batch`: whole segments before it are deleted. */
-  async ack(batch: SpoolBatch): Promise<void> {
+  /** The control plane stored the batch that ends at `batch`: whole segments before it are deleted. */
+  async ack(batch: SpoolPosition): Promise<void> {
     this.unacked = Math.max(0, this.unacked - batch.records);
     while (this.segments.length > 0) {
       const first = this.segments[0]!;

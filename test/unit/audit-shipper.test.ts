@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { createLogger } from '../../common/src/index.ts';
+import { AuditShipper } from '../../data-plane/src/audit/audit-shipper.ts';
+import { AuditSpool } from '../../data-plane/src/audit/audit-spool.ts';
+import type { AuditBatch } from '../../proto/gen/portcullis/v1/config.ts';
+import { eventually } from '../support/eventually.ts';
+
+const logger = createLogger({ level: 'silent' });
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+describe('audit shipper', () => {
+  it("lets go of a batch's bytes once sent, and frees its records in the spool once acknowledged", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'audit-shipper-test-'));
+    const spool = await AuditSpool.open({ dir, maxBytes: 1 << 20, logger });
+    try {
+      const sent: Array<{ id: number; bytes: WeakRef<Buffer>; text: string }> = [];
+      const send = (batch: AuditBatch): boolean => {
+        sent.push({ id: batch.batchId, bytes: new WeakRef(batch.recordsNdjson), text: batch.recordsNdjson.toString() });
+        return true;
+      };
+      const shipper = new AuditShipper(spool, send, logger, 1_000, 1);
+      shipper.connected();
+      await Promise.all(Array.from({ length: 5 }, (_, i) => spool.append(`{"n":${i}}`)));
+      await eventually('the batch sent', () => sent.length === 1);
+      assert.equal(sent[0]!.text, '{"n":0}\n{"n":1}\n{"n":2}\n{"n":3}\n{"n":4}\n');
+      assert.equal(spool.backlog, 5, 'not acknowledged yet');
+      // A macrotask later (a WeakRef holds its target until the job that made it ends), then a full collection.
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      gc();
+      assert.equal(sent[0]!.bytes.deref(), undefined, 'the bytes are not kept while the batch waits for its ack');
+      shipper.acked(sent[0]!.id, 0);
+      await eventually('the records acknowledged', () => spool.backlog === 0);
+      shipper.disconnected();
+    } finally {
+      await spool.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
