@@ -337,16 +337,24 @@ export class AuditStore {
         .filter((name) => /^audit_events_\d{8}$/.test(name))
         .filter((name) => dayStart(name) + DAY_MS <= cutoff.getTime());
       if (old.length === 0) return;
+      // `audit_events.seq`: a bare `seq` would name the output column, the text, where '9' is after '10'.
       const last = (await manager.query(
         `SELECT seq::text AS seq, id::text AS id, encode(hash, 'hex') AS hash FROM audit_events
-          WHERE time < $1 ORDER BY seq DESC LIMIT 1`,
+          WHERE time < $1 ORDER BY audit_events.seq DESC LIMIT 1`,
         [new Date(dayStart(old[old.length - 1]!) + DAY_MS)],
       )) as Array<{ seq: string; id: string; hash: string }>;
       if (last[0] !== undefined) {
+        // The anchor only moves forward: a record that reached the control plane late (a node's backlog) has a
+        // later seq than the newer days stored before it, so a day dropped later can end at an earlier seq;
+        // moving the anchor back there would start verification before rows dropped already ("missing").
         await manager.query(
           `INSERT INTO audit_chain_anchor (seq, last_id, hash, dropped_before) VALUES ($1, $2, decode($3, 'hex'), $4)
-           ON CONFLICT (singleton) DO UPDATE SET seq = EXCLUDED.seq, last_id = EXCLUDED.last_id, hash = EXCLUDED.hash,
-             dropped_before = EXCLUDED.dropped_before`,
+           ON CONFLICT (singleton) DO UPDATE SET
+             seq = greatest(audit_chain_anchor.seq, EXCLUDED.seq),
+             last_id = CASE WHEN EXCLUDED.seq > audit_chain_anchor.seq THEN EXCLUDED.last_id
+                            ELSE audit_chain_anchor.last_id END,
+             hash = CASE WHEN EXCLUDED.seq > audit_chain_anchor.seq THEN EXCLUDED.hash ELSE audit_chain_anchor.hash END,
+             dropped_before = greatest(audit_chain_anchor.dropped_before, EXCLUDED.dropped_before)`,
           [last[0].seq, last[0].id, last[0].hash, cutoff],
         );
       }
