@@ -1,5 +1,6 @@
 import type { DataSource } from 'typeorm';
 import { z } from 'zod';
+import type { AuditCallFields } from '../../../common/src/audit-fields.ts';
 import { SqlConditions } from '../db/sql-conditions.ts';
 import { badInput } from './validation.ts';
 
@@ -58,34 +59,18 @@ export type AuditColumnFilter = {
 };
 
 /** An audit event as GraphQL shows it. */
-export interface AuditEventView {
+export interface AuditEventView extends AuditCallFields {
   id: string;
   seq: string;
   time: Date;
   node: string;
   kind: string;
   status: string;
-  method: string | null;
-  keyId: string | null;
-  teamId: string | null;
-  customerId: string | null;
-  subject: string | null;
-  upstream: string | null;
-  tool: string | null;
-  arguments: string | null;
-  result: string | null;
   errorCode: number | null;
   errorMessage: string | null;
   latencyMs: number;
   gatewayLatencyMs: number;
   upstreamLatencyMs: number | null;
-  costMicros: number | null;
-  modelCostMicros: number | null;
-  parentId: string | null;
-  traceId: string | null;
-  sessionId: string | null;
-  clientName: string | null;
-  clientVersion: string | null;
 }
 
 export interface AuditConnection {
