@@ -8,6 +8,7 @@ import { CodeMode, type SigningKey } from '../../proto/gen/portcullis/v1/config.
 import type { UpstreamRouter } from '../../data-plane/src/upstream/upstream-router.ts';
 import type { AllowedHost } from '../../data-plane/src/http/host-guard.ts';
 import type { EventStoreOptions } from '../../data-plane/src/http/event-store.ts';
+import { postMcp } from './gateway.ts';
 
 export interface TestKey {
   readonly id: string;
@@ -111,15 +112,7 @@ export function initializeRequest(protocolVersion: string) {
 
 /** POSTs a raw 2025-era `initialize` with this bearer secret; the response as it arrives. */
 export function postInitialize(url: string | URL, secret: string, protocolVersion: string): Promise<Response> {
-  return fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      authorization: `Bearer ${secret}`,
-    },
-    body: JSON.stringify(initializeRequest(protocolVersion)),
-  });
+  return postMcp(url, initializeRequest(protocolVersion), { authorization: `Bearer ${secret}` });
 }
 
 /** A reply to a raw request: the JSON answer, or a streamed one split into its notifications and its response. */
@@ -153,19 +146,17 @@ export function fetchModern(
     'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
     'io.modelcontextprotocol/clientCapabilities': options.capabilities ?? {},
   };
-  return fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
+  return postMcp(
+    url,
+    { jsonrpc: '2.0', id: options.id ?? 1, method, params: { ...params, _meta: envelope } },
+    {
       authorization: `Bearer ${secret}`,
       'mcp-protocol-version': '2026-07-28',
       'mcp-method': method,
       ...options.headers,
     },
-    body: JSON.stringify({ jsonrpc: '2.0', id: options.id ?? 1, method, params: { ...params, _meta: envelope } }),
-    ...(options.signal ? { signal: options.signal } : {}),
-  });
+    options.signal,
+  );
 }
 
 /** Reads a raw reply: a streamed answer (text/event-stream) is split into its notifications and its response. */
