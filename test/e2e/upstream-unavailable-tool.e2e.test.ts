@@ -1,14 +1,11 @@
 // Not on startTestEnv: it drives a node's UpstreamPool in this process (PoolHarness), with no control plane.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
-import { createLogger } from '../../common/src/index.ts';
 import { AppliedConfig, hashSecret } from '../../data-plane/src/config/applied-config.ts';
-import { createDataPlaneServer, type DataPlaneServer } from '../../data-plane/src/http/server.ts';
+import type { DataPlaneServer } from '../../data-plane/src/http/server.ts';
 import { RpcErrorCode } from '../../data-plane/src/mcp/protocol.ts';
 import { CodeMode, UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
-import { sessionKey, testKey, type TestKey } from '../support/mcp-server-harness.ts';
+import { sessionKey, testKey, type TestKey, listenGateway } from '../support/mcp-server-harness.ts';
 import { legacyAgent, modernAgent } from '../support/protocol-agents.ts';
 import { SdkHttpFixture } from '../support/upstream-sdk-server.ts';
 import { PoolHarness, httpUpstream, stdioUpstream } from '../support/upstream-pool-harness.ts';
@@ -53,16 +50,10 @@ before(async () => {
     sessionKeys: [sessionKey('s1')],
     executionPolicies: [],
   });
-  server = createDataPlaneServer({
+  ({ gateway: server, url } = await listenGateway({
     getConfig: () => config,
     upstreams: harness.pool,
-    logger: createLogger({ level: 'silent' }),
-    maxBodyBytes: 64 * 1024,
-    serverInfo: { name: 'portcullis-test', version: '0.0.0' },
-  });
-  server.server.listen(0, '127.0.0.1');
-  await once(server.server, 'listening');
-  url = new URL(`http://127.0.0.1:${(server.server.address() as AddressInfo).port}/mcp`);
+  }));
   await harness.waitForState('web', UpstreamState.UPSTREAM_STATE_READY);
 });
 

@@ -3,7 +3,11 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { createLogger } from '../../common/src/index.ts';
 import { AppliedConfig, hashSecret, type SnapshotInput } from '../../data-plane/src/config/applied-config.ts';
-import { createDataPlaneServer, type DataPlaneServer } from '../../data-plane/src/http/server.ts';
+import {
+  createDataPlaneServer,
+  type DataPlaneServer,
+  type DataPlaneServerOptions,
+} from '../../data-plane/src/http/server.ts';
 import { CodeMode, type SigningKey } from '../../proto/gen/portcullis/v1/config.ts';
 import type { UpstreamRouter } from '../../data-plane/src/upstream/upstream-router.ts';
 import type { AllowedHost } from '../../data-plane/src/http/host-guard.ts';
@@ -60,6 +64,29 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** What a test gives createDataPlaneServer: the config and upstreams, and any option over the tests' defaults. */
+export type TestGatewayOptions = Pick<DataPlaneServerOptions, 'getConfig' | 'upstreams'> &
+  Partial<DataPlaneServerOptions>;
+
+/** A data-plane server, not listening yet, with the tests' defaults: silent, 64 KiB bodies, a test server info. */
+export function testGateway(options: TestGatewayOptions): DataPlaneServer {
+  return createDataPlaneServer({
+    logger: createLogger({ level: 'silent' }),
+    maxBodyBytes: 64 * 1024,
+    serverInfo: { name: 'portcullis-test', version: '0.0.0' },
+    ...options,
+  });
+}
+
+/** A `testGateway` listening on 127.0.0.1:0, and its /mcp URL. */
+export async function listenGateway(options: TestGatewayOptions): Promise<{ gateway: DataPlaneServer; url: URL }> {
+  const gateway = testGateway(options);
+  gateway.server.listen(0, '127.0.0.1');
+  await once(gateway.server, 'listening');
+  const { port } = gateway.server.address() as AddressInfo;
+  return { gateway, url: new URL(`http://127.0.0.1:${port}/mcp`) };
+}
+
 /** Starts a data-plane server on 127.0.0.1:0 serving `config` (mutable: assign and call gateway.configChanged()). */
 export async function startServer(
   router: UpstreamRouter,
@@ -80,7 +107,7 @@ export async function startServer(
     url: undefined as unknown as URL,
     close: () => running.gateway.close(),
   };
-  running.gateway = createDataPlaneServer({
+  ({ gateway: running.gateway, url: running.url } = await listenGateway({
     getConfig: () => running.config,
     upstreams: router,
     listPageSize: options.listPageSize,
@@ -89,14 +116,8 @@ export async function startServer(
     sessionMaxAgeMs: options.sessionMaxAgeMs,
     eventStore: options.eventStore,
     allowedHosts: options.allowedHosts,
-    logger: createLogger({ level: 'silent' }),
     maxBodyBytes: options.maxBodyBytes ?? 64 * 1024,
-    serverInfo: { name: 'portcullis-test', version: '0.0.0' },
-  });
-  running.gateway.server.listen(0, '127.0.0.1');
-  await once(running.gateway.server, 'listening');
-  const { port } = running.gateway.server.address() as AddressInfo;
-  running.url = new URL(`http://127.0.0.1:${port}/mcp`);
+  }));
   return running;
 }
 
