@@ -2,7 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { createLogger } from '../../common/src/index.ts';
-import { AppliedConfig, hashSecret, type SnapshotInput } from '../../data-plane/src/config/applied-config.ts';
+import {
+  AppliedConfig,
+  hashSecret,
+  type KeyConfigInput,
+  type SnapshotInput,
+} from '../../data-plane/src/config/applied-config.ts';
 import {
   createDataPlaneServer,
   type DataPlaneServer,
@@ -31,6 +36,18 @@ export function sessionKey(id: string): SigningKey {
   return { id, secret: randomBytes(32) };
 }
 
+/** The snapshot entry of a test key: no team, its own allow-list, code mode INHERIT unless it says otherwise. */
+export function virtualKeyConfig(key: TestKey): KeyConfigInput {
+  return {
+    id: key.id,
+    name: key.id,
+    secretSha256: Buffer.from(hashSecret(key.secret), 'hex'),
+    teamId: '',
+    allowedTools: [...key.allowedTools],
+    codeMode: key.codeMode ?? CodeMode.CODE_MODE_INHERIT,
+  };
+}
+
 /**
  * An AppliedConfig holding these keys and session keys (default: one fresh key `s1`), built through the real
  * snapshot validation.
@@ -43,14 +60,7 @@ export function buildConfig(
   const snapshot: SnapshotInput = {
     version,
     upstreams: [],
-    virtualKeys: keys.map((k) => ({
-      id: k.id,
-      name: k.id,
-      secretSha256: Buffer.from(hashSecret(k.secret), 'hex'),
-      teamId: '',
-      allowedTools: [...k.allowedTools],
-      codeMode: k.codeMode ?? CodeMode.CODE_MODE_INHERIT,
-    })),
+    virtualKeys: keys.map(virtualKeyConfig),
     sessionKeys: [...sessionKeys],
     executionPolicies: [],
   };

@@ -2,10 +2,10 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { DEFAULT_SANDBOX_POOL, SandboxPool } from '../../data-plane/src/code-mode/sandbox-pool.ts';
-import { AppliedConfig, hashSecret } from '../../data-plane/src/config/applied-config.ts';
-import { CodeMode, Transport, UpstreamConfig } from '../../proto/gen/portcullis/v1/config.ts';
+import { AppliedConfig } from '../../data-plane/src/config/applied-config.ts';
+import { Transport, UpstreamConfig } from '../../proto/gen/portcullis/v1/config.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
-import { sessionKey, testKey, listenGateway } from '../support/mcp-server-harness.ts';
+import { sessionKey, testKey, listenGateway, virtualKeyConfig } from '../support/mcp-server-harness.ts';
 import { legacyAgent } from '../support/protocol-agents.ts';
 import { eventually } from '../support/eventually.ts';
 
@@ -27,16 +27,7 @@ function config(version: string, codeMode: boolean): AppliedConfig {
         codeMode,
       }),
     ],
-    virtualKeys: [
-      {
-        id: key.id,
-        name: key.id,
-        secretSha256: Buffer.from(hashSecret(key.secret), 'hex'),
-        teamId: '',
-        allowedTools: ['*'],
-        codeMode: CodeMode.CODE_MODE_INHERIT,
-      },
-    ],
+    virtualKeys: [virtualKeyConfig(key)],
     sessionKeys: [signing],
     executionPolicies: [],
   });

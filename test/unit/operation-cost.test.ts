@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AppliedConfig, hashSecret } from '../../data-plane/src/config/applied-config.ts';
+import { AppliedConfig } from '../../data-plane/src/config/applied-config.ts';
 import type { Operation, Step } from '../../data-plane/src/pipeline/operation.ts';
 import { insertBefore } from '../../data-plane/src/pipeline/pipeline.ts';
 import { REPORTED_COST_META_KEY } from '../../data-plane/src/policy/prices.ts';
 import { Transport, UpstreamConfig } from '../../proto/gen/portcullis/v1/config.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
-import { sessionKey, testKey, listenGateway } from '../support/mcp-server-harness.ts';
+import { sessionKey, testKey, listenGateway, virtualKeyConfig } from '../support/mcp-server-harness.ts';
 import { modernAgent } from '../support/protocol-agents.ts';
 
 /** What `record` would see: the operations as they come back out of the other steps. */
@@ -33,15 +33,7 @@ reported in _meta`, async () => {
   const config = AppliedConfig.fromSnapshot({
     version: '1',
     upstreams: [upstream],
-    virtualKeys: [
-      {
-        id: key.id,
-        name: key.id,
-        secretSha256: Buffer.from(hashSecret(key.secret), 'hex'),
-        teamId: '',
-        allowedTools: ['*'],
-      },
-    ],
+    virtualKeys: [virtualKeyConfig(key)],
     sessionKeys: [sessionKey('s1')],
     prices: [
       { upstreamId: 'u1', tool: '', priceMicros: 100 },
