@@ -137,44 +137,23 @@ export const controlPlaneSettings = {
       .default('public'),
     defaultLabel: 'public',
   },
-  databaseConnectTimeoutMs: {
-    flag: 'database-connect-timeout-ms',
-    env: 'PORTCULLIS_DATABASE_CONNECT_TIMEOUT_MS',
-    description:
-      'how long connecting to PostgreSQL, or waiting for a free pooled connection, may take; a request that cannot ' +
+  databaseConnectTimeoutMs: databaseTimeout(
+    'connect',
+    5_000,
+    'how long connecting to PostgreSQL, or waiting for a free pooled connection, may take; a request that cannot ' +
       'get one fails with DATABASE_UNAVAILABLE',
-    schema: z.coerce
-      .number({ error: 'must be a number of milliseconds' })
-      .int('must be a whole number of milliseconds')
-      .min(100, 'must be at least 100')
-      .default(5_000),
-    defaultLabel: '5000',
-  },
-  databaseStatementTimeoutMs: {
-    flag: 'database-statement-timeout-ms',
-    env: 'PORTCULLIS_DATABASE_STATEMENT_TIMEOUT_MS',
-    description:
-      'how long one statement, and one whole configuration change, may take; a change that cannot commit in time ' +
+  ),
+  databaseStatementTimeoutMs: databaseTimeout(
+    'statement',
+    10_000,
+    'how long one statement, and one whole configuration change, may take; a change that cannot commit in time ' +
       'fails with DATABASE_TIMEOUT and is never applied later',
-    schema: z.coerce
-      .number({ error: 'must be a number of milliseconds' })
-      .int('must be a whole number of milliseconds')
-      .min(100, 'must be at least 100')
-      .default(10_000),
-    defaultLabel: '10000',
-  },
-  databaseIdleInTransactionTimeoutMs: {
-    flag: 'database-idle-in-transaction-timeout-ms',
-    env: 'PORTCULLIS_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS',
-    description:
-      'how long PostgreSQL lets a transaction of the control plane sit idle before ending it (releasing its locks)',
-    schema: z.coerce
-      .number({ error: 'must be a number of milliseconds' })
-      .int('must be a whole number of milliseconds')
-      .min(100, 'must be at least 100')
-      .default(10_000),
-    defaultLabel: '10000',
-  },
+  ),
+  databaseIdleInTransactionTimeoutMs: databaseTimeout(
+    'idle-in-transaction',
+    10_000,
+    'how long PostgreSQL lets a transaction of the control plane sit idle before ending it (releasing its locks)',
+  ),
   dataDir: {
     flag: 'data-dir',
     env: 'PORTCULLIS_DATA_DIR',
@@ -293,6 +272,19 @@ function countSetting(
   defaultLabel = String(fallback),
 ) {
   return { flag, env: envOf(flag), description, schema: count(unit, min, max).default(fallback), defaultLabel };
+}
+
+/**
+ * A PostgreSQL timeout: `--database-<name>-timeout-ms`, from 100 ms, no upper bound (whole numbers are safe
+ * integers already).
+ */
+function databaseTimeout(name: string, fallback: number, description: string) {
+  return countSetting(
+    `database-${name}-timeout-ms`,
+    ['milliseconds', 100, Number.MAX_SAFE_INTEGER],
+    fallback,
+    description,
+  );
 }
 
 /** An SSE bound in bytes: `--sse-<name>`, from 1 KiB; the default is whole MiB. */
