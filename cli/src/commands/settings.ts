@@ -26,7 +26,7 @@ import {
   DEFAULT_MAX_IN_FLIGHT_PER_SESSION,
 } from '../../../data-plane/src/http/in-flight.ts';
 import { DEFAULT_GRAPHQL_LIMITS, type GraphqlLimits } from '../../../control-plane/src/graphql/limits.ts';
-import { host, port, type OptionTable, type ParsedOptions } from '../options.ts';
+import { host, listOption, port, type OptionTable, type ParsedOptions } from '../options.ts';
 import { nodeHealthOptions, nodeHealthSettings } from './node-health-settings.ts';
 import { auditOptions, auditSettings } from './audit-settings.ts';
 import { rateLimitOptions, rateLimitSettings } from './rate-limit-settings.ts';
@@ -201,15 +201,7 @@ export const controlPlaneSettings = {
     flag: 'previous-secret-keys',
     env: 'PORTCULLIS_SECRET_KEYS_PREVIOUS',
     description: 'comma-separated older keys that still decrypt (after a rotation)',
-    schema: z
-      .string()
-      .transform((v) =>
-        v
-          .split(',')
-          .map((k) => k.trim())
-          .filter((k) => k.length > 0),
-      )
-      .optional(),
+    schema: listOption().optional(),
   },
   adminToken: {
     flag: 'admin-token',

@@ -4,7 +4,7 @@ import { ErrorCode, PortcullisError, errorMessage } from '../../../common/src/in
 import type { DataPlaneOptions } from '../../../data-plane/src/index.ts';
 import { DEFAULT_RECONNECT } from '../../../data-plane/src/config/channel-options.ts';
 import type { GrpcTls } from '../../../control-plane/src/grpc/server.ts';
-import type { OptionTable, ParsedOptions } from '../options.ts';
+import { listOption, type OptionTable, type ParsedOptions } from '../options.ts';
 
 /** Settings of the config stream: the node token, TLS on both ends, the addresses and backoff of a node. */
 
@@ -158,14 +158,7 @@ export const controlPlaneConnectionSettings = {
     flag: 'control-plane',
     env: 'PORTCULLIS_CONTROL_PLANE',
     description: 'host:port of the control plane gRPC config stream; comma-separated replicas to fail over between',
-    schema: z
-      .string()
-      .transform((v) =>
-        v
-          .split(',')
-          .map((a) => a.trim())
-          .filter((a) => a.length > 0),
-      )
+    schema: listOption()
       .pipe(
         z
           .array(z.string().regex(/^[^\s:,]+:\d+$|^\[[0-9a-fA-F:]+\]:\d+$/, 'each address must be host:port'))
