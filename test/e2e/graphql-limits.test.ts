@@ -172,6 +172,7 @@ limit`, async () => {
       JSON.stringify(result.errors).slice(0, 500),
     );
     assert.equal(result.errors?.[0]?.extensions?.['limit'], 'maxTokens');
+    assert.equal(result.status, 400, 'a refusal of what the client sent, not a server failure');
     assert.match(result.errors![0]!.message, /Token limit of 2000 exceeded.*--graphql-max-tokens/);
     assert.ok(ms < bound, `refused in ${ms.toFixed(0)} ms (bound ${bound.toFixed(0)} ms)`);
     assert.deepEqual(sql.statements, [], 'no database work for a refused query');

@@ -230,14 +230,17 @@ describe('GraphQL subscriptions (graphql-ws, one node)', () => {
     await Promise.all(held.map((call) => call.catch(() => undefined)));
   });
 
-  test('HTTP limits apply to subscriptions; queries stay on HTTP; a connection holds at most 20', async () => {
+  test('HTTP limits (aliases, tokens) apply to subscriptions; queries stay on HTTP; a connection holds at most 20', async () => {
     const { client } = connect(env.adminToken);
     const aliases = Array.from({ length: 31 }, (_, n) => `a${n}: id`).join(' ');
     const tooWide = subscribe(client, `subscription { auditEventAdded { ${aliases} } }`);
     const query = subscribe(client, '{ teams { id } }');
-    await eventually('both are refused', () => tooWide.done && query.done);
+    const tooLong = subscribe(client, `subscription { auditEventAdded { ${'id '.repeat(2_001)}} }`);
+    await eventually('all three are refused', () => tooWide.done && query.done && tooLong.done);
     assert.equal(tooWide.errors[0]?.extensions?.code, 'QUERY_LIMIT_EXCEEDED');
     assert.match(tooWide.errors[0]!.message, /--graphql-max-aliases/);
+    assert.equal(tooLong.errors[0]?.extensions?.code, 'QUERY_LIMIT_EXCEEDED');
+    assert.match(tooLong.errors[0]!.message, /Token limit of 2000 exceeded.*--graphql-max-tokens/);
     assert.equal(query.errors[0]?.extensions?.code, 'BAD_REQUEST');
 
     const held = Array.from({ length: 20 }, () => subscribe(client, APPROVALS));

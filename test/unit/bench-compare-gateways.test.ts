@@ -27,7 +27,7 @@ function row(path: PathKind, driver: 'lean' | 'sdk', concurrency: number, cpuPer
   };
 }
 
-test('bench: --baseline takes a ref and --variants a list of known variants (default audit-off; none: neither)', () => {
+test('bench: --baseline takes a ref and --variants a list of known variants (default both; none: neither)', () => {
   const options = parseOptions(['--quick', '--baseline', '78c8f25', '--variants', 'audit-off,limits-on']);
   assert.ok(options !== 'help');
   assert.equal(options.baseline, '78c8f25');
@@ -35,8 +35,8 @@ test('bench: --baseline takes a ref and --variants a list of known variants (def
   const plain = parseOptions([]);
   assert.ok(plain !== 'help');
   assert.equal(plain.baseline, undefined);
-  // Recording on vs off is measured in every run that measures the gateway.
-  assert.deepEqual([...plain.variants], ['audit-off']);
+  // Recording on vs off, and limits on vs off, are measured in every run that measures the gateway.
+  assert.deepEqual([...plain.variants], ['audit-off', 'limits-on']);
   const none = parseOptions(['--variants', 'none']);
   assert.ok(none !== 'help');
   assert.equal(none.variants.size, 0);

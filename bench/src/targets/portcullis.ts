@@ -123,11 +123,16 @@ export function portcullisTargets(gateway: GatewayUnderTest, path: PathKind = 'p
   return targets;
 }
 
-export async function graphql<T>(url: string, adminToken: string, query: string): Promise<T> {
+export async function graphql<T>(
+  url: string,
+  adminToken: string,
+  query: string,
+  variables?: Record<string, unknown>,
+): Promise<T> {
   const response = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` },
-    body: JSON.stringify({ query }),
+    body: JSON.stringify({ query, variables }),
     signal: AbortSignal.timeout(30_000),
   });
   const body = (await response.json().catch(() => ({}))) as { data?: T; errors?: Array<{ message: string }> };

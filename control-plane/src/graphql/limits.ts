@@ -66,8 +66,6 @@ function reportAs(limit: keyof typeof FLAGS): { propagateOnRejection: false; onR
     onReject: [
       (context, error) => {
         if (context) context.reportError(refusal(limit, error));
-        // The token limit runs inside the parser, with no validation context: stop parsing here.
-        else throw refusal(limit, error);
       },
     ],
   };
@@ -83,7 +81,9 @@ export function armorProtection(limits: GraphqlLimits): {
     costLimit: { maxCost: limits.maxCost, exposeLimits: true, ...reportAs('maxCost') },
     maxAliases: { n: limits.maxAliases, exposeLimits: true, ...reportAs('maxAliases') },
     maxDirectives: { n: limits.maxDirectives, exposeLimits: true, ...reportAs('maxDirectives') },
-    maxTokens: { n: limits.maxTokens, exposeLimits: true, ...reportAs('maxTokens') },
+    // Counted by graphql-js's own parser instead (Apollo's `parseOptions`): armor's token plugin throws
+    // from a hook Apollo runs outside its parse error handling, so its refusal went out as HTTP 500.
+    maxTokens: { enabled: false },
     // "Did you mean …" is useful to an admin and reveals nothing an admin cannot introspect.
     blockFieldSuggestion: { enabled: false },
   });
@@ -93,19 +93,24 @@ export function armorProtection(limits: GraphqlLimits): {
   return { plugins: plugins as unknown as ApolloServerPlugin[], validationRules };
 }
 
+/** graphql-js's words when a document has more tokens than `maxTokens` (sic: "more that"). */
+const TOO_MANY_TOKENS = /^Syntax Error: Document contains more that? (\d+) tokens\./;
+
 /**
- * Apollo re-labels every validation error GRAPHQL_VALIDATION_FAILED, and armor's token plugin
- * throws from the parser where only the message survives: give our refusals their code back.
- * Undefined for any other error.
+ * Apollo re-labels every validation error GRAPHQL_VALIDATION_FAILED, and the parser's token limit
+ * is a syntax error (GRAPHQL_PARSE_FAILED): give our refusals their code back, and the token
+ * refusal its fix. Undefined for any other error.
  */
 export function asLimitRefusal(formatted: GraphQLFormattedError): GraphQLFormattedError | undefined {
+  const tokens = TOO_MANY_TOKENS.exec(formatted.message);
+  if (tokens)
+    return {
+      message:
+        `Token limit of ${tokens[1]} exceeded. Ask for less in one request, or raise ${FLAGS.maxTokens} ` +
+        'on the control plane.',
+      extensions: { code: QUERY_LIMIT_EXCEEDED, limit: 'maxTokens' },
+    };
   const named = formatted.extensions?.['limit'];
-  const limit =
-    typeof named === 'string' && Object.hasOwn(FLAGS, named)
-      ? named
-      : /^Token limit of \d+ exceeded\./.test(formatted.message)
-        ? 'maxTokens'
-        : undefined;
-  if (limit === undefined) return undefined;
-  return { message: formatted.message, extensions: { code: QUERY_LIMIT_EXCEEDED, limit } };
+  if (typeof named !== 'string' || !Object.hasOwn(FLAGS, named)) return undefined;
+  return { message: formatted.message, extensions: { code: QUERY_LIMIT_EXCEEDED, limit: named } };
 }

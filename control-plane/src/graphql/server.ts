@@ -72,6 +72,7 @@ export async function startGraphqlServer(options: GraphqlServerOptions): Promise
     services: options.services,
     authenticate,
     validationRules: armor.validationRules,
+    maxTokens: limits.maxTokens,
     maxPayloadBytes: limits.maxBodyBytes,
     maxListItems: limits.maxListItems,
     logger: options.logger,
@@ -84,6 +85,8 @@ export async function startGraphqlServer(options: GraphqlServerOptions): Promise
     schema,
     formatError,
     validationRules: armor.validationRules,
+    // graphql-js counts the tokens while it parses, so a huge query stops early (a 400, GRAPHQL_PARSE_FAILED).
+    parseOptions: { maxTokens: limits.maxTokens },
     // One operation per request: a JSON array of 1,000 queries would pass every per-query limit.
     allowBatchedHttpRequests: false,
     includeStacktraceInErrorResponses: false,

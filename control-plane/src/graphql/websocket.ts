@@ -24,6 +24,8 @@ export interface SubscriptionServerOptions {
   authenticate(authorization: string | undefined): Promise<Admin>;
   /** graphql-armor's rules (depth, cost, aliases, directives), as for HTTP. */
   validationRules: readonly ValidationRule[];
+  /** The token limit, as for HTTP (counted while parsing). */
+  maxTokens: number;
   maxPayloadBytes: number;
   maxListItems: number;
   logger: Logger;
@@ -136,7 +138,7 @@ export function startSubscriptionServer(options: SubscriptionServerOptions): { c
         ];
       let document: ReturnType<typeof parse>;
       try {
-        document = parse(payload.query);
+        document = parse(payload.query, { maxTokens: options.maxTokens });
       } catch (error) {
         return [error instanceof GraphQLError ? error : refusal('The query does not parse', 'GRAPHQL_PARSE_FAILED')];
       }

@@ -6,6 +6,7 @@ import {
   AnswerKind,
   CALL_FIELDS,
   type SandboxLimits,
+  type SandboxWorkerData,
   type ScriptOutcome,
   type ToMain,
   type ToWorker,
@@ -80,6 +81,8 @@ class SandboxWorker {
   outstanding = 0;
   /** Told by the worker that it should not be reused: retired when its current run ends. */
   spoiled = false;
+  /** Set by the worker while it holds a sandbox made for its next run (SandboxWorkerData). */
+  private readonly spareMade = new Int32Array(new SharedArrayBuffer(4));
 
   constructor(
     limits: SandboxLimits,
@@ -90,7 +93,7 @@ class SandboxWorker {
     // pool's limits to make its first run's sandbox ahead.
     this.worker = new Worker(WORKER_URL, {
       resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16 },
-      workerData: limits,
+      workerData: { limits, spareMade: this.spareMade.buffer as SharedArrayBuffer } satisfies SandboxWorkerData,
     });
     this.worker.unref();
     this.ready = new Promise((resolve, reject) => {
@@ -107,6 +110,11 @@ class SandboxWorker {
       this.dead = true;
       onExit(this);
     });
+  }
+
+  /** Whether a script sent now starts in a sandbox made ahead (else the worker makes one first, ~0.6 ms). */
+  get hasSpare(): boolean {
+    return Atomics.load(this.spareMade, 0) === 1;
   }
 
   post(message: ToWorker): void {
@@ -181,6 +189,15 @@ export class SandboxPool {
 
   /** How many workers were started in all (replacements included). */
   spawned = 0;
+  /** Runs sent to a worker that had no sandbox made ahead: each waited for one to be made. */
+  coldStarts = 0;
+
+  /** Idle workers holding a sandbox made for their next run: a script sent now starts at once. */
+  get readyWorkers(): number {
+    let ready = 0;
+    for (const worker of this.idle) if (worker.hasSpare) ready++;
+    return ready;
+  }
 
   run(code: string, onCall: ToolCallHandler, signal?: AbortSignal): Promise<ScriptOutcome> {
     return new Promise((resolve) => {
@@ -222,6 +239,7 @@ export class SandboxPool {
       job.resolve(failure('runtime', 'the script was cancelled'));
       return this.release(worker);
     }
+    if (!worker.hasSpare) this.coldStarts++;
     const runId = this.nextRunId++;
     const timer = setTimeout(() => this.kill(worker, 'timeout'), this.limits.timeMs + TERMINATE_GRACE_MS);
     worker.job = { runId, job, timer };

@@ -32,6 +32,16 @@ export type ScriptOutcome =
       readonly logs: string;
     };
 
+/**
+ * What a worker is started with: the pool's limits (to make its first run's sandbox ahead), and a flag
+ * in memory shared with the pool, 1 while the worker holds a sandbox made ahead for its next run (read
+ * by the pool to send a script where it starts at once; no message, so no turn of either event loop).
+ */
+export interface SandboxWorkerData {
+  readonly limits: SandboxLimits;
+  readonly spareMade: SharedArrayBuffer;
+}
+
 export type ToMain =
   | { readonly type: 'ready' }
   /** Tool calls, four entries each: call id, upstream, tool, the arguments as JSON (see CALL_FIELDS). */

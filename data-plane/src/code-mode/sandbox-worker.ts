@@ -12,6 +12,7 @@ import {
   AnswerKind,
   textAsJson,
   type SandboxLimits,
+  type SandboxWorkerData,
   type ScriptErrorKind,
   type ScriptOutcome,
   type ToMain,
@@ -123,6 +124,14 @@ interface Sandbox {
 let quickjs: QuickJSWASMModule;
 let current: Run | undefined;
 let spare: Sandbox | undefined;
+const started = workerData as SandboxWorkerData;
+/** 1 while `spare` holds a sandbox (see SandboxWorkerData): kept by setSpare. */
+const spareMade = new Int32Array(started.spareMade);
+
+function setSpare(sandbox: Sandbox | undefined): void {
+  spare = sandbox;
+  Atomics.store(spareMade, 0, sandbox === undefined ? 0 : 1);
+}
 
 function send(message: ToMain): void {
   port!.postMessage(message);
@@ -238,7 +247,7 @@ function prepare(limits: SandboxLimits): Sandbox {
 /** The spare sandbox when it was made for these limits, else a new one. */
 function takeSandbox(limits: SandboxLimits): Sandbox {
   const taken = spare;
-  spare = undefined;
+  setSpare(undefined);
   if (taken !== undefined && taken.memoryBytes === limits.memoryBytes && taken.stackBytes === limits.stackBytes)
     return taken;
   if (taken !== undefined) dispose(taken);
@@ -413,7 +422,7 @@ function free(run: Run): boolean {
 function refill(limits: SandboxLimits): void {
   if (spare !== undefined || current !== undefined) return;
   try {
-    spare = prepare(limits);
+    setSpare(prepare(limits));
   } catch {
     // A run will make its own, and report what fails there.
   }
@@ -471,7 +480,7 @@ port.on('message', (message: ToWorker) => {
 quickjs = await newQuickJSWASMModuleFromVariant(RELEASE_SYNC);
 warmUp();
 // The pool's limits, so that even the first run finds its sandbox made.
-if (workerData !== null && workerData !== undefined) spare = prepare(workerData as SandboxLimits);
+setSpare(prepare(started.limits));
 send({ type: 'ready' });
 
 /**
