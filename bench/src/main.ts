@@ -318,7 +318,9 @@ async function main(): Promise<void> {
         "audit ingest: the bench writes the records into a spool directory (the node's own AuditSpool), then " +
           'starts a control plane on a fresh schema of the real PostgreSQL and a `portcullis data-plane` node on ' +
           'that spool; records/s from the first committed batch to the last row (rows committed read from the ' +
-          'chain head every 10 ms, counted at the end), CPU per record of each process over the same span',
+          'chain head every 10 ms, counted at the end), CPU per record of each process over the same span, and ' +
+          'of the PostgreSQL backends serving the control plane (found by their client ports; when the server is ' +
+          'local)',
       );
     }
     // Code mode (issue 17): a gateway of its own with the recorded catalogs behind it, the token benchmark.

@@ -5,43 +5,18 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { v7 as uuidv7 } from 'uuid';
 import type { DataSource } from 'typeorm';
 import { createLogger } from '../../common/src/index.ts';
 import { openDatabase } from '../../control-plane/src/db/data-source.ts';
 import { AuditStore, partitionName, type AuditRecordInput } from '../../control-plane/src/services/audit-store.ts';
 import { verifyAuditChain } from '../../control-plane/src/services/audit-verify.ts';
+import { auditRecord, chainProblems, DAY_MS } from '../support/audit-records.ts';
 import { createTestSchema, type TestSchema } from '../support/database.ts';
 
-const DAY = 24 * 60 * 60 * 1000;
+const DAY = DAY_MS;
 
 function record(time: number, tool: string): AuditRecordInput {
-  return {
-    id: uuidv7({ msecs: time }),
-    time,
-    node: 'n1',
-    kind: 'tool_call',
-    status: 'ok',
-    method: 'tools/call',
-    keyId: 'k1',
-    teamId: null,
-    customerId: null,
-    subject: null,
-    upstream: 'ev',
-    tool,
-    arguments: '{"a":1}',
-    result: null,
-    error: null,
-    latencyUs: 100,
-    gatewayLatencyUs: 40,
-    upstreamLatencyUs: 60,
-    costMicros: null,
-    parentId: null,
-    traceId: null,
-    sessionId: null,
-    clientName: null,
-    clientVersion: null,
-  };
+  return auditRecord(time, { tool });
 }
 
 describe('audit store', () => {
@@ -123,5 +98,39 @@ describe('audit store', () => {
     } finally {
       await client.end();
     }
+  });
+
+  it('anchors at the highest seq dropped, compared as numbers (10 after 9)', async () => {
+    const [head] = await schema.query<{ seq: string }>(`SELECT seq::text AS seq FROM audit_chain_head`);
+    const next = Number(head!.seq) + 1;
+    // Up to the next power of ten: the dropped seqs go from n digits to n + 1.
+    const count = 10 ** String(next).length - next + 1;
+    const day = Math.floor(Date.now() / DAY) * DAY - 50 * DAY;
+    await store.insert(Array.from({ length: count }, (_, i) => record(day + i, 'digits')));
+    await store.dropBefore(new Date(day + DAY));
+    const [anchor] = await schema.query<{ seq: string }>(`SELECT seq::text AS seq FROM audit_chain_anchor`);
+    assert.equal(anchor?.seq, String(next + count - 1));
+    assert.deepEqual(await chainProblems(schema), []);
+  });
+
+  it('never moves the anchor back when a later run drops a day whose rows were stored first', async () => {
+    // Day 1's record arrives after day 2's (a node's backlog): its seq is the higher one.
+    const day1 = Math.floor(Date.now() / DAY) * DAY - 30 * DAY;
+    const day2 = day1 + DAY;
+    await store.insert([record(day2 + 3_600_000, 'day2')]);
+    await store.insert([record(day1 + 3_600_000, 'day1-late')]);
+    assert.deepEqual(await store.dropBefore(new Date(day2)), [partitionName(day1)]);
+    const [anchor] = await schema.query<{ seq: string }>(`SELECT seq::text AS seq FROM audit_chain_anchor`);
+    assert.deepEqual(await store.dropBefore(new Date(day2 + DAY)), [partitionName(day2)]);
+    assert.deepEqual(await schema.query(`SELECT seq::text AS seq FROM audit_chain_anchor`), [anchor]);
+    assert.deepEqual(await chainProblems(schema), []);
+  });
+
+  it('creates again a partition whose first transaction rolled back', async () => {
+    const day = Math.floor(Date.now() / DAY) * DAY - 40 * DAY;
+    // PostgreSQL text cannot hold NUL: the COPY fails after the day's partition was created in the transaction.
+    await assert.rejects(store.insert([record(day + 1000, 'rolled-back')].map((r) => ({ ...r, arguments: '\u0000' }))));
+    assert.equal(await store.insert([record(day + 2000, 'after-rollback')]), 1);
+    assert.equal((await schema.query(`SELECT id FROM audit_events WHERE tool = 'after-rollback'`)).length, 1);
   });
 });

@@ -7,6 +7,7 @@ import { createLogger } from '../../../common/src/index.ts';
 import { auditLine, newAuditRecord } from '../../../data-plane/src/audit/audit-record.ts';
 import { AuditSpool } from '../../../data-plane/src/audit/audit-spool.ts';
 import { processCpuMs } from '../cpu.ts';
+import { postgresBackendsOf } from '../postgres-backends.ts';
 import { ManagedProcess, freePort } from '../processes.ts';
 import type { TargetCheck } from '../results.ts';
 import { CLI_MAIN } from '../targets/portcullis.ts';
@@ -22,7 +23,8 @@ import { startControlPlane } from './propagation.ts';
  * control plane validates, chains and inserts them and acknowledges each. The bench reads the chain
  * head's seq (every `pollMs`; rows committed) and counts the rows at the end; the rate is taken from the
  * first committed batch to the last row, so the node's start is not in it. Node and control-plane CPU
- * per record are read from /proc over the same span.
+ * per record are read from /proc over the same span, and so is the CPU of the PostgreSQL backends serving the
+ * control plane when the server runs on this machine.
  */
 
 export interface AuditIngestRow {
@@ -35,6 +37,11 @@ export interface AuditIngestRow {
   /** CPU per record of the node (read, ship) and of the control plane (validate, chain, insert), µs. */
   nodeCpuPerRecordUs: number | undefined;
   controlPlaneCpuPerRecordUs: number | undefined;
+  /**
+   * CPU per record of the PostgreSQL backends serving the control plane (parse, index upkeep, WAL), µs; undefined
+   * when the server is not a local process. WAL writer and checkpoints, shared with everything else, are not in it.
+   */
+  postgresCpuPerRecordUs: number | undefined;
 }
 
 export interface AuditIngestOptions {
@@ -143,7 +150,15 @@ export async function measureAuditIngest(
       { keepStdout: true, env: { PORTCULLIS_NODE_TOKEN: plane.nodeToken } },
     );
     const deadline = Date.now() + timeoutMs;
-    let first: { at: number; rows: number; nodeMs: number | undefined; planeMs: number | undefined } | undefined;
+    let first:
+      | {
+          at: number;
+          rows: number;
+          nodeMs: number | undefined;
+          planeMs: number | undefined;
+          postgresMs: Map<number, number>;
+        }
+      | undefined;
     let rows = 0;
     let last = performance.now();
     while (rows < options.records && Date.now() < deadline) {
@@ -151,11 +166,20 @@ export async function measureAuditIngest(
       // Reading the head before the control plane created it (its migrations) fails: not there yet.
       rows = await chainedRows(client, schema).catch(() => 0);
       last = performance.now();
-      if (first === undefined && rows > 0)
-        first = { at: last, rows, nodeMs: processCpuMs(node.pid), planeMs: processCpuMs(plane.pid) };
+      if (first === undefined && rows > 0) {
+        const at = last;
+        const [nodeMs, planeMs] = [processCpuMs(node.pid), processCpuMs(plane.pid)];
+        const postgresMs = new Map<number, number>();
+        for (const pid of await postgresBackendsOf(client, plane.pid).catch(() => [])) {
+          const ms = processCpuMs(pid);
+          if (ms !== undefined) postgresMs.set(pid, ms);
+        }
+        first = { at, rows, nodeMs, planeMs, postgresMs };
+      }
     }
     const nodeMs = processCpuMs(node.pid);
     const planeMs = processCpuMs(plane.pid);
+    const postgresMs = await postgresSpentMs(client, plane.pid, first?.postgresMs);
     // The rows themselves, counted once at the end.
     const stored = await countRows(client, schema).catch(() => 0);
     if (first === undefined) throw new Error(`no audit row reached PostgreSQL within ${timeoutMs} ms`);
@@ -171,11 +195,12 @@ export async function measureAuditIngest(
       recordsPerSec: (counted * 1000) / span,
       nodeCpuPerRecordUs: perRecordUs(first.nodeMs, nodeMs),
       controlPlaneCpuPerRecordUs: perRecordUs(first.planeMs, planeMs),
+      postgresCpuPerRecordUs: perRecordUs(postgresMs === undefined ? undefined : 0, postgresMs),
     };
     progress(
       `audit ingest: ${row.stored} of ${row.records} rows, ${Math.round(row.recordsPerSec)} records/s ` +
         `(node ${row.nodeCpuPerRecordUs?.toFixed(1)} µs, control plane ${row.controlPlaneCpuPerRecordUs?.toFixed(1)} ` +
-        'µs CPU a record)',
+        `µs, its PostgreSQL backends ${row.postgresCpuPerRecordUs?.toFixed(1) ?? '(not local)'} µs CPU a record)`,
     );
     return row;
   } finally {
@@ -184,6 +209,27 @@ export async function measureAuditIngest(
     await plane.stop();
     rmSync(spoolDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * CPU milliseconds the control plane's backends used since `before` (their readings at the first committed
+ * batch); a backend connected since counts from its start. Undefined when none was found (not local).
+ */
+async function postgresSpentMs(
+  client: pg.Client,
+  planePid: number,
+  before: ReadonlyMap<number, number> | undefined,
+): Promise<number | undefined> {
+  if (before === undefined) return undefined;
+  const pids = new Set([...before.keys(), ...(await postgresBackendsOf(client, planePid).catch(() => []))]);
+  if (pids.size === 0) return undefined;
+  let spent = 0;
+  for (const pid of pids) {
+    const now = processCpuMs(pid);
+    // A backend gone meanwhile (the pool let it go) is left out: its last reading is lost with it.
+    if (now !== undefined) spent += now - (before.get(pid) ?? 0);
+  }
+  return spent;
 }
 
 export function auditIngestTarget(row: AuditIngestRow | undefined): TargetCheck {

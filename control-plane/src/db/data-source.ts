@@ -25,6 +25,7 @@ import { ManagedObjects1797700000000 } from './migrations/1797700000000-managed-
 import { ApprovalVia1797800000000 } from './migrations/1797800000000-approval-via.ts';
 import { BudgetAuditedSpend1798000000000 } from './migrations/1798000000000-budget-audited-spend.ts';
 import { AuditContent1798200000000 } from './migrations/1798200000000-audit-content.ts';
+import { AuditTimePrimaryKey1798300000000 } from './migrations/1798300000000-audit-time-primary-key.ts';
 
 /** Versioned migrations, in order. Append; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -48,6 +49,7 @@ export const MIGRATIONS = [
   ApprovalVia1797800000000,
   BudgetAuditedSpend1798000000000,
   AuditContent1798200000000,
+  AuditTimePrimaryKey1798300000000,
 ];
 
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;

@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto';
+import { isoTime } from './iso-time.ts';
 
 /**
  * One stored audit row as the hash chain sees it: every column that carries meaning, in a fixed
@@ -49,7 +50,7 @@ export const CHAINED_COLUMNS = `id::text AS "id", time AS "time", seq::text AS "
 export function canonicalRow(row: ChainedRow): string {
   const fields = [
     row.id,
-    row.time.toISOString(),
+    isoTime(row.time.getTime()),
     row.seq,
     row.prevId,
     row.nodeId,

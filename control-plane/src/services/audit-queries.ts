@@ -155,7 +155,9 @@ export class AuditQueries {
 
   /** The records with `seq` from `first` to `last` (one replica's committed batch), in seq order. */
   async bySeqRange(first: string, last: string): Promise<AuditEventView[]> {
-    const rows = (await this.dataSource.query(`${SELECT} WHERE seq BETWEEN $1 AND $2 ORDER BY seq`, [
+    // `audit_events.seq`, the bigint: a bare `seq` in ORDER BY names the output column, `seq::text`, and 10 sorts
+    // before 9.
+    const rows = (await this.dataSource.query(`${SELECT} WHERE seq BETWEEN $1 AND $2 ORDER BY audit_events.seq`, [
       first,
       last,
     ])) as AuditEventView[];

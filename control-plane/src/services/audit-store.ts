@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { Logger } from '../../../common/src/index.ts';
 import { canonicalRow, chainLink, type ChainedRow } from './audit-chain.ts';
 import type { AuditFeed } from './audit-feed.ts';
+import { isoTime } from './iso-time.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const text = (max: number) => z.string().max(max).nullable();
@@ -254,69 +255,62 @@ export class AuditStore {
   /** Inserts the records not stored yet; resolves once committed. */
   async insert(records: readonly AuditRecordInput[]): Promise<number> {
     if (records.length === 0) return 0;
-    const stored = await this.insertChained(records);
+    const unique = new Map<string, AuditRecordInput>();
+    for (const record of records) unique.set(record.id, record);
+    const fresh = [...unique.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+    let stored: ChainedRow[];
+    try {
+      // Optimistic: a batch is new unless a node sends it again (after an outage, or an ack that was lost).
+      // Looking every id up first cost an index probe per row on every batch; the primary key catches those.
+      stored = await this.insertChained(fresh, false);
+    } catch (error) {
+      if (!isUniqueViolation(error)) throw error;
+      stored = await this.insertChained(fresh, true);
+    }
     this.feed?.stored(stored);
     return stored.length;
   }
 
-  private async insertChained(records: readonly AuditRecordInput[]): Promise<ChainedRow[]> {
-    const unique = new Map<string, AuditRecordInput>();
-    for (const record of records) unique.set(record.id, record);
-    return this.dataSource.transaction(async (manager) => {
+  /** One transaction: the records (sorted by id; without those stored already if `leaveOutStored`) chained. */
+  private async insertChained(sorted: readonly AuditRecordInput[], leaveOutStored: boolean): Promise<ChainedRow[]> {
+    const created: string[] = [];
+    const rows = await this.dataSource.transaction(async (manager) => {
       const head = (await manager.query(
         `SELECT seq::text AS seq, last_id::text AS "lastId", encode(hash, 'hex') AS hash FROM audit_chain_head FOR ` +
           `UPDATE`,
       )) as Array<{ seq: string; lastId: string | null; hash: string }>;
-      // Ids and times as array literals built here (checked UUIDs and ISO times need no quoting): the driver
-      // would escape each element of a JavaScript array.
-      let ids = '';
-      let times = '';
-      for (const record of unique.values()) {
-        ids += ids === '' ? record.id : `,${record.id}`;
-        times += `${times === '' ? '' : ','}${new Date(record.time).toISOString()}`;
-      }
-      const present = (await manager.query(
-        `SELECT e.id::text AS id FROM audit_events e
-           JOIN unnest($1::uuid[], $2::timestamptz[]) AS t(id, time) ON e.id = t.id AND e.time = t.time`,
-        [`{${ids}}`, `{${times}}`],
-      )) as Array<{ id: string }>;
-      for (const { id } of present) unique.delete(id);
-      if (unique.size === 0) return [];
-      const fresh = [...unique.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
-      await this.ensurePartitions(
-        manager,
-        fresh.map((r) => r.time),
-      );
-      let seq = BigInt(head[0]!.seq);
-      let prevId = head[0]!.lastId;
-      let prevHash: Buffer = Buffer.from(head[0]!.hash, 'hex');
+      const fresh = leaveOutStored ? await notStored(manager, sorted) : sorted;
+      if (fresh.length === 0) return [];
+      created.push(...(await this.createPartitions(manager, fresh)));
+      const chain: Chain = {
+        seq: BigInt(head[0]!.seq),
+        prevId: head[0]!.lastId,
+        prevHash: Buffer.from(head[0]!.hash, 'hex'),
+      };
       const rows: ChainedRow[] = [];
-      const hashes: string[] = [];
-      for (const record of fresh) {
-        seq += 1n;
-        const row = toRow(record, String(seq), prevId);
-        prevHash = chainLink(prevHash, canonicalRow(row));
-        rows.push(row);
-        hashes.push(prevHash.toString('hex'));
-        prevId = row.id;
-      }
-      if (this.copy) await copyRows(manager, rows, hashes);
+      if (this.copy) await copyRows(manager, fresh, chain, rows);
       else {
+        const linked = fresh.map((record) => link(chain, record));
+        for (const { row } of linked) rows.push(row);
         // One JSON parameter for the whole batch: serialized natively in one call and parsed by PostgreSQL in
         // one pass (28 array parameters cost the driver an escape per value, 28,000 a batch of 1,000).
         await manager.query(
           `INSERT INTO audit_events (${INSERT_COLUMNS})
            SELECT ${SELECT_COLUMNS} FROM json_to_recordset($1::json) AS t(${RECORD_TYPES})`,
-          [JSON.stringify(rows.map((row, i) => insertRow(row, hashes[i]!)))],
+          [JSON.stringify(linked.map(({ row, hash }) => insertRow(row, hash)))],
         );
       }
       await manager.query(`UPDATE audit_chain_head SET seq = $1, last_id = $2, hash = decode($3, 'hex')`, [
-        String(seq),
-        prevId,
-        hashes[hashes.length - 1],
+        String(chain.seq),
+        chain.prevId,
+        chain.prevHash.toString('hex'),
       ]);
       return rows;
     });
+    // Only once committed: a partition created by a transaction that rolled back does not exist, and a
+    // cache that said it did would send that day's next rows to a missing partition.
+    for (const name of created) this.partitions.add(name);
+    return rows;
   }
 
   /**
@@ -337,32 +331,42 @@ export class AuditStore {
         .filter((name) => /^audit_events_\d{8}$/.test(name))
         .filter((name) => dayStart(name) + DAY_MS <= cutoff.getTime());
       if (old.length === 0) return;
+      // `audit_events.seq`: a bare `seq` would name the output column, the text, where '9' is after '10'.
       const last = (await manager.query(
         `SELECT seq::text AS seq, id::text AS id, encode(hash, 'hex') AS hash FROM audit_events
-          WHERE time < $1 ORDER BY seq DESC LIMIT 1`,
+          WHERE time < $1 ORDER BY audit_events.seq DESC LIMIT 1`,
         [new Date(dayStart(old[old.length - 1]!) + DAY_MS)],
       )) as Array<{ seq: string; id: string; hash: string }>;
       if (last[0] !== undefined) {
+        // The anchor only moves forward: a record that reached the control plane late (a node's backlog) has a
+        // later seq than the newer days stored before it, so a day dropped later can end at an earlier seq;
+        // moving the anchor back there would start verification before rows dropped already ("missing").
         await manager.query(
           `INSERT INTO audit_chain_anchor (seq, last_id, hash, dropped_before) VALUES ($1, $2, decode($3, 'hex'), $4)
-           ON CONFLICT (singleton) DO UPDATE SET seq = EXCLUDED.seq, last_id = EXCLUDED.last_id, hash = EXCLUDED.hash,
-             dropped_before = EXCLUDED.dropped_before`,
+           ON CONFLICT (singleton) DO UPDATE SET
+             seq = greatest(audit_chain_anchor.seq, EXCLUDED.seq),
+             last_id = CASE WHEN EXCLUDED.seq > audit_chain_anchor.seq THEN EXCLUDED.last_id
+                            ELSE audit_chain_anchor.last_id END,
+             hash = CASE WHEN EXCLUDED.seq > audit_chain_anchor.seq THEN EXCLUDED.hash ELSE audit_chain_anchor.hash END,
+             dropped_before = greatest(audit_chain_anchor.dropped_before, EXCLUDED.dropped_before)`,
           [last[0].seq, last[0].id, last[0].hash, cutoff],
         );
       }
       for (const name of old) {
         await manager.query(`DROP TABLE "${name}"`);
-        this.partitions.delete(name);
         dropped.push(name);
       }
     });
+    for (const name of dropped) this.partitions.delete(name);
     if (dropped.length > 0) this.logger.info({ partitions: dropped }, 'audit retention dropped whole days');
     return dropped;
   }
 
-  private async ensurePartitions(manager: EntityManager, times: readonly number[]): Promise<void> {
+  /** Creates the day partitions the records need that are not known to exist; returns their names. */
+  private async createPartitions(manager: EntityManager, records: readonly AuditRecordInput[]): Promise<string[]> {
     const days = new Set<number>();
-    for (const time of times) days.add(Math.floor(time / DAY_MS));
+    for (const record of records) days.add(Math.floor(record.time / DAY_MS));
+    const created: string[] = [];
     for (const day of days) {
       const name = partitionName(day * DAY_MS);
       if (this.partitions.has(name)) continue;
@@ -371,9 +375,56 @@ export class AuditStore {
         `CREATE TABLE IF NOT EXISTS "${name}" PARTITION OF audit_events FOR VALUES FROM ` +
           `('${new Date(start).toISOString()}') TO ('${new Date(start + DAY_MS).toISOString()}')`,
       );
-      this.partitions.add(name);
+      created.push(name);
     }
+    return created;
   }
+}
+
+/** The records whose id is not stored yet (a batch sent again), looked up by primary key. */
+async function notStored(
+  manager: EntityManager,
+  records: readonly AuditRecordInput[],
+): Promise<readonly AuditRecordInput[]> {
+  // Ids and times as array literals built here (checked UUIDs and ISO times need no quoting): the driver
+  // would escape each element of a JavaScript array.
+  let ids = '';
+  let times = '';
+  for (const record of records) {
+    ids += ids === '' ? record.id : `,${record.id}`;
+    times += `${times === '' ? '' : ','}${isoTime(record.time)}`;
+  }
+  const present = (await manager.query(
+    `SELECT e.id::text AS id FROM audit_events e
+       JOIN unnest($1::uuid[], $2::timestamptz[]) AS t(id, time) ON e.id = t.id AND e.time = t.time`,
+    [`{${ids}}`, `{${times}}`],
+  )) as Array<{ id: string }>;
+  if (present.length === 0) return records;
+  const stored = new Set(present.map((row) => row.id));
+  return records.filter((record) => !stored.has(record.id));
+}
+
+/** PostgreSQL's unique_violation, as the driver throws it or as TypeORM wraps it. */
+function isUniqueViolation(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { code, driverError } = error as { code?: unknown; driverError?: unknown };
+  return code === '23505' || (driverError !== undefined && isUniqueViolation(driverError));
+}
+
+/** Where the chain stands while a transaction's rows are linked to it. */
+interface Chain {
+  seq: bigint;
+  prevId: string | null;
+  prevHash: Buffer;
+}
+
+/** The record as the chain's next row, and its link (hex); moves the chain on. */
+function link(chain: Chain, record: AuditRecordInput): { row: ChainedRow; hash: string } {
+  chain.seq += 1n;
+  const row = toRow(record, String(chain.seq), chain.prevId);
+  chain.prevHash = chainLink(chain.prevHash, canonicalRow(row));
+  chain.prevId = row.id;
+  return { row, hash: chain.prevHash.toString('hex') };
 }
 
 const INSERT_COLUMNS =
@@ -393,7 +444,7 @@ const RECORD_TYPES =
 function insertRow(r: ChainedRow, hash: string): Record<string, unknown> {
   return {
     id: r.id,
-    time: r.time.toISOString(),
+    time: isoTime(r.time.getTime()),
     seq: r.seq,
     prev_id: r.prevId,
     hash,
@@ -441,7 +492,7 @@ function copyNumber(value: number | string | null | undefined): string {
 /** The rows as COPY text, one line each, in INSERT_COLUMNS' order (the hash as bytea hex). */
 function copyLine(r: ChainedRow, hash: string): string {
   return (
-    `${r.id}\t${r.time.toISOString()}\t${r.seq}\t${r.prevId ?? '\\N'}\t\\\\x${hash}\t${copyText(r.nodeId)}\t` +
+    `${r.id}\t${isoTime(r.time.getTime())}\t${r.seq}\t${r.prevId ?? '\\N'}\t\\\\x${hash}\t${copyText(r.nodeId)}\t` +
     `${r.kind}\t${r.status}\t${copyText(r.method)}\t${copyText(r.keyId)}\t${copyText(r.teamId)}\t` +
     `${copyText(r.customerId)}\t${copyText(r.subject)}\t${copyText(r.upstream)}\t${copyText(r.tool)}\t` +
     `${copyText(r.arguments)}\t${copyText(r.result)}\t${copyNumber(r.errorCode)}\t${copyText(r.errorMessage)}\t` +
@@ -451,27 +502,49 @@ function copyLine(r: ChainedRow, hash: string): string {
   );
 }
 
-/** What a batch's COPY text starts in (grown as needed). */
-const COPY_BUFFER_BYTES = 1024 * 1024;
+/**
+ * Rows per chunk of COPY text. The chunks are chained as they are made: PostgreSQL parses and indexes a chunk
+ * while the next one is hashed and formatted here, where one text for the whole transaction (up to
+ * AUDIT_RECORDS_PER_INSERT rows) kept it waiting until the last row was ready.
+ */
+export const COPY_CHUNK_ROWS = 500;
+/** What a chunk's COPY text starts in (grown as needed). */
+const COPY_CHUNK_BYTES = 256 * 1024;
 
-/** `COPY audit_events FROM STDIN` on the transaction's own connection, the rows as one text chunk. */
-async function copyRows(manager: EntityManager, rows: readonly ChainedRow[], hashes: readonly string[]): Promise<void> {
+/**
+ * `COPY audit_events FROM STDIN` on the transaction's own connection: the records linked into the chain as
+ * their chunk is made (each row pushed to `rows`).
+ */
+async function copyRows(
+  manager: EntityManager,
+  records: readonly AuditRecordInput[],
+  chain: Chain,
+  rows: ChainedRow[],
+): Promise<void> {
   const client = connectionOf(manager);
   if (client === undefined) throw new Error('audit insert: no database connection in the transaction');
-  // Each line encoded straight into one buffer (a string built by += is a rope flattened at the end).
-  let bytes = Buffer.allocUnsafe(COPY_BUFFER_BYTES);
-  let end = 0;
-  for (let i = 0; i < rows.length; i++) {
-    const line = copyLine(rows[i]!, hashes[i]!);
-    if (end + line.length * 3 > bytes.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(bytes.length * 2, end + line.length * 3));
-      bytes.copy(bigger, 0, 0, end);
-      bytes = bigger;
-    }
-    end += bytes.write(line, end);
-  }
   const stream = client.query(copyFrom(`COPY audit_events (${INSERT_COLUMNS}) FROM STDIN`));
-  await pipeline(Readable.from([bytes.subarray(0, end)]), stream);
+  await pipeline(Readable.from(copyChunks(records, chain, rows)), stream);
+}
+
+function* copyChunks(records: readonly AuditRecordInput[], chain: Chain, rows: ChainedRow[]): Generator<Buffer> {
+  for (let start = 0; start < records.length; start += COPY_CHUNK_ROWS) {
+    // Each line encoded straight into the chunk's buffer (a string built by += is a rope flattened at the end).
+    let bytes = Buffer.allocUnsafe(COPY_CHUNK_BYTES);
+    let end = 0;
+    for (let i = start; i < Math.min(start + COPY_CHUNK_ROWS, records.length); i++) {
+      const { row, hash } = link(chain, records[i]!);
+      rows.push(row);
+      const line = copyLine(row, hash);
+      if (end + line.length * 3 > bytes.length) {
+        const bigger = Buffer.allocUnsafe(Math.max(bytes.length * 2, end + line.length * 3));
+        bytes.copy(bigger, 0, 0, end);
+        bytes = bigger;
+      }
+      end += bytes.write(line, end);
+    }
+    yield bytes.subarray(0, end);
+  }
 }
 
 function connectionOf(manager: EntityManager): pg.ClientBase | undefined {
