@@ -28,6 +28,14 @@ export const port = (fallback: number) =>
     .max(65535, 'must be 0-65535')
     .default(fallback);
 export const host = (fallback: string) => z.string().min(1).default(fallback);
+/** A comma-separated list: each item trimmed, empty items dropped (`a, b,` is `['a', 'b']`). */
+export const listOption = () =>
+  z.string().transform((v) =>
+    v
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item.length > 0),
+  );
 
 /**
  * Reads a command's settings from flags, then environment variables, then defaults, validating

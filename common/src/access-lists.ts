@@ -1,16 +1,11 @@
+import type { AccessLists } from '../../proto/gen/portcullis/v1/config.ts';
+
 /**
- * Access lists (see AccessLists in proto/portcullis/v1/config.proto): one allow-list and one
+ * Access lists (AccessLists in proto/portcullis/v1/config.proto): one allow-list and one
  * deny-list per kind; deny wins. What the control plane resolves omitted lists to and what a node
  * assumes for a snapshot carrying only a key's tool allow-list are the same rule, kept here once.
  */
-export interface ResolvedAccessLists {
-  allowedTools: string[];
-  deniedTools: string[];
-  allowedPrompts: string[];
-  deniedPrompts: string[];
-  allowedResources: string[];
-  deniedResources: string[];
-}
+export type ResolvedAccessLists = AccessLists;
 
 /** The upstream wildcard suffix of tool, prompt and resource patterns: `<upstream>__*`. */
 export const UPSTREAM_WILDCARD = '__*';

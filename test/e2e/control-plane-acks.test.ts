@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { ACK_WINDOW_MS, AckBatcher } from '../../control-plane/src/grpc/ack-batcher.ts';
 import { NodeService } from '../../control-plane/src/services/nodes.ts';
-import { startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { startTestEnv, useTestEnv, type TestEnv } from '../support/test-env.ts';
 import { TestNode, testLogger } from './control-plane-harness.ts';
 import { eventually } from '../support/eventually.ts';
 
@@ -75,17 +75,15 @@ describe('storing node answers', () => {
 describe("a node's stream while its ACK waits to be stored", () => {
   let env: TestEnv;
 
-  before(async () => {
-    // A window far longer than the test: the ACK is only stored by the flush at shutdown.
-    env = await startTestEnv({
+  // A window far longer than the test: the ACK is only stored by the flush at shutdown.
+  useTestEnv(
+    {
       schemaPrefix: 'acks_stream',
       controlPlane: 'in-process',
       overrides: { ackWindowMs: 60_000 },
-    });
-  });
-  after(async () => {
-    await env?.dispose();
-  });
+    },
+    (started) => (env = started),
+  );
 
   it("relays the node's next message at once, and stores the ACK when the control plane stops", async () => {
     const sender = new TestNode(env.grpcAddress, env.nodeToken);

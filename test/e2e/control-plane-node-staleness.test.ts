@@ -1,10 +1,10 @@
 // Faults (staleness in GraphQL): `nodes` now says how long each node may have gone without
 // configuration changes, and replicas mark their connected nodes as seen, so a node whose replica
 // died silently does not look current for ever.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startControlPlane } from '../../control-plane/src/index.ts';
-import { startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { useTestEnv, type TestEnv } from '../support/test-env.ts';
 import { TestNode, testLogger } from './control-plane-harness.ts';
 import { eventually } from '../support/eventually.ts';
 
@@ -19,17 +19,14 @@ interface NodeRow {
 describe('GraphQL nodes: lastSeenAt and configAgeSeconds', () => {
   let env: TestEnv;
 
-  before(async () => {
-    env = await startTestEnv({
+  useTestEnv(
+    {
       schemaPrefix: 'staleness',
       controlPlane: 'in-process',
       overrides: { nodeHeartbeatIntervalMs: 100 },
-    });
-  });
-
-  after(async () => {
-    await env?.dispose();
-  });
+    },
+    (started) => (env = started),
+  );
 
   const node = async (id: string) =>
     (

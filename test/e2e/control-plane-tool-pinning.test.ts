@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { after, afterEach, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { ControlPlane } from '../../control-plane/src/index.ts';
 import { UpstreamReport, UpstreamState, type Snapshot } from '../../proto/gen/portcullis/v1/config.ts';
 import type { TestSchema } from '../support/database.ts';
 import { NODE_TOKEN, TestNode, gql, gqlOk } from './control-plane-harness.ts';
-import { startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { useTestEnv } from '../support/test-env.ts';
 import { eventually } from '../support/eventually.ts';
 
 const CREATE = `mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { id name } }`;
@@ -79,19 +79,15 @@ describe('tool-definition pinning and unprefixed names (node reports → GraphQL
     );
   }
 
-  let env: TestEnv | undefined;
-  before(async () => {
-    env = await startTestEnv({ schemaPrefix: 'pinning', controlPlane: 'in-process', configStreams: ['pin-node'] });
-    ({ schema } = env);
-    plane = env.plane!;
-    node = env.configStreams[0]!;
-  });
-  afterEach(async () => {
-    await schema.query('DELETE FROM upstreams');
-  });
-  after(async () => {
-    await env?.dispose();
-  });
+  useTestEnv(
+    { schemaPrefix: 'pinning', controlPlane: 'in-process', configStreams: ['pin-node'] },
+    (env) => {
+      ({ schema } = env);
+      plane = env.plane!;
+      node = env.configStreams[0]!;
+    },
+    ['upstreams'],
+  );
 
   it('pins first-seen definitions, holds back a changed one until accepted, and records every change', async () => {
     const up = (await gqlOk(plane, CREATE, { input: { name: 'pinned', transport: 'STDIO', command: 'node' } }))

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { after, afterEach, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { ControlPlane } from '../../control-plane/src/index.ts';
 import type { Snapshot, UpstreamConfig } from '../../proto/gen/portcullis/v1/config.ts';
 import type { TestSchema } from '../support/database.ts';
 import { type TestNode, gql, gqlOk } from './control-plane-harness.ts';
-import { startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { useTestEnv } from '../support/test-env.ts';
 
 const FIELDS = `id name transport command args env { name isSet } cwd url headers { name isSet } hasBearerToken
   connectTimeoutMs callTimeoutMs
@@ -41,23 +41,15 @@ describe('upstream settings (GraphQL → snapshot)', () => {
     assert.match(error.message, pattern);
   }
 
-  let env: TestEnv | undefined;
-  before(async () => {
-    env = await startTestEnv({
-      schemaPrefix: 'settings',
-      controlPlane: 'in-process',
-      configStreams: ['settings-node'],
-    });
-    ({ schema } = env);
-    plane = env.plane!;
-    node = env.configStreams[0]!;
-  });
-  afterEach(async () => {
-    await schema.query('DELETE FROM upstreams');
-  });
-  after(async () => {
-    await env?.dispose();
-  });
+  useTestEnv(
+    { schemaPrefix: 'settings', controlPlane: 'in-process', configStreams: ['settings-node'] },
+    (env) => {
+      ({ schema } = env);
+      plane = env.plane!;
+      node = env.configStreams[0]!;
+    },
+    ['upstreams'],
+  );
 
   it('creates an upstream with every setting and sends them to nodes', async () => {
     const created = (

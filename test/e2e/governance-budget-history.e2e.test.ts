@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { newAuditRecord, uuidV7 } from '../../data-plane/src/audit/audit-record.ts';
 import { eventually } from '../support/eventually.ts';
-import { startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { useTestEnv, type TestEnv } from '../support/test-env.ts';
 
 /**
  * Budgets read for a past period (issue 15): the spending of each period is kept in its leases, so
@@ -34,12 +34,7 @@ function dayStart(days: number): Date {
 describe('budgets of past periods', () => {
   let env: TestEnv;
 
-  before(async () => {
-    env = await startTestEnv({ schemaPrefix: 'budget_history' });
-  });
-  after(async () => {
-    await env?.dispose();
-  });
+  useTestEnv({ schemaPrefix: 'budget_history' }, (started) => (env = started));
 
   async function budgetAt(id: string, at?: Date): Promise<BudgetRow> {
     const { budgets } = await env.gqlOk<{ budgets: BudgetRow[] }>(BUDGETS, { at: at?.toISOString() ?? null });

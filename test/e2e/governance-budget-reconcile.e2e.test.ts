@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { newAuditRecord } from '../../data-plane/src/audit/audit-record.ts';
 import type { BudgetLease } from '../../proto/gen/portcullis/v1/config.ts';
 import { eventually } from '../support/eventually.ts';
-import { startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { useTestEnv, type TestEnv } from '../support/test-env.ts';
 
 /**
  * Spending reconciled from the audit trail (issue 15). A config stream driven by hand stands for a
@@ -16,12 +16,7 @@ const BUDGETS = `{ budgets { id spentMicros remainingMicros } }`;
 describe('budgets reconciled from audit records', () => {
   let env: TestEnv;
 
-  before(async () => {
-    env = await startTestEnv({ schemaPrefix: 'budget_reconcile' });
-  });
-  after(async () => {
-    await env?.dispose();
-  });
+  useTestEnv({ schemaPrefix: 'budget_reconcile' }, (started) => (env = started));
 
   test('spending a node shipped in audit records but never reported counts against the budget', async () => {
     const { createTeam } = await env.gqlOk<{ createTeam: { id: string } }>(

@@ -230,7 +230,7 @@ describe('GraphQL subscriptions (graphql-ws, one node)', () => {
     await Promise.all(held.map((call) => call.catch(() => undefined)));
   });
 
-  test('HTTP limits (aliases, tokens) apply to subscriptions; queries stay on HTTP; a connection holds at most 20', async () => {
+  test('HTTP limits (aliases, tokens) apply to subscriptions; queries stay on HTTP; 20 to a connection', async () => {
     const { client } = connect(env.adminToken);
     const aliases = Array.from({ length: 31 }, (_, n) => `a${n}: id`).join(' ');
     const tooWide = subscribe(client, `subscription { auditEventAdded { ${aliases} } }`);

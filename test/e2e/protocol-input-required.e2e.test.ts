@@ -1,12 +1,9 @@
 // Not on startTestEnv: it drives a node's UpstreamPool in this process (PoolHarness), with no control plane.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
 import type { Client as ModernClient } from '@modelcontextprotocol/client';
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
-import { createLogger } from '../../common/src/index.ts';
-import { createDataPlaneServer, type DataPlaneServer } from '../../data-plane/src/http/server.ts';
+import type { DataPlaneServer } from '../../data-plane/src/http/server.ts';
 import type { AppliedConfig } from '../../data-plane/src/config/applied-config.ts';
 import { RpcErrorCode } from '../../data-plane/src/mcp/protocol.ts';
 import { UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
@@ -18,6 +15,7 @@ import {
   testKey,
   wireReply,
   type WireReply,
+  listenGateway,
 } from '../support/mcp-server-harness.ts';
 import { REPO_ROOT, type RunningProcess } from '../support/processes.ts';
 import { legacyAgent, modernAgent } from '../support/protocol-agents.ts';
@@ -63,18 +61,14 @@ interface Node {
 }
 
 async function startNode(nodeId: string, ttlMs?: number): Promise<Node> {
-  const server = createDataPlaneServer({
+  const { gateway: server, url } = await listenGateway({
     getConfig: () => config,
     upstreams: harness.pool,
-    logger: createLogger({ level: 'silent' }),
     maxBodyBytes: 256 * 1024,
-    serverInfo: { name: 'portcullis-test', version: '0.0.0' },
     nodeId,
     ...(ttlMs === undefined ? {} : { inputExchanges: { ttlMs } }),
   });
-  server.server.listen(0, '127.0.0.1');
-  await once(server.server, 'listening');
-  return { server, url: new URL(`http://127.0.0.1:${(server.server.address() as AddressInfo).port}/mcp`) };
+  return { server, url };
 }
 
 before(async () => {

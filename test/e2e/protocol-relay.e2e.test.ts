@@ -65,6 +65,11 @@ function retriesTo(other: string, moved: string[]): typeof fetch {
   };
 }
 
+/** A 2026-07-28 agent on `from` that answers form elicitations, its retries sent to `to` (see retriesTo). */
+function elicitingAgent(from: string, to: string, secret: string, moved: string[]) {
+  return modernAgent(new URL(from), secret, { capabilities: { elicitation: { form: {} } } }, retriesTo(to, moved));
+}
+
 /**
  * A legacy HTTP+SSE agent's POST fetch: every POST /messages goes to `other` (same path and query), as a load balancer
  * without sticky sessions may send it.
@@ -226,12 +231,7 @@ call`, async () => {
   test(`DN-INPUT-OTHER-NODE: a 2026-07-28 agent's retries after a 2025 upstream's elicitation land on the other node, \
 are relayed to the node holding the call and complete it, progress included`, async () => {
     const moved: string[] = [];
-    const client = await modernAgent(
-      new URL(nodeA.mcpUrl),
-      key.secret,
-      { capabilities: { elicitation: { form: {} } } },
-      retriesTo(nodeB.mcpUrl, moved),
-    );
+    const client = await elicitingAgent(nodeA.mcpUrl, nodeB.mcpUrl, key.secret, moved);
     try {
       const asked: string[] = [];
       client.setRequestHandler('elicitation/create', async (request) => {
@@ -546,12 +546,7 @@ replica`, async () => {
 large for NOTIFY is refused at once, -32045 naming the node and saying why`, async () => {
     const moved: string[] = [];
     let name = 'Across';
-    const client = await modernAgent(
-      new URL(nodeA.mcpUrl),
-      key.secret,
-      { capabilities: { elicitation: { form: {} } } },
-      retriesTo(nodeB.mcpUrl, moved),
-    );
+    const client = await elicitingAgent(nodeA.mcpUrl, nodeB.mcpUrl, key.secret, moved);
     try {
       client.setRequestHandler('elicitation/create', async () => ({ action: 'accept', content: { name } }));
       await eventually(

@@ -6,6 +6,7 @@ import { INITIALIZE, postMcp } from '../support/gateway.ts';
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
 import { legacyAgent, sseAgent } from '../support/protocol-agents.ts';
 import { eventually } from '../support/eventually.ts';
+import { sseEvents } from '../support/sse-events.ts';
 
 /**
  * Issue 12's hostile agents on the data plane, each with real processes: a control plane on
@@ -58,35 +59,6 @@ async function openSession(mcpUrl: string, secret: string): Promise<string> {
 
 function sessionHeaders(secret: string, sessionId: string): Record<string, string> {
   return { authorization: `Bearer ${secret}`, 'mcp-session-id': sessionId, 'mcp-protocol-version': SESSION_VERSION };
-}
-
-interface SseEvent {
-  readonly id: string | undefined;
-  readonly data: string;
-}
-
-/** The SSE events of a response body, as they come. */
-async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<SseEvent> {
-  let buffer = '';
-  for await (const chunk of body.pipeThrough(new TextDecoderStream())) {
-    buffer += chunk;
-    let end: number;
-    while ((end = buffer.indexOf('\n\n')) !== -1) {
-      const lines = buffer.slice(0, end).split('\n');
-      buffer = buffer.slice(end + 2);
-      const id = lines
-        .find((line) => line.startsWith('id:'))
-        ?.slice(3)
-        .trim();
-      yield {
-        id,
-        data: lines
-          .filter((line) => line.startsWith('data:'))
-          .map((line) => line.slice(5).replace(/^ /, ''))
-          .join('\n'),
-      };
-    }
-  }
 }
 
 /** Resolves with what `read` gives, or with `fallback` after `ms` (then `onTimeout` runs, e.g. to cut a stream). */

@@ -3,9 +3,9 @@
 // counted as colliding. Real Postgres; catalogs as nodes store them.
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { after, afterEach, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { pino } from 'pino';
-import { startTestEnv, type TestEnv } from '../support/test-env.ts';
+import { useTestEnv, type TestEnv } from '../support/test-env.ts';
 import { gql, gqlOk, startOnSchema } from './control-plane-harness.ts';
 
 const CREATE = `mutation ($input: CreateUpstreamInput!) { createUpstream(input: $input) { id } }`;
@@ -34,15 +34,9 @@ none`, () => {
   }
   const state = async (id: string) => (await gqlOk(env, STATE, { id })).upstream;
 
-  before(async () => {
-    env = await startTestEnv({ schemaPrefix: 'name_collisions', controlPlane: 'in-process' });
-  });
-  afterEach(async () => {
-    await env.schema.query('DELETE FROM upstreams');
-  });
-  after(async () => {
-    await env?.dispose();
-  });
+  useTestEnv({ schemaPrefix: 'name_collisions', controlPlane: 'in-process' }, (started) => (env = started), [
+    'upstreams',
+  ]);
 
   it(`charges a later-reported collision to the upstream created later, and a disabled upstream claims no \
 name`, async () => {

@@ -1,14 +1,11 @@
 // Not on startTestEnv: it drives a node's UpstreamPool in this process (PoolHarness), with no control plane.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
-import { createLogger } from '../../common/src/index.ts';
-import { AppliedConfig, hashSecret } from '../../data-plane/src/config/applied-config.ts';
-import { createDataPlaneServer, type DataPlaneServer } from '../../data-plane/src/http/server.ts';
+import { AppliedConfig } from '../../data-plane/src/config/applied-config.ts';
+import type { DataPlaneServer } from '../../data-plane/src/http/server.ts';
 import { RpcErrorCode } from '../../data-plane/src/mcp/protocol.ts';
-import { CodeMode, UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
-import { sessionKey, testKey, type TestKey } from '../support/mcp-server-harness.ts';
+import { UpstreamState } from '../../proto/gen/portcullis/v1/config.ts';
+import { sessionKey, testKey, type TestKey, listenGateway, virtualKeyConfig } from '../support/mcp-server-harness.ts';
 import { legacyAgent, modernAgent } from '../support/protocol-agents.ts';
 import { SdkHttpFixture } from '../support/upstream-sdk-server.ts';
 import { PoolHarness, httpUpstream, stdioUpstream } from '../support/upstream-pool-harness.ts';
@@ -42,27 +39,14 @@ before(async () => {
   const config = AppliedConfig.fromSnapshot({
     version: '1',
     upstreams: configs,
-    virtualKeys: [key, outsider].map((k) => ({
-      id: k.id,
-      name: k.id,
-      secretSha256: Buffer.from(hashSecret(k.secret), 'hex'),
-      teamId: '',
-      allowedTools: [...k.allowedTools],
-      codeMode: CodeMode.CODE_MODE_INHERIT,
-    })),
+    virtualKeys: [key, outsider].map(virtualKeyConfig),
     sessionKeys: [sessionKey('s1')],
     executionPolicies: [],
   });
-  server = createDataPlaneServer({
+  ({ gateway: server, url } = await listenGateway({
     getConfig: () => config,
     upstreams: harness.pool,
-    logger: createLogger({ level: 'silent' }),
-    maxBodyBytes: 64 * 1024,
-    serverInfo: { name: 'portcullis-test', version: '0.0.0' },
-  });
-  server.server.listen(0, '127.0.0.1');
-  await once(server.server, 'listening');
-  url = new URL(`http://127.0.0.1:${(server.server.address() as AddressInfo).port}/mcp`);
+  }));
   await harness.waitForState('web', UpstreamState.UPSTREAM_STATE_READY);
 });
 

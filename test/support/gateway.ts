@@ -145,12 +145,18 @@ async function ready(child: RunningProcess, until: (child: RunningProcess) => Pr
   }
 }
 
-/** A raw JSON-RPC POST to /mcp, as an agent without an SDK would send it. */
-export async function postMcp(mcpUrl: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+/** A raw JSON-RPC POST to /mcp, as an agent without an SDK would send it; `headers` add to or override its own. */
+export async function postMcp(
+  mcpUrl: string | URL,
+  body: unknown,
+  headers: Record<string, string> = {},
+  signal?: AbortSignal,
+): Promise<Response> {
   return fetch(mcpUrl, {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
+    ...(signal ? { signal } : {}),
   });
 }
 

@@ -90,6 +90,15 @@ class Wire {
     for (const controller of open) controller.abort();
     return open.length;
   }
+
+  /** What an agent tells of its wire. */
+  agentView(): Pick<MatrixAgent, 'sent' | 'dropAnswerStreams' | 'resumes'> {
+    return {
+      sent: (method) => this.methods.get(method) ?? 0,
+      dropAnswerStreams: () => this.dropAnswerStreams(),
+      resumes: this.resumes,
+    };
+  }
 }
 
 function methodOf(body: unknown): string | undefined {
@@ -119,6 +128,41 @@ const LIST_CHANGED = {
     filter: 'resourcesListChanged',
   },
 } as const;
+
+/** Both SDKs' options for one request: the caller's signal and progress callback, and a long timeout. */
+function requestOptions(call: CallOptions) {
+  return {
+    ...(call.signal ? { signal: call.signal } : {}),
+    ...(call.onprogress ? { onprogress: call.onprogress } : {}),
+    timeout: 60_000,
+  };
+}
+
+/** The params of prompts/get, and of completion/complete for a prompt's argument. */
+const promptParams = (name: string, args: Record<string, string> | undefined) => ({
+  name,
+  ...(args ? { arguments: args } : {}),
+});
+const completionParams = (prompt: string, argument: string, value: string) => ({
+  ref: { type: 'ref/prompt' as const, name: prompt },
+  argument: { name: argument, value },
+});
+
+/**
+ * Starts counting the list_changed notifications of `kinds` in `counts` from zero; `listen` has the client call
+ * the counter it is given on each notification of its kind.
+ */
+function countListChanged(
+  counts: Map<ListKind, number>,
+  kinds: readonly ListKind[],
+  listen: (kind: ListKind, counter: () => void) => void,
+): (kind: ListKind) => number {
+  for (const kind of kinds) {
+    counts.set(kind, 0);
+    listen(kind, () => void counts.set(kind, (counts.get(kind) ?? 0) + 1));
+  }
+  return (kind) => counts.get(kind) ?? 0;
+}
 
 /** Connects the agent of `downstream` to the gateway at `mcpUrl` with `secret`. */
 export async function connectAgent(
@@ -174,36 +218,25 @@ async function legacy(
       return { tools: page.tools as Json[], ...(page.nextCursor === undefined ? {} : { nextCursor: page.nextCursor }) };
     },
     callTool: async (name, args, call = {}) =>
-      (await client.callTool({ name, arguments: args }, undefined, {
-        ...(call.signal ? { signal: call.signal } : {}),
-        ...(call.onprogress ? { onprogress: call.onprogress } : {}),
-        timeout: 60_000,
-      })) as Json,
+      (await client.callTool({ name, arguments: args }, undefined, requestOptions(call))) as Json,
     listResources: async () => (await client.listResources()).resources as Json[],
     readResource: async (uri) => (await client.readResource({ uri })) as Json,
     listResourceTemplates: async () => (await client.listResourceTemplates()).resourceTemplates as Json[],
     listPrompts: async () => (await client.listPrompts()).prompts as Json[],
-    getPrompt: async (name, args) => (await client.getPrompt({ name, ...(args ? { arguments: args } : {}) })) as Json,
+    getPrompt: async (name, args) => (await client.getPrompt(promptParams(name, args))) as Json,
     completePrompt: async (prompt, argument, value) =>
-      (await client.complete({ ref: { type: 'ref/prompt', name: prompt }, argument: { name: argument, value } }))
-        .completion.values,
+      (await client.complete(completionParams(prompt, argument, value))).completion.values,
     watchListChanged: async (kinds) => {
-      for (const kind of kinds) {
-        counts.set(kind, 0);
-        client.setNotificationHandler(
-          LIST_CHANGED[kind].schema,
-          () => void counts.set(kind, (counts.get(kind) ?? 0) + 1),
-        );
-      }
+      const count = countListChanged(counts, kinds, (kind, counter) =>
+        client.setNotificationHandler(LIST_CHANGED[kind].schema, counter),
+      );
       // Streamable HTTP: notifications travel on the GET stream the SDK opens after initialize; legacy SSE: on the
       // session's stream.
       if (downstream === 'v1-http')
         await eventually("the agent's GET notification stream", () => wire.getStreams > 0, 5_000);
-      return { count: (kind) => counts.get(kind) ?? 0, close: async () => undefined };
+      return { count, close: async () => undefined };
     },
-    sent: (method) => wire.methods.get(method) ?? 0,
-    dropAnswerStreams: () => wire.dropAnswerStreams(),
-    resumes: wire.resumes,
+    ...wire.agentView(),
     close: () => client.close(),
   };
 }
@@ -236,40 +269,25 @@ async function modern(mcpUrl: URL, secret: string, options: AgentOptions): Promi
       return { tools: page.tools as unknown as Json[], ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
     },
     callTool: async (name, args, call = {}) =>
-      (await client.callTool(
-        { name, arguments: args },
-        {
-          ...(call.signal ? { signal: call.signal } : {}),
-          ...(call.onprogress ? { onprogress: call.onprogress } : {}),
-          timeout: 60_000,
-        },
-      )) as unknown as Json,
+      (await client.callTool({ name, arguments: args }, requestOptions(call))) as unknown as Json,
     listResources: async () => (await client.listResources(undefined, fresh)).resources as unknown as Json[],
     readResource: async (uri) => (await client.readResource({ uri }, fresh)) as unknown as Json,
     listResourceTemplates: async () =>
       (await client.listResourceTemplates(undefined, fresh)).resourceTemplates as unknown as Json[],
     listPrompts: async () => (await client.listPrompts(undefined, fresh)).prompts as unknown as Json[],
-    getPrompt: async (name, args) =>
-      (await client.getPrompt({ name, ...(args ? { arguments: args } : {}) })) as unknown as Json,
+    getPrompt: async (name, args) => (await client.getPrompt(promptParams(name, args))) as unknown as Json,
     completePrompt: async (prompt, argument, value) =>
-      (await client.complete({ ref: { type: 'ref/prompt', name: prompt }, argument: { name: argument, value } }))
-        .completion.values,
+      (await client.complete(completionParams(prompt, argument, value))).completion.values,
     watchListChanged: async (kinds) => {
-      for (const kind of kinds) {
-        counts.set(kind, 0);
-        client.setNotificationHandler(
-          LIST_CHANGED[kind].method,
-          () => void counts.set(kind, (counts.get(kind) ?? 0) + 1),
-        );
-      }
+      const count = countListChanged(counts, kinds, (kind, counter) =>
+        client.setNotificationHandler(LIST_CHANGED[kind].method, counter),
+      );
       const subscription = await client.listen(
         Object.fromEntries(kinds.map((kind) => [LIST_CHANGED[kind].filter, true])),
       );
-      return { count: (kind) => counts.get(kind) ?? 0, close: () => subscription.close() };
+      return { count, close: () => subscription.close() };
     },
-    sent: (method) => wire.methods.get(method) ?? 0,
-    dropAnswerStreams: () => wire.dropAnswerStreams(),
-    resumes: wire.resumes,
+    ...wire.agentView(),
     close: () => client.close(),
   };
 }

@@ -2,12 +2,22 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { createLogger } from '../../common/src/index.ts';
-import { AppliedConfig, hashSecret, type SnapshotInput } from '../../data-plane/src/config/applied-config.ts';
-import { createDataPlaneServer, type DataPlaneServer } from '../../data-plane/src/http/server.ts';
+import {
+  AppliedConfig,
+  hashSecret,
+  type KeyConfigInput,
+  type SnapshotInput,
+} from '../../data-plane/src/config/applied-config.ts';
+import {
+  createDataPlaneServer,
+  type DataPlaneServer,
+  type DataPlaneServerOptions,
+} from '../../data-plane/src/http/server.ts';
 import { CodeMode, type SigningKey } from '../../proto/gen/portcullis/v1/config.ts';
 import type { UpstreamRouter } from '../../data-plane/src/upstream/upstream-router.ts';
 import type { AllowedHost } from '../../data-plane/src/http/host-guard.ts';
 import type { EventStoreOptions } from '../../data-plane/src/http/event-store.ts';
+import { postMcp } from './gateway.ts';
 
 export interface TestKey {
   readonly id: string;
@@ -26,6 +36,18 @@ export function sessionKey(id: string): SigningKey {
   return { id, secret: randomBytes(32) };
 }
 
+/** The snapshot entry of a test key: no team, its own allow-list, code mode INHERIT unless it says otherwise. */
+export function virtualKeyConfig(key: TestKey): KeyConfigInput {
+  return {
+    id: key.id,
+    name: key.id,
+    secretSha256: Buffer.from(hashSecret(key.secret), 'hex'),
+    teamId: '',
+    allowedTools: [...key.allowedTools],
+    codeMode: key.codeMode ?? CodeMode.CODE_MODE_INHERIT,
+  };
+}
+
 /**
  * An AppliedConfig holding these keys and session keys (default: one fresh key `s1`), built through the real
  * snapshot validation.
@@ -38,14 +60,7 @@ export function buildConfig(
   const snapshot: SnapshotInput = {
     version,
     upstreams: [],
-    virtualKeys: keys.map((k) => ({
-      id: k.id,
-      name: k.id,
-      secretSha256: Buffer.from(hashSecret(k.secret), 'hex'),
-      teamId: '',
-      allowedTools: [...k.allowedTools],
-      codeMode: k.codeMode ?? CodeMode.CODE_MODE_INHERIT,
-    })),
+    virtualKeys: keys.map(virtualKeyConfig),
     sessionKeys: [...sessionKeys],
     executionPolicies: [],
   };
@@ -57,6 +72,29 @@ export interface RunningServer {
   readonly url: URL;
   config: AppliedConfig | undefined;
   close(): Promise<void>;
+}
+
+/** What a test gives createDataPlaneServer: the config and upstreams, and any option over the tests' defaults. */
+export type TestGatewayOptions = Pick<DataPlaneServerOptions, 'getConfig' | 'upstreams'> &
+  Partial<DataPlaneServerOptions>;
+
+/** A data-plane server, not listening yet, with the tests' defaults: silent, 64 KiB bodies, a test server info. */
+export function testGateway(options: TestGatewayOptions): DataPlaneServer {
+  return createDataPlaneServer({
+    logger: createLogger({ level: 'silent' }),
+    maxBodyBytes: 64 * 1024,
+    serverInfo: { name: 'portcullis-test', version: '0.0.0' },
+    ...options,
+  });
+}
+
+/** A `testGateway` listening on 127.0.0.1:0, and its /mcp URL. */
+export async function listenGateway(options: TestGatewayOptions): Promise<{ gateway: DataPlaneServer; url: URL }> {
+  const gateway = testGateway(options);
+  gateway.server.listen(0, '127.0.0.1');
+  await once(gateway.server, 'listening');
+  const { port } = gateway.server.address() as AddressInfo;
+  return { gateway, url: new URL(`http://127.0.0.1:${port}/mcp`) };
 }
 
 /** Starts a data-plane server on 127.0.0.1:0 serving `config` (mutable: assign and call gateway.configChanged()). */
@@ -79,7 +117,7 @@ export async function startServer(
     url: undefined as unknown as URL,
     close: () => running.gateway.close(),
   };
-  running.gateway = createDataPlaneServer({
+  ({ gateway: running.gateway, url: running.url } = await listenGateway({
     getConfig: () => running.config,
     upstreams: router,
     listPageSize: options.listPageSize,
@@ -88,14 +126,8 @@ export async function startServer(
     sessionMaxAgeMs: options.sessionMaxAgeMs,
     eventStore: options.eventStore,
     allowedHosts: options.allowedHosts,
-    logger: createLogger({ level: 'silent' }),
     maxBodyBytes: options.maxBodyBytes ?? 64 * 1024,
-    serverInfo: { name: 'portcullis-test', version: '0.0.0' },
-  });
-  running.gateway.server.listen(0, '127.0.0.1');
-  await once(running.gateway.server, 'listening');
-  const { port } = running.gateway.server.address() as AddressInfo;
-  running.url = new URL(`http://127.0.0.1:${port}/mcp`);
+  }));
   return running;
 }
 
@@ -111,15 +143,7 @@ export function initializeRequest(protocolVersion: string) {
 
 /** POSTs a raw 2025-era `initialize` with this bearer secret; the response as it arrives. */
 export function postInitialize(url: string | URL, secret: string, protocolVersion: string): Promise<Response> {
-  return fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      authorization: `Bearer ${secret}`,
-    },
-    body: JSON.stringify(initializeRequest(protocolVersion)),
-  });
+  return postMcp(url, initializeRequest(protocolVersion), { authorization: `Bearer ${secret}` });
 }
 
 /** A reply to a raw request: the JSON answer, or a streamed one split into its notifications and its response. */
@@ -153,19 +177,17 @@ export function fetchModern(
     'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
     'io.modelcontextprotocol/clientCapabilities': options.capabilities ?? {},
   };
-  return fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
+  return postMcp(
+    url,
+    { jsonrpc: '2.0', id: options.id ?? 1, method, params: { ...params, _meta: envelope } },
+    {
       authorization: `Bearer ${secret}`,
       'mcp-protocol-version': '2026-07-28',
       'mcp-method': method,
       ...options.headers,
     },
-    body: JSON.stringify({ jsonrpc: '2.0', id: options.id ?? 1, method, params: { ...params, _meta: envelope } }),
-    ...(options.signal ? { signal: options.signal } : {}),
-  });
+    options.signal,
+  );
 }
 
 /** Reads a raw reply: a streamed answer (text/event-stream) is split into its notifications and its response. */

@@ -83,6 +83,17 @@ const echo: MemoryToolHandler = (args) => ({
   content: [{ type: 'text', text: `Echo: ${String(args?.['text'] ?? '')}` }],
 });
 
+/** The tools the HTTP transport tests serve: everything's echo and add (a + b as text), and secret's launch. */
+export const HTTP_TEST_TOOLS: readonly MemoryTool[] = [
+  { upstream: 'everything', name: 'echo' },
+  {
+    upstream: 'everything',
+    name: 'add',
+    handler: (args) => ({ content: [{ type: 'text', text: String(Number(args?.['a']) + Number(args?.['b'])) }] }),
+  },
+  { upstream: 'secret', name: 'launch' },
+];
+
 const KINDS: readonly CatalogKind[] = ['tools', 'prompts', 'resources', 'resourceTemplates'];
 
 /**

@@ -1,3 +1,5 @@
+import { sseEvents } from './sse-events.ts';
+
 /**
  * A fetch for the SDK client transports that records what travels over the wire without changing
  * it: the `Last-Event-ID` of each GET (how a client resumes), the protocol versions it sends, and,
@@ -49,24 +51,12 @@ export function streamOf(eventId: string): string {
 
 /** Reads one SSE body to its end (quietly when the connection is cut). */
 async function record(body: ReadableStream<Uint8Array>, wire: SseWire): Promise<void> {
-  let buffer = '';
   try {
-    for await (const chunk of body.pipeThrough(new TextDecoderStream())) {
-      buffer += chunk;
-      let end: number;
-      while ((end = buffer.indexOf('\n\n')) !== -1) {
-        const lines = buffer.slice(0, end).split('\n');
-        buffer = buffer.slice(end + 2);
-        const retry = lines.find((line) => line.startsWith('retry:'));
-        if (retry !== undefined) wire.retries.push(Number(retry.slice(6).trim()));
-        const data = lines
-          .filter((line) => line.startsWith('data:'))
-          .map((line) => line.slice(5).replace(/^ /, ''))
-          .join('\n');
-        if (data === '') continue;
-        const message = JSON.parse(data) as { method?: string; params?: { progress?: number } };
-        if (message.method === 'notifications/progress') wire.progress.push(message.params?.progress ?? -1);
-      }
+    for await (const event of sseEvents(body)) {
+      if (event.retry !== undefined) wire.retries.push(event.retry);
+      if (event.data === '') continue;
+      const message = JSON.parse(event.data) as { method?: string; params?: { progress?: number } };
+      if (message.method === 'notifications/progress') wire.progress.push(message.params?.progress ?? -1);
     }
   } catch {
     // the connection was cut (by the node's polling, or the client's close)

@@ -13,6 +13,7 @@
  * when a step of the start fails; the schema is dropped last. Where one environment serves a whole `describe`,
  * start it in `before` and call `env.dispose()` in `after`.
  */
+import { after, afterEach, before } from 'node:test';
 import type { DataSource } from 'typeorm';
 import { openDatabase } from '../../control-plane/src/db/data-source.ts';
 import type { ControlPlane, ControlPlaneOptions } from '../../control-plane/src/index.ts';
@@ -108,6 +109,28 @@ export interface TestEnv extends AsyncDisposable {
 /** server-everything over stdio, as an upstream named `name`. */
 export function everythingUpstream(name: string, fields: Record<string, unknown> = {}): UpstreamInput {
   return { name, transport: 'STDIO', command: process.execPath, args: [EVERYTHING_SERVER, 'stdio'], ...fields };
+}
+
+/**
+ * One environment for a whole `describe`: started before its tests (handed to `started`, for the suite to keep
+ * what it uses), the rows of `emptied` deleted after each test, disposed after the last.
+ */
+export function useTestEnv(
+  options: TestEnvOptions,
+  started: (env: TestEnv) => void,
+  emptied: readonly string[] = [],
+): void {
+  let env: TestEnv | undefined;
+  before(async () => {
+    env = await startTestEnv(options);
+    started(env);
+  });
+  afterEach(async () => {
+    for (const table of emptied) await env?.schema.query(`DELETE FROM ${table}`);
+  });
+  after(async () => {
+    await env?.dispose();
+  });
 }
 
 export async function startTestEnv(options: TestEnvOptions = {}): Promise<TestEnv> {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { resolveAccessLists } from '../../common/src/index.ts';
-import { AppliedConfig } from '../../data-plane/src/config/applied-config.ts';
+import { AppliedConfig, type DeltaInput } from '../../data-plane/src/config/applied-config.ts';
 import { AllowList } from '../../data-plane/src/policy/allow-list.ts';
 import {
   AuditContent,
@@ -34,6 +34,21 @@ function key(id: string, fields: Partial<VirtualKeyConfig> = {}): VirtualKeyConf
 
 function team(id: string, lists: Parameters<typeof resolveAccessLists>[0]): TeamConfig {
   return { id, name: id, customerId: '', access: resolveAccessLists(lists), rateLimits: undefined };
+}
+
+/** Version 2 on top of a `snapshot` (version 1): nothing changed but `changes`. */
+function delta(changes: Partial<DeltaInput>): DeltaInput {
+  return {
+    version: '2',
+    baseVersion: '1',
+    upstreams: [],
+    sessionKeys,
+    removedKeyIds: [],
+    upsertedKeys: [],
+    teams: [],
+    customers: [],
+    ...changes,
+  };
 }
 
 describe('access lists (allow and deny, key and team)', () => {
@@ -105,18 +120,13 @@ describe('key lifecycle on a node (no control plane involved)', () => {
     const base = snapshot([
       key('a', { secretSha256: sha('two'), previousSecretSha256: sha('one'), previousSecretExpiresAtMs: 1e13 }),
     ]);
-    const next = base.applyDelta({
-      version: '2',
-      baseVersion: '1',
-      upstreams: [],
-      sessionKeys,
-      removedKeyIds: [],
-      upsertedKeys: [
-        key('a', { secretSha256: sha('three'), previousSecretSha256: sha('two'), previousSecretExpiresAtMs: 1e13 }),
-      ],
-      teams: [],
-      customers: [],
-    });
+    const next = base.applyDelta(
+      delta({
+        upsertedKeys: [
+          key('a', { secretSha256: sha('three'), previousSecretSha256: sha('two'), previousSecretExpiresAtMs: 1e13 }),
+        ],
+      }),
+    );
     assert.equal(next.authenticate('one'), undefined);
     assert.equal(next.authenticate('two')?.keyId, 'a');
     assert.equal(next.authenticate('three')?.keyId, 'a');
@@ -127,16 +137,7 @@ describe('key lifecycle on a node (no control plane involved)', () => {
     const base = snapshot([key('a', { teamId: 't' }), key('b')], [team('t', { deniedTools: ['ev__echo'] })]);
     assert.equal(base.principalByKeyId('a')?.allowList.allows('ev__echo', 'ev'), false);
     assert.equal(base.principalByKeyId('b')?.allowList.allows('ev__echo', 'ev'), true);
-    const next = base.applyDelta({
-      version: '2',
-      baseVersion: '1',
-      upstreams: [],
-      sessionKeys,
-      removedKeyIds: [],
-      upsertedKeys: [],
-      teams: [team('t', { allowedTools: ['db__*'] })],
-      customers: [],
-    });
+    const next = base.applyDelta(delta({ teams: [team('t', { allowedTools: ['db__*'] })] }));
     assert.equal(next.principalByKeyId('a')?.allowList.allows('ev__echo', 'ev'), false);
     assert.equal(next.principalByKeyId('a')?.allowList.allows('db__x', 'db'), true);
   });

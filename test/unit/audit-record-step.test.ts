@@ -9,13 +9,12 @@ import type { AuditRecord } from '../../data-plane/src/audit/audit-record.ts';
 import { AuditRecorder, type SpoolFullPolicy } from '../../data-plane/src/audit/audit-recorder.ts';
 import { AuditSpool } from '../../data-plane/src/audit/audit-spool.ts';
 import { DEFAULT_SANDBOX_LIMITS, SandboxPool } from '../../data-plane/src/code-mode/sandbox-pool.ts';
-import { createDataPlaneServer } from '../../data-plane/src/http/server.ts';
 import { RpcErrorCode } from '../../data-plane/src/mcp/protocol.ts';
 import type { Operation } from '../../data-plane/src/pipeline/operation.ts';
 import { signalCancellation } from '../../data-plane/src/upstream/cancellation.ts';
 import { CodeMode } from '../../proto/gen/portcullis/v1/config.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
-import { buildConfig, testKey } from '../support/mcp-server-harness.ts';
+import { buildConfig, testKey, testGateway } from '../support/mcp-server-harness.ts';
 
 const logger = createLogger({ level: 'silent' });
 
@@ -26,12 +25,10 @@ async function gateway(maxBytes: number, whenFull: SpoolFullPolicy, sandbox?: Sa
   const key = testKey('k1', ['everything__*'], sandbox === undefined ? undefined : CodeMode.CODE_MODE_ON);
   const config = buildConfig([key]);
   const router = new MemoryToolRouter([{ upstream: 'everything', name: 'echo' }]);
-  const server = createDataPlaneServer({
+  const server = testGateway({
     getConfig: () => config,
     upstreams: router,
     logger,
-    maxBodyBytes: 64 * 1024,
-    serverInfo: { name: 'portcullis-test', version: '0.0.0' },
     audit,
     ...(sandbox === undefined ? {} : { sandbox }),
   });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { z } from 'zod';
-import { helpText, port, readOptions } from '../../cli/src/options.ts';
+import { helpText, listOption, port, readOptions } from '../../cli/src/options.ts';
 
 const table = {
   port: { flag: 'port', env: 'X_PORT', description: 'listen port', schema: port(8080), defaultLabel: '8080' },
@@ -31,6 +31,11 @@ test('errors name the flag or variable and what is expected', () => {
   assert.throws(() => readOptions(table, [], { X_TOKEN: 'short' }), /X_TOKEN: must be at least 16 characters/);
   assert.throws(() => readOptions(table, [], {}), /--token is required \(or set X_TOKEN\)/);
   assert.throws(() => readOptions(table, ['--nope', '1'], {}), /Unknown option '--nope'.*see --help/);
+});
+
+test('a list option trims its comma-separated items and drops the empty ones', () => {
+  assert.deepEqual(listOption().parse(' a, b ,,c,'), ['a', 'b', 'c']);
+  assert.deepEqual(listOption().parse(' , '), []);
 });
 
 test('--help lists every flag with its variable and default', () => {

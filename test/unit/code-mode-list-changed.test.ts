@@ -1,15 +1,11 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
-import { createLogger } from '../../common/src/index.ts';
 import { DEFAULT_SANDBOX_POOL, SandboxPool } from '../../data-plane/src/code-mode/sandbox-pool.ts';
-import { AppliedConfig, hashSecret } from '../../data-plane/src/config/applied-config.ts';
-import { createDataPlaneServer } from '../../data-plane/src/http/server.ts';
-import { CodeMode, Transport, UpstreamConfig } from '../../proto/gen/portcullis/v1/config.ts';
+import { AppliedConfig } from '../../data-plane/src/config/applied-config.ts';
+import { Transport, UpstreamConfig } from '../../proto/gen/portcullis/v1/config.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
-import { sessionKey, testKey } from '../support/mcp-server-harness.ts';
+import { sessionKey, testKey, listenGateway, virtualKeyConfig } from '../support/mcp-server-harness.ts';
 import { legacyAgent } from '../support/protocol-agents.ts';
 import { eventually } from '../support/eventually.ts';
 
@@ -31,16 +27,7 @@ function config(version: string, codeMode: boolean): AppliedConfig {
         codeMode,
       }),
     ],
-    virtualKeys: [
-      {
-        id: key.id,
-        name: key.id,
-        secretSha256: Buffer.from(hashSecret(key.secret), 'hex'),
-        teamId: '',
-        allowedTools: ['*'],
-        codeMode: CodeMode.CODE_MODE_INHERIT,
-      },
-    ],
+    virtualKeys: [virtualKeyConfig(key)],
     sessionKeys: [signing],
     executionPolicies: [],
   });
@@ -49,17 +36,11 @@ function config(version: string, codeMode: boolean): AppliedConfig {
 test(`switching an upstream into code mode sends tools/list_changed to the streams of keys that inherit \
 it`, async () => {
   let current = config('1', false);
-  const server = createDataPlaneServer({
+  const { gateway: server, url } = await listenGateway({
     getConfig: () => current,
     upstreams: new MemoryToolRouter([{ upstream: 'up', name: 'echo' }]),
-    logger: createLogger({ level: 'silent' }),
-    maxBodyBytes: 64 * 1024,
-    serverInfo: { name: 'portcullis-test', version: '0.0.0' },
     sandbox,
   });
-  server.server.listen(0, '127.0.0.1');
-  await once(server.server, 'listening');
-  const url = new URL(`http://127.0.0.1:${(server.server.address() as AddressInfo).port}/mcp`);
   try {
     const { client } = await legacyAgent(url, key.secret);
     let wake: (() => void) | undefined;

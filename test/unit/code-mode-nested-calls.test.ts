@@ -1,17 +1,13 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
-import { createLogger } from '../../common/src/index.ts';
 import { DEFAULT_SANDBOX_LIMITS, SandboxPool } from '../../data-plane/src/code-mode/sandbox-pool.ts';
-import { createDataPlaneServer } from '../../data-plane/src/http/server.ts';
 import { DataPlaneMetrics } from '../../data-plane/src/observability/metrics.ts';
 import { GatewayError } from '../../data-plane/src/pipeline/gateway-error.ts';
 import { refused, type Operation, type Step } from '../../data-plane/src/pipeline/operation.ts';
 import { insertBefore } from '../../data-plane/src/pipeline/pipeline.ts';
 import { CodeMode } from '../../proto/gen/portcullis/v1/config.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
-import { buildConfig, testKey } from '../support/mcp-server-harness.ts';
+import { buildConfig, testKey, listenGateway } from '../support/mcp-server-harness.ts';
 import { legacyAgent } from '../support/protocol-agents.ts';
 
 const sandbox = new SandboxPool({
@@ -53,19 +49,13 @@ parent`, async () => {
   ]);
   const seen: Operation[] = [];
   const metrics = new DataPlaneMetrics();
-  const server = createDataPlaneServer({
+  const { gateway: server, url } = await listenGateway({
     getConfig: () => config,
     upstreams: router,
     metrics,
-    logger: createLogger({ level: 'silent' }),
-    maxBodyBytes: 64 * 1024,
-    serverInfo: { name: 'portcullis-test', version: '0.0.0' },
     sandbox,
     steps: (defaults) => insertBefore(defaults, 'policy', denyStep(seen)),
   });
-  server.server.listen(0, '127.0.0.1');
-  await once(server.server, 'listening');
-  const url = new URL(`http://127.0.0.1:${(server.server.address() as AddressInfo).port}/mcp`);
   try {
     const { client } = await legacyAgent(url, key.secret);
     const listed = (await client.listTools()).tools.map((t) => t.name);

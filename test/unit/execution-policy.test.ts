@@ -5,36 +5,14 @@ import {
   ExecutionPolicy,
   type ExecutionPolicyRule,
   Transport,
-  type UpstreamConfig,
+  UpstreamConfig,
 } from '../../proto/gen/portcullis/v1/config.ts';
 import { ExecutionPolicies } from '../../data-plane/src/policy/execution-policy.ts';
 
 const { EXECUTION_POLICY_AUTO: AUTO, EXECUTION_POLICY_APPROVE: APPROVE, EXECUTION_POLICY_DENY: DENY } = ExecutionPolicy;
 
 function upstream(id: string, name: string, exposeUnprefixed = false): UpstreamConfig {
-  return {
-    id,
-    name,
-    transport: Transport.TRANSPORT_STDIO,
-    command: 'x',
-    args: [],
-    env: [],
-    url: '',
-    headers: [],
-    configHash: '',
-    cwd: '',
-    connectTimeoutMs: 0,
-    callTimeoutMs: 0,
-    healthIntervalMs: 0,
-    healthFailureThreshold: 0,
-    disabled: false,
-    pinToolDefinitions: false,
-    pinnedTools: [],
-    exposeUnprefixed,
-    protocolVersion: '',
-    codeMode: false,
-    auditContentOff: false,
-  };
+  return UpstreamConfig.fromPartial({ id, name, transport: Transport.TRANSPORT_STDIO, command: 'x', exposeUnprefixed });
 }
 
 function rule(fields: Partial<ExecutionPolicyRule>): ExecutionPolicyRule {

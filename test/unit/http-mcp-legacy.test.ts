@@ -5,7 +5,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { signSessionToken, type SessionClaims } from '../../data-plane/src/mcp/session-token.ts';
 import { prefersEventStream } from '../../data-plane/src/http/response-channel.ts';
-import { MemoryToolRouter } from '../support/memory-tool-router.ts';
+import { HTTP_TEST_TOOLS, MemoryToolRouter } from '../support/memory-tool-router.ts';
 import {
   buildConfig,
   sessionKey,
@@ -18,15 +18,7 @@ import {
 import { eventually } from '../support/eventually.ts';
 
 function router(): MemoryToolRouter {
-  return new MemoryToolRouter([
-    { upstream: 'everything', name: 'echo' },
-    {
-      upstream: 'everything',
-      name: 'add',
-      handler: (args) => ({ content: [{ type: 'text', text: String(Number(args?.['a']) + Number(args?.['b'])) }] }),
-    },
-    { upstream: 'secret', name: 'launch' },
-  ]);
+  return new MemoryToolRouter(HTTP_TEST_TOOLS);
 }
 
 function transport(server: RunningServer, key: TestKey, sessionId?: string): StreamableHTTPClientTransport {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { ProtocolError } from '@modelcontextprotocol/server';
 import { UpstreamRpcError } from '../../data-plane/src/upstream/upstream-rpc-error.ts';
-import { MemoryToolRouter } from '../support/memory-tool-router.ts';
+import { HTTP_TEST_TOOLS, MemoryToolRouter } from '../support/memory-tool-router.ts';
 import {
   buildConfig,
   postModern,
@@ -17,13 +17,7 @@ const MODERN = '2026-07-28';
 
 function router(): MemoryToolRouter {
   return new MemoryToolRouter([
-    { upstream: 'everything', name: 'echo' },
-    {
-      upstream: 'everything',
-      name: 'add',
-      handler: (args) => ({ content: [{ type: 'text', text: String(Number(args?.['a']) + Number(args?.['b'])) }] }),
-    },
-    { upstream: 'secret', name: 'launch' },
+    ...HTTP_TEST_TOOLS,
     {
       upstream: 'flaky',
       name: 'fail',

@@ -2,14 +2,17 @@
 // address (off by default) and an optional bearer token.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createLogger, startMetricsServer } from '../../common/src/index.ts';
-import { createDataPlaneServer } from '../../data-plane/src/http/server.ts';
 import { DataPlaneMetrics } from '../../data-plane/src/observability/metrics.ts';
 import { readOptions } from '../../cli/src/options.ts';
 import { dataPlaneOptions, dataPlaneSettings } from '../../cli/src/commands/settings.ts';
+import { metricsListenOption, metricsSettings } from '../../cli/src/commands/node-health-settings.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
+import { listenGateway } from '../support/mcp-server-harness.ts';
 
 const logger = createLogger({ level: 'silent' });
 const TOKEN = 'metrics-token-0123456789abcdef';
@@ -17,16 +20,12 @@ const TOKEN = 'metrics-token-0123456789abcdef';
 test('finding 10: the agent-facing port does not serve /metrics, even when the node counts metrics', async () => {
   const metrics = new DataPlaneMetrics();
   metrics.toolCall('ev', 'ok', 0.002, 0.001);
-  const gateway = createDataPlaneServer({
+  const { gateway } = await listenGateway({
     getConfig: () => undefined,
     upstreams: new MemoryToolRouter([{ upstream: 'ev', name: 'echo' }]),
     metrics,
     logger,
-    maxBodyBytes: 64 * 1024,
-    serverInfo: { name: 'portcullis-test', version: '0.0.0' },
   });
-  gateway.server.listen(0, '127.0.0.1');
-  await once(gateway.server, 'listening');
   try {
     const { port } = gateway.server.address() as AddressInfo;
     const response = await fetch(`http://127.0.0.1:${port}/metrics`);
@@ -91,4 +90,20 @@ options`, () => {
     () => readOptions(dataPlaneSettings, ['--metrics-listen', '9464'], {}),
     /--metrics-listen: must be host:port/,
   );
+});
+
+test('the metrics token comes from PORTCULLIS_METRICS_TOKEN or --metrics-token-file (trimmed), never both', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-metrics-token-'));
+  try {
+    const file = join(dir, 'token');
+    writeFileSync(file, `${TOKEN}\n`, { mode: 0o600 });
+    const listen = ['--metrics-listen', '127.0.0.1:9464', '--metrics-token-file', file];
+    assert.equal(metricsListenOption(readOptions(metricsSettings, listen, {}))?.token, TOKEN);
+    assert.throws(
+      () => metricsListenOption(readOptions(metricsSettings, listen, { PORTCULLIS_METRICS_TOKEN: TOKEN })),
+      /PORTCULLIS_METRICS_TOKEN and --metrics-token-file are both set; give the metrics token one way/,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -1,16 +1,12 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { createLogger } from '../../common/src/index.ts';
-import { AppliedConfig, hashSecret } from '../../data-plane/src/config/applied-config.ts';
-import { createDataPlaneServer } from '../../data-plane/src/http/server.ts';
+import { AppliedConfig } from '../../data-plane/src/config/applied-config.ts';
 import type { Operation, Step } from '../../data-plane/src/pipeline/operation.ts';
 import { insertBefore } from '../../data-plane/src/pipeline/pipeline.ts';
 import { REPORTED_COST_META_KEY } from '../../data-plane/src/policy/prices.ts';
 import { Transport, UpstreamConfig } from '../../proto/gen/portcullis/v1/config.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
-import { sessionKey, testKey } from '../support/mcp-server-harness.ts';
+import { sessionKey, testKey, listenGateway, virtualKeyConfig } from '../support/mcp-server-harness.ts';
 import { modernAgent } from '../support/protocol-agents.ts';
 
 /** What `record` would see: the operations as they come back out of the other steps. */
@@ -37,15 +33,7 @@ reported in _meta`, async () => {
   const config = AppliedConfig.fromSnapshot({
     version: '1',
     upstreams: [upstream],
-    virtualKeys: [
-      {
-        id: key.id,
-        name: key.id,
-        secretSha256: Buffer.from(hashSecret(key.secret), 'hex'),
-        teamId: '',
-        allowedTools: ['*'],
-      },
-    ],
+    virtualKeys: [virtualKeyConfig(key)],
     sessionKeys: [sessionKey('s1')],
     prices: [
       { upstreamId: 'u1', tool: '', priceMicros: 100 },
@@ -59,17 +47,11 @@ reported in _meta`, async () => {
     { upstream: 'shop', name: 'away', available: false },
   ]);
   const seen: Operation[] = [];
-  const server = createDataPlaneServer({
+  const { gateway: server, url } = await listenGateway({
     getConfig: () => config,
     upstreams: router,
-    logger: createLogger({ level: 'silent' }),
-    maxBodyBytes: 64 * 1024,
-    serverInfo: { name: 'portcullis-test', version: '0.0.0' },
     steps: (defaults) => insertBefore(defaults, 'authenticate', recorded(seen)),
   });
-  server.server.listen(0, '127.0.0.1');
-  await once(server.server, 'listening');
-  const url = new URL(`http://127.0.0.1:${(server.server.address() as AddressInfo).port}/mcp`);
   try {
     const agent = await modernAgent(url, key.secret);
     const cost = async (name: string) => {

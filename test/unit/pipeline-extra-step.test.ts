@@ -1,9 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
-import { createLogger } from '../../common/src/index.ts';
-import { createDataPlaneServer } from '../../data-plane/src/http/server.ts';
 import { RpcErrorCode } from '../../data-plane/src/mcp/protocol.ts';
 import { DataPlaneMetrics } from '../../data-plane/src/observability/metrics.ts';
 import { GatewayError } from '../../data-plane/src/pipeline/gateway-error.ts';
@@ -11,7 +7,7 @@ import { refused, type Operation, type Outcome, type Step } from '../../data-pla
 import { insertBefore } from '../../data-plane/src/pipeline/pipeline.ts';
 import { signalCancellation } from '../../data-plane/src/upstream/cancellation.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
-import { buildConfig, testKey } from '../support/mcp-server-harness.ts';
+import { buildConfig, testKey, listenGateway } from '../support/mcp-server-harness.ts';
 import { legacyAgent, modernAgent, sseAgent } from '../support/protocol-agents.ts';
 
 const MAX_ARGUMENT_BYTES = 64;
@@ -62,18 +58,12 @@ test(`13 a step inserted into the pipeline, without editing any other module, ap
   const router = new MemoryToolRouter([{ upstream: 'everything', name: 'echo' }]);
   const metrics = new DataPlaneMetrics();
   const seen: Operation[] = [];
-  const server = createDataPlaneServer({
+  const { gateway: server, url } = await listenGateway({
     getConfig: () => config,
     upstreams: router,
     metrics,
-    logger: createLogger({ level: 'silent' }),
-    maxBodyBytes: 64 * 1024,
-    serverInfo: { name: 'portcullis-test', version: '0.0.0' },
     steps: (defaults) => insertBefore(defaults, 'policy', argumentSizeLimit(MAX_ARGUMENT_BYTES, seen)),
   });
-  server.server.listen(0, '127.0.0.1');
-  await once(server.server, 'listening');
-  const url = new URL(`http://127.0.0.1:${(server.server.address() as AddressInfo).port}/mcp`);
   const small = { text: 'hi' };
   const large = { text: 'x'.repeat(200) };
   try {

@@ -1,14 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
-import { createLogger } from '../../common/src/index.ts';
-import { createDataPlaneServer } from '../../data-plane/src/http/server.ts';
 import type { Operation } from '../../data-plane/src/pipeline/operation.ts';
 import { insertBefore } from '../../data-plane/src/pipeline/pipeline.ts';
 import { mayBeConverted, mcpToolName, modelToolName } from '../../data-plane/src/rest/model-tool-names.ts';
 import { MemoryToolRouter } from '../support/memory-tool-router.ts';
-import { buildConfig, testKey } from '../support/mcp-server-harness.ts';
+import { buildConfig, testKey, listenGateway } from '../support/mcp-server-harness.ts';
 
 const MODEL_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 
@@ -45,12 +41,9 @@ the pipeline with their key and parent id`, async () => {
   const router = new MemoryToolRouter([
     { upstream: 'fs', name: 'files.read', inputSchema: { type: 'object', properties: { text: { type: 'string' } } } },
   ]);
-  const server = createDataPlaneServer({
+  const { gateway: server, url } = await listenGateway({
     getConfig: () => config,
     upstreams: router,
-    logger: createLogger({ level: 'silent' }),
-    maxBodyBytes: 64 * 1024,
-    serverInfo: { name: 'portcullis-test', version: '0.0.0' },
     steps: (defaults) =>
       insertBefore(defaults, 'policy', {
         name: 'spy',
@@ -60,9 +53,7 @@ the pipeline with their key and parent id`, async () => {
         },
       }),
   });
-  server.server.listen(0, '127.0.0.1');
-  await once(server.server, 'listening');
-  const base = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
+  const base = url.origin;
   const auth = { authorization: `Bearer ${key.secret}` };
   try {
     const listed = (await (await fetch(`${base}/v1/mcp/tools?format=anthropic`, { headers: auth })).json()) as {

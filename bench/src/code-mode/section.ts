@@ -1,5 +1,5 @@
 import type { TargetCheck } from '../results.ts';
-import { startPortcullis } from '../targets/portcullis.ts';
+import { graphql, startPortcullis } from '../targets/portcullis.ts';
 import { exposableTools, loadCatalogs } from './catalog.ts';
 import { TASKS } from './tasks.ts';
 import { registerRecordedUpstreams, runTokenBenchmark, type SizeResult } from './token-benchmark.ts';
@@ -36,7 +36,7 @@ export async function measureCodeModeTokens(progress: (line: string) => void): P
     const access = {
       mcpUrl: gateway.mcpUrl,
       gql: <T>(query: string, variables?: Record<string, unknown>) =>
-        graphqlWithVariables<T>(gateway.graphqlUrl, gateway.adminToken, query, variables),
+        graphql<T>(gateway.graphqlUrl, gateway.adminToken, query, variables),
     };
     await registerRecordedUpstreams(access, catalogs);
     const results = await runTokenBenchmark(access, {
@@ -49,25 +49,6 @@ export async function measureCodeModeTokens(progress: (line: string) => void): P
   } finally {
     await running.stop();
   }
-}
-
-async function graphqlWithVariables<T>(
-  url: string,
-  adminToken: string,
-  query: string,
-  variables: Record<string, unknown> = {},
-): Promise<T> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` },
-    body: JSON.stringify({ query, variables }),
-    signal: AbortSignal.timeout(30_000),
-  });
-  const body = (await response.json()) as { data?: T; errors?: Array<{ message: string }> };
-  if (!response.ok || body.errors?.length || !body.data) {
-    throw new Error(`GraphQL ${response.status}: ${body.errors?.map((e) => e.message).join('; ') ?? 'no data'}`);
-  }
-  return body.data;
 }
 
 export function summarize(

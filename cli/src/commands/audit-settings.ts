@@ -3,17 +3,9 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { DataPlaneOptions } from '../../../data-plane/src/index.ts';
 import { DEFAULT_MAX_VALUE_CHARS } from '../../../data-plane/src/audit/audit-content.ts';
-import type { OptionTable, ParsedOptions } from '../options.ts';
+import { listOption, type OptionTable, type ParsedOptions } from '../options.ts';
 
-const list = z
-  .string()
-  .transform((v) =>
-    v
-      .split(',')
-      .map((s) => s.trim())
-      .filter((s) => s !== ''),
-  )
-  .optional();
+const list = listOption().optional();
 
 /** The data-plane node's audit trail settings. */
 export const auditSettings = {

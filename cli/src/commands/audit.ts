@@ -2,7 +2,7 @@ import pg from 'pg';
 import { z } from 'zod';
 import { ErrorCode, PortcullisError } from '../../../common/src/index.ts';
 import { CHAINED_COLUMNS } from '../../../control-plane/src/services/audit-chain.ts';
-import { AUDIT_KINDS, AUDIT_STATUSES } from '../../../control-plane/src/services/audit-queries.ts';
+import { AUDIT_KINDS, AUDIT_STATUSES, auditConditions } from '../../../control-plane/src/services/audit-queries.ts';
 import { verifyAuditChain } from '../../../control-plane/src/services/audit-verify.ts';
 import { helpText, readOptions } from '../options.ts';
 
@@ -101,21 +101,16 @@ async function verify(argv: readonly string[]): Promise<void> {
 
 async function exportRecords(argv: readonly string[]): Promise<void> {
   const options = readOptions(auditExportOptionTable, argv, process.env);
-  const where: string[] = [];
-  const params: unknown[] = [];
-  const add = (sql: string, value: unknown) => {
-    if (value === undefined) return;
-    params.push(value);
-    where.push(sql.replace('?', `$${params.length}`));
-  };
-  add('time >= ?', options.from === undefined ? undefined : new Date(options.from));
-  add('time < ?', options.to === undefined ? undefined : new Date(options.to));
-  add('key_id = ?', options.key);
-  add('team_id = ?', options.team);
-  add('tool = ?', options.tool);
-  add('kind = ?', options.kind);
-  add('status = ?', options.status);
-  add('parent_id = ?', options.parent);
+  const { where, params } = auditConditions({
+    from: options.from === undefined ? undefined : new Date(options.from),
+    to: options.to === undefined ? undefined : new Date(options.to),
+    keyId: options.key,
+    teamId: options.team,
+    tool: options.tool,
+    kind: options.kind,
+    status: options.status,
+    parentId: options.parent,
+  });
   const client = await connect(options.databaseUrl, options.databaseSchema);
   try {
     let after = '0';

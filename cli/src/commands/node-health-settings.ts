@@ -3,7 +3,7 @@ import { ErrorCode, PortcullisError } from '../../../common/src/index.ts';
 import type { DataPlaneOptions } from '../../../data-plane/src/index.ts';
 import { DEFAULT_READINESS } from '../../../data-plane/src/observability/readiness.ts';
 import type { OptionTable, ParsedOptions } from '../options.ts';
-import { ENV_ONLY_SECRET, readSecretFile } from './stream-settings.ts';
+import { ENV_ONLY_SECRET, tokenSetting } from './stream-settings.ts';
 
 /** Where a process (a node, the control plane) serves Prometheus metrics, and the token scrapes must send. */
 export const metricsSettings = {
@@ -42,16 +42,11 @@ export const metricsSettings = {
 export function metricsListenOption(
   settings: ParsedOptions<typeof metricsSettings>,
 ): { host: string; port: number; token?: string } | undefined {
-  if (settings.metricsToken !== undefined && settings.metricsTokenFile !== undefined) {
-    throw new PortcullisError(
-      ErrorCode.BAD_USER_INPUT,
-      'PORTCULLIS_METRICS_TOKEN and --metrics-token-file are both set; give the metrics token one way',
-    );
-  }
-  const token =
-    settings.metricsTokenFile === undefined
-      ? settings.metricsToken
-      : readSecretFile(settings.metricsTokenFile, 'metrics-token-file');
+  const token = tokenSetting(settings.metricsToken, settings.metricsTokenFile, {
+    env: 'PORTCULLIS_METRICS_TOKEN',
+    fileFlag: 'metrics-token-file',
+    what: 'metrics token',
+  });
   if (token !== undefined && settings.metricsListen === undefined) {
     throw new PortcullisError(
       ErrorCode.BAD_USER_INPUT,

@@ -26,7 +26,7 @@ import {
   DEFAULT_MAX_IN_FLIGHT_PER_SESSION,
 } from '../../../data-plane/src/http/in-flight.ts';
 import { DEFAULT_GRAPHQL_LIMITS, type GraphqlLimits } from '../../../control-plane/src/graphql/limits.ts';
-import { host, port, type OptionTable, type ParsedOptions } from '../options.ts';
+import { host, listOption, port, type OptionTable, type ParsedOptions } from '../options.ts';
 import { nodeHealthOptions, nodeHealthSettings } from './node-health-settings.ts';
 import { auditOptions, auditSettings } from './audit-settings.ts';
 import { rateLimitOptions, rateLimitSettings } from './rate-limit-settings.ts';
@@ -137,44 +137,23 @@ export const controlPlaneSettings = {
       .default('public'),
     defaultLabel: 'public',
   },
-  databaseConnectTimeoutMs: {
-    flag: 'database-connect-timeout-ms',
-    env: 'PORTCULLIS_DATABASE_CONNECT_TIMEOUT_MS',
-    description:
-      'how long connecting to PostgreSQL, or waiting for a free pooled connection, may take; a request that cannot ' +
+  databaseConnectTimeoutMs: databaseTimeout(
+    'connect',
+    5_000,
+    'how long connecting to PostgreSQL, or waiting for a free pooled connection, may take; a request that cannot ' +
       'get one fails with DATABASE_UNAVAILABLE',
-    schema: z.coerce
-      .number({ error: 'must be a number of milliseconds' })
-      .int('must be a whole number of milliseconds')
-      .min(100, 'must be at least 100')
-      .default(5_000),
-    defaultLabel: '5000',
-  },
-  databaseStatementTimeoutMs: {
-    flag: 'database-statement-timeout-ms',
-    env: 'PORTCULLIS_DATABASE_STATEMENT_TIMEOUT_MS',
-    description:
-      'how long one statement, and one whole configuration change, may take; a change that cannot commit in time ' +
+  ),
+  databaseStatementTimeoutMs: databaseTimeout(
+    'statement',
+    10_000,
+    'how long one statement, and one whole configuration change, may take; a change that cannot commit in time ' +
       'fails with DATABASE_TIMEOUT and is never applied later',
-    schema: z.coerce
-      .number({ error: 'must be a number of milliseconds' })
-      .int('must be a whole number of milliseconds')
-      .min(100, 'must be at least 100')
-      .default(10_000),
-    defaultLabel: '10000',
-  },
-  databaseIdleInTransactionTimeoutMs: {
-    flag: 'database-idle-in-transaction-timeout-ms',
-    env: 'PORTCULLIS_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS',
-    description:
-      'how long PostgreSQL lets a transaction of the control plane sit idle before ending it (releasing its locks)',
-    schema: z.coerce
-      .number({ error: 'must be a number of milliseconds' })
-      .int('must be a whole number of milliseconds')
-      .min(100, 'must be at least 100')
-      .default(10_000),
-    defaultLabel: '10000',
-  },
+  ),
+  databaseIdleInTransactionTimeoutMs: databaseTimeout(
+    'idle-in-transaction',
+    10_000,
+    'how long PostgreSQL lets a transaction of the control plane sit idle before ending it (releasing its locks)',
+  ),
   dataDir: {
     flag: 'data-dir',
     env: 'PORTCULLIS_DATA_DIR',
@@ -222,15 +201,7 @@ export const controlPlaneSettings = {
     flag: 'previous-secret-keys',
     env: 'PORTCULLIS_SECRET_KEYS_PREVIOUS',
     description: 'comma-separated older keys that still decrypt (after a rotation)',
-    schema: z
-      .string()
-      .transform((v) =>
-        v
-          .split(',')
-          .map((k) => k.trim())
-          .filter((k) => k.length > 0),
-      )
-      .optional(),
+    schema: listOption().optional(),
   },
   adminToken: {
     flag: 'admin-token',
@@ -293,6 +264,19 @@ function countSetting(
   defaultLabel = String(fallback),
 ) {
   return { flag, env: envOf(flag), description, schema: count(unit, min, max).default(fallback), defaultLabel };
+}
+
+/**
+ * A PostgreSQL timeout: `--database-<name>-timeout-ms`, from 100 ms, no upper bound (whole numbers are safe
+ * integers already).
+ */
+function databaseTimeout(name: string, fallback: number, description: string) {
+  return countSetting(
+    `database-${name}-timeout-ms`,
+    ['milliseconds', 100, Number.MAX_SAFE_INTEGER],
+    fallback,
+    description,
+  );
 }
 
 /** An SSE bound in bytes: `--sse-<name>`, from 1 KiB; the default is whole MiB. */

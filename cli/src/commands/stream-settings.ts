@@ -4,7 +4,7 @@ import { ErrorCode, PortcullisError, errorMessage } from '../../../common/src/in
 import type { DataPlaneOptions } from '../../../data-plane/src/index.ts';
 import { DEFAULT_RECONNECT } from '../../../data-plane/src/config/channel-options.ts';
 import type { GrpcTls } from '../../../control-plane/src/grpc/server.ts';
-import type { OptionTable, ParsedOptions } from '../options.ts';
+import { listOption, type OptionTable, type ParsedOptions } from '../options.ts';
 
 /** Settings of the config stream: the node token, TLS on both ends, the addresses and backoff of a node. */
 
@@ -29,7 +29,7 @@ export const nodeTokenSettings = {
 } satisfies OptionTable;
 
 /** Reads a secret file given by `flag`, trimmed; errors name the flag and the fix. */
-export function readSecretFile(path: string, flag: string): string {
+function readSecretFile(path: string, flag: string): string {
   let text: string;
   try {
     text = readFileSync(path, 'utf8').trim();
@@ -41,6 +41,24 @@ export function readSecretFile(path: string, flag: string): string {
 }
 
 /**
+ * A secret given in its environment variable (`env`) or in a file (`--<fileFlag>`), not both; undefined when
+ * neither is. `what` names the secret in the error.
+ */
+export function tokenSetting(
+  token: string | undefined,
+  file: string | undefined,
+  names: { readonly env: string; readonly fileFlag: string; readonly what: string },
+): string | undefined {
+  if (token !== undefined && file !== undefined) {
+    throw new PortcullisError(
+      ErrorCode.BAD_USER_INPUT,
+      `${names.env} and --${names.fileFlag} are both set; give the ${names.what} one way`,
+    );
+  }
+  return file === undefined ? token : readSecretFile(file, names.fileFlag);
+}
+
+/**
  * The node token from PORTCULLIS_NODE_TOKEN or --node-token-file (not both); undefined when neither
  * is given and `required` is false (generated in dev, or nodes authenticated by certificate).
  */
@@ -48,16 +66,11 @@ export function readNodeToken(
   settings: ParsedOptions<typeof nodeTokenSettings>,
   required: boolean,
 ): string | undefined {
-  if (settings.nodeToken !== undefined && settings.nodeTokenFile !== undefined) {
-    throw new PortcullisError(
-      ErrorCode.BAD_USER_INPUT,
-      'PORTCULLIS_NODE_TOKEN and --node-token-file are both set; give the node token one way',
-    );
-  }
-  const token =
-    settings.nodeTokenFile === undefined
-      ? settings.nodeToken
-      : readSecretFile(settings.nodeTokenFile, 'node-token-file');
+  const token = tokenSetting(settings.nodeToken, settings.nodeTokenFile, {
+    env: 'PORTCULLIS_NODE_TOKEN',
+    fileFlag: 'node-token-file',
+    what: 'node token',
+  });
   if (token !== undefined && token.length < 16)
     throw new PortcullisError(ErrorCode.BAD_USER_INPUT, '--node-token-file: the token must be at least 16 characters');
   if (token === undefined && required) {
@@ -145,14 +158,7 @@ export const controlPlaneConnectionSettings = {
     flag: 'control-plane',
     env: 'PORTCULLIS_CONTROL_PLANE',
     description: 'host:port of the control plane gRPC config stream; comma-separated replicas to fail over between',
-    schema: z
-      .string()
-      .transform((v) =>
-        v
-          .split(',')
-          .map((a) => a.trim())
-          .filter((a) => a.length > 0),
-      )
+    schema: listOption()
       .pipe(
         z
           .array(z.string().regex(/^[^\s:,]+:\d+$|^\[[0-9a-fA-F:]+\]:\d+$/, 'each address must be host:port'))

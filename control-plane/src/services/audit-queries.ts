@@ -1,5 +1,7 @@
 import type { DataSource } from 'typeorm';
 import { z } from 'zod';
+import type { AuditCallFields } from '../../../common/src/audit-fields.ts';
+import { SqlConditions } from '../db/sql-conditions.ts';
 import { badInput } from './validation.ts';
 
 /** The most events one page returns, and its default. */
@@ -51,36 +53,24 @@ const filterSchema = z
   })
   .nullish();
 export type AuditFilter = NonNullable<z.output<typeof filterSchema>>;
+/** What `auditConditions` filters on; an absent (undefined or null) field does not filter. */
+export type AuditColumnFilter = {
+  readonly [K in keyof AuditFilter]?: K extends 'kind' | 'status' ? string | null : AuditFilter[K];
+};
 
 /** An audit event as GraphQL shows it. */
-export interface AuditEventView {
+export interface AuditEventView extends AuditCallFields {
   id: string;
   seq: string;
   time: Date;
   node: string;
   kind: string;
   status: string;
-  method: string | null;
-  keyId: string | null;
-  teamId: string | null;
-  customerId: string | null;
-  subject: string | null;
-  upstream: string | null;
-  tool: string | null;
-  arguments: string | null;
-  result: string | null;
   errorCode: number | null;
   errorMessage: string | null;
   latencyMs: number;
   gatewayLatencyMs: number;
   upstreamLatencyMs: number | null;
-  costMicros: number | null;
-  modelCostMicros: number | null;
-  parentId: string | null;
-  traceId: string | null;
-  sessionId: string | null;
-  clientName: string | null;
-  clientVersion: string | null;
 }
 
 export interface AuditConnection {
@@ -267,23 +257,27 @@ function decodeCursor(value: unknown): { time: Date; id: string } {
   return { time: new Date(time), id };
 }
 
-function conditions(filter: AuditFilter): { where: string[]; params: unknown[] } {
-  const where: string[] = [];
-  const params: unknown[] = [];
-  const add = (sql: string, value: unknown) => {
-    if (value === undefined || value === null) return;
-    params.push(value);
-    where.push(sql.replace('?', `$${params.length}`));
-  };
-  add('time >= ?', filter.from);
-  add('time < ?', filter.to);
-  add('kind = ?', filter.kind === undefined || filter.kind === null ? undefined : kinds[filter.kind]);
-  add('status = ?', filter.status === undefined || filter.status === null ? undefined : statuses[filter.status]);
-  add('key_id = ?', filter.keyId);
-  add('team_id = ?', filter.teamId);
-  add('customer_id = ?', filter.customerId);
-  add('upstream = ?', filter.upstream);
-  add('tool = ?', filter.tool);
-  add('parent_id = ?', filter.parentId);
-  return { where, params };
+/** The WHERE terms of an audit filter; the CLI's export (`portcullis audit export`) filters with the same. */
+export function auditConditions(filter: AuditColumnFilter): SqlConditions {
+  const conditions = new SqlConditions();
+  conditions.add('time >= ?', filter.from);
+  conditions.add('time < ?', filter.to);
+  conditions.add('kind = ?', filter.kind);
+  conditions.add('status = ?', filter.status);
+  conditions.add('key_id = ?', filter.keyId);
+  conditions.add('team_id = ?', filter.teamId);
+  conditions.add('customer_id = ?', filter.customerId);
+  conditions.add('upstream = ?', filter.upstream);
+  conditions.add('tool = ?', filter.tool);
+  conditions.add('parent_id = ?', filter.parentId);
+  return conditions;
+}
+
+/** An `AuditFilter` in column values: kind and status as stored (`tool_call`, not `TOOL_CALL`). */
+function conditions(filter: AuditFilter): SqlConditions {
+  return auditConditions({
+    ...filter,
+    kind: filter.kind === undefined || filter.kind === null ? undefined : kinds[filter.kind],
+    status: filter.status === undefined || filter.status === null ? undefined : statuses[filter.status],
+  });
 }

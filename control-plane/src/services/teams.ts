@@ -60,6 +60,23 @@ function stillReferenced(what: string, by: string, fix: string): PortcullisError
   return new PortcullisError(ErrorCode.CONFLICT, `id: ${what} is still used by ${by}; ${fix}`, { field: 'id' });
 }
 
+/**
+ * Refuses (CONFLICT) to delete `what` while `from` (`$1` is its id) selects rows, naming the first five by name
+ * and, through `by`, how many there are.
+ */
+async function refuseWhileUsed(
+  manager: EntityManager,
+  id: string,
+  from: string,
+  refusal: { readonly what: string; readonly by: (total: number) => string; readonly fix: string },
+): Promise<void> {
+  const rows = (await manager.query(`SELECT name, count(*) OVER ()::int AS total FROM ${from} ORDER BY name LIMIT 5`, [
+    id,
+  ])) as Array<{ name: string; total: number }>;
+  if (rows.length > 0)
+    throw stillReferenced(refusal.what, `${refusal.by(rows[0]!.total)} (${quoted(rows)})`, refusal.fix);
+}
+
 async function requireCustomer(manager: EntityManager, customerId: string): Promise<void> {
   if (!(await manager.existsBy(Customer, { id: customerId })))
     throw badInput(
@@ -167,17 +184,11 @@ export class TeamService {
     return withConfigChange(this.store, async (manager) => {
       const team = await manager.findOne(Team, { where: { id }, lock: { mode: 'pessimistic_write' } });
       if (!team) throw notFound('team', id, 'teams');
-      const keys = (await manager.query(
-        `SELECT name, count(*) OVER ()::int AS total FROM virtual_keys
-         WHERE team_id = $1 AND revoked_at IS NULL ORDER BY name LIMIT 5`,
-        [id],
-      )) as Array<{ name: string; total: number }>;
-      if (keys.length > 0)
-        throw stillReferenced(
-          `team "${team.name}"`,
-          `${keys[0]!.total} live key(s) (${quoted(keys)})`,
-          'move them to another team (updateVirtualKey teamId) or revoke them, then delete it',
-        );
+      await refuseWhileUsed(manager, id, 'virtual_keys WHERE team_id = $1 AND revoked_at IS NULL', {
+        what: `team "${team.name}"`,
+        by: (total) => `${total} live key(s)`,
+        fix: 'move them to another team (updateVirtualKey teamId) or revoke them, then delete it',
+      });
       const settings = (await manager.query(`SELECT value FROM settings WHERE key = $1 FOR UPDATE`, [
         MCP_AUTHORIZATION_SETTING,
       ])) as Array<{ value: string }>;
@@ -200,16 +211,11 @@ export class TeamService {
     return withConfigChange(this.store, async (manager) => {
       const customer = await manager.findOne(Customer, { where: { id }, lock: { mode: 'pessimistic_write' } });
       if (!customer) throw notFound('customer', id, 'customers');
-      const teams = (await manager.query(
-        `SELECT name, count(*) OVER ()::int AS total FROM teams WHERE customer_id = $1 ORDER BY name LIMIT 5`,
-        [id],
-      )) as Array<{ name: string; total: number }>;
-      if (teams.length > 0)
-        throw stillReferenced(
-          `customer "${customer.name}"`,
-          `${teams[0]!.total} team(s) (${quoted(teams)})`,
-          'delete them or move them to another customer (updateTeam customerId), then delete it',
-        );
+      await refuseWhileUsed(manager, id, 'teams WHERE customer_id = $1', {
+        what: `customer "${customer.name}"`,
+        by: (total) => `${total} team(s)`,
+        fix: 'delete them or move them to another customer (updateTeam customerId), then delete it',
+      });
       await manager.query(`DELETE FROM budgets WHERE scope = 'CUSTOMER' AND owner_id = $1`, [id]);
       await manager.delete(Customer, { id });
       return { result: true, changed: true };

@@ -1,4 +1,5 @@
 import { randomFillSync } from 'node:crypto';
+import type { AuditCallFields } from '../../../common/src/audit-fields.ts';
 
 /**
  * One audit record, as a node spools it and ships it to the control plane (one JSON line each).
@@ -6,7 +7,7 @@ import { randomFillSync } from 'node:crypto';
  * it to `AuditRecorder.record` (the pipeline's record step does so for every operation; the HTTP
  * edge for refusals that never reach the pipeline).
  */
-export interface AuditRecord {
+export interface AuditRecord extends AuditCallFields {
   /** UUIDv7: sorts by time; inserts are idempotent by it. */
   readonly id: string;
   /** ms since the epoch (the id's own timestamp). */
@@ -14,20 +15,6 @@ export interface AuditRecord {
   readonly node: string;
   kind: AuditKind;
   status: AuditStatus;
-  /** The JSON-RPC method (`tools/call`, `tools/list`, …) or, for an edge refusal, what was known of it. */
-  method: string | null;
-  keyId: string | null;
-  teamId: string | null;
-  /** Filled when governance (customers) lands. */
-  customerId: string | null;
-  /** The OIDC subject, when a JWT stood in for a key. */
-  subject: string | null;
-  upstream: string | null;
-  /** The tool (or prompt, resource) name as the agent sent it. */
-  tool: string | null;
-  /** JSON text, or a truncation marker object as JSON text (see `clipContent`); null when content logging is off. */
-  arguments: string | null;
-  result: string | null;
   error: AuditError | null;
   /** Whole time as the agent saw it, µs. */
   latencyUs: number;
@@ -35,21 +22,6 @@ export interface AuditRecord {
   gatewayLatencyUs: number;
   /** Time spent waiting for the upstream, µs; null when no upstream was called. */
   upstreamLatencyUs: number | null;
-  /** Cost in micro-units of currency; null until governance (budgets) prices calls. */
-  costMicros: number | null;
-  /** The originating request (header `x-portcullis-parent-request`, `_meta`, or a script's call). */
-  parentId: string | null;
-  /**
-   * The model cost of the agent run, reported by the application on a request with a parent id
-   * (`x-portcullis-model-cost-micros` or `_meta["dev.portcullis/modelCostMicros"]`), micro-units.
-   */
-  modelCostMicros: number | null;
-  /** W3C trace id (32 hex) from an incoming `traceparent`. */
-  traceId: string | null;
-  /** 2025-era MCP session (the signature part of the signed session id; never the whole token). */
-  sessionId: string | null;
-  clientName: string | null;
-  clientVersion: string | null;
 }
 
 /**

@@ -1,9 +1,9 @@
-import type {
+import {
   AccessLists,
-  CustomerConfig,
-  RateLimits,
-  TeamConfig,
-  VirtualKeyConfig,
+  type CustomerConfig,
+  type RateLimits,
+  type TeamConfig,
+  type VirtualKeyConfig,
 } from '../../../proto/gen/portcullis/v1/config.ts';
 import { compileLimits } from '../policy/rate-limits.ts';
 import { AllowList, accessOfToolPatterns } from '../policy/allow-list.ts';
@@ -110,14 +110,8 @@ export function governed(
 
 const NO_DIRECTORY: Directory = { teams: new Map(), customers: new Map() };
 
-const NOTHING = {
-  allowedTools: [],
-  deniedTools: [],
-  allowedPrompts: [],
-  deniedPrompts: [],
-  allowedResources: [],
-  deniedResources: [],
-};
+/** Every list empty: allows nothing. */
+const NOTHING = AccessLists.fromPartial({});
 
 /** Overlays smaller than this are never folded into the base. */
 const MIN_OVERLAY = 64;

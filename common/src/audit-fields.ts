@@ -1,0 +1,35 @@
+/**
+ * The fields of an audit record that pass from the node's record (data-plane/src/audit/audit-record.ts) to the
+ * GraphQL view of it (control-plane/src/services/audit-queries.ts) as they are: one list, so the two cannot drift.
+ */
+export interface AuditCallFields {
+  /** The JSON-RPC method (`tools/call`, `tools/list`, …) or, for an edge refusal, what was known of it. */
+  method: string | null;
+  keyId: string | null;
+  teamId: string | null;
+  /** Filled when governance (customers) lands. */
+  customerId: string | null;
+  /** The OIDC subject, when a JWT stood in for a key. */
+  subject: string | null;
+  upstream: string | null;
+  /** The tool (or prompt, resource) name as the agent sent it. */
+  tool: string | null;
+  /** JSON text, or a truncation marker object as JSON text (see `clipContent`); null when content logging is off. */
+  arguments: string | null;
+  result: string | null;
+  /** Cost in micro-units of currency; null until governance (budgets) prices calls. */
+  costMicros: number | null;
+  /** The originating request (header `x-portcullis-parent-request`, `_meta`, or a script's call). */
+  parentId: string | null;
+  /**
+   * The model cost of the agent run, reported by the application on a request with a parent id
+   * (`x-portcullis-model-cost-micros` or `_meta["dev.portcullis/modelCostMicros"]`), micro-units.
+   */
+  modelCostMicros: number | null;
+  /** W3C trace id (32 hex) from an incoming `traceparent`. */
+  traceId: string | null;
+  /** 2025-era MCP session (the signature part of the signed session id; never the whole token). */
+  sessionId: string | null;
+  clientName: string | null;
+  clientVersion: string | null;
+}
