@@ -145,6 +145,23 @@ describe('audit line, over a range of records', () => {
   });
 });
 
+describe('audit line, record after record', () => {
+  it('follows every field from one record to the next, repeated, changed, null and back', () => {
+    const values = ['k1', 'k1', 'k2', null, null, 'k1', 'say "k1"', 'k1'];
+    for (const value of values) {
+      const record = full();
+      for (const field of ['method', 'keyId', 'teamId', 'customerId', 'subject', 'upstream', 'tool'] as const)
+        record[field] = value;
+      for (const field of ['sessionId', 'clientName', 'clientVersion'] as const) record[field] = value;
+      assert.equal(auditLine(record), JSON.stringify(record));
+    }
+    for (const node of ['a', 'a', 'b', 'a']) {
+      const record = newAuditRecord(node, 'request', 'ok');
+      assert.equal(auditLine(record), JSON.stringify(record));
+    }
+  });
+});
+
 describe('audit stamp', () => {
   it('is a lower-case UUIDv7 whose timestamp is the time, random in its other bits', () => {
     const stamp = newAuditStamp();

@@ -86,7 +86,7 @@ describe("the adapters and a result's JSON", () => {
   } as unknown as DispatchContext;
   const request = { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'ev__echo' } } as RpcRequest;
 
-  it('2025 era: sends the JSON record made, unless the result names its upstream (then serialized without it)', async () => {
+  it('2025 era: sends the JSON record made, unless the result names its upstream (then without it)', async () => {
     const reply = await new LegacyEra(() => Promise.resolve({ kind: 'result', result, json })).handle(request, context);
     assert.equal(reply.body, `{"jsonrpc":"2.0","id":3,"result":${json}}`);
     const named = { ...result, _meta: { [SERVER_INFO_META_KEY]: { name: 'ev' } } };

@@ -152,23 +152,56 @@ const str = (value: string | null): string => (value === null ? 'null' : JSON.st
 const num = (value: number | null): string => (value !== null && Number.isFinite(value) ? String(value) : 'null');
 
 /**
+ * The JSON of a field's last value. The node, key, team, upstream, tool, session and client of one
+ * record are mostly those of the record before: their `JSON.stringify` was a quarter of the line's cost.
+ */
+class LastJson {
+  private value: string | null = null;
+  private json = 'null';
+
+  of(value: string | null): string {
+    if (value !== this.value) {
+      this.value = value;
+      this.json = str(value);
+    }
+    return this.json;
+  }
+}
+
+const last = {
+  node: new LastJson(),
+  method: new LastJson(),
+  keyId: new LastJson(),
+  teamId: new LastJson(),
+  customerId: new LastJson(),
+  subject: new LastJson(),
+  upstream: new LastJson(),
+  tool: new LastJson(),
+  sessionId: new LastJson(),
+  clientName: new LastJson(),
+  clientVersion: new LastJson(),
+};
+
+/**
  * The record as its spool line: the JSON text `JSON.stringify(record)` gives (same keys, same order),
  * built without walking the object (a quarter cheaper on the hot path). Id, kind and status need no
- * escaping (a UUID, two enums); every other string goes through `JSON.stringify`. A field added to
- * `AuditRecord` must be added here too (test/unit/audit-line.test.ts compares the two).
+ * escaping (a UUID, two enums); every other string goes through `JSON.stringify` (once per value, for
+ * the fields that repeat). A field added to `AuditRecord` must be added here too
+ * (test/unit/audit-line.test.ts compares the two).
  */
 export function auditLine(r: AuditRecord): string {
   const error = r.error === null ? 'null' : `{"code":${num(r.error.code)},"message":${str(r.error.message)}}`;
   return (
-    `{"id":"${r.id}","time":${num(r.time)},"node":${str(r.node)},"kind":"${r.kind}","status":"${r.status}",` +
-    `"method":${str(r.method)},"keyId":${str(r.keyId)},"teamId":${str(r.teamId)},` +
-    `"customerId":${str(r.customerId)},"subject":${str(r.subject)},"upstream":${str(r.upstream)},` +
-    `"tool":${str(r.tool)},"arguments":${str(r.arguments)},"result":${str(r.result)},"error":${error},` +
+    `{"id":"${r.id}","time":${num(r.time)},"node":${last.node.of(r.node)},"kind":"${r.kind}",` +
+    `"status":"${r.status}","method":${last.method.of(r.method)},"keyId":${last.keyId.of(r.keyId)},` +
+    `"teamId":${last.teamId.of(r.teamId)},"customerId":${last.customerId.of(r.customerId)},` +
+    `"subject":${last.subject.of(r.subject)},"upstream":${last.upstream.of(r.upstream)},` +
+    `"tool":${last.tool.of(r.tool)},"arguments":${str(r.arguments)},"result":${str(r.result)},"error":${error},` +
     `"latencyUs":${num(r.latencyUs)},"gatewayLatencyUs":${num(r.gatewayLatencyUs)},` +
     `"upstreamLatencyUs":${num(r.upstreamLatencyUs)},"costMicros":${num(r.costMicros)},` +
     `"parentId":${str(r.parentId)},"modelCostMicros":${num(r.modelCostMicros)},"traceId":${str(r.traceId)},` +
-    `"sessionId":${str(r.sessionId)},` +
-    `"clientName":${str(r.clientName)},"clientVersion":${str(r.clientVersion)}}`
+    `"sessionId":${last.sessionId.of(r.sessionId)},` +
+    `"clientName":${last.clientName.of(r.clientName)},"clientVersion":${last.clientVersion.of(r.clientVersion)}}`
   );
 }
 
