@@ -2,8 +2,9 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 
 /**
- * CPU time of a process (and separately of its descendants) from /proc/<pid>/stat: utime + stime,
- * in clock ticks converted to milliseconds. Linux only; elsewhere every reading is undefined.
+ * CPU time of a process (and separately of its descendants) from /proc: utime + stime in clock ticks, and
+ * each thread's run time in ns where the kernel keeps schedstats. Linux only; elsewhere every reading is
+ * undefined.
  */
 
 let ticksPerSecond: number | undefined;
@@ -72,25 +73,78 @@ export function descendants(pid: number): number[] {
   return out;
 }
 
+/**
+ * A process's CPU time at one moment: `ms` from the clock ticks of /proc/<pid>/stat (every thread, live or
+ * gone, but in steps of 10 ms) and, where the kernel has schedstats, each live thread's exact run time
+ * (/proc/<pid>/task/<tid>/schedstat, nanoseconds).
+ */
+export interface ProcessCpu {
+  readonly ms: number;
+  readonly threadsNs: ReadonlyMap<number, number> | undefined;
+}
+
+/**
+ * Run time in ns of each live thread of `pid`, or undefined where schedstats are not there. Ticks of 10 ms
+ * cost a row of 8,000 calls up to 2.5 µs a call per sample, as much as the 5 µs a recording may add.
+ */
+function threadRunTimes(pid: number): Map<number, number> | undefined {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return undefined;
+  }
+  const times = new Map<number, number>();
+  for (const tid of tids) {
+    try {
+      times.set(Number(tid), Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]));
+    } catch {
+      // The thread ended between the listing and the read: `msBetween` sees it gone and uses the ticks.
+    }
+  }
+  return times;
+}
+
+/** One reading of `pid`'s CPU time, or undefined if it is gone (or there is no /proc). */
+export function readProcessCpu(pid: number): ProcessCpu | undefined {
+  const ms = processCpuMs(pid);
+  return ms === undefined ? undefined : { ms, threadsNs: threadRunTimes(pid) };
+}
+
+/**
+ * CPU ms between two readings of one process: the threads' exact run times when every thread of the first
+ * reading is still there (a thread's time leaves its file when it ends), else the ticks.
+ */
+export function msBetween(before: ProcessCpu, after: ProcessCpu): number {
+  const [was, is] = [before.threadsNs, after.threadsNs];
+  if (was === undefined || is === undefined) return after.ms - before.ms;
+  let ns = 0;
+  for (const [tid, runNs] of is) ns += runNs - (was.get(tid) ?? 0);
+  for (const tid of was.keys()) if (!is.has(tid)) return after.ms - before.ms;
+  return ns / 1e6;
+}
+
 export interface CpuSample {
-  selfMs: number | undefined;
-  /** CPU ms per descendant pid, so a later sample can be diffed pid by pid. */
-  children: Map<number, number>;
+  self: ProcessCpu | undefined;
+  /** Per descendant pid, so a later sample can be diffed pid by pid. */
+  children: Map<number, ProcessCpu>;
 }
 
 export function sampleCpu(pid: number): CpuSample {
-  const children = new Map<number, number>();
+  const children = new Map<number, ProcessCpu>();
   for (const child of descendants(pid)) {
-    const ms = processCpuMs(child);
-    if (ms !== undefined) children.set(child, ms);
+    const cpu = readProcessCpu(child);
+    if (cpu !== undefined) children.set(child, cpu);
   }
-  return { selfMs: processCpuMs(pid), children };
+  return { self: readProcessCpu(pid), children };
 }
+
+const NOTHING: ProcessCpu = { ms: 0, threadsNs: new Map() };
 
 /** CPU spent between two samples by the process itself and by its descendants. */
 export function cpuBetween(before: CpuSample, after: CpuSample): { selfMs: number | undefined; childrenMs: number } {
-  const selfMs = before.selfMs !== undefined && after.selfMs !== undefined ? after.selfMs - before.selfMs : undefined;
+  const selfMs = before.self !== undefined && after.self !== undefined ? msBetween(before.self, after.self) : undefined;
   let childrenMs = 0;
-  for (const [pid, ms] of after.children) childrenMs += ms - (before.children.get(pid) ?? 0);
+  for (const [pid, cpu] of after.children) childrenMs += msBetween(before.children.get(pid) ?? NOTHING, cpu);
   return { selfMs, childrenMs };
 }
