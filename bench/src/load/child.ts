@@ -53,8 +53,12 @@ async function runJob(job: LoadJob): Promise<void> {
       const started = performance.now();
       const elapsed = () => performance.now() - started;
       do {
-        const warm = await runCalls(job.warmupCalls, job.concurrency, job.maxWarmupMs - elapsed(), (n) =>
-          driver.call(seq + n),
+        const warm = await runCalls(
+          job.warmupCalls,
+          job.concurrency,
+          job.maxWarmupMs - elapsed(),
+          (n) => driver.call(seq + n),
+          job.ratePerSec,
         );
         seq += warm.completed;
         if (warm.errors === warm.completed) throw new Error(`every warm-up call failed: ${warm.firstError}`);
@@ -63,7 +67,13 @@ async function runJob(job: LoadJob): Promise<void> {
     await send({ type: 'ready', ...(driver.serverPid === undefined ? {} : { serverPid: driver.serverPid }) });
     await next('go');
     const cpuBefore = process.cpuUsage();
-    const run = await runCalls(job.calls, job.concurrency, job.maxMeasureMs, (n) => driver.call(seq + n));
+    const run = await runCalls(
+      job.calls,
+      job.concurrency,
+      job.maxMeasureMs,
+      (n) => driver.call(seq + n),
+      job.ratePerSec,
+    );
     const cpu = process.cpuUsage(cpuBefore);
     await send({
       type: 'result',

@@ -26,6 +26,8 @@ export interface LoadJob {
   minWarmupMs?: number;
   /** Calls measured. */
   calls: number;
+  /** Calls started per second at most, in the warm-up and the measured phase (unset: as fast as they answer). */
+  ratePerSec?: number;
   /** The measured phase stops taking new calls after this long (the row is then marked truncated). */
   maxMeasureMs: number;
   /** Likewise for the warm-up. */

@@ -10,7 +10,7 @@ import { processCpuMs } from '../cpu.ts';
 import { postgresBackendsOf } from '../postgres-backends.ts';
 import { ManagedProcess, freePort } from '../processes.ts';
 import type { TargetCheck } from '../results.ts';
-import { CLI_MAIN } from '../targets/portcullis.ts';
+import { CLI_MAIN, nodeFlags } from '../targets/portcullis.ts';
 import { postgresProblem } from './databases.ts';
 import { startControlPlane } from './propagation.ts';
 
@@ -132,6 +132,7 @@ export async function measureAuditIngest(
       'portcullis data-plane (audit ingest)',
       process.execPath,
       [
+        ...nodeFlags(),
         '--import',
         'tsx',
         CLI_MAIN,

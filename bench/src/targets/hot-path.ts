@@ -6,7 +6,7 @@
  * the figures that count come from `npm run bench`.
  *
  * tsx bench/src/targets/hot-path.ts [--rounds N] [--calls N] [--only stdio|http] [--driver lean|sdk] [--concurrency
- * 1|32]
+ * 1|32] [--node-arg ARG]…   (e.g. `--node-arg --audit --node-arg off`: passed to `portcullis data-plane`)
  *
  * Set PORTCULLIS_BENCH_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the node.
  */
@@ -24,10 +24,18 @@ interface Args {
   only: 'stdio' | 'http' | undefined;
   driver: DriverKind | undefined;
   concurrency: number | undefined;
+  nodeArgs: string[];
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { rounds: 2, calls: 8_000, only: undefined, driver: undefined, concurrency: undefined };
+  const args: Args = {
+    rounds: 2,
+    calls: 8_000,
+    only: undefined,
+    driver: undefined,
+    concurrency: undefined,
+    nodeArgs: [],
+  };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = argv[i + 1];
@@ -36,6 +44,7 @@ function parseArgs(argv: readonly string[]): Args {
     else if (flag === '--only' && (value === 'stdio' || value === 'http')) args.only = value;
     else if (flag === '--driver' && (value === 'lean' || value === 'sdk')) args.driver = value;
     else if (flag === '--concurrency' && (value === '1' || value === '32')) args.concurrency = Number(value);
+    else if (flag === '--node-arg' && value !== undefined) args.nodeArgs.push(value);
     else throw new Error(`unknown option ${flag}`);
     i++;
   }
@@ -46,7 +55,7 @@ async function main(): Promise<void> {
   installCleanupHooks();
   const args = parseArgs(process.argv.slice(2));
   const http = args.only === 'stdio' ? undefined : await startEverythingHttp();
-  const running = await startPortcullis(http?.url);
+  const running = await startPortcullis(http?.url, { nodeArgs: args.nodeArgs });
   const load = new LoadGenerator();
   const { gateway } = running;
   try {

@@ -90,6 +90,8 @@ export interface GatewaySetup {
   root?: string;
   /** Extra `portcullis data-plane` flags. */
   nodeArgs?: readonly string[];
+  /** Extra `portcullis control-plane` flags (`--database-url`, `--database-schema`: the real PostgreSQL). */
+  controlPlaneArgs?: readonly string[];
   /** Give the key a rate limit and a budget, and the tools a price, none of which a bench run can reach. */
   limits?: boolean;
   /** How long each plane may take to start (default 60 s for the control plane, 30 s for the node). */
@@ -175,7 +177,7 @@ export async function startPortcullis(
   const controlPlane = new ManagedProcess(
     'portcullis control-plane',
     process.execPath,
-    controlPlaneArgs(cliMain, { dataDir, graphqlPort, grpcPort, adminToken }),
+    [...controlPlaneArgs(cliMain, { dataDir, graphqlPort, grpcPort, adminToken }), ...(setup.controlPlaneArgs ?? [])],
     // tsx reads the tsconfig.json of the working directory: a baseline tree compiles with its own.
     { keepStdout: true, env: { PORTCULLIS_NODE_TOKEN: nodeToken }, cwd },
   );
@@ -350,7 +352,7 @@ export async function waitUntilServed(
  * Extra Node flags for the data-plane node only, from PORTCULLIS_BENCH_NODE_FLAGS (space-separated),
  * e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the hot path under the bench's load.
  */
-function nodeFlags(): string[] {
+export function nodeFlags(): string[] {
   return (process.env['PORTCULLIS_BENCH_NODE_FLAGS'] ?? '').split(' ').filter((flag) => flag !== '');
 }
 

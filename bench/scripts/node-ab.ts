@@ -1,0 +1,140 @@
+/**
+ * An A/B of two data-plane nodes started differently (each with its own control plane, same upstream), in
+ * many short alternating passes, for a difference in node CPU per call too small for `npm run bench`'s two
+ * passes on a noisy machine: the machine's drift over minutes is shared by neighbouring passes, so the
+ * median of the pass-by-pass differences is steadier than the difference of two rows. A development tool;
+ * the published figures come from `npm run bench`.
+ *
+ * npx tsx bench/scripts/node-ab.ts [--passes 12] [--calls 6000] [--concurrency 32] [--driver lean|sdk] [--rate N]
+ *   [--a "ARGS"] [--b "--audit off"]     (node arguments of each side, space-separated)
+ *   [--postgres URL]                      (each side's control plane on a fresh schema there, not embedded)
+ *   [--perf]                              (syscalls, context switches and page faults per call, from `perf stat`)
+ *
+ * Prints each pair of passes and, at the end, the median and quartiles of B − A in µs per call.
+ */
+import { parseArgs } from 'node:util';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { LoadGenerator, type Measurement, type Probe } from '../src/load/run-load.ts';
+import type { DriverKind } from '../src/load/protocol.ts';
+import { installCleanupHooks } from '../src/processes.ts';
+import { adminQuery, freshSchemaName } from '../src/scenarios/databases.ts';
+import { percentile } from '../src/stats.ts';
+import { startPortcullis, type RunningGateway } from '../src/targets/portcullis.ts';
+import { loadAverageLine, toolCallJob } from '../src/targets/probe-jobs.ts';
+
+const { values } = parseArgs({
+  options: {
+    passes: { type: 'string', default: '12' },
+    calls: { type: 'string', default: '6000' },
+    concurrency: { type: 'string', default: '32' },
+    driver: { type: 'string', default: 'lean' },
+    rate: { type: 'string' },
+    postgres: { type: 'string' },
+    perf: { type: 'boolean', default: false },
+    a: { type: 'string', default: '' },
+    b: { type: 'string', default: '--audit off' },
+  },
+});
+const driver: DriverKind = values.driver === 'sdk' ? 'sdk' : 'lean';
+const [passes, calls, concurrency] = [Number(values.passes), Number(values.calls), Number(values.concurrency)];
+const words = (text: string) => text.split(' ').filter((word) => word !== '');
+
+async function pass(load: LoadGenerator, running: RunningGateway): Promise<Measurement> {
+  const { gateway } = running;
+  const target = {
+    transport: 'http' as const,
+    url: gateway.mcpUrl,
+    headers: { authorization: `Bearer ${gateway.secret}` },
+  };
+  const tool = gateway.tools.stdio ?? '';
+  const job = toolCallJob(driver, target, tool, concurrency, calls);
+  if (values.rate !== undefined) job.ratePerSec = Number(values.rate);
+  const probes = values.perf ? [perfProbe(gateway.pid)] : [];
+  return load.run(job, { pid: gateway.pid, timeoutMs: 120_000, probes });
+}
+
+const PERF_EVENTS = ['raw_syscalls:sys_enter', 'context-switches', 'page-faults'];
+
+/** `perf stat` on the node over a pass: each event's count per call. */
+function perfProbe(pid: number): Probe {
+  let perf: ChildProcess | undefined;
+  let output = '';
+  return {
+    name: 'perf',
+    async before() {
+      perf = spawn('perf', ['stat', '-x', ',', '-e', PERF_EVENTS.join(','), '-p', String(pid)], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      output = '';
+      perf.stderr?.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+      });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    },
+    async after(calls) {
+      const exited = new Promise((resolve) => perf?.once('exit', resolve));
+      perf?.kill('SIGINT');
+      await exited;
+      const figures: Record<string, number> = {};
+      for (const line of output.split('\n')) {
+        const [count, , event] = line.split(',');
+        if (event !== undefined && PERF_EVENTS.includes(event)) figures[event] = Number(count) / calls;
+      }
+      return figures;
+    },
+  };
+}
+
+const perfLine = (m: Measurement) =>
+  values.perf ? `  ${PERF_EVENTS.map((event) => Number(m.probes[event]).toFixed(2)).join(' / ')}` : '';
+
+const perCallUs = (m: Measurement) => (m.cpuPerCallMs ?? Number.NaN) * 1000;
+
+async function main(): Promise<void> {
+  installCleanupHooks();
+  const schemas: string[] = [];
+  const start = async (nodeArgs: string) => {
+    if (values.postgres === undefined) return startPortcullis(undefined, { nodeArgs: words(nodeArgs) });
+    const schema = freshSchemaName('bench_ab');
+    await adminQuery(values.postgres, `CREATE SCHEMA "${schema}"`);
+    schemas.push(schema);
+    const controlPlaneArgs = ['--database-url', values.postgres, '--database-schema', schema];
+    return startPortcullis(undefined, { nodeArgs: words(nodeArgs), controlPlaneArgs });
+  };
+  const sides = [await start(values.a)];
+  sides.push(await start(values.b));
+  const load = new LoadGenerator();
+  const differences: number[] = [];
+  try {
+    console.log(loadAverageLine());
+    const pace = values.rate === undefined ? 'as fast as answered' : `${values.rate} calls/s`;
+    console.log(`A: [${values.a}]  B: [${values.b}]  ${driver} c=${concurrency}, ${calls} calls a pass, ${pace}`);
+    console.log('pair  A µs/call  B µs/call  B−A µs  A calls/s  B calls/s');
+    // Warm both up (JIT, heap sizing) before any pass counts.
+    for (const side of sides) await pass(load, side);
+    for (let pair = 1; pair <= passes; pair++) {
+      // Alternate which side goes first, so a drift within a pair does not favour one side.
+      const order = pair % 2 === 1 ? [0, 1] : [1, 0];
+      const measured: Measurement[] = [];
+      for (const index of order) measured[index] = await pass(load, sides[index]!);
+      const [a, b] = [measured[0]!, measured[1]!];
+      differences.push(perCallUs(b) - perCallUs(a));
+      console.log(
+        `${String(pair).padStart(4)}  ${perCallUs(a).toFixed(1).padStart(9)}  ${perCallUs(b).toFixed(1).padStart(9)}  ` +
+          `${(perCallUs(b) - perCallUs(a)).toFixed(1).padStart(6)}  ${a.callsPerSec.toFixed(0).padStart(9)}  ` +
+          `${b.callsPerSec.toFixed(0).padStart(9)}${perfLine(a)}${perfLine(b)}`,
+      );
+    }
+    const sorted = Float64Array.from(differences).sort();
+    console.log(
+      `B − A µs per call: median ${percentile(sorted, 50).toFixed(1)}, quartiles ${percentile(sorted, 25).toFixed(1)} to ` +
+        `${percentile(sorted, 75).toFixed(1)}; ${loadAverageLine()}`,
+    );
+  } finally {
+    await load.stop();
+    for (const side of sides) await side.stop();
+    for (const schema of schemas) await adminQuery(values.postgres!, `DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  }
+}
+
+await main();
