@@ -53,6 +53,25 @@ describe('audit spool', () => {
     });
   });
 
+  it('reads a backlog a batch at a time, not a whole chunk per batch', async () => {
+    await withDir(async (dir) => {
+      const spool = await AuditSpool.open({ dir, maxBytes: 1 << 30, logger });
+      const line = `{"pad":"${'x'.repeat(190)}"}`;
+      await Promise.all(Array.from({ length: 3_000 }, () => spool.append(line)));
+      const first = await spool.read(1_000);
+      const second = await spool.read(1_000);
+      assert.equal(second?.records, 1_000);
+      // Sized from the first batch's lines: a 1 MiB read here took all 600 kB left for a batch of 200 kB.
+      assert.ok(second.bytes.buffer.byteLength < 1.2 * second.bytes.length, `${second.bytes.buffer.byteLength} B read`);
+      assert.equal(first?.records, 1_000);
+      assert.deepEqual(
+        await readAll(spool),
+        Array.from({ length: 1_000 }, () => line),
+      );
+      await spool.close();
+    });
+  });
+
   it('deletes whole segments once acknowledged, and sends unacknowledged records again after a rewind', async () => {
     await withDir(async (dir) => {
       const spool = await AuditSpool.open({ dir, maxBytes: 1 << 20, segmentBytes: 32, logger });

@@ -131,6 +131,8 @@ export class AuditSpool {
   private readSegment = 0;
   private readOffset = 0;
   private readHandle: { seq: number; handle: FileHandle } | undefined;
+  /** Mean bytes per line of the last batch read (0 before the first): sizes the next read. */
+  private lineBytes = 0;
   private droppedCount = 0;
   private unacked = 0;
   private closed = false;
@@ -234,7 +236,10 @@ export class AuditSpool {
       let text: Buffer;
       let records = 0;
       let end = 0;
-      for (let chunk = READ_CHUNK; ; chunk *= 2) {
+      // Sized for `maxRecords` lines of the last batch's length: a whole 1 MiB read for a batch of half that
+      // read the rest again for the next batch, and allocated twice the memory a batch needs.
+      const expected = this.lineBytes === 0 ? READ_CHUNK : Math.ceil(this.lineBytes * maxRecords * 1.1) + 4096;
+      for (let chunk = Math.min(READ_CHUNK, expected); ; chunk *= 2) {
         const length = Math.min(chunk, segment.size - this.readOffset);
         const buffer = Buffer.allocUnsafe(length);
         const { bytesRead } = await handle.read(buffer, 0, length, this.readOffset);
@@ -258,6 +263,7 @@ export class AuditSpool {
         continue;
       }
       this.readOffset += end;
+      this.lineBytes = end / records;
       return { bytes: text.subarray(0, end), records, endSegment: segment.seq, endOffset: this.readOffset };
     }
   }

@@ -3,7 +3,7 @@ import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
 import { backoffDelay, errorMessage, type Logger } from '../../../common/src/index.ts';
 import {
-  ConfigServiceClient,
+  type ConfigServiceClient,
   Snapshot,
   type SnapshotDelta,
   type ConnectRequest,
@@ -16,6 +16,7 @@ import {
   type AuditBatch,
 } from '../../../proto/gen/portcullis/v1/config.ts';
 import { AppliedConfig } from './applied-config.ts';
+import { NodeConfigServiceClient } from './connect-request-encoding.ts';
 import {
   channelCredentials,
   channelOptions,
@@ -95,7 +96,7 @@ export class ConfigClient {
     this.reconnect = options.reconnect ?? DEFAULT_RECONNECT;
     const credentials = channelCredentials(options.tls);
     const channel = channelOptions(this.reconnect, options.tls);
-    this.clients = options.addresses.map((address) => new ConfigServiceClient(address, credentials, channel));
+    this.clients = options.addresses.map((address) => new NodeConfigServiceClient(address, credentials, channel));
   }
 
   /** The configuration being served, or undefined before the first snapshot. */
