@@ -8,6 +8,7 @@
  * npx tsx bench/scripts/node-ab.ts [--passes 12] [--calls 6000] [--concurrency 32] [--driver lean|sdk] [--rate N]
  *   [--a "ARGS"] [--b "--audit off"]     (node arguments of each side, space-separated)
  *   [--postgres URL]                      (each side's control plane on a fresh schema there, not embedded)
+ *   [--a-ref REF] [--b-ref REF]           (that side runs another commit, in a temporary worktree)
  *   [--perf]                              (syscalls, context switches and page faults per call, from `perf stat`)
  *
  * Prints each pair of passes and, at the end, the median and quartiles of B − A in µs per call.
@@ -19,7 +20,8 @@ import type { DriverKind } from '../src/load/protocol.ts';
 import { installCleanupHooks } from '../src/processes.ts';
 import { adminQuery, freshSchemaName } from '../src/scenarios/databases.ts';
 import { percentile } from '../src/stats.ts';
-import { startPortcullis, type RunningGateway } from '../src/targets/portcullis.ts';
+import { prepareBaseline, type BaselineTree } from '../src/targets/baseline.ts';
+import { startPortcullis, type GatewaySetup, type RunningGateway } from '../src/targets/portcullis.ts';
 import { loadAverageLine, toolCallJob } from '../src/targets/probe-jobs.ts';
 
 const { values } = parseArgs({
@@ -31,6 +33,8 @@ const { values } = parseArgs({
     rate: { type: 'string' },
     postgres: { type: 'string' },
     perf: { type: 'boolean', default: false },
+    'a-ref': { type: 'string' },
+    'b-ref': { type: 'string' },
     a: { type: 'string', default: '' },
     b: { type: 'string', default: '--audit off' },
   },
@@ -93,22 +97,31 @@ const perCallUs = (m: Measurement) => (m.cpuPerCallMs ?? Number.NaN) * 1000;
 async function main(): Promise<void> {
   installCleanupHooks();
   const schemas: string[] = [];
-  const start = async (nodeArgs: string) => {
-    if (values.postgres === undefined) return startPortcullis(undefined, { nodeArgs: words(nodeArgs) });
+  const trees: BaselineTree[] = [];
+  const start = async (nodeArgs: string, ref: string | undefined) => {
+    const tree = ref === undefined ? undefined : prepareBaseline(ref);
+    if (tree !== undefined) trees.push(tree);
+    const setup: GatewaySetup = { nodeArgs: words(nodeArgs), ...(tree === undefined ? {} : { root: tree.root }) };
+    if (values.postgres === undefined) return startPortcullis(undefined, setup);
     const schema = freshSchemaName('bench_ab');
     await adminQuery(values.postgres, `CREATE SCHEMA "${schema}"`);
     schemas.push(schema);
-    const controlPlaneArgs = ['--database-url', values.postgres, '--database-schema', schema];
-    return startPortcullis(undefined, { nodeArgs: words(nodeArgs), controlPlaneArgs });
+    return startPortcullis(undefined, {
+      ...setup,
+      controlPlaneArgs: ['--database-url', values.postgres, '--database-schema', schema],
+    });
   };
-  const sides = [await start(values.a)];
-  sides.push(await start(values.b));
+  const sides = [await start(values.a, values['a-ref'])];
+  sides.push(await start(values.b, values['b-ref']));
   const load = new LoadGenerator();
   const differences: number[] = [];
   try {
     console.log(loadAverageLine());
     const pace = values.rate === undefined ? 'as fast as answered' : `${values.rate} calls/s`;
-    console.log(`A: [${values.a}]  B: [${values.b}]  ${driver} c=${concurrency}, ${calls} calls a pass, ${pace}`);
+    const side = (args: string, ref: string | undefined) => `${ref ?? 'this tree'} [${args}]`;
+    console.log(
+      `A: ${side(values.a, values['a-ref'])}  B: ${side(values.b, values['b-ref'])}  ${driver} c=${concurrency}, ${calls} calls a pass, ${pace}`,
+    );
     console.log('pair  A µs/call  B µs/call  B−A µs  A calls/s  B calls/s');
     // Warm both up (JIT, heap sizing) before any pass counts.
     for (const side of sides) await pass(load, side);
@@ -133,6 +146,7 @@ async function main(): Promise<void> {
   } finally {
     await load.stop();
     for (const side of sides) await side.stop();
+    for (const tree of trees) tree.remove();
     for (const schema of schemas) await adminQuery(values.postgres!, `DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
   }
 }

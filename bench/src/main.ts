@@ -19,6 +19,7 @@ import {
 import { measurePropagation, type PropagationRow } from './scenarios/propagation.ts';
 import { measureSnapshots } from './scenarios/snapshots.ts';
 import { auditIngestTarget, measureAuditIngest, type AuditIngestRow } from './scenarios/audit-ingest.ts';
+import { auditRecordTarget, measureAuditRecordStep, type AuditRecordStepRow } from './scenarios/audit-record.ts';
 import { ECHO, startEverythingHttp, type HttpServer } from './targets/upstream.ts';
 import { stdioTurns } from './scenarios/stdio-turns.ts';
 import { comparisonTargets, comparisonsFor, compareRows } from './report/comparisons.ts';
@@ -74,6 +75,7 @@ async function main(): Promise<void> {
   const results: RunResults = { rows: [], sections: {}, notes: [], targets: [] };
   let propagation: PropagationRow[] | undefined;
   let auditIngest: AuditIngestRow | undefined;
+  let auditRecord: AuditRecordStepRow | undefined;
   const { machine } = context;
   progress(
     `bench (${options.profile.quick ? 'quick' : 'full'}): ${machine.cpuModel}, ${machine.cores} cores, Node ` +
@@ -306,6 +308,18 @@ async function main(): Promise<void> {
           'revoked), "whole" what a starting control plane or a connecting node pays',
       );
     }
+    if (sections.has('audit-record')) {
+      progress('audit record step: in one process, with and without a recorder, in alternating rounds…');
+      auditRecord = await measureAuditRecordStep(options.profile.auditRecordCalls, options.profile.auditRecordRounds);
+      results.sections['audit record step in one process (CPU µs per call; added = on − off, median of rounds)'] = [
+        auditRecord,
+      ];
+      note(
+        "audit record step: the pipeline's record step with a recorder (content on, a spool in a temporary " +
+          'directory, 32 calls a loop turn) and without, in one process, rounds alternating; shipping is not in it ' +
+          '(the audit ingest row gives the node CPU per record shipped)',
+      );
+    }
     if (sections.has('audit-ingest')) {
       const row = await measureAuditIngest(
         { postgresUrl: options.postgresUrl, records: options.profile.auditIngestRecords },
@@ -360,6 +374,7 @@ async function main(): Promise<void> {
   addRatios(results.rows);
   results.targets = [...checkTargets(results.rows, gatewayMissing, propagation), ...results.targets];
   if (sections.has('audit-ingest')) results.targets.push(auditIngestTarget(auditIngest));
+  if (sections.has('audit-record')) results.targets.push(auditRecordTarget(auditRecord, auditIngest));
   const compared = compareRows(results.rows, comparisonsFor([...new Set(results.rows.map((r) => r.path))]));
   if (compared.length) {
     results.sections[

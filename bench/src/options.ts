@@ -51,10 +51,21 @@ export interface Profile {
   snapshotChangeReps: number;
   /** Audit ingest end to end: records in the node's spool, shipped to rows in PostgreSQL. */
   auditIngestRecords: number;
+  /** The record step in one process, on vs off: calls per round and rounds (alternating). */
+  auditRecordCalls: number;
+  auditRecordRounds: number;
 }
 
 /** The parts of a run, in the order they run. */
-export const SECTIONS = ['calls', 'tools-list', 'propagation', 'snapshots', 'audit-ingest', 'code-mode'] as const;
+export const SECTIONS = [
+  'calls',
+  'tools-list',
+  'propagation',
+  'snapshots',
+  'audit-record',
+  'audit-ingest',
+  'code-mode',
+] as const;
 export type Section = (typeof SECTIONS)[number];
 
 /**
@@ -114,6 +125,8 @@ const FULL: Profile = {
   snapshotWholeReps: 3,
   snapshotChangeReps: 10,
   auditIngestRecords: 100_000,
+  auditRecordCalls: 20_000,
+  auditRecordRounds: 10,
 };
 
 const QUICK: Profile = {
@@ -142,6 +155,8 @@ const QUICK: Profile = {
   snapshotWholeReps: 1,
   snapshotChangeReps: 3,
   auditIngestRecords: 20_000,
+  auditRecordCalls: 5_000,
+  auditRecordRounds: 4,
 };
 
 const DEFAULT_POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';
