@@ -19,7 +19,8 @@ const EMPTY: Readonly<Record<string, unknown>> = Object.freeze({});
 export function policyStep(getConfig: () => AppliedConfig | undefined, approvals?: ApprovalGate): Step {
   return {
     name: 'policy',
-    async run(operation, next) {
+    // Not async: a call without a policy (nearly all) goes on with no promise or microtask turns of its own.
+    run(operation, next) {
       const target = operation.target;
       if (operation.method !== 'tools/call' || target?.kind !== 'upstream' || operation.resumes !== undefined)
         return next(operation);
@@ -30,25 +31,22 @@ export function policyStep(getConfig: () => AppliedConfig | undefined, approvals
       const args = isPlainObject(operation.params['arguments']) ? operation.params['arguments'] : EMPTY;
       const decision = policies.decide(principal.keyId, principal.teamId, name, target.upstream, args);
       if (decision.verdict === 'auto') return next(operation);
-      if (decision.verdict === 'deny') return toolNotFound(name);
+      if (decision.verdict === 'deny') return Promise.resolve(toolNotFound(name));
       if (approvals === undefined) {
-        return refused(
-          new GatewayError(
-            RpcErrorCode.Forbidden,
-            `Tool ${name} needs a person's approval, and this node cannot hold calls for approval`,
-            { reason: 'APPROVAL_UNAVAILABLE' },
-            403,
+        return Promise.resolve(
+          refused(
+            new GatewayError(
+              RpcErrorCode.Forbidden,
+              `Tool ${name} needs a person's approval, and this node cannot hold calls for approval`,
+              { reason: 'APPROVAL_UNAVAILABLE' },
+              403,
+            ),
           ),
         );
       }
-      const ended = await approvals.hold({
-        operation,
-        tool: name,
-        upstream: target.upstream,
-        arguments: args,
-        decision,
-      });
-      return ended ?? next(operation);
+      return approvals
+        .hold({ operation, tool: name, upstream: target.upstream, arguments: args, decision })
+        .then((ended) => ended ?? next(operation));
     },
   };
 }
