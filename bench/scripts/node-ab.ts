@@ -119,9 +119,8 @@ async function main(): Promise<void> {
     console.log(loadAverageLine());
     const pace = values.rate === undefined ? 'as fast as answered' : `${values.rate} calls/s`;
     const side = (args: string, ref: string | undefined) => `${ref ?? 'this tree'} [${args}]`;
-    console.log(
-      `A: ${side(values.a, values['a-ref'])}  B: ${side(values.b, values['b-ref'])}  ${driver} c=${concurrency}, ${calls} calls a pass, ${pace}`,
-    );
+    const sidesLine = `A: ${side(values.a, values['a-ref'])}  B: ${side(values.b, values['b-ref'])}`;
+    console.log(`${sidesLine}  ${driver} c=${concurrency}, ${calls} calls a pass, ${pace}`);
     console.log('pair  A µs/call  B µs/call  B−A µs  A calls/s  B calls/s');
     // Warm both up (JIT, heap sizing) before any pass counts.
     for (const side of sides) await pass(load, side);
@@ -132,17 +131,16 @@ async function main(): Promise<void> {
       for (const index of order) measured[index] = await pass(load, sides[index]!);
       const [a, b] = [measured[0]!, measured[1]!];
       differences.push(perCallUs(b) - perCallUs(a));
+      const cells = [perCallUs(a), perCallUs(b)].map((us) => us.toFixed(1).padStart(9));
+      const rates = [a, b].map((m) => m.callsPerSec.toFixed(0).padStart(9));
+      const added = (perCallUs(b) - perCallUs(a)).toFixed(1).padStart(6);
       console.log(
-        `${String(pair).padStart(4)}  ${perCallUs(a).toFixed(1).padStart(9)}  ${perCallUs(b).toFixed(1).padStart(9)}  ` +
-          `${(perCallUs(b) - perCallUs(a)).toFixed(1).padStart(6)}  ${a.callsPerSec.toFixed(0).padStart(9)}  ` +
-          `${b.callsPerSec.toFixed(0).padStart(9)}${perfLine(a)}${perfLine(b)}`,
+        `${String(pair).padStart(4)}  ${cells.join('  ')}  ${added}  ${rates.join('  ')}${perfLine(a)}${perfLine(b)}`,
       );
     }
     const sorted = Float64Array.from(differences).sort();
-    console.log(
-      `B − A µs per call: median ${percentile(sorted, 50).toFixed(1)}, quartiles ${percentile(sorted, 25).toFixed(1)} to ` +
-        `${percentile(sorted, 75).toFixed(1)}; ${loadAverageLine()}`,
-    );
+    const [q1, median, q3] = [25, 50, 75].map((p) => percentile(sorted, p).toFixed(1));
+    console.log(`B − A µs per call: median ${median}, quartiles ${q1} to ${q3}; ${loadAverageLine()}`);
   } finally {
     await load.stop();
     for (const side of sides) await side.stop();
