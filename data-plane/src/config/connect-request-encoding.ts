@@ -11,9 +11,9 @@ import {
  * The generated encoder builds a `ConnectRequest` in a growing, zero-filled buffer (doubled from 1 KiB up to
  * 1 MiB for a batch of 1,000 records), shifts the batch when its length prefix widens, slices the result and
  * copies it into a Buffer: five passes over half a megabyte and two big allocations per batch, about 1.4 µs of
- * node CPU per record shipped (profiled, draining a backlog in the audit ingest row). Here the prefix is written into a buffer of
- * the exact size and the spool's bytes are copied once. Every other message goes through the generated encoder;
- * `test/unit/connect-request-encoding.test.ts` holds the two to the same bytes.
+ * node CPU per record shipped (profiled, draining a backlog in the audit ingest row). Here the prefix is
+ * written into a buffer of the exact size and the spool's bytes are copied once. Every other message goes
+ * through the generated encoder; `test/unit/connect-request-encoding.test.ts` holds the two to the same bytes.
  */
 
 /** `ConnectRequest.audit` (field 5, length-delimited). */
