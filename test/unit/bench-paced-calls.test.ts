@@ -16,9 +16,10 @@ test('a paced run starts call n no sooner than n / rate seconds after the first'
     100,
   );
   assert.equal(run.completed, 21);
-  // Call 20 is due 200 ms in; unpaced, all 21 (4 in flight, answering at once) took well under 10 ms.
-  assert.ok(startedAt[20]! >= 199, `call 20 started at ${startedAt[20]} ms`);
-  for (let seq = 0; seq < 21; seq++) assert.ok(startedAt[seq]! >= seq * 10 - 1, `call ${seq} at ${startedAt[seq]} ms`);
+  // Call 20 is due 200 ms in; unpaced, all 21 (4 in flight, answering at once) took well under 10 ms. The slack:
+  // a wait under 1 ms is not made, and a timer may fire a little before performance.now() says it is due.
+  assert.ok(startedAt[20]! >= 197, `call 20 started at ${startedAt[20]} ms`);
+  for (let seq = 0; seq < 21; seq++) assert.ok(startedAt[seq]! >= seq * 10 - 3, `call ${seq} at ${startedAt[seq]} ms`);
 });
 
 test('an unpaced run does not wait between calls', async () => {
