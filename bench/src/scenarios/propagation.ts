@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { CLI_MAIN, controlPlaneArgs } from '../targets/portcullis.ts';
+import { CLI_MAIN, controlPlaneArgs, controlPlaneFlags, nodeFlags } from '../targets/portcullis.ts';
 import { BENCH_SRC, ManagedProcess, freePort } from '../processes.ts';
 import { percentile } from '../stats.ts';
 import { startEverythingHttp, type HttpServer } from '../targets/upstream.ts';
@@ -125,7 +125,7 @@ export async function startControlPlane(database: DatabaseKind, postgresUrl: str
     `portcullis control-plane (${database})`,
     process.execPath,
     [
-      ...flagsFrom('PORTCULLIS_BENCH_CONTROL_PLANE_FLAGS'),
+      ...controlPlaneFlags(),
       ...controlPlaneArgs(CLI_MAIN, { dataDir, graphqlPort, grpcPort, adminToken }),
       ...databaseArgs,
     ],
@@ -219,12 +219,10 @@ async function startNodes(
                 String(nodes[0]!.port),
               ]
             : ['--import', 'tsx', NODE_GROUP, ...shared, ...nodes.flatMap((n) => ['--node', `${n.id}:${n.port}`])];
-        const proc = new ManagedProcess(
-          `propagation node process ${p}`,
-          process.execPath,
-          [...flagsFrom('PORTCULLIS_BENCH_NODE_FLAGS'), ...args],
-          { keepStdout: true, env: { PORTCULLIS_NODE_TOKEN: plane.nodeToken } },
-        );
+        const proc = new ManagedProcess(`propagation node process ${p}`, process.execPath, [...nodeFlags(), ...args], {
+          keepStdout: true,
+          env: { PORTCULLIS_NODE_TOKEN: plane.nodeToken },
+        });
         procs.push(proc);
         wave.push({ proc, lastId: nodes.at(-1)!.id });
       }
@@ -639,15 +637,6 @@ export async function measurePropagation(
   }
   agent.destroy();
   return rows;
-}
-
-/**
- * Extra Node flags from an environment variable (space-separated), e.g.
- * PORTCULLIS_BENCH_CONTROL_PLANE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the control
- * plane; PORTCULLIS_BENCH_NODE_FLAGS does the same for every node.
- */
-function flagsFrom(variable: string): string[] {
-  return (process.env[variable] ?? '').split(' ').filter((flag) => flag !== '');
 }
 
 function firstLine(error: unknown): string {

@@ -348,12 +348,22 @@ export async function waitUntilServed(
   throw new GatewayUnavailable(`${operation.method} not served through the gateway within ${timeoutMs} ms: ${last}`);
 }
 
+/** Extra Node flags from an environment variable (space-separated). */
+function flagsFrom(variable: string): string[] {
+  return (process.env[variable] ?? '').split(' ').filter((flag) => flag !== '');
+}
+
 /**
- * Extra Node flags for the data-plane node only, from PORTCULLIS_BENCH_NODE_FLAGS (space-separated),
- * e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the hot path under the bench's load.
+ * Extra Node flags for every data-plane node the bench starts (calls, propagation, audit ingest), from
+ * PORTCULLIS_BENCH_NODE_FLAGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile it under the bench's load.
  */
 export function nodeFlags(): string[] {
-  return (process.env['PORTCULLIS_BENCH_NODE_FLAGS'] ?? '').split(' ').filter((flag) => flag !== '');
+  return flagsFrom('PORTCULLIS_BENCH_NODE_FLAGS');
+}
+
+/** Likewise for the propagation rows' control planes, from PORTCULLIS_BENCH_CONTROL_PLANE_FLAGS. */
+export function controlPlaneFlags(): string[] {
+  return flagsFrom('PORTCULLIS_BENCH_CONTROL_PLANE_FLAGS');
 }
 
 function firstLines(error: unknown): string {
