@@ -90,6 +90,8 @@ export interface GatewaySetup {
   root?: string;
   /** Extra `portcullis data-plane` flags. */
   nodeArgs?: readonly string[];
+  /** Node runtime flags of the data-plane process (`--max-semi-space-size=32`), after `PORTCULLIS_BENCH_NODE_FLAGS`. */
+  nodeRuntimeFlags?: readonly string[];
   /** Extra `portcullis control-plane` flags (`--database-url`, `--database-schema`: the real PostgreSQL). */
   controlPlaneArgs?: readonly string[];
   /** Give the key a rate limit and a budget, and the tools a price, none of which a bench run can reach. */
@@ -196,6 +198,7 @@ export async function startPortcullis(
         process.execPath,
         [
           ...nodeFlags(),
+          ...(setup.nodeRuntimeFlags ?? []),
           '--import',
           'tsx',
           cliMain,
