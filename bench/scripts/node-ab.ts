@@ -228,9 +228,8 @@ async function main(): Promise<void> {
       const cells = [perCallUs(a), perCallUs(b)].map((us) => us.toFixed(1).padStart(9));
       const rates = [a, b].map((m) => m.callsPerSec.toFixed(0).padStart(9));
       const added = (perCallUs(b) - perCallUs(a)).toFixed(1).padStart(6);
-      console.log(
-        `${String(pair).padStart(4)}  ${cells.join('  ')}  ${added}  ${rates.join('  ')}${perfLine(a)}${perfLine(b)}${threadsLine(a)}${threadsLine(b)}`,
-      );
+      const probes = `${perfLine(a)}${perfLine(b)}${threadsLine(a)}${threadsLine(b)}`;
+      console.log(`${String(pair).padStart(4)}  ${cells.join('  ')}  ${added}  ${rates.join('  ')}${probes}`);
     }
     const sorted = Float64Array.from(differences).sort();
     const [q1, median, q3] = [25, 50, 75].map((p) => percentile(sorted, p).toFixed(1));
