@@ -375,7 +375,8 @@ async function main(): Promise<void> {
   results.targets = [...checkTargets(results.rows, gatewayMissing, propagation), ...results.targets];
   if (sections.has('audit-ingest')) results.targets.push(auditIngestTarget(auditIngest));
   if (sections.has('audit-record')) results.targets.push(auditRecordTarget(auditRecord, auditIngest));
-  const compared = compareRows(results.rows, comparisonsFor([...new Set(results.rows.map((r) => r.path))]));
+  const paths = [...new Set(results.rows.map((r) => r.path))];
+  const compared = compareRows(results.rows, comparisonsFor(paths, baseline?.records ?? true));
   if (compared.length) {
     results.sections[
       'gateways compared in the same turns (node CPU per call; added = first − second, ratios first / second)'

@@ -106,6 +106,35 @@ test('bench: gateways are compared row by row: audit and limits as µs added, th
   assert.equal(slower[0]?.met, false, '10 µs added misses the 5 µs target');
 });
 
+test('bench: a baseline from before audit recording is read against the current tree with recording off', () => {
+  const rows = [
+    row('portcullis', 'lean', 32, 0.05),
+    row('portcullis (audit off)', 'lean', 32, 0.041),
+    row('portcullis@1470323', 'lean', 32, 0.04),
+  ];
+  const paths = [...new Set(rows.map((r) => r.path))];
+  const unrecorded = comparisonsFor(paths, false);
+  assert.deepEqual(
+    unrecorded.map((c) => [c.label, c.path, c.against]),
+    [
+      [AUDIT_LABEL, 'portcullis', 'portcullis (audit off)'],
+      ['current / baseline (portcullis@1470323)', 'portcullis', 'portcullis@1470323'],
+      ['current, recording off / baseline (portcullis@1470323)', 'portcullis (audit off)', 'portcullis@1470323'],
+    ],
+  );
+  const targets = comparisonTargets(compareRows(rows, unrecorded)).filter((t) => t.target.startsWith('no regression'));
+  assert.equal(targets.length, 1, 'one verdict on regression: like for like');
+  assert.match(targets[0]!.target, /against portcullis@1470323: current with recording off\/baseline <= 1.05/);
+  assert.equal(Math.round(targets[0]!.measured! * 1000) / 1000, 1.025);
+  assert.equal(targets[0]!.met, true, '0.041 over 0.04 is 1.025x, within the target');
+  // A baseline that records too is read against the current default, as before.
+  const recorded = comparisonTargets(compareRows(rows, comparisonsFor(paths, true)));
+  const regression = recorded.filter((t) => t.target.startsWith('no regression'));
+  assert.equal(regression.length, 1);
+  assert.match(regression[0]!.target, /: current\/baseline <= 1.05/);
+  assert.equal(regression[0]!.met, false, '0.05 over 0.04 is 1.25x');
+});
+
 test('bench: a baseline tree whose pinned dependencies this checkout lacks or holds otherwise is named', () => {
   const root = mkdtempSync(join(tmpdir(), 'bench-drift-'));
   try {

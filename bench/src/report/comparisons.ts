@@ -29,16 +29,24 @@ export interface ComparisonRow {
 
 /** The comparisons of the stdio upstream's tool-call rows (the rows every gateway in a run has). */
 export const BASELINE_LABEL = 'current / baseline';
+/** The current tree with recording off over a baseline from before audit recording (which records nothing). */
+export const BASELINE_UNRECORDED_LABEL = 'current, recording off / baseline';
 export const AUDIT_LABEL = 'audit recording (on − off)';
 export const LIMITS_LABEL = 'key limits and budget (on − off)';
 
-/** The pairs a run compares, from the gateway paths it measured. */
-export function comparisonsFor(paths: readonly PathKind[]): Comparison[] {
+/**
+ * The pairs a run compares, from the gateway paths it measured. `baselineRecords` false: the baseline commit
+ * predates audit recording, so the current tree is read against it with recording off (its `audit off`
+ * variant, when measured), like for like; the current tree's default is compared as well.
+ */
+export function comparisonsFor(paths: readonly PathKind[], baselineRecords = true): Comparison[] {
   const out: Comparison[] = [];
   for (const path of paths) {
-    if (path.startsWith('portcullis@'))
+    if (path.startsWith('portcullis@')) {
       out.push({ label: `${BASELINE_LABEL} (${path})`, path: 'portcullis', against: path });
-    else if (path === 'portcullis (audit off)') out.push({ label: AUDIT_LABEL, path: 'portcullis', against: path });
+      if (!baselineRecords && paths.includes('portcullis (audit off)'))
+        out.push({ label: `${BASELINE_UNRECORDED_LABEL} (${path})`, path: 'portcullis (audit off)', against: path });
+    } else if (path === 'portcullis (audit off)') out.push({ label: AUDIT_LABEL, path: 'portcullis', against: path });
     else if (path === 'portcullis (limits on)') out.push({ label: LIMITS_LABEL, path, against: 'portcullis' });
   }
   return out;
@@ -89,17 +97,22 @@ export const AUDIT_ADDED_US_TARGET = 5;
  */
 export const BASELINE_RATIO_TARGET = 1.05;
 
-/** The targets read on the stdio upstream, lean driver, c=32 (the steady-state hot path). */
+/**
+ * The targets read on the stdio upstream, lean driver, c=32 (the steady-state hot path). Against a baseline from
+ * before audit recording, the regression is read with recording off on the current side (when measured).
+ */
 export function comparisonTargets(compared: readonly ComparisonRow[]): TargetCheck[] {
   const at32 = (label: string) =>
     compared.filter((r) => r.what.startsWith(label) && r.upstream === 'stdio' && r.client === 'lean' && r.c === 32);
   const checks: TargetCheck[] = [];
-  for (const row of at32(BASELINE_LABEL)) {
+  const unrecorded = at32(BASELINE_UNRECORDED_LABEL);
+  for (const row of unrecorded.length > 0 ? unrecorded : at32(BASELINE_LABEL)) {
+    const [label, current] =
+      unrecorded.length > 0 ? [BASELINE_UNRECORDED_LABEL, 'current with recording off'] : [BASELINE_LABEL, 'current'];
     const check: TargetCheck = {
       target:
-        `no regression in node CPU per call against ${row.what.slice(BASELINE_LABEL.length + 2, -1)}: ` +
-        `current/baseline <= ` +
-        `${BASELINE_RATIO_TARGET} (stdio upstream, lean load, c=32)`,
+        `no regression in node CPU per call against ${row.what.slice(label.length + 2, -1)}: ` +
+        `${current}/baseline <= ${BASELINE_RATIO_TARGET} (stdio upstream, lean load, c=32)`,
       unit: 'x baseline',
     };
     if (row['cpu ratio'] !== undefined) {

@@ -15,6 +15,8 @@ export interface BaselineTree {
   shortSha: string;
   /** Dependencies whose installed version is not the one the ref's package.json pins (name: wanted → installed). */
   dependencyDrift: string[];
+  /** Whether its nodes record audit trails (false for a commit from before audit recording, 041ca8e). */
+  records: boolean;
   remove(): void;
 }
 
@@ -47,7 +49,8 @@ export function prepareBaseline(ref: string): BaselineTree {
   try {
     git(['worktree', 'add', '--detach', root, sha]);
     symlinkSync(join(REPO_ROOT, 'node_modules'), join(root, 'node_modules'), 'dir');
-    return { root, shortSha, dependencyDrift: dependencyDrift(root), remove };
+    const records = existsSync(join(root, 'data-plane', 'src', 'audit'));
+    return { root, shortSha, dependencyDrift: dependencyDrift(root), records, remove };
   } catch (error) {
     remove();
     const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
