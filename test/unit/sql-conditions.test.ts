@@ -13,4 +13,13 @@ describe('SqlConditions', () => {
     assert.deepEqual(conditions.where, ['time >= $1', 'key_id = $2', 'tool = $3']);
     assert.deepEqual(conditions.params, [new Date(0), 'k', '']);
   });
+
+  it('refuses a term without exactly one placeholder, even when its value is absent', () => {
+    const conditions = new SqlConditions();
+    assert.throws(() => conditions.add('time BETWEEN ? AND ?', 1), /must hold exactly one \?/);
+    assert.throws(() => conditions.add("tags ? 'x' AND kind = ?", undefined), /must hold exactly one \?/);
+    assert.throws(() => conditions.add('kind = kind', 'k'), /must hold exactly one \?/);
+    assert.deepEqual(conditions.where, []);
+    assert.deepEqual(conditions.params, []);
+  });
 });

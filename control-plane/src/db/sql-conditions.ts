@@ -8,8 +8,13 @@ export class SqlConditions {
   readonly params: unknown[] = [];
 
   add(sql: string, value: unknown): void {
+    // One placeholder, one value: a second `?` (PostgreSQL's jsonb key operator, or a term of two values) would
+    // be sent to the database unnumbered.
+    const at = sql.indexOf('?');
+    if (at === -1 || sql.indexOf('?', at + 1) !== -1)
+      throw new Error(`SqlConditions.add: "${sql}" must hold exactly one ?, for its one value`);
     if (value === undefined || value === null) return;
     this.params.push(value);
-    this.where.push(sql.replace('?', `$${this.params.length}`));
+    this.where.push(`${sql.slice(0, at)}$${this.params.length}${sql.slice(at + 1)}`);
   }
 }
