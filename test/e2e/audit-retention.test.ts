@@ -10,6 +10,7 @@ import { createLogger } from '../../common/src/index.ts';
 import { openDatabase } from '../../control-plane/src/db/data-source.ts';
 import { AuditStore, partitionName, type AuditRecordInput } from '../../control-plane/src/services/audit-store.ts';
 import { verifyAuditChain } from '../../control-plane/src/services/audit-verify.ts';
+import { AuditChainGaps1798400000000 } from '../../control-plane/src/db/migrations/1798400000000-audit-chain-gaps.ts';
 import { auditRecord, chainProblems, DAY_MS } from '../support/audit-records.ts';
 import { createTestSchema, type TestSchema } from '../support/database.ts';
 
@@ -94,7 +95,11 @@ describe('audit store', () => {
     try {
       const report = await verifyAuditChain(client);
       assert.deepEqual(report.problems, []);
-      assert.notEqual(report.fromSeq, '0');
+      // Checked from the chain's start, across what retention dropped: every row kept is checked.
+      const [kept] = await schema.query<{ n: string }>(`SELECT count(*)::text AS n FROM audit_events`);
+      assert.equal(report.checked, Number(kept!.n));
+      const gaps = await schema.query<{ to: string }>(`SELECT to_seq::text AS "to" FROM audit_chain_gaps`);
+      assert.ok(gaps.length > 0, 'retention recorded the positions it dropped');
     } finally {
       await client.end();
     }
@@ -126,11 +131,90 @@ describe('audit store', () => {
     assert.deepEqual(await chainProblems(schema), []);
   });
 
+  it('checks rows kept below the highest seq dropped: an altered one, a deleted one, an inserted one', async () => {
+    // Day 2's rows are stored, then a late record of day 1 (a node's backlog), then day 3's: dropping day 1
+    // leaves day 2's rows below the anchor, which verification used to start after.
+    const day1 = Math.floor(Date.now() / DAY) * DAY - 20 * DAY;
+    const [day2, day3] = [day1 + DAY, day1 + 2 * DAY];
+    await store.insert([0, 1, 2, 3].map((i) => record(day2 + 3_600_000 + i, 'kept-below')));
+    await store.insert([record(day1 + 3_600_000, 'late')]);
+    await store.insert([record(day3 + 3_600_000, 'after')]);
+    assert.deepEqual(await store.dropBefore(new Date(day2)), [partitionName(day1)]);
+    const below = await schema.query<{ id: string; seq: string }>(
+      `SELECT id::text AS id, seq::text AS seq FROM audit_events WHERE tool = 'kept-below' ORDER BY seq`,
+    );
+    const [anchor] = await schema.query<{ seq: string }>(`SELECT seq::text AS seq FROM audit_chain_anchor`);
+    assert.ok(
+      below.every((r) => BigInt(r.seq) < BigInt(anchor!.seq)),
+      'the rows are kept below the anchor',
+    );
+    assert.deepEqual(await chainProblems(schema), [], 'intact across the dropped late record');
+
+    const [altered, deleted] = [below[1]!, below[2]!];
+    const inserted = '0190a000-0000-7000-8000-0000000000b1';
+    // As the table owner, bypassing the append-only guard.
+    await schema.query(`ALTER TABLE audit_events DISABLE TRIGGER USER`);
+    await schema.query(`UPDATE audit_events SET arguments = '{"forged":true}' WHERE id = $1`, [altered.id]);
+    await schema.query(`DELETE FROM audit_events WHERE id = $1`, [deleted.id]);
+    // A row put where retention dropped the late record: a position the chain no longer holds.
+    await schema.query(
+      `INSERT INTO audit_events (id, time, seq, prev_id, hash, node_id, kind, status, latency_us, gateway_latency_us)
+       SELECT $1, time, $2, prev_id, hash, node_id, kind, status, latency_us, gateway_latency_us
+         FROM audit_events WHERE id = $3`,
+      [inserted, anchor!.seq, below[3]!.id],
+    );
+    await schema.query(`ALTER TABLE audit_events ENABLE TRIGGER USER`);
+    assert.deepEqual(
+      (await chainProblems(schema)).map((p) => `${p.problem} ${p.seq} ${p.id}`).sort(),
+      [
+        `altered ${altered.seq} ${altered.id}`,
+        `inserted ${anchor!.seq} ${inserted}`,
+        `missing ${deleted.seq} ${deleted.id}`,
+      ].sort(),
+    );
+    // Put back as it was for the tests after this one.
+    await schema.query(`ALTER TABLE audit_events DISABLE TRIGGER USER`);
+    await schema.query(`DELETE FROM audit_events WHERE id = $1`, [inserted]);
+    await schema.query(`ALTER TABLE audit_events ENABLE TRIGGER USER`);
+  });
+
   it('creates again a partition whose first transaction rolled back', async () => {
     const day = Math.floor(Date.now() / DAY) * DAY - 40 * DAY;
     // PostgreSQL text cannot hold NUL: the COPY fails after the day's partition was created in the transaction.
     await assert.rejects(store.insert([record(day + 1000, 'rolled-back')].map((r) => ({ ...r, arguments: '\u0000' }))));
     assert.equal(await store.insert([record(day + 2000, 'after-rollback')]), 1);
     assert.equal((await schema.query(`SELECT id FROM audit_events WHERE tool = 'after-rollback'`)).length, 1);
+  });
+
+  it('where days were dropped before gaps were recorded, rows kept below the anchor are not reported', async () => {
+    // As the migration found such a database: an anchor, and no gaps (the table made again by its own up()).
+    const migration = new AuditChainGaps1798400000000();
+    const runner = dataSource.createQueryRunner();
+    try {
+      await migration.down(runner);
+      await migration.up(runner);
+    } finally {
+      await runner.release();
+    }
+    const [anchor] = await schema.query<{ seq: string }>(`SELECT seq::text AS seq FROM audit_chain_anchor`);
+    assert.deepEqual(
+      await schema.query(`SELECT from_seq::text AS "from", to_seq::text AS "to", opaque FROM audit_chain_gaps`),
+      [{ from: '1', to: anchor!.seq, opaque: true }],
+    );
+    // Rows kept below the anchor are not checked (nothing recorded says what was dropped around them), and not
+    // reported either; the rows after it still are.
+    assert.deepEqual(await chainProblems(schema), []);
+    const [below] = await schema.query<{ id: string }>(
+      `SELECT id::text AS id FROM audit_events WHERE tool = 'kept-below' ORDER BY seq LIMIT 1`,
+    );
+    const [after] = await schema.query<{ id: string; seq: string }>(
+      `SELECT id::text AS id, seq::text AS seq FROM audit_events WHERE tool = 'after'`,
+    );
+    await schema.query(`ALTER TABLE audit_events DISABLE TRIGGER USER`);
+    await schema.query(`UPDATE audit_events SET arguments = '{"forged":true}' WHERE id = ANY($1::uuid[])`, [
+      [below!.id, after!.id],
+    ]);
+    await schema.query(`ALTER TABLE audit_events ENABLE TRIGGER USER`);
+    assert.deepEqual(await chainProblems(schema), [{ id: after!.id, seq: after!.seq, problem: 'altered' }]);
   });
 });

@@ -21,6 +21,7 @@ const TABLES = [
   'admin_tokens',
   'approvals',
   'audit_chain_anchor',
+  'audit_chain_gaps',
   'audit_chain_head',
   'audit_events',
   'budget_leases',

@@ -26,6 +26,7 @@ import { ApprovalVia1797800000000 } from './migrations/1797800000000-approval-vi
 import { BudgetAuditedSpend1798000000000 } from './migrations/1798000000000-budget-audited-spend.ts';
 import { AuditContent1798200000000 } from './migrations/1798200000000-audit-content.ts';
 import { AuditTimePrimaryKey1798300000000 } from './migrations/1798300000000-audit-time-primary-key.ts';
+import { AuditChainGaps1798400000000 } from './migrations/1798400000000-audit-chain-gaps.ts';
 
 /** Versioned migrations, in order. Append; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -50,6 +51,7 @@ export const MIGRATIONS = [
   BudgetAuditedSpend1798000000000,
   AuditContent1798200000000,
   AuditTimePrimaryKey1798300000000,
+  AuditChainGaps1798400000000,
 ];
 
 const SCHEMA_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;

@@ -314,8 +314,10 @@ export class AuditStore {
   }
 
   /**
-   * Retention: drops the day partitions that end before `cutoff` (whole days, never rows), after
-   * moving the chain's anchor to the last row they hold, so verification starts after them.
+   * Retention: drops the day partitions that end before `cutoff` (whole days, never rows), after recording
+   * each run of chain positions they hold in `audit_chain_gaps` (so verification tells those positions from
+   * deleted rows, and checks the rows kept between them) and moving the chain's anchor to the last row
+   * they hold.
    */
   async dropBefore(cutoff: Date): Promise<string[]> {
     const dropped: string[] = [];
@@ -331,16 +333,17 @@ export class AuditStore {
         .filter((name) => /^audit_events_\d{8}$/.test(name))
         .filter((name) => dayStart(name) + DAY_MS <= cutoff.getTime());
       if (old.length === 0) return;
-      // `audit_events.seq`: a bare `seq` would name the output column, the text, where '9' is after '10'.
-      const last = (await manager.query(
-        `SELECT seq::text AS seq, id::text AS id, encode(hash, 'hex') AS hash FROM audit_events
-          WHERE time < $1 ORDER BY audit_events.seq DESC LIMIT 1`,
-        [new Date(dayStart(old[old.length - 1]!) + DAY_MS)],
-      )) as Array<{ seq: string; id: string; hash: string }>;
-      if (last[0] !== undefined) {
+      const runs = await droppedRuns(manager, new Date(dayStart(old[old.length - 1]!) + DAY_MS));
+      for (const run of runs)
+        await manager.query(
+          `INSERT INTO audit_chain_gaps (from_seq, to_seq, last_id, last_hash) VALUES ($1, $2, $3, decode($4, 'hex'))`,
+          [run.fromSeq, run.toSeq, run.lastId, run.lastHash],
+        );
+      const last = runs[runs.length - 1];
+      if (last !== undefined) {
         // The anchor only moves forward: a record that reached the control plane late (a node's backlog) has a
-        // later seq than the newer days stored before it, so a day dropped later can end at an earlier seq;
-        // moving the anchor back there would start verification before rows dropped already ("missing").
+        // later seq than the newer days stored before it, so a day dropped later can end at an earlier seq.
+        // (Verification starts after it only on a database whose gaps were not recorded, see audit-verify.ts.)
         await manager.query(
           `INSERT INTO audit_chain_anchor (seq, last_id, hash, dropped_before) VALUES ($1, $2, decode($3, 'hex'), $4)
            ON CONFLICT (singleton) DO UPDATE SET
@@ -349,7 +352,7 @@ export class AuditStore {
                             ELSE audit_chain_anchor.last_id END,
              hash = CASE WHEN EXCLUDED.seq > audit_chain_anchor.seq THEN EXCLUDED.hash ELSE audit_chain_anchor.hash END,
              dropped_before = greatest(audit_chain_anchor.dropped_before, EXCLUDED.dropped_before)`,
-          [last[0].seq, last[0].id, last[0].hash, cutoff],
+          [last.toSeq, last.lastId, last.lastHash, cutoff],
         );
       }
       for (const name of old) {
@@ -589,4 +592,27 @@ function toRow(record: AuditRecordInput, seq: string, prevId: string | null): Ch
     modelCostMicros:
       record.modelCostMicros === undefined || record.modelCostMicros === null ? null : String(record.modelCostMicros),
   };
+}
+
+/** A run of consecutive chain positions dropped together, and the last row in it (the link the next row names). */
+interface DroppedRun {
+  readonly fromSeq: string;
+  readonly toSeq: string;
+  readonly lastId: string;
+  readonly lastHash: string;
+}
+
+/**
+ * The runs of consecutive seqs among the rows stored before `end` (the days about to be dropped), in seq order:
+ * usually one, more where late records (a node's backlog) interleave with newer days' rows.
+ */
+async function droppedRuns(manager: EntityManager, end: Date): Promise<DroppedRun[]> {
+  return (await manager.query(
+    `SELECT min(seq)::text AS "fromSeq", max(seq)::text AS "toSeq",
+            (array_agg(id::text ORDER BY seq DESC))[1] AS "lastId",
+            encode((array_agg(hash ORDER BY seq DESC))[1], 'hex') AS "lastHash"
+       FROM (SELECT seq, id, hash, seq - row_number() OVER (ORDER BY seq) AS run FROM audit_events WHERE time < $1) d
+      GROUP BY run ORDER BY min(seq)`,
+    [end],
+  )) as DroppedRun[];
 }

@@ -16,7 +16,10 @@ export interface ChainProblem {
 export interface ChainReport {
   readonly checked: number;
   readonly problems: ChainProblem[];
-  /** Where verification started: after the last row dropped by retention (0 when none was). */
+  /**
+   * Where verification started: 0, the chain's start (retention's gaps are walked across); on a database from
+   * before the gaps were recorded, after the last row dropped by retention.
+   */
   readonly fromSeq: string;
   readonly headSeq: string;
 }
@@ -29,14 +32,19 @@ const PAGE = 5_000;
  *
  * - `altered`: a row in its place in the chain whose contents no longer hash to its stored link;
  * - `inserted`: a row that is not part of the chain (a second row at a position, whose `prev_id` is
- *   not the row before, or a row past the head);
- * - `missing`: a position with no row; its id is the `prev_id` the next surviving row names.
+ *   not the row before, a row past the head, or a row where retention dropped the chain's rows);
+ * - `missing`: a position with no row that retention did not drop; its id is the `prev_id` the next
+ *   surviving row names.
  *
- * The chain starts after the anchor (the last row dropped by retention) and ends at the head
- * (updated with every insert). Rows are read page by page: memory stays flat whatever the size.
- * A row right after a missing one cannot be checked against its predecessor's link (it is gone);
- * it is taken as the new start. Rewriting rows and every later link consistently, head included,
- * is not detected by a chain alone: anchor the head elsewhere (export it) to catch that.
+ * The chain runs from its first row to the head (updated with every insert). Retention records the runs of
+ * positions it drops (`audit_chain_gaps`): the chain goes on across each from the link of the last row in it,
+ * so rows kept between dropped runs are checked too (a late record stored after newer days, then dropped with
+ * its old day, leaves newer rows below the highest seq dropped). On a database from before the gaps were
+ * recorded, verification starts after the anchor (the highest seq dropped), and rows kept below it are not
+ * checked. Rows are read page by page: memory stays flat whatever the size. A row right after a missing one
+ * cannot be checked against its predecessor's link (it is gone); it is taken as the new start. Rewriting rows
+ * and every later link consistently, head included, is not detected by a chain alone: anchor the head
+ * elsewhere (export it) to catch that.
  */
 export async function verifyAuditChain(client: pg.ClientBase): Promise<ChainReport> {
   const head = (
@@ -44,11 +52,15 @@ export async function verifyAuditChain(client: pg.ClientBase): Promise<ChainRepo
       `SELECT seq::text AS seq, last_id::text AS "lastId", encode(hash, 'hex') AS hash FROM audit_chain_head`,
     )
   ).rows[0] ?? { seq: '0', lastId: null, hash: '' };
-  const anchor = (
-    await client.query<{ seq: string; lastId: string | null; hash: string }>(
-      `SELECT seq::text AS seq, last_id::text AS "lastId", encode(hash, 'hex') AS hash FROM audit_chain_anchor`,
-    )
-  ).rows[0];
+  const gaps = await retentionGaps(client);
+  const anchor =
+    gaps === undefined
+      ? (
+          await client.query<{ seq: string; lastId: string | null; hash: string }>(
+            `SELECT seq::text AS seq, last_id::text AS "lastId", encode(hash, 'hex') AS hash FROM audit_chain_anchor`,
+          )
+        ).rows[0]
+      : undefined;
   const headSeq = BigInt(head.seq);
   let expectedSeq = BigInt(anchor?.seq ?? '0') + 1n;
   let prevId: string | null = anchor?.lastId ?? null;
@@ -56,24 +68,62 @@ export async function verifyAuditChain(client: pg.ClientBase): Promise<ChainRepo
   const problems: ChainProblem[] = [];
   let checked = 0;
 
-  const groups = seqGroups(client, BigInt(anchor?.seq ?? '0'));
+  /** The gap retention left at `seq` that reaches furthest, if any. */
+  const gapAt = (seq: bigint): RetentionGap | undefined => {
+    let found: RetentionGap | undefined;
+    for (const gap of gaps ?? [])
+      if (gap.from <= seq && seq <= gap.to && (found === undefined || gap.to > found.to)) found = gap;
+    return found;
+  };
+  /**
+   * Moves the walk up to `seq`: across the runs retention dropped (the chain goes on from the last row of each)
+   * and over positions with no row, which it returns. `linked`: the position right before `seq` is accounted for
+   * (a row or a dropped run), so the row at `seq` can be checked against the link before it.
+   */
+  const walkTo = (seq: bigint): { missing: bigint[]; linked: boolean } => {
+    const missing: bigint[] = [];
+    let linked = true;
+    while (expectedSeq < seq) {
+      const gap = gapAt(expectedSeq);
+      if (gap !== undefined && gap.to >= seq) break;
+      if (gap !== undefined) {
+        prevId = gap.lastId;
+        prevHash = gap.lastHash;
+        expectedSeq = gap.to + 1n;
+        linked = true;
+        continue;
+      }
+      missing.push(expectedSeq++);
+      linked = false;
+    }
+    return { missing, linked };
+  };
+
+  const groups = seqGroups(client, expectedSeq - 1n);
   let current = await groups.next();
   while (!current.done) {
     const group = current.value;
     const next = await groups.next();
     const seq = BigInt(group[0]!.seq);
+    const dropped = gapAt(seq);
+    if (dropped?.opaque === true) {
+      // Kept below what retention dropped before the gaps were recorded: nothing to check it against.
+      current = next;
+      continue;
+    }
     checked += group.length;
-    if (seq > headSeq) {
+    if (seq > headSeq || dropped !== undefined) {
       for (const row of group) problems.push({ id: row.id, seq: row.seq, problem: 'inserted' });
       current = next;
       continue;
     }
+    const { missing, linked } = walkTo(seq);
     const following = next.done ? undefined : next.value;
     const verifies = (r: StoredRow) => prevHash !== null && r.prevId === prevId && chainHash(prevHash, r) === r.hash;
     const genuine =
-      (seq === expectedSeq ? group.find(verifies) : undefined) ??
+      (linked ? group.find(verifies) : undefined) ??
       group.find((r) => following?.some((f) => f.prevId === r.id)) ??
-      group.find((r) => r.prevId === prevId && seq === expectedSeq) ??
+      group.find((r) => r.prevId === prevId && linked) ??
       group.find((r) => r.id === head.lastId) ??
       (group.length === 1 ? group[0] : undefined);
     if (genuine === undefined) {
@@ -81,12 +131,12 @@ export async function verifyAuditChain(client: pg.ClientBase): Promise<ChainRepo
       current = next;
       continue;
     }
-    for (let missing = expectedSeq; missing < seq; missing++)
-      problems.push({ id: missing === seq - 1n ? genuine.prevId : null, seq: String(missing), problem: 'missing' });
-    const intact = seq === expectedSeq && genuine.prevId === prevId;
+    for (const position of missing)
+      problems.push({ id: position === seq - 1n ? genuine.prevId : null, seq: String(position), problem: 'missing' });
+    const intact = linked && genuine.prevId === prevId;
     if (intact && prevHash !== null && chainHash(prevHash, genuine) !== genuine.hash)
       problems.push({ id: genuine.id, seq: genuine.seq, problem: 'altered' });
-    else if (seq === expectedSeq && genuine.prevId !== prevId)
+    else if (linked && genuine.prevId !== prevId)
       problems.push({ id: genuine.id, seq: genuine.seq, problem: 'altered' });
     for (const row of group) if (row !== genuine) problems.push({ id: row.id, seq: row.seq, problem: 'inserted' });
     prevId = genuine.id;
@@ -94,12 +144,32 @@ export async function verifyAuditChain(client: pg.ClientBase): Promise<ChainRepo
     expectedSeq = seq + 1n;
     current = next;
   }
-  for (let missing = expectedSeq; missing <= headSeq; missing++)
-    problems.push({ id: missing === headSeq ? head.lastId : null, seq: String(missing), problem: 'missing' });
+  for (const position of walkTo(headSeq + 1n).missing)
+    problems.push({ id: position === headSeq ? head.lastId : null, seq: String(position), problem: 'missing' });
   return { checked, problems, fromSeq: anchor?.seq ?? '0', headSeq: head.seq };
 }
 
-/** The stored rows after `afterSeq`, grouped by seq (a genuine chain has one row a seq). */
+/** A run of chain positions retention dropped, and the last row in it (whose link the next row names). */
+interface RetentionGap {
+  readonly from: bigint;
+  readonly to: bigint;
+  readonly lastId: string;
+  readonly lastHash: string;
+  /** Dropped before gaps were recorded: one gap up to the anchor, whose rows kept inside are not checked. */
+  readonly opaque: boolean;
+}
+
+/** The gaps retention recorded, or undefined on a database not migrated since they were (no such table). */
+async function retentionGaps(client: pg.ClientBase): Promise<RetentionGap[] | undefined> {
+  const table = await client.query<{ name: string | null }>(`SELECT to_regclass('audit_chain_gaps')::text AS name`);
+  if (table.rows[0]?.name == null) return undefined;
+  const rows = await client.query<{ from: string; to: string; lastId: string; lastHash: string; opaque: boolean }>(
+    `SELECT from_seq::text AS "from", to_seq::text AS "to", last_id::text AS "lastId",
+            encode(last_hash, 'hex') AS "lastHash", opaque FROM audit_chain_gaps ORDER BY from_seq, to_seq`,
+  );
+  return rows.rows.map((r) => ({ ...r, from: BigInt(r.from), to: BigInt(r.to) }));
+}
+
 async function* seqGroups(client: pg.ClientBase, afterSeq: bigint): AsyncGenerator<StoredRow[]> {
   let after = afterSeq;
   let afterId = '';
