@@ -603,16 +603,33 @@ interface DroppedRun {
 }
 
 /**
- * The runs of consecutive seqs among the rows stored before `end` (the days about to be dropped), in seq order:
- * usually one, more where late records (a node's backlog) interleave with newer days' rows.
+ * The runs of positions among the rows stored before `end` (the days about to be dropped) with no row kept
+ * between them, in seq order: usually one, more where late records (a node's backlog) were stored after newer
+ * days. Found with a few lookups on the seq index per run, never a scan of the days dropped (this runs under
+ * the chain head's lock, which every insert waits for).
  */
 async function droppedRuns(manager: EntityManager, end: Date): Promise<DroppedRun[]> {
-  return (await manager.query(
-    `SELECT min(seq)::text AS "fromSeq", max(seq)::text AS "toSeq",
-            (array_agg(id::text ORDER BY seq DESC))[1] AS "lastId",
-            encode((array_agg(hash ORDER BY seq DESC))[1], 'hex') AS "lastHash"
-       FROM (SELECT seq, id, hash, seq - row_number() OVER (ORDER BY seq) AS run FROM audit_events WHERE time < $1) d
-      GROUP BY run ORDER BY min(seq)`,
-    [end],
-  )) as DroppedRun[];
+  const runs: DroppedRun[] = [];
+  const seqOf = async (sql: string, params: unknown[]) =>
+    ((await manager.query(sql, params)) as Array<{ seq: string | null }>)[0]?.seq ?? null;
+  let from = await seqOf(`SELECT min(seq)::text AS seq FROM audit_events WHERE time < $1`, [end]);
+  while (from !== null) {
+    // The first row kept after the run's start ends the run.
+    const kept = await seqOf(`SELECT min(seq)::text AS seq FROM audit_events WHERE time >= $1 AND seq > $2`, [
+      end,
+      from,
+    ]);
+    const last = (await manager.query(
+      `SELECT seq::text AS seq, id::text AS id, encode(hash, 'hex') AS hash FROM audit_events
+        WHERE time < $1 AND ($2::bigint IS NULL OR seq < $2::bigint) ORDER BY audit_events.seq DESC LIMIT 1`,
+      [end, kept],
+    )) as Array<{ seq: string; id: string; hash: string }>;
+    const row = last[0]!;
+    runs.push({ fromSeq: from, toSeq: row.seq, lastId: row.id, lastHash: row.hash });
+    from =
+      kept === null
+        ? null
+        : await seqOf(`SELECT min(seq)::text AS seq FROM audit_events WHERE time < $1 AND seq > $2`, [end, kept]);
+  }
+  return runs;
 }
