@@ -76,27 +76,27 @@ export async function verifyAuditChain(client: pg.ClientBase): Promise<ChainRepo
     return found;
   };
   /**
-   * Moves the walk up to `seq`: across the runs retention dropped (the chain goes on from the last row of each)
-   * and over positions with no row, which it returns. `linked`: the position right before `seq` is accounted for
-   * (a row or a dropped run), so the row at `seq` can be checked against the link before it.
+   * The walk up to `seq`, from where it is: across the runs retention dropped (the chain goes on from the last
+   * row of each) and over positions with no row (`missing`). `linked`: the position right before `seq` is
+   * accounted for (a row or a dropped run), so the row at `seq` can be checked against the link before it.
+   * Nothing moves until the caller takes the walk (a row at `seq` found genuine).
    */
-  const walkTo = (seq: bigint): { missing: bigint[]; linked: boolean } => {
-    const missing: bigint[] = [];
-    let linked = true;
-    while (expectedSeq < seq) {
-      const gap = gapAt(expectedSeq);
+  const walkTo = (seq: bigint) => {
+    const walk = { expectedSeq, prevId, prevHash, missing: [] as bigint[], linked: true };
+    while (walk.expectedSeq < seq) {
+      const gap = gapAt(walk.expectedSeq);
       if (gap !== undefined && gap.to >= seq) break;
       if (gap !== undefined) {
-        prevId = gap.lastId;
-        prevHash = gap.lastHash;
-        expectedSeq = gap.to + 1n;
-        linked = true;
+        walk.prevId = gap.lastId;
+        walk.prevHash = gap.lastHash;
+        walk.expectedSeq = gap.to + 1n;
+        walk.linked = true;
         continue;
       }
-      missing.push(expectedSeq++);
-      linked = false;
+      walk.missing.push(walk.expectedSeq++);
+      walk.linked = false;
     }
-    return { missing, linked };
+    return walk;
   };
 
   const groups = seqGroups(client, expectedSeq - 1n);
@@ -117,13 +117,15 @@ export async function verifyAuditChain(client: pg.ClientBase): Promise<ChainRepo
       current = next;
       continue;
     }
-    const { missing, linked } = walkTo(seq);
+    const walk = walkTo(seq);
+    const { missing, linked } = walk;
     const following = next.done ? undefined : next.value;
-    const verifies = (r: StoredRow) => prevHash !== null && r.prevId === prevId && chainHash(prevHash, r) === r.hash;
+    const verifies = (r: StoredRow) =>
+      walk.prevHash !== null && r.prevId === walk.prevId && chainHash(walk.prevHash, r) === r.hash;
     const genuine =
       (linked ? group.find(verifies) : undefined) ??
       group.find((r) => following?.some((f) => f.prevId === r.id)) ??
-      group.find((r) => r.prevId === prevId && linked) ??
+      group.find((r) => r.prevId === walk.prevId && linked) ??
       group.find((r) => r.id === head.lastId) ??
       (group.length === 1 ? group[0] : undefined);
     if (genuine === undefined) {
@@ -133,10 +135,10 @@ export async function verifyAuditChain(client: pg.ClientBase): Promise<ChainRepo
     }
     for (const position of missing)
       problems.push({ id: position === seq - 1n ? genuine.prevId : null, seq: String(position), problem: 'missing' });
-    const intact = linked && genuine.prevId === prevId;
-    if (intact && prevHash !== null && chainHash(prevHash, genuine) !== genuine.hash)
+    const intact = linked && genuine.prevId === walk.prevId;
+    if (intact && walk.prevHash !== null && chainHash(walk.prevHash, genuine) !== genuine.hash)
       problems.push({ id: genuine.id, seq: genuine.seq, problem: 'altered' });
-    else if (linked && genuine.prevId !== prevId)
+    else if (linked && genuine.prevId !== walk.prevId)
       problems.push({ id: genuine.id, seq: genuine.seq, problem: 'altered' });
     for (const row of group) if (row !== genuine) problems.push({ id: row.id, seq: row.seq, problem: 'inserted' });
     prevId = genuine.id;
