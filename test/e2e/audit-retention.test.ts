@@ -43,6 +43,19 @@ describe('audit store', () => {
     assert.equal(rows.length, 1);
   });
 
+  it('looks ids up first when told records may repeat: no failed insert, each record stored once', async () => {
+    const batch = [record(Date.now(), 'repeat-a'), record(Date.now() + 1, 'repeat-b')];
+    assert.equal(await store.insert(batch), 2);
+    const failed = store.failedInserts;
+    // A node's new stream starts with what it had in flight: told so, the store stores none of it again.
+    assert.equal(await store.insert(batch, true), 0);
+    assert.equal(store.failedInserts, failed, 'no failed insert');
+    // Not told, the primary key catches the repeat: one failed insert, done again without the stored records.
+    assert.equal(await store.insert([...batch, record(Date.now() + 2, 'repeat-c')]), 1);
+    assert.equal(store.failedInserts, failed + 1);
+    assert.equal((await schema.query(`SELECT id FROM audit_events WHERE tool LIKE 'repeat-%'`)).length, 3);
+  });
+
   it('keeps every character through COPY and through the JSON insert (embedded database), chain intact', async () => {
     const awkward = 'tab\there\nnew line\r\\N back\\slash "quoted" \u00e9 \u{1F600} \\x00';
     for (const [label, via] of [

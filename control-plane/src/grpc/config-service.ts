@@ -241,6 +241,11 @@ class NodeStream implements RelayTarget {
   /** Audit batches parsed and waiting to be stored, in order (those waiting together go in one transaction). */
   private auditPending: AuditBatchIn[] = [];
   private auditStoring = false;
+  /**
+   * Whether the next audit group may hold records stored already (its ids are then looked up before the COPY):
+   * true on a new stream, which starts with what the node had in flight on the last one.
+   */
+  private auditMayRepeat = true;
   private ended = false;
   private readonly logger: Logger;
   private resolveFinished!: () => void;
@@ -405,7 +410,10 @@ class NodeStream implements RelayTarget {
     while (!this.ended) {
       try {
         attempts++;
-        const stored = await store.insert(records);
+        const stored = await store.insert(records, this.auditMayRepeat);
+        // A node sends again, on a new stream, what it had in flight when the last one ended: its ids are looked
+        // up first until a group holds none stored already (then the primary key alone catches a repeat).
+        this.auditMayRepeat = stored < records.length;
         span?.annotate({ 'portcullis.audit.stored': stored, 'portcullis.audit.attempts': attempts });
         span?.end();
         metrics?.auditStored(records.length, stored);

@@ -239,6 +239,7 @@ export function partitionName(ms: number): string {
  */
 export class AuditStore {
   private readonly partitions = new Set<string>();
+  private failed = 0;
 
   constructor(
     private readonly dataSource: DataSource,
@@ -252,21 +253,31 @@ export class AuditStore {
     private readonly copy = true,
   ) {}
 
+  /** Inserts that failed on a record stored already and were done again (each a failed COPY in PostgreSQL's log). */
+  get failedInserts(): number {
+    return this.failed;
+  }
+
   /** Inserts the records not stored yet; resolves once committed. */
-  async insert(records: readonly AuditRecordInput[]): Promise<number> {
+  async insert(records: readonly AuditRecordInput[], mayRepeat = false): Promise<number> {
     if (records.length === 0) return 0;
     const unique = new Map<string, AuditRecordInput>();
     for (const record of records) unique.set(record.id, record);
     const fresh = [...unique.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
     let stored: ChainedRow[];
-    try {
-      // Optimistic: a batch is new unless a node sends it again (after an outage, or an ack that was lost).
-      // Looking every id up first cost an index probe per row on every batch; the primary key catches those.
-      stored = await this.insertChained(fresh, false);
-    } catch (error) {
-      if (!isUniqueViolation(error)) throw error;
-      stored = await this.insertChained(fresh, true);
-    }
+    if (mayRepeat) stored = await this.insertChained(fresh, true);
+    else
+      try {
+        // Optimistic: a batch is new unless a node sends it again (after an outage, or an ack that was lost).
+        // Looking every id up first cost an index probe per row on every batch; the primary key catches those,
+        // at the price of a failed COPY (and an ERROR line in PostgreSQL's log): callers that expect repeats
+        // (the first batches of a node's new stream) say `mayRepeat` and have the ids looked up first.
+        stored = await this.insertChained(fresh, false);
+      } catch (error) {
+        if (!isUniqueViolation(error)) throw error;
+        this.failed++;
+        stored = await this.insertChained(fresh, true);
+      }
     this.feed?.stored(stored);
     return stored.length;
   }
