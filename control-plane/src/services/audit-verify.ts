@@ -68,13 +68,7 @@ export async function verifyAuditChain(client: pg.ClientBase): Promise<ChainRepo
   const problems: ChainProblem[] = [];
   let checked = 0;
 
-  /** The gap retention left at `seq` that reaches furthest, if any. */
-  const gapAt = (seq: bigint): RetentionGap | undefined => {
-    let found: RetentionGap | undefined;
-    for (const gap of gaps ?? [])
-      if (gap.from <= seq && seq <= gap.to && (found === undefined || gap.to > found.to)) found = gap;
-    return found;
-  };
+  const gapAt = gapFinder(gaps ?? []);
   /**
    * The walk up to `seq`, from where it is: across the runs retention dropped (the chain goes on from the last
    * row of each) and over positions with no row (`missing`). `linked`: the position right before `seq` is
@@ -152,13 +146,38 @@ export async function verifyAuditChain(client: pg.ClientBase): Promise<ChainRepo
 }
 
 /** A run of chain positions retention dropped, and the last row in it (whose link the next row names). */
-interface RetentionGap {
+export interface RetentionGap {
   readonly from: bigint;
   readonly to: bigint;
   readonly lastId: string;
   readonly lastHash: string;
   /** Dropped before gaps were recorded: one gap up to the anchor, whose rows kept inside are not checked. */
   readonly opaque: boolean;
+}
+
+/**
+ * The gap at a position that reaches furthest, if any, in O(log gaps): it is asked for every row, and a gap is
+ * recorded for every retention run. `gaps` is ordered by `from`; they overlap only where retention dropped
+ * rows kept inside the opaque gap of a database migrated with an anchor.
+ */
+export function gapFinder(gaps: readonly RetentionGap[]): (seq: bigint) => RetentionGap | undefined {
+  // furthest[i]: of gaps[0..i], the one reaching furthest. Of the gaps starting at or before a position, only
+  // that one can be the answer: if any of them covers the position, it does.
+  const furthest: RetentionGap[] = [];
+  for (const gap of gaps) {
+    const before = furthest[furthest.length - 1];
+    furthest.push(before !== undefined && before.to >= gap.to ? before : gap);
+  }
+  return (seq) => {
+    let [low, high] = [0, gaps.length - 1];
+    while (low <= high) {
+      const middle = (low + high) >> 1;
+      if (gaps[middle]!.from <= seq) low = middle + 1;
+      else high = middle - 1;
+    }
+    const candidate = furthest[high];
+    return candidate !== undefined && candidate.to >= seq ? candidate : undefined;
+  };
 }
 
 /** The gaps retention recorded, or undefined on a database not migrated since they were (no such table). */
