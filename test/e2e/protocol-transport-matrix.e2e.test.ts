@@ -70,7 +70,9 @@ const SCENARIOS: Record<'everything' | 'conformance', Scenario> = {
   everything: {
     echo: { tool: 'echo', args: { message: 'through the matrix' } },
     long: { tool: 'trigger-long-running-operation', args: { duration: 30, steps: 30 } },
-    progress: { tool: 'trigger-long-running-operation', args: { duration: 0.3, steps: 3 }, steps: [1, 2, 3] },
+    // Steps 150 ms apart (as for conformance below): a v1 SDK client drops progress it reads in the same chunk as
+    // the result (it handles notifications a microtask late), so a stall longer than a step loses a step.
+    progress: { tool: 'trigger-long-running-operation', args: { duration: 0.45, steps: 3 }, steps: [1, 2, 3] },
     resource: (uri) => uri.startsWith('demo://resource/static/'),
     template: { uriTemplate: 'demo://resource/dynamic/text/{resourceId}', read: 'demo://resource/dynamic/text/7' },
     prompt: 'simple-prompt',
@@ -80,7 +82,7 @@ const SCENARIOS: Record<'everything' | 'conformance', Scenario> = {
   conformance: {
     echo: { tool: 'test_simple_text', args: {} },
     long: { tool: 'test_cancellable', args: {} },
-    progress: { tool: 'test_tool_with_progress', args: {}, steps: [0, 50, 100] },
+    progress: { tool: 'test_tool_with_progress', args: { intervalMs: 150 }, steps: [0, 50, 100] },
     resource: (uri) => uri === 'test://static-text',
     template: { uriTemplate: 'test://template/{id}/data', read: 'test://template/123/data' },
     prompt: 'test_simple_prompt',
