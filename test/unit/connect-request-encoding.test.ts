@@ -1,7 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConnectRequest } from '../../proto/gen/portcullis/v1/config.ts';
-import { serializeConnectRequest } from '../../data-plane/src/config/connect-request-encoding.ts';
+import {
+  AUDIT_PREFIX_BYTES,
+  serializeConnectRequest,
+  withPrefixRoom,
+} from '../../data-plane/src/config/connect-request-encoding.ts';
 
 function audit(batchId: number, bytes: number): ConnectRequest {
   const recordsNdjson = Buffer.alloc(bytes);
@@ -29,6 +33,28 @@ test('an audit batch of spool bytes encodes to the generated encoder’s bytes, 
       }
     }
   }
+});
+
+test('a batch read with room for the prefix is encoded in place: the same bytes, the records not copied', () => {
+  for (const batchId of [0, 1, 16_384, Number.MAX_SAFE_INTEGER]) {
+    for (const bytes of [1, 128, 16_384, 600_000]) {
+      const plain = audit(batchId, bytes);
+      const records = plain.kind?.$case === 'audit' ? plain.kind.value.recordsNdjson : Buffer.alloc(0);
+      const spare = Buffer.alloc(AUDIT_PREFIX_BYTES + 7 + bytes, 0xee);
+      records.forEach((byte, i) => {
+        spare[AUDIT_PREFIX_BYTES + 7 + i] = byte;
+      });
+      const inRoom = withPrefixRoom(spare.subarray(AUDIT_PREFIX_BYTES + 7));
+      const ours = serializeConnectRequest({
+        kind: { $case: 'audit', value: { batchId, recordsJson: [], recordsNdjson: inRoom } },
+      });
+      assert.ok(ours.equals(Buffer.from(ConnectRequest.encode(plain).finish())), `batch ${batchId}, ${bytes} bytes`);
+      assert.equal(ours.buffer, spare.buffer, 'encoded in the records’ own buffer');
+      assert.equal(ours.byteOffset + ours.length, spare.byteOffset + spare.length);
+      assert.equal(spare[6], 0xee, 'nothing written before the prefix');
+    }
+  }
+  assert.throws(() => withPrefixRoom(Buffer.alloc(10).subarray(3)), /no room for the prefix/);
 });
 
 test('other messages go through the generated encoder unchanged', () => {

@@ -1,5 +1,6 @@
 import { errorMessage, type Logger } from '../../../common/src/index.ts';
 import type { AuditBatch } from '../../../proto/gen/portcullis/v1/config.ts';
+import { AUDIT_PREFIX_BYTES, withPrefixRoom } from '../config/connect-request-encoding.ts';
 import type { AuditSpool, SpoolPosition } from './audit-spool.ts';
 
 /** Records per AuditBatch (the control plane takes up to 5,000). */
@@ -112,13 +113,14 @@ export class AuditShipper {
     const generation = this.generation;
     let full = false;
     this.spool
-      .read(this.maxRecords)
+      // Read with room for the message's prefix in front: the batch goes out without being copied on the node.
+      .read(this.maxRecords, AUDIT_PREFIX_BYTES)
       .then((batch) => {
         if (batch === undefined || generation !== this.generation || !this.live) return;
         const id = this.nextId++;
         const { records, endSegment, endOffset } = batch;
         this.inFlight.push({ id, batch: { records, endSegment, endOffset } });
-        if (!this.send({ batchId: id, recordsJson: [], recordsNdjson: batch.bytes })) {
+        if (!this.send({ batchId: id, recordsJson: [], recordsNdjson: withPrefixRoom(batch.bytes) })) {
           // No stream: nothing more is read (a later batch acknowledged would free this one's records) until
           // the reconnect, which sends again from the first unacknowledged record.
           this.live = false;

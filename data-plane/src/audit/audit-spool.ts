@@ -215,8 +215,11 @@ export class AuditSpool {
     return batch.written;
   }
 
-  /** Reads the next records to ship, at most `maxRecords`; undefined when everything written was read. */
-  async read(maxRecords: number): Promise<SpoolBatch | undefined> {
+  /**
+   * Reads the next records to ship, at most `maxRecords`; undefined when everything written was read. The
+   * `headroom` bytes before the batch's bytes in their buffer are left free for the caller (a message prefix).
+   */
+  async read(maxRecords: number, headroom = 0): Promise<SpoolBatch | undefined> {
     for (;;) {
       const segment = this.segments.find((s) => s.seq >= this.readSegment);
       if (segment === undefined) return undefined;
@@ -241,9 +244,9 @@ export class AuditSpool {
       const expected = this.lineBytes === 0 ? READ_CHUNK : Math.ceil(this.lineBytes * maxRecords * 1.1) + 4096;
       for (let chunk = Math.min(READ_CHUNK, expected); ; chunk *= 2) {
         const length = Math.min(chunk, segment.size - this.readOffset);
-        const buffer = Buffer.allocUnsafe(length);
-        const { bytesRead } = await handle.read(buffer, 0, length, this.readOffset);
-        text = buffer.subarray(0, bytesRead);
+        const buffer = Buffer.allocUnsafe(headroom + length);
+        const { bytesRead } = await handle.read(buffer, headroom, length, this.readOffset);
+        text = buffer.subarray(headroom, headroom + bytesRead);
         while (records < maxRecords) {
           const newline = text.indexOf(10, end);
           if (newline === -1) break;
