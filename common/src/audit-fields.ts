@@ -33,3 +33,45 @@ export interface AuditCallFields {
   clientName: string | null;
   clientVersion: string | null;
 }
+
+/**
+ * A record's fields in the order of an audit row: a spool line that is a JSON array of the record's values
+ * (`["<id>",<time>,"<node>",…]`) rather than an object, about half the bytes to write, ship and parse. Nodes
+ * write rows; control planes that take them say so (`Snapshot.takes_audit_rows`), and for the others a node
+ * turns its rows back into objects before shipping them. Append new fields at the end only: a row shorter
+ * than this list (from an older node) has null for the fields it lacks.
+ */
+export const AUDIT_ROW_FIELDS = [
+  'id',
+  'time',
+  'node',
+  'kind',
+  'status',
+  'method',
+  'keyId',
+  'teamId',
+  'customerId',
+  'subject',
+  'upstream',
+  'tool',
+  'arguments',
+  'result',
+  'error',
+  'latencyUs',
+  'gatewayLatencyUs',
+  'upstreamLatencyUs',
+  'costMicros',
+  'parentId',
+  'modelCostMicros',
+  'traceId',
+  'sessionId',
+  'clientName',
+  'clientVersion',
+] as const;
+
+/** The record a row holds, as an object with the fields of AUDIT_ROW_FIELDS (null for those the row lacks). */
+export function rowRecord(row: readonly unknown[]): Record<string, unknown> {
+  const record: Record<string, unknown> = {};
+  for (let i = 0; i < AUDIT_ROW_FIELDS.length; i++) record[AUDIT_ROW_FIELDS[i]!] = i < row.length ? row[i] : null;
+  return record;
+}

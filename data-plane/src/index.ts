@@ -237,10 +237,11 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<DataPla
     onLeases: (leases) => budgetLedger.apply(leases),
     onConnected: () => {
       http.relay.announceEnded();
-      shipper?.connected();
       // Held calls survive a control-plane restart: whatever still waits is sent again (stored once).
       for (const request of approvals.pendingRequests()) configClient?.requestApproval(request);
     },
+    // Audit records are shipped once the control plane said whether it takes them as rows.
+    onControlPlaneKnown: ({ takesAuditRows }) => shipper?.connected(takesAuditRows),
     onDisconnected: () => shipper?.disconnected(),
     onAuditAck: (ack) => shipper?.acked(ack.batchId, ack.rejected),
     onApplied: (config) => {

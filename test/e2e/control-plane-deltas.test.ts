@@ -43,6 +43,7 @@ function applyDelta(base: Snapshot, delta: SnapshotDelta): Snapshot {
     prices: delta.prices,
     budgeted: delta.budgeted,
     executionPolicies: delta.executionPolicies,
+    takesAuditRows: base.takesAuditRows,
   };
 }
 
@@ -97,6 +98,7 @@ describe('config stream deltas', () => {
     const node = connect(true, 'delta-node');
     const first = await node.snapshot();
     assert.ok(first.virtualKeys.length >= 50);
+    assert.equal(first.takesAuditRows, true, 'the control plane says it takes audit rows');
 
     const created = (await gqlOk(plane, CREATE_KEY, { input: { name: 'delta-created', allowedTools: ['up__*'] } }))
       .createVirtualKey.key.id;

@@ -37,6 +37,7 @@ function snapshot(version: string, keys: VirtualKeyConfig[]): Snapshot {
     prices: [],
     budgeted: [],
     executionPolicies: [],
+    takesAuditRows: false,
   };
 }
 

@@ -1,14 +1,22 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { AUDIT_ROW_FIELDS } from '../../common/src/audit-fields.ts';
 import {
-  auditLine,
+  auditRow,
   newAuditRecord,
+  objectLine,
+  recordOfLine,
   newAuditStamp,
   uuidV7,
   type AuditRecord,
 } from '../../data-plane/src/audit/audit-record.ts';
 import { AuditContent } from '../../data-plane/src/audit/audit-content.ts';
 import { parseAuditRecord } from '../../control-plane/src/services/audit-store.ts';
+
+/** What the row of a record must be: JSON.stringify of its values in AUDIT_ROW_FIELDS order. */
+function rowOf(record: AuditRecord): string {
+  return JSON.stringify(AUDIT_ROW_FIELDS.map((field) => record[field]));
+}
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -38,24 +46,49 @@ function full(): AuditRecord {
   return record;
 }
 
-describe('audit line', () => {
-  it('is the text JSON.stringify gives, for a full record and an empty one', () => {
+describe('audit line (a row)', () => {
+  it('is the row JSON.stringify gives, for a full record and an empty one, and the control plane takes it', () => {
     for (const record of [full(), newAuditRecord('n', 'discovery', 'ok')]) {
-      assert.equal(auditLine(record), JSON.stringify(record));
-      assert.ok(parseAuditRecord(auditLine(record)), 'the control plane takes it');
+      assert.equal(auditRow(record), rowOf(record));
+      assert.deepEqual(parseAuditRecord(auditRow(record)), parseAuditRecord(JSON.stringify(record)));
+      assert.ok(parseAuditRecord(auditRow(record)), 'the control plane takes it');
     }
   });
 
-  it('carries every field of a record (a field added to AuditRecord but not to the line fails here)', () => {
+  it('carries every field of a record (a field added to AuditRecord but not to the row fails here)', () => {
     const record = full();
-    assert.deepEqual(Object.keys(JSON.parse(auditLine(record)) as object), Object.keys(record));
+    assert.deepEqual([...AUDIT_ROW_FIELDS], Object.keys(record));
+    assert.deepEqual(recordOfLine(auditRow(record)), record);
+  });
+
+  it('turns back into the object line a control plane before rows takes; an object line stays as it is', () => {
+    for (const record of [full(), newAuditRecord('n', 'discovery', 'ok')]) {
+      assert.equal(objectLine(auditRow(record)), JSON.stringify(record));
+      assert.equal(objectLine(JSON.stringify(record)), JSON.stringify(record));
+    }
+  });
+
+  it('is about half as long as the object line of a typical tool call', () => {
+    const record = newAuditRecord('node-1', 'tool_call', 'ok');
+    Object.assign(record, {
+      method: 'tools/call',
+      keyId: '0193a1b2-0000-7000-8000-00000000abcd',
+      upstream: 'everything',
+      tool: 'everything__echo',
+      arguments: '{"message":"hello"}',
+      result: '{"content":[{"type":"text","text":"Echo: hello"}]}',
+      latencyUs: 812,
+      gatewayLatencyUs: 90,
+      upstreamLatencyUs: 722,
+    });
+    assert.ok(auditRow(record).length < JSON.stringify(record).length * 0.6);
   });
 
   it('writes a number that is not finite as null, keeping the line JSON', () => {
     const record = newAuditRecord('n', 'request', 'ok');
     record.latencyUs = Number.NaN;
     record.costMicros = Number.POSITIVE_INFINITY;
-    const parsed = JSON.parse(auditLine(record)) as Record<string, unknown>;
+    const parsed = recordOfLine(auditRow(record)) as unknown as Record<string, unknown>;
     assert.equal(parsed['latencyUs'], null);
     assert.equal(parsed['costMicros'], null);
   });
@@ -138,9 +171,9 @@ describe('audit line, over a range of records', () => {
       'a record with content off too',
     );
     for (const record of records) {
-      const line = auditLine(record);
-      assert.equal(line, JSON.stringify(record), `record ${record.id}`);
-      assert.ok(Buffer.from(line).equals(Buffer.from(JSON.stringify(record))), 'the same bytes in the spool');
+      const line = auditRow(record);
+      assert.equal(line, rowOf(record), `record ${record.id}`);
+      assert.ok(Buffer.from(line).equals(Buffer.from(rowOf(record))), 'the same bytes in the spool');
     }
   });
 });
@@ -153,11 +186,11 @@ describe('audit line, record after record', () => {
       for (const field of ['method', 'keyId', 'teamId', 'customerId', 'subject', 'upstream', 'tool'] as const)
         record[field] = value;
       for (const field of ['sessionId', 'clientName', 'clientVersion'] as const) record[field] = value;
-      assert.equal(auditLine(record), JSON.stringify(record));
+      assert.equal(auditRow(record), rowOf(record));
     }
     for (const node of ['a', 'a', 'b', 'a']) {
       const record = newAuditRecord(node, 'request', 'ok');
-      assert.equal(auditLine(record), JSON.stringify(record));
+      assert.equal(auditRow(record), rowOf(record));
     }
   });
 });

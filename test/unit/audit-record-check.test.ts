@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { auditLine, newAuditRecord, type AuditRecord } from '../../data-plane/src/audit/audit-record.ts';
+import { auditRow, newAuditRecord, type AuditRecord } from '../../data-plane/src/audit/audit-record.ts';
 import {
   auditRecordSchema,
   checkAuditRecord,
@@ -88,10 +88,10 @@ function variants(): Array<[string, unknown]> {
 describe('audit record check (the ingest hot path, without zod)', () => {
   it('agrees with auditRecordSchema on every field, valid and invalid values alike', () => {
     const base = full();
-    assert.equal(typeof checkAuditRecord(JSON.parse(auditLine(base))), 'object');
+    assert.equal(typeof checkAuditRecord(JSON.parse(JSON.stringify(base))), 'object');
     let refused = 0;
     for (const [field, value] of variants()) {
-      const record: Record<string, unknown> = JSON.parse(auditLine(base)) as Record<string, unknown>;
+      const record: Record<string, unknown> = JSON.parse(JSON.stringify(base)) as Record<string, unknown>;
       if (value === undefined) delete record[field];
       else record[field] = value;
       const zod = auditRecordSchema.safeParse(structuredClone(record)).success;
@@ -108,28 +108,43 @@ describe('audit record check (the ingest hot path, without zod)', () => {
 
   it('leaves out no value zod would refuse for a wrong type (whole record, arrays, time against the id)', () => {
     for (const value of [null, [], 'record', 1]) assert.equal(typeof checkAuditRecord(value), 'string');
-    const record = JSON.parse(auditLine(full())) as Record<string, unknown>;
+    const record = JSON.parse(JSON.stringify(full())) as Record<string, unknown>;
     record['time'] = (record['time'] as number) + 1;
     assert.equal(checkAuditRecord(record), 'time: must be the timestamp of the UUIDv7 id');
   });
 
   it('refuses a NUL character in any text (PostgreSQL text cannot store it), naming the field', () => {
-    const record = JSON.parse(auditLine(full())) as Record<string, unknown>;
+    const record = JSON.parse(JSON.stringify(full())) as Record<string, unknown>;
     record['tool'] = 'ev__\u0000echo';
     assert.equal(checkAuditRecord(record), 'tool: must not contain NUL characters');
   });
 
-  it('reads a spool batch: empty lines skipped, each bad record counted with its number, id and problem', () => {
-    const good = auditLine(full());
+  it('reads rows and objects: empty lines skipped, a bad record counted with its number, id and problem', () => {
+    const record = full();
+    const good = auditRow(record);
     const bad = full();
     bad.latencyUs = -5;
-    const text = `${good}\n\n${auditLine(bad)}\n{"id":\n${good}`;
+    const badObject = full();
+    badObject.kind = 'nonsense' as AuditRecord['kind'];
+    const text = `${good}\n\n${auditRow(bad)}\n{"id":\n${JSON.stringify(record)}\n${JSON.stringify(badObject)}`;
     const lines = [...ndjsonLines(Buffer.from(text))];
-    assert.equal(lines.length, 4);
+    assert.equal(lines.length, 5);
     const batch = parseAuditBatch(lines);
     assert.equal(batch.records.length, 2);
-    assert.equal(batch.rejected, 2);
+    assert.deepEqual(batch.records[0], batch.records[1], 'a row and an object of one record are read alike');
+    assert.equal(batch.rejected, 3);
     assert.equal(batch.problems[0], `record 2 (id ${bad.id}): latencyUs: must be an integer from 0 to 2147483647`);
     assert.match(batch.problems[1]!, /^record 3: not JSON/);
+    assert.match(batch.problems[2]!, new RegExp(`^record 5 \\(id ${badObject.id}\\): kind: must be one of`));
+  });
+
+  it('reads a row shorter than today’s (an older node’s) with null for the fields it lacks', () => {
+    const record = full();
+    const row = JSON.parse(auditRow(record)) as unknown[];
+    const [parsed] = parseAuditBatch([JSON.stringify(row.slice(0, -3))]).records;
+    assert.equal(parsed?.id, record.id);
+    assert.equal(parsed?.sessionId, null);
+    assert.equal(parsed?.clientVersion, null);
+    assert.equal(parsed?.traceId, record.traceId);
   });
 });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { createLogger } from '../../common/src/index.ts';
 import { AuditContent } from '../../data-plane/src/audit/audit-content.ts';
-import type { AuditRecord } from '../../data-plane/src/audit/audit-record.ts';
+import { recordOfLine, type AuditRecord } from '../../data-plane/src/audit/audit-record.ts';
 import { AuditRecorder, type SpoolFullPolicy } from '../../data-plane/src/audit/audit-recorder.ts';
 import { AuditSpool } from '../../data-plane/src/audit/audit-spool.ts';
 import { DEFAULT_SANDBOX_LIMITS, SandboxPool } from '../../data-plane/src/code-mode/sandbox-pool.ts';
@@ -47,7 +47,7 @@ async function gateway(maxBytes: number, whenFull: SpoolFullPolicy, sandbox?: Sa
     const lines: string[] = [];
     for (const name of (await readdir(dir)).filter((n) => n.startsWith('seg-')).sort())
       lines.push(...(await readFile(join(dir, name), 'utf8')).split('\n').filter((l) => l !== ''));
-    return lines.map((l) => JSON.parse(l) as AuditRecord);
+    return lines.map(recordOfLine);
   };
   const close = async () => {
     await server.close();

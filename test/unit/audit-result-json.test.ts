@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { createLogger } from '../../common/src/index.ts';
 import { AuditContent } from '../../data-plane/src/audit/audit-content.ts';
-import type { AuditRecord } from '../../data-plane/src/audit/audit-record.ts';
+import { recordOfLine, type AuditRecord } from '../../data-plane/src/audit/audit-record.ts';
 import { AuditRecorder } from '../../data-plane/src/audit/audit-recorder.ts';
 import { AuditSpool } from '../../data-plane/src/audit/audit-spool.ts';
 import type { DispatchContext, RpcRequest } from '../../data-plane/src/mcp/dispatcher.ts';
@@ -44,7 +44,7 @@ async function recorded(content: AuditContent, outcome: Outcome): Promise<{ outc
     const returned = await recordStep(undefined, audit).run(call(), () => Promise.resolve(outcome));
     const [segment] = (await readdir(dir)).filter((n) => n.startsWith('seg-'));
     const line = (await readFile(join(dir, segment!), 'utf8')).trim();
-    return { outcome: returned, record: JSON.parse(line) as AuditRecord };
+    return { outcome: returned, record: recordOfLine(line) };
   } finally {
     await spool.close();
     await rm(dir, { recursive: true, force: true });

@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { createLogger } from '../../common/src/index.ts';
+import { auditRow, newAuditRecord } from '../../data-plane/src/audit/audit-record.ts';
 import { AuditShipper } from '../../data-plane/src/audit/audit-shipper.ts';
 import { AuditSpool } from '../../data-plane/src/audit/audit-spool.ts';
 import type { AuditBatch } from '../../proto/gen/portcullis/v1/config.ts';
@@ -26,7 +27,7 @@ describe('audit shipper', () => {
         return true;
       };
       const shipper = new AuditShipper(spool, send, logger, 1_000, 1);
-      shipper.connected();
+      shipper.connected(true);
       await Promise.all(Array.from({ length: 5 }, (_, i) => spool.append(`{"n":${i}}`)));
       await eventually('the batch sent', () => sent.length === 1);
       assert.equal(sent[0]!.text, '{"n":0}\n{"n":1}\n{"n":2}\n{"n":3}\n{"n":4}\n');
@@ -38,6 +39,31 @@ describe('audit shipper', () => {
       shipper.acked(sent[0]!.id, 0);
       await eventually('the records acknowledged', () => spool.backlog === 0);
       shipper.disconnected();
+    } finally {
+      await spool.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('ships rows as they are to a control plane that takes them, as JSON objects to one that does not', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'audit-shipper-test-'));
+    const spool = await AuditSpool.open({ dir, maxBytes: 1 << 20, logger });
+    try {
+      const record = newAuditRecord('node-1', 'tool_call', 'ok');
+      record.arguments = '{"text":"say \\"hi\\"\\n"}';
+      const row = auditRow(record);
+      // An object line, as a node before rows spooled it, is among them (a spool kept across an upgrade).
+      const lines = [row, JSON.stringify(record)];
+      await Promise.all(lines.map((line) => spool.append(line)));
+      for (const takesRows of [true, false]) {
+        const sent: string[] = [];
+        const shipper = new AuditShipper(spool, (batch) => sent.push(batch.recordsNdjson.toString()) > 0, logger);
+        shipper.connected(takesRows);
+        await eventually('the batch sent', () => sent.length === 1);
+        shipper.disconnected();
+        const expected = takesRows ? lines : [JSON.stringify(record), JSON.stringify(record)];
+        assert.equal(sent[0], `${expected.join('\n')}\n`, takesRows ? 'rows as they are' : 'objects');
+      }
     } finally {
       await spool.close();
       await rm(dir, { recursive: true, force: true });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { createLogger } from '../../../common/src/index.ts';
-import { auditLine, newAuditRecord } from '../../../data-plane/src/audit/audit-record.ts';
+import { auditRow, newAuditRecord } from '../../../data-plane/src/audit/audit-record.ts';
 import { AuditSpool } from '../../../data-plane/src/audit/audit-spool.ts';
 import { processCpuMs } from '../cpu.ts';
 import { postgresBackendsOf } from '../postgres-backends.ts';
@@ -81,7 +81,7 @@ export async function fillSpool(dir: string, count: number): Promise<void> {
           clientName: 'bench',
           clientVersion: '1',
         });
-        written.push(spool.append(auditLine(record)));
+        written.push(spool.append(auditRow(record)));
       }
       await Promise.all(written);
     }

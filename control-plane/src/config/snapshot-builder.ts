@@ -394,6 +394,8 @@ export class SnapshotBuilder {
       executionPolicies,
       auditSettings: toAuditSettingsConfig(result.audit_settings),
       ...(mcpAuthorization === undefined ? {} : { mcpAuthorization }),
+      // Not configuration: this control plane parses audit rows (parseAuditLine), so its nodes ship them as such.
+      takesAuditRows: true,
     };
     const { snapshot, delta } = snapshotWithDelta(
       whole,

@@ -4,6 +4,7 @@ import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { z } from 'zod';
+import { rowRecord } from '../../../common/src/audit-fields.ts';
 import type { Logger } from '../../../common/src/index.ts';
 import { canonicalRow, chainLink, type ChainedRow } from './audit-chain.ts';
 import type { AuditFeed } from './audit-feed.ts';
@@ -160,7 +161,10 @@ function prefixed(field: string, problem: string | undefined): string | undefine
   return problem === undefined ? undefined : `${field}: ${problem}`;
 }
 
-/** Parses one shipped record: the record, or what is wrong with it (unparseable JSON, or a field). */
+/**
+ * Parses one shipped record, a row (the values in AUDIT_ROW_FIELDS order) or an object: the record, or what
+ * is wrong with it (unparseable JSON, or a field).
+ */
 export function parseAuditLine(json: string): AuditRecordInput | string {
   let value: unknown;
   try {
@@ -168,7 +172,7 @@ export function parseAuditLine(json: string): AuditRecordInput | string {
   } catch (error) {
     return `not JSON (${error instanceof Error ? error.message : String(error)})`;
   }
-  return checkAuditRecord(value);
+  return checkAuditRecord(Array.isArray(value) ? rowRecord(value) : value);
 }
 
 /** Parses one shipped record; undefined (and logged by the caller) when it is not a valid record. */
@@ -188,7 +192,7 @@ export interface ParsedAuditBatch {
 const KEPT_PROBLEMS = 3;
 
 /**
- * Parses a batch as the node's spool holds it (one JSON object per line, UTF-8): decoded once,
+ * Parses a batch as the node's spool holds it (one JSON row or object per line, UTF-8): decoded once,
  * each line parsed and checked; an empty line is skipped.
  */
 export function parseAuditBatch(lines: Iterable<string>): ParsedAuditBatch {
@@ -205,7 +209,10 @@ export function parseAuditBatch(lines: Iterable<string>): ParsedAuditBatch {
     }
     rejected++;
     if (problems.length < KEPT_PROBLEMS) {
-      const id = /"id":"([^"]{1,64})"/.exec(line)?.[1];
+      const id = /^\["([^"]{1,64})"|"id":"([^"]{1,64})"/
+        .exec(line)
+        ?.slice(1)
+        .find((found) => found !== undefined);
       problems.push(`record ${n}${id === undefined ? '' : ` (id ${id})`}: ${parsed}`);
     }
   }

@@ -1,8 +1,8 @@
 import { randomFillSync } from 'node:crypto';
-import type { AuditCallFields } from '../../../common/src/audit-fields.ts';
+import { rowRecord, type AuditCallFields } from '../../../common/src/audit-fields.ts';
 
 /**
- * One audit record, as a node spools it and ships it to the control plane (one JSON line each).
+ * One audit record, as a node spools it and ships it to the control plane (one JSON row per line: `auditRow`).
  * This is the record API every capability emits through: build one with `newAuditRecord` and hand
  * it to `AuditRecorder.record` (the pipeline's record step does so for every operation; the HTTP
  * edge for refusals that never reach the pipeline).
@@ -183,26 +183,35 @@ const last = {
 };
 
 /**
- * The record as its spool line: the JSON text `JSON.stringify(record)` gives (same keys, same order),
- * built without walking the object (a quarter cheaper on the hot path). Id, kind and status need no
- * escaping (a UUID, two enums); every other string goes through `JSON.stringify` (once per value, for
- * the fields that repeat). A field added to `AuditRecord` must be added here too
+ * The record as its spool line, an audit row: the JSON text `JSON.stringify` gives for the array of its
+ * values in AUDIT_ROW_FIELDS order, built without walking the object (a quarter cheaper on the hot path).
+ * Without the keys a line is about half as long to build, write, ship and parse. Id, kind and status need
+ * no escaping (a UUID, two enums); every other string goes through `JSON.stringify` (once per value, for
+ * the fields that repeat). A field added to `AuditRecord` is added to AUDIT_ROW_FIELDS and here, at the end
  * (test/unit/audit-line.test.ts compares the two).
  */
-export function auditLine(r: AuditRecord): string {
+export function auditRow(r: AuditRecord): string {
   const error = r.error === null ? 'null' : `{"code":${num(r.error.code)},"message":${str(r.error.message)}}`;
   return (
-    `{"id":"${r.id}","time":${num(r.time)},"node":${last.node.of(r.node)},"kind":"${r.kind}",` +
-    `"status":"${r.status}","method":${last.method.of(r.method)},"keyId":${last.keyId.of(r.keyId)},` +
-    `"teamId":${last.teamId.of(r.teamId)},"customerId":${last.customerId.of(r.customerId)},` +
-    `"subject":${last.subject.of(r.subject)},"upstream":${last.upstream.of(r.upstream)},` +
-    `"tool":${last.tool.of(r.tool)},"arguments":${str(r.arguments)},"result":${str(r.result)},"error":${error},` +
-    `"latencyUs":${num(r.latencyUs)},"gatewayLatencyUs":${num(r.gatewayLatencyUs)},` +
-    `"upstreamLatencyUs":${num(r.upstreamLatencyUs)},"costMicros":${num(r.costMicros)},` +
-    `"parentId":${str(r.parentId)},"modelCostMicros":${num(r.modelCostMicros)},"traceId":${str(r.traceId)},` +
-    `"sessionId":${last.sessionId.of(r.sessionId)},` +
-    `"clientName":${last.clientName.of(r.clientName)},"clientVersion":${last.clientVersion.of(r.clientVersion)}}`
+    `["${r.id}",${num(r.time)},${last.node.of(r.node)},"${r.kind}","${r.status}",${last.method.of(r.method)},` +
+    `${last.keyId.of(r.keyId)},${last.teamId.of(r.teamId)},${last.customerId.of(r.customerId)},` +
+    `${last.subject.of(r.subject)},${last.upstream.of(r.upstream)},${last.tool.of(r.tool)},` +
+    `${str(r.arguments)},${str(r.result)},${error},${num(r.latencyUs)},${num(r.gatewayLatencyUs)},` +
+    `${num(r.upstreamLatencyUs)},${num(r.costMicros)},${str(r.parentId)},${num(r.modelCostMicros)},` +
+    `${str(r.traceId)},${last.sessionId.of(r.sessionId)},${last.clientName.of(r.clientName)},` +
+    `${last.clientVersion.of(r.clientVersion)}]`
   );
+}
+
+/** A spool line (a row, or an object from a node before rows) as the record it holds. */
+export function recordOfLine(line: string): AuditRecord {
+  const value: unknown = JSON.parse(line);
+  return (Array.isArray(value) ? rowRecord(value) : value) as AuditRecord;
+}
+
+/** A spool line as a control plane before rows takes it: a row as the JSON object of its record, else as is. */
+export function objectLine(line: string): string {
+  return line.startsWith('[') ? JSON.stringify(rowRecord(JSON.parse(line) as unknown[])) : line;
 }
 
 const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}/;

@@ -1,7 +1,7 @@
 import type { Logger } from '../../../common/src/index.ts';
 import type { AuditContent } from './audit-content.ts';
 import {
-  auditLine,
+  auditRow,
   newAuditRecord,
   type AuditStamp,
   type AuditKind,
@@ -66,10 +66,10 @@ export class AuditRecorder {
    * once when the spool is full (the record is then counted as dropped).
    */
   record(record: AuditRecord): Promise<void> | undefined {
-    return this.spoolLine(auditLine(record));
+    return this.spoolLine(auditRow(record));
   }
 
-  /** `record` for a record already serialized (one JSON object, no newline). */
+  /** `record` for a record already serialized (one JSON row or object, no newline). */
   spoolLine(line: string): Promise<void> | undefined {
     const written = this.options.spool.append(line);
     if (written === false) {

@@ -1,6 +1,7 @@
 import { errorMessage, type Logger } from '../../../common/src/index.ts';
 import type { AuditBatch } from '../../../proto/gen/portcullis/v1/config.ts';
 import { AUDIT_PREFIX_BYTES, withPrefixRoom } from '../config/connect-request-encoding.ts';
+import { objectLine } from './audit-record.ts';
 import type { AuditSpool, SpoolPosition } from './audit-spool.ts';
 
 /** Records per AuditBatch (the control plane takes up to 5,000). */
@@ -54,8 +55,17 @@ export class AuditShipper {
     spool.onWritten = this.soon;
   }
 
-  /** A stream to the control plane opened (its hello sent). */
-  connected(): void {
+  /** Rows go out as they are; false: the control plane takes objects only, and rows are turned into those. */
+  private takesRows = true;
+
+  /**
+   * A stream to the control plane opened and its first snapshot said whether that control plane takes
+   * audit rows (older ones do not: their records go out as JSON objects).
+   */
+  connected(takesRows: boolean): void {
+    if (!takesRows && this.takesRows)
+      this.logger.warn('the control plane takes audit records as JSON objects only: converting them to ship');
+    this.takesRows = takesRows;
     this.live = true;
     this.generation++;
     this.inFlight = [];
@@ -120,7 +130,8 @@ export class AuditShipper {
         const id = this.nextId++;
         const { records, endSegment, endOffset } = batch;
         this.inFlight.push({ id, batch: { records, endSegment, endOffset } });
-        if (!this.send({ batchId: id, recordsJson: [], recordsNdjson: withPrefixRoom(batch.bytes) })) {
+        const lines = this.takesRows ? withPrefixRoom(batch.bytes) : objectLines(batch.bytes);
+        if (!this.send({ batchId: id, recordsJson: [], recordsNdjson: lines })) {
           // No stream: nothing more is read (a later batch acknowledged would free this one's records) until
           // the reconnect, which sends again from the first unacknowledged record.
           this.live = false;
@@ -136,4 +147,11 @@ export class AuditShipper {
         if (this.again || full || generation !== this.generation) this.pump();
       });
   }
+}
+
+/** Spool lines (rows or objects, each ending in a newline) as object lines, for a control plane before rows. */
+function objectLines(bytes: Buffer): Buffer {
+  const lines = bytes.toString('utf8').split('\n');
+  lines.pop();
+  return Buffer.from(`${lines.map(objectLine).join('\n')}\n`, 'utf8');
 }

@@ -139,8 +139,8 @@ function checkUpstreamNames(upstreams: readonly UpstreamConfig[], version: strin
 type Governance = 'expiresAtMs' | 'previousSecretSha256' | 'previousSecretExpiresAtMs' | 'codeMode' | 'auditContent';
 export type KeyConfigInput = Omit<VirtualKeyConfig, Governance> & Partial<Pick<VirtualKeyConfig, Governance>>;
 type Directory_ = 'teams' | 'customers' | 'prices' | 'budgeted' | 'executionPolicies';
-export type SnapshotInput = Omit<Snapshot, Directory_ | 'virtualKeys'> &
-  Partial<Pick<Snapshot, Directory_>> & { virtualKeys: KeyConfigInput[] };
+export type SnapshotInput = Omit<Snapshot, Directory_ | 'virtualKeys' | 'takesAuditRows'> &
+  Partial<Pick<Snapshot, Directory_ | 'takesAuditRows'>> & { virtualKeys: KeyConfigInput[] };
 export type DeltaInput = Omit<SnapshotDelta, Directory_ | 'upsertedKeys'> &
   Partial<Pick<SnapshotDelta, Directory_>> & { upsertedKeys: KeyConfigInput[] };
 function policiesOf(
@@ -334,6 +334,8 @@ export class AppliedConfig {
   toSnapshot(): Snapshot {
     return {
       version: this.version,
+      // What a control plane takes is learnt from it on each stream, never from the cache.
+      takesAuditRows: false,
       upstreams: [...this.upstreams],
       virtualKeys: Array.from(this.keys.entries(), (entry) => entry.config),
       sessionKeys: [...this.sessionKeys],

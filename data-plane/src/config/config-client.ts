@@ -55,6 +55,11 @@ export interface ConfigClientOptions {
   onLeases?: (leases: BudgetLease[]) => void;
   /** After each (re)connect's hello: what the node re-announces (e.g. the sessions it knows ended). */
   onConnected?: () => void;
+  /**
+   * The first snapshot of each stream arrived: what the control plane at its other end takes
+   * (`Snapshot.takes_audit_rows`), whether or not the snapshot is applied.
+   */
+  onControlPlaneKnown?: (controlPlane: { takesAuditRows: boolean }) => void;
   /** The stream was lost (messages sent on it and not answered are to be sent again on the next). */
   onDisconnected?: () => void;
   /** The control plane stored an audit batch. */
@@ -212,11 +217,16 @@ export class ConfigClient {
     });
     for (const report of this.reports.values()) stream.write({ kind: { $case: 'upstream', value: report } });
     this.options.onConnected?.();
+    let known = false;
     stream.on('data', (message: ConnectResponse) => {
       this.attempts = 0;
       if (!this.live && this.stream === stream) {
         this.live = true;
         this.options.logger.info({ controlPlane: this.address }, 'following the control plane');
+      }
+      if (message.kind?.$case === 'snapshot' && !known && this.stream === stream) {
+        known = true;
+        this.options.onControlPlaneKnown?.({ takesAuditRows: message.kind.value.takesAuditRows });
       }
       if (message.kind?.$case === 'snapshot') this.onSnapshot(stream, message.kind.value);
       else if (message.kind?.$case === 'delta') this.onDelta(stream, message.kind.value);

@@ -318,13 +318,15 @@ export interface AuditBatch {
   /** Chosen by the node, increasing within one stream. */
   batchId: number;
   /**
-   * One JSON object per record (the node's AuditRecord, as spooled); validated by the control plane.
+   * One JSON record per string (an object, or a row); validated by the control plane.
    * Nodes before records_ndjson send this; a batch carries one of the two.
    */
   recordsJson: string[];
   /**
-   * The records as the node's spool holds them: one JSON object per line, each line ending in a newline
-   * (UTF-8). Shipped as read from the spool file, without a string per record on either side.
+   * The records as the node's spool holds them: one JSON value per line, each line ending in a newline
+   * (UTF-8). Shipped as read from the spool file, without a string per record on either side. A line is
+   * a row (an array of the record's values, in the order of common/src/audit-fields.ts) only when the
+   * control plane said it takes rows (Snapshot.takes_audit_rows); else an object.
    */
   recordsNdjson: Buffer;
 }
@@ -611,7 +613,15 @@ export interface Snapshot {
     | McpAuthorizationConfig
     | undefined;
   /** Gateway-wide audit settings (unset: the defaults, content recorded). */
-  auditSettings?: AuditSettingsConfig | undefined;
+  auditSettings?:
+    | AuditSettingsConfig
+    | undefined;
+  /**
+   * Not configuration: the control plane sending this snapshot takes audit records as rows in
+   * AuditBatch.records_ndjson. Set on every whole snapshot it sends; a node reads it from the first
+   * one of each stream and, until it has, ships nothing. Unset (older control planes): objects only.
+   */
+  takesAuditRows: boolean;
 }
 
 /** Gateway-wide audit settings (GraphQL auditSettings). */
@@ -3811,6 +3821,7 @@ function createBaseSnapshot(): Snapshot {
     executionPolicies: [],
     mcpAuthorization: undefined,
     auditSettings: undefined,
+    takesAuditRows: false,
   };
 }
 
@@ -3848,6 +3859,9 @@ export const Snapshot: MessageFns<Snapshot> = {
     }
     if (message.auditSettings !== undefined) {
       AuditSettingsConfig.encode(message.auditSettings, writer.uint32(330).fork()).join();
+    }
+    if (message.takesAuditRows !== false) {
+      writer.uint32(336).bool(message.takesAuditRows);
     }
     return writer;
   },
@@ -3953,6 +3967,14 @@ export const Snapshot: MessageFns<Snapshot> = {
             message.auditSettings = AuditSettingsConfig.decode(reader, reader.uint32());
             continue;
           }
+          case 42: {
+            if (tag !== 336) {
+              break;
+            }
+
+            message.takesAuditRows = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4002,6 +4024,11 @@ export const Snapshot: MessageFns<Snapshot> = {
         : isSet(object.audit_settings)
         ? AuditSettingsConfig.fromJSON(object.audit_settings)
         : undefined,
+      takesAuditRows: isSet(object.takesAuditRows)
+        ? globalThis.Boolean(object.takesAuditRows)
+        : isSet(object.takes_audit_rows)
+        ? globalThis.Boolean(object.takes_audit_rows)
+        : false,
     };
   },
 
@@ -4040,6 +4067,9 @@ export const Snapshot: MessageFns<Snapshot> = {
     if (message.auditSettings !== undefined) {
       obj.auditSettings = AuditSettingsConfig.toJSON(message.auditSettings);
     }
+    if (message.takesAuditRows !== false) {
+      obj.takesAuditRows = message.takesAuditRows;
+    }
     return obj;
   },
 
@@ -4063,6 +4093,7 @@ export const Snapshot: MessageFns<Snapshot> = {
     message.auditSettings = (object.auditSettings !== undefined && object.auditSettings !== null)
       ? AuditSettingsConfig.fromPartial(object.auditSettings)
       : undefined;
+    message.takesAuditRows = object.takesAuditRows ?? false;
     return message;
   },
 };
