@@ -12,6 +12,7 @@ import {
   comparisonsFor,
 } from '../../bench/src/report/comparisons.ts';
 import { dependencyDrift } from '../../bench/src/targets/baseline.ts';
+import { renderReport } from '../../bench/src/report/table.ts';
 import type { PathKind, RoundTripRow } from '../../bench/src/results.ts';
 
 function row(path: PathKind, driver: 'lean' | 'sdk', concurrency: number, cpuPerCallMs: number): RoundTripRow {
@@ -104,6 +105,19 @@ test('bench: gateways are compared row by row: audit and limits as µs added, th
     ),
   );
   assert.equal(slower[0]?.met, false, '10 µs added misses the 5 µs target');
+  const cheaper = comparisonTargets(
+    compareRows(
+      [row('portcullis', 'lean', 32, 0.05), row('portcullis (audit off)', 'lean', 32, 0.06)],
+      comparisonsFor(['portcullis (audit off)']),
+    ),
+  );
+  assert.equal(cheaper[0]?.met, undefined, 'recording measured cheaper than none meets nothing');
+  assert.equal(Math.round(cheaper[0]!.measured! * 1000) / 1000, -10);
+  assert.match(cheaper[0]!.why!, /recording on measured cheaper than off/);
+  assert.match(
+    renderReport({ rows: [], sections: {}, notes: [], targets: cheaper }),
+    /\[inconclusive\] audit recording adds/,
+  );
 });
 
 test('bench: a baseline from before audit recording is read against the current tree with recording off', () => {

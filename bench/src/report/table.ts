@@ -130,7 +130,9 @@ export function renderReport(results: RunResults): string {
   if (results.targets.length) {
     out.push('', 'Targets:');
     for (const t of results.targets) {
-      const verdict = t.met === undefined ? 'not measured' : t.met ? 'met' : 'MISSED';
+      // Measured without a verdict: the figure cannot be read against the target (see its why).
+      const verdict =
+        t.met === undefined ? (t.measured === undefined ? 'not measured' : 'inconclusive') : t.met ? 'met' : 'MISSED';
       const figure = t.measured === undefined ? '' : `: ${t.measured.toFixed(3)} ${t.unit}`;
       out.push(
         `  [${verdict}] ${t.target}${figure}${t.why ? ` (${t.why})` : ''}${t.reference ? `; ${t.reference}` : ''}`,
