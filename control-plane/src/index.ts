@@ -300,6 +300,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     });
     metrics.configStreams({ liveNodes: () => new Set(streams.liveStreams().map((s) => s.nodeId)).size });
     metrics.approvals(services.approvals);
+    metrics.auditInsertRetries(auditStore);
     const grpc = await startGrpcServer(streams, options.grpcHost, options.grpcPort, options.grpcTls);
     cleanups.push(() => grpc.close());
     if (options.grpcTls === undefined && !isLoopback(options.grpcHost)) {

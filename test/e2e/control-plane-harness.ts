@@ -4,6 +4,7 @@ import { credentials, Metadata, type ClientDuplexStream, type ServiceError } fro
 import { createLogger } from '../../common/src/index.ts';
 import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from '../../control-plane/src/index.ts';
 import {
+  type AuditAck,
   ConfigServiceClient,
   type ConnectRequest,
   type ConnectResponse,
@@ -160,6 +161,25 @@ export class TestNode {
 
   ack(version: string, accepted = true, error = ''): void {
     this.send({ kind: { $case: 'ack', value: { version, accepted, error } } });
+  }
+
+  /** Sends spool lines (rows or objects) as one audit batch. */
+  audit(batchId: number, lines: readonly string[]): void {
+    const recordsNdjson = Buffer.from(lines.map((line) => `${line}\n`).join(''));
+    this.send({ kind: { $case: 'audit', value: { batchId, recordsJson: [], recordsNdjson } } });
+  }
+
+  /** Resolves with the acknowledgement of audit batch `batchId` (already received or future). */
+  async auditAck(batchId: number, timeoutMs = 10_000): Promise<AuditAck> {
+    return this.waitFor(
+      () => {
+        for (const r of this.received)
+          if (r.kind?.$case === 'auditAck' && r.kind.value.batchId === batchId) return r.kind.value;
+        return undefined;
+      },
+      timeoutMs,
+      () => `no acknowledgement of audit batch ${batchId} within ${timeoutMs} ms; received ${this.describeReceived()}`,
+    );
   }
 
   /** Resolves with the first received snapshot matching `predicate` (already received or future). */

@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as TransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { auditRow, newAuditRecord, recordOfLine } from '../../data-plane/src/audit/audit-record.ts';
+import { TestNode } from './control-plane-harness.ts';
 import { eventually } from '../support/eventually.ts';
 import { postMcp } from '../support/gateway.ts';
 import { everythingUpstream, startTestEnv, type CreatedKey, type TestEnv } from '../support/test-env.ts';
@@ -143,5 +145,49 @@ describe('metrics scrapes', () => {
     assert.ok((sample(text, 'portcullis_graphql_requests_total{operation="mutation",outcome="ok"}') ?? 0) >= 2);
     assert.ok((sample(text, 'portcullis_graphql_requests_total{operation="unknown",outcome="error"}') ?? 0) >= 1);
     assert.doesNotMatch(text, /pcs_|adm_|node_[0-9a-f]{8}/, 'no secrets in labels');
+  });
+
+  it('a stored batch sent again on a node’s new stream costs no failed insert; on a settled stream, one', async () => {
+    const url = env.controlPlane!.metricsUrl!;
+    const retried = async () => sample(await scrape(url, TOKEN), 'portcullis_audit_ingest_retried_inserts_total');
+    const row = () => {
+      const record = newAuditRecord('resending-node', 'tool_call', 'ok');
+      record.parentId = 'resent-run';
+      return auditRow(record);
+    };
+    const [first, second, third, fourth] = [row(), row(), row(), row()];
+    const before = await retried();
+    assert.equal(typeof before, 'number', 'the control plane counts retried inserts');
+
+    const stream = (): TestNode => {
+      const node = new TestNode(env.grpcAddress, env.nodeToken);
+      env.defer(async () => node.close());
+      node.hello('resending-node');
+      return node;
+    };
+    const one = stream();
+    await one.snapshot();
+    one.audit(1, [first!, second!]);
+    await one.auditAck(1);
+    one.close();
+
+    // After a reconnect a node sends again what it had in flight: its new stream's first ids are looked up.
+    const two = stream();
+    await two.snapshot();
+    two.audit(1, [first!, second!, third!]);
+    await two.auditAck(1);
+    assert.equal(await retried(), before, 'the repeated records were left out without a failed insert');
+    // A group without repeats ends that on this stream: a repeat now is stored optimistically and fails once.
+    two.audit(2, [fourth!]);
+    await two.auditAck(2);
+    two.audit(3, [fourth!]);
+    await two.auditAck(3);
+    assert.equal(await retried(), before! + 1, 'a repeat on a settled stream costs one failed insert');
+
+    const ids = [first, second, third, fourth].map((line) => recordOfLine(line!).id);
+    const { auditEvents } = await env.gqlOk<{ auditEvents: { edges: { node: { id: string } }[] } }>(
+      `{ auditEvents(filter: { parentId: "resent-run" }, first: 10) { edges { node { id } } } }`,
+    );
+    assert.deepEqual(auditEvents.edges.map((e) => e.node.id).sort(), ids.sort(), 'each record stored once');
   });
 });

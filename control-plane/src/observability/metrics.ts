@@ -83,6 +83,25 @@ export class ControlPlaneMetrics {
     this.graphqlRequests.inc({ operation, outcome: ok ? 'ok' : 'error' });
   }
 
+  /**
+   * Audit inserts done again because a record of theirs was stored already (each a failed COPY, an ERROR line
+   * in PostgreSQL's log), read from the store at each scrape. A node's new stream has its first ids looked
+   * up instead, so this stays at 0 unless batches repeat where none were expected.
+   */
+  auditInsertRetries(store: { readonly failedInserts: number }): void {
+    let reported = 0;
+    new Counter({
+      name: 'portcullis_audit_ingest_retried_inserts_total',
+      help: 'Audit inserts done again without the records stored already (each a failed insert in the database log)',
+      registers: [this.registry],
+      collect() {
+        const now = store.failedInserts;
+        if (now > reported) this.inc(now - reported);
+        reported = now;
+      },
+    });
+  }
+
   /** Nodes on the config stream, counted at each scrape (distinct node ids with a live stream). */
   configStreams(source: { liveNodes(): number }): void {
     new Gauge({
