@@ -1,9 +1,8 @@
 /**
  * An A/B of two data-plane nodes started differently (each with its own control plane, same upstream), in
- * many short alternating passes, for a difference in node CPU per call too small for `npm run bench`'s two
- * passes on a noisy machine: the machine's drift over minutes is shared by neighbouring passes, so the
- * median of the pass-by-pass differences is steadier than the difference of two rows. A development tool;
- * the published figures come from `npm run bench`.
+ * many short alternating passes (bench/src/node-ab.ts), for a difference in node CPU per call too small for
+ * `npm run bench`'s two passes on a noisy machine. A development tool; the published figures come from `npm
+ * run bench` (its audit-cost section runs the same A/B for recording on vs off).
  *
  * npx tsx bench/scripts/node-ab.ts [--passes 12] [--calls 6000] [--concurrency 32] [--driver lean|sdk] [--rate N]
  *   [--a "ARGS"] [--b "--audit off"]     (node arguments of each side, space-separated)
@@ -23,19 +22,12 @@
  */
 import { parseArgs } from 'node:util';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { LoadGenerator, type Measurement, type Probe } from '../src/load/run-load.ts';
+import type { Measurement, Probe } from '../src/load/run-load.ts';
 import type { DriverKind } from '../src/load/protocol.ts';
-import { execFileSync } from 'node:child_process';
-import { cpus as cpuList } from 'node:os';
-import pg from 'pg';
-import { descendants, msBetween, type ProcessCpu, readProcessCpu } from '../src/cpu.ts';
-import { postgresBackendsOf } from '../src/postgres-backends.ts';
+import { type ProcessCpu, readProcessCpu } from '../src/cpu.ts';
+import { perCallUs, runNodeAb, type NodeAbPair } from '../src/node-ab.ts';
 import { installCleanupHooks } from '../src/processes.ts';
-import { adminQuery, freshSchemaName } from '../src/scenarios/databases.ts';
-import { percentile } from '../src/stats.ts';
-import { prepareBaseline, type BaselineTree } from '../src/targets/baseline.ts';
-import { startPortcullis, type GatewaySetup, type RunningGateway } from '../src/targets/portcullis.ts';
-import { loadAverageLine, toolCallJob } from '../src/targets/probe-jobs.ts';
+import { loadAverageLine } from '../src/targets/probe-jobs.ts';
 
 const { values } = parseArgs({
   options: {
@@ -57,25 +49,7 @@ const { values } = parseArgs({
   },
 });
 const driver: DriverKind = values.driver === 'sdk' ? 'sdk' : 'lean';
-const [passes, calls, concurrency] = [Number(values.passes), Number(values.calls), Number(values.concurrency)];
 const words = (text: string) => text.split(' ').filter((word) => word !== '');
-
-async function pass(load: LoadGenerator, running: RunningGateway): Promise<Measurement> {
-  const { gateway } = running;
-  const target = {
-    transport: 'http' as const,
-    url: gateway.mcpUrl,
-    headers: { authorization: `Bearer ${gateway.secret}` },
-  };
-  const tool = gateway.tools.stdio ?? '';
-  const job = toolCallJob(driver, target, tool, concurrency, calls);
-  if (values.rate !== undefined) job.ratePerSec = Number(values.rate);
-  const probes = [
-    ...(values.perf ? [perfProbe(gateway.pid)] : []),
-    ...(values.threads ? [threadsProbe(gateway.pid)] : []),
-  ];
-  return load.run(job, { pid: gateway.pid, timeoutMs: 120_000, probes });
-}
 
 const PERF_EVENTS = ['raw_syscalls:sys_enter', 'context-switches', 'page-faults'];
 
@@ -138,118 +112,53 @@ const threadsLine = (m: Measurement) =>
     ? `  main ${Number(m.probes['mainUs']).toFixed(1)} other ${Number(m.probes['otherUs']).toFixed(1)}`
     : '';
 
-const perCallUs = (m: Measurement) => (m.cpuPerCallMs ?? Number.NaN) * 1000;
-
-/**
- * Puts the nodes on CPU 0 and the rest on the other CPUs: this process's other descendants (control planes,
- * upstreams, the load generator, itself) and the PostgreSQL backends serving them (which end with their
- * connections, so nothing outlives the run pinned). Done again before each pass, since backends and upstream
- * processes may have started since.
- */
-async function pin(nodes: readonly number[]): Promise<void> {
-  const cpus = cpuList().length;
-  if (cpus < 2) throw new Error('--pin needs two CPUs or more');
-  const others = descendants(process.pid).filter((pid) => !nodes.includes(pid));
-  others.push(process.pid);
-  if (values.postgres !== undefined) {
-    const client = new pg.Client({ connectionString: values.postgres });
-    await client.connect();
-    try {
-      for (const pid of [...others]) others.push(...(await postgresBackendsOf(client, pid)));
-    } finally {
-      await client.end();
-    }
-  }
-  const set = (cpuSet: string, pid: number) => {
-    try {
-      execFileSync('taskset', ['-a', '-p', '-c', cpuSet, String(pid)], { stdio: 'ignore' });
-    } catch {
-      // Gone meanwhile.
-    }
-  };
-  for (const pid of nodes) set('0', pid);
-  for (const pid of others) set(`1-${cpus - 1}`, pid);
+function printPair({ pair, a, b, differenceUs }: NodeAbPair): void {
+  const cells = [perCallUs(a), perCallUs(b)].map((us) => us.toFixed(1).padStart(9));
+  const rates = [a, b].map((m) => m.callsPerSec.toFixed(0).padStart(9));
+  const probes = `${perfLine(a)}${perfLine(b)}${threadsLine(a)}${threadsLine(b)}`;
+  console.log(
+    `${String(pair).padStart(4)}  ${cells.join('  ')}  ${differenceUs.toFixed(1).padStart(6)}  ${rates.join('  ')}` +
+      probes,
+  );
 }
 
 async function main(): Promise<void> {
   installCleanupHooks();
-  const schemas: string[] = [];
-  const trees: BaselineTree[] = [];
-  const start = async (nodeArgs: string, flags: string, ref: string | undefined) => {
-    const tree = ref === undefined ? undefined : prepareBaseline(ref);
-    if (tree !== undefined) trees.push(tree);
-    const setup: GatewaySetup = {
-      nodeArgs: words(nodeArgs),
-      nodeRuntimeFlags: words(flags),
-      ...(tree === undefined ? {} : { root: tree.root }),
-    };
-    if (values.postgres === undefined) return startPortcullis(undefined, setup);
-    const schema = freshSchemaName('bench_ab');
-    await adminQuery(values.postgres, `CREATE SCHEMA "${schema}"`);
-    schemas.push(schema);
-    return startPortcullis(undefined, {
-      ...setup,
-      controlPlaneArgs: ['--database-url', values.postgres, '--database-schema', schema],
-    });
-  };
-  const sides = [await start(values.a, values['a-flags'], values['a-ref'])];
-  sides.push(await start(values.b, values['b-flags'], values['b-ref']));
-  const load = new LoadGenerator();
-  const differences: number[] = [];
-  try {
-    console.log(loadAverageLine());
-    const pace = values.rate === undefined ? 'as fast as answered' : `${values.rate} calls/s`;
-    const side = (args: string, flags: string, ref: string | undefined) =>
-      `${ref ?? 'this tree'}${flags === '' ? '' : ` node ${flags}`} [${args}]`;
-    const sidesLine =
-      `A: ${side(values.a, values['a-flags'], values['a-ref'])}  ` +
-      `B: ${side(values.b, values['b-flags'], values['b-ref'])}`;
-    console.log(`${sidesLine}  ${driver} c=${concurrency}, ${calls} calls a pass, ${pace}`);
-    console.log('pair  A µs/call  B µs/call  B−A µs  A calls/s  B calls/s');
-    const nodes = sides.map((side) => side.gateway.pid);
-    if (values.pin) await pin(nodes);
-    // Warm both up (JIT, heap sizing) before any pass counts.
-    for (const side of sides) await pass(load, side);
-    // Each node's CPU over all the passes, gaps included: what a node does after a pass (ship its last records)
-    // falls in the other side's pass, outside both pass readings.
-    const startCpu = nodes.map((pid) => readProcessCpu(pid));
-    const totalCalls = [0, 0];
-    for (let pair = 1; pair <= passes; pair++) {
-      // Alternate which side goes first, so a drift within a pair does not favour one side.
-      const order = pair % 2 === 1 ? [0, 1] : [1, 0];
-      const measured: Measurement[] = [];
-      for (const index of order) {
-        if (values.pin) await pin(nodes);
-        measured[index] = await pass(load, sides[index]!);
-        totalCalls[index]! += measured[index]!.calls;
-      }
-      const [a, b] = [measured[0]!, measured[1]!];
-      differences.push(perCallUs(b) - perCallUs(a));
-      const cells = [perCallUs(a), perCallUs(b)].map((us) => us.toFixed(1).padStart(9));
-      const rates = [a, b].map((m) => m.callsPerSec.toFixed(0).padStart(9));
-      const added = (perCallUs(b) - perCallUs(a)).toFixed(1).padStart(6);
-      const probes = `${perfLine(a)}${perfLine(b)}${threadsLine(a)}${threadsLine(b)}`;
-      console.log(`${String(pair).padStart(4)}  ${cells.join('  ')}  ${added}  ${rates.join('  ')}${probes}`);
-    }
-    const sorted = Float64Array.from(differences).sort();
-    const [q1, median, q3] = [25, 50, 75].map((p) => percentile(sorted, p).toFixed(1));
-    console.log(`B − A µs per call: median ${median}, quartiles ${q1} to ${q3}; ${loadAverageLine()}`);
-    const whole = nodes.map((pid, index) => {
-      const [before, after] = [startCpu[index], readProcessCpu(pid)];
-      return before === undefined || after === undefined
-        ? Number.NaN
-        : (msBetween(before, after) * 1000) / totalCalls[index]!;
-    });
-    console.log(
-      `over the whole run (gaps included): A ${whole[0]!.toFixed(1)}, B ${whole[1]!.toFixed(1)} µs per call, ` +
-        `B − A ${(whole[1]! - whole[0]!).toFixed(1)}`,
-    );
-  } finally {
-    await load.stop();
-    for (const side of sides) await side.stop();
-    for (const tree of trees) tree.remove();
-    for (const schema of schemas) await adminQuery(values.postgres!, `DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  }
+  console.log(loadAverageLine());
+  const pace = values.rate === undefined ? 'as fast as answered' : `${values.rate} calls/s`;
+  const side = (args: string, flags: string, ref: string | undefined) =>
+    `${ref ?? 'this tree'}${flags === '' ? '' : ` node ${flags}`} [${args}]`;
+  const sidesLine =
+    `A: ${side(values.a, values['a-flags'], values['a-ref'])}  ` +
+    `B: ${side(values.b, values['b-flags'], values['b-ref'])}`;
+  console.log(`${sidesLine}  ${driver} c=${values.concurrency}, ${values.calls} calls a pass, ${pace}`);
+  console.log('pair  A µs/call  B µs/call  B−A µs  A calls/s  B calls/s');
+  const sideOf = (args: string, flags: string, ref: string | undefined) => ({
+    nodeArgs: words(args),
+    runtimeFlags: words(flags),
+    ...(ref === undefined ? {} : { ref }),
+  });
+  const result = await runNodeAb(
+    {
+      a: sideOf(values.a, values['a-flags'], values['a-ref']),
+      b: sideOf(values.b, values['b-flags'], values['b-ref']),
+      passes: Number(values.passes),
+      calls: Number(values.calls),
+      concurrency: Number(values.concurrency),
+      driver,
+      ...(values.rate === undefined ? {} : { ratePerSec: Number(values.rate) }),
+      ...(values.postgres === undefined ? {} : { postgresUrl: values.postgres }),
+      pin: values.pin,
+      probes: (pid) => [...(values.perf ? [perfProbe(pid)] : []), ...(values.threads ? [threadsProbe(pid)] : [])],
+    },
+    printPair,
+  );
+  const [q1, median, q3] = [result.q1Us, result.medianUs, result.q3Us].map((us) => us.toFixed(1));
+  console.log(`B − A µs per call: median ${median}, quartiles ${q1} to ${q3}; ${loadAverageLine()}`);
+  const { a, b } = result.wholeRunUs;
+  console.log(
+    `over the whole run (gaps included): A ${a.toFixed(1)}, B ${b.toFixed(1)} µs per call, B − A ${(b - a).toFixed(1)}`,
+  );
 }
 
 await main();

@@ -20,9 +20,10 @@ import { measurePropagation, type PropagationRow } from './scenarios/propagation
 import { measureSnapshots } from './scenarios/snapshots.ts';
 import { auditIngestTarget, measureAuditIngest, type AuditIngestRow } from './scenarios/audit-ingest.ts';
 import { auditRecordTarget, measureAuditRecordStep, type AuditRecordStepRow } from './scenarios/audit-record.ts';
+import { auditCostTarget, measureAuditCost, type AuditCostRow } from './scenarios/audit-cost.ts';
 import { ECHO, startEverythingHttp, type HttpServer } from './targets/upstream.ts';
 import { stdioTurns } from './scenarios/stdio-turns.ts';
-import { comparisonTargets, comparisonsFor, compareRows } from './report/comparisons.ts';
+import { comparisonTargets, comparisonsFor, compareRows, isAuditRowsTarget } from './report/comparisons.ts';
 import { prepareBaseline, type BaselineTree } from './targets/baseline.ts';
 import { startExtraGateways, type ExtraGateway } from './targets/variants.ts';
 import { measureCodeModeTokens } from './code-mode/section.ts';
@@ -76,6 +77,7 @@ async function main(): Promise<void> {
   let propagation: PropagationRow[] | undefined;
   let auditIngest: AuditIngestRow | undefined;
   let auditRecord: AuditRecordStepRow | undefined;
+  let auditCost: AuditCostRow | undefined;
   const { machine } = context;
   progress(
     `bench (${options.profile.quick ? 'quick' : 'full'}): ${machine.cpuModel}, ${machine.cores} cores, Node ` +
@@ -337,6 +339,20 @@ async function main(): Promise<void> {
           'local)',
       );
     }
+    if (sections.has('audit-cost')) {
+      progress('audit cost: a node recording and one with --audit off, in alternating paced passes…');
+      const { auditCostPairs: pairs, auditCostCalls: calls, auditCostRate: ratePerSec } = options.profile;
+      auditCost = await measureAuditCost({ pairs, calls, ratePerSec, postgresUrl: options.postgresUrl }, progress);
+      results.sections['audit recording in service (node CPU µs per call; added = on − off, median of pairs)'] = [
+        auditCost,
+      ];
+      note(
+        'audit cost: bench/src/node-ab.ts with a node recording (A) and one with --audit off (B), each with its ' +
+          'own control plane, the same stdio upstream; pairs of passes alternating which goes first, both paced ' +
+          'to one rate; pinned: both nodes on CPU 0, everything else (control planes, PostgreSQL backends, ' +
+          'upstreams, load) on the others, so the control plane storing the records does not run on the node’s core',
+      );
+    }
     // Code mode (issue 17): a gateway of its own with the recorded catalogs behind it, the token benchmark.
     if (sections.has('code-mode')) {
       try {
@@ -375,13 +391,16 @@ async function main(): Promise<void> {
   results.targets = [...checkTargets(results.rows, gatewayMissing, propagation), ...results.targets];
   if (sections.has('audit-ingest')) results.targets.push(auditIngestTarget(auditIngest));
   if (sections.has('audit-record')) results.targets.push(auditRecordTarget(auditRecord, auditIngest));
+  if (sections.has('audit-cost')) results.targets.push(auditCostTarget(auditCost));
   const paths = [...new Set(results.rows.map((r) => r.path))];
   const compared = compareRows(results.rows, comparisonsFor(paths, baseline?.records ?? true));
   if (compared.length) {
     results.sections[
       'gateways compared in the same turns (node CPU per call; added = first − second, ratios first / second)'
     ] = compared;
-    results.targets.push(...comparisonTargets(compared));
+    // With the paced A/B measured, recording's cost is read from it, not from the two rows here.
+    const targets = comparisonTargets(compared);
+    results.targets.push(...(auditCost === undefined ? targets : targets.filter((t) => !isAuditRowsTarget(t))));
   }
   process.stdout.write(`${renderReport(results)}\n`);
   const file = options.outFile ?? DEFAULT_RESULTS_FILE;

@@ -54,6 +54,10 @@ export interface Profile {
   /** The record step in one process, on vs off: calls per round and rounds (alternating). */
   auditRecordCalls: number;
   auditRecordRounds: number;
+  /** Recording's cost in service (audit-cost): pairs of passes, calls a pass, and the pace of both sides. */
+  auditCostPairs: number;
+  auditCostCalls: number;
+  auditCostRate: number;
 }
 
 /** The parts of a run, in the order they run. */
@@ -64,6 +68,7 @@ export const SECTIONS = [
   'snapshots',
   'audit-record',
   'audit-ingest',
+  'audit-cost',
   'code-mode',
 ] as const;
 export type Section = (typeof SECTIONS)[number];
@@ -127,6 +132,10 @@ const FULL: Profile = {
   auditIngestRecords: 100_000,
   auditRecordCalls: 20_000,
   auditRecordRounds: 10,
+  // 10 pairs of 4 s passes: about two minutes and a half with the starts; quartiles within ±2 µs on a quiet machine.
+  auditCostPairs: 10,
+  auditCostCalls: 16_000,
+  auditCostRate: 4_000,
 };
 
 const QUICK: Profile = {
@@ -157,6 +166,9 @@ const QUICK: Profile = {
   auditIngestRecords: 20_000,
   auditRecordCalls: 5_000,
   auditRecordRounds: 4,
+  auditCostPairs: 4,
+  auditCostCalls: 4_000,
+  auditCostRate: 4_000,
 };
 
 const DEFAULT_POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';

@@ -10,6 +10,7 @@ import {
   compareRows,
   comparisonTargets,
   comparisonsFor,
+  isAuditRowsTarget,
 } from '../../bench/src/report/comparisons.ts';
 import { dependencyDrift } from '../../bench/src/targets/baseline.ts';
 import { renderReport } from '../../bench/src/report/table.ts';
@@ -94,10 +95,12 @@ test('bench: gateways are compared row by row: audit and limits as µs added, th
   const targets = comparisonTargets(compared);
   const auditTarget = targets.find((t) => t.target.startsWith('audit recording adds < 5 µs'));
   assert.equal(auditTarget?.met, true);
+  assert.ok(isAuditRowsTarget(auditTarget!), 'the one the audit-cost section replaces when it runs');
   assert.equal(Math.round(auditTarget!.measured! * 1000) / 1000, 3);
   const regression = targets.find((t) => t.target.startsWith('no regression'));
   assert.match(regression!.target, /against portcullis@78c8f25: current\/baseline <= 1.05/);
   assert.equal(regression?.met, false, '1.25x the baseline is a regression');
+  assert.ok(!isAuditRowsTarget(regression!));
   const slower = comparisonTargets(
     compareRows(
       [row('portcullis', 'lean', 32, 0.06), row('portcullis (audit off)', 'lean', 32, 0.05)],
