@@ -66,6 +66,11 @@ describe('audit line (a row)', () => {
       assert.equal(objectLine(auditRow(record)), JSON.stringify(record));
       assert.equal(objectLine(JSON.stringify(record)), JSON.stringify(record));
     }
+    assert.equal(
+      objectLine('["torn'),
+      '["torn',
+      'a line that is not JSON goes as it is, for the control plane to refuse',
+    );
   });
 
   it('is about half as long as the object line of a typical tool call', () => {

@@ -210,9 +210,17 @@ export function recordOfLine(line: string): AuditRecord {
   return (Array.isArray(value) ? rowRecord(value) : value) as AuditRecord;
 }
 
-/** A spool line as a control plane before rows takes it: a row as the JSON object of its record, else as is. */
+/**
+ * A spool line as a control plane before rows takes it: a row as the JSON object of its record, else as is
+ * (a line that is not JSON too: the control plane refuses it, counts it and says why).
+ */
 export function objectLine(line: string): string {
-  return line.startsWith('[') ? JSON.stringify(rowRecord(JSON.parse(line) as unknown[])) : line;
+  if (!line.startsWith('[')) return line;
+  try {
+    return JSON.stringify(rowRecord(JSON.parse(line) as unknown[]));
+  } catch {
+    return line;
+  }
 }
 
 const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}/;
