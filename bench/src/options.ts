@@ -1,4 +1,4 @@
-/** Command-line options and the request counts of a run (`--quick` cuts them for a run under a minute). */
+/** Command-line options and the request counts of a run (`--quick` cuts them for a shorter run). */
 
 import type { DatabaseKind } from './scenarios/databases.ts';
 import type { PropagationFleet } from './scenarios/propagation.ts';
@@ -174,7 +174,7 @@ const QUICK: Profile = {
 const DEFAULT_POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';
 
 export const USAGE = `Usage: npm run bench [-- options]
-  --quick          fewer calls per row (under a minute)
+  --quick          fewer calls per row and rounds per section (about 3 minutes)
   --no-gateway     measure only the direct path and the peer proxies
   --keys <n>       virtual keys to configure for the tools/list rows (default 10,000 within 40 s; 0 with --quick)
   --out <file>     where to write the JSON results (default bench/results/latest.json)
