@@ -113,6 +113,13 @@ describe('audit store', () => {
       assert.equal(report.checked, Number(kept!.n));
       const gaps = await schema.query<{ to: string }>(`SELECT to_seq::text AS "to" FROM audit_chain_gaps`);
       assert.ok(gaps.length > 0, 'retention recorded the positions it dropped');
+      // Append-only, like the rows: a gap changed or removed would hide rows deleted, or report false ones.
+      for (const change of [
+        'UPDATE audit_chain_gaps SET to_seq = to_seq + 1',
+        'DELETE FROM audit_chain_gaps',
+        'TRUNCATE audit_chain_gaps',
+      ])
+        await assert.rejects(schema.query(change), /audit_chain_gaps is append-only/, change);
     } finally {
       await client.end();
     }

@@ -35,6 +35,10 @@ export class AuditChainGaps1798400000000 implements MigrationInterface {
     await queryRunner.query(`
       CREATE TRIGGER audit_chain_gaps_no_change BEFORE UPDATE OR DELETE ON audit_chain_gaps
       FOR EACH ROW EXECUTE FUNCTION audit_chain_gaps_append_only()`);
+    // Row triggers do not fire on TRUNCATE, which would empty the table at once.
+    await queryRunner.query(`
+      CREATE TRIGGER audit_chain_gaps_no_truncate BEFORE TRUNCATE ON audit_chain_gaps
+      FOR EACH STATEMENT EXECUTE FUNCTION audit_chain_gaps_append_only()`);
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
