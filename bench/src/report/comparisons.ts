@@ -141,7 +141,7 @@ export function comparisonTargets(compared: readonly ComparisonRow[]): TargetChe
       else
         check.why =
           'recording on measured cheaper than off: the rows differ here by more than recording costs; ' +
-          'measure it with bench/scripts/node-ab.ts --pin (see bench/README.md)';
+          'read it from the audit-cost section (npm run bench -- --only audit-cost)';
     }
     checks.push(check);
   }

@@ -8,6 +8,7 @@
 import { AUDIT_ADDED_US_TARGET } from '../report/comparisons.ts';
 import type { TargetCheck } from '../results.ts';
 import { canPin, perCallUs, runNodeAb } from '../node-ab.ts';
+import { percentile } from '../stats.ts';
 import { adminQuery } from './databases.ts';
 
 export interface AuditCostOptions {
@@ -60,7 +61,7 @@ export async function measureAuditCost(
     ({ pair, differenceUs }) =>
       progress(`audit cost: pair ${pair}/${options.pairs}, recording added ${(-differenceUs).toFixed(1)} µs a call`),
   );
-  const median = (values: number[]) => values.sort((x, y) => x - y)[Math.floor(values.length / 2)] ?? Number.NaN;
+  const median = (values: number[]) => percentile(Float64Array.from(values).sort(), 50);
   // The A/B reads B − A with A recording: recording adds the opposite.
   return {
     pairs: result.pairs.length,

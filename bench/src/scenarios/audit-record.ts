@@ -37,7 +37,7 @@ export function auditRecordTarget(
     target:
       `audit recording's own work in isolation adds < ${AUDIT_ADDED_US_TARGET} µs of node CPU per call: the ` +
       'record step (in one process, on − off) + shipping (node CPU per record, audit ingest row); a lower bound, ' +
-      'a node in service pays more (the end-to-end line)',
+      'a node in service pays more (the in-service line, audit-cost)',
     unit: 'µs',
   };
   if (row === undefined) return { ...check, why: 'not measured in this run' };
