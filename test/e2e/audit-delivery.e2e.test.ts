@@ -125,6 +125,8 @@ describe('audit delivery', () => {
     }
     assert.ok(traffic.answered.length >= 300);
     await expectExactlyOnce('cp-outage', traffic.answered);
+    // Both streams' control plane said it takes rows: the node shipped them as they are, converting none.
+    assert.doesNotMatch(env.node('spool-node').process.log, /takes audit records as JSON objects only/);
   });
 
   it('keeps every answered call’s record when the node is killed with SIGKILL and restarted on its spool', async () => {
