@@ -244,7 +244,9 @@ export class AuditSpool {
       const expected = this.lineBytes === 0 ? READ_CHUNK : Math.ceil(this.lineBytes * maxRecords * 1.1) + 4096;
       for (let chunk = Math.min(READ_CHUNK, expected); ; chunk *= 2) {
         const length = Math.min(chunk, segment.size - this.readOffset);
-        const buffer = Buffer.allocUnsafe(headroom + length);
+        // Not from Node's shared pool (Node 24 pools up to 32 KiB): a batch in flight holds only its own
+        // memory, and its headroom starts its buffer.
+        const buffer = Buffer.allocUnsafeSlow(headroom + length);
         const { bytesRead } = await handle.read(buffer, headroom, length, this.readOffset);
         text = buffer.subarray(headroom, headroom + bytesRead);
         while (records < maxRecords) {
