@@ -344,4 +344,58 @@ session`, async () => {
       for (const { controller } of gets) controller.abort();
     }
   });
+  test(`finding 13: JSON nested too deeply is refused at the edge on every entry, before the upstream is called; \
+the node serves on`, async () => {
+    const depth = 20_000;
+    const deep = `${'['.repeat(depth)}${']'.repeat(depth)}`;
+    const call = (id: number) =>
+      `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":"ev__echo",` +
+      `"arguments":{"message":"deep-${id}","deep":${deep}}}}`;
+    const auth = { authorization: `Bearer ${intruder}` };
+    const streamable = await postMcp(mcpUrl, call(1), { ...auth, 'mcp-protocol-version': SESSION_VERSION });
+    assert.equal(streamable.status, 400);
+    const refused = (await streamable.json()) as { error: { code: number; message: string } };
+    assert.equal(refused.error.code, -32600);
+    assert.match(refused.error.message, /nested more than 128 levels deep; send flatter arguments/);
+
+    const hostile = await openSse(mcpUrl, intruder);
+    try {
+      const message = await fetch(hostile.endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...auth },
+        body: call(2),
+      });
+      assert.equal(message.status, 400);
+      assert.match(await message.text(), /-32600.*nested more than 128 levels deep/);
+    } finally {
+      hostile.close();
+    }
+
+    const rest = await fetch(new URL('/v1/mcp/tool/execute', mcpUrl), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...auth },
+      body: `{"name":"ev__echo","arguments":{"message":"deep-3","deep":${deep}}}`,
+    });
+    assert.equal(rest.status, 400);
+    assert.match(await rest.text(), /JSON_TOO_DEEP.*nested more than 128 levels deep/);
+
+    // The node answers the next call; once its record is stored (a node ships its records in order), no call of the
+    // refused requests has one: none reached the upstream.
+    const agent = await legacyAgent(new URL(mcpUrl), intruder);
+    try {
+      const result = await agent.client.callTool({ name: 'ev__echo', arguments: { message: 'flat-13' } });
+      assert.match(firstText(result), /Echo: flat-13/);
+    } finally {
+      await agent.client.close();
+    }
+    const count = async (pattern: string) =>
+      (
+        await gateway.schema.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM audit_events WHERE kind = 'tool_call' AND arguments LIKE $1`,
+          [pattern],
+        )
+      )[0]!.n;
+    await eventually('the flat call is stored', async () => (await count('%flat-13%')) === 1);
+    assert.equal(await count('%deep-%'), 0);
+  });
 });

@@ -32,3 +32,15 @@ describe('AuditContent: the control plane and the node flags together', () => {
     assert.equal(off.allows('up', 'k', ON), false, '--audit-content off wins over a key ON');
   });
 });
+
+describe('AuditContent.clip', () => {
+  it('records a value too deeply nested to serialize as a marker, never whole, instead of failing the call', () => {
+    const content = new AuditContent();
+    let deep: unknown = 'bottom';
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    const clipped = content.clip({ deep });
+    assert.deepEqual(JSON.parse(clipped!), { $truncated: true, reason: 'nested too deeply to serialize' });
+    assert.equal(content.isWhole(clipped!), false, 'the answer is not made from the marker');
+    assert.equal(content.isWhole(content.clip({ shallow: [1] })!), true);
+  });
+});

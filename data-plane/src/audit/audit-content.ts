@@ -34,6 +34,7 @@ export interface AuditContentOptions {
 }
 
 export const DEFAULT_MAX_VALUE_CHARS = 16 * 1024;
+const TOO_DEEP_MARKER = JSON.stringify({ $truncated: true, reason: 'nested too deeply to serialize' });
 
 export class AuditContent {
   private readonly enabled: boolean;
@@ -67,18 +68,28 @@ export class AuditContent {
     return keyMode !== KeyAuditContent.AUDIT_CONTENT_OFF && !controlPlane.offByDefault;
   }
 
-  /** The value as JSON text, truncated with a marker when too long; null for undefined. */
+  /**
+   * The value as JSON text, truncated with a marker when too long; null for undefined. A value too deeply nested
+   * to serialize (a script's arguments, an upstream's result: the edge refuses such requests) is recorded as the
+   * marker `{"$truncated":true,"reason":"nested too deeply to serialize"}`, so its call keeps its record.
+   */
   clip(value: unknown): string | null {
     if (value === undefined) return null;
-    const json = JSON.stringify(value);
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(value);
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      return TOO_DEEP_MARKER;
+    }
     if (json === undefined) return null;
     return this.clipJson(json);
   }
 
   /** Whether `clipped` (what `clip` or `clipJson` gave) is the whole value's JSON, not a truncation marker. */
   isWhole(clipped: string): boolean {
-    // A marker holds maxValueChars characters of the value and more: it is always longer than that.
-    return clipped.length <= this.maxValueChars;
+    // A truncation marker holds maxValueChars characters of the value and more: it is always longer than that.
+    return clipped.length <= this.maxValueChars && clipped !== TOO_DEEP_MARKER;
   }
 
   /** Already-serialized JSON, truncated with a marker when too long. */

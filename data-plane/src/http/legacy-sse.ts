@@ -11,7 +11,7 @@ import { authenticateRequest, type Authenticated } from './authenticate.ts';
 import { InFlightRequests, RequestAbort } from './in-flight.ts';
 import type { McpEndpointOptions } from './mcp-endpoint.ts';
 import { httpDispatchContext } from './dispatch-context.ts';
-import { readJsonBody } from './request-body.ts';
+import { parseRequestJson, readJsonBody, TOO_DEEP_MESSAGE } from './request-body.ts';
 import { sendEmpty, sendJson, sendRpcError } from './respond.ts';
 import { edgeRefusalCode, recordEdgeRefusal } from './edge-audit.ts';
 import { MAX_RELAY_JSON_CHARS } from '../relay/node-relay.ts';
@@ -216,12 +216,15 @@ export function createLegacySseEndpoints(
         },
       };
     }
-    let body: unknown;
-    try {
-      body = JSON.parse(call.json);
-    } catch {
-      body = undefined;
-    }
+    const parsed = parseRequestJson(call.json);
+    if (!parsed.ok && parsed.tooDeep)
+      return {
+        answer: {
+          status: 400,
+          bodyJson: errorBody(null, RpcErrorCode.InvalidRequest, `Invalid Request: ${TOO_DEEP_MESSAGE}`),
+        },
+      };
+    const body = parsed.ok ? parsed.value : undefined;
     const messages = jsonRpcMessages(body);
     if (messages === undefined)
       return {

@@ -39,8 +39,48 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<BodyRe
 }
 
 /**
+ * JSON nested deeper than this is refused at the edge, before any step runs: serializing it again (for the
+ * upstream, the audit record, the answer) would overflow the stack. MCP arguments nest a few levels; 128 is
+ * serde_json's default limit.
+ */
+export const MAX_JSON_DEPTH = 128;
+
+export const TOO_DEEP_MESSAGE = `JSON nested more than ${MAX_JSON_DEPTH} levels deep; send flatter arguments`;
+
+export type ParsedBody =
+  | { readonly ok: true; readonly value: unknown }
+  | { readonly ok: false; readonly tooDeep: boolean };
+
+/** A request body's JSON, refused (`tooDeep`) when nested deeper than MAX_JSON_DEPTH. */
+export function parseRequestJson(text: string): ParsedBody {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { ok: false, tooDeep: false };
+  }
+  // Each level takes two characters at least ([ and ]): a shorter text cannot be too deep, and is not walked.
+  if (text.length > 2 * MAX_JSON_DEPTH && deeperThan(value, MAX_JSON_DEPTH)) return { ok: false, tooDeep: true };
+  return { ok: true, value };
+}
+
+/** Whether `value` nests arrays and objects more than `max` levels deep (walked without recursion). */
+export function deeperThan(value: unknown, max: number): boolean {
+  const pending: Array<{ readonly value: unknown; readonly depth: number }> = [{ value, depth: 0 }];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    if (typeof next.value !== 'object' || next.value === null) continue;
+    const depth = next.depth + 1;
+    if (depth > max) return true;
+    for (const child of Array.isArray(next.value) ? next.value : Object.values(next.value))
+      if (typeof child === 'object' && child !== null) pending.push({ value: child, depth });
+  }
+  return false;
+}
+
+/**
  * The JSON body of a POST: checks the content type (415), reads within `maxBytes` (413), parses (400
- * parse error). Answers those refusals itself and resolves undefined; otherwise with the parsed body.
+ * parse error, or invalid request when nested too deeply). Answers those refusals itself and resolves
+ * undefined; otherwise with the parsed body.
  */
 export async function readJsonBody(
   req: IncomingMessage,
@@ -69,10 +109,9 @@ export async function readJsonBody(
     else res.destroy();
     return undefined;
   }
-  try {
-    return { body: JSON.parse(read.text) as unknown };
-  } catch {
-    sendRpcError(res, 400, RpcErrorCode.ParseError, 'Parse error: Invalid JSON');
-    return undefined;
-  }
+  const parsed = parseRequestJson(read.text);
+  if (parsed.ok) return { body: parsed.value };
+  if (parsed.tooDeep) sendRpcError(res, 400, RpcErrorCode.InvalidRequest, `Invalid Request: ${TOO_DEEP_MESSAGE}`);
+  else sendRpcError(res, 400, RpcErrorCode.ParseError, 'Parse error: Invalid JSON');
+  return undefined;
 }

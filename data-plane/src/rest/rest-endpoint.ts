@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import { presentedKey, tokenPrincipal, tokenRefusalChallenge } from '../http/authenticate.ts';
 import { requestOrigin } from '../http/edge-audit.ts';
-import { readBody } from '../http/request-body.ts';
+import { parseRequestJson, readBody, TOO_DEEP_MESSAGE } from '../http/request-body.ts';
 import { sendJson } from '../http/respond.ts';
 import type { CatalogViews } from '../mcp/catalog-views.ts';
 import { isPlainObject } from '../mcp/json-rpc.ts';
@@ -216,13 +216,12 @@ export function createRestEndpoint(
         { connection: 'close' },
       );
     }
-    let body: unknown;
-    try {
-      body = JSON.parse(read.text);
-    } catch {
-      return sendRestError(res, 400, 'INVALID_JSON', 'The body is not valid JSON');
-    }
-    const decoded = decodeCall(body, format);
+    const parsed = parseRequestJson(read.text);
+    if (!parsed.ok)
+      return parsed.tooDeep
+        ? sendRestError(res, 400, 'JSON_TOO_DEEP', `The body's ${TOO_DEEP_MESSAGE}`)
+        : sendRestError(res, 400, 'INVALID_JSON', 'The body is not valid JSON');
+    const decoded = decodeCall(parsed.value, format);
     if (!decoded.ok) return sendRestError(res, 400, 'INVALID_BODY', decoded.message);
     const { call } = decoded;
     const name = resolveName(caller.principal, call.name);

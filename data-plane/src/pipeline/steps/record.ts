@@ -174,7 +174,8 @@ function auditRecord(
   if (audit.content.allows(upstream, record.keyId, principal?.auditContent)) {
     if (method === 'tools/call' || method === 'prompts/get') record.arguments = audit.content.clip(params['arguments']);
     if (outcome.kind === 'result')
-      record.result = audit.content.clipJson(outcome.json ?? JSON.stringify(outcome.result));
+      record.result =
+        outcome.json === undefined ? audit.content.clip(outcome.result) : audit.content.clipJson(outcome.json);
     else if (outcome.kind === 'json') record.result = audit.content.clipJson(outcome.json);
   }
   if (outcome.kind === 'error') record.error = { code: outcome.error.code, message: outcome.error.message };
