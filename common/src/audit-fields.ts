@@ -14,7 +14,10 @@ export interface AuditCallFields {
   upstream: string | null;
   /** The tool (or prompt, resource) name as the agent sent it. */
   tool: string | null;
-  /** JSON text, or a truncation marker object as JSON text (see `clipContent`); null when content logging is off. */
+  /**
+   * JSON text, or a truncation marker object as JSON text (see `AuditContent.clip`); null when content logging is
+   * off. Always valid JSON: a row carries it as the value itself.
+   */
   arguments: string | null;
   result: string | null;
   /** Cost in micro-units of currency; null until governance (budgets) prices calls. */
@@ -40,6 +43,11 @@ export interface AuditCallFields {
  * write rows; control planes that take them say so (`Snapshot.takes_audit_rows`), and for the others a node
  * turns its rows back into objects before shipping them. Append new fields at the end only: a row shorter
  * than this list (from an older node) has null for the fields it lacks.
+ *
+ * In a row, `arguments` and `result` are the JSON values themselves, not strings of their JSON text as in an
+ * object line: the node writes the text it holds as it is, where escaping it as a string cost more than the rest
+ * of the row (and a backslash for each of its quotes, to write, ship and parse). A JSON `null` there reads as no
+ * value.
  */
 export const AUDIT_ROW_FIELDS = [
   'id',
@@ -69,9 +77,18 @@ export const AUDIT_ROW_FIELDS = [
   'clientVersion',
 ] as const;
 
-/** The record a row holds, as an object with the fields of AUDIT_ROW_FIELDS (null for those the row lacks). */
+const ARGUMENTS = AUDIT_ROW_FIELDS.indexOf('arguments');
+const RESULT = AUDIT_ROW_FIELDS.indexOf('result');
+
+/**
+ * The record a row holds, as an object with the fields of AUDIT_ROW_FIELDS (null for those the row lacks), its
+ * arguments and result as JSON text again. Throws a RangeError for a value nested too deeply to serialize.
+ */
 export function rowRecord(row: readonly unknown[]): Record<string, unknown> {
   const record: Record<string, unknown> = {};
-  for (let i = 0; i < AUDIT_ROW_FIELDS.length; i++) record[AUDIT_ROW_FIELDS[i]!] = i < row.length ? row[i] : null;
+  for (let i = 0; i < AUDIT_ROW_FIELDS.length; i++) {
+    const value = i < row.length ? row[i] : null;
+    record[AUDIT_ROW_FIELDS[i]!] = (i === ARGUMENTS || i === RESULT) && value !== null ? JSON.stringify(value) : value;
+  }
   return record;
 }

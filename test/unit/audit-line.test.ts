@@ -13,9 +13,17 @@ import {
 import { AuditContent } from '../../data-plane/src/audit/audit-content.ts';
 import { parseAuditRecord } from '../../control-plane/src/services/audit-store.ts';
 
-/** What the row of a record must be: JSON.stringify of its values in AUDIT_ROW_FIELDS order. */
+/**
+ * What the row of a record must be: JSON.stringify of its values in AUDIT_ROW_FIELDS order, the arguments and
+ * result as the JSON values their text holds.
+ */
 function rowOf(record: AuditRecord): string {
-  return JSON.stringify(AUDIT_ROW_FIELDS.map((field) => record[field]));
+  return JSON.stringify(
+    AUDIT_ROW_FIELDS.map((field) => {
+      const value = record[field];
+      return (field === 'arguments' || field === 'result') && typeof value === 'string' ? JSON.parse(value) : value;
+    }),
+  );
 }
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -87,6 +95,17 @@ describe('audit line (a row)', () => {
       upstreamLatencyUs: 722,
     });
     assert.ok(auditRow(record).length < JSON.stringify(record).length * 0.6);
+  });
+
+  it('keeps one line per record for JSON text with line breaks, which are whitespace between its tokens', () => {
+    const record = newAuditRecord('n', 'tool_call', 'ok');
+    record.arguments = JSON.stringify({ text: 'two\nlines', list: [1, 2] }, null, 2);
+    record.result = '{\r\n"content": []\n}';
+    const line = auditRow(record);
+    assert.equal(line.includes('\n'), false);
+    const stored = parseAuditRecord(line);
+    assert.equal(stored?.arguments, JSON.stringify({ text: 'two\nlines', list: [1, 2] }));
+    assert.equal(stored?.result, '{"content":[]}');
   });
 
   it('writes a number that is not finite as null, keeping the line JSON', () => {

@@ -147,4 +147,19 @@ describe('audit record check (the ingest hot path, without zod)', () => {
     assert.equal(parsed?.clientVersion, null);
     assert.equal(parsed?.traceId, record.traceId);
   });
+  it('stores a row’s arguments and result, JSON values in the row, as their JSON text; one too deep is refused', () => {
+    const record = full();
+    record.arguments = JSON.stringify({ message: 'say "hi"', list: [1, { a: null }] });
+    record.result = JSON.stringify({ content: [{ type: 'text', text: 'Echo: say "hi"' }] });
+    const row = auditRow(record);
+    assert.ok(row.includes(`,${record.arguments},${record.result},`), 'carried as the values, not escaped strings');
+    const [parsed] = parseAuditBatch([row]).records;
+    assert.equal(parsed?.arguments, record.arguments);
+    assert.equal(parsed?.result, record.result);
+    const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
+    const tooDeep = row.replace(record.arguments, deep);
+    const refused = parseAuditBatch([tooDeep]);
+    assert.equal(refused.rejected, 1);
+    assert.equal(refused.problems[0], `record 1 (id ${record.id}): arguments or result: nested too deeply to store`);
+  });
 });

@@ -172,7 +172,12 @@ export function parseAuditLine(json: string): AuditRecordInput | string {
   } catch (error) {
     return `not JSON (${error instanceof Error ? error.message : String(error)})`;
   }
-  return checkAuditRecord(Array.isArray(value) ? rowRecord(value) : value);
+  if (!Array.isArray(value)) return checkAuditRecord(value);
+  try {
+    return checkAuditRecord(rowRecord(value));
+  } catch {
+    return 'arguments or result: nested too deeply to store';
+  }
 }
 
 /** Parses one shipped record; undefined (and logged by the caller) when it is not a valid record. */

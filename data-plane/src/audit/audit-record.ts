@@ -150,6 +150,12 @@ export function newAuditRecord(
 }
 
 const str = (value: string | null): string => (value === null ? 'null' : JSON.stringify(value));
+/**
+ * JSON text as a value of the row, as it is. A line break in JSON text can only be whitespace between tokens
+ * (one in a string is escaped): as a space it keeps the value and the spool's one line per record.
+ */
+const raw = (json: string | null): string =>
+  json === null ? 'null' : json.includes('\n') ? json.replaceAll('\n', ' ') : json;
 const num = (value: number | null): string => (value !== null && Number.isFinite(value) ? String(value) : 'null');
 
 /**
@@ -187,8 +193,9 @@ const last = {
  * The record as its spool line, an audit row: the JSON text `JSON.stringify` gives for the array of its
  * values in AUDIT_ROW_FIELDS order, built without walking the object (a quarter cheaper on the hot path).
  * Without the keys a line is about half as long to build, write, ship and parse. Id, kind and status need
- * no escaping (a UUID, two enums); every other string goes through `JSON.stringify` (once per value, for
- * the fields that repeat). A field added to `AuditRecord` is added to AUDIT_ROW_FIELDS and here, at the end
+ * no escaping (a UUID, two enums), nor do the arguments and result, JSON text written as the values they are
+ * (see AUDIT_ROW_FIELDS); every other string goes through `JSON.stringify` (once per value, for the fields
+ * that repeat). A field added to `AuditRecord` is added to AUDIT_ROW_FIELDS and here, at the end
  * (test/unit/audit-line.test.ts compares the two).
  */
 export function auditRow(r: AuditRecord): string {
@@ -197,7 +204,7 @@ export function auditRow(r: AuditRecord): string {
     `["${r.id}",${num(r.time)},${last.node.of(r.node)},"${r.kind}","${r.status}",${last.method.of(r.method)},` +
     `${last.keyId.of(r.keyId)},${last.teamId.of(r.teamId)},${last.customerId.of(r.customerId)},` +
     `${last.subject.of(r.subject)},${last.upstream.of(r.upstream)},${last.tool.of(r.tool)},` +
-    `${str(r.arguments)},${str(r.result)},${error},${num(r.latencyUs)},${num(r.gatewayLatencyUs)},` +
+    `${raw(r.arguments)},${raw(r.result)},${error},${num(r.latencyUs)},${num(r.gatewayLatencyUs)},` +
     `${num(r.upstreamLatencyUs)},${num(r.costMicros)},${str(r.parentId)},${num(r.modelCostMicros)},` +
     `${str(r.traceId)},${last.sessionId.of(r.sessionId)},${last.clientName.of(r.clientName)},` +
     `${last.clientVersion.of(r.clientVersion)}]`
