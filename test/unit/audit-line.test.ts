@@ -212,6 +212,25 @@ describe('audit line, record after record', () => {
       for (const field of ['sessionId', 'clientName', 'clientVersion'] as const) record[field] = value;
       assert.equal(auditRow(record), rowOf(record));
     }
+    // One field at a time: a row reuses the text of the fields it shares with the row before.
+    const fields = ['method', 'keyId', 'teamId', 'customerId', 'subject', 'upstream', 'tool'] as const;
+    for (const field of [...fields, 'sessionId', 'clientName', 'clientVersion'] as const) {
+      for (const value of ['v1', 'v1', 'v2', null, 'v1']) {
+        const record = full();
+        record[field] = value;
+        assert.equal(auditRow(record), rowOf(record), `${field} = ${value}`);
+      }
+    }
+    for (const [kind, status] of [
+      ['tool_call', 'ok'],
+      ['tool_call', 'tool_error'],
+      ['refusal', 'tool_error'],
+      ['refusal', 'refused'],
+    ] as const) {
+      const record = full();
+      Object.assign(record, { kind, status });
+      assert.equal(auditRow(record), rowOf(record), `${kind} ${status}`);
+    }
     for (const node of ['a', 'a', 'b', 'a']) {
       const record = newAuditRecord(node, 'request', 'ok');
       assert.equal(auditRow(record), rowOf(record));

@@ -184,10 +184,76 @@ const last = {
   subject: new LastJson(),
   upstream: new LastJson(),
   tool: new LastJson(),
-  sessionId: new LastJson(),
-  clientName: new LastJson(),
-  clientVersion: new LastJson(),
 };
+
+/** The row's text from `node` to `tool` (the key's call to one tool repeats it all), and the values it holds. */
+const middle = {
+  node: '',
+  kind: '',
+  status: '',
+  method: null as string | null,
+  keyId: null as string | null,
+  teamId: null as string | null,
+  customerId: null as string | null,
+  subject: null as string | null,
+  upstream: null as string | null,
+  tool: null as string | null,
+  text: '',
+};
+
+function middleOf(r: AuditRecord): string {
+  const m = middle;
+  if (
+    r.node !== m.node ||
+    r.kind !== m.kind ||
+    r.status !== m.status ||
+    r.method !== m.method ||
+    r.keyId !== m.keyId ||
+    r.teamId !== m.teamId ||
+    r.customerId !== m.customerId ||
+    r.subject !== m.subject ||
+    r.upstream !== m.upstream ||
+    r.tool !== m.tool
+  ) {
+    m.node = r.node;
+    m.kind = r.kind;
+    m.status = r.status;
+    m.method = r.method;
+    m.keyId = r.keyId;
+    m.teamId = r.teamId;
+    m.customerId = r.customerId;
+    m.subject = r.subject;
+    m.upstream = r.upstream;
+    m.tool = r.tool;
+    m.text =
+      `,${last.node.of(r.node)},"${r.kind}","${r.status}",${last.method.of(r.method)},${last.keyId.of(r.keyId)},` +
+      `${last.teamId.of(r.teamId)},${last.customerId.of(r.customerId)},${last.subject.of(r.subject)},` +
+      `${last.upstream.of(r.upstream)},${last.tool.of(r.tool)},`;
+    // Flattened once here, not in every row that holds it (see uuidV7).
+    m.text.charCodeAt(0);
+  }
+  return m.text;
+}
+
+/** The row's text from `sessionId` to its end, and the values it holds. */
+const tail = {
+  sessionId: null as string | null,
+  clientName: null as string | null,
+  clientVersion: null as string | null,
+  text: ',null,null,null]',
+};
+
+function tailOf(r: AuditRecord): string {
+  const t = tail;
+  if (r.sessionId !== t.sessionId || r.clientName !== t.clientName || r.clientVersion !== t.clientVersion) {
+    t.sessionId = r.sessionId;
+    t.clientName = r.clientName;
+    t.clientVersion = r.clientVersion;
+    t.text = `,${str(r.sessionId)},${str(r.clientName)},${str(r.clientVersion)}]`;
+    t.text.charCodeAt(0);
+  }
+  return t.text;
+}
 
 /**
  * The record as its spool line, an audit row: the JSON text `JSON.stringify` gives for the array of its
@@ -201,13 +267,9 @@ const last = {
 export function auditRow(r: AuditRecord): string {
   const error = r.error === null ? 'null' : `{"code":${num(r.error.code)},"message":${str(r.error.message)}}`;
   return (
-    `["${r.id}",${num(r.time)},${last.node.of(r.node)},"${r.kind}","${r.status}",${last.method.of(r.method)},` +
-    `${last.keyId.of(r.keyId)},${last.teamId.of(r.teamId)},${last.customerId.of(r.customerId)},` +
-    `${last.subject.of(r.subject)},${last.upstream.of(r.upstream)},${last.tool.of(r.tool)},` +
-    `${raw(r.arguments)},${raw(r.result)},${error},${num(r.latencyUs)},${num(r.gatewayLatencyUs)},` +
-    `${num(r.upstreamLatencyUs)},${num(r.costMicros)},${str(r.parentId)},${num(r.modelCostMicros)},` +
-    `${str(r.traceId)},${last.sessionId.of(r.sessionId)},${last.clientName.of(r.clientName)},` +
-    `${last.clientVersion.of(r.clientVersion)}]`
+    `["${r.id}",${num(r.time)}${middleOf(r)}${raw(r.arguments)},${raw(r.result)},${error},${num(r.latencyUs)},` +
+    `${num(r.gatewayLatencyUs)},${num(r.upstreamLatencyUs)},${num(r.costMicros)},${str(r.parentId)},` +
+    `${num(r.modelCostMicros)},${str(r.traceId)}${tailOf(r)}`
   );
 }
 
