@@ -11,6 +11,7 @@
  *   [--a-ref REF] [--b-ref REF]           (that side runs another commit, in a temporary worktree)
  *   [--perf]                              (syscalls, context switches and page faults per call, from `perf stat`)
  *   [--threads]                           (µs per call on the node's main thread and on its other threads: GC, pool)
+ *   [--together]                          (both sides' passes at once, each with its own load generator)
  *   [--pin]                               (the two nodes on CPU 0, everything else this run started, and the
  *                                          PostgreSQL backends serving it, on the other CPUs; Linux, `taskset`)
  *
@@ -24,8 +25,7 @@ import { parseArgs } from 'node:util';
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Measurement, Probe } from '../src/load/run-load.ts';
 import type { DriverKind } from '../src/load/protocol.ts';
-import { type ProcessCpu, readProcessCpu } from '../src/cpu.ts';
-import { perCallUs, runNodeAb, type NodeAbPair } from '../src/node-ab.ts';
+import { perCallUs, runNodeAb, threadsProbe, type NodeAbPair } from '../src/node-ab.ts';
 import { installCleanupHooks } from '../src/processes.ts';
 import { loadAverageLine } from '../src/targets/probe-jobs.ts';
 
@@ -40,6 +40,7 @@ const { values } = parseArgs({
     perf: { type: 'boolean', default: false },
     threads: { type: 'boolean', default: false },
     pin: { type: 'boolean', default: false },
+    together: { type: 'boolean', default: false },
     'a-ref': { type: 'string' },
     'b-ref': { type: 'string' },
     a: { type: 'string', default: '' },
@@ -79,28 +80,6 @@ function perfProbe(pid: number): Probe {
         if (event !== undefined && PERF_EVENTS.includes(event)) figures[event] = Number(count) / calls;
       }
       return figures;
-    },
-  };
-}
-
-/** The node's CPU over a pass by thread: its main thread (the event loop), the rest (V8's GC helpers, libuv's pool). */
-function threadsProbe(pid: number): Probe {
-  let before: ProcessCpu | undefined;
-  return {
-    name: 'threads',
-    async before() {
-      before = readProcessCpu(pid);
-    },
-    async after(calls): Promise<Record<string, number>> {
-      const [was, is] = [before?.threadsNs, readProcessCpu(pid)?.threadsNs];
-      if (was === undefined || is === undefined) return {};
-      let [main, other] = [0, 0];
-      for (const [tid, ns] of is) {
-        const spent = ns - (was.get(tid) ?? 0);
-        if (tid === pid) main += spent;
-        else other += spent;
-      }
-      return { mainUs: main / 1000 / calls, otherUs: other / 1000 / calls };
     },
   };
 }
@@ -149,6 +128,7 @@ async function main(): Promise<void> {
       ...(values.rate === undefined ? {} : { ratePerSec: Number(values.rate) }),
       ...(values.postgres === undefined ? {} : { postgresUrl: values.postgres }),
       pin: values.pin,
+      together: values.together,
       probes: (pid) => [...(values.perf ? [perfProbe(pid)] : []), ...(values.threads ? [threadsProbe(pid)] : [])],
     },
     printPair,

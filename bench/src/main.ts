@@ -340,7 +340,7 @@ async function main(): Promise<void> {
       );
     }
     if (sections.has('audit-cost')) {
-      progress('audit cost: a node recording and one with --audit off, in alternating paced passes…');
+      progress('audit cost: a node recording and one with --audit off, in paced passes side by side…');
       const { auditCostPairs: pairs, auditCostCalls: calls, auditCostRate: ratePerSec } = options.profile;
       auditCost = await measureAuditCost({ pairs, calls, ratePerSec, postgresUrl: options.postgresUrl }, progress);
       results.sections['audit recording in service (node CPU µs per call; added = on − off, median of pairs)'] = [
@@ -348,9 +348,10 @@ async function main(): Promise<void> {
       ];
       note(
         'audit cost: bench/src/node-ab.ts with a node recording (A) and one with --audit off (B), each with its ' +
-          'own control plane, the same stdio upstream; pairs of passes alternating which goes first, both paced ' +
-          'to one rate; pinned: both nodes on CPU 0, everything else (control planes, PostgreSQL backends, ' +
-          'upstreams, load) on the others, so the control plane storing the records does not run on the node’s core',
+          'own control plane and load generator, the same stdio upstream; each pair of passes runs both nodes at ' +
+          'the same time, paced to one rate each; pinned: both nodes on CPU 0, everything else (control planes, ' +
+          'PostgreSQL backends, upstreams, load) on the others, so the control plane storing the records does not ' +
+          'run on the node’s core',
       );
     }
     // Code mode (issue 17): a gateway of its own with the recorded catalogs behind it, the token benchmark.

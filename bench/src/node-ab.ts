@@ -1,8 +1,10 @@
 /**
  * An A/B of two data-plane nodes started differently (each with its own control plane, same upstream), in many
- * short alternating passes: the machine's drift over minutes is shared by neighbouring passes, so the median of the
- * pass-by-pass differences is steadier than the difference of two rows. Used by `npm run bench` (the audit-cost
- * section: recording on vs off) and by `bench/scripts/node-ab.ts` (any two nodes, for development).
+ * short passes, one side after the other (alternating which goes first) or both at the same time (`together`): the
+ * machine's drift over minutes is shared by neighbouring passes, so the median of the pass-by-pass differences is
+ * steadier than the difference of two rows, and side by side the two share even the moment. Used by `npm run
+ * bench` (the audit-cost section: recording on vs off, together) and by `bench/scripts/node-ab.ts` (any two nodes,
+ * for development).
  *
  * Pinned (Linux, `taskset`), the two nodes share CPU 0 and everything else the run started, with the PostgreSQL
  * backends serving it, runs on the other CPUs: a node's CPU per call is then its own, not inflated by a control
@@ -12,7 +14,7 @@
 import { execFileSync } from 'node:child_process';
 import { cpus as cpuList } from 'node:os';
 import pg from 'pg';
-import { descendants, msBetween, readProcessCpu } from './cpu.ts';
+import { descendants, msBetween, type ProcessCpu, readProcessCpu } from './cpu.ts';
 import { LoadGenerator, type Measurement, type Probe } from './load/run-load.ts';
 import type { DriverKind } from './load/protocol.ts';
 import { postgresBackendsOf } from './postgres-backends.ts';
@@ -44,6 +46,12 @@ export interface NodeAbOptions {
   /** Each side's control plane on a fresh schema there (dropped at the end); undefined: the embedded database. */
   readonly postgresUrl?: string;
   readonly pin: boolean;
+  /**
+   * Both sides' passes at the same time (each with its own load generator) rather than one after the other: the
+   * two nodes then share the machine's state of that moment (another tenant's burst, the CPU's clock), which
+   * sequential passes seconds apart do not.
+   */
+  readonly together?: boolean;
   /** Probes run on each pass, given the node's pid. */
   readonly probes?: (pid: number) => Probe[];
 }
@@ -80,6 +88,31 @@ export function canPin(): boolean {
   }
 }
 
+/**
+ * The node's CPU over a pass by thread, µs per call: `mainUs` its main thread (the event loop), `otherUs` the rest
+ * (V8's GC helpers, libuv's pool). The main thread's figure varies far less from pass to pass than the others'.
+ */
+export function threadsProbe(pid: number): Probe {
+  let before: ProcessCpu | undefined;
+  return {
+    name: 'threads',
+    async before() {
+      before = readProcessCpu(pid);
+    },
+    async after(calls): Promise<Record<string, number>> {
+      const [was, is] = [before?.threadsNs, readProcessCpu(pid)?.threadsNs];
+      if (was === undefined || is === undefined) return {};
+      let [main, other] = [0, 0];
+      for (const [tid, ns] of is) {
+        const spent = ns - (was.get(tid) ?? 0);
+        if (tid === pid) main += spent;
+        else other += spent;
+      }
+      return { mainUs: main / 1000 / calls, otherUs: other / 1000 / calls };
+    },
+  };
+}
+
 /** Runs the A/B; `onPair` sees each pair as it is measured. */
 export async function runNodeAb(
   options: NodeAbOptions,
@@ -88,7 +121,7 @@ export async function runNodeAb(
   const schemas: string[] = [];
   const trees: BaselineTree[] = [];
   const sides: RunningGateway[] = [];
-  const load = new LoadGenerator();
+  const loads = [new LoadGenerator(), new LoadGenerator()] as const;
   try {
     for (const side of [options.a, options.b]) sides.push(await startSide(side, options.postgresUrl, schemas, trees));
     const nodes = sides.map((side) => side.gateway.pid);
@@ -96,22 +129,33 @@ export async function runNodeAb(
       if (options.pin) await pin(nodes, options.postgresUrl);
     };
     await repin();
+    const both = async (first: number): Promise<Measurement[]> => {
+      const measured: Measurement[] = [];
+      if (options.together) {
+        await repin();
+        await Promise.all(
+          [0, 1].map(async (index) => (measured[index] = await pass(loads[index]!, sides[index]!, options))),
+        );
+        return measured;
+      }
+      // Alternate which side goes first, so a drift within a pair does not favour one side.
+      for (const index of [first, 1 - first]) {
+        await repin();
+        measured[index] = await pass(loads[index]!, sides[index]!, options);
+      }
+      return measured;
+    };
     // Warm both up (JIT, heap sizing) before any pass counts.
-    for (const side of sides) await pass(load, side, options);
+    await both(0);
     // Each node's CPU over all the passes, gaps included: what a node does after a pass (ship its last records)
     // falls in the other side's pass, outside both pass readings.
     const startCpu = nodes.map((pid) => readProcessCpu(pid));
     const totalCalls = [0, 0];
     const pairs: NodeAbPair[] = [];
     for (let pair = 1; pair <= options.passes; pair++) {
-      // Alternate which side goes first, so a drift within a pair does not favour one side.
-      const measured: Measurement[] = [];
-      for (const index of pair % 2 === 1 ? [0, 1] : [1, 0]) {
-        await repin();
-        measured[index] = await pass(load, sides[index]!, options);
-        totalCalls[index]! += measured[index]!.calls;
-      }
-      const [a, b] = [measured[0]!, measured[1]!];
+      const [a, b] = (await both(pair % 2 === 1 ? 0 : 1)) as [Measurement, Measurement];
+      totalCalls[0]! += a.calls;
+      totalCalls[1]! += b.calls;
       const measuredPair = { pair, a, b, differenceUs: perCallUs(b) - perCallUs(a) };
       pairs.push(measuredPair);
       onPair(measuredPair);
@@ -126,7 +170,7 @@ export async function runNodeAb(
     }) as [number, number];
     return { pairs, medianUs, q1Us, q3Us, wholeRunUs: { a: wholeA, b: wholeB } };
   } finally {
-    await load.stop();
+    for (const load of loads) await load.stop();
     for (const side of sides) await side.stop();
     // This process was pinned with the rest: what it starts after the A/B must have every CPU again.
     if (options.pin) setAffinity(`0-${cpuList().length - 1}`, process.pid);

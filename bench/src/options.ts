@@ -133,9 +133,9 @@ const FULL: Profile = {
   auditRecordCalls: 20_000,
   auditRecordRounds: 10,
   // 10 pairs of 4 s passes: about two minutes and a half with the starts; quartiles within ±2 µs on a quiet machine.
-  auditCostPairs: 10,
-  auditCostCalls: 16_000,
-  auditCostRate: 4_000,
+  auditCostPairs: 12,
+  auditCostCalls: 12_000,
+  auditCostRate: 3_000,
 };
 
 const QUICK: Profile = {
@@ -167,8 +167,8 @@ const QUICK: Profile = {
   auditRecordCalls: 5_000,
   auditRecordRounds: 4,
   auditCostPairs: 4,
-  auditCostCalls: 4_000,
-  auditCostRate: 4_000,
+  auditCostCalls: 3_000,
+  auditCostRate: 3_000,
 };
 
 const DEFAULT_POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';
