@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { TEST_DATABASE_URL } from '../support/database.ts';
+import { createTestSchema, TEST_DATABASE_URL } from '../support/database.ts';
 import type { TestNode } from './control-plane-harness.ts';
 import { startTestEnv } from '../support/test-env.ts';
 
@@ -51,4 +51,26 @@ test('startTestEnv: a start that fails part-way cleans up what it had started', 
     /GraphQL failed/,
   );
   assert.deepEqual(await schemasLike(prefix), [], 'the schema is dropped');
+});
+
+test('createTestSchema: dropping goes through a deadlock with a statement still running in the schema', async () => {
+  const schema = await createTestSchema('testenv_deadlock');
+  await schema.query('CREATE TABLE first (a int); CREATE TABLE second (a int)');
+  // A backend left from a killed process: in a transaction, holding the second table, and about to read the first.
+  const left = new pg.Client({ connectionString: TEST_DATABASE_URL, options: `-c search_path="${schema.name}"` });
+  await left.connect();
+  try {
+    await left.query('BEGIN');
+    await left.query('SELECT * FROM second');
+    const dropped = schema.drop();
+    // The drop has locked the first table and waits for the second: reading the first closes the cycle, and
+    // PostgreSQL aborts the drop (it waited first). Seen on this machine each time.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await left.query('SELECT * FROM first');
+    await left.query('COMMIT');
+    await dropped;
+  } finally {
+    await left.end();
+  }
+  assert.deepEqual(await schemasLike(schema.name), [], 'the schema is dropped');
 });

@@ -29,6 +29,34 @@ function databaseMissing(cause: unknown): Error {
   return error;
 }
 
+/** PostgreSQL's `deadlock_detected`. */
+const DEADLOCK = '40P01';
+const DROP_ATTEMPTS = 5;
+
+/**
+ * `DROP SCHEMA … CASCADE`, again after a deadlock. It locks the schema's tables one by one, and a statement still
+ * running there (a control plane's backend finishing its last query after the process was killed) may hold one it
+ * has not reached and wait for one it has: PostgreSQL then aborts the drop, which waited first. Once that statement
+ * ends, the drop goes through.
+ */
+async function dropSchema(name: string): Promise<void> {
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await client.connect();
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await client.query(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
+        return;
+      } catch (error) {
+        if ((error as { code?: string }).code !== DEADLOCK || attempt === DROP_ATTEMPTS) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+      }
+    }
+  } finally {
+    await client.end();
+  }
+}
+
 /**
  * Creates a fresh, empty schema on the real server. Call `drop()` (or `await using`) when done;
  * the schema and everything in it is dropped with CASCADE.
@@ -47,15 +75,7 @@ export async function createTestSchema(prefix = 'test'): Promise<TestSchema> {
   }
   let dropped: Promise<void> | undefined;
   const drop = () => {
-    dropped ??= (async () => {
-      const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
-      await client.connect();
-      try {
-        await client.query(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
-      } finally {
-        await client.end();
-      }
-    })();
+    dropped ??= dropSchema(name);
     return dropped;
   };
   return {
