@@ -64,16 +64,19 @@ export function parseRequestJson(text: string): ParsedBody {
   return { ok: true, value };
 }
 
-/** Whether `value` nests arrays and objects more than `max` levels deep (walked without recursion). */
+/**
+ * Whether `value` nests arrays and objects more than `max` levels deep. Recursive, but never more than `max + 1`
+ * calls deep however deep the value, and without allocating (this runs on the request path).
+ */
 export function deeperThan(value: unknown, max: number): boolean {
-  const pending: Array<{ readonly value: unknown; readonly depth: number }> = [{ value, depth: 0 }];
-  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
-    if (typeof next.value !== 'object' || next.value === null) continue;
-    const depth = next.depth + 1;
-    if (depth > max) return true;
-    for (const child of Array.isArray(next.value) ? next.value : Object.values(next.value))
-      if (typeof child === 'object' && child !== null) pending.push({ value: child, depth });
+  if (typeof value !== 'object' || value === null) return false;
+  if (max === 0) return true;
+  if (Array.isArray(value)) {
+    for (const item of value) if (deeperThan(item, max - 1)) return true;
+    return false;
   }
+  const object = value as Record<string, unknown>;
+  for (const key in object) if (deeperThan(object[key], max - 1)) return true;
   return false;
 }
 
