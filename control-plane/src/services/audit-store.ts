@@ -175,7 +175,8 @@ export function parseAuditLine(json: string): AuditRecordInput | string {
   if (!Array.isArray(value)) return checkAuditRecord(value);
   try {
     return checkAuditRecord(rowRecord(value));
-  } catch {
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
     return 'arguments or result: nested too deeply to store';
   }
 }
