@@ -69,4 +69,60 @@ describe('audit shipper', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+  it('ships a quiet node’s records after the delay; a busy node’s as whole batches, within the longest delay', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'audit-shipper-test-'));
+    const spool = await AuditSpool.open({ dir, maxBytes: 1 << 20, logger });
+    const sent: number[] = [];
+    const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const shipper = (maxDelayMs: number) => {
+      const made = new AuditShipper(
+        spool,
+        (batch) => sent.push(batch.recordsNdjson.toString().split('\n').length - 1) > 0,
+        logger,
+        20,
+        30,
+        8,
+        maxDelayMs,
+      );
+      made.connected(true);
+      return made;
+    };
+    const append = (count: number) => Promise.all(Array.from({ length: count }, (_, i) => spool.append(`{"n":${i}}`)));
+    try {
+      // Quiet: one record, shipped after the delay (30 ms), long before the longest delay.
+      let running = shipper(60_000);
+      await append(1);
+      await eventually('the quiet record sent', () => sent.length === 1, 5_000);
+      assert.deepEqual(sent, [1]);
+      running.acked(1, 0);
+      await eventually('acknowledged', () => spool.backlog === 0);
+      running.disconnected();
+
+      // Busy: a tenth of a batch or more by the delay waits for a whole batch, sent once it is written.
+      sent.length = 0;
+      running = shipper(60_000);
+      await append(5);
+      await settle(200);
+      assert.deepEqual(sent, [], 'five of twenty: the shipper waits for a whole batch');
+      await append(15);
+      await eventually('the whole batch sent', () => sent.length === 1, 5_000);
+      assert.deepEqual(sent, [20]);
+      running.acked(1, 0);
+      await eventually('acknowledged', () => spool.backlog === 0);
+      running.disconnected();
+
+      // Busy, then quiet: what waits goes out at the longest delay.
+      sent.length = 0;
+      running = shipper(400);
+      await append(5);
+      await settle(200);
+      assert.deepEqual(sent, [], 'still within the longest delay');
+      await eventually('sent at the longest delay', () => sent.length === 1, 5_000);
+      assert.deepEqual(sent, [5]);
+      running.disconnected();
+    } finally {
+      await spool.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

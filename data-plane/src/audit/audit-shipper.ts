@@ -14,6 +14,14 @@ export const AUDIT_BATCH_RECORDS = 1_000;
 export const AUDIT_SHIP_DELAY_MS = 200;
 
 /**
+ * Past AUDIT_SHIP_DELAY_MS, a node writing more than a tenth of a batch in that time (500 records/s and up) waits
+ * for a whole batch, up to this long after the first record waiting: at 3,000 calls/s, batches of 1,000 three
+ * times a second rather than of 600 five times, which read 1.0 µs of node CPU less per call (the audit-cost A/B).
+ * A quieter node ships after AUDIT_SHIP_DELAY_MS as before.
+ */
+export const AUDIT_SHIP_MAX_DELAY_MS = 1_000;
+
+/**
  * Batches sent and not acknowledged yet, at most: the control plane validates a batch as it arrives
  * and stores batches in order, so while one waits for the database the next are already parsed, and
  * those waiting together go in one transaction (8 MiB or so at most in flight with 1 KiB records).
@@ -41,6 +49,10 @@ export class AuditShipper {
   /** Bumped at each (re)connect: a read begun before it is dropped. */
   private generation = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** performance.now() when the timer was set for the first record waiting (the max-delay deadline counts from it). */
+  private waitingSince = 0;
+  /** Records in the batches in flight. */
+  private inFlightRecords = 0;
   /** Spool acknowledgements, one after the other (each may delete a segment). */
   private acking: Promise<void> = Promise.resolve();
 
@@ -51,6 +63,7 @@ export class AuditShipper {
     private readonly maxRecords = AUDIT_BATCH_RECORDS,
     private readonly delayMs = AUDIT_SHIP_DELAY_MS,
     private readonly maxInFlight = AUDIT_BATCHES_IN_FLIGHT,
+    private readonly maxDelayMs = AUDIT_SHIP_MAX_DELAY_MS,
   ) {
     spool.onWritten = this.soon;
   }
@@ -69,6 +82,7 @@ export class AuditShipper {
     this.live = true;
     this.generation++;
     this.inFlight = [];
+    this.inFlightRecords = 0;
     this.spool.rewind();
     this.pump();
   }
@@ -76,6 +90,7 @@ export class AuditShipper {
   disconnected(): void {
     this.live = false;
     this.inFlight = [];
+    this.inFlightRecords = 0;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
   }
@@ -85,6 +100,7 @@ export class AuditShipper {
     const head = this.inFlight[0];
     if (head === undefined || head.id !== batchId) return;
     this.inFlight.shift();
+    this.inFlightRecords -= head.batch.records;
     if (rejected > 0) this.logger.warn({ rejected }, 'the control plane refused some audit records as invalid');
     const generation = this.generation;
     this.acking = this.acking
@@ -100,15 +116,38 @@ export class AuditShipper {
       });
   }
 
-  /** Ships what is written `delayMs` from now (one timer for every write meanwhile). */
+  /** Records written and not sent yet. */
+  private get waiting(): number {
+    return this.spool.backlog - this.inFlightRecords;
+  }
+
+  /**
+   * Ships what is written `delayMs` from now (one timer for every write meanwhile), or at once when a whole batch
+   * is waiting.
+   */
   private readonly soon = (): void => {
-    if (this.timer !== undefined || !this.live) return;
+    if (!this.live) return;
+    if (this.waiting >= this.maxRecords) {
+      if (this.timer !== undefined) clearTimeout(this.timer);
+      this.timer = undefined;
+      this.pump();
+      return;
+    }
+    if (this.timer !== undefined) return;
+    this.waitingSince = performance.now();
     this.timer = setTimeout(this.fire, this.delayMs);
     this.timer.unref();
   };
 
+  /** The delay is over: ships, unless records come fast enough to fill a batch before the longest delay. */
   private readonly fire = (): void => {
     this.timer = undefined;
+    const left = this.waitingSince + this.maxDelayMs - performance.now();
+    if (this.waiting * 10 >= this.maxRecords && left > 0) {
+      this.timer = setTimeout(this.fire, left);
+      this.timer.unref();
+      return;
+    }
     this.pump();
   };
 
@@ -130,12 +169,14 @@ export class AuditShipper {
         const id = this.nextId++;
         const { records, endSegment, endOffset } = batch;
         this.inFlight.push({ id, batch: { records, endSegment, endOffset } });
+        this.inFlightRecords += records;
         const lines = this.takesRows ? withPrefixRoom(batch.bytes) : objectLines(batch.bytes);
         if (!this.send({ batchId: id, recordsJson: [], recordsNdjson: lines })) {
           // No stream: nothing more is read (a later batch acknowledged would free this one's records) until
           // the reconnect, which sends again from the first unacknowledged record.
           this.live = false;
           this.inFlight = [];
+          this.inFlightRecords = 0;
           return;
         }
         full = batch.records >= this.maxRecords;
