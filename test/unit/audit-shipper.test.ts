@@ -69,7 +69,8 @@ describe('audit shipper', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
-  it('ships a quiet node’s records after the delay; a busy node’s as whole batches, within the longest delay', async () => {
+
+  it('ships a quiet node’s records after the delay, a busy node’s as whole batches within the longest', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'audit-shipper-test-'));
     const spool = await AuditSpool.open({ dir, maxBytes: 1 << 20, logger });
     const sent: number[] = [];
