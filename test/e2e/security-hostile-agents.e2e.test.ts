@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { resolve } from 'node:path';
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { firstText } from '../support/agents.ts';
 import { INITIALIZE, postMcp } from '../support/gateway.ts';
@@ -7,6 +8,10 @@ import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-
 import { legacyAgent, sseAgent } from '../support/protocol-agents.ts';
 import { eventually } from '../support/eventually.ts';
 import { sseEvents } from '../support/sse-events.ts';
+import { REPO_ROOT } from '../support/processes.ts';
+
+const RAW_STDIO = resolve(REPO_ROOT, 'test/fixtures/raw-stdio-upstream.ts');
+const TSX = import.meta.resolve('tsx');
 
 /**
  * Issue 12's hostile agents on the data plane, each with real processes: a control plane on
@@ -89,10 +94,13 @@ describe('hostile agents on the data plane (issue 12)', () => {
     ];
     gateway = await startTestEnv({
       nodes: [{ id: 'node-1', args }],
-      upstreams: [everythingUpstream('ev')],
+      upstreams: [
+        everythingUpstream('ev'),
+        { name: 'raw', transport: 'STDIO', command: process.execPath, args: ['--import', TSX, RAW_STDIO, 'serve'] },
+      ],
       keys: [
         { name: 'victim', allowedTools: ['ev__*'] },
-        { name: 'intruder', allowedTools: ['ev__*'] },
+        { name: 'intruder', allowedTools: ['ev__*', 'raw__*'] },
       ],
     });
     mcpUrl = gateway.nodes[0]!.mcpUrl;
@@ -397,5 +405,45 @@ the node serves on`, async () => {
       )[0]!.n;
     await eventually('the flat call is stored', async () => (await count('%flat-13%')) === 1);
     assert.equal(await count('%deep-%'), 0);
+  });
+
+  test(`finding 14: an upstream's result nested too deeply to serialize is answered as a JSON-RPC error with the \
+call's id, on every entry, and recorded`, async () => {
+    const auth = { authorization: `Bearer ${intruder}` };
+    const agent = await legacyAgent(new URL(mcpUrl), intruder);
+    try {
+      await eventually('the raw upstream is connected', async () =>
+        (await agent.client.listTools()).tools.some((tool) => tool.name === 'raw__deep'),
+      );
+      await assert.rejects(agent.client.callTool({ name: 'raw__deep', arguments: {} }), /nested too deeply/);
+    } finally {
+      await agent.client.close();
+    }
+
+    const call = (id: number) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'raw__deep' } });
+    const streamable = await postMcp(mcpUrl, call(41), sessionHeaders(intruder, await openSession(mcpUrl, intruder)));
+    assert.equal(streamable.status, 200);
+    const answered = (await streamable.json()) as { id: number; error: { code: number; message: string } };
+    assert.equal(answered.id, 41);
+    assert.equal(answered.error.code, -32603);
+    assert.match(answered.error.message, /upstream's result is nested too deeply/);
+
+    const rest = await fetch(new URL('/v1/mcp/tool/execute', mcpUrl), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...auth },
+      body: JSON.stringify({ name: 'raw__deep', arguments: {} }),
+    });
+    assert.equal(rest.status, 500);
+    assert.match(await rest.text(), /upstream's result is nested too deeply/);
+    await eventually('the three calls are recorded, as errors', async () => {
+      const rows = await gateway.schema.query<{ status: string; code: number; message: string; result: unknown }>(
+        `SELECT status, error_code AS code, error_message AS message, result FROM audit_events
+          WHERE kind = 'tool_call' AND tool = 'raw__deep'`,
+      );
+      return (
+        rows.length === 3 &&
+        rows.every((r) => r.status === 'error' && r.code === -32603 && /nested too deeply/.test(r.message))
+      );
+    });
   });
 });

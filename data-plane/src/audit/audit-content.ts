@@ -92,6 +92,11 @@ export class AuditContent {
     return clipped.length <= this.maxValueChars && clipped !== TOO_DEEP_MARKER;
   }
 
+  /** Whether `clipped` (what `clip` gave) is the marker of a value nested too deeply to serialize. */
+  isTooDeep(clipped: string): boolean {
+    return clipped === TOO_DEEP_MARKER;
+  }
+
   /** Already-serialized JSON, truncated with a marker when too long. */
   clipJson(json: string): string {
     if (json.length <= this.maxValueChars) return json;

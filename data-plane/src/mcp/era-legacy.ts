@@ -1,4 +1,4 @@
-import { GatewayError } from '../pipeline/gateway-error.ts';
+import { GatewayError, isTooDeep, RESULT_TOO_DEEP } from '../pipeline/gateway-error.ts';
 import type { Operation, Outcome } from '../pipeline/operation.ts';
 import type { RunOperation } from '../pipeline/pipeline.ts';
 import { PIPELINE_METHODS } from '../pipeline/steps/authorize.ts';
@@ -40,8 +40,16 @@ function decodeLegacy(request: RpcRequest, context: DispatchContext): Operation 
 
 function encodeLegacy(id: RpcId, outcome: Outcome): RpcReply {
   switch (outcome.kind) {
-    case 'result':
-      return { status: OK, body: resultBody(id, legacyResultJson(outcome.result, outcome.json)) };
+    case 'result': {
+      let json: string;
+      try {
+        json = legacyResultJson(outcome.result, outcome.json);
+      } catch (error) {
+        if (!isTooDeep(error)) throw error;
+        return legacyError(id, RESULT_TOO_DEEP);
+      }
+      return { status: OK, body: resultBody(id, json) };
+    }
     case 'json':
       return { status: OK, body: resultBody(id, outcome.json) };
     case 'error':

@@ -1,4 +1,4 @@
-import { GatewayError } from '../pipeline/gateway-error.ts';
+import { GatewayError, isTooDeep, RESULT_TOO_DEEP } from '../pipeline/gateway-error.ts';
 import type { Operation, Outcome, Resumption, UpstreamAnswer, UpstreamCaller } from '../pipeline/operation.ts';
 import type { RunOperation } from '../pipeline/pipeline.ts';
 import { PIPELINE_METHODS } from '../pipeline/steps/authorize.ts';
@@ -286,10 +286,14 @@ export class ModernEra {
                 cacheScope: LIST_CACHE_SCOPE,
               }
             : result;
-        return {
-          status: OK,
-          body: resultBody(id, this.resultJson(cacheable, cacheable === result ? outcome.json : undefined)),
-        };
+        let json: string;
+        try {
+          json = this.resultJson(cacheable, cacheable === result ? outcome.json : undefined);
+        } catch (error) {
+          if (!isTooDeep(error)) throw error;
+          return this.error(id, RESULT_TOO_DEEP);
+        }
+        return { status: OK, body: resultBody(id, json) };
       }
       case 'json':
         return {

@@ -64,3 +64,18 @@ export class GatewayError extends Error {
     return undefined;
   }
 }
+
+/**
+ * An upstream's result nested too deeply to serialize again: `JSON.parse` took it (it is iterative), `JSON.stringify`
+ * runs out of stack (some thousands of levels). The agent gets this error, with its request's id, instead of the
+ * result (the edge refuses requests nested more than 128 levels; an upstream's answer is not walked on the hot path).
+ */
+export const RESULT_TOO_DEEP = new GatewayError(
+  RpcErrorCode.InternalError,
+  "Internal error: the upstream's result is nested too deeply to forward; its server has to return a flatter result",
+);
+
+/** Whether `error`, thrown by `JSON.stringify`, says the value is nested too deeply (the stack ran out). */
+export function isTooDeep(error: unknown): boolean {
+  return error instanceof RangeError;
+}

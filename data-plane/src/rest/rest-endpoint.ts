@@ -19,6 +19,7 @@ import { type CallForm, type McpTool, resultInForm, type ToolFormat, toolsInForm
 import { mayBeConverted, mcpToolName } from './model-tool-names.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import { sendGatewayError, sendRestError } from './rest-errors.ts';
+import { isTooDeep, RESULT_TOO_DEEP } from '../pipeline/gateway-error.ts';
 import { anthropicToolUse, describeIssues, formatQuery, mcpCall, openAiCall } from './rest-schemas.ts';
 
 export interface RestEndpointOptions {
@@ -241,8 +242,16 @@ export function createRestEndpoint(
     switch (outcome.kind) {
       case 'error':
         return sendGatewayError(res, outcome.error);
-      case 'result':
-        return sendJson(res, 200, JSON.stringify(resultInForm(outcome.result, call.form)));
+      case 'result': {
+        let json: string;
+        try {
+          json = JSON.stringify(resultInForm(outcome.result, call.form));
+        } catch (error) {
+          if (!isTooDeep(error)) throw error;
+          return sendGatewayError(res, RESULT_TOO_DEEP);
+        }
+        return sendJson(res, 200, json);
+      }
       case 'json':
         return sendJson(res, 200, outcome.json);
       case 'input':

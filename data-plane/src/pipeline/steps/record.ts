@@ -11,7 +11,7 @@ import { isPlainObject } from '../../mcp/json-rpc.ts';
 import { CLIENT_INFO_META_KEY, RpcErrorCode } from '../../mcp/protocol.ts';
 import type { CallOutcome, DataPlaneMetrics } from '../../observability/metrics.ts';
 import type { TraceSpan, Tracing } from '../../../../common/src/tracing.ts';
-import { GatewayError } from '../gateway-error.ts';
+import { GatewayError, RESULT_TOO_DEEP } from '../gateway-error.ts';
 import { refused, type Operation, type Outcome, type Step } from '../operation.ts';
 
 /** `_meta` keys an agent may use instead of the headers: the parent request id, and W3C trace context. */
@@ -78,6 +78,14 @@ export function recordStep(metrics: DataPlaneMetrics | undefined, audit?: AuditR
       }
       if (audit !== undefined && stamp !== undefined) {
         const record = auditRecord(audit, stamp, operation, outcome, now - operation.receivedAt, upstreamMs);
+        // A result the adapter could not serialize either: recorded as the error the agent gets instead.
+        if (record.result !== null && outcome.kind === 'result' && audit.content.isTooDeep(record.result)) {
+          record.status = 'error';
+          record.result = null;
+          record.error = { code: RESULT_TOO_DEEP.code, message: RESULT_TOO_DEEP.message };
+          await audit.record(record);
+          return refused(RESULT_TOO_DEEP);
+        }
         const written = audit.record(record);
         if (written !== undefined) await written;
         // The result serialized once: the adapter sends the text the record holds.
