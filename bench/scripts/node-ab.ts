@@ -12,6 +12,7 @@
  *   [--perf]                              (syscalls, context switches and page faults per call, from `perf stat`)
  *   [--threads]                           (µs per call on the node's main thread and on its other threads: GC, pool)
  *   [--together]                          (both sides' passes at once, each with its own load generator)
+ *   [--upstream stdio|http]               (server-everything over stdio, or one over Streamable HTTP for both)
  *   [--pin]                               (the two nodes on CPU 0, everything else this run started, and the
  *                                          PostgreSQL backends serving it, on the other CPUs; Linux, `taskset`)
  *
@@ -41,6 +42,7 @@ const { values } = parseArgs({
     threads: { type: 'boolean', default: false },
     pin: { type: 'boolean', default: false },
     together: { type: 'boolean', default: false },
+    upstream: { type: 'string', default: 'stdio' },
     'a-ref': { type: 'string' },
     'b-ref': { type: 'string' },
     a: { type: 'string', default: '' },
@@ -129,6 +131,7 @@ async function main(): Promise<void> {
       ...(values.postgres === undefined ? {} : { postgresUrl: values.postgres }),
       pin: values.pin,
       together: values.together,
+      upstream: values.upstream === 'http' ? 'http' : 'stdio',
       probes: (pid) => [...(values.perf ? [perfProbe(pid)] : []), ...(values.threads ? [threadsProbe(pid)] : [])],
     },
     printPair,

@@ -22,6 +22,7 @@ import { adminQuery, freshSchemaName } from './scenarios/databases.ts';
 import { percentile } from './stats.ts';
 import { prepareBaseline, type BaselineTree } from './targets/baseline.ts';
 import { startPortcullis, type RunningGateway } from './targets/portcullis.ts';
+import { startEverythingHttp, type HttpServer } from './targets/upstream.ts';
 import { toolCallJob } from './targets/probe-jobs.ts';
 
 /** How one side's node is started. */
@@ -52,6 +53,8 @@ export interface NodeAbOptions {
    * sequential passes seconds apart do not.
    */
   readonly together?: boolean;
+  /** The upstream the calls go to: server-everything over stdio (default), or over Streamable HTTP (one for both). */
+  readonly upstream?: 'stdio' | 'http';
   /** Probes run on each pass, given the node's pid. */
   readonly probes?: (pid: number) => Probe[];
 }
@@ -122,8 +125,11 @@ export async function runNodeAb(
   const trees: BaselineTree[] = [];
   const sides: RunningGateway[] = [];
   const loads = [new LoadGenerator(), new LoadGenerator()] as const;
+  let http: HttpServer | undefined;
   try {
-    for (const side of [options.a, options.b]) sides.push(await startSide(side, options.postgresUrl, schemas, trees));
+    if (options.upstream === 'http') http = await startEverythingHttp();
+    for (const side of [options.a, options.b])
+      sides.push(await startSide(side, options.postgresUrl, schemas, trees, http?.url));
     const nodes = sides.map((side) => side.gateway.pid);
     const repin = async () => {
       if (options.pin) await pin(nodes, options.postgresUrl);
@@ -172,6 +178,7 @@ export async function runNodeAb(
   } finally {
     for (const load of loads) await load.stop();
     for (const side of sides) await side.stop();
+    await http?.proc.stop().catch(() => {});
     // This process was pinned with the rest: what it starts after the A/B must have every CPU again.
     if (options.pin) setAffinity(`0-${cpuList().length - 1}`, process.pid);
     for (const tree of trees) tree.remove();
@@ -184,6 +191,7 @@ async function startSide(
   postgresUrl: string | undefined,
   schemas: string[],
   trees: BaselineTree[],
+  httpUpstreamUrl: string | undefined,
 ): Promise<RunningGateway> {
   const tree = side.ref === undefined ? undefined : prepareBaseline(side.ref);
   if (tree !== undefined) trees.push(tree);
@@ -192,11 +200,11 @@ async function startSide(
     nodeRuntimeFlags: side.runtimeFlags ?? [],
     ...(tree === undefined ? {} : { root: tree.root }),
   };
-  if (postgresUrl === undefined) return startPortcullis(undefined, setup);
+  if (postgresUrl === undefined) return startPortcullis(httpUpstreamUrl, setup);
   const schema = freshSchemaName('bench_ab');
   await adminQuery(postgresUrl, `CREATE SCHEMA "${schema}"`);
   schemas.push(schema);
-  return startPortcullis(undefined, {
+  return startPortcullis(httpUpstreamUrl, {
     ...setup,
     controlPlaneArgs: ['--database-url', postgresUrl, '--database-schema', schema],
   });
@@ -209,7 +217,8 @@ async function pass(load: LoadGenerator, running: RunningGateway, options: NodeA
     url: gateway.mcpUrl,
     headers: { authorization: `Bearer ${gateway.secret}` },
   };
-  const job = toolCallJob(options.driver, target, gateway.tools.stdio ?? '', options.concurrency, options.calls);
+  const tool = options.upstream === 'http' ? gateway.tools.http : gateway.tools.stdio;
+  const job = toolCallJob(options.driver, target, tool ?? '', options.concurrency, options.calls);
   if (options.ratePerSec !== undefined) job.ratePerSec = options.ratePerSec;
   return load.run(job, { pid: gateway.pid, timeoutMs: 120_000, probes: options.probes?.(gateway.pid) ?? [] });
 }
