@@ -25,6 +25,14 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/**
+ * Whether `error`, thrown by `JSON.stringify`, says the value is nested too deeply to serialize: it recurses, and a
+ * value some thousands of levels deep (which `JSON.parse`, iterative, takes) runs it out of stack (a RangeError).
+ */
+export function isTooDeep(error: unknown): boolean {
+  return error instanceof RangeError;
+}
+
 /** The message of anything thrown, for logs and error reports. */
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

@@ -1,4 +1,4 @@
-export { PortcullisError, ErrorCode, errorMessage } from './errors.ts';
+export { PortcullisError, ErrorCode, errorMessage, isTooDeep } from './errors.ts';
 export { createLogger, type Logger, type LoggerOptions } from './logger.ts';
 export { Backoff, backoffDelay, type BackoffPolicy } from './backoff.ts';
 export {

@@ -5,7 +5,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { z } from 'zod';
 import { rowRecord } from '../../../common/src/audit-fields.ts';
-import type { Logger } from '../../../common/src/index.ts';
+import { isTooDeep, type Logger } from '../../../common/src/index.ts';
 import { canonicalRow, chainLink, type ChainedRow } from './audit-chain.ts';
 import type { AuditFeed } from './audit-feed.ts';
 import { isoTime } from './iso-time.ts';
@@ -176,7 +176,7 @@ export function parseAuditLine(json: string): AuditRecordInput | string {
   try {
     return checkAuditRecord(rowRecord(value));
   } catch (error) {
-    if (!(error instanceof RangeError)) throw error;
+    if (!isTooDeep(error)) throw error;
     return 'arguments or result: nested too deeply to store';
   }
 }

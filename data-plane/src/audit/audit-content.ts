@@ -1,3 +1,4 @@
+import { isTooDeep } from '../../../common/src/index.ts';
 import { AuditContent as KeyAuditContent } from '../../../proto/gen/portcullis/v1/config.ts';
 
 /** What the control plane says about content logging (from the snapshot; see `AuditContent.follow`). */
@@ -79,7 +80,7 @@ export class AuditContent {
     try {
       json = JSON.stringify(value);
     } catch (error) {
-      if (!(error instanceof RangeError)) throw error;
+      if (!isTooDeep(error)) throw error;
       return TOO_DEEP_MARKER;
     }
     if (json === undefined) return null;

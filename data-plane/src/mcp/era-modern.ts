@@ -1,4 +1,5 @@
-import { GatewayError, isTooDeep, RESULT_TOO_DEEP } from '../pipeline/gateway-error.ts';
+import { isTooDeep } from '../../../common/src/index.ts';
+import { GatewayError, RESULT_TOO_DEEP } from '../pipeline/gateway-error.ts';
 import type { Operation, Outcome, Resumption, UpstreamAnswer, UpstreamCaller } from '../pipeline/operation.ts';
 import type { RunOperation } from '../pipeline/pipeline.ts';
 import { PIPELINE_METHODS } from '../pipeline/steps/authorize.ts';

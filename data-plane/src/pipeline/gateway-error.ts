@@ -74,8 +74,3 @@ export const RESULT_TOO_DEEP = new GatewayError(
   RpcErrorCode.InternalError,
   "Internal error: the upstream's result is nested too deeply to forward; its server has to return a flatter result",
 );
-
-/** Whether `error`, thrown by `JSON.stringify`, says the value is nested too deeply (the stack ran out). */
-export function isTooDeep(error: unknown): boolean {
-  return error instanceof RangeError;
-}

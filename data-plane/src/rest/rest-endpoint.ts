@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { isJsonContentType } from '@modelcontextprotocol/server';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
+import { isTooDeep } from '../../../common/src/index.ts';
 import type { AppliedConfig } from '../config/applied-config.ts';
 import { presentedKey, tokenPrincipal, tokenRefusalChallenge } from '../http/authenticate.ts';
 import { requestOrigin } from '../http/edge-audit.ts';
@@ -10,6 +11,7 @@ import { parseRequestJson, readBody, TOO_DEEP_MESSAGE } from '../http/request-bo
 import { sendJson } from '../http/respond.ts';
 import type { CatalogViews } from '../mcp/catalog-views.ts';
 import { isPlainObject } from '../mcp/json-rpc.ts';
+import { RESULT_TOO_DEEP } from '../pipeline/gateway-error.ts';
 import type { Operation, RequestOrigin } from '../pipeline/operation.ts';
 import type { RunOperation } from '../pipeline/pipeline.ts';
 import type { AgentTokens, TokenRefusal } from '../oauth/agent-tokens.ts';
@@ -19,7 +21,6 @@ import { type CallForm, type McpTool, resultInForm, type ToolFormat, toolsInForm
 import { mayBeConverted, mcpToolName } from './model-tool-names.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import { sendGatewayError, sendRestError } from './rest-errors.ts';
-import { isTooDeep, RESULT_TOO_DEEP } from '../pipeline/gateway-error.ts';
 import { anthropicToolUse, describeIssues, formatQuery, mcpCall, openAiCall } from './rest-schemas.ts';
 
 export interface RestEndpointOptions {
