@@ -89,15 +89,19 @@ describe('audit shipper', () => {
       return made;
     };
     const append = (count: number) => Promise.all(Array.from({ length: count }, (_, i) => spool.append(`{"n":${i}}`)));
+    // The control plane stored the one batch in flight; the next case starts on an empty spool.
+    const ackAndStop = async (running: AuditShipper) => {
+      running.acked(1, 0);
+      await eventually('acknowledged', () => spool.backlog === 0);
+      running.disconnected();
+    };
     try {
       // Quiet: one record, shipped after the delay (30 ms), long before the longest delay.
       let running = shipper(60_000);
       await append(1);
       await eventually('the quiet record sent', () => sent.length === 1, 5_000);
       assert.deepEqual(sent, [1]);
-      running.acked(1, 0);
-      await eventually('acknowledged', () => spool.backlog === 0);
-      running.disconnected();
+      await ackAndStop(running);
 
       // Busy: a tenth of a batch or more by the delay waits for a whole batch, sent once it is written.
       sent.length = 0;
@@ -108,9 +112,7 @@ describe('audit shipper', () => {
       await append(15);
       await eventually('the whole batch sent', () => sent.length === 1, 5_000);
       assert.deepEqual(sent, [20]);
-      running.acked(1, 0);
-      await eventually('acknowledged', () => spool.backlog === 0);
-      running.disconnected();
+      await ackAndStop(running);
 
       // Busy, then quiet: what waits goes out at the longest delay.
       sent.length = 0;
