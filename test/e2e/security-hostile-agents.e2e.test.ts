@@ -5,7 +5,7 @@ import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { firstText } from '../support/agents.ts';
 import { INITIALIZE, postMcp } from '../support/gateway.ts';
 import { everythingUpstream, startTestEnv, type TestEnv } from '../support/test-env.ts';
-import { legacyAgent, sseAgent } from '../support/protocol-agents.ts';
+import { legacyAgent, modernAgent, sseAgent } from '../support/protocol-agents.ts';
 import { eventually } from '../support/eventually.ts';
 import { sseEvents } from '../support/sse-events.ts';
 import { REPO_ROOT } from '../support/processes.ts';
@@ -101,6 +101,8 @@ describe('hostile agents on the data plane (issue 12)', () => {
       keys: [
         { name: 'victim', allowedTools: ['ev__*'] },
         { name: 'intruder', allowedTools: ['ev__*', 'raw__*'] },
+        // Content logging off: nothing serializes a result before the adapters do.
+        { name: 'unrecorded', allowedTools: ['raw__*'], auditContent: 'OFF' },
       ],
     });
     mcpUrl = gateway.nodes[0]!.mcpUrl;
@@ -445,5 +447,32 @@ call's id, on every entry, and recorded`, async () => {
         rows.every((r) => r.status === 'error' && r.code === -32603 && /nested too deeply/.test(r.message))
       );
     });
+  });
+
+  test(`finding 14, content logging off: the 2025-era, 2026-07-28 and REST encoders answer the same error \
+themselves`, async () => {
+    const secret = gateway.keys[2]!.secret;
+    const legacy = await legacyAgent(new URL(mcpUrl), secret);
+    try {
+      await eventually('the raw upstream is connected', async () =>
+        (await legacy.client.listTools()).tools.some((tool) => tool.name === 'raw__deep'),
+      );
+      await assert.rejects(legacy.client.callTool({ name: 'raw__deep', arguments: {} }), /nested too deeply/);
+    } finally {
+      await legacy.client.close();
+    }
+    const modern = await modernAgent(new URL(mcpUrl), secret);
+    try {
+      await assert.rejects(modern.callTool({ name: 'raw__deep', arguments: {} }), /nested too deeply/);
+    } finally {
+      await modern.close();
+    }
+    const rest = await fetch(new URL('/v1/mcp/tool/execute', mcpUrl), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}` },
+      body: JSON.stringify({ name: 'raw__deep', arguments: {} }),
+    });
+    assert.equal(rest.status, 500);
+    assert.match(await rest.text(), /INTERNAL_ERROR.*upstream's result is nested too deeply/);
   });
 });
