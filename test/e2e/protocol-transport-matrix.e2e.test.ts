@@ -566,9 +566,10 @@ const RUNS: Record<MatrixRequirementId, Run> = {
     withAgent(cell, async (agent, up) => {
       const everything = UPSTREAMS[cell.upstream].server === 'everything';
       const { tool, steps } = scenario(cell.upstream).progress;
-      // Steps 600 ms apart: on a loaded machine the agent may handle the first progress late, and the rest must not
-      // have arrived on the first stream by then, or there is nothing left to resume.
-      const args = everything ? { duration: 1.8, steps: 3 } : {};
+      // Steps 600 ms apart (the conformance fixture's default is 50): on a loaded machine the agent may handle the
+      // first progress late, and the rest must not have arrived on the first stream by then, or there is nothing
+      // left to resume.
+      const args = everything ? { duration: 1.8, steps: 3 } : { intervalMs: 600 };
       const seen: number[] = [];
       let dropped = 0;
       const result = await agent.callTool(`${up}__${tool}`, args, {
